@@ -1,0 +1,147 @@
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { decodeMasterKey } from '../crypto/master-key-file.ts';
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  databaseUrl?: string;
+  redisUrl?: string;
+  configFile?: string;
+  /** Base64 master key from the environment; absent means "use the data dir's key file". */
+  masterKey?: Buffer;
+  previousMasterKeys: Buffer[];
+  publicUrl: string;
+  logLevel: string;
+  trustProxy: boolean;
+  sessions: { lifetimeMinutes: number; idleMinutes: number };
+  nodeName: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration: ${problems.join('; ')}`);
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/**
+ * Reads the configuration from the environment and the optional config file,
+ * validates all of it and reports every problem at once, then freezes it.
+ * The file holds the same settings as the environment, in camelCase; the
+ * environment wins where both are set.
+ */
+export function loadConfig(env: Env = process.env): Readonly<Config> {
+  const problems: string[] = [];
+  const file = readConfigFile(env.STEADFAST_CONFIG, problems);
+  const pick = (envName: string, fileKey: string): string | undefined => {
+    const fromEnv = env[envName];
+    if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+    const fromFile = file[fileKey];
+    return fromFile === undefined || fromFile === null ? undefined : String(fromFile);
+  };
+
+  const int = (name: string, fileKey: string, fallback: number, min: number, max: number): number => {
+    const raw = pick(name, fileKey);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      problems.push(`${name} must be a whole number from ${min} to ${max}, not "${raw}"`);
+      return fallback;
+    }
+    return value;
+  };
+
+  const port = int('PORT', 'port', 8080, 0, 65535);
+  const host = pick('HOST', 'host') ?? '127.0.0.1';
+  const dataDir = resolve(pick('STEADFAST_DATA_DIR', 'dataDir') ?? './data');
+
+  const databaseUrl = pick('STEADFAST_DATABASE_URL', 'databaseUrl');
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push('STEADFAST_DATABASE_URL must be a postgres:// URL (leave it unset for the embedded SQLite store)');
+  }
+  const redisUrl = pick('STEADFAST_REDIS_URL', 'redisUrl');
+  if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push('STEADFAST_REDIS_URL must be a redis:// or rediss:// URL');
+
+  let masterKey: Buffer | undefined;
+  const masterKeyText = env.STEADFAST_MASTER_KEY;
+  if (masterKeyText) {
+    try {
+      masterKey = decodeMasterKey(masterKeyText, 'STEADFAST_MASTER_KEY');
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
+  const previousMasterKeys: Buffer[] = [];
+  for (const [i, part] of (env.STEADFAST_PREVIOUS_MASTER_KEYS ?? '').split(',').filter(Boolean).entries()) {
+    try {
+      previousMasterKeys.push(decodeMasterKey(part, `STEADFAST_PREVIOUS_MASTER_KEYS entry ${i + 1}`));
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
+
+  const publicUrlRaw = pick('STEADFAST_PUBLIC_URL', 'publicUrl') ?? `http://localhost:${port}`;
+  let publicUrl = publicUrlRaw.replace(/\/+$/, '');
+  try {
+    const url = new URL(publicUrlRaw);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
+    publicUrl = url.origin + url.pathname.replace(/\/+$/, '');
+  } catch {
+    problems.push(`STEADFAST_PUBLIC_URL must be an http(s) URL, not "${publicUrlRaw}"`);
+  }
+
+  const logLevel = pick('STEADFAST_LOG_LEVEL', 'logLevel') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`STEADFAST_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+
+  const trustProxyRaw = pick('STEADFAST_TRUST_PROXY', 'trustProxy') ?? 'false';
+  if (!['true', 'false'].includes(trustProxyRaw)) problems.push('STEADFAST_TRUST_PROXY must be true or false');
+
+  const lifetimeMinutes = int('STEADFAST_SESSION_LIFETIME_MINUTES', 'sessionLifetimeMinutes', 12 * 60, 5, 60 * 24 * 30);
+  const idleMinutes = int('STEADFAST_SESSION_IDLE_MINUTES', 'sessionIdleMinutes', 60, 1, 60 * 24 * 30);
+  if (idleMinutes > lifetimeMinutes) problems.push('STEADFAST_SESSION_IDLE_MINUTES must not exceed STEADFAST_SESSION_LIFETIME_MINUTES');
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze({
+    port,
+    host,
+    dataDir,
+    ...(databaseUrl ? { databaseUrl } : {}),
+    ...(redisUrl ? { redisUrl } : {}),
+    ...(env.STEADFAST_CONFIG ? { configFile: env.STEADFAST_CONFIG } : {}),
+    ...(masterKey ? { masterKey } : {}),
+    previousMasterKeys,
+    publicUrl,
+    logLevel,
+    trustProxy: trustProxyRaw === 'true',
+    sessions: Object.freeze({ lifetimeMinutes, idleMinutes }),
+    nodeName: env.STEADFAST_NODE_NAME || `${process.env.HOSTNAME ?? 'node'}:${process.pid}`,
+  });
+}
+
+export function sqlitePath(config: Pick<Config, 'dataDir'>): string {
+  return join(config.dataDir, 'steadfast.db');
+}
+
+function readConfigFile(path: string | undefined, problems: string[]): Record<string, unknown> {
+  if (!path) return {};
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    problems.push(`STEADFAST_CONFIG: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    return {};
+  }
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+    return parsed as Record<string, unknown>;
+  } catch {
+    problems.push(`STEADFAST_CONFIG: ${path} is not a JSON object`);
+    return {};
+  }
+}

@@ -1,0 +1,35 @@
+import { randomBytes, randomInt, randomUUID } from 'node:crypto';
+
+/** An opaque identifier or token with `bytes` bytes of entropy, base64url encoded. */
+export function randomToken(bytes = 32): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+/** A numeric code of `digits` digits from the CSPRNG, leading zeros kept. */
+export function randomDigits(digits: number): string {
+  let out = '';
+  for (let i = 0; i < digits; i++) out += String(randomInt(10));
+  return out;
+}
+
+// Crockford's base32 alphabet: no I, L, O, U, so codes read aloud or copied by hand survive.
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+export function randomBase32(length: number): string {
+  let out = '';
+  for (let i = 0; i < length; i++) out += CROCKFORD[randomInt(32)];
+  return out;
+}
+
+/** Normalises user-typed base32 (Crockford): case, separators and look-alike letters. */
+export function normaliseBase32(input: string): string {
+  return input
+    .toUpperCase()
+    .replace(/[\s-]/g, '')
+    .replace(/[IL]/g, '1')
+    .replace(/O/g, '0');
+}
+
+export function newId(): string {
+  return randomUUID();
+}

@@ -1,0 +1,57 @@
+import type { Db } from '../store/durable/database.ts';
+import type { TenantTable } from '../store/durable/schema.ts';
+import type { Clock } from '../clock.ts';
+import { AppError } from '../errors/app-error.ts';
+import { newId } from '../crypto/random.ts';
+import { DEFAULT_POLICY, parsePolicy, type TenantPolicy } from './policy.ts';
+import { SLUG_PATTERN } from './username.ts';
+
+export interface Tenant {
+  id: string;
+  slug: string;
+  name: string;
+  policy: TenantPolicy;
+  createdAt: number;
+}
+
+export class Tenants {
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+  ) {}
+
+  async create(slug: string, name?: string): Promise<Tenant> {
+    if (!SLUG_PATTERN.test(slug)) {
+      throw new AppError('invalid-request', 'a tenant slug is 1 to 64 lowercase letters, digits and inner hyphens');
+    }
+    const displayName = (name ?? slug).trim();
+    if (displayName.length === 0 || displayName.length > 200) throw new AppError('invalid-request', 'a tenant name is 1 to 200 characters');
+    const tenant: Tenant = { id: newId(), slug, name: displayName, policy: { ...DEFAULT_POLICY }, createdAt: this.clock.now() };
+    const result = await this.db
+      .insertInto('tenants')
+      .values({ id: tenant.id, slug, name: displayName, policy: JSON.stringify(tenant.policy), created_at: tenant.createdAt })
+      .onConflict((oc) => oc.column('slug').doNothing())
+      .executeTakeFirst();
+    if (Number(result.numInsertedOrUpdatedRows ?? 0n) === 0) throw new AppError('conflict', `tenant "${slug}" already exists`);
+    return tenant;
+  }
+
+  async findBySlug(slug: string): Promise<Tenant | undefined> {
+    const row = await this.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirst();
+    return row && toTenant(row);
+  }
+
+  async findById(id: string): Promise<Tenant | undefined> {
+    const row = await this.db.selectFrom('tenants').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toTenant(row);
+  }
+
+  async count(): Promise<number> {
+    const row = await this.db.selectFrom('tenants').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+}
+
+function toTenant(row: TenantTable): Tenant {
+  return { id: row.id, slug: row.slug, name: row.name, policy: parsePolicy(row.policy), createdAt: row.created_at };
+}

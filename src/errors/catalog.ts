@@ -1,0 +1,32 @@
+/**
+ * Every problem Steadfast answers with: a stable code (the last segment of the
+ * problem `type` URI), its HTTP status and a human title. docs/errors.md is kept
+ * in step with this list by a test.
+ */
+export const PROBLEM_BASE = 'https://steadfast.dev/problems/';
+
+export const problemCatalog = {
+  'invalid-request': { status: 400, title: 'The request is not valid' },
+  'invalid-credentials': { status: 401, title: 'The username or password is incorrect' },
+  'invalid-code': { status: 401, title: 'The code is incorrect or has already been used' },
+  unauthenticated: { status: 401, title: 'Sign-in is required' },
+  forbidden: { status: 403, title: 'This action is not allowed' },
+  'csrf-failed': { status: 403, title: 'The form has expired; reload the page and try again' },
+  'registration-only': { status: 403, title: 'Register a sign-in method first' },
+  'account-disabled': { status: 403, title: 'This account is disabled; contact your administrator' },
+  'not-found': { status: 404, title: 'Not found' },
+  'flow-not-found': { status: 404, title: 'This sign-in has expired or is unknown; start again' },
+  'method-not-allowed': { status: 405, title: 'Method not allowed' },
+  conflict: { status: 409, title: 'The request conflicts with the current state' },
+  'invalid-state': { status: 409, title: 'This step does not fit where the sign-in is' },
+  'method-unavailable': { status: 409, title: 'This sign-in method is unavailable right now' },
+  'method-not-permitted': { status: 409, title: 'This method type is not allowed by your organisation' },
+  'last-method': { status: 409, title: 'The last sign-in method cannot be removed while MFA is required' },
+  'payload-too-large': { status: 413, title: 'The request body is too large' },
+  'unsupported-media-type': { status: 415, title: 'The request body must be JSON' },
+  'too-many-requests': { status: 429, title: 'Too many attempts; wait and try again' },
+  internal: { status: 500, title: 'Something went wrong on our side' },
+  unavailable: { status: 503, title: 'The service is temporarily unavailable; try again shortly' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ProblemCode = keyof typeof problemCatalog;

@@ -1,0 +1,63 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { AppError } from '../errors/app-error.ts';
+import type { Services } from '../server/services.ts';
+import type { Session } from '../sessions/sessions.ts';
+import type { User } from '../directory/users.ts';
+import type { Tenant } from '../directory/tenants.ts';
+
+export const SESSION_COOKIE = 'sf_session';
+
+export interface Principal {
+  session: Session;
+  user: User;
+  tenant: Tenant;
+  /** The token this request came with, for ending exactly this session. */
+  token: string;
+}
+
+export function presentedToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (typeof header === 'string') {
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    return match?.[1];
+  }
+  return request.cookies[SESSION_COOKIE];
+}
+
+/**
+ * The signed-in user behind a request, or undefined. A session whose user is
+ * gone or disabled counts as no session.
+ */
+export async function findPrincipal(services: Services, request: FastifyRequest): Promise<Principal | undefined> {
+  const token = presentedToken(request);
+  if (!token) return undefined;
+  const session = await services.sessions.authenticate(token);
+  if (!session) return undefined;
+  const user = await services.users.get(session.tenantId, session.userId);
+  if (!user || user.status !== 'active') return undefined;
+  const tenant = await services.tenants.findById(session.tenantId);
+  if (!tenant) return undefined;
+  return { session, user, tenant, token };
+}
+
+/** For API routes: the principal, or a 401/403 problem. */
+export async function requirePrincipal(services: Services, request: FastifyRequest, options: { allowRegistration?: boolean } = {}): Promise<Principal> {
+  const principal = await findPrincipal(services, request);
+  if (!principal) throw new AppError('unauthenticated');
+  if (principal.session.scope === 'register' && !options.allowRegistration) throw new AppError('registration-only');
+  return principal;
+}
+
+export function setSessionCookie(reply: FastifyReply, services: Services, token: string, expiresAt: string): void {
+  reply.setCookie(SESSION_COOKIE, token, {
+    httpOnly: true,
+    sameSite: 'lax',
+    secure: services.config.publicUrl.startsWith('https:'),
+    path: '/',
+    expires: new Date(expiresAt),
+  });
+}
+
+export function clearSessionCookie(reply: FastifyReply, services: Services): void {
+  reply.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'lax', secure: services.config.publicUrl.startsWith('https:') });
+}

@@ -1,0 +1,66 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError } from '../errors/app-error.ts';
+import { PROBLEM_BASE, problemCatalog, type ProblemCode } from '../errors/catalog.ts';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+export function problemBody(error: AppError, instance?: string): Record<string, unknown> {
+  const { status, title } = problemCatalog[error.code];
+  return {
+    ...error.extra,
+    type: PROBLEM_BASE + error.code,
+    title,
+    status,
+    ...(error.detail ? { detail: error.detail } : {}),
+    ...(instance ? { instance } : {}),
+  };
+}
+
+export function sendProblem(reply: FastifyReply, error: AppError): FastifyReply {
+  if (error.retryAfter !== undefined) reply.header('retry-after', String(error.retryAfter));
+  return reply.code(error.status).type(PROBLEM_CONTENT_TYPE).send(problemBody(error));
+}
+
+const FASTIFY_CODES: Record<string, ProblemCode> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported-media-type',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload-too-large',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid-request',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid-request',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'invalid-request',
+  FST_CSRF_INVALID_TOKEN: 'csrf-failed',
+  FST_CSRF_MISSING_SECRET: 'csrf-failed',
+};
+
+/**
+ * Turns anything thrown into problem+json. Client mistakes keep their 4xx with
+ * a plain explanation; anything else is a 500 whose details go to the log only.
+ */
+export function toAppError(error: FastifyError | Error): AppError {
+  if (error instanceof AppError) return error;
+  const fe = error as FastifyError;
+  if (fe.validation) {
+    const errors = fe.validation.slice(0, 10).map((v) => ({ path: v.instancePath || '/', message: v.message ?? 'is not valid' }));
+    const context = fe.validationContext ?? 'body';
+    return new AppError('invalid-request', `the ${context} is not valid: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`, { errors });
+  }
+  const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
+  if (mapped) return new AppError(mapped, mapped === 'invalid-request' ? 'the request body could not be read' : undefined);
+  if (error instanceof SyntaxError || (fe.statusCode === 400 && fe.code === undefined)) return new AppError('invalid-request', 'the request body could not be read as JSON');
+  if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
+    const byStatus: Record<number, ProblemCode> = { 404: 'not-found', 405: 'method-not-allowed', 413: 'payload-too-large', 415: 'unsupported-media-type', 429: 'too-many-requests' };
+    return new AppError(byStatus[fe.statusCode] ?? 'invalid-request');
+  }
+  return new AppError('internal');
+}
+
+export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const appError = toAppError(error);
+  if (appError.status >= 500) {
+    request.log.error({ err: { type: error.name, message: error.message, stack: error.stack, code: (error as FastifyError).code } }, 'request failed');
+  }
+  return sendProblem(reply, appError);
+}
+
+export function notFoundHandler(_request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return sendProblem(reply, new AppError('not-found'));
+}

@@ -1,0 +1,15 @@
+import type { FastifyRequest } from 'fastify';
+import type { RequestContext } from '../signin/signin-service.ts';
+
+export function requestContext(request: FastifyRequest): RequestContext {
+  const userAgent = request.headers['user-agent'];
+  return { ip: request.ip, userAgent: typeof userAgent === 'string' ? userAgent : undefined };
+}
+
+/**
+ * The URL as it goes to the log: the route pattern where there is one, so a
+ * flow id or other handle in the path never reaches the logs.
+ */
+export function loggableUrl(request: FastifyRequest): string {
+  return request.routeOptions?.url ?? request.url.split('?')[0]!.replace(/\/signin\/[^/]+\//, '/signin/:flow/');
+}

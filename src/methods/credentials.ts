@@ -1,0 +1,179 @@
+import type { Db } from '../store/durable/database.ts';
+import type { CredentialTable } from '../store/durable/schema.ts';
+import type { Clock } from '../clock.ts';
+import { newId } from '../crypto/random.ts';
+
+export interface Credential {
+  id: string;
+  tenantId: string;
+  userId: string;
+  type: string;
+  label: string;
+  state: 'pending' | 'active';
+  /** Sealed with the key ring; only the method that owns it opens it. */
+  secret: string | null;
+  publicData: Record<string, unknown>;
+  isDefault: boolean;
+  lastStep: number | null;
+  createdAt: number;
+  lastUsedAt: number | null;
+}
+
+export interface NewCredential {
+  id?: string;
+  tenantId: string;
+  userId: string;
+  type: string;
+  label: string;
+  state: 'pending' | 'active';
+  secret?: string | null;
+  publicData?: Record<string, unknown>;
+}
+
+/** Registered methods. Every query is scoped by tenant and user. */
+export class Credentials {
+  constructor(
+    readonly db: Db,
+    private readonly clock: Clock,
+  ) {}
+
+  async insert(input: NewCredential): Promise<Credential> {
+    const row: CredentialTable = {
+      id: input.id ?? newId(),
+      tenant_id: input.tenantId,
+      user_id: input.userId,
+      type: input.type,
+      label: input.label,
+      state: input.state,
+      secret: input.secret ?? null,
+      public_data: JSON.stringify(input.publicData ?? {}),
+      is_default: 0,
+      last_step: null,
+      created_at: this.clock.now(),
+      last_used_at: null,
+    };
+    await this.db.insertInto('credentials').values(row).execute();
+    if (row.state === 'active') await this.ensureDefault(row.tenant_id, row.user_id);
+    return toCredential(row);
+  }
+
+  async listForUser(tenantId: string, userId: string, state?: 'pending' | 'active'): Promise<Credential[]> {
+    let query = this.db.selectFrom('credentials').selectAll().where('tenant_id', '=', tenantId).where('user_id', '=', userId);
+    if (state) query = query.where('state', '=', state);
+    const rows = await query.orderBy('created_at').orderBy('id').execute();
+    return rows.map(toCredential);
+  }
+
+  async get(tenantId: string, userId: string, id: string): Promise<Credential | undefined> {
+    const row = await this.db
+      .selectFrom('credentials')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('user_id', '=', userId)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row && toCredential(row);
+  }
+
+  /** Turns a pending credential active, once; false when it was not pending. */
+  async activate(credential: Credential): Promise<boolean> {
+    const result = await this.db
+      .updateTable('credentials')
+      .set({ state: 'active' })
+      .where('tenant_id', '=', credential.tenantId)
+      .where('id', '=', credential.id)
+      .where('state', '=', 'pending')
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) !== 1) return false;
+    await this.ensureDefault(credential.tenantId, credential.userId);
+    return true;
+  }
+
+  /**
+   * Records that time step `step` was used, only if it is later than every step
+   * used before: the compare and the write are one statement, so two requests
+   * racing with the same code cannot both succeed.
+   */
+  async consumeStep(credential: Credential, step: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('credentials')
+      .set({ last_step: step, last_used_at: this.clock.now() })
+      .where('tenant_id', '=', credential.tenantId)
+      .where('id', '=', credential.id)
+      .where((eb) => eb.or([eb('last_step', 'is', null), eb('last_step', '<', step)]))
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async markUsed(credential: Credential): Promise<void> {
+    await this.db
+      .updateTable('credentials')
+      .set({ last_used_at: this.clock.now() })
+      .where('tenant_id', '=', credential.tenantId)
+      .where('id', '=', credential.id)
+      .execute();
+  }
+
+  async update(credential: Credential, changes: { label?: string; isDefault?: boolean }): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      if (changes.isDefault) {
+        await trx
+          .updateTable('credentials')
+          .set({ is_default: 0 })
+          .where('tenant_id', '=', credential.tenantId)
+          .where('user_id', '=', credential.userId)
+          .execute();
+      }
+      const set: Partial<CredentialTable> = {};
+      if (changes.label !== undefined) set.label = changes.label;
+      if (changes.isDefault) set.is_default = 1;
+      if (Object.keys(set).length > 0) {
+        await trx.updateTable('credentials').set(set).where('tenant_id', '=', credential.tenantId).where('id', '=', credential.id).execute();
+      }
+    });
+  }
+
+  async delete(credential: Credential): Promise<void> {
+    await this.db.deleteFrom('credentials').where('tenant_id', '=', credential.tenantId).where('id', '=', credential.id).execute();
+    await this.ensureDefault(credential.tenantId, credential.userId);
+  }
+
+  async deleteOfType(tenantId: string, userId: string, type: string, except?: string): Promise<void> {
+    let query = this.db.deleteFrom('credentials').where('tenant_id', '=', tenantId).where('user_id', '=', userId).where('type', '=', type);
+    if (except) query = query.where('id', '!=', except);
+    await query.execute();
+  }
+
+  /** Keeps exactly one default among a user's active methods, once there are any. */
+  async ensureDefault(tenantId: string, userId: string): Promise<void> {
+    const active = await this.db
+      .selectFrom('credentials')
+      .select(['id', 'is_default', 'type'])
+      .where('tenant_id', '=', tenantId)
+      .where('user_id', '=', userId)
+      .where('state', '=', 'active')
+      .orderBy('created_at')
+      .execute();
+    if (active.length === 0 || active.some((c) => c.is_default === 1)) return;
+    // Recovery codes are a last resort, never the method offered first.
+    const pick = active.find((c) => c.type !== 'recovery-codes') ?? active[0]!;
+    await this.db.updateTable('credentials').set({ is_default: 1 }).where('tenant_id', '=', tenantId).where('id', '=', pick.id).execute();
+  }
+}
+
+export function toCredential(row: CredentialTable): Credential {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    userId: row.user_id,
+    type: row.type,
+    label: row.label,
+    state: row.state,
+    secret: row.secret,
+    publicData: JSON.parse(row.public_data) as Record<string, unknown>,
+    isDefault: row.is_default === 1,
+    lastStep: row.last_step,
+    createdAt: row.created_at,
+    lastUsedAt: row.last_used_at,
+  };
+}

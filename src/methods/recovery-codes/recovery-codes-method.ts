@@ -1,0 +1,116 @@
+import type { Db } from '../../store/durable/database.ts';
+import type { Clock } from '../../clock.ts';
+import type { PasswordHasher } from '../../directory/password-hasher.ts';
+import { newId, normaliseBase32, randomBase32 } from '../../crypto/random.ts';
+import type { Credentials } from '../credentials.ts';
+import type { Method } from '../method.ts';
+
+const CODE_COUNT = 10;
+// Each code is 12 Crockford base32 characters: a 4-character look-up part that
+// picks the stored row, and 8 secret characters (40 bits). Only the whole code
+// is hashed, with Argon2id (ASVS v5 6.5.2), so verification costs one slow hash
+// at most, whatever was typed.
+const LOOKUP_LENGTH = 4;
+const SECRET_LENGTH = 8;
+
+export interface RecoveryCodesDeps {
+  db: Db;
+  credentials: Credentials;
+  hasher: PasswordHasher;
+  clock: Clock;
+}
+
+export function formatRecoveryCode(raw: string): string {
+  return `${raw.slice(0, 4)}-${raw.slice(4, 8)}-${raw.slice(8, 12)}`.toLowerCase();
+}
+
+export function createRecoveryCodesMethod(deps: RecoveryCodesDeps) {
+  return {
+    type: 'recovery-codes',
+    amr: ['otp'],
+    needsConfirmation: false,
+
+    async enrol(tenant, user) {
+      const lookups = new Set<string>();
+      while (lookups.size < CODE_COUNT) lookups.add(randomBase32(LOOKUP_LENGTH));
+      const codes = [...lookups].map((lookup) => lookup + randomBase32(SECRET_LENGTH));
+      const hashes = await Promise.all(codes.map((code) => deps.hasher.hash(code)));
+
+      const credentialId = newId();
+      // A new set replaces the old one: both in one transaction, so there is never a moment with no set or two.
+      await deps.db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('credentials').where('tenant_id', '=', tenant.id).where('user_id', '=', user.id).where('type', '=', 'recovery-codes').execute();
+        await trx
+          .insertInto('credentials')
+          .values({
+            id: credentialId,
+            tenant_id: tenant.id,
+            user_id: user.id,
+            type: 'recovery-codes',
+            label: 'Recovery codes',
+            state: 'pending',
+            secret: null,
+            public_data: JSON.stringify({ count: CODE_COUNT }),
+            is_default: 0,
+            last_step: null,
+            created_at: deps.clock.now(),
+            last_used_at: null,
+          })
+          .execute();
+        await trx
+          .insertInto('recovery_codes')
+          .values(codes.map((code, i) => ({ id: newId(), tenant_id: tenant.id, credential_id: credentialId, lookup: code.slice(0, LOOKUP_LENGTH), code_hash: hashes[i]!, used_at: null })))
+          .execute();
+      });
+      const credential = (await deps.credentials.get(tenant.id, user.id, credentialId))!;
+      // Inserted pending and activated through the repository so the default-method rule applies.
+      await deps.credentials.activate(credential);
+      return { credential: { ...credential, state: 'active' }, reveal: { codes: codes.map(formatRecoveryCode) } };
+    },
+
+    async challenge() {
+      return {};
+    },
+
+    async verify(credential, input) {
+      const code = normaliseBase32(input.code ?? '');
+      const wellFormed = code.length === LOOKUP_LENGTH + SECRET_LENGTH && /^[0-9A-Z]+$/.test(code);
+      const row = wellFormed
+        ? await deps.db
+            .selectFrom('recovery_codes')
+            .select(['id', 'code_hash'])
+            .where('tenant_id', '=', credential.tenantId)
+            .where('credential_id', '=', credential.id)
+            .where('lookup', '=', code.slice(0, LOOKUP_LENGTH))
+            .where('used_at', 'is', null)
+            .executeTakeFirst()
+        : undefined;
+      // The same slow hash runs whether or not the look-up part matched, so timing
+      // does not reveal which look-up parts exist.
+      if (!row) return deps.hasher.verifyNothing(code);
+      if (!(await deps.hasher.verify(row.code_hash, code))) return false;
+      const used = await deps.db
+        .updateTable('recovery_codes')
+        .set({ used_at: deps.clock.now() })
+        .where('tenant_id', '=', credential.tenantId)
+        .where('id', '=', row.id)
+        .where('used_at', 'is', null)
+        .executeTakeFirst();
+      if (Number(used.numUpdatedRows) !== 1) return false;
+      await deps.credentials.markUsed(credential);
+      return true;
+    },
+  } satisfies Method;
+}
+
+/** How many unused codes a set has left; shown to the user so they renew in time. */
+export async function remainingRecoveryCodes(db: Db, tenantId: string, credentialId: string): Promise<number> {
+  const row = await db
+    .selectFrom('recovery_codes')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('tenant_id', '=', tenantId)
+    .where('credential_id', '=', credentialId)
+    .where('used_at', 'is', null)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}

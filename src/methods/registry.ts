@@ -1,0 +1,26 @@
+import type { Method } from './method.ts';
+import { createTotpMethod, type TotpDeps } from './totp/totp-method.ts';
+import { createRecoveryCodesMethod, type RecoveryCodesDeps } from './recovery-codes/recovery-codes-method.ts';
+
+export type MethodDeps = TotpDeps & RecoveryCodesDeps;
+
+export class MethodRegistry {
+  private readonly byType = new Map<string, Method>();
+
+  constructor(methods: Method[]) {
+    for (const method of methods) this.byType.set(method.type, method);
+  }
+
+  get(type: string): Method | undefined {
+    return this.byType.get(type);
+  }
+
+  get types(): string[] {
+    return [...this.byType.keys()];
+  }
+}
+
+/** The one place methods are registered: adding a method is one line here. */
+export function createMethodRegistry(deps: MethodDeps): MethodRegistry {
+  return new MethodRegistry([createTotpMethod(deps), createRecoveryCodesMethod(deps)]);
+}

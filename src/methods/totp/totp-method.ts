@@ -1,0 +1,106 @@
+import { createHmac } from 'node:crypto';
+import { Secret, TOTP } from 'otpauth';
+import QRCode from 'qrcode';
+import type { Clock } from '../../clock.ts';
+import type { KeyRing } from '../../crypto/key-ring.ts';
+import { newId } from '../../crypto/random.ts';
+import type { Credentials, Credential } from '../credentials.ts';
+import type { Method } from '../method.ts';
+
+// RFC 6238 as every authenticator app implements it: SHA-1, 6 digits, 30 s steps.
+const PERIOD_SECONDS = 30;
+const DIGITS = 6;
+// One step either side absorbs clock drift and the seconds a person takes to type.
+const WINDOW = 1;
+const SECRET_BYTES = 20;
+// A pending enrolment not confirmed within this time can no longer be confirmed.
+const PENDING_LIFETIME_MS = 60 * 60 * 1000;
+
+export interface TotpDeps {
+  credentials: Credentials;
+  keyRing: KeyRing;
+  clock: Clock;
+}
+
+// Node's native HMAC is many times faster than otpauth's portable fallback.
+const nodeHmac = (algorithm: string, key: Uint8Array, message: Uint8Array): Uint8Array =>
+  createHmac(algorithm.toLowerCase().replace('-', ''), key).update(message).digest();
+
+/** What an authenticator app needs: the secret, as text, as an otpauth:// URI and as a QR code. */
+async function provisioning(issuer: string, account: string, secret: Secret) {
+  const otpauthUri = new TOTP({ issuer, label: account, secret, algorithm: 'SHA1', digits: DIGITS, period: PERIOD_SECONDS }).toString();
+  const qrCodeSvg = await QRCode.toString(otpauthUri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
+  return { secret: secret.base32, otpauthUri, qrCodeSvg };
+}
+
+export function createTotpMethod(deps: TotpDeps) {
+  const sealContext = (credentialId: string) => `totp-secret:${credentialId}`;
+
+  const openSecret = (credential: Credential): Secret => {
+    if (!credential.secret) throw new Error(`TOTP credential ${credential.id} has no secret`);
+    return Secret.fromBase32(deps.keyRing.open(credential.secret, sealContext(credential.id)).toString('utf8'));
+  };
+
+  /**
+   * Checks the code and consumes its time step. A step once used is refused for
+   * this credential forever, even across restarts and nodes, because the
+   * last-used step lives in the durable store and moves only forward.
+   */
+  const checkAndConsume = async (credential: Credential, code: string): Promise<boolean> => {
+    if (!/^[0-9]{6}$/.test(code)) return false;
+    const now = deps.clock.now();
+    const delta = TOTP.validate({
+      token: code,
+      secret: openSecret(credential),
+      algorithm: 'SHA1',
+      digits: DIGITS,
+      period: PERIOD_SECONDS,
+      timestamp: now,
+      window: WINDOW,
+      hmac: nodeHmac,
+    });
+    if (delta === null) return false;
+    const step = Math.floor(now / 1000 / PERIOD_SECONDS) + delta;
+    return deps.credentials.consumeStep(credential, step);
+  };
+
+  return {
+    type: 'totp',
+    amr: ['otp'],
+    needsConfirmation: true,
+
+    async enrol(tenant, user, input) {
+      const id = newId();
+      const secret = new Secret({ size: SECRET_BYTES });
+      const label = input.label?.trim() || 'Authenticator app';
+      const credential = await deps.credentials.insert({
+        id,
+        tenantId: tenant.id,
+        userId: user.id,
+        type: 'totp',
+        label,
+        state: 'pending',
+        secret: deps.keyRing.seal(secret.base32, sealContext(id)),
+      });
+      return { credential, reveal: await provisioning(tenant.name, user.username, secret) };
+    },
+
+    async reveal(tenant, user, credential) {
+      return provisioning(tenant.name, user.username, openSecret(credential));
+    },
+
+    async confirm(credential, code) {
+      if (deps.clock.now() - credential.createdAt > PENDING_LIFETIME_MS) return false;
+      if (!(await checkAndConsume(credential, code))) return false;
+      return deps.credentials.activate(credential);
+    },
+
+    async challenge() {
+      return {};
+    },
+
+    async verify(credential, input) {
+      return checkAndConsume(credential, input.code ?? '');
+    },
+  } satisfies Method;
+}

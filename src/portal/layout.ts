@@ -1,0 +1,47 @@
+import { html, type SafeHtml } from './html.ts';
+
+export interface LayoutOptions {
+  title: string;
+  tenantName: string;
+  body: SafeHtml;
+  /** Shown in the header when someone is signed in. */
+  signedInAs?: string | undefined;
+  signOut?: { action: string; csrf: string } | undefined;
+}
+
+export function layout(options: LayoutOptions): string {
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>${options.title} · ${options.tenantName}</title>
+<link rel="stylesheet" href="/assets/steadfast.css">
+</head>
+<body>
+<header class="top">
+  <span class="brand">${options.tenantName}</span>
+  ${
+    options.signedInAs
+      ? html`<span class="who">Signed in as <strong>${options.signedInAs}</strong></span>
+  ${
+    options.signOut
+      ? html`<form method="post" action="${options.signOut.action}" class="inline"><input type="hidden" name="_csrf" value="${options.signOut.csrf}"><button type="submit" class="link">Sign out</button></form>`
+      : ''
+  }`
+      : ''
+  }
+</header>
+<main id="main">
+${options.body}
+</main>
+<footer><small>Protected by Steadfast</small></footer>
+</body>
+</html>`.value;
+}
+
+export function alert(kind: 'error' | 'info', message: string | undefined): SafeHtml | string {
+  if (!message) return '';
+  return kind === 'error' ? html`<p class="alert error" role="alert">${message}</p>` : html`<p class="alert info" role="status">${message}</p>`;
+}

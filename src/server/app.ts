@@ -1,0 +1,95 @@
+import { readFileSync } from 'node:fs';
+import Fastify from 'fastify';
+import type { Logger } from 'pino';
+import cookie from '@fastify/cookie';
+import formbody from '@fastify/formbody';
+import helmet from '@fastify/helmet';
+import csrf from '@fastify/csrf-protection';
+import swagger from '@fastify/swagger';
+import { errorHandler, notFoundHandler, sendProblem } from '../http/problem.ts';
+import { AppError } from '../errors/app-error.ts';
+import type { Services } from './services.ts';
+import { signinApi } from './routes/signin-api.ts';
+import { meApi } from './routes/me-api.ts';
+import { opsRoutes, type Readiness } from './routes/ops.ts';
+import { signinPages } from '../portal/signin-pages.ts';
+import { securityInfoPages } from '../portal/security-info-pages.ts';
+
+export type AdmissionClass = 'ops' | 'finish-signin' | 'start-signin' | 'self-service' | 'admin';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Which class admission control files the route under. */
+    admissionClass?: AdmissionClass;
+  }
+}
+
+export interface AppOptions {
+  logger: Logger;
+  readiness?: Readiness;
+}
+
+const STYLESHEET = readFileSync(new URL('../../web/steadfast.css', import.meta.url), 'utf8');
+
+export type App = Awaited<ReturnType<typeof buildApp>>;
+
+export async function buildApp(services: Services, options: AppOptions) {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    trustProxy: services.config.trustProxy,
+    bodyLimit: 64 * 1024,
+    // Request ids are generated here; a client-sent id is never trusted into the logs.
+    requestIdHeader: false,
+    return503OnClosing: true,
+    routerOptions: { maxParamLength: 200 },
+  });
+
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Steadfast API', version: '1', description: 'Sign-in, self-service and operations API of Steadfast. Errors are RFC 9457 problem+json.' },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+  await app.register(cookie);
+  await app.register(formbody, { bodyLimit: 16 * 1024 });
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'none'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+      },
+    },
+    strictTransportSecurity: services.config.publicUrl.startsWith('https:') ? { maxAge: 31536000 } : false,
+    crossOriginEmbedderPolicy: false,
+  });
+  await app.register(csrf, {
+    cookieKey: 'sf_csrf',
+    cookieOpts: { path: '/', httpOnly: true, sameSite: 'lax', secure: services.config.publicUrl.startsWith('https:') },
+    getToken: (request) => (request.body as Record<string, string> | undefined)?._csrf,
+  });
+
+  app.get('/assets/steadfast.css', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async (_request, reply) =>
+    reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(STYLESHEET),
+  );
+  app.get('/', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async (_request, reply) => sendProblem(reply, new AppError('not-found', 'sign in at /t/{tenant}/signin')));
+
+  app.get('/api/v1/openapi.json', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async () => app.swagger());
+
+  await app.register(opsRoutes(services, options.readiness ?? { draining: false }));
+  await app.register(signinApi(services));
+  await app.register(meApi(services));
+  await app.register(signinPages(services));
+  await app.register(securityInfoPages(services));
+  return app;
+}

@@ -1,0 +1,219 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { AppError } from '../../errors/app-error.ts';
+import { requirePrincipal } from '../../http/authenticate.ts';
+import type { Services } from '../services.ts';
+import { IdParams, MethodView } from './schemas.ts';
+
+const bearer = [{ bearerAuth: [] }];
+
+/** Self-service: the signed-in user's own account, methods and sign-in activity. */
+export function meApi(services: Services): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.get(
+      '/api/v1/me',
+      {
+        schema: {
+          tags: ['self-service'],
+          security: bearer,
+          response: {
+            200: Type.Object({
+              id: Type.String(),
+              tenant: Type.String(),
+              username: Type.String(),
+              email: Type.Union([Type.String(), Type.Null()]),
+              phone: Type.Union([Type.String(), Type.Null()]),
+              session: Type.Object({ scope: Type.String(), amr: Type.Array(Type.String()), expiresAt: Type.String() }),
+            }),
+          },
+        },
+        config: { admissionClass: 'self-service' },
+      },
+      async (request) => {
+        const { user, tenant, session } = await requirePrincipal(services, request, { allowRegistration: true });
+        return {
+          id: user.id,
+          tenant: tenant.slug,
+          username: user.username,
+          email: user.email,
+          phone: user.phone,
+          session: { scope: session.scope, amr: session.amr, expiresAt: new Date(session.expiresAt).toISOString() },
+        };
+      },
+    );
+
+    app.get(
+      '/api/v1/me/methods',
+      { schema: { tags: ['self-service'], security: bearer, response: { 200: Type.Array(MethodView) } }, config: { admissionClass: 'self-service' } },
+      async (request) => {
+        const { user, tenant } = await requirePrincipal(services, request, { allowRegistration: true });
+        return services.management.list(tenant, user);
+      },
+    );
+
+    app.post(
+      '/api/v1/me/methods',
+      {
+        schema: {
+          tags: ['self-service'],
+          security: bearer,
+          summary: 'Register a method: totp answers with the secret and QR code, recovery-codes with the codes (shown once)',
+          body: Type.Object({
+            type: Type.String({ minLength: 1, maxLength: 32 }),
+            label: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+          }),
+          response: {
+            201: Type.Object(
+              {
+                id: Type.String(),
+                state: Type.String(),
+                secret: Type.Optional(Type.String()),
+                otpauthUri: Type.Optional(Type.String()),
+                qrCodeSvg: Type.Optional(Type.String()),
+                codes: Type.Optional(Type.Array(Type.String())),
+              },
+              { additionalProperties: true },
+            ),
+          },
+        },
+        config: { admissionClass: 'self-service' },
+      },
+      async (request, reply) => {
+        const { user, tenant } = await requirePrincipal(services, request, { allowRegistration: true });
+        const result = await services.management.enrol(tenant, user, request.body.type, { label: request.body.label });
+        // Secrets in this answer must not linger in any cache.
+        reply.header('cache-control', 'no-store');
+        return reply.code(201).send(result);
+      },
+    );
+
+    app.post(
+      '/api/v1/me/methods/:id/confirm',
+      {
+        schema: {
+          tags: ['self-service'],
+          security: bearer,
+          params: IdParams,
+          body: Type.Object({ code: Type.String({ minLength: 1, maxLength: 64 }) }),
+          response: { 200: Type.Object({ id: Type.String(), state: Type.Literal('active') }) },
+        },
+        config: { admissionClass: 'self-service' },
+      },
+      async (request) => {
+        const { user, tenant, session } = await requirePrincipal(services, request, { allowRegistration: true });
+        return services.management.confirm(tenant, user, session, request.params.id, request.body.code);
+      },
+    );
+
+    app.patch(
+      '/api/v1/me/methods/:id',
+      {
+        schema: {
+          tags: ['self-service'],
+          security: bearer,
+          params: IdParams,
+          body: Type.Object({ label: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })), default: Type.Optional(Type.Boolean()) }),
+          response: { 200: MethodView },
+        },
+        config: { admissionClass: 'self-service' },
+      },
+      async (request) => {
+        const { user, tenant } = await requirePrincipal(services, request);
+        return services.management.update(tenant, user, request.params.id, request.body);
+      },
+    );
+
+    app.delete(
+      '/api/v1/me/methods/:id',
+      { schema: { tags: ['self-service'], security: bearer, params: IdParams }, config: { admissionClass: 'self-service' } },
+      async (request, reply) => {
+        const { user, tenant } = await requirePrincipal(services, request);
+        await services.management.remove(tenant, user, request.params.id);
+        return reply.code(204).send();
+      },
+    );
+
+    app.get(
+      '/api/v1/me/signins',
+      {
+        schema: {
+          tags: ['self-service'],
+          security: bearer,
+          querystring: Type.Object({
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+            cursor: Type.Optional(Type.String({ maxLength: 200 })),
+          }),
+          response: {
+            200: Type.Object({
+              items: Type.Array(
+                Type.Object({
+                  id: Type.String(),
+                  at: Type.String({ format: 'date-time' }),
+                  ip: Type.Union([Type.String(), Type.Null()]),
+                  userAgent: Type.Union([Type.String(), Type.Null()]),
+                  app: Type.Union([Type.String(), Type.Null()]),
+                  step: Type.String(),
+                  method: Type.Union([Type.String(), Type.Null()]),
+                  outcome: Type.String(),
+                  reason: Type.String(),
+                  reported: Type.Boolean(),
+                }),
+              ),
+              next: Type.Union([Type.String(), Type.Null()]),
+            }),
+          },
+        },
+        config: { admissionClass: 'self-service' },
+      },
+      async (request) => {
+        const { user, tenant } = await requirePrincipal(services, request);
+        const page = await services.events.listForUser(tenant.id, user.id, request.query.limit ?? 20, request.query.cursor);
+        return {
+          items: page.items.map((e) => ({
+            id: e.id,
+            at: new Date(e.at).toISOString(),
+            ip: e.ip,
+            userAgent: e.userAgent,
+            app: e.app,
+            step: e.step,
+            method: e.method,
+            outcome: e.outcome,
+            reason: e.reason,
+            reported: e.reportedAt !== null,
+          })),
+          next: page.next,
+        };
+      },
+    );
+
+    app.post(
+      '/api/v1/me/signins/:id/report',
+      {
+        schema: {
+          tags: ['self-service'],
+          security: bearer,
+          summary: '"This wasn\'t me": ends the other sessions and flags the account for the admin',
+          params: IdParams,
+          response: { 200: Type.Object({ reported: Type.Literal(true), sessionsEnded: Type.Integer() }) },
+        },
+        config: { admissionClass: 'self-service' },
+      },
+      async (request) => {
+        const { user, tenant, session } = await requirePrincipal(services, request);
+        if (!(await services.events.markReported(tenant.id, user.id, request.params.id))) throw new AppError('not-found', 'no such sign-in');
+        const sessionsEnded = await services.sessions.revokeAllForUser(tenant.id, user.id, session.id);
+        await services.users.flag(tenant.id, user.id);
+        return { reported: true as const, sessionsEnded };
+      },
+    );
+
+    app.delete(
+      '/api/v1/me/session',
+      { schema: { tags: ['self-service'], security: bearer, summary: 'Sign out: ends this session' }, config: { admissionClass: 'self-service' } },
+      async (request, reply) => {
+        const { session } = await requirePrincipal(services, request, { allowRegistration: true });
+        await services.sessions.revoke(session);
+        return reply.code(204).send();
+      },
+    );
+  };
+}

@@ -1,0 +1,52 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { AppError } from '../../errors/app-error.ts';
+import { problemBody, PROBLEM_CONTENT_TYPE } from '../../http/problem.ts';
+import type { Services } from '../services.ts';
+
+export interface Readiness {
+  /** Set while the node drains on shutdown, so the load balancer stops sending before it goes. */
+  draining: boolean;
+}
+
+const CHECK_TIMEOUT_MS = 1000;
+
+async function check(probe: () => Promise<void>): Promise<{ state: 'up' | 'down'; error?: string }> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      probe(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timed out')), CHECK_TIMEOUT_MS);
+      }),
+    ]);
+    return { state: 'up' };
+  } catch (err) {
+    return { state: 'down', error: (err as Error).message.slice(0, 200) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Liveness and readiness for load balancers and orchestrators. */
+export function opsRoutes(services: Services, readiness: Readiness): FastifyPluginAsync {
+  return async (app) => {
+    app.get('/healthz', { config: { admissionClass: 'ops' }, schema: { tags: ['operations'] } }, async () => ({ status: 'ok' }));
+
+    app.get('/readyz', { config: { admissionClass: 'ops' }, schema: { tags: ['operations'] } }, async (_request, reply) => {
+      const [durable, ephemeral] = await Promise.all([check(() => services.durable.ping()), check(() => services.ephemeral.ping())]);
+      const components = {
+        durable: { ...durable, engine: services.durable.engine },
+        ephemeral: { ...ephemeral, engine: services.ephemeral.kind },
+        passwordHashing: { state: 'up' as const, queued: services.hasher.pending },
+      };
+      const ready = !readiness.draining && durable.state === 'up' && ephemeral.state === 'up';
+      if (ready) return { status: 'ready', components };
+      const detail = readiness.draining ? 'this node is shutting down' : 'a store this node needs is unreachable';
+      return reply
+        .code(503)
+        .header('retry-after', '5')
+        .type(PROBLEM_CONTENT_TYPE)
+        .send({ ...problemBody(new AppError('unavailable', detail)), status: 503, components, draining: readiness.draining });
+    });
+  };
+}

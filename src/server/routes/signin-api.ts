@@ -1,0 +1,82 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { AppError } from '../../errors/app-error.ts';
+import { requestContext } from '../../http/request-context.ts';
+import type { Services } from '../services.ts';
+import { FlowParams, IssuedSession, MethodChoice, TenantParams } from './schemas.ts';
+
+const Code = Type.String({ minLength: 1, maxLength: 64 });
+
+/** The public sign-in API: password, then challenge and verify of a second factor. */
+export function signinApi(services: Services): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    const tenantOf = async (slug: string) => {
+      const tenant = await services.tenants.findBySlug(slug);
+      if (!tenant) throw new AppError('not-found', 'no such tenant');
+      return tenant;
+    };
+
+    app.post(
+      '/api/v1/t/:tenant/signin',
+      {
+        schema: {
+          tags: ['sign-in'],
+          summary: 'Start a sign-in with username and password',
+          params: TenantParams,
+          body: Type.Object({
+            username: Type.String({ minLength: 1, maxLength: 256 }),
+            password: Type.String({ minLength: 1, maxLength: 1024 }),
+          }),
+          response: {
+            200: Type.Object({
+              flow: Type.Union([Type.String(), Type.Null()]),
+              state: Type.Union([Type.Literal('factor_required'), Type.Literal('registration_required'), Type.Literal('complete')]),
+              methods: Type.Array(MethodChoice),
+              session: Type.Optional(IssuedSession),
+            }),
+          },
+        },
+        config: { admissionClass: 'start-signin' },
+      },
+      async (request) => {
+        const tenant = await tenantOf(request.params.tenant);
+        return services.signin.passwordStep(tenant, request.body.username, request.body.password, requestContext(request));
+      },
+    );
+
+    app.post(
+      '/api/v1/t/:tenant/signin/:flow/challenge',
+      {
+        schema: {
+          tags: ['sign-in'],
+          summary: 'Start a second-factor challenge (send a code, build WebAuthn options)',
+          params: FlowParams,
+          body: Type.Object({ method: Type.String({ minLength: 1, maxLength: 64 }) }),
+          response: { 200: Type.Object({ method: Type.String(), type: Type.String() }, { additionalProperties: true }) },
+        },
+        config: { admissionClass: 'finish-signin' },
+      },
+      async (request) => {
+        const tenant = await tenantOf(request.params.tenant);
+        return services.signin.challenge(tenant, request.params.flow, request.body.method);
+      },
+    );
+
+    app.post(
+      '/api/v1/t/:tenant/signin/:flow/verify',
+      {
+        schema: {
+          tags: ['sign-in'],
+          summary: 'Verify the second factor and receive a session',
+          params: FlowParams,
+          body: Type.Object({ method: Type.String({ minLength: 1, maxLength: 64 }), code: Type.Optional(Code) }),
+          response: { 200: Type.Object({ state: Type.Literal('complete'), session: IssuedSession }) },
+        },
+        config: { admissionClass: 'finish-signin' },
+      },
+      async (request) => {
+        const tenant = await tenantOf(request.params.tenant);
+        return services.signin.verify(tenant, request.params.flow, request.body.method, request.body.code, requestContext(request));
+      },
+    );
+  };
+}

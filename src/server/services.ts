@@ -1,0 +1,130 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.ts';
+import { sqlitePath } from '../config/config.ts';
+import { systemClock, type Clock } from '../clock.ts';
+import { KeyRing } from '../crypto/key-ring.ts';
+import { loadOrCreateMasterKeyFile } from '../crypto/master-key-file.ts';
+import { openDurableStore, migrateToLatest, type DurableStore } from '../store/durable/database.ts';
+import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
+import { MemoryEphemeralStore } from '../store/ephemeral/memory-store.ts';
+import { RedisEphemeralStore } from '../store/ephemeral/redis-store.ts';
+import { PasswordHasher, type PasswordHasherOptions } from '../directory/password-hasher.ts';
+import { Tenants } from '../directory/tenants.ts';
+import { Users } from '../directory/users.ts';
+import { AdminTokens } from '../directory/admin-tokens.ts';
+import { Credentials } from '../methods/credentials.ts';
+import { createMethodRegistry, type MethodRegistry } from '../methods/registry.ts';
+import { MethodManagement } from '../methods/method-management.ts';
+import { Sessions } from '../sessions/sessions.ts';
+import { SigninEvents } from '../activity/signin-events.ts';
+import { AbuseLimits, type AbuseLimitsOptions } from '../signin/abuse-limits.ts';
+import { SigninService } from '../signin/signin-service.ts';
+
+/** Everything a node runs on, built in one place (the composition root). */
+export interface Services {
+  config: Readonly<Config>;
+  clock: Clock;
+  keyRing: KeyRing;
+  durable: DurableStore;
+  ephemeral: EphemeralStore;
+  hasher: PasswordHasher;
+  tenants: Tenants;
+  users: Users;
+  adminTokens: AdminTokens;
+  credentials: Credentials;
+  methods: MethodRegistry;
+  management: MethodManagement;
+  sessions: Sessions;
+  events: SigninEvents;
+  signin: SigninService;
+  close(): Promise<void>;
+}
+
+export interface BuildOptions {
+  clock?: Clock;
+  logger?: Logger;
+  hasher?: PasswordHasherOptions;
+  limits?: AbuseLimitsOptions;
+  /** Tests: work in this PostgreSQL schema and this Redis key namespace. */
+  pgSchema?: string;
+  redisNamespace?: string;
+  /** Warn about a freshly generated master key (the CLI and server do). */
+  onMasterKeyGenerated?: (path: string) => void;
+}
+
+export async function buildServices(config: Readonly<Config>, options: BuildOptions = {}): Promise<Services> {
+  const clock = options.clock ?? systemClock;
+  const keyRing = new KeyRing(resolveMasterKey(config, options), config.previousMasterKeys);
+
+  const durable = openDurableStore({
+    sqlitePath: sqlitePath(config),
+    ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
+    ...(options.pgSchema ? { pgSchema: options.pgSchema } : {}),
+  });
+  let ephemeral: EphemeralStore | undefined;
+  try {
+    await migrateToLatest(durable.db);
+    ephemeral = config.redisUrl
+      ? await RedisEphemeralStore.connect({ url: config.redisUrl, ...(options.redisNamespace ? { namespace: options.redisNamespace } : {}) })
+      : new MemoryEphemeralStore(clock);
+  } catch (err) {
+    await durable.close();
+    throw err;
+  }
+
+  const db = durable.db;
+  const hasher = new PasswordHasher(options.hasher);
+  const tenants = new Tenants(db, clock);
+  const users = new Users(db, clock);
+  const credentials = new Credentials(db, clock);
+  const methods = createMethodRegistry({ db, credentials, keyRing, clock, hasher });
+  const sessions = new Sessions(db, clock, {
+    lifetimeMs: config.sessions.lifetimeMinutes * 60_000,
+    idleMs: config.sessions.idleMinutes * 60_000,
+  });
+  const events = new SigninEvents(db, clock, config.nodeName);
+  const limits = new AbuseLimits(ephemeral, options.limits);
+  const management = new MethodManagement({ credentials, methods, sessions, db, clock });
+  const signin = new SigninService({
+    clock,
+    ephemeral,
+    users,
+    hasher,
+    credentials,
+    methods,
+    sessions,
+    events,
+    limits,
+    onBackgroundError: (err, what) => options.logger?.error({ err: { message: (err as Error).message } }, `${what} failed`),
+  });
+
+  const ephemeralStore = ephemeral;
+  return {
+    config,
+    clock,
+    keyRing,
+    durable,
+    ephemeral: ephemeralStore,
+    hasher,
+    tenants,
+    users,
+    adminTokens: new AdminTokens(db, clock),
+    credentials,
+    methods,
+    management,
+    sessions,
+    events,
+    signin,
+    async close() {
+      await ephemeralStore.close();
+      await durable.close();
+    },
+  };
+}
+
+function resolveMasterKey(config: Readonly<Config>, options: BuildOptions): Buffer {
+  if (config.masterKey) return config.masterKey;
+  const loaded = loadOrCreateMasterKeyFile(config.dataDir);
+  if (loaded.generatedAt) options.onMasterKeyGenerated?.(loaded.generatedAt);
+  return loaded.key;
+}

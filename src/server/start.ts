@@ -1,0 +1,49 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.ts';
+import { buildServices, type Services } from './services.ts';
+import { buildApp, type App } from './app.ts';
+import { seedDemo } from './seed-demo.ts';
+
+export interface RunningNode {
+  app: App;
+  services: Services;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a node: storage migrated, demo tenant on an empty store, HTTP on.
+ * SIGTERM and SIGINT drain it: readiness turns 503 so a load balancer stops
+ * sending, in-flight requests finish, then the stores close.
+ */
+export async function startNode(config: Readonly<Config>, logger: Logger, print: (line: string) => void): Promise<RunningNode> {
+  const services = await buildServices(config, {
+    logger,
+    onMasterKeyGenerated: (path) =>
+      logger.warn({ path }, 'STEADFAST_MASTER_KEY is not set: generated a master key in the data dir. Back it up, or set STEADFAST_MASTER_KEY; without it the stored secrets cannot be read.'),
+  });
+  const readiness = { draining: false };
+  const app = await buildApp(services, { logger, readiness });
+  try {
+    await seedDemo(services, config, print);
+    await app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    await app.close();
+    await services.close();
+    throw err;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  logger.info({ url, durable: services.durable.engine, ephemeral: services.ephemeral.kind }, 'steadfast node is up');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      readiness.draining = true;
+      await app.close();
+      await services.close();
+      logger.info('steadfast node stopped');
+    })());
+  return { app, services, url, stop };
+}

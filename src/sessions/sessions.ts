@@ -1,0 +1,140 @@
+import type { Db } from '../store/durable/database.ts';
+import type { Clock } from '../clock.ts';
+import { hashToken } from '../crypto/keyed-hash.ts';
+import { newId, randomToken } from '../crypto/random.ts';
+
+export type SessionScope = 'full' | 'register';
+
+export interface Session {
+  id: string;
+  tenantId: string;
+  userId: string;
+  scope: SessionScope;
+  amr: string[];
+  /** When the user last proved who they are (for "sign in again to change methods"). */
+  authTime: number;
+  expiresAt: number;
+}
+
+export interface SessionOptions {
+  lifetimeMs: number;
+  idleMs: number;
+}
+
+export interface NewSession {
+  tenantId: string;
+  userId: string;
+  scope: SessionScope;
+  amr: string[];
+  ip?: string | undefined;
+  userAgent?: string | undefined;
+}
+
+const PREFIX = 'sfs_';
+// Refresh last-seen at most this often, so a busy session is not a write per request.
+const TOUCH_EVERY_MS = 60_000;
+// A restricted session only lets the user register a method; it need not live long.
+const REGISTER_SCOPE_LIFETIME_MS = 30 * 60_000;
+
+/**
+ * Browser and API sessions: opaque random tokens, stored as SHA-256 hashes.
+ * Kept in the durable store (not the ephemeral one) so restarting a
+ * single-node install does not sign everybody out, and so "end my other
+ * sessions" can find every session of a user.
+ */
+export class Sessions {
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly options: SessionOptions,
+  ) {}
+
+  async create(input: NewSession): Promise<{ token: string; session: Session }> {
+    const now = this.clock.now();
+    const token = PREFIX + randomToken(32);
+    const lifetime = input.scope === 'register' ? Math.min(REGISTER_SCOPE_LIFETIME_MS, this.options.lifetimeMs) : this.options.lifetimeMs;
+    const session: Session = {
+      id: newId(),
+      tenantId: input.tenantId,
+      userId: input.userId,
+      scope: input.scope,
+      amr: input.amr,
+      authTime: now,
+      expiresAt: now + lifetime,
+    };
+    await this.db
+      .insertInto('sessions')
+      .values({
+        id: session.id,
+        tenant_id: session.tenantId,
+        user_id: session.userId,
+        token_hash: hashToken(token),
+        scope: session.scope,
+        amr: JSON.stringify(session.amr),
+        auth_time: now,
+        created_at: now,
+        expires_at: session.expiresAt,
+        last_seen_at: now,
+        revoked_at: null,
+        ip: input.ip?.slice(0, 64) ?? null,
+        user_agent: input.userAgent?.slice(0, 512) ?? null,
+      })
+      .execute();
+    return { token, session };
+  }
+
+  /** The live session for a token, or undefined when unknown, revoked, expired or idle too long. */
+  async authenticate(token: string): Promise<Session | undefined> {
+    if (!token.startsWith(PREFIX) || token.length > 100) return undefined;
+    const row = await this.db.selectFrom('sessions').selectAll().where('token_hash', '=', hashToken(token)).executeTakeFirst();
+    if (!row || row.revoked_at !== null) return undefined;
+    const now = this.clock.now();
+    if (now >= row.expires_at || now - row.last_seen_at >= this.options.idleMs) return undefined;
+    if (now - row.last_seen_at >= TOUCH_EVERY_MS) {
+      await this.db.updateTable('sessions').set({ last_seen_at: now }).where('id', '=', row.id).execute();
+    }
+    return {
+      id: row.id,
+      tenantId: row.tenant_id,
+      userId: row.user_id,
+      scope: row.scope,
+      amr: JSON.parse(row.amr) as string[],
+      authTime: row.auth_time,
+      expiresAt: row.expires_at,
+    };
+  }
+
+  /** A restricted session becomes a full one once the user has registered a method and proved it. */
+  async upgrade(session: Session, amr: string[]): Promise<void> {
+    const now = this.clock.now();
+    await this.db
+      .updateTable('sessions')
+      .set({ scope: 'full', amr: JSON.stringify(amr), auth_time: now, expires_at: now + this.options.lifetimeMs })
+      .where('tenant_id', '=', session.tenantId)
+      .where('id', '=', session.id)
+      .execute();
+  }
+
+  async revoke(session: Pick<Session, 'id' | 'tenantId'>): Promise<void> {
+    await this.db
+      .updateTable('sessions')
+      .set({ revoked_at: this.clock.now() })
+      .where('tenant_id', '=', session.tenantId)
+      .where('id', '=', session.id)
+      .where('revoked_at', 'is', null)
+      .execute();
+  }
+
+  /** Ends every session of the user except `keepId`; returns how many ended. */
+  async revokeAllForUser(tenantId: string, userId: string, keepId?: string): Promise<number> {
+    let query = this.db
+      .updateTable('sessions')
+      .set({ revoked_at: this.clock.now() })
+      .where('tenant_id', '=', tenantId)
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null);
+    if (keepId) query = query.where('id', '!=', keepId);
+    const result = await query.executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+}

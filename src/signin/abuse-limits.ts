@@ -1,0 +1,86 @@
+import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
+import { AppError } from '../errors/app-error.ts';
+import { sourceKey } from './source-key.ts';
+
+/**
+ * Guessing limits for passwords and second factors (ASVS v5 V6.3, NIST 800-63B 5.2.2).
+ *
+ * - Per account: at most 100 consecutive failures, then a one-hour block. The
+ *   count resets on success. A block ends on its own: nobody can lock an
+ *   account for good.
+ * - Per account and source: 10 failures in 15 minutes, then 15 minutes of
+ *   back-off for that source only, so one attacker slows himself down long
+ *   before he can touch the account-wide limit that the real user feels.
+ * - Per source: 100 failures in 15 minutes, whoever they target, against
+ *   spraying many accounts from one place.
+ *
+ * Password and second-factor failures count separately. Points are taken
+ * before the check runs, so a burst of parallel guesses cannot slip past the
+ * limit, and given back on success.
+ */
+export interface AbuseLimitsOptions {
+  accountFailures?: number;
+  accountBlockSeconds?: number;
+  accountSourceFailures?: number;
+  sourceFailures?: number;
+  windowSeconds?: number;
+}
+
+interface LimiterSet {
+  account: RateLimiterAbstract;
+  accountSource: RateLimiterAbstract;
+  source: RateLimiterAbstract;
+}
+
+export type Factor = 'password' | 'second-factor';
+
+export interface Attempt {
+  factor: Factor;
+  /** Tenant-qualified account key; for unknown usernames the typed name, so both cost the same. */
+  account: string;
+  ip: string;
+}
+
+export class AbuseLimits {
+  private readonly limiters: Record<Factor, LimiterSet>;
+
+  constructor(store: EphemeralStore, options: AbuseLimitsOptions = {}) {
+    const window = options.windowSeconds ?? 900;
+    const build = (prefix: string): LimiterSet => ({
+      account: store.rateLimiter({
+        keyPrefix: `${prefix}:acct`,
+        points: options.accountFailures ?? 100,
+        durationSeconds: 24 * 3600,
+        blockSeconds: options.accountBlockSeconds ?? 3600,
+      }),
+      accountSource: store.rateLimiter({ keyPrefix: `${prefix}:acctsrc`, points: options.accountSourceFailures ?? 10, durationSeconds: window, blockSeconds: window }),
+      source: store.rateLimiter({ keyPrefix: `${prefix}:src`, points: options.sourceFailures ?? 100, durationSeconds: window, blockSeconds: window }),
+    });
+    this.limiters = { password: build('rl:pw'), 'second-factor': build('rl:mfa') };
+  }
+
+  /** Takes one point from each counter; throws a 429 problem when any is used up. */
+  async begin(attempt: Attempt): Promise<void> {
+    const { account, accountSource, source } = this.limiters[attempt.factor];
+    const src = sourceKey(attempt.ip);
+    const results = await Promise.allSettled([
+      account.consume(attempt.account),
+      accountSource.consume(`${attempt.account}|${src}`),
+      source.consume(src),
+    ]);
+    const refused = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+    if (refused.length === 0) return;
+    const failure = refused.find((r) => !(r instanceof RateLimiterRes));
+    if (failure) throw failure;
+    const waitMs = Math.max(...refused.map((r) => (r as RateLimiterRes).msBeforeNext));
+    throw new AppError('too-many-requests', undefined, {}, Math.max(1, Math.ceil(waitMs / 1000)));
+  }
+
+  /** A correct answer: consecutive-failure counts for the account restart, and the source gets its point back. */
+  async succeeded(attempt: Attempt): Promise<void> {
+    const { account, accountSource, source } = this.limiters[attempt.factor];
+    const src = sourceKey(attempt.ip);
+    await Promise.all([account.delete(attempt.account), accountSource.delete(`${attempt.account}|${src}`), source.reward(src, 1)]);
+  }
+}

@@ -1,0 +1,22 @@
+import type { Tenant } from '../directory/tenants.ts';
+import type { Credential } from '../methods/credentials.ts';
+import type { MethodRegistry } from '../methods/registry.ts';
+
+export interface MethodChoice {
+  id: string;
+  type: string;
+  label: string;
+  available: boolean;
+  default: boolean;
+}
+
+// Strongest first after the user's default; recovery codes always last.
+const STRENGTH_ORDER = ['webauthn', 'push', 'totp', 'sms', 'voice', 'email', 'tap', 'recovery-codes'];
+
+/** The second-factor choices a user is offered, in the order they are offered. */
+export function methodChoices(tenant: Tenant, active: Credential[], registry: MethodRegistry): MethodChoice[] {
+  return active
+    .filter((c) => registry.get(c.type) && tenant.policy.allowedMethods.includes(c.type))
+    .map((c) => ({ id: c.id, type: c.type, label: c.label, available: true, default: c.isDefault }))
+    .sort((a, b) => Number(b.default && b.available) - Number(a.default && a.available) || STRENGTH_ORDER.indexOf(a.type) - STRENGTH_ORDER.indexOf(b.type));
+}

@@ -1,0 +1,10 @@
+import type { Migration } from 'kysely';
+import * as initial from './001-initial.ts';
+
+/**
+ * Every migration, in order. Listed here rather than discovered on disk, so a
+ * bundled or relocated install runs exactly the migrations it was built with.
+ */
+export const migrations: Record<string, Migration> = {
+  '001-initial': initial,
+};

@@ -1,0 +1,104 @@
+/**
+ * The durable schema, shared by SQLite and PostgreSQL. Times are epoch
+ * milliseconds (integers on both engines), booleans are 0/1, structured values
+ * are JSON text: one representation the two engines agree on exactly.
+ */
+export interface TenantTable {
+  id: string;
+  slug: string;
+  name: string;
+  policy: string;
+  created_at: number;
+}
+
+export interface UserTable {
+  id: string;
+  tenant_id: string;
+  username: string;
+  email: string | null;
+  phone: string | null;
+  password_hash: string | null;
+  status: 'active' | 'disabled';
+  must_register: number;
+  flagged_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface CredentialTable {
+  id: string;
+  tenant_id: string;
+  user_id: string;
+  type: string;
+  label: string;
+  state: 'pending' | 'active';
+  secret: string | null;
+  public_data: string;
+  is_default: number;
+  last_step: number | null;
+  created_at: number;
+  last_used_at: number | null;
+}
+
+export interface RecoveryCodeTable {
+  id: string;
+  tenant_id: string;
+  credential_id: string;
+  lookup: string;
+  code_hash: string;
+  used_at: number | null;
+}
+
+export interface SessionTable {
+  id: string;
+  tenant_id: string;
+  user_id: string;
+  token_hash: string;
+  scope: 'full' | 'register';
+  amr: string;
+  auth_time: number;
+  created_at: number;
+  expires_at: number;
+  last_seen_at: number;
+  revoked_at: number | null;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+export interface AdminTokenTable {
+  id: string;
+  tenant_id: string;
+  token_hash: string;
+  role: string;
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+export interface SigninEventTable {
+  id: string;
+  tenant_id: string;
+  user_id: string | null;
+  username: string;
+  at: number;
+  ip: string | null;
+  user_agent: string | null;
+  app: string | null;
+  step: string;
+  outcome: 'success' | 'failure';
+  reason: string;
+  method: string | null;
+  node: string;
+  degraded: number;
+  reported_at: number | null;
+}
+
+export interface Database {
+  tenants: TenantTable;
+  users: UserTable;
+  credentials: CredentialTable;
+  recovery_codes: RecoveryCodeTable;
+  sessions: SessionTable;
+  admin_tokens: AdminTokenTable;
+  signin_events: SigninEventTable;
+}
