@@ -1,7 +1,7 @@
 import type { Db } from '../store/durable/database.ts';
 import type { SigninEventTable } from '../store/durable/schema.ts';
 import type { Clock } from '../clock.ts';
-import { newId } from '../crypto/random.ts';
+import { newSortableId } from '../crypto/random.ts';
 import { AppError } from '../errors/app-error.ts';
 
 export interface SigninEventInput {
@@ -45,12 +45,13 @@ export class SigninEvents {
   ) {}
 
   async record(input: SigninEventInput): Promise<void> {
+    const at = this.clock.now();
     const row: SigninEventTable = {
-      id: newId(),
+      id: newSortableId(at),
       tenant_id: input.tenantId,
       user_id: input.userId,
       username: input.username.slice(0, 256),
-      at: this.clock.now(),
+      at,
       ip: input.ip?.slice(0, 64) ?? null,
       user_agent: input.userAgent?.slice(0, 512) ?? null,
       app: input.app?.slice(0, 200) ?? null,

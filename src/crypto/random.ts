@@ -33,3 +33,20 @@ export function normaliseBase32(input: string): string {
 export function newId(): string {
   return randomUUID();
 }
+
+let lastMs = -1;
+let sequence = 0;
+
+/**
+ * An id that sorts by creation time (48-bit milliseconds, then a per-process
+ * sequence, then 64 random bits), so records made in the same millisecond
+ * still list in the order they were made.
+ */
+export function newSortableId(nowMs: number): string {
+  if (nowMs === lastMs) sequence = (sequence + 1) & 0xffff;
+  else {
+    lastMs = nowMs;
+    sequence = 0;
+  }
+  return nowMs.toString(16).padStart(12, '0') + sequence.toString(16).padStart(4, '0') + randomBytes(8).toString('hex');
+}
