@@ -23,7 +23,7 @@ export interface TotpDeps {
 }
 
 // Node's native HMAC is many times faster than otpauth's portable fallback.
-const nodeHmac = (algorithm: string, key: Uint8Array, message: Uint8Array): Uint8Array =>
+export const nodeHmac = (algorithm: string, key: Uint8Array, message: Uint8Array): Uint8Array =>
   createHmac(algorithm.toLowerCase().replace('-', ''), key).update(message).digest();
 
 /** What an authenticator app needs: the secret, as text, as an otpauth:// URI and as a QR code. */
