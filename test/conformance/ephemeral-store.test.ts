@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.ts';
+import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
+import { MemoryEphemeralStore } from '../../src/store/ephemeral/memory-store.ts';
+import { RedisEphemeralStore } from '../../src/store/ephemeral/redis-store.ts';
+import { REDIS_URL, redisAvailable } from '../helpers/services-available.ts';
+
+interface Subject {
+  name: string;
+  available: () => Promise<boolean>;
+  open: () => Promise<{ store: EphemeralStore; expire: (key: string) => Promise<void> }>;
+}
+
+const memoryClock = new ManualClock();
+const subjects: Subject[] = [
+  {
+    name: 'memory',
+    available: async () => true,
+    open: async () => {
+      const store = new MemoryEphemeralStore(memoryClock);
+      // Moving the clock past any TTL used below expires the key without sleeping.
+      return { store, expire: async () => memoryClock.advance(3_600_000) };
+    },
+  },
+  {
+    name: 'redis',
+    available: redisAvailable,
+    open: async () => {
+      const store = await RedisEphemeralStore.connect({ url: REDIS_URL, namespace: `conf:${Date.now()}:${Math.random()}` });
+      // Redis keeps real time; expiring a key by hand is what its TTL would do.
+      return { store, expire: async (key) => void (await store.client.pexpire(key, 1)) };
+    },
+  },
+];
+
+for (const subject of subjects) {
+  describe.runIf(await subject.available())(`ephemeral store conformance: ${subject.name}`, () => {
+    let store: EphemeralStore;
+    let expire: (key: string) => Promise<void>;
+    beforeAll(async () => {
+      ({ store, expire } = await subject.open());
+    });
+    afterAll(async () => store.close());
+
+    it('stores JSON values with a time to live', async () => {
+      await store.set('a', { x: 1, y: ['z'] }, 60_000);
+      expect(await store.get('a')).toEqual({ x: 1, y: ['z'] });
+      expect(await store.get('missing')).toBeUndefined();
+      await expire('a');
+      await waitUntilGone(store, 'a');
+      expect(await store.get('a')).toBeUndefined();
+    });
+
+    it('setIfAbsent stores only once', async () => {
+      expect(await store.setIfAbsent('nonce', 1, 60_000)).toBe(true);
+      expect(await store.setIfAbsent('nonce', 2, 60_000)).toBe(false);
+      expect(await store.get('nonce')).toBe(1);
+    });
+
+    it('take hands the value to exactly one of many racing callers', async () => {
+      await store.set('flow', { id: 'f' }, 60_000);
+      const results = await Promise.all(Array.from({ length: 20 }, () => store.take('flow')));
+      expect(results.filter((r) => r !== undefined)).toEqual([{ id: 'f' }]);
+      expect(await store.get('flow')).toBeUndefined();
+    });
+
+    it('increment counts atomically and keeps the first expiry', async () => {
+      const counts = await Promise.all(Array.from({ length: 25 }, () => store.increment('counter', 60_000)));
+      expect(counts.sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+      await store.delete('counter');
+      expect(await store.increment('counter', 60_000)).toBe(1);
+    });
+
+    it('rate limiters block after their points and can be reset', async () => {
+      const limiter = store.rateLimiter({ keyPrefix: 'conf', points: 3, durationSeconds: 60, blockSeconds: 60 });
+      for (let i = 0; i < 3; i++) await limiter.consume('k');
+      await expect(limiter.consume('k')).rejects.toMatchObject({ msBeforeNext: expect.any(Number) });
+      await limiter.delete('k');
+      await expect(limiter.consume('k')).resolves.toMatchObject({ remainingPoints: 2 });
+    });
+
+    it('answers ping', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+  });
+}
+
+/** Redis expires a 1 ms key on its next access; memory expired it already. Bounded, no sleeping on the memory store. */
+async function waitUntilGone(store: EphemeralStore, key: string): Promise<void> {
+  for (let i = 0; i < 100 && (await store.get(key)) !== undefined; i++) await new Promise((r) => setTimeout(r, 2));
+}
