@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sqliteMemory, type Backend } from '../helpers/backends.ts';
+import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
+import { totpCode } from '../helpers/totp.ts';
+
+/**
+ * Signs in, enrols, verifies and fails in every way, with debug logging on,
+ * then greps everything the server logged for every secret it was handed or
+ * gave out.
+ */
+describe('logs never contain passwords, secrets, codes, tokens or flow ids', () => {
+  let backend: Backend;
+  let server: TestServer;
+  const secrets: string[] = [];
+  const PASSWORD = 'Tr0ub4dor&3-very-secret';
+
+  beforeAll(async () => {
+    backend = await sqliteMemory.create();
+    server = await startTestServer(backend, { logLevel: 'trace' });
+    const tenant = await server.services.tenants.create('logs');
+    await server.services.users.create(tenant.id, { username: 'lena', passwordHash: await server.services.hasher.hash(PASSWORD) });
+    secrets.push(PASSWORD);
+  });
+  afterAll(async () => {
+    await server.close();
+    await backend.cleanup();
+  });
+
+  it('walks the whole flow', async () => {
+    await api(server.url, 'POST', '/api/v1/t/logs/signin', { username: 'lena', password: 'wrong-password-xyz' });
+    secrets.push('wrong-password-xyz');
+    const first = await api(server.url, 'POST', '/api/v1/t/logs/signin', { username: 'lena', password: PASSWORD });
+    const restricted = first.body.session.token;
+    secrets.push(restricted);
+    const enrol = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, restricted);
+    secrets.push(enrol.body.secret);
+    const code = totpCode(enrol.body.secret, Date.now());
+    await api(server.url, 'POST', `/api/v1/me/methods/${enrol.body.id}/confirm`, { code }, restricted);
+    secrets.push(code);
+    const rc = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'recovery-codes' }, restricted);
+    secrets.push(...rc.body.codes);
+
+    const start = await api(server.url, 'POST', '/api/v1/t/logs/signin', { username: 'lena', password: PASSWORD });
+    secrets.push(start.body.flow);
+    await api(server.url, 'POST', `/api/v1/t/logs/signin/${start.body.flow}/verify`, { method: 'totp', code: '123456' });
+    const done = await api(server.url, 'POST', `/api/v1/t/logs/signin/${start.body.flow}/verify`, { method: 'recovery-codes', code: rc.body.codes[0] });
+    secrets.push(done.body.session.token);
+    await api(server.url, 'GET', '/api/v1/me', undefined, done.body.session.token);
+    // Malformed input that echoes nothing back either.
+    await fetch(`${server.url}/api/v1/t/logs/signin`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"username":"lena","password":"${PASSWORD}"` });
+
+    expect(done.status).toBe(200);
+    const logs = server.logs.text;
+    expect(logs.length).toBeGreaterThan(1000);
+    for (const secret of secrets) {
+      expect(secret.length).toBeGreaterThanOrEqual(6);
+      expect(logs, `a secret reached the logs`).not.toContain(secret);
+    }
+    // Nor the hashes or sealed values that stand for them.
+    expect(logs).not.toMatch(/\$argon2id\$/);
+    expect(logs).not.toMatch(/v1\.[0-9a-f]{12}\./);
+  });
+});
