@@ -28,6 +28,8 @@ const FASTIFY_CODES: Record<string, ProblemCode> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid-request',
   FST_ERR_CTP_INVALID_JSON_BODY: 'invalid-request',
   FST_CSRF_INVALID_TOKEN: 'csrf-failed',
+  FST_ERR_BAD_URL: 'invalid-request',
+  FST_ERR_MAX_PARAM_LENGTH: 'uri-too-long',
   FST_CSRF_MISSING_SECRET: 'csrf-failed',
 };
 
@@ -44,7 +46,7 @@ export function toAppError(error: FastifyError | Error): AppError {
     return new AppError('invalid-request', `the ${context} is not valid: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`, { errors });
   }
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
-  if (mapped) return new AppError(mapped, mapped === 'invalid-request' ? 'the request body could not be read' : undefined);
+  if (mapped) return new AppError(mapped, mapped === 'invalid-request' ? 'the request could not be read' : undefined);
   if (error instanceof SyntaxError || (fe.statusCode === 400 && fe.code === undefined)) return new AppError('invalid-request', 'the request body could not be read as JSON');
   if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
     const byStatus: Record<number, ProblemCode> = { 404: 'not-found', 405: 'method-not-allowed', 413: 'payload-too-large', 415: 'unsupported-media-type', 429: 'too-many-requests' };

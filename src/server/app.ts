@@ -6,7 +6,7 @@ import formbody from '@fastify/formbody';
 import helmet from '@fastify/helmet';
 import csrf from '@fastify/csrf-protection';
 import swagger from '@fastify/swagger';
-import { errorHandler, notFoundHandler, sendProblem } from '../http/problem.ts';
+import { errorHandler, notFoundHandler, sendProblem, toAppError } from '../http/problem.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Services } from './services.ts';
 import { signinApi } from './routes/signin-api.ts';
@@ -40,8 +40,19 @@ export async function buildApp(services: Services, options: AppOptions) {
     bodyLimit: 64 * 1024,
     // Request ids are generated here; a client-sent id is never trusted into the logs.
     requestIdHeader: false,
-    return503OnClosing: true,
+    // Draining is answered below, as problem+json with Retry-After.
+    return503OnClosing: false,
+    // Malformed URLs are answered as problem+json like every other client error.
+    frameworkErrors: (error, _request, reply) => sendProblem(reply, toAppError(error)),
     routerOptions: { maxParamLength: 200 },
+  });
+
+  const readiness = options.readiness ?? { draining: false };
+  app.addHook('onRequest', async (request, reply) => {
+    if (readiness.draining && request.routeOptions.config.admissionClass !== 'ops') {
+      reply.header('connection', 'close');
+      return sendProblem(reply, new AppError('unavailable', 'this node is shutting down; retry and another node will answer', {}, 1));
+    }
   });
 
   app.setErrorHandler(errorHandler);
@@ -86,7 +97,7 @@ export async function buildApp(services: Services, options: AppOptions) {
 
   app.get('/api/v1/openapi.json', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async () => app.swagger());
 
-  await app.register(opsRoutes(services, options.readiness ?? { draining: false }));
+  await app.register(opsRoutes(services, readiness));
   await app.register(signinApi(services));
   await app.register(meApi(services));
   await app.register(signinPages(services));

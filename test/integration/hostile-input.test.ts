@@ -1,0 +1,131 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sqliteMemory, type Backend } from '../helpers/backends.ts';
+import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
+import { totpCode } from '../helpers/totp.ts';
+
+/**
+ * Property: whatever a client sends (any JSON, any text, any content type, any
+ * path segment, any token), the answer is never a 5xx, and every error is
+ * problem+json with a type, a title and no stack trace.
+ */
+const RUNS = Number(process.env.STEADFAST_FUZZ_RUNS ?? 120);
+
+const anyJson = fc.oneof(
+  fc.jsonValue(),
+  fc.record({ username: fc.jsonValue(), password: fc.jsonValue() }, { requiredKeys: [] }),
+  fc.record({ username: fc.string({ maxLength: 300 }), password: fc.string({ maxLength: 1100 }) }),
+  fc.record({ method: fc.oneof(fc.string(), fc.constantFrom('totp', 'recovery-codes', 'tap', 'passkey')), code: fc.oneof(fc.string({ maxLength: 70 }), fc.jsonValue()) }, { requiredKeys: [] }),
+  fc.record({ type: fc.oneof(fc.string(), fc.constantFrom('totp', 'recovery-codes', 'sms', 'webauthn')), label: fc.jsonValue() }, { requiredKeys: [] }),
+  fc.record({ label: fc.oneof(fc.string({ maxLength: 120 }), fc.jsonValue()), default: fc.jsonValue() }, { requiredKeys: [] }),
+);
+
+const anyBody = fc.oneof(
+  anyJson.map((v) => ({ contentType: 'application/json', body: JSON.stringify(v) })),
+  fc.string({ maxLength: 500 }).map((s) => ({ contentType: 'application/json', body: s })),
+  fc.string({ maxLength: 500 }).map((s) => ({ contentType: fc.sample(fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data', 'application/xml', ''), 1)[0]!, body: s })),
+  fc.constant({ contentType: 'application/json', body: '{"__proto__":{"polluted":true}}' }),
+  fc.constant({ contentType: 'application/json', body: 'x'.repeat(70 * 1024) }),
+);
+
+const segment = fc.oneof(fc.string({ maxLength: 80 }), fc.constantFrom('demo', 'fuzz', '..', '%00', '%', 'a/b', ' ', 'x'.repeat(300)));
+
+describe('hostile input never causes a 5xx', () => {
+  let backend: Backend;
+  let server: TestServer;
+  let token = '';
+  let methodId = '';
+  let eventId = '';
+
+  beforeAll(async () => {
+    backend = await sqliteMemory.create();
+    // Generous limits so the fuzzer keeps reaching the handlers instead of the 429 in front of them.
+    server = await startTestServer(backend, { limits: { accountFailures: 1e6, accountSourceFailures: 1e6, sourceFailures: 1e6 } });
+    const tenant = await server.services.tenants.create('fuzz');
+    await server.services.users.create(tenant.id, { username: 'fred', passwordHash: await server.services.hasher.hash('fred password') });
+    const first = await api(server.url, 'POST', '/api/v1/t/fuzz/signin', { username: 'fred', password: 'fred password' });
+    const enrol = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, first.body.session.token);
+    await api(server.url, 'POST', `/api/v1/me/methods/${enrol.body.id}/confirm`, { code: totpCode(enrol.body.secret, Date.now()) }, first.body.session.token);
+    token = first.body.session.token;
+    methodId = enrol.body.id;
+    eventId = (await api(server.url, 'GET', '/api/v1/me/signins', undefined, token)).body.items[0].id;
+  });
+  afterAll(async () => {
+    await server.close();
+    await backend.cleanup();
+  });
+
+  async function send(method: string, path: string, body?: { contentType: string; body: string }, headers: Record<string, string> = {}) {
+    const res = await fetch(server.url + path, {
+      method,
+      headers: { ...(body && body.contentType ? { 'content-type': body.contentType } : {}), ...headers },
+      ...(body && method !== 'GET' ? { body: body.body } : {}),
+    });
+    const text = await res.text();
+    expect(res.status, `${method} ${path} -> ${res.status} ${text.slice(0, 300)}`).toBeLessThan(500);
+    if (res.status >= 400 && path.startsWith('/api/')) {
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      const problem = JSON.parse(text);
+      expect(problem.type).toMatch(/^https:\/\/steadfast\.dev\/problems\/[a-z-]+$/);
+      expect(typeof problem.title).toBe('string');
+      expect(problem.status).toBe(res.status);
+    }
+    expect(text).not.toMatch(/\n\s+at .+:\d+:\d+/);
+    if (res.status === 429 || res.status === 503) expect(res.headers.get('retry-after')).toBeTruthy();
+    return res.status;
+  }
+
+  const enc = encodeURIComponent;
+
+  it('POST /api/v1/t/{t}/signin', async () => {
+    await fc.assert(fc.asyncProperty(segment, anyBody, async (t, body) => void (await send('POST', `/api/v1/t/${enc(t)}/signin`, body))), { numRuns: RUNS });
+    await fc.assert(fc.asyncProperty(anyBody, async (body) => void (await send('POST', '/api/v1/t/fuzz/signin', body))), { numRuns: RUNS });
+  });
+
+  it('POST /api/v1/t/{t}/signin/{flow}/challenge and /verify', async () => {
+    const flow = (await api(server.url, 'POST', '/api/v1/t/fuzz/signin', { username: 'fred', password: 'fred password' })).body.flow as string;
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(segment, fc.constant(flow)), fc.constantFrom('challenge', 'verify'), anyBody, async (f, step, body) => {
+        await send('POST', `/api/v1/t/fuzz/signin/${enc(f)}/${step}`, body);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('self-service endpoints, with and without a valid session', async () => {
+    const tokens = fc.oneof(fc.constant(token), fc.string({ maxLength: 120 }).map((s) => s.replace(/[^\x21-\x7e]/g, 'x')), fc.constant('sfs_' + 'A'.repeat(43)));
+    const routes = fc.constantFrom(
+      ['GET', '/api/v1/me'],
+      ['GET', '/api/v1/me/methods'],
+      ['POST', '/api/v1/me/methods'],
+      ['POST', `/api/v1/me/methods/ID/confirm`],
+      ['PATCH', `/api/v1/me/methods/ID`],
+      ['GET', '/api/v1/me/signins'],
+      ['POST', `/api/v1/me/signins/EVENT/report`],
+    );
+    await fc.assert(
+      fc.asyncProperty(routes, tokens, fc.oneof(segment, fc.constant(methodId)), anyBody, async ([method, path], tok, id, body) => {
+        await send(method!, path!.replace('ID', enc(id)).replace('EVENT', enc(id === methodId ? eventId : id)), body, { authorization: `Bearer ${tok}` });
+      }),
+      { numRuns: RUNS * 2 },
+    );
+    // Never the real method: removing it would end the property's setting.
+    await fc.assert(fc.asyncProperty(segment, async (id) => void (await send('DELETE', `/api/v1/me/methods/${enc(id)}`, undefined, { authorization: `Bearer ${token}` }))), { numRuns: RUNS });
+  });
+
+  it('the sign-ins query string', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.string({ maxLength: 20 }), fc.string({ maxLength: 250 }), async (limit, cursor) => {
+        await send('GET', `/api/v1/me/signins?limit=${enc(limit)}&cursor=${enc(cursor)}`, undefined, { authorization: `Bearer ${token}` });
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('page forms', async () => {
+    const pages = fc.constantFrom('/t/fuzz/signin', '/t/fuzz/signin/method', '/t/fuzz/signin/verify', '/t/fuzz/signout', '/t/fuzz/my/security-info/totp', '/t/fuzz/my/security-info/recovery-codes', `/t/fuzz/my/security-info/methods/${methodId}/delete`);
+    const form = fc.dictionary(fc.constantFrom('username', 'password', 'flow', 'method', 'code', '_csrf', 'label', 'x'), fc.string({ maxLength: 100 })).map((d) => ({ contentType: 'application/x-www-form-urlencoded', body: new URLSearchParams(d).toString() }));
+    await fc.assert(fc.asyncProperty(pages, fc.oneof(form, anyBody), async (path, body) => void (await send('POST', path, body, { cookie: `sf_session=${token}` }))), { numRuns: RUNS });
+    await fc.assert(fc.asyncProperty(segment, async (t) => void (await send('GET', `/t/${enc(t)}/signin`))), { numRuns: RUNS / 2 });
+  });
+});
