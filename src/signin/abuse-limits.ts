@@ -33,6 +33,8 @@ interface LimiterSet {
   source: RateLimiterAbstract;
 }
 
+type Counter = [RateLimiterAbstract, string];
+
 export type Factor = 'password' | 'second-factor';
 
 export interface Attempt {
@@ -62,15 +64,14 @@ export class AbuseLimits {
 
   /** Takes one point from each counter; throws a 429 problem when any is used up. */
   async begin(attempt: Attempt): Promise<void> {
-    const { account, accountSource, source } = this.limiters[attempt.factor];
-    const src = sourceKey(attempt.ip);
-    const results = await Promise.allSettled([
-      account.consume(attempt.account),
-      accountSource.consume(`${attempt.account}|${src}`),
-      source.consume(src),
-    ]);
+    const counters = this.counters(attempt);
+    const results = await Promise.allSettled(counters.map(([limiter, key]) => limiter.consume(key)));
     const refused = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
     if (refused.length === 0) return;
+    // A refused attempt costs nothing: otherwise a source already held back by
+    // its own limit could keep burning the account-wide budget and lock the
+    // real user out.
+    await Promise.all(counters.map(([limiter, key], i) => (results[i]!.status === 'fulfilled' ? limiter.reward(key, 1) : undefined)));
     const failure = refused.find((r) => !(r instanceof RateLimiterRes));
     if (failure) throw failure;
     const waitMs = Math.max(...refused.map((r) => (r as RateLimiterRes).msBeforeNext));
@@ -79,8 +80,17 @@ export class AbuseLimits {
 
   /** A correct answer: consecutive-failure counts for the account restart, and the source gets its point back. */
   async succeeded(attempt: Attempt): Promise<void> {
+    const [[account, accountKey], [accountSource, accountSourceKey], [source, sourceKey]] = this.counters(attempt);
+    await Promise.all([account.delete(accountKey), accountSource.delete(accountSourceKey), source.reward(sourceKey, 1)]);
+  }
+
+  private counters(attempt: Attempt): [Counter, Counter, Counter] {
     const { account, accountSource, source } = this.limiters[attempt.factor];
     const src = sourceKey(attempt.ip);
-    await Promise.all([account.delete(attempt.account), accountSource.delete(`${attempt.account}|${src}`), source.reward(src, 1)]);
+    return [
+      [account, attempt.account],
+      [accountSource, `${attempt.account}|${src}`],
+      [source, src],
+    ];
   }
 }
