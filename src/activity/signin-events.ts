@@ -2,6 +2,7 @@ import type { Db } from '../store/durable/database.ts';
 import type { SigninEventTable } from '../store/durable/schema.ts';
 import type { Clock } from '../clock.ts';
 import { newSortableId } from '../crypto/random.ts';
+import type { GroupCommit } from '../store/durable/group-commit.ts';
 import { AppError } from '../errors/app-error.ts';
 
 export interface SigninEventInput {
@@ -42,6 +43,8 @@ export class SigninEvents {
     private readonly db: Db,
     private readonly clock: Clock,
     private readonly nodeName: string,
+    /** Every attempt writes a row: group-committed with the other hot-path inserts. */
+    private readonly groupCommit: GroupCommit,
   ) {}
 
   async record(input: SigninEventInput): Promise<void> {
@@ -63,7 +66,7 @@ export class SigninEvents {
       degraded: 0,
       reported_at: null,
     };
-    await this.db.insertInto('signin_events').values(row).execute();
+    await this.groupCommit.insert('signin_events', row);
   }
 
   /** Newest first; `cursor` is the opaque `next` of the previous page. */

@@ -14,7 +14,13 @@ export interface Tenant {
   createdAt: number;
 }
 
+// Tenants are read on every request and change rarely: a node keeps them this
+// long, so a policy change reaches every node within this time.
+const CACHE_MS = 5_000;
+
 export class Tenants {
+  private readonly cache = new Map<string, { tenant: Tenant | undefined; until: number }>();
+
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
@@ -33,12 +39,19 @@ export class Tenants {
       .onConflict((oc) => oc.column('slug').doNothing())
       .executeTakeFirst();
     if (Number(result.numInsertedOrUpdatedRows ?? 0n) === 0) throw new AppError('conflict', `tenant "${slug}" already exists`);
+    this.cache.delete(slug);
     return tenant;
   }
 
   async findBySlug(slug: string): Promise<Tenant | undefined> {
+    const now = this.clock.now();
+    const cached = this.cache.get(slug);
+    if (cached && cached.until > now) return cached.tenant;
     const row = await this.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirst();
-    return row && toTenant(row);
+    const tenant = row && toTenant(row);
+    // Unknown slugs are not cached: a flood of random slugs must not grow memory.
+    if (tenant) this.cache.set(slug, { tenant, until: now + CACHE_MS });
+    return tenant;
   }
 
   async findById(id: string): Promise<Tenant | undefined> {

@@ -3,11 +3,11 @@ import Fastify from 'fastify';
 import type { Logger } from 'pino';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
-import helmet from '@fastify/helmet';
 import csrf from '@fastify/csrf-protection';
 import swagger from '@fastify/swagger';
 import { errorHandler, notFoundHandler, sendProblem, toAppError } from '../http/problem.ts';
 import { AppError } from '../errors/app-error.ts';
+import { securityHeaders } from '../http/security-headers.ts';
 import type { Services } from './services.ts';
 import { signinApi } from './routes/signin-api.ts';
 import { meApi } from './routes/me-api.ts';
@@ -48,7 +48,9 @@ export async function buildApp(services: Services, options: AppOptions) {
   });
 
   const readiness = options.readiness ?? { draining: false };
+  const headers = securityHeaders({ https: services.config.publicUrl.startsWith('https:') });
   app.addHook('onRequest', async (request, reply) => {
+    reply.headers(headers);
     if (readiness.draining && request.routeOptions.config.admissionClass !== 'ops') {
       reply.header('connection', 'close');
       return sendProblem(reply, new AppError('unavailable', 'this node is shutting down; retry and another node will answer', {}, 1));
@@ -67,23 +69,6 @@ export async function buildApp(services: Services, options: AppOptions) {
   });
   await app.register(cookie);
   await app.register(formbody, { bodyLimit: 16 * 1024 });
-  await app.register(helmet, {
-    contentSecurityPolicy: {
-      useDefaults: false,
-      directives: {
-        defaultSrc: ["'none'"],
-        scriptSrc: ["'self'"],
-        styleSrc: ["'self'"],
-        imgSrc: ["'self'", 'data:'],
-        connectSrc: ["'self'"],
-        formAction: ["'self'"],
-        frameAncestors: ["'none'"],
-        baseUri: ["'none'"],
-      },
-    },
-    strictTransportSecurity: services.config.publicUrl.startsWith('https:') ? { maxAge: 31536000 } : false,
-    crossOriginEmbedderPolicy: false,
-  });
   await app.register(csrf, {
     cookieKey: 'sf_csrf',
     cookieOpts: { path: '/', httpOnly: true, sameSite: 'lax', secure: services.config.publicUrl.startsWith('https:') },

@@ -5,6 +5,7 @@ import { systemClock, type Clock } from '../clock.ts';
 import { KeyRing } from '../crypto/key-ring.ts';
 import { loadOrCreateMasterKeyFile } from '../crypto/master-key-file.ts';
 import { openDurableStore, migrateToLatest, type DurableStore } from '../store/durable/database.ts';
+import { GroupCommit } from '../store/durable/group-commit.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import { MemoryEphemeralStore } from '../store/ephemeral/memory-store.ts';
 import { RedisEphemeralStore } from '../store/ephemeral/redis-store.ts';
@@ -78,11 +79,14 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   const users = new Users(db, clock);
   const credentials = new Credentials(db, clock);
   const methods = createMethodRegistry({ db, credentials, keyRing, clock, hasher });
-  const sessions = new Sessions(db, clock, {
-    lifetimeMs: config.sessions.lifetimeMinutes * 60_000,
-    idleMs: config.sessions.idleMinutes * 60_000,
-  });
-  const events = new SigninEvents(db, clock, config.nodeName);
+  const groupCommit = new GroupCommit(db);
+  const sessions = new Sessions(
+    db,
+    clock,
+    { lifetimeMs: config.sessions.lifetimeMinutes * 60_000, idleMs: config.sessions.idleMinutes * 60_000 },
+    groupCommit,
+  );
+  const events = new SigninEvents(db, clock, config.nodeName, groupCommit);
   const limits = new AbuseLimits(ephemeral, options.limits);
   const management = new MethodManagement({ credentials, methods, sessions, db, clock });
   const signin = new SigninService({

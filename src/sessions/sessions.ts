@@ -2,6 +2,7 @@ import type { Db } from '../store/durable/database.ts';
 import type { Clock } from '../clock.ts';
 import { hashToken } from '../crypto/keyed-hash.ts';
 import { newId, randomToken } from '../crypto/random.ts';
+import type { GroupCommit } from '../store/durable/group-commit.ts';
 
 export type SessionScope = 'full' | 'register';
 
@@ -47,6 +48,7 @@ export class Sessions {
     private readonly db: Db,
     private readonly clock: Clock,
     private readonly options: SessionOptions,
+    private readonly groupCommit: GroupCommit,
   ) {}
 
   async create(input: NewSession): Promise<{ token: string; session: Session }> {
@@ -62,24 +64,21 @@ export class Sessions {
       authTime: now,
       expiresAt: now + lifetime,
     };
-    await this.db
-      .insertInto('sessions')
-      .values({
-        id: session.id,
-        tenant_id: session.tenantId,
-        user_id: session.userId,
-        token_hash: hashToken(token),
-        scope: session.scope,
-        amr: JSON.stringify(session.amr),
-        auth_time: now,
-        created_at: now,
-        expires_at: session.expiresAt,
-        last_seen_at: now,
-        revoked_at: null,
-        ip: input.ip?.slice(0, 64) ?? null,
-        user_agent: input.userAgent?.slice(0, 512) ?? null,
-      })
-      .execute();
+    await this.groupCommit.insert('sessions', {
+      id: session.id,
+      tenant_id: session.tenantId,
+      user_id: session.userId,
+      token_hash: hashToken(token),
+      scope: session.scope,
+      amr: JSON.stringify(session.amr),
+      auth_time: now,
+      created_at: now,
+      expires_at: session.expiresAt,
+      last_seen_at: now,
+      revoked_at: null,
+      ip: input.ip?.slice(0, 64) ?? null,
+      user_agent: input.userAgent?.slice(0, 512) ?? null,
+    });
     return { token, session };
   }
 

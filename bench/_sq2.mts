@@ -1,0 +1,16 @@
+import Database from 'better-sqlite3';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+const db = new Database(join(mkdtempSync(join(tmpdir(), 'x-')), 'a.db'));
+db.pragma('journal_mode = WAL'); db.pragma('synchronous = NORMAL');
+db.exec('create table e (id text primary key, t text, u text, at integer, x text); create index e1 on e(t,u,at); create index e2 on e(t,at)');
+const st = db.prepare('insert into e values (?,?,?,?,?)');
+const N = 20000;
+let t0 = performance.now();
+for (let i = 0; i < N; i++) st.run([String(Date.now()) + i, 'tenant-aaaaaaaaaaaaaaaaaaaaaaaaaa', 'user-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb', Date.now(), 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx']);
+console.log('raw insert autocommit', ((performance.now() - t0) * 1000 / N).toFixed(1), 'µs');
+const tx = db.transaction((i: number) => { st.run(['a' + i, 't', 'u', 1, 'x']); st.run(['b' + i, 't', 'u', 1, 'x']); });
+t0 = performance.now();
+for (let i = 0; i < N; i++) tx(i);
+console.log('two inserts in one tx', ((performance.now() - t0) * 1000 / N).toFixed(1), 'µs');

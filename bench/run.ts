@@ -1,0 +1,10 @@
+// `npm run bench -- NAME`: runs bench/NAME.ts, which prints its figures and the
+// reference they are measured against in the same run.
+const BENCHES = ['signin'];
+
+const name = process.argv[2];
+if (!name || !BENCHES.includes(name)) {
+  process.stderr.write(`usage: npm run bench -- <${BENCHES.join('|')}>\n`);
+  process.exit(2);
+}
+await import(`./${name}.ts`);
