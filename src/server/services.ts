@@ -49,6 +49,8 @@ export interface BuildOptions {
   /** Tests: work in this PostgreSQL schema and this Redis key namespace. */
   pgSchema?: string;
   redisNamespace?: string;
+  /** A long-running node: SQLite checkpoints move to a worker thread. */
+  server?: boolean;
   /** Warn about a freshly generated master key (the CLI and server do). */
   onMasterKeyGenerated?: (path: string) => void;
 }
@@ -59,6 +61,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
 
   const durable = openDurableStore({
     sqlitePath: sqlitePath(config),
+    backgroundCheckpoint: options.server ?? false,
     ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
     ...(options.pgSchema ? { pgSchema: options.pgSchema } : {}),
   });

@@ -19,6 +19,7 @@ export interface RunningNode {
 export async function startNode(config: Readonly<Config>, logger: Logger, print: (line: string) => void): Promise<RunningNode> {
   const services = await buildServices(config, {
     logger,
+    server: true,
     onMasterKeyGenerated: (path) =>
       logger.warn({ path }, 'STEADFAST_MASTER_KEY is not set: generated a master key in the data dir. Back it up, or set STEADFAST_MASTER_KEY; without it the stored secrets cannot be read.'),
   });

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type MigrationResultSet } from 'kysely';
 import type { Database } from './schema.ts';
 import { migrations } from './migrations/index.ts';
+import { startCheckpointer } from './sqlite-checkpointer.ts';
 
 export type Db = Kysely<Database>;
 export type Engine = 'sqlite' | 'postgres';
@@ -23,14 +24,16 @@ export interface OpenDurableOptions {
   /** PostgreSQL only: a schema to work in (tests use one per suite). */
   pgSchema?: string;
   poolSize?: number;
+  /** SQLite only: checkpoint the WAL from a worker thread (servers; not one-shot commands). */
+  backgroundCheckpoint?: boolean;
 }
 
 export function openDurableStore(options: OpenDurableOptions): DurableStore {
   if (options.databaseUrl) return openPostgres(options.databaseUrl, options);
-  return openSqlite(options.sqlitePath);
+  return openSqlite(options.sqlitePath, options.backgroundCheckpoint ?? false);
 }
 
-function openSqlite(path: string): DurableStore {
+function openSqlite(path: string, backgroundCheckpoint: boolean): DurableStore {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const sqlite = new SqliteDatabase(path);
   // WAL lets the CLI read and write while a server runs on the same file;
@@ -40,6 +43,7 @@ function openSqlite(path: string): DurableStore {
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const checkpointer = backgroundCheckpoint && path !== ':memory:' ? startCheckpointer(sqlite, path) : undefined;
   return {
     db,
     engine: 'sqlite',
@@ -47,6 +51,7 @@ function openSqlite(path: string): DurableStore {
       sqlite.prepare('select 1').get();
     },
     async close() {
+      await checkpointer?.stop();
       await db.destroy();
     },
   };
