@@ -22,7 +22,7 @@ import { loadConfig } from '../src/config/config.ts';
 import { buildServices } from '../src/server/services.ts';
 import { PasswordHasher } from '../src/directory/password-hasher.ts';
 import { totpCode } from '../test/helpers/totp.ts';
-import { fmt, load, startServerProcess } from './harness.ts';
+import { cpuSeconds, fmt, load, startServerProcess } from './harness.ts';
 
 const USERS = Number(process.env.BENCH_USERS ?? 6000);
 const SIGNIN_SECONDS = Number(process.env.BENCH_SIGNIN_SECONDS ?? 20);
@@ -138,9 +138,12 @@ try {
   const warm = Math.min(200, Math.floor(flows.length / 5));
   await verifyRun(flows.slice(0, warm));
   const measured = flows.slice(warm);
+  const cpuBefore = cpuSeconds(server.child.pid!);
+  const wallBefore = performance.now();
   const totp = await verifyRun(measured);
+  const serverCpu = (cpuSeconds(server.child.pid!) - cpuBefore) / ((performance.now() - wallBefore) / 1000);
   out(
-    `TOTP verify (c=${CONCURRENCY}, ${measured.length} flows): ${fmt(totp.perSecond)}/s = ${fmt((100 * totp.perSecond) / http.perSecond)}% of the bare HTTP ceiling; p50 ${fmt(totp.p50, 1)} ms, p99 ${fmt(totp.p99, 1)} ms; failed ${totp.failures}`,
+    `TOTP verify (c=${CONCURRENCY}, ${measured.length} flows): ${fmt(totp.perSecond)}/s = ${fmt((100 * totp.perSecond) / http.perSecond)}% of the bare HTTP ceiling; p50 ${fmt(totp.p50, 1)} ms, p99 ${fmt(totp.p99, 1)} ms; failed ${totp.failures}; server busy ${fmt(100 * serverCpu)}% of a core`,
   );
 
   // Uniform failures: each request from its own address so no limit interferes.
