@@ -92,6 +92,18 @@ for (const spec of backends) {
       expect(await s.sessions.authenticate(third.token)).toBeDefined();
     });
 
+    it('group-commits concurrent inserts, each caller told only once its row is written', async () => {
+      const t = await s.tenants.create('group');
+      const user = await s.users.create(t.id, { username: 'hank' });
+      const made = await Promise.all(Array.from({ length: 60 }, () => s.sessions.create({ tenantId: t.id, userId: user.id, scope: 'full', amr: ['pwd'] })));
+      for (const { token } of made) expect(await s.sessions.authenticate(token)).toBeDefined();
+      await Promise.all(Array.from({ length: 30 }, (_, i) => s.events.record({ tenantId: t.id, userId: user.id, username: 'hank', step: 'password', outcome: 'failure', reason: `g${i}` })));
+      expect((await s.events.listForUser(t.id, user.id, 100)).items).toHaveLength(30);
+      // A row the store refuses fails its whole batch, loudly: no caller is told it was written.
+      const refused = s.events.record({ tenantId: 'no-such-tenant', userId: null, username: 'x', step: 'password', outcome: 'failure', reason: 'r' });
+      await expect(refused).rejects.toThrow();
+    });
+
     it('lists sign-in events newest first, in pages, and refuses a forged cursor', async () => {
       const t = await s.tenants.create('events');
       const user = await s.users.create(t.id, { username: 'gina' });
