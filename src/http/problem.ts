@@ -33,6 +33,16 @@ const FASTIFY_CODES: Record<string, ProblemCode> = {
   FST_CSRF_MISSING_SECRET: 'csrf-failed',
 };
 
+// Errors that mean a store or network peer is unreachable: not the client's
+// fault and not a bug, but a 503 the client may retry.
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'SQLITE_BUSY', 'SQLITE_IOERR', '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08006']);
+const UNAVAILABLE_MESSAGES = /Connection is closed|Stream isn't writeable|Command timed out|Connection terminated|timeout exceeded when trying to connect|enableOfflineQueue/i;
+
+export function isUnavailable(error: Error): boolean {
+  const code = (error as { code?: unknown }).code;
+  return (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) || error.name === 'MaxRetriesPerRequestError' || UNAVAILABLE_MESSAGES.test(error.message);
+}
+
 /**
  * Turns anything thrown into problem+json. Client mistakes keep their 4xx with
  * a plain explanation; anything else is a 500 whose details go to the log only.
@@ -52,12 +62,15 @@ export function toAppError(error: FastifyError | Error): AppError {
     const byStatus: Record<number, ProblemCode> = { 404: 'not-found', 405: 'method-not-allowed', 413: 'payload-too-large', 415: 'unsupported-media-type', 429: 'too-many-requests' };
     return new AppError(byStatus[fe.statusCode] ?? 'invalid-request');
   }
+  if (isUnavailable(error)) return new AppError('unavailable', 'a store this service needs is not answering; try again shortly', {}, 5);
   return new AppError('internal');
 }
 
 export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const appError = toAppError(error);
-  if (appError.status >= 500) {
+  if (appError.code === 'unavailable') {
+    request.log.warn({ err: { type: error.name, message: error.message, code: (error as FastifyError).code } }, 'dependency unavailable');
+  } else if (appError.status >= 500) {
     request.log.error({ err: { type: error.name, message: error.message, stack: error.stack, code: (error as FastifyError).code } }, 'request failed');
   }
   return sendProblem(reply, appError);
