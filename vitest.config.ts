@@ -10,6 +10,6 @@ export default defineConfig({
     // Two cores: more parallel files only make each slower.
     maxWorkers: 2,
     minWorkers: 1,
-    reporters: ['default'],
+    reporters: ['default', './test/helpers/summary-reporter.ts'],
   },
 });
