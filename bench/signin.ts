@@ -139,11 +139,15 @@ try {
   await verifyRun(flows.slice(0, warm));
   const measured = flows.slice(warm);
   const cpuBefore = cpuSeconds(server.child.pid!);
+  const clientBefore = process.cpuUsage();
   const wallBefore = performance.now();
   const totp = await verifyRun(measured);
-  const serverCpu = (cpuSeconds(server.child.pid!) - cpuBefore) / ((performance.now() - wallBefore) / 1000);
+  const wall = (performance.now() - wallBefore) / 1000;
+  const serverCpu = (cpuSeconds(server.child.pid!) - cpuBefore) / wall;
+  const clientUsage = process.cpuUsage(clientBefore);
+  const clientCpu = (clientUsage.user + clientUsage.system) / 1e6 / wall;
   out(
-    `TOTP verify (c=${CONCURRENCY}, ${measured.length} flows): ${fmt(totp.perSecond)}/s = ${fmt((100 * totp.perSecond) / http.perSecond)}% of the bare HTTP ceiling; p50 ${fmt(totp.p50, 1)} ms, p99 ${fmt(totp.p99, 1)} ms; failed ${totp.failures}; server busy ${fmt(100 * serverCpu)}% of a core`,
+    `TOTP verify (c=${CONCURRENCY}, ${measured.length} flows): ${fmt(totp.perSecond)}/s = ${fmt((100 * totp.perSecond) / http.perSecond)}% of the bare HTTP ceiling; p50 ${fmt(totp.p50, 1)} ms, p99 ${fmt(totp.p99, 1)} ms; failed ${totp.failures}; server busy ${fmt(100 * serverCpu)}% of a core, load generator ${fmt(100 * clientCpu)}%`,
   );
 
   // Uniform failures: each request from its own address so no limit interferes.

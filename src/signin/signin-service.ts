@@ -145,8 +145,8 @@ export class SigninService {
     await deps.limits.succeeded(attempt);
     const method = deps.methods.get(matched.type)!;
     const amr = [...new Set([...flow.amr, ...method.amr, 'mfa'])];
-    const session = await this.issueSession(tenant, flow.userId, 'full', amr, ctx);
-    await this.recordFlow(flow, ctx, 'success', 'ok', type);
+    // Issued and recorded together, so both rows share one group commit.
+    const [session] = await Promise.all([this.issueSession(tenant, flow.userId, 'full', amr, ctx), this.recordFlow(flow, ctx, 'success', 'ok', type)]);
     return { state: 'complete', session };
   }
 
