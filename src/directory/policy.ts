@@ -4,6 +4,8 @@ export interface TenantPolicy {
   mfaRequired: boolean;
   /** Method types users of this tenant may register and use. */
   allowedMethods: string[];
+  /** WebAuthn authenticator models (AAGUIDs) allowed to register; empty allows any. */
+  webauthnAaguids: string[];
 }
 
 export const ALL_METHOD_TYPES = ['totp', 'webauthn', 'sms', 'voice', 'email', 'push', 'recovery-codes', 'tap'] as const;
@@ -11,6 +13,7 @@ export const ALL_METHOD_TYPES = ['totp', 'webauthn', 'sms', 'voice', 'email', 'p
 export const DEFAULT_POLICY: Readonly<TenantPolicy> = Object.freeze({
   mfaRequired: true,
   allowedMethods: [...ALL_METHOD_TYPES],
+  webauthnAaguids: [],
 });
 
 export function parsePolicy(json: string): TenantPolicy {
@@ -23,5 +26,6 @@ export function parsePolicy(json: string): TenantPolicy {
   return {
     mfaRequired: typeof raw.mfaRequired === 'boolean' ? raw.mfaRequired : DEFAULT_POLICY.mfaRequired,
     allowedMethods: Array.isArray(raw.allowedMethods) ? raw.allowedMethods.filter((m) => typeof m === 'string') : [...DEFAULT_POLICY.allowedMethods],
+    webauthnAaguids: Array.isArray(raw.webauthnAaguids) ? raw.webauthnAaguids.filter((m) => typeof m === 'string') : [],
   };
 }

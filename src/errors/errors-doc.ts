@@ -8,6 +8,7 @@ const MEANINGS: Record<string, string> = {
   forbidden: 'The caller may not do this.',
   'csrf-failed': 'A page form was posted without its CSRF token (or with a stale one).',
   'registration-only': 'The session is the restricted one given to a user who must register a method first.',
+  'reauthentication-required': 'Changing methods or the password needs a sign-in within the last 10 minutes; a stolen older session cannot add an attacker\'s method.',
   'account-disabled': 'The password was right but the account is disabled.',
   'not-found': 'No such resource (or one in another tenant, which is answered the same way).',
   'flow-not-found': 'The sign-in flow is unknown, expired, finished, or out of attempts.',

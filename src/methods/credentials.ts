@@ -13,6 +13,8 @@ export interface Credential {
   /** Sealed with the key ring; only the method that owns it opens it. */
   secret: string | null;
   publicData: Record<string, unknown>;
+  /** The id the authenticator knows it by (WebAuthn credential id). */
+  externalId: string | null;
   isDefault: boolean;
   lastStep: number | null;
   createdAt: number;
@@ -28,6 +30,7 @@ export interface NewCredential {
   state: 'pending' | 'active';
   secret?: string | null;
   publicData?: Record<string, unknown>;
+  externalId?: string | null;
 }
 
 /** Registered methods. Every query is scoped by tenant and user. */
@@ -47,6 +50,7 @@ export class Credentials {
       state: input.state,
       secret: input.secret ?? null,
       public_data: JSON.stringify(input.publicData ?? {}),
+      external_id: input.externalId ?? null,
       is_default: 0,
       last_step: null,
       created_at: this.clock.now(),
@@ -72,6 +76,12 @@ export class Credentials {
       .where('user_id', '=', userId)
       .where('id', '=', id)
       .executeTakeFirst();
+    return row && toCredential(row);
+  }
+
+  /** A credential by the id its authenticator knows it by (WebAuthn credential id). */
+  async findByExternalId(tenantId: string, externalId: string): Promise<Credential | undefined> {
+    const row = await this.db.selectFrom('credentials').selectAll().where('tenant_id', '=', tenantId).where('external_id', '=', externalId).executeTakeFirst();
     return row && toCredential(row);
   }
 
@@ -103,6 +113,16 @@ export class Credentials {
       .where((eb) => eb.or([eb('last_step', 'is', null), eb('last_step', '<', step)]))
       .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
+  }
+
+  /** Stores new public data (a WebAuthn signature counter, backup state) and the time of use. */
+  async recordUse(credential: Credential, publicData: Record<string, unknown>): Promise<void> {
+    await this.db
+      .updateTable('credentials')
+      .set({ public_data: JSON.stringify(publicData), last_used_at: this.clock.now() })
+      .where('tenant_id', '=', credential.tenantId)
+      .where('id', '=', credential.id)
+      .execute();
   }
 
   async markUsed(credential: Credential): Promise<void> {
@@ -171,6 +191,7 @@ export function toCredential(row: CredentialTable): Credential {
     state: row.state,
     secret: row.secret,
     publicData: JSON.parse(row.public_data) as Record<string, unknown>,
+    externalId: row.external_id,
     isDefault: row.is_default === 1,
     lastStep: row.last_step,
     createdAt: row.created_at,

@@ -7,6 +7,7 @@ import { AppError } from '../errors/app-error.ts';
 import type { Credentials, Credential } from './credentials.ts';
 import type { MethodRegistry } from './registry.ts';
 import type { EnrolInput } from './method.ts';
+import type { AuthenticatorKind } from './webauthn/webauthn-method.ts';
 import { remainingRecoveryCodes } from './recovery-codes/recovery-codes-method.ts';
 
 export interface MethodView {
@@ -29,16 +30,35 @@ export interface MethodManagementDeps {
   clock: Clock;
 }
 
+/** Changing methods needs a sign-in this recent: a stolen older session cannot add an attacker's method. */
+export const RECENT_SIGNIN_MS = 10 * 60_000;
+
 /** A user's own methods: list, register, confirm, rename, make default, remove. */
 export class MethodManagement {
   constructor(private readonly deps: MethodManagementDeps) {}
+
+  /** Throws unless the session proved the user recently. A registration session exists only to register and is short-lived. */
+  requireRecentSignin(session: Session): void {
+    if (session.scope === 'full' && this.deps.clock.now() - session.authTime > RECENT_SIGNIN_MS) throw new AppError('reauthentication-required');
+  }
+
+  isRecent(session: Session): boolean {
+    return session.scope === 'register' || this.deps.clock.now() - session.authTime <= RECENT_SIGNIN_MS;
+  }
 
   async list(tenant: Tenant, user: User): Promise<MethodView[]> {
     const credentials = await this.deps.credentials.listForUser(tenant.id, user.id);
     return Promise.all(credentials.map((c) => this.view(c)));
   }
 
-  async enrol(tenant: Tenant, user: User, type: string, input: EnrolInput): Promise<{ id: string; state: string } & Record<string, unknown>> {
+  async webauthnOptions(tenant: Tenant, user: User, session: Session, kind: AuthenticatorKind) {
+    this.requireRecentSignin(session);
+    if (!tenant.policy.allowedMethods.includes('webauthn')) throw new AppError('method-not-permitted');
+    return this.deps.methods.webauthn.registrationOptions(tenant, user, kind);
+  }
+
+  async enrol(tenant: Tenant, user: User, session: Session, type: string, input: EnrolInput): Promise<{ id: string; state: string } & Record<string, unknown>> {
+    this.requireRecentSignin(session);
     const method = this.deps.methods.get(type);
     if (!method) throw new AppError('invalid-request', `"${type}" is not a method type this server can register`);
     if (!tenant.policy.allowedMethods.includes(type)) throw new AppError('method-not-permitted');
@@ -48,16 +68,18 @@ export class MethodManagement {
 
   /** Confirms a pending method with a code. A restricted (registration) session becomes a full one. */
   async confirm(tenant: Tenant, user: User, session: Session, id: string, code: string): Promise<{ id: string; state: 'active' }> {
+    this.requireRecentSignin(session);
     const credential = await this.require(tenant, user, id);
     if (credential.state !== 'pending') throw new AppError('invalid-state', 'this method is already active');
     const method = this.deps.methods.get(credential.type);
     if (!method?.confirm) throw new AppError('invalid-state', 'this method needs no confirmation');
     if (!(await method.confirm(credential, code))) throw new AppError('invalid-code');
-    if (session.scope === 'register') await this.deps.sessions.upgrade(session, [...new Set([...session.amr, ...method.amr, 'mfa'])]);
+    if (session.scope === 'register') await this.deps.sessions.upgrade(session, [...new Set([...session.amr, 'otp', 'mfa'])]);
     return { id, state: 'active' };
   }
 
-  async update(tenant: Tenant, user: User, id: string, changes: { label?: string | undefined; default?: boolean | undefined }): Promise<MethodView> {
+  async update(tenant: Tenant, user: User, session: Session, id: string, changes: { label?: string | undefined; default?: boolean | undefined }): Promise<MethodView> {
+    this.requireRecentSignin(session);
     const credential = await this.require(tenant, user, id);
     const label = changes.label?.trim();
     if (label !== undefined && (label.length === 0 || label.length > 100)) throw new AppError('invalid-request', 'a label is 1 to 100 characters');
@@ -72,7 +94,8 @@ export class MethodManagement {
    * stays: the check and the delete run in one transaction that first locks the
    * user's row, so two parallel removals cannot each leave the other as "last".
    */
-  async remove(tenant: Tenant, user: User, id: string): Promise<void> {
+  async remove(tenant: Tenant, user: User, session: Session, id: string): Promise<void> {
+    this.requireRecentSignin(session);
     const credential = await this.require(tenant, user, id);
     await this.deps.db.transaction().execute(async (trx) => {
       await trx.updateTable('users').set({ updated_at: this.deps.clock.now() }).where('tenant_id', '=', tenant.id).where('id', '=', user.id).execute();

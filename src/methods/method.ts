@@ -11,10 +11,28 @@ export interface Enrolment {
 
 export interface EnrolInput {
   label?: string | undefined;
+  /** WebAuthn: the browser's registration response. */
+  attestation?: unknown;
+}
+
+/** The sign-in flow a challenge or verification belongs to. */
+export interface FlowContext {
+  flowId: string;
+  tenant: Tenant;
+  /** Passkey sign-in: the authenticator must verify the user (PIN or biometric). */
+  requireUserVerification?: boolean;
 }
 
 export interface VerifyInput {
   code?: string | undefined;
+  /** WebAuthn: the browser's authentication response. */
+  assertion?: unknown;
+}
+
+export interface Verified {
+  credential: Credential;
+  /** Authentication method references (RFC 8176) this success proves. */
+  amr: string[];
 }
 
 /**
@@ -24,8 +42,6 @@ export interface VerifyInput {
  */
 export interface Method {
   readonly type: string;
-  /** Authentication method reference values (RFC 8176) that a success with this method adds. */
-  readonly amr: readonly string[];
   /** Whether registering it needs a confirmation code before it becomes active. */
   readonly needsConfirmation: boolean;
   enrol(tenant: Tenant, user: User, input: EnrolInput): Promise<Enrolment>;
@@ -33,8 +49,11 @@ export interface Method {
   reveal?(tenant: Tenant, user: User, credential: Credential): Promise<Record<string, unknown>>;
   /** Proves a pending credential works; the method activates it on success. */
   confirm?(credential: Credential, code: string): Promise<boolean>;
-  /** Starts a sign-in challenge (sends a code, builds options); nothing for TOTP. */
-  challenge(credential: Credential): Promise<Record<string, unknown>>;
-  /** Checks the proof against one active credential, consuming it where single-use. */
-  verify(credential: Credential, input: VerifyInput): Promise<boolean>;
+  /**
+   * Starts a sign-in challenge over the user's credentials of this type (sends a
+   * code, builds WebAuthn options); nothing for TOTP.
+   */
+  challenge(candidates: Credential[], flow: FlowContext): Promise<Record<string, unknown>>;
+  /** Checks the proof against the candidates, consuming it where single-use; the credential that matched, if any. */
+  verify(candidates: Credential[], input: VerifyInput, flow: FlowContext): Promise<Verified | undefined>;
 }

@@ -34,3 +34,12 @@ export function html(strings: TemplateStringsArray, ...values: Value[]): SafeHtm
 export function trustedHtml(markup: string): SafeHtml {
   return new SafeHtml(markup);
 }
+
+/**
+ * Data for the page script, as a JSON block the browser never executes (so the
+ * strict CSP allows it). "<" is escaped so the data cannot close the element.
+ */
+export function jsonScript(id: string, data: unknown): SafeHtml {
+  const json = JSON.stringify(data ?? null).replace(/</g, '\\u003c');
+  return new SafeHtml(`<script type="application/json" id="${escapeHtml(id)}">${json}</script>`);
+}

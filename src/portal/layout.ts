@@ -7,6 +7,8 @@ export interface LayoutOptions {
   /** Shown in the header when someone is signed in. */
   signedInAs?: string | undefined;
   signOut?: { action: string; csrf: string } | undefined;
+  /** Load the page script (WebAuthn ceremonies, local times, copy buttons). */
+  scripts?: boolean | undefined;
 }
 
 export function layout(options: LayoutOptions): string {
@@ -18,6 +20,7 @@ export function layout(options: LayoutOptions): string {
 <meta name="referrer" content="no-referrer">
 <title>${options.title} · ${options.tenantName}</title>
 <link rel="stylesheet" href="/assets/steadfast.css">
+${options.scripts ? html`<script src="/assets/webauthn-browser.js" defer></script><script src="/assets/steadfast.js" defer></script>` : ''}
 </head>
 <body>
 <header class="top">

@@ -1,48 +1,36 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply } from 'fastify';
 import { AppError } from '../errors/app-error.ts';
-import { problemCatalog } from '../errors/catalog.ts';
-import { findPrincipal, type Principal } from '../http/authenticate.ts';
+import type { Principal } from '../http/authenticate.ts';
 import type { Services } from '../server/services.ts';
 import type { MethodView } from '../methods/method-management.ts';
-import { html, trustedHtml, type SafeHtml } from './html.ts';
-import { alert, layout } from './layout.ts';
+import { html, trustedHtml } from './html.ts';
+import { alert } from './layout.ts';
+import { principalPages } from './principal-page.ts';
 
 const Field = (max = 200) => Type.Optional(Type.String({ maxLength: max }));
 const PageParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
 const MethodParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }), id: Type.String({ minLength: 1, maxLength: 64 }) });
+const Csrf = Type.Object({ _csrf: Field() });
 
-const TYPE_NAMES: Record<string, string> = { totp: 'Authenticator app', 'recovery-codes': 'Recovery codes', webauthn: 'Passkey or security key' };
+export const TYPE_NAMES: Record<string, string> = { totp: 'Authenticator app', 'recovery-codes': 'Recovery codes', webauthn: 'Passkey or security key' };
 
-const when = (iso: string | null) => (iso ? html`<time datetime="${iso}">${iso.replace('T', ' ').slice(0, 16)} UTC</time>` : 'never');
+export const when = (iso: string | null) => (iso ? html`<time datetime="${iso}" data-local>${iso.replace('T', ' ').slice(0, 16)} UTC</time>` : 'never');
 
-/** The user's own security info: their methods, and adding an authenticator app or recovery codes. */
+type Notice = { kind: 'error' | 'info'; text: string };
+
+/** The user's security info: their methods; add a passkey, a security key, an authenticator app or recovery codes; rename, default, remove. */
 export function securityInfoPages(services: Services): FastifyPluginAsyncTypebox {
+  const { principalOr, page, shownError } = principalPages(services);
   return async (app) => {
-    /** The signed-in user of this tenant, or a redirect to its sign-in page. */
-    const principalOr = async (request: FastifyRequest, reply: FastifyReply): Promise<Principal | undefined> => {
-      const slug = (request.params as { tenant: string }).tenant;
-      const principal = await findPrincipal(services, request);
-      if (principal && principal.tenant.slug === slug) return principal;
-      const tenant = await services.tenants.findBySlug(slug);
-      if (!tenant) throw new AppError('not-found', 'no such tenant');
-      void reply.redirect(`/t/${tenant.slug}/signin`, 303);
-      return undefined;
-    };
     const base = (p: Principal) => `/t/${p.tenant.slug}/my/security-info`;
 
-    const page = (reply: FastifyReply, p: Principal, title: string, body: SafeHtml, status = 200) =>
-      reply
-        .code(status)
-        .type('text/html; charset=utf-8')
-        .header('cache-control', 'no-store')
-        .send(layout({ title, tenantName: p.tenant.name, body, signedInAs: p.user.username, signOut: { action: `/t/${p.tenant.slug}/signout`, csrf: reply.generateCsrf() } }));
-
-    const overview = async (reply: FastifyReply, p: Principal, notice?: { kind: 'error' | 'info'; text: string }, status = 200) => {
+    const overview = async (reply: FastifyReply, p: Principal, notice?: Notice, status = 200) => {
       const methods = (await services.management.list(p.tenant, p.user)).filter((m) => m.state === 'active');
       const csrf = reply.generateCsrf();
       const restricted = p.session.scope === 'register';
-      const canAdd = (type: string) => p.tenant.policy.allowedMethods.includes(type);
+      const recent = services.management.isRecent(p.session);
+      const allowed = (type: string) => p.tenant.policy.allowedMethods.includes(type);
       return page(
         reply,
         p,
@@ -50,45 +38,76 @@ export function securityInfoPages(services: Services): FastifyPluginAsyncTypebox
         html`<div class="card">
 <h1>Security info</h1>
 ${notice ? alert(notice.kind, notice.text) : ''}
-${restricted ? alert('info', 'Your organisation requires a second sign-in method. Add an authenticator app to finish signing in.') : ''}
-<h2>Your sign-in methods</h2>
+${restricted ? alert('info', 'Your organisation requires a second sign-in method. Add one to finish signing in.') : ''}
 ${
-  methods.length === 0
-    ? html`<p>You have no sign-in methods yet.</p>`
-    : html`<ul class="methods">${methods.map((m) => methodRow(p, m, csrf, restricted))}</ul>`
+  recent
+    ? ''
+    : html`<div class="alert info" role="status"><p>To change your sign-in methods, confirm it's you by signing in again.</p>
+<form method="post" action="/t/${p.tenant.slug}/signout"><input type="hidden" name="_csrf" value="${csrf}"><input type="hidden" name="next" value="security-info"><button type="submit">Sign in again</button></form></div>`
 }
-<h2>Add a method</h2>
+<h2>Your sign-in methods</h2>
+${methods.length === 0 ? html`<p>You have no sign-in methods yet.</p>` : html`<ul class="methods">${methods.map((m) => methodRow(p, m, csrf, recent && !restricted))}</ul>`}
 ${
-  canAdd('totp')
-    ? html`<form method="post" action="${base(p)}/totp">
-  <input type="hidden" name="_csrf" value="${csrf}">
-  <label for="totp-label">Name for the authenticator app (optional)</label>
-  <input type="text" id="totp-label" name="label" maxlength="100" placeholder="My phone">
-  <button type="submit">Add authenticator app</button>
+  recent
+    ? html`<h2>Add a method</h2>
+${
+  allowed('webauthn')
+    ? html`<form method="post" action="${base(p)}/webauthn" data-webauthn="register" data-options-url="/api/v1/me/methods/webauthn/options" data-kind="passkey">
+  <input type="hidden" name="_csrf" value="${csrf}"><input type="hidden" name="kind" value="passkey"><input type="hidden" name="attestation" value="">
+  <label for="passkey-label">Name for the passkey (optional)</label>
+  <input type="text" id="passkey-label" name="label" maxlength="100" placeholder="My laptop">
+  <button type="submit" data-webauthn-only disabled>Add a passkey</button>
+  <p class="alert error" role="alert" data-webauthn-error hidden></p>
+</form>
+<form method="post" action="${base(p)}/webauthn" data-webauthn="register" data-options-url="/api/v1/me/methods/webauthn/options" data-kind="security-key">
+  <input type="hidden" name="_csrf" value="${csrf}"><input type="hidden" name="kind" value="security-key"><input type="hidden" name="attestation" value="">
+  <label for="key-label">Name for the security key (optional)</label>
+  <input type="text" id="key-label" name="label" maxlength="100" placeholder="Blue key">
+  <button type="submit" class="secondary" data-webauthn-only disabled>Add a security key</button>
+  <p class="alert error" role="alert" data-webauthn-error hidden></p>
+  <p class="hint" data-webauthn-missing>Passkeys and security keys need JavaScript and a browser that supports them.</p>
 </form>`
     : ''
 }
 ${
-  canAdd('recovery-codes') && !restricted
+  allowed('totp')
+    ? html`<form method="post" action="${base(p)}/totp">
+  <input type="hidden" name="_csrf" value="${csrf}">
+  <label for="totp-label">Name for the authenticator app (optional)</label>
+  <input type="text" id="totp-label" name="label" maxlength="100" placeholder="My phone">
+  <button type="submit" class="secondary">Add authenticator app</button>
+</form>`
+    : ''
+}
+${
+  allowed('recovery-codes') && !restricted
     ? html`<form method="post" action="${base(p)}/recovery-codes">
   <input type="hidden" name="_csrf" value="${csrf}">
   <button type="submit" class="secondary">${methods.some((m) => m.type === 'recovery-codes') ? 'Replace recovery codes' : 'Create recovery codes'}</button>
 </form>`
     : ''
+}`
+    : ''
 }
-${restricted ? '' : html`<p><a href="/t/${p.tenant.slug}/my/signins">See your recent sign-ins</a></p>`}
+${restricted ? '' : html`<p><a href="/t/${p.tenant.slug}/my/signins">See your recent sign-ins</a> · <a href="/t/${p.tenant.slug}/my/password">Change your password</a></p>`}
 </div>`,
         status,
+        true,
       );
     };
 
-    const methodRow = (p: Principal, m: MethodView, csrf: string, restricted: boolean) => html`<li>
+    const methodRow = (p: Principal, m: MethodView, csrf: string, editable: boolean) => html`<li>
 <span><strong>${TYPE_NAMES[m.type] ?? m.type}</strong>: ${m.label}${m.default ? html` <em>(default)</em>` : ''}<br>
 <span class="hint">Added ${when(m.createdAt)}; last used ${when(m.lastUsedAt)}${m.remaining !== undefined ? html`; ${m.remaining} codes left` : ''}</span></span>
 ${
-  restricted
-    ? ''
-    : html`<span>
+  editable
+    ? html`<span class="actions">
+<form method="post" action="${base(p)}/methods/${m.id}/rename" class="inline rename">
+  <input type="hidden" name="_csrf" value="${csrf}">
+  <label class="visually-hidden" for="rename-${m.id}">New name for ${m.label}</label>
+  <input type="text" id="rename-${m.id}" name="label" maxlength="100" value="${m.label}" required>
+  <button type="submit" class="secondary" aria-label="Rename ${m.label}">Rename</button>
+</form>
 ${
   !m.default && m.type !== 'recovery-codes'
     ? html`<form method="post" action="${base(p)}/methods/${m.id}/default" class="inline"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit" class="secondary" aria-label="Make ${m.label} the default method">Make default</button></form>`
@@ -96,6 +115,7 @@ ${
 }
 <form method="post" action="${base(p)}/methods/${m.id}/delete" class="inline"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit" class="danger" aria-label="Remove ${m.label}">Remove</button></form>
 </span>`
+    : ''
 }
 </li>`;
 
@@ -125,28 +145,61 @@ ${alert('error', error)}
         status,
       );
 
-    const shownError = (err: unknown): string => {
-      if (!(err instanceof AppError)) throw err;
-      return err.detail ?? problemCatalog[err.code].title;
+    /** Runs a change and shows the overview with its outcome. */
+    const change = async (reply: FastifyReply, p: Principal, done: string, run: () => Promise<unknown>) => {
+      try {
+        await run();
+      } catch (err) {
+        const { text, status } = shownError(err);
+        return overview(reply, p, { kind: 'error', text }, status);
+      }
+      // The session may have changed (a registration session becomes a full one).
+      const session = await services.sessions.authenticate(p.token);
+      return overview(reply, session ? { ...p, session } : p, { kind: 'info', text: done });
     };
 
     app.get('/t/:tenant/my/security-info', { schema: { params: PageParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
-      const p = await principalOr(request, reply);
-      if (!p) return reply;
-      return overview(reply, p);
+      const p = await principalOr(request, reply, 'security-info');
+      return p ? overview(reply, p) : reply;
     });
+
+    app.post(
+      '/t/:tenant/my/security-info/webauthn',
+      {
+        schema: { params: PageParams, body: Type.Object({ label: Field(100), kind: Field(20), attestation: Field(70000), _csrf: Field() }), hide: true },
+        preHandler: app.csrfProtection,
+        config: { admissionClass: 'self-service' },
+      },
+      async (request, reply) => {
+        const p = await principalOr(request, reply, 'security-info');
+        if (!p) return reply;
+        const added = request.body.kind === 'security-key' ? 'Security key added.' : 'Passkey added.';
+        return change(reply, p, added, async () => {
+          let attestation: unknown;
+          try {
+            attestation = JSON.parse(request.body.attestation ?? '');
+          } catch {
+            throw new AppError('invalid-request', 'the authenticator response was not readable; try again');
+          }
+          await services.management.enrol(p.tenant, p.user, p.session, 'webauthn', { label: request.body.label?.trim() || undefined, attestation });
+          // A registration session has now proved a new, phishing-resistant method.
+          if (p.session.scope === 'register') await services.sessions.upgrade(p.session, [...new Set([...p.session.amr, 'hwk', 'mfa'])]);
+        });
+      },
+    );
 
     app.post(
       '/t/:tenant/my/security-info/totp',
       { schema: { params: PageParams, body: Type.Object({ label: Field(100), _csrf: Field() }), hide: true }, preHandler: app.csrfProtection, config: { admissionClass: 'self-service' } },
       async (request, reply) => {
-        const p = await principalOr(request, reply);
+        const p = await principalOr(request, reply, 'security-info');
         if (!p) return reply;
         try {
-          const enrolment = await services.management.enrol(p.tenant, p.user, 'totp', { label: request.body.label?.trim() || undefined });
-          return totpSetup(reply, p, enrolment.id, enrolment);
+          const enrolment = await services.management.enrol(p.tenant, p.user, p.session, 'totp', { label: request.body.label?.trim() || undefined });
+          return await totpSetup(reply, p, enrolment.id, enrolment);
         } catch (err) {
-          return overview(reply, p, { kind: 'error', text: shownError(err) }, 400);
+          const { text, status } = shownError(err);
+          return overview(reply, p, { kind: 'error', text }, status);
         }
       },
     );
@@ -155,31 +208,37 @@ ${alert('error', error)}
       '/t/:tenant/my/security-info/totp/:id/confirm',
       { schema: { params: MethodParams, body: Type.Object({ code: Field(64), _csrf: Field() }), hide: true }, preHandler: app.csrfProtection, config: { admissionClass: 'self-service' } },
       async (request, reply) => {
-        const p = await principalOr(request, reply);
+        const p = await principalOr(request, reply, 'security-info');
         if (!p) return reply;
         try {
           await services.management.confirm(p.tenant, p.user, p.session, request.params.id, request.body.code?.trim() ?? '');
         } catch (err) {
-          const text = shownError(err);
           if (err instanceof AppError && err.code === 'invalid-code') {
             const details = await services.management.setupDetails(p.tenant, p.user, request.params.id);
             return totpSetup(reply, p, request.params.id, details, "That code didn't work. Check the app and try the newest code.", 401);
           }
-          return overview(reply, p, { kind: 'error', text }, err instanceof AppError ? err.status : 400);
+          const { text, status } = shownError(err);
+          return overview(reply, p, { kind: 'error', text }, status);
         }
-        const refreshed = (await findPrincipal(services, request)) ?? p;
-        return overview(reply, refreshed, { kind: 'info', text: 'Authenticator app added.' });
+        return change(reply, p, 'Authenticator app added.', async () => {});
       },
     );
 
     app.post(
       '/t/:tenant/my/security-info/recovery-codes',
-      { schema: { params: PageParams, body: Type.Object({ _csrf: Field() }), hide: true }, preHandler: app.csrfProtection, config: { admissionClass: 'self-service' } },
+      { schema: { params: PageParams, body: Csrf, hide: true }, preHandler: app.csrfProtection, config: { admissionClass: 'self-service' } },
       async (request, reply) => {
-        const p = await principalOr(request, reply);
+        const p = await principalOr(request, reply, 'security-info');
         if (!p) return reply;
-        if (p.session.scope === 'register') return overview(reply, p, { kind: 'error', text: problemCatalog['registration-only'].title }, 403);
-        const { codes } = (await services.management.enrol(p.tenant, p.user, 'recovery-codes', {})) as unknown as { codes: string[] };
+        let codes: string[];
+        try {
+          if (p.session.scope === 'register') throw new AppError('registration-only');
+          codes = ((await services.management.enrol(p.tenant, p.user, p.session, 'recovery-codes', {})) as unknown as { codes: string[] }).codes;
+        } catch (err) {
+          const { text, status } = shownError(err);
+          return overview(reply, p, { kind: 'error', text }, status);
+        }
+        const text = `Recovery codes for ${p.user.username} at ${p.tenant.name}\n${codes.join('\n')}\n`;
         return page(
           reply,
           p,
@@ -188,67 +247,53 @@ ${alert('error', error)}
 <h1>Your recovery codes</h1>
 ${alert('info', 'Save these codes somewhere safe now. They will not be shown again, and any earlier codes no longer work.')}
 <p>Each code signs you in once when you cannot use your other methods.</p>
-<ol class="codes">${codes.map((c) => html`<li>${c}</li>`)}</ol>
+<ol class="codes" id="recovery-codes">${codes.map((c) => html`<li>${c}</li>`)}</ol>
+<p class="actions">
+  <button type="button" class="secondary" data-copy="recovery-codes" hidden>Copy codes</button>
+  <a class="button secondary" download="recovery-codes.txt" href="data:text/plain;charset=utf-8,${encodeURIComponent(text)}">Download codes</a>
+</p>
 <p><a class="button" href="${base(p)}">I have saved my codes</a></p>
 </div>`,
+          200,
+          true,
         );
       },
     );
 
     app.post(
-      '/t/:tenant/my/security-info/methods/:id/default',
-      { schema: { params: MethodParams, body: Type.Object({ _csrf: Field() }), hide: true }, preHandler: app.csrfProtection, config: { admissionClass: 'self-service' } },
+      '/t/:tenant/my/security-info/methods/:id/rename',
+      { schema: { params: MethodParams, body: Type.Object({ label: Field(100), _csrf: Field() }), hide: true }, preHandler: app.csrfProtection, config: { admissionClass: 'self-service' } },
       async (request, reply) => {
-        const p = await principalOr(request, reply);
+        const p = await principalOr(request, reply, 'security-info');
         if (!p) return reply;
-        try {
+        return change(reply, p, 'Method renamed.', () => services.management.update(p.tenant, p.user, p.session, request.params.id, { label: request.body.label ?? '' }));
+      },
+    );
+
+    app.post(
+      '/t/:tenant/my/security-info/methods/:id/default',
+      { schema: { params: MethodParams, body: Csrf, hide: true }, preHandler: app.csrfProtection, config: { admissionClass: 'self-service' } },
+      async (request, reply) => {
+        const p = await principalOr(request, reply, 'security-info');
+        if (!p) return reply;
+        return change(reply, p, 'Default method changed.', async () => {
           if (p.session.scope === 'register') throw new AppError('registration-only');
-          await services.management.update(p.tenant, p.user, request.params.id, { default: true });
-          return overview(reply, p, { kind: 'info', text: 'Default method changed.' });
-        } catch (err) {
-          return overview(reply, p, { kind: 'error', text: shownError(err) }, err instanceof AppError ? err.status : 400);
-        }
+          await services.management.update(p.tenant, p.user, p.session, request.params.id, { default: true });
+        });
       },
     );
 
     app.post(
       '/t/:tenant/my/security-info/methods/:id/delete',
-      { schema: { params: MethodParams, body: Type.Object({ _csrf: Field() }), hide: true }, preHandler: app.csrfProtection, config: { admissionClass: 'self-service' } },
+      { schema: { params: MethodParams, body: Csrf, hide: true }, preHandler: app.csrfProtection, config: { admissionClass: 'self-service' } },
       async (request, reply) => {
-        const p = await principalOr(request, reply);
+        const p = await principalOr(request, reply, 'security-info');
         if (!p) return reply;
-        try {
+        return change(reply, p, 'Method removed.', async () => {
           if (p.session.scope === 'register') throw new AppError('registration-only');
-          await services.management.remove(p.tenant, p.user, request.params.id);
-          return overview(reply, p, { kind: 'info', text: 'Method removed.' });
-        } catch (err) {
-          return overview(reply, p, { kind: 'error', text: shownError(err) }, err instanceof AppError ? err.status : 400);
-        }
+          await services.management.remove(p.tenant, p.user, p.session, request.params.id);
+        });
       },
     );
-
-    app.get('/t/:tenant/my/signins', { schema: { params: PageParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
-      const p = await principalOr(request, reply);
-      if (!p) return reply;
-      if (p.session.scope === 'register') return reply.redirect(base(p), 303);
-      const events = await services.events.listForUser(p.tenant.id, p.user.id, 50);
-      return page(
-        reply,
-        p,
-        'My sign-ins',
-        html`<div class="card">
-<h1>My sign-ins</h1>
-<table>
-<caption class="hint">Your most recent sign-in attempts, newest first. Times are UTC.</caption>
-<thead><tr><th scope="col">When</th><th scope="col">From</th><th scope="col">Step</th><th scope="col">Result</th></tr></thead>
-<tbody>${events.items.map(
-          (e) => html`<tr><td>${when(new Date(e.at).toISOString())}</td><td>${e.ip ?? 'unknown'}<br><span class="hint">${(e.userAgent ?? '').slice(0, 80)}</span></td>
-<td>${e.step}${e.method ? html` (${e.method})` : ''}</td><td class="${e.outcome === 'success' ? 'good' : 'bad'}">${e.outcome}: ${e.reason.replace(/_/g, ' ')}</td></tr>`,
-        )}</tbody>
-</table>
-<p><a href="${base(p)}">Back to security info</a></p>
-</div>`,
-      );
-    });
   };
 }

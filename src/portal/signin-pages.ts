@@ -7,18 +7,21 @@ import { requestContext } from '../http/request-context.ts';
 import type { Services } from '../server/services.ts';
 import type { Tenant } from '../directory/tenants.ts';
 import type { MethodChoice } from '../signin/method-choices.ts';
-import { html } from './html.ts';
+import { html, jsonScript } from './html.ts';
 import { alert, layout } from './layout.ts';
+import { landingPath, NEXT_PAGES, type NextPage } from './landing.ts';
 
 const Field = (max = 1024) => Type.Optional(Type.String({ maxLength: max }));
 const PageParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
+const Next = Type.Optional(Type.Union(NEXT_PAGES.map((p) => Type.Literal(p))));
 
-const METHOD_PROMPTS: Record<string, { name: string; prompt: string; input: 'numeric' | 'text' }> = {
+const METHOD_PROMPTS: Record<string, { name: string; prompt: string; input: 'numeric' | 'text' | 'webauthn' }> = {
   totp: { name: 'Authenticator app', prompt: 'Enter the 6-digit code from your authenticator app.', input: 'numeric' },
   'recovery-codes': { name: 'Recovery code', prompt: 'Enter one of your recovery codes. Each code works once.', input: 'text' },
+  webauthn: { name: 'Passkey or security key', prompt: 'Use your passkey or security key.', input: 'webauthn' },
 };
 
-/** The sign-in pages: username and password, then the second factor. They work without JavaScript. */
+/** The sign-in pages: username and password, then the second factor; or a passkey alone. Only WebAuthn needs JavaScript. */
 export function signinPages(services: Services): FastifyPluginAsyncTypebox {
   return async (app) => {
     const tenantOf = async (slug: string): Promise<Tenant> => {
@@ -26,35 +29,56 @@ export function signinPages(services: Services): FastifyPluginAsyncTypebox {
       if (!tenant) throw new AppError('not-found', 'no such tenant');
       return tenant;
     };
-    const home = (tenant: Tenant) => `/t/${tenant.slug}/my/security-info`;
 
-    const passwordPage = (reply: FastifyReply, tenant: Tenant, username: string, error?: string, status = 200) =>
-      reply
+    const passwordPage = (reply: FastifyReply, tenant: Tenant, username: string, next: NextPage | undefined, error?: string, status = 200) => {
+      const csrf = reply.generateCsrf();
+      const passkeys = tenant.policy.allowedMethods.includes('webauthn');
+      return reply
         .code(status)
         .type('text/html; charset=utf-8')
         .send(
           layout({
             title: 'Sign in',
             tenantName: tenant.name,
+            scripts: passkeys,
             body: html`<div class="card">
 <h1>Sign in</h1>
 ${alert('error', error)}
 <form method="post" action="/t/${tenant.slug}/signin" novalidate>
-  <input type="hidden" name="_csrf" value="${reply.generateCsrf()}">
+  <input type="hidden" name="_csrf" value="${csrf}">
+  ${next ? html`<input type="hidden" name="next" value="${next}">` : ''}
   <label for="username">Username</label>
-  <input type="text" id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false" required value="${username}" ${username ? '' : 'autofocus'}>
+  <input type="text" id="username" name="username" autocomplete="username webauthn" autocapitalize="none" spellcheck="false" required value="${username}" ${username ? '' : 'autofocus'}>
   <label for="password">Password</label>
   <input type="password" id="password" name="password" autocomplete="current-password" required ${username ? 'autofocus' : ''}>
   <button type="submit">Sign in</button>
 </form>
+${
+  passkeys
+    ? html`<form method="post" action="/t/${tenant.slug}/signin/passkey" data-webauthn="passkey" data-options-url="/api/v1/t/${tenant.slug}/signin/passkey" class="passkey">
+  <input type="hidden" name="_csrf" value="${csrf}">
+  ${next ? html`<input type="hidden" name="next" value="${next}">` : ''}
+  <input type="hidden" name="flow" value="">
+  <input type="hidden" name="assertion" value="">
+  <p class="or">or</p>
+  <button type="submit" class="secondary" data-webauthn-only disabled>Sign in with a passkey</button>
+  <p class="hint" data-webauthn-missing>Passkey sign-in needs JavaScript and a browser that supports passkeys.</p>
+  <p class="alert error" role="alert" data-webauthn-error hidden></p>
+</form>`
+    : ''
+}
 </div>`,
           }),
         );
+    };
 
-    const factorPage = (reply: FastifyReply, tenant: Tenant, flow: string, methods: MethodChoice[], chosen: MethodChoice, error?: string, status = 200) => {
+    /** Renders the second-factor step for one method, starting its challenge (WebAuthn options). */
+    const factorPage = async (reply: FastifyReply, tenant: Tenant, flow: string, methods: MethodChoice[], chosen: MethodChoice, next: NextPage | undefined, error?: string, status = 200) => {
       const prompt = METHOD_PROMPTS[chosen.type] ?? { name: chosen.label, prompt: 'Enter your code.', input: 'text' as const };
+      const challenge = await services.signin.challenge(tenant, flow, chosen.id);
       const csrf = reply.generateCsrf();
       const others = methods.filter((m) => m.id !== chosen.id);
+      const hidden = html`<input type="hidden" name="_csrf" value="${csrf}"><input type="hidden" name="flow" value="${flow}">${next ? html`<input type="hidden" name="next" value="${next}">` : ''}`;
       return reply
         .code(status)
         .type('text/html; charset=utf-8')
@@ -63,26 +87,36 @@ ${alert('error', error)}
           layout({
             title: 'Verify it is you',
             tenantName: tenant.name,
+            scripts: prompt.input === 'webauthn',
             body: html`<div class="card">
 <h1>Verify it's you</h1>
 ${alert('error', error)}
-<form method="post" action="/t/${tenant.slug}/signin/verify" novalidate>
-  <input type="hidden" name="_csrf" value="${csrf}">
-  <input type="hidden" name="flow" value="${flow}">
-  <input type="hidden" name="method" value="${chosen.id}">
+${
+  prompt.input === 'webauthn'
+    ? html`${jsonScript('webauthn-options', challenge.webauthn)}
+<form method="post" action="/t/${tenant.slug}/signin/verify" data-webauthn="authenticate" data-options-id="webauthn-options">
+  ${hidden}<input type="hidden" name="method" value="${chosen.id}"><input type="hidden" name="assertion" value="">
+  <p>${prompt.prompt} (${chosen.label})</p>
+  <button type="submit" data-webauthn-only disabled autofocus>Use passkey or security key</button>
+  <p class="hint" data-webauthn-missing>This needs JavaScript and a browser that supports security keys. Choose another way below.</p>
+  <p class="alert error" role="alert" data-webauthn-error hidden></p>
+</form>`
+    : html`<form method="post" action="/t/${tenant.slug}/signin/verify" novalidate>
+  ${hidden}<input type="hidden" name="method" value="${chosen.id}">
   <p>${prompt.prompt}</p>
   <label for="code">${prompt.name} code</label>
   <input type="text" id="code" name="code" class="code" required autofocus autocomplete="one-time-code" inputmode="${prompt.input}" ${prompt.input === 'numeric' ? html`pattern="[0-9]*" maxlength="6"` : html`maxlength="20"`}>
   <button type="submit">Verify</button>
-</form>
+</form>`
+}
 ${
   others.length > 0
     ? html`<h2>Sign in another way</h2>
 <ul class="methods">${others.map(
         (m) => html`<li><span>${METHOD_PROMPTS[m.type]?.name ?? m.type}: ${m.label}</span>
 <form method="post" action="/t/${tenant.slug}/signin/method" class="inline">
-  <input type="hidden" name="_csrf" value="${csrf}"><input type="hidden" name="flow" value="${flow}"><input type="hidden" name="method" value="${m.id}">
-  <button type="submit" class="secondary" ${m.available ? '' : 'disabled'}>Use ${METHOD_PROMPTS[m.type]?.name.toLowerCase() ?? m.label}</button>
+  ${hidden}<input type="hidden" name="method" value="${m.id}">
+  <button type="submit" class="secondary" ${m.available ? '' : 'disabled'}>Use ${m.label}</button>
 </form></li>`,
       )}</ul>`
     : ''
@@ -99,34 +133,66 @@ ${
       return { message: err.detail && err.code !== 'invalid-credentials' ? err.detail : problemCatalog[err.code].title, status: err.status };
     };
 
-    app.get('/t/:tenant/signin', { schema: { params: PageParams, hide: true }, config: { admissionClass: 'start-signin' } }, async (request, reply) => {
-      const tenant = await tenantOf(request.params.tenant);
-      const principal = await findPrincipal(services, request);
-      if (principal && principal.tenant.id === tenant.id) return reply.redirect(home(tenant), 303);
-      return passwordPage(reply, tenant, '');
-    });
+    const signedIn = (reply: FastifyReply, tenant: Tenant, session: { token: string; expiresAt: string }, next: NextPage | undefined) => {
+      setSessionCookie(reply, services, session.token, session.expiresAt);
+      return reply.redirect(landingPath(tenant, next), 303);
+    };
+
+    app.get(
+      '/t/:tenant/signin',
+      { schema: { params: PageParams, querystring: Type.Object({ next: Next, username: Field(256) }), hide: true }, config: { admissionClass: 'start-signin' } },
+      async (request, reply) => {
+        const tenant = await tenantOf(request.params.tenant);
+        const principal = await findPrincipal(services, request);
+        if (principal && principal.tenant.id === tenant.id && principal.session.scope === 'full') return reply.redirect(landingPath(tenant, request.query.next), 303);
+        return passwordPage(reply, tenant, request.query.username ?? '', request.query.next);
+      },
+    );
 
     app.post(
       '/t/:tenant/signin',
       {
-        schema: { params: PageParams, body: Type.Object({ username: Field(256), password: Field(), _csrf: Field(200) }), hide: true },
+        schema: { params: PageParams, body: Type.Object({ username: Field(256), password: Field(), next: Next, _csrf: Field(200) }), hide: true },
         preHandler: app.csrfProtection,
         config: { admissionClass: 'start-signin' },
       },
       async (request, reply) => {
         const tenant = await tenantOf(request.params.tenant);
+        const { next } = request.body;
         const username = request.body.username?.trim() ?? '';
         const password = request.body.password ?? '';
-        if (!username || !password) return passwordPage(reply, tenant, username, 'Enter your username and password.', 400);
+        if (!username || !password) return passwordPage(reply, tenant, username, next, 'Enter your username and password.', 400);
         try {
           const result = await services.signin.passwordStep(tenant, username, password, requestContext(request));
-          if (result.state === 'factor_required') return factorPage(reply, tenant, result.flow, result.methods, result.methods[0]!);
-          setSessionCookie(reply, services, result.session.token, result.session.expiresAt);
-          return reply.redirect(home(tenant), 303);
+          if (result.state === 'factor_required') return await factorPage(reply, tenant, result.flow, result.methods, result.methods[0]!, next);
+          return signedIn(reply, tenant, result.session, result.state === 'complete' ? next : undefined);
         } catch (err) {
           const shown = errorMessage(err);
           if (!shown) throw err;
-          return passwordPage(reply, tenant, username, shown.message, shown.status);
+          return passwordPage(reply, tenant, username, next, shown.message, shown.status);
+        }
+      },
+    );
+
+    app.post(
+      '/t/:tenant/signin/passkey',
+      {
+        schema: { params: PageParams, body: Type.Object({ flow: Field(64), assertion: Field(16384), next: Next, _csrf: Field(200) }), hide: true },
+        preHandler: app.csrfProtection,
+        config: { admissionClass: 'finish-signin' },
+      },
+      async (request, reply) => {
+        const tenant = await tenantOf(request.params.tenant);
+        const { next } = request.body;
+        try {
+          const assertion = parseJsonField(request.body.assertion);
+          const result = await services.signin.verify(tenant, request.body.flow ?? '', 'passkey', { assertion }, requestContext(request));
+          return signedIn(reply, tenant, result.session, next);
+        } catch (err) {
+          const shown = errorMessage(err);
+          if (!shown) throw err;
+          const message = err instanceof AppError && err.code === 'invalid-code' ? 'That passkey was not accepted. Try again, or sign in with your password.' : shown.message;
+          return passwordPage(reply, tenant, '', next, message, shown.status);
         }
       },
     );
@@ -134,22 +200,22 @@ ${
     app.post(
       '/t/:tenant/signin/method',
       {
-        schema: { params: PageParams, body: Type.Object({ flow: Field(64), method: Field(64), _csrf: Field(200) }), hide: true },
+        schema: { params: PageParams, body: Type.Object({ flow: Field(64), method: Field(64), next: Next, _csrf: Field(200) }), hide: true },
         preHandler: app.csrfProtection,
         config: { admissionClass: 'finish-signin' },
       },
       async (request, reply) => {
         const tenant = await tenantOf(request.params.tenant);
-        const flow = request.body.flow ?? '';
+        const { flow = '', next } = request.body;
         try {
           const methods = await services.signin.flowMethods(tenant, flow);
+          if (methods.length === 0) throw new AppError('flow-not-found');
           const chosen = methods.find((m) => m.id === request.body.method) ?? methods[0]!;
-          await services.signin.challenge(tenant, flow, chosen.id);
-          return factorPage(reply, tenant, flow, methods, chosen);
+          return await factorPage(reply, tenant, flow, methods, chosen, next);
         } catch (err) {
           const shown = errorMessage(err);
           if (!shown) throw err;
-          return passwordPage(reply, tenant, '', shown.message, shown.status);
+          return passwordPage(reply, tenant, '', next, shown.message, shown.status);
         }
       },
     );
@@ -157,48 +223,68 @@ ${
     app.post(
       '/t/:tenant/signin/verify',
       {
-        schema: { params: PageParams, body: Type.Object({ flow: Field(64), method: Field(64), code: Field(64), _csrf: Field(200) }), hide: true },
+        schema: {
+          params: PageParams,
+          body: Type.Object({ flow: Field(64), method: Field(64), code: Field(64), assertion: Field(16384), next: Next, _csrf: Field(200) }),
+          hide: true,
+        },
         preHandler: app.csrfProtection,
         config: { admissionClass: 'finish-signin' },
       },
       async (request, reply) => {
         const tenant = await tenantOf(request.params.tenant);
-        const flow = request.body.flow ?? '';
-        const methodId = request.body.method ?? '';
+        const { flow = '', next } = request.body;
         let methods: MethodChoice[];
         try {
           methods = await services.signin.flowMethods(tenant, flow);
+          if (methods.length === 0) throw new AppError('flow-not-found');
         } catch (err) {
           const shown = errorMessage(err);
           if (!shown) throw err;
-          return passwordPage(reply, tenant, '', shown.message, shown.status);
+          return passwordPage(reply, tenant, '', next, shown.message, shown.status);
         }
-        const chosen = methods.find((m) => m.id === methodId) ?? methods[0]!;
+        const chosen = methods.find((m) => m.id === request.body.method) ?? methods[0]!;
         try {
-          const result = await services.signin.verify(tenant, flow, chosen.id, request.body.code?.trim() ?? '', requestContext(request));
-          setSessionCookie(reply, services, result.session.token, result.session.expiresAt);
-          return reply.redirect(home(tenant), 303);
+          const input = request.body.assertion ? { assertion: parseJsonField(request.body.assertion) } : { code: request.body.code?.trim() ?? '' };
+          const result = await services.signin.verify(tenant, flow, chosen.id, input, requestContext(request));
+          return signedIn(reply, tenant, result.session, next);
         } catch (err) {
           const shown = errorMessage(err);
           if (!shown) throw err;
           if (err instanceof AppError && err.code === 'invalid-code' && Number(err.extra.attemptsLeft) > 0) {
-            return factorPage(reply, tenant, flow, methods, chosen, `That code didn't work. ${String(err.extra.attemptsLeft)} attempts left.`, 401);
+            const what = chosen.type === 'webauthn' ? 'That key was not accepted.' : "That code didn't work.";
+            return factorPage(reply, tenant, flow, methods, chosen, next, `${what} ${String(err.extra.attemptsLeft)} attempts left.`, 401);
           }
-          return passwordPage(reply, tenant, '', err instanceof AppError && err.code === 'invalid-code' ? 'Too many wrong codes. Sign in again.' : shown.message, shown.status);
+          return passwordPage(reply, tenant, '', next, err instanceof AppError && err.code === 'invalid-code' ? 'Too many failed attempts. Sign in again.' : shown.message, shown.status);
         }
       },
     );
 
     app.post(
       '/t/:tenant/signout',
-      { schema: { params: PageParams, body: Type.Object({ _csrf: Field(200) }), hide: true }, preHandler: app.csrfProtection, config: { admissionClass: 'self-service' } },
+      {
+        schema: { params: PageParams, body: Type.Object({ _csrf: Field(200), next: Next }), hide: true },
+        preHandler: app.csrfProtection,
+        config: { admissionClass: 'self-service' },
+      },
       async (request, reply) => {
         const tenant = await tenantOf(request.params.tenant);
         const principal = await findPrincipal(services, request);
         if (principal) await services.sessions.revoke(principal.session);
         clearSessionCookie(reply, services);
-        return reply.redirect(`/t/${tenant.slug}/signin`, 303);
+        // "Sign in again" (to change methods) comes back here with the username filled in and a way back.
+        const again = request.body.next && principal ? `?next=${request.body.next}&username=${encodeURIComponent(principal.user.username)}` : '';
+        return reply.redirect(`/t/${tenant.slug}/signin${again}`, 303);
       },
     );
   };
+}
+
+/** A JSON form field filled by the page script; malformed input is the client's mistake. */
+function parseJsonField(value: string | undefined): unknown {
+  try {
+    return JSON.parse(value ?? '');
+  } catch {
+    throw new AppError('invalid-request', 'the passkey response was not readable; try again');
+  }
 }

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import Fastify from 'fastify';
 import type { Logger } from 'pino';
 import cookie from '@fastify/cookie';
@@ -14,6 +16,7 @@ import { meApi } from './routes/me-api.ts';
 import { opsRoutes, type Readiness } from './routes/ops.ts';
 import { signinPages } from '../portal/signin-pages.ts';
 import { securityInfoPages } from '../portal/security-info-pages.ts';
+import { mySigninsPages } from '../portal/my-signins-pages.ts';
 
 export type AdmissionClass = 'ops' | 'finish-signin' | 'start-signin' | 'self-service' | 'admin';
 
@@ -29,7 +32,16 @@ export interface AppOptions {
   readiness?: Readiness;
 }
 
-const STYLESHEET = readFileSync(new URL('../../web/steadfast.css', import.meta.url), 'utf8');
+// Browser assets are read once at start and served from this node: no CDN, nothing from other hosts.
+const ASSETS: Record<string, { type: string; body: string }> = {
+  'steadfast.css': { type: 'text/css; charset=utf-8', body: readFileSync(new URL('../../web/steadfast.css', import.meta.url), 'utf8') },
+  'steadfast.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(new URL('../../web/steadfast.js', import.meta.url), 'utf8') },
+  'webauthn-browser.js': {
+    type: 'text/javascript; charset=utf-8',
+    // The package's export map hides its browser bundle; it sits beside the CommonJS entry.
+    body: readFileSync(join(dirname(createRequire(import.meta.url).resolve('@simplewebauthn/browser')), '..', 'dist', 'bundle', 'index.umd.min.js'), 'utf8'),
+  },
+};
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
 
@@ -75,9 +87,11 @@ export async function buildApp(services: Services, options: AppOptions) {
     getToken: (request) => (request.body as Record<string, string> | undefined)?._csrf,
   });
 
-  app.get('/assets/steadfast.css', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async (_request, reply) =>
-    reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(STYLESHEET),
-  );
+  app.get<{ Params: { name: string } }>('/assets/:name', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async (request, reply) => {
+    const asset = ASSETS[request.params.name];
+    if (!asset) throw new AppError('not-found');
+    return reply.type(asset.type).header('cache-control', 'public, max-age=3600').send(asset.body);
+  });
   app.get('/', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async (_request, reply) => sendProblem(reply, new AppError('not-found', 'sign in at /t/{tenant}/signin')));
 
   app.get('/api/v1/openapi.json', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async () => app.swagger());
@@ -87,5 +101,6 @@ export async function buildApp(services: Services, options: AppOptions) {
   await app.register(meApi(services));
   await app.register(signinPages(services));
   await app.register(securityInfoPages(services));
+  await app.register(mySigninsPages(services));
   return app;
 }

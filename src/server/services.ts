@@ -13,8 +13,10 @@ import { PasswordHasher, type PasswordHasherOptions } from '../directory/passwor
 import { Tenants } from '../directory/tenants.ts';
 import { Users } from '../directory/users.ts';
 import { AdminTokens } from '../directory/admin-tokens.ts';
+import { PasswordChange } from '../directory/password-change.ts';
 import { Credentials } from '../methods/credentials.ts';
 import { createMethodRegistry, type MethodRegistry } from '../methods/registry.ts';
+import { relyingPartyFrom } from '../methods/webauthn/webauthn-method.ts';
 import { MethodManagement } from '../methods/method-management.ts';
 import { Sessions } from '../sessions/sessions.ts';
 import { SigninEvents } from '../activity/signin-events.ts';
@@ -35,6 +37,7 @@ export interface Services {
   credentials: Credentials;
   methods: MethodRegistry;
   management: MethodManagement;
+  passwords: PasswordChange;
   sessions: Sessions;
   events: SigninEvents;
   signin: SigninService;
@@ -81,7 +84,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   const tenants = new Tenants(db, clock);
   const users = new Users(db, clock);
   const credentials = new Credentials(db, clock);
-  const methods = createMethodRegistry({ db, credentials, keyRing, clock, hasher });
+  const methods = createMethodRegistry({ db, credentials, keyRing, clock, hasher, ephemeral, rp: relyingPartyFrom(config.publicUrl) });
   const groupCommit = new GroupCommit(db);
   const sessions = new Sessions(
     db,
@@ -119,6 +122,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     credentials,
     methods,
     management,
+    passwords: new PasswordChange({ users, hasher, sessions, limits }),
     sessions,
     events,
     signin,

@@ -1,13 +1,16 @@
 /**
  * A sign-in in progress, kept in the ephemeral store so any node can carry it
- * on. It exists only between a correct password and the second factor.
+ * on. It exists between a correct password and the second factor, or between
+ * the start and the end of a passkey sign-in.
  */
 export interface Flow {
   id: string;
+  /** After a password, a second factor; or a passwordless passkey sign-in (user known only at the end). */
+  kind: 'second-factor' | 'passkey';
   tenantId: string;
+  /** Empty for a passkey flow until the passkey names its user. */
   userId: string;
   username: string;
-  state: 'factor_required';
   /** Factors proved so far (RFC 8176 values). */
   amr: string[];
   createdAt: number;

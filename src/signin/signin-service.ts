@@ -5,6 +5,7 @@ import type { Users, UserWithSecret } from '../directory/users.ts';
 import type { PasswordHasher } from '../directory/password-hasher.ts';
 import type { Credentials, Credential } from '../methods/credentials.ts';
 import type { MethodRegistry } from '../methods/registry.ts';
+import type { VerifyInput } from '../methods/method.ts';
 import type { Sessions } from '../sessions/sessions.ts';
 import type { SigninEvents } from '../activity/signin-events.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -85,10 +86,10 @@ export class SigninService {
     const now = deps.clock.now();
     const flow: Flow = {
       id: randomToken(24),
+      kind: 'second-factor',
       tenantId: tenant.id,
       userId: user.id,
       username: user.username,
-      state: 'factor_required',
       amr: ['pwd'],
       createdAt: now,
       expiresAt: now + FLOW_LIFETIME_MS,
@@ -101,6 +102,7 @@ export class SigninService {
   /** The second-factor choices of a flow still in progress. */
   async flowMethods(tenant: Tenant, flowId: string): Promise<MethodChoice[]> {
     const flow = await this.loadFlow(tenant, flowId);
+    if (flow.kind === 'passkey') return [];
     const active = await this.deps.credentials.listForUser(tenant.id, flow.userId, 'active');
     const choices = methodChoices(tenant, active, this.deps.methods);
     // Methods removed while the flow was open leave nothing to verify: start again.
@@ -110,44 +112,71 @@ export class SigninService {
 
   async challenge(tenant: Tenant, flowId: string, methodRef: string): Promise<{ method: string; type: string } & Record<string, unknown>> {
     const flow = await this.loadFlow(tenant, flowId);
-    const [credential] = await this.resolveCredentials(tenant, flow, methodRef);
-    const method = this.deps.methods.get(credential!.type)!;
-    const extra = await method.challenge(credential!);
-    return { method: credential!.id, type: credential!.type, ...extra };
+    if (flow.kind === 'passkey') throw new AppError('invalid-state', 'a passkey sign-in was challenged when it started');
+    const candidates = await this.resolveCredentials(tenant, flow, methodRef);
+    const method = this.deps.methods.get(candidates[0]!.type)!;
+    const extra = await method.challenge(candidates, { flowId: flow.id, tenant });
+    return { method: candidates.length === 1 ? candidates[0]!.id : candidates[0]!.type, type: candidates[0]!.type, ...extra };
   }
 
-  async verify(tenant: Tenant, flowId: string, methodRef: string, code: string | undefined, ctx: RequestContext): Promise<{ state: 'complete'; session: IssuedSession }> {
+  /**
+   * Starts a passwordless sign-in: WebAuthn options for any discoverable
+   * credential (passkey) of this tenant, with user verification required, so
+   * the passkey alone proves two factors.
+   */
+  async startPasskey(tenant: Tenant): Promise<{ flow: string; webauthn: Record<string, unknown> }> {
+    if (!tenant.policy.allowedMethods.includes('webauthn')) throw new AppError('method-not-permitted');
+    const now = this.deps.clock.now();
+    const flow: Flow = { id: randomToken(24), kind: 'passkey', tenantId: tenant.id, userId: '', username: '', amr: [], createdAt: now, expiresAt: now + FLOW_LIFETIME_MS };
+    await this.deps.ephemeral.set(flowKey(flow.id), flow, FLOW_LIFETIME_MS);
+    const extra = await this.deps.methods.get('webauthn')!.challenge([], { flowId: flow.id, tenant, requireUserVerification: true });
+    return { flow: flow.id, webauthn: extra.webauthn as Record<string, unknown> };
+  }
+
+  async verify(tenant: Tenant, flowId: string, methodRef: string, input: VerifyInput, ctx: RequestContext): Promise<{ state: 'complete'; session: IssuedSession }> {
     const { deps } = this;
     const flow = await this.loadFlow(tenant, flowId);
-    const attempt: Attempt = { factor: 'second-factor', account: `${tenant.id}|${flow.userId}`, ip: ctx.ip };
+    const candidates = flow.kind === 'passkey' ? await this.passkeyCandidates(tenant, methodRef, input) : await this.resolveCredentials(tenant, flow, methodRef);
+    const userId = flow.kind === 'passkey' ? (candidates[0]?.userId ?? '') : flow.userId;
+    const attempt: Attempt = { factor: 'second-factor', account: `${tenant.id}|${userId || 'passkey'}`, ip: ctx.ip };
     await deps.limits.begin(attempt);
-    const candidates = await this.resolveCredentials(tenant, flow, methodRef);
 
-    let matched: Credential | undefined;
-    for (const credential of candidates) {
-      if (await deps.methods.get(credential.type)!.verify(credential, { code })) {
-        matched = credential;
-        break;
-      }
-    }
-    const type = candidates[0]!.type;
-    if (!matched) {
+    const type = candidates[0]?.type ?? 'webauthn';
+    const verified = candidates.length > 0 ? await deps.methods.get(type)!.verify(candidates, input, { flowId: flow.id, tenant, requireUserVerification: flow.kind === 'passkey' }) : undefined;
+    const username = flow.username || (userId ? ((await deps.users.get(tenant.id, userId))?.username ?? '') : '');
+    const recordAs = { ...flow, userId, username };
+    if (!verified) {
       const failures = await deps.ephemeral.increment(flowFailuresKey(flow.id), FLOW_LIFETIME_MS);
       const attemptsLeft = Math.max(0, FLOW_MAX_ATTEMPTS - failures);
-      // Out of attempts: the flow is gone and the password must be given again.
+      // Out of attempts: the flow is gone and the sign-in starts again.
       if (attemptsLeft === 0) await deps.ephemeral.delete(flowKey(flow.id));
-      await this.recordFlow(flow, ctx, 'failure', 'invalid_code', type);
+      if (userId) await this.recordFlow(recordAs, ctx, 'failure', 'invalid_code', flow.kind === 'passkey' ? 'passkey' : type);
       throw new AppError('invalid-code', attemptsLeft === 0 ? 'No attempts left; start the sign-in again' : undefined, { attemptsLeft });
+    }
+    if (flow.kind === 'passkey') {
+      const user = await deps.users.get(tenant.id, userId);
+      if (!user || user.status !== 'active') throw new AppError('account-disabled');
     }
 
     // Taking the flow is the commit point: of two racing correct answers only one gets a session.
     if (!(await deps.ephemeral.take<Flow>(flowKey(flow.id)))) throw new AppError('flow-not-found');
     await deps.limits.succeeded(attempt);
-    const method = deps.methods.get(matched.type)!;
-    const amr = [...new Set([...flow.amr, ...method.amr, 'mfa'])];
+    const amr = [...new Set([...flow.amr, ...verified.amr, 'mfa'])];
     // Issued and recorded together, so both rows share one group commit.
-    const [session] = await Promise.all([this.issueSession(tenant, flow.userId, 'full', amr, ctx), this.recordFlow(flow, ctx, 'success', 'ok', type)]);
+    const [session] = await Promise.all([
+      this.issueSession(tenant, userId, 'full', amr, ctx),
+      this.recordFlow(recordAs, ctx, 'success', 'ok', flow.kind === 'passkey' ? 'passkey' : type),
+    ]);
     return { state: 'complete', session };
+  }
+
+  /** The passkey an assertion names, looked up by its WebAuthn credential id. */
+  private async passkeyCandidates(tenant: Tenant, methodRef: string, input: VerifyInput): Promise<Credential[]> {
+    if (methodRef !== 'passkey' && methodRef !== 'webauthn') throw new AppError('invalid-request', 'a passkey sign-in is verified with method "passkey"');
+    const id = (input.assertion as { id?: unknown } | undefined)?.id;
+    if (typeof id !== 'string' || id.length === 0 || id.length > 1024) throw new AppError('invalid-request', 'assertion.id is missing');
+    const credential = await this.deps.credentials.findByExternalId(tenant.id, id);
+    return credential && credential.state === 'active' && credential.type === 'webauthn' && tenant.policy.allowedMethods.includes('webauthn') ? [credential] : [];
   }
 
   private async loadFlow(tenant: Tenant, flowId: string): Promise<Flow> {

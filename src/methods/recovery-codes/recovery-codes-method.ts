@@ -27,7 +27,6 @@ export function formatRecoveryCode(raw: string): string {
 export function createRecoveryCodesMethod(deps: RecoveryCodesDeps) {
   return {
     type: 'recovery-codes',
-    amr: ['otp'],
     needsConfirmation: false,
 
     async enrol(tenant, user) {
@@ -72,7 +71,10 @@ export function createRecoveryCodesMethod(deps: RecoveryCodesDeps) {
       return {};
     },
 
-    async verify(credential, input) {
+    async verify(candidates, input) {
+      // A user has one set at most: the newest replaces any other.
+      const credential = candidates[0];
+      if (!credential) return undefined;
       const code = normaliseBase32(input.code ?? '');
       const wellFormed = code.length === LOOKUP_LENGTH + SECRET_LENGTH && /^[0-9A-Z]+$/.test(code);
       const row = wellFormed
@@ -87,8 +89,11 @@ export function createRecoveryCodesMethod(deps: RecoveryCodesDeps) {
         : undefined;
       // The same slow hash runs whether or not the look-up part matched, so timing
       // does not reveal which look-up parts exist.
-      if (!row) return deps.hasher.verifyNothing(code);
-      if (!(await deps.hasher.verify(row.code_hash, code))) return false;
+      if (!row) {
+        await deps.hasher.verifyNothing(code);
+        return undefined;
+      }
+      if (!(await deps.hasher.verify(row.code_hash, code))) return undefined;
       const used = await deps.db
         .updateTable('recovery_codes')
         .set({ used_at: deps.clock.now() })
@@ -96,9 +101,9 @@ export function createRecoveryCodesMethod(deps: RecoveryCodesDeps) {
         .where('id', '=', row.id)
         .where('used_at', 'is', null)
         .executeTakeFirst();
-      if (Number(used.numUpdatedRows) !== 1) return false;
+      if (Number(used.numUpdatedRows) !== 1) return undefined;
       await deps.credentials.markUsed(credential);
-      return true;
+      return { credential, amr: ['otp'] };
     },
   } satisfies Method;
 }

@@ -66,7 +66,6 @@ export function createTotpMethod(deps: TotpDeps) {
 
   return {
     type: 'totp',
-    amr: ['otp'],
     needsConfirmation: true,
 
     async enrol(tenant, user, input) {
@@ -99,8 +98,12 @@ export function createTotpMethod(deps: TotpDeps) {
       return {};
     },
 
-    async verify(credential, input) {
-      return checkAndConsume(credential, input.code ?? '');
+    async verify(candidates, input) {
+      // A user may have several apps; each costs one HMAC round, no slow hash.
+      for (const credential of candidates) {
+        if (await checkAndConsume(credential, input.code ?? '')) return { credential, amr: ['otp'] };
+      }
+      return undefined;
     },
   } satisfies Method;
 }

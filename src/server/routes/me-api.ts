@@ -2,7 +2,8 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { AppError } from '../../errors/app-error.ts';
 import { requirePrincipal } from '../../http/authenticate.ts';
 import type { Services } from '../services.ts';
-import { IdParams, MethodView } from './schemas.ts';
+import { IdParams, MethodView, WebAuthnAttestation } from './schemas.ts';
+import { requestContext } from '../../http/request-context.ts';
 
 const bearer = [{ bearerAuth: [] }];
 
@@ -60,6 +61,7 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
           body: Type.Object({
             type: Type.String({ minLength: 1, maxLength: 32 }),
             label: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+            attestation: Type.Optional(WebAuthnAttestation),
           }),
           response: {
             201: Type.Object(
@@ -78,11 +80,50 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
         config: { admissionClass: 'self-service' },
       },
       async (request, reply) => {
-        const { user, tenant } = await requirePrincipal(services, request, { allowRegistration: true });
-        const result = await services.management.enrol(tenant, user, request.body.type, { label: request.body.label });
+        const { user, tenant, session } = await requirePrincipal(services, request, { allowRegistration: true });
+        const { type, label, attestation } = request.body;
+        if (type === 'webauthn' && !attestation) throw new AppError('invalid-request', 'a webauthn registration needs the attestation from POST /api/v1/me/methods/webauthn/options');
+        const result = await services.management.enrol(tenant, user, session, type, { label, attestation });
         // Secrets in this answer must not linger in any cache.
         reply.header('cache-control', 'no-store');
         return reply.code(201).send(result);
+      },
+    );
+
+    app.post(
+      '/api/v1/me/methods/webauthn/options',
+      {
+        schema: {
+          tags: ['self-service'],
+          security: bearer,
+          summary: 'WebAuthn registration options (PublicKeyCredentialCreationOptionsJSON); then POST /api/v1/me/methods {type: "webauthn", attestation}',
+          body: Type.Optional(Type.Object({ kind: Type.Optional(Type.Union([Type.Literal('passkey'), Type.Literal('security-key')])) })),
+          response: { 200: Type.Object({}, { additionalProperties: true }) },
+        },
+        config: { admissionClass: 'self-service' },
+      },
+      async (request) => {
+        const { user, tenant, session } = await requirePrincipal(services, request, { allowRegistration: true });
+        return services.management.webauthnOptions(tenant, user, session, request.body?.kind ?? 'passkey');
+      },
+    );
+
+    app.post(
+      '/api/v1/me/password',
+      {
+        schema: {
+          tags: ['self-service'],
+          security: bearer,
+          summary: 'Change the password; ends every other session',
+          body: Type.Object({ currentPassword: Type.String({ minLength: 1, maxLength: 1024 }), newPassword: Type.String({ minLength: 1, maxLength: 1024 }) }),
+          response: { 200: Type.Object({ changed: Type.Literal(true), sessionsEnded: Type.Integer() }) },
+        },
+        config: { admissionClass: 'self-service' },
+      },
+      async (request) => {
+        const principal = await requirePrincipal(services, request);
+        const sessionsEnded = await services.passwords.change(principal.tenant, principal.user, principal.session, request.body.currentPassword, request.body.newPassword, requestContext(request));
+        return { changed: true as const, sessionsEnded };
       },
     );
 
@@ -117,8 +158,8 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
         config: { admissionClass: 'self-service' },
       },
       async (request) => {
-        const { user, tenant } = await requirePrincipal(services, request);
-        return services.management.update(tenant, user, request.params.id, request.body);
+        const { user, tenant, session } = await requirePrincipal(services, request);
+        return services.management.update(tenant, user, session, request.params.id, request.body);
       },
     );
 
@@ -126,8 +167,8 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
       '/api/v1/me/methods/:id',
       { schema: { tags: ['self-service'], security: bearer, params: IdParams }, config: { admissionClass: 'self-service' } },
       async (request, reply) => {
-        const { user, tenant } = await requirePrincipal(services, request);
-        await services.management.remove(tenant, user, request.params.id);
+        const { user, tenant, session } = await requirePrincipal(services, request);
+        await services.management.remove(tenant, user, session, request.params.id);
         return reply.code(204).send();
       },
     );

@@ -37,3 +37,44 @@ export const Problem = Type.Object(
   },
   { additionalProperties: true },
 );
+
+/** The browser's WebAuthn authentication response (AuthenticationResponseJSON); SimpleWebAuthn checks the rest. */
+export const WebAuthnAssertion = Type.Object(
+  {
+    id: Type.String({ minLength: 1, maxLength: 1024 }),
+    rawId: Type.String({ maxLength: 1024 }),
+    type: Type.Literal('public-key'),
+    response: Type.Object(
+      {
+        clientDataJSON: Type.String({ maxLength: 4096 }),
+        authenticatorData: Type.String({ maxLength: 4096 }),
+        signature: Type.String({ maxLength: 1024 }),
+        userHandle: Type.Optional(Type.String({ maxLength: 512 })),
+      },
+      { additionalProperties: true },
+    ),
+    clientExtensionResults: Type.Optional(Type.Object({}, { additionalProperties: true })),
+    authenticatorAttachment: Type.Optional(Type.String({ maxLength: 32 })),
+  },
+  { additionalProperties: true },
+);
+
+/** The browser's WebAuthn registration response (RegistrationResponseJSON). */
+export const WebAuthnAttestation = Type.Object(
+  {
+    id: Type.String({ minLength: 1, maxLength: 1024 }),
+    rawId: Type.String({ maxLength: 1024 }),
+    type: Type.Literal('public-key'),
+    response: Type.Object(
+      {
+        clientDataJSON: Type.String({ maxLength: 4096 }),
+        attestationObject: Type.String({ maxLength: 65536 }),
+        transports: Type.Optional(Type.Array(Type.String({ maxLength: 32 }), { maxItems: 10 })),
+      },
+      { additionalProperties: true },
+    ),
+    clientExtensionResults: Type.Optional(Type.Object({}, { additionalProperties: true })),
+    authenticatorAttachment: Type.Optional(Type.String({ maxLength: 32 })),
+  },
+  { additionalProperties: true },
+);

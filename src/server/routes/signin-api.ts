@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { AppError } from '../../errors/app-error.ts';
 import { requestContext } from '../../http/request-context.ts';
 import type { Services } from '../services.ts';
-import { FlowParams, IssuedSession, MethodChoice, TenantParams } from './schemas.ts';
+import { FlowParams, IssuedSession, MethodChoice, TenantParams, WebAuthnAssertion } from './schemas.ts';
 
 const Code = Type.String({ minLength: 1, maxLength: 64 });
 
@@ -68,15 +68,34 @@ export function signinApi(services: Services): FastifyPluginAsyncTypebox {
           tags: ['sign-in'],
           summary: 'Verify the second factor and receive a session',
           params: FlowParams,
-          body: Type.Object({ method: Type.String({ minLength: 1, maxLength: 64 }), code: Type.Optional(Code) }),
+          body: Type.Object({
+            method: Type.String({ minLength: 1, maxLength: 64 }),
+            code: Type.Optional(Code),
+            assertion: Type.Optional(WebAuthnAssertion),
+          }),
           response: { 200: Type.Object({ state: Type.Literal('complete'), session: IssuedSession }) },
         },
         config: { admissionClass: 'finish-signin' },
       },
       async (request) => {
         const tenant = await tenantOf(request.params.tenant);
-        return services.signin.verify(tenant, request.params.flow, request.body.method, request.body.code, requestContext(request));
+        const { method, code, assertion } = request.body;
+        return services.signin.verify(tenant, request.params.flow, method, { code, assertion }, requestContext(request));
       },
+    );
+
+    app.post(
+      '/api/v1/t/:tenant/signin/passkey',
+      {
+        schema: {
+          tags: ['sign-in'],
+          summary: 'Start a passwordless sign-in with a passkey; finish it at .../signin/{flow}/verify with {method: "passkey", assertion}',
+          params: TenantParams,
+          response: { 200: Type.Object({ flow: Type.String(), webauthn: Type.Object({}, { additionalProperties: true }) }) },
+        },
+        config: { admissionClass: 'start-signin' },
+      },
+      async (request) => services.signin.startPasskey(await tenantOf(request.params.tenant)),
     );
   };
 }

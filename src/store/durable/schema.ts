@@ -34,6 +34,8 @@ export interface CredentialTable {
   state: 'pending' | 'active';
   secret: string | null;
   public_data: string;
+  /** The id the authenticator knows the credential by (WebAuthn); unique per tenant. */
+  external_id: string | null;
   is_default: number;
   last_step: number | null;
   created_at: number;

@@ -40,6 +40,8 @@ export function startCheckpointer(sqlite: SqliteDatabase.Database, path: string,
   return {
     async stop() {
       stopping = true;
+      // Keep the process alive until the worker has closed its connection.
+      worker.ref();
       const exited = new Promise((resolve) => worker.once('exit', resolve));
       worker.postMessage('stop');
       await exited;

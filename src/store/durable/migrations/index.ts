@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import * as initial from './001-initial.ts';
+import * as credentialExternalId from './002-credential-external-id.ts';
 
 /**
  * Every migration, in order. Listed here rather than discovered on disk, so a
@@ -7,4 +8,5 @@ import * as initial from './001-initial.ts';
  */
 export const migrations: Record<string, Migration> = {
   '001-initial': initial,
+  '002-credential-external-id': credentialExternalId,
 };
