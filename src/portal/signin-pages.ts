@@ -75,9 +75,11 @@ ${
     /** Renders the second-factor step for one method, starting its challenge (WebAuthn options). */
     const factorPage = async (reply: FastifyReply, tenant: Tenant, flow: string, methods: MethodChoice[], chosen: MethodChoice, next: NextPage | undefined, error?: string, status = 200) => {
       const prompt = METHOD_PROMPTS[chosen.type] ?? { name: chosen.label, prompt: 'Enter your code.', input: 'text' as const };
-      const challenge = await services.signin.challenge(tenant, flow, chosen.id);
+      // Any of the user's passkeys and security keys will do: the challenge names them all.
+      const ref = chosen.type === 'webauthn' ? 'webauthn' : chosen.id;
+      const challenge = await services.signin.challenge(tenant, flow, ref);
       const csrf = reply.generateCsrf();
-      const others = methods.filter((m) => m.id !== chosen.id);
+      const others = methods.filter((m) => (chosen.type === 'webauthn' ? m.type !== 'webauthn' : m.id !== chosen.id));
       const hidden = html`<input type="hidden" name="_csrf" value="${csrf}"><input type="hidden" name="flow" value="${flow}">${next ? html`<input type="hidden" name="next" value="${next}">` : ''}`;
       return reply
         .code(status)
@@ -95,8 +97,8 @@ ${
   prompt.input === 'webauthn'
     ? html`${jsonScript('webauthn-options', challenge.webauthn)}
 <form method="post" action="/t/${tenant.slug}/signin/verify" data-webauthn="authenticate" data-options-id="webauthn-options">
-  ${hidden}<input type="hidden" name="method" value="${chosen.id}"><input type="hidden" name="assertion" value="">
-  <p>${prompt.prompt} (${chosen.label})</p>
+  ${hidden}<input type="hidden" name="method" value="webauthn"><input type="hidden" name="assertion" value="">
+  <p>${prompt.prompt}</p>
   <button type="submit" data-webauthn-only disabled autofocus>Use passkey or security key</button>
   <p class="hint" data-webauthn-missing>This needs JavaScript and a browser that supports security keys. Choose another way below.</p>
   <p class="alert error" role="alert" data-webauthn-error hidden></p>
@@ -243,10 +245,10 @@ ${
           if (!shown) throw err;
           return passwordPage(reply, tenant, '', next, shown.message, shown.status);
         }
-        const chosen = methods.find((m) => m.id === request.body.method) ?? methods[0]!;
+        const chosen = methods.find((m) => m.id === request.body.method) ?? methods.find((m) => m.type === request.body.method) ?? methods[0]!;
         try {
           const input = request.body.assertion ? { assertion: parseJsonField(request.body.assertion) } : { code: request.body.code?.trim() ?? '' };
-          const result = await services.signin.verify(tenant, flow, chosen.id, input, requestContext(request));
+          const result = await services.signin.verify(tenant, flow, chosen.type === 'webauthn' ? 'webauthn' : chosen.id, input, requestContext(request));
           return signedIn(reply, tenant, result.session, next);
         } catch (err) {
           const shown = errorMessage(err);

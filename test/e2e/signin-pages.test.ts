@@ -86,7 +86,7 @@ describe.runIf(chromiumAvailable())('sign-in and set-up pages in Chromium', () =
     await page.getByRole('button', { name: 'Verify' }).click();
     expect(page.url()).toContain('/t/web/my/security-info');
     await page.getByRole('link', { name: 'See your recent sign-ins' }).click();
-    await expect(page.locator('tbody').textContent()).resolves.toContain('success');
+    await expect(page.locator('tbody').textContent()).resolves.toContain('Succeeded');
   });
 
   it('serves strict security headers and breaks no CSP rule', async () => {

@@ -35,7 +35,7 @@ export async function startTestServer(backend: Backend, options: Omit<BuildOptio
     ...(backend.redisNamespace ? { redisNamespace: backend.redisNamespace } : {}),
   });
   const app = await buildApp(services, { logger });
-  await app.listen({ port: 0, host: '127.0.0.1' });
+  await app.listen({ port: backend.config.port, host: '127.0.0.1' });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   return {
