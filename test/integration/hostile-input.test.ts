@@ -18,6 +18,16 @@ const anyJson = fc.oneof(
   fc.record({ method: fc.oneof(fc.string(), fc.constantFrom('totp', 'recovery-codes', 'tap', 'passkey')), code: fc.oneof(fc.string({ maxLength: 70 }), fc.jsonValue()) }, { requiredKeys: [] }),
   fc.record({ type: fc.oneof(fc.string(), fc.constantFrom('totp', 'recovery-codes', 'sms', 'webauthn')), label: fc.jsonValue() }, { requiredKeys: [] }),
   fc.record({ label: fc.oneof(fc.string({ maxLength: 120 }), fc.jsonValue()), default: fc.jsonValue() }, { requiredKeys: [] }),
+  fc.record({ currentPassword: fc.oneof(fc.string({ maxLength: 40 }), fc.jsonValue()), newPassword: fc.oneof(fc.string({ maxLength: 40 }), fc.jsonValue()) }, { requiredKeys: [] }),
+  fc.record({ kind: fc.oneof(fc.constantFrom('passkey', 'security-key'), fc.jsonValue()) }, { requiredKeys: [] }),
+  // WebAuthn responses: right shape, wrong bytes; and wrong shape.
+  fc.record({
+    method: fc.constantFrom('passkey', 'webauthn'),
+    type: fc.constant('webauthn'),
+    assertion: fc.record({ id: fc.base64String({ minLength: 4, maxLength: 60 }), rawId: fc.base64String({ maxLength: 60 }), type: fc.constant('public-key'), response: fc.record({ clientDataJSON: fc.base64String({ maxLength: 200 }), authenticatorData: fc.base64String({ maxLength: 200 }), signature: fc.base64String({ maxLength: 100 }), userHandle: fc.base64String({ maxLength: 40 }) }) }),
+    attestation: fc.record({ id: fc.base64String({ minLength: 4, maxLength: 60 }), rawId: fc.base64String({ maxLength: 60 }), type: fc.constant('public-key'), response: fc.record({ clientDataJSON: fc.base64String({ maxLength: 200 }), attestationObject: fc.base64String({ maxLength: 300 }) }) }),
+  }, { requiredKeys: [] }),
+  fc.record({ method: fc.constantFrom('passkey', 'webauthn'), assertion: fc.jsonValue(), attestation: fc.jsonValue() }, { requiredKeys: [] }),
 );
 
 const anyBody = fc.oneof(
@@ -36,6 +46,8 @@ describe('hostile input never causes a 5xx', () => {
   let token = '';
   let methodId = '';
   let eventId = '';
+  let csrfCookie = '';
+  let csrfToken = '';
 
   beforeAll(async () => {
     backend = await sqliteMemory.create();
@@ -49,6 +61,10 @@ describe('hostile input never causes a 5xx', () => {
     token = first.body.session.token;
     methodId = enrol.body.id;
     eventId = (await api(server.url, 'GET', '/api/v1/me/signins', undefined, token)).body.items[0].id;
+    // A real CSRF pair, so hostile forms also reach the handlers behind the CSRF check.
+    const res = await fetch(`${server.url}/t/fuzz/signin`);
+    csrfCookie = /sf_csrf=[^;]+/.exec(res.headers.get('set-cookie') ?? '')![0];
+    csrfToken = /name="_csrf" value="([^"]+)"/.exec(await res.text())![1]!;
   });
   afterAll(async () => {
     await server.close();
@@ -92,6 +108,19 @@ describe('hostile input never causes a 5xx', () => {
     );
   });
 
+  it('POST /api/v1/t/{t}/signin/passkey and its verify', async () => {
+    await fc.assert(
+      fc.asyncProperty(segment, anyBody, async (t, body) => {
+        const status = await send('POST', `/api/v1/t/${enc(t)}/signin/passkey`, body);
+        if (t === 'fuzz' && status === 200) {
+          const flow = (await api(server.url, 'POST', '/api/v1/t/fuzz/signin/passkey', {})).body.flow as string;
+          await send('POST', `/api/v1/t/fuzz/signin/${flow}/verify`, body);
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
   it('self-service endpoints, with and without a valid session', async () => {
     const tokens = fc.oneof(fc.constant(token), fc.string({ maxLength: 120 }).map((s) => s.replace(/[^\x21-\x7e]/g, 'x')), fc.constant('sfs_' + 'A'.repeat(43)));
     const routes = fc.constantFrom(
@@ -102,6 +131,8 @@ describe('hostile input never causes a 5xx', () => {
       ['PATCH', `/api/v1/me/methods/ID`],
       ['GET', '/api/v1/me/signins'],
       ['POST', `/api/v1/me/signins/EVENT/report`],
+      ['POST', '/api/v1/me/methods/webauthn/options'],
+      ['POST', '/api/v1/me/password'],
     );
     await fc.assert(
       fc.asyncProperty(routes, tokens, fc.oneof(segment, fc.constant(methodId)), anyBody, async ([method, path], tok, id, body) => {
@@ -123,9 +154,38 @@ describe('hostile input never causes a 5xx', () => {
   });
 
   it('page forms', async () => {
-    const pages = fc.constantFrom('/t/fuzz/signin', '/t/fuzz/signin/method', '/t/fuzz/signin/verify', '/t/fuzz/signout', '/t/fuzz/my/security-info/totp', '/t/fuzz/my/security-info/recovery-codes', `/t/fuzz/my/security-info/methods/${methodId}/delete`);
-    const form = fc.dictionary(fc.constantFrom('username', 'password', 'flow', 'method', 'code', '_csrf', 'label', 'x'), fc.string({ maxLength: 100 })).map((d) => ({ contentType: 'application/x-www-form-urlencoded', body: new URLSearchParams(d).toString() }));
+    const pages = fc.constantFrom(
+      '/t/fuzz/signin',
+      '/t/fuzz/signin/method',
+      '/t/fuzz/signin/verify',
+      '/t/fuzz/signin/passkey',
+      '/t/fuzz/signout',
+      '/t/fuzz/my/security-info/totp',
+      '/t/fuzz/my/security-info/webauthn',
+      '/t/fuzz/my/security-info/recovery-codes',
+      `/t/fuzz/my/security-info/methods/${methodId}/delete`,
+      `/t/fuzz/my/security-info/methods/${methodId}/rename`,
+      `/t/fuzz/my/signins/${eventId}/report`,
+      '/t/fuzz/my/password',
+    );
+    const form = fc.dictionary(fc.constantFrom('username', 'password', 'flow', 'method', 'code', '_csrf', 'label', 'assertion', 'attestation', 'next', 'kind', 'currentPassword', 'newPassword', 'x'), fc.string({ maxLength: 100 })).map((d) => ({ contentType: 'application/x-www-form-urlencoded', body: new URLSearchParams(d).toString() }));
     await fc.assert(fc.asyncProperty(pages, fc.oneof(form, anyBody), async (path, body) => void (await send('POST', path, body, { cookie: `sf_session=${token}` }))), { numRuns: RUNS });
+    const validCsrfForm = form.map((f) => ({ ...f, body: `${f.body}&_csrf=${encodeURIComponent(csrfToken)}` }));
+    await fc.assert(
+      fc.asyncProperty(pages, validCsrfForm, async (path, body) => {
+        // Never sign out or report the shared session: later properties rely on it.
+        if (path.endsWith('/signout') || path.includes('/report') || path.endsWith('/delete') || path.endsWith('/password')) return;
+        await send('POST', path, body, { cookie: `sf_session=${token}; ${csrfCookie}` });
+      }),
+      { numRuns: RUNS },
+    );
     await fc.assert(fc.asyncProperty(segment, async (t) => void (await send('GET', `/t/${enc(t)}/signin`))), { numRuns: RUNS / 2 });
+    const gets = fc.constantFrom('/t/fuzz/my/signins', '/t/fuzz/my/security-info', '/t/fuzz/my/password', '/t/fuzz/signin', '/assets/x');
+    await fc.assert(
+      fc.asyncProperty(gets, fc.string({ maxLength: 60 }), fc.string({ maxLength: 30 }), async (path, cursor, next) => {
+        await send('GET', `${path}?cursor=${enc(cursor)}&next=${enc(next)}&username=${enc(cursor)}`, undefined, { cookie: `sf_session=${token}` });
+      }),
+      { numRuns: RUNS / 2 },
+    );
   });
 });
