@@ -12,7 +12,7 @@ export interface SigninEventInput {
   ip?: string | undefined;
   userAgent?: string | undefined;
   app?: string | undefined;
-  step: 'password' | 'second-factor' | 'registration';
+  step: 'password' | 'second-factor' | 'passkey';
   outcome: 'success' | 'failure';
   /** A stable machine word: ok, invalid_credentials, invalid_code, rate_limited, … */
   reason: string;

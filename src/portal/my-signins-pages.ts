@@ -16,8 +16,22 @@ const PageParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 
 const EventParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }), id: Type.String({ minLength: 1, maxLength: 64 }) });
 
 const PAGE_SIZE = 20;
-const STEP_NAMES: Record<string, string> = { password: 'Password', 'second-factor': 'Second step', registration: 'Registration' };
-const METHOD_NAMES: Record<string, string> = { password: 'password', totp: 'authenticator app', 'recovery-codes': 'recovery code', webauthn: 'security key', passkey: 'passkey' };
+const METHOD_NAMES: Record<string, string> = { totp: 'authenticator app', 'recovery-codes': 'recovery code', webauthn: 'passkey or security key' };
+const REASONS: Record<string, string> = {
+  ok: '',
+  factor_required: 'second step asked for',
+  registration_required: 'asked to add a method',
+  invalid_credentials: 'wrong username or password',
+  invalid_code: 'wrong code or key',
+  account_disabled: 'account disabled',
+  rate_limited: 'too many attempts',
+};
+
+function how(step: string, method: string | null): string {
+  if (step === 'password') return 'Password';
+  if (step === 'passkey') return 'Passkey, no password';
+  return `Second step: ${method ? (METHOD_NAMES[method] ?? method) : 'unknown'}`;
+}
 
 /** My sign-ins (with "this wasn't me") and changing the password. */
 export function mySigninsPages(services: Services): FastifyPluginAsyncTypebox {
@@ -51,14 +65,14 @@ export function mySigninsPages(services: Services): FastifyPluginAsyncTypebox {
 <h1>My sign-ins</h1>
 <p class="hint">Your recent sign-in activity, newest first. If you don't recognise one, choose "This wasn't me".</p>
 <div class="table-scroll">
-<table>
+<table class="stack">
 <thead><tr><th scope="col">When</th><th scope="col">Where from</th><th scope="col">How</th><th scope="col">Result</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
 <tbody>${events.items.map(
             (e) => html`<tr>
-<td>${when(new Date(e.at).toISOString())}</td>
-<td>${e.ip ?? 'unknown address'}<br><span class="hint">${describeUserAgent(e.userAgent)}</span>${e.app ? html`<br><span class="hint">${e.app}</span>` : ''}</td>
-<td>${STEP_NAMES[e.step] ?? e.step}${e.method ? html`: ${METHOD_NAMES[e.method] ?? e.method}` : ''}</td>
-<td class="${e.outcome === 'success' ? 'good' : 'bad'}">${e.outcome === 'success' ? 'Succeeded' : 'Failed'}${e.reason !== 'ok' ? html`<br><span class="hint">${e.reason.replace(/_/g, ' ')}</span>` : ''}</td>
+<td data-label="When">${when(new Date(e.at).toISOString())}</td>
+<td data-label="Where from">${e.ip ?? 'unknown address'}<br><span class="hint">${describeUserAgent(e.userAgent)}</span>${e.app ? html`<br><span class="hint">${e.app}</span>` : ''}</td>
+<td data-label="How">${how(e.step, e.method)}</td>
+<td data-label="Result" class="${e.outcome === 'success' ? 'good' : 'bad'}">${e.outcome === 'success' ? 'Succeeded' : 'Failed'}${REASONS[e.reason] !== '' ? html`<br><span class="hint">${REASONS[e.reason] ?? e.reason.replace(/_/g, ' ')}</span>` : ''}</td>
 <td>${
               e.reportedAt
                 ? html`<span class="hint">Reported</span>`

@@ -226,13 +226,13 @@ export class SigninService {
 
   private recordFlow(flow: Flow, ctx: RequestContext, outcome: 'success' | 'failure', reason: string, method: string): Promise<void> {
     return this.deps.events.record({
+      step: flow.kind === 'passkey' ? 'passkey' : 'second-factor',
       tenantId: flow.tenantId,
       userId: flow.userId,
       username: flow.username,
       ip: ctx.ip,
       userAgent: ctx.userAgent,
       app: ctx.app,
-      step: 'second-factor',
       outcome,
       reason,
       method,
