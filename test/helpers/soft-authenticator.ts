@@ -29,9 +29,8 @@ export class SoftAuthenticator {
     return this.credentialId.toString('base64url');
   }
 
-  /** A RegistrationResponseJSON for creation options. */
-  register(options: { challenge: string; user: { id: string } }): Record<string, unknown> {
-    const clientDataJSON = this.clientData('webauthn.create', options.challenge);
+  /** The public key as COSE (what a server stores). */
+  coseKey(): Buffer {
     const jwk = this.publicKey.export({ format: 'jwk' });
     const cose = new Map<number, number | Uint8Array>([
       [1, 2],
@@ -40,7 +39,18 @@ export class SoftAuthenticator {
       [-2, Buffer.from(jwk.x!, 'base64url')],
       [-3, Buffer.from(jwk.y!, 'base64url')],
     ]);
-    const coseKey = Buffer.from(isoCBOR.encode(cose));
+    return Buffer.from(isoCBOR.encode(cose));
+  }
+
+  /** Binds the authenticator to a user without a registration ceremony (benchmarks seed the store directly). */
+  bindUser(userHandle: string): void {
+    this.userHandle = userHandle;
+  }
+
+  /** A RegistrationResponseJSON for creation options. */
+  register(options: { challenge: string; user: { id: string } }): Record<string, unknown> {
+    const clientDataJSON = this.clientData('webauthn.create', options.challenge);
+    const coseKey = this.coseKey();
     const idLength = Buffer.alloc(2);
     idLength.writeUInt16BE(this.credentialId.length);
     const authData = Buffer.concat([this.authDataHead(0x41 | (this.userVerified ? 0x04 : 0)), this.aaguid, idLength, this.credentialId, coseKey]);
