@@ -71,7 +71,7 @@ export function buildProgram(): Command {
       const config = loadConfig();
       const store = openDurableStore({ sqlitePath: sqlitePath(config), ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}) });
       try {
-        const result = await migrateToLatest(store.db);
+        const result = await migrateToLatest(store.db, store.engine);
         out({ engine: store.engine, applied: (result.results ?? []).map((r) => r.migrationName) });
       } finally {
         await store.close();

@@ -63,6 +63,10 @@ export class MethodManagement {
     if (!method) throw new AppError('invalid-request', `"${type}" is not a method type this server can register`);
     if (!tenant.policy.allowedMethods.includes(type)) throw new AppError('method-not-permitted');
     const { credential, reveal } = await method.enrol(tenant, user, input);
+    // A registration session that has now proved a new factor completes the sign-in.
+    if (session.scope === 'register' && credential.state === 'active' && method.enrolmentProvesPossession) {
+      await this.deps.sessions.upgrade(session, [...new Set([...session.amr, 'hwk', 'mfa'])]);
+    }
     return { id: credential.id, state: credential.state, ...reveal };
   }
 

@@ -44,6 +44,8 @@ export interface Method {
   readonly type: string;
   /** Whether registering it needs a confirmation code before it becomes active. */
   readonly needsConfirmation: boolean;
+  /** Whether enrolling already proves the user holds the factor (a WebAuthn ceremony does; handing out recovery codes does not). */
+  readonly enrolmentProvesPossession: boolean;
   enrol(tenant: Tenant, user: User, input: EnrolInput): Promise<Enrolment>;
   /** Shows a pending credential's set-up details again (the QR code after a mistyped code). */
   reveal?(tenant: Tenant, user: User, credential: Credential): Promise<Record<string, unknown>>;

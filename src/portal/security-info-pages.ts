@@ -182,8 +182,6 @@ ${alert('error', error)}
             throw new AppError('invalid-request', 'the authenticator response was not readable; try again');
           }
           await services.management.enrol(p.tenant, p.user, p.session, 'webauthn', { label: request.body.label?.trim() || undefined, attestation });
-          // A registration session has now proved a new, phishing-resistant method.
-          if (p.session.scope === 'register') await services.sessions.upgrade(p.session, [...new Set([...p.session.amr, 'hwk', 'mfa'])]);
         });
       },
     );

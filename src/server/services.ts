@@ -70,7 +70,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   });
   let ephemeral: EphemeralStore | undefined;
   try {
-    await migrateToLatest(durable.db);
+    await migrateToLatest(durable.db, durable.engine);
     ephemeral = config.redisUrl
       ? await RedisEphemeralStore.connect({ url: config.redisUrl, ...(options.redisNamespace ? { namespace: options.redisNamespace } : {}) })
       : new MemoryEphemeralStore(clock);

@@ -20,7 +20,7 @@ for (const spec of backends) {
     });
 
     it('migrates idempotently', async () => {
-      const again = await migrateToLatest(s.durable.db);
+      const again = await migrateToLatest(s.durable.db, s.durable.engine);
       expect(again.results).toEqual([]);
     });
 

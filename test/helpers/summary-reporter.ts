@@ -7,12 +7,15 @@ export default class SummaryReporter implements Reporter {
   onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
     const counts = this.counts;
     for (const module of testModules) {
+      let failedHere = 0;
       for (const test of module.children.allTests()) {
         const state = test.result().state;
         if (state === 'passed') counts.passed++;
-        else if (state === 'failed') counts.failed++;
+        else if (state === 'failed') failedHere++;
         else counts.skipped++;
       }
+      // A failed hook or import fails the file without failing a test: count it.
+      counts.failed += failedHere > 0 ? failedHere : module.state() === 'failed' ? 1 : 0;
     }
   }
 

@@ -38,7 +38,7 @@ for (const spec of backends) {
     it('registers a passkey and a security key; the registration session becomes a full one', async () => {
       const first = await register(passkey, 'passkey', 'Laptop passkey');
       expect(first.status).toBe(201);
-      expect((await api(server.url, 'GET', '/api/v1/me', undefined, token)).body.session.scope).toBe('register');
+      expect((await api(server.url, 'GET', '/api/v1/me', undefined, token)).body.session).toMatchObject({ scope: 'full', amr: ['pwd', 'hwk', 'mfa'] });
       const second = await register(securityKey, 'security-key', 'Blue key');
       expect(second.status).toBe(201);
       const again = await register(securityKey, 'security-key', 'Blue key again');

@@ -28,6 +28,7 @@ export function createRecoveryCodesMethod(deps: RecoveryCodesDeps) {
   return {
     type: 'recovery-codes',
     needsConfirmation: false,
+    enrolmentProvesPossession: false,
 
     async enrol(tenant, user) {
       const lookups = new Set<string>();

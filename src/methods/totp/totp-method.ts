@@ -67,6 +67,7 @@ export function createTotpMethod(deps: TotpDeps) {
   return {
     type: 'totp',
     needsConfirmation: true,
+    enrolmentProvesPossession: false,
 
     async enrol(tenant, user, input) {
       const id = newId();

@@ -65,6 +65,7 @@ export function createWebAuthnMethod(deps: WebAuthnDeps): WebAuthnMethod {
   return {
     type: 'webauthn',
     needsConfirmation: false,
+    enrolmentProvesPossession: true,
 
     async registrationOptions(tenant, user, kind) {
       const existing = (await deps.credentials.listForUser(tenant.id, user.id, 'active')).filter((c) => c.type === 'webauthn' && c.externalId);
