@@ -42,8 +42,6 @@ export interface Verified {
  */
 export interface Method {
   readonly type: string;
-  /** Whether registering it needs a confirmation code before it becomes active. */
-  readonly needsConfirmation: boolean;
   /** Whether enrolling already proves the user holds the factor (a WebAuthn ceremony does; handing out recovery codes does not). */
   readonly enrolmentProvesPossession: boolean;
   enrol(tenant: Tenant, user: User, input: EnrolInput): Promise<Enrolment>;

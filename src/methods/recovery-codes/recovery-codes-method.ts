@@ -27,7 +27,6 @@ export function formatRecoveryCode(raw: string): string {
 export function createRecoveryCodesMethod(deps: RecoveryCodesDeps) {
   return {
     type: 'recovery-codes',
-    needsConfirmation: false,
     enrolmentProvesPossession: false,
 
     async enrol(tenant, user) {

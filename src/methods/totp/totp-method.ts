@@ -66,7 +66,6 @@ export function createTotpMethod(deps: TotpDeps) {
 
   return {
     type: 'totp',
-    needsConfirmation: true,
     enrolmentProvesPossession: false,
 
     async enrol(tenant, user, input) {

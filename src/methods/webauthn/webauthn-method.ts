@@ -64,7 +64,6 @@ export function createWebAuthnMethod(deps: WebAuthnDeps): WebAuthnMethod {
 
   return {
     type: 'webauthn',
-    needsConfirmation: false,
     enrolmentProvesPossession: true,
 
     async registrationOptions(tenant, user, kind) {
