@@ -22,7 +22,7 @@ import { loadConfig } from '../src/config/config.ts';
 import { buildServices } from '../src/server/services.ts';
 import { PasswordHasher } from '../src/directory/password-hasher.ts';
 import { totpCode } from '../test/helpers/totp.ts';
-import { cpuSeconds, fmt, load, startServerProcess } from './harness.ts';
+import { cpuSeconds, fmt, load, runPrepared, startServerProcess } from './harness.ts';
 
 const USERS = Number(process.env.BENCH_USERS ?? 6000);
 const SIGNIN_SECONDS = Number(process.env.BENCH_SIGNIN_SECONDS ?? 20);
@@ -105,36 +105,12 @@ try {
   );
 
   // Warm the verify path on the first flows, then measure on the rest.
-  const verifyRun = async (batch: { flow: string; user: number }[]) => {
-    let i = 0;
-    let failures = 0;
-    // Throughput from the first request sent to the last answer received, so
-    // the load generator's own start-up does not count against a short run.
-    let first = 0;
-    let last = 0;
-    // Bodies are made before the clock starts: the client's work is not the server's.
-    const bodies = batch.map((item) => ({ path: `/api/v1/t/bench/signin/${item.flow}/verify`, body: JSON.stringify({ method: 'totp', code: totpCode(secrets[item.user]!, Date.now()) }) }));
-    const result = await load({
-      url: server.url,
-      connections: CONCURRENCY,
-      amount: batch.length,
-      requests: [
-        {
-          method: 'POST',
-          setupRequest: (req: any) => {
-            first ||= performance.now();
-            const { path, body } = bodies[i++ % bodies.length]!;
-            return { ...req, path, body, headers: { 'content-type': 'application/json' } };
-          },
-          onResponse: (status: number) => {
-            last = performance.now();
-            if (status !== 200) failures++;
-          },
-        },
-      ],
-    });
-    return { ...result, perSecond: batch.length / ((last - first) / 1000), failures };
-  };
+  const verifyRun = (batch: { flow: string; user: number }[]) =>
+    runPrepared(
+      server.url,
+      batch.map((item) => ({ path: `/api/v1/t/bench/signin/${item.flow}/verify`, body: JSON.stringify({ method: 'totp', code: totpCode(secrets[item.user]!, Date.now()) }) })),
+      CONCURRENCY,
+    );
   const warm = Math.min(200, Math.floor(flows.length / 5));
   await verifyRun(flows.slice(0, warm));
   const measured = flows.slice(warm);

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../src/config/config.ts';
 import { buildServices } from '../src/server/services.ts';
 import { SoftAuthenticator } from '../test/helpers/soft-authenticator.ts';
-import { cpuSeconds, fmt, load, startServerProcess } from './harness.ts';
+import { cpuSeconds, fmt, runPrepared, startServerProcess } from './harness.ts';
 
 const SIGNINS = Number(process.env.BENCH_SIGNINS ?? 4000);
 const CONCURRENCY = 10;
@@ -75,32 +75,7 @@ try {
   }
   const warm = prepared.splice(0, Math.min(300, Math.floor(prepared.length / 5)));
 
-  const run = async (batch: typeof prepared) => {
-    let i = 0;
-    let failures = 0;
-    let first = 0;
-    let last = 0;
-    const result = await load({
-      url: server.url,
-      connections: CONCURRENCY,
-      amount: batch.length,
-      requests: [
-        {
-          method: 'POST',
-          setupRequest: (req: any) => {
-            first ||= performance.now();
-            const { path, body } = batch[i++]!;
-            return { ...req, path, body, headers: { 'content-type': 'application/json' } };
-          },
-          onResponse: (status: number) => {
-            last = performance.now();
-            if (status !== 200) failures++;
-          },
-        },
-      ],
-    });
-    return { ...result, perSecond: batch.length / ((last - first) / 1000), failures };
-  };
+  const run = (batch: typeof prepared) => runPrepared(server.url, batch, CONCURRENCY);
   await run(warm);
   const before = cpuSeconds(server.child.pid!);
   const wallStart = performance.now();

@@ -90,7 +90,7 @@ export class Sessions {
     const now = this.clock.now();
     if (now >= row.expires_at || now - row.last_seen_at >= this.options.idleMs) return undefined;
     if (now - row.last_seen_at >= TOUCH_EVERY_MS) {
-      await this.db.updateTable('sessions').set({ last_seen_at: now }).where('id', '=', row.id).execute();
+      await this.db.updateTable('sessions').set({ last_seen_at: now }).where('tenant_id', '=', row.tenant_id).where('id', '=', row.id).execute();
     }
     return {
       id: row.id,
