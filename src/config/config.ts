@@ -16,6 +16,7 @@ export interface Config {
   logLevel: string;
   trustProxy: boolean;
   sessions: { lifetimeMinutes: number; idleMinutes: number };
+  admission: { limit: number; queueLimit: number; maxWaitMs: number };
   nodeName: string;
 }
 
@@ -105,6 +106,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const idleMinutes = int('STEADFAST_SESSION_IDLE_MINUTES', 'sessionIdleMinutes', 60, 1, 60 * 24 * 30);
   if (idleMinutes > lifetimeMinutes) problems.push('STEADFAST_SESSION_IDLE_MINUTES must not exceed STEADFAST_SESSION_LIFETIME_MINUTES');
 
+  const admissionLimit = int('STEADFAST_ADMISSION_LIMIT', 'admissionLimit', 64, 1, 100_000);
+  const admissionQueue = int('STEADFAST_ADMISSION_QUEUE', 'admissionQueue', 256, 0, 1_000_000);
+  const admissionMaxWaitMs = int('STEADFAST_ADMISSION_MAX_WAIT_MS', 'admissionMaxWaitMs', 1000, 1, 60_000);
+
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     port,
@@ -119,6 +124,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     logLevel,
     trustProxy: trustProxyRaw === 'true',
     sessions: Object.freeze({ lifetimeMinutes, idleMinutes }),
+    admission: Object.freeze({ limit: admissionLimit, queueLimit: admissionQueue, maxWaitMs: admissionMaxWaitMs }),
     nodeName: env.STEADFAST_NODE_NAME || `${process.env.HOSTNAME ?? 'node'}:${process.pid}`,
   });
 }

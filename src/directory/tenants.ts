@@ -54,6 +54,11 @@ export class Tenants {
     return tenant;
   }
 
+  /** Whether this slug names a tenant this node has seen lately (no I/O): keeps metric labels to real tenants. */
+  isKnown(slug: string): boolean {
+    return this.cache.has(slug);
+  }
+
   async findById(id: string): Promise<Tenant | undefined> {
     const row = await this.db.selectFrom('tenants').selectAll().where('id', '=', id).executeTakeFirst();
     return row && toTenant(row);

@@ -10,6 +10,7 @@ import swagger from '@fastify/swagger';
 import { errorHandler, notFoundHandler, sendProblem, toAppError } from '../http/problem.ts';
 import { AppError } from '../errors/app-error.ts';
 import { securityHeaders } from '../http/security-headers.ts';
+import type { AdmissionClass, Release } from '../admission/admission-controller.ts';
 import type { Services } from './services.ts';
 import { signinApi } from './routes/signin-api.ts';
 import { meApi } from './routes/me-api.ts';
@@ -18,12 +19,14 @@ import { signinPages } from '../portal/signin-pages.ts';
 import { securityInfoPages } from '../portal/security-info-pages.ts';
 import { mySigninsPages } from '../portal/my-signins-pages.ts';
 
-export type AdmissionClass = 'ops' | 'finish-signin' | 'start-signin' | 'self-service' | 'admin';
-
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** Which class admission control files the route under. */
     admissionClass?: AdmissionClass;
+  }
+  interface FastifyRequest {
+    /** Gives the admission slot back; called when the answer is sent or the client leaves. */
+    releaseAdmission?: Release;
   }
 }
 
@@ -63,11 +66,27 @@ export async function buildApp(services: Services, options: AppOptions) {
   const headers = securityHeaders({ https: services.config.publicUrl.startsWith('https:') });
   app.addHook('onRequest', async (request, reply) => {
     reply.headers(headers);
-    if (readiness.draining && request.routeOptions.config.admissionClass !== 'ops') {
+    // Unknown paths count as the least important class.
+    const cls = request.routeOptions.config?.admissionClass ?? 'admin';
+    if (readiness.draining && cls !== 'ops') {
       reply.header('connection', 'close');
       return sendProblem(reply, new AppError('unavailable', 'this node is shutting down; retry and another node will answer', {}, 1));
     }
+    // Admission before any work, the body included: refusing must stay cheap.
+    const slug = (request.params as { tenant?: string } | undefined)?.tenant;
+    const tenant = slug && services.tenants.isKnown(slug) ? slug : 'other';
+    const gone = new AbortController();
+    const onClose = () => gone.abort();
+    request.raw.socket.once('close', onClose);
+    try {
+      request.releaseAdmission = await services.admission.admit(cls, tenant, gone.signal);
+    } finally {
+      request.raw.socket.off('close', onClose);
+    }
   });
+  const release = async (request: { releaseAdmission?: Release }) => request.releaseAdmission?.();
+  app.addHook('onResponse', release);
+  app.addHook('onRequestAbort', release);
 
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
@@ -94,6 +113,9 @@ export async function buildApp(services: Services, options: AppOptions) {
   });
   app.get('/', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async (_request, reply) => sendProblem(reply, new AppError('not-found', 'sign in at /t/{tenant}/signin')));
 
+  app.get('/metrics', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async (_request, reply) =>
+    reply.type(services.metrics.registry.contentType).send(await services.metrics.registry.metrics()),
+  );
   app.get('/api/v1/openapi.json', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async () => app.swagger());
 
   await app.register(opsRoutes(services, readiness));

@@ -22,6 +22,8 @@ import { Sessions } from '../sessions/sessions.ts';
 import { SigninEvents } from '../activity/signin-events.ts';
 import { AbuseLimits, type AbuseLimitsOptions } from '../signin/abuse-limits.ts';
 import { SigninService } from '../signin/signin-service.ts';
+import { AdmissionController } from '../admission/admission-controller.ts';
+import { Metrics } from '../status/metrics.ts';
 
 /** Everything a node runs on, built in one place (the composition root). */
 export interface Services {
@@ -41,6 +43,8 @@ export interface Services {
   sessions: Sessions;
   events: SigninEvents;
   signin: SigninService;
+  admission: AdmissionController;
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -108,6 +112,10 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     onBackgroundError: (err, what) => options.logger?.error({ err: { message: (err as Error).message } }, `${what} failed`),
   });
 
+  const metrics = new Metrics();
+  const admission = new AdmissionController(config.admission, metrics.admissionEvents());
+  metrics.watch(admission, () => hasher.pending);
+
   const ephemeralStore = ephemeral;
   return {
     config,
@@ -126,6 +134,8 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     sessions,
     events,
     signin,
+    admission,
+    metrics,
     async close() {
       await ephemeralStore.close();
       await durable.close();

@@ -38,6 +38,8 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
         durable: { ...durable, engine: services.durable.engine },
         ephemeral: { ...ephemeral, engine: services.ephemeral.kind },
         passwordHashing: { state: 'up' as const, queued: services.hasher.pending },
+        // Shedding load is the node working as designed, not a reason to take it out of rotation.
+        admission: { state: 'up' as const, ...services.admission.state },
       };
       const ready = !readiness.draining && durable.state === 'up' && ephemeral.state === 'up';
       if (ready) return { status: 'ready', components };
