@@ -29,7 +29,7 @@ export class PasswordChange {
     // The current password is guessed against the same limits as at sign-in.
     await this.deps.limits.begin(attempt);
     const stored = await this.deps.users.findByUsername(tenant.id, user.username);
-    const ok = stored?.passwordHash ? await this.deps.hasher.verify(stored.passwordHash, current) : await this.deps.hasher.verifyNothing(current);
+    const ok = stored?.passwordHash ? await this.deps.hasher.verify(stored.passwordHash, current, ctx) : await this.deps.hasher.verifyNothing(current, ctx);
     if (!ok) throw new AppError('invalid-credentials', 'the current password is not correct');
     await this.deps.limits.succeeded(attempt);
     await this.deps.users.setPasswordHash(tenant.id, user.id, await this.deps.hasher.hash(next));

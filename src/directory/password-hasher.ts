@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { hash, verify, type Options } from '@node-rs/argon2';
 import pLimit, { type LimitFunction } from 'p-limit';
+import { AppError } from '../errors/app-error.ts';
 
 // @node-rs/argon2 declares Algorithm as a const enum, which isolated-module
 // compilers cannot inline; 2 is its Argon2id member.
@@ -8,6 +9,14 @@ const ARGON2ID = 2 as NonNullable<Options['algorithm']>;
 
 /** OWASP's Argon2id baseline: 19 MiB, 2 passes, 1 lane. */
 export const ARGON2_PARAMS = Object.freeze({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
+
+/** Whether hashing for a request is still worth starting. */
+export interface WorkWindow {
+  /** Aborted when the client has gone: nobody would read the answer. */
+  signal?: AbortSignal | undefined;
+  /** Epoch ms after which the client has most likely given up. */
+  deadline?: number | undefined;
+}
 
 export interface PasswordHasherOptions {
   params?: { memoryCost: number; timeCost: number; parallelism: number };
@@ -34,9 +43,17 @@ export class PasswordHasher {
     return this.limit(() => hash(secret, { ...this.params, algorithm: ARGON2ID }));
   }
 
-  /** Never throws: a malformed stored hash counts as a mismatch. */
-  verify(storedHash: string, secret: string): Promise<boolean> {
+  /**
+   * A malformed stored hash counts as a mismatch. Throws a 503 problem, without
+   * hashing, when the request's client has gone or its deadline passed while it
+   * waited for a turn: under overload, hashing for nobody is what turns a
+   * queue into an outage.
+   */
+  verify(storedHash: string, secret: string, window: WorkWindow = {}): Promise<boolean> {
     return this.limit(async () => {
+      if (window.signal?.aborted || (window.deadline !== undefined && Date.now() > window.deadline)) {
+        throw new AppError('unavailable', 'the service is busy; retry shortly', {}, 1);
+      }
       try {
         return await verify(storedHash, secret);
       } catch {
@@ -49,9 +66,9 @@ export class PasswordHasher {
    * Spends the same work as a real verification, for unknown users and users
    * without a password, so response time does not tell whether an account exists.
    */
-  async verifyNothing(secret: string): Promise<false> {
+  async verifyNothing(secret: string, window: WorkWindow = {}): Promise<false> {
     this.dummyHash ??= this.hash('steadfast-dummy-password-for-timing');
-    await this.verify(await this.dummyHash, secret);
+    await this.verify(await this.dummyHash, secret, window);
     return false;
   }
 

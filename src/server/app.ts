@@ -27,6 +27,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Gives the admission slot back; called when the answer is sent or the client leaves. */
     releaseAdmission?: Release;
+    /** Aborted when the client's connection closes before the answer: queued work for it is dropped. */
+    clientGone?: AbortSignal;
+    /** When the request arrived (epoch ms), for work deadlines. */
+    receivedAt: number;
   }
 }
 
@@ -62,6 +66,11 @@ export async function buildApp(services: Services, options: AppOptions) {
     routerOptions: { maxParamLength: 200 },
   });
 
+  // Declared up front so every request object has the same shape.
+  app.decorateRequest('receivedAt', 0);
+  app.decorateRequest('clientGone', undefined);
+  app.decorateRequest('releaseAdmission', undefined);
+
   const readiness = options.readiness ?? { draining: false };
   const headers = securityHeaders({ https: services.config.publicUrl.startsWith('https:') });
   app.addHook('onRequest', async (request, reply) => {
@@ -75,16 +84,19 @@ export async function buildApp(services: Services, options: AppOptions) {
     // Admission before any work, the body included: refusing must stay cheap.
     const slug = (request.params as { tenant?: string } | undefined)?.tenant;
     const tenant = slug && services.tenants.isKnown(slug) ? slug : 'other';
+    request.receivedAt = Date.now();
     const gone = new AbortController();
     const onClose = () => gone.abort();
-    request.raw.socket.once('close', onClose);
-    try {
-      request.releaseAdmission = await services.admission.admit(cls, tenant, gone.signal);
-    } finally {
-      request.raw.socket.off('close', onClose);
-    }
+    request.raw.socket?.once('close', onClose);
+    request.clientGone = gone.signal;
+    request.releaseAdmission = () => request.raw.socket?.off('close', onClose);
+    const releaseSlot = await services.admission.admit(cls, tenant, gone.signal);
+    request.releaseAdmission = () => {
+      request.raw.socket?.off('close', onClose);
+      releaseSlot();
+    };
   });
-  const release = async (request: { releaseAdmission?: Release }) => request.releaseAdmission?.();
+  const release = async (request: { releaseAdmission?: Release | undefined }) => request.releaseAdmission?.();
   app.addHook('onResponse', release);
   app.addHook('onRequestAbort', release);
 

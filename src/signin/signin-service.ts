@@ -2,7 +2,7 @@ import type { Clock } from '../clock.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import type { Tenant } from '../directory/tenants.ts';
 import type { Users, UserWithSecret } from '../directory/users.ts';
-import type { PasswordHasher } from '../directory/password-hasher.ts';
+import type { PasswordHasher, WorkWindow } from '../directory/password-hasher.ts';
 import type { Credentials, Credential } from '../methods/credentials.ts';
 import type { MethodRegistry } from '../methods/registry.ts';
 import type { VerifyInput } from '../methods/method.ts';
@@ -14,7 +14,7 @@ import type { AbuseLimits, Attempt } from './abuse-limits.ts';
 import { FLOW_LIFETIME_MS, FLOW_MAX_ATTEMPTS, flowFailuresKey, flowKey, type Flow } from './flow.ts';
 import { methodChoices, type MethodChoice } from './method-choices.ts';
 
-export interface RequestContext {
+export interface RequestContext extends WorkWindow {
   ip: string;
   userAgent?: string | undefined;
   app?: string | undefined;
@@ -60,7 +60,7 @@ export class SigninService {
     // Unknown users and users without a password cost one full Argon2id
     // verification too, and get the same answer: neither timing nor message
     // tells whether the account exists.
-    const passwordOk = user?.passwordHash ? await deps.hasher.verify(user.passwordHash, password) : await deps.hasher.verifyNothing(password);
+    const passwordOk = user?.passwordHash ? await deps.hasher.verify(user.passwordHash, password, ctx) : await deps.hasher.verifyNothing(password, ctx);
     if (!user || !passwordOk) {
       await this.record(tenant, user, username, ctx, 'password', 'failure', 'invalid_credentials');
       throw new AppError('invalid-credentials');

@@ -21,6 +21,20 @@ describe('password hasher', () => {
     expect(hasher.needsRehash('$2b$10$bcrypt')).toBe(true);
   });
 
+  it('drops work whose client has gone or whose deadline passed before it started', async () => {
+    const limited = new PasswordHasher({ concurrency: 1, params: { memoryCost: 4096, timeCost: 1, parallelism: 1 } });
+    const hash = await limited.hash('pw');
+    const gone = new AbortController();
+    const first = limited.verify(hash, 'pw');
+    const abandoned = limited.verify(hash, 'pw', { signal: gone.signal });
+    const late = limited.verify(hash, 'pw', { deadline: Date.now() - 1 });
+    gone.abort();
+    await expect(first).resolves.toBe(true);
+    await expect(abandoned).rejects.toMatchObject({ code: 'unavailable', retryAfter: 1 });
+    await expect(late).rejects.toMatchObject({ code: 'unavailable' });
+    await expect(limited.verify(hash, 'pw', { signal: new AbortController().signal, deadline: Date.now() + 60_000 })).resolves.toBe(true);
+  });
+
   it('runs no more hashes at once than allowed', async () => {
     const limited = new PasswordHasher({ concurrency: 1, params: { memoryCost: 4096, timeCost: 1, parallelism: 1 } });
     const work = Array.from({ length: 4 }, (_, i) => limited.hash(`pw${i}`));
