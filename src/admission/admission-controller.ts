@@ -24,6 +24,9 @@ export interface AdmissionEvents {
   shed?(cls: AdmissionClass, tenant: string, why: 'queue-full' | 'evicted' | 'timed-out'): void;
 }
 
+// Weight of the newest sample in the moving average of slot hold times.
+const EWMA_WEIGHT = 0.2;
+
 interface Waiter {
   cls: Exclude<AdmissionClass, 'ops'>;
   tenant: string;
@@ -46,6 +49,8 @@ const NOTHING_TO_RELEASE: Release = () => {};
 export class AdmissionController {
   private inFlight = 0;
   private queued = 0;
+  /** Moving average of how long a request holds a slot, to predict the wait of a new one. */
+  private holdMs = 0;
   // Per priority: tenant → its waiters in arrival order, and whose turn is next.
   private readonly queues = new Map<number, Map<string, Waiter[]>>();
 
@@ -68,9 +73,14 @@ export class AdmissionController {
     if (this.inFlight < this.options.limit && this.queued === 0) {
       this.inFlight++;
       this.events.admitted?.(cls, 0);
-      return Promise.resolve(this.releaser());
+      return Promise.resolve(this.releaser(Date.now()));
     }
-    if (this.queued >= this.options.queueLimit) {
+    // Refuse at once what would be refused later anyway: when the predicted
+    // wait (everyone ahead, served `limit` at a time) comes near the maximum
+    // wait, waiting would only make the refusal slower. A third of the
+    // maximum leaves room for the prediction's error under a surge.
+    const predictedWaitMs = ((this.queuedAtOrAbove(PRIORITY[cls]) + 1) * this.holdMs) / this.options.limit;
+    if (this.queued >= this.options.queueLimit || predictedWaitMs > this.options.maxWaitMs / 3) {
       const victim = this.lowestBelow(PRIORITY[cls]);
       if (!victim) {
         this.events.shed?.(cls, tenant, 'queue-full');
@@ -89,7 +99,7 @@ export class AdmissionController {
           clearTimeout(waiter.timer);
           this.inFlight++;
           this.events.admitted?.(cls, Date.now() - waiter.enqueuedAt);
-          resolve(this.releaser());
+          resolve(this.releaser(Date.now()));
         },
         refuse: (err) => {
           clearTimeout(waiter.timer);
@@ -113,14 +123,22 @@ export class AdmissionController {
     });
   }
 
-  private releaser(): Release {
+  private releaser(admittedAt: number): Release {
     let released = false;
     return () => {
       if (released) return;
       released = true;
       this.inFlight--;
+      const held = Date.now() - admittedAt;
+      this.holdMs = this.holdMs === 0 ? held : this.holdMs + EWMA_WEIGHT * (held - this.holdMs);
       this.pump();
     };
+  }
+
+  private queuedAtOrAbove(priority: number): number {
+    let count = 0;
+    for (const [p, byTenant] of this.queues) if (p >= priority) for (const list of byTenant.values()) count += list.length;
+    return count;
   }
 
   private pump(): void {

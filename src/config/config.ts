@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { decodeMasterKey } from '../crypto/master-key-file.ts';
 
 export interface Config {
@@ -106,9 +107,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const idleMinutes = int('STEADFAST_SESSION_IDLE_MINUTES', 'sessionIdleMinutes', 60, 1, 60 * 24 * 30);
   if (idleMinutes > lifetimeMinutes) problems.push('STEADFAST_SESSION_IDLE_MINUTES must not exceed STEADFAST_SESSION_LIFETIME_MINUTES');
 
-  const admissionLimit = int('STEADFAST_ADMISSION_LIMIT', 'admissionLimit', 64, 1, 100_000);
-  const admissionQueue = int('STEADFAST_ADMISSION_QUEUE', 'admissionQueue', 256, 0, 1_000_000);
-  const admissionMaxWaitMs = int('STEADFAST_ADMISSION_MAX_WAIT_MS', 'admissionMaxWaitMs', 1000, 1, 60_000);
+  // Enough requests in flight to keep every core and the hashing threads busy,
+  // few enough that each is answered well inside a client's patience.
+  const admissionLimit = int('STEADFAST_ADMISSION_LIMIT', 'admissionLimit', 8 * availableParallelism(), 1, 1_000_000);
+  const admissionQueue = int('STEADFAST_ADMISSION_QUEUE', 'admissionQueue', 4 * admissionLimit, 0, 1_000_000);
+  const admissionMaxWaitMs = int('STEADFAST_ADMISSION_MAX_WAIT_MS', 'admissionMaxWaitMs', 250, 1, 60_000);
 
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
