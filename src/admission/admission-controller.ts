@@ -77,10 +77,10 @@ export class AdmissionController {
     }
     // Refuse at once what would be refused later anyway: when the predicted
     // wait (everyone ahead, served `limit` at a time) comes near the maximum
-    // wait, waiting would only make the refusal slower. A third of the
+    // wait, waiting would only make the refusal slower. Half the
     // maximum leaves room for the prediction's error under a surge.
     const predictedWaitMs = ((this.queuedAtOrAbove(PRIORITY[cls]) + 1) * this.holdMs) / this.options.limit;
-    if (this.queued >= this.options.queueLimit || predictedWaitMs > this.options.maxWaitMs / 3) {
+    if (this.queued >= this.options.queueLimit || predictedWaitMs > this.options.maxWaitMs / 2) {
       const victim = this.lowestBelow(PRIORITY[cls]);
       if (!victim) {
         this.events.shed?.(cls, tenant, 'queue-full');

@@ -111,7 +111,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   // few enough that each is answered well inside a client's patience.
   const admissionLimit = int('STEADFAST_ADMISSION_LIMIT', 'admissionLimit', 8 * availableParallelism(), 1, 1_000_000);
   const admissionQueue = int('STEADFAST_ADMISSION_QUEUE', 'admissionQueue', 4 * admissionLimit, 0, 1_000_000);
-  const admissionMaxWaitMs = int('STEADFAST_ADMISSION_MAX_WAIT_MS', 'admissionMaxWaitMs', 250, 1, 60_000);
+  const admissionMaxWaitMs = int('STEADFAST_ADMISSION_MAX_WAIT_MS', 'admissionMaxWaitMs', 30, 1, 60_000);
 
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({

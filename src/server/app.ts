@@ -10,7 +10,7 @@ import swagger from '@fastify/swagger';
 import { errorHandler, notFoundHandler, sendProblem, toAppError } from '../http/problem.ts';
 import { AppError } from '../errors/app-error.ts';
 import { securityHeaders } from '../http/security-headers.ts';
-import type { AdmissionClass, Release } from '../admission/admission-controller.ts';
+import type { AdmissionClass } from '../admission/admission-controller.ts';
 import type { Services } from './services.ts';
 import { signinApi } from './routes/signin-api.ts';
 import { meApi } from './routes/me-api.ts';
@@ -25,8 +25,6 @@ declare module 'fastify' {
     admissionClass?: AdmissionClass;
   }
   interface FastifyRequest {
-    /** Gives the admission slot back; called when the answer is sent or the client leaves. */
-    releaseAdmission?: Release;
     /** Aborted when the client's connection closes before the answer: queued work for it is dropped. */
     clientGone?: AbortSignal;
     /** When the request arrived (epoch ms), for work deadlines. */
@@ -69,7 +67,6 @@ export async function buildApp(services: Services, options: AppOptions) {
   // Declared up front so every request object has the same shape.
   app.decorateRequest('receivedAt', 0);
   app.decorateRequest('clientGone', undefined);
-  app.decorateRequest('releaseAdmission', undefined);
 
   const readiness = options.readiness ?? { draining: false };
   const headers = securityHeaders({ https: services.config.publicUrl.startsWith('https:') });
@@ -89,16 +86,13 @@ export async function buildApp(services: Services, options: AppOptions) {
     const onClose = () => gone.abort();
     request.raw.socket?.once('close', onClose);
     request.clientGone = gone.signal;
-    request.releaseAdmission = () => request.raw.socket?.off('close', onClose);
+    // The response's 'close' comes exactly once, whether it was sent or the
+    // client left: the one place a slot is sure to be given back.
+    reply.raw.once('close', () => request.raw.socket?.off('close', onClose));
     const releaseSlot = await services.admission.admit(cls, tenant, gone.signal);
-    request.releaseAdmission = () => {
-      request.raw.socket?.off('close', onClose);
-      releaseSlot();
-    };
+    if (reply.raw.closed) releaseSlot();
+    else reply.raw.once('close', releaseSlot);
   });
-  const release = async (request: { releaseAdmission?: Release | undefined }) => request.releaseAdmission?.();
-  app.addHook('onResponse', release);
-  app.addHook('onRequestAbort', release);
 
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);

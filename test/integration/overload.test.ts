@@ -55,6 +55,31 @@ describe('overload: refuse early, keep finishing started sign-ins', () => {
     }
   });
 
+  it('gives every slot back, also when clients leave mid-request', async () => {
+    const leaving = Array.from({ length: 12 }, (_, i) => {
+      const abort = new AbortController();
+      setTimeout(() => abort.abort(), 1 + (i % 4) * 5);
+      return fetch(`${server.url}/api/v1/t/busy/signin`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: `u${i}`, password: 'busy password 1' }),
+        signal: abort.signal,
+      }).then(
+        (r) => r.text(),
+        () => undefined,
+      );
+    });
+    await Promise.all(leaving);
+    // The server may still be finishing work whose client left; it must end with nothing held.
+    let state = { inFlight: -1, queued: -1 };
+    for (let i = 0; i < 200 && (state.inFlight !== 0 || state.queued !== 0); i++) {
+      state = (await api(server.url, 'GET', '/readyz')).body.components.admission;
+      if (state.inFlight !== 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(state).toMatchObject({ inFlight: 0, queued: 0 });
+    expect((await api(server.url, 'POST', '/api/v1/t/busy/signin', { username: 'u1', password: 'busy password 1' })).status).toBe(200);
+  });
+
   it('never holds back health, readiness and metrics, and shows the shedding', async () => {
     const surge = Array.from({ length: 20 }, (_, i) => api(server.url, 'POST', '/api/v1/t/busy/signin', { username: `u${i}`, password: 'busy password 1' }));
     const [health, ready, metrics] = await Promise.all([api(server.url, 'GET', '/healthz'), api(server.url, 'GET', '/readyz'), fetch(`${server.url}/metrics`)]);
