@@ -91,5 +91,8 @@ describe('overload: refuse early, keep finishing started sign-ins', () => {
     expect(text).toMatch(/steadfast_admission_shed_total\{class="start-signin",tenant="busy",reason="queue-full"\} [1-9]/);
     expect(text).toMatch(/steadfast_admission_admitted_total\{class="finish-signin"\} [1-9]/);
     expect(text).toContain('steadfast_admission_limit 1');
+    const status = await api(server.url, 'GET', '/api/v1/status');
+    expect(status.body).toMatchObject({ status: 'operational', components: { admission: { limit: 1, shedTotal: expect.any(Number) } } });
+    expect(status.body.components.admission.shedTotal).toBeGreaterThan(0);
   });
 });

@@ -32,6 +32,18 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
   return async (app) => {
     app.get('/healthz', { config: { admissionClass: 'ops' }, schema: { tags: ['operations'] } }, async () => ({ status: 'ok' }));
 
+    app.get('/api/v1/status', { config: { admissionClass: 'ops' }, schema: { tags: ['operations'], summary: 'Component health and load shedding, for status pages and tenants' } }, async () => {
+      const [durable, ephemeral] = await Promise.all([check(() => services.durable.ping()), check(() => services.ephemeral.ping())]);
+      const shed = (await services.metrics.shed.get()).values.reduce((n, v) => n + v.value, 0);
+      const components = {
+        durable: { state: durable.state, engine: services.durable.engine },
+        ephemeral: { state: ephemeral.state, engine: services.ephemeral.kind },
+        admission: { state: 'up' as const, ...services.admission.state, shedTotal: shed },
+      };
+      const down = durable.state === 'down' || ephemeral.state === 'down';
+      return { status: down ? 'degraded' : readiness.draining ? 'draining' : 'operational', components };
+    });
+
     app.get('/readyz', { config: { admissionClass: 'ops' }, schema: { tags: ['operations'] } }, async (_request, reply) => {
       const [durable, ephemeral] = await Promise.all([check(() => services.durable.ping()), check(() => services.ephemeral.ping())]);
       const components = {
