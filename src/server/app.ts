@@ -74,7 +74,8 @@ export async function buildApp(services: Services, options: AppOptions) {
     reply.headers(headers);
     // Unknown paths count as the least important class.
     const cls = request.routeOptions.config?.admissionClass ?? 'admin';
-    if (readiness.draining && cls !== 'ops') {
+    if (cls === 'ops') return;
+    if (readiness.draining) {
       reply.header('connection', 'close');
       return sendProblem(reply, new AppError('unavailable', 'this node is shutting down; retry and another node will answer', {}, 1));
     }
