@@ -17,6 +17,7 @@ import { Pool } from 'undici';
 import { Secret } from 'otpauth';
 import { loadConfig } from '../src/config/config.ts';
 import { buildServices } from '../src/server/services.ts';
+import { secretContext } from '../src/methods/credentials.ts';
 import { totpCode } from '../test/helpers/totp.ts';
 import { fmt, load, startServerProcess } from './harness.ts';
 
@@ -156,7 +157,7 @@ const secrets: string[] = [];
     const u = await services.users.create(tenant.id, { username: `user${i}`, passwordHash });
     if (i < MFA_USERS) {
       const secret = new Secret({ size: 20 }).base32;
-      await services.credentials.insert({ id: `c${i}`, tenantId: tenant.id, userId: u.id, type: 'totp', label: 'bench', state: 'active', secret: services.keyRing.seal(secret, `totp-secret:c${i}`) });
+      await services.credentials.insert({ id: `c${i}`, tenantId: tenant.id, userId: u.id, type: 'totp', label: 'bench', state: 'active', secret: services.keyRing.seal(secret, secretContext('totp', `c${i}`)) });
       secrets.push(secret);
     }
   }

@@ -20,6 +20,7 @@ import { verify } from '@node-rs/argon2';
 import { Secret } from 'otpauth';
 import { loadConfig } from '../src/config/config.ts';
 import { buildServices } from '../src/server/services.ts';
+import { secretContext } from '../src/methods/credentials.ts';
 import { PasswordHasher } from '../src/directory/password-hasher.ts';
 import { totpCode } from '../test/helpers/totp.ts';
 import { cpuSeconds, fmt, load, runPrepared, startServerProcess } from './harness.ts';
@@ -66,7 +67,7 @@ const secrets: string[] = [];
     const user = await services.users.create(tenant.id, { username: `user${i}`, passwordHash });
     const secret = new Secret({ size: 20 }).base32;
     const id = `cred-${i}`;
-    await services.credentials.insert({ id, tenantId: tenant.id, userId: user.id, type: 'totp', label: 'bench', state: 'active', secret: services.keyRing.seal(secret, `totp-secret:${id}`) });
+    await services.credentials.insert({ id, tenantId: tenant.id, userId: user.id, type: 'totp', label: 'bench', state: 'active', secret: services.keyRing.seal(secret, secretContext('totp', id)) });
     secrets.push(secret);
   }
   await services.close();

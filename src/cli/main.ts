@@ -6,6 +6,7 @@ import { buildServices, type Services } from '../server/services.ts';
 import { startNode } from '../server/start.ts';
 import { migrateToLatest, openDurableStore } from '../store/durable/database.ts';
 import { sqlitePath } from '../config/config.ts';
+import { rewrapSecrets } from '../methods/rewrap-secrets.ts';
 
 const out = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 
@@ -126,6 +127,16 @@ export function buildProgram(): Command {
         const t = await tenantBySlug(services, opts.tenant);
         const created = await services.adminTokens.create(t.id, opts.role);
         out({ token: created.token });
+      });
+    });
+
+  const keys = program.command('keys').description('master key rotation');
+  keys
+    .command('rewrap')
+    .description('re-seal every stored secret under the active master key (after a rotation)')
+    .action(async () => {
+      await withServices(loadConfig(), async (services) => {
+        out({ activeKey: services.keyRing.active.id, ...(await rewrapSecrets(services.durable.db, services.keyRing)) });
       });
     });
 

@@ -3,6 +3,9 @@ import type { CredentialTable } from '../store/durable/schema.ts';
 import type { Clock } from '../clock.ts';
 import { newId } from '../crypto/random.ts';
 
+/** What a credential's sealed secret is bound to: it opens only for this row and purpose. */
+export const secretContext = (type: string, credentialId: string) => `${type}-secret:${credentialId}`;
+
 export interface Credential {
   id: string;
   tenantId: string;

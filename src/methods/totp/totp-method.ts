@@ -4,7 +4,7 @@ import QRCode from 'qrcode';
 import type { Clock } from '../../clock.ts';
 import type { KeyRing } from '../../crypto/key-ring.ts';
 import { newId } from '../../crypto/random.ts';
-import type { Credentials, Credential } from '../credentials.ts';
+import { secretContext, type Credentials, type Credential } from '../credentials.ts';
 import type { Method } from '../method.ts';
 
 // RFC 6238 as every authenticator app implements it: SHA-1, 6 digits, 30 s steps.
@@ -34,7 +34,7 @@ async function provisioning(issuer: string, account: string, secret: Secret) {
 }
 
 export function createTotpMethod(deps: TotpDeps) {
-  const sealContext = (credentialId: string) => `totp-secret:${credentialId}`;
+  const sealContext = (credentialId: string) => secretContext('totp', credentialId);
 
   const openSecret = (credential: Credential): Secret => {
     if (!credential.secret) throw new Error(`TOTP credential ${credential.id} has no secret`);
