@@ -156,17 +156,6 @@ export class Credentials {
     });
   }
 
-  async delete(credential: Credential): Promise<void> {
-    await this.db.deleteFrom('credentials').where('tenant_id', '=', credential.tenantId).where('id', '=', credential.id).execute();
-    await this.ensureDefault(credential.tenantId, credential.userId);
-  }
-
-  async deleteOfType(tenantId: string, userId: string, type: string, except?: string): Promise<void> {
-    let query = this.db.deleteFrom('credentials').where('tenant_id', '=', tenantId).where('user_id', '=', userId).where('type', '=', type);
-    if (except) query = query.where('id', '!=', except);
-    await query.execute();
-  }
-
   /** Keeps exactly one default among a user's active methods, once there are any. */
   async ensureDefault(tenantId: string, userId: string): Promise<void> {
     const active = await this.db

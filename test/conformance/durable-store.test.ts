@@ -65,7 +65,8 @@ for (const spec of backends) {
       await s.credentials.update(totp, { isDefault: true });
       const list = await s.credentials.listForUser(t.id, user.id, 'active');
       expect(list.filter((c) => c.isDefault).map((c) => c.id)).toEqual([totp.id]);
-      await s.credentials.delete((await s.credentials.get(t.id, user.id, totp.id))!);
+      await s.durable.db.deleteFrom('credentials').where('tenant_id', '=', t.id).where('id', '=', totp.id).execute();
+      await s.credentials.ensureDefault(t.id, user.id);
       expect((await s.credentials.get(t.id, user.id, rc.id))?.isDefault).toBe(true);
     });
 

@@ -28,16 +28,6 @@ export const MethodView = Type.Object({
   remaining: Type.Optional(Type.Integer()),
 });
 
-export const Problem = Type.Object(
-  {
-    type: Type.String(),
-    title: Type.String(),
-    status: Type.Integer(),
-    detail: Type.Optional(Type.String()),
-  },
-  { additionalProperties: true },
-);
-
 /** The browser's WebAuthn authentication response (AuthenticationResponseJSON); SimpleWebAuthn checks the rest. */
 export const WebAuthnAssertion = Type.Object(
   {
