@@ -19,7 +19,9 @@ export interface Tenant {
 const CACHE_MS = 5_000;
 
 export class Tenants {
-  private readonly cache = new Map<string, { tenant: Tenant | undefined; until: number }>();
+  // Keyed "slug:<slug>" and "id:<id>"; only tenants that exist are kept, so a
+  // flood of made-up slugs cannot grow it.
+  private readonly cache = new Map<string, { tenant: Tenant; until: number }>();
 
   constructor(
     private readonly db: Db,
@@ -39,29 +41,34 @@ export class Tenants {
       .onConflict((oc) => oc.column('slug').doNothing())
       .executeTakeFirst();
     if (Number(result.numInsertedOrUpdatedRows ?? 0n) === 0) throw new AppError('conflict', `tenant "${slug}" already exists`);
-    this.cache.delete(slug);
     return tenant;
   }
 
-  async findBySlug(slug: string): Promise<Tenant | undefined> {
-    const now = this.clock.now();
-    const cached = this.cache.get(slug);
-    if (cached && cached.until > now) return cached.tenant;
-    const row = await this.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirst();
-    const tenant = row && toTenant(row);
-    // Unknown slugs are not cached: a flood of random slugs must not grow memory.
-    if (tenant) this.cache.set(slug, { tenant, until: now + CACHE_MS });
-    return tenant;
+  findBySlug(slug: string): Promise<Tenant | undefined> {
+    return this.cached(`slug:${slug}`, () => this.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirst());
+  }
+
+  /** Every signed-in request resolves its session's tenant by id: cached like slugs. */
+  findById(id: string): Promise<Tenant | undefined> {
+    return this.cached(`id:${id}`, () => this.db.selectFrom('tenants').selectAll().where('id', '=', id).executeTakeFirst());
   }
 
   /** Whether this slug names a tenant this node has seen lately (no I/O): keeps metric labels to real tenants. */
   isKnown(slug: string): boolean {
-    return this.cache.has(slug);
+    return this.cache.has(`slug:${slug}`);
   }
 
-  async findById(id: string): Promise<Tenant | undefined> {
-    const row = await this.db.selectFrom('tenants').selectAll().where('id', '=', id).executeTakeFirst();
-    return row && toTenant(row);
+  private async cached(key: string, load: () => Promise<TenantTable | undefined>): Promise<Tenant | undefined> {
+    const now = this.clock.now();
+    const hit = this.cache.get(key);
+    if (hit && hit.until > now) return hit.tenant;
+    const row = await load();
+    if (!row) return undefined;
+    const tenant = toTenant(row);
+    const entry = { tenant, until: now + CACHE_MS };
+    this.cache.set(`slug:${tenant.slug}`, entry);
+    this.cache.set(`id:${tenant.id}`, entry);
+    return tenant;
   }
 
   async count(): Promise<number> {

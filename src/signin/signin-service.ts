@@ -143,8 +143,9 @@ export class SigninService {
 
     const type = candidates[0]?.type ?? 'webauthn';
     const verified = candidates.length > 0 ? await deps.methods.get(type)!.verify(candidates, input, { flowId: flow.id, tenant, requireUserVerification: flow.kind === 'passkey' }) : undefined;
-    const username = flow.username || (userId ? ((await deps.users.get(tenant.id, userId))?.username ?? '') : '');
-    const recordAs = { ...flow, userId, username };
+    // A passkey flow learns its user only now, from the credential.
+    const passkeyUser = flow.kind === 'passkey' && userId ? await deps.users.get(tenant.id, userId) : undefined;
+    const recordAs = { ...flow, userId, username: flow.username || (passkeyUser?.username ?? '') };
     if (!verified) {
       const failures = await deps.ephemeral.increment(flowFailuresKey(flow.id), FLOW_LIFETIME_MS);
       const attemptsLeft = Math.max(0, FLOW_MAX_ATTEMPTS - failures);
@@ -153,10 +154,7 @@ export class SigninService {
       if (userId) await this.recordFlow(recordAs, ctx, 'failure', 'invalid_code', flow.kind === 'passkey' ? 'passkey' : type);
       throw new AppError('invalid-code', attemptsLeft === 0 ? 'No attempts left; start the sign-in again' : undefined, { attemptsLeft });
     }
-    if (flow.kind === 'passkey') {
-      const user = await deps.users.get(tenant.id, userId);
-      if (!user || user.status !== 'active') throw new AppError('account-disabled');
-    }
+    if (flow.kind === 'passkey' && passkeyUser?.status !== 'active') throw new AppError('account-disabled');
 
     // Taking the flow is the commit point: of two racing correct answers only one gets a session.
     if (!(await deps.ephemeral.take<Flow>(flowKey(flow.id)))) throw new AppError('flow-not-found');
