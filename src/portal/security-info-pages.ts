@@ -1,4 +1,4 @@
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type, type FastifyPluginAsyncTypebox, type TSchema } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { AppError } from '../errors/app-error.ts';
 import type { Principal } from '../http/authenticate.ts';
@@ -24,6 +24,12 @@ export function securityInfoPages(services: Services): FastifyPluginAsyncTypebox
   const { principalOr, page, shownError } = principalPages(services);
   return async (app) => {
     const base = (p: Principal) => `/t/${p.tenant.slug}/my/security-info`;
+    /** Options every form post here shares: its schemas, the CSRF check, the self-service class. */
+    const form = <P extends TSchema, B extends TSchema>(params: P, body: B) => ({
+      schema: { params, body, hide: true },
+      preHandler: app.csrfProtection,
+      config: { admissionClass: 'self-service' as const },
+    });
 
     const overview = async (reply: FastifyReply, p: Principal, notice?: Notice, status = 200) => {
       const methods = (await services.management.list(p.tenant, p.user)).filter((m) => m.state === 'active');
@@ -165,11 +171,7 @@ ${alert('error', error)}
 
     app.post(
       '/t/:tenant/my/security-info/webauthn',
-      {
-        schema: { params: PageParams, body: Type.Object({ label: Field(100), kind: Field(20), attestation: Field(70000), _csrf: Field() }), hide: true },
-        preHandler: app.csrfProtection,
-        config: { admissionClass: 'self-service' },
-      },
+      form(PageParams, Type.Object({ label: Field(100), kind: Field(20), attestation: Field(70000), _csrf: Field() })),
       async (request, reply) => {
         const p = await principalOr(request, reply, 'security-info');
         if (!p) return reply;
@@ -188,7 +190,7 @@ ${alert('error', error)}
 
     app.post(
       '/t/:tenant/my/security-info/totp',
-      { schema: { params: PageParams, body: Type.Object({ label: Field(100), _csrf: Field() }), hide: true }, preHandler: app.csrfProtection, config: { admissionClass: 'self-service' } },
+      form(PageParams, Type.Object({ label: Field(100), _csrf: Field() })),
       async (request, reply) => {
         const p = await principalOr(request, reply, 'security-info');
         if (!p) return reply;
@@ -204,7 +206,7 @@ ${alert('error', error)}
 
     app.post(
       '/t/:tenant/my/security-info/totp/:id/confirm',
-      { schema: { params: MethodParams, body: Type.Object({ code: Field(64), _csrf: Field() }), hide: true }, preHandler: app.csrfProtection, config: { admissionClass: 'self-service' } },
+      form(MethodParams, Type.Object({ code: Field(64), _csrf: Field() })),
       async (request, reply) => {
         const p = await principalOr(request, reply, 'security-info');
         if (!p) return reply;
@@ -224,7 +226,7 @@ ${alert('error', error)}
 
     app.post(
       '/t/:tenant/my/security-info/recovery-codes',
-      { schema: { params: PageParams, body: Csrf, hide: true }, preHandler: app.csrfProtection, config: { admissionClass: 'self-service' } },
+      form(PageParams, Csrf),
       async (request, reply) => {
         const p = await principalOr(request, reply, 'security-info');
         if (!p) return reply;
@@ -260,7 +262,7 @@ ${alert('info', 'Save these codes somewhere safe now. They will not be shown aga
 
     app.post(
       '/t/:tenant/my/security-info/methods/:id/rename',
-      { schema: { params: MethodParams, body: Type.Object({ label: Field(100), _csrf: Field() }), hide: true }, preHandler: app.csrfProtection, config: { admissionClass: 'self-service' } },
+      form(MethodParams, Type.Object({ label: Field(100), _csrf: Field() })),
       async (request, reply) => {
         const p = await principalOr(request, reply, 'security-info');
         if (!p) return reply;
@@ -270,7 +272,7 @@ ${alert('info', 'Save these codes somewhere safe now. They will not be shown aga
 
     app.post(
       '/t/:tenant/my/security-info/methods/:id/default',
-      { schema: { params: MethodParams, body: Csrf, hide: true }, preHandler: app.csrfProtection, config: { admissionClass: 'self-service' } },
+      form(MethodParams, Csrf),
       async (request, reply) => {
         const p = await principalOr(request, reply, 'security-info');
         if (!p) return reply;
@@ -283,7 +285,7 @@ ${alert('info', 'Save these codes somewhere safe now. They will not be shown aga
 
     app.post(
       '/t/:tenant/my/security-info/methods/:id/delete',
-      { schema: { params: MethodParams, body: Csrf, hide: true }, preHandler: app.csrfProtection, config: { admissionClass: 'self-service' } },
+      form(MethodParams, Csrf),
       async (request, reply) => {
         const p = await principalOr(request, reply, 'security-info');
         if (!p) return reply;

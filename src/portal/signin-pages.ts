@@ -135,6 +135,18 @@ ${
       return { message: err.detail && err.code !== 'invalid-credentials' ? err.detail : problemCatalog[err.code].title, status: err.status };
     };
 
+    /**
+     * An expected failure sends the person back to the password form with the
+     * reason in words (`invalidCode` replaces the generic text for a wrong
+     * code); anything else goes on to the error handler.
+     */
+    const startAgain = (reply: FastifyReply, tenant: Tenant, next: NextPage | undefined, err: unknown, username = '', invalidCode?: string) => {
+      const shown = errorMessage(err);
+      if (!shown) throw err;
+      const message = invalidCode && err instanceof AppError && err.code === 'invalid-code' ? invalidCode : shown.message;
+      return passwordPage(reply, tenant, username, next, message, shown.status);
+    };
+
     const signedIn = (reply: FastifyReply, tenant: Tenant, session: { token: string; expiresAt: string }, next: NextPage | undefined) => {
       setSessionCookie(reply, services, session.token, session.expiresAt);
       return reply.redirect(landingPath(tenant, next), 303);
@@ -169,9 +181,7 @@ ${
           if (result.state === 'factor_required') return await factorPage(reply, tenant, result.flow, result.methods, result.methods[0]!, next);
           return signedIn(reply, tenant, result.session, result.state === 'complete' ? next : undefined);
         } catch (err) {
-          const shown = errorMessage(err);
-          if (!shown) throw err;
-          return passwordPage(reply, tenant, username, next, shown.message, shown.status);
+          return startAgain(reply, tenant, next, err, username);
         }
       },
     );
@@ -191,10 +201,7 @@ ${
           const result = await services.signin.verify(tenant, request.body.flow ?? '', 'passkey', { assertion }, requestContext(request));
           return signedIn(reply, tenant, result.session, next);
         } catch (err) {
-          const shown = errorMessage(err);
-          if (!shown) throw err;
-          const message = err instanceof AppError && err.code === 'invalid-code' ? 'That passkey was not accepted. Try again, or sign in with your password.' : shown.message;
-          return passwordPage(reply, tenant, '', next, message, shown.status);
+          return startAgain(reply, tenant, next, err, '', 'That passkey was not accepted. Try again, or sign in with your password.');
         }
       },
     );
@@ -215,9 +222,7 @@ ${
           const chosen = methods.find((m) => m.id === request.body.method) ?? methods[0]!;
           return await factorPage(reply, tenant, flow, methods, chosen, next);
         } catch (err) {
-          const shown = errorMessage(err);
-          if (!shown) throw err;
-          return passwordPage(reply, tenant, '', next, shown.message, shown.status);
+          return startAgain(reply, tenant, next, err);
         }
       },
     );
@@ -241,9 +246,7 @@ ${
           methods = await services.signin.flowMethods(tenant, flow);
           if (methods.length === 0) throw new AppError('flow-not-found');
         } catch (err) {
-          const shown = errorMessage(err);
-          if (!shown) throw err;
-          return passwordPage(reply, tenant, '', next, shown.message, shown.status);
+          return startAgain(reply, tenant, next, err);
         }
         const chosen = methods.find((m) => m.id === request.body.method) ?? methods.find((m) => m.type === request.body.method) ?? methods[0]!;
         try {
@@ -251,13 +254,11 @@ ${
           const result = await services.signin.verify(tenant, flow, chosen.type === 'webauthn' ? 'webauthn' : chosen.id, input, requestContext(request));
           return signedIn(reply, tenant, result.session, next);
         } catch (err) {
-          const shown = errorMessage(err);
-          if (!shown) throw err;
           if (err instanceof AppError && err.code === 'invalid-code' && Number(err.extra.attemptsLeft) > 0) {
             const what = chosen.type === 'webauthn' ? 'That key was not accepted.' : "That code didn't work.";
             return factorPage(reply, tenant, flow, methods, chosen, next, `${what} ${String(err.extra.attemptsLeft)} attempts left.`, 401);
           }
-          return passwordPage(reply, tenant, '', next, err instanceof AppError && err.code === 'invalid-code' ? 'Too many failed attempts. Sign in again.' : shown.message, shown.status);
+          return startAgain(reply, tenant, next, err, '', 'Too many failed attempts. Sign in again.');
         }
       },
     );
