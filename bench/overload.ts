@@ -115,8 +115,6 @@ async function scenario(label: string, env: Record<string, string>, secrets: str
     const shedBy = (reason: string) =>
       [...metrics.matchAll(new RegExp(`steadfast_admission_shed_total\\{[^}]*reason="${reason}"[^}]*\\} (\\d+)`, 'g'))].reduce((n, m) => n + Number(m[1]), 0);
 
-    if (process.env.BENCH_DEBUG) out(`  debug after surge: ${JSON.stringify((await (await fetch(`${server.url}/readyz`)).json()).components.admission)}`);
-
     // 3. Back to normal: one-second closed-loop windows until p99 is within 1.5x of before.
     let backAfter = NaN;
     for (let second = 0; second < 30; second++) {
@@ -126,7 +124,6 @@ async function scenario(label: string, env: Record<string, string>, secrets: str
         duration: 1,
         requests: [{ method: 'POST', path: '/api/v1/t/bench/signin', setupRequest: (req: any) => ({ ...req, headers: { 'content-type': 'application/json', 'x-forwarded-for': nextIp() }, body: JSON.stringify(signinBody()) }) }],
       });
-      if (process.env.BENCH_DEBUG) out(`  debug window ${second}: p99 ${window.p99} non2xx ${window.non2xx} errors ${window.errors}`);
       if (window.p99 <= normalP99 * 1.5 && window.non2xx === 0) {
         backAfter = (performance.now() - surgeEnded) / 1000;
         break;
