@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
+import { parse as parseYaml } from 'yaml';
 import { decodeMasterKey } from '../crypto/master-key-file.ts';
+import { parseDeliveryConfig, type DeliveryConfig } from '../delivery/delivery-config.ts';
 
 export interface Config {
   port: number;
@@ -19,6 +21,8 @@ export interface Config {
   sessions: { lifetimeMinutes: number; idleMinutes: number };
   admission: { limit: number; queueLimit: number; maxWaitMs: number };
   nodeName: string;
+  /** Out-of-band code delivery: providers per channel, code settings, send limits (config file only). */
+  delivery: DeliveryConfig;
 }
 
 export class ConfigError extends Error {
@@ -34,8 +38,9 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 /**
  * Reads the configuration from the environment and the optional config file,
  * validates all of it and reports every problem at once, then freezes it.
- * The file holds the same settings as the environment, in camelCase; the
- * environment wins where both are set.
+ * The file (JSON, or YAML when it ends in .yaml or .yml) holds the same
+ * settings as the environment, in camelCase, plus `delivery`; the environment
+ * wins where both are set.
  */
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const problems: string[] = [];
@@ -113,6 +118,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const admissionQueue = int('STEADFAST_ADMISSION_QUEUE', 'admissionQueue', 4 * admissionLimit, 0, 1_000_000);
   const admissionMaxWaitMs = int('STEADFAST_ADMISSION_MAX_WAIT_MS', 'admissionMaxWaitMs', 30, 1, 60_000);
 
+  const delivery = parseDeliveryConfig(file.delivery, problems);
+
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     port,
@@ -129,6 +136,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     sessions: Object.freeze({ lifetimeMinutes, idleMinutes }),
     admission: Object.freeze({ limit: admissionLimit, queueLimit: admissionQueue, maxWaitMs: admissionMaxWaitMs }),
     nodeName: env.STEADFAST_NODE_NAME || `${process.env.HOSTNAME ?? 'node'}:${process.pid}`,
+    delivery,
   });
 }
 
@@ -145,12 +153,13 @@ function readConfigFile(path: string | undefined, problems: string[]): Record<st
     problems.push(`STEADFAST_CONFIG: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     return {};
   }
+  const yaml = /\.ya?ml$/i.test(path);
   try {
-    const parsed: unknown = JSON.parse(text);
+    const parsed: unknown = yaml ? parseYaml(text) : JSON.parse(text);
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
     return parsed as Record<string, unknown>;
   } catch {
-    problems.push(`STEADFAST_CONFIG: ${path} is not a JSON object`);
+    problems.push(`STEADFAST_CONFIG: ${path} is not a ${yaml ? 'YAML mapping' : 'JSON object'}`);
     return {};
   }
 }

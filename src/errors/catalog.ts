@@ -27,6 +27,8 @@ export const problemCatalog = {
   'payload-too-large': { status: 413, title: 'The request body is too large' },
   'unsupported-media-type': { status: 415, title: 'The request body must be JSON' },
   'too-many-requests': { status: 429, title: 'Too many attempts; wait and try again' },
+  'code-recently-sent': { status: 429, title: 'A code was sent moments ago; wait a little before asking for another' },
+  'send-limit': { status: 429, title: 'Too many codes were sent; wait before asking for another, or use another method' },
   internal: { status: 500, title: 'Something went wrong on our side' },
   unavailable: { status: 503, title: 'The service is temporarily unavailable; try again shortly' },
 } as const satisfies Record<string, { status: number; title: string }>;

@@ -88,6 +88,11 @@ export class Credentials {
     return row && toCredential(row);
   }
 
+  /** Removes a credential that never became active (its confirmation code could not be sent). */
+  async deletePending(credential: Credential): Promise<void> {
+    await this.db.deleteFrom('credentials').where('tenant_id', '=', credential.tenantId).where('id', '=', credential.id).where('state', '=', 'pending').execute();
+  }
+
   /** Turns a pending credential active, once; false when it was not pending. */
   async activate(credential: Credential): Promise<boolean> {
     const result = await this.db

@@ -8,6 +8,7 @@ import type { Credentials, Credential } from './credentials.ts';
 import type { MethodRegistry } from './registry.ts';
 import type { EnrolInput } from './method.ts';
 import type { AuthenticatorKind } from './webauthn/webauthn-method.ts';
+import type { SentCode } from './out-of-band/out-of-band-method.ts';
 import { remainingRecoveryCodes } from './recovery-codes/recovery-codes-method.ts';
 
 export interface MethodView {
@@ -80,6 +81,16 @@ export class MethodManagement {
     if (!(await method.confirm(credential, code))) throw new AppError('invalid-code');
     if (session.scope === 'register') await this.deps.sessions.upgrade(session, [...new Set([...session.amr, 'otp', 'mfa'])]);
     return { id, state: 'active' };
+  }
+
+  /** A new confirmation code for a pending phone number or email address. */
+  async resendConfirmation(tenant: Tenant, user: User, session: Session, id: string): Promise<{ id: string; delivery: SentCode }> {
+    this.requireRecentSignin(session);
+    const credential = await this.require(tenant, user, id);
+    const method = this.deps.methods.outOfBand(credential.type);
+    if (!method) throw new AppError('invalid-state', 'only phone numbers and email addresses get codes');
+    const sent = await method.resendConfirmation(tenant, credential);
+    return { id, delivery: sent.delivery };
   }
 
   async update(tenant: Tenant, user: User, session: Session, id: string, changes: { label?: string | undefined; default?: boolean | undefined }): Promise<MethodView> {

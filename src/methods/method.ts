@@ -13,6 +13,8 @@ export interface EnrolInput {
   label?: string | undefined;
   /** WebAuthn: the browser's registration response. */
   attestation?: unknown;
+  /** SMS and voice: a phone number; email: an address. */
+  to?: string | undefined;
 }
 
 /** The sign-in flow a challenge or verification belongs to. */
@@ -44,6 +46,8 @@ export interface Method {
   readonly type: string;
   /** Whether enrolling already proves the user holds the factor (a WebAuthn ceremony does; handing out recovery codes does not). */
   readonly enrolmentProvesPossession: boolean;
+  /** Whether a challenge could be started now (a delivery channel with a working provider); always, when absent. */
+  available?(): boolean;
   enrol(tenant: Tenant, user: User, input: EnrolInput): Promise<Enrolment>;
   /** Shows a pending credential's set-up details again (the QR code after a mistyped code). */
   reveal?(tenant: Tenant, user: User, credential: Credential): Promise<Record<string, unknown>>;

@@ -24,6 +24,11 @@ import { AbuseLimits, type AbuseLimitsOptions } from '../signin/abuse-limits.ts'
 import { SigninService } from '../signin/signin-service.ts';
 import { AdmissionController } from '../admission/admission-controller.ts';
 import { Metrics } from '../status/metrics.ts';
+import { KeyedHasher } from '../crypto/keyed-hash.ts';
+import { Delivery } from '../delivery/delivery.ts';
+import type { DeliveryEvents } from '../delivery/provider-chain.ts';
+import { OneTimeCodes } from '../methods/out-of-band/one-time-codes.ts';
+import { SendLimits } from '../methods/out-of-band/send-limits.ts';
 
 /** Everything a node runs on, built in one place (the composition root). */
 export interface Services {
@@ -45,6 +50,7 @@ export interface Services {
   signin: SigninService;
   admission: AdmissionController;
   metrics: Metrics;
+  delivery: Delivery;
   close(): Promise<void>;
 }
 
@@ -88,7 +94,28 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   const tenants = new Tenants(db, clock);
   const users = new Users(db, clock);
   const credentials = new Credentials(db, clock);
-  const methods = createMethodRegistry({ db, credentials, keyRing, clock, hasher, ephemeral, rp: relyingPartyFrom(config.publicUrl) });
+  const metrics = new Metrics();
+  const delivery = new Delivery(config.delivery.channels, metrics.deliveryEvents(deliveryLog(options.logger)), () => clock.now());
+  const { code, limits: sendLimitSettings } = config.delivery;
+  const methods = createMethodRegistry({
+    db,
+    credentials,
+    keyRing,
+    clock,
+    hasher,
+    ephemeral,
+    rp: relyingPartyFrom(config.publicUrl),
+    delivery,
+    codes: new OneTimeCodes(ephemeral, new KeyedHasher(keyRing.deriveKey('one-time-codes')), clock, {
+      digits: code.digits,
+      lifetimeMs: code.lifetimeMinutes * 60_000,
+      maxAttempts: code.maxAttempts,
+    }),
+    sendLimits: new SendLimits(ephemeral, sendLimitSettings),
+    destinationHasher: new KeyedHasher(keyRing.deriveKey('destinations')),
+    publicHost: new URL(config.publicUrl).host,
+    resendCooldownMs: code.resendCooldownSeconds * 1000,
+  });
   const groupCommit = new GroupCommit(db);
   const sessions = new Sessions(
     db,
@@ -112,7 +139,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     onBackgroundError: (err, what) => options.logger?.error({ err: { message: (err as Error).message } }, `${what} failed`),
   });
 
-  const metrics = new Metrics();
+  metrics.watchDelivery(delivery);
   const admission = new AdmissionController(config.admission, metrics.admissionEvents());
   metrics.watch(admission, () => hasher.pending);
 
@@ -136,9 +163,25 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     signin,
     admission,
     metrics,
+    delivery,
     async close() {
+      await delivery.close();
       await ephemeralStore.close();
       await durable.close();
+    },
+  };
+}
+
+/** Provider failures and breaker changes in the log: names and reasons, never a message or its destination. */
+function deliveryLog(logger: Logger | undefined): DeliveryEvents {
+  return {
+    attempt(channel, provider, outcome, seconds, reason) {
+      if (outcome === 'delivered' || outcome === 'skipped') return;
+      logger?.warn({ channel, provider, outcome, reason, ms: Math.round(seconds * 1000) }, 'delivery provider failed; trying the next');
+    },
+    breaker(channel, provider, state) {
+      const log = state === 'open' ? logger?.error.bind(logger) : logger?.info.bind(logger);
+      log?.({ channel, provider, state }, `delivery provider breaker ${state}`);
     },
   };
 }

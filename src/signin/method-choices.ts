@@ -13,10 +13,20 @@ export interface MethodChoice {
 // Strongest first after the user's default; recovery codes always last.
 const STRENGTH_ORDER = ['webauthn', 'push', 'totp', 'sms', 'voice', 'email', 'tap', 'recovery-codes'];
 
-/** The second-factor choices a user is offered, in the order they are offered. */
+/**
+ * The second-factor choices a user is offered, in the order they are offered:
+ * the default if it can be used now, then every other usable method strongest
+ * first, then those that cannot be used now (a delivery channel with no working
+ * provider), so the first choice always works when any does.
+ */
 export function methodChoices(tenant: Tenant, active: Credential[], registry: MethodRegistry): MethodChoice[] {
   return active
     .filter((c) => registry.get(c.type) && tenant.policy.allowedMethods.includes(c.type))
-    .map((c) => ({ id: c.id, type: c.type, label: c.label, available: true, default: c.isDefault }))
-    .sort((a, b) => Number(b.default && b.available) - Number(a.default && a.available) || STRENGTH_ORDER.indexOf(a.type) - STRENGTH_ORDER.indexOf(b.type));
+    .map((c) => ({ id: c.id, type: c.type, label: c.label, available: registry.available(c.type), default: c.isDefault }))
+    .sort(
+      (a, b) =>
+        Number(b.available) - Number(a.available) ||
+        Number(b.default) - Number(a.default) ||
+        STRENGTH_ORDER.indexOf(a.type) - STRENGTH_ORDER.indexOf(b.type),
+    );
 }

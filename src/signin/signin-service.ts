@@ -114,9 +114,18 @@ export class SigninService {
     const flow = await this.loadFlow(tenant, flowId);
     if (flow.kind === 'passkey') throw new AppError('invalid-state', 'a passkey sign-in was challenged when it started');
     const candidates = await this.resolveCredentials(tenant, flow, methodRef);
-    const method = this.deps.methods.get(candidates[0]!.type)!;
-    const extra = await method.challenge(candidates, { flowId: flow.id, tenant });
-    return { method: candidates.length === 1 ? candidates[0]!.id : candidates[0]!.type, type: candidates[0]!.type, ...extra };
+    const type = candidates[0]!.type;
+    try {
+      if (!this.deps.methods.available(type)) throw new AppError('method-unavailable');
+      const extra = await this.deps.methods.get(type)!.challenge(candidates, { flowId: flow.id, tenant });
+      return { method: candidates.length === 1 ? candidates[0]!.id : type, type, ...extra };
+    } catch (err) {
+      if (!(err instanceof AppError) || err.code !== 'method-unavailable') throw err;
+      // The answer names what the user can do instead; the availability of each is as of now.
+      const active = await this.deps.credentials.listForUser(tenant.id, flow.userId, 'active');
+      const others = methodChoices(tenant, active, this.deps.methods).filter((m) => m.type !== type);
+      throw new AppError('method-unavailable', err.detail, { methods: others });
+    }
   }
 
   /**

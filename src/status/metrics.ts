@@ -1,5 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AdmissionController, AdmissionEvents } from '../admission/admission-controller.ts';
+import type { Delivery } from '../delivery/delivery.ts';
+import type { DeliveryEvents } from '../delivery/provider-chain.ts';
 
 /** The node's Prometheus metrics, on its own registry (several nodes can share a process in tests). */
 export class Metrics {
@@ -19,6 +21,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly deliveryAttempts = new Counter({
+    name: 'steadfast_delivery_attempts_total',
+    help: 'Sends tried per provider, by outcome: delivered, unavailable (counts against the breaker), rejected (the destination), skipped (breaker open)',
+    labelNames: ['channel', 'provider', 'outcome'],
+    registers: [this.registry],
+  });
+  readonly deliverySeconds = new Histogram({
+    name: 'steadfast_delivery_seconds',
+    help: 'Time a provider took to take or fail a message',
+    labelNames: ['channel', 'provider'],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'steadfast_' });
   }
@@ -32,6 +48,43 @@ export class Metrics {
       },
       shed: (cls, tenant, why) => this.shed.inc({ class: cls, tenant, reason: why }),
     };
+  }
+
+  /** Delivery attempts counted here; `log` hears of failures and breaker changes, never of message content. */
+  deliveryEvents(log: DeliveryEvents): DeliveryEvents {
+    return {
+      attempt: (channel, provider, outcome, seconds, reason) => {
+        this.deliveryAttempts.inc({ channel, provider, outcome });
+        if (outcome !== 'skipped') this.deliverySeconds.observe({ channel, provider }, seconds);
+        log.attempt(channel, provider, outcome, seconds, reason);
+      },
+      breaker: (channel, provider, state) => log.breaker(channel, provider, state),
+    };
+  }
+
+  /** Breaker state per provider (0 closed, 1 half-open, 2 open) and channel availability, read at scrape time. */
+  watchDelivery(delivery: Delivery): void {
+    const STATE = { closed: 0, 'half-open': 1, open: 2 } as const;
+    new Gauge({
+      name: 'steadfast_delivery_breaker_state',
+      help: 'Circuit breaker of each provider: 0 closed, 1 half-open, 2 open',
+      labelNames: ['channel', 'provider'],
+      registers: [this.registry],
+      collect() {
+        for (const [channel, health] of Object.entries(delivery.health())) {
+          for (const p of health.providers) this.set({ channel, provider: p.name }, STATE[p.state]);
+        }
+      },
+    });
+    new Gauge({
+      name: 'steadfast_delivery_channel_available',
+      help: 'Whether a channel has a provider that can take a message now (1) or not (0)',
+      labelNames: ['channel'],
+      registers: [this.registry],
+      collect() {
+        for (const [channel, health] of Object.entries(delivery.health())) this.set({ channel }, health.state === 'down' ? 0 : 1);
+      },
+    });
   }
 
   /** Gauges read at scrape time from the controller. */

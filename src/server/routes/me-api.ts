@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { AppError } from '../../errors/app-error.ts';
 import { requirePrincipal } from '../../http/authenticate.ts';
 import type { Services } from '../services.ts';
-import { IdParams, MethodView, WebAuthnAttestation } from './schemas.ts';
+import { DeliveryInfo, IdParams, MethodView, WebAuthnAttestation } from './schemas.ts';
 import { requestContext } from '../../http/request-context.ts';
 
 const bearer = [{ bearerAuth: [] }];
@@ -57,11 +57,13 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
         schema: {
           tags: ['self-service'],
           security: bearer,
-          summary: 'Register a method: totp answers with the secret and QR code, recovery-codes with the codes (shown once)',
+          summary:
+            'Register a method: totp answers with the secret and QR code, recovery-codes with the codes (shown once); sms, voice and email send a code to `to`, confirmed at .../{id}/confirm',
           body: Type.Object({
             type: Type.String({ minLength: 1, maxLength: 32 }),
             label: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
             attestation: Type.Optional(WebAuthnAttestation),
+            to: Type.Optional(Type.String({ minLength: 1, maxLength: 320, description: 'sms and voice: phone number with country code; email: address' })),
           }),
           response: {
             201: Type.Object(
@@ -72,6 +74,8 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
                 otpauthUri: Type.Optional(Type.String()),
                 qrCodeSvg: Type.Optional(Type.String()),
                 codes: Type.Optional(Type.Array(Type.String())),
+                to: Type.Optional(Type.String({ description: 'the destination, masked' })),
+                delivery: Type.Optional(DeliveryInfo),
               },
               { additionalProperties: true },
             ),
@@ -81,9 +85,9 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
       },
       async (request, reply) => {
         const { user, tenant, session } = await requirePrincipal(services, request, { allowRegistration: true });
-        const { type, label, attestation } = request.body;
+        const { type, label, attestation, to } = request.body;
         if (type === 'webauthn' && !attestation) throw new AppError('invalid-request', 'a webauthn registration needs the attestation from POST /api/v1/me/methods/webauthn/options');
-        const result = await services.management.enrol(tenant, user, session, type, { label, attestation });
+        const result = await services.management.enrol(tenant, user, session, type, { label, attestation, to });
         // Secrets in this answer must not linger in any cache.
         reply.header('cache-control', 'no-store');
         return reply.code(201).send(result);
@@ -142,6 +146,24 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
       async (request) => {
         const { user, tenant, session } = await requirePrincipal(services, request, { allowRegistration: true });
         return services.management.confirm(tenant, user, session, request.params.id, request.body.code);
+      },
+    );
+
+    app.post(
+      '/api/v1/me/methods/:id/resend',
+      {
+        schema: {
+          tags: ['self-service'],
+          security: bearer,
+          summary: 'Send a new confirmation code to a pending phone number or email address (after the resend cooldown)',
+          params: IdParams,
+          response: { 200: Type.Object({ id: Type.String(), delivery: DeliveryInfo }) },
+        },
+        config: { admissionClass: 'self-service' },
+      },
+      async (request) => {
+        const { user, tenant, session } = await requirePrincipal(services, request, { allowRegistration: true });
+        return services.management.resendConfirmation(tenant, user, session, request.params.id);
       },
     );
 

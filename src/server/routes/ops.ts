@@ -39,8 +39,10 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
         durable: { state: durable.state, engine: services.durable.engine },
         ephemeral: { state: ephemeral.state, engine: services.ephemeral.kind },
         admission: { state: 'up' as const, ...services.admission.state, shedTotal: shed },
+        delivery: services.delivery.health(),
       };
-      const down = durable.state === 'down' || ephemeral.state === 'down';
+      const channelTrouble = Object.values(components.delivery).some((c) => c.state !== 'up');
+      const down = durable.state === 'down' || ephemeral.state === 'down' || channelTrouble;
       return { status: down ? 'degraded' : readiness.draining ? 'draining' : 'operational', components };
     });
 
@@ -52,6 +54,8 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
         passwordHashing: { state: 'up' as const, queued: services.hasher.pending },
         // Shedding load is the node working as designed, not a reason to take it out of rotation.
         admission: { state: 'up' as const, ...services.admission.state },
+        // A vendor outage is shared by every node: taking nodes out of rotation would not route around it.
+        delivery: services.delivery.health(),
       };
       const ready = !readiness.draining && durable.state === 'up' && ephemeral.state === 'up';
       if (ready) return { status: 'ready', components };

@@ -68,3 +68,11 @@ export const WebAuthnAttestation = Type.Object(
   },
   { additionalProperties: true },
 );
+
+/** Where a code went: the channel and the masked destination, never the destination itself. */
+export const DeliveryInfo = Type.Object({
+  channel: Type.Union([Type.Literal('sms'), Type.Literal('voice'), Type.Literal('email')]),
+  to: Type.String({ description: 'masked, e.g. +•••••••••67 or j•••@e•••.com' }),
+  expiresAt: Type.String({ format: 'date-time' }),
+  resendAfterSeconds: Type.Integer(),
+});

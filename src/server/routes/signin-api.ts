@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { AppError } from '../../errors/app-error.ts';
 import { requestContext } from '../../http/request-context.ts';
 import type { Services } from '../services.ts';
-import { FlowParams, IssuedSession, MethodChoice, TenantParams, WebAuthnAssertion } from './schemas.ts';
+import { DeliveryInfo, FlowParams, IssuedSession, MethodChoice, TenantParams, WebAuthnAssertion } from './schemas.ts';
 
 const Code = Type.String({ minLength: 1, maxLength: 64 });
 
@@ -48,10 +48,16 @@ export function signinApi(services: Services): FastifyPluginAsyncTypebox {
       {
         schema: {
           tags: ['sign-in'],
-          summary: 'Start a second-factor challenge (send a code, build WebAuthn options)',
+          summary:
+            'Start a second-factor challenge: send a code (sms, voice, email; again after the resend cooldown) or build WebAuthn options. 409 method-unavailable with the other `methods` when the channel is down',
           params: FlowParams,
           body: Type.Object({ method: Type.String({ minLength: 1, maxLength: 64 }) }),
-          response: { 200: Type.Object({ method: Type.String(), type: Type.String() }, { additionalProperties: true }) },
+          response: {
+            200: Type.Object(
+              { method: Type.String(), type: Type.String(), delivery: Type.Optional(DeliveryInfo), webauthn: Type.Optional(Type.Object({}, { additionalProperties: true })) },
+              { additionalProperties: true },
+            ),
+          },
         },
         config: { admissionClass: 'finish-signin' },
       },

@@ -1,0 +1,134 @@
+import CircuitBreaker from 'opossum';
+import type { Channel, OutboundMessage } from './channel.ts';
+import { ProviderFailure, failureForNetworkError, type DeliveryProvider } from './provider.ts';
+import type { BreakerSettings } from './delivery-config.ts';
+
+export type BreakerState = 'closed' | 'open' | 'half-open';
+
+export interface ProviderHealth {
+  name: string;
+  type: string;
+  state: BreakerState;
+}
+
+export interface ChannelHealth {
+  /** up: every provider closed; degraded: some open; down: none can take a message now. */
+  state: 'up' | 'degraded' | 'down';
+  providers: ProviderHealth[];
+}
+
+/** What the chain reports, for metrics and logs; never the message. */
+export interface DeliveryEvents {
+  attempt(channel: Channel, provider: string, outcome: 'delivered' | 'unavailable' | 'rejected' | 'skipped', seconds: number, reason?: string): void;
+  breaker(channel: Channel, provider: string, state: BreakerState): void;
+}
+
+/** Every provider of the channel failed or was skipped; `reasons` name each, without content. */
+export class ChannelDown extends Error {
+  constructor(
+    readonly channel: Channel,
+    readonly reasons: string[],
+  ) {
+    super(`no ${channel} provider could take the message (${reasons.join('; ')})`);
+  }
+}
+
+interface Link {
+  provider: DeliveryProvider;
+  breaker: CircuitBreaker<[OutboundMessage], void>;
+}
+
+/**
+ * A channel's providers in order of preference, each behind a timeout and a
+ * circuit breaker. A send tries them in order within the same request: a
+ * failure or timeout moves on to the next, an open breaker is skipped without
+ * a call, and after `resetAfterMs` one probe is let through to see whether
+ * the provider is back.
+ */
+export class ProviderChain {
+  private readonly links: Link[];
+
+  constructor(
+    readonly channel: Channel,
+    providers: { provider: DeliveryProvider; breaker: BreakerSettings }[],
+    private readonly events: DeliveryEvents,
+  ) {
+    this.links = providers.map(({ provider, breaker: settings }) => {
+      const action = (message: OutboundMessage) => provider.send(message, AbortSignal.timeout(settings.timeoutMs));
+      const breaker = new CircuitBreaker(action, {
+        timeout: settings.timeoutMs,
+        errorThresholdPercentage: settings.errorPercent,
+        volumeThreshold: settings.volumeThreshold,
+        rollingCountTimeout: settings.windowMs,
+        resetTimeout: settings.resetAfterMs,
+        // A refused destination says nothing about the provider's health.
+        errorFilter: (err: unknown) => err instanceof ProviderFailure && err.kind === 'rejected',
+        name: `${channel}:${provider.name}`,
+      });
+      breaker.on('open', () => events.breaker(channel, provider.name, 'open'));
+      breaker.on('halfOpen', () => events.breaker(channel, provider.name, 'half-open'));
+      breaker.on('close', () => events.breaker(channel, provider.name, 'closed'));
+      return { provider, breaker };
+    });
+  }
+
+  get configured(): boolean {
+    return this.links.length > 0;
+  }
+
+  /** Whether a send could go out now: some provider is closed, or half-open and waiting for its probe. */
+  get available(): boolean {
+    return this.links.some((l) => l.breaker.closed || l.breaker.pendingClose);
+  }
+
+  /** Sends through the first provider that takes the message; the name of that provider. */
+  async send(message: OutboundMessage): Promise<string> {
+    const reasons: string[] = [];
+    for (const { provider, breaker } of this.links) {
+      if (!breaker.closed && !breaker.pendingClose) {
+        this.events.attempt(this.channel, provider.name, 'skipped', 0, 'breaker open');
+        reasons.push(`${provider.name}: breaker open`);
+        continue;
+      }
+      const started = performance.now();
+      try {
+        await breaker.fire(message);
+        this.events.attempt(this.channel, provider.name, 'delivered', (performance.now() - started) / 1000);
+        return provider.name;
+      } catch (err) {
+        const failure = toFailure(err);
+        this.events.attempt(this.channel, provider.name, failure.kind, (performance.now() - started) / 1000, failure.reason);
+        reasons.push(`${provider.name}: ${failure.reason}`);
+      }
+    }
+    throw new ChannelDown(this.channel, reasons);
+  }
+
+  health(): ChannelHealth {
+    const providers = this.links.map(({ provider, breaker }) => ({ name: provider.name, type: provider.type, state: stateOf(breaker) }));
+    const open = providers.filter((p) => p.state === 'open').length;
+    const state = !this.available ? 'down' : open > 0 ? 'degraded' : 'up';
+    return { state, providers };
+  }
+
+  async close(): Promise<void> {
+    for (const { provider, breaker } of this.links) {
+      breaker.shutdown();
+      await provider.close?.();
+    }
+  }
+}
+
+function stateOf(breaker: CircuitBreaker): BreakerState {
+  if (breaker.closed) return 'closed';
+  return breaker.halfOpen || breaker.pendingClose ? 'half-open' : 'open';
+}
+
+function toFailure(err: unknown): ProviderFailure {
+  if (err instanceof ProviderFailure) return err;
+  const code = (err as { code?: string }).code;
+  if (code === 'ETIMEDOUT') return new ProviderFailure('unavailable', 'timed out');
+  // Another request's probe is in flight on a half-open breaker.
+  if (code === 'EOPENBREAKER') return new ProviderFailure('unavailable', 'breaker open');
+  return failureForNetworkError(err);
+}

@@ -1,0 +1,61 @@
+import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
+import { AppError } from '../../errors/app-error.ts';
+
+export interface SendLimitSettings {
+  perDestinationPerHour: number;
+  perUserPerHour: number;
+  perTenantPerHour: number;
+}
+
+export interface SendTarget {
+  tenantId: string;
+  userId: string;
+  /** A keyed hash of the destination: the store never holds the number itself. */
+  destinationKey: string;
+}
+
+/**
+ * Caps on codes sent, so nobody can use Steadfast to pump messages to
+ * premium-rate numbers (toll fraud) or to flood one person: per destination,
+ * per user and per tenant, each over an hour.
+ */
+export class SendLimits {
+  private readonly destination: RateLimiterAbstract;
+  private readonly user: RateLimiterAbstract;
+  private readonly tenant: RateLimiterAbstract;
+
+  constructor(store: EphemeralStore, settings: SendLimitSettings) {
+    const hourly = (keyPrefix: string, points: number) => store.rateLimiter({ keyPrefix, points, durationSeconds: 3600, blockSeconds: 0 });
+    this.destination = hourly('send:dest', settings.perDestinationPerHour);
+    this.user = hourly('send:user', settings.perUserPerHour);
+    this.tenant = hourly('send:tenant', settings.perTenantPerHour);
+  }
+
+  /**
+   * Counts one send against every limit, or throws a 429 problem naming none of
+   * them to the client. The returned function gives the send back when nothing
+   * went out: a provider outage must not use up a user's sends for the hour.
+   */
+  async consume(target: SendTarget): Promise<() => Promise<void>> {
+    const counters: [RateLimiterAbstract, string][] = [
+      [this.destination, target.destinationKey],
+      [this.user, `${target.tenantId}|${target.userId}`],
+      [this.tenant, target.tenantId],
+    ];
+    const refund = async () => {
+      await Promise.all(counters.map(([l, k]) => l.reward(k, 1)));
+    };
+    for (const [i, [limiter, key]] of counters.entries()) {
+      try {
+        await limiter.consume(key);
+      } catch (err) {
+        if (!(err instanceof RateLimiterRes)) throw err;
+        // Limits already passed give their point back: a refused send costs nothing.
+        await Promise.all(counters.slice(0, i).map(([l, k]) => l.reward(k, 1)));
+        throw new AppError('send-limit', undefined, {}, Math.max(1, Math.ceil(err.msBeforeNext / 1000)));
+      }
+    }
+    return refund;
+  }
+}
