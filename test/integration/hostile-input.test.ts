@@ -3,6 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqliteMemory, type Backend } from '../helpers/backends.ts';
 import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { totpCode } from '../helpers/totp.ts';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { codeIn, startWebhookReceiver, type StandIn } from '../helpers/vendor-standins.ts';
+
+const GATEWAY_SECRET = 'fuzz-gateway-secret-0123';
 
 /**
  * Property: whatever a client sends (any JSON, any text, any content type, any
@@ -20,6 +26,14 @@ const anyJson = fc.oneof(
   fc.record({ label: fc.oneof(fc.string({ maxLength: 120 }), fc.jsonValue()), default: fc.jsonValue() }, { requiredKeys: [] }),
   fc.record({ currentPassword: fc.oneof(fc.string({ maxLength: 40 }), fc.jsonValue()), newPassword: fc.oneof(fc.string({ maxLength: 40 }), fc.jsonValue()) }, { requiredKeys: [] }),
   fc.record({ kind: fc.oneof(fc.constantFrom('passkey', 'security-key'), fc.jsonValue()) }, { requiredKeys: [] }),
+  fc.record(
+    {
+      type: fc.constantFrom('sms', 'voice', 'email'),
+      to: fc.oneof(fc.string({ maxLength: 340 }), fc.jsonValue(), fc.stringMatching(/^\+[1-9][0-9]{7,14}$/), fc.emailAddress()),
+      method: fc.constantFrom('sms', 'voice', 'email'),
+    },
+    { requiredKeys: [] },
+  ),
   // WebAuthn responses: right shape, wrong bytes; and wrong shape.
   fc.record({
     method: fc.constantFrom('passkey', 'webauthn'),
@@ -48,9 +62,15 @@ describe('hostile input never causes a 5xx', () => {
   let eventId = '';
   let csrfCookie = '';
   let csrfToken = '';
+  let gateway: StandIn;
 
   beforeAll(async () => {
-    backend = await sqliteMemory.create();
+    // Every channel goes to a local gateway, so code sends reach the providers too.
+    gateway = await startWebhookReceiver(GATEWAY_SECRET);
+    const provider = { name: 'gateway', type: 'webhook', url: gateway.url, secret: GATEWAY_SECRET };
+    const configFile = join(tmpdir(), `steadfast-fuzz-${process.pid}.json`);
+    writeFileSync(configFile, JSON.stringify({ delivery: { sms: [provider], voice: [provider], email: [provider] } }));
+    backend = await sqliteMemory.create({ STEADFAST_CONFIG: configFile });
     // Generous limits so the fuzzer keeps reaching the handlers instead of the 429 in front of them.
     server = await startTestServer(backend, { limits: { accountFailures: 1e6, accountSourceFailures: 1e6, sourceFailures: 1e6 } });
     const tenant = await server.services.tenants.create('fuzz');
@@ -60,6 +80,8 @@ describe('hostile input never causes a 5xx', () => {
     await api(server.url, 'POST', `/api/v1/me/methods/${enrol.body.id}/confirm`, { code: totpCode(enrol.body.secret, Date.now()) }, first.body.session.token);
     token = first.body.session.token;
     methodId = enrol.body.id;
+    const phone = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'sms', to: '+447700900999' }, token);
+    await api(server.url, 'POST', `/api/v1/me/methods/${phone.body.id}/confirm`, { code: codeIn(gateway.received.at(-1)) }, token);
     eventId = (await api(server.url, 'GET', '/api/v1/me/signins', undefined, token)).body.items[0].id;
     // A real CSRF pair, so hostile forms also reach the handlers behind the CSRF check.
     const res = await fetch(`${server.url}/t/fuzz/signin`);
@@ -69,6 +91,7 @@ describe('hostile input never causes a 5xx', () => {
   afterAll(async () => {
     await server.close();
     await backend.cleanup();
+    await gateway.close();
   });
 
   async function send(method: string, path: string, body?: { contentType: string; body: string }, headers: Record<string, string> = {}) {
@@ -128,6 +151,7 @@ describe('hostile input never causes a 5xx', () => {
       ['GET', '/api/v1/me/methods'],
       ['POST', '/api/v1/me/methods'],
       ['POST', `/api/v1/me/methods/ID/confirm`],
+      ['POST', `/api/v1/me/methods/ID/resend`],
       ['PATCH', `/api/v1/me/methods/ID`],
       ['GET', '/api/v1/me/signins'],
       ['POST', `/api/v1/me/signins/EVENT/report`],
