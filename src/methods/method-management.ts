@@ -21,6 +21,8 @@ export interface MethodView {
   lastUsedAt: string | null;
   /** Recovery codes only: how many are left unused. */
   remaining?: number;
+  /** SMS, voice and email: the destination, masked. */
+  to?: string;
 }
 
 export interface MethodManagementDeps {
@@ -154,6 +156,7 @@ export class MethodManagement {
       createdAt: new Date(c.createdAt).toISOString(),
       lastUsedAt: c.lastUsedAt === null ? null : new Date(c.lastUsedAt).toISOString(),
       ...(c.type === 'recovery-codes' ? { remaining: await remainingRecoveryCodes(this.deps.db, c.tenantId, c.id) } : {}),
+      ...(typeof c.publicData.to === 'string' ? { to: c.publicData.to } : {}),
     };
   }
 }

@@ -30,7 +30,9 @@ export function principalPages(services: Services) {
   /** The message a page shows for an expected failure; anything else propagates to the error handler. */
   const shownError = (err: unknown): { text: string; status: number } => {
     if (!(err instanceof AppError)) throw err;
-    return { text: err.detail ?? problemCatalog[err.code].title, status: err.status };
+    const text = err.detail ?? problemCatalog[err.code].title;
+    const wait = err.retryAfter && err.status === 429 ? ` Try again in ${err.retryAfter} seconds.` : '';
+    return { text: `${text[0]!.toUpperCase()}${text.slice(1)}${/[.!?]$/.test(text) ? '' : '.'}${wait}`, status: err.status };
   };
 
   return { principalOr, page, shownError };

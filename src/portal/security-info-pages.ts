@@ -13,7 +13,14 @@ const PageParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 
 const MethodParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }), id: Type.String({ minLength: 1, maxLength: 64 }) });
 const Csrf = Type.Object({ _csrf: Field() });
 
-export const TYPE_NAMES: Record<string, string> = { totp: 'Authenticator app', 'recovery-codes': 'Recovery codes', webauthn: 'Passkey or security key' };
+export const TYPE_NAMES: Record<string, string> = {
+  totp: 'Authenticator app',
+  'recovery-codes': 'Recovery codes',
+  webauthn: 'Passkey or security key',
+  sms: 'Text message',
+  voice: 'Phone call',
+  email: 'Email',
+};
 
 export const when = (iso: string | null) => (iso ? html`<time datetime="${iso}" data-local>${iso.replace('T', ' ').slice(0, 16)} UTC</time>` : 'never');
 
@@ -37,6 +44,7 @@ export function securityInfoPages(services: Services): FastifyPluginAsyncTypebox
       const restricted = p.session.scope === 'register';
       const recent = services.management.isRecent(p.session);
       const allowed = (type: string) => p.tenant.policy.allowedMethods.includes(type);
+      const phoneChannels = (['sms', 'voice'] as const).filter((c) => allowed(c) && services.delivery.configured(c));
       return page(
         reply,
         p,
@@ -82,6 +90,33 @@ ${
   <label for="totp-label">Name for the authenticator app (optional)</label>
   <input type="text" id="totp-label" name="label" maxlength="100" placeholder="My phone">
   <button type="submit" class="secondary">Add authenticator app</button>
+</form>`
+    : ''
+}
+${
+  phoneChannels.length > 0
+    ? html`<form method="post" action="${base(p)}/phone">
+  <input type="hidden" name="_csrf" value="${csrf}">
+  <label for="phone">Phone number, with country code</label>
+  <input type="tel" id="phone" name="to" autocomplete="tel" inputmode="tel" maxlength="32" placeholder="+44 7700 900123" required>
+  ${
+    phoneChannels.length > 1
+      ? html`<fieldset class="choices"><legend>Get codes by</legend>
+  <label><input type="radio" name="channel" value="sms" checked> Text message</label>
+  <label><input type="radio" name="channel" value="voice"> Phone call</label></fieldset>`
+      : html`<input type="hidden" name="channel" value="${phoneChannels[0]!}">`
+  }
+  <button type="submit" class="secondary">Add phone</button>
+</form>`
+    : ''
+}
+${
+  allowed('email') && services.delivery.configured('email')
+    ? html`<form method="post" action="${base(p)}/email">
+  <input type="hidden" name="_csrf" value="${csrf}">
+  <label for="email">Email address</label>
+  <input type="email" id="email" name="to" autocomplete="email" maxlength="254" required>
+  <button type="submit" class="secondary">Add email</button>
 </form>`
     : ''
 }
@@ -150,6 +185,46 @@ ${alert('error', error)}
 </div>`,
         status,
       );
+
+    /** The page where a code sent to a new phone number or email address is typed in. */
+    const codeSetup = (reply: FastifyReply, p: Principal, id: string, channel: string, to: string, notice?: Notice, status = 200) => {
+      const csrf = reply.generateCsrf();
+      const how = channel === 'voice' ? `We are calling ${to} and will read out a code.` : `We sent a code to ${to}.`;
+      const title = channel === 'email' ? 'Confirm your email address' : 'Confirm your phone';
+      return page(
+        reply,
+        p,
+        title,
+        html`<div class="card">
+<h1>${title}</h1>
+${notice ? alert(notice.kind, notice.text) : ''}
+<p>${how} It expires in ${Math.round(services.config.delivery.code.lifetimeMinutes)} minutes.</p>
+<form method="post" action="${base(p)}/codes/${id}/confirm" novalidate>
+  <input type="hidden" name="_csrf" value="${csrf}">
+  <label for="code">Code</label>
+  <input type="text" id="code" name="code" class="code" inputmode="numeric" pattern="[0-9]*" maxlength="8" autocomplete="one-time-code" required autofocus>
+  <button type="submit">Confirm</button>
+</form>
+<form method="post" action="${base(p)}/codes/${id}/resend" class="inline">
+  <input type="hidden" name="_csrf" value="${csrf}">
+  <button type="submit" class="secondary">Send a new code</button>
+</form>
+<p class="hint"><a href="${base(p)}">Cancel</a></p>
+</div>`,
+        status,
+      );
+    };
+
+    /** Registers a phone number or an email address and shows where its code went. */
+    const addDestination = async (reply: FastifyReply, p: Principal, channel: 'sms' | 'voice' | 'email', to: string) => {
+      try {
+        const enrolment = await services.management.enrol(p.tenant, p.user, p.session, channel, { to });
+        return await codeSetup(reply, p, enrolment.id, channel, String(enrolment.to));
+      } catch (err) {
+        const { text, status } = shownError(err);
+        return overview(reply, p, { kind: 'error', text }, status);
+      }
+    };
 
     /** Runs a change and shows the overview with its outcome. */
     const change = async (reply: FastifyReply, p: Principal, done: string, run: () => Promise<unknown>) => {
@@ -221,6 +296,65 @@ ${alert('error', error)}
           return overview(reply, p, { kind: 'error', text }, status);
         }
         return change(reply, p, 'Authenticator app added.', async () => {});
+      },
+    );
+
+    app.post(
+      '/t/:tenant/my/security-info/phone',
+      form(PageParams, Type.Object({ to: Field(64), channel: Field(10), _csrf: Field() })),
+      async (request, reply) => {
+        const p = await principalOr(request, reply, 'security-info');
+        if (!p) return reply;
+        return addDestination(reply, p, request.body.channel === 'voice' ? 'voice' : 'sms', request.body.to ?? '');
+      },
+    );
+
+    app.post(
+      '/t/:tenant/my/security-info/email',
+      form(PageParams, Type.Object({ to: Field(320), _csrf: Field() })),
+      async (request, reply) => {
+        const p = await principalOr(request, reply, 'security-info');
+        if (!p) return reply;
+        return addDestination(reply, p, 'email', request.body.to ?? '');
+      },
+    );
+
+    app.post(
+      '/t/:tenant/my/security-info/codes/:id/confirm',
+      form(MethodParams, Type.Object({ code: Field(64), _csrf: Field() })),
+      async (request, reply) => {
+        const p = await principalOr(request, reply, 'security-info');
+        if (!p) return reply;
+        const pending = (await services.management.list(p.tenant, p.user)).find((m) => m.id === request.params.id && m.state === 'pending');
+        if (!pending) return overview(reply, p, { kind: 'error', text: 'That confirmation has expired. Add the method again.' }, 404);
+        try {
+          await services.management.confirm(p.tenant, p.user, p.session, pending.id, request.body.code?.trim() ?? '');
+        } catch (err) {
+          if (err instanceof AppError && err.code === 'invalid-code') {
+            return codeSetup(reply, p, pending.id, pending.type, pending.to ?? pending.label, { kind: 'error', text: "That code didn't work. Check it, or send a new code." }, 401);
+          }
+          const { text, status } = shownError(err);
+          return overview(reply, p, { kind: 'error', text }, status);
+        }
+        return change(reply, p, `${TYPE_NAMES[pending.type]} added.`, async () => {});
+      },
+    );
+
+    app.post(
+      '/t/:tenant/my/security-info/codes/:id/resend',
+      form(MethodParams, Csrf),
+      async (request, reply) => {
+        const p = await principalOr(request, reply, 'security-info');
+        if (!p) return reply;
+        const pending = (await services.management.list(p.tenant, p.user)).find((m) => m.id === request.params.id && m.state === 'pending');
+        if (!pending) return overview(reply, p, { kind: 'error', text: 'That confirmation has expired. Add the method again.' }, 404);
+        try {
+          await services.management.resendConfirmation(p.tenant, p.user, p.session, pending.id);
+          return await codeSetup(reply, p, pending.id, pending.type, pending.to ?? pending.label, { kind: 'info', text: 'We sent a new code. Use the newest one.' });
+        } catch (err) {
+          const { text, status } = shownError(err);
+          return codeSetup(reply, p, pending.id, pending.type, pending.to ?? pending.label, { kind: 'error', text }, status);
+        }
       },
     );
 

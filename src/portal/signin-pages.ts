@@ -19,7 +19,24 @@ const METHOD_PROMPTS: Record<string, { name: string; prompt: string; input: 'num
   totp: { name: 'Authenticator app', prompt: 'Enter the 6-digit code from your authenticator app.', input: 'numeric' },
   'recovery-codes': { name: 'Recovery code', prompt: 'Enter one of your recovery codes. Each code works once.', input: 'text' },
   webauthn: { name: 'Passkey or security key', prompt: 'Use your passkey or security key.', input: 'webauthn' },
+  sms: { name: 'Text message', prompt: 'Enter the code from the text message.', input: 'numeric' },
+  voice: { name: 'Phone call', prompt: 'Enter the code we read out to you.', input: 'numeric' },
+  email: { name: 'Email', prompt: 'Enter the code from the email.', input: 'numeric' },
 };
+
+interface FactorPageOptions {
+  error?: string | undefined;
+  status?: number;
+  /** False after a wrong code: a code already went out and must not be replaced by re-rendering. */
+  send?: boolean;
+}
+
+/** Where a code went, in words. */
+function sentTo(delivery: { channel?: string; to?: string } | undefined): string | undefined {
+  if (!delivery?.to) return undefined;
+  if (delivery.channel === 'voice') return `We are calling ${delivery.to} to read out a code.`;
+  return `We sent a code to ${delivery.to}.`;
+}
 
 /** The sign-in pages: username and password, then the second factor; or a passkey alone. Only WebAuthn needs JavaScript. */
 export function signinPages(services: Services): FastifyPluginAsyncTypebox {
@@ -72,17 +89,49 @@ ${
         );
     };
 
-    /** Renders the second-factor step for one method, starting its challenge (WebAuthn options). */
-    const factorPage = async (reply: FastifyReply, tenant: Tenant, flow: string, methods: MethodChoice[], chosen: MethodChoice, next: NextPage | undefined, error?: string, status = 200) => {
+    /**
+     * Renders the second-factor step for one method, starting its challenge
+     * (sending a code, building WebAuthn options). A method whose channel is
+     * down gives way to the next one that works, with a word about why.
+     */
+    const factorPage = async (
+      reply: FastifyReply,
+      tenant: Tenant,
+      flow: string,
+      methods: MethodChoice[],
+      chosen: MethodChoice,
+      next: NextPage | undefined,
+      opts: FactorPageOptions = {},
+    ): Promise<FastifyReply> => {
       const prompt = METHOD_PROMPTS[chosen.type] ?? { name: chosen.label, prompt: 'Enter your code.', input: 'text' as const };
+      const outOfBand = services.methods.outOfBand(chosen.type) !== undefined;
       // Any of the user's passkeys and security keys will do: the challenge names them all.
       const ref = chosen.type === 'webauthn' ? 'webauthn' : chosen.id;
-      const challenge = await services.signin.challenge(tenant, flow, ref);
+      let challenge: Record<string, unknown> = {};
+      let error = opts.error;
+      if (!outOfBand || opts.send !== false) {
+        try {
+          challenge = await services.signin.challenge(tenant, flow, ref);
+        } catch (err) {
+          if (!(err instanceof AppError)) throw err;
+          if (err.code === 'method-unavailable') {
+            const shown = methods.map((m) => (m.type === chosen.type ? { ...m, available: false } : m));
+            const fallback = shown.find((m) => m.available);
+            const why = `${prompt.name} can't be used right now.`;
+            if (fallback) return factorPage(reply, tenant, flow, shown, fallback, next, { error: `${why} Use another way to sign in.` });
+            return noWayInPage(reply, tenant, why);
+          }
+          // A code already went out (or too many did): the form stays, for the code the person has.
+          if (err.code !== 'code-recently-sent' && err.code !== 'send-limit') throw err;
+          error = `${err.code === 'code-recently-sent' ? 'A code was sent moments ago; use that one.' : problemCatalog[err.code].title + '.'} You can ask for a new code in ${err.retryAfter ?? 30} seconds.`;
+        }
+      }
       const csrf = reply.generateCsrf();
       const others = methods.filter((m) => (chosen.type === 'webauthn' ? m.type !== 'webauthn' : m.id !== chosen.id));
       const hidden = html`<input type="hidden" name="_csrf" value="${csrf}"><input type="hidden" name="flow" value="${flow}">${next ? html`<input type="hidden" name="next" value="${next}">` : ''}`;
+      const delivered = sentTo(challenge.delivery as { channel?: string; to?: string } | undefined);
       return reply
-        .code(status)
+        .code(opts.status ?? 200)
         .type('text/html; charset=utf-8')
         .header('cache-control', 'no-store')
         .send(
@@ -105,17 +154,26 @@ ${
 </form>`
     : html`<form method="post" action="/t/${tenant.slug}/signin/verify" novalidate>
   ${hidden}<input type="hidden" name="method" value="${chosen.id}">
+  ${delivered ? html`<p role="status">${delivered}</p>` : ''}
   <p>${prompt.prompt}</p>
   <label for="code">${prompt.name} code</label>
-  <input type="text" id="code" name="code" class="code" required autofocus autocomplete="one-time-code" inputmode="${prompt.input}" ${prompt.input === 'numeric' ? html`pattern="[0-9]*" maxlength="6"` : html`maxlength="20"`}>
+  <input type="text" id="code" name="code" class="code" required autofocus autocomplete="one-time-code" inputmode="${prompt.input}" ${prompt.input === 'numeric' ? html`pattern="[0-9]*" maxlength="${outOfBand ? '8' : '6'}"` : html`maxlength="20"`}>
   <button type="submit">Verify</button>
+</form>
+${
+  outOfBand
+    ? html`<form method="post" action="/t/${tenant.slug}/signin/method" class="inline">
+  ${hidden}<input type="hidden" name="method" value="${chosen.id}">
+  <button type="submit" class="secondary">Send a new code</button>
 </form>`
+    : ''
+}`
 }
 ${
   others.length > 0
     ? html`<h2>Sign in another way</h2>
 <ul class="methods">${others.map(
-        (m) => html`<li><span>${METHOD_PROMPTS[m.type]?.name ?? m.type}: ${m.label}</span>
+        (m) => html`<li><span>${METHOD_PROMPTS[m.type]?.name ?? m.type}: ${m.label}${m.available ? '' : html` <em>(unavailable right now)</em>`}</span>
 <form method="post" action="/t/${tenant.slug}/signin/method" class="inline">
   ${hidden}<input type="hidden" name="method" value="${m.id}">
   <button type="submit" class="secondary" ${m.available ? '' : 'disabled'}>Use ${m.label}</button>
@@ -128,6 +186,26 @@ ${
           }),
         );
     };
+
+    /** None of the user's methods can be used now: say so plainly, and what to do. */
+    const noWayInPage = (reply: FastifyReply, tenant: Tenant, why: string) =>
+      reply
+        .code(503)
+        .header('retry-after', '60')
+        .type('text/html; charset=utf-8')
+        .header('cache-control', 'no-store')
+        .send(
+          layout({
+            title: 'Sign-in unavailable',
+            tenantName: tenant.name,
+            body: html`<div class="card">
+<h1>We can't verify you right now</h1>
+${alert('error', `${why} None of your other sign-in methods can be used at the moment either.`)}
+<p>Try again in a few minutes. If you need to sign in now, ask your administrator for a Temporary Access Pass.</p>
+<p class="hint"><a href="/t/${tenant.slug}/signin">Start again</a></p>
+</div>`,
+          }),
+        );
 
     const errorMessage = (err: unknown): { message: string; status: number } | undefined => {
       if (!(err instanceof AppError)) return undefined;
@@ -256,7 +334,7 @@ ${
         } catch (err) {
           if (err instanceof AppError && err.code === 'invalid-code' && Number(err.extra.attemptsLeft) > 0) {
             const what = chosen.type === 'webauthn' ? 'That key was not accepted.' : "That code didn't work.";
-            return factorPage(reply, tenant, flow, methods, chosen, next, `${what} ${String(err.extra.attemptsLeft)} attempts left.`, 401);
+            return factorPage(reply, tenant, flow, methods, chosen, next, { error: `${what} ${String(err.extra.attemptsLeft)} attempts left.`, status: 401, send: false });
           }
           return startAgain(reply, tenant, next, err, '', 'Too many failed attempts. Sign in again.');
         }

@@ -187,12 +187,16 @@ describe('hostile input never causes a 5xx', () => {
       '/t/fuzz/my/security-info/totp',
       '/t/fuzz/my/security-info/webauthn',
       '/t/fuzz/my/security-info/recovery-codes',
+      '/t/fuzz/my/security-info/phone',
+      '/t/fuzz/my/security-info/email',
+      `/t/fuzz/my/security-info/codes/${methodId}/confirm`,
+      `/t/fuzz/my/security-info/codes/${methodId}/resend`,
       `/t/fuzz/my/security-info/methods/${methodId}/delete`,
       `/t/fuzz/my/security-info/methods/${methodId}/rename`,
       `/t/fuzz/my/signins/${eventId}/report`,
       '/t/fuzz/my/password',
     );
-    const form = fc.dictionary(fc.constantFrom('username', 'password', 'flow', 'method', 'code', '_csrf', 'label', 'assertion', 'attestation', 'next', 'kind', 'currentPassword', 'newPassword', 'x'), fc.string({ maxLength: 100 })).map((d) => ({ contentType: 'application/x-www-form-urlencoded', body: new URLSearchParams(d).toString() }));
+    const form = fc.dictionary(fc.constantFrom('username', 'password', 'flow', 'method', 'code', '_csrf', 'label', 'assertion', 'attestation', 'next', 'kind', 'currentPassword', 'newPassword', 'to', 'channel', 'x'), fc.string({ maxLength: 100 })).map((d) => ({ contentType: 'application/x-www-form-urlencoded', body: new URLSearchParams(d).toString() }));
     await fc.assert(fc.asyncProperty(pages, fc.oneof(form, anyBody), async (path, body) => void (await send('POST', path, body, { cookie: `sf_session=${token}` }))), { numRuns: RUNS });
     const validCsrfForm = form.map((f) => ({ ...f, body: `${f.body}&_csrf=${encodeURIComponent(csrfToken)}` }));
     await fc.assert(

@@ -26,6 +26,7 @@ export const MethodView = Type.Object({
   createdAt: Type.String({ format: 'date-time' }),
   lastUsedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   remaining: Type.Optional(Type.Integer()),
+  to: Type.Optional(Type.String({ description: 'sms, voice, email: the destination, masked' })),
 });
 
 /** The browser's WebAuthn authentication response (AuthenticationResponseJSON); SimpleWebAuthn checks the rest. */
