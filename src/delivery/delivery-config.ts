@@ -11,6 +11,12 @@ export interface BreakerSettings {
   errorPercent: number;
   /** ...and at least this many calls were made in the window. */
   volumeThreshold: number;
+  /**
+   * Or open after this many failures in a row, whatever the share: after a busy
+   * hour of successes, a hung provider would otherwise hold every request for its
+   * full timeout until it failed as often as it had succeeded.
+   */
+  consecutiveFailures: number;
   /** The window over which failures are counted. */
   windowMs: number;
   /** How long an open breaker waits before letting one probe through. */
@@ -104,11 +110,12 @@ function parseProvider(channel: Channel, entry: unknown, where: string, problems
   const breaker: BreakerSettings = {
     timeoutMs: f.int('timeoutMs', type === 'smtp' ? 5000 : 3000, 100, 60_000),
     errorPercent: f.int('errorPercent', 50, 1, 100),
-    volumeThreshold: f.int('volumeThreshold', 3, 1, 1000),
+    volumeThreshold: f.int('volumeThreshold', 10, 1, 1000),
+    consecutiveFailures: f.int('consecutiveFailures', 3, 1, 1000),
     windowMs: f.int('windowMs', 30_000, 1000, 600_000),
     resetAfterMs: f.int('resetAfterMs', 30_000, 100, 3_600_000),
   };
-  const common = ['name', 'type', 'timeoutMs', 'errorPercent', 'volumeThreshold', 'windowMs', 'resetAfterMs'];
+  const common = ['name', 'type', 'timeoutMs', 'errorPercent', 'volumeThreshold', 'consecutiveFailures', 'windowMs', 'resetAfterMs'];
   let provider: ProviderConfig | undefined;
   if (type === 'twilio') {
     f.only([...common, 'baseUrl', 'accountSid', 'authToken', 'from']);

@@ -65,7 +65,18 @@ export class ProviderChain {
         errorFilter: (err: unknown) => err instanceof ProviderFailure && err.kind === 'rejected',
         name: `${channel}:${provider.name}`,
       });
-      breaker.on('open', () => events.breaker(channel, provider.name, 'open'));
+      // opossum opens on the share of failures in its window; this adds the run of failures in a row.
+      let inARow = 0;
+      breaker.on('success', () => {
+        inARow = 0;
+      });
+      breaker.on('failure', () => {
+        if (++inARow >= settings.consecutiveFailures && !breaker.opened) breaker.open();
+      });
+      breaker.on('open', () => {
+        inARow = 0;
+        events.breaker(channel, provider.name, 'open');
+      });
       breaker.on('halfOpen', () => events.breaker(channel, provider.name, 'half-open'));
       breaker.on('close', () => events.breaker(channel, provider.name, 'closed'));
       return { provider, breaker };
