@@ -215,24 +215,33 @@ ${notice ? alert(notice.kind, notice.text) : ''}
       );
     };
 
+    /** The overview with an expected failure in words; anything else goes on to the error handler. */
+    const failed = (reply: FastifyReply, p: Principal, err: unknown) => {
+      const { text, status } = shownError(err);
+      return overview(reply, p, { kind: 'error', text }, status);
+    };
+
     /** Registers a phone number or an email address and shows where its code went. */
     const addDestination = async (reply: FastifyReply, p: Principal, channel: 'sms' | 'voice' | 'email', to: string) => {
       try {
         const enrolment = await services.management.enrol(p.tenant, p.user, p.session, channel, { to });
         return await codeSetup(reply, p, enrolment.id, channel, String(enrolment.to));
       } catch (err) {
-        const { text, status } = shownError(err);
-        return overview(reply, p, { kind: 'error', text }, status);
+        return failed(reply, p, err);
       }
     };
+
+    /** A phone number or address of this user still waiting for its code. */
+    const pendingDestination = async (p: Principal, id: string) =>
+      (await services.management.list(p.tenant, p.user)).find((m) => m.id === id && m.state === 'pending' && m.to !== undefined);
+    const expired = (reply: FastifyReply, p: Principal) => overview(reply, p, { kind: 'error', text: 'That confirmation has expired. Add the method again.' }, 404);
 
     /** Runs a change and shows the overview with its outcome. */
     const change = async (reply: FastifyReply, p: Principal, done: string, run: () => Promise<unknown>) => {
       try {
         await run();
       } catch (err) {
-        const { text, status } = shownError(err);
-        return overview(reply, p, { kind: 'error', text }, status);
+        return failed(reply, p, err);
       }
       // The session may have changed (a registration session becomes a full one).
       const session = await services.sessions.authenticate(p.token);
@@ -273,8 +282,7 @@ ${notice ? alert(notice.kind, notice.text) : ''}
           const enrolment = await services.management.enrol(p.tenant, p.user, p.session, 'totp', { label: request.body.label?.trim() || undefined });
           return await totpSetup(reply, p, enrolment.id, enrolment);
         } catch (err) {
-          const { text, status } = shownError(err);
-          return overview(reply, p, { kind: 'error', text }, status);
+          return failed(reply, p, err);
         }
       },
     );
@@ -292,8 +300,7 @@ ${notice ? alert(notice.kind, notice.text) : ''}
             const details = await services.management.setupDetails(p.tenant, p.user, request.params.id);
             return totpSetup(reply, p, request.params.id, details, "That code didn't work. Check the app and try the newest code.", 401);
           }
-          const { text, status } = shownError(err);
-          return overview(reply, p, { kind: 'error', text }, status);
+          return failed(reply, p, err);
         }
         return change(reply, p, 'Authenticator app added.', async () => {});
       },
@@ -325,16 +332,15 @@ ${notice ? alert(notice.kind, notice.text) : ''}
       async (request, reply) => {
         const p = await principalOr(request, reply, 'security-info');
         if (!p) return reply;
-        const pending = (await services.management.list(p.tenant, p.user)).find((m) => m.id === request.params.id && m.state === 'pending');
-        if (!pending) return overview(reply, p, { kind: 'error', text: 'That confirmation has expired. Add the method again.' }, 404);
+        const pending = await pendingDestination(p, request.params.id);
+        if (!pending) return expired(reply, p);
         try {
           await services.management.confirm(p.tenant, p.user, p.session, pending.id, request.body.code?.trim() ?? '');
         } catch (err) {
           if (err instanceof AppError && err.code === 'invalid-code') {
-            return codeSetup(reply, p, pending.id, pending.type, pending.to ?? pending.label, { kind: 'error', text: "That code didn't work. Check it, or send a new code." }, 401);
+            return codeSetup(reply, p, pending.id, pending.type, pending.to!, { kind: 'error', text: "That code didn't work. Check it, or send a new code." }, 401);
           }
-          const { text, status } = shownError(err);
-          return overview(reply, p, { kind: 'error', text }, status);
+          return failed(reply, p, err);
         }
         return change(reply, p, `${TYPE_NAMES[pending.type]} added.`, async () => {});
       },
@@ -346,14 +352,14 @@ ${notice ? alert(notice.kind, notice.text) : ''}
       async (request, reply) => {
         const p = await principalOr(request, reply, 'security-info');
         if (!p) return reply;
-        const pending = (await services.management.list(p.tenant, p.user)).find((m) => m.id === request.params.id && m.state === 'pending');
-        if (!pending) return overview(reply, p, { kind: 'error', text: 'That confirmation has expired. Add the method again.' }, 404);
+        const pending = await pendingDestination(p, request.params.id);
+        if (!pending) return expired(reply, p);
         try {
           await services.management.resendConfirmation(p.tenant, p.user, p.session, pending.id);
-          return await codeSetup(reply, p, pending.id, pending.type, pending.to ?? pending.label, { kind: 'info', text: 'We sent a new code. Use the newest one.' });
+          return await codeSetup(reply, p, pending.id, pending.type, pending.to!, { kind: 'info', text: 'We sent a new code. Use the newest one.' });
         } catch (err) {
           const { text, status } = shownError(err);
-          return codeSetup(reply, p, pending.id, pending.type, pending.to ?? pending.label, { kind: 'error', text }, status);
+          return codeSetup(reply, p, pending.id, pending.type, pending.to!, { kind: 'error', text }, status);
         }
       },
     );
@@ -369,8 +375,7 @@ ${notice ? alert(notice.kind, notice.text) : ''}
           if (p.session.scope === 'register') throw new AppError('registration-only');
           codes = ((await services.management.enrol(p.tenant, p.user, p.session, 'recovery-codes', {})) as unknown as { codes: string[] }).codes;
         } catch (err) {
-          const { text, status } = shownError(err);
-          return overview(reply, p, { kind: 'error', text }, status);
+          return failed(reply, p, err);
         }
         const text = `Recovery codes for ${p.user.username} at ${p.tenant.name}\n${codes.join('\n')}\n`;
         return page(
