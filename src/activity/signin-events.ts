@@ -32,6 +32,21 @@ export interface SigninEvent {
   reportedAt: number | null;
 }
 
+export interface AdminSigninEvent extends SigninEvent {
+  userId: string | null;
+  username: string;
+}
+
+export interface SigninFilter {
+  userId?: string | undefined;
+  outcome?: 'success' | 'failure' | undefined;
+  method?: string | undefined;
+  /** Epoch ms, inclusive. */
+  since?: number | undefined;
+  /** Epoch ms, exclusive. */
+  until?: number | undefined;
+}
+
 export interface Page<T> {
   items: T[];
   next: string | null;
@@ -70,14 +85,24 @@ export class SigninEvents {
   }
 
   /** Newest first; `cursor` is the opaque `next` of the previous page. */
-  async listForUser(tenantId: string, userId: string, limit: number, cursor?: string): Promise<Page<SigninEvent>> {
-    let query = this.db.selectFrom('signin_events').selectAll().where('tenant_id', '=', tenantId).where('user_id', '=', userId);
+  listForUser(tenantId: string, userId: string, limit: number, cursor?: string): Promise<Page<SigninEvent>> {
+    return this.list(tenantId, { userId }, limit, cursor);
+  }
+
+  /** A tenant's sign-ins, newest first, filtered for the admin. */
+  async list(tenantId: string, filter: SigninFilter, limit: number, cursor?: string): Promise<Page<AdminSigninEvent>> {
+    let query = this.db.selectFrom('signin_events').selectAll().where('tenant_id', '=', tenantId);
+    if (filter.userId) query = query.where('user_id', '=', filter.userId);
+    if (filter.outcome) query = query.where('outcome', '=', filter.outcome);
+    if (filter.method) query = query.where('method', '=', filter.method);
+    if (filter.since !== undefined) query = query.where('at', '>=', filter.since);
+    if (filter.until !== undefined) query = query.where('at', '<', filter.until);
     const after = cursor ? decodeCursor(cursor) : undefined;
     if (after) {
       query = query.where((eb) => eb.or([eb('at', '<', after.at), eb.and([eb('at', '=', after.at), eb('id', '<', after.id)])]));
     }
     const rows = await query.orderBy('at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
-    const items = rows.slice(0, limit).map(toEvent);
+    const items = rows.slice(0, limit).map((row) => ({ ...toEvent(row), userId: row.user_id, username: row.username }));
     const last = items.at(-1);
     return { items, next: rows.length > limit && last ? encodeCursor(last) : null };
   }

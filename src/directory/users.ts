@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Db } from '../store/durable/database.ts';
 import type { UserTable } from '../store/durable/schema.ts';
 import type { Clock } from '../clock.ts';
@@ -15,6 +16,19 @@ export interface User {
   mustRegister: boolean;
   flaggedAt: number | null;
   createdAt: number;
+  /** May use the admin console of this tenant. */
+  isAdmin: boolean;
+  /** An emergency account: every sign-in raises an alert. */
+  breakGlass: boolean;
+}
+
+export interface UserChanges {
+  email?: string | null | undefined;
+  phone?: string | null | undefined;
+  status?: 'active' | 'disabled' | undefined;
+  isAdmin?: boolean | undefined;
+  breakGlass?: boolean | undefined;
+  mustRegister?: boolean | undefined;
 }
 
 export interface UserWithSecret extends User {
@@ -26,6 +40,8 @@ export interface NewUser {
   email?: string | undefined;
   phone?: string | undefined;
   passwordHash?: string | undefined;
+  isAdmin?: boolean | undefined;
+  breakGlass?: boolean | undefined;
 }
 
 const EMAIL_PATTERN = /^[^\s@]{1,64}@[^\s@]{1,255}$/;
@@ -41,10 +57,7 @@ export class Users {
   async create(tenantId: string, input: NewUser): Promise<User> {
     const username = normaliseUsername(input.username);
     if (!isValidUsername(username)) throw new AppError('invalid-request', 'a username is 1 to 256 printable characters');
-    if (input.email !== undefined && !EMAIL_PATTERN.test(input.email)) throw new AppError('invalid-request', 'the email address is not valid');
-    if (input.phone !== undefined && !PHONE_PATTERN.test(input.phone)) {
-      throw new AppError('invalid-request', 'a phone number is in E.164 form, such as +14155550100');
-    }
+    checkContact(input);
     const now = this.clock.now();
     const row: UserTable = {
       id: newId(),
@@ -58,6 +71,8 @@ export class Users {
       flagged_at: null,
       created_at: now,
       updated_at: now,
+      is_admin: input.isAdmin ? 1 : 0,
+      break_glass: input.breakGlass ? 1 : 0,
     };
     const result = await this.db
       .insertInto('users')
@@ -92,9 +107,50 @@ export class Users {
       .execute();
   }
 
+  /** Users whose username or email contains `query`, by username, `limit` at a time after `after`. */
+  async search(tenantId: string, query: string, limit: number, after?: string): Promise<User[]> {
+    let q = this.db.selectFrom('users').selectAll().where('tenant_id', '=', tenantId);
+    const needle = query.normalize('NFKC').trim().toLowerCase();
+    if (needle) {
+      const pattern = `%${needle.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      // The same explicit escape character on both engines: a typed % or _ matches only itself.
+      q = q.where(sql<boolean>`(username like ${pattern} escape '\\' or lower(email) like ${pattern} escape '\\')`);
+    }
+    if (after) q = q.where('username', '>', after);
+    const rows = await q.orderBy('username').limit(limit).execute();
+    return rows.map(toUser);
+  }
+
+  /** Applies the changes; false when there is no such user in this tenant. */
+  async update(tenantId: string, userId: string, changes: UserChanges): Promise<boolean> {
+    checkContact({ email: changes.email ?? undefined, phone: changes.phone ?? undefined });
+    const set: Partial<UserTable> = { updated_at: this.clock.now() };
+    if (changes.email !== undefined) set.email = changes.email;
+    if (changes.phone !== undefined) set.phone = changes.phone;
+    if (changes.status !== undefined) set.status = changes.status;
+    if (changes.isAdmin !== undefined) set.is_admin = changes.isAdmin ? 1 : 0;
+    if (changes.breakGlass !== undefined) set.break_glass = changes.breakGlass ? 1 : 0;
+    if (changes.mustRegister !== undefined) set.must_register = changes.mustRegister ? 1 : 0;
+    const result = await this.db.updateTable('users').set(set).where('tenant_id', '=', tenantId).where('id', '=', userId).executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /** Deletes the user and, by cascade, their methods, sessions and passes. */
+  async delete(tenantId: string, userId: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('users').where('tenant_id', '=', tenantId).where('id', '=', userId).executeTakeFirst();
+    return Number(result.numDeletedRows) === 1;
+  }
+
   async flag(tenantId: string, userId: string): Promise<void> {
     const now = this.clock.now();
     await this.db.updateTable('users').set({ flagged_at: now, updated_at: now }).where('tenant_id', '=', tenantId).where('id', '=', userId).execute();
+  }
+}
+
+function checkContact(input: { email?: string | undefined; phone?: string | undefined }): void {
+  if (input.email !== undefined && !EMAIL_PATTERN.test(input.email)) throw new AppError('invalid-request', 'the email address is not valid');
+  if (input.phone !== undefined && !PHONE_PATTERN.test(input.phone)) {
+    throw new AppError('invalid-request', 'a phone number is in E.164 form, such as +14155550100');
   }
 }
 
@@ -109,5 +165,7 @@ export function toUser(row: UserTable): User {
     mustRegister: row.must_register === 1,
     flaggedAt: row.flagged_at,
     createdAt: row.created_at,
+    isAdmin: row.is_admin === 1,
+    breakGlass: row.break_glass === 1,
   };
 }

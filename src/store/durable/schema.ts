@@ -23,6 +23,9 @@ export interface UserTable {
   flagged_at: number | null;
   created_at: number;
   updated_at: number;
+  is_admin: number;
+  /** An emergency account: every sign-in raises an alert. */
+  break_glass: number;
 }
 
 export interface CredentialTable {
@@ -95,6 +98,52 @@ export interface SigninEventTable {
   reported_at: number | null;
 }
 
+export interface AccessPassTable {
+  id: string;
+  tenant_id: string;
+  user_id: string;
+  code_hash: string;
+  one_time: number;
+  created_at: number;
+  expires_at: number;
+  created_by: string;
+  uses: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+export interface AuditLogTable {
+  id: string;
+  tenant_id: string;
+  seq: number;
+  at: number;
+  actor: string;
+  action: string;
+  target_user_id: string | null;
+  details: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditHeadTable {
+  tenant_id: string;
+  seq: number;
+  hash: string;
+}
+
+export interface AppTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  kind: 'oidc' | 'api';
+  client_id: string | null;
+  secret_hash: string | null;
+  redirect_uris: string;
+  settings: string;
+  created_at: number;
+  revoked_at: number | null;
+}
+
 export interface Database {
   tenants: TenantTable;
   users: UserTable;
@@ -103,4 +152,8 @@ export interface Database {
   sessions: SessionTable;
   admin_tokens: AdminTokenTable;
   signin_events: SigninEventTable;
+  access_passes: AccessPassTable;
+  audit_log: AuditLogTable;
+  audit_heads: AuditHeadTable;
+  apps: AppTable;
 }

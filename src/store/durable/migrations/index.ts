@@ -1,6 +1,7 @@
 import type { Migration } from 'kysely';
 import * as initial from './001-initial.ts';
 import * as credentialExternalId from './002-credential-external-id.ts';
+import * as administration from './003-administration.ts';
 
 /**
  * Every migration, in order. Listed here rather than discovered on disk, so a
@@ -9,4 +10,5 @@ import * as credentialExternalId from './002-credential-external-id.ts';
 export const migrations: Record<string, Migration> = {
   '001-initial': initial,
   '002-credential-external-id': credentialExternalId,
+  '003-administration': administration,
 };
