@@ -53,6 +53,14 @@ export class Tenants {
     return this.cached(`id:${id}`, () => this.db.selectFrom('tenants').selectAll().where('id', '=', id).executeTakeFirst());
   }
 
+  /** Stores a validated policy. Other nodes pick it up within their cache time (5 s). */
+  async setPolicy(tenant: Tenant, policy: TenantPolicy): Promise<Tenant> {
+    await this.db.updateTable('tenants').set({ policy: JSON.stringify(policy) }).where('id', '=', tenant.id).execute();
+    this.cache.delete(`slug:${tenant.slug}`);
+    this.cache.delete(`id:${tenant.id}`);
+    return { ...tenant, policy };
+  }
+
   /** Whether this slug names a tenant this node has seen lately (no I/O): keeps metric labels to real tenants. */
   isKnown(slug: string): boolean {
     return this.cache.has(`slug:${slug}`);

@@ -7,6 +7,7 @@ export const PROBLEM_BASE = 'https://steadfast.dev/problems/';
 
 export const problemCatalog = {
   'invalid-request': { status: 400, title: 'The request is not valid' },
+  'invalid-policy': { status: 400, title: 'The policy is not valid' },
   'invalid-credentials': { status: 401, title: 'The username or password is incorrect' },
   'invalid-code': { status: 401, title: 'The code is incorrect or has already been used' },
   unauthenticated: { status: 401, title: 'Sign-in is required' },
@@ -31,6 +32,7 @@ export const problemCatalog = {
   'send-limit': { status: 429, title: 'Too many codes were sent; wait before asking for another, or use another method' },
   internal: { status: 500, title: 'Something went wrong on our side' },
   unavailable: { status: 503, title: 'The service is temporarily unavailable; try again shortly' },
+  'no-usable-method': { status: 503, title: 'None of your sign-in methods can be used right now; ask your administrator for a Temporary Access Pass' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ProblemCode = keyof typeof problemCatalog;

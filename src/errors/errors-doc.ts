@@ -22,6 +22,10 @@ const MEANINGS: Record<string, string> = {
   'payload-too-large': 'The body exceeds the size limit.',
   'unsupported-media-type': 'The body is not JSON (API) or form data (pages).',
   'too-many-requests': 'A guessing or rate limit was reached; `Retry-After` says when to try again.',
+  'code-recently-sent': 'A code went to this method moments ago; use it, or ask again after `Retry-After` seconds.',
+  'send-limit': 'The hourly cap on codes per destination, user or tenant was reached (it stops SMS pumping); `Retry-After` says when.',
+  'invalid-policy': 'The policy was refused; `problems` lists every field that is wrong, in words.',
+  'no-usable-method': 'None of the user\'s methods can be used right now (every channel they use is down) and the tenant\'s fail mode is `closed`: sign in with a Temporary Access Pass from an administrator.',
   internal: 'An unexpected failure on the server. Nothing about it is shown; the log has the details.',
   unavailable: 'The node or a store it needs is unavailable; `Retry-After` says when to try again.',
 };

@@ -96,9 +96,7 @@ export function mySigninsPages(services: Services): FastifyPluginAsyncTypebox {
       async (request, reply) => {
         const p = await principalOr(request, reply, 'signins');
         if (!p) return reply;
-        if (!(await services.events.markReported(p.tenant.id, p.user.id, request.params.id))) throw new AppError('not-found', 'no such sign-in');
-        const ended = await services.sessions.revokeAllForUser(p.tenant.id, p.user.id, p.session.id);
-        await services.users.flag(p.tenant.id, p.user.id);
+        const ended = await services.reports.report(p.tenant, p.user, p.session, request.params.id);
         return page(
           reply,
           p,

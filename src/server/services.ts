@@ -29,6 +29,11 @@ import { Delivery } from '../delivery/delivery.ts';
 import type { DeliveryEvents } from '../delivery/provider-chain.ts';
 import { OneTimeCodes } from '../methods/out-of-band/one-time-codes.ts';
 import { SendLimits } from '../methods/out-of-band/send-limits.ts';
+import { AuditLog } from '../activity/audit-log.ts';
+import { SigninReports } from '../activity/signin-report.ts';
+import { AccessPasses } from '../methods/tap/access-passes.ts';
+import { Apps } from '../directory/apps.ts';
+import { Administration } from '../admin/administration.ts';
 
 /** Everything a node runs on, built in one place (the composition root). */
 export interface Services {
@@ -51,6 +56,11 @@ export interface Services {
   admission: AdmissionController;
   metrics: Metrics;
   delivery: Delivery;
+  audit: AuditLog;
+  passes: AccessPasses;
+  apps: Apps;
+  reports: SigninReports;
+  admin: Administration;
   close(): Promise<void>;
 }
 
@@ -125,6 +135,9 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   );
   const events = new SigninEvents(db, clock, config.nodeName, groupCommit);
   const limits = new AbuseLimits(ephemeral, options.limits);
+  const audit = new AuditLog(db, durable.engine, clock);
+  const passes = new AccessPasses(db, clock, hasher);
+  const apps = new Apps(db, clock, keyRing);
   const management = new MethodManagement({ credentials, methods, sessions, db, clock });
   const signin = new SigninService({
     clock,
@@ -136,6 +149,12 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     sessions,
     events,
     limits,
+    passes,
+    audit,
+    onBreakGlass: (tenant, user) => {
+      metrics.breakGlassSignins.inc({ tenant: tenant.slug });
+      options.logger?.error({ tenant: tenant.slug, user: user.username, alert: 'break-glass' }, 'break-glass account signed in');
+    },
     onBackgroundError: (err, what) => options.logger?.error({ err: { message: (err as Error).message } }, `${what} failed`),
   });
 
@@ -164,6 +183,11 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     admission,
     metrics,
     delivery,
+    audit,
+    passes,
+    apps,
+    reports: new SigninReports({ events, sessions, users, audit }),
+    admin: new Administration({ db, clock, tenants, users, hasher, sessions, passes, management, events, audit, apps }),
     async close() {
       await delivery.close();
       await ephemeralStore.close();

@@ -17,6 +17,17 @@ export interface Session {
   expiresAt: number;
 }
 
+export interface ActiveSession {
+  id: string;
+  scope: SessionScope;
+  amr: string[];
+  createdAt: number;
+  lastSeenAt: number;
+  expiresAt: number;
+  ip: string | null;
+  userAgent: string | null;
+}
+
 export interface SessionOptions {
   lifetimeMs: number;
   idleMs: number;
@@ -122,6 +133,32 @@ export class Sessions {
       .where('id', '=', session.id)
       .where('revoked_at', 'is', null)
       .execute();
+  }
+
+  /** A user's sessions that can still be used, newest first, for the admin. */
+  async listActive(tenantId: string, userId: string): Promise<ActiveSession[]> {
+    const now = this.clock.now();
+    const rows = await this.db
+      .selectFrom('sessions')
+      .select(['id', 'scope', 'amr', 'created_at', 'last_seen_at', 'expires_at', 'ip', 'user_agent'])
+      .where('tenant_id', '=', tenantId)
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', now)
+      .where('last_seen_at', '>', now - this.options.idleMs)
+      .orderBy('created_at', 'desc')
+      .limit(100)
+      .execute();
+    return rows.map((r) => ({
+      id: r.id,
+      scope: r.scope,
+      amr: JSON.parse(r.amr) as string[],
+      createdAt: Number(r.created_at),
+      lastSeenAt: Number(r.last_seen_at),
+      expiresAt: Number(r.expires_at),
+      ip: r.ip,
+      userAgent: r.user_agent,
+    }));
   }
 
   /** Ends every session of the user except `keepId`; returns how many ended. */

@@ -28,7 +28,6 @@ export interface AbuseLimitsOptions {
 }
 
 interface LimiterSet {
-  account: RateLimiterAbstract;
   accountSource: RateLimiterAbstract;
   source: RateLimiterAbstract;
 }
@@ -42,24 +41,44 @@ export interface Attempt {
   /** Tenant-qualified account key; for unknown usernames the typed name, so both cost the same. */
   account: string;
   ip: string;
+  /** The tenant's own consecutive-failure limit and block time; the lower of it and the node's applies. */
+  accountFailures?: number | undefined;
+  accountBlockSeconds?: number | undefined;
 }
 
 export class AbuseLimits {
   private readonly limiters: Record<Factor, LimiterSet>;
+  private readonly accountLimiters = new Map<string, RateLimiterAbstract>();
+  private readonly accountFailures: number;
+  private readonly accountBlockSeconds: number;
 
-  constructor(store: EphemeralStore, options: AbuseLimitsOptions = {}) {
+  constructor(
+    private readonly store: EphemeralStore,
+    options: AbuseLimitsOptions = {},
+  ) {
     const window = options.windowSeconds ?? 900;
+    this.accountFailures = options.accountFailures ?? 100;
+    this.accountBlockSeconds = options.accountBlockSeconds ?? 3600;
     const build = (prefix: string): LimiterSet => ({
-      account: store.rateLimiter({
-        keyPrefix: `${prefix}:acct`,
-        points: options.accountFailures ?? 100,
-        durationSeconds: 24 * 3600,
-        blockSeconds: options.accountBlockSeconds ?? 3600,
-      }),
       accountSource: store.rateLimiter({ keyPrefix: `${prefix}:acctsrc`, points: options.accountSourceFailures ?? 10, durationSeconds: window, blockSeconds: window }),
       source: store.rateLimiter({ keyPrefix: `${prefix}:src`, points: options.sourceFailures ?? 100, durationSeconds: window, blockSeconds: window }),
     });
     this.limiters = { password: build('rl:pw'), 'second-factor': build('rl:mfa') };
+  }
+
+  /**
+   * One limiter per limit in use: every one counts on the same keys, so a
+   * tenant that changes its limit keeps its counts and the new limit applies
+   * to them at once.
+   */
+  private accountLimiter(prefix: string, points: number, blockSeconds: number): RateLimiterAbstract {
+    const key = `${prefix}|${points}|${blockSeconds}`;
+    let limiter = this.accountLimiters.get(key);
+    if (!limiter) {
+      limiter = this.store.rateLimiter({ keyPrefix: `${prefix}:acct`, points, durationSeconds: 24 * 3600, blockSeconds });
+      this.accountLimiters.set(key, limiter);
+    }
+    return limiter;
   }
 
   /** Takes one point from each counter; throws a 429 problem when any is used up. */
@@ -85,7 +104,13 @@ export class AbuseLimits {
   }
 
   private counters(attempt: Attempt): [Counter, Counter, Counter] {
-    const { account, accountSource, source } = this.limiters[attempt.factor];
+    const { accountSource, source } = this.limiters[attempt.factor];
+    const prefix = attempt.factor === 'password' ? 'rl:pw' : 'rl:mfa';
+    const account = this.accountLimiter(
+      prefix,
+      Math.min(this.accountFailures, attempt.accountFailures ?? Infinity),
+      Math.min(this.accountBlockSeconds, attempt.accountBlockSeconds ?? Infinity),
+    );
     const src = sourceKey(attempt.ip);
     return [
       [account, attempt.account],

@@ -13,6 +13,9 @@ import { randomToken } from '../crypto/random.ts';
 import type { AbuseLimits, Attempt } from './abuse-limits.ts';
 import { FLOW_LIFETIME_MS, FLOW_MAX_ATTEMPTS, flowFailuresKey, flowKey, type Flow } from './flow.ts';
 import { methodChoices, type MethodChoice } from './method-choices.ts';
+import type { AccessPasses } from '../methods/tap/access-passes.ts';
+import type { AuditLog } from '../activity/audit-log.ts';
+import type { User } from '../directory/users.ts';
 
 export interface RequestContext extends WorkWindow {
   ip: string;
@@ -40,6 +43,10 @@ export interface SigninDeps {
   sessions: Sessions;
   events: SigninEvents;
   limits: AbuseLimits;
+  passes: AccessPasses;
+  audit: AuditLog;
+  /** Told of every sign-in of a break-glass account, for the alert metric and log (the audit entry is written here). */
+  onBreakGlass?: (tenant: Tenant, user: User) => void;
   /** Called with background failures (a rehash that could not be saved), never with secrets. */
   onBackgroundError?: (err: unknown, what: string) => void;
 }
@@ -53,7 +60,7 @@ export class SigninService {
 
   async passwordStep(tenant: Tenant, username: string, password: string, ctx: RequestContext): Promise<PasswordStepResult> {
     const { deps } = this;
-    const attempt: Attempt = { factor: 'password', account: `${tenant.id}|${username.normalize('NFKC').trim().toLowerCase()}`, ip: ctx.ip };
+    const attempt = this.attempt(tenant, 'password', username.normalize('NFKC').trim().toLowerCase(), ctx);
     await deps.limits.begin(attempt);
 
     const user = await deps.users.findByUsername(tenant.id, username);
@@ -72,15 +79,22 @@ export class SigninService {
     }
     this.rehashInBackground(user, password);
 
-    const active = await deps.credentials.listForUser(tenant.id, user.id, 'active');
-    const methods = methodChoices(tenant, active, deps.methods);
-    if (methods.length === 0 || user.mustRegister) {
+    const methods = await this.choicesFor(tenant, user.id);
+    if (methods.every((m) => m.type === 'tap') || user.mustRegister) {
       if (!tenant.policy.mfaRequired) {
         await this.record(tenant, user, username, ctx, 'password', 'success', 'ok', 'password');
+        await this.alertIfBreakGlass(tenant, user, 'password');
         return { state: 'complete', flow: null, methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd'], ctx) };
       }
-      await this.record(tenant, user, username, ctx, 'password', 'success', 'registration_required', 'password');
-      return { state: 'registration_required', flow: null, methods, session: await this.issueSession(tenant, user.id, 'register', ['pwd'], ctx) };
+      // A user with only a TAP signs in with the TAP itself (in place of the password) to register.
+      if (methods.length === 0 || user.mustRegister) {
+        await this.record(tenant, user, username, ctx, 'password', 'success', 'registration_required', 'password');
+        return { state: 'registration_required', flow: null, methods, session: await this.issueSession(tenant, user.id, 'register', ['pwd'], ctx) };
+      }
+    }
+    if (!methods.some((m) => m.available)) {
+      await this.record(tenant, user, username, ctx, 'password', 'failure', 'no_usable_method', 'password');
+      throw new AppError('no-usable-method', undefined, { methods }, 60);
     }
 
     const now = deps.clock.now();
@@ -99,20 +113,76 @@ export class SigninService {
     return { state: 'factor_required', flow: flow.id, methods };
   }
 
+  /**
+   * Signs in with a Temporary Access Pass in place of the password: a new hire
+   * with no password, or someone who lost every method. The pass is strong
+   * enough on its own; a user with no method gets a session that registers one.
+   */
+  async tapStep(tenant: Tenant, username: string, tap: string, ctx: RequestContext): Promise<PasswordStepResult> {
+    const { deps } = this;
+    const attempt = this.attempt(tenant, 'password', username.normalize('NFKC').trim().toLowerCase(), ctx);
+    await deps.limits.begin(attempt);
+    const user = await deps.users.findByUsername(tenant.id, username);
+    // Unknown users cost one Argon2id verification too: the same answer in the same time.
+    const pass = tenant.policy.allowedMethods.includes('tap') ? await deps.passes.use(tenant.id, user?.id, tap, ctx) : await deps.hasher.verifyNothing(tap, ctx);
+    if (!user || !pass) {
+      await this.record(tenant, user, username, ctx, 'password', 'failure', 'invalid_credentials', 'tap');
+      throw new AppError('invalid-credentials');
+    }
+    await deps.limits.succeeded(attempt);
+    if (user.status !== 'active') {
+      await this.record(tenant, user, username, ctx, 'password', 'failure', 'account_disabled', 'tap');
+      throw new AppError('account-disabled');
+    }
+    await deps.audit.append(tenant.id, { actor: `user:${user.id}`, action: 'tap.used', targetUserId: user.id, details: { as: 'password', passId: pass.id, uses: pass.uses } });
+    const methods = await this.choicesFor(tenant, user.id);
+    const registered = methods.some((m) => m.type !== 'tap');
+    if ((!registered || user.mustRegister) && tenant.policy.mfaRequired) {
+      await this.record(tenant, user, username, ctx, 'password', 'success', 'registration_required', 'tap');
+      await this.alertIfBreakGlass(tenant, user, 'tap');
+      return { state: 'registration_required', flow: null, methods, session: await this.issueSession(tenant, user.id, 'register', ['tap'], ctx) };
+    }
+    await this.record(tenant, user, username, ctx, 'password', 'success', 'ok', 'tap');
+    await this.alertIfBreakGlass(tenant, user, 'tap');
+    return { state: 'complete', flow: null, methods, session: await this.issueSession(tenant, user.id, 'full', ['tap', 'mfa'], ctx) };
+  }
+
   /** The second-factor choices of a flow still in progress. */
   async flowMethods(tenant: Tenant, flowId: string): Promise<MethodChoice[]> {
     const flow = await this.loadFlow(tenant, flowId);
     if (flow.kind === 'passkey') return [];
-    const active = await this.deps.credentials.listForUser(tenant.id, flow.userId, 'active');
-    const choices = methodChoices(tenant, active, this.deps.methods);
+    const choices = await this.choicesFor(tenant, flow.userId);
     // Methods removed while the flow was open leave nothing to verify: start again.
     if (choices.length === 0) throw new AppError('flow-not-found');
+    if (!choices.some((m) => m.available)) throw new AppError('no-usable-method', undefined, { methods: choices }, 60);
+    return choices;
+  }
+
+  /**
+   * A user's second-factor choices now: their methods (unavailable ones last),
+   * a `tap` choice while they hold a valid pass, and, under the `tap-only` fail
+   * mode, a `tap` choice whenever nothing else can be used.
+   */
+  async choicesFor(tenant: Tenant, userId: string): Promise<MethodChoice[]> {
+    const [active, pass] = await Promise.all([
+      this.deps.credentials.listForUser(tenant.id, userId, 'active'),
+      tenant.policy.allowedMethods.includes('tap') ? this.deps.passes.active(tenant.id, userId) : undefined,
+    ]);
+    const choices = methodChoices(tenant, active, this.deps.methods);
+    const noneWorks = choices.length > 0 && !choices.some((m) => m.available);
+    if (pass || (noneWorks && tenant.policy.failMode === 'tap-only')) {
+      choices.push({ id: 'tap', type: 'tap', label: 'Temporary Access Pass', available: true, default: false });
+    }
     return choices;
   }
 
   async challenge(tenant: Tenant, flowId: string, methodRef: string): Promise<{ method: string; type: string } & Record<string, unknown>> {
     const flow = await this.loadFlow(tenant, flowId);
     if (flow.kind === 'passkey') throw new AppError('invalid-state', 'a passkey sign-in was challenged when it started');
+    if (methodRef === 'tap') {
+      await this.requireTapChoice(tenant, flow);
+      return { method: 'tap', type: 'tap' };
+    }
     const candidates = await this.resolveCredentials(tenant, flow, methodRef);
     const type = candidates[0]!.type;
     try {
@@ -122,8 +192,7 @@ export class SigninService {
     } catch (err) {
       if (!(err instanceof AppError) || err.code !== 'method-unavailable') throw err;
       // The answer names what the user can do instead; the availability of each is as of now.
-      const active = await this.deps.credentials.listForUser(tenant.id, flow.userId, 'active');
-      const others = methodChoices(tenant, active, this.deps.methods).filter((m) => m.type !== type);
+      const others = (await this.choicesFor(tenant, flow.userId)).filter((m) => m.type !== type);
       throw new AppError('method-unavailable', err.detail, { methods: others });
     }
   }
@@ -145,13 +214,19 @@ export class SigninService {
   async verify(tenant: Tenant, flowId: string, methodRef: string, input: VerifyInput, ctx: RequestContext): Promise<{ state: 'complete'; session: IssuedSession }> {
     const { deps } = this;
     const flow = await this.loadFlow(tenant, flowId);
-    const candidates = flow.kind === 'passkey' ? await this.passkeyCandidates(tenant, methodRef, input) : await this.resolveCredentials(tenant, flow, methodRef);
+    const byTap = methodRef === 'tap' && flow.kind === 'second-factor';
+    if (byTap) await this.requireTapChoice(tenant, flow);
+    const candidates = byTap ? [] : flow.kind === 'passkey' ? await this.passkeyCandidates(tenant, methodRef, input) : await this.resolveCredentials(tenant, flow, methodRef);
     const userId = flow.kind === 'passkey' ? (candidates[0]?.userId ?? '') : flow.userId;
-    const attempt: Attempt = { factor: 'second-factor', account: `${tenant.id}|${userId || 'passkey'}`, ip: ctx.ip };
+    const attempt = this.attempt(tenant, 'second-factor', userId || 'passkey', ctx);
     await deps.limits.begin(attempt);
 
-    const type = candidates[0]?.type ?? 'webauthn';
-    const verified = candidates.length > 0 ? await deps.methods.get(type)!.verify(candidates, input, { flowId: flow.id, tenant, requireUserVerification: flow.kind === 'passkey' }) : undefined;
+    const type = byTap ? 'tap' : (candidates[0]?.type ?? 'webauthn');
+    const verified = byTap
+      ? await this.verifyTap(tenant, userId, input.code ?? '', ctx)
+      : candidates.length > 0
+        ? await deps.methods.get(type)!.verify(candidates, input, { flowId: flow.id, tenant, requireUserVerification: flow.kind === 'passkey' })
+        : undefined;
     // A passkey flow learns its user only now, from the credential.
     const passkeyUser = flow.kind === 'passkey' && userId ? await deps.users.get(tenant.id, userId) : undefined;
     const recordAs = { ...flow, userId, username: flow.username || (passkeyUser?.username ?? '') };
@@ -174,7 +249,35 @@ export class SigninService {
       this.issueSession(tenant, userId, 'full', amr, ctx),
       this.recordFlow(recordAs, ctx, 'success', 'ok', flow.kind === 'passkey' ? 'passkey' : type),
     ]);
+    const user = passkeyUser ?? (await deps.users.get(tenant.id, userId));
+    if (user) await this.alertIfBreakGlass(tenant, user, flow.kind === 'passkey' ? 'passkey' : type);
     return { state: 'complete', session };
+  }
+
+  /** A TAP as the second factor: checked, used, and recorded in the audit log. */
+  private async verifyTap(tenant: Tenant, userId: string, code: string, ctx: RequestContext): Promise<{ amr: string[] } | undefined> {
+    const pass = await this.deps.passes.use(tenant.id, userId, code, ctx);
+    if (!pass) return undefined;
+    await this.deps.audit.append(tenant.id, { actor: `user:${userId}`, action: 'tap.used', targetUserId: userId, details: { as: 'second-factor', passId: pass.id, uses: pass.uses } });
+    return { amr: ['tap'] };
+  }
+
+  private async requireTapChoice(tenant: Tenant, flow: Flow): Promise<void> {
+    if (!(await this.choicesFor(tenant, flow.userId)).some((m) => m.type === 'tap')) {
+      throw new AppError('invalid-request', "that method is not one of this sign-in's methods", { methods: await this.choicesFor(tenant, flow.userId) });
+    }
+  }
+
+  /** Every sign-in of a break-glass account leaves an audit entry and raises the alert. */
+  private async alertIfBreakGlass(tenant: Tenant, user: User, method: string): Promise<void> {
+    if (!user.breakGlass) return;
+    await this.deps.audit.append(tenant.id, { actor: `user:${user.id}`, action: 'break-glass.signin', targetUserId: user.id, details: { username: user.username, method } });
+    this.deps.onBreakGlass?.(tenant, user);
+  }
+
+  private attempt(tenant: Tenant, factor: Attempt['factor'], account: string, ctx: RequestContext): Attempt {
+    const { accountFailures, blockMinutes } = tenant.policy.lockout;
+    return { factor, account: `${tenant.id}|${account}`, ip: ctx.ip, accountFailures, accountBlockSeconds: blockMinutes * 60 };
   }
 
   /** The passkey an assertion names, looked up by its WebAuthn credential id. */

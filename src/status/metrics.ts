@@ -21,6 +21,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly breakGlassSignins = new Counter({
+    name: 'steadfast_break_glass_signins_total',
+    help: 'Sign-ins of break-glass (emergency) accounts; alert on any increase',
+    labelNames: ['tenant'],
+    registers: [this.registry],
+  });
   readonly deliveryAttempts = new Counter({
     name: 'steadfast_delivery_attempts_total',
     help: 'Sends tried per provider, by outcome: delivered, unavailable (counts against the breaker), rejected (the destination), skipped (breaker open)',

@@ -31,7 +31,7 @@ describe('steadfast command line', () => {
   it('migrates', async () => {
     const run = await steadfast(['migrate']);
     expect(run.code).toBe(0);
-    expect(JSON.parse(run.stdout)).toMatchObject({ engine: 'sqlite', applied: ['001-initial', '002-credential-external-id'] });
+    expect(JSON.parse(run.stdout)).toMatchObject({ engine: 'sqlite', applied: ['001-initial', '002-credential-external-id', '003-administration'] });
   });
 
   it('creates a tenant and prints it as JSON', async () => {

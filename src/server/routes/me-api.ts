@@ -262,9 +262,7 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
       },
       async (request) => {
         const { user, tenant, session } = await requirePrincipal(services, request);
-        if (!(await services.events.markReported(tenant.id, user.id, request.params.id))) throw new AppError('not-found', 'no such sign-in');
-        const sessionsEnded = await services.sessions.revokeAllForUser(tenant.id, user.id, session.id);
-        await services.users.flag(tenant.id, user.id);
+        const sessionsEnded = await services.reports.report(tenant, user, session, request.params.id);
         return { reported: true as const, sessionsEnded };
       },
     );

@@ -1,0 +1,195 @@
+import type { Clock } from '../clock.ts';
+import type { Db } from '../store/durable/database.ts';
+import type { Tenant, Tenants } from '../directory/tenants.ts';
+import type { User, Users } from '../directory/users.ts';
+import type { PasswordHasher } from '../directory/password-hasher.ts';
+import { validatePolicy, type TenantPolicy } from '../directory/policy.ts';
+import type { Apps, NewApp } from '../directory/apps.ts';
+import type { Sessions, ActiveSession } from '../sessions/sessions.ts';
+import type { AccessPass, AccessPasses } from '../methods/tap/access-passes.ts';
+import type { MethodManagement, MethodView } from '../methods/method-management.ts';
+import type { AuditLog, AuditEntry } from '../activity/audit-log.ts';
+import type { AdminSigninEvent, Page, SigninEvents, SigninFilter } from '../activity/signin-events.ts';
+import { AppError } from '../errors/app-error.ts';
+import { validateNewPassword } from '../directory/password-change.ts';
+
+/** Who acts: `admin-token:{id}` (the API), `user:{id}` (an administrator in the console) or `cli`. */
+export type Actor = string;
+
+export interface UserDetail {
+  user: User;
+  hasPassword: boolean;
+  methods: MethodView[];
+  sessions: ActiveSession[];
+  accessPass: AccessPass | null;
+  recentSignins: AdminSigninEvent[];
+}
+
+export interface UserInput {
+  username?: string | undefined;
+  password?: string | undefined;
+  email?: string | null | undefined;
+  phone?: string | null | undefined;
+  status?: 'active' | 'disabled' | undefined;
+  admin?: boolean | undefined;
+  breakGlass?: boolean | undefined;
+}
+
+export interface AdministrationDeps {
+  db: Db;
+  clock: Clock;
+  tenants: Tenants;
+  users: Users;
+  hasher: PasswordHasher;
+  sessions: Sessions;
+  passes: AccessPasses;
+  management: MethodManagement;
+  events: SigninEvents;
+  audit: AuditLog;
+  apps: Apps;
+}
+
+/**
+ * What an administrator does to a tenant: users, their methods and sessions,
+ * Temporary Access Passes, the policy and apps. Every change leaves an audit
+ * entry naming the actor. Every lookup is scoped by the tenant, so another
+ * tenant's ids are simply not found.
+ */
+export class Administration {
+  constructor(private readonly deps: AdministrationDeps) {}
+
+  async createUser(tenant: Tenant, actor: Actor, input: UserInput): Promise<User> {
+    const passwordHash = input.password !== undefined ? await this.hashNewPassword(input.username ?? '', input.password) : undefined;
+    const user = await this.deps.users.create(tenant.id, {
+      username: input.username ?? '',
+      email: input.email ?? undefined,
+      phone: input.phone ?? undefined,
+      passwordHash,
+      isAdmin: input.admin,
+      breakGlass: input.breakGlass,
+    });
+    await this.audit(tenant, actor, 'user.created', user.id, { username: user.username, withPassword: passwordHash !== undefined, admin: user.isAdmin, breakGlass: user.breakGlass });
+    return user;
+  }
+
+  searchUsers(tenant: Tenant, query: string, limit: number, after?: string): Promise<User[]> {
+    return this.deps.users.search(tenant.id, query, limit, after);
+  }
+
+  async user(tenant: Tenant, id: string): Promise<User> {
+    const user = await this.deps.users.get(tenant.id, id);
+    if (!user) throw new AppError('not-found', 'no such user');
+    return user;
+  }
+
+  async userDetail(tenant: Tenant, id: string): Promise<UserDetail> {
+    const user = await this.user(tenant, id);
+    const [withSecret, methods, sessions, accessPass, recent] = await Promise.all([
+      this.deps.users.findByUsername(tenant.id, user.username),
+      this.deps.management.list(tenant, user),
+      this.deps.sessions.listActive(tenant.id, user.id),
+      this.deps.passes.active(tenant.id, user.id),
+      this.deps.events.list(tenant.id, { userId: user.id }, 10),
+    ]);
+    return { user, hasPassword: Boolean(withSecret?.passwordHash), methods, sessions, accessPass: accessPass ?? null, recentSignins: recent.items };
+  }
+
+  async updateUser(tenant: Tenant, actor: Actor, id: string, input: UserInput): Promise<User> {
+    const before = await this.user(tenant, id);
+    if (input.username !== undefined) throw new AppError('invalid-request', 'a username cannot be changed; create a new user');
+    await this.deps.users.update(tenant.id, id, { email: input.email, phone: input.phone, status: input.status, isAdmin: input.admin, breakGlass: input.breakGlass });
+    if (input.password !== undefined) await this.deps.users.setPasswordHash(tenant.id, id, await this.hashNewPassword(before.username, input.password));
+    // A disabled account or a password set by the administrator ends every session.
+    if (input.status === 'disabled' || input.password !== undefined) await this.deps.sessions.revokeAllForUser(tenant.id, id);
+    const fields = Object.entries(input)
+      .filter(([, v]) => v !== undefined)
+      .map(([k]) => k);
+    await this.audit(tenant, actor, 'user.updated', id, { fields, ...(input.status && input.status !== before.status ? { status: input.status } : {}) });
+    return this.user(tenant, id);
+  }
+
+  async deleteUser(tenant: Tenant, actor: Actor, id: string): Promise<void> {
+    const user = await this.user(tenant, id);
+    await this.deps.users.delete(tenant.id, id);
+    await this.audit(tenant, actor, 'user.deleted', id, { username: user.username });
+  }
+
+  /** Removes every method and ends every session; the next sign-in must register a method. */
+  async resetMethods(tenant: Tenant, actor: Actor, id: string): Promise<{ removed: number; sessionsEnded: number }> {
+    await this.user(tenant, id);
+    const removed = await this.deps.db.transaction().execute(async (trx) => {
+      const result = await trx.deleteFrom('credentials').where('tenant_id', '=', tenant.id).where('user_id', '=', id).executeTakeFirst();
+      await trx.updateTable('users').set({ must_register: 1, updated_at: this.deps.clock.now() }).where('tenant_id', '=', tenant.id).where('id', '=', id).execute();
+      return Number(result.numDeletedRows);
+    });
+    const sessionsEnded = await this.deps.sessions.revokeAllForUser(tenant.id, id);
+    await this.audit(tenant, actor, 'methods.reset', id, { removed, sessionsEnded });
+    return { removed, sessionsEnded };
+  }
+
+  async revokeSessions(tenant: Tenant, actor: Actor, id: string): Promise<number> {
+    await this.user(tenant, id);
+    const ended = await this.deps.sessions.revokeAllForUser(tenant.id, id);
+    await this.audit(tenant, actor, 'sessions.revoked', id, { sessionsEnded: ended });
+    return ended;
+  }
+
+  async issuePass(tenant: Tenant, actor: Actor, id: string, options: { minutes?: number | undefined; oneTime?: boolean | undefined }) {
+    const user = await this.user(tenant, id);
+    if (user.status !== 'active') throw new AppError('invalid-state', 'the account is disabled; enable it first');
+    const { pass, code } = await this.deps.passes.issue(tenant, id, options, actor);
+    // The audit entry says when and how long, never the code.
+    await this.audit(tenant, actor, 'tap.issued', id, { passId: pass.id, oneTime: pass.oneTime, expiresAt: new Date(pass.expiresAt).toISOString() });
+    return { code, expiresAt: new Date(pass.expiresAt).toISOString(), oneTime: pass.oneTime };
+  }
+
+  async revokePass(tenant: Tenant, actor: Actor, id: string): Promise<void> {
+    await this.user(tenant, id);
+    if (!(await this.deps.passes.revoke(tenant.id, id))) throw new AppError('not-found', 'this user has no active Temporary Access Pass');
+    await this.audit(tenant, actor, 'tap.revoked', id, {});
+  }
+
+  signins(tenant: Tenant, filter: SigninFilter, limit: number, cursor?: string): Promise<Page<AdminSigninEvent>> {
+    return this.deps.events.list(tenant.id, filter, limit, cursor);
+  }
+
+  auditLog(tenant: Tenant, options: { limit: number; before?: number | undefined; userId?: string | undefined; action?: string | undefined }): Promise<AuditEntry[]> {
+    return this.deps.audit.list(tenant.id, options);
+  }
+
+  async setPolicy(tenant: Tenant, actor: Actor, input: unknown): Promise<TenantPolicy> {
+    const policy = validatePolicy(input, tenant.policy);
+    await this.deps.tenants.setPolicy(tenant, policy);
+    const changed = (Object.keys(policy) as (keyof TenantPolicy)[]).filter((k) => JSON.stringify(policy[k]) !== JSON.stringify(tenant.policy[k]));
+    await this.audit(tenant, actor, 'policy.changed', null, { changed, before: pick(tenant.policy, changed), after: pick(policy, changed) });
+    return policy;
+  }
+
+  async createApp(tenant: Tenant, actor: Actor, input: NewApp) {
+    const created = await this.deps.apps.create(tenant.id, input);
+    await this.audit(tenant, actor, 'app.created', null, { appId: created.app.id, name: created.app.name, kind: created.app.kind });
+    return created;
+  }
+
+  listApps(tenant: Tenant) {
+    return this.deps.apps.list(tenant.id);
+  }
+
+  async deleteApp(tenant: Tenant, actor: Actor, id: string): Promise<void> {
+    if (!(await this.deps.apps.revoke(tenant.id, id))) throw new AppError('not-found', 'no such app');
+    await this.audit(tenant, actor, 'app.deleted', null, { appId: id });
+  }
+
+  private async hashNewPassword(username: string, password: string): Promise<string> {
+    validateNewPassword(username, password);
+    return this.deps.hasher.hash(password);
+  }
+
+  private audit(tenant: Tenant, actor: Actor, action: Parameters<AuditLog['append']>[1]['action'], targetUserId: string | null, details: Record<string, unknown>) {
+    return this.deps.audit.append(tenant.id, { actor, action, targetUserId, details });
+  }
+}
+
+function pick<T extends object>(obj: T, keys: (keyof T)[]): Partial<T> {
+  return Object.fromEntries(keys.map((k) => [k, obj[k]])) as Partial<T>;
+}

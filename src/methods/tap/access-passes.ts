@@ -1,0 +1,136 @@
+import type { Db } from '../../store/durable/database.ts';
+import type { AccessPassTable } from '../../store/durable/schema.ts';
+import type { Clock } from '../../clock.ts';
+import type { Tenant } from '../../directory/tenants.ts';
+import type { PasswordHasher, WorkWindow } from '../../directory/password-hasher.ts';
+import { AppError } from '../../errors/app-error.ts';
+import { newId, normaliseBase32, randomBase32 } from '../../crypto/random.ts';
+
+export interface AccessPass {
+  id: string;
+  userId: string;
+  oneTime: boolean;
+  createdAt: number;
+  expiresAt: number;
+  createdBy: string;
+  uses: number;
+  lastUsedAt: number | null;
+}
+
+export interface IssuedPass {
+  pass: AccessPass;
+  /** Shown once, never stored: only its Argon2id hash is kept. */
+  code: string;
+}
+
+// 16 Crockford base32 characters: 80 bits, typed in four groups of four.
+const CODE_LENGTH = 16;
+
+/** How a TAP looks when handed to a person: XXXX-XXXX-XXXX-XXXX. */
+const format = (raw: string) => raw.match(/.{4}/g)!.join('-');
+
+/**
+ * Temporary Access Passes: a time-limited code an administrator gives a person
+ * who has no method (a new hire) or has lost them all. At most one is active
+ * per user; issuing another replaces it. Stored as an Argon2id hash.
+ */
+export class AccessPasses {
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly hasher: PasswordHasher,
+  ) {}
+
+  async issue(tenant: Tenant, userId: string, options: { minutes?: number | undefined; oneTime?: boolean | undefined }, createdBy: string): Promise<IssuedPass> {
+    if (!tenant.policy.allowedMethods.includes('tap')) throw new AppError('method-not-permitted', 'this organisation does not allow Temporary Access Passes');
+    const { minMinutes, maxMinutes, defaultMinutes, oneTimeDefault } = tenant.policy.tap;
+    const minutes = options.minutes ?? defaultMinutes;
+    if (!Number.isInteger(minutes) || minutes < minMinutes || minutes > maxMinutes) {
+      throw new AppError('invalid-request', `a Temporary Access Pass lasts from ${minMinutes} to ${maxMinutes} minutes in this organisation`);
+    }
+    const raw = randomBase32(CODE_LENGTH);
+    const now = this.clock.now();
+    const row: AccessPassTable = {
+      id: newId(),
+      tenant_id: tenant.id,
+      user_id: userId,
+      code_hash: await this.hasher.hash(raw),
+      one_time: (options.oneTime ?? oneTimeDefault) ? 1 : 0,
+      created_at: now,
+      expires_at: now + minutes * 60_000,
+      created_by: createdBy.slice(0, 200),
+      uses: 0,
+      last_used_at: null,
+      revoked_at: null,
+    };
+    await this.db.transaction().execute(async (trx) => {
+      await trx.updateTable('access_passes').set({ revoked_at: now }).where('tenant_id', '=', tenant.id).where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
+      await trx.insertInto('access_passes').values(row).execute();
+    });
+    return { pass: toPass(row), code: format(raw) };
+  }
+
+  /** The user's pass that can be used now, if any. */
+  async active(tenantId: string, userId: string): Promise<AccessPass | undefined> {
+    const row = await this.activeRow(tenantId, userId);
+    return row && toPass(row);
+  }
+
+  async revoke(tenantId: string, userId: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('access_passes')
+      .set({ revoked_at: this.clock.now() })
+      .where('tenant_id', '=', tenantId)
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  /**
+   * Checks a typed pass and records its use. A one-time pass is used up in the
+   * same statement that checks it is unused, so two racing sign-ins cannot both
+   * pass. Costs one Argon2id verification whether or not a pass exists.
+   */
+  async use(tenantId: string, userId: string | undefined, typed: string, window: WorkWindow): Promise<AccessPass | undefined> {
+    const code = normaliseBase32(typed);
+    const row = userId ? await this.activeRow(tenantId, userId) : undefined;
+    if (!row || code.length !== CODE_LENGTH) {
+      await this.hasher.verifyNothing(code || 'x', window);
+      return undefined;
+    }
+    if (!(await this.hasher.verify(row.code_hash, code, window))) return undefined;
+    const now = this.clock.now();
+    let update = this.db.updateTable('access_passes').set((eb) => ({ uses: eb('uses', '+', 1), last_used_at: now })).where('id', '=', row.id).where('revoked_at', 'is', null);
+    if (row.one_time === 1) update = update.where('uses', '=', 0);
+    const result = await update.executeTakeFirst();
+    if (Number(result.numUpdatedRows) !== 1) return undefined;
+    return { ...toPass(row), uses: row.uses + 1, lastUsedAt: now };
+  }
+
+  private activeRow(tenantId: string, userId: string): Promise<AccessPassTable | undefined> {
+    return this.db
+      .selectFrom('access_passes')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', this.clock.now())
+      .where((eb) => eb.or([eb('one_time', '=', 0), eb('uses', '=', 0)]))
+      .orderBy('created_at', 'desc')
+      .executeTakeFirst();
+  }
+}
+
+function toPass(row: AccessPassTable): AccessPass {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    oneTime: row.one_time === 1,
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+    createdBy: row.created_by,
+    uses: Number(row.uses),
+    lastUsedAt: row.last_used_at === null ? null : Number(row.last_used_at),
+  };
+}
