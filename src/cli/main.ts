@@ -7,11 +7,33 @@ import { startNode } from '../server/start.ts';
 import { migrateToLatest, openDurableStore } from '../store/durable/database.ts';
 import { sqlitePath } from '../config/config.ts';
 import { rewrapSecrets } from '../methods/rewrap-secrets.ts';
+import type { User } from '../directory/users.ts';
 
 const out = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 
 /** Fails the command with one clear line on stderr and a non-zero exit. */
 class UsageError extends Error {}
+
+/** `audit verify` found tampering: exit 1, not the 2 of a usage error. */
+class ChainBroken extends Error {}
+
+async function userByName(services: Services, tenantId: string, username: string) {
+  const found = await services.users.findByUsername(tenantId, username);
+  if (!found) throw new UsageError(`no user "${username}"`);
+  return found;
+}
+
+const userJson = (tenant: string, u: User) => ({
+  id: u.id,
+  tenant,
+  username: u.username,
+  email: u.email,
+  phone: u.phone,
+  status: u.status,
+  admin: u.isAdmin,
+  breakGlass: u.breakGlass,
+  createdAt: new Date(u.createdAt).toISOString(),
+});
 
 async function withServices<T>(config: Readonly<Config>, run: (services: Services) => Promise<T>): Promise<T> {
   const services = await buildServices(config, {
@@ -100,19 +122,72 @@ export function buildProgram(): Command {
     .option('--email <email>', 'email address')
     .option('--phone <phone>', 'phone number in E.164 form')
     .option('--password-stdin', 'read the password from standard input')
+    .option('--admin', 'may use the admin console of the tenant')
+    .option('--break-glass', 'an emergency account: every sign-in raises an alert (see docs/runbooks/break-glass.md)')
     .description('create a user and print it as JSON')
-    .action(async (opts: { tenant: string; username: string; email?: string; phone?: string; passwordStdin?: boolean }) => {
+    .action(async (opts: { tenant: string; username: string; email?: string; phone?: string; passwordStdin?: boolean; admin?: boolean; breakGlass?: boolean }) => {
       const password = opts.passwordStdin ? await readStdin() : undefined;
-      if (password !== undefined && (password.length < 8 || password.length > 1024)) throw new UsageError('a password is 8 to 1024 characters');
       await withServices(loadConfig(), async (services) => {
         const t = await tenantBySlug(services, opts.tenant);
-        const created = await services.users.create(t.id, {
-          username: opts.username,
-          email: opts.email,
-          phone: opts.phone,
-          passwordHash: password === undefined ? undefined : await services.hasher.hash(password),
-        });
-        out({ id: created.id, tenant: t.slug, username: created.username, email: created.email, phone: created.phone, status: created.status, hasPassword: password !== undefined, createdAt: new Date(created.createdAt).toISOString() });
+        const created = await services.admin.createUser(t, 'cli', { username: opts.username, email: opts.email, phone: opts.phone, password, admin: opts.admin, breakGlass: opts.breakGlass });
+        out({ ...userJson(t.slug, created), hasPassword: password !== undefined });
+      });
+    });
+  user
+    .command('set')
+    .requiredOption('--tenant <slug>', 'tenant slug')
+    .requiredOption('--username <username>', 'username')
+    .option('--break-glass', 'make it an emergency account')
+    .option('--no-break-glass', 'make it an ordinary account again')
+    .option('--admin', 'let it use the admin console')
+    .option('--no-admin', 'take the admin console away')
+    .addOption(new Option('--status <status>', 'enable or disable the account').choices(['active', 'disabled']))
+    .description("change a user's flags and print it as JSON")
+    .action(async (opts: { tenant: string; username: string; breakGlass?: boolean; admin?: boolean; status?: 'active' | 'disabled' }) => {
+      await withServices(loadConfig(), async (services) => {
+        const t = await tenantBySlug(services, opts.tenant);
+        const found = await userByName(services, t.id, opts.username);
+        const updated = await services.admin.updateUser(t, 'cli', found.id, { breakGlass: opts.breakGlass, admin: opts.admin, status: opts.status });
+        out(userJson(t.slug, updated));
+      });
+    });
+
+  program
+    .command('tap')
+    .description('Temporary Access Passes')
+    .command('issue')
+    .requiredOption('--tenant <slug>', 'tenant slug')
+    .requiredOption('--username <username>', 'username')
+    .option('--minutes <n>', 'lifetime in minutes, within the tenant policy (default: the policy default)')
+    .option('--one-time', 'usable once (the policy decides when neither is given)')
+    .option('--multi-use', 'usable until it expires')
+    .description('issue a Temporary Access Pass and print {code, expiresAt} (the code is shown once)')
+    .action(async (opts: { tenant: string; username: string; minutes?: string; oneTime?: boolean; multiUse?: boolean }) => {
+      if (opts.oneTime && opts.multiUse) throw new UsageError('choose --one-time or --multi-use, not both');
+      const minutes = opts.minutes === undefined ? undefined : Number(opts.minutes);
+      if (minutes !== undefined && !Number.isInteger(minutes)) throw new UsageError('--minutes must be a whole number');
+      await withServices(loadConfig(), async (services) => {
+        const t = await tenantBySlug(services, opts.tenant);
+        const found = await userByName(services, t.id, opts.username);
+        const oneTime = opts.oneTime ? true : opts.multiUse ? false : undefined;
+        out(await services.admin.issuePass(t, 'cli', found.id, { minutes, oneTime }));
+      });
+    });
+
+  program
+    .command('audit')
+    .description('the audit log')
+    .command('verify')
+    .option('--tenant <slug>', 'only this tenant (default: every tenant)')
+    .description('check the audit hash chain; exit 0 if intact, 1 naming the first broken entry')
+    .action(async (opts: { tenant?: string }) => {
+      await withServices(loadConfig(), async (services) => {
+        const t = opts.tenant ? await tenantBySlug(services, opts.tenant) : undefined;
+        const check = await services.audit.verify(t?.id);
+        if (check.intact) return out({ intact: true, entries: check.entries });
+        const tenant = await services.tenants.findById(check.tenantId);
+        out({ intact: false, tenant: tenant?.slug ?? check.tenantId, seq: check.seq, id: check.id, reason: check.reason, entriesChecked: check.entries });
+        throw new ChainBroken(`audit chain of "${tenant?.slug ?? check.tenantId}" broken at entry ${check.seq}: ${check.reason}`);
       });
     });
 
@@ -150,6 +225,10 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof ChainBroken) {
+      process.stderr.write(`steadfast: ${err.message}\n`);
+      return 1;
+    }
     const message =
       err instanceof ConfigError
         ? err.message

@@ -48,6 +48,33 @@ export async function requirePrincipal(services: Services, request: FastifyReque
   return principal;
 }
 
+/** Who is calling an admin route, and for which tenant. */
+export interface AdminCaller {
+  tenant: Tenant;
+  /** Recorded in the audit log: `admin-token:{id}` or `user:{id}`. */
+  actor: string;
+}
+
+/**
+ * For admin API routes: an admin token (`sfa_…`), or the session of a user the
+ * tenant made an administrator, signed in with a second factor. The tenant is
+ * the token's or the session's: another tenant's ids are simply not found.
+ */
+export async function requireAdmin(services: Services, request: FastifyRequest): Promise<AdminCaller> {
+  const token = presentedToken(request);
+  if (!token) throw new AppError('unauthenticated');
+  if (token.startsWith('sfa_')) {
+    const record = await services.adminTokens.authenticate(token);
+    const tenant = record && (await services.tenants.findById(record.tenantId));
+    if (!record || !tenant) throw new AppError('unauthenticated');
+    return { tenant, actor: `admin-token:${record.id}` };
+  }
+  const principal = await findPrincipal(services, request);
+  if (!principal) throw new AppError('unauthenticated');
+  if (!principal.user.isAdmin || principal.session.scope !== 'full') throw new AppError('forbidden', 'this account is not an administrator of its organisation');
+  return { tenant: principal.tenant, actor: `user:${principal.user.id}` };
+}
+
 export function setSessionCookie(reply: FastifyReply, services: Services, token: string, expiresAt: string): void {
   reply.setCookie(SESSION_COOKIE, token, {
     httpOnly: true,

@@ -14,6 +14,7 @@ import type { AdmissionClass } from '../admission/admission-controller.ts';
 import type { Services } from './services.ts';
 import { signinApi } from './routes/signin-api.ts';
 import { meApi } from './routes/me-api.ts';
+import { adminApi } from '../admin/admin-api.ts';
 import { opsRoutes, type Readiness } from './routes/ops.ts';
 import { signinPages } from '../portal/signin-pages.ts';
 import { securityInfoPages } from '../portal/security-info-pages.ts';
@@ -128,6 +129,7 @@ export async function buildApp(services: Services, options: AppOptions) {
   await app.register(opsRoutes(services, readiness));
   await app.register(signinApi(services));
   await app.register(meApi(services));
+  await app.register(adminApi(services));
   await app.register(signinPages(services));
   await app.register(securityInfoPages(services));
   await app.register(mySigninsPages(services));

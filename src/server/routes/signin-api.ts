@@ -20,11 +20,12 @@ export function signinApi(services: Services): FastifyPluginAsyncTypebox {
       {
         schema: {
           tags: ['sign-in'],
-          summary: 'Start a sign-in with username and password',
+          summary: 'Start a sign-in with username and password, or with username and a Temporary Access Pass (`tap`) in place of the password',
           params: TenantParams,
           body: Type.Object({
             username: Type.String({ minLength: 1, maxLength: 256 }),
-            password: Type.String({ minLength: 1, maxLength: 1024 }),
+            password: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+            tap: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
           }),
           response: {
             200: Type.Object({
@@ -39,7 +40,10 @@ export function signinApi(services: Services): FastifyPluginAsyncTypebox {
       },
       async (request) => {
         const tenant = await tenantOf(request.params.tenant);
-        return services.signin.passwordStep(tenant, request.body.username, request.body.password, requestContext(request));
+        const { username, password, tap } = request.body;
+        if ((password === undefined) === (tap === undefined)) throw new AppError('invalid-request', 'send either password or tap');
+        if (tap !== undefined) return services.signin.tapStep(tenant, username, tap, requestContext(request));
+        return services.signin.passwordStep(tenant, username, password!, requestContext(request));
       },
     );
 

@@ -1,0 +1,378 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { AppError } from '../errors/app-error.ts';
+import { requireAdmin } from '../http/authenticate.ts';
+import type { Services } from '../server/services.ts';
+import type { Tenant } from '../directory/tenants.ts';
+import type { User } from '../directory/users.ts';
+import { IdParams, MethodView } from '../server/routes/schemas.ts';
+import type { SigninFilter } from '../activity/signin-events.ts';
+import { csvRow } from './csv.ts';
+
+const bearer = [{ bearerAuth: [] }];
+const config = { admissionClass: 'admin' as const };
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+
+export const AdminUser = Type.Object({
+  id: Type.String(),
+  username: Type.String(),
+  email: Nullable(Type.String()),
+  phone: Nullable(Type.String()),
+  status: Type.Union([Type.Literal('active'), Type.Literal('disabled')]),
+  admin: Type.Boolean(),
+  breakGlass: Type.Boolean(),
+  mustRegister: Type.Boolean(),
+  flaggedAt: Nullable(Type.String({ format: 'date-time' })),
+  createdAt: Type.String({ format: 'date-time' }),
+});
+
+const userView = (u: User) => ({
+  id: u.id,
+  username: u.username,
+  email: u.email,
+  phone: u.phone,
+  status: u.status,
+  admin: u.isAdmin,
+  breakGlass: u.breakGlass,
+  mustRegister: u.mustRegister,
+  flaggedAt: iso(u.flaggedAt),
+  createdAt: iso(u.createdAt)!,
+});
+
+const UserBody = {
+  password: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+  email: Type.Optional(Type.Union([Type.String({ maxLength: 320 }), Type.Null()])),
+  phone: Type.Optional(Type.Union([Type.String({ maxLength: 32 }), Type.Null()])),
+  admin: Type.Optional(Type.Boolean()),
+  breakGlass: Type.Optional(Type.Boolean()),
+};
+
+const SigninRow = Type.Object({
+  id: Type.String(),
+  at: Type.String({ format: 'date-time' }),
+  userId: Nullable(Type.String()),
+  username: Type.String(),
+  ip: Nullable(Type.String()),
+  userAgent: Nullable(Type.String()),
+  app: Nullable(Type.String()),
+  step: Type.String(),
+  method: Nullable(Type.String()),
+  outcome: Type.String(),
+  reason: Type.String(),
+  reported: Type.Boolean(),
+});
+
+const SigninQuery = Type.Object({
+  user: Type.Optional(Type.String({ maxLength: 256, description: 'a user id or username' })),
+  outcome: Type.Optional(Type.Union([Type.Literal('success'), Type.Literal('failure')])),
+  method: Type.Optional(Type.String({ maxLength: 32 })),
+  since: Type.Optional(Type.String({ format: 'date-time' })),
+  until: Type.Optional(Type.String({ format: 'date-time' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+  cursor: Type.Optional(Type.String({ maxLength: 200 })),
+  format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')])),
+});
+
+const CSV_COLUMNS = ['id', 'at', 'userId', 'username', 'ip', 'userAgent', 'app', 'step', 'method', 'outcome', 'reason', 'reported'] as const;
+// A CSV export walks the whole filtered log a page at a time, up to this many rows.
+const CSV_MAX_ROWS = 100_000;
+
+/** The sign-in log filter from query parameters; a `user` that names nobody matches nothing. */
+export async function signinFilter(services: Services, tenant: Tenant, q: { user?: string | undefined; outcome?: 'success' | 'failure' | undefined; method?: string | undefined; since?: string | undefined; until?: string | undefined }): Promise<SigninFilter> {
+  let userId: string | undefined;
+  if (q.user) {
+    const user = (await services.users.get(tenant.id, q.user)) ?? (await services.users.findByUsername(tenant.id, q.user));
+    userId = user?.id ?? '\u0000none';
+  }
+  const time = (value: string | undefined, name: string) => {
+    if (!value) return undefined;
+    const ms = Date.parse(value);
+    if (Number.isNaN(ms)) throw new AppError('invalid-request', `${name} is not a date-time`);
+    return ms;
+  };
+  return { userId, outcome: q.outcome, method: q.method || undefined, since: time(q.since, 'since'), until: time(q.until, 'until') };
+}
+
+/** The admin API: a tenant's users, passes, sessions, sign-in and audit logs, policy and apps. */
+export function adminApi(services: Services): FastifyPluginAsyncTypebox {
+  const { admin } = services;
+  return async (app) => {
+    const tags = ['admin'];
+
+    app.post(
+      '/api/v1/admin/users',
+      { schema: { tags, security: bearer, summary: 'Create a user, with or without a password', body: Type.Object({ username: Type.String({ minLength: 1, maxLength: 256 }), ...UserBody }), response: { 201: AdminUser } }, config },
+      async (request, reply) => {
+        const { tenant, actor } = await requireAdmin(services, request);
+        return reply.code(201).send(userView(await admin.createUser(tenant, actor, request.body)));
+      },
+    );
+
+    app.get(
+      '/api/v1/admin/users',
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary: 'Search users by username or email; `next` is the `after` of the next page',
+          querystring: Type.Object({ q: Type.Optional(Type.String({ maxLength: 256 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })), after: Type.Optional(Type.String({ maxLength: 256 })) }),
+          response: { 200: Type.Object({ items: Type.Array(AdminUser), next: Nullable(Type.String()) }) },
+        },
+        config,
+      },
+      async (request) => {
+        const { tenant } = await requireAdmin(services, request);
+        const limit = request.query.limit ?? 50;
+        const users = await admin.searchUsers(tenant, request.query.q ?? '', limit + 1, request.query.after);
+        const items = users.slice(0, limit).map(userView);
+        return { items, next: users.length > limit ? items.at(-1)!.username : null };
+      },
+    );
+
+    app.get(
+      '/api/v1/admin/users/:id',
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary: 'A user with their methods, active sessions, Temporary Access Pass and recent sign-ins',
+          params: IdParams,
+          response: {
+            200: Type.Object({
+              user: AdminUser,
+              hasPassword: Type.Boolean(),
+              methods: Type.Array(MethodView),
+              sessions: Type.Array(Type.Object({ id: Type.String(), scope: Type.String(), amr: Type.Array(Type.String()), createdAt: Type.String(), lastSeenAt: Type.String(), expiresAt: Type.String(), ip: Nullable(Type.String()), userAgent: Nullable(Type.String()) })),
+              accessPass: Type.Union([Type.Object({ oneTime: Type.Boolean(), expiresAt: Type.String(), uses: Type.Integer(), createdBy: Type.String() }), Type.Null()]),
+              recentSignins: Type.Array(SigninRow),
+            }),
+          },
+        },
+        config,
+      },
+      async (request) => {
+        const { tenant } = await requireAdmin(services, request);
+        const d = await admin.userDetail(tenant, request.params.id);
+        return {
+          user: userView(d.user),
+          hasPassword: d.hasPassword,
+          methods: d.methods,
+          sessions: d.sessions.map((s) => ({ ...s, createdAt: iso(s.createdAt)!, lastSeenAt: iso(s.lastSeenAt)!, expiresAt: iso(s.expiresAt)! })),
+          accessPass: d.accessPass && { oneTime: d.accessPass.oneTime, expiresAt: iso(d.accessPass.expiresAt)!, uses: d.accessPass.uses, createdBy: d.accessPass.createdBy },
+          recentSignins: d.recentSignins.map((e) => ({ ...e, at: iso(e.at)!, reported: e.reportedAt !== null })),
+        };
+      },
+    );
+
+    app.patch(
+      '/api/v1/admin/users/:id',
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary: 'Change contact details, status (disabling ends every session), admin or break-glass flags, or set a password',
+          params: IdParams,
+          body: Type.Object({ ...UserBody, status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('disabled')])) }),
+          response: { 200: AdminUser },
+        },
+        config,
+      },
+      async (request) => {
+        const { tenant, actor } = await requireAdmin(services, request);
+        return userView(await admin.updateUser(tenant, actor, request.params.id, request.body));
+      },
+    );
+
+    app.delete('/api/v1/admin/users/:id', { schema: { tags, security: bearer, summary: 'Delete a user, their methods and sessions', params: IdParams }, config }, async (request, reply) => {
+      const { tenant, actor } = await requireAdmin(services, request);
+      await admin.deleteUser(tenant, actor, request.params.id);
+      return reply.code(204).send();
+    });
+
+    app.post(
+      '/api/v1/admin/users/:id/reset-methods',
+      {
+        schema: { tags, security: bearer, summary: 'Remove every method and end every session; the next sign-in must register a method', params: IdParams, response: { 200: Type.Object({ removed: Type.Integer(), sessionsEnded: Type.Integer() }) } },
+        config,
+      },
+      async (request) => {
+        const { tenant, actor } = await requireAdmin(services, request);
+        return admin.resetMethods(tenant, actor, request.params.id);
+      },
+    );
+
+    app.post(
+      '/api/v1/admin/users/:id/revoke-sessions',
+      { schema: { tags, security: bearer, summary: "End every one of the user's sessions", params: IdParams, response: { 200: Type.Object({ sessionsEnded: Type.Integer() }) } }, config },
+      async (request) => {
+        const { tenant, actor } = await requireAdmin(services, request);
+        return { sessionsEnded: await admin.revokeSessions(tenant, actor, request.params.id) };
+      },
+    );
+
+    app.post(
+      '/api/v1/admin/users/:id/tap',
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary: 'Issue a Temporary Access Pass (shown once; replaces any active one); lifetime within the policy bounds',
+          params: IdParams,
+          body: Type.Optional(Type.Object({ minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 43200 })), oneTime: Type.Optional(Type.Boolean()) })),
+          response: { 201: Type.Object({ code: Type.String(), expiresAt: Type.String({ format: 'date-time' }), oneTime: Type.Boolean() }) },
+        },
+        config,
+      },
+      async (request, reply) => {
+        const { tenant, actor } = await requireAdmin(services, request);
+        const issued = await admin.issuePass(tenant, actor, request.params.id, { minutes: request.body?.minutes, oneTime: request.body?.oneTime });
+        reply.header('cache-control', 'no-store');
+        return reply.code(201).send(issued);
+      },
+    );
+
+    app.delete('/api/v1/admin/users/:id/tap', { schema: { tags, security: bearer, summary: "Revoke the user's Temporary Access Pass", params: IdParams }, config }, async (request, reply) => {
+      const { tenant, actor } = await requireAdmin(services, request);
+      await admin.revokePass(tenant, actor, request.params.id);
+      return reply.code(204).send();
+    });
+
+    app.get(
+      '/api/v1/admin/signins',
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary: 'The sign-in log, newest first, filtered by user (id or username), outcome, method and time; `format=csv` (or Accept: text/csv) exports every match',
+          querystring: SigninQuery,
+          response: { 200: Type.Object({ items: Type.Array(SigninRow), next: Nullable(Type.String()) }) },
+        },
+        config,
+      },
+      async (request, reply) => {
+        const { tenant } = await requireAdmin(services, request);
+        const filter = await signinFilter(services, tenant, request.query);
+        const csv = request.query.format === 'csv' || (request.query.format === undefined && /\btext\/csv\b/.test(request.headers.accept ?? ''));
+        if (!csv) {
+          const page = await admin.signins(tenant, filter, request.query.limit ?? 100, request.query.cursor);
+          return { items: page.items.map((e) => ({ ...e, at: iso(e.at)!, reported: e.reportedAt !== null })), next: page.next };
+        }
+        let body = csvRow([...CSV_COLUMNS]);
+        let cursor: string | undefined;
+        for (let rows = 0; rows < CSV_MAX_ROWS; ) {
+          const page = await admin.signins(tenant, filter, 1000, cursor);
+          for (const e of page.items) body += csvRow([e.id, iso(e.at), e.userId, e.username, e.ip, e.userAgent, e.app, e.step, e.method, e.outcome, e.reason, e.reportedAt !== null]);
+          rows += page.items.length;
+          if (!page.next) break;
+          cursor = page.next;
+        }
+        return reply
+          .type('text/csv; charset=utf-8')
+          .header('content-disposition', `attachment; filename="signins-${tenant.slug}.csv"`)
+          .header('cache-control', 'no-store')
+          .send(body as never);
+      },
+    );
+
+    app.get(
+      '/api/v1/admin/audit',
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary: 'The audit log, newest first; `next` is the `before` of the next page',
+          querystring: Type.Object({
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+            before: Type.Optional(Type.Integer({ minimum: 1 })),
+            user: Type.Optional(Type.String({ maxLength: 64 })),
+            action: Type.Optional(Type.String({ maxLength: 64 })),
+          }),
+          response: {
+            200: Type.Object({
+              items: Type.Array(Type.Object({ id: Type.String(), seq: Type.Integer(), at: Type.String(), actor: Type.String(), action: Type.String(), targetUserId: Nullable(Type.String()), details: Type.Object({}, { additionalProperties: true }), hash: Type.String() })),
+              next: Type.Union([Type.Integer(), Type.Null()]),
+            }),
+          },
+        },
+        config,
+      },
+      async (request) => {
+        const { tenant } = await requireAdmin(services, request);
+        const limit = request.query.limit ?? 100;
+        const entries = await admin.auditLog(tenant, { limit, before: request.query.before, userId: request.query.user, action: request.query.action });
+        return { items: entries.map((e) => ({ ...e, at: iso(e.at)! })), next: entries.length === limit ? entries.at(-1)!.seq : null };
+      },
+    );
+
+    app.get('/api/v1/admin/policy', { schema: { tags, security: bearer, summary: "The tenant's sign-in policy", response: { 200: Type.Object({}, { additionalProperties: true }) } }, config }, async (request) => {
+      const { tenant } = await requireAdmin(services, request);
+      return tenant.policy;
+    });
+
+    app.put(
+      '/api/v1/admin/policy',
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary: 'Change the policy: fields left out keep their value; `400 invalid-policy` lists every problem',
+          body: Type.Object({}, { additionalProperties: true }),
+          response: { 200: Type.Object({}, { additionalProperties: true }) },
+        },
+        config,
+      },
+      async (request) => {
+        const { tenant, actor } = await requireAdmin(services, request);
+        return admin.setPolicy(tenant, actor, request.body);
+      },
+    );
+
+    const AppView = Type.Object({
+      id: Type.String(),
+      name: Type.String(),
+      kind: Type.Union([Type.Literal('oidc'), Type.Literal('api')]),
+      clientId: Nullable(Type.String()),
+      redirectUris: Type.Array(Type.String()),
+      firstParty: Type.Boolean(),
+      public: Type.Boolean(),
+      createdAt: Type.String(),
+    });
+
+    app.post(
+      '/api/v1/admin/apps',
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary: 'Register an app: `oidc` (answers clientId and clientSecret, shown once; none for a public client) or `api` (answers apiKey, shown once)',
+          body: Type.Object({
+            name: Type.String({ minLength: 1, maxLength: 200 }),
+            kind: Type.Union([Type.Literal('oidc'), Type.Literal('api')]),
+            redirectUris: Type.Optional(Type.Array(Type.String({ maxLength: 2000 }), { maxItems: 20 })),
+            firstParty: Type.Optional(Type.Boolean()),
+            public: Type.Optional(Type.Boolean()),
+          }),
+          response: { 201: Type.Object({ id: Type.String(), clientId: Type.Optional(Type.String()), clientSecret: Type.Optional(Type.String()), apiKey: Type.Optional(Type.String()) }) },
+        },
+        config,
+      },
+      async (request, reply) => {
+        const { tenant, actor } = await requireAdmin(services, request);
+        const { app: created, clientSecret, apiKey } = await admin.createApp(tenant, actor, request.body);
+        reply.header('cache-control', 'no-store');
+        return reply.code(201).send({ id: created.id, ...(created.clientId ? { clientId: created.clientId } : {}), ...(clientSecret ? { clientSecret } : {}), ...(apiKey ? { apiKey } : {}) });
+      },
+    );
+
+    app.get('/api/v1/admin/apps', { schema: { tags, security: bearer, response: { 200: Type.Array(AppView) } }, config }, async (request) => {
+      const { tenant } = await requireAdmin(services, request);
+      return (await admin.listApps(tenant)).map((a) => ({ ...a, createdAt: iso(a.createdAt)! }));
+    });
+
+    app.delete('/api/v1/admin/apps/:id', { schema: { tags, security: bearer, summary: 'Revoke an app and its secret or key', params: IdParams }, config }, async (request, reply) => {
+      const { tenant, actor } = await requireAdmin(services, request);
+      await admin.deleteApp(tenant, actor, request.params.id);
+      return reply.code(204).send();
+    });
+  };
+}
