@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
 import { testMasterKey } from '../helpers/backends.ts';
 
 const BIN = new URL('../../bin/steadfast.js', import.meta.url).pathname;
@@ -52,6 +53,40 @@ describe('steadfast command line', () => {
     const run = await steadfast(['token', 'create', '--tenant', 'acme', '--role', 'admin']);
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout).token).toMatch(/^sfa_[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('issues a Temporary Access Pass within the policy bounds, and marks break-glass accounts', async () => {
+    const run = await steadfast(['tap', 'issue', '--tenant', 'acme', '--username', 'alice', '--minutes', '30', '--one-time']);
+    expect(run.code).toBe(0);
+    const issued = JSON.parse(run.stdout);
+    expect(issued).toMatchObject({ code: expect.stringMatching(/^[0-9A-Z]{4}(-[0-9A-Z]{4}){3}$/), oneTime: true });
+    expect(Date.parse(issued.expiresAt) - Date.now()).toBeGreaterThan(29 * 60_000);
+
+    const tooLong = await steadfast(['tap', 'issue', '--tenant', 'acme', '--username', 'alice', '--minutes', '100000']);
+    expect(tooLong.code).toBe(2);
+    expect(tooLong.stderr).toMatch(/from 10 to 480 minutes/);
+
+    const glass = await steadfast(['user', 'create', '--tenant', 'acme', '--username', 'emergency', '--break-glass', '--password-stdin'], 'a very long emergency passphrase');
+    expect(JSON.parse(glass.stdout)).toMatchObject({ username: 'emergency', breakGlass: true, admin: false });
+    const off = await steadfast(['user', 'set', '--tenant', 'acme', '--username', 'emergency', '--no-break-glass', '--admin']);
+    expect(JSON.parse(off.stdout)).toMatchObject({ breakGlass: false, admin: true });
+  });
+
+  it('verifies the audit chain, and names the first entry someone edited', async () => {
+    const intact = await steadfast(['audit', 'verify']);
+    expect(intact.code).toBe(0);
+    expect(JSON.parse(intact.stdout)).toEqual({ intact: true, entries: 4 });
+
+    // Edit the second entry behind Steadfast's back, as an intruder with database access would.
+    const db = new Database(join(dataDir, 'steadfast.db'));
+    const second = db.prepare('select id from audit_log where seq = 2').get() as { id: string };
+    db.prepare(`update audit_log set actor = 'someone-else' where id = ?`).run(second.id);
+    db.close();
+
+    const broken = await steadfast(['audit', 'verify', '--tenant', 'acme']);
+    expect(broken.code).toBe(1);
+    expect(JSON.parse(broken.stdout)).toMatchObject({ intact: false, tenant: 'acme', seq: 2, id: second.id, reason: 'its contents do not match its hash' });
+    expect(broken.stderr.trim()).toBe('steadfast: audit chain of "acme" broken at entry 2: its contents do not match its hash');
   });
 
   it.each([
