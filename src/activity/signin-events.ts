@@ -92,7 +92,7 @@ export class SigninEvents {
   /** A tenant's sign-ins, newest first, filtered for the admin. */
   async list(tenantId: string, filter: SigninFilter, limit: number, cursor?: string): Promise<Page<AdminSigninEvent>> {
     let query = this.db.selectFrom('signin_events').selectAll().where('tenant_id', '=', tenantId);
-    if (filter.userId) query = query.where('user_id', '=', filter.userId);
+    if (filter.userId !== undefined) query = query.where('user_id', '=', filter.userId);
     if (filter.outcome) query = query.where('outcome', '=', filter.outcome);
     if (filter.method) query = query.where('method', '=', filter.method);
     if (filter.since !== undefined) query = query.where('at', '>=', filter.since);

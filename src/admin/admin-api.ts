@@ -82,7 +82,8 @@ export async function signinFilter(services: Services, tenant: Tenant, q: { user
   let userId: string | undefined;
   if (q.user) {
     const user = (await services.users.get(tenant.id, q.user)) ?? (await services.users.findByUsername(tenant.id, q.user));
-    userId = user?.id ?? '\u0000none';
+    // No user of that name or id: an id no user has, so nothing matches.
+    userId = user?.id ?? '';
   }
   const time = (value: string | undefined, name: string) => {
     if (!value) return undefined;

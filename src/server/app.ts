@@ -96,6 +96,12 @@ export async function buildApp(services: Services, options: AppOptions) {
     else reply.raw.once('close', releaseSlot);
   });
 
+  // NUL is valid JSON but no text column takes it (PostgreSQL refuses it
+  // outright): turned away here, before anything is read or written.
+  app.addHook('preValidation', async (request) => {
+    if (hasNul(request.params) || hasNul(request.query) || hasNul(request.body)) throw new AppError('invalid-request', 'text must not contain NUL characters');
+  });
+
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
 
@@ -134,4 +140,11 @@ export async function buildApp(services: Services, options: AppOptions) {
   await app.register(securityInfoPages(services));
   await app.register(mySigninsPages(services));
   return app;
+}
+
+function hasNul(value: unknown, depth = 0): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (typeof value !== 'object' || value === null || depth > 32) return false;
+  for (const [key, inner] of Object.entries(value)) if (key.includes('\u0000') || hasNul(inner, depth + 1)) return true;
+  return false;
 }

@@ -1,0 +1,120 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backends, type Backend } from '../helpers/backends.ts';
+import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
+import { totpCode } from '../helpers/totp.ts';
+
+const PASSWORD = 'correct horse battery staple';
+
+/**
+ * Every API route that names a resource is called with tenant B's credentials
+ * and tenant A's resource ids, and must answer exactly as for an id that does
+ * not exist: 404, with nothing that tells the two apart. The routes come from
+ * the OpenAPI document, so a new route without a case here fails the suite.
+ */
+interface TenantWorld {
+  slug: string;
+  adminToken: string;
+  userToken: string;
+  userId: string;
+  methodId: string;
+  eventId: string;
+  appId: string;
+  flow: string;
+}
+
+const BODIES: Record<string, unknown> = {
+  'POST /api/v1/t/{tenant}/signin/{flow}/challenge': { method: 'totp' },
+  'POST /api/v1/t/{tenant}/signin/{flow}/verify': { method: 'totp', code: '123456' },
+  'POST /api/v1/me/methods/{id}/confirm': { code: '123456' },
+  'POST /api/v1/me/methods/{id}/resend': undefined,
+  'PATCH /api/v1/me/methods/{id}': { label: 'taken over' },
+  'DELETE /api/v1/me/methods/{id}': undefined,
+  'POST /api/v1/me/signins/{id}/report': undefined,
+  'GET /api/v1/admin/users/{id}': undefined,
+  'PATCH /api/v1/admin/users/{id}': { email: 'intruder@example.test' },
+  'DELETE /api/v1/admin/users/{id}': undefined,
+  'POST /api/v1/admin/users/{id}/reset-methods': undefined,
+  'POST /api/v1/admin/users/{id}/revoke-sessions': undefined,
+  'POST /api/v1/admin/users/{id}/tap': { minutes: 60 },
+  'DELETE /api/v1/admin/users/{id}/tap': undefined,
+  'DELETE /api/v1/admin/apps/{id}': undefined,
+};
+
+for (const spec of backends) {
+  describe.runIf(await spec.available())(`tenant isolation on ${spec.name}`, () => {
+    let backend: Backend;
+    let server: TestServer;
+    let a: TenantWorld;
+    let b: TenantWorld;
+
+    const world = async (slug: string): Promise<TenantWorld> => {
+      const tenant = await server.services.tenants.create(slug);
+      const adminToken = (await server.services.adminTokens.create(tenant.id, 'admin')).token;
+      const user = await api(server.url, 'POST', '/api/v1/admin/users', { username: 'pat', password: PASSWORD }, adminToken);
+      const first = await api(server.url, 'POST', `/api/v1/t/${slug}/signin`, { username: 'pat', password: PASSWORD });
+      const userToken = first.body.session.token as string;
+      const totp = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, userToken);
+      await api(server.url, 'POST', `/api/v1/me/methods/${totp.body.id}/confirm`, { code: totpCode(totp.body.secret, Date.now()) }, userToken);
+      const eventId = (await api(server.url, 'GET', '/api/v1/me/signins', undefined, userToken)).body.items[0].id as string;
+      const appId = (await api(server.url, 'POST', '/api/v1/admin/apps', { name: 'App', kind: 'api' }, adminToken)).body.id as string;
+      const flow = (await api(server.url, 'POST', `/api/v1/t/${slug}/signin`, { username: 'pat', password: PASSWORD })).body.flow as string;
+      return { slug, adminToken, userToken, userId: user.body.id, methodId: totp.body.id, eventId, appId, flow };
+    };
+
+    beforeAll(async () => {
+      backend = await spec.create();
+      server = await startTestServer(backend);
+      a = await world('alpha');
+      b = await world('bravo');
+    });
+    afterAll(async () => {
+      await server?.close();
+      await backend?.cleanup();
+    });
+
+    /** The path with tenant B in it and A's id, and with an id nobody has. */
+    const fill = (template: string, ids: 'foreign' | 'unknown') => {
+      const id = (kind: keyof TenantWorld) => (ids === 'foreign' ? a[kind] : '00000000-0000-4000-8000-000000000000');
+      const byPlace = template.startsWith('/api/v1/admin/users') ? id('userId') : template.startsWith('/api/v1/admin/apps') ? id('appId') : template.startsWith('/api/v1/me/signins') ? id('eventId') : id('methodId');
+      return template.replace('{tenant}', b.slug).replace('{flow}', ids === 'foreign' ? a.flow : 'no-such-flow-aaaaaaaaaaaaaaaa').replace('{id}', byPlace);
+    };
+
+    it("answers another tenant's ids exactly like ids that do not exist, on every route that names one", async () => {
+      const openapi = (await api(server.url, 'GET', '/api/v1/openapi.json')).body as { paths: Record<string, Record<string, unknown>> };
+      const routes = Object.entries(openapi.paths).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`));
+      const named = routes.filter((r) => /\{(id|flow)\}/.test(r));
+      expect(named.sort()).toEqual(Object.keys(BODIES).sort());
+
+      for (const route of named) {
+        const [method, template] = route.split(' ') as [string, string];
+        const token = template.startsWith('/api/v1/admin') ? b.adminToken : template.startsWith('/api/v1/me') ? b.userToken : undefined;
+        const foreign = await api(server.url, method, fill(template, 'foreign'), BODIES[route], token);
+        const unknown = await api(server.url, method, fill(template, 'unknown'), BODIES[route], token);
+        expect(foreign.status, route).toBe(404);
+        expect(foreign.body, route).toEqual(unknown.body);
+      }
+
+      // Nothing of A's changed: its user, method, app and sessions are all still there.
+      const detail = await api(server.url, 'GET', `/api/v1/admin/users/${a.userId}`, undefined, a.adminToken);
+      expect(detail.body).toMatchObject({ user: { email: null }, methods: [{ id: a.methodId, label: 'Authenticator app' }], accessPass: null });
+      expect(detail.body.sessions.length).toBeGreaterThan(0);
+      expect((await api(server.url, 'GET', '/api/v1/admin/apps', undefined, a.adminToken)).body.map((x: { id: string }) => x.id)).toEqual([a.appId]);
+      expect((await api(server.url, 'GET', '/api/v1/me', undefined, a.userToken)).status).toBe(200);
+    });
+
+    it("never lists another tenant's users, sign-ins, audit entries or apps", async () => {
+      const as = (path: string) => api(server.url, 'GET', path, undefined, b.adminToken);
+      const users = (await as('/api/v1/admin/users')).body.items as { id: string }[];
+      expect(users.map((u) => u.id)).toEqual([b.userId]);
+      const signins = (await as(`/api/v1/admin/signins?user=${a.userId}`)).body.items;
+      expect(signins).toEqual([]);
+      const all = (await as('/api/v1/admin/signins')).body.items as { userId: string }[];
+      expect(all.every((e) => e.userId === b.userId)).toBe(true);
+      const audit = (await as(`/api/v1/admin/audit?user=${a.userId}`)).body.items;
+      expect(audit).toEqual([]);
+      expect((await as('/api/v1/admin/apps')).body.map((x: { id: string }) => x.id)).toEqual([b.appId]);
+      // The username is the same in both tenants; the session of one is not a session of the other.
+      expect((await api(server.url, 'GET', '/api/v1/me', undefined, b.userToken)).body).toMatchObject({ id: b.userId, tenant: 'bravo' });
+    });
+  });
+}
