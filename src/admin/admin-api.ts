@@ -6,7 +6,7 @@ import type { Tenant } from '../directory/tenants.ts';
 import type { User } from '../directory/users.ts';
 import { IdParams, MethodView } from '../server/routes/schemas.ts';
 import type { SigninFilter } from '../activity/signin-events.ts';
-import { csvRow } from './csv.ts';
+import { signinsCsv } from './csv.ts';
 
 const bearer = [{ bearerAuth: [] }];
 const config = { admissionClass: 'admin' as const };
@@ -73,9 +73,6 @@ const SigninQuery = Type.Object({
   format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')])),
 });
 
-const CSV_COLUMNS = ['id', 'at', 'userId', 'username', 'ip', 'userAgent', 'app', 'step', 'method', 'outcome', 'reason', 'reported'] as const;
-// A CSV export walks the whole filtered log a page at a time, up to this many rows.
-const CSV_MAX_ROWS = 100_000;
 
 /** The sign-in log filter from query parameters; a `user` that names nobody matches nothing. */
 export async function signinFilter(services: Services, tenant: Tenant, q: { user?: string | undefined; outcome?: 'success' | 'failure' | undefined; method?: string | undefined; since?: string | undefined; until?: string | undefined }): Promise<SigninFilter> {
@@ -258,15 +255,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
           const page = await admin.signins(tenant, filter, request.query.limit ?? 100, request.query.cursor);
           return { items: page.items.map((e) => ({ ...e, at: iso(e.at)!, reported: e.reportedAt !== null })), next: page.next };
         }
-        let body = csvRow([...CSV_COLUMNS]);
-        let cursor: string | undefined;
-        for (let rows = 0; rows < CSV_MAX_ROWS; ) {
-          const page = await admin.signins(tenant, filter, 1000, cursor);
-          for (const e of page.items) body += csvRow([e.id, iso(e.at), e.userId, e.username, e.ip, e.userAgent, e.app, e.step, e.method, e.outcome, e.reason, e.reportedAt !== null]);
-          rows += page.items.length;
-          if (!page.next) break;
-          cursor = page.next;
-        }
+        const body = await signinsCsv(admin, tenant, filter);
         return reply
           .type('text/csv; charset=utf-8')
           .header('content-disposition', `attachment; filename="signins-${tenant.slug}.csv"`)

@@ -66,7 +66,8 @@ type Raw = Record<string, unknown>;
 const isObject = (v: unknown): v is Raw => typeof v === 'object' && v !== null && !Array.isArray(v);
 const AAGUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-function checkPolicy(input: unknown, base: Readonly<TenantPolicy>): { policy: TenantPolicy; problems: string[] } {
+/** The policy as far as `input` is valid (wrong fields keep their `base` value) and every problem found. */
+export function checkPolicy(input: unknown, base: Readonly<TenantPolicy>): { policy: TenantPolicy; problems: string[] } {
   const problems: string[] = [];
   const raw = isObject(input) ? input : {};
   if (!isObject(input)) problems.push('the policy must be a JSON object');

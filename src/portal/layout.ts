@@ -9,6 +9,8 @@ export interface LayoutOptions {
   signOut?: { action: string; csrf: string } | undefined;
   /** Load the page script (WebAuthn ceremonies, local times, copy buttons). */
   scripts?: boolean | undefined;
+  /** Room for tables: the admin console. */
+  wide?: boolean | undefined;
 }
 
 export function layout(options: LayoutOptions): string {
@@ -36,7 +38,7 @@ ${options.scripts ? html`<script src="/assets/webauthn-browser.js" defer></scrip
       : ''
   }
 </header>
-<main id="main">
+<main id="main"${options.wide ? html` class="wide"` : ''}>
 ${options.body}
 </main>
 <footer><small>Protected by Steadfast</small></footer>

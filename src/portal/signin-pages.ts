@@ -22,6 +22,7 @@ const METHOD_PROMPTS: Record<string, { name: string; prompt: string; input: 'num
   sms: { name: 'Text message', prompt: 'Enter the code from the text message.', input: 'numeric' },
   voice: { name: 'Phone call', prompt: 'Enter the code we read out to you.', input: 'numeric' },
   email: { name: 'Email', prompt: 'Enter the code from the email.', input: 'numeric' },
+  tap: { name: 'Temporary Access Pass', prompt: 'Enter the Temporary Access Pass your administrator gave you.', input: 'text' },
 };
 
 interface FactorPageOptions {
@@ -70,6 +71,7 @@ ${alert('error', error)}
   <input type="password" id="password" name="password" autocomplete="current-password" required ${username ? 'autofocus' : ''}>
   <button type="submit">Sign in</button>
 </form>
+<p class="hint"><a href="/t/${tenant.slug}/signin/tap${next ? `?next=${next}` : ''}">Sign in with a Temporary Access Pass</a></p>
 ${
   passkeys
     ? html`<form method="post" action="/t/${tenant.slug}/signin/passkey" data-webauthn="passkey" data-options-url="/api/v1/t/${tenant.slug}/signin/passkey" class="passkey">
@@ -157,7 +159,7 @@ ${
   ${delivered ? html`<p role="status">${delivered}</p>` : ''}
   <p>${prompt.prompt}</p>
   <label for="code">${prompt.name} code</label>
-  <input type="text" id="code" name="code" class="code" required autofocus autocomplete="one-time-code" inputmode="${prompt.input}" ${prompt.input === 'numeric' ? html`pattern="[0-9]*" maxlength="${outOfBand ? '8' : '6'}"` : html`maxlength="20"`}>
+  <input type="text" id="code" name="code" class="code" required autofocus autocomplete="one-time-code" inputmode="${prompt.input}" ${prompt.input === 'numeric' ? html`pattern="[0-9]*" maxlength="${outOfBand ? '8' : '6'}"` : html`maxlength="32" autocapitalize="characters" spellcheck="false"`}>
   <button type="submit">Verify</button>
 </form>
 ${
@@ -260,6 +262,65 @@ ${alert('error', `${why} None of your other sign-in methods can be used at the m
           return signedIn(reply, tenant, result.session, result.state === 'complete' ? next : undefined);
         } catch (err) {
           return startAgain(reply, tenant, next, err, username);
+        }
+      },
+    );
+
+    /** Signing in with a Temporary Access Pass in place of the password (a new hire, or someone who lost every method). */
+    const tapPage = (reply: FastifyReply, tenant: Tenant, username: string, next: NextPage | undefined, error?: string, status = 200) =>
+      reply
+        .code(status)
+        .type('text/html; charset=utf-8')
+        .header('cache-control', 'no-store')
+        .send(
+          layout({
+            title: 'Sign in with a Temporary Access Pass',
+            tenantName: tenant.name,
+            body: html`<div class="card">
+<h1>Sign in with a Temporary Access Pass</h1>
+${alert('error', error)}
+<p>Your administrator gives you a pass when you are new or have lost your sign-in methods. It works for a limited time.</p>
+<form method="post" action="/t/${tenant.slug}/signin/tap" novalidate>
+  <input type="hidden" name="_csrf" value="${reply.generateCsrf()}">
+  ${next ? html`<input type="hidden" name="next" value="${next}">` : ''}
+  <label for="username">Username</label>
+  <input type="text" id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false" required value="${username}" ${username ? '' : 'autofocus'}>
+  <label for="tap">Temporary Access Pass</label>
+  <input type="text" id="tap" name="tap" class="code" autocomplete="one-time-code" autocapitalize="characters" spellcheck="false" maxlength="32" required ${username ? 'autofocus' : ''}>
+  <button type="submit">Sign in</button>
+</form>
+<p class="hint"><a href="/t/${tenant.slug}/signin">Sign in with your password instead</a></p>
+</div>`,
+          }),
+        );
+
+    app.get(
+      '/t/:tenant/signin/tap',
+      { schema: { params: PageParams, querystring: Type.Object({ next: Next }), hide: true }, config: { admissionClass: 'start-signin' } },
+      async (request, reply) => tapPage(reply, await tenantOf(request.params.tenant), '', request.query.next),
+    );
+
+    app.post(
+      '/t/:tenant/signin/tap',
+      {
+        schema: { params: PageParams, body: Type.Object({ username: Field(256), tap: Field(64), next: Next, _csrf: Field(200) }), hide: true },
+        preHandler: app.csrfProtection,
+        config: { admissionClass: 'start-signin' },
+      },
+      async (request, reply) => {
+        const tenant = await tenantOf(request.params.tenant);
+        const { next } = request.body;
+        const username = request.body.username?.trim() ?? '';
+        const tap = request.body.tap?.trim() ?? '';
+        if (!username || !tap) return tapPage(reply, tenant, username, next, 'Enter your username and the pass.', 400);
+        try {
+          const result = await services.signin.tapStep(tenant, username, tap, requestContext(request));
+          return signedIn(reply, tenant, result.session, result.state === 'complete' ? next : undefined);
+        } catch (err) {
+          const shown = errorMessage(err);
+          if (!shown) throw err;
+          const message = err instanceof AppError && err.code === 'invalid-credentials' ? 'That username and pass do not match a valid pass. Check it, or ask your administrator for a new one.' : shown.message;
+          return tapPage(reply, tenant, username, next, message, shown.status);
         }
       },
     );

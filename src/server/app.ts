@@ -15,6 +15,7 @@ import type { Services } from './services.ts';
 import { signinApi } from './routes/signin-api.ts';
 import { meApi } from './routes/me-api.ts';
 import { adminApi } from '../admin/admin-api.ts';
+import { adminConsolePages } from '../admin/console-pages.ts';
 import { opsRoutes, type Readiness } from './routes/ops.ts';
 import { signinPages } from '../portal/signin-pages.ts';
 import { securityInfoPages } from '../portal/security-info-pages.ts';
@@ -139,6 +140,7 @@ export async function buildApp(services: Services, options: AppOptions) {
   await app.register(signinPages(services));
   await app.register(securityInfoPages(services));
   await app.register(mySigninsPages(services));
+  await app.register(adminConsolePages(services));
   return app;
 }
 

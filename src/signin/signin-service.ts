@@ -118,7 +118,7 @@ export class SigninService {
    * with no password, or someone who lost every method. The pass is strong
    * enough on its own; a user with no method gets a session that registers one.
    */
-  async tapStep(tenant: Tenant, username: string, tap: string, ctx: RequestContext): Promise<PasswordStepResult> {
+  async tapStep(tenant: Tenant, username: string, tap: string, ctx: RequestContext): Promise<Exclude<PasswordStepResult, { state: 'factor_required' }>> {
     const { deps } = this;
     const attempt = this.attempt(tenant, 'password', username.normalize('NFKC').trim().toLowerCase(), ctx);
     await deps.limits.begin(attempt);

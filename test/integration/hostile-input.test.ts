@@ -110,6 +110,8 @@ describe.runIf(await spec.available())(`hostile input never causes a 5xx on ${sp
     await api(server.url, 'POST', `/api/v1/me/methods/${enrol.body.id}/confirm`, { code: totpCode(enrol.body.secret, Date.now()) }, first.body.session.token);
     token = first.body.session.token;
     methodId = enrol.body.id;
+    // An administrator, so the console's forms are reached too.
+    await server.services.users.update(tenant.id, (await server.services.users.findByUsername(tenant.id, 'fred'))!.id, { isAdmin: true });
     const phone = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'sms', to: '+447700900999' }, token);
     await api(server.url, 'POST', `/api/v1/me/methods/${phone.body.id}/confirm`, { code: codeIn(gateway.received.at(-1)) }, token);
     eventId = (await api(server.url, 'GET', '/api/v1/me/signins', undefined, token)).body.items[0].id;
@@ -261,8 +263,14 @@ describe.runIf(await spec.available())(`hostile input never causes a 5xx on ${sp
       `/t/fuzz/my/security-info/methods/${methodId}/rename`,
       `/t/fuzz/my/signins/${eventId}/report`,
       '/t/fuzz/my/password',
+      '/t/fuzz/signin/tap',
+      '/t/fuzz/admin/users',
+      `/t/fuzz/admin/users/${methodId}/tap`,
+      `/t/fuzz/admin/users/${methodId}/reset-methods`,
+      `/t/fuzz/admin/users/${eventId}/disable`,
+      '/t/fuzz/admin/policy',
     );
-    const form = fc.dictionary(fc.constantFrom('username', 'password', 'flow', 'method', 'code', '_csrf', 'label', 'assertion', 'attestation', 'next', 'kind', 'currentPassword', 'newPassword', 'to', 'channel', 'x'), fc.string({ maxLength: 100 })).map((d) => ({ contentType: 'application/x-www-form-urlencoded', body: new URLSearchParams(d).toString() }));
+    const form = fc.dictionary(fc.constantFrom('username', 'password', 'flow', 'method', 'code', '_csrf', 'label', 'assertion', 'attestation', 'next', 'kind', 'currentPassword', 'newPassword', 'to', 'channel', 'tap', 'minutes', 'oneTime', 'mfaRequired', 'allowedMethods', 'tapMinMinutes', 'failMode', 'x'), fc.string({ maxLength: 100 })).map((d) => ({ contentType: 'application/x-www-form-urlencoded', body: new URLSearchParams(d).toString() }));
     await fc.assert(fc.asyncProperty(pages, fc.oneof(form, anyBody), async (path, body) => void (await send('POST', path, body, { cookie: `sf_session=${token}` }))), { numRuns: RUNS });
     const validCsrfForm = form.map((f) => ({ ...f, body: `${f.body}&_csrf=${encodeURIComponent(csrfToken)}` }));
     await fc.assert(
@@ -274,10 +282,24 @@ describe.runIf(await spec.available())(`hostile input never causes a 5xx on ${sp
       { numRuns: RUNS },
     );
     await fc.assert(fc.asyncProperty(segment, async (t) => void (await send('GET', `/t/${enc(t)}/signin`))), { numRuns: RUNS / 2 });
-    const gets = fc.constantFrom('/t/fuzz/my/signins', '/t/fuzz/my/security-info', '/t/fuzz/my/password', '/t/fuzz/signin', '/assets/x');
+    const gets = fc.constantFrom(
+      '/t/fuzz/my/signins',
+      '/t/fuzz/my/security-info',
+      '/t/fuzz/my/password',
+      '/t/fuzz/signin',
+      '/t/fuzz/signin/tap',
+      '/assets/x',
+      '/t/fuzz/admin',
+      '/t/fuzz/admin/signins',
+      '/t/fuzz/admin/signins.csv',
+      '/t/fuzz/admin/audit',
+      '/t/fuzz/admin/policy',
+      `/t/fuzz/admin/users/${methodId}`,
+    );
     await fc.assert(
       fc.asyncProperty(gets, fc.string({ maxLength: 60 }), fc.string({ maxLength: 30 }), async (path, cursor, next) => {
-        await send('GET', `${path}?cursor=${enc(cursor)}&next=${enc(next)}&username=${enc(cursor)}`, undefined, { cookie: `sf_session=${token}` });
+        const q = enc(cursor);
+        await send('GET', `${path}?cursor=${q}&next=${enc(next)}&username=${q}&q=${q}&user=${q}&outcome=${q}&method=${q}&since=${q}&until=${enc(next)}&before=${q}`, undefined, { cookie: `sf_session=${token}` });
       }),
       { numRuns: RUNS / 2 },
     );

@@ -102,6 +102,21 @@ for (const spec of backends) {
       expect((await api(server.url, 'GET', '/api/v1/me', undefined, a.userToken)).status).toBe(200);
     });
 
+    it("keeps an administrator's console to their own tenant", async () => {
+      await api(server.url, 'PATCH', `/api/v1/admin/users/${b.userId}`, { admin: true }, b.adminToken);
+      const get = (path: string) => fetch(server.url + path, { headers: { cookie: `sf_session=${b.userToken}` }, redirect: 'manual' });
+      expect((await get('/t/bravo/admin')).status).toBe(200);
+      const foreign = await get(`/t/bravo/admin/users/${a.userId}`);
+      const unknown = await get('/t/bravo/admin/users/00000000-0000-4000-8000-000000000000');
+      expect(foreign.status).toBe(404);
+      expect(await foreign.text()).toBe(await unknown.text());
+      // Another tenant's console sends the visitor to that tenant's sign-in, as for anyone signed out.
+      const other = await get('/t/alpha/admin');
+      expect(other.status).toBe(303);
+      expect(other.headers.get('location')).toBe('/t/alpha/signin?next=admin');
+      expect((await get(`/t/alpha/admin/users/${a.userId}`)).headers.get('location')).toBe('/t/alpha/signin?next=admin');
+    });
+
     it("never lists another tenant's users, sign-ins, audit entries or apps", async () => {
       const as = (path: string) => api(server.url, 'GET', path, undefined, b.adminToken);
       const users = (await as('/api/v1/admin/users')).body.items as { id: string }[];

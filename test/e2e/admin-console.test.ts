@@ -1,0 +1,148 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { sqliteMemory, type Backend } from '../helpers/backends.ts';
+import { startTestServer, type TestServer } from '../helpers/test-server.ts';
+import { totpCode } from '../helpers/totp.ts';
+import { chromiumAvailable, launchChromium } from '../helpers/browser.ts';
+import { Secret } from 'otpauth';
+import { secretContext } from '../../src/methods/credentials.ts';
+
+/**
+ * An administrator in Chromium: signs in to the console, adds a new hire and
+ * issues them a Temporary Access Pass (which the new hire, in another browser,
+ * uses to sign in and set up an app), resets a user's methods, filters the
+ * sign-in log, and is told plainly what is wrong with a policy.
+ */
+describe.runIf(chromiumAvailable())('admin console in Chromium', () => {
+  let backend: Backend;
+  let server: TestServer;
+  let browser: Browser;
+  let adminContext: BrowserContext;
+  let page: Page;
+  const adminSecret = new Secret({ size: 20 }).base32;
+  const cspViolations: string[] = [];
+
+  beforeAll(async () => {
+    backend = await sqliteMemory.create();
+    server = await startTestServer(backend);
+    const { services } = server;
+    const tenant = await services.tenants.create('corp', 'Corp');
+    const ada = await services.users.create(tenant.id, { username: 'ada', passwordHash: await services.hasher.hash('ada admin password'), isAdmin: true });
+    // Ada's authenticator app, set up beforehand.
+    const id = 'ada-totp';
+    await services.credentials.insert({ id, tenantId: tenant.id, userId: ada.id, type: 'totp', label: 'Phone', state: 'active', secret: services.keyRing.seal(adminSecret, secretContext('totp', id)) });
+    const bob = await services.users.create(tenant.id, { username: 'bob', passwordHash: await services.hasher.hash('bob password 12') });
+    await services.credentials.insert({ tenantId: tenant.id, userId: bob.id, type: 'totp', label: 'Old phone', state: 'active', secret: services.keyRing.seal(new Secret({ size: 20 }).base32, secretContext('totp', 'x')) });
+    browser = await launchChromium();
+    adminContext = await browser.newContext();
+    page = await adminContext.newPage();
+    page.setDefaultTimeout(10_000);
+    page.on('console', (msg) => {
+      if (/Content Security Policy/i.test(msg.text())) cspViolations.push(msg.text());
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await backend?.cleanup();
+  });
+
+  it('sends a signed-out visitor to sign in, then back to the console', async () => {
+    await page.goto(`${server.url}/t/corp/admin`);
+    expect(page.url()).toContain('/t/corp/signin?next=admin');
+    await page.getByLabel('Username').fill('ada');
+    await page.getByLabel('Password').fill('ada admin password');
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByLabel('Authenticator app code').fill(totpCode(adminSecret, Date.now()));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    expect(page.url()).toMatch(/\/t\/corp\/admin$/);
+    await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('Users');
+  });
+
+  it('adds a new hire and issues a one-time pass, with which they sign in and set up an app', async () => {
+    await page.getByLabel('Username').fill('newhire');
+    await page.getByLabel('Email (optional)').fill('newhire@corp.example');
+    await page.getByRole('button', { name: 'Add user' }).click();
+    await expect(page.getByRole('status').first().textContent()).resolves.toContain('User newhire added');
+    await page.getByLabel(/Valid for \(minutes/).fill('120');
+    await page.getByRole('button', { name: 'Issue pass' }).click();
+    const code = ((await page.getByLabel('Temporary Access Pass').textContent()) ?? '').trim();
+    expect(code).toMatch(/^[0-9A-Z]{4}(-[0-9A-Z]{4}){3}$/);
+    await expect(page.locator('main').textContent()).resolves.toContain('usable once');
+
+    // The new hire, in a browser of their own.
+    const newHire = await (await browser.newContext()).newPage();
+    await newHire.goto(`${server.url}/t/corp/signin`);
+    await newHire.getByRole('link', { name: 'Sign in with a Temporary Access Pass' }).click();
+    await newHire.getByLabel('Username').fill('newhire');
+    await newHire.getByLabel('Temporary Access Pass').fill(code.toLowerCase());
+    await newHire.getByRole('button', { name: 'Sign in' }).click();
+    expect(newHire.url()).toContain('/t/corp/my/security-info');
+    await newHire.getByRole('button', { name: 'Add authenticator app' }).click();
+    const secret = ((await newHire.locator('code.secret').textContent()) ?? '').replace(/\s/g, '');
+    await newHire.getByLabel('Code from the app').fill(totpCode(secret, Date.now()));
+    await newHire.getByRole('button', { name: 'Confirm' }).click();
+    await expect(newHire.getByRole('status').first().textContent()).resolves.toContain('Authenticator app added');
+    await newHire.context().close();
+
+    // Back to the user's page (a GET: reloading the page the pass came on would post the form again).
+    await page.goto(page.url().replace(/\/tap$/, ''));
+    await expect(page.locator('main').textContent()).resolves.toMatch(/Authenticator app/);
+    await expect(page.locator('main').textContent()).resolves.toContain('None active.');
+  });
+
+  it("resets a user's methods", async () => {
+    await page.getByRole('link', { name: 'Users' }).click();
+    await page.getByLabel('Search users').fill('bob');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.getByRole('link', { name: 'bob' }).click();
+    await expect(page.locator('ul.methods').first().textContent()).resolves.toContain('Old phone');
+    await page.getByRole('button', { name: 'Reset methods' }).click();
+    await expect(page.getByRole('status').first().textContent()).resolves.toContain('Methods reset: 1 removed');
+    await expect(page.locator('main').textContent()).resolves.toContain('the user must register one at the next sign-in');
+  });
+
+  it('filters the sign-in log', async () => {
+    // A wrong password for bob, from elsewhere.
+    await fetch(`${server.url}/api/v1/t/corp/signin`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'bob', password: 'not his password' }) });
+    await page.getByRole('link', { name: 'Sign-in log' }).click();
+    const rows = page.locator('table tbody tr');
+    expect(await rows.count()).toBeGreaterThanOrEqual(4);
+    await page.getByLabel('User').fill('bob');
+    await page.getByLabel('Outcome').selectOption('failure');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    expect(page.url()).toContain('outcome=failure');
+    expect(await rows.count()).toBe(1);
+    await expect(rows.first().textContent()).resolves.toContain('invalid credentials');
+    const csv = await page.request.get(`${server.url}/t/corp/admin/signins.csv?user=bob&outcome=failure`);
+    expect((await csv.text()).trim().split('\r\n')).toHaveLength(2);
+  });
+
+  it('names every problem of a policy it will not save, keeping what was typed', async () => {
+    await page.getByRole('link', { name: 'Policy' }).click();
+    await page.getByLabel('Shortest lifetime (minutes)').fill('600');
+    await page.getByLabel(/Days a browser may skip/).fill('7');
+    await page.getByRole('button', { name: 'Save policy' }).click();
+    await expect(page.locator('ul.problems').textContent()).resolves.toContain('tap.minMinutes must not exceed tap.maxMinutes');
+    expect(await page.getByLabel(/Days a browser may skip/).inputValue()).toBe('7');
+    await page.getByLabel('Shortest lifetime (minutes)').fill('15');
+    await page.getByLabel(/Go on to the second step and accept only/).check();
+    await page.getByRole('button', { name: 'Save policy' }).click();
+    await expect(page.getByRole('status').first().textContent()).resolves.toContain('Policy saved');
+    const tenant = (await server.services.tenants.findBySlug('corp'))!;
+    expect((await server.services.tenants.findById(tenant.id))!.policy).toMatchObject({ failMode: 'tap-only', tap: { minMinutes: 15 }, rememberedDeviceDays: 7 });
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await expect(page.locator('tbody tr').first().textContent()).resolves.toContain('policy.changed');
+    expect(cspViolations).toEqual([]);
+  });
+
+  it('turns away a user who is not an administrator', async () => {
+    const other = await (await browser.newContext()).newPage();
+    await other.goto(`${server.url}/t/corp/signin?next=admin`);
+    await other.getByRole('link', { name: 'Sign in with a Temporary Access Pass' }).click();
+    expect(other.url()).toContain('next=admin');
+    const res = await other.request.get(`${server.url}/t/corp/admin`);
+    expect(res.url()).toContain('/t/corp/signin?next=admin');
+    await other.context().close();
+  });
+});
