@@ -25,6 +25,9 @@ const METHOD_PROMPTS: Record<string, { name: string; prompt: string; input: 'num
   tap: { name: 'Temporary Access Pass', prompt: 'Enter the Temporary Access Pass your administrator gave you.', input: 'text' },
 };
 
+/** The remembered-browser cookie (see sessions/remembered-devices.ts). */
+const DEVICE_COOKIE = 'sf_device';
+
 interface FactorPageOptions {
   error?: string | undefined;
   status?: number;
@@ -132,6 +135,11 @@ ${
       const others = methods.filter((m) => (chosen.type === 'webauthn' ? m.type !== 'webauthn' : m.id !== chosen.id));
       const hidden = html`<input type="hidden" name="_csrf" value="${csrf}"><input type="hidden" name="flow" value="${flow}">${next ? html`<input type="hidden" name="next" value="${next}">` : ''}`;
       const delivered = sentTo(challenge.delivery as { channel?: string; to?: string } | undefined);
+      const days = tenant.policy.rememberedDeviceDays;
+      const remember =
+        days > 0 && chosen.type !== 'tap'
+          ? html`<label class="check"><input type="checkbox" name="remember" value="on"> Don't ask again on this browser for ${days} ${days === 1 ? 'day' : 'days'}</label>`
+          : '';
       return reply
         .code(opts.status ?? 200)
         .type('text/html; charset=utf-8')
@@ -150,6 +158,7 @@ ${
 <form method="post" action="/t/${tenant.slug}/signin/verify" data-webauthn="authenticate" data-options-id="webauthn-options">
   ${hidden}<input type="hidden" name="method" value="webauthn"><input type="hidden" name="assertion" value="">
   <p>${prompt.prompt}</p>
+  ${remember}
   <button type="submit" data-webauthn-only disabled autofocus>Use passkey or security key</button>
   <p class="hint" data-webauthn-missing>This needs JavaScript and a browser that supports security keys. Choose another way below.</p>
   <p class="alert error" role="alert" data-webauthn-error hidden></p>
@@ -160,6 +169,7 @@ ${
   <p>${prompt.prompt}</p>
   <label for="code">${prompt.name} code</label>
   <input type="text" id="code" name="code" class="code" required autofocus autocomplete="one-time-code" inputmode="${prompt.input}" ${prompt.input === 'numeric' ? html`pattern="[0-9]*" maxlength="${outOfBand ? '8' : '6'}"` : html`maxlength="32" autocapitalize="characters" spellcheck="false"`}>
+  ${remember}
   <button type="submit">Verify</button>
 </form>
 ${
@@ -257,7 +267,7 @@ ${alert('error', `${why} None of your other sign-in methods can be used at the m
         const password = request.body.password ?? '';
         if (!username || !password) return passwordPage(reply, tenant, username, next, 'Enter your username and password.', 400);
         try {
-          const result = await services.signin.passwordStep(tenant, username, password, requestContext(request));
+          const result = await services.signin.passwordStep(tenant, username, password, { ...requestContext(request), rememberedDevice: request.cookies[DEVICE_COOKIE] });
           if (result.state === 'factor_required') return await factorPage(reply, tenant, result.flow, result.methods, result.methods[0]!, next);
           return signedIn(reply, tenant, result.session, result.state === 'complete' ? next : undefined);
         } catch (err) {
@@ -371,7 +381,7 @@ ${alert('error', error)}
       {
         schema: {
           params: PageParams,
-          body: Type.Object({ flow: Field(64), method: Field(64), code: Field(64), assertion: Field(16384), next: Next, _csrf: Field(200) }),
+          body: Type.Object({ flow: Field(64), method: Field(64), code: Field(64), assertion: Field(16384), remember: Field(5), next: Next, _csrf: Field(200) }),
           hide: true,
         },
         preHandler: app.csrfProtection,
@@ -390,7 +400,17 @@ ${alert('error', error)}
         const chosen = methods.find((m) => m.id === request.body.method) ?? methods.find((m) => m.type === request.body.method) ?? methods[0]!;
         try {
           const input = request.body.assertion ? { assertion: parseJsonField(request.body.assertion) } : { code: request.body.code?.trim() ?? '' };
-          const result = await services.signin.verify(tenant, flow, chosen.type === 'webauthn' ? 'webauthn' : chosen.id, input, requestContext(request));
+          const result = await services.signin.verify(tenant, flow, chosen.type === 'webauthn' ? 'webauthn' : chosen.id, input, { ...requestContext(request), rememberDevice: request.body.remember === 'on' });
+          if (result.remembered) {
+            // Sent back only to this tenant's sign-in pages, where it is read.
+            reply.setCookie(DEVICE_COOKIE, result.remembered.token, {
+              httpOnly: true,
+              sameSite: 'lax',
+              secure: services.config.publicUrl.startsWith('https:'),
+              path: `/t/${tenant.slug}/signin`,
+              expires: new Date(result.remembered.expiresAt),
+            });
+          }
           return signedIn(reply, tenant, result.session, next);
         } catch (err) {
           if (err instanceof AppError && err.code === 'invalid-code' && Number(err.extra.attemptsLeft) > 0) {

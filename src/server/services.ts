@@ -34,6 +34,7 @@ import { SigninReports } from '../activity/signin-report.ts';
 import { AccessPasses } from '../methods/tap/access-passes.ts';
 import { Apps } from '../directory/apps.ts';
 import { Administration } from '../admin/administration.ts';
+import { RememberedDevices } from '../sessions/remembered-devices.ts';
 
 /** Everything a node runs on, built in one place (the composition root). */
 export interface Services {
@@ -151,6 +152,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     limits,
     passes,
     audit,
+    devices: new RememberedDevices(db, clock),
     onBreakGlass: (tenant, user) => {
       metrics.breakGlassSignins.inc({ tenant: tenant.slug });
       options.logger?.error({ tenant: tenant.slug, user: user.username, alert: 'break-glass' }, 'break-glass account signed in');

@@ -161,7 +161,7 @@ export class Sessions {
     }));
   }
 
-  /** Ends every session of the user except `keepId`; returns how many ended. */
+  /** Ends every session of the user except `keepId`, and forgets their remembered browsers; returns how many sessions ended. */
   async revokeAllForUser(tenantId: string, userId: string, keepId?: string): Promise<number> {
     let query = this.db
       .updateTable('sessions')
@@ -171,6 +171,14 @@ export class Sessions {
       .where('revoked_at', 'is', null);
     if (keepId) query = query.where('id', '!=', keepId);
     const result = await query.executeTakeFirst();
+    // Whatever ends a user's other sessions also forgets their remembered browsers.
+    await this.db
+      .updateTable('remembered_devices')
+      .set({ revoked_at: this.clock.now() })
+      .where('tenant_id', '=', tenantId)
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+      .execute();
     return Number(result.numUpdatedRows);
   }
 }

@@ -16,11 +16,22 @@ import { methodChoices, type MethodChoice } from './method-choices.ts';
 import type { AccessPasses } from '../methods/tap/access-passes.ts';
 import type { AuditLog } from '../activity/audit-log.ts';
 import type { User } from '../directory/users.ts';
+import type { RememberedDevices } from '../sessions/remembered-devices.ts';
 
 export interface RequestContext extends WorkWindow {
   ip: string;
   userAgent?: string | undefined;
   app?: string | undefined;
+  /** The remembered-browser token this browser holds (pages only). */
+  rememberedDevice?: string | undefined;
+  /** Remember this browser once the second factor is proved (pages only, when the policy allows). */
+  rememberDevice?: boolean | undefined;
+}
+
+/** A token for the browser to keep, when it asked to be remembered. */
+export interface RememberedBrowser {
+  token: string;
+  expiresAt: number;
 }
 
 export interface IssuedSession {
@@ -45,6 +56,7 @@ export interface SigninDeps {
   limits: AbuseLimits;
   passes: AccessPasses;
   audit: AuditLog;
+  devices: RememberedDevices;
   /** Told of every sign-in of a break-glass account, for the alert metric and log (the audit entry is written here). */
   onBreakGlass?: (tenant: Tenant, user: User) => void;
   /** Called with background failures (a rehash that could not be saved), never with secrets. */
@@ -91,6 +103,12 @@ export class SigninService {
         await this.record(tenant, user, username, ctx, 'password', 'success', 'registration_required', 'password');
         return { state: 'registration_required', flow: null, methods, session: await this.issueSession(tenant, user.id, 'register', ['pwd'], ctx) };
       }
+    }
+    // A browser the user asked to remember skips the second factor it proved there, for as long as the policy says.
+    if (!user.mustRegister && (await deps.devices.recognises(tenant, user.id, ctx.rememberedDevice))) {
+      await this.record(tenant, user, username, ctx, 'password', 'success', 'remembered_device', 'password');
+      await this.alertIfBreakGlass(tenant, user, 'password');
+      return { state: 'complete', flow: null, methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd', 'mfa'], ctx) };
     }
     if (!methods.some((m) => m.available)) {
       await this.record(tenant, user, username, ctx, 'password', 'failure', 'no_usable_method', 'password');
@@ -211,7 +229,7 @@ export class SigninService {
     return { flow: flow.id, webauthn: extra.webauthn as Record<string, unknown> };
   }
 
-  async verify(tenant: Tenant, flowId: string, methodRef: string, input: VerifyInput, ctx: RequestContext): Promise<{ state: 'complete'; session: IssuedSession }> {
+  async verify(tenant: Tenant, flowId: string, methodRef: string, input: VerifyInput, ctx: RequestContext): Promise<{ state: 'complete'; session: IssuedSession; remembered?: RememberedBrowser }> {
     const { deps } = this;
     const flow = await this.loadFlow(tenant, flowId);
     const byTap = methodRef === 'tap' && flow.kind === 'second-factor';
@@ -251,7 +269,9 @@ export class SigninService {
     ]);
     const user = passkeyUser ?? (await deps.users.get(tenant.id, userId));
     if (user) await this.alertIfBreakGlass(tenant, user, flow.kind === 'passkey' ? 'passkey' : type);
-    return { state: 'complete', session };
+    // A TAP proves the administrator's trust for now, not this browser's for days.
+    const remembered = ctx.rememberDevice && !byTap ? await deps.devices.remember(tenant, userId, ctx.userAgent) : undefined;
+    return { state: 'complete', session, ...(remembered ? { remembered } : {}) };
   }
 
   /** A TAP as the second factor: checked, used, and recorded in the audit log. */

@@ -136,6 +136,36 @@ describe.runIf(chromiumAvailable())('admin console in Chromium', () => {
     expect(cspViolations).toEqual([]);
   });
 
+  it('remembers a browser for the days the policy allows, until the sessions are ended', async () => {
+    const signIn = async () => {
+      await page.getByLabel('Username').fill('ada');
+      await page.getByLabel('Password').fill('ada admin password');
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    };
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.goto(`${server.url}/t/corp/signin?next=admin`);
+    await signIn();
+    await page.getByLabel("Don't ask again on this browser for 7 days").check();
+    await page.getByLabel('Authenticator app code').fill(totpCode(adminSecret, Date.now() + 30_000));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    expect(page.url()).toMatch(/\/t\/corp\/admin$/);
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.goto(`${server.url}/t/corp/signin?next=admin`);
+    await signIn();
+    expect(page.url()).toMatch(/\/t\/corp\/admin$/);
+    const [event] = (await server.services.admin.signins((await server.services.tenants.findBySlug('corp'))!, { outcome: 'success' }, 1)).items;
+    expect(event).toMatchObject({ username: 'ada', reason: 'remembered_device' });
+
+    // Ending the sessions (as a reset, a password change or "this wasn't me" do) forgets the browser.
+    const tenant = (await server.services.tenants.findBySlug('corp'))!;
+    const ada = (await server.services.users.findByUsername(tenant.id, 'ada'))!;
+    await server.services.admin.revokeSessions(tenant, 'cli', ada.id);
+    await page.goto(`${server.url}/t/corp/signin?next=admin`);
+    await signIn();
+    await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe("Verify it's you");
+  });
+
   it('turns away a user who is not an administrator', async () => {
     const other = await (await browser.newContext()).newPage();
     await other.goto(`${server.url}/t/corp/signin?next=admin`);

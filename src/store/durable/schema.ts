@@ -144,6 +144,16 @@ export interface AppTable {
   revoked_at: number | null;
 }
 
+export interface RememberedDeviceTable {
+  id: string;
+  tenant_id: string;
+  user_id: string;
+  token_hash: string;
+  created_at: number;
+  revoked_at: number | null;
+  user_agent: string | null;
+}
+
 export interface Database {
   tenants: TenantTable;
   users: UserTable;
@@ -156,4 +166,5 @@ export interface Database {
   audit_log: AuditLogTable;
   audit_heads: AuditHeadTable;
   apps: AppTable;
+  remembered_devices: RememberedDeviceTable;
 }

@@ -2,6 +2,7 @@ import type { Migration } from 'kysely';
 import * as initial from './001-initial.ts';
 import * as credentialExternalId from './002-credential-external-id.ts';
 import * as administration from './003-administration.ts';
+import * as rememberedDevices from './004-remembered-devices.ts';
 
 /**
  * Every migration, in order. Listed here rather than discovered on disk, so a
@@ -11,4 +12,5 @@ export const migrations: Record<string, Migration> = {
   '001-initial': initial,
   '002-credential-external-id': credentialExternalId,
   '003-administration': administration,
+  '004-remembered-devices': rememberedDevices,
 };
