@@ -6,19 +6,30 @@
  * other hosts, run no inline script or style, and cannot be framed.
  */
 export function securityHeaders(options: { https: boolean }): Readonly<Record<string, string>> {
-  const csp = [
+  return Object.freeze({ 'content-security-policy': contentSecurityPolicy(options), ...otherHeaders(options) });
+}
+
+/**
+ * The pages' CSP. `formTargets` are origins a form on the page may end up at
+ * through redirects (an app's callback after consent): Chromium applies
+ * form-action to every redirect that follows a form post.
+ */
+export function contentSecurityPolicy(options: { https: boolean; formTargets?: string[] }): string {
+  return [
     "default-src 'none'",
     "script-src 'self'",
     "style-src 'self'",
     "img-src 'self' data:",
     "connect-src 'self'",
-    "form-action 'self'",
+    ["form-action 'self'", ...(options.formTargets ?? [])].join(' '),
     "frame-ancestors 'none'",
     "base-uri 'none'",
     ...(options.https ? ['upgrade-insecure-requests'] : []),
   ].join('; ');
-  return Object.freeze({
-    'content-security-policy': csp,
+}
+
+function otherHeaders(options: { https: boolean }): Record<string, string> {
+  return {
     'cross-origin-opener-policy': 'same-origin',
     'cross-origin-resource-policy': 'same-origin',
     'origin-agent-cluster': '?1',
@@ -30,5 +41,5 @@ export function securityHeaders(options: { https: boolean }): Readonly<Record<st
     'x-permitted-cross-domain-policies': 'none',
     'x-xss-protection': '0',
     ...(options.https ? { 'strict-transport-security': 'max-age=31536000; includeSubDomains' } : {}),
-  });
+  };
 }

@@ -11,6 +11,8 @@ export interface LayoutOptions {
   scripts?: boolean | undefined;
   /** Room for tables: the admin console. */
   wide?: boolean | undefined;
+  /** Extra elements for the head (a refresh that moves on by itself). */
+  head?: SafeHtml | undefined;
 }
 
 export function layout(options: LayoutOptions): string {
@@ -22,6 +24,7 @@ export function layout(options: LayoutOptions): string {
 <meta name="referrer" content="no-referrer">
 <title>${options.title} · ${options.tenantName}</title>
 <link rel="stylesheet" href="/assets/steadfast.css">
+${options.head ?? ''}
 ${options.scripts ? html`<script src="/assets/webauthn-browser.js" defer></script><script src="/assets/steadfast.js" defer></script>` : ''}
 </head>
 <body>

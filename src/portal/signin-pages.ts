@@ -9,11 +9,11 @@ import type { Tenant } from '../directory/tenants.ts';
 import type { MethodChoice } from '../signin/method-choices.ts';
 import { html, jsonScript } from './html.ts';
 import { alert, layout } from './layout.ts';
-import { landingPath, NEXT_PAGES, type NextPage } from './landing.ts';
+import { landingPath, NEXT_PAGES, OIDC_NEXT, type NextPage } from './landing.ts';
 
 const Field = (max = 1024) => Type.Optional(Type.String({ maxLength: max }));
 const PageParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
-const Next = Type.Optional(Type.Union(NEXT_PAGES.map((p) => Type.Literal(p))));
+const Next = Type.Optional(Type.Union([...NEXT_PAGES.map((p) => Type.Literal(p)), Type.Unsafe<NextPage>(Type.String({ pattern: OIDC_NEXT.source }))]));
 
 const METHOD_PROMPTS: Record<string, { name: string; prompt: string; input: 'numeric' | 'text' | 'webauthn' }> = {
   totp: { name: 'Authenticator app', prompt: 'Enter the 6-digit code from your authenticator app.', input: 'numeric' },
@@ -239,16 +239,31 @@ ${alert('error', `${why} None of your other sign-in methods can be used at the m
 
     const signedIn = (reply: FastifyReply, tenant: Tenant, session: { token: string; expiresAt: string }, next: NextPage | undefined) => {
       setSessionCookie(reply, services, session.token, session.expiresAt);
-      return reply.redirect(landingPath(tenant, next), 303);
+      const to = landingPath(tenant, next);
+      if (!next || !OIDC_NEXT.test(next)) return reply.redirect(to, 303);
+      // Back to an app: its callback is on another origin, and a redirect chain that starts at a form post
+      // is held to the page's form-action. A page that moves on by itself starts a fresh navigation.
+      return reply
+        .type('text/html; charset=utf-8')
+        .header('cache-control', 'no-store')
+        .send(
+          layout({
+            title: 'Signing you in',
+            tenantName: tenant.name,
+            head: html`<meta http-equiv="refresh" content="0;url=${to}">`,
+            body: html`<div class="card"><h1>Signing you in…</h1><p><a href="${to}">Continue to the app</a></p></div>`,
+          }),
+        );
     };
 
     app.get(
       '/t/:tenant/signin',
-      { schema: { params: PageParams, querystring: Type.Object({ next: Next, username: Field(256) }), hide: true }, config: { admissionClass: 'start-signin' } },
+      { schema: { params: PageParams, querystring: Type.Object({ next: Next, username: Field(256), fresh: Field(1) }), hide: true }, config: { admissionClass: 'start-signin' } },
       async (request, reply) => {
         const tenant = await tenantOf(request.params.tenant);
         const principal = await findPrincipal(services, request);
-        if (principal && principal.tenant.id === tenant.id && principal.session.scope === 'full') return reply.redirect(landingPath(tenant, request.query.next), 303);
+        // `fresh`: an app asked for a new sign-in (prompt=login, max_age), so an existing session does not do.
+        if (!request.query.fresh && principal && principal.tenant.id === tenant.id && principal.session.scope === 'full') return reply.redirect(landingPath(tenant, request.query.next), 303);
         return passwordPage(reply, tenant, request.query.username ?? '', request.query.next);
       },
     );
@@ -267,7 +282,11 @@ ${alert('error', `${why} None of your other sign-in methods can be used at the m
         const password = request.body.password ?? '';
         if (!username || !password) return passwordPage(reply, tenant, username, next, 'Enter your username and password.', 400);
         try {
-          const result = await services.signin.passwordStep(tenant, username, password, { ...requestContext(request), rememberedDevice: request.cookies[DEVICE_COOKIE] });
+          const result = await services.signin.passwordStep(tenant, username, password, {
+            ...requestContext(request),
+            rememberedDevice: request.cookies[DEVICE_COOKIE],
+            requireMfa: String(next ?? '').startsWith('oidc-mfa:'),
+          });
           if (result.state === 'factor_required') return await factorPage(reply, tenant, result.flow, result.methods, result.methods[0]!, next);
           return signedIn(reply, tenant, result.session, result.state === 'complete' ? next : undefined);
         } catch (err) {

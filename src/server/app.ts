@@ -16,6 +16,7 @@ import { signinApi } from './routes/signin-api.ts';
 import { meApi } from './routes/me-api.ts';
 import { adminApi } from '../admin/admin-api.ts';
 import { adminConsolePages } from '../admin/console-pages.ts';
+import { oidcRoutes } from '../oidc/oidc-routes.ts';
 import { opsRoutes, type Readiness } from './routes/ops.ts';
 import { signinPages } from '../portal/signin-pages.ts';
 import { securityInfoPages } from '../portal/security-info-pages.ts';
@@ -141,6 +142,7 @@ export async function buildApp(services: Services, options: AppOptions) {
   await app.register(securityInfoPages(services));
   await app.register(mySigninsPages(services));
   await app.register(adminConsolePages(services));
+  await app.register(oidcRoutes(services));
   return app;
 }
 

@@ -35,6 +35,9 @@ import { AccessPasses } from '../methods/tap/access-passes.ts';
 import { Apps } from '../directory/apps.ts';
 import { Administration } from '../admin/administration.ts';
 import { RememberedDevices } from '../sessions/remembered-devices.ts';
+import { OidcProviders } from '../oidc/provider-registry.ts';
+import { SigningKeys } from '../oidc/signing-keys.ts';
+import { oidcPages } from '../oidc/oidc-pages.ts';
 
 /** Everything a node runs on, built in one place (the composition root). */
 export interface Services {
@@ -62,6 +65,8 @@ export interface Services {
   apps: Apps;
   reports: SigninReports;
   admin: Administration;
+  signingKeys: SigningKeys;
+  oidc: OidcProviders;
   close(): Promise<void>;
 }
 
@@ -165,6 +170,26 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   metrics.watch(admission, () => hasher.pending);
 
   const ephemeralStore = ephemeral;
+  const signingKeys = new SigningKeys(db, clock, keyRing);
+  const oidc = new OidcProviders({
+    db,
+    ephemeral,
+    clock,
+    keyRing,
+    users,
+    apps,
+    keys: signingKeys,
+    publicUrl: config.publicUrl,
+    trustProxy: config.trustProxy,
+    pages: oidcPages,
+    onServerError: (tenant, err) => options.logger?.error({ tenant: tenant.slug, err: { type: err.name, message: err.message, stack: err.stack } }, 'OpenID Connect provider failed'),
+    // Signing out of an app at the provider ends the Steadfast session of that browser too.
+    async onLogout(ctx) {
+      const token = ctx.cookies.get('sf_session');
+      const session = token ? await sessions.authenticate(token) : undefined;
+      if (session) await sessions.revoke(session);
+    },
+  });
   return {
     config,
     clock,
@@ -190,6 +215,8 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     apps,
     reports: new SigninReports({ events, sessions, users, audit }),
     admin: new Administration({ db, clock, tenants, users, hasher, sessions, passes, management, events, audit, apps }),
+    signingKeys,
+    oidc,
     async close() {
       await delivery.close();
       await ephemeralStore.close();

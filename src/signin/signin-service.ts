@@ -26,6 +26,8 @@ export interface RequestContext extends WorkWindow {
   rememberedDevice?: string | undefined;
   /** Remember this browser once the second factor is proved (pages only, when the policy allows). */
   rememberDevice?: boolean | undefined;
+  /** The app asked for a second factor: as if the tenant required one, and no remembered browser stands in for it. */
+  requireMfa?: boolean | undefined;
 }
 
 /** A token for the browser to keep, when it asked to be remembered. */
@@ -92,8 +94,9 @@ export class SigninService {
     this.rehashInBackground(user, password);
 
     const methods = await this.choicesFor(tenant, user.id);
+    const mfaRequired = tenant.policy.mfaRequired || ctx.requireMfa === true;
     if (methods.every((m) => m.type === 'tap') || user.mustRegister) {
-      if (!tenant.policy.mfaRequired) {
+      if (!mfaRequired) {
         await this.record(tenant, user, username, ctx, 'password', 'success', 'ok', 'password');
         await this.alertIfBreakGlass(tenant, user, 'password');
         return { state: 'complete', flow: null, methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd'], ctx) };
@@ -105,7 +108,7 @@ export class SigninService {
       }
     }
     // A browser the user asked to remember skips the second factor it proved there, for as long as the policy says.
-    if (!user.mustRegister && (await deps.devices.recognises(tenant, user.id, ctx.rememberedDevice))) {
+    if (!user.mustRegister && !ctx.requireMfa && (await deps.devices.recognises(tenant, user.id, ctx.rememberedDevice))) {
       await this.record(tenant, user, username, ctx, 'password', 'success', 'remembered_device', 'password');
       await this.alertIfBreakGlass(tenant, user, 'password');
       return { state: 'complete', flow: null, methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd', 'mfa'], ctx) };

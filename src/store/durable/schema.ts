@@ -154,6 +154,26 @@ export interface RememberedDeviceTable {
   user_agent: string | null;
 }
 
+export interface OidcRecordTable {
+  tenant_id: string;
+  model: string;
+  id: string;
+  payload: string;
+  grant_id: string | null;
+  uid: string | null;
+  user_code: string | null;
+  expires_at: number | null;
+  consumed_at: number | null;
+}
+
+export interface OidcKeyTable {
+  tenant_id: string;
+  kid: string;
+  sealed_jwk: string;
+  created_at: number;
+  retired_at: number | null;
+}
+
 export interface Database {
   tenants: TenantTable;
   users: UserTable;
@@ -167,4 +187,6 @@ export interface Database {
   audit_heads: AuditHeadTable;
   apps: AppTable;
   remembered_devices: RememberedDeviceTable;
+  oidc_records: OidcRecordTable;
+  oidc_keys: OidcKeyTable;
 }

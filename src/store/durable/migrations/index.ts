@@ -3,6 +3,7 @@ import * as initial from './001-initial.ts';
 import * as credentialExternalId from './002-credential-external-id.ts';
 import * as administration from './003-administration.ts';
 import * as rememberedDevices from './004-remembered-devices.ts';
+import * as oidc from './005-oidc.ts';
 
 /**
  * Every migration, in order. Listed here rather than discovered on disk, so a
@@ -13,4 +14,5 @@ export const migrations: Record<string, Migration> = {
   '002-credential-external-id': credentialExternalId,
   '003-administration': administration,
   '004-remembered-devices': rememberedDevices,
+  '005-oidc': oidc,
 };

@@ -1,0 +1,147 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type Provider from 'oidc-provider';
+import { AppError } from '../errors/app-error.ts';
+import { findPrincipal, type Principal } from '../http/authenticate.ts';
+import type { Services } from '../server/services.ts';
+import type { Tenant } from '../directory/tenants.ts';
+import { ACR_MFA, ACR_PASSWORD, INTERACTION_TTL_S, requestsMfa } from './provider-registry.ts';
+import { oidcPages } from './oidc-pages.ts';
+import { contentSecurityPolicy } from '../http/security-headers.ts';
+
+const TenantParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
+const InteractionParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }), uid: Type.String({ minLength: 10, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }) });
+
+/**
+ * OpenID Connect: the protocol endpoints are oidc-provider's own (a certified
+ * implementation), handed the raw request under the tenant's issuer path; the
+ * interaction (who is signing in) is Steadfast's sign-in pages and session.
+ */
+export function oidcRoutes(services: Services): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    const tenantOf = async (slug: string): Promise<Tenant> => {
+      const tenant = await services.tenants.findBySlug(slug);
+      if (!tenant) throw new AppError('not-found', 'no such tenant');
+      return tenant;
+    };
+
+    /** Hands the request to the tenant's provider, with the URL as the provider sees it (below its issuer path). */
+    const delegate = async (request: FastifyRequest<{ Params: { tenant: string } }>, reply: FastifyReply) => {
+      const tenant = await tenantOf(request.params.tenant);
+      const provider = await services.oidc.forTenant(tenant);
+      reply.hijack();
+      const raw = request.raw as typeof request.raw & { originalUrl?: string };
+      raw.originalUrl = raw.url;
+      raw.url = raw.url!.slice(`/t/${tenant.slug}`.length) || '/';
+      provider.callback()(raw, reply.raw);
+    };
+
+    // The protocol endpoints read their own bodies: in this scope Fastify leaves the stream unread.
+    await app.register(async (raw) => {
+      raw.removeAllContentTypeParsers();
+      raw.addContentTypeParser('*', (_request, _payload, done) => done(null));
+      const config = { admissionClass: 'finish-signin' as const };
+      raw.get('/t/:tenant/.well-known/openid-configuration', { schema: { params: TenantParams, tags: ['oidc'], summary: 'OpenID Connect discovery for the tenant' }, config }, delegate);
+      raw.route({ method: ['GET', 'POST', 'OPTIONS'], url: '/t/:tenant/oidc/*', schema: { params: Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }), '*': Type.String() }), hide: true }, config, handler: delegate });
+    });
+
+    /**
+     * Whether Steadfast's session is good enough for this app's request; `fresh`
+     * when it needs a sign-in made for this request (prompt=login, max_age,
+     * a second factor the session has not proved).
+     */
+    const sufficientSession = async (principal: Principal | undefined, tenant: Tenant, details: Awaited<ReturnType<Provider['interactionDetails']>>) => {
+      if (!principal || principal.tenant.id !== tenant.id || principal.session.scope !== 'full') return { ok: false, fresh: false };
+      const { session } = principal;
+      if (((details.prompt.reasons ?? []) as string[]).includes('login_prompt')) {
+        // Only a sign-in made after we first sent the user to sign in for this request will do.
+        const markKey = `oidc-login-prompt:${tenant.id}:${details.uid}`;
+        const mark = await services.ephemeral.get<number>(markKey);
+        if (mark === undefined || session.authTime < mark) {
+          if (mark === undefined) await services.ephemeral.set(markKey, services.clock.now(), INTERACTION_TTL_S * 1000);
+          return { ok: false, fresh: true };
+        }
+      }
+      const maxAge = details.params.max_age === undefined ? undefined : Number(details.params.max_age);
+      if (maxAge !== undefined && Number.isFinite(maxAge) && services.clock.now() - session.authTime > maxAge * 1000) return { ok: false, fresh: true };
+      if (requestsMfa(details.params.acr_values as string | undefined) && !session.amr.includes('mfa')) return { ok: false, fresh: true };
+      return { ok: true, fresh: false };
+    };
+
+    app.get(
+      '/t/:tenant/oidc/interaction/:uid',
+      { schema: { params: InteractionParams, hide: true }, config: { admissionClass: 'finish-signin' } },
+      async (request, reply) => {
+        const tenant = await tenantOf(request.params.tenant);
+        const provider = await services.oidc.forTenant(tenant);
+        const details = await provider.interactionDetails(request.raw, reply.raw).catch(() => {
+          throw new AppError('flow-not-found', 'this sign-in for an app has expired; start again from the app');
+        });
+        if (details.uid !== request.params.uid) throw new AppError('flow-not-found', 'this sign-in for an app has expired; start again from the app');
+        const principal = await findPrincipal(services, request);
+
+        if (details.prompt.name === 'login') {
+          const { ok, fresh } = await sufficientSession(principal, tenant, details);
+          if (!ok) {
+            const kind = requestsMfa(details.params.acr_values as string | undefined) ? 'oidc-mfa' : 'oidc';
+            const username = principal?.tenant.id === tenant.id ? `&username=${encodeURIComponent(principal.user.username)}` : '';
+            return reply.redirect(`/t/${tenant.slug}/signin?next=${kind}:${details.uid}${fresh ? '&fresh=1' : ''}${username}`, 303);
+          }
+          const { session, user } = principal!;
+          reply.hijack();
+          return provider.interactionFinished(
+            request.raw,
+            reply.raw,
+            { login: { accountId: user.id, amr: session.amr, acr: session.amr.includes('mfa') ? ACR_MFA : ACR_PASSWORD, ts: Math.floor(session.authTime / 1000) } },
+            { mergeWithLastSubmission: false },
+          );
+        }
+
+        if (details.prompt.name === 'consent') {
+          const client = await provider.Client.find(String(details.params.client_id));
+          const scopes = String(details.params.scope ?? 'openid').split(' ').filter(Boolean);
+          // Allowing ends, through redirects, at the app's callback: the form may lead there and nowhere else.
+          const targets = [...new Set((client?.redirectUris ?? []).map((u) => new URL(u).origin))];
+          return reply
+            .type('text/html; charset=utf-8')
+            .header('cache-control', 'no-store')
+            .header('content-security-policy', contentSecurityPolicy({ https: services.config.publicUrl.startsWith('https:'), formTargets: targets }))
+            .send(oidcPages.consent(tenant, client?.clientName ?? 'This app', scopes, `/t/${tenant.slug}/oidc/interaction/${details.uid}/consent`, reply.generateCsrf()));
+        }
+        throw new AppError('invalid-state', `this app asked for a step Steadfast does not offer (${details.prompt.name})`);
+      },
+    );
+
+    app.post(
+      '/t/:tenant/oidc/interaction/:uid/consent',
+      {
+        schema: { params: InteractionParams, body: Type.Object({ decision: Type.Optional(Type.String({ maxLength: 10 })), _csrf: Type.Optional(Type.String({ maxLength: 200 })) }), hide: true },
+        preHandler: app.csrfProtection,
+        config: { admissionClass: 'finish-signin' },
+      },
+      async (request, reply) => {
+        const tenant = await tenantOf(request.params.tenant);
+        const provider = await services.oidc.forTenant(tenant);
+        const details = await provider.interactionDetails(request.raw, reply.raw).catch(() => {
+          throw new AppError('flow-not-found', 'this sign-in for an app has expired; start again from the app');
+        });
+        if (details.prompt.name !== 'consent' || !details.session?.accountId) throw new AppError('invalid-state', 'there is nothing to allow here');
+        if (request.body.decision !== 'allow') {
+          reply.hijack();
+          return provider.interactionFinished(request.raw, reply.raw, { error: 'access_denied', error_description: 'The user did not allow the app' }, { mergeWithLastSubmission: false });
+        }
+        const grant = details.grantId
+          ? await provider.Grant.find(details.grantId)
+          : new provider.Grant({ accountId: details.session.accountId, clientId: String(details.params.client_id) });
+        if (!grant) throw new AppError('flow-not-found');
+        const missing = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+        if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+        if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+        for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+        const grantId = await grant.save();
+        reply.hijack();
+        return provider.interactionFinished(request.raw, reply.raw, { consent: { grantId } }, { mergeWithLastSubmission: true });
+      },
+    );
+  };
+}
