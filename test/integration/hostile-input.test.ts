@@ -269,8 +269,12 @@ describe.runIf(await spec.available())(`hostile input never causes a 5xx on ${sp
       `/t/fuzz/admin/users/${methodId}/reset-methods`,
       `/t/fuzz/admin/users/${eventId}/disable`,
       '/t/fuzz/admin/policy',
+      '/t/fuzz/oidc/token',
+      '/t/fuzz/oidc/token/revocation',
+      '/t/fuzz/oidc/session/end/confirm',
+      '/t/fuzz/oidc/interaction/abcdefghijklmnop/consent',
     );
-    const form = fc.dictionary(fc.constantFrom('username', 'password', 'flow', 'method', 'code', '_csrf', 'label', 'assertion', 'attestation', 'next', 'kind', 'currentPassword', 'newPassword', 'to', 'channel', 'tap', 'minutes', 'oneTime', 'mfaRequired', 'allowedMethods', 'tapMinMinutes', 'failMode', 'x'), fc.string({ maxLength: 100 })).map((d) => ({ contentType: 'application/x-www-form-urlencoded', body: new URLSearchParams(d).toString() }));
+    const form = fc.dictionary(fc.constantFrom('username', 'password', 'flow', 'method', 'code', '_csrf', 'label', 'assertion', 'attestation', 'next', 'kind', 'currentPassword', 'newPassword', 'to', 'channel', 'tap', 'minutes', 'oneTime', 'mfaRequired', 'allowedMethods', 'tapMinMinutes', 'failMode', 'grant_type', 'code', 'client_id', 'redirect_uri', 'refresh_token', 'token', 'decision', 'xsrf', 'x'), fc.string({ maxLength: 100 })).map((d) => ({ contentType: 'application/x-www-form-urlencoded', body: new URLSearchParams(d).toString() }));
     await fc.assert(fc.asyncProperty(pages, fc.oneof(form, anyBody), async (path, body) => void (await send('POST', path, body, { cookie: `sf_session=${token}` }))), { numRuns: RUNS });
     const validCsrfForm = form.map((f) => ({ ...f, body: `${f.body}&_csrf=${encodeURIComponent(csrfToken)}` }));
     await fc.assert(
@@ -295,11 +299,23 @@ describe.runIf(await spec.available())(`hostile input never causes a 5xx on ${sp
       '/t/fuzz/admin/audit',
       '/t/fuzz/admin/policy',
       `/t/fuzz/admin/users/${methodId}`,
+      '/t/fuzz/.well-known/openid-configuration',
+      '/t/fuzz/oidc/auth',
+      '/t/fuzz/oidc/userinfo',
+      '/t/fuzz/oidc/jwks',
+      '/t/fuzz/oidc/session/end',
+      '/t/fuzz/oidc/interaction/abcdefghijklmnop',
+      '/t/nope/oidc/auth',
     );
     await fc.assert(
       fc.asyncProperty(gets, fc.string({ maxLength: 60 }), fc.string({ maxLength: 30 }), async (path, cursor, next) => {
         const q = enc(cursor);
-        await send('GET', `${path}?cursor=${q}&next=${enc(next)}&username=${q}&q=${q}&user=${q}&outcome=${q}&method=${q}&since=${q}&until=${enc(next)}&before=${q}`, undefined, { cookie: `sf_session=${token}` });
+        await send(
+          'GET',
+          `${path}?cursor=${q}&next=${enc(next)}&username=${q}&q=${q}&user=${q}&outcome=${q}&method=${q}&since=${q}&until=${enc(next)}&before=${q}&client_id=${q}&response_type=${enc(next)}&redirect_uri=${q}&scope=${q}&prompt=${q}&max_age=${q}&acr_values=${q}&id_token_hint=${q}`,
+          undefined,
+          { cookie: `sf_session=${token}` },
+        );
       }),
       { numRuns: RUNS / 2 },
     );

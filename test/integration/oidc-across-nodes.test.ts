@@ -1,0 +1,121 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postgresRedis, type Backend } from '../helpers/backends.ts';
+import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
+import { totpCode } from '../helpers/totp.ts';
+
+const PASSWORD = 'correct horse battery staple';
+const CALLBACK = 'http://127.0.0.1:1/callback';
+
+/** Cookies as a browser would keep them across two hosts of one site (one load balancer name). */
+class CookieJar {
+  private readonly cookies = new Map<string, string>();
+  take(res: Response): void {
+    for (const line of res.headers.getSetCookie()) {
+      const [pair] = line.split(';');
+      const eq = pair!.indexOf('=');
+      const name = pair!.slice(0, eq);
+      const value = pair!.slice(eq + 1);
+      if (value === '' || /expires=Thu, 01 Jan 1970/i.test(line)) this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+  }
+  header(): string {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+  set(name: string, value: string): void {
+    this.cookies.set(name, value);
+  }
+}
+
+/**
+ * An authorization code flow that hops between two nodes at every step: the
+ * provider's interactions and codes are in Redis and its sessions and grants in
+ * PostgreSQL, so any node can carry on what another started.
+ */
+describe.runIf(await postgresRedis.available())('OpenID Connect across two nodes (PostgreSQL + Redis)', () => {
+  let backend: Backend;
+  let a: TestServer;
+  let b: TestServer;
+  let clientId = '';
+  let clientSecret = '';
+  let sessionToken = '';
+
+  beforeAll(async () => {
+    backend = await postgresRedis.create({ STEADFAST_PUBLIC_URL: 'https://id.example.test' });
+    [a, b] = [await startTestServer(backend), await startTestServer(backend)];
+    const tenant = await a.services.tenants.create('acme', 'Acme');
+    const admin = (await a.services.adminTokens.create(tenant.id, 'admin')).token;
+    const app = await api(a.url, 'POST', '/api/v1/admin/apps', { name: 'Wiki', kind: 'oidc', redirectUris: [CALLBACK], firstParty: true }, admin);
+    ({ clientId, clientSecret } = app.body);
+    await api(a.url, 'POST', '/api/v1/admin/users', { username: 'val', password: PASSWORD }, admin);
+    const first = await api(a.url, 'POST', '/api/v1/t/acme/signin', { username: 'val', password: PASSWORD });
+    const enrol = await api(b.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, first.body.session.token);
+    await api(a.url, 'POST', `/api/v1/me/methods/${enrol.body.id}/confirm`, { code: totpCode(enrol.body.secret, Date.now()) }, first.body.session.token);
+    sessionToken = first.body.session.token;
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await backend?.cleanup();
+  });
+
+  it('starts on one node, signs in on the other, and redeems the code on either', async () => {
+    const jar = new CookieJar();
+    jar.set('sf_session', sessionToken);
+    const get = async (base: string, path: string) => {
+      const res = await fetch(base + path, { redirect: 'manual', headers: { cookie: jar.header() } });
+      jar.take(res);
+      return res;
+    };
+    const verifier = randomBytes(32).toString('base64url');
+    const challenge = createHash('sha256').update(verifier).digest('base64url');
+    const query = new URLSearchParams({ client_id: clientId, response_type: 'code', scope: 'openid profile', redirect_uri: CALLBACK, code_challenge: challenge, code_challenge_method: 'S256', state: 'st' });
+
+    const start = await get(a.url, `/t/acme/oidc/auth?${query}`);
+    expect(start.status).toBe(303);
+    const interaction = new URL(start.headers.get('location')!, a.url).pathname;
+    const finished = await get(b.url, interaction);
+    expect(finished.status).toBe(303);
+    const resume = new URL(finished.headers.get('location')!, b.url).pathname;
+    expect(resume).toMatch(/^\/t\/acme\/oidc\/auth\//);
+    const done = await get(a.url, resume);
+    expect(done.status).toBe(303);
+    const callback = new URL(done.headers.get('location')!);
+    expect(callback.origin + callback.pathname).toBe(CALLBACK);
+    expect(callback.searchParams.get('state')).toBe('st');
+
+    const token = await fetch(`${b.url}/t/acme/oidc/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}` },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code: callback.searchParams.get('code')!, redirect_uri: CALLBACK, code_verifier: verifier }).toString(),
+    });
+    expect(token.status).toBe(200);
+    const tokens = (await token.json()) as { id_token: string; refresh_token: string; access_token: string };
+    const claims = JSON.parse(Buffer.from(tokens.id_token.split('.')[1]!, 'base64url').toString('utf8'));
+    expect(claims).toMatchObject({ iss: 'https://id.example.test/t/acme', aud: clientId, preferred_username: 'val', amr: ['pwd', 'otp', 'mfa'], acr: 'urn:steadfast:acr:mfa' });
+
+    // The refresh token, stored in PostgreSQL, works at the other node.
+    const refreshed = await fetch(`${a.url}/t/acme/oidc/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}` },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token }).toString(),
+    });
+    expect(refreshed.status).toBe(200);
+    // A code is good once, at any node.
+    const replay = await fetch(`${a.url}/t/acme/oidc/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}` },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code: callback.searchParams.get('code')!, redirect_uri: CALLBACK, code_verifier: verifier }).toString(),
+    });
+    expect(replay.status).toBe(400);
+    expect((await replay.json()).error).toBe('invalid_grant');
+  });
+
+  it("answers another tenant's client as unknown", async () => {
+    await a.services.tenants.create('other');
+    const res = await fetch(`${a.url}/t/other/oidc/auth?client_id=${clientId}&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(CALLBACK)}`, { redirect: 'manual' });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain('client is invalid');
+  });
+});
