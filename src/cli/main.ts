@@ -215,6 +215,19 @@ export function buildProgram(): Command {
       });
     });
 
+  program
+    .command('oidc')
+    .description('OpenID Connect')
+    .command('rotate-keys')
+    .requiredOption('--tenant <slug>', 'tenant slug')
+    .description("add a new ID token signing key for the tenant; the old one stays published until tokens it signed expire")
+    .action(async (opts: { tenant: string }) => {
+      await withServices(loadConfig(), async (services) => {
+        const t = await tenantBySlug(services, opts.tenant);
+        out({ tenant: t.slug, kid: await services.signingKeys.rotate(t.id) });
+      });
+    });
+
   return program;
 }
 

@@ -8,7 +8,8 @@ export interface RewrapResult {
 }
 
 /**
- * After a master-key rotation: re-seals every stored secret under the active
+ * After a master-key rotation: re-seals every stored secret (method secrets,
+ * OIDC signing keys, OIDC client secrets) under the active
  * key, in batches, each value bound to the same context it had. Once it has
  * run, the previous keys can leave STEADFAST_PREVIOUS_MASTER_KEYS.
  * Safe to run again, and while nodes are serving: each row is updated only if
@@ -44,6 +45,26 @@ export async function rewrapSecrets(db: Db, keyRing: KeyRing, batchSize = 500): 
       rewrapped += Number(result.numUpdatedRows);
     }
     after = rows.at(-1)!.id;
+  }
+
+  // OpenID Connect signing keys and client secrets are sealed the same way.
+  for (const key of await db.selectFrom('oidc_keys').select(['tenant_id', 'kid', 'sealed_jwk']).execute()) {
+    examined++;
+    if (!keyRing.needsRewrap(key.sealed_jwk)) continue;
+    const context = `oidc-signing-key:${key.tenant_id}:${key.kid}`;
+    const resealed = keyRing.seal(keyRing.open(key.sealed_jwk, context), context);
+    const result = await db.updateTable('oidc_keys').set({ sealed_jwk: resealed }).where('tenant_id', '=', key.tenant_id).where('kid', '=', key.kid).where('sealed_jwk', '=', key.sealed_jwk).executeTakeFirst();
+    rewrapped += Number(result.numUpdatedRows);
+  }
+  for (const app of await db.selectFrom('apps').select(['id', 'tenant_id', 'settings']).where('kind', '=', 'oidc').execute()) {
+    const settings = JSON.parse(app.settings) as { sealedSecret?: string };
+    if (!settings.sealedSecret) continue;
+    examined++;
+    if (!keyRing.needsRewrap(settings.sealedSecret)) continue;
+    const context = `app-secret:${app.id}`;
+    const next = JSON.stringify({ ...settings, sealedSecret: keyRing.seal(keyRing.open(settings.sealedSecret, context), context) });
+    const result = await db.updateTable('apps').set({ settings: next }).where('tenant_id', '=', app.tenant_id).where('id', '=', app.id).where('settings', '=', app.settings).executeTakeFirst();
+    rewrapped += Number(result.numUpdatedRows);
   }
   return { examined, rewrapped };
 }

@@ -57,13 +57,15 @@ export class SigningKeys {
     return kid;
   }
 
-  private rows(tenantId: string) {
-    return this.db
+  /** The active key first (it signs), then the retired ones newest first. */
+  private async rows(tenantId: string) {
+    const rows = await this.db
       .selectFrom('oidc_keys')
       .selectAll()
       .where('tenant_id', '=', tenantId)
       .where((eb) => eb.or([eb('retired_at', 'is', null), eb('retired_at', '>', this.clock.now() - RETIRED_PUBLISHED_MS)]))
       .orderBy('created_at', 'desc')
       .execute();
+    return rows.sort((a, b) => Number(a.retired_at !== null) - Number(b.retired_at !== null));
   }
 }
