@@ -17,6 +17,7 @@ import { meApi } from './routes/me-api.ts';
 import { adminApi } from '../admin/admin-api.ts';
 import { adminConsolePages } from '../admin/console-pages.ts';
 import { oidcRoutes } from '../oidc/oidc-routes.ts';
+import { appApi } from './routes/app-api.ts';
 import { opsRoutes, type Readiness } from './routes/ops.ts';
 import { signinPages } from '../portal/signin-pages.ts';
 import { securityInfoPages } from '../portal/security-info-pages.ts';
@@ -110,8 +111,17 @@ export async function buildApp(services: Services, options: AppOptions) {
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'Steadfast API', version: '1', description: 'Sign-in, self-service and operations API of Steadfast. Errors are RFC 9457 problem+json.' },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
+      info: {
+        title: 'Steadfast API',
+        version: '1',
+        description: 'Sign-in, self-service, admin, app and operations API of Steadfast. Errors are RFC 9457 problem+json. OpenID Connect: discovery at /t/{tenant}/.well-known/openid-configuration.',
+      },
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', description: 'A session token (sfs_…), or for /admin an admin token (sfa_…)' },
+          apiKeyAuth: { type: 'http', scheme: 'bearer', description: 'An app API key (sfk_…) from POST /api/v1/admin/apps {kind: "api"}' },
+        },
+      },
     },
   });
   await app.register(cookie);
@@ -138,6 +148,7 @@ export async function buildApp(services: Services, options: AppOptions) {
   await app.register(signinApi(services));
   await app.register(meApi(services));
   await app.register(adminApi(services));
+  await app.register(appApi(services));
   await app.register(signinPages(services));
   await app.register(securityInfoPages(services));
   await app.register(mySigninsPages(services));

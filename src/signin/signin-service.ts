@@ -233,6 +233,40 @@ export class SigninService {
   }
 
   async verify(tenant: Tenant, flowId: string, methodRef: string, input: VerifyInput, ctx: RequestContext): Promise<{ state: 'complete'; session: IssuedSession; remembered?: RememberedBrowser }> {
+    const { session, remembered } = await this.verifyInFlow(tenant, flowId, methodRef, input, ctx, true);
+    return { state: 'complete', session: session!, ...(remembered ? { remembered } : {}) };
+  }
+
+  /**
+   * An app that checked the password itself (the REST app API) starts here: a
+   * second-factor flow for the user, without a Steadfast session at the end.
+   */
+  async startAppFlow(tenant: Tenant, user: User): Promise<string> {
+    const now = this.deps.clock.now();
+    const flow: Flow = { id: randomToken(24), kind: 'second-factor', tenantId: tenant.id, userId: user.id, username: user.username, amr: ['pwd'], createdAt: now, expiresAt: now + FLOW_LIFETIME_MS };
+    await this.deps.ephemeral.set(flowKey(flow.id), flow, FLOW_LIFETIME_MS);
+    return flow.id;
+  }
+
+  /** Whose sign-in a flow is (an app must not finish another user's). */
+  async flowUserId(tenant: Tenant, flowId: string): Promise<string> {
+    return (await this.loadFlow(tenant, flowId)).userId;
+  }
+
+  /** Verifies a second factor for an app's flow; the factors proved, and no session. */
+  async verifyForApp(tenant: Tenant, flowId: string, methodRef: string, input: VerifyInput, ctx: RequestContext): Promise<{ userId: string; amr: string[] }> {
+    const { userId, amr } = await this.verifyInFlow(tenant, flowId, methodRef, input, ctx, false);
+    return { userId, amr };
+  }
+
+  private async verifyInFlow(
+    tenant: Tenant,
+    flowId: string,
+    methodRef: string,
+    input: VerifyInput,
+    ctx: RequestContext,
+    withSession: boolean,
+  ): Promise<{ userId: string; amr: string[]; session?: IssuedSession; remembered?: RememberedBrowser }> {
     const { deps } = this;
     const flow = await this.loadFlow(tenant, flowId);
     const byTap = methodRef === 'tap' && flow.kind === 'second-factor';
@@ -267,14 +301,14 @@ export class SigninService {
     const amr = [...new Set([...flow.amr, ...verified.amr, 'mfa'])];
     // Issued and recorded together, so both rows share one group commit.
     const [session] = await Promise.all([
-      this.issueSession(tenant, userId, 'full', amr, ctx),
+      withSession ? this.issueSession(tenant, userId, 'full', amr, ctx) : undefined,
       this.recordFlow(recordAs, ctx, 'success', 'ok', flow.kind === 'passkey' ? 'passkey' : type),
     ]);
     const user = passkeyUser ?? (await deps.users.get(tenant.id, userId));
     if (user) await this.alertIfBreakGlass(tenant, user, flow.kind === 'passkey' ? 'passkey' : type);
     // A TAP proves the administrator's trust for now, not this browser's for days.
-    const remembered = ctx.rememberDevice && !byTap ? await deps.devices.remember(tenant, userId, ctx.userAgent) : undefined;
-    return { state: 'complete', session, ...(remembered ? { remembered } : {}) };
+    const remembered = withSession && ctx.rememberDevice && !byTap ? await deps.devices.remember(tenant, userId, ctx.userAgent) : undefined;
+    return { userId, amr, ...(session ? { session } : {}), ...(remembered ? { remembered } : {}) };
   }
 
   /** A TAP as the second factor: checked, used, and recorded in the audit log. */

@@ -54,6 +54,7 @@ const anyJson = fc.oneof(
     },
     { requiredKeys: [] },
   ),
+  fc.record({ username: fc.constantFrom('fred', 'x', 'FRED'), method: fc.constantFrom('totp', 'sms', 'tap', 'recovery-codes', 'webauthn', 'nope'), code: fc.oneof(fc.string({ maxLength: 10 }), fc.jsonValue()), txid: fc.oneof(fc.string({ maxLength: 70 }), fc.jsonValue()) }, { requiredKeys: [] }),
   fc.record({ name: fc.oneof(fc.string({ maxLength: 210 }), fc.jsonValue()), kind: fc.constantFrom('oidc', 'api', 'x'), redirectUris: fc.oneof(fc.array(fc.webUrl()), fc.array(fc.string()), fc.jsonValue()), public: fc.jsonValue() }, { requiredKeys: [] }),
   fc.record(
     {
@@ -204,7 +205,8 @@ describe.runIf(await spec.available())(`hostile input never causes a 5xx on ${sp
     const tenant = (await server.services.tenants.findBySlug('fuzz'))!;
     const admin = (await server.services.adminTokens.create(tenant.id, 'admin')).token;
     const fred = (await server.services.users.findByUsername(tenant.id, 'fred'))!.id;
-    const tokens = fc.oneof(fc.constant(admin), fc.constant(admin), fc.constant(token), fc.string({ maxLength: 80 }).map((s) => s.replace(/[^\x21-\x7e]/g, 'x')), fc.constant('sfa_' + 'A'.repeat(43)));
+    const appKey = (await server.services.apps.create(tenant.id, { name: 'Fuzz app', kind: 'api' })).apiKey!;
+    const tokens = fc.oneof(fc.constant(admin), fc.constant(admin), fc.constant(token), fc.constant(appKey), fc.string({ maxLength: 80 }).map((s) => s.replace(/[^\x21-\x7e]/g, 'x')), fc.constant('sfa_' + 'A'.repeat(43)));
     const routes = fc.constantFrom(
       ['GET', '/api/v1/admin/users?q=Q&limit=L&after=Q'],
       ['POST', '/api/v1/admin/users'],
@@ -221,6 +223,9 @@ describe.runIf(await spec.available())(`hostile input never causes a 5xx on ${sp
       ['GET', '/api/v1/admin/apps'],
       ['DELETE', '/api/v1/admin/apps/ID'],
       ['POST', '/api/v1/t/fuzz/signin'],
+      ['POST', '/api/v1/app/preauth'],
+      ['POST', '/api/v1/app/auth'],
+      ['GET', '/api/v1/app/auth/ID'],
     );
     const text = fc.oneof(fc.string({ maxLength: 60 }), fc.constantFrom('success', 'failure', 'totp', 'csv', 'fred', '2026-11-22T00:00:00Z', '\u0000'));
     const limit = fc.oneof(fc.integer({ min: -5, max: 1000 }).map(String), fc.string({ maxLength: 6 }));

@@ -19,6 +19,7 @@ interface TenantWorld {
   methodId: string;
   eventId: string;
   appId: string;
+  appKey: string;
   flow: string;
 }
 
@@ -38,6 +39,7 @@ const BODIES: Record<string, unknown> = {
   'POST /api/v1/admin/users/{id}/tap': { minutes: 60 },
   'DELETE /api/v1/admin/users/{id}/tap': undefined,
   'DELETE /api/v1/admin/apps/{id}': undefined,
+  'GET /api/v1/app/auth/{txid}': undefined,
 };
 
 for (const spec of backends) {
@@ -56,9 +58,11 @@ for (const spec of backends) {
       const totp = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, userToken);
       await api(server.url, 'POST', `/api/v1/me/methods/${totp.body.id}/confirm`, { code: totpCode(totp.body.secret, Date.now()) }, userToken);
       const eventId = (await api(server.url, 'GET', '/api/v1/me/signins', undefined, userToken)).body.items[0].id as string;
-      const appId = (await api(server.url, 'POST', '/api/v1/admin/apps', { name: 'App', kind: 'api' }, adminToken)).body.id as string;
+      const created = (await api(server.url, 'POST', '/api/v1/admin/apps', { name: 'App', kind: 'api' }, adminToken)).body;
+      const appId = created.id as string;
+      const appKey = created.apiKey as string;
       const flow = (await api(server.url, 'POST', `/api/v1/t/${slug}/signin`, { username: 'pat', password: PASSWORD })).body.flow as string;
-      return { slug, adminToken, userToken, userId: user.body.id, methodId: totp.body.id, eventId, appId, flow };
+      return { slug, adminToken, userToken, userId: user.body.id, methodId: totp.body.id, eventId, appId, appKey, flow };
     };
 
     beforeAll(async () => {
@@ -76,21 +80,23 @@ for (const spec of backends) {
     const fill = (template: string, ids: 'foreign' | 'unknown') => {
       const id = (kind: keyof TenantWorld) => (ids === 'foreign' ? a[kind] : '00000000-0000-4000-8000-000000000000');
       const byPlace = template.startsWith('/api/v1/admin/users') ? id('userId') : template.startsWith('/api/v1/admin/apps') ? id('appId') : template.startsWith('/api/v1/me/signins') ? id('eventId') : id('methodId');
-      return template.replace('{tenant}', b.slug).replace('{flow}', ids === 'foreign' ? a.flow : 'no-such-flow-aaaaaaaaaaaaaaaa').replace('{id}', byPlace);
+      const flow = ids === 'foreign' ? a.flow : 'no-such-flow-aaaaaaaaaaaaaaaa';
+      return template.replace('{tenant}', b.slug).replace('{flow}', flow).replace('{txid}', flow).replace('{id}', byPlace);
     };
 
     it("answers another tenant's ids exactly like ids that do not exist, on every route that names one", async () => {
       const openapi = (await api(server.url, 'GET', '/api/v1/openapi.json')).body as { paths: Record<string, Record<string, unknown>> };
       const routes = Object.entries(openapi.paths).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`));
-      const named = routes.filter((r) => /\{(id|flow)\}/.test(r));
+      const named = routes.filter((r) => /\{(id|flow|txid)\}/.test(r));
       expect(named.sort()).toEqual(Object.keys(BODIES).sort());
 
       for (const route of named) {
         const [method, template] = route.split(' ') as [string, string];
-        const token = template.startsWith('/api/v1/admin') ? b.adminToken : template.startsWith('/api/v1/me') ? b.userToken : undefined;
+        const token = template.startsWith('/api/v1/admin') ? b.adminToken : template.startsWith('/api/v1/me') ? b.userToken : template.startsWith('/api/v1/app') ? b.appKey : undefined;
         const foreign = await api(server.url, method, fill(template, 'foreign'), BODIES[route], token);
         const unknown = await api(server.url, method, fill(template, 'unknown'), BODIES[route], token);
-        expect(foreign.status, route).toBe(404);
+        // The app status endpoint answers "expired" for anything it cannot see; the rest answer 404.
+        expect(foreign.status, route).toBe(template.startsWith('/api/v1/app/auth/') ? 200 : 404);
         expect(foreign.body, route).toEqual(unknown.body);
       }
 

@@ -1,0 +1,170 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import { RateLimiterRes } from 'rate-limiter-flexible';
+import { AppError } from '../../errors/app-error.ts';
+import { presentedToken } from '../../http/authenticate.ts';
+import { requestContext } from '../../http/request-context.ts';
+import type { Tenant } from '../../directory/tenants.ts';
+import type { AppRecord } from '../../directory/apps.ts';
+import type { Services } from '../services.ts';
+import { DeliveryInfo, MethodChoice } from './schemas.ts';
+
+const bearer = [{ apiKeyAuth: [] }];
+const config = { admissionClass: 'finish-signin' as const };
+// What one app may ask per minute, and about one user: generous for real sign-ins, tight for a runaway loop.
+const PER_APP_PER_MINUTE = 1200;
+const PER_USER_PER_MINUTE = 30;
+// How long the outcome of a finished challenge can be read at the status endpoint.
+const OUTCOME_TTL_MS = 5 * 60_000;
+
+interface Outcome {
+  result: 'allow';
+  amr: string[];
+}
+
+/**
+ * The REST API for apps that check passwords themselves and want Steadfast
+ * for the second factor: preauth (what this user can do), auth (verify a code,
+ * or start an out-of-band challenge and verify it later), and the status of a
+ * challenge. Authenticated with an app API key (`sfk_…`), scoped to its tenant.
+ */
+export function appApi(services: Services): FastifyPluginAsyncTypebox {
+  const perApp = services.ephemeral.rateLimiter({ keyPrefix: 'rl:app', points: PER_APP_PER_MINUTE, durationSeconds: 60, blockSeconds: 0 });
+  const perUser = services.ephemeral.rateLimiter({ keyPrefix: 'rl:appuser', points: PER_USER_PER_MINUTE, durationSeconds: 60, blockSeconds: 0 });
+
+  const limit = async (limiter: typeof perApp, key: string) => {
+    try {
+      await limiter.consume(key);
+    } catch (err) {
+      if (err instanceof RateLimiterRes) throw new AppError('too-many-requests', undefined, {}, Math.max(1, Math.ceil(err.msBeforeNext / 1000)));
+      throw err;
+    }
+  };
+
+  /** The calling app and its tenant, or a 401 problem. */
+  const callerOf = async (request: FastifyRequest): Promise<{ app: AppRecord; tenant: Tenant }> => {
+    const key = presentedToken(request);
+    const app = key ? await services.apps.authenticateApiKey(key) : undefined;
+    const tenant = app && (await services.tenants.findById(app.tenantId));
+    if (!app || !tenant) throw new AppError('unauthenticated', 'send the app API key as a bearer token');
+    await limit(perApp, app.id);
+    return { app, tenant };
+  };
+
+  const userOf = async (tenant: Tenant, app: AppRecord, username: string) => {
+    await limit(perUser, `${app.id}|${tenant.id}|${username.normalize('NFKC').trim().toLowerCase()}`);
+    return services.users.findByUsername(tenant.id, username);
+  };
+
+  const outcomeKey = (tenant: Tenant, txid: string) => `app-tx:${tenant.id}:${txid}`;
+
+  return async (app) => {
+    const tags = ['app'];
+
+    app.post(
+      '/api/v1/app/preauth',
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary: "What the user can do for a second factor: `auth` with the methods (unavailable ones marked), `enroll` (no method yet; send them to enrollUrl), `allow` (the tenant does not require MFA and they have none) or `deny`",
+          body: Type.Object({ username: Type.String({ minLength: 1, maxLength: 256 }) }),
+          response: {
+            200: Type.Object({
+              result: Type.Union([Type.Literal('auth'), Type.Literal('enroll'), Type.Literal('allow'), Type.Literal('deny')]),
+              methods: Type.Array(MethodChoice),
+              enrollUrl: Type.Optional(Type.String()),
+              reason: Type.Optional(Type.String()),
+            }),
+          },
+        },
+        config,
+      },
+      async (request) => {
+        const { app: caller, tenant } = await callerOf(request);
+        const user = await userOf(tenant, caller, request.body.username);
+        if (!user) return { result: 'deny' as const, methods: [], reason: 'no such user' };
+        if (user.status !== 'active') return { result: 'deny' as const, methods: [], reason: 'account disabled' };
+        const methods = await services.signin.choicesFor(tenant, user.id);
+        const registered = methods.some((m) => m.type !== 'tap');
+        if (!registered || user.mustRegister) {
+          if (!tenant.policy.mfaRequired && !user.mustRegister) return { result: 'allow' as const, methods };
+          return { result: 'enroll' as const, methods, enrollUrl: `${services.config.publicUrl}/t/${tenant.slug}/my/security-info` };
+        }
+        if (!methods.some((m) => m.available)) return { result: 'deny' as const, methods, reason: 'none of the user\'s methods can be used right now; a Temporary Access Pass from an administrator works' };
+        return { result: 'auth' as const, methods };
+      },
+    );
+
+    app.post(
+      '/api/v1/app/auth',
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary:
+            'Verify a second factor. With `code` (totp, recovery-codes, tap; or sms/voice/email with the `txid` of their challenge): `allow`, or 401 invalid-code. sms/voice/email without `code` send one and answer `challenge` with a `txid`.',
+          body: Type.Object({
+            username: Type.String({ minLength: 1, maxLength: 256 }),
+            method: Type.String({ minLength: 1, maxLength: 64 }),
+            code: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+            txid: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+          }),
+          response: {
+            200: Type.Object({
+              result: Type.Union([Type.Literal('allow'), Type.Literal('challenge')]),
+              amr: Type.Optional(Type.Array(Type.String())),
+              txid: Type.Optional(Type.String()),
+              delivery: Type.Optional(DeliveryInfo),
+            }),
+          },
+        },
+        config,
+      },
+      async (request) => {
+        const { app: caller, tenant } = await callerOf(request);
+        const { username, method, code, txid } = request.body;
+        const user = await userOf(tenant, caller, username);
+        // An unknown or disabled user is answered like a wrong code: the app learns nothing it could not learn from preauth.
+        if (!user || user.status !== 'active') throw new AppError('invalid-code', undefined, { attemptsLeft: 0 });
+        if (method === 'webauthn' || method === 'passkey') throw new AppError('invalid-request', 'passkeys and security keys need a browser: sign users in with OpenID Connect for those');
+        const ctx = { ...requestContext(request), app: caller.name };
+        // A txid names a challenge of this user's, or none at all.
+        if (txid !== undefined && (await services.signin.flowUserId(tenant, txid)) !== user.id) throw new AppError('flow-not-found');
+        const flowId = txid ?? (await services.signin.startAppFlow(tenant, user));
+        if (code === undefined) {
+          const challenge = await services.signin.challenge(tenant, flowId, method);
+          if (!challenge.delivery) throw new AppError('invalid-request', 'this method needs a code: send it with `code`');
+          return { result: 'challenge' as const, txid: flowId, delivery: challenge.delivery as never };
+        }
+        const { amr } = await services.signin.verifyForApp(tenant, flowId, method, { code }, ctx);
+        await services.ephemeral.set(outcomeKey(tenant, flowId), { result: 'allow', amr } satisfies Outcome, OUTCOME_TTL_MS);
+        return { result: 'allow' as const, amr };
+      },
+    );
+
+    app.get(
+      '/api/v1/app/auth/:txid',
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary: 'The state of a challenge: `pending` (a code was sent and not yet verified), `allow` (verified; for 5 minutes after), or `expired`',
+          params: Type.Object({ txid: Type.String({ minLength: 1, maxLength: 64 }) }),
+          response: { 200: Type.Object({ state: Type.Union([Type.Literal('pending'), Type.Literal('allow'), Type.Literal('expired')]), amr: Type.Optional(Type.Array(Type.String())) }) },
+        },
+        config,
+      },
+      async (request) => {
+        const { tenant } = await callerOf(request);
+        const outcome = await services.ephemeral.get<Outcome>(outcomeKey(tenant, request.params.txid));
+        if (outcome) return { state: 'allow' as const, amr: outcome.amr };
+        const pending = await services.signin.flowMethods(tenant, request.params.txid).then(
+          () => true,
+          () => false,
+        );
+        return { state: pending ? ('pending' as const) : ('expired' as const) };
+      },
+    );
+  };
+}

@@ -1,0 +1,122 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SteadfastClient, SteadfastError } from 'steadfast/client';
+import { backends, type Backend } from '../helpers/backends.ts';
+import { startTestServer, type TestServer } from '../helpers/test-server.ts';
+import { totpCode } from '../helpers/totp.ts';
+import { codeIn, startWebhookReceiver, type StandIn } from '../helpers/vendor-standins.ts';
+
+const PASSWORD = 'correct horse battery staple';
+const HOOK = 'app-api-webhook-secret-01';
+
+/** The REST app API, driven through the project's own client (`steadfast/client`). */
+for (const spec of backends) {
+  describe.runIf(await spec.available())(`app API and client on ${spec.name}`, () => {
+    let backend: Backend;
+    let server: TestServer;
+    let gateway: StandIn;
+    let admin: SteadfastClient;
+    let app: SteadfastClient;
+    let totpSecret = '';
+    let now = Date.now();
+
+    const caught = async (promise: Promise<unknown>): Promise<SteadfastError> => {
+      try {
+        await promise;
+      } catch (err) {
+        expect(err).toBeInstanceOf(SteadfastError);
+        return err as SteadfastError;
+      }
+      throw new Error('the call succeeded');
+    };
+
+    /** A user who signed in once and set up the given method. */
+    const userWith = async (username: string, method: 'totp' | 'sms') => {
+      await admin.admin.createUser({ username, password: PASSWORD });
+      const start = await new SteadfastClient({ baseUrl: server.url }).signin.start('acme', { username, password: PASSWORD });
+      const me = admin.withToken(start.session!.token).me;
+      if (method === 'totp') {
+        const added = await me.addMethod({ type: 'totp' });
+        totpSecret = String(added.secret);
+        await me.confirm(added.id, totpCode(totpSecret, now));
+      } else {
+        const added = await me.addMethod({ type: 'sms', to: '+447700900500' });
+        await me.confirm(added.id, codeIn(gateway.received.at(-1)));
+      }
+    };
+
+    beforeAll(async () => {
+      gateway = await startWebhookReceiver(HOOK);
+      const configFile = join(tmpdir(), `steadfast-appapi-${process.pid}-${spec.name}.json`);
+      writeFileSync(configFile, JSON.stringify({ delivery: { sms: [{ name: 'gateway', type: 'webhook', url: gateway.url, secret: HOOK }], code: { resendCooldownSeconds: 5 } } }));
+      backend = await spec.create({ STEADFAST_CONFIG: configFile });
+      server = await startTestServer(backend);
+      const tenant = await server.services.tenants.create('acme', 'Acme');
+      admin = new SteadfastClient({ baseUrl: server.url, token: (await server.services.adminTokens.create(tenant.id, 'admin')).token });
+      const created = await admin.admin.createApp({ name: 'VPN', kind: 'api' });
+      app = new SteadfastClient({ baseUrl: server.url, token: created.apiKey });
+      await userWith('tom', 'totp');
+      await userWith('sue', 'sms');
+    });
+    afterAll(async () => {
+      await server?.close();
+      await backend?.cleanup();
+      await gateway?.close();
+    });
+
+    it('tells the app what each user can do', async () => {
+      expect(await app.app.preauth('nobody')).toMatchObject({ result: 'deny', reason: 'no such user' });
+      expect(await app.app.preauth('TOM')).toMatchObject({ result: 'auth', methods: [{ type: 'totp', available: true }] });
+      await admin.admin.createUser({ username: 'newbie' });
+      expect(await app.app.preauth('newbie')).toMatchObject({ result: 'enroll', enrollUrl: expect.stringMatching(/\/t\/acme\/my\/security-info$/) });
+      expect((await caught(new SteadfastClient({ baseUrl: server.url, token: 'sfk_not-a-key' }).app.preauth('tom'))).status).toBe(401);
+    });
+
+    it('verifies a TOTP code, once, with no Steadfast session', async () => {
+      now += 30_000;
+      const code = totpCode(totpSecret, now);
+      const wrong = await caught(app.app.auth({ username: 'tom', method: 'totp', code: code === '000000' ? '111111' : '000000' }));
+      expect(wrong).toMatchObject({ status: 401, code: 'invalid-code' });
+      expect(await app.app.auth({ username: 'tom', method: 'totp', code })).toEqual({ result: 'allow', amr: ['pwd', 'otp', 'mfa'] });
+      expect((await caught(app.app.auth({ username: 'tom', method: 'totp', code }))).code).toBe('invalid-code');
+      const [event] = (await admin.admin.signins({ user: 'tom', outcome: 'success', method: 'totp' })).items;
+      expect(event).toMatchObject({ app: 'VPN', step: 'second-factor' });
+    });
+
+    it('sends an SMS code, reports the challenge pending, then allowed', async () => {
+      const challenge = await app.app.auth({ username: 'sue', method: 'sms' });
+      expect(challenge).toMatchObject({ result: 'challenge', txid: expect.any(String), delivery: { channel: 'sms', to: '+••••••••••00' } });
+      expect(await app.app.status(challenge.txid!)).toEqual({ state: 'pending' });
+      // Another user's challenge is not this one's.
+      expect((await caught(app.app.auth({ username: 'tom', method: 'sms', code: '123456', txid: challenge.txid! }))).code).toBe('flow-not-found');
+      const done = await app.app.auth({ username: 'sue', method: 'sms', code: codeIn(gateway.received.at(-1)), txid: challenge.txid! });
+      expect(done).toEqual({ result: 'allow', amr: ['pwd', 'sms', 'mfa'] });
+      expect(await app.app.status(challenge.txid!)).toEqual({ state: 'allow', amr: ['pwd', 'sms', 'mfa'] });
+      expect(await app.app.status('no-such-transaction')).toEqual({ state: 'expired' });
+    });
+
+    it('limits how often an app may ask about one user', async () => {
+      let refused: SteadfastError | undefined;
+      for (let i = 0; i < 40 && !refused; i++) {
+        await app.app.preauth('tom').catch((err: unknown) => {
+          refused = err as SteadfastError;
+        });
+      }
+      expect(refused).toMatchObject({ status: 429, code: 'too-many-requests' });
+      expect(refused!.retryAfter).toBeGreaterThan(0);
+      // Other users are not held back.
+      expect((await app.app.preauth('sue')).result).toBe('auth');
+    });
+
+    it('gives the admin API and self-service through the same client', async () => {
+      const users = await admin.admin.users({ q: 's' });
+      expect(users.items.map((u) => u.username)).toEqual(['sue']);
+      const csv = await admin.admin.signinsCsv({ user: 'sue' });
+      expect(csv.split('\r\n')[0]).toMatch(/^id,at,userId,username/);
+      expect((await admin.admin.audit({ action: 'app.created' })).items[0]).toMatchObject({ details: { name: 'VPN', kind: 'api' } });
+      expect((await admin.ops.status()).status).toBe('operational');
+    });
+  });
+}
