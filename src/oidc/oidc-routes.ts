@@ -88,6 +88,8 @@ export function oidcRoutes(services: Services): FastifyPluginAsyncTypebox {
             return reply.redirect(`/t/${tenant.slug}/signin?next=${kind}:${details.uid}${fresh ? '&fresh=1' : ''}${username}`, 303);
           }
           const { session, user } = principal!;
+          // The way back from registering a first method has been taken.
+          reply.raw.setHeader('set-cookie', `sf_continue=; Path=/t/${tenant.slug}/; Max-Age=0; HttpOnly; SameSite=Lax`);
           reply.hijack();
           return provider.interactionFinished(
             request.raw,

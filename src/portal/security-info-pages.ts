@@ -7,6 +7,8 @@ import type { MethodView } from '../methods/method-management.ts';
 import { html, trustedHtml } from './html.ts';
 import { alert } from './layout.ts';
 import { principalPages } from './principal-page.ts';
+import { landingPath, OIDC_NEXT, type NextPage } from './landing.ts';
+import { CONTINUE_COOKIE } from './signin-pages.ts';
 
 const Field = (max = 200) => Type.Optional(Type.String({ maxLength: max }));
 const PageParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
@@ -42,6 +44,8 @@ export function securityInfoPages(services: Services): FastifyPluginAsyncTypebox
       const methods = (await services.management.list(p.tenant, p.user)).filter((m) => m.state === 'active');
       const csrf = reply.generateCsrf();
       const restricted = p.session.scope === 'register';
+      const waiting = reply.request.cookies[CONTINUE_COOKIE];
+      const continueTo = waiting && OIDC_NEXT.test(waiting) ? (waiting as NextPage) : undefined;
       const recent = services.management.isRecent(p.session);
       const allowed = (type: string) => p.tenant.policy.allowedMethods.includes(type);
       const phoneChannels = (['sms', 'voice'] as const).filter((c) => allowed(c) && services.delivery.configured(c));
@@ -53,6 +57,11 @@ export function securityInfoPages(services: Services): FastifyPluginAsyncTypebox
 <h1>Security info</h1>
 ${notice ? alert(notice.kind, notice.text) : ''}
 ${restricted ? alert('info', 'Your organisation requires a second sign-in method. Add one to finish signing in.') : ''}
+${
+  !restricted && continueTo
+    ? html`<p class="alert info" role="status">Your sign-in method is set up. <a href="${landingPath(p.tenant, continueTo)}">Continue to the app</a></p>`
+    : ''
+}
 ${
   recent
     ? ''

@@ -27,6 +27,8 @@ const METHOD_PROMPTS: Record<string, { name: string; prompt: string; input: 'num
 
 /** The remembered-browser cookie (see sessions/remembered-devices.ts). */
 const DEVICE_COOKIE = 'sf_device';
+/** An app's sign-in to go back to after registering a first method. */
+export const CONTINUE_COOKIE = 'sf_continue';
 
 interface FactorPageOptions {
   error?: string | undefined;
@@ -237,6 +239,18 @@ ${alert('error', `${why} None of your other sign-in methods can be used at the m
       return passwordPage(reply, tenant, username, next, message, shown.status);
     };
 
+    /**
+     * A user who must first register a method goes to security info; an app
+     * waiting for them is remembered (cookie `sf_continue`) so that page can
+     * offer the way back once a method is set up.
+     */
+    const registering = (reply: FastifyReply, tenant: Tenant, next: NextPage | undefined): undefined => {
+      if (next && OIDC_NEXT.test(next)) {
+        reply.setCookie(CONTINUE_COOKIE, next, { httpOnly: true, sameSite: 'lax', secure: services.config.publicUrl.startsWith('https:'), path: `/t/${tenant.slug}/`, maxAge: 600 });
+      }
+      return undefined;
+    };
+
     const signedIn = (reply: FastifyReply, tenant: Tenant, session: { token: string; expiresAt: string }, next: NextPage | undefined) => {
       setSessionCookie(reply, services, session.token, session.expiresAt);
       const to = landingPath(tenant, next);
@@ -288,7 +302,7 @@ ${alert('error', `${why} None of your other sign-in methods can be used at the m
             requireMfa: String(next ?? '').startsWith('oidc-mfa:'),
           });
           if (result.state === 'factor_required') return await factorPage(reply, tenant, result.flow, result.methods, result.methods[0]!, next);
-          return signedIn(reply, tenant, result.session, result.state === 'complete' ? next : undefined);
+          return signedIn(reply, tenant, result.session, result.state === 'complete' ? next : registering(reply, tenant, next));
         } catch (err) {
           return startAgain(reply, tenant, next, err, username);
         }
@@ -344,7 +358,7 @@ ${alert('error', error)}
         if (!username || !tap) return tapPage(reply, tenant, username, next, 'Enter your username and the pass.', 400);
         try {
           const result = await services.signin.tapStep(tenant, username, tap, requestContext(request));
-          return signedIn(reply, tenant, result.session, result.state === 'complete' ? next : undefined);
+          return signedIn(reply, tenant, result.session, result.state === 'complete' ? next : registering(reply, tenant, next));
         } catch (err) {
           const shown = errorMessage(err);
           if (!shown) throw err;

@@ -152,6 +152,29 @@ describe.runIf(chromiumAvailable())('OpenID Connect with a relying party and Chr
     expect(mine!.url()).toContain('/t/acme/signin');
   });
 
+  it('takes a new user through registering a first method and back to the app', async () => {
+    await server.services.admin.createUser((await server.services.tenants.findBySlug('acme'))!, 'cli', { username: 'neo', password: 'neo password 123' });
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(config, { redirect_uri: `${callbackBase}/callback`, scope: 'openid profile', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+    const before = callbacks.length;
+    await page.goto(url.href);
+    await page.getByLabel('Username').fill('neo');
+    await page.getByLabel('Password').fill('neo password 123');
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    expect(page.url()).toContain('/t/acme/my/security-info');
+    await page.getByRole('button', { name: 'Add authenticator app' }).click();
+    const secret = ((await page.locator('code.secret').textContent()) ?? '').replace(/\s/g, '');
+    await page.getByLabel('Code from the app').fill(totpCode(secret, clock.now()));
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await page.getByRole('link', { name: 'Continue to the app' }).click();
+    const callback = await callbackAfter(before);
+    const claims = (await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier })).claims()!;
+    expect(claims).toMatchObject({ preferred_username: 'neo', acr: 'urn:steadfast:acr:mfa' });
+    expect(claims.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));
+    // Uma signs in again in the tests that follow.
+    await page.context().clearCookies();
+  });
+
   it('refuses a public client that sends no PKCE challenge', async () => {
     const app = await registerApp({ name: 'SPA', public: true, firstParty: true });
     expect(app.clientSecret).toBeUndefined();
