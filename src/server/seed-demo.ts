@@ -11,12 +11,15 @@ export async function seedDemo(services: Services, config: Readonly<Config>, pri
   if ((await services.tenants.count()) > 0) return;
   const tenant = await services.tenants.create('demo', 'Steadfast Demo');
   const password = randomBase32(16).toLowerCase().replace(/(.{4})(?!$)/g, '$1-');
-  await services.users.create(tenant.id, { username: 'demo', passwordHash: await services.hasher.hash(password) });
+  // The demo user administers the demo tenant, so the console can be tried at once.
+  await services.users.create(tenant.id, { username: 'demo', passwordHash: await services.hasher.hash(password), isAdmin: true });
   print('');
   print('  Steadfast is ready. A demo tenant and user were created:');
   print(`    sign in at  ${config.publicUrl}/t/demo/signin`);
   print('    username    demo');
   print(`    password    ${password}   (shown this once; keep it)`);
   print('  You will be asked to add an authenticator app at first sign-in.');
+  print(`    admin console          ${config.publicUrl}/t/demo/admin`);
+  print(`    OpenID Connect issuer  ${config.publicUrl}/t/demo  (register apps in the console's API: POST /api/v1/admin/apps)`);
   print('');
 }
