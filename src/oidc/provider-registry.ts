@@ -1,4 +1,5 @@
-import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type Provider from 'oidc-provider';
+import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../store/durable/database.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
@@ -62,7 +63,10 @@ export class OidcProviders {
       hit.checkedAt = now;
       return hit.provider;
     }
-    const provider = new Provider(`${this.deps.publicUrl}/t/${tenant.slug}`, await this.configuration(tenant));
+    // Loaded on first use: on Node 20 the library prints a runtime warning at import,
+    // which the command line's one-line errors must not carry.
+    const oidc = await import('oidc-provider');
+    const provider = new oidc.default(`${this.deps.publicUrl}/t/${tenant.slug}`, await this.configuration(tenant, oidc.interactionPolicy));
     // Behind a TLS-terminating proxy (STEADFAST_TRUST_PROXY) the provider takes the scheme from X-Forwarded-Proto.
     provider.proxy = this.deps.trustProxy;
     // Signing out of the apps signs out of Steadfast's pages too.
@@ -72,7 +76,7 @@ export class OidcProviders {
     return provider;
   }
 
-  private async configuration(tenant: Tenant): Promise<Configuration> {
+  private async configuration(tenant: Tenant, interactionPolicy: typeof import('oidc-provider').interactionPolicy): Promise<Configuration> {
     const { deps } = this;
     const policy = interactionPolicy.base();
     // `acr_values` asking for a second factor the current session has not proved sends the user through sign-in again.

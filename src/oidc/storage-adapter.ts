@@ -174,7 +174,8 @@ class ClientAdapter implements Adapter {
       client_name: app.name,
       ...(clientSecret ? { client_secret: clientSecret, token_endpoint_auth_method: 'client_secret_basic' } : { token_endpoint_auth_method: 'none' }),
       redirect_uris: app.redirectUris,
-      post_logout_redirect_uris: [...new Set([...app.redirectUris, ...app.redirectUris.map((u) => new URL(u).origin + '/')])],
+      // The app's own pages may receive the user after sign-out: its redirect URIs and their web origins.
+      post_logout_redirect_uris: [...new Set([...app.redirectUris, ...app.redirectUris.filter((u) => /^https?:/.test(u)).map((u) => `${new URL(u).origin}/`)])],
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       ...(app.public ? { application_type: 'native' } : {}),
