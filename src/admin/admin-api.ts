@@ -3,41 +3,15 @@ import { AppError } from '../errors/app-error.ts';
 import { requireAdmin } from '../http/authenticate.ts';
 import type { Services } from '../server/services.ts';
 import type { Tenant } from '../directory/tenants.ts';
-import type { User } from '../directory/users.ts';
 import { IdParams, MethodView } from '../server/routes/schemas.ts';
 import type { SigninFilter } from '../activity/signin-events.ts';
 import { signinsCsv } from './csv.ts';
+import { AdminUser, userView } from './user-view.ts';
 
 const bearer = [{ bearerAuth: [] }];
 const config = { admissionClass: 'admin' as const };
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
-
-export const AdminUser = Type.Object({
-  id: Type.String(),
-  username: Type.String(),
-  email: Nullable(Type.String()),
-  phone: Nullable(Type.String()),
-  status: Type.Union([Type.Literal('active'), Type.Literal('disabled')]),
-  admin: Type.Boolean(),
-  breakGlass: Type.Boolean(),
-  mustRegister: Type.Boolean(),
-  flaggedAt: Nullable(Type.String({ format: 'date-time' })),
-  createdAt: Type.String({ format: 'date-time' }),
-});
-
-const userView = (u: User) => ({
-  id: u.id,
-  username: u.username,
-  email: u.email,
-  phone: u.phone,
-  status: u.status,
-  admin: u.isAdmin,
-  breakGlass: u.breakGlass,
-  mustRegister: u.mustRegister,
-  flaggedAt: iso(u.flaggedAt),
-  createdAt: iso(u.createdAt)!,
-});
 
 const UserBody = {
   password: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),

@@ -8,6 +8,7 @@ import { migrateToLatest, openDurableStore } from '../store/durable/database.ts'
 import { sqlitePath } from '../config/config.ts';
 import { rewrapSecrets } from '../methods/rewrap-secrets.ts';
 import type { User } from '../directory/users.ts';
+import { userView } from '../admin/user-view.ts';
 
 const out = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 
@@ -23,17 +24,7 @@ async function userByName(services: Services, tenantId: string, username: string
   return found;
 }
 
-const userJson = (tenant: string, u: User) => ({
-  id: u.id,
-  tenant,
-  username: u.username,
-  email: u.email,
-  phone: u.phone,
-  status: u.status,
-  admin: u.isAdmin,
-  breakGlass: u.breakGlass,
-  createdAt: new Date(u.createdAt).toISOString(),
-});
+const userJson = (tenant: string, u: User) => ({ tenant, ...userView(u) });
 
 async function withServices<T>(config: Readonly<Config>, run: (services: Services) => Promise<T>): Promise<T> {
   const services = await buildServices(config, {

@@ -7,7 +7,7 @@
  */
 import type { Static } from 'typebox';
 import type { DeliveryInfo, IssuedSession, MethodChoice, MethodView } from '../server/routes/schemas.ts';
-import type { AdminUser } from '../admin/admin-api.ts';
+import type { AdminUser } from '../admin/user-view.ts';
 
 export type MethodChoiceJson = Static<typeof MethodChoice>;
 export type SessionJson = Static<typeof IssuedSession>;
