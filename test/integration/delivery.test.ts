@@ -262,6 +262,10 @@ for (const spec of backends) {
       expect(unavailable.body.methods).toEqual([expect.objectContaining({ type: 'totp', available: true })]);
       expect(sms.requests + backupSms.requests).toBe(requestsBefore);
       expect((await call('GET', '/api/v1/status')).body.components.delivery.sms.state).toBe('down');
+      // The status page says it in words, with what to do instead.
+      const page = await (await fetch(`${server.url}/status`)).text();
+      expect(page).toMatch(/Some parts are degraded/);
+      expect(page).toMatch(/Text message codes<\/th><td data-state="down">Down<\/td><td>Use another sign-in method/);
       expect((await call('GET', '/readyz')).status).toBe(200);
 
       const verify = await call('POST', `/api/v1/t/acme/signin/${flow}/verify`, { method: 'totp', code: totpCode(totp.body.secret, now + 30_000) });

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { AppError } from '../../errors/app-error.ts';
 import { problemBody, PROBLEM_CONTENT_TYPE } from '../../http/problem.ts';
 import type { Services } from '../services.ts';
+import { statusPage } from '../../status/status-page.ts';
 
 export interface Readiness {
   /** Set while the node drains on shutdown, so the load balancer stops sending before it goes. */
@@ -32,7 +33,8 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
   return async (app) => {
     app.get('/healthz', { config: { admissionClass: 'ops' }, schema: { tags: ['operations'] } }, async () => ({ status: 'ok' }));
 
-    app.get('/api/v1/status', { config: { admissionClass: 'ops' }, schema: { tags: ['operations'], summary: 'Component health and load shedding, for status pages and tenants' } }, async () => {
+    /** Everything the status JSON and page show, measured now. */
+    const currentStatus = async () => {
       const [durable, ephemeral] = await Promise.all([check(() => services.durable.ping()), check(() => services.ephemeral.ping())]);
       const shed = (await services.metrics.shed.get()).values.reduce((n, v) => n + v.value, 0);
       const components = {
@@ -43,7 +45,14 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
       };
       const channelTrouble = Object.values(components.delivery).some((c) => c.state !== 'up');
       const down = durable.state === 'down' || ephemeral.state === 'down' || channelTrouble;
-      return { status: down ? 'degraded' : readiness.draining ? 'draining' : 'operational', components };
+      return { status: down ? ('degraded' as const) : readiness.draining ? ('draining' as const) : ('operational' as const), components };
+    };
+
+    app.get('/api/v1/status', { config: { admissionClass: 'ops' }, schema: { tags: ['operations'], summary: 'Component health and load shedding, for status pages and tenants' } }, currentStatus);
+
+    app.get('/status', { config: { admissionClass: 'ops' }, schema: { hide: true } }, async (_request, reply) => {
+      const { status, components } = await currentStatus();
+      return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(statusPage(status, components));
     });
 
     app.get('/readyz', { config: { admissionClass: 'ops' }, schema: { tags: ['operations'] } }, async (_request, reply) => {

@@ -1,0 +1,49 @@
+import { html } from '../portal/html.ts';
+import { layout } from '../portal/layout.ts';
+import type { ChannelHealth } from '../delivery/provider-chain.ts';
+
+const STATES: Record<string, string> = { up: 'Working', degraded: 'Degraded', down: 'Down' };
+const CHANNELS: Record<string, string> = { sms: 'Text message codes', voice: 'Phone call codes', email: 'Email codes' };
+const HEADLINES: Record<string, string> = {
+  operational: 'All systems are working',
+  degraded: 'Some parts are degraded; sign-in keeps working with the methods that are up',
+  draining: 'This node is shutting down; others will answer',
+};
+
+interface Components {
+  durable: { state: string };
+  ephemeral: { state: string };
+  admission: { shedTotal: number; inFlight: number; limit: number };
+  delivery: Partial<Record<string, ChannelHealth>>;
+}
+
+/**
+ * The public status page (`/status`): what works and what does not, in words
+ * a tenant's users understand. The same figures are at `/api/v1/status`.
+ */
+export function statusPage(status: string, components: Components): string {
+  const row = (name: string, state: string, note = '') => html`<tr><th scope="row">${name}</th><td data-state="${state}">${STATES[state] ?? state}</td><td>${note}</td></tr>`;
+  const channels = Object.entries(components.delivery).filter((e): e is [string, ChannelHealth] => Boolean(e[1]));
+  return layout({
+    title: 'Status',
+    tenantName: 'Steadfast',
+    body: html`<div class="card">
+<h1>${HEADLINES[status] ?? status}</h1>
+<div class="table-scroll"><table>
+<thead><tr><th scope="col">Part</th><th scope="col">State</th><th scope="col">Notes</th></tr></thead>
+<tbody>
+${row('Sign-in and accounts (database)', components.durable.state)}
+${row('Sign-ins in progress (shared state)', components.ephemeral.state)}
+${row('Capacity', 'up', `${components.admission.inFlight} of ${components.admission.limit} requests in progress; ${components.admission.shedTotal} turned away to keep answers fast`)}
+${channels.map(([channel, health]) =>
+  row(
+    CHANNELS[channel] ?? channel,
+    health.state,
+    health.state === 'down' ? 'Use another sign-in method (authenticator app, passkey, another channel), or ask your administrator for a Temporary Access Pass.' : health.state === 'degraded' ? 'A backup provider is carrying the codes.' : '',
+  ),
+)}
+</tbody></table></div>
+<p class="hint">Updated when the page loads. Machine-readable: <a href="/api/v1/status">/api/v1/status</a>.</p>
+</div>`,
+  });
+}
