@@ -7,6 +7,8 @@ import { chromiumAvailable, launchChromium } from '../helpers/browser.ts';
 import { Secret } from 'otpauth';
 import { secretContext } from '../../src/methods/credentials.ts';
 
+const SHOTS = process.env.STEADFAST_SCREENSHOTS ? new URL('../../docs/screenshots/', import.meta.url).pathname : undefined;
+
 /**
  * An administrator in Chromium: signs in to the console, adds a new hire and
  * issues them a Temporary Access Pass (which the new hire, in another browser,
@@ -69,6 +71,7 @@ describe.runIf(chromiumAvailable())('admin console in Chromium', () => {
     const code = ((await page.getByLabel('Temporary Access Pass').textContent()) ?? '').trim();
     expect(code).toMatch(/^[0-9A-Z]{4}(-[0-9A-Z]{4}){3}$/);
     await expect(page.locator('main').textContent()).resolves.toContain('usable once');
+    if (SHOTS) await page.screenshot({ path: `${SHOTS}admin-user-desktop.png`, fullPage: true });
 
     // The new hire, in a browser of their own.
     const newHire = await (await browser.newContext()).newPage();
@@ -114,6 +117,7 @@ describe.runIf(chromiumAvailable())('admin console in Chromium', () => {
     expect(page.url()).toContain('outcome=failure');
     expect(await rows.count()).toBe(1);
     await expect(rows.first().textContent()).resolves.toContain('invalid credentials');
+    if (SHOTS) await page.screenshot({ path: `${SHOTS}admin-signins-desktop.png`, fullPage: true });
     const csv = await page.request.get(`${server.url}/t/corp/admin/signins.csv?user=bob&outcome=failure`);
     expect((await csv.text()).trim().split('\r\n')).toHaveLength(2);
   });

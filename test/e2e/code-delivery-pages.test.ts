@@ -10,6 +10,8 @@ import { codeIn, startSmtpStandIn, startTwilioStandIn, type SmtpStandIn, type St
 
 const TWILIO = { accountSid: 'AC77', authToken: 'e2e-token' };
 
+const SHOTS = process.env.STEADFAST_SCREENSHOTS ? new URL('../../docs/screenshots/', import.meta.url).pathname : undefined;
+
 /**
  * A person adds a phone and an email address on the security-info page, signs
  * in with a text-message code, and, when text messages cannot be sent, is
@@ -107,6 +109,7 @@ describe.runIf(chromiumAvailable())('code delivery pages in Chromium', () => {
     await expect(page.getByRole('alert').textContent()).resolves.toContain("Text message can't be used right now. Use another way to sign in.");
     await expect(page.getByRole('status').first().textContent()).resolves.toMatch(/We sent a code to p•••@e•••\.test/);
     await expect(page.locator('ul.methods').textContent()).resolves.toContain('(unavailable right now)');
+    if (SHOTS) await page.screenshot({ path: `${SHOTS}channel-down-desktop.png`, fullPage: true });
     await page.getByLabel('Email code').fill(codeIn(mail.received.at(-1)));
     await page.getByRole('button', { name: 'Verify' }).click();
     expect(page.url()).toContain('/t/web/my/security-info');
