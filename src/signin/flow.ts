@@ -13,6 +13,8 @@ export interface Flow {
   username: string;
   /** Factors proved so far (RFC 8176 values). */
   amr: string[];
+  /** A break-glass account: its sign-in raises an alert (carried here so finishing needs no lookup). */
+  breakGlass?: boolean;
   createdAt: number;
   expiresAt: number;
 }

@@ -126,6 +126,7 @@ export class SigninService {
       userId: user.id,
       username: user.username,
       amr: ['pwd'],
+      breakGlass: user.breakGlass,
       createdAt: now,
       expiresAt: now + FLOW_LIFETIME_MS,
     };
@@ -243,7 +244,17 @@ export class SigninService {
    */
   async startAppFlow(tenant: Tenant, user: User): Promise<string> {
     const now = this.deps.clock.now();
-    const flow: Flow = { id: randomToken(24), kind: 'second-factor', tenantId: tenant.id, userId: user.id, username: user.username, amr: ['pwd'], createdAt: now, expiresAt: now + FLOW_LIFETIME_MS };
+    const flow: Flow = {
+      id: randomToken(24),
+      kind: 'second-factor',
+      tenantId: tenant.id,
+      userId: user.id,
+      username: user.username,
+      amr: ['pwd'],
+      breakGlass: user.breakGlass,
+      createdAt: now,
+      expiresAt: now + FLOW_LIFETIME_MS,
+    };
     await this.deps.ephemeral.set(flowKey(flow.id), flow, FLOW_LIFETIME_MS);
     return flow.id;
   }
@@ -304,8 +315,9 @@ export class SigninService {
       withSession ? this.issueSession(tenant, userId, 'full', amr, ctx) : undefined,
       this.recordFlow(recordAs, ctx, 'success', 'ok', flow.kind === 'passkey' ? 'passkey' : type),
     ]);
-    const user = passkeyUser ?? (await deps.users.get(tenant.id, userId));
-    if (user) await this.alertIfBreakGlass(tenant, user, flow.kind === 'passkey' ? 'passkey' : type);
+    // The flow knows whether this is a break-glass account: no lookup on the common path.
+    const alertFor = passkeyUser ?? (flow.breakGlass ? await deps.users.get(tenant.id, userId) : undefined);
+    if (alertFor) await this.alertIfBreakGlass(tenant, alertFor, flow.kind === 'passkey' ? 'passkey' : type);
     // A TAP proves the administrator's trust for now, not this browser's for days.
     const remembered = withSession && ctx.rememberDevice && !byTap ? await deps.devices.remember(tenant, userId, ctx.userAgent) : undefined;
     return { userId, amr, ...(session ? { session } : {}), ...(remembered ? { remembered } : {}) };

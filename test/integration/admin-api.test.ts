@@ -204,8 +204,15 @@ for (const spec of backends) {
       await call('PUT', '/api/v1/admin/policy', { mfaRequired: true });
       const alerts = await call('GET', '/api/v1/admin/audit?action=break-glass.signin');
       expect(alerts.body.items[0]).toMatchObject({ details: { username: 'emergency-1', method: 'password' } });
+      // And after a second factor.
+      const glass = await userWithTotp('emergency-2');
+      await call('PATCH', `/api/v1/admin/users/${glass.id}`, { breakGlass: true });
+      const pass = await call('POST', `/api/v1/admin/users/${glass.id}/tap`, { minutes: 30 });
+      const { flow } = (await call('POST', '/api/v1/t/acme/signin', { username: 'emergency-2', password: PASSWORD }, undefined)).body;
+      expect((await call('POST', `/api/v1/t/acme/signin/${flow}/verify`, { method: 'tap', code: pass.body.code }, undefined)).body.state).toBe('complete');
+      expect((await call('GET', '/api/v1/admin/audit?action=break-glass.signin')).body.items[0]).toMatchObject({ details: { username: 'emergency-2', method: 'tap' } });
       const metrics = await fetch(`${server.url}/metrics`).then((r) => r.text());
-      expect(metrics).toMatch(/steadfast_break_glass_signins_total\{tenant="acme"\} 1/);
+      expect(metrics).toMatch(/steadfast_break_glass_signins_total\{tenant="acme"\} 2/);
     });
 
     it('registers apps and shows their secrets once', async () => {
