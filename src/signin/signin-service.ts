@@ -101,7 +101,7 @@ export class SigninService {
         await this.alertIfBreakGlass(tenant, user, 'password');
         return { state: 'complete', flow: null, methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd'], ctx) };
       }
-      // A user with only a TAP signs in with the TAP itself (in place of the password) to register.
+      // No method at all: register one first. A user whose only choice is a valid TAP goes on to give it as the second factor.
       if (methods.length === 0 || user.mustRegister) {
         await this.record(tenant, user, username, ctx, 'password', 'success', 'registration_required', 'password');
         return { state: 'registration_required', flow: null, methods, session: await this.issueSession(tenant, user.id, 'register', ['pwd'], ctx) };
