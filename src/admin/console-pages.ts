@@ -54,11 +54,32 @@ export function adminConsolePages(services: Services): FastifyPluginAsyncTypebox
     });
     const view = <P extends TSchema, Q extends TSchema>(params: P, querystring: Q) => ({ schema: { params, querystring, hide: true }, config: { admissionClass: 'admin' as const } });
 
-    /** The signed-in administrator, or undefined after a redirect to sign in or a refusal page. */
-    const adminOr = async (request: FastifyRequest, reply: FastifyReply): Promise<Principal | undefined> => {
+    /**
+     * The signed-in administrator, or undefined after a redirect to sign in or a
+     * refusal page. A change (`change`) also needs a sign-in within the last 10
+     * minutes: an administrator's forgotten session must not reset anyone.
+     */
+    const adminOr = async (request: FastifyRequest, reply: FastifyReply, options: { change?: boolean } = {}): Promise<Principal | undefined> => {
       const p = await principalOr(request, reply, 'admin');
       if (!p) return undefined;
-      if (p.user.isAdmin && p.session.scope === 'full') return p;
+      if (p.user.isAdmin && p.session.scope === 'full') {
+        if (!options.change || services.management.isRecent(p.session)) return p;
+        void reply
+          .code(403)
+          .type('text/html; charset=utf-8')
+          .header('cache-control', 'no-store')
+          .send(
+            layout({
+              title: 'Confirm it is you',
+              tenantName: p.tenant.name,
+              signedInAs: p.user.username,
+              body: html`<div class="card"><h1>Confirm it's you</h1>
+<p>Changes in the admin console need a sign-in within the last 10 minutes. Nothing was changed.</p>
+<form method="post" action="/t/${p.tenant.slug}/signout"><input type="hidden" name="_csrf" value="${reply.generateCsrf()}"><input type="hidden" name="next" value="admin"><button type="submit">Sign in again</button></form></div>`,
+            }),
+          );
+        return undefined;
+      }
       void reply
         .code(403)
         .type('text/html; charset=utf-8')
@@ -131,7 +152,7 @@ ${users.length === 0 ? html`<p>No users match.</p>` : ''}
     });
 
     app.post('/t/:tenant/admin/users', form(PageParams, Type.Object({ username: Field(256), email: Field(320), _csrf: Field() })), async (request, reply) => {
-      const p = await adminOr(request, reply);
+      const p = await adminOr(request, reply, { change: true });
       if (!p) return reply;
       try {
         const user = await admin.createUser(p.tenant, actor(p), { username: request.body.username ?? '', email: request.body.email?.trim() || undefined });
@@ -224,7 +245,7 @@ ${signinTable(d.recentSignins)}
     /** Runs an action on a user and shows their page with the outcome. */
     const userAction = (path: string, run: (p: Principal, id: string, body: { minutes?: string | undefined; oneTime?: string | undefined }) => Promise<{ notice: string; issued?: { code: string; expiresAt: string; oneTime: boolean } }>) =>
       app.post(`/t/:tenant/admin/users/:id/${path}`, form(UserParams, Type.Object({ _csrf: Field(), minutes: Field(10), oneTime: Field(5) })), async (request, reply) => {
-        const p = await adminOr(request, reply);
+        const p = await adminOr(request, reply, { change: true });
         if (!p) return reply;
         const { id } = request.params;
         try {
@@ -406,7 +427,7 @@ ${problems.length > 0 ? html`<ul class="problems" role="alert">${problems.map((x
     });
 
     app.post('/t/:tenant/admin/policy', form(PageParams, PolicyForm), async (request, reply) => {
-      const p = await adminOr(request, reply);
+      const p = await adminOr(request, reply, { change: true });
       if (!p) return reply;
       const b = request.body;
       // Numbers as typed: a blank or a word reaches the validator as it is and is named there.

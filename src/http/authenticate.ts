@@ -57,8 +57,9 @@ export interface AdminCaller {
 
 /**
  * For admin API routes: an admin token (`sfa_…`), or the session of a user the
- * tenant made an administrator, signed in with a second factor. The tenant is
- * the token's or the session's: another tenant's ids are simply not found.
+ * tenant made an administrator, signed in with a second factor (and, to change
+ * anything, within the last 10 minutes). The tenant is the token's or the
+ * session's: another tenant's ids are simply not found.
  */
 export async function requireAdmin(services: Services, request: FastifyRequest): Promise<AdminCaller> {
   const token = presentedToken(request);
@@ -72,6 +73,8 @@ export async function requireAdmin(services: Services, request: FastifyRequest):
   const principal = await findPrincipal(services, request);
   if (!principal) throw new AppError('unauthenticated');
   if (!principal.user.isAdmin || principal.session.scope !== 'full') throw new AppError('forbidden', 'this account is not an administrator of its organisation');
+  // Changes made with a person's session need a recent sign-in, as changing one's own methods does.
+  if (request.method !== 'GET') services.management.requireRecentSignin(principal.session);
   return { tenant: principal.tenant, actor: `user:${principal.user.id}` };
 }
 

@@ -239,6 +239,12 @@ for (const spec of backends) {
       const full = await call('POST', `/api/v1/t/acme/signin/${flow}/verify`, { method: 'totp', code: totpCode(admin.secret, now()) }, undefined);
       const list = await call('GET', '/api/v1/admin/users?q=TESS', undefined, full.body.session.token);
       expect(list.body.items.map((u: { username: string }) => u.username)).toEqual(['tess']);
+      // A change with a session signed in more than 10 minutes ago needs a new sign-in; reading does not.
+      await server.services.durable.db.updateTable('sessions').set((eb) => ({ auth_time: eb('auth_time', '-', 11 * 60_000) })).where('user_id', '=', admin.id).execute();
+      const stale = await call('PATCH', `/api/v1/admin/users/${admin.id}`, { email: 'tess@example.test' }, full.body.session.token);
+      expect(stale.status).toBe(403);
+      expect(stale.body.type).toMatch(/\/reauthentication-required$/);
+      expect((await call('GET', '/api/v1/admin/users?q=tess', undefined, full.body.session.token)).status).toBe(200);
       expect((await call('GET', '/api/v1/admin/users', undefined, 'sfa_not-a-token')).status).toBe(401);
     });
 
