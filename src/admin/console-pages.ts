@@ -11,6 +11,7 @@ import { principalPages } from '../portal/principal-page.ts';
 import { TYPE_NAMES, when } from '../portal/security-info-pages.ts';
 import { describeUserAgent } from '../portal/user-agent.ts';
 import { signinsCsv } from './csv.ts';
+import { randomToken } from '../crypto/random.ts';
 import { signinFilter } from './admin-api.ts';
 
 const Field = (max = 200) => Type.Optional(Type.String({ maxLength: max }));
@@ -237,9 +238,30 @@ ${signinTable(d.recentSignins)}
 <td data-label="Outcome">${e.outcome}${e.reason !== 'ok' ? ` (${e.reason.replace(/_/g, ' ')})` : ''}${e.reportedAt ? ' · reported: not me' : ''}</td></tr>`,
           )}</tbody></table></div>`;
 
-    app.get('/t/:tenant/admin/users/:id', view(UserParams, Type.Object({})), async (request, reply) => {
+    /**
+     * A new pass is shown on a page of its own, reached by a redirect: a refresh
+     * of the page after the post would issue another. The code waits for that
+     * one view, sealed, in the ephemeral store, and is taken when shown.
+     */
+    type IssuedView = { code: string; expiresAt: string; oneTime: boolean };
+    const viewKey = (p: Principal, userId: string, key: string) => `tap-view:${p.tenant.id}:${p.user.id}:${userId}:${key}`;
+    const holdForView = async (p: Principal, userId: string, issued: IssuedView): Promise<string> => {
+      const key = randomToken(16);
+      await services.ephemeral.set(viewKey(p, userId, key), services.keyRing.seal(JSON.stringify(issued), viewKey(p, userId, key)), 120_000);
+      return key;
+    };
+    const takeView = async (p: Principal, userId: string, key: string | undefined): Promise<IssuedView | undefined> => {
+      if (!key || !/^[A-Za-z0-9_-]{10,40}$/.test(key)) return undefined;
+      const sealed = await services.ephemeral.take<string>(viewKey(p, userId, key));
+      return sealed ? (JSON.parse(services.keyRing.open(sealed, viewKey(p, userId, key)).toString('utf8')) as IssuedView) : undefined;
+    };
+
+    app.get('/t/:tenant/admin/users/:id', view(UserParams, Type.Object({ issued: Field(40) })), async (request, reply) => {
       const p = await adminOr(request, reply);
-      return p ? userPage(reply, p, request.params.id) : reply;
+      if (!p) return reply;
+      const issued = await takeView(p, request.params.id, request.query.issued);
+      if (request.query.issued && !issued) return userPage(reply, p, request.params.id, { kind: 'info', text: 'The pass was shown once and is not shown again. Issue a new one if it was lost.' });
+      return userPage(reply, p, request.params.id, issued ? { kind: 'info', text: 'Temporary Access Pass issued.' } : undefined, issued);
     });
 
     /** Runs an action on a user and shows their page with the outcome. */
@@ -250,7 +272,8 @@ ${signinTable(d.recentSignins)}
         const { id } = request.params;
         try {
           const { notice, issued } = await run(p, id, request.body);
-          return await userPage(reply, p, id, { kind: 'info', text: notice }, issued);
+          if (issued) return reply.redirect(`${base(p)}/users/${encodeURIComponent(id)}?issued=${await holdForView(p, id, issued)}`, 303);
+          return await userPage(reply, p, id, { kind: 'info', text: notice });
         } catch (err) {
           const { text, status } = shownError(err);
           // An unknown user (or one of another tenant) has no page to go back to.
