@@ -13,7 +13,7 @@ import { randomToken } from '../crypto/random.ts';
 import type { AbuseLimits, Attempt } from './abuse-limits.ts';
 import { FLOW_LIFETIME_MS, FLOW_MAX_ATTEMPTS, flowFailuresKey, flowKey, type Flow } from './flow.ts';
 import { methodChoices, type MethodChoice } from './method-choices.ts';
-import type { AccessPasses } from '../methods/tap/access-passes.ts';
+import type { AccessPass, AccessPasses } from '../methods/tap/access-passes.ts';
 import type { AuditLog } from '../activity/audit-log.ts';
 import type { User } from '../directory/users.ts';
 import type { RememberedDevices } from '../sessions/remembered-devices.ts';
@@ -72,25 +72,41 @@ export interface SigninDeps {
 export class SigninService {
   constructor(private readonly deps: SigninDeps) {}
 
-  async passwordStep(tenant: Tenant, username: string, password: string, ctx: RequestContext): Promise<PasswordStepResult> {
+  /**
+   * The first factor, whatever it is (a password, or a TAP in its place):
+   * guessing limits, the check, and one answer for every failure. Unknown users
+   * cost one full Argon2id verification too (the check does it), so neither
+   * timing nor message tells whether the account exists.
+   */
+  private async firstFactor(
+    tenant: Tenant,
+    username: string,
+    ctx: RequestContext,
+    method: 'password' | 'tap',
+    check: (user: UserWithSecret | undefined) => Promise<boolean>,
+  ): Promise<UserWithSecret> {
     const { deps } = this;
     const attempt = this.attempt(tenant, 'password', username.normalize('NFKC').trim().toLowerCase(), ctx);
     await deps.limits.begin(attempt);
-
     const user = await deps.users.findByUsername(tenant.id, username);
-    // Unknown users and users without a password cost one full Argon2id
-    // verification too, and get the same answer: neither timing nor message
-    // tells whether the account exists.
-    const passwordOk = user?.passwordHash ? await deps.hasher.verify(user.passwordHash, password, ctx) : await deps.hasher.verifyNothing(password, ctx);
-    if (!user || !passwordOk) {
-      await this.record(tenant, user, username, ctx, 'password', 'failure', 'invalid_credentials');
+    const recordedMethod = method === 'tap' ? 'tap' : undefined;
+    if (!(await check(user)) || !user) {
+      await this.record(tenant, user, username, ctx, 'password', 'failure', 'invalid_credentials', recordedMethod);
       throw new AppError('invalid-credentials');
     }
     await deps.limits.succeeded(attempt);
     if (user.status !== 'active') {
-      await this.record(tenant, user, username, ctx, 'password', 'failure', 'account_disabled');
+      await this.record(tenant, user, username, ctx, 'password', 'failure', 'account_disabled', recordedMethod);
       throw new AppError('account-disabled');
     }
+    return user;
+  }
+
+  async passwordStep(tenant: Tenant, username: string, password: string, ctx: RequestContext): Promise<PasswordStepResult> {
+    const { deps } = this;
+    const user = await this.firstFactor(tenant, username, ctx, 'password', (u) =>
+      u?.passwordHash ? deps.hasher.verify(u.passwordHash, password, ctx) : deps.hasher.verifyNothing(password, ctx),
+    );
     this.rehashInBackground(user, password);
 
     const methods = await this.choicesFor(tenant, user.id);
@@ -118,21 +134,9 @@ export class SigninService {
       throw new AppError('no-usable-method', undefined, { methods }, 60);
     }
 
-    const now = deps.clock.now();
-    const flow: Flow = {
-      id: randomToken(24),
-      kind: 'second-factor',
-      tenantId: tenant.id,
-      userId: user.id,
-      username: user.username,
-      amr: ['pwd'],
-      breakGlass: user.breakGlass,
-      createdAt: now,
-      expiresAt: now + FLOW_LIFETIME_MS,
-    };
-    await deps.ephemeral.set(flowKey(flow.id), flow, FLOW_LIFETIME_MS);
+    const flowId = await this.openSecondFactorFlow(tenant, user);
     await this.record(tenant, user, username, ctx, 'password', 'success', 'factor_required', 'password');
-    return { state: 'factor_required', flow: flow.id, methods };
+    return { state: 'factor_required', flow: flowId, methods };
   }
 
   /**
@@ -142,21 +146,13 @@ export class SigninService {
    */
   async tapStep(tenant: Tenant, username: string, tap: string, ctx: RequestContext): Promise<Exclude<PasswordStepResult, { state: 'factor_required' }>> {
     const { deps } = this;
-    const attempt = this.attempt(tenant, 'password', username.normalize('NFKC').trim().toLowerCase(), ctx);
-    await deps.limits.begin(attempt);
-    const user = await deps.users.findByUsername(tenant.id, username);
-    // Unknown users cost one Argon2id verification too: the same answer in the same time.
-    const pass = tenant.policy.allowedMethods.includes('tap') ? await deps.passes.use(tenant.id, user?.id, tap, ctx) : await deps.hasher.verifyNothing(tap, ctx);
-    if (!user || !pass) {
-      await this.record(tenant, user, username, ctx, 'password', 'failure', 'invalid_credentials', 'tap');
-      throw new AppError('invalid-credentials');
-    }
-    await deps.limits.succeeded(attempt);
-    if (user.status !== 'active') {
-      await this.record(tenant, user, username, ctx, 'password', 'failure', 'account_disabled', 'tap');
-      throw new AppError('account-disabled');
-    }
-    await deps.audit.append(tenant.id, { actor: `user:${user.id}`, action: 'tap.used', targetUserId: user.id, details: { as: 'password', passId: pass.id, uses: pass.uses } });
+    let pass: AccessPass | undefined;
+    const user = await this.firstFactor(tenant, username, ctx, 'tap', async (u) => {
+      if (!tenant.policy.allowedMethods.includes('tap')) return deps.hasher.verifyNothing(tap, ctx);
+      pass = await deps.passes.use(tenant.id, u?.id, tap, ctx);
+      return pass !== undefined;
+    });
+    await deps.audit.append(tenant.id, { actor: `user:${user.id}`, action: 'tap.used', targetUserId: user.id, details: { as: 'password', passId: pass!.id, uses: pass!.uses } });
     const methods = await this.choicesFor(tenant, user.id);
     const registered = methods.some((m) => m.type !== 'tap');
     if ((!registered || user.mustRegister) && tenant.policy.mfaRequired) {
@@ -242,7 +238,12 @@ export class SigninService {
    * An app that checked the password itself (the REST app API) starts here: a
    * second-factor flow for the user, without a Steadfast session at the end.
    */
-  async startAppFlow(tenant: Tenant, user: User): Promise<string> {
+  startAppFlow(tenant: Tenant, user: User): Promise<string> {
+    return this.openSecondFactorFlow(tenant, user);
+  }
+
+  /** A flow between a proved password (checked here, or by the app) and the second factor. */
+  private async openSecondFactorFlow(tenant: Tenant, user: User): Promise<string> {
     const now = this.deps.clock.now();
     const flow: Flow = {
       id: randomToken(24),
@@ -332,9 +333,8 @@ export class SigninService {
   }
 
   private async requireTapChoice(tenant: Tenant, flow: Flow): Promise<void> {
-    if (!(await this.choicesFor(tenant, flow.userId)).some((m) => m.type === 'tap')) {
-      throw new AppError('invalid-request', "that method is not one of this sign-in's methods", { methods: await this.choicesFor(tenant, flow.userId) });
-    }
+    const choices = await this.choicesFor(tenant, flow.userId);
+    if (!choices.some((m) => m.type === 'tap')) throw new AppError('invalid-request', "that method is not one of this sign-in's methods", { methods: choices });
   }
 
   /** Every sign-in of a break-glass account leaves an audit entry and raises the alert. */
@@ -372,7 +372,7 @@ export class SigninService {
     const byId = usable.filter((c) => c.id === methodRef);
     const found = byId.length > 0 ? byId : usable.filter((c) => c.type === methodRef);
     if (found.length === 0) {
-      throw new AppError('invalid-request', 'that method is not one of this sign-in\'s methods', { methods: methodChoices(tenant, active, this.deps.methods) });
+      throw new AppError('invalid-request', 'that method is not one of this sign-in\'s methods', { methods: await this.choicesFor(tenant, flow.userId) });
     }
     return found;
   }
