@@ -50,7 +50,7 @@ for (const spec of backends) {
     beforeAll(async () => {
       gateway = await startWebhookReceiver(HOOK);
       const configFile = join(tmpdir(), `steadfast-appapi-${process.pid}-${spec.name}.json`);
-      writeFileSync(configFile, JSON.stringify({ delivery: { sms: [{ name: 'gateway', type: 'webhook', url: gateway.url, secret: HOOK }], code: { resendCooldownSeconds: 5 } } }));
+      writeFileSync(configFile, JSON.stringify({ delivery: { sms: [{ name: 'gateway', type: 'webhook', url: gateway.url, secret: HOOK, resetAfterMs: 300 }], code: { resendCooldownSeconds: 5 } } }));
       backend = await spec.create({ STEADFAST_CONFIG: configFile });
       server = await startTestServer(backend);
       const tenant = await server.services.tenants.create('acme', 'Acme');
@@ -95,6 +95,21 @@ for (const spec of backends) {
       expect(done).toEqual({ result: 'allow', amr: ['pwd', 'sms', 'mfa'] });
       expect(await app.app.status(challenge.txid!)).toEqual({ state: 'allow', amr: ['pwd', 'sms', 'mfa'] });
       expect(await app.app.status('no-such-transaction')).toEqual({ state: 'expired' });
+    });
+
+    it('keeps a sent challenge pending while the channel goes down', async () => {
+      const challenge = await app.app.auth({ username: 'sue', method: 'sms' });
+      gateway.behave({ kind: 'fail', status: 503 });
+      // Three failed sends in a row open the gateway's breaker: text messages are now unavailable.
+      for (let i = 0; i < 3; i++) expect((await caught(app.app.auth({ username: 'sue', method: 'sms' }))).code).toBe('method-unavailable');
+      expect((await app.app.preauth('sue')).methods[0]).toMatchObject({ type: 'sms', available: false });
+      expect(await app.app.status(challenge.txid!)).toEqual({ state: 'pending' });
+      // The code already sent still works.
+      const done = await app.app.auth({ username: 'sue', method: 'sms', code: codeIn(gateway.received.at(-1)), txid: challenge.txid! });
+      expect(done.result).toBe('allow');
+      gateway.behave({ kind: 'ok' });
+      // After the reset time the breaker lets a probe through again.
+      await new Promise((resolve) => setTimeout(resolve, 400));
     });
 
     it('limits how often an app may ask about one user', async () => {

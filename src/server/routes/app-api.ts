@@ -159,7 +159,8 @@ export function appApi(services: Services): FastifyPluginAsyncTypebox {
         const { tenant } = await callerOf(request);
         const outcome = await services.ephemeral.get<Outcome>(outcomeKey(tenant, request.params.txid));
         if (outcome) return { state: 'allow' as const, amr: outcome.amr };
-        const pending = await services.signin.flowMethods(tenant, request.params.txid).then(
+        // Only whether the challenge is still open: not whether its channel is up right now.
+        const pending = await services.signin.flowUserId(tenant, request.params.txid).then(
           () => true,
           () => false,
         );
