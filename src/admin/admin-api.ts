@@ -3,15 +3,13 @@ import { AppError } from '../errors/app-error.ts';
 import { requireAdmin } from '../http/authenticate.ts';
 import type { Services } from '../server/services.ts';
 import type { Tenant } from '../directory/tenants.ts';
-import { IdParams, MethodView } from '../server/routes/schemas.ts';
-import type { SigninFilter } from '../activity/signin-events.ts';
+import { IdParams, isoTime, MethodView, Nullable, SigninEventView, signinEventView } from '../server/routes/schemas.ts';
+import type { AdminSigninEvent, SigninFilter } from '../activity/signin-events.ts';
 import { signinsCsv } from './csv.ts';
 import { AdminUser, userView } from './user-view.ts';
 
 const bearer = [{ bearerAuth: [] }];
 const config = { admissionClass: 'admin' as const };
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 
 const UserBody = {
   password: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
@@ -21,20 +19,8 @@ const UserBody = {
   breakGlass: Type.Optional(Type.Boolean()),
 };
 
-const SigninRow = Type.Object({
-  id: Type.String(),
-  at: Type.String({ format: 'date-time' }),
-  userId: Nullable(Type.String()),
-  username: Type.String(),
-  ip: Nullable(Type.String()),
-  userAgent: Nullable(Type.String()),
-  app: Nullable(Type.String()),
-  step: Type.String(),
-  method: Nullable(Type.String()),
-  outcome: Type.String(),
-  reason: Type.String(),
-  reported: Type.Boolean(),
-});
+const SigninRow = Type.Object({ ...SigninEventView.properties, userId: Nullable(Type.String()), username: Type.String() });
+const signinRow = (e: AdminSigninEvent) => ({ ...signinEventView(e), userId: e.userId, username: e.username });
 
 const SigninQuery = Type.Object({
   user: Type.Optional(Type.String({ maxLength: 256, description: 'a user id or username' })),
@@ -129,9 +115,9 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
           user: userView(d.user),
           hasPassword: d.hasPassword,
           methods: d.methods,
-          sessions: d.sessions.map((s) => ({ ...s, createdAt: iso(s.createdAt)!, lastSeenAt: iso(s.lastSeenAt)!, expiresAt: iso(s.expiresAt)! })),
-          accessPass: d.accessPass && { oneTime: d.accessPass.oneTime, expiresAt: iso(d.accessPass.expiresAt)!, uses: d.accessPass.uses, createdBy: d.accessPass.createdBy },
-          recentSignins: d.recentSignins.map((e) => ({ ...e, at: iso(e.at)!, reported: e.reportedAt !== null })),
+          sessions: d.sessions.map((s) => ({ ...s, createdAt: isoTime(s.createdAt), lastSeenAt: isoTime(s.lastSeenAt), expiresAt: isoTime(s.expiresAt) })),
+          accessPass: d.accessPass && { oneTime: d.accessPass.oneTime, expiresAt: isoTime(d.accessPass.expiresAt), uses: d.accessPass.uses, createdBy: d.accessPass.createdBy },
+          recentSignins: d.recentSignins.map(signinRow),
         };
       },
     );
@@ -227,7 +213,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         const csv = request.query.format === 'csv' || (request.query.format === undefined && /\btext\/csv\b/.test(request.headers.accept ?? ''));
         if (!csv) {
           const page = await admin.signins(tenant, filter, request.query.limit ?? 100, request.query.cursor);
-          return { items: page.items.map((e) => ({ ...e, at: iso(e.at)!, reported: e.reportedAt !== null })), next: page.next };
+          return { items: page.items.map(signinRow), next: page.next };
         }
         const body = await signinsCsv(admin, tenant, filter);
         return reply
@@ -264,7 +250,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         const { tenant } = await requireAdmin(services, request);
         const limit = request.query.limit ?? 100;
         const entries = await admin.auditLog(tenant, { limit, before: request.query.before, userId: request.query.user, action: request.query.action });
-        return { items: entries.map((e) => ({ ...e, at: iso(e.at)! })), next: entries.length === limit ? entries.at(-1)!.seq : null };
+        return { items: entries.map((e) => ({ ...e, at: isoTime(e.at) })), next: entries.length === limit ? entries.at(-1)!.seq : null };
       },
     );
 
@@ -330,7 +316,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
 
     app.get('/api/v1/admin/apps', { schema: { tags, security: bearer, response: { 200: Type.Array(AppView) } }, config }, async (request) => {
       const { tenant } = await requireAdmin(services, request);
-      return (await admin.listApps(tenant)).map((a) => ({ ...a, createdAt: iso(a.createdAt)! }));
+      return (await admin.listApps(tenant)).map((a) => ({ ...a, createdAt: isoTime(a.createdAt) }));
     });
 
     app.delete('/api/v1/admin/apps/:id', { schema: { tags, security: bearer, summary: 'Revoke an app and its secret or key', params: IdParams }, config }, async (request, reply) => {

@@ -8,9 +8,11 @@ import { ALL_METHOD_TYPES, checkPolicy, type TenantPolicy } from '../directory/p
 import { html, type SafeHtml } from '../portal/html.ts';
 import { alert, layout } from '../portal/layout.ts';
 import { principalPages } from '../portal/principal-page.ts';
+import { formRoute } from '../portal/form-route.ts';
 import { TYPE_NAMES, when } from '../portal/security-info-pages.ts';
 import { describeUserAgent } from '../portal/user-agent.ts';
 import { signinsCsv } from './csv.ts';
+import { isoTime } from '../server/routes/schemas.ts';
 import { randomToken } from '../crypto/random.ts';
 import { signinFilter } from './admin-api.ts';
 
@@ -22,7 +24,6 @@ const LogQuery = Type.Object({ user: Field(256), outcome: Field(10), method: Fie
 type Notice = { kind: 'error' | 'info'; text: string };
 type Section = 'users' | 'signins' | 'audit' | 'policy';
 
-const iso = (ms: number) => new Date(ms).toISOString();
 
 /** A date from a date picker (YYYY-MM-DD, a whole UTC day) or a full date-time, as the API filter takes it. */
 function dayBound(value: string | undefined, end: boolean): string | undefined {
@@ -30,7 +31,7 @@ function dayBound(value: string | undefined, end: boolean): string | undefined {
   if (/^\d{4}-\d{2}-\d{2}$/.test(value)) {
     const start = Date.parse(`${value}T00:00:00Z`);
     if (Number.isNaN(start)) throw new AppError('invalid-request', `${value} is not a date`);
-    return iso(end ? start + 86_400_000 : start);
+    return isoTime(end ? start + 86_400_000 : start);
   }
   return value;
 }
@@ -48,11 +49,7 @@ export function adminConsolePages(services: Services): FastifyPluginAsyncTypebox
   return async (app) => {
     const base = (p: Principal) => `/t/${p.tenant.slug}/admin`;
     const actor = (p: Principal) => `user:${p.user.id}`;
-    const form = <P extends TSchema, B extends TSchema>(params: P, body: B) => ({
-      schema: { params, body, hide: true },
-      preHandler: app.csrfProtection,
-      config: { admissionClass: 'admin' as const },
-    });
+    const form = <P extends TSchema, B extends TSchema>(params: P, body: B) => formRoute(app, 'admin', params, body);
     const view = <P extends TSchema, Q extends TSchema>(params: P, querystring: Q) => ({ schema: { params, querystring, hide: true }, config: { admissionClass: 'admin' as const } });
 
     /**
@@ -64,7 +61,7 @@ export function adminConsolePages(services: Services): FastifyPluginAsyncTypebox
       const p = await principalOr(request, reply, 'admin');
       if (!p) return undefined;
       if (p.user.isAdmin && p.session.scope === 'full') {
-        if (!options.change || services.management.isRecent(p.session)) return p;
+        if (!options.change || services.sessions.isRecent(p.session)) return p;
         void reply
           .code(403)
           .type('text/html; charset=utf-8')
@@ -191,7 +188,7 @@ ${u.flaggedAt ? alert('error', `This user reported a sign-in as not theirs (${ne
 <h2>Temporary Access Pass</h2>
 ${
   d.accessPass
-    ? html`<p>Active: ${d.accessPass.oneTime ? 'one-time' : 'multi-use'}, used ${d.accessPass.uses} times, expires ${when(iso(d.accessPass.expiresAt))}. ${action('tap/revoke', 'Revoke pass', 'danger')}</p>`
+    ? html`<p>Active: ${d.accessPass.oneTime ? 'one-time' : 'multi-use'}, used ${d.accessPass.uses} times, expires ${when(isoTime(d.accessPass.expiresAt))}. ${action('tap/revoke', 'Revoke pass', 'danger')}</p>`
     : html`<p>None active.</p>`
 }
 <form method="post" action="${base(p)}/users/${id}/tap" novalidate>
@@ -214,7 +211,7 @@ ${
 ${
   d.sessions.length === 0
     ? html`<p>No active sessions.</p>`
-    : html`<ul class="methods">${d.sessions.map((s) => html`<li><span>${describeUserAgent(s.userAgent)} · ${s.ip ?? ''}<br><span class="hint">Started ${when(iso(s.createdAt))}; last seen ${when(iso(s.lastSeenAt))}${s.scope === 'register' ? '; registration only' : ''}</span></span></li>`)}</ul>
+    : html`<ul class="methods">${d.sessions.map((s) => html`<li><span>${describeUserAgent(s.userAgent)} · ${s.ip ?? ''}<br><span class="hint">Started ${when(isoTime(s.createdAt))}; last seen ${when(isoTime(s.lastSeenAt))}${s.scope === 'register' ? '; registration only' : ''}</span></span></li>`)}</ul>
 <p>${action('revoke-sessions', 'End all sessions', 'danger')}</p>`
 }
 
@@ -234,7 +231,7 @@ ${signinTable(d.recentSignins)}
         : html`<div class="table-scroll"><table class="stack">
 <thead><tr><th scope="col">When</th><th scope="col">User</th><th scope="col">From</th><th scope="col">Step</th><th scope="col">Method</th><th scope="col">Outcome</th></tr></thead>
 <tbody>${items.map(
-            (e) => html`<tr><td data-label="When">${when(iso(e.at))}</td><td data-label="User">${e.username}</td><td data-label="From">${e.ip ?? ''} · ${describeUserAgent(e.userAgent)}</td><td data-label="Step">${e.step}</td><td data-label="Method">${e.method ?? ''}</td>
+            (e) => html`<tr><td data-label="When">${when(isoTime(e.at))}</td><td data-label="User">${e.username}</td><td data-label="From">${e.ip ?? ''} · ${describeUserAgent(e.userAgent)}</td><td data-label="Step">${e.step}</td><td data-label="Method">${e.method ?? ''}</td>
 <td data-label="Outcome">${e.outcome}${e.reason !== 'ok' ? ` (${e.reason.replace(/_/g, ' ')})` : ''}${e.reportedAt ? ' · reported: not me' : ''}</td></tr>`,
           )}</tbody></table></div>`;
 
@@ -381,7 +378,7 @@ ${
     : html`<div class="table-scroll"><table class="stack">
 <thead><tr><th scope="col">#</th><th scope="col">When</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">User</th><th scope="col">Details</th></tr></thead>
 <tbody>${entries.map(
-        (e) => html`<tr><td data-label="#">${e.seq}</td><td data-label="When">${when(iso(e.at))}</td><td data-label="Who">${e.actor}</td><td data-label="What">${e.action}</td>
+        (e) => html`<tr><td data-label="#">${e.seq}</td><td data-label="When">${when(isoTime(e.at))}</td><td data-label="Who">${e.actor}</td><td data-label="What">${e.action}</td>
 <td data-label="User">${e.targetUserId ? html`<a href="${base(p)}/users/${e.targetUserId}">${e.targetUserId.slice(0, 8)}</a>` : ''}</td><td data-label="Details"><pre>${JSON.stringify(e.details)}</pre></td></tr>`,
       )}</tbody></table></div>`
 }

@@ -1,8 +1,7 @@
 import { Type } from '@fastify/type-provider-typebox';
 import type { User } from '../directory/users.ts';
+import { isoTime, Nullable } from '../server/routes/schemas.ts';
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 
 /** A user as the admin API and the command line show it. */
 export const AdminUser = Type.Object({
@@ -27,7 +26,7 @@ export const userView = (u: User) => ({
   admin: u.isAdmin,
   breakGlass: u.breakGlass,
   mustRegister: u.mustRegister,
-  flaggedAt: iso(u.flaggedAt),
-  createdAt: iso(u.createdAt)!,
+  flaggedAt: isoTime(u.flaggedAt),
+  createdAt: isoTime(u.createdAt),
 });
 

@@ -6,7 +6,7 @@
  * bundlers, tsx or Node's type stripping.
  */
 import type { Static } from 'typebox';
-import type { DeliveryInfo, IssuedSession, MethodChoice, MethodView } from '../server/routes/schemas.ts';
+import type { DeliveryInfo, IssuedSession, MethodChoice, MethodView, SigninEventView } from '../server/routes/schemas.ts';
 import type { AdminUser } from '../admin/user-view.ts';
 
 export type MethodChoiceJson = Static<typeof MethodChoice>;
@@ -29,18 +29,7 @@ export interface Challenge {
   webauthn?: Record<string, unknown>;
 }
 
-export interface SigninEventJson {
-  id: string;
-  at: string;
-  ip: string | null;
-  userAgent: string | null;
-  app: string | null;
-  step: string;
-  method: string | null;
-  outcome: 'success' | 'failure';
-  reason: string;
-  reported: boolean;
-}
+export type SigninEventJson = Static<typeof SigninEventView>;
 
 export interface AuditEntryJson {
   id: string;

@@ -74,7 +74,7 @@ export async function requireAdmin(services: Services, request: FastifyRequest):
   if (!principal) throw new AppError('unauthenticated');
   if (!principal.user.isAdmin || principal.session.scope !== 'full') throw new AppError('forbidden', 'this account is not an administrator of its organisation');
   // Changes made with a person's session need a recent sign-in, as changing one's own methods does.
-  if (request.method !== 'GET') services.management.requireRecentSignin(principal.session);
+  if (request.method !== 'GET') services.sessions.requireRecent(principal.session);
   return { tenant: principal.tenant, actor: `user:${principal.user.id}` };
 }
 

@@ -33,20 +33,13 @@ export interface MethodManagementDeps {
   clock: Clock;
 }
 
-/** Changing methods needs a sign-in this recent: a stolen older session cannot add an attacker's method. */
-export const RECENT_SIGNIN_MS = 10 * 60_000;
-
 /** A user's own methods: list, register, confirm, rename, make default, remove. */
 export class MethodManagement {
   constructor(private readonly deps: MethodManagementDeps) {}
 
-  /** Throws unless the session proved the user recently. A registration session exists only to register and is short-lived. */
-  requireRecentSignin(session: Session): void {
-    if (session.scope === 'full' && this.deps.clock.now() - session.authTime > RECENT_SIGNIN_MS) throw new AppError('reauthentication-required');
-  }
-
-  isRecent(session: Session): boolean {
-    return session.scope === 'register' || this.deps.clock.now() - session.authTime <= RECENT_SIGNIN_MS;
+  /** Changing methods needs a recent sign-in: a stolen older session cannot add an attacker's method. */
+  private requireRecentSignin(session: Session): void {
+    this.deps.sessions.requireRecent(session);
   }
 
   async list(tenant: Tenant, user: User): Promise<MethodView[]> {

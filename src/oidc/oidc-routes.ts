@@ -7,6 +7,8 @@ import type { Services } from '../server/services.ts';
 import type { Tenant } from '../directory/tenants.ts';
 import { ACR_MFA, ACR_PASSWORD, INTERACTION_TTL_S, requestsMfa } from './provider-registry.ts';
 import { oidcPages } from './oidc-pages.ts';
+import { formRoute } from '../portal/form-route.ts';
+import { CONTINUE_COOKIE } from '../portal/signin-pages.ts';
 import { contentSecurityPolicy } from '../http/security-headers.ts';
 
 const TenantParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
@@ -89,7 +91,7 @@ export function oidcRoutes(services: Services): FastifyPluginAsyncTypebox {
           }
           const { session, user } = principal!;
           // The way back from registering a first method has been taken.
-          reply.raw.setHeader('set-cookie', `sf_continue=; Path=/t/${tenant.slug}/; Max-Age=0; HttpOnly; SameSite=Lax`);
+          reply.raw.setHeader('set-cookie', `${CONTINUE_COOKIE}=; Path=/t/${tenant.slug}/; Max-Age=0; HttpOnly; SameSite=Lax`);
           reply.hijack();
           return provider.interactionFinished(
             request.raw,
@@ -116,11 +118,7 @@ export function oidcRoutes(services: Services): FastifyPluginAsyncTypebox {
 
     app.post(
       '/t/:tenant/oidc/interaction/:uid/consent',
-      {
-        schema: { params: InteractionParams, body: Type.Object({ decision: Type.Optional(Type.String({ maxLength: 10 })), _csrf: Type.Optional(Type.String({ maxLength: 200 })) }), hide: true },
-        preHandler: app.csrfProtection,
-        config: { admissionClass: 'finish-signin' },
-      },
+      formRoute(app, 'finish-signin', InteractionParams, Type.Object({ decision: Type.Optional(Type.String({ maxLength: 10 })), _csrf: Type.Optional(Type.String({ maxLength: 200 })) })),
       async (request, reply) => {
         const tenant = await tenantOf(request.params.tenant);
         const provider = await services.oidc.forTenant(tenant);

@@ -8,6 +8,7 @@ import { PASSWORD_MIN } from '../directory/password-change.ts';
 import { html } from './html.ts';
 import { alert } from './layout.ts';
 import { principalPages } from './principal-page.ts';
+import { formRoute } from './form-route.ts';
 import { describeUserAgent } from './user-agent.ts';
 import { when } from './security-info-pages.ts';
 
@@ -92,7 +93,7 @@ export function mySigninsPages(services: Services): FastifyPluginAsyncTypebox {
 
     app.post(
       '/t/:tenant/my/signins/:id/report',
-      { schema: { params: EventParams, body: Type.Object({ _csrf: Field() }), hide: true }, preHandler: app.csrfProtection, config: { admissionClass: 'self-service' } },
+      formRoute(app, 'self-service', EventParams, Type.Object({ _csrf: Field() })),
       async (request, reply) => {
         const p = await principalOr(request, reply, 'signins');
         if (!p) return reply;
@@ -123,11 +124,7 @@ ${passwordForm(reply, p, reply.generateCsrf())}
 
     app.post(
       '/t/:tenant/my/password',
-      {
-        schema: { params: PageParams, body: Type.Object({ currentPassword: Field(1024), newPassword: Field(1024), _csrf: Field() }), hide: true },
-        preHandler: app.csrfProtection,
-        config: { admissionClass: 'self-service' },
-      },
+      formRoute(app, 'self-service', PageParams, Type.Object({ currentPassword: Field(1024), newPassword: Field(1024), _csrf: Field() })),
       async (request, reply) => {
         const p = await principalOr(request, reply, 'security-info');
         if (!p) return reply;

@@ -7,6 +7,7 @@ import type { MethodView } from '../methods/method-management.ts';
 import { html, trustedHtml } from './html.ts';
 import { alert } from './layout.ts';
 import { principalPages } from './principal-page.ts';
+import { formRoute } from './form-route.ts';
 import { landingPath, OIDC_NEXT, type NextPage } from './landing.ts';
 import { CONTINUE_COOKIE } from './signin-pages.ts';
 
@@ -33,12 +34,7 @@ export function securityInfoPages(services: Services): FastifyPluginAsyncTypebox
   const { principalOr, page, shownError } = principalPages(services);
   return async (app) => {
     const base = (p: Principal) => `/t/${p.tenant.slug}/my/security-info`;
-    /** Options every form post here shares: its schemas, the CSRF check, the self-service class. */
-    const form = <P extends TSchema, B extends TSchema>(params: P, body: B) => ({
-      schema: { params, body, hide: true },
-      preHandler: app.csrfProtection,
-      config: { admissionClass: 'self-service' as const },
-    });
+    const form = <P extends TSchema, B extends TSchema>(params: P, body: B) => formRoute(app, 'self-service', params, body);
 
     const overview = async (reply: FastifyReply, p: Principal, notice?: Notice, status = 200) => {
       const methods = (await services.management.list(p.tenant, p.user)).filter((m) => m.state === 'active');
@@ -46,7 +42,7 @@ export function securityInfoPages(services: Services): FastifyPluginAsyncTypebox
       const restricted = p.session.scope === 'register';
       const waiting = reply.request.cookies[CONTINUE_COOKIE];
       const continueTo = waiting && OIDC_NEXT.test(waiting) ? (waiting as NextPage) : undefined;
-      const recent = services.management.isRecent(p.session);
+      const recent = services.sessions.isRecent(p.session);
       const allowed = (type: string) => p.tenant.policy.allowedMethods.includes(type);
       const phoneChannels = (['sms', 'voice'] as const).filter((c) => allowed(c) && services.delivery.configured(c));
       return page(

@@ -10,6 +10,7 @@ import type { MethodChoice } from '../signin/method-choices.ts';
 import { html, jsonScript } from './html.ts';
 import { alert, layout } from './layout.ts';
 import { landingPath, NEXT_PAGES, OIDC_NEXT, type NextPage } from './landing.ts';
+import { formRoute } from './form-route.ts';
 
 const Field = (max = 1024) => Type.Optional(Type.String({ maxLength: max }));
 const PageParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
@@ -284,11 +285,7 @@ ${alert('error', `${why} None of your other sign-in methods can be used at the m
 
     app.post(
       '/t/:tenant/signin',
-      {
-        schema: { params: PageParams, body: Type.Object({ username: Field(256), password: Field(), next: Next, _csrf: Field(200) }), hide: true },
-        preHandler: app.csrfProtection,
-        config: { admissionClass: 'start-signin' },
-      },
+      formRoute(app, 'start-signin', PageParams, Type.Object({ username: Field(256), password: Field(), next: Next, _csrf: Field(200) })),
       async (request, reply) => {
         const tenant = await tenantOf(request.params.tenant);
         const { next } = request.body;
@@ -345,11 +342,7 @@ ${alert('error', error)}
 
     app.post(
       '/t/:tenant/signin/tap',
-      {
-        schema: { params: PageParams, body: Type.Object({ username: Field(256), tap: Field(64), next: Next, _csrf: Field(200) }), hide: true },
-        preHandler: app.csrfProtection,
-        config: { admissionClass: 'start-signin' },
-      },
+      formRoute(app, 'start-signin', PageParams, Type.Object({ username: Field(256), tap: Field(64), next: Next, _csrf: Field(200) })),
       async (request, reply) => {
         const tenant = await tenantOf(request.params.tenant);
         const { next } = request.body;
@@ -370,11 +363,7 @@ ${alert('error', error)}
 
     app.post(
       '/t/:tenant/signin/passkey',
-      {
-        schema: { params: PageParams, body: Type.Object({ flow: Field(64), assertion: Field(16384), next: Next, _csrf: Field(200) }), hide: true },
-        preHandler: app.csrfProtection,
-        config: { admissionClass: 'finish-signin' },
-      },
+      formRoute(app, 'finish-signin', PageParams, Type.Object({ flow: Field(64), assertion: Field(16384), next: Next, _csrf: Field(200) })),
       async (request, reply) => {
         const tenant = await tenantOf(request.params.tenant);
         const { next } = request.body;
@@ -390,11 +379,7 @@ ${alert('error', error)}
 
     app.post(
       '/t/:tenant/signin/method',
-      {
-        schema: { params: PageParams, body: Type.Object({ flow: Field(64), method: Field(64), next: Next, _csrf: Field(200) }), hide: true },
-        preHandler: app.csrfProtection,
-        config: { admissionClass: 'finish-signin' },
-      },
+      formRoute(app, 'finish-signin', PageParams, Type.Object({ flow: Field(64), method: Field(64), next: Next, _csrf: Field(200) })),
       async (request, reply) => {
         const tenant = await tenantOf(request.params.tenant);
         const { flow = '', next } = request.body;
@@ -411,15 +396,7 @@ ${alert('error', error)}
 
     app.post(
       '/t/:tenant/signin/verify',
-      {
-        schema: {
-          params: PageParams,
-          body: Type.Object({ flow: Field(64), method: Field(64), code: Field(64), assertion: Field(16384), remember: Field(5), next: Next, _csrf: Field(200) }),
-          hide: true,
-        },
-        preHandler: app.csrfProtection,
-        config: { admissionClass: 'finish-signin' },
-      },
+      formRoute(app, 'finish-signin', PageParams, Type.Object({ flow: Field(64), method: Field(64), code: Field(64), assertion: Field(16384), remember: Field(5), next: Next, _csrf: Field(200) })),
       async (request, reply) => {
         const tenant = await tenantOf(request.params.tenant);
         const { flow = '', next } = request.body;
@@ -457,11 +434,7 @@ ${alert('error', error)}
 
     app.post(
       '/t/:tenant/signout',
-      {
-        schema: { params: PageParams, body: Type.Object({ _csrf: Field(200), next: Next }), hide: true },
-        preHandler: app.csrfProtection,
-        config: { admissionClass: 'self-service' },
-      },
+      formRoute(app, 'self-service', PageParams, Type.Object({ _csrf: Field(200), next: Next })),
       async (request, reply) => {
         const tenant = await tenantOf(request.params.tenant);
         const principal = await findPrincipal(services, request);

@@ -1,5 +1,6 @@
 import type { Db } from '../store/durable/database.ts';
 import type { Clock } from '../clock.ts';
+import { AppError } from '../errors/app-error.ts';
 import { hashToken } from '../crypto/keyed-hash.ts';
 import { newId, randomToken } from '../crypto/random.ts';
 import type { GroupCommit } from '../store/durable/group-commit.ts';
@@ -43,6 +44,8 @@ export interface NewSession {
 }
 
 const PREFIX = 'sfs_';
+/** Changes to one's methods, or an administrator's changes, need a sign-in this recent. */
+export const RECENT_SIGNIN_MS = 10 * 60_000;
 // Refresh last-seen at most this often, so a busy session is not a write per request.
 const TOUCH_EVERY_MS = 60_000;
 // A restricted session only lets the user register a method; it need not live long.
@@ -133,6 +136,16 @@ export class Sessions {
       .where('id', '=', session.id)
       .where('revoked_at', 'is', null)
       .execute();
+  }
+
+  /** Whether the session proved its user recently. A registration session exists only to register, briefly, and counts as recent. */
+  isRecent(session: Session): boolean {
+    return session.scope === 'register' || this.clock.now() - session.authTime <= RECENT_SIGNIN_MS;
+  }
+
+  /** Throws `reauthentication-required` unless the session proved its user recently. */
+  requireRecent(session: Session): void {
+    if (!this.isRecent(session)) throw new AppError('reauthentication-required');
   }
 
   /** A user's sessions that can still be used, newest first, for the admin. */

@@ -101,7 +101,12 @@ export class AccessPasses {
     }
     if (!(await this.hasher.verify(row.code_hash, code, window))) return undefined;
     const now = this.clock.now();
-    let update = this.db.updateTable('access_passes').set((eb) => ({ uses: eb('uses', '+', 1), last_used_at: now })).where('id', '=', row.id).where('revoked_at', 'is', null);
+    let update = this.db
+      .updateTable('access_passes')
+      .set((eb) => ({ uses: eb('uses', '+', 1), last_used_at: now }))
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', row.id)
+      .where('revoked_at', 'is', null);
     if (row.one_time === 1) update = update.where('uses', '=', 0);
     const result = await update.executeTakeFirst();
     if (Number(result.numUpdatedRows) !== 1) return undefined;

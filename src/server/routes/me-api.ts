@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { AppError } from '../../errors/app-error.ts';
 import { requirePrincipal } from '../../http/authenticate.ts';
 import type { Services } from '../services.ts';
-import { DeliveryInfo, IdParams, MethodView, WebAuthnAttestation } from './schemas.ts';
+import { DeliveryInfo, IdParams, MethodView, SigninEventView, signinEventView, WebAuthnAttestation } from './schemas.ts';
 import { requestContext } from '../../http/request-context.ts';
 
 const bearer = [{ bearerAuth: [] }];
@@ -207,20 +207,7 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
           }),
           response: {
             200: Type.Object({
-              items: Type.Array(
-                Type.Object({
-                  id: Type.String(),
-                  at: Type.String({ format: 'date-time' }),
-                  ip: Type.Union([Type.String(), Type.Null()]),
-                  userAgent: Type.Union([Type.String(), Type.Null()]),
-                  app: Type.Union([Type.String(), Type.Null()]),
-                  step: Type.String(),
-                  method: Type.Union([Type.String(), Type.Null()]),
-                  outcome: Type.String(),
-                  reason: Type.String(),
-                  reported: Type.Boolean(),
-                }),
-              ),
+              items: Type.Array(SigninEventView),
               next: Type.Union([Type.String(), Type.Null()]),
             }),
           },
@@ -231,18 +218,7 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
         const { user, tenant } = await requirePrincipal(services, request);
         const page = await services.events.listForUser(tenant.id, user.id, request.query.limit ?? 20, request.query.cursor);
         return {
-          items: page.items.map((e) => ({
-            id: e.id,
-            at: new Date(e.at).toISOString(),
-            ip: e.ip,
-            userAgent: e.userAgent,
-            app: e.app,
-            step: e.step,
-            method: e.method,
-            outcome: e.outcome,
-            reason: e.reason,
-            reported: e.reportedAt !== null,
-          })),
+          items: page.items.map(signinEventView),
           next: page.next,
         };
       },

@@ -1,4 +1,5 @@
-import { Type } from '@fastify/type-provider-typebox';
+import { Type, type TSchema } from '@fastify/type-provider-typebox';
+import type { SigninEvent } from '../../activity/signin-events.ts';
 
 export const TenantParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
 export const FlowParams = Type.Object({
@@ -76,4 +77,41 @@ export const DeliveryInfo = Type.Object({
   to: Type.String({ description: 'masked, e.g. +•••••••••67 or j•••@e•••.com' }),
   expiresAt: Type.String({ format: 'date-time' }),
   resendAfterSeconds: Type.Integer(),
+});
+
+/** A schema that also allows null. */
+export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+/** Epoch milliseconds as an ISO 8601 date-time, null kept. */
+export function isoTime(ms: number): string;
+export function isoTime(ms: number | null): string | null;
+export function isoTime(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+/** One sign-in attempt, as a user sees it in their activity and an admin in the log. */
+export const SigninEventView = Type.Object({
+  id: Type.String(),
+  at: Type.String({ format: 'date-time' }),
+  ip: Nullable(Type.String()),
+  userAgent: Nullable(Type.String()),
+  app: Nullable(Type.String()),
+  step: Type.String(),
+  method: Nullable(Type.String()),
+  outcome: Type.String(),
+  reason: Type.String(),
+  reported: Type.Boolean(),
+});
+
+export const signinEventView = (e: SigninEvent) => ({
+  id: e.id,
+  at: isoTime(e.at),
+  ip: e.ip,
+  userAgent: e.userAgent,
+  app: e.app,
+  step: e.step,
+  method: e.method,
+  outcome: e.outcome,
+  reason: e.reason,
+  reported: e.reportedAt !== null,
 });
