@@ -49,6 +49,28 @@ describe('logs never contain passwords, secrets, codes, tokens or flow ids', () 
     // Malformed input that echoes nothing back either.
     await fetch(`${server.url}/api/v1/t/logs/signin`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"username":"lena","password":"${PASSWORD}"` });
 
+    // Administration and apps: an admin token, a TAP used both ways, app keys and client secrets.
+    const tenant = (await server.services.tenants.findBySlug('logs'))!;
+    const admin = (await server.services.adminTokens.create(tenant.id, 'admin')).token;
+    secrets.push(admin);
+    const user = await api(server.url, 'POST', '/api/v1/admin/users', { username: 'nils', password: 'nils-secret-password' }, admin);
+    secrets.push('nils-secret-password');
+    const tap = await api(server.url, 'POST', `/api/v1/admin/users/${user.body.id}/tap`, { minutes: 30, oneTime: false }, admin);
+    secrets.push(tap.body.code, tap.body.code.replace(/-/g, ''));
+    const byTap = await api(server.url, 'POST', '/api/v1/t/logs/signin', { username: 'nils', tap: tap.body.code });
+    secrets.push(byTap.body.session.token);
+    const oidcApp = await api(server.url, 'POST', '/api/v1/admin/apps', { name: 'Wiki', kind: 'oidc', redirectUris: ['https://wiki.example.test/cb'] }, admin);
+    const apiApp = await api(server.url, 'POST', '/api/v1/admin/apps', { name: 'VPN', kind: 'api' }, admin);
+    secrets.push(oidcApp.body.clientSecret, apiApp.body.apiKey);
+    await api(server.url, 'POST', '/api/v1/app/auth', { username: 'lena', method: 'recovery-codes', code: rc.body.codes[1] }, apiApp.body.apiKey);
+    const basic = Buffer.from(`${oidcApp.body.clientId}:${oidcApp.body.clientSecret}`).toString('base64');
+    await fetch(`${server.url}/t/logs/oidc/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${basic}` },
+      body: 'grant_type=authorization_code&code=made-up-code-123456&redirect_uri=https%3A%2F%2Fwiki.example.test%2Fcb',
+    });
+    secrets.push(basic);
+
     expect(done.status).toBe(200);
     const logs = server.logs.text;
     expect(logs.length).toBeGreaterThan(1000);
