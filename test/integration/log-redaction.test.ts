@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqliteMemory, type Backend } from '../helpers/backends.ts';
 import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { totpCode } from '../helpers/totp.ts';
+import { containsSecret } from '../helpers/contains-secret.ts';
 
 /**
  * Signs in, enrols, verifies and fails in every way, with debug logging on,
@@ -76,7 +77,7 @@ describe('logs never contain passwords, secrets, codes, tokens or flow ids', () 
     expect(logs.length).toBeGreaterThan(1000);
     for (const secret of secrets) {
       expect(secret.length).toBeGreaterThanOrEqual(6);
-      expect(logs, `a secret reached the logs`).not.toContain(secret);
+      expect(containsSecret(logs, secret), `a secret reached the logs`).toBe(false);
     }
     // Nor the hashes or sealed values that stand for them.
     expect(logs).not.toMatch(/\$argon2id\$/);

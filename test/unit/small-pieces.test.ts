@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { containsSecret } from '../helpers/contains-secret.ts';
 import { sourceKey } from '../../src/signin/source-key.ts';
 import { html, trustedHtml } from '../../src/portal/html.ts';
 import { loadConfig, ConfigError } from '../../src/config/config.ts';
@@ -58,5 +59,14 @@ describe('usernames and codes', () => {
   it('makes ids that sort in creation order within one millisecond', () => {
     const ids = Array.from({ length: 100 }, () => newSortableId(1_700_000_000_000));
     expect([...ids].sort()).toEqual(ids);
+  });
+});
+
+describe('the leak check of the log tests', () => {
+  it('finds a code standing on its own, and not inside a longer number', () => {
+    expect(containsSecret('{"time":1795386654000,"msg":"x"}', '654000')).toBe(false);
+    expect(containsSecret('your code is 654000.', '654000')).toBe(true);
+    expect(containsSecret('"code":"654000"', '654000')).toBe(true);
+    expect(containsSecret('token sfs_abc', 'sfs_abc')).toBe(true);
   });
 });
