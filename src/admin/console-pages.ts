@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox, type TSchema } from '@fastify/typ
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../errors/app-error.ts';
 import { problemCatalog } from '../errors/catalog.ts';
-import type { Principal } from '../http/authenticate.ts';
+import { requireAdministrator, type Principal } from '../http/authenticate.ts';
 import type { Services } from '../server/services.ts';
 import { ALL_METHOD_TYPES, checkPolicy, type TenantPolicy } from '../directory/policy.ts';
 import { html, type SafeHtml } from '../portal/html.ts';
@@ -60,30 +60,27 @@ export function adminConsolePages(services: Services): FastifyPluginAsyncTypebox
     const adminOr = async (request: FastifyRequest, reply: FastifyReply, options: { change?: boolean } = {}): Promise<Principal | undefined> => {
       const p = await principalOr(request, reply, 'admin');
       if (!p) return undefined;
-      if (p.user.isAdmin && p.session.scope === 'full') {
-        if (!options.change || services.sessions.isRecent(p.session)) return p;
-        void reply
-          .code(403)
-          .type('text/html; charset=utf-8')
-          .header('cache-control', 'no-store')
-          .send(
-            layout({
-              title: 'Confirm it is you',
-              tenantName: p.tenant.name,
-              signedInAs: p.user.username,
-              body: html`<div class="card"><h1>Confirm it's you</h1>
-<p>Changes in the admin console need a sign-in within the last 10 minutes. Nothing was changed.</p>
-<form method="post" action="/t/${p.tenant.slug}/signout"><input type="hidden" name="_csrf" value="${reply.generateCsrf()}"><input type="hidden" name="next" value="admin"><button type="submit">Sign in again</button></form></div>`,
-            }),
-          );
+      try {
+        requireAdministrator(services, p, options.change === true);
+        return p;
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        const refusal = (title: string, body: SafeHtml) =>
+          void reply
+            .code(403)
+            .type('text/html; charset=utf-8')
+            .header('cache-control', 'no-store')
+            .send(layout({ title, tenantName: p.tenant.name, signedInAs: p.user.username, body: html`<div class="card"><h1>${title}</h1>${body}</div>` }));
+        const signInAgain = html`<form method="post" action="/t/${p.tenant.slug}/signout"><input type="hidden" name="_csrf" value="${reply.generateCsrf()}"><input type="hidden" name="next" value="admin"><button type="submit">Sign in again</button></form>`;
+        if (err.code === 'reauthentication-required') {
+          refusal("Confirm it's you", html`<p>Changes in the admin console need a sign-in within the last 10 minutes. Nothing was changed.</p>${signInAgain}`);
+        } else if (err.code === 'second-factor-required') {
+          refusal('Sign in with a second factor', html`<p>The admin console needs a sign-in with a second factor (your passkey, authenticator app or another method), even where your organisation does not require one for everyone.</p>${signInAgain}`);
+        } else {
+          refusal('Not an administrator', html`<p>Your account cannot use the admin console of ${p.tenant.name}. Ask an administrator if you need access.</p>`);
+        }
         return undefined;
       }
-      void reply
-        .code(403)
-        .type('text/html; charset=utf-8')
-        .header('cache-control', 'no-store')
-        .send(layout({ title: 'Not an administrator', tenantName: p.tenant.name, signedInAs: p.user.username, body: html`<div class="card"><h1>Not an administrator</h1><p>Your account cannot use the admin console of ${p.tenant.name}. Ask an administrator if you need access.</p></div>` }));
-      return undefined;
     };
 
     const page = (reply: FastifyReply, p: Principal, section: Section, title: string, body: SafeHtml, status = 200) => {

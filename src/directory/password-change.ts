@@ -6,6 +6,7 @@ import type { AbuseLimits } from '../signin/abuse-limits.ts';
 import type { RequestContext } from '../signin/signin-service.ts';
 import { AppError } from '../errors/app-error.ts';
 import { normaliseUsername } from './username.ts';
+import { requireSessionMay } from '../sessions/session-scope.ts';
 
 // NIST 800-63B 3.1.1.2: at least 8 characters when the password is one factor
 // of several, at least 64 allowed; no composition rules.
@@ -24,6 +25,7 @@ export class PasswordChange {
   constructor(private readonly deps: PasswordChangeDeps) {}
 
   async change(tenant: Tenant, user: User, session: Session, current: string, next: string, ctx: RequestContext): Promise<number> {
+    requireSessionMay(session.scope, 'change-password');
     validateNewPassword(user.username, next);
     const attempt = { factor: 'password' as const, account: `${tenant.id}|${user.username}`, ip: ctx.ip };
     // The current password is guessed against the same limits as at sign-in.

@@ -15,6 +15,7 @@ export const problemCatalog = {
   'csrf-failed': { status: 403, title: 'The form has expired; reload the page and try again' },
   'registration-only': { status: 403, title: 'Register a sign-in method first' },
   'reauthentication-required': { status: 403, title: 'Sign in again to change your sign-in methods' },
+  'second-factor-required': { status: 403, title: 'Sign in with a second factor to do this' },
   'account-disabled': { status: 403, title: 'This account is disabled; contact your administrator' },
   'not-found': { status: 404, title: 'Not found' },
   'flow-not-found': { status: 404, title: 'This sign-in has expired or is unknown; start again' },

@@ -4,6 +4,7 @@ import type { Services } from '../server/services.ts';
 import type { Session } from '../sessions/sessions.ts';
 import type { User } from '../directory/users.ts';
 import type { Tenant } from '../directory/tenants.ts';
+import { requireSessionMay, type SessionAction } from '../sessions/session-scope.ts';
 
 export const SESSION_COOKIE = 'sf_session';
 
@@ -40,11 +41,11 @@ export async function findPrincipal(services: Services, request: FastifyRequest)
   return { session, user, tenant, token };
 }
 
-/** For API routes: the principal, or a 401/403 problem. */
-export async function requirePrincipal(services: Services, request: FastifyRequest, options: { allowRegistration?: boolean } = {}): Promise<Principal> {
+/** For API routes: the principal whose session may do `action`, or a 401/403 problem. */
+export async function requirePrincipal(services: Services, request: FastifyRequest, action: SessionAction): Promise<Principal> {
   const principal = await findPrincipal(services, request);
   if (!principal) throw new AppError('unauthenticated');
-  if (principal.session.scope === 'register' && !options.allowRegistration) throw new AppError('registration-only');
+  requireSessionMay(principal.session.scope, action);
   return principal;
 }
 
@@ -72,10 +73,20 @@ export async function requireAdmin(services: Services, request: FastifyRequest):
   }
   const principal = await findPrincipal(services, request);
   if (!principal) throw new AppError('unauthenticated');
-  if (!principal.user.isAdmin || principal.session.scope !== 'full') throw new AppError('forbidden', 'this account is not an administrator of its organisation');
-  // Changes made with a person's session need a recent sign-in, as changing one's own methods does.
-  if (request.method !== 'GET') services.sessions.requireRecent(principal.session);
+  requireAdministrator(services, principal, request.method !== 'GET');
   return { tenant: principal.tenant, actor: `user:${principal.user.id}` };
+}
+
+/**
+ * The one rule for a person administering a tenant: an administrator of it,
+ * with a full session that proved a second factor in this sign-in (whatever
+ * the tenant's own MFA policy; a remembered browser is not one), and, to
+ * change anything, a sign-in within the last 10 minutes.
+ */
+export function requireAdministrator(services: Services, principal: Principal, change: boolean): void {
+  if (!principal.user.isAdmin || principal.session.scope !== 'full') throw new AppError('forbidden', 'this account is not an administrator of its organisation');
+  if (!principal.session.amr.includes('mfa')) throw new AppError('second-factor-required');
+  if (change) services.sessions.requireRecent(principal.session);
 }
 
 export function setSessionCookie(reply: FastifyReply, services: Services, token: string, expiresAt: string): void {

@@ -1,5 +1,6 @@
 import type { Db } from '../store/durable/database.ts';
-import type { CredentialTable } from '../store/durable/schema.ts';
+import type { Transaction } from 'kysely';
+import type { CredentialTable, Database } from '../store/durable/schema.ts';
 import type { Clock } from '../clock.ts';
 import { newId } from '../crypto/random.ts';
 
@@ -59,8 +60,15 @@ export class Credentials {
       created_at: this.clock.now(),
       last_used_at: null,
     };
-    await this.db.insertInto('credentials').values(row).execute();
-    if (row.state === 'active') await this.ensureDefault(row.tenant_id, row.user_id);
+    if (row.state === 'active') {
+      await this.db.transaction().execute(async (trx) => {
+        await trx.insertInto('credentials').values(row).execute();
+        await clearMustRegister(trx, row);
+      });
+      await this.ensureDefault(row.tenant_id, row.user_id);
+    } else {
+      await this.db.insertInto('credentials').values(row).execute();
+    }
     return toCredential(row);
   }
 
@@ -95,14 +103,19 @@ export class Credentials {
 
   /** Turns a pending credential active, once; false when it was not pending. */
   async activate(credential: Credential): Promise<boolean> {
-    const result = await this.db
-      .updateTable('credentials')
-      .set({ state: 'active' })
-      .where('tenant_id', '=', credential.tenantId)
-      .where('id', '=', credential.id)
-      .where('state', '=', 'pending')
-      .executeTakeFirst();
-    if (Number(result.numUpdatedRows) !== 1) return false;
+    const activated = await this.db.transaction().execute(async (trx) => {
+      const result = await trx
+        .updateTable('credentials')
+        .set({ state: 'active' })
+        .where('tenant_id', '=', credential.tenantId)
+        .where('id', '=', credential.id)
+        .where('state', '=', 'pending')
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1) return false;
+      await clearMustRegister(trx, { tenant_id: credential.tenantId, user_id: credential.userId, type: credential.type });
+      return true;
+    });
+    if (!activated) return false;
     await this.ensureDefault(credential.tenantId, credential.userId);
     return true;
   }
@@ -176,6 +189,18 @@ export class Credentials {
     const pick = active.find((c) => c.type !== 'recovery-codes') ?? active[0]!;
     await this.db.updateTable('credentials').set({ is_default: 1 }).where('tenant_id', '=', tenantId).where('id', '=', pick.id).execute();
   }
+}
+
+/**
+ * A user the administrator sent back to registration has registered once the
+ * first real method is active: the flag is cleared in the same transaction, so
+ * no moment exists in which the user has a method and is still offered a
+ * registration session for a password alone. Recovery codes do not count: they
+ * prove nothing when handed out.
+ */
+async function clearMustRegister(trx: Transaction<Database>, row: Pick<CredentialTable, 'tenant_id' | 'user_id' | 'type'>): Promise<void> {
+  if (row.type === 'recovery-codes') return;
+  await trx.updateTable('users').set({ must_register: 0 }).where('tenant_id', '=', row.tenant_id).where('id', '=', row.user_id).where('must_register', '=', 1).execute();
 }
 
 export function toCredential(row: CredentialTable): Credential {

@@ -10,6 +10,7 @@ import type { EnrolInput } from './method.ts';
 import type { AuthenticatorKind } from './webauthn/webauthn-method.ts';
 import type { SentCode } from './out-of-band/out-of-band-method.ts';
 import { remainingRecoveryCodes } from './recovery-codes/recovery-codes-method.ts';
+import { requireMayAdd, requireSessionMay, type SessionAction } from '../sessions/session-scope.ts';
 
 export interface MethodView {
   id: string;
@@ -37,8 +38,13 @@ export interface MethodManagementDeps {
 export class MethodManagement {
   constructor(private readonly deps: MethodManagementDeps) {}
 
-  /** Changing methods needs a recent sign-in: a stolen older session cannot add an attacker's method. */
-  private requireRecentSignin(session: Session): void {
+  /**
+   * What every change needs: a session whose scope allows it (a registration
+   * session may only add and confirm a method) and a recent sign-in, so a
+   * stolen older session cannot add an attacker's method.
+   */
+  private requireMayChange(session: Session, action: SessionAction): void {
+    requireSessionMay(session.scope, action);
     this.deps.sessions.requireRecent(session);
   }
 
@@ -48,15 +54,16 @@ export class MethodManagement {
   }
 
   async webauthnOptions(tenant: Tenant, user: User, session: Session, kind: AuthenticatorKind) {
-    this.requireRecentSignin(session);
+    this.requireMayChange(session, 'add-method');
     if (!tenant.policy.allowedMethods.includes('webauthn')) throw new AppError('method-not-permitted');
     return this.deps.methods.webauthn.registrationOptions(tenant, user, kind);
   }
 
   async enrol(tenant: Tenant, user: User, session: Session, type: string, input: EnrolInput): Promise<{ id: string; state: string } & Record<string, unknown>> {
-    this.requireRecentSignin(session);
+    this.requireMayChange(session, 'add-method');
     const method = this.deps.methods.get(type);
     if (!method) throw new AppError('invalid-request', `"${type}" is not a method type this server can register`);
+    requireMayAdd(session.scope, type);
     if (!tenant.policy.allowedMethods.includes(type)) throw new AppError('method-not-permitted');
     const { credential, reveal } = await method.enrol(tenant, user, input);
     // A registration session that has now proved a new factor completes the sign-in.
@@ -68,7 +75,7 @@ export class MethodManagement {
 
   /** Confirms a pending method with a code. A restricted (registration) session becomes a full one. */
   async confirm(tenant: Tenant, user: User, session: Session, id: string, code: string): Promise<{ id: string; state: 'active' }> {
-    this.requireRecentSignin(session);
+    this.requireMayChange(session, 'confirm-method');
     const credential = await this.require(tenant, user, id);
     if (credential.state !== 'pending') throw new AppError('invalid-state', 'this method is already active');
     const method = this.deps.methods.get(credential.type);
@@ -80,7 +87,7 @@ export class MethodManagement {
 
   /** A new confirmation code for a pending phone number or email address. */
   async resendConfirmation(tenant: Tenant, user: User, session: Session, id: string): Promise<{ id: string; delivery: SentCode }> {
-    this.requireRecentSignin(session);
+    this.requireMayChange(session, 'resend-confirmation');
     const credential = await this.require(tenant, user, id);
     const method = this.deps.methods.outOfBand(credential.type);
     if (!method) throw new AppError('invalid-state', 'only phone numbers and email addresses get codes');
@@ -89,7 +96,7 @@ export class MethodManagement {
   }
 
   async update(tenant: Tenant, user: User, session: Session, id: string, changes: { label?: string | undefined; default?: boolean | undefined }): Promise<MethodView> {
-    this.requireRecentSignin(session);
+    this.requireMayChange(session, 'change-method');
     const credential = await this.require(tenant, user, id);
     const label = changes.label?.trim();
     if (label !== undefined && (label.length === 0 || label.length > 100)) throw new AppError('invalid-request', 'a label is 1 to 100 characters');
@@ -105,7 +112,7 @@ export class MethodManagement {
    * user's row, so two parallel removals cannot each leave the other as "last".
    */
   async remove(tenant: Tenant, user: User, session: Session, id: string): Promise<void> {
-    this.requireRecentSignin(session);
+    this.requireMayChange(session, 'remove-method');
     const credential = await this.require(tenant, user, id);
     await this.deps.db.transaction().execute(async (trx) => {
       await trx.updateTable('users').set({ updated_at: this.deps.clock.now() }).where('tenant_id', '=', tenant.id).where('id', '=', user.id).execute();

@@ -10,6 +10,7 @@ import { alert } from './layout.ts';
 import { principalPages } from './principal-page.ts';
 import { formRoute } from './form-route.ts';
 import { describeUserAgent } from './user-agent.ts';
+import { sessionMay } from '../sessions/session-scope.ts';
 import { when } from './security-info-pages.ts';
 
 const Field = (max = 200) => Type.Optional(Type.String({ maxLength: max }));
@@ -55,7 +56,7 @@ export function mySigninsPages(services: Services): FastifyPluginAsyncTypebox {
       async (request, reply) => {
         const p = await principalOr(request, reply, 'signins');
         if (!p) return reply;
-        if (p.session.scope === 'register') return reply.redirect(`/t/${p.tenant.slug}/my/security-info`, 303);
+        if (!sessionMay(p.session.scope, 'view-signins')) return reply.redirect(`/t/${p.tenant.slug}/my/security-info`, 303);
         const events = await services.events.listForUser(p.tenant.id, p.user.id, PAGE_SIZE, request.query.cursor);
         const csrf = reply.generateCsrf();
         return page(
@@ -97,7 +98,18 @@ export function mySigninsPages(services: Services): FastifyPluginAsyncTypebox {
       async (request, reply) => {
         const p = await principalOr(request, reply, 'signins');
         if (!p) return reply;
-        const ended = await services.reports.report(p.tenant, p.user, p.session, request.params.id);
+        let ended: number;
+        try {
+          ended = await services.reports.report(p.tenant, p.user, p.session, request.params.id);
+        } catch (err) {
+          const { text, status } = shownError(err);
+          const again =
+            err instanceof AppError && err.code === 'reauthentication-required'
+              ? html`<p>Reporting a sign-in signs you out everywhere else, so it needs a sign-in within the last 10 minutes.</p>
+<form method="post" action="/t/${p.tenant.slug}/signout"><input type="hidden" name="_csrf" value="${reply.generateCsrf()}"><input type="hidden" name="next" value="signins"><button type="submit">Sign in again</button></form>`
+              : html`<p><a href="/t/${p.tenant.slug}/my/signins">Back to my sign-ins</a></p>`;
+          return page(reply, p, 'Report a sign-in', html`<div class="card"><h1>Report a sign-in</h1>${alert('error', text)}${again}</div>`, status);
+        }
         return page(
           reply,
           p,
@@ -129,7 +141,6 @@ ${passwordForm(reply, p, reply.generateCsrf())}
         const p = await principalOr(request, reply, 'security-info');
         if (!p) return reply;
         try {
-          if (p.session.scope === 'register') throw new AppError('registration-only');
           await services.passwords.change(p.tenant, p.user, p.session, request.body.currentPassword ?? '', request.body.newPassword ?? '', requestContext(request));
         } catch (err) {
           const { text, status } = shownError(err);

@@ -377,7 +377,6 @@ ${notice ? alert(notice.kind, notice.text) : ''}
         if (!p) return reply;
         let codes: string[];
         try {
-          if (p.session.scope === 'register') throw new AppError('registration-only');
           codes = ((await services.management.enrol(p.tenant, p.user, p.session, 'recovery-codes', {})) as unknown as { codes: string[] }).codes;
         } catch (err) {
           return failed(reply, p, err);
@@ -421,7 +420,6 @@ ${alert('info', 'Save these codes somewhere safe now. They will not be shown aga
         const p = await principalOr(request, reply, 'security-info');
         if (!p) return reply;
         return change(reply, p, 'Default method changed.', async () => {
-          if (p.session.scope === 'register') throw new AppError('registration-only');
           await services.management.update(p.tenant, p.user, p.session, request.params.id, { default: true });
         });
       },
@@ -434,7 +432,6 @@ ${alert('info', 'Save these codes somewhere safe now. They will not be shown aga
         const p = await principalOr(request, reply, 'security-info');
         if (!p) return reply;
         return change(reply, p, 'Method removed.', async () => {
-          if (p.session.scope === 'register') throw new AppError('registration-only');
           await services.management.remove(p.tenant, p.user, p.session, request.params.id);
         });
       },

@@ -119,7 +119,7 @@ ${
       let error = opts.error;
       if (!outOfBand || opts.send !== false) {
         try {
-          challenge = await services.signin.challenge(tenant, flow, ref);
+          challenge = await services.signin.challenge(tenant, { id: flow }, ref);
         } catch (err) {
           if (!(err instanceof AppError)) throw err;
           if (err.code === 'method-unavailable') {
@@ -296,7 +296,8 @@ ${alert('error', `${why} None of your other sign-in methods can be used at the m
           const result = await services.signin.passwordStep(tenant, username, password, {
             ...requestContext(request),
             rememberedDevice: request.cookies[DEVICE_COOKIE],
-            requireMfa: String(next ?? '').startsWith('oidc-mfa:'),
+            // An app that asked for a second factor, and the admin console, get one proved in this sign-in.
+            requireMfa: String(next ?? '').startsWith('oidc-mfa:') || next === 'admin',
           });
           if (result.state === 'factor_required') return await factorPage(reply, tenant, result.flow, result.methods, result.methods[0]!, next);
           return signedIn(reply, tenant, result.session, result.state === 'complete' ? next : registering(reply, tenant, next));
@@ -384,7 +385,7 @@ ${alert('error', error)}
         const tenant = await tenantOf(request.params.tenant);
         const { flow = '', next } = request.body;
         try {
-          const methods = await services.signin.flowMethods(tenant, flow);
+          const methods = await services.signin.flowMethods(tenant, { id: flow });
           if (methods.length === 0) throw new AppError('flow-not-found');
           const chosen = methods.find((m) => m.id === request.body.method) ?? methods[0]!;
           return await factorPage(reply, tenant, flow, methods, chosen, next);
@@ -402,7 +403,7 @@ ${alert('error', error)}
         const { flow = '', next } = request.body;
         let methods: MethodChoice[];
         try {
-          methods = await services.signin.flowMethods(tenant, flow);
+          methods = await services.signin.flowMethods(tenant, { id: flow });
           if (methods.length === 0) throw new AppError('flow-not-found');
         } catch (err) {
           return startAgain(reply, tenant, next, err);

@@ -11,7 +11,7 @@ import type { SigninEvents } from '../activity/signin-events.ts';
 import { AppError } from '../errors/app-error.ts';
 import { randomToken } from '../crypto/random.ts';
 import type { AbuseLimits, Attempt } from './abuse-limits.ts';
-import { FLOW_LIFETIME_MS, FLOW_MAX_ATTEMPTS, flowFailuresKey, flowKey, type Flow } from './flow.ts';
+import { FLOW_LIFETIME_MS, FLOW_MAX_ATTEMPTS, flowFailuresKey, flowKey, type Flow, type FlowRef } from './flow.ts';
 import { methodChoices, type MethodChoice } from './method-choices.ts';
 import type { AccessPass, AccessPasses } from '../methods/tap/access-passes.ts';
 import type { AuditLog } from '../activity/audit-log.ts';
@@ -45,6 +45,9 @@ export type PasswordStepResult =
   | { state: 'factor_required'; flow: string; methods: MethodChoice[] }
   | { state: 'registration_required'; flow: null; methods: MethodChoice[]; session: IssuedSession }
   | { state: 'complete'; flow: null; methods: MethodChoice[]; session: IssuedSession };
+
+/** Whether a user has a way to sign in of their own: any active method (a TAP is the administrator's, not theirs). */
+const hasWayIn = (methods: MethodChoice[]) => methods.some((m) => m.type !== 'tap');
 
 export interface SigninDeps {
   clock: Clock;
@@ -111,30 +114,36 @@ export class SigninService {
 
     const methods = await this.choicesFor(tenant, user.id);
     const mfaRequired = tenant.policy.mfaRequired || ctx.requireMfa === true;
-    if (methods.every((m) => m.type === 'tap') || user.mustRegister) {
-      if (!mfaRequired) {
+    if (!hasWayIn(methods)) {
+      // Nothing registered: register a method first, with a session that can do only that. Never for a
+      // user who has an active method (that method is asked for instead), so a known password alone can
+      // never stand in for a second factor that exists.
+      if (methods.length === 0 && (mfaRequired || user.mustRegister)) {
+        await this.record(tenant, user, username, ctx, 'password', 'success', 'registration_required', 'password');
+        await this.alertIfBreakGlass(tenant, user, 'password');
+        return { state: 'registration_required', flow: null, methods, session: await this.issueSession(tenant, user.id, 'register', ['pwd'], ctx) };
+      }
+      if (!mfaRequired && !user.mustRegister) {
         await this.record(tenant, user, username, ctx, 'password', 'success', 'ok', 'password');
         await this.alertIfBreakGlass(tenant, user, 'password');
         return { state: 'complete', flow: null, methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd'], ctx) };
       }
-      // No method at all: register one first. A user whose only choice is a valid TAP goes on to give it as the second factor.
-      if (methods.length === 0 || user.mustRegister) {
-        await this.record(tenant, user, username, ctx, 'password', 'success', 'registration_required', 'password');
-        return { state: 'registration_required', flow: null, methods, session: await this.issueSession(tenant, user.id, 'register', ['pwd'], ctx) };
-      }
+      // Only a valid TAP: it is the second factor.
     }
-    // A browser the user asked to remember skips the second factor it proved there, for as long as the policy says.
-    if (!user.mustRegister && !ctx.requireMfa && (await deps.devices.recognises(tenant, user.id, ctx.rememberedDevice))) {
+    // A browser the user asked to remember skips the second factor it proved there, for as long as the policy
+    // says. The session says only `pwd`: no second factor was proved in it, so an app or the admin console
+    // that demands one asks for it again.
+    if (!ctx.requireMfa && (await deps.devices.recognises(tenant, user.id, ctx.rememberedDevice))) {
       await this.record(tenant, user, username, ctx, 'password', 'success', 'remembered_device', 'password');
       await this.alertIfBreakGlass(tenant, user, 'password');
-      return { state: 'complete', flow: null, methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd', 'mfa'], ctx) };
+      return { state: 'complete', flow: null, methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd'], ctx) };
     }
     if (!methods.some((m) => m.available)) {
       await this.record(tenant, user, username, ctx, 'password', 'failure', 'no_usable_method', 'password');
       throw new AppError('no-usable-method', undefined, { methods }, 60);
     }
 
-    const flowId = await this.openSecondFactorFlow(tenant, user);
+    const flowId = await this.openFlow(tenant, user, 'second-factor');
     await this.record(tenant, user, username, ctx, 'password', 'success', 'factor_required', 'password');
     return { state: 'factor_required', flow: flowId, methods };
   }
@@ -149,25 +158,25 @@ export class SigninService {
     let pass: AccessPass | undefined;
     const user = await this.firstFactor(tenant, username, ctx, 'tap', async (u) => {
       if (!tenant.policy.allowedMethods.includes('tap')) return deps.hasher.verifyNothing(tap, ctx);
+      // A disabled account's pass is checked (so the answer is the same as for an active one) but not used up.
+      if (u && u.status !== 'active') return deps.passes.check(tenant.id, u.id, tap, ctx);
       pass = await deps.passes.use(tenant.id, u?.id, tap, ctx);
       return pass !== undefined;
     });
     await deps.audit.append(tenant.id, { actor: `user:${user.id}`, action: 'tap.used', targetUserId: user.id, details: { as: 'password', passId: pass!.id, uses: pass!.uses } });
     const methods = await this.choicesFor(tenant, user.id);
-    const registered = methods.some((m) => m.type !== 'tap');
-    if ((!registered || user.mustRegister) && tenant.policy.mfaRequired) {
+    await this.alertIfBreakGlass(tenant, user, 'tap');
+    if (!hasWayIn(methods) && (tenant.policy.mfaRequired || user.mustRegister)) {
       await this.record(tenant, user, username, ctx, 'password', 'success', 'registration_required', 'tap');
-      await this.alertIfBreakGlass(tenant, user, 'tap');
       return { state: 'registration_required', flow: null, methods, session: await this.issueSession(tenant, user.id, 'register', ['tap'], ctx) };
     }
     await this.record(tenant, user, username, ctx, 'password', 'success', 'ok', 'tap');
-    await this.alertIfBreakGlass(tenant, user, 'tap');
     return { state: 'complete', flow: null, methods, session: await this.issueSession(tenant, user.id, 'full', ['tap', 'mfa'], ctx) };
   }
 
   /** The second-factor choices of a flow still in progress. */
-  async flowMethods(tenant: Tenant, flowId: string): Promise<MethodChoice[]> {
-    const flow = await this.loadFlow(tenant, flowId);
+  async flowMethods(tenant: Tenant, ref: FlowRef): Promise<MethodChoice[]> {
+    const flow = await this.loadFlow(tenant, ref);
     if (flow.kind === 'passkey') return [];
     const choices = await this.choicesFor(tenant, flow.userId);
     // Methods removed while the flow was open leave nothing to verify: start again.
@@ -194,8 +203,8 @@ export class SigninService {
     return choices;
   }
 
-  async challenge(tenant: Tenant, flowId: string, methodRef: string): Promise<{ method: string; type: string } & Record<string, unknown>> {
-    const flow = await this.loadFlow(tenant, flowId);
+  async challenge(tenant: Tenant, ref: FlowRef, methodRef: string): Promise<{ method: string; type: string } & Record<string, unknown>> {
+    const flow = await this.loadFlow(tenant, ref);
     if (flow.kind === 'passkey') throw new AppError('invalid-state', 'a passkey sign-in was challenged when it started');
     if (methodRef === 'tap') {
       await this.requireTapChoice(tenant, flow);
@@ -224,68 +233,72 @@ export class SigninService {
     if (!tenant.policy.allowedMethods.includes('webauthn')) throw new AppError('method-not-permitted');
     const now = this.deps.clock.now();
     const flow: Flow = { id: randomToken(24), kind: 'passkey', tenantId: tenant.id, userId: '', username: '', amr: [], createdAt: now, expiresAt: now + FLOW_LIFETIME_MS };
-    await this.deps.ephemeral.set(flowKey(flow.id), flow, FLOW_LIFETIME_MS);
+    await this.deps.ephemeral.set(flowKey(flow), flow, FLOW_LIFETIME_MS);
     const extra = await this.deps.methods.get('webauthn')!.challenge([], { flowId: flow.id, tenant, requireUserVerification: true });
     return { flow: flow.id, webauthn: extra.webauthn as Record<string, unknown> };
   }
 
   async verify(tenant: Tenant, flowId: string, methodRef: string, input: VerifyInput, ctx: RequestContext): Promise<{ state: 'complete'; session: IssuedSession; remembered?: RememberedBrowser }> {
-    const { session, remembered } = await this.verifyInFlow(tenant, flowId, methodRef, input, ctx, true);
+    const { session, remembered } = await this.verifyInFlow(tenant, { id: flowId }, methodRef, input, ctx);
     return { state: 'complete', session: session!, ...(remembered ? { remembered } : {}) };
   }
 
   /**
-   * An app that checked the password itself (the REST app API) starts here: a
-   * second-factor flow for the user, without a Steadfast session at the end.
+   * An app that checked the password itself (the REST app API) opens a
+   * transaction: a second factor for the user, proved to that app alone. It
+   * carries no `pwd` (Steadfast checked no password), only the app that opened
+   * it can read or finish it, and it never yields a session.
    */
-  startAppFlow(tenant: Tenant, user: User): Promise<string> {
-    return this.openSecondFactorFlow(tenant, user);
+  startAppTransaction(tenant: Tenant, appId: string, user: User): Promise<string> {
+    return this.openFlow(tenant, user, 'app-transaction', appId);
   }
 
-  /** A flow between a proved password (checked here, or by the app) and the second factor. */
-  private async openSecondFactorFlow(tenant: Tenant, user: User): Promise<string> {
+  /** Whose transaction this is; `flow-not-found` unless it is open and belongs to this app. */
+  async appTransactionUser(tenant: Tenant, ref: Required<FlowRef>): Promise<string> {
+    return (await this.loadFlow(tenant, ref)).userId;
+  }
+
+  /** Verifies a second factor in an app's transaction: the factors proved, and no session. */
+  async verifyForApp(tenant: Tenant, ref: Required<FlowRef>, methodRef: string, input: VerifyInput, ctx: RequestContext): Promise<{ userId: string; amr: string[] }> {
+    const { userId, amr } = await this.verifyInFlow(tenant, ref, methodRef, input, ctx);
+    return { userId, amr };
+  }
+
+  /** A flow between a proved password (checked here) or an app's request and the second factor. */
+  private async openFlow(tenant: Tenant, user: User, kind: 'second-factor' | 'app-transaction', appId?: string): Promise<string> {
     const now = this.deps.clock.now();
     const flow: Flow = {
       id: randomToken(24),
-      kind: 'second-factor',
+      kind,
       tenantId: tenant.id,
       userId: user.id,
       username: user.username,
-      amr: ['pwd'],
+      amr: kind === 'second-factor' ? ['pwd'] : [],
       breakGlass: user.breakGlass,
+      ...(appId !== undefined ? { appId } : {}),
       createdAt: now,
       expiresAt: now + FLOW_LIFETIME_MS,
     };
-    await this.deps.ephemeral.set(flowKey(flow.id), flow, FLOW_LIFETIME_MS);
+    await this.deps.ephemeral.set(flowKey(flow), flow, FLOW_LIFETIME_MS);
     return flow.id;
-  }
-
-  /** Whose sign-in a flow is (an app must not finish another user's). */
-  async flowUserId(tenant: Tenant, flowId: string): Promise<string> {
-    return (await this.loadFlow(tenant, flowId)).userId;
-  }
-
-  /** Verifies a second factor for an app's flow; the factors proved, and no session. */
-  async verifyForApp(tenant: Tenant, flowId: string, methodRef: string, input: VerifyInput, ctx: RequestContext): Promise<{ userId: string; amr: string[] }> {
-    const { userId, amr } = await this.verifyInFlow(tenant, flowId, methodRef, input, ctx, false);
-    return { userId, amr };
   }
 
   private async verifyInFlow(
     tenant: Tenant,
-    flowId: string,
+    ref: FlowRef,
     methodRef: string,
     input: VerifyInput,
     ctx: RequestContext,
-    withSession: boolean,
   ): Promise<{ userId: string; amr: string[]; session?: IssuedSession; remembered?: RememberedBrowser }> {
     const { deps } = this;
-    const flow = await this.loadFlow(tenant, flowId);
-    const byTap = methodRef === 'tap' && flow.kind === 'second-factor';
+    const flow = await this.loadFlow(tenant, ref);
+    const byTap = methodRef === 'tap' && flow.kind !== 'passkey';
     if (byTap) await this.requireTapChoice(tenant, flow);
     const candidates = byTap ? [] : flow.kind === 'passkey' ? await this.passkeyCandidates(tenant, methodRef, input) : await this.resolveCredentials(tenant, flow, methodRef);
     const userId = flow.kind === 'passkey' ? (candidates[0]?.userId ?? '') : flow.userId;
-    const attempt = this.attempt(tenant, 'second-factor', userId || 'passkey', ctx);
+    // A passkey assertion cannot be guessed, and the credential id it names is no secret: charging
+    // that account for a failed one would let anyone hold its owner back. Only the source pays.
+    const attempt = this.attempt(tenant, 'second-factor', flow.kind === 'passkey' ? `passkey|${flow.id}` : userId, ctx);
     await deps.limits.begin(attempt);
 
     const type = byTap ? 'tap' : (candidates[0]?.type ?? 'webauthn');
@@ -298,19 +311,20 @@ export class SigninService {
     const passkeyUser = flow.kind === 'passkey' && userId ? await deps.users.get(tenant.id, userId) : undefined;
     const recordAs = { ...flow, userId, username: flow.username || (passkeyUser?.username ?? '') };
     if (!verified) {
-      const failures = await deps.ephemeral.increment(flowFailuresKey(flow.id), FLOW_LIFETIME_MS);
+      const failures = await deps.ephemeral.increment(flowFailuresKey(ref), FLOW_LIFETIME_MS);
       const attemptsLeft = Math.max(0, FLOW_MAX_ATTEMPTS - failures);
       // Out of attempts: the flow is gone and the sign-in starts again.
-      if (attemptsLeft === 0) await deps.ephemeral.delete(flowKey(flow.id));
+      if (attemptsLeft === 0) await deps.ephemeral.delete(flowKey(ref));
       if (userId) await this.recordFlow(recordAs, ctx, 'failure', 'invalid_code', flow.kind === 'passkey' ? 'passkey' : type);
       throw new AppError('invalid-code', attemptsLeft === 0 ? 'No attempts left; start the sign-in again' : undefined, { attemptsLeft });
     }
     if (flow.kind === 'passkey' && passkeyUser?.status !== 'active') throw new AppError('account-disabled');
 
     // Taking the flow is the commit point: of two racing correct answers only one gets a session.
-    if (!(await deps.ephemeral.take<Flow>(flowKey(flow.id)))) throw new AppError('flow-not-found');
+    if (!(await deps.ephemeral.take<Flow>(flowKey(ref)))) throw new AppError('flow-not-found');
     await deps.limits.succeeded(attempt);
-    const amr = [...new Set([...flow.amr, ...verified.amr, 'mfa'])];
+    const amr = flow.kind === 'app-transaction' ? verified.amr : [...new Set([...flow.amr, ...verified.amr, 'mfa'])];
+    const withSession = flow.kind !== 'app-transaction';
     // Issued and recorded together, so both rows share one group commit.
     const [session] = await Promise.all([
       withSession ? this.issueSession(tenant, userId, 'full', amr, ctx) : undefined,
@@ -358,10 +372,15 @@ export class SigninService {
     return credential && credential.state === 'active' && credential.type === 'webauthn' && tenant.policy.allowedMethods.includes('webauthn') ? [credential] : [];
   }
 
-  private async loadFlow(tenant: Tenant, flowId: string): Promise<Flow> {
-    const flow = await this.deps.ephemeral.get<Flow>(flowKey(flowId));
-    // A flow of another tenant is answered exactly like an unknown one.
-    if (!flow || flow.tenantId !== tenant.id || flow.expiresAt <= this.deps.clock.now()) throw new AppError('flow-not-found');
+  /**
+   * The flow a request names. A flow of another tenant, an app transaction
+   * named by a browser or by another app, and a browser's flow named by an app
+   * are all answered exactly like an unknown one.
+   */
+  private async loadFlow(tenant: Tenant, ref: FlowRef): Promise<Flow> {
+    const flow = await this.deps.ephemeral.get<Flow>(flowKey(ref));
+    const kindFits = ref.appId === undefined ? flow?.kind !== 'app-transaction' : flow?.kind === 'app-transaction' && flow.appId === ref.appId;
+    if (!flow || !kindFits || flow.tenantId !== tenant.id || flow.expiresAt <= this.deps.clock.now()) throw new AppError('flow-not-found');
     return flow;
   }
 

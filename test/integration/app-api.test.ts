@@ -79,7 +79,7 @@ for (const spec of backends) {
       const code = totpCode(totpSecret, now);
       const wrong = await caught(app.app.auth({ username: 'tom', method: 'totp', code: code === '000000' ? '111111' : '000000' }));
       expect(wrong).toMatchObject({ status: 401, code: 'invalid-code' });
-      expect(await app.app.auth({ username: 'tom', method: 'totp', code })).toEqual({ result: 'allow', amr: ['pwd', 'otp', 'mfa'] });
+      expect(await app.app.auth({ username: 'tom', method: 'totp', code })).toEqual({ result: 'allow', amr: ['otp'] });
       expect((await caught(app.app.auth({ username: 'tom', method: 'totp', code }))).code).toBe('invalid-code');
       const [event] = (await admin.admin.signins({ user: 'tom', outcome: 'success', method: 'totp' })).items;
       expect(event).toMatchObject({ app: 'VPN', step: 'second-factor' });
@@ -92,8 +92,8 @@ for (const spec of backends) {
       // Another user's challenge is not this one's.
       expect((await caught(app.app.auth({ username: 'tom', method: 'sms', code: '123456', txid: challenge.txid! }))).code).toBe('flow-not-found');
       const done = await app.app.auth({ username: 'sue', method: 'sms', code: codeIn(gateway.received.at(-1)), txid: challenge.txid! });
-      expect(done).toEqual({ result: 'allow', amr: ['pwd', 'sms', 'mfa'] });
-      expect(await app.app.status(challenge.txid!)).toEqual({ state: 'allow', amr: ['pwd', 'sms', 'mfa'] });
+      expect(done).toEqual({ result: 'allow', amr: ['sms'] });
+      expect(await app.app.status(challenge.txid!)).toEqual({ state: 'allow', amr: ['sms'] });
       expect(await app.app.status('no-such-transaction')).toEqual({ state: 'expired' });
     });
 

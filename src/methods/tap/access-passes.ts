@@ -88,6 +88,18 @@ export class AccessPasses {
   }
 
   /**
+   * Whether a typed pass is the user's valid pass, without using it: for an
+   * account that cannot sign in now (disabled), which must not lose its pass to
+   * an answer it cannot use. Costs one Argon2id verification, as `use` does.
+   */
+  async check(tenantId: string, userId: string, typed: string, window: WorkWindow): Promise<boolean> {
+    const code = normaliseBase32(typed);
+    const row = await this.activeRow(tenantId, userId);
+    if (!row || code.length !== CODE_LENGTH) return this.hasher.verifyNothing(code || 'x', window);
+    return this.hasher.verify(row.code_hash, code, window);
+  }
+
+  /**
    * Checks a typed pass and records its use. A one-time pass is used up in the
    * same statement that checks it is unused, so two racing sign-ins cannot both
    * pass. Costs one Argon2id verification whether or not a pass exists.

@@ -56,7 +56,7 @@ export function appApi(services: Services): FastifyPluginAsyncTypebox {
     return services.users.findByUsername(tenant.id, username);
   };
 
-  const outcomeKey = (tenant: Tenant, txid: string) => `app-tx:${tenant.id}:${txid}`;
+  const outcomeKey = (tenant: Tenant, appId: string, txid: string) => `app-tx:${tenant.id}:${appId}:${txid}`;
 
   return async (app) => {
     const tags = ['app'];
@@ -86,8 +86,7 @@ export function appApi(services: Services): FastifyPluginAsyncTypebox {
         if (!user) return { result: 'deny' as const, methods: [], reason: 'no such user' };
         if (user.status !== 'active') return { result: 'deny' as const, methods: [], reason: 'account disabled' };
         const methods = await services.signin.choicesFor(tenant, user.id);
-        const registered = methods.some((m) => m.type !== 'tap');
-        if (!registered || user.mustRegister) {
+        if (!methods.some((m) => m.type !== 'tap')) {
           if (!tenant.policy.mfaRequired && !user.mustRegister) return { result: 'allow' as const, methods };
           return { result: 'enroll' as const, methods, enrollUrl: `${services.config.publicUrl}/t/${tenant.slug}/my/security-info` };
         }
@@ -129,16 +128,16 @@ export function appApi(services: Services): FastifyPluginAsyncTypebox {
         if (!user || user.status !== 'active') throw new AppError('invalid-code', undefined, { attemptsLeft: 0 });
         if (method === 'webauthn' || method === 'passkey') throw new AppError('invalid-request', 'passkeys and security keys need a browser: sign users in with OpenID Connect for those');
         const ctx = { ...requestContext(request), app: caller.name };
-        // A txid names a challenge of this user's, or none at all.
-        if (txid !== undefined && (await services.signin.flowUserId(tenant, txid)) !== user.id) throw new AppError('flow-not-found');
-        const flowId = txid ?? (await services.signin.startAppFlow(tenant, user));
+        // A txid names an open transaction of this app's, for this user, or none at all.
+        if (txid !== undefined && (await services.signin.appTransactionUser(tenant, { id: txid, appId: caller.id })) !== user.id) throw new AppError('flow-not-found');
+        const ref = { id: txid ?? (await services.signin.startAppTransaction(tenant, caller.id, user)), appId: caller.id };
         if (code === undefined) {
-          const challenge = await services.signin.challenge(tenant, flowId, method);
+          const challenge = await services.signin.challenge(tenant, ref, method);
           if (!challenge.delivery) throw new AppError('invalid-request', 'this method needs a code: send it with `code`');
-          return { result: 'challenge' as const, txid: flowId, delivery: challenge.delivery as never };
+          return { result: 'challenge' as const, txid: ref.id, delivery: challenge.delivery as never };
         }
-        const { amr } = await services.signin.verifyForApp(tenant, flowId, method, { code }, ctx);
-        await services.ephemeral.set(outcomeKey(tenant, flowId), { result: 'allow', amr } satisfies Outcome, OUTCOME_TTL_MS);
+        const { amr } = await services.signin.verifyForApp(tenant, ref, method, { code }, ctx);
+        await services.ephemeral.set(outcomeKey(tenant, caller.id, ref.id), { result: 'allow', amr } satisfies Outcome, OUTCOME_TTL_MS);
         return { result: 'allow' as const, amr };
       },
     );
@@ -156,11 +155,11 @@ export function appApi(services: Services): FastifyPluginAsyncTypebox {
         config,
       },
       async (request) => {
-        const { tenant } = await callerOf(request);
-        const outcome = await services.ephemeral.get<Outcome>(outcomeKey(tenant, request.params.txid));
+        const { app: caller, tenant } = await callerOf(request);
+        const outcome = await services.ephemeral.get<Outcome>(outcomeKey(tenant, caller.id, request.params.txid));
         if (outcome) return { state: 'allow' as const, amr: outcome.amr };
-        // Only whether the challenge is still open: not whether its channel is up right now.
-        const pending = await services.signin.flowUserId(tenant, request.params.txid).then(
+        // Only whether the transaction is still open, and only to the app that opened it.
+        const pending = await services.signin.appTransactionUser(tenant, { id: request.params.txid, appId: caller.id }).then(
           () => true,
           () => false,
         );

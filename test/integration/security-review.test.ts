@@ -1,0 +1,299 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.ts';
+import type { Tenant } from '../../src/directory/tenants.ts';
+import { backends, type Backend } from '../helpers/backends.ts';
+import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
+import { totpCode } from '../helpers/totp.ts';
+import { PageClient, hiddenField } from '../helpers/page-client.ts';
+import { SoftAuthenticator } from '../helpers/soft-authenticator.ts';
+
+const PASSWORD = 'correct horse battery staple';
+const ORIGIN_URL = 'http://localhost:7777';
+
+/**
+ * One test per finding of the outside security review (issue 11): each
+ * attack must fail, and the owner's path must still work. They run on both
+ * backends, since most of them are about what is stored where.
+ */
+for (const spec of backends) {
+  describe.runIf(await spec.available())(`security review findings on ${spec.name}`, () => {
+    let backend: Backend;
+    let server: TestServer;
+    let tenant: Tenant;
+    let adminToken = '';
+    const clock = new ManualClock(Date.UTC(2026, 10, 30, 9, 0, 0));
+
+    const call = (method: string, path: string, body?: unknown, token = adminToken) => api(server.url, method, path, body, token);
+
+    /** A user with a password, and with an authenticator app unless `withTotp` is false; the app's secret. */
+    const user = async (username: string, options: { withTotp?: boolean; admin?: boolean; breakGlass?: boolean } = {}) => {
+      const created = await call('POST', '/api/v1/admin/users', { username, password: PASSWORD, admin: options.admin, breakGlass: options.breakGlass });
+      expect(created.status).toBe(201);
+      let secret = '';
+      if (options.withTotp !== false) {
+        const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username, password: PASSWORD });
+        expect(start.body.state).toBe('registration_required');
+        secret = await addTotp(start.body.session.token);
+      }
+      return { id: created.body.id as string, secret };
+    };
+
+    /** Adds and confirms an authenticator app with this session; its secret. */
+    const addTotp = async (token: string) => {
+      const added = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, token);
+      expect(added.status).toBe(201);
+      clock.advance(30_000);
+      const confirmed = await api(server.url, 'POST', `/api/v1/me/methods/${added.body.id}/confirm`, { code: totpCode(added.body.secret, clock.now()) }, token);
+      expect(confirmed.status).toBe(200);
+      return added.body.secret as string;
+    };
+
+    /** Password then TOTP over the API; the full session's token. */
+    const signIn = async (username: string, secret: string) => {
+      const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username, password: PASSWORD });
+      expect(start.body.state).toBe('factor_required');
+      clock.advance(30_000);
+      const done = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, { method: 'totp', code: totpCode(secret, clock.now()) });
+      expect(done.status).toBe(200);
+      return done.body.session.token as string;
+    };
+
+    beforeAll(async () => {
+      backend = await spec.create({ STEADFAST_PUBLIC_URL: ORIGIN_URL });
+      server = await startTestServer(backend, { clock });
+      tenant = await server.services.tenants.create('acme', 'Acme');
+      adminToken = (await server.services.adminTokens.create(tenant.id, 'admin')).token;
+    });
+    afterAll(async () => {
+      await server?.close();
+      await backend?.cleanup();
+    });
+
+    describe('1. a methods reset sends the user back to registration once, not for good', () => {
+      it('clears the flag when the first method is confirmed: the next password sign-in asks for that method', async () => {
+        const victim = await user('rita');
+        expect((await call('POST', `/api/v1/admin/users/${victim.id}/reset-methods`)).status).toBe(200);
+        expect((await server.services.users.get(tenant.id, victim.id))!.mustRegister).toBe(true);
+
+        const first = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'rita', password: PASSWORD });
+        expect(first.body.state).toBe('registration_required');
+        const secret = await addTotp(first.body.session.token);
+        expect((await server.services.users.get(tenant.id, victim.id))!.mustRegister).toBe(false);
+
+        // Knowing the password is no longer enough: the new method is asked for.
+        const again = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'rita', password: PASSWORD });
+        expect(again.body).toMatchObject({ state: 'factor_required', methods: [{ type: 'totp' }] });
+        expect(again.body.session).toBeUndefined();
+        expect(await signIn('rita', secret)).toMatch(/^sfs_/);
+      });
+
+      it('never hands a registration session to a user who has an active method, even with the flag left set', async () => {
+        const victim = await user('stan');
+        // A store written by an older release: the flag set and a method active.
+        await server.services.users.update(tenant.id, victim.id, { mustRegister: true });
+        const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'stan', password: PASSWORD });
+        expect(start.body).toMatchObject({ state: 'factor_required' });
+        expect(start.body.session).toBeUndefined();
+        // The attacker's way in, registering their own app with that session, does not exist.
+        const tap = await call('POST', `/api/v1/admin/users/${victim.id}/tap`, { minutes: 60, oneTime: true });
+        const byPass = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'stan', tap: tap.body.code });
+        expect(byPass.body).toMatchObject({ state: 'complete', session: { token: expect.any(String) } });
+      });
+
+      it('raises the break-glass alert when a break-glass account is sent to registration', async () => {
+        const glass = await user('glass', { breakGlass: true });
+        await call('POST', `/api/v1/admin/users/${glass.id}/reset-methods`);
+        const before = (await server.services.audit.list(tenant.id, { limit: 100, action: 'break-glass.signin', userId: glass.id })).length;
+        const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'glass', password: PASSWORD });
+        expect(start.body.state).toBe('registration_required');
+        const after = await server.services.audit.list(tenant.id, { limit: 100, action: 'break-glass.signin', userId: glass.id });
+        expect(after.length).toBe(before + 1);
+        expect(after[0]!.details).toMatchObject({ method: 'password' });
+      });
+    });
+
+    describe('2. app transactions are not sign-ins', () => {
+      it('is unknown to the sign-in endpoints, to other apps, and proves no password', async () => {
+        const owner = await user('tom');
+        const vpn = (await call('POST', '/api/v1/admin/apps', { name: 'VPN', kind: 'api' })).body.apiKey as string;
+        const wiki = (await call('POST', '/api/v1/admin/apps', { name: 'Wiki', kind: 'api' })).body.apiKey as string;
+        clock.advance(30_000);
+        const wrong = await api(server.url, 'POST', '/api/v1/app/auth', { username: 'tom', method: 'totp', code: '000000' === totpCode(owner.secret, clock.now()) ? '111111' : '000000' }, vpn);
+        expect(wrong.status).toBe(401);
+
+        // Finish a transaction through the public sign-in endpoint: the txid names no sign-in there.
+        const txid = await server.services.signin.startAppTransaction(tenant, (await server.services.apps.list(tenant.id)).find((a) => a.name === 'VPN')!.id, (await server.services.users.get(tenant.id, owner.id))!);
+        const hijack = await api(server.url, 'POST', `/api/v1/t/acme/signin/${txid}/verify`, { method: 'totp', code: totpCode(owner.secret, clock.now()) });
+        expect(hijack.status).toBe(404);
+        expect(hijack.body.type).toMatch(/\/flow-not-found$/);
+        // Another app of the tenant can neither read nor finish it.
+        expect((await api(server.url, 'GET', `/api/v1/app/auth/${txid}`, undefined, wiki)).body).toEqual({ state: 'expired' });
+        const stolen = await api(server.url, 'POST', '/api/v1/app/auth', { username: 'tom', method: 'totp', code: totpCode(owner.secret, clock.now()), txid }, wiki);
+        expect(stolen.body.type).toMatch(/\/flow-not-found$/);
+        // Its own app finishes it, and learns only the factor Steadfast proved: no `pwd`, no session.
+        expect((await api(server.url, 'GET', `/api/v1/app/auth/${txid}`, undefined, vpn)).body).toEqual({ state: 'pending' });
+        const done = await api(server.url, 'POST', '/api/v1/app/auth', { username: 'tom', method: 'totp', code: totpCode(owner.secret, clock.now()), txid }, vpn);
+        expect(done.body).toEqual({ result: 'allow', amr: ['otp'] });
+        expect(JSON.stringify(done.body)).not.toContain('sfs_');
+      });
+
+      it('keeps a browser sign-in out of reach of the app API', async () => {
+        const owner = await user('uma');
+        const vpn = (await call('POST', '/api/v1/admin/apps', { name: 'VPN2', kind: 'api' })).body.apiKey as string;
+        const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'uma', password: PASSWORD });
+        clock.advance(30_000);
+        const viaApp = await api(server.url, 'POST', '/api/v1/app/auth', { username: 'uma', method: 'totp', code: totpCode(owner.secret, clock.now()), txid: start.body.flow }, vpn);
+        expect(viaApp.body.type).toMatch(/\/flow-not-found$/);
+        // The browser's own flow is untouched and finishes.
+        const done = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, { method: 'totp', code: totpCode(owner.secret, clock.now()) });
+        expect(done.status).toBe(200);
+      });
+    });
+
+    describe('4. administration needs a second factor, whatever the tenant policy', () => {
+      it('refuses an administrator signed in with a password alone, on the API and the console', async () => {
+        await call('PUT', '/api/v1/admin/policy', { mfaRequired: false });
+        try {
+          await user('penny', { admin: true, withTotp: false });
+          const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'penny', password: PASSWORD });
+          expect(start.body).toMatchObject({ state: 'complete', session: { token: expect.any(String) } });
+          const token = start.body.session.token as string;
+          const create = await api(server.url, 'POST', '/api/v1/admin/users', { username: 'mallory', admin: true }, token);
+          expect(create.status).toBe(403);
+          expect(create.body.type).toMatch(/\/second-factor-required$/);
+          expect((await api(server.url, 'GET', '/api/v1/admin/users', undefined, token)).status).toBe(403);
+
+          const browser = new PageClient(server.url);
+          browser.cookies.set('sf_session', token);
+          const console = await browser.get('/t/acme/admin');
+          expect(console.status).toBe(403);
+          expect(console.text).toContain('Sign in with a second factor');
+
+          // The way in: sign in for the console, which asks for a second factor and registers one first.
+          const pages = new PageClient(server.url);
+          const signin = await pages.post('/t/acme/signin', { username: 'penny', password: PASSWORD, next: 'admin' }, { from: '/t/acme/signin' });
+          expect(signin.status).toBe(303);
+          const registration = (await server.services.sessions.authenticate(pages.cookies.get('sf_session')!))!;
+          expect(registration.scope).toBe('register');
+          await addTotp(pages.cookies.get('sf_session')!);
+          expect((await pages.get('/t/acme/admin')).status).toBe(200);
+        } finally {
+          await call('PUT', '/api/v1/admin/policy', { mfaRequired: true });
+        }
+      });
+    });
+
+    describe('5. a remembered browser is not a second factor', () => {
+      it('gives a session without `mfa`, which an app demanding MFA and the admin console do not accept', async () => {
+        await call('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 });
+        const ada = await user('ada', { admin: true });
+        const browser = new PageClient(server.url);
+        const start = await browser.post('/t/acme/signin', { username: 'ada', password: PASSWORD }, { from: '/t/acme/signin/tap' });
+        const flow = hiddenField(start.text, 'flow')!;
+        clock.advance(30_000);
+        const verified = await browser.post('/t/acme/signin/verify', { flow, method: 'totp', code: totpCode(ada.secret, clock.now()), remember: 'on' }, { from: '/t/acme/signin/tap' });
+        expect(verified.status).toBe(303);
+        expect(browser.cookies.get('sf_device')).toMatch(/^sfd_/);
+        expect((await server.services.sessions.authenticate(browser.cookies.get('sf_session')!))!.amr).toContain('mfa');
+
+        // Next day, same browser: the password alone signs in, and the session says so.
+        clock.advance(86_400_000);
+        await browser.post('/t/acme/signout', {}, { from: '/t/acme/signin/tap' });
+        const again = await browser.post('/t/acme/signin', { username: 'ada', password: PASSWORD }, { from: '/t/acme/signin/tap' });
+        expect(again.status).toBe(303);
+        const remembered = (await server.services.sessions.authenticate(browser.cookies.get('sf_session')!))!;
+        expect(remembered.amr).toEqual(['pwd']);
+        expect((await api(server.url, 'GET', '/api/v1/admin/users', undefined, browser.cookies.get('sf_session'))).body.type).toMatch(/\/second-factor-required$/);
+
+        // An app that asks for MFA, and the console, get a real second factor in this sign-in.
+        await browser.post('/t/acme/signout', {}, { from: '/t/acme/signin/tap' });
+        const forAdmin = await browser.post('/t/acme/signin', { username: 'ada', password: PASSWORD, next: 'admin' }, { from: '/t/acme/signin/tap' });
+        expect(forAdmin.status).toBe(200);
+        expect(hiddenField(forAdmin.text, 'flow')).toBeTruthy();
+        await call('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 0 });
+      });
+    });
+
+    describe('9. one rule for what a registration session may do', () => {
+      it('may add and confirm a method that proves itself, and nothing else', async () => {
+        await call('POST', '/api/v1/admin/users', { username: 'nora', password: PASSWORD });
+        const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'nora', password: PASSWORD });
+        const token = start.body.session.token as string;
+        const codes = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'recovery-codes' }, token);
+        expect(codes.status).toBe(403);
+        expect(codes.body.type).toMatch(/\/registration-only$/);
+        const pending = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, token);
+        expect(pending.status).toBe(201);
+        for (const [method, path, body] of [
+          ['PATCH', `/api/v1/me/methods/${pending.body.id}`, { label: 'x' }],
+          ['DELETE', `/api/v1/me/methods/${pending.body.id}`, undefined],
+          ['GET', '/api/v1/me/signins', undefined],
+          ['POST', '/api/v1/me/password', { currentPassword: PASSWORD, newPassword: 'another long password' }],
+          ['GET', '/api/v1/admin/users', undefined],
+        ] as const) {
+          const res = await api(server.url, method, path, body, token);
+          expect([403], `${method} ${path}`).toContain(res.status);
+        }
+        // The pages keep the same rule: the rename form, which once skipped it, is refused too.
+        const browser = new PageClient(server.url);
+        browser.cookies.set('sf_session', token);
+        const rename = await browser.post(`/t/acme/my/security-info/methods/${pending.body.id}/rename`, { label: 'Renamed' }, { from: '/t/acme/my/security-info' });
+        expect(rename.status).toBe(403);
+        const codesPage = await browser.post('/t/acme/my/security-info/recovery-codes', {}, { from: '/t/acme/my/security-info' });
+        expect(codesPage.status).toBe(403);
+        expect((await server.services.credentials.listForUser(tenant.id, (await server.services.users.findByUsername(tenant.id, 'nora'))!.id)).map((c) => c.label)).toEqual(['Authenticator app']);
+      });
+    });
+
+    describe('12. "this wasn\'t me" needs a recent sign-in', () => {
+      it('refuses an older session and accepts a fresh one', async () => {
+        const vic = await user('vic');
+        const token = await signIn('vic', vic.secret);
+        const [event] = (await api(server.url, 'GET', '/api/v1/me/signins', undefined, token)).body.items;
+        clock.advance(11 * 60_000);
+        const stale = await api(server.url, 'POST', `/api/v1/me/signins/${event.id}/report`, undefined, token);
+        expect(stale.status).toBe(403);
+        expect(stale.body.type).toMatch(/\/reauthentication-required$/);
+        const fresh = await signIn('vic', vic.secret);
+        expect((await api(server.url, 'POST', `/api/v1/me/signins/${event.id}/report`, undefined, fresh)).status).toBe(200);
+      });
+    });
+
+    describe('13. suspected findings, checked', () => {
+      it("a passkey assertion naming someone's credential charges only its source, never the owner's account", async () => {
+        const owner = await user('pat');
+        const key = new SoftAuthenticator(ORIGIN_URL);
+        const token = await signIn('pat', owner.secret);
+        const options = await api(server.url, 'POST', '/api/v1/me/methods/webauthn/options', { kind: 'passkey' }, token);
+        expect((await api(server.url, 'POST', '/api/v1/me/methods', { type: 'webauthn', attestation: key.register(options.body) }, token)).status).toBe(201);
+
+        // A forger knows the credential id (it is no secret) but not the key.
+        const forger = new SoftAuthenticator(ORIGIN_URL);
+        Object.assign(forger, { credentialId: key.credentialId });
+        forger.bindUser(String((options.body as { user: { id: string } }).user.id));
+        for (let i = 0; i < 12; i++) {
+          const start = await api(server.url, 'POST', '/api/v1/t/acme/signin/passkey');
+          const forged = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, { method: 'passkey', assertion: forger.assert(start.body.webauthn.challenge) });
+          expect(forged.status).not.toBe(200);
+        }
+        const limits = server.services.ephemeral.rateLimiter({ keyPrefix: 'rl:mfa:acct', points: 100, durationSeconds: 86_400, blockSeconds: 3600 });
+        expect((await limits.get(`${tenant.id}|${owner.id}`))?.consumedPoints ?? 0).toBe(0);
+        // The owner still signs in with the password and app, and with the passkey.
+        expect(await signIn('pat', owner.secret)).toMatch(/^sfs_/);
+        const start = await api(server.url, 'POST', '/api/v1/t/acme/signin/passkey');
+        expect((await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, { method: 'passkey', assertion: key.assert(start.body.webauthn.challenge) })).status).toBe(200);
+      });
+
+      it('a one-time TAP is not used up by a disabled account', async () => {
+        const dora = await user('dora', { withTotp: false });
+        const pass = await call('POST', `/api/v1/admin/users/${dora.id}/tap`, { minutes: 60, oneTime: true });
+        await call('PATCH', `/api/v1/admin/users/${dora.id}`, { status: 'disabled' });
+        const refused = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'dora', tap: pass.body.code });
+        expect(refused.body.type).toMatch(/\/account-disabled$/);
+        await call('PATCH', `/api/v1/admin/users/${dora.id}`, { status: 'active' });
+        const used = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'dora', tap: pass.body.code });
+        expect(used.body.state).toBe('registration_required');
+      });
+    });
+  });
+}
