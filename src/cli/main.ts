@@ -202,7 +202,8 @@ export function buildProgram(): Command {
     .description('re-seal every stored secret under the active master key (after a rotation)')
     .action(async () => {
       await withServices(loadConfig(), async (services) => {
-        out({ activeKey: services.keyRing.active.id, ...(await rewrapSecrets(services.durable.db, services.keyRing)) });
+        const secrets = await rewrapSecrets(services.durable.db, services.keyRing);
+        out({ activeKey: services.keyRing.active.id, ...secrets, contacts: await services.users.sealContacts({ rewrap: true }) });
       });
     });
 

@@ -5,6 +5,7 @@ import type { Clock } from '../clock.ts';
 import { AppError } from '../errors/app-error.ts';
 import { newId } from '../crypto/random.ts';
 import { isValidUsername, normaliseUsername } from './username.ts';
+import type { ProfileSeal } from './profile-seal.ts';
 
 export interface User {
   id: string;
@@ -52,6 +53,7 @@ export class Users {
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
+    private readonly profile: ProfileSeal,
   ) {}
 
   async create(tenantId: string, input: NewUser): Promise<User> {
@@ -59,12 +61,14 @@ export class Users {
     if (!isValidUsername(username)) throw new AppError('invalid-request', 'a username is 1 to 256 printable characters');
     checkContact(input);
     const now = this.clock.now();
+    const id = newId();
+    const contact = this.sealedContact(id, { email: input.email ?? null, phone: input.phone ?? null });
     const row: UserTable = {
-      id: newId(),
+      id,
       tenant_id: tenantId,
       username,
-      email: input.email ?? null,
-      phone: input.phone ?? null,
+      email: null,
+      phone: null,
       password_hash: input.passwordHash ?? null,
       status: 'active',
       must_register: 0,
@@ -73,6 +77,9 @@ export class Users {
       updated_at: now,
       is_admin: input.isAdmin ? 1 : 0,
       break_glass: input.breakGlass ? 1 : 0,
+      email_sealed: contact.email_sealed ?? null,
+      phone_sealed: contact.phone_sealed ?? null,
+      email_index: contact.email_index ?? null,
     };
     const result = await this.db
       .insertInto('users')
@@ -80,7 +87,7 @@ export class Users {
       .onConflict((oc) => oc.columns(['tenant_id', 'username']).doNothing())
       .executeTakeFirst();
     if (Number(result.numInsertedOrUpdatedRows ?? 0n) === 0) throw new AppError('conflict', `user "${username}" already exists`);
-    return toUser(row);
+    return this.toUser(row);
   }
 
   async findByUsername(tenantId: string, username: string): Promise<UserWithSecret | undefined> {
@@ -90,12 +97,12 @@ export class Users {
       .where('tenant_id', '=', tenantId)
       .where('username', '=', normaliseUsername(username))
       .executeTakeFirst();
-    return row && { ...toUser(row), passwordHash: row.password_hash };
+    return row && { ...this.toUser(row), passwordHash: row.password_hash };
   }
 
   async get(tenantId: string, userId: string): Promise<User | undefined> {
     const row = await this.db.selectFrom('users').selectAll().where('tenant_id', '=', tenantId).where('id', '=', userId).executeTakeFirst();
-    return row && toUser(row);
+    return row && this.toUser(row);
   }
 
   async setPasswordHash(tenantId: string, userId: string, passwordHash: string): Promise<void> {
@@ -107,26 +114,30 @@ export class Users {
       .execute();
   }
 
-  /** Users whose username or email contains `query`, by username, `limit` at a time after `after`. */
+  /**
+   * Users whose username contains `query`, or whose email address is exactly
+   * `query` (addresses are sealed, so they are matched whole), by username,
+   * `limit` at a time after `after`.
+   */
   async search(tenantId: string, query: string, limit: number, after?: string): Promise<User[]> {
     let q = this.db.selectFrom('users').selectAll().where('tenant_id', '=', tenantId);
     const needle = query.normalize('NFKC').trim().toLowerCase();
     if (needle) {
       const pattern = `%${needle.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
       // The same explicit escape character on both engines: a typed % or _ matches only itself.
-      q = q.where(sql<boolean>`(username like ${pattern} escape '\\' or lower(email) like ${pattern} escape '\\')`);
+      q = q.where(sql<boolean>`(username like ${pattern} escape '\\' or email_index = ${this.profile.emailIndex(needle)})`);
     }
     if (after) q = q.where('username', '>', after);
     const rows = await q.orderBy('username').limit(limit).execute();
-    return rows.map(toUser);
+    return rows.map((r) => this.toUser(r));
   }
 
   /** Applies the changes; false when there is no such user in this tenant. */
   async update(tenantId: string, userId: string, changes: UserChanges): Promise<boolean> {
     checkContact({ email: changes.email ?? undefined, phone: changes.phone ?? undefined });
     const set: Partial<UserTable> = { updated_at: this.clock.now() };
-    if (changes.email !== undefined) set.email = changes.email;
-    if (changes.phone !== undefined) set.phone = changes.phone;
+    if (changes.email !== undefined) Object.assign(set, this.sealedContact(userId, { email: changes.email }));
+    if (changes.phone !== undefined) Object.assign(set, this.sealedContact(userId, { phone: changes.phone }));
     if (changes.status !== undefined) set.status = changes.status;
     if (changes.isAdmin !== undefined) set.is_admin = changes.isAdmin ? 1 : 0;
     if (changes.breakGlass !== undefined) set.break_glass = changes.breakGlass ? 1 : 0;
@@ -141,6 +152,75 @@ export class Users {
     return Number(result.numDeletedRows) === 1;
   }
 
+  /**
+   * Seals contact details still stored in clear (written before they were
+   * sealed) and re-seals those sealed under a previous master key, with a fresh
+   * lookup key. Run at start (`rewrap: false`, clear rows only) and by
+   * `steadfast keys rewrap` (`rewrap: true`); each row is
+   * written only if it is still as it was read.
+   */
+  async sealContacts(options: { rewrap: boolean }, batchSize = 500): Promise<number> {
+    let changed = 0;
+    let after = '';
+    for (;;) {
+      let query = this.db.selectFrom('users').selectAll().where('id', '>', after);
+      // At start only rows still in clear are looked at; a rewrap looks at every sealed one too.
+      if (!options.rewrap) query = query.where((eb) => eb.or([eb('email', 'is not', null), eb('phone', 'is not', null)]));
+      const rows = await query.orderBy('id').limit(batchSize).execute();
+      if (rows.length === 0) return changed;
+      for (const row of rows) {
+        const stale =
+          row.email !== null ||
+          row.phone !== null ||
+          (row.email_sealed !== null && this.profile.needsRewrap(row.email_sealed)) ||
+          (row.phone_sealed !== null && this.profile.needsRewrap(row.phone_sealed));
+        if (!stale) continue;
+        const user = this.toUser(row);
+        const result = await this.db
+          .updateTable('users')
+          .set(this.sealedContact(row.id, { email: user.email, phone: user.phone }))
+          .where('tenant_id', '=', row.tenant_id)
+          .where('id', '=', row.id)
+          .where('updated_at', '=', row.updated_at)
+          .executeTakeFirst();
+        changed += Number(result.numUpdatedRows);
+      }
+      after = rows.at(-1)!.id;
+    }
+  }
+
+  /** The stored form of contact details: sealed, the clear columns emptied, and the email's lookup key. */
+  private sealedContact(userId: string, contact: { email?: string | null | undefined; phone?: string | null | undefined }): Partial<UserTable> {
+    const out: Partial<UserTable> = {};
+    if (contact.email !== undefined) {
+      out.email = null;
+      out.email_sealed = contact.email === null ? null : this.profile.seal(userId, 'email', contact.email);
+      out.email_index = contact.email === null ? null : this.profile.emailIndex(contact.email);
+    }
+    if (contact.phone !== undefined) {
+      out.phone = null;
+      out.phone_sealed = contact.phone === null ? null : this.profile.seal(userId, 'phone', contact.phone);
+    }
+    return out;
+  }
+
+  private toUser(row: UserTable): User {
+    return {
+      id: row.id,
+      tenantId: row.tenant_id,
+      username: row.username,
+      // Rows written before contact details were sealed keep them in clear until `sealContacts` runs.
+      email: row.email_sealed !== null ? this.profile.open(row.id, 'email', row.email_sealed) : row.email,
+      phone: row.phone_sealed !== null ? this.profile.open(row.id, 'phone', row.phone_sealed) : row.phone,
+      status: row.status,
+      mustRegister: row.must_register === 1,
+      flaggedAt: row.flagged_at,
+      createdAt: row.created_at,
+      isAdmin: row.is_admin === 1,
+      breakGlass: row.break_glass === 1,
+    };
+  }
+
   async flag(tenantId: string, userId: string): Promise<void> {
     const now = this.clock.now();
     await this.db.updateTable('users').set({ flagged_at: now, updated_at: now }).where('tenant_id', '=', tenantId).where('id', '=', userId).execute();
@@ -152,20 +232,4 @@ function checkContact(input: { email?: string | undefined; phone?: string | unde
   if (input.phone !== undefined && !PHONE_PATTERN.test(input.phone)) {
     throw new AppError('invalid-request', 'a phone number is in E.164 form, such as +14155550100');
   }
-}
-
-export function toUser(row: UserTable): User {
-  return {
-    id: row.id,
-    tenantId: row.tenant_id,
-    username: row.username,
-    email: row.email,
-    phone: row.phone,
-    status: row.status,
-    mustRegister: row.must_register === 1,
-    flaggedAt: row.flagged_at,
-    createdAt: row.created_at,
-    isAdmin: row.is_admin === 1,
-    breakGlass: row.break_glass === 1,
-  };
 }

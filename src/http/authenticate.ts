@@ -6,7 +6,7 @@ import type { User } from '../directory/users.ts';
 import type { Tenant } from '../directory/tenants.ts';
 import { requireSessionMay, type SessionAction } from '../sessions/session-scope.ts';
 
-export const SESSION_COOKIE = 'sf_session';
+import { cookieNames } from './cookie-names.ts';
 
 export interface Principal {
   session: Session;
@@ -16,13 +16,17 @@ export interface Principal {
   token: string;
 }
 
-export function presentedToken(request: FastifyRequest): string | undefined {
+/** The bearer token of a request, if it sent one. */
+export function bearerToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
-  if (typeof header === 'string') {
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    return match?.[1];
-  }
-  return request.cookies[SESSION_COOKIE];
+  if (typeof header !== 'string') return undefined;
+  return /^Bearer\s+(\S+)$/i.exec(header)?.[1];
+}
+
+/** The token a request authenticates with: its bearer token, or else the session cookie. */
+export function presentedToken(services: Services, request: FastifyRequest): string | undefined {
+  if (typeof request.headers.authorization === 'string') return bearerToken(request);
+  return request.cookies[cookieNames(services.config.publicUrl).session];
 }
 
 /**
@@ -30,7 +34,7 @@ export function presentedToken(request: FastifyRequest): string | undefined {
  * gone or disabled counts as no session.
  */
 export async function findPrincipal(services: Services, request: FastifyRequest): Promise<Principal | undefined> {
-  const token = presentedToken(request);
+  const token = presentedToken(services, request);
   if (!token) return undefined;
   const session = await services.sessions.authenticate(token);
   if (!session) return undefined;
@@ -63,7 +67,7 @@ export interface AdminCaller {
  * session's: another tenant's ids are simply not found.
  */
 export async function requireAdmin(services: Services, request: FastifyRequest): Promise<AdminCaller> {
-  const token = presentedToken(request);
+  const token = presentedToken(services, request);
   if (!token) throw new AppError('unauthenticated');
   if (token.startsWith('sfa_')) {
     const record = await services.adminTokens.authenticate(token);
@@ -90,7 +94,7 @@ export function requireAdministrator(services: Services, principal: Principal, c
 }
 
 export function setSessionCookie(reply: FastifyReply, services: Services, token: string, expiresAt: string): void {
-  reply.setCookie(SESSION_COOKIE, token, {
+  reply.setCookie(cookieNames(services.config.publicUrl).session, token, {
     httpOnly: true,
     sameSite: 'lax',
     secure: services.config.publicUrl.startsWith('https:'),
@@ -100,5 +104,5 @@ export function setSessionCookie(reply: FastifyReply, services: Services, token:
 }
 
 export function clearSessionCookie(reply: FastifyReply, services: Services): void {
-  reply.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'lax', secure: services.config.publicUrl.startsWith('https:') });
+  reply.clearCookie(cookieNames(services.config.publicUrl).session, { path: '/', httpOnly: true, sameSite: 'lax', secure: services.config.publicUrl.startsWith('https:') });
 }

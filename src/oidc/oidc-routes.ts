@@ -9,7 +9,7 @@ import { ACR_MFA, ACR_PASSWORD, INTERACTION_TTL_S, requestsMfa } from './provide
 import { oidcPages } from './oidc-pages.ts';
 import { formRoute } from '../portal/form-route.ts';
 import { CONTINUE_COOKIE } from '../portal/signin-pages.ts';
-import { contentSecurityPolicy } from '../http/security-headers.ts';
+import { contentSecurityPolicy, securityHeaders } from '../http/security-headers.ts';
 
 const TenantParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
 const InteractionParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }), uid: Type.String({ minLength: 10, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }) });
@@ -27,11 +27,24 @@ export function oidcRoutes(services: Services): FastifyPluginAsyncTypebox {
       return tenant;
     };
 
+    const https = services.config.publicUrl.startsWith('https:');
+    const publicOrigin = new URL(services.config.publicUrl);
+    // The provider's own pages (errors, sign-out, a form_post answer) get the same headers as every page.
+    // Its form_post answer posts to the app's callback, on an origin only the provider knows, so form-action
+    // is open there; the provider adds the hash of its one inline script to script-src itself.
+    const providerHeaders = { ...securityHeaders({ https }), 'content-security-policy': contentSecurityPolicy({ https, formTargets: ['*'] }) };
+
     /** Hands the request to the tenant's provider, with the URL as the provider sees it (below its issuer path). */
     const delegate = async (request: FastifyRequest<{ Params: { tenant: string } }>, reply: FastifyReply) => {
       const tenant = await tenantOf(request.params.tenant);
       const provider = await services.oidc.forTenant(tenant);
       reply.hijack();
+      for (const [name, value] of Object.entries(providerHeaders)) reply.raw.setHeader(name, value);
+      // Every URL the provider builds (discovery, redirects) comes from STEADFAST_PUBLIC_URL, never from
+      // the Host or X-Forwarded-* headers a client sent: the provider reads these, and they are set here.
+      request.raw.headers.host = publicOrigin.host;
+      request.raw.headers['x-forwarded-host'] = publicOrigin.host;
+      request.raw.headers['x-forwarded-proto'] = publicOrigin.protocol.slice(0, -1);
       const raw = request.raw as typeof request.raw & { originalUrl?: string };
       raw.originalUrl = raw.url;
       raw.url = raw.url!.slice(`/t/${tenant.slug}`.length) || '/';
@@ -103,6 +116,13 @@ export function oidcRoutes(services: Services): FastifyPluginAsyncTypebox {
 
         if (details.prompt.name === 'consent') {
           const client = await provider.Client.find(String(details.params.client_id));
+          // The tenant's own apps were consented to by its administrator: what they ask for (staying signed
+          // in with `offline_access` included) is granted without a page.
+          if (client?.['urn:steadfast:first_party'] === true && details.session?.accountId) {
+            const grantId = await grantWhatIsMissing(provider, details);
+            reply.hijack();
+            return provider.interactionFinished(request.raw, reply.raw, { consent: { grantId } }, { mergeWithLastSubmission: true });
+          }
           const scopes = String(details.params.scope ?? 'openid').split(' ').filter(Boolean);
           // Allowing ends, through redirects, at the app's callback: the form may lead there and nowhere else.
           const targets = [...new Set((client?.redirectUris ?? []).map((u) => new URL(u).origin))];
@@ -130,18 +150,23 @@ export function oidcRoutes(services: Services): FastifyPluginAsyncTypebox {
           reply.hijack();
           return provider.interactionFinished(request.raw, reply.raw, { error: 'access_denied', error_description: 'The user did not allow the app' }, { mergeWithLastSubmission: false });
         }
-        const grant = details.grantId
-          ? await provider.Grant.find(details.grantId)
-          : new provider.Grant({ accountId: details.session.accountId, clientId: String(details.params.client_id) });
-        if (!grant) throw new AppError('flow-not-found');
-        const missing = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
-        if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
-        if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
-        for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
-        const grantId = await grant.save();
+        const grantId = await grantWhatIsMissing(provider, details);
         reply.hijack();
         return provider.interactionFinished(request.raw, reply.raw, { consent: { grantId } }, { mergeWithLastSubmission: true });
       },
     );
   };
+}
+
+/** Adds what the consent prompt found missing to the grant (a new one if there is none) and saves it. */
+async function grantWhatIsMissing(provider: Provider, details: Awaited<ReturnType<Provider['interactionDetails']>>): Promise<string> {
+  const grant = details.grantId
+    ? await provider.Grant.find(details.grantId)
+    : new provider.Grant({ accountId: details.session!.accountId, clientId: String(details.params.client_id) });
+  if (!grant) throw new AppError('flow-not-found');
+  const missing = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+  if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+  if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+  return grant.save();
 }

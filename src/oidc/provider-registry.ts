@@ -34,9 +34,15 @@ export interface ProviderDeps {
     loggedOut(tenant: Tenant, clientName: string | undefined): string;
   };
   onLogout?: (ctx: KoaContextWithOIDC, tenant: Tenant) => Promise<void>;
+  /**
+   * The user of the browser's Steadfast session in this tenant (a full one,
+   * still live), or undefined: the provider's session is good only while it is.
+   */
+  steadfastUser(ctx: KoaContextWithOIDC, tenant: Tenant): Promise<string | undefined>;
+  /** The provider's session lasts no longer than a Steadfast session. */
+  sessionLifetimeSeconds: number;
   /** Told of the provider's own failures (a bug or a store outage), without tokens or codes. */
   onServerError?: (tenant: Tenant, err: Error) => void;
-  trustProxy: boolean;
 }
 
 /** How long an app's sign-in may take at Steadfast's pages. */
@@ -67,8 +73,9 @@ export class OidcProviders {
     // which the command line's one-line errors must not carry.
     const oidc = await import('oidc-provider');
     const provider = new oidc.default(`${this.deps.publicUrl}/t/${tenant.slug}`, await this.configuration(tenant, oidc.interactionPolicy));
-    // Behind a TLS-terminating proxy (STEADFAST_TRUST_PROXY) the provider takes the scheme from X-Forwarded-Proto.
-    provider.proxy = this.deps.trustProxy;
+    // The provider reads host and scheme from X-Forwarded-Host/-Proto, which the routes set from
+    // STEADFAST_PUBLIC_URL on every request (whatever a client or proxy sent).
+    provider.proxy = true;
     // Signing out of the apps signs out of Steadfast's pages too.
     provider.on('end_session.success', (ctx: KoaContextWithOIDC) => void this.deps.onLogout?.(ctx, tenant));
     provider.on('server_error', (_ctx: KoaContextWithOIDC, err: Error) => this.deps.onServerError?.(tenant, err));
@@ -83,6 +90,16 @@ export class OidcProviders {
     policy.get('login')!.checks.add(
       new interactionPolicy.Check('mfa_requested', 'the app asked for multi-factor authentication', 'login_required', (ctx) => {
         return requestsMfa(ctx.oidc.params?.acr_values as string | undefined) && ctx.oidc.session?.acr !== ACR_MFA;
+      }),
+    );
+    // The provider's session stands on Steadfast's: on every authorization request the browser must still
+    // hold a live Steadfast session of the same user, or the user signs in again. Signing out of Steadfast,
+    // an administrator ending the sessions, a reset or a disabled account all end the apps' silent sign-in too.
+    policy.get('login')!.checks.add(
+      new interactionPolicy.Check('steadfast_session_ended', 'the Steadfast session behind this sign-in has ended', 'login_required', async (ctx) => {
+        const accountId = ctx.oidc.session?.accountId;
+        if (!accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+        return (await deps.steadfastUser(ctx, tenant)) === accountId ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
       }),
     );
     return {
@@ -157,16 +174,18 @@ export class OidcProviders {
           },
         },
       },
-      pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
-      // Refresh tokens for every app allowed them, rotated at each use (a replayed old one revokes the grant).
-      issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+      // PKCE for every client, confidential ones too (OAuth 2.1): a stolen code is worthless without the verifier.
+      pkce: { required: () => true },
+      // Refresh tokens only for a grant that asked for `offline_access` and had it consented to (the provider
+      // drops the scope without `prompt=consent`), rotated at each use (a replayed old one revokes the grant).
+      issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
       rotateRefreshToken: true,
       ttl: {
         AccessToken: 3600,
         AuthorizationCode: 60,
         IdToken: 3600,
         Interaction: INTERACTION_TTL_S,
-        Session: 14 * 24 * 3600,
+        Session: deps.sessionLifetimeSeconds,
         Grant: 30 * 24 * 3600,
         RefreshToken: 30 * 24 * 3600,
       },

@@ -68,11 +68,12 @@ class DurableAdapter implements Adapter {
       user_code: payload.userCode ?? null,
       expires_at: expiresIn ? this.clock.now() + expiresIn * 1000 : null,
       consumed_at: null,
+      account_id: typeof payload.accountId === 'string' ? payload.accountId : null,
     };
     await this.db
       .insertInto('oidc_records')
       .values(row)
-      .onConflict((oc) => oc.columns(['tenant_id', 'model', 'id']).doUpdateSet({ payload: row.payload, grant_id: row.grant_id, uid: row.uid, user_code: row.user_code, expires_at: row.expires_at }))
+      .onConflict((oc) => oc.columns(['tenant_id', 'model', 'id']).doUpdateSet({ payload: row.payload, grant_id: row.grant_id, uid: row.uid, user_code: row.user_code, expires_at: row.expires_at, account_id: row.account_id }))
       .execute();
   }
 

@@ -30,6 +30,8 @@ const METHOD_PROMPTS: Record<string, { name: string; prompt: string; input: 'num
 const DEVICE_COOKIE = 'sf_device';
 /** An app's sign-in to go back to after registering a first method. */
 export const CONTINUE_COOKIE = 'sf_continue';
+/** oidc-provider's session cookie (its default name; the value is the session's id). */
+const OIDC_SESSION_COOKIE = '_session';
 
 interface FactorPageOptions {
   error?: string | undefined;
@@ -439,7 +441,12 @@ ${alert('error', error)}
       async (request, reply) => {
         const tenant = await tenantOf(request.params.tenant);
         const principal = await findPrincipal(services, request);
-        if (principal) await services.sessions.revoke(principal.session);
+        if (principal) {
+          await services.sessions.revoke(principal.session);
+          // The apps' sign-in session in this browser (the OpenID Connect provider's) ends too, with its grants.
+          const providerSession = request.cookies[OIDC_SESSION_COOKIE];
+          if (providerSession) await services.oidcRevocation.endBrowserSession(principal.tenant.id, providerSession, principal.user.id);
+        }
         clearSessionCookie(reply, services);
         // "Sign in again" (to change methods) comes back here with the username filled in and a way back.
         const again = request.body.next && principal ? `?next=${request.body.next}&username=${encodeURIComponent(principal.user.username)}` : '';

@@ -10,6 +10,7 @@ import swagger from '@fastify/swagger';
 import { errorHandler, notFoundHandler, sendProblem, toAppError } from '../http/problem.ts';
 import { AppError } from '../errors/app-error.ts';
 import { securityHeaders } from '../http/security-headers.ts';
+import { cookieNames } from '../http/cookie-names.ts';
 import type { AdmissionClass } from '../admission/admission-controller.ts';
 import type { Services } from './services.ts';
 import { signinApi } from './routes/signin-api.ts';
@@ -127,7 +128,7 @@ export async function buildApp(services: Services, options: AppOptions) {
   await app.register(cookie);
   await app.register(formbody, { bodyLimit: 16 * 1024 });
   await app.register(csrf, {
-    cookieKey: 'sf_csrf',
+    cookieKey: cookieNames(services.config.publicUrl).csrf,
     cookieOpts: { path: '/', httpOnly: true, sameSite: 'lax', secure: services.config.publicUrl.startsWith('https:') },
     getToken: (request) => (request.body as Record<string, string> | undefined)?._csrf,
   });

@@ -12,6 +12,7 @@ import { RedisEphemeralStore } from '../store/ephemeral/redis-store.ts';
 import { PasswordHasher, type PasswordHasherOptions } from '../directory/password-hasher.ts';
 import { Tenants } from '../directory/tenants.ts';
 import { Users } from '../directory/users.ts';
+import { ProfileSeal } from '../directory/profile-seal.ts';
 import { AdminTokens } from '../directory/admin-tokens.ts';
 import { PasswordChange } from '../directory/password-change.ts';
 import { Credentials } from '../methods/credentials.ts';
@@ -38,6 +39,8 @@ import { RememberedDevices } from '../sessions/remembered-devices.ts';
 import { OidcProviders } from '../oidc/provider-registry.ts';
 import { SigningKeys } from '../oidc/signing-keys.ts';
 import { oidcPages } from '../oidc/oidc-pages.ts';
+import { OidcRevocation } from '../oidc/oidc-revocation.ts';
+import { cookieNames } from '../http/cookie-names.ts';
 
 /** Everything a node runs on, built in one place (the composition root). */
 export interface Services {
@@ -67,6 +70,7 @@ export interface Services {
   admin: Administration;
   signingKeys: SigningKeys;
   oidc: OidcProviders;
+  oidcRevocation: OidcRevocation;
   close(): Promise<void>;
 }
 
@@ -108,7 +112,9 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   const db = durable.db;
   const hasher = new PasswordHasher(options.hasher);
   const tenants = new Tenants(db, clock);
-  const users = new Users(db, clock);
+  const users = new Users(db, clock, new ProfileSeal(keyRing));
+  // Contact details written in clear by an older release are sealed before anything reads them.
+  await users.sealContacts({ rewrap: false });
   const credentials = new Credentials(db, clock);
   const metrics = new Metrics();
   const delivery = new Delivery(config.delivery.channels, metrics.deliveryEvents(deliveryLog(options.logger)), () => clock.now());
@@ -180,16 +186,26 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     apps,
     keys: signingKeys,
     publicUrl: config.publicUrl,
-    trustProxy: config.trustProxy,
     pages: oidcPages,
     onServerError: (tenant, err) => options.logger?.error({ tenant: tenant.slug, err: { type: err.name, message: err.message, stack: err.stack } }, 'OpenID Connect provider failed'),
     // Signing out of an app at the provider ends the Steadfast session of that browser too.
     async onLogout(ctx) {
-      const token = ctx.cookies.get('sf_session');
+      const token = ctx.cookies.get(cookieNames(config.publicUrl).session);
       const session = token ? await sessions.authenticate(token) : undefined;
       if (session) await sessions.revoke(session);
     },
+    async steadfastUser(ctx, tenant) {
+      const token = ctx.cookies.get(cookieNames(config.publicUrl).session);
+      const session = token ? await sessions.authenticate(token) : undefined;
+      if (!session || session.tenantId !== tenant.id || session.scope !== 'full') return undefined;
+      const user = await users.get(tenant.id, session.userId);
+      return user?.status === 'active' ? user.id : undefined;
+    },
+    sessionLifetimeSeconds: config.sessions.lifetimeMinutes * 60,
   });
+  const oidcRevocation = new OidcRevocation(db);
+  // Whatever ends all of a user's sessions ends what the provider issued on their strength.
+  sessions.onAllEnded((tenantId, userId) => oidcRevocation.endForAccount(tenantId, userId));
   return {
     config,
     clock,
@@ -217,6 +233,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     admin: new Administration({ db, clock, tenants, users, hasher, sessions, passes, management, events, audit, apps }),
     signingKeys,
     oidc,
+    oidcRevocation,
     async close() {
       await delivery.close();
       await ephemeralStore.close();

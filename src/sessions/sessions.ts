@@ -58,6 +58,8 @@ const REGISTER_SCOPE_LIFETIME_MS = 30 * 60_000;
  * sessions" can find every session of a user.
  */
 export class Sessions {
+  private readonly allEndedListeners: ((tenantId: string, userId: string) => Promise<unknown>)[] = [];
+
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
@@ -174,7 +176,20 @@ export class Sessions {
     }));
   }
 
-  /** Ends every session of the user except `keepId`, and forgets their remembered browsers; returns how many sessions ended. */
+  /**
+   * Also run whenever a user's sessions all end: what other parts issued on
+   * the strength of a session (the OpenID Connect provider's sessions, grants
+   * and refresh tokens) ends with them.
+   */
+  onAllEnded(listener: (tenantId: string, userId: string) => Promise<unknown>): void {
+    this.allEndedListeners.push(listener);
+  }
+
+  /**
+   * Ends every session of the user except `keepId`, forgets their remembered
+   * browsers and ends what was issued on the strength of a session (the
+   * listeners); returns how many sessions ended.
+   */
   async revokeAllForUser(tenantId: string, userId: string, keepId?: string): Promise<number> {
     let query = this.db
       .updateTable('sessions')
@@ -192,6 +207,7 @@ export class Sessions {
       .where('user_id', '=', userId)
       .where('revoked_at', 'is', null)
       .execute();
+    for (const listener of this.allEndedListeners) await listener(tenantId, userId);
     return Number(result.numUpdatedRows);
   }
 }

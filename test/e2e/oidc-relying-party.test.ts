@@ -100,6 +100,8 @@ describe.runIf(chromiumAvailable())('OpenID Connect with a relying party and Chr
     const url = oidc.buildAuthorizationUrl(config, {
       redirect_uri: `${callbackBase}/callback`,
       scope: 'openid profile email offline_access',
+      // Refresh tokens only for offline_access that was consented to (a first-party app's consent is the administrator's).
+      prompt: 'consent',
       code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
       code_challenge_method: 'S256',
       state,

@@ -62,7 +62,7 @@ describe.runIf(await postgresRedis.available())('OpenID Connect across two nodes
 
   it('starts on one node, signs in on the other, and redeems the code on either', async () => {
     const jar = new CookieJar();
-    jar.set('sf_session', sessionToken);
+    jar.set('__Host-sf_session', sessionToken);
     const get = async (base: string, path: string) => {
       const res = await fetch(base + path, { redirect: 'manual', headers: { cookie: jar.header() } });
       jar.take(res);
@@ -70,7 +70,7 @@ describe.runIf(await postgresRedis.available())('OpenID Connect across two nodes
     };
     const verifier = randomBytes(32).toString('base64url');
     const challenge = createHash('sha256').update(verifier).digest('base64url');
-    const query = new URLSearchParams({ client_id: clientId, response_type: 'code', scope: 'openid profile', redirect_uri: CALLBACK, code_challenge: challenge, code_challenge_method: 'S256', state: 'st' });
+    const query = new URLSearchParams({ client_id: clientId, response_type: 'code', scope: 'openid profile offline_access', prompt: 'consent', redirect_uri: CALLBACK, code_challenge: challenge, code_challenge_method: 'S256', state: 'st' });
 
     const start = await get(a.url, `/t/acme/oidc/auth?${query}`);
     expect(start.status).toBe(303);
@@ -79,7 +79,14 @@ describe.runIf(await postgresRedis.available())('OpenID Connect across two nodes
     expect(finished.status).toBe(303);
     const resume = new URL(finished.headers.get('location')!, b.url).pathname;
     expect(resume).toMatch(/^\/t\/acme\/oidc\/auth\//);
-    const done = await get(a.url, resume);
+    let done = await get(a.url, resume);
+    expect(done.status).toBe(303);
+    // prompt=consent: a second interaction (a first-party app's consent is given without a page), again across nodes.
+    const consent = new URL(done.headers.get('location')!, a.url).pathname;
+    expect(consent).toMatch(/^\/t\/acme\/oidc\/interaction\//);
+    const consented = await get(b.url, consent);
+    expect(consented.status).toBe(303);
+    done = await get(a.url, new URL(consented.headers.get('location')!, b.url).pathname);
     expect(done.status).toBe(303);
     const callback = new URL(done.headers.get('location')!);
     expect(callback.origin + callback.pathname).toBe(CALLBACK);

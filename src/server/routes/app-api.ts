@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { FastifyRequest } from 'fastify';
 import { RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError } from '../../errors/app-error.ts';
-import { presentedToken } from '../../http/authenticate.ts';
+import { bearerToken } from '../../http/authenticate.ts';
 import { requestContext } from '../../http/request-context.ts';
 import type { Tenant } from '../../directory/tenants.ts';
 import type { AppRecord } from '../../directory/apps.ts';
@@ -43,7 +43,7 @@ export function appApi(services: Services): FastifyPluginAsyncTypebox {
 
   /** The calling app and its tenant, or a 401 problem. */
   const callerOf = async (request: FastifyRequest): Promise<{ app: AppRecord; tenant: Tenant }> => {
-    const key = presentedToken(request);
+    const key = bearerToken(request);
     const app = key ? await services.apps.authenticateApiKey(key) : undefined;
     const tenant = app && (await services.tenants.findById(app.tenantId));
     if (!app || !tenant) throw new AppError('unauthenticated', 'send the app API key as a bearer token');

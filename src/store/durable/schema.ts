@@ -26,6 +26,11 @@ export interface UserTable {
   is_admin: number;
   /** An emergency account: every sign-in raises an alert. */
   break_glass: number;
+  /** Email and phone sealed with the key ring; the plain columns are emptied once these are written. */
+  email_sealed: string | null;
+  phone_sealed: string | null;
+  /** Keyed hash of the lower-cased email, to find a user by exact address without storing it in clear. */
+  email_index: string | null;
 }
 
 export interface CredentialTable {
@@ -78,6 +83,9 @@ export interface AdminTokenTable {
   created_at: number;
   last_used_at: number | null;
   revoked_at: number | null;
+  expires_at: number | null;
+  name: string | null;
+  created_by: string | null;
 }
 
 export interface SigninEventTable {
@@ -164,6 +172,8 @@ export interface OidcRecordTable {
   user_code: string | null;
   expires_at: number | null;
   consumed_at: number | null;
+  /** The user the record was issued to (sessions, grants, tokens), to end them all at once. */
+  account_id: string | null;
 }
 
 export interface OidcKeyTable {
