@@ -17,7 +17,11 @@ export interface Config {
   previousMasterKeys: Buffer[];
   publicUrl: string;
   logLevel: string;
-  trustProxy: boolean;
+  /**
+   * Which proxies in front may name the client (X-Forwarded-For): none
+   * (`false`), the nearest N hops, or these addresses and networks.
+   */
+  trustProxy: false | number | string[];
   sessions: { lifetimeMinutes: number; idleMinutes: number };
   admission: { limit: number; queueLimit: number; maxWaitMs: number };
   nodeName: string;
@@ -105,8 +109,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const logLevel = pick('STEADFAST_LOG_LEVEL', 'logLevel') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`STEADFAST_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
 
-  const trustProxyRaw = pick('STEADFAST_TRUST_PROXY', 'trustProxy') ?? 'false';
-  if (!['true', 'false'].includes(trustProxyRaw)) problems.push('STEADFAST_TRUST_PROXY must be true or false');
+  const trustProxy = parseTrustProxy(pick('STEADFAST_TRUST_PROXY', 'trustProxy') ?? 'false', problems);
 
   const lifetimeMinutes = int('STEADFAST_SESSION_LIFETIME_MINUTES', 'sessionLifetimeMinutes', 12 * 60, 5, 60 * 24 * 30);
   const idleMinutes = int('STEADFAST_SESSION_IDLE_MINUTES', 'sessionIdleMinutes', 60, 1, 60 * 24 * 30);
@@ -132,12 +135,39 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     previousMasterKeys,
     publicUrl,
     logLevel,
-    trustProxy: trustProxyRaw === 'true',
+    trustProxy,
     sessions: Object.freeze({ lifetimeMinutes, idleMinutes }),
     admission: Object.freeze({ limit: admissionLimit, queueLimit: admissionQueue, maxWaitMs: admissionMaxWaitMs }),
     nodeName: env.STEADFAST_NODE_NAME || `${process.env.HOSTNAME ?? 'node'}:${process.pid}`,
     delivery,
   });
+}
+
+const IPV4_CIDR = /^(\d{1,3})(\.\d{1,3}){3}(\/(\d|[12]\d|3[0-2]))?$/;
+const IPV6_CIDR = /^[0-9a-f:]*:[0-9a-f:.]*(\/(\d{1,2}|1[01]\d|12[0-8]))?$/i;
+
+/**
+ * STEADFAST_TRUST_PROXY: `false`, a number of proxy hops, or a comma-separated
+ * list of proxy addresses and networks (CIDR). `true`, "every hop", is refused:
+ * it lets any client write its own address into X-Forwarded-For and so slip
+ * every per-source limit.
+ */
+function parseTrustProxy(raw: string, problems: string[]): false | number | string[] {
+  const text = raw.trim();
+  if (text === 'false' || text === '' || text === '0') return false;
+  if (text === 'true') {
+    problems.push('STEADFAST_TRUST_PROXY=true would trust every hop, so any client could choose its own address; give the number of proxies in front (e.g. 1) or their addresses and networks (e.g. 10.0.0.0/8,192.168.1.10)');
+    return false;
+  }
+  if (/^\d+$/.test(text)) {
+    const hops = Number(text);
+    if (hops > 10) problems.push(`STEADFAST_TRUST_PROXY: ${hops} proxy hops is more than any deployment has; give the number of proxies in front of Steadfast`);
+    return hops;
+  }
+  const entries = text.split(',').map((e) => e.trim()).filter(Boolean);
+  const bad = entries.filter((e) => !IPV4_CIDR.test(e) && !IPV6_CIDR.test(e) && !['loopback', 'linklocal', 'uniquelocal'].includes(e));
+  if (bad.length > 0) problems.push(`STEADFAST_TRUST_PROXY must be false, a number of hops, or addresses and networks (CIDR); these are not: ${bad.join(', ')}`);
+  return entries;
 }
 
 export function sqlitePath(config: Pick<Config, 'dataDir'>): string {

@@ -27,7 +27,8 @@ export class PasswordChange {
   async change(tenant: Tenant, user: User, session: Session, current: string, next: string, ctx: RequestContext): Promise<number> {
     requireSessionMay(session.scope, 'change-password');
     validateNewPassword(user.username, next);
-    const attempt = { factor: 'password' as const, account: `${tenant.id}|${user.username}`, ip: ctx.ip };
+    // The caller holds a session of this account: its guesses come from a familiar place.
+    const attempt = { factor: 'password' as const, account: `${tenant.id}|${user.username}`, ip: ctx.ip, familiar: true };
     // The current password is guessed against the same limits as at sign-in.
     await this.deps.limits.begin(attempt);
     const stored = await this.deps.users.findByUsername(tenant.id, user.username);

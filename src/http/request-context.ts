@@ -11,6 +11,8 @@ export function requestContext(request: FastifyRequest): RequestContext {
     userAgent: typeof userAgent === 'string' ? userAgent : undefined,
     signal: request.clientGone,
     deadline: request.receivedAt + HASHING_DEADLINE_MS,
+    // Sent only to the tenant's own pages (its path is /t/{tenant}/); absent on API calls.
+    knownBrowser: request.cookies?.sf_known,
   };
 }
 

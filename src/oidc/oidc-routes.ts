@@ -55,7 +55,8 @@ export function oidcRoutes(services: Services): FastifyPluginAsyncTypebox {
     await app.register(async (raw) => {
       raw.removeAllContentTypeParsers();
       raw.addContentTypeParser('*', (_request, _payload, done) => done(null));
-      const config = { admissionClass: 'finish-signin' as const };
+      // Apps and their users' browsers call the protocol endpoints from their own sites by design.
+      const config = { admissionClass: 'finish-signin' as const, crossSite: true };
       raw.get('/t/:tenant/.well-known/openid-configuration', { schema: { params: TenantParams, tags: ['oidc'], summary: 'OpenID Connect discovery for the tenant' }, config }, delegate);
       raw.route({ method: ['GET', 'POST', 'OPTIONS'], url: '/t/:tenant/oidc/*', schema: { params: Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }), '*': Type.String() }), hide: true }, config, handler: delegate });
     });

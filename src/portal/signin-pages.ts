@@ -7,6 +7,7 @@ import { requestContext } from '../http/request-context.ts';
 import type { Services } from '../server/services.ts';
 import type { Tenant } from '../directory/tenants.ts';
 import type { MethodChoice } from '../signin/method-choices.ts';
+import type { IssuedSession } from '../signin/signin-service.ts';
 import { html, jsonScript } from './html.ts';
 import { alert, layout } from './layout.ts';
 import { landingPath, NEXT_PAGES, OIDC_NEXT, type NextPage } from './landing.ts';
@@ -32,6 +33,8 @@ const DEVICE_COOKIE = 'sf_device';
 export const CONTINUE_COOKIE = 'sf_continue';
 /** oidc-provider's session cookie (its default name; the value is the session's id). */
 const OIDC_SESSION_COOKIE = '_session';
+/** The known-browser mark (see signin/known-browsers.ts). */
+export const KNOWN_BROWSER_COOKIE = 'sf_known';
 
 interface FactorPageOptions {
   error?: string | undefined;
@@ -254,8 +257,13 @@ ${alert('error', `${why} None of your other sign-in methods can be used at the m
       return undefined;
     };
 
-    const signedIn = (reply: FastifyReply, tenant: Tenant, session: { token: string; expiresAt: string }, next: NextPage | undefined) => {
+    const signedIn = (reply: FastifyReply, tenant: Tenant, session: IssuedSession, next: NextPage | undefined, complete: boolean) => {
       setSessionCookie(reply, services, session.token, session.expiresAt);
+      if (complete) {
+        // This browser is now one the account signs in from: its later guesses count against the owner's own budget.
+        const known = services.knownBrowsers.issue(tenant.id, session.userId);
+        reply.setCookie(KNOWN_BROWSER_COOKIE, known.token, { httpOnly: true, sameSite: 'lax', secure: services.config.publicUrl.startsWith('https:'), path: `/t/${tenant.slug}/`, expires: new Date(known.expiresAt) });
+      }
       const to = landingPath(tenant, next);
       if (!next || !OIDC_NEXT.test(next)) return reply.redirect(to, 303);
       // Back to an app: its callback is on another origin, and a redirect chain that starts at a form post
@@ -302,7 +310,7 @@ ${alert('error', `${why} None of your other sign-in methods can be used at the m
             requireMfa: String(next ?? '').startsWith('oidc-mfa:') || next === 'admin',
           });
           if (result.state === 'factor_required') return await factorPage(reply, tenant, result.flow, result.methods, result.methods[0]!, next);
-          return signedIn(reply, tenant, result.session, result.state === 'complete' ? next : registering(reply, tenant, next));
+          return signedIn(reply, tenant, result.session, result.state === 'complete' ? next : registering(reply, tenant, next), result.state === 'complete');
         } catch (err) {
           return startAgain(reply, tenant, next, err, username);
         }
@@ -354,7 +362,7 @@ ${alert('error', error)}
         if (!username || !tap) return tapPage(reply, tenant, username, next, 'Enter your username and the pass.', 400);
         try {
           const result = await services.signin.tapStep(tenant, username, tap, requestContext(request));
-          return signedIn(reply, tenant, result.session, result.state === 'complete' ? next : registering(reply, tenant, next));
+          return signedIn(reply, tenant, result.session, result.state === 'complete' ? next : registering(reply, tenant, next), result.state === 'complete');
         } catch (err) {
           const shown = errorMessage(err);
           if (!shown) throw err;
@@ -373,7 +381,7 @@ ${alert('error', error)}
         try {
           const assertion = parseJsonField(request.body.assertion);
           const result = await services.signin.verify(tenant, request.body.flow ?? '', 'passkey', { assertion }, requestContext(request));
-          return signedIn(reply, tenant, result.session, next);
+          return signedIn(reply, tenant, result.session, next, true);
         } catch (err) {
           return startAgain(reply, tenant, next, err, '', 'That passkey was not accepted. Try again, or sign in with your password.');
         }
@@ -424,7 +432,7 @@ ${alert('error', error)}
               expires: new Date(result.remembered.expiresAt),
             });
           }
-          return signedIn(reply, tenant, result.session, next);
+          return signedIn(reply, tenant, result.session, next, true);
         } catch (err) {
           if (err instanceof AppError && err.code === 'invalid-code' && Number(err.extra.attemptsLeft) > 0) {
             const what = chosen.type === 'webauthn' ? 'That key was not accepted.' : "That code didn't work.";

@@ -11,6 +11,7 @@ import { errorHandler, notFoundHandler, sendProblem, toAppError } from '../http/
 import { AppError } from '../errors/app-error.ts';
 import { securityHeaders } from '../http/security-headers.ts';
 import { cookieNames } from '../http/cookie-names.ts';
+import { refuseForgeable } from '../http/forgery-guard.ts';
 import type { AdmissionClass } from '../admission/admission-controller.ts';
 import type { Services } from './services.ts';
 import { signinApi } from './routes/signin-api.ts';
@@ -28,6 +29,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Which class admission control files the route under. */
     admissionClass?: AdmissionClass;
+    /** Other sites call this route by design (OpenID Connect protocol endpoints): no same-origin check. */
+    crossSite?: boolean;
   }
   interface FastifyRequest {
     /** Aborted when the client's connection closes before the answer: queued work for it is dropped. */
@@ -58,7 +61,7 @@ export type App = Awaited<ReturnType<typeof buildApp>>;
 export async function buildApp(services: Services, options: AppOptions) {
   const app = Fastify({
     loggerInstance: options.logger,
-    trustProxy: services.config.trustProxy,
+    trustProxy: trustedProxies(services.config.trustProxy),
     bodyLimit: 64 * 1024,
     // Request ids are generated here; a client-sent id is never trusted into the logs.
     requestIdHeader: false,
@@ -74,6 +77,7 @@ export async function buildApp(services: Services, options: AppOptions) {
   app.decorateRequest('clientGone', undefined);
 
   const readiness = options.readiness ?? { draining: false };
+  const ownOrigins = [new URL(services.config.publicUrl).origin];
   const headers = securityHeaders({ https: services.config.publicUrl.startsWith('https:') });
   app.addHook('onRequest', async (request, reply) => {
     reply.headers(headers);
@@ -98,6 +102,8 @@ export async function buildApp(services: Services, options: AppOptions) {
     const releaseSlot = await services.admission.admit(cls, tenant, gone.signal);
     if (reply.raw.closed) releaseSlot();
     else reply.raw.once('close', releaseSlot);
+    const forged = refuseForgeable(request, ownOrigins);
+    if (forged) return sendProblem(reply, forged);
   });
 
   // NUL is valid JSON but no text column takes it (PostgreSQL refuses it
@@ -156,6 +162,16 @@ export async function buildApp(services: Services, options: AppOptions) {
   await app.register(adminConsolePages(services));
   await app.register(oidcRoutes(services));
   return app;
+}
+
+/**
+ * Fastify's trust for X-Forwarded-For. A hop count trusts the nearest N
+ * addresses (the socket's peer first): the deployment promises that only its
+ * proxies reach the node. Addresses and networks trust only those peers.
+ */
+function trustedProxies(setting: false | number | string[]): false | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof setting === 'number') return (_address, hop) => hop < setting;
+  return setting;
 }
 
 function hasNul(value: unknown, depth = 0): boolean {

@@ -23,6 +23,7 @@ import { Sessions } from '../sessions/sessions.ts';
 import { SigninEvents } from '../activity/signin-events.ts';
 import { AbuseLimits, type AbuseLimitsOptions } from '../signin/abuse-limits.ts';
 import { SigninService } from '../signin/signin-service.ts';
+import { KnownBrowsers } from '../signin/known-browsers.ts';
 import { AdmissionController } from '../admission/admission-controller.ts';
 import { Metrics } from '../status/metrics.ts';
 import { KeyedHasher } from '../crypto/keyed-hash.ts';
@@ -71,6 +72,7 @@ export interface Services {
   signingKeys: SigningKeys;
   oidc: OidcProviders;
   oidcRevocation: OidcRevocation;
+  knownBrowsers: KnownBrowsers;
   close(): Promise<void>;
 }
 
@@ -147,6 +149,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   );
   const events = new SigninEvents(db, clock, config.nodeName, groupCommit);
   const limits = new AbuseLimits(ephemeral, options.limits);
+  const knownBrowsers = new KnownBrowsers(keyRing.deriveKey('known-browsers'), clock);
   const audit = new AuditLog(db, durable.engine, clock);
   const passes = new AccessPasses(db, clock, hasher);
   const apps = new Apps(db, clock, keyRing);
@@ -164,6 +167,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     passes,
     audit,
     devices: new RememberedDevices(db, clock),
+    knownBrowsers,
     onBreakGlass: (tenant, user) => {
       metrics.breakGlassSignins.inc({ tenant: tenant.slug });
       options.logger?.error({ tenant: tenant.slug, user: user.username, alert: 'break-glass' }, 'break-glass account signed in');
@@ -234,6 +238,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     signingKeys,
     oidc,
     oidcRevocation,
+    knownBrowsers,
     async close() {
       await delivery.close();
       await ephemeralStore.close();

@@ -4,20 +4,28 @@ import { AppError } from '../errors/app-error.ts';
 import { sourceKey } from './source-key.ts';
 
 /**
- * Guessing limits for passwords and second factors (ASVS v5 V6.3, NIST 800-63B 5.2.2).
+ * Guessing limits for passwords and second factors (ASVS v5 V6.3, NIST 800-63B 5.2.2),
+ * built so that an attacker cannot turn them against the account's owner.
  *
- * - Per account: at most 100 consecutive failures, then a one-hour block. The
- *   count resets on success. A block ends on its own: nobody can lock an
- *   account for good.
- * - Per account and source: 10 failures in 15 minutes, then 15 minutes of
- *   back-off for that source only, so one attacker slows himself down long
- *   before he can touch the account-wide limit that the real user feels.
- * - Per source: 100 failures in 15 minutes, whoever they target, against
- *   spraying many accounts from one place.
+ * - Per account: at most N consecutive failures (the tenant's `lockout.accountFailures`,
+ *   100 by default, NIST's ceiling), then a block (`lockout.blockMinutes`). The
+ *   budget is split: sources the account has signed in from before, and browsers
+ *   holding its known-browser mark, share a small part of it (a tenth); every
+ *   other source shares the rest. An attacker spraying the account from anywhere
+ *   new exhausts only the unfamiliar part, so the owner, from their usual place or
+ *   browser, still gets in; and all sources together never get more than N
+ *   guesses. A success resets only its own part. A block ends on its own.
+ * - Per account and source: 10 failures in 15 minutes, then 15 minutes of back-off
+ *   for that source only, so one attacker slows himself down long before he can
+ *   touch the account-wide limit.
+ * - Per source: 100 failures in 15 minutes, whoever they target, against spraying
+ *   many accounts from one place.
+ * - A Temporary Access Pass is 80 random bits: nobody guesses one, so its checks have
+ *   no account budget to lock (per-source limits only, against load), and a valid
+ *   pass gets in even while the account's password is blocked.
  *
- * Password and second-factor failures count separately. Points are taken
- * before the check runs, so a burst of parallel guesses cannot slip past the
- * limit, and given back on success.
+ * Points are taken before the check runs, so a burst of parallel guesses cannot
+ * slip past the limit, and given back on success.
  */
 export interface AbuseLimitsOptions {
   accountFailures?: number;
@@ -34,17 +42,28 @@ interface LimiterSet {
 
 type Counter = [RateLimiterAbstract, string];
 
-export type Factor = 'password' | 'second-factor';
+export type Factor = 'password' | 'second-factor' | 'tap';
 
 export interface Attempt {
   factor: Factor;
   /** Tenant-qualified account key; for unknown usernames the typed name, so both cost the same. */
   account: string;
   ip: string;
+  /**
+   * The request comes from a source or browser this account has signed in from
+   * before: it counts against the familiar part of the account's budget.
+   */
+  familiar?: boolean | undefined;
   /** The tenant's own consecutive-failure limit and block time; the lower of it and the node's applies. */
   accountFailures?: number | undefined;
   accountBlockSeconds?: number | undefined;
 }
+
+// How long a source stays familiar to an account after a sign-in from it.
+const FAMILIAR_SOURCE_SECONDS = 30 * 86_400;
+
+/** The familiar part of an account budget of `total` guesses: a tenth, at least one. */
+export const familiarShare = (total: number) => Math.max(1, Math.floor(total / 10));
 
 export class AbuseLimits {
   private readonly limiters: Record<Factor, LimiterSet>;
@@ -63,7 +82,7 @@ export class AbuseLimits {
       accountSource: store.rateLimiter({ keyPrefix: `${prefix}:acctsrc`, points: options.accountSourceFailures ?? 10, durationSeconds: window, blockSeconds: window }),
       source: store.rateLimiter({ keyPrefix: `${prefix}:src`, points: options.sourceFailures ?? 100, durationSeconds: window, blockSeconds: window }),
     });
-    this.limiters = { password: build('rl:pw'), 'second-factor': build('rl:mfa') };
+    this.limiters = { password: build('rl:pw'), 'second-factor': build('rl:mfa'), tap: build('rl:tap') };
   }
 
   /**
@@ -81,6 +100,11 @@ export class AbuseLimits {
     return limiter;
   }
 
+  /** Whether this factor of this account was proved from this source lately. */
+  async isFamiliarSource(factor: Factor, account: string, ip: string): Promise<boolean> {
+    return (await this.store.get<number>(familiarKey(factor, account, ip))) !== undefined;
+  }
+
   /** Takes one point from each counter; throws a 429 problem when any is used up. */
   async begin(attempt: Attempt): Promise<void> {
     const counters = this.counters(attempt);
@@ -88,8 +112,7 @@ export class AbuseLimits {
     const refused = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
     if (refused.length === 0) return;
     // A refused attempt costs nothing: otherwise a source already held back by
-    // its own limit could keep burning the account-wide budget and lock the
-    // real user out.
+    // its own limit could keep burning the account-wide budget.
     await Promise.all(counters.map(([limiter, key], i) => (results[i]!.status === 'fulfilled' ? limiter.reward(key, 1) : undefined)));
     const failure = refused.find((r) => !(r instanceof RateLimiterRes));
     if (failure) throw failure;
@@ -97,25 +120,39 @@ export class AbuseLimits {
     throw new AppError('too-many-requests', undefined, {}, Math.max(1, Math.ceil(waitMs / 1000)));
   }
 
-  /** A correct answer: consecutive-failure counts for the account restart, and the source gets its point back. */
+  /**
+   * A correct answer: the consecutive-failure count of its part of the account
+   * budget restarts, the source gets its point back, and the source becomes
+   * familiar to the account.
+   */
   async succeeded(attempt: Attempt): Promise<void> {
-    const [[account, accountKey], [accountSource, accountSourceKey], [source, sourceKey]] = this.counters(attempt);
-    await Promise.all([account.delete(accountKey), accountSource.delete(accountSourceKey), source.reward(sourceKey, 1)]);
+    const work = this.counters(attempt).map(([limiter, key], i) => (i === SOURCE_COUNTER ? limiter.reward(key, 1) : limiter.delete(key)));
+    await Promise.all([...work, this.store.set(familiarKey(attempt.factor, attempt.account, attempt.ip), 1, FAMILIAR_SOURCE_SECONDS * 1000)]);
   }
 
-  private counters(attempt: Attempt): [Counter, Counter, Counter] {
+  private counters(attempt: Attempt): Counter[] {
     const { accountSource, source } = this.limiters[attempt.factor];
-    const prefix = attempt.factor === 'password' ? 'rl:pw' : 'rl:mfa';
-    const account = this.accountLimiter(
-      prefix,
-      Math.min(this.accountFailures, attempt.accountFailures ?? Infinity),
-      Math.min(this.accountBlockSeconds, attempt.accountBlockSeconds ?? Infinity),
-    );
     const src = sourceKey(attempt.ip);
-    return [
-      [account, attempt.account],
+    const bySource: Counter[] = [
       [accountSource, `${attempt.account}|${src}`],
       [source, src],
     ];
+    if (attempt.factor === 'tap') return bySource;
+    const total = Math.min(this.accountFailures, attempt.accountFailures ?? Infinity);
+    const familiar = familiarShare(total);
+    const points = attempt.familiar ? familiar : Math.max(1, total - familiar);
+    const prefix = attempt.factor === 'password' ? 'rl:pw' : 'rl:mfa';
+    const account = this.accountLimiter(`${prefix}${attempt.familiar ? ':familiar' : ''}`, points, Math.min(this.accountBlockSeconds, attempt.accountBlockSeconds ?? Infinity));
+    return [...bySource, [account, attempt.account]];
   }
 }
+
+/** The per-source counter's place in `counters()`: it is given back on success, the others restart. */
+const SOURCE_COUNTER = 1;
+
+/**
+ * Familiarity is per factor: a source where someone proved the password is not
+ * thereby familiar for second factors, or whoever holds a stolen password could
+ * spend the owner's familiar second-factor budget.
+ */
+const familiarKey = (factor: Factor, account: string, ip: string) => `familiar:${factor}:${account}|${sourceKey(ip)}`;

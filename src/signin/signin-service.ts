@@ -17,6 +17,7 @@ import type { AccessPass, AccessPasses } from '../methods/tap/access-passes.ts';
 import type { AuditLog } from '../activity/audit-log.ts';
 import type { User } from '../directory/users.ts';
 import type { RememberedDevices } from '../sessions/remembered-devices.ts';
+import type { KnownBrowsers } from './known-browsers.ts';
 
 export interface RequestContext extends WorkWindow {
   ip: string;
@@ -28,6 +29,8 @@ export interface RequestContext extends WorkWindow {
   rememberDevice?: boolean | undefined;
   /** The app asked for a second factor: as if the tenant required one, and no remembered browser stands in for it. */
   requireMfa?: boolean | undefined;
+  /** The known-browser mark this browser holds (pages only; see known-browsers.ts). */
+  knownBrowser?: string | undefined;
 }
 
 /** A token for the browser to keep, when it asked to be remembered. */
@@ -39,6 +42,8 @@ export interface RememberedBrowser {
 export interface IssuedSession {
   token: string;
   expiresAt: string;
+  /** Whose session it is (for the pages' known-browser mark; not part of the API answer). */
+  userId: string;
 }
 
 export type PasswordStepResult =
@@ -62,6 +67,7 @@ export interface SigninDeps {
   passes: AccessPasses;
   audit: AuditLog;
   devices: RememberedDevices;
+  knownBrowsers: KnownBrowsers;
   /** Told of every sign-in of a break-glass account, for the alert metric and log (the audit entry is written here). */
   onBreakGlass?: (tenant: Tenant, user: User) => void;
   /** Called with background failures (a rehash that could not be saved), never with secrets. */
@@ -89,9 +95,10 @@ export class SigninService {
     check: (user: UserWithSecret | undefined) => Promise<boolean>,
   ): Promise<UserWithSecret> {
     const { deps } = this;
-    const attempt = this.attempt(tenant, 'password', username.normalize('NFKC').trim().toLowerCase(), ctx);
-    await deps.limits.begin(attempt);
     const user = await deps.users.findByUsername(tenant.id, username);
+    const account = username.normalize('NFKC').trim().toLowerCase();
+    const attempt = this.attempt(tenant, method, account, ctx, method === 'password' && (await this.familiar(tenant, 'password', account, user, ctx)));
+    await deps.limits.begin(attempt);
     const recordedMethod = method === 'tap' ? 'tap' : undefined;
     if (!(await check(user)) || !user) {
       await this.record(tenant, user, username, ctx, 'password', 'failure', 'invalid_credentials', recordedMethod);
@@ -298,7 +305,9 @@ export class SigninService {
     const userId = flow.kind === 'passkey' ? (candidates[0]?.userId ?? '') : flow.userId;
     // A passkey assertion cannot be guessed, and the credential id it names is no secret: charging
     // that account for a failed one would let anyone hold its owner back. Only the source pays.
-    const attempt = this.attempt(tenant, 'second-factor', flow.kind === 'passkey' ? `passkey|${flow.id}` : userId, ctx);
+    const account = flow.kind === 'passkey' ? `passkey|${flow.id}` : userId;
+    const familiar = flow.kind !== 'passkey' && (await this.familiar(tenant, 'second-factor', account, { id: userId }, ctx));
+    const attempt = this.attempt(tenant, 'second-factor', account, ctx, familiar);
     await deps.limits.begin(attempt);
 
     const type = byTap ? 'tap' : (candidates[0]?.type ?? 'webauthn');
@@ -358,9 +367,21 @@ export class SigninService {
     this.deps.onBreakGlass?.(tenant, user);
   }
 
-  private attempt(tenant: Tenant, factor: Attempt['factor'], account: string, ctx: RequestContext): Attempt {
+  private attempt(tenant: Tenant, factor: Attempt['factor'], account: string, ctx: RequestContext, familiar: boolean): Attempt {
     const { accountFailures, blockMinutes } = tenant.policy.lockout;
-    return { factor, account: `${tenant.id}|${account}`, ip: ctx.ip, accountFailures, accountBlockSeconds: blockMinutes * 60 };
+    return { factor, account: `${tenant.id}|${account}`, ip: ctx.ip, familiar, accountFailures, accountBlockSeconds: blockMinutes * 60 };
+  }
+
+  /**
+   * Whether this request comes from somewhere the account is known to sign in:
+   * a browser holding its known-browser mark or its remembered-browser token,
+   * or a source where this factor was proved lately. Such guesses count against
+   * the account's small familiar budget, which strangers cannot spend.
+   */
+  private async familiar(tenant: Tenant, factor: 'password' | 'second-factor', account: string, user: Pick<User, 'id'> | undefined, ctx: RequestContext): Promise<boolean> {
+    if (user && this.deps.knownBrowsers.recognises(ctx.knownBrowser, tenant.id, user.id)) return true;
+    if (await this.deps.limits.isFamiliarSource(factor, `${tenant.id}|${account}`, ctx.ip)) return true;
+    return factor === 'password' && user !== undefined && ctx.rememberedDevice !== undefined && (await this.deps.devices.recognises(tenant, user.id, ctx.rememberedDevice));
   }
 
   /** The passkey an assertion names, looked up by its WebAuthn credential id. */
@@ -398,7 +419,7 @@ export class SigninService {
 
   private async issueSession(tenant: Tenant, userId: string, scope: 'full' | 'register', amr: string[], ctx: RequestContext): Promise<IssuedSession> {
     const { token, session } = await this.deps.sessions.create({ tenantId: tenant.id, userId, scope, amr, ip: ctx.ip, userAgent: ctx.userAgent });
-    return { token, expiresAt: new Date(session.expiresAt).toISOString() };
+    return { token, expiresAt: new Date(session.expiresAt).toISOString(), userId };
   }
 
   private rehashInBackground(user: UserWithSecret, password: string): void {
