@@ -18,6 +18,8 @@ export type AuditAction =
   | 'user.deleted'
   | 'app.created'
   | 'app.deleted'
+  | 'token.created'
+  | 'token.revoked'
   | 'break-glass.signin';
 
 export interface AuditInput {

@@ -12,6 +12,7 @@ import type { AuditLog, AuditEntry } from '../activity/audit-log.ts';
 import type { AdminSigninEvent, Page, SigninEvents, SigninFilter } from '../activity/signin-events.ts';
 import { AppError } from '../errors/app-error.ts';
 import { validateNewPassword } from '../directory/password-change.ts';
+import type { AdminTokens, AdminTokenView } from '../directory/admin-tokens.ts';
 
 /** Who acts: `admin-token:{id}` (the API), `user:{id}` (an administrator in the console) or `cli`. */
 export type Actor = string;
@@ -47,6 +48,7 @@ export interface AdministrationDeps {
   events: SigninEvents;
   audit: AuditLog;
   apps: Apps;
+  tokens: AdminTokens;
 }
 
 /**
@@ -178,6 +180,22 @@ export class Administration {
   async deleteApp(tenant: Tenant, actor: Actor, id: string): Promise<void> {
     if (!(await this.deps.apps.revoke(tenant.id, id))) throw new AppError('not-found', 'no such app');
     await this.audit(tenant, actor, 'app.deleted', null, { appId: id });
+  }
+
+  /** A new admin API token, shown once; who made it and when it expires go in the audit log. */
+  async createToken(tenant: Tenant, actor: Actor, options: { name?: string | undefined; days?: number | undefined }) {
+    const created = await this.deps.tokens.create(tenant.id, 'admin', { ...options, createdBy: actor });
+    await this.audit(tenant, actor, 'token.created', null, { tokenId: created.id, name: options.name ?? null, expiresAt: created.expiresAt });
+    return created;
+  }
+
+  listTokens(tenant: Tenant): Promise<AdminTokenView[]> {
+    return this.deps.tokens.list(tenant.id);
+  }
+
+  async revokeToken(tenant: Tenant, actor: Actor, id: string): Promise<void> {
+    if (!(await this.deps.tokens.revoke(tenant.id, id))) throw new AppError('not-found', 'no such live token');
+    await this.audit(tenant, actor, 'token.revoked', null, { tokenId: id });
   }
 
   private async hashNewPassword(username: string, password: string): Promise<string> {

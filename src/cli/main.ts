@@ -9,6 +9,7 @@ import { sqlitePath } from '../config/config.ts';
 import { rewrapSecrets } from '../methods/rewrap-secrets.ts';
 import type { User } from '../directory/users.ts';
 import { userView } from '../admin/user-view.ts';
+import { TOKEN_DEFAULT_DAYS, TOKEN_MAX_DAYS } from '../directory/admin-tokens.ts';
 
 const out = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 
@@ -182,17 +183,40 @@ export function buildProgram(): Command {
       });
     });
 
-  const token = program.command('token').description('manage API tokens');
+  const token = program.command('token').description('manage admin API tokens');
   token
     .command('create')
     .requiredOption('--tenant <slug>', 'tenant slug')
     .addOption(new Option('--role <role>', 'token role').choices(['admin']).makeOptionMandatory())
+    .option('--days <n>', `days until it expires (1 to ${TOKEN_MAX_DAYS}, default ${TOKEN_DEFAULT_DAYS})`)
+    .option('--name <name>', 'what the token is for, shown by token list')
     .description('create an admin API token and print it (shown once)')
-    .action(async (opts: { tenant: string; role: string }) => {
+    .action(async (opts: { tenant: string; role: string; days?: string; name?: string }) => {
+      const days = opts.days === undefined ? undefined : Number(opts.days);
+      if (days !== undefined && (!Number.isInteger(days) || days < 1 || days > TOKEN_MAX_DAYS)) throw new UsageError(`--days must be a whole number from 1 to ${TOKEN_MAX_DAYS}`);
       await withServices(loadConfig(), async (services) => {
         const t = await tenantBySlug(services, opts.tenant);
-        const created = await services.adminTokens.create(t.id, opts.role);
-        out({ token: created.token });
+        const created = await services.admin.createToken(t, 'cli', { days, name: opts.name });
+        out({ token: created.token, id: created.id, expiresAt: created.expiresAt });
+      });
+    });
+  token
+    .command('list')
+    .requiredOption('--tenant <slug>', 'tenant slug')
+    .description('list the admin API tokens of a tenant (id, name, created, expires, last used; never the secret)')
+    .action(async (opts: { tenant: string }) => {
+      await withServices(loadConfig(), async (services) => out(await services.admin.listTokens(await tenantBySlug(services, opts.tenant))));
+    });
+  token
+    .command('revoke')
+    .requiredOption('--tenant <slug>', 'tenant slug')
+    .argument('<id>', 'the token id (from token list)')
+    .description('revoke an admin API token')
+    .action(async (id: string, opts: { tenant: string }) => {
+      await withServices(loadConfig(), async (services) => {
+        const t = await tenantBySlug(services, opts.tenant);
+        await services.admin.revokeToken(t, 'cli', id);
+        out({ revoked: id });
       });
     });
 

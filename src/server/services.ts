@@ -149,6 +149,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   );
   const events = new SigninEvents(db, clock, config.nodeName, groupCommit);
   const limits = new AbuseLimits(ephemeral, options.limits);
+  const adminTokens = new AdminTokens(db, clock);
   const knownBrowsers = new KnownBrowsers(keyRing.deriveKey('known-browsers'), clock);
   const audit = new AuditLog(db, durable.engine, clock);
   const passes = new AccessPasses(db, clock, hasher);
@@ -219,7 +220,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     hasher,
     tenants,
     users,
-    adminTokens: new AdminTokens(db, clock),
+    adminTokens,
     credentials,
     methods,
     management,
@@ -234,7 +235,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     passes,
     apps,
     reports: new SigninReports({ events, sessions, users, audit }),
-    admin: new Administration({ db, clock, tenants, users, hasher, sessions, passes, management, events, audit, apps }),
+    admin: new Administration({ db, clock, tenants, users, hasher, sessions, passes, management, events, audit, apps, tokens: adminTokens }),
     signingKeys,
     oidc,
     oidcRevocation,

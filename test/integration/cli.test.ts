@@ -49,10 +49,22 @@ describe('steadfast command line', () => {
     expect(run.stdout + run.stderr).not.toContain('a long passphrase');
   });
 
-  it('creates an admin token, shown once', async () => {
-    const run = await steadfast(['token', 'create', '--tenant', 'acme', '--role', 'admin']);
+  it('creates an admin token, shown once, lists it without the secret, and revokes it', async () => {
+    const run = await steadfast(['token', 'create', '--tenant', 'acme', '--role', 'admin', '--days', '7', '--name', 'deploy']);
     expect(run.code).toBe(0);
-    expect(JSON.parse(run.stdout).token).toMatch(/^sfa_[A-Za-z0-9_-]{43}$/);
+    const created = JSON.parse(run.stdout);
+    expect(created.token).toMatch(/^sfa_[A-Za-z0-9_-]{43}$/);
+    expect(Date.parse(created.expiresAt) - Date.now()).toBeGreaterThan(6.9 * 86_400_000);
+    const list = await steadfast(['token', 'list', '--tenant', 'acme']);
+    expect(JSON.parse(list.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ id: created.id, name: 'deploy', createdBy: 'cli', lastUsedAt: null, revokedAt: null })]));
+    expect(list.stdout).not.toContain(created.token);
+    const revoke = await steadfast(['token', 'revoke', '--tenant', 'acme', created.id]);
+    expect(revoke.code).toBe(0);
+    const after = JSON.parse((await steadfast(['token', 'list', '--tenant', 'acme'])).stdout) as { id: string; revokedAt: string | null }[];
+    expect(after.find((t) => t.id === created.id)!.revokedAt).not.toBeNull();
+    const again = await steadfast(['token', 'revoke', '--tenant', 'acme', created.id]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/no such live token/);
   });
 
   it('issues a Temporary Access Pass within the policy bounds, and marks break-glass accounts', async () => {
@@ -75,7 +87,7 @@ describe('steadfast command line', () => {
   it('verifies the audit chain, and names the first entry someone edited', async () => {
     const intact = await steadfast(['audit', 'verify']);
     expect(intact.code).toBe(0);
-    expect(JSON.parse(intact.stdout)).toEqual({ intact: true, entries: 4 });
+    expect(JSON.parse(intact.stdout)).toEqual({ intact: true, entries: 6 });
 
     // Edit the second entry behind Steadfast's back, as an intruder with database access would.
     const db = new Database(join(dataDir, 'steadfast.db'));
@@ -96,6 +108,7 @@ describe('steadfast command line', () => {
     [['user', 'create', '--tenant', 'acme'], /--username/],
     [['user', 'create', '--tenant', 'acme', '--username', 'bob', '--phone', '12345'], /E\.164/],
     [['token', 'create', '--tenant', 'acme', '--role', 'root'], /root/],
+    [['token', 'create', '--tenant', 'acme', '--role', 'admin', '--days', '400'], /--days/],
     [['frobnicate'], /unknown command/],
   ])('refuses %j with one line and a non-zero exit', async (args, message) => {
     const run = await steadfast(args);

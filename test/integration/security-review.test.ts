@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.ts';
+import { loadConfig } from '../../src/config/config.ts';
 import type { Tenant } from '../../src/directory/tenants.ts';
 import { backends, type Backend } from '../helpers/backends.ts';
 import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
@@ -214,6 +215,47 @@ for (const spec of backends) {
       });
     });
 
+    describe('7. proxy trust', () => {
+      it('refuses "trust every hop" and takes the client address from the hops it trusts', async () => {
+        expect(() => loadConfig({ STEADFAST_TRUST_PROXY: 'true' })).toThrow(/would trust every hop/);
+        expect(() => loadConfig({ STEADFAST_TRUST_PROXY: 'proxy.example' })).toThrow(/not: proxy\.example/);
+        expect(loadConfig({ STEADFAST_TRUST_PROXY: '10.0.0.0/8, 192.168.1.10' }).trustProxy).toEqual(['10.0.0.0/8', '192.168.1.10']);
+        // This node trusts nobody: a client's X-Forwarded-For is ignored, so it cannot pick a fresh address per guess.
+        await call('POST', '/api/v1/admin/users', { username: 'ivan', password: PASSWORD });
+        await fetch(`${server.url}/api/v1/t/acme/signin`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': '203.0.113.9' }, body: JSON.stringify({ username: 'ivan', password: 'wrong password' }) });
+        const [event] = (await call('GET', '/api/v1/admin/signins?user=ivan')).body.items;
+        expect(event.ip).toBe('127.0.0.1');
+      });
+    });
+
+    describe('8. cookie-authenticated JSON APIs cannot be driven from another site', () => {
+      it('takes JSON only, and refuses a cross-site or same-site call riding on the session cookie', async () => {
+        const boss = await user('boss', { admin: true });
+        const cookie = `sf_session=${await signIn('boss', boss.secret)}`;
+        const post = (headers: Record<string, string>, body: string) => fetch(`${server.url}/api/v1/admin/users`, { method: 'POST', headers: { cookie, ...headers }, body });
+        // A form post (what a page elsewhere can send with the user's cookie) is not JSON.
+        const form = await post({ 'content-type': 'application/x-www-form-urlencoded' }, 'username=evil&admin=true');
+        expect(form.status).toBe(415);
+        const plain = await post({ 'content-type': 'text/plain' }, JSON.stringify({ username: 'evil', admin: true }));
+        expect(plain.status).toBe(415);
+        // A sibling subdomain is same-site, not same-origin.
+        const sibling = await post({ 'content-type': 'application/json', 'sec-fetch-site': 'same-site', origin: 'https://evil.localhost:7777' }, JSON.stringify({ username: 'evil', admin: true }));
+        expect(sibling.status).toBe(403);
+        expect(((await sibling.json()) as { type: string }).type).toMatch(/\/cross-site-request$/);
+        const oldBrowser = await post({ 'content-type': 'application/json', origin: 'https://evil.example' }, JSON.stringify({ username: 'evil', admin: true }));
+        expect(oldBrowser.status).toBe(403);
+        expect(await server.services.users.findByUsername(tenant.id, 'evil')).toBeUndefined();
+        // The console's own same-origin calls, and bearer-token clients, go through.
+        const own = await post({ 'content-type': 'application/json', 'sec-fetch-site': 'same-origin', origin: ORIGIN_URL }, JSON.stringify({ username: 'fine' }));
+        expect(own.status).toBe(201);
+        expect((await call('POST', '/api/v1/admin/users', { username: 'fine2' })).status).toBe(201);
+        // Page forms too: a same-site form post is refused before its CSRF token is even read.
+        const browser = new PageClient(server.url);
+        const page = await browser.post('/t/acme/signin', { username: 'boss', password: PASSWORD }, { from: '/t/acme/signin', headers: { 'sec-fetch-site': 'same-site' } });
+        expect(page.status).toBe(403);
+      });
+    });
+
     describe('9. one rule for what a registration session may do', () => {
       it('may add and confirm a method that proves itself, and nothing else', async () => {
         await call('POST', '/api/v1/admin/users', { username: 'nora', password: PASSWORD });
@@ -242,6 +284,38 @@ for (const spec of backends) {
         const codesPage = await browser.post('/t/acme/my/security-info/recovery-codes', {}, { from: '/t/acme/my/security-info' });
         expect(codesPage.status).toBe(403);
         expect((await server.services.credentials.listForUser(tenant.id, (await server.services.users.findByUsername(tenant.id, 'nora'))!.id)).map((c) => c.label)).toEqual(['Authenticator app']);
+      });
+    });
+
+    describe('11. admin tokens expire, are listed, revoked, and leave a trace', () => {
+      it('records creation and use, refuses expired and revoked tokens, and lets no token mint another', async () => {
+        const created = await server.services.admin.createToken(tenant, 'cli', { name: 'backup script', days: 2 });
+        expect(created.token).toMatch(/^sfa_/);
+        clock.advance(5 * 60_000);
+        expect((await call('GET', '/api/v1/admin/users', undefined, created.token)).status).toBe(200);
+        const listed = (await call('GET', '/api/v1/admin/tokens')).body as { id: string; name: string; lastUsedAt: string; expiresAt: string; createdBy: string }[];
+        const mine = listed.find((t) => t.id === created.id)!;
+        expect(mine).toMatchObject({ name: 'backup script', createdBy: 'cli', lastUsedAt: new Date(clock.now()).toISOString(), expiresAt: created.expiresAt });
+        expect(JSON.stringify(listed)).not.toContain(created.token);
+        const [entry] = await server.services.audit.list(tenant.id, { limit: 1, action: 'token.created' });
+        expect(entry!.details).toMatchObject({ tokenId: created.id, name: 'backup script' });
+
+        // A token cannot make tokens; a person signed in with a second factor can.
+        const minted = await call('POST', '/api/v1/admin/tokens', { name: 'persistence' }, created.token);
+        expect(minted.status).toBe(403);
+        const boss = await user('tokenboss', { admin: true });
+        const byPerson = await call('POST', '/api/v1/admin/tokens', { name: 'ci', days: 30 }, await signIn('tokenboss', boss.secret));
+        expect(byPerson.status).toBe(201);
+
+        // Expiry and revocation end a token.
+        clock.advance(2 * 86_400_000);
+        expect((await call('GET', '/api/v1/admin/users', undefined, created.token)).status).toBe(401);
+        expect((await call('GET', '/api/v1/admin/users', undefined, byPerson.body.token)).status).toBe(200);
+        expect((await call('DELETE', `/api/v1/admin/tokens/${byPerson.body.id}`)).status).toBe(204);
+        expect((await call('GET', '/api/v1/admin/users', undefined, byPerson.body.token)).status).toBe(401);
+        const [revoked] = await server.services.audit.list(tenant.id, { limit: 1, action: 'token.revoked' });
+        expect(revoked!.details).toMatchObject({ tokenId: byPerson.body.id });
+        adminToken = (await server.services.adminTokens.create(tenant.id, 'admin', { days: 365 })).token;
       });
     });
 
