@@ -25,6 +25,8 @@ export interface Config {
   sessions: { lifetimeMinutes: number; idleMinutes: number };
   admission: { limit: number; queueLimit: number; maxWaitMs: number };
   nodeName: string;
+  /** Bearer token for /metrics and the detailed status from other hosts (loopback callers need none). */
+  opsToken?: string;
   /** Out-of-band code delivery: providers per channel, code settings, send limits (config file only). */
   delivery: DeliveryConfig;
 }
@@ -121,6 +123,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const admissionQueue = int('STEADFAST_ADMISSION_QUEUE', 'admissionQueue', 4 * admissionLimit, 0, 1_000_000);
   const admissionMaxWaitMs = int('STEADFAST_ADMISSION_MAX_WAIT_MS', 'admissionMaxWaitMs', 30, 1, 60_000);
 
+  const opsToken = env.STEADFAST_OPS_TOKEN;
+  if (opsToken !== undefined && opsToken !== '' && opsToken.length < 32) problems.push('STEADFAST_OPS_TOKEN must be at least 32 characters (e.g. openssl rand -base64 32)');
+
   const delivery = parseDeliveryConfig(file.delivery, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
@@ -132,6 +137,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     ...(redisUrl ? { redisUrl } : {}),
     ...(env.STEADFAST_CONFIG ? { configFile: env.STEADFAST_CONFIG } : {}),
     ...(masterKey ? { masterKey } : {}),
+    ...(opsToken ? { opsToken } : {}),
     previousMasterKeys,
     publicUrl,
     logLevel,

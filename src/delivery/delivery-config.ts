@@ -1,3 +1,4 @@
+import { isSupportedCountry } from 'libphonenumber-js/min';
 import { CHANNELS, type Channel } from './channel.ts';
 import type { TwilioConfig } from './providers/twilio.ts';
 import type { VonageConfig } from './providers/vonage.ts';
@@ -28,7 +29,13 @@ export type ProviderConfig = (TwilioConfig | VonageConfig | WebhookConfig | Smtp
 export interface DeliveryConfig {
   channels: Record<Channel, ProviderConfig[]>;
   code: { digits: number; lifetimeMinutes: number; maxAttempts: number; resendCooldownSeconds: number };
-  limits: { perDestinationPerHour: number; perUserPerHour: number; perTenantPerHour: number };
+  limits: { perDestinationPerHour: number; perUserPerHour: number; perTenantPerHour: number; perSessionPerHour: number; perSourcePerHour: number };
+  /**
+   * Countries (ISO 3166 alpha-2) whose phone numbers may receive codes; every
+   * country when absent. Against SMS pumping: a premium-rate number abroad is
+   * refused before anything is sent.
+   */
+  allowedCountries?: string[];
 }
 
 const PROVIDER_TYPES: Record<Channel, string[]> = { sms: ['twilio', 'vonage', 'webhook'], voice: ['twilio', 'webhook'], email: ['smtp', 'webhook'] };
@@ -49,7 +56,7 @@ export function parseDeliveryConfig(raw: unknown, problems: string[]): DeliveryC
     return { channels, code: defaults.code, limits: defaults.limits };
   }
   for (const key of Object.keys(section)) {
-    if (![...CHANNELS, 'code', 'limits'].includes(key)) problems.push(`delivery.${key} is not a setting (expected sms, voice, email, code or limits)`);
+    if (![...CHANNELS, 'code', 'limits', 'allowedCountries'].includes(key)) problems.push(`delivery.${key} is not a setting (expected sms, voice, email, code, limits or allowedCountries)`);
   }
   for (const channel of CHANNELS) {
     const list = section[channel];
@@ -85,13 +92,29 @@ export function parseDeliveryConfig(raw: unknown, problems: string[]): DeliveryC
       perDestinationPerHour: limits.int('perDestinationPerHour', defaults.limits.perDestinationPerHour, 1, 1000),
       perUserPerHour: limits.int('perUserPerHour', defaults.limits.perUserPerHour, 1, 1000),
       perTenantPerHour: limits.int('perTenantPerHour', defaults.limits.perTenantPerHour, 1, 10_000_000),
+      perSessionPerHour: limits.int('perSessionPerHour', defaults.limits.perSessionPerHour, 1, 1000),
+      perSourcePerHour: limits.int('perSourcePerHour', defaults.limits.perSourcePerHour, 1, 100_000),
     },
+    ...allowedCountries(section.allowedCountries, problems),
   };
+}
+
+function allowedCountries(raw: unknown, problems: string[]): { allowedCountries?: string[] } {
+  if (raw === undefined) return {};
+  if (!Array.isArray(raw) || raw.length === 0) {
+    problems.push('delivery.allowedCountries must be a non-empty list of country codes such as ["GB", "IE"] (leave it out to allow every country)');
+    return {};
+  }
+  const countries = raw.map((c) => (typeof c === 'string' ? c.trim().toUpperCase() : ''));
+  const unknown = raw.filter((c, i) => !isSupportedCountry(countries[i]!)).map((c) => JSON.stringify(c));
+  if (unknown.length > 0) problems.push(`delivery.allowedCountries: ${unknown.join(', ')} ${unknown.length === 1 ? 'is not a country code' : 'are not country codes'} (ISO 3166 alpha-2, such as GB)`);
+  return { allowedCountries: countries };
 }
 
 const defaults = {
   code: { digits: 6, lifetimeMinutes: 10, maxAttempts: 5, resendCooldownSeconds: 30 },
-  limits: { perDestinationPerHour: 10, perUserPerHour: 20, perTenantPerHour: 5000 },
+  // A session (a sign-in or a registration) sends a handful of codes; one address, a few sessions' worth.
+  limits: { perDestinationPerHour: 10, perUserPerHour: 20, perTenantPerHour: 5000, perSessionPerHour: 5, perSourcePerHour: 30 },
 };
 
 function parseProvider(channel: Channel, entry: unknown, where: string, problems: string[]): ProviderConfig | undefined {

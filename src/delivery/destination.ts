@@ -1,3 +1,4 @@
+import { parsePhoneNumberFromString } from 'libphonenumber-js/min';
 import type { Channel } from './channel.ts';
 
 const E164 = /^\+[1-9][0-9]{7,14}$/;
@@ -30,4 +31,23 @@ export function maskDestination(channel: Channel, destination: string): string {
     return `${local[0]}•••@${domain[0]}•••${domain.slice(dot)}`;
   }
   return `+${'•'.repeat(Math.max(0, destination.length - 3))}${destination.slice(-2)}`;
+}
+
+/**
+ * Whom a destination reaches, for send limits: an email address without the
+ * case of its local part or a `+tag`, which the mailbox ignores but which would
+ * otherwise make each variant a fresh destination with a fresh limit.
+ */
+export function destinationIdentity(channel: Channel, destination: string): string {
+  if (channel !== 'email') return destination;
+  const at = destination.lastIndexOf('@');
+  const local = destination.slice(0, at).toLowerCase().replace(/\+.*$/, '');
+  return `${local}@${destination.slice(at + 1).toLowerCase()}`;
+}
+
+/** Whether a phone number (E.164) belongs to one of the allowed countries; every number when there is no list. */
+export function phoneCountryAllowed(phone: string, allowed: readonly string[] | undefined): boolean {
+  if (!allowed) return true;
+  const country = parsePhoneNumberFromString(phone)?.country;
+  return country !== undefined && allowed.includes(country);
 }

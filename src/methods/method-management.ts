@@ -59,13 +59,14 @@ export class MethodManagement {
     return this.deps.methods.webauthn.registrationOptions(tenant, user, kind);
   }
 
-  async enrol(tenant: Tenant, user: User, session: Session, type: string, input: EnrolInput): Promise<{ id: string; state: string } & Record<string, unknown>> {
+  /** `ip` is where the request came from: methods that send codes count their sends by session and source. */
+  async enrol(tenant: Tenant, user: User, session: Session, type: string, input: EnrolInput, ip?: string): Promise<{ id: string; state: string } & Record<string, unknown>> {
     this.requireMayChange(session, 'add-method');
     const method = this.deps.methods.get(type);
     if (!method) throw new AppError('invalid-request', `"${type}" is not a method type this server can register`);
     requireMayAdd(session.scope, type);
     if (!tenant.policy.allowedMethods.includes(type)) throw new AppError('method-not-permitted');
-    const { credential, reveal } = await method.enrol(tenant, user, input);
+    const { credential, reveal } = await method.enrol(tenant, user, { ...input, requester: requesterOf(session, ip) });
     // A registration session that has now proved a new factor completes the sign-in.
     if (session.scope === 'register' && credential.state === 'active' && method.enrolmentProvesPossession) {
       await this.deps.sessions.upgrade(session, [...new Set([...session.amr, 'hwk', 'mfa'])]);
@@ -86,12 +87,12 @@ export class MethodManagement {
   }
 
   /** A new confirmation code for a pending phone number or email address. */
-  async resendConfirmation(tenant: Tenant, user: User, session: Session, id: string): Promise<{ id: string; delivery: SentCode }> {
+  async resendConfirmation(tenant: Tenant, user: User, session: Session, id: string, ip?: string): Promise<{ id: string; delivery: SentCode }> {
     this.requireMayChange(session, 'resend-confirmation');
     const credential = await this.require(tenant, user, id);
     const method = this.deps.methods.outOfBand(credential.type);
     if (!method) throw new AppError('invalid-state', 'only phone numbers and email addresses get codes');
-    const sent = await method.resendConfirmation(tenant, credential);
+    const sent = await method.resendConfirmation(tenant, credential, requesterOf(session, ip));
     return { id, delivery: sent.delivery };
   }
 
@@ -160,3 +161,6 @@ export class MethodManagement {
     };
   }
 }
+
+/** The session asking to send a code, and its address: each has its own hourly send limit. */
+const requesterOf = (session: Session, ip: string | undefined) => ({ origin: `session:${session.id}`, ip: ip ?? 'unknown' });

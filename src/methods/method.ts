@@ -15,6 +15,8 @@ export interface EnrolInput {
   attestation?: unknown;
   /** SMS and voice: a phone number; email: an address. */
   to?: string | undefined;
+  /** Who asks (the session and its address), for the send limits of methods that send codes. */
+  requester?: { origin: string; ip: string } | undefined;
 }
 
 /** The sign-in flow a challenge or verification belongs to. */
@@ -23,6 +25,8 @@ export interface FlowContext {
   tenant: Tenant;
   /** Passkey sign-in: the authenticator must verify the user (PIN or biometric). */
   requireUserVerification?: boolean;
+  /** The address the sign-in comes from, for the send limits of methods that send codes. */
+  ip?: string | undefined;
 }
 
 export interface VerifyInput {

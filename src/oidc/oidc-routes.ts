@@ -37,6 +37,8 @@ export function oidcRoutes(services: Services): FastifyPluginAsyncTypebox {
     /** Hands the request to the tenant's provider, with the URL as the provider sees it (below its issuer path). */
     const delegate = async (request: FastifyRequest<{ Params: { tenant: string } }>, reply: FastifyReply) => {
       const tenant = await tenantOf(request.params.tenant);
+      // A new authorization request leaves an interaction in the store for minutes: limited per source.
+      if (/^\/t\/[^/]+\/oidc\/auth(\?|$)/.test(request.url)) await services.anonymousStarts.take(request.ip);
       const provider = await services.oidc.forTenant(tenant);
       reply.hijack();
       for (const [name, value] of Object.entries(providerHeaders)) reply.raw.setHeader(name, value);

@@ -229,7 +229,7 @@ ${notice ? alert(notice.kind, notice.text) : ''}
     /** Registers a phone number or an email address and shows where its code went. */
     const addDestination = async (reply: FastifyReply, p: Principal, channel: 'sms' | 'voice' | 'email', to: string) => {
       try {
-        const enrolment = await services.management.enrol(p.tenant, p.user, p.session, channel, { to });
+        const enrolment = await services.management.enrol(p.tenant, p.user, p.session, channel, { to }, reply.request.ip);
         return await codeSetup(reply, p, enrolment.id, channel, String(enrolment.to));
       } catch (err) {
         return failed(reply, p, err);
@@ -360,7 +360,7 @@ ${notice ? alert(notice.kind, notice.text) : ''}
         const pending = await pendingDestination(p, request.params.id);
         if (!pending) return expired(reply, p);
         try {
-          await services.management.resendConfirmation(p.tenant, p.user, p.session, pending.id);
+          await services.management.resendConfirmation(p.tenant, p.user, p.session, pending.id, request.ip);
           return await codeSetup(reply, p, pending.id, pending.type, pending.to!, { kind: 'info', text: 'We sent a new code. Use the newest one.' });
         } catch (err) {
           const { text, status } = shownError(err);

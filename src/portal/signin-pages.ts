@@ -124,7 +124,7 @@ ${
       let error = opts.error;
       if (!outOfBand || opts.send !== false) {
         try {
-          challenge = await services.signin.challenge(tenant, { id: flow }, ref);
+          challenge = await services.signin.challenge(tenant, { id: flow }, ref, requestContext(reply.request));
         } catch (err) {
           if (!(err instanceof AppError)) throw err;
           if (err.code === 'method-unavailable') {

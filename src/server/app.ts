@@ -12,6 +12,7 @@ import { AppError } from '../errors/app-error.ts';
 import { securityHeaders } from '../http/security-headers.ts';
 import { cookieNames } from '../http/cookie-names.ts';
 import { refuseForgeable } from '../http/forgery-guard.ts';
+import { isOperator } from '../http/operator-access.ts';
 import type { AdmissionClass } from '../admission/admission-controller.ts';
 import type { Services } from './services.ts';
 import { signinApi } from './routes/signin-api.ts';
@@ -146,9 +147,11 @@ export async function buildApp(services: Services, options: AppOptions) {
   });
   app.get('/', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async (_request, reply) => sendProblem(reply, new AppError('not-found', 'sign in at /t/{tenant}/signin')));
 
-  app.get('/metrics', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async (_request, reply) =>
-    reply.type(services.metrics.registry.contentType).send(await services.metrics.registry.metrics()),
-  );
+  app.get('/metrics', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async (request, reply) => {
+    // Per-tenant volumes and provider names are for operators only.
+    if (!isOperator(request, services.config.opsToken)) throw new AppError('forbidden', 'metrics are served to this host, or with the operator token (STEADFAST_OPS_TOKEN)');
+    return reply.type(services.metrics.registry.contentType).send(await services.metrics.registry.metrics());
+  });
   app.get('/api/v1/openapi.json', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async () => app.swagger());
 
   await app.register(opsRoutes(services, readiness));

@@ -24,6 +24,7 @@ import { SigninEvents } from '../activity/signin-events.ts';
 import { AbuseLimits, type AbuseLimitsOptions } from '../signin/abuse-limits.ts';
 import { SigninService } from '../signin/signin-service.ts';
 import { KnownBrowsers } from '../signin/known-browsers.ts';
+import { AnonymousStarts } from '../signin/anonymous-starts.ts';
 import { AdmissionController } from '../admission/admission-controller.ts';
 import { Metrics } from '../status/metrics.ts';
 import { KeyedHasher } from '../crypto/keyed-hash.ts';
@@ -73,6 +74,7 @@ export interface Services {
   oidc: OidcProviders;
   oidcRevocation: OidcRevocation;
   knownBrowsers: KnownBrowsers;
+  anonymousStarts: AnonymousStarts;
   close(): Promise<void>;
 }
 
@@ -139,6 +141,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     destinationHasher: new KeyedHasher(keyRing.deriveKey('destinations')),
     publicHost: new URL(config.publicUrl).host,
     resendCooldownMs: code.resendCooldownSeconds * 1000,
+    allowedCountries: config.delivery.allowedCountries,
   });
   const groupCommit = new GroupCommit(db);
   const sessions = new Sessions(
@@ -150,6 +153,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   const events = new SigninEvents(db, clock, config.nodeName, groupCommit);
   const limits = new AbuseLimits(ephemeral, options.limits);
   const adminTokens = new AdminTokens(db, clock);
+  const anonymousStarts = new AnonymousStarts(ephemeral);
   const knownBrowsers = new KnownBrowsers(keyRing.deriveKey('known-browsers'), clock);
   const audit = new AuditLog(db, durable.engine, clock);
   const passes = new AccessPasses(db, clock, hasher);
@@ -169,6 +173,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     audit,
     devices: new RememberedDevices(db, clock),
     knownBrowsers,
+    anonymousStarts,
     onBreakGlass: (tenant, user) => {
       metrics.breakGlassSignins.inc({ tenant: tenant.slug });
       options.logger?.error({ tenant: tenant.slug, user: user.username, alert: 'break-glass' }, 'break-glass account signed in');
@@ -240,6 +245,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     oidc,
     oidcRevocation,
     knownBrowsers,
+    anonymousStarts,
     async close() {
       await delivery.close();
       await ephemeralStore.close();

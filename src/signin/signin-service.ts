@@ -18,6 +18,7 @@ import type { AuditLog } from '../activity/audit-log.ts';
 import type { User } from '../directory/users.ts';
 import type { RememberedDevices } from '../sessions/remembered-devices.ts';
 import type { KnownBrowsers } from './known-browsers.ts';
+import type { AnonymousStarts } from './anonymous-starts.ts';
 
 export interface RequestContext extends WorkWindow {
   ip: string;
@@ -68,6 +69,7 @@ export interface SigninDeps {
   audit: AuditLog;
   devices: RememberedDevices;
   knownBrowsers: KnownBrowsers;
+  anonymousStarts: AnonymousStarts;
   /** Told of every sign-in of a break-glass account, for the alert metric and log (the audit entry is written here). */
   onBreakGlass?: (tenant: Tenant, user: User) => void;
   /** Called with background failures (a rehash that could not be saved), never with secrets. */
@@ -210,7 +212,7 @@ export class SigninService {
     return choices;
   }
 
-  async challenge(tenant: Tenant, ref: FlowRef, methodRef: string): Promise<{ method: string; type: string } & Record<string, unknown>> {
+  async challenge(tenant: Tenant, ref: FlowRef, methodRef: string, ctx: Pick<RequestContext, 'ip'>): Promise<{ method: string; type: string } & Record<string, unknown>> {
     const flow = await this.loadFlow(tenant, ref);
     if (flow.kind === 'passkey') throw new AppError('invalid-state', 'a passkey sign-in was challenged when it started');
     if (methodRef === 'tap') {
@@ -221,7 +223,7 @@ export class SigninService {
     const type = candidates[0]!.type;
     try {
       if (!this.deps.methods.available(type)) throw new AppError('method-unavailable');
-      const extra = await this.deps.methods.get(type)!.challenge(candidates, { flowId: flow.id, tenant });
+      const extra = await this.deps.methods.get(type)!.challenge(candidates, { flowId: flow.id, tenant, ip: ctx.ip });
       return { method: candidates.length === 1 ? candidates[0]!.id : type, type, ...extra };
     } catch (err) {
       if (!(err instanceof AppError) || err.code !== 'method-unavailable') throw err;
@@ -236,8 +238,9 @@ export class SigninService {
    * credential (passkey) of this tenant, with user verification required, so
    * the passkey alone proves two factors.
    */
-  async startPasskey(tenant: Tenant): Promise<{ flow: string; webauthn: Record<string, unknown> }> {
+  async startPasskey(tenant: Tenant, ctx: Pick<RequestContext, 'ip'>): Promise<{ flow: string; webauthn: Record<string, unknown> }> {
     if (!tenant.policy.allowedMethods.includes('webauthn')) throw new AppError('method-not-permitted');
+    await this.deps.anonymousStarts.take(ctx.ip);
     const now = this.deps.clock.now();
     const flow: Flow = { id: randomToken(24), kind: 'passkey', tenantId: tenant.id, userId: '', username: '', amr: [], createdAt: now, expiresAt: now + FLOW_LIFETIME_MS };
     await this.deps.ephemeral.set(flowKey(flow), flow, FLOW_LIFETIME_MS);

@@ -24,6 +24,8 @@ interface Components {
 export function statusPage(status: string, components: Components): string {
   const row = (name: string, state: string, note = '') => html`<tr><th scope="row">${name}</th><td data-state="${state}">${STATES[state] ?? state}</td><td>${note}</td></tr>`;
   const channels = Object.entries(components.delivery).filter((e): e is [string, ChannelHealth] => Boolean(e[1]));
+  // In words only: the page is public, and request counts are the operators' business.
+  const busy = components.admission.inFlight >= components.admission.limit;
   return layout({
     title: 'Status',
     tenantName: 'Steadfast',
@@ -34,7 +36,7 @@ export function statusPage(status: string, components: Components): string {
 <tbody>
 ${row('Sign-in and accounts (database)', components.durable.state)}
 ${row('Sign-ins in progress (shared state)', components.ephemeral.state)}
-${row('Capacity', 'up', `${components.admission.inFlight} of ${components.admission.limit} requests in progress; ${components.admission.shedTotal} turned away to keep answers fast`)}
+${busy ? row('Capacity', 'degraded', 'Busy right now: some requests are turned away to keep answers fast. Try again in a moment.') : row('Capacity', 'up')}
 ${channels.map(([channel, health]) =>
   row(
     CHANNELS[channel] ?? channel,

@@ -10,6 +10,7 @@ import { SoftAuthenticator } from '../helpers/soft-authenticator.ts';
 
 const PASSWORD = 'correct horse battery staple';
 const ORIGIN_URL = 'http://localhost:7777';
+const OPS_TOKEN = 'ops-token-for-the-security-review-tests';
 
 /**
  * One test per finding of the outside security review (issue 11): each
@@ -60,7 +61,7 @@ for (const spec of backends) {
     };
 
     beforeAll(async () => {
-      backend = await spec.create({ STEADFAST_PUBLIC_URL: ORIGIN_URL });
+      backend = await spec.create({ STEADFAST_PUBLIC_URL: ORIGIN_URL, STEADFAST_OPS_TOKEN: OPS_TOKEN });
       server = await startTestServer(backend, { clock });
       tenant = await server.services.tenants.create('acme', 'Acme');
       adminToken = (await server.services.adminTokens.create(tenant.id, 'admin')).token;
@@ -333,6 +334,29 @@ for (const spec of backends) {
       });
     });
 
+    describe('12. what the public may see of the service', () => {
+      it('serves metrics and the detailed status to operators only, and a coarse status to everyone else', async () => {
+        const relayed = { 'x-forwarded-for': '203.0.113.50' };
+        const publicMetrics = await fetch(`${server.url}/metrics`, { headers: relayed });
+        expect(publicMetrics.status).toBe(403);
+        expect(await publicMetrics.text()).not.toContain('acme');
+        const withToken = await fetch(`${server.url}/metrics`, { headers: { ...relayed, authorization: `Bearer ${OPS_TOKEN}` } });
+        expect(withToken.status).toBe(200);
+        expect((await fetch(`${server.url}/metrics`, { headers: { ...relayed, authorization: 'Bearer wrong-token-of-the-same-length-xxxxxxx' } })).status).toBe(403);
+        // This host, straight (not through a proxy), is an operator: local Prometheus and curl.
+        expect((await fetch(`${server.url}/metrics`)).status).toBe(200);
+
+        const coarse = (await (await fetch(`${server.url}/api/v1/status`, { headers: relayed })).json()) as Record<string, unknown>;
+        expect(coarse).toEqual({ status: expect.any(String), components: { durable: { state: 'up' }, ephemeral: { state: 'up' }, delivery: {} } });
+        const detailed = (await (await fetch(`${server.url}/api/v1/status`, { headers: { ...relayed, authorization: `Bearer ${OPS_TOKEN}` } })).json()) as { components: Record<string, unknown> };
+        expect(detailed.components).toMatchObject({ durable: { engine: expect.any(String) }, admission: { limit: expect.any(Number) } });
+        const ready = (await (await fetch(`${server.url}/readyz`, { headers: relayed })).json()) as { components: Record<string, unknown> };
+        expect(Object.keys(ready.components)).toEqual(['durable', 'ephemeral']);
+        const page = await (await fetch(`${server.url}/status`, { headers: relayed })).text();
+        expect(page).not.toMatch(/acme|turned away to keep answers fast;|\d+ of \d+ requests/);
+      });
+    });
+
     describe('13. suspected findings, checked', () => {
       it("a passkey assertion naming someone's credential charges only its source, never the owner's account", async () => {
         const owner = await user('pat');
@@ -367,6 +391,24 @@ for (const spec of backends) {
         await call('PATCH', `/api/v1/admin/users/${dora.id}`, { status: 'active' });
         const used = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'dora', tap: pass.body.code });
         expect(used.body.state).toBe('registration_required');
+      });
+
+      it('a new set of recovery codes (ten slow hashes) can be made a few times an hour, not in a loop', async () => {
+        const rex = await user('rex');
+        const token = await signIn('rex', rex.secret);
+        const statuses = [];
+        for (let i = 0; i < 6; i++) statuses.push((await api(server.url, 'POST', '/api/v1/me/methods', { type: 'recovery-codes' }, token)).status);
+        expect(statuses).toEqual([201, 201, 201, 201, 201, 429]);
+      });
+
+      // Last in the file: it spends this source's budget for the minute.
+      it('unauthenticated starts that leave state behind (passkey sign-ins, app authorization requests) are limited per source', async () => {
+        const statuses = [];
+        for (let i = 0; i < 62; i++) statuses.push((await api(server.url, 'POST', '/api/v1/t/acme/signin/passkey')).status);
+        expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(60);
+        expect(statuses.at(-1)).toBe(429);
+        const auth = await fetch(`${server.url}/t/acme/oidc/auth?client_id=x&response_type=code&scope=openid`, { redirect: 'manual' });
+        expect(auth.status).toBe(429);
       });
     });
   });

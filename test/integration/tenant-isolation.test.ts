@@ -21,6 +21,7 @@ interface TenantWorld {
   appId: string;
   appKey: string;
   flow: string;
+  tokenId: string;
 }
 
 const BODIES: Record<string, unknown> = {
@@ -39,6 +40,7 @@ const BODIES: Record<string, unknown> = {
   'POST /api/v1/admin/users/{id}/tap': { minutes: 60 },
   'DELETE /api/v1/admin/users/{id}/tap': undefined,
   'DELETE /api/v1/admin/apps/{id}': undefined,
+  'DELETE /api/v1/admin/tokens/{id}': undefined,
   'GET /api/v1/app/auth/{txid}': undefined,
 };
 
@@ -51,7 +53,7 @@ for (const spec of backends) {
 
     const world = async (slug: string): Promise<TenantWorld> => {
       const tenant = await server.services.tenants.create(slug);
-      const adminToken = (await server.services.adminTokens.create(tenant.id, 'admin')).token;
+      const { token: adminToken, id: tokenId } = await server.services.adminTokens.create(tenant.id, 'admin');
       const user = await api(server.url, 'POST', '/api/v1/admin/users', { username: 'pat', password: PASSWORD }, adminToken);
       const first = await api(server.url, 'POST', `/api/v1/t/${slug}/signin`, { username: 'pat', password: PASSWORD });
       const userToken = first.body.session.token as string;
@@ -62,7 +64,7 @@ for (const spec of backends) {
       const appId = created.id as string;
       const appKey = created.apiKey as string;
       const flow = (await api(server.url, 'POST', `/api/v1/t/${slug}/signin`, { username: 'pat', password: PASSWORD })).body.flow as string;
-      return { slug, adminToken, userToken, userId: user.body.id, methodId: totp.body.id, eventId, appId, appKey, flow };
+      return { slug, adminToken, userToken, userId: user.body.id, methodId: totp.body.id, eventId, appId, appKey, flow, tokenId };
     };
 
     beforeAll(async () => {
@@ -79,7 +81,15 @@ for (const spec of backends) {
     /** The path with tenant B in it and A's id, and with an id nobody has. */
     const fill = (template: string, ids: 'foreign' | 'unknown') => {
       const id = (kind: keyof TenantWorld) => (ids === 'foreign' ? a[kind] : '00000000-0000-4000-8000-000000000000');
-      const byPlace = template.startsWith('/api/v1/admin/users') ? id('userId') : template.startsWith('/api/v1/admin/apps') ? id('appId') : template.startsWith('/api/v1/me/signins') ? id('eventId') : id('methodId');
+      const byPlace = template.startsWith('/api/v1/admin/users')
+        ? id('userId')
+        : template.startsWith('/api/v1/admin/apps')
+          ? id('appId')
+          : template.startsWith('/api/v1/admin/tokens')
+            ? id('tokenId')
+            : template.startsWith('/api/v1/me/signins')
+              ? id('eventId')
+              : id('methodId');
       const flow = ids === 'foreign' ? a.flow : 'no-such-flow-aaaaaaaaaaaaaaaa';
       return template.replace('{tenant}', b.slug).replace('{flow}', flow).replace('{txid}', flow).replace('{id}', byPlace);
     };

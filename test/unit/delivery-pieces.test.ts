@@ -54,7 +54,7 @@ describe('delivery configuration', () => {
     );
     expect(problems).toEqual(
       expect.arrayContaining([
-        'delivery.fax is not a setting (expected sms, voice, email, code or limits)',
+        'delivery.fax is not a setting (expected sms, voice, email, code, limits or allowedCountries)',
         'delivery.sms[0]: type "smtp" cannot carry sms (use twilio or vonage or webhook)',
         'delivery.sms[1].timeoutMs must be a whole number from 100 to 60000',
         'delivery.sms[1].authToken is required',

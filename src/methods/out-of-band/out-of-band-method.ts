@@ -8,12 +8,12 @@ import { AppError } from '../../errors/app-error.ts';
 import type { Channel } from '../../delivery/channel.ts';
 import type { Delivery } from '../../delivery/delivery.ts';
 import { ChannelDown } from '../../delivery/provider-chain.ts';
-import { maskDestination, normaliseDestination } from '../../delivery/destination.ts';
+import { destinationIdentity, maskDestination, normaliseDestination, phoneCountryAllowed } from '../../delivery/destination.ts';
 import { renderCodeMessage } from '../../delivery/messages.ts';
 import { secretContext, type Credential, type Credentials } from '../credentials.ts';
 import type { Method } from '../method.ts';
 import type { OneTimeCodes } from './one-time-codes.ts';
-import type { SendLimits } from './send-limits.ts';
+import type { SendLimits, SendRequester } from './send-limits.ts';
 
 export interface OutOfBandDeps {
   credentials: Credentials;
@@ -28,6 +28,8 @@ export interface OutOfBandDeps {
   /** Host of the public URL: the origin an SMS code is bound to. */
   publicHost: string;
   resendCooldownMs: number;
+  /** Countries whose phone numbers may get codes (delivery.allowedCountries); all when absent. */
+  allowedCountries?: readonly string[] | undefined;
 }
 
 const CHANNEL_NAMES: Record<Channel, string> = { sms: 'text messages', voice: 'phone calls', email: 'email' };
@@ -48,7 +50,7 @@ export interface SentCode {
 export interface OutOfBandMethod extends Method {
   readonly channel: Channel;
   /** Sends a fresh confirmation code to a pending credential. */
-  resendConfirmation(tenant: Tenant, credential: Credential): Promise<{ delivery: SentCode }>;
+  resendConfirmation(tenant: Tenant, credential: Credential, requester?: SendRequester): Promise<{ delivery: SentCode }>;
 }
 
 /**
@@ -65,7 +67,7 @@ export function createOutOfBandMethod(channel: Channel, deps: OutOfBandDeps): Ou
   const unavailable = () => new AppError('method-unavailable', `Codes by ${CHANNEL_NAMES[channel]} cannot be sent right now`);
 
   /** Sends a new code for `scope`, within the resend cooldown and the send limits. */
-  const sendCode = async (tenant: Tenant, credential: Credential, scope: string): Promise<{ delivery: SentCode }> => {
+  const sendCode = async (tenant: Tenant, credential: Credential, scope: string, requester: SendRequester | undefined): Promise<{ delivery: SentCode }> => {
     if (!deps.delivery.available(channel)) throw unavailable();
     const cooldownKey = `otc-sent:${scope}`;
     const now = deps.clock.now();
@@ -75,7 +77,7 @@ export function createOutOfBandMethod(channel: Channel, deps: OutOfBandDeps): Ou
     }
     const to = destinationOf(credential);
     try {
-      const refund = await deps.sendLimits.consume({ tenantId: tenant.id, userId: credential.userId, destinationKey: deps.destinationHasher.hash(`${channel}:${to}`) });
+      const refund = await deps.sendLimits.consume({ tenantId: tenant.id, userId: credential.userId, destinationKey: deps.destinationHasher.hash(`${channel}:${destinationIdentity(channel, to)}`), requester });
       const { code, expiresAt } = await deps.codes.issue(scope);
       const lifetimeMinutes = Math.round(deps.codes.settings.lifetimeMs / 60_000);
       try {
@@ -108,6 +110,7 @@ export function createOutOfBandMethod(channel: Channel, deps: OutOfBandDeps): Ou
       if (!to) {
         throw new AppError('invalid-request', channel === 'email' ? 'enter an email address, such as name@example.com' : 'enter a phone number with its country code, such as +44 7700 900123');
       }
+      if (channel !== 'email' && !phoneCountryAllowed(to, deps.allowedCountries)) throw new AppError('destination-not-allowed');
       if (!deps.delivery.available(channel)) throw unavailable();
       const id = newId();
       const masked = maskDestination(channel, to);
@@ -122,7 +125,7 @@ export function createOutOfBandMethod(channel: Channel, deps: OutOfBandDeps): Ou
         publicData: { to: masked },
       });
       try {
-        const sent = await sendCode(tenant, credential, enrolScope(id));
+        const sent = await sendCode(tenant, credential, enrolScope(id), input.requester);
         return { credential, reveal: { to: masked, ...sent } };
       } catch (err) {
         // Nothing could be sent: leave no unconfirmable method behind.
@@ -135,9 +138,9 @@ export function createOutOfBandMethod(channel: Channel, deps: OutOfBandDeps): Ou
       return { to: credential.publicData.to };
     },
 
-    async resendConfirmation(tenant, credential) {
+    async resendConfirmation(tenant, credential, requester) {
       if (credential.state !== 'pending') throw new AppError('invalid-state', 'this method is already active');
-      return sendCode(tenant, credential, enrolScope(credential.id));
+      return sendCode(tenant, credential, enrolScope(credential.id), requester);
     },
 
     async confirm(credential, code) {
@@ -149,7 +152,7 @@ export function createOutOfBandMethod(channel: Channel, deps: OutOfBandDeps): Ou
     async challenge(candidates, flow) {
       // Several numbers of one type: the default, else the first, gets the code.
       const credential = candidates.find((c) => c.isDefault) ?? candidates[0]!;
-      return sendCode(flow.tenant, credential, flowScope(flow.flowId, credential.id));
+      return sendCode(flow.tenant, credential, flowScope(flow.flowId, credential.id), flow.ip !== undefined ? { origin: `flow:${flow.flowId}`, ip: flow.ip } : undefined);
     },
 
     async verify(candidates, input, flow) {

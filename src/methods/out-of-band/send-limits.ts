@@ -1,11 +1,14 @@
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
 import { AppError } from '../../errors/app-error.ts';
+import { sourceKey } from '../../signin/source-key.ts';
 
 export interface SendLimitSettings {
   perDestinationPerHour: number;
   perUserPerHour: number;
   perTenantPerHour: number;
+  perSessionPerHour: number;
+  perSourcePerHour: number;
 }
 
 export interface SendTarget {
@@ -13,23 +16,36 @@ export interface SendTarget {
   userId: string;
   /** A keyed hash of the destination: the store never holds the number itself. */
   destinationKey: string;
+  /** What asked: a session (adding a phone) or a sign-in flow; and from which address. */
+  requester?: SendRequester | undefined;
+}
+
+export interface SendRequester {
+  origin: string;
+  ip: string;
 }
 
 /**
  * Caps on codes sent, so nobody can use Steadfast to pump messages to
  * premium-rate numbers (toll fraud) or to flood one person: per destination,
- * per user and per tenant, each over an hour.
+ * per user, per session (or sign-in), per source address and per tenant, each
+ * over an hour. A registration session adding number after number hits its
+ * session cap after a few; many sessions from one place hit the source cap.
  */
 export class SendLimits {
   private readonly destination: RateLimiterAbstract;
   private readonly user: RateLimiterAbstract;
   private readonly tenant: RateLimiterAbstract;
+  private readonly session: RateLimiterAbstract;
+  private readonly source: RateLimiterAbstract;
 
   constructor(store: EphemeralStore, settings: SendLimitSettings) {
     const hourly = (keyPrefix: string, points: number) => store.rateLimiter({ keyPrefix, points, durationSeconds: 3600, blockSeconds: 0 });
     this.destination = hourly('send:dest', settings.perDestinationPerHour);
     this.user = hourly('send:user', settings.perUserPerHour);
     this.tenant = hourly('send:tenant', settings.perTenantPerHour);
+    this.session = hourly('send:session', settings.perSessionPerHour);
+    this.source = hourly('send:source', settings.perSourcePerHour);
   }
 
   /**
@@ -41,6 +57,7 @@ export class SendLimits {
     const counters: [RateLimiterAbstract, string][] = [
       [this.destination, target.destinationKey],
       [this.user, `${target.tenantId}|${target.userId}`],
+      ...(target.requester ? ([[this.session, target.requester.origin], [this.source, sourceKey(target.requester.ip)]] as [RateLimiterAbstract, string][]) : []),
       [this.tenant, target.tenantId],
     ];
     const refund = async () => {

@@ -1,4 +1,7 @@
+import { RateLimiterRes } from 'rate-limiter-flexible';
 import type { Db } from '../../store/durable/database.ts';
+import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
+import { AppError } from '../../errors/app-error.ts';
 import type { Clock } from '../../clock.ts';
 import type { PasswordHasher } from '../../directory/password-hasher.ts';
 import { newId, normaliseBase32, randomBase32 } from '../../crypto/random.ts';
@@ -18,13 +21,26 @@ export interface RecoveryCodesDeps {
   credentials: Credentials;
   hasher: PasswordHasher;
   clock: Clock;
+  ephemeral: EphemeralStore;
 }
+
+const SETS_PER_HOUR = 5;
 
 export function formatRecoveryCode(raw: string): string {
   return `${raw.slice(0, 4)}-${raw.slice(4, 8)}-${raw.slice(8, 12)}`.toLowerCase();
 }
 
 export function createRecoveryCodesMethod(deps: RecoveryCodesDeps) {
+  // Each new set costs ten Argon2id hashes: a few sets an hour is plenty for a person, and no more for a script.
+  const regenerations = deps.ephemeral.rateLimiter({ keyPrefix: 'rl:rcgen', points: SETS_PER_HOUR, durationSeconds: 3600, blockSeconds: 0 });
+  const takeRegeneration = async (key: string) => {
+    try {
+      await regenerations.consume(key);
+    } catch (err) {
+      if (err instanceof RateLimiterRes) throw new AppError('too-many-requests', 'new recovery codes can be made a few times an hour; use the newest set', {}, Math.max(1, Math.ceil(err.msBeforeNext / 1000)));
+      throw err;
+    }
+  };
   return {
     type: 'recovery-codes',
     enrolmentProvesPossession: false,
@@ -32,8 +48,11 @@ export function createRecoveryCodesMethod(deps: RecoveryCodesDeps) {
     async enrol(tenant, user) {
       const lookups = new Set<string>();
       while (lookups.size < CODE_COUNT) lookups.add(randomBase32(LOOKUP_LENGTH));
+      await takeRegeneration(`${tenant.id}|${user.id}`);
       const codes = [...lookups].map((lookup) => lookup + randomBase32(SECRET_LENGTH));
-      const hashes = await Promise.all(codes.map((code) => deps.hasher.hash(code)));
+      // One at a time: ten slow hashes at once would take ten places on the hashing pool that sign-ins share.
+      const hashes: string[] = [];
+      for (const code of codes) hashes.push(await deps.hasher.hash(code));
 
       const credentialId = newId();
       // A new set replaces the old one: both in one transaction, so there is never a moment with no set or two.

@@ -132,7 +132,7 @@ export function appApi(services: Services): FastifyPluginAsyncTypebox {
         if (txid !== undefined && (await services.signin.appTransactionUser(tenant, { id: txid, appId: caller.id })) !== user.id) throw new AppError('flow-not-found');
         const ref = { id: txid ?? (await services.signin.startAppTransaction(tenant, caller.id, user)), appId: caller.id };
         if (code === undefined) {
-          const challenge = await services.signin.challenge(tenant, ref, method);
+          const challenge = await services.signin.challenge(tenant, ref, method, ctx);
           if (!challenge.delivery) throw new AppError('invalid-request', 'this method needs a code: send it with `code`');
           return { result: 'challenge' as const, txid: ref.id, delivery: challenge.delivery as never };
         }

@@ -87,7 +87,7 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
         const { user, tenant, session } = await requirePrincipal(services, request, 'add-method');
         const { type, label, attestation, to } = request.body;
         if (type === 'webauthn' && !attestation) throw new AppError('invalid-request', 'a webauthn registration needs the attestation from POST /api/v1/me/methods/webauthn/options');
-        const result = await services.management.enrol(tenant, user, session, type, { label, attestation, to });
+        const result = await services.management.enrol(tenant, user, session, type, { label, attestation, to }, request.ip);
         // Secrets in this answer must not linger in any cache.
         reply.header('cache-control', 'no-store');
         return reply.code(201).send(result);
@@ -163,7 +163,7 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
       },
       async (request) => {
         const { user, tenant, session } = await requirePrincipal(services, request, 'resend-confirmation');
-        return services.management.resendConfirmation(tenant, user, session, request.params.id);
+        return services.management.resendConfirmation(tenant, user, session, request.params.id, request.ip);
       },
     );
 

@@ -3,6 +3,7 @@ import { AppError } from '../../errors/app-error.ts';
 import { problemBody, PROBLEM_CONTENT_TYPE } from '../../http/problem.ts';
 import type { Services } from '../services.ts';
 import { statusPage } from '../../status/status-page.ts';
+import { isOperator } from '../../http/operator-access.ts';
 
 export interface Readiness {
   /** Set while the node drains on shutdown, so the load balancer stops sending before it goes. */
@@ -28,6 +29,19 @@ async function check(probe: () => Promise<void>): Promise<{ state: 'up' | 'down'
   }
 }
 
+/** What anyone may read of the status: each part's state in words, no engines, figures or vendors. */
+function coarse(current: { status: string; components: { durable: { state: string }; ephemeral: { state: string }; delivery: Partial<Record<string, { state: string }>> } }) {
+  const { durable, ephemeral, delivery } = current.components;
+  return {
+    status: current.status,
+    components: {
+      durable: { state: durable.state },
+      ephemeral: { state: ephemeral.state },
+      delivery: Object.fromEntries(Object.entries(delivery).map(([channel, health]) => [channel, { state: health!.state }])),
+    },
+  };
+}
+
 /** Liveness and readiness for load balancers and orchestrators. */
 export function opsRoutes(services: Services, readiness: Readiness): FastifyPluginAsync {
   return async (app) => {
@@ -48,14 +62,27 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
       return { status: down ? ('degraded' as const) : readiness.draining ? ('draining' as const) : ('operational' as const), components };
     };
 
-    app.get('/api/v1/status', { config: { admissionClass: 'ops' }, schema: { tags: ['operations'], summary: 'Component health and load shedding, for status pages and tenants' } }, currentStatus);
+    app.get(
+      '/api/v1/status',
+      {
+        config: { admissionClass: 'ops' },
+        schema: {
+          tags: ['operations'],
+          summary: 'Component health in words anyone may read; operators (this host, or STEADFAST_OPS_TOKEN) also get engines, admission figures and providers',
+        },
+      },
+      async (request) => {
+        const current = await currentStatus();
+        return isOperator(request, services.config.opsToken) ? current : coarse(current);
+      },
+    );
 
     app.get('/status', { config: { admissionClass: 'ops' }, schema: { hide: true } }, async (_request, reply) => {
       const { status, components } = await currentStatus();
       return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(statusPage(status, components));
     });
 
-    app.get('/readyz', { config: { admissionClass: 'ops' }, schema: { tags: ['operations'] } }, async (_request, reply) => {
+    app.get('/readyz', { config: { admissionClass: 'ops' }, schema: { tags: ['operations'] } }, async (request, reply) => {
       const [durable, ephemeral] = await Promise.all([check(() => services.durable.ping()), check(() => services.ephemeral.ping())]);
       const components = {
         durable: { ...durable, engine: services.durable.engine },
@@ -67,13 +94,15 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
         delivery: services.delivery.health(),
       };
       const ready = !readiness.draining && durable.state === 'up' && ephemeral.state === 'up';
-      if (ready) return { status: 'ready', components };
+      // A load balancer needs the status code; the figures are for operators.
+      const shown = isOperator(request, services.config.opsToken) ? components : { durable: { state: durable.state }, ephemeral: { state: ephemeral.state } };
+      if (ready) return { status: 'ready', components: shown };
       const detail = readiness.draining ? 'this node is shutting down' : 'a store this node needs is unreachable';
       return reply
         .code(503)
         .header('retry-after', '5')
         .type(PROBLEM_CONTENT_TYPE)
-        .send({ ...problemBody(new AppError('unavailable', detail)), status: 503, components, draining: readiness.draining });
+        .send({ ...problemBody(new AppError('unavailable', detail)), status: 503, components: shown, draining: readiness.draining });
     });
   };
 }

@@ -67,7 +67,7 @@ export function signinApi(services: Services): FastifyPluginAsyncTypebox {
       },
       async (request) => {
         const tenant = await tenantOf(request.params.tenant);
-        return services.signin.challenge(tenant, { id: request.params.flow }, request.body.method);
+        return services.signin.challenge(tenant, { id: request.params.flow }, request.body.method, requestContext(request));
       },
     );
 
@@ -105,7 +105,7 @@ export function signinApi(services: Services): FastifyPluginAsyncTypebox {
         },
         config: { admissionClass: 'start-signin' },
       },
-      async (request) => services.signin.startPasskey(await tenantOf(request.params.tenant)),
+      async (request) => services.signin.startPasskey(await tenantOf(request.params.tenant), requestContext(request)),
     );
   };
 }
