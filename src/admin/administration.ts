@@ -103,17 +103,22 @@ export class Administration {
     if (input.password !== undefined) await this.deps.users.setPasswordHash(tenant.id, id, await this.hashNewPassword(before.username, input.password));
     // A disabled account or a password set by the administrator ends every session.
     if (input.status === 'disabled' || input.password !== undefined) await this.deps.sessions.revokeAllForUser(tenant.id, id);
+    // Tokens a person made act with that person's authority: it ends with it.
+    const tokensRevoked = input.status === 'disabled' || input.admin === false ? await this.deps.tokens.revokeCreatedBy(tenant.id, `user:${id}`) : 0;
     const fields = Object.entries(input)
       .filter(([, v]) => v !== undefined)
       .map(([k]) => k);
-    await this.audit(tenant, actor, 'user.updated', id, { fields, ...(input.status && input.status !== before.status ? { status: input.status } : {}) });
+    await this.audit(tenant, actor, 'user.updated', id, { fields, ...(input.status && input.status !== before.status ? { status: input.status } : {}), ...(tokensRevoked > 0 ? { tokensRevoked } : {}) });
     return this.user(tenant, id);
   }
 
   async deleteUser(tenant: Tenant, actor: Actor, id: string): Promise<void> {
     const user = await this.user(tenant, id);
+    // What the user's sessions gave apps (OIDC grants, refresh tokens) ends first, and the tokens they made.
+    await this.deps.sessions.revokeAllForUser(tenant.id, id);
+    const tokensRevoked = await this.deps.tokens.revokeCreatedBy(tenant.id, `user:${id}`);
     await this.deps.users.delete(tenant.id, id);
-    await this.audit(tenant, actor, 'user.deleted', id, { username: user.username });
+    await this.audit(tenant, actor, 'user.deleted', id, { username: user.username, ...(tokensRevoked > 0 ? { tokensRevoked } : {}) });
   }
 
   /** Removes every method and ends every session; the next sign-in must register a method. */
@@ -148,7 +153,9 @@ export class Administration {
   async revokePass(tenant: Tenant, actor: Actor, id: string): Promise<void> {
     await this.user(tenant, id);
     if (!(await this.deps.passes.revoke(tenant.id, id))) throw new AppError('not-found', 'this user has no active Temporary Access Pass');
-    await this.audit(tenant, actor, 'tap.revoked', id, {});
+    // Sessions the pass opened end with it: revoking a pass given in error must take back what it gave.
+    const sessionsEnded = await this.deps.sessions.revokeOpenedWith(tenant.id, id, 'tap');
+    await this.audit(tenant, actor, 'tap.revoked', id, { sessionsEnded });
   }
 
   signins(tenant: Tenant, filter: SigninFilter, limit: number, cursor?: string): Promise<Page<AdminSigninEvent>> {

@@ -84,6 +84,18 @@ export class AdminTokens {
     return rows.map(toView);
   }
 
+  /** Revokes every live token an actor (`user:{id}`) created; how many. */
+  async revokeCreatedBy(tenantId: string, actor: string): Promise<number> {
+    const result = await this.db
+      .updateTable('admin_tokens')
+      .set({ revoked_at: this.clock.now() })
+      .where('tenant_id', '=', tenantId)
+      .where('created_by', '=', actor)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
   /** Revokes one token of the tenant; false when it has no such live token. */
   async revoke(tenantId: string, id: string): Promise<boolean> {
     const result = await this.db

@@ -7,6 +7,7 @@ import type { RequestContext } from '../signin/signin-service.ts';
 import { AppError } from '../errors/app-error.ts';
 import { normaliseUsername } from './username.ts';
 import { requireSessionMay } from '../sessions/session-scope.ts';
+import { isCommonPassword } from './common-passwords.ts';
 
 // NIST 800-63B 3.1.1.2: at least 8 characters when the password is one factor
 // of several, at least 64 allowed; no composition rules.
@@ -27,8 +28,9 @@ export class PasswordChange {
   async change(tenant: Tenant, user: User, session: Session, current: string, next: string, ctx: RequestContext): Promise<number> {
     requireSessionMay(session.scope, 'change-password');
     validateNewPassword(user.username, next);
-    // The caller holds a session of this account: its guesses come from a familiar place.
-    const attempt = { factor: 'password' as const, account: `${tenant.id}|${user.username}`, ip: ctx.ip, familiar: true };
+    // Only a signed-in session can try: its guesses are limited per session and source, not charged to the
+    // account, so a stolen session cannot spend the owner's sign-in budget (nor can a spray block the owner here).
+    const attempt = { factor: 'password-change' as const, account: `${tenant.id}|session:${session.id}`, ip: ctx.ip };
     // The current password is guessed against the same limits as at sign-in.
     await this.deps.limits.begin(attempt);
     const stored = await this.deps.users.findByUsername(tenant.id, user.username);
@@ -45,4 +47,5 @@ export function validateNewPassword(username: string, password: string): void {
     throw new AppError('invalid-request', `a password is ${PASSWORD_MIN} to ${PASSWORD_MAX} characters`);
   }
   if (normaliseUsername(password) === normaliseUsername(username)) throw new AppError('invalid-request', 'the password must not be the username');
+  if (isCommonPassword(password)) throw new AppError('invalid-request', 'that password is one of the most common ones, which attackers try first; choose another (a few unrelated words work well)');
 }

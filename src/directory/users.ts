@@ -21,6 +21,8 @@ export interface User {
   isAdmin: boolean;
   /** An emergency account: every sign-in raises an alert. */
   breakGlass: boolean;
+  /** Known-browser marks issued before this time (epoch ms) are void; null when none was voided. */
+  knownBrowsersResetAt: number | null;
 }
 
 export interface UserChanges {
@@ -80,6 +82,7 @@ export class Users {
       email_sealed: contact.email_sealed ?? null,
       phone_sealed: contact.phone_sealed ?? null,
       email_index: contact.email_index ?? null,
+      known_browsers_reset_at: null,
     };
     const result = await this.db
       .insertInto('users')
@@ -218,7 +221,13 @@ export class Users {
       createdAt: row.created_at,
       isAdmin: row.is_admin === 1,
       breakGlass: row.break_glass === 1,
+      knownBrowsersResetAt: row.known_browsers_reset_at === null ? null : Number(row.known_browsers_reset_at),
     };
+  }
+
+  /** Voids every known-browser mark of the user issued until now. */
+  async resetKnownBrowsers(tenantId: string, userId: string): Promise<void> {
+    await this.db.updateTable('users').set({ known_browsers_reset_at: this.clock.now() }).where('tenant_id', '=', tenantId).where('id', '=', userId).execute();
   }
 
   async flag(tenantId: string, userId: string): Promise<void> {

@@ -27,6 +27,7 @@ export const problemCatalog = {
   'method-unavailable': { status: 409, title: 'This sign-in method is unavailable right now' },
   'method-not-permitted': { status: 409, title: 'This method type is not allowed by your organisation' },
   'last-method': { status: 409, title: 'The last sign-in method cannot be removed while MFA is required' },
+  'already-registered': { status: 409, title: 'This account has a sign-in method now; sign in with it to add another' },
   'uri-too-long': { status: 414, title: 'A part of the path is too long' },
   'payload-too-large': { status: 413, title: 'The request body is too large' },
   'unsupported-media-type': { status: 415, title: 'The request body must be JSON' },

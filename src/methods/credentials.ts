@@ -2,6 +2,8 @@ import type { Db } from '../store/durable/database.ts';
 import type { Transaction } from 'kysely';
 import type { CredentialTable, Database } from '../store/durable/schema.ts';
 import type { Clock } from '../clock.ts';
+import type { Activation } from './method.ts';
+import { AppError } from '../errors/app-error.ts';
 import { newId } from '../crypto/random.ts';
 
 /** What a credential's sealed secret is bound to: it opens only for this row and purpose. */
@@ -26,6 +28,8 @@ export interface Credential {
 }
 
 export interface NewCredential {
+  /** For an active credential: may it be the user's second method? (`Activation`). */
+  activation?: Activation | undefined;
   id?: string;
   tenantId: string;
   userId: string;
@@ -62,6 +66,7 @@ export class Credentials {
     };
     if (row.state === 'active') {
       await this.db.transaction().execute(async (trx) => {
+        await guardActivation(trx, row, input.activation);
         await trx.insertInto('credentials').values(row).execute();
         await clearMustRegister(trx, row);
       });
@@ -101,9 +106,14 @@ export class Credentials {
     await this.db.deleteFrom('credentials').where('tenant_id', '=', credential.tenantId).where('id', '=', credential.id).where('state', '=', 'pending').execute();
   }
 
-  /** Turns a pending credential active, once; false when it was not pending. */
-  async activate(credential: Credential): Promise<boolean> {
+  /**
+   * Turns a pending credential active, once; false when it was not pending.
+   * With `first-method`, throws `already-registered` when the user has another
+   * active method by then.
+   */
+  async activate(credential: Credential, activation?: Activation): Promise<boolean> {
     const activated = await this.db.transaction().execute(async (trx) => {
+      await guardActivation(trx, { tenant_id: credential.tenantId, user_id: credential.userId, id: credential.id }, activation);
       const result = await trx
         .updateTable('credentials')
         .set({ state: 'active' })
@@ -189,6 +199,28 @@ export class Credentials {
     const pick = active.find((c) => c.type !== 'recovery-codes') ?? active[0]!;
     await this.db.updateTable('credentials').set({ is_default: 1 }).where('tenant_id', '=', tenantId).where('id', '=', pick.id).execute();
   }
+}
+
+/**
+ * A credential activated as the user's first method (by a registration
+ * session) must really be the first: the user's row is written first, which
+ * makes concurrent activations for the user take turns (a row lock on
+ * PostgreSQL; SQLite runs one write transaction at a time), then any other
+ * active method refuses it. Recovery codes do not count: they prove nothing.
+ */
+async function guardActivation(trx: Transaction<Database>, row: Pick<CredentialTable, 'tenant_id' | 'user_id' | 'id'>, activation: Activation | undefined): Promise<void> {
+  if (activation !== 'first-method') return;
+  await trx.updateTable('users').set((eb) => ({ updated_at: eb('updated_at', '+', 0) })).where('tenant_id', '=', row.tenant_id).where('id', '=', row.user_id).execute();
+  const other = await trx
+    .selectFrom('credentials')
+    .select('id')
+    .where('tenant_id', '=', row.tenant_id)
+    .where('user_id', '=', row.user_id)
+    .where('state', '=', 'active')
+    .where('type', '!=', 'recovery-codes')
+    .where('id', '!=', row.id)
+    .executeTakeFirst();
+  if (other) throw new AppError('already-registered');
 }
 
 /**

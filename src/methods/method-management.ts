@@ -6,7 +6,7 @@ import type { Session, Sessions } from '../sessions/sessions.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Credentials, Credential } from './credentials.ts';
 import type { MethodRegistry } from './registry.ts';
-import type { EnrolInput } from './method.ts';
+import type { Activation, EnrolInput } from './method.ts';
 import type { AuthenticatorKind } from './webauthn/webauthn-method.ts';
 import type { SentCode } from './out-of-band/out-of-band-method.ts';
 import { remainingRecoveryCodes } from './recovery-codes/recovery-codes-method.ts';
@@ -40,12 +40,18 @@ export class MethodManagement {
 
   /**
    * What every change needs: a session whose scope allows it (a registration
-   * session may only add and confirm a method) and a recent sign-in, so a
-   * stolen older session cannot add an attacker's method.
+   * session may only add and confirm a method), a recent sign-in (a stolen
+   * older session cannot add an attacker's method), and, once the user has a
+   * method, a second factor proved in this sign-in: a password plus a
+   * remembered-browser cookie must not be able to add a permanent factor.
    */
-  private requireMayChange(session: Session, action: SessionAction): void {
+  private async requireMayChange(tenant: Tenant, user: User, session: Session, action: SessionAction): Promise<void> {
     requireSessionMay(session.scope, action);
     this.deps.sessions.requireRecent(session);
+    if (session.scope === 'full' && !session.amr.includes('mfa')) {
+      const active = await this.deps.credentials.listForUser(tenant.id, user.id, 'active');
+      if (active.length > 0) throw new AppError('second-factor-required', 'sign in with one of your methods to change them');
+    }
   }
 
   async list(tenant: Tenant, user: User): Promise<MethodView[]> {
@@ -54,41 +60,62 @@ export class MethodManagement {
   }
 
   async webauthnOptions(tenant: Tenant, user: User, session: Session, kind: AuthenticatorKind) {
-    this.requireMayChange(session, 'add-method');
+    await this.requireMayChange(tenant, user, session, 'add-method');
     if (!tenant.policy.allowedMethods.includes('webauthn')) throw new AppError('method-not-permitted');
     return this.deps.methods.webauthn.registrationOptions(tenant, user, kind);
   }
 
   /** `ip` is where the request came from: methods that send codes count their sends by session and source. */
   async enrol(tenant: Tenant, user: User, session: Session, type: string, input: EnrolInput, ip?: string): Promise<{ id: string; state: string } & Record<string, unknown>> {
-    this.requireMayChange(session, 'add-method');
+    await this.requireMayChange(tenant, user, session, 'add-method');
     const method = this.deps.methods.get(type);
     if (!method) throw new AppError('invalid-request', `"${type}" is not a method type this server can register`);
     requireMayAdd(session.scope, type);
     if (!tenant.policy.allowedMethods.includes(type)) throw new AppError('method-not-permitted');
-    const { credential, reveal } = await method.enrol(tenant, user, { ...input, requester: requesterOf(session, ip) });
+    await this.requireNoMethodYet(tenant, user, session);
+    const { credential, reveal } = await method.enrol(tenant, user, { ...input, requester: requesterOf(session, ip), activation: activationFor(session) });
     // A registration session that has now proved a new factor completes the sign-in.
-    if (session.scope === 'register' && credential.state === 'active' && method.enrolmentProvesPossession) {
-      await this.deps.sessions.upgrade(session, [...new Set([...session.amr, 'hwk', 'mfa'])]);
-    }
+    if (credential.state === 'active' && method.enrolmentProvesPossession) await this.registered(tenant, user, session, 'hwk');
     return { id: credential.id, state: credential.state, ...reveal };
   }
 
   /** Confirms a pending method with a code. A restricted (registration) session becomes a full one. */
   async confirm(tenant: Tenant, user: User, session: Session, id: string, code: string): Promise<{ id: string; state: 'active' }> {
-    this.requireMayChange(session, 'confirm-method');
+    await this.requireMayChange(tenant, user, session, 'confirm-method');
     const credential = await this.require(tenant, user, id);
     if (credential.state !== 'pending') throw new AppError('invalid-state', 'this method is already active');
     const method = this.deps.methods.get(credential.type);
     if (!method?.confirm) throw new AppError('invalid-state', 'this method needs no confirmation');
-    if (!(await method.confirm(credential, code))) throw new AppError('invalid-code');
-    if (session.scope === 'register') await this.deps.sessions.upgrade(session, [...new Set([...session.amr, 'otp', 'mfa'])]);
+    if (!(await method.confirm(credential, code, activationFor(session)))) throw new AppError('invalid-code');
+    await this.registered(tenant, user, session, 'otp');
     return { id, state: 'active' };
+  }
+
+  /**
+   * A registration session exists for a user with no way to sign in: once the
+   * user has one (registered from another session, maybe by the owner), it may
+   * add nothing more. Checked again where the method activates, in its
+   * transaction; this early answer spares the user a set-up that would fail.
+   */
+  private async requireNoMethodYet(tenant: Tenant, user: User, session: Session): Promise<void> {
+    if (session.scope !== 'register') return;
+    const active = await this.deps.credentials.listForUser(tenant.id, user.id, 'active');
+    if (active.some((c) => c.type !== 'recovery-codes')) throw new AppError('already-registered');
+  }
+
+  /**
+   * A method became active. A registration session that proved it becomes a
+   * full one, and every other registration session of the user ends: whoever
+   * else got one from the password alone cannot finish with a method of theirs.
+   */
+  private async registered(tenant: Tenant, user: User, session: Session, amr: string): Promise<void> {
+    if (session.scope === 'register') await this.deps.sessions.upgrade(session, [...new Set([...session.amr, amr, 'mfa'])]);
+    await this.deps.sessions.endRegistrationSessions(tenant.id, user.id, session.id);
   }
 
   /** A new confirmation code for a pending phone number or email address. */
   async resendConfirmation(tenant: Tenant, user: User, session: Session, id: string, ip?: string): Promise<{ id: string; delivery: SentCode }> {
-    this.requireMayChange(session, 'resend-confirmation');
+    await this.requireMayChange(tenant, user, session, 'resend-confirmation');
     const credential = await this.require(tenant, user, id);
     const method = this.deps.methods.outOfBand(credential.type);
     if (!method) throw new AppError('invalid-state', 'only phone numbers and email addresses get codes');
@@ -97,7 +124,7 @@ export class MethodManagement {
   }
 
   async update(tenant: Tenant, user: User, session: Session, id: string, changes: { label?: string | undefined; default?: boolean | undefined }): Promise<MethodView> {
-    this.requireMayChange(session, 'change-method');
+    await this.requireMayChange(tenant, user, session, 'change-method');
     const credential = await this.require(tenant, user, id);
     const label = changes.label?.trim();
     if (label !== undefined && (label.length === 0 || label.length > 100)) throw new AppError('invalid-request', 'a label is 1 to 100 characters');
@@ -113,7 +140,7 @@ export class MethodManagement {
    * user's row, so two parallel removals cannot each leave the other as "last".
    */
   async remove(tenant: Tenant, user: User, session: Session, id: string): Promise<void> {
-    this.requireMayChange(session, 'remove-method');
+    await this.requireMayChange(tenant, user, session, 'remove-method');
     const credential = await this.require(tenant, user, id);
     await this.deps.db.transaction().execute(async (trx) => {
       await trx.updateTable('users').set({ updated_at: this.deps.clock.now() }).where('tenant_id', '=', tenant.id).where('id', '=', user.id).execute();
@@ -164,3 +191,6 @@ export class MethodManagement {
 
 /** The session asking to send a code, and its address: each has its own hourly send limit. */
 const requesterOf = (session: Session, ip: string | undefined) => ({ origin: `session:${session.id}`, ip: ip ?? 'unknown' });
+
+/** A registration session may only add the user's first method. */
+const activationFor = (session: Session): Activation => (session.scope === 'register' ? 'first-method' : 'any');

@@ -17,7 +17,18 @@ export interface EnrolInput {
   to?: string | undefined;
   /** Who asks (the session and its address), for the send limits of methods that send codes. */
   requester?: { origin: string; ip: string } | undefined;
+  /** Activate only as the user's first method (a registration session adding it); see `Activation`. */
+  activation?: Activation | undefined;
 }
+
+/**
+ * How a credential may become active. `first-method`: only while the user has
+ * no other active method (recovery codes aside), checked in the transaction
+ * that activates it. A registration session adds methods this way, so a second
+ * registration session (a stolen password, used before the owner registered)
+ * can never add its own method once the owner has one.
+ */
+export type Activation = 'any' | 'first-method';
 
 /** The sign-in flow a challenge or verification belongs to. */
 export interface FlowContext {
@@ -55,8 +66,8 @@ export interface Method {
   enrol(tenant: Tenant, user: User, input: EnrolInput): Promise<Enrolment>;
   /** Shows a pending credential's set-up details again (the QR code after a mistyped code). */
   reveal?(tenant: Tenant, user: User, credential: Credential): Promise<Record<string, unknown>>;
-  /** Proves a pending credential works; the method activates it on success. */
-  confirm?(credential: Credential, code: string): Promise<boolean>;
+  /** Proves a pending credential works; the method activates it on success (as `activation` allows). */
+  confirm?(credential: Credential, code: string, activation?: Activation): Promise<boolean>;
   /**
    * Starts a sign-in challenge over the user's credentials of this type (sends a
    * code, builds WebAuthn options); nothing for TOTP.

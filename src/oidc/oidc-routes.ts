@@ -37,8 +37,12 @@ export function oidcRoutes(services: Services): FastifyPluginAsyncTypebox {
     /** Hands the request to the tenant's provider, with the URL as the provider sees it (below its issuer path). */
     const delegate = async (request: FastifyRequest<{ Params: { tenant: string } }>, reply: FastifyReply) => {
       const tenant = await tenantOf(request.params.tenant);
+      // The provider's router forgives case and a trailing slash; Steadfast's limits and admission classes
+      // match exact paths. Only the provider's own spelling is served, so no spelling slips past them.
+      const endpoint = /^\/t\/[^/]+(\/oidc\/[^/?]+)?(\/[^?]*)?/.exec(request.url);
+      if (endpoint?.[1] && (endpoint[1] !== endpoint[1].toLowerCase() || endpoint[2] === '/')) throw new AppError('not-found');
       // A new authorization request leaves an interaction in the store for minutes: limited per source.
-      if (/^\/t\/[^/]+\/oidc\/auth(\?|$)/.test(request.url)) await services.anonymousStarts.take(request.ip);
+      if (endpoint?.[1] === '/oidc/auth' && endpoint[2] === undefined) await services.anonymousStarts.take(request.ip);
       const provider = await services.oidc.forTenant(tenant);
       reply.hijack();
       for (const [name, value] of Object.entries(providerHeaders)) reply.raw.setHeader(name, value);
@@ -61,6 +65,8 @@ export function oidcRoutes(services: Services): FastifyPluginAsyncTypebox {
       const config = { admissionClass: 'finish-signin' as const, crossSite: true };
       raw.get('/t/:tenant/.well-known/openid-configuration', { schema: { params: TenantParams, tags: ['oidc'], summary: 'OpenID Connect discovery for the tenant' }, config }, delegate);
       raw.route({ method: ['GET', 'POST', 'OPTIONS'], url: '/t/:tenant/oidc/*', schema: { params: Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }), '*': Type.String() }), hide: true }, config, handler: delegate });
+      // A new authorization request starts a sign-in: it waits behind those already under way, like a password.
+      raw.route({ method: ['GET', 'POST'], url: '/t/:tenant/oidc/auth', schema: { params: TenantParams, hide: true }, config: { ...config, admissionClass: 'start-signin' as const }, handler: delegate });
     });
 
     /**

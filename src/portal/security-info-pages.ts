@@ -42,7 +42,9 @@ export function securityInfoPages(services: Services): FastifyPluginAsyncTypebox
       const restricted = p.session.scope === 'register';
       const waiting = reply.request.cookies[CONTINUE_COOKIE];
       const continueTo = waiting && OIDC_NEXT.test(waiting) ? (waiting as NextPage) : undefined;
-      const recent = services.sessions.isRecent(p.session);
+      // Changes need a recent sign-in and, once there is a method, a second factor proved in it (not a remembered browser).
+      const provedFactor = restricted || p.session.amr.includes('mfa') || methods.length === 0;
+      const recent = services.sessions.isRecent(p.session) && provedFactor;
       const allowed = (type: string) => p.tenant.policy.allowedMethods.includes(type);
       const phoneChannels = (['sms', 'voice'] as const).filter((c) => allowed(c) && services.delivery.configured(c));
       return page(
@@ -61,8 +63,8 @@ ${
 ${
   recent
     ? ''
-    : html`<div class="alert info" role="status"><p>To change your sign-in methods, confirm it's you by signing in again.</p>
-<form method="post" action="/t/${p.tenant.slug}/signout"><input type="hidden" name="_csrf" value="${csrf}"><input type="hidden" name="next" value="security-info"><button type="submit">Sign in again</button></form></div>`
+    : html`<div class="alert info" role="status"><p>To change your sign-in methods, confirm it's you by signing in again${provedFactor ? '' : ' with one of your methods'}.</p>
+<form method="post" action="/t/${p.tenant.slug}/signout"><input type="hidden" name="_csrf" value="${csrf}"><input type="hidden" name="next" value="${provedFactor ? 'security-info' : 'security-info-mfa'}"><button type="submit">Sign in again</button></form></div>`
 }
 <h2>Your sign-in methods</h2>
 ${methods.length === 0 ? html`<p>You have no sign-in methods yet.</p>` : html`<ul class="methods">${methods.map((m) => methodRow(p, m, csrf, recent && !restricted))}</ul>`}

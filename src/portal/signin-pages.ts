@@ -10,7 +10,7 @@ import type { MethodChoice } from '../signin/method-choices.ts';
 import type { IssuedSession } from '../signin/signin-service.ts';
 import { html, jsonScript } from './html.ts';
 import { alert, layout } from './layout.ts';
-import { landingPath, NEXT_PAGES, OIDC_NEXT, type NextPage } from './landing.ts';
+import { landingPath, needsSecondFactor, NEXT_PAGES, OIDC_NEXT, type NextPage } from './landing.ts';
 import { formRoute } from './form-route.ts';
 
 const Field = (max = 1024) => Type.Optional(Type.String({ maxLength: max }));
@@ -306,8 +306,8 @@ ${alert('error', `${why} None of your other sign-in methods can be used at the m
           const result = await services.signin.passwordStep(tenant, username, password, {
             ...requestContext(request),
             rememberedDevice: request.cookies[DEVICE_COOKIE],
-            // An app that asked for a second factor, and the admin console, get one proved in this sign-in.
-            requireMfa: String(next ?? '').startsWith('oidc-mfa:') || next === 'admin',
+            // An app that asked for a second factor, the admin console and changing methods get one proved in this sign-in.
+            requireMfa: needsSecondFactor(next),
           });
           if (result.state === 'factor_required') return await factorPage(reply, tenant, result.flow, result.methods, result.methods[0]!, next);
           return signedIn(reply, tenant, result.session, result.state === 'complete' ? next : registering(reply, tenant, next), result.state === 'complete');

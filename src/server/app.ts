@@ -141,7 +141,8 @@ export async function buildApp(services: Services, options: AppOptions) {
   });
 
   app.get<{ Params: { name: string } }>('/assets/:name', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async (request, reply) => {
-    const asset = ASSETS[request.params.name];
+    // An own property only: `__proto__` or `toString` must not reach the object's prototype.
+    const asset = Object.hasOwn(ASSETS, request.params.name) ? ASSETS[request.params.name] : undefined;
     if (!asset) throw new AppError('not-found');
     return reply.type(asset.type).header('cache-control', 'public, max-age=3600').send(asset.body);
   });

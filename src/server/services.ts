@@ -214,8 +214,10 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     sessionLifetimeSeconds: config.sessions.lifetimeMinutes * 60,
   });
   const oidcRevocation = new OidcRevocation(db);
-  // Whatever ends all of a user's sessions ends what the provider issued on their strength.
+  // Whatever ends all of a user's sessions ends what the provider issued on their strength, and voids the
+  // known-browser marks (an old one on a shared computer must not keep a place in the owner's budget).
   sessions.onAllEnded((tenantId, userId) => oidcRevocation.endForAccount(tenantId, userId));
+  sessions.onAllEnded((tenantId, userId) => users.resetKnownBrowsers(tenantId, userId));
   return {
     config,
     clock,

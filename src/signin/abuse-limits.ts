@@ -7,22 +7,28 @@ import { sourceKey } from './source-key.ts';
  * Guessing limits for passwords and second factors (ASVS v5 V6.3, NIST 800-63B 5.2.2),
  * built so that an attacker cannot turn them against the account's owner.
  *
- * - Per account: at most N consecutive failures (the tenant's `lockout.accountFailures`,
- *   100 by default, NIST's ceiling), then a block (`lockout.blockMinutes`). The
- *   budget is split: sources the account has signed in from before, and browsers
- *   holding its known-browser mark, share a small part of it (a tenth); every
- *   other source shares the rest. An attacker spraying the account from anywhere
- *   new exhausts only the unfamiliar part, so the owner, from their usual place or
- *   browser, still gets in; and all sources together never get more than N
- *   guesses. A success resets only its own part. A block ends on its own.
+ * - Per account: at most N failures (the tenant's `lockout.accountFailures`, 100 by
+ *   default, NIST's ceiling), split by where the guesses come from:
+ *   - browsers holding the account's known-browser mark (an HMAC the owner's browser
+ *     got at a complete sign-in, void once the owner's sessions are ended) share a
+ *     tenth, and sources where that factor was proved in the last 30 days another
+ *     tenth; each blocks for the tenant's `lockout.blockMinutes`, and a success
+ *     restarts its count;
+ *   - everyone else shares the rest, and once it is spent strangers are refused
+ *     until a day has passed since their first failure: a block that lifts and
+ *     restarts the count would let a patient attacker guess on for ever.
+ *   An attacker spraying the account from new places exhausts only the strangers'
+ *   part; someone sharing the owner's network, only the familiar sources' part; the
+ *   owner's own browser keeps its part. All of them together never get more than N.
  * - Per account and source: 10 failures in 15 minutes, then 15 minutes of back-off
- *   for that source only, so one attacker slows himself down long before he can
- *   touch the account-wide limit.
+ *   for that source only.
  * - Per source: 100 failures in 15 minutes, whoever they target, against spraying
  *   many accounts from one place.
  * - A Temporary Access Pass is 80 random bits: nobody guesses one, so its checks have
  *   no account budget to lock (per-source limits only, against load), and a valid
- *   pass gets in even while the account's password is blocked.
+ *   pass gets in even while the account's password is blocked. Likewise the current
+ *   password asked for by a password change, which only a signed-in session can
+ *   try: limited per session and source, never the account.
  *
  * Points are taken before the check runs, so a burst of parallel guesses cannot
  * slip past the limit, and given back on success.
@@ -42,18 +48,18 @@ interface LimiterSet {
 
 type Counter = [RateLimiterAbstract, string];
 
-export type Factor = 'password' | 'second-factor' | 'tap';
+export type Factor = 'password' | 'second-factor' | 'tap' | 'password-change';
+
+/** Where a guess comes from, as far as the account's budget is concerned. */
+export type Place = 'stranger' | 'familiar-source' | 'known-browser';
 
 export interface Attempt {
   factor: Factor;
   /** Tenant-qualified account key; for unknown usernames the typed name, so both cost the same. */
   account: string;
   ip: string;
-  /**
-   * The request comes from a source or browser this account has signed in from
-   * before: it counts against the familiar part of the account's budget.
-   */
-  familiar?: boolean | undefined;
+  /** Which part of the account's budget the guess counts against; strangers' when absent. */
+  place?: Place | undefined;
   /** The tenant's own consecutive-failure limit and block time; the lower of it and the node's applies. */
   accountFailures?: number | undefined;
   accountBlockSeconds?: number | undefined;
@@ -62,8 +68,9 @@ export interface Attempt {
 // How long a source stays familiar to an account after a sign-in from it.
 const FAMILIAR_SOURCE_SECONDS = 30 * 86_400;
 
-/** The familiar part of an account budget of `total` guesses: a tenth, at least one. */
+/** Each familiar part of an account budget of `total` guesses: a tenth, at least one. */
 export const familiarShare = (total: number) => Math.max(1, Math.floor(total / 10));
+const DAY_SECONDS = 24 * 3600;
 
 export class AbuseLimits {
   private readonly limiters: Record<Factor, LimiterSet>;
@@ -82,7 +89,7 @@ export class AbuseLimits {
       accountSource: store.rateLimiter({ keyPrefix: `${prefix}:acctsrc`, points: options.accountSourceFailures ?? 10, durationSeconds: window, blockSeconds: window }),
       source: store.rateLimiter({ keyPrefix: `${prefix}:src`, points: options.sourceFailures ?? 100, durationSeconds: window, blockSeconds: window }),
     });
-    this.limiters = { password: build('rl:pw'), 'second-factor': build('rl:mfa'), tap: build('rl:tap') };
+    this.limiters = { password: build('rl:pw'), 'second-factor': build('rl:mfa'), tap: build('rl:tap'), 'password-change': build('rl:pwchange') };
   }
 
   /**
@@ -90,11 +97,11 @@ export class AbuseLimits {
    * tenant that changes its limit keeps its counts and the new limit applies
    * to them at once.
    */
-  private accountLimiter(prefix: string, points: number, blockSeconds: number): RateLimiterAbstract {
-    const key = `${prefix}|${points}|${blockSeconds}`;
+  private accountLimiter(prefix: string, points: number, durationSeconds: number, blockSeconds: number): RateLimiterAbstract {
+    const key = `${prefix}|${points}|${durationSeconds}|${blockSeconds}`;
     let limiter = this.accountLimiters.get(key);
     if (!limiter) {
-      limiter = this.store.rateLimiter({ keyPrefix: `${prefix}:acct`, points, durationSeconds: 24 * 3600, blockSeconds });
+      limiter = this.store.rateLimiter({ keyPrefix: `${prefix}:acct`, points, durationSeconds, blockSeconds });
       this.accountLimiters.set(key, limiter);
     }
     return limiter;
@@ -137,12 +144,17 @@ export class AbuseLimits {
       [accountSource, `${attempt.account}|${src}`],
       [source, src],
     ];
-    if (attempt.factor === 'tap') return bySource;
+    if (attempt.factor === 'tap' || attempt.factor === 'password-change') return bySource;
     const total = Math.min(this.accountFailures, attempt.accountFailures ?? Infinity);
-    const familiar = familiarShare(total);
-    const points = attempt.familiar ? familiar : Math.max(1, total - familiar);
+    const share = familiarShare(total);
+    const block = Math.min(this.accountBlockSeconds, attempt.accountBlockSeconds ?? Infinity);
     const prefix = attempt.factor === 'password' ? 'rl:pw' : 'rl:mfa';
-    const account = this.accountLimiter(`${prefix}${attempt.familiar ? ':familiar' : ''}`, points, Math.min(this.accountBlockSeconds, attempt.accountBlockSeconds ?? Infinity));
+    const place = attempt.place ?? 'stranger';
+    const account =
+      place === 'stranger'
+        ? // Strangers' failures count for a day from the first, with no block that lifts and starts them afresh.
+          this.accountLimiter(prefix, Math.max(1, total - 2 * share), DAY_SECONDS, 0)
+        : this.accountLimiter(`${prefix}:${place}`, share, DAY_SECONDS, block);
     return [...bySource, [account, attempt.account]];
   }
 }

@@ -22,6 +22,8 @@ export interface Flow {
   breakGlass?: boolean;
   /** App transactions only: the app that opened it, the only one that may read or finish it. */
   appId?: string;
+  /** The user's known-browser marks issued before this are void (as of the password step). */
+  knownBrowsersResetAt?: number | null;
   createdAt: number;
   expiresAt: number;
 }

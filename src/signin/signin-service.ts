@@ -10,7 +10,7 @@ import type { Sessions } from '../sessions/sessions.ts';
 import type { SigninEvents } from '../activity/signin-events.ts';
 import { AppError } from '../errors/app-error.ts';
 import { randomToken } from '../crypto/random.ts';
-import type { AbuseLimits, Attempt } from './abuse-limits.ts';
+import type { AbuseLimits, Attempt, Place } from './abuse-limits.ts';
 import { FLOW_LIFETIME_MS, FLOW_MAX_ATTEMPTS, flowFailuresKey, flowKey, type Flow, type FlowRef } from './flow.ts';
 import { methodChoices, type MethodChoice } from './method-choices.ts';
 import type { AccessPass, AccessPasses } from '../methods/tap/access-passes.ts';
@@ -52,6 +52,9 @@ export type PasswordStepResult =
   | { state: 'registration_required'; flow: null; methods: MethodChoice[]; session: IssuedSession }
   | { state: 'complete'; flow: null; methods: MethodChoice[]; session: IssuedSession };
 
+/** When the user's sign-ins in progress were last ended; a flow begun before then is gone. */
+const flowsEndedKey = (tenantId: string, userId: string) => `flows-ended:${tenantId}:${userId}`;
+
 /** Whether a user has a way to sign in of their own: any active method (a TAP is the administrator's, not theirs). */
 const hasWayIn = (methods: MethodChoice[]) => methods.some((m) => m.type !== 'tap');
 
@@ -81,7 +84,11 @@ export interface SigninDeps {
  * then a session. Its state between steps lives in the ephemeral store.
  */
 export class SigninService {
-  constructor(private readonly deps: SigninDeps) {}
+  constructor(private readonly deps: SigninDeps) {
+    // Whatever ends all of a user's sessions (a password change, a reset, a disabled account) ends their
+    // sign-ins in progress too: a flow begun with the old password must not finish after the change.
+    deps.sessions.onAllEnded((tenantId, userId) => deps.ephemeral.set(flowsEndedKey(tenantId, userId), deps.clock.now(), FLOW_LIFETIME_MS));
+  }
 
   /**
    * The first factor, whatever it is (a password, or a TAP in its place):
@@ -99,7 +106,7 @@ export class SigninService {
     const { deps } = this;
     const user = await deps.users.findByUsername(tenant.id, username);
     const account = username.normalize('NFKC').trim().toLowerCase();
-    const attempt = this.attempt(tenant, method, account, ctx, method === 'password' && (await this.familiar(tenant, 'password', account, user, ctx)));
+    const attempt = this.attempt(tenant, method, account, ctx, method === 'password' ? await this.place(tenant, 'password', account, user, ctx) : 'stranger');
     await deps.limits.begin(attempt);
     const recordedMethod = method === 'tap' ? 'tap' : undefined;
     if (!(await check(user)) || !user) {
@@ -285,6 +292,7 @@ export class SigninService {
       username: user.username,
       amr: kind === 'second-factor' ? ['pwd'] : [],
       breakGlass: user.breakGlass,
+      knownBrowsersResetAt: user.knownBrowsersResetAt,
       ...(appId !== undefined ? { appId } : {}),
       createdAt: now,
       expiresAt: now + FLOW_LIFETIME_MS,
@@ -309,8 +317,11 @@ export class SigninService {
     // A passkey assertion cannot be guessed, and the credential id it names is no secret: charging
     // that account for a failed one would let anyone hold its owner back. Only the source pays.
     const account = flow.kind === 'passkey' ? `passkey|${flow.id}` : userId;
-    const familiar = flow.kind !== 'passkey' && (await this.familiar(tenant, 'second-factor', account, { id: userId }, ctx));
-    const attempt = this.attempt(tenant, 'second-factor', account, ctx, familiar);
+    // An app's transaction always spends the strangers' part: an app (or whoever holds its key) must not be
+    // able to block the owner's own browser.
+    const place = flow.kind === 'second-factor' ? await this.place(tenant, 'second-factor', account, { id: userId, knownBrowsersResetAt: flow.knownBrowsersResetAt ?? null }, ctx) : 'stranger';
+    // An app's guesses come from the app, wherever its server is: its per-source limits are the app's own.
+    const attempt = this.attempt(tenant, 'second-factor', account, flow.appId !== undefined ? { ...ctx, ip: `app:${flow.appId}` } : ctx, place);
     await deps.limits.begin(attempt);
 
     const type = byTap ? 'tap' : (candidates[0]?.type ?? 'webauthn');
@@ -370,21 +381,22 @@ export class SigninService {
     this.deps.onBreakGlass?.(tenant, user);
   }
 
-  private attempt(tenant: Tenant, factor: Attempt['factor'], account: string, ctx: RequestContext, familiar: boolean): Attempt {
+  private attempt(tenant: Tenant, factor: Attempt['factor'], account: string, ctx: RequestContext, place: Place): Attempt {
     const { accountFailures, blockMinutes } = tenant.policy.lockout;
-    return { factor, account: `${tenant.id}|${account}`, ip: ctx.ip, familiar, accountFailures, accountBlockSeconds: blockMinutes * 60 };
+    return { factor, account: `${tenant.id}|${account}`, ip: ctx.ip, place, accountFailures, accountBlockSeconds: blockMinutes * 60 };
   }
 
   /**
-   * Whether this request comes from somewhere the account is known to sign in:
-   * a browser holding its known-browser mark or its remembered-browser token,
-   * or a source where this factor was proved lately. Such guesses count against
-   * the account's small familiar budget, which strangers cannot spend.
+   * Which part of the account's guessing budget this request spends (see
+   * abuse-limits.ts): a browser holding the account's known-browser mark or its
+   * remembered-browser token; a source where this factor was proved lately; or,
+   * otherwise and always for an app's transaction, a stranger.
    */
-  private async familiar(tenant: Tenant, factor: 'password' | 'second-factor', account: string, user: Pick<User, 'id'> | undefined, ctx: RequestContext): Promise<boolean> {
-    if (user && this.deps.knownBrowsers.recognises(ctx.knownBrowser, tenant.id, user.id)) return true;
-    if (await this.deps.limits.isFamiliarSource(factor, `${tenant.id}|${account}`, ctx.ip)) return true;
-    return factor === 'password' && user !== undefined && ctx.rememberedDevice !== undefined && (await this.deps.devices.recognises(tenant, user.id, ctx.rememberedDevice));
+  private async place(tenant: Tenant, factor: 'password' | 'second-factor', account: string, user: Pick<User, 'id' | 'knownBrowsersResetAt'> | undefined, ctx: RequestContext): Promise<Place> {
+    if (user && this.deps.knownBrowsers.recognises(ctx.knownBrowser, tenant.id, user.id, user.knownBrowsersResetAt)) return 'known-browser';
+    if (factor === 'password' && user && ctx.rememberedDevice !== undefined && (await this.deps.devices.recognises(tenant, user.id, ctx.rememberedDevice))) return 'known-browser';
+    if (await this.deps.limits.isFamiliarSource(factor, `${tenant.id}|${account}`, ctx.ip)) return 'familiar-source';
+    return 'stranger';
   }
 
   /** The passkey an assertion names, looked up by its WebAuthn credential id. */
@@ -405,6 +417,10 @@ export class SigninService {
     const flow = await this.deps.ephemeral.get<Flow>(flowKey(ref));
     const kindFits = ref.appId === undefined ? flow?.kind !== 'app-transaction' : flow?.kind === 'app-transaction' && flow.appId === ref.appId;
     if (!flow || !kindFits || flow.tenantId !== tenant.id || flow.expiresAt <= this.deps.clock.now()) throw new AppError('flow-not-found');
+    if (flow.userId) {
+      const endedAt = await this.deps.ephemeral.get<number>(flowsEndedKey(tenant.id, flow.userId));
+      if (endedAt !== undefined && endedAt >= flow.createdAt) throw new AppError('flow-not-found');
+    }
     return flow;
   }
 

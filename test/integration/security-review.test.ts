@@ -357,6 +357,105 @@ for (const spec of backends) {
       });
     });
 
+    describe('an outside attack run, second round', () => {
+      it("a registration session from a stolen password cannot add a method once the owner has one", async () => {
+        await call('POST', '/api/v1/admin/users', { username: 'newbie', password: PASSWORD });
+        const stolen = (await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'newbie', password: PASSWORD })).body.session.token as string;
+        const attackerPending = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, stolen);
+        expect(attackerPending.status).toBe(201);
+        // The owner registers first.
+        const own = (await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'newbie', password: PASSWORD })).body.session.token as string;
+        await addTotp(own);
+        // The attacker's session has ended, and had it not, a second method could not be activated by it.
+        clock.advance(30_000);
+        const confirm = await api(server.url, 'POST', `/api/v1/me/methods/${attackerPending.body.id}/confirm`, { code: totpCode(attackerPending.body.secret, clock.now()) }, stolen);
+        expect(confirm.status).toBe(401);
+        const newbie = (await server.services.users.findByUsername(tenant.id, 'newbie'))!;
+        const pending = (await server.services.credentials.listForUser(tenant.id, newbie.id, 'pending'))[0]!;
+        await expect(server.services.credentials.activate(pending, 'first-method')).rejects.toMatchObject({ code: 'already-registered' });
+        expect((await server.services.credentials.listForUser(tenant.id, newbie.id, 'active')).length).toBe(1);
+      });
+
+      it('a remembered browser with the password cannot add a method', async () => {
+        await call('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 });
+        const rita = await user('remy');
+        const browser = new PageClient(server.url);
+        const start = await browser.post('/t/acme/signin', { username: 'remy', password: PASSWORD }, { from: '/t/acme/signin' });
+        clock.advance(30_000);
+        await browser.post('/t/acme/signin/verify', { flow: hiddenField(start.text, 'flow')!, method: 'totp', code: totpCode(rita.secret, clock.now()), remember: 'on' }, { from: '/t/acme/signin/tap' });
+        const thief = new PageClient(server.url);
+        thief.cookies.set('sf_device', browser.cookies.get('sf_device')!);
+        expect((await thief.post('/t/acme/signin', { username: 'remy', password: PASSWORD }, { from: '/t/acme/signin' })).status).toBe(303);
+        const token = thief.cookies.get('sf_session')!;
+        const added = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, token);
+        expect(added.status).toBe(403);
+        expect(added.body.type).toMatch(/\/second-factor-required$/);
+        expect((await thief.get('/t/acme/my/security-info')).text).toContain('name="next" value="security-info-mfa"');
+        await call('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 0 });
+      });
+
+      it('a sign-in begun with the old password does not finish after a password change', async () => {
+        const paul = await user('paul');
+        const attacker = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'paul', password: PASSWORD });
+        const owner = await signIn('paul', paul.secret);
+        expect((await api(server.url, 'POST', '/api/v1/me/password', { currentPassword: PASSWORD, newPassword: 'a fresh long passphrase' }, owner)).status).toBe(200);
+        clock.advance(30_000);
+        const late = await api(server.url, 'POST', `/api/v1/t/acme/signin/${attacker.body.flow}/verify`, { method: 'totp', code: totpCode(paul.secret, clock.now()) });
+        expect(late.status).toBe(404);
+        expect(late.body.type).toMatch(/\/flow-not-found$/);
+      });
+
+      it('a passkey assertion with a low counter but no valid signature changes nothing', async () => {
+        const owner = await user('kim');
+        const key = new SoftAuthenticator(ORIGIN_URL);
+        const token = await signIn('kim', owner.secret);
+        const options = await api(server.url, 'POST', '/api/v1/me/methods/webauthn/options', { kind: 'passkey' }, token);
+        await api(server.url, 'POST', '/api/v1/me/methods', { type: 'webauthn', attestation: key.register(options.body) }, token);
+        const first = await api(server.url, 'POST', '/api/v1/t/acme/signin/passkey');
+        expect((await api(server.url, 'POST', `/api/v1/t/acme/signin/${first.body.flow}/verify`, { method: 'passkey', assertion: key.assert(first.body.webauthn.challenge) })).status).toBe(200);
+        const stored = await server.services.credentials.findByExternalId(tenant.id, key.id);
+        const forger = new SoftAuthenticator(ORIGIN_URL);
+        Object.assign(forger, { credentialId: key.credentialId });
+        forger.bindUser(String((options.body as { user: { id: string } }).user.id));
+        const start = await api(server.url, 'POST', '/api/v1/t/acme/signin/passkey');
+        const forged = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, { method: 'passkey', assertion: forger.assert(start.body.webauthn.challenge, { counter: 0 }) });
+        expect(forged.status).toBe(401);
+        expect(await server.services.credentials.findByExternalId(tenant.id, key.id)).toEqual(stored);
+        // A real replay of the key with an old counter is still caught as a clone.
+        const again = await api(server.url, 'POST', '/api/v1/t/acme/signin/passkey');
+        await api(server.url, 'POST', `/api/v1/t/acme/signin/${again.body.flow}/verify`, { method: 'passkey', assertion: key.assert(again.body.webauthn.challenge, { counter: 0 }) });
+        expect((await server.services.credentials.findByExternalId(tenant.id, key.id))!.publicData.cloneSuspectedAt).toBeDefined();
+      });
+
+      it("serves the provider's endpoints only under their own spelling", async () => {
+        for (const path of ['/t/acme/oidc/AUTH', '/t/acme/oidc/auth/', '/t/acme/oidc/Token']) {
+          expect((await fetch(`${server.url}${path}?client_id=x`, { redirect: 'manual' })).status, path).toBe(404);
+        }
+      });
+
+      it('revoking a Temporary Access Pass ends the sessions it opened; tokens end with the administrator who made them', async () => {
+        const tess = await user('tess', { withTotp: false });
+        const pass = await call('POST', `/api/v1/admin/users/${tess.id}/tap`, { minutes: 60, oneTime: false });
+        const bySession = (await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'tess', tap: pass.body.code })).body.session.token as string;
+        expect((await api(server.url, 'GET', '/api/v1/me', undefined, bySession)).status).toBe(200);
+        expect((await call('DELETE', `/api/v1/admin/users/${tess.id}/tap`)).status).toBe(204);
+        expect((await api(server.url, 'GET', '/api/v1/me', undefined, bySession)).status).toBe(401);
+
+        const ana = await user('ana', { admin: true });
+        const made = await call('POST', '/api/v1/admin/tokens', { name: 'ana script' }, await signIn('ana', ana.secret));
+        expect((await call('GET', '/api/v1/admin/users', undefined, made.body.token)).status).toBe(200);
+        await call('PATCH', `/api/v1/admin/users/${ana.id}`, { admin: false });
+        expect((await call('GET', '/api/v1/admin/users', undefined, made.body.token)).status).toBe(401);
+      });
+
+      it('refuses the most common passwords, and prototype names in asset paths', async () => {
+        const weak = await call('POST', '/api/v1/admin/users', { username: 'weakling', password: 'password1' });
+        expect(weak.status).toBe(400);
+        expect(weak.body.detail).toMatch(/most common/);
+        for (const name of ['__proto__', 'constructor', 'toString']) expect((await fetch(`${server.url}/assets/${name}`)).status).toBe(404);
+      });
+    });
+
     describe('13. suspected findings, checked', () => {
       it("a passkey assertion naming someone's credential charges only its source, never the owner's account", async () => {
         const owner = await user('pat');

@@ -143,10 +143,10 @@ export function createOutOfBandMethod(channel: Channel, deps: OutOfBandDeps): Ou
       return sendCode(tenant, credential, enrolScope(credential.id), requester);
     },
 
-    async confirm(credential, code) {
+    async confirm(credential, code, activation) {
       if (deps.clock.now() - credential.createdAt > PENDING_LIFETIME_MS) return false;
       if (!(await deps.codes.check(enrolScope(credential.id), code))) return false;
-      return deps.credentials.activate(credential);
+      return deps.credentials.activate(credential, activation);
     },
 
     async challenge(candidates, flow) {

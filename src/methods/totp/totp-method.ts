@@ -88,10 +88,10 @@ export function createTotpMethod(deps: TotpDeps) {
       return provisioning(tenant.name, user.username, openSecret(credential));
     },
 
-    async confirm(credential, code) {
+    async confirm(credential, code, activation) {
       if (deps.clock.now() - credential.createdAt > PENDING_LIFETIME_MS) return false;
       if (!(await checkAndConsume(credential, code))) return false;
-      return deps.credentials.activate(credential);
+      return deps.credentials.activate(credential, activation);
     },
 
     async challenge() {

@@ -58,6 +58,27 @@ export interface WebAuthnMethod extends Method {
   registrationOptions(tenant: Tenant, user: User, kind: AuthenticatorKind): Promise<PublicKeyCredentialCreationOptionsJSON>;
 }
 
+/**
+ * Whether the assertion carries a valid signature by this credential's key,
+ * whatever its counter says: the same verification with the counter check
+ * taken out (a stored counter of 0 accepts any).
+ */
+async function signedByKey(assertion: AuthenticationResponseJSON, challenge: string, credential: Credential, stored: WebAuthnPublicData, requireUserVerification: boolean, rp: RelyingParty): Promise<boolean> {
+  try {
+    const result = await verifyAuthenticationResponse({
+      response: assertion,
+      expectedChallenge: challenge,
+      expectedOrigin: rp.origins,
+      expectedRPID: rp.id,
+      credential: { id: credential.externalId!, publicKey: Buffer.from(stored.publicKey, 'base64url'), counter: 0, transports: stored.transports as never },
+      requireUserVerification,
+    });
+    return result.verified;
+  } catch {
+    return false;
+  }
+}
+
 export function createWebAuthnMethod(deps: WebAuthnDeps): WebAuthnMethod {
   const { rp } = deps;
   const data = (c: Credential) => c.publicData as unknown as WebAuthnPublicData;
@@ -123,6 +144,7 @@ export function createWebAuthnMethod(deps: WebAuthnDeps): WebAuthnMethod {
         state: 'active',
         externalId: info.credential.id,
         publicData: publicData as unknown as Record<string, unknown>,
+        activation: input.activation,
       });
       return { credential, reveal: {} };
     },
@@ -158,9 +180,11 @@ export function createWebAuthnMethod(deps: WebAuthnDeps): WebAuthnMethod {
           requireUserVerification: flow.requireUserVerification ?? false,
         });
       } catch (err) {
-        // A signature counter that did not move forward means two authenticators
-        // share this key: refuse, and mark the credential for the user and admin.
-        if (/counter value/i.test((err as Error).message)) {
+        // A signature counter that did not move forward means two authenticators share this key: refuse,
+        // and mark the credential for the user and admin. But the library compares the counter before it
+        // checks the signature, and anyone can send a low counter with the (public) credential id: only an
+        // assertion the key really signed may mark it.
+        if (/counter value/i.test((err as Error).message) && (await signedByKey(assertion, ceremony.challenge, credential, stored, flow.requireUserVerification ?? false, rp))) {
           await deps.credentials.recordUse(credential, { ...stored, cloneSuspectedAt: deps.clock.now() } as unknown as Record<string, unknown>);
         }
         return undefined;

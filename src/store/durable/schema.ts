@@ -31,6 +31,7 @@ export interface UserTable {
   phone_sealed: string | null;
   /** Keyed hash of the lower-cased email, to find a user by exact address without storing it in clear. */
   email_index: string | null;
+  known_browsers_reset_at: number | null;
 }
 
 export interface CredentialTable {

@@ -38,9 +38,12 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.alterTable('users').addColumn('phone_sealed', 'text').execute();
   await db.schema.alterTable('users').addColumn('email_index', 'varchar(64)').execute();
   await db.schema.createIndex('users_email_index').on('users').columns(['tenant_id', 'email_index']).execute();
+  // Known-browser marks issued before this time no longer count (the user's sessions were all ended).
+  await db.schema.alterTable('users').addColumn('known_browsers_reset_at', 'bigint').execute();
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
+  await db.schema.alterTable('users').dropColumn('known_browsers_reset_at').execute();
   await db.schema.dropIndex('users_email_index').execute();
   await db.schema.alterTable('users').dropColumn('email_index').execute();
   await db.schema.alterTable('users').dropColumn('phone_sealed').execute();
