@@ -2,9 +2,12 @@ import { Command, CommanderError, Option } from 'commander';
 import { loadConfig, ConfigError, type Config } from '../config/config.ts';
 import { createLogger } from '../http/logger.ts';
 import { AppError } from '../errors/app-error.ts';
-import { buildServices, type Services } from '../server/services.ts';
+import { buildServices, resolveMasterKey, type Services } from '../server/services.ts';
 import { startNode } from '../server/start.ts';
-import { migrateToLatest, openDurableStore } from '../store/durable/database.ts';
+import { keysAuditChains, migrateToLatest, openDurableStore } from '../store/durable/database.ts';
+import { KeyRing } from '../crypto/key-ring.ts';
+import { AuditLog } from '../activity/audit-log.ts';
+import { systemClock } from '../clock.ts';
 import { sqlitePath } from '../config/config.ts';
 import { rewrapSecrets } from '../methods/rewrap-secrets.ts';
 import type { User } from '../directory/users.ts';
@@ -26,10 +29,10 @@ async function userByName(services: Services, tenantId: string, username: string
 
 const userJson = (tenant: string, u: User) => ({ tenant, ...userView(u) });
 
+const warnGeneratedKey = (path: string) => process.stderr.write(`warning: no STEADFAST_MASTER_KEY; generated one at ${path}. Back it up.\n`);
+
 async function withServices<T>(config: Readonly<Config>, run: (services: Services) => Promise<T>): Promise<T> {
-  const services = await buildServices(config, {
-    onMasterKeyGenerated: (path) => process.stderr.write(`warning: no STEADFAST_MASTER_KEY; generated one at ${path}. Back it up.\n`),
-  });
+  const services = await buildServices(config, { onMasterKeyGenerated: warnGeneratedKey });
   try {
     return await run(services);
   } finally {
@@ -86,6 +89,11 @@ export function buildProgram(): Command {
       const store = openDurableStore({ sqlitePath: sqlitePath(config), ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}) });
       try {
         const result = await migrateToLatest(store.db, store.engine);
+        // The upgrade that keys the audit chain keys the chains written before it, here and now.
+        if (keysAuditChains(result)) {
+          const keyRing = new KeyRing(resolveMasterKey(config, { onMasterKeyGenerated: warnGeneratedKey }), config.previousMasterKeys);
+          await new AuditLog(store.db, store.engine, systemClock, keyRing).keyLegacyChains();
+        }
         out({ engine: store.engine, applied: (result.results ?? []).map((r) => r.migrationName) });
       } finally {
         await store.close();
@@ -170,15 +178,21 @@ export function buildProgram(): Command {
     .description('the audit log')
     .command('verify')
     .option('--tenant <slug>', 'only this tenant (default: every tenant)')
-    .description('check the audit hash chain; exit 0 if intact, 1 naming the first broken entry')
+    .description('check the audit chain; exit 0 if intact, 1 naming the first broken entry; prints the head of each chain it saw')
     .action(async (opts: { tenant?: string }) => {
       await withServices(loadConfig(), async (services) => {
         const t = opts.tenant ? await tenantBySlug(services, opts.tenant) : undefined;
         const check = await services.audit.verify(t?.id);
-        if (check.intact) return out({ intact: true, entries: check.entries });
-        const tenant = await services.tenants.findById(check.tenantId);
-        out({ intact: false, tenant: tenant?.slug ?? check.tenantId, seq: check.seq, id: check.id, reason: check.reason, entriesChecked: check.entries });
-        throw new ChainBroken(`audit chain of "${tenant?.slug ?? check.tenantId}" broken at entry ${check.seq}: ${check.reason}`);
+        // The heads are printed so they can be compared with the heads the nodes logged:
+        // entries cut off the end, head and all, show only against a copy kept elsewhere.
+        const slugs = new Map<string, string>();
+        const slugOf = async (id: string) => slugs.get(id) ?? (await services.tenants.findById(id))?.slug ?? id;
+        const heads = [];
+        for (const h of check.heads) heads.push({ tenant: await slugOf(h.tenantId), seq: h.seq, hash: h.hash });
+        if (check.intact) return out({ intact: true, entries: check.entries, heads });
+        const tenant = await slugOf(check.tenantId);
+        out({ intact: false, ...(check.unverifiable ? { unverifiable: true } : {}), tenant, seq: check.seq, id: check.id, reason: check.reason, entriesChecked: check.entries, heads });
+        throw new ChainBroken(`audit chain of "${tenant}" ${check.unverifiable ? 'cannot be checked' : 'broken'} at entry ${check.seq}: ${check.reason}`);
       });
     });
 

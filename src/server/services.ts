@@ -4,7 +4,8 @@ import { sqlitePath } from '../config/config.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { KeyRing } from '../crypto/key-ring.ts';
 import { loadOrCreateMasterKeyFile } from '../crypto/master-key-file.ts';
-import { openDurableStore, migrateToLatest, type DurableStore } from '../store/durable/database.ts';
+import type { MigrationResultSet } from 'kysely';
+import { openDurableStore, migrateToLatest, keysAuditChains, type DurableStore } from '../store/durable/database.ts';
 import { GroupCommit } from '../store/durable/group-commit.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import { MemoryEphemeralStore } from '../store/ephemeral/memory-store.ts';
@@ -95,8 +96,9 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     ...(options.pgSchema ? { pgSchema: options.pgSchema } : {}),
   });
   let ephemeral: EphemeralStore | undefined;
+  let migrated: MigrationResultSet;
   try {
-    await migrateToLatest(durable.db, durable.engine);
+    migrated = await migrateToLatest(durable.db, durable.engine);
     ephemeral = config.redisUrl
       ? await RedisEphemeralStore.connect({ url: config.redisUrl, ...(options.redisNamespace ? { namespace: options.redisNamespace } : {}) })
       : new MemoryEphemeralStore(clock);
@@ -141,7 +143,11 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   );
   const events = new SigninEvents(db, clock, config.nodeName, groupCommit);
   const limits = new AbuseLimits(ephemeral, options.limits);
-  const audit = new AuditLog(db, durable.engine, clock);
+  const audit = new AuditLog(db, durable.engine, clock, keyRing, {
+    // Shipped logs anchor the chain's end: cutting entries off the end of a chain shows against them.
+    onAppended: (head) => options.logger?.info({ tenantId: head.tenantId, auditSeq: head.seq, auditHash: head.hash }, 'audit chain head'),
+  });
+  if (keysAuditChains(migrated)) await audit.keyLegacyChains();
   const passes = new AccessPasses(db, clock, hasher);
   const apps = new Apps(db, clock, keyRing);
   const management = new MethodManagement({ credentials, methods, sessions, db, clock });
@@ -239,7 +245,8 @@ function deliveryLog(logger: Logger | undefined): DeliveryEvents {
   };
 }
 
-function resolveMasterKey(config: Readonly<Config>, options: BuildOptions): Buffer {
+/** The master key from the configuration, or the data dir's key file (generated on first use, as `start` does). */
+export function resolveMasterKey(config: Readonly<Config>, options: Pick<BuildOptions, 'onMasterKeyGenerated'>): Buffer {
   if (config.masterKey) return config.masterKey;
   const loaded = loadOrCreateMasterKeyFile(config.dataDir);
   if (loaded.generatedAt) options.onMasterKeyGenerated?.(loaded.generatedAt);

@@ -1,0 +1,45 @@
+import { sql, type Kysely } from 'kysely';
+
+/**
+ * The keyed audit chain (each entry names the master key whose derived key
+ * MACed it; a signed checkpoint marks where retention cut the chain), and the
+ * indexes the expiry sweeps walk, so a sweep batch reads only what it deletes.
+ */
+export async function up(db: Kysely<any>): Promise<void> {
+  // Null: an entry from before the chain was keyed (plain SHA-256).
+  await db.schema.alterTable('audit_log').addColumn('key_id', 'varchar(32)').execute();
+  await db.schema.alterTable('audit_heads').addColumn('key_id', 'varchar(32)').execute();
+  // One row per tenant: entries up to `seq` were removed by retention; `hash` is the hash of entry `seq`.
+  await db.schema
+    .createTable('audit_checkpoints')
+    .addColumn('tenant_id', 'varchar(64)', (c) => c.primaryKey())
+    .addColumn('seq', 'bigint', (c) => c.notNull())
+    .addColumn('hash', 'varchar(64)', (c) => c.notNull())
+    .addColumn('keyed', 'integer', (c) => c.notNull())
+    .addColumn('at', 'bigint', (c) => c.notNull())
+    .addColumn('key_id', 'varchar(32)', (c) => c.notNull())
+    .addColumn('mac', 'varchar(64)', (c) => c.notNull())
+    .execute();
+  await db.schema.createIndex('audit_log_tenant_at').on('audit_log').columns(['tenant_id', 'at']).execute();
+
+  await db.schema.createIndex('sessions_expires_at').on('sessions').columns(['expires_at']).execute();
+  await db.schema.createIndex('oidc_records_expires_at').on('oidc_records').columns(['expires_at']).execute();
+  await db.schema.createIndex('access_passes_expires_at').on('access_passes').columns(['expires_at']).execute();
+  await db.schema.createIndex('remembered_devices_created_at').on('remembered_devices').columns(['tenant_id', 'created_at']).execute();
+  // Pending enrolments are few; a partial index finds the stale ones without touching active methods.
+  await db.schema
+    .createIndex('credentials_pending_created_at')
+    .on('credentials')
+    .columns(['created_at'])
+    .where(sql<boolean>`state = 'pending'`)
+    .execute();
+}
+
+export async function down(db: Kysely<any>): Promise<void> {
+  for (const index of ['credentials_pending_created_at', 'remembered_devices_created_at', 'access_passes_expires_at', 'oidc_records_expires_at', 'sessions_expires_at', 'audit_log_tenant_at']) {
+    await db.schema.dropIndex(index).execute();
+  }
+  await db.schema.dropTable('audit_checkpoints').execute();
+  await db.schema.alterTable('audit_heads').dropColumn('key_id').execute();
+  await db.schema.alterTable('audit_log').dropColumn('key_id').execute();
+}
