@@ -21,6 +21,8 @@ export interface Config {
   sessions: { lifetimeMinutes: number; idleMinutes: number };
   admission: { limit: number; queueLimit: number; maxWaitMs: number };
   nodeName: string;
+  /** How often the node removes expired records (0: never; another node or a command does it). */
+  sweepIntervalSeconds: number;
   /** Out-of-band code delivery: providers per channel, code settings, send limits (config file only). */
   delivery: DeliveryConfig;
 }
@@ -118,6 +120,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const admissionQueue = int('STEADFAST_ADMISSION_QUEUE', 'admissionQueue', 4 * admissionLimit, 0, 1_000_000);
   const admissionMaxWaitMs = int('STEADFAST_ADMISSION_MAX_WAIT_MS', 'admissionMaxWaitMs', 30, 1, 60_000);
 
+  const sweepIntervalSeconds = int('STEADFAST_SWEEP_INTERVAL_SECONDS', 'sweepIntervalSeconds', 60, 0, 86_400);
+
   const delivery = parseDeliveryConfig(file.delivery, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
@@ -136,6 +140,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     sessions: Object.freeze({ lifetimeMinutes, idleMinutes }),
     admission: Object.freeze({ limit: admissionLimit, queueLimit: admissionQueue, maxWaitMs: admissionMaxWaitMs }),
     nodeName: env.STEADFAST_NODE_NAME || `${process.env.HOSTNAME ?? 'node'}:${process.pid}`,
+    sweepIntervalSeconds,
     delivery,
   });
 }

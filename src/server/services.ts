@@ -39,6 +39,8 @@ import { RememberedDevices } from '../sessions/remembered-devices.ts';
 import { OidcProviders } from '../oidc/provider-registry.ts';
 import { SigningKeys } from '../oidc/signing-keys.ts';
 import { oidcPages } from '../oidc/oidc-pages.ts';
+import { Sweeper } from '../retention/sweeper.ts';
+import { expirySweeps } from '../retention/sweeps.ts';
 
 /** Everything a node runs on, built in one place (the composition root). */
 export interface Services {
@@ -68,6 +70,8 @@ export interface Services {
   admin: Administration;
   signingKeys: SigningKeys;
   oidc: OidcProviders;
+  /** Removes expired records; started by `startNode`, run by hand in tests (`runOnce`). */
+  sweeper: Sweeper;
   close(): Promise<void>;
 }
 
@@ -196,6 +200,18 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
       if (session) await sessions.revoke(session);
     },
   });
+  const sweeper = new Sweeper(db, clock, tenants, expirySweeps(audit), {
+    engine: durable.engine,
+    onReport: (report) => {
+      for (const [sweep, rows] of Object.entries(report.removed)) if (rows > 0) metrics.sweptRows.inc({ sweep }, rows);
+      if (Object.values(report.removed).some((rows) => rows > 0)) options.logger?.info({ removed: report.removed }, 'expired records removed');
+      for (const problem of report.problems) {
+        metrics.sweepProblems.inc();
+        options.logger?.error({ problem }, 'sweep stopped');
+      }
+    },
+    onError: (err) => options.logger?.warn({ err: { message: (err as Error).message } }, 'sweep failed; the next one tries again'),
+  });
   return {
     config,
     clock,
@@ -223,7 +239,9 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     admin: new Administration({ db, clock, tenants, users, hasher, sessions, passes, management, events, audit, apps }),
     signingKeys,
     oidc,
+    sweeper,
     async close() {
+      await sweeper.stop();
       await delivery.close();
       await ephemeralStore.close();
       await durable.close();

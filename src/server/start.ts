@@ -37,6 +37,7 @@ export async function startNode(config: Readonly<Config>, logger: Logger, print:
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   logger.info({ url, durable: services.durable.engine, ephemeral: services.ephemeral.kind }, 'steadfast node is up');
+  services.sweeper.start(config.sweepIntervalSeconds * 1000);
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
