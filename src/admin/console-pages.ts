@@ -11,7 +11,7 @@ import { principalPages } from '../portal/principal-page.ts';
 import { formRoute } from '../portal/form-route.ts';
 import { TYPE_NAMES, when } from '../portal/security-info-pages.ts';
 import { describeUserAgent } from '../portal/user-agent.ts';
-import { signinsCsv } from './csv.ts';
+import { sendSigninExport } from './csv.ts';
 import { isoTime } from '../server/routes/schemas.ts';
 import { randomToken } from '../crypto/random.ts';
 import { signinFilter } from './admin-api.ts';
@@ -354,8 +354,7 @@ ${next ? html`<p><a href="${base(p)}/signins?${params.toString()}&cursor=${encod
     app.get('/t/:tenant/admin/signins.csv', view(PageParams, LogQuery), async (request, reply) => {
       const p = await adminOr(request, reply);
       if (!p) return reply;
-      const body = await signinsCsv(admin, p.tenant, await logFilter(p, request.query));
-      return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="signins-${p.tenant.slug}.csv"`).header('cache-control', 'no-store').send(body);
+      return sendSigninExport(reply, admin, p.tenant, await logFilter(p, request.query), 'csv');
     });
 
     // ---- Audit log ------------------------------------------------------------

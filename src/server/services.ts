@@ -21,6 +21,7 @@ import { relyingPartyFrom } from '../methods/webauthn/webauthn-method.ts';
 import { MethodManagement } from '../methods/method-management.ts';
 import { Sessions } from '../sessions/sessions.ts';
 import { SigninEvents } from '../activity/signin-events.ts';
+import { ReportReader } from '../activity/report-reader.ts';
 import { AbuseLimits, type AbuseLimitsOptions } from '../signin/abuse-limits.ts';
 import { SigninService } from '../signin/signin-service.ts';
 import { AdmissionController } from '../admission/admission-controller.ts';
@@ -70,6 +71,8 @@ export interface Services {
   admin: Administration;
   signingKeys: SigningKeys;
   oidc: OidcProviders;
+  /** The report worker thread (sign-in log queries and exports). */
+  reportReader: ReportReader;
   /** Removes expired records; started by `startNode`, run by hand in tests (`runOnce`). */
   sweeper: Sweeper;
   close(): Promise<void>;
@@ -145,7 +148,9 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     { lifetimeMs: config.sessions.lifetimeMinutes * 60_000, idleMs: config.sessions.idleMinutes * 60_000 },
     groupCommit,
   );
-  const events = new SigninEvents(db, clock, config.nodeName, groupCommit);
+  // Reports (admin log pages on SQLite, every export) run in a worker thread on their own connection.
+  const reports = new ReportReader({ engine: durable.engine, sqlitePath: sqlitePath(config), ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}), ...(options.pgSchema ? { pgSchema: options.pgSchema } : {}) });
+  const events = new SigninEvents(db, clock, config.nodeName, groupCommit, { reader: reports, lists: durable.engine === 'sqlite' });
   const limits = new AbuseLimits(ephemeral, options.limits);
   const audit = new AuditLog(db, durable.engine, clock, keyRing, {
     // Shipped logs anchor the chain's end: cutting entries off the end of a chain shows against them.
@@ -240,8 +245,10 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     signingKeys,
     oidc,
     sweeper,
+    reportReader: reports,
     async close() {
       await sweeper.stop();
+      await reports.close();
       await delivery.close();
       await ephemeralStore.close();
       await durable.close();

@@ -1,0 +1,124 @@
+import { Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import type { CompiledQuery } from 'kysely';
+import type { Engine } from '../store/durable/database.ts';
+import type { AdminSigninEvent } from './signin-events.ts';
+import type { ExportFormat } from './signin-export-format.ts';
+
+export interface ReportWorkerData {
+  engine: Engine;
+  sqlitePath: string;
+  databaseUrl?: string;
+  pgSchema?: string;
+}
+
+export interface ReportRequest {
+  id: number;
+  sql: string;
+  parameters: readonly unknown[];
+  /** `rows`: the events; `csv`/`ndjson`: the events formatted as text. */
+  shape: 'rows' | ExportFormat;
+}
+
+export type ReportResponse =
+  | { id: number; rows?: AdminSigninEvent[]; text?: string; count: number; last: { at: number; id: string } | null }
+  | { id: number; error: string };
+
+export interface ReportPage {
+  rows?: AdminSigninEvent[];
+  text?: string;
+  count: number;
+  /** The last row's keys: the cursor of the next page. */
+  last: { at: number; id: string } | null;
+}
+
+// The worker runs TypeScript like the node does: through tsx, loaded in the thread.
+const BOOTSTRAP = `
+const { workerData } = require('node:worker_threads');
+import(workerData.tsx).then((tsx) => tsx.tsImport(workerData.module, workerData.module)).catch((err) => {
+  require('node:worker_threads').parentPort.postMessage({ failed: String(err && err.message) });
+});
+`;
+
+/**
+ * The main thread's side of the report worker (report-worker.ts): sends it
+ * compiled page queries, one at a time, and gets back rows or formatted text.
+ * The worker starts on first use (or on `warm`) and again after a failure.
+ */
+type Waiting = { resolve: (page: ReportPage) => void; reject: (err: Error) => void };
+
+/** One worker thread and the requests waiting on it. */
+interface Thread {
+  worker: Worker;
+  started: Promise<void>;
+  pending: Map<number, Waiting>;
+}
+
+export class ReportReader {
+  private thread: Thread | undefined;
+  private nextId = 1;
+
+  constructor(private readonly data: ReportWorkerData) {}
+
+  /** Starts the worker now, so the first report does not wait for it. */
+  warm(): void {
+    void this.current().started.catch(() => {});
+  }
+
+  async page(query: CompiledQuery, shape: ReportRequest['shape']): Promise<ReportPage> {
+    const thread = this.current();
+    await thread.started;
+    const id = this.nextId++;
+    return new Promise<ReportPage>((resolve, reject) => {
+      thread.pending.set(id, { resolve, reject });
+      // Keep the process alive while a report waits on the worker, and only then.
+      thread.worker.ref();
+      thread.worker.postMessage({ id, sql: query.sql, parameters: query.parameters, shape } satisfies ReportRequest);
+    });
+  }
+
+  async close(): Promise<void> {
+    const thread = this.thread;
+    this.thread = undefined;
+    if (!thread) return;
+    const exited = new Promise<void>((resolve) => thread.worker.once('exit', () => resolve()));
+    thread.worker.postMessage({ close: true });
+    const timer = setTimeout(() => void thread.worker.terminate(), 2000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  private current(): Thread {
+    if (this.thread) return this.thread;
+    const req = createRequire(import.meta.url);
+    const worker = new Worker(BOOTSTRAP, {
+      eval: true,
+      workerData: { ...this.data, tsx: new URL(`file://${req.resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')}`).href, module: new URL('./report-worker.ts', import.meta.url).href },
+    });
+    worker.unref();
+    let ready!: () => void;
+    let failed!: (err: Error) => void;
+    const thread: Thread = { worker, pending: new Map(), started: new Promise<void>((resolve, reject) => ((ready = resolve), (failed = reject))) };
+    // A failed or stopped worker fails what waits on it; the next report starts another.
+    const fail = (err: Error) => {
+      if (this.thread === thread) this.thread = undefined;
+      failed(err);
+      for (const waiting of thread.pending.values()) waiting.reject(err);
+      thread.pending.clear();
+    };
+    worker.on('message', (message: ReportResponse | { ready: true } | { failed: string }) => {
+      if ('ready' in message) return ready();
+      if ('failed' in message) return fail(new Error(`the report worker did not start: ${message.failed}`));
+      const waiting = thread.pending.get(message.id);
+      if (!waiting) return;
+      thread.pending.delete(message.id);
+      if (thread.pending.size === 0) worker.unref();
+      if ('error' in message) waiting.reject(new Error(message.error));
+      else waiting.resolve(message);
+    });
+    worker.on('error', fail);
+    worker.on('exit', () => fail(new Error('the report worker stopped')));
+    this.thread = thread;
+    return thread;
+  }
+}
