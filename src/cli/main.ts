@@ -7,6 +7,8 @@ import { startNode } from '../server/start.ts';
 import { keysAuditChains, migrateToLatest, openDurableStore } from '../store/durable/database.ts';
 import { KeyRing } from '../crypto/key-ring.ts';
 import { AuditLog } from '../activity/audit-log.ts';
+import { backupCreate, backupRestore, backupVerify } from '../backup/backup-commands.ts';
+import { BackupError } from '../backup/sqlite-backup.ts';
 import { systemClock } from '../clock.ts';
 import { sqlitePath } from '../config/config.ts';
 import { rewrapSecrets } from '../methods/rewrap-secrets.ts';
@@ -18,8 +20,8 @@ const out = (value: unknown) => process.stdout.write(JSON.stringify(value, null,
 /** Fails the command with one clear line on stderr and a non-zero exit. */
 class UsageError extends Error {}
 
-/** `audit verify` found tampering: exit 1, not the 2 of a usage error. */
-class ChainBroken extends Error {}
+/** A check found a problem (`audit verify`, `backup verify`): exit 1, not the 2 of a usage error. */
+class CheckFailed extends Error {}
 
 async function userByName(services: Services, tenantId: string, username: string) {
   const found = await services.users.findByUsername(tenantId, username);
@@ -192,7 +194,56 @@ export function buildProgram(): Command {
         if (check.intact) return out({ intact: true, entries: check.entries, heads });
         const tenant = await slugOf(check.tenantId);
         out({ intact: false, ...(check.unverifiable ? { unverifiable: true } : {}), tenant, seq: check.seq, id: check.id, reason: check.reason, entriesChecked: check.entries, heads });
-        throw new ChainBroken(`audit chain of "${tenant}" ${check.unverifiable ? 'cannot be checked' : 'broken'} at entry ${check.seq}: ${check.reason}`);
+        throw new CheckFailed(`audit chain of "${tenant}" ${check.unverifiable ? 'cannot be checked' : 'broken'} at entry ${check.seq}: ${check.reason}`);
+      });
+    });
+
+  const backup = program.command('backup').description('backups of the embedded store');
+  const warn = (warnings: string[]) => {
+    for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+  };
+  const backupErrorsAre = async (Kind: new (message: string) => Error, run: () => Promise<void>) => {
+    try {
+      await run();
+    } catch (err) {
+      if (!(err instanceof BackupError)) throw err;
+      const report = (err as BackupError & { report?: unknown }).report;
+      if (report) out(report);
+      throw new Kind(err.message);
+    }
+  };
+  backup
+    .command('create')
+    .argument('<file>', 'where to write the backup (must not exist)')
+    .description('write a consistent backup of the embedded store while the node runs (never the master key) and print what it holds')
+    .action(async (file: string) => {
+      await backupErrorsAre(UsageError, async () => {
+        const { report, warnings } = await backupCreate(loadConfig(), file);
+        out(report);
+        warn(warnings);
+      });
+    });
+  backup
+    .command('verify')
+    .argument('<file>', 'a backup file')
+    .description('check a backup: whole, a known schema, and with the master keys configured here, the right keys and an intact audit chain; exit 1 if not')
+    .action(async (file: string) => {
+      await backupErrorsAre(CheckFailed, async () => {
+        const result = await backupVerify(loadConfig(), file);
+        out({ ok: result.ok, ...result.report });
+        warn(result.warnings);
+        if (!result.ok) throw new CheckFailed(result.problem ?? 'the backup did not verify');
+      });
+    });
+  backup
+    .command('restore')
+    .argument('<file>', 'a backup file')
+    .description('restore a backup into an empty data dir (STEADFAST_DATA_DIR), with the master key supplied as usual')
+    .action(async (file: string) => {
+      await backupErrorsAre(UsageError, async () => {
+        const { report, warnings } = await backupRestore(loadConfig(), file);
+        out(report);
+        warn(warnings);
       });
     });
 
@@ -243,7 +294,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    if (err instanceof ChainBroken) {
+    if (err instanceof CheckFailed) {
       process.stderr.write(`steadfast: ${err.message}\n`);
       return 1;
     }
