@@ -64,6 +64,9 @@ export function generateSqlite(path: string, tenantId: string, events: number, o
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = OFF');
+  // Loading is faster with the secondary indexes built once, afterwards.
+  const indexes = db.prepare(`select name, sql from sqlite_master where type = 'index' and tbl_name = 'signin_events' and sql is not null`).all() as { name: string; sql: string }[];
+  for (const index of indexes) db.exec(`drop index ${index.name}`);
   const insert = db.prepare(`insert into signin_events (${COLUMNS.join(', ')}) values (${COLUMNS.map(() => '?').join(', ')})`);
   const batch = db.transaction((from: number, to: number) => {
     for (let i = from; i < to; i++) insert.run(...eventRow(i, events, tenantId, users, until, days));
@@ -72,6 +75,7 @@ export function generateSqlite(path: string, tenantId: string, events: number, o
     batch(from, Math.min(events, from + 20_000));
     options.onProgress?.(Math.min(events, from + 20_000));
   }
+  for (const index of indexes) db.exec(index.sql);
   db.pragma('wal_checkpoint(TRUNCATE)');
   db.close();
   return { tenantId, users, events, sampleUserId: 'bench-user-0' };
@@ -84,6 +88,10 @@ export async function generatePostgres(url: string, schema: string, tenantId: st
   const client = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
   await client.connect();
   try {
+    const { rows: indexes } = await client.query<{ indexname: string; indexdef: string }>(
+      `select indexname, indexdef from pg_indexes where schemaname = current_schema() and tablename = 'signin_events' and indexname not like '%_pkey'`,
+    );
+    for (const index of indexes) await client.query(`drop index ${index.indexname}`);
     // One statement per 10,000 rows: each column as an array, unnested into rows.
     const types = ['text', 'text', 'text', 'text', 'int8', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'int4', 'int8'];
     const text = `insert into signin_events (${COLUMNS.join(', ')}) select * from unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`;
@@ -94,6 +102,7 @@ export async function generatePostgres(url: string, schema: string, tenantId: st
       await client.query(text, columns);
       options.onProgress?.(to);
     }
+    for (const index of indexes) await client.query(index.indexdef);
     await client.query('analyze signin_events');
   } finally {
     await client.end();

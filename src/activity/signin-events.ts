@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Db } from '../store/durable/database.ts';
 import type { SigninEventTable } from '../store/durable/schema.ts';
 import type { Clock } from '../clock.ts';
@@ -141,7 +142,8 @@ export class SigninEvents {
   private pageQuery(tenantId: string, filter: SigninFilter, limit: number, after: { at: number; id: string } | undefined) {
     let query = this.db.selectFrom('signin_events').selectAll().where('tenant_id', '=', tenantId);
     if (filter.userId !== undefined) query = query.where('user_id', '=', filter.userId);
-    if (filter.outcome) query = query.where('outcome', '=', filter.outcome);
+    // A literal, not a parameter: the planner can then use the failures-only index.
+    if (filter.outcome) query = query.where('outcome', '=', sql.lit(filter.outcome === 'failure' ? 'failure' : 'success'));
     if (filter.method) query = query.where('method', '=', filter.method);
     if (filter.since !== undefined) query = query.where('at', '>=', filter.since);
     if (filter.until !== undefined) query = query.where('at', '<', filter.until);
