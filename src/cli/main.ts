@@ -267,7 +267,13 @@ export function buildProgram(): Command {
     .description('re-seal every stored secret under the active master key (after a rotation)')
     .action(async () => {
       await withServices(loadConfig(), async (services) => {
-        out({ activeKey: services.keyRing.active.id, ...(await rewrapSecrets(services.durable.db, services.keyRing)) });
+        const rewrapped = await rewrapSecrets(services.durable.db, services.keyRing);
+        // Audit MACs cannot be re-made without rewriting history: older keys stay needed to verify them.
+        const auditKeys = (await services.audit.entriesByKey()).filter((k) => k.keyId !== null && k.keyId !== services.keyRing.active.id);
+        out({ activeKey: services.keyRing.active.id, ...rewrapped, auditEntriesUnderOlderKeys: auditKeys });
+        if (auditKeys.length > 0) {
+          process.stderr.write(`note: audit entries keyed by ${auditKeys.map((k) => k.keyId).join(', ')} are kept; keep those keys in STEADFAST_PREVIOUS_MASTER_KEYS until retention removes them, so steadfast audit verify can check them\n`);
+        }
       });
     });
 
