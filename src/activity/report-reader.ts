@@ -2,6 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import type { CompiledQuery } from 'kysely';
 import type { Engine } from '../store/durable/database.ts';
+import { AppError } from '../errors/app-error.ts';
 import type { AdminSigninEvent } from './signin-events.ts';
 import type { ExportFormat } from './signin-export-format.ts';
 
@@ -54,11 +55,33 @@ interface Thread {
   pending: Map<number, Waiting>;
 }
 
+/** Exports a node streams at once; more wait their turn (503 with Retry-After). */
+export const MAX_EXPORTS = 4;
+
 export class ReportReader {
   private thread: Thread | undefined;
   private nextId = 1;
+  private closed = false;
+  private exports = 0;
 
   constructor(private readonly data: ReportWorkerData) {}
+
+  /**
+   * One of the node's export slots, or `unavailable` when all are taken: each
+   * export holds its client's socket and a share of the worker for as long as
+   * the client reads. The returned function gives the slot back (once).
+   */
+  takeExportSlot(): () => void {
+    if (this.closed) throw new AppError('unavailable', 'this node is shutting down; retry and another node will answer', {}, 1);
+    if (this.exports >= MAX_EXPORTS) throw new AppError('unavailable', `${MAX_EXPORTS} exports are running on this node; try again when one has finished, or narrow the filter to make yours shorter`, {}, 10);
+    this.exports++;
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      this.exports--;
+    };
+  }
 
   /** Starts the worker now, so the first report does not wait for it. */
   warm(): void {
@@ -66,6 +89,7 @@ export class ReportReader {
   }
 
   async page(query: CompiledQuery, shape: ReportRequest['shape']): Promise<ReportPage> {
+    if (this.closed) throw new AppError('unavailable', 'this node is shutting down; retry and another node will answer', {}, 1);
     const thread = this.current();
     await thread.started;
     const id = this.nextId++;
@@ -77,7 +101,9 @@ export class ReportReader {
     });
   }
 
+  /** Stops the worker; reports in flight fail (a download ends without its last chunk) and no new ones start. */
   async close(): Promise<void> {
+    this.closed = true;
     const thread = this.thread;
     this.thread = undefined;
     if (!thread) return;

@@ -49,21 +49,34 @@ function sqliteRunner(path: string): { run: Run; close: () => Promise<void> } {
 
 function postgresRunner(url: string, schema: string | undefined): { run: Run; close: () => Promise<void> } {
   const { Client, types } = require('pg') as typeof pg;
-  const client = new Client({
-    connectionString: url,
-    statement_timeout: STATEMENT_TIMEOUT_MS,
-    ...(schema ? { options: `-c search_path=${schema}` } : {}),
-    types: { getTypeParser: ((oid: number, format?: string) => (oid === INT8_OID ? (v: string) => Number(v) : types.getTypeParser(oid, format as 'text'))) as typeof types.getTypeParser },
-  });
-  client.on('error', () => {});
-  const connected = client.connect();
+  const connect = () => {
+    const client = new Client({
+      connectionString: url,
+      statement_timeout: STATEMENT_TIMEOUT_MS,
+      ...(schema ? { options: `-c search_path=${schema}` } : {}),
+      types: { getTypeParser: ((oid: number, format?: string) => (oid === INT8_OID ? (v: string) => Number(v) : types.getTypeParser(oid, format as 'text'))) as typeof types.getTypeParser },
+    });
+    // A lost connection is replaced at the next page, not left to fail every report until a restart.
+    client.on('error', () => {
+      if (current?.client === client) current = undefined;
+    });
+    return { client, connected: client.connect() };
+  };
+  let current: ReturnType<typeof connect> | undefined;
   return {
     run: async (sql, parameters) => {
-      await connected;
-      return (await client.query<SigninEventTable>(sql, parameters as unknown[])).rows;
+      const { client, connected } = (current ??= connect());
+      try {
+        await connected;
+        return (await client.query<SigninEventTable>(sql, parameters as unknown[])).rows;
+      } catch (err) {
+        if (current?.client === client) current = undefined;
+        void client.end().catch(() => {});
+        throw err;
+      }
     },
     close: async () => {
-      await client.end().catch(() => {});
+      await current?.client.end().catch(() => {});
     },
   };
 }

@@ -138,6 +138,11 @@ export class SigninEvents {
     }
   }
 
+  /** One of the node's export slots (see ReportReader.takeExportSlot); throws `unavailable` when all are taken. */
+  takeExportSlot(): () => void {
+    return this.reports ? this.reports.reader.takeExportSlot() : () => {};
+  }
+
   /** One page of the log, newest first, after the keys `after`. */
   private pageQuery(tenantId: string, filter: SigninFilter, limit: number, after: { at: number; id: string } | undefined) {
     let query = this.db.selectFrom('signin_events').selectAll().where('tenant_id', '=', tenantId);

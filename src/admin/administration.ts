@@ -154,9 +154,14 @@ export class Administration {
     return this.deps.events.list(tenant.id, filter, limit, cursor);
   }
 
-  /** The whole filtered log as CSV or NDJSON text, a page at a time, pulled by the caller. */
-  exportSignins(tenant: Tenant, filter: SigninFilter, format: ExportFormat): AsyncGenerator<string> {
-    return this.deps.events.export(tenant.id, filter, format);
+  /**
+   * The whole filtered log as CSV or NDJSON text, a page at a time, pulled by
+   * the caller, who gives the export slot back (`release`) when done. Throws
+   * `unavailable` when the node streams as many exports as it will.
+   */
+  exportSignins(tenant: Tenant, filter: SigninFilter, format: ExportFormat): { chunks: AsyncGenerator<string>; release: () => void } {
+    const release = this.deps.events.takeExportSlot();
+    return { chunks: this.deps.events.export(tenant.id, filter, format), release };
   }
 
   auditLog(tenant: Tenant, options: { limit: number; before?: number | undefined; userId?: string | undefined; action?: string | undefined }): Promise<AuditEntry[]> {

@@ -18,7 +18,11 @@ const CONTENT_TYPES: Record<ExportFormat, string> = { csv: 'text/csv; charset=ut
  * cut-short file is never taken for a whole one.
  */
 export function sendSigninExport(reply: FastifyReply, admin: Administration, tenant: Tenant, filter: SigninFilter, format: ExportFormat): FastifyReply {
-  const body = Readable.from(admin.exportSignins(tenant, filter, format), { objectMode: false, highWaterMark: 256 * 1024 });
+  const { chunks, release } = admin.exportSignins(tenant, filter, format);
+  const body = Readable.from(chunks, { objectMode: false, highWaterMark: 256 * 1024 });
+  body.once('close', release);
+  // Streaming is the report worker's work, not this thread's: the admission slot goes back now.
+  reply.request.releaseAdmission?.();
   return reply
     .type(CONTENT_TYPES[format])
     .header('content-disposition', `attachment; filename="signins-${tenant.slug}.${format}"`)

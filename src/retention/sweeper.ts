@@ -36,6 +36,7 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
 export class Sweeper {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<SweepReport> | undefined;
+  private stopping = false;
   private readonly batchSize: number;
 
   constructor(
@@ -68,8 +69,9 @@ export class Sweeper {
     this.timer.unref();
   }
 
-  /** Stops the timer and waits for a pass under way to end. */
+  /** Stops the timer and a pass under way after its current batch (the next pass goes on from there). */
   async stop(): Promise<void> {
+    this.stopping = true;
     clearInterval(this.timer);
     this.timer = undefined;
     await this.running?.catch(() => {});
@@ -98,7 +100,7 @@ export class Sweeper {
   /** Batches until nothing more is due, another node holds the sweep, or a problem stops it. */
   private async drain(sweep: Sweep, now: number, tenant: Tenant | undefined, report: SweepReport): Promise<void> {
     const lockName = `steadfast-sweep:${sweep.name}${tenant ? `:${tenant.id}` : ''}`;
-    for (;;) {
+    while (!this.stopping) {
       const outcome = await this.db.transaction().execute(async (trx) => {
         if (this.options.engine === 'postgres') {
           const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(hashtext(current_schema() || ':' || ${lockName})) as locked`.execute(trx);

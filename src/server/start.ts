@@ -44,6 +44,8 @@ export async function startNode(config: Readonly<Config>, logger: Logger, print:
   const stop = () =>
     (stopping ??= (async () => {
       readiness.draining = true;
+      // Downloads in flight end now (without their last chunk, so clients can tell) instead of holding the shutdown.
+      await services.reportReader.close();
       await app.close();
       await services.close();
       logger.info('steadfast node stopped');

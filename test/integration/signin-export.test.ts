@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { backends, type Backend } from '../helpers/backends.ts';
 import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import type { SigninEventTable } from '../../src/store/durable/schema.ts';
+import { MAX_EXPORTS } from '../../src/activity/report-reader.ts';
 
 const EVENTS = 2600;
 
@@ -95,6 +96,53 @@ for (const spec of backends) {
       } finally {
         pages.mockRestore();
       }
+    });
+
+    it('gives the admission slot back once streaming starts, and streams at most a few exports at once (503 with Retry-After beyond)', async () => {
+      const reader = server.services.reportReader;
+      const real = reader.page.bind(reader);
+      let openGate!: () => void;
+      const gate = new Promise<void>((resolve) => (openGate = resolve));
+      let calls = 0;
+      const pages = vi.spyOn(reader, 'page').mockImplementation(async (query, shape) => {
+        if (++calls === 2) await gate;
+        return real(query, shape);
+      });
+      try {
+        const res = await download('format=csv');
+        expect(res.status).toBe(200);
+        // The download is open (its second page waits), and holds no admission slot.
+        expect(server.services.admission.state.inFlight).toBe(0);
+        openGate();
+        expect((await res.text()).trimEnd().split('\r\n')).toHaveLength(EVENTS + 1);
+      } finally {
+        openGate();
+        pages.mockRestore();
+      }
+
+      const held = Array.from({ length: MAX_EXPORTS }, () => server.services.events.takeExportSlot());
+      const refused = await download('format=ndjson');
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('10');
+      expect((await refused.json()).detail).toMatch(/exports are running on this node/);
+      for (const release of held) release();
+      const ok = await download('format=ndjson&outcome=failure');
+      expect(ok.status).toBe(200);
+      await ok.text();
+      // Every slot came back once the downloads ended.
+      let free = 0;
+      for (let i = 0; i < 100 && free < MAX_EXPORTS; i++) {
+        const taken: (() => void)[] = [];
+        try {
+          for (let k = 0; k < MAX_EXPORTS; k++) taken.push(server.services.events.takeExportSlot());
+          free = MAX_EXPORTS;
+        } catch {
+          await new Promise((resolve) => setImmediate(resolve));
+        } finally {
+          for (const release of taken) release();
+        }
+      }
+      expect(free).toBe(MAX_EXPORTS);
     });
 
     it('ends a download that fails part-way without its last chunk, so it cannot pass for a whole file', async () => {
