@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Db } from '../store/durable/database.ts';
 import type { Tenant } from '../directory/tenants.ts';
 import type { AuditLog } from '../activity/audit-log.ts';
@@ -73,11 +74,12 @@ export function expirySweeps(audit: AuditLog): Sweep[] {
     {
       name: 'pending-enrolments',
       perTenant: false,
+      // A literal, not a parameter: the planner can then use the pending-only index.
       batch: async (trx, { now, limit }) =>
         removed(
           await trx
             .deleteFrom('credentials')
-            .where('id', 'in', trx.selectFrom('credentials').select('id').where('state', '=', 'pending').where('created_at', '<', now - PENDING_ENROLMENT_KEPT_MS).limit(limit))
+            .where('id', 'in', trx.selectFrom('credentials').select('id').where('state', '=', sql.lit('pending')).where('created_at', '<', now - PENDING_ENROLMENT_KEPT_MS).limit(limit))
             .executeTakeFirst(),
         ),
     },

@@ -20,7 +20,6 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('key_id', 'varchar(32)', (c) => c.notNull())
     .addColumn('mac', 'varchar(64)', (c) => c.notNull())
     .execute();
-  await db.schema.createIndex('audit_log_tenant_at').on('audit_log').columns(['tenant_id', 'at']).execute();
 
   // The admin log's failure and method filters read their matches in time order instead of
   // scanning the tenant's whole log for them (a failures export of a large log took seconds).
@@ -43,7 +42,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  for (const index of ['signin_events_method_at', 'signin_events_failures_at', 'credentials_pending_created_at', 'remembered_devices_created_at', 'access_passes_expires_at', 'oidc_records_expires_at', 'sessions_expires_at', 'audit_log_tenant_at']) {
+  for (const index of ['signin_events_method_at', 'signin_events_failures_at', 'credentials_pending_created_at', 'remembered_devices_created_at', 'access_passes_expires_at', 'oidc_records_expires_at', 'sessions_expires_at']) {
     await db.schema.dropIndex(index).execute();
   }
   await db.schema.dropTable('audit_checkpoints').execute();
