@@ -52,6 +52,7 @@ type Waiting = { resolve: (page: ReportPage) => void; reject: (err: Error) => vo
 interface Thread {
   worker: Worker;
   started: Promise<void>;
+  isReady: boolean;
   pending: Map<number, Waiting>;
 }
 
@@ -108,6 +109,11 @@ export class ReportReader {
     this.thread = undefined;
     if (!thread) return;
     const exited = new Promise<void>((resolve) => thread.worker.once('exit', () => resolve()));
+    // A worker still starting has nothing to close and does not listen yet: stop it outright.
+    if (!thread.isReady) {
+      await thread.worker.terminate();
+      return;
+    }
     thread.worker.postMessage({ close: true });
     const timer = setTimeout(() => void thread.worker.terminate(), 2000);
     await exited;
@@ -124,7 +130,7 @@ export class ReportReader {
     worker.unref();
     let ready!: () => void;
     let failed!: (err: Error) => void;
-    const thread: Thread = { worker, pending: new Map(), started: new Promise<void>((resolve, reject) => ((ready = resolve), (failed = reject))) };
+    const thread: Thread = { worker, isReady: false, pending: new Map(), started: new Promise<void>((resolve, reject) => ((ready = resolve), (failed = reject))) };
     // A failed or stopped worker fails what waits on it; the next report starts another.
     const fail = (err: Error) => {
       if (this.thread === thread) this.thread = undefined;
@@ -133,7 +139,10 @@ export class ReportReader {
       thread.pending.clear();
     };
     worker.on('message', (message: ReportResponse | { ready: true } | { failed: string }) => {
-      if ('ready' in message) return ready();
+      if ('ready' in message) {
+        thread.isReady = true;
+        return ready();
+      }
       if ('failed' in message) return fail(new Error(`the report worker did not start: ${message.failed}`));
       const waiting = thread.pending.get(message.id);
       if (!waiting) return;
