@@ -41,11 +41,6 @@ import(workerData.tsx).then((tsx) => tsx.tsImport(workerData.module, workerData.
 });
 `;
 
-/**
- * The main thread's side of the report worker (report-worker.ts): sends it
- * compiled page queries, one at a time, and gets back rows or formatted text.
- * The worker starts on first use (or on `warm`) and again after a failure.
- */
 type Waiting = { resolve: (page: ReportPage) => void; reject: (err: Error) => void };
 
 /** One worker thread and the requests waiting on it. */
@@ -59,8 +54,21 @@ interface Thread {
 /** Exports a node streams at once; more wait their turn (503 with Retry-After). */
 export const MAX_EXPORTS = 4;
 
+/**
+ * Which thread a request goes to: admin log pages (`rows`) never queue behind
+ * an export's pages (`text`), each in a thread of its own.
+ */
+type Lane = 'rows' | 'text';
+
+/**
+ * The main thread's side of the report workers (report-worker.ts): sends them
+ * compiled page queries and gets back rows or formatted text. Two threads, each
+ * started on first use (or on `warm`) and again after a failure: one for the
+ * admin log's pages, one for exports, so a page of the log never waits behind
+ * an export's.
+ */
 export class ReportReader {
-  private thread: Thread | undefined;
+  private readonly threads = new Map<Lane, Thread>();
   private nextId = 1;
   private closed = false;
   private exports = 0;
@@ -84,14 +92,15 @@ export class ReportReader {
     };
   }
 
-  /** Starts the worker now, so the first report does not wait for it. */
-  warm(): void {
-    void this.current().started.catch(() => {});
+  /** Starts the worker threads now (`lists`: the admin log's too), so the first report does not wait for them. */
+  warm(options: { lists: boolean }): void {
+    void this.current('text').started.catch(() => {});
+    if (options.lists) void this.current('rows').started.catch(() => {});
   }
 
   async page(query: CompiledQuery, shape: ReportRequest['shape']): Promise<ReportPage> {
     if (this.closed) throw new AppError('unavailable', 'this node is shutting down; retry and another node will answer', {}, 1);
-    const thread = this.current();
+    const thread = this.current(shape === 'rows' ? 'rows' : 'text');
     await thread.started;
     const id = this.nextId++;
     return new Promise<ReportPage>((resolve, reject) => {
@@ -102,26 +111,17 @@ export class ReportReader {
     });
   }
 
-  /** Stops the worker; reports in flight fail (a download ends without its last chunk) and no new ones start. */
+  /** Stops the workers; reports in flight fail (a download ends without its last chunk) and no new ones start. */
   async close(): Promise<void> {
     this.closed = true;
-    const thread = this.thread;
-    this.thread = undefined;
-    if (!thread) return;
-    const exited = new Promise<void>((resolve) => thread.worker.once('exit', () => resolve()));
-    // A worker still starting has nothing to close and does not listen yet: stop it outright.
-    if (!thread.isReady) {
-      await thread.worker.terminate();
-      return;
-    }
-    thread.worker.postMessage({ close: true });
-    const timer = setTimeout(() => void thread.worker.terminate(), 2000);
-    await exited;
-    clearTimeout(timer);
+    const threads = [...this.threads.values()];
+    this.threads.clear();
+    await Promise.all(threads.map((thread) => stop(thread)));
   }
 
-  private current(): Thread {
-    if (this.thread) return this.thread;
+  private current(lane: Lane): Thread {
+    const existing = this.threads.get(lane);
+    if (existing) return existing;
     const req = createRequire(import.meta.url);
     const worker = new Worker(BOOTSTRAP, {
       eval: true,
@@ -133,7 +133,7 @@ export class ReportReader {
     const thread: Thread = { worker, isReady: false, pending: new Map(), started: new Promise<void>((resolve, reject) => ((ready = resolve), (failed = reject))) };
     // A failed or stopped worker fails what waits on it; the next report starts another.
     const fail = (err: Error) => {
-      if (this.thread === thread) this.thread = undefined;
+      if (this.threads.get(lane) === thread) this.threads.delete(lane);
       failed(err);
       for (const waiting of thread.pending.values()) waiting.reject(err);
       thread.pending.clear();
@@ -153,7 +153,20 @@ export class ReportReader {
     });
     worker.on('error', fail);
     worker.on('exit', () => fail(new Error('the report worker stopped')));
-    this.thread = thread;
+    this.threads.set(lane, thread);
     return thread;
   }
+}
+
+async function stop(thread: Thread): Promise<void> {
+  const exited = new Promise<void>((resolve) => thread.worker.once('exit', () => resolve()));
+  // A worker still starting has nothing to close and does not listen yet: stop it outright.
+  if (!thread.isReady) {
+    await thread.worker.terminate();
+    return;
+  }
+  thread.worker.postMessage({ close: true });
+  const timer = setTimeout(() => void thread.worker.terminate(), 2000);
+  await exited;
+  clearTimeout(timer);
 }

@@ -38,7 +38,7 @@ export async function startNode(config: Readonly<Config>, logger: Logger, print:
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   logger.info({ url, durable: services.durable.engine, ephemeral: services.ephemeral.kind }, 'steadfast node is up');
   services.sweeper.start(config.sweepIntervalSeconds * 1000);
-  services.reportReader.warm();
+  services.reportReader.warm({ lists: services.durable.engine === 'sqlite' });
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
