@@ -21,20 +21,23 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('mac', 'varchar(64)', (c) => c.notNull())
     .execute();
 
+  // `if not exists`: a large PostgreSQL deployment may build these beforehand with
+  // CREATE INDEX CONCURRENTLY (docs/operations.md, "Upgrading"), so the upgrade holds no table.
+
   // The admin log's failure and method filters read their matches in time order instead of
   // scanning the tenant's whole log for them (a failures export of a large log took seconds).
   // Partial, to stay small: failures are a few rows in a hundred (successes are most rows, found
   // by the time index alone), and only second-factor steps have a method.
-  await db.schema.createIndex('signin_events_failures_at').on('signin_events').columns(['tenant_id', 'at']).where(sql<boolean>`outcome = 'failure'`).execute();
-  await db.schema.createIndex('signin_events_method_at').on('signin_events').columns(['tenant_id', 'method', 'at']).where(sql<boolean>`method is not null`).execute();
+  await db.schema.createIndex('signin_events_failures_at').ifNotExists().on('signin_events').columns(['tenant_id', 'at']).where(sql<boolean>`outcome = 'failure'`).execute();
+  await db.schema.createIndex('signin_events_method_at').ifNotExists().on('signin_events').columns(['tenant_id', 'method', 'at']).where(sql<boolean>`method is not null`).execute();
 
-  await db.schema.createIndex('sessions_expires_at').on('sessions').columns(['expires_at']).execute();
-  await db.schema.createIndex('oidc_records_expires_at').on('oidc_records').columns(['expires_at']).execute();
-  await db.schema.createIndex('access_passes_expires_at').on('access_passes').columns(['expires_at']).execute();
-  await db.schema.createIndex('remembered_devices_created_at').on('remembered_devices').columns(['tenant_id', 'created_at']).execute();
+  await db.schema.createIndex('sessions_expires_at').ifNotExists().on('sessions').columns(['expires_at']).execute();
+  await db.schema.createIndex('oidc_records_expires_at').ifNotExists().on('oidc_records').columns(['expires_at']).execute();
+  await db.schema.createIndex('access_passes_expires_at').ifNotExists().on('access_passes').columns(['expires_at']).execute();
+  await db.schema.createIndex('remembered_devices_created_at').ifNotExists().on('remembered_devices').columns(['tenant_id', 'created_at']).execute();
   // Pending enrolments are few; a partial index finds the stale ones without touching active methods.
   await db.schema
-    .createIndex('credentials_pending_created_at')
+    .createIndex('credentials_pending_created_at').ifNotExists()
     .on('credentials')
     .columns(['created_at'])
     .where(sql<boolean>`state = 'pending'`)
