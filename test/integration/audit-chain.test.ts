@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Migrator, sql, type Kysely } from 'kysely';
@@ -11,6 +12,14 @@ import { entryHash, keyedEntryHash } from '../../src/activity/audit-log.ts';
 import type { AuditLogTable } from '../../src/store/durable/schema.ts';
 import { backends, type Backend } from '../helpers/backends.ts';
 import { LogCapture } from '../helpers/test-server.ts';
+
+const BIN = new URL('../../bin/steadfast.js', import.meta.url).pathname;
+const runCli = (args: string[], env: Record<string, string>) =>
+  new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) =>
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
+    );
+  });
 
 /**
  * Tampering with the audit chain by someone who can write the database, one
@@ -190,7 +199,13 @@ for (const spec of backends) {
 
       const onBackend = (b: Backend) => buildServices(b.config, { clock, ...(b.pgSchema ? { pgSchema: b.pgSchema } : {}), ...(b.redisNamespace ? { redisNamespace: b.redisNamespace } : {}) });
       try {
-        // Two nodes start on the old store (on PostgreSQL at once): one applies the upgrade and keys the chain, once.
+        // PostgreSQL: two nodes start on the old store at once; one applies the upgrade and keys the chain, once.
+        // SQLite: `steadfast migrate` applies it and keys the chain; the nodes that start afterwards do not.
+        if (spec.name === 'sqlite+memory') {
+          const migrate = await runCli(['migrate'], { STEADFAST_DATA_DIR: old.config.dataDir, STEADFAST_MASTER_KEY: old.config.masterKey!.toString('base64'), STEADFAST_LOG_LEVEL: 'silent' });
+          expect(migrate.code).toBe(0);
+          expect(JSON.parse(migrate.stdout).applied).toEqual(['006-retention-and-keyed-audit']);
+        }
         const [a, b] = spec.name === 'postgres+redis' ? await Promise.all([onBackend(old), onBackend(old)]) : [await onBackend(old), await onBackend(old)];
         open.push(a, b);
         const keyed = await a.audit.list(tenantId, { limit: 10, action: 'audit.chain-keyed' });
