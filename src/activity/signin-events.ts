@@ -6,7 +6,7 @@ import { newSortableId } from '../crypto/random.ts';
 import type { GroupCommit } from '../store/durable/group-commit.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { ReportReader } from './report-reader.ts';
-import { SIGNIN_CSV_HEADER, signinLines, type ExportFormat } from './signin-export-format.ts';
+import { SIGNIN_CSV_HEADER, type ExportFormat } from './signin-export-format.ts';
 
 /** Rows per export page: a few milliseconds of work for the worker, a few hundred KB of text. */
 const EXPORT_PAGE_ROWS = 2000;
@@ -66,8 +66,8 @@ export class SigninEvents {
     private readonly nodeName: string,
     /** Every attempt writes a row: group-committed with the other hot-path inserts. */
     private readonly groupCommit: GroupCommit,
-    /** The report worker: exports always use it; admin log pages too when `lists` (SQLite, whose queries block the thread that runs them). */
-    private readonly reports?: { reader: ReportReader; lists: boolean },
+    /** The report workers: exports always use them; admin log pages too when `lists` (SQLite, whose queries block the thread that runs them). */
+    private readonly reports: { reader: ReportReader; lists: boolean },
   ) {}
 
   async record(input: SigninEventInput): Promise<void> {
@@ -99,13 +99,13 @@ export class SigninEvents {
   }
 
   /**
-   * A tenant's sign-ins, newest first, filtered for the admin. With a report
-   * reader (SQLite), the query runs in the report worker: a filter that
-   * matches rarely can read a long way, and never on the thread that serves sign-ins.
+   * A tenant's sign-ins, newest first, filtered for the admin. On SQLite the
+   * query runs in the report worker: a filter that matches rarely can read a
+   * long way, and never on the thread that serves sign-ins.
    */
   async list(tenantId: string, filter: SigninFilter, limit: number, cursor?: string): Promise<Page<AdminSigninEvent>> {
     const query = this.pageQuery(tenantId, filter, limit + 1, cursor ? decodeCursor(cursor) : undefined);
-    const rows = this.reports?.lists ? ((await this.reports.reader.page(query.compile(), 'rows')).rows ?? []) : (await query.execute()).map(toAdminEvent);
+    const rows = this.reports.lists ? ((await this.reports.reader.page(query.compile(), 'rows')).rows ?? []) : (await query.execute()).map(toAdminEvent);
     return toPage(rows, limit);
   }
 
@@ -113,25 +113,15 @@ export class SigninEvents {
    * Every matching sign-in, newest first, as CSV (with its header line) or
    * NDJSON text, a page at a time: the caller pulls the next page when it
    * has sent the last (back-pressure), and the pages are queried and
-   * formatted in the report worker when there is one. No cap: a narrower
-   * filter is the way to a smaller file.
+   * formatted in the report worker. No cap: a narrower filter is the way to
+   * a smaller file.
    */
   async *export(tenantId: string, filter: SigninFilter, format: ExportFormat, pageSize = EXPORT_PAGE_ROWS): AsyncGenerator<string> {
     if (format === 'csv') yield SIGNIN_CSV_HEADER;
     let after: { at: number; id: string } | undefined;
     for (;;) {
       const query = this.pageQuery(tenantId, filter, pageSize, after);
-      let page: { text: string; count: number; last: { at: number; id: string } | null };
-      if (this.reports) {
-        const answer = await this.reports.reader.page(query.compile(), format);
-        page = { text: answer.text ?? '', count: answer.count, last: answer.last };
-      } else {
-        const events = (await query.execute()).map(toAdminEvent);
-        const last = events.at(-1);
-        page = { text: signinLines(events, format), count: events.length, last: last ? { at: last.at, id: last.id } : null };
-        // Formatting on this thread: let waiting requests go first.
-        await new Promise((resolve) => setImmediate(resolve));
-      }
+      const page = await this.reports.reader.page(query.compile(), format);
       if (page.text) yield page.text;
       if (page.count < pageSize || !page.last) return;
       after = page.last;
@@ -140,7 +130,7 @@ export class SigninEvents {
 
   /** One of the node's export slots (see ReportReader.takeExportSlot); throws `unavailable` when all are taken. */
   takeExportSlot(): () => void {
-    return this.reports ? this.reports.reader.takeExportSlot() : () => {};
+    return this.reports.reader.takeExportSlot();
   }
 
   /** One page of the log, newest first, after the keys `after`. */
