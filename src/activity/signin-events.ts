@@ -1,9 +1,15 @@
+import { sql } from 'kysely';
 import type { Db } from '../store/durable/database.ts';
 import type { SigninEventTable } from '../store/durable/schema.ts';
 import type { Clock } from '../clock.ts';
 import { newSortableId } from '../crypto/random.ts';
 import type { GroupCommit } from '../store/durable/group-commit.ts';
 import { AppError } from '../errors/app-error.ts';
+import type { ReportReader } from './report-reader.ts';
+import { SIGNIN_CSV_HEADER, type ExportFormat } from './signin-export-format.ts';
+
+/** Rows per export page: a few milliseconds of work for the worker, a few hundred KB of text. */
+const EXPORT_PAGE_ROWS = 2000;
 
 export interface SigninEventInput {
   tenantId: string;
@@ -60,6 +66,8 @@ export class SigninEvents {
     private readonly nodeName: string,
     /** Every attempt writes a row: group-committed with the other hot-path inserts. */
     private readonly groupCommit: GroupCommit,
+    /** The report workers: exports always use them; admin log pages too when `lists` (SQLite, whose queries block the thread that runs them). */
+    private readonly reports: { reader: ReportReader; lists: boolean },
   ) {}
 
   async record(input: SigninEventInput): Promise<void> {
@@ -84,27 +92,61 @@ export class SigninEvents {
     await this.groupCommit.insert('signin_events', row);
   }
 
-  /** Newest first; `cursor` is the opaque `next` of the previous page. */
-  listForUser(tenantId: string, userId: string, limit: number, cursor?: string): Promise<Page<SigninEvent>> {
-    return this.list(tenantId, { userId }, limit, cursor);
+  /** A user's own sign-ins, newest first; `cursor` is the opaque `next` of the previous page. Answered on the main thread: it is short. */
+  async listForUser(tenantId: string, userId: string, limit: number, cursor?: string): Promise<Page<SigninEvent>> {
+    const rows = await this.pageQuery(tenantId, { userId }, limit + 1, cursor ? decodeCursor(cursor) : undefined).execute();
+    return toPage(rows.map(toAdminEvent), limit);
   }
 
-  /** A tenant's sign-ins, newest first, filtered for the admin. */
+  /**
+   * A tenant's sign-ins, newest first, filtered for the admin. On SQLite the
+   * query runs in the report worker: a filter that matches rarely can read a
+   * long way, and never on the thread that serves sign-ins.
+   */
   async list(tenantId: string, filter: SigninFilter, limit: number, cursor?: string): Promise<Page<AdminSigninEvent>> {
+    const query = this.pageQuery(tenantId, filter, limit + 1, cursor ? decodeCursor(cursor) : undefined);
+    const rows = this.reports.lists ? ((await this.reports.reader.page(query.compile(), 'rows')).rows ?? []) : (await query.execute()).map(toAdminEvent);
+    return toPage(rows, limit);
+  }
+
+  /**
+   * Every matching sign-in, newest first, as CSV (with its header line) or
+   * NDJSON text, a page at a time: the caller pulls the next page when it
+   * has sent the last (back-pressure), and the pages are queried and
+   * formatted in the report worker. No cap: a narrower filter is the way to
+   * a smaller file.
+   */
+  async *export(tenantId: string, filter: SigninFilter, format: ExportFormat, pageSize = EXPORT_PAGE_ROWS): AsyncGenerator<string> {
+    if (format === 'csv') yield SIGNIN_CSV_HEADER;
+    let after: { at: number; id: string } | undefined;
+    for (;;) {
+      const query = this.pageQuery(tenantId, filter, pageSize, after);
+      const page = await this.reports.reader.page(query.compile(), format);
+      if (page.text) yield page.text;
+      if (page.count < pageSize || !page.last) return;
+      after = page.last;
+    }
+  }
+
+  /** One of the node's export slots (see ReportReader.takeExportSlot); throws `unavailable` when all are taken. */
+  takeExportSlot(): () => void {
+    return this.reports.reader.takeExportSlot();
+  }
+
+  /** One page of the log, newest first, after the keys `after`. */
+  private pageQuery(tenantId: string, filter: SigninFilter, limit: number, after: { at: number; id: string } | undefined) {
     let query = this.db.selectFrom('signin_events').selectAll().where('tenant_id', '=', tenantId);
     if (filter.userId !== undefined) query = query.where('user_id', '=', filter.userId);
-    if (filter.outcome) query = query.where('outcome', '=', filter.outcome);
+    // A literal, not a parameter: the planner can then use the failures-only index.
+    if (filter.outcome) query = query.where('outcome', '=', sql.lit(filter.outcome === 'failure' ? 'failure' : 'success'));
     if (filter.method) query = query.where('method', '=', filter.method);
     if (filter.since !== undefined) query = query.where('at', '>=', filter.since);
     if (filter.until !== undefined) query = query.where('at', '<', filter.until);
-    const after = cursor ? decodeCursor(cursor) : undefined;
     if (after) {
-      query = query.where((eb) => eb.or([eb('at', '<', after.at), eb.and([eb('at', '=', after.at), eb('id', '<', after.id)])]));
+      // `at <= ?` first, alone: a range the (…, at) indexes walk; the OR only sorts out the rows of that one millisecond.
+      query = query.where('at', '<=', after.at).where((eb) => eb.or([eb('at', '<', after.at), eb('id', '<', after.id)]));
     }
-    const rows = await query.orderBy('at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
-    const items = rows.slice(0, limit).map((row) => ({ ...toEvent(row), userId: row.user_id, username: row.username }));
-    const last = items.at(-1);
-    return { items, next: rows.length > limit && last ? encodeCursor(last) : null };
+    return query.orderBy('at', 'desc').orderBy('id', 'desc').limit(limit);
   }
 
   async markReported(tenantId: string, userId: string, eventId: string): Promise<boolean> {
@@ -119,10 +161,11 @@ export class SigninEvents {
   }
 }
 
-function toEvent(row: SigninEventTable): SigninEvent {
+/** A stored row as the admin sees it (the user's own view is the same without user id and name). */
+export function toAdminEvent(row: SigninEventTable): AdminSigninEvent {
   return {
     id: row.id,
-    at: row.at,
+    at: Number(row.at),
     ip: row.ip,
     userAgent: row.user_agent,
     app: row.app,
@@ -130,8 +173,16 @@ function toEvent(row: SigninEventTable): SigninEvent {
     method: row.method,
     outcome: row.outcome,
     reason: row.reason,
-    reportedAt: row.reported_at,
+    reportedAt: row.reported_at === null ? null : Number(row.reported_at),
+    userId: row.user_id,
+    username: row.username,
   };
+}
+
+function toPage<T extends SigninEvent>(rows: T[], limit: number): Page<T> {
+  const items = rows.slice(0, limit);
+  const last = items.at(-1);
+  return { items, next: rows.length > limit && last ? encodeCursor(last) : null };
 }
 
 function encodeCursor(event: SigninEvent): string {

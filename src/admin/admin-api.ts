@@ -5,7 +5,7 @@ import type { Services } from '../server/services.ts';
 import type { Tenant } from '../directory/tenants.ts';
 import { IdParams, isoTime, MethodView, Nullable, SigninEventView, signinEventView } from '../server/routes/schemas.ts';
 import type { AdminSigninEvent, SigninFilter } from '../activity/signin-events.ts';
-import { signinsCsv } from './csv.ts';
+import { sendSigninExport } from './csv.ts';
 import { AdminUser, userView } from './user-view.ts';
 import { TOKEN_MAX_DAYS } from '../directory/admin-tokens.ts';
 
@@ -31,9 +31,12 @@ const SigninQuery = Type.Object({
   until: Type.Optional(Type.String({ format: 'date-time' })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
   cursor: Type.Optional(Type.String({ maxLength: 200 })),
-  format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')])),
+  format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv'), Type.Literal('ndjson')])),
 });
 
+
+/** The export format an Accept header asks for, if any. */
+const exportFormatAccepted = (accept: string | undefined) => (/\btext\/csv\b/.test(accept ?? '') ? 'csv' : /\bapplication\/x-ndjson\b/.test(accept ?? '') ? 'ndjson' : undefined);
 
 /** The sign-in log filter from query parameters; a `user` that names nobody matches nothing. */
 export async function signinFilter(services: Services, tenant: Tenant, q: { user?: string | undefined; outcome?: 'success' | 'failure' | undefined; method?: string | undefined; since?: string | undefined; until?: string | undefined }): Promise<SigninFilter> {
@@ -202,7 +205,8 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         schema: {
           tags,
           security: bearer,
-          summary: 'The sign-in log, newest first, filtered by user (id or username), outcome, method and time; `format=csv` (or Accept: text/csv) exports every match',
+          summary:
+            'The sign-in log, newest first, filtered by user (id or username), outcome, method and time, in pages (`next` is the `cursor` of the next page); `format=csv` or `format=ndjson` (or Accept: text/csv, application/x-ndjson) streams every match, with no cap',
           querystring: SigninQuery,
           response: { 200: Type.Object({ items: Type.Array(SigninRow), next: Nullable(Type.String()) }) },
         },
@@ -211,17 +215,10 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
       async (request, reply) => {
         const { tenant } = await requireAdmin(services, request);
         const filter = await signinFilter(services, tenant, request.query);
-        const csv = request.query.format === 'csv' || (request.query.format === undefined && /\btext\/csv\b/.test(request.headers.accept ?? ''));
-        if (!csv) {
-          const page = await admin.signins(tenant, filter, request.query.limit ?? 100, request.query.cursor);
-          return { items: page.items.map(signinRow), next: page.next };
-        }
-        const body = await signinsCsv(admin, tenant, filter);
-        return reply
-          .type('text/csv; charset=utf-8')
-          .header('content-disposition', `attachment; filename="signins-${tenant.slug}.csv"`)
-          .header('cache-control', 'no-store')
-          .send(body as never);
+        const format = request.query.format ?? exportFormatAccepted(request.headers.accept);
+        if (format === 'csv' || format === 'ndjson') return sendSigninExport(reply, admin, tenant, filter, format);
+        const page = await admin.signins(tenant, filter, request.query.limit ?? 100, request.query.cursor);
+        return { items: page.items.map(signinRow), next: page.next };
       },
     );
 

@@ -10,6 +10,7 @@ import type { AccessPass, AccessPasses } from '../methods/tap/access-passes.ts';
 import type { MethodManagement, MethodView } from '../methods/method-management.ts';
 import type { AuditLog, AuditEntry } from '../activity/audit-log.ts';
 import type { AdminSigninEvent, Page, SigninEvents, SigninFilter } from '../activity/signin-events.ts';
+import type { ExportFormat } from '../activity/signin-export-format.ts';
 import { AppError } from '../errors/app-error.ts';
 import { validateNewPassword } from '../directory/password-change.ts';
 import type { AdminTokens, AdminTokenView } from '../directory/admin-tokens.ts';
@@ -160,6 +161,16 @@ export class Administration {
 
   signins(tenant: Tenant, filter: SigninFilter, limit: number, cursor?: string): Promise<Page<AdminSigninEvent>> {
     return this.deps.events.list(tenant.id, filter, limit, cursor);
+  }
+
+  /**
+   * The whole filtered log as CSV or NDJSON text, a page at a time, pulled by
+   * the caller, who gives the export slot back (`release`) when done. Throws
+   * `unavailable` when the node streams as many exports as it will.
+   */
+  exportSignins(tenant: Tenant, filter: SigninFilter, format: ExportFormat): { chunks: AsyncGenerator<string>; release: () => void } {
+    const release = this.deps.events.takeExportSlot();
+    return { chunks: this.deps.events.export(tenant.id, filter, format), release };
   }
 
   auditLog(tenant: Tenant, options: { limit: number; before?: number | undefined; userId?: string | undefined; action?: string | undefined }): Promise<AuditEntry[]> {

@@ -4,14 +4,14 @@ import { AppError } from '../errors/app-error.ts';
 import { problemCatalog } from '../errors/catalog.ts';
 import { requireAdministrator, type Principal } from '../http/authenticate.ts';
 import type { Services } from '../server/services.ts';
-import { ALL_METHOD_TYPES, checkPolicy, type TenantPolicy } from '../directory/policy.ts';
+import { ALL_METHOD_TYPES, checkPolicy, RETENTION_BOUNDS, type TenantPolicy } from '../directory/policy.ts';
 import { html, type SafeHtml } from '../portal/html.ts';
 import { alert, layout } from '../portal/layout.ts';
 import { principalPages } from '../portal/principal-page.ts';
 import { formRoute } from '../portal/form-route.ts';
 import { TYPE_NAMES, when } from '../portal/security-info-pages.ts';
 import { describeUserAgent } from '../portal/user-agent.ts';
-import { signinsCsv } from './csv.ts';
+import { sendSigninExport } from './csv.ts';
 import { isoTime } from '../server/routes/schemas.ts';
 import { randomToken } from '../crypto/random.ts';
 import { signinFilter } from './admin-api.ts';
@@ -351,8 +351,7 @@ ${next ? html`<p><a href="${base(p)}/signins?${params.toString()}&cursor=${encod
     app.get('/t/:tenant/admin/signins.csv', view(PageParams, LogQuery), async (request, reply) => {
       const p = await adminOr(request, reply);
       if (!p) return reply;
-      const body = await signinsCsv(admin, p.tenant, await logFilter(p, request.query));
-      return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="signins-${p.tenant.slug}.csv"`).header('cache-control', 'no-store').send(body);
+      return sendSigninExport(reply, admin, p.tenant, await logFilter(p, request.query), 'csv');
     });
 
     // ---- Audit log ------------------------------------------------------------
@@ -414,6 +413,10 @@ ${problems.length > 0 ? html`<ul class="problems" role="alert">${problems.map((x
   ${number('lock-minutes', 'blockMinutes', 'How long it is held back (minutes)', policy.lockout.blockMinutes, 1, 1440)}
   </fieldset>
   ${number('remember', 'rememberedDeviceDays', 'Days a browser may skip the second factor after one (0: never)', policy.rememberedDeviceDays, 0, 90)}
+  <fieldset><legend>How long records are kept</legend>
+  ${number('keep-signins', 'signinEventDays', `Sign-in log (days, ${RETENTION_BOUNDS.signinEventDays.min} to ${RETENTION_BOUNDS.signinEventDays.max})`, policy.retention.signinEventDays, RETENTION_BOUNDS.signinEventDays.min, RETENTION_BOUNDS.signinEventDays.max)}
+  ${number('keep-audit', 'auditDays', `Audit log (days, ${RETENTION_BOUNDS.auditDays.min} to ${RETENTION_BOUNDS.auditDays.max})`, policy.retention.auditDays, RETENTION_BOUNDS.auditDays.min, RETENTION_BOUNDS.auditDays.max)}
+  </fieldset>
   <fieldset><legend>When none of a user's methods can be used (every channel they use is down)</legend>
   <label class="check"><input type="radio" name="failMode" value="closed"${checked(policy.failMode === 'closed')}> Refuse the sign-in and tell them to ask for a Temporary Access Pass</label>
   <label class="check"><input type="radio" name="failMode" value="tap-only"${checked(policy.failMode === 'tap-only')}> Go on to the second step and accept only a Temporary Access Pass</label>
@@ -441,6 +444,8 @@ ${problems.length > 0 ? html`<ul class="problems" role="alert">${problems.map((x
       blockMinutes: Field(10),
       rememberedDeviceDays: Field(10),
       failMode: Field(20),
+      signinEventDays: Field(10),
+      auditDays: Field(10),
     });
 
     app.post('/t/:tenant/admin/policy', form(PageParams, PolicyForm), async (request, reply) => {
@@ -456,6 +461,7 @@ ${problems.length > 0 ? html`<ul class="problems" role="alert">${problems.map((x
         lockout: { accountFailures: num(b.accountFailures), blockMinutes: num(b.blockMinutes) },
         rememberedDeviceDays: num(b.rememberedDeviceDays),
         failMode: b.failMode ?? p.tenant.policy.failMode,
+        retention: { signinEventDays: num(b.signinEventDays), auditDays: num(b.auditDays) },
       };
       try {
         const policy = await admin.setPolicy(p.tenant, actor(p), input);

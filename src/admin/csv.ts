@@ -1,34 +1,31 @@
+import { Readable } from 'node:stream';
+import type { FastifyReply } from 'fastify';
 import type { Tenant } from '../directory/tenants.ts';
 import type { SigninFilter } from '../activity/signin-events.ts';
+import type { ExportFormat } from '../activity/signin-export-format.ts';
 import type { Administration } from './administration.ts';
 
+// The CSV injection protection lives with the export formats, where the report worker uses it too.
+export { csvField, csvRow } from '../activity/signin-export-format.ts';
+
+const CONTENT_TYPES: Record<ExportFormat, string> = { csv: 'text/csv; charset=utf-8', ndjson: 'application/x-ndjson; charset=utf-8' };
+
 /**
- * One CSV field (RFC 4180). Text that a spreadsheet would run as a formula
- * (starting with = + - @, tab or carriage return) gets a leading apostrophe:
- * usernames and user agents are typed by strangers (OWASP CSV injection).
+ * Sends the filtered sign-in log as a download, streamed a page at a time:
+ * the next page is fetched only when the socket has taken the last one, so
+ * a slow client holds back only its own export. Every match is sent; a
+ * failure part-way ends the connection without the final chunk, so a
+ * cut-short file is never taken for a whole one.
  */
-export function csvField(value: unknown): string {
-  let text = value === null || value === undefined ? '' : String(value);
-  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
-export const csvRow = (values: unknown[]) => `${values.map(csvField).join(',')}\r\n`;
-
-const COLUMNS = ['id', 'at', 'userId', 'username', 'ip', 'userAgent', 'app', 'step', 'method', 'outcome', 'reason', 'reported'];
-// An export walks the whole filtered log a page at a time, up to this many rows.
-const MAX_ROWS = 100_000;
-
-/** The filtered sign-in log as CSV, newest first, for the API and the console alike. */
-export async function signinsCsv(admin: Administration, tenant: Tenant, filter: SigninFilter): Promise<string> {
-  let body = csvRow(COLUMNS);
-  let cursor: string | undefined;
-  for (let rows = 0; rows < MAX_ROWS; ) {
-    const page = await admin.signins(tenant, filter, 1000, cursor);
-    for (const e of page.items) body += csvRow([e.id, new Date(e.at).toISOString(), e.userId, e.username, e.ip, e.userAgent, e.app, e.step, e.method, e.outcome, e.reason, e.reportedAt !== null]);
-    rows += page.items.length;
-    if (!page.next) break;
-    cursor = page.next;
-  }
-  return body;
+export function sendSigninExport(reply: FastifyReply, admin: Administration, tenant: Tenant, filter: SigninFilter, format: ExportFormat): FastifyReply {
+  const { chunks, release } = admin.exportSignins(tenant, filter, format);
+  const body = Readable.from(chunks, { objectMode: false, highWaterMark: 256 * 1024 });
+  body.once('close', release);
+  // Streaming is the report worker's work, not this thread's: the admission slot goes back now.
+  reply.request.releaseAdmission?.();
+  return reply
+    .type(CONTENT_TYPES[format])
+    .header('content-disposition', `attachment; filename="signins-${tenant.slug}.${format}"`)
+    .header('cache-control', 'no-store')
+    .send(body);
 }

@@ -2,9 +2,14 @@ import { Command, CommanderError, Option } from 'commander';
 import { loadConfig, ConfigError, type Config } from '../config/config.ts';
 import { createLogger } from '../http/logger.ts';
 import { AppError } from '../errors/app-error.ts';
-import { buildServices, type Services } from '../server/services.ts';
+import { buildServices, resolveMasterKey, type Services } from '../server/services.ts';
 import { startNode } from '../server/start.ts';
-import { migrateToLatest, openDurableStore } from '../store/durable/database.ts';
+import { keysAuditChains, migrateToLatest, openDurableStore } from '../store/durable/database.ts';
+import { KeyRing } from '../crypto/key-ring.ts';
+import { AuditLog } from '../activity/audit-log.ts';
+import { backupCreate, backupRestore, backupVerify } from '../backup/backup-commands.ts';
+import { BackupError } from '../backup/sqlite-backup.ts';
+import { systemClock } from '../clock.ts';
 import { sqlitePath } from '../config/config.ts';
 import { rewrapSecrets } from '../methods/rewrap-secrets.ts';
 import type { User } from '../directory/users.ts';
@@ -16,8 +21,8 @@ const out = (value: unknown) => process.stdout.write(JSON.stringify(value, null,
 /** Fails the command with one clear line on stderr and a non-zero exit. */
 class UsageError extends Error {}
 
-/** `audit verify` found tampering: exit 1, not the 2 of a usage error. */
-class ChainBroken extends Error {}
+/** A check found a problem (`audit verify`, `backup verify`): exit 1, not the 2 of a usage error. */
+class CheckFailed extends Error {}
 
 async function userByName(services: Services, tenantId: string, username: string) {
   const found = await services.users.findByUsername(tenantId, username);
@@ -27,10 +32,10 @@ async function userByName(services: Services, tenantId: string, username: string
 
 const userJson = (tenant: string, u: User) => ({ tenant, ...userView(u) });
 
+const warnGeneratedKey = (path: string) => process.stderr.write(`warning: no STEADFAST_MASTER_KEY; generated one at ${path}. Back it up.\n`);
+
 async function withServices<T>(config: Readonly<Config>, run: (services: Services) => Promise<T>): Promise<T> {
-  const services = await buildServices(config, {
-    onMasterKeyGenerated: (path) => process.stderr.write(`warning: no STEADFAST_MASTER_KEY; generated one at ${path}. Back it up.\n`),
-  });
+  const services = await buildServices(config, { onMasterKeyGenerated: warnGeneratedKey });
   try {
     return await run(services);
   } finally {
@@ -87,6 +92,11 @@ export function buildProgram(): Command {
       const store = openDurableStore({ sqlitePath: sqlitePath(config), ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}) });
       try {
         const result = await migrateToLatest(store.db, store.engine);
+        // The upgrade that keys the audit chain keys the chains written before it, here and now.
+        if (keysAuditChains(result)) {
+          const keyRing = new KeyRing(resolveMasterKey(config, { onMasterKeyGenerated: warnGeneratedKey }), config.previousMasterKeys);
+          await new AuditLog(store.db, store.engine, systemClock, keyRing).keyLegacyChains();
+        }
         out({ engine: store.engine, applied: (result.results ?? []).map((r) => r.migrationName) });
       } finally {
         await store.close();
@@ -171,15 +181,70 @@ export function buildProgram(): Command {
     .description('the audit log')
     .command('verify')
     .option('--tenant <slug>', 'only this tenant (default: every tenant)')
-    .description('check the audit hash chain; exit 0 if intact, 1 naming the first broken entry')
+    .description('check the audit chain; exit 0 if intact, 1 naming the first broken entry; prints the head of each chain it saw')
     .action(async (opts: { tenant?: string }) => {
       await withServices(loadConfig(), async (services) => {
         const t = opts.tenant ? await tenantBySlug(services, opts.tenant) : undefined;
         const check = await services.audit.verify(t?.id);
-        if (check.intact) return out({ intact: true, entries: check.entries });
-        const tenant = await services.tenants.findById(check.tenantId);
-        out({ intact: false, tenant: tenant?.slug ?? check.tenantId, seq: check.seq, id: check.id, reason: check.reason, entriesChecked: check.entries });
-        throw new ChainBroken(`audit chain of "${tenant?.slug ?? check.tenantId}" broken at entry ${check.seq}: ${check.reason}`);
+        // The heads are printed so they can be compared with the heads the nodes logged:
+        // entries cut off the end, head and all, show only against a copy kept elsewhere.
+        const slugs = new Map<string, string>();
+        const slugOf = async (id: string) => slugs.get(id) ?? (await services.tenants.findById(id))?.slug ?? id;
+        const heads = [];
+        for (const h of check.heads) heads.push({ tenant: await slugOf(h.tenantId), seq: h.seq, hash: h.hash });
+        if (check.intact) return out({ intact: true, entries: check.entries, heads });
+        const tenant = await slugOf(check.tenantId);
+        out({ intact: false, ...(check.unverifiable ? { unverifiable: true } : {}), tenant, seq: check.seq, id: check.id, reason: check.reason, entriesChecked: check.entries, heads });
+        throw new CheckFailed(`audit chain of "${tenant}" ${check.unverifiable ? 'cannot be checked' : 'broken'} at entry ${check.seq}: ${check.reason}`);
+      });
+    });
+
+  const backup = program.command('backup').description('backups of the embedded store');
+  const warn = (warnings: string[]) => {
+    for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+  };
+  const backupErrorsAre = async (Kind: new (message: string) => Error, run: () => Promise<void>) => {
+    try {
+      await run();
+    } catch (err) {
+      if (!(err instanceof BackupError)) throw err;
+      const report = (err as BackupError & { report?: unknown }).report;
+      if (report) out(report);
+      throw new Kind(err.message);
+    }
+  };
+  backup
+    .command('create')
+    .argument('<file>', 'where to write the backup (must not exist)')
+    .description('write a consistent backup of the embedded store while the node runs (never the master key) and print what it holds')
+    .action(async (file: string) => {
+      await backupErrorsAre(UsageError, async () => {
+        const { report, warnings } = await backupCreate(loadConfig(), file);
+        out(report);
+        warn(warnings);
+      });
+    });
+  backup
+    .command('verify')
+    .argument('<file>', 'a backup file')
+    .description('check a backup: whole, a known schema, and with the master keys configured here, the right keys and an intact audit chain; exit 1 if not')
+    .action(async (file: string) => {
+      await backupErrorsAre(CheckFailed, async () => {
+        const result = await backupVerify(loadConfig(), file);
+        out({ ok: result.ok, ...result.report });
+        warn(result.warnings);
+        if (!result.ok) throw new CheckFailed(result.problem ?? 'the backup did not verify');
+      });
+    });
+  backup
+    .command('restore')
+    .argument('<file>', 'a backup file')
+    .description('restore a backup into an empty data dir (STEADFAST_DATA_DIR), with the master key supplied as usual')
+    .action(async (file: string) => {
+      await backupErrorsAre(UsageError, async () => {
+        const { report, warnings } = await backupRestore(loadConfig(), file);
+        out(report);
+        warn(warnings);
       });
     });
 
@@ -226,8 +291,13 @@ export function buildProgram(): Command {
     .description('re-seal every stored secret under the active master key (after a rotation)')
     .action(async () => {
       await withServices(loadConfig(), async (services) => {
-        const secrets = await rewrapSecrets(services.durable.db, services.keyRing);
-        out({ activeKey: services.keyRing.active.id, ...secrets, contacts: await services.users.sealContacts({ rewrap: true }) });
+        const rewrapped = await rewrapSecrets(services.durable.db, services.keyRing);
+        // Audit MACs cannot be re-made without rewriting history: older keys stay needed to verify them.
+        const auditKeys = (await services.audit.entriesByKey()).filter((k) => k.keyId !== null && k.keyId !== services.keyRing.active.id);
+        out({ activeKey: services.keyRing.active.id, ...rewrapped, contacts: await services.users.sealContacts({ rewrap: true }), auditEntriesUnderOlderKeys: auditKeys });
+        if (auditKeys.length > 0) {
+          process.stderr.write(`note: audit entries keyed by ${auditKeys.map((k) => k.keyId).join(', ')} are kept; keep those keys in STEADFAST_PREVIOUS_MASTER_KEYS until retention removes them, so steadfast audit verify can check them\n`);
+        }
       });
     });
 
@@ -254,7 +324,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    if (err instanceof ChainBroken) {
+    if (err instanceof CheckFailed) {
       process.stderr.write(`steadfast: ${err.message}\n`);
       return 1;
     }

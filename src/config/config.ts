@@ -27,6 +27,8 @@ export interface Config {
   nodeName: string;
   /** Bearer token for /metrics and the detailed status from other hosts (loopback callers need none). */
   opsToken?: string;
+  /** How often the node removes expired records (0: never; another node or a command does it). */
+  sweepIntervalSeconds: number;
   /** Out-of-band code delivery: providers per channel, code settings, send limits (config file only). */
   delivery: DeliveryConfig;
 }
@@ -125,6 +127,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
 
   const opsToken = env.STEADFAST_OPS_TOKEN;
   if (opsToken !== undefined && opsToken !== '' && opsToken.length < 32) problems.push('STEADFAST_OPS_TOKEN must be at least 32 characters (e.g. openssl rand -base64 32)');
+  const sweepIntervalSeconds = int('STEADFAST_SWEEP_INTERVAL_SECONDS', 'sweepIntervalSeconds', 60, 0, 86_400);
 
   const delivery = parseDeliveryConfig(file.delivery, problems);
 
@@ -145,6 +148,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     sessions: Object.freeze({ lifetimeMinutes, idleMinutes }),
     admission: Object.freeze({ limit: admissionLimit, queueLimit: admissionQueue, maxWaitMs: admissionMaxWaitMs }),
     nodeName: env.STEADFAST_NODE_NAME || `${process.env.HOSTNAME ?? 'node'}:${process.pid}`,
+    sweepIntervalSeconds,
     delivery,
   });
 }

@@ -63,8 +63,28 @@ export class KeyRing {
 
   /** A purpose-specific subkey derived from the active master key (HKDF-SHA256). */
   deriveKey(purpose: string): Buffer {
-    return Buffer.from(hkdfSync('sha256', this.active.key, Buffer.alloc(0), `steadfast:${purpose}`, 32));
+    return derive(this.active.key, purpose);
   }
+
+  /**
+   * The same subkey derived from the master key with this id, or undefined
+   * when that key is not in the ring. Values keyed (not sealed) under an older
+   * master key, such as the audit chain's MACs, name the key they used and are
+   * checked with it.
+   */
+  deriveKeyFor(keyId: string, purpose: string): Buffer | undefined {
+    const master = this.byId.get(keyId);
+    return master && derive(master.key, purpose);
+  }
+
+  /** The ids of every master key in the ring, the active one first. */
+  get keyIds(): string[] {
+    return [...this.byId.keys()];
+  }
+}
+
+function derive(key: Buffer, purpose: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), `steadfast:${purpose}`, 32));
 }
 
 function toMasterKey(key: Buffer): MasterKey {

@@ -35,3 +35,9 @@ export function loadOrCreateMasterKeyFile(dataDir: string): LoadedMasterKey {
   }
   return { key, generatedAt: path };
 }
+
+/** The data dir's master key file, if there is one; never creates it (restoring must not invent a key). */
+export function readMasterKeyFile(dataDir: string): Buffer | undefined {
+  const path = join(dataDir, 'master.key');
+  return existsSync(path) ? decodeMasterKey(readFileSync(path, 'utf8'), path) : undefined;
+}

@@ -21,9 +21,18 @@ export interface TenantPolicy {
    * Never open: no setting lets a password alone through.
    */
   failMode: 'closed' | 'tap-only';
+  /**
+   * How long records are kept, in days; a sweeper in every node removes older
+   * ones in small batches. The audit log is cut behind a signed checkpoint, so
+   * what is left still verifies.
+   */
+  retention: { signinEventDays: number; auditDays: number };
 }
 
 export const ALL_METHOD_TYPES = ['totp', 'webauthn', 'sms', 'voice', 'email', 'push', 'recovery-codes', 'tap'] as const;
+
+/** Retention Steadfast allows at all, in days: an audit trail of at least a month, nothing kept beyond ten years. */
+export const RETENTION_BOUNDS = { signinEventDays: { min: 1, max: 3650 }, auditDays: { min: 30, max: 3650 } } as const;
 
 // TAP lifetimes Steadfast allows at all: long enough to walk a new hire through set-up, short enough to expire before it is forgotten.
 export const TAP_BOUNDS = { minMinutes: 10, maxMinutes: 30 * 24 * 60 } as const;
@@ -37,6 +46,7 @@ export const DEFAULT_POLICY: Readonly<TenantPolicy> = Object.freeze({
   // NIST 800-63B: at most 100 consecutive failures.
   lockout: { accountFailures: 100, blockMinutes: 60 },
   failMode: 'closed',
+  retention: { signinEventDays: 90, auditDays: 400 },
 });
 
 /** Reads a stored policy. Never throws: a damaged field falls back to the strict default, never to "no MFA". */
@@ -71,7 +81,7 @@ export function checkPolicy(input: unknown, base: Readonly<TenantPolicy>): { pol
   const problems: string[] = [];
   const raw = isObject(input) ? input : {};
   if (!isObject(input)) problems.push('the policy must be a JSON object');
-  const known = ['mfaRequired', 'allowedMethods', 'webauthnAaguids', 'tap', 'rememberedDeviceDays', 'lockout', 'failMode'];
+  const known = ['mfaRequired', 'allowedMethods', 'webauthnAaguids', 'tap', 'rememberedDeviceDays', 'lockout', 'failMode', 'retention'];
   for (const key of Object.keys(raw)) if (!known.includes(key)) problems.push(`"${key}" is not a policy setting`);
 
   const bool = (value: unknown, name: string, fallback: boolean) => {
@@ -125,6 +135,16 @@ export function checkPolicy(input: unknown, base: Readonly<TenantPolicy>): { pol
     blockMinutes: int(l.blockMinutes, 'lockout.blockMinutes', base.lockout.blockMinutes, 1, 24 * 60),
   };
 
+  const retentionRaw = raw.retention === undefined ? {} : raw.retention;
+  if (!isObject(retentionRaw)) problems.push('retention must be an object');
+  const r = isObject(retentionRaw) ? retentionRaw : {};
+  for (const key of Object.keys(r)) if (!(key in RETENTION_BOUNDS)) problems.push(`"retention.${key}" is not a policy setting`);
+  const { signinEventDays: ev, auditDays: au } = RETENTION_BOUNDS;
+  const retention = {
+    signinEventDays: int(r.signinEventDays, 'retention.signinEventDays', base.retention.signinEventDays, ev.min, ev.max),
+    auditDays: int(r.auditDays, 'retention.auditDays', base.retention.auditDays, au.min, au.max),
+  };
+
   let failMode = base.failMode;
   if (raw.failMode !== undefined) {
     if (raw.failMode === 'closed' || raw.failMode === 'tap-only') failMode = raw.failMode;
@@ -132,7 +152,7 @@ export function checkPolicy(input: unknown, base: Readonly<TenantPolicy>): { pol
   }
 
   return {
-    policy: { mfaRequired, allowedMethods, webauthnAaguids, tap, rememberedDeviceDays: int(raw.rememberedDeviceDays, 'rememberedDeviceDays', base.rememberedDeviceDays, 0, 90), lockout, failMode },
+    policy: { mfaRequired, allowedMethods, webauthnAaguids, tap, rememberedDeviceDays: int(raw.rememberedDeviceDays, 'rememberedDeviceDays', base.rememberedDeviceDays, 0, 90), lockout, failMode, retention },
     problems,
   };
 }

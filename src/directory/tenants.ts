@@ -79,6 +79,12 @@ export class Tenants {
     return tenant;
   }
 
+  /** Every tenant, a page at a time in id order (`after`: the last id of the previous page), for work that visits them all. */
+  async page(after: string, limit: number): Promise<Tenant[]> {
+    const rows = await this.db.selectFrom('tenants').selectAll().where('id', '>', after).orderBy('id').limit(limit).execute();
+    return rows.map(toTenant);
+  }
+
   async count(): Promise<number> {
     const row = await this.db.selectFrom('tenants').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
     return Number(row.n);

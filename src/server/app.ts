@@ -36,6 +36,12 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Aborted when the client's connection closes before the answer: queued work for it is dropped. */
     clientGone?: AbortSignal;
+    /**
+     * Gives the request's admission slot back before the response ends: a
+     * download streamed from the report worker is no work for this thread, and
+     * minutes in a slot would skew admission's estimate of how long requests take.
+     */
+    releaseAdmission?: () => void;
     /** When the request arrived (epoch ms), for work deadlines. */
     receivedAt: number;
   }
@@ -76,6 +82,7 @@ export async function buildApp(services: Services, options: AppOptions) {
   // Declared up front so every request object has the same shape.
   app.decorateRequest('receivedAt', 0);
   app.decorateRequest('clientGone', undefined);
+  app.decorateRequest('releaseAdmission', undefined);
 
   const readiness = options.readiness ?? { draining: false };
   const ownOrigins = [new URL(services.config.publicUrl).origin];
@@ -101,6 +108,7 @@ export async function buildApp(services: Services, options: AppOptions) {
     // client left: the one place a slot is sure to be given back.
     reply.raw.once('close', () => request.raw.socket?.off('close', onClose));
     const releaseSlot = await services.admission.admit(cls, tenant, gone.signal);
+    request.releaseAdmission = releaseSlot;
     if (reply.raw.closed) releaseSlot();
     else reply.raw.once('close', releaseSlot);
     const forged = refuseForgeable(request, ownOrigins);

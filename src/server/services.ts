@@ -4,7 +4,8 @@ import { sqlitePath } from '../config/config.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { KeyRing } from '../crypto/key-ring.ts';
 import { loadOrCreateMasterKeyFile } from '../crypto/master-key-file.ts';
-import { openDurableStore, migrateToLatest, type DurableStore } from '../store/durable/database.ts';
+import type { MigrationResultSet } from 'kysely';
+import { openDurableStore, migrateToLatest, keysAuditChains, type DurableStore } from '../store/durable/database.ts';
 import { GroupCommit } from '../store/durable/group-commit.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import { MemoryEphemeralStore } from '../store/ephemeral/memory-store.ts';
@@ -21,6 +22,7 @@ import { relyingPartyFrom } from '../methods/webauthn/webauthn-method.ts';
 import { MethodManagement } from '../methods/method-management.ts';
 import { Sessions } from '../sessions/sessions.ts';
 import { SigninEvents } from '../activity/signin-events.ts';
+import { ReportReader } from '../activity/report-reader.ts';
 import { AbuseLimits, type AbuseLimitsOptions } from '../signin/abuse-limits.ts';
 import { SigninService } from '../signin/signin-service.ts';
 import { KnownBrowsers } from '../signin/known-browsers.ts';
@@ -43,6 +45,8 @@ import { SigningKeys } from '../oidc/signing-keys.ts';
 import { oidcPages } from '../oidc/oidc-pages.ts';
 import { OidcRevocation } from '../oidc/oidc-revocation.ts';
 import { cookieNames } from '../http/cookie-names.ts';
+import { Sweeper } from '../retention/sweeper.ts';
+import { expirySweeps } from '../retention/sweeps.ts';
 
 /** Everything a node runs on, built in one place (the composition root). */
 export interface Services {
@@ -75,6 +79,10 @@ export interface Services {
   oidcRevocation: OidcRevocation;
   knownBrowsers: KnownBrowsers;
   anonymousStarts: AnonymousStarts;
+  /** The report worker thread (sign-in log queries and exports). */
+  reportReader: ReportReader;
+  /** Removes expired records; started by `startNode`, run by hand in tests (`runOnce`). */
+  sweeper: Sweeper;
   close(): Promise<void>;
 }
 
@@ -103,8 +111,9 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     ...(options.pgSchema ? { pgSchema: options.pgSchema } : {}),
   });
   let ephemeral: EphemeralStore | undefined;
+  let migrated: MigrationResultSet;
   try {
-    await migrateToLatest(durable.db, durable.engine);
+    migrated = await migrateToLatest(durable.db, durable.engine);
     ephemeral = config.redisUrl
       ? await RedisEphemeralStore.connect({ url: config.redisUrl, ...(options.redisNamespace ? { namespace: options.redisNamespace } : {}) })
       : new MemoryEphemeralStore(clock);
@@ -150,12 +159,18 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     { lifetimeMs: config.sessions.lifetimeMinutes * 60_000, idleMs: config.sessions.idleMinutes * 60_000 },
     groupCommit,
   );
-  const events = new SigninEvents(db, clock, config.nodeName, groupCommit);
+  // Reports (admin log pages on SQLite, every export) run in a worker thread on their own connection.
+  const reports = new ReportReader({ engine: durable.engine, sqlitePath: sqlitePath(config), ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}), ...(options.pgSchema ? { pgSchema: options.pgSchema } : {}) });
+  const events = new SigninEvents(db, clock, config.nodeName, groupCommit, { reader: reports, lists: durable.engine === 'sqlite' });
   const limits = new AbuseLimits(ephemeral, options.limits);
   const adminTokens = new AdminTokens(db, clock);
   const anonymousStarts = new AnonymousStarts(ephemeral);
   const knownBrowsers = new KnownBrowsers(keyRing.deriveKey('known-browsers'), clock);
-  const audit = new AuditLog(db, durable.engine, clock);
+  const audit = new AuditLog(db, durable.engine, clock, keyRing, {
+    // Shipped logs anchor the chain's end: cutting entries off the end of a chain shows against them.
+    onAppended: (head) => options.logger?.info({ tenantId: head.tenantId, auditSeq: head.seq, auditHash: head.hash }, 'audit chain head'),
+  });
+  if (keysAuditChains(migrated)) await audit.keyLegacyChains();
   const passes = new AccessPasses(db, clock, hasher);
   const apps = new Apps(db, clock, keyRing);
   const management = new MethodManagement({ credentials, methods, sessions, db, clock });
@@ -218,6 +233,18 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   // known-browser marks (an old one on a shared computer must not keep a place in the owner's budget).
   sessions.onAllEnded((tenantId, userId) => oidcRevocation.endForAccount(tenantId, userId));
   sessions.onAllEnded((tenantId, userId) => users.resetKnownBrowsers(tenantId, userId));
+  const sweeper = new Sweeper(db, clock, tenants, expirySweeps(audit), {
+    engine: durable.engine,
+    onReport: (report) => {
+      for (const [sweep, rows] of Object.entries(report.removed)) if (rows > 0) metrics.sweptRows.inc({ sweep }, rows);
+      if (Object.values(report.removed).some((rows) => rows > 0)) options.logger?.info({ removed: report.removed }, 'expired records removed');
+      for (const problem of report.problems) {
+        metrics.sweepProblems.inc();
+        options.logger?.error({ problem }, 'sweep stopped');
+      }
+    },
+    onError: (err) => options.logger?.warn({ err: { message: (err as Error).message } }, 'sweep failed; the next one tries again'),
+  });
   return {
     config,
     clock,
@@ -248,7 +275,11 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     oidcRevocation,
     knownBrowsers,
     anonymousStarts,
+    sweeper,
+    reportReader: reports,
     async close() {
+      await sweeper.stop();
+      await reports.close();
       await delivery.close();
       await ephemeralStore.close();
       await durable.close();
@@ -270,7 +301,8 @@ function deliveryLog(logger: Logger | undefined): DeliveryEvents {
   };
 }
 
-function resolveMasterKey(config: Readonly<Config>, options: BuildOptions): Buffer {
+/** The master key from the configuration, or the data dir's key file (generated on first use, as `start` does). */
+export function resolveMasterKey(config: Readonly<Config>, options: Pick<BuildOptions, 'onMasterKeyGenerated'>): Buffer {
   if (config.masterKey) return config.masterKey;
   const loaded = loadOrCreateMasterKeyFile(config.dataDir);
   if (loaded.generatedAt) options.onMasterKeyGenerated?.(loaded.generatedAt);

@@ -37,11 +37,15 @@ export async function startNode(config: Readonly<Config>, logger: Logger, print:
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   logger.info({ url, durable: services.durable.engine, ephemeral: services.ephemeral.kind }, 'steadfast node is up');
+  services.sweeper.start(config.sweepIntervalSeconds * 1000);
+  services.reportReader.warm({ lists: services.durable.engine === 'sqlite' });
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       readiness.draining = true;
+      // Downloads in flight end now (without their last chunk, so clients can tell) instead of holding the shutdown.
+      await services.reportReader.close();
       await app.close();
       await services.close();
       logger.info('steadfast node stopped');

@@ -41,6 +41,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly sweptRows = new Counter({
+    name: 'steadfast_swept_rows_total',
+    help: 'Expired rows removed by the sweeper (retention and expiry), by sweep',
+    labelNames: ['sweep'],
+    registers: [this.registry],
+  });
+  readonly sweepProblems = new Counter({
+    name: 'steadfast_sweep_problems_total',
+    help: 'Sweeps stopped by a problem (an audit chain that does not check out is never pruned); alert on any increase',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'steadfast_' });
   }

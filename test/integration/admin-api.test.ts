@@ -146,7 +146,7 @@ for (const spec of backends) {
     });
 
     it('validates the policy, naming every problem, and applies a valid one', async () => {
-      const bad = await call('PUT', '/api/v1/admin/policy', { allowedMethods: ['totp', 'carrier-pigeon'], tap: { minMinutes: 5, defaultMinutes: 9999 }, failMode: 'open', colour: 'red' });
+      const bad = await call('PUT', '/api/v1/admin/policy', { allowedMethods: ['totp', 'carrier-pigeon'], tap: { minMinutes: 5, defaultMinutes: 9999 }, failMode: 'open', colour: 'red', retention: { signinEventDays: 0, auditDays: 7, forever: true } });
       expect(bad.status).toBe(400);
       expect(bad.body.type).toMatch(/\/invalid-policy$/);
       expect(bad.body.problems).toEqual(
@@ -156,13 +156,20 @@ for (const spec of backends) {
           'tap.minMinutes must be a whole number from 10 to 43200',
           'tap.defaultMinutes must lie between tap.minMinutes and tap.maxMinutes',
           expect.stringMatching(/^failMode must be "closed" or "tap-only"/),
+          'retention.signinEventDays must be a whole number from 1 to 3650',
+          'retention.auditDays must be a whole number from 30 to 3650',
+          '"retention.forever" is not a policy setting',
         ]),
       );
+      expect((await call('GET', '/api/v1/admin/policy')).body.retention).toEqual({ signinEventDays: 90, auditDays: 400 });
       const ok = await call('PUT', '/api/v1/admin/policy', { tap: { maxMinutes: 20 * 24 * 60 }, lockout: { accountFailures: 50 } });
-      expect(ok.body).toMatchObject({ mfaRequired: true, tap: { maxMinutes: 28800 }, lockout: { accountFailures: 50, blockMinutes: 60 }, failMode: 'closed' });
+      expect(ok.body).toMatchObject({ mfaRequired: true, tap: { maxMinutes: 28800 }, lockout: { accountFailures: 50, blockMinutes: 60 }, failMode: 'closed', retention: { signinEventDays: 90, auditDays: 400 } });
       expect((await call('GET', '/api/v1/admin/policy')).body.tap.maxMinutes).toBe(28800);
       const entry = (await call('GET', '/api/v1/admin/audit?action=policy.changed')).body.items[0];
       expect(entry.details).toMatchObject({ changed: ['tap', 'lockout'], before: { tap: { maxMinutes: 480 } }, after: { tap: { maxMinutes: 28800 } } });
+      const kept = await call('PUT', '/api/v1/admin/policy', { retention: { signinEventDays: 30 } });
+      expect(kept.body.retention).toEqual({ signinEventDays: 30, auditDays: 400 });
+      await call('PUT', '/api/v1/admin/policy', { retention: { signinEventDays: 90 } });
     });
 
     it('when every method of a user is down, fails closed with a clear message, or asks only for a TAP under tap-only', async () => {

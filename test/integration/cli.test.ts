@@ -32,7 +32,7 @@ describe('steadfast command line', () => {
   it('migrates', async () => {
     const run = await steadfast(['migrate']);
     expect(run.code).toBe(0);
-    expect(JSON.parse(run.stdout)).toMatchObject({ engine: 'sqlite', applied: ['001-initial', '002-credential-external-id', '003-administration', '004-remembered-devices', '005-oidc', '006-security-review'] });
+    expect(JSON.parse(run.stdout)).toMatchObject({ engine: 'sqlite', applied: ['001-initial', '002-credential-external-id', '003-administration', '004-remembered-devices', '005-oidc', '006-retention-and-keyed-audit', '007-security-review'] });
   });
 
   it('creates a tenant and prints it as JSON', async () => {
@@ -87,7 +87,8 @@ describe('steadfast command line', () => {
   it('verifies the audit chain, and names the first entry someone edited', async () => {
     const intact = await steadfast(['audit', 'verify']);
     expect(intact.code).toBe(0);
-    expect(JSON.parse(intact.stdout)).toEqual({ intact: true, entries: 6 });
+    const report = JSON.parse(intact.stdout);
+    expect(report).toEqual({ intact: true, entries: 6, heads: [{ tenant: 'acme', seq: 6, hash: expect.stringMatching(/^[0-9a-f]{64}$/) }] });
 
     // Edit the second entry behind Steadfast's back, as an intruder with database access would.
     const db = new Database(join(dataDir, 'steadfast.db'));
@@ -97,7 +98,7 @@ describe('steadfast command line', () => {
 
     const broken = await steadfast(['audit', 'verify', '--tenant', 'acme']);
     expect(broken.code).toBe(1);
-    expect(JSON.parse(broken.stdout)).toMatchObject({ intact: false, tenant: 'acme', seq: 2, id: second.id, reason: 'its contents do not match its hash' });
+    expect(JSON.parse(broken.stdout)).toMatchObject({ intact: false, tenant: 'acme', seq: 2, id: second.id, reason: 'its contents do not match its hash', heads: report.heads });
     expect(broken.stderr.trim()).toBe('steadfast: audit chain of "acme" broken at entry 2: its contents do not match its hash');
   });
 

@@ -49,6 +49,17 @@ describe('key ring', () => {
     expect(ring.deriveKey('a').equals(ring.deriveKey('a'))).toBe(true);
   });
 
+  it('derives a purpose key for a named key of the ring, old or active, and for no other', () => {
+    const oldKey = randomBytes(32);
+    const old = new KeyRing(oldKey);
+    const rotated = new KeyRing(randomBytes(32), [oldKey]);
+    expect(rotated.keyIds).toEqual([rotated.active.id, old.active.id]);
+    expect(rotated.deriveKeyFor(old.active.id, 'audit-chain')!.equals(old.deriveKey('audit-chain'))).toBe(true);
+    expect(rotated.deriveKeyFor(rotated.active.id, 'audit-chain')!.equals(rotated.deriveKey('audit-chain'))).toBe(true);
+    expect(rotated.deriveKeyFor(old.active.id, 'audit-chain')!.equals(rotated.deriveKey('audit-chain'))).toBe(false);
+    expect(new KeyRing(randomBytes(32)).deriveKeyFor(old.active.id, 'audit-chain')).toBeUndefined();
+  });
+
   it('generates the master key file once, mode 0600', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sf-key-'));
     const first = loadOrCreateMasterKeyFile(dir);

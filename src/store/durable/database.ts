@@ -126,3 +126,15 @@ export async function migrateToLatest(db: Db, engine: Engine): Promise<Migration
   if (result.error) throw result.error instanceof Error ? result.error : new Error(String(result.error));
   return result;
 }
+
+/**
+ * True when this run applied the migration that keyed the audit chain: the
+ * one moment chains written before keying (plain SHA-256) are keyed. Never
+ * again afterwards, so a chain an intruder rewrote with plain hashes is not
+ * blessed by the next start (see AuditLog.keyLegacyChains).
+ */
+export function keysAuditChains(result: MigrationResultSet): boolean {
+  return (result.results ?? []).some((r) => r.migrationName === AUDIT_KEYING_MIGRATION && r.status === 'Success');
+}
+
+export const AUDIT_KEYING_MIGRATION = '006-retention-and-keyed-audit';

@@ -131,13 +131,28 @@ export interface AuditLogTable {
   target_user_id: string | null;
   details: string;
   prev_hash: string;
+  /** HMAC-SHA256 under the audit key derived from master key `key_id`; plain SHA-256 when `key_id` is null (entries from before the chain was keyed). */
   hash: string;
+  key_id: string | null;
 }
 
 export interface AuditHeadTable {
   tenant_id: string;
   seq: number;
   hash: string;
+  key_id: string | null;
+}
+
+/** Where retention cut a tenant's chain: entries up to `seq` are gone, `hash` was entry `seq`'s hash. Signed with `mac`. */
+export interface AuditCheckpointTable {
+  tenant_id: string;
+  seq: number;
+  hash: string;
+  /** 1 when the chain was already keyed at the cut: unkeyed entries after it would be a downgrade. */
+  keyed: number;
+  at: number;
+  key_id: string;
+  mac: string;
 }
 
 export interface AppTable {
@@ -196,6 +211,7 @@ export interface Database {
   access_passes: AccessPassTable;
   audit_log: AuditLogTable;
   audit_heads: AuditHeadTable;
+  audit_checkpoints: AuditCheckpointTable;
   apps: AppTable;
   remembered_devices: RememberedDeviceTable;
   oidc_records: OidcRecordTable;

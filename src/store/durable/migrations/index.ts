@@ -4,7 +4,8 @@ import * as credentialExternalId from './002-credential-external-id.ts';
 import * as administration from './003-administration.ts';
 import * as rememberedDevices from './004-remembered-devices.ts';
 import * as oidc from './005-oidc.ts';
-import * as securityReview from './006-security-review.ts';
+import * as retentionAndKeyedAudit from './006-retention-and-keyed-audit.ts';
+import * as securityReview from './007-security-review.ts';
 
 /**
  * Every migration, in order. Listed here rather than discovered on disk, so a
@@ -16,5 +17,6 @@ export const migrations: Record<string, Migration> = {
   '003-administration': administration,
   '004-remembered-devices': rememberedDevices,
   '005-oidc': oidc,
-  '006-security-review': securityReview,
+  '006-retention-and-keyed-audit': retentionAndKeyedAudit,
+  '007-security-review': securityReview,
 };
