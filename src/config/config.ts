@@ -19,7 +19,10 @@ export interface Config {
   logLevel: string;
   trustProxy: boolean;
   sessions: { lifetimeMinutes: number; idleMinutes: number };
+  /** Per class: each class has a lane of this many slots, queue places and this maximum wait. */
   admission: { limit: number; queueLimit: number; maxWaitMs: number };
+  /** The hashing pool: Argon2id hashes at once, waiting at most, and the longest wait. */
+  hashing: { concurrency: number; queueLimit: number; maxWaitMs: number };
   nodeName: string;
   /** Out-of-band code delivery: providers per channel, code settings, send limits (config file only). */
   delivery: DeliveryConfig;
@@ -117,6 +120,12 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const admissionLimit = int('STEADFAST_ADMISSION_LIMIT', 'admissionLimit', 8 * availableParallelism(), 1, 1_000_000);
   const admissionQueue = int('STEADFAST_ADMISSION_QUEUE', 'admissionQueue', 4 * admissionLimit, 0, 1_000_000);
   const admissionMaxWaitMs = int('STEADFAST_ADMISSION_MAX_WAIT_MS', 'admissionMaxWaitMs', 30, 1, 60_000);
+  // One hash per core; a short queue keeps the cores busy between arrivals.
+  // Every sign-in waiting here also holds a slot of its lane, so the lane
+  // (STEADFAST_ADMISSION_LIMIT) should stay larger than running + queued.
+  const hashingConcurrency = int('STEADFAST_HASHING_CONCURRENCY', 'hashingConcurrency', availableParallelism(), 1, 1024);
+  const hashingQueue = int('STEADFAST_HASHING_QUEUE', 'hashingQueue', 4 * hashingConcurrency, 0, 1_000_000);
+  const hashingMaxWaitMs = int('STEADFAST_HASHING_MAX_WAIT_MS', 'hashingMaxWaitMs', 250, 1, 60_000);
 
   const delivery = parseDeliveryConfig(file.delivery, problems);
 
@@ -135,6 +144,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     trustProxy: trustProxyRaw === 'true',
     sessions: Object.freeze({ lifetimeMinutes, idleMinutes }),
     admission: Object.freeze({ limit: admissionLimit, queueLimit: admissionQueue, maxWaitMs: admissionMaxWaitMs }),
+    hashing: Object.freeze({ concurrency: hashingConcurrency, queueLimit: hashingQueue, maxWaitMs: hashingMaxWaitMs }),
     nodeName: env.STEADFAST_NODE_NAME || `${process.env.HOSTNAME ?? 'node'}:${process.pid}`,
     delivery,
   });

@@ -10,7 +10,11 @@ import swagger from '@fastify/swagger';
 import { errorHandler, notFoundHandler, sendProblem, toAppError } from '../http/problem.ts';
 import { AppError } from '../errors/app-error.ts';
 import { securityHeaders } from '../http/security-headers.ts';
-import type { AdmissionClass } from '../admission/admission-controller.ts';
+import type { AdmissionClass } from '../admission/admission-class.ts';
+import { requestClass } from '../admission/request-class.ts';
+import { busy } from '../admission/bulkhead.ts';
+import { runWithTicket, type WorkTicket } from '../admission/work-ticket.ts';
+import { HASHING_DEADLINE_MS } from '../http/request-context.ts';
 import type { Services } from './services.ts';
 import { signinApi } from './routes/signin-api.ts';
 import { meApi } from './routes/me-api.ts';
@@ -27,12 +31,19 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Which class admission control files the route under. */
     admissionClass?: AdmissionClass;
+    /**
+     * Every call runs an Argon2id hash (a password or TAP check): refused at the
+     * door, before its body is read, when the hashing pool would refuse it anyway.
+     */
+    hashes?: boolean;
   }
   interface FastifyRequest {
     /** Aborted when the client's connection closes before the answer: queued work for it is dropped. */
     clientGone?: AbortSignal;
     /** When the request arrived (epoch ms), for work deadlines. */
     receivedAt: number;
+    /** Its class, tenant and deadline, carried to the hashing pool. */
+    workTicket?: WorkTicket;
   }
 }
 
@@ -71,13 +82,14 @@ export async function buildApp(services: Services, options: AppOptions) {
   // Declared up front so every request object has the same shape.
   app.decorateRequest('receivedAt', 0);
   app.decorateRequest('clientGone', undefined);
+  app.decorateRequest('workTicket', undefined);
 
   const readiness = options.readiness ?? { draining: false };
   const headers = securityHeaders({ https: services.config.publicUrl.startsWith('https:') });
   app.addHook('onRequest', async (request, reply) => {
     reply.headers(headers);
-    // Unknown paths count as the least important class.
-    const cls = request.routeOptions.config?.admissionClass ?? 'admin';
+    const route = request.routeOptions.config;
+    const cls = requestClass(route?.admissionClass, request.headers);
     if (cls === 'ops') return;
     if (readiness.draining) {
       reply.header('connection', 'close');
@@ -94,9 +106,21 @@ export async function buildApp(services: Services, options: AppOptions) {
     // The response's 'close' comes exactly once, whether it was sent or the
     // client left: the one place a slot is sure to be given back.
     reply.raw.once('close', () => request.raw.socket?.off('close', onClose));
+    // A password check the hashing pool has no room for is refused before its
+    // lane slot, its body and its database look-ups are spent on it.
+    if (route?.hashes && services.hasher.pool.refusesAtOnce(cls, tenant)) throw busy();
     const releaseSlot = await services.admission.admit(cls, tenant, gone.signal);
     if (reply.raw.closed) releaseSlot();
     else reply.raw.once('close', releaseSlot);
+    request.workTicket = { cls, tenant, signal: gone.signal, deadline: request.receivedAt + HASHING_DEADLINE_MS, hashed: false };
+  });
+
+  // The handler and everything it starts run as the work of this request's
+  // ticket, so the hashing pool knows whose hash it is (callback style: the
+  // handler is called from `done`, inside the ticket's context).
+  app.addHook('preHandler', (request, _reply, done) => {
+    if (request.workTicket) runWithTicket(request.workTicket, done);
+    else done();
   });
 
   // NUL is valid JSON but no text column takes it (PostgreSQL refuses it

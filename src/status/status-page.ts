@@ -34,7 +34,7 @@ export function statusPage(status: string, components: Components): string {
 <tbody>
 ${row('Sign-in and accounts (database)', components.durable.state)}
 ${row('Sign-ins in progress (shared state)', components.ephemeral.state)}
-${row('Capacity', 'up', `${components.admission.inFlight} of ${components.admission.limit} requests in progress; ${components.admission.shedTotal} turned away to keep answers fast`)}
+${row('Capacity', 'up', `${components.admission.inFlight} requests in progress (at most ${components.admission.limit} of each kind); ${components.admission.shedTotal} turned away to keep answers fast`)}
 ${channels.map(([channel, health]) =>
   row(
     CHANNELS[channel] ?? channel,
