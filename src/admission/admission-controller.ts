@@ -23,7 +23,8 @@ const NOTHING_TO_RELEASE: Release = () => {};
  * A surge of one kind of request fills only its own lane, so a second factor
  * or a first registration never waits behind password sign-ins, and each
  * lane predicts its waits from its own work, not from an average that
- * Argon2id dominates. Within a lane tenants take turns.
+ * Argon2id dominates. Within a lane tenants take turns, and no tenant holds
+ * more than three quarters of its slots.
  *
  * The expensive work itself (Argon2id) is shed again, by class and tenant,
  * at the hashing pool (`PasswordHasher`), the real bottleneck.
@@ -35,7 +36,10 @@ export class AdmissionController {
     private readonly options: AdmissionOptions,
     events: AdmissionEvents = {},
   ) {
-    this.lanes = Object.fromEntries(SHEDDABLE_CLASSES.map((cls) => [cls, new Bulkhead(options, events)])) as Record<SheddableClass, Bulkhead>;
+    // A quarter of each lane stays for the other tenants: one tenant's surge of
+    // slow requests cannot fill the lane and make everyone else queue behind it.
+    const lane = { ...options, tenantLimit: Math.max(1, Math.ceil((options.limit * 3) / 4)) };
+    this.lanes = Object.fromEntries(SHEDDABLE_CLASSES.map((cls) => [cls, new Bulkhead(lane, events)])) as Record<SheddableClass, Bulkhead>;
   }
 
   /** Totals over every lane, and each lane's own figures. `limit` is per lane. */

@@ -8,6 +8,12 @@ export interface BulkheadOptions {
   queueLimit: number;
   /** The longest a waiter waits for its turn before it is refused. */
   maxWaitMs: number;
+  /**
+   * Slots one tenant may hold at once (default: all). Below the limit, it
+   * keeps room that a surging tenant cannot take, so another tenant's request
+   * starts at once instead of queueing behind work that holds its slot long.
+   */
+  tenantLimit?: number;
 }
 
 /**
@@ -83,7 +89,7 @@ export class Bulkhead {
   /** Waits for a slot; the returned function gives it back. Throws a 503 problem when refused. */
   acquire(cls: WorkClass, tenant: string, options: AcquireOptions = {}): Promise<Release> {
     if (options.signal?.aborted) return Promise.reject(clientGone());
-    if (this.running < this.options.limit && this.queued === 0) {
+    if (this.canStartNow(tenant)) {
       options.onLetIn?.();
       return Promise.resolve(this.start(cls, tenant, 0));
     }
@@ -134,6 +140,8 @@ export class Bulkhead {
       options.signal?.addEventListener('abort', onAbort, { once: true });
       this.enqueue(waiter);
       options.onLetIn?.();
+      // Slots may be free while everyone queued belongs to tenants at their limit.
+      this.pump();
     });
   }
 
@@ -143,7 +151,7 @@ export class Bulkhead {
    * pool anyway, before anything is spent on it. Counts the refusal.
    */
   refusesAtOnce(cls: WorkClass, tenant: string): boolean {
-    if (this.running < this.options.limit && this.queued === 0) return false;
+    if (this.canStartNow(tenant)) return false;
     if (this.decide(cls, tenant) !== 'refuse') return false;
     this.events.shed?.(cls, tenant, 'queue-full');
     return true;
@@ -225,17 +233,34 @@ export class Bulkhead {
     }
   }
 
-  /** The first waiter of the highest rank, from the tenant whose turn it is; that tenant goes to the back. */
+  /**
+   * The first waiter of the highest rank, from the first tenant in turn that
+   * may take another slot; that tenant goes to the back.
+   */
   private next(): Waiter | undefined {
     for (const rank of RANKS) {
       const byTenant = this.queues.get(rank);
-      if (!byTenant || byTenant.size === 0) continue;
-      const [tenant, list] = byTenant.entries().next().value as [string, Waiter[]];
-      byTenant.delete(tenant);
-      byTenant.set(tenant, list);
-      return list[0];
+      if (!byTenant) continue;
+      for (const [tenant, list] of byTenant) {
+        if (!this.underTenantLimit(tenant)) continue;
+        byTenant.delete(tenant);
+        byTenant.set(tenant, list);
+        return list[0];
+      }
     }
     return undefined;
+  }
+
+  /** A slot is free for this tenant and nobody who may take it is waiting. */
+  private canStartNow(tenant: string): boolean {
+    if (this.running >= this.options.limit || !this.underTenantLimit(tenant)) return false;
+    if (this.queued === 0) return true;
+    for (const byTenant of this.queues.values()) for (const t of byTenant.keys()) if (this.underTenantLimit(t)) return false;
+    return true;
+  }
+
+  private underTenantLimit(tenant: string): boolean {
+    return this.options.tenantLimit === undefined || (this.runningByTenant.get(tenant) ?? 0) < this.options.tenantLimit;
   }
 
   private enqueue(waiter: Waiter): void {

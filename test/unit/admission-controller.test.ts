@@ -41,6 +41,41 @@ describe('admission controller (one lane per class)', () => {
     await expect(waiting).resolves.toBeTypeOf('function');
   });
 
+  it('keeps a quarter of each lane for other tenants: a surge of slow requests cannot make them queue', async () => {
+    const ac = new AdmissionController({ limit: 4, queueLimit: 10, maxWaitMs: 10_000 });
+    const surge = await Promise.all([ac.admit('start-signin', 'surge'), ac.admit('start-signin', 'surge'), ac.admit('start-signin', 'surge')]);
+    let fourth = false;
+    const waiting = ac.admit('start-signin', 'surge').then((release) => {
+      fourth = true;
+      return release;
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(fourth).toBe(false);
+    // The quiet tenant's request takes the free slot at once.
+    const quiet = await ac.admit('start-signin', 'quiet');
+    expect(ac.state.classes['start-signin']).toEqual({ inFlight: 4, queued: 1 });
+    quiet();
+    await vi.advanceTimersByTimeAsync(0);
+    // A free slot is not the surge's while it holds its share...
+    expect(fourth).toBe(false);
+    // ...only once one of its own is given back.
+    surge[0]!();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(fourth).toBe(true);
+    (await waiting)();
+  });
+
+  it('starts another tenant at once on a reserved slot, however long the surge says a wait would be', async () => {
+    const ac = new AdmissionController({ limit: 4, queueLimit: 10, maxWaitMs: 100 });
+    // Sign-ins holding their slot for a second each: any wait is predicted too long.
+    const slow = await ac.admit('start-signin', 'surge');
+    await vi.advanceTimersByTimeAsync(1000);
+    slow();
+    await Promise.all([ac.admit('start-signin', 'surge'), ac.admit('start-signin', 'surge'), ac.admit('start-signin', 'surge')]);
+    await expect(ac.admit('start-signin', 'surge')).rejects.toMatchObject({ status: 503 });
+    await expect(ac.admit('start-signin', 'quiet')).resolves.toBeTypeOf('function');
+  });
+
   it('lets tenants take turns within a lane, so a surge cannot crowd the others out', async () => {
     const ac = new AdmissionController({ limit: 1, queueLimit: 100, maxWaitMs: 10_000 });
     let held = await ac.admit('start-signin', 'busy');
