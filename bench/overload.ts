@@ -213,6 +213,11 @@ try {
     }
     out(`  goodput ${fmt(goodput, 1)} password checks/s = ${fmt(pct(goodput, capacity))}% of capacity; refusals ${refusals.length}, p99 ${fmt(p99(refusals.map((o) => o.ms)))} ms; timeouts ${timeouts}`);
     out(`  other tenant p99 ${fmt(by['other tenant sign-ins']!.p99Ms)} ms = ${fmt(by['other tenant sign-ins']!.p99Ms / quietNormal.p99Ms, 2)}x normal`);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const shed = [...metrics.matchAll(/^steadfast_(admission|hashing)_shed_total\{class="([^"]+)",tenant="([^"]+)",reason="([^"]+)"\} (\d+)/gm)]
+      .map(([, where, cls, tenant, reason, n]) => `${where === 'hashing' ? 'pool' : 'lane'} ${cls}/${tenant} ${reason} ${n}`)
+      .join(', ');
+    out(`  refused so far, by where, class/tenant and reason: ${shed || 'none'}`);
     out(`  back to normal ${Number.isNaN(backAfter) ? 'not within 30 s' : `after ${fmt(backAfter, 1)} s`}`);
     const targets = [
       [`goodput >= 90% of capacity`, pct(goodput, capacity) >= 90],

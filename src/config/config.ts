@@ -120,12 +120,14 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const admissionLimit = int('STEADFAST_ADMISSION_LIMIT', 'admissionLimit', 8 * availableParallelism(), 1, 1_000_000);
   const admissionQueue = int('STEADFAST_ADMISSION_QUEUE', 'admissionQueue', 4 * admissionLimit, 0, 1_000_000);
   const admissionMaxWaitMs = int('STEADFAST_ADMISSION_MAX_WAIT_MS', 'admissionMaxWaitMs', 30, 1, 60_000);
-  // One hash per core; a short queue keeps the cores busy between arrivals.
+  // One hash per core; a short queue keeps the cores busy between arrivals. The
+  // maximum wait is long next to a hash (tens of ms) so that a slow, loaded
+  // machine still lets a tenant's next turn in; the queue limit bounds the work.
   // Every sign-in waiting here also holds a slot of its lane, so the lane
   // (STEADFAST_ADMISSION_LIMIT) should stay larger than running + queued.
   const hashingConcurrency = int('STEADFAST_HASHING_CONCURRENCY', 'hashingConcurrency', availableParallelism(), 1, 1024);
   const hashingQueue = int('STEADFAST_HASHING_QUEUE', 'hashingQueue', 4 * hashingConcurrency, 0, 1_000_000);
-  const hashingMaxWaitMs = int('STEADFAST_HASHING_MAX_WAIT_MS', 'hashingMaxWaitMs', 250, 1, 60_000);
+  const hashingMaxWaitMs = int('STEADFAST_HASHING_MAX_WAIT_MS', 'hashingMaxWaitMs', 1000, 1, 60_000);
 
   const delivery = parseDeliveryConfig(file.delivery, problems);
 

@@ -35,7 +35,7 @@ export interface PasswordHasherOptions {
   concurrency?: number;
   /** Hashes that may wait for a turn; defaults to four per running one. */
   queueLimit?: number;
-  /** The longest a hash waits for its turn; defaults to 250 ms. */
+  /** The longest a hash waits for its turn; defaults to 1 s. */
   maxWaitMs?: number;
   /** Told of every hash let in, refused or evicted, by class and tenant. */
   events?: BulkheadEvents;
@@ -66,7 +66,7 @@ export class PasswordHasher {
     this.argon2 = options.argon2 ?? nodeRsArgon2;
     const concurrency = options.concurrency ?? availableParallelism();
     this.pool = new Bulkhead(
-      { limit: concurrency, queueLimit: options.queueLimit ?? 4 * concurrency, maxWaitMs: options.maxWaitMs ?? 250 },
+      { limit: concurrency, queueLimit: options.queueLimit ?? 4 * concurrency, maxWaitMs: options.maxWaitMs ?? 1000 },
       options.events,
     );
   }
