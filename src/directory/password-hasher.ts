@@ -1,8 +1,9 @@
 import { availableParallelism } from 'node:os';
-import { hash as argon2Hash, verify as argon2Verify, type Options } from '@node-rs/argon2';
+import type { Options } from '@node-rs/argon2';
 import { AppError } from '../errors/app-error.ts';
 import { Bulkhead, type BulkheadEvents } from '../admission/bulkhead.ts';
 import { currentTicket } from '../admission/work-ticket.ts';
+import { sharedArgon2Threads } from './argon2-threads.ts';
 
 // @node-rs/argon2 declares Algorithm as a const enum, which isolated-module
 // compilers cannot inline; 2 is its Argon2id member.
@@ -27,8 +28,6 @@ export interface Argon2 {
   verify(storedHash: string, secret: string): Promise<boolean>;
 }
 
-const nodeRsArgon2: Argon2 = { hash: argon2Hash, verify: argon2Verify };
-
 export interface PasswordHasherOptions {
   params?: Params;
   /** How many hashes may run at once; defaults to the number of cores. */
@@ -39,6 +38,7 @@ export interface PasswordHasherOptions {
   maxWaitMs?: number;
   /** Told of every hash let in, refused or evicted, by class and tenant. */
   events?: BulkheadEvents;
+  /** Defaults to the process's hashing threads, which run below the event loop's priority (`argon2-threads.ts`). */
   argon2?: Argon2;
 }
 
@@ -63,8 +63,8 @@ export class PasswordHasher {
 
   constructor(options: PasswordHasherOptions = {}) {
     this.params = options.params ?? ARGON2_PARAMS;
-    this.argon2 = options.argon2 ?? nodeRsArgon2;
     const concurrency = options.concurrency ?? availableParallelism();
+    this.argon2 = options.argon2 ?? sharedArgon2Threads(concurrency);
     this.pool = new Bulkhead(
       { limit: concurrency, queueLimit: options.queueLimit ?? 4 * concurrency, maxWaitMs: options.maxWaitMs ?? 1000 },
       options.events,
