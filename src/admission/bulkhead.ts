@@ -64,9 +64,10 @@ const RANKS = [...new Set(Object.values(PRIORITY))].sort((a, b) => b - a);
  * Overload is answered at once, not by timeouts: a newcomer whose predicted
  * wait (the waiters that will really go before it, given its rank and its
  * tenant's turns, times the measured hold time) comes near the maximum is
- * refused on arrival; when the queue is full, the least deserving waiter (a
- * lower class, or the tenant with more than its share waiting) gives up its
- * place, the newest first, so the one refused has waited least.
+ * refused on arrival; one tenant's waiters take at most three quarters of
+ * the queue; when the queue is full, the least deserving waiter (a lower
+ * class, or a tenant holding more than its share) gives up its place, the
+ * newest first, so the one refused has waited least.
  */
 export class Bulkhead {
   private running = 0;
@@ -175,8 +176,29 @@ export class Bulkhead {
     // Half the maximum leaves room for the prediction's error and for the more
     // important work that will arrive and go ahead while this one waits.
     if (this.predictedWaitMs(cls, tenant) > this.options.maxWaitMs / 2) return 'refuse';
+    // One tenant's waiters take at most three quarters of the queue: the rest is
+    // kept for other tenants and more important work, so they seldom have to
+    // push anyone out (and whoever is pushed out has waited, so refused slowly).
+    const own = this.waitingOf(tenant);
+    if (own >= Math.ceil((this.options.queueLimit * 3) / 4)) return this.newestOwnBelow(tenant, PRIORITY[cls]) ?? 'refuse';
     if (this.queued < this.options.queueLimit) return undefined;
     return this.leastDeserving(cls, tenant) ?? 'refuse';
+  }
+
+  private waitingOf(tenant: string): number {
+    let n = 0;
+    for (const byTenant of this.queues.values()) n += byTenant.get(tenant)?.length ?? 0;
+    return n;
+  }
+
+  /** The tenant's own newest waiter of a lower class, to make room within its share for its more important work. */
+  private newestOwnBelow(tenant: string, rank: number): Waiter | undefined {
+    for (const r of [...RANKS].reverse()) {
+      if (r >= rank) return undefined;
+      const victim = this.queues.get(r)?.get(tenant)?.findLast((w) => !w.committed);
+      if (victim) return victim;
+    }
+    return undefined;
   }
 
   /**
@@ -234,19 +256,28 @@ export class Bulkhead {
   }
 
   /**
-   * The first waiter of the highest rank, from the first tenant in turn that
-   * may take another slot; that tenant goes to the back.
+   * The first waiter of the highest rank, from the tenant with the least work
+   * running (ties: whose turn it is) that may take another slot; that tenant
+   * goes to the back. A tenant with nothing running goes next, so another
+   * tenant's request waits for one slot to free, not for the surge's turn too.
    */
   private next(): Waiter | undefined {
     for (const rank of RANKS) {
       const byTenant = this.queues.get(rank);
       if (!byTenant) continue;
+      let chosen: [string, Waiter[]] | undefined;
+      let least = Infinity;
       for (const [tenant, list] of byTenant) {
-        if (!this.underTenantLimit(tenant)) continue;
-        byTenant.delete(tenant);
-        byTenant.set(tenant, list);
-        return list[0];
+        const running = this.runningByTenant.get(tenant) ?? 0;
+        if (running < least && this.underTenantLimit(tenant)) {
+          chosen = [tenant, list];
+          least = running;
+        }
       }
+      if (!chosen) continue;
+      byTenant.delete(chosen[0]);
+      byTenant.set(chosen[0], chosen[1]);
+      return chosen[1][0];
     }
     return undefined;
   }

@@ -119,6 +119,34 @@ describe('bulkhead (the fair, prioritised queue behind every lane and the hashin
     expect(shed).toEqual(['start-signin/surge:evicted', 'start-signin/surge:queue-full', 'start-signin/surge:evicted', 'start-signin/quiet:queue-full']);
   });
 
+  it('keeps a quarter of the queue from any one tenant, so others get a place without anyone being pushed out', async () => {
+    const { shed, events } = shedLog();
+    const bh = new Bulkhead({ limit: 1, queueLimit: 8, maxWaitMs: 60_000 }, events);
+    await bh.acquire('start-signin', 'surge');
+    const surge = [];
+    for (let i = 0; i < 7; i++) surge.push(await track(bh.acquire('start-signin', 'surge')));
+    // Six places for the surge; its seventh is refused at once although two are free.
+    expect(surge.map((s) => s.state()).filter((s) => s === 'refused')).toHaveLength(1);
+    const quiet = await track(bh.acquire('start-signin', 'quiet'));
+    const recovery = await track(bh.acquire('finish-signin', 'other'));
+    expect([quiet.state(), recovery.state()]).toEqual(['pending', 'pending']);
+    // The surge's own more important work takes the place of its own newest sign-in.
+    const ownRecovery = await track(bh.acquire('finish-signin', 'surge'));
+    expect(ownRecovery.state()).toBe('pending');
+    expect(shed).toEqual(['start-signin/surge:queue-full', 'start-signin/surge:evicted']);
+  });
+
+  it('gives a freed slot to the tenant with the least running, so another tenant waits for one slot, not a turn of the surge', async () => {
+    const bh = new Bulkhead({ limit: 2, queueLimit: 100, maxWaitMs: 60_000 });
+    const a = await bh.acquire('start-signin', 'surge');
+    await bh.acquire('start-signin', 'surge');
+    const surge = await track(bh.acquire('start-signin', 'surge'));
+    const quiet = await track(bh.acquire('start-signin', 'quiet'));
+    a();
+    await vi.advanceTimersByTimeAsync(0);
+    expect([surge.state(), quiet.state()]).toEqual(['pending', 'admitted']);
+  });
+
   it('refuses at once a newcomer whose predicted wait, counted for its class and tenant, is too long', async () => {
     const { shed, events } = shedLog();
     const bh = new Bulkhead({ limit: 1, queueLimit: 100, maxWaitMs: 100 }, events);
