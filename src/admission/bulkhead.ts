@@ -162,11 +162,16 @@ export class Bulkhead {
   predictedWaitMs(cls: WorkClass, tenant: string): number {
     const rank = PRIORITY[cls];
     const own = this.queues.get(rank)?.get(tenant)?.length ?? 0;
+    const ownRunning = this.runningByTenant.get(tenant) ?? 0;
     let ahead = 0;
     for (const [r, byTenant] of this.queues) {
       if (r < rank) continue;
-      // Within its rank a tenant waits for each other tenant's turns, at most one more than its own queue.
-      for (const [t, list] of byTenant) ahead += r > rank || t === tenant ? list.length : Math.min(list.length, own + 1);
+      for (const [t, list] of byTenant) {
+        if (r > rank || t === tenant) ahead += list.length;
+        // Within its rank a tenant waits for each other tenant's turns, as many
+        // as its own queue plus one, but none for a tenant running more than it.
+        else ahead += Math.min(list.length, (this.runningByTenant.get(t) ?? 0) > ownRunning ? own : own + 1);
+      }
     }
     return ((ahead + 1) * this.holdMs) / this.options.limit;
   }

@@ -98,6 +98,10 @@ export async function buildApp(services: Services, options: AppOptions) {
     // Admission before any work, the body included: refusing must stay cheap.
     const slug = (request.params as { tenant?: string } | undefined)?.tenant;
     const tenant = slug && services.tenants.isKnown(slug) ? slug : 'other';
+    // A password check the hashing pool has no room for is refused first of
+    // all, before its lane slot, its body and its look-ups are spent on it: in
+    // a surge this is most requests, so it must cost next to nothing.
+    if (route?.hashes && services.hasher.pool.refusesAtOnce(cls, tenant)) throw busy();
     request.receivedAt = Date.now();
     const gone = new AbortController();
     const onClose = () => gone.abort();
@@ -106,9 +110,6 @@ export async function buildApp(services: Services, options: AppOptions) {
     // The response's 'close' comes exactly once, whether it was sent or the
     // client left: the one place a slot is sure to be given back.
     reply.raw.once('close', () => request.raw.socket?.off('close', onClose));
-    // A password check the hashing pool has no room for is refused before its
-    // lane slot, its body and its database look-ups are spent on it.
-    if (route?.hashes && services.hasher.pool.refusesAtOnce(cls, tenant)) throw busy();
     const releaseSlot = await services.admission.admit(cls, tenant, gone.signal);
     if (reply.raw.closed) releaseSlot();
     else reply.raw.once('close', releaseSlot);
