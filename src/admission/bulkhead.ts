@@ -136,7 +136,7 @@ export class Bulkhead {
           this.remove(waiter);
           this.events.shed?.(cls, tenant, 'timed-out');
           waiter.refuse(busy());
-        }, this.options.maxWaitMs);
+        }, this.maxWaitFor());
       }
       options.signal?.addEventListener('abort', onAbort, { once: true });
       this.enqueue(waiter);
@@ -160,6 +160,11 @@ export class Bulkhead {
 
   /** How long a newcomer of this class and tenant would wait, from the waiters that would go before it. */
   predictedWaitMs(cls: WorkClass, tenant: string): number {
+    return ((this.aheadOf(cls, tenant) + 1) * this.holdMs) / this.options.limit;
+  }
+
+  /** How many waiters would go before a newcomer of this class and tenant. */
+  private aheadOf(cls: WorkClass, tenant: string): number {
     const rank = PRIORITY[cls];
     const own = this.queues.get(rank)?.get(tenant)?.length ?? 0;
     const ownRunning = this.runningByTenant.get(tenant) ?? 0;
@@ -173,14 +178,27 @@ export class Bulkhead {
         else ahead += Math.min(list.length, (this.runningByTenant.get(t) ?? 0) > ownRunning ? own : own + 1);
       }
     }
-    return ((ahead + 1) * this.holdMs) / this.options.limit;
+    return ahead;
+  }
+
+  /**
+   * The longest a waiter waits: the configured maximum, but never less than
+   * about one slot's turn (twice the mean hold time over the limit), so that
+   * whoever is next in line is not refused for work that merely holds its
+   * slots longer than the maximum (sign-ins waiting for the hashing pool on a
+   * loaded machine).
+   */
+  private maxWaitFor(): number {
+    return Math.max(this.options.maxWaitMs, (2 * this.holdMs) / this.options.limit);
   }
 
   /** `undefined`: take a free place; a waiter: take its place; `refuse`: no place for this one. */
   private decide(cls: WorkClass, tenant: string): Waiter | 'refuse' | undefined {
     // Half the maximum leaves room for the prediction's error and for the more
     // important work that will arrive and go ahead while this one waits.
-    if (this.predictedWaitMs(cls, tenant) > this.options.maxWaitMs / 2) return 'refuse';
+    // Whoever would be next in line waits its turn.
+    const ahead = this.aheadOf(cls, tenant);
+    if (ahead > 0 && ((ahead + 1) * this.holdMs) / this.options.limit > this.options.maxWaitMs / 2) return 'refuse';
     // One tenant's waiters take at most three quarters of the queue: the rest is
     // kept for other tenants and more important work, so they seldom have to
     // push anyone out (and whoever is pushed out has waited, so refused slowly).
