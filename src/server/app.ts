@@ -7,7 +7,7 @@ import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import csrf from '@fastify/csrf-protection';
 import swagger from '@fastify/swagger';
-import { errorHandler, notFoundHandler, sendProblem, toAppError } from '../http/problem.ts';
+import { errorHandler, notFoundHandler, PROBLEM_CONTENT_TYPE, problemBody, sendProblem, toAppError } from '../http/problem.ts';
 import { AppError } from '../errors/app-error.ts';
 import { securityHeaders } from '../http/security-headers.ts';
 import type { AdmissionClass } from '../admission/admission-class.ts';
@@ -86,6 +86,12 @@ export async function buildApp(services: Services, options: AppOptions) {
 
   const readiness = options.readiness ?? { draining: false };
   const headers = securityHeaders({ https: services.config.publicUrl.startsWith('https:') });
+  // The answer to a password check the hashing pool refuses at the door, made
+  // once: in a surge it is most answers, so it skips the error handler, the
+  // serialiser and the send hooks (the same problem+json and headers as sendProblem).
+  const shedBody = Buffer.from(JSON.stringify(problemBody(busy())));
+  const shedHeaders = { ...headers, 'content-type': `${PROBLEM_CONTENT_TYPE}; charset=utf-8`, 'retry-after': '1', 'content-length': String(shedBody.length) };
+
   app.addHook('onRequest', async (request, reply) => {
     reply.headers(headers);
     const route = request.routeOptions.config;
@@ -101,7 +107,11 @@ export async function buildApp(services: Services, options: AppOptions) {
     // A password check the hashing pool has no room for is refused first of
     // all, before its lane slot, its body and its look-ups are spent on it: in
     // a surge this is most requests, so it must cost next to nothing.
-    if (route?.hashes && services.hasher.pool.refusesAtOnce(cls, tenant)) throw busy();
+    if (route?.hashes && services.hasher.pool.refusesAtOnce(cls, tenant)) {
+      reply.hijack();
+      reply.raw.writeHead(503, shedHeaders).end(shedBody);
+      return reply;
+    }
     request.receivedAt = Date.now();
     const gone = new AbortController();
     const onClose = () => gone.abort();

@@ -160,6 +160,8 @@ describe('overload: one tenant surges, everyone else still gets through', () => 
       expect(r.contentType).toMatch(/^application\/problem\+json/);
       expect(r.body.type).toMatch(/\/unavailable$/);
       expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
+      // Refused at the door or at the pool, the answer carries the same security headers as any other.
+      expect(r.headers.get('content-security-policy')).toBeTruthy();
     }
 
     // Where it was refused: by tenant and class, at the hashing pool; never the quiet tenant or anything that matters.
