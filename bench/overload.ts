@@ -166,7 +166,7 @@ try {
   const refusedInCapacity = capacityRun.statuses['503'] ?? 0;
 
   // 2. Normal: the quiet tenant alone at its rate, and the probe load (half capacity) alone.
-  const quietNormal = figures(await generator.run({ kind: 'open', url: server.url, seconds: 5, timeoutMs: CLIENT_TIMEOUT_MS, streams: [quietStream()] }), 'other tenant sign-ins');
+  const quietNormal = figures(await generator.run({ kind: 'open', url: server.url, seconds: 10, timeoutMs: CLIENT_TIMEOUT_MS, streams: [quietStream()] }), 'other tenant sign-ins');
   const probe = (): Stream => ({ ...surgeStream(capacity / 2), name: 'probe' });
   const probeNormal = figures(await generator.run({ kind: 'open', url: server.url, seconds: 3, timeoutMs: CLIENT_TIMEOUT_MS, streams: [probe()] }), 'probe');
 
