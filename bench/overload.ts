@@ -159,8 +159,10 @@ try {
   await generator.run({ kind: 'open', url: server.url, seconds: 2, timeoutMs: CLIENT_TIMEOUT_MS, streams: [{ ...quietStream(), rate: 20 }] });
 
   // 1. Capacity, closed loop, the surge's own mix.
-  // Enough connections to keep every hashing thread busy; only answered password checks (right or wrong) count.
-  const connections = 2 * availableParallelism();
+  // Enough connections to keep every hashing thread busy even when each answer
+  // takes a while to come back and be replaced; only answered password checks
+  // (right or wrong) count, and any refused are shown.
+  const connections = 4 * availableParallelism();
   const capacityRun = await generator.run({ kind: 'closed', url: server.url, seconds: 8, connections, scenarios: surgeScenarios.slice(0, 5000).map((s) => s[0]!) });
   const capacity = ((capacityRun.statuses['200'] ?? 0) + (capacityRun.statuses['401'] ?? 0)) / capacityRun.seconds;
   const refusedInCapacity = capacityRun.statuses['503'] ?? 0;
