@@ -14,6 +14,14 @@ export interface BulkheadOptions {
    * starts at once instead of queueing behind work that holds its slot long.
    */
   tenantLimit?: number;
+  /**
+   * Slots beyond the limit that only a tenant with nothing running may take
+   * (default none). With every slot busy with one tenant's surge, another
+   * tenant's request starts at once instead of waiting for one to free: on a
+   * saturated pool the extra work only shares the cores a little more finely,
+   * and the other tenant is answered in about its usual time.
+   */
+  spare?: number;
 }
 
 /**
@@ -270,7 +278,7 @@ export class Bulkhead {
   }
 
   private pump(): void {
-    while (this.running < this.options.limit && this.queued > 0) {
+    while (this.queued > 0) {
       const next = this.next();
       if (!next) return;
       this.remove(next);
@@ -292,7 +300,7 @@ export class Bulkhead {
       let least = Infinity;
       for (const [tenant, list] of byTenant) {
         const running = this.runningByTenant.get(tenant) ?? 0;
-        if (running < least && this.underTenantLimit(tenant)) {
+        if (running < least && this.mayStart(tenant)) {
           chosen = [tenant, list];
           least = running;
         }
@@ -307,10 +315,16 @@ export class Bulkhead {
 
   /** A slot is free for this tenant and nobody who may take it is waiting. */
   private canStartNow(tenant: string): boolean {
-    if (this.running >= this.options.limit || !this.underTenantLimit(tenant)) return false;
+    if (!this.mayStart(tenant)) return false;
     if (this.queued === 0) return true;
-    for (const byTenant of this.queues.values()) for (const t of byTenant.keys()) if (this.underTenantLimit(t)) return false;
+    for (const byTenant of this.queues.values()) for (const t of byTenant.keys()) if (this.mayStart(t)) return false;
     return true;
+  }
+
+  /** Whether this tenant may take a slot now: one under the limit, or a spare one when it has nothing running. */
+  private mayStart(tenant: string): boolean {
+    if (this.running < this.options.limit) return this.underTenantLimit(tenant);
+    return this.running < this.options.limit + (this.options.spare ?? 0) && !this.runningByTenant.has(tenant);
   }
 
   private underTenantLimit(tenant: string): boolean {

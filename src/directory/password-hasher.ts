@@ -64,9 +64,10 @@ export class PasswordHasher {
   constructor(options: PasswordHasherOptions = {}) {
     this.params = options.params ?? ARGON2_PARAMS;
     const concurrency = options.concurrency ?? availableParallelism();
-    this.argon2 = options.argon2 ?? sharedArgon2Threads(concurrency);
+    // One spare slot for a tenant with nothing running (see `BulkheadOptions.spare`), so one more thread.
+    this.argon2 = options.argon2 ?? sharedArgon2Threads(concurrency + 1);
     this.pool = new Bulkhead(
-      { limit: concurrency, queueLimit: options.queueLimit ?? 4 * concurrency, maxWaitMs: options.maxWaitMs ?? 1000 },
+      { limit: concurrency, spare: 1, queueLimit: options.queueLimit ?? 4 * concurrency, maxWaitMs: options.maxWaitMs ?? 1000 },
       options.events,
     );
   }

@@ -147,6 +147,22 @@ describe('bulkhead (the fair, prioritised queue behind every lane and the hashin
     expect([surge.state(), quiet.state()]).toEqual(['pending', 'admitted']);
   });
 
+  it('lets a tenant with nothing running start at once on a spare slot, and no one else', async () => {
+    const bh = new Bulkhead({ limit: 2, spare: 1, queueLimit: 100, maxWaitMs: 60_000 });
+    await bh.acquire('start-signin', 'surge');
+    await bh.acquire('start-signin', 'surge');
+    const surge = await track(bh.acquire('start-signin', 'surge'));
+    const quiet = await track(bh.acquire('start-signin', 'quiet'));
+    const quiet2 = await track(bh.acquire('start-signin', 'quiet'));
+    const third = await track(bh.acquire('start-signin', 'third'));
+    expect([surge.state(), quiet.state(), quiet2.state(), third.state()]).toEqual(['pending', 'admitted', 'pending', 'pending']);
+    expect(bh.state).toEqual({ running: 3, queued: 3, limit: 2 });
+    // The spare given back goes to a waiting tenant with nothing running (in turn), never to the surge.
+    quiet.release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect([surge.state(), quiet2.state(), third.state()]).toEqual(['pending', 'admitted', 'pending']);
+  });
+
   it('refuses at once a newcomer whose predicted wait, counted for its class and tenant, is too long', async () => {
     const { shed, events } = shedLog();
     const bh = new Bulkhead({ limit: 1, queueLimit: 100, maxWaitMs: 100 }, events);

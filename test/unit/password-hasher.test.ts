@@ -77,6 +77,19 @@ describe('password hasher', () => {
     expect(limited.pending).toBe(0);
   });
 
+  it('runs at most one more than its concurrency, and that one only for a tenant with nothing running', async () => {
+    vi.useFakeTimers();
+    const held = heldArgon2();
+    const limited = new PasswordHasher({ concurrency: 2, queueLimit: 100, maxWaitMs: 60_000, argon2: held.argon2 });
+    // Twelve tenants each send three sign-ins at once.
+    const work = Array.from({ length: 36 }, (_, i) => runWithTicket(ticket('start-signin', `t${i % 12}`), () => limited.verify(`$argon2id$x$p${i}`, `p${i}`)).catch(() => false));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(held.running).toBe(3);
+    while (held.running > 0) await held.finishOne();
+    await Promise.all(work);
+    expect(held.maxRunning).toBe(3);
+  });
+
   it("lets a request's hashes in by its class and tenant: a finishing sign-in first, tenants taking turns, a surge refused at once", async () => {
     vi.useFakeTimers();
     const held = heldArgon2();
@@ -102,11 +115,13 @@ describe('password hasher', () => {
     await vi.advanceTimersByTimeAsync(0);
     while (held.running > 0) await held.finishOne();
     await Promise.all(all);
-    // s0 ran at once; s1..s3 filled the queue; s4 found it full; the quiet tenant
-    // and the recovery code each took the place of the surge's newest waiter.
-    expect(outcomes).toEqual({ s0: 'ok', s1: 'ok', s2: 'refused', s3: 'refused', s4: 'refused', q0: 'ok', r0: 'ok' });
-    expect(held.started).toEqual(['s0', 'r0', 's1', 'q0']);
-    expect(shed).toEqual(['start-signin/surge:queue-full', 'start-signin/surge:evicted', 'start-signin/surge:evicted']);
+    // s0 ran at once; s1..s3 filled the queue; s4 found it full; the quiet tenant,
+    // with nothing running, started at once on the spare slot; the recovery code
+    // took the place of the surge's newest waiter and went first.
+    expect(outcomes).toEqual({ s0: 'ok', s1: 'ok', s2: 'ok', s3: 'refused', s4: 'refused', q0: 'ok', r0: 'ok' });
+    expect(held.started).toEqual(['s0', 'q0', 'r0', 's1', 's2']);
+    expect(held.maxRunning).toBe(2);
+    expect(shed).toEqual(['start-signin/surge:queue-full', 'start-signin/surge:evicted']);
   });
 
   it("never refuses a request's later hashes once its first was let in (ten recovery codes are one piece of work)", async () => {
@@ -115,13 +130,15 @@ describe('password hasher', () => {
     const limited = new PasswordHasher({ concurrency: 1, queueLimit: 0, maxWaitMs: 10, argon2: held.argon2 });
     const enrol = ticket('finish-registration', 'quiet');
     const codes = runWithTicket(enrol, () => Promise.all(Array.from({ length: 10 }, (_, i) => limited.hash(`code${i}`))));
-    // Another request finds the queue full (its limit is 0) and is refused at once.
+    // Another tenant's request takes the spare slot; a third finds the queue full (its limit is 0) and is refused at once.
     const other = runWithTicket(ticket('finish-registration', 'other'), () => limited.hash('x'));
-    await expect(other).rejects.toMatchObject({ status: 503 });
+    const third = runWithTicket(ticket('finish-registration', 'third'), () => limited.hash('y'));
+    await expect(third).rejects.toMatchObject({ status: 503 });
     await vi.advanceTimersByTimeAsync(1000);
     while (held.running > 0) await held.finishOne();
     await expect(codes).resolves.toHaveLength(10);
-    expect(held.maxRunning).toBe(1);
+    await expect(other).resolves.toBeTypeOf('string');
+    expect(held.maxRunning).toBe(2);
   });
 
   it('drops work whose client has gone or whose deadline passed before it started, from the window or the ticket', async () => {
@@ -131,16 +148,27 @@ describe('password hasher', () => {
     const hash = '$argon2id$x$pw';
     const outcome = (p: Promise<boolean>) => p.then(String, (err: { code: string; retryAfter: number }) => `${err.code}, retry after ${err.retryAfter}`);
     const first = outcome(limited.verify(hash, 'pw'));
+    // Another tenant takes the spare slot, so everything below has to wait.
+    const spare = outcome(runWithTicket(ticket('start-signin', 'other'), () => limited.verify(hash, 'pw')));
     const gone = new AbortController();
     const abandoned = outcome(limited.verify(hash, 'pw', { signal: gone.signal }));
     const late = outcome(limited.verify(hash, 'pw', { deadline: Date.now() + 50 }));
     const lateTicket = outcome(runWithTicket(ticket('start-signin', 't', { deadline: Date.now() + 50 }), () => limited.verify(hash, 'pw')));
     gone.abort();
+    const lateTicketTenant = outcome(runWithTicket(ticket('start-signin', 'other', { deadline: Date.now() + 50 }), () => limited.verify(hash, 'pw')));
     await vi.advanceTimersByTimeAsync(100);
     await held.finishOne();
-    expect(await Promise.all([first, abandoned, late, lateTicket])).toEqual(['true', 'unavailable, retry after 1', 'unavailable, retry after 1', 'unavailable, retry after 1']);
-    // Only the first one was ever hashed.
-    expect(held.started).toEqual(['pw']);
+    await held.finishOne();
+    expect(await Promise.all([first, spare, abandoned, late, lateTicket, lateTicketTenant])).toEqual([
+      'true',
+      'true',
+      'unavailable, retry after 1',
+      'unavailable, retry after 1',
+      'unavailable, retry after 1',
+      'unavailable, retry after 1',
+    ]);
+    // Only the first two were ever hashed.
+    expect(held.started).toEqual(['pw', 'pw']);
   });
 
   it('makes the dummy hash for unknown users outside the pool, and again after a failure', async () => {
