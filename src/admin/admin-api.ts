@@ -11,6 +11,8 @@ import { TOKEN_MAX_DAYS } from '../directory/admin-tokens.ts';
 
 const bearer = [{ bearerAuth: [] }];
 const config = { admissionClass: 'admin' as const };
+// Getting locked-out people back in and shutting a compromised account: never starved by a sign-in surge.
+const emergency = { admissionClass: 'admin-emergency' as const };
 
 const UserBody = {
   password: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
@@ -155,7 +157,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
       '/api/v1/admin/users/:id/reset-methods',
       {
         schema: { tags, security: bearer, summary: 'Remove every method and end every session; the next sign-in must register a method', params: IdParams, response: { 200: Type.Object({ removed: Type.Integer(), sessionsEnded: Type.Integer() }) } },
-        config,
+        config: emergency,
       },
       async (request) => {
         const { tenant, actor } = await requireAdmin(services, request);
@@ -165,7 +167,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
 
     app.post(
       '/api/v1/admin/users/:id/revoke-sessions',
-      { schema: { tags, security: bearer, summary: "End every one of the user's sessions", params: IdParams, response: { 200: Type.Object({ sessionsEnded: Type.Integer() }) } }, config },
+      { schema: { tags, security: bearer, summary: "End every one of the user's sessions", params: IdParams, response: { 200: Type.Object({ sessionsEnded: Type.Integer() }) } }, config: emergency },
       async (request) => {
         const { tenant, actor } = await requireAdmin(services, request);
         return { sessionsEnded: await admin.revokeSessions(tenant, actor, request.params.id) };
@@ -183,7 +185,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
           body: Type.Optional(Type.Object({ minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 43200 })), oneTime: Type.Optional(Type.Boolean()) })),
           response: { 201: Type.Object({ code: Type.String(), expiresAt: Type.String({ format: 'date-time' }), oneTime: Type.Boolean() }) },
         },
-        config,
+        config: emergency,
       },
       async (request, reply) => {
         const { tenant, actor } = await requireAdmin(services, request);

@@ -259,8 +259,12 @@ ${signinTable(d.recentSignins)}
     });
 
     /** Runs an action on a user and shows their page with the outcome. */
-    const userAction = (path: string, run: (p: Principal, id: string, body: { minutes?: string | undefined; oneTime?: string | undefined }) => Promise<{ notice: string; issued?: { code: string; expiresAt: string; oneTime: boolean } }>) =>
-      app.post(`/t/:tenant/admin/users/:id/${path}`, form(UserParams, Type.Object({ _csrf: Field(), minutes: Field(10), oneTime: Field(5) })), async (request, reply) => {
+    const userAction = (
+      path: string,
+      run: (p: Principal, id: string, body: { minutes?: string | undefined; oneTime?: string | undefined }) => Promise<{ notice: string; issued?: { code: string; expiresAt: string; oneTime: boolean } }>,
+      admissionClass: 'admin' | 'admin-emergency' = 'admin',
+    ) =>
+      app.post(`/t/:tenant/admin/users/:id/${path}`, formRoute(app, admissionClass, UserParams, Type.Object({ _csrf: Field(), minutes: Field(10), oneTime: Field(5) })), async (request, reply) => {
         const p = await adminOr(request, reply, { change: true });
         if (!p) return reply;
         const { id } = request.params;
@@ -281,7 +285,7 @@ ${signinTable(d.recentSignins)}
       if (minutes !== undefined && !Number.isInteger(minutes)) throw new AppError('invalid-request', 'enter the lifetime as a whole number of minutes');
       const issued = await admin.issuePass(p.tenant, actor(p), id, { minutes, oneTime: body.oneTime === 'on' });
       return { notice: 'Temporary Access Pass issued.', issued };
-    });
+    }, 'admin-emergency');
     userAction('tap/revoke', async (p, id) => {
       await admin.revokePass(p.tenant, actor(p), id);
       return { notice: 'Temporary Access Pass revoked.' };
@@ -289,8 +293,8 @@ ${signinTable(d.recentSignins)}
     userAction('reset-methods', async (p, id) => {
       const { removed, sessionsEnded } = await admin.resetMethods(p.tenant, actor(p), id);
       return { notice: `Methods reset: ${removed} removed, ${sessionsEnded} sessions ended. The user registers again at the next sign-in.` };
-    });
-    userAction('revoke-sessions', async (p, id) => ({ notice: `${await admin.revokeSessions(p.tenant, actor(p), id)} sessions ended.` }));
+    }, 'admin-emergency');
+    userAction('revoke-sessions', async (p, id) => ({ notice: `${await admin.revokeSessions(p.tenant, actor(p), id)} sessions ended.` }), 'admin-emergency');
     userAction('disable', async (p, id) => {
       if (id === p.user.id) throw new AppError('invalid-state', 'you cannot disable your own account');
       await admin.updateUser(p.tenant, actor(p), id, { status: 'disabled' });

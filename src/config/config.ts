@@ -23,7 +23,10 @@ export interface Config {
    */
   trustProxy: false | number | string[];
   sessions: { lifetimeMinutes: number; idleMinutes: number };
+  /** Per class: each class has a lane of this many slots, queue places and this maximum wait. */
   admission: { limit: number; queueLimit: number; maxWaitMs: number };
+  /** The hashing pool: Argon2id hashes at once, waiting at most, and the longest wait. */
+  hashing: { concurrency: number; queueLimit: number; maxWaitMs: number };
   nodeName: string;
   /** Bearer token for /metrics and the detailed status from other hosts (loopback callers need none). */
   opsToken?: string;
@@ -124,6 +127,14 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const admissionLimit = int('STEADFAST_ADMISSION_LIMIT', 'admissionLimit', 8 * availableParallelism(), 1, 1_000_000);
   const admissionQueue = int('STEADFAST_ADMISSION_QUEUE', 'admissionQueue', 4 * admissionLimit, 0, 1_000_000);
   const admissionMaxWaitMs = int('STEADFAST_ADMISSION_MAX_WAIT_MS', 'admissionMaxWaitMs', 30, 1, 60_000);
+  // One hash per core; a short queue keeps the cores busy between arrivals. The
+  // maximum wait is long next to a hash (tens of ms) so that a slow, loaded
+  // machine still lets a tenant's next turn in; the queue limit bounds the work.
+  // Every sign-in waiting here also holds a slot of its lane, so the lane
+  // (STEADFAST_ADMISSION_LIMIT) should stay larger than running + queued.
+  const hashingConcurrency = int('STEADFAST_HASHING_CONCURRENCY', 'hashingConcurrency', availableParallelism(), 1, 1024);
+  const hashingQueue = int('STEADFAST_HASHING_QUEUE', 'hashingQueue', 4 * hashingConcurrency, 0, 1_000_000);
+  const hashingMaxWaitMs = int('STEADFAST_HASHING_MAX_WAIT_MS', 'hashingMaxWaitMs', 1000, 1, 60_000);
 
   const opsToken = env.STEADFAST_OPS_TOKEN;
   if (opsToken !== undefined && opsToken !== '' && opsToken.length < 32) problems.push('STEADFAST_OPS_TOKEN must be at least 32 characters (e.g. openssl rand -base64 32)');
@@ -147,6 +158,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     trustProxy,
     sessions: Object.freeze({ lifetimeMinutes, idleMinutes }),
     admission: Object.freeze({ limit: admissionLimit, queueLimit: admissionQueue, maxWaitMs: admissionMaxWaitMs }),
+    hashing: Object.freeze({ concurrency: hashingConcurrency, queueLimit: hashingQueue, maxWaitMs: hashingMaxWaitMs }),
     nodeName: env.STEADFAST_NODE_NAME || `${process.env.HOSTNAME ?? 'node'}:${process.pid}`,
     sweepIntervalSeconds,
     delivery,

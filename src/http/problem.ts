@@ -68,7 +68,11 @@ export function toAppError(error: FastifyError | Error): AppError {
 
 export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const appError = toAppError(error);
-  if (appError.code === 'unavailable') {
+  // A 503 the service gave on purpose (load shed, a client gone) is counted in
+  // the metrics, not logged: in a surge that is thousands of lines a second.
+  if (appError.code === 'unavailable' && error instanceof AppError) {
+    request.log.debug({ detail: appError.detail }, 'refused: busy');
+  } else if (appError.code === 'unavailable') {
     request.log.warn({ err: { type: error.name, message: error.message, code: (error as FastifyError).code } }, 'dependency unavailable');
   } else if (appError.status >= 500) {
     request.log.error({ err: { type: error.name, message: error.message, stack: error.stack, code: (error as FastifyError).code } }, 'request failed');

@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { RequestContext } from '../signin/signin-service.ts';
 
 // A client that has waited this long for a password check has most likely given up.
-const HASHING_DEADLINE_MS = 5000;
+export const HASHING_DEADLINE_MS = 5000;
 
 export function requestContext(request: FastifyRequest): RequestContext {
   const userAgent = request.headers['user-agent'];

@@ -136,7 +136,7 @@ ${passwordForm(reply, p, reply.generateCsrf())}
 
     app.post(
       '/t/:tenant/my/password',
-      formRoute(app, 'self-service', PageParams, Type.Object({ currentPassword: Field(1024), newPassword: Field(1024), _csrf: Field() })),
+      formRoute(app, 'self-service', PageParams, Type.Object({ currentPassword: Field(1024), newPassword: Field(1024), _csrf: Field() }), { hashes: true }),
       async (request, reply) => {
         const p = await principalOr(request, reply, 'security-info');
         if (!p) return reply;

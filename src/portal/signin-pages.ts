@@ -295,7 +295,7 @@ ${alert('error', `${why} None of your other sign-in methods can be used at the m
 
     app.post(
       '/t/:tenant/signin',
-      formRoute(app, 'start-signin', PageParams, Type.Object({ username: Field(256), password: Field(), next: Next, _csrf: Field(200) })),
+      formRoute(app, 'start-signin', PageParams, Type.Object({ username: Field(256), password: Field(), next: Next, _csrf: Field(200) }), { hashes: true }),
       async (request, reply) => {
         const tenant = await tenantOf(request.params.tenant);
         const { next } = request.body;
@@ -353,7 +353,7 @@ ${alert('error', error)}
 
     app.post(
       '/t/:tenant/signin/tap',
-      formRoute(app, 'start-signin', PageParams, Type.Object({ username: Field(256), tap: Field(64), next: Next, _csrf: Field(200) })),
+      formRoute(app, 'start-signin', PageParams, Type.Object({ username: Field(256), tap: Field(64), next: Next, _csrf: Field(200) }), { hashes: true }),
       async (request, reply) => {
         const tenant = await tenantOf(request.params.tenant);
         const { next } = request.body;

@@ -7,13 +7,17 @@ import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import csrf from '@fastify/csrf-protection';
 import swagger from '@fastify/swagger';
-import { errorHandler, notFoundHandler, sendProblem, toAppError } from '../http/problem.ts';
+import { errorHandler, notFoundHandler, PROBLEM_CONTENT_TYPE, problemBody, sendProblem, toAppError } from '../http/problem.ts';
 import { AppError } from '../errors/app-error.ts';
 import { securityHeaders } from '../http/security-headers.ts';
 import { cookieNames } from '../http/cookie-names.ts';
 import { refuseForgeable } from '../http/forgery-guard.ts';
 import { isOperator } from '../http/operator-access.ts';
-import type { AdmissionClass } from '../admission/admission-controller.ts';
+import type { AdmissionClass } from '../admission/admission-class.ts';
+import { requestClass } from '../admission/request-class.ts';
+import { busy } from '../admission/bulkhead.ts';
+import { runWithTicket, type WorkTicket } from '../admission/work-ticket.ts';
+import { HASHING_DEADLINE_MS } from '../http/request-context.ts';
 import type { Services } from './services.ts';
 import { signinApi } from './routes/signin-api.ts';
 import { meApi } from './routes/me-api.ts';
@@ -32,6 +36,11 @@ declare module 'fastify' {
     admissionClass?: AdmissionClass;
     /** Other sites call this route by design (OpenID Connect protocol endpoints): no same-origin check. */
     crossSite?: boolean;
+    /**
+     * Every call runs an Argon2id hash (a password or TAP check): refused at the
+     * door, before its body is read, when the hashing pool would refuse it anyway.
+     */
+    hashes?: boolean;
   }
   interface FastifyRequest {
     /** Aborted when the client's connection closes before the answer: queued work for it is dropped. */
@@ -44,6 +53,8 @@ declare module 'fastify' {
     releaseAdmission?: () => void;
     /** When the request arrived (epoch ms), for work deadlines. */
     receivedAt: number;
+    /** Its class, tenant and deadline, carried to the hashing pool. */
+    workTicket?: WorkTicket;
   }
 }
 
@@ -83,14 +94,21 @@ export async function buildApp(services: Services, options: AppOptions) {
   app.decorateRequest('receivedAt', 0);
   app.decorateRequest('clientGone', undefined);
   app.decorateRequest('releaseAdmission', undefined);
+  app.decorateRequest('workTicket', undefined);
 
   const readiness = options.readiness ?? { draining: false };
   const ownOrigins = [new URL(services.config.publicUrl).origin];
   const headers = securityHeaders({ https: services.config.publicUrl.startsWith('https:') });
+  // The answer to a password check the hashing pool refuses at the door, made
+  // once: in a surge it is most answers, so it skips the error handler, the
+  // serialiser and the send hooks (the same problem+json and headers as sendProblem).
+  const shedBody = Buffer.from(JSON.stringify(problemBody(busy())));
+  const shedHeaders = { ...headers, 'content-type': `${PROBLEM_CONTENT_TYPE}; charset=utf-8`, 'retry-after': '1', 'content-length': String(shedBody.length) };
+
   app.addHook('onRequest', async (request, reply) => {
     reply.headers(headers);
-    // Unknown paths count as the least important class.
-    const cls = request.routeOptions.config?.admissionClass ?? 'admin';
+    const route = request.routeOptions.config;
+    const cls = requestClass(route?.admissionClass, request.headers);
     if (cls === 'ops') return;
     if (readiness.draining) {
       reply.header('connection', 'close');
@@ -99,6 +117,14 @@ export async function buildApp(services: Services, options: AppOptions) {
     // Admission before any work, the body included: refusing must stay cheap.
     const slug = (request.params as { tenant?: string } | undefined)?.tenant;
     const tenant = slug && services.tenants.isKnown(slug) ? slug : 'other';
+    // A password check the hashing pool has no room for is refused first of
+    // all, before its lane slot, its body and its look-ups are spent on it: in
+    // a surge this is most requests, so it must cost next to nothing.
+    if (route?.hashes && services.hasher.pool.refusesAtOnce(cls, tenant)) {
+      reply.hijack();
+      reply.raw.writeHead(503, shedHeaders).end(shedBody);
+      return reply;
+    }
     request.receivedAt = Date.now();
     const gone = new AbortController();
     const onClose = () => gone.abort();
@@ -111,8 +137,17 @@ export async function buildApp(services: Services, options: AppOptions) {
     request.releaseAdmission = releaseSlot;
     if (reply.raw.closed) releaseSlot();
     else reply.raw.once('close', releaseSlot);
+    request.workTicket = { cls, tenant, signal: gone.signal, deadline: request.receivedAt + HASHING_DEADLINE_MS, hashed: false };
     const forged = refuseForgeable(request, ownOrigins);
     if (forged) return sendProblem(reply, forged);
+  });
+
+  // The handler and everything it starts run as the work of this request's
+  // ticket, so the hashing pool knows whose hash it is (callback style: the
+  // handler is called from `done`, inside the ticket's context).
+  app.addHook('preHandler', (request, _reply, done) => {
+    if (request.workTicket) runWithTicket(request.workTicket, done);
+    else done();
   });
 
   // NUL is valid JSON but no text column takes it (PostgreSQL refuses it

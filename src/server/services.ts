@@ -123,13 +123,13 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   }
 
   const db = durable.db;
-  const hasher = new PasswordHasher(options.hasher);
+  const metrics = new Metrics();
+  const hasher = new PasswordHasher({ ...config.hashing, events: metrics.hashingEvents(), ...options.hasher });
   const tenants = new Tenants(db, clock);
   const users = new Users(db, clock, new ProfileSeal(keyRing));
   // Contact details written in clear by an older release are sealed before anything reads them.
   await users.sealContacts({ rewrap: false });
   const credentials = new Credentials(db, clock);
-  const metrics = new Metrics();
   const delivery = new Delivery(config.delivery.channels, metrics.deliveryEvents(deliveryLog(options.logger)), () => clock.now());
   const { code, limits: sendLimitSettings } = config.delivery;
   const methods = createMethodRegistry({
@@ -198,7 +198,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
 
   metrics.watchDelivery(delivery);
   const admission = new AdmissionController(config.admission, metrics.admissionEvents());
-  metrics.watch(admission, () => hasher.pending);
+  metrics.watch(admission, hasher);
 
   const ephemeralStore = ephemeral;
   const signingKeys = new SigningKeys(db, clock, keyRing);

@@ -4,6 +4,7 @@ import { AppError } from '../errors/app-error.ts';
 import { hashToken } from '../crypto/keyed-hash.ts';
 import { newId, randomToken } from '../crypto/random.ts';
 import type { GroupCommit } from '../store/durable/group-commit.ts';
+import { REGISTRATION_TOKEN_PREFIX, SESSION_TOKEN_PREFIX } from './registration-token.ts';
 
 export type SessionScope = 'full' | 'register';
 
@@ -43,7 +44,7 @@ export interface NewSession {
   userAgent?: string | undefined;
 }
 
-const PREFIX = 'sfs_';
+const PREFIX = SESSION_TOKEN_PREFIX;
 /** Changes to one's methods, or an administrator's changes, need a sign-in this recent. */
 export const RECENT_SIGNIN_MS = 10 * 60_000;
 // Refresh last-seen at most this often, so a busy session is not a write per request.
@@ -69,7 +70,8 @@ export class Sessions {
 
   async create(input: NewSession): Promise<{ token: string; session: Session }> {
     const now = this.clock.now();
-    const token = PREFIX + randomToken(32);
+    // Marked when registration-scoped, for admission control's ranking only.
+    const token = (input.scope === 'register' ? REGISTRATION_TOKEN_PREFIX : PREFIX) + randomToken(32);
     const lifetime = input.scope === 'register' ? Math.min(REGISTER_SCOPE_LIFETIME_MS, this.options.lifetimeMs) : this.options.lifetimeMs;
     const session: Session = {
       id: newId(),

@@ -1,5 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AdmissionController, AdmissionEvents } from '../admission/admission-controller.ts';
+import type { BulkheadEvents } from '../admission/bulkhead.ts';
+import type { PasswordHasher } from '../directory/password-hasher.ts';
 import type { Delivery } from '../delivery/delivery.ts';
 import type { DeliveryEvents } from '../delivery/provider-chain.ts';
 
@@ -16,6 +18,21 @@ export class Metrics {
   readonly queueWait = new Histogram({
     name: 'steadfast_admission_queue_wait_seconds',
     help: 'Time admitted requests waited for a slot',
+    labelNames: ['class'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2],
+    registers: [this.registry],
+  });
+
+  readonly hashingAdmitted = new Counter({ name: 'steadfast_hashing_admitted_total', help: 'Argon2id hashes let into the hashing pool, by class', labelNames: ['class'], registers: [this.registry] });
+  readonly hashingShed = new Counter({
+    name: 'steadfast_hashing_shed_total',
+    help: 'Requests refused with 503 by the hashing pool (at the door or at the pool), by class, tenant and reason',
+    labelNames: ['class', 'tenant', 'reason'],
+    registers: [this.registry],
+  });
+  readonly hashingWait = new Histogram({
+    name: 'steadfast_hashing_wait_seconds',
+    help: 'Time hashes waited for a turn in the hashing pool',
     labelNames: ['class'],
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2],
     registers: [this.registry],
@@ -68,6 +85,17 @@ export class Metrics {
     };
   }
 
+  /** Hashing pool events counted here; tenant labels are the caller's known slugs (or `other`). */
+  hashingEvents(): BulkheadEvents {
+    return {
+      admitted: (cls, waitedMs) => {
+        this.hashingAdmitted.inc({ class: cls });
+        this.hashingWait.observe({ class: cls }, waitedMs / 1000);
+      },
+      shed: (cls, tenant, why) => this.hashingShed.inc({ class: cls, tenant, reason: why }),
+    };
+  }
+
   /** Delivery attempts counted here; `log` hears of failures and breaker changes, never of message content. */
   deliveryEvents(log: DeliveryEvents): DeliveryEvents {
     return {
@@ -106,19 +134,34 @@ export class Metrics {
   }
 
   /** Gauges read at scrape time from the controller. */
-  watch(admission: AdmissionController, hashingQueue: () => number): void {
+  watch(admission: AdmissionController, hasher: PasswordHasher): void {
     const state = () => admission.state;
-    new Gauge({ name: 'steadfast_admission_in_flight', help: 'Requests being worked on', registers: [this.registry], collect() {
+    new Gauge({ name: 'steadfast_admission_in_flight', help: 'Requests being worked on, all classes', registers: [this.registry], collect() {
       this.set(state().inFlight);
     } });
-    new Gauge({ name: 'steadfast_admission_queued', help: 'Requests waiting for a slot', registers: [this.registry], collect() {
+    new Gauge({ name: 'steadfast_admission_queued', help: 'Requests waiting for a slot, all classes', registers: [this.registry], collect() {
       this.set(state().queued);
     } });
-    new Gauge({ name: 'steadfast_admission_limit', help: 'Requests worked on at once, at most', registers: [this.registry], collect() {
+    new Gauge({ name: 'steadfast_admission_class_in_flight', help: 'Requests being worked on, by class (each class has its own lane)', labelNames: ['class'], registers: [this.registry], collect() {
+      for (const [cls, lane] of Object.entries(state().classes)) this.set({ class: cls }, lane.inFlight);
+    } });
+    new Gauge({ name: 'steadfast_admission_class_queued', help: 'Requests waiting for a slot, by class', labelNames: ['class'], registers: [this.registry], collect() {
+      for (const [cls, lane] of Object.entries(state().classes)) this.set({ class: cls }, lane.queued);
+    } });
+    new Gauge({ name: 'steadfast_admission_limit', help: 'Requests of one class worked on at once, at most', registers: [this.registry], collect() {
       this.set(state().limit);
     } });
     new Gauge({ name: 'steadfast_password_hashing_pending', help: 'Argon2id hashes running or waiting', registers: [this.registry], collect() {
-      this.set(hashingQueue());
+      this.set(hasher.pending);
+    } });
+    new Gauge({ name: 'steadfast_hashing_running', help: 'Argon2id hashes running', registers: [this.registry], collect() {
+      this.set(hasher.pool.state.running);
+    } });
+    new Gauge({ name: 'steadfast_hashing_queued', help: 'Argon2id hashes waiting for a turn', registers: [this.registry], collect() {
+      this.set(hasher.pool.state.queued);
+    } });
+    new Gauge({ name: 'steadfast_hashing_concurrency', help: 'Argon2id hashes run at once, at most', registers: [this.registry], collect() {
+      this.set(hasher.pool.state.limit);
     } });
   }
 }

@@ -13,7 +13,7 @@ const HEADLINES: Record<string, string> = {
 interface Components {
   durable: { state: string };
   ephemeral: { state: string };
-  admission: { shedTotal: number; inFlight: number; limit: number };
+  admission: { shedTotal: number; inFlight: number; queued: number; limit: number };
   delivery: Partial<Record<string, ChannelHealth>>;
 }
 
@@ -25,7 +25,7 @@ export function statusPage(status: string, components: Components): string {
   const row = (name: string, state: string, note = '') => html`<tr><th scope="row">${name}</th><td data-state="${state}">${STATES[state] ?? state}</td><td>${note}</td></tr>`;
   const channels = Object.entries(components.delivery).filter((e): e is [string, ChannelHealth] => Boolean(e[1]));
   // In words only: the page is public, and request counts are the operators' business.
-  const busy = components.admission.inFlight >= components.admission.limit;
+  const busy = components.admission.queued > 0;
   return layout({
     title: 'Status',
     tenantName: 'Steadfast',

@@ -1,7 +1,48 @@
-import { describe, expect, it } from 'vitest';
-import { PasswordHasher, ARGON2_PARAMS } from '../../src/directory/password-hasher.ts';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { PasswordHasher, ARGON2_PARAMS, type Argon2 } from '../../src/directory/password-hasher.ts';
+import { runWithTicket, type WorkTicket } from '../../src/admission/work-ticket.ts';
+import type { SheddableClass } from '../../src/admission/admission-class.ts';
+
+/**
+ * An Argon2 stand-in that counts the hashes really running (called and not yet
+ * finished) and finishes them only when the test says: what is measured is
+ * the work in flight, not the hasher's own bookkeeping.
+ */
+function heldArgon2() {
+  const running: { secret: string; finish: () => void }[] = [];
+  const started: string[] = [];
+  let maxRunning = 0;
+  const run = (secret: string, result: () => unknown) =>
+    new Promise<any>((resolve) => {
+      started.push(secret);
+      running.push({ secret, finish: () => resolve(result()) });
+      maxRunning = Math.max(maxRunning, running.length);
+    });
+  const argon2: Argon2 = {
+    hash: (secret) => run(secret, () => `$argon2id$v=19$m=1,t=1,p=1$${secret}`),
+    verify: (stored, secret) => run(secret, () => stored.endsWith(`$${secret}`)),
+  };
+  return {
+    argon2,
+    started,
+    get running() {
+      return running.length;
+    },
+    get maxRunning() {
+      return maxRunning;
+    },
+    /** Finishes the oldest running hash and lets the pool start the next. */
+    async finishOne() {
+      running.shift()?.finish();
+      await vi.advanceTimersByTimeAsync(0);
+    },
+  };
+}
+
+const ticket = (cls: SheddableClass, tenant: string, extra: Partial<WorkTicket> = {}): WorkTicket => ({ cls, tenant, hashed: false, ...extra });
 
 describe('password hasher', () => {
+  afterEach(() => vi.useRealTimers());
   const hasher = new PasswordHasher();
 
   it('hashes with Argon2id at the configured parameters and verifies', async () => {
@@ -21,25 +62,127 @@ describe('password hasher', () => {
     expect(hasher.needsRehash('$2b$10$bcrypt')).toBe(true);
   });
 
-  it('drops work whose client has gone or whose deadline passed before it started', async () => {
-    const limited = new PasswordHasher({ concurrency: 1, params: { memoryCost: 4096, timeCost: 1, parallelism: 1 } });
-    const hash = await limited.hash('pw');
-    const gone = new AbortController();
-    const first = limited.verify(hash, 'pw');
-    const abandoned = limited.verify(hash, 'pw', { signal: gone.signal });
-    const late = limited.verify(hash, 'pw', { deadline: Date.now() - 1 });
-    gone.abort();
-    await expect(first).resolves.toBe(true);
-    await expect(abandoned).rejects.toMatchObject({ code: 'unavailable', retryAfter: 1 });
-    await expect(late).rejects.toMatchObject({ code: 'unavailable' });
-    await expect(limited.verify(hash, 'pw', { signal: new AbortController().signal, deadline: Date.now() + 60_000 })).resolves.toBe(true);
+  it('never runs more hashes at once than its concurrency, however many are asked for', async () => {
+    vi.useFakeTimers();
+    const held = heldArgon2();
+    const limited = new PasswordHasher({ concurrency: 2, argon2: held.argon2 });
+    // Work from no request (the command line) is never refused, so all 12 wait their turn.
+    const work = [...Array.from({ length: 8 }, (_, i) => limited.hash(`pw${i}`)), ...Array.from({ length: 4 }, (_, i) => limited.verify(`$argon2id$x$v${i}`, `v${i}`))];
+    await vi.advanceTimersByTimeAsync(0);
+    expect(held.running).toBe(2);
+    while (held.started.length < 12 || held.running > 0) await held.finishOne();
+    await Promise.all(work);
+    expect(held.started).toHaveLength(12);
+    expect(held.maxRunning).toBe(2);
+    expect(limited.pending).toBe(0);
   });
 
-  it('runs no more hashes at once than allowed', async () => {
-    const limited = new PasswordHasher({ concurrency: 1, params: { memoryCost: 4096, timeCost: 1, parallelism: 1 } });
-    const work = Array.from({ length: 4 }, (_, i) => limited.hash(`pw${i}`));
-    expect(limited.pending).toBe(4);
+  it('runs at most one more than its concurrency, and that one only for a tenant with nothing running', async () => {
+    vi.useFakeTimers();
+    const held = heldArgon2();
+    const limited = new PasswordHasher({ concurrency: 2, queueLimit: 100, maxWaitMs: 60_000, argon2: held.argon2 });
+    // Twelve tenants each send three sign-ins at once.
+    const work = Array.from({ length: 36 }, (_, i) => runWithTicket(ticket('start-signin', `t${i % 12}`), () => limited.verify(`$argon2id$x$p${i}`, `p${i}`)).catch(() => false));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(held.running).toBe(3);
+    while (held.running > 0) await held.finishOne();
     await Promise.all(work);
-    expect(limited.pending).toBe(0);
+    expect(held.maxRunning).toBe(3);
+  });
+
+  it("lets a request's hashes in by its class and tenant: a finishing sign-in first, tenants taking turns, a surge refused at once", async () => {
+    vi.useFakeTimers();
+    const held = heldArgon2();
+    const shed: string[] = [];
+    const limited = new PasswordHasher({ concurrency: 1, queueLimit: 3, maxWaitMs: 60_000, argon2: held.argon2, events: { shed: (cls, tenant, why) => shed.push(`${cls}/${tenant}:${why}`) } });
+    const as = (t: WorkTicket, secret: string) => runWithTicket(t, () => limited.verify(`$argon2id$x$${secret}`, secret));
+    const outcomes: Record<string, string> = {};
+    const sent = [
+      ['s0', ticket('start-signin', 'surge')],
+      ['s1', ticket('start-signin', 'surge')],
+      ['s2', ticket('start-signin', 'surge')],
+      ['s3', ticket('start-signin', 'surge')],
+      ['s4', ticket('start-signin', 'surge')],
+      ['q0', ticket('start-signin', 'quiet')],
+      ['r0', ticket('finish-signin', 'surge')],
+    ] as const;
+    const all = sent.map(([name, t]) =>
+      as(t, name).then(
+        () => (outcomes[name] = 'ok'),
+        () => (outcomes[name] = 'refused'),
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(0);
+    while (held.running > 0) await held.finishOne();
+    await Promise.all(all);
+    // s0 ran at once; s1..s3 filled the queue; s4 found it full; the quiet tenant,
+    // with nothing running, started at once on the spare slot; the recovery code
+    // took the place of the surge's newest waiter and went first.
+    expect(outcomes).toEqual({ s0: 'ok', s1: 'ok', s2: 'ok', s3: 'refused', s4: 'refused', q0: 'ok', r0: 'ok' });
+    expect(held.started).toEqual(['s0', 'q0', 'r0', 's1', 's2']);
+    expect(held.maxRunning).toBe(2);
+    expect(shed).toEqual(['start-signin/surge:queue-full', 'start-signin/surge:evicted']);
+  });
+
+  it("never refuses a request's later hashes once its first was let in (ten recovery codes are one piece of work)", async () => {
+    vi.useFakeTimers();
+    const held = heldArgon2();
+    const limited = new PasswordHasher({ concurrency: 1, queueLimit: 0, maxWaitMs: 10, argon2: held.argon2 });
+    const enrol = ticket('finish-registration', 'quiet');
+    const codes = runWithTicket(enrol, () => Promise.all(Array.from({ length: 10 }, (_, i) => limited.hash(`code${i}`))));
+    // Another tenant's request takes the spare slot; a third finds the queue full (its limit is 0) and is refused at once.
+    const other = runWithTicket(ticket('finish-registration', 'other'), () => limited.hash('x'));
+    const third = runWithTicket(ticket('finish-registration', 'third'), () => limited.hash('y'));
+    await expect(third).rejects.toMatchObject({ status: 503 });
+    await vi.advanceTimersByTimeAsync(1000);
+    while (held.running > 0) await held.finishOne();
+    await expect(codes).resolves.toHaveLength(10);
+    await expect(other).resolves.toBeTypeOf('string');
+    expect(held.maxRunning).toBe(2);
+  });
+
+  it('drops work whose client has gone or whose deadline passed before it started, from the window or the ticket', async () => {
+    vi.useFakeTimers();
+    const held = heldArgon2();
+    const limited = new PasswordHasher({ concurrency: 1, queueLimit: 10, maxWaitMs: 60_000, argon2: held.argon2 });
+    const hash = '$argon2id$x$pw';
+    const outcome = (p: Promise<boolean>) => p.then(String, (err: { code: string; retryAfter: number }) => `${err.code}, retry after ${err.retryAfter}`);
+    const first = outcome(limited.verify(hash, 'pw'));
+    // Another tenant takes the spare slot, so everything below has to wait.
+    const spare = outcome(runWithTicket(ticket('start-signin', 'other'), () => limited.verify(hash, 'pw')));
+    const gone = new AbortController();
+    const abandoned = outcome(limited.verify(hash, 'pw', { signal: gone.signal }));
+    const late = outcome(limited.verify(hash, 'pw', { deadline: Date.now() + 50 }));
+    const lateTicket = outcome(runWithTicket(ticket('start-signin', 't', { deadline: Date.now() + 50 }), () => limited.verify(hash, 'pw')));
+    gone.abort();
+    const lateTicketTenant = outcome(runWithTicket(ticket('start-signin', 'other', { deadline: Date.now() + 50 }), () => limited.verify(hash, 'pw')));
+    await vi.advanceTimersByTimeAsync(100);
+    await held.finishOne();
+    await held.finishOne();
+    expect(await Promise.all([first, spare, abandoned, late, lateTicket, lateTicketTenant])).toEqual([
+      'true',
+      'true',
+      'unavailable, retry after 1',
+      'unavailable, retry after 1',
+      'unavailable, retry after 1',
+      'unavailable, retry after 1',
+    ]);
+    // Only the first two were ever hashed.
+    expect(held.started).toEqual(['pw', 'pw']);
+  });
+
+  it('makes the dummy hash for unknown users outside the pool, and again after a failure', async () => {
+    let fail = true;
+    const argon2: Argon2 = {
+      hash: async () => {
+        if (fail) throw new Error('out of memory');
+        return '$argon2id$dummy';
+      },
+      verify: async () => false,
+    };
+    const limited = new PasswordHasher({ concurrency: 1, argon2 });
+    await expect(limited.verifyNothing('x')).rejects.toThrow('out of memory');
+    fail = false;
+    await expect(limited.verifyNothing('x')).resolves.toBe(false);
   });
 });

@@ -122,7 +122,7 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
           body: Type.Object({ currentPassword: Type.String({ minLength: 1, maxLength: 1024 }), newPassword: Type.String({ minLength: 1, maxLength: 1024 }) }),
           response: { 200: Type.Object({ changed: Type.Literal(true), sessionsEnded: Type.Integer() }) },
         },
-        config: { admissionClass: 'self-service' },
+        config: { admissionClass: 'self-service', hashes: true },
       },
       async (request) => {
         const principal = await requirePrincipal(services, request, 'change-password');

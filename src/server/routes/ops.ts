@@ -50,7 +50,9 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
     /** Everything the status JSON and page show, measured now. */
     const currentStatus = async () => {
       const [durable, ephemeral] = await Promise.all([check(() => services.durable.ping()), check(() => services.ephemeral.ping())]);
-      const shed = (await services.metrics.shed.get()).values.reduce((n, v) => n + v.value, 0);
+      const count = async (counter: typeof services.metrics.shed) => (await counter.get()).values.reduce((n, v) => n + v.value, 0);
+      // Refused at the door and refused at the hashing pool alike.
+      const shed = (await count(services.metrics.shed)) + (await count(services.metrics.hashingShed));
       const components = {
         durable: { state: durable.state, engine: services.durable.engine },
         ephemeral: { state: ephemeral.state, engine: services.ephemeral.kind },
@@ -87,7 +89,7 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
       const components = {
         durable: { ...durable, engine: services.durable.engine },
         ephemeral: { ...ephemeral, engine: services.ephemeral.kind },
-        passwordHashing: { state: 'up' as const, queued: services.hasher.pending },
+        passwordHashing: { state: 'up' as const, ...services.hasher.pool.state },
         // Shedding load is the node working as designed, not a reason to take it out of rotation.
         admission: { state: 'up' as const, ...services.admission.state },
         // A vendor outage is shared by every node: taking nodes out of rotation would not route around it.

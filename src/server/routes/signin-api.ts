@@ -36,7 +36,7 @@ export function signinApi(services: Services): FastifyPluginAsyncTypebox {
             }),
           },
         },
-        config: { admissionClass: 'start-signin' },
+        config: { admissionClass: 'start-signin', hashes: true },
       },
       async (request) => {
         const tenant = await tenantOf(request.params.tenant);
