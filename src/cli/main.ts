@@ -1,14 +1,11 @@
 import { Command, CommanderError, Option } from 'commander';
-import { loadConfig, ConfigError, type Config } from '../config/config.ts';
-import { createLogger } from '../http/logger.ts';
+import { loadConfig, ConfigError, sqlitePath, type Config } from '../config/config.ts';
 import { AppError } from '../errors/app-error.ts';
-import { buildServices, type Services } from '../server/services.ts';
-import { startNode } from '../server/start.ts';
-import { migrateToLatest, openDurableStore } from '../store/durable/database.ts';
-import { sqlitePath } from '../config/config.ts';
-import { rewrapSecrets } from '../methods/rewrap-secrets.ts';
+import type { Services } from '../server/services.ts';
 import type { User } from '../directory/users.ts';
-import { userView } from '../admin/user-view.ts';
+
+// Each command loads what it needs when it runs (dynamic imports below): `--help`
+// and the small commands must not pay for loading the whole server.
 
 const out = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 
@@ -24,9 +21,13 @@ async function userByName(services: Services, tenantId: string, username: string
   return found;
 }
 
-const userJson = (tenant: string, u: User) => ({ tenant, ...userView(u) });
+async function userJson(tenant: string, u: User) {
+  const { userView } = await import('../admin/user-view.ts');
+  return { tenant, ...userView(u) };
+}
 
 async function withServices<T>(config: Readonly<Config>, run: (services: Services) => Promise<T>): Promise<T> {
+  const { buildServices } = await import('../server/services.ts');
   const services = await buildServices(config, {
     onMasterKeyGenerated: (path) => process.stderr.write(`warning: no STEADFAST_MASTER_KEY; generated one at ${path}. Back it up.\n`),
   });
@@ -62,6 +63,8 @@ export function buildProgram(): Command {
     .description('run a node (PORT, HOST, STEADFAST_* from the environment)')
     .action(async () => {
       const config = loadConfig();
+      const { createLogger } = await import('../http/logger.ts');
+      const { startNode } = await import('../server/start.ts');
       const logger = createLogger(config.logLevel);
       const node = await startNode(config, logger, (line) => process.stdout.write(line + '\n'));
       const shutdown = (signal: string) => {
@@ -83,6 +86,7 @@ export function buildProgram(): Command {
     .description('apply storage migrations and exit')
     .action(async () => {
       const config = loadConfig();
+      const { migrateToLatest, openDurableStore } = await import('../store/durable/database.ts');
       const store = openDurableStore({ sqlitePath: sqlitePath(config), ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}) });
       try {
         const result = await migrateToLatest(store.db, store.engine);
@@ -121,7 +125,7 @@ export function buildProgram(): Command {
       await withServices(loadConfig(), async (services) => {
         const t = await tenantBySlug(services, opts.tenant);
         const created = await services.admin.createUser(t, 'cli', { username: opts.username, email: opts.email, phone: opts.phone, password, admin: opts.admin, breakGlass: opts.breakGlass });
-        out({ ...userJson(t.slug, created), hasPassword: password !== undefined });
+        out({ ...(await userJson(t.slug, created)), hasPassword: password !== undefined });
       });
     });
   user
@@ -139,7 +143,7 @@ export function buildProgram(): Command {
         const t = await tenantBySlug(services, opts.tenant);
         const found = await userByName(services, t.id, opts.username);
         const updated = await services.admin.updateUser(t, 'cli', found.id, { breakGlass: opts.breakGlass, admin: opts.admin, status: opts.status });
-        out(userJson(t.slug, updated));
+        out(await userJson(t.slug, updated));
       });
     });
 
@@ -201,6 +205,7 @@ export function buildProgram(): Command {
     .command('rewrap')
     .description('re-seal every stored secret under the active master key (after a rotation)')
     .action(async () => {
+      const { rewrapSecrets } = await import('../methods/rewrap-secrets.ts');
       await withServices(loadConfig(), async (services) => {
         out({ activeKey: services.keyRing.active.id, ...(await rewrapSecrets(services.durable.db, services.keyRing)) });
       });

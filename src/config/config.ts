@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import { decodeMasterKey } from '../crypto/master-key-file.ts';
 import { parseDeliveryConfig, type DeliveryConfig } from '../delivery/delivery-config.ts';
 
@@ -155,7 +155,8 @@ function readConfigFile(path: string | undefined, problems: string[]): Record<st
   }
   const yaml = /\.ya?ml$/i.test(path);
   try {
-    const parsed: unknown = yaml ? parseYaml(text) : JSON.parse(text);
+    // The YAML parser loads only for a YAML file: every CLI command reads the configuration.
+    const parsed: unknown = yaml ? (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse(text) : JSON.parse(text);
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
     return parsed as Record<string, unknown>;
   } catch {

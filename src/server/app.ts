@@ -12,6 +12,7 @@ import { AppError } from '../errors/app-error.ts';
 import { securityHeaders } from '../http/security-headers.ts';
 import type { AdmissionClass } from '../admission/admission-controller.ts';
 import type { Services } from './services.ts';
+import { packageRoot } from '../package-root.ts';
 import { signinApi } from './routes/signin-api.ts';
 import { meApi } from './routes/me-api.ts';
 import { adminApi } from '../admin/admin-api.ts';
@@ -42,9 +43,10 @@ export interface AppOptions {
 }
 
 // Browser assets are read once at start and served from this node: no CDN, nothing from other hosts.
+const WEB = new URL('web/', packageRoot());
 const ASSETS: Record<string, { type: string; body: string }> = {
-  'steadfast.css': { type: 'text/css; charset=utf-8', body: readFileSync(new URL('../../web/steadfast.css', import.meta.url), 'utf8') },
-  'steadfast.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(new URL('../../web/steadfast.js', import.meta.url), 'utf8') },
+  'steadfast.css': { type: 'text/css; charset=utf-8', body: readFileSync(new URL('steadfast.css', WEB), 'utf8') },
+  'steadfast.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(new URL('steadfast.js', WEB), 'utf8') },
   'webauthn-browser.js': {
     type: 'text/javascript; charset=utf-8',
     // The package's export map hides its browser bundle; it sits beside the CommonJS entry.

@@ -8,7 +8,6 @@ import { openDurableStore, migrateToLatest, type DurableStore } from '../store/d
 import { GroupCommit } from '../store/durable/group-commit.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import { MemoryEphemeralStore } from '../store/ephemeral/memory-store.ts';
-import { RedisEphemeralStore } from '../store/ephemeral/redis-store.ts';
 import { PasswordHasher, type PasswordHasherOptions } from '../directory/password-hasher.ts';
 import { Tenants } from '../directory/tenants.ts';
 import { Users } from '../directory/users.ts';
@@ -97,8 +96,9 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   let ephemeral: EphemeralStore | undefined;
   try {
     await migrateToLatest(durable.db, durable.engine);
+    // Redis's client loads only for a cluster member.
     ephemeral = config.redisUrl
-      ? await RedisEphemeralStore.connect({ url: config.redisUrl, ...(options.redisNamespace ? { namespace: options.redisNamespace } : {}) })
+      ? await (await import('../store/ephemeral/redis-store.ts')).RedisEphemeralStore.connect({ url: config.redisUrl, ...(options.redisNamespace ? { namespace: options.redisNamespace } : {}) })
       : new MemoryEphemeralStore(clock);
   } catch (err) {
     await durable.close();

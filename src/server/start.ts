@@ -3,6 +3,7 @@ import type { Config } from '../config/config.ts';
 import { buildServices, type Services } from './services.ts';
 import { buildApp, type App } from './app.ts';
 import { seedDemo } from './seed-demo.ts';
+import { loadSimpleWebAuthn } from '../methods/webauthn/simplewebauthn-server.ts';
 
 export interface RunningNode {
   app: App;
@@ -24,6 +25,8 @@ export async function startNode(config: Readonly<Config>, logger: Logger, print:
       logger.warn({ path }, 'STEADFAST_MASTER_KEY is not set: generated a master key in the data dir. Back it up, or set STEADFAST_MASTER_KEY; without it the stored secrets cannot be read.'),
   });
   const readiness = { draining: false };
+  // Loaded now rather than in the first passkey sign-in (the CLI leaves it out to start fast).
+  await loadSimpleWebAuthn();
   const app = await buildApp(services, { logger, readiness });
   try {
     await seedDemo(services, config, print);

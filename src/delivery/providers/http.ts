@@ -1,4 +1,4 @@
-import { request } from 'undici';
+import { createRequire } from 'node:module';
 import { failureForNetworkError, failureForStatus } from '../provider.ts';
 
 export interface VendorResponse {
@@ -12,6 +12,8 @@ export interface VendorResponse {
  * holds the code and some vendors echo it back.
  */
 export async function callVendor(url: string, init: { method: 'POST'; headers: Record<string, string>; body: string; signal: AbortSignal }): Promise<VendorResponse> {
+  // undici loads with the first vendor call, not with every CLI command.
+  const { request } = createRequire(import.meta.url)('undici') as typeof import('undici');
   let response;
   try {
     response = await request(url, { method: init.method, headers: init.headers, body: init.body, signal: init.signal });
