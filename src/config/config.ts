@@ -21,6 +21,10 @@ export interface Config {
   sessions: { lifetimeMinutes: number; idleMinutes: number };
   admission: { limit: number; queueLimit: number; maxWaitMs: number };
   nodeName: string;
+  /** Cluster membership: heartbeat (and load bucket) length, the peak-load window, a capacity that skips calibration. */
+  cluster: { heartbeatMs: number; peakWindowMs: number; capacityPerSecond?: number };
+  /** Processes serving HTTP on this node (node:cluster); more than one needs Redis. */
+  workers: number;
   /** Out-of-band code delivery: providers per channel, code settings, send limits (config file only). */
   delivery: DeliveryConfig;
 }
@@ -118,6 +122,18 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const admissionQueue = int('STEADFAST_ADMISSION_QUEUE', 'admissionQueue', 4 * admissionLimit, 0, 1_000_000);
   const admissionMaxWaitMs = int('STEADFAST_ADMISSION_MAX_WAIT_MS', 'admissionMaxWaitMs', 30, 1, 60_000);
 
+  const heartbeatSeconds = int('STEADFAST_HEARTBEAT_SECONDS', 'heartbeatSeconds', 5, 1, 60);
+  const peakWindowHours = int('STEADFAST_PEAK_WINDOW_HOURS', 'peakWindowHours', 7 * 24, 1, 366 * 24);
+  const capacityRaw = pick('STEADFAST_CAPACITY_PER_SECOND', 'capacityPerSecond');
+  const capacityPerSecond = capacityRaw === undefined ? undefined : Number(capacityRaw);
+  if (capacityPerSecond !== undefined && !(Number.isFinite(capacityPerSecond) && capacityPerSecond > 0 && capacityPerSecond <= 1_000_000)) {
+    problems.push(`STEADFAST_CAPACITY_PER_SECOND must be a number of password sign-ins per second above 0, not "${capacityRaw}"`);
+  }
+  const workers = int('STEADFAST_WORKERS', 'workers', 1, 1, 64);
+  // Several processes must share flows, one-time codes and counters: in-process
+  // state would let a flow started in one process be unknown to the next.
+  if (workers > 1 && !redisUrl) problems.push('STEADFAST_WORKERS above 1 needs STEADFAST_REDIS_URL: the processes must share sign-in flows, codes and counters');
+
   const delivery = parseDeliveryConfig(file.delivery, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
@@ -136,6 +152,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     sessions: Object.freeze({ lifetimeMinutes, idleMinutes }),
     admission: Object.freeze({ limit: admissionLimit, queueLimit: admissionQueue, maxWaitMs: admissionMaxWaitMs }),
     nodeName: env.STEADFAST_NODE_NAME || `${process.env.HOSTNAME ?? 'node'}:${process.pid}`,
+    cluster: Object.freeze({ heartbeatMs: heartbeatSeconds * 1000, peakWindowMs: peakWindowHours * 3_600_000, ...(capacityPerSecond !== undefined ? { capacityPerSecond } : {}) }),
+    workers,
     delivery,
   });
 }

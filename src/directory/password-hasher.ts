@@ -33,6 +33,8 @@ export class PasswordHasher {
   readonly params: { memoryCost: number; timeCost: number; parallelism: number };
   private readonly limit: LimitFunction;
   private dummyHash: Promise<string> | undefined;
+  /** Password checks run so far; the cluster monitor reads it at each heartbeat (the only cost on the sign-in path). */
+  checksDone = 0;
 
   constructor(options: PasswordHasherOptions = {}) {
     this.params = options.params ?? ARGON2_PARAMS;
@@ -54,6 +56,7 @@ export class PasswordHasher {
       if (window.signal?.aborted || (window.deadline !== undefined && Date.now() > window.deadline)) {
         throw new AppError('unavailable', 'the service is busy; retry shortly', {}, 1);
       }
+      this.checksDone++;
       try {
         return await verify(storedHash, secret);
       } catch {

@@ -17,6 +17,7 @@ import { signinApi } from './routes/signin-api.ts';
 import { meApi } from './routes/me-api.ts';
 import { adminApi } from '../admin/admin-api.ts';
 import { adminConsolePages } from '../admin/console-pages.ts';
+import { clusterAdminApi } from '../admin/cluster-api.ts';
 import { oidcRoutes } from '../oidc/oidc-routes.ts';
 import { appApi } from './routes/app-api.ts';
 import { opsRoutes, type Readiness } from './routes/ops.ts';
@@ -150,6 +151,7 @@ export async function buildApp(services: Services, options: AppOptions) {
   await app.register(signinApi(services));
   await app.register(meApi(services));
   await app.register(adminApi(services));
+  await app.register(clusterAdminApi(services));
   await app.register(appApi(services));
   await app.register(signinPages(services));
   await app.register(securityInfoPages(services));

@@ -37,6 +37,11 @@ import { RememberedDevices } from '../sessions/remembered-devices.ts';
 import { OidcProviders } from '../oidc/provider-registry.ts';
 import { SigningKeys } from '../oidc/signing-keys.ts';
 import { oidcPages } from '../oidc/oidc-pages.ts';
+import nodeCluster from 'node:cluster';
+import type { RedisEphemeralStore } from '../store/ephemeral/redis-store.ts';
+import { ClusterMonitor } from '../cluster/cluster-monitor.ts';
+import { Membership } from '../cluster/membership.ts';
+import { LoadWindow } from '../cluster/load-window.ts';
 
 /** Everything a node runs on, built in one place (the composition root). */
 export interface Services {
@@ -66,6 +71,7 @@ export interface Services {
   admin: Administration;
   signingKeys: SigningKeys;
   oidc: OidcProviders;
+  cluster: ClusterMonitor;
   close(): Promise<void>;
 }
 
@@ -190,6 +196,21 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
       if (session) await sessions.revoke(session);
     },
   });
+  // A worker of a node that runs several processes announces itself as one of the node's processes.
+  const processName = nodeCluster.isWorker && nodeCluster.worker ? `${config.nodeName}#${nodeCluster.worker.id}` : config.nodeName;
+  const cluster = new ClusterMonitor(
+    {
+      membership: new Membership(db, ephemeral.kind === 'redis' ? (ephemeral as RedisEphemeralStore).client : undefined),
+      load: new LoadWindow(db, config.cluster.heartbeatMs),
+      clock,
+      checksDone: () => hasher.checksDone,
+      clustered: durable.engine === 'postgres',
+      logger: options.logger,
+    },
+    config.cluster,
+    { name: processName, node: config.nodeName },
+  );
+  metrics.watchCluster(cluster);
   return {
     config,
     clock,
@@ -217,6 +238,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     admin: new Administration({ db, clock, tenants, users, hasher, sessions, passes, management, events, audit, apps }),
     signingKeys,
     oidc,
+    cluster,
     async close() {
       await delivery.close();
       await ephemeralStore.close();

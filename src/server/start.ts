@@ -4,6 +4,7 @@ import { buildServices, type Services } from './services.ts';
 import { buildApp, type App } from './app.ts';
 import { seedDemo } from './seed-demo.ts';
 import { loadSimpleWebAuthn } from '../methods/webauthn/simplewebauthn-server.ts';
+import { calibrateCapacity } from '../cluster/calibrate.ts';
 
 export interface RunningNode {
   app: App;
@@ -30,7 +31,13 @@ export async function startNode(config: Readonly<Config>, logger: Logger, print:
   const app = await buildApp(services, { logger, readiness });
   try {
     await seedDemo(services, config, print);
+    // Measured before taking traffic, so sign-ins do not skew it (and it does not slow them).
+    const capacity = config.cluster.capacityPerSecond ?? (await calibrateCapacity(services.hasher));
+    services.cluster.begin(capacity);
+    logger.info({ capacityPerSecond: Math.round(capacity * 10) / 10, calibrated: config.cluster.capacityPerSecond === undefined }, 'node capacity in password sign-ins per second');
     await app.listen({ port: config.port, host: config.host });
+    await services.cluster.beat();
+    services.cluster.startTimer();
   } catch (err) {
     await app.close();
     await services.close();
@@ -45,7 +52,9 @@ export async function startNode(config: Readonly<Config>, logger: Logger, print:
   const stop = () =>
     (stopping ??= (async () => {
       readiness.draining = true;
+      await services.cluster.announceState('draining').catch(() => {});
       await app.close();
+      await services.cluster.stop();
       await services.close();
       logger.info('steadfast node stopped');
     })());

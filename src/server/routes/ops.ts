@@ -35,7 +35,12 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
 
     /** Everything the status JSON and page show, measured now. */
     const currentStatus = async () => {
-      const [durable, ephemeral] = await Promise.all([check(() => services.durable.ping()), check(() => services.ephemeral.ping())]);
+      const [durable, ephemeral, cluster] = await Promise.all([
+        check(() => services.durable.ping()),
+        check(() => services.ephemeral.ping()),
+        // Membership is read fresh; with both stores away, the last heartbeat's view.
+        services.cluster.view().catch(() => services.cluster.latest ?? null),
+      ]);
       const shed = (await services.metrics.shed.get()).values.reduce((n, v) => n + v.value, 0);
       const components = {
         durable: { state: durable.state, engine: services.durable.engine },
@@ -45,14 +50,14 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
       };
       const channelTrouble = Object.values(components.delivery).some((c) => c.state !== 'up');
       const down = durable.state === 'down' || ephemeral.state === 'down' || channelTrouble;
-      return { status: down ? ('degraded' as const) : readiness.draining ? ('draining' as const) : ('operational' as const), components };
+      return { status: down ? ('degraded' as const) : readiness.draining ? ('draining' as const) : ('operational' as const), components, cluster };
     };
 
     app.get('/api/v1/status', { config: { admissionClass: 'ops' }, schema: { tags: ['operations'], summary: 'Component health and load shedding, for status pages and tenants' } }, currentStatus);
 
     app.get('/status', { config: { admissionClass: 'ops' }, schema: { hide: true } }, async (_request, reply) => {
-      const { status, components } = await currentStatus();
-      return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(statusPage(status, components));
+      const { status, components, cluster } = await currentStatus();
+      return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(statusPage(status, components, cluster));
     });
 
     app.get('/readyz', { config: { admissionClass: 'ops' }, schema: { tags: ['operations'] } }, async (_request, reply) => {

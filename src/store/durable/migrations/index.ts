@@ -4,6 +4,7 @@ import * as credentialExternalId from './002-credential-external-id.ts';
 import * as administration from './003-administration.ts';
 import * as rememberedDevices from './004-remembered-devices.ts';
 import * as oidc from './005-oidc.ts';
+import * as cluster from './006-cluster.ts';
 
 /**
  * Every migration, in order. Listed here rather than discovered on disk, so a
@@ -15,4 +16,5 @@ export const migrations: Record<string, Migration> = {
   '003-administration': administration,
   '004-remembered-devices': rememberedDevices,
   '005-oidc': oidc,
+  '006-cluster': cluster,
 };
