@@ -64,8 +64,14 @@ export function buildProgram(): Command {
     .action(async () => {
       const config = loadConfig();
       const { createLogger } = await import('../http/logger.ts');
-      const { startNode } = await import('../server/start.ts');
       const logger = createLogger(config.logLevel);
+      const { default: nodeCluster } = await import('node:cluster');
+      if (config.workers > 1 && nodeCluster.isPrimary) {
+        const { startPrimary } = await import('../server/workers.ts');
+        return startPrimary(config, logger, (line) => process.stdout.write(line + '\n'));
+      }
+      if (nodeCluster.isWorker) (await import('../server/workers.ts')).exitWithPrimary();
+      const { startNode } = await import('../server/start.ts');
       const node = await startNode(config, logger, (line) => process.stdout.write(line + '\n'));
       const shutdown = (signal: string) => {
         logger.info({ signal }, 'shutting down');

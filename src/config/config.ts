@@ -11,6 +11,8 @@ export interface Config {
   dataDir: string;
   databaseUrl?: string;
   redisUrl?: string;
+  /** Prefix of every Redis key, so several deployments can share one Redis. */
+  redisNamespace: string;
   configFile?: string;
   /** Base64 master key from the environment; absent means "use the data dir's key file". */
   masterKey?: Buffer;
@@ -77,6 +79,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   }
   const redisUrl = pick('STEADFAST_REDIS_URL', 'redisUrl');
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push('STEADFAST_REDIS_URL must be a redis:// or rediss:// URL');
+  const redisNamespace = pick('STEADFAST_REDIS_NAMESPACE', 'redisNamespace') ?? 'sf';
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(redisNamespace)) problems.push('STEADFAST_REDIS_NAMESPACE must be 1 to 64 letters, digits, dots, dashes or underscores');
 
   let masterKey: Buffer | undefined;
   const masterKeyText = env.STEADFAST_MASTER_KEY;
@@ -143,6 +147,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     dataDir,
     ...(databaseUrl ? { databaseUrl } : {}),
     ...(redisUrl ? { redisUrl } : {}),
+    redisNamespace,
     ...(env.STEADFAST_CONFIG ? { configFile: env.STEADFAST_CONFIG } : {}),
     ...(masterKey ? { masterKey } : {}),
     previousMasterKeys,

@@ -104,7 +104,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     await migrateToLatest(durable.db, durable.engine);
     // Redis's client loads only for a cluster member.
     ephemeral = config.redisUrl
-      ? await (await import('../store/ephemeral/redis-store.ts')).RedisEphemeralStore.connect({ url: config.redisUrl, ...(options.redisNamespace ? { namespace: options.redisNamespace } : {}) })
+      ? await (await import('../store/ephemeral/redis-store.ts')).RedisEphemeralStore.connect({ url: config.redisUrl, namespace: options.redisNamespace ?? config.redisNamespace })
       : new MemoryEphemeralStore(clock);
   } catch (err) {
     await durable.close();

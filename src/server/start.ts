@@ -1,3 +1,5 @@
+import nodeCluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import { buildServices, type Services } from './services.ts';
@@ -22,6 +24,8 @@ export async function startNode(config: Readonly<Config>, logger: Logger, print:
   const services = await buildServices(config, {
     logger,
     server: true,
+    // Workers of one node share its cores for hashing.
+    ...(nodeCluster.isWorker ? { hasher: { concurrency: Math.max(1, Math.floor(availableParallelism() / config.workers)) } } : {}),
     onMasterKeyGenerated: (path) =>
       logger.warn({ path }, 'STEADFAST_MASTER_KEY is not set: generated a master key in the data dir. Back it up, or set STEADFAST_MASTER_KEY; without it the stored secrets cannot be read.'),
   });
