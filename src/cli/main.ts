@@ -230,6 +230,76 @@ export function buildProgram(): Command {
       });
     });
 
+  program
+    .command('loadtest')
+    .description('drive a realistic sign-in mix against a deployment with temporary users (admin token from STEADFAST_ADMIN_TOKEN)')
+    .requiredOption('--url <url>', 'the deployment, e.g. https://id.example.com or the load balancer')
+    .requiredOption('--tenant <slug>', 'tenant the temporary users are created in')
+    .option('--rate <n>', 'journeys started per second', '20')
+    .option('--duration <seconds>', 'how long to offer the load', '60')
+    .option('--mix <shares>', 'journeys and their shares: totp (password + app), passkey, sms, setup (self-service)', 'totp=60,passkey=25,sms=10,setup=5')
+    .option('--users <n>', 'temporary users (default: enough for the rate and mix)')
+    .option('--origin <url>', "the deployment's public URL, for passkeys (default: --url)")
+    .option('--sms-webhook <[host:]port>', 'run a stand-in SMS gateway here for the deployment\'s webhook provider (secret from STEADFAST_LOADTEST_WEBHOOK_SECRET)')
+    .option('--drill', 'failover drill: ask the operator to kill or drain a node a third of the way in, and report the failover window')
+    .option('--drill-at <seconds>', 'when the drill happens (default: a third of --duration)')
+    .option('--kill-cmd <command>', 'with --drill: run this shell command instead of asking (e.g. "systemctl kill -s KILL steadfast@2")')
+    .option('--keep-users', 'leave the temporary users in place')
+    .option('--json', 'print one JSON object {offered, succeeded, failed, p50Ms, p99Ms, byKind, …} and no table')
+    .option('--report <file.html>', 'write a self-contained HTML page with throughput, latency and error charts')
+    .action(async (opts: { url: string; tenant: string; rate: string; duration: string; mix: string; users?: string; origin?: string; smsWebhook?: string; drill?: boolean; drillAt?: string; killCmd?: string; keepUsers?: boolean; json?: boolean; report?: string }) => {
+      const { runLoadtest, parseMix } = await import('../loadtest/run-loadtest.ts');
+      const adminToken = process.env.STEADFAST_ADMIN_TOKEN;
+      if (!adminToken) throw new UsageError('set STEADFAST_ADMIN_TOKEN to an admin token of the tenant (steadfast token create --tenant SLUG --role admin)');
+      const number = (text: string, name: string, min: number) => {
+        const n = Number(text);
+        if (!Number.isFinite(n) || n < min) throw new UsageError(`${name} must be a number of at least ${min}`);
+        return n;
+      };
+      let url: URL;
+      try {
+        url = new URL(opts.url);
+        if (!/^https?:$/.test(url.protocol)) throw new Error();
+      } catch {
+        throw new UsageError('--url must be an http(s) URL');
+      }
+      let mix;
+      try {
+        mix = parseMix(opts.mix);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+      const duration = number(opts.duration, '--duration', 1);
+      let smsWebhook;
+      if (opts.smsWebhook) {
+        const secret = process.env.STEADFAST_LOADTEST_WEBHOOK_SECRET;
+        if (!secret || secret.length < 16) throw new UsageError('--sms-webhook needs STEADFAST_LOADTEST_WEBHOOK_SECRET (16+ characters, the secret of the webhook provider)');
+        const match = /^(?:(.+):)?(\d+)$/.exec(opts.smsWebhook);
+        if (!match) throw new UsageError('--sms-webhook is [host:]port');
+        smsWebhook = { host: match[1] ?? '0.0.0.0', port: Number(match[2]), secret };
+      }
+      if (opts.killCmd && !opts.drill) throw new UsageError('--kill-cmd goes with --drill');
+      await runLoadtest(
+        {
+          url: url.origin + url.pathname.replace(/\/+$/, ''),
+          tenant: opts.tenant,
+          adminToken,
+          rate: number(opts.rate, '--rate', 0.1),
+          durationSeconds: duration,
+          mix,
+          users: opts.users === undefined ? undefined : number(opts.users, '--users', 1),
+          origin: opts.origin ?? url.origin,
+          json: Boolean(opts.json),
+          report: opts.report,
+          smsWebhook,
+          drill: opts.drill ? { atSecond: opts.drillAt === undefined ? duration / 3 : number(opts.drillAt, '--drill-at', 0), killCmd: opts.killCmd } : undefined,
+          keepUsers: Boolean(opts.keepUsers),
+          maxInFlight: 2000,
+        },
+        { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text), progress: Boolean(process.stderr.isTTY) },
+      );
+    });
+
   return program;
 }
 

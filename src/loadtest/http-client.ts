@@ -1,0 +1,66 @@
+import { Agent, request } from 'undici';
+
+export interface JsonAnswer {
+  status: number;
+  body: any;
+}
+
+/** A failed step of a journey, named for the summary: `POST /signin 503 unavailable`, `network ECONNREFUSED`. */
+export class StepFailed extends Error {
+  constructor(readonly label: string) {
+    super(label);
+  }
+}
+
+/** JSON over HTTP with kept-alive connections, as a fleet of browsers and apps would reach a load balancer. */
+export class HttpClient {
+  private readonly agent: Agent;
+
+  constructor(
+    readonly baseUrl: string,
+    connections = 256,
+    private readonly timeoutMs = 30_000,
+  ) {
+    this.agent = new Agent({ connections, pipelining: 1, keepAliveTimeout: 10_000 });
+  }
+
+  async call(method: string, path: string, body?: unknown, token?: string): Promise<JsonAnswer> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (token) headers.authorization = `Bearer ${token}`;
+    try {
+      const res = await request(this.baseUrl + path, {
+        method: method as 'GET',
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        dispatcher: this.agent,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      });
+      const text = await res.body.text();
+      let parsed: unknown = text;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        // not JSON
+      }
+      return { status: res.statusCode, body: parsed };
+    } catch (err) {
+      throw new StepFailed(`network ${(err as NodeJS.ErrnoException).code ?? (err as Error).name}`);
+    }
+  }
+
+  /** A call that must answer `expect`; anything else fails the journey with a label. */
+  async expect(expectStatus: number, method: string, path: string, body?: unknown, token?: string): Promise<any> {
+    const res = await this.call(method, path, body, token);
+    if (res.status !== expectStatus) {
+      const type = typeof res.body === 'object' && res.body && typeof res.body.type === 'string' ? res.body.type.split('/').pop() : '';
+      throw new StepFailed(`${method} ${path.replace(/\/signin\/[^/]+\//, '/signin/{flow}/').replace(/\/(users|methods)\/[^/]+/, '/$1/{id}')} ${res.status}${type ? ` ${type}` : ''}`);
+    }
+    return res.body;
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
