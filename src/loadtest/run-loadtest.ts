@@ -160,8 +160,10 @@ export async function runLoadtest(o: LoadtestOptions, io: LoadtestIo): Promise<L
       running.add(tracked);
     };
 
-    while (!interrupted && elapsed() < durationMs) {
-      const due = Math.floor((elapsed() / 1000) * o.rate);
+    const total = Math.round(o.rate * o.durationSeconds);
+    while (!interrupted && launched < total) {
+      // Open loop: journeys start on schedule whether or not earlier ones have finished.
+      const due = Math.min(total, Math.floor((elapsed() / 1000) * o.rate) + 1);
       while (launched < due) {
         launched++;
         if (inFlight >= o.maxInFlight) recorder.skipped++;
