@@ -5,8 +5,8 @@
 // never runs stale code; that start is slower (about 2 s more).
 //
 // Staleness: the build writes dist/.built-at after compiling; dist is stale when
-// any file under src/ was modified after it. STEADFAST_FROM_SOURCE=1 forces the
-// sources.
+// any file under src/ was modified after it (an install without src/ always runs
+// dist/). STEADFAST_FROM_SOURCE=1 forces the sources.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -19,6 +19,8 @@ function distIsCurrent() {
   if (!existsSync(stamp)) return false;
   const builtAt = statSync(stamp).mtimeMs;
   const src = join(root, 'src');
+  // A release without its sources (a container image) has only dist/.
+  if (!existsSync(src)) return true;
   // About 150 stat calls: a few milliseconds.
   for (const entry of readdirSync(src, { recursive: true, withFileTypes: true })) {
     if (entry.isFile() && statSync(join(entry.parentPath ?? entry.path, entry.name)).mtimeMs > builtAt) return false;
