@@ -45,8 +45,8 @@ export async function startNodeProcess(name: string, env: Record<string, string>
   return { ...proc, name, port, url: `http://127.0.0.1:${port}`, dataDir };
 }
 
-export async function startHaproxy(nodes: NodeProc[]): Promise<Proc & { url: string; port: number }> {
-  const port = await freePort();
+export async function startHaproxy(nodes: NodeProc[], listenPort?: number): Promise<Proc & { url: string; port: number }> {
+  const port = listenPort ?? (await freePort());
   const stats = await freePort();
   const env: Record<string, string> = { STEADFAST_LISTEN: `127.0.0.1:${port}`, HAPROXY_STATS: `127.0.0.1:${stats}` };
   nodes.forEach((n, i) => (env[`STEADFAST_NODE${i + 1}`] = `127.0.0.1:${n.port}`));
