@@ -47,6 +47,7 @@ export class ClusterMonitor {
   private peak = 0;
   private warnedAt: number | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
   private running: Promise<void> | undefined;
 
   /** Whether this deployment is meant to be a cluster (see ClusterMonitorDeps.clustered). */
@@ -70,6 +71,7 @@ export class ClusterMonitor {
   /** Beats on the wall clock, on bucket boundaries shared by every node. */
   startTimer(): void {
     const schedule = () => {
+      if (this.stopped) return;
       const wait = this.settings.heartbeatMs - (Date.now() % this.settings.heartbeatMs) + 5;
       this.timer = setTimeout(() => {
         void this.beat().finally(schedule);
@@ -129,6 +131,7 @@ export class ClusterMonitor {
 
   /** Stops beating and says so: the node shows as down until it is forgotten. */
   async stop(): Promise<void> {
+    this.stopped = true;
     clearTimeout(this.timer);
     await this.running;
     await this.announceState('down').catch(() => {});

@@ -21,7 +21,9 @@ export class HttpClient {
     connections = 256,
     private readonly timeoutMs = 30_000,
   ) {
-    this.agent = new Agent({ connections, pipelining: 1, keepAliveTimeout: 10_000 });
+    // Idle connections are dropped well before a load balancer's keep-alive
+    // timeout (HAProxy: 10 s), so a request is never sent on one it just closed.
+    this.agent = new Agent({ connections, pipelining: 1, keepAliveTimeout: 4_000, keepAliveMaxTimeout: 4_000 });
   }
 
   async call(method: string, path: string, body?: unknown, token?: string): Promise<JsonAnswer> {

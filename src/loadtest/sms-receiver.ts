@@ -46,7 +46,7 @@ export class SmsReceiver {
       this.early.delete(phone);
       return Promise.resolve(early);
     }
-    return new Promise((resolve, reject) => {
+    const waiting = new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(phone);
         reject(new Error('no SMS arrived'));
@@ -56,6 +56,9 @@ export class SmsReceiver {
         resolve(code);
       });
     });
+    // Asked for before the request that sends it: if that request fails, nobody awaits this.
+    waiting.catch(() => {});
+    return waiting;
   }
 
   private deliver(phone: string, code: string): void {
