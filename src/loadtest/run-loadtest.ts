@@ -72,13 +72,14 @@ function kindPicker(mix: Partial<Record<Kind, number>>): () => Kind {
 }
 
 /**
- * Users needed so that no journey waits for one: a TOTP user can sign in at
- * most three times per 30 s (each step once, previous to next), an SMS user ten
- * times an hour (the default per-destination send limit).
+ * Users needed so that no journey waits for one: a TOTP user signs in about
+ * once per 30 s step (each step is accepted once, and a code may run at most one
+ * step ahead), an SMS user ten times an hour (the default per-destination send
+ * limit).
  */
 function usersNeeded(o: LoadtestOptions, shares: Partial<Record<Kind, number>>): number {
   const rateOf = (k: Kind) => (o.rate * (shares[k] ?? 0)) / 100;
-  const totp = Math.ceil(((rateOf('totp') + 2 * rateOf('setup')) * (TOTP_PERIOD_MS / 1000) * 1.5) / 3);
+  const totp = Math.ceil((rateOf('totp') + rateOf('setup')) * (TOTP_PERIOD_MS / 1000) * 1.25);
   const sms = Math.ceil((rateOf('sms') * o.durationSeconds) / 8);
   const passkey = Math.ceil(rateOf('passkey') * 2);
   return Math.min(5000, Math.max(10, totp, sms, passkey));
