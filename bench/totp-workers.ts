@@ -14,6 +14,10 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Redis } from 'ioredis';
+import pg from 'pg';
+import { loadConfig } from '../src/config/config.ts';
+import { buildServices } from '../src/server/services.ts';
+import { secretContext } from '../src/methods/credentials.ts';
 import { totpCode } from '../test/helpers/totp.ts';
 import { fmt, load, startServerProcess } from './harness.ts';
 
@@ -91,14 +95,58 @@ async function run(options: TotpWorkersOptions, users: TotpWorkersOptions['users
   }
 }
 
-export async function measureTotpWorkers(options: TotpWorkersOptions): Promise<void> {
+/**
+ * BENCH_DATABASE_URL=postgres://…: the runs use PostgreSQL (a fresh schema,
+ * the same users) instead of the SQLite file. Several processes writing one
+ * SQLite file take turns for its write lock, so workers share PostgreSQL best.
+ */
+async function onPostgres(options: TotpWorkersOptions, url: string): Promise<{ options: TotpWorkersOptions; drop: () => Promise<void> }> {
+  const schema = `bench_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  await admin.query(`create schema ${schema}`);
+  await admin.end();
+  const env = { ...options.env, STEADFAST_DATABASE_URL: `${url}${url.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}` };
+  const services = await buildServices(loadConfig(env));
+  const tenant = await services.tenants.create(options.tenantSlug);
+  const users = [];
+  for (const [i, u] of options.users.entries()) {
+    const user = await services.users.create(tenant.id, { username: u.username, passwordHash: 'unused' });
+    const id = `cred-${i}`;
+    await services.credentials.insert({ id, tenantId: tenant.id, userId: user.id, type: 'totp', label: 'bench', state: 'active', secret: services.keyRing.seal(u.secret, secretContext('totp', id)) });
+    users.push({ ...u, id: user.id });
+  }
+  await services.close();
+  return {
+    options: { ...options, env, tenantId: tenant.id, users },
+    drop: async () => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      await c.query(`drop schema ${schema} cascade`);
+      await c.end();
+    },
+  };
+}
+
+export async function measureTotpWorkers(given: TotpWorkersOptions): Promise<void> {
   const workers = Number(process.env.BENCH_WORKERS ?? availableParallelism());
+  const pgUrl = process.env.BENCH_DATABASE_URL;
+  const postgres = pgUrl ? await onPostgres(given, pgUrl) : undefined;
+  const options = postgres?.options ?? given;
+  try {
+    await compare(options, workers, pgUrl ? 'PostgreSQL + Redis' : 'SQLite + Redis');
+  } finally {
+    await postgres?.drop();
+  }
+}
+
+async function compare(options: TotpWorkersOptions, workers: number, stores: string): Promise<void> {
   // Each run has its own users: a step a run used is spent for good.
   const half = Math.floor(options.users.length / 2);
   const one = await run(options, options.users.slice(0, half), 1);
   const line = (label: string, r: typeof one) =>
     `${label}: ${fmt(r.perSecond)}/s; p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms; failed ${r.failures} of ${r.measured}`;
-  options.out(line(`TOTP verify, shared stores, 1 process (c=${options.concurrency})`, one));
+  options.out(line(`TOTP verify, ${stores}, 1 process (c=${options.concurrency})`, one));
   const many = await run(options, options.users.slice(half), workers);
-  options.out(line(`TOTP verify, shared stores, STEADFAST_WORKERS=${workers} (c=${options.concurrency})`, many) + `; ${fmt(many.perSecond / one.perSecond, 2)}x one process`);
+  options.out(line(`TOTP verify, ${stores}, STEADFAST_WORKERS=${workers} (c=${options.concurrency})`, many) + `; ${fmt(many.perSecond / one.perSecond, 2)}x one process`);
 }
