@@ -6,14 +6,25 @@ export interface VendorResponse {
   json: unknown;
 }
 
+let undici: typeof import('undici') | undefined;
+
+/**
+ * Loads undici, the HTTP client of the vendor providers. Called when such a
+ * provider is created (see delivery.ts), so commands and nodes without one never
+ * load it, and a node with one does not load it inside its first send, where it
+ * would count against the provider's timeout.
+ */
+export function loadVendorHttp(): typeof import('undici') {
+  return (undici ??= createRequire(import.meta.url)('undici') as typeof import('undici'));
+}
+
 /**
  * One HTTP call to a vendor API. Failures are described by status or error
  * code only; the bodies are never put into an error, since the request body
  * holds the code and some vendors echo it back.
  */
 export async function callVendor(url: string, init: { method: 'POST'; headers: Record<string, string>; body: string; signal: AbortSignal }): Promise<VendorResponse> {
-  // undici loads with the first vendor call, not with every CLI command.
-  const { request } = createRequire(import.meta.url)('undici') as typeof import('undici');
+  const { request } = loadVendorHttp();
   let response;
   try {
     response = await request(url, { method: init.method, headers: init.headers, body: init.body, signal: init.signal });
