@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { PG_URL, REDIS_URL, createPgSchema } from '../test/helpers/services-available.ts';
 import { eventually, removeDir, startHaproxy, startNodeProcess } from '../test/cluster/cluster-harness.ts';
 import { freePort } from '../test/helpers/free-port.ts';
+import { Redis } from 'ioredis';
 
 const rate = process.argv[2] ?? '15';
 const seconds = process.argv[3] ?? '60';
@@ -58,4 +59,8 @@ try {
   await haproxy.exited;
   await drop();
   removeDir(dir);
+  const redis = new Redis(REDIS_URL);
+  const keys = await redis.keys(`${env.STEADFAST_REDIS_NAMESPACE}:*`);
+  if (keys.length > 0) await redis.unlink(...keys);
+  redis.disconnect();
 }

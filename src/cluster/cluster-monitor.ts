@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
-import type { Membership, MemberRecord, MemberState } from './membership.ts';
+import { FORGET_AFTER_MS, type Membership, type MemberRecord, type MemberState } from './membership.ts';
 import type { LoadWindow } from './load-window.ts';
 import { clusterView, type ClusterView } from './headroom.ts';
 
@@ -22,8 +22,6 @@ export interface ClusterMonitorDeps {
   logger?: Logger | undefined;
 }
 
-/** Members not heard from for this long are dropped from the list (a restarted node has a new name). */
-const FORGET_AFTER_MS = 60 * 60_000;
 /** The peak is read from the durable store every this many heartbeats; in between, only the current load can raise it. */
 const PEAK_REFRESH_BEATS = 6;
 /** While the cluster stays unable to lose a node, the warning is repeated this often. */

@@ -3,6 +3,9 @@ import type { Db } from '../store/durable/database.ts';
 
 export type MemberState = 'up' | 'draining' | 'down';
 
+/** Members not heard from for this long are dropped from the list (a restarted node has a new name). */
+export const FORGET_AFTER_MS = 60 * 60_000;
+
 /** What one process says about itself at each heartbeat. */
 export interface MemberRecord {
   /** The process: the node's name, plus `#N` for worker N when a node runs several. */
@@ -37,7 +40,10 @@ export class Membership {
   async announce(record: MemberRecord): Promise<void> {
     if (this.redis) {
       try {
-        await this.redis.hset(Membership.KEY, record.name, JSON.stringify(record));
+        // The hash goes away an hour after the last heartbeat of any member.
+        const results = await this.redis.multi().hset(Membership.KEY, record.name, JSON.stringify(record)).pexpire(Membership.KEY, FORGET_AFTER_MS).exec();
+        const failed = results?.find(([err]) => err);
+        if (!results || failed) throw failed?.[0] ?? new Error('transaction aborted');
         return;
       } catch {
         // Redis is away: the database keeps the heartbeat.

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { Secret } from 'otpauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.ts';
@@ -92,6 +93,10 @@ describe.runIf(available)('a three-node cluster behind HAProxy', () => {
       await haproxy.exited;
     }
     await dropSchema();
+    const redis = new Redis(REDIS_URL);
+    const keys = await redis.keys(`${namespace}:*`);
+    if (keys.length > 0) await redis.unlink(...keys);
+    redis.disconnect();
   });
 
   const status = async () => (await api(haproxy.url, 'GET', '/api/v1/status')).body.cluster;
