@@ -1,6 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // The package's own exports (`steadfast/client`) resolve to the TypeScript sources.
+  ssr: { resolve: { conditions: ['steadfast-source'] } },
   test: {
     include: ['test/**/*.test.ts'],
     // Argon2id at production parameters and real servers make some tests take seconds.

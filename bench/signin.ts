@@ -10,6 +10,9 @@
  * 3. TOTP verifications per second at concurrency 10, each on its own flow
  *    and credential (a code is single-use), with p50/p99.
  * 4. Unknown user against wrong password: median times side by side.
+ * 5. TOTP verifications per second on shared stores (Redis), one process
+ *    against STEADFAST_WORKERS=N (bench/totp-workers.ts). BENCH_TOTP_ONLY=1
+ *    runs only this part.
  */
 import { availableParallelism } from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -24,6 +27,8 @@ import { secretContext } from '../src/methods/credentials.ts';
 import { PasswordHasher } from '../src/directory/password-hasher.ts';
 import { totpCode } from '../test/helpers/totp.ts';
 import { cpuSeconds, fmt, load, runPrepared, startServerProcess } from './harness.ts';
+import { measureTotpWorkers } from './totp-workers.ts';
+import { REDIS_URL, redisAvailable } from '../test/helpers/services-available.ts';
 
 const USERS = Number(process.env.BENCH_USERS ?? 6000);
 const SIGNIN_SECONDS = Number(process.env.BENCH_SIGNIN_SECONDS ?? 20);
@@ -59,9 +64,12 @@ out(`Steadfast sign-in benchmark: ${availableParallelism()} cores, Node ${proces
 
 // Users share one password hash (the verification cost is the same as with distinct ones) and each has its own TOTP secret.
 const secrets: string[] = [];
+const userIds: string[] = [];
+let tenantId = '';
 {
   const services = await buildServices(loadConfig(env));
   const tenant = await services.tenants.create('bench');
+  tenantId = tenant.id;
   const passwordHash = await services.hasher.hash(PASSWORD);
   for (let i = 0; i < USERS; i++) {
     const user = await services.users.create(tenant.id, { username: `user${i}`, passwordHash });
@@ -69,10 +77,20 @@ const secrets: string[] = [];
     const id = `cred-${i}`;
     await services.credentials.insert({ id, tenantId: tenant.id, userId: user.id, type: 'totp', label: 'bench', state: 'active', secret: services.keyRing.seal(secret, secretContext('totp', id)) });
     secrets.push(secret);
+    userIds.push(user.id);
   }
   await services.close();
 }
 
+if (process.env.BENCH_TOTP_ONLY !== '1') await singleProcess();
+if (await redisAvailable()) {
+  await measureTotpWorkers({ env, redisUrl: REDIS_URL, tenantId, tenantSlug: 'bench', users: userIds.map((id, i) => ({ id, username: `user${i}`, secret: secrets[i]! })), concurrency: CONCURRENCY, out });
+} else {
+  out('TOTP verify on shared stores: skipped (no Redis at STEADFAST_TEST_REDIS_URL or 127.0.0.1:6379)');
+}
+rmSync(dataDir, { recursive: true, force: true });
+
+async function singleProcess() {
 const ceiling = await argon2Ceiling(5);
 out(`reference  Argon2id ceiling (m=19456 KiB, t=2, p=1, ${availableParallelism()} at once): ${fmt(ceiling, 1)} verifications/s`);
 
@@ -148,5 +166,5 @@ try {
   out(`uniform failures (c=2, 200 each): wrong password p50 ${fmt(wrong.p50, 1)} ms / p99 ${fmt(wrong.p99, 1)} ms; unknown user p50 ${fmt(unknown.p50, 1)} ms / p99 ${fmt(unknown.p99, 1)} ms; ratio of medians ${fmt(unknown.p50 / wrong.p50, 2)}`);
 } finally {
   await server.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+}
 }

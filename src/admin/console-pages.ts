@@ -7,6 +7,7 @@ import type { Services } from '../server/services.ts';
 import { ALL_METHOD_TYPES, checkPolicy, RETENTION_BOUNDS, type TenantPolicy } from '../directory/policy.ts';
 import { html, type SafeHtml } from '../portal/html.ts';
 import { alert, layout } from '../portal/layout.ts';
+import { clusterWarning } from './cluster-warning.ts';
 import { principalPages } from '../portal/principal-page.ts';
 import { formRoute } from '../portal/form-route.ts';
 import { TYPE_NAMES, when } from '../portal/security-info-pages.ts';
@@ -98,7 +99,7 @@ export function adminConsolePages(services: Services): FastifyPluginAsyncTypebox
             signedInAs: p.user.username,
             signOut: { action: `/t/${p.tenant.slug}/signout`, csrf: reply.generateCsrf() },
             body: html`<nav class="admin" aria-label="Admin console">${link('users', '', 'Users')}${link('signins', '/signins', 'Sign-in log')}${link('audit', '/audit', 'Audit log')}${link('policy', '/policy', 'Policy')}</nav>
-<div class="card">${body}</div>`,
+${clusterWarning(services.cluster)}<div class="card">${body}</div>`,
           }),
         );
     };

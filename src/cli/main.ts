@@ -1,19 +1,11 @@
 import { Command, CommanderError, Option } from 'commander';
-import { loadConfig, ConfigError, type Config } from '../config/config.ts';
-import { createLogger } from '../http/logger.ts';
+import { loadConfig, ConfigError, sqlitePath, type Config } from '../config/config.ts';
 import { AppError } from '../errors/app-error.ts';
-import { buildServices, resolveMasterKey, type Services } from '../server/services.ts';
-import { startNode } from '../server/start.ts';
-import { keysAuditChains, migrateToLatest, openDurableStore } from '../store/durable/database.ts';
-import { KeyRing } from '../crypto/key-ring.ts';
-import { AuditLog } from '../activity/audit-log.ts';
-import { backupCreate, backupRestore, backupVerify } from '../backup/backup-commands.ts';
-import { BackupError } from '../backup/sqlite-backup.ts';
-import { systemClock } from '../clock.ts';
-import { sqlitePath } from '../config/config.ts';
-import { rewrapSecrets } from '../methods/rewrap-secrets.ts';
+import type { Services } from '../server/services.ts';
 import type { User } from '../directory/users.ts';
-import { userView } from '../admin/user-view.ts';
+
+// Each command loads what it needs when it runs (dynamic imports below): `--help`
+// and the small commands must not pay for loading the whole server.
 import { TOKEN_DEFAULT_DAYS, TOKEN_MAX_DAYS } from '../directory/admin-tokens.ts';
 
 const out = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
@@ -30,11 +22,15 @@ async function userByName(services: Services, tenantId: string, username: string
   return found;
 }
 
-const userJson = (tenant: string, u: User) => ({ tenant, ...userView(u) });
+async function userJson(tenant: string, u: User) {
+  const { userView } = await import('../admin/user-view.ts');
+  return { tenant, ...userView(u) };
+}
 
 const warnGeneratedKey = (path: string) => process.stderr.write(`warning: no STEADFAST_MASTER_KEY; generated one at ${path}. Back it up.\n`);
 
 async function withServices<T>(config: Readonly<Config>, run: (services: Services) => Promise<T>): Promise<T> {
+  const { buildServices } = await import('../server/services.ts');
   const services = await buildServices(config, { onMasterKeyGenerated: warnGeneratedKey });
   try {
     return await run(services);
@@ -68,7 +64,15 @@ export function buildProgram(): Command {
     .description('run a node (PORT, HOST, STEADFAST_* from the environment)')
     .action(async () => {
       const config = loadConfig();
+      const { createLogger } = await import('../http/logger.ts');
       const logger = createLogger(config.logLevel);
+      const { default: nodeCluster } = await import('node:cluster');
+      if (config.workers > 1 && nodeCluster.isPrimary) {
+        const { startPrimary } = await import('../server/workers.ts');
+        return startPrimary(config, logger, (line) => process.stdout.write(line + '\n'));
+      }
+      if (nodeCluster.isWorker) (await import('../server/workers.ts')).exitWithPrimary();
+      const { startNode } = await import('../server/start.ts');
       const node = await startNode(config, logger, (line) => process.stdout.write(line + '\n'));
       const shutdown = (signal: string) => {
         logger.info({ signal }, 'shutting down');
@@ -89,11 +93,18 @@ export function buildProgram(): Command {
     .description('apply storage migrations and exit')
     .action(async () => {
       const config = loadConfig();
+      const { keysAuditChains, migrateToLatest, openDurableStore } = await import('../store/durable/database.ts');
       const store = openDurableStore({ sqlitePath: sqlitePath(config), ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}) });
       try {
         const result = await migrateToLatest(store.db, store.engine);
         // The upgrade that keys the audit chain keys the chains written before it, here and now.
         if (keysAuditChains(result)) {
+          const [{ KeyRing }, { AuditLog }, { resolveMasterKey }, { systemClock }] = await Promise.all([
+            import('../crypto/key-ring.ts'),
+            import('../activity/audit-log.ts'),
+            import('../server/services.ts'),
+            import('../clock.ts'),
+          ]);
           const keyRing = new KeyRing(resolveMasterKey(config, { onMasterKeyGenerated: warnGeneratedKey }), config.previousMasterKeys);
           await new AuditLog(store.db, store.engine, systemClock, keyRing).keyLegacyChains();
         }
@@ -132,7 +143,7 @@ export function buildProgram(): Command {
       await withServices(loadConfig(), async (services) => {
         const t = await tenantBySlug(services, opts.tenant);
         const created = await services.admin.createUser(t, 'cli', { username: opts.username, email: opts.email, phone: opts.phone, password, admin: opts.admin, breakGlass: opts.breakGlass });
-        out({ ...userJson(t.slug, created), hasPassword: password !== undefined });
+        out({ ...(await userJson(t.slug, created)), hasPassword: password !== undefined });
       });
     });
   user
@@ -150,7 +161,7 @@ export function buildProgram(): Command {
         const t = await tenantBySlug(services, opts.tenant);
         const found = await userByName(services, t.id, opts.username);
         const updated = await services.admin.updateUser(t, 'cli', found.id, { breakGlass: opts.breakGlass, admin: opts.admin, status: opts.status });
-        out(userJson(t.slug, updated));
+        out(await userJson(t.slug, updated));
       });
     });
 
@@ -207,8 +218,9 @@ export function buildProgram(): Command {
     try {
       await run();
     } catch (err) {
+      const { BackupError } = await import('../backup/sqlite-backup.ts');
       if (!(err instanceof BackupError)) throw err;
-      const report = (err as BackupError & { report?: unknown }).report;
+      const report = (err as Error & { report?: unknown }).report;
       if (report) out(report);
       throw new Kind(err.message);
     }
@@ -219,6 +231,7 @@ export function buildProgram(): Command {
     .description('write a consistent backup of the embedded store while the node runs (never the master key) and print what it holds')
     .action(async (file: string) => {
       await backupErrorsAre(UsageError, async () => {
+        const { backupCreate } = await import('../backup/backup-commands.ts');
         const { report, warnings } = await backupCreate(loadConfig(), file);
         out(report);
         warn(warnings);
@@ -230,6 +243,7 @@ export function buildProgram(): Command {
     .description('check a backup: whole, a known schema, and with the master keys configured here, the right keys and an intact audit chain; exit 1 if not')
     .action(async (file: string) => {
       await backupErrorsAre(CheckFailed, async () => {
+        const { backupVerify } = await import('../backup/backup-commands.ts');
         const result = await backupVerify(loadConfig(), file);
         out({ ok: result.ok, ...result.report });
         warn(result.warnings);
@@ -242,6 +256,7 @@ export function buildProgram(): Command {
     .description('restore a backup into an empty data dir (STEADFAST_DATA_DIR), with the master key supplied as usual')
     .action(async (file: string) => {
       await backupErrorsAre(UsageError, async () => {
+        const { backupRestore } = await import('../backup/backup-commands.ts');
         const { report, warnings } = await backupRestore(loadConfig(), file);
         out(report);
         warn(warnings);
@@ -290,6 +305,7 @@ export function buildProgram(): Command {
     .command('rewrap')
     .description('re-seal every stored secret under the active master key (after a rotation)')
     .action(async () => {
+      const { rewrapSecrets } = await import('../methods/rewrap-secrets.ts');
       await withServices(loadConfig(), async (services) => {
         const rewrapped = await rewrapSecrets(services.durable.db, services.keyRing);
         // Audit MACs cannot be re-made without rewriting history: older keys stay needed to verify them.
@@ -312,6 +328,76 @@ export function buildProgram(): Command {
         const t = await tenantBySlug(services, opts.tenant);
         out({ tenant: t.slug, kid: await services.signingKeys.rotate(t.id) });
       });
+    });
+
+  program
+    .command('loadtest')
+    .description('drive a realistic sign-in mix against a deployment with temporary users (admin token from STEADFAST_ADMIN_TOKEN)')
+    .requiredOption('--url <url>', 'the deployment, e.g. https://id.example.com or the load balancer')
+    .requiredOption('--tenant <slug>', 'tenant the temporary users are created in')
+    .option('--rate <n>', 'journeys started per second', '20')
+    .option('--duration <seconds>', 'how long to offer the load', '60')
+    .option('--mix <shares>', 'journeys and their shares: totp (password + app), passkey, sms, setup (self-service)', 'totp=60,passkey=25,sms=10,setup=5')
+    .option('--users <n>', 'temporary users (default: enough for the rate and mix)')
+    .option('--origin <url>', "the deployment's public URL, for passkeys (default: --url)")
+    .option('--sms-webhook <[host:]port>', 'run a stand-in SMS gateway here for the deployment\'s webhook provider (secret from STEADFAST_LOADTEST_WEBHOOK_SECRET)')
+    .option('--drill', 'failover drill: ask the operator to kill or drain a node a third of the way in, and report the failover window')
+    .option('--drill-at <seconds>', 'when the drill happens (default: a third of --duration)')
+    .option('--kill-cmd <command>', 'with --drill: run this shell command instead of asking (e.g. "systemctl kill -s KILL steadfast@2")')
+    .option('--keep-users', 'leave the temporary users in place')
+    .option('--json', 'print one JSON object {offered, succeeded, failed, p50Ms, p99Ms, byKind, …} and no table')
+    .option('--report <file.html>', 'write a self-contained HTML page with throughput, latency and error charts')
+    .action(async (opts: { url: string; tenant: string; rate: string; duration: string; mix: string; users?: string; origin?: string; smsWebhook?: string; drill?: boolean; drillAt?: string; killCmd?: string; keepUsers?: boolean; json?: boolean; report?: string }) => {
+      const { runLoadtest, parseMix } = await import('../loadtest/run-loadtest.ts');
+      const adminToken = process.env.STEADFAST_ADMIN_TOKEN;
+      if (!adminToken) throw new UsageError('set STEADFAST_ADMIN_TOKEN to an admin token of the tenant (steadfast token create --tenant SLUG --role admin)');
+      const number = (text: string, name: string, min: number) => {
+        const n = Number(text);
+        if (!Number.isFinite(n) || n < min) throw new UsageError(`${name} must be a number of at least ${min}`);
+        return n;
+      };
+      let url: URL;
+      try {
+        url = new URL(opts.url);
+        if (!/^https?:$/.test(url.protocol)) throw new Error();
+      } catch {
+        throw new UsageError('--url must be an http(s) URL');
+      }
+      let mix;
+      try {
+        mix = parseMix(opts.mix);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+      const duration = number(opts.duration, '--duration', 1);
+      let smsWebhook;
+      if (opts.smsWebhook) {
+        const secret = process.env.STEADFAST_LOADTEST_WEBHOOK_SECRET;
+        if (!secret || secret.length < 16) throw new UsageError('--sms-webhook needs STEADFAST_LOADTEST_WEBHOOK_SECRET (16+ characters, the secret of the webhook provider)');
+        const match = /^(?:(.+):)?(\d+)$/.exec(opts.smsWebhook);
+        if (!match) throw new UsageError('--sms-webhook is [host:]port');
+        smsWebhook = { host: match[1] ?? '0.0.0.0', port: Number(match[2]), secret };
+      }
+      if (opts.killCmd && !opts.drill) throw new UsageError('--kill-cmd goes with --drill');
+      await runLoadtest(
+        {
+          url: url.origin + url.pathname.replace(/\/+$/, ''),
+          tenant: opts.tenant,
+          adminToken,
+          rate: number(opts.rate, '--rate', 0.1),
+          durationSeconds: duration,
+          mix,
+          users: opts.users === undefined ? undefined : number(opts.users, '--users', 1),
+          origin: opts.origin ?? url.origin,
+          json: Boolean(opts.json),
+          report: opts.report,
+          smsWebhook,
+          drill: opts.drill ? { atSecond: opts.drillAt === undefined ? duration / 3 : number(opts.drillAt, '--drill-at', 0), killCmd: opts.killCmd } : undefined,
+          keepUsers: Boolean(opts.keepUsers),
+          maxInFlight: 2000,
+        },
+        { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text), progress: Boolean(process.stderr.isTTY) },
+      );
     });
 
   return program;

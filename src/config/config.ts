@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import { decodeMasterKey } from '../crypto/master-key-file.ts';
 import { parseDeliveryConfig, type DeliveryConfig } from '../delivery/delivery-config.ts';
 
@@ -11,6 +11,8 @@ export interface Config {
   dataDir: string;
   databaseUrl?: string;
   redisUrl?: string;
+  /** Prefix of every Redis key, so several deployments can share one Redis. */
+  redisNamespace: string;
   configFile?: string;
   /** Base64 master key from the environment; absent means "use the data dir's key file". */
   masterKey?: Buffer;
@@ -32,6 +34,10 @@ export interface Config {
   opsToken?: string;
   /** How often the node removes expired records (0: never; another node or a command does it). */
   sweepIntervalSeconds: number;
+  /** Cluster membership: heartbeat (and load bucket) length, the peak-load window, a capacity that skips calibration. */
+  cluster: { heartbeatMs: number; peakWindowMs: number; capacityPerSecond?: number };
+  /** Processes serving HTTP on this node (node:cluster); more than one needs Redis. */
+  workers: number;
   /** Out-of-band code delivery: providers per channel, code settings, send limits (config file only). */
   delivery: DeliveryConfig;
 }
@@ -84,6 +90,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   }
   const redisUrl = pick('STEADFAST_REDIS_URL', 'redisUrl');
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push('STEADFAST_REDIS_URL must be a redis:// or rediss:// URL');
+  const redisNamespace = pick('STEADFAST_REDIS_NAMESPACE', 'redisNamespace') ?? 'sf';
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(redisNamespace)) problems.push('STEADFAST_REDIS_NAMESPACE must be 1 to 64 letters, digits, dots, dashes or underscores');
 
   let masterKey: Buffer | undefined;
   const masterKeyText = env.STEADFAST_MASTER_KEY;
@@ -140,6 +148,18 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   if (opsToken !== undefined && opsToken !== '' && opsToken.length < 32) problems.push('STEADFAST_OPS_TOKEN must be at least 32 characters (e.g. openssl rand -base64 32)');
   const sweepIntervalSeconds = int('STEADFAST_SWEEP_INTERVAL_SECONDS', 'sweepIntervalSeconds', 60, 0, 86_400);
 
+  const heartbeatSeconds = int('STEADFAST_HEARTBEAT_SECONDS', 'heartbeatSeconds', 5, 1, 60);
+  const peakWindowHours = int('STEADFAST_PEAK_WINDOW_HOURS', 'peakWindowHours', 7 * 24, 1, 366 * 24);
+  const capacityRaw = pick('STEADFAST_CAPACITY_PER_SECOND', 'capacityPerSecond');
+  const capacityPerSecond = capacityRaw === undefined ? undefined : Number(capacityRaw);
+  if (capacityPerSecond !== undefined && !(Number.isFinite(capacityPerSecond) && capacityPerSecond > 0 && capacityPerSecond <= 1_000_000)) {
+    problems.push(`STEADFAST_CAPACITY_PER_SECOND must be a number of password sign-ins per second above 0, not "${capacityRaw}"`);
+  }
+  const workers = int('STEADFAST_WORKERS', 'workers', 1, 1, 64);
+  // Several processes must share flows, one-time codes and counters: in-process
+  // state would let a flow started in one process be unknown to the next.
+  if (workers > 1 && !redisUrl) problems.push('STEADFAST_WORKERS above 1 needs STEADFAST_REDIS_URL: the processes must share sign-in flows, codes and counters');
+
   const delivery = parseDeliveryConfig(file.delivery, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
@@ -149,6 +169,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     dataDir,
     ...(databaseUrl ? { databaseUrl } : {}),
     ...(redisUrl ? { redisUrl } : {}),
+    redisNamespace,
     ...(env.STEADFAST_CONFIG ? { configFile: env.STEADFAST_CONFIG } : {}),
     ...(masterKey ? { masterKey } : {}),
     ...(opsToken ? { opsToken } : {}),
@@ -161,6 +182,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     hashing: Object.freeze({ concurrency: hashingConcurrency, queueLimit: hashingQueue, maxWaitMs: hashingMaxWaitMs }),
     nodeName: env.STEADFAST_NODE_NAME || `${process.env.HOSTNAME ?? 'node'}:${process.pid}`,
     sweepIntervalSeconds,
+    cluster: Object.freeze({ heartbeatMs: heartbeatSeconds * 1000, peakWindowMs: peakWindowHours * 3_600_000, ...(capacityPerSecond !== undefined ? { capacityPerSecond } : {}) }),
+    workers,
     delivery,
   });
 }
@@ -207,7 +230,8 @@ function readConfigFile(path: string | undefined, problems: string[]): Record<st
   }
   const yaml = /\.ya?ml$/i.test(path);
   try {
-    const parsed: unknown = yaml ? parseYaml(text) : JSON.parse(text);
+    // The YAML parser loads only for a YAML file: every CLI command reads the configuration.
+    const parsed: unknown = yaml ? (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse(text) : JSON.parse(text);
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
     return parsed as Record<string, unknown>;
   } catch {

@@ -6,9 +6,11 @@ import { createTwilioProvider } from './providers/twilio.ts';
 import { createVonageProvider } from './providers/vonage.ts';
 import { createWebhookProvider } from './providers/webhook.ts';
 import { createSmtpProvider } from './providers/smtp.ts';
+import { loadVendorHttp } from './providers/http.ts';
 
 /** The one place vendors are known: adding a vendor is a file in `providers/`, its config, and one line here. */
 function createProvider(channel: Channel, config: ProviderConfig, now: () => number): DeliveryProvider {
+  if (config.type !== 'smtp') loadVendorHttp();
   switch (config.type) {
     case 'twilio':
       return createTwilioProvider(channel, config);

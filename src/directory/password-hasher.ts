@@ -60,6 +60,8 @@ export class PasswordHasher {
   readonly pool: Bulkhead;
   private readonly argon2: Argon2;
   private dummyHash: Promise<string> | undefined;
+  /** Password checks run so far; the cluster monitor reads it at each heartbeat (the only cost on the sign-in path). */
+  checksDone = 0;
 
   constructor(options: PasswordHasherOptions = {}) {
     this.params = options.params ?? ARGON2_PARAMS;
@@ -91,6 +93,7 @@ export class PasswordHasher {
       if (signal?.aborted || (deadline !== undefined && Date.now() > deadline)) {
         throw new AppError('unavailable', 'the service is busy; retry shortly', {}, 1);
       }
+      this.checksDone++;
       try {
         return await this.argon2.verify(storedHash, secret);
       } catch {

@@ -12,7 +12,7 @@ import type { Apps } from '../directory/apps.ts';
 const EPHEMERAL_MODELS = new Set(['Interaction', 'AuthorizationCode', 'ReplayDetection', 'PushedAuthorizationRequest']);
 
 /** Builds the adapter oidc-provider asks for, one per model, scoped to one tenant. */
-export function storageAdapterFor(deps: { db: Db; ephemeral: EphemeralStore; clock: Clock; apps: Apps }, tenantId: string) {
+export function storageAdapterFor(deps: { db: Db; ephemeral: EphemeralStore; clock: Clock; apps: Apps }, tenantId: string): new (model: string) => Adapter {
   return class StorageAdapter implements Adapter {
     private readonly inner: Adapter;
 

@@ -19,10 +19,12 @@ import { busy } from '../admission/bulkhead.ts';
 import { runWithTicket, type WorkTicket } from '../admission/work-ticket.ts';
 import { HASHING_DEADLINE_MS } from '../http/request-context.ts';
 import type { Services } from './services.ts';
+import { packageRoot } from '../package-root.ts';
 import { signinApi } from './routes/signin-api.ts';
 import { meApi } from './routes/me-api.ts';
 import { adminApi } from '../admin/admin-api.ts';
 import { adminConsolePages } from '../admin/console-pages.ts';
+import { clusterAdminApi } from '../admin/cluster-api.ts';
 import { oidcRoutes } from '../oidc/oidc-routes.ts';
 import { appApi } from './routes/app-api.ts';
 import { opsRoutes, type Readiness } from './routes/ops.ts';
@@ -64,9 +66,10 @@ export interface AppOptions {
 }
 
 // Browser assets are read once at start and served from this node: no CDN, nothing from other hosts.
+const WEB = new URL('web/', packageRoot());
 const ASSETS: Record<string, { type: string; body: string }> = {
-  'steadfast.css': { type: 'text/css; charset=utf-8', body: readFileSync(new URL('../../web/steadfast.css', import.meta.url), 'utf8') },
-  'steadfast.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(new URL('../../web/steadfast.js', import.meta.url), 'utf8') },
+  'steadfast.css': { type: 'text/css; charset=utf-8', body: readFileSync(new URL('steadfast.css', WEB), 'utf8') },
+  'steadfast.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(new URL('steadfast.js', WEB), 'utf8') },
   'webauthn-browser.js': {
     type: 'text/javascript; charset=utf-8',
     // The package's export map hides its browser bundle; it sits beside the CommonJS entry.
@@ -202,6 +205,7 @@ export async function buildApp(services: Services, options: AppOptions) {
   await app.register(signinApi(services));
   await app.register(meApi(services));
   await app.register(adminApi(services));
+  await app.register(clusterAdminApi(services));
   await app.register(appApi(services));
   await app.register(signinPages(services));
   await app.register(securityInfoPages(services));

@@ -9,7 +9,14 @@ import type { Services } from './services.ts';
  */
 export async function seedDemo(services: Services, config: Readonly<Config>, print: (line: string) => void): Promise<void> {
   if ((await services.tenants.count()) > 0) return;
-  const tenant = await services.tenants.create('demo', 'Steadfast Demo');
+  let tenant;
+  try {
+    tenant = await services.tenants.create('demo', 'Steadfast Demo');
+  } catch (err) {
+    // Nodes of a new cluster started together: another one seeded first.
+    if ((await services.tenants.count()) > 0) return;
+    throw err;
+  }
   const password = randomBase32(16).toLowerCase().replace(/(.{4})(?!$)/g, '$1-');
   // The demo user administers the demo tenant, so the console can be tried at once.
   await services.users.create(tenant.id, { username: 'demo', passwordHash: await services.hasher.hash(password), isAdmin: true });

@@ -9,7 +9,6 @@ import { openDurableStore, migrateToLatest, keysAuditChains, type DurableStore }
 import { GroupCommit } from '../store/durable/group-commit.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import { MemoryEphemeralStore } from '../store/ephemeral/memory-store.ts';
-import { RedisEphemeralStore } from '../store/ephemeral/redis-store.ts';
 import { PasswordHasher, type PasswordHasherOptions } from '../directory/password-hasher.ts';
 import { Tenants } from '../directory/tenants.ts';
 import { Users } from '../directory/users.ts';
@@ -47,6 +46,11 @@ import { OidcRevocation } from '../oidc/oidc-revocation.ts';
 import { cookieNames } from '../http/cookie-names.ts';
 import { Sweeper } from '../retention/sweeper.ts';
 import { expirySweeps } from '../retention/sweeps.ts';
+import nodeCluster from 'node:cluster';
+import type { RedisEphemeralStore } from '../store/ephemeral/redis-store.ts';
+import { ClusterMonitor } from '../cluster/cluster-monitor.ts';
+import { Membership } from '../cluster/membership.ts';
+import { LoadWindow } from '../cluster/load-window.ts';
 
 /** Everything a node runs on, built in one place (the composition root). */
 export interface Services {
@@ -83,6 +87,7 @@ export interface Services {
   reportReader: ReportReader;
   /** Removes expired records; started by `startNode`, run by hand in tests (`runOnce`). */
   sweeper: Sweeper;
+  cluster: ClusterMonitor;
   close(): Promise<void>;
 }
 
@@ -114,8 +119,9 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   let migrated: MigrationResultSet;
   try {
     migrated = await migrateToLatest(durable.db, durable.engine);
+    // Redis's client loads only for a cluster member.
     ephemeral = config.redisUrl
-      ? await RedisEphemeralStore.connect({ url: config.redisUrl, ...(options.redisNamespace ? { namespace: options.redisNamespace } : {}) })
+      ? await (await import('../store/ephemeral/redis-store.ts')).RedisEphemeralStore.connect({ url: config.redisUrl, namespace: options.redisNamespace ?? config.redisNamespace })
       : new MemoryEphemeralStore(clock);
   } catch (err) {
     await durable.close();
@@ -245,6 +251,21 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     },
     onError: (err) => options.logger?.warn({ err: { message: (err as Error).message } }, 'sweep failed; the next one tries again'),
   });
+  // A worker of a node that runs several processes announces itself as one of the node's processes.
+  const processName = nodeCluster.isWorker && nodeCluster.worker ? `${config.nodeName}#${nodeCluster.worker.id}` : config.nodeName;
+  const cluster = new ClusterMonitor(
+    {
+      membership: new Membership(db, ephemeral.kind === 'redis' ? (ephemeral as RedisEphemeralStore).client : undefined),
+      load: new LoadWindow(db, config.cluster.heartbeatMs),
+      clock,
+      checksDone: () => hasher.checksDone,
+      clustered: durable.engine === 'postgres',
+      logger: options.logger,
+    },
+    config.cluster,
+    { name: processName, node: config.nodeName },
+  );
+  metrics.watchCluster(cluster);
   return {
     config,
     clock,
@@ -277,6 +298,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     anonymousStarts,
     sweeper,
     reportReader: reports,
+    cluster,
     async close() {
       await sweeper.stop();
       await reports.close();

@@ -1,8 +1,12 @@
+import nodeCluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import { buildServices, type Services } from './services.ts';
 import { buildApp, type App } from './app.ts';
 import { seedDemo } from './seed-demo.ts';
+import { loadSimpleWebAuthn } from '../methods/webauthn/simplewebauthn-server.ts';
+import { calibrateCapacity } from '../cluster/calibrate.ts';
 
 export interface RunningNode {
   app: App;
@@ -20,14 +24,24 @@ export async function startNode(config: Readonly<Config>, logger: Logger, print:
   const services = await buildServices(config, {
     logger,
     server: true,
+    // Workers of one node share its cores for hashing.
+    ...(nodeCluster.isWorker ? { hasher: { concurrency: Math.max(1, Math.floor(availableParallelism() / config.workers)) } } : {}),
     onMasterKeyGenerated: (path) =>
       logger.warn({ path }, 'STEADFAST_MASTER_KEY is not set: generated a master key in the data dir. Back it up, or set STEADFAST_MASTER_KEY; without it the stored secrets cannot be read.'),
   });
   const readiness = { draining: false };
+  // Loaded now rather than in the first passkey sign-in (the CLI leaves it out to start fast).
+  await loadSimpleWebAuthn();
   const app = await buildApp(services, { logger, readiness });
   try {
     await seedDemo(services, config, print);
+    // Measured before taking traffic, so sign-ins do not skew it (and it does not slow them).
+    const capacity = config.cluster.capacityPerSecond ?? (await calibrateCapacity(services.hasher));
+    services.cluster.begin(capacity);
+    logger.info({ capacityPerSecond: Math.round(capacity * 10) / 10, calibrated: config.cluster.capacityPerSecond === undefined }, 'node capacity in password sign-ins per second');
     await app.listen({ port: config.port, host: config.host });
+    await services.cluster.beat();
+    services.cluster.startTimer();
   } catch (err) {
     await app.close();
     await services.close();
@@ -44,9 +58,11 @@ export async function startNode(config: Readonly<Config>, logger: Logger, print:
   const stop = () =>
     (stopping ??= (async () => {
       readiness.draining = true;
+      await services.cluster.announceState('draining').catch(() => {});
       // Downloads in flight end now (without their last chunk, so clients can tell) instead of holding the shutdown.
       await services.reportReader.close();
       await app.close();
+      await services.cluster.stop();
       await services.close();
       logger.info('steadfast node stopped');
     })());

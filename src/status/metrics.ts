@@ -4,6 +4,7 @@ import type { BulkheadEvents } from '../admission/bulkhead.ts';
 import type { PasswordHasher } from '../directory/password-hasher.ts';
 import type { Delivery } from '../delivery/delivery.ts';
 import type { DeliveryEvents } from '../delivery/provider-chain.ts';
+import type { ClusterMonitor } from '../cluster/cluster-monitor.ts';
 
 /** The node's Prometheus metrics, on its own registry (several nodes can share a process in tests). */
 export class Metrics {
@@ -162,6 +163,31 @@ export class Metrics {
     } });
     new Gauge({ name: 'steadfast_hashing_concurrency', help: 'Argon2id hashes run at once, at most', registers: [this.registry], collect() {
       this.set(hasher.pool.state.limit);
+    } });
+  }
+
+  /** Cluster headroom as of the latest heartbeat (gauges read at scrape time, no store is asked). */
+  watchCluster(cluster: ClusterMonitor): void {
+    const registers = [this.registry];
+    const latest = () => cluster.latest;
+    new Gauge({ name: 'steadfast_node_capacity_per_second', help: 'Password sign-ins per second this process can carry (calibrated at start or configured)', registers, collect() {
+      this.set(cluster.capacityPerSecond);
+    } });
+    new Gauge({ name: 'steadfast_cluster_nodes', help: 'Nodes in the cluster by state (up, draining, down)', labelNames: ['state'], registers, collect() {
+      const nodes = latest()?.nodes ?? [];
+      for (const state of ['up', 'draining', 'down']) this.set({ state }, nodes.filter((n) => n.state === state).length);
+    } });
+    new Gauge({ name: 'steadfast_cluster_capacity_per_second', help: 'Password sign-ins per second the nodes that are up can carry together', registers, collect() {
+      this.set(latest()?.capacityPerSecond ?? 0);
+    } });
+    new Gauge({ name: 'steadfast_cluster_capacity_after_node_loss_per_second', help: 'Capacity left after losing the largest node', registers, collect() {
+      this.set(latest()?.capacityAfterLossPerSecond ?? 0);
+    } });
+    new Gauge({ name: 'steadfast_cluster_peak_load_per_second', help: 'Busiest interval of the peak window, in password checks per second over the whole cluster', registers, collect() {
+      this.set(latest()?.peakLoadPerSecond ?? 0);
+    } });
+    new Gauge({ name: 'steadfast_cluster_survives_node_loss', help: '1 when the cluster carries its observed peak after losing its largest node, else 0', registers, collect() {
+      this.set(latest()?.survivesNodeLoss ? 1 : 0);
     } });
   }
 }

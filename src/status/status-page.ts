@@ -1,6 +1,7 @@
 import { html } from '../portal/html.ts';
 import { layout } from '../portal/layout.ts';
 import type { ChannelHealth } from '../delivery/provider-chain.ts';
+import type { ClusterView } from '../cluster/headroom.ts';
 
 const STATES: Record<string, string> = { up: 'Working', degraded: 'Degraded', down: 'Down' };
 const CHANNELS: Record<string, string> = { sms: 'Text message codes', voice: 'Phone call codes', email: 'Email codes' };
@@ -21,7 +22,7 @@ interface Components {
  * The public status page (`/status`): what works and what does not, in words
  * a tenant's users understand. The same figures are at `/api/v1/status`.
  */
-export function statusPage(status: string, components: Components): string {
+export function statusPage(status: string, components: Components, cluster: ClusterView | null = null): string {
   const row = (name: string, state: string, note = '') => html`<tr><th scope="row">${name}</th><td data-state="${state}">${STATES[state] ?? state}</td><td>${note}</td></tr>`;
   const channels = Object.entries(components.delivery).filter((e): e is [string, ChannelHealth] => Boolean(e[1]));
   // In words only: the page is public, and request counts are the operators' business.
@@ -45,7 +46,29 @@ ${channels.map(([channel, health]) =>
   ),
 )}
 </tbody></table></div>
+${cluster ? clusterSection(cluster) : ''}
 <p class="hint">Updated when the page loads. Machine-readable: <a href="/api/v1/status">/api/v1/status</a>.</p>
 </div>`,
   });
+}
+
+const NODE_STATES: Record<string, string> = { up: 'Up', draining: 'Leaving (draining)', down: 'Not answering' };
+const perSecond = (n: number) => `${n.toLocaleString('en-US', { maximumFractionDigits: 1 })} per second`;
+
+/** The cluster in words: who is up, what they carry, and whether losing the largest node is survivable at the observed peak. */
+function clusterSection(cluster: ClusterView) {
+  const up = cluster.nodes.filter((n) => n.state === 'up');
+  const verdict =
+    up.length < 2
+      ? `Only ${up.length === 1 ? 'one node is' : 'no node is'} up: losing it stops sign-in until it is back.`
+      : cluster.survivesNodeLoss
+        ? `Losing the largest node would leave ${perSecond(cluster.capacityAfterLossPerSecond)}, enough for the busiest moment seen (${perSecond(cluster.peakLoadPerSecond)}).`
+        : `Losing the largest node would leave ${perSecond(cluster.capacityAfterLossPerSecond)}, less than the busiest moment seen (${perSecond(cluster.peakLoadPerSecond)}): sign-ins would slow down or be turned away. Add capacity before changing anything.`;
+  return html`<h2>Nodes</h2>
+<p data-survives-node-loss="${String(cluster.survivesNodeLoss)}">${up.length} of ${cluster.nodes.length} nodes up, together carrying up to ${perSecond(cluster.capacityPerSecond)} password sign-ins. ${verdict}</p>
+<div class="table-scroll"><table>
+<thead><tr><th scope="col">Node</th><th scope="col">State</th><th scope="col">Capacity</th><th scope="col">Load now</th><th scope="col">Last heard from</th></tr></thead>
+<tbody>
+${cluster.nodes.map((n) => html`<tr><th scope="row">${n.name}</th><td data-state="${n.state}">${NODE_STATES[n.state] ?? n.state}</td><td>${perSecond(n.capacityPerSecond)}</td><td>${perSecond(n.loadPerSecond)}</td><td><time datetime="${n.lastSeen}">${n.lastSeen.replace('T', ' ').slice(0, 19)} UTC</time></td></tr>`)}
+</tbody></table></div>`;
 }

@@ -1,9 +1,21 @@
-import { request } from 'undici';
+import { createRequire } from 'node:module';
 import { failureForNetworkError, failureForStatus } from '../provider.ts';
 
 export interface VendorResponse {
   status: number;
   json: unknown;
+}
+
+let undici: typeof import('undici') | undefined;
+
+/**
+ * Loads undici, the HTTP client of the vendor providers. Called when such a
+ * provider is created (see delivery.ts), so commands and nodes without one never
+ * load it, and a node with one does not load it inside its first send, where it
+ * would count against the provider's timeout.
+ */
+export function loadVendorHttp(): typeof import('undici') {
+  return (undici ??= createRequire(import.meta.url)('undici') as typeof import('undici'));
 }
 
 /**
@@ -12,6 +24,7 @@ export interface VendorResponse {
  * holds the code and some vendors echo it back.
  */
 export async function callVendor(url: string, init: { method: 'POST'; headers: Record<string, string>; body: string; signal: AbortSignal }): Promise<VendorResponse> {
+  const { request } = loadVendorHttp();
   let response;
   try {
     response = await request(url, { method: init.method, headers: init.headers, body: init.body, signal: init.signal });

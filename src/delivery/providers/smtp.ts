@@ -1,4 +1,4 @@
-import nodemailer from 'nodemailer';
+import { createRequire } from 'node:module';
 import type { OutboundMessage } from '../channel.ts';
 import { ProviderFailure, type DeliveryProvider } from '../provider.ts';
 
@@ -17,6 +17,8 @@ export interface SmtpConfig {
 
 /** Email through any SMTP server, over a small pool of kept-open connections. */
 export function createSmtpProvider(config: SmtpConfig, timeoutMs: number): DeliveryProvider {
+  // Nodemailer loads only when an SMTP provider is configured.
+  const nodemailer = createRequire(import.meta.url)('nodemailer') as typeof import('nodemailer');
   const transport = nodemailer.createTransport({
     host: config.host,
     port: config.port,

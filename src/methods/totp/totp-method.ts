@@ -1,6 +1,5 @@
 import { createHmac } from 'node:crypto';
 import { Secret, TOTP } from 'otpauth';
-import QRCode from 'qrcode';
 import type { Clock } from '../../clock.ts';
 import type { KeyRing } from '../../crypto/key-ring.ts';
 import { newId } from '../../crypto/random.ts';
@@ -29,6 +28,7 @@ export const nodeHmac = (algorithm: string, key: Uint8Array, message: Uint8Array
 /** What an authenticator app needs: the secret, as text, as an otpauth:// URI and as a QR code. */
 async function provisioning(issuer: string, account: string, secret: Secret) {
   const otpauthUri = new TOTP({ issuer, label: account, secret, algorithm: 'SHA1', digits: DIGITS, period: PERIOD_SECONDS }).toString();
+  const QRCode = (await import('qrcode')).default;
   const qrCodeSvg = await QRCode.toString(otpauthUri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
   return { secret: secret.base32, otpauthUri, qrCodeSvg };
 }

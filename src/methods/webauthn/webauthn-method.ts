@@ -6,7 +6,7 @@ import {
   type AuthenticationResponseJSON,
   type PublicKeyCredentialCreationOptionsJSON,
   type RegistrationResponseJSON,
-} from '@simplewebauthn/server';
+} from './simplewebauthn-server.ts';
 import type { Clock } from '../../clock.ts';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
 import type { Tenant } from '../../directory/tenants.ts';

@@ -49,7 +49,12 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
 
     /** Everything the status JSON and page show, measured now. */
     const currentStatus = async () => {
-      const [durable, ephemeral] = await Promise.all([check(() => services.durable.ping()), check(() => services.ephemeral.ping())]);
+      const [durable, ephemeral, cluster] = await Promise.all([
+        check(() => services.durable.ping()),
+        check(() => services.ephemeral.ping()),
+        // Membership is read fresh; with both stores away, the last heartbeat's view.
+        services.cluster.view().catch(() => services.cluster.latest ?? null),
+      ]);
       const count = async (counter: typeof services.metrics.shed) => (await counter.get()).values.reduce((n, v) => n + v.value, 0);
       // Refused at the door and refused at the hashing pool alike.
       const shed = (await count(services.metrics.shed)) + (await count(services.metrics.hashingShed));
@@ -61,7 +66,7 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
       };
       const channelTrouble = Object.values(components.delivery).some((c) => c.state !== 'up');
       const down = durable.state === 'down' || ephemeral.state === 'down' || channelTrouble;
-      return { status: down ? ('degraded' as const) : readiness.draining ? ('draining' as const) : ('operational' as const), components };
+      return { status: down ? ('degraded' as const) : readiness.draining ? ('draining' as const) : ('operational' as const), components, cluster };
     };
 
     app.get(
@@ -80,8 +85,8 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
     );
 
     app.get('/status', { config: { admissionClass: 'ops' }, schema: { hide: true } }, async (_request, reply) => {
-      const { status, components } = await currentStatus();
-      return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(statusPage(status, components));
+      const { status, components, cluster } = await currentStatus();
+      return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(statusPage(status, components, cluster));
     });
 
     app.get('/readyz', { config: { admissionClass: 'ops' }, schema: { tags: ['operations'] } }, async (request, reply) => {

@@ -216,4 +216,18 @@ export interface Database {
   remembered_devices: RememberedDeviceTable;
   oidc_records: OidcRecordTable;
   oidc_keys: OidcKeyTable;
+  cluster_members: ClusterMemberTable;
+  cluster_load: ClusterLoadTable;
+}
+
+export interface ClusterMemberTable {
+  name: string;
+  /** The member record as JSON (see cluster/membership.ts). */
+  record: string;
+  last_seen: number;
+}
+
+export interface ClusterLoadTable {
+  bucket_start: number;
+  checks: number;
 }

@@ -6,6 +6,7 @@ import * as rememberedDevices from './004-remembered-devices.ts';
 import * as oidc from './005-oidc.ts';
 import * as retentionAndKeyedAudit from './006-retention-and-keyed-audit.ts';
 import * as securityReview from './007-security-review.ts';
+import * as cluster from './008-cluster.ts';
 
 /**
  * Every migration, in order. Listed here rather than discovered on disk, so a
@@ -19,4 +20,5 @@ export const migrations: Record<string, Migration> = {
   '005-oidc': oidc,
   '006-retention-and-keyed-audit': retentionAndKeyedAudit,
   '007-security-review': securityReview,
+  '008-cluster': cluster,
 };
