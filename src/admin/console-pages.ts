@@ -4,13 +4,14 @@ import { AppError } from '../errors/app-error.ts';
 import { problemCatalog } from '../errors/catalog.ts';
 import { requireAdministrator, type Principal } from '../http/authenticate.ts';
 import type { Services } from '../server/services.ts';
-import { ALL_METHOD_TYPES, checkPolicy, RETENTION_BOUNDS, type TenantPolicy } from '../directory/policy.ts';
+import { checkPolicy, RETENTION_BOUNDS, type TenantPolicy } from '../directory/policy.ts';
+import { METHOD_TYPES, methodName } from '../methods/registry.ts';
 import { html, type SafeHtml } from '../portal/html.ts';
 import { alert, layout } from '../portal/layout.ts';
 import { clusterWarning } from './cluster-warning.ts';
 import { principalPages } from '../portal/principal-page.ts';
 import { formRoute } from '../portal/form-route.ts';
-import { TYPE_NAMES, when } from '../portal/security-info-pages.ts';
+import { when } from '../portal/security-info-pages.ts';
 import { describeUserAgent } from '../portal/user-agent.ts';
 import { sendSigninExport } from './csv.ts';
 import { isoTime } from '../server/routes/schemas.ts';
@@ -201,7 +202,7 @@ ${
 ${
   d.methods.length === 0
     ? html`<p>No methods${u.mustRegister ? '; the user must register one at the next sign-in' : ''}.</p>`
-    : html`<ul class="methods">${d.methods.map((m) => html`<li><span><strong>${TYPE_NAMES[m.type] ?? m.type}</strong>: ${m.label}${m.state === 'pending' ? ' (not confirmed)' : ''}${m.default ? ' (default)' : ''}<br><span class="hint">Added ${when(m.createdAt)}; last used ${when(m.lastUsedAt)}</span></span></li>`)}</ul>`
+    : html`<ul class="methods">${d.methods.map((m) => html`<li><span><strong>${methodName(m.type)}</strong>: ${m.label}${m.state === 'pending' ? ' (not confirmed)' : ''}${m.default ? ' (default)' : ''}<br><span class="hint">Added ${when(m.createdAt)}; last used ${when(m.lastUsedAt)}</span></span></li>`)}</ul>`
 }
 <p>${action('reset-methods', 'Reset methods', 'danger')} <span class="hint">Removes every method and ends every session; the user registers again at the next sign-in.</span></p>
 
@@ -341,7 +342,7 @@ ${alert('error', error)}
 <form method="get" action="${base(p)}/signins" class="filters" aria-label="Filter the sign-in log">
   <div><label for="f-user">User</label><input type="text" id="f-user" name="user" value="${q.user ?? ''}" autocapitalize="none"></div>
   <div><label for="f-outcome">Outcome</label><select id="f-outcome" name="outcome">${option('', 'Any', q.outcome)}${option('success', 'Success', q.outcome)}${option('failure', 'Failure', q.outcome)}</select></div>
-  <div><label for="f-method">Method</label><select id="f-method" name="method">${option('', 'Any', q.method)}${option('password', 'Password', q.method)}${option('passkey', 'Passkey (no password)', q.method)}${ALL_METHOD_TYPES.map((m) => option(m, TYPE_NAMES[m] ?? (m === 'tap' ? 'Temporary Access Pass' : m), q.method))}</select></div>
+  <div><label for="f-method">Method</label><select id="f-method" name="method">${option('', 'Any', q.method)}${option('password', 'Password', q.method)}${option('passkey', 'Passkey (no password)', q.method)}${METHOD_TYPES.map((m) => option(m, methodName(m), q.method))}</select></div>
   <div><label for="f-since">From</label><input type="date" id="f-since" name="since" value="${q.since ?? ''}"></div>
   <div><label for="f-until">To</label><input type="date" id="f-until" name="until" value="${q.until ?? ''}"></div>
   <div><button type="submit">Filter</button></div>
@@ -405,7 +406,7 @@ ${problems.length > 0 ? html`<ul class="problems" role="alert">${problems.map((x
   <input type="hidden" name="_csrf" value="${reply.generateCsrf()}">
   <label class="check"><input type="checkbox" name="mfaRequired" value="on"${checked(policy.mfaRequired)}> Require a second factor at every sign-in</label>
   <fieldset><legend>Methods users may use</legend>
-  ${ALL_METHOD_TYPES.map((m) => html`<label class="check"><input type="checkbox" name="allowedMethods" value="${m}"${checked(policy.allowedMethods.includes(m))}> ${TYPE_NAMES[m] ?? (m === 'tap' ? 'Temporary Access Pass' : m === 'push' ? 'Push approval' : m)}</label>`)}
+  ${METHOD_TYPES.map((m) => html`<label class="check"><input type="checkbox" name="allowedMethods" value="${m}"${checked(policy.allowedMethods.includes(m))}> ${methodName(m)}</label>`)}
   </fieldset>
   <fieldset><legend>Temporary Access Passes</legend>
   ${number('tap-min', 'tapMinMinutes', 'Shortest lifetime (minutes)', policy.tap.minMinutes, 10, 43200)}

@@ -1,4 +1,5 @@
 import { AppError } from '../errors/app-error.ts';
+import { METHOD_TYPES } from '../methods/registry.ts';
 
 /** A tenant's sign-in policy. Unknown or damaged fields read back as the strict default. */
 export interface TenantPolicy {
@@ -29,7 +30,6 @@ export interface TenantPolicy {
   retention: { signinEventDays: number; auditDays: number };
 }
 
-export const ALL_METHOD_TYPES = ['totp', 'webauthn', 'sms', 'voice', 'email', 'push', 'recovery-codes', 'tap'] as const;
 
 /** Retention Steadfast allows at all, in days: an audit trail of at least a month, nothing kept beyond ten years. */
 export const RETENTION_BOUNDS = { signinEventDays: { min: 1, max: 3650 }, auditDays: { min: 30, max: 3650 } } as const;
@@ -39,7 +39,7 @@ export const TAP_BOUNDS = { minMinutes: 10, maxMinutes: 30 * 24 * 60 } as const;
 
 export const DEFAULT_POLICY: Readonly<TenantPolicy> = Object.freeze({
   mfaRequired: true,
-  allowedMethods: [...ALL_METHOD_TYPES],
+  allowedMethods: [...METHOD_TYPES],
   webauthnAaguids: [],
   tap: { minMinutes: 10, maxMinutes: 8 * 60, defaultMinutes: 60, oneTimeDefault: true },
   rememberedDeviceDays: 0,
@@ -108,7 +108,7 @@ export function checkPolicy(input: unknown, base: Readonly<TenantPolicy>): { pol
   };
 
   const mfaRequired = bool(raw.mfaRequired, 'mfaRequired', base.mfaRequired);
-  const allowedMethods = list(raw.allowedMethods, 'allowedMethods', base.allowedMethods, (m) => (ALL_METHOD_TYPES as readonly string[]).includes(m), `method types (${ALL_METHOD_TYPES.join(', ')})`);
+  const allowedMethods = list(raw.allowedMethods, 'allowedMethods', base.allowedMethods, (m) => (METHOD_TYPES as readonly string[]).includes(m), `method types (${METHOD_TYPES.join(', ')})`);
   if (mfaRequired && raw.allowedMethods !== undefined && !allowedMethods.some((m) => m !== 'recovery-codes' && m !== 'tap')) {
     problems.push('with mfaRequired, allowedMethods needs at least one method users can register for daily use (not only recovery codes or TAP)');
   }

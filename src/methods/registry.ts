@@ -1,8 +1,41 @@
 import type { Method } from './method.ts';
-import { createTotpMethod, type TotpDeps } from './totp/totp-method.ts';
-import { createRecoveryCodesMethod, type RecoveryCodesDeps } from './recovery-codes/recovery-codes-method.ts';
-import { createWebAuthnMethod, type WebAuthnDeps, type WebAuthnMethod } from './webauthn/webauthn-method.ts';
-import { createOutOfBandMethod, type OutOfBandDeps, type OutOfBandMethod } from './out-of-band/out-of-band-method.ts';
+import type { MethodDescriptor } from './method-descriptor.ts';
+import type { TotpDeps } from './totp/totp-method.ts';
+import type { RecoveryCodesDeps } from './recovery-codes/recovery-codes-method.ts';
+import type { WebAuthnDeps, WebAuthnMethod } from './webauthn/webauthn-method.ts';
+import type { OutOfBandDeps, OutOfBandMethod } from './out-of-band/out-of-band-method.ts';
+import { webauthn } from './webauthn/index.ts';
+import { totp } from './totp/index.ts';
+import { sms } from './sms/index.ts';
+import { voice } from './voice/index.ts';
+import { email } from './email/index.ts';
+import { tap } from './tap/index.ts';
+import { recoveryCodes } from './recovery-codes/index.ts';
+
+/**
+ * The one place methods are registered: adding a method is a folder (its
+ * descriptor and implementation) and one line here. Everything else (the
+ * policy's method types, the order methods are offered in, what every page
+ * calls them and how it asks for them) derives from this list.
+ */
+export const METHOD_MODULES = [webauthn, totp, sms, voice, email, tap, recoveryCodes] as const;
+
+export type MethodType = (typeof METHOD_MODULES)[number]['descriptor']['type'];
+
+export const METHOD_TYPES: readonly MethodType[] = METHOD_MODULES.map((m) => m.descriptor.type);
+
+const DESCRIPTORS = new Map<string, MethodDescriptor>(METHOD_MODULES.map((m) => [m.descriptor.type, m.descriptor]));
+
+/** A method's descriptor; undefined for a type this server does not know. */
+export function describeMethod(type: string): MethodDescriptor | undefined {
+  return DESCRIPTORS.get(type);
+}
+
+/** What pages call a method type; the type itself for one this server does not know (an old event). */
+export const methodName = (type: string): string => DESCRIPTORS.get(type)?.name ?? type;
+
+/** Sort key: stronger methods first. */
+export const methodStrength = (type: string): number => DESCRIPTORS.get(type)?.strength ?? 0;
 
 export type MethodDeps = TotpDeps & RecoveryCodesDeps & WebAuthnDeps & OutOfBandDeps;
 
@@ -34,19 +67,13 @@ export class MethodRegistry {
 
   /** SMS, voice and email: the methods whose codes travel through a delivery channel. */
   outOfBand(type: string): OutOfBandMethod | undefined {
-    const method = this.byType.get(type) as Partial<OutOfBandMethod> | undefined;
-    return method?.channel ? (method as OutOfBandMethod) : undefined;
+    return describeMethod(type)?.outOfBand ? (this.byType.get(type) as OutOfBandMethod | undefined) : undefined;
   }
 }
 
-/** The one place methods are registered: adding a method is one line here. */
+/** Builds every registered method that has an implementation of its own. */
 export function createMethodRegistry(deps: MethodDeps): MethodRegistry {
-  return new MethodRegistry([
-    createTotpMethod(deps),
-    createRecoveryCodesMethod(deps),
-    createWebAuthnMethod(deps),
-    createOutOfBandMethod('sms', deps),
-    createOutOfBandMethod('voice', deps),
-    createOutOfBandMethod('email', deps),
-  ]);
+  const built: Method[] = [];
+  for (const module of METHOD_MODULES) if ('create' in module) built.push(module.create(deps));
+  return new MethodRegistry(built);
 }

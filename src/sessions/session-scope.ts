@@ -1,5 +1,6 @@
 import { AppError } from '../errors/app-error.ts';
 import type { SessionScope } from './sessions.ts';
+import { describeMethod } from '../methods/registry.ts';
 
 /** Everything a signed-in session can ask for, in the words the scope rule uses. */
 export type SessionAction =
@@ -26,13 +27,6 @@ export type SessionAction =
  */
 const REGISTRATION_MAY: ReadonlySet<SessionAction> = new Set(['view-account', 'list-methods', 'add-method', 'confirm-method', 'resend-confirmation', 'sign-out']);
 
-/**
- * Method types a registration session may add: each is proved at set-up (a
- * code from the app or the phone, a WebAuthn ceremony). Recovery codes are not:
- * handing them out proves nothing, so a password plus a code the same session
- * just printed would be no second factor at all.
- */
-const REGISTRATION_MAY_ADD: ReadonlySet<string> = new Set(['totp', 'webauthn', 'sms', 'voice', 'email', 'push']);
 
 export function sessionMay(scope: SessionScope, action: SessionAction): boolean {
   return scope === 'full' || REGISTRATION_MAY.has(action);
@@ -46,7 +40,9 @@ export function requireSessionMay(scope: SessionScope, action: SessionAction): v
 /** Throws `registration-only` when a session of this scope may not add a method of this type. */
 export function requireMayAdd(scope: SessionScope, type: string): void {
   requireSessionMay(scope, 'add-method');
-  if (scope === 'register' && !REGISTRATION_MAY_ADD.has(type)) {
+  // Only a method proved at set-up (a code from the app or the phone, a WebAuthn ceremony): handing out
+  // recovery codes proves nothing, so a password plus a code the same session just printed is no second factor.
+  if (scope === 'register' && describeMethod(type)?.provesPossessionAtSetup !== true) {
     throw new AppError('registration-only', 'add a method that proves itself first (a passkey, a security key, an authenticator app, a phone or an email address); recovery codes come after');
   }
 }

@@ -1,6 +1,6 @@
 import type { Tenant } from '../directory/tenants.ts';
 import type { Credential } from '../methods/credentials.ts';
-import type { MethodRegistry } from '../methods/registry.ts';
+import { methodStrength, type MethodRegistry } from '../methods/registry.ts';
 
 export interface MethodChoice {
   id: string;
@@ -10,8 +10,6 @@ export interface MethodChoice {
   default: boolean;
 }
 
-// Strongest first after the user's default; recovery codes always last.
-const STRENGTH_ORDER = ['webauthn', 'push', 'totp', 'sms', 'voice', 'email', 'tap', 'recovery-codes'];
 
 /**
  * The second-factor choices a user is offered, in the order they are offered:
@@ -27,6 +25,7 @@ export function methodChoices(tenant: Tenant, active: Credential[], registry: Me
       (a, b) =>
         Number(b.available) - Number(a.available) ||
         Number(b.default) - Number(a.default) ||
-        STRENGTH_ORDER.indexOf(a.type) - STRENGTH_ORDER.indexOf(b.type),
+        // Strongest first after the user's default; recovery codes always last (their descriptor's strength).
+        methodStrength(b.type) - methodStrength(a.type),
     );
 }

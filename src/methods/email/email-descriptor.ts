@@ -1,0 +1,15 @@
+import type { MethodDescriptor } from '../method-descriptor.ts';
+
+export const emailDescriptor = {
+  type: 'email',
+  name: 'Email',
+  noun: 'email code',
+  strength: 40,
+  signin: { prompt: 'Enter the code from the email.', input: 'numeric', codeLabel: 'Code from the email', maxLength: 8 },
+  // RFC 8176 has no value for email; it is a one-time password.
+  amr: ['otp'],
+  outOfBand: true,
+  phishingResistant: false,
+  enrolment: { form: 'email' },
+  provesPossessionAtSetup: true,
+} as const satisfies MethodDescriptor;

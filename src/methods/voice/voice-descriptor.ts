@@ -1,0 +1,14 @@
+import type { MethodDescriptor } from '../method-descriptor.ts';
+
+export const voiceDescriptor = {
+  type: 'voice',
+  name: 'Phone call',
+  noun: 'phone call',
+  strength: 45,
+  signin: { prompt: 'Enter the code we read out to you.', input: 'numeric', codeLabel: 'Code from the call', maxLength: 8 },
+  amr: ['tel'],
+  outOfBand: true,
+  phishingResistant: false,
+  enrolment: { form: 'phone' },
+  provesPossessionAtSetup: true,
+} as const satisfies MethodDescriptor;
