@@ -1,6 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AppError } from '../errors/app-error.ts';
-import { requireAdmin } from '../http/authenticate.ts';
 import type { Services } from '../server/services.ts';
 import type { Tenant } from '../directory/tenants.ts';
 import { IdParams, isoTime, MethodView, Nullable, SigninEventView, signinEventView } from '../server/routes/schemas.ts';
@@ -67,7 +66,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
       '/api/v1/admin/users',
       { schema: { tags, security: bearer, summary: 'Create a user, with or without a password', body: Type.Object({ username: Type.String({ minLength: 1, maxLength: 256 }), ...UserBody }), response: { 201: AdminUser } }, config },
       async (request, reply) => {
-        const { tenant, actor } = await requireAdmin(services, request);
+        const { tenant, actor } = await services.auth.requireAdmin(request);
         return reply.code(201).send(userView(await admin.createUser(tenant, actor, request.body)));
       },
     );
@@ -85,7 +84,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         config,
       },
       async (request) => {
-        const { tenant } = await requireAdmin(services, request);
+        const { tenant } = await services.auth.requireAdmin(request);
         const limit = request.query.limit ?? 50;
         const users = await admin.searchUsers(tenant, request.query.q ?? '', limit + 1, request.query.after);
         const items = users.slice(0, limit).map(userView);
@@ -115,7 +114,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         config,
       },
       async (request) => {
-        const { tenant } = await requireAdmin(services, request);
+        const { tenant } = await services.auth.requireAdmin(request);
         const d = await admin.userDetail(tenant, request.params.id);
         return {
           user: userView(d.user),
@@ -142,13 +141,13 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         config,
       },
       async (request) => {
-        const { tenant, actor } = await requireAdmin(services, request);
+        const { tenant, actor } = await services.auth.requireAdmin(request);
         return userView(await admin.updateUser(tenant, actor, request.params.id, request.body));
       },
     );
 
     app.delete('/api/v1/admin/users/:id', { schema: { tags, security: bearer, summary: 'Delete a user, their methods and sessions', params: IdParams }, config }, async (request, reply) => {
-      const { tenant, actor } = await requireAdmin(services, request);
+      const { tenant, actor } = await services.auth.requireAdmin(request);
       await admin.deleteUser(tenant, actor, request.params.id);
       return reply.code(204).send();
     });
@@ -160,7 +159,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         config: emergency,
       },
       async (request) => {
-        const { tenant, actor } = await requireAdmin(services, request);
+        const { tenant, actor } = await services.auth.requireAdmin(request);
         return admin.resetMethods(tenant, actor, request.params.id);
       },
     );
@@ -169,7 +168,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
       '/api/v1/admin/users/:id/revoke-sessions',
       { schema: { tags, security: bearer, summary: "End every one of the user's sessions", params: IdParams, response: { 200: Type.Object({ sessionsEnded: Type.Integer() }) } }, config: emergency },
       async (request) => {
-        const { tenant, actor } = await requireAdmin(services, request);
+        const { tenant, actor } = await services.auth.requireAdmin(request);
         return { sessionsEnded: await admin.revokeSessions(tenant, actor, request.params.id) };
       },
     );
@@ -188,7 +187,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         config: emergency,
       },
       async (request, reply) => {
-        const { tenant, actor } = await requireAdmin(services, request);
+        const { tenant, actor } = await services.auth.requireAdmin(request);
         const issued = await admin.issuePass(tenant, actor, request.params.id, { minutes: request.body?.minutes, oneTime: request.body?.oneTime });
         reply.header('cache-control', 'no-store');
         return reply.code(201).send(issued);
@@ -196,7 +195,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
     );
 
     app.delete('/api/v1/admin/users/:id/tap', { schema: { tags, security: bearer, summary: "Revoke the user's Temporary Access Pass", params: IdParams }, config }, async (request, reply) => {
-      const { tenant, actor } = await requireAdmin(services, request);
+      const { tenant, actor } = await services.auth.requireAdmin(request);
       await admin.revokePass(tenant, actor, request.params.id);
       return reply.code(204).send();
     });
@@ -215,7 +214,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         config,
       },
       async (request, reply) => {
-        const { tenant } = await requireAdmin(services, request);
+        const { tenant } = await services.auth.requireAdmin(request);
         const filter = await signinFilter(services, tenant, request.query);
         const format = request.query.format ?? exportFormatAccepted(request.headers.accept);
         if (format === 'csv' || format === 'ndjson') return sendSigninExport(reply, admin, tenant, filter, format);
@@ -247,7 +246,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         config,
       },
       async (request) => {
-        const { tenant } = await requireAdmin(services, request);
+        const { tenant } = await services.auth.requireAdmin(request);
         const limit = request.query.limit ?? 100;
         const entries = await admin.auditLog(tenant, { limit, before: request.query.before, userId: request.query.user, action: request.query.action });
         return { items: entries.map((e) => ({ ...e, at: isoTime(e.at) })), next: entries.length === limit ? entries.at(-1)!.seq : null };
@@ -255,7 +254,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
     );
 
     app.get('/api/v1/admin/policy', { schema: { tags, security: bearer, summary: "The tenant's sign-in policy", response: { 200: Type.Object({}, { additionalProperties: true }) } }, config }, async (request) => {
-      const { tenant } = await requireAdmin(services, request);
+      const { tenant } = await services.auth.requireAdmin(request);
       return tenant.policy;
     });
 
@@ -272,7 +271,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         config,
       },
       async (request) => {
-        const { tenant, actor } = await requireAdmin(services, request);
+        const { tenant, actor } = await services.auth.requireAdmin(request);
         return admin.setPolicy(tenant, actor, request.body);
       },
     );
@@ -307,7 +306,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         config,
       },
       async (request, reply) => {
-        const { tenant, actor } = await requireAdmin(services, request);
+        const { tenant, actor } = await services.auth.requireAdmin(request);
         const { app: created, clientSecret, apiKey } = await admin.createApp(tenant, actor, request.body);
         reply.header('cache-control', 'no-store');
         return reply.code(201).send({ id: created.id, ...(created.clientId ? { clientId: created.clientId } : {}), ...(clientSecret ? { clientSecret } : {}), ...(apiKey ? { apiKey } : {}) });
@@ -315,12 +314,12 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
     );
 
     app.get('/api/v1/admin/apps', { schema: { tags, security: bearer, response: { 200: Type.Array(AppView) } }, config }, async (request) => {
-      const { tenant } = await requireAdmin(services, request);
+      const { tenant } = await services.auth.requireAdmin(request);
       return (await admin.listApps(tenant)).map((a) => ({ ...a, createdAt: isoTime(a.createdAt) }));
     });
 
     app.delete('/api/v1/admin/apps/:id', { schema: { tags, security: bearer, summary: 'Revoke an app and its secret or key', params: IdParams }, config }, async (request, reply) => {
-      const { tenant, actor } = await requireAdmin(services, request);
+      const { tenant, actor } = await services.auth.requireAdmin(request);
       await admin.deleteApp(tenant, actor, request.params.id);
       return reply.code(204).send();
     });
@@ -340,7 +339,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
       '/api/v1/admin/tokens',
       { schema: { tags, security: bearer, summary: "The tenant's admin API tokens: who made each, when it expires, when it was last used; never the secret", response: { 200: Type.Array(TokenView) } }, config },
       async (request) => {
-        const { tenant } = await requireAdmin(services, request);
+        const { tenant } = await services.auth.requireAdmin(request);
         return admin.listTokens(tenant);
       },
     );
@@ -358,7 +357,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         config,
       },
       async (request, reply) => {
-        const { tenant, actor } = await requireAdmin(services, request);
+        const { tenant, actor } = await services.auth.requireAdmin(request);
         // A leaked token must not be able to outlive its own revocation by minting successors.
         if (!actor.startsWith('user:')) throw new AppError('forbidden', 'tokens are created by an administrator signed in with a second factor, or with steadfast token create');
         reply.header('cache-control', 'no-store');
@@ -367,7 +366,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
     );
 
     app.delete('/api/v1/admin/tokens/:id', { schema: { tags, security: bearer, summary: 'Revoke an admin API token', params: IdParams }, config }, async (request, reply) => {
-      const { tenant, actor } = await requireAdmin(services, request);
+      const { tenant, actor } = await services.auth.requireAdmin(request);
       await admin.revokeToken(tenant, actor, request.params.id);
       return reply.code(204).send();
     });

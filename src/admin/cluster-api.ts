@@ -1,5 +1,4 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { requireAdmin } from '../http/authenticate.ts';
 import type { Services } from '../server/services.ts';
 
 export const ClusterNode = Type.Object({
@@ -33,7 +32,7 @@ export function clusterAdminApi(services: Services): FastifyPluginAsyncTypebox {
         config: { admissionClass: 'admin' },
       },
       async (request) => {
-        await requireAdmin(services, request);
+        await services.auth.requireAdmin(request);
         const view = await services.cluster.view();
         const warning =
           services.cluster.clustered && !view.survivesNodeLoss

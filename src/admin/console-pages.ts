@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox, type TSchema } from '@fastify/typ
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../errors/app-error.ts';
 import { problemCatalog } from '../errors/catalog.ts';
-import { requireAdministrator, type Principal } from '../http/authenticate.ts';
+import type { Principal } from '../http/authenticate.ts';
 import type { Services } from '../server/services.ts';
 import { checkPolicy, RETENTION_BOUNDS, type TenantPolicy } from '../directory/policy.ts';
 import { METHOD_TYPES, methodName } from '../methods/registry.ts';
@@ -63,7 +63,7 @@ export function adminConsolePages(services: Services): FastifyPluginAsyncTypebox
       const p = await principalOr(request, reply, 'admin');
       if (!p) return undefined;
       try {
-        requireAdministrator(services, p, options.change === true);
+        services.auth.requireAdministrator(p, options.change === true);
         return p;
       } catch (err) {
         if (!(err instanceof AppError)) throw err;

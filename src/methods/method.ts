@@ -1,6 +1,7 @@
 import type { Credential } from './credentials.ts';
 import type { User } from '../directory/users.ts';
 import type { Tenant } from '../directory/tenants.ts';
+import type { SentCode } from './out-of-band/sent-code.ts';
 
 /** What a new enrolment returns to the user; shown once, never stored in this form. */
 export interface Enrolment {
@@ -29,6 +30,13 @@ export interface EnrolInput {
  * can never add its own method once the owner has one.
  */
 export type Activation = 'any' | 'first-method';
+
+/** What a started challenge gives the person (and the API answer): where a code went, WebAuthn options. */
+export interface ChallengeResult {
+  delivery?: SentCode;
+  /** PublicKeyCredentialRequestOptionsJSON. */
+  webauthn?: object;
+}
 
 /** The sign-in flow a challenge or verification belongs to. */
 export interface FlowContext {
@@ -72,7 +80,7 @@ export interface Method {
    * Starts a sign-in challenge over the user's credentials of this type (sends a
    * code, builds WebAuthn options); nothing for TOTP.
    */
-  challenge(candidates: Credential[], flow: FlowContext): Promise<Record<string, unknown>>;
+  challenge(candidates: Credential[], flow: FlowContext): Promise<ChallengeResult>;
   /** Checks the proof against the candidates, consuming it where single-use; the credential that matched, if any. */
   verify(candidates: Credential[], input: VerifyInput, flow: FlowContext): Promise<Verified | undefined>;
 }

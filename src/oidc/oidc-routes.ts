@@ -2,13 +2,13 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type Provider from 'oidc-provider';
 import { AppError } from '../errors/app-error.ts';
-import { findPrincipal, type Principal } from '../http/authenticate.ts';
+import type { Principal } from '../http/authenticate.ts';
 import type { Services } from '../server/services.ts';
 import type { Tenant } from '../directory/tenants.ts';
 import { ACR_MFA, ACR_PASSWORD, INTERACTION_TTL_S, requestsMfa } from './provider-registry.ts';
 import { oidcPages } from './oidc-pages.ts';
 import { formRoute } from '../portal/form-route.ts';
-import { CONTINUE_COOKIE } from '../portal/signin-pages.ts';
+import { CONTINUE_COOKIE } from '../http/cookie-names.ts';
 import { contentSecurityPolicy, securityHeaders } from '../http/security-headers.ts';
 
 const TenantParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
@@ -102,7 +102,7 @@ export function oidcRoutes(services: Services): FastifyPluginAsyncTypebox {
           throw new AppError('flow-not-found', 'this sign-in for an app has expired; start again from the app');
         });
         if (details.uid !== request.params.uid) throw new AppError('flow-not-found', 'this sign-in for an app has expired; start again from the app');
-        const principal = await findPrincipal(services, request);
+        const principal = await services.auth.findPrincipal(request);
 
         if (details.prompt.name === 'login') {
           const { ok, fresh } = await sufficientSession(principal, tenant, details);

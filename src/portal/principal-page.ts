@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../errors/app-error.ts';
 import { problemCatalog } from '../errors/catalog.ts';
-import { findPrincipal, type Principal } from '../http/authenticate.ts';
+import type { Principal } from '../http/authenticate.ts';
 import type { Services } from '../server/services.ts';
 import type { SafeHtml } from './html.ts';
 import { layout } from './layout.ts';
@@ -12,7 +12,7 @@ export function principalPages(services: Services) {
   /** The signed-in user of this tenant, or undefined after a redirect to its sign-in page. */
   const principalOr = async (request: FastifyRequest, reply: FastifyReply, next: NextPage): Promise<Principal | undefined> => {
     const slug = (request.params as { tenant: string }).tenant;
-    const principal = await findPrincipal(services, request);
+    const principal = await services.auth.findPrincipal(request);
     if (principal && principal.tenant.slug === slug) return principal;
     const tenant = await services.tenants.findBySlug(slug);
     if (!tenant) throw new AppError('not-found', 'no such tenant');

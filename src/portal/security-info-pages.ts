@@ -9,7 +9,7 @@ import { alert } from './layout.ts';
 import { principalPages } from './principal-page.ts';
 import { formRoute } from './form-route.ts';
 import { landingPath, OIDC_NEXT, type NextPage } from './landing.ts';
-import { CONTINUE_COOKIE } from './signin-pages.ts';
+import { CONTINUE_COOKIE } from '../http/cookie-names.ts';
 
 const Field = (max = 200) => Type.Optional(Type.String({ maxLength: max }));
 const PageParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });

@@ -28,7 +28,8 @@ import { clusterAdminApi } from '../admin/cluster-api.ts';
 import { oidcRoutes } from '../oidc/oidc-routes.ts';
 import { appApi } from './routes/app-api.ts';
 import { opsRoutes, type Readiness } from './routes/ops.ts';
-import { signinPages } from '../portal/signin-pages.ts';
+import { signinRoutes } from '../portal/routes/signin-routes.ts';
+import { tenantLookup } from '../portal/routes/tenant-lookup.ts';
 import { securityInfoPages } from '../portal/security-info-pages.ts';
 import { mySigninsPages } from '../portal/my-signins-pages.ts';
 
@@ -207,7 +208,10 @@ export async function buildApp(services: Services, options: AppOptions) {
   await app.register(adminApi(services));
   await app.register(clusterAdminApi(services));
   await app.register(appApi(services));
-  await app.register(signinPages(services));
+  const tenantPages = tenantLookup(services.tenants);
+  await app.register(
+    signinRoutes({ tenants: tenantPages, signin: services.signin, auth: services.auth, sessions: services.sessions, oidcRevocation: services.oidcRevocation, knownBrowsers: services.knownBrowsers, publicUrl: services.config.publicUrl }),
+  );
   await app.register(securityInfoPages(services));
   await app.register(mySigninsPages(services));
   await app.register(adminConsolePages(services));

@@ -44,6 +44,7 @@ import { SigningKeys } from '../oidc/signing-keys.ts';
 import { oidcPages } from '../oidc/oidc-pages.ts';
 import { OidcRevocation } from '../oidc/oidc-revocation.ts';
 import { cookieNames } from '../http/cookie-names.ts';
+import { RequestAuth } from '../http/authenticate.ts';
 import { Sweeper } from '../retention/sweeper.ts';
 import { expirySweeps } from '../retention/sweeps.ts';
 import nodeCluster from 'node:cluster';
@@ -83,6 +84,8 @@ export interface Services {
   oidcRevocation: OidcRevocation;
   knownBrowsers: KnownBrowsers;
   anonymousStarts: AnonymousStarts;
+  /** Who is behind a request (sessions, admin tokens, the session cookie). */
+  auth: RequestAuth;
   /** The report worker thread (sign-in log queries and exports). */
   reportReader: ReportReader;
   /** Removes expired records; started by `startNode`, run by hand in tests (`runOnce`). */
@@ -296,6 +299,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     oidcRevocation,
     knownBrowsers,
     anonymousStarts,
+    auth: new RequestAuth({ sessions, users, tenants, adminTokens, publicUrl: config.publicUrl }),
     sweeper,
     reportReader: reports,
     cluster,

@@ -5,7 +5,7 @@ import type { Users, UserWithSecret } from '../directory/users.ts';
 import type { PasswordHasher, WorkWindow } from '../directory/password-hasher.ts';
 import type { Credentials, Credential } from '../methods/credentials.ts';
 import type { MethodRegistry } from '../methods/registry.ts';
-import type { VerifyInput } from '../methods/method.ts';
+import type { ChallengeResult, VerifyInput } from '../methods/method.ts';
 import type { Sessions } from '../sessions/sessions.ts';
 import type { SigninEvents } from '../activity/signin-events.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -13,6 +13,8 @@ import { randomToken } from '../crypto/random.ts';
 import type { AbuseLimits, Attempt, Place } from './abuse-limits.ts';
 import { FLOW_LIFETIME_MS, FLOW_MAX_ATTEMPTS, flowFailuresKey, flowKey, type Flow, type FlowRef } from './flow.ts';
 import { methodChoices, type MethodChoice } from './method-choices.ts';
+import type { FactorPrompt, IssuedSession, NextStep, RememberedBrowser } from './next-step.ts';
+import { describeMethod } from '../methods/registry.ts';
 import type { AccessPass, AccessPasses } from '../methods/tap/access-passes.ts';
 import type { AuditLog } from '../activity/audit-log.ts';
 import type { User } from '../directory/users.ts';
@@ -34,23 +36,7 @@ export interface RequestContext extends WorkWindow {
   knownBrowser?: string | undefined;
 }
 
-/** A token for the browser to keep, when it asked to be remembered. */
-export interface RememberedBrowser {
-  token: string;
-  expiresAt: number;
-}
-
-export interface IssuedSession {
-  token: string;
-  expiresAt: string;
-  /** Whose session it is (for the pages' known-browser mark; not part of the API answer). */
-  userId: string;
-}
-
-export type PasswordStepResult =
-  | { state: 'factor_required'; flow: string; methods: MethodChoice[] }
-  | { state: 'registration_required'; flow: null; methods: MethodChoice[]; session: IssuedSession }
-  | { state: 'complete'; flow: null; methods: MethodChoice[]; session: IssuedSession };
+export type { IssuedSession, RememberedBrowser } from './next-step.ts';
 
 /** When the user's sign-ins in progress were last ended; a flow begun before then is gone. */
 const flowsEndedKey = (tenantId: string, userId: string) => `flows-ended:${tenantId}:${userId}`;
@@ -121,7 +107,7 @@ export class SigninService {
     return user;
   }
 
-  async passwordStep(tenant: Tenant, username: string, password: string, ctx: RequestContext): Promise<PasswordStepResult> {
+  async passwordStep(tenant: Tenant, username: string, password: string, ctx: RequestContext): Promise<NextStep> {
     const { deps } = this;
     const user = await this.firstFactor(tenant, username, ctx, 'password', (u) =>
       u?.passwordHash ? deps.hasher.verify(u.passwordHash, password, ctx) : deps.hasher.verifyNothing(password, ctx),
@@ -137,12 +123,12 @@ export class SigninService {
       if (methods.length === 0 && (mfaRequired || user.mustRegister)) {
         await this.record(tenant, user, username, ctx, 'password', 'success', 'registration_required', 'password');
         await this.alertIfBreakGlass(tenant, user, 'password');
-        return { state: 'registration_required', flow: null, methods, session: await this.issueSession(tenant, user.id, 'register', ['pwd'], ctx) };
+        return { kind: 'register', methods, session: await this.issueSession(tenant, user.id, 'register', ['pwd'], ctx) };
       }
       if (!mfaRequired && !user.mustRegister) {
         await this.record(tenant, user, username, ctx, 'password', 'success', 'ok', 'password');
         await this.alertIfBreakGlass(tenant, user, 'password');
-        return { state: 'complete', flow: null, methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd'], ctx) };
+        return { kind: 'done', methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd'], ctx) };
       }
       // Only a valid TAP: it is the second factor.
     }
@@ -152,16 +138,16 @@ export class SigninService {
     if (!ctx.requireMfa && (await deps.devices.recognises(tenant, user.id, ctx.rememberedDevice))) {
       await this.record(tenant, user, username, ctx, 'password', 'success', 'remembered_device', 'password');
       await this.alertIfBreakGlass(tenant, user, 'password');
-      return { state: 'complete', flow: null, methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd'], ctx) };
+      return { kind: 'done', methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd'], ctx) };
     }
     if (!methods.some((m) => m.available)) {
       await this.record(tenant, user, username, ctx, 'password', 'failure', 'no_usable_method', 'password');
-      throw new AppError('no-usable-method', undefined, { methods }, 60);
+      return { kind: 'no-way-in', methods, retryAfter: 60 };
     }
 
     const flowId = await this.openFlow(tenant, user, 'second-factor');
     await this.record(tenant, user, username, ctx, 'password', 'success', 'factor_required', 'password');
-    return { state: 'factor_required', flow: flowId, methods };
+    return { kind: 'factor', flow: flowId, methods };
   }
 
   /**
@@ -169,7 +155,7 @@ export class SigninService {
    * with no password, or someone who lost every method. The pass is strong
    * enough on its own; a user with no method gets a session that registers one.
    */
-  async tapStep(tenant: Tenant, username: string, tap: string, ctx: RequestContext): Promise<Exclude<PasswordStepResult, { state: 'factor_required' }>> {
+  async tapStep(tenant: Tenant, username: string, tap: string, ctx: RequestContext): Promise<Extract<NextStep, { kind: 'register' | 'done' }>> {
     const { deps } = this;
     let pass: AccessPass | undefined;
     const user = await this.firstFactor(tenant, username, ctx, 'tap', async (u) => {
@@ -184,10 +170,10 @@ export class SigninService {
     await this.alertIfBreakGlass(tenant, user, 'tap');
     if (!hasWayIn(methods) && (tenant.policy.mfaRequired || user.mustRegister)) {
       await this.record(tenant, user, username, ctx, 'password', 'success', 'registration_required', 'tap');
-      return { state: 'registration_required', flow: null, methods, session: await this.issueSession(tenant, user.id, 'register', ['tap'], ctx) };
+      return { kind: 'register', methods, session: await this.issueSession(tenant, user.id, 'register', ['tap'], ctx) };
     }
     await this.record(tenant, user, username, ctx, 'password', 'success', 'ok', 'tap');
-    return { state: 'complete', flow: null, methods, session: await this.issueSession(tenant, user.id, 'full', ['tap', 'mfa'], ctx) };
+    return { kind: 'done', methods, session: await this.issueSession(tenant, user.id, 'full', ['tap', 'mfa'], ctx) };
   }
 
   /** The second-factor choices of a flow still in progress. */
@@ -219,7 +205,7 @@ export class SigninService {
     return choices;
   }
 
-  async challenge(tenant: Tenant, ref: FlowRef, methodRef: string, ctx: Pick<RequestContext, 'ip'>): Promise<{ method: string; type: string } & Record<string, unknown>> {
+  async challenge(tenant: Tenant, ref: FlowRef, methodRef: string, ctx: Pick<RequestContext, 'ip'>): Promise<{ method: string; type: string } & ChallengeResult> {
     const flow = await this.loadFlow(tenant, ref);
     if (flow.kind === 'passkey') throw new AppError('invalid-state', 'a passkey sign-in was challenged when it started');
     if (methodRef === 'tap') {
@@ -255,9 +241,48 @@ export class SigninService {
     return { flow: flow.id, webauthn: extra.webauthn as Record<string, unknown> };
   }
 
-  async verify(tenant: Tenant, flowId: string, methodRef: string, input: VerifyInput, ctx: RequestContext): Promise<{ state: 'complete'; session: IssuedSession; remembered?: RememberedBrowser }> {
+  async verify(tenant: Tenant, flowId: string, methodRef: string, input: VerifyInput, ctx: RequestContext): Promise<Extract<NextStep, { kind: 'done' }>> {
     const { session, remembered } = await this.verifyInFlow(tenant, { id: flowId }, methodRef, input, ctx);
-    return { state: 'complete', session: session!, ...(remembered ? { remembered } : {}) };
+    return { kind: 'done', methods: [], session: session!, ...(remembered ? { remembered } : {}) };
+  }
+
+  /**
+   * Makes a second factor ready to answer: the chosen method (or the first
+   * choice) has its challenge started, a code sent unless `send` is false (a
+   * wrong code was typed: the one sent stands). A method whose channel is down
+   * gives way to the next that works, with a notice why; when none works the
+   * answer is `no-way-in`. The pages render what this returns and decide none of it.
+   */
+  async prepareFactor(tenant: Tenant, flowId: string, preferred: string | undefined, ctx: Pick<RequestContext, 'ip'>, options: { send: boolean }): Promise<FactorPrompt | Extract<NextStep, { kind: 'no-way-in' }>> {
+    let methods = await this.flowMethods(tenant, { id: flowId });
+    if (methods.length === 0) throw new AppError('flow-not-found');
+    let chosen = methods.find((m) => m.id === preferred) ?? methods.find((m) => m.type === preferred) ?? methods[0]!;
+    let notice: FactorPrompt['notice'];
+    for (;;) {
+      const outOfBand = describeMethod(chosen.type)?.outOfBand === true;
+      if (outOfBand && !options.send) return { flow: flowId, methods, chosen, challenge: {} };
+      // Any of the user's passkeys and security keys will do: the challenge names them all.
+      const ref = chosen.type === 'webauthn' ? 'webauthn' : chosen.id;
+      try {
+        const challenge = await this.challenge(tenant, { id: flowId }, ref, ctx);
+        return { flow: flowId, methods, chosen, challenge, ...(notice ? { notice } : {}) };
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        if (err.code === 'code-recently-sent' || err.code === 'send-limit') {
+          // A code already went out (or too many did): the form stays, for the code the person has.
+          const wait = `You can ask for a new code in ${err.retryAfter ?? 30} seconds.`;
+          const why = err.code === 'code-recently-sent' ? 'A code was sent moments ago; use that one.' : 'Too many codes were sent.';
+          return { flow: flowId, methods, chosen, challenge: {}, notice: { kind: 'error', text: `${why} ${wait}` } };
+        }
+        if (err.code !== 'method-unavailable') throw err;
+        methods = methods.map((m) => (m.type === chosen.type ? { ...m, available: false } : m));
+        const fallback = methods.find((m) => m.available);
+        const name = describeMethod(chosen.type)?.name ?? chosen.label;
+        if (!fallback) return { kind: 'no-way-in', methods, retryAfter: 60, why: `${name} can't be used right now.` };
+        notice = { kind: 'error', text: `${name} can't be used right now. Use another way to sign in.` };
+        chosen = fallback;
+      }
+    }
   }
 
   /**

@@ -5,7 +5,7 @@ export const emailDescriptor = {
   name: 'Email',
   noun: 'email code',
   strength: 40,
-  signin: { prompt: 'Enter the code from the email.', input: 'numeric', codeLabel: 'Code from the email', maxLength: 8 },
+  signin: { prompt: 'Enter the code from the email.', input: 'numeric', codeLabel: 'Email code', maxLength: 8 },
   // RFC 8176 has no value for email; it is a one-time password.
   amr: ['otp'],
   outOfBand: true,

@@ -14,6 +14,7 @@ import { secretContext, type Credential, type Credentials } from '../credentials
 import type { Method } from '../method.ts';
 import type { OneTimeCodes } from './one-time-codes.ts';
 import type { SendLimits, SendRequester } from './send-limits.ts';
+import type { SentCode } from './sent-code.ts';
 
 export interface OutOfBandDeps {
   credentials: Credentials;
@@ -38,14 +39,7 @@ const AMR: Record<Channel, string[]> = { sms: ['sms'], voice: ['tel'], email: ['
 // A pending phone or address not confirmed within this time can no longer be confirmed.
 const PENDING_LIFETIME_MS = 60 * 60_000;
 
-/** Where a code went, as answers show it. */
-export interface SentCode {
-  channel: Channel;
-  /** Masked. */
-  to: string;
-  expiresAt: string;
-  resendAfterSeconds: number;
-}
+export type { SentCode } from './sent-code.ts';
 
 export interface OutOfBandMethod extends Method {
   readonly channel: Channel;

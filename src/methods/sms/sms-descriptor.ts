@@ -5,7 +5,7 @@ export const smsDescriptor = {
   name: 'Text message',
   noun: 'text message',
   strength: 50,
-  signin: { prompt: 'Enter the code from the text message.', input: 'numeric', codeLabel: 'Code from the text message', maxLength: 8 },
+  signin: { prompt: 'Enter the code from the text message.', input: 'numeric', codeLabel: 'Text message code', maxLength: 8 },
   amr: ['sms'],
   outOfBand: true,
   phishingResistant: false,

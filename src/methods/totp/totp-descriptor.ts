@@ -5,7 +5,7 @@ export const totpDescriptor = {
   name: 'Authenticator app',
   noun: 'authenticator app',
   strength: 70,
-  signin: { prompt: 'Enter the 6-digit code from your authenticator app.', input: 'numeric', codeLabel: 'Code from the app', maxLength: 6 },
+  signin: { prompt: 'Enter the 6-digit code from your authenticator app.', input: 'numeric', codeLabel: 'Authenticator app code', maxLength: 6 },
   amr: ['otp'],
   outOfBand: false,
   phishingResistant: false,

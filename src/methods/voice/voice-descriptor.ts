@@ -5,7 +5,7 @@ export const voiceDescriptor = {
   name: 'Phone call',
   noun: 'phone call',
   strength: 45,
-  signin: { prompt: 'Enter the code we read out to you.', input: 'numeric', codeLabel: 'Code from the call', maxLength: 8 },
+  signin: { prompt: 'Enter the code we read out to you.', input: 'numeric', codeLabel: 'Phone call code', maxLength: 8 },
   amr: ['tel'],
   outOfBand: true,
   phishingResistant: false,

@@ -1,6 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AppError } from '../../errors/app-error.ts';
-import { requirePrincipal } from '../../http/authenticate.ts';
 import type { Services } from '../services.ts';
 import { DeliveryInfo, IdParams, MethodView, SigninEventView, signinEventView, WebAuthnAttestation } from './schemas.ts';
 import { requestContext } from '../../http/request-context.ts';
@@ -30,7 +29,7 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
         config: { admissionClass: 'self-service' },
       },
       async (request) => {
-        const { user, tenant, session } = await requirePrincipal(services, request, 'view-account');
+        const { user, tenant, session } = await services.auth.requirePrincipal(request, 'view-account');
         return {
           id: user.id,
           tenant: tenant.slug,
@@ -46,7 +45,7 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
       '/api/v1/me/methods',
       { schema: { tags: ['self-service'], security: bearer, response: { 200: Type.Array(MethodView) } }, config: { admissionClass: 'self-service' } },
       async (request) => {
-        const { user, tenant } = await requirePrincipal(services, request, 'list-methods');
+        const { user, tenant } = await services.auth.requirePrincipal(request, 'list-methods');
         return services.management.list(tenant, user);
       },
     );
@@ -84,7 +83,7 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
         config: { admissionClass: 'self-service' },
       },
       async (request, reply) => {
-        const { user, tenant, session } = await requirePrincipal(services, request, 'add-method');
+        const { user, tenant, session } = await services.auth.requirePrincipal(request, 'add-method');
         const { type, label, attestation, to } = request.body;
         if (type === 'webauthn' && !attestation) throw new AppError('invalid-request', 'a webauthn registration needs the attestation from POST /api/v1/me/methods/webauthn/options');
         const result = await services.management.enrol(tenant, user, session, type, { label, attestation, to }, request.ip);
@@ -107,7 +106,7 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
         config: { admissionClass: 'self-service' },
       },
       async (request) => {
-        const { user, tenant, session } = await requirePrincipal(services, request, 'add-method');
+        const { user, tenant, session } = await services.auth.requirePrincipal(request, 'add-method');
         return services.management.webauthnOptions(tenant, user, session, request.body?.kind ?? 'passkey');
       },
     );
@@ -125,7 +124,7 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
         config: { admissionClass: 'self-service', hashes: true },
       },
       async (request) => {
-        const principal = await requirePrincipal(services, request, 'change-password');
+        const principal = await services.auth.requirePrincipal(request, 'change-password');
         const sessionsEnded = await services.passwords.change(principal.tenant, principal.user, principal.session, request.body.currentPassword, request.body.newPassword, requestContext(request));
         return { changed: true as const, sessionsEnded };
       },
@@ -144,7 +143,7 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
         config: { admissionClass: 'self-service' },
       },
       async (request) => {
-        const { user, tenant, session } = await requirePrincipal(services, request, 'confirm-method');
+        const { user, tenant, session } = await services.auth.requirePrincipal(request, 'confirm-method');
         return services.management.confirm(tenant, user, session, request.params.id, request.body.code);
       },
     );
@@ -162,7 +161,7 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
         config: { admissionClass: 'self-service' },
       },
       async (request) => {
-        const { user, tenant, session } = await requirePrincipal(services, request, 'resend-confirmation');
+        const { user, tenant, session } = await services.auth.requirePrincipal(request, 'resend-confirmation');
         return services.management.resendConfirmation(tenant, user, session, request.params.id, request.ip);
       },
     );
@@ -180,7 +179,7 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
         config: { admissionClass: 'self-service' },
       },
       async (request) => {
-        const { user, tenant, session } = await requirePrincipal(services, request, 'change-method');
+        const { user, tenant, session } = await services.auth.requirePrincipal(request, 'change-method');
         return services.management.update(tenant, user, session, request.params.id, request.body);
       },
     );
@@ -189,7 +188,7 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
       '/api/v1/me/methods/:id',
       { schema: { tags: ['self-service'], security: bearer, params: IdParams }, config: { admissionClass: 'self-service' } },
       async (request, reply) => {
-        const { user, tenant, session } = await requirePrincipal(services, request, 'remove-method');
+        const { user, tenant, session } = await services.auth.requirePrincipal(request, 'remove-method');
         await services.management.remove(tenant, user, session, request.params.id);
         return reply.code(204).send();
       },
@@ -215,7 +214,7 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
         config: { admissionClass: 'self-service' },
       },
       async (request) => {
-        const { user, tenant } = await requirePrincipal(services, request, 'view-signins');
+        const { user, tenant } = await services.auth.requirePrincipal(request, 'view-signins');
         const page = await services.events.listForUser(tenant.id, user.id, request.query.limit ?? 20, request.query.cursor);
         return {
           items: page.items.map(signinEventView),
@@ -237,7 +236,7 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
         config: { admissionClass: 'self-service' },
       },
       async (request) => {
-        const { user, tenant, session } = await requirePrincipal(services, request, 'report-signin');
+        const { user, tenant, session } = await services.auth.requirePrincipal(request, 'report-signin');
         const sessionsEnded = await services.reports.report(tenant, user, session, request.params.id);
         return { reported: true as const, sessionsEnded };
       },
@@ -247,7 +246,7 @@ export function meApi(services: Services): FastifyPluginAsyncTypebox {
       '/api/v1/me/session',
       { schema: { tags: ['self-service'], security: bearer, summary: 'Sign out: ends this session' }, config: { admissionClass: 'self-service' } },
       async (request, reply) => {
-        const { session } = await requirePrincipal(services, request, 'sign-out');
+        const { session } = await services.auth.requirePrincipal(request, 'sign-out');
         await services.sessions.revoke(session);
         return reply.code(204).send();
       },

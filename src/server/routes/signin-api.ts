@@ -1,6 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AppError } from '../../errors/app-error.ts';
 import { requestContext } from '../../http/request-context.ts';
+import { apiState } from '../../signin/next-step.ts';
 import type { Services } from '../services.ts';
 import { DeliveryInfo, FlowParams, IssuedSession, MethodChoice, TenantParams, WebAuthnAssertion } from './schemas.ts';
 
@@ -42,8 +43,9 @@ export function signinApi(services: Services): FastifyPluginAsyncTypebox {
         const tenant = await tenantOf(request.params.tenant);
         const { username, password, tap } = request.body;
         if ((password === undefined) === (tap === undefined)) throw new AppError('invalid-request', 'send either password or tap');
-        if (tap !== undefined) return services.signin.tapStep(tenant, username, tap, requestContext(request));
-        return services.signin.passwordStep(tenant, username, password!, requestContext(request));
+        const step = tap !== undefined ? await services.signin.tapStep(tenant, username, tap, requestContext(request)) : await services.signin.passwordStep(tenant, username, password!, requestContext(request));
+        if (step.kind === 'no-way-in') throw new AppError('no-usable-method', undefined, { methods: step.methods }, step.retryAfter);
+        return apiState(step);
       },
     );
 
@@ -90,7 +92,8 @@ export function signinApi(services: Services): FastifyPluginAsyncTypebox {
       async (request) => {
         const tenant = await tenantOf(request.params.tenant);
         const { method, code, assertion } = request.body;
-        return services.signin.verify(tenant, request.params.flow, method, { code, assertion }, requestContext(request));
+        const { session } = await services.signin.verify(tenant, request.params.flow, method, { code, assertion }, requestContext(request));
+        return { state: 'complete' as const, session };
       },
     );
 
