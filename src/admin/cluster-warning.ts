@@ -1,4 +1,4 @@
-import { html, type SafeHtml } from '../portal/html.ts';
+import { html, type SafeHtml } from '../http/page/html.ts';
 import type { ClusterMonitor } from '../cluster/cluster-monitor.ts';
 
 /**

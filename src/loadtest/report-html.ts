@@ -1,4 +1,4 @@
-import { html, type SafeHtml } from '../portal/html.ts';
+import { html, type SafeHtml } from '../http/page/html.ts';
 import { KIND_NAMES, type Kind } from './journeys.ts';
 import type { Figures, SecondFigures } from './recorder.ts';
 

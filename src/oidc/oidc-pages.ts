@@ -1,6 +1,6 @@
 import type { Tenant } from '../directory/tenants.ts';
-import { html, trustedHtml } from '../portal/html.ts';
-import { alert, layout } from '../portal/layout.ts';
+import { html, trustedHtml } from '../http/page/html.ts';
+import { alert, layout } from '../http/page/layout.ts';
 
 const SCOPE_WORDS: Record<string, string> = {
   openid: 'Know who you are (your user id)',

@@ -7,7 +7,7 @@ import type { Services } from '../server/services.ts';
 import type { Tenant } from '../directory/tenants.ts';
 import { ACR_MFA, ACR_PASSWORD, INTERACTION_TTL_S, requestsMfa } from './provider-registry.ts';
 import { oidcPages } from './oidc-pages.ts';
-import { formRoute } from '../portal/form-route.ts';
+import { formRoute } from '../http/page/form-route.ts';
 import { CONTINUE_COOKIE } from '../http/cookie-names.ts';
 import { contentSecurityPolicy, securityHeaders } from '../http/security-headers.ts';
 

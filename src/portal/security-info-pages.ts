@@ -4,11 +4,11 @@ import { AppError } from '../errors/app-error.ts';
 import type { Principal } from '../http/authenticate.ts';
 import type { Services } from '../server/services.ts';
 import type { MethodView } from '../methods/method-management.ts';
-import { html, trustedHtml } from './html.ts';
-import { alert } from './layout.ts';
+import { html, trustedHtml } from '../http/page/html.ts';
+import { alert } from '../http/page/layout.ts';
 import { principalPages } from './principal-page.ts';
-import { formRoute } from './form-route.ts';
-import { landingPath, OIDC_NEXT, type NextPage } from './landing.ts';
+import { formRoute } from '../http/page/form-route.ts';
+import { landingPath, OIDC_NEXT, type NextPage } from '../http/page/landing.ts';
 import { CONTINUE_COOKIE } from '../http/cookie-names.ts';
 
 const Field = (max = 200) => Type.Optional(Type.String({ maxLength: max }));

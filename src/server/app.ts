@@ -29,7 +29,7 @@ import { oidcRoutes } from '../oidc/oidc-routes.ts';
 import { appApi } from './routes/app-api.ts';
 import { opsRoutes, type Readiness } from './routes/ops.ts';
 import { signinRoutes } from '../portal/routes/signin-routes.ts';
-import { tenantLookup } from '../portal/routes/tenant-lookup.ts';
+import { tenantLookup } from '../http/page/tenant-lookup.ts';
 import { securityInfoPages } from '../portal/security-info-pages.ts';
 import { mySigninsPages } from '../portal/my-signins-pages.ts';
 

@@ -1,5 +1,5 @@
-import { html } from '../portal/html.ts';
-import { layout } from '../portal/layout.ts';
+import { html } from '../http/page/html.ts';
+import { layout } from '../http/page/layout.ts';
 import type { ChannelHealth } from '../delivery/provider-chain.ts';
 import type { ClusterView } from '../cluster/headroom.ts';
 

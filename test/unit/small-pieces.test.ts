@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { containsSecret } from '../helpers/contains-secret.ts';
 import { sourceKey } from '../../src/signin/source-key.ts';
-import { html, trustedHtml } from '../../src/portal/html.ts';
+import { html, trustedHtml } from '../../src/http/page/html.ts';
 import { loadConfig, ConfigError } from '../../src/config/config.ts';
 import { normaliseUsername, isValidUsername } from '../../src/directory/username.ts';
 import { newSortableId, normaliseBase32 } from '../../src/crypto/random.ts';

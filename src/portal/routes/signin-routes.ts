@@ -10,12 +10,12 @@ import type { KnownBrowsers } from '../../signin/known-browsers.ts';
 import type { IssuedSession } from '../../signin/next-step.ts';
 import type { Sessions } from '../../sessions/sessions.ts';
 import type { OidcRevocation } from '../../oidc/oidc-revocation.ts';
-import { landingPath, needsSecondFactor, NEXT_PAGES, OIDC_NEXT, type NextPage } from '../landing.ts';
-import { formRoute } from '../form-route.ts';
+import { landingPath, needsSecondFactor, NEXT_PAGES, OIDC_NEXT, type NextPage } from '../../http/page/landing.ts';
+import { formRoute } from '../../http/page/form-route.ts';
 import { factorView, noWayInView, passwordView, signingInView, tapView } from '../views/signin-views.ts';
 import { CONTINUE_COOKIE, DEVICE_COOKIE, KNOWN_BROWSER_COOKIE, OIDC_SESSION_COOKIE } from '../../http/cookie-names.ts';
-import { sendPage } from './send-page.ts';
-import type { TenantLookup } from './tenant-lookup.ts';
+import { sendPage } from '../../http/page/send-page.ts';
+import type { TenantLookup } from '../../http/page/tenant-lookup.ts';
 
 const Field = (max = 1024) => Type.Optional(Type.String({ maxLength: max }));
 const PageParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });

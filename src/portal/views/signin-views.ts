@@ -1,10 +1,10 @@
-import { html, jsonScript } from '../html.ts';
-import { layout } from '../layout.ts';
-import type { NextPage } from '../landing.ts';
+import { html, jsonScript } from '../../http/page/html.ts';
+import { layout } from '../../http/page/layout.ts';
+import type { NextPage } from '../../http/page/landing.ts';
 import { describeMethod } from '../../methods/registry.ts';
 import type { FactorPrompt } from '../../signin/next-step.ts';
-import { csrfField, hiddenFields } from './parts/hidden-fields.ts';
-import { errorSummary, notice } from './parts/error-summary.ts';
+import { csrfField, hiddenFields } from '../../http/page/parts/hidden-fields.ts';
+import { errorSummary, notice } from '../../http/page/parts/error-summary.ts';
 import { otherMethods } from './parts/method-list.ts';
 
 /** The tenant as the sign-in pages show it. */

@@ -1,7 +1,7 @@
-import { html, type SafeHtml } from '../../html.ts';
+import { html, type SafeHtml } from '../../../http/page/html.ts';
 import { methodName } from '../../../methods/registry.ts';
 import type { MethodChoice } from '../../../signin/method-choices.ts';
-import { hiddenFields } from './hidden-fields.ts';
+import { hiddenFields } from '../../../http/page/parts/hidden-fields.ts';
 
 /**
  * The other ways to sign in, each a button that switches to it (those whose

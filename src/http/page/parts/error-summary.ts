@@ -1,5 +1,5 @@
-import type { SafeHtml } from '../../html.ts';
-import { alert } from '../../layout.ts';
+import type { SafeHtml } from '../html.ts';
+import { alert } from '../layout.ts';
 
 /** What went wrong, announced to screen readers; nothing when all is well. */
 export const errorSummary = (message: string | undefined): SafeHtml | string => alert('error', message);

@@ -1,6 +1,6 @@
 import type { TSchema } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import type { AdmissionClass } from '../admission/admission-class.ts';
+import type { AdmissionClass } from '../../admission/admission-class.ts';
 
 /**
  * What every page form post shares: its schemas (hidden from the API document),

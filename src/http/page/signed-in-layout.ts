@@ -1,0 +1,15 @@
+import type { SafeHtml } from './html.ts';
+import { layout } from './layout.ts';
+
+/** The layout of a page for someone signed in: their name and a sign-out button in the header. */
+export function signedInLayout(v: { title: string; tenant: { slug: string; name: string }; username: string; csrf: string; body: SafeHtml; scripts?: boolean; wide?: boolean }): string {
+  return layout({
+    title: v.title,
+    tenantName: v.tenant.name,
+    body: v.body,
+    scripts: v.scripts,
+    wide: v.wide,
+    signedInAs: v.username,
+    signOut: { action: `/t/${v.tenant.slug}/signout`, csrf: v.csrf },
+  });
+}
