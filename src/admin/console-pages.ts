@@ -11,7 +11,7 @@ import { alert, layout } from '../http/page/layout.ts';
 import { clusterWarning } from './cluster-warning.ts';
 import { principalPages } from '../portal/principal-page.ts';
 import { formRoute } from '../http/page/form-route.ts';
-import { when } from '../portal/security-info-pages.ts';
+import { when } from '../http/page/parts/when.ts';
 import { describeUserAgent } from '../portal/user-agent.ts';
 import { sendSigninExport } from './csv.ts';
 import { isoTime } from '../server/routes/schemas.ts';

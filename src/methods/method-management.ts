@@ -5,7 +5,7 @@ import type { User } from '../directory/users.ts';
 import type { Session, Sessions } from '../sessions/sessions.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Credentials, Credential } from './credentials.ts';
-import type { MethodRegistry } from './registry.ts';
+import { METHOD_MODULES, type MethodRegistry, type MethodType } from './registry.ts';
 import type { Activation, EnrolInput } from './method.ts';
 import type { AuthenticatorKind } from './webauthn/webauthn-method.ts';
 import type { SentCode } from './out-of-band/out-of-band-method.ts';
@@ -52,6 +52,21 @@ export class MethodManagement {
       const active = await this.deps.credentials.listForUser(tenant.id, user.id, 'active');
       if (active.length > 0) throw new AppError('second-factor-required', 'sign in with one of your methods to change them');
     }
+  }
+
+  /**
+   * The method types this session may add now, strongest first: allowed by the
+   * tenant's policy, addable by people at all, with a way to deliver their codes,
+   * and within the session's scope (a registration session: a first method that
+   * proves itself).
+   */
+  addable(tenant: Tenant, session: Pick<Session, 'scope'>): MethodType[] {
+    return METHOD_MODULES.map((m) => m.descriptor)
+      .filter((d) => d.enrolment !== null && tenant.policy.allowedMethods.includes(d.type))
+      .filter((d) => !d.outOfBand || this.deps.methods.outOfBand(d.type)?.configured() === true)
+      .filter((d) => session.scope === 'full' || d.provesPossessionAtSetup)
+      .sort((a, b) => b.strength - a.strength)
+      .map((d) => d.type);
   }
 
   async list(tenant: Tenant, user: User): Promise<MethodView[]> {

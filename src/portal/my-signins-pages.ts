@@ -11,7 +11,7 @@ import { principalPages } from './principal-page.ts';
 import { formRoute } from '../http/page/form-route.ts';
 import { describeUserAgent } from './user-agent.ts';
 import { sessionMay } from '../sessions/session-scope.ts';
-import { when } from './security-info-pages.ts';
+import { when } from '../http/page/parts/when.ts';
 
 const Field = (max = 200) => Type.Optional(Type.String({ maxLength: max }));
 const PageParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });

@@ -30,7 +30,7 @@ import { appApi } from './routes/app-api.ts';
 import { opsRoutes, type Readiness } from './routes/ops.ts';
 import { signinRoutes } from '../portal/routes/signin-routes.ts';
 import { tenantLookup } from '../http/page/tenant-lookup.ts';
-import { securityInfoPages } from '../portal/security-info-pages.ts';
+import { securityInfoRoutes } from '../portal/routes/security-info-routes.ts';
 import { mySigninsPages } from '../portal/my-signins-pages.ts';
 
 declare module 'fastify' {
@@ -212,7 +212,9 @@ export async function buildApp(services: Services, options: AppOptions) {
   await app.register(
     signinRoutes({ tenants: tenantPages, signin: services.signin, auth: services.auth, sessions: services.sessions, oidcRevocation: services.oidcRevocation, knownBrowsers: services.knownBrowsers, publicUrl: services.config.publicUrl }),
   );
-  await app.register(securityInfoPages(services));
+  await app.register(
+    securityInfoRoutes({ tenants: tenantPages, auth: services.auth, management: services.management, sessions: services.sessions, codeLifetimeMinutes: services.config.delivery.code.lifetimeMinutes }),
+  );
   await app.register(mySigninsPages(services));
   await app.register(adminConsolePages(services));
   await app.register(oidcRoutes(services));

@@ -43,6 +43,8 @@ export type { SentCode } from './sent-code.ts';
 
 export interface OutOfBandMethod extends Method {
   readonly channel: Channel;
+  /** Whether this server has any provider for the channel at all (down or not). */
+  configured(): boolean;
   /** Sends a fresh confirmation code to a pending credential. */
   resendConfirmation(tenant: Tenant, credential: Credential, requester?: SendRequester): Promise<{ delivery: SentCode }>;
 }
@@ -97,6 +99,7 @@ export function createOutOfBandMethod(channel: Channel, deps: OutOfBandDeps): Ou
     enrolmentProvesPossession: false,
 
     available: () => deps.delivery.available(channel),
+    configured: () => deps.delivery.configured(channel),
 
     async enrol(tenant, user, input) {
       if (!deps.delivery.configured(channel)) throw new AppError('method-unavailable', `This server has no provider for ${CHANNEL_NAMES[channel]}`);
