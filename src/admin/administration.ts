@@ -12,7 +12,7 @@ import type { AuditLog, AuditEntry } from '../activity/audit-log.ts';
 import type { AdminSigninEvent, Page, SigninEvents, SigninFilter } from '../activity/signin-events.ts';
 import type { ExportFormat } from '../activity/signin-export-format.ts';
 import { AppError } from '../errors/app-error.ts';
-import { validateNewPassword } from '../directory/password-change.ts';
+import { validateNewPassword } from '../directory/password-rules.ts';
 import type { AdminTokens, AdminTokenView } from '../directory/admin-tokens.ts';
 
 /** Who acts: `admin-token:{id}` (the API), `user:{id}` (an administrator in the console) or `cli`. */

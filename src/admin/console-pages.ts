@@ -12,7 +12,7 @@ import { clusterWarning } from './cluster-warning.ts';
 import { principalPages } from '../portal/principal-page.ts';
 import { formRoute } from '../http/page/form-route.ts';
 import { when } from '../http/page/parts/when.ts';
-import { describeUserAgent } from '../portal/user-agent.ts';
+import { describeUserAgent } from '../http/page/user-agent.ts';
 import { sendSigninExport } from './csv.ts';
 import { isoTime } from '../server/routes/schemas.ts';
 import { randomToken } from '../crypto/random.ts';

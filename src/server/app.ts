@@ -31,7 +31,7 @@ import { opsRoutes, type Readiness } from './routes/ops.ts';
 import { signinRoutes } from '../portal/routes/signin-routes.ts';
 import { tenantLookup } from '../http/page/tenant-lookup.ts';
 import { securityInfoRoutes } from '../portal/routes/security-info-routes.ts';
-import { mySigninsPages } from '../portal/my-signins-pages.ts';
+import { mySigninsRoutes } from '../portal/routes/my-signins-routes.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -215,7 +215,7 @@ export async function buildApp(services: Services, options: AppOptions) {
   await app.register(
     securityInfoRoutes({ tenants: tenantPages, auth: services.auth, management: services.management, sessions: services.sessions, codeLifetimeMinutes: services.config.delivery.code.lifetimeMinutes }),
   );
-  await app.register(mySigninsPages(services));
+  await app.register(mySigninsRoutes({ tenants: tenantPages, auth: services.auth, events: services.events, reports: services.reports, passwords: services.passwords }));
   await app.register(adminConsolePages(services));
   await app.register(oidcRoutes(services));
   return app;

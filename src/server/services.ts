@@ -14,7 +14,7 @@ import { Tenants } from '../directory/tenants.ts';
 import { Users } from '../directory/users.ts';
 import { ProfileSeal } from '../directory/profile-seal.ts';
 import { AdminTokens } from '../directory/admin-tokens.ts';
-import { PasswordChange } from '../directory/password-change.ts';
+import { PasswordChange } from '../signin/password-change.ts';
 import { Credentials } from '../methods/credentials.ts';
 import { createMethodRegistry, type MethodRegistry } from '../methods/registry.ts';
 import { relyingPartyFrom } from '../methods/webauthn/webauthn-method.ts';

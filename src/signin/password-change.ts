@@ -1,18 +1,12 @@
-import type { Tenant } from './tenants.ts';
-import type { User, Users } from './users.ts';
-import type { PasswordHasher } from './password-hasher.ts';
+import type { Tenant } from '../directory/tenants.ts';
+import type { User, Users } from '../directory/users.ts';
+import type { PasswordHasher } from '../directory/password-hasher.ts';
+import { validateNewPassword } from '../directory/password-rules.ts';
 import type { Session, Sessions } from '../sessions/sessions.ts';
-import type { AbuseLimits } from '../signin/abuse-limits.ts';
-import type { RequestContext } from '../signin/signin-service.ts';
-import { AppError } from '../errors/app-error.ts';
-import { normaliseUsername } from './username.ts';
 import { requireSessionMay } from '../sessions/session-scope.ts';
-import { isCommonPassword } from './common-passwords.ts';
-
-// NIST 800-63B 3.1.1.2: at least 8 characters when the password is one factor
-// of several, at least 64 allowed; no composition rules.
-export const PASSWORD_MIN = 8;
-export const PASSWORD_MAX = 1024;
+import { AppError } from '../errors/app-error.ts';
+import type { AbuseLimits } from './abuse-limits.ts';
+import type { RequestContext } from './signin-service.ts';
 
 export interface PasswordChangeDeps {
   users: Users;
@@ -40,12 +34,4 @@ export class PasswordChange {
     await this.deps.users.setPasswordHash(tenant.id, user.id, await this.deps.hasher.hash(next));
     return this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id);
   }
-}
-
-export function validateNewPassword(username: string, password: string): void {
-  if ([...password].length < PASSWORD_MIN || password.length > PASSWORD_MAX) {
-    throw new AppError('invalid-request', `a password is ${PASSWORD_MIN} to ${PASSWORD_MAX} characters`);
-  }
-  if (normaliseUsername(password) === normaliseUsername(username)) throw new AppError('invalid-request', 'the password must not be the username');
-  if (isCommonPassword(password)) throw new AppError('invalid-request', 'that password is one of the most common ones, which attackers try first; choose another (a few unrelated words work well)');
 }
