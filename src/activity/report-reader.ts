@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import type { CompiledQuery } from 'kysely';
 import type { Engine } from '../store/durable/database.ts';
 import { AppError } from '../errors/app-error.ts';
-import type { AdminSigninEvent } from './signin-events.ts';
+import type { AdminSigninEvent } from './signin-event.ts';
 import type { ExportFormat } from './signin-export-format.ts';
 
 export interface ReportWorkerData {

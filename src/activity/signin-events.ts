@@ -6,6 +6,7 @@ import { newSortableId } from '../crypto/random.ts';
 import type { GroupCommit } from '../store/durable/group-commit.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { ReportReader } from './report-reader.ts';
+import type { AdminSigninEvent, SigninEvent } from './signin-event.ts';
 import { SIGNIN_CSV_HEADER, type ExportFormat } from './signin-export-format.ts';
 
 /** Rows per export page: a few milliseconds of work for the worker, a few hundred KB of text. */
@@ -25,23 +26,7 @@ export interface SigninEventInput {
   method?: string | undefined;
 }
 
-export interface SigninEvent {
-  id: string;
-  at: number;
-  ip: string | null;
-  userAgent: string | null;
-  app: string | null;
-  step: string;
-  method: string | null;
-  outcome: 'success' | 'failure';
-  reason: string;
-  reportedAt: number | null;
-}
-
-export interface AdminSigninEvent extends SigninEvent {
-  userId: string | null;
-  username: string;
-}
+export type { AdminSigninEvent, SigninEvent } from './signin-event.ts';
 
 export interface SigninFilter {
   userId?: string | undefined;

@@ -1,4 +1,4 @@
-import type { AdminSigninEvent } from './signin-events.ts';
+import type { AdminSigninEvent } from './signin-event.ts';
 
 /**
  * How the sign-in log is written out for reports: CSV and NDJSON lines. Pure

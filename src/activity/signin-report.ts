@@ -1,4 +1,4 @@
-import type { Tenant } from '../directory/tenants.ts';
+import type { Tenant } from '../directory/tenant.ts';
 import type { User, Users } from '../directory/users.ts';
 import type { Session, Sessions } from '../sessions/sessions.ts';
 import { AppError } from '../errors/app-error.ts';

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AppError } from '../errors/app-error.ts';
 import type { Services } from '../server/services.ts';
-import type { Tenant } from '../directory/tenants.ts';
+import type { Tenant } from '../directory/tenant.ts';
 import { IdParams, isoTime, MethodView, Nullable, SigninEventView, signinEventView } from '../server/routes/schemas.ts';
 import type { AdminSigninEvent, SigninFilter } from '../activity/signin-events.ts';
 import { sendSigninExport } from './csv.ts';

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
-import type { Tenant } from '../directory/tenants.ts';
+import type { Tenant } from '../directory/tenant.ts';
 import type { SigninFilter } from '../activity/signin-events.ts';
 import type { ExportFormat } from '../activity/signin-export-format.ts';
 import type { Administration } from './administration.ts';

@@ -231,7 +231,7 @@ export function buildProgram(): Command {
     .description('write a consistent backup of the embedded store while the node runs (never the master key) and print what it holds')
     .action(async (file: string) => {
       await backupErrorsAre(UsageError, async () => {
-        const { backupCreate } = await import('../backup/backup-commands.ts');
+        const { backupCreate } = await import('./backup-commands.ts');
         const { report, warnings } = await backupCreate(loadConfig(), file);
         out(report);
         warn(warnings);
@@ -243,7 +243,7 @@ export function buildProgram(): Command {
     .description('check a backup: whole, a known schema, and with the master keys configured here, the right keys and an intact audit chain; exit 1 if not')
     .action(async (file: string) => {
       await backupErrorsAre(CheckFailed, async () => {
-        const { backupVerify } = await import('../backup/backup-commands.ts');
+        const { backupVerify } = await import('./backup-commands.ts');
         const result = await backupVerify(loadConfig(), file);
         out({ ok: result.ok, ...result.report });
         warn(result.warnings);
@@ -256,7 +256,7 @@ export function buildProgram(): Command {
     .description('restore a backup into an empty data dir (STEADFAST_DATA_DIR), with the master key supplied as usual')
     .action(async (file: string) => {
       await backupErrorsAre(UsageError, async () => {
-        const { backupRestore } = await import('../backup/backup-commands.ts');
+        const { backupRestore } = await import('./backup-commands.ts');
         const { report, warnings } = await backupRestore(loadConfig(), file);
         out(report);
         warn(warnings);

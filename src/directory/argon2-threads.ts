@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import type { Argon2 } from './password-hasher.ts';
+import type { Argon2 } from './argon2.ts';
 
 /**
  * How much lower than the event loop hashing threads run (Linux nice, per

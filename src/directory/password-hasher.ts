@@ -4,6 +4,7 @@ import { AppError } from '../errors/app-error.ts';
 import { Bulkhead, type BulkheadEvents } from '../admission/bulkhead.ts';
 import { currentTicket } from '../admission/work-ticket.ts';
 import { sharedArgon2Threads } from './argon2-threads.ts';
+import type { Argon2, Argon2Params } from './argon2.ts';
 
 // @node-rs/argon2 declares Algorithm as a const enum, which isolated-module
 // compilers cannot inline; 2 is its Argon2id member.
@@ -12,7 +13,7 @@ const ARGON2ID = 2 as NonNullable<Options['algorithm']>;
 /** OWASP's Argon2id baseline: 19 MiB, 2 passes, 1 lane. */
 export const ARGON2_PARAMS = Object.freeze({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
 
-type Params = { memoryCost: number; timeCost: number; parallelism: number };
+type Params = Argon2Params;
 
 /** Whether hashing for a request is still worth starting. */
 export interface WorkWindow {
@@ -23,10 +24,7 @@ export interface WorkWindow {
 }
 
 /** The Argon2id implementation; tests put one in that they can hold and count. */
-export interface Argon2 {
-  hash(secret: string, options: Params & { algorithm: NonNullable<Options['algorithm']> }): Promise<string>;
-  verify(storedHash: string, secret: string): Promise<boolean>;
-}
+export type { Argon2 } from './argon2.ts';
 
 export interface PasswordHasherOptions {
   params?: Params;

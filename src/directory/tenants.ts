@@ -1,3 +1,6 @@
+import type { Tenant } from './tenant.ts';
+
+export type { Tenant } from './tenant.ts';
 import type { Db } from '../store/durable/database.ts';
 import type { TenantTable } from '../store/durable/schema.ts';
 import type { Clock } from '../clock.ts';
@@ -5,14 +8,6 @@ import { AppError } from '../errors/app-error.ts';
 import { newId } from '../crypto/random.ts';
 import { DEFAULT_POLICY, parsePolicy, type TenantPolicy } from './policy.ts';
 import { SLUG_PATTERN } from './username.ts';
-
-export interface Tenant {
-  id: string;
-  slug: string;
-  name: string;
-  policy: TenantPolicy;
-  createdAt: number;
-}
 
 // Tenants are read on every request and change rarely: a node keeps them this
 // long, so a policy change reaches every node within this time.

@@ -2,9 +2,17 @@ import type { Db } from '../store/durable/database.ts';
 import type { Transaction } from 'kysely';
 import type { CredentialTable, Database } from '../store/durable/schema.ts';
 import type { Clock } from '../clock.ts';
-import type { Activation } from './method.ts';
 import { AppError } from '../errors/app-error.ts';
 import { newId } from '../crypto/random.ts';
+
+/**
+ * How a credential may become active. `first-method`: only while the user has
+ * no other active method (recovery codes aside), checked in the transaction
+ * that activates it. A registration session adds methods this way, so a second
+ * registration session (a stolen password, used before the owner registered)
+ * can never add its own method once the owner has one.
+ */
+export type Activation = 'any' | 'first-method';
 
 /** What a credential's sealed secret is bound to: it opens only for this row and purpose. */
 export const secretContext = (type: string, credentialId: string) => `${type}-secret:${credentialId}`;

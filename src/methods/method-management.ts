@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.ts';
 import type { Db } from '../store/durable/database.ts';
-import type { Tenant } from '../directory/tenants.ts';
+import type { Tenant } from '../directory/tenant.ts';
 import type { User } from '../directory/users.ts';
 import type { Session, Sessions } from '../sessions/sessions.ts';
 import { AppError } from '../errors/app-error.ts';

@@ -1,6 +1,8 @@
-import type { Credential } from './credentials.ts';
+import type { Activation, Credential } from './credentials.ts';
+
+export type { Activation } from './credentials.ts';
 import type { User } from '../directory/users.ts';
-import type { Tenant } from '../directory/tenants.ts';
+import type { Tenant } from '../directory/tenant.ts';
 import type { SentCode } from './out-of-band/sent-code.ts';
 
 /** What a new enrolment returns to the user; shown once, never stored in this form. */
@@ -22,14 +24,6 @@ export interface EnrolInput {
   activation?: Activation | undefined;
 }
 
-/**
- * How a credential may become active. `first-method`: only while the user has
- * no other active method (recovery codes aside), checked in the transaction
- * that activates it. A registration session adds methods this way, so a second
- * registration session (a stolen password, used before the owner registered)
- * can never add its own method once the owner has one.
- */
-export type Activation = 'any' | 'first-method';
 
 /** What a started challenge gives the person (and the API answer): where a code went, WebAuthn options. */
 export interface ChallengeResult {

@@ -1,4 +1,4 @@
-import type { Tenant } from '../directory/tenants.ts';
+import type { Tenant } from '../directory/tenant.ts';
 import { html, trustedHtml } from '../http/page/html.ts';
 import { alert, layout } from '../http/page/layout.ts';
 

@@ -3,8 +3,13 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type Provider from 'oidc-provider';
 import { AppError } from '../errors/app-error.ts';
 import type { Principal } from '../http/authenticate.ts';
-import type { Services } from '../server/services.ts';
-import type { Tenant } from '../directory/tenants.ts';
+import type { Clock } from '../clock.ts';
+import type { RequestAuth } from '../http/authenticate.ts';
+import type { Tenants } from '../directory/tenants.ts';
+import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
+import type { AnonymousStarts } from '../signin/anonymous-starts.ts';
+import type { OidcProviders } from './provider-registry.ts';
+import type { Tenant } from '../directory/tenant.ts';
 import { ACR_MFA, ACR_PASSWORD, INTERACTION_TTL_S, requestsMfa } from './provider-registry.ts';
 import { oidcPages } from './oidc-pages.ts';
 import { formRoute } from '../http/page/form-route.ts';
@@ -19,7 +24,17 @@ const InteractionParams = Type.Object({ tenant: Type.String({ minLength: 1, maxL
  * implementation), handed the raw request under the tenant's issuer path; the
  * interaction (who is signing in) is Steadfast's sign-in pages and session.
  */
-export function oidcRoutes(services: Services): FastifyPluginAsyncTypebox {
+export interface OidcRoutesDeps {
+  tenants: Pick<Tenants, 'findBySlug'>;
+  oidc: Pick<OidcProviders, 'forTenant'>;
+  auth: Pick<RequestAuth, 'findPrincipal'>;
+  anonymousStarts: Pick<AnonymousStarts, 'take'>;
+  ephemeral: Pick<EphemeralStore, 'get' | 'set'>;
+  clock: Clock;
+  publicUrl: string;
+}
+
+export function oidcRoutes(services: OidcRoutesDeps): FastifyPluginAsyncTypebox {
   return async (app) => {
     const tenantOf = async (slug: string): Promise<Tenant> => {
       const tenant = await services.tenants.findBySlug(slug);
@@ -27,8 +42,8 @@ export function oidcRoutes(services: Services): FastifyPluginAsyncTypebox {
       return tenant;
     };
 
-    const https = services.config.publicUrl.startsWith('https:');
-    const publicOrigin = new URL(services.config.publicUrl);
+    const https = services.publicUrl.startsWith('https:');
+    const publicOrigin = new URL(services.publicUrl);
     // The provider's own pages (errors, sign-out, a form_post answer) get the same headers as every page.
     // Its form_post answer posts to the app's callback, on an origin only the provider knows, so form-action
     // is open there; the provider adds the hash of its one inline script to script-src itself.
@@ -138,7 +153,7 @@ export function oidcRoutes(services: Services): FastifyPluginAsyncTypebox {
           return reply
             .type('text/html; charset=utf-8')
             .header('cache-control', 'no-store')
-            .header('content-security-policy', contentSecurityPolicy({ https: services.config.publicUrl.startsWith('https:'), formTargets: targets }))
+            .header('content-security-policy', contentSecurityPolicy({ https: services.publicUrl.startsWith('https:'), formTargets: targets }))
             .send(oidcPages.consent(tenant, client?.clientName ?? 'This app', scopes, `/t/${tenant.slug}/oidc/interaction/${details.uid}/consent`, reply.generateCsrf()));
         }
         throw new AppError('invalid-state', `this app asked for a step Steadfast does not offer (${details.prompt.name})`);

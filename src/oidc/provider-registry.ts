@@ -4,7 +4,7 @@ import type { Clock } from '../clock.ts';
 import type { Db } from '../store/durable/database.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import type { KeyRing } from '../crypto/key-ring.ts';
-import type { Tenant } from '../directory/tenants.ts';
+import type { Tenant } from '../directory/tenant.ts';
 import type { Users } from '../directory/users.ts';
 import type { Apps } from '../directory/apps.ts';
 import { storageAdapterFor } from './storage-adapter.ts';

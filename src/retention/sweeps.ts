@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../store/durable/database.ts';
-import type { Tenant } from '../directory/tenants.ts';
+import type { Tenant } from '../directory/tenant.ts';
 import type { AuditLog } from '../activity/audit-log.ts';
 
 const DAY_MS = 86_400_000;

@@ -203,11 +203,11 @@ export async function buildApp(services: Services, options: AppOptions) {
   app.get('/api/v1/openapi.json', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async () => app.swagger());
 
   await app.register(opsRoutes(services, readiness));
-  await app.register(signinApi(services));
-  await app.register(meApi(services));
+  await app.register(signinApi({ tenants: services.tenants, signin: services.signin }));
+  await app.register(meApi({ auth: services.auth, management: services.management, passwords: services.passwords, events: services.events, reports: services.reports, sessions: services.sessions }));
   await app.register(adminApi(services));
   await app.register(clusterAdminApi(services));
-  await app.register(appApi(services));
+  await app.register(appApi({ apps: services.apps, tenants: services.tenants, users: services.users, signin: services.signin, ephemeral: services.ephemeral, publicUrl: services.config.publicUrl }));
   const tenantPages = tenantLookup(services.tenants);
   await app.register(
     signinRoutes({ tenants: tenantPages, signin: services.signin, auth: services.auth, sessions: services.sessions, oidcRevocation: services.oidcRevocation, knownBrowsers: services.knownBrowsers, publicUrl: services.config.publicUrl }),
@@ -217,7 +217,7 @@ export async function buildApp(services: Services, options: AppOptions) {
   );
   await app.register(mySigninsRoutes({ tenants: tenantPages, auth: services.auth, events: services.events, reports: services.reports, passwords: services.passwords }));
   await app.register(adminConsolePages(services));
-  await app.register(oidcRoutes(services));
+  await app.register(oidcRoutes({ tenants: services.tenants, oidc: services.oidc, auth: services.auth, anonymousStarts: services.anonymousStarts, ephemeral: services.ephemeral, clock: services.clock, publicUrl: services.config.publicUrl }));
   return app;
 }
 

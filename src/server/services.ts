@@ -42,7 +42,7 @@ import { RememberedDevices } from '../sessions/remembered-devices.ts';
 import { OidcProviders } from '../oidc/provider-registry.ts';
 import { SigningKeys } from '../oidc/signing-keys.ts';
 import { oidcPages } from '../oidc/oidc-pages.ts';
-import { OidcRevocation } from '../oidc/oidc-revocation.ts';
+import { OidcRevocation } from '../sessions/oidc-revocation.ts';
 import { cookieNames } from '../http/cookie-names.ts';
 import { RequestAuth } from '../http/authenticate.ts';
 import { Sweeper } from '../retention/sweeper.ts';

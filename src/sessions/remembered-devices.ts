@@ -1,6 +1,6 @@
 import type { Db } from '../store/durable/database.ts';
 import type { Clock } from '../clock.ts';
-import type { Tenant } from '../directory/tenants.ts';
+import type { Tenant } from '../directory/tenant.ts';
 import { hashToken } from '../crypto/keyed-hash.ts';
 import { newId, randomToken } from '../crypto/random.ts';
 

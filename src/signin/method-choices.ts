@@ -1,4 +1,4 @@
-import type { Tenant } from '../directory/tenants.ts';
+import type { Tenant } from '../directory/tenant.ts';
 import type { Credential } from '../methods/credentials.ts';
 import { methodStrength, type MethodRegistry } from '../methods/registry.ts';
 

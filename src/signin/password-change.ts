@@ -1,4 +1,4 @@
-import type { Tenant } from '../directory/tenants.ts';
+import type { Tenant } from '../directory/tenant.ts';
 import type { User, Users } from '../directory/users.ts';
 import type { PasswordHasher } from '../directory/password-hasher.ts';
 import { validateNewPassword } from '../directory/password-rules.ts';

@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
-import type { Tenant } from '../directory/tenants.ts';
+import type { Tenant } from '../directory/tenant.ts';
 import type { Users, UserWithSecret } from '../directory/users.ts';
 import type { PasswordHasher, WorkWindow } from '../directory/password-hasher.ts';
 import type { Credentials, Credential } from '../methods/credentials.ts';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { loadConfig } from '../../src/config/config.ts';
 import { buildServices } from '../../src/server/services.ts';
-import { backupCreate, backupRestore, backupVerify } from '../../src/backup/backup-commands.ts';
+import { backupCreate, backupRestore, backupVerify } from '../../src/cli/backup-commands.ts';
 import { sqliteMemory, postgresRedis, type Backend } from '../helpers/backends.ts';
 import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { totpCode } from '../helpers/totp.ts';

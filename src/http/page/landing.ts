@@ -1,4 +1,4 @@
-import type { Tenant } from '../../directory/tenants.ts';
+import type { Tenant } from '../../directory/tenant.ts';
 
 /**
  * Pages a sign-in may return to. A fixed list: `next` can never become an open

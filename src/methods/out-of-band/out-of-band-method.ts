@@ -2,7 +2,7 @@ import type { Clock } from '../../clock.ts';
 import type { KeyRing } from '../../crypto/key-ring.ts';
 import type { KeyedHasher } from '../../crypto/keyed-hash.ts';
 import { newId } from '../../crypto/random.ts';
-import type { Tenant } from '../../directory/tenants.ts';
+import type { Tenant } from '../../directory/tenant.ts';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
 import { AppError } from '../../errors/app-error.ts';
 import type { Channel } from '../../delivery/channel.ts';

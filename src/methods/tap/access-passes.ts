@@ -1,7 +1,7 @@
 import type { Db } from '../../store/durable/database.ts';
 import type { AccessPassTable } from '../../store/durable/schema.ts';
 import type { Clock } from '../../clock.ts';
-import type { Tenant } from '../../directory/tenants.ts';
+import type { Tenant } from '../../directory/tenant.ts';
 import type { PasswordHasher, WorkWindow } from '../../directory/password-hasher.ts';
 import { AppError } from '../../errors/app-error.ts';
 import { newId, normaliseBase32, randomBase32 } from '../../crypto/random.ts';

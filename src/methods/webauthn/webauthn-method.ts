@@ -9,7 +9,7 @@ import {
 } from './simplewebauthn-server.ts';
 import type { Clock } from '../../clock.ts';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
-import type { Tenant } from '../../directory/tenants.ts';
+import type { Tenant } from '../../directory/tenant.ts';
 import type { User } from '../../directory/users.ts';
 import { AppError } from '../../errors/app-error.ts';
 import type { Credentials, Credential } from '../credentials.ts';

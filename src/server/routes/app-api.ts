@@ -4,9 +4,13 @@ import { RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError } from '../../errors/app-error.ts';
 import { bearerToken } from '../../http/authenticate.ts';
 import { requestContext } from '../../http/request-context.ts';
-import type { Tenant } from '../../directory/tenants.ts';
+import type { Tenant } from '../../directory/tenant.ts';
 import type { AppRecord } from '../../directory/apps.ts';
-import type { Services } from '../services.ts';
+import type { Apps } from '../../directory/apps.ts';
+import type { Tenants } from '../../directory/tenants.ts';
+import type { Users } from '../../directory/users.ts';
+import type { SigninService } from '../../signin/signin-service.ts';
+import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
 import { DeliveryInfo, MethodChoice } from './schemas.ts';
 
 const bearer = [{ apiKeyAuth: [] }];
@@ -28,7 +32,17 @@ interface Outcome {
  * or start an out-of-band challenge and verify it later), and the status of a
  * challenge. Authenticated with an app API key (`sfk_…`), scoped to its tenant.
  */
-export function appApi(services: Services): FastifyPluginAsyncTypebox {
+export interface AppApiDeps {
+  apps: Pick<Apps, 'authenticateApiKey'>;
+  tenants: Pick<Tenants, 'findById'>;
+  users: Pick<Users, 'findByUsername'>;
+  signin: SigninService;
+  ephemeral: Pick<EphemeralStore, 'get' | 'set' | 'rateLimiter'>;
+  /** Where users are sent to add a method (the security-info page). */
+  publicUrl: string;
+}
+
+export function appApi(services: AppApiDeps): FastifyPluginAsyncTypebox {
   const perApp = services.ephemeral.rateLimiter({ keyPrefix: 'rl:app', points: PER_APP_PER_MINUTE, durationSeconds: 60, blockSeconds: 0 });
   const perUser = services.ephemeral.rateLimiter({ keyPrefix: 'rl:appuser', points: PER_USER_PER_MINUTE, durationSeconds: 60, blockSeconds: 0 });
 
@@ -88,7 +102,7 @@ export function appApi(services: Services): FastifyPluginAsyncTypebox {
         const methods = await services.signin.choicesFor(tenant, user.id);
         if (!methods.some((m) => m.type !== 'tap')) {
           if (!tenant.policy.mfaRequired && !user.mustRegister) return { result: 'allow' as const, methods };
-          return { result: 'enroll' as const, methods, enrollUrl: `${services.config.publicUrl}/t/${tenant.slug}/my/security-info` };
+          return { result: 'enroll' as const, methods, enrollUrl: `${services.publicUrl}/t/${tenant.slug}/my/security-info` };
         }
         if (!methods.some((m) => m.available)) return { result: 'deny' as const, methods, reason: 'none of the user\'s methods can be used right now; a Temporary Access Pass from an administrator works' };
         return { result: 'auth' as const, methods };

@@ -1,13 +1,28 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AppError } from '../../errors/app-error.ts';
-import type { Services } from '../services.ts';
+import type { RequestAuth } from '../../http/authenticate.ts';
+import type { MethodManagement } from '../../methods/method-management.ts';
+import type { PasswordChange } from '../../signin/password-change.ts';
+import type { SigninEvents } from '../../activity/signin-events.ts';
+import type { SigninReports } from '../../activity/signin-report.ts';
+import type { Sessions } from '../../sessions/sessions.ts';
 import { DeliveryInfo, IdParams, MethodView, SigninEventView, signinEventView, WebAuthnAttestation } from './schemas.ts';
 import { requestContext } from '../../http/request-context.ts';
 
 const bearer = [{ bearerAuth: [] }];
 
 /** Self-service: the signed-in user's own account, methods and sign-in activity. */
-export function meApi(services: Services): FastifyPluginAsyncTypebox {
+/** What the self-service API works with (narrow, so what it can touch is plain). */
+export interface MeApiDeps {
+  auth: Pick<RequestAuth, 'requirePrincipal'>;
+  management: MethodManagement;
+  passwords: Pick<PasswordChange, 'change'>;
+  events: Pick<SigninEvents, 'listForUser'>;
+  reports: Pick<SigninReports, 'report'>;
+  sessions: Pick<Sessions, 'revoke'>;
+}
+
+export function meApi(services: MeApiDeps): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get(
       '/api/v1/me',

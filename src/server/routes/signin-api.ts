@@ -2,13 +2,19 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { AppError } from '../../errors/app-error.ts';
 import { requestContext } from '../../http/request-context.ts';
 import { apiState } from '../../signin/next-step.ts';
-import type { Services } from '../services.ts';
+import type { Tenants } from '../../directory/tenants.ts';
+import type { SigninService } from '../../signin/signin-service.ts';
 import { DeliveryInfo, FlowParams, IssuedSession, MethodChoice, TenantParams, WebAuthnAssertion } from './schemas.ts';
 
 const Code = Type.String({ minLength: 1, maxLength: 64 });
 
 /** The public sign-in API: password, then challenge and verify of a second factor. */
-export function signinApi(services: Services): FastifyPluginAsyncTypebox {
+export interface SigninApiDeps {
+  tenants: Pick<Tenants, 'findBySlug'>;
+  signin: SigninService;
+}
+
+export function signinApi(services: SigninApiDeps): FastifyPluginAsyncTypebox {
   return async (app) => {
     const tenantOf = async (slug: string) => {
       const tenant = await services.tenants.findBySlug(slug);

@@ -7,8 +7,8 @@ import { readMasterKeyFile } from '../crypto/master-key-file.ts';
 import { AuditLog } from '../activity/audit-log.ts';
 import { openDurableStore } from '../store/durable/database.ts';
 import { buildServices } from '../server/services.ts';
-import { masterKeysNeeded } from './master-keys-needed.ts';
-import { BackupError, createSqliteBackup, inspectBackup, restoreSqliteBackup, withBackup, type BackupContents } from './sqlite-backup.ts';
+import { masterKeysNeeded } from '../backup/master-keys-needed.ts';
+import { BackupError, createSqliteBackup, inspectBackup, restoreSqliteBackup, withBackup, type BackupContents } from '../backup/sqlite-backup.ts';
 
 /** What a command prints, and a warning for standard error. */
 export interface CommandResult {
