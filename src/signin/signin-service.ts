@@ -11,7 +11,9 @@ import type { SigninEvents } from '../activity/signin-events.ts';
 import { AppError } from '../errors/app-error.ts';
 import { randomToken } from '../crypto/random.ts';
 import type { AbuseLimits, Attempt, Place } from './abuse-limits.ts';
-import { FLOW_LIFETIME_MS, FLOW_MAX_ATTEMPTS, flowFailuresKey, flowKey, type Flow, type FlowRef } from './flow.ts';
+import { FLOW_LIFETIME_MS, FLOW_MAX_ATTEMPTS, FlowRecord, flowFailuresKey, flowKey, type Flow, type FlowRef } from './flow.ts';
+import { parseRecord } from '../store/parse-record.ts';
+import { Type } from 'typebox';
 import { methodChoices, type MethodChoice } from './method-choices.ts';
 import type { FactorPrompt, IssuedSession, NextStep, RememberedBrowser } from './next-step.ts';
 import { describeMethod } from '../methods/registry.ts';
@@ -369,7 +371,7 @@ export class SigninService {
     if (flow.kind === 'passkey' && passkeyUser?.status !== 'active') throw new AppError('account-disabled');
 
     // Taking the flow is the commit point: of two racing correct answers only one gets a session.
-    if (!(await deps.ephemeral.take<Flow>(flowKey(ref)))) throw new AppError('flow-not-found');
+    if (!parseRecord(FlowRecord, await deps.ephemeral.take(flowKey(ref)))) throw new AppError('flow-not-found');
     await deps.limits.succeeded(attempt);
     const amr = flow.kind === 'app-transaction' ? verified.amr : [...new Set([...flow.amr, ...verified.amr, 'mfa'])];
     const withSession = flow.kind !== 'app-transaction';
@@ -439,11 +441,11 @@ export class SigninService {
    * are all answered exactly like an unknown one.
    */
   private async loadFlow(tenant: Tenant, ref: FlowRef): Promise<Flow> {
-    const flow = await this.deps.ephemeral.get<Flow>(flowKey(ref));
+    const flow = parseRecord(FlowRecord, await this.deps.ephemeral.get(flowKey(ref)));
     const kindFits = ref.appId === undefined ? flow?.kind !== 'app-transaction' : flow?.kind === 'app-transaction' && flow.appId === ref.appId;
     if (!flow || !kindFits || flow.tenantId !== tenant.id || flow.expiresAt <= this.deps.clock.now()) throw new AppError('flow-not-found');
     if (flow.userId) {
-      const endedAt = await this.deps.ephemeral.get<number>(flowsEndedKey(tenant.id, flow.userId));
+      const endedAt = parseRecord(Type.Number(), await this.deps.ephemeral.get(flowsEndedKey(tenant.id, flow.userId)));
       if (endedAt !== undefined && endedAt >= flow.createdAt) throw new AppError('flow-not-found');
     }
     return flow;
