@@ -1,3 +1,4 @@
+/** The audit log: one keyed hash chain per tenant, appended in turn, verified entry by entry. */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db, Engine } from '../store/durable/database.ts';

@@ -1,3 +1,4 @@
+/** Sign-in events: recorded with group commit, read by keyset pages, exported in a worker thread. */
 import { sql } from 'kysely';
 import type { Db } from '../store/durable/database.ts';
 import type { SigninEventTable } from '../store/durable/schema.ts';

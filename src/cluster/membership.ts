@@ -1,3 +1,4 @@
+/** Cluster membership: one heartbeat record per process, in Redis or the durable store. */
 import type { Redis } from 'ioredis';
 import { Type, type Static } from 'typebox';
 import type { Db } from '../store/durable/database.ts';

@@ -1,3 +1,4 @@
+/** Apps of a tenant: OIDC clients (secrets sealed) and REST API keys (stored as hashes). */
 import type { Db } from '../store/durable/database.ts';
 import type { AppTable } from '../store/durable/schema.ts';
 import type { Clock } from '../clock.ts';

@@ -1,3 +1,4 @@
+/** Registered methods (credentials) in the durable store, scoped by tenant; single-use steps consumed in one statement. */
 import type { Db } from '../store/durable/database.ts';
 import type { Transaction } from 'kysely';
 import type { CredentialTable, Database } from '../store/durable/schema.ts';

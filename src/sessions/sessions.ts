@@ -1,3 +1,4 @@
+/** Browser and API sessions: opaque random tokens stored as SHA-256 hashes, scoped full or registration-only. */
 import type { Db } from '../store/durable/database.ts';
 import type { Clock } from '../clock.ts';
 import { AppError } from '../errors/app-error.ts';

@@ -1,3 +1,4 @@
+/** The sign-in state machine: password, second factor or passkey, each answered with the next step; limits, events and sessions. */
 import type { Clock } from '../clock.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import type { Tenant } from '../directory/tenant.ts';
@@ -16,7 +17,7 @@ import { parseRecord } from '../store/parse-record.ts';
 import { Type } from 'typebox';
 import { methodChoices, type MethodChoice } from './method-choices.ts';
 import type { FactorPrompt, IssuedSession, NextStep, RememberedBrowser } from './next-step.ts';
-import { describeMethod } from '../methods/registry.ts';
+import { describeMethod, methodName } from '../methods/registry.ts';
 import type { AccessPass, AccessPasses } from '../methods/tap/access-passes.ts';
 import type { AuditLog } from '../activity/audit-log.ts';
 import type { User } from '../directory/users.ts';
@@ -202,7 +203,7 @@ export class SigninService {
     const choices = methodChoices(tenant, active, this.deps.methods);
     const noneWorks = choices.length > 0 && !choices.some((m) => m.available);
     if (pass || (noneWorks && tenant.policy.failMode === 'tap-only')) {
-      choices.push({ id: 'tap', type: 'tap', label: 'Temporary Access Pass', available: true, default: false });
+      choices.push({ id: 'tap', type: 'tap', label: methodName('tap'), available: true, default: false });
     }
     return choices;
   }

@@ -1,3 +1,4 @@
+/** One-time codes sent by text, call or email: keyed hashes in the ephemeral store, limited attempts, taken atomically when right. */
 import { timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../../clock.ts';
 import type { KeyedHasher } from '../../crypto/keyed-hash.ts';

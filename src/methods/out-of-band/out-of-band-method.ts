@@ -1,3 +1,4 @@
+/** One method implementation for codes by text, voice and email: send within cooldown and limits, verify once. */
 import type { Clock } from '../../clock.ts';
 import type { KeyRing } from '../../crypto/key-ring.ts';
 import type { KeyedHasher } from '../../crypto/keyed-hash.ts';

@@ -1,3 +1,4 @@
+/** Passkeys and security keys (WebAuthn) on @simplewebauthn/server: registration and sign-in ceremonies, one challenge each, used once. */
 import {
   generateAuthenticationOptions,
   generateRegistrationOptions,

@@ -5,7 +5,7 @@ import { csrfField, hiddenFields } from '../../http/page/parts/hidden-fields.ts'
 import { errorSummary } from '../../http/page/parts/error-summary.ts';
 import { when } from '../../http/page/parts/when.ts';
 import { describeUserAgent } from '../../http/page/user-agent.ts';
-import { describeMethod } from '../../methods/registry.ts';
+import { describeMethod, methodName } from '../../methods/registry.ts';
 import type { SigninEvent } from '../../activity/signin-events.ts';
 import type { Viewer } from './security-info-views.ts';
 
@@ -23,7 +23,7 @@ const REASONS: Record<string, string> = {
 };
 
 function how(step: string, method: string | null): string {
-  if (step === 'password') return method === 'tap' ? 'Temporary Access Pass' : 'Password';
+  if (step === 'password') return method === 'tap' ? methodName('tap') : 'Password';
   if (step === 'passkey') return 'Passkey, no password';
   return `Second step: ${method ? (describeMethod(method)?.noun ?? method) : 'unknown'}`;
 }

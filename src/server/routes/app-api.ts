@@ -1,3 +1,4 @@
+/** The REST API for apps that check passwords themselves and want Steadfast for the second factor. */
 import { Type, type FastifyPluginAsyncTypebox, type Static } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { RateLimiterRes } from 'rate-limiter-flexible';

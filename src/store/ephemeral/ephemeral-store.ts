@@ -1,3 +1,4 @@
+/** The ephemeral store interface: short-lived shared state any node can read. */
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 
 export interface RateLimitOptions {

@@ -1,3 +1,4 @@
+/** The cluster ephemeral store on Redis. */
 import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { EphemeralStore, RateLimitOptions } from './ephemeral-store.ts';
