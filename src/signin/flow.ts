@@ -10,7 +10,14 @@ import { Type, type Static } from 'typebox';
  * another release during a rolling upgrade, or a damaged one, reads as absent
  * and the user starts again, rather than being trusted by a cast.
  */
+export const FLOW_RECORD_VERSION = 1;
 export const FlowRecord = Type.Object({
+  /**
+   * The record's version. A release that changes what a field means (not only
+   * its shape) bumps it, so nodes of the older release read the new flows as
+   * unknown during a rolling upgrade instead of misreading them.
+   */
+  v: Type.Literal(FLOW_RECORD_VERSION),
   id: Type.String(),
   /**
    * After a password, a second factor; a passwordless passkey sign-in (user

@@ -12,7 +12,7 @@ import type { SigninEvents } from '../activity/signin-events.ts';
 import { AppError } from '../errors/app-error.ts';
 import { randomToken } from '../crypto/random.ts';
 import type { AbuseLimits, Attempt, Place } from './abuse-limits.ts';
-import { FLOW_LIFETIME_MS, FLOW_MAX_ATTEMPTS, FlowRecord, flowFailuresKey, flowKey, type Flow, type FlowRef } from './flow.ts';
+import { FLOW_LIFETIME_MS, FLOW_MAX_ATTEMPTS, FLOW_RECORD_VERSION, FlowRecord, flowFailuresKey, flowKey, type Flow, type FlowRef } from './flow.ts';
 import { parseRecord } from '../store/parse-record.ts';
 import { Type } from 'typebox';
 import { methodChoices, type MethodChoice } from './method-choices.ts';
@@ -20,6 +20,7 @@ import type { FactorPrompt, IssuedSession, NextStep, RememberedBrowser } from '.
 import { describeMethod, methodName } from '../methods/registry.ts';
 import type { AccessPass, AccessPasses } from '../methods/tap/access-passes.ts';
 import type { AuditLog } from '../activity/audit-log.ts';
+import type { SigninReason } from '../activity/signin-event.ts';
 import type { User } from '../directory/users.ts';
 import type { RememberedDevices } from '../sessions/remembered-devices.ts';
 import type { KnownBrowsers } from './known-browsers.ts';
@@ -238,7 +239,7 @@ export class SigninService {
     if (!tenant.policy.allowedMethods.includes('webauthn')) throw new AppError('method-not-permitted');
     await this.deps.anonymousStarts.take(ctx.ip);
     const now = this.deps.clock.now();
-    const flow: Flow = { id: randomToken(24), kind: 'passkey', tenantId: tenant.id, userId: '', username: '', amr: [], createdAt: now, expiresAt: now + FLOW_LIFETIME_MS };
+    const flow: Flow = { v: FLOW_RECORD_VERSION, id: randomToken(24), kind: 'passkey', tenantId: tenant.id, userId: '', username: '', amr: [], createdAt: now, expiresAt: now + FLOW_LIFETIME_MS };
     await this.deps.ephemeral.set(flowKey(flow), flow, FLOW_LIFETIME_MS);
     const extra = await this.deps.methods.get('webauthn')!.challenge([], { flowId: flow.id, tenant, requireUserVerification: true });
     return { flow: flow.id, webauthn: extra.webauthn as Record<string, unknown> };
@@ -313,6 +314,7 @@ export class SigninService {
   private async openFlow(tenant: Tenant, user: User, kind: 'second-factor' | 'app-transaction', appId?: string): Promise<string> {
     const now = this.deps.clock.now();
     const flow: Flow = {
+      v: FLOW_RECORD_VERSION,
       id: randomToken(24),
       kind,
       tenantId: tenant.id,
@@ -484,13 +486,13 @@ export class SigninService {
     ctx: RequestContext,
     step: 'password' | 'second-factor',
     outcome: 'success' | 'failure',
-    reason: string,
+    reason: SigninReason,
     method?: string,
   ): Promise<void> {
     return this.deps.events.record({ tenantId: tenant.id, userId: user?.id ?? null, username, ip: ctx.ip, userAgent: ctx.userAgent, app: ctx.app, step, outcome, reason, method });
   }
 
-  private recordFlow(flow: Flow, ctx: RequestContext, outcome: 'success' | 'failure', reason: string, method: string): Promise<void> {
+  private recordFlow(flow: Flow, ctx: RequestContext, outcome: 'success' | 'failure', reason: SigninReason, method: string): Promise<void> {
     return this.deps.events.record({
       step: flow.kind === 'passkey' ? 'passkey' : 'second-factor',
       tenantId: flow.tenantId,
