@@ -11,7 +11,7 @@ import type { Tenants } from '../../directory/tenants.ts';
 import type { Users } from '../../directory/users.ts';
 import type { SigninService } from '../../signin/signin-service.ts';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
-import { DeliveryInfo, MethodChoice } from './schemas.ts';
+import { DeliveryInfo, MethodChoice } from '../../http/api-schemas.ts';
 
 const bearer = [{ apiKeyAuth: [] }];
 const config = { admissionClass: 'finish-signin' as const };
