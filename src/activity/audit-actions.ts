@@ -1,4 +1,5 @@
 import type { AuditAction } from './audit-log.ts';
+import { recordedMethodName } from './recorded-method.ts';
 
 /** An audit entry as a person reads it: who did it and to whom, by name, and the facts it recorded. */
 export interface AuditStory {
@@ -70,7 +71,7 @@ export const AUDIT_ACTIONS = {
     facts: (d) => present([typeof d.expiresAt === 'string' ? `expires ${d.expiresAt.slice(0, 10)}` : undefined]),
   },
   'token.revoked': { sentence: (s) => `Admin API token revoked by ${s.by}` },
-  'break-glass.signin': { sentence: (s) => `Break-glass account ${of(s.whom)} signed in`, facts: (d) => present([typeof d.method === 'string' ? `with ${d.method}` : undefined]) },
+  'break-glass.signin': { sentence: (s) => `Break-glass account ${of(s.whom)} signed in`, facts: (d) => present([typeof d.method === 'string' ? `with ${recordedMethodName(d.method).toLowerCase()}` : undefined]) },
   'audit.chain-keyed': { sentence: () => 'Audit log sealed with the master key', facts: (d) => present([typeof d.keyId === 'string' ? `key ${d.keyId}` : undefined]) },
 } satisfies Record<AuditAction, AuditActionDescriptor>;
 

@@ -25,6 +25,7 @@ import { meApi } from './routes/me-api.ts';
 import { adminApi } from '../admin/admin-api.ts';
 import { consoleRoutes } from '../admin/routes/console-routes.ts';
 import { IssuedPassHolder } from '../admin/issued-pass-holder.ts';
+import { registrationCoverage } from '../methods/registration-coverage.ts';
 import { clusterAdminApi } from '../admin/cluster-api.ts';
 import { oidcRoutes } from '../oidc/oidc-routes.ts';
 import { appApi } from './routes/app-api.ts';
@@ -225,6 +226,10 @@ export async function buildApp(services: Services, options: AppOptions) {
       admin: services.admin,
       users: services.users,
       passes: new IssuedPassHolder({ ephemeral: services.ephemeral, keyRing: services.keyRing }),
+      activity: services.signinActivity,
+      coverage: (tenantId) => registrationCoverage(services.durable.db, tenantId),
+      delivery: services.delivery,
+      deliveryHealth: services.deliveryHealth,
     }),
   );
   await app.register(oidcRoutes({ tenants: services.tenants, oidc: services.oidc, auth: services.auth, anonymousStarts: services.anonymousStarts, ephemeral: services.ephemeral, clock: services.clock, publicUrl: services.config.publicUrl }));

@@ -7,15 +7,16 @@ import { usersRoutes } from './users-routes.ts';
 import { signinLogRoutes } from './signin-log-routes.ts';
 import { auditLogRoutes } from './audit-log-routes.ts';
 import { policyRoutes } from './policy-routes.ts';
+import { overviewRoutes, type OverviewRoutesDeps } from './overview-routes.ts';
 
-export interface ConsoleRoutesDeps extends ConsoleAccessDeps {
+export interface ConsoleRoutesDeps extends ConsoleAccessDeps, Omit<OverviewRoutesDeps, keyof ConsoleAccessDeps> {
   admin: Administration;
-  users: Pick<Users, 'get' | 'findByUsername'>;
+  users: Pick<Users, 'get' | 'findByUsername' | 'usernames'>;
   passes: Pick<IssuedPassHolder, 'hold' | 'take'>;
 }
 
 /**
- * The admin console: users (search, add, a user's methods, sessions, sign-ins
+ * The admin console: an overview of the last day in charts, users (search, add, a user's methods, sessions, sign-ins
  * and the actions on them), the sign-in log with filters and CSV, the audit
  * log, and the policy editor. For users the tenant made administrators,
  * signed in with a second factor. Every action goes through the same
@@ -23,6 +24,7 @@ export interface ConsoleRoutesDeps extends ConsoleAccessDeps {
  */
 export function consoleRoutes(deps: ConsoleRoutesDeps): FastifyPluginAsyncTypebox {
   return async (app) => {
+    await app.register(overviewRoutes(deps));
     await app.register(usersRoutes(deps));
     await app.register(signinLogRoutes(deps));
     await app.register(auditLogRoutes(deps));

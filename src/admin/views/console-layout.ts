@@ -13,7 +13,7 @@ export interface ConsoleViewer {
 
 export type Notice = { kind: 'error' | 'info'; text: string };
 
-export type ConsoleSection = 'users' | 'signins' | 'audit' | 'policy';
+export type ConsoleSection = 'overview' | 'users' | 'signins' | 'audit' | 'policy';
 
 /** Where the console of the viewer's tenant lives. */
 export const consoleBase = (v: { tenant: { slug: string } }) => `/t/${v.tenant.slug}/admin`;
@@ -28,7 +28,7 @@ export function consolePage(v: ConsoleViewer, section: ConsoleSection, title: st
     csrf: v.csrf,
     wide: true,
     scripts: true,
-    body: html`<nav class="admin" aria-label="Admin console">${link('users', '', 'Users')}${link('signins', '/signins', 'Sign-in log')}${link('audit', '/audit', 'Audit log')}${link('policy', '/policy', 'Policy')}</nav>
+    body: html`<nav class="admin" aria-label="Admin console">${link('overview', '/overview', 'Overview')}${link('users', '', 'Users')}${link('signins', '/signins', 'Sign-in log')}${link('audit', '/audit', 'Audit log')}${link('policy', '/policy', 'Policy')}</nav>
 ${clusterWarning(v.shortfall)}<div class="card">${body}</div>`,
   });
 }
