@@ -41,21 +41,7 @@ export class SigninActivity {
   async lastDay(tenantId: string): Promise<DayOfSignins> {
     const until = Math.floor(this.deps.clock.now() / HOUR_MS) * HOUR_MS + HOUR_MS;
     const from = until - 24 * HOUR_MS;
-    // Completed sign-ins and failures only: a password that led to a second step is a step, not a sign-in.
-    const query = this.deps.db
-      .selectFrom('signin_events')
-      .select([
-        sql<number>`cast((at - ${from}) / ${HOUR_MS} as integer)`.as('hour'),
-        'outcome',
-        'reason',
-        'method',
-        sql<number>`count(*)`.as('n'),
-      ])
-      .where('tenant_id', '=', tenantId)
-      .where('at', '>=', from)
-      .where('at', '<', until)
-      .where((eb) => eb.or([eb('outcome', '=', 'failure'), eb.and([eb('outcome', '=', 'success'), eb('reason', 'in', COMPLETING_REASONS)])]))
-      .groupBy([sql`1`, 'outcome', 'reason', 'method']);
+    const query = this.countsQuery(tenantId, from, until);
     const rows = (
       this.deps.reports.lists ? ((await this.deps.reports.reader.page(query.compile(), 'counts')).counts ?? []) : await query.execute()
     ) as { hour: number | string; outcome: string; reason: string; method: string | null; n: number | string }[];
@@ -84,5 +70,18 @@ export class SigninActivity {
       failures: sorted(failures).map(([reason, count]) => ({ reason, count })),
       methods: sorted(methods).map(([method, count]) => ({ method, count })),
     };
+  }
+
+  /** The aggregate, hour by hour from `from`: exposed so a test can ask the database how it runs it. */
+  countsQuery(tenantId: string, from: number, until: number) {
+    // Completed sign-ins and failures only: a password that led to a second step is a step, not a sign-in.
+    return this.deps.db
+      .selectFrom('signin_events')
+      .select([sql<number>`cast((at - ${from}) / ${HOUR_MS} as integer)`.as('hour'), 'outcome', 'reason', 'method', sql<number>`count(*)`.as('n')])
+      .where('tenant_id', '=', tenantId)
+      .where('at', '>=', from)
+      .where('at', '<', until)
+      .where((eb) => eb.or([eb('outcome', '=', 'failure'), eb.and([eb('outcome', '=', 'success'), eb('reason', 'in', COMPLETING_REASONS)])]))
+      .groupBy([sql`1`, 'outcome', 'reason', 'method']);
   }
 }

@@ -46,7 +46,7 @@ export function overviewView(v: ConsoleViewer & { day: DayOfSignins; coverage: R
 ${
   succeeded + failed === 0
     ? html`<p class="empty">No sign-ins in the last 24 hours. Once people sign in, this shows each hour's successful sign-ins and failed attempts.</p>`
-    : html`<p>${plural(succeeded, 'sign-in', 'sign-ins')} and ${plural(failed, 'failed attempt', 'failed attempts')}. <a href="${base}/signins">Sign-in log</a></p>
+    : html`<p>${plural(succeeded, 'sign-in', 'sign-ins')} and ${plural(failed, 'failed attempt', 'failed attempts')}. <a href="${base}/signins">Every sign-in, in the log</a></p>
 ${hourlyChart({ id: 'chart-hours', title: 'Sign-ins per hour', good: 'Signed in', bad: 'Failed', hours: day.hours.map((h) => ({ start: h.start, good: h.succeeded, bad: h.failed })) })}`
 }
 </section>

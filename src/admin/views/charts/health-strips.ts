@@ -8,9 +8,9 @@ export interface HealthRow {
 
 type HourState = 'idle' | 'healthy' | 'some' | 'failing';
 
-const W = 480;
-const ROW = 30;
-const LABEL = 150;
+const W = 400;
+/** Each provider: its name on a line of its own (room on a phone), then its 24 hours. */
+const ROW = 46;
 
 /** An hour's state: no traffic, all delivered, some failed, or more failed than delivered. */
 function stateOf(h: { delivered: number; failed: number }): HourState {
@@ -28,7 +28,7 @@ const hourLabel = (ms: number) => new Date(ms).toISOString().slice(11, 16);
  * counts: the providers serve every tenant of the deployment.
  */
 export function healthStrips(v: { id: string; title: string; rows: HealthRow[] }): SafeHtml {
-  const cell = (W - LABEL) / 24;
+  const cell = W / 24;
   const height = v.rows.length * ROW + 18;
   const summary = (r: HealthRow) => {
     const states = r.hours.map(stateOf);
@@ -38,10 +38,10 @@ export function healthStrips(v: { id: string; title: string; rows: HealthRow[] }
   };
   const body = html`${v.rows.map(
     (r, row) => html`<g transform="translate(0 ${row * ROW})">
-<text x="${LABEL - 8}" y="19" text-anchor="end" class="label">${r.label.length > 22 ? `${r.label.slice(0, 21)}…` : r.label}</text>
-${r.hours.map((h, i) => html`<rect class="health-${stateOf(h)}" x="${LABEL + i * cell + 1}" y="4" width="${cell - 2}" height="${ROW - 8}" rx="2"></rect>`)}
+<text x="0" y="14" class="label">${r.label}</text>
+${r.hours.map((h, i) => html`<rect class="health-${stateOf(h)}" x="${i * cell + 1}" y="20" width="${cell - 2}" height="${ROW - 24}" rx="2"></rect>`)}
 </g>`,
-  )}<g class="axis">${[0, 6, 12, 18].map((i) => html`<text x="${LABEL + i * cell}" y="${height - 4}">${v.rows[0] ? hourLabel(v.rows[0].hours[i]!.start) : ''}</text>`)}</g>`;
+  )}<g class="axis">${[0, 6, 12, 18].map((i) => html`<text x="${i * cell}" y="${height - 4}">${v.rows[0] ? hourLabel(v.rows[0].hours[i]!.start) : ''}</text>`)}</g>`;
   const share = (h: { delivered: number; failed: number }) => (h.delivered + h.failed === 0 ? '' : ` (${Math.round((h.delivered / (h.delivered + h.failed)) * 100)}% delivered)`);
   return chartFigure({
     id: v.id,

@@ -8,7 +8,7 @@ export interface HourBar {
   bad: number;
 }
 
-const W = 480;
+const W = 400;
 const H = 200;
 const LEFT = 36;
 const BOTTOM = 24;

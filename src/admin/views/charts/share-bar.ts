@@ -1,7 +1,7 @@
 import { html, type SafeHtml } from '../../../http/page/html.ts';
 import { chartFigure } from './chart-figure.ts';
 
-const W = 480;
+const W = 400;
 const H = 44;
 
 const percent = (n: number, of: number) => (of === 0 ? 0 : Math.round((n / of) * 100));
