@@ -98,7 +98,7 @@ describe.runIf(chromiumAvailable())('admin overview and readable logs in Chromiu
 
     browser = await launchChromium();
     page = await (await browser.newContext()).newPage();
-    page.setDefaultTimeout(10_000);
+    page.setDefaultTimeout(20_000);
     await page.goto(`${server.url}/t/corp/signin?next=admin`);
     await page.getByLabel('Username').fill('ada');
     await page.getByLabel('Password').fill('ada password 12');

@@ -14,7 +14,7 @@ export function barListChart(v: { id: string; title: string; items: { label: str
   const desc = `${total} ${v.what} in the last 24 hours: ${v.items.map((i) => `${i.label} ${i.count}`).join('; ')}.`;
   const body = html`${v.items.map(
     (item, row) => html`<g transform="translate(0 ${row * ROW})">
-<text x="${LABEL - 8}" y="18" text-anchor="end" class="label">${item.label.length > 26 ? `${item.label.slice(0, 25)}…` : item.label}</text>
+<text x="${LABEL - 8}" y="18" text-anchor="end" class="label">${item.label.length > 22 ? `${item.label.slice(0, 21)}…` : item.label}</text>
 <rect class="${v.cls}" x="${LABEL}" y="5" height="18" width="${Math.max(2, scale(item.count))}"></rect>
 <text x="${LABEL + Math.max(2, scale(item.count)) + 6}" y="18" class="value">${item.count}</text>
 </g>`,
