@@ -8,6 +8,7 @@
  *                                                   on core, store, each other (no cycles)
  *   web      http/ (the shared web layer: auth, the page kit, problems),
  *            portal/, admin/, oidc/, status/ pages  on domain; portal, admin and oidc never on each other
+ *   client   client/: the types of http/api-schemas.ts only
  *   root     server/ (the composition root), cli/, loadtest/
  *                                                   on anything; nothing depends on them
  *
@@ -33,7 +34,20 @@ module.exports = {
     { name: 'admin-alone', severity: 'error', from: { path: '^src/admin/' }, to: { path: '^src/(portal|oidc|server|cli|loadtest)/' } },
     { name: 'oidc-alone', severity: 'error', from: { path: '^src/oidc/' }, to: { path: '^src/(portal|admin|server|cli|loadtest)/' } },
     { name: 'nothing-on-the-root', severity: 'error', comment: 'Only the root composes: no module reaches back into server/ or cli/.', from: { path: '^src/', pathNot: '^src/(server|cli)/' }, to: { path: '^src/(server|cli)/' } },
-    { name: 'client-stands-alone', severity: 'error', comment: 'steadfast/client ships to apps: it imports nothing of the server.', from: { path: '^src/client/' }, to: { path: '^src/', pathNot: '^src/client/' } },
+    {
+      name: 'client-stands-alone',
+      severity: 'error',
+      comment: 'steadfast/client ships to apps: it imports nothing of the server but the types of the API schemas.',
+      from: { path: '^src/client/' },
+      to: { path: '^src/', pathNot: '^src/(client/|http/api-schemas\\.ts$)' },
+    },
+    {
+      name: 'client-takes-schema-types-only',
+      severity: 'error',
+      comment: 'The API schemas give the client its types (Static); no server code may ship with it.',
+      from: { path: '^src/client/' },
+      to: { path: '^src/http/api-schemas\\.ts$', dependencyTypesNot: ['type-only'] },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

@@ -18,16 +18,17 @@ export interface ReportRequest {
   id: number;
   sql: string;
   parameters: readonly unknown[];
-  /** `rows`: the events; `csv`/`ndjson`: the events formatted as text. */
-  shape: 'rows' | ExportFormat;
+  /** `rows`: the events; `csv`/`ndjson`: the events formatted as text; `counts`: an aggregate's rows as they come (a few dozen). */
+  shape: 'rows' | 'counts' | ExportFormat;
 }
 
 export type ReportResponse =
-  | { id: number; rows?: AdminSigninEvent[]; text?: string; count: number; last: { at: number; id: string } | null }
+  | { id: number; rows?: AdminSigninEvent[]; counts?: Record<string, unknown>[]; text?: string; count: number; last: { at: number; id: string } | null }
   | { id: number; error: string };
 
 export interface ReportPage {
   rows?: AdminSigninEvent[];
+  counts?: Record<string, unknown>[];
   text?: string;
   count: number;
   /** The last row's keys: the cursor of the next page. */
@@ -101,7 +102,7 @@ export class ReportReader {
 
   async page(query: CompiledQuery, shape: ReportRequest['shape']): Promise<ReportPage> {
     if (this.closed) throw new AppError('unavailable', 'this node is shutting down; retry and another node will answer', {}, 1);
-    const thread = this.current(shape === 'rows' ? 'rows' : 'text');
+    const thread = this.current(shape === 'rows' || shape === 'counts' ? 'rows' : 'text');
     await thread.started;
     const id = this.nextId++;
     return new Promise<ReportPage>((resolve, reject) => {

@@ -109,6 +109,10 @@ port.on('message', (message: ReportRequest | { close: true }) => {
 
 async function answer(request: ReportRequest): Promise<ReportResponse> {
   try {
+    if (request.shape === 'counts') {
+      const counts = (await runner.run(request.sql, request.parameters)) as unknown as Record<string, unknown>[];
+      return { id: request.id, counts, count: counts.length, last: null };
+    }
     const rows = (await runner.run(request.sql, request.parameters)).map(toAdminEvent);
     const lastRow = rows.at(-1);
     const last = lastRow ? { at: lastRow.at, id: lastRow.id } : null;

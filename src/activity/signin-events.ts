@@ -27,7 +27,7 @@ export interface SigninEventInput {
 }
 
 export type { AdminSigninEvent, SigninEvent } from './signin-event.ts';
-import type { SigninReason } from './signin-event.ts';
+import type { SigninReason } from './signin-reasons.ts';
 
 export interface SigninFilter {
   userId?: string | undefined;

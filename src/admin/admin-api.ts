@@ -1,11 +1,12 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AppError } from '../errors/app-error.ts';
-import type { Services } from '../server/services.ts';
-import type { Tenant } from '../directory/tenant.ts';
-import { IdParams, isoTime, MethodView, Nullable, SigninEventView, signinEventView } from '../server/routes/schemas.ts';
-import type { AdminSigninEvent, SigninFilter } from '../activity/signin-events.ts';
+import type { RequestAuth } from '../http/authenticate.ts';
+import type { Users } from '../directory/users.ts';
+import { AdminUser, adminUserView, IdParams, isoTime, MethodView, Nullable, SigninEventView, signinEventView } from '../http/api-schemas.ts';
+import type { AdminSigninEvent } from '../activity/signin-events.ts';
+import type { Administration } from './administration.ts';
 import { sendSigninExport } from './csv.ts';
-import { AdminUser, userView } from './user-view.ts';
+import { signinFilter } from './signin-filter.ts';
 import { TOKEN_MAX_DAYS } from '../directory/admin-tokens.ts';
 
 const bearer = [{ bearerAuth: [] }];
@@ -39,26 +40,37 @@ const SigninQuery = Type.Object({
 /** The export format an Accept header asks for, if any. */
 const exportFormatAccepted = (accept: string | undefined) => (/\btext\/csv\b/.test(accept ?? '') ? 'csv' : /\bapplication\/x-ndjson\b/.test(accept ?? '') ? 'ndjson' : undefined);
 
-/** The sign-in log filter from query parameters; a `user` that names nobody matches nothing. */
-export async function signinFilter(services: Services, tenant: Tenant, q: { user?: string | undefined; outcome?: 'success' | 'failure' | undefined; method?: string | undefined; since?: string | undefined; until?: string | undefined }): Promise<SigninFilter> {
-  let userId: string | undefined;
-  if (q.user) {
-    const user = (await services.users.get(tenant.id, q.user)) ?? (await services.users.findByUsername(tenant.id, q.user));
-    // No user of that name or id: an id no user has, so nothing matches.
-    userId = user?.id ?? '';
-  }
-  const time = (value: string | undefined, name: string) => {
-    if (!value) return undefined;
-    const ms = Date.parse(value);
-    if (Number.isNaN(ms)) throw new AppError('invalid-request', `${name} is not a date-time`);
-    return ms;
-  };
-  return { userId, outcome: q.outcome, method: q.method || undefined, since: time(q.since, 'since'), until: time(q.until, 'until') };
+export interface AdminApiDeps {
+  auth: Pick<RequestAuth, 'requireAdmin'>;
+  admin: Pick<
+    Administration,
+    | 'createUser'
+    | 'searchUsers'
+    | 'userDetail'
+    | 'updateUser'
+    | 'deleteUser'
+    | 'resetMethods'
+    | 'revokeSessions'
+    | 'issuePass'
+    | 'revokePass'
+    | 'signins'
+    | 'exportSignins'
+    | 'auditLog'
+    | 'setPolicy'
+    | 'createApp'
+    | 'listApps'
+    | 'deleteApp'
+    | 'listTokens'
+    | 'createToken'
+    | 'revokeToken'
+  >;
+  /** To find the user a sign-in log filter names. */
+  users: Pick<Users, 'get' | 'findByUsername'>;
 }
 
 /** The admin API: a tenant's users, passes, sessions, sign-in and audit logs, policy and apps. */
-export function adminApi(services: Services): FastifyPluginAsyncTypebox {
-  const { admin } = services;
+export function adminApi(deps: AdminApiDeps): FastifyPluginAsyncTypebox {
+  const { admin } = deps;
   return async (app) => {
     const tags = ['admin'];
 
@@ -66,8 +78,8 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
       '/api/v1/admin/users',
       { schema: { tags, security: bearer, summary: 'Create a user, with or without a password', body: Type.Object({ username: Type.String({ minLength: 1, maxLength: 256 }), ...UserBody }), response: { 201: AdminUser } }, config },
       async (request, reply) => {
-        const { tenant, actor } = await services.auth.requireAdmin(request);
-        return reply.code(201).send(userView(await admin.createUser(tenant, actor, request.body)));
+        const { tenant, actor } = await deps.auth.requireAdmin(request);
+        return reply.code(201).send(adminUserView(await admin.createUser(tenant, actor, request.body)));
       },
     );
 
@@ -84,10 +96,10 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         config,
       },
       async (request) => {
-        const { tenant } = await services.auth.requireAdmin(request);
+        const { tenant } = await deps.auth.requireAdmin(request);
         const limit = request.query.limit ?? 50;
         const users = await admin.searchUsers(tenant, request.query.q ?? '', limit + 1, request.query.after);
-        const items = users.slice(0, limit).map(userView);
+        const items = users.slice(0, limit).map(adminUserView);
         return { items, next: users.length > limit ? items.at(-1)!.username : null };
       },
     );
@@ -114,10 +126,10 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         config,
       },
       async (request) => {
-        const { tenant } = await services.auth.requireAdmin(request);
+        const { tenant } = await deps.auth.requireAdmin(request);
         const d = await admin.userDetail(tenant, request.params.id);
         return {
-          user: userView(d.user),
+          user: adminUserView(d.user),
           hasPassword: d.hasPassword,
           methods: d.methods,
           sessions: d.sessions.map((s) => ({ ...s, createdAt: isoTime(s.createdAt), lastSeenAt: isoTime(s.lastSeenAt), expiresAt: isoTime(s.expiresAt) })),
@@ -141,13 +153,13 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         config,
       },
       async (request) => {
-        const { tenant, actor } = await services.auth.requireAdmin(request);
-        return userView(await admin.updateUser(tenant, actor, request.params.id, request.body));
+        const { tenant, actor } = await deps.auth.requireAdmin(request);
+        return adminUserView(await admin.updateUser(tenant, actor, request.params.id, request.body));
       },
     );
 
     app.delete('/api/v1/admin/users/:id', { schema: { tags, security: bearer, summary: 'Delete a user, their methods and sessions', params: IdParams }, config }, async (request, reply) => {
-      const { tenant, actor } = await services.auth.requireAdmin(request);
+      const { tenant, actor } = await deps.auth.requireAdmin(request);
       await admin.deleteUser(tenant, actor, request.params.id);
       return reply.code(204).send();
     });
@@ -159,7 +171,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         config: emergency,
       },
       async (request) => {
-        const { tenant, actor } = await services.auth.requireAdmin(request);
+        const { tenant, actor } = await deps.auth.requireAdmin(request);
         return admin.resetMethods(tenant, actor, request.params.id);
       },
     );
@@ -168,7 +180,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
       '/api/v1/admin/users/:id/revoke-sessions',
       { schema: { tags, security: bearer, summary: "End every one of the user's sessions", params: IdParams, response: { 200: Type.Object({ sessionsEnded: Type.Integer() }) } }, config: emergency },
       async (request) => {
-        const { tenant, actor } = await services.auth.requireAdmin(request);
+        const { tenant, actor } = await deps.auth.requireAdmin(request);
         return { sessionsEnded: await admin.revokeSessions(tenant, actor, request.params.id) };
       },
     );
@@ -187,7 +199,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         config: emergency,
       },
       async (request, reply) => {
-        const { tenant, actor } = await services.auth.requireAdmin(request);
+        const { tenant, actor } = await deps.auth.requireAdmin(request);
         const issued = await admin.issuePass(tenant, actor, request.params.id, { minutes: request.body?.minutes, oneTime: request.body?.oneTime });
         reply.header('cache-control', 'no-store');
         return reply.code(201).send(issued);
@@ -195,7 +207,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
     );
 
     app.delete('/api/v1/admin/users/:id/tap', { schema: { tags, security: bearer, summary: "Revoke the user's Temporary Access Pass", params: IdParams }, config }, async (request, reply) => {
-      const { tenant, actor } = await services.auth.requireAdmin(request);
+      const { tenant, actor } = await deps.auth.requireAdmin(request);
       await admin.revokePass(tenant, actor, request.params.id);
       return reply.code(204).send();
     });
@@ -214,8 +226,8 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         config,
       },
       async (request, reply) => {
-        const { tenant } = await services.auth.requireAdmin(request);
-        const filter = await signinFilter(services, tenant, request.query);
+        const { tenant } = await deps.auth.requireAdmin(request);
+        const filter = await signinFilter(deps.users, tenant, request.query);
         const format = request.query.format ?? exportFormatAccepted(request.headers.accept);
         if (format === 'csv' || format === 'ndjson') return sendSigninExport(reply, admin, tenant, filter, format);
         const page = await admin.signins(tenant, filter, request.query.limit ?? 100, request.query.cursor);
@@ -246,7 +258,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         config,
       },
       async (request) => {
-        const { tenant } = await services.auth.requireAdmin(request);
+        const { tenant } = await deps.auth.requireAdmin(request);
         const limit = request.query.limit ?? 100;
         const entries = await admin.auditLog(tenant, { limit, before: request.query.before, userId: request.query.user, action: request.query.action });
         return { items: entries.map((e) => ({ ...e, at: isoTime(e.at) })), next: entries.length === limit ? entries.at(-1)!.seq : null };
@@ -254,7 +266,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
     );
 
     app.get('/api/v1/admin/policy', { schema: { tags, security: bearer, summary: "The tenant's sign-in policy", response: { 200: Type.Object({}, { additionalProperties: true }) } }, config }, async (request) => {
-      const { tenant } = await services.auth.requireAdmin(request);
+      const { tenant } = await deps.auth.requireAdmin(request);
       return tenant.policy;
     });
 
@@ -271,7 +283,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         config,
       },
       async (request) => {
-        const { tenant, actor } = await services.auth.requireAdmin(request);
+        const { tenant, actor } = await deps.auth.requireAdmin(request);
         return admin.setPolicy(tenant, actor, request.body);
       },
     );
@@ -306,7 +318,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         config,
       },
       async (request, reply) => {
-        const { tenant, actor } = await services.auth.requireAdmin(request);
+        const { tenant, actor } = await deps.auth.requireAdmin(request);
         const { app: created, clientSecret, apiKey } = await admin.createApp(tenant, actor, request.body);
         reply.header('cache-control', 'no-store');
         return reply.code(201).send({ id: created.id, ...(created.clientId ? { clientId: created.clientId } : {}), ...(clientSecret ? { clientSecret } : {}), ...(apiKey ? { apiKey } : {}) });
@@ -314,12 +326,12 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
     );
 
     app.get('/api/v1/admin/apps', { schema: { tags, security: bearer, response: { 200: Type.Array(AppView) } }, config }, async (request) => {
-      const { tenant } = await services.auth.requireAdmin(request);
+      const { tenant } = await deps.auth.requireAdmin(request);
       return (await admin.listApps(tenant)).map((a) => ({ ...a, createdAt: isoTime(a.createdAt) }));
     });
 
     app.delete('/api/v1/admin/apps/:id', { schema: { tags, security: bearer, summary: 'Revoke an app and its secret or key', params: IdParams }, config }, async (request, reply) => {
-      const { tenant, actor } = await services.auth.requireAdmin(request);
+      const { tenant, actor } = await deps.auth.requireAdmin(request);
       await admin.deleteApp(tenant, actor, request.params.id);
       return reply.code(204).send();
     });
@@ -339,7 +351,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
       '/api/v1/admin/tokens',
       { schema: { tags, security: bearer, summary: "The tenant's admin API tokens: who made each, when it expires, when it was last used; never the secret", response: { 200: Type.Array(TokenView) } }, config },
       async (request) => {
-        const { tenant } = await services.auth.requireAdmin(request);
+        const { tenant } = await deps.auth.requireAdmin(request);
         return admin.listTokens(tenant);
       },
     );
@@ -357,7 +369,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
         config,
       },
       async (request, reply) => {
-        const { tenant, actor } = await services.auth.requireAdmin(request);
+        const { tenant, actor } = await deps.auth.requireAdmin(request);
         // A leaked token must not be able to outlive its own revocation by minting successors.
         if (!actor.startsWith('user:')) throw new AppError('forbidden', 'tokens are created by an administrator signed in with a second factor, or with steadfast token create');
         reply.header('cache-control', 'no-store');
@@ -366,7 +378,7 @@ export function adminApi(services: Services): FastifyPluginAsyncTypebox {
     );
 
     app.delete('/api/v1/admin/tokens/:id', { schema: { tags, security: bearer, summary: 'Revoke an admin API token', params: IdParams }, config }, async (request, reply) => {
-      const { tenant, actor } = await services.auth.requireAdmin(request);
+      const { tenant, actor } = await deps.auth.requireAdmin(request);
       await admin.revokeToken(tenant, actor, request.params.id);
       return reply.code(204).send();
     });

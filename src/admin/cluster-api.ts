@@ -1,5 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Services } from '../server/services.ts';
+import type { RequestAuth } from '../http/authenticate.ts';
+import type { ClusterMonitor } from '../cluster/cluster-monitor.ts';
 
 export const ClusterNode = Type.Object({
   name: Type.String(),
@@ -17,8 +18,13 @@ export const ClusterHeadroom = Type.Object({
   capacityAfterLossPerSecond: Type.Number(),
 });
 
+export interface ClusterAdminApiDeps {
+  auth: Pick<RequestAuth, 'requireAdmin'>;
+  cluster: Pick<ClusterMonitor, 'view' | 'clustered'>;
+}
+
 /** `GET /api/v1/admin/cluster`: the headroom with the warning administrators act on. */
-export function clusterAdminApi(services: Services): FastifyPluginAsyncTypebox {
+export function clusterAdminApi(deps: ClusterAdminApiDeps): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get(
       '/api/v1/admin/cluster',
@@ -32,10 +38,10 @@ export function clusterAdminApi(services: Services): FastifyPluginAsyncTypebox {
         config: { admissionClass: 'admin' },
       },
       async (request) => {
-        await services.auth.requireAdmin(request);
-        const view = await services.cluster.view();
+        await deps.auth.requireAdmin(request);
+        const view = await deps.cluster.view();
         const warning =
-          services.cluster.clustered && !view.survivesNodeLoss
+          deps.cluster.clustered && !view.survivesNodeLoss
             ? `This cluster would not survive losing a node at its observed peak: losing the largest node leaves ${view.capacityAfterLossPerSecond} password sign-ins per second for a peak of ${view.peakLoadPerSecond}. Add a node or capacity before changing anything.`
             : null;
         return { ...view, warning };

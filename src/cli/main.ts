@@ -24,8 +24,8 @@ async function userByName(services: Services, tenantId: string, username: string
 }
 
 async function userJson(tenant: string, u: User) {
-  const { userView } = await import('../admin/user-view.ts');
-  return { tenant, ...userView(u) };
+  const { adminUserView } = await import('../http/api-schemas.ts');
+  return { tenant, ...adminUserView(u) };
 }
 
 const warnGeneratedKey = (path: string) => process.stderr.write(`warning: no STEADFAST_MASTER_KEY; generated one at ${path}. Back it up.\n`);

@@ -6,8 +6,7 @@
  * bundlers, tsx or Node's type stripping.
  */
 import type { Static } from 'typebox';
-import type { DeliveryInfo, IssuedSession, MethodChoice, MethodView, SigninEventView } from '../server/routes/schemas.ts';
-import type { AdminUser } from '../admin/user-view.ts';
+import type { AdminUser, DeliveryInfo, IssuedSession, MethodChoice, MethodView, SigninEventView } from '../http/api-schemas.ts';
 
 export type MethodChoiceJson = Static<typeof MethodChoice>;
 export type SessionJson = Static<typeof IssuedSession>;

@@ -136,6 +136,14 @@ export class Users {
     return rows.map((r) => this.toUser(r));
   }
 
+  /** The usernames of these users of the tenant, by id, in one query; ids of no user here (another tenant's, a deleted one) are left out. */
+  async usernames(tenantId: string, ids: readonly string[]): Promise<Map<string, string>> {
+    const unique = [...new Set(ids)];
+    if (unique.length === 0) return new Map();
+    const rows = await this.db.selectFrom('users').select(['id', 'username']).where('tenant_id', '=', tenantId).where('id', 'in', unique).execute();
+    return new Map(rows.map((r) => [r.id, r.username]));
+  }
+
   /** Applies the changes; false when there is no such user in this tenant. */
   async update(tenantId: string, userId: string, changes: UserChanges): Promise<boolean> {
     checkContact({ email: changes.email ?? undefined, phone: changes.phone ?? undefined });

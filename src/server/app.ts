@@ -24,7 +24,9 @@ import { packageRoot } from '../package-root.ts';
 import { signinApi } from './routes/signin-api.ts';
 import { meApi } from './routes/me-api.ts';
 import { adminApi } from '../admin/admin-api.ts';
-import { adminConsolePages } from '../admin/console-pages.ts';
+import { consoleRoutes } from '../admin/routes/console-routes.ts';
+import { IssuedPassHolder } from '../admin/issued-pass-holder.ts';
+import { registrationCoverage } from '../methods/registration-coverage.ts';
 import { clusterAdminApi } from '../admin/cluster-api.ts';
 import { oidcRoutes } from '../oidc/oidc-routes.ts';
 import { appApi } from './routes/app-api.ts';
@@ -206,8 +208,8 @@ export async function buildApp(services: Services, options: AppOptions) {
   await app.register(opsRoutes(services, readiness));
   await app.register(signinApi({ tenants: services.tenants, signin: services.signin }));
   await app.register(meApi({ auth: services.auth, management: services.management, passwords: services.passwords, events: services.events, reports: services.reports, sessions: services.sessions }));
-  await app.register(adminApi(services));
-  await app.register(clusterAdminApi(services));
+  await app.register(adminApi({ auth: services.auth, admin: services.admin, users: services.users }));
+  await app.register(clusterAdminApi({ auth: services.auth, cluster: services.cluster }));
   await app.register(appApi({ apps: services.apps, tenants: services.tenants, users: services.users, signin: services.signin, ephemeral: services.ephemeral, publicUrl: services.config.publicUrl }));
   const tenantPages = tenantLookup(services.tenants);
   await app.register(
@@ -217,7 +219,20 @@ export async function buildApp(services: Services, options: AppOptions) {
     securityInfoRoutes({ tenants: tenantPages, auth: services.auth, management: services.management, sessions: services.sessions, codeLifetimeMinutes: services.config.delivery.code.lifetimeMinutes }),
   );
   await app.register(mySigninsRoutes({ tenants: tenantPages, auth: services.auth, events: services.events, reports: services.reports, passwords: services.passwords }));
-  await app.register(adminConsolePages(services));
+  await app.register(
+    consoleRoutes({
+      tenants: tenantPages,
+      auth: services.auth,
+      cluster: services.cluster,
+      admin: services.admin,
+      users: services.users,
+      passes: new IssuedPassHolder({ ephemeral: services.ephemeral, keyRing: services.keyRing }),
+      activity: services.signinActivity,
+      coverage: (tenantId) => registrationCoverage(services.durable.db, tenantId),
+      delivery: services.delivery,
+      deliveryHealth: services.deliveryHealth,
+    }),
+  );
   await app.register(oidcRoutes({ tenants: services.tenants, oidc: services.oidc, auth: services.auth, anonymousStarts: services.anonymousStarts, ephemeral: services.ephemeral, clock: services.clock, publicUrl: services.config.publicUrl }));
   return app;
 }

@@ -22,6 +22,8 @@ import { MethodManagement } from '../methods/method-management.ts';
 import { Sessions } from '../sessions/sessions.ts';
 import { SigninEvents } from '../activity/signin-events.ts';
 import { ReportReader } from '../activity/report-reader.ts';
+import { SigninActivity } from '../activity/signin-activity.ts';
+import { DeliveryHealthLog } from '../delivery/delivery-health-log.ts';
 import { AbuseLimits, type AbuseLimitsOptions } from '../signin/abuse-limits.ts';
 import { SigninService } from '../signin/signin-service.ts';
 import { KnownBrowsers } from '../signin/known-browsers.ts';
@@ -70,10 +72,14 @@ export interface Services {
   passwords: PasswordChange;
   sessions: Sessions;
   events: SigninEvents;
+  /** A tenant's last day of sign-ins, counted (the console's overview). */
+  signinActivity: SigninActivity;
   signin: SigninService;
   admission: AdmissionController;
   metrics: Metrics;
   delivery: Delivery;
+  /** Each delivery provider's last day, an hour at a time (the console's overview). */
+  deliveryHealth: DeliveryHealthLog;
   audit: AuditLog;
   passes: AccessPasses;
   apps: Apps;
@@ -139,7 +145,8 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   // Contact details written in clear by an older release are sealed before anything reads them.
   await users.sealContacts({ rewrap: false });
   const credentials = new Credentials(db, clock);
-  const delivery = new Delivery(config.delivery.channels, metrics.deliveryEvents(deliveryLog(options.logger)), () => clock.now());
+  const deliveryHealth = new DeliveryHealthLog({ ephemeral, clock });
+  const delivery = new Delivery(config.delivery.channels, metrics.deliveryEvents(deliveryHealth.counting(deliveryLog(options.logger))), () => clock.now());
   const { code, limits: sendLimitSettings } = config.delivery;
   const methods = createMethodRegistry({
     db,
@@ -171,6 +178,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   // Reports (admin log pages on SQLite, every export) run in a worker thread on their own connection.
   const reports = new ReportReader({ engine: durable.engine, sqlitePath: sqlitePath(config), ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}), ...(options.pgSchema ? { pgSchema: options.pgSchema } : {}) });
   const events = new SigninEvents(db, clock, config.nodeName, groupCommit, { reader: reports, lists: durable.engine === 'sqlite' });
+  const signinActivity = new SigninActivity({ db, clock, reports: { reader: reports, lists: durable.engine === 'sqlite' } });
   const limits = new AbuseLimits(ephemeral, options.limits);
   const adminTokens = new AdminTokens(db, clock);
   const anonymousStarts = new AnonymousStarts(ephemeral);
@@ -285,10 +293,12 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     passwords: new PasswordChange({ users, hasher, sessions, limits }),
     sessions,
     events,
+    signinActivity,
     signin,
     admission,
     metrics,
     delivery,
+    deliveryHealth,
     audit,
     passes,
     apps,

@@ -20,7 +20,7 @@ import type { FactorPrompt, IssuedSession, NextStep, RememberedBrowser } from '.
 import { describeMethod, methodName } from '../methods/registry.ts';
 import type { AccessPass, AccessPasses } from '../methods/tap/access-passes.ts';
 import type { AuditLog } from '../activity/audit-log.ts';
-import type { SigninReason } from '../activity/signin-event.ts';
+import type { SigninReason } from '../activity/signin-reasons.ts';
 import type { User } from '../directory/users.ts';
 import type { RememberedDevices } from '../sessions/remembered-devices.ts';
 import type { KnownBrowsers } from './known-browsers.ts';

@@ -7,7 +7,7 @@ import { when } from '../../http/page/parts/when.ts';
 import { describeUserAgent } from '../../http/page/user-agent.ts';
 import { describeMethod, methodName } from '../../methods/registry.ts';
 import type { SigninEvent } from '../../activity/signin-events.ts';
-import { reasonText } from '../../activity/signin-event.ts';
+import { signinReasonForUser } from '../../activity/signin-reasons.ts';
 import type { Viewer } from './security-info-views.ts';
 
 function how(step: string, method: string | null): string {
@@ -34,7 +34,7 @@ export function signinsView(v: Viewer & { events: SigninEvent[]; next: string | 
 <td data-label="When">${when(new Date(e.at).toISOString())}</td>
 <td data-label="Where from">${e.ip ?? 'unknown address'}<br><span class="hint">${describeUserAgent(e.userAgent)}</span>${e.app ? html`<br><span class="hint">${e.app}</span>` : ''}</td>
 <td data-label="How">${how(e.step, e.method)}</td>
-<td data-label="Result" class="${e.outcome === 'success' ? 'good' : 'bad'}">${e.outcome === 'success' ? 'Succeeded' : 'Failed'}${reasonText(e.reason) !== '' ? html`<br><span class="hint">${reasonText(e.reason)}</span>` : ''}</td>
+<td data-label="Result" class="${e.outcome === 'success' ? 'good' : 'bad'}">${e.outcome === 'success' ? 'Succeeded' : 'Failed'}${signinReasonForUser(e.reason) !== '' ? html`<br><span class="hint">${signinReasonForUser(e.reason)}</span>` : ''}</td>
 <td>${
         e.reportedAt
           ? html`<span class="hint">Reported</span>`

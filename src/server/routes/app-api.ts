@@ -12,7 +12,7 @@ import type { Tenants } from '../../directory/tenants.ts';
 import type { Users } from '../../directory/users.ts';
 import type { SigninService } from '../../signin/signin-service.ts';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
-import { DeliveryInfo, MethodChoice } from './schemas.ts';
+import { DeliveryInfo, MethodChoice } from '../../http/api-schemas.ts';
 import { parseRecord } from '../../store/parse-record.ts';
 
 const bearer = [{ apiKeyAuth: [] }];

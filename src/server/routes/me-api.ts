@@ -6,7 +6,7 @@ import type { PasswordChange } from '../../signin/password-change.ts';
 import type { SigninEvents } from '../../activity/signin-events.ts';
 import type { SigninReports } from '../../activity/signin-report.ts';
 import type { Sessions } from '../../sessions/sessions.ts';
-import { DeliveryInfo, IdParams, MethodView, SigninEventView, signinEventView, WebAuthnAttestation } from './schemas.ts';
+import { DeliveryInfo, IdParams, MethodView, SigninEventView, signinEventView, WebAuthnAttestation } from '../../http/api-schemas.ts';
 import { requestContext } from '../../http/request-context.ts';
 
 const bearer = [{ bearerAuth: [] }];

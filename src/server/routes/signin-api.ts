@@ -4,7 +4,7 @@ import { requestContext } from '../../http/request-context.ts';
 import { apiState } from '../../signin/next-step.ts';
 import type { Tenants } from '../../directory/tenants.ts';
 import type { SigninService } from '../../signin/signin-service.ts';
-import { DeliveryInfo, FlowParams, IssuedSession, MethodChoice, TenantParams, WebAuthnAssertion } from './schemas.ts';
+import { DeliveryInfo, FlowParams, IssuedSession, MethodChoice, TenantParams, WebAuthnAssertion } from '../../http/api-schemas.ts';
 
 const Code = Type.String({ minLength: 1, maxLength: 64 });
 

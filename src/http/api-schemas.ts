@@ -1,6 +1,12 @@
-/** The TypeBox schemas of the JSON API shared by route modules, the OpenAPI document and the typed client. */
+/**
+ * The JSON shapes the REST API shares between its route modules (portal,
+ * admin, the composition root's API routes) and `steadfast/client`, which
+ * takes its types from them (`Static`), so the client cannot drift from the
+ * server. Only shapes and their mapping from domain records live here.
+ */
 import { Type, type TSchema } from '@fastify/type-provider-typebox';
-import type { SigninEvent } from '../../activity/signin-events.ts';
+import type { SigninEvent } from '../activity/signin-events.ts';
+import type { User } from '../directory/users.ts';
 
 export const TenantParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
 export const FlowParams = Type.Object({
@@ -115,4 +121,31 @@ export const signinEventView = (e: SigninEvent) => ({
   outcome: e.outcome,
   reason: e.reason,
   reported: e.reportedAt !== null,
+});
+
+/** A user as the admin API and the command line show it. */
+export const AdminUser = Type.Object({
+  id: Type.String(),
+  username: Type.String(),
+  email: Nullable(Type.String()),
+  phone: Nullable(Type.String()),
+  status: Type.Union([Type.Literal('active'), Type.Literal('disabled')]),
+  admin: Type.Boolean(),
+  breakGlass: Type.Boolean(),
+  mustRegister: Type.Boolean(),
+  flaggedAt: Nullable(Type.String({ format: 'date-time' })),
+  createdAt: Type.String({ format: 'date-time' }),
+});
+
+export const adminUserView = (u: User) => ({
+  id: u.id,
+  username: u.username,
+  email: u.email,
+  phone: u.phone,
+  status: u.status,
+  admin: u.isAdmin,
+  breakGlass: u.breakGlass,
+  mustRegister: u.mustRegister,
+  flaggedAt: isoTime(u.flaggedAt),
+  createdAt: isoTime(u.createdAt),
 });

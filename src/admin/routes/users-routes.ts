@@ -1,0 +1,124 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
+import { AppError } from '../../errors/app-error.ts';
+import type { Principal } from '../../http/authenticate.ts';
+import { formRoute } from '../../http/page/form-route.ts';
+import { sendPage } from '../../http/page/send-page.ts';
+import { shownError } from '../../http/page/shown-error.ts';
+import type { Administration } from '../administration.ts';
+import type { IssuedPassHolder } from '../issued-pass-holder.ts';
+import type { Notice } from '../views/console-layout.ts';
+import { usersView } from '../views/users-view.ts';
+import { userDetailView, type IssuedPass } from '../views/user-detail-view.ts';
+import { consoleAccess, consoleView, type ConsoleAccessDeps } from './console-access.ts';
+
+const Field = (max = 200) => Type.Optional(Type.String({ maxLength: max }));
+const PageParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
+const UserParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }), id: Type.String({ minLength: 1, maxLength: 64 }) });
+const ActionBody = Type.Object({ _csrf: Field(), minutes: Field(10), oneTime: Field(5) });
+
+export interface UsersRoutesDeps extends ConsoleAccessDeps {
+  admin: Pick<Administration, 'searchUsers' | 'createUser' | 'userDetail' | 'issuePass' | 'revokePass' | 'resetMethods' | 'revokeSessions' | 'updateUser'>;
+  passes: Pick<IssuedPassHolder, 'hold' | 'take'>;
+}
+
+/**
+ * The console's users: search, add, one user's page, and the actions on a
+ * user (issue or revoke a Temporary Access Pass, reset methods, end sessions,
+ * disable, enable). Every action goes through Administration, as the API's do,
+ * so it is audited the same way.
+ */
+export function usersRoutes(deps: UsersRoutesDeps): FastifyPluginAsyncTypebox {
+  const { admin } = deps;
+  const { adminOr, viewer, actor } = consoleAccess(deps);
+  return async (app) => {
+    const base = (p: Principal) => `/t/${p.tenant.slug}/admin`;
+    const holding = (p: Principal, userId: string) => ({ tenantId: p.tenant.id, adminId: p.user.id, userId });
+
+    const usersPage = async (reply: FastifyReply, p: Principal, q: string, notice?: Notice, status = 200) =>
+      sendPage(reply, usersView({ ...viewer(reply, p), q, users: await admin.searchUsers(p.tenant, q, 50), notice }), status);
+
+    const userPage = async (reply: FastifyReply, p: Principal, id: string, notice?: Notice, issued?: IssuedPass, status = 200) =>
+      sendPage(reply, userDetailView({ ...viewer(reply, p), detail: await admin.userDetail(p.tenant, id), tap: p.tenant.policy.tap, notice, issued }), status);
+
+    app.get('/t/:tenant/admin', consoleView(PageParams, Type.Object({ q: Field(256) })), async (request, reply) => {
+      const p = await adminOr(request, reply);
+      return p ? usersPage(reply, p, request.query.q ?? '') : reply;
+    });
+
+    app.post('/t/:tenant/admin/users', formRoute(app, 'admin', PageParams, Type.Object({ username: Field(256), email: Field(320), _csrf: Field() })), async (request, reply) => {
+      const p = await adminOr(request, reply, { change: true });
+      if (!p) return reply;
+      try {
+        const user = await admin.createUser(p.tenant, actor(p), { username: request.body.username ?? '', email: request.body.email?.trim() || undefined });
+        return await userPage(reply, p, user.id, { kind: 'info', text: `User ${user.username} added. Issue a Temporary Access Pass so they can sign in.` });
+      } catch (err) {
+        const { text, status } = shownError(err);
+        return usersPage(reply, p, '', { kind: 'error', text }, status);
+      }
+    });
+
+    app.get('/t/:tenant/admin/users/:id', consoleView(UserParams, Type.Object({ issued: Field(40) })), async (request, reply) => {
+      const p = await adminOr(request, reply);
+      if (!p) return reply;
+      const issued = await deps.passes.take(holding(p, request.params.id), request.query.issued);
+      if (request.query.issued && !issued) return userPage(reply, p, request.params.id, { kind: 'info', text: 'The pass was shown once and is not shown again. Issue a new one if it was lost.' });
+      return userPage(reply, p, request.params.id, issued ? { kind: 'info', text: 'Temporary Access Pass issued.' } : undefined, issued);
+    });
+
+    /** Runs an action on a user and shows their page with the outcome. */
+    const userAction = (
+      path: string,
+      run: (p: Principal, id: string, body: { minutes?: string | undefined; oneTime?: string | undefined }) => Promise<{ notice: string; issued?: IssuedPass }>,
+      admissionClass: 'admin' | 'admin-emergency' = 'admin',
+    ) =>
+      app.post(`/t/:tenant/admin/users/:id/${path}`, formRoute(app, admissionClass, UserParams, ActionBody), async (request, reply) => {
+        const p = await adminOr(request, reply, { change: true });
+        if (!p) return reply;
+        const { id } = request.params;
+        try {
+          const { notice, issued } = await run(p, id, request.body);
+          if (issued) return reply.redirect(`${base(p)}/users/${encodeURIComponent(id)}?issued=${await deps.passes.hold(holding(p, id), issued)}`, 303);
+          return await userPage(reply, p, id, { kind: 'info', text: notice });
+        } catch (err) {
+          const { text, status } = shownError(err);
+          // An unknown user (or one of another tenant) has no page to go back to.
+          if (err instanceof AppError && err.code === 'not-found') return usersPage(reply, p, '', { kind: 'error', text }, status);
+          return userPage(reply, p, id, { kind: 'error', text }, undefined, status);
+        }
+      });
+
+    userAction(
+      'tap',
+      async (p, id, body) => {
+        const minutes = body.minutes ? Number(body.minutes) : undefined;
+        if (minutes !== undefined && !Number.isInteger(minutes)) throw new AppError('invalid-request', 'enter the lifetime as a whole number of minutes');
+        const issued = await admin.issuePass(p.tenant, actor(p), id, { minutes, oneTime: body.oneTime === 'on' });
+        return { notice: 'Temporary Access Pass issued.', issued };
+      },
+      'admin-emergency',
+    );
+    userAction('tap/revoke', async (p, id) => {
+      await admin.revokePass(p.tenant, actor(p), id);
+      return { notice: 'Temporary Access Pass revoked.' };
+    });
+    userAction(
+      'reset-methods',
+      async (p, id) => {
+        const { removed, sessionsEnded } = await admin.resetMethods(p.tenant, actor(p), id);
+        return { notice: `Methods reset: ${removed} removed, ${sessionsEnded} sessions ended. The user registers again at the next sign-in.` };
+      },
+      'admin-emergency',
+    );
+    userAction('revoke-sessions', async (p, id) => ({ notice: `${await admin.revokeSessions(p.tenant, actor(p), id)} sessions ended.` }), 'admin-emergency');
+    userAction('disable', async (p, id) => {
+      if (id === p.user.id) throw new AppError('invalid-state', 'you cannot disable your own account');
+      await admin.updateUser(p.tenant, actor(p), id, { status: 'disabled' });
+      return { notice: 'Account disabled; every session ended.' };
+    });
+    userAction('enable', async (p, id) => {
+      await admin.updateUser(p.tenant, actor(p), id, { status: 'active' });
+      return { notice: 'Account enabled.' };
+    });
+  };
+}

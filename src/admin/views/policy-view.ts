@@ -1,0 +1,50 @@
+import { html } from '../../http/page/html.ts';
+import { csrfField } from '../../http/page/parts/hidden-fields.ts';
+import { notice as noticeView } from '../../http/page/parts/error-summary.ts';
+import { RETENTION_BOUNDS, type TenantPolicy } from '../../directory/policy.ts';
+import { METHOD_TYPES, methodName } from '../../methods/registry.ts';
+import { consoleBase, consolePage, type ConsoleViewer, type Notice } from './console-layout.ts';
+
+/** The policy editor, with what was wrong with the last attempt when there was something. */
+export function policyView(v: ConsoleViewer & { policy: TenantPolicy; notice?: Notice | undefined; problems?: string[] }): string {
+  const { policy } = v;
+  const problems = v.problems ?? [];
+  const checked = (on: boolean) => (on ? html` checked` : '');
+  const number = (id: string, name: string, label: string, value: number, min: number, max: number) =>
+    html`<label for="${id}">${label}</label><input type="number" id="${id}" name="${name}" value="${value}" min="${min}" max="${max}" required>`;
+  return consolePage(
+    v,
+    'policy',
+    'Policy',
+    html`<h1>Sign-in policy</h1>
+${noticeView(v.notice)}
+${problems.length > 0 ? html`<ul class="problems" role="alert">${problems.map((x) => html`<li>${x}</li>`)}</ul>` : ''}
+<form method="post" action="${consoleBase(v)}/policy" novalidate>
+  ${csrfField(v.csrf)}
+  <label class="check"><input type="checkbox" name="mfaRequired" value="on"${checked(policy.mfaRequired)}> Require a second factor at every sign-in</label>
+  <fieldset><legend>Methods users may use</legend>
+  ${METHOD_TYPES.map((m) => html`<label class="check"><input type="checkbox" name="allowedMethods" value="${m}"${checked(policy.allowedMethods.includes(m))}> ${methodName(m)}</label>`)}
+  </fieldset>
+  <fieldset><legend>Temporary Access Passes</legend>
+  ${number('tap-min', 'tapMinMinutes', 'Shortest lifetime (minutes)', policy.tap.minMinutes, 10, 43200)}
+  ${number('tap-max', 'tapMaxMinutes', 'Longest lifetime (minutes)', policy.tap.maxMinutes, 10, 43200)}
+  ${number('tap-default', 'tapDefaultMinutes', 'Offered lifetime (minutes)', policy.tap.defaultMinutes, 10, 43200)}
+  <label class="check"><input type="checkbox" name="tapOneTimeDefault" value="on"${checked(policy.tap.oneTimeDefault)}> Passes are usable once unless chosen otherwise</label>
+  </fieldset>
+  <fieldset><legend>Guessing limits</legend>
+  ${number('lock-failures', 'accountFailures', 'Failures in a row before an account is held back (5 to 100)', policy.lockout.accountFailures, 5, 100)}
+  ${number('lock-minutes', 'blockMinutes', 'How long it is held back (minutes)', policy.lockout.blockMinutes, 1, 1440)}
+  </fieldset>
+  ${number('remember', 'rememberedDeviceDays', 'Days a browser may skip the second factor after one (0: never)', policy.rememberedDeviceDays, 0, 90)}
+  <fieldset><legend>How long records are kept</legend>
+  ${number('keep-signins', 'signinEventDays', `Sign-in log (days, ${RETENTION_BOUNDS.signinEventDays.min} to ${RETENTION_BOUNDS.signinEventDays.max})`, policy.retention.signinEventDays, RETENTION_BOUNDS.signinEventDays.min, RETENTION_BOUNDS.signinEventDays.max)}
+  ${number('keep-audit', 'auditDays', `Audit log (days, ${RETENTION_BOUNDS.auditDays.min} to ${RETENTION_BOUNDS.auditDays.max})`, policy.retention.auditDays, RETENTION_BOUNDS.auditDays.min, RETENTION_BOUNDS.auditDays.max)}
+  </fieldset>
+  <fieldset><legend>When none of a user's methods can be used (every channel they use is down)</legend>
+  <label class="check"><input type="radio" name="failMode" value="closed"${checked(policy.failMode === 'closed')}> Refuse the sign-in and tell them to ask for a Temporary Access Pass</label>
+  <label class="check"><input type="radio" name="failMode" value="tap-only"${checked(policy.failMode === 'tap-only')}> Go on to the second step and accept only a Temporary Access Pass</label>
+  </fieldset>
+  <button type="submit">Save policy</button>
+</form>`,
+  );
+}
