@@ -93,7 +93,8 @@ describe('everything about a method derives from the registry', () => {
     const offenders: string[] = [];
     for (const file of sources(new URL('../../src/', import.meta.url).pathname)) {
       if (file.includes('/src/methods/')) continue;
-      const text = readFileSync(file, 'utf8');
+      // Column labels of the phone layout (data-label) repeat table headers such as a user's Email.
+      const text = readFileSync(file, 'utf8').replace(/data-label="[^"]*"/g, '');
       for (const name of names) if ([`'${name}'`, `"${name}"`, `>${name}</h2>`, `>${name}</label>`].some((form) => text.includes(form))) offenders.push(`${file.replace(/.*\/src\//, 'src/')}: ${name}`);
     }
     expect(offenders).toEqual([]);
