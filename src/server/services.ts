@@ -48,7 +48,8 @@ import { RequestAuth } from '../http/authenticate.ts';
 import { Sweeper } from '../retention/sweeper.ts';
 import { expirySweeps } from '../retention/sweeps.ts';
 import nodeCluster from 'node:cluster';
-import type { RedisEphemeralStore } from '../store/ephemeral/redis-store.ts';
+import { FailoverEphemeralStore } from '../store/ephemeral/failover-store.ts';
+import { DurableEphemeralStore } from '../store/ephemeral/durable-ephemeral-store.ts';
 import { ClusterMonitor } from '../cluster/cluster-monitor.ts';
 import { Membership } from '../cluster/membership.ts';
 import { LoadWindow } from '../cluster/load-window.ts';
@@ -123,9 +124,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   try {
     migrated = await migrateToLatest(durable.db, durable.engine);
     // Redis's client loads only for a cluster member.
-    ephemeral = config.redisUrl
-      ? await (await import('../store/ephemeral/redis-store.ts')).RedisEphemeralStore.connect({ url: config.redisUrl, namespace: options.redisNamespace ?? config.redisNamespace })
-      : new MemoryEphemeralStore(clock);
+    ephemeral = config.redisUrl ? await clusterEphemeralStore(config.redisUrl, options.redisNamespace ?? config.redisNamespace, durable, clock, options.logger) : new MemoryEphemeralStore(clock);
   } catch (err) {
     await durable.close();
     throw err;
@@ -258,7 +257,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   const processName = nodeCluster.isWorker && nodeCluster.worker ? `${config.nodeName}#${nodeCluster.worker.id}` : config.nodeName;
   const cluster = new ClusterMonitor(
     {
-      membership: new Membership(db, ephemeral.kind === 'redis' ? (ephemeral as RedisEphemeralStore).client : undefined),
+      membership: new Membership(db, ephemeral instanceof FailoverEphemeralStore ? ephemeral.redis.client : undefined),
       load: new LoadWindow(db, config.cluster.heartbeatMs),
       clock,
       checksDone: () => hasher.checksDone,
@@ -269,6 +268,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     { name: processName, node: config.nodeName },
   );
   metrics.watchCluster(cluster);
+  metrics.watchEphemeral(ephemeral);
   return {
     config,
     clock,
@@ -311,6 +311,20 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
       await durable.close();
     },
   };
+}
+
+/**
+ * Redis, falling back to the durable store and then node memory while Redis
+ * is away, so sign-ins carry on instead of answering 503 (issue 12).
+ */
+async function clusterEphemeralStore(url: string, namespace: string | undefined, durable: DurableStore, clock: Clock, logger: Logger | undefined): Promise<FailoverEphemeralStore> {
+  // Loaded only for a cluster member, so the embedded default starts faster.
+  const { RedisEphemeralStore } = await import('../store/ephemeral/redis-store.ts');
+  const redis = await RedisEphemeralStore.connect({ url, startWithoutRedis: true, ...(namespace ? { namespace } : {}) });
+  return new FailoverEphemeralStore(redis, { durable: new DurableEphemeralStore(durable.db, clock), memory: new MemoryEphemeralStore(clock) }, clock, {
+    onServingChange: (tier, reason) =>
+      tier === 'redis' ? logger?.info('Redis answers again; flows and codes are kept there') : logger?.error({ tier, reason }, 'Redis is unreachable; flows and codes fall back'),
+  });
 }
 
 /** Provider failures and breaker changes in the log: names and reasons, never a message or its destination. */

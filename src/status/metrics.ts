@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import type { AdmissionController, AdmissionEvents } from '../admission/admission-controller.ts';
 import type { BulkheadEvents } from '../admission/bulkhead.ts';
 import type { PasswordHasher } from '../directory/password-hasher.ts';
@@ -188,6 +189,14 @@ export class Metrics {
     } });
     new Gauge({ name: 'steadfast_cluster_survives_node_loss', help: '1 when the cluster carries its observed peak after losing its largest node, else 0', registers, collect() {
       this.set(latest()?.survivesNodeLoss ? 1 : 0);
+    } });
+  }
+
+  /** Which tier takes flows, codes and counters (1 for the one serving): anything but `redis` on a cluster member means Redis is away. */
+  watchEphemeral(store: Pick<EphemeralStore, 'servingFrom'>): void {
+    new Gauge({ name: 'steadfast_ephemeral_serving', help: 'Where flows, one-time codes and counters go now: 1 for the serving tier (redis, durable fallback, node memory)', labelNames: ['tier'], registers: [this.registry], collect() {
+      const serving = store.servingFrom();
+      for (const tier of ['redis', 'durable', 'memory']) this.set({ tier }, tier === serving ? 1 : 0);
     } });
   }
 }

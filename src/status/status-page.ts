@@ -13,7 +13,7 @@ const HEADLINES: Record<string, string> = {
 
 interface Components {
   durable: { state: string };
-  ephemeral: { state: string };
+  ephemeral: { state: string; fallback?: string };
   admission: { shedTotal: number; inFlight: number; queued: number; limit: number };
   delivery: Partial<Record<string, ChannelHealth>>;
 }
@@ -36,7 +36,11 @@ export function statusPage(status: string, components: Components, cluster: Clus
 <thead><tr><th scope="col">Part</th><th scope="col">State</th><th scope="col">Notes</th></tr></thead>
 <tbody>
 ${row('Sign-in and accounts (database)', components.durable.state)}
-${row('Sign-ins in progress (shared state)', components.ephemeral.state)}
+${row(
+  'Sign-ins in progress (shared state)',
+  components.ephemeral.state,
+  components.ephemeral.fallback ? 'The shared cache is unreachable; sign-ins continue with a fallback (a sign-in in progress may have to start again).' : '',
+)}
 ${busy ? row('Capacity', 'degraded', 'Busy right now: some requests are turned away to keep answers fast. Try again in a moment.') : row('Capacity', 'up')}
 ${channels.map(([channel, health]) =>
   row(

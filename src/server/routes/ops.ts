@@ -30,7 +30,7 @@ async function check(probe: () => Promise<void>): Promise<{ state: 'up' | 'down'
 }
 
 /** What anyone may read of the status: each part's state in words, no engines, figures or vendors. */
-function coarse(current: { status: string; components: { durable: { state: string }; ephemeral: { state: string }; delivery: Partial<Record<string, { state: string }>> } }) {
+function coarse(current: { status: string; components: { durable: { state: string }; ephemeral: { state: string; fallback?: string }; delivery: Partial<Record<string, { state: string }>> } }) {
   const { durable, ephemeral, delivery } = current.components;
   return {
     status: current.status,
@@ -47,6 +47,12 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
   return async (app) => {
     app.get('/healthz', { config: { admissionClass: 'ops' }, schema: { tags: ['operations'] } }, async () => ({ status: 'ok' }));
 
+    /** While Redis is away, where flows and codes go instead (words anyone may read: no engine names beyond the tier). */
+    const fallback = (state: 'up' | 'down') => {
+      const serving = services.ephemeral.servingFrom();
+      return state === 'down' && serving !== services.ephemeral.kind ? { fallback: serving } : {};
+    };
+
     /** Everything the status JSON and page show, measured now. */
     const currentStatus = async () => {
       const [durable, ephemeral, cluster] = await Promise.all([
@@ -60,7 +66,7 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
       const shed = (await count(services.metrics.shed)) + (await count(services.metrics.hashingShed));
       const components = {
         durable: { state: durable.state, engine: services.durable.engine },
-        ephemeral: { state: ephemeral.state, engine: services.ephemeral.kind },
+        ephemeral: { state: ephemeral.state, engine: services.ephemeral.kind, ...fallback(ephemeral.state) },
         admission: { state: 'up' as const, ...services.admission.state, shedTotal: shed },
         delivery: services.delivery.health(),
       };
@@ -93,16 +99,21 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
       const [durable, ephemeral] = await Promise.all([check(() => services.durable.ping()), check(() => services.ephemeral.ping())]);
       const components = {
         durable: { ...durable, engine: services.durable.engine },
-        ephemeral: { ...ephemeral, engine: services.ephemeral.kind },
+        ephemeral: { ...ephemeral, engine: services.ephemeral.kind, ...fallback(ephemeral.state) },
         passwordHashing: { state: 'up' as const, ...services.hasher.pool.state },
         // Shedding load is the node working as designed, not a reason to take it out of rotation.
         admission: { state: 'up' as const, ...services.admission.state },
         // A vendor outage is shared by every node: taking nodes out of rotation would not route around it.
         delivery: services.delivery.health(),
       };
-      const ready = !readiness.draining && durable.state === 'up' && ephemeral.state === 'up';
+      // Redis away with a fallback serving is the node working as designed (every node shares the outage;
+      // taking them out of rotation would turn it into a full one).
+      const ephemeralServes = ephemeral.state === 'up' || 'fallback' in components.ephemeral;
+      const ready = !readiness.draining && durable.state === 'up' && ephemeralServes;
       // A load balancer needs the status code; the figures are for operators.
-      const shown = isOperator(request, services.config.opsToken) ? components : { durable: { state: durable.state }, ephemeral: { state: ephemeral.state } };
+      const shown = isOperator(request, services.config.opsToken)
+        ? components
+        : { durable: { state: durable.state }, ephemeral: { state: ephemeral.state, ...fallback(ephemeral.state) } };
       if (ready) return { status: 'ready', components: shown };
       const detail = readiness.draining ? 'this node is shutting down' : 'a store this node needs is unreachable';
       return reply

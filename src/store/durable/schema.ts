@@ -218,6 +218,7 @@ export interface Database {
   oidc_keys: OidcKeyTable;
   cluster_members: ClusterMemberTable;
   cluster_load: ClusterLoadTable;
+  ephemeral_fallback: EphemeralFallbackTable;
 }
 
 export interface ClusterMemberTable {
@@ -230,4 +231,12 @@ export interface ClusterMemberTable {
 export interface ClusterLoadTable {
   bucket_start: number;
   checks: number;
+}
+
+/** Ephemeral entries kept durably while Redis is away (store/ephemeral/durable-ephemeral-store.ts). */
+export interface EphemeralFallbackTable {
+  key: string;
+  /** The value as JSON. */
+  value: string;
+  expires_at: number;
 }

@@ -16,7 +16,9 @@ export interface RateLimitOptions {
  * a flow another node started. Values are JSON.
  */
 export interface EphemeralStore {
-  readonly kind: 'memory' | 'redis';
+  readonly kind: 'memory' | 'redis' | 'durable';
+  /** Which store takes new entries right now (a cluster member falls back from Redis while it is away). */
+  servingFrom(): 'memory' | 'redis' | 'durable';
   get<T>(key: string): Promise<T | undefined>;
   set(key: string, value: unknown, ttlMs: number): Promise<void>;
   /** Stores only when the key is absent; true when this call stored it. */
