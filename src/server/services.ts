@@ -4,7 +4,7 @@ import { sqlitePath } from '../config/config.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { KeyRing } from '../crypto/key-ring.ts';
 import { loadOrCreateMasterKeyFile } from '../crypto/master-key-file.ts';
-import type { MigrationResultSet } from 'kysely';
+import type { Dialect, MigrationResultSet } from 'kysely';
 import { openDurableStore, migrateToLatest, keysAuditChains, type DurableStore } from '../store/durable/database.ts';
 import { GroupCommit } from '../store/durable/group-commit.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
@@ -49,6 +49,12 @@ import { Sweeper } from '../retention/sweeper.ts';
 import { expirySweeps } from '../retention/sweeps.ts';
 import nodeCluster from 'node:cluster';
 import { FailoverEphemeralStore } from '../store/ephemeral/failover-store.ts';
+import { DurableFailover } from '../store/fallback/durable-failover.ts';
+import { FallbackDialect } from '../store/fallback/fallback-dialect.ts';
+import { OutageJournal } from '../store/fallback/outage-journal.ts';
+import { isUnavailable } from '../errors/is-unavailable.ts';
+import type { AuditInput } from '../activity/audit-log.ts';
+import { join } from 'node:path';
 import { DurableEphemeralStore } from '../store/ephemeral/durable-ephemeral-store.ts';
 import { ClusterMonitor } from '../cluster/cluster-monitor.ts';
 import { Membership } from '../cluster/membership.ts';
@@ -92,6 +98,8 @@ export interface Services {
   /** Removes expired records; started by `startNode`, run by hand in tests (`runOnce`). */
   sweeper: Sweeper;
   cluster: ClusterMonitor;
+  /** The local fallback of a PostgreSQL cluster member (absent on the embedded store). */
+  fallback: DurableFailover | undefined;
   close(): Promise<void>;
 }
 
@@ -113,19 +121,45 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   const clock = options.clock ?? systemClock;
   const keyRing = new KeyRing(resolveMasterKey(config, options), config.previousMasterKeys);
 
+  // A cluster member on PostgreSQL keeps a local fallback to sign in from while the database is away (issue 12).
+  const fallback = config.databaseUrl
+    ? new DurableFailover({
+        clock,
+        keyRing,
+        node: config.nodeName,
+        snapshotFile: join(config.dataDir, 'fallback-snapshot.sealed'),
+        journal: new OutageJournal(join(config.dataDir, 'outage-journal.db'), keyRing, config.nodeName),
+        onModeChange: (mode, reason) => {
+          const log = mode === 'primary' ? options.logger?.info.bind(options.logger) : options.logger?.error.bind(options.logger);
+          log?.({ mode, reason }, mode === 'fallback' ? 'the database is unreachable; signing in from the local fallback' : mode === 'replaying' ? 'the database answers again; replaying the outage journal' : 'the outage journal is replayed; back on the database');
+        },
+        onReplayRejected: (entry, err) => options.logger?.error({ entry: entry.id, at: entry.at, err: { message: err.message } }, 'the database refused a journaled write; set aside'),
+        onBackgroundError: (err, what) => options.logger?.warn({ err: { message: err.message } }, `${what} failed`),
+      })
+    : undefined;
   const durable = openDurableStore({
     sqlitePath: sqlitePath(config),
     backgroundCheckpoint: options.server ?? false,
     ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
     ...(options.pgSchema ? { pgSchema: options.pgSchema } : {}),
+    ...(fallback ? { wrapDialect: (dialect: Dialect) => new FallbackDialect(dialect, fallback) } : {}),
   });
   let ephemeral: EphemeralStore | undefined;
-  let migrated: MigrationResultSet;
+  let migrated: MigrationResultSet = {};
+  let startedInFallback = false;
   try {
-    migrated = await migrateToLatest(durable.db, durable.engine);
+    try {
+      migrated = await migrateToLatest(durable.primaryDb ?? durable.db, durable.engine);
+    } catch (err) {
+      // A node (re)started during an outage serves from the sealed snapshot of its last run (item 5).
+      if (!fallback || !isUnavailable(err as Error) || !(await fallback.startInFallback(durable.primaryDb!, err))) throw err;
+      startedInFallback = true;
+      options.logger?.error({ err: { message: (err as Error).message } }, 'the database is unreachable at start; serving sign-ins from the local fallback');
+    }
     // Redis's client loads only for a cluster member.
     ephemeral = config.redisUrl ? await clusterEphemeralStore(config.redisUrl, options.redisNamespace ?? config.redisNamespace, durable, clock, options.logger) : new MemoryEphemeralStore(clock);
   } catch (err) {
+    await fallback?.stop();
     await durable.close();
     throw err;
   }
@@ -136,7 +170,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   const tenants = new Tenants(db, clock);
   const users = new Users(db, clock, new ProfileSeal(keyRing));
   // Contact details written in clear by an older release are sealed before anything reads them.
-  await users.sealContacts({ rewrap: false });
+  if (!startedInFallback) await users.sealContacts({ rewrap: false });
   const credentials = new Credentials(db, clock);
   const delivery = new Delivery(config.delivery.channels, metrics.deliveryEvents(deliveryLog(options.logger)), () => clock.now());
   const { code, limits: sendLimitSettings } = config.delivery;
@@ -177,7 +211,15 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   const audit = new AuditLog(db, durable.engine, clock, keyRing, {
     // Shipped logs anchor the chain's end: cutting entries off the end of a chain shows against them.
     onAppended: (head) => options.logger?.info({ tenantId: head.tenantId, auditSeq: head.seq, auditHash: head.hash }, 'audit chain head'),
+    ...(fallback
+      ? { deferred: { active: () => fallback.usesFallback(), write: (tenantId: string, input: AuditInput, at: number) => fallback.journalWrites([{ kind: 'audit', tenantId, entry: { ...input, details: { ...input.details, duringOutage: true, at } } }]) } }
+      : {}),
   });
+  if (fallback && durable.primaryDb) {
+    // Replayed entries join the chain through the database itself, never the fallback.
+    const replayAudit = new AuditLog(durable.primaryDb, durable.engine, clock, keyRing);
+    fallback.onReplayAudit(async (tenantId, entry) => void (await replayAudit.append(tenantId, entry as unknown as AuditInput)));
+  }
   if (keysAuditChains(migrated)) await audit.keyLegacyChains();
   const passes = new AccessPasses(db, clock, hasher);
   const apps = new Apps(db, clock, keyRing);
@@ -269,6 +311,10 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   );
   metrics.watchCluster(cluster);
   metrics.watchEphemeral(ephemeral);
+  if (fallback) {
+    metrics.watchFallback(fallback);
+    if (!startedInFallback) await fallback.start(durable.primaryDb!);
+  }
   return {
     config,
     clock,
@@ -303,8 +349,10 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     sweeper,
     reportReader: reports,
     cluster,
+    fallback,
     async close() {
       await sweeper.stop();
+      await fallback?.stop();
       await reports.close();
       await delivery.close();
       await ephemeralStore.close();

@@ -219,6 +219,8 @@ export interface Database {
   cluster_members: ClusterMemberTable;
   cluster_load: ClusterLoadTable;
   ephemeral_fallback: EphemeralFallbackTable;
+  outage_replays: OutageReplayTable;
+  change_feed: ChangeFeedTable;
 }
 
 export interface ClusterMemberTable {
@@ -239,4 +241,19 @@ export interface EphemeralFallbackTable {
   /** The value as JSON. */
   value: string;
   expires_at: number;
+}
+
+/** Journal entries of a node's outage fallback already replayed into the database (idempotent replay). */
+export interface OutageReplayTable {
+  id: string;
+  node: string;
+  replayed_at: number;
+}
+
+/** PostgreSQL only: one row per change to a table the fallback copies, written by a trigger. */
+export interface ChangeFeedTable {
+  seq: number;
+  tbl: string;
+  row_id: string;
+  at: number;
 }
