@@ -16,6 +16,7 @@ import { ProfileSeal } from '../directory/profile-seal.ts';
 import { AdminTokens } from '../directory/admin-tokens.ts';
 import { PasswordChange } from '../signin/password-change.ts';
 import { Credentials } from '../methods/credentials.ts';
+import { SingleUseHolds, noHolds } from '../methods/single-use-holds.ts';
 import { createMethodRegistry, type MethodRegistry } from '../methods/registry.ts';
 import { relyingPartyFrom } from '../methods/webauthn/webauthn-method.ts';
 import { MethodManagement } from '../methods/method-management.ts';
@@ -171,7 +172,10 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   const users = new Users(db, clock, new ProfileSeal(keyRing));
   // Contact details written in clear by an older release are sealed before anything reads them.
   if (!startedInFallback) await users.sealContacts({ rewrap: false });
-  const credentials = new Credentials(db, clock);
+  // Single-use holds and shared sessions while signing in from the outage fallback (issue 12).
+  const outage = fallback ? { active: () => fallback.usesFallback(), store: ephemeral } : undefined;
+  const holds = outage ? new SingleUseHolds(outage.active, outage.store) : noHolds;
+  const credentials = new Credentials(db, clock, holds);
   const delivery = new Delivery(config.delivery.channels, metrics.deliveryEvents(deliveryLog(options.logger)), () => clock.now());
   const { code, limits: sendLimitSettings } = config.delivery;
   const methods = createMethodRegistry({
@@ -200,6 +204,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     clock,
     { lifetimeMs: config.sessions.lifetimeMinutes * 60_000, idleMs: config.sessions.idleMinutes * 60_000 },
     groupCommit,
+    outage,
   );
   // Reports (admin log pages on SQLite, every export) run in a worker thread on their own connection.
   const reports = new ReportReader({ engine: durable.engine, sqlitePath: sqlitePath(config), ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}), ...(options.pgSchema ? { pgSchema: options.pgSchema } : {}) });
@@ -221,7 +226,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     fallback.onReplayAudit(async (tenantId, entry) => void (await replayAudit.append(tenantId, entry as unknown as AuditInput)));
   }
   if (keysAuditChains(migrated)) await audit.keyLegacyChains();
-  const passes = new AccessPasses(db, clock, hasher);
+  const passes = new AccessPasses(db, clock, hasher, holds);
   const apps = new Apps(db, clock, keyRing);
   const management = new MethodManagement({ credentials, methods, sessions, db, clock });
   const signin = new SigninService({

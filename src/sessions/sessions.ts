@@ -4,6 +4,8 @@ import { AppError } from '../errors/app-error.ts';
 import { hashToken } from '../crypto/keyed-hash.ts';
 import { newId, randomToken } from '../crypto/random.ts';
 import type { GroupCommit } from '../store/durable/group-commit.ts';
+import type { SessionTable } from '../store/durable/schema.ts';
+import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import { REGISTRATION_TOKEN_PREFIX, SESSION_TOKEN_PREFIX } from './registration-token.ts';
 
 export type SessionScope = 'full' | 'register';
@@ -45,6 +47,8 @@ export interface NewSession {
 }
 
 const PREFIX = SESSION_TOKEN_PREFIX;
+const sharedKey = (tokenHash: string) => `outage-session:${tokenHash}`;
+const revokedKey = (sessionId: string) => `outage-revoked:${sessionId}`;
 /** Changes to one's methods, or an administrator's changes, need a sign-in this recent. */
 export const RECENT_SIGNIN_MS = 10 * 60_000;
 // Refresh last-seen at most this often, so a busy session is not a write per request.
@@ -66,6 +70,12 @@ export class Sessions {
     private readonly clock: Clock,
     private readonly options: SessionOptions,
     private readonly groupCommit: GroupCommit,
+    /**
+     * While signing in from the outage fallback: sessions issued and revoked
+     * here are also told to the ephemeral store (Redis, shared), so every node
+     * honours the one and refuses the other before the database is back.
+     */
+    private readonly outage?: { active(): boolean; store: EphemeralStore },
   ) {}
 
   async create(input: NewSession): Promise<{ token: string; session: Session }> {
@@ -82,7 +92,7 @@ export class Sessions {
       authTime: now,
       expiresAt: now + lifetime,
     };
-    await this.groupCommit.insert('sessions', {
+    const row: SessionTable = {
       id: session.id,
       tenant_id: session.tenantId,
       user_id: session.userId,
@@ -96,14 +106,27 @@ export class Sessions {
       revoked_at: null,
       ip: input.ip?.slice(0, 64) ?? null,
       user_agent: input.userAgent?.slice(0, 512) ?? null,
-    });
+    };
+    await this.groupCommit.insert('sessions', row);
+    if (this.outage?.active()) await this.outage.store.set(sharedKey(row.token_hash), row, lifetime);
     return { token, session };
   }
 
   /** The live session for a token, or undefined when unknown, revoked, expired or idle too long. */
   async authenticate(token: string): Promise<Session | undefined> {
     if (!token.startsWith(PREFIX) || token.length > 100) return undefined;
-    const row = await this.db.selectFrom('sessions').selectAll().where('token_hash', '=', hashToken(token)).executeTakeFirst();
+    const tokenHash = hashToken(token);
+    let row = await this.db.selectFrom('sessions').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+    if (this.outage?.active()) {
+      // Issued on another node during the outage (not in this node's snapshot), or revoked on one.
+      if (!row) {
+        row = await this.outage.store.get<SessionTable>(sharedKey(tokenHash));
+        // Adopted into this node's copy (and so its journal): a revocation here then has a row to end, and
+        // replays after the insert whichever node's journal reaches the database first.
+        if (row) await this.db.insertInto('sessions').values(row).onConflict((oc) => oc.column('id').doNothing()).execute();
+      }
+      if (row && (await this.outage.store.get(revokedKey(row.id))) !== undefined) return undefined;
+    }
     if (!row || row.revoked_at !== null) return undefined;
     const now = this.clock.now();
     if (now >= row.expires_at || now - row.last_seen_at >= this.options.idleMs) return undefined;
@@ -155,6 +178,7 @@ export class Sessions {
   }
 
   async revoke(session: Pick<Session, 'id' | 'tenantId'>): Promise<void> {
+    if (this.outage?.active()) await this.outage.store.set(revokedKey(session.id), 1, this.options.lifetimeMs);
     await this.db
       .updateTable('sessions')
       .set({ revoked_at: this.clock.now() })

@@ -161,4 +161,46 @@ describe.runIf(PrivatePostgres.available() && PrivateRedis.available())('when Po
     // Changes work again.
     expect((await call('POST', '/api/v1/admin/users', { username: 'newbie' }, admin)).status).toBe(201);
   }, 120_000);
+
+  it('holds single use and shares sessions across nodes through Redis, and both nodes replay', async () => {
+    const otherDir = mkdtempSync(join(tmpdir(), 'steadfast-outage-b-'));
+    const nodeB = await startTestServer({ ...backend, config: { ...backend.config, dataDir: otherDir, nodeName: 'node-b' } }, { clock, logLevel: 'silent' });
+    const onB = (method: string, path: string, body?: unknown, token?: string) => api(nodeB.url, method, path, body, token);
+    try {
+      await server.services.fallback!.pollOnce();
+      await nodeB.services.fallback!.pollOnce();
+      await pg.down();
+
+      // A TOTP code used on node A is refused on node B (the hold in Redis), before the database can say so.
+      const code = totpNow('olive');
+      const onA = await signIn('olive', code);
+      expect(onA.status).toBe(200);
+      const startB = await onB('POST', '/api/v1/t/acme/signin', { username: 'olive', password: PASSWORD });
+      expect(startB.status).toBe(200);
+      expect((await onB('POST', `/api/v1/t/acme/signin/${startB.body.flow}/verify`, code)).status).toBe(401);
+
+      // A session issued on A during the outage works on B; signed out on B, it ends on A too.
+      const session = onA.body.session.token as string;
+      expect((await onB('GET', '/api/v1/me', undefined, session)).status).toBe(200);
+      expect((await onB('DELETE', '/api/v1/me/session', undefined, session)).status).toBe(204);
+      expect((await call('GET', '/api/v1/me', undefined, session)).status).toBe(401);
+
+      // A recovery code used on B is refused on A.
+      const rickB = await onB('POST', '/api/v1/t/acme/signin', { username: 'rick', password: PASSWORD });
+      expect((await onB('POST', `/api/v1/t/acme/signin/${rickB.body.flow}/verify`, { method: 'recovery-codes', code: users.rick!.codes[1] })).status).toBe(200);
+      expect((await signIn('rick', { method: 'recovery-codes', code: users.rick!.codes[1]! })).status).toBe(401);
+
+      await pg.up();
+      await eventually(() => server.services.fallback!.mode === 'primary' && nodeB.services.fallback!.mode === 'primary', 'both nodes replay');
+      expect(server.services.fallback!.journal.depth + nodeB.services.fallback!.journal.depth).toBe(0);
+      // After recovery the database refuses them everywhere.
+      expect((await onB('GET', '/api/v1/me', undefined, session)).status).toBe(401);
+      expect((await onB('POST', '/api/v1/t/acme/signin', { username: 'rick', password: PASSWORD })).status).toBe(200);
+      const rickAgain = await onB('POST', '/api/v1/t/acme/signin', { username: 'rick', password: PASSWORD });
+      expect((await onB('POST', `/api/v1/t/acme/signin/${rickAgain.body.flow}/verify`, { method: 'recovery-codes', code: users.rick!.codes[1] })).status).toBe(401);
+    } finally {
+      await nodeB.close();
+      rmSync(otherDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -104,6 +104,10 @@ function openPostgres(url: string, options: OpenDurableOptions): DurableStore {
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => {});
+  // A client checked out (between two statements of a transaction) when the database goes away emits
+  // 'error' with no listener of the pool's: that would crash the node at the very moment its local
+  // fallback should take over. The statement in flight still fails, and the fallback sees that.
+  pool.on('connect', (client) => client.on('error', () => {}));
   const dialect = new PostgresDialect({ pool });
   const primaryDb = new Kysely<Database>({ dialect });
   const db = options.wrapDialect ? new Kysely<Database>({ dialect: options.wrapDialect(dialect) }) : primaryDb;

@@ -26,7 +26,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('replayed_at', 'bigint', (c) => c.notNull())
     .execute();
 
-  // The change feed that keeps every node's local fallback fresh (docs/adr/0005-fallback-change-feed.md).
+  // The change feed that keeps every node's local fallback fresh (docs/adr/0004-outage-fallback.md).
   // PostgreSQL only: an embedded SQLite store is on the node's own disk and has no outage to fall back from.
   if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return;
   await db.schema
