@@ -203,4 +203,24 @@ describe.runIf(PrivatePostgres.available() && PrivateRedis.available())('when Po
       rmSync(otherDir, { recursive: true, force: true });
     }
   }, 120_000);
+
+  it('signs returning users in with both the database and Redis down', async () => {
+    await server.services.fallback!.pollOnce();
+    await Promise.all([pg.down(), redis.down()]);
+    try {
+      const code = totpNow('olive');
+      const done = await signIn('olive', code);
+      expect(done.status).toBe(200);
+      expect(done.body.state).toBe('complete');
+      expect((await call('GET', '/api/v1/me', undefined, done.body.session.token)).status).toBe(200);
+      expect((await signIn('olive', code)).status).toBe(401);
+      const status = await call('GET', '/api/v1/status');
+      expect(status.body.components.durable).toMatchObject({ state: 'down', fallback: 'local-fallback' });
+      expect(status.body.components.ephemeral.state).toBe('down');
+    } finally {
+      await Promise.all([pg.up(), redis.up()]);
+    }
+    await eventually(() => server.services.fallback!.mode === 'primary', 'the journal is replayed');
+    expect(server.services.fallback!.journal.depth).toBe(0);
+  }, 120_000);
 });
