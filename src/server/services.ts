@@ -56,6 +56,7 @@ import { OutageJournal } from '../store/fallback/outage-journal.ts';
 import { isUnavailable } from '../errors/is-unavailable.ts';
 import type { AuditInput } from '../activity/audit-log.ts';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import { DurableEphemeralStore } from '../store/ephemeral/durable-ephemeral-store.ts';
 import { ClusterMonitor } from '../cluster/cluster-monitor.ts';
 import { Membership } from '../cluster/membership.ts';
@@ -136,6 +137,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
         },
         onReplayRejected: (entry, err) => options.logger?.error({ entry: entry.id, at: entry.at, err: { message: err.message } }, 'the database refused a journaled write; set aside'),
         onBackgroundError: (err, what) => options.logger?.warn({ err: { message: err.message } }, `${what} failed`),
+        probeDirect: () => probePostgres(config.databaseUrl!),
       })
     : undefined;
   const durable = openDurableStore({
@@ -378,6 +380,19 @@ async function clusterEphemeralStore(url: string, namespace: string | undefined,
     onServingChange: (tier, reason) =>
       tier === 'redis' ? logger?.info('Redis answers again; flows and codes are kept there') : logger?.error({ tier, reason }, 'Redis is unreachable; flows and codes fall back'),
   });
+}
+
+/** One connection outside the pool, one statement: answers whether the database is there when the pool cannot say (it may be only busy). */
+async function probePostgres(url: string): Promise<void> {
+  const { Client } = createRequire(import.meta.url)('pg') as typeof import('pg');
+  const client = new Client({ connectionString: url, connectionTimeoutMillis: 2000, statement_timeout: 2000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('select 1');
+  } finally {
+    await client.end().catch(() => {});
+  }
 }
 
 /** Provider failures and breaker changes in the log: names and reasons, never a message or its destination. */

@@ -28,6 +28,18 @@ export interface DurableFailoverOptions {
   /** A journal entry the database refused (not an outage): it is set aside, reported here, and replay goes on. */
   onReplayRejected?: (entry: JournalEntry, error: Error) => void;
   onBackgroundError?: (error: Error, what: string) => void;
+  /** Connects to the database outside the pool and asks it something: confirms an ambiguous failure. */
+  probeDirect?: () => Promise<void>;
+}
+
+// Errors that can only mean the database is not there (refused, reset, shut down, not found);
+// a timeout may be load and is confirmed before the node switches (DurableFailover.markDown).
+const CLEARLY_DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006']);
+
+function clearlyDown(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  return (typeof code === 'string' && CLEARLY_DOWN_CODES.has(code)) || /Connection terminated|ECONNREFUSED/.test(error.message);
 }
 
 /** How long a gap in the change feed's sequence is waited for (a transaction still open) before it is given up as a rollback. */
@@ -54,6 +66,7 @@ export class DurableFailover implements FallbackRouting {
   private primary: Db | undefined;
   private timers: NodeJS.Timeout[] = [];
   private probing = false;
+  private confirming = false;
   private polling = false;
   private replaying: Promise<void> | undefined;
   private floor = 0;
@@ -85,8 +98,31 @@ export class DurableFailover implements FallbackRouting {
     return error instanceof Error && isUnavailable(error);
   }
 
-  markDown(reason: unknown): void {
-    if (this.mode !== 'primary') return;
+  markDown(reason: unknown): boolean {
+    if (this.mode !== 'primary') return true;
+    // A pool wait timing out is what a busy database looks like too: switching on it would send a
+    // healthy cluster's writes to journals under load. It is confirmed by a connection of its own first.
+    if (!clearlyDown(reason) && this.options.probeDirect) {
+      void this.confirmDown(reason);
+      return false;
+    }
+    this.goDown(reason);
+    return true;
+  }
+
+  private async confirmDown(reason: unknown): Promise<void> {
+    if (this.confirming) return;
+    this.confirming = true;
+    try {
+      await this.options.probeDirect!();
+    } catch {
+      if (this.mode === 'primary') this.goDown(reason);
+    } finally {
+      this.confirming = false;
+    }
+  }
+
+  private goDown(reason: unknown): void {
     this.downSince = this.options.clock.now();
     this.setMode('fallback', reason instanceof Error ? reason.message : String(reason));
   }

@@ -28,7 +28,11 @@ export interface FallbackRouting {
   snapshotDatabase(): import('better-sqlite3').Database | undefined;
   /** True when the error means the database is unreachable (not a bad statement). */
   isOutage(error: unknown): boolean;
-  markDown(reason: unknown): void;
+  /**
+   * Told of an unreachable-looking error; true when statements now go to the snapshot. An ambiguous one
+   * (a pool wait timing out under load) is confirmed first, and this statement fails as it always did.
+   */
+  markDown(reason: unknown): boolean;
   /** Records writes made on the snapshot, to be replayed in the database later. */
   journalWrites(payloads: JournalPayload[]): void;
   /** The snapshot changed locally (the sealed file is saved again). */
@@ -141,8 +145,7 @@ class RoutedConnection implements DatabaseConnection {
     try {
       return await this.inner.executeQuery<R>(compiled);
     } catch (error) {
-      if (!this.driver.routing.isOutage(error)) throw error;
-      this.driver.routing.markDown(error);
+      if (!this.driver.routing.isOutage(error) || !this.driver.routing.markDown(error)) throw error;
       // Inside a transaction the earlier statements went to the database: it fails whole, as it would have.
       if (this.inTransaction) throw error;
       return this.driver.runDetached<R>(compiled);
@@ -180,8 +183,7 @@ class FallbackDriver implements Driver {
     try {
       return new RoutedConnection('primary', await this.primary.acquireConnection(), this);
     } catch (error) {
-      if (!this.routing.isOutage(error)) throw error;
-      this.routing.markDown(error);
+      if (!this.routing.isOutage(error) || !this.routing.markDown(error)) throw error;
       return this.fallbackConnection();
     }
   }
