@@ -155,6 +155,12 @@ export interface AuditLogOptions {
    * written to logs shipped elsewhere can.
    */
   onAppended?: (head: HeadSeen) => void;
+  /**
+   * While the database is unreachable an entry cannot join its chain (the
+   * head is in the database): it is handed to the outage journal instead and
+   * appended, with the time it happened, when the database returns.
+   */
+  deferred?: { active(): boolean; write(tenantId: string, input: AuditInput, at: number): void };
 }
 
 /**
@@ -175,6 +181,13 @@ export class AuditLog {
   ) {}
 
   async append(tenantId: string, input: AuditInput): Promise<AuditEntry> {
+    const deferred = this.options.deferred;
+    if (deferred?.active()) {
+      const at = this.clock.now();
+      deferred.write(tenantId, input, at);
+      // Not in a chain yet: seq 0 and no hash until the replay appends it.
+      return { id: newSortableId(at), seq: 0, at, actor: input.actor, action: input.action, targetUserId: input.targetUserId ?? null, details: input.details ?? {}, hash: '' };
+    }
     const entry = await this.appendIf(tenantId, input, () => true);
     return entry!;
   }

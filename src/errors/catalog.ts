@@ -36,6 +36,7 @@ export const problemCatalog = {
   'send-limit': { status: 429, title: 'Too many codes were sent; wait before asking for another, or use another method' },
   internal: { status: 500, title: 'Something went wrong on our side' },
   unavailable: { status: 503, title: 'The service is temporarily unavailable; try again shortly' },
+  'changes-paused': { status: 503, title: 'Changes are paused while the database is unreachable; sign-in keeps working, try the change again later' },
   'no-usable-method': { status: 503, title: 'None of your sign-in methods can be used right now; ask your administrator for a Temporary Access Pass' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../errors/app-error.ts';
 import { PROBLEM_BASE, problemCatalog, type ProblemCode } from '../errors/catalog.ts';
+import { isUnavailable } from '../errors/is-unavailable.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -33,15 +34,7 @@ const FASTIFY_CODES: Record<string, ProblemCode> = {
   FST_CSRF_MISSING_SECRET: 'csrf-failed',
 };
 
-// Errors that mean a store or network peer is unreachable: not the client's
-// fault and not a bug, but a 503 the client may retry.
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'SQLITE_BUSY', 'SQLITE_IOERR', '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08006']);
-const UNAVAILABLE_MESSAGES = /Connection is closed|Stream isn't writeable|Command timed out|Connection terminated|timeout exceeded when trying to connect|enableOfflineQueue/i;
-
-export function isUnavailable(error: Error): boolean {
-  const code = (error as { code?: unknown }).code;
-  return (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) || error.name === 'MaxRetriesPerRequestError' || UNAVAILABLE_MESSAGES.test(error.message);
-}
+export { isUnavailable };
 
 /**
  * Turns anything thrown into problem+json. Client mistakes keep their 4xx with

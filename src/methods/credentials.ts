@@ -6,6 +6,7 @@ import type { Clock } from '../clock.ts';
 import { AppError } from '../errors/app-error.ts';
 import { newId } from '../crypto/random.ts';
 import { JsonObject, parseJson } from '../store/parse-record.ts';
+import { noHolds, type SingleUseHolds } from './single-use-holds.ts';
 
 /**
  * How a credential may become active. `first-method`: only while the user has
@@ -51,11 +52,16 @@ export interface NewCredential {
   externalId?: string | null;
 }
 
+// Longer than any code window; after the outage the database's last step holds.
+const TOTP_HOLD_MS = 10 * 60_000;
+
 /** Registered methods. Every query is scoped by tenant and user. */
 export class Credentials {
   constructor(
     readonly db: Db,
     private readonly clock: Clock,
+    /** Cross-node holds on used steps and codes while signing in from the outage fallback. */
+    readonly holds: SingleUseHolds = noHolds,
   ) {}
 
   async insert(input: NewCredential): Promise<Credential> {
@@ -146,6 +152,10 @@ export class Credentials {
    * racing with the same code cannot both succeed.
    */
   async consumeStep(credential: Credential, step: number): Promise<boolean> {
+    // During an outage another node's snapshot does not know this node used the step: the shared hold does.
+    if (!(await this.holds.claim(`totp:${credential.id}:${step}`, TOTP_HOLD_MS))) return false;
+    // Steps move only forward: the two before this one (still inside the code window) are used up with it.
+    for (const earlier of [step - 1, step - 2]) await this.holds.mark(`totp:${credential.id}:${earlier}`, TOTP_HOLD_MS);
     const result = await this.db
       .updateTable('credentials')
       .set({ last_step: step, last_used_at: this.clock.now() })

@@ -35,6 +35,7 @@ import { signinRoutes } from '../portal/routes/signin-routes.ts';
 import { tenantLookup } from '../http/page/tenant-lookup.ts';
 import { securityInfoRoutes } from '../portal/routes/security-info-routes.ts';
 import { mySigninsRoutes } from '../portal/routes/my-signins-routes.ts';
+import { CHANGES_PAUSED_RETRY_AFTER_S } from '../store/fallback/fallback-dialect.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -47,6 +48,8 @@ declare module 'fastify' {
      * door, before its body is read, when the hashing pool would refuse it anyway.
      */
     hashes?: boolean;
+    /** Goes on while the database is unreachable although not a sign-in (signing out: the revocation is journaled). */
+    duringOutage?: boolean;
   }
   interface FastifyRequest {
     /** Aborted when the client's connection closes before the answer: queued work for it is dropped. */
@@ -63,6 +66,8 @@ declare module 'fastify' {
     workTicket?: WorkTicket;
   }
 }
+
+const PAUSED_CLASSES = new Set<string>(['self-service', 'finish-registration', 'admin', 'admin-emergency']);
 
 export interface AppOptions {
   logger: Logger;
@@ -120,6 +125,11 @@ export async function buildApp(services: Services, options: AppOptions) {
     if (readiness.draining) {
       reply.header('connection', 'close');
       return sendProblem(reply, new AppError('unavailable', 'this node is shutting down; retry and another node will answer', {}, 1));
+    }
+    // While sign-in runs from the local fallback, changes (self-service, administration) wait for the
+    // database: made now they could not be checked against it or seen by other nodes. Sign-in goes on.
+    if (services.fallback?.usesFallback() && PAUSED_CLASSES.has(cls) && request.method !== 'GET' && request.method !== 'HEAD' && !route?.duringOutage) {
+      return sendProblem(reply, new AppError('changes-paused', 'changes are paused while the database is unreachable; signing in still works, try this again later', {}, CHANGES_PAUSED_RETRY_AFTER_S));
     }
     // Admission before any work, the body included: refusing must stay cheap.
     const slug = (request.params as { tenant?: string } | undefined)?.tenant;

@@ -4,7 +4,7 @@ import { sqlitePath } from '../config/config.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { KeyRing } from '../crypto/key-ring.ts';
 import { loadOrCreateMasterKeyFile } from '../crypto/master-key-file.ts';
-import type { MigrationResultSet } from 'kysely';
+import type { Dialect, MigrationResultSet } from 'kysely';
 import { openDurableStore, migrateToLatest, keysAuditChains, type DurableStore } from '../store/durable/database.ts';
 import { GroupCommit } from '../store/durable/group-commit.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
@@ -16,6 +16,7 @@ import { ProfileSeal } from '../directory/profile-seal.ts';
 import { AdminTokens } from '../directory/admin-tokens.ts';
 import { PasswordChange } from '../signin/password-change.ts';
 import { Credentials } from '../methods/credentials.ts';
+import { SingleUseHolds, noHolds } from '../methods/single-use-holds.ts';
 import { createMethodRegistry, type MethodRegistry } from '../methods/registry.ts';
 import { relyingPartyFrom } from '../methods/webauthn/webauthn-method.ts';
 import { MethodManagement } from '../methods/method-management.ts';
@@ -50,7 +51,15 @@ import { RequestAuth } from '../http/authenticate.ts';
 import { Sweeper } from '../retention/sweeper.ts';
 import { expirySweeps } from '../retention/sweeps.ts';
 import nodeCluster from 'node:cluster';
-import type { RedisEphemeralStore } from '../store/ephemeral/redis-store.ts';
+import { FailoverEphemeralStore } from '../store/ephemeral/failover-store.ts';
+import { DurableFailover } from '../store/fallback/durable-failover.ts';
+import { FallbackDialect } from '../store/fallback/fallback-dialect.ts';
+import { OutageJournal } from '../store/fallback/outage-journal.ts';
+import { isUnavailable } from '../errors/is-unavailable.ts';
+import type { AuditInput } from '../activity/audit-log.ts';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { DurableEphemeralStore } from '../store/ephemeral/durable-ephemeral-store.ts';
 import { ClusterMonitor } from '../cluster/cluster-monitor.ts';
 import { Membership } from '../cluster/membership.ts';
 import { LoadWindow } from '../cluster/load-window.ts';
@@ -97,6 +106,8 @@ export interface Services {
   /** Removes expired records; started by `startNode`, run by hand in tests (`runOnce`). */
   sweeper: Sweeper;
   cluster: ClusterMonitor;
+  /** The local fallback of a PostgreSQL cluster member (absent on the embedded store). */
+  fallback: DurableFailover | undefined;
   close(): Promise<void>;
 }
 
@@ -118,21 +129,46 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   const clock = options.clock ?? systemClock;
   const keyRing = new KeyRing(resolveMasterKey(config, options), config.previousMasterKeys);
 
+  // A cluster member on PostgreSQL keeps a local fallback to sign in from while the database is away (issue 12).
+  const fallback = config.databaseUrl
+    ? new DurableFailover({
+        clock,
+        keyRing,
+        node: config.nodeName,
+        snapshotFile: join(config.dataDir, 'fallback-snapshot.sealed'),
+        journal: new OutageJournal(join(config.dataDir, 'outage-journal.db'), keyRing, config.nodeName),
+        onModeChange: (mode, reason) => {
+          const log = mode === 'primary' ? options.logger?.info.bind(options.logger) : options.logger?.error.bind(options.logger);
+          log?.({ mode, reason }, mode === 'fallback' ? 'the database is unreachable; signing in from the local fallback' : mode === 'replaying' ? 'the database answers again; replaying the outage journal' : 'the outage journal is replayed; back on the database');
+        },
+        onReplayRejected: (entry, err) => options.logger?.error({ entry: entry.id, at: entry.at, err: { message: err.message } }, 'the database refused a journaled write; set aside'),
+        onBackgroundError: (err, what) => options.logger?.warn({ err: { message: err.message } }, `${what} failed`),
+        probeDirect: () => probePostgres(config.databaseUrl!),
+      })
+    : undefined;
   const durable = openDurableStore({
     sqlitePath: sqlitePath(config),
     backgroundCheckpoint: options.server ?? false,
     ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
     ...(options.pgSchema ? { pgSchema: options.pgSchema } : {}),
+    ...(fallback ? { wrapDialect: (dialect: Dialect) => new FallbackDialect(dialect, fallback) } : {}),
   });
   let ephemeral: EphemeralStore | undefined;
-  let migrated: MigrationResultSet;
+  let migrated: MigrationResultSet = {};
+  let startedInFallback = false;
   try {
-    migrated = await migrateToLatest(durable.db, durable.engine);
+    try {
+      migrated = await migrateToLatest(durable.primaryDb ?? durable.db, durable.engine);
+    } catch (err) {
+      // A node (re)started during an outage serves from the sealed snapshot of its last run (item 5).
+      if (!fallback || !isUnavailable(err as Error) || !(await fallback.startInFallback(durable.primaryDb!, err))) throw err;
+      startedInFallback = true;
+      options.logger?.error({ err: { message: (err as Error).message } }, 'the database is unreachable at start; serving sign-ins from the local fallback');
+    }
     // Redis's client loads only for a cluster member.
-    ephemeral = config.redisUrl
-      ? await (await import('../store/ephemeral/redis-store.ts')).RedisEphemeralStore.connect({ url: config.redisUrl, namespace: options.redisNamespace ?? config.redisNamespace })
-      : new MemoryEphemeralStore(clock);
+    ephemeral = config.redisUrl ? await clusterEphemeralStore(config.redisUrl, options.redisNamespace ?? config.redisNamespace, durable, clock, options.logger) : new MemoryEphemeralStore(clock);
   } catch (err) {
+    await fallback?.stop();
     await durable.close();
     throw err;
   }
@@ -143,8 +179,11 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   const tenants = new Tenants(db, clock);
   const users = new Users(db, clock, new ProfileSeal(keyRing));
   // Contact details written in clear by an older release are sealed before anything reads them.
-  await users.sealContacts({ rewrap: false });
-  const credentials = new Credentials(db, clock);
+  if (!startedInFallback) await users.sealContacts({ rewrap: false });
+  // Single-use holds and shared sessions while signing in from the outage fallback (issue 12).
+  const outage = fallback ? { active: () => fallback.usesFallback(), store: ephemeral } : undefined;
+  const holds = outage ? new SingleUseHolds(outage.active, outage.store) : noHolds;
+  const credentials = new Credentials(db, clock, holds);
   const deliveryHealth = new DeliveryHealthLog({ ephemeral, clock });
   const delivery = new Delivery(config.delivery.channels, metrics.deliveryEvents(deliveryHealth.counting(deliveryLog(options.logger))), () => clock.now());
   const { code, limits: sendLimitSettings } = config.delivery;
@@ -174,6 +213,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     clock,
     { lifetimeMs: config.sessions.lifetimeMinutes * 60_000, idleMs: config.sessions.idleMinutes * 60_000 },
     groupCommit,
+    outage,
   );
   // Reports (admin log pages on SQLite, every export) run in a worker thread on their own connection.
   const reports = new ReportReader({ engine: durable.engine, sqlitePath: sqlitePath(config), ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}), ...(options.pgSchema ? { pgSchema: options.pgSchema } : {}) });
@@ -186,9 +226,17 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   const audit = new AuditLog(db, durable.engine, clock, keyRing, {
     // Shipped logs anchor the chain's end: cutting entries off the end of a chain shows against them.
     onAppended: (head) => options.logger?.info({ tenantId: head.tenantId, auditSeq: head.seq, auditHash: head.hash }, 'audit chain head'),
+    ...(fallback
+      ? { deferred: { active: () => fallback.usesFallback(), write: (tenantId: string, input: AuditInput, at: number) => fallback.journalWrites([{ kind: 'audit', tenantId, entry: { ...input, details: { ...input.details, duringOutage: true, at } } }]) } }
+      : {}),
   });
+  if (fallback && durable.primaryDb) {
+    // Replayed entries join the chain through the database itself, never the fallback.
+    const replayAudit = new AuditLog(durable.primaryDb, durable.engine, clock, keyRing);
+    fallback.onReplayAudit(async (tenantId, entry) => void (await replayAudit.append(tenantId, entry as unknown as AuditInput)));
+  }
   if (keysAuditChains(migrated)) await audit.keyLegacyChains();
-  const passes = new AccessPasses(db, clock, hasher);
+  const passes = new AccessPasses(db, clock, hasher, holds);
   const apps = new Apps(db, clock, keyRing);
   const management = new MethodManagement({ credentials, methods, sessions, db, clock });
   const signin = new SigninService({
@@ -266,7 +314,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   const processName = nodeCluster.isWorker && nodeCluster.worker ? `${config.nodeName}#${nodeCluster.worker.id}` : config.nodeName;
   const cluster = new ClusterMonitor(
     {
-      membership: new Membership(db, ephemeral.kind === 'redis' ? (ephemeral as RedisEphemeralStore).client : undefined),
+      membership: new Membership(db, ephemeral instanceof FailoverEphemeralStore ? ephemeral.redis.client : undefined),
       load: new LoadWindow(db, config.cluster.heartbeatMs),
       clock,
       checksDone: () => hasher.checksDone,
@@ -277,6 +325,11 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     { name: processName, node: config.nodeName },
   );
   metrics.watchCluster(cluster);
+  metrics.watchEphemeral(ephemeral);
+  if (fallback) {
+    metrics.watchFallback(fallback);
+    if (!startedInFallback) await fallback.start(durable.primaryDb!);
+  }
   return {
     config,
     clock,
@@ -313,14 +366,43 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     sweeper,
     reportReader: reports,
     cluster,
+    fallback,
     async close() {
       await sweeper.stop();
+      await fallback?.stop();
       await reports.close();
       await delivery.close();
       await ephemeralStore.close();
       await durable.close();
     },
   };
+}
+
+/**
+ * Redis, falling back to the durable store and then node memory while Redis
+ * is away, so sign-ins carry on instead of answering 503 (issue 12).
+ */
+async function clusterEphemeralStore(url: string, namespace: string | undefined, durable: DurableStore, clock: Clock, logger: Logger | undefined): Promise<FailoverEphemeralStore> {
+  // Loaded only for a cluster member, so the embedded default starts faster.
+  const { RedisEphemeralStore } = await import('../store/ephemeral/redis-store.ts');
+  const redis = await RedisEphemeralStore.connect({ url, startWithoutRedis: true, ...(namespace ? { namespace } : {}) });
+  return new FailoverEphemeralStore(redis, { durable: new DurableEphemeralStore(durable.db, clock), memory: new MemoryEphemeralStore(clock) }, clock, {
+    onServingChange: (tier, reason) =>
+      tier === 'redis' ? logger?.info('Redis answers again; flows and codes are kept there') : logger?.error({ tier, reason }, 'Redis is unreachable; flows and codes fall back'),
+  });
+}
+
+/** One connection outside the pool, one statement: answers whether the database is there when the pool cannot say (it may be only busy). */
+async function probePostgres(url: string): Promise<void> {
+  const { Client } = createRequire(import.meta.url)('pg') as typeof import('pg');
+  const client = new Client({ connectionString: url, connectionTimeoutMillis: 2000, statement_timeout: 2000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('select 1');
+  } finally {
+    await client.end().catch(() => {});
+  }
 }
 
 /** Provider failures and breaker changes in the log: names and reasons, never a message or its destination. */

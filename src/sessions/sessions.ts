@@ -5,8 +5,10 @@ import { AppError } from '../errors/app-error.ts';
 import { hashToken } from '../crypto/keyed-hash.ts';
 import { newId, randomToken } from '../crypto/random.ts';
 import type { GroupCommit } from '../store/durable/group-commit.ts';
+import type { SessionTable } from '../store/durable/schema.ts';
+import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import { REGISTRATION_TOKEN_PREFIX, SESSION_TOKEN_PREFIX } from './registration-token.ts';
-import { parseJson } from '../store/parse-record.ts';
+import { parseJson, parseRecord } from '../store/parse-record.ts';
 import { Type } from 'typebox';
 
 export type SessionScope = 'full' | 'register';
@@ -50,6 +52,24 @@ export interface NewSession {
 const PREFIX = SESSION_TOKEN_PREFIX;
 /** The `amr` column: the factors (RFC 8176) the session proved. */
 const AmrColumn = Type.Array(Type.String());
+const sharedKey = (tokenHash: string) => `outage-session:${tokenHash}`;
+/** A session row another node shared through Redis during an outage: parsed, never trusted by a cast. */
+const SharedSessionRow = Type.Object({
+  id: Type.String(),
+  created_at: Type.Number(),
+  tenant_id: Type.String(),
+  user_id: Type.String(),
+  token_hash: Type.String(),
+  scope: Type.Union([Type.Literal('full'), Type.Literal('register')]),
+  amr: Type.String(),
+  auth_time: Type.Number(),
+  expires_at: Type.Number(),
+  last_seen_at: Type.Number(),
+  revoked_at: Type.Union([Type.Number(), Type.Null()]),
+  ip: Type.Union([Type.String(), Type.Null()]),
+  user_agent: Type.Union([Type.String(), Type.Null()]),
+});
+const revokedKey = (sessionId: string) => `outage-revoked:${sessionId}`;
 /** Changes to one's methods, or an administrator's changes, need a sign-in this recent. */
 export const RECENT_SIGNIN_MS = 10 * 60_000;
 // Refresh last-seen at most this often, so a busy session is not a write per request.
@@ -71,6 +91,12 @@ export class Sessions {
     private readonly clock: Clock,
     private readonly options: SessionOptions,
     private readonly groupCommit: GroupCommit,
+    /**
+     * While signing in from the outage fallback: sessions issued and revoked
+     * here are also told to the ephemeral store (Redis, shared), so every node
+     * honours the one and refuses the other before the database is back.
+     */
+    private readonly outage?: { active(): boolean; store: EphemeralStore },
   ) {}
 
   async create(input: NewSession): Promise<{ token: string; session: Session }> {
@@ -87,7 +113,7 @@ export class Sessions {
       authTime: now,
       expiresAt: now + lifetime,
     };
-    await this.groupCommit.insert('sessions', {
+    const row: SessionTable = {
       id: session.id,
       tenant_id: session.tenantId,
       user_id: session.userId,
@@ -101,14 +127,27 @@ export class Sessions {
       revoked_at: null,
       ip: input.ip?.slice(0, 64) ?? null,
       user_agent: input.userAgent?.slice(0, 512) ?? null,
-    });
+    };
+    await this.groupCommit.insert('sessions', row);
+    if (this.outage?.active()) await this.outage.store.set(sharedKey(row.token_hash), row, lifetime);
     return { token, session };
   }
 
   /** The live session for a token, or undefined when unknown, revoked, expired or idle too long. */
   async authenticate(token: string): Promise<Session | undefined> {
     if (!token.startsWith(PREFIX) || token.length > 100) return undefined;
-    const row = await this.db.selectFrom('sessions').selectAll().where('token_hash', '=', hashToken(token)).executeTakeFirst();
+    const tokenHash = hashToken(token);
+    let row = await this.db.selectFrom('sessions').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+    if (this.outage?.active()) {
+      // Issued on another node during the outage (not in this node's snapshot), or revoked on one.
+      if (!row) {
+        row = parseRecord(SharedSessionRow, await this.outage.store.get(sharedKey(tokenHash)));
+        // Adopted into this node's copy (and so its journal): a revocation here then has a row to end, and
+        // replays after the insert whichever node's journal reaches the database first.
+        if (row) await this.db.insertInto('sessions').values(row).onConflict((oc) => oc.column('id').doNothing()).execute();
+      }
+      if (row && (await this.outage.store.get(revokedKey(row.id))) !== undefined) return undefined;
+    }
     if (!row || row.revoked_at !== null) return undefined;
     // A session whose factors cannot be read proves nothing.
     const amr = parseJson(AmrColumn, row.amr);
@@ -164,6 +203,7 @@ export class Sessions {
   }
 
   async revoke(session: Pick<Session, 'id' | 'tenantId'>): Promise<void> {
+    if (this.outage?.active()) await this.outage.store.set(revokedKey(session.id), 1, this.options.lifetimeMs);
     await this.db
       .updateTable('sessions')
       .set({ revoked_at: this.clock.now() })

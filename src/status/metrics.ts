@@ -1,4 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
+import type { DurableFailover } from '../store/fallback/durable-failover.ts';
 import type { AdmissionController, AdmissionEvents } from '../admission/admission-controller.ts';
 import type { BulkheadEvents } from '../admission/bulkhead.ts';
 import type { PasswordHasher } from '../directory/password-hasher.ts';
@@ -188,6 +190,35 @@ export class Metrics {
     } });
     new Gauge({ name: 'steadfast_cluster_survives_node_loss', help: '1 when the cluster carries its observed peak after losing its largest node, else 0', registers, collect() {
       this.set(latest()?.survivesNodeLoss ? 1 : 0);
+    } });
+  }
+
+  /** Which tier takes flows, codes and counters (1 for the one serving): anything but `redis` on a cluster member means Redis is away. */
+  watchEphemeral(store: Pick<EphemeralStore, 'servingFrom'>): void {
+    new Gauge({ name: 'steadfast_ephemeral_serving', help: 'Where flows, one-time codes and counters go now: 1 for the serving tier (redis, durable fallback, node memory)', labelNames: ['tier'], registers: [this.registry], collect() {
+      const serving = store.servingFrom();
+      for (const tier of ['redis', 'durable', 'memory']) this.set({ tier }, tier === serving ? 1 : 0);
+    } });
+  }
+
+  /** The local fallback of the durable store: its age, the outage journal and the replay (issue 12). */
+  watchFallback(fallback: DurableFailover): void {
+    const registers = [this.registry];
+    new Gauge({ name: 'steadfast_fallback_age_seconds', help: 'Seconds since the local fallback last matched the database (the change feed keeps it within a few seconds)', registers, collect() {
+      const age = fallback.ageSeconds();
+      this.set(Number.isFinite(age) ? age : -1);
+    } });
+    new Gauge({ name: 'steadfast_fallback_active', help: '1 while sign-in runs from the local fallback (the database is unreachable or the journal is being replayed)', registers, collect() {
+      this.set(fallback.usesFallback() ? 1 : 0);
+    } });
+    new Gauge({ name: 'steadfast_outage_journal_depth', help: 'Writes made during a database outage not yet replayed into the database', registers, collect() {
+      this.set(fallback.journal.depth);
+    } });
+    new Gauge({ name: 'steadfast_outage_journal_replayed_total', help: 'Journal entries replayed into the database since the node started', registers, collect() {
+      this.set(fallback.replayed);
+    } });
+    new Gauge({ name: 'steadfast_outage_journal_rejected_total', help: 'Journal entries the database refused on replay (set aside and logged)', registers, collect() {
+      this.set(fallback.rejected);
     } });
   }
 }

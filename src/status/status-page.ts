@@ -12,8 +12,8 @@ const HEADLINES: Record<string, string> = {
 };
 
 interface Components {
-  durable: { state: string };
-  ephemeral: { state: string };
+  durable: { state: string; fallback?: string };
+  ephemeral: { state: string; fallback?: string };
   admission: { shedTotal: number; inFlight: number; queued: number; limit: number };
   delivery: Partial<Record<string, ChannelHealth>>;
 }
@@ -35,8 +35,18 @@ export function statusPage(status: string, components: Components, cluster: Clus
 <div class="table-scroll"><table>
 <thead><tr><th scope="col">Part</th><th scope="col">State</th><th scope="col">Notes</th></tr></thead>
 <tbody>
-${row('Sign-in and accounts (database)', components.durable.state)}
-${row('Sign-ins in progress (shared state)', components.ephemeral.state)}
+${row(
+  'Sign-in and accounts (database)',
+  components.durable.state,
+  components.durable.fallback === 'local-fallback'
+    ? 'The database is unreachable: returning users sign in from the local fallback; changes to accounts and methods are paused until it is back.'
+    : '',
+)}
+${row(
+  'Sign-ins in progress (shared state)',
+  components.ephemeral.state,
+  components.ephemeral.fallback ? 'The shared cache is unreachable; sign-ins continue with a fallback (a sign-in in progress may have to start again).' : '',
+)}
 ${busy ? row('Capacity', 'degraded', 'Busy right now: some requests are turned away to keep answers fast. Try again in a moment.') : row('Capacity', 'up')}
 ${channels.map(([channel, health]) =>
   row(

@@ -3,7 +3,10 @@ import { ManualClock } from '../../src/clock.ts';
 import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
 import { MemoryEphemeralStore } from '../../src/store/ephemeral/memory-store.ts';
 import { RedisEphemeralStore } from '../../src/store/ephemeral/redis-store.ts';
-import { REDIS_URL, redisAvailable } from '../helpers/services-available.ts';
+import { DurableEphemeralStore } from '../../src/store/ephemeral/durable-ephemeral-store.ts';
+import { FailoverEphemeralStore } from '../../src/store/ephemeral/failover-store.ts';
+import { openDurableStore, migrateToLatest } from '../../src/store/durable/database.ts';
+import { PG_URL, REDIS_URL, createPgSchema, postgresAvailable, redisAvailable } from '../helpers/services-available.ts';
 
 interface Subject {
   name: string;
@@ -31,7 +34,57 @@ const subjects: Subject[] = [
       return { store, expire: async (key) => void (await store.client.pexpire(key, 1)) };
     },
   },
+  {
+    name: 'durable fallback on sqlite',
+    available: async () => true,
+    open: async () => {
+      const clock = new ManualClock();
+      const durable = openDurableStore({ sqlitePath: ':memory:' });
+      await migrateToLatest(durable.db, durable.engine);
+      const store = new DurableEphemeralStore(durable.db, clock);
+      return { store: withClose(store, () => durable.close()), expire: async () => clock.advance(3_600_000) };
+    },
+  },
+  {
+    name: 'durable fallback on postgres',
+    available: postgresAvailable,
+    open: async () => {
+      const clock = new ManualClock();
+      const { schema, drop } = await createPgSchema();
+      const durable = openDurableStore({ sqlitePath: ':memory:', databaseUrl: PG_URL, pgSchema: schema });
+      await migrateToLatest(durable.db, durable.engine);
+      const store = new DurableEphemeralStore(durable.db, clock);
+      return {
+        store: withClose(store, async () => {
+          await durable.close();
+          await drop();
+        }),
+        expire: async () => clock.advance(3_600_000),
+      };
+    },
+  },
+  {
+    // Redis is configured but never answers (nothing listens there): every call goes to the durable tier.
+    name: 'failover with Redis away',
+    available: async () => true,
+    open: async () => {
+      const clock = new ManualClock();
+      const durable = openDurableStore({ sqlitePath: ':memory:' });
+      await migrateToLatest(durable.db, durable.engine);
+      const redis = await RedisEphemeralStore.connect({ url: 'redis://127.0.0.1:1', startWithoutRedis: true });
+      const store = new FailoverEphemeralStore(redis, { durable: new DurableEphemeralStore(durable.db, clock), memory: new MemoryEphemeralStore(clock) }, clock);
+      // ping reports Redis itself (down); the conformance check of ping is for the tiers that serve.
+      const served = Object.assign(Object.create(store) as FailoverEphemeralStore, { ping: async () => {}, close: async () => { await store.close(); await durable.close(); } });
+      return { store: served, expire: async () => clock.advance(3_600_000) };
+    },
+  },
 ];
+
+/** The store, closing what it runs on as well. */
+function withClose<S extends EphemeralStore>(store: S, after: () => Promise<void>): S {
+  const close = store.close.bind(store);
+  return Object.assign(store, { close: async () => { await close(); await after(); } });
+}
 
 for (const subject of subjects) {
   describe.runIf(await subject.available())(`ephemeral store conformance: ${subject.name}`, () => {

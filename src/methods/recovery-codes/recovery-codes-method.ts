@@ -9,6 +9,9 @@ import { newId, normaliseBase32, randomBase32 } from '../../crypto/random.ts';
 import type { Credentials } from '../credentials.ts';
 import type { Method } from '../method.ts';
 
+// A used code's hold outlives any outage worth surviving; the replayed `used_at` takes over after.
+const RECOVERY_HOLD_MS = 7 * 24 * 3600_000;
+
 const CODE_COUNT = 10;
 // Each code is 12 Crockford base32 characters: a 4-character look-up part that
 // picks the stored row, and 8 secret characters (40 bits). Only the whole code
@@ -114,6 +117,8 @@ export function createRecoveryCodesMethod(deps: RecoveryCodesDeps) {
         return undefined;
       }
       if (!(await deps.hasher.verify(row.code_hash, code))) return undefined;
+      // During an outage: refused on every node once any node took it (until the database records it everywhere).
+      if (!(await deps.credentials.holds.claim(`recovery-code:${row.id}`, RECOVERY_HOLD_MS))) return undefined;
       const used = await deps.db
         .updateTable('recovery_codes')
         .set({ used_at: deps.clock.now() })

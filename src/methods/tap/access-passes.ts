@@ -6,6 +6,7 @@ import type { Tenant } from '../../directory/tenant.ts';
 import type { PasswordHasher, WorkWindow } from '../../directory/password-hasher.ts';
 import { AppError } from '../../errors/app-error.ts';
 import { newId, normaliseBase32, randomBase32 } from '../../crypto/random.ts';
+import { noHolds, type SingleUseHolds } from '../single-use-holds.ts';
 
 export interface AccessPass {
   id: string;
@@ -40,6 +41,8 @@ export class AccessPasses {
     private readonly db: Db,
     private readonly clock: Clock,
     private readonly hasher: PasswordHasher,
+    /** Cross-node holds on one-time passes while signing in from the outage fallback. */
+    private readonly holds: SingleUseHolds = noHolds,
   ) {}
 
   async issue(tenant: Tenant, userId: string, options: { minutes?: number | undefined; oneTime?: boolean | undefined }, createdBy: string): Promise<IssuedPass> {
@@ -113,6 +116,7 @@ export class AccessPasses {
       return undefined;
     }
     if (!(await this.hasher.verify(row.code_hash, code, window))) return undefined;
+    if (row.one_time === 1 && !(await this.holds.claim(`tap:${row.id}`, Math.max(1, row.expires_at - this.clock.now())))) return undefined;
     const now = this.clock.now();
     let update = this.db
       .updateTable('access_passes')

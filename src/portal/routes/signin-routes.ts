@@ -216,7 +216,7 @@ export function signinRoutes(deps: SigninRoutesDeps): FastifyPluginAsyncTypebox 
 
     app.post(
       '/t/:tenant/signout',
-      formRoute(app, 'self-service', PageParams, Type.Object({ _csrf: Field(200), next: Next })),
+      formRoute(app, 'self-service', PageParams, Type.Object({ _csrf: Field(200), next: Next }), { duringOutage: true }),
       async (request, reply) => {
         const tenant = await tenantOf(request.params.tenant);
         const principal = await deps.auth.findPrincipal(request);

@@ -259,7 +259,7 @@ export function meApi(services: MeApiDeps): FastifyPluginAsyncTypebox {
 
     app.delete(
       '/api/v1/me/session',
-      { schema: { tags: ['self-service'], security: bearer, summary: 'Sign out: ends this session' }, config: { admissionClass: 'self-service' } },
+      { schema: { tags: ['self-service'], security: bearer, summary: 'Sign out: ends this session' }, config: { admissionClass: 'self-service', duringOutage: true } },
       async (request, reply) => {
         const { session } = await services.auth.requirePrincipal(request, 'sign-out');
         await services.sessions.revoke(session);

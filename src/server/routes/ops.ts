@@ -31,7 +31,7 @@ async function check(probe: () => Promise<void>): Promise<{ state: 'up' | 'down'
 }
 
 /** What anyone may read of the status: each part's state in words, no engines, figures or vendors. */
-function coarse(current: { status: string; components: { durable: { state: string }; ephemeral: { state: string }; delivery: Partial<Record<string, { state: string }>> } }) {
+function coarse(current: { status: string; components: { durable: { state: string; fallback?: string }; ephemeral: { state: string; fallback?: string }; delivery: Partial<Record<string, { state: string }>> } }) {
   const { durable, ephemeral, delivery } = current.components;
   return {
     status: current.status,
@@ -48,6 +48,22 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
   return async (app) => {
     app.get('/healthz', { config: { admissionClass: 'ops' }, schema: { tags: ['operations'] } }, async () => ({ status: 'ok' }));
 
+    /** While Redis is away, where flows and codes go instead (words anyone may read: no engine names beyond the tier). */
+    const fallback = (state: 'up' | 'down') => {
+      const serving = services.ephemeral.servingFrom();
+      return state === 'down' && serving !== services.ephemeral.kind ? { fallback: serving } : {};
+    };
+
+    /** While the database is away, that sign-in runs from the local fallback (and how stale it is; the journal waiting). */
+    const durableFallback = (state: 'up' | 'down', detailed: boolean) => {
+      const fallback = services.fallback;
+      if (!fallback || (state === 'up' && !fallback.usesFallback())) return {};
+      const signin = fallback.snapshot ? 'local-fallback' : 'unavailable';
+      return detailed
+        ? { fallback: signin, mode: fallback.mode, fallbackAgeSeconds: Math.round(fallback.ageSeconds()), journalDepth: fallback.journal.depth, changes: 'paused' }
+        : { fallback: signin, changes: 'paused' };
+    };
+
     /** Everything the status JSON and page show, measured now. */
     const currentStatus = async () => {
       const [durable, ephemeral, cluster] = await Promise.all([
@@ -60,8 +76,8 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
       // Refused at the door and refused at the hashing pool alike.
       const shed = (await count(services.metrics.shed)) + (await count(services.metrics.hashingShed));
       const components = {
-        durable: { state: durable.state, engine: services.durable.engine },
-        ephemeral: { state: ephemeral.state, engine: services.ephemeral.kind },
+        durable: { state: durable.state, engine: services.durable.engine, ...durableFallback(durable.state, true) },
+        ephemeral: { state: ephemeral.state, engine: services.ephemeral.kind, ...fallback(ephemeral.state) },
         admission: { state: 'up' as const, ...services.admission.state, shedTotal: shed },
         delivery: services.delivery.health(),
       };
@@ -93,17 +109,24 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
     app.get('/readyz', { config: { admissionClass: 'ops' }, schema: { tags: ['operations'] } }, async (request, reply) => {
       const [durable, ephemeral] = await Promise.all([check(() => services.durable.ping()), check(() => services.ephemeral.ping())]);
       const components = {
-        durable: { ...durable, engine: services.durable.engine },
-        ephemeral: { ...ephemeral, engine: services.ephemeral.kind },
+        durable: { ...durable, engine: services.durable.engine, ...durableFallback(durable.state, true) },
+        ephemeral: { ...ephemeral, engine: services.ephemeral.kind, ...fallback(ephemeral.state) },
         passwordHashing: { state: 'up' as const, ...services.hasher.pool.state },
         // Shedding load is the node working as designed, not a reason to take it out of rotation.
         admission: { state: 'up' as const, ...services.admission.state },
         // A vendor outage is shared by every node: taking nodes out of rotation would not route around it.
         delivery: services.delivery.health(),
       };
-      const ready = !readiness.draining && durable.state === 'up' && ephemeral.state === 'up';
+      // Redis away with a fallback serving is the node working as designed (every node shares the outage;
+      // taking them out of rotation would turn it into a full one).
+      const ephemeralServes = ephemeral.state === 'up' || 'fallback' in components.ephemeral;
+      // The same for the database when this node signs in from its local fallback.
+      const durableServes = durable.state === 'up' || components.durable.fallback === 'local-fallback';
+      const ready = !readiness.draining && durableServes && ephemeralServes;
       // A load balancer needs the status code; the figures are for operators.
-      const shown = isOperator(request, services.config.opsToken) ? components : { durable: { state: durable.state }, ephemeral: { state: ephemeral.state } };
+      const shown = isOperator(request, services.config.opsToken)
+        ? components
+        : { durable: { state: durable.state, ...durableFallback(durable.state, false) }, ephemeral: { state: ephemeral.state, ...fallback(ephemeral.state) } };
       if (ready) return { status: 'ready', components: shown };
       const detail = readiness.draining ? 'this node is shutting down' : 'a store this node needs is unreachable';
       return reply

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { createRequire } from 'node:module';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type MigrationResultSet } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Dialect, type MigrationResultSet } from 'kysely';
 import type { Database } from './schema.ts';
 import { migrations } from './migrations/index.ts';
 import { startCheckpointer } from './sqlite-checkpointer.ts';
@@ -13,6 +13,8 @@ export type Engine = 'sqlite' | 'postgres';
 
 export interface DurableStore {
   db: Db;
+  /** PostgreSQL itself, never the local fallback (the fallback's own work: change feed, replay, probes). */
+  primaryDb?: Db;
   engine: Engine;
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -27,6 +29,8 @@ export interface OpenDurableOptions {
   poolSize?: number;
   /** SQLite only: checkpoint the WAL from a worker thread (servers; not one-shot commands). */
   backgroundCheckpoint?: boolean;
+  /** PostgreSQL only: wraps the dialect the domain's `db` uses (the outage fallback routes through it). */
+  wrapDialect?: (dialect: Dialect) => Dialect;
 }
 
 export function openDurableStore(options: OpenDurableOptions): DurableStore {
@@ -101,15 +105,24 @@ function openPostgres(url: string, options: OpenDurableOptions): DurableStore {
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => {});
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  // A client checked out (between two statements of a transaction) when the database goes away emits
+  // 'error' with no listener of the pool's: that would crash the node at the very moment its local
+  // fallback should take over. The statement in flight still fails, and the fallback sees that.
+  pool.on('connect', (client) => client.on('error', () => {}));
+  const dialect = new PostgresDialect({ pool });
+  const primaryDb = new Kysely<Database>({ dialect });
+  const db = options.wrapDialect ? new Kysely<Database>({ dialect: options.wrapDialect(dialect) }) : primaryDb;
   return {
     db,
+    primaryDb,
     engine: 'postgres',
     async ping() {
-      await sql`select 1`.execute(db);
+      await sql`select 1`.execute(primaryDb);
     },
     async close() {
-      await db.destroy();
+      // The wrapped Kysely shares the pool and leaves ending it to the primary one.
+      if (db !== primaryDb) await db.destroy();
+      await primaryDb.destroy();
     },
   };
 }

@@ -218,6 +218,9 @@ export interface Database {
   oidc_keys: OidcKeyTable;
   cluster_members: ClusterMemberTable;
   cluster_load: ClusterLoadTable;
+  ephemeral_fallback: EphemeralFallbackTable;
+  outage_replays: OutageReplayTable;
+  change_feed: ChangeFeedTable;
 }
 
 export interface ClusterMemberTable {
@@ -230,4 +233,27 @@ export interface ClusterMemberTable {
 export interface ClusterLoadTable {
   bucket_start: number;
   checks: number;
+}
+
+/** Ephemeral entries kept durably while Redis is away (store/ephemeral/durable-ephemeral-store.ts). */
+export interface EphemeralFallbackTable {
+  key: string;
+  /** The value as JSON. */
+  value: string;
+  expires_at: number;
+}
+
+/** Journal entries of a node's outage fallback already replayed into the database (idempotent replay). */
+export interface OutageReplayTable {
+  id: string;
+  node: string;
+  replayed_at: number;
+}
+
+/** PostgreSQL only: one row per change to a table the fallback copies, written by a trigger. */
+export interface ChangeFeedTable {
+  seq: number;
+  tbl: string;
+  row_id: string;
+  at: number;
 }

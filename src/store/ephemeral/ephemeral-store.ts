@@ -17,7 +17,9 @@ export interface RateLimitOptions {
  * a flow another node started. Values are JSON.
  */
 export interface EphemeralStore {
-  readonly kind: 'memory' | 'redis';
+  readonly kind: 'memory' | 'redis' | 'durable';
+  /** Which store takes new entries right now (a cluster member falls back from Redis while it is away). */
+  servingFrom(): 'memory' | 'redis' | 'durable';
   /**
    * What is stored under `key`, unchecked: callers parse it with the record's
    * schema (`parseRecord`), so a value of another release or a damaged one reads

@@ -12,6 +12,7 @@ const SWEEP_EVERY_MS = 30_000;
 /** The single-node ephemeral store. Values are kept as JSON so callers never share mutable objects. */
 export class MemoryEphemeralStore implements EphemeralStore {
   readonly kind = 'memory' as const;
+  servingFrom = () => 'memory' as const;
   private readonly entries = new Map<string, Entry>();
   private readonly sweeper: NodeJS.Timeout;
 

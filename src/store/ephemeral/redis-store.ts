@@ -1,6 +1,6 @@
 /** The cluster ephemeral store on Redis. */
 import { Redis } from 'ioredis';
-import { RateLimiterRedis } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
 import type { EphemeralStore, RateLimitOptions } from './ephemeral-store.ts';
 
 export interface RedisStoreOptions {
@@ -8,6 +8,11 @@ export interface RedisStoreOptions {
   /** Prefixes every key, so several deployments or test runs can share one Redis. */
   namespace?: string;
   commandTimeoutMs?: number;
+  /**
+   * Start even when Redis does not answer yet (the client keeps reconnecting):
+   * a node with a fallback for Redis starts during an outage.
+   */
+  startWithoutRedis?: boolean;
 }
 
 // INCR and set the expiry only on creation, atomically: a plain INCR + PEXPIRE
@@ -20,6 +25,7 @@ return n`;
 /** The cluster ephemeral store on Redis. Commands fail fast instead of queueing while Redis is away. */
 export class RedisEphemeralStore implements EphemeralStore {
   readonly kind = 'redis' as const;
+  servingFrom = () => 'redis' as const;
   readonly client: Redis;
 
   private constructor(client: Redis) {
@@ -42,7 +48,8 @@ export class RedisEphemeralStore implements EphemeralStore {
     });
     // Connection errors surface on the commands that fail; the client keeps reconnecting.
     client.on('error', () => {});
-    await client.connect();
+    if (options.startWithoutRedis) client.connect().catch(() => {});
+    else await client.connect();
     return new RedisEphemeralStore(client);
   }
 
@@ -81,6 +88,15 @@ export class RedisEphemeralStore implements EphemeralStore {
       points: options.points,
       duration: options.durationSeconds,
       blockDuration: options.blockSeconds,
+      // While Redis is away each node counts in its own memory instead of
+      // failing the request: limits then hold per node (an attacker spreading
+      // guesses over N nodes gets N times the budget, for the outage only).
+      insuranceLimiter: new RateLimiterMemory({
+        keyPrefix: options.keyPrefix,
+        points: options.points,
+        duration: options.durationSeconds,
+        blockDuration: options.blockSeconds,
+      }),
     });
   }
 

@@ -1,0 +1,165 @@
+import { existsSync, readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, SqliteDialect, type Selectable } from 'kysely';
+import type { KeyRing } from '../../crypto/key-ring.ts';
+import type { Db } from '../durable/database.ts';
+import { migrateToLatest } from '../durable/database.ts';
+import type { Database } from '../durable/schema.ts';
+
+/** The tables sign-in needs to verify a returning user, and nothing else (no events, audit, tokens, OIDC records). */
+export const SNAPSHOT_TABLES = ['tenants', 'users', 'credentials', 'recovery_codes', 'access_passes', 'apps', 'sessions', 'remembered_devices', 'oidc_keys'] as const;
+export type SnapshotTable = (typeof SNAPSHOT_TABLES)[number];
+/** Tables the change feed names by `id` (oidc_keys rotate rarely: the periodic full copy carries them). */
+export const FED_TABLES = ['tenants', 'users', 'credentials', 'recovery_codes', 'access_passes', 'apps', 'sessions', 'remembered_devices'] as const;
+export type FedTable = (typeof FED_TABLES)[number];
+
+const FILE_CONTEXT = 'fallback-snapshot:v1';
+const COPY_BATCH = 2000;
+
+/**
+ * The node's local copy of what verification needs, for sign-in while the
+ * database does not answer (issue 12). An in-memory SQLite database with the
+ * full schema (so every query the domain makes runs unchanged) holding only
+ * SNAPSHOT_TABLES. Secrets in those rows are what the database holds: sealed
+ * TOTP secrets and destinations, Argon2id hashes, token hashes, never clear.
+ * On disk it is one file, the whole database sealed with the key ring
+ * (AES-256-GCM, the master key's envelope), so a copied file opens nowhere
+ * without the master key, and a torn or edited file does not open at all.
+ */
+export class FallbackSnapshot {
+  readonly db: Db;
+  /** Clock ms of the database state this copy reflects (last full copy or change-feed poll that reached the database). */
+  syncedAt = 0;
+  private dirty = false;
+
+  private constructor(readonly sqlite: SqliteDatabase.Database) {
+    this.db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  }
+
+  /** An empty snapshot with the current schema. */
+  static async create(): Promise<FallbackSnapshot> {
+    return FallbackSnapshot.prepare(new SqliteDatabase(':memory:'));
+  }
+
+  /** The snapshot sealed in `file`, or undefined when there is none or it does not open with this key ring. */
+  static async restore(file: string, keyRing: KeyRing): Promise<FallbackSnapshot | undefined> {
+    if (!existsSync(file)) return undefined;
+    try {
+      const sealed = JSON.parse(readFileSync(file, 'utf8')) as { syncedAt: number; data: string };
+      const snapshot = await FallbackSnapshot.prepare(new SqliteDatabase(keyRing.open(sealed.data, FILE_CONTEXT)));
+      snapshot.syncedAt = sealed.syncedAt;
+      return snapshot;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private static async prepare(sqlite: SqliteDatabase.Database): Promise<FallbackSnapshot> {
+    // A partial copy: rows may name rows the snapshot does not hold (events, audit).
+    sqlite.pragma('foreign_keys = OFF');
+    const snapshot = new FallbackSnapshot(sqlite);
+    await migrateToLatest(snapshot.db, 'sqlite');
+    return snapshot;
+  }
+
+  /** Replaces the whole copy with the database's current rows (at start, and now and then as a safety net). */
+  async copyFrom(source: Db, at: number): Promise<void> {
+    const fresh: { table: SnapshotTable; rows: Record<string, unknown>[] }[] = [];
+    for (const table of SNAPSHOT_TABLES) fresh.push({ table, rows: await readAll(source, table, at) });
+    // Swapped in one SQLite transaction: a reader never sees half a copy.
+    this.sqlite.transaction(() => {
+      for (const { table, rows } of fresh) {
+        this.sqlite.prepare(`delete from ${table}`).run();
+        for (const row of rows) this.upsertRow(table, row);
+      }
+    })();
+    this.syncedAt = at;
+    this.dirty = true;
+  }
+
+  /** Brings rows named by the change feed up to date: present ones replaced, vanished (or no longer wanted) ones removed. */
+  async refreshRows(source: Db, table: FedTable, ids: string[], at: number): Promise<void> {
+    const rows: Record<string, unknown>[] = [];
+    for (let i = 0; i < ids.length; i += 500) rows.push(...(await readSome(source, table, ids.slice(i, i + 500), at)));
+    this.sqlite.transaction(() => {
+      const keep = new Set(rows.map((r) => r.id as string));
+      for (const id of ids) if (!keep.has(id)) this.sqlite.prepare(`delete from ${table} where id = ?`).run(id);
+      for (const row of rows) this.upsertRow(table, row);
+    })();
+    this.dirty = true;
+  }
+
+  /** Writes the sealed file when anything changed since the last save: to a temporary file, then renamed over, so a crash leaves the old file whole. */
+  save(file: string, keyRing: KeyRing): boolean {
+    if (!this.dirty) return false;
+    this.dirty = false;
+    mkdirSync(dirname(file), { recursive: true });
+    const sealed = JSON.stringify({ syncedAt: this.syncedAt, data: keyRing.seal(this.sqlite.serialize(), FILE_CONTEXT) });
+    const temporary = `${file}.tmp`;
+    writeFileSync(temporary, sealed, { mode: 0o600 });
+    renameSync(temporary, file);
+    return true;
+  }
+
+  /** Marks the copy as changed by a local write (made during an outage), so the next save keeps it. */
+  touched(): void {
+    this.dirty = true;
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+
+  private upsertRow(table: SnapshotTable, row: Record<string, unknown>): void {
+    const columns = Object.keys(row);
+    const values = columns.map((c) => toSqlite(row[c]));
+    this.sqlite.prepare(`insert or replace into ${table} (${columns.join(', ')}) values (${columns.map(() => '?').join(', ')})`).run(...values);
+  }
+}
+
+/** Only what verification needs: active credentials, live sessions, passes and devices not revoked. */
+function readAll(source: Db, table: SnapshotTable, at: number): Promise<Record<string, unknown>[]> {
+  return paged(async (offset) => {
+    const rows = await wanted(source, table, at).orderBy((table === 'oidc_keys' ? 'kid' : 'id') as never).limit(COPY_BATCH).offset(offset).execute();
+    return rows as Record<string, unknown>[];
+  });
+}
+
+async function readSome(source: Db, table: FedTable, ids: string[], at: number): Promise<Record<string, unknown>[]> {
+  return (await wanted(source, table, at).where('id' as never, 'in', ids as never).execute()) as Record<string, unknown>[];
+}
+
+function wanted(source: Db, table: SnapshotTable, at: number) {
+  const q = source.selectFrom(table as 'users').selectAll();
+  switch (table) {
+    case 'credentials':
+      return q.where('state' as never, '=', 'active' as never);
+    case 'sessions':
+      return q.where('revoked_at' as never, 'is', null).where('expires_at' as never, '>', at as never);
+    case 'access_passes':
+      return q.where('revoked_at' as never, 'is', null).where('expires_at' as never, '>', at as never);
+    case 'remembered_devices':
+    case 'apps':
+      return q.where('revoked_at' as never, 'is', null);
+    default:
+      return q;
+  }
+}
+
+async function paged(page: (offset: number) => Promise<Record<string, unknown>[]>): Promise<Record<string, unknown>[]> {
+  const all: Record<string, unknown>[] = [];
+  for (let offset = 0; ; offset += COPY_BATCH) {
+    const rows = await page(offset);
+    all.push(...rows);
+    if (rows.length < COPY_BATCH) return all;
+  }
+}
+
+function toSqlite(value: unknown): unknown {
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  if (value instanceof Date) return value.getTime();
+  return value;
+}
+
+export type SnapshotRow<T extends SnapshotTable> = Selectable<Database[T]>;
