@@ -32,6 +32,7 @@ import { signinRoutes } from '../portal/routes/signin-routes.ts';
 import { tenantLookup } from '../http/page/tenant-lookup.ts';
 import { securityInfoRoutes } from '../portal/routes/security-info-routes.ts';
 import { mySigninsRoutes } from '../portal/routes/my-signins-routes.ts';
+import { recordRoutes } from './route-table.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -93,6 +94,8 @@ export async function buildApp(services: Services, options: AppOptions) {
     frameworkErrors: (error, _request, reply) => sendProblem(reply, toAppError(error)),
     routerOptions: { maxParamLength: 200 },
   });
+
+  recordRoutes(app);
 
   // Declared up front so every request object has the same shape.
   app.decorateRequest('receivedAt', 0);

@@ -32,9 +32,9 @@ export class MeetingPoint {
   holdCalls<T extends object>(object: T, method: keyof T & string, when: (...args: any[]) => boolean = () => true): this {
     const original = object[method] as (...args: unknown[]) => unknown;
     const hasOwn = Object.hasOwn(object, method);
-    const point = this;
+    const arrive = () => this.arrive();
     (object as Record<string, unknown>)[method] = async function (this: unknown, ...args: unknown[]) {
-      if (when(...args)) await point.arrive();
+      if (when(...args)) await arrive();
       return original.apply(this, args);
     };
     this.restores.push(() => {
