@@ -1,0 +1,18 @@
+import { defineConfig, mergeConfig } from 'vitest/config';
+import base from './vitest.config.ts';
+
+/**
+ * The tests `npm run mutate` runs for every mutant: the fast ones that pin the
+ * security-critical modules (no HTTP servers, cheap Argon2id, SQLite). The
+ * HTTP suites prove the same rules from outside but take minutes a run, which
+ * times a few hundred mutants is hours.
+ */
+export default mergeConfig(
+  base,
+  defineConfig({
+    test: {
+      include: ['test/core/**/*.test.ts', 'test/unit/password-hasher.test.ts', 'test/unit/bulkhead.test.ts', 'test/unit/admission-controller.test.ts', 'test/unit/request-class.test.ts'],
+      reporters: ['default'],
+    },
+  }),
+);
