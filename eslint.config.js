@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'data/', 'coverage/', 'docs/', 'dist/', '.dependency-cruiser.cjs'] },
+  { ignores: ['node_modules/', 'data/', 'coverage/', 'docs/', 'dist/', '.dependency-cruiser.cjs', '.stryker-tmp/', 'reports/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -36,6 +36,7 @@ import { tenantLookup } from '../http/page/tenant-lookup.ts';
 import { securityInfoRoutes } from '../portal/routes/security-info-routes.ts';
 import { mySigninsRoutes } from '../portal/routes/my-signins-routes.ts';
 import { CHANGES_PAUSED_RETRY_AFTER_S } from '../store/fallback/fallback-dialect.ts';
+import { recordRoutes } from './route-table.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -101,6 +102,8 @@ export async function buildApp(services: Services, options: AppOptions) {
     frameworkErrors: (error, _request, reply) => sendProblem(reply, toAppError(error)),
     routerOptions: { maxParamLength: 200 },
   });
+
+  recordRoutes(app);
 
   // Declared up front so every request object has the same shape.
   app.decorateRequest('receivedAt', 0);

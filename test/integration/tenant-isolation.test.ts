@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, type Backend } from '../helpers/backends.ts';
 import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { totpCode } from '../helpers/totp.ts';
+import { ManualClock } from '../../src/clock.ts';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -50,26 +51,44 @@ for (const spec of backends) {
     let server: TestServer;
     let a: TenantWorld;
     let b: TenantWorld;
+    const clock = new ManualClock(Date.UTC(2026, 10, 30, 9, 0, 0));
 
+    /**
+     * One tenant's world. Every step is asserted: a failed set-up (a null flow
+     * id, a method never confirmed) would otherwise pass the walk below as a 404.
+     */
     const world = async (slug: string): Promise<TenantWorld> => {
       const tenant = await server.services.tenants.create(slug);
       const { token: adminToken, id: tokenId } = await server.services.adminTokens.create(tenant.id, 'admin');
       const user = await api(server.url, 'POST', '/api/v1/admin/users', { username: 'pat', password: PASSWORD }, adminToken);
+      expect(user.status).toBe(201);
       const first = await api(server.url, 'POST', `/api/v1/t/${slug}/signin`, { username: 'pat', password: PASSWORD });
+      expect(first.body.state).toBe('registration_required');
       const userToken = first.body.session.token as string;
       const totp = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, userToken);
-      await api(server.url, 'POST', `/api/v1/me/methods/${totp.body.id}/confirm`, { code: totpCode(totp.body.secret, Date.now()) }, userToken);
-      const eventId = (await api(server.url, 'GET', '/api/v1/me/signins', undefined, userToken)).body.items[0].id as string;
-      const created = (await api(server.url, 'POST', '/api/v1/admin/apps', { name: 'App', kind: 'api' }, adminToken)).body;
-      const appId = created.id as string;
-      const appKey = created.apiKey as string;
-      const flow = (await api(server.url, 'POST', `/api/v1/t/${slug}/signin`, { username: 'pat', password: PASSWORD })).body.flow as string;
-      return { slug, adminToken, userToken, userId: user.body.id, methodId: totp.body.id, eventId, appId, appKey, flow, tokenId };
+      expect(totp.status).toBe(201);
+      clock.advance(30_000);
+      expect((await api(server.url, 'POST', `/api/v1/me/methods/${totp.body.id}/confirm`, { code: totpCode(totp.body.secret, clock.now()) }, userToken)).status).toBe(200);
+      const signins = await api(server.url, 'GET', '/api/v1/me/signins', undefined, userToken);
+      expect(signins.body.items.length).toBeGreaterThan(0);
+      const eventId = signins.body.items[0].id as string;
+      const created = await api(server.url, 'POST', '/api/v1/admin/apps', { name: 'App', kind: 'api' }, adminToken);
+      expect(created.status).toBe(201);
+      const appId = created.body.id as string;
+      const appKey = created.body.apiKey as string;
+      const start = await api(server.url, 'POST', `/api/v1/t/${slug}/signin`, { username: 'pat', password: PASSWORD });
+      expect(start.body.state).toBe('factor_required');
+      const flow = start.body.flow as string;
+      const ids = { userId: user.body.id, methodId: totp.body.id, eventId, appId, appKey, flow, tokenId, adminToken, userToken };
+      for (const [name, value] of Object.entries(ids)) expect(value, name).toMatch(/^\S{8,}$/);
+      // The flow is live: the walk's 404 for it from another tenant is the isolation's, not a dead flow's.
+      expect((await api(server.url, 'POST', `/api/v1/t/${slug}/signin/${flow}/challenge`, { method: 'totp' })).status).toBe(200);
+      return { slug, ...ids };
     };
 
     beforeAll(async () => {
       backend = await spec.create();
-      server = await startTestServer(backend);
+      server = await startTestServer(backend, { clock });
       a = await world('alpha');
       b = await world('bravo');
     });

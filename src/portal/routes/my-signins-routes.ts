@@ -63,6 +63,8 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
     app.get('/t/:tenant/my/password', { schema: { params: PageParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
       const p = await signedIn(request, reply, 'security-info');
       if (!p) return reply;
+      // A registration session may not change the password: no form it could only be refused on.
+      if (!sessionMay(p.session.scope, 'change-password')) return reply.redirect(`/t/${p.tenant.slug}/my/security-info`, 303);
       return sendPage(reply, changePasswordView({ ...viewer(reply, p), minLength: PASSWORD_MIN }));
     });
 

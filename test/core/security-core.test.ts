@@ -1,0 +1,354 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ManualClock } from '../../src/clock.ts';
+import { loadConfig } from '../../src/config/config.ts';
+import { buildServices, type Services } from '../../src/server/services.ts';
+import type { Tenant } from '../../src/directory/tenants.ts';
+import type { User } from '../../src/directory/users.ts';
+import { AppError } from '../../src/errors/app-error.ts';
+import { MemoryEphemeralStore } from '../../src/store/ephemeral/memory-store.ts';
+import { AbuseLimits, familiarShare, type Attempt } from '../../src/signin/abuse-limits.ts';
+import { requireMayAdd, requireSessionMay, sessionMay, type SessionAction } from '../../src/sessions/session-scope.ts';
+import { RequestAuth, bearerToken } from '../../src/http/authenticate.ts';
+import type { Session } from '../../src/sessions/sessions.ts';
+import { formatRecoveryCode, remainingRecoveryCodes } from '../../src/methods/recovery-codes/recovery-codes-method.ts';
+import { testMasterKey } from '../helpers/backends.ts';
+import { MeetingPoint } from '../helpers/meeting-point.ts';
+
+/**
+ * The security-critical modules at the level of their own promises, fast
+ * enough (no HTTP, cheap Argon2id, SQLite in a temporary directory) to run for
+ * every mutant `npm run mutate` makes. The HTTP suites prove the same rules
+ * from outside; these pin the edges: exact limits, each refusal's reason,
+ * each single-use guard.
+ */
+const codeOf = (fn: () => unknown): string | undefined => {
+  try {
+    fn();
+  } catch (err) {
+    return err instanceof AppError ? err.code : 'not-an-app-error';
+  }
+  return undefined;
+};
+const rejection = async (promise: Promise<unknown>) => promise.then(() => undefined, (err: unknown) => (err instanceof AppError ? { code: err.code, retryAfter: err.retryAfter, detail: err.detail } : { code: 'not-an-app-error' }));
+
+describe('session scope', () => {
+  const all: SessionAction[] = ['view-account', 'list-methods', 'add-method', 'confirm-method', 'resend-confirmation', 'sign-out', 'change-method', 'remove-method', 'view-signins', 'report-signin', 'change-password', 'administer', 'sign-in-to-app'];
+  const registrationMay = ['view-account', 'list-methods', 'add-method', 'confirm-method', 'resend-confirmation', 'sign-out'];
+
+  it('lets a full session do everything and a registration session only set-up', () => {
+    for (const action of all) {
+      expect(sessionMay('full', action), action).toBe(true);
+      expect(sessionMay('register', action), action).toBe(registrationMay.includes(action));
+      expect(codeOf(() => requireSessionMay('register', action)), action).toBe(registrationMay.includes(action) ? undefined : 'registration-only');
+      expect(codeOf(() => requireSessionMay('full', action)), action).toBeUndefined();
+    }
+  });
+
+  it('lets a registration session add only a method that proves itself at set-up', () => {
+    for (const type of ['totp', 'webauthn', 'sms', 'voice', 'email']) expect(codeOf(() => requireMayAdd('register', type)), type).toBeUndefined();
+    expect(codeOf(() => requireMayAdd('register', 'recovery-codes'))).toBe('registration-only');
+    expect(codeOf(() => requireMayAdd('register', 'no-such-method'))).toBe('registration-only');
+    expect(codeOf(() => requireMayAdd('full', 'recovery-codes'))).toBeUndefined();
+  });
+});
+
+describe('abuse limits', () => {
+  const clock = new ManualClock(Date.UTC(2026, 10, 30, 9));
+  const fresh = (options = {}) => new AbuseLimits(new MemoryEphemeralStore(clock), options);
+  const attempt = (over: Partial<Attempt> = {}): Attempt => ({ factor: 'password', account: 't|acct', ip: '203.0.113.1', ...over });
+  const spend = async (limits: AbuseLimits, n: number, make: (i: number) => Attempt) => {
+    const outcomes: string[] = [];
+    for (let i = 0; i < n; i++) outcomes.push((await rejection(limits.begin(make(i))))?.code ?? 'ok');
+    return outcomes;
+  };
+
+  it('gives a familiar part a tenth of the budget, at least one', () => {
+    expect([familiarShare(100), familiarShare(20), familiarShare(10), familiarShare(9), familiarShare(1), familiarShare(0)]).toEqual([10, 2, 1, 1, 1, 1]);
+  });
+
+  it('holds one source after 100 failures, whoever they target, for the window', async () => {
+    const limits = fresh();
+    const outcomes = await spend(limits, 101, (i) => attempt({ account: `t|user-${i}` }));
+    expect(outcomes.slice(0, 100).every((o) => o === 'ok')).toBe(true);
+    const refused = await rejection(limits.begin(attempt({ account: 't|someone-else' })));
+    expect(refused).toMatchObject({ code: 'too-many-requests' });
+    expect(refused!.retryAfter).toBeGreaterThan(14 * 60);
+    expect(refused!.retryAfter).toBeLessThanOrEqual(15 * 60);
+    expect(outcomes[100]).toBe('too-many-requests');
+    // Another source is not held.
+    expect(await rejection(limits.begin(attempt({ ip: '198.51.100.2' })))).toBeUndefined();
+  });
+
+  it('holds one source on one account after 10 failures', async () => {
+    const limits = fresh();
+    expect(await spend(limits, 11, () => attempt())).toEqual([...Array(10).fill('ok'), 'too-many-requests']);
+    expect(await rejection(limits.begin(attempt({ ip: '198.51.100.7' })))).toBeUndefined();
+  });
+
+  it("holds an account after 80 strangers' failures for a day, without lifting; familiar parts get 10 each and block", async () => {
+    for (const factor of ['password', 'second-factor'] as const) {
+      const limits = fresh();
+      const outcomes = await spend(limits, 81, (i) => attempt({ factor, ip: `198.18.${i}.1` }));
+      expect(outcomes.filter((o) => o === 'ok'), factor).toHaveLength(80);
+      const held = await rejection(limits.begin(attempt({ factor, ip: '198.18.250.1' })));
+      expect(held!.retryAfter, factor).toBeGreaterThan(23 * 3600);
+      // The familiar parts are apart.
+      expect(await spend(limits, 11, () => attempt({ factor, place: 'familiar-source', ip: '192.0.2.1' })), factor).toEqual([...Array(10).fill('ok'), 'too-many-requests']);
+      const blocked = await rejection(limits.begin(attempt({ factor, place: 'familiar-source', ip: '192.0.2.1' })));
+      expect(blocked!.retryAfter).toBeLessThanOrEqual(3600);
+      expect(await spend(limits, 10, (i) => attempt({ factor, place: 'known-browser', ip: `192.0.3.${i}` })), factor).toEqual(Array(10).fill('ok'));
+    }
+  });
+
+  it("applies the lower of the tenant's and the node's limits", async () => {
+    const limits = fresh({ accountFailures: 50, accountBlockSeconds: 600 });
+    const tenantLower = await spend(limits, 12, (i) => attempt({ ip: `198.18.${i}.2`, accountFailures: 10, accountBlockSeconds: 7200 }));
+    expect(tenantLower.filter((o) => o === 'ok')).toHaveLength(8);
+    const familiar = await spend(limits, 2, () => attempt({ place: 'familiar-source', ip: '192.0.2.9', accountFailures: 10, accountBlockSeconds: 7200 }));
+    expect(familiar).toEqual(['ok', 'too-many-requests']);
+    const wait = await rejection(limits.begin(attempt({ place: 'familiar-source', ip: '192.0.2.9', accountFailures: 10, accountBlockSeconds: 7200 })));
+    expect(wait!.retryAfter).toBeLessThanOrEqual(600);
+    const nodeLower = fresh({ accountFailures: 10 });
+    expect((await spend(nodeLower, 10, (i) => attempt({ ip: `198.18.${i}.3`, accountFailures: 100 }))).filter((o) => o === 'ok')).toHaveLength(8);
+  });
+
+  it('counts passwords and second factors apart, and never charges an account for a TAP or a password change', async () => {
+    const limits = fresh({ accountFailures: 10, accountSourceFailures: 1000, sourceFailures: 1000 });
+    await spend(limits, 8, (i) => attempt({ ip: `198.18.${i}.4` }));
+    expect(await rejection(limits.begin(attempt({ ip: '198.18.99.4' })))).toMatchObject({ code: 'too-many-requests' });
+    expect(await rejection(limits.begin(attempt({ factor: 'second-factor', ip: '198.18.99.4' })))).toBeUndefined();
+    for (const factor of ['tap', 'password-change'] as const) expect(await spend(limits, 20, (i) => attempt({ factor, ip: `198.18.${i}.5` })), factor).toEqual(Array(20).fill('ok'));
+  });
+
+  it('costs a refused attempt nothing, and a success restarts the count and makes the source familiar for that factor', async () => {
+    const limits = fresh({ accountSourceFailures: 2, sourceFailures: 1000, accountFailures: 1000 });
+    const a = attempt({ ip: '203.0.113.50' });
+    expect(await spend(limits, 3, () => a)).toEqual(['ok', 'ok', 'too-many-requests']);
+    // The refusal gave back the points the other counters took: another account from here is untouched.
+    for (let i = 0; i < 5; i++) await rejection(limits.begin(a));
+    const other = attempt({ ip: '203.0.113.50', account: 't|other' });
+    expect(await spend(limits, 2, () => other)).toEqual(['ok', 'ok']);
+    expect(await limits.isFamiliarSource('password', other.account, other.ip)).toBe(false);
+    await limits.succeeded(other);
+    expect(await limits.isFamiliarSource('password', other.account, other.ip)).toBe(true);
+    expect(await limits.isFamiliarSource('second-factor', other.account, other.ip)).toBe(false);
+    expect(await spend(limits, 3, () => other)).toEqual(['ok', 'ok', 'too-many-requests']);
+  });
+});
+
+describe('with the services on SQLite', () => {
+  let dir: string;
+  let s: Services;
+  let tenant: Tenant;
+  const clock = new ManualClock(Date.UTC(2026, 10, 30, 9));
+  let n = 0;
+  const newUser = async (extra: Partial<{ isAdmin: boolean }> = {}): Promise<User> => {
+    const user = await s.users.create(tenant.id, { username: `user-${++n}`, ...extra } as never);
+    expect(user.id).toEqual(expect.any(String));
+    return user;
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'steadfast-core-'));
+    const config = loadConfig({ STEADFAST_DATA_DIR: dir, STEADFAST_MASTER_KEY: testMasterKey(), PORT: '0', STEADFAST_LOG_LEVEL: 'silent' });
+    s = await buildServices(config, { clock, hasher: { params: { memoryCost: 1024, timeCost: 1, parallelism: 1 } } });
+    tenant = await s.tenants.create('core');
+  });
+  afterAll(async () => {
+    await s?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('Temporary Access Passes', () => {
+    it('issues within the policy, formatted, replacing the one before', async () => {
+      const user = await newUser();
+      const { minMinutes, maxMinutes } = tenant.policy.tap;
+      for (const minutes of [minMinutes - 1, maxMinutes + 1, 1.5]) expect(await rejection(s.passes.issue(tenant, user.id, { minutes }, 'admin')), String(minutes)).toMatchObject({ code: 'invalid-request' });
+      const first = await s.passes.issue(tenant, user.id, { minutes: maxMinutes, oneTime: false }, 'x'.repeat(300));
+      expect(first.code).toMatch(/^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/);
+      expect(first.pass).toMatchObject({ userId: user.id, oneTime: false, uses: 0, lastUsedAt: null, createdBy: 'x'.repeat(200), expiresAt: clock.now() + maxMinutes * 60_000 });
+      const second = await s.passes.issue(tenant, user.id, { oneTime: true }, 'admin');
+      expect(second.pass.expiresAt).toBe(clock.now() + tenant.policy.tap.defaultMinutes * 60_000);
+      expect((await s.passes.active(tenant.id, user.id))!.id).toBe(second.pass.id);
+      expect(await s.passes.use(tenant.id, user.id, first.code, {})).toBeUndefined();
+      const noTap = { ...tenant, policy: { ...tenant.policy, allowedMethods: tenant.policy.allowedMethods.filter((m) => m !== 'tap') } };
+      expect(await rejection(s.passes.issue(noTap, user.id, {}, 'admin'))).toMatchObject({ code: 'method-not-permitted' });
+    });
+
+    it('uses a one-time pass once, a multi-use one until it expires, and none after a revocation', async () => {
+      const user = await newUser();
+      const once = await s.passes.issue(tenant, user.id, { minutes: 60, oneTime: true }, 'admin');
+      expect(await s.passes.check(tenant.id, user.id, once.code.toLowerCase(), {})).toBe(true);
+      expect(await s.passes.check(tenant.id, user.id, 'AAAA-AAAA-AAAA-AAAA', {})).toBe(false);
+      expect(await s.passes.check(tenant.id, user.id, '', {})).toBe(false);
+      expect(await s.passes.use(tenant.id, user.id, 'AAAA-AAAA-AAAA-AAAA', {})).toBeUndefined();
+      expect(await s.passes.use(tenant.id, undefined, once.code, {})).toBeUndefined();
+      expect(await s.passes.use(tenant.id, user.id, once.code.slice(0, -1), {})).toBeUndefined();
+      const used = await s.passes.use(tenant.id, user.id, once.code.replaceAll('-', ' ').toLowerCase(), {});
+      expect(used).toMatchObject({ id: once.pass.id, uses: 1, lastUsedAt: clock.now(), oneTime: true });
+      expect(await s.passes.use(tenant.id, user.id, once.code, {})).toBeUndefined();
+      expect(await s.passes.active(tenant.id, user.id)).toBeUndefined();
+      expect(await s.passes.check(tenant.id, user.id, once.code, {})).toBe(false);
+
+      const many = await s.passes.issue(tenant, user.id, { minutes: 60, oneTime: false }, 'admin');
+      expect((await s.passes.use(tenant.id, user.id, many.code, {}))!.uses).toBe(1);
+      clock.advance(1000);
+      expect(await s.passes.use(tenant.id, user.id, many.code, {})).toMatchObject({ uses: 2, lastUsedAt: clock.now() });
+      clock.advance(60 * 60_000);
+      expect(await s.passes.use(tenant.id, user.id, many.code, {})).toBeUndefined();
+      expect(await s.passes.active(tenant.id, user.id)).toBeUndefined();
+
+      const revoked = await s.passes.issue(tenant, user.id, { minutes: 60, oneTime: false }, 'admin');
+      expect(await s.passes.revoke(tenant.id, user.id)).toBe(true);
+      expect(await s.passes.revoke(tenant.id, user.id)).toBe(false);
+      expect(await s.passes.use(tenant.id, user.id, revoked.code, {})).toBeUndefined();
+      // Another tenant's id finds nothing.
+      const other = await s.passes.issue(tenant, user.id, { minutes: 60, oneTime: false }, 'admin');
+      expect(await s.passes.use('another-tenant', user.id, other.code, {})).toBeUndefined();
+    });
+
+    it('lets a one-time pass in once when two uses race', async () => {
+      const user = await newUser();
+      const pass = await s.passes.issue(tenant, user.id, { minutes: 60, oneTime: true }, 'admin');
+      const meet = new MeetingPoint(2).holdCalls(s.hasher, 'verify');
+      try {
+        const results = await Promise.all([s.passes.use(tenant.id, user.id, pass.code, {}), s.passes.use(tenant.id, user.id, pass.code, {})]);
+        expect(results.filter(Boolean)).toHaveLength(1);
+      } finally {
+        meet.restore();
+      }
+    });
+  });
+
+  describe('recovery codes', () => {
+    const method = () => s.methods.get('recovery-codes')!;
+
+    it('makes ten, each works once, a new set replaces the old, a few sets an hour', async () => {
+      const user = await newUser();
+      const enrolment = await method().enrol(tenant, user, {} as never);
+      const codes = (enrolment.reveal as { codes: string[] }).codes;
+      expect(codes).toHaveLength(10);
+      for (const code of codes) expect(code).toMatch(/^[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}$/);
+      expect(new Set(codes.map((c) => c.slice(0, 4))).size).toBe(10);
+      const credential = (await s.credentials.listForUser(tenant.id, user.id, 'active')).find((c) => c.type === 'recovery-codes')!;
+      expect(credential).toMatchObject({ state: 'active', publicData: { count: 10 } });
+      expect(await remainingRecoveryCodes(s.durable.db, tenant.id, credential.id)).toBe(10);
+
+      expect(await method().verify([], { code: codes[0]! }, {} as never)).toBeUndefined();
+      for (const wrong of ['', 'short', codes[0]!.slice(0, -1) + (codes[0]!.endsWith('0') ? '1' : '0'), `${codes[0]}x`, 'zzzz-zzzz-zzzz']) {
+        expect(await method().verify([credential], { code: wrong }, {} as never), wrong).toBeUndefined();
+      }
+      expect(await method().verify([credential], {}, {} as never)).toBeUndefined();
+      const ok = await method().verify([credential], { code: codes[0]!.toUpperCase().replaceAll('-', '') }, {} as never);
+      expect(ok).toMatchObject({ credential: { id: credential.id }, amr: ['otp'] });
+      expect(await method().verify([credential], { code: codes[0]! }, {} as never)).toBeUndefined();
+      expect(await remainingRecoveryCodes(s.durable.db, tenant.id, credential.id)).toBe(9);
+      expect((await s.credentials.get(tenant.id, user.id, credential.id))!.lastUsedAt).toBe(clock.now());
+
+      // The same code twice at once: one wins.
+      const meet = new MeetingPoint(2).holdCalls(s.hasher, 'verify');
+      try {
+        const both = await Promise.all([method().verify([credential], { code: codes[1]! }, {} as never), method().verify([credential], { code: codes[1]! }, {} as never)]);
+        expect(both.filter(Boolean)).toHaveLength(1);
+      } finally {
+        meet.restore();
+      }
+
+      for (let i = 0; i < 4; i++) await method().enrol(tenant, user, {} as never);
+      expect(await rejection(method().enrol(tenant, user, {} as never))).toMatchObject({ code: 'too-many-requests' });
+      const sets = (await s.credentials.listForUser(tenant.id, user.id, 'active')).filter((c) => c.type === 'recovery-codes');
+      expect(sets).toHaveLength(1);
+      expect(await method().verify(sets, { code: codes[2]! }, {} as never)).toBeUndefined();
+      expect(formatRecoveryCode('ABCD1234EFGH')).toBe('abcd-1234-efgh');
+    });
+  });
+
+  describe('request authentication', () => {
+    const request = (headers: Record<string, string>, cookies: Record<string, string> = {}, method = 'GET') => ({ headers, cookies, method }) as unknown as FastifyRequest;
+    const bearer = (token: string, method = 'GET') => request({ authorization: `Bearer ${token}` }, {}, method);
+    const session = async (user: User, scope: 'full' | 'register', amr: string[]) =>
+      (await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope, amr, ip: '127.0.0.1', userAgent: undefined })).token;
+
+    it('reads a bearer token, else the session cookie', () => {
+      expect(bearerToken(request({ authorization: 'Bearer abc' }))).toBe('abc');
+      expect(bearerToken(request({ authorization: 'bearer   abc' }))).toBe('abc');
+      expect(bearerToken(request({ authorization: 'Basic abc' }))).toBeUndefined();
+      expect(bearerToken(request({ authorization: 'Bearer a b' }))).toBeUndefined();
+      expect(bearerToken(request({}))).toBeUndefined();
+      expect(s.auth.presentedToken(request({}, { sf_session: 'from-cookie' }))).toBe('from-cookie');
+      // A malformed Authorization header is not made up for by the cookie.
+      expect(s.auth.presentedToken(request({ authorization: 'Basic x' }, { sf_session: 'from-cookie' }))).toBeUndefined();
+      expect(s.auth.presentedToken(request({ authorization: 'Bearer t' }, { sf_session: 'from-cookie' }))).toBe('t');
+    });
+
+    it('finds the principal only for a live session of an active user of an existing tenant', async () => {
+      const user = await newUser();
+      const token = await session(user, 'full', ['pwd', 'otp', 'mfa']);
+      expect(await s.auth.findPrincipal(request({}))).toBeUndefined();
+      expect(await s.auth.findPrincipal(bearer('sfs_nothing'))).toBeUndefined();
+      const found = await s.auth.findPrincipal(bearer(token));
+      expect(found).toMatchObject({ user: { id: user.id }, tenant: { id: tenant.id }, token, session: { scope: 'full' } });
+      expect((await s.auth.requirePrincipal(bearer(token), 'change-password')).user.id).toBe(user.id);
+      expect(await rejection(s.auth.requirePrincipal(bearer('sfs_nothing'), 'view-account'))).toMatchObject({ code: 'unauthenticated' });
+      const registering = await session(user, 'register', ['pwd']);
+      expect(await rejection(s.auth.requirePrincipal(bearer(registering), 'change-password'))).toMatchObject({ code: 'registration-only' });
+      expect((await s.auth.requirePrincipal(bearer(registering), 'add-method')).session.scope).toBe('register');
+      await s.users.update(tenant.id, user.id, { status: 'disabled' });
+      expect(await s.auth.findPrincipal(bearer(token))).toBeUndefined();
+      await s.users.update(tenant.id, user.id, { status: 'active' });
+      const deps = { sessions: s.sessions, users: s.users, tenants: { findById: async () => undefined }, adminTokens: s.adminTokens, publicUrl: 'http://localhost' };
+      expect(await new RequestAuth(deps as never).findPrincipal(bearer(token))).toBeUndefined();
+    });
+
+    it('lets administer only an administrator with a full session that proved a second factor, recently for a change', async () => {
+      const admin = await newUser({ isAdmin: true });
+      const plain = await newUser();
+      const full = await session(admin, 'full', ['pwd', 'otp', 'mfa']);
+      expect(await s.auth.requireAdmin(bearer(full))).toEqual({ tenant: expect.objectContaining({ id: tenant.id }), actor: `user:${admin.id}` });
+      expect(await s.auth.requireAdmin(bearer(full, 'POST'))).toMatchObject({ actor: `user:${admin.id}` });
+      expect(await rejection(s.auth.requireAdmin(bearer(await session(plain, 'full', ['pwd', 'otp', 'mfa']))))).toMatchObject({ code: 'forbidden' });
+      expect(await rejection(s.auth.requireAdmin(bearer(await session(admin, 'register', ['pwd', 'otp', 'mfa']))))).toMatchObject({ code: 'forbidden' });
+      expect(await rejection(s.auth.requireAdmin(bearer(await session(admin, 'full', ['pwd']))))).toMatchObject({ code: 'second-factor-required' });
+      expect(await rejection(s.auth.requireAdmin(request({})))).toMatchObject({ code: 'unauthenticated' });
+      expect(await rejection(s.auth.requireAdmin(bearer('sfs_nothing')))).toMatchObject({ code: 'unauthenticated' });
+      clock.advance(11 * 60_000);
+      expect(await s.auth.requireAdmin(bearer(full))).toMatchObject({ actor: `user:${admin.id}` });
+      expect(await rejection(s.auth.requireAdmin(bearer(full, 'DELETE')))).toMatchObject({ code: 'reauthentication-required' });
+    });
+
+    it('takes an admin token for its own tenant, and nothing that merely looks like one', async () => {
+      const made = await s.adminTokens.create(tenant.id, 'admin');
+      expect(await s.auth.requireAdmin(bearer(made.token, 'POST'))).toEqual({ tenant: expect.objectContaining({ id: tenant.id }), actor: `admin-token:${made.id}` });
+      expect(await rejection(s.auth.requireAdmin(bearer('sfa_forged')))).toMatchObject({ code: 'unauthenticated' });
+      const deps = { sessions: s.sessions, users: s.users, tenants: { findById: async () => undefined }, adminTokens: s.adminTokens, publicUrl: 'http://localhost' };
+      expect(await rejection(new RequestAuth(deps as never).requireAdmin(bearer(made.token)))).toMatchObject({ code: 'unauthenticated' });
+    });
+
+    it('sets the session cookie http-only and same-site, secure behind https', () => {
+      const calls: unknown[][] = [];
+      const reply = { setCookie: (...args: unknown[]) => calls.push(['set', ...args]), clearCookie: (...args: unknown[]) => calls.push(['clear', ...args]) } as unknown as FastifyReply;
+      const expires = new Date(clock.now() + 1000).toISOString();
+      for (const publicUrl of ['http://localhost', 'https://id.example.test']) {
+        const auth = new RequestAuth({ sessions: s.sessions, users: s.users, tenants: s.tenants, adminTokens: s.adminTokens, publicUrl });
+        auth.setSessionCookie(reply, 'tok', expires);
+        auth.clearSessionCookie(reply);
+      }
+      expect(calls[0]).toEqual(['set', 'sf_session', 'tok', { httpOnly: true, sameSite: 'lax', secure: false, path: '/', expires: new Date(expires) }]);
+      expect(calls[1]).toEqual(['clear', 'sf_session', { path: '/', httpOnly: true, sameSite: 'lax', secure: false }]);
+      expect(calls[2]).toMatchObject(['set', expect.any(String), 'tok', { secure: true }]);
+      expect(calls[3]).toMatchObject(['clear', expect.any(String), { secure: true }]);
+    });
+
+    it('keeps a registration session from administering whatever its factors say (the session type is Session)', () => {
+      const principal = (scope: Session['scope'], isAdmin: boolean, amr: string[]) => ({ session: { scope, amr, authTime: clock.now() } as Session, user: { isAdmin } as User, tenant, token: 't' });
+      expect(codeOf(() => s.auth.requireAdministrator(principal('register', true, ['mfa']), false))).toBe('forbidden');
+      expect(codeOf(() => s.auth.requireAdministrator(principal('full', false, ['mfa']), false))).toBe('forbidden');
+      expect(codeOf(() => s.auth.requireAdministrator(principal('full', true, ['pwd']), false))).toBe('second-factor-required');
+      expect(codeOf(() => s.auth.requireAdministrator(principal('full', true, ['mfa']), true))).toBeUndefined();
+    });
+  });
+});
