@@ -94,7 +94,10 @@ for (const spec of backends) {
       await method(none, 'recovery-codes');
       const gone = await user('gone');
       await s.users.update(tenant.id, gone, { status: 'disabled' });
-      expect(await registrationCoverage(s.durable.db, tenant.id)).toEqual({ users: 4, phishingResistant: 1, otherMethods: 1, phoneOnly: 1, noMethod: 1 });
+      const expected = { users: 4, phishingResistant: 1, otherMethods: 1, phoneOnly: 1, noMethod: 1 };
+      expect(await registrationCoverage(s.durable.db, tenant.id)).toEqual(expected);
+      // As the console counts it: in the report worker on SQLite.
+      expect(await s.coverage(tenant.id)).toEqual(expected);
       expect(await registrationCoverage(s.durable.db, 'no-such-tenant')).toEqual({ users: 0, phishingResistant: 0, otherMethods: 0, phoneOnly: 0, noMethod: 0 });
     });
 
