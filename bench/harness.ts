@@ -100,9 +100,12 @@ export async function runPrepared(url: string, batch: PreparedRequest[], concurr
           const { path, body } = batch[i++]!;
           return { ...req, path, body, headers: { 'content-type': 'application/json' } };
         },
-        onResponse: (status: number) => {
+        onResponse: (status: number, body: string) => {
           last = performance.now();
-          if (status !== 200) failures++;
+          if (status !== 200) {
+            failures++;
+            if (process.env.BENCH_DEBUG) process.stderr.write(`${status} ${body.slice(0, 200)}\n`);
+          }
         },
       },
     ],

@@ -58,7 +58,7 @@ async function argon2Ceiling(seconds: number): Promise<number> {
 
 const dataDir = mkdtempSync(join(tmpdir(), 'steadfast-bench-'));
 const masterKey = randomBytes(32).toString('base64');
-const env: Record<string, string> = { STEADFAST_DATA_DIR: dataDir, STEADFAST_MASTER_KEY: masterKey, STEADFAST_LOG_LEVEL: LOG_LEVEL, STEADFAST_TRUST_PROXY: 'true' };
+const env: Record<string, string> = { STEADFAST_DATA_DIR: dataDir, STEADFAST_MASTER_KEY: masterKey, STEADFAST_LOG_LEVEL: LOG_LEVEL, STEADFAST_TRUST_PROXY: '1' };
 
 out(`Steadfast sign-in benchmark: ${availableParallelism()} cores, Node ${process.version}, SQLite + in-process state, log level ${LOG_LEVEL}`);
 
@@ -120,7 +120,8 @@ try {
   });
   const signin = await load({ url: server.url, connections: CONCURRENCY, duration: SIGNIN_SECONDS, requests: [signinRequest('/api/v1/t/bench/signin')] });
   out(
-    `password sign-in (c=${CONCURRENCY}, ${SIGNIN_SECONDS} s): ${fmt(signin.perSecond, 1)}/s = ${fmt((100 * signin.perSecond) / ceiling)}% of the Argon2id ceiling; p50 ${fmt(signin.p50)} ms, p99 ${fmt(signin.p99)} ms; non-2xx ${signin.non2xx}, errors ${signin.errors}`,
+    // Only answered sign-ins count: admission refuses what the hashing pool cannot take (503), and a refusal is not a sign-in.
+    `password sign-in (c=${CONCURRENCY}, ${SIGNIN_SECONDS} s): ${fmt(flows.length / SIGNIN_SECONDS, 1)}/s succeeded = ${fmt((100 * flows.length) / SIGNIN_SECONDS / ceiling)}% of the Argon2id ceiling; p50 ${fmt(signin.p50)} ms, p99 ${fmt(signin.p99)} ms (all answers); refused or failed ${signin.non2xx}, errors ${signin.errors}`,
   );
 
   // Warm the verify path on the first flows, then measure on the rest.

@@ -11,6 +11,7 @@
  * time, so crossing a 30 s boundary keeps them in ascending order; each is
  * accepted once, as a real authenticator's would be).
  */
+import { FLOW_RECORD_VERSION, type Flow } from '../src/signin/flow.ts';
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Redis } from 'ioredis';
@@ -43,7 +44,7 @@ async function run(options: TotpWorkersOptions, users: TotpWorkersOptions['users
     const pipeline = redis.pipeline();
     users.forEach((u, user) => {
       const id = randomBytes(24).toString('base64url');
-      const flow = { id, kind: 'second-factor', tenantId: options.tenantId, userId: u.id, username: u.username, amr: ['pwd'], createdAt: now, expiresAt: now + FLOW_TTL_MS };
+      const flow = { v: FLOW_RECORD_VERSION, id, kind: 'second-factor', tenantId: options.tenantId, userId: u.id, username: u.username, amr: ['pwd'], createdAt: now, expiresAt: now + FLOW_TTL_MS } satisfies Flow;
       pipeline.set(`flow:${id}`, JSON.stringify(flow), 'PX', FLOW_TTL_MS);
       items.push({ flow: id, user, round });
     });

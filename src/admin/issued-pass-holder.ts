@@ -41,7 +41,7 @@ export class IssuedPassHolder {
   async take(at: PassHolding, key: string | undefined): Promise<HeldPass | undefined> {
     if (!key || !KEY.test(key)) return undefined;
     const name = storeKey(at, key);
-    const sealed = await this.deps.ephemeral.take<string>(name);
+    const sealed = await this.deps.ephemeral.take(name);
     if (typeof sealed !== 'string') return undefined;
     const value: unknown = JSON.parse(this.deps.keyRing.open(sealed, name).toString('utf8'));
     return isHeldPass(value) ? value : undefined;

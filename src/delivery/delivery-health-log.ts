@@ -49,7 +49,7 @@ export class DeliveryHealthLog {
     const until = Math.floor(this.deps.clock.now() / HOUR_MS) * HOUR_MS + HOUR_MS;
     const starts = Array.from({ length: 24 }, (_, i) => until - (24 - i) * HOUR_MS);
     const read = async (key: string) => {
-      const value = await this.deps.ephemeral.get<unknown>(key).catch(() => undefined);
+      const value = await this.deps.ephemeral.get(key).catch(() => undefined);
       const n = Number(value);
       return Number.isFinite(n) && n > 0 ? n : 0;
     };

@@ -3,6 +3,7 @@ import { ManualClock } from '../../src/clock.ts';
 import { buildServices, type Services } from '../../src/server/services.ts';
 import { registrationCoverage } from '../../src/methods/registration-coverage.ts';
 import { HOUR_MS } from '../../src/activity/signin-activity.ts';
+import type { SigninReason } from '../../src/activity/signin-event.ts';
 import type { DeliveryEvents } from '../../src/delivery/provider-chain.ts';
 import { backends, type Backend } from '../helpers/backends.ts';
 
@@ -27,7 +28,7 @@ for (const spec of backends) {
 
     it("counts a tenant's last day of sign-ins by hour, reason and method, and nothing of another tenant's", async () => {
       const [corp, other] = [await s.tenants.create('corp', 'Corp'), await s.tenants.create('other', 'Other')];
-      const at = async (ms: number, tenantId: string, outcome: 'success' | 'failure', reason: string, method: string | undefined, step: 'password' | 'second-factor' = 'password') => {
+      const at = async (ms: number, tenantId: string, outcome: 'success' | 'failure', reason: SigninReason, method: string | undefined, step: 'password' | 'second-factor' = 'password') => {
         clock.set(ms);
         await s.events.record({ tenantId, userId: null, username: 'x', step, outcome, reason, method });
       };
@@ -40,7 +41,7 @@ for (const spec of backends) {
       await at(t(12, 29), corp.id, 'failure', 'invalid_credentials', 'password');
       await at(t(12, 29), corp.id, 'failure', 'invalid_credentials', 'password');
       await at(t(12, 29), corp.id, 'success', 'remembered_device', 'password');
-      await at(t(12, 29), other.id, 'failure', 'rate_limited', 'password');
+      await at(t(12, 29), other.id, 'failure', 'account_disabled', 'password');
       clock.set(t(12, 30));
 
       const day = await s.signinActivity.lastDay(corp.id);
@@ -66,7 +67,7 @@ for (const spec of backends) {
       const later = await s.signinActivity.lastDay(corp.id);
       expect(later.hours[22]).toEqual({ start: t(12), succeeded: 1, failed: 2 });
       expect(later.hours.reduce((n, h) => n + h.succeeded, 0)).toBe(2);
-      expect((await s.signinActivity.lastDay(other.id)).failures).toEqual([{ reason: 'rate_limited', count: 1 }]);
+      expect((await s.signinActivity.lastDay(other.id)).failures).toEqual([{ reason: 'account_disabled', count: 1 }]);
     });
 
     it.runIf(spec.name === 'sqlite+memory')('reads the day through the (tenant_id, at) index, never the whole table', async () => {

@@ -3,7 +3,7 @@ import { overviewView } from '../../src/admin/views/overview-view.ts';
 import { signedInLayout } from '../../src/http/page/signed-in-layout.ts';
 import { html } from '../../src/http/page/html.ts';
 import { AUDIT_ACTIONS, tellAuditEntry } from '../../src/activity/audit-actions.ts';
-import { SIGNIN_REASONS, signinReasonWords } from '../../src/activity/signin-reasons.ts';
+import { ADMIN_SIGNIN_REASONS, signinReasonWords } from '../../src/activity/signin-reasons.ts';
 import { recordedMethodName } from '../../src/activity/recorded-method.ts';
 import { METHOD_MODULES } from '../../src/methods/registry.ts';
 
@@ -66,7 +66,7 @@ describe('logs in words', () => {
   });
 
   it('names reasons and methods in words, the methods from their descriptors', () => {
-    for (const reason of Object.keys(SIGNIN_REASONS)) expect(signinReasonWords(reason)).not.toContain('_');
+    for (const reason of Object.keys(ADMIN_SIGNIN_REASONS)) expect(signinReasonWords(reason)).not.toContain('_');
     expect(signinReasonWords('some_new_reason')).toBe('some new reason');
     for (const m of METHOD_MODULES) expect(recordedMethodName(m.descriptor.type)).toBe(m.descriptor.name);
     expect(recordedMethodName('password')).toBe('Password');
