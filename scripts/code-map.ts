@@ -40,6 +40,8 @@ const FOLDERS: Record<string, string> = {
   'src/admin': 'web: the admin API and console',
   'src/admin/views': 'web: console pages as pure functions',
   'src/admin/routes': 'web: console page handlers',
+  'src/admin/views/charts': 'web: the SVG charts of the console overview',
+  'src/admin/views/parts': 'web: pieces shared by console views',
   'src/oidc': 'web: the OpenID Connect provider',
   'src/server': 'root: the composition root and the HTTP app',
   'src/server/routes': 'root: JSON API route modules',

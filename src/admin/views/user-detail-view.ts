@@ -36,13 +36,13 @@ ${noticeView(v.notice)}
 ${
   issued
     ? html`<div role="status"><p>Temporary Access Pass for ${u.username}, ${issued.oneTime ? 'usable once' : 'usable until it expires'}, valid until ${when(issued.expiresAt)}. It is shown only now: give it to the person over a channel you trust.</p>
-<p><code class="secret-once" aria-label="Temporary Access Pass">${issued.code}</code></p></div>`
+<p><code class="secret-once" aria-label="${methodName('tap')}">${issued.code}</code></p></div>`
     : ''
 }
 <p>${u.email ?? 'No email'} · ${u.phone ?? 'no phone'} · account ${u.status}${u.isAdmin ? ' · administrator' : ''}${u.breakGlass ? ' · break-glass account' : ''}${d.hasPassword ? '' : ' · no password'}</p>
 ${u.flaggedAt ? alert('error', `This user reported a sign-in as not theirs (${new Date(u.flaggedAt).toISOString().slice(0, 16).replace('T', ' ')} UTC).`) : ''}
 
-<h2>Temporary Access Pass</h2>
+<h2>${methodName('tap')}</h2>
 ${
   d.accessPass
     ? html`<p>Active: ${d.accessPass.oneTime ? 'one-time' : 'multi-use'}, used ${d.accessPass.uses} times, expires ${when(isoTime(d.accessPass.expiresAt))}. ${action('tap/revoke', 'Revoke pass', 'danger')}</p>`
