@@ -1,3 +1,4 @@
+/** Every audit action told in words (a sentence and its facts), in one table. */
 import type { AuditAction } from './audit-log.ts';
 import { recordedMethodName } from './recorded-method.ts';
 

@@ -1,3 +1,4 @@
+/** Counts of a tenant's last day of sign-ins, for the console's overview charts. */
 import { sql } from 'kysely';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../store/durable/database.ts';

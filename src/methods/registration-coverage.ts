@@ -30,10 +30,12 @@ const countOf = (types: string[]) => (types.length === 0 ? sql<number>`0` : sql<
 /**
  * The tenant's registration coverage, counted by the database in one query
  * (the users of the tenant joined to their active credentials on the
- * (tenant_id, user_id) index). Which methods are phishing-resistant or
- * phone-based comes from the method descriptors, never a list here.
+ * (tenant_id, user_id) index): compile it to run in the report worker, or
+ * `execute` it, and read the row with `readCoverage`. Which methods are
+ * phishing-resistant or phone-based comes from the method descriptors, never a
+ * list here.
  */
-export async function registrationCoverage(db: Db, tenantId: string): Promise<RegistrationCoverage> {
+export function registrationCoverageQuery(db: Db, tenantId: string) {
   const perUser = db
     .selectFrom('users as u')
     .leftJoin('credentials as c', (join) => join.onRef('c.tenant_id', '=', 'u.tenant_id').onRef('c.user_id', '=', 'u.id').on('c.state', '=', 'active'))
@@ -42,7 +44,7 @@ export async function registrationCoverage(db: Db, tenantId: string): Promise<Re
     .where('u.status', '=', 'active')
     .groupBy('u.id')
     .as('per_user');
-  const row = await db
+  return db
     .selectFrom(perUser)
     .select([
       sql<number>`count(*)`.as('users'),
@@ -50,13 +52,16 @@ export async function registrationCoverage(db: Db, tenantId: string): Promise<Re
       sql<number>`coalesce(sum(case when pr = 0 and other > 0 then 1 else 0 end), 0)`.as('otherMethods'),
       sql<number>`coalesce(sum(case when pr = 0 and other = 0 and phone > 0 then 1 else 0 end), 0)`.as('phoneOnly'),
       sql<number>`coalesce(sum(case when pr = 0 and other = 0 and phone = 0 then 1 else 0 end), 0)`.as('noMethod'),
-    ])
-    .executeTakeFirstOrThrow();
-  return {
-    users: Number(row.users),
-    phishingResistant: Number(row.phishingResistant),
-    otherMethods: Number(row.otherMethods),
-    phoneOnly: Number(row.phoneOnly),
-    noMethod: Number(row.noMethod),
-  };
+    ]);
+}
+
+/** The coverage from the query's one row (numbers as either engine returns them). */
+export function readCoverage(row: Record<string, unknown> | undefined): RegistrationCoverage {
+  const n = (key: keyof RegistrationCoverage) => Number(row?.[key] ?? 0);
+  return { users: n('users'), phishingResistant: n('phishingResistant'), otherMethods: n('otherMethods'), phoneOnly: n('phoneOnly'), noMethod: n('noMethod') };
+}
+
+/** The coverage, counted on this thread: for PostgreSQL, whose queries never block it, and tests. */
+export async function registrationCoverage(db: Db, tenantId: string): Promise<RegistrationCoverage> {
+  return readCoverage(await registrationCoverageQuery(db, tenantId).executeTakeFirst());
 }

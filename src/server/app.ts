@@ -26,7 +26,6 @@ import { meApi } from './routes/me-api.ts';
 import { adminApi } from '../admin/admin-api.ts';
 import { consoleRoutes } from '../admin/routes/console-routes.ts';
 import { IssuedPassHolder } from '../admin/issued-pass-holder.ts';
-import { registrationCoverage } from '../methods/registration-coverage.ts';
 import { clusterAdminApi } from '../admin/cluster-api.ts';
 import { oidcRoutes } from '../oidc/oidc-routes.ts';
 import { appApi } from './routes/app-api.ts';
@@ -241,7 +240,7 @@ export async function buildApp(services: Services, options: AppOptions) {
       users: services.users,
       passes: new IssuedPassHolder({ ephemeral: services.ephemeral, keyRing: services.keyRing }),
       activity: services.signinActivity,
-      coverage: (tenantId) => registrationCoverage(services.durable.db, tenantId),
+      coverage: services.coverage,
       delivery: services.delivery,
       deliveryHealth: services.deliveryHealth,
     }),

@@ -25,6 +25,7 @@ import { SigninEvents } from '../activity/signin-events.ts';
 import { ReportReader } from '../activity/report-reader.ts';
 import { SigninActivity } from '../activity/signin-activity.ts';
 import { DeliveryHealthLog } from '../delivery/delivery-health-log.ts';
+import { readCoverage, registrationCoverageQuery, type RegistrationCoverage } from '../methods/registration-coverage.ts';
 import { AbuseLimits, type AbuseLimitsOptions } from '../signin/abuse-limits.ts';
 import { SigninService } from '../signin/signin-service.ts';
 import { KnownBrowsers } from '../signin/known-browsers.ts';
@@ -83,6 +84,8 @@ export interface Services {
   events: SigninEvents;
   /** A tenant's last day of sign-ins, counted (the console's overview). */
   signinActivity: SigninActivity;
+  /** A tenant's registration coverage (the console's overview); in the report worker on SQLite. */
+  coverage: (tenantId: string) => Promise<RegistrationCoverage>;
   signin: SigninService;
   admission: AdmissionController;
   metrics: Metrics;
@@ -347,6 +350,11 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     sessions,
     events,
     signinActivity,
+    // On SQLite a large tenant's count would hold the thread that serves sign-ins: the report worker counts it.
+    coverage: async (tenantId) => {
+      const query = registrationCoverageQuery(db, tenantId);
+      return readCoverage(durable.engine === 'sqlite' ? (await reports.page(query.compile(), 'counts')).counts?.[0] : await query.executeTakeFirst());
+    },
     signin,
     admission,
     metrics,

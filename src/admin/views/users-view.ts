@@ -22,9 +22,9 @@ ${noticeView(v.notice)}
   <button type="submit" class="secondary">Search</button>
 </form>
 <div class="table-scroll"><table class="stack">
-<thead><tr><th scope="col">Username</th><th scope="col">Email</th><th scope="col">Status</th><th scope="col">Notes</th></tr></thead>
+<thead><tr><th scope="col">Username</th><th scope="col">Email address</th><th scope="col">Status</th><th scope="col">Notes</th></tr></thead>
 <tbody>${v.users.map(
-      (u) => html`<tr><td data-label="Username"><a href="${base}/users/${u.id}">${u.username}</a></td><td data-label="Email">${u.email ?? ''}</td><td data-label="Status">${u.status}</td>
+      (u) => html`<tr><td data-label="Username"><a href="${base}/users/${u.id}">${u.username}</a></td><td data-label="Email address">${u.email ?? ''}</td><td data-label="Status">${u.status}</td>
 <td data-label="Notes">${notes(u)}</td></tr>`,
     )}</tbody></table></div>
 ${v.users.length === 0 ? html`<p>No users match.</p>` : ''}
