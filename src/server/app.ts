@@ -56,6 +56,8 @@ declare module 'fastify' {
     releaseAdmission?: () => void;
     /** When the request arrived (epoch ms), for work deadlines. */
     receivedAt: number;
+    /** Its canary bucket while a configuration canary bakes (config/canary-slice.ts). */
+    canaryBucket?: number | undefined;
     /** Its class, tenant and deadline, carried to the hashing pool. */
     workTicket?: WorkTicket;
   }
@@ -99,6 +101,7 @@ export async function buildApp(services: Services, options: AppOptions) {
   app.decorateRequest('clientGone', undefined);
   app.decorateRequest('releaseAdmission', undefined);
   app.decorateRequest('workTicket', undefined);
+  app.decorateRequest('canaryBucket', undefined);
 
   const readiness = options.readiness ?? { draining: false };
   const ownOrigins = [new URL(services.config.publicUrl).origin];
@@ -137,13 +140,24 @@ export async function buildApp(services: Services, options: AppOptions) {
     // The response's 'close' comes exactly once, whether it was sent or the
     // client left: the one place a slot is sure to be given back.
     reply.raw.once('close', () => request.raw.socket?.off('close', onClose));
-    const releaseSlot = await services.admission.admit(cls, tenant, gone.signal);
+    // While a configuration canary bakes, the client's stable bucket picks its slice (admission lanes, providers, policy).
+    const bucket = services.runtime.bucketFor(slug, request.ip);
+    request.canaryBucket = bucket;
+    const releaseSlot = await services.admission.admit(cls, tenant, gone.signal, bucket);
     request.releaseAdmission = releaseSlot;
     if (reply.raw.closed) releaseSlot();
     else reply.raw.once('close', releaseSlot);
-    request.workTicket = { cls, tenant, signal: gone.signal, deadline: request.receivedAt + HASHING_DEADLINE_MS, hashed: false };
+    request.workTicket = { cls, tenant, signal: gone.signal, deadline: request.receivedAt + HASHING_DEADLINE_MS, hashed: false, bucket };
     const forged = refuseForgeable(request, ownOrigins);
     if (forged) return sendProblem(reply, forged);
+  });
+
+  // Every answer of a request in a canary comparison counts towards it (refusals at admission included).
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.canaryBucket === undefined) return;
+    const cls = requestClass(request.routeOptions.config?.admissionClass, request.headers);
+    const slug = (request.params as { tenant?: string } | undefined)?.tenant;
+    services.runtime.observe(slug, request.canaryBucket, cls, reply.statusCode, reply.elapsedTime);
   });
 
   // The handler and everything it starts run as the work of this request's

@@ -26,10 +26,10 @@ import { AbuseLimits, type AbuseLimitsOptions } from '../signin/abuse-limits.ts'
 import { SigninService } from '../signin/signin-service.ts';
 import { KnownBrowsers } from '../signin/known-browsers.ts';
 import { AnonymousStarts } from '../signin/anonymous-starts.ts';
-import { AdmissionController } from '../admission/admission-controller.ts';
+import { AdmissionController, type Admission } from '../admission/admission-controller.ts';
 import { Metrics } from '../status/metrics.ts';
 import { KeyedHasher } from '../crypto/keyed-hash.ts';
-import { Delivery } from '../delivery/delivery.ts';
+import { Delivery, type DeliveryPort } from '../delivery/delivery.ts';
 import type { DeliveryEvents } from '../delivery/provider-chain.ts';
 import { OneTimeCodes } from '../methods/out-of-band/one-time-codes.ts';
 import { SendLimits } from '../methods/out-of-band/send-limits.ts';
@@ -52,6 +52,15 @@ import type { RedisEphemeralStore } from '../store/ephemeral/redis-store.ts';
 import { ClusterMonitor } from '../cluster/cluster-monitor.ts';
 import { Membership } from '../cluster/membership.ts';
 import { LoadWindow } from '../cluster/load-window.ts';
+import { ConfigVersions } from '../config/config-versions.ts';
+import { ConfigSecrets } from '../config/config-secrets.ts';
+import { ConfigRollouts } from '../config/config-rollouts.ts';
+import { RuntimeConfig } from '../config/runtime-config.ts';
+import { CanaryGuard } from '../config/canary-guard.ts';
+import { CanarySlicer } from '../config/canary-slice.ts';
+import { SliceHealth } from '../config/slice-health.ts';
+import { baselineSettings } from '../config/runtime-settings.ts';
+import { Incidents } from '../incidents/incidents.ts';
 
 /** Everything a node runs on, built in one place (the composition root). */
 export interface Services {
@@ -71,9 +80,18 @@ export interface Services {
   sessions: Sessions;
   events: SigninEvents;
   signin: SigninService;
-  admission: AdmissionController;
+  /** Admission at the door: the lanes of the request's canary slice. */
+  admission: Admission;
   metrics: Metrics;
-  delivery: Delivery;
+  /** Delivery as methods use it: each send goes through the providers of its request's slice. */
+  delivery: DeliveryPort;
+  /** The runtime configuration this node runs (versions, canaries), taken from the store without restarts. */
+  runtime: RuntimeConfig;
+  configVersions: ConfigVersions;
+  rollouts: ConfigRollouts;
+  /** Judges canaries and reads new versions; started by `startNode`, ticked by hand in tests. */
+  guard: CanaryGuard;
+  incidents: Incidents;
   audit: AuditLog;
   passes: AccessPasses;
   apps: Apps;
@@ -139,7 +157,23 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   // Contact details written in clear by an older release are sealed before anything reads them.
   await users.sealContacts({ rewrap: false });
   const credentials = new Credentials(db, clock);
-  const delivery = new Delivery(config.delivery.channels, metrics.deliveryEvents(deliveryLog(options.logger)), () => clock.now());
+  const configVersions = new ConfigVersions(db, clock);
+  const secrets = new ConfigSecrets(keyRing);
+  const baseline = baselineSettings(config);
+  const sliceHealth = new SliceHealth();
+  const runtime = await RuntimeConfig.create({
+    versions: configVersions,
+    secrets,
+    baseline,
+    slicer: new CanarySlicer(keyRing.deriveKey('canary-slice')),
+    health: sliceHealth,
+    tenants,
+    makeDelivery: (delivery, slice) => new Delivery(delivery.channels, sliceEvents(metrics.deliveryEvents(deliveryLog(options.logger)), sliceHealth, slice), () => clock.now()),
+    makeAdmission: (admission) => new AdmissionController(admission, metrics.admissionEvents()),
+    onChange: ({ scope, version, slice }) => options.logger?.info({ scope, version, slice }, slice === 'ended' ? 'configuration canary ended' : `configuration version in use (${slice})`),
+    onError: (err, what) => options.logger?.error({ err: { message: (err as Error).message } }, `${what} failed`),
+  });
+  const delivery = runtime.delivery;
   const { code, limits: sendLimitSettings } = config.delivery;
   const methods = createMethodRegistry({
     db,
@@ -206,8 +240,23 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   });
 
   metrics.watchDelivery(delivery);
-  const admission = new AdmissionController(config.admission, metrics.admissionEvents());
+  const admission = runtime.admission;
   metrics.watch(admission, hasher);
+  const incidents = new Incidents(db, clock);
+  const rollouts = new ConfigRollouts({ versions: configVersions, secrets, baseline, tenants, audit });
+  const guard = new CanaryGuard({
+    runtime,
+    rollouts,
+    health: sliceHealth,
+    incidents,
+    clock,
+    alert: (decision) => {
+      metrics.configRollbacks.inc({ scope: decision.scope.startsWith('tenant:') ? 'policy' : decision.scope });
+      options.logger?.error({ alert: 'config-rolled-back', scope: decision.scope, version: decision.version, reason: decision.reason, afterMs: decision.afterMs }, 'configuration canary rolled back');
+    },
+    onPromoted: (decision) => options.logger?.info({ scope: decision.scope, version: decision.version, reason: decision.reason }, 'configuration canary promoted'),
+    onError: (err, what) => options.logger?.error({ err: { message: (err as Error).message } }, `${what} failed`),
+  });
 
   const ephemeralStore = ephemeral;
   const signingKeys = new SigningKeys(db, clock, keyRing);
@@ -289,6 +338,11 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     admission,
     metrics,
     delivery,
+    runtime,
+    configVersions,
+    rollouts,
+    guard,
+    incidents,
     audit,
     passes,
     apps,
@@ -305,8 +359,9 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     cluster,
     async close() {
       await sweeper.stop();
+      await guard.stop();
       await reports.close();
-      await delivery.close();
+      await runtime.close();
       await ephemeralStore.close();
       await durable.close();
     },
@@ -323,6 +378,21 @@ function deliveryLog(logger: Logger | undefined): DeliveryEvents {
     breaker(channel, provider, state) {
       const log = state === 'open' ? logger?.error.bind(logger) : logger?.info.bind(logger);
       log?.({ channel, provider, state }, `delivery provider breaker ${state}`);
+    },
+  };
+}
+
+/** Delivery events also counted towards the canary comparison, for the slice the providers serve. */
+function sliceEvents(events: DeliveryEvents, health: SliceHealth, slice: () => 'canary' | 'stable'): DeliveryEvents {
+  return {
+    attempt(channel, provider, outcome, seconds, reason) {
+      // A refused destination says nothing about the configuration; a skipped provider was counted when its breaker opened.
+      if (outcome === 'delivered' || outcome === 'unavailable') health.delivery('node', slice(), outcome === 'delivered');
+      events.attempt(channel, provider, outcome, seconds, reason);
+    },
+    breaker(channel, provider, state) {
+      if (state === 'open') health.breakerOpened('node', slice());
+      events.breaker(channel, provider, state);
     },
   };
 }

@@ -52,6 +52,8 @@ export async function startNode(config: Readonly<Config>, logger: Logger, print:
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   logger.info({ url, durable: services.durable.engine, ephemeral: services.ephemeral.kind }, 'steadfast node is up');
   services.sweeper.start(config.sweepIntervalSeconds * 1000);
+  // Reads new configuration versions and judges canaries: changes arrive without a restart.
+  services.guard.start();
   services.reportReader.warm({ lists: services.durable.engine === 'sqlite' });
 
   let stopping: Promise<void> | undefined;

@@ -218,6 +218,8 @@ export interface Database {
   oidc_keys: OidcKeyTable;
   cluster_members: ClusterMemberTable;
   cluster_load: ClusterLoadTable;
+  config_versions: ConfigVersionTable;
+  incidents: IncidentTable;
 }
 
 export interface ClusterMemberTable {
@@ -230,4 +232,38 @@ export interface ClusterMemberTable {
 export interface ClusterLoadTable {
   bucket_start: number;
   checks: number;
+}
+
+export interface ConfigVersionTable {
+  /** `node` (every node's runtime settings) or `tenant:{id}` (a tenant's policy). */
+  scope: string;
+  version: number;
+  /** The document as applied, JSON, secrets sealed with the key ring. */
+  document: string;
+  /** JSON list of changes against the version it replaced, secrets shown as changed, never their values. */
+  diff: string;
+  actor: string;
+  created_at: number;
+  state: 'canary' | 'promoted' | 'rolled-back' | 'superseded';
+  canary_percent: number;
+  bake_seconds: number;
+  decided_at: number | null;
+  reason: string | null;
+}
+
+export interface IncidentTable {
+  id: string;
+  /** Empty for incidents every tenant sees. */
+  tenant_id: string;
+  component: string;
+  title: string;
+  /** What users should do meanwhile. */
+  advice: string;
+  source: 'auto' | 'admin';
+  started_at: number;
+  expected_end_at: number | null;
+  ended_at: number | null;
+  /** JSON list of {at, text}. */
+  updates: string;
+  updated_at: number;
 }

@@ -7,6 +7,7 @@ import * as oidc from './005-oidc.ts';
 import * as retentionAndKeyedAudit from './006-retention-and-keyed-audit.ts';
 import * as securityReview from './007-security-review.ts';
 import * as cluster from './008-cluster.ts';
+import * as configVersions from './010-config-versions.ts';
 
 /**
  * Every migration, in order. Listed here rather than discovered on disk, so a
@@ -21,4 +22,6 @@ export const migrations: Record<string, Migration> = {
   '006-retention-and-keyed-audit': retentionAndKeyedAudit,
   '007-security-review': securityReview,
   '008-cluster': cluster,
+  // 009 is reserved for another change in flight; migrations run in name order, so a gap is harmless.
+  '010-config-versions': configVersions,
 };
