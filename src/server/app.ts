@@ -25,6 +25,7 @@ import { meApi } from './routes/me-api.ts';
 import { adminApi } from '../admin/admin-api.ts';
 import { adminConsolePages } from '../admin/console-pages.ts';
 import { clusterAdminApi } from '../admin/cluster-api.ts';
+import { configRoutes } from '../admin/routes/config-routes.ts';
 import { oidcRoutes } from '../oidc/oidc-routes.ts';
 import { appApi } from './routes/app-api.ts';
 import { opsRoutes, type Readiness } from './routes/ops.ts';
@@ -221,6 +222,7 @@ export async function buildApp(services: Services, options: AppOptions) {
   await app.register(meApi({ auth: services.auth, management: services.management, passwords: services.passwords, events: services.events, reports: services.reports, sessions: services.sessions }));
   await app.register(adminApi(services));
   await app.register(clusterAdminApi(services));
+  await app.register(configRoutes({ auth: services.auth, rollouts: services.rollouts, incidents: services.incidents, audit: services.audit }));
   await app.register(appApi({ apps: services.apps, tenants: services.tenants, users: services.users, signin: services.signin, ephemeral: services.ephemeral, publicUrl: services.config.publicUrl }));
   const tenantPages = tenantLookup(services.tenants);
   await app.register(

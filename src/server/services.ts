@@ -61,6 +61,7 @@ import { CanarySlicer } from '../config/canary-slice.ts';
 import { SliceHealth } from '../config/slice-health.ts';
 import { baselineSettings } from '../config/runtime-settings.ts';
 import { Incidents } from '../incidents/incidents.ts';
+import { ComponentWatch, type ComponentState } from '../incidents/component-watch.ts';
 
 /** Everything a node runs on, built in one place (the composition root). */
 export interface Services {
@@ -92,6 +93,8 @@ export interface Services {
   /** Judges canaries and reads new versions; started by `startNode`, ticked by hand in tests. */
   guard: CanaryGuard;
   incidents: Incidents;
+  /** Looks at every component once and opens or closes its automatic incident; `startNode` runs it on a timer. */
+  checkComponents(): Promise<{ opened: string[]; closed: string[] }>;
   audit: AuditLog;
   passes: AccessPasses;
   apps: Apps;
@@ -243,6 +246,26 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   const admission = runtime.admission;
   metrics.watch(admission, hasher);
   const incidents = new Incidents(db, clock);
+  const componentWatch = new ComponentWatch(incidents, clock);
+  const probe = async (ping: () => Promise<void>): Promise<ComponentState> => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('timed out')), 1000);
+    });
+    try {
+      await Promise.race([ping(), timeout]);
+      return 'up';
+    } catch {
+      return 'down';
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const checkComponents = async () => {
+    const [durableState, ephemeralState] = await Promise.all([probe(() => durable.ping()), probe(() => ephemeral!.ping())]);
+    const channels = Object.fromEntries(Object.entries(delivery.health()).map(([channel, health]) => [channel, health.state]));
+    return componentWatch.check({ durable: durableState, ephemeral: ephemeralState, ...channels });
+  };
   const rollouts = new ConfigRollouts({ versions: configVersions, secrets, baseline, tenants, audit });
   const guard = new CanaryGuard({
     runtime,
@@ -343,6 +366,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     rollouts,
     guard,
     incidents,
+    checkComponents,
     audit,
     passes,
     apps,
