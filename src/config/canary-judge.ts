@@ -12,7 +12,7 @@ export interface JudgeThresholds {
   p99MinIncreaseMs: number;
 }
 
-export const DEFAULT_THRESHOLDS: JudgeThresholds = { minSamples: 20, minRateIncrease: 0.1, minZ: 3, p99Factor: 2, p99MinIncreaseMs: 250 };
+export const DEFAULT_THRESHOLDS: JudgeThresholds = { minSamples: 10, minRateIncrease: 0.1, minZ: 3, p99Factor: 2, p99MinIncreaseMs: 250 };
 
 export interface Verdict {
   regressed: boolean;

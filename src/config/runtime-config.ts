@@ -147,6 +147,22 @@ export class RuntimeConfig {
     if (policy) this.deps.health.request(`tenant:${policy.slug}`, CanarySlicer.inCanary(bucket, policy.percent) ? 'canary' : 'stable', status, ms, cls);
   }
 
+  /**
+   * A sign-in step's outcome, counted for the slice of the request it ran in.
+   * A step that ends in a failure, or in "register a method first" for a user
+   * who has methods, counts as failed: a policy demanding a method nobody has
+   * answers 200 and still lets nobody through.
+   */
+  observeSignin(tenantId: string, step: string, outcome: 'success' | 'failure', reason: string): void {
+    const bucket = currentTicket()?.bucket;
+    if (bucket === undefined) return;
+    const failed = outcome === 'failure' || reason === 'registration_required';
+    if (this.canary) this.deps.health.signinStep(NODE_SCOPE, CanarySlicer.inCanary(bucket, this.canary.percent) ? 'canary' : 'stable', `signin:${step}`, failed);
+    for (const policy of this.policyCanaries.values()) {
+      if (policy.tenantId === tenantId) this.deps.health.signinStep(`tenant:${policy.slug}`, CanarySlicer.inCanary(bucket, policy.percent) ? 'canary' : 'stable', `signin:${step}`, failed);
+    }
+  }
+
   private deliveryFor(bucket: number | undefined): Delivery {
     return this.canary && CanarySlicer.inCanary(bucket, this.canary.percent) ? this.canary.delivery : this.stable.delivery;
   }

@@ -63,6 +63,15 @@ export class SliceHealth {
     }
   }
 
+  /** A sign-in step's outcome as the sign-in recorded it (a 200 can still be a sign-in that did not go through). */
+  signinStep(key: string, slice: Slice, step: string, failed: boolean): void {
+    const s = this.stats.get(key)?.[slice];
+    if (!s) return;
+    const st = (s.steps[step] ??= { total: 0, failed: 0 });
+    st.total++;
+    if (failed) st.failed++;
+  }
+
   delivery(key: string, slice: Slice, ok: boolean): void {
     const s = this.stats.get(key)?.[slice];
     if (!s) return;

@@ -208,6 +208,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   // Reports (admin log pages on SQLite, every export) run in a worker thread on their own connection.
   const reports = new ReportReader({ engine: durable.engine, sqlitePath: sqlitePath(config), ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}), ...(options.pgSchema ? { pgSchema: options.pgSchema } : {}) });
   const events = new SigninEvents(db, clock, config.nodeName, groupCommit, { reader: reports, lists: durable.engine === 'sqlite' });
+  events.onRecord((e) => runtime.observeSignin(e.tenantId, e.step, e.outcome, e.reason));
   const limits = new AbuseLimits(ephemeral, options.limits);
   const adminTokens = new AdminTokens(db, clock);
   const anonymousStarts = new AnonymousStarts(ephemeral);
