@@ -195,7 +195,6 @@ for (const spec of backends) {
         return new Set<string>();
       };
       const { decision, waves } = await untilDecided(burst);
-      if (process.env.DEBUG_CONFIG_TEST) console.log('refused', refusedIps.size, canaryIps.size, JSON.stringify(server.services.runtime.versions));
       expect(decision).toMatchObject({ version: applied.version, outcome: 'rolled-back' });
       expect(decision!.reason).toMatch(/503 rate/);
       expect(decision!.afterMs).toBeLessThanOrEqual(60_000);
