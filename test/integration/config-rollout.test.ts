@@ -71,7 +71,8 @@ for (const spec of backends) {
       return verify.status === 200 || debug('verify', verify);
     };
     const debug = (step: string, res: { status: number; body: any }) => {
-      if (process.env.DEBUG_CONFIG_TEST) console.log(step, res.status, JSON.stringify(res.body).slice(0, 300));
+      // Set CONFIG_TEST_TRACE=1 to see why sign-ins fail.
+      if (process.env.CONFIG_TEST_TRACE) process.stdout.write(`${step} ${res.status} ${JSON.stringify(res.body).slice(0, 300)}\n`);
       return false;
     };
 
@@ -125,7 +126,7 @@ for (const spec of backends) {
     }, 120_000);
     afterAll(async () => {
       // The figures the closing note quotes.
-      console.log(`config canary figures (${spec.name}): ${JSON.stringify(figures)}`);
+      process.stdout.write(`config canary figures (${spec.name}): ${JSON.stringify(figures)}\n`);
       await server?.close();
       await backend?.cleanup();
       await Promise.all([good, hanging].map((s) => s?.close()));
