@@ -10,6 +10,7 @@ import { parsePolicy } from '../directory/policy.ts';
 import type { DeliveryConfig } from '../delivery/delivery-config.ts';
 import type { AdmissionOptions } from '../admission/admission-controller.ts';
 import type { ConfigVersionTable } from '../store/durable/schema.ts';
+import type { SendLimits } from '../methods/out-of-band/send-limits.ts';
 import { CanarySlicer } from './canary-slice.ts';
 import type { ConfigSecrets } from './config-secrets.ts';
 import { NODE_SCOPE, type ConfigVersions } from './config-versions.ts';
@@ -22,6 +23,7 @@ interface Running {
   settings: RuntimeSettings;
   delivery: Delivery;
   admission: AdmissionController;
+  sendLimits: SendLimits;
 }
 
 interface Canary {
@@ -47,6 +49,7 @@ export interface RuntimeConfigDeps {
   /** Builds a version's delivery; `slice` says, at the time of each event, which slice it serves. */
   makeDelivery(config: DeliveryConfig, slice: () => Slice): Delivery;
   makeAdmission(options: AdmissionOptions): AdmissionController;
+  makeSendLimits(limits: DeliveryConfig['limits']): SendLimits;
   /** A node took a version into use, or could not. */
   onChange?(event: { scope: string; version: number; slice: Slice | 'ended' }): void;
   onError?(err: unknown, what: string): void;
@@ -103,6 +106,7 @@ export class RuntimeConfig {
       settings: deps.baseline,
       delivery: deps.makeDelivery(deps.baseline.delivery, () => 'stable'),
       admission: deps.makeAdmission(deps.baseline.admission),
+      sendLimits: deps.makeSendLimits(deps.baseline.delivery.limits),
     });
     // A node whose store is away at start runs the start-up configuration until a later refresh reaches it.
     await runtime.refresh().catch((err: unknown) => deps.onError?.(err, 'reading configuration versions'));
@@ -126,8 +130,23 @@ export class RuntimeConfig {
     return out;
   }
 
+  /** The last good version's settings, as everyone outside the canary runs them. */
   get settings(): RuntimeSettings {
     return this.stable.settings;
+  }
+
+  /** The settings of the current request's slice (code settings, send limits, countries are read through this at each use). */
+  current(): RuntimeSettings {
+    return this.runningFor(currentTicket()?.bucket).settings;
+  }
+
+  /** The send limits of the current request's slice. */
+  currentSendLimits(): SendLimits {
+    return this.runningFor(currentTicket()?.bucket).sendLimits;
+  }
+
+  private runningFor(bucket: number | undefined): Running {
+    return this.canary && CanarySlicer.inCanary(bucket, this.canary.percent) ? this.canary : this.stable;
   }
 
   /**
@@ -164,11 +183,11 @@ export class RuntimeConfig {
   }
 
   private deliveryFor(bucket: number | undefined): Delivery {
-    return this.canary && CanarySlicer.inCanary(bucket, this.canary.percent) ? this.canary.delivery : this.stable.delivery;
+    return this.runningFor(bucket).delivery;
   }
 
   admissionFor(bucket: number | undefined): AdmissionController {
-    return this.canary && CanarySlicer.inCanary(bucket, this.canary.percent) ? this.canary.admission : this.stable.admission;
+    return this.runningFor(bucket).admission;
   }
 
   /** The tenant as the current request sees it: with the canary policy when its client is in the tenant's canary slice. */
@@ -240,7 +259,13 @@ export class RuntimeConfig {
       // Validated in full when applied; a version that no longer parses (a newer release's setting) is not run.
       if (problems.length > 0) throw new Error(`version ${version} does not validate here: ${problems.join('; ')}`);
       const slice = (): Slice => (this.canary?.version === version ? 'canary' : 'stable');
-      return { version, settings, delivery: this.deps.makeDelivery(settings.delivery, slice), admission: this.deps.makeAdmission(settings.admission) };
+      return {
+        version,
+        settings,
+        delivery: this.deps.makeDelivery(settings.delivery, slice),
+        admission: this.deps.makeAdmission(settings.admission),
+        sendLimits: this.deps.makeSendLimits(settings.delivery.limits),
+      };
     } catch (err) {
       this.deps.onError?.(err, `taking configuration version ${version} into use`);
       return undefined;

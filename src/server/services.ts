@@ -173,11 +173,15 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     tenants,
     makeDelivery: (delivery, slice) => new Delivery(delivery.channels, sliceEvents(metrics.deliveryEvents(deliveryLog(options.logger)), sliceHealth, slice), () => clock.now()),
     makeAdmission: (admission) => new AdmissionController(admission, metrics.admissionEvents()),
+    // Every version's limiters count in the same keys: a new version changes the caps, not what was sent this hour.
+    makeSendLimits: (limits) => new SendLimits(ephemeral!, limits),
     onChange: ({ scope, version, slice }) => options.logger?.info({ scope, version, slice }, slice === 'ended' ? 'configuration canary ended' : `configuration version in use (${slice})`),
     onError: (err, what) => options.logger?.error({ err: { message: (err as Error).message } }, `${what} failed`),
   });
   const delivery = runtime.delivery;
-  const { code, limits: sendLimitSettings } = config.delivery;
+  // Code settings, send limits and countries are read at each use from the runtime configuration
+  // (the version of the request's slice), so a new version applies without a restart.
+  const code = () => runtime.current().delivery.code;
   const methods = createMethodRegistry({
     db,
     credentials,
@@ -188,15 +192,27 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     rp: relyingPartyFrom(config.publicUrl),
     delivery,
     codes: new OneTimeCodes(ephemeral, new KeyedHasher(keyRing.deriveKey('one-time-codes')), clock, {
-      digits: code.digits,
-      lifetimeMs: code.lifetimeMinutes * 60_000,
-      maxAttempts: code.maxAttempts,
+      get digits() {
+        return code().digits;
+      },
+      get lifetimeMs() {
+        return code().lifetimeMinutes * 60_000;
+      },
+      get maxAttempts() {
+        return code().maxAttempts;
+      },
     }),
-    sendLimits: new SendLimits(ephemeral, sendLimitSettings),
+    get sendLimits() {
+      return runtime.currentSendLimits();
+    },
     destinationHasher: new KeyedHasher(keyRing.deriveKey('destinations')),
     publicHost: new URL(config.publicUrl).host,
-    resendCooldownMs: code.resendCooldownSeconds * 1000,
-    allowedCountries: config.delivery.allowedCountries,
+    get resendCooldownMs() {
+      return code().resendCooldownSeconds * 1000;
+    },
+    get allowedCountries() {
+      return runtime.current().delivery.allowedCountries;
+    },
   });
   const groupCommit = new GroupCommit(db);
   const sessions = new Sessions(

@@ -44,7 +44,7 @@ for (const spec of backends) {
       expect(b.services.admission.state.limit).toBe(16);
 
       const version = await a.services.rollouts.applyNode(
-        { delivery: { sms: [{ name: 'second', type: 'webhook', url: second.url, secret: SECRET }] }, admission: { limit: 24 }, cache: { tenantSeconds: 2 } },
+        { delivery: { sms: [{ name: 'second', type: 'webhook', url: second.url, secret: SECRET }], code: { digits: 8 } }, admission: { limit: 24 }, cache: { tenantSeconds: 2 } },
         { actor: 'cli' },
       );
       expect(version.state).toBe('promoted');
@@ -55,6 +55,7 @@ for (const spec of backends) {
       expect(b.services.delivery.health().sms?.providers.map((p) => p.name)).toEqual(['second']);
       expect(b.services.admission.state.limit).toBe(24);
       expect(b.services.runtime.settings.cache.tenantSeconds).toBe(2);
+      expect(b.services.runtime.current().delivery.code.digits).toBe(8);
 
       // A code sent by node B goes out through the new provider.
       await b.services.delivery.send({ channel: 'sms', to: '+447700900001', text: 'test 123456' });
