@@ -26,6 +26,7 @@ import { adminApi } from '../admin/admin-api.ts';
 import { adminConsolePages } from '../admin/console-pages.ts';
 import { clusterAdminApi } from '../admin/cluster-api.ts';
 import { configRoutes } from '../admin/routes/config-routes.ts';
+import { policyHistoryRoutes } from '../admin/routes/policy-history-routes.ts';
 import { oidcRoutes } from '../oidc/oidc-routes.ts';
 import { appApi } from './routes/app-api.ts';
 import { opsRoutes, type Readiness } from './routes/ops.ts';
@@ -233,6 +234,7 @@ export async function buildApp(services: Services, options: AppOptions) {
   );
   await app.register(mySigninsRoutes({ tenants: tenantPages, auth: services.auth, events: services.events, reports: services.reports, passwords: services.passwords }));
   await app.register(adminConsolePages(services));
+  await app.register(policyHistoryRoutes({ auth: services.auth, tenants: tenantPages, versions: services.configVersions }));
   await app.register(oidcRoutes({ tenants: services.tenants, oidc: services.oidc, auth: services.auth, anonymousStarts: services.anonymousStarts, ephemeral: services.ephemeral, clock: services.clock, publicUrl: services.config.publicUrl }));
   return app;
 }
