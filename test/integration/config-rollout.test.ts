@@ -229,6 +229,22 @@ for (const spec of backends) {
       const page = await call('GET', '/t/acme/status', undefined);
       expect(page.body).toContain(`sign-in policy change (version ${applied.body.version})`);
       expect((await call('GET', '/status', undefined)).body).not.toContain('sign-in policy change');
+
+      // An administrator posts an incident with an expected end, updates it, resolves it.
+      const posted = await call('POST', '/api/v1/admin/incidents', undefined, { component: 'sms', title: 'Text messages are slow', advice: 'Use your authenticator app.', expectedEndAt: new Date(clock.now() + 3_600_000).toISOString() }, adminToken);
+      expect(posted.status).toBe(201);
+      const ongoing = await call('GET', '/t/acme/status', undefined);
+      expect(ongoing.body).toContain('Current incidents');
+      expect(ongoing.body).toContain('Text messages are slow');
+      expect(ongoing.body).toContain('expected to be over by');
+      const resolved = await call('PATCH', `/api/v1/admin/incidents/${posted.body.id}`, undefined, { text: 'The provider is back.', resolved: true }, adminToken);
+      expect(resolved.body).toMatchObject({ endedAt: expect.any(String), updates: [{ text: 'The provider is back.' }] });
+      expect((await call('GET', '/t/acme/status/feed.atom', undefined)).body).toContain('[Resolved] Text messages are slow');
+      // Another tenant's administrator cannot touch it.
+      const other = await server.services.tenants.create('other', 'Other');
+      const otherToken = (await server.services.adminTokens.create(other.id, 'admin')).token;
+      expect((await call('PATCH', `/api/v1/admin/incidents/${posted.body.id}`, undefined, { resolved: false }, otherToken)).status).toBe(404);
+      expect((await call('GET', '/t/other/status', undefined)).body).not.toContain('Text messages are slow');
     }, 180_000);
 
     it('promotes a good version after its bake, and every client then runs it', async () => {
