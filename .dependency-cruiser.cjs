@@ -4,7 +4,7 @@
  *   core     clock.ts, errors/, crypto/, net/       depends on nothing else
  *   store    store/                                 on core
  *   domain   directory/, methods/, sessions/, signin/, activity/, delivery/,
- *            admission/, cluster/, retention/, backup/, config/, status/metrics
+ *            admission/, cluster/, retention/, backup/, config/, incidents/, status/metrics
  *                                                   on core, store, each other (no cycles)
  *   web      http/ (the shared web layer: auth, the page kit, problems),
  *            portal/, admin/, oidc/, status/ pages  on domain; portal, admin and oidc never on each other
@@ -14,7 +14,7 @@
  *
  * `npm run lint` runs these rules; a type-only import counts as much as any other.
  */
-const DOMAIN = '^src/(directory|methods|sessions|signin|activity|delivery|admission|cluster|retention|backup|config)/';
+const DOMAIN = '^src/(directory|methods|sessions|signin|activity|delivery|admission|cluster|retention|backup|config|incidents)/';
 const WEB = '^src/(http|portal|admin|oidc)/';
 
 module.exports = {

@@ -74,6 +74,14 @@ export const AUDIT_ACTIONS = {
   'token.revoked': { sentence: (s) => `Admin API token revoked by ${s.by}` },
   'break-glass.signin': { sentence: (s) => `Break-glass account ${of(s.whom)} signed in`, facts: (d) => present([typeof d.method === 'string' ? `with ${recordedMethodName(d.method).toLowerCase()}` : undefined]) },
   'audit.chain-keyed': { sentence: () => 'Audit log sealed with the master key', facts: (d) => present([typeof d.keyId === 'string' ? `key ${d.keyId}` : undefined]) },
+  'config.applied': {
+    sentence: (s) => `${s.details.scope === 'policy' ? 'Sign-in policy' : 'Node settings'} version ${String(s.details.version ?? '')} applied by ${s.by}`,
+    facts: (d) => present([typeof d.canaryPercent === 'number' && d.canaryPercent < 100 ? `canary ${d.canaryPercent}%, bake ${String(d.bakeSeconds ?? '')} s` : undefined, Array.isArray(d.changed) && d.changed.length > 0 ? `changed: ${list(d.changed)}` : undefined]),
+  },
+  'config.promoted': { sentence: (s) => `${s.details.scope === 'policy' ? 'Sign-in policy' : 'Settings'} version ${String(s.details.version ?? '')} promoted to everyone`, facts: (d) => present([typeof d.reason === 'string' ? d.reason : undefined]) },
+  'config.rolled-back': { sentence: (s) => `${s.details.scope === 'policy' ? 'Sign-in policy' : 'Settings'} version ${String(s.details.version ?? '')} rolled back by ${s.by}`, facts: (d) => present([typeof d.reason === 'string' ? d.reason : undefined]) },
+  'incident.posted': { sentence: (s) => `Incident "${typeof s.details.title === 'string' ? s.details.title : ''}" posted by ${s.by}` },
+  'incident.updated': { sentence: (s) => `Incident ${s.details.resolved === true ? 'resolved' : 'updated'} by ${s.by}` },
 } satisfies Record<AuditAction, AuditActionDescriptor>;
 
 /** An entry in words; an action this release does not know (from a newer node) is shown by its name. */

@@ -25,7 +25,12 @@ export type AuditAction =
   | 'token.created'
   | 'token.revoked'
   | 'break-glass.signin'
-  | 'audit.chain-keyed';
+  | 'audit.chain-keyed'
+  | 'config.applied'
+  | 'config.promoted'
+  | 'config.rolled-back'
+  | 'incident.posted'
+  | 'incident.updated';
 
 export interface AuditInput {
   /** Who did it: `admin-token:{id}`, `user:{id}`, `cli`, `system`. */

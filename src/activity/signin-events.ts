@@ -56,7 +56,15 @@ export class SigninEvents {
     private readonly reports: { reader: ReportReader; lists: boolean },
   ) {}
 
+  private readonly observers: ((event: SigninEventInput) => void)[] = [];
+
+  /** Told of every attempt as it is recorded (the configuration canary compares sign-in outcomes by slice). */
+  onRecord(observer: (event: SigninEventInput) => void): void {
+    this.observers.push(observer);
+  }
+
   async record(input: SigninEventInput): Promise<void> {
+    for (const observe of this.observers) observe(input);
     const at = this.clock.now();
     const row: SigninEventTable = {
       id: newSortableId(at),

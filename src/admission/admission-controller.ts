@@ -16,6 +16,15 @@ export interface AdmissionOptions {
 
 export type AdmissionEvents = BulkheadEvents;
 
+/**
+ * What the door uses of admission: one controller, or one per canary slice
+ * (config/runtime-config.ts), chosen by the request's canary bucket.
+ */
+export interface Admission {
+  readonly state: AdmissionController['state'];
+  admit(cls: AdmissionClass, tenant: string, signal?: AbortSignal, bucket?: number): Promise<Release>;
+}
+
 const NOTHING_TO_RELEASE: Release = () => {};
 
 /**

@@ -21,6 +21,8 @@ export interface WorkTicket {
   readonly deadline?: number | undefined;
   /** Set once the request has had a hash let in: its further hashes are part of admitted work. */
   hashed: boolean;
+  /** The request's canary bucket (config/canary-slice.ts) while a configuration canary bakes. */
+  readonly bucket?: number | undefined;
 }
 
 const storage = new AsyncLocalStorage<WorkTicket>();

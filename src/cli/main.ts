@@ -211,6 +211,52 @@ export function buildProgram(): Command {
       });
     });
 
+  const configCmd = program.command('config').description('runtime configuration: versions, canaries, rollbacks (nodes take changes without a restart)');
+  const whole = (name: string, min: number, max: number) => (raw: string) => {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${name} must be a whole number from ${min} to ${max}`);
+    return n;
+  };
+  const runConfig = async <T>(run: (services: Services, cmds: typeof import('./config-commands.ts')) => Promise<T>) => {
+    const cmds = await import('./config-commands.ts');
+    try {
+      out(await withServices(loadConfig(), (services) => run(services, cmds)));
+    } catch (err) {
+      if (err instanceof cmds.ConfigRefused) {
+        for (const line of err.lines.slice(1)) process.stderr.write(line + '\n');
+        throw new UsageError(err.lines[0]!);
+      }
+      throw err;
+    }
+  };
+  configCmd
+    .command('apply')
+    .argument('<file>', 'the settings (delivery, admission, cache) as JSON or YAML; with --tenant, a policy')
+    .option('--canary <percent>', 'give it to this share of users first (1 to 50; by stable hash of tenant and client)', whole('--canary', 0, 50))
+    .option('--bake <seconds>', 'compare the canary with the rest this long, then promote it (default 300)', whole('--bake', 10, 86_400))
+    .option('--tenant <slug>', "the file is this tenant's sign-in policy")
+    .description('validate in full (every problem named, nothing applied on any), then store a new version; running nodes take it within seconds')
+    .action(async (file: string, opts: { canary?: number; bake?: number; tenant?: string }) => runConfig((services, c) => c.configApply(services, file, opts)));
+  configCmd
+    .command('status')
+    .option('--tenant <slug>', "this tenant's policy versions")
+    .option('--history <n>', 'versions to list (default 10)', whole('--history', 1, 50))
+    .description('the last good version, the canary baking (if any) and the history with diffs')
+    .action(async (opts: { tenant?: string; history?: number }) => runConfig((services, c) => c.configStatus(services, opts)));
+  configCmd
+    .command('rollback')
+    .argument('[version]', 'the version to go back to (default: the canary, else the good version before the last)', whole('version', 1, 2_147_483_647))
+    .option('--tenant <slug>', "this tenant's policy")
+    .option('--reason <text>', 'recorded in the history and the audit log')
+    .description('end the canary at once, or make an earlier version current again (as a new version)')
+    .action(async (version: number | undefined, opts: { tenant?: string; reason?: string }) => runConfig((services, c) => c.configRollback(services, version, opts)));
+  configCmd
+    .command('show')
+    .argument('[version]', 'default: the last good version', whole('version', 1, 2_147_483_647))
+    .option('--tenant <slug>', "this tenant's policy")
+    .description('a version as applied; secrets read "(sealed)" (apply it again as it is and they are kept)')
+    .action(async (version: number | undefined, opts: { tenant?: string }) => runConfig((services, c) => c.configShow(services, version, opts)));
+
   const backup = program.command('backup').description('backups of the embedded store');
   const warn = (warnings: string[]) => {
     for (const w of warnings) process.stderr.write(`warning: ${w}\n`);

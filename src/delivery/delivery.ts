@@ -23,6 +23,9 @@ function createProvider(channel: Channel, config: ProviderConfig, now: () => num
   }
 }
 
+/** What the rest of Steadfast uses of delivery: one `Delivery`, or several behind a canary (config/runtime-config.ts). */
+export type DeliveryPort = Pick<Delivery, 'configured' | 'available' | 'send' | 'health'>;
+
 /** Out-of-band delivery over every configured channel. */
 export class Delivery {
   private readonly chains: Record<Channel, ProviderChain>;

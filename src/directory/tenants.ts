@@ -11,13 +11,17 @@ import { DEFAULT_POLICY, parsePolicy, type TenantPolicy } from './policy.ts';
 import { SLUG_PATTERN } from './username.ts';
 
 // Tenants are read on every request and change rarely: a node keeps them this
-// long, so a policy change reaches every node within this time.
+// long, so a policy change reaches every node within this time. Runtime
+// configuration (`cache.tenantSeconds`) may change it.
 const CACHE_MS = 5_000;
 
 export class Tenants {
   // Keyed "slug:<slug>" and "id:<id>"; only tenants that exist are kept, so a
   // flood of made-up slugs cannot grow it.
   private readonly cache = new Map<string, { tenant: Tenant; until: number }>();
+  private cacheMs = CACHE_MS;
+  // How the current request sees a tenant: a tenant policy on a canary shows to the clients in its slice (config/runtime-config.ts).
+  private view: (tenant: Tenant) => Tenant = (tenant) => tenant;
 
   constructor(
     private readonly db: Db,
@@ -57,6 +61,28 @@ export class Tenants {
     return { ...tenant, policy };
   }
 
+  /** The policy as stored, never a canary's view of it (read from the store, no cache). */
+  async storedPolicy(id: string): Promise<TenantPolicy | undefined> {
+    const row = await this.db.selectFrom('tenants').select('policy').where('id', '=', id).executeTakeFirst();
+    return row ? parsePolicy(row.policy) : undefined;
+  }
+
+  /** Sets how a request sees a tenant (the policy canary); one viewer per node. */
+  useView(view: (tenant: Tenant) => Tenant): void {
+    this.view = view;
+  }
+
+  setCacheMs(ms: number): void {
+    this.cacheMs = ms;
+  }
+
+  /** Drops a tenant from the cache: the next request reads it again. */
+  forget(id: string): void {
+    const hit = this.cache.get(`id:${id}`);
+    this.cache.delete(`id:${id}`);
+    if (hit) this.cache.delete(`slug:${hit.tenant.slug}`);
+  }
+
   /** Whether this slug names a tenant this node has seen lately (no I/O): keeps metric labels to real tenants. */
   isKnown(slug: string): boolean {
     return this.cache.has(`slug:${slug}`);
@@ -65,14 +91,14 @@ export class Tenants {
   private async cached(key: string, load: () => Promise<TenantTable | undefined>): Promise<Tenant | undefined> {
     const now = this.clock.now();
     const hit = this.cache.get(key);
-    if (hit && hit.until > now) return hit.tenant;
+    if (hit && hit.until > now) return this.view(hit.tenant);
     const row = await load();
     if (!row) return undefined;
     const tenant = toTenant(row);
-    const entry = { tenant, until: now + CACHE_MS };
+    const entry = { tenant, until: now + this.cacheMs };
     this.cache.set(`slug:${tenant.slug}`, entry);
     this.cache.set(`id:${tenant.id}`, entry);
-    return tenant;
+    return this.view(tenant);
   }
 
   /** Every tenant, a page at a time in id order (`after`: the last id of the previous page), for work that visits them all. */

@@ -8,6 +8,7 @@ export const PROBLEM_BASE = 'https://steadfast.dev/problems/';
 export const problemCatalog = {
   'invalid-request': { status: 400, title: 'The request is not valid' },
   'invalid-policy': { status: 400, title: 'The policy is not valid' },
+  'invalid-config': { status: 400, title: 'The configuration is not valid; nothing was applied' },
   'destination-not-allowed': { status: 400, title: 'Codes cannot be sent to numbers in that country here; use another method' },
   'invalid-credentials': { status: 401, title: 'The username or password is incorrect' },
   'invalid-code': { status: 401, title: 'The code is incorrect or has already been used' },

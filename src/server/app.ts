@@ -27,6 +27,8 @@ import { adminApi } from '../admin/admin-api.ts';
 import { consoleRoutes } from '../admin/routes/console-routes.ts';
 import { IssuedPassHolder } from '../admin/issued-pass-holder.ts';
 import { clusterAdminApi } from '../admin/cluster-api.ts';
+import { configRoutes } from '../admin/routes/config-routes.ts';
+import { policyHistoryRoutes } from '../admin/routes/policy-history-routes.ts';
 import { oidcRoutes } from '../oidc/oidc-routes.ts';
 import { appApi } from './routes/app-api.ts';
 import { opsRoutes, type Readiness } from './routes/ops.ts';
@@ -62,6 +64,8 @@ declare module 'fastify' {
     releaseAdmission?: () => void;
     /** When the request arrived (epoch ms), for work deadlines. */
     receivedAt: number;
+    /** Its canary bucket while a configuration canary bakes (config/canary-slice.ts). */
+    canaryBucket?: number | undefined;
     /** Its class, tenant and deadline, carried to the hashing pool. */
     workTicket?: WorkTicket;
   }
@@ -109,6 +113,7 @@ export async function buildApp(services: Services, options: AppOptions) {
   app.decorateRequest('clientGone', undefined);
   app.decorateRequest('releaseAdmission', undefined);
   app.decorateRequest('workTicket', undefined);
+  app.decorateRequest('canaryBucket', undefined);
 
   const readiness = options.readiness ?? { draining: false };
   const ownOrigins = [new URL(services.config.publicUrl).origin];
@@ -152,13 +157,24 @@ export async function buildApp(services: Services, options: AppOptions) {
     // The response's 'close' comes exactly once, whether it was sent or the
     // client left: the one place a slot is sure to be given back.
     reply.raw.once('close', () => request.raw.socket?.off('close', onClose));
-    const releaseSlot = await services.admission.admit(cls, tenant, gone.signal);
+    // While a configuration canary bakes, the client's stable bucket picks its slice (admission lanes, providers, policy).
+    const bucket = services.runtime.bucketFor(slug, request.ip);
+    request.canaryBucket = bucket;
+    const releaseSlot = await services.admission.admit(cls, tenant, gone.signal, bucket);
     request.releaseAdmission = releaseSlot;
     if (reply.raw.closed) releaseSlot();
     else reply.raw.once('close', releaseSlot);
-    request.workTicket = { cls, tenant, signal: gone.signal, deadline: request.receivedAt + HASHING_DEADLINE_MS, hashed: false };
+    request.workTicket = { cls, tenant, signal: gone.signal, deadline: request.receivedAt + HASHING_DEADLINE_MS, hashed: false, bucket };
     const forged = refuseForgeable(request, ownOrigins);
     if (forged) return sendProblem(reply, forged);
+  });
+
+  // Every answer of a request in a canary comparison counts towards it (refusals at admission included).
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.canaryBucket === undefined) return;
+    const cls = requestClass(request.routeOptions.config?.admissionClass, request.headers);
+    const slug = (request.params as { tenant?: string } | undefined)?.tenant;
+    services.runtime.observe(slug, request.canaryBucket, cls, reply.statusCode, reply.elapsedTime);
   });
 
   // The handler and everything it starts run as the work of this request's
@@ -222,6 +238,7 @@ export async function buildApp(services: Services, options: AppOptions) {
   await app.register(meApi({ auth: services.auth, management: services.management, passwords: services.passwords, events: services.events, reports: services.reports, sessions: services.sessions }));
   await app.register(adminApi({ auth: services.auth, admin: services.admin, users: services.users }));
   await app.register(clusterAdminApi({ auth: services.auth, cluster: services.cluster }));
+  await app.register(configRoutes({ auth: services.auth, rollouts: services.rollouts, incidents: services.incidents, audit: services.audit }));
   await app.register(appApi({ apps: services.apps, tenants: services.tenants, users: services.users, signin: services.signin, ephemeral: services.ephemeral, publicUrl: services.config.publicUrl }));
   const tenantPages = tenantLookup(services.tenants);
   await app.register(
@@ -245,6 +262,7 @@ export async function buildApp(services: Services, options: AppOptions) {
       deliveryHealth: services.deliveryHealth,
     }),
   );
+  await app.register(policyHistoryRoutes({ auth: services.auth, tenants: tenantPages, versions: services.configVersions }));
   await app.register(oidcRoutes({ tenants: services.tenants, oidc: services.oidc, auth: services.auth, anonymousStarts: services.anonymousStarts, ephemeral: services.ephemeral, clock: services.clock, publicUrl: services.config.publicUrl }));
   return app;
 }

@@ -30,10 +30,10 @@ import { AbuseLimits, type AbuseLimitsOptions } from '../signin/abuse-limits.ts'
 import { SigninService } from '../signin/signin-service.ts';
 import { KnownBrowsers } from '../signin/known-browsers.ts';
 import { AnonymousStarts } from '../signin/anonymous-starts.ts';
-import { AdmissionController } from '../admission/admission-controller.ts';
+import { AdmissionController, type Admission } from '../admission/admission-controller.ts';
 import { Metrics } from '../status/metrics.ts';
 import { KeyedHasher } from '../crypto/keyed-hash.ts';
-import { Delivery } from '../delivery/delivery.ts';
+import { Delivery, type DeliveryPort } from '../delivery/delivery.ts';
 import type { DeliveryEvents } from '../delivery/provider-chain.ts';
 import { OneTimeCodes } from '../methods/out-of-band/one-time-codes.ts';
 import { SendLimits } from '../methods/out-of-band/send-limits.ts';
@@ -64,6 +64,16 @@ import { DurableEphemeralStore } from '../store/ephemeral/durable-ephemeral-stor
 import { ClusterMonitor } from '../cluster/cluster-monitor.ts';
 import { Membership } from '../cluster/membership.ts';
 import { LoadWindow } from '../cluster/load-window.ts';
+import { ConfigVersions } from '../config/config-versions.ts';
+import { ConfigSecrets } from '../config/config-secrets.ts';
+import { ConfigRollouts } from '../config/config-rollouts.ts';
+import { RuntimeConfig } from '../config/runtime-config.ts';
+import { CanaryGuard } from '../config/canary-guard.ts';
+import { CanarySlicer } from '../config/canary-slice.ts';
+import { SliceHealth } from '../config/slice-health.ts';
+import { baselineSettings } from '../config/runtime-settings.ts';
+import { Incidents } from '../incidents/incidents.ts';
+import { ComponentWatch, type ComponentState } from '../incidents/component-watch.ts';
 
 /** Everything a node runs on, built in one place (the composition root). */
 export interface Services {
@@ -87,11 +97,22 @@ export interface Services {
   /** A tenant's registration coverage (the console's overview); in the report worker on SQLite. */
   coverage: (tenantId: string) => Promise<RegistrationCoverage>;
   signin: SigninService;
-  admission: AdmissionController;
+  /** Admission at the door: the lanes of the request's canary slice. */
+  admission: Admission;
   metrics: Metrics;
-  delivery: Delivery;
   /** Each delivery provider's last day, an hour at a time (the console's overview). */
   deliveryHealth: DeliveryHealthLog;
+  /** Delivery as methods use it: each send goes through the providers of its request's slice. */
+  delivery: DeliveryPort;
+  /** The runtime configuration this node runs (versions, canaries), taken from the store without restarts. */
+  runtime: RuntimeConfig;
+  configVersions: ConfigVersions;
+  rollouts: ConfigRollouts;
+  /** Judges canaries and reads new versions; started by `startNode`, ticked by hand in tests. */
+  guard: CanaryGuard;
+  incidents: Incidents;
+  /** Looks at every component once and opens or closes its automatic incident; `startNode` runs it on a timer. */
+  checkComponents(): Promise<{ opened: string[]; closed: string[] }>;
   audit: AuditLog;
   passes: AccessPasses;
   apps: Apps;
@@ -188,8 +209,28 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   const holds = outage ? new SingleUseHolds(outage.active, outage.store) : noHolds;
   const credentials = new Credentials(db, clock, holds);
   const deliveryHealth = new DeliveryHealthLog({ ephemeral, clock });
-  const delivery = new Delivery(config.delivery.channels, metrics.deliveryEvents(deliveryHealth.counting(deliveryLog(options.logger))), () => clock.now());
-  const { code, limits: sendLimitSettings } = config.delivery;
+  const configVersions = new ConfigVersions(db, clock);
+  const secrets = new ConfigSecrets(keyRing);
+  const baseline = baselineSettings(config);
+  const sliceHealth = new SliceHealth();
+  const runtime = await RuntimeConfig.create({
+    versions: configVersions,
+    secrets,
+    baseline,
+    slicer: new CanarySlicer(keyRing.deriveKey('canary-slice')),
+    health: sliceHealth,
+    tenants,
+    makeDelivery: (delivery, slice) => new Delivery(delivery.channels, sliceEvents(metrics.deliveryEvents(deliveryHealth.counting(deliveryLog(options.logger))), sliceHealth, slice), () => clock.now()),
+    makeAdmission: (admission) => new AdmissionController(admission, metrics.admissionEvents()),
+    // Every version's limiters count in the same keys: a new version changes the caps, not what was sent this hour.
+    makeSendLimits: (limits) => new SendLimits(ephemeral!, limits),
+    onChange: ({ scope, version, slice }) => options.logger?.info({ scope, version, slice }, slice === 'ended' ? 'configuration canary ended' : `configuration version in use (${slice})`),
+    onError: (err, what) => options.logger?.error({ err: { message: (err as Error).message } }, `${what} failed`),
+  });
+  const delivery = runtime.delivery;
+  // Code settings, send limits and countries are read at each use from the runtime configuration
+  // (the version of the request's slice), so a new version applies without a restart.
+  const code = () => runtime.current().delivery.code;
   const methods = createMethodRegistry({
     db,
     credentials,
@@ -200,15 +241,27 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     rp: relyingPartyFrom(config.publicUrl),
     delivery,
     codes: new OneTimeCodes(ephemeral, new KeyedHasher(keyRing.deriveKey('one-time-codes')), clock, {
-      digits: code.digits,
-      lifetimeMs: code.lifetimeMinutes * 60_000,
-      maxAttempts: code.maxAttempts,
+      get digits() {
+        return code().digits;
+      },
+      get lifetimeMs() {
+        return code().lifetimeMinutes * 60_000;
+      },
+      get maxAttempts() {
+        return code().maxAttempts;
+      },
     }),
-    sendLimits: new SendLimits(ephemeral, sendLimitSettings),
+    get sendLimits() {
+      return runtime.currentSendLimits();
+    },
     destinationHasher: new KeyedHasher(keyRing.deriveKey('destinations')),
     publicHost: new URL(config.publicUrl).host,
-    resendCooldownMs: code.resendCooldownSeconds * 1000,
-    allowedCountries: config.delivery.allowedCountries,
+    get resendCooldownMs() {
+      return code().resendCooldownSeconds * 1000;
+    },
+    get allowedCountries() {
+      return runtime.current().delivery.allowedCountries;
+    },
   });
   const groupCommit = new GroupCommit(db);
   const sessions = new Sessions(
@@ -222,6 +275,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   const reports = new ReportReader({ engine: durable.engine, sqlitePath: sqlitePath(config), ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}), ...(options.pgSchema ? { pgSchema: options.pgSchema } : {}) });
   const events = new SigninEvents(db, clock, config.nodeName, groupCommit, { reader: reports, lists: durable.engine === 'sqlite' });
   const signinActivity = new SigninActivity({ db, clock, reports: { reader: reports, lists: durable.engine === 'sqlite' } });
+  events.onRecord((e) => runtime.observeSignin(e.tenantId, e.step, e.outcome, e.reason));
   const limits = new AbuseLimits(ephemeral, options.limits);
   const adminTokens = new AdminTokens(db, clock);
   const anonymousStarts = new AnonymousStarts(ephemeral);
@@ -265,8 +319,43 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   });
 
   metrics.watchDelivery(delivery);
-  const admission = new AdmissionController(config.admission, metrics.admissionEvents());
+  const admission = runtime.admission;
   metrics.watch(admission, hasher);
+  const incidents = new Incidents(db, clock);
+  const componentWatch = new ComponentWatch(incidents, clock);
+  const probe = async (ping: () => Promise<void>): Promise<ComponentState> => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('timed out')), 1000);
+    });
+    try {
+      await Promise.race([ping(), timeout]);
+      return 'up';
+    } catch {
+      return 'down';
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const checkComponents = async () => {
+    const [durableState, ephemeralState] = await Promise.all([probe(() => durable.ping()), probe(() => ephemeral!.ping())]);
+    const channels = Object.fromEntries(Object.entries(delivery.health()).map(([channel, health]) => [channel, health.state]));
+    return componentWatch.check({ durable: durableState, ephemeral: ephemeralState, ...channels });
+  };
+  const rollouts = new ConfigRollouts({ versions: configVersions, secrets, baseline, tenants, audit });
+  const guard = new CanaryGuard({
+    runtime,
+    rollouts,
+    health: sliceHealth,
+    incidents,
+    clock,
+    alert: (decision) => {
+      metrics.configRollbacks.inc({ scope: decision.scope.startsWith('tenant:') ? 'policy' : decision.scope });
+      options.logger?.error({ alert: 'config-rolled-back', scope: decision.scope, version: decision.version, reason: decision.reason, afterMs: decision.afterMs }, 'configuration canary rolled back');
+    },
+    onPromoted: (decision) => options.logger?.info({ scope: decision.scope, version: decision.version, reason: decision.reason }, 'configuration canary promoted'),
+    onError: (err, what) => options.logger?.error({ err: { message: (err as Error).message } }, `${what} failed`),
+  });
 
   const ephemeralStore = ephemeral;
   const signingKeys = new SigningKeys(db, clock, keyRing);
@@ -360,6 +449,12 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     metrics,
     delivery,
     deliveryHealth,
+    runtime,
+    configVersions,
+    rollouts,
+    guard,
+    incidents,
+    checkComponents,
     audit,
     passes,
     apps,
@@ -378,8 +473,9 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     async close() {
       await sweeper.stop();
       await fallback?.stop();
+      await guard.stop();
       await reports.close();
-      await delivery.close();
+      await runtime.close();
       await ephemeralStore.close();
       await durable.close();
     },
@@ -423,6 +519,21 @@ function deliveryLog(logger: Logger | undefined): DeliveryEvents {
     breaker(channel, provider, state) {
       const log = state === 'open' ? logger?.error.bind(logger) : logger?.info.bind(logger);
       log?.({ channel, provider, state }, `delivery provider breaker ${state}`);
+    },
+  };
+}
+
+/** Delivery events also counted towards the canary comparison, for the slice the providers serve. */
+function sliceEvents(events: DeliveryEvents, health: SliceHealth, slice: () => 'canary' | 'stable'): DeliveryEvents {
+  return {
+    attempt(channel, provider, outcome, seconds, reason) {
+      // A refused destination says nothing about the configuration; a skipped provider was counted when its breaker opened.
+      if (outcome === 'delivered' || outcome === 'unavailable') health.delivery('node', slice(), outcome === 'delivered');
+      events.attempt(channel, provider, outcome, seconds, reason);
+    },
+    breaker(channel, provider, state) {
+      if (state === 'open') health.breakerOpened('node', slice());
+      events.breaker(channel, provider, state);
     },
   };
 }

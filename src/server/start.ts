@@ -8,6 +8,8 @@ import { seedDemo } from './seed-demo.ts';
 import { loadSimpleWebAuthn } from '../methods/webauthn/simplewebauthn-server.ts';
 import { calibrateCapacity } from '../cluster/calibrate.ts';
 
+const COMPONENT_CHECK_MS = 15_000;
+
 export interface RunningNode {
   app: App;
   services: Services;
@@ -52,12 +54,18 @@ export async function startNode(config: Readonly<Config>, logger: Logger, print:
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   logger.info({ url, durable: services.durable.engine, ephemeral: services.ephemeral.kind }, 'steadfast node is up');
   services.sweeper.start(config.sweepIntervalSeconds * 1000);
+  // Reads new configuration versions and judges canaries: changes arrive without a restart.
+  services.guard.start();
+  // Opens an incident on the status page when a component goes down, and closes it when it is back.
+  const componentTimer = setInterval(() => void services.checkComponents().catch(() => undefined), COMPONENT_CHECK_MS);
+  componentTimer.unref();
   services.reportReader.warm({ lists: services.durable.engine === 'sqlite' });
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       readiness.draining = true;
+      clearInterval(componentTimer);
       await services.cluster.announceState('draining').catch(() => {});
       // Downloads in flight end now (without their last chunk, so clients can tell) instead of holding the shutdown.
       await services.reportReader.close();

@@ -1,10 +1,10 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import type { DurableFailover } from '../store/fallback/durable-failover.ts';
-import type { AdmissionController, AdmissionEvents } from '../admission/admission-controller.ts';
+import type { Admission, AdmissionEvents } from '../admission/admission-controller.ts';
 import type { BulkheadEvents } from '../admission/bulkhead.ts';
 import type { PasswordHasher } from '../directory/password-hasher.ts';
-import type { Delivery } from '../delivery/delivery.ts';
+import type { DeliveryPort } from '../delivery/delivery.ts';
 import type { DeliveryEvents } from '../delivery/provider-chain.ts';
 import type { ClusterMonitor } from '../cluster/cluster-monitor.ts';
 
@@ -73,6 +73,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly configRollbacks = new Counter({
+    name: 'steadfast_config_rollbacks_total',
+    help: 'Configuration canaries rolled back automatically for a regression, by scope (node, policy); alert on any increase',
+    labelNames: ['scope'],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'steadfast_' });
   }
@@ -112,7 +119,7 @@ export class Metrics {
   }
 
   /** Breaker state per provider (0 closed, 1 half-open, 2 open) and channel availability, read at scrape time. */
-  watchDelivery(delivery: Delivery): void {
+  watchDelivery(delivery: DeliveryPort): void {
     const STATE = { closed: 0, 'half-open': 1, open: 2 } as const;
     new Gauge({
       name: 'steadfast_delivery_breaker_state',
@@ -137,7 +144,7 @@ export class Metrics {
   }
 
   /** Gauges read at scrape time from the controller. */
-  watch(admission: AdmissionController, hasher: PasswordHasher): void {
+  watch(admission: Admission, hasher: PasswordHasher): void {
     const state = () => admission.state;
     new Gauge({ name: 'steadfast_admission_in_flight', help: 'Requests being worked on, all classes', registers: [this.registry], collect() {
       this.set(state().inFlight);

@@ -2,6 +2,19 @@ import { html } from '../http/page/html.ts';
 import { layout } from '../http/page/layout.ts';
 import type { ChannelHealth } from '../delivery/provider-chain.ts';
 import type { ClusterView } from '../cluster/headroom.ts';
+import type { Incident } from '../incidents/incidents.ts';
+import type { UptimeDay } from '../incidents/uptime.ts';
+import { uptimeBar } from './uptime-bar.ts';
+
+/** Incidents and 90-day history for the page; the feed's address for subscribers. */
+export interface StatusHistory {
+  current: Incident[];
+  recent: Incident[];
+  bars: { label: string; days: UptimeDay[] }[];
+  feedUrl: string;
+  /** A tenant's own page shows its name. */
+  tenantName?: string;
+}
 
 const STATES: Record<string, string> = { up: 'Working', degraded: 'Degraded', down: 'Down' };
 const CHANNELS: Record<string, string> = { sms: 'Text message codes', voice: 'Phone call codes', email: 'Email codes' };
@@ -22,16 +35,18 @@ interface Components {
  * The public status page (`/status`): what works and what does not, in words
  * a tenant's users understand. The same figures are at `/api/v1/status`.
  */
-export function statusPage(status: string, components: Components, cluster: ClusterView | null = null): string {
+export function statusPage(status: string, components: Components, cluster: ClusterView | null = null, history?: StatusHistory): string {
   const row = (name: string, state: string, note = '') => html`<tr><th scope="row">${name}</th><td data-state="${state}">${STATES[state] ?? state}</td><td>${note}</td></tr>`;
   const channels = Object.entries(components.delivery).filter((e): e is [string, ChannelHealth] => Boolean(e[1]));
   // In words only: the page is public, and request counts are the operators' business.
   const busy = components.admission.queued > 0;
   return layout({
     title: 'Status',
-    tenantName: 'Steadfast',
+    tenantName: history?.tenantName ?? 'Steadfast',
+    head: history ? html`<link rel="alternate" type="application/atom+xml" title="Incidents" href="${history.feedUrl}">` : undefined,
     body: html`<div class="card">
 <h1>${HEADLINES[status] ?? status}</h1>
+${history ? currentIncidents(history.current) : ''}
 <div class="table-scroll"><table>
 <thead><tr><th scope="col">Part</th><th scope="col">State</th><th scope="col">Notes</th></tr></thead>
 <tbody>
@@ -56,8 +71,9 @@ ${channels.map(([channel, health]) =>
   ),
 )}
 </tbody></table></div>
+${history ? historySection(history) : ''}
 ${cluster ? clusterSection(cluster) : ''}
-<p class="hint">Updated when the page loads. Machine-readable: <a href="/api/v1/status">/api/v1/status</a>.</p>
+<p class="hint">Updated when the page loads. Machine-readable: <a href="/api/v1/status">/api/v1/status</a>.${history ? html` Subscribe to incidents: <a href="${history.feedUrl}">Atom feed</a>.` : ''}</p>
 </div>`,
   });
 }
@@ -81,4 +97,27 @@ function clusterSection(cluster: ClusterView) {
 <tbody>
 ${cluster.nodes.map((n) => html`<tr><th scope="row">${n.name}</th><td data-state="${n.state}">${NODE_STATES[n.state] ?? n.state}</td><td>${perSecond(n.capacityPerSecond)}</td><td>${perSecond(n.loadPerSecond)}</td><td><time datetime="${n.lastSeen}">${n.lastSeen.replace('T', ' ').slice(0, 19)} UTC</time></td></tr>`)}
 </tbody></table></div>`;
+}
+
+const when = (ms: number) => html`<time datetime="${new Date(ms).toISOString()}">${new Date(ms).toISOString().replace('T', ' ').slice(0, 16)} UTC</time>`;
+
+function incidentBlock(i: Incident) {
+  return html`<article class="incident" data-component="${i.component}" data-ongoing="${String(i.endedAt === null)}">
+<h3>${i.title}</h3>
+<p>Since ${when(i.startedAt)}${i.endedAt !== null ? html`, resolved ${when(i.endedAt)}` : i.expectedEndAt !== null ? html`; expected to be over by ${when(i.expectedEndAt)}` : ''}.</p>
+<p><strong>What to do:</strong> ${i.advice}</p>
+${i.updates.length > 0 ? html`<ul>${i.updates.map((u) => html`<li>${when(u.at)}: ${u.text}</li>`)}</ul>` : ''}
+</article>`;
+}
+
+function currentIncidents(current: Incident[]) {
+  if (current.length === 0) return html`<p data-incidents="none">No current incidents.</p>`;
+  return html`<section aria-labelledby="current-incidents"><h2 id="current-incidents">Current incidents</h2>${current.map(incidentBlock)}</section>`;
+}
+
+function historySection(history: StatusHistory) {
+  const past = history.recent.filter((i) => i.endedAt !== null).slice(0, 20);
+  return html`<h2>The last 90 days</h2>
+${history.bars.map((b) => uptimeBar(b.label, b.days))}
+${past.length > 0 ? html`<h2>Past incidents</h2>${past.map(incidentBlock)}` : ''}`;
 }

@@ -7,7 +7,7 @@ import type { Tenant } from '../../directory/tenant.ts';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
 import { AppError } from '../../errors/app-error.ts';
 import type { Channel } from '../../delivery/channel.ts';
-import type { Delivery } from '../../delivery/delivery.ts';
+import type { DeliveryPort } from '../../delivery/delivery.ts';
 import { ChannelDown } from '../../delivery/provider-chain.ts';
 import { destinationIdentity, maskDestination, normaliseDestination, phoneCountryAllowed } from '../../delivery/destination.ts';
 import { renderCodeMessage } from '../../delivery/messages.ts';
@@ -24,7 +24,7 @@ export interface OutOfBandDeps {
   keyRing: KeyRing;
   clock: Clock;
   ephemeral: EphemeralStore;
-  delivery: Delivery;
+  delivery: DeliveryPort;
   codes: OneTimeCodes;
   sendLimits: SendLimits;
   /** Keys the per-destination send limit without storing the destination. */

@@ -5,6 +5,10 @@ import { problemBody, PROBLEM_CONTENT_TYPE } from '../../http/problem.ts';
 import type { Services } from '../services.ts';
 import { statusPage } from '../../status/status-page.ts';
 import { isOperator } from '../../http/operator-access.ts';
+import { uptimeDays } from '../../incidents/uptime.ts';
+import { COMPONENT_NAMES } from '../../incidents/component-watch.ts';
+import { incidentsFeed } from '../../status/incidents-feed.ts';
+import type { StatusHistory } from '../../status/status-page.ts';
 
 export interface Readiness {
   /** Set while the node drains on shutdown, so the load balancer stops sending before it goes. */
@@ -101,10 +105,47 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
       },
     );
 
+    /** Incidents and 90-day bars, for everyone (no tenant) or for one tenant; empty when the store cannot say. */
+    const history = async (tenant: { id: string; name: string; slug: string } | undefined, channels: string[]): Promise<StatusHistory> => {
+      const base = tenant ? `/t/${tenant.slug}/status` : '/status';
+      const [current, recent] = await Promise.all([services.incidents.current(tenant?.id), services.incidents.recent(tenant?.id)]).catch(() => [[], []]);
+      const now = services.clock.now();
+      const components = ['durable', 'ephemeral', ...channels, 'config'];
+      return {
+        current,
+        recent,
+        bars: components.map((c) => ({ label: COMPONENT_NAMES[c] ?? c, days: uptimeDays(recent, c, now) })),
+        feedUrl: `${base}/feed.atom`,
+        ...(tenant ? { tenantName: tenant.name } : {}),
+      };
+    };
+    const feed = async (tenant: { id: string; name: string; slug: string } | undefined) => {
+      const base = `${services.config.publicUrl}${tenant ? `/t/${tenant.slug}/status` : '/status'}`;
+      return incidentsFeed({ selfUrl: `${base}/feed.atom`, pageUrl: base, title: `${tenant ? tenant.name : 'Steadfast'} incidents`, incidents: await services.incidents.recent(tenant?.id), now: services.clock.now() });
+    };
+    const tenantOf = async (slug: string) => {
+      const tenant = await services.tenants.findBySlug(slug);
+      if (!tenant) throw new AppError('not-found', 'no such tenant');
+      return tenant;
+    };
+
     app.get('/status', { config: { admissionClass: 'ops' }, schema: { hide: true } }, async (_request, reply) => {
       const { status, components, cluster } = await currentStatus();
-      return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(statusPage(status, components, cluster));
+      const page = statusPage(status, components, cluster, await history(undefined, Object.keys(components.delivery)));
+      return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page);
     });
+    app.get('/status/feed.atom', { config: { admissionClass: 'ops' }, schema: { hide: true } }, async (_request, reply) => reply.type('application/atom+xml; charset=utf-8').header('cache-control', 'no-store').send(await feed(undefined)));
+
+    // A tenant's own page: the same components, its own incidents besides everyone's; no node figures.
+    app.get<{ Params: { tenant: string } }>('/t/:tenant/status', { config: { admissionClass: 'ops' }, schema: { hide: true } }, async (request, reply) => {
+      const tenant = await tenantOf(request.params.tenant);
+      const { status, components } = await currentStatus();
+      const page = statusPage(status, components, null, await history(tenant, Object.keys(components.delivery)));
+      return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page);
+    });
+    app.get<{ Params: { tenant: string } }>('/t/:tenant/status/feed.atom', { config: { admissionClass: 'ops' }, schema: { hide: true } }, async (request, reply) =>
+      reply.type('application/atom+xml; charset=utf-8').header('cache-control', 'no-store').send(await feed(await tenantOf(request.params.tenant))),
+    );
 
     app.get('/readyz', { config: { admissionClass: 'ops' }, schema: { tags: ['operations'] } }, async (request, reply) => {
       const [durable, ephemeral] = await Promise.all([check(() => services.durable.ping()), check(() => services.ephemeral.ping())]);

@@ -221,6 +221,8 @@ export interface Database {
   ephemeral_fallback: EphemeralFallbackTable;
   outage_replays: OutageReplayTable;
   change_feed: ChangeFeedTable;
+  config_versions: ConfigVersionTable;
+  incidents: IncidentTable;
 }
 
 export interface ClusterMemberTable {
@@ -256,4 +258,38 @@ export interface ChangeFeedTable {
   tbl: string;
   row_id: string;
   at: number;
+}
+
+export interface ConfigVersionTable {
+  /** `node` (every node's runtime settings) or `tenant:{id}` (a tenant's policy). */
+  scope: string;
+  version: number;
+  /** The document as applied, JSON, secrets sealed with the key ring. */
+  document: string;
+  /** JSON list of changes against the version it replaced, secrets shown as changed, never their values. */
+  diff: string;
+  actor: string;
+  created_at: number;
+  state: 'canary' | 'promoted' | 'rolled-back' | 'superseded';
+  canary_percent: number;
+  bake_seconds: number;
+  decided_at: number | null;
+  reason: string | null;
+}
+
+export interface IncidentTable {
+  id: string;
+  /** Empty for incidents every tenant sees. */
+  tenant_id: string;
+  component: string;
+  title: string;
+  /** What users should do meanwhile. */
+  advice: string;
+  source: 'auto' | 'admin';
+  started_at: number;
+  expected_end_at: number | null;
+  ended_at: number | null;
+  /** JSON list of {at, text}. */
+  updates: string;
+  updated_at: number;
 }

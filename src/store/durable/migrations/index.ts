@@ -8,6 +8,7 @@ import * as retentionAndKeyedAudit from './006-retention-and-keyed-audit.ts';
 import * as securityReview from './007-security-review.ts';
 import * as cluster from './008-cluster.ts';
 import * as ephemeralFallback from './009-ephemeral-fallback.ts';
+import * as configVersions from './010-config-versions.ts';
 
 /**
  * Every migration, in order. Listed here rather than discovered on disk, so a
@@ -23,4 +24,5 @@ export const migrations: Record<string, Migration> = {
   '007-security-review': securityReview,
   '008-cluster': cluster,
   '009-ephemeral-fallback': ephemeralFallback,
+  '010-config-versions': configVersions,
 };

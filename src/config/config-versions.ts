@@ -1,0 +1,135 @@
+import type { Db } from '../store/durable/database.ts';
+import type { ConfigVersionTable } from '../store/durable/schema.ts';
+import type { Clock } from '../clock.ts';
+import { AppError } from '../errors/app-error.ts';
+import type { ConfigChange } from './config-diff.ts';
+import { ConfigSecrets } from './config-secrets.ts';
+
+export type RolloutState = ConfigVersionTable['state'];
+
+/** One version of a scope as anyone may see it: secrets read "(sealed)". */
+export interface ConfigVersion {
+  scope: string;
+  version: number;
+  document: unknown;
+  diff: ConfigChange[];
+  actor: string;
+  createdAt: number;
+  state: RolloutState;
+  canaryPercent: number;
+  bakeSeconds: number;
+  decidedAt: number | null;
+  reason: string | null;
+}
+
+/** The scope of every node's runtime settings; a tenant's policy is `tenant:{id}`. */
+export const NODE_SCOPE = 'node';
+export const tenantScope = (tenantId: string) => `tenant:${tenantId}`;
+
+export interface NewVersion {
+  /** Secrets already sealed. */
+  document: unknown;
+  diff: ConfigChange[];
+  actor: string;
+  state: 'canary' | 'promoted';
+  canaryPercent: number;
+  bakeSeconds: number;
+  reason?: string;
+}
+
+/**
+ * The history of configuration versions in the durable store: what every node
+ * reads to know what to run, and what `config status` and the console show.
+ * Decisions are conditional updates (`decide`), so when several nodes judge
+ * the same canary, exactly one of them rolls it back or promotes it, and only
+ * that one writes the audit entry and raises the alert.
+ */
+export class ConfigVersions {
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Adds the next version of the scope. A canary already baking must be decided (or rolled back) first. */
+  async add(scope: string, input: NewVersion): Promise<ConfigVersion> {
+    const row = await this.db.transaction().execute(async (trx) => {
+      const baking = await trx.selectFrom('config_versions').select('version').where('scope', '=', scope).where('state', '=', 'canary').executeTakeFirst();
+      if (baking) throw new AppError('conflict', `version ${baking.version} is still on its canary; wait for it to be promoted, or roll it back first`);
+      const last = await trx.selectFrom('config_versions').select((eb) => eb.fn.max('version').as('v')).where('scope', '=', scope).executeTakeFirst();
+      const now = this.clock.now();
+      const row: ConfigVersionTable = {
+        scope,
+        version: Number(last?.v ?? 0) + 1,
+        document: JSON.stringify(input.document),
+        diff: JSON.stringify(input.diff),
+        actor: input.actor.slice(0, 300),
+        created_at: now,
+        state: input.state,
+        canary_percent: input.canaryPercent,
+        bake_seconds: input.bakeSeconds,
+        decided_at: input.state === 'promoted' ? now : null,
+        reason: input.reason ?? null,
+      };
+      // The primary key (scope, version) turns two applies racing for the same number into one refusal.
+      await trx.insertInto('config_versions').values(row).execute();
+      return row;
+    });
+    return toVersion(row);
+  }
+
+  /**
+   * Moves a canary to `promoted` or `rolled-back`; false when it was not (or no
+   * longer) on its canary, i.e. another node or an operator decided first.
+   */
+  async decide(scope: string, version: number, to: 'promoted' | 'rolled-back', reason: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('config_versions')
+      .set({ state: to, decided_at: this.clock.now(), reason: reason.slice(0, 2000) })
+      .where('scope', '=', scope)
+      .where('version', '=', version)
+      .where('state', '=', 'canary')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /** The canary baking in every scope: what each node reads on every refresh (a small indexed query). */
+  async canaries(): Promise<ConfigVersionTable[]> {
+    return this.db.selectFrom('config_versions').selectAll().where('state', '=', 'canary').execute();
+  }
+
+  /** The last good version of a scope (secrets sealed), if any version was ever promoted. */
+  async lastGood(scope: string): Promise<ConfigVersionTable | undefined> {
+    return this.db.selectFrom('config_versions').selectAll().where('scope', '=', scope).where('state', '=', 'promoted').orderBy('version', 'desc').limit(1).executeTakeFirst();
+  }
+
+  async raw(scope: string, version: number): Promise<ConfigVersionTable | undefined> {
+    return this.db.selectFrom('config_versions').selectAll().where('scope', '=', scope).where('version', '=', version).executeTakeFirst();
+  }
+
+  async get(scope: string, version: number): Promise<ConfigVersion | undefined> {
+    const row = await this.raw(scope, version);
+    return row ? toVersion(row) : undefined;
+  }
+
+  /** The newest versions first. */
+  async list(scope: string, limit = 50): Promise<ConfigVersion[]> {
+    const rows = await this.db.selectFrom('config_versions').selectAll().where('scope', '=', scope).orderBy('version', 'desc').limit(limit).execute();
+    return rows.map(toVersion);
+  }
+}
+
+function toVersion(row: ConfigVersionTable): ConfigVersion {
+  return {
+    scope: row.scope,
+    version: Number(row.version),
+    document: ConfigSecrets.redact(JSON.parse(row.document)),
+    diff: JSON.parse(row.diff) as ConfigChange[],
+    actor: row.actor,
+    createdAt: Number(row.created_at),
+    state: row.state,
+    canaryPercent: Number(row.canary_percent),
+    bakeSeconds: Number(row.bake_seconds),
+    decidedAt: row.decided_at === null ? null : Number(row.decided_at),
+    reason: row.reason,
+  };
+}
