@@ -15,6 +15,7 @@ export type AuditAction =
   | 'sessions.revoked'
   | 'policy.changed'
   | 'signin.reported'
+  | 'password.set-first'
   | 'user.created'
   | 'user.updated'
   | 'user.deleted'
