@@ -30,6 +30,8 @@ export interface PageFlash {
   set(reply: FastifyReply, tenantSlug: string, sessionId: string, data: FlashData): void;
   /** What the last post left for this session, if anything; `keep` leaves it for a refresh too. */
   read(request: FastifyRequest, reply: FastifyReply, tenantSlug: string, sessionId: string, options?: { keep?: boolean }): FlashData | undefined;
+  /** Forgets what was left (after a `read` that kept it). */
+  clear(reply: FastifyReply, tenantSlug: string): void;
 }
 
 /**
@@ -46,6 +48,9 @@ export function pageFlash(deps: { sealer: Sealer; now: () => number; secure: boo
     set(reply, tenantSlug, sessionId, data) {
       const sealed = deps.sealer.seal(JSON.stringify({ ...data, sid: sessionId, exp: deps.now() + FLASH_LIFETIME_MS }), CONTEXT);
       reply.setCookie(FLASH_COOKIE, sealed, { httpOnly: true, sameSite: 'lax', secure: deps.secure, path: path(tenantSlug), maxAge: FLASH_LIFETIME_MS / 1000 });
+    },
+    clear(reply, tenantSlug) {
+      reply.clearCookie(FLASH_COOKIE, { path: path(tenantSlug) });
     },
     read(request, reply, tenantSlug, sessionId, options = {}) {
       const sealed = request.cookies[FLASH_COOKIE];

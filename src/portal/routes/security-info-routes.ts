@@ -61,38 +61,43 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
 
     const activeMethods = async (p: Principal) => (await deps.management.list(p.tenant, p.user)).filter((m) => m.state === 'active');
 
-    app.get('/t/:tenant/my/security-info', { schema: { params: PageParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
-      const found = await signedIn(request, reply, 'security-info');
-      if (!found) return reply;
-      const p = found;
-      const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id);
-      const notice: Notice | undefined = flash?.for === undefined ? flash?.notice : undefined;
-      const methods = await activeMethods(p);
-      const registering = p.session.scope === 'register';
-      const waiting = request.cookies[CONTINUE_COOKIE];
-      const continueTo = waiting && OIDC_NEXT.test(waiting) ? landingPath(p.tenant, waiting as NextPage) : undefined;
-      // Changes need a recent sign-in and, once there is a method, a second factor proved in it (not a remembered browser).
-      const provedFactor = registering || p.session.amr.includes('mfa') || methods.length === 0;
-      const canChange = deps.sessions.isRecent(p.session) && provedFactor;
-      const hasPassword = await deps.passwords.hasPassword(p.tenant, p.user);
-      return sendPage(
-        reply,
-        overviewView({
-          ...viewer(reply, p),
-          notice,
-          values: flash?.values,
-          fieldErrors: flash?.fieldErrors,
-          registering,
-          continueTo,
-          canChange,
-          needsSecondFactor: !provedFactor,
-          methods,
-          addable: deps.management.addable(p.tenant, p.session),
-          hasPassword,
-          signedInWithPass: p.session.amr.includes('tap'),
-        }),
-      );
-    });
+    app.get(
+      '/t/:tenant/my/security-info',
+      { schema: { params: PageParams, querystring: Type.Object({ saved: Field(10) }), hide: true }, config: { admissionClass: 'self-service' } },
+      async (request, reply) => {
+        const p = await signedIn(request, reply, 'security-info');
+        if (!p) return reply;
+        const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id, { keep: true });
+        // New recovery codes stay for Back and Forward until the user says they saved them (or the flash expires).
+        if (flash?.for !== 'recovery-codes' || request.query.saved === 'codes') deps.flash.clear(reply, p.tenant.slug);
+        const notice: Notice | undefined = flash?.for === undefined ? flash?.notice : undefined;
+        const methods = await activeMethods(p);
+        const registering = p.session.scope === 'register';
+        const waiting = request.cookies[CONTINUE_COOKIE];
+        const continueTo = waiting && OIDC_NEXT.test(waiting) ? landingPath(p.tenant, waiting as NextPage) : undefined;
+        // Changes need a recent sign-in and, once there is a method, a second factor proved in it (not a remembered browser).
+        const provedFactor = registering || p.session.amr.includes('mfa') || methods.length === 0;
+        const canChange = deps.sessions.isRecent(p.session) && provedFactor;
+        const hasPassword = await deps.passwords.hasPassword(p.tenant, p.user);
+        return sendPage(
+          reply,
+          overviewView({
+            ...viewer(reply, p),
+            notice,
+            values: flash?.values,
+            fieldErrors: flash?.fieldErrors,
+            registering,
+            continueTo,
+            canChange,
+            needsSecondFactor: !provedFactor,
+            methods,
+            addable: deps.management.addable(p.tenant, p.session),
+            hasPassword,
+            signedInWithPass: p.session.amr.includes('tap'),
+          }),
+        );
+      },
+    );
 
     app.post('/t/:tenant/my/security-info/webauthn', form(PageParams, Type.Object({ label: Field(100), kind: Field(20), attestation: Field(70000), _csrf: Field() })), async (request, reply) => {
       const p = await signedIn(request, reply, 'security-info');

@@ -294,7 +294,7 @@ ${alert('info', 'Save these codes somewhere safe now. They will not be shown aga
   <button type="button" class="secondary" data-copy="recovery-codes" hidden>Copy codes</button>
   <a class="button secondary" download="recovery-codes.txt" href="data:text/plain;charset=utf-8,${encodeURIComponent(text)}">Download codes</a>
 </p>
-<p><a class="button" href="${base(v)}">I have saved my codes</a></p>
+<p><a class="button" href="${base(v)}?saved=codes">I have saved my codes</a></p>
 </div>`,
     true,
   );
