@@ -62,7 +62,7 @@ async function prepare(backend: string): Promise<Prepared> {
     STEADFAST_DATA_DIR: dataDir,
     STEADFAST_MASTER_KEY: randomBytes(32).toString('base64'),
     STEADFAST_LOG_LEVEL: 'warn',
-    STEADFAST_TRUST_PROXY: 'true',
+    STEADFAST_TRUST_PROXY: '1',
     // The benchmark's events span 90 days up to now: no sweeping under the measurements.
     STEADFAST_SWEEP_INTERVAL_SECONDS: '0',
   };

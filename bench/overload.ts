@@ -59,7 +59,7 @@ const NEW_USERS = SURGE_FACTORS.length * perSurge(SETUP_RATE) + 5;
 const QUIET_USERS = 200;
 
 const dataDir = mkdtempSync(join(tmpdir(), 'steadfast-bench-'));
-const base = { STEADFAST_DATA_DIR: dataDir, STEADFAST_MASTER_KEY: randomBytes(32).toString('base64'), STEADFAST_LOG_LEVEL: 'warn', STEADFAST_TRUST_PROXY: 'true' };
+const base = { STEADFAST_DATA_DIR: dataDir, STEADFAST_MASTER_KEY: randomBytes(32).toString('base64'), STEADFAST_LOG_LEVEL: 'warn', STEADFAST_TRUST_PROXY: '1' };
 out(`Steadfast overload benchmark: ${availableParallelism()} cores, Node ${process.version}, SQLite + in-process state; load generator in its own process`);
 
 const secrets: string[] = [];

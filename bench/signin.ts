@@ -58,7 +58,7 @@ async function argon2Ceiling(seconds: number): Promise<number> {
 
 const dataDir = mkdtempSync(join(tmpdir(), 'steadfast-bench-'));
 const masterKey = randomBytes(32).toString('base64');
-const env: Record<string, string> = { STEADFAST_DATA_DIR: dataDir, STEADFAST_MASTER_KEY: masterKey, STEADFAST_LOG_LEVEL: LOG_LEVEL, STEADFAST_TRUST_PROXY: 'true' };
+const env: Record<string, string> = { STEADFAST_DATA_DIR: dataDir, STEADFAST_MASTER_KEY: masterKey, STEADFAST_LOG_LEVEL: LOG_LEVEL, STEADFAST_TRUST_PROXY: '1' };
 
 out(`Steadfast sign-in benchmark: ${availableParallelism()} cores, Node ${process.version}, SQLite + in-process state, log level ${LOG_LEVEL}`);
 

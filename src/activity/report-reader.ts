@@ -1,3 +1,4 @@
+/** Reads the sign-in log in worker threads, so reports and exports never hold the event loop. */
 import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import type { CompiledQuery } from 'kysely';

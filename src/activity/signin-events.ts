@@ -1,3 +1,4 @@
+/** Sign-in events: recorded with group commit, read by keyset pages, exported in a worker thread. */
 import { sql } from 'kysely';
 import type { Db } from '../store/durable/database.ts';
 import type { SigninEventTable } from '../store/durable/schema.ts';
@@ -21,12 +22,12 @@ export interface SigninEventInput {
   app?: string | undefined;
   step: 'password' | 'second-factor' | 'passkey';
   outcome: 'success' | 'failure';
-  /** A stable machine word: ok, invalid_credentials, invalid_code, rate_limited, … */
-  reason: string;
+  reason: SigninReason;
   method?: string | undefined;
 }
 
 export type { AdminSigninEvent, SigninEvent } from './signin-event.ts';
+import type { SigninReason } from './signin-event.ts';
 
 export interface SigninFilter {
   userId?: string | undefined;

@@ -17,6 +17,7 @@ import { sendSigninExport } from './csv.ts';
 import { isoTime } from '../server/routes/schemas.ts';
 import { randomToken } from '../crypto/random.ts';
 import { signinFilter } from './admin-api.ts';
+import { parseRecord } from '../store/parse-record.ts';
 
 const Field = (max = 200) => Type.Optional(Type.String({ maxLength: max }));
 const PageParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
@@ -248,7 +249,7 @@ ${signinTable(d.recentSignins)}
     };
     const takeView = async (p: Principal, userId: string, key: string | undefined): Promise<IssuedView | undefined> => {
       if (!key || !/^[A-Za-z0-9_-]{10,40}$/.test(key)) return undefined;
-      const sealed = await services.ephemeral.take<string>(viewKey(p, userId, key));
+      const sealed = parseRecord(Type.String(), await services.ephemeral.take(viewKey(p, userId, key)));
       return sealed ? (JSON.parse(services.keyRing.open(sealed, viewKey(p, userId, key)).toString('utf8')) as IssuedView) : undefined;
     };
 

@@ -1,3 +1,4 @@
+/** Admission at the door: a lane per request class with a concurrency limit, a bounded queue and a deadline; refused fast with Retry-After. */
 import { SHEDDABLE_CLASSES, type AdmissionClass, type SheddableClass } from './admission-class.ts';
 import { Bulkhead, type BulkheadEvents, type Release } from './bulkhead.ts';
 

@@ -1,3 +1,4 @@
+/** A bounded pool for expensive work (Argon2id): a short queue ranked by class, shared by tenants in turns. */
 import { AppError } from '../errors/app-error.ts';
 import { PRIORITY, type WorkClass } from './admission-class.ts';
 

@@ -1,3 +1,4 @@
+/** Which master keys a store needs, so a backup says what must be kept with it. */
 import type { Db } from '../store/durable/database.ts';
 
 /** The key id inside a sealed value (`v1.<keyId>.…`), if it is one. */

@@ -1,3 +1,4 @@
+/** Backups of the embedded SQLite store: a consistent copy while the node writes, verified and restored with a manifest. */
 import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';

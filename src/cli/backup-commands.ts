@@ -1,3 +1,4 @@
+/** The `steadfast backup` commands: create, verify, restore. */
 import { resolve } from 'node:path';
 import type { Config } from '../config/config.ts';
 import { sqlitePath } from '../config/config.ts';

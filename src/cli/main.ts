@@ -1,3 +1,4 @@
+/** The `steadfast` command: start, migrate, tenant, user, tap, keys, backup, config and loadtest, on commander. */
 import { Command, CommanderError, Option } from 'commander';
 import { loadConfig, ConfigError, sqlitePath, type Config } from '../config/config.ts';
 import { AppError } from '../errors/app-error.ts';

@@ -1,3 +1,4 @@
+/** A node's heartbeat: announces itself and its load, reads the cluster's view, warns when a node could not be lost. */
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
 import { FORGET_AFTER_MS, type Membership, type MemberRecord, type MemberState } from './membership.ts';

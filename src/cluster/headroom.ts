@@ -1,3 +1,4 @@
+/** The cluster as an operator needs to see it, from member records and the observed peak (pure). */
 import type { MemberRecord, MemberState } from './membership.ts';
 
 export interface NodeView {

@@ -1,27 +1,37 @@
+/** Cluster membership: one heartbeat record per process, in Redis or the durable store. */
 import type { Redis } from 'ioredis';
+import { Type, type Static } from 'typebox';
 import type { Db } from '../store/durable/database.ts';
-
-export type MemberState = 'up' | 'draining' | 'down';
+import { parseJson } from '../store/parse-record.ts';
 
 /** Members not heard from for this long are dropped from the list (a restarted node has a new name). */
 export const FORGET_AFTER_MS = 60 * 60_000;
 
-/** What one process says about itself at each heartbeat. */
-export interface MemberRecord {
+const MemberStateSchema = Type.Union([Type.Literal('up'), Type.Literal('draining'), Type.Literal('down')]);
+export type MemberState = Static<typeof MemberStateSchema>;
+
+/**
+ * What one process says about itself at each heartbeat. Read back with this
+ * schema: a record of another release (a rolling upgrade) or a damaged one is
+ * left out of the view rather than trusted.
+ */
+const MemberRecordSchema = Type.Object({
   /** The process: the node's name, plus `#N` for worker N when a node runs several. */
-  name: string;
+  name: Type.String(),
   /** The node (machine) the process belongs to: losing a node loses all its processes. */
-  node: string;
-  state: MemberState;
+  node: Type.String(),
+  state: MemberStateSchema,
   /** Password sign-ins per second this process can carry (its share of the node's). */
-  capacityPerSecond: number;
+  capacityPerSecond: Type.Number(),
   /** Password checks per second over its last heartbeat interval. */
-  loadPerSecond: number;
+  loadPerSecond: Type.Number(),
   /** Epoch ms of the heartbeat. */
-  lastSeen: number;
+  lastSeen: Type.Number(),
   /** How often it promised to beat, so readers know when it is overdue. */
-  heartbeatMs: number;
-}
+  heartbeatMs: Type.Number(),
+});
+export type MemberRecord = Static<typeof MemberRecordSchema>;
+const parseMember = (json: string) => parseJson(MemberRecordSchema, json);
 
 /**
  * Where heartbeats are kept: one Redis hash for the cluster when Redis is
@@ -60,7 +70,8 @@ export class Membership {
   /** Every member heard from since `since` (epoch ms), latest record each. */
   async members(since: number): Promise<MemberRecord[]> {
     const latest = new Map<string, MemberRecord>();
-    const keep = (record: MemberRecord) => {
+    const keep = (record: MemberRecord | undefined) => {
+      if (!record) return;
       const known = latest.get(record.name);
       if (record.lastSeen >= since && (!known || known.lastSeen < record.lastSeen)) latest.set(record.name, record);
     };
@@ -68,8 +79,8 @@ export class Membership {
       this.redis ? this.redis.hgetall(Membership.KEY) : Promise.resolve({}),
       this.db.selectFrom('cluster_members').select('record').where('last_seen', '>=', since).execute(),
     ]);
-    if (fromRedis.status === 'fulfilled') for (const json of Object.values(fromRedis.value as Record<string, string>)) keep(JSON.parse(json) as MemberRecord);
-    if (fromDb.status === 'fulfilled') for (const row of fromDb.value) keep(JSON.parse(row.record) as MemberRecord);
+    if (fromRedis.status === 'fulfilled') for (const json of Object.values(fromRedis.value as Record<string, string>)) keep(parseMember(json));
+    if (fromDb.status === 'fulfilled') for (const row of fromDb.value) keep(parseMember(row.record));
     if (fromRedis.status === 'rejected' && fromDb.status === 'rejected') throw fromDb.reason;
     return [...latest.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
@@ -79,7 +90,7 @@ export class Membership {
     if (this.redis) {
       const all = await this.redis.hgetall(Membership.KEY).catch(() => ({}) as Record<string, string>);
       const stale = Object.entries(all)
-        .filter(([, json]) => (JSON.parse(json) as MemberRecord).lastSeen < before)
+        .filter(([, json]) => (parseMember(json)?.lastSeen ?? 0) < before)
         .map(([name]) => name);
       if (stale.length > 0) await this.redis.hdel(Membership.KEY, ...stale).catch(() => 0);
     }

@@ -1,3 +1,4 @@
+/** Configuration from `STEADFAST_*` variables and an optional file, validated whole at start (every problem named), then frozen. */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';

@@ -1,3 +1,4 @@
+/** The key ring: master keys by id, AES-256-GCM envelopes bound to their context, HKDF subkeys. */
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
 
 /**

@@ -1,3 +1,4 @@
+/** The master key file in the data dir: created with mode 0600 on first start of the embedded default. */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';

@@ -1,3 +1,4 @@
+/** Randomness: ids, tokens and digits from the CSPRNG, without modulo bias. */
 import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 
 // Tokens are drawn from a pool filled by the CSPRNG in one call: a

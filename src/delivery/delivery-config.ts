@@ -1,3 +1,4 @@
+/** Delivery providers per channel from configuration, each with its timeout and breaker settings. */
 import { isSupportedCountry } from 'libphonenumber-js/min';
 import { CHANNELS, type Channel } from './channel.ts';
 import type { TwilioConfig } from './providers/twilio.ts';

@@ -1,3 +1,4 @@
+/** The words of every code message, per channel, naming who sends it and how long it lives. */
 import type { Channel, OutboundMessage } from './channel.ts';
 
 export interface CodeMessage {

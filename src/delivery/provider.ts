@@ -1,3 +1,4 @@
+/** One vendor account that can carry messages for one channel, and how its failures are told apart. */
 import type { Channel, OutboundMessage } from './channel.ts';
 
 /** One vendor account that can carry messages for one channel. One file per vendor in `providers/`. */

@@ -1,3 +1,4 @@
+/** Apps of a tenant: OIDC clients (secrets sealed) and REST API keys (stored as hashes). */
 import type { Db } from '../store/durable/database.ts';
 import type { AppTable } from '../store/durable/schema.ts';
 import type { Clock } from '../clock.ts';
@@ -5,6 +6,8 @@ import type { KeyRing } from '../crypto/key-ring.ts';
 import { hashToken } from '../crypto/keyed-hash.ts';
 import { newId, randomToken } from '../crypto/random.ts';
 import { AppError } from '../errors/app-error.ts';
+import { parseJson } from '../store/parse-record.ts';
+import { Type, type Static } from 'typebox';
 
 /** An application that signs its users in with Steadfast: over OpenID Connect, or the REST app API. */
 export interface AppRecord {
@@ -30,12 +33,16 @@ export interface NewApp {
   public?: boolean | undefined;
 }
 
-interface Settings {
-  firstParty: boolean;
-  public: boolean;
+const SettingsColumn = Type.Object({
+  firstParty: Type.Boolean(),
+  public: Type.Boolean(),
   /** OIDC client secret, sealed: the provider must compare it, so a one-way hash will not do. */
-  sealedSecret?: string;
-}
+  sealedSecret: Type.Optional(Type.String()),
+});
+type Settings = Static<typeof SettingsColumn>;
+/** Unreadable settings read as the least trusting app: third party (consent asked), confidential, no secret (so it cannot authenticate). */
+const settingsOf = (row: Pick<AppTable, 'settings'>): Settings => parseJson(SettingsColumn, row.settings) ?? { firstParty: false, public: false };
+const RedirectUrisColumn = Type.Array(Type.String());
 
 const secretContext = (appId: string) => `app-secret:${appId}`;
 
@@ -105,7 +112,7 @@ export class Apps {
   async findClient(clientId: string): Promise<{ app: AppRecord; clientSecret: string | null } | undefined> {
     const row = await this.db.selectFrom('apps').selectAll().where('client_id', '=', clientId).where('revoked_at', 'is', null).executeTakeFirst();
     if (!row) return undefined;
-    const settings = JSON.parse(row.settings) as Settings;
+    const settings = settingsOf(row);
     return { app: toApp(row), clientSecret: settings.sealedSecret ? this.keyRing.open(settings.sealedSecret, secretContext(row.id)).toString('utf8') : null };
   }
 }
@@ -129,14 +136,14 @@ function checkRedirectUris(uris: string[]): string[] {
 }
 
 function toApp(row: AppTable): AppRecord {
-  const settings = JSON.parse(row.settings) as Settings;
+  const settings = settingsOf(row);
   return {
     id: row.id,
     tenantId: row.tenant_id,
     name: row.name,
     kind: row.kind,
     clientId: row.client_id,
-    redirectUris: JSON.parse(row.redirect_uris) as string[],
+    redirectUris: parseJson(RedirectUrisColumn, row.redirect_uris) ?? [],
     firstParty: settings.firstParty,
     public: settings.public,
     createdAt: Number(row.created_at),

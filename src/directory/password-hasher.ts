@@ -1,3 +1,4 @@
+/** Argon2id hashing and verification with bounded concurrency, ranked by class and shared fairly by tenants. */
 import { availableParallelism } from 'node:os';
 import type { Options } from '@node-rs/argon2';
 import { AppError } from '../errors/app-error.ts';

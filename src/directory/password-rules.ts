@@ -1,3 +1,4 @@
+/** What a new password must be (NIST 800-63B): long enough, not common, not the username; every problem named. */
 import { AppError } from '../errors/app-error.ts';
 import { normaliseUsername } from './username.ts';
 import { isCommonPassword } from './common-passwords.ts';

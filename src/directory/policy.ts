@@ -1,3 +1,4 @@
+/** A tenant's policy read and validated field by field: every problem named, a damaged one read as the strict default. */
 import { AppError } from '../errors/app-error.ts';
 import { METHOD_TYPES } from '../methods/registry.ts';
 import type { TenantPolicy } from './tenant-policy.ts';

@@ -1,3 +1,4 @@
+/** Tenants in the durable store, with a short per-node cache (every request reads its tenant). */
 import type { Tenant } from './tenant.ts';
 
 export type { Tenant } from './tenant.ts';

@@ -1,3 +1,4 @@
+/** Users in the durable store, scoped by tenant: password hashes, status, flags and sealed contact details. */
 import { sql } from 'kysely';
 import type { Db } from '../store/durable/database.ts';
 import type { UserTable } from '../store/durable/schema.ts';

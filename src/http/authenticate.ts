@@ -1,3 +1,4 @@
+/** Who a request is: a session (full or registration-only), an admin token or an app key; admin needs a full session with a second factor. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../errors/app-error.ts';
 import type { Session, Sessions } from '../sessions/sessions.ts';

@@ -1,3 +1,4 @@
+/** The pino logger, with every path that may hold a secret redacted. */
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { loggableUrl } from './request-context.ts';

@@ -1,3 +1,4 @@
+/** What a simulated user does in a load test: password and TOTP, passkey, SMS, each a journey. */
 import { StepFailed, type HttpClient } from './http-client.ts';
 import type { PoolUser, UserPool } from './user-pool.ts';
 import type { SmsReceiver } from './sms-receiver.ts';

@@ -1,3 +1,4 @@
+/** Records each journey of a load test and sums them up: rates, latencies, failures by reason. */
 import type { Kind } from './journeys.ts';
 
 export interface JourneyResult {

@@ -1,3 +1,4 @@
+/** `steadfast loadtest`: an open-loop load of sign-in journeys against a deployment, with a report. */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { SingleBar, Presets } from 'cli-progress';

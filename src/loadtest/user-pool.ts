@@ -1,3 +1,4 @@
+/** The users a load test signs in as, each with the secrets it needs. */
 import { randomBytes } from 'node:crypto';
 import { HttpClient } from './http-client.ts';
 import { SoftAuthenticator } from './soft-authenticator.ts';

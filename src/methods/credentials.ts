@@ -1,9 +1,11 @@
+/** Registered methods (credentials) in the durable store, scoped by tenant; single-use steps consumed in one statement. */
 import type { Db } from '../store/durable/database.ts';
 import type { Transaction } from 'kysely';
 import type { CredentialTable, Database } from '../store/durable/schema.ts';
 import type { Clock } from '../clock.ts';
 import { AppError } from '../errors/app-error.ts';
 import { newId } from '../crypto/random.ts';
+import { JsonObject, parseJson } from '../store/parse-record.ts';
 
 /**
  * How a credential may become active. `first-method`: only while the user has
@@ -252,7 +254,8 @@ export function toCredential(row: CredentialTable): Credential {
     label: row.label,
     state: row.state,
     secret: row.secret,
-    publicData: JSON.parse(row.public_data) as Record<string, unknown>,
+    // Unreadable public data reads as none: the method then finds no key to check against and refuses.
+    publicData: parseJson(JsonObject, row.public_data) ?? {},
     externalId: row.external_id,
     isDefault: row.is_default === 1,
     lastStep: row.last_step,

@@ -1,3 +1,4 @@
+/** Self-service on one's own methods: add, confirm, rename, make default, remove, within policy and scope. */
 import type { Clock } from '../clock.ts';
 import type { Db } from '../store/durable/database.ts';
 import type { Tenant } from '../directory/tenant.ts';

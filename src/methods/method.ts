@@ -1,3 +1,4 @@
+/** The interface every authentication method implements: enrol, confirm, challenge and verify within a flow. */
 import type { Activation, Credential } from './credentials.ts';
 
 export type { Activation } from './credentials.ts';

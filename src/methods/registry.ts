@@ -1,3 +1,4 @@
+/** The registry of methods: the one list every page, the policy and the API derive from. */
 import type { Method } from './method.ts';
 import type { MethodDescriptor } from './method-descriptor.ts';
 import type { TotpDeps } from './totp/totp-method.ts';

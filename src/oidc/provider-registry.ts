@@ -1,3 +1,4 @@
+/** One OpenID Connect provider per tenant, built on first use and rebuilt when its keys change. */
 import type Provider from 'oidc-provider';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { Clock } from '../clock.ts';

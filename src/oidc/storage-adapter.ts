@@ -3,6 +3,8 @@ import type { Db } from '../store/durable/database.ts';
 import type { Clock } from '../clock.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import type { Apps } from '../directory/apps.ts';
+import { Type } from 'typebox';
+import { parseRecord } from '../store/parse-record.ts';
 
 /**
  * Short-lived records live in the ephemeral store (Redis in a cluster), the
@@ -107,10 +109,9 @@ class DurableAdapter implements Adapter {
   }
 }
 
-interface EphemeralRecord {
-  payload: AdapterPayload;
-  consumed?: number;
-}
+/** oidc-provider owns the payload's shape; the envelope is ours. */
+const EphemeralRecord = Type.Object({ payload: Type.Record(Type.String(), Type.Unknown()), consumed: Type.Optional(Type.Number()) });
+type EphemeralRecord = { payload: AdapterPayload; consumed?: number };
 
 class EphemeralAdapter implements Adapter {
   constructor(
@@ -129,8 +130,12 @@ class EphemeralAdapter implements Adapter {
     if (payload.grantId) await this.store.set(`oidc:${this.tenantId}:grant:${payload.grantId}:${this.model}:${id}`, this.key(id), Math.max(1, expiresIn) * 1000);
   }
 
+  private async record(id: string): Promise<EphemeralRecord | undefined> {
+    return parseRecord(EphemeralRecord, await this.store.get(this.key(id))) as EphemeralRecord | undefined;
+  }
+
   async find(id: string): Promise<AdapterPayload | undefined> {
-    const record = await this.store.get<EphemeralRecord>(this.key(id));
+    const record = await this.record(id);
     if (!record) return undefined;
     return record.consumed ? { ...record.payload, consumed: record.consumed } : record.payload;
   }
@@ -144,7 +149,7 @@ class EphemeralAdapter implements Adapter {
   }
 
   async consume(id: string): Promise<void> {
-    const record = await this.store.get<EphemeralRecord>(this.key(id));
+    const record = await this.record(id);
     if (!record) return;
     const ttlMs = typeof record.payload.exp === 'number' ? Math.max(1000, record.payload.exp * 1000 - Date.now()) : 60_000;
     await this.store.set(this.key(id), { ...record, consumed: Math.floor(Date.now() / 1000) }, ttlMs);

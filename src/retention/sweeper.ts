@@ -1,3 +1,4 @@
+/** Runs the retention sweeps on a timer, in small batches, one node at a time. */
 import { sql } from 'kysely';
 import type { Clock } from '../clock.ts';
 import type { Db, Engine } from '../store/durable/database.ts';

@@ -1,3 +1,4 @@
+/** What is swept and when: events and audit entries past retention, expired sessions, stale pending enrolments. */
 import { sql } from 'kysely';
 import type { Db } from '../store/durable/database.ts';
 import type { Tenant } from '../directory/tenant.ts';

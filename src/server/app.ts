@@ -1,3 +1,4 @@
+/** Builds the Fastify app of a node: plugins, admission, security headers, problem answers, and every route module. */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';

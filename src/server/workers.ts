@@ -1,3 +1,4 @@
+/** Several worker processes per node sharing one port (`STEADFAST_WORKERS`), restarted when one dies. */
 import nodeCluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';

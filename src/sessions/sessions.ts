@@ -1,3 +1,4 @@
+/** Browser and API sessions: opaque random tokens stored as SHA-256 hashes, scoped full or registration-only. */
 import type { Db } from '../store/durable/database.ts';
 import type { Clock } from '../clock.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -5,6 +6,8 @@ import { hashToken } from '../crypto/keyed-hash.ts';
 import { newId, randomToken } from '../crypto/random.ts';
 import type { GroupCommit } from '../store/durable/group-commit.ts';
 import { REGISTRATION_TOKEN_PREFIX, SESSION_TOKEN_PREFIX } from './registration-token.ts';
+import { parseJson } from '../store/parse-record.ts';
+import { Type } from 'typebox';
 
 export type SessionScope = 'full' | 'register';
 
@@ -45,6 +48,8 @@ export interface NewSession {
 }
 
 const PREFIX = SESSION_TOKEN_PREFIX;
+/** The `amr` column: the factors (RFC 8176) the session proved. */
+const AmrColumn = Type.Array(Type.String());
 /** Changes to one's methods, or an administrator's changes, need a sign-in this recent. */
 export const RECENT_SIGNIN_MS = 10 * 60_000;
 // Refresh last-seen at most this often, so a busy session is not a write per request.
@@ -105,6 +110,9 @@ export class Sessions {
     if (!token.startsWith(PREFIX) || token.length > 100) return undefined;
     const row = await this.db.selectFrom('sessions').selectAll().where('token_hash', '=', hashToken(token)).executeTakeFirst();
     if (!row || row.revoked_at !== null) return undefined;
+    // A session whose factors cannot be read proves nothing.
+    const amr = parseJson(AmrColumn, row.amr);
+    if (!amr) return undefined;
     const now = this.clock.now();
     if (now >= row.expires_at || now - row.last_seen_at >= this.options.idleMs) return undefined;
     if (now - row.last_seen_at >= TOUCH_EVERY_MS) {
@@ -115,7 +123,7 @@ export class Sessions {
       tenantId: row.tenant_id,
       userId: row.user_id,
       scope: row.scope,
-      amr: JSON.parse(row.amr) as string[],
+      amr,
       authTime: row.auth_time,
       expiresAt: row.expires_at,
     };
@@ -135,7 +143,8 @@ export class Sessions {
   /** Ends the user's sessions that were opened with this factor (`amr`), e.g. a revoked Temporary Access Pass's. */
   async revokeOpenedWith(tenantId: string, userId: string, factor: string): Promise<number> {
     const live = await this.db.selectFrom('sessions').select(['id', 'amr']).where('tenant_id', '=', tenantId).where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
-    const ids = live.filter((s) => (JSON.parse(s.amr) as string[]).includes(factor)).map((s) => s.id);
+    // An unreadable list of factors might have held this one: end that session too.
+    const ids = live.filter((s) => parseJson(AmrColumn, s.amr)?.includes(factor) ?? true).map((s) => s.id);
     if (ids.length === 0) return 0;
     await this.db.updateTable('sessions').set({ revoked_at: this.clock.now() }).where('tenant_id', '=', tenantId).where('id', 'in', ids).execute();
     return ids.length;
@@ -191,7 +200,7 @@ export class Sessions {
     return rows.map((r) => ({
       id: r.id,
       scope: r.scope,
-      amr: JSON.parse(r.amr) as string[],
+      amr: parseJson(AmrColumn, r.amr) ?? [],
       createdAt: Number(r.created_at),
       lastSeenAt: Number(r.last_seen_at),
       expiresAt: Number(r.expires_at),

@@ -109,7 +109,7 @@ export class AbuseLimits {
 
   /** Whether this factor of this account was proved from this source lately. */
   async isFamiliarSource(factor: Factor, account: string, ip: string): Promise<boolean> {
-    return (await this.store.get<number>(familiarKey(factor, account, ip))) !== undefined;
+    return (await this.store.get(familiarKey(factor, account, ip))) !== undefined;
   }
 
   /** Takes one point from each counter; throws a 429 problem when any is used up. */

@@ -1,3 +1,4 @@
+/** The sign-in state machine: password, second factor or passkey, each answered with the next step; limits, events and sessions. */
 import type { Clock } from '../clock.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import type { Tenant } from '../directory/tenant.ts';
@@ -11,12 +12,15 @@ import type { SigninEvents } from '../activity/signin-events.ts';
 import { AppError } from '../errors/app-error.ts';
 import { randomToken } from '../crypto/random.ts';
 import type { AbuseLimits, Attempt, Place } from './abuse-limits.ts';
-import { FLOW_LIFETIME_MS, FLOW_MAX_ATTEMPTS, flowFailuresKey, flowKey, type Flow, type FlowRef } from './flow.ts';
+import { FLOW_LIFETIME_MS, FLOW_MAX_ATTEMPTS, FLOW_RECORD_VERSION, FlowRecord, flowFailuresKey, flowKey, type Flow, type FlowRef } from './flow.ts';
+import { parseRecord } from '../store/parse-record.ts';
+import { Type } from 'typebox';
 import { methodChoices, type MethodChoice } from './method-choices.ts';
 import type { FactorPrompt, IssuedSession, NextStep, RememberedBrowser } from './next-step.ts';
-import { describeMethod } from '../methods/registry.ts';
+import { describeMethod, methodName } from '../methods/registry.ts';
 import type { AccessPass, AccessPasses } from '../methods/tap/access-passes.ts';
 import type { AuditLog } from '../activity/audit-log.ts';
+import type { SigninReason } from '../activity/signin-event.ts';
 import type { User } from '../directory/users.ts';
 import type { RememberedDevices } from '../sessions/remembered-devices.ts';
 import type { KnownBrowsers } from './known-browsers.ts';
@@ -200,7 +204,7 @@ export class SigninService {
     const choices = methodChoices(tenant, active, this.deps.methods);
     const noneWorks = choices.length > 0 && !choices.some((m) => m.available);
     if (pass || (noneWorks && tenant.policy.failMode === 'tap-only')) {
-      choices.push({ id: 'tap', type: 'tap', label: 'Temporary Access Pass', available: true, default: false });
+      choices.push({ id: 'tap', type: 'tap', label: methodName('tap'), available: true, default: false });
     }
     return choices;
   }
@@ -235,7 +239,7 @@ export class SigninService {
     if (!tenant.policy.allowedMethods.includes('webauthn')) throw new AppError('method-not-permitted');
     await this.deps.anonymousStarts.take(ctx.ip);
     const now = this.deps.clock.now();
-    const flow: Flow = { id: randomToken(24), kind: 'passkey', tenantId: tenant.id, userId: '', username: '', amr: [], createdAt: now, expiresAt: now + FLOW_LIFETIME_MS };
+    const flow: Flow = { v: FLOW_RECORD_VERSION, id: randomToken(24), kind: 'passkey', tenantId: tenant.id, userId: '', username: '', amr: [], createdAt: now, expiresAt: now + FLOW_LIFETIME_MS };
     await this.deps.ephemeral.set(flowKey(flow), flow, FLOW_LIFETIME_MS);
     const extra = await this.deps.methods.get('webauthn')!.challenge([], { flowId: flow.id, tenant, requireUserVerification: true });
     return { flow: flow.id, webauthn: extra.webauthn as Record<string, unknown> };
@@ -310,6 +314,7 @@ export class SigninService {
   private async openFlow(tenant: Tenant, user: User, kind: 'second-factor' | 'app-transaction', appId?: string): Promise<string> {
     const now = this.deps.clock.now();
     const flow: Flow = {
+      v: FLOW_RECORD_VERSION,
       id: randomToken(24),
       kind,
       tenantId: tenant.id,
@@ -388,7 +393,7 @@ export class SigninService {
     if (flow.kind === 'passkey' && passkeyUser?.status !== 'active') throw new AppError('account-disabled');
 
     // Taking the flow is the commit point: of two racing correct answers only one gets a session.
-    if (!(await deps.ephemeral.take<Flow>(flowKey(ref)))) throw new AppError('flow-not-found');
+    if (!parseRecord(FlowRecord, await deps.ephemeral.take(flowKey(ref)))) throw new AppError('flow-not-found');
     await deps.limits.succeeded(attempt);
     const amr = flow.kind === 'app-transaction' ? verified.amr : [...new Set([...flow.amr, ...verified.amr, 'mfa'])];
     const withSession = flow.kind !== 'app-transaction';
@@ -407,7 +412,8 @@ export class SigninService {
 
   /** How many wrong answers a flow has left. */
   private async attemptsLeft(ref: FlowRef): Promise<number> {
-    return Math.max(0, FLOW_MAX_ATTEMPTS - ((await this.deps.ephemeral.get<number>(flowFailuresKey(ref))) ?? 0));
+    const failures = Number(await this.deps.ephemeral.get(flowFailuresKey(ref)));
+    return Math.max(0, FLOW_MAX_ATTEMPTS - (Number.isFinite(failures) ? failures : 0));
   }
 
   /** A TAP as the second factor: checked, used, and recorded in the audit log. */
@@ -463,11 +469,11 @@ export class SigninService {
    * are all answered exactly like an unknown one.
    */
   private async loadFlow(tenant: Tenant, ref: FlowRef): Promise<Flow> {
-    const flow = await this.deps.ephemeral.get<Flow>(flowKey(ref));
+    const flow = parseRecord(FlowRecord, await this.deps.ephemeral.get(flowKey(ref)));
     const kindFits = ref.appId === undefined ? flow?.kind !== 'app-transaction' : flow?.kind === 'app-transaction' && flow.appId === ref.appId;
     if (!flow || !kindFits || flow.tenantId !== tenant.id || flow.expiresAt <= this.deps.clock.now()) throw new AppError('flow-not-found');
     if (flow.userId) {
-      const endedAt = await this.deps.ephemeral.get<number>(flowsEndedKey(tenant.id, flow.userId));
+      const endedAt = parseRecord(Type.Number(), await this.deps.ephemeral.get(flowsEndedKey(tenant.id, flow.userId)));
       if (endedAt !== undefined && endedAt >= flow.createdAt) throw new AppError('flow-not-found');
     }
     return flow;
@@ -505,13 +511,13 @@ export class SigninService {
     ctx: RequestContext,
     step: 'password' | 'second-factor',
     outcome: 'success' | 'failure',
-    reason: string,
+    reason: SigninReason,
     method?: string,
   ): Promise<void> {
     return this.deps.events.record({ tenantId: tenant.id, userId: user?.id ?? null, username, ip: ctx.ip, userAgent: ctx.userAgent, app: ctx.app, step, outcome, reason, method });
   }
 
-  private recordFlow(flow: Flow, ctx: RequestContext, outcome: 'success' | 'failure', reason: string, method: string): Promise<void> {
+  private recordFlow(flow: Flow, ctx: RequestContext, outcome: 'success' | 'failure', reason: SigninReason, method: string): Promise<void> {
     return this.deps.events.record({
       step: flow.kind === 'passkey' ? 'passkey' : 'second-factor',
       tenantId: flow.tenantId,

@@ -73,20 +73,20 @@ for (const c of cases) {
 
     it('delivers the message to the destination', async () => {
       standIn.behave({ kind: 'ok' });
-      await c.provider(standIn.url).send(message(c.channel), AbortSignal.timeout(2000));
+      await c.provider(standIn.url).send(message(c.channel), AbortSignal.timeout(10_000));
       expect(standIn.received.at(-1)).toMatchObject({ to: '+447700900123', text: expect.stringContaining('1, 2, 3, 4, 5, 6') });
     });
 
     it('reports a 5xx as unavailable, without the body', async () => {
       standIn.behave({ kind: 'fail', status: 503 });
-      const failure = await failureOf(c.provider(standIn.url).send(message(c.channel), AbortSignal.timeout(2000)));
+      const failure = await failureOf(c.provider(standIn.url).send(message(c.channel), AbortSignal.timeout(10_000)));
       expect(failure).toMatchObject({ kind: 'unavailable', reason: 'HTTP 503' });
       expect(failure.message).not.toMatch(/1, 2, 3/);
     });
 
     it('reports a refused destination as rejected', async () => {
       standIn.behave({ kind: 'reject' });
-      expect(await failureOf(c.provider(standIn.url).send(message(c.channel), AbortSignal.timeout(2000)))).toMatchObject({ kind: 'rejected' });
+      expect(await failureOf(c.provider(standIn.url).send(message(c.channel), AbortSignal.timeout(10_000)))).toMatchObject({ kind: 'rejected' });
     });
 
     it('gives up on a hung vendor when the signal aborts', async () => {
@@ -96,12 +96,12 @@ for (const c of cases) {
 
     it('reports wrong credentials as unavailable: the account is broken, not the destination', async () => {
       standIn.behave({ kind: 'ok' });
-      expect(await failureOf(c.provider(standIn.url, { wrongSecret: true }).send(message(c.channel), AbortSignal.timeout(2000)))).toMatchObject({ kind: 'unavailable' });
+      expect(await failureOf(c.provider(standIn.url, { wrongSecret: true }).send(message(c.channel), AbortSignal.timeout(10_000)))).toMatchObject({ kind: 'unavailable' });
     });
 
     it('reports an unreachable vendor as unavailable', async () => {
       const url = `http://127.0.0.1:${await freePort()}`;
-      expect(await failureOf(c.provider(url).send(message(c.channel), AbortSignal.timeout(2000)))).toMatchObject({ kind: 'unavailable', reason: 'ECONNREFUSED' });
+      expect(await failureOf(c.provider(url).send(message(c.channel), AbortSignal.timeout(10_000)))).toMatchObject({ kind: 'unavailable', reason: 'ECONNREFUSED' });
     });
   });
 }
@@ -114,7 +114,7 @@ describe('delivery provider conformance: smtp', () => {
     const server = await startSmtpStandIn();
     const provider = smtp(server.port);
     try {
-      await provider.send({ channel: 'email', to: 'dora@example.test', subject: 'Your code', text: 'Your code is 123456.', html: '<p>123456</p>' }, AbortSignal.timeout(2000));
+      await provider.send({ channel: 'email', to: 'dora@example.test', subject: 'Your code', text: 'Your code is 123456.', html: '<p>123456</p>' }, AbortSignal.timeout(10_000));
       expect(server.received.at(-1)).toMatchObject({ to: 'dora@example.test', text: expect.stringContaining('Your code is 123456.') });
       expect(server.received.at(-1)!.text).toMatch(/Subject: Your code/);
     } finally {
@@ -126,7 +126,7 @@ describe('delivery provider conformance: smtp', () => {
   it('reports an unreachable server as unavailable', async () => {
     const provider = smtp(await freePort());
     try {
-      expect(await failureOf(provider.send({ channel: 'email', to: 'dora@example.test', subject: 's', text: 't' }, AbortSignal.timeout(2000)))).toMatchObject({ kind: 'unavailable' });
+      expect(await failureOf(provider.send({ channel: 'email', to: 'dora@example.test', subject: 's', text: 't' }, AbortSignal.timeout(10_000)))).toMatchObject({ kind: 'unavailable' });
     } finally {
       await provider.close?.();
     }

@@ -137,7 +137,7 @@ for (const spec of backends) {
 
       const other = await build();
       others.push(other);
-      for (let i = 0; i < 12; i++) await s.events.record({ tenantId: tenant.id, userId: null, username: 'x', step: 'password', outcome: 'failure', reason: 'r' });
+      for (let i = 0; i < 12; i++) await s.events.record({ tenantId: tenant.id, userId: null, username: 'x', step: 'password', outcome: 'failure', reason: 'invalid_credentials' });
       for (let i = 0; i < 12; i++) await s.audit.append(tenant.id, { actor: 'cli', action: 'user.updated', details: { i } });
       clock.advance(401 * DAY);
       const [a, b] = await Promise.all([smallBatches(s).runOnce(), smallBatches(other).runOnce()]);

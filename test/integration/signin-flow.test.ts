@@ -194,6 +194,27 @@ for (const spec of backends) {
       expect(replay.status).toBe(401);
     });
 
+    it('a flow of another shape (another release, or damage) reads as unknown: 404, never a 500 or a trusted cast', async () => {
+      clock.advance(30_000);
+      const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'alice', password: PASSWORD });
+      expect(start.body.state).toBe('factor_required');
+      const key = `flow:${start.body.flow}`;
+      const stored = await server.services.ephemeral.get(key);
+      expect(stored).toMatchObject({ v: 1, id: start.body.flow, kind: 'second-factor' });
+      // The same record as a future release might write it: amr as a string, a kind this release does not know.
+      await server.services.ephemeral.set(key, { ...(stored as object), amr: 'pwd', kind: 'step-up' }, 60_000);
+      const verify = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, { method: 'totp', code: totpCode(totpSecret, clock.now()) });
+      expect(verify.status).toBe(404);
+      expect(verify.body.type).toMatch(/\/flow-not-found$/);
+
+      // The same shape under a version this release does not know: also unknown.
+      const next = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'alice', password: PASSWORD });
+      const nextKey = `flow:${next.body.flow}`;
+      await server.services.ephemeral.set(nextKey, { ...(await server.services.ephemeral.get(nextKey) as object), v: 2 }, 60_000);
+      const later = await api(server.url, 'POST', `/api/v1/t/acme/signin/${next.body.flow}/verify`, { method: 'totp', code: totpCode(totpSecret, clock.now()) });
+      expect(later.status).toBe(404);
+    });
+
     async function signInFully(): Promise<string> {
       const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'alice', password: PASSWORD });
       expect(start.body.state).toBe('factor_required');

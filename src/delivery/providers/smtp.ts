@@ -1,3 +1,4 @@
+/** Email over SMTP with nodemailer. */
 import { createRequire } from 'node:module';
 import type { OutboundMessage } from '../channel.ts';
 import { ProviderFailure, type DeliveryProvider } from '../provider.ts';

@@ -1,3 +1,4 @@
+/** Twilio's SMS and voice API (or a stand-in speaking it). */
 import type { Channel, OutboundMessage } from '../channel.ts';
 import type { DeliveryProvider } from '../provider.ts';
 import { basicAuth, callVendor, form } from './http.ts';

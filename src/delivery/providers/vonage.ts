@@ -1,3 +1,4 @@
+/** Vonage's SMS API (or a stand-in speaking it). */
 import type { OutboundMessage } from '../channel.ts';
 import { ProviderFailure, type DeliveryProvider } from '../provider.ts';
 import { callVendor, form } from './http.ts';

@@ -1,3 +1,4 @@
+/** Error answers as real pages (title, language, a way on) for a person in a browser at a page address. */
 import type { FastifyRequest } from 'fastify';
 import { html } from './html.ts';
 import { layout } from './layout.ts';

@@ -1,3 +1,4 @@
+/** Post-redirect-get for the pages: what a form post tells the page it redirects to, in a sealed, short-lived cookie. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 /** The cookie that carries a page's outcome across a post-redirect-get. */

@@ -1,3 +1,4 @@
+/** The HTML page shell every page shares: language, title, the stylesheet, skip link and strict-CSP scripts. */
 import { html, type SafeHtml } from './html.ts';
 
 export interface LayoutOptions {

@@ -1,3 +1,4 @@
+/** The email-code method as the registry lists it. */
 import type { MethodModule } from '../method-module.ts';
 import { createOutOfBandMethod, type OutOfBandDeps } from '../out-of-band/out-of-band-method.ts';
 import { emailDescriptor } from './email-descriptor.ts';

@@ -1,8 +1,11 @@
+/** One-time codes sent by text, call or email: keyed hashes in the ephemeral store, limited attempts, taken atomically when right. */
 import { timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../../clock.ts';
 import type { KeyedHasher } from '../../crypto/keyed-hash.ts';
 import { randomDigits } from '../../crypto/random.ts';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
+import { parseRecord } from '../../store/parse-record.ts';
+import { Type, type Static } from 'typebox';
 
 export interface CodeSettings {
   digits: number;
@@ -10,11 +13,12 @@ export interface CodeSettings {
   maxAttempts: number;
 }
 
-interface StoredCode {
+const StoredCode = Type.Object({
   /** Keyed hash of scope and code: a copy of the store alone cannot test guesses. */
-  hash: string;
-  expiresAt: number;
-}
+  hash: Type.String(),
+  expiresAt: Type.Number(),
+});
+type StoredCode = Static<typeof StoredCode>;
 
 export interface IssuedCode {
   code: string;
@@ -51,7 +55,7 @@ export class OneTimeCodes {
    * racing requests with it cannot both pass.
    */
   async check(scope: string, input: string): Promise<boolean> {
-    const stored = await this.store.get<StoredCode>(codeKey(scope));
+    const stored = parseRecord(StoredCode, await this.store.get(codeKey(scope)));
     if (!stored || stored.expiresAt <= this.clock.now()) return false;
     const tries = await this.store.increment(triesKey(scope), this.settings.lifetimeMs);
     if (tries > this.settings.maxAttempts) {
@@ -64,7 +68,7 @@ export class OneTimeCodes {
       if (tries === this.settings.maxAttempts) await this.revoke(scope);
       return false;
     }
-    const taken = await this.store.take<StoredCode>(codeKey(scope));
+    const taken = parseRecord(StoredCode, await this.store.take(codeKey(scope)));
     await this.store.delete(triesKey(scope));
     return taken?.hash === stored.hash;
   }

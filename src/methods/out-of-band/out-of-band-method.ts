@@ -1,3 +1,4 @@
+/** One method implementation for codes by text, voice and email: send within cooldown and limits, verify once. */
 import type { Clock } from '../../clock.ts';
 import type { KeyRing } from '../../crypto/key-ring.ts';
 import type { KeyedHasher } from '../../crypto/keyed-hash.ts';
@@ -15,6 +16,8 @@ import type { Method } from '../method.ts';
 import type { OneTimeCodes } from './one-time-codes.ts';
 import type { SendLimits, SendRequester } from './send-limits.ts';
 import type { SentCode } from './sent-code.ts';
+import { Type } from 'typebox';
+import { parseRecord } from '../../store/parse-record.ts';
 
 export interface OutOfBandDeps {
   credentials: Credentials;
@@ -68,7 +71,7 @@ export function createOutOfBandMethod(channel: Channel, deps: OutOfBandDeps): Ou
     const cooldownKey = `otc-sent:${scope}`;
     const now = deps.clock.now();
     if (!(await deps.ephemeral.setIfAbsent(cooldownKey, now, deps.resendCooldownMs))) {
-      const sentAt = (await deps.ephemeral.get<number>(cooldownKey)) ?? now;
+      const sentAt = parseRecord(Type.Number(), await deps.ephemeral.get(cooldownKey)) ?? now;
       throw new AppError('code-recently-sent', undefined, {}, Math.max(1, Math.ceil((sentAt + deps.resendCooldownMs - now) / 1000)));
     }
     const to = destinationOf(credential);

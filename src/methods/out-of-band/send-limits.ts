@@ -1,3 +1,4 @@
+/** How many codes may be sent per destination, user and tenant an hour, so nobody pumps messages at our cost. */
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
 import { AppError } from '../../errors/app-error.ts';

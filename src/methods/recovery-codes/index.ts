@@ -1,3 +1,4 @@
+/** Recovery codes as the registry lists them. */
 import type { MethodModule } from '../method-module.ts';
 import { recoveryCodesDescriptor } from './recovery-codes-descriptor.ts';
 import { createRecoveryCodesMethod, type RecoveryCodesDeps } from './recovery-codes-method.ts';

@@ -1,3 +1,4 @@
+/** How recovery codes describe themselves to pages, policy and API. */
 import type { MethodDescriptor } from '../method-descriptor.ts';
 
 export const recoveryCodesDescriptor = {

@@ -1,3 +1,4 @@
+/** Recovery codes: ten single-use codes, Argon2id-hashed, a new set replacing the old. */
 import { RateLimiterRes } from 'rate-limiter-flexible';
 import type { Db } from '../../store/durable/database.ts';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';

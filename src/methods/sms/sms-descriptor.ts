@@ -1,3 +1,4 @@
+/** How the text-message method describes itself to pages, policy and API. */
 import type { MethodDescriptor } from '../method-descriptor.ts';
 
 export const smsDescriptor = {

@@ -1,3 +1,4 @@
+/** Temporary Access Passes: issued by an administrator, Argon2id-hashed, one active per user, a one-time pass used up atomically. */
 import type { Db } from '../../store/durable/database.ts';
 import type { AccessPassTable } from '../../store/durable/schema.ts';
 import type { Clock } from '../../clock.ts';

@@ -1,3 +1,4 @@
+/** Temporary Access Passes as the registry lists them (checked by the sign-in itself, not by a `Method`). */
 import type { MethodModule } from '../method-module.ts';
 import { tapDescriptor } from './tap-descriptor.ts';
 

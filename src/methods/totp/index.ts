@@ -1,3 +1,4 @@
+/** The authenticator-app method as the registry lists it. */
 import type { MethodModule } from '../method-module.ts';
 import { totpDescriptor } from './totp-descriptor.ts';
 import { createTotpMethod, type TotpDeps } from './totp-method.ts';

@@ -1,3 +1,4 @@
+/** Authenticator apps (RFC 6238): a secret sealed at rest, codes within one step either side, each step used once. */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { Secret, TOTP } from 'otpauth';
 import type { Clock } from '../../clock.ts';

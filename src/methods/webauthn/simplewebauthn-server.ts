@@ -1,3 +1,4 @@
+/** Loads @simplewebauthn/server on first use, so commands that never see a passkey do not pay for it. */
 import type * as SimpleWebAuthn from '@simplewebauthn/server';
 
 export type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, RegistrationResponseJSON } from '@simplewebauthn/server';

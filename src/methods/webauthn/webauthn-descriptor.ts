@@ -1,3 +1,4 @@
+/** How passkeys and security keys describe themselves to pages, policy and API. */
 import type { MethodDescriptor } from '../method-descriptor.ts';
 
 export const webauthnDescriptor = {

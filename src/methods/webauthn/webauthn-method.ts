@@ -1,3 +1,4 @@
+/** Passkeys and security keys (WebAuthn) on @simplewebauthn/server: registration and sign-in ceremonies, one challenge each, used once. */
 import {
   generateAuthenticationOptions,
   generateRegistrationOptions,
@@ -14,6 +15,8 @@ import type { User } from '../../directory/users.ts';
 import { AppError } from '../../errors/app-error.ts';
 import type { Credentials, Credential } from '../credentials.ts';
 import type { Method } from '../method.ts';
+import { Type } from 'typebox';
+import { parseRecord } from '../../store/parse-record.ts';
 
 /** Where WebAuthn ceremonies are valid: from STEADFAST_PUBLIC_URL. */
 export interface RelyingParty {
@@ -30,6 +33,10 @@ export interface WebAuthnDeps {
 
 /** A passkey is discoverable and verifies the user; a security key is a second factor. */
 export type AuthenticatorKind = 'passkey' | 'security-key';
+
+/** What a registration or a sign-in ceremony keeps between its options and its answer. */
+const RegistrationCeremony = Type.Object({ challenge: Type.String(), kind: Type.Union([Type.Literal('passkey'), Type.Literal('security-key')]) });
+const AuthenticationCeremony = Type.Object({ challenge: Type.String() });
 
 /** What Steadfast keeps of a WebAuthn credential: public data only. */
 export interface WebAuthnPublicData {
@@ -107,7 +114,7 @@ export function createWebAuthnMethod(deps: WebAuthnDeps): WebAuthnMethod {
     },
 
     async enrol(tenant, user, input) {
-      const ceremony = await deps.ephemeral.take<{ challenge: string; kind: AuthenticatorKind }>(registrationKey(user.id));
+      const ceremony = parseRecord(RegistrationCeremony, await deps.ephemeral.take(registrationKey(user.id)));
       if (!ceremony) throw new AppError('invalid-state', 'the registration has expired; start adding the key again');
       let verification;
       try {
@@ -163,7 +170,7 @@ export function createWebAuthnMethod(deps: WebAuthnDeps): WebAuthnMethod {
     async verify(candidates, input, flow) {
       const assertion = input.assertion as AuthenticationResponseJSON | undefined;
       // Each challenge answers once, right or wrong: a retry asks for a new one.
-      const ceremony = await deps.ephemeral.take<{ challenge: string }>(authenticationKey(flow.flowId));
+      const ceremony = parseRecord(AuthenticationCeremony, await deps.ephemeral.take(authenticationKey(flow.flowId)));
       const credential = candidates.find((c) => c.externalId === assertion?.id);
       if (!ceremony || !assertion || !credential) return undefined;
       const stored = data(credential);

@@ -1,3 +1,4 @@
+/** The security-info pages: the user's methods, adding one (authenticator app, passkey, phone, email), removing and renaming. */
 import { Type, type FastifyPluginAsyncTypebox, type TSchema } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { AppError } from '../../errors/app-error.ts';

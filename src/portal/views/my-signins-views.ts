@@ -5,26 +5,14 @@ import { csrfField, hiddenFields } from '../../http/page/parts/hidden-fields.ts'
 import { errorSummary } from '../../http/page/parts/error-summary.ts';
 import { when } from '../../http/page/parts/when.ts';
 import { describeUserAgent } from '../../http/page/user-agent.ts';
-import { describeMethod } from '../../methods/registry.ts';
+import { describeMethod, methodName } from '../../methods/registry.ts';
 import type { SigninEvent } from '../../activity/signin-events.ts';
+import { reasonText } from '../../activity/signin-event.ts';
 import type { Viewer } from './security-info-views.ts';
 import { fieldError } from '../../http/page/parts/field-error.ts';
 
-// What a recorded reason means to the person who signed in; '' for the plain "it worked".
-const REASONS: Record<string, string> = {
-  ok: '',
-  factor_required: 'second step asked for',
-  registration_required: 'asked to add a method',
-  remembered_device: 'remembered browser',
-  invalid_credentials: 'wrong username or password',
-  invalid_code: 'wrong code or key',
-  account_disabled: 'account disabled',
-  rate_limited: 'too many attempts',
-  no_usable_method: 'no sign-in method could be used',
-};
-
 function how(step: string, method: string | null): string {
-  if (step === 'password') return method === 'tap' ? 'Temporary Access Pass' : 'Password';
+  if (step === 'password') return method === 'tap' ? methodName('tap') : 'Password';
   if (step === 'passkey') return 'Passkey, no password';
   return `Second step: ${method ? (describeMethod(method)?.noun ?? method) : 'unknown'}`;
 }
@@ -48,7 +36,7 @@ export function signinsView(v: Viewer & { events: SigninEvent[]; next: string | 
 <td data-label="When">${when(at)}</td>
 <td data-label="Where from">${e.ip ?? 'unknown address'}<br><span class="hint">${describeUserAgent(e.userAgent)}</span>${e.app ? html`<br><span class="hint">${e.app}</span>` : ''}</td>
 <td data-label="How">${how(e.step, e.method)}</td>
-<td data-label="Result" class="${e.outcome === 'success' ? 'good' : 'bad'}">${e.outcome === 'success' ? 'Succeeded' : 'Failed'}${REASONS[e.reason] !== '' ? html`<br><span class="hint">${REASONS[e.reason] ?? e.reason.replace(/_/g, ' ')}</span>` : ''}</td>
+<td data-label="Result" class="${e.outcome === 'success' ? 'good' : 'bad'}">${e.outcome === 'success' ? 'Succeeded' : 'Failed'}${reasonText(e.reason) !== '' ? html`<br><span class="hint">${reasonText(e.reason)}</span>` : ''}</td>
 <td>${
         v.thisSignin.has(e.id)
           ? html`<strong class="you">This is you</strong><br><span class="hint">this browser, now</span>`

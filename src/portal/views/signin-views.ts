@@ -1,7 +1,8 @@
+/** The sign-in pages as views: password, second factor, passkey, pass, and where the sign-in ends. */
 import { html, jsonScript } from '../../http/page/html.ts';
 import { layout } from '../../http/page/layout.ts';
 import type { NextPage } from '../../http/page/landing.ts';
-import { describeMethod } from '../../methods/registry.ts';
+import { describeMethod, methodName } from '../../methods/registry.ts';
 import type { FactorPrompt } from '../../signin/next-step.ts';
 import { csrfField, hiddenFields } from '../../http/page/parts/hidden-fields.ts';
 import { errorSummary, notice } from '../../http/page/parts/error-summary.ts';
@@ -61,7 +62,7 @@ ${errorSummary(v.error)}
   ${hiddenFields(v.csrf, { next: v.next })}
   <label for="username">Username</label>
   <input type="text" id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false" required value="${username}" ${username ? '' : 'autofocus'}>
-  <label for="tap">Temporary Access Pass</label>
+  <label for="tap">${methodName('tap')}</label>
   <input type="text" id="tap" name="tap" class="code" autocomplete="one-time-code" autocapitalize="characters" spellcheck="false" maxlength="32" required ${username ? 'autofocus' : ''}>
   <button type="submit">Sign in</button>
 </form>

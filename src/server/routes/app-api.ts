@@ -1,4 +1,5 @@
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+/** The REST API for apps that check passwords themselves and want Steadfast for the second factor. */
+import { Type, type FastifyPluginAsyncTypebox, type Static } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError } from '../../errors/app-error.ts';
@@ -12,6 +13,7 @@ import type { Users } from '../../directory/users.ts';
 import type { SigninService } from '../../signin/signin-service.ts';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
 import { DeliveryInfo, MethodChoice } from './schemas.ts';
+import { parseRecord } from '../../store/parse-record.ts';
 
 const bearer = [{ apiKeyAuth: [] }];
 const config = { admissionClass: 'finish-signin' as const };
@@ -21,10 +23,8 @@ const PER_USER_PER_MINUTE = 30;
 // How long the outcome of a finished challenge can be read at the status endpoint.
 const OUTCOME_TTL_MS = 5 * 60_000;
 
-interface Outcome {
-  result: 'allow';
-  amr: string[];
-}
+const Outcome = Type.Object({ result: Type.Literal('allow'), amr: Type.Array(Type.String()) });
+type Outcome = Static<typeof Outcome>;
 
 /**
  * The REST API for apps that check passwords themselves and want Steadfast
@@ -170,7 +170,7 @@ export function appApi(services: AppApiDeps): FastifyPluginAsyncTypebox {
       },
       async (request) => {
         const { app: caller, tenant } = await callerOf(request);
-        const outcome = await services.ephemeral.get<Outcome>(outcomeKey(tenant, caller.id, request.params.txid));
+        const outcome = parseRecord(Outcome, await services.ephemeral.get(outcomeKey(tenant, caller.id, request.params.txid)));
         if (outcome) return { state: 'allow' as const, amr: outcome.amr };
         // Only whether the transaction is still open, and only to the app that opened it.
         const pending = await services.signin.appTransactionUser(tenant, { id: request.params.txid, appId: caller.id }).then(

@@ -1,3 +1,4 @@
+/** Health, readiness and metrics for load balancers and operators, and the drain on shutdown. */
 import type { FastifyPluginAsync } from 'fastify';
 import { AppError } from '../../errors/app-error.ts';
 import { problemBody, PROBLEM_CONTENT_TYPE } from '../../http/problem.ts';

@@ -1,3 +1,4 @@
+/** The TypeBox schemas of the JSON API shared by route modules, the OpenAPI document and the typed client. */
 import { Type, type TSchema } from '@fastify/type-provider-typebox';
 import type { SigninEvent } from '../../activity/signin-events.ts';
 

@@ -1,3 +1,4 @@
+/** Opens the durable store (SQLite file or PostgreSQL) with Kysely, and migrates it. */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';

@@ -1,3 +1,4 @@
+/** The ephemeral store interface: short-lived shared state any node can read. */
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 
 export interface RateLimitOptions {
@@ -17,12 +18,17 @@ export interface RateLimitOptions {
  */
 export interface EphemeralStore {
   readonly kind: 'memory' | 'redis';
-  get<T>(key: string): Promise<T | undefined>;
+  /**
+   * What is stored under `key`, unchecked: callers parse it with the record's
+   * schema (`parseRecord`), so a value of another release or a damaged one reads
+   * as absent instead of being trusted by a cast.
+   */
+  get(key: string): Promise<unknown>;
   set(key: string, value: unknown, ttlMs: number): Promise<void>;
   /** Stores only when the key is absent; true when this call stored it. */
   setIfAbsent(key: string, value: unknown, ttlMs: number): Promise<boolean>;
   /** Reads and deletes in one step: of racing callers exactly one gets the value. */
-  take<T>(key: string): Promise<T | undefined>;
+  take(key: string): Promise<unknown>;
   delete(key: string): Promise<void>;
   /** Adds one and returns the new count; the expiry is set when the key is created. */
   increment(key: string, ttlMs: number): Promise<number>;

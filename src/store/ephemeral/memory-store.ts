@@ -20,9 +20,9 @@ export class MemoryEphemeralStore implements EphemeralStore {
     this.sweeper.unref();
   }
 
-  async get<T>(key: string): Promise<T | undefined> {
+  async get(key: string): Promise<unknown> {
     const entry = this.live(key);
-    return entry ? (JSON.parse(entry.json) as T) : undefined;
+    return entry ? (JSON.parse(entry.json) as unknown) : undefined;
   }
 
   async set(key: string, value: unknown, ttlMs: number): Promise<void> {
@@ -35,11 +35,11 @@ export class MemoryEphemeralStore implements EphemeralStore {
     return true;
   }
 
-  async take<T>(key: string): Promise<T | undefined> {
+  async take(key: string): Promise<unknown> {
     const entry = this.live(key);
     if (!entry) return undefined;
     this.entries.delete(key);
-    return JSON.parse(entry.json) as T;
+    return JSON.parse(entry.json) as unknown;
   }
 
   async delete(key: string): Promise<void> {

@@ -1,3 +1,4 @@
+/** The cluster ephemeral store on Redis. */
 import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { EphemeralStore, RateLimitOptions } from './ephemeral-store.ts';
@@ -45,9 +46,9 @@ export class RedisEphemeralStore implements EphemeralStore {
     return new RedisEphemeralStore(client);
   }
 
-  async get<T>(key: string): Promise<T | undefined> {
+  async get(key: string): Promise<unknown> {
     const raw = await this.client.get(key);
-    return raw === null ? undefined : (JSON.parse(raw) as T);
+    return raw === null ? undefined : (JSON.parse(raw) as unknown);
   }
 
   async set(key: string, value: unknown, ttlMs: number): Promise<void> {
@@ -59,9 +60,9 @@ export class RedisEphemeralStore implements EphemeralStore {
     return result === 'OK';
   }
 
-  async take<T>(key: string): Promise<T | undefined> {
+  async take(key: string): Promise<unknown> {
     const raw = await this.client.getdel(key);
-    return raw === null ? undefined : (JSON.parse(raw) as T);
+    return raw === null ? undefined : (JSON.parse(raw) as unknown);
   }
 
   async delete(key: string): Promise<void> {

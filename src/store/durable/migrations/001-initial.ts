@@ -1,3 +1,4 @@
+/** Tenants, users, credentials, sessions and sign-in events. */
 import type { Kysely } from 'kysely';
 
 // Migrations receive Kysely<any>: they describe the schema as it was at their

@@ -1,3 +1,4 @@
+/** The WebAuthn credential id, unique per tenant, so a passkey finds its user without a username. */
 import type { Kysely } from 'kysely';
 
 export async function up(db: Kysely<any>): Promise<void> {

@@ -1,3 +1,4 @@
+/** What the security review's fixes store. */
 import type { Kysely } from 'kysely';
 
 // Long-lived OpenID Connect records of these models name the user they were issued to.

@@ -1,0 +1,24 @@
+import { Type, type Static, type TSchema } from 'typebox';
+import { Value } from 'typebox/value';
+
+/**
+ * A record read back from a store, if it has the shape this release writes;
+ * anything else (a record of an older or newer release during a rolling
+ * upgrade, or damage) reads as absent. Parse, don't cast: a caller never
+ * works on a shape it only assumed.
+ */
+export function parseRecord<S extends TSchema>(schema: S, value: unknown): Static<S> | undefined {
+  return value !== undefined && value !== null && Value.Check(schema, value) ? (value as Static<S>) : undefined;
+}
+
+/** A JSON column or value read back: its parsed value if it is JSON of the expected shape, else undefined. */
+export function parseJson<S extends TSchema>(schema: S, text: string): Static<S> | undefined {
+  try {
+    return parseRecord(schema, JSON.parse(text));
+  } catch {
+    return undefined;
+  }
+}
+
+/** A JSON object column whose keys belong to its writer (details of an audit entry, a credential's public data). */
+export const JsonObject = Type.Record(Type.String(), Type.Unknown());
