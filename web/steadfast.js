@@ -1,6 +1,6 @@
 // Steadfast pages work without JavaScript; this script adds what only a
 // browser can do: WebAuthn ceremonies, times in the reader's own zone, and
-// copying recovery codes. It runs under a CSP that forbids inline script, so
+// copying recovery codes, keys and passes. It runs under a CSP that forbids inline script, so
 // everything it needs comes from data attributes and JSON data blocks.
 (function () {
   'use strict';
@@ -20,7 +20,8 @@
     if (!source || !navigator.clipboard) return;
     button.hidden = false;
     button.addEventListener('click', function () {
-      navigator.clipboard.writeText(source.innerText).then(function () {
+      // A key shown in groups is copied without the spaces between them.
+      navigator.clipboard.writeText(source.getAttribute('data-copy-text') || source.innerText).then(function () {
         button.textContent = 'Copied';
       });
     });

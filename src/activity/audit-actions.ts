@@ -82,6 +82,7 @@ export const AUDIT_ACTIONS = {
   'config.rolled-back': { sentence: (s) => `${s.details.scope === 'policy' ? 'Sign-in policy' : 'Settings'} version ${String(s.details.version ?? '')} rolled back by ${s.by}`, facts: (d) => present([typeof d.reason === 'string' ? d.reason : undefined]) },
   'incident.posted': { sentence: (s) => `Incident "${typeof s.details.title === 'string' ? s.details.title : ''}" posted by ${s.by}` },
   'incident.updated': { sentence: (s) => `Incident ${s.details.resolved === true ? 'resolved' : 'updated'} by ${s.by}` },
+  'password.set-first': { sentence: (s) => `${of(s.whom)} set a first password` },
 } satisfies Record<AuditAction, AuditActionDescriptor>;
 
 /** An entry in words; an action this release does not know (from a newer node) is shown by its name. */

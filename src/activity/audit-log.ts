@@ -17,6 +17,7 @@ export type AuditAction =
   | 'sessions.revoked'
   | 'policy.changed'
   | 'signin.reported'
+  | 'password.set-first'
   | 'user.created'
   | 'user.updated'
   | 'user.deleted'

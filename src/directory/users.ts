@@ -109,6 +109,22 @@ export class Users {
     return row && this.toUser(row);
   }
 
+  /**
+   * Sets the first password of an account that has none, atomically: of two
+   * racing requests (or a request racing an administrator) only one sets it,
+   * and an account that has a password is never changed here.
+   */
+  async setFirstPasswordHash(tenantId: string, userId: string, passwordHash: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('users')
+      .set({ password_hash: passwordHash, updated_at: this.clock.now() })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', userId)
+      .where('password_hash', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
   async setPasswordHash(tenantId: string, userId: string, passwordHash: string): Promise<void> {
     await this.db
       .updateTable('users')

@@ -7,11 +7,13 @@ export const PROBLEM_BASE = 'https://steadfast.dev/problems/';
 
 export const problemCatalog = {
   'invalid-request': { status: 400, title: 'The request is not valid' },
+  'malformed-code': { status: 400, title: 'That is not a code of the right form' },
   'invalid-policy': { status: 400, title: 'The policy is not valid' },
   'invalid-config': { status: 400, title: 'The configuration is not valid; nothing was applied' },
   'destination-not-allowed': { status: 400, title: 'Codes cannot be sent to numbers in that country here; use another method' },
   'invalid-credentials': { status: 401, title: 'The username or password is incorrect' },
   'invalid-code': { status: 401, title: 'The code is incorrect or has already been used' },
+  'code-already-used': { status: 401, title: 'This code was just used; wait for the next one' },
   unauthenticated: { status: 401, title: 'Sign-in is required' },
   forbidden: { status: 403, title: 'This action is not allowed' },
   'csrf-failed': { status: 403, title: 'The form has expired; reload the page and try again' },

@@ -35,6 +35,7 @@ export const MethodView = Type.Object({
   lastUsedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   remaining: Type.Optional(Type.Integer()),
   to: Type.Optional(Type.String({ description: 'sms, voice, email: the destination, masked' })),
+  signsInAlone: Type.Optional(Type.Boolean({ description: 'a passkey: signs in on its own, no password needed' })),
 });
 
 /** The browser's WebAuthn authentication response (AuthenticationResponseJSON); SimpleWebAuthn checks the rest. */

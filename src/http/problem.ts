@@ -2,6 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../errors/app-error.ts';
 import { PROBLEM_BASE, problemCatalog, type ProblemCode } from '../errors/catalog.ts';
 import { isUnavailable } from '../errors/is-unavailable.ts';
+import { errorPageView, wantsPage } from './page/error-page.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -70,9 +71,20 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
   } else if (appError.status >= 500) {
     request.log.error({ err: { type: error.name, message: error.message, stack: error.stack, code: (error as FastifyError).code } }, 'request failed');
   }
-  return sendProblem(reply, appError);
+  return wantsPage(request) ? sendErrorPage(request, reply, appError) : sendProblem(reply, appError);
 }
 
-export function notFoundHandler(_request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  return sendProblem(reply, new AppError('not-found'));
+export function notFoundHandler(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const error = new AppError('not-found');
+  return wantsPage(request) ? sendErrorPage(request, reply, error) : sendProblem(reply, error);
+}
+
+/** The error as a page, for a person in a browser (the same status, and Retry-After when there is one). */
+function sendErrorPage(request: FastifyRequest, reply: FastifyReply, error: AppError): FastifyReply {
+  if (error.retryAfter !== undefined) reply.header('retry-after', String(error.retryAfter));
+  const { status, title } = problemCatalog[error.code];
+  // A 500's detail is for the log, never the page.
+  const detail = status >= 500 ? undefined : error.detail;
+  const tenantSlug = /^\/t\/([a-z0-9-]{1,64})\//.exec(request.url)?.[1];
+  return reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(errorPageView({ status, title, detail, tenantSlug }));
 }

@@ -25,6 +25,8 @@ export interface MethodView {
   remaining?: number;
   /** SMS, voice and email: the destination, masked. */
   to?: string;
+  /** A passkey (discoverable, verifies the user): a way in on its own, with no password. */
+  signsInAlone?: boolean;
 }
 
 export interface MethodManagementDeps {
@@ -201,6 +203,7 @@ export class MethodManagement {
       lastUsedAt: c.lastUsedAt === null ? null : new Date(c.lastUsedAt).toISOString(),
       ...(c.type === 'recovery-codes' ? { remaining: await remainingRecoveryCodes(this.deps.db, c.tenantId, c.id) } : {}),
       ...(typeof c.publicData.to === 'string' ? { to: c.publicData.to } : {}),
+      ...(c.type === 'webauthn' && c.publicData.kind === 'passkey' ? { signsInAlone: true } : {}),
     };
   }
 }

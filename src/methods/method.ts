@@ -78,4 +78,13 @@ export interface Method {
   challenge(candidates: Credential[], flow: FlowContext): Promise<ChallengeResult>;
   /** Checks the proof against the candidates, consuming it where single-use; the credential that matched, if any. */
   verify(candidates: Credential[], input: VerifyInput, flow: FlowContext): Promise<Verified | undefined>;
+  /** Whether a typed code has the method's form at all (six digits); one that has not is no guess and costs no attempt. */
+  wellFormed?(code: string): boolean;
+  /**
+   * Whether a code `verify` refused is exactly the one this user's credential
+   * was last used with, still on the screen of their app (the code that just
+   * confirmed it), and in how many seconds the next code shows. The sign-in
+   * charges no attempt for it: see SigninService.verifyInFlow for why that is safe.
+   */
+  justUsed?(candidates: Credential[], code: string): Promise<{ nextInSeconds: number } | undefined>;
 }

@@ -34,6 +34,7 @@ import { appApi } from './routes/app-api.ts';
 import { opsRoutes, type Readiness } from './routes/ops.ts';
 import { signinRoutes } from '../portal/routes/signin-routes.ts';
 import { tenantLookup } from '../http/page/tenant-lookup.ts';
+import { pageFlash } from '../http/page/flash.ts';
 import { securityInfoRoutes } from '../portal/routes/security-info-routes.ts';
 import { mySigninsRoutes } from '../portal/routes/my-signins-routes.ts';
 import { CHANGES_PAUSED_RETRY_AFTER_S } from '../store/fallback/fallback-dialect.ts';
@@ -241,13 +242,21 @@ export async function buildApp(services: Services, options: AppOptions) {
   await app.register(configRoutes({ auth: services.auth, rollouts: services.rollouts, incidents: services.incidents, audit: services.audit }));
   await app.register(appApi({ apps: services.apps, tenants: services.tenants, users: services.users, signin: services.signin, ephemeral: services.ephemeral, publicUrl: services.config.publicUrl }));
   const tenantPages = tenantLookup(services.tenants);
+  const flash = pageFlash({ sealer: services.keyRing, now: () => services.clock.now(), secure: services.config.publicUrl.startsWith('https:') });
   await app.register(
     signinRoutes({ tenants: tenantPages, signin: services.signin, auth: services.auth, sessions: services.sessions, oidcRevocation: services.oidcRevocation, knownBrowsers: services.knownBrowsers, publicUrl: services.config.publicUrl }),
   );
   await app.register(
-    securityInfoRoutes({ tenants: tenantPages, auth: services.auth, management: services.management, sessions: services.sessions, codeLifetimeMinutes: services.config.delivery.code.lifetimeMinutes }),
+    securityInfoRoutes({
+      tenants: tenantPages,
+      auth: services.auth,
+      management: services.management,
+      sessions: services.sessions,
+      passwords: services.passwords,
+      flash,
+      codeLifetimeMinutes: services.config.delivery.code.lifetimeMinutes }),
   );
-  await app.register(mySigninsRoutes({ tenants: tenantPages, auth: services.auth, events: services.events, reports: services.reports, passwords: services.passwords }));
+  await app.register(mySigninsRoutes({ tenants: tenantPages, auth: services.auth, events: services.events, reports: services.reports, passwords: services.passwords, flash }));
   await app.register(
     consoleRoutes({
       tenants: tenantPages,

@@ -435,7 +435,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     credentials,
     methods,
     management,
-    passwords: new PasswordChange({ users, hasher, sessions, limits }),
+    passwords: new PasswordChange({ users, hasher, sessions, limits, audit }),
     sessions,
     events,
     signinActivity,

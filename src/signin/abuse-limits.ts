@@ -132,6 +132,15 @@ export class AbuseLimits {
    * budget restarts, the source gets its point back, and the source becomes
    * familiar to the account.
    */
+  /**
+   * Gives back what `begin` took, for an attempt that turned out to be no
+   * guess (the code this user just used, still on their screen; see
+   * SigninService.verifyInFlow). Nothing else is refunded.
+   */
+  async refund(attempt: Attempt): Promise<void> {
+    await Promise.all(this.counters(attempt).map(([limiter, key]) => limiter.reward(key, 1)));
+  }
+
   async succeeded(attempt: Attempt): Promise<void> {
     const work = this.counters(attempt).map(([limiter, key], i) => (i === SOURCE_COUNTER ? limiter.reward(key, 1) : limiter.delete(key)));
     await Promise.all([...work, this.store.set(familiarKey(attempt.factor, attempt.account, attempt.ip), 1, FAMILIAR_SOURCE_SECONDS * 1000)]);

@@ -7,17 +7,55 @@ import { requireSessionMay } from '../sessions/session-scope.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { AbuseLimits } from './abuse-limits.ts';
 import type { RequestContext } from './signin-service.ts';
+import type { AuditLog } from '../activity/audit-log.ts';
 
 export interface PasswordChangeDeps {
   users: Users;
   hasher: PasswordHasher;
   sessions: Sessions;
   limits: AbuseLimits;
+  audit: Pick<AuditLog, 'append'>;
 }
 
-/** Changing one's own password: the current one proves it is the user, every other session ends. */
+/**
+ * Changing one's own password: the current one proves it is the user, every
+ * other session ends. And setting a first one: a new hire created without a
+ * password signs in once with a Temporary Access Pass (or a passkey) and must
+ * leave with a way back in.
+ */
 export class PasswordChange {
   constructor(private readonly deps: PasswordChangeDeps) {}
+
+  /** Whether the account has a password (the pages offer "set" or "change"). */
+  async hasPassword(tenant: Tenant, user: User): Promise<boolean> {
+    return Boolean((await this.deps.users.findByUsername(tenant.id, user.username))?.passwordHash);
+  }
+
+  /**
+   * Sets the first password of an account that has none. With no current
+   * password to prove, the session is the proof, so it must be a full one,
+   * recent (signed in within RECENT_SIGNIN_MS), with a second factor (a pass or
+   * a passkey) proved in it: a session stolen earlier, or a registration
+   * session, cannot give the account a password the thief knows. Limited per
+   * session and source like a change, and written to the audit log. The write
+   * is conditional (no password yet), so it never overwrites one.
+   */
+  async setFirst(tenant: Tenant, user: User, session: Session, next: string, ctx: RequestContext): Promise<number> {
+    requireSessionMay(session.scope, 'change-password');
+    this.deps.sessions.requireRecent(session);
+    if (!session.amr.includes('mfa')) throw new AppError('second-factor-required', 'sign in with your pass or a passkey to set a first password');
+    if (await this.hasPassword(tenant, user)) throw new AppError('conflict', 'this account has a password; give the current one to change it');
+    validateNewPassword(user.username, next);
+    // Nothing to guess here, but every try costs an Argon2id hash: limited like a change.
+    const attempt = { factor: 'password-change' as const, account: `${tenant.id}|session:${session.id}`, ip: ctx.ip };
+    await this.deps.limits.begin(attempt);
+    if (!(await this.deps.users.setFirstPasswordHash(tenant.id, user.id, await this.deps.hasher.hash(next)))) {
+      throw new AppError('conflict', 'this account has a password; give the current one to change it');
+    }
+    await this.deps.limits.succeeded(attempt);
+    await this.deps.audit.append(tenant.id, { actor: `user:${user.id}`, action: 'password.set-first', targetUserId: user.id, details: { sessionAmr: session.amr } });
+    return this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id);
+  }
 
   async change(tenant: Tenant, user: User, session: Session, current: string, next: string, ctx: RequestContext): Promise<number> {
     requireSessionMay(session.scope, 'change-password');

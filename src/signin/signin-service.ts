@@ -349,6 +349,14 @@ export class SigninService {
     const account = flow.kind === 'passkey' ? `passkey|${flow.id}` : userId;
     // An app's transaction always spends the strangers' part: an app (or whoever holds its key) must not be
     // able to block the owner's own browser.
+    const type0 = byTap ? 'tap' : candidates[0]?.type;
+    const method = type0 && !byTap ? deps.methods.get(type0) : undefined;
+    // A code typed with spaces ("123 456") is the same code.
+    if (input.code !== undefined && method?.wellFormed) input = { ...input, code: input.code.replace(/\s/g, '') };
+    // A code that cannot be right on its face (five digits, letters) is no guess: refused before the limits, at no cost.
+    if (input.code !== undefined && method?.wellFormed && !method.wellFormed(input.code)) {
+      throw new AppError('malformed-code', undefined, { method: type0, attemptsLeft: await this.attemptsLeft(ref) });
+    }
     const place = flow.kind === 'second-factor' ? await this.place(tenant, 'second-factor', account, { id: userId, knownBrowsersResetAt: flow.knownBrowsersResetAt ?? null }, ctx) : 'stranger';
     // An app's guesses come from the app, wherever its server is: its per-source limits are the app's own.
     const attempt = this.attempt(tenant, 'second-factor', account, flow.appId !== undefined ? { ...ctx, ip: `app:${flow.appId}` } : ctx, place);
@@ -364,6 +372,17 @@ export class SigninService {
     const passkeyUser = flow.kind === 'passkey' && userId ? await deps.users.get(tenant.id, userId) : undefined;
     const recordAs = { ...flow, userId, username: flow.username || (passkeyUser?.username ?? '') };
     if (!verified) {
+      // The code this user's app last proved, typed again (the one that just confirmed the app, still on its
+      // screen): no attempt is charged, and the person is told to wait for the next code. This opens no
+      // guessing channel: the free answer is given for exactly one value per credential, the code of the
+      // step it last used, which the store never accepts again (steps only move forward); learning that
+      // value gives nothing, since one TOTP value says nothing of another (HMAC is a PRF). Every other wrong
+      // code, and so every code that could still be valid, is charged as before.
+      const spent = method?.justUsed && input.code !== undefined ? await method.justUsed(candidates, input.code) : undefined;
+      if (spent) {
+        await deps.limits.refund(attempt);
+        throw new AppError('code-already-used', undefined, { nextInSeconds: spent.nextInSeconds, attemptsLeft: await this.attemptsLeft(ref) });
+      }
       const failures = await deps.ephemeral.increment(flowFailuresKey(ref), FLOW_LIFETIME_MS);
       const attemptsLeft = Math.max(0, FLOW_MAX_ATTEMPTS - failures);
       // Out of attempts: the flow is gone and the sign-in starts again.
@@ -389,6 +408,12 @@ export class SigninService {
     // A TAP proves the administrator's trust for now, not this browser's for days.
     const remembered = withSession && ctx.rememberDevice && !byTap ? await deps.devices.remember(tenant, userId, ctx.userAgent) : undefined;
     return { userId, amr, ...(session ? { session } : {}), ...(remembered ? { remembered } : {}) };
+  }
+
+  /** How many wrong answers a flow has left. */
+  private async attemptsLeft(ref: FlowRef): Promise<number> {
+    const failures = Number(await this.deps.ephemeral.get(flowFailuresKey(ref)));
+    return Math.max(0, FLOW_MAX_ATTEMPTS - (Number.isFinite(failures) ? failures : 0));
   }
 
   /** A TAP as the second factor: checked, used, and recorded in the audit log. */

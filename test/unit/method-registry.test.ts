@@ -40,10 +40,10 @@ describe('everything about a method derives from the registry', () => {
   it('the security-info page offers the add form of each method a user may add, by its descriptor', () => {
     const addable = descriptors.filter((d) => d.enrolment !== null).map((d) => d.type as MethodType);
     expect(addable.length).toBeGreaterThan(0);
-    const all = overviewView({ ...viewer, registering: false, canChange: true, needsSecondFactor: false, methods: [], addable });
-    const none = overviewView({ ...viewer, registering: false, canChange: true, needsSecondFactor: false, methods: [], addable: [] });
+    const all = overviewView({ ...viewer, registering: false, canChange: true, needsSecondFactor: false, hasPassword: true, signedInWithPass: false, methods: [], addable });
+    const none = overviewView({ ...viewer, registering: false, canChange: true, needsSecondFactor: false, hasPassword: true, signedInWithPass: false, methods: [], addable: [] });
     for (const type of addable) {
-      const alone = overviewView({ ...viewer, registering: false, canChange: true, needsSecondFactor: false, methods: [], addable: [type] });
+      const alone = overviewView({ ...viewer, registering: false, canChange: true, needsSecondFactor: false, hasPassword: true, signedInWithPass: false, methods: [], addable: [type] });
       // Offering one method adds a form the page without it does not have.
       expect(alone.length, type).toBeGreaterThan(none.length);
       expect((alone.match(/<form /g) ?? []).length, type).toBeGreaterThan((none.match(/<form /g) ?? []).length);
@@ -84,7 +84,7 @@ describe('everything about a method derives from the registry', () => {
       reported: false,
       current: false,
     }));
-    const page = signinsView({ ...viewer, events: events as never, next: null });
+    const page = signinsView({ ...viewer, events: events as never, next: null, thisSignin: new Set() });
     for (const d of descriptors.filter((x) => x.type !== 'tap')) expect(page, d.type).toContain(escape(d.noun));
   });
 

@@ -8,6 +8,8 @@ export interface LayoutOptions {
   /** Shown in the header when someone is signed in. */
   signedInAs?: string | undefined;
   signOut?: { action: string; csrf: string } | undefined;
+  /** The signed-in person's own pages, before "Sign out" (so it is never the first thing the keyboard reaches). */
+  links?: { href: string; text: string }[] | undefined;
   /** Load the page script (WebAuthn ceremonies, local times, copy buttons). */
   scripts?: boolean | undefined;
   /** Room for tables: the admin console. */
@@ -29,20 +31,22 @@ ${options.head ?? ''}
 ${options.scripts ? html`<script src="/assets/webauthn-browser.js" defer></script><script src="/assets/steadfast.js" defer></script>` : ''}
 </head>
 <body>
+<a class="skip" href="#main">Skip to main content</a>
 <header class="top">
   <span class="brand">${options.tenantName}</span>
   ${
     options.signedInAs
-      ? html`<span class="who">Signed in as <strong>${options.signedInAs}</strong></span>
+      ? html`<nav class="mine" aria-label="Your account"><span class="who">Signed in as <strong>${options.signedInAs}</strong></span>
+  ${options.links ? options.links.map((l) => html`<a href="${l.href}">${l.text}</a>`) : ''}
   ${
     options.signOut
       ? html`<form method="post" action="${options.signOut.action}" class="inline"><input type="hidden" name="_csrf" value="${options.signOut.csrf}"><button type="submit" class="link">Sign out</button></form>`
       : ''
-  }`
+  }</nav>`
       : ''
   }
 </header>
-<main id="main"${options.wide ? html` class="wide"` : ''}>
+<main id="main" tabindex="-1"${options.wide ? html` class="wide"` : ''}>
 ${options.body}
 </main>
 <footer><small>Protected by Steadfast</small></footer>

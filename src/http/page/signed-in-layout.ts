@@ -14,6 +14,10 @@ export function signedInLayout(v: { title: string; tenant: { slug: string; name:
     scripts: v.scripts,
     wide: v.wide,
     signedInAs: v.username,
+    links: [
+      { href: `/t/${v.tenant.slug}/my/security-info`, text: 'Security info' },
+      { href: `/t/${v.tenant.slug}/my/signins`, text: 'My sign-ins' },
+    ],
     signOut: { action: `/t/${v.tenant.slug}/signout`, csrf: v.csrf },
   });
 }

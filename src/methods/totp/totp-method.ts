@@ -1,5 +1,5 @@
 /** Authenticator apps (RFC 6238): a secret sealed at rest, codes within one step either side, each step used once. */
-import { createHmac } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { Secret, TOTP } from 'otpauth';
 import type { Clock } from '../../clock.ts';
 import type { KeyRing } from '../../crypto/key-ring.ts';
@@ -97,6 +97,25 @@ export function createTotpMethod(deps: TotpDeps) {
 
     async challenge() {
       return {};
+    },
+
+    wellFormed: (code: string) => /^[0-9]{6}$/.test(code),
+
+    async justUsed(candidates, code) {
+      if (!/^[0-9]{6}$/.test(code)) return undefined;
+      const nowSeconds = deps.clock.now() / 1000;
+      const current = Math.floor(nowSeconds / PERIOD_SECONDS);
+      for (const credential of candidates) {
+        const step = credential.lastStep;
+        // Only while that code can still be on the app's screen (the acceptance window): older codes are plain wrong ones.
+        if (step === null || step < current - WINDOW) continue;
+        const spent = TOTP.generate({ secret: openSecret(credential), algorithm: 'SHA1', digits: DIGITS, period: PERIOD_SECONDS, timestamp: step * PERIOD_SECONDS * 1000, hmac: nodeHmac });
+        if (timingSafeEqual(Buffer.from(spent), Buffer.from(code))) {
+          // The app shows the next code once step + 1 begins.
+          return { nextInSeconds: Math.max(0, Math.ceil((step + 1) * PERIOD_SECONDS - nowSeconds)) };
+        }
+      }
+      return undefined;
     },
 
     async verify(candidates, input) {

@@ -14,7 +14,9 @@ import { PASSWORD_MIN } from '../../directory/password-rules.ts';
 import type { PasswordChange } from '../../signin/password-change.ts';
 import { sessionMay } from '../../sessions/session-scope.ts';
 import type { Viewer } from '../views/security-info-views.ts';
-import { changePasswordView, passwordChangedView, reportedView, reportRefusedView, signinsView } from '../views/my-signins-views.ts';
+import { changePasswordView, confirmReportView, reportedView, signinsView } from '../views/my-signins-views.ts';
+import type { FlashData, PageFlash } from '../../http/page/flash.ts';
+import { thisSignin } from './this-signin.ts';
 
 const Field = (max = 200) => Type.Optional(Type.String({ maxLength: max }));
 const PageParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
@@ -26,14 +28,22 @@ export interface MySigninsRoutesDeps {
   auth: Pick<RequestAuth, 'findPrincipal'>;
   events: Pick<SigninEvents, 'listForUser'>;
   reports: Pick<SigninReports, 'report'>;
-  passwords: Pick<PasswordChange, 'change'>;
+  passwords: Pick<PasswordChange, 'change' | 'setFirst' | 'hasPassword'>;
+  flash: PageFlash;
 }
 
-/** My sign-ins (with "this wasn't me") and changing the password. */
+/**
+ * My sign-ins (with "this wasn't me", after a page that says what it does)
+ * and setting or changing the password. Every post answers with a redirect.
+ */
 export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTypebox {
   const signedIn = principalOr(deps);
   return async (app) => {
     const viewer = (reply: FastifyReply, p: Principal): Viewer => ({ tenant: p.tenant, username: p.user.username, csrf: reply.generateCsrf() });
+    const go = (reply: FastifyReply, p: Principal, to: string, data?: FlashData) => {
+      if (data) deps.flash.set(reply, p.tenant.slug, p.session.id, data);
+      return reply.redirect(to, 303);
+    };
 
     app.get(
       '/t/:tenant/my/signins',
@@ -43,21 +53,40 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
         if (!p) return reply;
         if (!sessionMay(p.session.scope, 'view-signins')) return reply.redirect(`/t/${p.tenant.slug}/my/security-info`, 303);
         const page = await deps.events.listForUser(p.tenant.id, p.user.id, PAGE_SIZE, request.query.cursor);
-        return sendPage(reply, signinsView({ ...viewer(reply, p), events: page.items, next: page.next }));
+        const yours = thisSignin(page.items, p.session, { ip: request.ip, userAgent: request.headers['user-agent'] ?? null });
+        return sendPage(reply, signinsView({ ...viewer(reply, p), events: page.items, next: page.next, thisSignin: yours }));
       },
     );
+
+    // "This wasn't me" signs the user out everywhere else and tells the administrator: a page says so first.
+    app.get('/t/:tenant/my/signins/:id/report', { schema: { params: EventParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
+      const p = await signedIn(request, reply, 'signins');
+      if (!p) return reply;
+      if (!sessionMay(p.session.scope, 'report-signin')) return reply.redirect(`/t/${p.tenant.slug}/my/security-info`, 303);
+      const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id);
+      const mine = flash?.for === request.params.id ? flash : undefined;
+      return sendPage(reply, confirmReportView({ ...viewer(reply, p), id: request.params.id, error: mine?.notice?.text, signInAgain: mine?.values?.signInAgain === 'yes' }));
+    });
 
     app.post('/t/:tenant/my/signins/:id/report', formRoute(app, 'self-service', EventParams, Type.Object({ _csrf: Field() })), async (request, reply) => {
       const p = await signedIn(request, reply, 'signins');
       if (!p) return reply;
       try {
         const sessionsEnded = await deps.reports.report(p.tenant, p.user, p.session, request.params.id);
-        return sendPage(reply, reportedView({ ...viewer(reply, p), sessionsEnded, minLength: PASSWORD_MIN }));
+        return go(reply, p, `/t/${p.tenant.slug}/my/signins/reported`, { for: 'reported', values: { sessionsEnded: String(sessionsEnded) } });
       } catch (err) {
-        const { text, status } = shownError(err);
+        const { text } = shownError(err);
         const signInAgain = err instanceof AppError && err.code === 'reauthentication-required';
-        return sendPage(reply, reportRefusedView({ ...viewer(reply, p), text, signInAgain }), status);
+        return go(reply, p, `/t/${p.tenant.slug}/my/signins/${request.params.id}/report`, { for: request.params.id, notice: { kind: 'error', text }, values: { signInAgain: signInAgain ? 'yes' : 'no' } });
       }
+    });
+
+    app.get('/t/:tenant/my/signins/reported', { schema: { params: PageParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
+      const p = await signedIn(request, reply, 'signins');
+      if (!p) return reply;
+      const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id, { keep: true });
+      const sessionsEnded = flash?.for === 'reported' ? Number(flash.values?.sessionsEnded ?? 0) : undefined;
+      return sendPage(reply, reportedView({ ...viewer(reply, p), sessionsEnded, minLength: PASSWORD_MIN, hasPassword: await deps.passwords.hasPassword(p.tenant, p.user) }));
     });
 
     app.get('/t/:tenant/my/password', { schema: { params: PageParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
@@ -65,7 +94,12 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
       if (!p) return reply;
       // A registration session may not change the password: no form it could only be refused on.
       if (!sessionMay(p.session.scope, 'change-password')) return reply.redirect(`/t/${p.tenant.slug}/my/security-info`, 303);
-      return sendPage(reply, changePasswordView({ ...viewer(reply, p), minLength: PASSWORD_MIN }));
+      const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id);
+      const mine = flash?.for === 'password' ? flash : undefined;
+      return sendPage(
+        reply,
+        changePasswordView({ ...viewer(reply, p), minLength: PASSWORD_MIN, hasPassword: await deps.passwords.hasPassword(p.tenant, p.user), error: mine?.notice?.text, fieldErrors: mine?.fieldErrors }),
+      );
     });
 
     app.post(
@@ -74,13 +108,23 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
       async (request, reply) => {
         const p = await signedIn(request, reply, 'security-info');
         if (!p) return reply;
+        // Which it is follows from the account, never from the form: a form without the current password
+        // cannot change an existing one.
+        const first = !(await deps.passwords.hasPassword(p.tenant, p.user));
+        const next = request.body.newPassword ?? '';
         try {
-          await deps.passwords.change(p.tenant, p.user, p.session, request.body.currentPassword ?? '', request.body.newPassword ?? '', requestContext(request));
+          if (first) await deps.passwords.setFirst(p.tenant, p.user, p.session, next, requestContext(request));
+          else await deps.passwords.change(p.tenant, p.user, p.session, request.body.currentPassword ?? '', next, requestContext(request));
         } catch (err) {
-          const { text, status } = shownError(err);
-          return sendPage(reply, changePasswordView({ ...viewer(reply, p), minLength: PASSWORD_MIN, error: text }), status);
+          const { text } = shownError(err);
+          const field = err instanceof AppError && err.code === 'invalid-credentials' ? 'current-password' : 'new-password';
+          // Passwords are never carried to the next page; the reason is, at its field.
+          return go(reply, p, `/t/${p.tenant.slug}/my/password`, { for: 'password', notice: { kind: 'error', text }, fieldErrors: { [field]: text } });
         }
-        return sendPage(reply, passwordChangedView(viewer(reply, p)));
+        const done = first
+          ? 'Password set. Next time, sign in with your username and this password, then your sign-in method.'
+          : 'Your password was changed and your other sessions were ended.';
+        return go(reply, p, `/t/${p.tenant.slug}/my/security-info`, { notice: { kind: 'info', text: done } });
       },
     );
   };

@@ -13,7 +13,9 @@ import type { TenantLookup } from '../../http/page/tenant-lookup.ts';
 import type { MethodManagement } from '../../methods/method-management.ts';
 import { methodName } from '../../methods/registry.ts';
 import type { Sessions } from '../../sessions/sessions.ts';
-import { codeSetupView, overviewView, recoveryCodesView, totpSetupView, type Notice, type Viewer } from '../views/security-info-views.ts';
+import { codeSetupView, confirmRemoveView, confirmReplaceCodesView, overviewView, recoveryCodesView, totpSetupView, type Notice, type Viewer } from '../views/security-info-views.ts';
+import type { FlashData, PageFlash } from '../../http/page/flash.ts';
+import type { PasswordChange } from '../../signin/password-change.ts';
 
 const Field = (max = 200) => Type.Optional(Type.String({ maxLength: max }));
 const PageParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
@@ -24,7 +26,9 @@ export interface SecurityInfoRoutesDeps {
   tenants: TenantLookup;
   auth: Pick<RequestAuth, 'findPrincipal'>;
   management: MethodManagement;
-  sessions: Pick<Sessions, 'isRecent' | 'authenticate'>;
+  sessions: Pick<Sessions, 'isRecent'>;
+  passwords: Pick<PasswordChange, 'hasPassword'>;
+  flash: PageFlash;
   /** How long a sent confirmation code lives, for the words on the page. */
   codeLifetimeMinutes: number;
 }
@@ -34,77 +38,72 @@ export interface SecurityInfoRoutesDeps {
  * authenticator app, a phone, an email address or recovery codes; rename,
  * make default, remove. Every rule (scope, recent sign-in, second factor,
  * the last method) is MethodManagement's; these handlers render its answers.
+ *
+ * Every post answers with a redirect to a page (post-redirect-get): Back and
+ * refresh never post again, so a refresh of the QR page shows the same key
+ * (the pending method's) and a refresh of new recovery codes shows the same
+ * codes. What a post tells the next page travels in the sealed flash cookie.
  */
 export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginAsyncTypebox {
   const signedIn = principalOr(deps);
   return async (app) => {
     const form = <P extends TSchema, B extends TSchema>(params: P, body: B) => formRoute(app, 'self-service', params, body);
     const viewer = (reply: FastifyReply, p: Principal): Viewer => ({ tenant: p.tenant, username: p.user.username, csrf: reply.generateCsrf() });
+    const base = (p: Principal) => `/t/${p.tenant.slug}/my/security-info`;
 
-    const overview = async (reply: FastifyReply, p: Principal, notice?: Notice, status = 200) => {
-      const methods = (await deps.management.list(p.tenant, p.user)).filter((m) => m.state === 'active');
-      const registering = p.session.scope === 'register';
-      const waiting = reply.request.cookies[CONTINUE_COOKIE];
-      const continueTo = waiting && OIDC_NEXT.test(waiting) ? landingPath(p.tenant, waiting as NextPage) : undefined;
-      // Changes need a recent sign-in and, once there is a method, a second factor proved in it (not a remembered browser).
-      const provedFactor = registering || p.session.amr.includes('mfa') || methods.length === 0;
-      const canChange = deps.sessions.isRecent(p.session) && provedFactor;
-      return sendPage(
-        reply,
-        overviewView({ ...viewer(reply, p), notice, registering, continueTo, canChange, needsSecondFactor: !provedFactor, methods, addable: deps.management.addable(p.tenant, p.session) }),
-        status,
-      );
+    /** Leaves `data` for the page at `to` and goes there. */
+    const go = (reply: FastifyReply, p: Principal, to: string, data?: FlashData) => {
+      if (data) deps.flash.set(reply, p.tenant.slug, p.session.id, data);
+      return reply.redirect(to, 303);
     };
+    /** Back to the overview with an expected failure in words; anything else goes on to the error handler. */
+    const failed = (reply: FastifyReply, p: Principal, err: unknown, extra: FlashData = {}) => go(reply, p, base(p), { notice: { kind: 'error', text: shownError(err).text }, ...extra });
+    const done = (reply: FastifyReply, p: Principal, text: string) => go(reply, p, base(p), { notice: { kind: 'info', text } });
 
-    const totpSetup = (reply: FastifyReply, p: Principal, id: string, details: Record<string, unknown>, error?: string, status = 200) =>
-      sendPage(reply, totpSetupView({ ...viewer(reply, p), id, qrCodeSvg: String(details.qrCodeSvg), secret: String(details.secret), error }), status);
+    const activeMethods = async (p: Principal) => (await deps.management.list(p.tenant, p.user)).filter((m) => m.state === 'active');
 
-    const codeSetup = (reply: FastifyReply, p: Principal, id: string, channel: string, to: string, notice?: Notice, status = 200) =>
-      sendPage(reply, codeSetupView({ ...viewer(reply, p), id, channel, to, lifetimeMinutes: Math.round(deps.codeLifetimeMinutes), notice }), status);
-
-    /** The overview with an expected failure in words; anything else goes on to the error handler. */
-    const failed = (reply: FastifyReply, p: Principal, err: unknown) => {
-      const { text, status } = shownError(err);
-      return overview(reply, p, { kind: 'error', text }, status);
-    };
-
-    /** Registers a phone number or an email address and shows where its code went. */
-    const addDestination = async (reply: FastifyReply, p: Principal, channel: 'sms' | 'voice' | 'email', to: string) => {
-      try {
-        const enrolment = await deps.management.enrol(p.tenant, p.user, p.session, channel, { to }, reply.request.ip);
-        return await codeSetup(reply, p, enrolment.id, channel, String(enrolment.to));
-      } catch (err) {
-        return failed(reply, p, err);
-      }
-    };
-
-    /** A phone number or address of this user still waiting for its code. */
-    const pendingDestination = async (p: Principal, id: string) =>
-      (await deps.management.list(p.tenant, p.user)).find((m) => m.id === id && m.state === 'pending' && m.to !== undefined);
-    const expired = (reply: FastifyReply, p: Principal) => overview(reply, p, { kind: 'error', text: 'That confirmation has expired. Add the method again.' }, 404);
-
-    /** Runs a change and shows the overview with its outcome. */
-    const change = async (reply: FastifyReply, p: Principal, done: string, run: () => Promise<unknown>) => {
-      try {
-        await run();
-      } catch (err) {
-        return failed(reply, p, err);
-      }
-      // The session may have changed (a registration session becomes a full one).
-      const session = await deps.sessions.authenticate(p.token);
-      return overview(reply, session ? { ...p, session } : p, { kind: 'info', text: done });
-    };
-
-    app.get('/t/:tenant/my/security-info', { schema: { params: PageParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
-      const p = await signedIn(request, reply, 'security-info');
-      return p ? overview(reply, p) : reply;
-    });
+    app.get(
+      '/t/:tenant/my/security-info',
+      { schema: { params: PageParams, querystring: Type.Object({ saved: Field(10) }), hide: true }, config: { admissionClass: 'self-service' } },
+      async (request, reply) => {
+        const p = await signedIn(request, reply, 'security-info');
+        if (!p) return reply;
+        const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id, { keep: true });
+        // New recovery codes stay for Back and Forward until the user says they saved them (or the flash expires).
+        if (flash?.for !== 'recovery-codes' || request.query.saved === 'codes') deps.flash.clear(reply, p.tenant.slug);
+        const notice: Notice | undefined = flash?.for === undefined ? flash?.notice : undefined;
+        const methods = await activeMethods(p);
+        const registering = p.session.scope === 'register';
+        const waiting = request.cookies[CONTINUE_COOKIE];
+        const continueTo = waiting && OIDC_NEXT.test(waiting) ? landingPath(p.tenant, waiting as NextPage) : undefined;
+        // Changes need a recent sign-in and, once there is a method, a second factor proved in it (not a remembered browser).
+        const provedFactor = registering || p.session.amr.includes('mfa') || methods.length === 0;
+        const canChange = deps.sessions.isRecent(p.session) && provedFactor;
+        const hasPassword = await deps.passwords.hasPassword(p.tenant, p.user);
+        return sendPage(
+          reply,
+          overviewView({
+            ...viewer(reply, p),
+            notice,
+            values: flash?.values,
+            fieldErrors: flash?.fieldErrors,
+            registering,
+            continueTo,
+            canChange,
+            needsSecondFactor: !provedFactor,
+            methods,
+            addable: deps.management.addable(p.tenant, p.session),
+            hasPassword,
+            signedInWithPass: p.session.amr.includes('tap'),
+          }),
+        );
+      },
+    );
 
     app.post('/t/:tenant/my/security-info/webauthn', form(PageParams, Type.Object({ label: Field(100), kind: Field(20), attestation: Field(70000), _csrf: Field() })), async (request, reply) => {
       const p = await signedIn(request, reply, 'security-info');
       if (!p) return reply;
-      const added = request.body.kind === 'security-key' ? 'Security key added.' : 'Passkey added.';
-      return change(reply, p, added, async () => {
+      try {
         let attestation: unknown;
         try {
           attestation = JSON.parse(request.body.attestation ?? '');
@@ -112,7 +111,10 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
           throw new AppError('invalid-request', 'the authenticator response was not readable; try again');
         }
         await deps.management.enrol(p.tenant, p.user, p.session, 'webauthn', { label: request.body.label?.trim() || undefined, attestation });
-      });
+      } catch (err) {
+        return failed(reply, p, err);
+      }
+      return done(reply, p, request.body.kind === 'security-key' ? 'Security key added.' : 'Passkey added.');
     });
 
     app.post('/t/:tenant/my/security-info/totp', form(PageParams, Type.Object({ label: Field(100), _csrf: Field() })), async (request, reply) => {
@@ -120,26 +122,63 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
       if (!p) return reply;
       try {
         const enrolment = await deps.management.enrol(p.tenant, p.user, p.session, 'totp', { label: request.body.label?.trim() || undefined });
-        return await totpSetup(reply, p, enrolment.id, enrolment);
+        return go(reply, p, `${base(p)}/totp/${enrolment.id}`);
       } catch (err) {
-        return failed(reply, p, err);
+        return failed(reply, p, err, { values: { 'totp-label': request.body.label ?? '' } });
       }
+    });
+
+    // The set-up page of a pending app: its QR code and key are the pending method's, so a refresh shows the same ones.
+    app.get('/t/:tenant/my/security-info/totp/:id', { schema: { params: MethodParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
+      const p = await signedIn(request, reply, 'security-info');
+      if (!p) return reply;
+      const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id);
+      let details: Record<string, unknown>;
+      try {
+        details = await deps.management.setupDetails(p.tenant, p.user, request.params.id);
+      } catch (err) {
+        if (!(err instanceof AppError) || !['invalid-state', 'not-found'].includes(err.code)) throw err;
+        return go(reply, p, base(p), { notice: { kind: 'error', text: 'That set-up has finished or expired. Add the app again if you need to.' } });
+      }
+      const error = flash?.for === request.params.id ? flash.notice?.text : undefined;
+      return sendPage(
+        reply,
+        totpSetupView({ ...viewer(reply, p), id: request.params.id, qrCodeSvg: String(details.qrCodeSvg), secret: String(details.secret), otpauthUri: String(details.otpauthUri), error, code: flash?.values?.code }),
+      );
     });
 
     app.post('/t/:tenant/my/security-info/totp/:id/confirm', form(MethodParams, Type.Object({ code: Field(64), _csrf: Field() })), async (request, reply) => {
       const p = await signedIn(request, reply, 'security-info');
       if (!p) return reply;
+      const code = request.body.code?.replace(/\s/g, '') ?? '';
+      const again = (text: string) => go(reply, p, `${base(p)}/totp/${request.params.id}`, { for: request.params.id, notice: { kind: 'error', text }, values: { code } });
+      if (!/^[0-9]{6}$/.test(code)) return again('Enter the 6 digits the app shows, with no letters.');
       try {
-        await deps.management.confirm(p.tenant, p.user, p.session, request.params.id, request.body.code?.trim() ?? '');
+        await deps.management.confirm(p.tenant, p.user, p.session, request.params.id, code);
       } catch (err) {
-        if (err instanceof AppError && err.code === 'invalid-code') {
-          const details = await deps.management.setupDetails(p.tenant, p.user, request.params.id);
-          return totpSetup(reply, p, request.params.id, details, "That code didn't work. Check the app and try the newest code.", 401);
-        }
+        if (err instanceof AppError && err.code === 'invalid-code') return again("That code didn't work. Check the app and try the newest code.");
         return failed(reply, p, err);
       }
-      return change(reply, p, 'Authenticator app added.', async () => {});
+      return done(reply, p, 'Authenticator app added.');
     });
+
+    /** Registers a phone number or an email address and goes to the page where its code is typed. */
+    const addDestination = async (reply: FastifyReply, p: Principal, channel: 'sms' | 'voice' | 'email', to: string) => {
+      const field = channel === 'email' ? 'email' : 'phone';
+      try {
+        const enrolment = await deps.management.enrol(p.tenant, p.user, p.session, channel, { to }, reply.request.ip);
+        return go(reply, p, `${base(p)}/codes/${enrolment.id}`);
+      } catch (err) {
+        const { text } = shownError(err);
+        // The number or address stays as typed, with the reason at the field.
+        return go(reply, p, base(p), { notice: { kind: 'error', text }, values: { [field]: to, channel }, fieldErrors: { [field]: text } });
+      }
+    };
+
+    /** A phone number or address of this user still waiting for its code. */
+    const pendingDestination = async (p: Principal, id: string) =>
+      (await deps.management.list(p.tenant, p.user)).find((m) => m.id === id && m.state === 'pending' && m.to !== undefined);
+    const expired = (reply: FastifyReply, p: Principal) => go(reply, p, base(p), { notice: { kind: 'error', text: 'That confirmation has expired. Add the method again.' } });
 
     app.post('/t/:tenant/my/security-info/phone', form(PageParams, Type.Object({ to: Field(64), channel: Field(10), _csrf: Field() })), async (request, reply) => {
       const p = await signedIn(request, reply, 'security-info');
@@ -153,20 +192,34 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
       return addDestination(reply, p, 'email', request.body.to ?? '');
     });
 
+    app.get('/t/:tenant/my/security-info/codes/:id', { schema: { params: MethodParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
+      const p = await signedIn(request, reply, 'security-info');
+      if (!p) return reply;
+      const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id);
+      const pending = await pendingDestination(p, request.params.id);
+      if (!pending) return expired(reply, p);
+      const notice = flash?.for === pending.id ? flash.notice : undefined;
+      return sendPage(
+        reply,
+        codeSetupView({ ...viewer(reply, p), id: pending.id, channel: pending.type, to: pending.to!, lifetimeMinutes: Math.round(deps.codeLifetimeMinutes), notice, code: flash?.values?.code }),
+      );
+    });
+
     app.post('/t/:tenant/my/security-info/codes/:id/confirm', form(MethodParams, Type.Object({ code: Field(64), _csrf: Field() })), async (request, reply) => {
       const p = await signedIn(request, reply, 'security-info');
       if (!p) return reply;
       const pending = await pendingDestination(p, request.params.id);
       if (!pending) return expired(reply, p);
+      const code = request.body.code?.trim() ?? '';
       try {
-        await deps.management.confirm(p.tenant, p.user, p.session, pending.id, request.body.code?.trim() ?? '');
+        await deps.management.confirm(p.tenant, p.user, p.session, pending.id, code);
       } catch (err) {
         if (err instanceof AppError && err.code === 'invalid-code') {
-          return codeSetup(reply, p, pending.id, pending.type, pending.to!, { kind: 'error', text: "That code didn't work. Check it, or send a new code." }, 401);
+          return go(reply, p, `${base(p)}/codes/${pending.id}`, { for: pending.id, notice: { kind: 'error', text: "That code didn't work. Check it, or send a new code." }, values: { code } });
         }
         return failed(reply, p, err);
       }
-      return change(reply, p, `${methodName(pending.type)} added.`, async () => {});
+      return done(reply, p, `${methodName(pending.type)} added.`);
     });
 
     app.post('/t/:tenant/my/security-info/codes/:id/resend', form(MethodParams, Csrf), async (request, reply) => {
@@ -174,42 +227,91 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
       if (!p) return reply;
       const pending = await pendingDestination(p, request.params.id);
       if (!pending) return expired(reply, p);
+      let notice: Notice;
       try {
         await deps.management.resendConfirmation(p.tenant, p.user, p.session, pending.id, request.ip);
-        return await codeSetup(reply, p, pending.id, pending.type, pending.to!, { kind: 'info', text: 'We sent a new code. Use the newest one.' });
+        notice = { kind: 'info', text: 'We sent a new code. Use the newest one.' };
       } catch (err) {
-        const { text, status } = shownError(err);
-        return codeSetup(reply, p, pending.id, pending.type, pending.to!, { kind: 'error', text }, status);
+        notice = { kind: 'error', text: shownError(err).text };
       }
+      return go(reply, p, `${base(p)}/codes/${pending.id}`, { for: pending.id, notice });
     });
 
-    app.post('/t/:tenant/my/security-info/recovery-codes', form(PageParams, Csrf), async (request, reply) => {
+    // Replacing recovery codes makes the old ones useless: a page says so first, and only its button replaces them.
+    app.get('/t/:tenant/my/security-info/recovery-codes/replace', { schema: { params: PageParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
       const p = await signedIn(request, reply, 'security-info');
       if (!p) return reply;
+      const codes = (await activeMethods(p)).find((m) => m.type === 'recovery-codes');
+      if (!codes) return reply.redirect(base(p), 303);
+      return sendPage(reply, confirmReplaceCodesView({ ...viewer(reply, p), remaining: codes.remaining ?? 0 }));
+    });
+
+    app.post('/t/:tenant/my/security-info/recovery-codes', form(PageParams, Type.Object({ confirm: Field(5), _csrf: Field() })), async (request, reply) => {
+      const p = await signedIn(request, reply, 'security-info');
+      if (!p) return reply;
+      const hasCodes = (await activeMethods(p)).some((m) => m.type === 'recovery-codes');
+      if (hasCodes && request.body.confirm !== 'yes') return go(reply, p, `${base(p)}/recovery-codes/replace`);
       try {
         const enrolment = await deps.management.enrol(p.tenant, p.user, p.session, 'recovery-codes', {});
-        return sendPage(reply, recoveryCodesView({ ...viewer(reply, p), codes: enrolment.codes as string[] }));
+        return go(reply, p, `${base(p)}/recovery-codes`, { for: 'recovery-codes', secrets: enrolment.codes as string[] });
       } catch (err) {
         return failed(reply, p, err);
       }
     });
 
+    // New codes, from the sealed flash: a refresh shows the same codes (never new ones) until the user moves on.
+    app.get('/t/:tenant/my/security-info/recovery-codes', { schema: { params: PageParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
+      const p = await signedIn(request, reply, 'security-info');
+      if (!p) return reply;
+      const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id, { keep: true });
+      const codes = flash?.for === 'recovery-codes' ? flash.secrets : undefined;
+      return sendPage(reply, recoveryCodesView({ ...viewer(reply, p), codes }));
+    });
+
     app.post('/t/:tenant/my/security-info/methods/:id/rename', form(MethodParams, Type.Object({ label: Field(100), _csrf: Field() })), async (request, reply) => {
       const p = await signedIn(request, reply, 'security-info');
       if (!p) return reply;
-      return change(reply, p, 'Method renamed.', () => deps.management.update(p.tenant, p.user, p.session, request.params.id, { label: request.body.label ?? '' }));
+      const label = request.body.label ?? '';
+      try {
+        await deps.management.update(p.tenant, p.user, p.session, request.params.id, { label });
+      } catch (err) {
+        const field = `rename-${request.params.id}`;
+        return failed(reply, p, err, { values: { [field]: label }, fieldErrors: { [field]: shownError(err).text } });
+      }
+      return done(reply, p, 'Method renamed.');
     });
 
     app.post('/t/:tenant/my/security-info/methods/:id/default', form(MethodParams, Csrf), async (request, reply) => {
       const p = await signedIn(request, reply, 'security-info');
       if (!p) return reply;
-      return change(reply, p, 'Default method changed.', () => deps.management.update(p.tenant, p.user, p.session, request.params.id, { default: true }));
+      try {
+        await deps.management.update(p.tenant, p.user, p.session, request.params.id, { default: true });
+      } catch (err) {
+        return failed(reply, p, err);
+      }
+      return done(reply, p, 'Default method changed.');
     });
 
-    app.post('/t/:tenant/my/security-info/methods/:id/delete', form(MethodParams, Csrf), async (request, reply) => {
+    // Removing a method: a page first says what it means, and only its button removes it.
+    app.get('/t/:tenant/my/security-info/methods/:id/remove', { schema: { params: MethodParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
       const p = await signedIn(request, reply, 'security-info');
       if (!p) return reply;
-      return change(reply, p, 'Method removed.', () => deps.management.remove(p.tenant, p.user, p.session, request.params.id));
+      const methods = await activeMethods(p);
+      const method = methods.find((m) => m.id === request.params.id);
+      if (!method) return go(reply, p, base(p), { notice: { kind: 'error', text: 'That method is not one of yours any more.' } });
+      return sendPage(reply, confirmRemoveView({ ...viewer(reply, p), method, others: methods.filter((m) => m.id !== method.id) }));
+    });
+
+    app.post('/t/:tenant/my/security-info/methods/:id/delete', form(MethodParams, Type.Object({ confirm: Field(5), _csrf: Field() })), async (request, reply) => {
+      const p = await signedIn(request, reply, 'security-info');
+      if (!p) return reply;
+      if (request.body.confirm !== 'yes') return go(reply, p, `${base(p)}/methods/${request.params.id}/remove`);
+      try {
+        await deps.management.remove(p.tenant, p.user, p.session, request.params.id);
+      } catch (err) {
+        return failed(reply, p, err);
+      }
+      return done(reply, p, 'Method removed.');
     });
   };
 }

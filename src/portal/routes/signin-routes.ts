@@ -12,6 +12,7 @@ import type { Sessions } from '../../sessions/sessions.ts';
 import type { OidcRevocation } from '../../sessions/oidc-revocation.ts';
 import { landingPath, needsSecondFactor, NEXT_PAGES, OIDC_NEXT, type NextPage } from '../../http/page/landing.ts';
 import { formRoute } from '../../http/page/form-route.ts';
+import { describeMethod } from '../../methods/registry.ts';
 import { factorView, noWayInView, passwordView, signingInView, tapView } from '../views/signin-views.ts';
 import { CONTINUE_COOKIE, DEVICE_COOKIE, KNOWN_BROWSER_COOKIE, OIDC_SESSION_COOKIE } from '../../http/cookie-names.ts';
 import { sendPage } from '../../http/page/send-page.ts';
@@ -204,10 +205,21 @@ export function signinRoutes(deps: SigninRoutesDeps): FastifyPluginAsyncTypebox 
           }
           return signedIn(reply, tenant, step.session, next, true);
         } catch (err) {
+          const attempts = (left: number) => `${left} ${left === 1 ? 'attempt' : 'attempts'} left`;
+          if (err instanceof AppError && err.code === 'malformed-code') {
+            const ask = describeMethod(String(err.extra.method))?.signin;
+            const digits = ask?.input === 'numeric' && ask.maxLength ? `the ${ask.maxLength} digits` : 'the code';
+            return factor(reply, tenant, flow, method, next, { error: `Enter ${digits}, with no letters or other characters. That did not count as an attempt.`, status: 400, send: false });
+          }
+          if (err instanceof AppError && err.code === 'code-already-used') {
+            const wait = Number(err.extra.nextInSeconds);
+            const when = wait > 0 ? `The next code shows in ${wait} ${wait === 1 ? 'second' : 'seconds'}; enter that one.` : 'Enter the code your app shows now.';
+            return factor(reply, tenant, flow, method, next, { error: `That code was already used. ${when} That did not count as an attempt.`, status: 401, send: false });
+          }
           if (err instanceof AppError && err.code === 'invalid-code' && Number(err.extra.attemptsLeft) > 0) {
             const left = Number(err.extra.attemptsLeft);
             const what = method === 'webauthn' ? 'That key was not accepted.' : "That code didn't work.";
-            return factor(reply, tenant, flow, method, next, { error: `${what} ${left} ${left === 1 ? 'attempt' : 'attempts'} left.`, status: 401, send: false });
+            return factor(reply, tenant, flow, method, next, { error: `${what} ${attempts(left)}.`, status: 401, send: false });
           }
           return startAgain(reply, tenant, next, err, '', 'Too many failed attempts. Sign in again.');
         }

@@ -6,6 +6,7 @@ import { errorSummary, notice as noticeView } from '../../http/page/parts/error-
 import { describeMethod, methodName, type MethodType } from '../../methods/registry.ts';
 import type { MethodView } from '../../methods/method-management.ts';
 import { when } from '../../http/page/parts/when.ts';
+import { fieldError } from '../../http/page/parts/field-error.ts';
 
 export interface Viewer {
   tenant: { slug: string; name: string };
@@ -22,6 +23,10 @@ const page = (v: Viewer, title: string, body: SafeHtml, scripts = false) => sign
 /** The security-info overview: the user's methods, and the forms to add the ones they may add now. */
 export function overviewView(v: Viewer & {
   notice?: Notice | undefined;
+  /** What was typed into a form whose post failed, by field id. */
+  values?: Record<string, string> | undefined;
+  /** The reason at each field in error, by field id. */
+  fieldErrors?: Record<string, string> | undefined;
   /** A registration session: the user must add a first method. */
   registering: boolean;
   /** An app waiting for the user, once a method is set up. */
@@ -33,10 +38,15 @@ export function overviewView(v: Viewer & {
   methods: MethodView[];
   /** What this session may add, strongest first (MethodManagement.addable). */
   addable: MethodType[];
+  /** The account has a password (otherwise the page walks a new hire to a way back in). */
+  hasPassword: boolean;
+  /** This sign-in used a Temporary Access Pass. */
+  signedInWithPass: boolean;
 }): string {
   const byForm = (form: string) => v.addable.filter((t) => describeMethod(t)?.enrolment?.form === form);
   const phoneChannels = byForm('phone');
   const hasCodes = v.methods.some((m) => m.type === 'recovery-codes');
+  const forms = { values: v.values ?? {}, errors: v.fieldErrors ?? {} };
   return page(
     v,
     'Security info',
@@ -45,6 +55,7 @@ export function overviewView(v: Viewer & {
 ${noticeView(v.notice)}
 ${v.registering ? alert('info', 'Your organisation requires a second sign-in method. Add one to finish signing in.') : ''}
 ${!v.registering && v.continueTo ? html`<p class="alert info" role="status">Your sign-in method is set up. <a href="${v.continueTo}">Continue to the app</a></p>` : ''}
+${v.hasPassword ? '' : firstDay(v)}
 ${
   v.canChange
     ? ''
@@ -52,42 +63,85 @@ ${
 <form method="post" action="/t/${v.tenant.slug}/signout">${hiddenFields(v.csrf, { next: v.needsSecondFactor ? 'security-info-mfa' : 'security-info' })}<button type="submit">Sign in again</button></form></div>`
 }
 <h2>Your sign-in methods</h2>
-${v.methods.length === 0 ? html`<p>You have no sign-in methods yet.</p>` : html`<ul class="methods">${v.methods.map((m) => methodRow(v, m, v.canChange && !v.registering))}</ul>`}
+${v.methods.length === 0 ? html`<p>You have no sign-in methods yet.</p>` : html`<ul class="methods">${v.methods.map((m) => methodRow(v, m, v.canChange && !v.registering, forms))}</ul>`}
 ${
   v.canChange
     ? html`<h2>Add a method</h2>
 ${byForm('webauthn').length > 0 ? webauthnForms(v) : ''}
-${byForm('totp').length > 0 ? totpForm(v) : ''}
-${phoneChannels.length > 0 ? phoneForm(v, phoneChannels) : ''}
-${byForm('email').length > 0 ? emailForm(v) : ''}
-${byForm('generate').length > 0 ? html`<form method="post" action="${base(v)}/recovery-codes">${csrfField(v.csrf)}<button type="submit" class="secondary">${hasCodes ? 'Replace recovery codes' : 'Create recovery codes'}</button></form>` : ''}`
+${byForm('totp').length > 0 ? totpForm(v, forms) : ''}
+${phoneChannels.length > 0 ? phoneForm(v, phoneChannels, forms) : ''}
+${byForm('email').length > 0 ? emailForm(v, forms) : ''}
+${
+  byForm('generate').length > 0
+    ? hasCodes
+      ? html`<p><a class="button secondary" href="${base(v)}/recovery-codes/replace">Replace recovery codes</a></p>`
+      : html`<form method="post" action="${base(v)}/recovery-codes">${csrfField(v.csrf)}<button type="submit" class="secondary">Create recovery codes</button></form>`
+    : ''
+}`
     : ''
 }
-${v.registering ? '' : html`<p><a href="/t/${v.tenant.slug}/my/signins">See your recent sign-ins</a> · <a href="/t/${v.tenant.slug}/my/password">Change your password</a></p>`}
+${
+  v.registering
+    ? ''
+    : html`<p><a href="/t/${v.tenant.slug}/my/signins">See your recent sign-ins</a> · <a href="/t/${v.tenant.slug}/my/password">${v.hasPassword ? 'Change your password' : 'Set a password'}</a></p>`
+}
 </div>`,
     true,
   );
 }
 
-function methodRow(v: Viewer, m: MethodView, editable: boolean): SafeHtml {
+/**
+ * A new hire (no password yet) is walked through the first day: the pass gets
+ * them in once, a method of their own comes next, and before they leave, a way
+ * back in (a password, or a passkey that signs in alone), since the pass is
+ * used up.
+ */
+function firstDay(v: Viewer & { registering: boolean; methods: MethodView[]; signedInWithPass: boolean }): SafeHtml {
+  const hasMethod = v.methods.length > 0;
+  const wayBackIn = v.methods.some((m) => m.signsInAlone === true);
+  const step = (done: boolean, text: SafeHtml | string) => html`<li class="${done ? 'done' : 'todo'}"><span class="visually-hidden">${done ? 'Done: ' : 'To do: '}</span>${text}</li>`;
+  const current = !hasMethod ? 2 : wayBackIn ? 0 : 3;
+  return html`<section class="first-day" aria-labelledby="first-day-title">
+<h2 id="first-day-title">${current === 0 ? 'You are all set' : `Step ${current} of 3: ${current === 2 ? 'add a sign-in method' : 'a way back in'}`}</h2>
+<ol class="steps">
+${step(true, v.signedInWithPass ? 'Sign in with your Temporary Access Pass' : 'Sign in')}
+${step(hasMethod, 'Add a sign-in method of your own: an authenticator app, a passkey or a security key')}
+${step(wayBackIn, html`Choose how you will sign in next time: <a href="/t/${v.tenant.slug}/my/password">set a password</a> (then sign in with it and your method), or add a passkey, which signs you in on its own`)}
+</ol>
+${
+  current === 3
+    ? html`<p class="alert info" role="status">${v.signedInWithPass ? 'Your pass works only for this sign-in. ' : ''}Before you leave, <a href="/t/${v.tenant.slug}/my/password">set a password</a> or add a passkey, or you will not be able to sign in again.</p>`
+    : ''
+}
+</section>`;
+}
+
+type FormState = { values: Record<string, string>; errors: Record<string, string> };
+
+function methodRow(v: Viewer, m: MethodView, editable: boolean, forms: FormState): SafeHtml {
+  // Buttons repeat on every row: their names say which method they act on.
+  const which = `${methodName(m.type)} “${m.label}”`;
+  const renameId = `rename-${m.id}`;
+  const rename = fieldError(renameId, forms.errors[renameId]);
   return html`<li>
 <span><strong>${methodName(m.type)}</strong>: ${m.label}${m.default ? html` <em>(default)</em>` : ''}<br>
-<span class="hint">Added ${when(m.createdAt)}; last used ${when(m.lastUsedAt)}${m.remaining !== undefined ? html`; ${m.remaining} codes left` : ''}</span></span>
+<span class="hint">Added ${when(m.createdAt)}; last used ${when(m.lastUsedAt)}${m.remaining !== undefined ? html`; ${m.remaining} ${m.remaining === 1 ? 'code' : 'codes'} left` : ''}</span></span>
 ${
   editable
     ? html`<span class="actions">
 <form method="post" action="${base(v)}/methods/${m.id}/rename" class="inline rename">
   ${csrfField(v.csrf)}
-  <label class="visually-hidden" for="rename-${m.id}">New name for ${m.label}</label>
-  <input type="text" id="rename-${m.id}" name="label" maxlength="100" value="${m.label}" required>
-  <button type="submit" class="secondary" aria-label="Rename ${m.label}">Rename</button>
+  <label class="visually-hidden" for="${renameId}">New name for ${which}</label>
+  <input type="text" id="${renameId}" name="label" maxlength="100" value="${forms.values[renameId] ?? m.label}" required${rename.attrs}>
+  <button type="submit" class="secondary" aria-label="Rename ${which}">Rename</button>
+  ${rename.message}
 </form>
 ${
   !m.default && m.type !== 'recovery-codes'
-    ? html`<form method="post" action="${base(v)}/methods/${m.id}/default" class="inline">${csrfField(v.csrf)}<button type="submit" class="secondary" aria-label="Make ${m.label} the default method">Make default</button></form>`
+    ? html`<form method="post" action="${base(v)}/methods/${m.id}/default" class="inline">${csrfField(v.csrf)}<button type="submit" class="secondary" aria-label="Make ${which} the default method">Make default</button></form>`
     : ''
 }
-<form method="post" action="${base(v)}/methods/${m.id}/delete" class="inline">${csrfField(v.csrf)}<button type="submit" class="danger" aria-label="Remove ${m.label}">Remove</button></form>
+<a class="button danger" href="${base(v)}/methods/${m.id}/remove" aria-label="Remove ${which}">Remove</a>
 </span>`
     : ''
 }
@@ -112,41 +166,51 @@ function webauthnForms(v: Viewer): SafeHtml {
 </form>`;
 }
 
-function totpForm(v: Viewer): SafeHtml {
+function totpForm(v: Viewer, forms: FormState): SafeHtml {
   return html`<form method="post" action="${base(v)}/totp">
   ${csrfField(v.csrf)}
   <label for="totp-label">Name for the authenticator app (optional)</label>
-  <input type="text" id="totp-label" name="label" maxlength="100" placeholder="My phone">
+  <input type="text" id="totp-label" name="label" maxlength="100" placeholder="My phone" value="${forms.values['totp-label'] ?? ''}">
   <button type="submit" class="secondary">Add authenticator app</button>
 </form>`;
 }
 
-function phoneForm(v: Viewer, channels: MethodType[]): SafeHtml {
-  return html`<form method="post" action="${base(v)}/phone">
+function phoneForm(v: Viewer, channels: MethodType[], forms: FormState): SafeHtml {
+  const field = fieldError('phone', forms.errors.phone, { hint: 'phone-hint' });
+  const chosen = forms.values.channel && channels.includes(forms.values.channel as MethodType) ? forms.values.channel : channels[0];
+  return html`<form method="post" action="${base(v)}/phone" novalidate>
   ${csrfField(v.csrf)}
   <label for="phone">Phone number, with country code</label>
-  <input type="tel" id="phone" name="to" autocomplete="tel" inputmode="tel" maxlength="32" placeholder="+44 7700 900123" required>
+  <p class="hint" id="phone-hint">For example +44 7700 900123.</p>
+  <input type="tel" id="phone" name="to" autocomplete="tel" inputmode="tel" maxlength="32" required value="${forms.values.phone ?? ''}"${field.attrs}>
+  ${field.message}
   ${
     channels.length > 1
       ? html`<fieldset class="choices"><legend>Get codes by</legend>
-  ${channels.map((c, i) => html`<label><input type="radio" name="channel" value="${c}"${i === 0 ? html` checked` : ''}> ${methodName(c)}</label>`)}</fieldset>`
+  ${channels.map((c) => html`<label><input type="radio" name="channel" value="${c}"${c === chosen ? html` checked` : ''}> ${methodName(c)}</label>`)}</fieldset>`
       : html`<input type="hidden" name="channel" value="${channels[0]!}">`
   }
   <button type="submit" class="secondary">Add phone</button>
 </form>`;
 }
 
-function emailForm(v: Viewer): SafeHtml {
-  return html`<form method="post" action="${base(v)}/email">
+function emailForm(v: Viewer, forms: FormState): SafeHtml {
+  const field = fieldError('email', forms.errors.email, { first: !forms.errors.phone });
+  return html`<form method="post" action="${base(v)}/email" novalidate>
   ${csrfField(v.csrf)}
   <label for="email">Email address</label>
-  <input type="email" id="email" name="to" autocomplete="email" maxlength="254" required>
+  <input type="email" id="email" name="to" autocomplete="email" maxlength="254" required value="${forms.values.email ?? ''}"${field.attrs}>
+  ${field.message}
   <button type="submit" class="secondary">Add email</button>
 </form>`;
 }
 
-/** Setting up an authenticator app: the QR code and key, and the code that confirms it. */
-export function totpSetupView(v: Viewer & { id: string; qrCodeSvg: string; secret: string; error?: string | undefined }): string {
+/** The key in groups of four that never break inside a group (a phone wraps between groups only). */
+const groupedKey = (secret: string): SafeHtml => html`${(secret.match(/.{1,4}/g) ?? []).map((g, i) => html`${i > 0 ? ' ' : ''}<span class="group">${g}</span>`)}`;
+
+/** Setting up an authenticator app: the QR code, a link for an app on this phone, the key to copy, and the code that confirms it. */
+export function totpSetupView(v: Viewer & { id: string; qrCodeSvg: string; secret: string; otpauthUri: string; error?: string | undefined; code?: string | undefined }): string {
+  const field = fieldError('code', v.error);
   return page(
     v,
     'Add an authenticator app',
@@ -155,26 +219,32 @@ export function totpSetupView(v: Viewer & { id: string; qrCodeSvg: string; secre
 ${errorSummary(v.error)}
 <ol>
 <li>Open your authenticator app and add an account.</li>
-<li>Scan this QR code, or type the key below.</li>
+<li>Scan this QR code, or on this phone open the app with the link below, or type the key.</li>
 <li>Enter the 6-digit code the app shows.</li>
 </ol>
 <div class="qr" role="img" aria-label="QR code for your authenticator app">${trustedHtml(v.qrCodeSvg)}</div>
-<p>Key: <code class="secret">${v.secret.replace(/(.{4})/g, '$1 ').trim()}</code></p>
+<p><a class="button secondary" href="${v.otpauthUri}">Open in your authenticator app</a></p>
+<p>Key: <code class="secret" id="totp-key" data-copy-text="${v.secret}">${groupedKey(v.secret)}</code></p>
+<p><button type="button" class="secondary" data-copy="totp-key" hidden>Copy key</button></p>
 <form method="post" action="${base(v)}/totp/${v.id}/confirm" novalidate>
   ${csrfField(v.csrf)}
   <label for="code">Code from the app</label>
-  <input type="text" id="code" name="code" class="code" inputmode="numeric" pattern="[0-9]*" maxlength="6" autocomplete="one-time-code" required autofocus>
+  <input type="text" id="code" name="code" class="code" inputmode="numeric" pattern="[0-9]*" maxlength="6" autocomplete="one-time-code" required value="${v.code ?? ''}"${field.attrs}${v.error ? '' : html` autofocus`}>
+  ${field.message}
   <button type="submit">Confirm</button>
 </form>
 <p class="hint"><a href="${base(v)}">Cancel</a></p>
 </div>`,
+    true,
   );
 }
 
 /** The page where a code sent to a new phone number or email address is typed in. */
-export function codeSetupView(v: Viewer & { id: string; channel: string; to: string; lifetimeMinutes: number; notice?: Notice | undefined }): string {
+export function codeSetupView(v: Viewer & { id: string; channel: string; to: string; lifetimeMinutes: number; notice?: Notice | undefined; code?: string | undefined }): string {
   const how = v.channel === 'voice' ? `We are calling ${v.to} and will read out a code.` : `We sent a code to ${v.to}.`;
   const title = v.channel === 'email' ? 'Confirm your email address' : 'Confirm your phone';
+  const error = v.notice?.kind === 'error' ? v.notice.text : undefined;
+  const field = fieldError('code', error);
   return page(
     v,
     title,
@@ -185,7 +255,8 @@ ${noticeView(v.notice)}
 <form method="post" action="${base(v)}/codes/${v.id}/confirm" novalidate>
   ${csrfField(v.csrf)}
   <label for="code">Code</label>
-  <input type="text" id="code" name="code" class="code" inputmode="numeric" pattern="[0-9]*" maxlength="8" autocomplete="one-time-code" required autofocus>
+  <input type="text" id="code" name="code" class="code" inputmode="numeric" pattern="[0-9]*" maxlength="8" autocomplete="one-time-code" required value="${v.code ?? ''}"${field.attrs}${error ? '' : html` autofocus`}>
+  ${field.message}
   <button type="submit">Confirm</button>
 </form>
 <form method="post" action="${base(v)}/codes/${v.id}/resend" class="inline">
@@ -197,23 +268,73 @@ ${noticeView(v.notice)}
   );
 }
 
-/** A new set of recovery codes, shown once, to copy or download. */
-export function recoveryCodesView(v: Viewer & { codes: string[] }): string {
+/** New recovery codes, to copy or download; or, once the user has moved on, a page that says they are not shown again. */
+export function recoveryCodesView(v: Viewer & { codes: string[] | undefined }): string {
+  if (!v.codes) {
+    return page(
+      v,
+      'Your recovery codes',
+      html`<div class="card">
+<h1>Your recovery codes</h1>
+<p>Recovery codes are shown only once, when they are made. If you did not save them, replace them: the old ones stop working.</p>
+<p class="actions"><a class="button secondary" href="${base(v)}/recovery-codes/replace">Replace recovery codes</a> <a class="button" href="${base(v)}">Back to security info</a></p>
+</div>`,
+    );
+  }
   const text = `Recovery codes for ${v.username} at ${v.tenant.name}\n${v.codes.join('\n')}\n`;
   return page(
     v,
     'Your recovery codes',
     html`<div class="card">
 <h1>Your recovery codes</h1>
-${alert('info', 'Save these codes somewhere safe now. They will not be shown again, and any earlier codes no longer work.')}
+${alert('info', 'Save these codes somewhere safe now. They will not be shown again once you leave this page, and any earlier codes no longer work.')}
 <p>Each code signs you in once when you cannot use your other methods.</p>
 <ol class="codes" id="recovery-codes">${v.codes.map((c) => html`<li>${c}</li>`)}</ol>
 <p class="actions">
   <button type="button" class="secondary" data-copy="recovery-codes" hidden>Copy codes</button>
   <a class="button secondary" download="recovery-codes.txt" href="data:text/plain;charset=utf-8,${encodeURIComponent(text)}">Download codes</a>
 </p>
-<p><a class="button" href="${base(v)}">I have saved my codes</a></p>
+<p><a class="button" href="${base(v)}?saved=codes">I have saved my codes</a></p>
 </div>`,
     true,
+  );
+}
+
+/** Before replacing recovery codes: what it does to the old ones. */
+export function confirmReplaceCodesView(v: Viewer & { remaining: number }): string {
+  return page(
+    v,
+    'Replace your recovery codes?',
+    html`<div class="card">
+<h1>Replace your recovery codes?</h1>
+<p>You will get 10 new codes. Your ${v.remaining} unused ${v.remaining === 1 ? 'code stops' : 'codes stop'} working at once, including any you printed or saved.</p>
+<form method="post" action="${base(v)}/recovery-codes" class="actions">
+  ${hiddenFields(v.csrf, { confirm: 'yes' })}
+  <button type="submit" class="danger">Replace my recovery codes</button>
+  <a class="button secondary" href="${base(v)}">Keep my current codes</a>
+</form>
+</div>`,
+  );
+}
+
+/** Before removing a method: what it means, and what is left to sign in with. */
+export function confirmRemoveView(v: Viewer & { method: MethodView; others: MethodView[] }): string {
+  const which = `${methodName(v.method.type)} “${v.method.label}”`;
+  return page(
+    v,
+    `Remove ${methodName(v.method.type)}?`,
+    html`<div class="card">
+<h1>Remove ${which}?</h1>
+<p>You will no longer be able to sign in with it. ${
+      v.others.length > 0
+        ? html`You will still have: ${v.others.map((m, i) => html`${i > 0 ? ', ' : ''}${methodName(m.type)} “${m.label}”`)}.`
+        : 'It is your only sign-in method: if your organisation requires one, you will be asked to add another at your next sign-in.'
+    }</p>
+<form method="post" action="${base(v)}/methods/${v.method.id}/delete" class="actions">
+  ${hiddenFields(v.csrf, { confirm: 'yes' })}
+  <button type="submit" class="danger">Remove ${which}</button>
+  <a class="button secondary" href="${base(v)}">Keep it</a>
+</form>
+</div>`,
   );
 }

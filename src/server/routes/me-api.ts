@@ -16,7 +16,7 @@ const bearer = [{ bearerAuth: [] }];
 export interface MeApiDeps {
   auth: Pick<RequestAuth, 'requirePrincipal'>;
   management: MethodManagement;
-  passwords: Pick<PasswordChange, 'change'>;
+  passwords: Pick<PasswordChange, 'change' | 'setFirst'>;
   events: Pick<SigninEvents, 'listForUser'>;
   reports: Pick<SigninReports, 'report'>;
   sessions: Pick<Sessions, 'revoke'>;
@@ -132,15 +132,23 @@ export function meApi(services: MeApiDeps): FastifyPluginAsyncTypebox {
         schema: {
           tags: ['self-service'],
           security: bearer,
-          summary: 'Change the password; ends every other session',
-          body: Type.Object({ currentPassword: Type.String({ minLength: 1, maxLength: 1024 }), newPassword: Type.String({ minLength: 1, maxLength: 1024 }) }),
+          summary:
+            'Change the password (with currentPassword), or set a first one (newPassword only: an account with no password, a full session signed in within the last 10 minutes with a pass or a passkey); ends every other session',
+          body: Type.Object({
+            currentPassword: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'required unless the account has no password yet' })),
+            newPassword: Type.String({ minLength: 1, maxLength: 1024 }),
+          }),
           response: { 200: Type.Object({ changed: Type.Literal(true), sessionsEnded: Type.Integer() }) },
         },
         config: { admissionClass: 'self-service', hashes: true },
       },
       async (request) => {
         const principal = await services.auth.requirePrincipal(request, 'change-password');
-        const sessionsEnded = await services.passwords.change(principal.tenant, principal.user, principal.session, request.body.currentPassword, request.body.newPassword, requestContext(request));
+        const { currentPassword, newPassword } = request.body;
+        const sessionsEnded =
+          currentPassword === undefined
+            ? await services.passwords.setFirst(principal.tenant, principal.user, principal.session, newPassword, requestContext(request))
+            : await services.passwords.change(principal.tenant, principal.user, principal.session, currentPassword, newPassword, requestContext(request));
         return { changed: true as const, sessionsEnded };
       },
     );
