@@ -27,6 +27,7 @@ import { adminConsolePages } from '../admin/console-pages.ts';
 import { clusterAdminApi } from '../admin/cluster-api.ts';
 import { oidcRoutes } from '../oidc/oidc-routes.ts';
 import { appApi } from './routes/app-api.ts';
+import { authenticatorApi } from './routes/authenticator-api.ts';
 import { opsRoutes, type Readiness } from './routes/ops.ts';
 import { signinRoutes } from '../portal/routes/signin-routes.ts';
 import { tenantLookup } from '../http/page/tenant-lookup.ts';
@@ -204,6 +205,7 @@ export async function buildApp(services: Services, options: AppOptions) {
 
   await app.register(opsRoutes(services, readiness));
   await app.register(signinApi({ tenants: services.tenants, signin: services.signin }));
+  await app.register(authenticatorApi({ tenants: services.tenants, methods: services.methods }));
   await app.register(meApi({ auth: services.auth, management: services.management, passwords: services.passwords, events: services.events, reports: services.reports, sessions: services.sessions }));
   await app.register(adminApi(services));
   await app.register(clusterAdminApi(services));

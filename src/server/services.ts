@@ -52,6 +52,10 @@ import type { RedisEphemeralStore } from '../store/ephemeral/redis-store.ts';
 import { ClusterMonitor } from '../cluster/cluster-monitor.ts';
 import { Membership } from '../cluster/membership.ts';
 import { LoadWindow } from '../cluster/load-window.ts';
+import { PushChallenges } from '../methods/push/push-challenges.ts';
+import { PushLive } from '../methods/push/push-live.ts';
+import { VapidKeys } from '../methods/push/vapid-keys.ts';
+import { WebPushSender } from '../methods/push/web-push-sender.ts';
 
 /** Everything a node runs on, built in one place (the composition root). */
 export interface Services {
@@ -141,6 +145,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   const credentials = new Credentials(db, clock);
   const delivery = new Delivery(config.delivery.channels, metrics.deliveryEvents(deliveryLog(options.logger)), () => clock.now());
   const { code, limits: sendLimitSettings } = config.delivery;
+  const vapidKeys = new VapidKeys(db, keyRing, clock);
   const methods = createMethodRegistry({
     db,
     credentials,
@@ -160,6 +165,16 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     publicHost: new URL(config.publicUrl).host,
     resendCooldownMs: code.resendCooldownSeconds * 1000,
     allowedCountries: config.delivery.allowedCountries,
+    publicUrl: config.publicUrl,
+    pushChallenges: new PushChallenges(ephemeral, clock),
+    webPush: new WebPushSender({ vapid: () => vapidKeys.get(), subject: config.push.contact, allowedHosts: config.push.services }),
+    pushLive: new PushLive(ephemeral),
+    // Called only once serving, after `events` and `audit` below exist.
+    recordSignin: (event) => events.record(event),
+    async onPushReported(tenant, userId, details) {
+      await users.flag(tenant.id, userId);
+      await audit.append(tenant.id, { actor: `user:${userId}`, action: 'signin.reported', targetUserId: userId, details });
+    },
   });
   const groupCommit = new GroupCommit(db);
   const sessions = new Sessions(

@@ -218,6 +218,7 @@ export interface Database {
   oidc_keys: OidcKeyTable;
   cluster_members: ClusterMemberTable;
   cluster_load: ClusterLoadTable;
+  deployment_keys: DeploymentKeyTable;
 }
 
 export interface ClusterMemberTable {
@@ -230,4 +231,12 @@ export interface ClusterMemberTable {
 export interface ClusterLoadTable {
   bucket_start: number;
   checks: number;
+}
+
+export interface DeploymentKeyTable {
+  name: string;
+  public_key: string;
+  /** Sealed with the key ring, bound to the row's name. */
+  sealed_private_key: string;
+  created_at: number;
 }

@@ -7,6 +7,7 @@ import * as oidc from './005-oidc.ts';
 import * as retentionAndKeyedAudit from './006-retention-and-keyed-audit.ts';
 import * as securityReview from './007-security-review.ts';
 import * as cluster from './008-cluster.ts';
+import * as push from './011-push.ts';
 
 /**
  * Every migration, in order. Listed here rather than discovered on disk, so a
@@ -21,4 +22,5 @@ export const migrations: Record<string, Migration> = {
   '006-retention-and-keyed-audit': retentionAndKeyedAudit,
   '007-security-review': securityReview,
   '008-cluster': cluster,
+  '011-push': push,
 };
