@@ -33,6 +33,7 @@ import { signinRoutes } from '../portal/routes/signin-routes.ts';
 import { tenantLookup } from '../http/page/tenant-lookup.ts';
 import { securityInfoRoutes } from '../portal/routes/security-info-routes.ts';
 import { mySigninsRoutes } from '../portal/routes/my-signins-routes.ts';
+import { authenticatorRoutes } from '../portal/routes/authenticator-routes.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -72,12 +73,17 @@ const WEB = new URL('web/', packageRoot());
 const ASSETS: Record<string, { type: string; body: string }> = {
   'steadfast.css': { type: 'text/css; charset=utf-8', body: readFileSync(new URL('steadfast.css', WEB), 'utf8') },
   'steadfast.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(new URL('steadfast.js', WEB), 'utf8') },
+  'authenticator.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(new URL('authenticator.js', WEB), 'utf8') },
+  'authenticator-icon.svg': { type: 'image/svg+xml', body: readFileSync(new URL('authenticator-icon.svg', WEB), 'utf8') },
   'webauthn-browser.js': {
     type: 'text/javascript; charset=utf-8',
     // The package's export map hides its browser bundle; it sits beside the CommonJS entry.
     body: readFileSync(join(dirname(createRequire(import.meta.url).resolve('@simplewebauthn/browser')), '..', 'dist', 'bundle', 'index.umd.min.js'), 'utf8'),
   },
 };
+
+// The Steadfast Authenticator's service worker, served under each tenant's app path (its scope).
+const SERVICE_WORKER = readFileSync(new URL('authenticator-sw.js', WEB), 'utf8');
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
 
@@ -217,6 +223,7 @@ export async function buildApp(services: Services, options: AppOptions) {
   await app.register(
     securityInfoRoutes({ tenants: tenantPages, auth: services.auth, management: services.management, sessions: services.sessions, codeLifetimeMinutes: services.config.delivery.code.lifetimeMinutes }),
   );
+  await app.register(authenticatorRoutes({ tenants: tenantPages, serviceWorker: SERVICE_WORKER }));
   await app.register(mySigninsRoutes({ tenants: tenantPages, auth: services.auth, events: services.events, reports: services.reports, passwords: services.passwords }));
   await app.register(adminConsolePages(services));
   await app.register(oidcRoutes({ tenants: services.tenants, oidc: services.oidc, auth: services.auth, anonymousStarts: services.anonymousStarts, ephemeral: services.ephemeral, clock: services.clock, publicUrl: services.config.publicUrl }));

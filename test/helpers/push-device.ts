@@ -33,7 +33,7 @@ export class PushDevice {
   }
 
   readQuery(time = Date.now()): string {
-    return `device=${this.deviceId}&time=${time}&sig=${this.sign(readMessage(this.tenantId, this.deviceId, time))}`;
+    return `device=${this.deviceId}&time=${time}&sig=${this.sign(readMessage(this.deviceId, time))}`;
   }
 
   requests(time = Date.now()) {

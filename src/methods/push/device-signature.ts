@@ -41,7 +41,7 @@ export interface DecisionStatement {
 export const decisionMessage = (s: DecisionStatement) => ['steadfast-push-v1', s.decision, s.challengeId, s.binding, s.number, String(s.time)].join('\n');
 
 /** What a device signs to read its pending requests (list or stream): it proves the key, nothing else. */
-export const readMessage = (tenantId: string, deviceId: string, time: number) => ['steadfast-push-v1', 'read', tenantId, deviceId, String(time)].join('\n');
+export const readMessage = (deviceId: string, time: number) => ['steadfast-push-v1', 'read', deviceId, String(time)].join('\n');
 
 /** What a device signs to change its own Web Push subscription. */
 export const subscriptionMessage = (deviceId: string, endpoint: string, time: number) => ['steadfast-push-v1', 'subscribe', deviceId, endpoint, String(time)].join('\n');

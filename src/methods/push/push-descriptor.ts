@@ -10,7 +10,7 @@ export const pushDescriptor = {
     prompt: 'Open the Steadfast Authenticator on your phone, enter the number below and approve.',
     input: 'approval',
     anyCredential: true,
-    retry: 'The request was not approved.',
+    retry: 'The request was denied or has expired.',
   },
   // RFC 8176 `swk`: proof of possession of a software-secured key (a non-extractable WebCrypto key).
   amr: ['swk'],

@@ -106,7 +106,7 @@ export function createPushMethod(deps: PushDeps): PushMethod {
     const url = pairingUrl(tenant, token);
     const QRCode = (await import('qrcode')).default;
     const qrCodeSvg = await QRCode.toString(url, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
-    return { pairingUrl: url, qrCodeSvg, expiresAt: new Date(deps.clock.now() + PAIRING_LIFETIME_MS).toISOString() };
+    return { pairingUrl: url, qrCodeSvg, expiresAt: new Date(deps.clock.now() + PAIRING_LIFETIME_MS).toISOString(), lifetimeMinutes: PAIRING_LIFETIME_MS / 60_000 };
   };
 
   const fresh = (time: number) => Number.isSafeInteger(time) && Math.abs(deps.clock.now() - time) <= SIGNATURE_SKEW_MS;
@@ -198,7 +198,7 @@ export function createPushMethod(deps: PushDeps): PushMethod {
     async authenticateDevice(tenant, deviceId, time, signature) {
       const found = await device(tenant, deviceId);
       const key = found && keyOf(found);
-      if (!found || !key || !fresh(time) || !verifyDeviceSignature(key, readMessage(tenant.id, deviceId, time), signature)) {
+      if (!found || !key || !fresh(time) || !verifyDeviceSignature(key, readMessage(deviceId, time), signature)) {
         throw new AppError('unauthenticated', 'this device is not paired, or its signature did not verify');
       }
       return found;

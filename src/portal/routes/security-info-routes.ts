@@ -12,7 +12,7 @@ import type { TenantLookup } from '../../http/page/tenant-lookup.ts';
 import type { MethodManagement } from '../../methods/method-management.ts';
 import { methodName } from '../../methods/registry.ts';
 import type { Sessions } from '../../sessions/sessions.ts';
-import { codeSetupView, overviewView, recoveryCodesView, totpSetupView, type Notice, type Viewer } from '../views/security-info-views.ts';
+import { codeSetupView, overviewView, pairingView, recoveryCodesView, totpSetupView, type Notice, type Viewer } from '../views/security-info-views.ts';
 
 const Field = (max = 200) => Type.Optional(Type.String({ maxLength: max }));
 const PageParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
@@ -120,6 +120,19 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
       try {
         const enrolment = await deps.management.enrol(p.tenant, p.user, p.session, 'totp', { label: request.body.label?.trim() || undefined });
         return await totpSetup(reply, p, enrolment.id, enrolment);
+      } catch (err) {
+        return failed(reply, p, err);
+      }
+    });
+
+    app.post('/t/:tenant/my/security-info/pair', form(PageParams, Type.Object({ label: Field(100), _csrf: Field() })), async (request, reply) => {
+      const p = await signedIn(request, reply, 'security-info');
+      if (!p) return reply;
+      try {
+        const enrolment = await deps.management.enrol(p.tenant, p.user, p.session, 'push', { label: request.body.label?.trim() || undefined });
+        // The pairing link is a one-time secret: not for any cache.
+        reply.header('cache-control', 'no-store');
+        return await sendPage(reply, pairingView({ ...viewer(reply, p), pairingUrl: String(enrolment.pairingUrl), qrCodeSvg: String(enrolment.qrCodeSvg), minutes: Number(enrolment.lifetimeMinutes) }));
       } catch (err) {
         return failed(reply, p, err);
       }

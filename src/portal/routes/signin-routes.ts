@@ -15,6 +15,7 @@ import { formRoute } from '../../http/page/form-route.ts';
 import { factorView, noWayInView, passwordView, signingInView, tapView } from '../views/signin-views.ts';
 import { CONTINUE_COOKIE, DEVICE_COOKIE, KNOWN_BROWSER_COOKIE, OIDC_SESSION_COOKIE } from '../../http/cookie-names.ts';
 import { sendPage } from '../../http/page/send-page.ts';
+import { describeMethod } from '../../methods/registry.ts';
 import type { TenantLookup } from '../../http/page/tenant-lookup.ts';
 
 const Field = (max = 1024) => Type.Optional(Type.String({ maxLength: max }));
@@ -206,7 +207,8 @@ export function signinRoutes(deps: SigninRoutesDeps): FastifyPluginAsyncTypebox 
         } catch (err) {
           if (err instanceof AppError && err.code === 'invalid-code' && Number(err.extra.attemptsLeft) > 0) {
             const left = Number(err.extra.attemptsLeft);
-            const what = method === 'webauthn' ? 'That key was not accepted.' : "That code didn't work.";
+            // A method reference is a credential id or, where any credential will do, the type: its words or the code's.
+            const what = describeMethod(method ?? '')?.signin.retry ?? "That code didn't work.";
             return factor(reply, tenant, flow, method, next, { error: `${what} ${left} ${left === 1 ? 'attempt' : 'attempts'} left.`, status: 401, send: false });
           }
           return startAgain(reply, tenant, next, err, '', 'Too many failed attempts. Sign in again.');
