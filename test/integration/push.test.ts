@@ -259,3 +259,63 @@ for (const spec of backends) {
     });
   });
 }
+
+/** Apps that check passwords themselves: push as an out-of-band method with number matching, the app shows the number. */
+for (const spec of backends) {
+  describe.runIf(await spec.available())(`push over the app API on ${spec.name}`, () => {
+    let backend: Backend;
+    let server: TestServer;
+    let pushService: PushServiceStandIn;
+    let tenant: Tenant;
+    let apiKey = '';
+    const appCall = (method: string, path: string, body?: unknown) => api(server.url, method, path, body, apiKey);
+
+    beforeAll(async () => {
+      pushService = await PushServiceStandIn.start();
+      backend = await spec.create({ STEADFAST_PUSH_SERVICES: '127.0.0.1' });
+      server = await startTestServer(backend);
+      tenant = await server.services.tenants.create('ap', 'App Co');
+      const created = await api(server.url, 'POST', '/api/v1/admin/apps', { name: 'VPN', kind: 'api' }, (await server.services.adminTokens.create(tenant.id, 'admin')).token);
+      apiKey = created.body.apiKey;
+      const user = await server.services.users.create(tenant.id, { username: 'vic', passwordHash: await server.services.hasher.hash(PASSWORD) });
+      const { reveal } = await server.services.methods.push!.enrol(tenant, user, {});
+      const device = new PushDevice(server.url, 'ap', tenant.id);
+      expect((await device.pair(String(reveal.pairingUrl), pushService.subscribe())).status).toBe(200);
+      devices.set('vic', device);
+    });
+    afterAll(async () => {
+      await server?.close();
+      await backend?.cleanup();
+      await pushService?.close();
+    });
+    const devices = new Map<string, PushDevice>();
+
+    it('offers push, shows the number in the app, and allows once the user approves with it', async () => {
+      const pre = await appCall('POST', '/api/v1/app/preauth', { username: 'vic' });
+      expect(pre.body.result).toBe('auth');
+      expect(pre.body.methods.map((m: { type: string }) => m.type)).toEqual(['push']);
+      const started = await appCall('POST', '/api/v1/app/auth', { username: 'vic', method: 'push' });
+      expect(started.status).toBe(200);
+      expect(started.body).toMatchObject({ result: 'challenge', push: { number: expect.stringMatching(/^[1-9][0-9]$/) } });
+      const { txid } = started.body;
+      expect((await appCall('GET', `/api/v1/app/auth/${txid}`)).body.state).toBe('pending');
+
+      const device = devices.get('vic')!;
+      const request = (await device.requests()).body.requests[0];
+      expect(request.app).toBe('VPN');
+      expect((await device.send(request.id, device.answer(request, 'approve', started.body.push.number))).body.state).toBe('approved');
+      const done = await appCall('GET', `/api/v1/app/auth/${txid}`);
+      expect(done.body).toEqual({ state: 'allow', amr: ['swk'] });
+      // Read again: the same outcome, no second verification.
+      expect((await appCall('GET', `/api/v1/app/auth/${txid}`)).body.state).toBe('allow');
+    });
+
+    it('answers deny when the user denies', async () => {
+      const started = await appCall('POST', '/api/v1/app/auth', { username: 'vic', method: 'push' });
+      const device = devices.get('vic')!;
+      const request = (await device.requests()).body.requests[0];
+      await device.send(request.id, device.answer(request, 'deny', ''));
+      expect((await appCall('GET', `/api/v1/app/auth/${started.body.txid}`)).body.state).toBe('deny');
+    });
+  });
+}
