@@ -13,7 +13,6 @@ export interface AuthenticatorApiDeps {
 
 // How often an open stream looks for a request another node opened, and re-marks the app as open.
 const STREAM_LOOK_MS = 2000;
-const STREAM_MARK_EVERY = 5;
 
 const DeviceRequest = Type.Object({
   id: Type.String(),
@@ -147,12 +146,13 @@ export function authenticatorApi(deps: AuthenticatorApiDeps): FastifyPluginAsync
             looking = false;
           }
         };
-        let ticks = 0;
         const timer = setInterval(() => {
-          ticks++;
-          if (ticks % STREAM_MARK_EVERY === 0) void push.live.markOpen(tenant.id, dev.id).catch(() => undefined);
           raw.write(': still here\n\n');
-          void look();
+          // Marked open on every look: a request is never refused for an app whose stream is up.
+          void push.live
+            .markOpen(tenant.id, dev.id)
+            .catch(() => undefined)
+            .then(look);
         }, STREAM_LOOK_MS);
         const stopWatching = push.live.watch(tenant.id, dev.userId, () => void look());
         raw.on('close', () => {
