@@ -220,13 +220,13 @@ export function createPushMethod(deps: PushDeps): PushMethod {
     },
 
     async decide(tenant, deviceId, challengeId, answer, ctx) {
+      // The request first: an id another tenant's (or nobody's) is answered the same, whoever asks.
+      const challenge = await deps.pushChallenges.get(challengeId);
+      if (!challenge || challenge.tenantId !== tenant.id) throw new AppError('not-found', 'This request has expired or was already answered.');
       const dev = await device(tenant, deviceId);
       const key = dev && keyOf(dev);
       if (!dev || !key) throw new AppError('unauthenticated', 'this device is not paired');
-      const challenge = await deps.pushChallenges.get(challengeId);
-      if (!challenge || challenge.tenantId !== tenant.id || !challenge.deviceIds.includes(dev.id)) {
-        throw new AppError('not-found', 'This request has expired or was already answered.');
-      }
+      if (!challenge.deviceIds.includes(dev.id)) throw new AppError('not-found', 'This request has expired or was already answered.');
       const number = answer.decision === 'approve' ? answer.number : '';
       const signed = verifyDeviceSignature(key, decisionMessage({ decision: answer.decision, challengeId, binding: challenge.binding, number, time: answer.time }), answer.signature);
       if (!signed || !fresh(answer.time)) {
