@@ -27,6 +27,32 @@
     });
   });
 
+  // Push approval: watch the request and move on by itself once it is answered (or has expired);
+  // the verify form then finishes the sign-in or says why not. Without JavaScript, "I approved it" does the same.
+  document.querySelectorAll('form[data-push-status]').forEach(function (form) {
+    var url = form.getAttribute('data-push-status');
+    var shown = form.querySelector('[data-push-state]');
+    var done = false;
+    var words = { approved: 'Approved. Signing you in…', denied: 'The request was not approved.', expired: 'The request expired.' };
+    function look() {
+      if (done) return;
+      fetch(url, { credentials: 'same-origin', cache: 'no-store', headers: { accept: 'application/json' } })
+        .then(function (res) {
+          return res.ok ? res.json() : { state: res.status === 404 ? 'expired' : 'pending' };
+        })
+        .then(function (body) {
+          if (body.state === 'pending' || body.state === 'none') return setTimeout(look, 1500);
+          done = true;
+          if (shown && words[body.state]) shown.textContent = words[body.state];
+          form.submit();
+        })
+        .catch(function () {
+          setTimeout(look, 3000);
+        });
+    }
+    setTimeout(look, 1000);
+  });
+
   var swa = window.SimpleWebAuthnBrowser;
   if (!swa || !swa.browserSupportsWebAuthn()) return;
 

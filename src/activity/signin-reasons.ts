@@ -16,6 +16,12 @@ export const SIGNIN_REASONS = {
   account_disabled: { words: 'account disabled', forUser: 'account disabled', completes: false },
   rate_limited: { words: 'too many attempts', forUser: 'too many attempts', completes: false },
   no_usable_method: { words: 'no sign-in method could be used (channels down)', forUser: 'no sign-in method could be used', completes: false },
+  push_requested: { words: 'approval requested on a paired phone', forUser: 'approval requested on your phone', completes: false },
+  push_approved: { words: 'approved on a paired phone', forUser: 'approved on your phone', completes: false },
+  push_denied: { words: 'denied on a paired phone', forUser: 'denied on your phone', completes: false },
+  push_reported: { words: 'reported as not theirs from a paired phone', forUser: 'reported as not you', completes: false },
+  push_wrong_number: { words: 'wrong number typed on the phone', forUser: 'wrong number typed on your phone', completes: false },
+  push_bad_signature: { words: 'an approval with a bad device signature', forUser: 'an approval that was not from your phone', completes: false },
 } as const satisfies Record<string, { words: string; forUser: string; completes: boolean }>;
 
 export type SigninReason = keyof typeof SIGNIN_REASONS;

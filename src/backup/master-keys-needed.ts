@@ -24,6 +24,7 @@ export async function masterKeysNeeded(db: Db): Promise<string[]> {
     .execute();
   for (const row of secrets) add(row.key_id);
   for (const row of await db.selectFrom('oidc_keys').select('sealed_jwk').execute()) add(sealedKeyId(row.sealed_jwk));
+  for (const row of await db.selectFrom('deployment_keys').select('sealed_private_key').execute()) add(sealedKeyId(row.sealed_private_key));
   for (const row of await db.selectFrom('apps').select('settings').where('kind', '=', 'oidc').execute()) {
     add(sealedKeyId((JSON.parse(row.settings) as { sealedSecret?: string }).sealedSecret));
   }

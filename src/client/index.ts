@@ -165,8 +165,8 @@ export class SteadfastClient {
   readonly app = {
     preauth: (username: string) => this.request<{ result: 'auth' | 'enroll' | 'allow' | 'deny'; methods: MethodChoiceJson[]; enrollUrl?: string; reason?: string }>('POST', '/api/v1/app/preauth', { username }),
     auth: (body: { username: string; method: string; code?: string; txid?: string }) =>
-      this.request<{ result: 'allow' | 'challenge'; amr?: string[]; txid?: string; delivery?: DeliveryJson }>('POST', '/api/v1/app/auth', body),
-    status: (txid: string) => this.request<{ state: 'pending' | 'allow' | 'expired'; amr?: string[] }>('GET', `/api/v1/app/auth/${this.id(txid)}`),
+      this.request<{ result: 'allow' | 'challenge'; amr?: string[]; txid?: string; delivery?: DeliveryJson; push?: { number: string; expiresAt: string } }>('POST', '/api/v1/app/auth', body),
+    status: (txid: string) => this.request<{ state: 'pending' | 'allow' | 'deny' | 'expired'; amr?: string[] }>('GET', `/api/v1/app/auth/${this.id(txid)}`),
   };
 
   /** Health, for status pages and monitors. */

@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { decodeMasterKey } from '../crypto/master-key-file.ts';
 import { parseDeliveryConfig, type DeliveryConfig } from '../delivery/delivery-config.ts';
+import { DEFAULT_PUSH_SERVICES } from '../methods/push/web-push-sender.ts';
 
 export interface Config {
   port: number;
@@ -41,6 +42,11 @@ export interface Config {
   workers: number;
   /** Out-of-band code delivery: providers per channel, code settings, send limits (config file only). */
   delivery: DeliveryConfig;
+  /**
+   * Web Push to the Steadfast Authenticator: the push services (hosts and their
+   * subdomains) the server may send to, and the operator contact (VAPID `sub`).
+   */
+  push: { services: readonly string[]; contact: string };
 }
 
 export class ConfigError extends Error {
@@ -163,6 +169,13 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
 
   const delivery = parseDeliveryConfig(file.delivery, problems);
 
+  // The browsers' push services by default; STEADFAST_PUSH_SERVICES replaces the list (a closed network's own, or a test's).
+  const pushServicesRaw = pick('STEADFAST_PUSH_SERVICES', 'pushServices');
+  const pushServices = pushServicesRaw === undefined ? [...DEFAULT_PUSH_SERVICES] : pushServicesRaw.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
+  for (const host of pushServices) if (!/^[a-z0-9.-]+$/.test(host) && host !== '[::1]') problems.push(`STEADFAST_PUSH_SERVICES must list host names, not "${host}"`);
+  const pushContact = pick('STEADFAST_PUSH_CONTACT', 'pushContact') ?? (publicUrl.startsWith('https:') ? publicUrl : 'mailto:operator@localhost');
+  if (!/^(mailto:|https:)/.test(pushContact)) problems.push(`STEADFAST_PUSH_CONTACT must be a mailto: or https: URL, not "${pushContact}"`);
+
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     port,
@@ -186,6 +199,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     cluster: Object.freeze({ heartbeatMs: heartbeatSeconds * 1000, peakWindowMs: peakWindowHours * 3_600_000, ...(capacityPerSecond !== undefined ? { capacityPerSecond } : {}) }),
     workers,
     delivery,
+    push: Object.freeze({ services: Object.freeze(pushServices), contact: pushContact }),
   });
 }
 

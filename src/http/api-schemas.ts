@@ -87,6 +87,12 @@ export const DeliveryInfo = Type.Object({
   resendAfterSeconds: Type.Integer(),
 });
 
+/** A push request waiting on the user's device: the number to show (the person types it in the app). */
+export const PushInfo = Type.Object({
+  number: Type.String({ pattern: '^[0-9]{2}$', description: 'two digits to show on the sign-in page' }),
+  expiresAt: Type.String({ format: 'date-time' }),
+});
+
 /** A schema that also allows null. */
 export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 

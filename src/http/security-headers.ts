@@ -21,6 +21,9 @@ export function contentSecurityPolicy(options: { https: boolean; formTargets?: s
     "style-src 'self'",
     "img-src 'self' data:",
     "connect-src 'self'",
+    // The Steadfast Authenticator: its web app manifest and its service worker, from this origin only.
+    "manifest-src 'self'",
+    "worker-src 'self'",
     ["form-action 'self'", ...(options.formTargets ?? [])].join(' '),
     "frame-ancestors 'none'",
     "base-uri 'none'",

@@ -127,12 +127,18 @@ export class Credentials {
    * With `first-method`, throws `already-registered` when the user has another
    * active method by then.
    */
-  async activate(credential: Credential, activation?: Activation): Promise<boolean> {
+  async activate(credential: Credential, activation?: Activation, completion?: { label?: string; secret?: string | null; publicData?: Record<string, unknown> }): Promise<boolean> {
+    // What only the activation knows (a paired device's key) is written in the same statement that
+    // activates: of two racing completions of one pending credential, exactly one writes and activates.
+    const extra: Partial<CredentialTable> = {};
+    if (completion?.label !== undefined) extra.label = completion.label;
+    if (completion?.secret !== undefined) extra.secret = completion.secret;
+    if (completion?.publicData !== undefined) extra.public_data = JSON.stringify(completion.publicData);
     const activated = await this.db.transaction().execute(async (trx) => {
       await guardActivation(trx, { tenant_id: credential.tenantId, user_id: credential.userId, id: credential.id }, activation);
       const result = await trx
         .updateTable('credentials')
-        .set({ state: 'active' })
+        .set({ ...extra, state: 'active' })
         .where('tenant_id', '=', credential.tenantId)
         .where('id', '=', credential.id)
         .where('state', '=', 'pending')
@@ -174,6 +180,11 @@ export class Credentials {
       .where('tenant_id', '=', credential.tenantId)
       .where('id', '=', credential.id)
       .execute();
+  }
+
+  /** Replaces a credential's sealed secret (a paired device's new push subscription; `null` removes it). */
+  async replaceSecret(credential: Credential, secret: string | null): Promise<void> {
+    await this.db.updateTable('credentials').set({ secret }).where('tenant_id', '=', credential.tenantId).where('id', '=', credential.id).execute();
   }
 
   async markUsed(credential: Credential): Promise<void> {

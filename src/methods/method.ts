@@ -31,7 +31,12 @@ export interface ChallengeResult {
   delivery?: SentCode;
   /** PublicKeyCredentialRequestOptionsJSON. */
   webauthn?: object;
+  /** A request waiting for approval on another device: the number the person types there. */
+  push?: { number: string; expiresAt: string };
 }
+
+/** Where a challenge that is answered elsewhere (a push approval) stands; `none` when none was started. */
+export type ApprovalState = 'none' | 'pending' | 'approved' | 'denied' | 'expired';
 
 /** The sign-in flow a challenge or verification belongs to. */
 export interface FlowContext {
@@ -41,6 +46,10 @@ export interface FlowContext {
   requireUserVerification?: boolean;
   /** The address the sign-in comes from, for the send limits of methods that send codes. */
   ip?: string | undefined;
+  /** Who is signing in, and from which browser and app: what an approval request shows and the sign-in log records. */
+  username?: string | undefined;
+  userAgent?: string | undefined;
+  app?: string | undefined;
 }
 
 export interface VerifyInput {
@@ -87,4 +96,6 @@ export interface Method {
    * charges no attempt for it: see SigninService.verifyInFlow for why that is safe.
    */
   justUsed?(candidates: Credential[], code: string): Promise<{ nextInSeconds: number } | undefined>;
+  /** A challenge answered elsewhere (approved on a device): where the flow's stands. Absent for methods the person answers here. */
+  status?(flow: FlowContext): Promise<ApprovalState>;
 }

@@ -12,6 +12,8 @@ import { voice } from './voice/index.ts';
 import { email } from './email/index.ts';
 import { tap } from './tap/index.ts';
 import { recoveryCodes } from './recovery-codes/index.ts';
+import { push } from './push/index.ts';
+import type { PushDeps, PushMethod } from './push/push-method.ts';
 
 /**
  * The one place methods are registered: adding a method is a folder (its
@@ -19,7 +21,7 @@ import { recoveryCodes } from './recovery-codes/index.ts';
  * policy's method types, the order methods are offered in, what every page
  * calls them and how it asks for them) derives from this list.
  */
-export const METHOD_MODULES = [webauthn, totp, sms, voice, email, tap, recoveryCodes] as const;
+export const METHOD_MODULES = [webauthn, push, totp, sms, voice, email, tap, recoveryCodes] as const;
 
 export type MethodType = (typeof METHOD_MODULES)[number]['descriptor']['type'];
 
@@ -38,7 +40,7 @@ export const methodName = (type: string): string => DESCRIPTORS.get(type)?.name 
 /** Sort key: stronger methods first. */
 export const methodStrength = (type: string): number => DESCRIPTORS.get(type)?.strength ?? 0;
 
-export type MethodDeps = TotpDeps & RecoveryCodesDeps & WebAuthnDeps & OutOfBandDeps;
+export type MethodDeps = TotpDeps & RecoveryCodesDeps & WebAuthnDeps & OutOfBandDeps & PushDeps;
 
 export class MethodRegistry {
   private readonly byType = new Map<string, Method>();
@@ -64,6 +66,11 @@ export class MethodRegistry {
   /** WebAuthn has a step no other method has: registration options. */
   get webauthn(): WebAuthnMethod {
     return this.byType.get('webauthn') as WebAuthnMethod;
+  }
+
+  /** The Steadfast Authenticator: pairing, and the device's reads and answers (absent when not registered). */
+  get push(): PushMethod | undefined {
+    return this.byType.get('push') as PushMethod | undefined;
   }
 
   /** SMS, voice and email: the methods whose codes travel through a delivery channel. */

@@ -1,6 +1,7 @@
 import type { Db } from '../store/durable/database.ts';
 import type { KeyRing } from '../crypto/key-ring.ts';
 import { secretContext } from './credentials.ts';
+import { deploymentKeyContext } from './push/vapid-keys.ts';
 
 export interface RewrapResult {
   examined: number;
@@ -54,6 +55,15 @@ export async function rewrapSecrets(db: Db, keyRing: KeyRing, batchSize = 500): 
     const context = `oidc-signing-key:${key.tenant_id}:${key.kid}`;
     const resealed = keyRing.seal(keyRing.open(key.sealed_jwk, context), context);
     const result = await db.updateTable('oidc_keys').set({ sealed_jwk: resealed }).where('tenant_id', '=', key.tenant_id).where('kid', '=', key.kid).where('sealed_jwk', '=', key.sealed_jwk).executeTakeFirst();
+    rewrapped += Number(result.numUpdatedRows);
+  }
+  // The deployment's own keys (the Web Push VAPID key).
+  for (const key of await db.selectFrom('deployment_keys').select(['name', 'sealed_private_key']).execute()) {
+    examined++;
+    if (!keyRing.needsRewrap(key.sealed_private_key)) continue;
+    const context = deploymentKeyContext(key.name);
+    const resealed = keyRing.seal(keyRing.open(key.sealed_private_key, context), context);
+    const result = await db.updateTable('deployment_keys').set({ sealed_private_key: resealed }).where('name', '=', key.name).where('sealed_private_key', '=', key.sealed_private_key).executeTakeFirst();
     rewrapped += Number(result.numUpdatedRows);
   }
   for (const app of await db.selectFrom('apps').select(['id', 'tenant_id', 'settings']).where('kind', '=', 'oidc').execute()) {

@@ -31,6 +31,7 @@ import { configRoutes } from '../admin/routes/config-routes.ts';
 import { policyHistoryRoutes } from '../admin/routes/policy-history-routes.ts';
 import { oidcRoutes } from '../oidc/oidc-routes.ts';
 import { appApi } from './routes/app-api.ts';
+import { authenticatorApi } from './routes/authenticator-api.ts';
 import { opsRoutes, type Readiness } from './routes/ops.ts';
 import { signinRoutes } from '../portal/routes/signin-routes.ts';
 import { tenantLookup } from '../http/page/tenant-lookup.ts';
@@ -39,6 +40,7 @@ import { securityInfoRoutes } from '../portal/routes/security-info-routes.ts';
 import { mySigninsRoutes } from '../portal/routes/my-signins-routes.ts';
 import { CHANGES_PAUSED_RETRY_AFTER_S } from '../store/fallback/fallback-dialect.ts';
 import { recordRoutes } from './route-table.ts';
+import { authenticatorRoutes } from '../portal/routes/authenticator-routes.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -84,12 +86,17 @@ const WEB = new URL('web/', packageRoot());
 const ASSETS: Record<string, { type: string; body: string }> = {
   'steadfast.css': { type: 'text/css; charset=utf-8', body: readFileSync(new URL('steadfast.css', WEB), 'utf8') },
   'steadfast.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(new URL('steadfast.js', WEB), 'utf8') },
+  'authenticator.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(new URL('authenticator.js', WEB), 'utf8') },
+  'authenticator-icon.svg': { type: 'image/svg+xml', body: readFileSync(new URL('authenticator-icon.svg', WEB), 'utf8') },
   'webauthn-browser.js': {
     type: 'text/javascript; charset=utf-8',
     // The package's export map hides its browser bundle; it sits beside the CommonJS entry.
     body: readFileSync(join(dirname(createRequire(import.meta.url).resolve('@simplewebauthn/browser')), '..', 'dist', 'bundle', 'index.umd.min.js'), 'utf8'),
   },
 };
+
+// The Steadfast Authenticator's service worker, served under each tenant's app path (its scope).
+const SERVICE_WORKER = readFileSync(new URL('authenticator-sw.js', WEB), 'utf8');
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
 
@@ -236,6 +243,7 @@ export async function buildApp(services: Services, options: AppOptions) {
 
   await app.register(opsRoutes(services, readiness));
   await app.register(signinApi({ tenants: services.tenants, signin: services.signin }));
+  await app.register(authenticatorApi({ tenants: services.tenants, methods: services.methods }));
   await app.register(meApi({ auth: services.auth, management: services.management, passwords: services.passwords, events: services.events, reports: services.reports, sessions: services.sessions }));
   await app.register(adminApi({ auth: services.auth, admin: services.admin, users: services.users }));
   await app.register(clusterAdminApi({ auth: services.auth, cluster: services.cluster }));
@@ -256,6 +264,7 @@ export async function buildApp(services: Services, options: AppOptions) {
       flash,
       codeLifetimeMinutes: services.config.delivery.code.lifetimeMinutes }),
   );
+  await app.register(authenticatorRoutes({ tenants: tenantPages, serviceWorker: SERVICE_WORKER }));
   await app.register(mySigninsRoutes({ tenants: tenantPages, auth: services.auth, events: services.events, reports: services.reports, passwords: services.passwords, flash }));
   await app.register(
     consoleRoutes({

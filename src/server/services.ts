@@ -74,6 +74,10 @@ import { SliceHealth } from '../config/slice-health.ts';
 import { baselineSettings } from '../config/runtime-settings.ts';
 import { Incidents } from '../incidents/incidents.ts';
 import { ComponentWatch, type ComponentState } from '../incidents/component-watch.ts';
+import { PushChallenges } from '../methods/push/push-challenges.ts';
+import { PushLive } from '../methods/push/push-live.ts';
+import { VapidKeys } from '../methods/push/vapid-keys.ts';
+import { WebPushSender } from '../methods/push/web-push-sender.ts';
 
 /** Everything a node runs on, built in one place (the composition root). */
 export interface Services {
@@ -231,6 +235,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   // Code settings, send limits and countries are read at each use from the runtime configuration
   // (the version of the request's slice), so a new version applies without a restart.
   const code = () => runtime.current().delivery.code;
+  const vapidKeys = new VapidKeys(db, keyRing, clock);
   const methods = createMethodRegistry({
     db,
     credentials,
@@ -261,6 +266,16 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     },
     get allowedCountries() {
       return runtime.current().delivery.allowedCountries;
+    },
+    publicUrl: config.publicUrl,
+    pushChallenges: new PushChallenges(ephemeral, clock),
+    webPush: new WebPushSender({ vapid: () => vapidKeys.get(), subject: config.push.contact, allowedHosts: config.push.services }),
+    pushLive: new PushLive(ephemeral),
+    // Called only once serving, after `events` and `audit` below exist.
+    recordSignin: (event) => events.record(event),
+    async onPushReported(tenant, userId, details) {
+      await users.flag(tenant.id, userId);
+      await audit.append(tenant.id, { actor: `user:${userId}`, action: 'signin.reported', targetUserId: userId, details });
     },
   });
   const groupCommit = new GroupCommit(db);

@@ -6,7 +6,7 @@ import type { Users, UserWithSecret } from '../directory/users.ts';
 import type { PasswordHasher, WorkWindow } from '../directory/password-hasher.ts';
 import type { Credentials, Credential } from '../methods/credentials.ts';
 import type { MethodRegistry } from '../methods/registry.ts';
-import type { ChallengeResult, VerifyInput } from '../methods/method.ts';
+import type { ApprovalState, ChallengeResult, VerifyInput } from '../methods/method.ts';
 import type { Sessions } from '../sessions/sessions.ts';
 import type { SigninEvents } from '../activity/signin-events.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -18,6 +18,7 @@ import { Type } from 'typebox';
 import { methodChoices, type MethodChoice } from './method-choices.ts';
 import type { FactorPrompt, IssuedSession, NextStep, RememberedBrowser } from './next-step.ts';
 import { describeMethod, methodName } from '../methods/registry.ts';
+import { challengeSends } from '../methods/method-descriptor.ts';
 import type { AccessPass, AccessPasses } from '../methods/tap/access-passes.ts';
 import type { AuditLog } from '../activity/audit-log.ts';
 import type { SigninReason } from '../activity/signin-reasons.ts';
@@ -209,7 +210,7 @@ export class SigninService {
     return choices;
   }
 
-  async challenge(tenant: Tenant, ref: FlowRef, methodRef: string, ctx: Pick<RequestContext, 'ip'>): Promise<{ method: string; type: string } & ChallengeResult> {
+  async challenge(tenant: Tenant, ref: FlowRef, methodRef: string, ctx: Pick<RequestContext, 'ip' | 'userAgent' | 'app'>): Promise<{ method: string; type: string } & ChallengeResult> {
     const flow = await this.loadFlow(tenant, ref);
     if (flow.kind === 'passkey') throw new AppError('invalid-state', 'a passkey sign-in was challenged when it started');
     if (methodRef === 'tap') {
@@ -220,7 +221,7 @@ export class SigninService {
     const type = candidates[0]!.type;
     try {
       if (!this.deps.methods.available(type)) throw new AppError('method-unavailable');
-      const extra = await this.deps.methods.get(type)!.challenge(candidates, { flowId: flow.id, tenant, ip: ctx.ip });
+      const extra = await this.deps.methods.get(type)!.challenge(candidates, { flowId: flow.id, tenant, ip: ctx.ip, username: flow.username, userAgent: ctx.userAgent, app: ctx.app });
       return { method: candidates.length === 1 ? candidates[0]!.id : type, type, ...extra };
     } catch (err) {
       if (!(err instanceof AppError) || err.code !== 'method-unavailable') throw err;
@@ -228,6 +229,19 @@ export class SigninService {
       const others = (await this.choicesFor(tenant, flow.userId)).filter((m) => m.type !== type);
       throw new AppError('method-unavailable', err.detail, { methods: others });
     }
+  }
+
+  /**
+   * Where a challenge answered elsewhere (a push approval) stands for this
+   * flow: the first method with something to say. `none` when no such challenge was started.
+   */
+  async status(tenant: Tenant, ref: FlowRef): Promise<{ state: ApprovalState; type?: string }> {
+    const flow = await this.loadFlow(tenant, ref);
+    for (const type of this.deps.methods.types) {
+      const state = (await this.deps.methods.get(type)!.status?.({ flowId: flow.id, tenant })) ?? 'none';
+      if (state !== 'none') return { state, type };
+    }
+    return { state: 'none' };
   }
 
   /**
@@ -257,16 +271,16 @@ export class SigninService {
    * gives way to the next that works, with a notice why; when none works the
    * answer is `no-way-in`. The pages render what this returns and decide none of it.
    */
-  async prepareFactor(tenant: Tenant, flowId: string, preferred: string | undefined, ctx: Pick<RequestContext, 'ip'>, options: { send: boolean }): Promise<FactorPrompt | Extract<NextStep, { kind: 'no-way-in' }>> {
+  async prepareFactor(tenant: Tenant, flowId: string, preferred: string | undefined, ctx: Pick<RequestContext, 'ip' | 'userAgent' | 'app'>, options: { send: boolean }): Promise<FactorPrompt | Extract<NextStep, { kind: 'no-way-in' }>> {
     let methods = await this.flowMethods(tenant, { id: flowId });
     if (methods.length === 0) throw new AppError('flow-not-found');
     let chosen = methods.find((m) => m.id === preferred) ?? methods.find((m) => m.type === preferred) ?? methods[0]!;
     let notice: FactorPrompt['notice'];
     for (;;) {
-      const outOfBand = describeMethod(chosen.type)?.outOfBand === true;
-      if (outOfBand && !options.send) return { flow: flowId, methods, chosen, challenge: {} };
-      // Any of the user's passkeys and security keys will do: the challenge names them all.
-      const ref = chosen.type === 'webauthn' ? 'webauthn' : chosen.id;
+      const descriptor = describeMethod(chosen.type);
+      if (descriptor && challengeSends(descriptor) && !options.send) return { flow: flowId, methods, chosen, challenge: {} };
+      // Any of the user's passkeys (or paired devices) will do: the challenge names them all.
+      const ref = descriptor?.signin.anyCredential ? chosen.type : chosen.id;
       try {
         const challenge = await this.challenge(tenant, { id: flowId }, ref, ctx);
         return { flow: flowId, methods, chosen, challenge, ...(notice ? { notice } : {}) };
@@ -277,6 +291,10 @@ export class SigninService {
           const wait = `You can ask for a new code in ${err.retryAfter ?? 30} seconds.`;
           const why = err.code === 'code-recently-sent' ? 'A code was sent moments ago; use that one.' : 'Too many codes were sent.';
           return { flow: flowId, methods, chosen, challenge: {}, notice: { kind: 'error', text: `${why} ${wait}` } };
+        }
+        if (err.code === 'push-pending' || err.code === 'push-limit') {
+          // Nothing new was sent (fatigue limits): say why, with the other ways in below.
+          return { flow: flowId, methods, chosen, challenge: {}, notice: { kind: 'error', text: err.message } };
         }
         if (err.code !== 'method-unavailable') throw err;
         methods = methods.map((m) => (m.type === chosen.type ? { ...m, available: false } : m));

@@ -204,7 +204,7 @@ for (const spec of backends) {
         if (spec.name === 'sqlite+memory') {
           const migrate = await runCli(['migrate'], { STEADFAST_DATA_DIR: old.config.dataDir, STEADFAST_MASTER_KEY: old.config.masterKey!.toString('base64'), STEADFAST_LOG_LEVEL: 'silent' });
           expect(migrate.code).toBe(0);
-          expect(JSON.parse(migrate.stdout).applied).toEqual(['006-retention-and-keyed-audit', '007-security-review', '008-cluster', '009-ephemeral-fallback', '010-config-versions']);
+          expect(JSON.parse(migrate.stdout).applied).toEqual(['006-retention-and-keyed-audit', '007-security-review', '008-cluster', '009-ephemeral-fallback', '010-config-versions', '011-push']);
         }
         const [a, b] = spec.name === 'postgres+redis' ? await Promise.all([onBackend(old), onBackend(old)]) : [await onBackend(old), await onBackend(old)];
         open.push(a, b);

@@ -67,7 +67,7 @@ describe('backup and restore of the embedded store', () => {
     expect(run.code).toBe(0);
     expect(signins).toBeGreaterThan(0);
     const report = JSON.parse(run.stdout);
-    expect(report).toMatchObject({ file, schema: '010-config-versions', counts: { tenants: 1, users: 1, credentials: 1 }, masterKeys: { needed: [server.services.keyRing.active.id], missing: [] } });
+    expect(report).toMatchObject({ file, schema: '011-push', counts: { tenants: 1, users: 1, credentials: 1 }, masterKeys: { needed: [server.services.keyRing.active.id], missing: [] } });
     expect(run.stderr).toMatch(/does not contain the master key/);
     expect(existsSync(`${file}.partial`)).toBe(false);
 

@@ -32,7 +32,7 @@ describe('steadfast command line', () => {
   it('migrates', async () => {
     const run = await steadfast(['migrate']);
     expect(run.code).toBe(0);
-    expect(JSON.parse(run.stdout)).toMatchObject({ engine: 'sqlite', applied: ['001-initial', '002-credential-external-id', '003-administration', '004-remembered-devices', '005-oidc', '006-retention-and-keyed-audit', '007-security-review', '008-cluster', '009-ephemeral-fallback', '010-config-versions'] });
+    expect(JSON.parse(run.stdout)).toMatchObject({ engine: 'sqlite', applied: ['001-initial', '002-credential-external-id', '003-administration', '004-remembered-devices', '005-oidc', '006-retention-and-keyed-audit', '007-security-review', '008-cluster', '009-ephemeral-fallback', '010-config-versions', '011-push'] });
   });
 
   it('creates a tenant and prints it as JSON', async () => {

@@ -43,6 +43,8 @@ const BODIES: Record<string, unknown> = {
   'DELETE /api/v1/admin/apps/{id}': undefined,
   'DELETE /api/v1/admin/tokens/{id}': undefined,
   'GET /api/v1/app/auth/{txid}': undefined,
+  'GET /api/v1/t/{tenant}/signin/{flow}/status': undefined,
+  'POST /api/v1/t/{tenant}/authenticator/requests/{id}': { device: 'no-such-device', decision: 'deny', time: 1, signature: 'x' },
 };
 
 for (const spec of backends) {

@@ -13,7 +13,7 @@ import type { TenantLookup } from '../../http/page/tenant-lookup.ts';
 import type { MethodManagement } from '../../methods/method-management.ts';
 import { methodName } from '../../methods/registry.ts';
 import type { Sessions } from '../../sessions/sessions.ts';
-import { codeSetupView, confirmRemoveView, confirmReplaceCodesView, overviewView, recoveryCodesView, totpSetupView, type Notice, type Viewer } from '../views/security-info-views.ts';
+import { codeSetupView, confirmRemoveView, confirmReplaceCodesView, overviewView, pairingView, recoveryCodesView, totpSetupView, type Notice, type Viewer } from '../views/security-info-views.ts';
 import type { FlashData, PageFlash } from '../../http/page/flash.ts';
 import type { PasswordChange } from '../../signin/password-change.ts';
 
@@ -145,6 +145,19 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
         reply,
         totpSetupView({ ...viewer(reply, p), id: request.params.id, qrCodeSvg: String(details.qrCodeSvg), secret: String(details.secret), otpauthUri: String(details.otpauthUri), error, code: flash?.values?.code }),
       );
+    });
+
+    app.post('/t/:tenant/my/security-info/pair', form(PageParams, Type.Object({ label: Field(100), _csrf: Field() })), async (request, reply) => {
+      const p = await signedIn(request, reply, 'security-info');
+      if (!p) return reply;
+      try {
+        const enrolment = await deps.management.enrol(p.tenant, p.user, p.session, 'push', { label: request.body.label?.trim() || undefined });
+        // The pairing link is a one-time secret: not for any cache.
+        reply.header('cache-control', 'no-store');
+        return await sendPage(reply, pairingView({ ...viewer(reply, p), pairingUrl: String(enrolment.pairingUrl), qrCodeSvg: String(enrolment.qrCodeSvg), minutes: Number(enrolment.lifetimeMinutes) }));
+      } catch (err) {
+        return failed(reply, p, err);
+      }
     });
 
     app.post('/t/:tenant/my/security-info/totp/:id/confirm', form(MethodParams, Type.Object({ code: Field(64), _csrf: Field() })), async (request, reply) => {

@@ -218,7 +218,8 @@ export function signinRoutes(deps: SigninRoutesDeps): FastifyPluginAsyncTypebox 
           }
           if (err instanceof AppError && err.code === 'invalid-code' && Number(err.extra.attemptsLeft) > 0) {
             const left = Number(err.extra.attemptsLeft);
-            const what = method === 'webauthn' ? 'That key was not accepted.' : "That code didn't work.";
+            // A method reference is a credential id or, where any credential will do, the type: its words or the code's.
+            const what = describeMethod(method ?? '')?.signin.retry ?? "That code didn't work.";
             return factor(reply, tenant, flow, method, next, { error: `${what} ${attempts(left)}.`, status: 401, send: false });
           }
           return startAgain(reply, tenant, next, err, '', 'Too many failed attempts. Sign in again.');

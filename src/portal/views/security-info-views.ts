@@ -68,6 +68,7 @@ ${
   v.canChange
     ? html`<h2>Add a method</h2>
 ${byForm('webauthn').length > 0 ? webauthnForms(v) : ''}
+${byForm('pair').length > 0 ? pairForm(v) : ''}
 ${byForm('totp').length > 0 ? totpForm(v, forms) : ''}
 ${phoneChannels.length > 0 ? phoneForm(v, phoneChannels, forms) : ''}
 ${byForm('email').length > 0 ? emailForm(v, forms) : ''}
@@ -165,6 +166,17 @@ function webauthnForms(v: Viewer): SafeHtml {
   <p class="hint" data-webauthn-missing>Passkeys and security keys need JavaScript and a browser that supports them.</p>
 </form>`;
 }
+
+function pairForm(v: Viewer): SafeHtml {
+  return html`<form method="post" action="${base(v)}/pair">
+  ${csrfField(v.csrf)}
+  <label for="pair-label">Name for the phone (optional)</label>
+  <input type="text" id="pair-label" name="label" maxlength="100" placeholder="My phone">
+  <button type="submit" class="secondary">Add the Steadfast Authenticator</button>
+  <p class="hint">Approve sign-ins on your phone: the app runs in its browser, no app store needed.</p>
+</form>`;
+}
+
 
 function totpForm(v: Viewer, forms: FormState): SafeHtml {
   return html`<form method="post" action="${base(v)}/totp">
@@ -335,6 +347,26 @@ export function confirmRemoveView(v: Viewer & { method: MethodView; others: Meth
   <button type="submit" class="danger">Remove ${which}</button>
   <a class="button secondary" href="${base(v)}">Keep it</a>
 </form>
+</div>`,
+  );
+}
+
+/** Pairing a phone: the QR code and the link that open the Steadfast Authenticator and pair it. */
+export function pairingView(v: Viewer & { pairingUrl: string; qrCodeSvg: string; minutes: number }): string {
+  return page(
+    v,
+    'Add the Steadfast Authenticator',
+    html`<div class="card">
+<h1>Add the Steadfast Authenticator</h1>
+<ol>
+<li>On your phone, scan this QR code with the camera, or open the link below in the phone's browser.</li>
+<li>In the Steadfast Authenticator that opens, choose <strong>Pair this device</strong>. Add it to your home screen to keep it at hand.</li>
+<li>Come back here: the app is listed among your sign-in methods.</li>
+</ol>
+<div class="qr" role="img" aria-label="QR code that opens the Steadfast Authenticator and pairs it">${trustedHtml(v.qrCodeSvg)}</div>
+<p>Link: <a href="${v.pairingUrl}" data-pairing-link>${v.pairingUrl}</a></p>
+<p class="hint">The link pairs one device, once, within ${v.minutes} minutes. Don't share it.</p>
+<p><a class="button" href="${base(v)}">Done</a></p>
 </div>`,
   );
 }

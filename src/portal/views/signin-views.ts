@@ -1,5 +1,5 @@
 /** The sign-in pages as views: password, second factor, passkey, pass, and where the sign-in ends. */
-import { html, jsonScript } from '../../http/page/html.ts';
+import { html, jsonScript, type SafeHtml } from '../../http/page/html.ts';
 import { layout } from '../../http/page/layout.ts';
 import type { NextPage } from '../../http/page/landing.ts';
 import { describeMethod, methodName } from '../../methods/registry.ts';
@@ -83,9 +83,11 @@ export function factorView(v: { tenant: PageTenant; csrf: string; prompt: Factor
   const { tenant, csrf, prompt } = v;
   const { chosen } = prompt;
   const method = describeMethod(chosen.type);
-  const ask = method?.signin ?? { prompt: 'Enter your code.', input: 'text' as const };
+  const ask: NonNullable<typeof method>['signin'] = method?.signin ?? { prompt: 'Enter your code.', input: 'text' };
   const context = { flow: prompt.flow, next: v.next };
-  const others = prompt.methods.filter((m) => (chosen.type === 'webauthn' ? m.type !== 'webauthn' : m.id !== chosen.id));
+  // A method whose credentials all do (passkeys, paired devices) is offered once, by its type.
+  const others = prompt.methods.filter((m) => (ask.anyCredential ? m.type !== chosen.type : m.id !== chosen.id));
+  const methodRef = ask.anyCredential ? chosen.type : chosen.id;
   const delivered = sentTo(prompt.challenge.delivery);
   // A pass proves the administrator's trust for now, not this browser's for days.
   const remember =
@@ -96,7 +98,7 @@ export function factorView(v: { tenant: PageTenant; csrf: string; prompt: Factor
   return layout({
     title: 'Verify it is you',
     tenantName: tenant.name,
-    scripts: ask.input === 'webauthn',
+    scripts: ask.input === 'webauthn' || ask.input === 'approval',
     body: html`<div class="card">
 <h1>Verify it's you</h1>
 ${v.error ? errorSummary(v.error) : notice(prompt.notice)}
@@ -104,14 +106,16 @@ ${
   ask.input === 'webauthn'
     ? html`${jsonScript('webauthn-options', prompt.challenge.webauthn)}
 <form method="post" action="/t/${tenant.slug}/signin/verify" data-webauthn="authenticate" data-options-id="webauthn-options">
-  ${hiddenFields(csrf, { ...context, method: 'webauthn', assertion: '' })}
+  ${hiddenFields(csrf, { ...context, method: methodRef, assertion: '' })}
   <p>${ask.prompt}</p>
   ${remember}
   <button type="submit" data-webauthn-only disabled autofocus>Use passkey or security key</button>
   <p class="hint" data-webauthn-missing>This needs JavaScript and a browser that supports security keys. Choose another way below.</p>
   <p class="alert error" role="alert" data-webauthn-error hidden></p>
 </form>`
-    : html`<form method="post" action="/t/${tenant.slug}/signin/verify" novalidate>
+    : ask.input === 'approval'
+      ? approvalForms({ tenant, csrf, context, methodRef, prompt: ask.prompt, push: prompt.challenge.push, remember, name: method?.name ?? chosen.label })
+      : html`<form method="post" action="/t/${tenant.slug}/signin/verify" novalidate>
   ${hiddenFields(csrf, { ...context, method: chosen.id })}
   ${delivered ? html`<p role="status">${delivered}</p>` : ''}
   <p>${ask.prompt}</p>
@@ -133,6 +137,40 @@ ${otherMethods({ action: `/t/${tenant.slug}/signin/method`, csrf, context, metho
 <p class="hint"><a href="/t/${tenant.slug}/signin">Start again</a></p>
 </div>`,
   });
+}
+
+/**
+ * Waiting for an approval on the user's device: the number to type there, a
+ * page that moves on by itself once it is answered (the page script watches
+ * the request), and without JavaScript a button that says "I approved it".
+ * With no request out (a failed try, a fatigue limit), a way to send a new one.
+ */
+function approvalForms(v: {
+  tenant: PageTenant;
+  csrf: string;
+  context: { flow: string; next: NextPage | undefined };
+  methodRef: string;
+  prompt: string;
+  push: FactorPrompt['challenge']['push'];
+  remember: SafeHtml | string;
+  name: string;
+}): SafeHtml {
+  const { tenant, csrf, context } = v;
+  if (!v.push) {
+    return html`<p>No request is waiting on your device.</p>
+<form method="post" action="/t/${tenant.slug}/signin/method">
+  ${hiddenFields(csrf, { ...context, method: v.methodRef })}
+  <button type="submit">Send a new request to ${v.name}</button>
+</form>`;
+  }
+  return html`<form method="post" action="/t/${tenant.slug}/signin/verify" data-push-status="/api/v1/t/${tenant.slug}/signin/${context.flow}/status" novalidate>
+  ${hiddenFields(csrf, { ...context, method: v.methodRef })}
+  <p>${v.prompt}</p>
+  <p class="push-number" aria-label="Number to enter on your device">${v.push.number}</p>
+  <p class="hint" role="status" data-push-state>Waiting for your approval. The request expires in 60 seconds.</p>
+  ${v.remember}
+  <button type="submit" class="secondary">I approved it</button>
+</form>`;
 }
 
 /** None of the user's methods can be used now: say so plainly, and what to do. */

@@ -12,8 +12,9 @@ import type { Tenants } from '../../directory/tenants.ts';
 import type { Users } from '../../directory/users.ts';
 import type { SigninService } from '../../signin/signin-service.ts';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
-import { DeliveryInfo, MethodChoice } from '../../http/api-schemas.ts';
+import { DeliveryInfo, MethodChoice, PushInfo } from '../../http/api-schemas.ts';
 import { parseRecord } from '../../store/parse-record.ts';
+import { describeMethod } from '../../methods/registry.ts';
 
 const bearer = [{ apiKeyAuth: [] }];
 const config = { admissionClass: 'finish-signin' as const };
@@ -72,6 +73,13 @@ export function appApi(services: AppApiDeps): FastifyPluginAsyncTypebox {
 
   const outcomeKey = (tenant: Tenant, appId: string, txid: string) => `app-tx:${tenant.id}:${appId}:${txid}`;
 
+  /** Verifies the transaction's second factor (a code, or an approval already given) and keeps the outcome for the status endpoint. */
+  const finish = async (tenant: Tenant, appId: string, ref: { id: string; appId: string }, method: string, ctx: ReturnType<typeof requestContext> & { app: string }, code?: string) => {
+    const { amr } = await services.signin.verifyForApp(tenant, ref, method, code === undefined ? {} : { code }, ctx);
+    await services.ephemeral.set(outcomeKey(tenant, appId, ref.id), { result: 'allow', amr } satisfies Outcome, OUTCOME_TTL_MS);
+    return amr;
+  };
+
   return async (app) => {
     const tags = ['app'];
 
@@ -116,7 +124,7 @@ export function appApi(services: AppApiDeps): FastifyPluginAsyncTypebox {
           tags,
           security: bearer,
           summary:
-            'Verify a second factor. With `code` (totp, recovery-codes, tap; or sms/voice/email with the `txid` of their challenge): `allow`, or 401 invalid-code. sms/voice/email without `code` send one and answer `challenge` with a `txid`.',
+            'Verify a second factor. With `code` (totp, recovery-codes, tap; or sms/voice/email with the `txid` of their challenge): `allow`, or 401 invalid-code. sms/voice/email without `code` send one and answer `challenge` with a `txid`. push without `code` sends a request to the user\'s Steadfast Authenticator and answers `challenge` with a `txid` and `push.number` for the app to show (number matching); poll GET /api/v1/app/auth/{txid}, which answers `allow` once the user approves.',
           body: Type.Object({
             username: Type.String({ minLength: 1, maxLength: 256 }),
             method: Type.String({ minLength: 1, maxLength: 64 }),
@@ -129,6 +137,7 @@ export function appApi(services: AppApiDeps): FastifyPluginAsyncTypebox {
               amr: Type.Optional(Type.Array(Type.String())),
               txid: Type.Optional(Type.String()),
               delivery: Type.Optional(DeliveryInfo),
+              push: Type.Optional(PushInfo),
             }),
           },
         },
@@ -140,19 +149,20 @@ export function appApi(services: AppApiDeps): FastifyPluginAsyncTypebox {
         const user = await userOf(tenant, caller, username);
         // An unknown or disabled user is answered like a wrong code: the app learns nothing it could not learn from preauth.
         if (!user || user.status !== 'active') throw new AppError('invalid-code', undefined, { attemptsLeft: 0 });
-        if (method === 'webauthn' || method === 'passkey') throw new AppError('invalid-request', 'passkeys and security keys need a browser: sign users in with OpenID Connect for those');
+        if (method === 'passkey' || describeMethod(method)?.signin.input === 'webauthn') throw new AppError('invalid-request', 'passkeys and security keys need a browser: sign users in with OpenID Connect for those');
         const ctx = { ...requestContext(request), app: caller.name };
         // A txid names an open transaction of this app's, for this user, or none at all.
         if (txid !== undefined && (await services.signin.appTransactionUser(tenant, { id: txid, appId: caller.id })) !== user.id) throw new AppError('flow-not-found');
         const ref = { id: txid ?? (await services.signin.startAppTransaction(tenant, caller.id, user)), appId: caller.id };
         if (code === undefined) {
+          // An approved push request finishes here (or at the status endpoint); asking again must not send another.
+          if (txid !== undefined && (await services.signin.status(tenant, ref)).state === 'approved') return { result: 'allow' as const, amr: await finish(tenant, caller.id, ref, method, ctx) };
           const challenge = await services.signin.challenge(tenant, ref, method, ctx);
+          if (challenge.push) return { result: 'challenge' as const, txid: ref.id, push: challenge.push };
           if (!challenge.delivery) throw new AppError('invalid-request', 'this method needs a code: send it with `code`');
           return { result: 'challenge' as const, txid: ref.id, delivery: challenge.delivery as never };
         }
-        const { amr } = await services.signin.verifyForApp(tenant, ref, method, { code }, ctx);
-        await services.ephemeral.set(outcomeKey(tenant, caller.id, ref.id), { result: 'allow', amr } satisfies Outcome, OUTCOME_TTL_MS);
-        return { result: 'allow' as const, amr };
+        return { result: 'allow' as const, amr: await finish(tenant, caller.id, ref, method, ctx, code) };
       },
     );
 
@@ -162,9 +172,10 @@ export function appApi(services: AppApiDeps): FastifyPluginAsyncTypebox {
         schema: {
           tags,
           security: bearer,
-          summary: 'The state of a challenge: `pending` (a code was sent and not yet verified), `allow` (verified; for 5 minutes after), or `expired`',
+          summary:
+            'The state of a challenge: `pending` (a code was sent and not yet verified, or a push request not yet answered), `allow` (verified, or the push request approved; for 5 minutes after), `deny` (the push request was denied or the number did not match), or `expired`',
           params: Type.Object({ txid: Type.String({ minLength: 1, maxLength: 64 }) }),
-          response: { 200: Type.Object({ state: Type.Union([Type.Literal('pending'), Type.Literal('allow'), Type.Literal('expired')]), amr: Type.Optional(Type.Array(Type.String())) }) },
+          response: { 200: Type.Object({ state: Type.Union([Type.Literal('pending'), Type.Literal('allow'), Type.Literal('deny'), Type.Literal('expired')]), amr: Type.Optional(Type.Array(Type.String())) }) },
         },
         config,
       },
@@ -173,11 +184,17 @@ export function appApi(services: AppApiDeps): FastifyPluginAsyncTypebox {
         const outcome = parseRecord(Outcome, await services.ephemeral.get(outcomeKey(tenant, caller.id, request.params.txid)));
         if (outcome) return { state: 'allow' as const, amr: outcome.amr };
         // Only whether the transaction is still open, and only to the app that opened it.
-        const pending = await services.signin.appTransactionUser(tenant, { id: request.params.txid, appId: caller.id }).then(
-          () => true,
-          () => false,
-        );
-        return { state: pending ? ('pending' as const) : ('expired' as const) };
+        const ref = { id: request.params.txid, appId: caller.id };
+        const approval = await services.signin.status(tenant, ref).catch(() => undefined);
+        if (!approval) return { state: 'expired' as const };
+        // A push request the user approved finishes the transaction here: polling is all an app has to do.
+        if (approval.state === 'approved' && approval.type) {
+          const ctx = { ...requestContext(request), app: caller.name };
+          return { state: 'allow' as const, amr: await finish(tenant, caller.id, ref, approval.type, ctx) };
+        }
+        if (approval.state === 'denied') return { state: 'deny' as const };
+        if (approval.state === 'expired') return { state: 'expired' as const };
+        return { state: 'pending' as const };
       },
     );
   };

@@ -4,7 +4,7 @@ import { requestContext } from '../../http/request-context.ts';
 import { apiState } from '../../signin/next-step.ts';
 import type { Tenants } from '../../directory/tenants.ts';
 import type { SigninService } from '../../signin/signin-service.ts';
-import { DeliveryInfo, FlowParams, IssuedSession, MethodChoice, TenantParams, WebAuthnAssertion } from '../../http/api-schemas.ts';
+import { DeliveryInfo, FlowParams, IssuedSession, MethodChoice, PushInfo, TenantParams, WebAuthnAssertion } from '../../http/api-schemas.ts';
 
 const Code = Type.String({ minLength: 1, maxLength: 64 });
 
@@ -61,12 +61,12 @@ export function signinApi(services: SigninApiDeps): FastifyPluginAsyncTypebox {
         schema: {
           tags: ['sign-in'],
           summary:
-            'Start a second-factor challenge: send a code (sms, voice, email; again after the resend cooldown) or build WebAuthn options. 409 method-unavailable with the other `methods` when the channel is down',
+            'Start a second-factor challenge: send a code (sms, voice, email; again after the resend cooldown), build WebAuthn options, or send a push request to the paired Steadfast Authenticator (`push.number` to show; poll .../status). 409 method-unavailable with the other `methods` when the channel is down or no device can be reached',
           params: FlowParams,
           body: Type.Object({ method: Type.String({ minLength: 1, maxLength: 64 }) }),
           response: {
             200: Type.Object(
-              { method: Type.String(), type: Type.String(), delivery: Type.Optional(DeliveryInfo), webauthn: Type.Optional(Type.Object({}, { additionalProperties: true })) },
+              { method: Type.String(), type: Type.String(), delivery: Type.Optional(DeliveryInfo), webauthn: Type.Optional(Type.Object({}, { additionalProperties: true })), push: Type.Optional(PushInfo) },
               { additionalProperties: true },
             ),
           },
@@ -76,6 +76,26 @@ export function signinApi(services: SigninApiDeps): FastifyPluginAsyncTypebox {
       async (request) => {
         const tenant = await tenantOf(request.params.tenant);
         return services.signin.challenge(tenant, { id: request.params.flow }, request.body.method, requestContext(request));
+      },
+    );
+
+    app.get(
+      '/api/v1/t/:tenant/signin/:flow/status',
+      {
+        schema: {
+          tags: ['sign-in'],
+          summary: 'Where a push request of this sign-in stands: `pending`, `approved` (then verify with {method: "push"}), `denied` or `expired`; `none` when no request was sent',
+          params: FlowParams,
+          response: { 200: Type.Object({ state: Type.Union([Type.Literal('none'), Type.Literal('pending'), Type.Literal('approved'), Type.Literal('denied'), Type.Literal('expired')]) }) },
+        },
+        config: { admissionClass: 'finish-signin' },
+      },
+      async (request, reply) => {
+        const tenant = await tenantOf(request.params.tenant);
+        // Polled: never cached by anything in between.
+        reply.header('cache-control', 'no-store');
+        const { state } = await services.signin.status(tenant, { id: request.params.flow });
+        return { state };
       },
     );
 

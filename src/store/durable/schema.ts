@@ -223,6 +223,7 @@ export interface Database {
   change_feed: ChangeFeedTable;
   config_versions: ConfigVersionTable;
   incidents: IncidentTable;
+  deployment_keys: DeploymentKeyTable;
 }
 
 export interface ClusterMemberTable {
@@ -292,4 +293,12 @@ export interface IncidentTable {
   /** JSON list of {at, text}. */
   updates: string;
   updated_at: number;
+}
+
+export interface DeploymentKeyTable {
+  name: string;
+  public_key: string;
+  /** Sealed with the key ring, bound to the row's name. */
+  sealed_private_key: string;
+  created_at: number;
 }

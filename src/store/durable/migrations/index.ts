@@ -9,6 +9,7 @@ import * as securityReview from './007-security-review.ts';
 import * as cluster from './008-cluster.ts';
 import * as ephemeralFallback from './009-ephemeral-fallback.ts';
 import * as configVersions from './010-config-versions.ts';
+import * as push from './011-push.ts';
 
 /**
  * Every migration, in order. Listed here rather than discovered on disk, so a
@@ -25,4 +26,5 @@ export const migrations: Record<string, Migration> = {
   '008-cluster': cluster,
   '009-ephemeral-fallback': ephemeralFallback,
   '010-config-versions': configVersions,
+  '011-push': push,
 };

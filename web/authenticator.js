@@ -1,0 +1,343 @@
+/* global indexedDB, btoa, atob, crypto, TextEncoder, Notification, history, location, EventSource */
+// The Steadfast Authenticator. It pairs this browser with an account by a
+// one-time link, keeps a P-256 key that cannot leave the browser (WebCrypto,
+// non-extractable, stored in IndexedDB), and signs the person's answer to a
+// sign-in request: the request, the flow it belongs to, the number they typed
+// and the time. It keeps no other secret. It runs under a CSP that forbids
+// inline script: everything it needs comes from the page's data attributes.
+(function () {
+  'use strict';
+
+  var body = document.body;
+  var tenant = body.getAttribute('data-tenant');
+  var api = body.getAttribute('data-api');
+  var worker = body.getAttribute('data-worker');
+  var scope = body.getAttribute('data-scope');
+  var current = null; // the record of this browser's pairing
+  var source = null; // the live stream
+  var shownRequest = null;
+
+  function view(name) {
+    document.querySelectorAll('[data-view]').forEach(function (el) {
+      el.hidden = el.getAttribute('data-view') !== name;
+    });
+  }
+
+  if (!window.crypto || !window.crypto.subtle || !window.indexedDB || !window.isSecureContext) {
+    view('unsupported');
+    return;
+  }
+
+  // --- storage: one pairing per tenant in this browser ---------------------
+  function database() {
+    return new Promise(function (resolve, reject) {
+      var open = indexedDB.open('steadfast-authenticator', 1);
+      open.onupgradeneeded = function () {
+        open.result.createObjectStore('devices');
+      };
+      open.onsuccess = function () {
+        resolve(open.result);
+      };
+      open.onerror = function () {
+        reject(open.error);
+      };
+    });
+  }
+  function store(mode, run) {
+    return database().then(function (db) {
+      return new Promise(function (resolve, reject) {
+        var request = run(db.transaction('devices', mode).objectStore('devices'));
+        request.onsuccess = function () {
+          resolve(request.result);
+        };
+        request.onerror = function () {
+          reject(request.error);
+        };
+      });
+    });
+  }
+  var load = function () {
+    return store('readonly', function (s) {
+      return s.get(tenant);
+    });
+  };
+  var save = function (record) {
+    return store('readwrite', function (s) {
+      return s.put(record, tenant);
+    });
+  };
+
+  // --- signing --------------------------------------------------------------
+  function base64url(buffer) {
+    var bytes = new Uint8Array(buffer);
+    var text = '';
+    for (var i = 0; i < bytes.length; i++) text += String.fromCharCode(bytes[i]);
+    return btoa(text).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  }
+  function fromBase64url(text) {
+    var raw = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
+    var bytes = new Uint8Array(raw.length);
+    for (var i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+    return bytes;
+  }
+  // WebCrypto's ECDSA signature is r || s (IEEE P1363), what the server checks.
+  function sign(lines) {
+    return crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, current.key, new TextEncoder().encode(['steadfast-push-v1'].concat(lines).join('\n'))).then(base64url);
+  }
+
+  function call(method, path, payload) {
+    return fetch(api + path, {
+      method: method,
+      credentials: 'omit',
+      cache: 'no-store',
+      headers: payload ? { 'content-type': 'application/json' } : {},
+      body: payload ? JSON.stringify(payload) : undefined,
+    }).then(function (res) {
+      if (res.status === 204) return {};
+      return res.json().then(function (answer) {
+        if (!res.ok) {
+          var err = new Error(answer.detail || answer.title || 'The server refused the request.');
+          err.status = res.status;
+          throw err;
+        }
+        return answer;
+      });
+    });
+  }
+
+  // --- Web Push: only when the person allows notifications -------------------
+  var registration = null;
+  if ('serviceWorker' in navigator) {
+    navigator.serviceWorker
+      .register(worker, { scope: scope })
+      .then(function (reg) {
+        registration = reg;
+      })
+      .catch(function () {});
+    navigator.serviceWorker.addEventListener('message', function (event) {
+      if (event.data && event.data.kind === 'signin-request' && current) refresh();
+    });
+  }
+  function within(ms, promise) {
+    return Promise.race([
+      promise,
+      new Promise(function (resolve) {
+        setTimeout(function () {
+          resolve(null);
+        }, ms);
+      }),
+    ]);
+  }
+  /** A push subscription, or null: no service worker, no permission, or no push service reachable. */
+  function subscribeToPush() {
+    if (!registration || !('PushManager' in window) || !('Notification' in window)) return Promise.resolve(null);
+    return within(
+      8000,
+      Promise.all([Notification.requestPermission(), call('GET', '/config')])
+        .then(function (got) {
+          if (got[0] !== 'granted') return null;
+          return registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: fromBase64url(got[1].vapidPublicKey) }).then(function (sub) {
+            return sub.toJSON();
+          });
+        })
+        .catch(function () {
+          return null;
+        }),
+    );
+  }
+
+  // --- pairing -----------------------------------------------------------------
+  var pairForm = document.querySelector('[data-view="pair"]');
+  pairForm.addEventListener('submit', function (event) {
+    event.preventDefault();
+    var button = pairForm.querySelector('button');
+    var error = pairForm.querySelector('[data-error]');
+    button.disabled = true;
+    error.hidden = true;
+    var token = pairingToken();
+    var keys;
+    // The private key is made non-extractable: no script, not even this one, can read it out.
+    crypto.subtle
+      .generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])
+      .then(function (made) {
+        keys = made;
+        return Promise.all([crypto.subtle.exportKey('jwk', made.publicKey), subscribeToPush()]);
+      })
+      .then(function (got) {
+        var jwk = got[0];
+        return call('POST', '/pair', {
+          token: token,
+          publicKey: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y },
+          name: document.getElementById('device-name').value.trim() || undefined,
+          subscription: got[1] || undefined,
+        }).then(function (paired) {
+          return { deviceId: paired.deviceId, username: paired.username, tenantName: paired.tenant.name, key: keys.privateKey, webPush: !!got[1] };
+        });
+      })
+      .then(function (record) {
+        return save(record).then(function () {
+          return record;
+        });
+      })
+      .then(function (record) {
+        // The link is used up; it should not stay in the address bar or the history.
+        history.replaceState(null, '', location.pathname);
+        start(record);
+      })
+      .catch(function (err) {
+        error.textContent = err.message || 'Pairing failed. Try again.';
+        error.hidden = false;
+        button.disabled = false;
+      });
+  });
+
+  function pairingToken() {
+    var match = /^#pair=([A-Za-z0-9_-]{16,64})$/.exec(location.hash);
+    return match ? match[1] : null;
+  }
+
+  // --- requests ---------------------------------------------------------------
+  var requestsBox = document.querySelector('[data-requests]');
+  var emptyNote = requestsBox.querySelector('[data-empty]');
+  var resultBox = document.querySelector('[data-result]');
+
+  function browserOf(ua) {
+    if (!ua) return 'Unknown browser';
+    var name = /Edg\//.test(ua) ? 'Edge' : /Firefox\//.test(ua) ? 'Firefox' : /Chrome\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : 'A browser';
+    var os = /Windows/.test(ua) ? 'Windows' : /iPhone|iPad/.test(ua) ? 'iOS' : /Mac OS X/.test(ua) ? 'macOS' : /Android/.test(ua) ? 'Android' : /Linux/.test(ua) ? 'Linux' : '';
+    return os ? name + ' on ' + os : name;
+  }
+
+  function result(kind, text) {
+    resultBox.className = 'alert ' + kind;
+    resultBox.textContent = text;
+    resultBox.hidden = false;
+  }
+
+  function show(request) {
+    if (shownRequest && request && shownRequest.id === request.id) return;
+    var old = requestsBox.querySelector('form.request');
+    if (old) old.remove();
+    shownRequest = request;
+    emptyNote.hidden = !!request;
+    if (!request) return;
+    resultBox.hidden = true;
+    var form = document.getElementById('request-template').content.firstElementChild.cloneNode(true);
+    form.querySelector('[data-field="username"]').textContent = request.username;
+    form.querySelector('[data-field="app"]').textContent = request.app || 'Sign-in page';
+    form.querySelector('[data-field="ip"]').textContent = request.ip || 'Unknown';
+    form.querySelector('[data-field="browser"]').textContent = browserOf(request.userAgent);
+    var expires = form.querySelector('[data-expires]');
+    var timer = setInterval(function () {
+      var left = Math.round((Date.parse(request.expiresAt) - Date.now()) / 1000);
+      if (!form.isConnected) return clearInterval(timer);
+      expires.textContent = left > 0 ? 'Expires in ' + left + ' seconds.' : 'This request has expired.';
+    }, 1000);
+    var number = form.querySelector('input[name="number"]');
+    form.addEventListener('submit', function (event) {
+      event.preventDefault();
+      if (!/^[0-9]{2}$/.test(number.value.trim())) {
+        result('error', 'Enter the two-digit number shown on the sign-in screen.');
+        number.focus();
+        return;
+      }
+      answer(request, 'approve', number.value.trim(), false);
+    });
+    form.querySelector('[data-deny]').addEventListener('click', function () {
+      answer(request, 'deny', '', false);
+    });
+    form.querySelector('[data-not-me]').addEventListener('click', function () {
+      answer(request, 'deny', '', true);
+    });
+    requestsBox.appendChild(form);
+    number.focus();
+  }
+
+  var OUTCOMES = {
+    approved: ['info', 'Approved. You can go back to the sign-in.'],
+    denied: ['info', 'Denied. Nobody signs in with this request.'],
+    'not-me': ['error', "Denied and reported. If you didn't try to sign in, someone may know your password: change it."],
+    'wrong-number': ['error', "The number didn't match, so the request was denied. If it was you, start the sign-in again."],
+  };
+
+  function answer(request, decision, number, notMe) {
+    var form = requestsBox.querySelector('form.request');
+    if (form) form.querySelectorAll('button').forEach(function (b) {
+      b.disabled = true;
+    });
+    var time = Date.now();
+    sign([decision, request.id, request.binding, decision === 'approve' ? number : '', String(time)])
+      .then(function (signature) {
+        return call('POST', '/requests/' + encodeURIComponent(request.id), { device: current.deviceId, decision: decision, number: number, notMe: notMe || undefined, time: time, signature: signature });
+      })
+      .then(function (outcome) {
+        var words = OUTCOMES[outcome.reason] || OUTCOMES[outcome.state];
+        show(null);
+        result(words[0], words[1]);
+      })
+      .catch(function (err) {
+        show(null);
+        result('error', err.status === 404 ? 'This request expired or was already answered.' : err.message);
+      });
+  }
+
+  /** A signed read: the device proves its key, for the list or the stream. */
+  function signedQuery() {
+    var time = Date.now();
+    return sign(['read', current.deviceId, String(time)]).then(function (sig) {
+      return '?device=' + encodeURIComponent(current.deviceId) + '&time=' + time + '&sig=' + sig;
+    });
+  }
+
+  function refresh() {
+    return signedQuery()
+      .then(function (query) {
+        return call('GET', '/requests' + query);
+      })
+      .then(function (got) {
+        show(got.requests[0] || null);
+      })
+      .catch(function () {});
+  }
+
+  // The live stream while the app is open; polling where a browser has no EventSource.
+  function connect() {
+    if (!window.EventSource) {
+      refresh().then(function () {
+        setTimeout(connect, 3000);
+      });
+      return;
+    }
+    signedQuery().then(function (query) {
+      if (source) source.close();
+      source = new EventSource(api + '/stream' + query);
+      source.addEventListener('request', function (event) {
+        show(JSON.parse(event.data));
+      });
+      source.onerror = function () {
+        // A closed stream (a node restarting, a stale signature) is opened again with a fresh signature.
+        if (source.readyState === EventSource.CLOSED) setTimeout(connect, 3000);
+      };
+    });
+  }
+
+  function start(record) {
+    current = record;
+    view('paired');
+    document.querySelector('[data-account]').textContent = record.username + ' at ' + record.tenantName;
+    document.querySelector('[data-delivery]').textContent = record.webPush
+      ? 'Notifications are on: requests reach this phone when the app is closed.'
+      : 'Notifications are off: keep this app open to get requests.';
+    connect();
+  }
+
+  load()
+    .then(function (record) {
+      if (pairingToken()) return view('pair');
+      if (record) return start(record);
+      view('unpaired');
+    })
+    .catch(function () {
+      view('unsupported');
+    });
+})();
