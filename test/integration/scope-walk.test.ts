@@ -63,6 +63,22 @@ function areaOf(method: string, url: string): Area | undefined {
     'GET /t/:tenant/oidc/*',
     'POST /t/:tenant/oidc/*',
     'OPTIONS /t/:tenant/oidc/*',
+    // Status pages and their feeds: public by design.
+    'GET /status/feed.atom',
+    'GET /t/:tenant/status',
+    'GET /t/:tenant/status/feed.atom',
+    // The Steadfast Authenticator: its shell is public, and its API takes a device signature or a one-time
+    // pairing token, never a session (push.test.ts covers forged, replayed and foreign ones).
+    'GET /t/:tenant/authenticator',
+    'GET /t/:tenant/authenticator/',
+    'GET /t/:tenant/authenticator/manifest.webmanifest',
+    'GET /t/:tenant/authenticator/sw.js',
+    'GET /api/v1/t/:tenant/authenticator/config',
+    'POST /api/v1/t/:tenant/authenticator/pair',
+    'GET /api/v1/t/:tenant/authenticator/requests',
+    'GET /api/v1/t/:tenant/authenticator/stream',
+    'POST /api/v1/t/:tenant/authenticator/requests/:id',
+    'PUT /api/v1/t/:tenant/authenticator/subscription',
   ];
   return open.includes(`${method} ${url}`) ? 'public' : undefined;
 }
@@ -83,6 +99,7 @@ const REGISTRATION_MAY = new Set([
   'GET /t/:tenant/my/security-info',
   'POST /t/:tenant/my/security-info/webauthn',
   'POST /t/:tenant/my/security-info/totp',
+  'GET /t/:tenant/my/security-info/totp/:id',
   'POST /t/:tenant/my/security-info/totp/:id/confirm',
   'POST /t/:tenant/my/security-info/phone',
   'POST /t/:tenant/my/security-info/email',
@@ -137,6 +154,10 @@ const BODIES: Record<string, Record<string, unknown>> = {
   'PATCH /api/v1/admin/users/:id': { email: 'walker@example.test' },
   'POST /api/v1/admin/users/:id/tap': { minutes: 60 },
   'PUT /api/v1/admin/policy': { mfaRequired: true },
+  'POST /api/v1/admin/policy/versions': { policy: { mfaRequired: true }, canaryPercent: 10, bakeSeconds: 60 },
+  'POST /api/v1/admin/incidents': { component: 'sms', title: 'Text messages are slow', advice: 'Use your authenticator app' },
+  // Confirmed, so the walk tries the removal itself, not only the way to its confirmation page.
+  'POST /t/:tenant/my/security-info/methods/:id/delete': { confirm: 'yes' },
   'POST /api/v1/admin/apps': { name: 'Walked', kind: 'api' },
   'POST /api/v1/admin/tokens': { name: 'walked' },
   'POST /api/v1/app/preauth': { username: 'tara' },

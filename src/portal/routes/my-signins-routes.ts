@@ -71,6 +71,7 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
     app.post('/t/:tenant/my/signins/:id/report', formRoute(app, 'self-service', EventParams, Type.Object({ _csrf: Field() })), async (request, reply) => {
       const p = await signedIn(request, reply, 'signins');
       if (!p) return reply;
+      if (!sessionMay(p.session.scope, 'report-signin')) return reply.redirect(`/t/${p.tenant.slug}/my/security-info`, 303);
       try {
         const sessionsEnded = await deps.reports.report(p.tenant, p.user, p.session, request.params.id);
         return go(reply, p, `/t/${p.tenant.slug}/my/signins/reported`, { for: 'reported', values: { sessionsEnded: String(sessionsEnded) } });
@@ -84,6 +85,7 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
     app.get('/t/:tenant/my/signins/reported', { schema: { params: PageParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
       const p = await signedIn(request, reply, 'signins');
       if (!p) return reply;
+      if (!sessionMay(p.session.scope, 'view-signins')) return reply.redirect(`/t/${p.tenant.slug}/my/security-info`, 303);
       const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id, { keep: true });
       const sessionsEnded = flash?.for === 'reported' ? Number(flash.values?.sessionsEnded ?? 0) : undefined;
       return sendPage(reply, reportedView({ ...viewer(reply, p), sessionsEnded, minLength: PASSWORD_MIN, hasPassword: await deps.passwords.hasPassword(p.tenant, p.user) }));
@@ -108,6 +110,7 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
       async (request, reply) => {
         const p = await signedIn(request, reply, 'security-info');
         if (!p) return reply;
+        if (!sessionMay(p.session.scope, 'change-password')) return reply.redirect(`/t/${p.tenant.slug}/my/security-info`, 303);
         // Which it is follows from the account, never from the form: a form without the current password
         // cannot change an existing one.
         const first = !(await deps.passwords.hasPassword(p.tenant, p.user));

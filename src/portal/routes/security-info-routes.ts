@@ -276,6 +276,8 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
     app.get('/t/:tenant/my/security-info/recovery-codes', { schema: { params: PageParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
       const p = await signedIn(request, reply, 'security-info');
       if (!p) return reply;
+      // Recovery codes come after a first method: a registration session has none to show.
+      if (p.session.scope !== 'full') return reply.redirect(base(p), 303);
       const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id, { keep: true });
       const codes = flash?.for === 'recovery-codes' ? flash.secrets : undefined;
       return sendPage(reply, recoveryCodesView({ ...viewer(reply, p), codes }));
