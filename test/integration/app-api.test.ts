@@ -80,7 +80,7 @@ for (const spec of backends) {
       const wrong = await caught(app.app.auth({ username: 'tom', method: 'totp', code: code === '000000' ? '111111' : '000000' }));
       expect(wrong).toMatchObject({ status: 401, code: 'invalid-code' });
       expect(await app.app.auth({ username: 'tom', method: 'totp', code })).toEqual({ result: 'allow', amr: ['otp'] });
-      expect((await caught(app.app.auth({ username: 'tom', method: 'totp', code }))).code).toBe('invalid-code');
+      expect((await caught(app.app.auth({ username: 'tom', method: 'totp', code }))).code).toBe('code-already-used');
       const [event] = (await admin.admin.signins({ user: 'tom', outcome: 'success', method: 'totp' })).items;
       expect(event).toMatchObject({ app: 'VPN', step: 'second-factor' });
     });

@@ -23,6 +23,7 @@ interface TenantWorld {
   appKey: string;
   flow: string;
   tokenId: string;
+  incidentId: string;
 }
 
 const BODIES: Record<string, unknown> = {
@@ -44,6 +45,7 @@ const BODIES: Record<string, unknown> = {
   'DELETE /api/v1/admin/tokens/{id}': undefined,
   'GET /api/v1/app/auth/{txid}': undefined,
   'GET /api/v1/t/{tenant}/signin/{flow}/status': undefined,
+  'PATCH /api/v1/admin/incidents/{id}': { text: 'Taken over' },
   'POST /api/v1/t/{tenant}/authenticator/requests/{id}': { device: 'no-such-device', decision: 'deny', time: 1, signature: 'x' },
 };
 
@@ -81,7 +83,10 @@ for (const spec of backends) {
       const start = await api(server.url, 'POST', `/api/v1/t/${slug}/signin`, { username: 'pat', password: PASSWORD });
       expect(start.body.state).toBe('factor_required');
       const flow = start.body.flow as string;
-      const ids = { userId: user.body.id, methodId: totp.body.id, eventId, appId, appKey, flow, tokenId, adminToken, userToken };
+      const incident = await api(server.url, 'POST', '/api/v1/admin/incidents', { component: 'sms', title: 'Texts are slow', advice: 'Use your authenticator app' }, adminToken);
+      expect(incident.status).toBe(201);
+      const incidentId = incident.body.id as string;
+      const ids = { userId: user.body.id, methodId: totp.body.id, eventId, appId, appKey, flow, tokenId, adminToken, userToken, incidentId };
       for (const [name, value] of Object.entries(ids)) expect(value, name).toMatch(/^\S{8,}$/);
       // The flow is live: the walk's 404 for it from another tenant is the isolation's, not a dead flow's.
       expect((await api(server.url, 'POST', `/api/v1/t/${slug}/signin/${flow}/challenge`, { method: 'totp' })).status).toBe(200);
@@ -110,7 +115,9 @@ for (const spec of backends) {
             ? id('tokenId')
             : template.startsWith('/api/v1/me/signins')
               ? id('eventId')
-              : id('methodId');
+              : template.startsWith('/api/v1/admin/incidents')
+                ? id('incidentId')
+                : id('methodId');
       const flow = ids === 'foreign' ? a.flow : 'no-such-flow-aaaaaaaaaaaaaaaa';
       return template.replace('{tenant}', b.slug).replace('{flow}', flow).replace('{txid}', flow).replace('{id}', byPlace);
     };
