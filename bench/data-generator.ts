@@ -55,9 +55,30 @@ function eventRow(i: number, total: number, tenantId: string, users: number, unt
   ];
 }
 
-const COLUMNS = ['id', 'tenant_id', 'user_id', 'username', 'at', 'ip', 'user_agent', 'app', 'step', 'outcome', 'reason', 'method', 'node', 'degraded', 'reported_at'];
+const COLUMNS = [
+  'id',
+  'tenant_id',
+  'user_id',
+  'username',
+  'at',
+  'ip',
+  'user_agent',
+  'app',
+  'step',
+  'outcome',
+  'reason',
+  'method',
+  'node',
+  'degraded',
+  'reported_at',
+];
 
-export function generateSqlite(path: string, tenantId: string, events: number, options: { users?: number; until?: number; days?: number; onProgress?: (done: number) => void } = {}): GeneratedLog {
+export function generateSqlite(
+  path: string,
+  tenantId: string,
+  events: number,
+  options: { users?: number; until?: number; days?: number; onProgress?: (done: number) => void } = {},
+): GeneratedLog {
   const users = options.users ?? 100_000;
   const until = options.until ?? Date.now();
   const days = options.days ?? 90;
@@ -65,7 +86,10 @@ export function generateSqlite(path: string, tenantId: string, events: number, o
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = OFF');
   // Loading is faster with the secondary indexes built once, afterwards.
-  const indexes = db.prepare(`select name, sql from sqlite_master where type = 'index' and tbl_name = 'signin_events' and sql is not null`).all() as { name: string; sql: string }[];
+  const indexes = db.prepare(`select name, sql from sqlite_master where type = 'index' and tbl_name = 'signin_events' and sql is not null`).all() as {
+    name: string;
+    sql: string;
+  }[];
   for (const index of indexes) db.exec(`drop index ${index.name}`);
   const insert = db.prepare(`insert into signin_events (${COLUMNS.join(', ')}) values (${COLUMNS.map(() => '?').join(', ')})`);
   const batch = db.transaction((from: number, to: number) => {
@@ -81,7 +105,13 @@ export function generateSqlite(path: string, tenantId: string, events: number, o
   return { tenantId, users, events, sampleUserId: 'bench-user-0' };
 }
 
-export async function generatePostgres(url: string, schema: string, tenantId: string, events: number, options: { users?: number; until?: number; days?: number; onProgress?: (done: number) => void } = {}): Promise<GeneratedLog> {
+export async function generatePostgres(
+  url: string,
+  schema: string,
+  tenantId: string,
+  events: number,
+  options: { users?: number; until?: number; days?: number; onProgress?: (done: number) => void } = {},
+): Promise<GeneratedLog> {
   const users = options.users ?? 100_000;
   const until = options.until ?? Date.now();
   const days = options.days ?? 90;

@@ -90,7 +90,10 @@ async function prepare(backend: string): Promise<Prepared> {
       out(`  … ${fmt(done)} events written`);
     }
   };
-  const log = backend === 'postgres' ? await generatePostgres(PG_URL, schema!, tenant.id, EVENTS, { onProgress }) : generateSqlite(sqlitePath(loadConfig(env)), tenant.id, EVENTS, { onProgress });
+  const log =
+    backend === 'postgres'
+      ? await generatePostgres(PG_URL, schema!, tenant.id, EVENTS, { onProgress })
+      : generateSqlite(sqlitePath(loadConfig(env)), tenant.id, EVENTS, { onProgress });
   const seconds = (performance.now() - started) / 1000;
   out(`  wrote ${fmt(EVENTS)} events in ${fmt(seconds, 1)} s (${fmt(EVENTS / seconds)} rows/s, bulk inserts)`);
 
@@ -129,7 +132,9 @@ async function queryLatencies(url: string, token: string, query: string): Promis
   let cursor = '';
   for (let i = 0; i < QUERY_PAGES; i++) {
     const started = performance.now();
-    const res = await fetch(`${url}/api/v1/admin/signins?limit=100${query ? `&${query}` : ''}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { headers: { authorization: `Bearer ${token}` } });
+    const res = await fetch(`${url}/api/v1/admin/signins?limit=100${query ? `&${query}` : ''}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     const body = (await res.json()) as { next: string | null };
     times.push(performance.now() - started);
     if (!res.ok) throw new Error(`admin log answered ${res.status}`);
@@ -142,11 +147,17 @@ async function queryLatencies(url: string, token: string, query: string): Promis
 /** One full export read by curl in its own process: rows and seconds. */
 function exportOnce(url: string, token: string, format = 'csv'): { done: Promise<{ rows: number; seconds: number }>; stop: () => void } {
   const started = performance.now();
-  const child = spawn('sh', ['-c', `curl -sS --fail -H "authorization: Bearer ${token}" "${url}/api/v1/admin/signins?format=${format}" | wc -l`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn('sh', ['-c', `curl -sS --fail -H "authorization: Bearer ${token}" "${url}/api/v1/admin/signins?format=${format}" | wc -l`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let text = '';
   child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
   const done = new Promise<{ rows: number; seconds: number }>((resolve, reject) => {
-    child.on('close', (code) => (code === 0 || code === null ? resolve({ rows: Math.max(0, Number(text.trim()) - 1), seconds: (performance.now() - started) / 1000 }) : reject(new Error(`export exited ${code}`))));
+    child.on('close', (code) =>
+      code === 0 || code === null
+        ? resolve({ rows: Math.max(0, Number(text.trim()) - 1), seconds: (performance.now() - started) / 1000 })
+        : reject(new Error(`export exited ${code}`)),
+    );
   });
   return { done, stop: () => child.kill('SIGTERM') };
 }
@@ -196,7 +207,11 @@ async function signins(url: string, c: number, rate?: number) {
         path: '/api/v1/t/bench/signin',
         setupRequest: (req: any) => {
           const i = n++;
-          return { ...req, headers: { 'content-type': 'application/json', 'x-forwarded-for': `10.9.${(i >> 8) & 255}.${i & 255}` }, body: JSON.stringify({ username: `signin${i % SIGNIN_USERS}`, password: PASSWORD }) };
+          return {
+            ...req,
+            headers: { 'content-type': 'application/json', 'x-forwarded-for': `10.9.${(i >> 8) & 255}.${i & 255}` },
+            body: JSON.stringify({ username: `signin${i % SIGNIN_USERS}`, password: PASSWORD }),
+          };
         },
       },
     ],
@@ -245,11 +260,15 @@ for (const backend of BACKENDS) {
       out(`admin log queries (limit=100, ${QUERY_PAGES} pages each, following the cursor):`);
       for (const [name, query] of filters) {
         const times = await queryLatencies(server.url, prepared.token, query);
-        out(`  ${name.padEnd(32)} p50 ${fmt(percentile(times, 50), 1)} ms, p99 ${fmt(percentile(times, 99), 1)} ms${percentile(times, 99) > 100 ? '  (over the 100 ms target)' : ''}`);
+        out(
+          `  ${name.padEnd(32)} p50 ${fmt(percentile(times, 50), 1)} ms, p99 ${fmt(percentile(times, 99), 1)} ms${percentile(times, 99) > 100 ? '  (over the 100 ms target)' : ''}`,
+        );
       }
 
       const alone = await exportOnce(server.url, prepared.token).done;
-      out(`full CSV export alone: ${fmt(alone.rows)} rows in ${fmt(alone.seconds, 1)} s = ${fmt(alone.rows / alone.seconds)} rows/s${alone.rows !== EVENTS ? `  (expected ${fmt(EVENTS)} rows!)` : ''}`);
+      out(
+        `full CSV export alone: ${fmt(alone.rows)} rows in ${fmt(alone.seconds, 1)} s = ${fmt(alone.rows / alone.seconds)} rows/s${alone.rows !== EVENTS ? `  (expected ${fmt(EVENTS)} rows!)` : ''}`,
+      );
 
       // Capacity: as many password sign-ins as the node takes at twice the cores in flight.
       const c = 2 * availableParallelism();
@@ -283,8 +302,12 @@ for (const backend of BACKENDS) {
       current.stop();
       await exports;
 
-      out(`password sign-ins at ${rate}/s (60% of capacity), reference without an export: p50 ${fmt(before.p50)} ms, p99 ${fmt(before.p99)} ms; non-2xx ${before.non2xx}`);
-      out(`password sign-ins at ${rate}/s with exports running back to back:        p50 ${fmt(during.p50)} ms, p99 ${fmt(during.p99)} ms; non-2xx ${during.non2xx}; ${fmt(exportedRows)} rows exported meanwhile`);
+      out(
+        `password sign-ins at ${rate}/s (60% of capacity), reference without an export: p50 ${fmt(before.p50)} ms, p99 ${fmt(before.p99)} ms; non-2xx ${before.non2xx}`,
+      );
+      out(
+        `password sign-ins at ${rate}/s with exports running back to back:        p50 ${fmt(during.p50)} ms, p99 ${fmt(during.p99)} ms; non-2xx ${during.non2xx}; ${fmt(exportedRows)} rows exported meanwhile`,
+      );
       out(`  sign-in p99 ratio (with / without an export): ${fmt(during.p99 / before.p99, 2)}x (target at most 1.2x)`);
       out(
         `GET /api/v1/status every 20 ms: without an export p99 ${fmt(percentile(statusBefore, 99), 1)} ms, max ${fmt(statusBefore.at(-1) ?? NaN, 1)} ms; with exports p99 ${fmt(percentile(statusDuring, 99), 1)} ms, max ${fmt(statusDuring.at(-1) ?? NaN, 1)} ms (target: no wait over 50 ms)`,

@@ -48,7 +48,12 @@ writeFileSync(
     },
   }),
 );
-const env = { STEADFAST_DATA_DIR: dataDir, STEADFAST_MASTER_KEY: randomBytes(32).toString('base64'), STEADFAST_LOG_LEVEL: 'error', STEADFAST_CONFIG: configFile };
+const env = {
+  STEADFAST_DATA_DIR: dataDir,
+  STEADFAST_MASTER_KEY: randomBytes(32).toString('base64'),
+  STEADFAST_LOG_LEVEL: 'error',
+  STEADFAST_CONFIG: configFile,
+};
 out(`Steadfast delivery benchmark: ${availableParallelism()} cores, Node ${process.version}, SQLite + in-process state, vendor stand-ins on loopback`);
 
 const USERS = 2 * PER_PHASE + 40;
@@ -60,7 +65,16 @@ const USERS = 2 * PER_PHASE + 40;
     const user = await services.users.create(tenant.id, { username: `user${i}`, passwordHash });
     const id = `sms-${i}`;
     const phone = `+4477009${String(i).padStart(5, '0')}`;
-    await services.credentials.insert({ id, tenantId: tenant.id, userId: user.id, type: 'sms', label: 'Phone', state: 'active', secret: services.keyRing.seal(phone, secretContext('sms', id)), publicData: { to: 'masked' } });
+    await services.credentials.insert({
+      id,
+      tenantId: tenant.id,
+      userId: user.id,
+      type: 'sms',
+      label: 'Phone',
+      state: 'active',
+      secret: services.keyRing.seal(phone, secretContext('sms', id)),
+      publicData: { to: 'masked' },
+    });
   }
   await services.close();
 }
@@ -71,7 +85,11 @@ let next = 0;
 async function flows(count: number): Promise<{ path: string; body: string }[]> {
   const prepared: { path: string; body: string }[] = [];
   const one = async () => {
-    const res = await fetch(`${server.url}/api/v1/t/bench/signin`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: `user${next++}`, password: PASSWORD }) });
+    const res = await fetch(`${server.url}/api/v1/t/bench/signin`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: `user${next++}`, password: PASSWORD }),
+    });
     const { flow } = (await res.json()) as { flow: string };
     prepared.push({ path: `/api/v1/t/bench/signin/${flow}/challenge`, body: '{"method":"sms"}' });
   };
@@ -110,9 +128,13 @@ try {
   const primaryCalls = primary.requests;
   const after = await runPrepared(server.url, await flows(PER_PHASE), CONCURRENCY);
   out(`measured   ${line('hung primary, breaker open', after)}`);
-  out(`           backup delivered ${backup.received.length - deliveredBefore} of ${after.requests}; calls to the hung primary while open: ${primary.requests - primaryCalls}`);
+  out(
+    `           backup delivered ${backup.received.length - deliveredBefore} of ${after.requests}; calls to the hung primary while open: ${primary.requests - primaryCalls}`,
+  );
   const gap = after.p99 - healthy.p99;
-  out(`result     p99 after the breaker opened is ${fmt(gap, 1)} ms ${gap >= 0 ? 'above' : 'below'} the healthy p99 (target: within 50 ms) -> ${gap <= 50 ? 'met' : 'NOT met'}`);
+  out(
+    `result     p99 after the breaker opened is ${fmt(gap, 1)} ms ${gap >= 0 ? 'above' : 'below'} the healthy p99 (target: within 50 ms) -> ${gap <= 50 ? 'met' : 'NOT met'}`,
+  );
 } finally {
   await server.stop();
   await Promise.all([primary.close(), backup.close()]);

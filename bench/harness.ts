@@ -4,7 +4,10 @@ import { freePort } from '../test/helpers/free-port.ts';
 import autocannon from 'autocannon';
 
 /** Starts `steadfast start` as its own process, as an operator would, and waits for readiness. */
-export async function startServerProcess(env: Record<string, string>, nodeArgs: string[] = []): Promise<{ url: string; child: ChildProcess; stop: () => Promise<void> }> {
+export async function startServerProcess(
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+): Promise<{ url: string; child: ChildProcess; stop: () => Promise<void> }> {
   const port = await freePort();
   const child = spawn(process.execPath, [...nodeArgs, new URL('../bin/steadfast.js', import.meta.url).pathname, 'start'], {
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },

@@ -37,7 +37,9 @@ export interface Stream {
   alsoSucceeds?: number[];
 }
 
-export type Job = { kind: 'open'; url: string; seconds: number; timeoutMs: number; streams: Stream[] } | { kind: 'closed'; url: string; seconds: number; connections: number; scenarios: Step[] };
+export type Job =
+  | { kind: 'open'; url: string; seconds: number; timeoutMs: number; streams: Stream[] }
+  | { kind: 'closed'; url: string; seconds: number; connections: number; scenarios: Step[] };
 
 /** One arrival: the status of its last step (0: timed out or failed to connect), total time, start offset. */
 export interface Outcome {
@@ -75,7 +77,13 @@ async function runOpen(job: Extract<Job, { kind: 'open' }>): Promise<Outcome[]> 
     }
     const headers: Record<string, string> = { 'x-forwarded-for': nextIp(), ...step.headers };
     if (body) headers['content-type'] = 'application/json';
-    const res = await pool.request({ method: step.method, path, headers, body: body ? JSON.stringify(body) : null, signal: AbortSignal.timeout(job.timeoutMs) });
+    const res = await pool.request({
+      method: step.method,
+      path,
+      headers,
+      body: body ? JSON.stringify(body) : null,
+      signal: AbortSignal.timeout(job.timeoutMs),
+    });
     const text = await res.body.text();
     let parsed: Record<string, unknown> | undefined;
     try {
@@ -137,7 +145,13 @@ async function runClosed(job: Extract<Job, { kind: 'closed' }>): Promise<ClosedR
       {
         setupRequest: (req: any) => {
           const step = job.scenarios[next++ % job.scenarios.length]!;
-          return { ...req, method: step.method, path: step.path, headers: { 'content-type': 'application/json', 'x-forwarded-for': nextIp() }, body: JSON.stringify(step.body) };
+          return {
+            ...req,
+            method: step.method,
+            path: step.path,
+            headers: { 'content-type': 'application/json', 'x-forwarded-for': nextIp() },
+            body: JSON.stringify(step.body),
+          };
         },
         onResponse: (status: number) => {
           statuses[status] = (statuses[status] ?? 0) + 1;
@@ -162,11 +176,16 @@ if (process.send && process.argv.includes('--load-generator')) {
 
 /** Starts the generator as a child process; `run` sends it a job and waits for the results. */
 export function startLoadGenerator(): { run<T extends Job>(job: T): Promise<T extends { kind: 'open' } ? Outcome[] : ClosedResult>; stop(): void } {
-  const child: ChildProcess = fork(new URL(import.meta.url).pathname, ['--load-generator'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(new URL(import.meta.url).pathname, ['--load-generator'], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   return {
     run: (job) =>
       new Promise((resolve, reject) => {
-        child.once('message', (message: { ok: boolean; result?: any; error?: string }) => (message.ok ? resolve(message.result) : reject(new Error(message.error))));
+        child.once('message', (message: { ok: boolean; result?: any; error?: string }) =>
+          message.ok ? resolve(message.result) : reject(new Error(message.error)),
+        );
         child.send(job);
       }),
     stop: () => child.kill(),

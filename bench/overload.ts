@@ -75,7 +75,15 @@ let adminToken = '';
   for (let i = 0; i < MFA_USERS; i++) {
     const u = await services.users.create(surge.id, { username: `mfa${i}`, passwordHash });
     const secret = new Secret({ size: 20 }).base32;
-    await services.credentials.insert({ id: `c${i}`, tenantId: surge.id, userId: u.id, type: 'totp', label: 'bench', state: 'active', secret: services.keyRing.seal(secret, secretContext('totp', `c${i}`)) });
+    await services.credentials.insert({
+      id: `c${i}`,
+      tenantId: surge.id,
+      userId: u.id,
+      type: 'totp',
+      label: 'bench',
+      state: 'active',
+      secret: services.keyRing.seal(secret, secretContext('totp', `c${i}`)),
+    });
     secrets.push(secret);
   }
   // New hires with no method yet: their password gives them a registration-scoped session (MFA is required).
@@ -87,7 +95,11 @@ let adminToken = '';
 
 // ---- Traffic -------------------------------------------------------------------------------------
 
-const signinStep = (tenant: string, username: string, password = PASSWORD): Step => ({ method: 'POST', path: `/api/v1/t/${tenant}/signin`, body: { username, password } });
+const signinStep = (tenant: string, username: string, password = PASSWORD): Step => ({
+  method: 'POST',
+  path: `/api/v1/t/${tenant}/signin`,
+  body: { username, password },
+});
 
 /** The surge's mix: mostly right passwords, a share wrong and a few unknown users (each costs the same Argon2id hash). */
 const surgeScenarios: Step[][] = Array.from({ length: 20_000 }, (_, i) => {
@@ -107,7 +119,11 @@ let newNext = 0;
 /** Sign-ins past their password (flows), and new users' registration sessions, made before a surge. */
 async function prepare(): Promise<{ factors: Step[][]; setups: Step[][] }> {
   const post = async (path: string, body: unknown) => {
-    const res = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': `192.0.2.${mfaNext % 250}` }, body: JSON.stringify(body) });
+    const res = await fetch(`${server.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': `192.0.2.${mfaNext % 250}` },
+      body: JSON.stringify(body),
+    });
     return (await res.json()) as Record<string, any>;
   };
   const factors: Step[][] = [];
@@ -130,7 +146,9 @@ async function prepare(): Promise<{ factors: Step[][]; setups: Step[][] }> {
   return { factors, setups };
 }
 
-const emergencyScenarios: Step[][] = tapTargets.map((id) => [{ method: 'POST', path: `/api/v1/admin/users/${id}/tap`, headers: { authorization: `Bearer ${adminToken}` }, body: { minutes: 60 } }]);
+const emergencyScenarios: Step[][] = tapTargets.map((id) => [
+  { method: 'POST', path: `/api/v1/admin/users/${id}/tap`, headers: { authorization: `Bearer ${adminToken}` }, body: { minutes: 60 } },
+]);
 
 interface StreamFigures {
   offered: number;
@@ -163,16 +181,27 @@ try {
   // takes a while to come back and be replaced; only answered password checks
   // (right or wrong) count, and any refused are shown.
   const connections = 4 * availableParallelism();
-  const capacityRun = await generator.run({ kind: 'closed', url: server.url, seconds: 8, connections, scenarios: surgeScenarios.slice(0, 5000).map((s) => s[0]!) });
+  const capacityRun = await generator.run({
+    kind: 'closed',
+    url: server.url,
+    seconds: 8,
+    connections,
+    scenarios: surgeScenarios.slice(0, 5000).map((s) => s[0]!),
+  });
   const capacity = ((capacityRun.statuses['200'] ?? 0) + (capacityRun.statuses['401'] ?? 0)) / capacityRun.seconds;
   const refusedInCapacity = capacityRun.statuses['503'] ?? 0;
 
   // 2. Normal: the quiet tenant alone at its rate, and the probe load (half capacity) alone.
-  const quietNormal = figures(await generator.run({ kind: 'open', url: server.url, seconds: 10, timeoutMs: CLIENT_TIMEOUT_MS, streams: [quietStream()] }), 'other tenant sign-ins');
+  const quietNormal = figures(
+    await generator.run({ kind: 'open', url: server.url, seconds: 10, timeoutMs: CLIENT_TIMEOUT_MS, streams: [quietStream()] }),
+    'other tenant sign-ins',
+  );
   const probe = (): Stream => ({ ...surgeStream(capacity / 2), name: 'probe' });
   const probeNormal = figures(await generator.run({ kind: 'open', url: server.url, seconds: 3, timeoutMs: CLIENT_TIMEOUT_MS, streams: [probe()] }), 'probe');
 
-  out(`capacity ${fmt(capacity, 1)} password checks/s (closed loop, ${connections} connections, ${refusedInCapacity} refused); normal p99: other tenant ${fmt(quietNormal.p99Ms)} ms at ${QUIET_RATE}/s, probe ${fmt(probeNormal.p99Ms)} ms at ${fmt(capacity / 2)}/s`);
+  out(
+    `capacity ${fmt(capacity, 1)} password checks/s (closed loop, ${connections} connections, ${refusedInCapacity} refused); normal p99: other tenant ${fmt(quietNormal.p99Ms)} ms at ${QUIET_RATE}/s, probe ${fmt(probeNormal.p99Ms)} ms at ${fmt(capacity / 2)}/s`,
+  );
 
   for (const factor of SURGE_FACTORS) {
     const { factors, setups } = await prepare();
@@ -211,9 +240,13 @@ try {
     out(`  ${'stream'.padEnd(24)}${'offered'.padStart(9)}${'succeeded'.padStart(11)}${'refused'.padStart(9)}${'timeouts'.padStart(10)}${'p99 ms'.padStart(9)}`);
     for (const s of streams) {
       const f = by[s.name]!;
-      out(`  ${s.name.padEnd(24)}${String(f.offered).padStart(9)}${`${fmt(pct(f.succeeded, f.offered), 1)}%`.padStart(11)}${String(f.refused).padStart(9)}${String(f.timeouts).padStart(10)}${fmt(f.p99Ms).padStart(9)}`);
+      out(
+        `  ${s.name.padEnd(24)}${String(f.offered).padStart(9)}${`${fmt(pct(f.succeeded, f.offered), 1)}%`.padStart(11)}${String(f.refused).padStart(9)}${String(f.timeouts).padStart(10)}${fmt(f.p99Ms).padStart(9)}`,
+      );
     }
-    out(`  goodput ${fmt(goodput, 1)} password checks/s = ${fmt(pct(goodput, capacity))}% of capacity; refusals ${refusals.length}, p99 ${fmt(p99(refusals.map((o) => o.ms)))} ms; timeouts ${timeouts}`);
+    out(
+      `  goodput ${fmt(goodput, 1)} password checks/s = ${fmt(pct(goodput, capacity))}% of capacity; refusals ${refusals.length}, p99 ${fmt(p99(refusals.map((o) => o.ms)))} ms; timeouts ${timeouts}`,
+    );
     out(`  other tenant p99 ${fmt(by['other tenant sign-ins']!.p99Ms)} ms = ${fmt(by['other tenant sign-ins']!.p99Ms / quietNormal.p99Ms, 2)}x normal`);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     const shed = [...metrics.matchAll(/^steadfast_(admission|hashing)_shed_total\{class="([^"]+)",tenant="([^"]+)",reason="([^"]+)"\} (\d+)/gm)]

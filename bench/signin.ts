@@ -58,7 +58,12 @@ async function argon2Ceiling(seconds: number): Promise<number> {
 
 const dataDir = mkdtempSync(join(tmpdir(), 'steadfast-bench-'));
 const masterKey = randomBytes(32).toString('base64');
-const env: Record<string, string> = { STEADFAST_DATA_DIR: dataDir, STEADFAST_MASTER_KEY: masterKey, STEADFAST_LOG_LEVEL: LOG_LEVEL, STEADFAST_TRUST_PROXY: '1' };
+const env: Record<string, string> = {
+  STEADFAST_DATA_DIR: dataDir,
+  STEADFAST_MASTER_KEY: masterKey,
+  STEADFAST_LOG_LEVEL: LOG_LEVEL,
+  STEADFAST_TRUST_PROXY: '1',
+};
 
 out(`Steadfast sign-in benchmark: ${availableParallelism()} cores, Node ${process.version}, SQLite + in-process state, log level ${LOG_LEVEL}`);
 
@@ -75,7 +80,15 @@ let tenantId = '';
     const user = await services.users.create(tenant.id, { username: `user${i}`, passwordHash });
     const secret = new Secret({ size: 20 }).base32;
     const id = `cred-${i}`;
-    await services.credentials.insert({ id, tenantId: tenant.id, userId: user.id, type: 'totp', label: 'bench', state: 'active', secret: services.keyRing.seal(secret, secretContext('totp', id)) });
+    await services.credentials.insert({
+      id,
+      tenantId: tenant.id,
+      userId: user.id,
+      type: 'totp',
+      label: 'bench',
+      state: 'active',
+      secret: services.keyRing.seal(secret, secretContext('totp', id)),
+    });
     secrets.push(secret);
     userIds.push(user.id);
   }
@@ -84,88 +97,109 @@ let tenantId = '';
 
 if (process.env.BENCH_TOTP_ONLY !== '1') await singleProcess();
 if (await redisAvailable()) {
-  await measureTotpWorkers({ env, redisUrl: REDIS_URL, tenantId, tenantSlug: 'bench', users: userIds.map((id, i) => ({ id, username: `user${i}`, secret: secrets[i]! })), concurrency: CONCURRENCY, out });
+  await measureTotpWorkers({
+    env,
+    redisUrl: REDIS_URL,
+    tenantId,
+    tenantSlug: 'bench',
+    users: userIds.map((id, i) => ({ id, username: `user${i}`, secret: secrets[i]! })),
+    concurrency: CONCURRENCY,
+    out,
+  });
 } else {
   out('TOTP verify on shared stores: skipped (no Redis at STEADFAST_TEST_REDIS_URL or 127.0.0.1:6379)');
 }
 rmSync(dataDir, { recursive: true, force: true });
 
 async function singleProcess() {
-const ceiling = await argon2Ceiling(5);
-out(`reference  Argon2id ceiling (m=19456 KiB, t=2, p=1, ${availableParallelism()} at once): ${fmt(ceiling, 1)} verifications/s`);
+  const ceiling = await argon2Ceiling(5);
+  out(`reference  Argon2id ceiling (m=19456 KiB, t=2, p=1, ${availableParallelism()} at once): ${fmt(ceiling, 1)} verifications/s`);
 
-// BENCH_PROFILE=DIR writes a CPU profile of the server there.
-const server = await startServerProcess(env, process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []);
-try {
-  const http = await load({ url: `${server.url}/healthz`, connections: CONCURRENCY, duration: 3 });
-  out(`reference  bare HTTP ceiling (GET /healthz, c=${CONCURRENCY}): ${fmt(http.perSecond)} req/s, p99 ${fmt(http.p99, 1)} ms`);
+  // BENCH_PROFILE=DIR writes a CPU profile of the server there.
+  const server = await startServerProcess(env, process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []);
+  try {
+    const http = await load({ url: `${server.url}/healthz`, connections: CONCURRENCY, duration: 3 });
+    out(`reference  bare HTTP ceiling (GET /healthz, c=${CONCURRENCY}): ${fmt(http.perSecond)} req/s, p99 ${fmt(http.p99, 1)} ms`);
 
-  let next = 0;
-  let ip = 0;
-  const flows: { flow: string; user: number }[] = [];
-  const signinRequest = (path: string) => ({
-    method: 'POST' as const,
-    path,
-    headers: { 'content-type': 'application/json' },
-    setupRequest: (req: any, context: any) => {
-      // Every flow gets its own user: a second flow of the same user in the same
-      // 30 s step would, rightly, be refused its already-used code.
-      const user = next++ % USERS;
-      context.user = user;
-      return { ...req, body: JSON.stringify({ username: `user${user}`, password: PASSWORD }), headers: { ...req.headers, 'x-forwarded-for': `10.${(ip >> 16) & 255}.${(ip >> 8) & 255}.${ip++ & 255}` } };
-    },
-    onResponse: (status: number, body: string, context: any) => {
-      if (status === 200) flows.push({ flow: JSON.parse(body).flow, user: context.user });
-    },
-  });
-  const signin = await load({ url: server.url, connections: CONCURRENCY, duration: SIGNIN_SECONDS, requests: [signinRequest('/api/v1/t/bench/signin')] });
-  out(
-    // Only answered sign-ins count: admission refuses what the hashing pool cannot take (503), and a refusal is not a sign-in.
-    `password sign-in (c=${CONCURRENCY}, ${SIGNIN_SECONDS} s): ${fmt(flows.length / SIGNIN_SECONDS, 1)}/s succeeded = ${fmt((100 * flows.length) / SIGNIN_SECONDS / ceiling)}% of the Argon2id ceiling; p50 ${fmt(signin.p50)} ms, p99 ${fmt(signin.p99)} ms (all answers); refused or failed ${signin.non2xx}, errors ${signin.errors}`,
-  );
-
-  // Warm the verify path on the first flows, then measure on the rest.
-  const verifyRun = (batch: { flow: string; user: number }[]) =>
-    runPrepared(
-      server.url,
-      batch.map((item) => ({ path: `/api/v1/t/bench/signin/${item.flow}/verify`, body: JSON.stringify({ method: 'totp', code: totpCode(secrets[item.user]!, Date.now()) }) })),
-      CONCURRENCY,
-    );
-  const warm = Math.min(200, Math.floor(flows.length / 5));
-  await verifyRun(flows.slice(0, warm));
-  const measured = flows.slice(warm);
-  const cpuBefore = cpuSeconds(server.child.pid!);
-  const clientBefore = process.cpuUsage();
-  const wallBefore = performance.now();
-  const totp = await verifyRun(measured);
-  const wall = (performance.now() - wallBefore) / 1000;
-  const serverCpu = (cpuSeconds(server.child.pid!) - cpuBefore) / wall;
-  const clientUsage = process.cpuUsage(clientBefore);
-  const clientCpu = (clientUsage.user + clientUsage.system) / 1e6 / wall;
-  out(
-    `TOTP verify (c=${CONCURRENCY}, ${measured.length} flows): ${fmt(totp.perSecond)}/s = ${fmt((100 * totp.perSecond) / http.perSecond)}% of the bare HTTP ceiling; p50 ${fmt(totp.p50, 1)} ms, p99 ${fmt(totp.p99, 1)} ms; failed ${totp.failures}; server busy ${fmt(100 * serverCpu)}% of a core, load generator ${fmt(100 * clientCpu)}%`,
-  );
-
-  // Uniform failures: each request from its own address so no limit interferes.
-  const timing = async (username: (i: number) => string) => {
-    let k = 0;
-    return load({
-      url: server.url,
-      connections: 2,
-      amount: 200,
-      requests: [
-        {
-          method: 'POST',
-          path: '/api/v1/t/bench/signin',
-          setupRequest: (req: any) => ({ ...req, headers: { 'content-type': 'application/json', 'x-forwarded-for': `172.16.${(ip >> 8) & 255}.${ip++ & 255}` }, body: JSON.stringify({ username: username(k++), password: 'wrong password' }) }),
-        },
-      ],
+    let next = 0;
+    let ip = 0;
+    const flows: { flow: string; user: number }[] = [];
+    const signinRequest = (path: string) => ({
+      method: 'POST' as const,
+      path,
+      headers: { 'content-type': 'application/json' },
+      setupRequest: (req: any, context: any) => {
+        // Every flow gets its own user: a second flow of the same user in the same
+        // 30 s step would, rightly, be refused its already-used code.
+        const user = next++ % USERS;
+        context.user = user;
+        return {
+          ...req,
+          body: JSON.stringify({ username: `user${user}`, password: PASSWORD }),
+          headers: { ...req.headers, 'x-forwarded-for': `10.${(ip >> 16) & 255}.${(ip >> 8) & 255}.${ip++ & 255}` },
+        };
+      },
+      onResponse: (status: number, body: string, context: any) => {
+        if (status === 200) flows.push({ flow: JSON.parse(body).flow, user: context.user });
+      },
     });
-  };
-  const wrong = await timing((i) => `user${(i * 7) % USERS}`);
-  const unknown = await timing((i) => `nobody${i}`);
-  out(`uniform failures (c=2, 200 each): wrong password p50 ${fmt(wrong.p50, 1)} ms / p99 ${fmt(wrong.p99, 1)} ms; unknown user p50 ${fmt(unknown.p50, 1)} ms / p99 ${fmt(unknown.p99, 1)} ms; ratio of medians ${fmt(unknown.p50 / wrong.p50, 2)}`);
-} finally {
-  await server.stop();
-}
+    const signin = await load({ url: server.url, connections: CONCURRENCY, duration: SIGNIN_SECONDS, requests: [signinRequest('/api/v1/t/bench/signin')] });
+    out(
+      // Only answered sign-ins count: admission refuses what the hashing pool cannot take (503), and a refusal is not a sign-in.
+      `password sign-in (c=${CONCURRENCY}, ${SIGNIN_SECONDS} s): ${fmt(flows.length / SIGNIN_SECONDS, 1)}/s succeeded = ${fmt((100 * flows.length) / SIGNIN_SECONDS / ceiling)}% of the Argon2id ceiling; p50 ${fmt(signin.p50)} ms, p99 ${fmt(signin.p99)} ms (all answers); refused or failed ${signin.non2xx}, errors ${signin.errors}`,
+    );
+
+    // Warm the verify path on the first flows, then measure on the rest.
+    const verifyRun = (batch: { flow: string; user: number }[]) =>
+      runPrepared(
+        server.url,
+        batch.map((item) => ({
+          path: `/api/v1/t/bench/signin/${item.flow}/verify`,
+          body: JSON.stringify({ method: 'totp', code: totpCode(secrets[item.user]!, Date.now()) }),
+        })),
+        CONCURRENCY,
+      );
+    const warm = Math.min(200, Math.floor(flows.length / 5));
+    await verifyRun(flows.slice(0, warm));
+    const measured = flows.slice(warm);
+    const cpuBefore = cpuSeconds(server.child.pid!);
+    const clientBefore = process.cpuUsage();
+    const wallBefore = performance.now();
+    const totp = await verifyRun(measured);
+    const wall = (performance.now() - wallBefore) / 1000;
+    const serverCpu = (cpuSeconds(server.child.pid!) - cpuBefore) / wall;
+    const clientUsage = process.cpuUsage(clientBefore);
+    const clientCpu = (clientUsage.user + clientUsage.system) / 1e6 / wall;
+    out(
+      `TOTP verify (c=${CONCURRENCY}, ${measured.length} flows): ${fmt(totp.perSecond)}/s = ${fmt((100 * totp.perSecond) / http.perSecond)}% of the bare HTTP ceiling; p50 ${fmt(totp.p50, 1)} ms, p99 ${fmt(totp.p99, 1)} ms; failed ${totp.failures}; server busy ${fmt(100 * serverCpu)}% of a core, load generator ${fmt(100 * clientCpu)}%`,
+    );
+
+    // Uniform failures: each request from its own address so no limit interferes.
+    const timing = async (username: (i: number) => string) => {
+      let k = 0;
+      return load({
+        url: server.url,
+        connections: 2,
+        amount: 200,
+        requests: [
+          {
+            method: 'POST',
+            path: '/api/v1/t/bench/signin',
+            setupRequest: (req: any) => ({
+              ...req,
+              headers: { 'content-type': 'application/json', 'x-forwarded-for': `172.16.${(ip >> 8) & 255}.${ip++ & 255}` },
+              body: JSON.stringify({ username: username(k++), password: 'wrong password' }),
+            }),
+          },
+        ],
+      });
+    };
+    const wrong = await timing((i) => `user${(i * 7) % USERS}`);
+    const unknown = await timing((i) => `nobody${i}`);
+    out(
+      `uniform failures (c=2, 200 each): wrong password p50 ${fmt(wrong.p50, 1)} ms / p99 ${fmt(wrong.p99, 1)} ms; unknown user p50 ${fmt(unknown.p50, 1)} ms / p99 ${fmt(unknown.p99, 1)} ms; ratio of medians ${fmt(unknown.p50 / wrong.p50, 2)}`,
+    );
+  } finally {
+    await server.stop();
+  }
 }

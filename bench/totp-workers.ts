@@ -44,7 +44,17 @@ async function run(options: TotpWorkersOptions, users: TotpWorkersOptions['users
     const pipeline = redis.pipeline();
     users.forEach((u, user) => {
       const id = randomBytes(24).toString('base64url');
-      const flow = { v: FLOW_RECORD_VERSION, id, kind: 'second-factor', tenantId: options.tenantId, userId: u.id, username: u.username, amr: ['pwd'], createdAt: now, expiresAt: now + FLOW_TTL_MS } satisfies Flow;
+      const flow = {
+        v: FLOW_RECORD_VERSION,
+        id,
+        kind: 'second-factor',
+        tenantId: options.tenantId,
+        userId: u.id,
+        username: u.username,
+        amr: ['pwd'],
+        createdAt: now,
+        expiresAt: now + FLOW_TTL_MS,
+      } satisfies Flow;
       pipeline.set(`flow:${id}`, JSON.stringify(flow), 'PX', FLOW_TTL_MS);
       items.push({ flow: id, user, round });
     });
@@ -114,7 +124,15 @@ async function onPostgres(options: TotpWorkersOptions, url: string): Promise<{ o
   for (const [i, u] of options.users.entries()) {
     const user = await services.users.create(tenant.id, { username: u.username, passwordHash: 'unused' });
     const id = `cred-${i}`;
-    await services.credentials.insert({ id, tenantId: tenant.id, userId: user.id, type: 'totp', label: 'bench', state: 'active', secret: services.keyRing.seal(u.secret, secretContext('totp', id)) });
+    await services.credentials.insert({
+      id,
+      tenantId: tenant.id,
+      userId: user.id,
+      type: 'totp',
+      label: 'bench',
+      state: 'active',
+      secret: services.keyRing.seal(u.secret, secretContext('totp', id)),
+    });
     users.push({ ...u, id: user.id });
   }
   await services.close();
@@ -149,5 +167,7 @@ async function compare(options: TotpWorkersOptions, workers: number, stores: str
     `${label}: ${fmt(r.perSecond)}/s; p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms; failed ${r.failures} of ${r.measured}`;
   options.out(line(`TOTP verify, ${stores}, 1 process (c=${options.concurrency})`, one));
   const many = await run(options, options.users.slice(half), workers);
-  options.out(line(`TOTP verify, ${stores}, STEADFAST_WORKERS=${workers} (c=${options.concurrency})`, many) + `; ${fmt(many.perSecond / one.perSecond, 2)}x one process`);
+  options.out(
+    line(`TOTP verify, ${stores}, STEADFAST_WORKERS=${workers} (c=${options.concurrency})`, many) + `; ${fmt(many.perSecond / one.perSecond, 2)}x one process`,
+  );
 }

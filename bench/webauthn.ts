@@ -36,7 +36,12 @@ function p256VerifyCeiling(seconds: number): number {
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'steadfast-bench-'));
-const env = { STEADFAST_DATA_DIR: dataDir, STEADFAST_MASTER_KEY: randomBytes(32).toString('base64'), STEADFAST_LOG_LEVEL: 'warn', STEADFAST_PUBLIC_URL: ORIGIN };
+const env = {
+  STEADFAST_DATA_DIR: dataDir,
+  STEADFAST_MASTER_KEY: randomBytes(32).toString('base64'),
+  STEADFAST_LOG_LEVEL: 'warn',
+  STEADFAST_PUBLIC_URL: ORIGIN,
+};
 out(`Steadfast passkey benchmark: ${availableParallelism()} cores, Node ${process.version}, SQLite + in-process state`);
 
 const authenticators: SoftAuthenticator[] = [];
@@ -54,7 +59,15 @@ const authenticators: SoftAuthenticator[] = [];
       label: 'Passkey',
       state: 'active',
       externalId: authenticator.id,
-      publicData: { kind: 'passkey', publicKey: authenticator.coseKey().toString('base64url'), counter: 0, transports: ['internal'], aaguid: '00000000-0000-0000-0000-000000000000', backupEligible: false, backedUp: false },
+      publicData: {
+        kind: 'passkey',
+        publicKey: authenticator.coseKey().toString('base64url'),
+        counter: 0,
+        transports: ['internal'],
+        aaguid: '00000000-0000-0000-0000-000000000000',
+        backupEligible: false,
+        backedUp: false,
+      },
     });
     authenticators.push(authenticator);
   }
@@ -71,7 +84,10 @@ try {
   for (const authenticator of authenticators) {
     const start = await fetch(`${server.url}/api/v1/t/bench/signin/passkey`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     const { flow, webauthn } = (await start.json()) as { flow: string; webauthn: { challenge: string } };
-    prepared.push({ path: `/api/v1/t/bench/signin/${flow}/verify`, body: JSON.stringify({ method: 'passkey', assertion: authenticator.assert(webauthn.challenge) }) });
+    prepared.push({
+      path: `/api/v1/t/bench/signin/${flow}/verify`,
+      body: JSON.stringify({ method: 'passkey', assertion: authenticator.assert(webauthn.challenge) }),
+    });
   }
   const warm = prepared.splice(0, Math.min(300, Math.floor(prepared.length / 5)));
 

@@ -22,7 +22,9 @@ try {
   tsc = require.resolve('typescript/bin/tsc');
 } catch {
   // An install without dev dependencies: the CLI runs the sources through tsx.
-  process.stderr.write('steadfast build: esbuild or typescript is not installed (dev dependencies); skipping. bin/steadfast.js runs the sources through tsx.\n');
+  process.stderr.write(
+    'steadfast build: esbuild or typescript is not installed (dev dependencies); skipping. bin/steadfast.js runs the sources through tsx.\n',
+  );
   process.exit(0);
 }
 

@@ -9,7 +9,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 
 /** What each folder is for, and its layer (the rules are in .dependency-cruiser.cjs). */
 const FOLDERS: Record<string, string> = {
-  'src': 'core: the clock and the package root',
+  src: 'core: the clock and the package root',
   'src/errors': 'core: the problem catalog and the error type every layer throws',
   'src/crypto': 'core: key ring, keyed hashes, randomness',
   'src/net': 'core: small network helpers',
@@ -94,7 +94,9 @@ function firstSentence(text: string): string {
  * the one on the first documented class or function; else on the first export.
  */
 export function summaryOf(source: string, fileName: string): string {
-  const documented = [...source.matchAll(/\/\*\*([\s\S]*?)\*\/\s*export\s+(?:default\s+)?(?:async\s+)?(?:abstract\s+)?(const|function|class|interface|type|enum)\s+(\w+)/g)];
+  const documented = [
+    ...source.matchAll(/\/\*\*([\s\S]*?)\*\/\s*export\s+(?:default\s+)?(?:async\s+)?(?:abstract\s+)?(const|function|class|interface|type|enum)\s+(\w+)/g),
+  ];
   const wanted = pascal(fileName).toLowerCase();
   const opening = /^\s*\/\*\*([\s\S]*?)\*\/\s*(?:import|\/\/|$)/.exec(source) ?? /^\s*((?:\/\/.*\n)+)/.exec(source);
   const named = documented.find((m) => m[3]!.toLowerCase() === wanted);

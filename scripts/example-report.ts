@@ -39,13 +39,34 @@ const haproxy = await startHaproxy(nodes, haproxyPort);
 try {
   for (const node of nodes) await eventually(`${node.name} ready`, async () => (await fetch(`${node.url}/readyz`)).ok);
   await eventually('HAProxy', async () => (await fetch(`${haproxy.url}/readyz`)).ok);
-  const cli = (args: string[], extra: Record<string, string> = {}) => execFileSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env, ...extra }, encoding: 'utf8' });
+  const cli = (args: string[], extra: Record<string, string> = {}) =>
+    execFileSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env, ...extra }, encoding: 'utf8' });
   cli(['tenant', 'create', 'example', '--name', 'Example']);
   const { token } = JSON.parse(cli(['token', 'create', '--tenant', 'example', '--role', 'admin'])) as { token: string };
   const node2 = nodes[1]!;
   const loadtest = spawn(
     process.execPath,
-    [BIN, 'loadtest', '--url', haproxy.url, '--origin', `http://localhost:${haproxyPort}`, '--tenant', 'example', '--rate', rate, '--duration', seconds, '--sms-webhook', `127.0.0.1:${webhookPort}`, '--drill', '--kill-cmd', `kill -KILL ${node2.child.pid}`, '--report', new URL('../docs/loadtest-example.html', import.meta.url).pathname],
+    [
+      BIN,
+      'loadtest',
+      '--url',
+      haproxy.url,
+      '--origin',
+      `http://localhost:${haproxyPort}`,
+      '--tenant',
+      'example',
+      '--rate',
+      rate,
+      '--duration',
+      seconds,
+      '--sms-webhook',
+      `127.0.0.1:${webhookPort}`,
+      '--drill',
+      '--kill-cmd',
+      `kill -KILL ${node2.child.pid}`,
+      '--report',
+      new URL('../docs/loadtest-example.html', import.meta.url).pathname,
+    ],
     { env: { ...process.env, STEADFAST_ADMIN_TOKEN: token, STEADFAST_LOADTEST_WEBHOOK_SECRET: secret }, stdio: 'inherit' },
   );
   await new Promise((resolve) => loadtest.once('exit', resolve));

@@ -21,7 +21,10 @@ const budgetMinutes = Number(option('--budget-minutes', '30'));
 
 /** A glob of SECURITY_ALL (`dir/**\/*.ts` or a file) as a test on a path. */
 const matcher = (glob) => {
-  const source = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*\//g, '(?:.*/)?').replace(/\*/g, '[^/]*');
+  const source = glob
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*\*\//g, '(?:.*/)?')
+    .replace(/\*/g, '[^/]*');
   const re = new RegExp(`^${source}$`);
   return (path) => re.test(path);
 };
@@ -36,8 +39,18 @@ if (changed.length === 0) {
   process.stdout.write(`No security-critical source changed since ${since}; nothing to mutate.\n`);
   process.exit(0);
 }
-process.stdout.write(`Mutating ${changed.length} changed file(s) since ${since}, within ${budgetMinutes} minutes:\n  ${changed.join("\n  ")}\n`);
-const stryker = spawn('npx', ['stryker', 'run', '--mutate', changed.join(','), ...args.filter((a, i) => !['--since', '--budget-minutes'].includes(a) && !['--since', '--budget-minutes'].includes(args[i - 1]))], { stdio: 'inherit' });
+process.stdout.write(`Mutating ${changed.length} changed file(s) since ${since}, within ${budgetMinutes} minutes:\n  ${changed.join('\n  ')}\n`);
+const stryker = spawn(
+  'npx',
+  [
+    'stryker',
+    'run',
+    '--mutate',
+    changed.join(','),
+    ...args.filter((a, i) => !['--since', '--budget-minutes'].includes(a) && !['--since', '--budget-minutes'].includes(args[i - 1])),
+  ],
+  { stdio: 'inherit' },
+);
 const timer = setTimeout(() => {
   process.stderr.write(`Mutation testing passed its budget of ${budgetMinutes} minutes; stopping.\n`);
   stryker.kill('SIGTERM');

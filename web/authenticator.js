@@ -82,7 +82,9 @@
   }
   // WebCrypto's ECDSA signature is r || s (IEEE P1363), what the server checks.
   function sign(lines) {
-    return crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, current.key, new TextEncoder().encode(['steadfast-push-v1'].concat(lines).join('\n'))).then(base64url);
+    return crypto.subtle
+      .sign({ name: 'ECDSA', hash: 'SHA-256' }, current.key, new TextEncoder().encode(['steadfast-push-v1'].concat(lines).join('\n')))
+      .then(base64url);
   }
 
   function call(method, path, payload) {
@@ -204,7 +206,17 @@
   function browserOf(ua) {
     if (!ua) return 'Unknown browser';
     var name = /Edg\//.test(ua) ? 'Edge' : /Firefox\//.test(ua) ? 'Firefox' : /Chrome\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : 'A browser';
-    var os = /Windows/.test(ua) ? 'Windows' : /iPhone|iPad/.test(ua) ? 'iOS' : /Mac OS X/.test(ua) ? 'macOS' : /Android/.test(ua) ? 'Android' : /Linux/.test(ua) ? 'Linux' : '';
+    var os = /Windows/.test(ua)
+      ? 'Windows'
+      : /iPhone|iPad/.test(ua)
+        ? 'iOS'
+        : /Mac OS X/.test(ua)
+          ? 'macOS'
+          : /Android/.test(ua)
+            ? 'Android'
+            : /Linux/.test(ua)
+              ? 'Linux'
+              : '';
     return os ? name + ' on ' + os : name;
   }
 
@@ -262,13 +274,21 @@
 
   function answer(request, decision, number, notMe) {
     var form = requestsBox.querySelector('form.request');
-    if (form) form.querySelectorAll('button').forEach(function (b) {
-      b.disabled = true;
-    });
+    if (form)
+      form.querySelectorAll('button').forEach(function (b) {
+        b.disabled = true;
+      });
     var time = Date.now();
     sign([decision, request.id, request.binding, decision === 'approve' ? number : '', String(time)])
       .then(function (signature) {
-        return call('POST', '/requests/' + encodeURIComponent(request.id), { device: current.deviceId, decision: decision, number: number, notMe: notMe || undefined, time: time, signature: signature });
+        return call('POST', '/requests/' + encodeURIComponent(request.id), {
+          device: current.deviceId,
+          decision: decision,
+          number: number,
+          notMe: notMe || undefined,
+          time: time,
+          signature: signature,
+        });
       })
       .then(function (outcome) {
         var words = OUTCOMES[outcome.reason] || OUTCOMES[outcome.state];

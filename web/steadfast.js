@@ -101,7 +101,10 @@
   function ceremony(form, useAutofill) {
     var mode = form.getAttribute('data-webauthn');
     return options(form).then(function (got) {
-      var run = mode === 'register' ? swa.startRegistration({ optionsJSON: got.options }) : swa.startAuthentication({ optionsJSON: got.options, useBrowserAutofill: useAutofill });
+      var run =
+        mode === 'register'
+          ? swa.startRegistration({ optionsJSON: got.options })
+          : swa.startAuthentication({ optionsJSON: got.options, useBrowserAutofill: useAutofill });
       return run.then(function (result) {
         finish(form, mode, result, got.flow);
       });

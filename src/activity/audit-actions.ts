@@ -33,30 +33,61 @@ const present = (items: (string | undefined | false)[]): string[] => items.filte
 export const AUDIT_ACTIONS = {
   'tap.issued': {
     sentence: (s) => `Temporary Access Pass for ${of(s.whom)} issued by ${s.by}`,
-    facts: (d) => present([d.oneTime === true ? 'usable once' : d.oneTime === false ? 'usable until it expires' : undefined, typeof d.expiresAt === 'string' ? `valid until ${d.expiresAt.slice(0, 16).replace('T', ' ')} UTC` : undefined]),
+    facts: (d) =>
+      present([
+        d.oneTime === true ? 'usable once' : d.oneTime === false ? 'usable until it expires' : undefined,
+        typeof d.expiresAt === 'string' ? `valid until ${d.expiresAt.slice(0, 16).replace('T', ' ')} UTC` : undefined,
+      ]),
   },
   'tap.used': {
     sentence: (s) => `${of(s.whom)} signed in with a Temporary Access Pass`,
-    facts: (d) => present([d.as === 'second-factor' ? 'as the second step' : d.as === 'password' ? 'instead of a password' : undefined, count(d.uses, 'use so far', 'uses so far')]),
+    facts: (d) =>
+      present([
+        d.as === 'second-factor' ? 'as the second step' : d.as === 'password' ? 'instead of a password' : undefined,
+        count(d.uses, 'use so far', 'uses so far'),
+      ]),
   },
-  'tap.revoked': { sentence: (s) => `Temporary Access Pass of ${of(s.whom)} revoked by ${s.by}`, facts: (d) => present([count(d.sessionsEnded, 'session it opened ended', 'sessions it opened ended')]) },
+  'tap.revoked': {
+    sentence: (s) => `Temporary Access Pass of ${of(s.whom)} revoked by ${s.by}`,
+    facts: (d) => present([count(d.sessionsEnded, 'session it opened ended', 'sessions it opened ended')]),
+  },
   'methods.reset': {
     sentence: (s) => `Methods of ${of(s.whom)} reset by ${s.by}`,
     facts: (d) => present([count(d.removed, 'method removed', 'methods removed'), count(d.sessionsEnded, 'session ended', 'sessions ended')]),
   },
-  'sessions.revoked': { sentence: (s) => `Sessions of ${of(s.whom)} ended by ${s.by}`, facts: (d) => present([count(d.sessionsEnded, 'session ended', 'sessions ended')]) },
-  'policy.changed': { sentence: (s) => `Sign-in policy changed by ${s.by}`, facts: (d) => present([Array.isArray(d.changed) && d.changed.length > 0 ? `changed: ${list(d.changed)}` : 'nothing changed']) },
+  'sessions.revoked': {
+    sentence: (s) => `Sessions of ${of(s.whom)} ended by ${s.by}`,
+    facts: (d) => present([count(d.sessionsEnded, 'session ended', 'sessions ended')]),
+  },
+  'policy.changed': {
+    sentence: (s) => `Sign-in policy changed by ${s.by}`,
+    facts: (d) => present([Array.isArray(d.changed) && d.changed.length > 0 ? `changed: ${list(d.changed)}` : 'nothing changed']),
+  },
   'signin.reported': {
     sentence: (s) => `${of(s.whom)} reported a sign-in as not theirs`,
     facts: (d) => present([count(d.sessionsEnded, 'other session ended', 'other sessions ended')]),
   },
   'user.created': {
     sentence: (s) => `User ${s.whom ?? (typeof s.details.username === 'string' ? s.details.username : 'unknown')} added by ${s.by}`,
-    facts: (d) => present([d.withPassword === true ? 'with a password' : d.withPassword === false ? 'without a password' : undefined, d.admin === true && 'administrator', d.breakGlass === true && 'break-glass account']),
+    facts: (d) =>
+      present([
+        d.withPassword === true ? 'with a password' : d.withPassword === false ? 'without a password' : undefined,
+        d.admin === true && 'administrator',
+        d.breakGlass === true && 'break-glass account',
+      ]),
   },
   'user.updated': {
-    sentence: (s) => (s.details.status === 'disabled' ? `${of(s.whom)} disabled by ${s.by}` : s.details.status === 'active' ? `${of(s.whom)} enabled by ${s.by}` : `${of(s.whom)} changed by ${s.by}`),
-    facts: (d) => present([Array.isArray(d.fields) && d.fields.length > 0 ? `changed: ${list(d.fields)}` : undefined, count(d.tokensRevoked, 'API token revoked', 'API tokens revoked')]),
+    sentence: (s) =>
+      s.details.status === 'disabled'
+        ? `${of(s.whom)} disabled by ${s.by}`
+        : s.details.status === 'active'
+          ? `${of(s.whom)} enabled by ${s.by}`
+          : `${of(s.whom)} changed by ${s.by}`,
+    facts: (d) =>
+      present([
+        Array.isArray(d.fields) && d.fields.length > 0 ? `changed: ${list(d.fields)}` : undefined,
+        count(d.tokensRevoked, 'API token revoked', 'API tokens revoked'),
+      ]),
   },
   'user.deleted': {
     sentence: (s) => `User ${typeof s.details.username === 'string' ? s.details.username : of(s.whom)} deleted by ${s.by}`,
@@ -72,14 +103,30 @@ export const AUDIT_ACTIONS = {
     facts: (d) => present([typeof d.expiresAt === 'string' ? `expires ${d.expiresAt.slice(0, 10)}` : undefined]),
   },
   'token.revoked': { sentence: (s) => `Admin API token revoked by ${s.by}` },
-  'break-glass.signin': { sentence: (s) => `Break-glass account ${of(s.whom)} signed in`, facts: (d) => present([typeof d.method === 'string' ? `with ${recordedMethodName(d.method).toLowerCase()}` : undefined]) },
-  'audit.chain-keyed': { sentence: () => 'Audit log sealed with the master key', facts: (d) => present([typeof d.keyId === 'string' ? `key ${d.keyId}` : undefined]) },
+  'break-glass.signin': {
+    sentence: (s) => `Break-glass account ${of(s.whom)} signed in`,
+    facts: (d) => present([typeof d.method === 'string' ? `with ${recordedMethodName(d.method).toLowerCase()}` : undefined]),
+  },
+  'audit.chain-keyed': {
+    sentence: () => 'Audit log sealed with the master key',
+    facts: (d) => present([typeof d.keyId === 'string' ? `key ${d.keyId}` : undefined]),
+  },
   'config.applied': {
     sentence: (s) => `${s.details.scope === 'policy' ? 'Sign-in policy' : 'Node settings'} version ${String(s.details.version ?? '')} applied by ${s.by}`,
-    facts: (d) => present([typeof d.canaryPercent === 'number' && d.canaryPercent < 100 ? `canary ${d.canaryPercent}%, bake ${String(d.bakeSeconds ?? '')} s` : undefined, Array.isArray(d.changed) && d.changed.length > 0 ? `changed: ${list(d.changed)}` : undefined]),
+    facts: (d) =>
+      present([
+        typeof d.canaryPercent === 'number' && d.canaryPercent < 100 ? `canary ${d.canaryPercent}%, bake ${String(d.bakeSeconds ?? '')} s` : undefined,
+        Array.isArray(d.changed) && d.changed.length > 0 ? `changed: ${list(d.changed)}` : undefined,
+      ]),
   },
-  'config.promoted': { sentence: (s) => `${s.details.scope === 'policy' ? 'Sign-in policy' : 'Settings'} version ${String(s.details.version ?? '')} promoted to everyone`, facts: (d) => present([typeof d.reason === 'string' ? d.reason : undefined]) },
-  'config.rolled-back': { sentence: (s) => `${s.details.scope === 'policy' ? 'Sign-in policy' : 'Settings'} version ${String(s.details.version ?? '')} rolled back by ${s.by}`, facts: (d) => present([typeof d.reason === 'string' ? d.reason : undefined]) },
+  'config.promoted': {
+    sentence: (s) => `${s.details.scope === 'policy' ? 'Sign-in policy' : 'Settings'} version ${String(s.details.version ?? '')} promoted to everyone`,
+    facts: (d) => present([typeof d.reason === 'string' ? d.reason : undefined]),
+  },
+  'config.rolled-back': {
+    sentence: (s) => `${s.details.scope === 'policy' ? 'Sign-in policy' : 'Settings'} version ${String(s.details.version ?? '')} rolled back by ${s.by}`,
+    facts: (d) => present([typeof d.reason === 'string' ? d.reason : undefined]),
+  },
   'incident.posted': { sentence: (s) => `Incident "${typeof s.details.title === 'string' ? s.details.title : ''}" posted by ${s.by}` },
   'incident.updated': { sentence: (s) => `Incident ${s.details.resolved === true ? 'resolved' : 'updated'} by ${s.by}` },
   'password.set-first': { sentence: (s) => `${of(s.whom)} set a first password` },

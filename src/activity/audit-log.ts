@@ -134,7 +134,8 @@ class ChainWalker {
   step(row: AuditLogTable): Verdict {
     const broken = (reason: string, unverifiable = false): Verdict => ({ ok: false, unverifiable, reason, seq: Number(row.seq), id: row.id });
     if (Number(row.seq) !== this.expectedSeq) {
-      const reason = Number(row.seq) === this.expectedSeq + 1 ? `entry ${this.expectedSeq} is missing` : `entries ${this.expectedSeq} to ${Number(row.seq) - 1} are missing`;
+      const reason =
+        Number(row.seq) === this.expectedSeq + 1 ? `entry ${this.expectedSeq} is missing` : `entries ${this.expectedSeq} to ${Number(row.seq) - 1} are missing`;
       return { ok: false, unverifiable: false, reason, seq: this.expectedSeq, id: null };
     }
     if (row.prev_hash !== this.prev) return broken('it does not carry the hash of the entry before it');
@@ -143,7 +144,11 @@ class ChainWalker {
       if (entryHash(this.prev, row) !== row.hash) return broken('its contents do not match its hash');
     } else {
       const key = this.keyRing.deriveKeyFor(row.key_id, AUDIT_KEY_PURPOSE);
-      if (!key) return broken(`it was keyed by master key ${row.key_id}, which is not in the key ring; add that key to STEADFAST_PREVIOUS_MASTER_KEYS to check it`, true);
+      if (!key)
+        return broken(
+          `it was keyed by master key ${row.key_id}, which is not in the key ring; add that key to STEADFAST_PREVIOUS_MASTER_KEYS to check it`,
+          true,
+        );
       if (!sameHex(keyedEntryHash(key, row.key_id, this.prev, row), row.hash)) return broken('its contents do not match its hash');
       this.keyed = true;
     }
@@ -192,7 +197,16 @@ export class AuditLog {
       const at = this.clock.now();
       deferred.write(tenantId, input, at);
       // Not in a chain yet: seq 0 and no hash until the replay appends it.
-      return { id: newSortableId(at), seq: 0, at, actor: input.actor, action: input.action, targetUserId: input.targetUserId ?? null, details: input.details ?? {}, hash: '' };
+      return {
+        id: newSortableId(at),
+        seq: 0,
+        at,
+        actor: input.actor,
+        action: input.action,
+        targetUserId: input.targetUserId ?? null,
+        details: input.details ?? {},
+        hash: '',
+      };
     }
     const entry = await this.appendIf(tenantId, input, () => true);
     return entry!;
@@ -201,7 +215,11 @@ export class AuditLog {
   /** Appends only when `when(head)` holds with the head locked; undefined when it did not. */
   private async appendIf(tenantId: string, input: AuditInput, when: (head: { seq: number; keyId: string | null }) => boolean): Promise<AuditEntry | undefined> {
     const row = await this.db.transaction().execute(async (trx) => {
-      await trx.insertInto('audit_heads').values({ tenant_id: tenantId, seq: 0, hash: GENESIS, key_id: null }).onConflict((oc) => oc.column('tenant_id').doNothing()).execute();
+      await trx
+        .insertInto('audit_heads')
+        .values({ tenant_id: tenantId, seq: 0, hash: GENESIS, key_id: null })
+        .onConflict((oc) => oc.column('tenant_id').doNothing())
+        .execute();
       // Locking the head makes appends of one tenant take turns (SQLite transactions already do).
       let headQuery = trx.selectFrom('audit_heads').selectAll().where('tenant_id', '=', tenantId);
       if (this.engine === 'postgres') headQuery = headQuery.forUpdate();
@@ -257,7 +275,10 @@ export class AuditLog {
   }
 
   /** Newest first; `before` is the `seq` of the last entry of the previous page. */
-  async list(tenantId: string, options: { limit: number; before?: number | undefined; userId?: string | undefined; action?: string | undefined }): Promise<AuditEntry[]> {
+  async list(
+    tenantId: string,
+    options: { limit: number; before?: number | undefined; userId?: string | undefined; action?: string | undefined },
+  ): Promise<AuditEntry[]> {
     let query = this.db.selectFrom('audit_log').selectAll().where('tenant_id', '=', tenantId);
     if (options.before !== undefined) query = query.where('seq', '<', options.before);
     if (options.userId) query = query.where('target_user_id', '=', options.userId);
@@ -278,13 +299,26 @@ export class AuditLog {
     const heads: HeadSeen[] = [];
     for (const head of await headsQuery.orderBy('tenant_id').execute()) {
       heads.push({ tenantId: head.tenant_id, seq: Number(head.seq), hash: head.hash });
-      const fail = (v: { unverifiable: boolean; reason: string; seq: number; id: string | null }): ChainCheck => ({ intact: false, entries, heads, tenantId: head.tenant_id, ...v });
+      const fail = (v: { unverifiable: boolean; reason: string; seq: number; id: string | null }): ChainCheck => ({
+        intact: false,
+        entries,
+        heads,
+        tenantId: head.tenant_id,
+        ...v,
+      });
       const start = await this.startOf(this.db, head.tenant_id);
       if ('reason' in start) return fail({ unverifiable: start.unverifiable, reason: start.reason, seq: start.seq, id: null });
       const walker = new ChainWalker(this.keyRing, start);
       const BATCH = 1000;
       for (;;) {
-        const rows = await this.db.selectFrom('audit_log').selectAll().where('tenant_id', '=', head.tenant_id).where('seq', '>=', walker.expectedSeq).orderBy('seq').limit(BATCH).execute();
+        const rows = await this.db
+          .selectFrom('audit_log')
+          .selectAll()
+          .where('tenant_id', '=', head.tenant_id)
+          .where('seq', '>=', walker.expectedSeq)
+          .orderBy('seq')
+          .limit(BATCH)
+          .execute();
         for (const row of rows) {
           const verdict = walker.step(row);
           if (!verdict.ok) return fail({ ...verdict, reason: verdict.reason });
@@ -302,20 +336,34 @@ export class AuditLog {
       // Every node keys unkeyed chains at start (keyLegacyChains), so a chain
       // with entries and no keyed entry was rewritten with plain hashes.
       if (walker.lastSeq > 0 && !walker.keyed) {
-        return fail({ unverifiable: false, reason: 'no entry of the chain is keyed, yet every chain is keyed when a node starts: it was rewritten without the key', seq: walker.lastSeq, id: null });
+        return fail({
+          unverifiable: false,
+          reason: 'no entry of the chain is keyed, yet every chain is keyed when a node starts: it was rewritten without the key',
+          seq: walker.lastSeq,
+          id: null,
+        });
       }
     }
     return { intact: true, entries, heads };
   }
 
   /** Where a tenant's chain starts: the genesis, or its signed retention checkpoint. */
-  private async startOf(db: Db, tenantId: string): Promise<{ seq: number; hash: string; keyed: boolean } | { unverifiable: boolean; reason: string; seq: number }> {
+  private async startOf(
+    db: Db,
+    tenantId: string,
+  ): Promise<{ seq: number; hash: string; keyed: boolean } | { unverifiable: boolean; reason: string; seq: number }> {
     const checkpoint = await db.selectFrom('audit_checkpoints').selectAll().where('tenant_id', '=', tenantId).executeTakeFirst();
     if (!checkpoint) return { seq: 0, hash: GENESIS, keyed: false };
     const seq = Number(checkpoint.seq);
     const key = this.keyRing.deriveKeyFor(checkpoint.key_id, AUDIT_KEY_PURPOSE);
-    if (!key) return { unverifiable: true, reason: `the retention checkpoint at entry ${seq} was signed with master key ${checkpoint.key_id}, which is not in the key ring`, seq };
-    if (!sameHex(checkpointMac(key, checkpoint), checkpoint.mac)) return { unverifiable: false, reason: `the retention checkpoint at entry ${seq} does not match its signature`, seq };
+    if (!key)
+      return {
+        unverifiable: true,
+        reason: `the retention checkpoint at entry ${seq} was signed with master key ${checkpoint.key_id}, which is not in the key ring`,
+        seq,
+      };
+    if (!sameHex(checkpointMac(key, checkpoint), checkpoint.mac))
+      return { unverifiable: false, reason: `the retention checkpoint at entry ${seq} does not match its signature`, seq };
     return { seq, hash: checkpoint.hash, keyed: Number(checkpoint.keyed) === 1 };
   }
 
@@ -329,7 +377,14 @@ export class AuditLog {
   async prune(trx: Db, tenantId: string, cutoff: number, limit: number): Promise<{ pruned: number; broken?: string }> {
     const start = await this.startOf(trx, tenantId);
     if ('reason' in start) return { pruned: 0, broken: start.reason };
-    const rows = await trx.selectFrom('audit_log').selectAll().where('tenant_id', '=', tenantId).where('seq', '>', start.seq).orderBy('seq').limit(limit).execute();
+    const rows = await trx
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('seq', '>', start.seq)
+      .orderBy('seq')
+      .limit(limit)
+      .execute();
     const walker = new ChainWalker(this.keyRing, start);
     let last: AuditLogTable | undefined;
     for (const row of rows) {
@@ -341,14 +396,28 @@ export class AuditLog {
     }
     if (!last) return { pruned: 0 };
     const { id: keyId } = this.keyRing.active;
-    const checkpoint: Omit<AuditCheckpointTable, 'mac'> = { tenant_id: tenantId, seq: Number(last.seq), hash: last.hash, keyed: walker.keyed ? 1 : 0, at: this.clock.now(), key_id: keyId };
+    const checkpoint: Omit<AuditCheckpointTable, 'mac'> = {
+      tenant_id: tenantId,
+      seq: Number(last.seq),
+      hash: last.hash,
+      keyed: walker.keyed ? 1 : 0,
+      at: this.clock.now(),
+      key_id: keyId,
+    };
     const mac = checkpointMac(this.keyRing.deriveKey(AUDIT_KEY_PURPOSE), checkpoint);
     await trx
       .insertInto('audit_checkpoints')
       .values({ ...checkpoint, mac })
-      .onConflict((oc) => oc.column('tenant_id').doUpdateSet({ seq: checkpoint.seq, hash: checkpoint.hash, keyed: checkpoint.keyed, at: checkpoint.at, key_id: keyId, mac }))
+      .onConflict((oc) =>
+        oc.column('tenant_id').doUpdateSet({ seq: checkpoint.seq, hash: checkpoint.hash, keyed: checkpoint.keyed, at: checkpoint.at, key_id: keyId, mac }),
+      )
       .execute();
-    const deleted = await trx.deleteFrom('audit_log').where('tenant_id', '=', tenantId).where('seq', '>', start.seq).where('seq', '<=', checkpoint.seq).executeTakeFirst();
+    const deleted = await trx
+      .deleteFrom('audit_log')
+      .where('tenant_id', '=', tenantId)
+      .where('seq', '>', start.seq)
+      .where('seq', '<=', checkpoint.seq)
+      .executeTakeFirst();
     return { pruned: Number(deleted.numDeletedRows) };
   }
 

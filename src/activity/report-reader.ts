@@ -84,7 +84,13 @@ export class ReportReader {
    */
   takeExportSlot(): () => void {
     if (this.closed) throw new AppError('unavailable', 'this node is shutting down; retry and another node will answer', {}, 1);
-    if (this.exports >= MAX_EXPORTS) throw new AppError('unavailable', `${MAX_EXPORTS} exports are running on this node; try again when one has finished, or narrow the filter to make yours shorter`, {}, 10);
+    if (this.exports >= MAX_EXPORTS)
+      throw new AppError(
+        'unavailable',
+        `${MAX_EXPORTS} exports are running on this node; try again when one has finished, or narrow the filter to make yours shorter`,
+        {},
+        10,
+      );
     this.exports++;
     let given = false;
     return () => {
@@ -127,12 +133,21 @@ export class ReportReader {
     const req = createRequire(import.meta.url);
     const worker = new Worker(BOOTSTRAP, {
       eval: true,
-      workerData: { ...this.data, tsx: new URL(`file://${req.resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')}`).href, module: new URL('./report-worker.ts', import.meta.url).href },
+      workerData: {
+        ...this.data,
+        tsx: new URL(`file://${req.resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')}`).href,
+        module: new URL('./report-worker.ts', import.meta.url).href,
+      },
     });
     worker.unref();
     let ready!: () => void;
     let failed!: (err: Error) => void;
-    const thread: Thread = { worker, isReady: false, pending: new Map(), started: new Promise<void>((resolve, reject) => ((ready = resolve), (failed = reject))) };
+    const thread: Thread = {
+      worker,
+      isReady: false,
+      pending: new Map(),
+      started: new Promise<void>((resolve, reject) => ((ready = resolve), (failed = reject))),
+    };
     // A failed or stopped worker fails what waits on it; the next report starts another.
     const fail = (err: Error) => {
       if (this.threads.get(lane) === thread) this.threads.delete(lane);

@@ -54,7 +54,10 @@ function postgresRunner(url: string, schema: string | undefined): { run: Run; cl
       connectionString: url,
       statement_timeout: STATEMENT_TIMEOUT_MS,
       ...(schema ? { options: `-c search_path=${schema}` } : {}),
-      types: { getTypeParser: ((oid: number, format?: string) => (oid === INT8_OID ? (v: string) => Number(v) : types.getTypeParser(oid, format as 'text'))) as typeof types.getTypeParser },
+      types: {
+        getTypeParser: ((oid: number, format?: string) =>
+          oid === INT8_OID ? (v: string) => Number(v) : types.getTypeParser(oid, format as 'text')) as typeof types.getTypeParser,
+      },
     });
     // A lost connection is replaced at the next page, not left to fail every report until a restart.
     client.on('error', () => {

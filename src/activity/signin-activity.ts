@@ -35,17 +35,19 @@ export interface DayOfSignins {
  * tenant's day is many rows, and the thread that serves sign-ins never reads them.
  */
 export class SigninActivity {
-  constructor(
-    private readonly deps: { db: Db; clock: Clock; reports: { reader: Pick<ReportReader, 'page'>; lists: boolean } },
-  ) {}
+  constructor(private readonly deps: { db: Db; clock: Clock; reports: { reader: Pick<ReportReader, 'page'>; lists: boolean } }) {}
 
   async lastDay(tenantId: string): Promise<DayOfSignins> {
     const until = Math.floor(this.deps.clock.now() / HOUR_MS) * HOUR_MS + HOUR_MS;
     const from = until - 24 * HOUR_MS;
     const query = this.countsQuery(tenantId, from, until);
-    const rows = (
-      this.deps.reports.lists ? ((await this.deps.reports.reader.page(query.compile(), 'counts')).counts ?? []) : await query.execute()
-    ) as { hour: number | string; outcome: string; reason: string; method: string | null; n: number | string }[];
+    const rows = (this.deps.reports.lists ? ((await this.deps.reports.reader.page(query.compile(), 'counts')).counts ?? []) : await query.execute()) as {
+      hour: number | string;
+      outcome: string;
+      reason: string;
+      method: string | null;
+      n: number | string;
+    }[];
 
     const hours: HourOfSignins[] = Array.from({ length: 24 }, (_, i) => ({ start: from + i * HOUR_MS, succeeded: 0, failed: 0 }));
     const failures = new Map<string, number>();

@@ -44,7 +44,20 @@ export function signinLines(events: AdminSigninEvent[], format: ExportFormat): s
   for (const e of events) {
     text +=
       format === 'csv'
-        ? csvRow([e.id, new Date(e.at).toISOString(), e.userId, e.username, e.ip, e.userAgent, e.app, e.step, e.method, e.outcome, e.reason, e.reportedAt !== null])
+        ? csvRow([
+            e.id,
+            new Date(e.at).toISOString(),
+            e.userId,
+            e.username,
+            e.ip,
+            e.userAgent,
+            e.app,
+            e.step,
+            e.method,
+            e.outcome,
+            e.reason,
+            e.reportedAt !== null,
+          ])
         : `${JSON.stringify(adminSigninRecord(e))}\n`;
   }
   return text;

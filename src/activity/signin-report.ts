@@ -20,7 +20,12 @@ export class SigninReports {
     if (!(await this.deps.events.markReported(tenant.id, user.id, eventId))) throw new AppError('not-found', 'no such sign-in');
     const sessionsEnded = await this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id);
     await this.deps.users.flag(tenant.id, user.id);
-    await this.deps.audit.append(tenant.id, { actor: `user:${user.id}`, action: 'signin.reported', targetUserId: user.id, details: { eventId, sessionsEnded } });
+    await this.deps.audit.append(tenant.id, {
+      actor: `user:${user.id}`,
+      action: 'signin.reported',
+      targetUserId: user.id,
+      details: { eventId, sessionsEnded },
+    });
     return sessionsEnded;
   }
 }

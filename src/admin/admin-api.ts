@@ -36,9 +36,9 @@ const SigninQuery = Type.Object({
   format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv'), Type.Literal('ndjson')])),
 });
 
-
 /** The export format an Accept header asks for, if any. */
-const exportFormatAccepted = (accept: string | undefined) => (/\btext\/csv\b/.test(accept ?? '') ? 'csv' : /\bapplication\/x-ndjson\b/.test(accept ?? '') ? 'ndjson' : undefined);
+const exportFormatAccepted = (accept: string | undefined) =>
+  /\btext\/csv\b/.test(accept ?? '') ? 'csv' : /\bapplication\/x-ndjson\b/.test(accept ?? '') ? 'ndjson' : undefined;
 
 export interface AdminApiDeps {
   auth: Pick<RequestAuth, 'requireAdmin'>;
@@ -76,7 +76,16 @@ export function adminApi(deps: AdminApiDeps): FastifyPluginAsyncTypebox {
 
     app.post(
       '/api/v1/admin/users',
-      { schema: { tags, security: bearer, summary: 'Create a user, with or without a password', body: Type.Object({ username: Type.String({ minLength: 1, maxLength: 256 }), ...UserBody }), response: { 201: AdminUser } }, config },
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary: 'Create a user, with or without a password',
+          body: Type.Object({ username: Type.String({ minLength: 1, maxLength: 256 }), ...UserBody }),
+          response: { 201: AdminUser },
+        },
+        config,
+      },
       async (request, reply) => {
         const { tenant, actor } = await deps.auth.requireAdmin(request);
         return reply.code(201).send(adminUserView(await admin.createUser(tenant, actor, request.body)));
@@ -90,7 +99,11 @@ export function adminApi(deps: AdminApiDeps): FastifyPluginAsyncTypebox {
           tags,
           security: bearer,
           summary: 'Search users by username or email; `next` is the `after` of the next page',
-          querystring: Type.Object({ q: Type.Optional(Type.String({ maxLength: 256 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })), after: Type.Optional(Type.String({ maxLength: 256 })) }),
+          querystring: Type.Object({
+            q: Type.Optional(Type.String({ maxLength: 256 })),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })),
+            after: Type.Optional(Type.String({ maxLength: 256 })),
+          }),
           response: { 200: Type.Object({ items: Type.Array(AdminUser), next: Nullable(Type.String()) }) },
         },
         config,
@@ -117,8 +130,22 @@ export function adminApi(deps: AdminApiDeps): FastifyPluginAsyncTypebox {
               user: AdminUser,
               hasPassword: Type.Boolean(),
               methods: Type.Array(MethodView),
-              sessions: Type.Array(Type.Object({ id: Type.String(), scope: Type.String(), amr: Type.Array(Type.String()), createdAt: Type.String(), lastSeenAt: Type.String(), expiresAt: Type.String(), ip: Nullable(Type.String()), userAgent: Nullable(Type.String()) })),
-              accessPass: Type.Union([Type.Object({ oneTime: Type.Boolean(), expiresAt: Type.String(), uses: Type.Integer(), createdBy: Type.String() }), Type.Null()]),
+              sessions: Type.Array(
+                Type.Object({
+                  id: Type.String(),
+                  scope: Type.String(),
+                  amr: Type.Array(Type.String()),
+                  createdAt: Type.String(),
+                  lastSeenAt: Type.String(),
+                  expiresAt: Type.String(),
+                  ip: Nullable(Type.String()),
+                  userAgent: Nullable(Type.String()),
+                }),
+              ),
+              accessPass: Type.Union([
+                Type.Object({ oneTime: Type.Boolean(), expiresAt: Type.String(), uses: Type.Integer(), createdBy: Type.String() }),
+                Type.Null(),
+              ]),
               recentSignins: Type.Array(SigninRow),
             }),
           },
@@ -133,7 +160,12 @@ export function adminApi(deps: AdminApiDeps): FastifyPluginAsyncTypebox {
           hasPassword: d.hasPassword,
           methods: d.methods,
           sessions: d.sessions.map((s) => ({ ...s, createdAt: isoTime(s.createdAt), lastSeenAt: isoTime(s.lastSeenAt), expiresAt: isoTime(s.expiresAt) })),
-          accessPass: d.accessPass && { oneTime: d.accessPass.oneTime, expiresAt: isoTime(d.accessPass.expiresAt), uses: d.accessPass.uses, createdBy: d.accessPass.createdBy },
+          accessPass: d.accessPass && {
+            oneTime: d.accessPass.oneTime,
+            expiresAt: isoTime(d.accessPass.expiresAt),
+            uses: d.accessPass.uses,
+            createdBy: d.accessPass.createdBy,
+          },
           recentSignins: d.recentSignins.map(signinRow),
         };
       },
@@ -158,16 +190,26 @@ export function adminApi(deps: AdminApiDeps): FastifyPluginAsyncTypebox {
       },
     );
 
-    app.delete('/api/v1/admin/users/:id', { schema: { tags, security: bearer, summary: 'Delete a user, their methods and sessions', params: IdParams }, config }, async (request, reply) => {
-      const { tenant, actor } = await deps.auth.requireAdmin(request);
-      await admin.deleteUser(tenant, actor, request.params.id);
-      return reply.code(204).send();
-    });
+    app.delete(
+      '/api/v1/admin/users/:id',
+      { schema: { tags, security: bearer, summary: 'Delete a user, their methods and sessions', params: IdParams }, config },
+      async (request, reply) => {
+        const { tenant, actor } = await deps.auth.requireAdmin(request);
+        await admin.deleteUser(tenant, actor, request.params.id);
+        return reply.code(204).send();
+      },
+    );
 
     app.post(
       '/api/v1/admin/users/:id/reset-methods',
       {
-        schema: { tags, security: bearer, summary: 'Remove every method and end every session; the next sign-in must register a method', params: IdParams, response: { 200: Type.Object({ removed: Type.Integer(), sessionsEnded: Type.Integer() }) } },
+        schema: {
+          tags,
+          security: bearer,
+          summary: 'Remove every method and end every session; the next sign-in must register a method',
+          params: IdParams,
+          response: { 200: Type.Object({ removed: Type.Integer(), sessionsEnded: Type.Integer() }) },
+        },
         config: emergency,
       },
       async (request) => {
@@ -178,7 +220,16 @@ export function adminApi(deps: AdminApiDeps): FastifyPluginAsyncTypebox {
 
     app.post(
       '/api/v1/admin/users/:id/revoke-sessions',
-      { schema: { tags, security: bearer, summary: "End every one of the user's sessions", params: IdParams, response: { 200: Type.Object({ sessionsEnded: Type.Integer() }) } }, config: emergency },
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary: "End every one of the user's sessions",
+          params: IdParams,
+          response: { 200: Type.Object({ sessionsEnded: Type.Integer() }) },
+        },
+        config: emergency,
+      },
       async (request) => {
         const { tenant, actor } = await deps.auth.requireAdmin(request);
         return { sessionsEnded: await admin.revokeSessions(tenant, actor, request.params.id) };
@@ -206,11 +257,15 @@ export function adminApi(deps: AdminApiDeps): FastifyPluginAsyncTypebox {
       },
     );
 
-    app.delete('/api/v1/admin/users/:id/tap', { schema: { tags, security: bearer, summary: "Revoke the user's Temporary Access Pass", params: IdParams }, config }, async (request, reply) => {
-      const { tenant, actor } = await deps.auth.requireAdmin(request);
-      await admin.revokePass(tenant, actor, request.params.id);
-      return reply.code(204).send();
-    });
+    app.delete(
+      '/api/v1/admin/users/:id/tap',
+      { schema: { tags, security: bearer, summary: "Revoke the user's Temporary Access Pass", params: IdParams }, config },
+      async (request, reply) => {
+        const { tenant, actor } = await deps.auth.requireAdmin(request);
+        await admin.revokePass(tenant, actor, request.params.id);
+        return reply.code(204).send();
+      },
+    );
 
     app.get(
       '/api/v1/admin/signins',
@@ -250,7 +305,18 @@ export function adminApi(deps: AdminApiDeps): FastifyPluginAsyncTypebox {
           }),
           response: {
             200: Type.Object({
-              items: Type.Array(Type.Object({ id: Type.String(), seq: Type.Integer(), at: Type.String(), actor: Type.String(), action: Type.String(), targetUserId: Nullable(Type.String()), details: Type.Object({}, { additionalProperties: true }), hash: Type.String() })),
+              items: Type.Array(
+                Type.Object({
+                  id: Type.String(),
+                  seq: Type.Integer(),
+                  at: Type.String(),
+                  actor: Type.String(),
+                  action: Type.String(),
+                  targetUserId: Nullable(Type.String()),
+                  details: Type.Object({}, { additionalProperties: true }),
+                  hash: Type.String(),
+                }),
+              ),
               next: Type.Union([Type.Integer(), Type.Null()]),
             }),
           },
@@ -265,10 +331,17 @@ export function adminApi(deps: AdminApiDeps): FastifyPluginAsyncTypebox {
       },
     );
 
-    app.get('/api/v1/admin/policy', { schema: { tags, security: bearer, summary: "The tenant's sign-in policy", response: { 200: Type.Object({}, { additionalProperties: true }) } }, config }, async (request) => {
-      const { tenant } = await deps.auth.requireAdmin(request);
-      return tenant.policy;
-    });
+    app.get(
+      '/api/v1/admin/policy',
+      {
+        schema: { tags, security: bearer, summary: "The tenant's sign-in policy", response: { 200: Type.Object({}, { additionalProperties: true }) } },
+        config,
+      },
+      async (request) => {
+        const { tenant } = await deps.auth.requireAdmin(request);
+        return tenant.policy;
+      },
+    );
 
     app.put(
       '/api/v1/admin/policy',
@@ -313,7 +386,14 @@ export function adminApi(deps: AdminApiDeps): FastifyPluginAsyncTypebox {
             firstParty: Type.Optional(Type.Boolean()),
             public: Type.Optional(Type.Boolean()),
           }),
-          response: { 201: Type.Object({ id: Type.String(), clientId: Type.Optional(Type.String()), clientSecret: Type.Optional(Type.String()), apiKey: Type.Optional(Type.String()) }) },
+          response: {
+            201: Type.Object({
+              id: Type.String(),
+              clientId: Type.Optional(Type.String()),
+              clientSecret: Type.Optional(Type.String()),
+              apiKey: Type.Optional(Type.String()),
+            }),
+          },
         },
         config,
       },
@@ -321,7 +401,14 @@ export function adminApi(deps: AdminApiDeps): FastifyPluginAsyncTypebox {
         const { tenant, actor } = await deps.auth.requireAdmin(request);
         const { app: created, clientSecret, apiKey } = await admin.createApp(tenant, actor, request.body);
         reply.header('cache-control', 'no-store');
-        return reply.code(201).send({ id: created.id, ...(created.clientId ? { clientId: created.clientId } : {}), ...(clientSecret ? { clientSecret } : {}), ...(apiKey ? { apiKey } : {}) });
+        return reply
+          .code(201)
+          .send({
+            id: created.id,
+            ...(created.clientId ? { clientId: created.clientId } : {}),
+            ...(clientSecret ? { clientSecret } : {}),
+            ...(apiKey ? { apiKey } : {}),
+          });
       },
     );
 
@@ -330,11 +417,15 @@ export function adminApi(deps: AdminApiDeps): FastifyPluginAsyncTypebox {
       return (await admin.listApps(tenant)).map((a) => ({ ...a, createdAt: isoTime(a.createdAt) }));
     });
 
-    app.delete('/api/v1/admin/apps/:id', { schema: { tags, security: bearer, summary: 'Revoke an app and its secret or key', params: IdParams }, config }, async (request, reply) => {
-      const { tenant, actor } = await deps.auth.requireAdmin(request);
-      await admin.deleteApp(tenant, actor, request.params.id);
-      return reply.code(204).send();
-    });
+    app.delete(
+      '/api/v1/admin/apps/:id',
+      { schema: { tags, security: bearer, summary: 'Revoke an app and its secret or key', params: IdParams }, config },
+      async (request, reply) => {
+        const { tenant, actor } = await deps.auth.requireAdmin(request);
+        await admin.deleteApp(tenant, actor, request.params.id);
+        return reply.code(204).send();
+      },
+    );
 
     const TokenView = Type.Object({
       id: Type.String(),
@@ -349,7 +440,15 @@ export function adminApi(deps: AdminApiDeps): FastifyPluginAsyncTypebox {
 
     app.get(
       '/api/v1/admin/tokens',
-      { schema: { tags, security: bearer, summary: "The tenant's admin API tokens: who made each, when it expires, when it was last used; never the secret", response: { 200: Type.Array(TokenView) } }, config },
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary: "The tenant's admin API tokens: who made each, when it expires, when it was last used; never the secret",
+          response: { 200: Type.Array(TokenView) },
+        },
+        config,
+      },
       async (request) => {
         const { tenant } = await deps.auth.requireAdmin(request);
         return admin.listTokens(tenant);
@@ -363,7 +462,10 @@ export function adminApi(deps: AdminApiDeps): FastifyPluginAsyncTypebox {
           tags,
           security: bearer,
           summary: 'Create an admin API token (shown once). Only a person signed in with a second factor can: a token cannot mint tokens',
-          body: Type.Object({ name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })), days: Type.Optional(Type.Integer({ minimum: 1, maximum: TOKEN_MAX_DAYS })) }),
+          body: Type.Object({
+            name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+            days: Type.Optional(Type.Integer({ minimum: 1, maximum: TOKEN_MAX_DAYS })),
+          }),
           response: { 201: Type.Object({ id: Type.String(), token: Type.String(), expiresAt: Type.String() }) },
         },
         config,
@@ -371,16 +473,21 @@ export function adminApi(deps: AdminApiDeps): FastifyPluginAsyncTypebox {
       async (request, reply) => {
         const { tenant, actor } = await deps.auth.requireAdmin(request);
         // A leaked token must not be able to outlive its own revocation by minting successors.
-        if (!actor.startsWith('user:')) throw new AppError('forbidden', 'tokens are created by an administrator signed in with a second factor, or with steadfast token create');
+        if (!actor.startsWith('user:'))
+          throw new AppError('forbidden', 'tokens are created by an administrator signed in with a second factor, or with steadfast token create');
         reply.header('cache-control', 'no-store');
         return reply.code(201).send(await admin.createToken(tenant, actor, request.body));
       },
     );
 
-    app.delete('/api/v1/admin/tokens/:id', { schema: { tags, security: bearer, summary: 'Revoke an admin API token', params: IdParams }, config }, async (request, reply) => {
-      const { tenant, actor } = await deps.auth.requireAdmin(request);
-      await admin.revokeToken(tenant, actor, request.params.id);
-      return reply.code(204).send();
-    });
+    app.delete(
+      '/api/v1/admin/tokens/:id',
+      { schema: { tags, security: bearer, summary: 'Revoke an admin API token', params: IdParams }, config },
+      async (request, reply) => {
+        const { tenant, actor } = await deps.auth.requireAdmin(request);
+        await admin.revokeToken(tenant, actor, request.params.id);
+        return reply.code(204).send();
+      },
+    );
   };
 }

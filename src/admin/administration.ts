@@ -71,7 +71,12 @@ export class Administration {
       isAdmin: input.admin,
       breakGlass: input.breakGlass,
     });
-    await this.audit(tenant, actor, 'user.created', user.id, { username: user.username, withPassword: passwordHash !== undefined, admin: user.isAdmin, breakGlass: user.breakGlass });
+    await this.audit(tenant, actor, 'user.created', user.id, {
+      username: user.username,
+      withPassword: passwordHash !== undefined,
+      admin: user.isAdmin,
+      breakGlass: user.breakGlass,
+    });
     return user;
   }
 
@@ -100,7 +105,13 @@ export class Administration {
   async updateUser(tenant: Tenant, actor: Actor, id: string, input: UserInput): Promise<User> {
     const before = await this.user(tenant, id);
     if (input.username !== undefined) throw new AppError('invalid-request', 'a username cannot be changed; create a new user');
-    await this.deps.users.update(tenant.id, id, { email: input.email, phone: input.phone, status: input.status, isAdmin: input.admin, breakGlass: input.breakGlass });
+    await this.deps.users.update(tenant.id, id, {
+      email: input.email,
+      phone: input.phone,
+      status: input.status,
+      isAdmin: input.admin,
+      breakGlass: input.breakGlass,
+    });
     if (input.password !== undefined) await this.deps.users.setPasswordHash(tenant.id, id, await this.hashNewPassword(before.username, input.password));
     // A disabled account or a password set by the administrator ends every session.
     if (input.status === 'disabled' || input.password !== undefined) await this.deps.sessions.revokeAllForUser(tenant.id, id);
@@ -109,7 +120,11 @@ export class Administration {
     const fields = Object.entries(input)
       .filter(([, v]) => v !== undefined)
       .map(([k]) => k);
-    await this.audit(tenant, actor, 'user.updated', id, { fields, ...(input.status && input.status !== before.status ? { status: input.status } : {}), ...(tokensRevoked > 0 ? { tokensRevoked } : {}) });
+    await this.audit(tenant, actor, 'user.updated', id, {
+      fields,
+      ...(input.status && input.status !== before.status ? { status: input.status } : {}),
+      ...(tokensRevoked > 0 ? { tokensRevoked } : {}),
+    });
     return this.user(tenant, id);
   }
 
@@ -127,7 +142,12 @@ export class Administration {
     await this.user(tenant, id);
     const removed = await this.deps.db.transaction().execute(async (trx) => {
       const result = await trx.deleteFrom('credentials').where('tenant_id', '=', tenant.id).where('user_id', '=', id).executeTakeFirst();
-      await trx.updateTable('users').set({ must_register: 1, updated_at: this.deps.clock.now() }).where('tenant_id', '=', tenant.id).where('id', '=', id).execute();
+      await trx
+        .updateTable('users')
+        .set({ must_register: 1, updated_at: this.deps.clock.now() })
+        .where('tenant_id', '=', tenant.id)
+        .where('id', '=', id)
+        .execute();
       return Number(result.numDeletedRows);
     });
     const sessionsEnded = await this.deps.sessions.revokeAllForUser(tenant.id, id);
@@ -173,7 +193,10 @@ export class Administration {
     return { chunks: this.deps.events.export(tenant.id, filter, format), release };
   }
 
-  auditLog(tenant: Tenant, options: { limit: number; before?: number | undefined; userId?: string | undefined; action?: string | undefined }): Promise<AuditEntry[]> {
+  auditLog(
+    tenant: Tenant,
+    options: { limit: number; before?: number | undefined; userId?: string | undefined; action?: string | undefined },
+  ): Promise<AuditEntry[]> {
     return this.deps.audit.list(tenant.id, options);
   }
 
@@ -221,7 +244,13 @@ export class Administration {
     return this.deps.hasher.hash(password);
   }
 
-  private audit(tenant: Tenant, actor: Actor, action: Parameters<AuditLog['append']>[1]['action'], targetUserId: string | null, details: Record<string, unknown>) {
+  private audit(
+    tenant: Tenant,
+    actor: Actor,
+    action: Parameters<AuditLog['append']>[1]['action'],
+    targetUserId: string | null,
+    details: Record<string, unknown>,
+  ) {
     return this.deps.audit.append(tenant.id, { actor, action, targetUserId, details });
   }
 }

@@ -17,7 +17,13 @@ const CONTENT_TYPES: Record<ExportFormat, string> = { csv: 'text/csv; charset=ut
  * failure part-way ends the connection without the final chunk, so a
  * cut-short file is never taken for a whole one.
  */
-export function sendSigninExport(reply: FastifyReply, admin: Pick<Administration, 'exportSignins'>, tenant: Tenant, filter: SigninFilter, format: ExportFormat): FastifyReply {
+export function sendSigninExport(
+  reply: FastifyReply,
+  admin: Pick<Administration, 'exportSignins'>,
+  tenant: Tenant,
+  filter: SigninFilter,
+  format: ExportFormat,
+): FastifyReply {
   const { chunks, release } = admin.exportSignins(tenant, filter, format);
   const body = Readable.from(chunks, { objectMode: false, highWaterMark: 256 * 1024 });
   body.once('close', release);

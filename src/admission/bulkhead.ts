@@ -227,7 +227,10 @@ export class Bulkhead {
   private newestOwnBelow(tenant: string, rank: number): Waiter | undefined {
     for (const r of [...RANKS].reverse()) {
       if (r >= rank) return undefined;
-      const victim = this.queues.get(r)?.get(tenant)?.findLast((w) => !w.committed);
+      const victim = this.queues
+        .get(r)
+        ?.get(tenant)
+        ?.findLast((w) => !w.committed);
       if (victim) return victim;
     }
     return undefined;

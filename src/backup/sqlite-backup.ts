@@ -101,7 +101,12 @@ export async function inspectBackup(path: string): Promise<BackupContents> {
     const { sqlite, db } = opened;
     const integrity = sqlite.pragma('integrity_check') as { integrity_check: string }[];
     if (integrity.length !== 1 || integrity[0]?.integrity_check !== 'ok') {
-      throw new BackupError(`${path} is damaged: ${integrity.slice(0, 3).map((r) => r.integrity_check).join('; ')}`);
+      throw new BackupError(
+        `${path} is damaged: ${integrity
+          .slice(0, 3)
+          .map((r) => r.integrity_check)
+          .join('; ')}`,
+      );
     }
     const hasManifest = sqlite.prepare(`select 1 from sqlite_master where type = 'table' and name = ?`).get(MANIFEST_TABLE);
     if (!hasManifest) throw new BackupError(`${path} is not a Steadfast backup (no manifest); make one with steadfast backup create`);
@@ -109,14 +114,29 @@ export async function inspectBackup(path: string): Promise<BackupContents> {
     const manifest = JSON.parse(row?.value ?? '{}') as BackupManifest;
     if (manifest.format !== 1) throw new BackupError(`${path} has a backup format this Steadfast does not know`);
     if (!(manifest.schema in migrations)) {
-      throw new BackupError(`${path} was made by a newer Steadfast (schema ${manifest.schema}, Steadfast ${manifest.steadfastVersion}); restore it with that version or later`);
+      throw new BackupError(
+        `${path} was made by a newer Steadfast (schema ${manifest.schema}, Steadfast ${manifest.steadfastVersion}); restore it with that version or later`,
+      );
     }
     const count = async (table: 'tenants' | 'users' | 'credentials' | 'signin_events' | 'audit_log') =>
-      Number((await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+      Number(
+        (
+          await db
+            .selectFrom(table)
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
     return {
       manifest,
       bytes: statSync(path).size,
-      counts: { tenants: await count('tenants'), users: await count('users'), credentials: await count('credentials'), signinEvents: await count('signin_events'), auditEntries: await count('audit_log') },
+      counts: {
+        tenants: await count('tenants'),
+        users: await count('users'),
+        credentials: await count('credentials'),
+        signinEvents: await count('signin_events'),
+        auditEntries: await count('audit_log'),
+      },
     };
   } finally {
     await opened.close();
@@ -140,7 +160,8 @@ export async function withBackup<T>(path: string, use: (db: Db) => Promise<T>): 
  */
 export async function restoreSqliteBackup(path: string, targetPath: string): Promise<void> {
   for (const existing of [targetPath, `${targetPath}-wal`, `${targetPath}-shm`]) {
-    if (existsSync(existing)) throw new BackupError(`${existing} exists: restore goes into an empty data dir; move the current one away or point STEADFAST_DATA_DIR at a new one`);
+    if (existsSync(existing))
+      throw new BackupError(`${existing} exists: restore goes into an empty data dir; move the current one away or point STEADFAST_DATA_DIR at a new one`);
   }
   mkdirSync(dirname(targetPath), { recursive: true, mode: 0o700 });
   const partial = `${targetPath}.restoring`;

@@ -65,7 +65,9 @@ export async function backupCreate(config: Readonly<Config>, file: string): Prom
   const target = resolve(file);
   const contents = await createSqliteBackup(sqlitePath(config), target);
   const keys = keyReport(contents.manifest.masterKeysNeeded, configured);
-  warnings.push(`the backup does not contain the master key; keep the key (id ${configured?.ring.active.id ?? keys.needed.join(', ')}) safe and apart from it: without it the secrets in the backup cannot be read`);
+  warnings.push(
+    `the backup does not contain the master key; keep the key (id ${configured?.ring.active.id ?? keys.needed.join(', ')}) safe and apart from it: without it the secrets in the backup cannot be read`,
+  );
   if (configured?.from === 'data-dir file') warnings.push(`the master key exists only in ${config.dataDir}/master.key: copy it somewhere safe now`);
   if (keys.missing.length > 0) warnings.push(`the data needs master keys that are not configured here: ${keys.missing.join(', ')}`);
   return { report: { ...summary(target, contents), masterKeys: keys }, warnings };
@@ -83,7 +85,8 @@ export async function backupVerify(config: Readonly<Config>, file: string): Prom
   const keys = keyReport(contents.manifest.masterKeysNeeded, configured);
   const report: Record<string, unknown> = { ...summary(path, contents), masterKeys: keys };
   if (!configured) return { ok: true, report, warnings: ['no master key is configured here, so the keys and the audit chain were not checked'] };
-  if (keys.missing.length > 0) return { ok: false, report, warnings: [], problem: `the backup needs master keys ${keys.missing.join(', ')}, which are not configured here` };
+  if (keys.missing.length > 0)
+    return { ok: false, report, warnings: [], problem: `the backup needs master keys ${keys.missing.join(', ')}, which are not configured here` };
   const chain = await withBackup(path, (db) => new AuditLog(db, 'sqlite', systemClock, configured.ring).verify());
   report.auditChain = chain.intact ? { intact: true, entries: chain.entries } : { intact: false, seq: chain.seq, reason: chain.reason };
   if (!chain.intact) return { ok: false, report, warnings: [], problem: `the audit chain in the backup is broken at entry ${chain.seq}: ${chain.reason}` };
@@ -92,15 +95,21 @@ export async function backupVerify(config: Readonly<Config>, file: string): Prom
 
 /** `steadfast backup restore FILE`: into an empty data dir, with the master key supplied as usual. */
 export async function backupRestore(config: Readonly<Config>, file: string): Promise<CommandResult> {
-  if (config.databaseUrl) throw new BackupError('STEADFAST_DATABASE_URL is set: restore a PostgreSQL database with its own tools (pg_restore); this command restores the embedded store');
+  if (config.databaseUrl)
+    throw new BackupError(
+      'STEADFAST_DATABASE_URL is set: restore a PostgreSQL database with its own tools (pg_restore); this command restores the embedded store',
+    );
   const path = resolve(file);
   const contents = await inspectBackup(path);
   const configured = configuredKeyRing(config);
   const keys = keyReport(contents.manifest.masterKeysNeeded, configured);
   if (!configured) {
-    throw new BackupError(`supply the master key the backup needs (id ${keys.needed.join(', ') || 'any'}) as STEADFAST_MASTER_KEY or in ${config.dataDir}/master.key; restore never makes a new one`);
+    throw new BackupError(
+      `supply the master key the backup needs (id ${keys.needed.join(', ') || 'any'}) as STEADFAST_MASTER_KEY or in ${config.dataDir}/master.key; restore never makes a new one`,
+    );
   }
-  if (keys.missing.length > 0) throw new BackupError(`the backup needs master keys ${keys.missing.join(', ')}; the configured ones are ${keys.configured.join(', ')}`);
+  if (keys.missing.length > 0)
+    throw new BackupError(`the backup needs master keys ${keys.missing.join(', ')}; the configured ones are ${keys.configured.join(', ')}`);
   const target = sqlitePath(config);
   await restoreSqliteBackup(path, target);
   // Brings a backup from an older version up to date, as a start would.
@@ -108,7 +117,14 @@ export async function backupRestore(config: Readonly<Config>, file: string): Pro
   try {
     const chain = await services.audit.verify();
     return {
-      report: { restored: target, from: path, schema: contents.manifest.schema, counts: contents.counts, masterKeys: keys, auditChain: chain.intact ? { intact: true, entries: chain.entries } : { intact: false, seq: chain.seq, reason: chain.reason } },
+      report: {
+        restored: target,
+        from: path,
+        schema: contents.manifest.schema,
+        counts: contents.counts,
+        masterKeys: keys,
+        auditChain: chain.intact ? { intact: true, entries: chain.entries } : { intact: false, seq: chain.seq, reason: chain.reason },
+      },
       warnings: chain.intact ? [] : [`the restored audit chain is broken at entry ${chain.seq}: ${chain.reason}`],
     };
   } finally {

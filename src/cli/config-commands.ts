@@ -63,7 +63,10 @@ export async function configApply(services: Services, file: string, opts: { cana
     // Every problem on its own line, so a long list stays readable.
     if (err instanceof AppError && (err.code === 'invalid-config' || err.code === 'invalid-policy')) {
       const problems = ((err.extra as { problems?: string[] } | undefined)?.problems ?? [err.message]).map((p) => `  - ${p}`);
-      throw new ConfigRefused([`${file}: nothing applied; correct the ${problems.length === 1 ? 'problem' : `${problems.length} problems`} above`, ...problems]);
+      throw new ConfigRefused([
+        `${file}: nothing applied; correct the ${problems.length === 1 ? 'problem' : `${problems.length} problems`} above`,
+        ...problems,
+      ]);
     }
     throw err;
   }

@@ -50,7 +50,9 @@ async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) throw new UsageError('--password-stdin reads the password from standard input; pipe it in');
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 export function buildProgram(): Command {
@@ -139,14 +141,23 @@ export function buildProgram(): Command {
     .option('--admin', 'may use the admin console of the tenant')
     .option('--break-glass', 'an emergency account: every sign-in raises an alert (see docs/runbooks/break-glass.md)')
     .description('create a user and print it as JSON')
-    .action(async (opts: { tenant: string; username: string; email?: string; phone?: string; passwordStdin?: boolean; admin?: boolean; breakGlass?: boolean }) => {
-      const password = opts.passwordStdin ? await readStdin() : undefined;
-      await withServices(loadConfig(), async (services) => {
-        const t = await tenantBySlug(services, opts.tenant);
-        const created = await services.admin.createUser(t, 'cli', { username: opts.username, email: opts.email, phone: opts.phone, password, admin: opts.admin, breakGlass: opts.breakGlass });
-        out({ ...(await userJson(t.slug, created)), hasPassword: password !== undefined });
-      });
-    });
+    .action(
+      async (opts: { tenant: string; username: string; email?: string; phone?: string; passwordStdin?: boolean; admin?: boolean; breakGlass?: boolean }) => {
+        const password = opts.passwordStdin ? await readStdin() : undefined;
+        await withServices(loadConfig(), async (services) => {
+          const t = await tenantBySlug(services, opts.tenant);
+          const created = await services.admin.createUser(t, 'cli', {
+            username: opts.username,
+            email: opts.email,
+            phone: opts.phone,
+            password,
+            admin: opts.admin,
+            breakGlass: opts.breakGlass,
+          });
+          out({ ...(await userJson(t.slug, created)), hasPassword: password !== undefined });
+        });
+      },
+    );
   user
     .command('set')
     .requiredOption('--tenant <slug>', 'tenant slug')
@@ -206,7 +217,16 @@ export function buildProgram(): Command {
         for (const h of check.heads) heads.push({ tenant: await slugOf(h.tenantId), seq: h.seq, hash: h.hash });
         if (check.intact) return out({ intact: true, entries: check.entries, heads });
         const tenant = await slugOf(check.tenantId);
-        out({ intact: false, ...(check.unverifiable ? { unverifiable: true } : {}), tenant, seq: check.seq, id: check.id, reason: check.reason, entriesChecked: check.entries, heads });
+        out({
+          intact: false,
+          ...(check.unverifiable ? { unverifiable: true } : {}),
+          tenant,
+          seq: check.seq,
+          id: check.id,
+          reason: check.reason,
+          entriesChecked: check.entries,
+          heads,
+        });
         throw new CheckFailed(`audit chain of "${tenant}" ${check.unverifiable ? 'cannot be checked' : 'broken'} at entry ${check.seq}: ${check.reason}`);
       });
     });
@@ -249,7 +269,9 @@ export function buildProgram(): Command {
     .option('--tenant <slug>', "this tenant's policy")
     .option('--reason <text>', 'recorded in the history and the audit log')
     .description('end the canary at once, or make an earlier version current again (as a new version)')
-    .action(async (version: number | undefined, opts: { tenant?: string; reason?: string }) => runConfig((services, c) => c.configRollback(services, version, opts)));
+    .action(async (version: number | undefined, opts: { tenant?: string; reason?: string }) =>
+      runConfig((services, c) => c.configRollback(services, version, opts)),
+    );
   configCmd
     .command('show')
     .argument('[version]', 'default: the last good version', whole('version', 1, 2_147_483_647))
@@ -320,7 +342,8 @@ export function buildProgram(): Command {
     .description('create an admin API token and print it (shown once)')
     .action(async (opts: { tenant: string; role: string; days?: string; name?: string }) => {
       const days = opts.days === undefined ? undefined : Number(opts.days);
-      if (days !== undefined && (!Number.isInteger(days) || days < 1 || days > TOKEN_MAX_DAYS)) throw new UsageError(`--days must be a whole number from 1 to ${TOKEN_MAX_DAYS}`);
+      if (days !== undefined && (!Number.isInteger(days) || days < 1 || days > TOKEN_MAX_DAYS))
+        throw new UsageError(`--days must be a whole number from 1 to ${TOKEN_MAX_DAYS}`);
       await withServices(loadConfig(), async (services) => {
         const t = await tenantBySlug(services, opts.tenant);
         const created = await services.admin.createToken(t, 'cli', { days, name: opts.name });
@@ -357,9 +380,16 @@ export function buildProgram(): Command {
         const rewrapped = await rewrapSecrets(services.durable.db, services.keyRing);
         // Audit MACs cannot be re-made without rewriting history: older keys stay needed to verify them.
         const auditKeys = (await services.audit.entriesByKey()).filter((k) => k.keyId !== null && k.keyId !== services.keyRing.active.id);
-        out({ activeKey: services.keyRing.active.id, ...rewrapped, contacts: await services.users.sealContacts({ rewrap: true }), auditEntriesUnderOlderKeys: auditKeys });
+        out({
+          activeKey: services.keyRing.active.id,
+          ...rewrapped,
+          contacts: await services.users.sealContacts({ rewrap: true }),
+          auditEntriesUnderOlderKeys: auditKeys,
+        });
         if (auditKeys.length > 0) {
-          process.stderr.write(`note: audit entries keyed by ${auditKeys.map((k) => k.keyId).join(', ')} are kept; keep those keys in STEADFAST_PREVIOUS_MASTER_KEYS until retention removes them, so steadfast audit verify can check them\n`);
+          process.stderr.write(
+            `note: audit entries keyed by ${auditKeys.map((k) => k.keyId).join(', ')} are kept; keep those keys in STEADFAST_PREVIOUS_MASTER_KEYS until retention removes them, so steadfast audit verify can check them\n`,
+          );
         }
       });
     });
@@ -369,7 +399,7 @@ export function buildProgram(): Command {
     .description('OpenID Connect')
     .command('rotate-keys')
     .requiredOption('--tenant <slug>', 'tenant slug')
-    .description("add a new ID token signing key for the tenant; the old one stays published until tokens it signed expire")
+    .description('add a new ID token signing key for the tenant; the old one stays published until tokens it signed expire')
     .action(async (opts: { tenant: string }) => {
       await withServices(loadConfig(), async (services) => {
         const t = await tenantBySlug(services, opts.tenant);
@@ -387,65 +417,88 @@ export function buildProgram(): Command {
     .option('--mix <shares>', 'journeys and their shares: totp (password + app), passkey, sms, setup (self-service)', 'totp=60,passkey=25,sms=10,setup=5')
     .option('--users <n>', 'temporary users (default: enough for the rate and mix)')
     .option('--origin <url>', "the deployment's public URL, for passkeys (default: --url)")
-    .option('--sms-webhook <[host:]port>', 'run a stand-in SMS gateway here for the deployment\'s webhook provider (secret from STEADFAST_LOADTEST_WEBHOOK_SECRET)')
+    .option(
+      '--sms-webhook <[host:]port>',
+      "run a stand-in SMS gateway here for the deployment's webhook provider (secret from STEADFAST_LOADTEST_WEBHOOK_SECRET)",
+    )
     .option('--drill', 'failover drill: ask the operator to kill or drain a node a third of the way in, and report the failover window')
     .option('--drill-at <seconds>', 'when the drill happens (default: a third of --duration)')
     .option('--kill-cmd <command>', 'with --drill: run this shell command instead of asking (e.g. "systemctl kill -s KILL steadfast@2")')
     .option('--keep-users', 'leave the temporary users in place')
     .option('--json', 'print one JSON object {offered, succeeded, failed, p50Ms, p99Ms, byKind, …} and no table')
     .option('--report <file.html>', 'write a self-contained HTML page with throughput, latency and error charts')
-    .action(async (opts: { url: string; tenant: string; rate: string; duration: string; mix: string; users?: string; origin?: string; smsWebhook?: string; drill?: boolean; drillAt?: string; killCmd?: string; keepUsers?: boolean; json?: boolean; report?: string }) => {
-      const { runLoadtest, parseMix } = await import('../loadtest/run-loadtest.ts');
-      const adminToken = process.env.STEADFAST_ADMIN_TOKEN;
-      if (!adminToken) throw new UsageError('set STEADFAST_ADMIN_TOKEN to an admin token of the tenant (steadfast token create --tenant SLUG --role admin)');
-      const number = (text: string, name: string, min: number) => {
-        const n = Number(text);
-        if (!Number.isFinite(n) || n < min) throw new UsageError(`${name} must be a number of at least ${min}`);
-        return n;
-      };
-      let url: URL;
-      try {
-        url = new URL(opts.url);
-        if (!/^https?:$/.test(url.protocol)) throw new Error();
-      } catch {
-        throw new UsageError('--url must be an http(s) URL');
-      }
-      let mix;
-      try {
-        mix = parseMix(opts.mix);
-      } catch (err) {
-        throw new UsageError((err as Error).message);
-      }
-      const duration = number(opts.duration, '--duration', 1);
-      let smsWebhook;
-      if (opts.smsWebhook) {
-        const secret = process.env.STEADFAST_LOADTEST_WEBHOOK_SECRET;
-        if (!secret || secret.length < 16) throw new UsageError('--sms-webhook needs STEADFAST_LOADTEST_WEBHOOK_SECRET (16+ characters, the secret of the webhook provider)');
-        const match = /^(?:(.+):)?(\d+)$/.exec(opts.smsWebhook);
-        if (!match) throw new UsageError('--sms-webhook is [host:]port');
-        smsWebhook = { host: match[1] ?? '0.0.0.0', port: Number(match[2]), secret };
-      }
-      if (opts.killCmd && !opts.drill) throw new UsageError('--kill-cmd goes with --drill');
-      await runLoadtest(
-        {
-          url: url.origin + url.pathname.replace(/\/+$/, ''),
-          tenant: opts.tenant,
-          adminToken,
-          rate: number(opts.rate, '--rate', 0.1),
-          durationSeconds: duration,
-          mix,
-          users: opts.users === undefined ? undefined : number(opts.users, '--users', 1),
-          origin: opts.origin ?? url.origin,
-          json: Boolean(opts.json),
-          report: opts.report,
-          smsWebhook,
-          drill: opts.drill ? { atSecond: opts.drillAt === undefined ? duration / 3 : number(opts.drillAt, '--drill-at', 0), killCmd: opts.killCmd } : undefined,
-          keepUsers: Boolean(opts.keepUsers),
-          maxInFlight: 2000,
-        },
-        { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text), progress: Boolean(process.stderr.isTTY) },
-      );
-    });
+    .action(
+      async (opts: {
+        url: string;
+        tenant: string;
+        rate: string;
+        duration: string;
+        mix: string;
+        users?: string;
+        origin?: string;
+        smsWebhook?: string;
+        drill?: boolean;
+        drillAt?: string;
+        killCmd?: string;
+        keepUsers?: boolean;
+        json?: boolean;
+        report?: string;
+      }) => {
+        const { runLoadtest, parseMix } = await import('../loadtest/run-loadtest.ts');
+        const adminToken = process.env.STEADFAST_ADMIN_TOKEN;
+        if (!adminToken) throw new UsageError('set STEADFAST_ADMIN_TOKEN to an admin token of the tenant (steadfast token create --tenant SLUG --role admin)');
+        const number = (text: string, name: string, min: number) => {
+          const n = Number(text);
+          if (!Number.isFinite(n) || n < min) throw new UsageError(`${name} must be a number of at least ${min}`);
+          return n;
+        };
+        let url: URL;
+        try {
+          url = new URL(opts.url);
+          if (!/^https?:$/.test(url.protocol)) throw new Error();
+        } catch {
+          throw new UsageError('--url must be an http(s) URL');
+        }
+        let mix;
+        try {
+          mix = parseMix(opts.mix);
+        } catch (err) {
+          throw new UsageError((err as Error).message);
+        }
+        const duration = number(opts.duration, '--duration', 1);
+        let smsWebhook;
+        if (opts.smsWebhook) {
+          const secret = process.env.STEADFAST_LOADTEST_WEBHOOK_SECRET;
+          if (!secret || secret.length < 16)
+            throw new UsageError('--sms-webhook needs STEADFAST_LOADTEST_WEBHOOK_SECRET (16+ characters, the secret of the webhook provider)');
+          const match = /^(?:(.+):)?(\d+)$/.exec(opts.smsWebhook);
+          if (!match) throw new UsageError('--sms-webhook is [host:]port');
+          smsWebhook = { host: match[1] ?? '0.0.0.0', port: Number(match[2]), secret };
+        }
+        if (opts.killCmd && !opts.drill) throw new UsageError('--kill-cmd goes with --drill');
+        await runLoadtest(
+          {
+            url: url.origin + url.pathname.replace(/\/+$/, ''),
+            tenant: opts.tenant,
+            adminToken,
+            rate: number(opts.rate, '--rate', 0.1),
+            durationSeconds: duration,
+            mix,
+            users: opts.users === undefined ? undefined : number(opts.users, '--users', 1),
+            origin: opts.origin ?? url.origin,
+            json: Boolean(opts.json),
+            report: opts.report,
+            smsWebhook,
+            drill: opts.drill
+              ? { atSecond: opts.drillAt === undefined ? duration / 3 : number(opts.drillAt, '--drill-at', 0), killCmd: opts.killCmd }
+              : undefined,
+            keepUsers: Boolean(opts.keepUsers),
+            maxInFlight: 2000,
+          },
+          { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text), progress: Boolean(process.stderr.isTTY) },
+        );
+      },
+    );
 
   return program;
 }

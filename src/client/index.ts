@@ -58,7 +58,10 @@ export class SteadfastError extends Error {
   constructor(status: number, problem: Record<string, unknown>, retryAfter: number | undefined) {
     super(String(problem.detail ?? problem.title ?? `HTTP ${status}`));
     this.status = status;
-    this.code = String(problem.type ?? '').split('/').pop() || `http-${status}`;
+    this.code =
+      String(problem.type ?? '')
+        .split('/')
+        .pop() || `http-${status}`;
     this.problem = problem;
     this.retryAfter = retryAfter;
   }
@@ -115,8 +118,10 @@ export class SteadfastClient {
 
   /** The public sign-in API. */
   readonly signin = {
-    start: (tenant: string, credentials: { username: string; password: string } | { username: string; tap: string }) => this.request<SigninStart>('POST', `${this.t(tenant)}/signin`, credentials),
-    challenge: (tenant: string, flow: string, method: string) => this.request<Challenge>('POST', `${this.t(tenant)}/signin/${this.id(flow)}/challenge`, { method }),
+    start: (tenant: string, credentials: { username: string; password: string } | { username: string; tap: string }) =>
+      this.request<SigninStart>('POST', `${this.t(tenant)}/signin`, credentials),
+    challenge: (tenant: string, flow: string, method: string) =>
+      this.request<Challenge>('POST', `${this.t(tenant)}/signin/${this.id(flow)}/challenge`, { method }),
     verify: (tenant: string, flow: string, proof: { method: string; code?: string; assertion?: unknown }) =>
       this.request<{ state: 'complete'; session: SessionJson }>('POST', `${this.t(tenant)}/signin/${this.id(flow)}/verify`, proof),
     passkey: (tenant: string) => this.request<{ flow: string; webauthn: Record<string, unknown> }>('POST', `${this.t(tenant)}/signin/passkey`),
@@ -124,48 +129,97 @@ export class SteadfastClient {
 
   /** Self-service, with a session token. */
   readonly me = {
-    get: () => this.request<{ id: string; tenant: string; username: string; email: string | null; phone: string | null; session: { scope: string; amr: string[]; expiresAt: string } }>('GET', '/api/v1/me'),
+    get: () =>
+      this.request<{
+        id: string;
+        tenant: string;
+        username: string;
+        email: string | null;
+        phone: string | null;
+        session: { scope: string; amr: string[]; expiresAt: string };
+      }>('GET', '/api/v1/me'),
     methods: () => this.request<MethodJson[]>('GET', '/api/v1/me/methods'),
-    addMethod: (body: { type: string; label?: string; to?: string; attestation?: unknown }) => this.request<{ id: string; state: string } & Record<string, unknown>>('POST', '/api/v1/me/methods', body),
-    webauthnOptions: (kind: 'passkey' | 'security-key' = 'passkey') => this.request<Record<string, unknown>>('POST', '/api/v1/me/methods/webauthn/options', { kind }),
+    addMethod: (body: { type: string; label?: string; to?: string; attestation?: unknown }) =>
+      this.request<{ id: string; state: string } & Record<string, unknown>>('POST', '/api/v1/me/methods', body),
+    webauthnOptions: (kind: 'passkey' | 'security-key' = 'passkey') =>
+      this.request<Record<string, unknown>>('POST', '/api/v1/me/methods/webauthn/options', { kind }),
     confirm: (id: string, code: string) => this.request<{ id: string; state: 'active' }>('POST', `/api/v1/me/methods/${this.id(id)}/confirm`, { code }),
     resend: (id: string) => this.request<{ id: string; delivery: DeliveryJson }>('POST', `/api/v1/me/methods/${this.id(id)}/resend`),
     update: (id: string, changes: { label?: string; default?: boolean }) => this.request<MethodJson>('PATCH', `/api/v1/me/methods/${this.id(id)}`, changes),
     remove: (id: string) => this.request<void>('DELETE', `/api/v1/me/methods/${this.id(id)}`),
     signins: (options: { limit?: number; cursor?: string } = {}) => this.request<Page<SigninEventJson>>('GET', '/api/v1/me/signins', undefined, options),
     report: (eventId: string) => this.request<{ reported: true; sessionsEnded: number }>('POST', `/api/v1/me/signins/${this.id(eventId)}/report`),
-    changePassword: (currentPassword: string, newPassword: string) => this.request<{ changed: true; sessionsEnded: number }>('POST', '/api/v1/me/password', { currentPassword, newPassword }),
+    changePassword: (currentPassword: string, newPassword: string) =>
+      this.request<{ changed: true; sessionsEnded: number }>('POST', '/api/v1/me/password', { currentPassword, newPassword }),
     signOut: () => this.request<void>('DELETE', '/api/v1/me/session'),
   };
 
   /** The admin API, with an admin token or an administrator's session. */
   readonly admin = {
-    createUser: (body: { username: string; password?: string; email?: string; phone?: string; admin?: boolean; breakGlass?: boolean }) => this.request<AdminUserJson>('POST', '/api/v1/admin/users', body),
-    users: (options: { q?: string; limit?: number; after?: string } = {}) => this.request<Page<AdminUserJson>>('GET', '/api/v1/admin/users', undefined, options),
-    user: (id: string) => this.request<{ user: AdminUserJson; hasPassword: boolean; methods: MethodJson[]; sessions: unknown[]; accessPass: { oneTime: boolean; expiresAt: string; uses: number; createdBy: string } | null; recentSignins: SigninEventJson[] }>('GET', `/api/v1/admin/users/${this.id(id)}`),
-    updateUser: (id: string, changes: { email?: string | null; phone?: string | null; status?: 'active' | 'disabled'; admin?: boolean; breakGlass?: boolean; password?: string }) => this.request<AdminUserJson>('PATCH', `/api/v1/admin/users/${this.id(id)}`, changes),
+    createUser: (body: { username: string; password?: string; email?: string; phone?: string; admin?: boolean; breakGlass?: boolean }) =>
+      this.request<AdminUserJson>('POST', '/api/v1/admin/users', body),
+    users: (options: { q?: string; limit?: number; after?: string } = {}) =>
+      this.request<Page<AdminUserJson>>('GET', '/api/v1/admin/users', undefined, options),
+    user: (id: string) =>
+      this.request<{
+        user: AdminUserJson;
+        hasPassword: boolean;
+        methods: MethodJson[];
+        sessions: unknown[];
+        accessPass: { oneTime: boolean; expiresAt: string; uses: number; createdBy: string } | null;
+        recentSignins: SigninEventJson[];
+      }>('GET', `/api/v1/admin/users/${this.id(id)}`),
+    updateUser: (
+      id: string,
+      changes: { email?: string | null; phone?: string | null; status?: 'active' | 'disabled'; admin?: boolean; breakGlass?: boolean; password?: string },
+    ) => this.request<AdminUserJson>('PATCH', `/api/v1/admin/users/${this.id(id)}`, changes),
     deleteUser: (id: string) => this.request<void>('DELETE', `/api/v1/admin/users/${this.id(id)}`),
     resetMethods: (id: string) => this.request<{ removed: number; sessionsEnded: number }>('POST', `/api/v1/admin/users/${this.id(id)}/reset-methods`),
     revokeSessions: (id: string) => this.request<{ sessionsEnded: number }>('POST', `/api/v1/admin/users/${this.id(id)}/revoke-sessions`),
-    issueTap: (id: string, options: { minutes?: number; oneTime?: boolean } = {}) => this.request<{ code: string; expiresAt: string; oneTime: boolean }>('POST', `/api/v1/admin/users/${this.id(id)}/tap`, options),
+    issueTap: (id: string, options: { minutes?: number; oneTime?: boolean } = {}) =>
+      this.request<{ code: string; expiresAt: string; oneTime: boolean }>('POST', `/api/v1/admin/users/${this.id(id)}/tap`, options),
     revokeTap: (id: string) => this.request<void>('DELETE', `/api/v1/admin/users/${this.id(id)}/tap`),
-    signins: (filter: { user?: string; outcome?: 'success' | 'failure'; method?: string; since?: string; until?: string; limit?: number; cursor?: string } = {}) =>
-      this.request<Page<SigninEventJson & { userId: string | null; username: string }>>('GET', '/api/v1/admin/signins', undefined, filter),
-    signinsCsv: (filter: { user?: string; outcome?: 'success' | 'failure'; method?: string; since?: string; until?: string } = {}) => this.request<string>('GET', '/api/v1/admin/signins', undefined, { ...filter, format: 'csv' }, 'text/csv'),
-    audit: (options: { limit?: number; before?: number; user?: string; action?: string } = {}) => this.request<Page<AuditEntryJson, number>>('GET', '/api/v1/admin/audit', undefined, options),
+    signins: (
+      filter: { user?: string; outcome?: 'success' | 'failure'; method?: string; since?: string; until?: string; limit?: number; cursor?: string } = {},
+    ) => this.request<Page<SigninEventJson & { userId: string | null; username: string }>>('GET', '/api/v1/admin/signins', undefined, filter),
+    signinsCsv: (filter: { user?: string; outcome?: 'success' | 'failure'; method?: string; since?: string; until?: string } = {}) =>
+      this.request<string>('GET', '/api/v1/admin/signins', undefined, { ...filter, format: 'csv' }, 'text/csv'),
+    audit: (options: { limit?: number; before?: number; user?: string; action?: string } = {}) =>
+      this.request<Page<AuditEntryJson, number>>('GET', '/api/v1/admin/audit', undefined, options),
     policy: () => this.request<Record<string, unknown>>('GET', '/api/v1/admin/policy'),
     setPolicy: (changes: Record<string, unknown>) => this.request<Record<string, unknown>>('PUT', '/api/v1/admin/policy', changes),
     createApp: (body: { name: string; kind: 'oidc'; redirectUris: string[]; firstParty?: boolean; public?: boolean } | { name: string; kind: 'api' }) =>
       this.request<{ id: string; clientId?: string; clientSecret?: string; apiKey?: string }>('POST', '/api/v1/admin/apps', body),
-    apps: () => this.request<{ id: string; name: string; kind: 'oidc' | 'api'; clientId: string | null; redirectUris: string[]; firstParty: boolean; public: boolean; createdAt: string }[]>('GET', '/api/v1/admin/apps'),
+    apps: () =>
+      this.request<
+        {
+          id: string;
+          name: string;
+          kind: 'oidc' | 'api';
+          clientId: string | null;
+          redirectUris: string[];
+          firstParty: boolean;
+          public: boolean;
+          createdAt: string;
+        }[]
+      >('GET', '/api/v1/admin/apps'),
     deleteApp: (id: string) => this.request<void>('DELETE', `/api/v1/admin/apps/${this.id(id)}`),
   };
 
   /** The app API, with an app API key: for apps that check passwords themselves. */
   readonly app = {
-    preauth: (username: string) => this.request<{ result: 'auth' | 'enroll' | 'allow' | 'deny'; methods: MethodChoiceJson[]; enrollUrl?: string; reason?: string }>('POST', '/api/v1/app/preauth', { username }),
+    preauth: (username: string) =>
+      this.request<{ result: 'auth' | 'enroll' | 'allow' | 'deny'; methods: MethodChoiceJson[]; enrollUrl?: string; reason?: string }>(
+        'POST',
+        '/api/v1/app/preauth',
+        { username },
+      ),
     auth: (body: { username: string; method: string; code?: string; txid?: string }) =>
-      this.request<{ result: 'allow' | 'challenge'; amr?: string[]; txid?: string; delivery?: DeliveryJson; push?: { number: string; expiresAt: string } }>('POST', '/api/v1/app/auth', body),
+      this.request<{ result: 'allow' | 'challenge'; amr?: string[]; txid?: string; delivery?: DeliveryJson; push?: { number: string; expiresAt: string } }>(
+        'POST',
+        '/api/v1/app/auth',
+        body,
+      ),
     status: (txid: string) => this.request<{ state: 'pending' | 'allow' | 'deny' | 'expired'; amr?: string[] }>('GET', `/api/v1/app/auth/${this.id(txid)}`),
   };
 

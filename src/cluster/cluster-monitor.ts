@@ -156,7 +156,11 @@ export class ClusterMonitor {
     const was = this.latest;
     this.latest = view;
     if (!this.deps.clustered || view.survivesNodeLoss) {
-      if (this.warnedAt !== undefined && this.deps.clustered) this.deps.logger?.info({ capacityAfterLossPerSecond: view.capacityAfterLossPerSecond, peakLoadPerSecond: view.peakLoadPerSecond }, 'the cluster survives losing its largest node again');
+      if (this.warnedAt !== undefined && this.deps.clustered)
+        this.deps.logger?.info(
+          { capacityAfterLossPerSecond: view.capacityAfterLossPerSecond, peakLoadPerSecond: view.peakLoadPerSecond },
+          'the cluster survives losing its largest node again',
+        );
       this.warnedAt = undefined;
       return;
     }

@@ -29,7 +29,11 @@ export class LoadWindow {
 
   /** The busiest bucket since `since`, in checks per second. */
   async peakPerSecond(since: number): Promise<number> {
-    const row = await this.db.selectFrom('cluster_load').select((eb) => eb.fn.max('checks').as('peak')).where('bucket_start', '>=', since).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('cluster_load')
+      .select((eb) => eb.fn.max('checks').as('peak'))
+      .where('bucket_start', '>=', since)
+      .executeTakeFirst();
     return Number(row?.peak ?? 0) / (this.bucketMs / 1000);
   }
 

@@ -52,7 +52,8 @@ export function judgeCanary(canary: SliceStats, stable: SliceStats, t: JudgeThre
   rate('5xx rate', canary.serverErrors, canary.requests, stable.serverErrors, stable.requests);
   rate('503 rate', canary.unavailable, canary.requests, stable.unavailable, stable.requests);
   rate('delivery failures', canary.deliveries.failures, canary.deliveries.attempts, stable.deliveries.failures, stable.deliveries.attempts);
-  if (canary.breakerOpens > 0 && stable.breakerOpens === 0) reasons.push(`provider breakers opened ${canary.breakerOpens} time(s) on the canary and never on the rest`);
+  if (canary.breakerOpens > 0 && stable.breakerOpens === 0)
+    reasons.push(`provider breakers opened ${canary.breakerOpens} time(s) on the canary and never on the rest`);
   if (canary.latenciesMs.length >= t.minSamples && stable.latenciesMs.length >= t.minSamples) {
     const pc = p99(canary.latenciesMs);
     const ps = p99(stable.latenciesMs);

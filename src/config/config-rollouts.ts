@@ -36,9 +36,7 @@ export const SYSTEM_CHAIN = 'system';
  * chain for its policy.
  */
 export class ConfigRollouts {
-  constructor(
-    private readonly deps: { versions: ConfigVersions; secrets: ConfigSecrets; baseline: RuntimeSettings; tenants: Tenants; audit: AuditLog },
-  ) {}
+  constructor(private readonly deps: { versions: ConfigVersions; secrets: ConfigSecrets; baseline: RuntimeSettings; tenants: Tenants; audit: AuditLog }) {}
 
   /** Validates and stores a new version of the node settings; on a canary unless `canaryPercent` is absent or 0. */
   async applyNode(document: unknown, options: RolloutOptions): Promise<ConfigVersion> {
@@ -49,10 +47,22 @@ export class ConfigRollouts {
     const opened = this.deps.secrets.open(sealed);
     const { problems } = parseRuntimeSettings(opened, this.deps.baseline);
     for (const where of missing) problems.push(`${where} is "(sealed)" but the last good version has no secret there to keep; give the value`);
-    if (problems.length > 0) throw new AppError('invalid-config', `${problems.length} problem${problems.length === 1 ? '' : 's'}: ${problems.join('; ')}`, { problems });
+    if (problems.length > 0)
+      throw new AppError('invalid-config', `${problems.length} problem${problems.length === 1 ? '' : 's'}: ${problems.join('; ')}`, { problems });
     const diff = diffDocuments(previousSealed === undefined ? {} : this.deps.secrets.open(previousSealed), opened);
-    const version = await this.deps.versions.add(NODE_SCOPE, { document: sealed, diff, actor: options.actor, state: canaryPercent > 0 ? 'canary' : 'promoted', canaryPercent, bakeSeconds });
-    await this.deps.audit.append(SYSTEM_CHAIN, { actor: options.actor, action: 'config.applied', details: { scope: NODE_SCOPE, version: version.version, canaryPercent, bakeSeconds, changed: diff.map((c) => c.path) } });
+    const version = await this.deps.versions.add(NODE_SCOPE, {
+      document: sealed,
+      diff,
+      actor: options.actor,
+      state: canaryPercent > 0 ? 'canary' : 'promoted',
+      canaryPercent,
+      bakeSeconds,
+    });
+    await this.deps.audit.append(SYSTEM_CHAIN, {
+      actor: options.actor,
+      action: 'config.applied',
+      details: { scope: NODE_SCOPE, version: version.version, canaryPercent, bakeSeconds, changed: diff.map((c) => c.path) },
+    });
     return version;
   }
 
@@ -68,9 +78,20 @@ export class ConfigRollouts {
     const policy = validatePolicy(input, current);
     const diff = diffDocuments(current, policy);
     const scope = tenantScope(tenant.id);
-    const version = await this.deps.versions.add(scope, { document: policy, diff, actor: options.actor, state: canaryPercent > 0 ? 'canary' : 'promoted', canaryPercent, bakeSeconds });
+    const version = await this.deps.versions.add(scope, {
+      document: policy,
+      diff,
+      actor: options.actor,
+      state: canaryPercent > 0 ? 'canary' : 'promoted',
+      canaryPercent,
+      bakeSeconds,
+    });
     if (canaryPercent === 0) await this.deps.tenants.setPolicy(tenant, policy);
-    await this.deps.audit.append(tenant.id, { actor: options.actor, action: 'config.applied', details: { scope: 'policy', version: version.version, canaryPercent, bakeSeconds, changed: diff.map((c) => c.path) } });
+    await this.deps.audit.append(tenant.id, {
+      actor: options.actor,
+      action: 'config.applied',
+      details: { scope: 'policy', version: version.version, canaryPercent, bakeSeconds, changed: diff.map((c) => c.path) },
+    });
     return version;
   }
 
@@ -102,13 +123,22 @@ export class ConfigRollouts {
     const history = await this.deps.versions.list(scope, 500);
     const canary = history.find((v) => v.state === 'canary');
     if (canary && (options.version === undefined || options.version === canary.version)) {
-      if (!(await this.deps.versions.decide(scope, canary.version, 'rolled-back', options.reason))) throw new AppError('conflict', `version ${canary.version} was decided meanwhile; see the status`);
-      await this.deps.audit.append(chain, { actor: options.actor, action: 'config.rolled-back', details: { scope: tenantId ? 'policy' : scope, version: canary.version, reason: options.reason } });
+      if (!(await this.deps.versions.decide(scope, canary.version, 'rolled-back', options.reason)))
+        throw new AppError('conflict', `version ${canary.version} was decided meanwhile; see the status`);
+      await this.deps.audit.append(chain, {
+        actor: options.actor,
+        action: 'config.rolled-back',
+        details: { scope: tenantId ? 'policy' : scope, version: canary.version, reason: options.reason },
+      });
       return { ...canary, state: 'rolled-back', reason: options.reason };
     }
     const promoted = history.filter((v) => v.state === 'promoted');
     const target = options.version === undefined ? promoted[1] : history.find((v) => v.version === options.version);
-    if (!target) throw new AppError('not-found', options.version === undefined ? 'there is no earlier good version to go back to' : `there is no version ${options.version}`);
+    if (!target)
+      throw new AppError(
+        'not-found',
+        options.version === undefined ? 'there is no earlier good version to go back to' : `there is no version ${options.version}`,
+      );
     const row = (await this.deps.versions.raw(scope, target.version))!;
     const lastGood = promoted[0] ? await this.deps.versions.raw(scope, promoted[0].version) : undefined;
     const sealed = JSON.parse(row.document) as unknown;
@@ -116,12 +146,24 @@ export class ConfigRollouts {
     const before = lastGood ? (tenantId ? JSON.parse(lastGood.document) : this.deps.secrets.open(JSON.parse(lastGood.document))) : {};
     const diff = diffDocuments(before, opened);
     const reason = `${options.reason} (back to version ${target.version})`;
-    const version = await this.deps.versions.add(scope, { document: sealed, diff, actor: options.actor, state: 'promoted', canaryPercent: 0, bakeSeconds: 0, reason });
+    const version = await this.deps.versions.add(scope, {
+      document: sealed,
+      diff,
+      actor: options.actor,
+      state: 'promoted',
+      canaryPercent: 0,
+      bakeSeconds: 0,
+      reason,
+    });
     if (tenantId) {
       const tenant = await this.deps.tenants.findById(tenantId);
       if (tenant) await this.deps.tenants.setPolicy(tenant, parsePolicy(row.document));
     }
-    await this.deps.audit.append(chain, { actor: options.actor, action: 'config.rolled-back', details: { scope: tenantId ? 'policy' : scope, version: version.version, to: target.version, reason: options.reason } });
+    await this.deps.audit.append(chain, {
+      actor: options.actor,
+      action: 'config.rolled-back',
+      details: { scope: tenantId ? 'policy' : scope, version: version.version, to: target.version, reason: options.reason },
+    });
     return version;
   }
 
@@ -137,7 +179,8 @@ function rollout(options: RolloutOptions): { canaryPercent: number; bakeSeconds:
   const bakeSeconds = options.bakeSeconds ?? DEFAULT_BAKE_SECONDS;
   // Half the users is no longer a canary: the comparison needs a rest to compare with.
   if (!Number.isFinite(canaryPercent) || canaryPercent < 0 || canaryPercent > 50) problems.push('the canary must be 0 (everyone at once) to 50 percent');
-  if (!Number.isInteger(bakeSeconds) || bakeSeconds < 10 || bakeSeconds > 86_400) problems.push('the bake time must be a whole number of seconds from 10 to 86400');
+  if (!Number.isInteger(bakeSeconds) || bakeSeconds < 10 || bakeSeconds > 86_400)
+    problems.push('the bake time must be a whole number of seconds from 10 to 86400');
   if (problems.length > 0) throw new AppError('invalid-config', problems.join('; '), { problems });
   return { canaryPercent, bakeSeconds };
 }

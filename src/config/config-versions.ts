@@ -55,7 +55,11 @@ export class ConfigVersions {
     const row = await this.db.transaction().execute(async (trx) => {
       const baking = await trx.selectFrom('config_versions').select('version').where('scope', '=', scope).where('state', '=', 'canary').executeTakeFirst();
       if (baking) throw new AppError('conflict', `version ${baking.version} is still on its canary; wait for it to be promoted, or roll it back first`);
-      const last = await trx.selectFrom('config_versions').select((eb) => eb.fn.max('version').as('v')).where('scope', '=', scope).executeTakeFirst();
+      const last = await trx
+        .selectFrom('config_versions')
+        .select((eb) => eb.fn.max('version').as('v'))
+        .where('scope', '=', scope)
+        .executeTakeFirst();
       const now = this.clock.now();
       const row: ConfigVersionTable = {
         scope,
@@ -99,7 +103,14 @@ export class ConfigVersions {
 
   /** The last good version of a scope (secrets sealed), if any version was ever promoted. */
   async lastGood(scope: string): Promise<ConfigVersionTable | undefined> {
-    return this.db.selectFrom('config_versions').selectAll().where('scope', '=', scope).where('state', '=', 'promoted').orderBy('version', 'desc').limit(1).executeTakeFirst();
+    return this.db
+      .selectFrom('config_versions')
+      .selectAll()
+      .where('scope', '=', scope)
+      .where('state', '=', 'promoted')
+      .orderBy('version', 'desc')
+      .limit(1)
+      .executeTakeFirst();
   }
 
   async raw(scope: string, version: number): Promise<ConfigVersionTable | undefined> {

@@ -152,7 +152,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const hashingMaxWaitMs = int('STEADFAST_HASHING_MAX_WAIT_MS', 'hashingMaxWaitMs', 1000, 1, 60_000);
 
   const opsToken = env.STEADFAST_OPS_TOKEN;
-  if (opsToken !== undefined && opsToken !== '' && opsToken.length < 32) problems.push('STEADFAST_OPS_TOKEN must be at least 32 characters (e.g. openssl rand -base64 32)');
+  if (opsToken !== undefined && opsToken !== '' && opsToken.length < 32)
+    problems.push('STEADFAST_OPS_TOKEN must be at least 32 characters (e.g. openssl rand -base64 32)');
   const sweepIntervalSeconds = int('STEADFAST_SWEEP_INTERVAL_SECONDS', 'sweepIntervalSeconds', 60, 0, 86_400);
 
   const heartbeatSeconds = int('STEADFAST_HEARTBEAT_SECONDS', 'heartbeatSeconds', 5, 1, 60);
@@ -165,14 +166,22 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const workers = int('STEADFAST_WORKERS', 'workers', 1, 1, 64);
   // Several processes must share flows, one-time codes and counters: in-process
   // state would let a flow started in one process be unknown to the next.
-  if (workers > 1 && !redisUrl) problems.push('STEADFAST_WORKERS above 1 needs STEADFAST_REDIS_URL: the processes must share sign-in flows, codes and counters');
+  if (workers > 1 && !redisUrl)
+    problems.push('STEADFAST_WORKERS above 1 needs STEADFAST_REDIS_URL: the processes must share sign-in flows, codes and counters');
 
   const delivery = parseDeliveryConfig(file.delivery, problems);
 
   // The browsers' push services by default; STEADFAST_PUSH_SERVICES replaces the list (a closed network's own, or a test's).
   const pushServicesRaw = pick('STEADFAST_PUSH_SERVICES', 'pushServices');
-  const pushServices = pushServicesRaw === undefined ? [...DEFAULT_PUSH_SERVICES] : pushServicesRaw.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
-  for (const host of pushServices) if (!/^[a-z0-9.-]+$/.test(host) && host !== '[::1]') problems.push(`STEADFAST_PUSH_SERVICES must list host names, not "${host}"`);
+  const pushServices =
+    pushServicesRaw === undefined
+      ? [...DEFAULT_PUSH_SERVICES]
+      : pushServicesRaw
+          .split(',')
+          .map((h) => h.trim().toLowerCase())
+          .filter(Boolean);
+  for (const host of pushServices)
+    if (!/^[a-z0-9.-]+$/.test(host) && host !== '[::1]') problems.push(`STEADFAST_PUSH_SERVICES must list host names, not "${host}"`);
   const pushContact = pick('STEADFAST_PUSH_CONTACT', 'pushContact') ?? (publicUrl.startsWith('https:') ? publicUrl : 'mailto:operator@localhost');
   if (!/^(mailto:|https:)/.test(pushContact)) problems.push(`STEADFAST_PUSH_CONTACT must be a mailto: or https: URL, not "${pushContact}"`);
 
@@ -196,7 +205,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     hashing: Object.freeze({ concurrency: hashingConcurrency, queueLimit: hashingQueue, maxWaitMs: hashingMaxWaitMs }),
     nodeName: env.STEADFAST_NODE_NAME || `${process.env.HOSTNAME ?? 'node'}:${process.pid}`,
     sweepIntervalSeconds,
-    cluster: Object.freeze({ heartbeatMs: heartbeatSeconds * 1000, peakWindowMs: peakWindowHours * 3_600_000, ...(capacityPerSecond !== undefined ? { capacityPerSecond } : {}) }),
+    cluster: Object.freeze({
+      heartbeatMs: heartbeatSeconds * 1000,
+      peakWindowMs: peakWindowHours * 3_600_000,
+      ...(capacityPerSecond !== undefined ? { capacityPerSecond } : {}),
+    }),
     workers,
     delivery,
     push: Object.freeze({ services: Object.freeze(pushServices), contact: pushContact }),
@@ -216,7 +229,9 @@ function parseTrustProxy(raw: string, problems: string[]): false | number | stri
   const text = raw.trim();
   if (text === 'false' || text === '' || text === '0') return false;
   if (text === 'true') {
-    problems.push('STEADFAST_TRUST_PROXY=true would trust every hop, so any client could choose its own address; give the number of proxies in front (e.g. 1) or their addresses and networks (e.g. 10.0.0.0/8,192.168.1.10)');
+    problems.push(
+      'STEADFAST_TRUST_PROXY=true would trust every hop, so any client could choose its own address; give the number of proxies in front (e.g. 1) or their addresses and networks (e.g. 10.0.0.0/8,192.168.1.10)',
+    );
     return false;
   }
   if (/^\d+$/.test(text)) {
@@ -224,9 +239,13 @@ function parseTrustProxy(raw: string, problems: string[]): false | number | stri
     if (hops > 10) problems.push(`STEADFAST_TRUST_PROXY: ${hops} proxy hops is more than any deployment has; give the number of proxies in front of Steadfast`);
     return hops;
   }
-  const entries = text.split(',').map((e) => e.trim()).filter(Boolean);
+  const entries = text
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
   const bad = entries.filter((e) => !IPV4_CIDR.test(e) && !IPV6_CIDR.test(e) && !['loopback', 'linklocal', 'uniquelocal'].includes(e));
-  if (bad.length > 0) problems.push(`STEADFAST_TRUST_PROXY must be false, a number of hops, or addresses and networks (CIDR); these are not: ${bad.join(', ')}`);
+  if (bad.length > 0)
+    problems.push(`STEADFAST_TRUST_PROXY must be false, a number of hops, or addresses and networks (CIDR); these are not: ${bad.join(', ')}`);
   return entries;
 }
 

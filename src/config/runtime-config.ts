@@ -176,9 +176,11 @@ export class RuntimeConfig {
     const bucket = currentTicket()?.bucket;
     if (bucket === undefined) return;
     const failed = outcome === 'failure' || reason === 'registration_required';
-    if (this.canary) this.deps.health.signinStep(NODE_SCOPE, CanarySlicer.inCanary(bucket, this.canary.percent) ? 'canary' : 'stable', `signin:${step}`, failed);
+    if (this.canary)
+      this.deps.health.signinStep(NODE_SCOPE, CanarySlicer.inCanary(bucket, this.canary.percent) ? 'canary' : 'stable', `signin:${step}`, failed);
     for (const policy of this.policyCanaries.values()) {
-      if (policy.tenantId === tenantId) this.deps.health.signinStep(`tenant:${policy.slug}`, CanarySlicer.inCanary(bucket, policy.percent) ? 'canary' : 'stable', `signin:${step}`, failed);
+      if (policy.tenantId === tenantId)
+        this.deps.health.signinStep(`tenant:${policy.slug}`, CanarySlicer.inCanary(bucket, policy.percent) ? 'canary' : 'stable', `signin:${step}`, failed);
     }
   }
 
@@ -273,7 +275,10 @@ export class RuntimeConfig {
   }
 
   private retire(running: Running): void {
-    setTimeout(() => void running.delivery.close().catch((err: unknown) => this.deps.onError?.(err, 'closing retired delivery providers')), RETIRE_AFTER_MS).unref();
+    setTimeout(
+      () => void running.delivery.close().catch((err: unknown) => this.deps.onError?.(err, 'closing retired delivery providers')),
+      RETIRE_AFTER_MS,
+    ).unref();
   }
 
   async close(): Promise<void> {

@@ -41,7 +41,10 @@ export function parseRuntimeSettings(raw: unknown, baseline: RuntimeSettings): {
   const problems: string[] = [];
   if (!isObject(raw)) return { settings: baseline, problems: ['the configuration must be a JSON (or YAML) object with delivery, admission or cache'] };
   for (const key of Object.keys(raw)) {
-    if (!(RUNTIME_SECTIONS as readonly string[]).includes(key)) problems.push(`${key} is not a runtime setting (expected ${RUNTIME_SECTIONS.join(', ')}; start-up settings such as ports and store URLs stay in the environment)`);
+    if (!(RUNTIME_SECTIONS as readonly string[]).includes(key))
+      problems.push(
+        `${key} is not a runtime setting (expected ${RUNTIME_SECTIONS.join(', ')}; start-up settings such as ports and store URLs stay in the environment)`,
+      );
   }
   const delivery = raw.delivery === undefined ? baseline.delivery : parseDeliveryConfig(raw.delivery, problems);
   const admission = { ...baseline.admission };

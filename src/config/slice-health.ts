@@ -16,7 +16,15 @@ export interface SliceStats {
 }
 
 const LATENCY_SAMPLES = 2000;
-const emptyStats = (): SliceStats => ({ requests: 0, serverErrors: 0, unavailable: 0, steps: {}, deliveries: { attempts: 0, failures: 0 }, breakerOpens: 0, latenciesMs: [] });
+const emptyStats = (): SliceStats => ({
+  requests: 0,
+  serverErrors: 0,
+  unavailable: 0,
+  steps: {},
+  deliveries: { attempts: 0, failures: 0 },
+  breakerOpens: 0,
+  latenciesMs: [],
+});
 
 /**
  * Health of the canary slice and of the rest, counted per comparison (`node`

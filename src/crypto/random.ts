@@ -42,11 +42,7 @@ export function randomBase32(length: number): string {
 
 /** Normalises user-typed base32 (Crockford): case, separators and look-alike letters. */
 export function normaliseBase32(input: string): string {
-  return input
-    .toUpperCase()
-    .replace(/[\s-]/g, '')
-    .replace(/[IL]/g, '1')
-    .replace(/O/g, '0');
+  return input.toUpperCase().replace(/[\s-]/g, '').replace(/[IL]/g, '1').replace(/O/g, '0');
 }
 
 export function newId(): string {

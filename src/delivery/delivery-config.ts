@@ -57,7 +57,8 @@ export function parseDeliveryConfig(raw: unknown, problems: string[]): DeliveryC
     return { channels, code: defaults.code, limits: defaults.limits };
   }
   for (const key of Object.keys(section)) {
-    if (![...CHANNELS, 'code', 'limits', 'allowedCountries'].includes(key)) problems.push(`delivery.${key} is not a setting (expected sms, voice, email, code, limits or allowedCountries)`);
+    if (![...CHANNELS, 'code', 'limits', 'allowedCountries'].includes(key))
+      problems.push(`delivery.${key} is not a setting (expected sms, voice, email, code, limits or allowedCountries)`);
   }
   for (const channel of CHANNELS) {
     const list = section[channel];
@@ -108,7 +109,10 @@ function allowedCountries(raw: unknown, problems: string[]): { allowedCountries?
   }
   const countries = raw.map((c) => (typeof c === 'string' ? c.trim().toUpperCase() : ''));
   const unknown = raw.filter((c, i) => !isSupportedCountry(countries[i]!)).map((c) => JSON.stringify(c));
-  if (unknown.length > 0) problems.push(`delivery.allowedCountries: ${unknown.join(', ')} ${unknown.length === 1 ? 'is not a country code' : 'are not country codes'} (ISO 3166 alpha-2, such as GB)`);
+  if (unknown.length > 0)
+    problems.push(
+      `delivery.allowedCountries: ${unknown.join(', ')} ${unknown.length === 1 ? 'is not a country code' : 'are not country codes'} (ISO 3166 alpha-2, such as GB)`,
+    );
   return { allowedCountries: countries };
 }
 

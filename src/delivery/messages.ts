@@ -23,7 +23,10 @@ const escapeHtml = (text: string) => text.replace(/[<>&'"]/g, (c) => `&#${c.char
 export function renderCodeMessage(m: CodeMessage): OutboundMessage {
   const base = { channel: m.channel, to: m.to };
   if (m.channel === 'sms') {
-    return { ...base, text: `${m.code} is your ${m.tenantName} verification code. It expires in ${m.lifetimeMinutes} minutes. Never share it.\n\n@${m.host} #${m.code}` };
+    return {
+      ...base,
+      text: `${m.code} is your ${m.tenantName} verification code. It expires in ${m.lifetimeMinutes} minutes. Never share it.\n\n@${m.host} #${m.code}`,
+    };
   }
   if (m.channel === 'voice') {
     return { ...base, text: `This is ${m.tenantName}. Your verification code is ${spoken(m.code)}. Again, your code is ${spoken(m.code)}.` };

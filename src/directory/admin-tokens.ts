@@ -44,7 +44,11 @@ export class AdminTokens {
     private readonly clock: Clock,
   ) {}
 
-  async create(tenantId: string, role: string, options: { days?: number | undefined; name?: string | undefined; createdBy?: string | undefined } = {}): Promise<{ id: string; token: string; expiresAt: string }> {
+  async create(
+    tenantId: string,
+    role: string,
+    options: { days?: number | undefined; name?: string | undefined; createdBy?: string | undefined } = {},
+  ): Promise<{ id: string; token: string; expiresAt: string }> {
     if (!(ADMIN_ROLES as readonly string[]).includes(role)) throw new AppError('invalid-request', `role must be one of: ${ADMIN_ROLES.join(', ')}`);
     const days = options.days ?? TOKEN_DEFAULT_DAYS;
     if (!Number.isInteger(days) || days < 1 || days > TOKEN_MAX_DAYS) throw new AppError('invalid-request', `a token lasts 1 to ${TOKEN_MAX_DAYS} days`);
@@ -56,7 +60,18 @@ export class AdminTokens {
     const expiresAt = now + days * 86_400_000;
     await this.db
       .insertInto('admin_tokens')
-      .values({ id, tenant_id: tenantId, token_hash: hashToken(token), role, created_at: now, last_used_at: null, revoked_at: null, expires_at: expiresAt, name: name ?? null, created_by: options.createdBy?.slice(0, 300) ?? null })
+      .values({
+        id,
+        tenant_id: tenantId,
+        token_hash: hashToken(token),
+        role,
+        created_at: now,
+        last_used_at: null,
+        revoked_at: null,
+        expires_at: expiresAt,
+        name: name ?? null,
+        created_by: options.createdBy?.slice(0, 300) ?? null,
+      })
       .execute();
     return { id, token, expiresAt: new Date(expiresAt).toISOString() };
   }

@@ -92,19 +92,37 @@ export class Apps {
   }
 
   async get(tenantId: string, id: string): Promise<AppRecord | undefined> {
-    const row = await this.db.selectFrom('apps').selectAll().where('tenant_id', '=', tenantId).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('apps')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
     return row && toApp(row);
   }
 
   async revoke(tenantId: string, id: string): Promise<boolean> {
-    const result = await this.db.updateTable('apps').set({ revoked_at: this.clock.now() }).where('tenant_id', '=', tenantId).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+    const result = await this.db
+      .updateTable('apps')
+      .set({ revoked_at: this.clock.now() })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
   }
 
   /** The API app an `sfk_` key belongs to, if it is still valid. */
   async authenticateApiKey(key: string): Promise<AppRecord | undefined> {
     if (!key.startsWith('sfk_') || key.length > 100) return undefined;
-    const row = await this.db.selectFrom('apps').selectAll().where('secret_hash', '=', hashToken(key)).where('kind', '=', 'api').where('revoked_at', 'is', null).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('apps')
+      .selectAll()
+      .where('secret_hash', '=', hashToken(key))
+      .where('kind', '=', 'api')
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
     return row && toApp(row);
   }
 
@@ -129,7 +147,10 @@ function checkRedirectUris(uris: string[]): string[] {
     // RFC 8252 / OAuth 2.1: https, or http only on loopback (native apps); never fragments.
     const loopback = url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]';
     if (url.hash || (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback) && !/^[a-z][a-z0-9+.-]*\.[a-z0-9+.-]+:$/.test(url.protocol))) {
-      throw new AppError('invalid-request', `redirect URI "${uri.slice(0, 100)}" must be https (http only on localhost), or a private-use scheme, without a fragment`);
+      throw new AppError(
+        'invalid-request',
+        `redirect URI "${uri.slice(0, 100)}" must be https (http only on localhost), or a private-use scheme, without a fragment`,
+      );
     }
   }
   return [...new Set(uris)];

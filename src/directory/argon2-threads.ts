@@ -88,7 +88,10 @@ export class Argon2Threads implements Argon2 {
   }
 
   private spawn(): Thread {
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { argon2: createRequire(import.meta.url).resolve('@node-rs/argon2'), nice: this.nice } });
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { argon2: createRequire(import.meta.url).resolve('@node-rs/argon2'), nice: this.nice },
+    });
     const thread: Thread = { worker };
     worker.unref();
     worker.on('message', (message: { value?: unknown; error?: string }) => {

@@ -14,5 +14,9 @@ export function validateNewPassword(username: string, password: string): void {
     throw new AppError('invalid-request', `a password is ${PASSWORD_MIN} to ${PASSWORD_MAX} characters`);
   }
   if (normaliseUsername(password) === normaliseUsername(username)) throw new AppError('invalid-request', 'the password must not be the username');
-  if (isCommonPassword(password)) throw new AppError('invalid-request', 'that password is one of the most common ones, which attackers try first; choose another (a few unrelated words work well)');
+  if (isCommonPassword(password))
+    throw new AppError(
+      'invalid-request',
+      'that password is one of the most common ones, which attackers try first; choose another (a few unrelated words work well)',
+    );
 }

@@ -5,8 +5,6 @@ import type { TenantPolicy } from './tenant-policy.ts';
 
 export type { TenantPolicy } from './tenant-policy.ts';
 
-
-
 /** Retention Steadfast allows at all, in days: an audit trail of at least a month, nothing kept beyond ten years. */
 export const RETENTION_BOUNDS = { signinEventDays: { min: 1, max: 3650 }, auditDays: { min: 30, max: 3650 } } as const;
 
@@ -79,12 +77,24 @@ export function checkPolicy(input: unknown, base: Readonly<TenantPolicy>): { pol
       return [...fallback];
     }
     const wrong = value.filter((v) => !valid(v));
-    if (wrong.length > 0) problems.push(`${name}: ${wrong.slice(0, 5).map((w) => JSON.stringify(w)).join(', ')} ${wrong.length === 1 ? 'is' : 'are'} not ${what}`);
+    if (wrong.length > 0)
+      problems.push(
+        `${name}: ${wrong
+          .slice(0, 5)
+          .map((w) => JSON.stringify(w))
+          .join(', ')} ${wrong.length === 1 ? 'is' : 'are'} not ${what}`,
+      );
     return [...new Set(value.filter(valid))];
   };
 
   const mfaRequired = bool(raw.mfaRequired, 'mfaRequired', base.mfaRequired);
-  const allowedMethods = list(raw.allowedMethods, 'allowedMethods', base.allowedMethods, (m) => (METHOD_TYPES as readonly string[]).includes(m), `method types (${METHOD_TYPES.join(', ')})`);
+  const allowedMethods = list(
+    raw.allowedMethods,
+    'allowedMethods',
+    base.allowedMethods,
+    (m) => (METHOD_TYPES as readonly string[]).includes(m),
+    `method types (${METHOD_TYPES.join(', ')})`,
+  );
   if (mfaRequired && raw.allowedMethods !== undefined && !allowedMethods.some((m) => m !== 'recovery-codes' && m !== 'tap')) {
     problems.push('with mfaRequired, allowedMethods needs at least one method users can register for daily use (not only recovery codes or TAP)');
   }
@@ -101,7 +111,8 @@ export function checkPolicy(input: unknown, base: Readonly<TenantPolicy>): { pol
     oneTimeDefault: bool(t.oneTimeDefault, 'tap.oneTimeDefault', base.tap.oneTimeDefault),
   };
   if (tap.minMinutes > tap.maxMinutes) problems.push('tap.minMinutes must not exceed tap.maxMinutes');
-  else if (tap.defaultMinutes < tap.minMinutes || tap.defaultMinutes > tap.maxMinutes) problems.push('tap.defaultMinutes must lie between tap.minMinutes and tap.maxMinutes');
+  else if (tap.defaultMinutes < tap.minMinutes || tap.defaultMinutes > tap.maxMinutes)
+    problems.push('tap.defaultMinutes must lie between tap.minMinutes and tap.maxMinutes');
 
   const lockRaw = raw.lockout === undefined ? {} : raw.lockout;
   if (!isObject(lockRaw)) problems.push('lockout must be an object');
@@ -128,7 +139,16 @@ export function checkPolicy(input: unknown, base: Readonly<TenantPolicy>): { pol
   }
 
   return {
-    policy: { mfaRequired, allowedMethods, webauthnAaguids, tap, rememberedDeviceDays: int(raw.rememberedDeviceDays, 'rememberedDeviceDays', base.rememberedDeviceDays, 0, 90), lockout, failMode, retention },
+    policy: {
+      mfaRequired,
+      allowedMethods,
+      webauthnAaguids,
+      tap,
+      rememberedDeviceDays: int(raw.rememberedDeviceDays, 'rememberedDeviceDays', base.rememberedDeviceDays, 0, 90),
+      lockout,
+      failMode,
+      retention,
+    },
     problems,
   };
 }

@@ -55,7 +55,11 @@ export class Tenants {
 
   /** Stores a validated policy. Other nodes pick it up within their cache time (5 s). */
   async setPolicy(tenant: Tenant, policy: TenantPolicy): Promise<Tenant> {
-    await this.db.updateTable('tenants').set({ policy: JSON.stringify(policy) }).where('id', '=', tenant.id).execute();
+    await this.db
+      .updateTable('tenants')
+      .set({ policy: JSON.stringify(policy) })
+      .where('id', '=', tenant.id)
+      .execute();
     this.cache.delete(`slug:${tenant.slug}`);
     this.cache.delete(`id:${tenant.id}`);
     return { ...tenant, policy };
@@ -108,7 +112,10 @@ export class Tenants {
   }
 
   async count(): Promise<number> {
-    const row = await this.db.selectFrom('tenants').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const row = await this.db
+      .selectFrom('tenants')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
     return Number(row.n);
   }
 }

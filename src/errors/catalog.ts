@@ -17,7 +17,7 @@ export const problemCatalog = {
   unauthenticated: { status: 401, title: 'Sign-in is required' },
   forbidden: { status: 403, title: 'This action is not allowed' },
   'csrf-failed': { status: 403, title: 'The form has expired; reload the page and try again' },
-  'cross-site-request': { status: 403, title: 'This request came from another site; use Steadfast\'s own pages' },
+  'cross-site-request': { status: 403, title: "This request came from another site; use Steadfast's own pages" },
   'registration-only': { status: 403, title: 'Register a sign-in method first' },
   'reauthentication-required': { status: 403, title: 'Sign in again to change your sign-in methods' },
   'second-factor-required': { status: 403, title: 'Sign in with a second factor to do this' },

@@ -8,15 +8,16 @@ const MEANINGS: Record<string, string> = {
   forbidden: 'The caller may not do this.',
   'csrf-failed': 'A page form was posted without its CSRF token (or with a stale one).',
   'registration-only': 'The session is the restricted one given to a user who must register a method first.',
-  'reauthentication-required': 'Changing methods or the password needs a sign-in within the last 10 minutes; a stolen older session cannot add an attacker\'s method.',
+  'reauthentication-required':
+    "Changing methods or the password needs a sign-in within the last 10 minutes; a stolen older session cannot add an attacker's method.",
   'account-disabled': 'The password was right but the account is disabled.',
   'not-found': 'No such resource (or one in another tenant, which is answered the same way).',
   'flow-not-found': 'The sign-in flow is unknown, expired, finished, or out of attempts.',
   'method-not-allowed': 'The HTTP method is not supported on this path.',
   conflict: 'Something with that name already exists.',
   'invalid-state': 'The resource is not in a state where this action applies (for example confirming an active method).',
-  'method-unavailable': 'The method\'s delivery channel is down; `methods` lists the user\'s other methods.',
-  'method-not-permitted': 'The tenant\'s policy does not allow this method type.',
+  'method-unavailable': "The method's delivery channel is down; `methods` lists the user's other methods.",
+  'method-not-permitted': "The tenant's policy does not allow this method type.",
   'last-method': 'Removing this method would leave none while the tenant requires MFA.',
   'uri-too-long': 'A path segment is longer than any valid identifier.',
   'payload-too-large': 'The body exceeds the size limit.',
@@ -25,16 +26,15 @@ const MEANINGS: Record<string, string> = {
   'code-recently-sent': 'A code went to this method moments ago; use it, or ask again after `Retry-After` seconds.',
   'send-limit': 'The hourly cap on codes per destination, user or tenant was reached (it stops SMS pumping); `Retry-After` says when.',
   'invalid-policy': 'The policy was refused; `problems` lists every field that is wrong, in words.',
-  'no-usable-method': 'None of the user\'s methods can be used right now (every channel they use is down) and the tenant\'s fail mode is `closed`: sign in with a Temporary Access Pass from an administrator.',
+  'no-usable-method':
+    "None of the user's methods can be used right now (every channel they use is down) and the tenant's fail mode is `closed`: sign in with a Temporary Access Pass from an administrator.",
   internal: 'An unexpected failure on the server. Nothing about it is shown; the log has the details.',
   unavailable: 'The node or a store it needs is unavailable; `Retry-After` says when to try again.',
 };
 
 /** docs/errors.md, generated from the catalog so the two cannot drift. */
 export function renderErrorsDoc(): string {
-  const rows = Object.entries(problemCatalog).map(
-    ([code, { status, title }]) => `| \`${code}\` | ${status} | ${title} | ${MEANINGS[code] ?? ''} |`,
-  );
+  const rows = Object.entries(problemCatalog).map(([code, { status, title }]) => `| \`${code}\` | ${status} | ${title} | ${MEANINGS[code] ?? ''} |`);
   return [
     '# Problem types',
     '',

@@ -107,7 +107,8 @@ export class RequestAuth {
    * change anything, a sign-in within the last 10 minutes.
    */
   requireAdministrator(principal: Principal, change: boolean): void {
-    if (!principal.user.isAdmin || principal.session.scope !== 'full') throw new AppError('forbidden', 'this account is not an administrator of its organisation');
+    if (!principal.user.isAdmin || principal.session.scope !== 'full')
+      throw new AppError('forbidden', 'this account is not an administrator of its organisation');
     if (!principal.session.amr.includes('mfa')) throw new AppError('second-factor-required');
     if (change) this.deps.sessions.requireRecent(principal.session);
   }

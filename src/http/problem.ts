@@ -51,9 +51,16 @@ export function toAppError(error: FastifyError | Error): AppError {
   }
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
   if (mapped) return new AppError(mapped, mapped === 'invalid-request' ? 'the request could not be read' : undefined);
-  if (error instanceof SyntaxError || (fe.statusCode === 400 && fe.code === undefined)) return new AppError('invalid-request', 'the request body could not be read as JSON');
+  if (error instanceof SyntaxError || (fe.statusCode === 400 && fe.code === undefined))
+    return new AppError('invalid-request', 'the request body could not be read as JSON');
   if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
-    const byStatus: Record<number, ProblemCode> = { 404: 'not-found', 405: 'method-not-allowed', 413: 'payload-too-large', 415: 'unsupported-media-type', 429: 'too-many-requests' };
+    const byStatus: Record<number, ProblemCode> = {
+      404: 'not-found',
+      405: 'method-not-allowed',
+      413: 'payload-too-large',
+      415: 'unsupported-media-type',
+      429: 'too-many-requests',
+    };
     return new AppError(byStatus[fe.statusCode] ?? 'invalid-request');
   }
   if (isUnavailable(error)) return new AppError('unavailable', 'a store this service needs is not answering; try again shortly', {}, 5);

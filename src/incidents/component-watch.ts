@@ -46,7 +46,12 @@ export class ComponentWatch {
         if (!this.downSince.has(component)) this.downSince.set(component, now);
         if (this.recorded.has(component)) continue;
         try {
-          await this.incidents.openAuto({ component, title: `${COMPONENT_NAMES[component] ?? component}: not working`, advice: ADVICE[component] ?? 'Try again in a few minutes.', startedAt: this.downSince.get(component)! });
+          await this.incidents.openAuto({
+            component,
+            title: `${COMPONENT_NAMES[component] ?? component}: not working`,
+            advice: ADVICE[component] ?? 'Try again in a few minutes.',
+            startedAt: this.downSince.get(component)!,
+          });
           this.recorded.add(component);
           opened.push(component);
         } catch {
@@ -55,7 +60,12 @@ export class ComponentWatch {
       } else if (this.downSince.has(component)) {
         try {
           if (!this.recorded.has(component)) {
-            await this.incidents.openAuto({ component, title: `${COMPONENT_NAMES[component] ?? component}: not working`, advice: ADVICE[component] ?? 'Try again in a few minutes.', startedAt: this.downSince.get(component)! });
+            await this.incidents.openAuto({
+              component,
+              title: `${COMPONENT_NAMES[component] ?? component}: not working`,
+              advice: ADVICE[component] ?? 'Try again in a few minutes.',
+              startedAt: this.downSince.get(component)!,
+            });
           }
           await this.incidents.closeAuto(component, 'Working again.', '', now);
           this.downSince.delete(component);

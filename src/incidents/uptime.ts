@@ -20,7 +20,10 @@ export function uptimeDays(incidents: Incident[], component: string, now: number
   for (let d = days - 1; d >= 0; d--) {
     const start = today - d * DAY_MS;
     const end = Math.min(start + DAY_MS, now);
-    const clipped = spans.map(([a, b]) => [Math.max(a, start), Math.min(b, end)] as const).filter(([a, b]) => b > a).sort((x, y) => x[0] - y[0]);
+    const clipped = spans
+      .map(([a, b]) => [Math.max(a, start), Math.min(b, end)] as const)
+      .filter(([a, b]) => b > a)
+      .sort((x, y) => x[0] - y[0]);
     let covered = 0;
     let reach = start;
     for (const [a, b] of clipped) {

@@ -83,7 +83,9 @@ export class HttpClient {
   private check(expectStatus: number, method: string, path: string, res: JsonAnswer): any {
     if (res.status !== expectStatus) {
       const type = typeof res.body === 'object' && res.body && typeof res.body.type === 'string' ? res.body.type.split('/').pop() : '';
-      throw new StepFailed(`${method} ${path.replace(/\/signin\/[^/]+\//, '/signin/{flow}/').replace(/\/(users|methods)\/[^/]+/, '/$1/{id}')} ${res.status}${type ? ` ${type}` : ''}`);
+      throw new StepFailed(
+        `${method} ${path.replace(/\/signin\/[^/]+\//, '/signin/{flow}/').replace(/\/(users|methods)\/[^/]+/, '/$1/{id}')} ${res.status}${type ? ` ${type}` : ''}`,
+      );
     }
     return res.body;
   }

@@ -46,35 +46,50 @@ async function passwordThenTotp(ctx: JourneyContext, user: PoolUser): Promise<st
   if (started.state !== 'factor_required') throw new StepFailed(`POST /signin answered ${started.state}`);
   const step = nextStep(user)!;
   user.lastStep = step;
-  const done = await ctx.http.expect(200, 'POST', `/api/v1/t/${ctx.tenant}/signin/${started.flow}/verify`, { method: 'totp', code: totpCodeAt(user.totpSecret, step) });
+  const done = await ctx.http.expect(200, 'POST', `/api/v1/t/${ctx.tenant}/signin/${started.flow}/verify`, {
+    method: 'totp',
+    code: totpCodeAt(user.totpSecret, step),
+  });
   return done.session.token as string;
 }
 
 /** One sign-in or set-up, as a user would go through it; throws StepFailed naming the step that failed. */
 export const JOURNEYS: Record<Kind, (ctx: JourneyContext) => Promise<void>> = {
   totp: (ctx) =>
-    withUser(ctx, (u) => nextStep(u) !== undefined, async (user) => {
-      await passwordThenTotp(ctx, user);
-    }),
+    withUser(
+      ctx,
+      (u) => nextStep(u) !== undefined,
+      async (user) => {
+        await passwordThenTotp(ctx, user);
+      },
+    ),
 
   passkey: (ctx) =>
-    withUser(ctx, (u) => u.passkey !== undefined, async (user) => {
-      const started = await ctx.http.expect(200, 'POST', `/api/v1/t/${ctx.tenant}/signin/passkey`, {});
-      const assertion = user.passkey!.assert(started.webauthn.challenge);
-      await ctx.http.expect(200, 'POST', `/api/v1/t/${ctx.tenant}/signin/${started.flow}/verify`, { method: 'passkey', assertion });
-    }),
+    withUser(
+      ctx,
+      (u) => u.passkey !== undefined,
+      async (user) => {
+        const started = await ctx.http.expect(200, 'POST', `/api/v1/t/${ctx.tenant}/signin/passkey`, {});
+        const assertion = user.passkey!.assert(started.webauthn.challenge);
+        await ctx.http.expect(200, 'POST', `/api/v1/t/${ctx.tenant}/signin/${started.flow}/verify`, { method: 'passkey', assertion });
+      },
+    ),
 
   sms: (ctx) =>
-    withUser(ctx, (u) => u.phone !== undefined, async (user) => {
-      const started = await ctx.http.expect(200, 'POST', `/api/v1/t/${ctx.tenant}/signin`, { username: user.username, password: user.password });
-      if (started.state !== 'factor_required') throw new StepFailed(`POST /signin answered ${started.state}`);
-      const code = ctx.sms!.codeFor(user.phone!);
-      await ctx.http.expect(200, 'POST', `/api/v1/t/${ctx.tenant}/signin/${started.flow}/challenge`, { method: 'sms' });
-      const received = await code.catch(() => {
-        throw new StepFailed('SMS code never arrived');
-      });
-      await ctx.http.expect(200, 'POST', `/api/v1/t/${ctx.tenant}/signin/${started.flow}/verify`, { method: 'sms', code: received });
-    }),
+    withUser(
+      ctx,
+      (u) => u.phone !== undefined,
+      async (user) => {
+        const started = await ctx.http.expect(200, 'POST', `/api/v1/t/${ctx.tenant}/signin`, { username: user.username, password: user.password });
+        if (started.state !== 'factor_required') throw new StepFailed(`POST /signin answered ${started.state}`);
+        const code = ctx.sms!.codeFor(user.phone!);
+        await ctx.http.expect(200, 'POST', `/api/v1/t/${ctx.tenant}/signin/${started.flow}/challenge`, { method: 'sms' });
+        const received = await code.catch(() => {
+          throw new StepFailed('SMS code never arrived');
+        });
+        await ctx.http.expect(200, 'POST', `/api/v1/t/${ctx.tenant}/signin/${started.flow}/verify`, { method: 'sms', code: received });
+      },
+    ),
 
   setup: (ctx) =>
     withUser(

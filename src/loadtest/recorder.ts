@@ -47,9 +47,18 @@ export class Recorder {
 
   figures(filter: (r: JourneyResult) => boolean = () => true): Figures {
     const picked = this.results.filter(filter);
-    const latencies = picked.filter((r) => r.ok).map((r) => r.endedMs - r.startedMs).sort((a, b) => a - b);
+    const latencies = picked
+      .filter((r) => r.ok)
+      .map((r) => r.endedMs - r.startedMs)
+      .sort((a, b) => a - b);
     const failed = picked.filter((r) => !r.ok).length;
-    return { offered: picked.length, succeeded: picked.length - failed, failed, p50Ms: round(percentile(latencies, 50)), p99Ms: round(percentile(latencies, 99)) };
+    return {
+      offered: picked.length,
+      succeeded: picked.length - failed,
+      failed,
+      p50Ms: round(percentile(latencies, 50)),
+      p99Ms: round(percentile(latencies, 99)),
+    };
   }
 
   errors(): [string, number][] {
@@ -63,11 +72,22 @@ export class Recorder {
     const buckets = Array.from({ length: seconds }, () => [] as JourneyResult[]);
     for (const r of this.results) buckets[Math.min(seconds - 1, Math.floor(r.endedMs / 1000))]?.push(r);
     return buckets.map((rs, second) => {
-      const latencies = rs.filter((r) => r.ok).map((r) => r.endedMs - r.startedMs).sort((a, b) => a - b);
+      const latencies = rs
+        .filter((r) => r.ok)
+        .map((r) => r.endedMs - r.startedMs)
+        .sort((a, b) => a - b);
       const failedByKind: Partial<Record<Kind, number>> = {};
       for (const r of rs) if (!r.ok) failedByKind[r.kind] = (failedByKind[r.kind] ?? 0) + 1;
       const failed = rs.filter((r) => !r.ok).length;
-      return { second, succeeded: rs.length - failed, failed, p50Ms: round(percentile(latencies, 50)), p90Ms: round(percentile(latencies, 90)), p99Ms: round(percentile(latencies, 99)), failedByKind };
+      return {
+        second,
+        succeeded: rs.length - failed,
+        failed,
+        p50Ms: round(percentile(latencies, 50)),
+        p90Ms: round(percentile(latencies, 90)),
+        p99Ms: round(percentile(latencies, 99)),
+        failedByKind,
+      };
     });
   }
 }

@@ -75,7 +75,8 @@ const KIND_COLORS: Record<Kind, string> = { totp: '#0969da', passkey: '#1a7f37',
 export function renderReport(data: ReportData): string {
   const t = data.timeline;
   const marker = data.drill ? { at: data.drill.atSecond, text: `drill: ${data.drill.action}` } : undefined;
-  const row = (name: string, f: Figures) => html`<tr><td>${name}</td><td>${f.offered}</td><td>${f.succeeded}</td><td class="${f.failed > 0 ? 'bad' : ''}">${f.failed}</td><td>${f.p50Ms}</td><td>${f.p99Ms}</td></tr>`;
+  const row = (name: string, f: Figures) =>
+    html`<tr><td>${name}</td><td>${f.offered}</td><td>${f.succeeded}</td><td class="${f.failed > 0 ? 'bad' : ''}">${f.failed}</td><td>${f.p50Ms}</td><td>${f.p99Ms}</td></tr>`;
   const kinds = Object.keys(data.byKind) as Kind[];
   return `<!doctype html>
 ${html`<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${data.title}</title><style>${CSS}</style></head>
@@ -85,16 +86,31 @@ ${html`<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content
 <table><thead><tr><th>journey</th><th>offered</th><th>succeeded</th><th>failed</th><th>p50 ms</th><th>p99 ms</th></tr></thead>
 <tbody>${kinds.map((k) => row(KIND_NAMES[k], data.byKind[k]!))}${row('all', data.overall)}</tbody></table>
 ${data.drill ? html`<p><strong>Failover drill</strong> at ${data.drill.atSecond} s (${data.drill.action}): ${data.drill.failedAfter} journeys failed after it${data.drill.firstFailureAfterMs !== null ? html`, the first ${data.drill.firstFailureAfterMs} ms after the drill; failures stopped ${data.drill.windowMs} ms after it` : html`; no failover window was visible`}.</p>` : ''}
-${lineChart('Throughput: journeys finished per second', 'journeys/s', [
-  { name: 'succeeded', color: '#1a7f37', values: t.map((s) => s.succeeded) },
-  { name: 'failed', color: '#cf222e', values: t.map((s) => s.failed) },
-], marker)}
-${lineChart('Latency of successful journeys, by second', 'ms', [
-  { name: 'p50', color: '#0969da', values: t.map((s) => s.p50Ms) },
-  { name: 'p90', color: '#9a6700', values: t.map((s) => s.p90Ms) },
-  { name: 'p99', color: '#cf222e', values: t.map((s) => s.p99Ms) },
-], marker)}
-${lineChart('Failed journeys per second, by kind', 'failed/s', kinds.map((k) => ({ name: KIND_NAMES[k], color: KIND_COLORS[k], values: t.map((s) => s.failedByKind[k] ?? 0) })), marker)}
+${lineChart(
+  'Throughput: journeys finished per second',
+  'journeys/s',
+  [
+    { name: 'succeeded', color: '#1a7f37', values: t.map((s) => s.succeeded) },
+    { name: 'failed', color: '#cf222e', values: t.map((s) => s.failed) },
+  ],
+  marker,
+)}
+${lineChart(
+  'Latency of successful journeys, by second',
+  'ms',
+  [
+    { name: 'p50', color: '#0969da', values: t.map((s) => s.p50Ms) },
+    { name: 'p90', color: '#9a6700', values: t.map((s) => s.p90Ms) },
+    { name: 'p99', color: '#cf222e', values: t.map((s) => s.p99Ms) },
+  ],
+  marker,
+)}
+${lineChart(
+  'Failed journeys per second, by kind',
+  'failed/s',
+  kinds.map((k) => ({ name: KIND_NAMES[k], color: KIND_COLORS[k], values: t.map((s) => s.failedByKind[k] ?? 0) })),
+  marker,
+)}
 <h2>Errors</h2>
 ${data.errors.length === 0 ? html`<p>None.</p>` : html`<table><thead><tr><th>step that failed</th><th>journeys</th></tr></thead><tbody>${data.errors.map(([label, n]) => html`<tr><td><code>${label}</code></td><td>${n}</td></tr>`)}</tbody></table>`}
 <p><small>Made by <code>steadfast loadtest</code>.</small></p>

@@ -39,7 +39,10 @@ export interface LoadtestIo {
 /** Parses `--mix totp=60,passkey=25,sms=10,setup=5` (or `:`), shares in any unit. */
 export function parseMix(text: string): Partial<Record<Kind, number>> {
   const mix: Partial<Record<Kind, number>> = {};
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const [name, weight] = part.split(/[=:]/);
     if (!KINDS.includes(name as Kind)) throw new Error(`--mix: unknown journey "${name}" (known: ${KINDS.join(', ')})`);
     const value = weight === undefined ? 1 : Number(weight);
@@ -114,7 +117,10 @@ export async function runLoadtest(o: LoadtestOptions, io: LoadtestIo): Promise<L
   process.once('SIGINT', onSigint);
   try {
     // Set-up: temporary users with every method the mix needs.
-    const setupBar = o.json || !io.progress ? undefined : new SingleBar({ format: 'setting up users |{bar}| {value}/{total}', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+    const setupBar =
+      o.json || !io.progress
+        ? undefined
+        : new SingleBar({ format: 'setting up users |{bar}| {value}/{total}', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
     setupBar?.start(count, 0);
     try {
       await pool.create(count, { passkeys: Boolean(mix.passkey), sms: Boolean(mix.sms) }, 8, () => setupBar?.increment());
@@ -126,7 +132,13 @@ export async function runLoadtest(o: LoadtestOptions, io: LoadtestIo): Promise<L
 
     const ctx: JourneyContext = { http, pool, tenant: o.tenant, sms };
     const pick = kindPicker(mix);
-    const bar = o.json || !io.progress ? undefined : new SingleBar({ format: 'loadtest |{bar}| {value}/{total} s | {ok} ok, {failed} failed | in flight {inFlight}', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+    const bar =
+      o.json || !io.progress
+        ? undefined
+        : new SingleBar(
+            { format: 'loadtest |{bar}| {value}/{total} s | {ok} ok, {failed} failed | in flight {inFlight}', stream: process.stderr, hideCursor: true },
+            Presets.shades_classic,
+          );
     bar?.start(o.durationSeconds, 0, { ok: 0, failed: 0, inFlight: 0 });
     const started = performance.now();
     const elapsed = () => performance.now() - started;
@@ -199,7 +211,13 @@ export async function runLoadtest(o: LoadtestOptions, io: LoadtestIo): Promise<L
         windowMs: after.length ? Math.round(Math.max(...after.map((r) => r.endedMs)) - drill.atMs) : 0,
       };
     }
-    const result: LoadtestResult = { ...overall, byKind, skipped: recorder.skipped, errors: Object.fromEntries(recorder.errors()), ...(drillFigures ? { drill: drillFigures } : {}) };
+    const result: LoadtestResult = {
+      ...overall,
+      byKind,
+      skipped: recorder.skipped,
+      errors: Object.fromEntries(recorder.errors()),
+      ...(drillFigures ? { drill: drillFigures } : {}),
+    };
     if (o.report) {
       const seconds = Math.max(1, Math.round(o.durationSeconds));
       writeFileSync(
@@ -237,19 +255,25 @@ export async function runLoadtest(o: LoadtestOptions, io: LoadtestIo): Promise<L
 
 function summaryTable(r: LoadtestResult, mix: Partial<Record<Kind, number>>, interrupted: boolean): string {
   const rows: string[][] = [['journey', 'share', 'offered', 'succeeded', 'failed', 'p50 ms', 'p99 ms']];
-  for (const [kind, f] of Object.entries(r.byKind) as [Kind, Figures][]) rows.push([KIND_NAMES[kind], `${mix[kind]}%`, ...[f.offered, f.succeeded, f.failed, f.p50Ms, f.p99Ms].map(String)]);
+  for (const [kind, f] of Object.entries(r.byKind) as [Kind, Figures][])
+    rows.push([KIND_NAMES[kind], `${mix[kind]}%`, ...[f.offered, f.succeeded, f.failed, f.p50Ms, f.p99Ms].map(String)]);
   rows.push(['all', '', ...[r.offered, r.succeeded, r.failed, r.p50Ms, r.p99Ms].map(String)]);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   const lines = rows.map((row) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '));
   lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
   const failRate = r.offered ? (100 * r.failed) / r.offered : 0;
-  lines.push('', `${failRate.toFixed(2)}% of journeys failed${interrupted ? ' (interrupted)' : ''}${r.skipped ? `; ${r.skipped} not started (no free user or too many in flight: the generator's limit)` : ''}`);
+  lines.push(
+    '',
+    `${failRate.toFixed(2)}% of journeys failed${interrupted ? ' (interrupted)' : ''}${r.skipped ? `; ${r.skipped} not started (no free user or too many in flight: the generator's limit)` : ''}`,
+  );
   for (const [label, n] of Object.entries(r.errors)) lines.push(`  ${String(n).padStart(6)} × ${label}`);
   if (r.drill) {
     lines.push(
       '',
       `failover drill at ${r.drill.atSecond} s (${r.drill.action}): ${r.drill.failedAfter} journeys failed after it` +
-        (r.drill.firstFailureAfterMs !== null ? `; failures from +${r.drill.firstFailureAfterMs} ms to +${r.drill.windowMs} ms (failover window ${(r.drill.windowMs / 1000).toFixed(1)} s)` : '; no failover window was visible'),
+        (r.drill.firstFailureAfterMs !== null
+          ? `; failures from +${r.drill.firstFailureAfterMs} ms to +${r.drill.windowMs} ms (failover window ${(r.drill.windowMs / 1000).toFixed(1)} s)`
+          : '; no failover window was visible'),
     );
   }
   return lines.join('\n') + '\n';

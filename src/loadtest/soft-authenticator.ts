@@ -54,7 +54,15 @@ export class SoftAuthenticator {
     const idLength = Buffer.alloc(2);
     idLength.writeUInt16BE(this.credentialId.length);
     const authData = Buffer.concat([this.authDataHead(0x41 | (this.userVerified ? 0x04 : 0)), this.aaguid, idLength, this.credentialId, coseKey]);
-    const attestationObject = Buffer.from(isoCBOR.encode(new Map<string, unknown>([['fmt', 'none'], ['attStmt', new Map()], ['authData', authData]]) as never));
+    const attestationObject = Buffer.from(
+      isoCBOR.encode(
+        new Map<string, unknown>([
+          ['fmt', 'none'],
+          ['attStmt', new Map()],
+          ['authData', authData],
+        ]) as never,
+      ),
+    );
     this.userHandle = options.user.id;
     return {
       id: this.id,

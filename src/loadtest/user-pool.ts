@@ -65,7 +65,10 @@ export class UserPool {
     this.users.push(user);
     const first = await this.http.expectPatiently(200, 'POST', `/api/v1/t/${this.tenant}/signin`, { username, password });
     const session: string | undefined = first.session?.token;
-    if (!session) throw new Error(`the first sign-in of ${username} gave no session (state ${first.state}); the loadtest needs a tenant whose new users register their own methods`);
+    if (!session)
+      throw new Error(
+        `the first sign-in of ${username} gave no session (state ${first.state}); the loadtest needs a tenant whose new users register their own methods`,
+      );
     const totp = await this.http.expectPatiently(201, 'POST', '/api/v1/me/methods', { type: 'totp', label: 'loadtest' }, session);
     user.totpSecret = totp.secret;
     user.lastStep = currentStep();
@@ -73,7 +76,13 @@ export class UserPool {
     if (needs.passkeys) {
       const authenticator = new SoftAuthenticator(this.origin);
       const options = await this.http.expectPatiently(200, 'POST', '/api/v1/me/methods/webauthn/options', {}, session);
-      await this.http.expectPatiently(201, 'POST', '/api/v1/me/methods', { type: 'webauthn', label: 'loadtest passkey', attestation: authenticator.register(options) }, session);
+      await this.http.expectPatiently(
+        201,
+        'POST',
+        '/api/v1/me/methods',
+        { type: 'webauthn', label: 'loadtest passkey', attestation: authenticator.register(options) },
+        session,
+      );
       user.passkey = authenticator;
     }
     if (phone && this.sms) {

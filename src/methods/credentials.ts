@@ -119,7 +119,12 @@ export class Credentials {
 
   /** Removes a credential that never became active (its confirmation code could not be sent). */
   async deletePending(credential: Credential): Promise<void> {
-    await this.db.deleteFrom('credentials').where('tenant_id', '=', credential.tenantId).where('id', '=', credential.id).where('state', '=', 'pending').execute();
+    await this.db
+      .deleteFrom('credentials')
+      .where('tenant_id', '=', credential.tenantId)
+      .where('id', '=', credential.id)
+      .where('state', '=', 'pending')
+      .execute();
   }
 
   /**
@@ -127,7 +132,11 @@ export class Credentials {
    * With `first-method`, throws `already-registered` when the user has another
    * active method by then.
    */
-  async activate(credential: Credential, activation?: Activation, completion?: { label?: string; secret?: string | null; publicData?: Record<string, unknown> }): Promise<boolean> {
+  async activate(
+    credential: Credential,
+    activation?: Activation,
+    completion?: { label?: string; secret?: string | null; publicData?: Record<string, unknown> },
+  ): Promise<boolean> {
     // What only the activation knows (a paired device's key) is written in the same statement that
     // activates: of two racing completions of one pending credential, exactly one writes and activates.
     const extra: Partial<CredentialTable> = {};
@@ -239,9 +248,18 @@ export class Credentials {
  * PostgreSQL; SQLite runs one write transaction at a time), then any other
  * active method refuses it. Recovery codes do not count: they prove nothing.
  */
-async function guardActivation(trx: Transaction<Database>, row: Pick<CredentialTable, 'tenant_id' | 'user_id' | 'id'>, activation: Activation | undefined): Promise<void> {
+async function guardActivation(
+  trx: Transaction<Database>,
+  row: Pick<CredentialTable, 'tenant_id' | 'user_id' | 'id'>,
+  activation: Activation | undefined,
+): Promise<void> {
   if (activation !== 'first-method') return;
-  await trx.updateTable('users').set((eb) => ({ updated_at: eb('updated_at', '+', 0) })).where('tenant_id', '=', row.tenant_id).where('id', '=', row.user_id).execute();
+  await trx
+    .updateTable('users')
+    .set((eb) => ({ updated_at: eb('updated_at', '+', 0) }))
+    .where('tenant_id', '=', row.tenant_id)
+    .where('id', '=', row.user_id)
+    .execute();
   const other = await trx
     .selectFrom('credentials')
     .select('id')
@@ -263,7 +281,13 @@ async function guardActivation(trx: Transaction<Database>, row: Pick<CredentialT
  */
 async function clearMustRegister(trx: Transaction<Database>, row: Pick<CredentialTable, 'tenant_id' | 'user_id' | 'type'>): Promise<void> {
   if (row.type === 'recovery-codes') return;
-  await trx.updateTable('users').set({ must_register: 0 }).where('tenant_id', '=', row.tenant_id).where('id', '=', row.user_id).where('must_register', '=', 1).execute();
+  await trx
+    .updateTable('users')
+    .set({ must_register: 0 })
+    .where('tenant_id', '=', row.tenant_id)
+    .where('id', '=', row.user_id)
+    .where('must_register', '=', 1)
+    .execute();
 }
 
 export function toCredential(row: CredentialTable): Credential {

@@ -84,7 +84,14 @@ export class MethodManagement {
   }
 
   /** `ip` is where the request came from: methods that send codes count their sends by session and source. */
-  async enrol(tenant: Tenant, user: User, session: Session, type: string, input: EnrolInput, ip?: string): Promise<{ id: string; state: string } & Record<string, unknown>> {
+  async enrol(
+    tenant: Tenant,
+    user: User,
+    session: Session,
+    type: string,
+    input: EnrolInput,
+    ip?: string,
+  ): Promise<{ id: string; state: string } & Record<string, unknown>> {
     await this.requireMayChange(tenant, user, session, 'add-method');
     const method = this.deps.methods.get(type);
     if (!method) throw new AppError('invalid-request', `"${type}" is not a method type this server can register`);
@@ -141,7 +148,13 @@ export class MethodManagement {
     return { id, delivery: sent.delivery };
   }
 
-  async update(tenant: Tenant, user: User, session: Session, id: string, changes: { label?: string | undefined; default?: boolean | undefined }): Promise<MethodView> {
+  async update(
+    tenant: Tenant,
+    user: User,
+    session: Session,
+    id: string,
+    changes: { label?: string | undefined; default?: boolean | undefined },
+  ): Promise<MethodView> {
     await this.requireMayChange(tenant, user, session, 'change-method');
     const credential = await this.require(tenant, user, id);
     const label = changes.label?.trim();

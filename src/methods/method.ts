@@ -25,7 +25,6 @@ export interface EnrolInput {
   activation?: Activation | undefined;
 }
 
-
 /** What a started challenge gives the person (and the API answer): where a code went, WebAuthn options. */
 export interface ChallengeResult {
   delivery?: SentCode;

@@ -54,7 +54,13 @@ export async function rewrapSecrets(db: Db, keyRing: KeyRing, batchSize = 500): 
     if (!keyRing.needsRewrap(key.sealed_jwk)) continue;
     const context = `oidc-signing-key:${key.tenant_id}:${key.kid}`;
     const resealed = keyRing.seal(keyRing.open(key.sealed_jwk, context), context);
-    const result = await db.updateTable('oidc_keys').set({ sealed_jwk: resealed }).where('tenant_id', '=', key.tenant_id).where('kid', '=', key.kid).where('sealed_jwk', '=', key.sealed_jwk).executeTakeFirst();
+    const result = await db
+      .updateTable('oidc_keys')
+      .set({ sealed_jwk: resealed })
+      .where('tenant_id', '=', key.tenant_id)
+      .where('kid', '=', key.kid)
+      .where('sealed_jwk', '=', key.sealed_jwk)
+      .executeTakeFirst();
     rewrapped += Number(result.numUpdatedRows);
   }
   // The deployment's own keys (the Web Push VAPID key).
@@ -63,7 +69,12 @@ export async function rewrapSecrets(db: Db, keyRing: KeyRing, batchSize = 500): 
     if (!keyRing.needsRewrap(key.sealed_private_key)) continue;
     const context = deploymentKeyContext(key.name);
     const resealed = keyRing.seal(keyRing.open(key.sealed_private_key, context), context);
-    const result = await db.updateTable('deployment_keys').set({ sealed_private_key: resealed }).where('name', '=', key.name).where('sealed_private_key', '=', key.sealed_private_key).executeTakeFirst();
+    const result = await db
+      .updateTable('deployment_keys')
+      .set({ sealed_private_key: resealed })
+      .where('name', '=', key.name)
+      .where('sealed_private_key', '=', key.sealed_private_key)
+      .executeTakeFirst();
     rewrapped += Number(result.numUpdatedRows);
   }
   for (const app of await db.selectFrom('apps').select(['id', 'tenant_id', 'settings']).where('kind', '=', 'oidc').execute()) {
@@ -73,7 +84,13 @@ export async function rewrapSecrets(db: Db, keyRing: KeyRing, batchSize = 500): 
     if (!keyRing.needsRewrap(settings.sealedSecret)) continue;
     const context = `app-secret:${app.id}`;
     const next = JSON.stringify({ ...settings, sealedSecret: keyRing.seal(keyRing.open(settings.sealedSecret, context), context) });
-    const result = await db.updateTable('apps').set({ settings: next }).where('tenant_id', '=', app.tenant_id).where('id', '=', app.id).where('settings', '=', app.settings).executeTakeFirst();
+    const result = await db
+      .updateTable('apps')
+      .set({ settings: next })
+      .where('tenant_id', '=', app.tenant_id)
+      .where('id', '=', app.id)
+      .where('settings', '=', app.settings)
+      .executeTakeFirst();
     rewrapped += Number(result.numUpdatedRows);
   }
   return { examined, rewrapped };

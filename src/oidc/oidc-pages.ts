@@ -30,7 +30,11 @@ export const oidcPages = {
   },
 
   error(tenant: Tenant, title: string, detail: string): string {
-    return layout({ title, tenantName: tenant.name, body: html`<div class="card"><h1>${title}</h1>${alert('error', detail)}<p>Go back to the app and try again.</p></div>` });
+    return layout({
+      title,
+      tenantName: tenant.name,
+      body: html`<div class="card"><h1>${title}</h1>${alert('error', detail)}<p>Go back to the app and try again.</p></div>`,
+    });
   },
 
   /** `form` is oidc-provider's own hidden form (it carries its CSRF token); the buttons submit it. */
@@ -49,6 +53,10 @@ ${trustedHtml(form)}
   },
 
   loggedOut(tenant: Tenant, clientName: string | undefined): string {
-    return layout({ title: 'Signed out', tenantName: tenant.name, body: html`<div class="card"><h1>You are signed out</h1><p>You signed out${clientName ? ` of ${clientName}` : ''} and of ${tenant.name} on this browser.</p></div>` });
+    return layout({
+      title: 'Signed out',
+      tenantName: tenant.name,
+      body: html`<div class="card"><h1>You are signed out</h1><p>You signed out${clientName ? ` of ${clientName}` : ''} and of ${tenant.name} on this browser.</p></div>`,
+    });
   },
 };

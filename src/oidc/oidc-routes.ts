@@ -18,7 +18,10 @@ import { contentSecurityPolicy, securityHeaders } from '../http/security-headers
 import { parseRecord } from '../store/parse-record.ts';
 
 const TenantParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
-const InteractionParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }), uid: Type.String({ minLength: 10, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }) });
+const InteractionParams = Type.Object({
+  tenant: Type.String({ minLength: 1, maxLength: 64 }),
+  uid: Type.String({ minLength: 10, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }),
+});
 
 /**
  * OpenID Connect: the protocol endpoints are oidc-provider's own (a certified
@@ -79,10 +82,26 @@ export function oidcRoutes(services: OidcRoutesDeps): FastifyPluginAsyncTypebox 
       raw.addContentTypeParser('*', (_request, _payload, done) => done(null));
       // Apps and their users' browsers call the protocol endpoints from their own sites by design.
       const config = { admissionClass: 'finish-signin' as const, crossSite: true };
-      raw.get('/t/:tenant/.well-known/openid-configuration', { schema: { params: TenantParams, tags: ['oidc'], summary: 'OpenID Connect discovery for the tenant' }, config }, delegate);
-      raw.route({ method: ['GET', 'POST', 'OPTIONS'], url: '/t/:tenant/oidc/*', schema: { params: Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }), '*': Type.String() }), hide: true }, config, handler: delegate });
+      raw.get(
+        '/t/:tenant/.well-known/openid-configuration',
+        { schema: { params: TenantParams, tags: ['oidc'], summary: 'OpenID Connect discovery for the tenant' }, config },
+        delegate,
+      );
+      raw.route({
+        method: ['GET', 'POST', 'OPTIONS'],
+        url: '/t/:tenant/oidc/*',
+        schema: { params: Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }), '*': Type.String() }), hide: true },
+        config,
+        handler: delegate,
+      });
       // A new authorization request starts a sign-in: it waits behind those already under way, like a password.
-      raw.route({ method: ['GET', 'POST'], url: '/t/:tenant/oidc/auth', schema: { params: TenantParams, hide: true }, config: { ...config, admissionClass: 'start-signin' as const }, handler: delegate });
+      raw.route({
+        method: ['GET', 'POST'],
+        url: '/t/:tenant/oidc/auth',
+        schema: { params: TenantParams, hide: true },
+        config: { ...config, admissionClass: 'start-signin' as const },
+        handler: delegate,
+      });
     });
 
     /**
@@ -134,7 +153,14 @@ export function oidcRoutes(services: OidcRoutesDeps): FastifyPluginAsyncTypebox 
           return provider.interactionFinished(
             request.raw,
             reply.raw,
-            { login: { accountId: user.id, amr: session.amr, acr: session.amr.includes('mfa') ? ACR_MFA : ACR_PASSWORD, ts: Math.floor(session.authTime / 1000) } },
+            {
+              login: {
+                accountId: user.id,
+                amr: session.amr,
+                acr: session.amr.includes('mfa') ? ACR_MFA : ACR_PASSWORD,
+                ts: Math.floor(session.authTime / 1000),
+              },
+            },
             { mergeWithLastSubmission: false },
           );
         }
@@ -148,14 +174,24 @@ export function oidcRoutes(services: OidcRoutesDeps): FastifyPluginAsyncTypebox 
             reply.hijack();
             return provider.interactionFinished(request.raw, reply.raw, { consent: { grantId } }, { mergeWithLastSubmission: true });
           }
-          const scopes = String(details.params.scope ?? 'openid').split(' ').filter(Boolean);
+          const scopes = String(details.params.scope ?? 'openid')
+            .split(' ')
+            .filter(Boolean);
           // Allowing ends, through redirects, at the app's callback: the form may lead there and nowhere else.
           const targets = [...new Set((client?.redirectUris ?? []).map((u) => new URL(u).origin))];
           return reply
             .type('text/html; charset=utf-8')
             .header('cache-control', 'no-store')
             .header('content-security-policy', contentSecurityPolicy({ https: services.publicUrl.startsWith('https:'), formTargets: targets }))
-            .send(oidcPages.consent(tenant, client?.clientName ?? 'This app', scopes, `/t/${tenant.slug}/oidc/interaction/${details.uid}/consent`, reply.generateCsrf()));
+            .send(
+              oidcPages.consent(
+                tenant,
+                client?.clientName ?? 'This app',
+                scopes,
+                `/t/${tenant.slug}/oidc/interaction/${details.uid}/consent`,
+                reply.generateCsrf(),
+              ),
+            );
         }
         throw new AppError('invalid-state', `this app asked for a step Steadfast does not offer (${details.prompt.name})`);
       },
@@ -163,7 +199,12 @@ export function oidcRoutes(services: OidcRoutesDeps): FastifyPluginAsyncTypebox 
 
     app.post(
       '/t/:tenant/oidc/interaction/:uid/consent',
-      formRoute(app, 'finish-signin', InteractionParams, Type.Object({ decision: Type.Optional(Type.String({ maxLength: 10 })), _csrf: Type.Optional(Type.String({ maxLength: 200 })) })),
+      formRoute(
+        app,
+        'finish-signin',
+        InteractionParams,
+        Type.Object({ decision: Type.Optional(Type.String({ maxLength: 10 })), _csrf: Type.Optional(Type.String({ maxLength: 200 })) }),
+      ),
       async (request, reply) => {
         const tenant = await tenantOf(request.params.tenant);
         const provider = await services.oidc.forTenant(tenant);
@@ -173,7 +214,12 @@ export function oidcRoutes(services: OidcRoutesDeps): FastifyPluginAsyncTypebox 
         if (details.prompt.name !== 'consent' || !details.session?.accountId) throw new AppError('invalid-state', 'there is nothing to allow here');
         if (request.body.decision !== 'allow') {
           reply.hijack();
-          return provider.interactionFinished(request.raw, reply.raw, { error: 'access_denied', error_description: 'The user did not allow the app' }, { mergeWithLastSubmission: false });
+          return provider.interactionFinished(
+            request.raw,
+            reply.raw,
+            { error: 'access_denied', error_description: 'The user did not allow the app' },
+            { mergeWithLastSubmission: false },
+          );
         }
         const grantId = await grantWhatIsMissing(provider, details);
         reply.hijack();

@@ -20,7 +20,11 @@ export function storageAdapterFor(deps: { db: Db; ephemeral: EphemeralStore; clo
 
     constructor(readonly model: string) {
       this.inner =
-        model === 'Client' ? new ClientAdapter(deps.apps, tenantId) : EPHEMERAL_MODELS.has(model) ? new EphemeralAdapter(deps.ephemeral, tenantId, model) : new DurableAdapter(deps.db, deps.clock, tenantId, model);
+        model === 'Client'
+          ? new ClientAdapter(deps.apps, tenantId)
+          : EPHEMERAL_MODELS.has(model)
+            ? new EphemeralAdapter(deps.ephemeral, tenantId, model)
+            : new DurableAdapter(deps.db, deps.clock, tenantId, model);
     }
 
     upsert(id: string, payload: AdapterPayload, expiresIn: number) {
@@ -75,7 +79,18 @@ class DurableAdapter implements Adapter {
     await this.db
       .insertInto('oidc_records')
       .values(row)
-      .onConflict((oc) => oc.columns(['tenant_id', 'model', 'id']).doUpdateSet({ payload: row.payload, grant_id: row.grant_id, uid: row.uid, user_code: row.user_code, expires_at: row.expires_at, account_id: row.account_id }))
+      .onConflict((oc) =>
+        oc
+          .columns(['tenant_id', 'model', 'id'])
+          .doUpdateSet({
+            payload: row.payload,
+            grant_id: row.grant_id,
+            uid: row.uid,
+            user_code: row.user_code,
+            expires_at: row.expires_at,
+            account_id: row.account_id,
+          }),
+      )
       .execute();
   }
 
@@ -97,7 +112,13 @@ class DurableAdapter implements Adapter {
   }
 
   async consume(id: string): Promise<void> {
-    await this.db.updateTable('oidc_records').set({ consumed_at: this.clock.now() }).where('tenant_id', '=', this.tenantId).where('model', '=', this.model).where('id', '=', id).execute();
+    await this.db
+      .updateTable('oidc_records')
+      .set({ consumed_at: this.clock.now() })
+      .where('tenant_id', '=', this.tenantId)
+      .where('model', '=', this.model)
+      .where('id', '=', id)
+      .execute();
   }
 
   async destroy(id: string): Promise<void> {
@@ -127,7 +148,8 @@ class EphemeralAdapter implements Adapter {
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
     await this.store.set(this.key(id), { payload } satisfies EphemeralRecord, Math.max(1, expiresIn) * 1000);
     // Codes of a grant are revoked with it (a code used twice revokes everything it gave).
-    if (payload.grantId) await this.store.set(`oidc:${this.tenantId}:grant:${payload.grantId}:${this.model}:${id}`, this.key(id), Math.max(1, expiresIn) * 1000);
+    if (payload.grantId)
+      await this.store.set(`oidc:${this.tenantId}:grant:${payload.grantId}:${this.model}:${id}`, this.key(id), Math.max(1, expiresIn) * 1000);
   }
 
   private async record(id: string): Promise<EphemeralRecord | undefined> {

@@ -105,7 +105,9 @@ export class Sweeper {
       const started = performance.now();
       const outcome = await this.db.transaction().execute(async (trx) => {
         if (this.options.engine === 'postgres') {
-          const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(hashtext(current_schema() || ':' || ${lockName})) as locked`.execute(trx);
+          const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(hashtext(current_schema() || ':' || ${lockName})) as locked`.execute(
+            trx,
+          );
           if (!rows[0]?.locked) return 'skipped' as const;
         }
         return sweep.batch(trx, { now, limit: this.batchSize, ...(tenant ? { tenant } : {}) });

@@ -50,7 +50,12 @@ export function expirySweeps(audit: AuditLog): Sweep[] {
       perTenant: false,
       // Idle and revoked sessions are refused at once and go here when their absolute lifetime ends.
       batch: async (trx, { now, limit }) =>
-        removed(await trx.deleteFrom('sessions').where('id', 'in', trx.selectFrom('sessions').select('id').where('expires_at', '<', now).limit(limit)).executeTakeFirst()),
+        removed(
+          await trx
+            .deleteFrom('sessions')
+            .where('id', 'in', trx.selectFrom('sessions').select('id').where('expires_at', '<', now).limit(limit))
+            .executeTakeFirst(),
+        ),
     },
     {
       name: 'oidc-records',
@@ -60,7 +65,11 @@ export function expirySweeps(audit: AuditLog): Sweep[] {
           await trx
             .deleteFrom('oidc_records')
             .where(({ eb, refTuple, selectFrom }) =>
-              eb(refTuple('tenant_id', 'model', 'id'), 'in', selectFrom('oidc_records').select(['tenant_id', 'model', 'id']).where('expires_at', '<', now).limit(limit).$asTuple('tenant_id', 'model', 'id')),
+              eb(
+                refTuple('tenant_id', 'model', 'id'),
+                'in',
+                selectFrom('oidc_records').select(['tenant_id', 'model', 'id']).where('expires_at', '<', now).limit(limit).$asTuple('tenant_id', 'model', 'id'),
+              ),
             )
             .executeTakeFirst(),
         ),
@@ -70,7 +79,12 @@ export function expirySweeps(audit: AuditLog): Sweep[] {
       perTenant: false,
       // Used-up and revoked passes go when they would have expired; every use is in the sign-in and audit logs.
       batch: async (trx, { now, limit }) =>
-        removed(await trx.deleteFrom('access_passes').where('id', 'in', trx.selectFrom('access_passes').select('id').where('expires_at', '<', now).limit(limit)).executeTakeFirst()),
+        removed(
+          await trx
+            .deleteFrom('access_passes')
+            .where('id', 'in', trx.selectFrom('access_passes').select('id').where('expires_at', '<', now).limit(limit))
+            .executeTakeFirst(),
+        ),
     },
     {
       name: 'pending-enrolments',
@@ -80,7 +94,16 @@ export function expirySweeps(audit: AuditLog): Sweep[] {
         removed(
           await trx
             .deleteFrom('credentials')
-            .where('id', 'in', trx.selectFrom('credentials').select('id').where('state', '=', sql.lit('pending')).where('created_at', '<', now - PENDING_ENROLMENT_KEPT_MS).limit(limit))
+            .where(
+              'id',
+              'in',
+              trx
+                .selectFrom('credentials')
+                .select('id')
+                .where('state', '=', sql.lit('pending'))
+                .where('created_at', '<', now - PENDING_ENROLMENT_KEPT_MS)
+                .limit(limit),
+            )
             .executeTakeFirst(),
         ),
     },
@@ -92,7 +115,16 @@ export function expirySweeps(audit: AuditLog): Sweep[] {
         removed(
           await trx
             .deleteFrom('remembered_devices')
-            .where('id', 'in', trx.selectFrom('remembered_devices').select('id').where('tenant_id', '=', tenant!.id).where('created_at', '<', now - tenant!.policy.rememberedDeviceDays * DAY_MS).limit(limit))
+            .where(
+              'id',
+              'in',
+              trx
+                .selectFrom('remembered_devices')
+                .select('id')
+                .where('tenant_id', '=', tenant!.id)
+                .where('created_at', '<', now - tenant!.policy.rememberedDeviceDays * DAY_MS)
+                .limit(limit),
+            )
             .executeTakeFirst(),
         ),
     },
@@ -106,7 +138,13 @@ export function expirySweeps(audit: AuditLog): Sweep[] {
             .where(
               'id',
               'in',
-              trx.selectFrom('signin_events').select('id').where('tenant_id', '=', tenant!.id).where('at', '<', now - tenant!.policy.retention.signinEventDays * DAY_MS).orderBy('at').limit(limit),
+              trx
+                .selectFrom('signin_events')
+                .select('id')
+                .where('tenant_id', '=', tenant!.id)
+                .where('at', '<', now - tenant!.policy.retention.signinEventDays * DAY_MS)
+                .orderBy('at')
+                .limit(limit),
             )
             .executeTakeFirst(),
         ),
@@ -116,7 +154,12 @@ export function expirySweeps(audit: AuditLog): Sweep[] {
       perTenant: true,
       batch: async (trx, { now, limit, tenant }) => {
         const { pruned, broken } = await audit.prune(trx, tenant!.id, now - tenant!.policy.retention.auditDays * DAY_MS, limit);
-        return { removed: pruned, ...(broken ? { problem: `the audit chain does not check out (${broken}); it is kept whole until this is looked into: run steadfast audit verify` } : {}) };
+        return {
+          removed: pruned,
+          ...(broken
+            ? { problem: `the audit chain does not check out (${broken}); it is kept whole until this is looked into: run steadfast audit verify` }
+            : {}),
+        };
       },
     },
   ];

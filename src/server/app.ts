@@ -144,7 +144,15 @@ export async function buildApp(services: Services, options: AppOptions) {
     // While sign-in runs from the local fallback, changes (self-service, administration) wait for the
     // database: made now they could not be checked against it or seen by other nodes. Sign-in goes on.
     if (services.fallback?.usesFallback() && PAUSED_CLASSES.has(cls) && request.method !== 'GET' && request.method !== 'HEAD' && !route?.duringOutage) {
-      return sendProblem(reply, new AppError('changes-paused', 'changes are paused while the database is unreachable; signing in still works, try this again later', {}, CHANGES_PAUSED_RETRY_AFTER_S));
+      return sendProblem(
+        reply,
+        new AppError(
+          'changes-paused',
+          'changes are paused while the database is unreachable; signing in still works, try this again later',
+          {},
+          CHANGES_PAUSED_RETRY_AFTER_S,
+        ),
+      );
     }
     // Admission before any work, the body included: refusing must stay cheap.
     const slug = (request.params as { tenant?: string } | undefined)?.tenant;
@@ -208,7 +216,8 @@ export async function buildApp(services: Services, options: AppOptions) {
       info: {
         title: 'Steadfast API',
         version: '1',
-        description: 'Sign-in, self-service, admin, app and operations API of Steadfast. Errors are RFC 9457 problem+json. OpenID Connect: discovery at /t/{tenant}/.well-known/openid-configuration.',
+        description:
+          'Sign-in, self-service, admin, app and operations API of Steadfast. Errors are RFC 9457 problem+json. OpenID Connect: discovery at /t/{tenant}/.well-known/openid-configuration.',
       },
       components: {
         securitySchemes: {
@@ -232,11 +241,14 @@ export async function buildApp(services: Services, options: AppOptions) {
     if (!asset) throw new AppError('not-found');
     return reply.type(asset.type).header('cache-control', 'public, max-age=3600').send(asset.body);
   });
-  app.get('/', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async (_request, reply) => sendProblem(reply, new AppError('not-found', 'sign in at /t/{tenant}/signin')));
+  app.get('/', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async (_request, reply) =>
+    sendProblem(reply, new AppError('not-found', 'sign in at /t/{tenant}/signin')),
+  );
 
   app.get('/metrics', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async (request, reply) => {
     // Per-tenant volumes and provider names are for operators only.
-    if (!isOperator(request, services.config.opsToken)) throw new AppError('forbidden', 'metrics are served to this host, or with the operator token (STEADFAST_OPS_TOKEN)');
+    if (!isOperator(request, services.config.opsToken))
+      throw new AppError('forbidden', 'metrics are served to this host, or with the operator token (STEADFAST_OPS_TOKEN)');
     return reply.type(services.metrics.registry.contentType).send(await services.metrics.registry.metrics());
   });
   app.get('/api/v1/openapi.json', { schema: { hide: true }, config: { admissionClass: 'ops' } }, async () => app.swagger());
@@ -244,15 +256,41 @@ export async function buildApp(services: Services, options: AppOptions) {
   await app.register(opsRoutes(services, readiness));
   await app.register(signinApi({ tenants: services.tenants, signin: services.signin }));
   await app.register(authenticatorApi({ tenants: services.tenants, methods: services.methods }));
-  await app.register(meApi({ auth: services.auth, management: services.management, passwords: services.passwords, events: services.events, reports: services.reports, sessions: services.sessions }));
+  await app.register(
+    meApi({
+      auth: services.auth,
+      management: services.management,
+      passwords: services.passwords,
+      events: services.events,
+      reports: services.reports,
+      sessions: services.sessions,
+    }),
+  );
   await app.register(adminApi({ auth: services.auth, admin: services.admin, users: services.users }));
   await app.register(clusterAdminApi({ auth: services.auth, cluster: services.cluster }));
   await app.register(configRoutes({ auth: services.auth, rollouts: services.rollouts, incidents: services.incidents, audit: services.audit }));
-  await app.register(appApi({ apps: services.apps, tenants: services.tenants, users: services.users, signin: services.signin, ephemeral: services.ephemeral, publicUrl: services.config.publicUrl }));
+  await app.register(
+    appApi({
+      apps: services.apps,
+      tenants: services.tenants,
+      users: services.users,
+      signin: services.signin,
+      ephemeral: services.ephemeral,
+      publicUrl: services.config.publicUrl,
+    }),
+  );
   const tenantPages = tenantLookup(services.tenants);
   const flash = pageFlash({ sealer: services.keyRing, now: () => services.clock.now(), secure: services.config.publicUrl.startsWith('https:') });
   await app.register(
-    signinRoutes({ tenants: tenantPages, signin: services.signin, auth: services.auth, sessions: services.sessions, oidcRevocation: services.oidcRevocation, knownBrowsers: services.knownBrowsers, publicUrl: services.config.publicUrl }),
+    signinRoutes({
+      tenants: tenantPages,
+      signin: services.signin,
+      auth: services.auth,
+      sessions: services.sessions,
+      oidcRevocation: services.oidcRevocation,
+      knownBrowsers: services.knownBrowsers,
+      publicUrl: services.config.publicUrl,
+    }),
   );
   await app.register(
     securityInfoRoutes({
@@ -262,10 +300,13 @@ export async function buildApp(services: Services, options: AppOptions) {
       sessions: services.sessions,
       passwords: services.passwords,
       flash,
-      codeLifetimeMinutes: services.config.delivery.code.lifetimeMinutes }),
+      codeLifetimeMinutes: services.config.delivery.code.lifetimeMinutes,
+    }),
   );
   await app.register(authenticatorRoutes({ tenants: tenantPages, serviceWorker: SERVICE_WORKER }));
-  await app.register(mySigninsRoutes({ tenants: tenantPages, auth: services.auth, events: services.events, reports: services.reports, passwords: services.passwords, flash }));
+  await app.register(
+    mySigninsRoutes({ tenants: tenantPages, auth: services.auth, events: services.events, reports: services.reports, passwords: services.passwords, flash }),
+  );
   await app.register(
     consoleRoutes({
       tenants: tenantPages,
@@ -281,7 +322,17 @@ export async function buildApp(services: Services, options: AppOptions) {
     }),
   );
   await app.register(policyHistoryRoutes({ auth: services.auth, tenants: tenantPages, versions: services.configVersions }));
-  await app.register(oidcRoutes({ tenants: services.tenants, oidc: services.oidc, auth: services.auth, anonymousStarts: services.anonymousStarts, ephemeral: services.ephemeral, clock: services.clock, publicUrl: services.config.publicUrl }));
+  await app.register(
+    oidcRoutes({
+      tenants: services.tenants,
+      oidc: services.oidc,
+      auth: services.auth,
+      anonymousStarts: services.anonymousStarts,
+      ephemeral: services.ephemeral,
+      clock: services.clock,
+      publicUrl: services.config.publicUrl,
+    }),
+  );
   return app;
 }
 

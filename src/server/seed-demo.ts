@@ -17,7 +17,9 @@ export async function seedDemo(services: Services, config: Readonly<Config>, pri
     if ((await services.tenants.count()) > 0) return;
     throw err;
   }
-  const password = randomBase32(16).toLowerCase().replace(/(.{4})(?!$)/g, '$1-');
+  const password = randomBase32(16)
+    .toLowerCase()
+    .replace(/(.{4})(?!$)/g, '$1-');
   // The demo user administers the demo tenant, so the console can be tried at once.
   await services.users.create(tenant.id, { username: 'demo', passwordHash: await services.hasher.hash(password), isAdmin: true });
   print('');

@@ -167,9 +167,17 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
         journal: new OutageJournal(join(config.dataDir, 'outage-journal.db'), keyRing, config.nodeName),
         onModeChange: (mode, reason) => {
           const log = mode === 'primary' ? options.logger?.info.bind(options.logger) : options.logger?.error.bind(options.logger);
-          log?.({ mode, reason }, mode === 'fallback' ? 'the database is unreachable; signing in from the local fallback' : mode === 'replaying' ? 'the database answers again; replaying the outage journal' : 'the outage journal is replayed; back on the database');
+          log?.(
+            { mode, reason },
+            mode === 'fallback'
+              ? 'the database is unreachable; signing in from the local fallback'
+              : mode === 'replaying'
+                ? 'the database answers again; replaying the outage journal'
+                : 'the outage journal is replayed; back on the database',
+          );
         },
-        onReplayRejected: (entry, err) => options.logger?.error({ entry: entry.id, at: entry.at, err: { message: err.message } }, 'the database refused a journaled write; set aside'),
+        onReplayRejected: (entry, err) =>
+          options.logger?.error({ entry: entry.id, at: entry.at, err: { message: err.message } }, 'the database refused a journaled write; set aside'),
         onBackgroundError: (err, what) => options.logger?.warn({ err: { message: err.message } }, `${what} failed`),
         probeDirect: () => probePostgres(config.databaseUrl!),
       })
@@ -194,7 +202,9 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
       options.logger?.error({ err: { message: (err as Error).message } }, 'the database is unreachable at start; serving sign-ins from the local fallback');
     }
     // Redis's client loads only for a cluster member.
-    ephemeral = config.redisUrl ? await clusterEphemeralStore(config.redisUrl, options.redisNamespace ?? config.redisNamespace, durable, clock, options.logger) : new MemoryEphemeralStore(clock);
+    ephemeral = config.redisUrl
+      ? await clusterEphemeralStore(config.redisUrl, options.redisNamespace ?? config.redisNamespace, durable, clock, options.logger)
+      : new MemoryEphemeralStore(clock);
   } catch (err) {
     await fallback?.stop();
     await durable.close();
@@ -224,11 +234,15 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     slicer: new CanarySlicer(keyRing.deriveKey('canary-slice')),
     health: sliceHealth,
     tenants,
-    makeDelivery: (delivery, slice) => new Delivery(delivery.channels, sliceEvents(metrics.deliveryEvents(deliveryHealth.counting(deliveryLog(options.logger))), sliceHealth, slice), () => clock.now()),
+    makeDelivery: (delivery, slice) =>
+      new Delivery(delivery.channels, sliceEvents(metrics.deliveryEvents(deliveryHealth.counting(deliveryLog(options.logger))), sliceHealth, slice), () =>
+        clock.now(),
+      ),
     makeAdmission: (admission) => new AdmissionController(admission, metrics.admissionEvents()),
     // Every version's limiters count in the same keys: a new version changes the caps, not what was sent this hour.
     makeSendLimits: (limits) => new SendLimits(ephemeral!, limits),
-    onChange: ({ scope, version, slice }) => options.logger?.info({ scope, version, slice }, slice === 'ended' ? 'configuration canary ended' : `configuration version in use (${slice})`),
+    onChange: ({ scope, version, slice }) =>
+      options.logger?.info({ scope, version, slice }, slice === 'ended' ? 'configuration canary ended' : `configuration version in use (${slice})`),
     onError: (err, what) => options.logger?.error({ err: { message: (err as Error).message } }, `${what} failed`),
   });
   const delivery = runtime.delivery;
@@ -287,7 +301,12 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     outage,
   );
   // Reports (admin log pages on SQLite, every export) run in a worker thread on their own connection.
-  const reports = new ReportReader({ engine: durable.engine, sqlitePath: sqlitePath(config), ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}), ...(options.pgSchema ? { pgSchema: options.pgSchema } : {}) });
+  const reports = new ReportReader({
+    engine: durable.engine,
+    sqlitePath: sqlitePath(config),
+    ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
+    ...(options.pgSchema ? { pgSchema: options.pgSchema } : {}),
+  });
   const events = new SigninEvents(db, clock, config.nodeName, groupCommit, { reader: reports, lists: durable.engine === 'sqlite' });
   const signinActivity = new SigninActivity({ db, clock, reports: { reader: reports, lists: durable.engine === 'sqlite' } });
   events.onRecord((e) => runtime.observeSignin(e.tenantId, e.step, e.outcome, e.reason));
@@ -299,7 +318,13 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     // Shipped logs anchor the chain's end: cutting entries off the end of a chain shows against them.
     onAppended: (head) => options.logger?.info({ tenantId: head.tenantId, auditSeq: head.seq, auditHash: head.hash }, 'audit chain head'),
     ...(fallback
-      ? { deferred: { active: () => fallback.usesFallback(), write: (tenantId: string, input: AuditInput, at: number) => fallback.journalWrites([{ kind: 'audit', tenantId, entry: { ...input, details: { ...input.details, duringOutage: true, at } } }]) } }
+      ? {
+          deferred: {
+            active: () => fallback.usesFallback(),
+            write: (tenantId: string, input: AuditInput, at: number) =>
+              fallback.journalWrites([{ kind: 'audit', tenantId, entry: { ...input, details: { ...input.details, duringOutage: true, at } } }]),
+          },
+        }
       : {}),
   });
   if (fallback && durable.primaryDb) {
@@ -366,9 +391,13 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     clock,
     alert: (decision) => {
       metrics.configRollbacks.inc({ scope: decision.scope.startsWith('tenant:') ? 'policy' : decision.scope });
-      options.logger?.error({ alert: 'config-rolled-back', scope: decision.scope, version: decision.version, reason: decision.reason, afterMs: decision.afterMs }, 'configuration canary rolled back');
+      options.logger?.error(
+        { alert: 'config-rolled-back', scope: decision.scope, version: decision.version, reason: decision.reason, afterMs: decision.afterMs },
+        'configuration canary rolled back',
+      );
     },
-    onPromoted: (decision) => options.logger?.info({ scope: decision.scope, version: decision.version, reason: decision.reason }, 'configuration canary promoted'),
+    onPromoted: (decision) =>
+      options.logger?.info({ scope: decision.scope, version: decision.version, reason: decision.reason }, 'configuration canary promoted'),
     onError: (err, what) => options.logger?.error({ err: { message: (err as Error).message } }, `${what} failed`),
   });
 
@@ -384,7 +413,8 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     keys: signingKeys,
     publicUrl: config.publicUrl,
     pages: oidcPages,
-    onServerError: (tenant, err) => options.logger?.error({ tenant: tenant.slug, err: { type: err.name, message: err.message, stack: err.stack } }, 'OpenID Connect provider failed'),
+    onServerError: (tenant, err) =>
+      options.logger?.error({ tenant: tenant.slug, err: { type: err.name, message: err.message, stack: err.stack } }, 'OpenID Connect provider failed'),
     // Signing out of an app at the provider ends the Steadfast session of that browser too.
     async onLogout(ctx) {
       const token = ctx.cookies.get(cookieNames(config.publicUrl).session);
@@ -501,13 +531,21 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
  * Redis, falling back to the durable store and then node memory while Redis
  * is away, so sign-ins carry on instead of answering 503 (issue 12).
  */
-async function clusterEphemeralStore(url: string, namespace: string | undefined, durable: DurableStore, clock: Clock, logger: Logger | undefined): Promise<FailoverEphemeralStore> {
+async function clusterEphemeralStore(
+  url: string,
+  namespace: string | undefined,
+  durable: DurableStore,
+  clock: Clock,
+  logger: Logger | undefined,
+): Promise<FailoverEphemeralStore> {
   // Loaded only for a cluster member, so the embedded default starts faster.
   const { RedisEphemeralStore } = await import('../store/ephemeral/redis-store.ts');
   const redis = await RedisEphemeralStore.connect({ url, startWithoutRedis: true, ...(namespace ? { namespace } : {}) });
   return new FailoverEphemeralStore(redis, { durable: new DurableEphemeralStore(durable.db, clock), memory: new MemoryEphemeralStore(clock) }, clock, {
     onServingChange: (tier, reason) =>
-      tier === 'redis' ? logger?.info('Redis answers again; flows and codes are kept there') : logger?.error({ tier, reason }, 'Redis is unreachable; flows and codes fall back'),
+      tier === 'redis'
+        ? logger?.info('Redis answers again; flows and codes are kept there')
+        : logger?.error({ tier, reason }, 'Redis is unreachable; flows and codes fall back'),
   });
 }
 

@@ -29,7 +29,10 @@ export async function startNode(config: Readonly<Config>, logger: Logger, print:
     // Workers of one node share its cores for hashing.
     ...(nodeCluster.isWorker ? { hasher: { concurrency: Math.max(1, Math.floor(availableParallelism() / config.workers)) } } : {}),
     onMasterKeyGenerated: (path) =>
-      logger.warn({ path }, 'STEADFAST_MASTER_KEY is not set: generated a master key in the data dir. Back it up, or set STEADFAST_MASTER_KEY; without it the stored secrets cannot be read.'),
+      logger.warn(
+        { path },
+        'STEADFAST_MASTER_KEY is not set: generated a master key in the data dir. Back it up, or set STEADFAST_MASTER_KEY; without it the stored secrets cannot be read.',
+      ),
   });
   const readiness = { draining: false };
   // Loaded now rather than in the first passkey sign-in (the CLI leaves it out to start fast).
@@ -40,7 +43,10 @@ export async function startNode(config: Readonly<Config>, logger: Logger, print:
     // Measured before taking traffic, so sign-ins do not skew it (and it does not slow them).
     const capacity = config.cluster.capacityPerSecond ?? (await calibrateCapacity(services.hasher));
     services.cluster.begin(capacity);
-    logger.info({ capacityPerSecond: Math.round(capacity * 10) / 10, calibrated: config.cluster.capacityPerSecond === undefined }, 'node capacity in password sign-ins per second');
+    logger.info(
+      { capacityPerSecond: Math.round(capacity * 10) / 10, calibrated: config.cluster.capacityPerSecond === undefined },
+      'node capacity in password sign-ins per second',
+    );
     await app.listen({ port: config.port, host: config.host });
     await services.cluster.beat();
     services.cluster.startTimer();

@@ -27,7 +27,15 @@ export class RememberedDevices {
     const now = this.clock.now();
     await this.db
       .insertInto('remembered_devices')
-      .values({ id: newId(), tenant_id: tenant.id, user_id: userId, token_hash: hashToken(token), created_at: now, revoked_at: null, user_agent: userAgent?.slice(0, 512) ?? null })
+      .values({
+        id: newId(),
+        tenant_id: tenant.id,
+        user_id: userId,
+        token_hash: hashToken(token),
+        created_at: now,
+        revoked_at: null,
+        user_agent: userAgent?.slice(0, 512) ?? null,
+      })
       .execute();
     return { token, expiresAt: now + days * 86_400_000 };
   }

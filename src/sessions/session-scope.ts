@@ -25,8 +25,14 @@ export type SessionAction =
  * rename, remove or reorder methods, read or report sign-ins, change the
  * password, administer, or sign in to an app.
  */
-const REGISTRATION_MAY: ReadonlySet<SessionAction> = new Set(['view-account', 'list-methods', 'add-method', 'confirm-method', 'resend-confirmation', 'sign-out']);
-
+const REGISTRATION_MAY: ReadonlySet<SessionAction> = new Set([
+  'view-account',
+  'list-methods',
+  'add-method',
+  'confirm-method',
+  'resend-confirmation',
+  'sign-out',
+]);
 
 export function sessionMay(scope: SessionScope, action: SessionAction): boolean {
   return scope === 'full' || REGISTRATION_MAY.has(action);
@@ -43,6 +49,9 @@ export function requireMayAdd(scope: SessionScope, type: string): void {
   // Only a method proved at set-up (a code from the app or the phone, a WebAuthn ceremony): handing out
   // recovery codes proves nothing, so a password plus a code the same session just printed is no second factor.
   if (scope === 'register' && describeMethod(type)?.provesPossessionAtSetup !== true) {
-    throw new AppError('registration-only', 'add a method that proves itself first (a passkey, a security key, an authenticator app, a phone or an email address); recovery codes come after');
+    throw new AppError(
+      'registration-only',
+      'add a method that proves itself first (a passkey, a security key, an authenticator app, a phone or an email address); recovery codes come after',
+    );
   }
 }

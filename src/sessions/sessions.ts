@@ -144,7 +144,12 @@ export class Sessions {
         row = parseRecord(SharedSessionRow, await this.outage.store.get(sharedKey(tokenHash)));
         // Adopted into this node's copy (and so its journal): a revocation here then has a row to end, and
         // replays after the insert whichever node's journal reaches the database first.
-        if (row) await this.db.insertInto('sessions').values(row).onConflict((oc) => oc.column('id').doNothing()).execute();
+        if (row)
+          await this.db
+            .insertInto('sessions')
+            .values(row)
+            .onConflict((oc) => oc.column('id').doNothing())
+            .execute();
       }
       if (row && (await this.outage.store.get(revokedKey(row.id))) !== undefined) return undefined;
     }
@@ -181,7 +186,13 @@ export class Sessions {
 
   /** Ends the user's sessions that were opened with this factor (`amr`), e.g. a revoked Temporary Access Pass's. */
   async revokeOpenedWith(tenantId: string, userId: string, factor: string): Promise<number> {
-    const live = await this.db.selectFrom('sessions').select(['id', 'amr']).where('tenant_id', '=', tenantId).where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
+    const live = await this.db
+      .selectFrom('sessions')
+      .select(['id', 'amr'])
+      .where('tenant_id', '=', tenantId)
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+      .execute();
     // An unreadable list of factors might have held this one: end that session too.
     const ids = live.filter((s) => parseJson(AmrColumn, s.amr)?.includes(factor) ?? true).map((s) => s.id);
     if (ids.length === 0) return 0;

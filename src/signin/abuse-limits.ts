@@ -86,7 +86,12 @@ export class AbuseLimits {
     this.accountFailures = options.accountFailures ?? 100;
     this.accountBlockSeconds = options.accountBlockSeconds ?? 3600;
     const build = (prefix: string): LimiterSet => ({
-      accountSource: store.rateLimiter({ keyPrefix: `${prefix}:acctsrc`, points: options.accountSourceFailures ?? 10, durationSeconds: window, blockSeconds: window }),
+      accountSource: store.rateLimiter({
+        keyPrefix: `${prefix}:acctsrc`,
+        points: options.accountSourceFailures ?? 10,
+        durationSeconds: window,
+        blockSeconds: window,
+      }),
       source: store.rateLimiter({ keyPrefix: `${prefix}:src`, points: options.sourceFailures ?? 100, durationSeconds: window, blockSeconds: window }),
     });
     this.limiters = { password: build('rl:pw'), 'second-factor': build('rl:mfa'), tap: build('rl:tap'), 'password-change': build('rl:pwchange') };

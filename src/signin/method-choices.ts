@@ -10,7 +10,6 @@ export interface MethodChoice {
   default: boolean;
 }
 
-
 /**
  * The second-factor choices a user is offered, in the order they are offered:
  * the default if it can be used now, then every other usable method strongest

@@ -53,7 +53,12 @@ export class PasswordChange {
       throw new AppError('conflict', 'this account has a password; give the current one to change it');
     }
     await this.deps.limits.succeeded(attempt);
-    await this.deps.audit.append(tenant.id, { actor: `user:${user.id}`, action: 'password.set-first', targetUserId: user.id, details: { sessionAmr: session.amr } });
+    await this.deps.audit.append(tenant.id, {
+      actor: `user:${user.id}`,
+      action: 'password.set-first',
+      targetUserId: user.id,
+      details: { sessionAmr: session.amr },
+    });
     return this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id);
   }
 

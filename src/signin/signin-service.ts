@@ -170,7 +170,12 @@ export class SigninService {
       pass = await deps.passes.use(tenant.id, u?.id, tap, ctx);
       return pass !== undefined;
     });
-    await deps.audit.append(tenant.id, { actor: `user:${user.id}`, action: 'tap.used', targetUserId: user.id, details: { as: 'password', passId: pass!.id, uses: pass!.uses } });
+    await deps.audit.append(tenant.id, {
+      actor: `user:${user.id}`,
+      action: 'tap.used',
+      targetUserId: user.id,
+      details: { as: 'password', passId: pass!.id, uses: pass!.uses },
+    });
     const methods = await this.choicesFor(tenant, user.id);
     await this.alertIfBreakGlass(tenant, user, 'tap');
     if (!hasWayIn(methods) && (tenant.policy.mfaRequired || user.mustRegister)) {
@@ -210,7 +215,12 @@ export class SigninService {
     return choices;
   }
 
-  async challenge(tenant: Tenant, ref: FlowRef, methodRef: string, ctx: Pick<RequestContext, 'ip' | 'userAgent' | 'app'>): Promise<{ method: string; type: string } & ChallengeResult> {
+  async challenge(
+    tenant: Tenant,
+    ref: FlowRef,
+    methodRef: string,
+    ctx: Pick<RequestContext, 'ip' | 'userAgent' | 'app'>,
+  ): Promise<{ method: string; type: string } & ChallengeResult> {
     const flow = await this.loadFlow(tenant, ref);
     if (flow.kind === 'passkey') throw new AppError('invalid-state', 'a passkey sign-in was challenged when it started');
     if (methodRef === 'tap') {
@@ -221,7 +231,9 @@ export class SigninService {
     const type = candidates[0]!.type;
     try {
       if (!this.deps.methods.available(type)) throw new AppError('method-unavailable');
-      const extra = await this.deps.methods.get(type)!.challenge(candidates, { flowId: flow.id, tenant, ip: ctx.ip, username: flow.username, userAgent: ctx.userAgent, app: ctx.app });
+      const extra = await this.deps.methods
+        .get(type)!
+        .challenge(candidates, { flowId: flow.id, tenant, ip: ctx.ip, username: flow.username, userAgent: ctx.userAgent, app: ctx.app });
       return { method: candidates.length === 1 ? candidates[0]!.id : type, type, ...extra };
     } catch (err) {
       if (!(err instanceof AppError) || err.code !== 'method-unavailable') throw err;
@@ -253,7 +265,17 @@ export class SigninService {
     if (!tenant.policy.allowedMethods.includes('webauthn')) throw new AppError('method-not-permitted');
     await this.deps.anonymousStarts.take(ctx.ip);
     const now = this.deps.clock.now();
-    const flow: Flow = { v: FLOW_RECORD_VERSION, id: randomToken(24), kind: 'passkey', tenantId: tenant.id, userId: '', username: '', amr: [], createdAt: now, expiresAt: now + FLOW_LIFETIME_MS };
+    const flow: Flow = {
+      v: FLOW_RECORD_VERSION,
+      id: randomToken(24),
+      kind: 'passkey',
+      tenantId: tenant.id,
+      userId: '',
+      username: '',
+      amr: [],
+      createdAt: now,
+      expiresAt: now + FLOW_LIFETIME_MS,
+    };
     await this.deps.ephemeral.set(flowKey(flow), flow, FLOW_LIFETIME_MS);
     const extra = await this.deps.methods.get('webauthn')!.challenge([], { flowId: flow.id, tenant, requireUserVerification: true });
     return { flow: flow.id, webauthn: extra.webauthn as Record<string, unknown> };
@@ -271,7 +293,13 @@ export class SigninService {
    * gives way to the next that works, with a notice why; when none works the
    * answer is `no-way-in`. The pages render what this returns and decide none of it.
    */
-  async prepareFactor(tenant: Tenant, flowId: string, preferred: string | undefined, ctx: Pick<RequestContext, 'ip' | 'userAgent' | 'app'>, options: { send: boolean }): Promise<FactorPrompt | Extract<NextStep, { kind: 'no-way-in' }>> {
+  async prepareFactor(
+    tenant: Tenant,
+    flowId: string,
+    preferred: string | undefined,
+    ctx: Pick<RequestContext, 'ip' | 'userAgent' | 'app'>,
+    options: { send: boolean },
+  ): Promise<FactorPrompt | Extract<NextStep, { kind: 'no-way-in' }>> {
     let methods = await this.flowMethods(tenant, { id: flowId });
     if (methods.length === 0) throw new AppError('flow-not-found');
     let chosen = methods.find((m) => m.id === preferred) ?? methods.find((m) => m.type === preferred) ?? methods[0]!;
@@ -323,7 +351,13 @@ export class SigninService {
   }
 
   /** Verifies a second factor in an app's transaction: the factors proved, and no session. */
-  async verifyForApp(tenant: Tenant, ref: Required<FlowRef>, methodRef: string, input: VerifyInput, ctx: RequestContext): Promise<{ userId: string; amr: string[] }> {
+  async verifyForApp(
+    tenant: Tenant,
+    ref: Required<FlowRef>,
+    methodRef: string,
+    input: VerifyInput,
+    ctx: RequestContext,
+  ): Promise<{ userId: string; amr: string[] }> {
     const { userId, amr } = await this.verifyInFlow(tenant, ref, methodRef, input, ctx);
     return { userId, amr };
   }
@@ -360,7 +394,11 @@ export class SigninService {
     const flow = await this.loadFlow(tenant, ref);
     const byTap = methodRef === 'tap' && flow.kind !== 'passkey';
     if (byTap) await this.requireTapChoice(tenant, flow);
-    const candidates = byTap ? [] : flow.kind === 'passkey' ? await this.passkeyCandidates(tenant, methodRef, input) : await this.resolveCredentials(tenant, flow, methodRef);
+    const candidates = byTap
+      ? []
+      : flow.kind === 'passkey'
+        ? await this.passkeyCandidates(tenant, methodRef, input)
+        : await this.resolveCredentials(tenant, flow, methodRef);
     const userId = flow.kind === 'passkey' ? (candidates[0]?.userId ?? '') : flow.userId;
     // A passkey assertion cannot be guessed, and the credential id it names is no secret: charging
     // that account for a failed one would let anyone hold its owner back. Only the source pays.
@@ -375,7 +413,10 @@ export class SigninService {
     if (input.code !== undefined && method?.wellFormed && !method.wellFormed(input.code)) {
       throw new AppError('malformed-code', undefined, { method: type0, attemptsLeft: await this.attemptsLeft(ref) });
     }
-    const place = flow.kind === 'second-factor' ? await this.place(tenant, 'second-factor', account, { id: userId, knownBrowsersResetAt: flow.knownBrowsersResetAt ?? null }, ctx) : 'stranger';
+    const place =
+      flow.kind === 'second-factor'
+        ? await this.place(tenant, 'second-factor', account, { id: userId, knownBrowsersResetAt: flow.knownBrowsersResetAt ?? null }, ctx)
+        : 'stranger';
     // An app's guesses come from the app, wherever its server is: its per-source limits are the app's own.
     const attempt = this.attempt(tenant, 'second-factor', account, flow.appId !== undefined ? { ...ctx, ip: `app:${flow.appId}` } : ctx, place);
     await deps.limits.begin(attempt);
@@ -438,7 +479,12 @@ export class SigninService {
   private async verifyTap(tenant: Tenant, userId: string, code: string, ctx: RequestContext): Promise<{ amr: string[] } | undefined> {
     const pass = await this.deps.passes.use(tenant.id, userId, code, ctx);
     if (!pass) return undefined;
-    await this.deps.audit.append(tenant.id, { actor: `user:${userId}`, action: 'tap.used', targetUserId: userId, details: { as: 'second-factor', passId: pass.id, uses: pass.uses } });
+    await this.deps.audit.append(tenant.id, {
+      actor: `user:${userId}`,
+      action: 'tap.used',
+      targetUserId: userId,
+      details: { as: 'second-factor', passId: pass.id, uses: pass.uses },
+    });
     return { amr: ['tap'] };
   }
 
@@ -450,7 +496,12 @@ export class SigninService {
   /** Every sign-in of a break-glass account leaves an audit entry and raises the alert. */
   private async alertIfBreakGlass(tenant: Tenant, user: User, method: string): Promise<void> {
     if (!user.breakGlass) return;
-    await this.deps.audit.append(tenant.id, { actor: `user:${user.id}`, action: 'break-glass.signin', targetUserId: user.id, details: { username: user.username, method } });
+    await this.deps.audit.append(tenant.id, {
+      actor: `user:${user.id}`,
+      action: 'break-glass.signin',
+      targetUserId: user.id,
+      details: { username: user.username, method },
+    });
     this.deps.onBreakGlass?.(tenant, user);
   }
 
@@ -465,9 +516,16 @@ export class SigninService {
    * remembered-browser token; a source where this factor was proved lately; or,
    * otherwise and always for an app's transaction, a stranger.
    */
-  private async place(tenant: Tenant, factor: 'password' | 'second-factor', account: string, user: Pick<User, 'id' | 'knownBrowsersResetAt'> | undefined, ctx: RequestContext): Promise<Place> {
+  private async place(
+    tenant: Tenant,
+    factor: 'password' | 'second-factor',
+    account: string,
+    user: Pick<User, 'id' | 'knownBrowsersResetAt'> | undefined,
+    ctx: RequestContext,
+  ): Promise<Place> {
     if (user && this.deps.knownBrowsers.recognises(ctx.knownBrowser, tenant.id, user.id, user.knownBrowsersResetAt)) return 'known-browser';
-    if (factor === 'password' && user && ctx.rememberedDevice !== undefined && (await this.deps.devices.recognises(tenant, user.id, ctx.rememberedDevice))) return 'known-browser';
+    if (factor === 'password' && user && ctx.rememberedDevice !== undefined && (await this.deps.devices.recognises(tenant, user.id, ctx.rememberedDevice)))
+      return 'known-browser';
     if (await this.deps.limits.isFamiliarSource(factor, `${tenant.id}|${account}`, ctx.ip)) return 'familiar-source';
     return 'stranger';
   }
@@ -478,7 +536,9 @@ export class SigninService {
     const id = (input.assertion as { id?: unknown } | undefined)?.id;
     if (typeof id !== 'string' || id.length === 0 || id.length > 1024) throw new AppError('invalid-request', 'assertion.id is missing');
     const credential = await this.deps.credentials.findByExternalId(tenant.id, id);
-    return credential && credential.state === 'active' && credential.type === 'webauthn' && tenant.policy.allowedMethods.includes('webauthn') ? [credential] : [];
+    return credential && credential.state === 'active' && credential.type === 'webauthn' && tenant.policy.allowedMethods.includes('webauthn')
+      ? [credential]
+      : [];
   }
 
   /**
@@ -504,7 +564,7 @@ export class SigninService {
     const byId = usable.filter((c) => c.id === methodRef);
     const found = byId.length > 0 ? byId : usable.filter((c) => c.type === methodRef);
     if (found.length === 0) {
-      throw new AppError('invalid-request', 'that method is not one of this sign-in\'s methods', { methods: await this.choicesFor(tenant, flow.userId) });
+      throw new AppError('invalid-request', "that method is not one of this sign-in's methods", { methods: await this.choicesFor(tenant, flow.userId) });
     }
     return found;
   }
@@ -532,7 +592,18 @@ export class SigninService {
     reason: SigninReason,
     method?: string,
   ): Promise<void> {
-    return this.deps.events.record({ tenantId: tenant.id, userId: user?.id ?? null, username, ip: ctx.ip, userAgent: ctx.userAgent, app: ctx.app, step, outcome, reason, method });
+    return this.deps.events.record({
+      tenantId: tenant.id,
+      userId: user?.id ?? null,
+      username,
+      ip: ctx.ip,
+      userAgent: ctx.userAgent,
+      app: ctx.app,
+      step,
+      outcome,
+      reason,
+      method,
+    });
   }
 
   private recordFlow(flow: Flow, ctx: RequestContext, outcome: 'success' | 'failure', reason: SigninReason, method: string): Promise<void> {

@@ -13,5 +13,8 @@ export function sourceKey(ip: string): string {
   const tailParts = tail ? tail.split(':') : [];
   const missing = ip.includes('::') ? 8 - headParts.length - tailParts.length : 0;
   const groups = [...headParts, ...Array<string>(Math.max(0, missing)).fill('0'), ...tailParts];
-  return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.toLowerCase().replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
 }

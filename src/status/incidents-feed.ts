@@ -12,7 +12,12 @@ export function incidentsFeed(options: { selfUrl: string; pageUrl: string; title
   const updated = incidents.reduce((latest, i) => Math.max(latest, i.updatedAt), 0) || options.now;
   const entries = incidents.map((i) => {
     const state = i.endedAt === null ? `ongoing since ${iso(i.startedAt)}` : `resolved ${iso(i.endedAt)}`;
-    const lines = [i.advice, state, ...(i.expectedEndAt !== null && i.endedAt === null ? [`expected to be over by ${iso(i.expectedEndAt)}`] : []), ...i.updates.map((u) => `${iso(u.at)}: ${u.text}`)];
+    const lines = [
+      i.advice,
+      state,
+      ...(i.expectedEndAt !== null && i.endedAt === null ? [`expected to be over by ${iso(i.expectedEndAt)}`] : []),
+      ...i.updates.map((u) => `${iso(u.at)}: ${u.text}`),
+    ];
     return `<entry>
 <id>urn:steadfast:incident:${escapeHtml(i.id)}</id>
 <title>${escapeHtml(`${i.endedAt === null ? '' : '[Resolved] '}${i.title}`)}</title>

@@ -11,7 +11,12 @@ import type { ClusterMonitor } from '../cluster/cluster-monitor.ts';
 /** The node's Prometheus metrics, on its own registry (several nodes can share a process in tests). */
 export class Metrics {
   readonly registry = new Registry();
-  readonly admitted = new Counter({ name: 'steadfast_admission_admitted_total', help: 'Requests admitted, by class', labelNames: ['class'], registers: [this.registry] });
+  readonly admitted = new Counter({
+    name: 'steadfast_admission_admitted_total',
+    help: 'Requests admitted, by class',
+    labelNames: ['class'],
+    registers: [this.registry],
+  });
   readonly shed = new Counter({
     name: 'steadfast_admission_shed_total',
     help: 'Requests refused with 503 by admission control, by class, tenant and reason',
@@ -26,7 +31,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly hashingAdmitted = new Counter({ name: 'steadfast_hashing_admitted_total', help: 'Argon2id hashes let into the hashing pool, by class', labelNames: ['class'], registers: [this.registry] });
+  readonly hashingAdmitted = new Counter({
+    name: 'steadfast_hashing_admitted_total',
+    help: 'Argon2id hashes let into the hashing pool, by class',
+    labelNames: ['class'],
+    registers: [this.registry],
+  });
   readonly hashingShed = new Counter({
     name: 'steadfast_hashing_shed_total',
     help: 'Requests refused with 503 by the hashing pool (at the door or at the pool), by class, tenant and reason',
@@ -146,86 +156,195 @@ export class Metrics {
   /** Gauges read at scrape time from the controller. */
   watch(admission: Admission, hasher: PasswordHasher): void {
     const state = () => admission.state;
-    new Gauge({ name: 'steadfast_admission_in_flight', help: 'Requests being worked on, all classes', registers: [this.registry], collect() {
-      this.set(state().inFlight);
-    } });
-    new Gauge({ name: 'steadfast_admission_queued', help: 'Requests waiting for a slot, all classes', registers: [this.registry], collect() {
-      this.set(state().queued);
-    } });
-    new Gauge({ name: 'steadfast_admission_class_in_flight', help: 'Requests being worked on, by class (each class has its own lane)', labelNames: ['class'], registers: [this.registry], collect() {
-      for (const [cls, lane] of Object.entries(state().classes)) this.set({ class: cls }, lane.inFlight);
-    } });
-    new Gauge({ name: 'steadfast_admission_class_queued', help: 'Requests waiting for a slot, by class', labelNames: ['class'], registers: [this.registry], collect() {
-      for (const [cls, lane] of Object.entries(state().classes)) this.set({ class: cls }, lane.queued);
-    } });
-    new Gauge({ name: 'steadfast_admission_limit', help: 'Requests of one class worked on at once, at most', registers: [this.registry], collect() {
-      this.set(state().limit);
-    } });
-    new Gauge({ name: 'steadfast_password_hashing_pending', help: 'Argon2id hashes running or waiting', registers: [this.registry], collect() {
-      this.set(hasher.pending);
-    } });
-    new Gauge({ name: 'steadfast_hashing_running', help: 'Argon2id hashes running', registers: [this.registry], collect() {
-      this.set(hasher.pool.state.running);
-    } });
-    new Gauge({ name: 'steadfast_hashing_queued', help: 'Argon2id hashes waiting for a turn', registers: [this.registry], collect() {
-      this.set(hasher.pool.state.queued);
-    } });
-    new Gauge({ name: 'steadfast_hashing_concurrency', help: 'Argon2id hashes run at once, at most', registers: [this.registry], collect() {
-      this.set(hasher.pool.state.limit);
-    } });
+    new Gauge({
+      name: 'steadfast_admission_in_flight',
+      help: 'Requests being worked on, all classes',
+      registers: [this.registry],
+      collect() {
+        this.set(state().inFlight);
+      },
+    });
+    new Gauge({
+      name: 'steadfast_admission_queued',
+      help: 'Requests waiting for a slot, all classes',
+      registers: [this.registry],
+      collect() {
+        this.set(state().queued);
+      },
+    });
+    new Gauge({
+      name: 'steadfast_admission_class_in_flight',
+      help: 'Requests being worked on, by class (each class has its own lane)',
+      labelNames: ['class'],
+      registers: [this.registry],
+      collect() {
+        for (const [cls, lane] of Object.entries(state().classes)) this.set({ class: cls }, lane.inFlight);
+      },
+    });
+    new Gauge({
+      name: 'steadfast_admission_class_queued',
+      help: 'Requests waiting for a slot, by class',
+      labelNames: ['class'],
+      registers: [this.registry],
+      collect() {
+        for (const [cls, lane] of Object.entries(state().classes)) this.set({ class: cls }, lane.queued);
+      },
+    });
+    new Gauge({
+      name: 'steadfast_admission_limit',
+      help: 'Requests of one class worked on at once, at most',
+      registers: [this.registry],
+      collect() {
+        this.set(state().limit);
+      },
+    });
+    new Gauge({
+      name: 'steadfast_password_hashing_pending',
+      help: 'Argon2id hashes running or waiting',
+      registers: [this.registry],
+      collect() {
+        this.set(hasher.pending);
+      },
+    });
+    new Gauge({
+      name: 'steadfast_hashing_running',
+      help: 'Argon2id hashes running',
+      registers: [this.registry],
+      collect() {
+        this.set(hasher.pool.state.running);
+      },
+    });
+    new Gauge({
+      name: 'steadfast_hashing_queued',
+      help: 'Argon2id hashes waiting for a turn',
+      registers: [this.registry],
+      collect() {
+        this.set(hasher.pool.state.queued);
+      },
+    });
+    new Gauge({
+      name: 'steadfast_hashing_concurrency',
+      help: 'Argon2id hashes run at once, at most',
+      registers: [this.registry],
+      collect() {
+        this.set(hasher.pool.state.limit);
+      },
+    });
   }
 
   /** Cluster headroom as of the latest heartbeat (gauges read at scrape time, no store is asked). */
   watchCluster(cluster: ClusterMonitor): void {
     const registers = [this.registry];
     const latest = () => cluster.latest;
-    new Gauge({ name: 'steadfast_node_capacity_per_second', help: 'Password sign-ins per second this process can carry (calibrated at start or configured)', registers, collect() {
-      this.set(cluster.capacityPerSecond);
-    } });
-    new Gauge({ name: 'steadfast_cluster_nodes', help: 'Nodes in the cluster by state (up, draining, down)', labelNames: ['state'], registers, collect() {
-      const nodes = latest()?.nodes ?? [];
-      for (const state of ['up', 'draining', 'down']) this.set({ state }, nodes.filter((n) => n.state === state).length);
-    } });
-    new Gauge({ name: 'steadfast_cluster_capacity_per_second', help: 'Password sign-ins per second the nodes that are up can carry together', registers, collect() {
-      this.set(latest()?.capacityPerSecond ?? 0);
-    } });
-    new Gauge({ name: 'steadfast_cluster_capacity_after_node_loss_per_second', help: 'Capacity left after losing the largest node', registers, collect() {
-      this.set(latest()?.capacityAfterLossPerSecond ?? 0);
-    } });
-    new Gauge({ name: 'steadfast_cluster_peak_load_per_second', help: 'Busiest interval of the peak window, in password checks per second over the whole cluster', registers, collect() {
-      this.set(latest()?.peakLoadPerSecond ?? 0);
-    } });
-    new Gauge({ name: 'steadfast_cluster_survives_node_loss', help: '1 when the cluster carries its observed peak after losing its largest node, else 0', registers, collect() {
-      this.set(latest()?.survivesNodeLoss ? 1 : 0);
-    } });
+    new Gauge({
+      name: 'steadfast_node_capacity_per_second',
+      help: 'Password sign-ins per second this process can carry (calibrated at start or configured)',
+      registers,
+      collect() {
+        this.set(cluster.capacityPerSecond);
+      },
+    });
+    new Gauge({
+      name: 'steadfast_cluster_nodes',
+      help: 'Nodes in the cluster by state (up, draining, down)',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const nodes = latest()?.nodes ?? [];
+        for (const state of ['up', 'draining', 'down']) this.set({ state }, nodes.filter((n) => n.state === state).length);
+      },
+    });
+    new Gauge({
+      name: 'steadfast_cluster_capacity_per_second',
+      help: 'Password sign-ins per second the nodes that are up can carry together',
+      registers,
+      collect() {
+        this.set(latest()?.capacityPerSecond ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'steadfast_cluster_capacity_after_node_loss_per_second',
+      help: 'Capacity left after losing the largest node',
+      registers,
+      collect() {
+        this.set(latest()?.capacityAfterLossPerSecond ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'steadfast_cluster_peak_load_per_second',
+      help: 'Busiest interval of the peak window, in password checks per second over the whole cluster',
+      registers,
+      collect() {
+        this.set(latest()?.peakLoadPerSecond ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'steadfast_cluster_survives_node_loss',
+      help: '1 when the cluster carries its observed peak after losing its largest node, else 0',
+      registers,
+      collect() {
+        this.set(latest()?.survivesNodeLoss ? 1 : 0);
+      },
+    });
   }
 
   /** Which tier takes flows, codes and counters (1 for the one serving): anything but `redis` on a cluster member means Redis is away. */
   watchEphemeral(store: Pick<EphemeralStore, 'servingFrom'>): void {
-    new Gauge({ name: 'steadfast_ephemeral_serving', help: 'Where flows, one-time codes and counters go now: 1 for the serving tier (redis, durable fallback, node memory)', labelNames: ['tier'], registers: [this.registry], collect() {
-      const serving = store.servingFrom();
-      for (const tier of ['redis', 'durable', 'memory']) this.set({ tier }, tier === serving ? 1 : 0);
-    } });
+    new Gauge({
+      name: 'steadfast_ephemeral_serving',
+      help: 'Where flows, one-time codes and counters go now: 1 for the serving tier (redis, durable fallback, node memory)',
+      labelNames: ['tier'],
+      registers: [this.registry],
+      collect() {
+        const serving = store.servingFrom();
+        for (const tier of ['redis', 'durable', 'memory']) this.set({ tier }, tier === serving ? 1 : 0);
+      },
+    });
   }
 
   /** The local fallback of the durable store: its age, the outage journal and the replay (issue 12). */
   watchFallback(fallback: DurableFailover): void {
     const registers = [this.registry];
-    new Gauge({ name: 'steadfast_fallback_age_seconds', help: 'Seconds since the local fallback last matched the database (the change feed keeps it within a few seconds)', registers, collect() {
-      const age = fallback.ageSeconds();
-      this.set(Number.isFinite(age) ? age : -1);
-    } });
-    new Gauge({ name: 'steadfast_fallback_active', help: '1 while sign-in runs from the local fallback (the database is unreachable or the journal is being replayed)', registers, collect() {
-      this.set(fallback.usesFallback() ? 1 : 0);
-    } });
-    new Gauge({ name: 'steadfast_outage_journal_depth', help: 'Writes made during a database outage not yet replayed into the database', registers, collect() {
-      this.set(fallback.journal.depth);
-    } });
-    new Gauge({ name: 'steadfast_outage_journal_replayed_total', help: 'Journal entries replayed into the database since the node started', registers, collect() {
-      this.set(fallback.replayed);
-    } });
-    new Gauge({ name: 'steadfast_outage_journal_rejected_total', help: 'Journal entries the database refused on replay (set aside and logged)', registers, collect() {
-      this.set(fallback.rejected);
-    } });
+    new Gauge({
+      name: 'steadfast_fallback_age_seconds',
+      help: 'Seconds since the local fallback last matched the database (the change feed keeps it within a few seconds)',
+      registers,
+      collect() {
+        const age = fallback.ageSeconds();
+        this.set(Number.isFinite(age) ? age : -1);
+      },
+    });
+    new Gauge({
+      name: 'steadfast_fallback_active',
+      help: '1 while sign-in runs from the local fallback (the database is unreachable or the journal is being replayed)',
+      registers,
+      collect() {
+        this.set(fallback.usesFallback() ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'steadfast_outage_journal_depth',
+      help: 'Writes made during a database outage not yet replayed into the database',
+      registers,
+      collect() {
+        this.set(fallback.journal.depth);
+      },
+    });
+    new Gauge({
+      name: 'steadfast_outage_journal_replayed_total',
+      help: 'Journal entries replayed into the database since the node started',
+      registers,
+      collect() {
+        this.set(fallback.replayed);
+      },
+    });
+    new Gauge({
+      name: 'steadfast_outage_journal_rejected_total',
+      help: 'Journal entries the database refused on replay (set aside and logged)',
+      registers,
+      collect() {
+        this.set(fallback.rejected);
+      },
+    });
   }
 }

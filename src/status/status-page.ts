@@ -36,7 +36,8 @@ interface Components {
  * a tenant's users understand. The same figures are at `/api/v1/status`.
  */
 export function statusPage(status: string, components: Components, cluster: ClusterView | null = null, history?: StatusHistory): string {
-  const row = (name: string, state: string, note = '') => html`<tr><th scope="row">${name}</th><td data-state="${state}">${STATES[state] ?? state}</td><td>${note}</td></tr>`;
+  const row = (name: string, state: string, note = '') =>
+    html`<tr><th scope="row">${name}</th><td data-state="${state}">${STATES[state] ?? state}</td><td>${note}</td></tr>`;
   const channels = Object.entries(components.delivery).filter((e): e is [string, ChannelHealth] => Boolean(e[1]));
   // In words only: the page is public, and request counts are the operators' business.
   const busy = components.admission.queued > 0;
@@ -67,7 +68,11 @@ ${channels.map(([channel, health]) =>
   row(
     CHANNELS[channel] ?? channel,
     health.state,
-    health.state === 'down' ? 'Use another sign-in method (authenticator app, passkey, another channel), or ask your administrator for a Temporary Access Pass.' : health.state === 'degraded' ? 'A backup provider is carrying the codes.' : '',
+    health.state === 'down'
+      ? 'Use another sign-in method (authenticator app, passkey, another channel), or ask your administrator for a Temporary Access Pass.'
+      : health.state === 'degraded'
+        ? 'A backup provider is carrying the codes.'
+        : '',
   ),
 )}
 </tbody></table></div>

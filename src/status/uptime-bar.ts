@@ -21,8 +21,10 @@ export function uptimeBar(label: string, days: UptimeDay[]): SafeHtml {
   const width = days.length * (BAR_W + GAP);
   const upShare = days.length === 0 ? 1 : 1 - days.reduce((n, d) => n + d.down, 0) / days.length;
   const summary = `${label}: ${(upShare * 100).toFixed(2)}% of the last ${days.length} days without incidents`;
-  return html`<figure class="uptime"><svg role="img" aria-label="${summary}" width="${String(width)}" height="${String(HEIGHT)}" viewBox="0 0 ${String(width)} ${String(HEIGHT)}" xmlns="http://www.w3.org/2000/svg">${days.map((d, i) => {
-    const look = dayLook(d.down);
-    return html`<rect x="${String(i * (BAR_W + GAP))}" y="0" width="${String(BAR_W)}" height="${String(HEIGHT)}" fill="${look.fill}"><title>${new Date(d.day).toISOString().slice(0, 10)}: ${look.words}</title></rect>`;
-  })}</svg><figcaption>${summary}</figcaption></figure>`;
+  return html`<figure class="uptime"><svg role="img" aria-label="${summary}" width="${String(width)}" height="${String(HEIGHT)}" viewBox="0 0 ${String(width)} ${String(HEIGHT)}" xmlns="http://www.w3.org/2000/svg">${days.map(
+    (d, i) => {
+      const look = dayLook(d.down);
+      return html`<rect x="${String(i * (BAR_W + GAP))}" y="0" width="${String(BAR_W)}" height="${String(HEIGHT)}" fill="${look.fill}"><title>${new Date(d.day).toISOString().slice(0, 10)}: ${look.words}</title></rect>`;
+    },
+  )}</svg><figcaption>${summary}</figcaption></figure>`;
 }

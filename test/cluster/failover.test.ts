@@ -64,7 +64,15 @@ describe.runIf(available)('a three-node cluster behind HAProxy', () => {
         const user = await seed.users.create(tenant.id, { username: `user${i}`, passwordHash });
         const secret = new Secret({ size: 20 }).base32;
         const id = `cred-${i}`;
-        await seed.credentials.insert({ id, tenantId: tenant.id, userId: user.id, type: 'totp', label: 'phone', state: 'active', secret: seed.keyRing.seal(secret, secretContext('totp', id)) });
+        await seed.credentials.insert({
+          id,
+          tenantId: tenant.id,
+          userId: user.id,
+          type: 'totp',
+          label: 'phone',
+          state: 'active',
+          secret: seed.keyRing.seal(secret, secretContext('totp', id)),
+        });
         secrets.push(secret);
       }
     } finally {
@@ -108,13 +116,18 @@ describe.runIf(available)('a three-node cluster behind HAProxy', () => {
   /** Password then TOTP; the step to `via` for the password, `finishVia` for the code. */
   async function signIn(via: string, finishVia = via): Promise<{ ok: boolean; why?: string }> {
     const user = nextUser++;
-    const first = await api(via, 'POST', '/api/v1/t/acme/signin', { username: `user${user}`, password: PASSWORD }).catch((err: Error) => ({ status: 0, body: err.message }));
+    const first = await api(via, 'POST', '/api/v1/t/acme/signin', { username: `user${user}`, password: PASSWORD }).catch((err: Error) => ({
+      status: 0,
+      body: err.message,
+    }));
     if (first.status !== 200) return { ok: false, why: `password ${first.status} ${JSON.stringify(first.body)}` };
     return finish(first.body.flow, user, finishVia);
   }
 
   async function finish(flow: string, user: number, via: string): Promise<{ ok: boolean; why?: string }> {
-    const done = await api(via, 'POST', `/api/v1/t/acme/signin/${flow}/verify`, { method: 'totp', code: totpCode(secrets[user]!, Date.now()) }).catch((err: Error) => ({ status: 0, body: err.message }));
+    const done = await api(via, 'POST', `/api/v1/t/acme/signin/${flow}/verify`, { method: 'totp', code: totpCode(secrets[user]!, Date.now()) }).catch(
+      (err: Error) => ({ status: 0, body: err.message }),
+    );
     return done.status === 200 && done.body.state === 'complete' ? { ok: true } : { ok: false, why: `verify ${done.status} ${JSON.stringify(done.body)}` };
   }
 

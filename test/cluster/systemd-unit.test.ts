@@ -59,7 +59,15 @@ describe('the systemd unit in deploy/', () => {
     const port = await freePort();
     const child = spawn(exec!, args, {
       cwd: service.get('WorkingDirectory')![0],
-      env: { PATH: process.env.PATH ?? '', ...env, STEADFAST_DATA_DIR: dir, PORT: String(port), HOST: '127.0.0.1', STEADFAST_CAPACITY_PER_SECOND: '10', STEADFAST_LOG_LEVEL: 'warn' },
+      env: {
+        PATH: process.env.PATH ?? '',
+        ...env,
+        STEADFAST_DATA_DIR: dir,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        STEADFAST_CAPACITY_PER_SECOND: '10',
+        STEADFAST_LOG_LEVEL: 'warn',
+      },
     });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));

@@ -29,19 +29,43 @@ const cases: HttpCase[] = [
     name: 'twilio sms',
     channel: 'sms',
     start: () => startTwilioStandIn(TWILIO),
-    provider: (url, o) => createTwilioProvider('sms', { name: 't', type: 'twilio', baseUrl: url, accountSid: TWILIO.accountSid, authToken: o?.wrongSecret ? 'nope' : TWILIO.authToken, from: '+15005550006' }),
+    provider: (url, o) =>
+      createTwilioProvider('sms', {
+        name: 't',
+        type: 'twilio',
+        baseUrl: url,
+        accountSid: TWILIO.accountSid,
+        authToken: o?.wrongSecret ? 'nope' : TWILIO.authToken,
+        from: '+15005550006',
+      }),
   },
   {
     name: 'twilio voice',
     channel: 'voice',
     start: () => startTwilioStandIn(TWILIO),
-    provider: (url, o) => createTwilioProvider('voice', { name: 't', type: 'twilio', baseUrl: url, accountSid: TWILIO.accountSid, authToken: o?.wrongSecret ? 'nope' : TWILIO.authToken, from: '+15005550006' }),
+    provider: (url, o) =>
+      createTwilioProvider('voice', {
+        name: 't',
+        type: 'twilio',
+        baseUrl: url,
+        accountSid: TWILIO.accountSid,
+        authToken: o?.wrongSecret ? 'nope' : TWILIO.authToken,
+        from: '+15005550006',
+      }),
   },
   {
     name: 'vonage sms',
     channel: 'sms',
     start: () => startVonageStandIn(VONAGE),
-    provider: (url, o) => createVonageProvider({ name: 'v', type: 'vonage', baseUrl: url, apiKey: VONAGE.apiKey, apiSecret: o?.wrongSecret ? 'nope' : VONAGE.apiSecret, from: 'Acme' }),
+    provider: (url, o) =>
+      createVonageProvider({
+        name: 'v',
+        type: 'vonage',
+        baseUrl: url,
+        apiKey: VONAGE.apiKey,
+        apiSecret: o?.wrongSecret ? 'nope' : VONAGE.apiSecret,
+        from: 'Acme',
+      }),
   },
   {
     name: 'webhook',
@@ -91,17 +115,25 @@ for (const c of cases) {
 
     it('gives up on a hung vendor when the signal aborts', async () => {
       standIn.behave({ kind: 'hang' });
-      expect(await failureOf(c.provider(standIn.url).send(message(c.channel), AbortSignal.timeout(200)))).toMatchObject({ kind: 'unavailable', reason: 'timed out' });
+      expect(await failureOf(c.provider(standIn.url).send(message(c.channel), AbortSignal.timeout(200)))).toMatchObject({
+        kind: 'unavailable',
+        reason: 'timed out',
+      });
     });
 
     it('reports wrong credentials as unavailable: the account is broken, not the destination', async () => {
       standIn.behave({ kind: 'ok' });
-      expect(await failureOf(c.provider(standIn.url, { wrongSecret: true }).send(message(c.channel), AbortSignal.timeout(10_000)))).toMatchObject({ kind: 'unavailable' });
+      expect(await failureOf(c.provider(standIn.url, { wrongSecret: true }).send(message(c.channel), AbortSignal.timeout(10_000)))).toMatchObject({
+        kind: 'unavailable',
+      });
     });
 
     it('reports an unreachable vendor as unavailable', async () => {
       const url = `http://127.0.0.1:${await freePort()}`;
-      expect(await failureOf(c.provider(url).send(message(c.channel), AbortSignal.timeout(10_000)))).toMatchObject({ kind: 'unavailable', reason: 'ECONNREFUSED' });
+      expect(await failureOf(c.provider(url).send(message(c.channel), AbortSignal.timeout(10_000)))).toMatchObject({
+        kind: 'unavailable',
+        reason: 'ECONNREFUSED',
+      });
     });
   });
 }
@@ -114,7 +146,10 @@ describe('delivery provider conformance: smtp', () => {
     const server = await startSmtpStandIn();
     const provider = smtp(server.port);
     try {
-      await provider.send({ channel: 'email', to: 'dora@example.test', subject: 'Your code', text: 'Your code is 123456.', html: '<p>123456</p>' }, AbortSignal.timeout(10_000));
+      await provider.send(
+        { channel: 'email', to: 'dora@example.test', subject: 'Your code', text: 'Your code is 123456.', html: '<p>123456</p>' },
+        AbortSignal.timeout(10_000),
+      );
       expect(server.received.at(-1)).toMatchObject({ to: 'dora@example.test', text: expect.stringContaining('Your code is 123456.') });
       expect(server.received.at(-1)!.text).toMatch(/Subject: Your code/);
     } finally {
@@ -126,7 +161,9 @@ describe('delivery provider conformance: smtp', () => {
   it('reports an unreachable server as unavailable', async () => {
     const provider = smtp(await freePort());
     try {
-      expect(await failureOf(provider.send({ channel: 'email', to: 'dora@example.test', subject: 's', text: 't' }, AbortSignal.timeout(10_000)))).toMatchObject({ kind: 'unavailable' });
+      expect(await failureOf(provider.send({ channel: 'email', to: 'dora@example.test', subject: 's', text: 't' }, AbortSignal.timeout(10_000)))).toMatchObject(
+        { kind: 'unavailable' },
+      );
     } finally {
       await provider.close?.();
     }

@@ -12,7 +12,11 @@ for (const spec of backends) {
 
     beforeAll(async () => {
       backend = await spec.create();
-      s = await buildServices(backend.config, { clock, ...(backend.pgSchema ? { pgSchema: backend.pgSchema } : {}), ...(backend.redisNamespace ? { redisNamespace: backend.redisNamespace } : {}) });
+      s = await buildServices(backend.config, {
+        clock,
+        ...(backend.pgSchema ? { pgSchema: backend.pgSchema } : {}),
+        ...(backend.redisNamespace ? { redisNamespace: backend.redisNamespace } : {}),
+      });
     });
     afterAll(async () => {
       await s?.close();
@@ -98,10 +102,29 @@ for (const spec of backends) {
       const user = await s.users.create(t.id, { username: 'hank' });
       const made = await Promise.all(Array.from({ length: 60 }, () => s.sessions.create({ tenantId: t.id, userId: user.id, scope: 'full', amr: ['pwd'] })));
       for (const { token } of made) expect(await s.sessions.authenticate(token)).toBeDefined();
-      await Promise.all(Array.from({ length: 30 }, (_, i) => s.events.record({ tenantId: t.id, userId: user.id, username: 'hank', step: 'password', outcome: 'failure', reason: 'invalid_credentials', app: `g${i}` })));
+      await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          s.events.record({
+            tenantId: t.id,
+            userId: user.id,
+            username: 'hank',
+            step: 'password',
+            outcome: 'failure',
+            reason: 'invalid_credentials',
+            app: `g${i}`,
+          }),
+        ),
+      );
       expect((await s.events.listForUser(t.id, user.id, 100)).items).toHaveLength(30);
       // A row the store refuses fails its whole batch, loudly: no caller is told it was written.
-      const refused = s.events.record({ tenantId: 'no-such-tenant', userId: null, username: 'x', step: 'password', outcome: 'failure', reason: 'invalid_credentials' });
+      const refused = s.events.record({
+        tenantId: 'no-such-tenant',
+        userId: null,
+        username: 'x',
+        step: 'password',
+        outcome: 'failure',
+        reason: 'invalid_credentials',
+      });
       await expect(refused).rejects.toThrow();
     });
 
@@ -109,7 +132,15 @@ for (const spec of backends) {
       const t = await s.tenants.create('events');
       const user = await s.users.create(t.id, { username: 'gina' });
       for (let i = 0; i < 7; i++) {
-        await s.events.record({ tenantId: t.id, userId: user.id, username: 'gina', step: 'password', outcome: 'failure', reason: 'invalid_credentials', app: `r${i}` });
+        await s.events.record({
+          tenantId: t.id,
+          userId: user.id,
+          username: 'gina',
+          step: 'password',
+          outcome: 'failure',
+          reason: 'invalid_credentials',
+          app: `r${i}`,
+        });
         if (i % 2 === 0) clock.advance(1000);
       }
       const seen: string[] = [];

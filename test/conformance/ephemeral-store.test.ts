@@ -72,9 +72,19 @@ const subjects: Subject[] = [
       const durable = openDurableStore({ sqlitePath: ':memory:' });
       await migrateToLatest(durable.db, durable.engine);
       const redis = await RedisEphemeralStore.connect({ url: 'redis://127.0.0.1:1', startWithoutRedis: true });
-      const store = new FailoverEphemeralStore(redis, { durable: new DurableEphemeralStore(durable.db, clock), memory: new MemoryEphemeralStore(clock) }, clock);
+      const store = new FailoverEphemeralStore(
+        redis,
+        { durable: new DurableEphemeralStore(durable.db, clock), memory: new MemoryEphemeralStore(clock) },
+        clock,
+      );
       // ping reports Redis itself (down); the conformance check of ping is for the tiers that serve.
-      const served = Object.assign(Object.create(store) as FailoverEphemeralStore, { ping: async () => {}, close: async () => { await store.close(); await durable.close(); } });
+      const served = Object.assign(Object.create(store) as FailoverEphemeralStore, {
+        ping: async () => {},
+        close: async () => {
+          await store.close();
+          await durable.close();
+        },
+      });
       return { store: served, expire: async () => clock.advance(3_600_000) };
     },
   },
@@ -83,7 +93,12 @@ const subjects: Subject[] = [
 /** The store, closing what it runs on as well. */
 function withClose<S extends EphemeralStore>(store: S, after: () => Promise<void>): S {
   const close = store.close.bind(store);
-  return Object.assign(store, { close: async () => { await close(); await after(); } });
+  return Object.assign(store, {
+    close: async () => {
+      await close();
+      await after();
+    },
+  });
 }
 
 for (const subject of subjects) {

@@ -33,23 +33,51 @@ const codeOf = (fn: () => unknown): string | undefined => {
   }
   return undefined;
 };
-const rejection = async (promise: Promise<unknown>) => promise.then(() => undefined, (err: unknown) => (err instanceof AppError ? { code: err.code, retryAfter: err.retryAfter, detail: err.detail } : { code: 'not-an-app-error' }));
+const rejection = async (promise: Promise<unknown>) =>
+  promise.then(
+    () => undefined,
+    (err: unknown) => (err instanceof AppError ? { code: err.code, retryAfter: err.retryAfter, detail: err.detail } : { code: 'not-an-app-error' }),
+  );
 
 describe('session scope', () => {
-  const all: SessionAction[] = ['view-account', 'list-methods', 'add-method', 'confirm-method', 'resend-confirmation', 'sign-out', 'change-method', 'remove-method', 'view-signins', 'report-signin', 'change-password', 'administer', 'sign-in-to-app'];
+  const all: SessionAction[] = [
+    'view-account',
+    'list-methods',
+    'add-method',
+    'confirm-method',
+    'resend-confirmation',
+    'sign-out',
+    'change-method',
+    'remove-method',
+    'view-signins',
+    'report-signin',
+    'change-password',
+    'administer',
+    'sign-in-to-app',
+  ];
   const registrationMay = ['view-account', 'list-methods', 'add-method', 'confirm-method', 'resend-confirmation', 'sign-out'];
 
   it('lets a full session do everything and a registration session only set-up', () => {
     for (const action of all) {
       expect(sessionMay('full', action), action).toBe(true);
       expect(sessionMay('register', action), action).toBe(registrationMay.includes(action));
-      expect(codeOf(() => requireSessionMay('register', action)), action).toBe(registrationMay.includes(action) ? undefined : 'registration-only');
-      expect(codeOf(() => requireSessionMay('full', action)), action).toBeUndefined();
+      expect(
+        codeOf(() => requireSessionMay('register', action)),
+        action,
+      ).toBe(registrationMay.includes(action) ? undefined : 'registration-only');
+      expect(
+        codeOf(() => requireSessionMay('full', action)),
+        action,
+      ).toBeUndefined();
     }
   });
 
   it('lets a registration session add only a method that proves itself at set-up', () => {
-    for (const type of ['totp', 'webauthn', 'sms', 'voice', 'email']) expect(codeOf(() => requireMayAdd('register', type)), type).toBeUndefined();
+    for (const type of ['totp', 'webauthn', 'sms', 'voice', 'email'])
+      expect(
+        codeOf(() => requireMayAdd('register', type)),
+        type,
+      ).toBeUndefined();
     expect(codeOf(() => requireMayAdd('register', 'recovery-codes'))).toBe('registration-only');
     expect(codeOf(() => requireMayAdd('register', 'no-such-method'))).toBe('registration-only');
     expect(codeOf(() => requireMayAdd('full', 'recovery-codes'))).toBeUndefined();
@@ -93,11 +121,17 @@ describe('abuse limits', () => {
     for (const factor of ['password', 'second-factor'] as const) {
       const limits = fresh();
       const outcomes = await spend(limits, 81, (i) => attempt({ factor, ip: `198.18.${i}.1` }));
-      expect(outcomes.filter((o) => o === 'ok'), factor).toHaveLength(80);
+      expect(
+        outcomes.filter((o) => o === 'ok'),
+        factor,
+      ).toHaveLength(80);
       const held = await rejection(limits.begin(attempt({ factor, ip: '198.18.250.1' })));
       expect(held!.retryAfter, factor).toBeGreaterThan(23 * 3600);
       // The familiar parts are apart.
-      expect(await spend(limits, 11, () => attempt({ factor, place: 'familiar-source', ip: '192.0.2.1' })), factor).toEqual([...Array(10).fill('ok'), 'too-many-requests']);
+      expect(await spend(limits, 11, () => attempt({ factor, place: 'familiar-source', ip: '192.0.2.1' })), factor).toEqual([
+        ...Array(10).fill('ok'),
+        'too-many-requests',
+      ]);
       const blocked = await rejection(limits.begin(attempt({ factor, place: 'familiar-source', ip: '192.0.2.1' })));
       expect(blocked!.retryAfter).toBeLessThanOrEqual(3600);
       expect(await spend(limits, 10, (i) => attempt({ factor, place: 'known-browser', ip: `192.0.3.${i}` })), factor).toEqual(Array(10).fill('ok'));
@@ -121,7 +155,8 @@ describe('abuse limits', () => {
     await spend(limits, 8, (i) => attempt({ ip: `198.18.${i}.4` }));
     expect(await rejection(limits.begin(attempt({ ip: '198.18.99.4' })))).toMatchObject({ code: 'too-many-requests' });
     expect(await rejection(limits.begin(attempt({ factor: 'second-factor', ip: '198.18.99.4' })))).toBeUndefined();
-    for (const factor of ['tap', 'password-change'] as const) expect(await spend(limits, 20, (i) => attempt({ factor, ip: `198.18.${i}.5` })), factor).toEqual(Array(20).fill('ok'));
+    for (const factor of ['tap', 'password-change'] as const)
+      expect(await spend(limits, 20, (i) => attempt({ factor, ip: `198.18.${i}.5` })), factor).toEqual(Array(20).fill('ok'));
   });
 
   it('costs a refused attempt nothing, and a success restarts the count and makes the source familiar for that factor', async () => {
@@ -167,10 +202,18 @@ describe('with the services on SQLite', () => {
     it('issues within the policy, formatted, replacing the one before', async () => {
       const user = await newUser();
       const { minMinutes, maxMinutes } = tenant.policy.tap;
-      for (const minutes of [minMinutes - 1, maxMinutes + 1, 1.5]) expect(await rejection(s.passes.issue(tenant, user.id, { minutes }, 'admin')), String(minutes)).toMatchObject({ code: 'invalid-request' });
+      for (const minutes of [minMinutes - 1, maxMinutes + 1, 1.5])
+        expect(await rejection(s.passes.issue(tenant, user.id, { minutes }, 'admin')), String(minutes)).toMatchObject({ code: 'invalid-request' });
       const first = await s.passes.issue(tenant, user.id, { minutes: maxMinutes, oneTime: false }, 'x'.repeat(300));
       expect(first.code).toMatch(/^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/);
-      expect(first.pass).toMatchObject({ userId: user.id, oneTime: false, uses: 0, lastUsedAt: null, createdBy: 'x'.repeat(200), expiresAt: clock.now() + maxMinutes * 60_000 });
+      expect(first.pass).toMatchObject({
+        userId: user.id,
+        oneTime: false,
+        uses: 0,
+        lastUsedAt: null,
+        createdBy: 'x'.repeat(200),
+        expiresAt: clock.now() + maxMinutes * 60_000,
+      });
       const second = await s.passes.issue(tenant, user.id, { oneTime: true }, 'admin');
       expect(second.pass.expiresAt).toBe(clock.now() + tenant.policy.tap.defaultMinutes * 60_000);
       expect((await s.passes.active(tenant.id, user.id))!.id).toBe(second.pass.id);
@@ -252,7 +295,10 @@ describe('with the services on SQLite', () => {
       // The same code twice at once: one wins.
       const meet = new MeetingPoint(2).holdCalls(s.hasher, 'verify');
       try {
-        const both = await Promise.all([method().verify([credential], { code: codes[1]! }, {} as never), method().verify([credential], { code: codes[1]! }, {} as never)]);
+        const both = await Promise.all([
+          method().verify([credential], { code: codes[1]! }, {} as never),
+          method().verify([credential], { code: codes[1]! }, {} as never),
+        ]);
         expect(both.filter(Boolean)).toHaveLength(1);
       } finally {
         meet.restore();
@@ -268,7 +314,8 @@ describe('with the services on SQLite', () => {
   });
 
   describe('request authentication', () => {
-    const request = (headers: Record<string, string>, cookies: Record<string, string> = {}, method = 'GET') => ({ headers, cookies, method }) as unknown as FastifyRequest;
+    const request = (headers: Record<string, string>, cookies: Record<string, string> = {}, method = 'GET') =>
+      ({ headers, cookies, method }) as unknown as FastifyRequest;
     const bearer = (token: string, method = 'GET') => request({ authorization: `Bearer ${token}` }, {}, method);
     const session = async (user: User, scope: 'full' | 'register', amr: string[]) =>
       (await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope, amr, ip: '127.0.0.1', userAgent: undefined })).token;
@@ -300,7 +347,13 @@ describe('with the services on SQLite', () => {
       await s.users.update(tenant.id, user.id, { status: 'disabled' });
       expect(await s.auth.findPrincipal(bearer(token))).toBeUndefined();
       await s.users.update(tenant.id, user.id, { status: 'active' });
-      const deps = { sessions: s.sessions, users: s.users, tenants: { findById: async () => undefined }, adminTokens: s.adminTokens, publicUrl: 'http://localhost' };
+      const deps = {
+        sessions: s.sessions,
+        users: s.users,
+        tenants: { findById: async () => undefined },
+        adminTokens: s.adminTokens,
+        publicUrl: 'http://localhost',
+      };
       expect(await new RequestAuth(deps as never).findPrincipal(bearer(token))).toBeUndefined();
     });
 
@@ -322,15 +375,27 @@ describe('with the services on SQLite', () => {
 
     it('takes an admin token for its own tenant, and nothing that merely looks like one', async () => {
       const made = await s.adminTokens.create(tenant.id, 'admin');
-      expect(await s.auth.requireAdmin(bearer(made.token, 'POST'))).toEqual({ tenant: expect.objectContaining({ id: tenant.id }), actor: `admin-token:${made.id}` });
+      expect(await s.auth.requireAdmin(bearer(made.token, 'POST'))).toEqual({
+        tenant: expect.objectContaining({ id: tenant.id }),
+        actor: `admin-token:${made.id}`,
+      });
       expect(await rejection(s.auth.requireAdmin(bearer('sfa_forged')))).toMatchObject({ code: 'unauthenticated' });
-      const deps = { sessions: s.sessions, users: s.users, tenants: { findById: async () => undefined }, adminTokens: s.adminTokens, publicUrl: 'http://localhost' };
+      const deps = {
+        sessions: s.sessions,
+        users: s.users,
+        tenants: { findById: async () => undefined },
+        adminTokens: s.adminTokens,
+        publicUrl: 'http://localhost',
+      };
       expect(await rejection(new RequestAuth(deps as never).requireAdmin(bearer(made.token)))).toMatchObject({ code: 'unauthenticated' });
     });
 
     it('sets the session cookie http-only and same-site, secure behind https', () => {
       const calls: unknown[][] = [];
-      const reply = { setCookie: (...args: unknown[]) => calls.push(['set', ...args]), clearCookie: (...args: unknown[]) => calls.push(['clear', ...args]) } as unknown as FastifyReply;
+      const reply = {
+        setCookie: (...args: unknown[]) => calls.push(['set', ...args]),
+        clearCookie: (...args: unknown[]) => calls.push(['clear', ...args]),
+      } as unknown as FastifyReply;
       const expires = new Date(clock.now() + 1000).toISOString();
       for (const publicUrl of ['http://localhost', 'https://id.example.test']) {
         const auth = new RequestAuth({ sessions: s.sessions, users: s.users, tenants: s.tenants, adminTokens: s.adminTokens, publicUrl });
@@ -344,7 +409,12 @@ describe('with the services on SQLite', () => {
     });
 
     it('keeps a registration session from administering whatever its factors say (the session type is Session)', () => {
-      const principal = (scope: Session['scope'], isAdmin: boolean, amr: string[]) => ({ session: { scope, amr, authTime: clock.now() } as Session, user: { isAdmin } as User, tenant, token: 't' });
+      const principal = (scope: Session['scope'], isAdmin: boolean, amr: string[]) => ({
+        session: { scope, amr, authTime: clock.now() } as Session,
+        user: { isAdmin } as User,
+        tenant,
+        token: 't',
+      });
       expect(codeOf(() => s.auth.requireAdministrator(principal('register', true, ['mfa']), false))).toBe('forbidden');
       expect(codeOf(() => s.auth.requireAdministrator(principal('full', false, ['mfa']), false))).toBe('forbidden');
       expect(codeOf(() => s.auth.requireAdministrator(principal('full', true, ['pwd']), false))).toBe('second-factor-required');

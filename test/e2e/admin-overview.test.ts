@@ -43,18 +43,47 @@ describe.runIf(chromiumAvailable())('admin overview and readable logs in Chromiu
     sms = await startTwilioStandIn(TWILIO);
     const configFile = join(tmpdir(), `steadfast-e2e-overview-${process.pid}.json`);
     const breaker = { timeoutMs: 2000, volumeThreshold: 100, errorPercent: 100, resetAfterMs: 60_000, consecutiveFailures: 100 };
-    writeFileSync(configFile, JSON.stringify({ delivery: { sms: [{ name: 'primary', type: 'twilio', baseUrl: sms.url, ...TWILIO, from: '+15005550006', ...breaker }] } }));
+    writeFileSync(
+      configFile,
+      JSON.stringify({ delivery: { sms: [{ name: 'primary', type: 'twilio', baseUrl: sms.url, ...TWILIO, from: '+15005550006', ...breaker }] } }),
+    );
     backend = await sqliteMemory.create({ STEADFAST_CONFIG: configFile });
     server = await startTestServer(backend);
     const { services } = server;
     const tenant = await services.tenants.create('corp', 'Corp');
     tenantId = tenant.id;
-    const user = async (username: string, isAdmin = false) => (ids[username] = (await services.users.create(tenant.id, { username, passwordHash: await services.hasher.hash(`${username} password 12`), isAdmin })).id);
+    const user = async (username: string, isAdmin = false) =>
+      (ids[username] = (await services.users.create(tenant.id, { username, passwordHash: await services.hasher.hash(`${username} password 12`), isAdmin })).id);
     const ada = await user('ada', true);
-    await services.credentials.insert({ id: 'ada-totp', tenantId, userId: ada, type: 'totp', label: 'Phone', state: 'active', secret: services.keyRing.seal(adminSecret, secretContext('totp', 'ada-totp')) });
+    await services.credentials.insert({
+      id: 'ada-totp',
+      tenantId,
+      userId: ada,
+      type: 'totp',
+      label: 'Phone',
+      state: 'active',
+      secret: services.keyRing.seal(adminSecret, secretContext('totp', 'ada-totp')),
+    });
     // Bob has only a phone, Carol a passkey, Dave nothing yet.
-    await services.credentials.insert({ tenantId, userId: await user('bob'), type: 'sms', label: '+•••55', state: 'active', secret: null, publicData: { phone: '+447700900555' } });
-    await services.credentials.insert({ tenantId, userId: await user('carol'), type: 'webauthn', label: 'Laptop', state: 'active', secret: null, externalId: 'carol-key', publicData: {} });
+    await services.credentials.insert({
+      tenantId,
+      userId: await user('bob'),
+      type: 'sms',
+      label: '+•••55',
+      state: 'active',
+      secret: null,
+      publicData: { phone: '+447700900555' },
+    });
+    await services.credentials.insert({
+      tenantId,
+      userId: await user('carol'),
+      type: 'webauthn',
+      label: 'Laptop',
+      state: 'active',
+      secret: null,
+      externalId: 'carol-key',
+      publicData: {},
+    });
     await user('dave');
 
     // A day of sign-ins: successes and failures spread over past hours, as they were recorded.
@@ -125,7 +154,11 @@ describe.runIf(chromiumAvailable())('admin overview and readable logs in Chromiu
     await expect(hours.getAttribute('aria-labelledby')).resolves.toBe('chart-hours-title chart-hours-desc');
     await expect(page.locator('#chart-hours-desc').textContent()).resolves.toMatch(/^Over the last 24 hours: 3 signed in and 3 failed\./);
 
-    const table = async (name: RegExp) => (await page.locator('figure', { has: page.getByRole('img', { name }) }).locator('table').textContent()) ?? '';
+    const table = async (name: RegExp) =>
+      (await page
+        .locator('figure', { has: page.getByRole('img', { name }) })
+        .locator('table')
+        .textContent()) ?? '';
     const failures = await table(/Failed sign-ins by reason/);
     expect(failures).toContain('Invalid credentials (wrong username or password)2');
     expect(failures).toContain('Wrong code or key1');

@@ -168,7 +168,12 @@ describe.runIf(chromiumAvailable())('the first day of a new hire in Chromium', {
     await page.getByRole('link', { name: 'Keep it' }).click();
     await page.getByRole('link', { name: 'My sign-ins' }).first().click();
     await expect(page.locator('tr.current').first().textContent()).resolves.toContain('This is you');
-    expect(await page.locator('tr.current').getByRole('link', { name: /This wasn't me/ }).count()).toBe(0);
+    expect(
+      await page
+        .locator('tr.current')
+        .getByRole('link', { name: /This wasn't me/ })
+        .count(),
+    ).toBe(0);
     await check('my sign-ins');
   });
 
@@ -184,7 +189,9 @@ describe.runIf(chromiumAvailable())('the first day of a new hire in Chromium', {
     // The code that confirmed the app, still on its screen.
     await page.getByLabel('Authenticator app code').fill(totpCode(secret, clock.now()));
     await page.getByRole('button', { name: 'Verify' }).click();
-    await expect(page.getByRole('alert').first().textContent()).resolves.toMatch(/That code was already used\. The next code shows in 27 seconds.*did not count/);
+    await expect(page.getByRole('alert').first().textContent()).resolves.toMatch(
+      /That code was already used\. The next code shows in 27 seconds.*did not count/,
+    );
     await check('second step, code already used', 'onboarding-6-code-used');
 
     // Letters are no guess either; a wrong code is, and the count shows none was spent before it.

@@ -66,8 +66,20 @@ describe.runIf(chromiumAvailable())('OpenID Connect with a relying party and Chr
     const { services } = server;
     const tenant = await services.tenants.create('acme', 'Acme');
     adminToken = (await services.adminTokens.create(tenant.id, 'admin')).token;
-    const uma = await services.users.create(tenant.id, { username: 'uma', email: 'uma@acme.example', passwordHash: await services.hasher.hash('uma password 123') });
-    await services.credentials.insert({ id: 'uma-totp', tenantId: tenant.id, userId: uma.id, type: 'totp', label: 'Phone', state: 'active', secret: services.keyRing.seal(totp, secretContext('totp', 'uma-totp')) });
+    const uma = await services.users.create(tenant.id, {
+      username: 'uma',
+      email: 'uma@acme.example',
+      passwordHash: await services.hasher.hash('uma password 123'),
+    });
+    await services.credentials.insert({
+      id: 'uma-totp',
+      tenantId: tenant.id,
+      userId: uma.id,
+      type: 'totp',
+      label: 'Phone',
+      state: 'active',
+      secret: services.keyRing.seal(totp, secretContext('totp', 'uma-totp')),
+    });
 
     rp = createServer((req, res) => {
       callbacks.push(new URL(req.url!, callbackBase));
@@ -92,8 +104,14 @@ describe.runIf(chromiumAvailable())('OpenID Connect with a relying party and Chr
 
   it('signs in through the hosted pages with password and TOTP, and issues an ID token with amr and acr', async () => {
     const app = await registerApp({ name: 'Wiki', firstParty: true });
-    config = await oidc.discovery(new URL(issuer), app.clientId, undefined, oidc.ClientSecretBasic(app.clientSecret), { execute: [oidc.allowInsecureRequests] });
-    expect(config.serverMetadata()).toMatchObject({ issuer, code_challenge_methods_supported: ['S256'], acr_values_supported: expect.arrayContaining(['urn:steadfast:acr:mfa']) });
+    config = await oidc.discovery(new URL(issuer), app.clientId, undefined, oidc.ClientSecretBasic(app.clientSecret), {
+      execute: [oidc.allowInsecureRequests],
+    });
+    expect(config.serverMetadata()).toMatchObject({
+      issuer,
+      code_challenge_methods_supported: ['S256'],
+      acr_values_supported: expect.arrayContaining(['urn:steadfast:acr:mfa']),
+    });
 
     const verifier = oidc.randomPKCECodeVerifier();
     const state = oidc.randomState();
@@ -132,7 +150,13 @@ describe.runIf(chromiumAvailable())('OpenID Connect with a relying party and Chr
 
   it('asks again for prompt=login even with a session', async () => {
     const verifier = oidc.randomPKCECodeVerifier();
-    const url = oidc.buildAuthorizationUrl(config, { redirect_uri: `${callbackBase}/callback`, scope: 'openid', prompt: 'login', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: `${callbackBase}/callback`,
+      scope: 'openid',
+      prompt: 'login',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+    });
     const before = callbacks.length;
     await page.goto(url.href);
     expect(page.url(), (await page.locator('body').textContent()) ?? '').toContain('fresh=1');
@@ -157,7 +181,12 @@ describe.runIf(chromiumAvailable())('OpenID Connect with a relying party and Chr
   it('takes a new user through registering a first method and back to the app', async () => {
     await server.services.admin.createUser((await server.services.tenants.findBySlug('acme'))!, 'cli', { username: 'neo', password: 'neo password 123' });
     const verifier = oidc.randomPKCECodeVerifier();
-    const url = oidc.buildAuthorizationUrl(config, { redirect_uri: `${callbackBase}/callback`, scope: 'openid profile', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: `${callbackBase}/callback`,
+      scope: 'openid profile',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+    });
     const before = callbacks.length;
     await page.goto(url.href);
     await page.getByLabel('Username').fill('neo');
@@ -190,7 +219,9 @@ describe.runIf(chromiumAvailable())('OpenID Connect with a relying party and Chr
 
   it('shows a third-party app a consent page, and demands a second factor for acr_values', async () => {
     const app = await registerApp({ name: 'Partner Portal' });
-    const partner = await oidc.discovery(new URL(issuer), app.clientId, undefined, oidc.ClientSecretBasic(app.clientSecret), { execute: [oidc.allowInsecureRequests] });
+    const partner = await oidc.discovery(new URL(issuer), app.clientId, undefined, oidc.ClientSecretBasic(app.clientSecret), {
+      execute: [oidc.allowInsecureRequests],
+    });
     const verifier = oidc.randomPKCECodeVerifier();
     const url = oidc.buildAuthorizationUrl(partner, {
       redirect_uri: `${callbackBase}/callback`,

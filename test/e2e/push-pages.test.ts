@@ -34,7 +34,12 @@ describe.runIf(chromiumAvailable())('push approval in Chromium: the sign-in page
     await server.services.users.create(tenant.id, { username: 'ada', passwordHash: await server.services.hasher.hash(PASSWORD) });
     browser = await launchChromium();
     computer = await browser.newContext({ viewport: { width: 1000, height: 800 } });
-    phone = await browser.newContext({ viewport: { width: 390, height: 760 }, isMobile: true, hasTouch: true, userAgent: 'Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Mobile Safari/537.36' });
+    phone = await browser.newContext({
+      viewport: { width: 390, height: 760 },
+      isMobile: true,
+      hasTouch: true,
+      userAgent: 'Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Mobile Safari/537.36',
+    });
     page = await computer.newPage();
     app = await phone.newPage();
   });
@@ -89,7 +94,12 @@ describe.runIf(chromiumAvailable())('push approval in Chromium: the sign-in page
           const open = indexedDB.open('steadfast-authenticator', 1);
           open.onsuccess = () => {
             const get = open.result.transaction('devices').objectStore('devices').get('acme');
-            get.onsuccess = () => resolve({ extractable: get.result.key.extractable, type: get.result.key.type, algorithm: (get.result.key.algorithm as EcKeyAlgorithm).namedCurve });
+            get.onsuccess = () =>
+              resolve({
+                extractable: get.result.key.extractable,
+                type: get.result.key.type,
+                algorithm: (get.result.key.algorithm as EcKeyAlgorithm).namedCurve,
+              });
           };
         }),
     );
@@ -149,13 +159,19 @@ describe.runIf(chromiumAvailable())('push approval in Chromium: the sign-in page
     await shownNumber();
     await (await request()).getByRole('button', { name: 'Deny', exact: true }).click();
     await app.getByText('Denied. Nobody signs in with this request.').waitFor();
-    await page.getByRole('alert').getByText(/The request was denied or has expired/).waitFor();
+    await page
+      .getByRole('alert')
+      .getByText(/The request was denied or has expired/)
+      .waitFor();
 
     await page.getByRole('button', { name: 'Send a new request to Steadfast Authenticator' }).click();
     await shownNumber();
     await (await request()).getByRole('button', { name: "This wasn't me: deny and report it" }).click();
     await app.getByText(/Denied and reported/).waitFor();
-    await page.getByRole('alert').getByText(/The request was denied or has expired/).waitFor();
+    await page
+      .getByRole('alert')
+      .getByText(/The request was denied or has expired/)
+      .waitFor();
     const ada = (await server.services.users.findByUsername((await server.services.tenants.findBySlug('acme'))!.id, 'ada'))!;
     expect(ada.flaggedAt).not.toBeNull();
   });
@@ -171,7 +187,10 @@ describe.runIf(chromiumAvailable())('push approval in Chromium: the sign-in page
     await request();
     clock.advance(61_000);
     // The page says so by itself; the app takes the request away (an expired approval is refused: test/integration/push.test.ts).
-    await page.getByRole('alert').getByText(/The request was denied or has expired/).waitFor();
+    await page
+      .getByRole('alert')
+      .getByText(/The request was denied or has expired/)
+      .waitFor();
     await app.getByText('No sign-in requests waiting.').waitFor();
     await expect(app.locator('form.request').count()).resolves.toBe(0);
   });

@@ -41,7 +41,14 @@ describe.runIf(chromiumAvailable())('passkeys, security keys and the self-servic
     const cdp = await context.newCDPSession(page);
     await cdp.send('WebAuthn.enable');
     const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-      options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+      options: {
+        protocol: 'ctap2',
+        transport: 'internal',
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+      },
     });
     return { cdp, authenticatorId };
   }
@@ -80,11 +87,18 @@ describe.runIf(chromiumAvailable())('passkeys, security keys and the self-servic
     await expect(page.locator('ul.methods').textContent()).resolves.toContain('Phone passkey');
     const me = await server.services.users.findByUsername((await server.services.tenants.findBySlug('keys'))!.id, 'pat');
     const methods = await server.services.credentials.listForUser(me!.tenantId, me!.id, 'active');
-    expect(methods).toEqual([expect.objectContaining({ type: 'webauthn', label: 'Phone passkey', isDefault: true, publicData: expect.objectContaining({ kind: 'passkey', counter: expect.any(Number) }) })]);
+    expect(methods).toEqual([
+      expect.objectContaining({
+        type: 'webauthn',
+        label: 'Phone passkey',
+        isDefault: true,
+        publicData: expect.objectContaining({ kind: 'passkey', counter: expect.any(Number) }),
+      }),
+    ]);
     await shoot(page, 'security-info');
   });
 
-  it('signs out, then signs in with the passkey alone from the username field\'s autofill', async () => {
+  it("signs out, then signs in with the passkey alone from the username field's autofill", async () => {
     const { page } = phone;
     await page.getByRole('button', { name: 'Sign out' }).click();
     // The sign-in page asks for passkeys in autofill mode; the virtual authenticator answers at once.

@@ -44,7 +44,13 @@ export class PageClient {
     const res = await fetch(this.base + path, {
       method: 'POST',
       redirect: 'manual',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: this.cookieHeader(), origin: this.base, 'sec-fetch-site': 'same-origin', ...options.headers },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        cookie: this.cookieHeader(),
+        origin: this.base,
+        'sec-fetch-site': 'same-origin',
+        ...options.headers,
+      },
       body,
     });
     this.keep(res);

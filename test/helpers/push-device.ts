@@ -27,7 +27,12 @@ export class PushDevice {
 
   async pair(pairingUrl: string, subscription?: unknown) {
     const token = new URL(pairingUrl).hash.replace(/^#pair=/, '');
-    const answer = await api(this.base, 'POST', `/api/v1/t/${this.tenant}/authenticator/pair`, { token, publicKey: this.publicJwk, name: 'Test phone', ...(subscription ? { subscription } : {}) });
+    const answer = await api(this.base, 'POST', `/api/v1/t/${this.tenant}/authenticator/pair`, {
+      token,
+      publicKey: this.publicJwk,
+      name: 'Test phone',
+      ...(subscription ? { subscription } : {}),
+    });
     if (answer.status === 200) this.deviceId = answer.body.deviceId;
     return answer;
   }
@@ -42,7 +47,9 @@ export class PushDevice {
 
   /** The signed answer, without sending it (to replay or tamper with). */
   answer(request: { id: string; binding: string }, decision: 'approve' | 'deny', number: string, time = Date.now(), notMe = false) {
-    const signature = this.sign(decisionMessage({ decision, challengeId: request.id, binding: request.binding, number: decision === 'approve' ? number : '', time }));
+    const signature = this.sign(
+      decisionMessage({ decision, challengeId: request.id, binding: request.binding, number: decision === 'approve' ? number : '', time }),
+    );
     return { device: this.deviceId, decision, number, time, signature, ...(notMe ? { notMe } : {}) };
   }
 

@@ -25,7 +25,10 @@ export interface TestServer {
 }
 
 /** A real node on an ephemeral loopback port, on the given backend. */
-export async function startTestServer(backend: Backend, options: Omit<BuildOptions, 'pgSchema' | 'redisNamespace' | 'logger'> & { logLevel?: string } = {}): Promise<TestServer> {
+export async function startTestServer(
+  backend: Backend,
+  options: Omit<BuildOptions, 'pgSchema' | 'redisNamespace' | 'logger'> & { logLevel?: string } = {},
+): Promise<TestServer> {
   const logs = new LogCapture();
   const logger = createLogger(options.logLevel ?? 'info', logs);
   const services = await buildServices(backend.config, {

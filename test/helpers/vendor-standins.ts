@@ -95,11 +95,16 @@ export function startVonageStandIn(credentials: { apiKey: string; apiSecret: str
       if (req.method !== 'POST' || req.url !== '/sms/json') return void res.writeHead(404).end();
       const form = new URLSearchParams(body);
       if (form.get('api_key') !== credentials.apiKey || form.get('api_secret') !== credentials.apiSecret) {
-        return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ 'message-count': '1', messages: [{ status: '4', 'error-text': 'Bad Credentials' }] }));
+        return void res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ 'message-count': '1', messages: [{ status: '4', 'error-text': 'Bad Credentials' }] }));
       }
       return { to: `+${form.get('to') ?? ''}`, text: form.get('text') ?? '', at: Date.now() };
     },
-    (res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ 'message-count': '1', messages: [{ status: '0', 'message-id': String(Date.now()) }] })),
+    (res) =>
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ 'message-count': '1', messages: [{ status: '0', 'message-id': String(Date.now()) }] })),
   );
 }
 

@@ -36,7 +36,13 @@ for (const spec of backends) {
         const first = await signin(name, `${name} password`, '198.51.100.1');
         const enrol = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, first.body.session.token);
         secrets.set(name, enrol.body.secret);
-        await api(server.url, 'POST', `/api/v1/me/methods/${enrol.body.id}/confirm`, { code: totpCode(enrol.body.secret, clock.now()) }, first.body.session.token);
+        await api(
+          server.url,
+          'POST',
+          `/api/v1/me/methods/${enrol.body.id}/confirm`,
+          { code: totpCode(enrol.body.secret, clock.now()) },
+          first.body.session.token,
+        );
         // A complete sign-in from home: both factors are familiar there from now on.
         const again = await signin(name, `${name} password`, '198.51.100.1');
         clock.advance(30_000);
@@ -108,10 +114,18 @@ for (const spec of backends) {
       const home = { 'x-forwarded-for': '198.51.100.1' };
       const first = await browser.post('/t/limits/signin', { username: 'owner', password: 'owner password' }, { from: '/t/limits/signin', headers: home });
       clock.advance(30_000);
-      const done = await browser.post('/t/limits/signin/verify', { flow: hiddenField(first.text, 'flow')!, method: 'totp', code: totpCode(secrets.get('owner')!, clock.now()) }, { from: '/t/limits/signin/tap', headers: home });
+      const done = await browser.post(
+        '/t/limits/signin/verify',
+        { flow: hiddenField(first.text, 'flow')!, method: 'totp', code: totpCode(secrets.get('owner')!, clock.now()) },
+        { from: '/t/limits/signin/tap', headers: home },
+      );
       expect(done.status).toBe(303);
       expect(browser.cookies.get('sf_known')).toMatch(/^sfb_/);
-      const travelling = await browser.post('/t/limits/signin', { username: 'owner', password: 'owner password' }, { from: '/t/limits/signin/tap', headers: { 'x-forwarded-for': '203.0.113.200' } });
+      const travelling = await browser.post(
+        '/t/limits/signin',
+        { username: 'owner', password: 'owner password' },
+        { from: '/t/limits/signin/tap', headers: { 'x-forwarded-for': '203.0.113.200' } },
+      );
       expect(travelling.status).toBe(200);
       expect(hiddenField(travelling.text, 'flow')).toBeTruthy();
       // The mark names its account: on another account's sign-in it means nothing.
@@ -121,7 +135,11 @@ for (const spec of backends) {
       // A Temporary Access Pass gets in while the password is blocked, from anywhere.
       const owner = (await server.services.users.findByUsername(tenant.id, 'owner'))!;
       const tap = await api(server.url, 'POST', `/api/v1/admin/users/${owner.id}/tap`, { minutes: 60, oneTime: true }, adminToken);
-      const byTap = await fetch(`${server.url}/api/v1/t/limits/signin`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': '198.18.9.9' }, body: JSON.stringify({ username: 'owner', tap: tap.body.code }) });
+      const byTap = await fetch(`${server.url}/api/v1/t/limits/signin`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': '198.18.9.9' },
+        body: JSON.stringify({ username: 'owner', tap: tap.body.code }),
+      });
       expect(byTap.status).toBe(200);
 
       // Strangers stay refused for a day from their first failure: no block that lifts and restarts the count.
@@ -136,7 +154,11 @@ for (const spec of backends) {
       expect(neighbour).toEqual([401, 401, 429]);
       expect(Number((await signin('owner', 'owner password', '198.51.100.1')).retryAfter)).toBeLessThanOrEqual(60 * 60);
       // ...and the owner's own browser still gets in.
-      const stillHome = await browser.post('/t/limits/signin', { username: 'owner', password: 'owner password' }, { from: '/t/limits/signin/tap', headers: { 'x-forwarded-for': '203.0.113.201' } });
+      const stillHome = await browser.post(
+        '/t/limits/signin',
+        { username: 'owner', password: 'owner password' },
+        { from: '/t/limits/signin/tap', headers: { 'x-forwarded-for': '203.0.113.201' } },
+      );
       expect(hiddenField(stillHome.text, 'flow')).toBeTruthy();
     });
 
@@ -180,7 +202,11 @@ for (const spec of backends) {
     it("spends only the strangers' part when an app's key guesses codes, even from the owner's network", async () => {
       const appKey = (await api(server.url, 'POST', '/api/v1/admin/apps', { name: 'VPN', kind: 'api' }, adminToken)).body.apiKey as string;
       const guess = () =>
-        fetch(`${server.url}/api/v1/app/auth`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${appKey}`, 'x-forwarded-for': '198.51.100.1' }, body: JSON.stringify({ username: 'mfa', method: 'totp', code: wrongCode(secrets.get('mfa')!) }) }).then((r) => r.status);
+        fetch(`${server.url}/api/v1/app/auth`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${appKey}`, 'x-forwarded-for': '198.51.100.1' },
+          body: JSON.stringify({ username: 'mfa', method: 'totp', code: wrongCode(secrets.get('mfa')!) }),
+        }).then((r) => r.status);
       const statuses = [];
       for (let i = 0; i < 4; i++) statuses.push(await guess());
       expect(statuses).toEqual([401, 401, 401, 429]); // the app's own back-off for this user, first
@@ -203,7 +229,10 @@ for (const spec of backends) {
     it('counts second-factor failures in the flow too', async () => {
       const start = await signin('mfa', 'mfa password', '198.51.100.2');
       expect(start.body.state).toBe('factor_required');
-      const wrong = await api(server.url, 'POST', `/api/v1/t/limits/signin/${start.body.flow}/verify`, { method: 'totp', code: wrongCode(secrets.get('mfa')!) });
+      const wrong = await api(server.url, 'POST', `/api/v1/t/limits/signin/${start.body.flow}/verify`, {
+        method: 'totp',
+        code: wrongCode(secrets.get('mfa')!),
+      });
       expect(wrong.status).toBe(401);
       expect(wrong.body.attemptsLeft).toBe(4);
     });

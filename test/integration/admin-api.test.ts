@@ -34,7 +34,12 @@ for (const spec of backends) {
     beforeAll(async () => {
       gateway = await startWebhookReceiver(HOOK);
       const configFile = join(tmpdir(), `steadfast-admin-${process.pid}-${spec.name}.json`);
-      writeFileSync(configFile, JSON.stringify({ delivery: { sms: [{ name: 'gateway', type: 'webhook', url: gateway.url, secret: HOOK, consecutiveFailures: 1, resetAfterMs: 600_000 }] } }));
+      writeFileSync(
+        configFile,
+        JSON.stringify({
+          delivery: { sms: [{ name: 'gateway', type: 'webhook', url: gateway.url, secret: HOOK, consecutiveFailures: 1, resetAfterMs: 600_000 }] },
+        }),
+      );
       backend = await spec.create({ STEADFAST_CONFIG: configFile });
       server = await startTestServer(backend);
       const tenant = await server.services.tenants.create('acme', 'Acme');
@@ -114,7 +119,10 @@ for (const spec of backends) {
       const { id, session } = await userWithTotp('quinn');
       expect((await call('POST', `/api/v1/admin/users/${id}/revoke-sessions`)).body).toEqual({ sessionsEnded: 1 });
       expect((await call('GET', '/api/v1/me', undefined, session)).status).toBe(401);
-      expect((await call('PATCH', `/api/v1/admin/users/${id}`, { status: 'disabled', phone: '+447700900111' })).body).toMatchObject({ status: 'disabled', phone: '+447700900111' });
+      expect((await call('PATCH', `/api/v1/admin/users/${id}`, { status: 'disabled', phone: '+447700900111' })).body).toMatchObject({
+        status: 'disabled',
+        phone: '+447700900111',
+      });
       const refused = await call('POST', '/api/v1/t/acme/signin', { username: 'quinn', password: PASSWORD }, undefined);
       expect(refused.body.type).toMatch(/\/account-disabled$/);
       expect((await call('POST', `/api/v1/admin/users/${id}/tap`, {})).status).toBe(409);
@@ -146,7 +154,13 @@ for (const spec of backends) {
     });
 
     it('validates the policy, naming every problem, and applies a valid one', async () => {
-      const bad = await call('PUT', '/api/v1/admin/policy', { allowedMethods: ['totp', 'carrier-pigeon'], tap: { minMinutes: 5, defaultMinutes: 9999 }, failMode: 'open', colour: 'red', retention: { signinEventDays: 0, auditDays: 7, forever: true } });
+      const bad = await call('PUT', '/api/v1/admin/policy', {
+        allowedMethods: ['totp', 'carrier-pigeon'],
+        tap: { minMinutes: 5, defaultMinutes: 9999 },
+        failMode: 'open',
+        colour: 'red',
+        retention: { signinEventDays: 0, auditDays: 7, forever: true },
+      });
       expect(bad.status).toBe(400);
       expect(bad.body.type).toMatch(/\/invalid-policy$/);
       expect(bad.body.problems).toEqual(
@@ -163,7 +177,13 @@ for (const spec of backends) {
       );
       expect((await call('GET', '/api/v1/admin/policy')).body.retention).toEqual({ signinEventDays: 90, auditDays: 400 });
       const ok = await call('PUT', '/api/v1/admin/policy', { tap: { maxMinutes: 20 * 24 * 60 }, lockout: { accountFailures: 50 } });
-      expect(ok.body).toMatchObject({ mfaRequired: true, tap: { maxMinutes: 28800 }, lockout: { accountFailures: 50, blockMinutes: 60 }, failMode: 'closed', retention: { signinEventDays: 90, auditDays: 400 } });
+      expect(ok.body).toMatchObject({
+        mfaRequired: true,
+        tap: { maxMinutes: 28800 },
+        lockout: { accountFailures: 50, blockMinutes: 60 },
+        failMode: 'closed',
+        retention: { signinEventDays: 90, auditDays: 400 },
+      });
       expect((await call('GET', '/api/v1/admin/policy')).body.tap.maxMinutes).toBe(28800);
       const entry = (await call('GET', '/api/v1/admin/audit?action=policy.changed')).body.items[0];
       expect(entry.details).toMatchObject({ changed: ['tap', 'lockout'], before: { tap: { maxMinutes: 480 } }, after: { tap: { maxMinutes: 28800 } } });
@@ -217,7 +237,9 @@ for (const spec of backends) {
       const pass = await call('POST', `/api/v1/admin/users/${glass.id}/tap`, { minutes: 30 });
       const { flow } = (await call('POST', '/api/v1/t/acme/signin', { username: 'emergency-2', password: PASSWORD }, undefined)).body;
       expect((await call('POST', `/api/v1/t/acme/signin/${flow}/verify`, { method: 'tap', code: pass.body.code }, undefined)).body.state).toBe('complete');
-      expect((await call('GET', '/api/v1/admin/audit?action=break-glass.signin')).body.items[0]).toMatchObject({ details: { username: 'emergency-2', method: 'tap' } });
+      expect((await call('GET', '/api/v1/admin/audit?action=break-glass.signin')).body.items[0]).toMatchObject({
+        details: { username: 'emergency-2', method: 'tap' },
+      });
       const metrics = await fetch(`${server.url}/metrics`).then((r) => r.text());
       expect(metrics).toMatch(/steadfast_break_glass_signins_total\{tenant="acme"\} 2/);
     });
@@ -247,7 +269,11 @@ for (const spec of backends) {
       const list = await call('GET', '/api/v1/admin/users?q=TESS', undefined, full.body.session.token);
       expect(list.body.items.map((u: { username: string }) => u.username)).toEqual(['tess']);
       // A change with a session signed in more than 10 minutes ago needs a new sign-in; reading does not.
-      await server.services.durable.db.updateTable('sessions').set((eb) => ({ auth_time: eb('auth_time', '-', 11 * 60_000) })).where('user_id', '=', admin.id).execute();
+      await server.services.durable.db
+        .updateTable('sessions')
+        .set((eb) => ({ auth_time: eb('auth_time', '-', 11 * 60_000) }))
+        .where('user_id', '=', admin.id)
+        .execute();
       const stale = await call('PATCH', `/api/v1/admin/users/${admin.id}`, { email: 'tess@example.test' }, full.body.session.token);
       expect(stale.status).toBe(403);
       expect(stale.body.type).toMatch(/\/reauthentication-required$/);
@@ -260,7 +286,12 @@ for (const spec of backends) {
       const tenant = (await server.services.tenants.findBySlug('acme'))!;
       const [victim] = await server.services.audit.list(tenant.id, { limit: 1, action: 'tap.issued' });
       await server.services.durable.db.updateTable('audit_log').set({ details: '{"forged":true}' }).where('id', '=', victim!.id).execute();
-      expect(await server.services.audit.verify(tenant.id)).toMatchObject({ intact: false, seq: victim!.seq, id: victim!.id, reason: 'its contents do not match its hash' });
+      expect(await server.services.audit.verify(tenant.id)).toMatchObject({
+        intact: false,
+        seq: victim!.seq,
+        id: victim!.id,
+        reason: 'its contents do not match its hash',
+      });
     });
   });
 }

@@ -50,7 +50,12 @@ for (const spec of backends) {
     beforeAll(async () => {
       gateway = await startWebhookReceiver(HOOK);
       const configFile = join(tmpdir(), `steadfast-appapi-${process.pid}-${spec.name}.json`);
-      writeFileSync(configFile, JSON.stringify({ delivery: { sms: [{ name: 'gateway', type: 'webhook', url: gateway.url, secret: HOOK, resetAfterMs: 300 }], code: { resendCooldownSeconds: 5 } } }));
+      writeFileSync(
+        configFile,
+        JSON.stringify({
+          delivery: { sms: [{ name: 'gateway', type: 'webhook', url: gateway.url, secret: HOOK, resetAfterMs: 300 }], code: { resendCooldownSeconds: 5 } },
+        }),
+      );
       backend = await spec.create({ STEADFAST_CONFIG: configFile });
       server = await startTestServer(backend);
       const tenant = await server.services.tenants.create('acme', 'Acme');

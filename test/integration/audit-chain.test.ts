@@ -36,7 +36,13 @@ for (const spec of backends) {
     /** Services on the suite's store, with the given master keys (the suite's own by default). */
     const servicesWith = async (keys: { active?: string; previous?: string[] } = {}, logs?: LogCapture) => {
       const config = loadConfig({
-        ...Object.fromEntries(Object.entries({ STEADFAST_DATA_DIR: backend.config.dataDir, STEADFAST_DATABASE_URL: backend.config.databaseUrl, STEADFAST_REDIS_URL: backend.config.redisUrl }).filter((e): e is [string, string] => e[1] !== undefined)),
+        ...Object.fromEntries(
+          Object.entries({
+            STEADFAST_DATA_DIR: backend.config.dataDir,
+            STEADFAST_DATABASE_URL: backend.config.databaseUrl,
+            STEADFAST_REDIS_URL: backend.config.redisUrl,
+          }).filter((e): e is [string, string] => e[1] !== undefined),
+        ),
         STEADFAST_MASTER_KEY: keys.active ?? masterKey,
         STEADFAST_PREVIOUS_MASTER_KEYS: (keys.previous ?? []).join(','),
         STEADFAST_LOG_LEVEL: 'silent',
@@ -61,8 +67,15 @@ for (const spec of backends) {
       }
       return tenant.id;
     };
-    const row = async (tenantId: string, seq: number) => (await s.durable.db.selectFrom('audit_log').selectAll().where('tenant_id', '=', tenantId).where('seq', '=', seq).executeTakeFirstOrThrow()) as AuditLogTable;
-    const setRow = (tenantId: string, seq: number, values: Partial<AuditLogTable>) => s.durable.db.updateTable('audit_log').set(values).where('tenant_id', '=', tenantId).where('seq', '=', seq).execute();
+    const row = async (tenantId: string, seq: number) =>
+      (await s.durable.db
+        .selectFrom('audit_log')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('seq', '=', seq)
+        .executeTakeFirstOrThrow()) as AuditLogTable;
+    const setRow = (tenantId: string, seq: number, values: Partial<AuditLogTable>) =>
+      s.durable.db.updateTable('audit_log').set(values).where('tenant_id', '=', tenantId).where('seq', '=', seq).execute();
 
     beforeAll(async () => {
       backend = await spec.create();
@@ -106,7 +119,11 @@ for (const spec of backends) {
         const forged = { ...victim, details: '{"i":"forged"}' };
         const hash =
           forge === 'sha256'
-            ? createHash('sha256').update(victim.prev_hash).update('\n').update(JSON.stringify(['v2', victim.key_id, t, 3, Number(victim.at), victim.actor, victim.action, null, forged.details])).digest('hex')
+            ? createHash('sha256')
+                .update(victim.prev_hash)
+                .update('\n')
+                .update(JSON.stringify(['v2', victim.key_id, t, 3, Number(victim.at), victim.actor, victim.action, null, forged.details]))
+                .digest('hex')
             : keyedEntryHash(randomBytes(32), victim.key_id!, victim.prev_hash, forged);
         // The intruder's best: the forged entry carries its new hash and the next entry points at it.
         await setRow(t, 3, { details: forged.details, hash });
@@ -174,7 +191,11 @@ for (const spec of backends) {
     it('keys a chain written before keying at the upgrade, keeps it verifiable, and never keys a rewritten chain again', async () => {
       // A store as the previous version left it: migrated to 005, a plain SHA-256 chain.
       const old = await spec.create();
-      const store = openDurableStore({ sqlitePath: sqlitePath(old.config), ...(old.config.databaseUrl ? { databaseUrl: old.config.databaseUrl } : {}), ...(old.pgSchema ? { pgSchema: old.pgSchema } : {}) });
+      const store = openDurableStore({
+        sqlitePath: sqlitePath(old.config),
+        ...(old.config.databaseUrl ? { databaseUrl: old.config.databaseUrl } : {}),
+        ...(old.pgSchema ? { pgSchema: old.pgSchema } : {}),
+      });
       const migrator = new Migrator({
         db: store.db,
         provider: { getMigrations: async () => migrations },
@@ -189,7 +210,18 @@ for (const spec of backends) {
       await store.db.insertInto('tenants').values({ id: tenantId, slug: 'legacy', name: 'Legacy', policy: '{}', created_at: clock.now() }).execute();
       let prev = '0'.repeat(64);
       for (let seq = 1; seq <= 3; seq++) {
-        const r = { id: `legacy-${seq}`, tenant_id: tenantId, seq, at: clock.now() + seq, actor: 'cli', action: 'user.created', target_user_id: null, details: '{}', prev_hash: prev, hash: '' };
+        const r = {
+          id: `legacy-${seq}`,
+          tenant_id: tenantId,
+          seq,
+          at: clock.now() + seq,
+          actor: 'cli',
+          action: 'user.created',
+          target_user_id: null,
+          details: '{}',
+          prev_hash: prev,
+          hash: '',
+        };
         r.hash = entryHash(prev, r);
         await (store.db as Kysely<any>).insertInto('audit_log').values(r).execute();
         prev = r.hash;
@@ -197,14 +229,26 @@ for (const spec of backends) {
       await (store.db as Kysely<any>).insertInto('audit_heads').values({ tenant_id: tenantId, seq: 3, hash: prev }).execute();
       await store.close();
 
-      const onBackend = (b: Backend) => buildServices(b.config, { clock, ...(b.pgSchema ? { pgSchema: b.pgSchema } : {}), ...(b.redisNamespace ? { redisNamespace: b.redisNamespace } : {}) });
+      const onBackend = (b: Backend) =>
+        buildServices(b.config, { clock, ...(b.pgSchema ? { pgSchema: b.pgSchema } : {}), ...(b.redisNamespace ? { redisNamespace: b.redisNamespace } : {}) });
       try {
         // PostgreSQL: two nodes start on the old store at once; one applies the upgrade and keys the chain, once.
         // SQLite: `steadfast migrate` applies it and keys the chain; the nodes that start afterwards do not.
         if (spec.name === 'sqlite+memory') {
-          const migrate = await runCli(['migrate'], { STEADFAST_DATA_DIR: old.config.dataDir, STEADFAST_MASTER_KEY: old.config.masterKey!.toString('base64'), STEADFAST_LOG_LEVEL: 'silent' });
+          const migrate = await runCli(['migrate'], {
+            STEADFAST_DATA_DIR: old.config.dataDir,
+            STEADFAST_MASTER_KEY: old.config.masterKey!.toString('base64'),
+            STEADFAST_LOG_LEVEL: 'silent',
+          });
           expect(migrate.code).toBe(0);
-          expect(JSON.parse(migrate.stdout).applied).toEqual(['006-retention-and-keyed-audit', '007-security-review', '008-cluster', '009-ephemeral-fallback', '010-config-versions', '011-push']);
+          expect(JSON.parse(migrate.stdout).applied).toEqual([
+            '006-retention-and-keyed-audit',
+            '007-security-review',
+            '008-cluster',
+            '009-ephemeral-fallback',
+            '010-config-versions',
+            '011-push',
+          ]);
         }
         const [a, b] = spec.name === 'postgres+redis' ? await Promise.all([onBackend(old), onBackend(old)]) : [await onBackend(old), await onBackend(old)];
         open.push(a, b);
@@ -243,7 +287,12 @@ for (const spec of backends) {
       expect(await rotated.audit.verify(t)).toMatchObject({ intact: true, entries: 3 });
 
       const oldKeyGone = await servicesWith({ active: newKey });
-      expect(await oldKeyGone.audit.verify(t)).toMatchObject({ intact: false, unverifiable: true, seq: 1, reason: expect.stringMatching(new RegExp(`master key ${s.keyRing.active.id}, which is not in the key ring`)) });
+      expect(await oldKeyGone.audit.verify(t)).toMatchObject({
+        intact: false,
+        unverifiable: true,
+        seq: 1,
+        reason: expect.stringMatching(new RegExp(`master key ${s.keyRing.active.id}, which is not in the key ring`)),
+      });
       // A key id the ring never had, written into an entry: unverifiable too.
       await setRow(t, 3, { key_id: 'feedfacecafe' });
       expect(await rotated.audit.verify(t)).toMatchObject({ intact: false, unverifiable: true, seq: 3 });
@@ -253,12 +302,16 @@ for (const spec of backends) {
       const tenant = await s.tenants.create('parallel');
       const other = await servicesWith();
       await Promise.all(
-        Array.from({ length: 60 }, (_, i) => (i % 2 === 0 ? s : other).audit.append(tenant.id, { actor: `node-${i % 2}`, action: 'user.updated', details: { i } })),
+        Array.from({ length: 60 }, (_, i) =>
+          (i % 2 === 0 ? s : other).audit.append(tenant.id, { actor: `node-${i % 2}`, action: 'user.updated', details: { i } }),
+        ),
       );
       const check = await s.audit.verify(tenant.id);
       expect(check).toMatchObject({ intact: true, entries: 60 });
       expect(check.heads[0]!.seq).toBe(60);
-      const seqs = (await s.durable.db.selectFrom('audit_log').select('seq').where('tenant_id', '=', tenant.id).orderBy('seq').execute()).map((r) => Number(r.seq));
+      const seqs = (await s.durable.db.selectFrom('audit_log').select('seq').where('tenant_id', '=', tenant.id).orderBy('seq').execute()).map((r) =>
+        Number(r.seq),
+      );
       expect(seqs).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
     });
 
@@ -272,7 +325,11 @@ for (const spec of backends) {
       expect(checkpoint).toMatchObject({ seq: 3, keyed: 1, key_id: s.keyRing.active.id });
 
       // An intruder moves the cut forward to hide entry 4: the signature no longer fits.
-      await s.durable.db.updateTable('audit_checkpoints').set({ seq: 4, hash: (await row(t, 4)).hash }).where('tenant_id', '=', t).execute();
+      await s.durable.db
+        .updateTable('audit_checkpoints')
+        .set({ seq: 4, hash: (await row(t, 4)).hash })
+        .where('tenant_id', '=', t)
+        .execute();
       await s.durable.db.deleteFrom('audit_log').where('tenant_id', '=', t).where('seq', '=', 4).execute();
       expect(await s.audit.verify(t)).toMatchObject({ intact: false, seq: 4, reason: 'the retention checkpoint at entry 4 does not match its signature' });
       // ...or signs it with a key of their own.

@@ -41,7 +41,13 @@ describe('backup and restore of the embedded store', () => {
     const first = await api(server.url, 'POST', '/api/v1/t/kept/signin', { username: 'bea', password: PASSWORD });
     const enrol = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, first.body.session.token);
     secret = enrol.body.secret;
-    const confirmed = await api(server.url, 'POST', `/api/v1/me/methods/${enrol.body.id}/confirm`, { code: totpCode(secret, Date.now()) }, first.body.session.token);
+    const confirmed = await api(
+      server.url,
+      'POST',
+      `/api/v1/me/methods/${enrol.body.id}/confirm`,
+      { code: totpCode(secret, Date.now()) },
+      first.body.session.token,
+    );
     expect(confirmed.status).toBe(200);
   });
   afterAll(async () => {
@@ -57,7 +63,11 @@ describe('backup and restore of the embedded store', () => {
       while (!done) {
         const start = await api(server.url, 'POST', '/api/v1/t/kept/signin', { username: 'bea', password: signins % 2 ? PASSWORD : 'wrong passphrase' });
         expect([200, 401]).toContain(start.status);
-        await server.services.audit.append((await server.services.tenants.findBySlug('kept'))!.id, { actor: 'cli', action: 'policy.changed', details: { n: signins } });
+        await server.services.audit.append((await server.services.tenants.findBySlug('kept'))!.id, {
+          actor: 'cli',
+          action: 'policy.changed',
+          details: { n: signins },
+        });
         signins++;
       }
     })();
@@ -67,13 +77,19 @@ describe('backup and restore of the embedded store', () => {
     expect(run.code).toBe(0);
     expect(signins).toBeGreaterThan(0);
     const report = JSON.parse(run.stdout);
-    expect(report).toMatchObject({ file, schema: '011-push', counts: { tenants: 1, users: 1, credentials: 1 }, masterKeys: { needed: [server.services.keyRing.active.id], missing: [] } });
+    expect(report).toMatchObject({
+      file,
+      schema: '011-push',
+      counts: { tenants: 1, users: 1, credentials: 1 },
+      masterKeys: { needed: [server.services.keyRing.active.id], missing: [] },
+    });
     expect(run.stderr).toMatch(/does not contain the master key/);
     expect(existsSync(`${file}.partial`)).toBe(false);
 
     const bytes = readFileSync(file);
     const raw = Buffer.from(masterKey, 'base64');
-    for (const form of [raw, Buffer.from(masterKey), Buffer.from(raw.toString('hex')), Buffer.from(raw.toString('base64url'))]) expect(bytes.includes(form)).toBe(false);
+    for (const form of [raw, Buffer.from(masterKey), Buffer.from(raw.toString('hex')), Buffer.from(raw.toString('base64url'))])
+      expect(bytes.includes(form)).toBe(false);
 
     const again = await backupCreate(backend.config, file).catch((err: Error) => err);
     expect(again).toBeInstanceOf(Error);
@@ -87,7 +103,10 @@ describe('backup and restore of the embedded store', () => {
 
     const otherKey = loadConfig({ STEADFAST_DATA_DIR: work, STEADFAST_MASTER_KEY: randomBytes(32).toString('base64') });
     expect(await backupVerify(otherKey, file)).toMatchObject({ ok: false, problem: expect.stringMatching(/needs master keys/) });
-    expect(await backupVerify(loadConfig({ STEADFAST_DATA_DIR: work }), file)).toMatchObject({ ok: true, warnings: [expect.stringMatching(/no master key is configured here/)] });
+    expect(await backupVerify(loadConfig({ STEADFAST_DATA_DIR: work }), file)).toMatchObject({
+      ok: true,
+      warnings: [expect.stringMatching(/no master key is configured here/)],
+    });
 
     const damaged = join(work, 'damaged.backup');
     copyFileSync(file, damaged);
@@ -105,20 +124,30 @@ describe('backup and restore of the embedded store', () => {
     const restoredDir = join(work, 'restored');
     const noKey = await backupRestore(loadConfig({ STEADFAST_DATA_DIR: restoredDir }), file).catch((err: Error) => err);
     expect((noKey as Error).message).toMatch(/supply the master key the backup needs/);
-    const wrongKey = await backupRestore(loadConfig({ STEADFAST_DATA_DIR: restoredDir, STEADFAST_MASTER_KEY: randomBytes(32).toString('base64') }), file).catch((err: Error) => err);
+    const wrongKey = await backupRestore(loadConfig({ STEADFAST_DATA_DIR: restoredDir, STEADFAST_MASTER_KEY: randomBytes(32).toString('base64') }), file).catch(
+      (err: Error) => err,
+    );
     expect((wrongKey as Error).message).toMatch(/needs master keys/);
     expect(existsSync(join(restoredDir, 'steadfast.db'))).toBe(false);
 
     const run = await steadfast(['backup', 'restore', file], { STEADFAST_DATA_DIR: restoredDir, STEADFAST_MASTER_KEY: masterKey });
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ restored: join(restoredDir, 'steadfast.db'), auditChain: { intact: true } });
-    await expect(backupRestore(loadConfig({ STEADFAST_DATA_DIR: restoredDir, STEADFAST_MASTER_KEY: masterKey }), file)).rejects.toThrow(/restore goes into an empty data dir/);
+    await expect(backupRestore(loadConfig({ STEADFAST_DATA_DIR: restoredDir, STEADFAST_MASTER_KEY: masterKey }), file)).rejects.toThrow(
+      /restore goes into an empty data dir/,
+    );
 
-    const restored = await startTestServer({ ...backend, config: loadConfig({ STEADFAST_DATA_DIR: restoredDir, STEADFAST_MASTER_KEY: masterKey, PORT: '0', STEADFAST_LOG_LEVEL: 'silent' }) });
+    const restored = await startTestServer({
+      ...backend,
+      config: loadConfig({ STEADFAST_DATA_DIR: restoredDir, STEADFAST_MASTER_KEY: masterKey, PORT: '0', STEADFAST_LOG_LEVEL: 'silent' }),
+    });
     try {
       const start = await api(restored.url, 'POST', '/api/v1/t/kept/signin', { username: 'bea', password: PASSWORD });
       expect(start.body.state).toBe('factor_required');
-      const verify = await api(restored.url, 'POST', `/api/v1/t/kept/signin/${start.body.flow}/verify`, { method: 'totp', code: totpCode(secret, Date.now() + 30_000) });
+      const verify = await api(restored.url, 'POST', `/api/v1/t/kept/signin/${start.body.flow}/verify`, {
+        method: 'totp',
+        code: totpCode(secret, Date.now() + 30_000),
+      });
       expect(verify.status).toBe(200);
       expect(verify.body.state).toBe('complete');
     } finally {
@@ -137,7 +166,11 @@ describe.runIf(await postgresRedis.available())('backup create on PostgreSQL', (
       const keyId = s.keyRing.active.id;
       await s.close();
       const url = `${PG_URL}?options=${encodeURIComponent(`-c search_path=${backend.pgSchema}`)}`;
-      const config = loadConfig({ STEADFAST_DATA_DIR: backend.config.dataDir, STEADFAST_DATABASE_URL: url, STEADFAST_MASTER_KEY: backend.config.masterKey!.toString('base64') });
+      const config = loadConfig({
+        STEADFAST_DATA_DIR: backend.config.dataDir,
+        STEADFAST_DATABASE_URL: url,
+        STEADFAST_MASTER_KEY: backend.config.masterKey!.toString('base64'),
+      });
       const refused = (await backupCreate(config, join(tmpdir(), 'never-written.backup')).catch((err: unknown) => err)) as Error & { report?: unknown };
       expect(refused.message).toMatch(/pg_dump/);
       expect(refused.message).toContain(keyId);
@@ -147,4 +180,3 @@ describe.runIf(await postgresRedis.available())('backup create on PostgreSQL', (
     }
   });
 });
-

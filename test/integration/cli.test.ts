@@ -32,7 +32,22 @@ describe('steadfast command line', () => {
   it('migrates', async () => {
     const run = await steadfast(['migrate']);
     expect(run.code).toBe(0);
-    expect(JSON.parse(run.stdout)).toMatchObject({ engine: 'sqlite', applied: ['001-initial', '002-credential-external-id', '003-administration', '004-remembered-devices', '005-oidc', '006-retention-and-keyed-audit', '007-security-review', '008-cluster', '009-ephemeral-fallback', '010-config-versions', '011-push'] });
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      engine: 'sqlite',
+      applied: [
+        '001-initial',
+        '002-credential-external-id',
+        '003-administration',
+        '004-remembered-devices',
+        '005-oidc',
+        '006-retention-and-keyed-audit',
+        '007-security-review',
+        '008-cluster',
+        '009-ephemeral-fallback',
+        '010-config-versions',
+        '011-push',
+      ],
+    });
   });
 
   it('creates a tenant and prints it as JSON', async () => {
@@ -42,7 +57,10 @@ describe('steadfast command line', () => {
   });
 
   it('creates a user with a password from stdin, never echoing it', async () => {
-    const run = await steadfast(['user', 'create', '--tenant', 'acme', '--username', 'Alice', '--email', 'alice@example.com', '--password-stdin'], 'a long passphrase\n');
+    const run = await steadfast(
+      ['user', 'create', '--tenant', 'acme', '--username', 'Alice', '--email', 'alice@example.com', '--password-stdin'],
+      'a long passphrase\n',
+    );
     expect(run.code).toBe(0);
     const user = JSON.parse(run.stdout);
     expect(user).toMatchObject({ username: 'alice', email: 'alice@example.com', tenant: 'acme', hasPassword: true });
@@ -56,7 +74,9 @@ describe('steadfast command line', () => {
     expect(created.token).toMatch(/^sfa_[A-Za-z0-9_-]{43}$/);
     expect(Date.parse(created.expiresAt) - Date.now()).toBeGreaterThan(6.9 * 86_400_000);
     const list = await steadfast(['token', 'list', '--tenant', 'acme']);
-    expect(JSON.parse(list.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ id: created.id, name: 'deploy', createdBy: 'cli', lastUsedAt: null, revokedAt: null })]));
+    expect(JSON.parse(list.stdout)).toEqual(
+      expect.arrayContaining([expect.objectContaining({ id: created.id, name: 'deploy', createdBy: 'cli', lastUsedAt: null, revokedAt: null })]),
+    );
     expect(list.stdout).not.toContain(created.token);
     const revoke = await steadfast(['token', 'revoke', '--tenant', 'acme', created.id]);
     expect(revoke.code).toBe(0);
@@ -78,7 +98,10 @@ describe('steadfast command line', () => {
     expect(tooLong.code).toBe(2);
     expect(tooLong.stderr).toMatch(/from 10 to 480 minutes/);
 
-    const glass = await steadfast(['user', 'create', '--tenant', 'acme', '--username', 'emergency', '--break-glass', '--password-stdin'], 'a very long emergency passphrase');
+    const glass = await steadfast(
+      ['user', 'create', '--tenant', 'acme', '--username', 'emergency', '--break-glass', '--password-stdin'],
+      'a very long emergency passphrase',
+    );
     expect(JSON.parse(glass.stdout)).toMatchObject({ username: 'emergency', breakGlass: true, admin: false });
     const off = await steadfast(['user', 'set', '--tenant', 'acme', '--username', 'emergency', '--no-break-glass', '--admin']);
     expect(JSON.parse(off.stdout)).toMatchObject({ breakGlass: false, admin: true });
@@ -98,7 +121,14 @@ describe('steadfast command line', () => {
 
     const broken = await steadfast(['audit', 'verify', '--tenant', 'acme']);
     expect(broken.code).toBe(1);
-    expect(JSON.parse(broken.stdout)).toMatchObject({ intact: false, tenant: 'acme', seq: 2, id: second.id, reason: 'its contents do not match its hash', heads: report.heads });
+    expect(JSON.parse(broken.stdout)).toMatchObject({
+      intact: false,
+      tenant: 'acme',
+      seq: 2,
+      id: second.id,
+      reason: 'its contents do not match its hash',
+      heads: report.heads,
+    });
     expect(broken.stderr.trim()).toBe('steadfast: audit chain of "acme" broken at entry 2: its contents do not match its hash');
   });
 

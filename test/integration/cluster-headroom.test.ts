@@ -34,7 +34,14 @@ for (const spec of backends) {
       const admin = await a.services.users.create(tenant.id, { username: 'ada', passwordHash: await a.services.hasher.hash(PASSWORD) });
       await a.services.users.update(tenant.id, admin.id, { isAdmin: true });
       adminToken = (await a.services.adminTokens.create(tenant.id, 'admin')).token;
-      const { token } = await a.services.sessions.create({ tenantId: tenant.id, userId: admin.id, scope: 'full', amr: ['pwd', 'otp', 'mfa'], ip: '127.0.0.1', userAgent: 'test' });
+      const { token } = await a.services.sessions.create({
+        tenantId: tenant.id,
+        userId: admin.id,
+        scope: 'full',
+        amr: ['pwd', 'otp', 'mfa'],
+        ip: '127.0.0.1',
+        userAgent: 'test',
+      });
       sessionCookie = `sf_session=${token}`;
       a.services.cluster.begin(2);
       b.cluster.begin(1);

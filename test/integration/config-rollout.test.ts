@@ -14,7 +14,10 @@ const SECRET = 'config-suite-webhook-secret';
 const USERS = 40;
 const CANARY = 10;
 // Every user signs in many times within the hour here: the send limits must not be what fails them.
-const LIMITS = { limits: { perDestinationPerHour: 1000, perUserPerHour: 1000, perTenantPerHour: 100000, perSessionPerHour: 1000, perSourcePerHour: 100000 }, code: { resendCooldownSeconds: 5 } };
+const LIMITS = {
+  limits: { perDestinationPerHour: 1000, perUserPerHour: 1000, perTenantPerHour: 100000, perSessionPerHour: 1000, perSourcePerHour: 100000 },
+  code: { resendCooldownSeconds: 5 },
+};
 
 interface Person {
   username: string;
@@ -106,9 +109,19 @@ for (const spec of backends) {
       writeFileSync(configFile, JSON.stringify({ delivery: { sms: [{ name: 'gateway', type: 'webhook', url: good.url, secret: SECRET }], ...LIMITS } }));
       // Room in every lane for the whole crowd at once: only the canary's own limit may refuse anyone.
       // A fixed master key: the canary slice (keyed with it) holds the same clients on every run.
-      backend = await spec.create({ STEADFAST_MASTER_KEY: Buffer.alloc(32, 15).toString('base64'), STEADFAST_CONFIG: configFile, STEADFAST_TRUST_PROXY: '1', STEADFAST_ADMISSION_LIMIT: '400', STEADFAST_ADMISSION_QUEUE: '400', STEADFAST_ADMISSION_MAX_WAIT_MS: '5000' });
+      backend = await spec.create({
+        STEADFAST_MASTER_KEY: Buffer.alloc(32, 15).toString('base64'),
+        STEADFAST_CONFIG: configFile,
+        STEADFAST_TRUST_PROXY: '1',
+        STEADFAST_ADMISSION_LIMIT: '400',
+        STEADFAST_ADMISSION_QUEUE: '400',
+        STEADFAST_ADMISSION_MAX_WAIT_MS: '5000',
+      });
       // Light Argon2id parameters and a deep hashing queue: the crowd must fit, so only the canary's own settings refuse anyone.
-      server = await startTestServer(backend, { clock, hasher: { params: { memoryCost: 4096, timeCost: 1, parallelism: 1 }, queueLimit: 1000, maxWaitMs: 60_000 } });
+      server = await startTestServer(backend, {
+        clock,
+        hasher: { params: { memoryCost: 4096, timeCost: 1, parallelism: 1 }, queueLimit: 1000, maxWaitMs: 60_000 },
+      });
       const tenant = await server.services.tenants.create('acme', 'Acme');
       adminToken = (await server.services.adminTokens.create(tenant.id, 'admin')).token;
       const hash = await server.services.hasher.hash(PASSWORD);
@@ -156,7 +169,14 @@ for (const spec of backends) {
       // At most the canary slice saw failures.
       for (const u of failedUsers) expect(canaryPeople.map((p) => p.username)).toContain(u);
       expect(failedUsers.size).toBeGreaterThan(0);
-      figures.delivery = { rollbackAfterMs: decision!.afterMs, waves, usersInCanary: canaryPeople.length, usersWithFailures: failedUsers.size, users: people.length, shareThatSawBadVersion: canaryPeople.length / people.length };
+      figures.delivery = {
+        rollbackAfterMs: decision!.afterMs,
+        waves,
+        usersInCanary: canaryPeople.length,
+        usersWithFailures: failedUsers.size,
+        users: people.length,
+        shareThatSawBadVersion: canaryPeople.length / people.length,
+      };
 
       // Everyone is back on the last good version.
       expect(server.services.runtime.versions.canary).toBeUndefined();
@@ -178,7 +198,10 @@ for (const spec of backends) {
     }, 180_000);
 
     it('rolls back an admission limit of 1 on a 10% canary under concurrent load: only the canary slice is refused', async () => {
-      const applied = await server.services.rollouts.applyNode({ admission: { limit: 1, queueLimit: 0 } }, { canaryPercent: CANARY, bakeSeconds: 600, actor: 'cli' });
+      const applied = await server.services.rollouts.applyNode(
+        { admission: { limit: 1, queueLimit: 0 } },
+        { canaryPercent: CANARY, bakeSeconds: 600, actor: 'cli' },
+      );
       await server.services.guard.tick();
       const canaryIps = new Set(people.filter(inCanary).map((p) => p.ip));
       const refusedIps = new Set<string>();
@@ -201,13 +224,29 @@ for (const spec of backends) {
       expect(decision!.afterMs).toBeLessThanOrEqual(60_000);
       expect(refusedIps.size).toBeGreaterThan(0);
       for (const ip of refusedIps) expect(canaryIps).toContain(ip);
-      figures.admission = { rollbackAfterMs: decision!.afterMs, waves, clientsInCanary: canaryIps.size, clientsRefused: refusedIps.size, clients: people.length };
+      figures.admission = {
+        rollbackAfterMs: decision!.afterMs,
+        waves,
+        clientsInCanary: canaryIps.size,
+        clientsRefused: refusedIps.size,
+        clients: people.length,
+      };
     }, 120_000);
 
     it("rolls back a tenant policy demanding a method nobody has, applied to 10% of the tenant's users through the admin API", async () => {
-      const applied = await call('POST', '/api/v1/admin/policy/versions', undefined, { policy: { allowedMethods: ['webauthn', 'recovery-codes'] }, canaryPercent: CANARY, bakeSeconds: 600 }, adminToken);
+      const applied = await call(
+        'POST',
+        '/api/v1/admin/policy/versions',
+        undefined,
+        { policy: { allowedMethods: ['webauthn', 'recovery-codes'] }, canaryPercent: CANARY, bakeSeconds: 600 },
+        adminToken,
+      );
       expect(applied.status).toBe(201);
-      expect(applied.body).toMatchObject({ state: 'canary', canaryPercent: CANARY, changes: expect.arrayContaining([expect.objectContaining({ path: expect.stringMatching(/^allowedMethods/) })]) });
+      expect(applied.body).toMatchObject({
+        state: 'canary',
+        canaryPercent: CANARY,
+        changes: expect.arrayContaining([expect.objectContaining({ path: expect.stringMatching(/^allowedMethods/) })]),
+      });
       await server.services.guard.tick();
       const canaryPeople = new Set(people.filter(inCanary).map((p) => p.username));
       const { decision, failedUsers, waves } = await untilDecided(wave);
@@ -215,7 +254,13 @@ for (const spec of backends) {
       expect(decision!.afterMs).toBeLessThanOrEqual(60_000);
       expect(failedUsers.size).toBeGreaterThan(0);
       for (const u of failedUsers) expect(canaryPeople).toContain(u);
-      figures.policy = { rollbackAfterMs: decision!.afterMs, waves, usersInCanary: canaryPeople.size, usersWithFailures: failedUsers.size, users: people.length };
+      figures.policy = {
+        rollbackAfterMs: decision!.afterMs,
+        waves,
+        usersInCanary: canaryPeople.size,
+        usersWithFailures: failedUsers.size,
+        users: people.length,
+      };
 
       // The stored policy never changed, and everyone signs in again.
       const tenant = (await server.services.tenants.findBySlug('acme'))!;
@@ -231,13 +276,30 @@ for (const spec of backends) {
       expect((await call('GET', '/status', undefined)).body).not.toContain('sign-in policy change');
 
       // An administrator posts an incident with an expected end, updates it, resolves it.
-      const posted = await call('POST', '/api/v1/admin/incidents', undefined, { component: 'sms', title: 'Text messages are slow', advice: 'Use your authenticator app.', expectedEndAt: new Date(clock.now() + 3_600_000).toISOString() }, adminToken);
+      const posted = await call(
+        'POST',
+        '/api/v1/admin/incidents',
+        undefined,
+        {
+          component: 'sms',
+          title: 'Text messages are slow',
+          advice: 'Use your authenticator app.',
+          expectedEndAt: new Date(clock.now() + 3_600_000).toISOString(),
+        },
+        adminToken,
+      );
       expect(posted.status).toBe(201);
       const ongoing = await call('GET', '/t/acme/status', undefined);
       expect(ongoing.body).toContain('Current incidents');
       expect(ongoing.body).toContain('Text messages are slow');
       expect(ongoing.body).toContain('expected to be over by');
-      const resolved = await call('PATCH', `/api/v1/admin/incidents/${posted.body.id}`, undefined, { text: 'The provider is back.', resolved: true }, adminToken);
+      const resolved = await call(
+        'PATCH',
+        `/api/v1/admin/incidents/${posted.body.id}`,
+        undefined,
+        { text: 'The provider is back.', resolved: true },
+        adminToken,
+      );
       expect(resolved.body).toMatchObject({ endedAt: expect.any(String), updates: [{ text: 'The provider is back.' }] });
       expect((await call('GET', '/t/acme/status/feed.atom', undefined)).body).toContain('[Resolved] Text messages are slow');
       // Another tenant's administrator cannot touch it.
@@ -248,10 +310,12 @@ for (const spec of backends) {
     }, 180_000);
 
     it('promotes a good version after its bake, and every client then runs it', async () => {
-      const applied = await server.services.rollouts.applyNode(
-        { admission: { limit: 300 }, delivery: { sms: [{ name: 'gateway-2', type: 'webhook', url: good.url, secret: '(sealed)' }] } },
-        { canaryPercent: CANARY, bakeSeconds: 60, actor: 'cli' },
-      ).catch((err: Error) => err);
+      const applied = await server.services.rollouts
+        .applyNode(
+          { admission: { limit: 300 }, delivery: { sms: [{ name: 'gateway-2', type: 'webhook', url: good.url, secret: '(sealed)' }] } },
+          { canaryPercent: CANARY, bakeSeconds: 60, actor: 'cli' },
+        )
+        .catch((err: Error) => err);
       // "(sealed)" keeps a secret only from the same provider of the last good version: a new name has none to keep.
       expect(applied).toBeInstanceOf(Error);
       expect((applied as Error).message).toMatch(/delivery\.sms\[0\]\.secret is "\(sealed\)"/);

@@ -44,7 +44,11 @@ for (const spec of backends) {
       expect(b.services.admission.state.limit).toBe(16);
 
       const version = await a.services.rollouts.applyNode(
-        { delivery: { sms: [{ name: 'second', type: 'webhook', url: second.url, secret: SECRET }], code: { digits: 8 } }, admission: { limit: 24 }, cache: { tenantSeconds: 2 } },
+        {
+          delivery: { sms: [{ name: 'second', type: 'webhook', url: second.url, secret: SECRET }], code: { digits: 8 } },
+          admission: { limit: 24 },
+          cache: { tenantSeconds: 2 },
+        },
         { actor: 'cli' },
       );
       expect(version.state).toBe('promoted');

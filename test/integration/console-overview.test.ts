@@ -19,7 +19,11 @@ for (const spec of backends) {
 
     beforeAll(async () => {
       backend = await spec.create();
-      s = await buildServices(backend.config, { clock, ...(backend.pgSchema ? { pgSchema: backend.pgSchema } : {}), ...(backend.redisNamespace ? { redisNamespace: backend.redisNamespace } : {}) });
+      s = await buildServices(backend.config, {
+        clock,
+        ...(backend.pgSchema ? { pgSchema: backend.pgSchema } : {}),
+        ...(backend.redisNamespace ? { redisNamespace: backend.redisNamespace } : {}),
+      });
     });
     afterAll(async () => {
       await s?.close();
@@ -28,7 +32,14 @@ for (const spec of backends) {
 
     it("counts a tenant's last day of sign-ins by hour, reason and method, and nothing of another tenant's", async () => {
       const [corp, other] = [await s.tenants.create('corp', 'Corp'), await s.tenants.create('other', 'Other')];
-      const at = async (ms: number, tenantId: string, outcome: 'success' | 'failure', reason: SigninReason, method: string | undefined, step: 'password' | 'second-factor' = 'password') => {
+      const at = async (
+        ms: number,
+        tenantId: string,
+        outcome: 'success' | 'failure',
+        reason: SigninReason,
+        method: string | undefined,
+        step: 'password' | 'second-factor' = 'password',
+      ) => {
         clock.set(ms);
         await s.events.record({ tenantId, userId: null, username: 'x', step, outcome, reason, method });
       };
@@ -80,7 +91,16 @@ for (const spec of backends) {
     it('counts registration coverage from the method descriptors, active users only, scoped by tenant', async () => {
       const tenant = await s.tenants.create('cover', 'Cover');
       const user = async (username: string) => (await s.users.create(tenant.id, { username })).id;
-      const method = (userId: string, type: string, state: 'active' | 'pending' = 'active') => s.credentials.insert({ tenantId: tenant.id, userId, type, label: type, state, secret: null, externalId: type === 'webauthn' ? `${userId}-key` : undefined });
+      const method = (userId: string, type: string, state: 'active' | 'pending' = 'active') =>
+        s.credentials.insert({
+          tenantId: tenant.id,
+          userId,
+          type,
+          label: type,
+          state,
+          secret: null,
+          externalId: type === 'webauthn' ? `${userId}-key` : undefined,
+        });
       const phone = await user('phone');
       await method(phone, 'sms');
       await method(phone, 'voice');
@@ -99,7 +119,13 @@ for (const spec of backends) {
       expect(await registrationCoverage(s.durable.db, tenant.id)).toEqual(expected);
       // As the console counts it: in the report worker on SQLite.
       expect(await s.coverage(tenant.id)).toEqual(expected);
-      expect(await registrationCoverage(s.durable.db, 'no-such-tenant')).toEqual({ users: 0, phishingResistant: 0, otherMethods: 0, phoneOnly: 0, noMethod: 0 });
+      expect(await registrationCoverage(s.durable.db, 'no-such-tenant')).toEqual({
+        users: 0,
+        phishingResistant: 0,
+        otherMethods: 0,
+        phoneOnly: 0,
+        noMethod: 0,
+      });
     });
 
     it("keeps each delivery provider's hours: deliveries and failures, not refused destinations", async () => {

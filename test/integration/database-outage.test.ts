@@ -44,7 +44,14 @@ describe.runIf(PrivatePostgres.available() && PrivateRedis.available())('when Po
 
   beforeAll(async () => {
     [pg, redis] = await Promise.all([PrivatePostgres.start(), PrivateRedis.start()]);
-    const config = loadConfig({ STEADFAST_DATA_DIR: dir, STEADFAST_MASTER_KEY: testMasterKey(), STEADFAST_DATABASE_URL: pg.url, STEADFAST_REDIS_URL: redis.url, PORT: '0', STEADFAST_LOG_LEVEL: 'silent' });
+    const config = loadConfig({
+      STEADFAST_DATA_DIR: dir,
+      STEADFAST_MASTER_KEY: testMasterKey(),
+      STEADFAST_DATABASE_URL: pg.url,
+      STEADFAST_REDIS_URL: redis.url,
+      PORT: '0',
+      STEADFAST_LOG_LEVEL: 'silent',
+    });
     backend = { name: 'private postgres+redis', config, cleanup: async () => {} };
     server = await startTestServer(backend, { clock, logLevel: 'silent' });
     const tenant = await server.services.tenants.create('acme', 'Acme');
@@ -150,13 +157,22 @@ describe.runIf(PrivatePostgres.available() && PrivateRedis.available())('when Po
     expect(server.services.fallback!.rejected).toBe(0);
     const db = server.services.durable.primaryDb!;
     // Nothing lost: the outage's sign-in events and sessions are in the database.
-    const events = await db.selectFrom('signin_events').select(['username', 'outcome', 'reason']).where('username', '=', 'olive').where('outcome', '=', 'success').where('reason', '=', 'ok').execute();
+    const events = await db
+      .selectFrom('signin_events')
+      .select(['username', 'outcome', 'reason'])
+      .where('username', '=', 'olive')
+      .where('outcome', '=', 'success')
+      .where('reason', '=', 'ok')
+      .execute();
     expect(events.length).toBeGreaterThanOrEqual(2);
     expect((await call('GET', '/api/v1/me', undefined, outageSession)).status).toBe(200);
     // Nothing replayed: the recovery code used during the outage is used in the database too.
     expect((await signIn('rick', { method: 'recovery-codes', code: users.rick!.codes[0]! })).status).toBe(401);
     // Replaying again changes nothing (each entry's id is remembered).
-    const replays = await db.selectFrom('outage_replays').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const replays = await db
+      .selectFrom('outage_replays')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
     expect(Number(replays.n)).toBeGreaterThan(0);
     // Changes work again.
     expect((await call('POST', '/api/v1/admin/users', { username: 'newbie' }, admin)).status).toBe(201);
@@ -197,7 +213,9 @@ describe.runIf(PrivatePostgres.available() && PrivateRedis.available())('when Po
       expect((await onB('GET', '/api/v1/me', undefined, session)).status).toBe(401);
       expect((await onB('POST', '/api/v1/t/acme/signin', { username: 'rick', password: PASSWORD })).status).toBe(200);
       const rickAgain = await onB('POST', '/api/v1/t/acme/signin', { username: 'rick', password: PASSWORD });
-      expect((await onB('POST', `/api/v1/t/acme/signin/${rickAgain.body.flow}/verify`, { method: 'recovery-codes', code: users.rick!.codes[1] })).status).toBe(401);
+      expect((await onB('POST', `/api/v1/t/acme/signin/${rickAgain.body.flow}/verify`, { method: 'recovery-codes', code: users.rick!.codes[1] })).status).toBe(
+        401,
+      );
     } finally {
       await nodeB.close();
       rmSync(otherDir, { recursive: true, force: true });

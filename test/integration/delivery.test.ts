@@ -61,7 +61,12 @@ for (const spec of backends) {
     };
 
     beforeAll(async () => {
-      [sms, backupSms, calls, mail] = await Promise.all([startTwilioStandIn(TWILIO), startWebhookReceiver(HOOK_SECRET), startTwilioStandIn(TWILIO), startSmtpStandIn()]);
+      [sms, backupSms, calls, mail] = await Promise.all([
+        startTwilioStandIn(TWILIO),
+        startWebhookReceiver(HOOK_SECRET),
+        startTwilioStandIn(TWILIO),
+        startSmtpStandIn(),
+      ]);
       const configFile = join(tmpdir(), `steadfast-delivery-${process.pid}-${spec.name}.json`);
       const breaker = { timeoutMs: 300, volumeThreshold: 2, errorPercent: 50, resetAfterMs: RESET_AFTER_MS };
       writeFileSync(

@@ -65,7 +65,10 @@ for (const spec of backends) {
       expect(signin.body.state).toBe('factor_required');
 
       // The code that just confirmed the app, typed again: no attempt charged, and when the next code shows.
-      const reused = await api(server.url, 'POST', `/api/v1/t/acme/signin/${signin.body.flow}/verify`, { method: 'totp', code: totpCode(added.body.secret, clock.now()) });
+      const reused = await api(server.url, 'POST', `/api/v1/t/acme/signin/${signin.body.flow}/verify`, {
+        method: 'totp',
+        code: totpCode(added.body.secret, clock.now()),
+      });
       expect(reused.status).toBe(401);
       expect(reused.body).toMatchObject({ type: expect.stringMatching(/\/code-already-used$/), nextInSeconds: 24, attemptsLeft: 5 });
       const malformed = await api(server.url, 'POST', `/api/v1/t/acme/signin/${signin.body.flow}/verify`, { method: 'totp', code: '12a45' });
@@ -73,10 +76,16 @@ for (const spec of backends) {
       expect(malformed.body).toMatchObject({ type: expect.stringMatching(/\/malformed-code$/), attemptsLeft: 5 });
       // Any other wrong code is charged as before.
       const code = totpCode(added.body.secret, clock.now());
-      const wrong = await api(server.url, 'POST', `/api/v1/t/acme/signin/${signin.body.flow}/verify`, { method: 'totp', code: code === '000000' ? '111111' : '000000' });
+      const wrong = await api(server.url, 'POST', `/api/v1/t/acme/signin/${signin.body.flow}/verify`, {
+        method: 'totp',
+        code: code === '000000' ? '111111' : '000000',
+      });
       expect(wrong.body).toMatchObject({ type: expect.stringMatching(/\/invalid-code$/), attemptsLeft: 4 });
       clock.advance(30_000);
-      const done = await api(server.url, 'POST', `/api/v1/t/acme/signin/${signin.body.flow}/verify`, { method: 'totp', code: totpCode(added.body.secret, clock.now()) });
+      const done = await api(server.url, 'POST', `/api/v1/t/acme/signin/${signin.body.flow}/verify`, {
+        method: 'totp',
+        code: totpCode(added.body.secret, clock.now()),
+      });
       expect(done.status).toBe(200);
     });
 
@@ -94,11 +103,16 @@ for (const spec of backends) {
       await server.services.users.setPasswordHash(tenant.id, user.id, await server.services.hasher.hash('omar has one now'));
       const signin = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'omar', password: 'omar has one now' });
       clock.advance(30_000);
-      const full = await api(server.url, 'POST', `/api/v1/t/acme/signin/${signin.body.flow}/verify`, { method: 'totp', code: totpCode(added.body.secret, clock.now()) });
+      const full = await api(server.url, 'POST', `/api/v1/t/acme/signin/${signin.body.flow}/verify`, {
+        method: 'totp',
+        code: totpCode(added.body.secret, clock.now()),
+      });
       expect(full.status).toBe(200);
       const overwrite = await api(server.url, 'POST', '/api/v1/me/password', { newPassword: 'a thief chose this one' }, full.body.session.token);
       expect(overwrite.status).toBe(409);
-      expect(await server.services.hasher.verify((await server.services.users.findByUsername(tenant.id, 'omar'))!.passwordHash!, 'omar has one now', {})).toBe(true);
+      expect(await server.services.hasher.verify((await server.services.users.findByUsername(tenant.id, 'omar'))!.passwordHash!, 'omar has one now', {})).toBe(
+        true,
+      );
     });
 
     it('keeps the new password rules for a first password', async () => {

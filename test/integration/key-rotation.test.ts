@@ -30,7 +30,12 @@ describe('master key rotation', () => {
     env = { STEADFAST_DATA_DIR: backend.config.dataDir, STEADFAST_LOG_LEVEL: 'silent' };
     server = await startTestServer(backend);
     const tenant = await server.services.tenants.create('rot');
-    await server.services.users.create(tenant.id, { username: 'rory', email: 'Rory@example.test', phone: '+447700900123', passwordHash: await server.services.hasher.hash('rory password 1') });
+    await server.services.users.create(tenant.id, {
+      username: 'rory',
+      email: 'Rory@example.test',
+      phone: '+447700900123',
+      passwordHash: await server.services.hasher.hash('rory password 1'),
+    });
     const first = await api(server.url, 'POST', '/api/v1/t/rot/signin', { username: 'rory', password: 'rory password 1' });
     const enrol = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, first.body.session.token);
     secret = enrol.body.secret;
@@ -52,10 +57,15 @@ describe('master key rotation', () => {
     // Only the new key now: the TOTP secret still opens and verifies.
     server = await startTestServer({ ...backend, config: loadConfig({ ...env, STEADFAST_MASTER_KEY: newKey, PORT: '0' }) });
     const start = await api(server.url, 'POST', '/api/v1/t/rot/signin', { username: 'rory', password: 'rory password 1' });
-    const verify = await api(server.url, 'POST', `/api/v1/t/rot/signin/${start.body.flow}/verify`, { method: 'totp', code: totpCode(secret, Date.now() + 30_000) });
+    const verify = await api(server.url, 'POST', `/api/v1/t/rot/signin/${start.body.flow}/verify`, {
+      method: 'totp',
+      code: totpCode(secret, Date.now() + 30_000),
+    });
     expect(verify.status).toBe(200);
     // Contact details open under the new key, and the exact address still finds the user.
     const tenant = (await server.services.tenants.findBySlug('rot'))!;
-    expect(await server.services.users.search(tenant.id, 'rory@EXAMPLE.test', 10)).toMatchObject([{ username: 'rory', email: 'Rory@example.test', phone: '+447700900123' }]);
+    expect(await server.services.users.search(tenant.id, 'rory@EXAMPLE.test', 10)).toMatchObject([
+      { username: 'rory', email: 'Rory@example.test', phone: '+447700900123' },
+    ]);
   });
 });

@@ -22,7 +22,11 @@ for (const spec of backends) {
     const clock = new ManualClock(Date.UTC(2026, 10, 30, 9, 0, 0));
 
     const post = (path: string, body: unknown, ip: string) =>
-      fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': ip }, body: JSON.stringify(body) }).then(async (r) => ({
+      fetch(`${server.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': ip },
+        body: JSON.stringify(body),
+      }).then(async (r) => ({
         status: r.status,
         retryAfter: r.headers.get('retry-after'),
         body: (await r.json()) as any,
@@ -56,10 +60,16 @@ for (const spec of backends) {
       const first = await signin('held', 'held password', '198.51.100.1');
       expect(first.body.state).toBe('registration_required');
       const auth = { 'content-type': 'application/json', authorization: `Bearer ${first.body.session.token}` };
-      const added = (await fetch(`${server.url}/api/v1/me/methods`, { method: 'POST', headers: auth, body: JSON.stringify({ type: 'totp' }) }).then((r) => r.json())) as { id: string; secret: string };
+      const added = (await fetch(`${server.url}/api/v1/me/methods`, { method: 'POST', headers: auth, body: JSON.stringify({ type: 'totp' }) }).then((r) =>
+        r.json(),
+      )) as { id: string; secret: string };
       const totpSecret = added.secret;
       clock.advance(30_000);
-      const confirmed = await fetch(`${server.url}/api/v1/me/methods/${added.id}/confirm`, { method: 'POST', headers: auth, body: JSON.stringify({ code: totpCode(totpSecret, clock.now()) }) });
+      const confirmed = await fetch(`${server.url}/api/v1/me/methods/${added.id}/confirm`, {
+        method: 'POST',
+        headers: auth,
+        body: JSON.stringify({ code: totpCode(totpSecret, clock.now()) }),
+      });
       expect(confirmed.status).toBe(200);
       const wrong = () => (totpCode(totpSecret, clock.now()) === '999999' ? '000000' : '999999');
 

@@ -35,7 +35,10 @@ describe('steadfast loadtest', () => {
     const port = await freePort();
     webhookPort = await freePort();
     const configFile = join(dir, 'steadfast.json');
-    writeFileSync(configFile, JSON.stringify({ delivery: { sms: [{ name: 'standin', type: 'webhook', url: `http://127.0.0.1:${webhookPort}/sms`, secret: SECRET }] } }));
+    writeFileSync(
+      configFile,
+      JSON.stringify({ delivery: { sms: [{ name: 'standin', type: 'webhook', url: `http://127.0.0.1:${webhookPort}/sms`, secret: SECRET }] } }),
+    );
     backend = await sqliteMemory.create({ PORT: String(port), STEADFAST_PUBLIC_URL: `http://localhost:${port}`, STEADFAST_CONFIG: configFile });
     server = await startTestServer(backend, { logLevel: 'warn' });
     const tenant = await server.services.tenants.create('lt', 'Load test');
@@ -51,7 +54,33 @@ describe('steadfast loadtest', () => {
     const report = join(dir, 'report.html');
     const marker = join(dir, 'drilled');
     const run = await steadfast(
-      ['loadtest', '--url', server.url, '--origin', `http://localhost:${new URL(server.url).port}`, '--tenant', 'lt', '--rate', '5', '--duration', '4', '--users', '20', '--mix', 'totp=2,passkey=1,sms=1,setup=1', '--sms-webhook', `127.0.0.1:${webhookPort}`, '--json', '--report', report, '--drill', '--drill-at', '2', '--kill-cmd', `touch ${marker}`],
+      [
+        'loadtest',
+        '--url',
+        server.url,
+        '--origin',
+        `http://localhost:${new URL(server.url).port}`,
+        '--tenant',
+        'lt',
+        '--rate',
+        '5',
+        '--duration',
+        '4',
+        '--users',
+        '20',
+        '--mix',
+        'totp=2,passkey=1,sms=1,setup=1',
+        '--sms-webhook',
+        `127.0.0.1:${webhookPort}`,
+        '--json',
+        '--report',
+        report,
+        '--drill',
+        '--drill-at',
+        '2',
+        '--kill-cmd',
+        `touch ${marker}`,
+      ],
       { STEADFAST_ADMIN_TOKEN: adminToken, STEADFAST_LOADTEST_WEBHOOK_SECRET: SECRET },
     );
     expect(run.stderr).toBe('');

@@ -48,7 +48,11 @@ describe('logs never contain passwords, secrets, codes, tokens or flow ids', () 
     secrets.push(done.body.session.token);
     await api(server.url, 'GET', '/api/v1/me', undefined, done.body.session.token);
     // Malformed input that echoes nothing back either.
-    await fetch(`${server.url}/api/v1/t/logs/signin`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"username":"lena","password":"${PASSWORD}"` });
+    await fetch(`${server.url}/api/v1/t/logs/signin`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: `{"username":"lena","password":"${PASSWORD}"`,
+    });
 
     // Administration and apps: an admin token, a TAP used both ways, app keys and client secrets.
     const tenant = (await server.services.tenants.findBySlug('logs'))!;

@@ -19,7 +19,12 @@ interface Node {
 /** `steadfast start` exactly as `npm start` runs it, with no STEADFAST_MASTER_KEY. */
 async function startNode(): Promise<Node> {
   const port = await freePort();
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), STEADFAST_DATA_DIR: dataDir, PORT: String(port), STEADFAST_LOG_LEVEL: 'info' };
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    STEADFAST_DATA_DIR: dataDir,
+    PORT: String(port),
+    STEADFAST_LOG_LEVEL: 'info',
+  };
   delete env.STEADFAST_MASTER_KEY;
   const child = spawn(process.execPath, [BIN, 'start'], { env });
   let out = '';
@@ -56,12 +61,20 @@ describe('a node started as `npm start` does', () => {
       expect(out).toMatch(/generated a master key/);
       expect(statSync(join(dataDir, 'master.key')).mode & 0o777).toBe(0o600);
       // The password is printed for the operator, never logged.
-      expect(out.split('\n').filter((l) => l.startsWith('{')).join('\n')).not.toContain(password);
+      expect(
+        out
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .join('\n'),
+      ).not.toContain(password);
 
       const signin = await api(node.url, 'POST', '/api/v1/t/demo/signin', { username: 'demo', password });
       expect(signin.body.state).toBe('registration_required');
       const ready = await api(node.url, 'GET', '/readyz');
-      expect(ready.body).toMatchObject({ status: 'ready', components: { durable: { state: 'up', engine: 'sqlite' }, ephemeral: { state: 'up', engine: 'memory' } } });
+      expect(ready.body).toMatchObject({
+        status: 'ready',
+        components: { durable: { state: 'up', engine: 'sqlite' }, ephemeral: { state: 'up', engine: 'memory' } },
+      });
       expect((await api(node.url, 'GET', '/healthz')).body).toEqual({ status: 'ok' });
     } finally {
       expect(await stop(node)).toBe(0);

@@ -32,7 +32,13 @@ for (const spec of backends) {
       const first = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username, password: PASSWORD });
       const added = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, first.body.session.token);
       clock.advance(30_000);
-      await api(server.url, 'POST', `/api/v1/me/methods/${added.body.id}/confirm`, { code: totpCode(added.body.secret, clock.now()) }, first.body.session.token);
+      await api(
+        server.url,
+        'POST',
+        `/api/v1/me/methods/${added.body.id}/confirm`,
+        { code: totpCode(added.body.secret, clock.now()) },
+        first.body.session.token,
+      );
       const browser = new PageClient(server.url);
       browser.cookies.set('sf_session', first.body.session.token);
       const user = (await api(server.url, 'GET', '/api/v1/me', undefined, first.body.session.token)).body;
@@ -105,7 +111,9 @@ for (const spec of backends) {
       // Asked for without prompt=consent: the scope is dropped, and with it the refresh token.
       const flow = await authorize(browser, { prompt: '' });
       const code = (flow as { url: URL }).url.searchParams.get('code')!;
-      expect((await token({ grant_type: 'authorization_code', code, redirect_uri: CALLBACK, code_verifier: flow.verifier })).body.refresh_token).toBeUndefined();
+      expect(
+        (await token({ grant_type: 'authorization_code', code, redirect_uri: CALLBACK, code_verifier: flow.verifier })).body.refresh_token,
+      ).toBeUndefined();
       expect((await tokensFor(browser)).refresh_token).toBeTruthy();
     });
 
@@ -116,7 +124,7 @@ for (const spec of backends) {
       expect((flow as { url: URL }).url.searchParams.get('error')).toBe('invalid_request');
     });
 
-    it('ends the browser\'s app sign-in and its refresh tokens when the user signs out on the pages', async () => {
+    it("ends the browser's app sign-in and its refresh tokens when the user signs out on the pages", async () => {
       const { browser } = await signedInBrowser('sara');
       const tokens = await tokensFor(browser);
       expect((await authorize(browser)).ended).toBe('callback');
@@ -139,10 +147,23 @@ for (const spec of backends) {
     });
 
     for (const [what, end] of [
-      ['an administrator ends the sessions', async (u: { userId: string }) => api(server.url, 'POST', `/api/v1/admin/users/${u.userId}/revoke-sessions`, undefined, adminToken)],
-      ['an administrator resets the methods', async (u: { userId: string }) => api(server.url, 'POST', `/api/v1/admin/users/${u.userId}/reset-methods`, undefined, adminToken)],
-      ['an administrator disables the account', async (u: { userId: string }) => api(server.url, 'PATCH', `/api/v1/admin/users/${u.userId}`, { status: 'disabled' }, adminToken)],
-      ['the user changes the password', async (u: { token: string }) => api(server.url, 'POST', '/api/v1/me/password', { currentPassword: PASSWORD, newPassword: 'a brand new passphrase' }, u.token)],
+      [
+        'an administrator ends the sessions',
+        async (u: { userId: string }) => api(server.url, 'POST', `/api/v1/admin/users/${u.userId}/revoke-sessions`, undefined, adminToken),
+      ],
+      [
+        'an administrator resets the methods',
+        async (u: { userId: string }) => api(server.url, 'POST', `/api/v1/admin/users/${u.userId}/reset-methods`, undefined, adminToken),
+      ],
+      [
+        'an administrator disables the account',
+        async (u: { userId: string }) => api(server.url, 'PATCH', `/api/v1/admin/users/${u.userId}`, { status: 'disabled' }, adminToken),
+      ],
+      [
+        'the user changes the password',
+        async (u: { token: string }) =>
+          api(server.url, 'POST', '/api/v1/me/password', { currentPassword: PASSWORD, newPassword: 'a brand new passphrase' }, u.token),
+      ],
       [
         'the user reports a sign-in as not theirs',
         async (u: { token: string }) => {
@@ -175,12 +196,19 @@ for (const spec of backends) {
     it("keeps the provider's session no longer than a Steadfast session", async () => {
       const { browser, userId } = await signedInBrowser('lena');
       await tokensFor(browser);
-      const row = await server.services.durable.db.selectFrom('oidc_records').select(['expires_at']).where('account_id', '=', userId).where('model', '=', 'Session').executeTakeFirstOrThrow();
+      const row = await server.services.durable.db
+        .selectFrom('oidc_records')
+        .select(['expires_at'])
+        .where('account_id', '=', userId)
+        .where('model', '=', 'Session')
+        .executeTakeFirstOrThrow();
       expect(Number(row.expires_at) - clock.now()).toBeLessThanOrEqual(server.services.config.sessions.lifetimeMinutes * 60_000);
     });
 
     it('builds discovery from the public URL, whatever Host or X-Forwarded-Host say, and sends the page headers', async () => {
-      const res = await fetch(`${server.url}/t/acme/.well-known/openid-configuration`, { headers: { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https', host: 'evil.example' } });
+      const res = await fetch(`${server.url}/t/acme/.well-known/openid-configuration`, {
+        headers: { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https', host: 'evil.example' },
+      });
       const doc = (await res.json()) as Record<string, string>;
       expect(doc.issuer).toBe('http://id.example.test/t/acme');
       expect(doc.authorization_endpoint).toBe('http://id.example.test/t/acme/oidc/auth');

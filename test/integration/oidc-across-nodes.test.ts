@@ -70,7 +70,16 @@ describe.runIf(await postgresRedis.available())('OpenID Connect across two nodes
     };
     const verifier = randomBytes(32).toString('base64url');
     const challenge = createHash('sha256').update(verifier).digest('base64url');
-    const query = new URLSearchParams({ client_id: clientId, response_type: 'code', scope: 'openid profile offline_access', prompt: 'consent', redirect_uri: CALLBACK, code_challenge: challenge, code_challenge_method: 'S256', state: 'st' });
+    const query = new URLSearchParams({
+      client_id: clientId,
+      response_type: 'code',
+      scope: 'openid profile offline_access',
+      prompt: 'consent',
+      redirect_uri: CALLBACK,
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      state: 'st',
+    });
 
     const start = await get(a.url, `/t/acme/oidc/auth?${query}`);
     expect(start.status).toBe(303);
@@ -95,12 +104,23 @@ describe.runIf(await postgresRedis.available())('OpenID Connect across two nodes
     const token = await fetch(`${b.url}/t/acme/oidc/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}` },
-      body: new URLSearchParams({ grant_type: 'authorization_code', code: callback.searchParams.get('code')!, redirect_uri: CALLBACK, code_verifier: verifier }).toString(),
+      body: new URLSearchParams({
+        grant_type: 'authorization_code',
+        code: callback.searchParams.get('code')!,
+        redirect_uri: CALLBACK,
+        code_verifier: verifier,
+      }).toString(),
     });
     expect(token.status).toBe(200);
     const tokens = (await token.json()) as { id_token: string; refresh_token: string; access_token: string };
     const claims = JSON.parse(Buffer.from(tokens.id_token.split('.')[1]!, 'base64url').toString('utf8'));
-    expect(claims).toMatchObject({ iss: 'https://id.example.test/t/acme', aud: clientId, preferred_username: 'val', amr: ['pwd', 'otp', 'mfa'], acr: 'urn:steadfast:acr:mfa' });
+    expect(claims).toMatchObject({
+      iss: 'https://id.example.test/t/acme',
+      aud: clientId,
+      preferred_username: 'val',
+      amr: ['pwd', 'otp', 'mfa'],
+      acr: 'urn:steadfast:acr:mfa',
+    });
 
     // The refresh token, stored in PostgreSQL, works at the other node.
     const refreshed = await fetch(`${a.url}/t/acme/oidc/token`, {
@@ -113,7 +133,12 @@ describe.runIf(await postgresRedis.available())('OpenID Connect across two nodes
     const replay = await fetch(`${a.url}/t/acme/oidc/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}` },
-      body: new URLSearchParams({ grant_type: 'authorization_code', code: callback.searchParams.get('code')!, redirect_uri: CALLBACK, code_verifier: verifier }).toString(),
+      body: new URLSearchParams({
+        grant_type: 'authorization_code',
+        code: callback.searchParams.get('code')!,
+        redirect_uri: CALLBACK,
+        code_verifier: verifier,
+      }).toString(),
     });
     expect(replay.status).toBe(400);
     expect((await replay.json()).error).toBe('invalid_grant');
@@ -121,7 +146,9 @@ describe.runIf(await postgresRedis.available())('OpenID Connect across two nodes
 
   it("answers another tenant's client as unknown", async () => {
     await a.services.tenants.create('other');
-    const res = await fetch(`${a.url}/t/other/oidc/auth?client_id=${clientId}&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(CALLBACK)}`, { redirect: 'manual' });
+    const res = await fetch(`${a.url}/t/other/oidc/auth?client_id=${clientId}&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(CALLBACK)}`, {
+      redirect: 'manual',
+    });
     expect(res.status).toBe(400);
     expect(await res.text()).toContain('client is invalid');
   });

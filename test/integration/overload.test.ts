@@ -121,7 +121,10 @@ describe('overload: one tenant surges, everyone else still gets through', () => 
     const setups = [];
     for (const token of registrations.slice(0, 2)) {
       const enrol = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, token);
-      const confirm = enrol.status === 201 ? await api(server.url, 'POST', `/api/v1/me/methods/${enrol.body.id}/confirm`, { code: totpCode(enrol.body.secret, Date.now()) }, token) : enrol;
+      const confirm =
+        enrol.status === 201
+          ? await api(server.url, 'POST', `/api/v1/me/methods/${enrol.body.id}/confirm`, { code: totpCode(enrol.body.secret, Date.now()) }, token)
+          : enrol;
       setups.push([enrol.status, confirm.status]);
     }
     // ...and then recovery codes (a registration session may not make them its only method, so the one that

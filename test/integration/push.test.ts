@@ -275,7 +275,13 @@ for (const spec of backends) {
       backend = await spec.create({ STEADFAST_PUSH_SERVICES: '127.0.0.1' });
       server = await startTestServer(backend);
       tenant = await server.services.tenants.create('ap', 'App Co');
-      const created = await api(server.url, 'POST', '/api/v1/admin/apps', { name: 'VPN', kind: 'api' }, (await server.services.adminTokens.create(tenant.id, 'admin')).token);
+      const created = await api(
+        server.url,
+        'POST',
+        '/api/v1/admin/apps',
+        { name: 'VPN', kind: 'api' },
+        (await server.services.adminTokens.create(tenant.id, 'admin')).token,
+      );
       apiKey = created.body.apiKey;
       const user = await server.services.users.create(tenant.id, { username: 'vic', passwordHash: await server.services.hasher.hash(PASSWORD) });
       const { reveal } = await server.services.methods.push!.enrol(tenant, user, {});

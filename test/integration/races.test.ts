@@ -35,7 +35,9 @@ for (const spec of backends) {
       const added = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, token);
       expect(added.status).toBe(201);
       clock.advance(30_000);
-      expect((await api(server.url, 'POST', `/api/v1/me/methods/${added.body.id}/confirm`, { code: totpCode(added.body.secret, clock.now()) }, token)).status).toBe(200);
+      expect(
+        (await api(server.url, 'POST', `/api/v1/me/methods/${added.body.id}/confirm`, { code: totpCode(added.body.secret, clock.now()) }, token)).status,
+      ).toBe(200);
       const codes = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'recovery-codes' }, token);
       expect(codes.status).toBe(201);
       expect(codes.body.codes).toHaveLength(10);
@@ -69,7 +71,10 @@ for (const spec of backends) {
       // Both requests have found the unused code before either checks its hash and marks it used.
       const meet = new MeetingPoint(2).holdCalls(server.services.hasher, 'verify');
       try {
-        const answers = await Promise.all([verify(one, { method: 'recovery-codes', code: rose.codes[0]! }), verify(two, { method: 'recovery-codes', code: rose.codes[0]! })]);
+        const answers = await Promise.all([
+          verify(one, { method: 'recovery-codes', code: rose.codes[0]! }),
+          verify(two, { method: 'recovery-codes', code: rose.codes[0]! }),
+        ]);
         expect(meet.met).toBe(1);
         expect(answers.map((a) => a.status).sort()).toEqual([200, 401]);
       } finally {
@@ -110,7 +115,10 @@ for (const spec of backends) {
       // Both requests load the flow together, so both are past their checks when they come to take it.
       const meet = new MeetingPoint(2).holdCalls(server.services.ephemeral, 'get', (key: string) => key === `flow:${flow}`);
       try {
-        const answers = await Promise.all([verify(flow, { method: 'totp', code: totpCode(otto.secret, clock.now()) }), verify(flow, { method: 'recovery-codes', code: otto.codes[0]! })]);
+        const answers = await Promise.all([
+          verify(flow, { method: 'totp', code: totpCode(otto.secret, clock.now()) }),
+          verify(flow, { method: 'recovery-codes', code: otto.codes[0]! }),
+        ]);
         expect(meet.met).toBeGreaterThanOrEqual(1);
         expect(answers.map((a) => a.status).sort()).toEqual([200, 404]);
         expect(answers.find((a) => a.status === 404)!.body.type).toMatch(/\/flow-not-found$/);
@@ -147,7 +155,10 @@ describe.runIf(await postgresRedis.available())('the same authenticator code sen
     expect(first.body.state).toBe('registration_required');
     const added = await api(b.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, first.body.session.token);
     clock.advance(30_000);
-    expect((await api(a.url, 'POST', `/api/v1/me/methods/${added.body.id}/confirm`, { code: totpCode(added.body.secret, clock.now()) }, first.body.session.token)).status).toBe(200);
+    expect(
+      (await api(a.url, 'POST', `/api/v1/me/methods/${added.body.id}/confirm`, { code: totpCode(added.body.secret, clock.now()) }, first.body.session.token))
+        .status,
+    ).toBe(200);
 
     const flows: string[] = [];
     for (const node of [a, b]) {
@@ -160,7 +171,10 @@ describe.runIf(await postgresRedis.available())('the same authenticator code sen
     // Each node has checked the code before either records its time step as used.
     const meet = new MeetingPoint(2).holdCalls(a.services.credentials, 'consumeStep').holdCalls(b.services.credentials, 'consumeStep');
     try {
-      const answers = await Promise.all([api(a.url, 'POST', `/api/v1/t/acme/signin/${flows[0]}/verify`, { method: 'totp', code }), api(b.url, 'POST', `/api/v1/t/acme/signin/${flows[1]}/verify`, { method: 'totp', code })]);
+      const answers = await Promise.all([
+        api(a.url, 'POST', `/api/v1/t/acme/signin/${flows[0]}/verify`, { method: 'totp', code }),
+        api(b.url, 'POST', `/api/v1/t/acme/signin/${flows[1]}/verify`, { method: 'totp', code }),
+      ]);
       expect(meet.met).toBe(1);
       expect(answers.map((r) => r.status).sort()).toEqual([200, 401]);
     } finally {

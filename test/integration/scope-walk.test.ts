@@ -216,7 +216,9 @@ for (const spec of backends) {
       const added = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, token);
       expect(added.status).toBe(201);
       clock.advance(30_000);
-      expect((await api(server.url, 'POST', `/api/v1/me/methods/${added.body.id}/confirm`, { code: totpCode(added.body.secret, clock.now()) }, token)).status).toBe(200);
+      expect(
+        (await api(server.url, 'POST', `/api/v1/me/methods/${added.body.id}/confirm`, { code: totpCode(added.body.secret, clock.now()) }, token)).status,
+      ).toBe(200);
       return { id: added.body.id as string, secret: added.body.secret as string, token };
     };
 
@@ -253,7 +255,15 @@ for (const spec of backends) {
         const flow = hiddenField(start.text, 'flow');
         expect(flow).toEqual(expect.any(String));
         clock.advance(30_000);
-        expect((await browser.post('/t/acme/signin/verify', { flow: flow!, method: 'totp', code: totpCode(remi.secret, clock.now()), remember: 'on' }, { from: '/t/acme/signin/tap' })).status).toBe(303);
+        expect(
+          (
+            await browser.post(
+              '/t/acme/signin/verify',
+              { flow: flow!, method: 'totp', code: totpCode(remi.secret, clock.now()), remember: 'on' },
+              { from: '/t/acme/signin/tap' },
+            )
+          ).status,
+        ).toBe(303);
         expect(browser.cookies.get('sf_device')).toMatch(/^sfd_/);
         clock.advance(86_400_000);
         await browser.post('/t/acme/signout', {}, { from: '/t/acme/signin/tap' });
@@ -277,10 +287,23 @@ for (const spec of backends) {
       {
         const userId = await newUser('regan', true);
         await registrationSession('regan');
-        const { token } = await server.services.sessions.create({ tenantId: tenant.id, userId, scope: 'register', amr: ['pwd', 'otp', 'mfa'], ip: '127.0.0.1', userAgent: undefined });
+        const { token } = await server.services.sessions.create({
+          tenantId: tenant.id,
+          userId,
+          scope: 'register',
+          amr: ['pwd', 'otp', 'mfa'],
+          ip: '127.0.0.1',
+          userAgent: undefined,
+        });
         const pending = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, token);
         expect(pending.status).toBe(201);
-        holders.set('registration-admin-mfa', { kind: 'registration-admin-mfa', token, methodId: pending.body.id, eventId: await ownEvent(userId), flow: await openFlow('tara') });
+        holders.set('registration-admin-mfa', {
+          kind: 'registration-admin-mfa',
+          token,
+          methodId: pending.body.id,
+          eventId: await ownEvent(userId),
+          flow: await openFlow('tara'),
+        });
       }
       {
         const userId = await newUser('nora', false);
@@ -309,8 +332,14 @@ for (const spec of backends) {
 
     /** The URL of a route for a holder: its own ids, another user's for the admin routes. */
     const fill = (url: string, holder: Holder) => {
-      const id = url.startsWith('/api/v1/admin/') || url.startsWith('/t/:tenant/admin/') ? targetId : url.includes('/signins/') ? holder.eventId : holder.methodId;
-      return url.replace(':tenant', 'acme').replace(':flow', holder.flow).replace(':txid', holder.flow).replace(':id', id).replace(':uid', 'no-such-interaction');
+      const id =
+        url.startsWith('/api/v1/admin/') || url.startsWith('/t/:tenant/admin/') ? targetId : url.includes('/signins/') ? holder.eventId : holder.methodId;
+      return url
+        .replace(':tenant', 'acme')
+        .replace(':flow', holder.flow)
+        .replace(':txid', holder.flow)
+        .replace(':id', id)
+        .replace(':uid', 'no-such-interaction');
     };
 
     /** Calls a route as a holder would: bearer token on the API, session cookie (and a CSRF field) on the pages. */
@@ -332,7 +361,11 @@ for (const spec of backends) {
 
     /** A refusal: not authenticated, not allowed, not found, or sent to sign in (again) or to finish registering. */
     const refused = (res: { status: number; location: string | null }) =>
-      [401, 403, 404].includes(res.status) || (res.status === 303 && /\/signin(\?|$)|\/my\/security-info$/.test(new URL(res.location ?? '', server.url).pathname + new URL(res.location ?? '', server.url).search.slice(0, 1)));
+      [401, 403, 404].includes(res.status) ||
+      (res.status === 303 &&
+        /\/signin(\?|$)|\/my\/security-info$/.test(
+          new URL(res.location ?? '', server.url).pathname + new URL(res.location ?? '', server.url).search.slice(0, 1),
+        ));
 
     it('places every route the app serves', () => {
       const routes = routeTable(server.app);
@@ -368,7 +401,15 @@ for (const spec of backends) {
       for (const kind of REGISTRATION) {
         const browser = new PageClient(server.url);
         browser.cookies.set('sf_session', holders.get(kind)!.token);
-        const query = new URLSearchParams({ client_id: app.body.clientId, response_type: 'code', scope: 'openid', redirect_uri: 'https://wiki.example.test/cb', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', state: 's' });
+        const query = new URLSearchParams({
+          client_id: app.body.clientId,
+          response_type: 'code',
+          scope: 'openid',
+          redirect_uri: 'https://wiki.example.test/cb',
+          code_challenge: 'x'.repeat(43),
+          code_challenge_method: 'S256',
+          state: 's',
+        });
         let location = `/t/acme/oidc/auth?${query}`;
         for (let hop = 0; hop < 8; hop++) {
           const res = await browser.get(location);

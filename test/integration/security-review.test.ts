@@ -120,21 +120,43 @@ for (const spec of backends) {
         const vpn = (await call('POST', '/api/v1/admin/apps', { name: 'VPN', kind: 'api' })).body.apiKey as string;
         const wiki = (await call('POST', '/api/v1/admin/apps', { name: 'Wiki', kind: 'api' })).body.apiKey as string;
         clock.advance(30_000);
-        const wrong = await api(server.url, 'POST', '/api/v1/app/auth', { username: 'tom', method: 'totp', code: '000000' === totpCode(owner.secret, clock.now()) ? '111111' : '000000' }, vpn);
+        const wrong = await api(
+          server.url,
+          'POST',
+          '/api/v1/app/auth',
+          { username: 'tom', method: 'totp', code: '000000' === totpCode(owner.secret, clock.now()) ? '111111' : '000000' },
+          vpn,
+        );
         expect(wrong.status).toBe(401);
 
         // Finish a transaction through the public sign-in endpoint: the txid names no sign-in there.
-        const txid = await server.services.signin.startAppTransaction(tenant, (await server.services.apps.list(tenant.id)).find((a) => a.name === 'VPN')!.id, (await server.services.users.get(tenant.id, owner.id))!);
+        const txid = await server.services.signin.startAppTransaction(
+          tenant,
+          (await server.services.apps.list(tenant.id)).find((a) => a.name === 'VPN')!.id,
+          (await server.services.users.get(tenant.id, owner.id))!,
+        );
         const hijack = await api(server.url, 'POST', `/api/v1/t/acme/signin/${txid}/verify`, { method: 'totp', code: totpCode(owner.secret, clock.now()) });
         expect(hijack.status).toBe(404);
         expect(hijack.body.type).toMatch(/\/flow-not-found$/);
         // Another app of the tenant can neither read nor finish it.
         expect((await api(server.url, 'GET', `/api/v1/app/auth/${txid}`, undefined, wiki)).body).toEqual({ state: 'expired' });
-        const stolen = await api(server.url, 'POST', '/api/v1/app/auth', { username: 'tom', method: 'totp', code: totpCode(owner.secret, clock.now()), txid }, wiki);
+        const stolen = await api(
+          server.url,
+          'POST',
+          '/api/v1/app/auth',
+          { username: 'tom', method: 'totp', code: totpCode(owner.secret, clock.now()), txid },
+          wiki,
+        );
         expect(stolen.body.type).toMatch(/\/flow-not-found$/);
         // Its own app finishes it, and learns only the factor Steadfast proved: no `pwd`, no session.
         expect((await api(server.url, 'GET', `/api/v1/app/auth/${txid}`, undefined, vpn)).body).toEqual({ state: 'pending' });
-        const done = await api(server.url, 'POST', '/api/v1/app/auth', { username: 'tom', method: 'totp', code: totpCode(owner.secret, clock.now()), txid }, vpn);
+        const done = await api(
+          server.url,
+          'POST',
+          '/api/v1/app/auth',
+          { username: 'tom', method: 'totp', code: totpCode(owner.secret, clock.now()), txid },
+          vpn,
+        );
         expect(done.body).toEqual({ result: 'allow', amr: ['otp'] });
         expect(JSON.stringify(done.body)).not.toContain('sfs_');
       });
@@ -144,10 +166,19 @@ for (const spec of backends) {
         const vpn = (await call('POST', '/api/v1/admin/apps', { name: 'VPN2', kind: 'api' })).body.apiKey as string;
         const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'uma', password: PASSWORD });
         clock.advance(30_000);
-        const viaApp = await api(server.url, 'POST', '/api/v1/app/auth', { username: 'uma', method: 'totp', code: totpCode(owner.secret, clock.now()), txid: start.body.flow }, vpn);
+        const viaApp = await api(
+          server.url,
+          'POST',
+          '/api/v1/app/auth',
+          { username: 'uma', method: 'totp', code: totpCode(owner.secret, clock.now()), txid: start.body.flow },
+          vpn,
+        );
         expect(viaApp.body.type).toMatch(/\/flow-not-found$/);
         // The browser's own flow is untouched and finishes.
-        const done = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, { method: 'totp', code: totpCode(owner.secret, clock.now()) });
+        const done = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, {
+          method: 'totp',
+          code: totpCode(owner.secret, clock.now()),
+        });
         expect(done.status).toBe(200);
       });
     });
@@ -193,7 +224,11 @@ for (const spec of backends) {
         const start = await browser.post('/t/acme/signin', { username: 'ada', password: PASSWORD }, { from: '/t/acme/signin/tap' });
         const flow = hiddenField(start.text, 'flow')!;
         clock.advance(30_000);
-        const verified = await browser.post('/t/acme/signin/verify', { flow, method: 'totp', code: totpCode(ada.secret, clock.now()), remember: 'on' }, { from: '/t/acme/signin/tap' });
+        const verified = await browser.post(
+          '/t/acme/signin/verify',
+          { flow, method: 'totp', code: totpCode(ada.secret, clock.now()), remember: 'on' },
+          { from: '/t/acme/signin/tap' },
+        );
         expect(verified.status).toBe(303);
         expect(browser.cookies.get('sf_device')).toMatch(/^sfd_/);
         expect((await server.services.sessions.authenticate(browser.cookies.get('sf_session')!))!.amr).toContain('mfa');
@@ -205,7 +240,9 @@ for (const spec of backends) {
         expect(again.status).toBe(303);
         const remembered = (await server.services.sessions.authenticate(browser.cookies.get('sf_session')!))!;
         expect(remembered.amr).toEqual(['pwd']);
-        expect((await api(server.url, 'GET', '/api/v1/admin/users', undefined, browser.cookies.get('sf_session'))).body.type).toMatch(/\/second-factor-required$/);
+        expect((await api(server.url, 'GET', '/api/v1/admin/users', undefined, browser.cookies.get('sf_session'))).body.type).toMatch(
+          /\/second-factor-required$/,
+        );
 
         // An app that asks for MFA, and the console, get a real second factor in this sign-in.
         await browser.post('/t/acme/signout', {}, { from: '/t/acme/signin/tap' });
@@ -223,7 +260,11 @@ for (const spec of backends) {
         expect(loadConfig({ STEADFAST_TRUST_PROXY: '10.0.0.0/8, 192.168.1.10' }).trustProxy).toEqual(['10.0.0.0/8', '192.168.1.10']);
         // This node trusts nobody: a client's X-Forwarded-For is ignored, so it cannot pick a fresh address per guess.
         await call('POST', '/api/v1/admin/users', { username: 'ivan', password: PASSWORD });
-        await fetch(`${server.url}/api/v1/t/acme/signin`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': '203.0.113.9' }, body: JSON.stringify({ username: 'ivan', password: 'wrong password' }) });
+        await fetch(`${server.url}/api/v1/t/acme/signin`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-forwarded-for': '203.0.113.9' },
+          body: JSON.stringify({ username: 'ivan', password: 'wrong password' }),
+        });
         const [event] = (await call('GET', '/api/v1/admin/signins?user=ivan')).body.items;
         expect(event.ip).toBe('127.0.0.1');
       });
@@ -233,26 +274,40 @@ for (const spec of backends) {
       it('takes JSON only, and refuses a cross-site or same-site call riding on the session cookie', async () => {
         const boss = await user('boss', { admin: true });
         const cookie = `sf_session=${await signIn('boss', boss.secret)}`;
-        const post = (headers: Record<string, string>, body: string) => fetch(`${server.url}/api/v1/admin/users`, { method: 'POST', headers: { cookie, ...headers }, body });
+        const post = (headers: Record<string, string>, body: string) =>
+          fetch(`${server.url}/api/v1/admin/users`, { method: 'POST', headers: { cookie, ...headers }, body });
         // A form post (what a page elsewhere can send with the user's cookie) is not JSON.
         const form = await post({ 'content-type': 'application/x-www-form-urlencoded' }, 'username=evil&admin=true');
         expect(form.status).toBe(415);
         const plain = await post({ 'content-type': 'text/plain' }, JSON.stringify({ username: 'evil', admin: true }));
         expect(plain.status).toBe(415);
         // A sibling subdomain is same-site, not same-origin.
-        const sibling = await post({ 'content-type': 'application/json', 'sec-fetch-site': 'same-site', origin: 'https://evil.localhost:7777' }, JSON.stringify({ username: 'evil', admin: true }));
+        const sibling = await post(
+          { 'content-type': 'application/json', 'sec-fetch-site': 'same-site', origin: 'https://evil.localhost:7777' },
+          JSON.stringify({ username: 'evil', admin: true }),
+        );
         expect(sibling.status).toBe(403);
         expect(((await sibling.json()) as { type: string }).type).toMatch(/\/cross-site-request$/);
-        const oldBrowser = await post({ 'content-type': 'application/json', origin: 'https://evil.example' }, JSON.stringify({ username: 'evil', admin: true }));
+        const oldBrowser = await post(
+          { 'content-type': 'application/json', origin: 'https://evil.example' },
+          JSON.stringify({ username: 'evil', admin: true }),
+        );
         expect(oldBrowser.status).toBe(403);
         expect(await server.services.users.findByUsername(tenant.id, 'evil')).toBeUndefined();
         // The console's own same-origin calls, and bearer-token clients, go through.
-        const own = await post({ 'content-type': 'application/json', 'sec-fetch-site': 'same-origin', origin: ORIGIN_URL }, JSON.stringify({ username: 'fine' }));
+        const own = await post(
+          { 'content-type': 'application/json', 'sec-fetch-site': 'same-origin', origin: ORIGIN_URL },
+          JSON.stringify({ username: 'fine' }),
+        );
         expect(own.status).toBe(201);
         expect((await call('POST', '/api/v1/admin/users', { username: 'fine2' })).status).toBe(201);
         // Page forms too: a same-site form post is refused before its CSRF token is even read.
         const browser = new PageClient(server.url);
-        const page = await browser.post('/t/acme/signin', { username: 'boss', password: PASSWORD }, { from: '/t/acme/signin', headers: { 'sec-fetch-site': 'same-site' } });
+        const page = await browser.post(
+          '/t/acme/signin',
+          { username: 'boss', password: PASSWORD },
+          { from: '/t/acme/signin', headers: { 'sec-fetch-site': 'same-site' } },
+        );
         expect(page.status).toBe(403);
       });
     });
@@ -281,13 +336,19 @@ for (const spec of backends) {
         const browser = new PageClient(server.url);
         browser.cookies.set('sf_session', token);
         // (Every page post answers with a redirect; the refusal is told on the page it leads to.)
-        const rename = await browser.post(`/t/acme/my/security-info/methods/${pending.body.id}/rename`, { label: 'Renamed' }, { from: '/t/acme/my/security-info' });
+        const rename = await browser.post(
+          `/t/acme/my/security-info/methods/${pending.body.id}/rename`,
+          { label: 'Renamed' },
+          { from: '/t/acme/my/security-info' },
+        );
         expect(rename.status).toBe(303);
         expect((await browser.get(rename.location!)).text).toContain('Register a sign-in method first');
         const codesPage = await browser.post('/t/acme/my/security-info/recovery-codes', {}, { from: '/t/acme/my/security-info' });
         expect(codesPage.status).toBe(303);
         expect((await browser.get(codesPage.location!)).text).not.toContain('class="codes"');
-        expect((await server.services.credentials.listForUser(tenant.id, (await server.services.users.findByUsername(tenant.id, 'nora'))!.id)).map((c) => c.label)).toEqual(['Authenticator app']);
+        expect(
+          (await server.services.credentials.listForUser(tenant.id, (await server.services.users.findByUsername(tenant.id, 'nora'))!.id)).map((c) => c.label),
+        ).toEqual(['Authenticator app']);
       });
     });
 
@@ -297,7 +358,13 @@ for (const spec of backends) {
         expect(created.token).toMatch(/^sfa_/);
         clock.advance(5 * 60_000);
         expect((await call('GET', '/api/v1/admin/users', undefined, created.token)).status).toBe(200);
-        const listed = (await call('GET', '/api/v1/admin/tokens')).body as { id: string; name: string; lastUsedAt: string; expiresAt: string; createdBy: string }[];
+        const listed = (await call('GET', '/api/v1/admin/tokens')).body as {
+          id: string;
+          name: string;
+          lastUsedAt: string;
+          expiresAt: string;
+          createdBy: string;
+        }[];
         const mine = listed.find((t) => t.id === created.id)!;
         expect(mine).toMatchObject({ name: 'backup script', createdBy: 'cli', lastUsedAt: new Date(clock.now()).toISOString(), expiresAt: created.expiresAt });
         expect(JSON.stringify(listed)).not.toContain(created.token);
@@ -345,13 +412,17 @@ for (const spec of backends) {
         expect(await publicMetrics.text()).not.toContain('acme');
         const withToken = await fetch(`${server.url}/metrics`, { headers: { ...relayed, authorization: `Bearer ${OPS_TOKEN}` } });
         expect(withToken.status).toBe(200);
-        expect((await fetch(`${server.url}/metrics`, { headers: { ...relayed, authorization: 'Bearer wrong-token-of-the-same-length-xxxxxxx' } })).status).toBe(403);
+        expect((await fetch(`${server.url}/metrics`, { headers: { ...relayed, authorization: 'Bearer wrong-token-of-the-same-length-xxxxxxx' } })).status).toBe(
+          403,
+        );
         // This host, straight (not through a proxy), is an operator: local Prometheus and curl.
         expect((await fetch(`${server.url}/metrics`)).status).toBe(200);
 
         const coarse = (await (await fetch(`${server.url}/api/v1/status`, { headers: relayed })).json()) as Record<string, unknown>;
         expect(coarse).toEqual({ status: expect.any(String), components: { durable: { state: 'up' }, ephemeral: { state: 'up' }, delivery: {} } });
-        const detailed = (await (await fetch(`${server.url}/api/v1/status`, { headers: { ...relayed, authorization: `Bearer ${OPS_TOKEN}` } })).json()) as { components: Record<string, unknown> };
+        const detailed = (await (await fetch(`${server.url}/api/v1/status`, { headers: { ...relayed, authorization: `Bearer ${OPS_TOKEN}` } })).json()) as {
+          components: Record<string, unknown>;
+        };
         expect(detailed.components).toMatchObject({ durable: { engine: expect.any(String) }, admission: { limit: expect.any(Number) } });
         const ready = (await (await fetch(`${server.url}/readyz`, { headers: relayed })).json()) as { components: Record<string, unknown> };
         expect(Object.keys(ready.components)).toEqual(['durable', 'ephemeral']);
@@ -361,7 +432,7 @@ for (const spec of backends) {
     });
 
     describe('an outside attack run, second round', () => {
-      it("a registration session from a stolen password cannot add a method once the owner has one", async () => {
+      it('a registration session from a stolen password cannot add a method once the owner has one', async () => {
         await call('POST', '/api/v1/admin/users', { username: 'newbie', password: PASSWORD });
         const stolen = (await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'newbie', password: PASSWORD })).body.session.token as string;
         const attackerPending = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, stolen);
@@ -371,7 +442,13 @@ for (const spec of backends) {
         await addTotp(own);
         // The attacker's session has ended, and had it not, a second method could not be activated by it.
         clock.advance(30_000);
-        const confirm = await api(server.url, 'POST', `/api/v1/me/methods/${attackerPending.body.id}/confirm`, { code: totpCode(attackerPending.body.secret, clock.now()) }, stolen);
+        const confirm = await api(
+          server.url,
+          'POST',
+          `/api/v1/me/methods/${attackerPending.body.id}/confirm`,
+          { code: totpCode(attackerPending.body.secret, clock.now()) },
+          stolen,
+        );
         expect(confirm.status).toBe(401);
         const newbie = (await server.services.users.findByUsername(tenant.id, 'newbie'))!;
         const pending = (await server.services.credentials.listForUser(tenant.id, newbie.id, 'pending'))[0]!;
@@ -385,7 +462,11 @@ for (const spec of backends) {
         const browser = new PageClient(server.url);
         const start = await browser.post('/t/acme/signin', { username: 'remy', password: PASSWORD }, { from: '/t/acme/signin' });
         clock.advance(30_000);
-        await browser.post('/t/acme/signin/verify', { flow: hiddenField(start.text, 'flow')!, method: 'totp', code: totpCode(rita.secret, clock.now()), remember: 'on' }, { from: '/t/acme/signin/tap' });
+        await browser.post(
+          '/t/acme/signin/verify',
+          { flow: hiddenField(start.text, 'flow')!, method: 'totp', code: totpCode(rita.secret, clock.now()), remember: 'on' },
+          { from: '/t/acme/signin/tap' },
+        );
         const thief = new PageClient(server.url);
         thief.cookies.set('sf_device', browser.cookies.get('sf_device')!);
         expect((await thief.post('/t/acme/signin', { username: 'remy', password: PASSWORD }, { from: '/t/acme/signin' })).status).toBe(303);
@@ -401,9 +482,14 @@ for (const spec of backends) {
         const paul = await user('paul');
         const attacker = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'paul', password: PASSWORD });
         const owner = await signIn('paul', paul.secret);
-        expect((await api(server.url, 'POST', '/api/v1/me/password', { currentPassword: PASSWORD, newPassword: 'a fresh long passphrase' }, owner)).status).toBe(200);
+        expect(
+          (await api(server.url, 'POST', '/api/v1/me/password', { currentPassword: PASSWORD, newPassword: 'a fresh long passphrase' }, owner)).status,
+        ).toBe(200);
         clock.advance(30_000);
-        const late = await api(server.url, 'POST', `/api/v1/t/acme/signin/${attacker.body.flow}/verify`, { method: 'totp', code: totpCode(paul.secret, clock.now()) });
+        const late = await api(server.url, 'POST', `/api/v1/t/acme/signin/${attacker.body.flow}/verify`, {
+          method: 'totp',
+          code: totpCode(paul.secret, clock.now()),
+        });
         expect(late.status).toBe(404);
         expect(late.body.type).toMatch(/\/flow-not-found$/);
       });
@@ -415,18 +501,31 @@ for (const spec of backends) {
         const options = await api(server.url, 'POST', '/api/v1/me/methods/webauthn/options', { kind: 'passkey' }, token);
         await api(server.url, 'POST', '/api/v1/me/methods', { type: 'webauthn', attestation: key.register(options.body) }, token);
         const first = await api(server.url, 'POST', '/api/v1/t/acme/signin/passkey');
-        expect((await api(server.url, 'POST', `/api/v1/t/acme/signin/${first.body.flow}/verify`, { method: 'passkey', assertion: key.assert(first.body.webauthn.challenge) })).status).toBe(200);
+        expect(
+          (
+            await api(server.url, 'POST', `/api/v1/t/acme/signin/${first.body.flow}/verify`, {
+              method: 'passkey',
+              assertion: key.assert(first.body.webauthn.challenge),
+            })
+          ).status,
+        ).toBe(200);
         const stored = await server.services.credentials.findByExternalId(tenant.id, key.id);
         const forger = new SoftAuthenticator(ORIGIN_URL);
         Object.assign(forger, { credentialId: key.credentialId });
         forger.bindUser(String((options.body as { user: { id: string } }).user.id));
         const start = await api(server.url, 'POST', '/api/v1/t/acme/signin/passkey');
-        const forged = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, { method: 'passkey', assertion: forger.assert(start.body.webauthn.challenge, { counter: 0 }) });
+        const forged = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, {
+          method: 'passkey',
+          assertion: forger.assert(start.body.webauthn.challenge, { counter: 0 }),
+        });
         expect(forged.status).toBe(401);
         expect(await server.services.credentials.findByExternalId(tenant.id, key.id)).toEqual(stored);
         // A real replay of the key with an old counter is still caught as a clone.
         const again = await api(server.url, 'POST', '/api/v1/t/acme/signin/passkey');
-        await api(server.url, 'POST', `/api/v1/t/acme/signin/${again.body.flow}/verify`, { method: 'passkey', assertion: key.assert(again.body.webauthn.challenge, { counter: 0 }) });
+        await api(server.url, 'POST', `/api/v1/t/acme/signin/${again.body.flow}/verify`, {
+          method: 'passkey',
+          assertion: key.assert(again.body.webauthn.challenge, { counter: 0 }),
+        });
         expect((await server.services.credentials.findByExternalId(tenant.id, key.id))!.publicData.cloneSuspectedAt).toBeDefined();
       });
 
@@ -473,7 +572,10 @@ for (const spec of backends) {
         forger.bindUser(String((options.body as { user: { id: string } }).user.id));
         for (let i = 0; i < 12; i++) {
           const start = await api(server.url, 'POST', '/api/v1/t/acme/signin/passkey');
-          const forged = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, { method: 'passkey', assertion: forger.assert(start.body.webauthn.challenge) });
+          const forged = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, {
+            method: 'passkey',
+            assertion: forger.assert(start.body.webauthn.challenge),
+          });
           expect(forged.status).not.toBe(200);
         }
         const limits = server.services.ephemeral.rateLimiter({ keyPrefix: 'rl:mfa:acct', points: 100, durationSeconds: 86_400, blockSeconds: 3600 });
@@ -481,7 +583,14 @@ for (const spec of backends) {
         // The owner still signs in with the password and app, and with the passkey.
         expect(await signIn('pat', owner.secret)).toMatch(/^sfs_/);
         const start = await api(server.url, 'POST', '/api/v1/t/acme/signin/passkey');
-        expect((await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, { method: 'passkey', assertion: key.assert(start.body.webauthn.challenge) })).status).toBe(200);
+        expect(
+          (
+            await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, {
+              method: 'passkey',
+              assertion: key.assert(start.body.webauthn.challenge),
+            })
+          ).status,
+        ).toBe(200);
       });
 
       it('a one-time TAP is not used up by a disabled account', async () => {

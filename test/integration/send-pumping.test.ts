@@ -28,12 +28,20 @@ for (const spec of backends) {
     /** A registration session of a new user, from `ip` (the node trusts one proxy hop). */
     const registrationSession = async (username: string, ip: string) => {
       await api(server.url, 'POST', '/api/v1/admin/users', { username, password: PASSWORD }, adminToken);
-      const res = await fetch(`${server.url}/api/v1/t/acme/signin`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': ip }, body: JSON.stringify({ username, password: PASSWORD }) });
+      const res = await fetch(`${server.url}/api/v1/t/acme/signin`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': ip },
+        body: JSON.stringify({ username, password: PASSWORD }),
+      });
       const body = (await res.json()) as { session: { token: string } };
       return body.session.token;
     };
     const addMethod = (token: string, body: Record<string, string>, ip: string) =>
-      fetch(`${server.url}/api/v1/me/methods`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'x-forwarded-for': ip }, body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: (await r.json()) as { type: string } }));
+      fetch(`${server.url}/api/v1/me/methods`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'x-forwarded-for': ip },
+        body: JSON.stringify(body),
+      }).then(async (r) => ({ status: r.status, body: (await r.json()) as { type: string } }));
 
     beforeAll(async () => {
       gateway = await startWebhookReceiver(HOOK);
@@ -100,7 +108,9 @@ for (const spec of backends) {
     it('names every problem with the allow-list and the limits at start', () => {
       const file = join(tmpdir(), `steadfast-pumping-bad-${process.pid}.json`);
       writeFileSync(file, JSON.stringify({ delivery: { allowedCountries: ['GB', 'Narnia'], limits: { perSessionPerHour: 0 } } }));
-      expect(() => loadConfig({ STEADFAST_CONFIG: file })).toThrow(/"Narnia" is not a country code.*perSessionPerHour|perSessionPerHour.*"Narnia" is not a country code/);
+      expect(() => loadConfig({ STEADFAST_CONFIG: file })).toThrow(
+        /"Narnia" is not a country code.*perSessionPerHour|perSessionPerHour.*"Narnia" is not a country code/,
+      );
     });
   });
 }

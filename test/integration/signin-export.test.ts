@@ -15,7 +15,8 @@ for (const spec of backends) {
     let server: TestServer;
     let token = '';
     let tenantId = '';
-    const download = (query: string, headers: Record<string, string> = {}) => fetch(`${server.url}/api/v1/admin/signins?${query}`, { headers: { authorization: `Bearer ${token}`, ...headers } });
+    const download = (query: string, headers: Record<string, string> = {}) =>
+      fetch(`${server.url}/api/v1/admin/signins?${query}`, { headers: { authorization: `Bearer ${token}`, ...headers } });
 
     beforeAll(async () => {
       backend = await spec.create();
@@ -42,7 +43,11 @@ for (const spec of backends) {
         degraded: 0,
         reported_at: null,
       }));
-      for (let i = 0; i < rows.length; i += 500) await server.services.durable.db.insertInto('signin_events').values(rows.slice(i, i + 500)).execute();
+      for (let i = 0; i < rows.length; i += 500)
+        await server.services.durable.db
+          .insertInto('signin_events')
+          .values(rows.slice(i, i + 500))
+          .execute();
     });
     afterAll(async () => {
       await server?.close();
@@ -67,7 +72,10 @@ for (const spec of backends) {
     it('streams NDJSON (format=ndjson or Accept), each line the item the JSON pages show', async () => {
       const res = await download('outcome=failure', { accept: 'application/x-ndjson' });
       expect(res.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
-      const lines = (await res.text()).trimEnd().split('\n').map((l) => JSON.parse(l));
+      const lines = (await res.text())
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       expect(lines).toHaveLength(EVENTS / 4);
       const pages = [];
       let cursor = '';
@@ -77,7 +85,7 @@ for (const spec of backends) {
         cursor = page.body.next ?? '';
       } while (cursor);
       expect(lines).toEqual(pages);
-      expect((await (await download('format=ndjson&user=nobody')).text())).toBe('');
+      expect(await (await download('format=ndjson&user=nobody')).text()).toBe('');
     });
 
     it('pulls the next page only when the last one was taken (back-pressure)', async () => {

@@ -44,7 +44,13 @@ for (const spec of backends) {
       expect(enrol.body.qrCodeSvg).toMatch(/^<svg/);
       totpSecret = enrol.body.secret;
 
-      const wrong = await api(server.url, 'POST', `/api/v1/me/methods/${enrol.body.id}/confirm`, { code: '000000' === totpCode(totpSecret, clock.now()) ? '111111' : '000000' }, token);
+      const wrong = await api(
+        server.url,
+        'POST',
+        `/api/v1/me/methods/${enrol.body.id}/confirm`,
+        { code: '000000' === totpCode(totpSecret, clock.now()) ? '111111' : '000000' },
+        token,
+      );
       expect(wrong.status).toBe(401);
       const confirm = await api(server.url, 'POST', `/api/v1/me/methods/${enrol.body.id}/confirm`, { code: totpCode(totpSecret, clock.now()) }, token);
       expect(confirm.body).toEqual({ id: enrol.body.id, state: 'active' });
@@ -75,10 +81,16 @@ for (const spec of backends) {
       expect(replay.contentType).toMatch(/^application\/problem\+json/);
 
       // The previous step's code is older than the one used: refused too, even inside the ±1 window.
-      const previous = await api(server.url, 'POST', `/api/v1/t/acme/signin/${again.body.flow}/verify`, { method: 'totp', code: totpCode(totpSecret, clock.now() - 30_000) });
+      const previous = await api(server.url, 'POST', `/api/v1/t/acme/signin/${again.body.flow}/verify`, {
+        method: 'totp',
+        code: totpCode(totpSecret, clock.now() - 30_000),
+      });
       expect(previous.status).toBe(401);
       clock.advance(30_000);
-      const next = await api(server.url, 'POST', `/api/v1/t/acme/signin/${again.body.flow}/verify`, { method: 'totp', code: totpCode(totpSecret, clock.now()) });
+      const next = await api(server.url, 'POST', `/api/v1/t/acme/signin/${again.body.flow}/verify`, {
+        method: 'totp',
+        code: totpCode(totpSecret, clock.now()),
+      });
       expect(next.status).toBe(200);
     });
 
@@ -110,7 +122,10 @@ for (const spec of backends) {
 
       const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'alice', password: PASSWORD });
       expect(start.body.methods.map((m: { type: string }) => m.type)).toEqual(['totp', 'recovery-codes']);
-      const ok = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, { method: 'recovery-codes', code: recoveryCodes[0]!.toUpperCase() });
+      const ok = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, {
+        method: 'recovery-codes',
+        code: recoveryCodes[0]!.toUpperCase(),
+      });
       expect(ok.status).toBe(200);
 
       const second = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'alice', password: PASSWORD });
@@ -123,7 +138,10 @@ for (const spec of backends) {
       const replaced = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'recovery-codes' }, full);
       const old = await api(server.url, 'POST', `/api/v1/t/acme/signin/${second.body.flow}/verify`, { method: 'recovery-codes', code: recoveryCodes[1] });
       expect(old.status).toBe(401);
-      const fresh = await api(server.url, 'POST', `/api/v1/t/acme/signin/${second.body.flow}/verify`, { method: 'recovery-codes', code: replaced.body.codes[5] });
+      const fresh = await api(server.url, 'POST', `/api/v1/t/acme/signin/${second.body.flow}/verify`, {
+        method: 'recovery-codes',
+        code: replaced.body.codes[5],
+      });
       expect(fresh.status).toBe(200);
     });
 
@@ -170,7 +188,13 @@ for (const spec of backends) {
       const reasons = new Set<string>();
       let cursor: string | null = null;
       do {
-        const page: { body: { items: { reason: string }[]; next: string | null } } = await api(server.url, 'GET', `/api/v1/me/signins?limit=50${cursor ? `&cursor=${cursor}` : ''}`, undefined, mine);
+        const page: { body: { items: { reason: string }[]; next: string | null } } = await api(
+          server.url,
+          'GET',
+          `/api/v1/me/signins?limit=50${cursor ? `&cursor=${cursor}` : ''}`,
+          undefined,
+          mine,
+        );
         page.body.items.forEach((i) => reasons.add(i.reason));
         cursor = page.body.next;
       } while (cursor);
@@ -206,22 +230,31 @@ for (const spec of backends) {
       expect(stored).toMatchObject({ v: 1, id: start.body.flow, kind: 'second-factor' });
       // The same record as a future release might write it: amr as a string, a kind this release does not know.
       await server.services.ephemeral.set(key, { ...(stored as object), amr: 'pwd', kind: 'step-up' }, 60_000);
-      const verify = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, { method: 'totp', code: totpCode(totpSecret, clock.now()) });
+      const verify = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, {
+        method: 'totp',
+        code: totpCode(totpSecret, clock.now()),
+      });
       expect(verify.status).toBe(404);
       expect(verify.body.type).toMatch(/\/flow-not-found$/);
 
       // The same shape under a version this release does not know: also unknown.
       const next = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'alice', password: PASSWORD });
       const nextKey = `flow:${next.body.flow}`;
-      await server.services.ephemeral.set(nextKey, { ...(await server.services.ephemeral.get(nextKey) as object), v: 2 }, 60_000);
-      const later = await api(server.url, 'POST', `/api/v1/t/acme/signin/${next.body.flow}/verify`, { method: 'totp', code: totpCode(totpSecret, clock.now()) });
+      await server.services.ephemeral.set(nextKey, { ...((await server.services.ephemeral.get(nextKey)) as object), v: 2 }, 60_000);
+      const later = await api(server.url, 'POST', `/api/v1/t/acme/signin/${next.body.flow}/verify`, {
+        method: 'totp',
+        code: totpCode(totpSecret, clock.now()),
+      });
       expect(later.status).toBe(404);
     });
 
     async function signInFully(): Promise<string> {
       const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'alice', password: PASSWORD });
       expect(start.body.state).toBe('factor_required');
-      const verify = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, { method: 'totp', code: totpCode(totpSecret, clock.now()) });
+      const verify = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, {
+        method: 'totp',
+        code: totpCode(totpSecret, clock.now()),
+      });
       expect(verify.status).toBe(200);
       return verify.body.session.token;
     }

@@ -24,7 +24,8 @@ describe.runIf((await postgresRedis.available()) && PrivateRedis.available())('w
   const clock = new ManualClock(Date.UTC(2026, 10, 30, 9, 0, 0));
 
   const start = () => api(server.url, 'POST', '/api/v1/t/outage/signin', { username: 'olive', password: PASSWORD });
-  const verify = (flow: string, code = totpCode(secret, clock.now())) => api(server.url, 'POST', `/api/v1/t/outage/signin/${flow}/verify`, { method: 'totp', code });
+  const verify = (flow: string, code = totpCode(secret, clock.now())) =>
+    api(server.url, 'POST', `/api/v1/t/outage/signin/${flow}/verify`, { method: 'totp', code });
 
   beforeAll(async () => {
     redis = await PrivateRedis.start();
@@ -36,7 +37,17 @@ describe.runIf((await postgresRedis.available()) && PrivateRedis.available())('w
     const first = await start();
     const added = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, first.body.session.token);
     clock.advance(30_000);
-    expect((await api(server.url, 'POST', `/api/v1/me/methods/${added.body.id}/confirm`, { code: totpCode(added.body.secret, clock.now()) }, first.body.session.token)).status).toBe(200);
+    expect(
+      (
+        await api(
+          server.url,
+          'POST',
+          `/api/v1/me/methods/${added.body.id}/confirm`,
+          { code: totpCode(added.body.secret, clock.now()) },
+          first.body.session.token,
+        )
+      ).status,
+    ).toBe(200);
     secret = added.body.secret;
   });
   afterAll(async () => {

@@ -72,7 +72,9 @@ for (const spec of backends) {
       const totp = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, userToken);
       expect(totp.status).toBe(201);
       clock.advance(30_000);
-      expect((await api(server.url, 'POST', `/api/v1/me/methods/${totp.body.id}/confirm`, { code: totpCode(totp.body.secret, clock.now()) }, userToken)).status).toBe(200);
+      expect(
+        (await api(server.url, 'POST', `/api/v1/me/methods/${totp.body.id}/confirm`, { code: totpCode(totp.body.secret, clock.now()) }, userToken)).status,
+      ).toBe(200);
       const signins = await api(server.url, 'GET', '/api/v1/me/signins', undefined, userToken);
       expect(signins.body.items.length).toBeGreaterThan(0);
       const eventId = signins.body.items[0].id as string;
@@ -83,7 +85,13 @@ for (const spec of backends) {
       const start = await api(server.url, 'POST', `/api/v1/t/${slug}/signin`, { username: 'pat', password: PASSWORD });
       expect(start.body.state).toBe('factor_required');
       const flow = start.body.flow as string;
-      const incident = await api(server.url, 'POST', '/api/v1/admin/incidents', { component: 'sms', title: 'Texts are slow', advice: 'Use your authenticator app' }, adminToken);
+      const incident = await api(
+        server.url,
+        'POST',
+        '/api/v1/admin/incidents',
+        { component: 'sms', title: 'Texts are slow', advice: 'Use your authenticator app' },
+        adminToken,
+      );
       expect(incident.status).toBe(201);
       const incidentId = incident.body.id as string;
       const ids = { userId: user.body.id, methodId: totp.body.id, eventId, appId, appKey, flow, tokenId, adminToken, userToken, incidentId };
@@ -130,7 +138,13 @@ for (const spec of backends) {
 
       for (const route of named) {
         const [method, template] = route.split(' ') as [string, string];
-        const token = template.startsWith('/api/v1/admin') ? b.adminToken : template.startsWith('/api/v1/me') ? b.userToken : template.startsWith('/api/v1/app') ? b.appKey : undefined;
+        const token = template.startsWith('/api/v1/admin')
+          ? b.adminToken
+          : template.startsWith('/api/v1/me')
+            ? b.userToken
+            : template.startsWith('/api/v1/app')
+              ? b.appKey
+              : undefined;
         const foreign = await api(server.url, method, fill(template, 'foreign'), BODIES[route], token);
         const unknown = await api(server.url, method, fill(template, 'unknown'), BODIES[route], token);
         // The app status endpoint answers "expired" for anything it cannot see; the rest answer 404.

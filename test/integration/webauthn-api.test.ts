@@ -62,7 +62,10 @@ for (const spec of backends) {
       expect(start.body.state).toBe('factor_required');
       const challenge = await api(server.url, 'POST', `/api/v1/t/wa/signin/${start.body.flow}/challenge`, { method: 'webauthn' });
       expect(challenge.body.webauthn.allowCredentials.map((c: { id: string }) => c.id).sort()).toEqual([passkey.id, securityKey.id].sort());
-      const verify = await api(server.url, 'POST', `/api/v1/t/wa/signin/${start.body.flow}/verify`, { method: 'webauthn', assertion: securityKey.assert(challenge.body.webauthn.challenge) });
+      const verify = await api(server.url, 'POST', `/api/v1/t/wa/signin/${start.body.flow}/verify`, {
+        method: 'webauthn',
+        assertion: securityKey.assert(challenge.body.webauthn.challenge),
+      });
       expect(verify.status).toBe(200);
       const me = await api(server.url, 'GET', '/api/v1/me', undefined, verify.body.session.token);
       expect(me.body.session.amr).toEqual(expect.arrayContaining(['pwd', 'hwk', 'mfa']));
@@ -73,27 +76,42 @@ for (const spec of backends) {
       expect(start.status).toBe(200);
       expect(start.body.webauthn).toMatchObject({ userVerification: 'required', allowCredentials: [] });
       // The security key verifies no user: not enough to sign in without a password.
-      const weak = await api(server.url, 'POST', `/api/v1/t/wa/signin/${start.body.flow}/verify`, { method: 'passkey', assertion: securityKey.assert(start.body.webauthn.challenge) });
+      const weak = await api(server.url, 'POST', `/api/v1/t/wa/signin/${start.body.flow}/verify`, {
+        method: 'passkey',
+        assertion: securityKey.assert(start.body.webauthn.challenge),
+      });
       expect(weak.status).toBe(401);
 
       const next = await api(server.url, 'POST', '/api/v1/t/wa/signin/passkey');
-      const ok = await api(server.url, 'POST', `/api/v1/t/wa/signin/${next.body.flow}/verify`, { method: 'passkey', assertion: passkey.assert(next.body.webauthn.challenge) });
+      const ok = await api(server.url, 'POST', `/api/v1/t/wa/signin/${next.body.flow}/verify`, {
+        method: 'passkey',
+        assertion: passkey.assert(next.body.webauthn.challenge),
+      });
       expect(ok.status).toBe(200);
       const me = await api(server.url, 'GET', '/api/v1/me', undefined, ok.body.session.token);
       expect(me.body).toMatchObject({ username: 'wanda', session: { scope: 'full', amr: expect.arrayContaining(['hwk', 'user', 'mfa']) } });
 
       // A challenge answers once.
-      const replay = await api(server.url, 'POST', `/api/v1/t/wa/signin/${next.body.flow}/verify`, { method: 'passkey', assertion: passkey.assert(next.body.webauthn.challenge) });
+      const replay = await api(server.url, 'POST', `/api/v1/t/wa/signin/${next.body.flow}/verify`, {
+        method: 'passkey',
+        assertion: passkey.assert(next.body.webauthn.challenge),
+      });
       expect(replay.status).toBe(404);
     });
 
     it('refuses an assertion from another origin and an unknown credential', async () => {
       const start = await api(server.url, 'POST', '/api/v1/t/wa/signin/passkey');
-      const phished = await api(server.url, 'POST', `/api/v1/t/wa/signin/${start.body.flow}/verify`, { method: 'passkey', assertion: passkey.assert(start.body.webauthn.challenge, { origin: 'https://login.example.com.evil.net' }) });
+      const phished = await api(server.url, 'POST', `/api/v1/t/wa/signin/${start.body.flow}/verify`, {
+        method: 'passkey',
+        assertion: passkey.assert(start.body.webauthn.challenge, { origin: 'https://login.example.com.evil.net' }),
+      });
       expect(phished.status).toBe(401);
       const stranger = new SoftAuthenticator(ORIGIN);
       const start2 = await api(server.url, 'POST', '/api/v1/t/wa/signin/passkey');
-      const unknown = await api(server.url, 'POST', `/api/v1/t/wa/signin/${start2.body.flow}/verify`, { method: 'passkey', assertion: stranger.assert(start2.body.webauthn.challenge) });
+      const unknown = await api(server.url, 'POST', `/api/v1/t/wa/signin/${start2.body.flow}/verify`, {
+        method: 'passkey',
+        assertion: stranger.assert(start2.body.webauthn.challenge),
+      });
       expect(unknown.status).toBe(401);
     });
 
@@ -102,7 +120,10 @@ for (const spec of backends) {
       const stored = Number((await server.services.credentials.findByExternalId(tenant0.id, passkey.id))!.publicData.counter);
       expect(stored).toBeGreaterThan(0);
       const start = await api(server.url, 'POST', '/api/v1/t/wa/signin/passkey');
-      const cloned = await api(server.url, 'POST', `/api/v1/t/wa/signin/${start.body.flow}/verify`, { method: 'passkey', assertion: passkey.assert(start.body.webauthn.challenge, { counter: stored }) });
+      const cloned = await api(server.url, 'POST', `/api/v1/t/wa/signin/${start.body.flow}/verify`, {
+        method: 'passkey',
+        assertion: passkey.assert(start.body.webauthn.challenge, { counter: stored }),
+      });
       expect(cloned.status).toBe(401);
       const tenant = (await server.services.tenants.findBySlug('wa'))!;
       const credential = await server.services.credentials.findByExternalId(tenant.id, passkey.id);
@@ -111,7 +132,10 @@ for (const spec of backends) {
 
     it('needs a recent sign-in to change methods', async () => {
       const start = await api(server.url, 'POST', '/api/v1/t/wa/signin/passkey');
-      const ok = await api(server.url, 'POST', `/api/v1/t/wa/signin/${start.body.flow}/verify`, { method: 'passkey', assertion: passkey.assert(start.body.webauthn.challenge) });
+      const ok = await api(server.url, 'POST', `/api/v1/t/wa/signin/${start.body.flow}/verify`, {
+        method: 'passkey',
+        assertion: passkey.assert(start.body.webauthn.challenge),
+      });
       const fresh = ok.body.session.token;
       const list = (await api(server.url, 'GET', '/api/v1/me/methods', undefined, fresh)).body;
       expect((await api(server.url, 'PATCH', `/api/v1/me/methods/${list[1].id}`, { label: 'Renamed key' }, fresh)).status).toBe(200);
@@ -134,14 +158,29 @@ for (const spec of backends) {
         .execute();
       clock.advance(10_000);
       const start = await api(server.url, 'POST', '/api/v1/t/wa/signin/passkey');
-      const ok = await api(server.url, 'POST', `/api/v1/t/wa/signin/${start.body.flow}/verify`, { method: 'passkey', assertion: passkey.assert(start.body.webauthn.challenge) });
+      const ok = await api(server.url, 'POST', `/api/v1/t/wa/signin/${start.body.flow}/verify`, {
+        method: 'passkey',
+        assertion: passkey.assert(start.body.webauthn.challenge),
+      });
       token = ok.body.session.token;
       const options = await api(server.url, 'POST', '/api/v1/me/methods/webauthn/options', { kind: 'security-key' }, token);
-      const unlisted = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'webauthn', attestation: new SoftAuthenticator(ORIGIN).register(options.body) }, token);
+      const unlisted = await api(
+        server.url,
+        'POST',
+        '/api/v1/me/methods',
+        { type: 'webauthn', attestation: new SoftAuthenticator(ORIGIN).register(options.body) },
+        token,
+      );
       expect(unlisted.status).toBe(409);
       expect(unlisted.body.type).toMatch(/\/method-not-permitted$/);
       const options2 = await api(server.url, 'POST', '/api/v1/me/methods/webauthn/options', { kind: 'security-key' }, token);
-      const listed = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'webauthn', attestation: new SoftAuthenticator(ORIGIN, Buffer.alloc(16, 7), false).register(options2.body) }, token);
+      const listed = await api(
+        server.url,
+        'POST',
+        '/api/v1/me/methods',
+        { type: 'webauthn', attestation: new SoftAuthenticator(ORIGIN, Buffer.alloc(16, 7), false).register(options2.body) },
+        token,
+      );
       expect(listed.status).toBe(201);
     });
   });

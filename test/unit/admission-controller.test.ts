@@ -23,7 +23,7 @@ describe('admission controller (one lane per class)', () => {
     expect(Object.keys(ac.state.classes).sort()).toEqual([...SHEDDABLE_CLASSES].sort());
   });
 
-  it('predicts each lane\'s wait from its own hold times, not from an average the slow class dominates', async () => {
+  it("predicts each lane's wait from its own hold times, not from an average the slow class dominates", async () => {
     const ac = new AdmissionController({ limit: 1, queueLimit: 10, maxWaitMs: 100 });
     // Password sign-ins hold their lane for 200 ms each.
     const slow = await ac.admit('start-signin', 's');

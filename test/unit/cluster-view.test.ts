@@ -39,6 +39,9 @@ describe('cluster headroom', () => {
   });
 
   it('takes the load of now as the peak when it is above the stored one', () => {
-    expect(clusterView([member('a', 10, { loadPerSecond: 8 }), member('b', 10, { loadPerSecond: 7 })], 3, NOW)).toMatchObject({ peakLoadPerSecond: 15, survivesNodeLoss: false });
+    expect(clusterView([member('a', 10, { loadPerSecond: 8 }), member('b', 10, { loadPerSecond: 7 })], 3, NOW)).toMatchObject({
+      peakLoadPerSecond: 15,
+      survivesNodeLoss: false,
+    });
   });
 });

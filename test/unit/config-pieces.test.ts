@@ -14,12 +14,26 @@ import type { Incident } from '../../src/incidents/incidents.ts';
 
 const baseline = baselineSettings({ delivery: parseDeliveryConfig(undefined, []), admission: { limit: 16, queueLimit: 64, maxWaitMs: 30 } });
 
-const stats = (over: Partial<SliceStats> = {}): SliceStats => ({ requests: 0, serverErrors: 0, unavailable: 0, steps: {}, deliveries: { attempts: 0, failures: 0 }, breakerOpens: 0, latenciesMs: [], ...over });
+const stats = (over: Partial<SliceStats> = {}): SliceStats => ({
+  requests: 0,
+  serverErrors: 0,
+  unavailable: 0,
+  steps: {},
+  deliveries: { attempts: 0, failures: 0 },
+  breakerOpens: 0,
+  latenciesMs: [],
+  ...over,
+});
 
 describe('runtime settings validation', () => {
   it('names every problem at once and applies nothing', () => {
     const { problems } = parseRuntimeSettings(
-      { admission: { limit: 0, speed: 1 }, cache: { tenantSeconds: 600 }, delivery: { sms: [{ name: 'x', type: 'webhook', url: 'ftp://h', secret: 'short' }] }, port: 80 },
+      {
+        admission: { limit: 0, speed: 1 },
+        cache: { tenantSeconds: 600 },
+        delivery: { sms: [{ name: 'x', type: 'webhook', url: 'ftp://h', secret: 'short' }] },
+        port: 80,
+      },
       baseline,
     );
     expect(problems).toEqual([
@@ -53,7 +67,9 @@ describe('configuration secrets', () => {
     expect(missing).toEqual([]);
     expect(JSON.stringify(sealed)).not.toContain('the-webhook-secret-1234');
     expect(secrets.open(sealed)).toEqual(doc);
-    expect(JSON.stringify(ConfigSecrets.redact(sealed))).toBe(JSON.stringify({ delivery: { sms: [{ name: 'hook', type: 'webhook', url: 'https://h', secret: '(sealed)' }] } }));
+    expect(JSON.stringify(ConfigSecrets.redact(sealed))).toBe(
+      JSON.stringify({ delivery: { sms: [{ name: 'hook', type: 'webhook', url: 'https://h', secret: '(sealed)' }] } }),
+    );
   });
 
   it('"(sealed)" keeps the previous secret of the same provider, and is a problem where there is none', () => {
@@ -108,7 +124,10 @@ describe('the canary judge', () => {
   it('does not roll back on chance or on too few requests', () => {
     expect(judgeCanary(stats({ requests: 30, unavailable: 2 }), stats({ requests: 300, unavailable: 10 })).regressed).toBe(false);
     expect(judgeCanary(stats({ requests: 5, unavailable: 5 }), stats({ requests: 300 })).regressed).toBe(false);
-    expect(judgeCanary(stats({ steps: { 'signin:password': { total: 10, failed: 10 } } }), stats({ steps: { 'signin:password': { total: 100, failed: 0 } } })).regressed).toBe(true);
+    expect(
+      judgeCanary(stats({ steps: { 'signin:password': { total: 10, failed: 10 } } }), stats({ steps: { 'signin:password': { total: 100, failed: 0 } } }))
+        .regressed,
+    ).toBe(true);
   });
 
   it('compares p99 and breaker opens', () => {
@@ -122,11 +141,31 @@ describe('the canary judge', () => {
 describe('uptime days', () => {
   const DAY = 86_400_000;
   const now = Date.UTC(2026, 5, 10, 12);
-  const incident = (component: string, start: number, end: number | null): Incident => ({ id: 'x', tenantId: '', component, title: 't', advice: 'a', source: 'auto', startedAt: start, expectedEndAt: null, endedAt: end, updates: [], updatedAt: start });
+  const incident = (component: string, start: number, end: number | null): Incident => ({
+    id: 'x',
+    tenantId: '',
+    component,
+    title: 't',
+    advice: 'a',
+    source: 'auto',
+    startedAt: start,
+    expectedEndAt: null,
+    endedAt: end,
+    updates: [],
+    updatedAt: start,
+  });
 
   it('covers each day with the share of it in incidents, overlaps counted once', () => {
     const today = Date.UTC(2026, 5, 10);
-    const days = uptimeDays([incident('sms', today - DAY + 6 * 3_600_000, today - DAY + 12 * 3_600_000), incident('sms', today - DAY + 9 * 3_600_000, today - DAY + 18 * 3_600_000), incident('email', today - DAY, today)], 'sms', now);
+    const days = uptimeDays(
+      [
+        incident('sms', today - DAY + 6 * 3_600_000, today - DAY + 12 * 3_600_000),
+        incident('sms', today - DAY + 9 * 3_600_000, today - DAY + 18 * 3_600_000),
+        incident('email', today - DAY, today),
+      ],
+      'sms',
+      now,
+    );
     expect(days).toHaveLength(90);
     expect(days.at(-2)).toEqual({ day: today - DAY, down: 0.5 });
     expect(days.at(-1)).toEqual({ day: today, down: 0 });

@@ -9,7 +9,13 @@ import { METHOD_MODULES } from '../../src/methods/registry.ts';
 
 const viewer = { tenant: { slug: 'corp', name: 'Corp' }, username: 'ada', csrf: 'c' };
 const HOUR = 3_600_000;
-const emptyDay = { from: 0, until: 24 * HOUR, hours: Array.from({ length: 24 }, (_, i) => ({ start: i * HOUR, succeeded: 0, failed: 0 })), failures: [], methods: [] };
+const emptyDay = {
+  from: 0,
+  until: 24 * HOUR,
+  hours: Array.from({ length: 24 }, (_, i) => ({ start: i * HOUR, succeeded: 0, failed: 0 })),
+  failures: [],
+  methods: [],
+};
 const noUsers = { users: 0, phishingResistant: 0, otherMethods: 0, phoneOnly: 0, noMethod: 0 };
 
 describe('console overview view', () => {
@@ -25,13 +31,23 @@ describe('console overview view', () => {
 
   it('says when configured providers sent nothing, and still tells their state now', () => {
     const idle = Array.from({ length: 24 }, (_, i) => ({ start: i * HOUR, delivered: 0, failed: 0 }));
-    const page = overviewView({ ...viewer, day: emptyDay, coverage: noUsers, providers: [{ channel: 'sms', provider: 'primary', state: 'open', hours: idle }] });
+    const page = overviewView({
+      ...viewer,
+      day: emptyDay,
+      coverage: noUsers,
+      providers: [{ channel: 'sms', provider: 'primary', state: 'open', hours: idle }],
+    });
     expect(page).toContain('No codes were sent in the last 24 hours.');
     expect(page).toMatch(/primary: not used now \(failing\)/);
   });
 
   it('draws every chart as an image named by its title and described in words, escaping what it shows', () => {
-    const day = { ...emptyDay, hours: emptyDay.hours.map((h, i) => (i === 5 ? { ...h, succeeded: 7, failed: 2 } : h)), failures: [{ reason: '<script>', count: 2 }], methods: [{ method: 'totp', count: 7 }] };
+    const day = {
+      ...emptyDay,
+      hours: emptyDay.hours.map((h, i) => (i === 5 ? { ...h, succeeded: 7, failed: 2 } : h)),
+      failures: [{ reason: '<script>', count: 2 }],
+      methods: [{ method: 'totp', count: 7 }],
+    };
     const page = overviewView({ ...viewer, day, coverage: { users: 4, phishingResistant: 1, otherMethods: 1, phoneOnly: 1, noMethod: 1 }, providers: [] });
     expect(page.match(/<svg [^>]*role="img"/g)).toHaveLength(4);
     for (const id of ['chart-hours', 'chart-failures', 'chart-methods', 'chart-coverage']) {
@@ -56,12 +72,19 @@ describe('the signed-in layout', () => {
 describe('logs in words', () => {
   it('tells every audit action as a sentence naming the people, never its machine name', () => {
     for (const action of Object.keys(AUDIT_ACTIONS)) {
-      const told = tellAuditEntry(action, { by: 'Ada', whom: 'Bob', details: { removed: 2, sessionsEnded: 1, changed: ['mfaRequired'], oneTime: true, uses: 1 } });
+      const told = tellAuditEntry(action, {
+        by: 'Ada',
+        whom: 'Bob',
+        details: { removed: 2, sessionsEnded: 1, changed: ['mfaRequired'], oneTime: true, uses: 1 },
+      });
       expect(told.sentence, action).not.toContain(action);
       expect(told.sentence, action).not.toMatch(/undefined|null|\[object/);
       for (const fact of told.facts) expect(fact, action).not.toMatch(/undefined|null|\[object/);
     }
-    expect(tellAuditEntry('methods.reset', { by: 'Ada', whom: 'Bob', details: { removed: 2, sessionsEnded: 1 } })).toEqual({ sentence: 'Methods of Bob reset by Ada', facts: ['2 methods removed', '1 session ended'] });
+    expect(tellAuditEntry('methods.reset', { by: 'Ada', whom: 'Bob', details: { removed: 2, sessionsEnded: 1 } })).toEqual({
+      sentence: 'Methods of Bob reset by Ada',
+      facts: ['2 methods removed', '1 session ended'],
+    });
     expect(tellAuditEntry('some.future-action', { by: 'Ada', whom: null, details: {} }).sentence).toBe('some.future-action by Ada');
   });
 

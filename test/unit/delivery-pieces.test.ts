@@ -28,11 +28,25 @@ describe('delivery configuration', () => {
     const path = join(tmpdir(), `steadfast-config-${process.pid}.yaml`);
     writeFileSync(
       path,
-      ['delivery:', '  sms:', '    - name: primary', '      type: vonage', '      apiKey: k', '      apiSecret: s', '      from: Acme', '      timeoutMs: 1500'].join('\n'),
+      [
+        'delivery:',
+        '  sms:',
+        '    - name: primary',
+        '      type: vonage',
+        '      apiKey: k',
+        '      apiSecret: s',
+        '      from: Acme',
+        '      timeoutMs: 1500',
+      ].join('\n'),
     );
     const config = loadConfig({ STEADFAST_CONFIG: path });
     expect(config.delivery.channels.sms).toEqual([
-      expect.objectContaining({ name: 'primary', type: 'vonage', baseUrl: 'https://rest.nexmo.com', breaker: expect.objectContaining({ timeoutMs: 1500, resetAfterMs: 30_000 }) }),
+      expect.objectContaining({
+        name: 'primary',
+        type: 'vonage',
+        baseUrl: 'https://rest.nexmo.com',
+        breaker: expect.objectContaining({ timeoutMs: 1500, resetAfterMs: 30_000 }),
+      }),
     ]);
     expect(config.delivery.code).toEqual({ digits: 6, lifetimeMinutes: 10, maxAttempts: 5, resendCooldownSeconds: 30 });
   });
@@ -81,7 +95,8 @@ describe('destinations', () => {
 
   it('keeps the local part of an address and lower-cases its domain', () => {
     expect(normaliseDestination('email', 'Dora@Example.TEST')).toBe('Dora@example.test');
-    for (const bad of ['dora', 'dora@', '@example.test', 'dora@example', 'a b@example.test', `${'a'.repeat(250)}@example.test`]) expect(normaliseDestination('email', bad)).toBeUndefined();
+    for (const bad of ['dora', 'dora@', '@example.test', 'dora@example', 'a b@example.test', `${'a'.repeat(250)}@example.test`])
+      expect(normaliseDestination('email', bad)).toBeUndefined();
   });
 
   it('masks every destination down to a hint', () => {

@@ -16,7 +16,9 @@ describe('documents derived from code', () => {
     const doc = readFileSync(new URL('../../docs/openapi.json', import.meta.url), 'utf8');
     expect(JSON.parse(doc)).toEqual(JSON.parse(await renderOpenApi()));
     const paths = Object.keys(JSON.parse(doc).paths);
-    expect(paths).toEqual(expect.arrayContaining(['/api/v1/t/{tenant}/signin', '/api/v1/t/{tenant}/signin/{flow}/verify', '/api/v1/me/methods', '/healthz', '/readyz']));
+    expect(paths).toEqual(
+      expect.arrayContaining(['/api/v1/t/{tenant}/signin', '/api/v1/t/{tenant}/signin/{flow}/verify', '/api/v1/me/methods', '/healthz', '/readyz']),
+    );
   });
 
   it('docs/code-map.md lists every module under src/ with what it is (run `npm run docs`)', () => {

@@ -40,10 +40,37 @@ describe('everything about a method derives from the registry', () => {
   it('the security-info page offers the add form of each method a user may add, by its descriptor', () => {
     const addable = descriptors.filter((d) => d.enrolment !== null).map((d) => d.type as MethodType);
     expect(addable.length).toBeGreaterThan(0);
-    const all = overviewView({ ...viewer, registering: false, canChange: true, needsSecondFactor: false, hasPassword: true, signedInWithPass: false, methods: [], addable });
-    const none = overviewView({ ...viewer, registering: false, canChange: true, needsSecondFactor: false, hasPassword: true, signedInWithPass: false, methods: [], addable: [] });
+    const all = overviewView({
+      ...viewer,
+      registering: false,
+      canChange: true,
+      needsSecondFactor: false,
+      hasPassword: true,
+      signedInWithPass: false,
+      methods: [],
+      addable,
+    });
+    const none = overviewView({
+      ...viewer,
+      registering: false,
+      canChange: true,
+      needsSecondFactor: false,
+      hasPassword: true,
+      signedInWithPass: false,
+      methods: [],
+      addable: [],
+    });
     for (const type of addable) {
-      const alone = overviewView({ ...viewer, registering: false, canChange: true, needsSecondFactor: false, hasPassword: true, signedInWithPass: false, methods: [], addable: [type] });
+      const alone = overviewView({
+        ...viewer,
+        registering: false,
+        canChange: true,
+        needsSecondFactor: false,
+        hasPassword: true,
+        signedInWithPass: false,
+        methods: [],
+        addable: [type],
+      });
       // Offering one method adds a form the page without it does not have.
       expect(alone.length, type).toBeGreaterThan(none.length);
       expect((alone.match(/<form /g) ?? []).length, type).toBeGreaterThan((none.match(/<form /g) ?? []).length);
@@ -57,12 +84,18 @@ describe('everything about a method derives from the registry', () => {
       const page = factorView({
         tenant: viewer.tenant,
         csrf: 'csrf',
-        prompt: { flow: 'f', methods: [chosen, { id: 'other', type: 'recovery-codes', label: 'codes', available: true, default: false }], chosen, challenge: {} },
+        prompt: {
+          flow: 'f',
+          methods: [chosen, { id: 'other', type: 'recovery-codes', label: 'codes', available: true, default: false }],
+          chosen,
+          challenge: {},
+        },
         next: undefined,
         rememberDays: 0,
       });
       expect(page, d.type).toContain(escape(d.signin.prompt));
-      if (d.signin.input === 'numeric' || d.signin.input === 'text') expect(page, d.type).toContain(escape(('codeLabel' in d.signin ? d.signin.codeLabel : undefined) ?? d.name));
+      if (d.signin.input === 'numeric' || d.signin.input === 'text')
+        expect(page, d.type).toContain(escape(('codeLabel' in d.signin ? d.signin.codeLabel : undefined) ?? d.name));
     }
   });
 
@@ -95,7 +128,9 @@ describe('everything about a method derives from the registry', () => {
       if (file.includes('/src/methods/')) continue;
       // Column labels of the phone layout (data-label) repeat table headers such as a user's Email.
       const text = readFileSync(file, 'utf8').replace(/data-label="[^"]*"/g, '');
-      for (const name of names) if ([`'${name}'`, `"${name}"`, `>${name}</h2>`, `>${name}</label>`].some((form) => text.includes(form))) offenders.push(`${file.replace(/.*\/src\//, 'src/')}: ${name}`);
+      for (const name of names)
+        if ([`'${name}'`, `"${name}"`, `>${name}</h2>`, `>${name}</label>`].some((form) => text.includes(form)))
+          offenders.push(`${file.replace(/.*\/src\//, 'src/')}: ${name}`);
     }
     expect(offenders).toEqual([]);
   });

@@ -67,7 +67,10 @@ describe('password hasher', () => {
     const held = heldArgon2();
     const limited = new PasswordHasher({ concurrency: 2, argon2: held.argon2 });
     // Work from no request (the command line) is never refused, so all 12 wait their turn.
-    const work = [...Array.from({ length: 8 }, (_, i) => limited.hash(`pw${i}`)), ...Array.from({ length: 4 }, (_, i) => limited.verify(`$argon2id$x$v${i}`, `v${i}`))];
+    const work = [
+      ...Array.from({ length: 8 }, (_, i) => limited.hash(`pw${i}`)),
+      ...Array.from({ length: 4 }, (_, i) => limited.verify(`$argon2id$x$v${i}`, `v${i}`)),
+    ];
     await vi.advanceTimersByTimeAsync(0);
     expect(held.running).toBe(2);
     while (held.started.length < 12 || held.running > 0) await held.finishOne();
@@ -82,7 +85,9 @@ describe('password hasher', () => {
     const held = heldArgon2();
     const limited = new PasswordHasher({ concurrency: 2, queueLimit: 100, maxWaitMs: 60_000, argon2: held.argon2 });
     // Twelve tenants each send three sign-ins at once.
-    const work = Array.from({ length: 36 }, (_, i) => runWithTicket(ticket('start-signin', `t${i % 12}`), () => limited.verify(`$argon2id$x$p${i}`, `p${i}`)).catch(() => false));
+    const work = Array.from({ length: 36 }, (_, i) =>
+      runWithTicket(ticket('start-signin', `t${i % 12}`), () => limited.verify(`$argon2id$x$p${i}`, `p${i}`)).catch(() => false),
+    );
     await vi.advanceTimersByTimeAsync(0);
     expect(held.running).toBe(3);
     while (held.running > 0) await held.finishOne();
@@ -94,7 +99,13 @@ describe('password hasher', () => {
     vi.useFakeTimers();
     const held = heldArgon2();
     const shed: string[] = [];
-    const limited = new PasswordHasher({ concurrency: 1, queueLimit: 3, maxWaitMs: 60_000, argon2: held.argon2, events: { shed: (cls, tenant, why) => shed.push(`${cls}/${tenant}:${why}`) } });
+    const limited = new PasswordHasher({
+      concurrency: 1,
+      queueLimit: 3,
+      maxWaitMs: 60_000,
+      argon2: held.argon2,
+      events: { shed: (cls, tenant, why) => shed.push(`${cls}/${tenant}:${why}`) },
+    });
     const as = (t: WorkTicket, secret: string) => runWithTicket(t, () => limited.verify(`$argon2id$x$${secret}`, secret));
     const outcomes: Record<string, string> = {};
     const sent = [

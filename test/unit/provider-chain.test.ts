@@ -16,7 +16,8 @@ function fakeProvider(name: string) {
       state.calls++;
       if (state.outcome === 'unavailable') throw new ProviderFailure('unavailable', 'HTTP 503');
       if (state.outcome === 'rejected') throw new ProviderFailure('rejected', 'HTTP 400');
-      if (state.outcome === 'hang') await new Promise((_, reject) => signal.addEventListener('abort', () => reject(new ProviderFailure('unavailable', 'timed out'))));
+      if (state.outcome === 'hang')
+        await new Promise((_, reject) => signal.addEventListener('abort', () => reject(new ProviderFailure('unavailable', 'timed out'))));
     },
   };
   return { provider, state };
@@ -27,7 +28,11 @@ const message = { channel: 'sms' as const, to: '+447700900123', text: 'x' };
 const quiet: DeliveryEvents = { attempt: () => {}, breaker: () => {} };
 const chains: ProviderChain[] = [];
 const chainOf = (...providers: DeliveryProvider[]) => {
-  const chain = new ProviderChain('sms', providers.map((provider) => ({ provider, breaker: settings })), quiet);
+  const chain = new ProviderChain(
+    'sms',
+    providers.map((provider) => ({ provider, breaker: settings })),
+    quiet,
+  );
   chains.push(chain);
   return chain;
 };

@@ -28,7 +28,13 @@ describe('html', () => {
 describe('configuration', () => {
   it('reports every problem at once', () => {
     try {
-      loadConfig({ PORT: 'x', STEADFAST_DATABASE_URL: 'mysql://a', STEADFAST_MASTER_KEY: 'short', STEADFAST_LOG_LEVEL: 'loud', STEADFAST_SESSION_IDLE_MINUTES: '0' });
+      loadConfig({
+        PORT: 'x',
+        STEADFAST_DATABASE_URL: 'mysql://a',
+        STEADFAST_MASTER_KEY: 'short',
+        STEADFAST_LOG_LEVEL: 'loud',
+        STEADFAST_SESSION_IDLE_MINUTES: '0',
+      });
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);

@@ -41,7 +41,10 @@ export function auditLogRoutes(deps: AuditLogRoutesDeps): FastifyPluginAsyncType
       if (actor === 'system') return 'Steadfast';
       return actor;
     };
-    return { entries: entries.map((entry) => ({ entry, by: by(entry.actor), whom: entry.targetUserId ? (names.get(entry.targetUserId) ?? null) : null })), names };
+    return {
+      entries: entries.map((entry) => ({ entry, by: by(entry.actor), whom: entry.targetUserId ? (names.get(entry.targetUserId) ?? null) : null })),
+      names,
+    };
   };
 
   return async (app) => {

@@ -58,11 +58,27 @@ const time = (value: string | null | undefined, name: string): number | null | u
  */
 export function configRoutes(deps: ConfigRoutesDeps): FastifyPluginAsyncTypebox {
   return async (app) => {
-    app.get('/api/v1/admin/policy/versions', { schema: { tags, security: bearer, summary: 'The policy history: the last good version, the canary baking (if any), every version with its diff', response: { 200: Any } }, config }, async (request) => {
-      const { tenant } = await deps.auth.requireAdmin(request);
-      const status = await deps.rollouts.status(tenantScope(tenant.id));
-      return { lastGood: status.lastGood ? versionView(status.lastGood) : null, canary: status.canary ? versionView(status.canary) : null, history: status.history.map(versionView) };
-    });
+    app.get(
+      '/api/v1/admin/policy/versions',
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary: 'The policy history: the last good version, the canary baking (if any), every version with its diff',
+          response: { 200: Any },
+        },
+        config,
+      },
+      async (request) => {
+        const { tenant } = await deps.auth.requireAdmin(request);
+        const status = await deps.rollouts.status(tenantScope(tenant.id));
+        return {
+          lastGood: status.lastGood ? versionView(status.lastGood) : null,
+          canary: status.canary ? versionView(status.canary) : null,
+          history: status.history.map(versionView),
+        };
+      },
+    );
 
     app.post(
       '/api/v1/admin/policy/versions',
@@ -70,15 +86,24 @@ export function configRoutes(deps: ConfigRoutesDeps): FastifyPluginAsyncTypebox 
         schema: {
           tags,
           security: bearer,
-          summary: "A new policy version: to a canary of the tenant's users first (`canaryPercent`, by stable hash), compared with the rest for `bakeSeconds`, then promoted or rolled back by itself; without a canary, to everyone at once",
-          body: Type.Object({ policy: Any, canaryPercent: Type.Optional(Type.Number({ minimum: 0, maximum: 50 })), bakeSeconds: Type.Optional(Type.Integer({ minimum: 10, maximum: 86_400 })) }),
+          summary:
+            "A new policy version: to a canary of the tenant's users first (`canaryPercent`, by stable hash), compared with the rest for `bakeSeconds`, then promoted or rolled back by itself; without a canary, to everyone at once",
+          body: Type.Object({
+            policy: Any,
+            canaryPercent: Type.Optional(Type.Number({ minimum: 0, maximum: 50 })),
+            bakeSeconds: Type.Optional(Type.Integer({ minimum: 10, maximum: 86_400 })),
+          }),
           response: { 201: Any },
         },
         config,
       },
       async (request, reply) => {
         const { tenant, actor } = await deps.auth.requireAdmin(request);
-        const version = await deps.rollouts.applyPolicy(tenant, request.body.policy, { canaryPercent: request.body.canaryPercent, bakeSeconds: request.body.bakeSeconds, actor });
+        const version = await deps.rollouts.applyPolicy(tenant, request.body.policy, {
+          canaryPercent: request.body.canaryPercent,
+          bakeSeconds: request.body.bakeSeconds,
+          actor,
+        });
         return reply.code(201).send(versionView(version));
       },
     );
@@ -97,14 +122,24 @@ export function configRoutes(deps: ConfigRoutesDeps): FastifyPluginAsyncTypebox 
       },
       async (request) => {
         const { tenant, actor } = await deps.auth.requireAdmin(request);
-        return versionView(await deps.rollouts.rollback(tenantScope(tenant.id), { version: request.body.version, actor, reason: request.body.reason ?? 'rolled back by an administrator' }));
+        return versionView(
+          await deps.rollouts.rollback(tenantScope(tenant.id), {
+            version: request.body.version,
+            actor,
+            reason: request.body.reason ?? 'rolled back by an administrator',
+          }),
+        );
       },
     );
 
-    app.get('/api/v1/admin/incidents', { schema: { tags, security: bearer, summary: "Incidents of the last 90 days this tenant's users see", response: { 200: Type.Array(Any) } }, config }, async (request) => {
-      const { tenant } = await deps.auth.requireAdmin(request);
-      return (await deps.incidents.recent(tenant.id)).map(incidentView);
-    });
+    app.get(
+      '/api/v1/admin/incidents',
+      { schema: { tags, security: bearer, summary: "Incidents of the last 90 days this tenant's users see", response: { 200: Type.Array(Any) } }, config },
+      async (request) => {
+        const { tenant } = await deps.auth.requireAdmin(request);
+        return (await deps.incidents.recent(tenant.id)).map(incidentView);
+      },
+    );
 
     app.post(
       '/api/v1/admin/incidents',
@@ -126,7 +161,14 @@ export function configRoutes(deps: ConfigRoutesDeps): FastifyPluginAsyncTypebox 
       async (request, reply) => {
         const { tenant, actor } = await deps.auth.requireAdmin(request);
         const { component, title, advice, expectedEndAt } = request.body;
-        const incident = await deps.incidents.open({ tenantId: tenant.id, component, title, advice, source: 'admin', expectedEndAt: time(expectedEndAt, 'expectedEndAt') ?? null });
+        const incident = await deps.incidents.open({
+          tenantId: tenant.id,
+          component,
+          title,
+          advice,
+          source: 'admin',
+          expectedEndAt: time(expectedEndAt, 'expectedEndAt') ?? null,
+        });
         await deps.audit.append(tenant.id, { actor, action: 'incident.posted', details: { incident: incident.id, component, title } });
         return reply.code(201).send(incidentView(incident));
       },
@@ -140,7 +182,11 @@ export function configRoutes(deps: ConfigRoutesDeps): FastifyPluginAsyncTypebox 
           security: bearer,
           summary: "Update one of the tenant's incidents: a note, a new expected end, or resolved",
           params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }),
-          body: Type.Object({ text: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })), expectedEndAt: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()])), resolved: Type.Optional(Type.Boolean()) }),
+          body: Type.Object({
+            text: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
+            expectedEndAt: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()])),
+            resolved: Type.Optional(Type.Boolean()),
+          }),
           response: { 200: Any },
         },
         config,

@@ -16,7 +16,10 @@ export interface ConsoleAccessDeps {
   cluster: Pick<ClusterMonitor, 'latest' | 'clustered'>;
 }
 
-const REFUSALS: Partial<Record<string, ConsoleRefusal>> = { 'reauthentication-required': 'reauthentication-required', 'second-factor-required': 'second-factor-required' };
+const REFUSALS: Partial<Record<string, ConsoleRefusal>> = {
+  'reauthentication-required': 'reauthentication-required',
+  'second-factor-required': 'second-factor-required',
+};
 
 /**
  * Who may use the console, shared by its route modules: `adminOr` answers the
@@ -61,4 +64,7 @@ export function consoleAccess(deps: ConsoleAccessDeps) {
 }
 
 /** The schema and admission class of a console page (hidden from the API document). */
-export const consoleView = <P extends TSchema, Q extends TSchema>(params: P, querystring: Q) => ({ schema: { params, querystring, hide: true }, config: { admissionClass: 'admin' as const } });
+export const consoleView = <P extends TSchema, Q extends TSchema>(params: P, querystring: Q) => ({
+  schema: { params, querystring, hide: true },
+  config: { admissionClass: 'admin' as const },
+});

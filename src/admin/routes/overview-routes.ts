@@ -26,7 +26,9 @@ export function overviewRoutes(deps: OverviewRoutesDeps): FastifyPluginAsyncType
       const p = await adminOr(request, reply);
       if (!p) return reply;
       const health = deps.delivery.health();
-      const configured = (Object.entries(health) as [Channel, NonNullable<(typeof health)[Channel]>][]).flatMap(([channel, h]) => h.providers.map((pr) => ({ channel, provider: pr.name, state: pr.state })));
+      const configured = (Object.entries(health) as [Channel, NonNullable<(typeof health)[Channel]>][]).flatMap(([channel, h]) =>
+        h.providers.map((pr) => ({ channel, provider: pr.name, state: pr.state })),
+      );
       const [day, coverage, days] = await Promise.all([
         deps.activity.lastDay(p.tenant.id),
         deps.coverage(p.tenant.id),

@@ -27,7 +27,17 @@ export function policyHistoryRoutes(deps: PolicyHistoryDeps): FastifyPluginAsync
         // Reading needs an administrator with a second factor, as every console page does.
         deps.auth.requireAdministrator(p, false);
         const versions = await deps.versions.list(tenantScope(p.tenant.id), 50);
-        return sendPage(reply, signedInLayout({ title: 'Policy history', tenant: p.tenant, username: p.user.username, csrf: reply.generateCsrf(), wide: true, body: policyHistoryView({ tenantSlug: p.tenant.slug, versions }) }));
+        return sendPage(
+          reply,
+          signedInLayout({
+            title: 'Policy history',
+            tenant: p.tenant,
+            username: p.user.username,
+            csrf: reply.generateCsrf(),
+            wide: true,
+            body: policyHistoryView({ tenantSlug: p.tenant.slug, versions }),
+          }),
+        );
       },
     );
   };

@@ -48,7 +48,12 @@ export function policyRoutes(deps: PolicyRoutesDeps): FastifyPluginAsyncTypebox 
       const input = {
         mfaRequired: b.mfaRequired === 'on',
         allowedMethods: b.allowedMethods === undefined ? [] : Array.isArray(b.allowedMethods) ? b.allowedMethods : [b.allowedMethods],
-        tap: { minMinutes: num(b.tapMinMinutes), maxMinutes: num(b.tapMaxMinutes), defaultMinutes: num(b.tapDefaultMinutes), oneTimeDefault: b.tapOneTimeDefault === 'on' },
+        tap: {
+          minMinutes: num(b.tapMinMinutes),
+          maxMinutes: num(b.tapMaxMinutes),
+          defaultMinutes: num(b.tapDefaultMinutes),
+          oneTimeDefault: b.tapOneTimeDefault === 'on',
+        },
         lockout: { accountFailures: num(b.accountFailures), blockMinutes: num(b.blockMinutes) },
         rememberedDeviceDays: num(b.rememberedDeviceDays),
         failMode: b.failMode ?? p.tenant.policy.failMode,
@@ -56,7 +61,10 @@ export function policyRoutes(deps: PolicyRoutesDeps): FastifyPluginAsyncTypebox 
       };
       try {
         const policy = await deps.admin.setPolicy(p.tenant, actor(p), input);
-        return sendPage(reply, policyView({ ...viewer(reply, p), policy, notice: { kind: 'info', text: 'Policy saved. Every node applies it within a few seconds.' } }));
+        return sendPage(
+          reply,
+          policyView({ ...viewer(reply, p), policy, notice: { kind: 'info', text: 'Policy saved. Every node applies it within a few seconds.' } }),
+        );
       } catch (err) {
         if (!(err instanceof AppError) || err.code !== 'invalid-policy') throw err;
         const problems = Array.isArray(err.extra.problems) ? (err.extra.problems as string[]) : [problemCatalog['invalid-policy'].title];

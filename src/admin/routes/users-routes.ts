@@ -46,23 +46,28 @@ export function usersRoutes(deps: UsersRoutesDeps): FastifyPluginAsyncTypebox {
       return p ? usersPage(reply, p, request.query.q ?? '') : reply;
     });
 
-    app.post('/t/:tenant/admin/users', formRoute(app, 'admin', PageParams, Type.Object({ username: Field(256), email: Field(320), _csrf: Field() })), async (request, reply) => {
-      const p = await adminOr(request, reply, { change: true });
-      if (!p) return reply;
-      try {
-        const user = await admin.createUser(p.tenant, actor(p), { username: request.body.username ?? '', email: request.body.email?.trim() || undefined });
-        return await userPage(reply, p, user.id, { kind: 'info', text: `User ${user.username} added. Issue a Temporary Access Pass so they can sign in.` });
-      } catch (err) {
-        const { text, status } = shownError(err);
-        return usersPage(reply, p, '', { kind: 'error', text }, status);
-      }
-    });
+    app.post(
+      '/t/:tenant/admin/users',
+      formRoute(app, 'admin', PageParams, Type.Object({ username: Field(256), email: Field(320), _csrf: Field() })),
+      async (request, reply) => {
+        const p = await adminOr(request, reply, { change: true });
+        if (!p) return reply;
+        try {
+          const user = await admin.createUser(p.tenant, actor(p), { username: request.body.username ?? '', email: request.body.email?.trim() || undefined });
+          return await userPage(reply, p, user.id, { kind: 'info', text: `User ${user.username} added. Issue a Temporary Access Pass so they can sign in.` });
+        } catch (err) {
+          const { text, status } = shownError(err);
+          return usersPage(reply, p, '', { kind: 'error', text }, status);
+        }
+      },
+    );
 
     app.get('/t/:tenant/admin/users/:id', consoleView(UserParams, Type.Object({ issued: Field(40) })), async (request, reply) => {
       const p = await adminOr(request, reply);
       if (!p) return reply;
       const issued = await deps.passes.take(holding(p, request.params.id), request.query.issued);
-      if (request.query.issued && !issued) return userPage(reply, p, request.params.id, { kind: 'info', text: 'The pass was shown once and is not shown again. Issue a new one if it was lost.' });
+      if (request.query.issued && !issued)
+        return userPage(reply, p, request.params.id, { kind: 'info', text: 'The pass was shown once and is not shown again. Issue a new one if it was lost.' });
       return userPage(reply, p, request.params.id, issued ? { kind: 'info', text: 'Temporary Access Pass issued.' } : undefined, issued);
     });
 

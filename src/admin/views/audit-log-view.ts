@@ -17,7 +17,9 @@ export interface NamedAuditEntry {
  * its facts (the action's stable name beneath, for alert rules and the API's
  * `action` filter), and the way to older entries when the page is full.
  */
-export function auditLogView(v: ConsoleViewer & { entries: NamedAuditEntry[]; pageSize: number; user?: string | undefined; userName?: string | undefined }): string {
+export function auditLogView(
+  v: ConsoleViewer & { entries: NamedAuditEntry[]; pageSize: number; user?: string | undefined; userName?: string | undefined },
+): string {
   const base = consoleBase(v);
   const { entries } = v;
   return consolePage(

@@ -20,7 +20,8 @@ export const consoleBase = (v: { tenant: { slug: string } }) => `/t/${v.tenant.s
 
 /** A console page: the console's navigation (the current section marked), the cluster warning, and the page's card. */
 export function consolePage(v: ConsoleViewer, section: ConsoleSection, title: string, body: SafeHtml): string {
-  const link = (s: ConsoleSection, path: string, label: string) => html`<a href="${consoleBase(v)}${path}"${s === section ? html` aria-current="page"` : ''}>${label}</a>`;
+  const link = (s: ConsoleSection, path: string, label: string) =>
+    html`<a href="${consoleBase(v)}${path}"${s === section ? html` aria-current="page"` : ''}>${label}</a>`;
   return signedInLayout({
     title,
     tenant: v.tenant,

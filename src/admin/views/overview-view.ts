@@ -65,7 +65,13 @@ ${
 ${
   day.methods.length === 0
     ? html`<p class="empty">No completed sign-ins in the last 24 hours.</p>`
-    : barListChart({ id: 'chart-methods', title: 'Sign-ins by the method that completed them', what: 'sign-ins', cls: 'good', items: day.methods.map((m) => ({ label: recordedMethodName(m.method), count: m.count })) })
+    : barListChart({
+        id: 'chart-methods',
+        title: 'Sign-ins by the method that completed them',
+        what: 'sign-ins',
+        cls: 'good',
+        items: day.methods.map((m) => ({ label: recordedMethodName(m.method), count: m.count })),
+      })
 }
 </section>
 </div>
@@ -98,7 +104,11 @@ ${
     : html`${
         v.providers.every((p) => p.hours.every((h) => h.delivered + h.failed === 0))
           ? html`<p class="empty">No codes were sent in the last 24 hours.</p>`
-          : healthStrips({ id: 'chart-delivery', title: 'Delivery providers, hour by hour', rows: v.providers.map((p) => ({ label: `${channel(p.channel)}: ${p.provider}`, hours: p.hours })) })
+          : healthStrips({
+              id: 'chart-delivery',
+              title: 'Delivery providers, hour by hour',
+              rows: v.providers.map((p) => ({ label: `${channel(p.channel)}: ${p.provider}`, hours: p.hours })),
+            })
       }
 <ul class="plain">${v.providers.map((p) => html`<li>${channel(p.channel)}, ${p.provider}: ${STATE_NOW[p.state]}</li>`)}</ul>`
 }

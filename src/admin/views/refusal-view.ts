@@ -10,7 +10,8 @@ export type ConsoleRefusal = 'reauthentication-required' | 'second-factor-requir
  * when a fresh sign-in would do, the button for it (which comes back here).
  */
 export function refusalView(v: { tenant: { slug: string; name: string }; username: string; csrf: string; refusal: ConsoleRefusal }): string {
-  const page = (title: string, body: SafeHtml) => layout({ title, tenantName: v.tenant.name, signedInAs: v.username, body: html`<div class="card"><h1>${title}</h1>${body}</div>` });
+  const page = (title: string, body: SafeHtml) =>
+    layout({ title, tenantName: v.tenant.name, signedInAs: v.username, body: html`<div class="card"><h1>${title}</h1>${body}</div>` });
   const signInAgain = html`<form method="post" action="/t/${v.tenant.slug}/signout">${hiddenFields(v.csrf, { next: 'admin' })}<button type="submit">Sign in again</button></form>`;
   switch (v.refusal) {
     case 'reauthentication-required':

@@ -16,14 +16,17 @@ export interface SigninLogQuery {
 
 /** The query string that repeats a filter (for the CSV download and the next page); blank fields left out. */
 export const filterParams = (q: SigninLogQuery) =>
-  new URLSearchParams(Object.entries({ user: q.user, outcome: q.outcome, method: q.method, since: q.since, until: q.until }).filter((e): e is [string, string] => Boolean(e[1])));
+  new URLSearchParams(
+    Object.entries({ user: q.user, outcome: q.outcome, method: q.method, since: q.since, until: q.until }).filter((e): e is [string, string] => Boolean(e[1])),
+  );
 
 /** The sign-in log: its filter form, a CSV download of what it matches, a page of sign-ins and the way to older ones. */
 export function signinLogView(v: ConsoleViewer & { q: SigninLogQuery; items: AdminSigninEvent[]; next: string | null; error?: string | undefined }): string {
   const { q } = v;
   const base = consoleBase(v);
   const params = filterParams(q);
-  const option = (value: string, label: string, current: string | undefined) => html`<option value="${value}"${value === (current ?? '') ? html` selected` : ''}>${label}</option>`;
+  const option = (value: string, label: string, current: string | undefined) =>
+    html`<option value="${value}"${value === (current ?? '') ? html` selected` : ''}>${label}</option>`;
   return consolePage(
     v,
     'signins',

@@ -19,7 +19,9 @@ export interface IssuedPass {
 }
 
 /** One user: their pass, methods, sessions, recent sign-ins and the actions on each. */
-export function userDetailView(v: ConsoleViewer & { detail: UserDetail; tap: TenantPolicy['tap']; notice?: Notice | undefined; issued?: IssuedPass | undefined }): string {
+export function userDetailView(
+  v: ConsoleViewer & { detail: UserDetail; tap: TenantPolicy['tap']; notice?: Notice | undefined; issued?: IssuedPass | undefined },
+): string {
   const d = v.detail;
   const u = d.user;
   const { tap, issued } = v;

@@ -5,7 +5,10 @@ import type { User } from '../../directory/users.ts';
 import { consoleBase, consolePage, type ConsoleViewer, type Notice } from './console-layout.ts';
 
 /** What the users table says about an account besides its name and status. */
-const notes = (u: User) => [u.isAdmin ? 'administrator' : '', u.breakGlass ? 'break-glass' : '', u.flaggedAt ? 'reported a sign-in' : '', u.mustRegister ? 'must register' : ''].filter(Boolean).join(', ');
+const notes = (u: User) =>
+  [u.isAdmin ? 'administrator' : '', u.breakGlass ? 'break-glass' : '', u.flaggedAt ? 'reported a sign-in' : '', u.mustRegister ? 'must register' : '']
+    .filter(Boolean)
+    .join(', ');
 
 /** The users of the tenant matching a search, and the form to add one. */
 export function usersView(v: ConsoleViewer & { q: string; users: User[]; notice?: Notice | undefined }): string {
@@ -24,7 +27,9 @@ ${noticeView(v.notice)}
 <div class="table-scroll"><table class="stack">
 <thead><tr><th scope="col">Username</th><th scope="col">Email address</th><th scope="col">Status</th><th scope="col">Notes</th></tr></thead>
 <tbody>${v.users.map(
-      (u) => html`<tr><td data-label="Username"><a href="${base}/users/${u.id}">${u.username}</a></td><td data-label="Email address">${u.email ?? ''}</td><td data-label="Status">${u.status}</td>
+      (
+        u,
+      ) => html`<tr><td data-label="Username"><a href="${base}/users/${u.id}">${u.username}</a></td><td data-label="Email address">${u.email ?? ''}</td><td data-label="Status">${u.status}</td>
 <td data-label="Notes">${notes(u)}</td></tr>`,
     )}</tbody></table></div>
 ${v.users.length === 0 ? html`<p>No users match.</p>` : ''}

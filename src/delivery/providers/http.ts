@@ -23,7 +23,10 @@ export function loadVendorHttp(): typeof import('undici') {
  * code only; the bodies are never put into an error, since the request body
  * holds the code and some vendors echo it back.
  */
-export async function callVendor(url: string, init: { method: 'POST'; headers: Record<string, string>; body: string; signal: AbortSignal }): Promise<VendorResponse> {
+export async function callVendor(
+  url: string,
+  init: { method: 'POST'; headers: Record<string, string>; body: string; signal: AbortSignal },
+): Promise<VendorResponse> {
   const { request } = loadVendorHttp();
   let response;
   try {

@@ -41,7 +41,13 @@ export function createSmtpProvider(config: SmtpConfig, timeoutMs: number): Deliv
     channel: 'email',
     async send(message: OutboundMessage) {
       try {
-        await transport.sendMail({ from: config.from, to: message.to, subject: message.subject ?? '', text: message.text, ...(message.html ? { html: message.html } : {}) });
+        await transport.sendMail({
+          from: config.from,
+          to: message.to,
+          subject: message.subject ?? '',
+          text: message.text,
+          ...(message.html ? { html: message.html } : {}),
+        });
       } catch (err) {
         const e = err as { responseCode?: number; code?: string };
         // 5xx about the recipient (550 no such mailbox) is the destination's problem; the rest is the server's.

@@ -21,7 +21,11 @@ const escapeXml = (text: string) => text.replace(/[<>&'"]/g, (c) => `&#${c.charC
  */
 export function createTwilioProvider(channel: Channel, config: TwilioConfig): DeliveryProvider {
   const account = `${config.baseUrl}/2010-04-01/Accounts/${encodeURIComponent(config.accountSid)}`;
-  const headers = { authorization: basicAuth(config.accountSid, config.authToken), 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
+  const headers = {
+    authorization: basicAuth(config.accountSid, config.authToken),
+    'content-type': 'application/x-www-form-urlencoded',
+    accept: 'application/json',
+  };
   return {
     name: config.name,
     type: 'twilio',
@@ -32,7 +36,12 @@ export function createTwilioProvider(channel: Channel, config: TwilioConfig): De
         const twiml = `<Response>${say}<Pause length="1"/>${say}</Response>`;
         await callVendor(`${account}/Calls.json`, { method: 'POST', headers, body: form({ To: message.to, From: config.from, Twiml: twiml }), signal });
       } else {
-        await callVendor(`${account}/Messages.json`, { method: 'POST', headers, body: form({ To: message.to, From: config.from, Body: message.text }), signal });
+        await callVendor(`${account}/Messages.json`, {
+          method: 'POST',
+          headers,
+          body: form({ To: message.to, From: config.from, Body: message.text }),
+          signal,
+        });
       }
     },
   };

@@ -7,6 +7,12 @@ import type { AdmissionClass } from '../../admission/admission-class.ts';
  * the CSRF check, and its admission class (and `hashes` when every post runs
  * an Argon2id hash, so the hashing pool can refuse it at the door).
  */
-export function formRoute<P extends TSchema, B extends TSchema>(app: FastifyInstance, admissionClass: AdmissionClass, params: P, body: B, admission: { hashes?: boolean; duringOutage?: boolean } = {}) {
+export function formRoute<P extends TSchema, B extends TSchema>(
+  app: FastifyInstance,
+  admissionClass: AdmissionClass,
+  params: P,
+  body: B,
+  admission: { hashes?: boolean; duringOutage?: boolean } = {},
+) {
   return { schema: { params, body, hide: true }, preHandler: app.csrfProtection, config: { admissionClass, ...admission } };
 }

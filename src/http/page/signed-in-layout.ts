@@ -6,7 +6,16 @@ import { layout } from './layout.ts';
  * button in the header; for an administrator of the tenant (`admin`), a link
  * to the admin console above the page, so they find it from their own pages.
  */
-export function signedInLayout(v: { title: string; tenant: { slug: string; name: string }; username: string; csrf: string; body: SafeHtml; scripts?: boolean; wide?: boolean; admin?: boolean }): string {
+export function signedInLayout(v: {
+  title: string;
+  tenant: { slug: string; name: string };
+  username: string;
+  csrf: string;
+  body: SafeHtml;
+  scripts?: boolean;
+  wide?: boolean;
+  admin?: boolean;
+}): string {
   return layout({
     title: v.title,
     tenantName: v.tenant.name,

@@ -76,7 +76,12 @@ export function createOutOfBandMethod(channel: Channel, deps: OutOfBandDeps): Ou
     }
     const to = destinationOf(credential);
     try {
-      const refund = await deps.sendLimits.consume({ tenantId: tenant.id, userId: credential.userId, destinationKey: deps.destinationHasher.hash(`${channel}:${destinationIdentity(channel, to)}`), requester });
+      const refund = await deps.sendLimits.consume({
+        tenantId: tenant.id,
+        userId: credential.userId,
+        destinationKey: deps.destinationHasher.hash(`${channel}:${destinationIdentity(channel, to)}`),
+        requester,
+      });
       const { code, expiresAt } = await deps.codes.issue(scope);
       const lifetimeMinutes = Math.round(deps.codes.settings.lifetimeMs / 60_000);
       try {
@@ -87,7 +92,12 @@ export function createOutOfBandMethod(channel: Channel, deps: OutOfBandDeps): Ou
         throw err;
       }
       return {
-        delivery: { channel, to: maskDestination(channel, to), expiresAt: new Date(expiresAt).toISOString(), resendAfterSeconds: Math.ceil(deps.resendCooldownMs / 1000) },
+        delivery: {
+          channel,
+          to: maskDestination(channel, to),
+          expiresAt: new Date(expiresAt).toISOString(),
+          resendAfterSeconds: Math.ceil(deps.resendCooldownMs / 1000),
+        },
       };
     } catch (err) {
       // Nothing went out: asking again at once is fine.
@@ -108,7 +118,10 @@ export function createOutOfBandMethod(channel: Channel, deps: OutOfBandDeps): Ou
       if (!deps.delivery.configured(channel)) throw new AppError('method-unavailable', `This server has no provider for ${CHANNEL_NAMES[channel]}`);
       const to = normaliseDestination(channel, input.to ?? '');
       if (!to) {
-        throw new AppError('invalid-request', channel === 'email' ? 'enter an email address, such as name@example.com' : 'enter a phone number with its country code, such as +44 7700 900123');
+        throw new AppError(
+          'invalid-request',
+          channel === 'email' ? 'enter an email address, such as name@example.com' : 'enter a phone number with its country code, such as +44 7700 900123',
+        );
       }
       if (channel !== 'email' && !phoneCountryAllowed(to, deps.allowedCountries)) throw new AppError('destination-not-allowed');
       if (!deps.delivery.available(channel)) throw unavailable();
@@ -152,7 +165,12 @@ export function createOutOfBandMethod(channel: Channel, deps: OutOfBandDeps): Ou
     async challenge(candidates, flow) {
       // Several numbers of one type: the default, else the first, gets the code.
       const credential = candidates.find((c) => c.isDefault) ?? candidates[0]!;
-      return sendCode(flow.tenant, credential, flowScope(flow.flowId, credential.id), flow.ip !== undefined ? { origin: `flow:${flow.flowId}`, ip: flow.ip } : undefined);
+      return sendCode(
+        flow.tenant,
+        credential,
+        flowScope(flow.flowId, credential.id),
+        flow.ip !== undefined ? { origin: `flow:${flow.flowId}`, ip: flow.ip } : undefined,
+      );
     },
 
     async verify(candidates, input, flow) {

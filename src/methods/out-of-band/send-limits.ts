@@ -58,7 +58,12 @@ export class SendLimits {
     const counters: [RateLimiterAbstract, string][] = [
       [this.destination, target.destinationKey],
       [this.user, `${target.tenantId}|${target.userId}`],
-      ...(target.requester ? ([[this.session, target.requester.origin], [this.source, sourceKey(target.requester.ip)]] as [RateLimiterAbstract, string][]) : []),
+      ...(target.requester
+        ? ([
+            [this.session, target.requester.origin],
+            [this.source, sourceKey(target.requester.ip)],
+          ] as [RateLimiterAbstract, string][])
+        : []),
       [this.tenant, target.tenantId],
     ];
     const refund = async () => {

@@ -44,7 +44,8 @@ export const decisionMessage = (s: DecisionStatement) => ['steadfast-push-v1', s
 export const readMessage = (deviceId: string, time: number) => ['steadfast-push-v1', 'read', deviceId, String(time)].join('\n');
 
 /** What a device signs to change its own Web Push subscription. */
-export const subscriptionMessage = (deviceId: string, endpoint: string, time: number) => ['steadfast-push-v1', 'subscribe', deviceId, endpoint, String(time)].join('\n');
+export const subscriptionMessage = (deviceId: string, endpoint: string, time: number) =>
+  ['steadfast-push-v1', 'subscribe', deviceId, endpoint, String(time)].join('\n');
 
 /** The flow as the device knows it: a hash, so the device (or whoever reads its screen) never holds the flow's handle. */
 export const flowBinding = (flowId: string) => createHash('sha256').update(`push-flow:${flowId}`).digest('base64url').slice(0, 22);

@@ -91,9 +91,14 @@ export class PushChallenges {
       if (existing?.flowId === input.flowId) return { challenge: existing, fresh: false };
       if (existing) throw new AppError('push-pending', undefined, {}, Math.max(1, Math.ceil((existing.expiresAt - now) / 1000)));
     }
-    const denials = (parseRecord(Type.Number(), await this.store.get(denialsKey(tenantId, userId)))) ?? 0;
+    const denials = parseRecord(Type.Number(), await this.store.get(denialsKey(tenantId, userId))) ?? 0;
     if (denials >= this.limits.denialsBeforePause) {
-      throw new AppError('push-limit', 'Sign-in requests to your device are paused after several were denied; use another method', {}, Math.ceil(this.limits.pauseMs / 1000));
+      throw new AppError(
+        'push-limit',
+        'Sign-in requests to your device are paused after several were denied; use another method',
+        {},
+        Math.ceil(this.limits.pauseMs / 1000),
+      );
     }
     const challenge: PushChallenge = {
       ...input,
@@ -122,11 +127,7 @@ export class PushChallenges {
 
   /** Withdraws a request nobody could be told about (no device reachable): it frees the slot and the hourly count. */
   async withdraw(challenge: PushChallenge): Promise<void> {
-    await Promise.all([
-      this.store.delete(challengeKey(challenge.id)),
-      this.store.delete(flowKey(challenge.flowId)),
-      this.releaseSlot(challenge),
-    ]);
+    await Promise.all([this.store.delete(challengeKey(challenge.id)), this.store.delete(flowKey(challenge.flowId)), this.releaseSlot(challenge)]);
   }
 
   /** The request a user's devices should show now, if any. */
@@ -145,7 +146,13 @@ export class PushChallenges {
    * get rid of a prompt must not approve a stranger's sign-in by luck.
    * Undefined when the request is gone (answered, expired, unknown).
    */
-  async decide(id: string, deviceId: string, decision: 'approve' | 'deny', number: string, notMe: boolean): Promise<{ challenge: PushChallenge; outcome: PushOutcome } | undefined> {
+  async decide(
+    id: string,
+    deviceId: string,
+    decision: 'approve' | 'deny',
+    number: string,
+    notMe: boolean,
+  ): Promise<{ challenge: PushChallenge; outcome: PushOutcome } | undefined> {
     const challenge = parseRecord(PushChallengeRecord, await this.store.take(challengeKey(id)));
     const now = this.clock.now();
     if (!challenge || challenge.expiresAt <= now) return undefined;
@@ -186,6 +193,6 @@ export class PushChallenges {
   /** Frees the user's pending slot if it still holds this request (a newer one is left alone). */
   private async releaseSlot(challenge: PushChallenge): Promise<void> {
     const key = pendingKey(challenge.tenantId, challenge.userId);
-    if ((parseRecord(Type.String(), await this.store.get(key))) === challenge.id) await this.store.delete(key);
+    if (parseRecord(Type.String(), await this.store.get(key)) === challenge.id) await this.store.delete(key);
   }
 }

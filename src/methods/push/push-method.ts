@@ -54,12 +54,22 @@ export interface DeviceDecision {
 
 export interface PushMethod extends Method {
   /** A device finishes pairing: the token from the security-info page, its public key, and maybe a push subscription. */
-  pair(tenant: Tenant, token: string, input: { publicKey: unknown; name?: string | undefined; subscription?: unknown }): Promise<{ deviceId: string; username: string }>;
+  pair(
+    tenant: Tenant,
+    token: string,
+    input: { publicKey: unknown; name?: string | undefined; subscription?: unknown },
+  ): Promise<{ deviceId: string; username: string }>;
   /** The paired device a signed read names, or 401. */
   authenticateDevice(tenant: Tenant, deviceId: string, time: number, signature: string): Promise<Credential>;
   /** The request waiting for this device's user, if any. */
   pendingFor(tenant: Tenant, device: Credential): Promise<DeviceRequest | undefined>;
-  decide(tenant: Tenant, deviceId: string, challengeId: string, decision: DeviceDecision, ctx: { ip?: string | undefined; userAgent?: string | undefined }): Promise<{ state: 'approved' | 'denied'; reason: string }>;
+  decide(
+    tenant: Tenant,
+    deviceId: string,
+    challengeId: string,
+    decision: DeviceDecision,
+    ctx: { ip?: string | undefined; userAgent?: string | undefined },
+  ): Promise<{ state: 'approved' | 'denied'; reason: string }>;
   subscribe(tenant: Tenant, deviceId: string, subscription: unknown, time: number, signature: string): Promise<void>;
   vapidPublicKey(): Promise<string>;
   readonly live: PushLive;
@@ -111,7 +121,12 @@ export function createPushMethod(deps: PushDeps): PushMethod {
     const url = pairingUrl(tenant, token);
     const QRCode = (await import('qrcode')).default;
     const qrCodeSvg = await QRCode.toString(url, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
-    return { pairingUrl: url, qrCodeSvg, expiresAt: new Date(deps.clock.now() + PAIRING_LIFETIME_MS).toISOString(), lifetimeMinutes: PAIRING_LIFETIME_MS / 60_000 };
+    return {
+      pairingUrl: url,
+      qrCodeSvg,
+      expiresAt: new Date(deps.clock.now() + PAIRING_LIFETIME_MS).toISOString(),
+      lifetimeMinutes: PAIRING_LIFETIME_MS / 60_000,
+    };
   };
 
   const fresh = (time: number) => Number.isSafeInteger(time) && Math.abs(deps.clock.now() - time) <= SIGNATURE_SKEW_MS;
@@ -122,7 +137,12 @@ export function createPushMethod(deps: PushDeps): PushMethod {
     return found && found.type === 'push' && found.state === 'active' && tenant.policy.allowedMethods.includes('push') ? found : undefined;
   };
 
-  const record = (challenge: PushChallenge, outcome: 'success' | 'failure', reason: SigninReason, ctx?: { ip?: string | undefined; userAgent?: string | undefined }) =>
+  const record = (
+    challenge: PushChallenge,
+    outcome: 'success' | 'failure',
+    reason: SigninReason,
+    ctx?: { ip?: string | undefined; userAgent?: string | undefined },
+  ) =>
     deps.recordSignin({
       tenantId: challenge.tenantId,
       userId: challenge.userId,
@@ -139,7 +159,14 @@ export function createPushMethod(deps: PushDeps): PushMethod {
 
   /** Tells the devices: the live stream where the app is open, Web Push where it is closed. True if any was reached. */
   const deliver = async (tenant: Tenant, challenge: PushChallenge, devices: Credential[]): Promise<boolean> => {
-    const payload = JSON.stringify({ v: 1, kind: 'signin-request', tenant: tenant.slug, id: challenge.id, app: challenge.context.app ?? null, ip: challenge.context.ip ?? null });
+    const payload = JSON.stringify({
+      v: 1,
+      kind: 'signin-request',
+      tenant: tenant.slug,
+      id: challenge.id,
+      app: challenge.context.app ?? null,
+      ip: challenge.context.ip ?? null,
+    });
     const reached = await Promise.all(
       devices.map(async (d) => {
         if (await deps.pushLive.isOpen(tenant.id, d.id)) return true;
@@ -186,7 +213,8 @@ export function createPushMethod(deps: PushDeps): PushMethod {
       if (input.subscription && !subscription) throw new AppError('invalid-request', 'subscription is not a push subscription this server can send to');
       // Taken, not read: a pairing link pairs one device, once.
       const pairing = typeof token === 'string' && token.length <= 64 ? parseRecord(PairingRecord, await deps.ephemeral.take(pairingKey(token))) : undefined;
-      if (!pairing || pairing.tenantId !== tenant.id) throw new AppError('invalid-code', 'This pairing link has expired or was used. Add the authenticator again from your security info.');
+      if (!pairing || pairing.tenantId !== tenant.id)
+        throw new AppError('invalid-code', 'This pairing link has expired or was used. Add the authenticator again from your security info.');
       const name = input.name?.trim().slice(0, 100);
       const pending = await deps.credentials.get(tenant.id, pairing.userId, pairing.credentialId);
       const activated =
@@ -233,7 +261,11 @@ export function createPushMethod(deps: PushDeps): PushMethod {
       if (!dev || !key) throw new AppError('unauthenticated', 'this device is not paired');
       if (!challenge.deviceIds.includes(dev.id)) throw new AppError('not-found', 'This request has expired or was already answered.');
       const number = answer.decision === 'approve' ? answer.number : '';
-      const signed = verifyDeviceSignature(key, decisionMessage({ decision: answer.decision, challengeId, binding: challenge.binding, number, time: answer.time }), answer.signature);
+      const signed = verifyDeviceSignature(
+        key,
+        decisionMessage({ decision: answer.decision, challengeId, binding: challenge.binding, number, time: answer.time }),
+        answer.signature,
+      );
       if (!signed || !fresh(answer.time)) {
         // Nothing changes: a forged answer neither approves nor uses the request up.
         await record(challenge, 'failure', 'push_bad_signature', ctx);
@@ -244,9 +276,20 @@ export function createPushMethod(deps: PushDeps): PushMethod {
       if (!decided) throw new AppError('not-found', 'This request has expired or was already answered.');
       deps.pushLive.notify(tenant.id, challenge.userId);
       const { outcome } = decided;
-      const reason = ({ approved: 'push_approved', denied: 'push_denied', 'not-me': 'push_reported', 'wrong-number': 'push_wrong_number' } as const satisfies Record<PushDecisionReason, SigninReason>)[outcome.reason];
+      const reason = (
+        { approved: 'push_approved', denied: 'push_denied', 'not-me': 'push_reported', 'wrong-number': 'push_wrong_number' } as const satisfies Record<
+          PushDecisionReason,
+          SigninReason
+        >
+      )[outcome.reason];
       await record(challenge, outcome.state === 'approved' ? 'success' : 'failure', reason);
-      if (outcome.reason === 'not-me') await deps.onPushReported(tenant, challenge.userId, { via: 'push', deviceId: dev.id, app: challenge.context.app ?? null, ip: challenge.context.ip ?? null });
+      if (outcome.reason === 'not-me')
+        await deps.onPushReported(tenant, challenge.userId, {
+          via: 'push',
+          deviceId: dev.id,
+          app: challenge.context.app ?? null,
+          ip: challenge.context.ip ?? null,
+        });
       return { state: outcome.state, reason: outcome.reason };
     },
 

@@ -44,7 +44,12 @@ export class VapidKeys {
       const made = webpush.generateVAPIDKeys();
       await this.db
         .insertInto('deployment_keys')
-        .values({ name: NAME, public_key: made.publicKey, sealed_private_key: this.keyRing.seal(made.privateKey, deploymentKeyContext(NAME)), created_at: this.clock.now() })
+        .values({
+          name: NAME,
+          public_key: made.publicKey,
+          sealed_private_key: this.keyRing.seal(made.privateKey, deploymentKeyContext(NAME)),
+          created_at: this.clock.now(),
+        })
         .onConflict((oc) => oc.column('name').doNothing())
         .execute();
       row = await this.row();

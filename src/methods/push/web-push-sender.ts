@@ -13,7 +13,13 @@ export interface WebPushSubscription {
  * paired device names, so anything else is refused: a device must not be able
  * to point the server at an internal address.
  */
-export const DEFAULT_PUSH_SERVICES = ['fcm.googleapis.com', 'updates.push.services.mozilla.com', 'push.services.mozilla.com', 'web.push.apple.com', 'notify.windows.com'];
+export const DEFAULT_PUSH_SERVICES = [
+  'fcm.googleapis.com',
+  'updates.push.services.mozilla.com',
+  'push.services.mozilla.com',
+  'web.push.apple.com',
+  'notify.windows.com',
+];
 
 export interface WebPushSenderOptions {
   vapid: () => Promise<VapidKeyPair>;

@@ -41,7 +41,13 @@ export function createRecoveryCodesMethod(deps: RecoveryCodesDeps) {
     try {
       await regenerations.consume(key);
     } catch (err) {
-      if (err instanceof RateLimiterRes) throw new AppError('too-many-requests', 'new recovery codes can be made a few times an hour; use the newest set', {}, Math.max(1, Math.ceil(err.msBeforeNext / 1000)));
+      if (err instanceof RateLimiterRes)
+        throw new AppError(
+          'too-many-requests',
+          'new recovery codes can be made a few times an hour; use the newest set',
+          {},
+          Math.max(1, Math.ceil(err.msBeforeNext / 1000)),
+        );
       throw err;
     }
   };
@@ -81,7 +87,16 @@ export function createRecoveryCodesMethod(deps: RecoveryCodesDeps) {
           .execute();
         await trx
           .insertInto('recovery_codes')
-          .values(codes.map((code, i) => ({ id: newId(), tenant_id: tenant.id, credential_id: credentialId, lookup: code.slice(0, LOOKUP_LENGTH), code_hash: hashes[i]!, used_at: null })))
+          .values(
+            codes.map((code, i) => ({
+              id: newId(),
+              tenant_id: tenant.id,
+              credential_id: credentialId,
+              lookup: code.slice(0, LOOKUP_LENGTH),
+              code_hash: hashes[i]!,
+              used_at: null,
+            })),
+          )
           .execute();
       });
       const credential = (await deps.credentials.get(tenant.id, user.id, credentialId))!;

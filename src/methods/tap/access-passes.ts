@@ -45,7 +45,12 @@ export class AccessPasses {
     private readonly holds: SingleUseHolds = noHolds,
   ) {}
 
-  async issue(tenant: Tenant, userId: string, options: { minutes?: number | undefined; oneTime?: boolean | undefined }, createdBy: string): Promise<IssuedPass> {
+  async issue(
+    tenant: Tenant,
+    userId: string,
+    options: { minutes?: number | undefined; oneTime?: boolean | undefined },
+    createdBy: string,
+  ): Promise<IssuedPass> {
     if (!tenant.policy.allowedMethods.includes('tap')) throw new AppError('method-not-permitted', 'this organisation does not allow Temporary Access Passes');
     const { minMinutes, maxMinutes, defaultMinutes, oneTimeDefault } = tenant.policy.tap;
     const minutes = options.minutes ?? defaultMinutes;
@@ -68,7 +73,13 @@ export class AccessPasses {
       revoked_at: null,
     };
     await this.db.transaction().execute(async (trx) => {
-      await trx.updateTable('access_passes').set({ revoked_at: now }).where('tenant_id', '=', tenant.id).where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
+      await trx
+        .updateTable('access_passes')
+        .set({ revoked_at: now })
+        .where('tenant_id', '=', tenant.id)
+        .where('user_id', '=', userId)
+        .where('revoked_at', 'is', null)
+        .execute();
       await trx.insertInto('access_passes').values(row).execute();
     });
     return { pass: toPass(row), code: format(raw) };

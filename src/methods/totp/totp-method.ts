@@ -109,7 +109,14 @@ export function createTotpMethod(deps: TotpDeps) {
         const step = credential.lastStep;
         // Only while that code can still be on the app's screen (the acceptance window): older codes are plain wrong ones.
         if (step === null || step < current - WINDOW) continue;
-        const spent = TOTP.generate({ secret: openSecret(credential), algorithm: 'SHA1', digits: DIGITS, period: PERIOD_SECONDS, timestamp: step * PERIOD_SECONDS * 1000, hmac: nodeHmac });
+        const spent = TOTP.generate({
+          secret: openSecret(credential),
+          algorithm: 'SHA1',
+          digits: DIGITS,
+          period: PERIOD_SECONDS,
+          timestamp: step * PERIOD_SECONDS * 1000,
+          hmac: nodeHmac,
+        });
         if (timingSafeEqual(Buffer.from(spent), Buffer.from(code))) {
           // The app shows the next code once step + 1 begins.
           return { nextInSeconds: Math.max(0, Math.ceil((step + 1) * PERIOD_SECONDS - nowSeconds)) };

@@ -3,4 +3,7 @@ import type { MethodModule } from '../method-module.ts';
 import { createOutOfBandMethod, type OutOfBandDeps } from '../out-of-band/out-of-band-method.ts';
 import { voiceDescriptor } from './voice-descriptor.ts';
 
-export const voice = { descriptor: voiceDescriptor, create: (deps: OutOfBandDeps) => createOutOfBandMethod('voice', deps) } satisfies MethodModule<OutOfBandDeps>;
+export const voice = {
+  descriptor: voiceDescriptor,
+  create: (deps: OutOfBandDeps) => createOutOfBandMethod('voice', deps),
+} satisfies MethodModule<OutOfBandDeps>;

@@ -9,7 +9,11 @@ export type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON
 let loading: Promise<typeof SimpleWebAuthn> | undefined;
 export const loadSimpleWebAuthn = () => (loading ??= import('@simplewebauthn/server'));
 
-export const generateRegistrationOptions: typeof SimpleWebAuthn.generateRegistrationOptions = async (options) => (await loadSimpleWebAuthn()).generateRegistrationOptions(options);
-export const verifyRegistrationResponse: typeof SimpleWebAuthn.verifyRegistrationResponse = async (options) => (await loadSimpleWebAuthn()).verifyRegistrationResponse(options);
-export const generateAuthenticationOptions: typeof SimpleWebAuthn.generateAuthenticationOptions = async (options) => (await loadSimpleWebAuthn()).generateAuthenticationOptions(options);
-export const verifyAuthenticationResponse: typeof SimpleWebAuthn.verifyAuthenticationResponse = async (options) => (await loadSimpleWebAuthn()).verifyAuthenticationResponse(options);
+export const generateRegistrationOptions: typeof SimpleWebAuthn.generateRegistrationOptions = async (options) =>
+  (await loadSimpleWebAuthn()).generateRegistrationOptions(options);
+export const verifyRegistrationResponse: typeof SimpleWebAuthn.verifyRegistrationResponse = async (options) =>
+  (await loadSimpleWebAuthn()).verifyRegistrationResponse(options);
+export const generateAuthenticationOptions: typeof SimpleWebAuthn.generateAuthenticationOptions = async (options) =>
+  (await loadSimpleWebAuthn()).generateAuthenticationOptions(options);
+export const verifyAuthenticationResponse: typeof SimpleWebAuthn.verifyAuthenticationResponse = async (options) =>
+  (await loadSimpleWebAuthn()).verifyAuthenticationResponse(options);

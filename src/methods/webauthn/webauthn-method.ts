@@ -70,7 +70,14 @@ export interface WebAuthnMethod extends Method {
  * whatever its counter says: the same verification with the counter check
  * taken out (a stored counter of 0 accepts any).
  */
-async function signedByKey(assertion: AuthenticationResponseJSON, challenge: string, credential: Credential, stored: WebAuthnPublicData, requireUserVerification: boolean, rp: RelyingParty): Promise<boolean> {
+async function signedByKey(
+  assertion: AuthenticationResponseJSON,
+  challenge: string,
+  credential: Credential,
+  stored: WebAuthnPublicData,
+  requireUserVerification: boolean,
+  rp: RelyingParty,
+): Promise<boolean> {
   try {
     const result = await verifyAuthenticationResponse({
       response: assertion,
@@ -131,7 +138,8 @@ export function createWebAuthnMethod(deps: WebAuthnDeps): WebAuthnMethod {
       if (!verification.verified) throw new AppError('invalid-request', 'the authenticator response could not be verified');
       const info = verification.registrationInfo;
       const allowed = tenant.policy.webauthnAaguids;
-      if (allowed.length > 0 && !allowed.includes(info.aaguid)) throw new AppError('method-not-permitted', 'your organisation does not allow this model of authenticator');
+      if (allowed.length > 0 && !allowed.includes(info.aaguid))
+        throw new AppError('method-not-permitted', 'your organisation does not allow this model of authenticator');
       if (await deps.credentials.findByExternalId(tenant.id, info.credential.id)) throw new AppError('conflict', 'this authenticator is already registered');
 
       const publicData: WebAuthnPublicData = {
@@ -183,7 +191,12 @@ export function createWebAuthnMethod(deps: WebAuthnDeps): WebAuthnMethod {
           expectedChallenge: ceremony.challenge,
           expectedOrigin: rp.origins,
           expectedRPID: rp.id,
-          credential: { id: credential.externalId!, publicKey: Buffer.from(stored.publicKey, 'base64url'), counter: stored.counter, transports: stored.transports },
+          credential: {
+            id: credential.externalId!,
+            publicKey: Buffer.from(stored.publicKey, 'base64url'),
+            counter: stored.counter,
+            transports: stored.transports,
+          },
           requireUserVerification: flow.requireUserVerification ?? false,
         });
       } catch (err) {
@@ -191,14 +204,20 @@ export function createWebAuthnMethod(deps: WebAuthnDeps): WebAuthnMethod {
         // and mark the credential for the user and admin. But the library compares the counter before it
         // checks the signature, and anyone can send a low counter with the (public) credential id: only an
         // assertion the key really signed may mark it.
-        if (/counter value/i.test((err as Error).message) && (await signedByKey(assertion, ceremony.challenge, credential, stored, flow.requireUserVerification ?? false, rp))) {
+        if (
+          /counter value/i.test((err as Error).message) &&
+          (await signedByKey(assertion, ceremony.challenge, credential, stored, flow.requireUserVerification ?? false, rp))
+        ) {
           await deps.credentials.recordUse(credential, { ...stored, cloneSuspectedAt: deps.clock.now() } as unknown as Record<string, unknown>);
         }
         return undefined;
       }
       if (!result.verified) return undefined;
       const info = result.authenticationInfo;
-      await deps.credentials.recordUse(credential, { ...stored, counter: info.newCounter, backedUp: info.credentialBackedUp } as unknown as Record<string, unknown>);
+      await deps.credentials.recordUse(credential, { ...stored, counter: info.newCounter, backedUp: info.credentialBackedUp } as unknown as Record<
+        string,
+        unknown
+      >);
       // RFC 8176: a synced passkey is a software-protected key, a device-bound one hardware.
       const amr = [info.credentialDeviceType === 'multiDevice' ? 'swk' : 'hwk', ...(info.userVerified ? ['user'] : [])];
       return { credential, amr };

@@ -28,7 +28,10 @@ export function authenticatorRoutes(deps: AuthenticatorRoutesDeps): FastifyPlugi
 
     app.get('/t/:tenant/authenticator/manifest.webmanifest', opts, async (request, reply) => {
       const tenant = await deps.tenants.require(request.params.tenant);
-      return reply.type('application/manifest+json; charset=utf-8').header('cache-control', 'public, max-age=3600').send(JSON.stringify(authenticatorManifest({ tenant })));
+      return reply
+        .type('application/manifest+json; charset=utf-8')
+        .header('cache-control', 'public, max-age=3600')
+        .send(JSON.stringify(authenticatorManifest({ tenant })));
     });
 
     app.get('/t/:tenant/authenticator/sw.js', opts, async (request, reply) => {

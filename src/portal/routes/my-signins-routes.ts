@@ -59,14 +59,21 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
     );
 
     // "This wasn't me" signs the user out everywhere else and tells the administrator: a page says so first.
-    app.get('/t/:tenant/my/signins/:id/report', { schema: { params: EventParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
-      const p = await signedIn(request, reply, 'signins');
-      if (!p) return reply;
-      if (!sessionMay(p.session.scope, 'report-signin')) return reply.redirect(`/t/${p.tenant.slug}/my/security-info`, 303);
-      const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id);
-      const mine = flash?.for === request.params.id ? flash : undefined;
-      return sendPage(reply, confirmReportView({ ...viewer(reply, p), id: request.params.id, error: mine?.notice?.text, signInAgain: mine?.values?.signInAgain === 'yes' }));
-    });
+    app.get(
+      '/t/:tenant/my/signins/:id/report',
+      { schema: { params: EventParams, hide: true }, config: { admissionClass: 'self-service' } },
+      async (request, reply) => {
+        const p = await signedIn(request, reply, 'signins');
+        if (!p) return reply;
+        if (!sessionMay(p.session.scope, 'report-signin')) return reply.redirect(`/t/${p.tenant.slug}/my/security-info`, 303);
+        const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id);
+        const mine = flash?.for === request.params.id ? flash : undefined;
+        return sendPage(
+          reply,
+          confirmReportView({ ...viewer(reply, p), id: request.params.id, error: mine?.notice?.text, signInAgain: mine?.values?.signInAgain === 'yes' }),
+        );
+      },
+    );
 
     app.post('/t/:tenant/my/signins/:id/report', formRoute(app, 'self-service', EventParams, Type.Object({ _csrf: Field() })), async (request, reply) => {
       const p = await signedIn(request, reply, 'signins');
@@ -78,18 +85,29 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
       } catch (err) {
         const { text } = shownError(err);
         const signInAgain = err instanceof AppError && err.code === 'reauthentication-required';
-        return go(reply, p, `/t/${p.tenant.slug}/my/signins/${request.params.id}/report`, { for: request.params.id, notice: { kind: 'error', text }, values: { signInAgain: signInAgain ? 'yes' : 'no' } });
+        return go(reply, p, `/t/${p.tenant.slug}/my/signins/${request.params.id}/report`, {
+          for: request.params.id,
+          notice: { kind: 'error', text },
+          values: { signInAgain: signInAgain ? 'yes' : 'no' },
+        });
       }
     });
 
-    app.get('/t/:tenant/my/signins/reported', { schema: { params: PageParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
-      const p = await signedIn(request, reply, 'signins');
-      if (!p) return reply;
-      if (!sessionMay(p.session.scope, 'view-signins')) return reply.redirect(`/t/${p.tenant.slug}/my/security-info`, 303);
-      const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id, { keep: true });
-      const sessionsEnded = flash?.for === 'reported' ? Number(flash.values?.sessionsEnded ?? 0) : undefined;
-      return sendPage(reply, reportedView({ ...viewer(reply, p), sessionsEnded, minLength: PASSWORD_MIN, hasPassword: await deps.passwords.hasPassword(p.tenant, p.user) }));
-    });
+    app.get(
+      '/t/:tenant/my/signins/reported',
+      { schema: { params: PageParams, hide: true }, config: { admissionClass: 'self-service' } },
+      async (request, reply) => {
+        const p = await signedIn(request, reply, 'signins');
+        if (!p) return reply;
+        if (!sessionMay(p.session.scope, 'view-signins')) return reply.redirect(`/t/${p.tenant.slug}/my/security-info`, 303);
+        const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id, { keep: true });
+        const sessionsEnded = flash?.for === 'reported' ? Number(flash.values?.sessionsEnded ?? 0) : undefined;
+        return sendPage(
+          reply,
+          reportedView({ ...viewer(reply, p), sessionsEnded, minLength: PASSWORD_MIN, hasPassword: await deps.passwords.hasPassword(p.tenant, p.user) }),
+        );
+      },
+    );
 
     app.get('/t/:tenant/my/password', { schema: { params: PageParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
       const p = await signedIn(request, reply, 'security-info');
@@ -100,7 +118,13 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
       const mine = flash?.for === 'password' ? flash : undefined;
       return sendPage(
         reply,
-        changePasswordView({ ...viewer(reply, p), minLength: PASSWORD_MIN, hasPassword: await deps.passwords.hasPassword(p.tenant, p.user), error: mine?.notice?.text, fieldErrors: mine?.fieldErrors }),
+        changePasswordView({
+          ...viewer(reply, p),
+          minLength: PASSWORD_MIN,
+          hasPassword: await deps.passwords.hasPassword(p.tenant, p.user),
+          error: mine?.notice?.text,
+          fieldErrors: mine?.fieldErrors,
+        }),
       );
     });
 

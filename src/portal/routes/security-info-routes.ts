@@ -13,7 +13,17 @@ import type { TenantLookup } from '../../http/page/tenant-lookup.ts';
 import type { MethodManagement } from '../../methods/method-management.ts';
 import { methodName } from '../../methods/registry.ts';
 import type { Sessions } from '../../sessions/sessions.ts';
-import { codeSetupView, confirmRemoveView, confirmReplaceCodesView, overviewView, pairingView, recoveryCodesView, totpSetupView, type Notice, type Viewer } from '../views/security-info-views.ts';
+import {
+  codeSetupView,
+  confirmRemoveView,
+  confirmReplaceCodesView,
+  overviewView,
+  pairingView,
+  recoveryCodesView,
+  totpSetupView,
+  type Notice,
+  type Viewer,
+} from '../views/security-info-views.ts';
 import type { FlashData, PageFlash } from '../../http/page/flash.ts';
 import type { PasswordChange } from '../../signin/password-change.ts';
 
@@ -57,7 +67,8 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
       return reply.redirect(to, 303);
     };
     /** Back to the overview with an expected failure in words; anything else goes on to the error handler. */
-    const failed = (reply: FastifyReply, p: Principal, err: unknown, extra: FlashData = {}) => go(reply, p, base(p), { notice: { kind: 'error', text: shownError(err).text }, ...extra });
+    const failed = (reply: FastifyReply, p: Principal, err: unknown, extra: FlashData = {}) =>
+      go(reply, p, base(p), { notice: { kind: 'error', text: shownError(err).text }, ...extra });
     const done = (reply: FastifyReply, p: Principal, text: string) => go(reply, p, base(p), { notice: { kind: 'info', text } });
 
     const activeMethods = async (p: Principal) => (await deps.management.list(p.tenant, p.user)).filter((m) => m.state === 'active');
@@ -100,22 +111,26 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
       },
     );
 
-    app.post('/t/:tenant/my/security-info/webauthn', form(PageParams, Type.Object({ label: Field(100), kind: Field(20), attestation: Field(70000), _csrf: Field() })), async (request, reply) => {
-      const p = await signedIn(request, reply, 'security-info');
-      if (!p) return reply;
-      try {
-        let attestation: unknown;
+    app.post(
+      '/t/:tenant/my/security-info/webauthn',
+      form(PageParams, Type.Object({ label: Field(100), kind: Field(20), attestation: Field(70000), _csrf: Field() })),
+      async (request, reply) => {
+        const p = await signedIn(request, reply, 'security-info');
+        if (!p) return reply;
         try {
-          attestation = JSON.parse(request.body.attestation ?? '');
-        } catch {
-          throw new AppError('invalid-request', 'the authenticator response was not readable; try again');
+          let attestation: unknown;
+          try {
+            attestation = JSON.parse(request.body.attestation ?? '');
+          } catch {
+            throw new AppError('invalid-request', 'the authenticator response was not readable; try again');
+          }
+          await deps.management.enrol(p.tenant, p.user, p.session, 'webauthn', { label: request.body.label?.trim() || undefined, attestation });
+        } catch (err) {
+          return failed(reply, p, err);
         }
-        await deps.management.enrol(p.tenant, p.user, p.session, 'webauthn', { label: request.body.label?.trim() || undefined, attestation });
-      } catch (err) {
-        return failed(reply, p, err);
-      }
-      return done(reply, p, request.body.kind === 'security-key' ? 'Security key added.' : 'Passkey added.');
-    });
+        return done(reply, p, request.body.kind === 'security-key' ? 'Security key added.' : 'Passkey added.');
+      },
+    );
 
     app.post('/t/:tenant/my/security-info/totp', form(PageParams, Type.Object({ label: Field(100), _csrf: Field() })), async (request, reply) => {
       const p = await signedIn(request, reply, 'security-info');
@@ -129,23 +144,35 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
     });
 
     // The set-up page of a pending app: its QR code and key are the pending method's, so a refresh shows the same ones.
-    app.get('/t/:tenant/my/security-info/totp/:id', { schema: { params: MethodParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
-      const p = await signedIn(request, reply, 'security-info');
-      if (!p) return reply;
-      const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id);
-      let details: Record<string, unknown>;
-      try {
-        details = await deps.management.setupDetails(p.tenant, p.user, request.params.id);
-      } catch (err) {
-        if (!(err instanceof AppError) || !['invalid-state', 'not-found'].includes(err.code)) throw err;
-        return go(reply, p, base(p), { notice: { kind: 'error', text: 'That set-up has finished or expired. Add the app again if you need to.' } });
-      }
-      const error = flash?.for === request.params.id ? flash.notice?.text : undefined;
-      return sendPage(
-        reply,
-        totpSetupView({ ...viewer(reply, p), id: request.params.id, qrCodeSvg: String(details.qrCodeSvg), secret: String(details.secret), otpauthUri: String(details.otpauthUri), error, code: flash?.values?.code }),
-      );
-    });
+    app.get(
+      '/t/:tenant/my/security-info/totp/:id',
+      { schema: { params: MethodParams, hide: true }, config: { admissionClass: 'self-service' } },
+      async (request, reply) => {
+        const p = await signedIn(request, reply, 'security-info');
+        if (!p) return reply;
+        const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id);
+        let details: Record<string, unknown>;
+        try {
+          details = await deps.management.setupDetails(p.tenant, p.user, request.params.id);
+        } catch (err) {
+          if (!(err instanceof AppError) || !['invalid-state', 'not-found'].includes(err.code)) throw err;
+          return go(reply, p, base(p), { notice: { kind: 'error', text: 'That set-up has finished or expired. Add the app again if you need to.' } });
+        }
+        const error = flash?.for === request.params.id ? flash.notice?.text : undefined;
+        return sendPage(
+          reply,
+          totpSetupView({
+            ...viewer(reply, p),
+            id: request.params.id,
+            qrCodeSvg: String(details.qrCodeSvg),
+            secret: String(details.secret),
+            otpauthUri: String(details.otpauthUri),
+            error,
+            code: flash?.values?.code,
+          }),
+        );
+      },
+    );
 
     app.post('/t/:tenant/my/security-info/pair', form(PageParams, Type.Object({ label: Field(100), _csrf: Field() })), async (request, reply) => {
       const p = await signedIn(request, reply, 'security-info');
@@ -154,7 +181,15 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
         const enrolment = await deps.management.enrol(p.tenant, p.user, p.session, 'push', { label: request.body.label?.trim() || undefined });
         // The pairing link is a one-time secret: not for any cache.
         reply.header('cache-control', 'no-store');
-        return await sendPage(reply, pairingView({ ...viewer(reply, p), pairingUrl: String(enrolment.pairingUrl), qrCodeSvg: String(enrolment.qrCodeSvg), minutes: Number(enrolment.lifetimeMinutes) }));
+        return await sendPage(
+          reply,
+          pairingView({
+            ...viewer(reply, p),
+            pairingUrl: String(enrolment.pairingUrl),
+            qrCodeSvg: String(enrolment.qrCodeSvg),
+            minutes: Number(enrolment.lifetimeMinutes),
+          }),
+        );
       } catch (err) {
         return failed(reply, p, err);
       }
@@ -164,7 +199,8 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
       const p = await signedIn(request, reply, 'security-info');
       if (!p) return reply;
       const code = request.body.code?.replace(/\s/g, '') ?? '';
-      const again = (text: string) => go(reply, p, `${base(p)}/totp/${request.params.id}`, { for: request.params.id, notice: { kind: 'error', text }, values: { code } });
+      const again = (text: string) =>
+        go(reply, p, `${base(p)}/totp/${request.params.id}`, { for: request.params.id, notice: { kind: 'error', text }, values: { code } });
       if (!/^[0-9]{6}$/.test(code)) return again('Enter the 6 digits the app shows, with no letters.');
       try {
         await deps.management.confirm(p.tenant, p.user, p.session, request.params.id, code);
@@ -191,13 +227,18 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
     /** A phone number or address of this user still waiting for its code. */
     const pendingDestination = async (p: Principal, id: string) =>
       (await deps.management.list(p.tenant, p.user)).find((m) => m.id === id && m.state === 'pending' && m.to !== undefined);
-    const expired = (reply: FastifyReply, p: Principal) => go(reply, p, base(p), { notice: { kind: 'error', text: 'That confirmation has expired. Add the method again.' } });
+    const expired = (reply: FastifyReply, p: Principal) =>
+      go(reply, p, base(p), { notice: { kind: 'error', text: 'That confirmation has expired. Add the method again.' } });
 
-    app.post('/t/:tenant/my/security-info/phone', form(PageParams, Type.Object({ to: Field(64), channel: Field(10), _csrf: Field() })), async (request, reply) => {
-      const p = await signedIn(request, reply, 'security-info');
-      if (!p) return reply;
-      return addDestination(reply, p, request.body.channel === 'voice' ? 'voice' : 'sms', request.body.to ?? '');
-    });
+    app.post(
+      '/t/:tenant/my/security-info/phone',
+      form(PageParams, Type.Object({ to: Field(64), channel: Field(10), _csrf: Field() })),
+      async (request, reply) => {
+        const p = await signedIn(request, reply, 'security-info');
+        if (!p) return reply;
+        return addDestination(reply, p, request.body.channel === 'voice' ? 'voice' : 'sms', request.body.to ?? '');
+      },
+    );
 
     app.post('/t/:tenant/my/security-info/email', form(PageParams, Type.Object({ to: Field(320), _csrf: Field() })), async (request, reply) => {
       const p = await signedIn(request, reply, 'security-info');
@@ -205,18 +246,30 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
       return addDestination(reply, p, 'email', request.body.to ?? '');
     });
 
-    app.get('/t/:tenant/my/security-info/codes/:id', { schema: { params: MethodParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
-      const p = await signedIn(request, reply, 'security-info');
-      if (!p) return reply;
-      const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id);
-      const pending = await pendingDestination(p, request.params.id);
-      if (!pending) return expired(reply, p);
-      const notice = flash?.for === pending.id ? flash.notice : undefined;
-      return sendPage(
-        reply,
-        codeSetupView({ ...viewer(reply, p), id: pending.id, channel: pending.type, to: pending.to!, lifetimeMinutes: Math.round(deps.codeLifetimeMinutes), notice, code: flash?.values?.code }),
-      );
-    });
+    app.get(
+      '/t/:tenant/my/security-info/codes/:id',
+      { schema: { params: MethodParams, hide: true }, config: { admissionClass: 'self-service' } },
+      async (request, reply) => {
+        const p = await signedIn(request, reply, 'security-info');
+        if (!p) return reply;
+        const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id);
+        const pending = await pendingDestination(p, request.params.id);
+        if (!pending) return expired(reply, p);
+        const notice = flash?.for === pending.id ? flash.notice : undefined;
+        return sendPage(
+          reply,
+          codeSetupView({
+            ...viewer(reply, p),
+            id: pending.id,
+            channel: pending.type,
+            to: pending.to!,
+            lifetimeMinutes: Math.round(deps.codeLifetimeMinutes),
+            notice,
+            code: flash?.values?.code,
+          }),
+        );
+      },
+    );
 
     app.post('/t/:tenant/my/security-info/codes/:id/confirm', form(MethodParams, Type.Object({ code: Field(64), _csrf: Field() })), async (request, reply) => {
       const p = await signedIn(request, reply, 'security-info');
@@ -228,7 +281,11 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
         await deps.management.confirm(p.tenant, p.user, p.session, pending.id, code);
       } catch (err) {
         if (err instanceof AppError && err.code === 'invalid-code') {
-          return go(reply, p, `${base(p)}/codes/${pending.id}`, { for: pending.id, notice: { kind: 'error', text: "That code didn't work. Check it, or send a new code." }, values: { code } });
+          return go(reply, p, `${base(p)}/codes/${pending.id}`, {
+            for: pending.id,
+            notice: { kind: 'error', text: "That code didn't work. Check it, or send a new code." },
+            values: { code },
+          });
         }
         return failed(reply, p, err);
       }
@@ -251,13 +308,17 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
     });
 
     // Replacing recovery codes makes the old ones useless: a page says so first, and only its button replaces them.
-    app.get('/t/:tenant/my/security-info/recovery-codes/replace', { schema: { params: PageParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
-      const p = await signedIn(request, reply, 'security-info');
-      if (!p) return reply;
-      const codes = (await activeMethods(p)).find((m) => m.type === 'recovery-codes');
-      if (!codes) return reply.redirect(base(p), 303);
-      return sendPage(reply, confirmReplaceCodesView({ ...viewer(reply, p), remaining: codes.remaining ?? 0 }));
-    });
+    app.get(
+      '/t/:tenant/my/security-info/recovery-codes/replace',
+      { schema: { params: PageParams, hide: true }, config: { admissionClass: 'self-service' } },
+      async (request, reply) => {
+        const p = await signedIn(request, reply, 'security-info');
+        if (!p) return reply;
+        const codes = (await activeMethods(p)).find((m) => m.type === 'recovery-codes');
+        if (!codes) return reply.redirect(base(p), 303);
+        return sendPage(reply, confirmReplaceCodesView({ ...viewer(reply, p), remaining: codes.remaining ?? 0 }));
+      },
+    );
 
     app.post('/t/:tenant/my/security-info/recovery-codes', form(PageParams, Type.Object({ confirm: Field(5), _csrf: Field() })), async (request, reply) => {
       const p = await signedIn(request, reply, 'security-info');
@@ -273,28 +334,36 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
     });
 
     // New codes, from the sealed flash: a refresh shows the same codes (never new ones) until the user moves on.
-    app.get('/t/:tenant/my/security-info/recovery-codes', { schema: { params: PageParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
-      const p = await signedIn(request, reply, 'security-info');
-      if (!p) return reply;
-      // Recovery codes come after a first method: a registration session has none to show.
-      if (p.session.scope !== 'full') return reply.redirect(base(p), 303);
-      const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id, { keep: true });
-      const codes = flash?.for === 'recovery-codes' ? flash.secrets : undefined;
-      return sendPage(reply, recoveryCodesView({ ...viewer(reply, p), codes }));
-    });
+    app.get(
+      '/t/:tenant/my/security-info/recovery-codes',
+      { schema: { params: PageParams, hide: true }, config: { admissionClass: 'self-service' } },
+      async (request, reply) => {
+        const p = await signedIn(request, reply, 'security-info');
+        if (!p) return reply;
+        // Recovery codes come after a first method: a registration session has none to show.
+        if (p.session.scope !== 'full') return reply.redirect(base(p), 303);
+        const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id, { keep: true });
+        const codes = flash?.for === 'recovery-codes' ? flash.secrets : undefined;
+        return sendPage(reply, recoveryCodesView({ ...viewer(reply, p), codes }));
+      },
+    );
 
-    app.post('/t/:tenant/my/security-info/methods/:id/rename', form(MethodParams, Type.Object({ label: Field(100), _csrf: Field() })), async (request, reply) => {
-      const p = await signedIn(request, reply, 'security-info');
-      if (!p) return reply;
-      const label = request.body.label ?? '';
-      try {
-        await deps.management.update(p.tenant, p.user, p.session, request.params.id, { label });
-      } catch (err) {
-        const field = `rename-${request.params.id}`;
-        return failed(reply, p, err, { values: { [field]: label }, fieldErrors: { [field]: shownError(err).text } });
-      }
-      return done(reply, p, 'Method renamed.');
-    });
+    app.post(
+      '/t/:tenant/my/security-info/methods/:id/rename',
+      form(MethodParams, Type.Object({ label: Field(100), _csrf: Field() })),
+      async (request, reply) => {
+        const p = await signedIn(request, reply, 'security-info');
+        if (!p) return reply;
+        const label = request.body.label ?? '';
+        try {
+          await deps.management.update(p.tenant, p.user, p.session, request.params.id, { label });
+        } catch (err) {
+          const field = `rename-${request.params.id}`;
+          return failed(reply, p, err, { values: { [field]: label }, fieldErrors: { [field]: shownError(err).text } });
+        }
+        return done(reply, p, 'Method renamed.');
+      },
+    );
 
     app.post('/t/:tenant/my/security-info/methods/:id/default', form(MethodParams, Csrf), async (request, reply) => {
       const p = await signedIn(request, reply, 'security-info');
@@ -308,25 +377,33 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
     });
 
     // Removing a method: a page first says what it means, and only its button removes it.
-    app.get('/t/:tenant/my/security-info/methods/:id/remove', { schema: { params: MethodParams, hide: true }, config: { admissionClass: 'self-service' } }, async (request, reply) => {
-      const p = await signedIn(request, reply, 'security-info');
-      if (!p) return reply;
-      const methods = await activeMethods(p);
-      const method = methods.find((m) => m.id === request.params.id);
-      if (!method) return go(reply, p, base(p), { notice: { kind: 'error', text: 'That method is not one of yours any more.' } });
-      return sendPage(reply, confirmRemoveView({ ...viewer(reply, p), method, others: methods.filter((m) => m.id !== method.id) }));
-    });
+    app.get(
+      '/t/:tenant/my/security-info/methods/:id/remove',
+      { schema: { params: MethodParams, hide: true }, config: { admissionClass: 'self-service' } },
+      async (request, reply) => {
+        const p = await signedIn(request, reply, 'security-info');
+        if (!p) return reply;
+        const methods = await activeMethods(p);
+        const method = methods.find((m) => m.id === request.params.id);
+        if (!method) return go(reply, p, base(p), { notice: { kind: 'error', text: 'That method is not one of yours any more.' } });
+        return sendPage(reply, confirmRemoveView({ ...viewer(reply, p), method, others: methods.filter((m) => m.id !== method.id) }));
+      },
+    );
 
-    app.post('/t/:tenant/my/security-info/methods/:id/delete', form(MethodParams, Type.Object({ confirm: Field(5), _csrf: Field() })), async (request, reply) => {
-      const p = await signedIn(request, reply, 'security-info');
-      if (!p) return reply;
-      if (request.body.confirm !== 'yes') return go(reply, p, `${base(p)}/methods/${request.params.id}/remove`);
-      try {
-        await deps.management.remove(p.tenant, p.user, p.session, request.params.id);
-      } catch (err) {
-        return failed(reply, p, err);
-      }
-      return done(reply, p, 'Method removed.');
-    });
+    app.post(
+      '/t/:tenant/my/security-info/methods/:id/delete',
+      form(MethodParams, Type.Object({ confirm: Field(5), _csrf: Field() })),
+      async (request, reply) => {
+        const p = await signedIn(request, reply, 'security-info');
+        if (!p) return reply;
+        if (request.body.confirm !== 'yes') return go(reply, p, `${base(p)}/methods/${request.params.id}/remove`);
+        try {
+          await deps.management.remove(p.tenant, p.user, p.session, request.params.id);
+        } catch (err) {
+          return failed(reply, p, err);
+        }
+        return done(reply, p, 'Method removed.');
+      },
+    );
   };
 }

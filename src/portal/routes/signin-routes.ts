@@ -44,19 +44,35 @@ export function signinRoutes(deps: SigninRoutesDeps): FastifyPluginAsyncTypebox 
     const tenantOf = (slug: string) => deps.tenants.require(slug);
 
     const password = (reply: FastifyReply, tenant: Tenant, username: string, next: NextPage | undefined, error?: string, status = 200) =>
-      sendPage(reply, passwordView({ tenant, csrf: reply.generateCsrf(), username, next, error, passkeys: tenant.policy.allowedMethods.includes('webauthn') }), status);
+      sendPage(
+        reply,
+        passwordView({ tenant, csrf: reply.generateCsrf(), username, next, error, passkeys: tenant.policy.allowedMethods.includes('webauthn') }),
+        status,
+      );
 
     const tap = (reply: FastifyReply, tenant: Tenant, username: string, next: NextPage | undefined, error?: string, status = 200) =>
       sendPage(reply, tapView({ tenant, csrf: reply.generateCsrf(), username, next, error }), status);
 
     /** The second step, ready to answer: a code sent, WebAuthn options built, or a fallback when a channel is down. */
-    const factor = async (reply: FastifyReply, tenant: Tenant, flow: string, preferred: string | undefined, next: NextPage | undefined, opts: { error?: string; status?: number; send?: boolean } = {}) => {
+    const factor = async (
+      reply: FastifyReply,
+      tenant: Tenant,
+      flow: string,
+      preferred: string | undefined,
+      next: NextPage | undefined,
+      opts: { error?: string; status?: number; send?: boolean } = {},
+    ) => {
       const prompt = await deps.signin.prepareFactor(tenant, flow, preferred, requestContext(reply.request), { send: opts.send !== false });
       if ('kind' in prompt) return noWayIn(reply, tenant, prompt.why ?? 'None of your sign-in methods can be used right now.', prompt.retryAfter);
-      return sendPage(reply, factorView({ tenant, csrf: reply.generateCsrf(), prompt, next, error: opts.error, rememberDays: tenant.policy.rememberedDeviceDays }), opts.status ?? 200);
+      return sendPage(
+        reply,
+        factorView({ tenant, csrf: reply.generateCsrf(), prompt, next, error: opts.error, rememberDays: tenant.policy.rememberedDeviceDays }),
+        opts.status ?? 200,
+      );
     };
 
-    const noWayIn = (reply: FastifyReply, tenant: Tenant, why: string, retryAfter: number) => sendPage(reply.header('retry-after', String(retryAfter)), noWayInView({ tenant, why }), 503);
+    const noWayIn = (reply: FastifyReply, tenant: Tenant, why: string, retryAfter: number) =>
+      sendPage(reply.header('retry-after', String(retryAfter)), noWayInView({ tenant, why }), 503);
 
     /** An expected failure in words, or undefined for anything else (the error handler takes it). */
     const failure = (err: unknown): { message: string; status: number } | undefined => {
@@ -83,7 +99,13 @@ export function signinRoutes(deps: SigninRoutesDeps): FastifyPluginAsyncTypebox 
       deps.auth.setSessionCookie(reply, session.token, session.expiresAt);
       if (complete) {
         const known = deps.knownBrowsers.issue(tenant.id, session.userId);
-        reply.setCookie(KNOWN_BROWSER_COOKIE, known.token, { httpOnly: true, sameSite: 'lax', secure, path: `/t/${tenant.slug}/`, expires: new Date(known.expiresAt) });
+        reply.setCookie(KNOWN_BROWSER_COOKIE, known.token, {
+          httpOnly: true,
+          sameSite: 'lax',
+          secure,
+          path: `/t/${tenant.slug}/`,
+          expires: new Date(known.expiresAt),
+        });
       } else if (next && OIDC_NEXT.test(next)) {
         reply.setCookie(CONTINUE_COOKIE, next, { httpOnly: true, sameSite: 'lax', secure, path: `/t/${tenant.slug}/`, maxAge: 600 });
       }
@@ -94,12 +116,16 @@ export function signinRoutes(deps: SigninRoutesDeps): FastifyPluginAsyncTypebox 
 
     app.get(
       '/t/:tenant/signin',
-      { schema: { params: PageParams, querystring: Type.Object({ next: Next, username: Field(256), fresh: Field(1) }), hide: true }, config: { admissionClass: 'start-signin' } },
+      {
+        schema: { params: PageParams, querystring: Type.Object({ next: Next, username: Field(256), fresh: Field(1) }), hide: true },
+        config: { admissionClass: 'start-signin' },
+      },
       async (request, reply) => {
         const tenant = await tenantOf(request.params.tenant);
         const principal = await deps.auth.findPrincipal(request);
         // `fresh`: an app asked for a new sign-in (prompt=login, max_age), so an existing session does not do.
-        if (!request.query.fresh && principal && principal.tenant.id === tenant.id && principal.session.scope === 'full') return reply.redirect(landingPath(tenant, request.query.next), 303);
+        if (!request.query.fresh && principal && principal.tenant.id === tenant.id && principal.session.scope === 'full')
+          return reply.redirect(landingPath(tenant, request.query.next), 303);
         return password(reply, tenant, request.query.username ?? '', request.query.next);
       },
     );
@@ -155,7 +181,10 @@ export function signinRoutes(deps: SigninRoutesDeps): FastifyPluginAsyncTypebox 
         } catch (err) {
           const shown = failure(err);
           if (!shown) throw err;
-          const message = err instanceof AppError && err.code === 'invalid-credentials' ? 'That username and pass do not match a valid pass. Check it, or ask your administrator for a new one.' : shown.message;
+          const message =
+            err instanceof AppError && err.code === 'invalid-credentials'
+              ? 'That username and pass do not match a valid pass. Check it, or ask your administrator for a new one.'
+              : shown.message;
           return tap(reply, tenant, username, next, message, shown.status);
         }
       },
@@ -168,7 +197,13 @@ export function signinRoutes(deps: SigninRoutesDeps): FastifyPluginAsyncTypebox 
         const tenant = await tenantOf(request.params.tenant);
         const { next } = request.body;
         try {
-          const step = await deps.signin.verify(tenant, request.body.flow ?? '', 'passkey', { assertion: parseJsonField(request.body.assertion) }, requestContext(request));
+          const step = await deps.signin.verify(
+            tenant,
+            request.body.flow ?? '',
+            'passkey',
+            { assertion: parseJsonField(request.body.assertion) },
+            requestContext(request),
+          );
           return signedIn(reply, tenant, step.session, next, true);
         } catch (err) {
           return startAgain(reply, tenant, next, err, '', 'That passkey was not accepted. Try again, or sign in with your password.');
@@ -192,16 +227,30 @@ export function signinRoutes(deps: SigninRoutesDeps): FastifyPluginAsyncTypebox 
 
     app.post(
       '/t/:tenant/signin/verify',
-      formRoute(app, 'finish-signin', PageParams, Type.Object({ flow: Field(64), method: Field(64), code: Field(64), assertion: Field(16384), remember: Field(5), next: Next, _csrf: Field(200) })),
+      formRoute(
+        app,
+        'finish-signin',
+        PageParams,
+        Type.Object({ flow: Field(64), method: Field(64), code: Field(64), assertion: Field(16384), remember: Field(5), next: Next, _csrf: Field(200) }),
+      ),
       async (request, reply) => {
         const tenant = await tenantOf(request.params.tenant);
         const { flow = '', next, method } = request.body;
         try {
           const input = request.body.assertion ? { assertion: parseJsonField(request.body.assertion) } : { code: request.body.code?.trim() ?? '' };
-          const step = await deps.signin.verify(tenant, flow, method ?? '', input, { ...requestContext(request), rememberDevice: request.body.remember === 'on' });
+          const step = await deps.signin.verify(tenant, flow, method ?? '', input, {
+            ...requestContext(request),
+            rememberDevice: request.body.remember === 'on',
+          });
           if (step.remembered) {
             // Sent back only to this tenant's sign-in pages, where it is read.
-            reply.setCookie(DEVICE_COOKIE, step.remembered.token, { httpOnly: true, sameSite: 'lax', secure, path: `/t/${tenant.slug}/signin`, expires: new Date(step.remembered.expiresAt) });
+            reply.setCookie(DEVICE_COOKIE, step.remembered.token, {
+              httpOnly: true,
+              sameSite: 'lax',
+              secure,
+              path: `/t/${tenant.slug}/signin`,
+              expires: new Date(step.remembered.expiresAt),
+            });
           }
           return signedIn(reply, tenant, step.session, next, true);
         } catch (err) {
@@ -209,12 +258,21 @@ export function signinRoutes(deps: SigninRoutesDeps): FastifyPluginAsyncTypebox 
           if (err instanceof AppError && err.code === 'malformed-code') {
             const ask = describeMethod(String(err.extra.method))?.signin;
             const digits = ask?.input === 'numeric' && ask.maxLength ? `the ${ask.maxLength} digits` : 'the code';
-            return factor(reply, tenant, flow, method, next, { error: `Enter ${digits}, with no letters or other characters. That did not count as an attempt.`, status: 400, send: false });
+            return factor(reply, tenant, flow, method, next, {
+              error: `Enter ${digits}, with no letters or other characters. That did not count as an attempt.`,
+              status: 400,
+              send: false,
+            });
           }
           if (err instanceof AppError && err.code === 'code-already-used') {
             const wait = Number(err.extra.nextInSeconds);
-            const when = wait > 0 ? `The next code shows in ${wait} ${wait === 1 ? 'second' : 'seconds'}; enter that one.` : 'Enter the code your app shows now.';
-            return factor(reply, tenant, flow, method, next, { error: `That code was already used. ${when} That did not count as an attempt.`, status: 401, send: false });
+            const when =
+              wait > 0 ? `The next code shows in ${wait} ${wait === 1 ? 'second' : 'seconds'}; enter that one.` : 'Enter the code your app shows now.';
+            return factor(reply, tenant, flow, method, next, {
+              error: `That code was already used. ${when} That did not count as an attempt.`,
+              status: 401,
+              send: false,
+            });
           }
           if (err instanceof AppError && err.code === 'invalid-code' && Number(err.extra.attemptsLeft) > 0) {
             const left = Number(err.extra.attemptsLeft);

@@ -17,7 +17,9 @@ export function thisSignin(events: SigninEvent[], session: Pick<Session, 'authTi
   if (!last) return new Set();
   const ids = new Set([last.id]);
   if (last.step === 'second-factor') {
-    const first = events.find((e) => fromHere(e) && e.step === 'password' && e.reason === 'factor_required' && e.at <= last.at && e.at >= last.at - FLOW_LIFETIME_MS);
+    const first = events.find(
+      (e) => fromHere(e) && e.step === 'password' && e.reason === 'factor_required' && e.at <= last.at && e.at >= last.at - FLOW_LIFETIME_MS,
+    );
     if (first) ids.add(first.id);
   }
   return ids;

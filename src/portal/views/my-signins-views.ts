@@ -17,7 +17,8 @@ function how(step: string, method: string | null): string {
   return `Second step: ${method ? (describeMethod(method)?.noun ?? method) : 'unknown'}`;
 }
 
-const page = (v: Viewer, title: string, body: SafeHtml, scripts = false) => signedInLayout({ title, tenant: v.tenant, username: v.username, csrf: v.csrf, body, scripts });
+const page = (v: Viewer, title: string, body: SafeHtml, scripts = false) =>
+  signedInLayout({ title, tenant: v.tenant, username: v.username, csrf: v.csrf, body, scripts });
 
 /** The user's recent sign-ins, newest first, each with "This wasn't me" except the one that is this session. */
 export function signinsView(v: Viewer & { events: SigninEvent[]; next: string | null; thisSignin: Set<string> }): string {
@@ -54,7 +55,9 @@ export function signinsView(v: Viewer & { events: SigninEvent[]; next: string | 
   );
 }
 
-function passwordForm(v: Viewer & { minLength: number; hasPassword: boolean; error?: string | undefined; fieldErrors?: Record<string, string> | undefined }): SafeHtml {
+function passwordForm(
+  v: Viewer & { minLength: number; hasPassword: boolean; error?: string | undefined; fieldErrors?: Record<string, string> | undefined },
+): SafeHtml {
   const errors = v.fieldErrors ?? {};
   const current = fieldError('current-password', errors['current-password']);
   const next = fieldError('new-password', errors['new-password'], { hint: 'new-password-hint', first: !errors['current-password'] });
@@ -111,7 +114,10 @@ export function reportedView(v: Viewer & { sessionsEnded: number | undefined; mi
 ${
   ended === undefined
     ? ''
-    : alert('info', `Thanks for telling us. We signed you out everywhere else (${ended} other ${ended === 1 ? 'session' : 'sessions'}) and told your administrator.`)
+    : alert(
+        'info',
+        `Thanks for telling us. We signed you out everywhere else (${ended} other ${ended === 1 ? 'session' : 'sessions'}) and told your administrator.`,
+      )
 }
 <h2>1. ${v.hasPassword ? 'Change your password' : 'Set a password'}</h2>
 <p>${v.hasPassword ? "Someone may know it. Choose a new one you don't use anywhere else." : 'Choose one you do not use anywhere else.'}</p>
@@ -124,7 +130,9 @@ ${passwordForm(v)}
 }
 
 /** Changing the password; or, for an account with none yet (a new hire after their pass), setting the first one. */
-export function changePasswordView(v: Viewer & { minLength: number; hasPassword: boolean; error?: string | undefined; fieldErrors?: Record<string, string> | undefined }): string {
+export function changePasswordView(
+  v: Viewer & { minLength: number; hasPassword: boolean; error?: string | undefined; fieldErrors?: Record<string, string> | undefined },
+): string {
   const title = v.hasPassword ? 'Change your password' : 'Set a password';
   return page(
     v,

@@ -18,31 +18,34 @@ export type Notice = { kind: 'error' | 'info'; text: string };
 
 const base = (v: Viewer) => `/t/${v.tenant.slug}/my/security-info`;
 
-const page = (v: Viewer, title: string, body: SafeHtml, scripts = false) => signedInLayout({ title, tenant: v.tenant, username: v.username, csrf: v.csrf, body, scripts });
+const page = (v: Viewer, title: string, body: SafeHtml, scripts = false) =>
+  signedInLayout({ title, tenant: v.tenant, username: v.username, csrf: v.csrf, body, scripts });
 
 /** The security-info overview: the user's methods, and the forms to add the ones they may add now. */
-export function overviewView(v: Viewer & {
-  notice?: Notice | undefined;
-  /** What was typed into a form whose post failed, by field id. */
-  values?: Record<string, string> | undefined;
-  /** The reason at each field in error, by field id. */
-  fieldErrors?: Record<string, string> | undefined;
-  /** A registration session: the user must add a first method. */
-  registering: boolean;
-  /** An app waiting for the user, once a method is set up. */
-  continueTo?: string | undefined;
-  /** Changes are allowed now (a recent sign-in that proved a second factor, or none needed). */
-  canChange: boolean;
-  /** Not allowed because the sign-in proved no second factor: the way back asks for one. */
-  needsSecondFactor: boolean;
-  methods: MethodView[];
-  /** What this session may add, strongest first (MethodManagement.addable). */
-  addable: MethodType[];
-  /** The account has a password (otherwise the page walks a new hire to a way back in). */
-  hasPassword: boolean;
-  /** This sign-in used a Temporary Access Pass. */
-  signedInWithPass: boolean;
-}): string {
+export function overviewView(
+  v: Viewer & {
+    notice?: Notice | undefined;
+    /** What was typed into a form whose post failed, by field id. */
+    values?: Record<string, string> | undefined;
+    /** The reason at each field in error, by field id. */
+    fieldErrors?: Record<string, string> | undefined;
+    /** A registration session: the user must add a first method. */
+    registering: boolean;
+    /** An app waiting for the user, once a method is set up. */
+    continueTo?: string | undefined;
+    /** Changes are allowed now (a recent sign-in that proved a second factor, or none needed). */
+    canChange: boolean;
+    /** Not allowed because the sign-in proved no second factor: the way back asks for one. */
+    needsSecondFactor: boolean;
+    methods: MethodView[];
+    /** What this session may add, strongest first (MethodManagement.addable). */
+    addable: MethodType[];
+    /** The account has a password (otherwise the page walks a new hire to a way back in). */
+    hasPassword: boolean;
+    /** This sign-in used a Temporary Access Pass. */
+    signedInWithPass: boolean;
+  },
+): string {
   const byForm = (form: string) => v.addable.filter((t) => describeMethod(t)?.enrolment?.form === form);
   const phoneChannels = byForm('phone');
   const hasCodes = v.methods.some((m) => m.type === 'recovery-codes');
@@ -100,7 +103,8 @@ ${
 function firstDay(v: Viewer & { registering: boolean; methods: MethodView[]; signedInWithPass: boolean }): SafeHtml {
   const hasMethod = v.methods.length > 0;
   const wayBackIn = v.methods.some((m) => m.signsInAlone === true);
-  const step = (done: boolean, text: SafeHtml | string) => html`<li class="${done ? 'done' : 'todo'}"><span class="visually-hidden">${done ? 'Done: ' : 'To do: '}</span>${text}</li>`;
+  const step = (done: boolean, text: SafeHtml | string) =>
+    html`<li class="${done ? 'done' : 'todo'}"><span class="visually-hidden">${done ? 'Done: ' : 'To do: '}</span>${text}</li>`;
   const current = !hasMethod ? 2 : wayBackIn ? 0 : 3;
   return html`<section class="first-day" aria-labelledby="first-day-title">
 <h2 id="first-day-title">${current === 0 ? 'You are all set' : `Step ${current} of 3: ${current === 2 ? 'add a sign-in method' : 'a way back in'}`}</h2>
@@ -177,7 +181,6 @@ function pairForm(v: Viewer): SafeHtml {
 </form>`;
 }
 
-
 function totpForm(v: Viewer, forms: FormState): SafeHtml {
   return html`<form method="post" action="${base(v)}/totp">
   ${csrfField(v.csrf)}
@@ -218,10 +221,13 @@ function emailForm(v: Viewer, forms: FormState): SafeHtml {
 }
 
 /** The key in groups of four that never break inside a group (a phone wraps between groups only). */
-const groupedKey = (secret: string): SafeHtml => html`${(secret.match(/.{1,4}/g) ?? []).map((g, i) => html`${i > 0 ? ' ' : ''}<span class="group">${g}</span>`)}`;
+const groupedKey = (secret: string): SafeHtml =>
+  html`${(secret.match(/.{1,4}/g) ?? []).map((g, i) => html`${i > 0 ? ' ' : ''}<span class="group">${g}</span>`)}`;
 
 /** Setting up an authenticator app: the QR code, a link for an app on this phone, the key to copy, and the code that confirms it. */
-export function totpSetupView(v: Viewer & { id: string; qrCodeSvg: string; secret: string; otpauthUri: string; error?: string | undefined; code?: string | undefined }): string {
+export function totpSetupView(
+  v: Viewer & { id: string; qrCodeSvg: string; secret: string; otpauthUri: string; error?: string | undefined; code?: string | undefined },
+): string {
   const field = fieldError('code', v.error);
   return page(
     v,
@@ -252,7 +258,9 @@ ${errorSummary(v.error)}
 }
 
 /** The page where a code sent to a new phone number or email address is typed in. */
-export function codeSetupView(v: Viewer & { id: string; channel: string; to: string; lifetimeMinutes: number; notice?: Notice | undefined; code?: string | undefined }): string {
+export function codeSetupView(
+  v: Viewer & { id: string; channel: string; to: string; lifetimeMinutes: number; notice?: Notice | undefined; code?: string | undefined },
+): string {
   const how = v.channel === 'voice' ? `We are calling ${v.to} and will read out a code.` : `We sent a code to ${v.to}.`;
   const title = v.channel === 'email' ? 'Confirm your email address' : 'Confirm your phone';
   const error = v.notice?.kind === 'error' ? v.notice.text : undefined;

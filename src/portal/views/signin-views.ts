@@ -15,7 +15,14 @@ export interface PageTenant {
 }
 
 /** Username and password; a passkey alone where the tenant allows passkeys. Only WebAuthn needs JavaScript. */
-export function passwordView(v: { tenant: PageTenant; csrf: string; username: string; next: NextPage | undefined; error?: string | undefined; passkeys: boolean }): string {
+export function passwordView(v: {
+  tenant: PageTenant;
+  csrf: string;
+  username: string;
+  next: NextPage | undefined;
+  error?: string | undefined;
+  passkeys: boolean;
+}): string {
   const { tenant, csrf, username, next } = v;
   return layout({
     title: 'Sign in',
@@ -79,7 +86,14 @@ function sentTo(delivery: FactorPrompt['challenge']['delivery']): string | undef
 }
 
 /** The second step for the chosen method, with the other ways to sign in below. */
-export function factorView(v: { tenant: PageTenant; csrf: string; prompt: FactorPrompt; next: NextPage | undefined; error?: string | undefined; rememberDays: number }): string {
+export function factorView(v: {
+  tenant: PageTenant;
+  csrf: string;
+  prompt: FactorPrompt;
+  next: NextPage | undefined;
+  error?: string | undefined;
+  rememberDays: number;
+}): string {
   const { tenant, csrf, prompt } = v;
   const { chosen } = prompt;
   const method = describeMethod(chosen.type);

@@ -74,7 +74,14 @@ export function appApi(services: AppApiDeps): FastifyPluginAsyncTypebox {
   const outcomeKey = (tenant: Tenant, appId: string, txid: string) => `app-tx:${tenant.id}:${appId}:${txid}`;
 
   /** Verifies the transaction's second factor (a code, or an approval already given) and keeps the outcome for the status endpoint. */
-  const finish = async (tenant: Tenant, appId: string, ref: { id: string; appId: string }, method: string, ctx: ReturnType<typeof requestContext> & { app: string }, code?: string) => {
+  const finish = async (
+    tenant: Tenant,
+    appId: string,
+    ref: { id: string; appId: string },
+    method: string,
+    ctx: ReturnType<typeof requestContext> & { app: string },
+    code?: string,
+  ) => {
     const { amr } = await services.signin.verifyForApp(tenant, ref, method, code === undefined ? {} : { code }, ctx);
     await services.ephemeral.set(outcomeKey(tenant, appId, ref.id), { result: 'allow', amr } satisfies Outcome, OUTCOME_TTL_MS);
     return amr;
@@ -89,7 +96,8 @@ export function appApi(services: AppApiDeps): FastifyPluginAsyncTypebox {
         schema: {
           tags,
           security: bearer,
-          summary: "What the user can do for a second factor: `auth` with the methods (unavailable ones marked), `enroll` (no method yet; send them to enrollUrl), `allow` (the tenant does not require MFA and they have none) or `deny`",
+          summary:
+            'What the user can do for a second factor: `auth` with the methods (unavailable ones marked), `enroll` (no method yet; send them to enrollUrl), `allow` (the tenant does not require MFA and they have none) or `deny`',
           body: Type.Object({ username: Type.String({ minLength: 1, maxLength: 256 }) }),
           response: {
             200: Type.Object({
@@ -112,7 +120,12 @@ export function appApi(services: AppApiDeps): FastifyPluginAsyncTypebox {
           if (!tenant.policy.mfaRequired && !user.mustRegister) return { result: 'allow' as const, methods };
           return { result: 'enroll' as const, methods, enrollUrl: `${services.publicUrl}/t/${tenant.slug}/my/security-info` };
         }
-        if (!methods.some((m) => m.available)) return { result: 'deny' as const, methods, reason: 'none of the user\'s methods can be used right now; a Temporary Access Pass from an administrator works' };
+        if (!methods.some((m) => m.available))
+          return {
+            result: 'deny' as const,
+            methods,
+            reason: "none of the user's methods can be used right now; a Temporary Access Pass from an administrator works",
+          };
         return { result: 'auth' as const, methods };
       },
     );
@@ -124,7 +137,7 @@ export function appApi(services: AppApiDeps): FastifyPluginAsyncTypebox {
           tags,
           security: bearer,
           summary:
-            'Verify a second factor. With `code` (totp, recovery-codes, tap; or sms/voice/email with the `txid` of their challenge): `allow`, or 401 invalid-code. sms/voice/email without `code` send one and answer `challenge` with a `txid`. push without `code` sends a request to the user\'s Steadfast Authenticator and answers `challenge` with a `txid` and `push.number` for the app to show (number matching); poll GET /api/v1/app/auth/{txid}, which answers `allow` once the user approves.',
+            "Verify a second factor. With `code` (totp, recovery-codes, tap; or sms/voice/email with the `txid` of their challenge): `allow`, or 401 invalid-code. sms/voice/email without `code` send one and answer `challenge` with a `txid`. push without `code` sends a request to the user's Steadfast Authenticator and answers `challenge` with a `txid` and `push.number` for the app to show (number matching); poll GET /api/v1/app/auth/{txid}, which answers `allow` once the user approves.",
           body: Type.Object({
             username: Type.String({ minLength: 1, maxLength: 256 }),
             method: Type.String({ minLength: 1, maxLength: 64 }),
@@ -149,14 +162,17 @@ export function appApi(services: AppApiDeps): FastifyPluginAsyncTypebox {
         const user = await userOf(tenant, caller, username);
         // An unknown or disabled user is answered like a wrong code: the app learns nothing it could not learn from preauth.
         if (!user || user.status !== 'active') throw new AppError('invalid-code', undefined, { attemptsLeft: 0 });
-        if (method === 'passkey' || describeMethod(method)?.signin.input === 'webauthn') throw new AppError('invalid-request', 'passkeys and security keys need a browser: sign users in with OpenID Connect for those');
+        if (method === 'passkey' || describeMethod(method)?.signin.input === 'webauthn')
+          throw new AppError('invalid-request', 'passkeys and security keys need a browser: sign users in with OpenID Connect for those');
         const ctx = { ...requestContext(request), app: caller.name };
         // A txid names an open transaction of this app's, for this user, or none at all.
-        if (txid !== undefined && (await services.signin.appTransactionUser(tenant, { id: txid, appId: caller.id })) !== user.id) throw new AppError('flow-not-found');
+        if (txid !== undefined && (await services.signin.appTransactionUser(tenant, { id: txid, appId: caller.id })) !== user.id)
+          throw new AppError('flow-not-found');
         const ref = { id: txid ?? (await services.signin.startAppTransaction(tenant, caller.id, user)), appId: caller.id };
         if (code === undefined) {
           // An approved push request finishes here (or at the status endpoint); asking again must not send another.
-          if (txid !== undefined && (await services.signin.status(tenant, ref)).state === 'approved') return { result: 'allow' as const, amr: await finish(tenant, caller.id, ref, method, ctx) };
+          if (txid !== undefined && (await services.signin.status(tenant, ref)).state === 'approved')
+            return { result: 'allow' as const, amr: await finish(tenant, caller.id, ref, method, ctx) };
           const challenge = await services.signin.challenge(tenant, ref, method, ctx);
           if (challenge.push) return { result: 'challenge' as const, txid: ref.id, push: challenge.push };
           if (!challenge.delivery) throw new AppError('invalid-request', 'this method needs a code: send it with `code`');
@@ -175,7 +191,12 @@ export function appApi(services: AppApiDeps): FastifyPluginAsyncTypebox {
           summary:
             'The state of a challenge: `pending` (a code was sent and not yet verified, or a push request not yet answered), `allow` (verified, or the push request approved; for 5 minutes after), `deny` (the push request was denied or the number did not match), or `expired`',
           params: Type.Object({ txid: Type.String({ minLength: 1, maxLength: 64 }) }),
-          response: { 200: Type.Object({ state: Type.Union([Type.Literal('pending'), Type.Literal('allow'), Type.Literal('deny'), Type.Literal('expired')]), amr: Type.Optional(Type.Array(Type.String())) }) },
+          response: {
+            200: Type.Object({
+              state: Type.Union([Type.Literal('pending'), Type.Literal('allow'), Type.Literal('deny'), Type.Literal('expired')]),
+              amr: Type.Optional(Type.Array(Type.String())),
+            }),
+          },
         },
         config,
       },

@@ -57,7 +57,12 @@ export function authenticatorApi(deps: AuthenticatorApiDeps): FastifyPluginAsync
     app.get(
       '/api/v1/t/:tenant/authenticator/config',
       {
-        schema: { tags, summary: "The app's settings: the VAPID public key to subscribe to Web Push with", params: TenantParams, response: { 200: Type.Object({ vapidPublicKey: Type.String() }) } },
+        schema: {
+          tags,
+          summary: "The app's settings: the VAPID public key to subscribe to Web Push with",
+          params: TenantParams,
+          response: { 200: Type.Object({ vapidPublicKey: Type.String() }) },
+        },
         config,
       },
       async (request) => {
@@ -79,7 +84,9 @@ export function authenticatorApi(deps: AuthenticatorApiDeps): FastifyPluginAsync
             name: Type.Optional(Type.String({ maxLength: 100 })),
             subscription: Type.Optional(Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()])),
           }),
-          response: { 200: Type.Object({ deviceId: Type.String(), username: Type.String(), tenant: Type.Object({ slug: Type.String(), name: Type.String() }) }) },
+          response: {
+            200: Type.Object({ deviceId: Type.String(), username: Type.String(), tenant: Type.Object({ slug: Type.String(), name: Type.String() }) }),
+          },
         },
         config,
       },
@@ -115,7 +122,12 @@ export function authenticatorApi(deps: AuthenticatorApiDeps): FastifyPluginAsync
     app.get(
       '/api/v1/t/:tenant/authenticator/stream',
       {
-        schema: { tags, summary: 'The same, as a live stream (Server-Sent Events, `event: request`) while the app is open', params: TenantParams, querystring: SignedRead },
+        schema: {
+          tags,
+          summary: 'The same, as a live stream (Server-Sent Events, `event: request`) while the app is open',
+          params: TenantParams,
+          querystring: SignedRead,
+        },
         config: { admissionClass: 'self-service' as const },
       },
       async (request, reply) => {
@@ -126,7 +138,12 @@ export function authenticatorApi(deps: AuthenticatorApiDeps): FastifyPluginAsync
         request.releaseAdmission?.();
         reply.hijack();
         const raw = reply.raw;
-        raw.writeHead(200, { ...(reply.getHeaders() as Record<string, string>), 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+        raw.writeHead(200, {
+          ...(reply.getHeaders() as Record<string, string>),
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-store',
+          'x-accel-buffering': 'no',
+        });
         streams.add(raw);
         let last: string | undefined;
         let looking = false;
@@ -191,7 +208,13 @@ export function authenticatorApi(deps: AuthenticatorApiDeps): FastifyPluginAsync
         const { tenant, push } = await context(request.params.tenant);
         const { device, decision, number, notMe, time, signature } = request.body;
         const ctx = requestContext(request);
-        return push.decide(tenant, device, request.params.id, { decision, number: number ?? '', notMe, time, signature }, { ip: ctx.ip, userAgent: ctx.userAgent });
+        return push.decide(
+          tenant,
+          device,
+          request.params.id,
+          { decision, number: number ?? '', notMe, time, signature },
+          { ip: ctx.ip, userAgent: ctx.userAgent },
+        );
       },
     );
 

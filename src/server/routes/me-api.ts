@@ -100,7 +100,8 @@ export function meApi(services: MeApiDeps): FastifyPluginAsyncTypebox {
       async (request, reply) => {
         const { user, tenant, session } = await services.auth.requirePrincipal(request, 'add-method');
         const { type, label, attestation, to } = request.body;
-        if (type === 'webauthn' && !attestation) throw new AppError('invalid-request', 'a webauthn registration needs the attestation from POST /api/v1/me/methods/webauthn/options');
+        if (type === 'webauthn' && !attestation)
+          throw new AppError('invalid-request', 'a webauthn registration needs the attestation from POST /api/v1/me/methods/webauthn/options');
         const result = await services.management.enrol(tenant, user, session, type, { label, attestation, to }, request.ip);
         // Secrets in this answer must not linger in any cache.
         reply.header('cache-control', 'no-store');
@@ -267,7 +268,10 @@ export function meApi(services: MeApiDeps): FastifyPluginAsyncTypebox {
 
     app.delete(
       '/api/v1/me/session',
-      { schema: { tags: ['self-service'], security: bearer, summary: 'Sign out: ends this session' }, config: { admissionClass: 'self-service', duringOutage: true } },
+      {
+        schema: { tags: ['self-service'], security: bearer, summary: 'Sign out: ends this session' },
+        config: { admissionClass: 'self-service', duringOutage: true },
+      },
       async (request, reply) => {
         const { session } = await services.auth.requirePrincipal(request, 'sign-out');
         await services.sessions.revoke(session);

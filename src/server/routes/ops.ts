@@ -35,7 +35,14 @@ async function check(probe: () => Promise<void>): Promise<{ state: 'up' | 'down'
 }
 
 /** What anyone may read of the status: each part's state in words, no engines, figures or vendors. */
-function coarse(current: { status: string; components: { durable: { state: string; fallback?: string }; ephemeral: { state: string; fallback?: string }; delivery: Partial<Record<string, { state: string }>> } }) {
+function coarse(current: {
+  status: string;
+  components: {
+    durable: { state: string; fallback?: string };
+    ephemeral: { state: string; fallback?: string };
+    delivery: Partial<Record<string, { state: string }>>;
+  };
+}) {
   const { durable, ephemeral, delivery } = current.components;
   return {
     status: current.status,
@@ -64,7 +71,13 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
       if (!fallback || (state === 'up' && !fallback.usesFallback())) return {};
       const signin = fallback.snapshot ? 'local-fallback' : 'unavailable';
       return detailed
-        ? { fallback: signin, mode: fallback.mode, fallbackAgeSeconds: Math.round(fallback.ageSeconds()), journalDepth: fallback.journal.depth, changes: 'paused' }
+        ? {
+            fallback: signin,
+            mode: fallback.mode,
+            fallbackAgeSeconds: Math.round(fallback.ageSeconds()),
+            journalDepth: fallback.journal.depth,
+            changes: 'paused',
+          }
         : { fallback: signin, changes: 'paused' };
     };
 
@@ -121,7 +134,13 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
     };
     const feed = async (tenant: { id: string; name: string; slug: string } | undefined) => {
       const base = `${services.config.publicUrl}${tenant ? `/t/${tenant.slug}/status` : '/status'}`;
-      return incidentsFeed({ selfUrl: `${base}/feed.atom`, pageUrl: base, title: `${tenant ? tenant.name : 'Steadfast'} incidents`, incidents: await services.incidents.recent(tenant?.id), now: services.clock.now() });
+      return incidentsFeed({
+        selfUrl: `${base}/feed.atom`,
+        pageUrl: base,
+        title: `${tenant ? tenant.name : 'Steadfast'} incidents`,
+        incidents: await services.incidents.recent(tenant?.id),
+        now: services.clock.now(),
+      });
     };
     const tenantOf = async (slug: string) => {
       const tenant = await services.tenants.findBySlug(slug);
@@ -134,7 +153,12 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
       const page = statusPage(status, components, cluster, await history(undefined, Object.keys(components.delivery)));
       return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page);
     });
-    app.get('/status/feed.atom', { config: { admissionClass: 'ops' }, schema: { hide: true } }, async (_request, reply) => reply.type('application/atom+xml; charset=utf-8').header('cache-control', 'no-store').send(await feed(undefined)));
+    app.get('/status/feed.atom', { config: { admissionClass: 'ops' }, schema: { hide: true } }, async (_request, reply) =>
+      reply
+        .type('application/atom+xml; charset=utf-8')
+        .header('cache-control', 'no-store')
+        .send(await feed(undefined)),
+    );
 
     // A tenant's own page: the same components, its own incidents besides everyone's; no node figures.
     app.get<{ Params: { tenant: string } }>('/t/:tenant/status', { config: { admissionClass: 'ops' }, schema: { hide: true } }, async (request, reply) => {
@@ -143,8 +167,14 @@ export function opsRoutes(services: Services, readiness: Readiness): FastifyPlug
       const page = statusPage(status, components, null, await history(tenant, Object.keys(components.delivery)));
       return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page);
     });
-    app.get<{ Params: { tenant: string } }>('/t/:tenant/status/feed.atom', { config: { admissionClass: 'ops' }, schema: { hide: true } }, async (request, reply) =>
-      reply.type('application/atom+xml; charset=utf-8').header('cache-control', 'no-store').send(await feed(await tenantOf(request.params.tenant))),
+    app.get<{ Params: { tenant: string } }>(
+      '/t/:tenant/status/feed.atom',
+      { config: { admissionClass: 'ops' }, schema: { hide: true } },
+      async (request, reply) =>
+        reply
+          .type('application/atom+xml; charset=utf-8')
+          .header('cache-control', 'no-store')
+          .send(await feed(await tenantOf(request.params.tenant))),
     );
 
     app.get('/readyz', { config: { admissionClass: 'ops' }, schema: { tags: ['operations'] } }, async (request, reply) => {

@@ -49,7 +49,10 @@ export function signinApi(services: SigninApiDeps): FastifyPluginAsyncTypebox {
         const tenant = await tenantOf(request.params.tenant);
         const { username, password, tap } = request.body;
         if ((password === undefined) === (tap === undefined)) throw new AppError('invalid-request', 'send either password or tap');
-        const step = tap !== undefined ? await services.signin.tapStep(tenant, username, tap, requestContext(request)) : await services.signin.passwordStep(tenant, username, password!, requestContext(request));
+        const step =
+          tap !== undefined
+            ? await services.signin.tapStep(tenant, username, tap, requestContext(request))
+            : await services.signin.passwordStep(tenant, username, password!, requestContext(request));
         if (step.kind === 'no-way-in') throw new AppError('no-usable-method', undefined, { methods: step.methods }, step.retryAfter);
         return apiState(step);
       },
@@ -66,7 +69,13 @@ export function signinApi(services: SigninApiDeps): FastifyPluginAsyncTypebox {
           body: Type.Object({ method: Type.String({ minLength: 1, maxLength: 64 }) }),
           response: {
             200: Type.Object(
-              { method: Type.String(), type: Type.String(), delivery: Type.Optional(DeliveryInfo), webauthn: Type.Optional(Type.Object({}, { additionalProperties: true })), push: Type.Optional(PushInfo) },
+              {
+                method: Type.String(),
+                type: Type.String(),
+                delivery: Type.Optional(DeliveryInfo),
+                webauthn: Type.Optional(Type.Object({}, { additionalProperties: true })),
+                push: Type.Optional(PushInfo),
+              },
               { additionalProperties: true },
             ),
           },
@@ -84,9 +93,14 @@ export function signinApi(services: SigninApiDeps): FastifyPluginAsyncTypebox {
       {
         schema: {
           tags: ['sign-in'],
-          summary: 'Where a push request of this sign-in stands: `pending`, `approved` (then verify with {method: "push"}), `denied` or `expired`; `none` when no request was sent',
+          summary:
+            'Where a push request of this sign-in stands: `pending`, `approved` (then verify with {method: "push"}), `denied` or `expired`; `none` when no request was sent',
           params: FlowParams,
-          response: { 200: Type.Object({ state: Type.Union([Type.Literal('none'), Type.Literal('pending'), Type.Literal('approved'), Type.Literal('denied'), Type.Literal('expired')]) }) },
+          response: {
+            200: Type.Object({
+              state: Type.Union([Type.Literal('none'), Type.Literal('pending'), Type.Literal('approved'), Type.Literal('denied'), Type.Literal('expired')]),
+            }),
+          },
         },
         config: { admissionClass: 'finish-signin' },
       },

@@ -54,7 +54,11 @@ export class GroupCommit {
     const byTable = new Map<Table, Insertable<Database[Table]>[]>();
     for (const p of batch) byTable.set(p.table, [...(byTable.get(p.table) ?? []), p.row]);
     const insertAll = async (db: Db) => {
-      for (const [table, rows] of byTable) await db.insertInto(table).values(rows as never).execute();
+      for (const [table, rows] of byTable)
+        await db
+          .insertInto(table)
+          .values(rows as never)
+          .execute();
     };
     if (byTable.size === 1) await insertAll(this.db);
     else await this.db.transaction().execute(insertAll);

@@ -24,7 +24,12 @@ export class DurableEphemeralStore implements EphemeralStore {
   ) {}
 
   async get(key: string): Promise<unknown> {
-    const row = await this.db.selectFrom('ephemeral_fallback').select('value').where('key', '=', key).where('expires_at', '>', this.clock.now()).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('ephemeral_fallback')
+      .select('value')
+      .where('key', '=', key)
+      .where('expires_at', '>', this.clock.now())
+      .executeTakeFirst();
     return row ? (JSON.parse(row.value) as unknown) : undefined;
   }
 
@@ -81,7 +86,12 @@ export class DurableEphemeralStore implements EphemeralStore {
 
   /** Limits are not kept here: the failover store gives each Redis limiter a node-local insurance limiter instead. */
   rateLimiter(options: RateLimitOptions): RateLimiterMemory {
-    return new RateLimiterMemory({ keyPrefix: options.keyPrefix, points: options.points, duration: options.durationSeconds, blockDuration: options.blockSeconds });
+    return new RateLimiterMemory({
+      keyPrefix: options.keyPrefix,
+      points: options.points,
+      duration: options.durationSeconds,
+      blockDuration: options.blockSeconds,
+    });
   }
 
   async ping(): Promise<void> {

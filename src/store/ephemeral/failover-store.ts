@@ -53,7 +53,13 @@ export class FailoverEphemeralStore implements EphemeralStore {
     private readonly options: FailoverOptions = {},
   ) {
     this.retryAfterMs = options.retryAfterMs ?? 2000;
-    const tier = (name: EphemeralTierName, store: EphemeralStore, connected: () => boolean = () => true): Tier => ({ name, store, connected, skipUntil: 0, mayHoldUntil: 0 });
+    const tier = (name: EphemeralTierName, store: EphemeralStore, connected: () => boolean = () => true): Tier => ({
+      name,
+      store,
+      connected,
+      skipUntil: 0,
+      mayHoldUntil: 0,
+    });
     this.tiers = [
       tier('redis', redis, () => redis.client.status === 'ready'),
       ...(fallbacks.durable ? [tier('durable', fallbacks.durable)] : []),

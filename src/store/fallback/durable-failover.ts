@@ -34,7 +34,20 @@ export interface DurableFailoverOptions {
 
 // Errors that can only mean the database is not there (refused, reset, shut down, not found);
 // a timeout may be load and is confirmed before the node switches (DurableFailover.markDown).
-const CLEARLY_DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006']);
+const CLEARLY_DOWN_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08001',
+  '08003',
+  '08006',
+]);
 
 function clearlyDown(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
@@ -188,7 +201,13 @@ export class DurableFailover implements FallbackRouting {
     this.polling = true;
     const started = this.options.clock.now();
     try {
-      const rows = await this.primary.selectFrom('change_feed').select(['seq', 'tbl', 'row_id']).where('seq', '>', this.floor).orderBy('seq').limit(FEED_BATCH).execute();
+      const rows = await this.primary
+        .selectFrom('change_feed')
+        .select(['seq', 'tbl', 'row_id'])
+        .where('seq', '>', this.floor)
+        .orderBy('seq')
+        .limit(FEED_BATCH)
+        .execute();
       const byTable = new Map<FedTable, Set<string>>();
       for (const row of rows) {
         const seq = Number(row.seq);
@@ -319,12 +338,17 @@ export class DurableFailover implements FallbackRouting {
   private async housekeeping(): Promise<void> {
     if (this.mode !== 'primary' || !this.primary) return;
     const now = this.options.clock.now();
-    await this.primary.deleteFrom('change_feed').where('at', '<', now - FEED_KEEP_MS).execute();
+    await this.primary
+      .deleteFrom('change_feed')
+      .where('at', '<', now - FEED_KEEP_MS)
+      .execute();
     if (now - this.lastFullCopy >= (this.options.fullCopyMs ?? 15 * 60_000)) await this.fullCopy();
   }
 
   private async feedHead(): Promise<number> {
-    const row = await this.primary!.selectFrom('change_feed').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst();
+    const row = await this.primary!.selectFrom('change_feed')
+      .select((eb) => eb.fn.max('seq').as('seq'))
+      .executeTakeFirst();
     return Number(row?.seq ?? 0);
   }
 

@@ -8,7 +8,17 @@ import { migrateToLatest } from '../durable/database.ts';
 import type { Database } from '../durable/schema.ts';
 
 /** The tables sign-in needs to verify a returning user, and nothing else (no events, audit, tokens, OIDC records). */
-export const SNAPSHOT_TABLES = ['tenants', 'users', 'credentials', 'recovery_codes', 'access_passes', 'apps', 'sessions', 'remembered_devices', 'oidc_keys'] as const;
+export const SNAPSHOT_TABLES = [
+  'tenants',
+  'users',
+  'credentials',
+  'recovery_codes',
+  'access_passes',
+  'apps',
+  'sessions',
+  'remembered_devices',
+  'oidc_keys',
+] as const;
 export type SnapshotTable = (typeof SNAPSHOT_TABLES)[number];
 /** Tables the change feed names by `id` (oidc_keys rotate rarely: the periodic full copy carries them). */
 export const FED_TABLES = ['tenants', 'users', 'credentials', 'recovery_codes', 'access_passes', 'apps', 'sessions', 'remembered_devices'] as const;
@@ -121,13 +131,19 @@ export class FallbackSnapshot {
 /** Only what verification needs: active credentials, live sessions, passes and devices not revoked. */
 function readAll(source: Db, table: SnapshotTable, at: number): Promise<Record<string, unknown>[]> {
   return paged(async (offset) => {
-    const rows = await wanted(source, table, at).orderBy((table === 'oidc_keys' ? 'kid' : 'id') as never).limit(COPY_BATCH).offset(offset).execute();
+    const rows = await wanted(source, table, at)
+      .orderBy((table === 'oidc_keys' ? 'kid' : 'id') as never)
+      .limit(COPY_BATCH)
+      .offset(offset)
+      .execute();
     return rows as Record<string, unknown>[];
   });
 }
 
 async function readSome(source: Db, table: FedTable, ids: string[], at: number): Promise<Record<string, unknown>[]> {
-  return (await wanted(source, table, at).where('id' as never, 'in', ids as never).execute()) as Record<string, unknown>[];
+  return (await wanted(source, table, at)
+    .where('id' as never, 'in', ids as never)
+    .execute()) as Record<string, unknown>[];
 }
 
 function wanted(source: Db, table: SnapshotTable, at: number) {

@@ -42,7 +42,9 @@ export class OutageJournal {
     this.sqlite = new SqliteDatabase(file);
     this.sqlite.pragma('journal_mode = WAL');
     this.sqlite.pragma('synchronous = FULL');
-    this.sqlite.exec('create table if not exists journal (seq integer primary key autoincrement, id text not null unique, at integer not null, sealed text not null)');
+    this.sqlite.exec(
+      'create table if not exists journal (seq integer primary key autoincrement, id text not null unique, at integer not null, sealed text not null)',
+    );
     this.appendStatement = this.sqlite.prepare('insert into journal (id, at, sealed) values (?, ?, ?)');
   }
 
@@ -59,8 +61,18 @@ export class OutageJournal {
 
   /** The oldest entries, in the order they were written. */
   head(limit: number): JournalEntry[] {
-    const rows = this.sqlite.prepare('select seq, id, at, sealed from journal order by seq limit ?').all(limit) as { seq: number; id: string; at: number; sealed: string }[];
-    return rows.map((r) => ({ seq: r.seq, id: r.id, at: r.at, payload: JSON.parse(this.keyRing.open(r.sealed, `${CONTEXT}:${r.id}`).toString('utf8'), jsonReviver) as JournalPayload }));
+    const rows = this.sqlite.prepare('select seq, id, at, sealed from journal order by seq limit ?').all(limit) as {
+      seq: number;
+      id: string;
+      at: number;
+      sealed: string;
+    }[];
+    return rows.map((r) => ({
+      seq: r.seq,
+      id: r.id,
+      at: r.at,
+      payload: JSON.parse(this.keyRing.open(r.sealed, `${CONTEXT}:${r.id}`).toString('utf8'), jsonReviver) as JournalPayload,
+    }));
   }
 
   /** Forgets an entry once the database has it. */

@@ -19,5 +19,13 @@ export function barListChart(v: { id: string; title: string; items: { label: str
 <text x="${LABEL + Math.max(2, scale(item.count)) + 6}" y="18" class="value">${item.count}</text>
 </g>`,
   )}`;
-  return chartFigure({ id: v.id, title: v.title, desc, width: W, height, body, table: { caption: v.title, head: ['', 'Count'], rows: v.items.map((i) => [i.label, i.count]) } });
+  return chartFigure({
+    id: v.id,
+    title: v.title,
+    desc,
+    width: W,
+    height,
+    body,
+    table: { caption: v.title, head: ['', 'Count'], rows: v.items.map((i) => [i.label, i.count]) },
+  });
 }

@@ -13,7 +13,16 @@ export interface ChartTable {
  * the same numbers as a table (folded away, for screen readers, keyboards
  * and anyone who wants the figures). `id` makes the SVG's ids unique on the page.
  */
-export function chartFigure(v: { id: string; title: string; desc: string; width: number; height: number; body: SafeHtml; table: ChartTable; legend?: { cls: string; label: string }[] }): SafeHtml {
+export function chartFigure(v: {
+  id: string;
+  title: string;
+  desc: string;
+  width: number;
+  height: number;
+  body: SafeHtml;
+  table: ChartTable;
+  legend?: { cls: string; label: string }[];
+}): SafeHtml {
   return html`<figure class="chart">
 <svg viewBox="0 0 ${v.width} ${v.height}" width="${v.width}" height="${v.height}" role="img" aria-labelledby="${v.id}-title ${v.id}-desc" xmlns="http://www.w3.org/2000/svg" focusable="false">
 <title id="${v.id}-title">${v.title}</title>

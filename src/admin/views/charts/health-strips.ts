@@ -42,7 +42,8 @@ export function healthStrips(v: { id: string; title: string; rows: HealthRow[] }
 ${r.hours.map((h, i) => html`<rect class="health-${stateOf(h)}" x="${i * cell + 1}" y="20" width="${cell - 2}" height="${ROW - 24}" rx="2"></rect>`)}
 </g>`,
   )}<g class="axis">${[0, 6, 12, 18].map((i) => html`<text x="${i * cell}" y="${height - 4}">${v.rows[0] ? hourLabel(v.rows[0].hours[i]!.start) : ''}</text>`)}</g>`;
-  const share = (h: { delivered: number; failed: number }) => (h.delivered + h.failed === 0 ? '' : ` (${Math.round((h.delivered / (h.delivered + h.failed)) * 100)}% delivered)`);
+  const share = (h: { delivered: number; failed: number }) =>
+    h.delivered + h.failed === 0 ? '' : ` (${Math.round((h.delivered / (h.delivered + h.failed)) * 100)}% delivered)`;
   return chartFigure({
     id: v.id,
     title: v.title,
@@ -50,7 +51,10 @@ ${r.hours.map((h, i) => html`<rect class="health-${stateOf(h)}" x="${i * cell + 
     width: W,
     height,
     body,
-    legend: (['healthy', 'some', 'failing', 'idle'] as const).map((s) => ({ cls: `health-${s}`, label: STATE_WORDS[s][0]!.toUpperCase() + STATE_WORDS[s].slice(1) })),
+    legend: (['healthy', 'some', 'failing', 'idle'] as const).map((s) => ({
+      cls: `health-${s}`,
+      label: STATE_WORDS[s][0]!.toUpperCase() + STATE_WORDS[s].slice(1),
+    })),
     table: {
       caption: v.title,
       head: ['Hour (UTC)', ...v.rows.map((r) => r.label)],

@@ -13,7 +13,9 @@ export function signinTable(items: AdminSigninEvent[]): SafeHtml {
     : html`<div class="table-scroll"><table class="stack">
 <thead><tr><th scope="col">When</th><th scope="col">User</th><th scope="col">From</th><th scope="col">Step</th><th scope="col">Method</th><th scope="col">Outcome</th></tr></thead>
 <tbody>${items.map(
-        (e) => html`<tr><td data-label="When">${when(isoTime(e.at))}</td><td data-label="User">${e.username}</td><td data-label="From">${e.ip ?? ''} · ${describeUserAgent(e.userAgent)}</td><td data-label="Step">${recordedStepName(e.step)}</td><td data-label="Method">${e.method ? recordedMethodName(e.method) : ''}</td>
+        (
+          e,
+        ) => html`<tr><td data-label="When">${when(isoTime(e.at))}</td><td data-label="User">${e.username}</td><td data-label="From">${e.ip ?? ''} · ${describeUserAgent(e.userAgent)}</td><td data-label="Step">${recordedStepName(e.step)}</td><td data-label="Method">${e.method ? recordedMethodName(e.method) : ''}</td>
 <td data-label="Outcome" class="${e.outcome === 'success' ? 'good' : 'bad'}">${e.outcome === 'success' ? 'Succeeded' : 'Failed'}${e.reason !== 'ok' ? `: ${signinReasonWords(e.reason)}` : ''}${e.reportedAt ? ' · reported: not me' : ''}</td></tr>`,
       )}</tbody></table></div>`;
 }

@@ -7,7 +7,11 @@ import { html, type SafeHtml } from '../html.ts';
  * error takes the focus (`autofocus`; the caller says which is first). Hints
  * the field already has stay described too.
  */
-export function fieldError(id: string, error: string | undefined, options: { hint?: string; first?: boolean } = {}): { attrs: SafeHtml; message: SafeHtml | string } {
+export function fieldError(
+  id: string,
+  error: string | undefined,
+  options: { hint?: string; first?: boolean } = {},
+): { attrs: SafeHtml; message: SafeHtml | string } {
   const describedBy = [options.hint, error ? `${id}-error` : undefined].filter(Boolean).join(' ');
   return {
     attrs: html`${error ? html` aria-invalid="true"` : ''}${describedBy ? html` aria-describedby="${describedBy}"` : ''}${error && options.first !== false ? html` autofocus` : ''}`,

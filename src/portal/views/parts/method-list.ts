@@ -7,7 +7,12 @@ import { hiddenFields } from '../../../http/page/parts/hidden-fields.ts';
  * The other ways to sign in, each a button that switches to it (those whose
  * channel is down are shown, disabled, so nobody wonders where they went).
  */
-export function otherMethods(options: { action: string; csrf: string; context: Record<string, string | undefined>; methods: MethodChoice[] }): SafeHtml | string {
+export function otherMethods(options: {
+  action: string;
+  csrf: string;
+  context: Record<string, string | undefined>;
+  methods: MethodChoice[];
+}): SafeHtml | string {
   if (options.methods.length === 0) return '';
   return html`<h2>Sign in another way</h2>
 <ul class="methods">${options.methods.map(

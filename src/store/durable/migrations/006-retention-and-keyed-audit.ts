@@ -28,8 +28,20 @@ export async function up(db: Kysely<any>): Promise<void> {
   // scanning the tenant's whole log for them (a failures export of a large log took seconds).
   // Partial, to stay small: failures are a few rows in a hundred (successes are most rows, found
   // by the time index alone), and only second-factor steps have a method.
-  await db.schema.createIndex('signin_events_failures_at').ifNotExists().on('signin_events').columns(['tenant_id', 'at']).where(sql<boolean>`outcome = 'failure'`).execute();
-  await db.schema.createIndex('signin_events_method_at').ifNotExists().on('signin_events').columns(['tenant_id', 'method', 'at']).where(sql<boolean>`method is not null`).execute();
+  await db.schema
+    .createIndex('signin_events_failures_at')
+    .ifNotExists()
+    .on('signin_events')
+    .columns(['tenant_id', 'at'])
+    .where(sql<boolean>`outcome = 'failure'`)
+    .execute();
+  await db.schema
+    .createIndex('signin_events_method_at')
+    .ifNotExists()
+    .on('signin_events')
+    .columns(['tenant_id', 'method', 'at'])
+    .where(sql<boolean>`method is not null`)
+    .execute();
 
   await db.schema.createIndex('sessions_expires_at').ifNotExists().on('sessions').columns(['expires_at']).execute();
   await db.schema.createIndex('oidc_records_expires_at').ifNotExists().on('oidc_records').columns(['expires_at']).execute();
@@ -37,7 +49,8 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.createIndex('remembered_devices_created_at').ifNotExists().on('remembered_devices').columns(['tenant_id', 'created_at']).execute();
   // Pending enrolments are few; a partial index finds the stale ones without touching active methods.
   await db.schema
-    .createIndex('credentials_pending_created_at').ifNotExists()
+    .createIndex('credentials_pending_created_at')
+    .ifNotExists()
     .on('credentials')
     .columns(['created_at'])
     .where(sql<boolean>`state = 'pending'`)
@@ -45,7 +58,15 @@ export async function up(db: Kysely<any>): Promise<void> {
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  for (const index of ['signin_events_method_at', 'signin_events_failures_at', 'credentials_pending_created_at', 'remembered_devices_created_at', 'access_passes_expires_at', 'oidc_records_expires_at', 'sessions_expires_at']) {
+  for (const index of [
+    'signin_events_method_at',
+    'signin_events_failures_at',
+    'credentials_pending_created_at',
+    'remembered_devices_created_at',
+    'access_passes_expires_at',
+    'oidc_records_expires_at',
+    'sessions_expires_at',
+  ]) {
     await db.schema.dropIndex(index).execute();
   }
   await db.schema.dropTable('audit_checkpoints').execute();

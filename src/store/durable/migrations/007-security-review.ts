@@ -27,13 +27,23 @@ export async function up(db: Kysely<any>): Promise<void> {
       continue;
     }
     if (typeof accountId !== 'string') continue;
-    await db.updateTable('oidc_records').set({ account_id: accountId }).where('tenant_id', '=', row.tenant_id).where('model', '=', row.model).where('id', '=', row.id).execute();
+    await db
+      .updateTable('oidc_records')
+      .set({ account_id: accountId })
+      .where('tenant_id', '=', row.tenant_id)
+      .where('model', '=', row.model)
+      .where('id', '=', row.id)
+      .execute();
   }
 
   await db.schema.alterTable('admin_tokens').addColumn('expires_at', 'bigint').execute();
   await db.schema.alterTable('admin_tokens').addColumn('name', 'varchar(200)').execute();
   await db.schema.alterTable('admin_tokens').addColumn('created_by', 'varchar(300)').execute();
-  await db.updateTable('admin_tokens').set({ expires_at: Date.now() + LEGACY_TOKEN_DAYS * 86_400_000 }).where('expires_at', 'is', null).execute();
+  await db
+    .updateTable('admin_tokens')
+    .set({ expires_at: Date.now() + LEGACY_TOKEN_DAYS * 86_400_000 })
+    .where('expires_at', 'is', null)
+    .execute();
 
   await db.schema.alterTable('users').addColumn('email_sealed', 'text').execute();
   await db.schema.alterTable('users').addColumn('phone_sealed', 'text').execute();

@@ -45,7 +45,9 @@ export async function up(db: Kysely<any>): Promise<void> {
       return null;
     end $$`.execute(db);
   for (const table of FED_TABLES) {
-    await sql`create trigger ${sql.raw(`${table}_change_feed`)} after insert or update or delete on ${sql.table(table)} for each row execute function steadfast_change_feed()`.execute(db);
+    await sql`create trigger ${sql.raw(`${table}_change_feed`)} after insert or update or delete on ${sql.table(table)} for each row execute function steadfast_change_feed()`.execute(
+      db,
+    );
   }
 }
 
