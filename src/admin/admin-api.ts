@@ -401,14 +401,12 @@ export function adminApi(deps: AdminApiDeps): FastifyPluginAsyncTypebox {
         const { tenant, actor } = await deps.auth.requireAdmin(request);
         const { app: created, clientSecret, apiKey } = await admin.createApp(tenant, actor, request.body);
         reply.header('cache-control', 'no-store');
-        return reply
-          .code(201)
-          .send({
-            id: created.id,
-            ...(created.clientId ? { clientId: created.clientId } : {}),
-            ...(clientSecret ? { clientSecret } : {}),
-            ...(apiKey ? { apiKey } : {}),
-          });
+        return reply.code(201).send({
+          id: created.id,
+          ...(created.clientId ? { clientId: created.clientId } : {}),
+          ...(clientSecret ? { clientSecret } : {}),
+          ...(apiKey ? { apiKey } : {}),
+        });
       },
     );
 

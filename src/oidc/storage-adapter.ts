@@ -80,16 +80,14 @@ class DurableAdapter implements Adapter {
       .insertInto('oidc_records')
       .values(row)
       .onConflict((oc) =>
-        oc
-          .columns(['tenant_id', 'model', 'id'])
-          .doUpdateSet({
-            payload: row.payload,
-            grant_id: row.grant_id,
-            uid: row.uid,
-            user_code: row.user_code,
-            expires_at: row.expires_at,
-            account_id: row.account_id,
-          }),
+        oc.columns(['tenant_id', 'model', 'id']).doUpdateSet({
+          payload: row.payload,
+          grant_id: row.grant_id,
+          uid: row.uid,
+          user_code: row.user_code,
+          expires_at: row.expires_at,
+          account_id: row.account_id,
+        }),
       )
       .execute();
   }
