@@ -77,7 +77,7 @@ describe.runIf((await postgresRedis.available()) && PrivateRedis.available())('w
     expect(again.status).toBe(200);
     const replay = await verify(again.body.flow, code);
     expect(replay.status).toBe(401);
-    expect(replay.body.type).toMatch(/\/invalid-code$/);
+    expect(replay.body.type).toMatch(/\/code-already-used$/);
     // The finished flow cannot be finished twice.
     expect((await verify(flow.body.flow)).status).not.toBe(200);
 
