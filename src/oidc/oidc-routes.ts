@@ -15,7 +15,7 @@ import { oidcPages } from './oidc-pages.ts';
 import { formRoute } from '../http/page/form-route.ts';
 import { CONTINUE_COOKIE } from '../http/cookie-names.ts';
 import { contentSecurityPolicy, securityHeaders } from '../http/security-headers.ts';
-import { parseRecord } from '../store/parse-record.ts';
+import { NumberRecord, parseRecord } from '../store/parse-record.ts';
 
 const TenantParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
 const InteractionParams = Type.Object({
@@ -115,7 +115,7 @@ export function oidcRoutes(services: OidcRoutesDeps): FastifyPluginAsyncTypebox 
       if (((details.prompt.reasons ?? []) as string[]).includes('login_prompt')) {
         // Only a sign-in made after we first sent the user to sign in for this request will do.
         const markKey = `oidc-login-prompt:${tenant.id}:${details.uid}`;
-        const mark = parseRecord(Type.Number(), await services.ephemeral.get(markKey));
+        const mark = parseRecord(NumberRecord, await services.ephemeral.get(markKey));
         if (mark === undefined || session.authTime < mark) {
           if (mark === undefined) await services.ephemeral.set(markKey, services.clock.now(), INTERACTION_TTL_S * 1000);
           return { ok: false, fresh: true };

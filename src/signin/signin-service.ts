@@ -13,8 +13,7 @@ import { AppError } from '../errors/app-error.ts';
 import { randomToken } from '../crypto/random.ts';
 import type { AbuseLimits, Attempt, Place } from './abuse-limits.ts';
 import { FLOW_LIFETIME_MS, FLOW_MAX_ATTEMPTS, FLOW_RECORD_VERSION, FlowRecord, flowFailuresKey, flowKey, type Flow, type FlowRef } from './flow.ts';
-import { parseRecord } from '../store/parse-record.ts';
-import { Type } from 'typebox';
+import { NumberRecord, parseRecord } from '../store/parse-record.ts';
 import { methodChoices, type MethodChoice } from './method-choices.ts';
 import type { FactorPrompt, IssuedSession, NextStep, RememberedBrowser } from './next-step.ts';
 import { describeMethod, methodName } from '../methods/registry.ts';
@@ -551,7 +550,7 @@ export class SigninService {
     const kindFits = ref.appId === undefined ? flow?.kind !== 'app-transaction' : flow?.kind === 'app-transaction' && flow.appId === ref.appId;
     if (!flow || !kindFits || flow.tenantId !== tenant.id || flow.expiresAt <= this.deps.clock.now()) throw new AppError('flow-not-found');
     if (flow.userId) {
-      const endedAt = parseRecord(Type.Number(), await this.deps.ephemeral.get(flowsEndedKey(tenant.id, flow.userId)));
+      const endedAt = parseRecord(NumberRecord, await this.deps.ephemeral.get(flowsEndedKey(tenant.id, flow.userId)));
       if (endedAt !== undefined && endedAt >= flow.createdAt) throw new AppError('flow-not-found');
     }
     return flow;

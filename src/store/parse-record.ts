@@ -22,3 +22,7 @@ export function parseJson<S extends TSchema>(schema: S, text: string): Static<S>
 
 /** A JSON object column whose keys belong to its writer (details of an audit entry, a credential's public data). */
 export const JsonObject = Type.Record(Type.String(), Type.Unknown());
+
+/** Scalar records (a time, a count, an id), built once rather than per read on hot paths. */
+export const NumberRecord = Type.Number();
+export const StringRecord = Type.String();

@@ -16,8 +16,7 @@ import type { Method } from '../method.ts';
 import type { OneTimeCodes } from './one-time-codes.ts';
 import type { SendLimits, SendRequester } from './send-limits.ts';
 import type { SentCode } from './sent-code.ts';
-import { Type } from 'typebox';
-import { parseRecord } from '../../store/parse-record.ts';
+import { NumberRecord, parseRecord } from '../../store/parse-record.ts';
 
 export interface OutOfBandDeps {
   credentials: Credentials;
@@ -71,7 +70,7 @@ export function createOutOfBandMethod(channel: Channel, deps: OutOfBandDeps): Ou
     const cooldownKey = `otc-sent:${scope}`;
     const now = deps.clock.now();
     if (!(await deps.ephemeral.setIfAbsent(cooldownKey, now, deps.resendCooldownMs))) {
-      const sentAt = parseRecord(Type.Number(), await deps.ephemeral.get(cooldownKey)) ?? now;
+      const sentAt = parseRecord(NumberRecord, await deps.ephemeral.get(cooldownKey)) ?? now;
       throw new AppError('code-recently-sent', undefined, {}, Math.max(1, Math.ceil((sentAt + deps.resendCooldownMs - now) / 1000)));
     }
     const to = destinationOf(credential);

@@ -5,7 +5,7 @@ import { AppError } from '../../errors/app-error.ts';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
 import { flowBinding } from './device-signature.ts';
 import { Type, type Static } from 'typebox';
-import { parseRecord } from '../../store/parse-record.ts';
+import { NumberRecord, StringRecord, parseRecord } from '../../store/parse-record.ts';
 
 /** A request to approve a sign-in, waiting on the user's paired devices. */
 const PushChallengeRecord = Type.Object({
@@ -85,13 +85,13 @@ export class PushChallenges {
   async open(input: Omit<PushChallenge, 'id' | 'binding' | 'number' | 'createdAt' | 'expiresAt'>): Promise<{ challenge: PushChallenge; fresh: boolean }> {
     const { tenantId, userId } = input;
     const now = this.clock.now();
-    const pendingId = parseRecord(Type.String(), await this.store.get(pendingKey(tenantId, userId)));
+    const pendingId = parseRecord(StringRecord, await this.store.get(pendingKey(tenantId, userId)));
     if (pendingId !== undefined) {
       const existing = await this.live(pendingId);
       if (existing?.flowId === input.flowId) return { challenge: existing, fresh: false };
       if (existing) throw new AppError('push-pending', undefined, {}, Math.max(1, Math.ceil((existing.expiresAt - now) / 1000)));
     }
-    const denials = parseRecord(Type.Number(), await this.store.get(denialsKey(tenantId, userId))) ?? 0;
+    const denials = parseRecord(NumberRecord, await this.store.get(denialsKey(tenantId, userId))) ?? 0;
     if (denials >= this.limits.denialsBeforePause) {
       throw new AppError(
         'push-limit',
@@ -132,7 +132,7 @@ export class PushChallenges {
 
   /** The request a user's devices should show now, if any. */
   async pendingFor(tenantId: string, userId: string): Promise<PushChallenge | undefined> {
-    const id = parseRecord(Type.String(), await this.store.get(pendingKey(tenantId, userId)));
+    const id = parseRecord(StringRecord, await this.store.get(pendingKey(tenantId, userId)));
     return id === undefined ? undefined : this.live(id);
   }
 
@@ -165,7 +165,7 @@ export class PushChallenges {
 
   /** Where a flow's request stands. */
   async state(flowId: string): Promise<PushState> {
-    const id = parseRecord(Type.String(), await this.store.get(flowKey(flowId)));
+    const id = parseRecord(StringRecord, await this.store.get(flowKey(flowId)));
     if (id === undefined) return 'none';
     const outcome = parseRecord(PushOutcomeRecord, await this.store.get(outcomeKey(id)));
     if (outcome) return outcome.state;
@@ -177,7 +177,7 @@ export class PushChallenges {
    * finishes the sign-in. Undefined unless there is an approval, for this flow.
    */
   async takeApproval(flowId: string): Promise<PushOutcome | undefined> {
-    const id = parseRecord(Type.String(), await this.store.get(flowKey(flowId)));
+    const id = parseRecord(StringRecord, await this.store.get(flowKey(flowId)));
     if (id === undefined) return undefined;
     const seen = parseRecord(PushOutcomeRecord, await this.store.get(outcomeKey(id)));
     if (seen?.state !== 'approved') return undefined;
@@ -193,6 +193,6 @@ export class PushChallenges {
   /** Frees the user's pending slot if it still holds this request (a newer one is left alone). */
   private async releaseSlot(challenge: PushChallenge): Promise<void> {
     const key = pendingKey(challenge.tenantId, challenge.userId);
-    if (parseRecord(Type.String(), await this.store.get(key)) === challenge.id) await this.store.delete(key);
+    if (parseRecord(StringRecord, await this.store.get(key)) === challenge.id) await this.store.delete(key);
   }
 }
