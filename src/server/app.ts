@@ -1,4 +1,5 @@
 /** Builds the Fastify app of a node: plugins, admission, security headers, problem answers, and every route module. */
+import { endSilentConnectionsOnClose } from '../http/silent-connections.ts';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -115,6 +116,7 @@ export async function buildApp(services: Services, options: AppOptions) {
   });
 
   recordRoutes(app);
+  endSilentConnectionsOnClose(app);
 
   // Declared up front so every request object has the same shape.
   app.decorateRequest('receivedAt', 0);

@@ -51,8 +51,28 @@ export async function createPgSchema(): Promise<{ schema: string; drop: () => Pr
     drop: async () => {
       const c = new pg.Client({ connectionString: PG_URL });
       await c.connect();
-      await c.query(`drop schema if exists ${schema} cascade`);
-      await c.end();
+      try {
+        // A connection left inside a transaction on this schema would make the
+        // drop wait for ever; name it (the leak is the bug) and end it instead.
+        await c.query(`set lock_timeout = '15s'`);
+        try {
+          await c.query(`drop schema if exists ${schema} cascade`);
+        } catch (error) {
+          const holders = await c.query(
+            `select distinct a.pid, a.state, a.xact_start, left(a.query, 200) as query
+               from pg_locks l join pg_class r on r.oid = l.relation join pg_namespace n on n.oid = r.relnamespace
+               join pg_stat_activity a on a.pid = l.pid
+              where n.nspname = $1 and a.pid <> pg_backend_pid()`,
+            [schema],
+          );
+          console.error(`[test cleanup] dropping schema ${schema} waited on:`, (error as Error).message, JSON.stringify(holders.rows));
+          for (const row of holders.rows) await c.query('select pg_terminate_backend($1)', [row.pid]);
+          await c.query(`set lock_timeout = 0`);
+          await c.query(`drop schema if exists ${schema} cascade`);
+        }
+      } finally {
+        await c.end();
+      }
     },
   };
 }

@@ -38,6 +38,14 @@ export async function startTestServer(
     ...(backend.redisNamespace ? { redisNamespace: backend.redisNamespace } : {}),
   });
   const app = await buildApp(services, { logger });
+  // Requests not yet answered, so a close that hangs can say which one it waits for.
+  const inFlight = new Map<string, string>();
+  app.addHook('onRequest', async (request) => {
+    inFlight.set(request.id, `${request.method} ${request.url.replace(/[?].*/, '')}`);
+  });
+  app.addHook('onResponse', async (request) => {
+    inFlight.delete(request.id);
+  });
   await app.listen({ port: backend.config.port, host: '127.0.0.1' });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
@@ -47,8 +55,8 @@ export async function startTestServer(
     services,
     logs,
     async close() {
-      await app.close();
-      await services.close();
+      await reportIfSlow('closing the HTTP server', app.close(), () => [...inFlight.values()].join(', ') + '; ' + busyConnections(app.server));
+      await reportIfSlow('closing the services', services.close());
     },
   };
 }
@@ -74,4 +82,28 @@ export async function api<T = any>(base: string, method: string, path: string, b
     // not JSON; keep the text
   }
   return { status: res.status, headers: res.headers, body: parsed as T, contentType: res.headers.get('content-type') ?? '' };
+}
+
+/** Awaits a shutdown step and, when it takes longer than a test hook should, says which one on stderr (a hang diagnosis, not a limit). */
+async function reportIfSlow<T>(step: string, work: Promise<T>, waitingFor: () => string = () => ''): Promise<T> {
+  const started = Date.now();
+  const timer = setTimeout(
+    () => console.error(`[test server] still ${step} after ${Math.round((Date.now() - started) / 1000)} s; unanswered: ${waitingFor() || 'none'}`),
+    10_000,
+  );
+  timer.unref();
+  try {
+    return await work;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The connections Node counts as busy (it waits for them on close): how much each has sent. An internal, read only for a hang report. */
+function busyConnections(server: object): string {
+  const key = Object.getOwnPropertySymbols(server).find((symbol) => symbol.description === 'http.server.connections');
+  const list = key ? (server as Record<symbol, { active(): { socket?: { remotePort?: number; bytesRead: number } }[] }>)[key] : undefined;
+  if (!list) return '';
+  const busy = list.active().map(({ socket }) => `port ${socket?.remotePort} (${socket?.bytesRead} bytes received)`);
+  return `busy connections: ${busy.join(', ') || 'none'}`;
 }
