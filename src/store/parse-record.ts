@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema } from 'typebox';
-import { Value } from 'typebox/value';
+import { Compile, type Validator } from 'typebox/compile';
 
 /**
  * A record read back from a store, if it has the shape this release writes;
@@ -8,7 +8,20 @@ import { Value } from 'typebox/value';
  * works on a shape it only assumed.
  */
 export function parseRecord<S extends TSchema>(schema: S, value: unknown): Static<S> | undefined {
-  return value !== undefined && value !== null && Value.Check(schema, value) ? (value as Static<S>) : undefined;
+  return value !== undefined && value !== null && validatorFor(schema).Check(value) ? (value as Static<S>) : undefined;
+}
+
+// Record schemas are module constants, so each is compiled once: a compiled check is several times
+// cheaper than interpreting the schema, and records are read on every step of every sign-in.
+const validators = new WeakMap<TSchema, Validator>();
+
+function validatorFor(schema: TSchema): Validator {
+  let validator = validators.get(schema);
+  if (!validator) {
+    validator = Compile(schema) as unknown as Validator;
+    validators.set(schema, validator);
+  }
+  return validator;
 }
 
 /** A JSON column or value read back: its parsed value if it is JSON of the expected shape, else undefined. */
