@@ -65,7 +65,7 @@ export async function createPgSchema(): Promise<{ schema: string; drop: () => Pr
               where n.nspname = $1 and a.pid <> pg_backend_pid()`,
             [schema],
           );
-          console.error(`[test cleanup] dropping schema ${schema} waited on:`, (error as Error).message, JSON.stringify(holders.rows));
+          process.stderr.write(`[test cleanup] dropping schema ${schema} waited on: ${(error as Error).message} ${JSON.stringify(holders.rows)}\n`);
           for (const row of holders.rows) await c.query('select pg_terminate_backend($1)', [row.pid]);
           await c.query(`set lock_timeout = 0`);
           await c.query(`drop schema if exists ${schema} cascade`);

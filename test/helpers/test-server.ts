@@ -88,7 +88,7 @@ export async function api<T = any>(base: string, method: string, path: string, b
 async function reportIfSlow<T>(step: string, work: Promise<T>, waitingFor: () => string = () => ''): Promise<T> {
   const started = Date.now();
   const timer = setTimeout(
-    () => console.error(`[test server] still ${step} after ${Math.round((Date.now() - started) / 1000)} s; unanswered: ${waitingFor() || 'none'}`),
+    () => process.stderr.write(`[test server] still ${step} after ${Math.round((Date.now() - started) / 1000)} s; unanswered: ${waitingFor() || 'none'}\n`),
     10_000,
   );
   timer.unref();
