@@ -266,4 +266,67 @@ describe.runIf(PrivatePostgres.available() && PrivateRedis.available())('codes, 
     const tess = await passwordStep('tess');
     expect((await verify(tess, { method: 'tap', code: day.body.code })).status).toBe(200);
   }, 120_000);
+
+  it('holds a signature counter across two nodes during the outage, and the highest counter survives replay in any order', async () => {
+    const bDir = join(dir, 'node-b');
+    const nodeBBackend = { ...backend, config: { ...backend.config, dataDir: bDir, nodeName: 'node-b' } };
+    let nodeB = await startTestServer(nodeBBackend, { clock, logLevel: 'silent' });
+    const onB = (method: string, path: string, body?: unknown) => api(nodeB.url, method, path, body);
+    const passkeyOn = async (on: typeof call, counter?: number) => {
+      const start = await on('POST', '/api/v1/t/acme/signin/passkey');
+      expect(start.status).toBe(200);
+      return on('POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, {
+        method: 'passkey',
+        assertion: passkey.assert(start.body.webauthn.challenge, counter === undefined ? {} : { counter }),
+      });
+    };
+    const pass = await call('POST', `/api/v1/admin/users/${ids.tom}/tap`, { minutes: 60, oneTime: true }, admin);
+    expect(pass.status).toBe(201);
+    clock.advance(60_000);
+    const outageBegan = clock.now();
+    try {
+      await server.services.fallback!.pollOnce();
+      await nodeB.services.fallback!.pollOnce();
+      await pg.down();
+
+      // The genuine passkey signs in on B: its counter moves on there, and in Redis.
+      expect((await passkeyOn(onB)).status).toBe(200);
+      expect(nodeB.services.fallback!.mode).toBe('fallback');
+      const seenOnB = passkey.counter;
+      // A clone with the same counter on A, whose snapshot still holds the older one: refused.
+      const cloned = await passkeyOn(call, seenOnB);
+      expect(cloned.status).toBe(401);
+      expect(server.services.fallback!.mode).toBe('fallback');
+      // The genuine one goes on, on A.
+      expect((await passkeyOn(call)).status).toBe(200);
+      const highest = passkey.counter;
+      expect(highest).toBeGreaterThan(seenOnB);
+
+      // A one-time pass used on B is refused on A.
+      expect((await onB('POST', '/api/v1/t/acme/signin', { username: 'tom', tap: pass.body.code })).status).toBe(200);
+      expect((await call('POST', '/api/v1/t/acme/signin', { username: 'tom', tap: pass.body.code })).status).toBe(401);
+
+      // B goes away with its journal (the lower counter) and replays it only after A replayed the higher one.
+      await nodeB.close();
+      await pg.up();
+      await eventually(() => server.services.fallback!.mode === 'primary', 'A replays');
+      nodeB = await startTestServer(nodeBBackend, { clock, logLevel: 'silent' });
+      expect(nodeB.services.fallback!.journal.depth).toBe(0);
+      expect(nodeB.services.fallback!.rejected).toBe(0);
+      expect(server.services.fallback!.rejected).toBe(0);
+
+      const tenant = (await server.services.tenants.findBySlug('acme'))!;
+      const stored = (await server.services.credentials.findByExternalId(tenant.id, passkey.id))!;
+      expect(stored.signCount).toBe(highest);
+      // The clone refused on A is marked for the user and the administrator (this outage's mark, replayed).
+      expect(stored.publicData.cloneSuspectedAt).toBeGreaterThanOrEqual(outageBegan);
+      // After recovery the database refuses the counters the outage reached, on either node.
+      expect((await passkeyOn(onB, highest)).status).toBe(401);
+      expect((await passkeyOn(call, seenOnB)).status).toBe(401);
+      expect((await passkeyOn(call, highest + 1)).status).toBe(200);
+      expect((await call('POST', '/api/v1/t/acme/signin', { username: 'tom', tap: pass.body.code })).status).toBe(401);
+    } finally {
+      await nodeB.close();
+    }
+  }, 120_000);
 });
