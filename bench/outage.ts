@@ -20,7 +20,7 @@
  * and the targets of issue 12 met or missed.
  *
  * Settings: BENCH_OUTAGE_SECONDS ("20,30,20,10": healthy, database down, both
- * down, recovery), BENCH_OUTAGE_USERS (3000; each user signs in once, so this
+ * down, recovery), BENCH_OUTAGE_USERS (5000; each user signs in once, so this
  * caps the rate), BENCH_OUTAGE_RATE (sign-ins per second; default half the
  * measured capacity).
  */
@@ -45,7 +45,7 @@ const [HEALTHY_S, DB_DOWN_S, BOTH_DOWN_S, RECOVERY_S] = (process.env.BENCH_OUTAG
   number,
 ];
 const LOAD_SECONDS = HEALTHY_S + DB_DOWN_S + BOTH_DOWN_S + RECOVERY_S;
-const USERS = Number(process.env.BENCH_OUTAGE_USERS ?? 3000);
+const USERS = Number(process.env.BENCH_OUTAGE_USERS ?? 5000);
 const CLIENT_TIMEOUT_MS = 10_000;
 const PASSWORD = 'outage password 1';
 const out = (line = '') => process.stdout.write(line + '\n');
