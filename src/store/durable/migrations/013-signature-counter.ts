@@ -1,4 +1,4 @@
-import { PostgresAdapter, sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 
 /**
  * A WebAuthn credential's signature counter as a column of its own
@@ -14,11 +14,25 @@ export async function up(db: Kysely<any>): Promise<void> {
     .alterTable('credentials')
     .addColumn('sign_count', 'bigint', (c) => c.notNull().defaultTo(0))
     .execute();
-  const counter =
-    db.getExecutor().adapter instanceof PostgresAdapter
-      ? sql`coalesce((public_data::jsonb ->> 'counter')::bigint, 0)`
-      : sql`coalesce(cast(json_extract(public_data, '$.counter') as integer), 0)`;
-  await sql`update credentials set sign_count = ${counter} where type = 'webauthn'`.execute(db);
+  // Filled in from the JSON here rather than in SQL: one unreadable row (it reads as no key, and is refused
+  // at sign-in) must not stop the whole migration, as a cast in SQL would.
+  const rows = (await db.selectFrom('credentials').select(['id', 'public_data']).where('type', '=', 'webauthn').execute()) as {
+    id: string;
+    public_data: string;
+  }[];
+  for (const row of rows) {
+    const counter = counterIn(row.public_data);
+    if (counter > 0) await db.updateTable('credentials').set({ sign_count: counter }).where('id', '=', row.id).execute();
+  }
+}
+
+function counterIn(json: string): number {
+  try {
+    const counter = (JSON.parse(json) as { counter?: unknown }).counter;
+    return typeof counter === 'number' && Number.isSafeInteger(counter) && counter > 0 ? counter : 0;
+  } catch {
+    return 0;
+  }
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
