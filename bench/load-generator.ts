@@ -25,6 +25,8 @@ export interface Step {
   totpSecret?: string;
   /** Confirm what the previous step enrolled: `:id` in the path from its `id`, `body.code` from its `secret`. */
   confirmPrevious?: boolean;
+  /** Go on with the flow the previous step started: `:flow` in the path from its `flow` (a second factor after the password). */
+  flowFromPrevious?: boolean;
 }
 
 export interface Stream {
@@ -75,6 +77,7 @@ async function runOpen(job: Extract<Job, { kind: 'open' }>): Promise<Outcome[]> 
       path = path.replace(':id', String(previous.id));
       body.code = totpCode(String(previous.secret), Date.now());
     }
+    if (step.flowFromPrevious && previous) path = path.replace(':flow', String(previous.flow));
     const headers: Record<string, string> = { 'x-forwarded-for': nextIp(), ...step.headers };
     if (body) headers['content-type'] = 'application/json';
     const res = await pool.request({

@@ -34,6 +34,8 @@ export interface Credential {
   externalId: string | null;
   isDefault: boolean;
   lastStep: number | null;
+  /** The highest WebAuthn signature counter accepted (0 for other methods and for authenticators without one). */
+  signCount: number;
   createdAt: number;
   lastUsedAt: number | null;
 }
@@ -77,6 +79,7 @@ export class Credentials {
       external_id: input.externalId ?? null,
       is_default: 0,
       last_step: null,
+      sign_count: 0,
       created_at: this.clock.now(),
       last_used_at: null,
     };
@@ -189,6 +192,25 @@ export class Credentials {
       .where('tenant_id', '=', credential.tenantId)
       .where('id', '=', credential.id)
       .execute();
+  }
+
+  /**
+   * Moves a WebAuthn credential's signature counter up to `counter`, with its
+   * public data, in one guarded statement: false when the database (or, during
+   * an outage, the node's snapshot) already holds that counter or a higher one,
+   * i.e. another assertion with this counter got there first. The journal
+   * replays the same statement, so of several nodes' outage updates the highest
+   * counter stays, whatever order they are replayed in.
+   */
+  async advanceSignCount(credential: Credential, counter: number, publicData: Record<string, unknown>): Promise<boolean> {
+    const result = await this.db
+      .updateTable('credentials')
+      .set({ public_data: JSON.stringify({ ...publicData, counter }), sign_count: counter, last_used_at: this.clock.now() })
+      .where('tenant_id', '=', credential.tenantId)
+      .where('id', '=', credential.id)
+      .where('sign_count', '<', counter)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
   }
 
   /** Replaces a credential's sealed secret (a paired device's new push subscription; `null` removes it). */
@@ -304,6 +326,7 @@ export function toCredential(row: CredentialTable): Credential {
     externalId: row.external_id,
     isDefault: row.is_default === 1,
     lastStep: row.last_step,
+    signCount: Number(row.sign_count ?? 0),
     createdAt: row.created_at,
     lastUsedAt: row.last_used_at,
   };

@@ -139,6 +139,20 @@ for (const subject of subjects) {
       expect(await store.increment('counter', 60_000)).toBe(1);
     });
 
+    it('raiseTo keeps the highest number, and of racing callers with one value exactly one raises it', async () => {
+      expect(await store.raiseTo('mark', 5, 60_000)).toBe(true);
+      expect(await store.raiseTo('mark', 5, 60_000)).toBe(false);
+      expect(await store.raiseTo('mark', 3, 60_000)).toBe(false);
+      expect(await store.get('mark')).toBe(5);
+      const raced = await Promise.all(Array.from({ length: 20 }, () => store.raiseTo('mark', 9, 60_000)));
+      expect(raced.filter(Boolean)).toHaveLength(1);
+      expect(await store.raiseTo('mark', 4_294_967_295, 60_000)).toBe(true);
+      expect(await store.get('mark')).toBe(4_294_967_295);
+      await expire('mark');
+      await waitUntilGone(store, 'mark');
+      expect(await store.raiseTo('mark', 1, 60_000)).toBe(true);
+    });
+
     it('rate limiters block after their points and can be reset', async () => {
       const limiter = store.rateLimiter({ keyPrefix: 'conf', points: 3, durationSeconds: 60, blockSeconds: 60 });
       for (let i = 0; i < 3; i++) await limiter.consume('k');

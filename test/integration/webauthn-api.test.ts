@@ -130,6 +130,22 @@ for (const spec of backends) {
       expect(credential!.publicData.cloneSuspectedAt).toEqual(expect.any(Number));
     });
 
+    it('accepts one of two assertions racing with the same counter (a clone signing in at the same moment)', async () => {
+      const [a, b] = await Promise.all([api(server.url, 'POST', '/api/v1/t/wa/signin/passkey'), api(server.url, 'POST', '/api/v1/t/wa/signin/passkey')]);
+      const counter = passkey.counter + 1;
+      const answers = await Promise.all(
+        [a, b].map((start) =>
+          api(server.url, 'POST', `/api/v1/t/wa/signin/${start.body.flow}/verify`, {
+            method: 'passkey',
+            assertion: passkey.assert(start.body.webauthn.challenge, { counter }),
+          }),
+        ),
+      );
+      expect(answers.map((r) => r.status).sort()).toEqual([200, 401]);
+      const tenant = (await server.services.tenants.findBySlug('wa'))!;
+      expect((await server.services.credentials.findByExternalId(tenant.id, passkey.id))!.signCount).toBe(counter);
+    });
+
     it('needs a recent sign-in to change methods', async () => {
       const start = await api(server.url, 'POST', '/api/v1/t/wa/signin/passkey');
       const ok = await api(server.url, 'POST', `/api/v1/t/wa/signin/${start.body.flow}/verify`, {

@@ -81,6 +81,7 @@ export function createRecoveryCodesMethod(deps: RecoveryCodesDeps) {
             public_data: JSON.stringify({ count: CODE_COUNT }),
             is_default: 0,
             last_step: null,
+            sign_count: 0,
             created_at: deps.clock.now(),
             last_used_at: null,
           })

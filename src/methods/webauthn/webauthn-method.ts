@@ -53,6 +53,9 @@ export interface WebAuthnPublicData {
 }
 
 const CEREMONY_TTL_MS = 5 * 60_000;
+// How long a counter's high-water mark is held in the ephemeral store during an outage: longer than
+// any outage is expected to last; after it the database's `sign_count` (replayed, highest wins) holds.
+const COUNTER_HOLD_MS = 7 * 24 * 3_600_000;
 const registrationKey = (userId: string) => `webauthn:reg:${userId}`;
 const authenticationKey = (flowId: string) => `webauthn:auth:${flowId}`;
 
@@ -182,6 +185,10 @@ export function createWebAuthnMethod(deps: WebAuthnDeps): WebAuthnMethod {
       const credential = candidates.find((c) => c.externalId === assertion?.id);
       if (!ceremony || !assertion || !credential) return undefined;
       const stored = data(credential);
+      // The guarded column (migration 013) is the record; the copy in public data may lag behind it.
+      const known = Math.max(Number(stored.counter) || 0, credential.signCount);
+      const markCloned = () =>
+        deps.credentials.recordUse(credential, { ...stored, counter: known, cloneSuspectedAt: deps.clock.now() } as unknown as Record<string, unknown>);
       const handle = assertion.response?.userHandle;
       if (handle && Buffer.from(handle, 'base64url').toString('utf8') !== credential.userId) return undefined;
       let result;
@@ -194,7 +201,7 @@ export function createWebAuthnMethod(deps: WebAuthnDeps): WebAuthnMethod {
           credential: {
             id: credential.externalId!,
             publicKey: Buffer.from(stored.publicKey, 'base64url'),
-            counter: stored.counter,
+            counter: known,
             transports: stored.transports,
           },
           requireUserVerification: flow.requireUserVerification ?? false,
@@ -208,16 +215,28 @@ export function createWebAuthnMethod(deps: WebAuthnDeps): WebAuthnMethod {
           /counter value/i.test((err as Error).message) &&
           (await signedByKey(assertion, ceremony.challenge, credential, stored, flow.requireUserVerification ?? false, rp))
         ) {
-          await deps.credentials.recordUse(credential, { ...stored, cloneSuspectedAt: deps.clock.now() } as unknown as Record<string, unknown>);
+          await markCloned();
         }
         return undefined;
       }
       if (!result.verified) return undefined;
       const info = result.authenticationInfo;
-      await deps.credentials.recordUse(credential, { ...stored, counter: info.newCounter, backedUp: info.credentialBackedUp } as unknown as Record<
-        string,
-        unknown
-      >);
+      const used = { ...stored, backedUp: info.credentialBackedUp } as unknown as Record<string, unknown>;
+      if (info.newCounter > 0) {
+        // A counter moves on once, cluster-wide: during an outage the high-water mark in Redis (a node's
+        // snapshot does not see another node's sign-ins), then the guarded update of the record. An assertion
+        // the key really signed whose counter another sign-in already reached comes from a second authenticator.
+        const fresh =
+          (await deps.credentials.holds.advance(`webauthn-counter:${credential.id}`, info.newCounter, COUNTER_HOLD_MS)) &&
+          (await deps.credentials.advanceSignCount(credential, info.newCounter, used));
+        if (!fresh) {
+          await markCloned();
+          return undefined;
+        }
+      } else {
+        // An authenticator without a counter (many synced passkeys send 0 always): nothing to compare.
+        await deps.credentials.recordUse(credential, { ...used, counter: 0 });
+      }
       // RFC 8176: a synced passkey is a software-protected key, a device-bound one hardware.
       const amr = [info.credentialDeviceType === 'multiDevice' ? 'swk' : 'hwk', ...(info.userVerified ? ['user'] : [])];
       return { credential, amr };

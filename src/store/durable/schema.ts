@@ -49,6 +49,8 @@ export interface CredentialTable {
   last_step: number | null;
   created_at: number;
   last_used_at: number | null;
+  /** A WebAuthn credential's signature counter, only ever moved up (migration 013); 0 for other methods. */
+  sign_count: number;
 }
 
 export interface RecoveryCodeTable {

@@ -84,6 +84,25 @@ export class DurableEphemeralStore implements EphemeralStore {
     return Number(result.rows[0]?.value ?? 1);
   }
 
+  async raiseTo(key: string, value: number, ttlMs: number): Promise<boolean> {
+    this.maybeSweep();
+    const now = this.clock.now();
+    const expiresAt = now + Math.max(1, Math.ceil(ttlMs));
+    const json = JSON.stringify(value);
+    // One statement: the WHERE is checked under the row lock, so of racing nodes with the same value one wins.
+    const result = await this.db
+      .insertInto('ephemeral_fallback')
+      .values({ key, value: json, expires_at: expiresAt })
+      .onConflict((oc) =>
+        oc
+          .column('key')
+          .doUpdateSet({ value: json, expires_at: expiresAt })
+          .where((eb) => eb.or([eb('ephemeral_fallback.expires_at', '<=', now), eb(sql<number>`cast(ephemeral_fallback.value as bigint)`, '<', value)])),
+      )
+      .executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0n) > 0;
+  }
+
   /** Limits are not kept here: the failover store gives each Redis limiter a node-local insurance limiter instead. */
   rateLimiter(options: RateLimitOptions): RateLimiterMemory {
     return new RateLimiterMemory({

@@ -34,6 +34,13 @@ export interface EphemeralStore {
   delete(key: string): Promise<void>;
   /** Adds one and returns the new count; the expiry is set when the key is created. */
   increment(key: string, ttlMs: number): Promise<number>;
+  /**
+   * Compare-and-set of a high-water mark, in one step: stores `value` (with a
+   * fresh expiry) when it is above the number held under `key` or nothing is
+   * held, and answers whether it did. Of racing callers with the same value
+   * exactly one gets true (a WebAuthn signature counter seen on two nodes).
+   */
+  raiseTo(key: string, value: number, ttlMs: number): Promise<boolean>;
   rateLimiter(options: RateLimitOptions): RateLimiterAbstract;
   ping(): Promise<void>;
   close(): Promise<void>;

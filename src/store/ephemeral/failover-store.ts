@@ -120,6 +120,19 @@ export class FailoverEphemeralStore implements EphemeralStore {
     return count;
   }
 
+  async raiseTo(key: string, value: number, ttlMs: number): Promise<boolean> {
+    // A lower tier may hold a higher mark from an outage (Redis came back empty): it still counts.
+    for (const tier of this.readable().slice(1)) {
+      const held = await this.attempt(tier, () => tier.store.get(key));
+      if (held.ok && typeof held.result === 'number' && held.result >= value) return false;
+    }
+    let raised = false;
+    await this.write(async (store) => {
+      raised = await store.raiseTo(key, value, ttlMs);
+    }, ttlMs);
+    return raised;
+  }
+
   /** Redis-backed, with this node's memory as insurance: limits keep holding (per node) while Redis is away. */
   rateLimiter(options: RateLimitOptions): RateLimiterAbstract {
     return this.redis.rateLimiter(options);

@@ -54,6 +54,13 @@ export class MemoryEphemeralStore implements EphemeralStore {
     return next;
   }
 
+  async raiseTo(key: string, value: number, ttlMs: number): Promise<boolean> {
+    const entry = this.live(key);
+    if (entry && Number(JSON.parse(entry.json)) >= value) return false;
+    await this.set(key, value, ttlMs);
+    return true;
+  }
+
   rateLimiter(options: RateLimitOptions): RateLimiterMemory {
     return new RateLimiterMemory({
       keyPrefix: options.keyPrefix,

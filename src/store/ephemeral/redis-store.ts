@@ -1,3 +1,11 @@
+// Compare-and-set of a high-water mark: a script runs alone in Redis, so two
+// nodes offering the same counter cannot both see it as new.
+const RAISE_SCRIPT = `
+local held = redis.call('GET', KEYS[1])
+if held and tonumber(held) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`;
+
 /** The cluster ephemeral store on Redis. */
 import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
@@ -79,6 +87,11 @@ export class RedisEphemeralStore implements EphemeralStore {
   async increment(key: string, ttlMs: number): Promise<number> {
     const result = await this.client.eval(INCREMENT_SCRIPT, 1, key, Math.max(1, Math.ceil(ttlMs)));
     return Number(result);
+  }
+
+  async raiseTo(key: string, value: number, ttlMs: number): Promise<boolean> {
+    const result = await this.client.eval(RAISE_SCRIPT, 1, key, JSON.stringify(value), Math.max(1, Math.ceil(ttlMs)));
+    return Number(result) === 1;
   }
 
   rateLimiter(options: RateLimitOptions): RateLimiterRedis {

@@ -277,9 +277,15 @@ export class DurableFailover implements FallbackRouting {
       for (;;) {
         const batch = journal.head(100);
         if (batch.length === 0) break;
-        for (const entry of batch) {
-          await this.apply(primary, entry);
-          journal.remove(entry.seq);
+        const applied: number[] = [];
+        try {
+          for (const entry of batch) {
+            await this.apply(primary, entry);
+            applied.push(entry.seq);
+          }
+        } finally {
+          // Forgotten a batch at a time, also when the database went away half-way through it.
+          journal.remove(applied);
         }
       }
       // Empty, checked in the same turn as the switch: nothing is appended in between.
