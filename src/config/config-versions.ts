@@ -122,6 +122,45 @@ export class ConfigVersions {
     return row ? toVersion(row) : undefined;
   }
 
+  /**
+   * After a master-key rotation: every stored version's secrets (provider
+   * tokens) sealed again under the active key, so the old key can leave the
+   * ring and every version, rolled back to or not, still opens. Each row is
+   * updated only if its document is still the one read (safe while nodes serve).
+   */
+  async rewrapSecrets(secrets: ConfigSecrets, batchSize = 200): Promise<{ examined: number; rewrapped: number }> {
+    let examined = 0;
+    let rewrapped = 0;
+    let after = { scope: '', version: 0 };
+    for (;;) {
+      const rows = await this.db
+        .selectFrom('config_versions')
+        .select(['scope', 'version', 'document'])
+        .where((eb) => eb.or([eb('scope', '>', after.scope), eb.and([eb('scope', '=', after.scope), eb('version', '>', after.version)])]))
+        .orderBy('scope')
+        .orderBy('version')
+        .limit(batchSize)
+        .execute();
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        examined++;
+        const { doc, rewrapped: secretsResealed } = secrets.rewrap(JSON.parse(row.document));
+        if (secretsResealed === 0) continue;
+        const result = await this.db
+          .updateTable('config_versions')
+          .set({ document: JSON.stringify(doc) })
+          .where('scope', '=', row.scope)
+          .where('version', '=', row.version)
+          .where('document', '=', row.document)
+          .executeTakeFirst();
+        rewrapped += Number(result.numUpdatedRows);
+      }
+      const last = rows.at(-1)!;
+      after = { scope: last.scope, version: Number(last.version) };
+    }
+    return { examined, rewrapped };
+  }
+
   /** The newest versions first. */
   async list(scope: string, limit = 50): Promise<ConfigVersion[]> {
     const rows = await this.db.selectFrom('config_versions').selectAll().where('scope', '=', scope).orderBy('version', 'desc').limit(limit).execute();
