@@ -70,11 +70,8 @@ export class CanaryGuard {
         const verdict = stats ? judgeCanary(stats.canary, stats.stable, this.deps.thresholds ?? DEFAULT_THRESHOLDS) : { regressed: false, reasons: [] };
         if (verdict.regressed) {
           const reason = `rolled back automatically: ${verdict.reasons.join('; ')}`;
-          const decided = await this.deps.rollouts.rollback(scope, { version: canary.version, actor: 'system:canary-guard', reason }).then(
-            () => true,
-            () => false,
-          );
-          if (!decided) continue;
+          // Another node that judged the same figures may have decided first: then this one records nothing.
+          if (!(await this.deps.rollouts.rollBackCanary(scope, canary.version, { actor: 'system:canary-guard', reason }))) continue;
           const decision: CanaryDecision = { scope, version: canary.version, outcome: 'rolled-back', reason, afterMs };
           decisions.push(decision);
           await this.recordIncident(scope, canary, decision);

@@ -504,7 +504,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     passes,
     apps,
     reports: new SigninReports({ events, sessions, users, audit }),
-    admin: new Administration({ db, clock, tenants, users, hasher, sessions, passes, management, events, audit, apps, tokens: adminTokens }),
+    admin: new Administration({ db, clock, tenants, users, hasher, sessions, passes, management, events, audit, apps, tokens: adminTokens, rollouts }),
     signingKeys,
     oidc,
     oidcRevocation,

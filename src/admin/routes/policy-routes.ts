@@ -66,6 +66,11 @@ export function policyRoutes(deps: PolicyRoutesDeps): FastifyPluginAsyncTypebox 
           policyView({ ...viewer(reply, p), policy, notice: { kind: 'info', text: 'Policy saved. Every node applies it within a few seconds.' } }),
         );
       } catch (err) {
+        if (err instanceof AppError && err.code === 'canary-in-progress') {
+          // Nothing was saved: a version is on its canary, and the history page is where it is finished or rolled back.
+          const notice = { kind: 'error' as const, text: `The policy was not saved: ${err.detail ?? err.message}.` };
+          return sendPage(reply, policyView({ ...viewer(reply, p), policy: checkPolicy(input, p.tenant.policy).policy, notice, historyLink: true }), 409);
+        }
         if (!(err instanceof AppError) || err.code !== 'invalid-policy') throw err;
         const problems = Array.isArray(err.extra.problems) ? (err.extra.problems as string[]) : [problemCatalog['invalid-policy'].title];
         // The form keeps what was typed, but for the fields that were wrong.
