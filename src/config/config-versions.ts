@@ -92,7 +92,7 @@ export class ConfigVersions {
    * longer) on its canary, i.e. another node or an operator decided first.
    */
   async decide(scope: string, version: number, to: 'promoted' | 'rolled-back', reason: string, alongside?: (trx: Db) => Promise<unknown>): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+    const change = async (trx: Db) => {
       const result = await trx
         .updateTable('config_versions')
         .set({ state: to, decided_at: this.clock.now(), reason: reason.slice(0, 2000) })
@@ -104,7 +104,9 @@ export class ConfigVersions {
       // Only the decision that won writes what goes with it (a promoted policy).
       await alongside?.(trx);
       return true;
-    });
+    };
+    // One conditional statement needs no transaction; with something alongside, both or neither.
+    return alongside ? this.db.transaction().execute(change) : change(this.db);
   }
 
   /** The canary baking in a scope, if any. */

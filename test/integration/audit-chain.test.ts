@@ -248,6 +248,7 @@ for (const spec of backends) {
             '009-ephemeral-fallback',
             '010-config-versions',
             '011-push',
+            '012-canary-tallies',
           ]);
         }
         const [a, b] = spec.name === 'postgres+redis' ? await Promise.all([onBackend(old), onBackend(old)]) : [await onBackend(old), await onBackend(old)];

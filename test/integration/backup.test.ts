@@ -79,7 +79,7 @@ describe('backup and restore of the embedded store', () => {
     const report = JSON.parse(run.stdout);
     expect(report).toMatchObject({
       file,
-      schema: '011-push',
+      schema: '012-canary-tallies',
       counts: { tenants: 1, users: 1, credentials: 1 },
       masterKeys: { needed: [server.services.keyRing.active.id], missing: [] },
     });
