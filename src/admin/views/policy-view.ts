@@ -18,7 +18,7 @@ export function policyView(v: ConsoleViewer & { policy: TenantPolicy; notice?: N
     'Policy',
     html`<h1>Sign-in policy</h1>
 ${noticeView(v.notice)}
-${v.historyLink ? html`<p><a href="${consoleBase(v)}/policy/history">Go to the policy history to roll the canary back</a></p>` : ''}
+<p>${v.historyLink ? html`<a href="${consoleBase(v)}/policy/history">Go to the policy history to roll the canary back</a>` : html`Every change is kept as a version: see the <a href="${consoleBase(v)}/policy/history">policy history</a>, and roll back to an earlier one there.`}</p>
 ${problems.length > 0 ? html`<ul class="problems" role="alert">${problems.map((x) => html`<li>${x}</li>`)}</ul>` : ''}
 <form method="post" action="${consoleBase(v)}/policy" novalidate>
   ${csrfField(v.csrf)}
