@@ -5,6 +5,7 @@ import type { User, Users } from '../directory/users.ts';
 import type { PasswordHasher } from '../directory/password-hasher.ts';
 import type { TenantPolicy } from '../directory/policy.ts';
 import type { ConfigRollouts } from '../config/config-rollouts.ts';
+import { tenantScope, type ConfigVersion } from '../config/config-versions.ts';
 import type { Apps, NewApp } from '../directory/apps.ts';
 import type { Sessions, ActiveSession } from '../sessions/sessions.ts';
 import type { AccessPass, AccessPasses } from '../methods/tap/access-passes.ts';
@@ -51,7 +52,7 @@ export interface AdministrationDeps {
   audit: AuditLog;
   apps: Apps;
   tokens: AdminTokens;
-  rollouts: Pick<ConfigRollouts, 'applyPolicy'>;
+  rollouts: Pick<ConfigRollouts, 'applyPolicy' | 'status'>;
 }
 
 /**
@@ -210,6 +211,11 @@ export class Administration {
   async setPolicy(tenant: Tenant, actor: Actor, input: unknown): Promise<TenantPolicy> {
     const version = await this.deps.rollouts.applyPolicy(tenant, input, { actor });
     return version.document as TenantPolicy;
+  }
+
+  /** The version of the tenant's policy on its canary now, if any: the policy page says so before anyone types a change it would refuse. */
+  async policyCanary(tenant: Tenant): Promise<ConfigVersion | undefined> {
+    return (await this.deps.rollouts.status(tenantScope(tenant.id))).canary;
   }
 
   async createApp(tenant: Tenant, actor: Actor, input: NewApp) {

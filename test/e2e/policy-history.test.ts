@@ -114,6 +114,8 @@ describe.runIf(chromiumAvailable())('rolling the policy back from the console in
   it('ends a canary from the history, and the policy page saves nothing while it bakes', async () => {
     const canary = await server.services.rollouts.applyPolicy(tenant, { rememberedDeviceDays: 30 }, { actor: 'cli', canaryPercent: 10, bakeSeconds: 600 });
     await page.goto(`${server.url}/t/corp/admin/policy`);
+    // The page says so before anything is typed.
+    await expect(page.getByRole('status').first().textContent()).resolves.toContain(`Version ${canary.version} of this policy is on its canary (10% of users)`);
     await page.getByLabel(/Days a browser may skip/).fill('3');
     await page.getByRole('button', { name: 'Save policy' }).click();
     await expect(page.getByRole('alert').first().textContent()).resolves.toContain(`version ${canary.version} is on its canary (10% of users)`);

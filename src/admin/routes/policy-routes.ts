@@ -27,7 +27,7 @@ const PolicyForm = Type.Object({
 });
 
 export interface PolicyRoutesDeps extends ConsoleAccessDeps {
-  admin: Pick<Administration, 'setPolicy'>;
+  admin: Pick<Administration, 'setPolicy' | 'policyCanary'>;
 }
 
 /** The console's policy editor: the form, and saving it with every problem named. */
@@ -36,7 +36,13 @@ export function policyRoutes(deps: PolicyRoutesDeps): FastifyPluginAsyncTypebox 
   return async (app) => {
     app.get('/t/:tenant/admin/policy', consoleView(PageParams, Type.Object({})), async (request, reply) => {
       const p = await adminOr(request, reply);
-      return p ? sendPage(reply, policyView({ ...viewer(reply, p), policy: p.tenant.policy })) : reply;
+      if (!p) return reply;
+      const canary = await deps.admin.policyCanary(p.tenant);
+      const notice = canary && {
+        kind: 'info' as const,
+        text: `Version ${canary.version} of this policy is on its canary (${canary.canaryPercent}% of users) until ${new Date(canary.createdAt + canary.bakeSeconds * 1000).toISOString().replace('T', ' ').slice(0, 16)} UTC. Changes here are refused until it is promoted or rolled back.`,
+      };
+      return sendPage(reply, policyView({ ...viewer(reply, p), policy: p.tenant.policy, notice, historyLink: canary !== undefined }));
     });
 
     app.post('/t/:tenant/admin/policy', formRoute(app, 'admin', PageParams, PolicyForm), async (request, reply) => {
