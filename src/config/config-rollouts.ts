@@ -90,6 +90,8 @@ export class ConfigRollouts {
       { document: policy, diff, actor: options.actor, state: immediate ? 'promoted' : 'canary', canaryPercent, bakeSeconds: immediate ? 0 : bakeSeconds },
       immediate ? async (trx) => void (await this.deps.tenants.setPolicy(tenant, policy, trx)) : undefined,
     );
+    // Read again once committed: a request between the write and the commit may have cached the old policy.
+    this.deps.tenants.forget(tenant.id);
     if (immediate) {
       // The policy everyone signs in under changed: the same entry the policy page always wrote, with its version.
       const changed = (Object.keys(policy) as (keyof TenantPolicy)[]).filter((k) => JSON.stringify(policy[k]) !== JSON.stringify(current[k]));
@@ -116,6 +118,7 @@ export class ConfigRollouts {
       if (!row || !tenant) return false;
       if (!(await this.deps.versions.decide(scope, version, 'promoted', reason, (trx) => this.deps.tenants.setPolicy(tenant, parsePolicy(row.document), trx))))
         return false;
+      this.deps.tenants.forget(tenant.id);
       await this.deps.audit.append(tenant.id, { actor: 'system:canary-guard', action: 'config.promoted', details: { scope: 'policy', version, reason } });
       return true;
     }
@@ -161,6 +164,7 @@ export class ConfigRollouts {
       { document: sealed, diff, actor: options.actor, state: 'promoted', canaryPercent: 0, bakeSeconds: 0, reason },
       tenant ? async (trx) => void (await this.deps.tenants.setPolicy(tenant, parsePolicy(row.document), trx)) : undefined,
     );
+    if (tenant) this.deps.tenants.forget(tenant.id);
     await this.deps.audit.append(chain, {
       actor: options.actor,
       action: 'config.rolled-back',
