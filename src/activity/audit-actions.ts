@@ -60,7 +60,7 @@ export const AUDIT_ACTIONS = {
     facts: (d) => present([count(d.sessionsEnded, 'session ended', 'sessions ended')]),
   },
   'policy.changed': {
-    sentence: (s) => `Sign-in policy changed by ${s.by}`,
+    sentence: (s) => `Sign-in policy changed by ${s.by}${typeof s.details.version === 'number' ? ` (version ${s.details.version}, for everyone at once)` : ''}`,
     facts: (d) => present([Array.isArray(d.changed) && d.changed.length > 0 ? `changed: ${list(d.changed)}` : 'nothing changed']),
   },
   'signin.reported': {

@@ -3,7 +3,9 @@ import type { Db } from '../store/durable/database.ts';
 import type { Tenant, Tenants } from '../directory/tenants.ts';
 import type { User, Users } from '../directory/users.ts';
 import type { PasswordHasher } from '../directory/password-hasher.ts';
-import { validatePolicy, type TenantPolicy } from '../directory/policy.ts';
+import type { TenantPolicy } from '../directory/policy.ts';
+import type { ConfigRollouts } from '../config/config-rollouts.ts';
+import { tenantScope, type ConfigVersion } from '../config/config-versions.ts';
 import type { Apps, NewApp } from '../directory/apps.ts';
 import type { Sessions, ActiveSession } from '../sessions/sessions.ts';
 import type { AccessPass, AccessPasses } from '../methods/tap/access-passes.ts';
@@ -50,6 +52,7 @@ export interface AdministrationDeps {
   audit: AuditLog;
   apps: Apps;
   tokens: AdminTokens;
+  rollouts: Pick<ConfigRollouts, 'applyPolicy' | 'status'>;
 }
 
 /**
@@ -200,12 +203,19 @@ export class Administration {
     return this.deps.audit.list(tenant.id, options);
   }
 
+  /**
+   * A new policy for everyone at once, as a policy version (validated in
+   * full, with its diff, audited as `policy.changed`); refused with
+   * `canary-in-progress` while a version of the tenant's policy is on its canary.
+   */
   async setPolicy(tenant: Tenant, actor: Actor, input: unknown): Promise<TenantPolicy> {
-    const policy = validatePolicy(input, tenant.policy);
-    await this.deps.tenants.setPolicy(tenant, policy);
-    const changed = (Object.keys(policy) as (keyof TenantPolicy)[]).filter((k) => JSON.stringify(policy[k]) !== JSON.stringify(tenant.policy[k]));
-    await this.audit(tenant, actor, 'policy.changed', null, { changed, before: pick(tenant.policy, changed), after: pick(policy, changed) });
-    return policy;
+    const version = await this.deps.rollouts.applyPolicy(tenant, input, { actor });
+    return version.document as TenantPolicy;
+  }
+
+  /** The version of the tenant's policy on its canary now, if any: the policy page says so before anyone types a change it would refuse. */
+  async policyCanary(tenant: Tenant): Promise<ConfigVersion | undefined> {
+    return (await this.deps.rollouts.status(tenantScope(tenant.id))).canary;
   }
 
   async createApp(tenant: Tenant, actor: Actor, input: NewApp) {
@@ -253,8 +263,4 @@ export class Administration {
   ) {
     return this.deps.audit.append(tenant.id, { actor, action, targetUserId, details });
   }
-}
-
-function pick<T extends object>(obj: T, keys: (keyof T)[]): Partial<T> {
-  return Object.fromEntries(keys.map((k) => [k, obj[k]])) as Partial<T>;
 }

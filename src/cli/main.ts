@@ -376,6 +376,7 @@ export function buildProgram(): Command {
     .description('re-seal every stored secret under the active master key (after a rotation)')
     .action(async () => {
       const { rewrapSecrets } = await import('../methods/rewrap-secrets.ts');
+      const { ConfigSecrets } = await import('../config/config-secrets.ts');
       await withServices(loadConfig(), async (services) => {
         const rewrapped = await rewrapSecrets(services.durable.db, services.keyRing);
         // Audit MACs cannot be re-made without rewriting history: older keys stay needed to verify them.
@@ -384,6 +385,8 @@ export function buildProgram(): Command {
           activeKey: services.keyRing.active.id,
           ...rewrapped,
           contacts: await services.users.sealContacts({ rewrap: true }),
+          // Provider tokens inside stored configuration versions, the ones a rollback may return to included.
+          configVersions: await services.configVersions.rewrapSecrets(new ConfigSecrets(services.keyRing)),
           auditEntriesUnderOlderKeys: auditKeys,
         });
         if (auditKeys.length > 0) {

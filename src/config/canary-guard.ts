@@ -4,6 +4,7 @@ import { judgeCanary, DEFAULT_THRESHOLDS, type JudgeThresholds } from './canary-
 import type { ConfigRollouts } from './config-rollouts.ts';
 import type { RuntimeConfig } from './runtime-config.ts';
 import type { SliceHealth } from './slice-health.ts';
+import type { ClusterStats, SliceTally } from './slice-tally.ts';
 
 export interface CanaryDecision {
   scope: string;
@@ -18,6 +19,8 @@ export interface CanaryGuardDeps {
   runtime: RuntimeConfig;
   rollouts: ConfigRollouts;
   health: SliceHealth;
+  /** Where the nodes publish their counts and read everyone's: the judge compares cluster-wide figures. */
+  tally: SliceTally;
   incidents: Incidents;
   clock: Clock;
   thresholds?: JudgeThresholds;
@@ -32,8 +35,9 @@ export const GUARD_INTERVAL_MS = 5_000;
 
 /**
  * Watches every canary this node serves: on each tick it reads the versions
- * (so new ones are taken into use without a restart), compares the canary
- * slice with the rest (`judgeCanary`), rolls back a regression at once and
+ * (so new ones are taken into use without a restart), publishes what it
+ * counted and compares the canary slice with the rest over the whole cluster
+ * (`SliceTally`, `judgeCanary`), rolls back a regression at once and
  * promotes a canary that baked clean. The rollback records why in the
  * history (the version's reason) and the audit log, opens (and closes) an
  * incident on the status page for the time the slice was exposed, and alerts.
@@ -56,6 +60,16 @@ export class CanaryGuard {
     clearInterval(this.timer);
     this.timer = undefined;
     await this.running?.catch(() => undefined);
+    // A node leaving mid-bake leaves what it counted since its last round for the nodes that judge on.
+    await this.publish().catch((err: unknown) => this.deps.onError?.(err, 'publishing canary counts'));
+  }
+
+  /** Publishes what this node counted for every canary baking, without judging (each round starts with it). */
+  async publish(): Promise<void> {
+    for (const { scope, key, canary } of this.deps.runtime.baking) {
+      const own = this.deps.health.snapshot(key);
+      if (own) await this.deps.tally.publish(scope, canary.version, own);
+    }
   }
 
   /** One round: refresh, judge, decide. Tests call it directly, with the clock where they want it. */
@@ -64,24 +78,22 @@ export class CanaryGuard {
       await this.deps.runtime.refresh();
       const decisions: CanaryDecision[] = [];
       for (const { scope, key, canary } of this.deps.runtime.baking) {
-        const stats = this.deps.health.snapshot(key);
+        const stats = await this.clusterStats(scope, canary.version, key);
         const now = this.deps.clock.now();
         const afterMs = now - canary.createdAt;
         const verdict = stats ? judgeCanary(stats.canary, stats.stable, this.deps.thresholds ?? DEFAULT_THRESHOLDS) : { regressed: false, reasons: [] };
         if (verdict.regressed) {
           const reason = `rolled back automatically: ${verdict.reasons.join('; ')}`;
-          const decided = await this.deps.rollouts.rollback(scope, { version: canary.version, actor: 'system:canary-guard', reason }).then(
-            () => true,
-            () => false,
-          );
-          if (!decided) continue;
+          // Another node that judged the same figures may have decided first: then this one records nothing.
+          if (!(await this.deps.rollouts.rollBackCanary(scope, canary.version, { actor: 'system:canary-guard', reason }))) continue;
           const decision: CanaryDecision = { scope, version: canary.version, outcome: 'rolled-back', reason, afterMs };
           decisions.push(decision);
           await this.recordIncident(scope, canary, decision);
           this.deps.alert(decision);
         } else if (afterMs >= canary.bakeSeconds * 1000) {
           const requests = stats ? stats.canary.requests : 0;
-          const reason = `promoted after baking ${canary.bakeSeconds} s without regression (${requests} canary requests on this node)`;
+          const nodes = stats ? stats.nodes : 0;
+          const reason = `promoted after baking ${canary.bakeSeconds} s without regression (${requests} canary requests on ${nodes} node${nodes === 1 ? '' : 's'})`;
           if (!(await this.deps.rollouts.promote(scope, canary.version, reason))) continue;
           const decision: CanaryDecision = { scope, version: canary.version, outcome: 'promoted', reason, afterMs };
           decisions.push(decision);
@@ -95,6 +107,22 @@ export class CanaryGuard {
     return run.finally(() => {
       if (this.running === run) this.running = undefined;
     });
+  }
+
+  /**
+   * This node's counts published, then everyone's summed. When the shared
+   * store cannot be reached either way, the node judges what it saw itself
+   * rather than not at all: a bad canary on it is still rolled back.
+   */
+  private async clusterStats(scope: string, version: number, key: string): Promise<ClusterStats | undefined> {
+    const own = this.deps.health.snapshot(key);
+    if (own) await this.deps.tally.publish(scope, version, own).catch((err: unknown) => this.deps.onError?.(err, 'publishing canary counts'));
+    try {
+      return await this.deps.tally.read(scope, version, own);
+    } catch (err) {
+      this.deps.onError?.(err, 'reading the cluster canary counts');
+      return own ? { ...own, nodes: 1 } : undefined;
+    }
   }
 
   private async recordIncident(scope: string, canary: { version: number; percent: number; createdAt: number }, decision: CanaryDecision): Promise<void> {

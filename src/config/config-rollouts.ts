@@ -1,11 +1,12 @@
 import type { AuditLog } from '../activity/audit-log.ts';
 import type { Tenants } from '../directory/tenants.ts';
 import type { Tenant } from '../directory/tenant.ts';
+import type { TenantPolicy } from '../directory/tenant-policy.ts';
 import { validatePolicy, parsePolicy } from '../directory/policy.ts';
 import { AppError } from '../errors/app-error.ts';
 import { diffDocuments } from './config-diff.ts';
 import type { ConfigSecrets } from './config-secrets.ts';
-import { NODE_SCOPE, tenantScope, type ConfigVersion, type ConfigVersions } from './config-versions.ts';
+import { NODE_SCOPE, canaryInProgress, tenantScope, type ConfigVersion, type ConfigVersions } from './config-versions.ts';
 import { parseRuntimeSettings, type RuntimeSettings } from './runtime-settings.ts';
 
 export interface RolloutOptions {
@@ -41,6 +42,7 @@ export class ConfigRollouts {
   /** Validates and stores a new version of the node settings; on a canary unless `canaryPercent` is absent or 0. */
   async applyNode(document: unknown, options: RolloutOptions): Promise<ConfigVersion> {
     const { canaryPercent, bakeSeconds } = rollout(options);
+    await this.refuseDuringCanary(NODE_SCOPE);
     const lastGood = await this.deps.versions.lastGood(NODE_SCOPE);
     const previousSealed = lastGood ? (JSON.parse(lastGood.document) as unknown) : undefined;
     const { sealed, missing } = this.deps.secrets.seal(document, previousSealed);
@@ -67,31 +69,44 @@ export class ConfigRollouts {
   }
 
   /**
-   * A tenant's policy as a new version: validated on top of the tenant's
-   * current policy, then to everyone at once (as `PUT /admin/policy` does)
-   * or to a canary of the tenant's users first.
+   * A tenant's policy as a new version: validated in full on top of the
+   * tenant's stored policy, then to everyone at once (`PUT /admin/policy`, the
+   * console's policy page: the policy and its version are written in one
+   * transaction) or to a canary of the tenant's users first. Refused with
+   * `canary-in-progress` while a version of the tenant's policy bakes.
    */
   async applyPolicy(tenant: Tenant, input: unknown, options: RolloutOptions): Promise<ConfigVersion> {
     const { canaryPercent, bakeSeconds } = rollout(options);
+    const scope = tenantScope(tenant.id);
+    // Before validating: while a canary bakes the answer is the same whatever the input.
+    await this.refuseDuringCanary(scope);
     // The stored policy, never the canary view of it the caller's request may have.
     const current = (await this.deps.tenants.storedPolicy(tenant.id)) ?? tenant.policy;
     const policy = validatePolicy(input, current);
     const diff = diffDocuments(current, policy);
-    const scope = tenantScope(tenant.id);
-    const version = await this.deps.versions.add(scope, {
-      document: policy,
-      diff,
-      actor: options.actor,
-      state: canaryPercent > 0 ? 'canary' : 'promoted',
-      canaryPercent,
-      bakeSeconds,
-    });
-    if (canaryPercent === 0) await this.deps.tenants.setPolicy(tenant, policy);
-    await this.deps.audit.append(tenant.id, {
-      actor: options.actor,
-      action: 'config.applied',
-      details: { scope: 'policy', version: version.version, canaryPercent, bakeSeconds, changed: diff.map((c) => c.path) },
-    });
+    const immediate = canaryPercent === 0;
+    const version = await this.deps.versions.add(
+      scope,
+      { document: policy, diff, actor: options.actor, state: immediate ? 'promoted' : 'canary', canaryPercent, bakeSeconds: immediate ? 0 : bakeSeconds },
+      immediate ? async (trx) => void (await this.deps.tenants.setPolicy(tenant, policy, trx)) : undefined,
+    );
+    // Read again once committed: a request between the write and the commit may have cached the old policy.
+    this.deps.tenants.forget(tenant.id);
+    if (immediate) {
+      // The policy everyone signs in under changed: the same entry the policy page always wrote, with its version.
+      const changed = (Object.keys(policy) as (keyof TenantPolicy)[]).filter((k) => JSON.stringify(policy[k]) !== JSON.stringify(current[k]));
+      await this.deps.audit.append(tenant.id, {
+        actor: options.actor,
+        action: 'policy.changed',
+        details: { version: version.version, changed, before: pick(current, changed), after: pick(policy, changed), changes: diff.map((c) => c.path) },
+      });
+    } else {
+      await this.deps.audit.append(tenant.id, {
+        actor: options.actor,
+        action: 'config.applied',
+        details: { scope: 'policy', version: version.version, canaryPercent, bakeSeconds, changed: diff.map((c) => c.path) },
+      });
+    }
     return version;
   }
 
@@ -101,8 +116,9 @@ export class ConfigRollouts {
       const row = await this.deps.versions.raw(scope, version);
       const tenant = row?.state === 'canary' ? await this.deps.tenants.findById(scope.slice('tenant:'.length)) : undefined;
       if (!row || !tenant) return false;
-      if (!(await this.deps.versions.decide(scope, version, 'promoted', reason))) return false;
-      await this.deps.tenants.setPolicy(tenant, parsePolicy(row.document));
+      if (!(await this.deps.versions.decide(scope, version, 'promoted', reason, (trx) => this.deps.tenants.setPolicy(tenant, parsePolicy(row.document), trx))))
+        return false;
+      this.deps.tenants.forget(tenant.id);
       await this.deps.audit.append(tenant.id, { actor: 'system:canary-guard', action: 'config.promoted', details: { scope: 'policy', version, reason } });
       return true;
     }
@@ -123,13 +139,8 @@ export class ConfigRollouts {
     const history = await this.deps.versions.list(scope, 500);
     const canary = history.find((v) => v.state === 'canary');
     if (canary && (options.version === undefined || options.version === canary.version)) {
-      if (!(await this.deps.versions.decide(scope, canary.version, 'rolled-back', options.reason)))
+      if (!(await this.rollBackCanary(scope, canary.version, options)))
         throw new AppError('conflict', `version ${canary.version} was decided meanwhile; see the status`);
-      await this.deps.audit.append(chain, {
-        actor: options.actor,
-        action: 'config.rolled-back',
-        details: { scope: tenantId ? 'policy' : scope, version: canary.version, reason: options.reason },
-      });
       return { ...canary, state: 'rolled-back', reason: options.reason };
     }
     const promoted = history.filter((v) => v.state === 'promoted');
@@ -146,19 +157,14 @@ export class ConfigRollouts {
     const before = lastGood ? (tenantId ? JSON.parse(lastGood.document) : this.deps.secrets.open(JSON.parse(lastGood.document))) : {};
     const diff = diffDocuments(before, opened);
     const reason = `${options.reason} (back to version ${target.version})`;
-    const version = await this.deps.versions.add(scope, {
-      document: sealed,
-      diff,
-      actor: options.actor,
-      state: 'promoted',
-      canaryPercent: 0,
-      bakeSeconds: 0,
-      reason,
-    });
-    if (tenantId) {
-      const tenant = await this.deps.tenants.findById(tenantId);
-      if (tenant) await this.deps.tenants.setPolicy(tenant, parsePolicy(row.document));
-    }
+    const tenant = tenantId ? await this.deps.tenants.findById(tenantId) : undefined;
+    if (tenantId && !tenant) throw new AppError('not-found', 'the tenant is gone');
+    const version = await this.deps.versions.add(
+      scope,
+      { document: sealed, diff, actor: options.actor, state: 'promoted', canaryPercent: 0, bakeSeconds: 0, reason },
+      tenant ? async (trx) => void (await this.deps.tenants.setPolicy(tenant, parsePolicy(row.document), trx)) : undefined,
+    );
+    if (tenant) this.deps.tenants.forget(tenant.id);
     await this.deps.audit.append(chain, {
       actor: options.actor,
       action: 'config.rolled-back',
@@ -167,10 +173,37 @@ export class ConfigRollouts {
     return version;
   }
 
+  /**
+   * Ends the canary `version` of a scope: its slice goes back to the last good
+   * version. A conditional state change, so of the nodes (and operators) that
+   * decide it at the same time exactly one gets true, and only that one writes
+   * the audit entry; the others get false and record nothing. Never re-applies
+   * anything (a canary decided meanwhile stays decided).
+   */
+  async rollBackCanary(scope: string, version: number, options: { actor: string; reason: string }): Promise<boolean> {
+    const tenantId = scope.startsWith('tenant:') ? scope.slice('tenant:'.length) : undefined;
+    if (!(await this.deps.versions.decide(scope, version, 'rolled-back', options.reason))) return false;
+    await this.deps.audit.append(tenantId ?? SYSTEM_CHAIN, {
+      actor: options.actor,
+      action: 'config.rolled-back',
+      details: { scope: tenantId ? 'policy' : scope, version, reason: options.reason },
+    });
+    return true;
+  }
+
+  private async refuseDuringCanary(scope: string): Promise<void> {
+    const baking = await this.deps.versions.canary(scope);
+    if (baking) throw canaryInProgress(baking);
+  }
+
   async status(scope: string): Promise<RolloutStatus> {
     const history = await this.deps.versions.list(scope, 50);
     return { lastGood: history.find((v) => v.state === 'promoted'), canary: history.find((v) => v.state === 'canary'), history };
   }
+}
+
+function pick(policy: TenantPolicy, keys: (keyof TenantPolicy)[]): Partial<TenantPolicy> {
+  return Object.fromEntries(keys.map((k) => [k, policy[k]])) as Partial<TenantPolicy>;
 }
 
 function rollout(options: RolloutOptions): { canaryPercent: number; bakeSeconds: number } {

@@ -51,6 +51,21 @@ export class ConfigSecrets {
     return mapSealed(doc, (s) => this.keyRing.open(s.$sealed, CONTEXT).toString('utf8'));
   }
 
+  /**
+   * The document with every secret sealed under an older master key sealed
+   * again under the active one (same context), for `steadfast keys rewrap`;
+   * how many were.
+   */
+  rewrap(doc: unknown): { doc: unknown; rewrapped: number } {
+    let rewrapped = 0;
+    const out = mapSealed(doc, (s) => {
+      if (!this.keyRing.needsRewrap(s.$sealed)) return s;
+      rewrapped++;
+      return { $sealed: this.keyRing.seal(this.keyRing.open(s.$sealed, CONTEXT), CONTEXT) } satisfies Sealed;
+    });
+    return { doc: out, rewrapped };
+  }
+
   /** The document as anyone may see it: every secret reads "(sealed)". */
   static redact(doc: unknown): unknown {
     return mapSealed(doc, () => SEALED_PLACEHOLDER);

@@ -29,8 +29,9 @@ const emptyStats = (): SliceStats => ({
 /**
  * Health of the canary slice and of the rest, counted per comparison (`node`
  * for every request, `tenant:{slug}` for a tenant whose policy is on a
- * canary) while a canary bakes. In memory, per node: each node judges what
- * it served, and the first to see a regression rolls the canary back.
+ * canary) while a canary bakes. In memory, per node: at each judging round
+ * the node publishes these counts (`SliceTally`) and the judge compares the
+ * sum over every node.
  */
 export class SliceHealth {
   private readonly stats = new Map<string, Record<Slice, SliceStats>>();

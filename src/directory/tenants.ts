@@ -53,9 +53,13 @@ export class Tenants {
     return this.cached(`id:${id}`, () => this.db.selectFrom('tenants').selectAll().where('id', '=', id).executeTakeFirst());
   }
 
-  /** Stores a validated policy. Other nodes pick it up within their cache time (5 s). */
-  async setPolicy(tenant: Tenant, policy: TenantPolicy): Promise<Tenant> {
-    await this.db
+  /**
+   * Stores a validated policy (through `db` when it is part of a transaction:
+   * the policy version that records it). Other nodes pick it up within their
+   * cache time (5 s).
+   */
+  async setPolicy(tenant: Tenant, policy: TenantPolicy, db: Db = this.db): Promise<Tenant> {
+    await db
       .updateTable('tenants')
       .set({ policy: JSON.stringify(policy) })
       .where('id', '=', tenant.id)

@@ -26,6 +26,10 @@ export const problemCatalog = {
   'flow-not-found': { status: 404, title: 'This sign-in has expired or is unknown; start again' },
   'method-not-allowed': { status: 405, title: 'Method not allowed' },
   conflict: { status: 409, title: 'The request conflicts with the current state' },
+  'canary-in-progress': {
+    status: 409,
+    title: 'A change is on its canary: wait for it to be promoted or rolled back, or roll it back, before changing it again',
+  },
   'invalid-state': { status: 409, title: 'This step does not fit where the sign-in is' },
   'method-unavailable': { status: 409, title: 'This sign-in method is unavailable right now' },
   'method-not-permitted': { status: 409, title: 'This method type is not allowed by your organisation' },

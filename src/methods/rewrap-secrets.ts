@@ -12,7 +12,8 @@ export interface RewrapResult {
  * After a master-key rotation: re-seals every stored secret (method secrets,
  * OIDC signing keys, OIDC client secrets) under the active
  * key, in batches, each value bound to the same context it had. Once it has
- * run, the previous keys can leave STEADFAST_PREVIOUS_MASTER_KEYS.
+ * run (with the contacts and the configuration versions, which `keys rewrap`
+ * re-seals beside it), the previous keys can leave STEADFAST_PREVIOUS_MASTER_KEYS.
  * Safe to run again, and while nodes are serving: each row is updated only if
  * its sealed value is still the one that was read.
  */

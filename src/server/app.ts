@@ -323,7 +323,16 @@ export async function buildApp(services: Services, options: AppOptions) {
       deliveryHealth: services.deliveryHealth,
     }),
   );
-  await app.register(policyHistoryRoutes({ auth: services.auth, tenants: tenantPages, versions: services.configVersions }));
+  await app.register(
+    policyHistoryRoutes({
+      auth: services.auth,
+      tenants: tenantPages,
+      cluster: services.cluster,
+      versions: services.configVersions,
+      rollouts: services.rollouts,
+      policies: services.tenants,
+    }),
+  );
   await app.register(
     oidcRoutes({
       tenants: services.tenants,

@@ -71,6 +71,8 @@ import { RuntimeConfig } from '../config/runtime-config.ts';
 import { CanaryGuard } from '../config/canary-guard.ts';
 import { CanarySlicer } from '../config/canary-slice.ts';
 import { SliceHealth } from '../config/slice-health.ts';
+import { newId } from '../crypto/random.ts';
+import { SliceTally } from '../config/slice-tally.ts';
 import { baselineSettings } from '../config/runtime-settings.ts';
 import { Incidents } from '../incidents/incidents.ts';
 import { ComponentWatch, type ComponentState } from '../incidents/component-watch.ts';
@@ -387,6 +389,13 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     runtime,
     rollouts,
     health: sliceHealth,
+    tally: new SliceTally({
+      db,
+      redis: ephemeral instanceof FailoverEphemeralStore ? ephemeral.redis.client : undefined,
+      clock,
+      // Unique per start: two processes of one host (or two test nodes in one process) each count for themselves.
+      node: `${config.nodeName}/${newId()}`,
+    }),
     incidents,
     clock,
     alert: (decision) => {
@@ -504,7 +513,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     passes,
     apps,
     reports: new SigninReports({ events, sessions, users, audit }),
-    admin: new Administration({ db, clock, tenants, users, hasher, sessions, passes, management, events, audit, apps, tokens: adminTokens }),
+    admin: new Administration({ db, clock, tenants, users, hasher, sessions, passes, management, events, audit, apps, tokens: adminTokens, rollouts }),
     signingKeys,
     oidc,
     oidcRevocation,

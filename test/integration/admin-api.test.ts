@@ -192,6 +192,52 @@ for (const spec of backends) {
       await call('PUT', '/api/v1/admin/policy', { retention: { signinEventDays: 90 } });
     });
 
+    it('stores every policy change as a version for everyone at once, and refuses one while a policy canary bakes', async () => {
+      const before = (await call('GET', '/api/v1/admin/policy/versions')).body.history.length as number;
+      const changed = await call('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 14 });
+      expect(changed.status).toBe(200);
+      expect(changed.body.rememberedDeviceDays).toBe(14);
+      const versions = (await call('GET', '/api/v1/admin/policy/versions')).body;
+      expect(versions.history).toHaveLength(before + 1);
+      expect(versions.history[0]).toMatchObject({
+        state: 'promoted',
+        canaryPercent: 0,
+        by: expect.stringMatching(/^admin-token:/),
+        policy: { rememberedDeviceDays: 14 },
+        changes: [{ path: 'rememberedDeviceDays', after: '14' }],
+      });
+      expect(versions.lastGood.version).toBe(versions.history[0].version);
+      const entry = (await call('GET', '/api/v1/admin/audit?action=policy.changed')).body.items[0];
+      expect(entry.details).toMatchObject({ version: versions.history[0].version, changed: ['rememberedDeviceDays'], changes: ['rememberedDeviceDays'] });
+      // A policy that does not validate makes no version.
+      expect((await call('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: -1 })).status).toBe(400);
+      expect((await call('GET', '/api/v1/admin/policy/versions')).body.history).toHaveLength(before + 1);
+
+      const canary = await call('POST', '/api/v1/admin/policy/versions', { policy: { rememberedDeviceDays: 30 }, canaryPercent: 10, bakeSeconds: 600 });
+      expect(canary.status).toBe(201);
+      const refused = await call('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 });
+      expect(refused.status).toBe(409);
+      expect(refused.body).toMatchObject({
+        type: expect.stringMatching(/\/canary-in-progress$/),
+        detail: expect.stringContaining(`version ${canary.body.version} is on its canary (10% of users)`),
+        canary: { version: canary.body.version, percent: 10, bakeEndsAt: expect.any(String) },
+      });
+      expect(refused.body.detail).toContain('POST /api/v1/admin/policy/rollback');
+      // A second canary is refused the same way; nothing changed meanwhile.
+      const second = await call('POST', '/api/v1/admin/policy/versions', { policy: { rememberedDeviceDays: 7 }, canaryPercent: 5 });
+      expect(second.status).toBe(409);
+      expect(second.body.type).toMatch(/\/canary-in-progress$/);
+      expect((await call('GET', '/api/v1/admin/policy')).body.rememberedDeviceDays).toBe(14);
+
+      // Rolled back, the change goes through.
+      expect((await call('POST', '/api/v1/admin/policy/rollback', {})).body).toMatchObject({ version: canary.body.version, state: 'rolled-back' });
+      const after = await call('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 });
+      expect(after.status).toBe(200);
+      expect((await call('GET', '/api/v1/admin/policy')).body.rememberedDeviceDays).toBe(7);
+      // Back to the default for the tests that follow.
+      await call('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 0 });
+    });
+
     it('when every method of a user is down, fails closed with a clear message, or asks only for a TAP under tap-only', async () => {
       const created = await call('POST', '/api/v1/admin/users', { username: 'rosa', password: PASSWORD });
       const start = await call('POST', '/api/v1/t/acme/signin', { username: 'rosa', password: PASSWORD }, undefined);

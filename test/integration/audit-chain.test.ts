@@ -248,6 +248,7 @@ for (const spec of backends) {
             '009-ephemeral-fallback',
             '010-config-versions',
             '011-push',
+            '012-canary-tallies',
             '013-signature-counter',
           ]);
         }

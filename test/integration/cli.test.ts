@@ -46,6 +46,7 @@ describe('steadfast command line', () => {
         '009-ephemeral-fallback',
         '010-config-versions',
         '011-push',
+        '012-canary-tallies',
         '013-signature-counter',
       ],
     });

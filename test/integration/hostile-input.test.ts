@@ -374,6 +374,7 @@ for (const spec of backends) {
         `/t/fuzz/admin/users/${methodId}/reset-methods`,
         `/t/fuzz/admin/users/${eventId}/disable`,
         '/t/fuzz/admin/policy',
+        '/t/fuzz/admin/policy/history/rollback',
         '/t/fuzz/oidc/token',
         '/t/fuzz/oidc/token/revocation',
         '/t/fuzz/oidc/session/end/confirm',
@@ -404,6 +405,8 @@ for (const spec of backends) {
             'allowedMethods',
             'tapMinMinutes',
             'failMode',
+            'version',
+            'reason',
             'grant_type',
             'code',
             'client_id',
@@ -446,6 +449,8 @@ for (const spec of backends) {
         '/t/fuzz/admin/signins.csv',
         '/t/fuzz/admin/audit',
         '/t/fuzz/admin/policy',
+        '/t/fuzz/admin/policy/history',
+        '/t/fuzz/admin/policy/history/rollback',
         `/t/fuzz/admin/users/${methodId}`,
         '/t/fuzz/.well-known/openid-configuration',
         '/t/fuzz/oidc/auth',
@@ -460,7 +465,7 @@ for (const spec of backends) {
           const q = enc(cursor);
           await send(
             'GET',
-            `${path}?cursor=${q}&next=${enc(next)}&username=${q}&q=${q}&user=${q}&outcome=${q}&method=${q}&since=${q}&until=${enc(next)}&before=${q}&client_id=${q}&response_type=${enc(next)}&redirect_uri=${q}&scope=${q}&prompt=${q}&max_age=${q}&acr_values=${q}&id_token_hint=${q}`,
+            `${path}?cursor=${q}&next=${enc(next)}&username=${q}&q=${q}&user=${q}&outcome=${q}&method=${q}&since=${q}&until=${enc(next)}&before=${q}&client_id=${q}&response_type=${enc(next)}&redirect_uri=${q}&scope=${q}&prompt=${q}&max_age=${q}&acr_values=${q}&id_token_hint=${q}&version=${q}&done=${enc(next)}`,
             undefined,
             { cookie: `sf_session=${token}` },
           );

@@ -5,6 +5,7 @@ import { loadConfig } from '../../src/config/config.ts';
 import { sqliteMemory, type Backend } from '../helpers/backends.ts';
 import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { totpCode } from '../helpers/totp.ts';
+import { ConfigSecrets } from '../../src/config/config-secrets.ts';
 
 const BIN = new URL('../../bin/steadfast.js', import.meta.url).pathname;
 
@@ -40,6 +41,15 @@ describe('master key rotation', () => {
     const enrol = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, first.body.session.token);
     secret = enrol.body.secret;
     await api(server.url, 'POST', `/api/v1/me/methods/${enrol.body.id}/confirm`, { code: totpCode(secret, Date.now()) }, first.body.session.token);
+    // Two versions of the node settings, each with a provider token sealed under the old key.
+    for (const [name, token] of [
+      ['gateway-one', 'first-provider-token-0123456789'],
+      ['gateway-two', 'second-provider-token-0123456789'],
+    ])
+      await server.services.rollouts.applyNode(
+        { delivery: { sms: [{ name, type: 'webhook', url: 'http://127.0.0.1:9/hook', secret: token }] } },
+        { actor: 'cli' },
+      );
     await server.close();
   });
   afterAll(async () => {
@@ -50,9 +60,9 @@ describe('master key rotation', () => {
   it('rewraps every secret under the new key, after which the old key can go', async () => {
     const rewrap = await steadfast(['keys', 'rewrap'], { ...env, STEADFAST_MASTER_KEY: newKey, STEADFAST_PREVIOUS_MASTER_KEYS: oldKey });
     expect(rewrap.code).toBe(0);
-    expect(JSON.parse(rewrap.stdout)).toMatchObject({ examined: 1, rewrapped: 1, contacts: 1 });
+    expect(JSON.parse(rewrap.stdout)).toMatchObject({ examined: 1, rewrapped: 1, contacts: 1, configVersions: { examined: 2, rewrapped: 2 } });
     const again = await steadfast(['keys', 'rewrap'], { ...env, STEADFAST_MASTER_KEY: newKey, STEADFAST_PREVIOUS_MASTER_KEYS: oldKey });
-    expect(JSON.parse(again.stdout)).toMatchObject({ examined: 1, rewrapped: 0, contacts: 0 });
+    expect(JSON.parse(again.stdout)).toMatchObject({ examined: 1, rewrapped: 0, contacts: 0, configVersions: { examined: 2, rewrapped: 0 } });
 
     // Only the new key now: the TOTP secret still opens and verifies.
     server = await startTestServer({ ...backend, config: loadConfig({ ...env, STEADFAST_MASTER_KEY: newKey, PORT: '0' }) });
@@ -67,5 +77,18 @@ describe('master key rotation', () => {
     expect(await server.services.users.search(tenant.id, 'rory@EXAMPLE.test', 10)).toMatchObject([
       { username: 'rory', email: 'Rory@example.test', phone: '+447700900123' },
     ]);
+
+    // The stored configuration versions open under the new key alone: the node runs the last good one...
+    expect(server.services.runtime.versions.stable).toBe(2);
+    expect(server.services.delivery.health().sms?.providers.map((p) => p.name)).toEqual(['gateway-two']);
+    const secrets = new ConfigSecrets(server.services.keyRing);
+    const opened = (version: number) => server.services.configVersions.raw('node', version).then((row) => secrets.open(JSON.parse(row!.document)));
+    expect(JSON.stringify(await opened(2))).toContain('second-provider-token-0123456789');
+    // ...and the older one a rollback returns to opens as well, its token intact.
+    expect(JSON.stringify(await opened(1))).toContain('first-provider-token-0123456789');
+    const back = await server.services.rollouts.rollback('node', { version: 1, actor: 'cli', reason: 'after the rotation' });
+    await server.services.guard.tick();
+    expect(server.services.runtime.versions.stable).toBe(back.version);
+    expect(server.services.delivery.health().sms?.providers.map((p) => p.name)).toEqual(['gateway-one']);
   });
 });

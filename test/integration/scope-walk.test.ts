@@ -172,6 +172,7 @@ const BODIES: Record<string, Record<string, unknown>> = {
   'POST /t/:tenant/admin/users': { username: 'walker2', email: '' },
   'POST /t/:tenant/admin/users/:id/tap': { minutes: '60' },
   'POST /t/:tenant/admin/policy': { mfaRequired: 'on' },
+  'POST /t/:tenant/admin/policy/history/rollback': { version: '1', reason: 'walked' },
 };
 
 interface Holder {

@@ -27,7 +27,7 @@ const PolicyForm = Type.Object({
 });
 
 export interface PolicyRoutesDeps extends ConsoleAccessDeps {
-  admin: Pick<Administration, 'setPolicy'>;
+  admin: Pick<Administration, 'setPolicy' | 'policyCanary'>;
 }
 
 /** The console's policy editor: the form, and saving it with every problem named. */
@@ -36,7 +36,13 @@ export function policyRoutes(deps: PolicyRoutesDeps): FastifyPluginAsyncTypebox 
   return async (app) => {
     app.get('/t/:tenant/admin/policy', consoleView(PageParams, Type.Object({})), async (request, reply) => {
       const p = await adminOr(request, reply);
-      return p ? sendPage(reply, policyView({ ...viewer(reply, p), policy: p.tenant.policy })) : reply;
+      if (!p) return reply;
+      const canary = await deps.admin.policyCanary(p.tenant);
+      const notice = canary && {
+        kind: 'info' as const,
+        text: `Version ${canary.version} of this policy is on its canary (${canary.canaryPercent}% of users) until ${new Date(canary.createdAt + canary.bakeSeconds * 1000).toISOString().replace('T', ' ').slice(0, 16)} UTC. Changes here are refused until it is promoted or rolled back.`,
+      };
+      return sendPage(reply, policyView({ ...viewer(reply, p), policy: p.tenant.policy, notice, historyLink: canary !== undefined }));
     });
 
     app.post('/t/:tenant/admin/policy', formRoute(app, 'admin', PageParams, PolicyForm), async (request, reply) => {
@@ -66,6 +72,11 @@ export function policyRoutes(deps: PolicyRoutesDeps): FastifyPluginAsyncTypebox 
           policyView({ ...viewer(reply, p), policy, notice: { kind: 'info', text: 'Policy saved. Every node applies it within a few seconds.' } }),
         );
       } catch (err) {
+        if (err instanceof AppError && err.code === 'canary-in-progress') {
+          // Nothing was saved: a version is on its canary, and the history page is where it is finished or rolled back.
+          const notice = { kind: 'error' as const, text: `The policy was not saved: ${err.detail ?? err.message}.` };
+          return sendPage(reply, policyView({ ...viewer(reply, p), policy: checkPolicy(input, p.tenant.policy).policy, notice, historyLink: true }), 409);
+        }
         if (!(err instanceof AppError) || err.code !== 'invalid-policy') throw err;
         const problems = Array.isArray(err.extra.problems) ? (err.extra.problems as string[]) : [problemCatalog['invalid-policy'].title];
         // The form keeps what was typed, but for the fields that were wrong.

@@ -6,7 +6,7 @@ import { METHOD_TYPES, methodName } from '../../methods/registry.ts';
 import { consoleBase, consolePage, type ConsoleViewer, type Notice } from './console-layout.ts';
 
 /** The policy editor, with what was wrong with the last attempt when there was something. */
-export function policyView(v: ConsoleViewer & { policy: TenantPolicy; notice?: Notice | undefined; problems?: string[] }): string {
+export function policyView(v: ConsoleViewer & { policy: TenantPolicy; notice?: Notice | undefined; problems?: string[]; historyLink?: boolean }): string {
   const { policy } = v;
   const problems = v.problems ?? [];
   const checked = (on: boolean) => (on ? html` checked` : '');
@@ -18,6 +18,7 @@ export function policyView(v: ConsoleViewer & { policy: TenantPolicy; notice?: N
     'Policy',
     html`<h1>Sign-in policy</h1>
 ${noticeView(v.notice)}
+<p>${v.historyLink ? html`<a href="${consoleBase(v)}/policy/history">Go to the policy history to roll the canary back</a>` : html`Every change is kept as a version: see the <a href="${consoleBase(v)}/policy/history">policy history</a>, and roll back to an earlier one there.`}</p>
 ${problems.length > 0 ? html`<ul class="problems" role="alert">${problems.map((x) => html`<li>${x}</li>`)}</ul>` : ''}
 <form method="post" action="${consoleBase(v)}/policy" novalidate>
   ${csrfField(v.csrf)}

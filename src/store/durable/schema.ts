@@ -226,6 +226,7 @@ export interface Database {
   config_versions: ConfigVersionTable;
   incidents: IncidentTable;
   deployment_keys: DeploymentKeyTable;
+  canary_tallies: CanaryTallyTable;
 }
 
 export interface ClusterMemberTable {
@@ -303,4 +304,15 @@ export interface DeploymentKeyTable {
   /** Sealed with the key ring, bound to the row's name. */
   sealed_private_key: string;
   created_at: number;
+}
+
+export interface CanaryTallyTable {
+  /** The configuration scope (`node`, `tenant:{id}`) and the canary version. */
+  scope: string;
+  version: number;
+  /** The node instance that counted (config/slice-tally.ts). */
+  node: string;
+  /** Its counts since the canary began, as JSON. */
+  record: string;
+  updated_at: number;
 }

@@ -57,6 +57,7 @@ const RULES: Record<string, Partial<Record<'insert' | 'update' | 'delete', Write
   ephemeral_fallback: { insert: 'local', update: 'local', delete: 'local' },
   cluster_members: { insert: 'local', update: 'local', delete: 'local' },
   cluster_load: { insert: 'local', update: 'local', delete: 'local' },
+  canary_tallies: { insert: 'local', update: 'local', delete: 'local' },
 };
 
 export function writeRule(node: OperationNode): WriteRule {

@@ -10,6 +10,7 @@ import * as cluster from './008-cluster.ts';
 import * as ephemeralFallback from './009-ephemeral-fallback.ts';
 import * as configVersions from './010-config-versions.ts';
 import * as push from './011-push.ts';
+import * as canaryTallies from './012-canary-tallies.ts';
 import * as signatureCounter from './013-signature-counter.ts';
 
 /**
@@ -28,5 +29,6 @@ export const migrations: Record<string, Migration> = {
   '009-ephemeral-fallback': ephemeralFallback,
   '010-config-versions': configVersions,
   '011-push': push,
+  '012-canary-tallies': canaryTallies,
   '013-signature-counter': signatureCounter,
 };
