@@ -10,9 +10,13 @@ export interface JudgeThresholds {
   /** p99 counts as a regression above this multiple of the rest's and at least this much slower. */
   p99Factor: number;
   p99MinIncreaseMs: number;
+  /** Latencies each slice must have before p99 is compared: below 100 a "p99" is the slowest request, one GC pause. */
+  minLatencySamples: number;
+  /** Canary requests that must be that slow: a latency regression shows in several requests, a hiccup in one. */
+  minSlowRequests: number;
 }
 
-export const DEFAULT_THRESHOLDS: JudgeThresholds = { minSamples: 10, minRateIncrease: 0.1, minZ: 3, p99Factor: 2, p99MinIncreaseMs: 250 };
+export const DEFAULT_THRESHOLDS: JudgeThresholds = { minSamples: 10, minRateIncrease: 0.1, minZ: 3, p99Factor: 2, p99MinIncreaseMs: 250, minLatencySamples: 100, minSlowRequests: 5 };
 
 export interface Verdict {
   regressed: boolean;
@@ -54,10 +58,12 @@ export function judgeCanary(canary: SliceStats, stable: SliceStats, t: JudgeThre
   rate('delivery failures', canary.deliveries.failures, canary.deliveries.attempts, stable.deliveries.failures, stable.deliveries.attempts);
   if (canary.breakerOpens > 0 && stable.breakerOpens === 0)
     reasons.push(`provider breakers opened ${canary.breakerOpens} time(s) on the canary and never on the rest`);
-  if (canary.latenciesMs.length >= t.minSamples && stable.latenciesMs.length >= t.minSamples) {
+  if (canary.latenciesMs.length >= t.minLatencySamples && stable.latenciesMs.length >= t.minLatencySamples) {
     const pc = p99(canary.latenciesMs);
     const ps = p99(stable.latenciesMs);
-    if (pc > ps * t.p99Factor && pc - ps >= t.p99MinIncreaseMs) reasons.push(`p99 ${Math.round(pc)} ms on the canary against ${Math.round(ps)} ms on the rest`);
+    const slowerThan = Math.max(ps * t.p99Factor, ps + t.p99MinIncreaseMs);
+    const slow = canary.latenciesMs.filter((ms) => ms > slowerThan).length;
+    if (pc > slowerThan && slow >= t.minSlowRequests) reasons.push(`p99 ${Math.round(pc)} ms on the canary against ${Math.round(ps)} ms on the rest`);
   }
   return { regressed: reasons.length > 0, reasons };
 }

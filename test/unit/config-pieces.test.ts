@@ -136,6 +136,17 @@ describe('the canary judge', () => {
     expect(judgeCanary(stats({ latenciesMs: slow }), stats({ latenciesMs: fast })).reasons).toEqual(['p99 900 ms on the canary against 20 ms on the rest']);
     expect(judgeCanary(stats({ breakerOpens: 1 }), stats()).regressed).toBe(true);
   });
+
+  it('does not take one slow request, or a "p99" of a few requests, for a latency regression', () => {
+    const fast = Array.from({ length: 200 }, () => 20);
+    const oneHiccup = [...Array.from({ length: 199 }, () => 20), 900];
+    expect(judgeCanary(stats({ latenciesMs: oneHiccup }), stats({ latenciesMs: fast })).regressed).toBe(false);
+    const fourHiccups = [...Array.from({ length: 196 }, () => 20), 900, 900, 900, 900];
+    expect(judgeCanary(stats({ latenciesMs: fourHiccups }), stats({ latenciesMs: fast })).regressed).toBe(false);
+    const fiveSlow = [...Array.from({ length: 195 }, () => 20), 900, 900, 900, 900, 900];
+    expect(judgeCanary(stats({ latenciesMs: fiveSlow }), stats({ latenciesMs: fast })).regressed).toBe(true);
+    expect(judgeCanary(stats({ latenciesMs: Array.from({ length: 20 }, () => 900) }), stats({ latenciesMs: fast })).regressed).toBe(false);
+  });
 });
 
 describe('uptime days', () => {
