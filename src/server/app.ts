@@ -289,6 +289,7 @@ export async function buildApp(services: Services, options: AppOptions) {
       sessions: services.sessions,
       oidcRevocation: services.oidcRevocation,
       knownBrowsers: services.knownBrowsers,
+      flash,
       publicUrl: services.config.publicUrl,
     }),
   );
