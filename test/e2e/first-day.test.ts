@@ -135,6 +135,8 @@ describe.runIf(chromiumAvailable())('the first day of a new hire in Chromium', {
     await expect(page.getByRole('status').first().textContent()).resolves.toContain('Password set');
     await expect(page.getByRole('link', { name: 'Change your password' }).count()).resolves.toBe(1);
     await check('security info, all set', 'onboarding-5-done');
+    // Not an administrator: no way to the console on her pages.
+    expect(await page.getByRole('link', { name: 'Admin console' }).count()).toBe(0);
   });
 
   it('makes recovery codes that a refresh never replaces, and asks before replacing them', async () => {
@@ -225,6 +227,14 @@ describe.runIf(chromiumAvailable())('the first day of a new hire in Chromium', {
     await page.goForward();
     await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe("Verify it's you");
     expect(dialogs).toEqual([]);
+
+    // Lost your phone? Her recovery codes are a way in, and a pass from the administrator is the way when they are gone too.
+    const lost = page.getByRole('region', { name: 'Lost your phone?' });
+    expect(await lost.getByRole('link', { name: 'sign in with the pass' }).getAttribute('href')).toBe('/t/first/signin/tap');
+    await lost.getByRole('button', { name: 'Sign in with a recovery code' }).click();
+    expect(await page.getByLabel('Recovery code').count()).toBe(1);
+    await check('second step, a recovery code in place of the phone');
+    await page.getByRole('button', { name: /^Use Authenticator app/ }).click();
 
     clock.advance(30_000);
     await page.getByLabel('Authenticator app code').fill(totpCode(secret, clock.now()));

@@ -7,6 +7,7 @@ import type { FactorPrompt } from '../../signin/next-step.ts';
 import { csrfField, hiddenFields } from '../../http/page/parts/hidden-fields.ts';
 import { errorSummary, notice } from '../../http/page/parts/error-summary.ts';
 import { otherMethods } from './parts/method-list.ts';
+import { lostPhone } from './parts/lost-phone.ts';
 
 /** The tenant as the sign-in pages show it. */
 export interface PageTenant {
@@ -148,6 +149,7 @@ ${
 }`
 }
 ${otherMethods({ action: `/t/${tenant.slug}/signin/method`, csrf, context, methods: others })}
+${lostPhone({ tenant, csrf, context, methods: prompt.methods, chosenType: chosen.type })}
 <p class="hint"><a href="/t/${tenant.slug}/signin">Start again</a></p>
 </div>`,
   });
