@@ -320,6 +320,7 @@ export async function buildApp(services: Services, options: AppOptions) {
       coverage: services.coverage,
       delivery: services.delivery,
       deliveryHealth: services.deliveryHealth,
+      publicUrl: services.config.publicUrl,
     }),
   );
   await app.register(policyHistoryRoutes({ auth: services.auth, tenants: tenantPages, versions: services.configVersions }));

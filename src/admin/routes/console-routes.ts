@@ -13,6 +13,7 @@ export interface ConsoleRoutesDeps extends ConsoleAccessDeps, Omit<OverviewRoute
   admin: Administration;
   users: Pick<Users, 'get' | 'findByUsername' | 'usernames'>;
   passes: Pick<IssuedPassHolder, 'hold' | 'take'>;
+  publicUrl: string;
 }
 
 /**

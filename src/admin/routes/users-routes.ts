@@ -10,16 +10,19 @@ import type { IssuedPassHolder } from '../issued-pass-holder.ts';
 import type { Notice } from '../views/console-layout.ts';
 import { usersView } from '../views/users-view.ts';
 import { userDetailView, type IssuedPass } from '../views/user-detail-view.ts';
+import { confirmUserActionView, type ConfirmedUserAction } from '../views/confirm-user-action-view.ts';
 import { consoleAccess, consoleView, type ConsoleAccessDeps } from './console-access.ts';
 
 const Field = (max = 200) => Type.Optional(Type.String({ maxLength: max }));
 const PageParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
 const UserParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }), id: Type.String({ minLength: 1, maxLength: 64 }) });
-const ActionBody = Type.Object({ _csrf: Field(), minutes: Field(10), oneTime: Field(5) });
+const ActionBody = Type.Object({ _csrf: Field(), minutes: Field(10), oneTime: Field(5), confirm: Field(5) });
 
 export interface UsersRoutesDeps extends ConsoleAccessDeps {
   admin: Pick<Administration, 'searchUsers' | 'createUser' | 'userDetail' | 'issuePass' | 'revokePass' | 'resetMethods' | 'revokeSessions' | 'updateUser'>;
   passes: Pick<IssuedPassHolder, 'hold' | 'take'>;
+  /** This service's address, for the sign-in address an administrator passes on with a pass. */
+  publicUrl: string;
 }
 
 /**
@@ -39,7 +42,18 @@ export function usersRoutes(deps: UsersRoutesDeps): FastifyPluginAsyncTypebox {
       sendPage(reply, usersView({ ...viewer(reply, p), q, users: await admin.searchUsers(p.tenant, q, 50), notice }), status);
 
     const userPage = async (reply: FastifyReply, p: Principal, id: string, notice?: Notice, issued?: IssuedPass, status = 200) =>
-      sendPage(reply, userDetailView({ ...viewer(reply, p), detail: await admin.userDetail(p.tenant, id), tap: p.tenant.policy.tap, notice, issued }), status);
+      sendPage(
+        reply,
+        userDetailView({
+          ...viewer(reply, p),
+          detail: await admin.userDetail(p.tenant, id),
+          tap: p.tenant.policy.tap,
+          notice,
+          issued,
+          signinUrl: `${deps.publicUrl.replace(/\/+$/, '')}/t/${p.tenant.slug}/signin/tap`,
+        }),
+        status,
+      );
 
     app.get('/t/:tenant/admin', consoleView(PageParams, Type.Object({ q: Field(256) })), async (request, reply) => {
       const p = await adminOr(request, reply);
@@ -71,16 +85,31 @@ export function usersRoutes(deps: UsersRoutesDeps): FastifyPluginAsyncTypebox {
       return userPage(reply, p, request.params.id, issued ? { kind: 'info', text: 'Temporary Access Pass issued.' } : undefined, issued);
     });
 
-    /** Runs an action on a user and shows their page with the outcome. */
+    /**
+     * Runs an action on a user and shows their page with the outcome. A
+     * `confirmed` action (reset methods, disable) has a page that says what it
+     * will do (GET at the same address); only that page's post, which says
+     * `confirm=yes`, runs it, and any other post goes to that page.
+     */
     const userAction = (
       path: string,
       run: (p: Principal, id: string, body: { minutes?: string | undefined; oneTime?: string | undefined }) => Promise<{ notice: string; issued?: IssuedPass }>,
       admissionClass: 'admin' | 'admin-emergency' = 'admin',
-    ) =>
+      confirmed?: ConfirmedUserAction,
+    ) => {
+      if (confirmed) {
+        app.get(`/t/:tenant/admin/users/:id/${path}`, consoleView(UserParams, Type.Object({})), async (request, reply) => {
+          const p = await adminOr(request, reply);
+          if (!p) return reply;
+          const detail = await admin.userDetail(p.tenant, request.params.id);
+          return sendPage(reply, confirmUserActionView({ ...viewer(reply, p), detail, action: confirmed }));
+        });
+      }
       app.post(`/t/:tenant/admin/users/:id/${path}`, formRoute(app, admissionClass, UserParams, ActionBody), async (request, reply) => {
         const p = await adminOr(request, reply, { change: true });
         if (!p) return reply;
         const { id } = request.params;
+        if (confirmed && request.body.confirm !== 'yes') return reply.redirect(`${base(p)}/users/${encodeURIComponent(id)}/${path}`, 303);
         try {
           const { notice, issued } = await run(p, id, request.body);
           if (issued) return reply.redirect(`${base(p)}/users/${encodeURIComponent(id)}?issued=${await deps.passes.hold(holding(p, id), issued)}`, 303);
@@ -92,6 +121,7 @@ export function usersRoutes(deps: UsersRoutesDeps): FastifyPluginAsyncTypebox {
           return userPage(reply, p, id, { kind: 'error', text }, undefined, status);
         }
       });
+    };
 
     userAction(
       'tap',
@@ -114,13 +144,19 @@ export function usersRoutes(deps: UsersRoutesDeps): FastifyPluginAsyncTypebox {
         return { notice: `Methods reset: ${removed} removed, ${sessionsEnded} sessions ended. The user registers again at the next sign-in.` };
       },
       'admin-emergency',
+      'reset-methods',
     );
     userAction('revoke-sessions', async (p, id) => ({ notice: `${await admin.revokeSessions(p.tenant, actor(p), id)} sessions ended.` }), 'admin-emergency');
-    userAction('disable', async (p, id) => {
-      if (id === p.user.id) throw new AppError('invalid-state', 'you cannot disable your own account');
-      await admin.updateUser(p.tenant, actor(p), id, { status: 'disabled' });
-      return { notice: 'Account disabled; every session ended.' };
-    });
+    userAction(
+      'disable',
+      async (p, id) => {
+        if (id === p.user.id) throw new AppError('invalid-state', 'you cannot disable your own account');
+        await admin.updateUser(p.tenant, actor(p), id, { status: 'disabled' });
+        return { notice: 'Account disabled; every session ended.' };
+      },
+      'admin',
+      'disable',
+    );
     userAction('enable', async (p, id) => {
       await admin.updateUser(p.tenant, actor(p), id, { status: 'active' });
       return { notice: 'Account enabled.' };
