@@ -3,7 +3,8 @@ import { AppError } from '../../errors/app-error.ts';
 import { problemCatalog } from '../../errors/catalog.ts';
 import { formRoute } from '../../http/page/form-route.ts';
 import { sendPage } from '../../http/page/send-page.ts';
-import { checkPolicy } from '../../directory/policy.ts';
+import type { TenantPolicy } from '../../directory/policy.ts';
+import { placeProblem } from '../views/policy-problems.ts';
 import type { Administration } from '../administration.ts';
 import { policyView } from '../views/policy-view.ts';
 import { consoleAccess, consoleView, type ConsoleAccessDeps } from './console-access.ts';
@@ -25,6 +26,18 @@ const PolicyForm = Type.Object({
   signinEventDays: Field(10),
   auditDays: Field(10),
 });
+
+/** The form's number fields, kept as typed when the policy is not saved. */
+const NUMBER_FIELDS = [
+  'tapMinMinutes',
+  'tapMaxMinutes',
+  'tapDefaultMinutes',
+  'accountFailures',
+  'blockMinutes',
+  'rememberedDeviceDays',
+  'signinEventDays',
+  'auditDays',
+] as const;
 
 export interface PolicyRoutesDeps extends ConsoleAccessDeps {
   admin: Pick<Administration, 'setPolicy'>;
@@ -68,9 +81,18 @@ export function policyRoutes(deps: PolicyRoutesDeps): FastifyPluginAsyncTypebox 
       } catch (err) {
         if (!(err instanceof AppError) || err.code !== 'invalid-policy') throw err;
         const problems = Array.isArray(err.extra.problems) ? (err.extra.problems as string[]) : [problemCatalog['invalid-policy'].title];
-        // The form keeps what was typed, but for the fields that were wrong.
+        // The form shows what was typed, every field of it: numbers as the strings typed, the choices as chosen.
+        const saved = p.tenant.policy;
+        const typed: TenantPolicy = {
+          ...saved,
+          mfaRequired: input.mfaRequired,
+          allowedMethods: input.allowedMethods as TenantPolicy['allowedMethods'],
+          tap: { ...saved.tap, oneTimeDefault: input.tap.oneTimeDefault },
+          failMode: input.failMode === 'closed' || input.failMode === 'tap-only' ? input.failMode : saved.failMode,
+        };
+        const values = Object.fromEntries(NUMBER_FIELDS.map((name) => [name, b[name] ?? '']));
         const notice = { kind: 'error' as const, text: 'The policy was not saved. Correct these and save again:' };
-        return sendPage(reply, policyView({ ...viewer(reply, p), policy: checkPolicy(input, p.tenant.policy).policy, notice, problems }), 400);
+        return sendPage(reply, policyView({ ...viewer(reply, p), policy: typed, notice, problems: problems.map(placeProblem), values }), 400);
       }
     });
   };
