@@ -27,7 +27,7 @@ const PolicyForm = Type.Object({
   auditDays: Field(10),
 });
 
-/** The form's number fields, kept as typed when the policy is not saved. */
+// The form's number fields, kept as typed when the policy is not saved.
 const NUMBER_FIELDS = [
   'tapMinMinutes',
   'tapMaxMinutes',

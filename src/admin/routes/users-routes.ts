@@ -21,7 +21,7 @@ const ActionBody = Type.Object({ _csrf: Field(), minutes: Field(10), oneTime: Fi
 export interface UsersRoutesDeps extends ConsoleAccessDeps {
   admin: Pick<Administration, 'searchUsers' | 'createUser' | 'userDetail' | 'issuePass' | 'revokePass' | 'resetMethods' | 'revokeSessions' | 'updateUser'>;
   passes: Pick<IssuedPassHolder, 'hold' | 'take'>;
-  /** This service's address, for the sign-in address an administrator passes on with a pass. */
+  // This service's address, for the sign-in address an administrator passes on with a pass.
   publicUrl: string;
 }
 

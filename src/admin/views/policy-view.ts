@@ -7,7 +7,7 @@ import { consoleBase, consolePage, type ConsoleViewer, type Notice } from './con
 import { fieldError } from '../../http/page/parts/field-error.ts';
 import type { PlacedProblem } from './policy-problems.ts';
 
-/** The fields of the editor in the order the form shows them: the first in error takes the focus. */
+// The fields of the editor in the order the form shows them: the first in error takes the focus.
 const FORM_ORDER = [
   'mfa-required',
   'methods',

@@ -37,14 +37,14 @@ export interface SigninRoutesDeps {
   publicUrl: string;
 }
 
-/** What the second-step page shows when none of the user's methods can be used now (its flash's `for`). */
+// What the second-step page shows when none of the user's methods can be used now (its flash's `for`).
 const NO_WAY_IN = 'no-way-in';
-/** The sign-in pages' own flashes, bound to a one-time attempt id in the page's address (there is no session yet). */
+// The sign-in pages' own flashes, bound to a one-time attempt id in the page's address (there is no session yet).
 const attemptBinding = (attempt: string) => `signin-attempt:${attempt}`;
-/** A second step's flash, bound to its flow: another flow (another user's, in the same browser) never reads it. */
+// A second step's flash, bound to its flow: another flow (another user's, in the same browser) never reads it.
 const flowBinding = (flow: string) => `signin-flow:${flow}`;
 
-/** A page address with its query (absent and empty values left out). */
+// A page address with its query (absent and empty values left out).
 function pageUrl(tenant: Tenant, path: string, query: Record<string, string | undefined>): string {
   const search = new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => Boolean(e[1]))).toString();
   return `/t/${tenant.slug}/${path}${search ? `?${search}` : ''}`;

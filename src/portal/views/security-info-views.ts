@@ -12,7 +12,7 @@ export interface Viewer {
   tenant: { slug: string; name: string };
   username: string;
   csrf: string;
-  /** An administrator of the tenant: their pages link to the console. */
+  // An administrator of the tenant: their pages link to the console.
   admin?: boolean | undefined;
 }
 
