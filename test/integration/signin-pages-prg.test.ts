@@ -76,7 +76,7 @@ describe('sign-in pages: post-redirect-get', () => {
     expect(wrong.location).toContain(`/t/acme/signin/verify?flow=${flow}&method=totp`);
     for (let i = 0; i < 3; i++) {
       const page = await browser.get(wrong.location!);
-      expect(page.text).toContain("That code didn&#39;t work. 4 attempts left.");
+      expect(page.text).toContain('That code didn&#39;t work. 4 attempts left.');
       expect(page.text).not.toContain(wrongCode);
     }
     // Another flow's page, in the same browser, shows nothing of this one's error.
@@ -86,7 +86,7 @@ describe('sign-in pages: post-redirect-get', () => {
     expect(otherPage.text).not.toContain('attempts left');
     // The refreshes cost nothing: the next wrong code leaves three.
     const second = await browser.post('/t/acme/signin/verify', { flow, method: 'totp', code: wrongCode }, { from: wrong.location! });
-    expect((await browser.get(second.location!)).text).toContain("That code didn&#39;t work. 3 attempts left.");
+    expect((await browser.get(second.location!)).text).toContain('That code didn&#39;t work. 3 attempts left.');
     const done = await browser.post('/t/acme/signin/verify', { flow, method: 'totp', code: totpCode(secret, clock.now()) }, { from: second.location! });
     expect(done.status).toBe(303);
     expect(done.location).toBe('/t/acme/my/security-info');
