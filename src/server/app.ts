@@ -321,6 +321,7 @@ export async function buildApp(services: Services, options: AppOptions) {
       delivery: services.delivery,
       deliveryHealth: services.deliveryHealth,
       publicUrl: services.config.publicUrl,
+      flash,
     }),
   );
   await app.register(policyHistoryRoutes({ auth: services.auth, tenants: tenantPages, versions: services.configVersions }));

@@ -167,6 +167,17 @@ describe.runIf(chromiumAvailable())('admin console in Chromium', () => {
     await expect(page.getByRole('status').first().textContent()).resolves.toContain('Account disabled');
     await page.getByRole('button', { name: 'Enable account' }).click();
     await expect(page.getByRole('status').first().textContent()).resolves.toContain('Account enabled');
+    // Each action answered with a redirect to the user's page: a refresh posts nothing again.
+    expect(page.url()).toMatch(/\/t\/corp\/admin\/users\/[^/?]+$/);
+    const dialogs: string[] = [];
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    await page.reload();
+    await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('bob');
+    await expect(page.getByRole('status').count()).resolves.toBe(0);
+    expect(dialogs).toEqual([]);
   });
 
   it('filters the sign-in log', async () => {

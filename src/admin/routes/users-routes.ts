@@ -8,6 +8,7 @@ import { shownError } from '../../http/page/shown-error.ts';
 import type { Administration } from '../administration.ts';
 import type { IssuedPassHolder } from '../issued-pass-holder.ts';
 import type { Notice } from '../views/console-layout.ts';
+import type { FlashData, PageFlash } from '../../http/page/flash.ts';
 import { usersView } from '../views/users-view.ts';
 import { userDetailView, type IssuedPass } from '../views/user-detail-view.ts';
 import { confirmUserActionView, type ConfirmedUserAction } from '../views/confirm-user-action-view.ts';
@@ -23,6 +24,8 @@ export interface UsersRoutesDeps extends ConsoleAccessDeps {
   passes: Pick<IssuedPassHolder, 'hold' | 'take'>;
   // This service's address, for the sign-in address an administrator passes on with a pass.
   publicUrl: string;
+  // What an action's post tells the page it redirects to (post-redirect-get), bound to the administrator's session.
+  flash: PageFlash;
 }
 
 /**
@@ -38,10 +41,14 @@ export function usersRoutes(deps: UsersRoutesDeps): FastifyPluginAsyncTypebox {
     const base = (p: Principal) => `/t/${p.tenant.slug}/admin`;
     const holding = (p: Principal, userId: string) => ({ tenantId: p.tenant.id, adminId: p.user.id, userId });
 
-    const usersPage = async (reply: FastifyReply, p: Principal, q: string, notice?: Notice, status = 200) =>
-      sendPage(reply, usersView({ ...viewer(reply, p), q, users: await admin.searchUsers(p.tenant, q, 50), notice }), status);
+    /** Leaves what a post has to say for the page at `to` (in the flash bound to this session) and goes there. */
+    const go = (reply: FastifyReply, p: Principal, to: string, data: FlashData) => {
+      deps.flash.set(reply, p.tenant.slug, p.session.id, data);
+      return reply.redirect(to, 303);
+    };
+    const userPath = (p: Principal, id: string) => `${base(p)}/users/${encodeURIComponent(id)}`;
 
-    const userPage = async (reply: FastifyReply, p: Principal, id: string, notice?: Notice, issued?: IssuedPass, status = 200) =>
+    const userPage = async (reply: FastifyReply, p: Principal, id: string, notice?: Notice, issued?: IssuedPass) =>
       sendPage(
         reply,
         userDetailView({
@@ -52,12 +59,25 @@ export function usersRoutes(deps: UsersRoutesDeps): FastifyPluginAsyncTypebox {
           issued,
           signinUrl: `${deps.publicUrl.replace(/\/+$/, '')}/t/${p.tenant.slug}/signin/tap`,
         }),
-        status,
       );
 
     app.get('/t/:tenant/admin', consoleView(PageParams, Type.Object({ q: Field(256) })), async (request, reply) => {
       const p = await adminOr(request, reply);
-      return p ? usersPage(reply, p, request.query.q ?? '') : reply;
+      if (!p) return reply;
+      const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id);
+      const mine = flash?.for === 'users' ? flash : undefined;
+      const q = request.query.q ?? '';
+      return sendPage(
+        reply,
+        usersView({
+          ...viewer(reply, p),
+          q,
+          users: await admin.searchUsers(p.tenant, q, 50),
+          notice: mine?.notice,
+          values: mine?.values,
+          addError: mine?.fieldErrors?.['new-username'],
+        }),
+      );
     });
 
     app.post(
@@ -68,10 +88,19 @@ export function usersRoutes(deps: UsersRoutesDeps): FastifyPluginAsyncTypebox {
         if (!p) return reply;
         try {
           const user = await admin.createUser(p.tenant, actor(p), { username: request.body.username ?? '', email: request.body.email?.trim() || undefined });
-          return await userPage(reply, p, user.id, { kind: 'info', text: `User ${user.username} added. Issue a Temporary Access Pass so they can sign in.` });
+          return go(reply, p, userPath(p, user.id), {
+            for: `user:${user.id}`,
+            notice: { kind: 'info', text: `User ${user.username} added. Issue a Temporary Access Pass so they can sign in.` },
+          });
         } catch (err) {
-          const { text, status } = shownError(err);
-          return usersPage(reply, p, '', { kind: 'error', text }, status);
+          const { text } = shownError(err);
+          // What was typed stays, with the reason at the username.
+          return go(reply, p, base(p), {
+            for: 'users',
+            notice: { kind: 'error', text },
+            values: { username: request.body.username ?? '', email: request.body.email ?? '' },
+            fieldErrors: { 'new-username': text },
+          });
         }
       },
     );
@@ -79,10 +108,12 @@ export function usersRoutes(deps: UsersRoutesDeps): FastifyPluginAsyncTypebox {
     app.get('/t/:tenant/admin/users/:id', consoleView(UserParams, Type.Object({ issued: Field(40) })), async (request, reply) => {
       const p = await adminOr(request, reply);
       if (!p) return reply;
+      const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id);
+      const notice = flash?.for === `user:${request.params.id}` ? flash.notice : undefined;
       const issued = await deps.passes.take(holding(p, request.params.id), request.query.issued);
       if (request.query.issued && !issued)
         return userPage(reply, p, request.params.id, { kind: 'info', text: 'The pass was shown once and is not shown again. Issue a new one if it was lost.' });
-      return userPage(reply, p, request.params.id, issued ? { kind: 'info', text: 'Temporary Access Pass issued.' } : undefined, issued);
+      return userPage(reply, p, request.params.id, issued ? { kind: 'info', text: 'Temporary Access Pass issued.' } : notice, issued);
     });
 
     /**
@@ -112,13 +143,13 @@ export function usersRoutes(deps: UsersRoutesDeps): FastifyPluginAsyncTypebox {
         if (confirmed && request.body.confirm !== 'yes') return reply.redirect(`${base(p)}/users/${encodeURIComponent(id)}/${path}`, 303);
         try {
           const { notice, issued } = await run(p, id, request.body);
-          if (issued) return reply.redirect(`${base(p)}/users/${encodeURIComponent(id)}?issued=${await deps.passes.hold(holding(p, id), issued)}`, 303);
-          return await userPage(reply, p, id, { kind: 'info', text: notice });
+          if (issued) return reply.redirect(`${userPath(p, id)}?issued=${await deps.passes.hold(holding(p, id), issued)}`, 303);
+          return go(reply, p, userPath(p, id), { for: `user:${id}`, notice: { kind: 'info', text: notice } });
         } catch (err) {
-          const { text, status } = shownError(err);
+          const { text } = shownError(err);
           // An unknown user (or one of another tenant) has no page to go back to.
-          if (err instanceof AppError && err.code === 'not-found') return usersPage(reply, p, '', { kind: 'error', text }, status);
-          return userPage(reply, p, id, { kind: 'error', text }, undefined, status);
+          if (err instanceof AppError && err.code === 'not-found') return go(reply, p, base(p), { for: 'users', notice: { kind: 'error', text } });
+          return go(reply, p, userPath(p, id), { for: `user:${id}`, notice: { kind: 'error', text } });
         }
       });
     };
