@@ -20,13 +20,14 @@ describe('sign-in pages: post-redirect-get', () => {
   let server: TestServer;
   let tenant: Tenant;
   let secret = '';
+  let adminToken = '';
   const clock = new ManualClock(Date.UTC(2026, 10, 30, 9, 0, 5));
 
   beforeAll(async () => {
     backend = await sqliteMemory.create();
     server = await startTestServer(backend, { clock });
     tenant = await server.services.tenants.create('acme', 'Acme');
-    const adminToken = (await server.services.adminTokens.create(tenant.id, 'admin')).token;
+    adminToken = (await server.services.adminTokens.create(tenant.id, 'admin')).token;
     expect((await api(server.url, 'POST', '/api/v1/admin/users', { username: 'pia', password: PASSWORD }, adminToken)).status).toBe(201);
     // Pia's authenticator app, added over the API with her registration session.
     const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'pia', password: PASSWORD });
@@ -90,6 +91,23 @@ describe('sign-in pages: post-redirect-get', () => {
     const done = await browser.post('/t/acme/signin/verify', { flow, method: 'totp', code: totpCode(secret, clock.now()) }, { from: second.location! });
     expect(done.status).toBe(303);
     expect(done.location).toBe('/t/acme/my/security-info');
+  });
+
+  it('keeps "don\'t ask again" ticked after a wrong code, and nothing else of the post', async () => {
+    expect((await api(server.url, 'PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 }, adminToken)).status).toBe(200);
+    const browser = new PageClient(server.url);
+    const start = await browser.post('/t/acme/signin', { username: 'pia', password: PASSWORD }, { from: '/t/acme/signin' });
+    expect((await browser.get(start.location!)).text).not.toMatch(/name="remember" value="on" checked/);
+    const wrongCode = totpCode(secret, clock.now()) === '000000' ? '111111' : '000000';
+    const wrong = await browser.post(
+      '/t/acme/signin/verify',
+      { flow: flowOf(start)!, method: 'totp', code: wrongCode, remember: 'on' },
+      { from: start.location! },
+    );
+    const page = (await browser.get(wrong.location!)).text;
+    expect(page).toMatch(/name="remember" value="on" checked/);
+    expect(page).not.toContain(wrongCode);
+    expect((await api(server.url, 'PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 0 }, adminToken)).status).toBe(200);
   });
 
   it('sends an unknown or foreign flow back to the start, with nothing of any account', async () => {

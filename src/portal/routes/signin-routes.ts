@@ -115,7 +115,8 @@ export function signinRoutes(deps: SigninRoutesDeps): FastifyPluginAsyncTypebox 
 
     /** Back to the second step's page with what went wrong (a wrong code costs an attempt; the code itself is not kept). */
     const retryFactor = (reply: FastifyReply, tenant: Tenant, flow: string, method: string, next: NextPage | undefined, error: string) => {
-      deps.flash.set(reply, tenant.slug, flowBinding(flow), { for: method, notice: { kind: 'error', text: error } });
+      const remember = (reply.request.body as { remember?: string } | undefined)?.remember === 'on' ? 'on' : '';
+      deps.flash.set(reply, tenant.slug, flowBinding(flow), { for: method, notice: { kind: 'error', text: error }, values: { remember } });
       return reply.redirect(pageUrl(tenant, 'signin/verify', { flow, method, next }), 303);
     };
 
@@ -315,6 +316,7 @@ export function signinRoutes(deps: SigninRoutesDeps): FastifyPluginAsyncTypebox 
             csrf: reply.generateCsrf(),
             prompt: notice ? { ...shown, notice } : shown,
             next,
+            remembered: mine?.values?.remember === 'on',
             rememberDays: tenant.policy.rememberedDeviceDays,
           }),
         );
