@@ -291,6 +291,7 @@ export async function buildApp(services: Services, options: AppOptions) {
       sessions: services.sessions,
       oidcRevocation: services.oidcRevocation,
       knownBrowsers: services.knownBrowsers,
+      flash,
       publicUrl: services.config.publicUrl,
     }),
   );
@@ -321,6 +322,8 @@ export async function buildApp(services: Services, options: AppOptions) {
       coverage: services.coverage,
       delivery: services.delivery,
       deliveryHealth: services.deliveryHealth,
+      publicUrl: services.config.publicUrl,
+      flash,
     }),
   );
   await app.register(

@@ -6,6 +6,7 @@ import { totpCode } from '../helpers/totp.ts';
 import { chromiumAvailable, launchChromium } from '../helpers/browser.ts';
 import { Secret } from 'otpauth';
 import { secretContext } from '../../src/methods/credentials.ts';
+import { axeViolations, WIDTHS } from '../helpers/axe.ts';
 
 const SHOTS = process.env.STEADFAST_SCREENSHOTS ? new URL('../../docs/screenshots/', import.meta.url).pathname : undefined;
 
@@ -23,6 +24,11 @@ describe.runIf(chromiumAvailable())('admin console in Chromium', () => {
   let page: Page;
   const adminSecret = new Secret({ size: 20 }).base32;
   const cspViolations: string[] = [];
+  const violations: string[] = [];
+  /** axe on the page as it is, at a desktop and a phone width (first-day.test.ts does the same). */
+  const check = async (state: string) => {
+    for (const v of await axeViolations(page)) violations.push(`${state}: ${v}`);
+  };
 
   beforeAll(async () => {
     backend = await sqliteMemory.create();
@@ -51,7 +57,9 @@ describe.runIf(chromiumAvailable())('admin console in Chromium', () => {
       secret: services.keyRing.seal(new Secret({ size: 20 }).base32, secretContext('totp', 'x')),
     });
     browser = await launchChromium();
-    adminContext = await browser.newContext();
+    adminContext = await browser.newContext({ viewport: WIDTHS.desktop });
+    // The pass's copy button writes to the clipboard; the test reads it back.
+    await adminContext.grantPermissions(['clipboard-read', 'clipboard-write']);
     page = await adminContext.newPage();
     page.setDefaultTimeout(10_000);
     page.on('console', (msg) => {
@@ -76,6 +84,12 @@ describe.runIf(chromiumAvailable())('admin console in Chromium', () => {
     await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('Users');
   });
 
+  it("links to the console from the administrator's own pages", async () => {
+    await page.goto(`${server.url}/t/corp/my/security-info`);
+    expect(await page.getByRole('link', { name: 'Admin console' }).getAttribute('href')).toBe('/t/corp/admin/overview');
+    await page.goto(`${server.url}/t/corp/admin`);
+  });
+
   it('adds a new hire and issues a one-time pass, with which they sign in and set up an app', async () => {
     await page.getByLabel('Username').fill('newhire');
     await page.getByLabel('Email (optional)').fill('newhire@corp.example');
@@ -86,6 +100,17 @@ describe.runIf(chromiumAvailable())('admin console in Chromium', () => {
     const code = ((await page.getByLabel('Temporary Access Pass').textContent()) ?? '').trim();
     expect(code).toMatch(/^[0-9A-Z]{4}(-[0-9A-Z]{4}){3}$/);
     await expect(page.locator('main').textContent()).resolves.toContain('usable once');
+    // The address to pass on with it, and a copy button that copies the pass as it is typed.
+    expect(await page.locator('a.signin-url').textContent()).toMatch(/^https?:\/\/[^/]+\/t\/corp\/signin\/tap$/);
+    await page.getByRole('button', { name: 'Copy the pass' }).click();
+    await expect(page.getByRole('button', { name: 'Copied' }).count()).resolves.toBe(1);
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(code);
+    // On a phone the whole pass shows: nothing of it runs past its box or the screen.
+    await page.setViewportSize(WIDTHS.phone);
+    const fits = await page.locator('#issued-pass').evaluate((el) => el.scrollWidth <= el.clientWidth && el.getBoundingClientRect().right <= window.innerWidth);
+    expect(fits).toBe(true);
+    await page.setViewportSize(WIDTHS.desktop);
+    await check('a pass just issued');
     if (SHOTS) await page.screenshot({ path: `${SHOTS}admin-user-desktop.png`, fullPage: true });
 
     // The new hire, in a browser of their own.
@@ -118,9 +143,41 @@ describe.runIf(chromiumAvailable())('admin console in Chromium', () => {
     await page.getByRole('button', { name: 'Search' }).click();
     await page.getByRole('link', { name: 'bob' }).click();
     await expect(page.locator('ul.methods').first().textContent()).resolves.toContain('Old phone');
-    await page.getByRole('button', { name: 'Reset methods' }).click();
+    // A page says what will happen first; only its button resets.
+    await page.getByRole('link', { name: 'Reset methods' }).click();
+    await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('Reset the sign-in methods of bob?');
+    const said = (await page.locator('main').textContent()) ?? '';
+    expect(said).toContain('These sign-in methods are removed: Authenticator app “Old phone”');
+    expect(said).toContain('must register a method again');
+    await check('confirm resetting methods');
+    await page.getByRole('link', { name: 'Cancel' }).click();
+    await expect(page.locator('ul.methods').first().textContent()).resolves.toContain('Old phone');
+    await page.getByRole('link', { name: 'Reset methods' }).click();
+    await page.getByRole('button', { name: 'Reset methods of bob' }).click();
     await expect(page.getByRole('status').first().textContent()).resolves.toContain('Methods reset: 1 removed');
     await expect(page.locator('main').textContent()).resolves.toContain('the user must register one at the next sign-in');
+  });
+
+  it("asks before disabling a user's account, saying they cannot sign in", async () => {
+    await page.getByRole('link', { name: 'Disable account' }).click();
+    await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('Disable the account of bob?');
+    await expect(page.locator('main').textContent()).resolves.toContain('They cannot sign in, with any method');
+    await check('confirm disabling an account');
+    await page.getByRole('button', { name: 'Disable bob' }).click();
+    await expect(page.getByRole('status').first().textContent()).resolves.toContain('Account disabled');
+    await page.getByRole('button', { name: 'Enable account' }).click();
+    await expect(page.getByRole('status').first().textContent()).resolves.toContain('Account enabled');
+    // Each action answered with a redirect to the user's page: a refresh posts nothing again.
+    expect(page.url()).toMatch(/\/t\/corp\/admin\/users\/[^/?]+$/);
+    const dialogs: string[] = [];
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    await page.reload();
+    await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('bob');
+    await expect(page.getByRole('status').count()).resolves.toBe(0);
+    expect(dialogs).toEqual([]);
   });
 
   it('filters the sign-in log', async () => {
@@ -150,9 +207,19 @@ describe.runIf(chromiumAvailable())('admin console in Chromium', () => {
     await page.getByLabel(/Days a browser may skip/).fill('7');
     await page.getByLabel(/^Audit log \(days/).fill('10');
     await page.getByRole('button', { name: 'Save policy' }).click();
-    await expect(page.locator('ul.problems').textContent()).resolves.toContain('retention.auditDays must be a whole number from 30 to 3650');
-    await expect(page.locator('ul.problems').textContent()).resolves.toContain('tap.minMinutes must not exceed tap.maxMinutes');
+    await expect(page.locator('ul.problems').textContent()).resolves.toContain('“Audit log (days)” must be a whole number from 30 to 3650.');
+    await expect(page.locator('ul.problems').textContent()).resolves.toContain('“Shortest lifetime” must not exceed “Longest lifetime”.');
+    // Each problem sits at its field, which says it is invalid and points at it; the first takes the focus.
+    const audit = page.getByLabel(/^Audit log \(days/);
+    expect(await audit.getAttribute('aria-invalid')).toBe('true');
+    await expect(page.locator(`#${await audit.getAttribute('aria-describedby')}`).textContent()).resolves.toContain('whole number from 30 to 3650');
+    expect(await page.getByLabel('Shortest lifetime (minutes)').getAttribute('aria-invalid')).toBe('true');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('tap-min');
+    // What was typed stays, the wrong values too: nothing is put back silently.
+    expect(await audit.inputValue()).toBe('10');
+    expect(await page.getByLabel('Shortest lifetime (minutes)').inputValue()).toBe('600');
     expect(await page.getByLabel(/Days a browser may skip/).inputValue()).toBe('7');
+    await check('policy with problems at their fields');
     await page.getByLabel('Shortest lifetime (minutes)').fill('15');
     await page.getByLabel(/^Audit log \(days/).fill('730');
     await page.getByLabel(/Go on to the second step and accept only/).check();
@@ -234,5 +301,9 @@ describe.runIf(chromiumAvailable())('admin console in Chromium', () => {
     const res = await other.request.get(`${server.url}/t/corp/admin`);
     expect(res.url()).toContain('/t/corp/signin?next=admin');
     await other.context().close();
+  });
+
+  it('found no accessibility violations on the page states it checked', () => {
+    expect(violations).toEqual([]);
   });
 });

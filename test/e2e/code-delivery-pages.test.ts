@@ -91,11 +91,18 @@ describe.runIf(chromiumAvailable())('code delivery pages in Chromium', () => {
     await signInWithPassword();
     await expect(page.getByRole('status').first().textContent()).resolves.toContain('We sent a code to +••••••••••55');
     const sent = sms.received.length;
+    await page.reload();
+    await expect(page.getByRole('status').first().textContent()).resolves.toContain('We sent a code to +••••••••••55');
+    expect(sms.received.length).toBe(sent);
     const code = codeIn(sms.received.at(-1));
     await page.getByLabel('Text message code').fill(code === '000000' ? '111111' : '000000');
     await page.getByRole('button', { name: 'Verify' }).click();
     await expect(page.getByRole('alert').textContent()).resolves.toContain("That code didn't work. 4 attempts left.");
     // A wrong code does not send a new one: the code already on the phone still works.
+    expect(sms.received.length).toBe(sent);
+    // Nor does a refresh of the page (post-redirect-get: the page sends nothing), and it still says where the code went.
+    await page.reload();
+    await expect(page.getByRole('alert').textContent()).resolves.toContain("That code didn't work. 4 attempts left.");
     expect(sms.received.length).toBe(sent);
     await page.getByLabel('Text message code').fill(code);
     await page.getByRole('button', { name: 'Verify' }).click();

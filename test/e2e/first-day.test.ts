@@ -135,6 +135,8 @@ describe.runIf(chromiumAvailable())('the first day of a new hire in Chromium', {
     await expect(page.getByRole('status').first().textContent()).resolves.toContain('Password set');
     await expect(page.getByRole('link', { name: 'Change your password' }).count()).resolves.toBe(1);
     await check('security info, all set', 'onboarding-5-done');
+    // Not an administrator: no way to the console on her pages.
+    expect(await page.getByRole('link', { name: 'Admin console' }).count()).toBe(0);
   });
 
   it('makes recovery codes that a refresh never replaces, and asks before replacing them', async () => {
@@ -181,10 +183,25 @@ describe.runIf(chromiumAvailable())('the first day of a new hire in Chromium', {
     // A moment passes (setting the password ended the sign-ins in progress up to its instant).
     clock.advance(1_000);
     await page.getByRole('button', { name: 'Sign out' }).click();
+    // A wrong password: the error and the username come back on a page (post-redirect-get), the password does not.
+    await page.getByLabel('Username').fill('nina');
+    await page.getByLabel('Password').fill('not the password');
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    expect(page.url()).toMatch(/\/t\/first\/signin\?attempt=[A-Za-z0-9_-]{20,}$/);
+    await expect(page.getByRole('alert').first().textContent()).resolves.toContain('username or password');
+    expect(await page.getByLabel('Username').inputValue()).toBe('nina');
+    expect(await page.getByLabel('Password').inputValue()).toBe('');
+    await check('sign-in page, wrong password');
+    // A refresh posts nothing: the page comes back without the one-time error.
+    await page.reload();
+    await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('Sign in');
+    expect(dialogs).toEqual([]);
+
     await page.getByLabel('Username').fill('nina');
     await page.getByLabel('Password').fill(password);
     await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe("Verify it's you");
+    expect(page.url()).toMatch(/\/t\/first\/signin\/verify\?flow=[A-Za-z0-9_-]{32}&method=/);
 
     // The code that confirmed the app, still on its screen.
     await page.getByLabel('Authenticator app code').fill(totpCode(secret, clock.now()));
@@ -202,6 +219,22 @@ describe.runIf(chromiumAvailable())('the first day of a new hire in Chromium', {
     await page.getByLabel('Authenticator app code').fill(wrong);
     await page.getByRole('button', { name: 'Verify' }).click();
     await expect(page.getByRole('alert').first().textContent()).resolves.toContain("That code didn't work. 4 attempts left.");
+    // Refresh and Back after a wrong code post nothing again: the same page, the same count, no resubmission.
+    await page.reload();
+    await expect(page.getByRole('alert').first().textContent()).resolves.toContain("That code didn't work. 4 attempts left.");
+    await page.goBack();
+    await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe("Verify it's you");
+    await page.goForward();
+    await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe("Verify it's you");
+    expect(dialogs).toEqual([]);
+
+    // Lost your phone? Her recovery codes are a way in, and a pass from the administrator is the way when they are gone too.
+    const lost = page.getByRole('region', { name: 'Lost your phone?' });
+    expect(await lost.getByRole('link', { name: 'sign in with the pass' }).getAttribute('href')).toBe('/t/first/signin/tap');
+    await lost.getByRole('button', { name: 'Sign in with a recovery code' }).click();
+    expect(await page.getByLabel('Recovery code').count()).toBe(1);
+    await check('second step, a recovery code in place of the phone');
+    await page.getByRole('button', { name: /^Use Authenticator app/ }).click();
 
     clock.advance(30_000);
     await page.getByLabel('Authenticator app code').fill(totpCode(secret, clock.now()));

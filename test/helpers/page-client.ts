@@ -69,3 +69,10 @@ export function csrfOf(page: string): string {
 export function hiddenField(page: string, name: string): string | undefined {
   return new RegExp(`name="${name}" value="([^"]*)"`).exec(page)?.[1];
 }
+
+/** The sign-in flow a redirect to the second step's page names (its `flow` parameter); none for any other answer. */
+export function flowOf(res: PageResponse): string | undefined {
+  if (res.status !== 303 || !res.location) return undefined;
+  const to = new URL(res.location, 'http://page.test');
+  return to.pathname.endsWith('/signin/verify') ? (to.searchParams.get('flow') ?? undefined) : undefined;
+}

@@ -404,6 +404,8 @@ for (const spec of backends) {
             'mfaRequired',
             'allowedMethods',
             'tapMinMinutes',
+            'auditDays',
+            'confirm',
             'failMode',
             'version',
             'reason',
@@ -443,6 +445,10 @@ for (const spec of backends) {
         '/t/fuzz/my/password',
         '/t/fuzz/signin',
         '/t/fuzz/signin/tap',
+        '/t/fuzz/signin/verify',
+        '/t/fuzz/signin/continue',
+        `/t/fuzz/admin/users/${methodId}/reset-methods`,
+        `/t/fuzz/admin/users/${methodId}/disable`,
         '/assets/x',
         '/t/fuzz/admin',
         '/t/fuzz/admin/signins',
@@ -465,7 +471,7 @@ for (const spec of backends) {
           const q = enc(cursor);
           await send(
             'GET',
-            `${path}?cursor=${q}&next=${enc(next)}&username=${q}&q=${q}&user=${q}&outcome=${q}&method=${q}&since=${q}&until=${enc(next)}&before=${q}&client_id=${q}&response_type=${enc(next)}&redirect_uri=${q}&scope=${q}&prompt=${q}&max_age=${q}&acr_values=${q}&id_token_hint=${q}&version=${q}&done=${enc(next)}`,
+            `${path}?cursor=${q}&next=${enc(next)}&username=${q}&q=${q}&user=${q}&outcome=${q}&method=${q}&since=${q}&until=${enc(next)}&before=${q}&client_id=${q}&response_type=${enc(next)}&redirect_uri=${q}&scope=${q}&prompt=${q}&max_age=${q}&acr_values=${q}&id_token_hint=${q}&version=${q}&done=${enc(next)}&flow=${q}&attempt=${enc(next)}`,
             undefined,
             { cookie: `sf_session=${token}` },
           );

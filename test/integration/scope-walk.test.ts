@@ -5,7 +5,7 @@ import { routeTable } from '../../src/server/route-table.ts';
 import { backends, type Backend } from '../helpers/backends.ts';
 import { api, startTestServer, type TestServer, type JsonResponse } from '../helpers/test-server.ts';
 import { totpCode } from '../helpers/totp.ts';
-import { PageClient, hiddenField } from '../helpers/page-client.ts';
+import { PageClient, flowOf } from '../helpers/page-client.ts';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -57,6 +57,8 @@ function areaOf(method: string, url: string): Area | undefined {
     'GET /t/:tenant/signin/tap',
     'POST /t/:tenant/signin/tap',
     'POST /t/:tenant/signin/passkey',
+    // Back to an app after a sign-in: a page that moves on, for this browser's own full session only.
+    'GET /t/:tenant/signin/continue',
     'POST /t/:tenant/signout',
     'GET /t/:tenant/.well-known/openid-configuration',
     // The provider's own endpoints (token, userinfo, jwks...) take its tokens, never a session; oidc-access-ends.test.ts covers them.
@@ -253,7 +255,7 @@ for (const spec of backends) {
         const remi = await withTotp('remi');
         const browser = new PageClient(server.url);
         const start = await browser.post('/t/acme/signin', { username: 'remi', password: PASSWORD }, { from: '/t/acme/signin/tap' });
-        const flow = hiddenField(start.text, 'flow');
+        const flow = flowOf(start);
         expect(flow).toEqual(expect.any(String));
         clock.advance(30_000);
         expect(
@@ -356,7 +358,9 @@ for (const spec of backends) {
       browser.cookies.set('sf_session', holder.token);
       const fields = Object.fromEntries(Object.entries(body ?? {}).map(([k, v]) => [k, String(v)]));
       if (url.startsWith('/t/:tenant/signin/')) fields.flow = holder.flow;
-      const res = method === 'GET' ? await browser.get(path) : await browser.post(path, fields, { from: '/t/acme/signin/tap' });
+      // The second step's page names its flow in its address.
+      const page = url.startsWith('/t/:tenant/signin/') ? `${path}?flow=${encodeURIComponent(holder.flow)}` : path;
+      const res = method === 'GET' ? await browser.get(page) : await browser.post(path, fields, { from: '/t/acme/signin/tap' });
       return { status: res.status, location: res.location, text: res.text };
     };
 

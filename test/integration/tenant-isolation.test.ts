@@ -168,6 +168,13 @@ for (const spec of backends) {
       const unknown = await get('/t/bravo/admin/users/00000000-0000-4000-8000-000000000000');
       expect(foreign.status).toBe(404);
       expect(await foreign.text()).toBe(await unknown.text());
+      // The pages that ask before resetting or disabling show nothing of another tenant's user either.
+      for (const action of ['reset-methods', 'disable']) {
+        const asked = await get(`/t/bravo/admin/users/${a.userId}/${action}`);
+        const unknownAsked = await get(`/t/bravo/admin/users/00000000-0000-4000-8000-000000000000/${action}`);
+        expect(asked.status, action).toBe(404);
+        expect(await asked.text()).toBe(await unknownAsked.text());
+      }
       // Another tenant's console sends the visitor to that tenant's sign-in, as for anyone signed out.
       const other = await get('/t/alpha/admin');
       expect(other.status).toBe(303);

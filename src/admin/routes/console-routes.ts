@@ -3,6 +3,7 @@ import type { Administration } from '../administration.ts';
 import type { Users } from '../../directory/users.ts';
 import type { IssuedPassHolder } from '../issued-pass-holder.ts';
 import type { ConsoleAccessDeps } from './console-access.ts';
+import type { PageFlash } from '../../http/page/flash.ts';
 import { usersRoutes } from './users-routes.ts';
 import { signinLogRoutes } from './signin-log-routes.ts';
 import { auditLogRoutes } from './audit-log-routes.ts';
@@ -13,6 +14,8 @@ export interface ConsoleRoutesDeps extends ConsoleAccessDeps, Omit<OverviewRoute
   admin: Administration;
   users: Pick<Users, 'get' | 'findByUsername' | 'usernames'>;
   passes: Pick<IssuedPassHolder, 'hold' | 'take'>;
+  publicUrl: string;
+  flash: PageFlash;
 }
 
 /**

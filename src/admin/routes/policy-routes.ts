@@ -3,7 +3,9 @@ import { AppError } from '../../errors/app-error.ts';
 import { problemCatalog } from '../../errors/catalog.ts';
 import { formRoute } from '../../http/page/form-route.ts';
 import { sendPage } from '../../http/page/send-page.ts';
-import { checkPolicy } from '../../directory/policy.ts';
+import type { TenantPolicy } from '../../directory/policy.ts';
+import { placeProblem, type PlacedProblem } from '../views/policy-problems.ts';
+import type { FlashData, PageFlash } from '../../http/page/flash.ts';
 import type { Administration } from '../administration.ts';
 import { policyView } from '../views/policy-view.ts';
 import { consoleAccess, consoleView, type ConsoleAccessDeps } from './console-access.ts';
@@ -26,11 +28,60 @@ const PolicyForm = Type.Object({
   auditDays: Field(10),
 });
 
+// The form's number fields, kept as typed when the policy is not saved.
+const NUMBER_FIELDS = [
+  'tapMinMinutes',
+  'tapMaxMinutes',
+  'tapDefaultMinutes',
+  'accountFailures',
+  'blockMinutes',
+  'rememberedDeviceDays',
+  'signinEventDays',
+  'auditDays',
+] as const;
+
 export interface PolicyRoutesDeps extends ConsoleAccessDeps {
   admin: Pick<Administration, 'setPolicy' | 'policyCanary'>;
+  flash: PageFlash;
 }
 
-/** The console's policy editor: the form, and saving it with every problem named. */
+// The policy as the form's fields, as strings (the flash carries strings only); lists joined with commas.
+function policyValues(policy: TenantPolicy): Record<string, string> {
+  return {
+    mfaRequired: policy.mfaRequired ? 'on' : '',
+    allowedMethods: policy.allowedMethods.join(','),
+    tapMinMinutes: String(policy.tap.minMinutes),
+    tapMaxMinutes: String(policy.tap.maxMinutes),
+    tapDefaultMinutes: String(policy.tap.defaultMinutes),
+    tapOneTimeDefault: policy.tap.oneTimeDefault ? 'on' : '',
+    accountFailures: String(policy.lockout.accountFailures),
+    blockMinutes: String(policy.lockout.blockMinutes),
+    rememberedDeviceDays: String(policy.rememberedDeviceDays),
+    signinEventDays: String(policy.retention.signinEventDays),
+    auditDays: String(policy.retention.auditDays),
+    failMode: policy.failMode,
+  };
+}
+
+// The choices of the form's fields (the number fields are shown from the strings themselves), over the saved policy.
+function chosenPolicy(values: Record<string, string>, saved: TenantPolicy): TenantPolicy {
+  const failMode = values.failMode === 'closed' || values.failMode === 'tap-only' ? values.failMode : saved.failMode;
+  return {
+    ...saved,
+    mfaRequired: values.mfaRequired === 'on',
+    allowedMethods: (values.allowedMethods ?? '').split(',').filter(Boolean) as TenantPolicy['allowedMethods'],
+    tap: { ...saved.tap, oneTimeDefault: values.tapOneTimeDefault === 'on' },
+    failMode,
+  };
+}
+
+/**
+ * The console's policy editor: the form, and saving it with every problem
+ * named at its field. The post answers with a redirect to the form
+ * (post-redirect-get); what was typed, or saved, and the problems travel in
+ * the flash bound to the administrator's session. Problems are kept in order
+ * as `fieldErrors` keyed "index:field".
+ */
 export function policyRoutes(deps: PolicyRoutesDeps): FastifyPluginAsyncTypebox {
   const { adminOr, viewer, actor } = consoleAccess(deps);
   return async (app) => {
@@ -38,11 +89,28 @@ export function policyRoutes(deps: PolicyRoutesDeps): FastifyPluginAsyncTypebox 
       const p = await adminOr(request, reply);
       if (!p) return reply;
       const canary = await deps.admin.policyCanary(p.tenant);
-      const notice = canary && {
+      const canaryNotice = canary && {
         kind: 'info' as const,
         text: `Version ${canary.version} of this policy is on its canary (${canary.canaryPercent}% of users) until ${new Date(canary.createdAt + canary.bakeSeconds * 1000).toISOString().replace('T', ' ').slice(0, 16)} UTC. Changes here are refused until it is promoted or rolled back.`,
       };
-      return sendPage(reply, policyView({ ...viewer(reply, p), policy: p.tenant.policy, notice, historyLink: canary !== undefined }));
+      const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id);
+      const mine = flash?.for === 'policy' ? flash : undefined;
+      const problems: PlacedProblem[] = Object.entries(mine?.fieldErrors ?? {})
+        .map(([key, text]) => ({ index: Number(key.slice(0, key.indexOf(':'))), field: key.slice(key.indexOf(':') + 1) || undefined, text }))
+        .sort((a, b) => a.index - b.index)
+        .map(({ field, text }) => ({ field, text }));
+      const values = mine?.values;
+      return sendPage(
+        reply,
+        policyView({
+          ...viewer(reply, p),
+          policy: values ? chosenPolicy(values, p.tenant.policy) : p.tenant.policy,
+          values,
+          notice: mine?.notice ?? canaryNotice,
+          problems,
+          historyLink: canary !== undefined,
+        }),
+      );
     });
 
     app.post('/t/:tenant/admin/policy', formRoute(app, 'admin', PageParams, PolicyForm), async (request, reply) => {
@@ -51,9 +119,10 @@ export function policyRoutes(deps: PolicyRoutesDeps): FastifyPluginAsyncTypebox 
       const b = request.body;
       // Numbers as typed: a blank or a word reaches the validator as it is and is named there.
       const num = (v: string | undefined) => (v === undefined || v.trim() === '' || Number.isNaN(Number(v)) ? v : Number(v));
+      const allowedMethods = b.allowedMethods === undefined ? [] : Array.isArray(b.allowedMethods) ? b.allowedMethods : [b.allowedMethods];
       const input = {
         mfaRequired: b.mfaRequired === 'on',
-        allowedMethods: b.allowedMethods === undefined ? [] : Array.isArray(b.allowedMethods) ? b.allowedMethods : [b.allowedMethods],
+        allowedMethods,
         tap: {
           minMinutes: num(b.tapMinMinutes),
           maxMinutes: num(b.tapMaxMinutes),
@@ -65,23 +134,35 @@ export function policyRoutes(deps: PolicyRoutesDeps): FastifyPluginAsyncTypebox 
         failMode: b.failMode ?? p.tenant.policy.failMode,
         retention: { signinEventDays: num(b.signinEventDays), auditDays: num(b.auditDays) },
       };
+      const go = (data: FlashData) => {
+        deps.flash.set(reply, p.tenant.slug, p.session.id, { for: 'policy', ...data });
+        return reply.redirect(`/t/${p.tenant.slug}/admin/policy`, 303);
+      };
       try {
         const policy = await deps.admin.setPolicy(p.tenant, actor(p), input);
-        return sendPage(
-          reply,
-          policyView({ ...viewer(reply, p), policy, notice: { kind: 'info', text: 'Policy saved. Every node applies it within a few seconds.' } }),
-        );
+        // The saved policy travels too: another node may serve the page before its tenant cache has it.
+        return go({ notice: { kind: 'info', text: 'Policy saved. Every node applies it within a few seconds.' }, values: policyValues(policy) });
       } catch (err) {
+        // The form shows what was typed, every field of it: numbers as the strings typed, the choices as chosen.
+        const typed: Record<string, string> = {
+          ...Object.fromEntries(NUMBER_FIELDS.map((name) => [name, b[name] ?? ''])),
+          mfaRequired: b.mfaRequired === 'on' ? 'on' : '',
+          allowedMethods: allowedMethods.join(','),
+          tapOneTimeDefault: b.tapOneTimeDefault === 'on' ? 'on' : '',
+          failMode: b.failMode ?? '',
+        };
         if (err instanceof AppError && err.code === 'canary-in-progress') {
-          // Nothing was saved: a version is on its canary, and the history page is where it is finished or rolled back.
-          const notice = { kind: 'error' as const, text: `The policy was not saved: ${err.detail ?? err.message}.` };
-          return sendPage(reply, policyView({ ...viewer(reply, p), policy: checkPolicy(input, p.tenant.policy).policy, notice, historyLink: true }), 409);
+          // Nothing was saved: a version is on its canary, and the history page (linked while it bakes) is where it is finished or rolled back.
+          return go({ notice: { kind: 'error', text: `The policy was not saved: ${err.detail ?? err.message}.` }, values: typed });
         }
         if (!(err instanceof AppError) || err.code !== 'invalid-policy') throw err;
         const problems = Array.isArray(err.extra.problems) ? (err.extra.problems as string[]) : [problemCatalog['invalid-policy'].title];
-        // The form keeps what was typed, but for the fields that were wrong.
-        const notice = { kind: 'error' as const, text: 'The policy was not saved. Correct these and save again:' };
-        return sendPage(reply, policyView({ ...viewer(reply, p), policy: checkPolicy(input, p.tenant.policy).policy, notice, problems }), 400);
+        const placed = problems.map(placeProblem);
+        return go({
+          notice: { kind: 'error', text: 'The policy was not saved. Correct these and save again:' },
+          values: typed,
+          fieldErrors: Object.fromEntries(placed.map((x, i) => [`${i}:${x.field ?? ''}`, x.text])),
+        });
       }
     });
   };

@@ -4,14 +4,55 @@ import { notice as noticeView } from '../../http/page/parts/error-summary.ts';
 import { RETENTION_BOUNDS, type TenantPolicy } from '../../directory/policy.ts';
 import { METHOD_TYPES, methodName } from '../../methods/registry.ts';
 import { consoleBase, consolePage, type ConsoleViewer, type Notice } from './console-layout.ts';
+import { fieldError } from '../../http/page/parts/field-error.ts';
+import type { PlacedProblem } from './policy-problems.ts';
 
-/** The policy editor, with what was wrong with the last attempt when there was something. */
-export function policyView(v: ConsoleViewer & { policy: TenantPolicy; notice?: Notice | undefined; problems?: string[]; historyLink?: boolean }): string {
+// The fields of the editor in the order the form shows them: the first in error takes the focus.
+const FORM_ORDER = [
+  'mfa-required',
+  'methods',
+  'tap-min',
+  'tap-max',
+  'tap-default',
+  'lock-failures',
+  'lock-minutes',
+  'remember',
+  'keep-signins',
+  'keep-audit',
+  'fail-closed',
+];
+
+/**
+ * The policy editor, with what was wrong with the last attempt when there was
+ * something: each problem listed at the top (a link to its field) and at its
+ * field (`aria-invalid`, `aria-describedby`), the first field in error
+ * focused, and every field as it was typed (`values`, by field name), never
+ * silently put back to the saved value.
+ */
+export function policyView(
+  v: ConsoleViewer & {
+    policy: TenantPolicy;
+    notice?: Notice | undefined;
+    problems?: PlacedProblem[];
+    values?: Record<string, string> | undefined;
+    historyLink?: boolean;
+  },
+): string {
   const { policy } = v;
   const problems = v.problems ?? [];
+  const errors = new Map<string, string>();
+  for (const p of problems) if (p.field) errors.set(p.field, errors.has(p.field) ? `${errors.get(p.field)} ${p.text}` : p.text);
+  const first = FORM_ORDER.find((id) => errors.has(id));
+  const at = (id: string, hint?: string) => fieldError(id, errors.get(id), { first: id === first, hint });
   const checked = (on: boolean) => (on ? html` checked` : '');
-  const number = (id: string, name: string, label: string, value: number, min: number, max: number) =>
-    html`<label for="${id}">${label}</label><input type="number" id="${id}" name="${name}" value="${value}" min="${min}" max="${max}" required>`;
+  const number = (id: string, name: string, label: string, value: number, min: number, max: number) => {
+    const e = at(id);
+    // Text with a numeric keyboard, not type=number: a browser empties a number field holding a word, and what was typed must stay.
+    return html`<label for="${id}">${label}</label>${e.message}<input type="text" inputmode="numeric" id="${id}" name="${name}" value="${v.values?.[name] ?? String(value)}" data-min="${min}" data-max="${max}" required${e.attrs}>`;
+  };
+  const methods = at('methods');
+  const failMode = at('fail-closed');
+  const mfa = at('mfa-required');
   return consolePage(
     v,
     'policy',
@@ -19,12 +60,16 @@ export function policyView(v: ConsoleViewer & { policy: TenantPolicy; notice?: N
     html`<h1>Sign-in policy</h1>
 ${noticeView(v.notice)}
 <p>${v.historyLink ? html`<a href="${consoleBase(v)}/policy/history">Go to the policy history to roll the canary back</a>` : html`Every change is kept as a version: see the <a href="${consoleBase(v)}/policy/history">policy history</a>, and roll back to an earlier one there.`}</p>
-${problems.length > 0 ? html`<ul class="problems" role="alert">${problems.map((x) => html`<li>${x}</li>`)}</ul>` : ''}
+${problems.length > 0 ? html`<ul class="problems">${problems.map((x) => html`<li>${x.field ? html`<a href="#${x.field}">${x.text}</a>` : x.text}</li>`)}</ul>` : ''}
 <form method="post" action="${consoleBase(v)}/policy" novalidate>
   ${csrfField(v.csrf)}
-  <label class="check"><input type="checkbox" name="mfaRequired" value="on"${checked(policy.mfaRequired)}> Require a second factor at every sign-in</label>
+  ${mfa.message}<label class="check"><input type="checkbox" id="mfa-required" name="mfaRequired" value="on"${checked(policy.mfaRequired)}${mfa.attrs}> Require a second factor at every sign-in</label>
   <fieldset><legend>Methods users may use</legend>
-  ${METHOD_TYPES.map((m) => html`<label class="check"><input type="checkbox" name="allowedMethods" value="${m}"${checked(policy.allowedMethods.includes(m))}> ${methodName(m)}</label>`)}
+  ${methods.message}
+  ${METHOD_TYPES.map(
+    (m, i) =>
+      html`<label class="check"><input type="checkbox"${i === 0 ? html` id="methods"` : ''} name="allowedMethods" value="${m}"${checked(policy.allowedMethods.includes(m))}${i === 0 ? methods.attrs : errors.has('methods') ? html` aria-invalid="true" aria-describedby="methods-error"` : ''}> ${methodName(m)}</label>`,
+  )}
   </fieldset>
   <fieldset><legend>Temporary Access Passes</legend>
   ${number('tap-min', 'tapMinMinutes', 'Shortest lifetime (minutes)', policy.tap.minMinutes, 10, 43200)}
@@ -42,8 +87,9 @@ ${problems.length > 0 ? html`<ul class="problems" role="alert">${problems.map((x
   ${number('keep-audit', 'auditDays', `Audit log (days, ${RETENTION_BOUNDS.auditDays.min} to ${RETENTION_BOUNDS.auditDays.max})`, policy.retention.auditDays, RETENTION_BOUNDS.auditDays.min, RETENTION_BOUNDS.auditDays.max)}
   </fieldset>
   <fieldset><legend>When none of a user's methods can be used (every channel they use is down)</legend>
-  <label class="check"><input type="radio" name="failMode" value="closed"${checked(policy.failMode === 'closed')}> Refuse the sign-in and tell them to ask for a Temporary Access Pass</label>
-  <label class="check"><input type="radio" name="failMode" value="tap-only"${checked(policy.failMode === 'tap-only')}> Go on to the second step and accept only a Temporary Access Pass</label>
+  ${failMode.message}
+  <label class="check"><input type="radio" id="fail-closed" name="failMode" value="closed"${checked(policy.failMode === 'closed')}${failMode.attrs}> Refuse the sign-in and tell them to ask for a Temporary Access Pass</label>
+  <label class="check"><input type="radio" name="failMode" value="tap-only"${checked(policy.failMode === 'tap-only')}${errors.has('fail-closed') ? html` aria-invalid="true" aria-describedby="fail-closed-error"` : ''}> Go on to the second step and accept only a Temporary Access Pass</label>
   </fieldset>
   <button type="submit">Save policy</button>
 </form>`,

@@ -1,4 +1,4 @@
-import { html } from '../../http/page/html.ts';
+import { html, type SafeHtml } from '../../http/page/html.ts';
 import { alert } from '../../http/page/layout.ts';
 import { csrfField } from '../../http/page/parts/hidden-fields.ts';
 import { notice as noticeView } from '../../http/page/parts/error-summary.ts';
@@ -20,7 +20,14 @@ export interface IssuedPass {
 
 /** One user: their pass, methods, sessions, recent sign-ins and the actions on each. */
 export function userDetailView(
-  v: ConsoleViewer & { detail: UserDetail; tap: TenantPolicy['tap']; notice?: Notice | undefined; issued?: IssuedPass | undefined },
+  v: ConsoleViewer & {
+    detail: UserDetail;
+    tap: TenantPolicy['tap'];
+    notice?: Notice | undefined;
+    issued?: IssuedPass | undefined;
+    /** The tenant's page for signing in with a pass, as a full address to pass on. */
+    signinUrl: string;
+  },
 ): string {
   const d = v.detail;
   const u = d.user;
@@ -35,12 +42,7 @@ export function userDetailView(
     u.username,
     html`<h1>${u.username}</h1>
 ${noticeView(v.notice)}
-${
-  issued
-    ? html`<div role="status"><p>Temporary Access Pass for ${u.username}, ${issued.oneTime ? 'usable once' : 'usable until it expires'}, valid until ${when(issued.expiresAt)}. It is shown only now: give it to the person over a channel you trust.</p>
-<p><code class="secret-once" aria-label="${methodName('tap')}">${issued.code}</code></p></div>`
-    : ''
-}
+${issued ? issuedPass(u.username, issued, v.signinUrl) : ''}
 <p>${u.email ?? 'No email'} · ${u.phone ?? 'no phone'} · account ${u.status}${u.isAdmin ? ' · administrator' : ''}${u.breakGlass ? ' · break-glass account' : ''}${d.hasPassword ? '' : ' · no password'}</p>
 ${u.flaggedAt ? alert('error', `This user reported a sign-in as not theirs (${new Date(u.flaggedAt).toISOString().slice(0, 16).replace('T', ' ')} UTC).`) : ''}
 
@@ -64,7 +66,7 @@ ${
     ? html`<p>No methods${u.mustRegister ? '; the user must register one at the next sign-in' : ''}.</p>`
     : html`<ul class="methods">${d.methods.map((m) => html`<li><span><strong>${methodName(m.type)}</strong>: ${m.label}${m.state === 'pending' ? ' (not confirmed)' : ''}${m.default ? ' (default)' : ''}<br><span class="hint">Added ${when(m.createdAt)}; last used ${when(m.lastUsedAt)}</span></span></li>`)}</ul>`
 }
-<p>${action('reset-methods', 'Reset methods', 'danger')} <span class="hint">Removes every method and ends every session; the user registers again at the next sign-in.</span></p>
+<p><a class="button danger" href="${base}/users/${u.id}/reset-methods">Reset methods</a> <span class="hint">Removes every method and ends every session; the user registers again at the next sign-in. A page says what happens first.</span></p>
 
 <h2>Sessions</h2>
 ${
@@ -79,6 +81,19 @@ ${signinTable(d.recentSignins)}
 <p><a href="${base}/signins?user=${encodeURIComponent(u.username)}">All sign-ins of ${u.username}</a> · <a href="${base}/audit?user=${u.id}">Audit entries</a></p>
 
 <h2>Account</h2>
-<p>${u.status === 'active' ? action('disable', 'Disable account', 'danger') : action('enable', 'Enable account')}</p>`,
+<p>${u.status === 'active' ? html`<a class="button danger" href="${base}/users/${u.id}/disable">Disable account</a>` : action('enable', 'Enable account')}</p>`,
   );
+}
+
+/**
+ * A pass just issued, shown this once: in groups that wrap only between them
+ * (the whole pass fits a phone), a copy button (the page script shows it where
+ * the clipboard works), and the address where the new hire signs in with it.
+ */
+function issuedPass(username: string, issued: IssuedPass, signinUrl: string): SafeHtml {
+  const groups = issued.code.split('-');
+  return html`<div role="status" class="issued-pass"><p>Temporary Access Pass for ${username}, ${issued.oneTime ? 'usable once' : 'usable until it expires'}, valid until ${when(issued.expiresAt)}. It is shown only now: give it to the person over a channel you trust.</p>
+<p class="pass-line"><code id="issued-pass" class="secret-once" aria-label="${methodName('tap')}" data-copy-text="${issued.code}">${groups.map((g, i) => html`<span class="group">${g}${i < groups.length - 1 ? '-' : ''}</span>${i < groups.length - 1 ? html`<wbr>` : ''}`)}</code>
+<button type="button" class="secondary" data-copy="issued-pass" hidden>Copy the pass</button></p>
+<p>Send them to <a href="${signinUrl}" class="signin-url">${signinUrl}</a> to sign in with their username and this pass. There they add a sign-in method of their own.</p></div>`;
 }

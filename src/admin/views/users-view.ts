@@ -1,5 +1,6 @@
 import { html } from '../../http/page/html.ts';
 import { csrfField } from '../../http/page/parts/hidden-fields.ts';
+import { fieldError } from '../../http/page/parts/field-error.ts';
 import { notice as noticeView } from '../../http/page/parts/error-summary.ts';
 import type { User } from '../../directory/users.ts';
 import { consoleBase, consolePage, type ConsoleViewer, type Notice } from './console-layout.ts';
@@ -11,8 +12,18 @@ const notes = (u: User) =>
     .join(', ');
 
 /** The users of the tenant matching a search, and the form to add one. */
-export function usersView(v: ConsoleViewer & { q: string; users: User[]; notice?: Notice | undefined }): string {
+export function usersView(
+  v: ConsoleViewer & {
+    q: string;
+    users: User[];
+    notice?: Notice | undefined;
+    /** What was typed into "Add a user" when it was refused, and the reason, shown at the username. */
+    values?: Record<string, string> | undefined;
+    addError?: string | undefined;
+  },
+): string {
   const base = consoleBase(v);
+  const username = fieldError('new-username', v.addError);
   return consolePage(
     v,
     'users',
@@ -37,9 +48,9 @@ ${v.users.length === 0 ? html`<p>No users match.</p>` : ''}
 <form method="post" action="${base}/users" novalidate>
   ${csrfField(v.csrf)}
   <label for="new-username">Username</label>
-  <input type="text" id="new-username" name="username" autocomplete="off" autocapitalize="none" spellcheck="false" maxlength="256" required>
+  ${username.message}<input type="text" id="new-username" name="username" autocomplete="off" autocapitalize="none" spellcheck="false" maxlength="256" required value="${v.values?.username ?? ''}"${username.attrs}>
   <label for="new-email">Email (optional)</label>
-  <input type="email" id="new-email" name="email" autocomplete="off" maxlength="320">
+  <input type="email" id="new-email" name="email" autocomplete="off" maxlength="320" value="${v.values?.email ?? ''}">
   <p class="hint">New users have no password. Give them a Temporary Access Pass from their page to sign in and set up their methods.</p>
   <button type="submit">Add user</button>
 </form>`,

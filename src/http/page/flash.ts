@@ -16,6 +16,8 @@ export interface FlashData {
   fieldErrors?: Record<string, string> | undefined;
   /** One-time values to show again on a refresh (new recovery codes). */
   secrets?: string[] | undefined;
+  /** What the post produced for the page to show again on a refresh (where a code went, the number to match); never a secret the user types. */
+  shown?: Record<string, string> | undefined;
   /** Which page it is for (a method id, "recovery-codes"); another page ignores it. */
   for?: string | undefined;
 }
@@ -27,7 +29,11 @@ export interface Sealer {
 }
 
 export interface PageFlash {
-  /** Leaves `data` for the next page of this session in this tenant. */
+  /**
+   * Leaves `data` for the next page of this session in this tenant. `sessionId`
+   * is what binds it: a session's id, or on the sign-in pages (no session yet)
+   * the sign-in flow's or a one-time attempt id carried in the page's address.
+   */
   set(reply: FastifyReply, tenantSlug: string, sessionId: string, data: FlashData): void;
   /** What the last post left for this session, if anything; `keep` leaves it for a refresh too. */
   read(request: FastifyRequest, reply: FastifyReply, tenantSlug: string, sessionId: string, options?: { keep?: boolean }): FlashData | undefined;
@@ -60,7 +66,7 @@ export function pageFlash(deps: { sealer: Sealer; now: () => number; secure: boo
       try {
         const data = JSON.parse(deps.sealer.open(sealed, CONTEXT).toString('utf8')) as FlashData & { sid?: string; exp?: number };
         if (data.sid !== sessionId || typeof data.exp !== 'number' || data.exp < deps.now()) return undefined;
-        return { notice: data.notice, values: data.values, fieldErrors: data.fieldErrors, secrets: data.secrets, for: data.for };
+        return { notice: data.notice, values: data.values, fieldErrors: data.fieldErrors, secrets: data.secrets, shown: data.shown, for: data.for };
       } catch {
         // Tampered, from an older key ring, or not ours: as if there were none.
         return undefined;

@@ -2,6 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { FastifyReply } from 'fastify';
 import { AppError } from '../../errors/app-error.ts';
 import type { Principal, RequestAuth } from '../../http/authenticate.ts';
+import { isAdmin } from '../../http/page/is-admin.ts';
 import { requestContext } from '../../http/request-context.ts';
 import { formRoute } from '../../http/page/form-route.ts';
 import { principalOr } from '../../http/page/principal-or.ts';
@@ -39,7 +40,12 @@ export interface MySigninsRoutesDeps {
 export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTypebox {
   const signedIn = principalOr(deps);
   return async (app) => {
-    const viewer = (reply: FastifyReply, p: Principal): Viewer => ({ tenant: p.tenant, username: p.user.username, csrf: reply.generateCsrf() });
+    const viewer = (reply: FastifyReply, p: Principal): Viewer => ({
+      tenant: p.tenant,
+      username: p.user.username,
+      csrf: reply.generateCsrf(),
+      admin: isAdmin(p),
+    });
     const go = (reply: FastifyReply, p: Principal, to: string, data?: FlashData) => {
       if (data) deps.flash.set(reply, p.tenant.slug, p.session.id, data);
       return reply.redirect(to, 303);

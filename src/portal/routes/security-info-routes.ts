@@ -3,6 +3,7 @@ import { Type, type FastifyPluginAsyncTypebox, type TSchema } from '@fastify/typ
 import type { FastifyReply } from 'fastify';
 import { AppError } from '../../errors/app-error.ts';
 import type { Principal, RequestAuth } from '../../http/authenticate.ts';
+import { isAdmin } from '../../http/page/is-admin.ts';
 import { CONTINUE_COOKIE } from '../../http/cookie-names.ts';
 import { formRoute } from '../../http/page/form-route.ts';
 import { landingPath, OIDC_NEXT, type NextPage } from '../../http/page/landing.ts';
@@ -58,7 +59,12 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
   const signedIn = principalOr(deps);
   return async (app) => {
     const form = <P extends TSchema, B extends TSchema>(params: P, body: B) => formRoute(app, 'self-service', params, body);
-    const viewer = (reply: FastifyReply, p: Principal): Viewer => ({ tenant: p.tenant, username: p.user.username, csrf: reply.generateCsrf() });
+    const viewer = (reply: FastifyReply, p: Principal): Viewer => ({
+      tenant: p.tenant,
+      username: p.user.username,
+      csrf: reply.generateCsrf(),
+      admin: isAdmin(p),
+    });
     const base = (p: Principal) => `/t/${p.tenant.slug}/my/security-info`;
 
     /** Leaves `data` for the page at `to` and goes there. */

@@ -18,7 +18,7 @@ function how(step: string, method: string | null): string {
 }
 
 const page = (v: Viewer, title: string, body: SafeHtml, scripts = false) =>
-  signedInLayout({ title, tenant: v.tenant, username: v.username, csrf: v.csrf, body, scripts });
+  signedInLayout({ title, tenant: v.tenant, username: v.username, csrf: v.csrf, body, scripts, admin: v.admin === true });
 
 /** The user's recent sign-ins, newest first, each with "This wasn't me" except the one that is this session. */
 export function signinsView(v: Viewer & { events: SigninEvent[]; next: string | null; thisSignin: Set<string> }): string {

@@ -12,6 +12,8 @@ export interface Viewer {
   tenant: { slug: string; name: string };
   username: string;
   csrf: string;
+  // An administrator of the tenant: their pages link to the console.
+  admin?: boolean | undefined;
 }
 
 export type Notice = { kind: 'error' | 'info'; text: string };
@@ -19,7 +21,7 @@ export type Notice = { kind: 'error' | 'info'; text: string };
 const base = (v: Viewer) => `/t/${v.tenant.slug}/my/security-info`;
 
 const page = (v: Viewer, title: string, body: SafeHtml, scripts = false) =>
-  signedInLayout({ title, tenant: v.tenant, username: v.username, csrf: v.csrf, body, scripts });
+  signedInLayout({ title, tenant: v.tenant, username: v.username, csrf: v.csrf, body, scripts, admin: v.admin === true });
 
 /** The security-info overview: the user's methods, and the forms to add the ones they may add now. */
 export function overviewView(

@@ -7,6 +7,7 @@ import type { FactorPrompt } from '../../signin/next-step.ts';
 import { csrfField, hiddenFields } from '../../http/page/parts/hidden-fields.ts';
 import { errorSummary, notice } from '../../http/page/parts/error-summary.ts';
 import { otherMethods } from './parts/method-list.ts';
+import { lostPhone } from './parts/lost-phone.ts';
 
 /** The tenant as the sign-in pages show it. */
 export interface PageTenant {
@@ -93,6 +94,8 @@ export function factorView(v: {
   next: NextPage | undefined;
   error?: string | undefined;
   rememberDays: number;
+  /** "Don't ask again" was ticked in the post before (a wrong code): it stays ticked. */
+  remembered?: boolean;
 }): string {
   const { tenant, csrf, prompt } = v;
   const { chosen } = prompt;
@@ -106,7 +109,7 @@ export function factorView(v: {
   // A pass proves the administrator's trust for now, not this browser's for days.
   const remember =
     v.rememberDays > 0 && chosen.type !== 'tap'
-      ? html`<label class="check"><input type="checkbox" name="remember" value="on"> Don't ask again on this browser for ${v.rememberDays} ${v.rememberDays === 1 ? 'day' : 'days'}</label>`
+      ? html`<label class="check"><input type="checkbox" name="remember" value="on"${v.remembered ? html` checked` : ''}> Don't ask again on this browser for ${v.rememberDays} ${v.rememberDays === 1 ? 'day' : 'days'}</label>`
       : '';
   const codeLabel = method?.signin.codeLabel ?? `${method?.name ?? chosen.label} code`;
   return layout({
@@ -148,6 +151,7 @@ ${
 }`
 }
 ${otherMethods({ action: `/t/${tenant.slug}/signin/method`, csrf, context, methods: others })}
+${lostPhone({ tenant, csrf, context, methods: prompt.methods, chosenType: chosen.type })}
 <p class="hint"><a href="/t/${tenant.slug}/signin">Start again</a></p>
 </div>`,
   });
