@@ -4,6 +4,7 @@ import { ManualClock } from '../../src/clock.ts';
 import { sqliteMemory, type Backend } from '../helpers/backends.ts';
 import { startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { chromiumAvailable, launchChromium } from '../helpers/browser.ts';
+import { axeViolations } from '../helpers/axe.ts';
 
 const SHOTS = process.env.STEADFAST_SCREENSHOTS ? new URL('../../docs/screenshots/', import.meta.url).pathname : undefined;
 const PASSWORD = 'ada password 1';
@@ -73,11 +74,29 @@ describe.runIf(chromiumAvailable())('push approval in Chromium: the sign-in page
   it('pairs the app from the security-info page with a QR code and a link', async () => {
     await signIn();
     expect(page.url()).toContain('/t/acme/my/security-info');
+    const posts: string[] = [];
+    page.on('request', (r) => {
+      if (r.method() === 'POST') posts.push(new URL(r.url()).pathname);
+    });
     await page.getByLabel('Name for the phone (optional)').fill("Ada's phone");
     await page.getByRole('button', { name: 'Add the Steadfast Authenticator' }).click();
+    // Post-redirect-get: the link is shown by a page of its own.
+    await page.waitForURL(/\/t\/acme\/my\/security-info\/pair$/);
     await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('Add the Steadfast Authenticator');
     await expect(page.locator('.qr svg').count()).resolves.toBe(1);
-    const shown = new URL((await page.locator('[data-pairing-link]').getAttribute('href'))!);
+    const href = (await page.locator('[data-pairing-link]').getAttribute('href'))!;
+    // A refresh, and Back then Forward, show the same link and post nothing again.
+    await page.reload();
+    await expect(page.locator('[data-pairing-link]').getAttribute('href')).resolves.toBe(href);
+    await page.goBack();
+    await page.waitForURL(/\/t\/acme\/my\/security-info$/);
+    await page.goForward();
+    await page.waitForURL(/\/t\/acme\/my\/security-info\/pair$/);
+    await expect(page.locator('[data-pairing-link]').getAttribute('href')).resolves.toBe(href);
+    await expect(page.locator('.qr svg').count()).resolves.toBe(1);
+    expect(posts).toEqual(['/t/acme/my/security-info/pair']);
+    expect(await axeViolations(page)).toEqual([]);
+    const shown = new URL(href);
     expect(shown.pathname).toBe('/t/acme/authenticator');
     expect(shown.hash).toMatch(/^#pair=[A-Za-z0-9_-]{32}$/);
     // The test server's public URL is not where it listens: the same path and fragment, on the real port.

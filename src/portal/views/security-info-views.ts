@@ -374,7 +374,7 @@ export function pairingView(v: Viewer & { pairingUrl: string; qrCodeSvg: string;
 <div class="qr" role="img" aria-label="QR code that opens the Steadfast Authenticator and pairs it">${trustedHtml(v.qrCodeSvg)}</div>
 <p>Link: <a href="${v.pairingUrl}" data-pairing-link>${v.pairingUrl}</a></p>
 <p class="hint">The link pairs one device, once, within ${v.minutes} minutes. Don't share it.</p>
-<p><a class="button" href="${base(v)}">Done</a></p>
+<p><a class="button" href="${base(v)}?saved=pairing">Done</a></p>
 </div>`,
   );
 }
