@@ -1,4 +1,4 @@
-/* global indexedDB, btoa, atob, crypto, TextEncoder, Notification, history, location, EventSource */
+/* global indexedDB, btoa, atob, crypto, TextEncoder, Notification, history, location, EventSource, SteadfastRenewal */
 // The Steadfast Authenticator. It pairs this browser with an account by a
 // one-time link, keeps a P-256 key that cannot leave the browser (WebCrypto,
 // non-extractable, stored in IndexedDB), and signs the person's answer to a
@@ -109,13 +109,17 @@
 
   // --- Web Push: only when the person allows notifications -------------------
   var registration = null;
+  var registered = Promise.resolve(null);
   if ('serviceWorker' in navigator) {
-    navigator.serviceWorker
+    registered = navigator.serviceWorker
       .register(worker, { scope: scope })
       .then(function (reg) {
         registration = reg;
+        return reg;
       })
-      .catch(function () {});
+      .catch(function () {
+        return null;
+      });
     navigator.serviceWorker.addEventListener('message', function (event) {
       if (event.data && event.data.kind === 'signin-request' && current) refresh();
     });
@@ -173,7 +177,15 @@
           name: document.getElementById('device-name').value.trim() || undefined,
           subscription: got[1] || undefined,
         }).then(function (paired) {
-          return { deviceId: paired.deviceId, username: paired.username, tenantName: paired.tenant.name, key: keys.privateKey, webPush: !!got[1] };
+          return {
+            deviceId: paired.deviceId,
+            username: paired.username,
+            tenantName: paired.tenant.name,
+            key: keys.privateKey,
+            webPush: !!got[1],
+            // What the server holds, so a later open sends only a changed subscription.
+            subscription: SteadfastRenewal.fingerprint(got[1]),
+          };
         });
       })
       .then(function (record) {
@@ -341,14 +353,47 @@
     });
   }
 
+  function showDelivery(webPush) {
+    document.querySelector('[data-delivery]').textContent = webPush
+      ? 'Notifications are on: requests reach this phone when the app is closed.'
+      : 'Notifications are off: keep this app open to get requests.';
+  }
+
+  /**
+   * On every open: the browser's current push subscription (subscribing again
+   * when notifications are allowed but the subscription is gone), sent to the
+   * server signed by the device key if it is not the one the server has.
+   */
+  function renewSubscription() {
+    return registered
+      .then(function (reg) {
+        if (!reg || !('PushManager' in window)) return undefined;
+        return reg.pushManager.getSubscription().then(function (sub) {
+          if (sub || !('Notification' in window) || Notification.permission !== 'granted') return sub;
+          return subscribeToPush();
+        });
+      })
+      .then(function (sub) {
+        // No service worker here: nothing to say about the subscription the server has.
+        if (sub === undefined) return undefined;
+        return SteadfastRenewal.sendIfChanged(api, tenant, sub).then(function (outcome) {
+          if (outcome === 'sent') {
+            current.webPush = !!sub;
+            current.subscription = SteadfastRenewal.fingerprint(sub);
+            showDelivery(current.webPush);
+          }
+        });
+      })
+      .catch(function () {});
+  }
+
   function start(record) {
     current = record;
     view('paired');
     document.querySelector('[data-account]').textContent = record.username + ' at ' + record.tenantName;
-    document.querySelector('[data-delivery]').textContent = record.webPush
-      ? 'Notifications are on: requests reach this phone when the app is closed.'
-      : 'Notifications are off: keep this app open to get requests.';
+    showDelivery(record.webPush);
     connect();
+    renewSubscription();
   }
 
   load()

@@ -1,3 +1,4 @@
+import { createECDH, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { ManualClock } from '../../src/clock.ts';
@@ -232,5 +233,33 @@ describe.runIf(chromiumAvailable())('push approval in Chromium: the sign-in page
     } finally {
       await plain.close();
     }
+  });
+
+  it('renews the Web Push subscription from the service worker, signed by the device key; the app sends its own again on open', async () => {
+    const acme = (await server.services.tenants.findBySlug('acme'))!;
+    const ada = (await server.services.users.findByUsername(acme.id, 'ada'))!;
+    const deviceSecret = async () => (await server.services.credentials.listForUser(acme.id, ada.id, 'active')).find((c) => c.type === 'push')!.secret;
+    // Headless Chromium grants no notifications: the app paired without a subscription.
+    expect(await deviceSecret()).toBeNull();
+    const ecdh = createECDH('prime256v1');
+    ecdh.generateKeys();
+    const renewed = {
+      endpoint: `https://fcm.googleapis.com/fcm/send/${randomBytes(12).toString('base64url')}`,
+      keys: { p256dh: ecdh.getPublicKey().toString('base64url'), auth: randomBytes(16).toString('base64url') },
+    };
+    // What the worker's pushsubscriptionchange handler runs, with the push service's new subscription (Chromium never fires the event itself).
+    const worker = phone.serviceWorkers().find((w) => w.url().endsWith('/t/acme/authenticator/sw.js')) ?? (await phone.waitForEvent('serviceworker'));
+    const renew = (sub: typeof renewed) =>
+      worker.evaluate((s) => (self as unknown as { renewSubscription(o: null, n: unknown): Promise<string> }).renewSubscription(null, s), sub);
+    await expect(renew(renewed)).resolves.toBe('sent');
+    expect(await deviceSecret()).not.toBeNull();
+    // The same subscription again is not sent: the device record says the server has it.
+    await expect(renew(renewed)).resolves.toBe('unchanged');
+
+    // The app, opened, finds the browser has no subscription (no permission here) and tells the server so, signed.
+    await app.reload();
+    await app.getByText('Notifications are off: keep this app open to get requests.').waitFor();
+    await expect.poll(deviceSecret).toBeNull();
+    expect(await axeViolations(app)).toEqual([]);
   });
 });

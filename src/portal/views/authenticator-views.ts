@@ -25,6 +25,7 @@ export function authenticatorView(v: { tenant: AuthenticatorTenant }): string {
 <link rel="icon" href="/assets/authenticator-icon.svg" type="image/svg+xml">
 <link rel="apple-touch-icon" href="/assets/authenticator-icon.svg">
 <link rel="stylesheet" href="/assets/steadfast.css">
+<script src="/assets/authenticator-renewal.js" defer></script>
 <script src="/assets/authenticator.js" defer></script>
 </head>
 <body data-tenant="${tenant.slug}" data-tenant-name="${tenant.name}" data-api="/api/v1/t/${tenant.slug}/authenticator" data-worker="${root}/sw.js" data-scope="${root}">
@@ -54,6 +55,7 @@ export function authenticatorView(v: { tenant: AuthenticatorTenant }): string {
 
 <div data-view="paired" hidden>
 <div class="card">
+<h1>Sign-in requests</h1>
 <p class="hint">Paired as <strong data-account></strong>. <span data-delivery></span></p>
 <div data-requests aria-live="polite"><p data-empty>No sign-in requests waiting.</p></div>
 <p role="status" class="alert" data-result hidden></p>
@@ -66,7 +68,7 @@ export function authenticatorView(v: { tenant: AuthenticatorTenant }): string {
 
 <template id="request-template">
 <form class="request" novalidate>
-<h1>Are you signing in?</h1>
+<h2>Are you signing in?</h2>
 <dl class="request-facts">
 <dt>Account</dt><dd data-field="username"></dd>
 <dt>App</dt><dd data-field="app"></dd>
