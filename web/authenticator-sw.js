@@ -9,7 +9,7 @@
 
 importScripts('/assets/authenticator-renewal.js');
 
-var SHELL = 'steadfast-authenticator-v2';
+var SHELL = 'steadfast-authenticator-v3';
 var scope = new URL(self.registration.scope).pathname.replace(/\/$/, '');
 // The scope is /t/{tenant}/authenticator: the tenant the device record is kept under.
 var tenant = scope.split('/')[2];
@@ -20,6 +20,7 @@ var SHELL_FILES = [
   '/assets/steadfast.css',
   '/assets/authenticator.js',
   '/assets/authenticator-renewal.js',
+  '/assets/authenticator-totp.js',
   '/assets/authenticator-icon.svg',
 ];
 

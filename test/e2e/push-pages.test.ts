@@ -262,4 +262,63 @@ describe.runIf(chromiumAvailable())('push approval in Chromium: the sign-in page
     await expect.poll(deviceSecret).toBeNull();
     expect(await axeViolations(app)).toEqual([]);
   });
+
+  it('holds a TOTP account added from the authenticator set-up page, and its code confirms the set-up', async () => {
+    const acme = (await server.services.tenants.findBySlug('acme'))!;
+    const ada = (await server.services.users.findByUsername(acme.id, 'ada'))!;
+    for (const counter of ['denials', 'sent']) await server.services.ephemeral.delete(`push:${counter}:${acme.id}:${ada.id}`);
+    // The earlier tests moved the server's clock on; codes are of the browsers' time.
+    clock.set(Date.now());
+    await signIn();
+    const number = await shownNumber();
+    const form = await request();
+    await form.getByLabel('Enter the number shown on the sign-in screen').fill(number);
+    await form.getByRole('button', { name: 'Approve' }).click();
+    await page.waitForURL(/\/t\/acme\/my\/security-info$/);
+
+    await page.getByRole('button', { name: 'Add authenticator app' }).click();
+    await page.waitForURL(/\/t\/acme\/my\/security-info\/totp\/[^/]+$/);
+    const href = (await page.getByRole('link', { name: 'Add to Steadfast Authenticator' }).getAttribute('href'))!;
+    expect(href).toMatch(/^\/t\/acme\/authenticator#otpauth=otpauth%3A%2F%2Ftotp%2F/);
+
+    await app.goto(`${server.url}${href}`);
+    // The app asks before it adds the account; the key has left the address bar.
+    await app.getByText('Add this account?').waitFor();
+    expect(app.url()).toBe(`${server.url}/t/acme/authenticator`);
+    await app.getByRole('button', { name: 'Add account', exact: true }).first().click();
+    await app.getByText(/^Account added: /).waitFor();
+    const entry = app.locator('[data-code-list] li').filter({ hasText: 'ada' });
+    await expect.poll(() => entry.locator('[data-code]').textContent()).toMatch(/^[0-9]{3} [0-9]{3}$/);
+    await expect.poll(() => entry.textContent()).toMatch(/Changes in [0-9]+ s/);
+    if (SHOTS) await app.screenshot({ path: `${SHOTS}authenticator-codes-phone.png`, fullPage: true });
+    expect(await axeViolations(app)).toEqual([]);
+
+    // The key is kept encrypted under a non-extractable AES-GCM key: IndexedDB holds no readable secret.
+    const secretOnPage = (await page.locator('#totp-key').getAttribute('data-copy-text'))!;
+    const kept = await app.evaluate(
+      () =>
+        new Promise<{ vault: { extractable: boolean; algorithm: string }; stored: string }>((resolve) => {
+          const open = indexedDB.open('steadfast-authenticator', 1);
+          open.onsuccess = () => {
+            const store = open.result.transaction('devices').objectStore('devices');
+            const vault = store.get('acme:totp-vault');
+            const accounts = store.get('acme:totp-accounts');
+            accounts.onsuccess = () =>
+              resolve({
+                vault: { extractable: vault.result.extractable, algorithm: vault.result.algorithm.name },
+                stored: JSON.stringify(accounts.result, (_k, v) => (v instanceof Uint8Array ? Array.from(v) : v)),
+              });
+          };
+        }),
+    );
+    expect(kept.vault).toEqual({ extractable: false, algorithm: 'AES-GCM' });
+    expect(kept.stored).not.toContain(secretOnPage);
+
+    // The app's code confirms the set-up (read just before it is typed, the server's clock set to now).
+    const code = (await entry.locator('[data-code]').textContent())!.replace(/\s/g, '');
+    clock.set(Date.now());
+    await page.getByLabel('Code from the app').fill(code);
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await page.getByText('Authenticator app added.').waitFor();
+  });
 });
