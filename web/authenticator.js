@@ -504,7 +504,7 @@
           code.setAttribute('data-code', '');
           var left = document.createElement('span');
           left.className = 'hint';
-          item.append(name, ' ', code, ' ', left);
+          item.append(name, ' ', code, ' ', left, ' ', removeControl(entry.account, name.textContent));
           codeList.appendChild(item);
           return { account: entry.account, hmac: entry.hmac, code: code, left: left };
         });
@@ -514,6 +514,57 @@
       });
   }
   setInterval(tick, 1000);
+
+  /** "Remove", then a question with its own buttons: an account's key, once gone, cannot be brought back from here. */
+  function removeControl(account, label) {
+    var box = document.createElement('span');
+    var start = document.createElement('button');
+    start.type = 'button';
+    start.className = 'link';
+    start.textContent = 'Remove';
+    start.setAttribute('aria-label', 'Remove ' + label);
+    var ask = document.createElement('span');
+    ask.hidden = true;
+    var yes = document.createElement('button');
+    yes.type = 'button';
+    yes.className = 'secondary';
+    yes.textContent = 'Remove ' + label + ' for good';
+    var no = document.createElement('button');
+    no.type = 'button';
+    no.className = 'link';
+    no.textContent = 'Keep it';
+    ask.append('Its codes stop here. ', yes, ' ', no);
+    start.addEventListener('click', function () {
+      start.hidden = true;
+      ask.hidden = false;
+      no.focus();
+    });
+    no.addEventListener('click', function () {
+      ask.hidden = true;
+      start.hidden = false;
+      start.focus();
+    });
+    yes.addEventListener('click', function () {
+      getItem(ACCOUNTS_KEY)
+        .then(function (list) {
+          return putItem(
+            ACCOUNTS_KEY,
+            (list || []).filter(function (a) {
+              return a.id !== account.id;
+            }),
+          );
+        })
+        .then(showCodes)
+        .then(function () {
+          codeMessage('info', 'Account removed: ' + label + '.');
+        })
+        .catch(function () {
+          codeMessage('error', 'The account could not be removed.');
+        });
+    });
+    box.append(start, ask);
+    return box;
+  }
 
   function codeMessage(kind, text) {
     codeResult.className = 'alert ' + kind;

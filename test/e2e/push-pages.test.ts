@@ -320,5 +320,12 @@ describe.runIf(chromiumAvailable())('push approval in Chromium: the sign-in page
     await page.getByLabel('Code from the app').fill(code);
     await page.getByRole('button', { name: 'Confirm' }).click();
     await page.getByText('Authenticator app added.').waitFor();
+
+    // Removing the account from the app asks first, then forgets it.
+    await entry.getByRole('button', { name: 'Remove Acme: ada' }).click();
+    await entry.getByRole('button', { name: 'Remove Acme: ada for good' }).click();
+    await app.getByText('Account removed: Acme: ada.').waitFor();
+    await expect(app.locator('[data-code-list] li').count()).resolves.toBe(0);
+    await app.getByText(/^No accounts yet/).waitFor();
   });
 });
