@@ -97,6 +97,21 @@ describe.runIf(chromiumAvailable())('push approval in Chromium: the sign-in page
     await expect(page.locator('.qr svg').count()).resolves.toBe(1);
     expect(posts).toEqual(['/t/acme/my/security-info/pair']);
     expect(await axeViolations(page)).toEqual([]);
+    // The link is sealed to this session: the same cookie in another session of the same user shows nothing.
+    const flash = (await computer.cookies()).find((c) => c.name === 'sf_flash')!;
+    expect(flash.httpOnly).toBe(true);
+    const other = await browser.newContext();
+    try {
+      const elsewhere = await other.newPage();
+      await signIn(elsewhere);
+      await other.addCookies([flash]);
+      await elsewhere.goto(`${server.url}/t/acme/my/security-info/pair`);
+      expect(elsewhere.url()).toBe(`${server.url}/t/acme/my/security-info`);
+      await elsewhere.getByText('That pairing link is no longer shown.', { exact: false }).waitFor();
+      expect(await elsewhere.content()).not.toContain(new URL(href).hash);
+    } finally {
+      await other.close();
+    }
     const shown = new URL(href);
     expect(shown.pathname).toBe('/t/acme/authenticator');
     expect(shown.hash).toMatch(/^#pair=[A-Za-z0-9_-]{32}$/);
