@@ -1,13 +1,28 @@
-/* global self, caches, Response */
+/* global self, caches, Response, importScripts, SteadfastRenewal */
 // The Steadfast Authenticator's service worker: shows sign-in requests that
 // arrive by Web Push while the app is closed, opens the app when one is
 // tapped, and keeps the app's shell so it opens without a network.
-// It holds no key and answers no request itself: the page does, with the user.
+// It answers no request itself: the page does, with the user. When the push
+// service replaces the subscription while the app is closed, it sends the new
+// one to the server signed by the device key (read from IndexedDB, never out).
 'use strict';
 
-var SHELL = 'steadfast-authenticator-v1';
+importScripts('/assets/authenticator-renewal.js');
+
+var SHELL = 'steadfast-authenticator-v3';
 var scope = new URL(self.registration.scope).pathname.replace(/\/$/, '');
-var SHELL_FILES = [scope, scope + '/manifest.webmanifest', '/assets/steadfast.css', '/assets/authenticator.js', '/assets/authenticator-icon.svg'];
+// The scope is /t/{tenant}/authenticator: the tenant the device record is kept under.
+var tenant = scope.split('/')[2];
+var api = '/api/v1/t/' + tenant + '/authenticator';
+var SHELL_FILES = [
+  scope,
+  scope + '/manifest.webmanifest',
+  '/assets/steadfast.css',
+  '/assets/authenticator.js',
+  '/assets/authenticator-renewal.js',
+  '/assets/authenticator-totp.js',
+  '/assets/authenticator-icon.svg',
+];
 
 self.addEventListener('install', function (event) {
   event.waitUntil(
@@ -86,6 +101,42 @@ self.addEventListener('notificationclick', function (event) {
         if (windows[i].url.indexOf(scope) >= 0 && 'focus' in windows[i]) return windows[i].focus();
       }
       return self.clients.openWindow(scope);
+    }),
+  );
+});
+
+/**
+ * The subscription to use after a change: the push service's new one, or a new
+ * one made with the same VAPID key (the old subscription's, else the server's).
+ */
+function renewedSubscription(oldSubscription, newSubscription) {
+  if (newSubscription) return Promise.resolve(newSubscription);
+  var known = oldSubscription && oldSubscription.options && oldSubscription.options.applicationServerKey;
+  var key = known
+    ? Promise.resolve(known)
+    : fetch(api + '/config', { credentials: 'omit', cache: 'no-store' })
+        .then(function (res) {
+          return res.json();
+        })
+        .then(function (config) {
+          return SteadfastRenewal.fromBase64url(config.vapidPublicKey);
+        });
+  return key.then(function (applicationServerKey) {
+    return self.registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: applicationServerKey });
+  });
+}
+
+/** What `pushsubscriptionchange` does: subscribe again if needed, and tell the server, signed by the device key. */
+function renewSubscription(oldSubscription, newSubscription) {
+  return renewedSubscription(oldSubscription, newSubscription).then(function (subscription) {
+    return SteadfastRenewal.sendIfChanged(api, tenant, subscription);
+  });
+}
+
+self.addEventListener('pushsubscriptionchange', function (event) {
+  event.waitUntil(
+    renewSubscription(event.oldSubscription, event.newSubscription).catch(function () {
+      // Nothing more a closed app can do: the page sends its subscription again when it is next opened.
     }),
   );
 });

@@ -1,9 +1,10 @@
-/* global indexedDB, btoa, atob, crypto, TextEncoder, Notification, history, location, EventSource */
+/* global indexedDB, btoa, atob, crypto, TextEncoder, Notification, history, location, EventSource, SteadfastRenewal, SteadfastTotp */
 // The Steadfast Authenticator. It pairs this browser with an account by a
 // one-time link, keeps a P-256 key that cannot leave the browser (WebCrypto,
 // non-extractable, stored in IndexedDB), and signs the person's answer to a
 // sign-in request: the request, the flow it belongs to, the number they typed
-// and the time. It keeps no other secret. It runs under a CSP that forbids
+// and the time. It also shows TOTP codes for accounts added to it, their keys
+// encrypted under a non-extractable AES-GCM key. It runs under a CSP that forbids
 // inline script: everything it needs comes from the page's data attributes.
 (function () {
   'use strict';
@@ -109,13 +110,17 @@
 
   // --- Web Push: only when the person allows notifications -------------------
   var registration = null;
+  var registered = Promise.resolve(null);
   if ('serviceWorker' in navigator) {
-    navigator.serviceWorker
+    registered = navigator.serviceWorker
       .register(worker, { scope: scope })
       .then(function (reg) {
         registration = reg;
+        return reg;
       })
-      .catch(function () {});
+      .catch(function () {
+        return null;
+      });
     navigator.serviceWorker.addEventListener('message', function (event) {
       if (event.data && event.data.kind === 'signin-request' && current) refresh();
     });
@@ -173,7 +178,15 @@
           name: document.getElementById('device-name').value.trim() || undefined,
           subscription: got[1] || undefined,
         }).then(function (paired) {
-          return { deviceId: paired.deviceId, username: paired.username, tenantName: paired.tenant.name, key: keys.privateKey, webPush: !!got[1] };
+          return {
+            deviceId: paired.deviceId,
+            username: paired.username,
+            tenantName: paired.tenant.name,
+            key: keys.privateKey,
+            webPush: !!got[1],
+            // What the server holds, so a later open sends only a changed subscription.
+            subscription: SteadfastRenewal.fingerprint(got[1]),
+          };
         });
       })
       .then(function (record) {
@@ -341,15 +354,286 @@
     });
   }
 
+  function showDelivery(webPush) {
+    document.querySelector('[data-delivery]').textContent = webPush
+      ? 'Notifications are on: requests reach this phone when the app is closed.'
+      : 'Notifications are off: keep this app open to get requests.';
+  }
+
+  /**
+   * On every open: the browser's current push subscription (subscribing again
+   * when notifications are allowed but the subscription is gone), sent to the
+   * server signed by the device key if it is not the one the server has.
+   */
+  function renewSubscription() {
+    return registered
+      .then(function (reg) {
+        if (!reg || !('PushManager' in window)) return undefined;
+        return reg.pushManager.getSubscription().then(function (sub) {
+          if (sub || !('Notification' in window) || Notification.permission !== 'granted') return sub;
+          return subscribeToPush();
+        });
+      })
+      .then(function (sub) {
+        // No service worker here: nothing to say about the subscription the server has.
+        if (sub === undefined) return undefined;
+        return SteadfastRenewal.sendIfChanged(api, tenant, sub).then(function (outcome) {
+          if (outcome === 'sent') {
+            current.webPush = !!sub;
+            current.subscription = SteadfastRenewal.fingerprint(sub);
+            showDelivery(current.webPush);
+          }
+        });
+      })
+      .catch(function () {});
+  }
+
   function start(record) {
     current = record;
     view('paired');
     document.querySelector('[data-account]').textContent = record.username + ' at ' + record.tenantName;
-    document.querySelector('[data-delivery]').textContent = record.webPush
-      ? 'Notifications are on: requests reach this phone when the app is closed.'
-      : 'Notifications are off: keep this app open to get requests.';
+    showDelivery(record.webPush);
     connect();
+    renewSubscription();
   }
+
+  // --- TOTP codes: accounts this app holds -----------------------------------
+  // Each account's key is encrypted with an AES-GCM key that cannot leave this
+  // browser (non-extractable), bound to the account's id; decrypted only to make
+  // a non-extractable HMAC key, kept in memory while the app is open.
+  var VAULT_KEY = tenant + ':totp-vault';
+  var ACCOUNTS_KEY = tenant + ':totp-accounts';
+  var codesCard = document.querySelector('[data-codes]');
+  var codeList = codesCard.querySelector('[data-code-list]');
+  var noCodes = codesCard.querySelector('[data-no-codes]');
+  var codeResult = codesCard.querySelector('[data-code-result]');
+  var pasteForm = codesCard.querySelector('[data-paste-form]');
+  var addForm = document.querySelector('[data-add-account]');
+  var shownCodes = [];
+  var offered = null;
+
+  var getItem = function (key) {
+    return store('readonly', function (s) {
+      return s.get(key);
+    });
+  };
+  var putItem = function (key, value) {
+    return store('readwrite', function (s) {
+      return s.put(value, key);
+    });
+  };
+  var bytes = function (text) {
+    return new TextEncoder().encode(text);
+  };
+
+  function vaultKey() {
+    return getItem(VAULT_KEY).then(function (key) {
+      if (key) return key;
+      return crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']).then(function (made) {
+        return putItem(VAULT_KEY, made).then(function () {
+          return made;
+        });
+      });
+    });
+  }
+
+  function addAccount(parsed) {
+    return vaultKey().then(function (key) {
+      var iv = crypto.getRandomValues(new Uint8Array(12));
+      var id = base64url(crypto.getRandomValues(new Uint8Array(12)));
+      return crypto.subtle.encrypt({ name: 'AES-GCM', iv: iv, additionalData: bytes(id) }, key, parsed.secret).then(function (sealed) {
+        return getItem(ACCOUNTS_KEY).then(function (list) {
+          var accounts = list || [];
+          accounts.push({
+            id: id,
+            issuer: parsed.issuer,
+            account: parsed.account,
+            algorithm: parsed.algorithm,
+            digits: parsed.digits,
+            period: parsed.period,
+            iv: iv,
+            sealed: new Uint8Array(sealed),
+          });
+          return putItem(ACCOUNTS_KEY, accounts);
+        });
+      });
+    });
+  }
+
+  function grouped(code) {
+    return code.length === 6 ? code.slice(0, 3) + ' ' + code.slice(3) : code;
+  }
+
+  function tick() {
+    var now = Date.now();
+    shownCodes.forEach(function (entry) {
+      SteadfastTotp.totp(entry.hmac, now, entry.account.period, entry.account.digits).then(function (got) {
+        entry.code.textContent = grouped(got.code);
+        entry.left.textContent = 'Changes in ' + got.secondsLeft + ' s';
+      });
+    });
+  }
+
+  function showCodes() {
+    return Promise.all([getItem(VAULT_KEY), getItem(ACCOUNTS_KEY)])
+      .then(function (got) {
+        var key = got[0];
+        var accounts = got[1] || [];
+        return Promise.all(
+          accounts.map(function (account) {
+            return crypto.subtle
+              .decrypt({ name: 'AES-GCM', iv: account.iv, additionalData: bytes(account.id) }, key, account.sealed)
+              .then(function (secret) {
+                return SteadfastTotp.hmacKey(new Uint8Array(secret), account.algorithm);
+              })
+              .then(function (hmac) {
+                return { account: account, hmac: hmac };
+              });
+          }),
+        );
+      })
+      .then(function (entries) {
+        codeList.textContent = '';
+        shownCodes = entries.map(function (entry) {
+          var item = document.createElement('li');
+          var name = document.createElement('span');
+          name.className = 'code-account';
+          name.textContent = (entry.account.issuer ? entry.account.issuer + ': ' : '') + entry.account.account;
+          var code = document.createElement('strong');
+          code.className = 'totp-code';
+          code.setAttribute('data-code', '');
+          var left = document.createElement('span');
+          left.className = 'hint';
+          item.append(name, ' ', code, ' ', left, ' ', removeControl(entry.account, name.textContent));
+          codeList.appendChild(item);
+          return { account: entry.account, hmac: entry.hmac, code: code, left: left };
+        });
+        noCodes.hidden = shownCodes.length > 0;
+        codesCard.hidden = false;
+        tick();
+      });
+  }
+  setInterval(tick, 1000);
+
+  /** "Remove", then a question with its own buttons: an account's key, once gone, cannot be brought back from here. */
+  function removeControl(account, label) {
+    var box = document.createElement('span');
+    var start = document.createElement('button');
+    start.type = 'button';
+    start.className = 'link';
+    start.textContent = 'Remove';
+    start.setAttribute('aria-label', 'Remove ' + label);
+    var ask = document.createElement('span');
+    ask.hidden = true;
+    var yes = document.createElement('button');
+    yes.type = 'button';
+    yes.className = 'secondary';
+    yes.textContent = 'Remove ' + label + ' for good';
+    var no = document.createElement('button');
+    no.type = 'button';
+    no.className = 'link';
+    no.textContent = 'Keep it';
+    ask.append('Its codes stop here. ', yes, ' ', no);
+    start.addEventListener('click', function () {
+      start.hidden = true;
+      ask.hidden = false;
+      no.focus();
+    });
+    no.addEventListener('click', function () {
+      ask.hidden = true;
+      start.hidden = false;
+      start.focus();
+    });
+    yes.addEventListener('click', function () {
+      getItem(ACCOUNTS_KEY)
+        .then(function (list) {
+          return putItem(
+            ACCOUNTS_KEY,
+            (list || []).filter(function (a) {
+              return a.id !== account.id;
+            }),
+          );
+        })
+        .then(showCodes)
+        .then(function () {
+          codeMessage('info', 'Account removed: ' + label + '.');
+        })
+        .catch(function () {
+          codeMessage('error', 'The account could not be removed.');
+        });
+    });
+    box.append(start, ask);
+    return box;
+  }
+
+  function codeMessage(kind, text) {
+    codeResult.className = 'alert ' + kind;
+    codeResult.textContent = text;
+    codeResult.hidden = false;
+  }
+
+  function added(parsed) {
+    return addAccount(parsed)
+      .then(showCodes)
+      .then(function () {
+        codeMessage('info', 'Account added: ' + (parsed.issuer ? parsed.issuer + ': ' : '') + parsed.account + '.');
+      })
+      .catch(function () {
+        codeMessage('error', 'The account could not be added.');
+      });
+  }
+
+  pasteForm.addEventListener('submit', function (event) {
+    event.preventDefault();
+    var input = pasteForm.querySelector('input');
+    var parsed = SteadfastTotp.parseOtpauth(input.value);
+    if (!parsed) {
+      codeMessage('error', 'That is not an otpauth://totp/ link this app can use.');
+      input.focus();
+      return;
+    }
+    input.value = '';
+    added(parsed);
+  });
+
+  // "Add to Steadfast Authenticator" on a set-up page: the link's fragment holds the otpauth URI (a fragment never reaches a server).
+  function offeredAccount() {
+    if (location.hash.indexOf('#otpauth=') !== 0) return null;
+    var parsed = null;
+    try {
+      parsed = SteadfastTotp.parseOtpauth(decodeURIComponent(location.hash.slice('#otpauth='.length)));
+    } catch {
+      parsed = null;
+    }
+    // The key should not stay in the address bar or the history.
+    history.replaceState(null, '', location.pathname);
+    return parsed;
+  }
+  function offer() {
+    offered = offeredAccount();
+    if (!offered) return;
+    addForm.querySelector('[data-add-name]').textContent = (offered.issuer ? offered.issuer + ': ' : '') + offered.account;
+    addForm.hidden = false;
+    addForm.querySelector('button[type="submit"]').focus();
+  }
+  offer();
+  // The app already open (an installed app, another tab of it) gets the link as a new fragment only.
+  window.addEventListener('hashchange', offer);
+  addForm.addEventListener('submit', function (event) {
+    event.preventDefault();
+    addForm.hidden = true;
+    if (offered) added(offered);
+    offered = null;
+  });
+  addForm.querySelector('[data-add-cancel]').addEventListener('click', function () {
+    addForm.hidden = true;
+    offered = null;
+  });
+
+  showCodes().catch(function () {
+    codesCard.hidden = false;
+    codeMessage('error', 'The codes could not be read in this browser.');
+  });
 
   load()
     .then(function (record) {

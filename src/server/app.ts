@@ -88,6 +88,8 @@ const ASSETS: Record<string, { type: string; body: string }> = {
   'steadfast.css': { type: 'text/css; charset=utf-8', body: readFileSync(new URL('steadfast.css', WEB), 'utf8') },
   'steadfast.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(new URL('steadfast.js', WEB), 'utf8') },
   'authenticator.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(new URL('authenticator.js', WEB), 'utf8') },
+  'authenticator-renewal.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(new URL('authenticator-renewal.js', WEB), 'utf8') },
+  'authenticator-totp.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(new URL('authenticator-totp.js', WEB), 'utf8') },
   'authenticator-icon.svg': { type: 'image/svg+xml', body: readFileSync(new URL('authenticator-icon.svg', WEB), 'utf8') },
   'webauthn-browser.js': {
     type: 'text/javascript; charset=utf-8',

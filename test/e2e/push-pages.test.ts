@@ -1,9 +1,11 @@
+import { createECDH, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { ManualClock } from '../../src/clock.ts';
 import { sqliteMemory, type Backend } from '../helpers/backends.ts';
 import { startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { chromiumAvailable, launchChromium } from '../helpers/browser.ts';
+import { axeViolations } from '../helpers/axe.ts';
 
 const SHOTS = process.env.STEADFAST_SCREENSHOTS ? new URL('../../docs/screenshots/', import.meta.url).pathname : undefined;
 const PASSWORD = 'ada password 1';
@@ -73,11 +75,44 @@ describe.runIf(chromiumAvailable())('push approval in Chromium: the sign-in page
   it('pairs the app from the security-info page with a QR code and a link', async () => {
     await signIn();
     expect(page.url()).toContain('/t/acme/my/security-info');
+    const posts: string[] = [];
+    page.on('request', (r) => {
+      if (r.method() === 'POST') posts.push(new URL(r.url()).pathname);
+    });
     await page.getByLabel('Name for the phone (optional)').fill("Ada's phone");
     await page.getByRole('button', { name: 'Add the Steadfast Authenticator' }).click();
+    // Post-redirect-get: the link is shown by a page of its own.
+    await page.waitForURL(/\/t\/acme\/my\/security-info\/pair$/);
     await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('Add the Steadfast Authenticator');
     await expect(page.locator('.qr svg').count()).resolves.toBe(1);
-    const shown = new URL((await page.locator('[data-pairing-link]').getAttribute('href'))!);
+    const href = (await page.locator('[data-pairing-link]').getAttribute('href'))!;
+    // A refresh, and Back then Forward, show the same link and post nothing again.
+    await page.reload();
+    await expect(page.locator('[data-pairing-link]').getAttribute('href')).resolves.toBe(href);
+    await page.goBack();
+    await page.waitForURL(/\/t\/acme\/my\/security-info$/);
+    await page.goForward();
+    await page.waitForURL(/\/t\/acme\/my\/security-info\/pair$/);
+    await expect(page.locator('[data-pairing-link]').getAttribute('href')).resolves.toBe(href);
+    await expect(page.locator('.qr svg').count()).resolves.toBe(1);
+    expect(posts).toEqual(['/t/acme/my/security-info/pair']);
+    expect(await axeViolations(page)).toEqual([]);
+    // The link is sealed to this session: the same cookie in another session of the same user shows nothing.
+    const flash = (await computer.cookies()).find((c) => c.name === 'sf_flash')!;
+    expect(flash.httpOnly).toBe(true);
+    const other = await browser.newContext();
+    try {
+      const elsewhere = await other.newPage();
+      await signIn(elsewhere);
+      await other.addCookies([flash]);
+      await elsewhere.goto(`${server.url}/t/acme/my/security-info/pair`);
+      expect(elsewhere.url()).toBe(`${server.url}/t/acme/my/security-info`);
+      await elsewhere.getByText('That pairing link is no longer shown.', { exact: false }).waitFor();
+      expect(await elsewhere.content()).not.toContain(new URL(href).hash);
+    } finally {
+      await other.close();
+    }
+    const shown = new URL(href);
     expect(shown.pathname).toBe('/t/acme/authenticator');
     expect(shown.hash).toMatch(/^#pair=[A-Za-z0-9_-]{32}$/);
     // The test server's public URL is not where it listens: the same path and fragment, on the real port.
@@ -213,5 +248,99 @@ describe.runIf(chromiumAvailable())('push approval in Chromium: the sign-in page
     } finally {
       await plain.close();
     }
+  });
+
+  it('renews the Web Push subscription from the service worker, signed by the device key; the app sends its own again on open', async () => {
+    const acme = (await server.services.tenants.findBySlug('acme'))!;
+    const ada = (await server.services.users.findByUsername(acme.id, 'ada'))!;
+    const deviceSecret = async () => (await server.services.credentials.listForUser(acme.id, ada.id, 'active')).find((c) => c.type === 'push')!.secret;
+    // Headless Chromium grants no notifications: the app paired without a subscription.
+    expect(await deviceSecret()).toBeNull();
+    const ecdh = createECDH('prime256v1');
+    ecdh.generateKeys();
+    const renewed = {
+      endpoint: `https://fcm.googleapis.com/fcm/send/${randomBytes(12).toString('base64url')}`,
+      keys: { p256dh: ecdh.getPublicKey().toString('base64url'), auth: randomBytes(16).toString('base64url') },
+    };
+    // What the worker's pushsubscriptionchange handler runs, with the push service's new subscription (Chromium never fires the event itself).
+    const worker = phone.serviceWorkers().find((w) => w.url().endsWith('/t/acme/authenticator/sw.js')) ?? (await phone.waitForEvent('serviceworker'));
+    const renew = (sub: typeof renewed) =>
+      worker.evaluate((s) => (self as unknown as { renewSubscription(o: null, n: unknown): Promise<string> }).renewSubscription(null, s), sub);
+    await expect(renew(renewed)).resolves.toBe('sent');
+    expect(await deviceSecret()).not.toBeNull();
+    // The same subscription again is not sent: the device record says the server has it.
+    await expect(renew(renewed)).resolves.toBe('unchanged');
+
+    // The app, opened, finds the browser has no subscription (no permission here) and tells the server so, signed.
+    await app.reload();
+    await app.getByText('Notifications are off: keep this app open to get requests.').waitFor();
+    await expect.poll(deviceSecret).toBeNull();
+    expect(await axeViolations(app)).toEqual([]);
+  });
+
+  it('holds a TOTP account added from the authenticator set-up page, and its code confirms the set-up', async () => {
+    const acme = (await server.services.tenants.findBySlug('acme'))!;
+    const ada = (await server.services.users.findByUsername(acme.id, 'ada'))!;
+    for (const counter of ['denials', 'sent']) await server.services.ephemeral.delete(`push:${counter}:${acme.id}:${ada.id}`);
+    // The earlier tests moved the server's clock on; codes are of the browsers' time.
+    clock.set(Date.now());
+    await signIn();
+    const number = await shownNumber();
+    const form = await request();
+    await form.getByLabel('Enter the number shown on the sign-in screen').fill(number);
+    await form.getByRole('button', { name: 'Approve' }).click();
+    await page.waitForURL(/\/t\/acme\/my\/security-info$/);
+
+    await page.getByRole('button', { name: 'Add authenticator app' }).click();
+    await page.waitForURL(/\/t\/acme\/my\/security-info\/totp\/[^/]+$/);
+    const href = (await page.getByRole('link', { name: 'Add to Steadfast Authenticator' }).getAttribute('href'))!;
+    expect(href).toMatch(/^\/t\/acme\/authenticator#otpauth=otpauth%3A%2F%2Ftotp%2F/);
+
+    await app.goto(`${server.url}${href}`);
+    // The app asks before it adds the account; the key has left the address bar.
+    await app.getByText('Add this account?').waitFor();
+    expect(app.url()).toBe(`${server.url}/t/acme/authenticator`);
+    await app.getByRole('button', { name: 'Add account', exact: true }).first().click();
+    await app.getByText(/^Account added: /).waitFor();
+    const entry = app.locator('[data-code-list] li').filter({ hasText: 'ada' });
+    await expect.poll(() => entry.locator('[data-code]').textContent()).toMatch(/^[0-9]{3} [0-9]{3}$/);
+    await expect.poll(() => entry.textContent()).toMatch(/Changes in [0-9]+ s/);
+    if (SHOTS) await app.screenshot({ path: `${SHOTS}authenticator-codes-phone.png`, fullPage: true });
+    expect(await axeViolations(app)).toEqual([]);
+
+    // The key is kept encrypted under a non-extractable AES-GCM key: IndexedDB holds no readable secret.
+    const secretOnPage = (await page.locator('#totp-key').getAttribute('data-copy-text'))!;
+    const kept = await app.evaluate(
+      () =>
+        new Promise<{ vault: { extractable: boolean; algorithm: string }; stored: string }>((resolve) => {
+          const open = indexedDB.open('steadfast-authenticator', 1);
+          open.onsuccess = () => {
+            const store = open.result.transaction('devices').objectStore('devices');
+            const vault = store.get('acme:totp-vault');
+            const accounts = store.get('acme:totp-accounts');
+            accounts.onsuccess = () =>
+              resolve({
+                vault: { extractable: vault.result.extractable, algorithm: vault.result.algorithm.name },
+                stored: JSON.stringify(accounts.result, (_k, v) => (v instanceof Uint8Array ? Array.from(v) : v)),
+              });
+          };
+        }),
+    );
+    expect(kept.vault).toEqual({ extractable: false, algorithm: 'AES-GCM' });
+    expect(kept.stored).not.toContain(secretOnPage);
+
+    // The app's code confirms the set-up (read just before it is typed, the server's clock set to now).
+    const code = (await entry.locator('[data-code]').textContent())!.replace(/\s/g, '');
+    clock.set(Date.now());
+    await page.getByLabel('Code from the app').fill(code);
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await page.getByText('Authenticator app added.').waitFor();
+
+    // Removing the account from the app asks first, then forgets it.
+    await entry.getByRole('button', { name: 'Remove Acme: ada' }).click();
+    await entry.getByRole('button', { name: 'Remove Acme: ada for good' }).click();
+    await app.getByText('Account removed: Acme: ada.').waitFor();
+    await expect(app.locator('[data-code-list] li').count()).resolves.toBe(0);
+    await app.getByText(/^No accounts yet/).waitFor();
   });
 });

@@ -57,8 +57,8 @@ export class PushDevice {
     return api(this.base, 'POST', `/api/v1/t/${this.tenant}/authenticator/requests/${requestId}`, body);
   }
 
-  subscribe(subscription: { endpoint: string } | null, time = Date.now()) {
-    const signature = this.sign(subscriptionMessage(this.deviceId, subscription?.endpoint ?? '', time));
+  subscribe(subscription: { endpoint: string; keys: { p256dh: string; auth: string } } | null, time = Date.now()) {
+    const signature = this.sign(subscriptionMessage(this.deviceId, subscription, time));
     return api(this.base, 'PUT', `/api/v1/t/${this.tenant}/authenticator/subscription`, { device: this.deviceId, subscription, time, signature });
   }
 }

@@ -7,6 +7,7 @@ import { backends, type Backend } from '../helpers/backends.ts';
 import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { PushServiceStandIn } from '../helpers/push-service-standin.ts';
 import { PushDevice } from '../helpers/push-device.ts';
+import { subscriptionMessage } from '../../src/methods/push/device-signature.ts';
 
 const PASSWORD = 'pia password 1';
 
@@ -250,6 +251,47 @@ for (const spec of backends) {
         pushService.status = 201;
       }
       expect((await challenge(flow)).status).toBe(200);
+    });
+
+    it('renews a Web Push subscription only with the device signature over all of it, and never back to an older one', async () => {
+      const { device, username } = await pairedUser();
+      const renewed = pushService.subscribe();
+      const put = (body: unknown) => api(server.url, 'PUT', '/api/v1/t/pu/authenticator/subscription', body);
+      const t = clock.now();
+
+      // Another key naming this device, and this device's signature with other keys than the ones it signed, are refused.
+      const thief = new PushDevice(server.url, 'pu', tenant.id);
+      thief.deviceId = device.deviceId;
+      expect((await thief.subscribe(renewed, t)).status).toBe(401);
+      const swapped = { ...renewed, keys: pushService.subscribe().keys };
+      expect(
+        (await put({ device: device.deviceId, subscription: swapped, time: t, signature: device.sign(subscriptionMessage(device.deviceId, renewed, t)) }))
+          .status,
+      ).toBe(401);
+      // So a sign-in still reaches the subscription the device paired with.
+      const first = await startSignin(username);
+      const before = pushService.received.length;
+      expect((await challenge(first)).status).toBe(200);
+      expect(pushService.received.length).toBe(before + 1);
+      const original = pushService.received.at(-1)!.endpoint;
+      expect(original).not.toBe(renewed.endpoint);
+      const pending = (await device.requests(clock.now())).body.requests[0];
+      expect((await device.send(pending.id, device.answer(pending, 'deny', '', clock.now()))).body.state).toBe('denied');
+
+      // The device's own signed renewal is taken; replaying it, or an older signed change, is not.
+      const signed = {
+        device: device.deviceId,
+        subscription: renewed,
+        time: t + 1,
+        signature: device.sign(subscriptionMessage(device.deviceId, renewed, t + 1)),
+      };
+      expect((await put(signed)).status).toBe(204);
+      expect((await put(signed)).status).toBe(401);
+      expect((await device.subscribe({ endpoint: original, keys: renewed.keys }, t)).status).toBe(401);
+      const second = await startSignin(username);
+      expect((await challenge(second)).status).toBe(200);
+      expect(pushService.received.length).toBe(before + 2);
+      expect(pushService.received.at(-1)!.endpoint).toBe(renewed.endpoint);
     });
 
     it('refuses a subscription to a push service not on the list', async () => {

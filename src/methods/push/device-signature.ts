@@ -43,9 +43,15 @@ export const decisionMessage = (s: DecisionStatement) => ['steadfast-push-v1', s
 /** What a device signs to read its pending requests (list or stream): it proves the key, nothing else. */
 export const readMessage = (deviceId: string, time: number) => ['steadfast-push-v1', 'read', deviceId, String(time)].join('\n');
 
-/** What a device signs to change its own Web Push subscription. */
-export const subscriptionMessage = (deviceId: string, endpoint: string, time: number) =>
-  ['steadfast-push-v1', 'subscribe', deviceId, endpoint, String(time)].join('\n');
+/**
+ * What a device signs to change its own Web Push subscription (null: none).
+ * The keys are signed with the endpoint: a captured request cannot be replayed
+ * with keys of someone else's choosing, which would make pushes unreadable.
+ */
+export const subscriptionMessage = (deviceId: string, subscription: { endpoint: string; keys: { p256dh: string; auth: string } } | null, time: number) =>
+  ['steadfast-push-v1', 'subscribe', deviceId, subscription?.endpoint ?? '', subscription?.keys.p256dh ?? '', subscription?.keys.auth ?? '', String(time)].join(
+    '\n',
+  );
 
 /** The flow as the device knows it: a hash, so the device (or whoever reads its screen) never holds the flow's handle. */
 export const flowBinding = (flowId: string) => createHash('sha256').update(`push-flow:${flowId}`).digest('base64url').slice(0, 22);

@@ -298,8 +298,12 @@ export function createPushMethod(deps: PushDeps): PushMethod {
       const key = dev && keyOf(dev);
       const parsed = subscription === null ? null : deps.webPush.parse(subscription);
       if (parsed === undefined) throw new AppError('invalid-request', 'subscription is not a push subscription this server can send to');
-      if (!dev || !key || !fresh(time) || !verifyDeviceSignature(key, subscriptionMessage(deviceId, parsed?.endpoint ?? '', time), signature)) {
+      if (!dev || !key || !fresh(time) || !verifyDeviceSignature(key, subscriptionMessage(deviceId, parsed, time), signature)) {
         throw new AppError('unauthenticated', 'this device is not paired, or its signature did not verify');
+      }
+      // Each change must be newer than the last one taken: a captured request replayed later cannot put an old subscription back.
+      if (!(await deps.ephemeral.raiseTo(`push:subscribed:${dev.id}`, time, 2 * SIGNATURE_SKEW_MS))) {
+        throw new AppError('unauthenticated', 'this subscription change is older than one already made');
       }
       await deps.credentials.replaceSecret(dev, parsed ? deps.keyRing.seal(JSON.stringify(parsed), sealContext(dev.id)) : null);
     },

@@ -8,6 +8,7 @@ import { CONTINUE_COOKIE } from '../../http/cookie-names.ts';
 import { formRoute } from '../../http/page/form-route.ts';
 import { landingPath, OIDC_NEXT, type NextPage } from '../../http/page/landing.ts';
 import { principalOr } from '../../http/page/principal-or.ts';
+import { qrCodeSvg } from '../../http/page/qr-code-svg.ts';
 import { sendPage } from '../../http/page/send-page.ts';
 import { shownError } from '../../http/page/shown-error.ts';
 import type { TenantLookup } from '../../http/page/tenant-lookup.ts';
@@ -32,6 +33,8 @@ const Field = (max = 200) => Type.Optional(Type.String({ maxLength: max }));
 const PageParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
 const MethodParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }), id: Type.String({ minLength: 1, maxLength: 64 }) });
 const Csrf = Type.Object({ _csrf: Field() });
+/** The flash's `for` of a pairing link on its way to the page that shows it. */
+const PAIRING_FLASH = 'push-pairing';
 
 export interface SecurityInfoRoutesDeps {
   tenants: TenantLookup;
@@ -86,8 +89,10 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
         const p = await signedIn(request, reply, 'security-info');
         if (!p) return reply;
         const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id, { keep: true });
-        // New recovery codes stay for Back and Forward until the user says they saved them (or the flash expires).
-        if (flash?.for !== 'recovery-codes' || request.query.saved === 'codes') deps.flash.clear(reply, p.tenant.slug);
+        // New recovery codes, and a pairing link, stay for Back and Forward until the user says they are done (or the flash expires).
+        const kept =
+          (flash?.for === 'recovery-codes' && request.query.saved !== 'codes') || (flash?.for === PAIRING_FLASH && request.query.saved !== 'pairing');
+        if (!kept) deps.flash.clear(reply, p.tenant.slug);
         const notice: Notice | undefined = flash?.for === undefined ? flash?.notice : undefined;
         const methods = await activeMethods(p);
         const registering = p.session.scope === 'register';
@@ -180,26 +185,44 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
       },
     );
 
+    // The post makes the pairing link and goes to the page that shows it (post-redirect-get): a refresh, Back or
+    // Forward shows the same link from the sealed flash and never makes another one.
     app.post('/t/:tenant/my/security-info/pair', form(PageParams, Type.Object({ label: Field(100), _csrf: Field() })), async (request, reply) => {
       const p = await signedIn(request, reply, 'security-info');
       if (!p) return reply;
       try {
         const enrolment = await deps.management.enrol(p.tenant, p.user, p.session, 'push', { label: request.body.label?.trim() || undefined });
-        // The pairing link is a one-time secret: not for any cache.
-        reply.header('cache-control', 'no-store');
-        return await sendPage(
-          reply,
-          pairingView({
-            ...viewer(reply, p),
-            pairingUrl: String(enrolment.pairingUrl),
-            qrCodeSvg: String(enrolment.qrCodeSvg),
-            minutes: Number(enrolment.lifetimeMinutes),
-          }),
-        );
+        return go(reply, p, `${base(p)}/pair`, {
+          for: PAIRING_FLASH,
+          secrets: [String(enrolment.pairingUrl)],
+          values: { minutes: String(Number(enrolment.lifetimeMinutes)) },
+        });
       } catch (err) {
         return failed(reply, p, err);
       }
     });
+
+    // The pairing link, held in the flash (sealed, bound to this session) until the user leaves the page.
+    app.get(
+      '/t/:tenant/my/security-info/pair',
+      { schema: { params: PageParams, hide: true }, config: { admissionClass: 'self-service' } },
+      async (request, reply) => {
+        const p = await signedIn(request, reply, 'security-info');
+        if (!p) return reply;
+        const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id, { keep: true });
+        const pairingUrl = flash?.for === PAIRING_FLASH ? flash.secrets?.[0] : undefined;
+        if (!pairingUrl) {
+          deps.flash.clear(reply, p.tenant.slug);
+          return go(reply, p, base(p), { notice: { kind: 'info', text: 'That pairing link is no longer shown. Add the authenticator again for a new one.' } });
+        }
+        // The pairing link is a one-time secret: not for any cache.
+        reply.header('cache-control', 'no-store');
+        return sendPage(
+          reply,
+          pairingView({ ...viewer(reply, p), pairingUrl, qrCodeSvg: await qrCodeSvg(pairingUrl), minutes: Number(flash?.values?.minutes ?? 10) }),
+        );
+      },
+    );
 
     app.post('/t/:tenant/my/security-info/totp/:id/confirm', form(MethodParams, Type.Object({ code: Field(64), _csrf: Field() })), async (request, reply) => {
       const p = await signedIn(request, reply, 'security-info');

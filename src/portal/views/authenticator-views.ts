@@ -25,6 +25,8 @@ export function authenticatorView(v: { tenant: AuthenticatorTenant }): string {
 <link rel="icon" href="/assets/authenticator-icon.svg" type="image/svg+xml">
 <link rel="apple-touch-icon" href="/assets/authenticator-icon.svg">
 <link rel="stylesheet" href="/assets/steadfast.css">
+<script src="/assets/authenticator-renewal.js" defer></script>
+<script src="/assets/authenticator-totp.js" defer></script>
 <script src="/assets/authenticator.js" defer></script>
 </head>
 <body data-tenant="${tenant.slug}" data-tenant-name="${tenant.name}" data-api="/api/v1/t/${tenant.slug}/authenticator" data-worker="${root}/sw.js" data-scope="${root}">
@@ -54,19 +56,37 @@ export function authenticatorView(v: { tenant: AuthenticatorTenant }): string {
 
 <div data-view="paired" hidden>
 <div class="card">
+<h1>Sign-in requests</h1>
 <p class="hint">Paired as <strong data-account></strong>. <span data-delivery></span></p>
 <div data-requests aria-live="polite"><p data-empty>No sign-in requests waiting.</p></div>
 <p role="status" class="alert" data-result hidden></p>
 </div>
-<div class="card" data-codes hidden>
-<h2>Codes</h2>
+</div>
+
+<form class="card" data-add-account hidden>
+<h2>Add this account?</h2>
+<p>The app will show codes for <strong data-add-name></strong>. Its key stays in this browser, encrypted.</p>
+<div class="actions">
+<button type="submit">Add account</button>
+<button type="button" class="secondary" data-add-cancel>Cancel</button>
+</div>
+</form>
+
+<section class="card" data-codes aria-labelledby="codes-heading" hidden>
+<h2 id="codes-heading">Codes</h2>
+<p data-no-codes>No accounts yet. Add one from an authenticator set-up page, or paste its otpauth:// link below.</p>
 <ul class="methods" data-code-list></ul>
-</div>
-</div>
+<p role="status" class="alert" data-code-result hidden></p>
+<form data-paste-form novalidate>
+<label for="otpauth-uri">Add an account: paste its otpauth:// link</label>
+<input type="text" id="otpauth-uri" name="uri" autocomplete="off" spellcheck="false" maxlength="2048">
+<button type="submit" class="secondary">Add account</button>
+</form>
+</section>
 
 <template id="request-template">
 <form class="request" novalidate>
-<h1>Are you signing in?</h1>
+<h2>Are you signing in?</h2>
 <dl class="request-facts">
 <dt>Account</dt><dd data-field="username"></dd>
 <dt>App</dt><dd data-field="app"></dd>

@@ -243,7 +243,8 @@ ${errorSummary(v.error)}
 <li>Enter the 6-digit code the app shows.</li>
 </ol>
 <div class="qr" role="img" aria-label="QR code for your authenticator app">${trustedHtml(v.qrCodeSvg)}</div>
-<p><a class="button secondary" href="${v.otpauthUri}">Open in your authenticator app</a></p>
+<p><a class="button secondary" href="${v.otpauthUri}">Open in your authenticator app</a>
+<a class="button secondary" href="/t/${v.tenant.slug}/authenticator#otpauth=${encodeURIComponent(v.otpauthUri)}">Add to Steadfast Authenticator</a></p>
 <p>Key: <code class="secret" id="totp-key" data-copy-text="${v.secret}">${groupedKey(v.secret)}</code></p>
 <p><button type="button" class="secondary" data-copy="totp-key" hidden>Copy key</button></p>
 <form method="post" action="${base(v)}/totp/${v.id}/confirm" novalidate>
@@ -376,7 +377,7 @@ export function pairingView(v: Viewer & { pairingUrl: string; qrCodeSvg: string;
 <div class="qr" role="img" aria-label="QR code that opens the Steadfast Authenticator and pairs it">${trustedHtml(v.qrCodeSvg)}</div>
 <p>Link: <a href="${v.pairingUrl}" data-pairing-link>${v.pairingUrl}</a></p>
 <p class="hint">The link pairs one device, once, within ${v.minutes} minutes. Don't share it.</p>
-<p><a class="button" href="${base(v)}">Done</a></p>
+<p><a class="button" href="${base(v)}?saved=pairing">Done</a></p>
 </div>`,
   );
 }
