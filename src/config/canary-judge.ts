@@ -16,7 +16,15 @@ export interface JudgeThresholds {
   minSlowRequests: number;
 }
 
-export const DEFAULT_THRESHOLDS: JudgeThresholds = { minSamples: 10, minRateIncrease: 0.1, minZ: 3, p99Factor: 2, p99MinIncreaseMs: 250, minLatencySamples: 100, minSlowRequests: 5 };
+export const DEFAULT_THRESHOLDS: JudgeThresholds = {
+  minSamples: 10,
+  minRateIncrease: 0.1,
+  minZ: 3,
+  p99Factor: 2,
+  p99MinIncreaseMs: 250,
+  minLatencySamples: 100,
+  minSlowRequests: 5,
+};
 
 export interface Verdict {
   regressed: boolean;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { overviewView } from '../../src/admin/views/overview-view.ts';
+import { policyRollbackConfirmView } from '../../src/admin/views/policy-rollback-view.ts';
 import { signedInLayout } from '../../src/http/page/signed-in-layout.ts';
 import { html } from '../../src/http/page/html.ts';
 import { AUDIT_ACTIONS, tellAuditEntry } from '../../src/activity/audit-actions.ts';
@@ -93,5 +94,28 @@ describe('logs in words', () => {
     expect(signinReasonWords('some_new_reason')).toBe('some new reason');
     for (const m of METHOD_MODULES) expect(recordedMethodName(m.descriptor.type)).toBe(m.descriptor.name);
     expect(recordedMethodName('password')).toBe('Password');
+  });
+});
+
+describe('policy rollback confirmation', () => {
+  const version = (state: 'rolled-back' | 'promoted', reason: string | null) => ({
+    scope: 'tenant:t',
+    version: 3,
+    document: {},
+    diff: [],
+    actor: 'cli',
+    createdAt: 0,
+    state,
+    canaryPercent: 10,
+    bakeSeconds: 600,
+    decidedAt: 1,
+    reason,
+  });
+
+  it('warns that a version once rolled back goes to everyone at once, with why it was stopped', () => {
+    const page = policyRollbackConfirmView({ ...viewer, version: version('rolled-back', 'p99 900 ms on the canary'), changes: [] });
+    expect(page).toContain('Version 3 was rolled back (p99 900 ms on the canary)');
+    expect(page).toContain('without a canary');
+    expect(policyRollbackConfirmView({ ...viewer, version: version('promoted', null), changes: [] })).not.toContain('was rolled back');
   });
 });

@@ -25,6 +25,12 @@ ${noticeView(v.notice)}
         ? html`The ${String(v.version.canaryPercent)}% of users on the canary go back to the current policy at once; the version is marked rolled back. Nobody else notices anything.`
         : html`Version ${n}'s policy becomes the policy for <strong>everyone at once</strong>, as a new version. This is what changes:`
     }</p>
+${
+  // A version that was stopped (by hand or by the judge) goes to everyone with no canary from here: say so before it does.
+  v.version.state === 'rolled-back'
+    ? html`<p class="alert error" role="alert">Version ${n} was rolled back${v.version.reason ? html` (${v.version.reason})` : ''}. Going back to it applies it to everyone at once, without a canary. To try it on a share of users first, apply it again with a canary.</p>`
+    : ''
+}
 ${canary ? changesTable(v.version.diff, `What the canary changed, now undone`) : changesTable(v.changes, `From the current policy to version ${n}'s`)}
 <form method="post" action="${consoleBase(v)}/policy/history/rollback">
   ${csrfField(v.csrf)}

@@ -31,7 +31,12 @@ ${
     ? html`<p>Sign in with one of the recovery codes you saved when you set up your account. Each code works once.</p>${use(codes, 'Sign in with a recovery code')}`
     : ''
 }
-${pass && v.chosenType !== 'tap' ? html`<p>Your administrator has given you a Temporary Access Pass.</p>${use(pass, 'Sign in with your pass')}` : ''}
+${
+  // Worded as a condition: under the tenant's tap-only fail mode a pass is offered whether or not one was issued.
+  pass && v.chosenType !== 'tap'
+    ? html`<p>If your administrator has given you a Temporary Access Pass, sign in with it.</p>${use(pass, 'Sign in with your pass')}`
+    : ''
+}
 <p>${codes ? 'No codes at hand? ' : ''}Ask your administrator for a Temporary Access Pass, then <a href="${tapPage}">sign in with the pass</a> and add a sign-in method on your new phone.</p>
 </section>`;
 }
