@@ -202,4 +202,31 @@ describe.runIf(PrivatePostgres.available() && PrivateRedis.available())('replayi
       expect(Number(events.rows[0]!.n)).toBe(10);
     });
   }, 180_000);
+
+  it('tries a write that deadlocked again instead of setting it aside', async () => {
+    const failover = server.services.fallback!;
+    // A write that meets a deadlock twice (as two nodes replaying the same rows can), then goes through.
+    await withDatabase(async (client) => {
+      await client.query('create sequence flaky_calls');
+      await client.query('create table flaky_done (id text primary key)');
+      await client.query(`create function flaky_write(key text) returns void language plpgsql as $$
+        begin
+          if nextval('flaky_calls') <= 2 then raise exception 'deadlock detected' using errcode = '40P01'; end if;
+          insert into flaky_done (id) values (key);
+        end $$`);
+    });
+    await postgres.down();
+    clock.advance(30_000);
+    expect((await signIn(next++)).status).toBe(200);
+    failover.journalWrites([{ kind: 'sql', sql: 'select flaky_write($1)', parameters: ['k1'] }]);
+    expect((await signIn(next++)).status).toBe(200);
+    const rejectedBefore = failover.rejected;
+
+    await postgres.up();
+    await eventually(() => failover.mode === 'primary', 'the journal is replayed');
+    expect(failover.rejected - rejectedBefore).toBe(0);
+    await withDatabase(async (client) => {
+      expect((await client.query('select id from flaky_done')).rows).toEqual([{ id: 'k1' }]);
+    });
+  }, 180_000);
 });

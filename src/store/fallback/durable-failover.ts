@@ -59,6 +59,15 @@ function clearlyDown(error: unknown): boolean {
   return (typeof code === 'string' && CLEARLY_DOWN_CODES.has(code)) || /Connection terminated|ECONNREFUSED/.test(error.message);
 }
 
+// A deadlock or serialization failure says nothing about the write itself: it is tried again, not set aside.
+const TRANSIENT_CODES = new Set(['40P01', '40001', '55P03']);
+const TRANSIENT_ATTEMPTS = 5;
+
+function isTransient(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && TRANSIENT_CODES.has(code);
+}
+
 /** How long a gap in the change feed's sequence is waited for (a transaction still open) before it is given up as a rollback. */
 const GAP_PATIENCE_MS = 30_000;
 const FEED_BATCH = 2000;
@@ -377,6 +386,19 @@ export class DurableFailover implements FallbackRouting {
   }
 
   private async apply(primary: Db, entry: JournalEntry): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.applyOnce(primary, entry);
+        return;
+      } catch (error) {
+        // Two nodes replaying at once can deadlock on the same rows: that write is not refused, only unlucky. Tried again.
+        if (!isTransient(error) || attempt >= TRANSIENT_ATTEMPTS) throw error;
+        await rest(20 * attempt);
+      }
+    }
+  }
+
+  private async applyOnce(primary: Db, entry: JournalEntry): Promise<void> {
     try {
       await primary.transaction().execute(async (trx) => {
         const claimed = await trx
@@ -392,7 +414,7 @@ export class DurableFailover implements FallbackRouting {
       if (entry.payload.kind === 'audit') await this.deferAudit?.(entry.payload.tenantId, entry.payload.entry);
       this.replayed++;
     } catch (error) {
-      if (this.isOutage(error)) throw error;
+      if (this.isOutage(error) || isTransient(error)) throw error;
       // A write the database will not take (the user was deleted meanwhile): set aside and reported, never retried forever.
       this.rejected++;
       this.options.onReplayRejected?.(entry, error as Error);
