@@ -123,7 +123,7 @@ describe('audit log on SQLite', () => {
       reason: 'its contents do not match its hash',
       entries: 2,
     });
-    expect((await log.verify(t)).id).toBe((await row(t, 3)).id);
+    expect(await log.verify(t)).toMatchObject({ id: (await row(t, 3)).id });
   });
 
   it('catches an entry relinked to a wrong previous hash, and one relinked with a plain SHA-256 after keyed ones', async () => {
