@@ -173,6 +173,45 @@ describe('abuse limits', () => {
     expect(await limits.isFamiliarSource('second-factor', other.account, other.ip)).toBe(false);
     expect(await spend(limits, 3, () => other)).toEqual(['ok', 'ok', 'too-many-requests']);
   });
+  it('gives back on a refund exactly what begin took', async () => {
+    const limits = fresh({ accountSourceFailures: 2, sourceFailures: 3, accountFailures: 10 });
+    const a = attempt({ ip: '203.0.113.60' });
+    for (let i = 0; i < 20; i++) {
+      await limits.begin(a);
+      await limits.refund(a);
+    }
+    // Nothing was left charged: the per-source-and-account limit still has both its points.
+    expect(await spend(limits, 3, () => a)).toEqual(['ok', 'ok', 'too-many-requests']);
+    // And the account's strangers' budget (10 - 2 × 1 = 8) is whole for other sources.
+    const limits2 = fresh({ accountFailures: 10, accountSourceFailures: 1000, sourceFailures: 1000 });
+    for (let i = 0; i < 20; i++) {
+      await limits2.begin(attempt({ ip: `198.18.${i}.6` }));
+      await limits2.refund(attempt({ ip: `198.18.${i}.6` }));
+    }
+    expect((await spend(limits2, 9, (i) => attempt({ ip: `198.18.${i}.7` }))).filter((o) => o === 'ok')).toHaveLength(8);
+  });
+
+  it('passes a store failure on as it is, not as a limit, and charges nothing for it', async () => {
+    const store = new MemoryEphemeralStore(clock);
+    let down = true;
+    const failing = new Proxy(store, {
+      get(target, property) {
+        if (property !== 'rateLimiter') return Reflect.get(target, property, target) as unknown;
+        return (options: Parameters<MemoryEphemeralStore['rateLimiter']>[0]) => {
+          const limiter = target.rateLimiter(options);
+          if (!options.keyPrefix.endsWith(':src')) return limiter;
+          const consume = limiter.consume.bind(limiter);
+          limiter.consume = (key, points) => (down ? Promise.reject(new Error('store down')) : consume(key, points));
+          return limiter;
+        };
+      },
+    });
+    const limits = new AbuseLimits(failing, { accountSourceFailures: 2, sourceFailures: 1000, accountFailures: 1000 });
+    const a = attempt({ ip: '203.0.113.70' });
+    for (let i = 0; i < 5; i++) expect(await rejection(limits.begin(a))).toEqual({ code: 'not-an-app-error' });
+    down = false;
+    expect(await spend(limits, 3, () => a)).toEqual(['ok', 'ok', 'too-many-requests']);
+  });
 });
 
 describe('with the services on SQLite', () => {
