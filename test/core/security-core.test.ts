@@ -14,7 +14,8 @@ import { AbuseLimits, familiarShare, type Attempt } from '../../src/signin/abuse
 import { requireMayAdd, requireSessionMay, sessionMay, type SessionAction } from '../../src/sessions/session-scope.ts';
 import { RequestAuth, bearerToken } from '../../src/http/authenticate.ts';
 import type { Session } from '../../src/sessions/sessions.ts';
-import { formatRecoveryCode, remainingRecoveryCodes } from '../../src/methods/recovery-codes/recovery-codes-method.ts';
+import { createRecoveryCodesMethod, formatRecoveryCode, remainingRecoveryCodes } from '../../src/methods/recovery-codes/recovery-codes-method.ts';
+import { Credentials } from '../../src/methods/credentials.ts';
 import { testMasterKey } from '../helpers/backends.ts';
 import { MeetingPoint } from '../helpers/meeting-point.ts';
 import { AccessPasses } from '../../src/methods/tap/access-passes.ts';
@@ -450,6 +451,31 @@ describe('with the services on SQLite', () => {
       expect(refused!.retryAfter).toBeGreaterThan(60);
       expect(refused!.retryAfter).toBeLessThanOrEqual(3600);
       expect(((await method().enrol(tenant, other, {} as never)).reveal as { codes: string[] }).codes).toHaveLength(10);
+    });
+
+    it('during the outage fallback, refuses a recovery code another node is already using, and holds the one it uses', async () => {
+      const store = new MemoryEphemeralStore(clock);
+      const holds = new SingleUseHolds(() => true, store);
+      const credentials = new Credentials(s.durable.db, clock, holds);
+      const outage = createRecoveryCodesMethod({ db: s.durable.db, credentials, hasher: s.hasher, clock, ephemeral: store });
+      const user = await newUser();
+      const codes = ((await outage.enrol(tenant, user, {} as never)).reveal as { codes: string[] }).codes;
+      const credential = (await credentials.listForUser(tenant.id, user.id, 'active')).find((c) => c.type === 'recovery-codes')!;
+      const idOf = async (code: string) =>
+        (
+          await s.durable.db
+            .selectFrom('recovery_codes')
+            .select('id')
+            .where('credential_id', '=', credential.id)
+            .where('lookup', '=', code.slice(0, 4).toUpperCase())
+            .executeTakeFirstOrThrow()
+        ).id;
+      // Another node took the first code: its hold is in the shared store, its use not yet in this node's database.
+      expect(await holds.claim(`recovery-code:${await idOf(codes[0]!)}`, 60_000)).toBe(true);
+      expect(await outage.verify([credential], { code: codes[0]! }, {} as never)).toBeUndefined();
+      expect(await remainingRecoveryCodes(s.durable.db, tenant.id, credential.id)).toBe(10);
+      expect(await outage.verify([credential], { code: codes[1]! }, {} as never)).toMatchObject({ credential: { id: credential.id } });
+      expect(await holds.claim(`recovery-code:${await idOf(codes[1]!)}`, 60_000)).toBe(false);
     });
 
     it('spends one password hash for a code that cannot be one, as for one that can', async () => {
