@@ -502,6 +502,7 @@ describe('with the services on SQLite', () => {
       expect(bearerToken(request({ authorization: 'bearer   abc' }))).toBe('abc');
       expect(bearerToken(request({ authorization: 'Basic abc' }))).toBeUndefined();
       expect(bearerToken(request({ authorization: 'Bearer a b' }))).toBeUndefined();
+      expect(bearerToken(request({ authorization: 'NotBearer abc' }))).toBeUndefined();
       expect(bearerToken(request({}))).toBeUndefined();
       expect(s.auth.presentedToken(request({}, { sf_session: 'from-cookie' }))).toBe('from-cookie');
       // A malformed Authorization header is not made up for by the cookie.
