@@ -150,7 +150,7 @@ describe('audit log on SQLite', () => {
   it('names one missing entry, and a run of them', async () => {
     const t = await chain(6);
     await s.durable.db.deleteFrom('audit_log').where('tenant_id', '=', t).where('seq', '=', 3).execute();
-    expect(await log.verify(t)).toMatchObject({ intact: false, seq: 3, id: null, reason: 'entry 3 is missing', entries: 2 });
+    expect(await log.verify(t)).toMatchObject({ intact: false, unverifiable: false, seq: 3, id: null, reason: 'entry 3 is missing', entries: 2 });
     await s.durable.db.deleteFrom('audit_log').where('tenant_id', '=', t).where('seq', '=', 4).execute();
     expect(await log.verify(t)).toMatchObject({ intact: false, seq: 3, reason: 'entries 3 to 4 are missing' });
   });
@@ -158,7 +158,18 @@ describe('audit log on SQLite', () => {
   it('catches a cut tail against the head, and a head that records another hash', async () => {
     const t = await chain(5);
     await s.durable.db.deleteFrom('audit_log').where('tenant_id', '=', t).where('seq', '>', 3).execute();
-    expect(await log.verify(t)).toMatchObject({ intact: false, seq: 4, id: null, reason: 'the chain ends at entry 3 but its head records entry 5' });
+    expect(await log.verify(t)).toMatchObject({
+      intact: false,
+      unverifiable: false,
+      seq: 4,
+      id: null,
+      reason: 'the chain ends at entry 3 but its head records entry 5',
+    });
+    // The head's hash made to fit the cut chain, its count left: still caught.
+    const fullHead = await s.durable.db.selectFrom('audit_heads').selectAll().where('tenant_id', '=', t).executeTakeFirstOrThrow();
+    await setHead(t, { hash: (await row(t, 3)).hash });
+    expect(await log.verify(t)).toMatchObject({ intact: false, seq: 4, reason: 'the chain ends at entry 3 but its head records entry 5' });
+    await setHead(t, { hash: fullHead.hash });
     await setHead(t, { seq: 3 });
     expect(await log.verify(t)).toMatchObject({ intact: false, seq: 4, reason: 'the chain ends at entry 3 but its head records another hash' });
     await setHead(t, { hash: (await row(t, 3)).hash });
@@ -175,7 +186,13 @@ describe('audit log on SQLite', () => {
       prev = hash;
     }
     await setHead(t, { hash: prev, key_id: null });
-    expect(await log.verify(t)).toMatchObject({ intact: false, seq: 3, id: null, reason: expect.stringMatching(/^no entry of the chain is keyed/) });
+    expect(await log.verify(t)).toMatchObject({
+      intact: false,
+      unverifiable: false,
+      seq: 3,
+      id: null,
+      reason: expect.stringMatching(/^no entry of the chain is keyed/),
+    });
 
     // Keying it now (as the migration does) makes it verifiable again, with the legacy part still checked.
     expect(await log.keyLegacyChains()).toBeGreaterThanOrEqual(1);
@@ -287,6 +304,21 @@ describe('audit log on SQLite', () => {
       // A missing checkpoint: the chain then starts at the genesis, and its first entries are missing.
       await s.durable.db.deleteFrom('audit_checkpoints').where('tenant_id', '=', t).execute();
       expect(await log.verify(t)).toMatchObject({ intact: false, seq: 1, reason: 'entries 1 to 2 are missing' });
+    });
+
+    it('refuses an unkeyed entry right after a keyed checkpoint (a downgrade past the cut)', async () => {
+      const t = await chain(3);
+      expect(await prune(t, Number((await row(t, 3)).at))).toEqual({ pruned: 2 });
+      const third = await row(t, 3);
+      const downgraded = unkeyed(third);
+      await setRow(t, 3, downgraded);
+      await setHead(t, { hash: downgraded.hash, key_id: null });
+      expect(await log.verify(t)).toMatchObject({
+        intact: false,
+        unverifiable: false,
+        seq: 3,
+        reason: 'it is not keyed, yet an earlier entry is: an unkeyed entry cannot follow a keyed one',
+      });
     });
 
     it('stops at the first entry made at or after the cutoff', async () => {
