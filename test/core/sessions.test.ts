@@ -8,7 +8,9 @@ import { buildServices, type Services } from '../../src/server/services.ts';
 import type { Tenant } from '../../src/directory/tenants.ts';
 import type { User } from '../../src/directory/users.ts';
 import { AppError } from '../../src/errors/app-error.ts';
-import { RECENT_SIGNIN_MS } from '../../src/sessions/sessions.ts';
+import { RECENT_SIGNIN_MS, Sessions } from '../../src/sessions/sessions.ts';
+import { GroupCommit } from '../../src/store/durable/group-commit.ts';
+import { MemoryEphemeralStore } from '../../src/store/ephemeral/memory-store.ts';
 import { RememberedDevices } from '../../src/sessions/remembered-devices.ts';
 import { isRegistrationToken } from '../../src/sessions/registration-token.ts';
 import { testMasterKey } from '../helpers/backends.ts';
@@ -286,6 +288,56 @@ describe('sessions on SQLite', () => {
     // Without one to keep, the last goes too.
     expect(await s.sessions.revokeAllForUser(tenant.id, user.id)).toBe(1);
     expect(await s.sessions.authenticate(kept.token)).toBeUndefined();
+  });
+
+  it('during an outage shares the sessions it issues and ends with the other nodes through the shared store', async () => {
+    const shared = new MemoryEphemeralStore(clock);
+    let outage = true;
+    const options = { lifetimeMs: LIFETIME_MINUTES * MINUTE, idleMs: IDLE_MINUTES * MINUTE };
+    const nodeA = new Sessions(s.durable.db, clock, options, new GroupCommit(s.durable.db), { active: () => outage, store: shared });
+    const nodeB = new Sessions(s.durable.db, clock, options, new GroupCommit(s.durable.db), { active: () => outage, store: shared });
+    const user = await newUser();
+    const { token, session } = await nodeA.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd', 'otp', 'mfa'], ip: '203.0.113.9' });
+    // Node B's copy of the database never saw it (issued on A during the outage): B finds it in the shared store and adopts it.
+    await s.durable.db.deleteFrom('sessions').where('id', '=', session.id).execute();
+    expect(await nodeB.authenticate(token)).toEqual(session);
+    expect(await s.durable.db.selectFrom('sessions').select('id').where('id', '=', session.id).executeTakeFirst()).toEqual({ id: session.id });
+    // Adopted again (another request on B): no conflict.
+    await s.durable.db.updateTable('sessions').set({ token_hash: 'moved' }).where('id', '=', session.id).execute();
+    expect(await nodeB.authenticate(token)).toEqual(session);
+    // Ended on A: every node refuses it at once, whatever its own copy says.
+    await nodeA.revoke(session);
+    await s.durable.db.updateTable('sessions').set({ revoked_at: null }).where('id', '=', session.id).execute();
+    expect(await nodeB.authenticate(token)).toBeUndefined();
+    // Another session, not ended, still works on B; an unknown token finds nothing in either place.
+    const other = await nodeA.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd'] });
+    expect(await nodeB.authenticate(other.token)).toMatchObject({ id: other.session.id });
+    expect(await nodeB.authenticate(`${other.token.slice(0, -2)}xx`)).toBeUndefined();
+    // Outside an outage nothing is shared.
+    outage = false;
+    const quiet = await nodeA.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd'] });
+    await s.durable.db.deleteFrom('sessions').where('id', '=', quiet.session.id).execute();
+    outage = true;
+    expect(await nodeB.authenticate(quiet.token)).toBeUndefined();
+  });
+
+  it('keeps at most 64 characters of the address and 512 of the browser', async () => {
+    const user = await newUser();
+    const { session } = await s.sessions.create({
+      tenantId: tenant.id,
+      userId: user.id,
+      scope: 'full',
+      amr: ['pwd'],
+      ip: '1'.repeat(80),
+      userAgent: 'u'.repeat(600),
+    });
+    const row = await s.durable.db.selectFrom('sessions').select(['ip', 'user_agent']).where('id', '=', session.id).executeTakeFirstOrThrow();
+    expect([row.ip!.length, row.user_agent!.length]).toEqual([64, 512]);
+    const bare = await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd'] });
+    expect(await s.durable.db.selectFrom('sessions').select(['ip', 'user_agent']).where('id', '=', bare.session.id).executeTakeFirstOrThrow()).toEqual({
+      ip: null,
+      user_agent: null,
+    });
   });
 
   describe('remembered browsers', () => {
