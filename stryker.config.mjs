@@ -3,6 +3,9 @@
 //   npm run mutate                      the core set below, incremental (reports/mutation/)
 //   npm run mutate -- --mutate 'src/signin/**/*.ts'   another set, e.g. nightly
 //   npm run mutate:changed              only the security-critical files this branch changed against main
+//   STRYKER_TESTS=test/core/sessions.test.ts npx stryker run --mutate 'src/sessions/**/*.ts' --incrementalFile reports/mutation/sessions.json
+//                                       one module with only its own test files (see vitest.mutation.config.ts);
+//                                       figures per module are kept in docs/mutation-score.md
 //
 // Concurrency 1: the machines it runs on share their cores. Incremental: a
 // run reuses the results of mutants whose code and tests did not change

@@ -14,9 +14,12 @@ import { AbuseLimits, familiarShare, type Attempt } from '../../src/signin/abuse
 import { requireMayAdd, requireSessionMay, sessionMay, type SessionAction } from '../../src/sessions/session-scope.ts';
 import { RequestAuth, bearerToken } from '../../src/http/authenticate.ts';
 import type { Session } from '../../src/sessions/sessions.ts';
-import { formatRecoveryCode, remainingRecoveryCodes } from '../../src/methods/recovery-codes/recovery-codes-method.ts';
+import { createRecoveryCodesMethod, formatRecoveryCode, remainingRecoveryCodes } from '../../src/methods/recovery-codes/recovery-codes-method.ts';
+import { Credentials } from '../../src/methods/credentials.ts';
 import { testMasterKey } from '../helpers/backends.ts';
 import { MeetingPoint } from '../helpers/meeting-point.ts';
+import { AccessPasses } from '../../src/methods/tap/access-passes.ts';
+import { SingleUseHolds } from '../../src/methods/single-use-holds.ts';
 
 /**
  * The security-critical modules at the level of their own promises, fast
@@ -173,6 +176,75 @@ describe('abuse limits', () => {
     expect(await limits.isFamiliarSource('second-factor', other.account, other.ip)).toBe(false);
     expect(await spend(limits, 3, () => other)).toEqual(['ok', 'ok', 'too-many-requests']);
   });
+  it('asks a refused source to wait for the longest of the limits it hit', async () => {
+    const limits = fresh({ accountFailures: 10, accountSourceFailures: 8, sourceFailures: 1000 });
+    // The eighth failure spends both the source's share of the account and the strangers' budget (10 - 2 × 1).
+    expect(await spend(limits, 9, () => attempt({ ip: '203.0.113.80' }))).toEqual([...Array(8).fill('ok'), 'too-many-requests']);
+    const refused = await rejection(limits.begin(attempt({ ip: '203.0.113.80' })));
+    expect(refused!.retryAfter).toBeGreaterThan(23 * 3600);
+  });
+
+  it("gives a source back only its own point on a success: spraying others' accounts is not forgotten by signing in to one's own", async () => {
+    const limits = fresh({ sourceFailures: 5, accountSourceFailures: 1000, accountFailures: 1000 });
+    const ip = '203.0.113.90';
+    expect(await spend(limits, 4, (i) => attempt({ ip, account: `t|victim-${i}` }))).toEqual(Array(4).fill('ok'));
+    const own = attempt({ ip, account: 't|attacker' });
+    await limits.begin(own);
+    await limits.succeeded(own);
+    // Four failures stay counted: one more, then refused.
+    expect(await spend(limits, 2, (i) => attempt({ ip, account: `t|victim-${10 + i}` }))).toEqual(['ok', 'too-many-requests']);
+  });
+
+  it('keeps a source familiar for 30 days after a success there', async () => {
+    const limits = fresh();
+    const a = attempt({ ip: '203.0.113.95', factor: 'second-factor' });
+    await limits.succeeded(a);
+    clock.advance(30 * 86_400_000 - 1000);
+    expect(await limits.isFamiliarSource('second-factor', a.account, a.ip)).toBe(true);
+    expect(await limits.isFamiliarSource('password', a.account, a.ip)).toBe(false);
+    clock.advance(1000);
+    expect(await limits.isFamiliarSource('second-factor', a.account, a.ip)).toBe(false);
+  });
+
+  it('gives back on a refund exactly what begin took', async () => {
+    const limits = fresh({ accountSourceFailures: 2, sourceFailures: 3, accountFailures: 10 });
+    const a = attempt({ ip: '203.0.113.60' });
+    for (let i = 0; i < 20; i++) {
+      await limits.begin(a);
+      await limits.refund(a);
+    }
+    // Nothing was left charged: the per-source-and-account limit still has both its points.
+    expect(await spend(limits, 3, () => a)).toEqual(['ok', 'ok', 'too-many-requests']);
+    // And the account's strangers' budget (10 - 2 × 1 = 8) is whole for other sources.
+    const limits2 = fresh({ accountFailures: 10, accountSourceFailures: 1000, sourceFailures: 1000 });
+    for (let i = 0; i < 20; i++) {
+      await limits2.begin(attempt({ ip: `198.18.${i}.6` }));
+      await limits2.refund(attempt({ ip: `198.18.${i}.6` }));
+    }
+    expect((await spend(limits2, 9, (i) => attempt({ ip: `198.18.${i}.7` }))).filter((o) => o === 'ok')).toHaveLength(8);
+  });
+
+  it('passes a store failure on as it is, not as a limit, and charges nothing for it', async () => {
+    const store = new MemoryEphemeralStore(clock);
+    let down = true;
+    const failing = new Proxy(store, {
+      get(target, property) {
+        if (property !== 'rateLimiter') return Reflect.get(target, property, target) as unknown;
+        return (options: Parameters<MemoryEphemeralStore['rateLimiter']>[0]) => {
+          const limiter = target.rateLimiter(options);
+          if (!options.keyPrefix.endsWith(':src')) return limiter;
+          const consume = limiter.consume.bind(limiter);
+          limiter.consume = (key, points) => (down ? Promise.reject(new Error('store down')) : consume(key, points));
+          return limiter;
+        };
+      },
+    });
+    const limits = new AbuseLimits(failing, { accountSourceFailures: 2, sourceFailures: 1000, accountFailures: 1000 });
+    const a = attempt({ ip: '203.0.113.70' });
+    for (let i = 0; i < 5; i++) expect(await rejection(limits.begin(a))).toEqual({ code: 'not-an-app-error' });
+    down = false;
+    expect(await spend(limits, 3, () => a)).toEqual(['ok', 'ok', 'too-many-requests']);
+  });
 });
 
 describe('with the services on SQLite', () => {
@@ -265,6 +337,65 @@ describe('with the services on SQLite', () => {
         meet.restore();
       }
     });
+    it('takes the shortest and longest lifetimes the policy allows, and one-time as the policy says unless asked', async () => {
+      const user = await newUser();
+      const { minMinutes, maxMinutes } = tenant.policy.tap;
+      expect((await s.passes.issue(tenant, user.id, { minutes: minMinutes }, 'admin')).pass.expiresAt).toBe(clock.now() + minMinutes * 60_000);
+      expect((await s.passes.issue(tenant, user.id, { minutes: maxMinutes }, 'admin')).pass.expiresAt).toBe(clock.now() + maxMinutes * 60_000);
+      for (const oneTimeDefault of [true, false]) {
+        const t = { ...tenant, policy: { ...tenant.policy, tap: { ...tenant.policy.tap, oneTimeDefault } } };
+        expect((await s.passes.issue(t, user.id, {}, 'admin')).pass.oneTime, String(oneTimeDefault)).toBe(oneTimeDefault);
+        expect((await s.passes.issue(t, user.id, { oneTime: !oneTimeDefault }, 'admin')).pass.oneTime).toBe(!oneTimeDefault);
+      }
+      // A multi-use pass shows when it was last used.
+      const many = await s.passes.issue(tenant, user.id, { oneTime: false }, 'admin');
+      await s.passes.use(tenant.id, user.id, many.code, {});
+      expect(await s.passes.active(tenant.id, user.id)).toMatchObject({ uses: 1, lastUsedAt: clock.now() });
+    });
+
+    it('spends one password hash whether or not there is a pass, so timing does not tell', async () => {
+      const user = await newUser();
+      const nobody = await newUser();
+      const pass = await s.passes.issue(tenant, user.id, { minutes: 60, oneTime: false }, 'admin');
+      const hashes = async (work: () => Promise<unknown>) => {
+        const before = s.hasher.checksDone;
+        await work();
+        return s.hasher.checksDone - before;
+      };
+      for (const typed of ['', 'short', pass.code, 'AAAA-AAAA-AAAA-AAAA']) {
+        expect(await hashes(() => s.passes.use(tenant.id, nobody.id, typed, {})), `use, no pass: ${typed}`).toBe(1);
+        expect(await hashes(() => s.passes.check(tenant.id, nobody.id, typed, {})), `check, no pass: ${typed}`).toBe(1);
+        expect(await hashes(() => s.passes.use(tenant.id, undefined, typed, {})), `use, no user: ${typed}`).toBe(1);
+      }
+      for (const typed of ['', 'short', `${pass.code}A`]) {
+        expect(await hashes(() => s.passes.use(tenant.id, user.id, typed, {})), `use, malformed: ${typed}`).toBe(1);
+        expect(await hashes(() => s.passes.check(tenant.id, user.id, typed, {})), `check, malformed: ${typed}`).toBe(1);
+      }
+      expect(await hashes(() => s.passes.use(tenant.id, user.id, pass.code, {}))).toBe(1);
+    });
+
+    it('during the outage fallback, refuses a one-time pass another node is already using, but not a multi-use one', async () => {
+      const store = new MemoryEphemeralStore(clock);
+      const holds = new SingleUseHolds(() => true, store);
+      const passes = new AccessPasses(s.durable.db, clock, s.hasher, holds);
+      const user = await newUser();
+      const once = await passes.issue(tenant, user.id, { minutes: 60, oneTime: true }, 'admin');
+      // Another node took it: its hold is in the shared store, its use not yet in this node's database.
+      expect(await new SingleUseHolds(() => true, store).claim(`tap:${once.pass.id}`, 60_000)).toBe(true);
+      expect(await passes.use(tenant.id, user.id, once.code, {})).toBeUndefined();
+      expect(await passes.active(tenant.id, user.id)).toMatchObject({ uses: 0 });
+      const other = await newUser();
+      const many = await passes.issue(tenant, other.id, { minutes: 60, oneTime: false }, 'admin');
+      await holds.claim(`tap:${many.pass.id}`, 60_000);
+      expect(await passes.use(tenant.id, other.id, many.code, {})).toMatchObject({ uses: 1 });
+      // Its own one-time use holds the pass for as long as the pass lives.
+      const third = await newUser();
+      const mine = await passes.issue(tenant, third.id, { minutes: 60, oneTime: true }, 'admin');
+      expect(await passes.use(tenant.id, third.id, mine.code, {})).toMatchObject({ uses: 1 });
+      clock.advance(59 * 60_000);
+      expect(await holds.claim(`tap:${mine.pass.id}`, 1)).toBe(false);
+      clock.advance(60_000);
+    });
   });
 
   describe('recovery codes', () => {
@@ -311,6 +442,52 @@ describe('with the services on SQLite', () => {
       expect(await method().verify(sets, { code: codes[2]! }, {} as never)).toBeUndefined();
       expect(formatRecoveryCode('ABCD1234EFGH')).toBe('abcd-1234-efgh');
     });
+    it("limits new sets per user, not one user's sets by another's, and says when to try again", async () => {
+      const user = await newUser();
+      const other = await newUser();
+      for (let i = 0; i < 5; i++) await method().enrol(tenant, user, {} as never);
+      const refused = await rejection(method().enrol(tenant, user, {} as never));
+      expect(refused).toMatchObject({ code: 'too-many-requests' });
+      expect(refused!.retryAfter).toBeGreaterThan(60);
+      expect(refused!.retryAfter).toBeLessThanOrEqual(3600);
+      expect(((await method().enrol(tenant, other, {} as never)).reveal as { codes: string[] }).codes).toHaveLength(10);
+    });
+
+    it('during the outage fallback, refuses a recovery code another node is already using, and holds the one it uses', async () => {
+      const store = new MemoryEphemeralStore(clock);
+      const holds = new SingleUseHolds(() => true, store);
+      const credentials = new Credentials(s.durable.db, clock, holds);
+      const outage = createRecoveryCodesMethod({ db: s.durable.db, credentials, hasher: s.hasher, clock, ephemeral: store });
+      const user = await newUser();
+      const codes = ((await outage.enrol(tenant, user)).reveal as { codes: string[] }).codes;
+      const credential = (await credentials.listForUser(tenant.id, user.id, 'active')).find((c) => c.type === 'recovery-codes')!;
+      const idOf = async (code: string) =>
+        (
+          await s.durable.db
+            .selectFrom('recovery_codes')
+            .select('id')
+            .where('credential_id', '=', credential.id)
+            .where('lookup', '=', code.slice(0, 4).toUpperCase())
+            .executeTakeFirstOrThrow()
+        ).id;
+      // Another node took the first code: its hold is in the shared store, its use not yet in this node's database.
+      expect(await holds.claim(`recovery-code:${await idOf(codes[0]!)}`, 60_000)).toBe(true);
+      expect(await outage.verify([credential], { code: codes[0]! })).toBeUndefined();
+      expect(await remainingRecoveryCodes(s.durable.db, tenant.id, credential.id)).toBe(10);
+      expect(await outage.verify([credential], { code: codes[1]! })).toMatchObject({ credential: { id: credential.id } });
+      expect(await holds.claim(`recovery-code:${await idOf(codes[1]!)}`, 60_000)).toBe(false);
+    });
+
+    it('spends one password hash for a code that cannot be one, as for one that can', async () => {
+      const user = await newUser();
+      const codes = ((await method().enrol(tenant, user, {} as never)).reveal as { codes: string[] }).codes;
+      const credential = (await s.credentials.listForUser(tenant.id, user.id, 'active')).find((c) => c.type === 'recovery-codes')!;
+      for (const typed of ['', 'abc', `${codes[0]}0`, 'zzzz-zzzz-zzz!', '!!!!-aaaa-bbbb', 'aaaa-bbbb-ccc!', codes[0]!]) {
+        const before = s.hasher.checksDone;
+        await method().verify([credential], { code: typed }, {} as never);
+        expect(s.hasher.checksDone - before, typed).toBe(1);
+      }
+    });
   });
 
   describe('request authentication', () => {
@@ -325,6 +502,7 @@ describe('with the services on SQLite', () => {
       expect(bearerToken(request({ authorization: 'bearer   abc' }))).toBe('abc');
       expect(bearerToken(request({ authorization: 'Basic abc' }))).toBeUndefined();
       expect(bearerToken(request({ authorization: 'Bearer a b' }))).toBeUndefined();
+      expect(bearerToken(request({ authorization: 'NotBearer abc' }))).toBeUndefined();
       expect(bearerToken(request({}))).toBeUndefined();
       expect(s.auth.presentedToken(request({}, { sf_session: 'from-cookie' }))).toBe('from-cookie');
       // A malformed Authorization header is not made up for by the cookie.

@@ -29,13 +29,16 @@ async function startNode(): Promise<Node> {
   const child = spawn(process.execPath, [BIN, 'start'], { env });
   let out = '';
   let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  // Up when it says so; an exit before that fails the start (the test's own timeout bounds a node that never comes up).
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('steadfast node is up')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`node exited (${code}) before it was up: ${err}`)));
+  });
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 300 && !out.includes('steadfast node is up'); i++) {
-    if (child.exitCode !== null) throw new Error(`node exited: ${err}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
   return { child, url, stdout: () => out, stderr: () => err };
 }
 

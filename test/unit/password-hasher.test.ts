@@ -62,6 +62,48 @@ describe('password hasher', () => {
     expect(hasher.needsRehash('$2b$10$bcrypt')).toBe(true);
   });
 
+  it('asks for a rehash when any one parameter differs, and for anything that is not a whole Argon2id hash', () => {
+    const { memoryCost: m, timeCost: t, parallelism: p } = ARGON2_PARAMS;
+    expect(hasher.needsRehash(`$argon2id$v=19$m=${m},t=${t},p=${p}$c2FsdA$aGFzaA`)).toBe(false);
+    for (const other of [`m=${m + 1},t=${t},p=${p}`, `m=${m},t=${t + 10},p=${p}`, `m=${m},t=${t},p=${p + 10}`])
+      expect(hasher.needsRehash(`$argon2id$v=19$${other}$c2FsdA$aGFzaA`), other).toBe(true);
+    expect(hasher.needsRehash(`x$argon2id$v=19$m=${m},t=${t},p=${p}$c2FsdA$aGFzaA`)).toBe(true);
+    expect(hasher.needsRehash(`$argon2i$v=19$m=${m},t=${t},p=${p}$c2FsdA$aGFzaA`)).toBe(true);
+  });
+
+  it('makes the dummy hash for unknown users with the same parameters as a real one, so it costs the same', async () => {
+    const seen: unknown[] = [];
+    const argon2: Argon2 = {
+      hash: async (_secret, options) => {
+        seen.push(options);
+        return '$argon2id$dummy';
+      },
+      verify: async () => false,
+    };
+    const params = { memoryCost: 2048, timeCost: 3, parallelism: 1 };
+    const limited = new PasswordHasher({ concurrency: 1, argon2, params });
+    await limited.verifyNothing('x');
+    await limited.hash('y');
+    expect(seen).toEqual([
+      { ...params, algorithm: 2 },
+      { ...params, algorithm: 2 },
+    ]);
+    expect(limited.checksDone).toBe(1);
+  });
+
+  it('counts hashes waiting as well as running in pending', async () => {
+    vi.useFakeTimers();
+    const held = heldArgon2();
+    const limited = new PasswordHasher({ concurrency: 1, queueLimit: 10, maxWaitMs: 60_000, argon2: held.argon2 });
+    const all = [limited.hash('a'), limited.hash('b'), limited.hash('c')];
+    await vi.advanceTimersByTimeAsync(0);
+    expect(held.running).toBe(1);
+    expect(limited.pending).toBe(3);
+    for (let i = 0; i < 3; i++) await held.finishOne();
+    await Promise.all(all);
+    expect(limited.pending).toBe(0);
+  });
+
   it('never runs more hashes at once than its concurrency, however many are asked for', async () => {
     vi.useFakeTimers();
     const held = heldArgon2();

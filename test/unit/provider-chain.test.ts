@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ChannelDown, ProviderChain, type DeliveryEvents } from '../../src/delivery/provider-chain.ts';
 import { ProviderFailure, type DeliveryProvider } from '../../src/delivery/provider.ts';
 import type { BreakerSettings } from '../../src/delivery/delivery-config.ts';
@@ -37,6 +37,7 @@ const chainOf = (...providers: DeliveryProvider[]) => {
   return chain;
 };
 afterEach(async () => {
+  vi.useRealTimers();
   await Promise.all(chains.splice(0).map((c) => c.close()));
 });
 
@@ -71,6 +72,8 @@ describe('provider chain', () => {
   });
 
   it('is unavailable with every breaker open, and lets one probe through after the reset time', async () => {
+    // The breaker's reset is a timer inside opossum: faked, so the test moves time instead of waiting for it.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
     const a = fakeProvider('a');
     const chain = chainOf(a.provider);
     a.state.outcome = 'unavailable';
@@ -79,14 +82,18 @@ describe('provider chain', () => {
     expect(chain.health().state).toBe('down');
     await expect(chain.send(message)).rejects.toThrow(/breaker open/);
 
-    await new Promise((r) => setTimeout(r, settings.resetAfterMs + 50));
+    vi.advanceTimersByTime(settings.resetAfterMs - 1);
+    expect(chain.available).toBe(false);
+    vi.advanceTimersByTime(1);
     expect(chain.available).toBe(true);
     expect(chain.health().providers[0]!.state).toBe('half-open');
     // A failed probe opens it again at once.
     await expect(chain.send(message)).rejects.toBeInstanceOf(ChannelDown);
     expect(chain.available).toBe(false);
 
-    await new Promise((r) => setTimeout(r, settings.resetAfterMs + 50));
+    vi.advanceTimersByTime(settings.resetAfterMs - 1);
+    await expect(chain.send(message)).rejects.toThrow(/breaker open/);
+    vi.advanceTimersByTime(1);
     a.state.outcome = 'ok';
     expect(await chain.send(message)).toBe('a');
     expect(chain.health().state).toBe('up');

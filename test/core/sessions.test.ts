@@ -1,0 +1,430 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.ts';
+import { loadConfig } from '../../src/config/config.ts';
+import { buildServices, type Services } from '../../src/server/services.ts';
+import type { Tenant } from '../../src/directory/tenants.ts';
+import type { User } from '../../src/directory/users.ts';
+import { AppError } from '../../src/errors/app-error.ts';
+import { RECENT_SIGNIN_MS, Sessions } from '../../src/sessions/sessions.ts';
+import { GroupCommit } from '../../src/store/durable/group-commit.ts';
+import { MemoryEphemeralStore } from '../../src/store/ephemeral/memory-store.ts';
+import { RememberedDevices } from '../../src/sessions/remembered-devices.ts';
+import { isRegistrationToken } from '../../src/sessions/registration-token.ts';
+import { testMasterKey } from '../helpers/backends.ts';
+
+/**
+ * Sessions, remembered browsers and the end of OpenID Connect grants at the
+ * level of their own promises: every way a session stops working (expired,
+ * idle, revoked, another user's or tenant's), exactly at its edge, fast enough
+ * for `npm run mutate` to run for each mutant.
+ */
+const LIFETIME_MINUTES = 120;
+const IDLE_MINUTES = 30;
+const MINUTE = 60_000;
+
+describe('sessions on SQLite', () => {
+  let dir: string;
+  let s: Services;
+  let tenant: Tenant;
+  let otherTenant: Tenant;
+  const clock = new ManualClock(Date.UTC(2026, 10, 30, 9));
+  let n = 0;
+  const newUser = async (t: Tenant = tenant): Promise<User> => {
+    const user = await s.users.create(t.id, { username: `user-${++n}` } as never);
+    expect(user.id).toEqual(expect.any(String));
+    return user;
+  };
+  const open = async (user: User, scope: 'full' | 'register' = 'full', amr = ['pwd', 'otp', 'mfa'], t: Tenant = tenant) =>
+    s.sessions.create({ tenantId: t.id, userId: user.id, scope, amr, ip: '203.0.113.9', userAgent: 'core-test' });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'steadfast-sessions-'));
+    const config = loadConfig({
+      STEADFAST_DATA_DIR: dir,
+      STEADFAST_MASTER_KEY: testMasterKey(),
+      PORT: '0',
+      STEADFAST_LOG_LEVEL: 'silent',
+      STEADFAST_SESSION_LIFETIME_MINUTES: String(LIFETIME_MINUTES),
+      STEADFAST_SESSION_IDLE_MINUTES: String(IDLE_MINUTES),
+    });
+    s = await buildServices(config, { clock, hasher: { params: { memoryCost: 1024, timeCost: 1, parallelism: 1 } } });
+    tenant = await s.tenants.create('sessions');
+    otherTenant = await s.tenants.create('sessions-other');
+  });
+  afterAll(async () => {
+    await s?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('issues an opaque token that finds the session, and nothing else finds it', async () => {
+    const user = await newUser();
+    const { token, session } = await open(user);
+    expect(token).toMatch(/^sfs_[A-Za-z0-9_-]{40,}$/);
+    expect(isRegistrationToken(token)).toBe(false);
+    expect(session).toEqual({
+      id: expect.any(String),
+      tenantId: tenant.id,
+      userId: user.id,
+      scope: 'full',
+      amr: ['pwd', 'otp', 'mfa'],
+      authTime: clock.now(),
+      expiresAt: clock.now() + LIFETIME_MINUTES * MINUTE,
+    });
+    expect(await s.sessions.authenticate(token)).toEqual(session);
+    // The token is stored hashed: the row does not hold it.
+    const row = await s.durable.db.selectFrom('sessions').selectAll().where('id', '=', session.id).executeTakeFirstOrThrow();
+    expect(JSON.stringify(row)).not.toContain(token.slice(4));
+    expect(row).toMatchObject({ ip: '203.0.113.9', user_agent: 'core-test', revoked_at: null });
+    for (const wrong of ['', token.slice(0, -1), `${token}x`, token.replace('sfs_', 'sfx_'), `sfs_${'a'.repeat(200)}`, token.slice(4)])
+      expect(await s.sessions.authenticate(wrong), wrong).toBeUndefined();
+  });
+
+  it('refuses a token over 100 characters even when it is a stored session', async () => {
+    const user = await newUser();
+    const { session } = await open(user);
+    const long = `sfs_${'b'.repeat(97)}`;
+    expect(long.length).toBe(101);
+    const { hashToken } = await import('../../src/crypto/keyed-hash.ts');
+    await s.durable.db
+      .updateTable('sessions')
+      .set({ token_hash: hashToken(long) })
+      .where('id', '=', session.id)
+      .execute();
+    expect(await s.sessions.authenticate(long)).toBeUndefined();
+    const edge = `sfs_${'c'.repeat(96)}`;
+    expect(edge.length).toBe(100);
+    await s.durable.db
+      .updateTable('sessions')
+      .set({ token_hash: hashToken(edge) })
+      .where('id', '=', session.id)
+      .execute();
+    expect(await s.sessions.authenticate(edge)).toMatchObject({ id: session.id });
+  });
+
+  it('keeps a registration session marked, short-lived and counted as recent', async () => {
+    const user = await newUser();
+    const { token, session } = await open(user, 'register', ['pwd']);
+    expect(isRegistrationToken(token)).toBe(true);
+    expect(session.expiresAt).toBe(clock.now() + 30 * MINUTE);
+    expect(s.sessions.isRecent(session)).toBe(true);
+    clock.advance(29 * MINUTE);
+    expect(await s.sessions.authenticate(token)).toMatchObject({ scope: 'register' });
+    expect(s.sessions.isRecent({ ...session, authTime: clock.now() - 5 * RECENT_SIGNIN_MS })).toBe(true);
+    clock.advance(MINUTE);
+    expect(await s.sessions.authenticate(token)).toBeUndefined();
+  });
+
+  it('ends a session at its lifetime and after the idle time, and a use within the idle time keeps it going', async () => {
+    const user = await newUser();
+    const { token } = await open(user);
+    clock.advance(IDLE_MINUTES * MINUTE - 1);
+    expect(await s.sessions.authenticate(token)).toBeDefined();
+    // That use was the last seen; the idle time runs from it.
+    clock.advance(IDLE_MINUTES * MINUTE - 1);
+    expect(await s.sessions.authenticate(token)).toBeDefined();
+    clock.advance(IDLE_MINUTES * MINUTE);
+    expect(await s.sessions.authenticate(token)).toBeUndefined();
+
+    // Used every 20 minutes it stays alive, up to its lifetime and not a moment longer.
+    const busy = await open(user);
+    for (let at = 20; at < LIFETIME_MINUTES; at += 20) {
+      clock.advance(20 * MINUTE);
+      expect(await s.sessions.authenticate(busy.token), `${at} min`).toBeDefined();
+    }
+    clock.advance(20 * MINUTE - 1);
+    expect(await s.sessions.authenticate(busy.token)).toBeDefined();
+    clock.advance(1);
+    expect(await s.sessions.authenticate(busy.token)).toBeUndefined();
+  });
+
+  it('notes a use at most once a minute, and a use inside that minute does not move the idle time', async () => {
+    const user = await newUser();
+    const { token, session } = await open(user);
+    const lastSeen = async () =>
+      Number((await s.durable.db.selectFrom('sessions').select('last_seen_at').where('id', '=', session.id).executeTakeFirstOrThrow()).last_seen_at);
+    const start = clock.now();
+    clock.advance(MINUTE - 1);
+    await s.sessions.authenticate(token);
+    expect(await lastSeen()).toBe(start);
+    clock.advance(1);
+    await s.sessions.authenticate(token);
+    expect(await lastSeen()).toBe(clock.now());
+  });
+
+  it('is refused once revoked, and a session whose factors cannot be read proves nothing', async () => {
+    const user = await newUser();
+    const { token, session } = await open(user);
+    await s.sessions.revoke(session);
+    expect(await s.sessions.authenticate(token)).toBeUndefined();
+    const second = await open(user);
+    await s.durable.db.updateTable('sessions').set({ amr: 'not json' }).where('id', '=', second.session.id).execute();
+    expect(await s.sessions.authenticate(second.token)).toBeUndefined();
+    // Another tenant's id does not revoke it.
+    const third = await open(user);
+    await s.sessions.revoke({ id: third.session.id, tenantId: otherTenant.id });
+    expect(await s.sessions.authenticate(third.token)).toBeDefined();
+  });
+
+  it('upgrades a registration session to a full one with a full lifetime, a fresh sign-in time, in its own tenant only', async () => {
+    const user = await newUser();
+    const { token, session } = await open(user, 'register', ['pwd']);
+    clock.advance(5 * MINUTE);
+    await s.sessions.upgrade({ ...session, tenantId: otherTenant.id }, ['pwd', 'otp', 'mfa']);
+    expect(await s.sessions.authenticate(token)).toMatchObject({ scope: 'register', amr: ['pwd'] });
+    await s.sessions.upgrade(session, ['pwd', 'otp', 'mfa']);
+    expect(await s.sessions.authenticate(token)).toEqual({
+      ...session,
+      scope: 'full',
+      amr: ['pwd', 'otp', 'mfa'],
+      authTime: clock.now(),
+      expiresAt: clock.now() + LIFETIME_MINUTES * MINUTE,
+    });
+  });
+
+  it('counts a sign-in recent for ten minutes, then asks for it again', async () => {
+    const user = await newUser();
+    const { session } = await open(user);
+    clock.advance(RECENT_SIGNIN_MS);
+    expect(s.sessions.isRecent(session)).toBe(true);
+    expect(() => s.sessions.requireRecent(session)).not.toThrow();
+    clock.advance(1);
+    expect(s.sessions.isRecent(session)).toBe(false);
+    expect(() => s.sessions.requireRecent(session)).toThrow(AppError);
+    try {
+      s.sessions.requireRecent(session);
+    } catch (err) {
+      expect((err as AppError).code).toBe('reauthentication-required');
+    }
+  });
+
+  it('ends the sessions opened with a factor, and one whose factors cannot be read, but not the others or another user’s', async () => {
+    const user = await newUser();
+    const bystander = await newUser();
+    const byTap = await open(user, 'full', ['tap']);
+    const byOtp = await open(user, 'full', ['pwd', 'otp', 'mfa']);
+    const unreadable = await open(user, 'full', ['pwd']);
+    await s.durable.db.updateTable('sessions').set({ amr: '{' }).where('id', '=', unreadable.session.id).execute();
+    const theirs = await open(bystander, 'full', ['tap']);
+    expect(await s.sessions.revokeOpenedWith(otherTenant.id, user.id, 'tap')).toBe(0);
+    expect(await s.sessions.revokeOpenedWith(tenant.id, user.id, 'tap')).toBe(2);
+    expect(await s.sessions.authenticate(byTap.token)).toBeUndefined();
+    expect(await s.sessions.authenticate(byOtp.token)).toBeDefined();
+    expect(await s.sessions.authenticate(theirs.token)).toBeDefined();
+    const revoked = await s.durable.db.selectFrom('sessions').select(['id', 'revoked_at']).where('id', '=', unreadable.session.id).executeTakeFirstOrThrow();
+    expect(revoked.revoked_at).toBe(clock.now());
+    // Already ended: none again.
+    expect(await s.sessions.revokeOpenedWith(tenant.id, user.id, 'tap')).toBe(0);
+  });
+
+  it("ends the user's other registration sessions, keeping the one in use and the full ones", async () => {
+    const user = await newUser();
+    const bystander = await newUser();
+    const kept = await open(user, 'register', ['pwd']);
+    const other = await open(user, 'register', ['pwd']);
+    const full = await open(user);
+    const theirs = await open(bystander, 'register', ['pwd']);
+    await s.sessions.endRegistrationSessions(tenant.id, user.id, kept.session.id);
+    expect(await s.sessions.authenticate(kept.token)).toBeDefined();
+    expect(await s.sessions.authenticate(other.token)).toBeUndefined();
+    expect(await s.sessions.authenticate(full.token)).toBeDefined();
+    expect(await s.sessions.authenticate(theirs.token)).toBeDefined();
+  });
+
+  it('lists the live sessions of one user, newest first, without the ended, expired or idle ones', async () => {
+    const user = await newUser();
+    const oldest = await open(user, 'register', ['pwd']);
+    clock.advance(1000);
+    const ended = await open(user);
+    await s.sessions.revoke(ended.session);
+    clock.advance(1000);
+    const newest = await open(user);
+    await open(await newUser());
+    const listed = await s.sessions.listActive(tenant.id, user.id);
+    expect(listed).toEqual([
+      {
+        id: newest.session.id,
+        scope: 'full',
+        amr: ['pwd', 'otp', 'mfa'],
+        createdAt: clock.now(),
+        lastSeenAt: clock.now(),
+        expiresAt: newest.session.expiresAt,
+        ip: '203.0.113.9',
+        userAgent: 'core-test',
+      },
+      expect.objectContaining({ id: oldest.session.id, scope: 'register', amr: ['pwd'] }),
+    ]);
+    expect(await s.sessions.listActive(otherTenant.id, user.id)).toEqual([]);
+    // Past the registration session's 30 minutes, and then past the idle time.
+    clock.advance(30 * MINUTE - 2000);
+    expect((await s.sessions.listActive(tenant.id, user.id)).map((l) => l.id)).toEqual([newest.session.id]);
+    clock.advance(IDLE_MINUTES * MINUTE);
+    expect(await s.sessions.listActive(tenant.id, user.id)).toEqual([]);
+  });
+
+  it('ends all sessions of a user but the one kept, forgets their browsers, tells the listeners, and touches nobody else', async () => {
+    const user = await newUser();
+    const bystander = await newUser();
+    const devices = new RememberedDevices(s.durable.db, clock);
+    const remembering = { ...tenant, policy: { ...tenant.policy, rememberedDeviceDays: 7 } };
+    const browser = (await devices.remember(remembering, user.id, 'ua'))!;
+    const theirBrowser = (await devices.remember(remembering, bystander.id, 'ua'))!;
+    const kept = await open(user);
+    const a = await open(user);
+    const b = await open(user, 'register', ['pwd']);
+    const theirs = await open(bystander);
+    const told: string[] = [];
+    s.sessions.onAllEnded(async (tenantId, userId) => told.push(`${tenantId}/${userId}`));
+    expect(await s.sessions.revokeAllForUser(tenant.id, user.id, kept.session.id)).toBe(2);
+    expect(told).toEqual([`${tenant.id}/${user.id}`]);
+    expect(await s.sessions.authenticate(kept.token)).toBeDefined();
+    expect(await s.sessions.authenticate(a.token)).toBeUndefined();
+    expect(await s.sessions.authenticate(b.token)).toBeUndefined();
+    expect(await s.sessions.authenticate(theirs.token)).toBeDefined();
+    expect(await devices.recognises(remembering, user.id, browser.token)).toBe(false);
+    expect(await devices.recognises(remembering, bystander.id, theirBrowser.token)).toBe(true);
+    // Without one to keep, the last goes too.
+    expect(await s.sessions.revokeAllForUser(tenant.id, user.id)).toBe(1);
+    expect(await s.sessions.authenticate(kept.token)).toBeUndefined();
+  });
+
+  it('during an outage shares the sessions it issues and ends with the other nodes through the shared store', async () => {
+    const shared = new MemoryEphemeralStore(clock);
+    let outage = true;
+    const options = { lifetimeMs: LIFETIME_MINUTES * MINUTE, idleMs: IDLE_MINUTES * MINUTE };
+    const nodeA = new Sessions(s.durable.db, clock, options, new GroupCommit(s.durable.db), { active: () => outage, store: shared });
+    const nodeB = new Sessions(s.durable.db, clock, options, new GroupCommit(s.durable.db), { active: () => outage, store: shared });
+    const user = await newUser();
+    const { token, session } = await nodeA.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd', 'otp', 'mfa'], ip: '203.0.113.9' });
+    // Node B's copy of the database never saw it (issued on A during the outage): B finds it in the shared store and adopts it.
+    await s.durable.db.deleteFrom('sessions').where('id', '=', session.id).execute();
+    expect(await nodeB.authenticate(token)).toEqual(session);
+    expect(await s.durable.db.selectFrom('sessions').select('id').where('id', '=', session.id).executeTakeFirst()).toEqual({ id: session.id });
+    // Adopted again (another request on B): no conflict.
+    await s.durable.db.updateTable('sessions').set({ token_hash: 'moved' }).where('id', '=', session.id).execute();
+    expect(await nodeB.authenticate(token)).toEqual(session);
+    // Ended on A: every node refuses it at once, whatever its own copy says.
+    await nodeA.revoke(session);
+    await s.durable.db.updateTable('sessions').set({ revoked_at: null }).where('id', '=', session.id).execute();
+    expect(await nodeB.authenticate(token)).toBeUndefined();
+    // Another session, not ended, still works on B; an unknown token finds nothing in either place.
+    const other = await nodeA.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd'] });
+    expect(await nodeB.authenticate(other.token)).toMatchObject({ id: other.session.id });
+    expect(await nodeB.authenticate(`${other.token.slice(0, -2)}xx`)).toBeUndefined();
+    // Outside an outage nothing is shared.
+    outage = false;
+    const quiet = await nodeA.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd'] });
+    await s.durable.db.deleteFrom('sessions').where('id', '=', quiet.session.id).execute();
+    outage = true;
+    expect(await nodeB.authenticate(quiet.token)).toBeUndefined();
+  });
+
+  it('keeps at most 64 characters of the address and 512 of the browser', async () => {
+    const user = await newUser();
+    const { session } = await s.sessions.create({
+      tenantId: tenant.id,
+      userId: user.id,
+      scope: 'full',
+      amr: ['pwd'],
+      ip: '1'.repeat(80),
+      userAgent: 'u'.repeat(600),
+    });
+    const row = await s.durable.db.selectFrom('sessions').select(['ip', 'user_agent']).where('id', '=', session.id).executeTakeFirstOrThrow();
+    expect([row.ip!.length, row.user_agent!.length]).toEqual([64, 512]);
+    const bare = await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd'] });
+    expect(await s.durable.db.selectFrom('sessions').select(['ip', 'user_agent']).where('id', '=', bare.session.id).executeTakeFirstOrThrow()).toEqual({
+      ip: null,
+      user_agent: null,
+    });
+  });
+
+  describe('remembered browsers', () => {
+    const devices = () => new RememberedDevices(s.durable.db, clock);
+    const withDays = (days: number, t: Tenant = tenant) => ({ ...t, policy: { ...t.policy, rememberedDeviceDays: days } });
+
+    it('remembers nothing when the policy says no days', async () => {
+      const user = await newUser();
+      expect(await devices().remember(withDays(0), user.id, 'ua')).toBeUndefined();
+      const made = (await devices().remember(withDays(3), user.id, 'ua'))!;
+      expect(await devices().recognises(withDays(0), user.id, made.token)).toBe(false);
+    });
+
+    it('recognises its own token for its own user and tenant, for the policy days, a shortened policy at once', async () => {
+      const user = await newUser();
+      const other = await newUser();
+      const made = (await devices().remember(withDays(7), user.id, 'x'.repeat(600)))!;
+      expect(made.token).toMatch(/^sfd_[A-Za-z0-9_-]{40,}$/);
+      expect(made.expiresAt).toBe(clock.now() + 7 * 86_400_000);
+      const row = await s.durable.db.selectFrom('remembered_devices').selectAll().where('user_id', '=', user.id).executeTakeFirstOrThrow();
+      expect(row.user_agent).toHaveLength(512);
+      expect(JSON.stringify(row)).not.toContain(made.token.slice(4));
+      expect(await devices().recognises(withDays(7), user.id, made.token)).toBe(true);
+      expect(await devices().recognises(withDays(7), other.id, made.token)).toBe(false);
+      expect(await devices().recognises(withDays(7, otherTenant), user.id, made.token)).toBe(false);
+      for (const wrong of [undefined, '', made.token.slice(0, -1), made.token.replace('sfd_', 'sfs_'), `sfd_${'a'.repeat(100)}`])
+        expect(await devices().recognises(withDays(7), user.id, wrong), String(wrong)).toBe(false);
+      clock.advance(2 * 86_400_000);
+      expect(await devices().recognises(withDays(2), user.id, made.token)).toBe(false);
+      clock.advance(5 * 86_400_000 - 1);
+      expect(await devices().recognises(withDays(7), user.id, made.token)).toBe(true);
+      clock.advance(1);
+      expect(await devices().recognises(withDays(7), user.id, made.token)).toBe(false);
+    });
+  });
+
+  describe('ending what the OpenID Connect provider issued', () => {
+    const record = (tenantId: string, model: string, id: string, accountId: string, grantId: string | null, payload: object = {}) =>
+      s.durable.db
+        .insertInto('oidc_records')
+        .values({
+          tenant_id: tenantId,
+          model,
+          id,
+          payload: JSON.stringify(payload),
+          grant_id: grantId,
+          uid: null,
+          user_code: null,
+          expires_at: null,
+          consumed_at: null,
+          account_id: accountId,
+        })
+        .execute();
+    const ids = async (tenantId: string) =>
+      (await s.durable.db.selectFrom('oidc_records').select(['model', 'id']).where('tenant_id', '=', tenantId).orderBy('id').execute()).map(
+        (r) => `${r.model}:${r.id}`,
+      );
+
+    it("ends everything of one account in one tenant, and nobody else's", async () => {
+      await record(tenant.id, 'Session', 'acct-s1', 'alice', null);
+      await record(tenant.id, 'RefreshToken', 'acct-r1', 'alice', 'g1');
+      await record(tenant.id, 'RefreshToken', 'acct-r2', 'bob', 'g2');
+      await record(otherTenant.id, 'RefreshToken', 'acct-r3', 'alice', 'g3');
+      expect(await s.oidcRevocation.endForAccount(tenant.id, 'alice')).toBe(2);
+      expect((await ids(tenant.id)).filter((i) => i.includes('acct-'))).toEqual(['RefreshToken:acct-r2']);
+      expect(await ids(otherTenant.id)).toContain('RefreshToken:acct-r3');
+    });
+
+    it("ends one browser's provider session and its grants' tokens, only when it is this user's", async () => {
+      const payload = { authorizations: { app1: { grantId: 'gb1' }, app2: { grantId: 'gb2' }, app3: { grantId: 42 }, app4: {} } };
+      await record(tenant.id, 'Session', 'br-s1', 'carol', null, payload);
+      await record(tenant.id, 'Session', 'br-s2', 'carol', null, { authorizations: { app1: { grantId: 'gb3' } } });
+      await record(tenant.id, 'RefreshToken', 'br-r1', 'carol', 'gb1');
+      await record(tenant.id, 'AccessToken', 'br-a2', 'carol', 'gb2');
+      await record(tenant.id, 'RefreshToken', 'br-r3', 'carol', 'gb3');
+      await record(otherTenant.id, 'RefreshToken', 'br-r4', 'carol', 'gb1');
+      // Another user's id for the same browser session changes nothing.
+      await s.oidcRevocation.endBrowserSession(tenant.id, 'br-s1', 'dave');
+      await s.oidcRevocation.endBrowserSession(otherTenant.id, 'br-s1', 'carol');
+      expect((await ids(tenant.id)).filter((i) => i.includes('br-'))).toHaveLength(5);
+      await s.oidcRevocation.endBrowserSession(tenant.id, 'br-s1', 'carol');
+      expect((await ids(tenant.id)).filter((i) => i.includes('br-'))).toEqual(['RefreshToken:br-r3', 'Session:br-s2']);
+      expect(await ids(otherTenant.id)).toContain('RefreshToken:br-r4');
+      // A session with no grants goes alone.
+      await record(tenant.id, 'Session', 'br-s5', 'carol', null);
+      await s.oidcRevocation.endBrowserSession(tenant.id, 'br-s5', 'carol');
+      expect((await ids(tenant.id)).filter((i) => i.includes('br-'))).toEqual(['RefreshToken:br-r3', 'Session:br-s2']);
+    });
+  });
+});
