@@ -112,5 +112,11 @@
     });
   }
 
-  global.SteadfastRenewal = { sendIfChanged: sendIfChanged, fingerprint: fingerprint, statement: statement, fromBase64url: fromBase64url };
+  global.SteadfastRenewal = {
+    sendIfChanged: sendIfChanged,
+    fingerprint: fingerprint,
+    statement: statement,
+    base64url: base64url,
+    fromBase64url: fromBase64url,
+  };
 })(self);

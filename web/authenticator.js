@@ -1,4 +1,4 @@
-/* global indexedDB, btoa, atob, crypto, TextEncoder, Notification, history, location, EventSource, SteadfastRenewal, SteadfastTotp */
+/* global indexedDB, crypto, TextEncoder, Notification, history, location, EventSource, SteadfastRenewal, SteadfastTotp */
 // The Steadfast Authenticator. It pairs this browser with an account by a
 // one-time link, keeps a P-256 key that cannot leave the browser (WebCrypto,
 // non-extractable, stored in IndexedDB), and signs the person's answer to a
@@ -69,18 +69,9 @@
   };
 
   // --- signing --------------------------------------------------------------
-  function base64url(buffer) {
-    var bytes = new Uint8Array(buffer);
-    var text = '';
-    for (var i = 0; i < bytes.length; i++) text += String.fromCharCode(bytes[i]);
-    return btoa(text).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-  }
-  function fromBase64url(text) {
-    var raw = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
-    var bytes = new Uint8Array(raw.length);
-    for (var i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
-    return bytes;
-  }
+  // The encodings the service worker uses too (authenticator-renewal.js, loaded first).
+  var base64url = SteadfastRenewal.base64url;
+  var fromBase64url = SteadfastRenewal.fromBase64url;
   // WebCrypto's ECDSA signature is r || s (IEEE P1363), what the server checks.
   function sign(lines) {
     return crypto.subtle
