@@ -29,10 +29,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { Secret } from 'otpauth';
 import { loadConfig } from '../src/config/config.ts';
 import { buildServices } from '../src/server/services.ts';
-import { secretContext } from '../src/methods/credentials.ts';
+import { seedReturningUsers } from './returning-users.ts';
 import { PrivatePostgres } from '../test/helpers/private-postgres.ts';
 import { PrivateRedis } from '../test/helpers/private-redis.ts';
 import { fmt, startServerProcess } from './harness.ts';
@@ -85,26 +84,7 @@ const secrets: string[] = [];
   const { STEADFAST_REDIS_URL: _redis, ...withoutRedis } = env;
   const services = await buildServices(loadConfig({ ...withoutRedis, STEADFAST_DATA_DIR: seedDir }));
   const tenant = await services.tenants.create('outage');
-  const passwordHash = await services.hasher.hash(PASSWORD);
-  for (let i = 0; i < USERS; i++) secrets.push(new Secret({ size: 20 }).base32);
-  for (let from = 0; from < USERS; from += 25) {
-    await Promise.all(
-      secrets.slice(from, from + 25).map(async (secret, j) => {
-        const i = from + j;
-        const user = await services.users.create(tenant.id, { username: `user${i}`, passwordHash });
-        const id = `cred-${i}`;
-        await services.credentials.insert({
-          id,
-          tenantId: tenant.id,
-          userId: user.id,
-          type: 'totp',
-          label: 'bench',
-          state: 'active',
-          secret: services.keyRing.seal(secret, secretContext('totp', id)),
-        });
-      }),
-    );
-  }
+  secrets.push(...(await seedReturningUsers(services, tenant.id, USERS, PASSWORD)).map((user) => user.secret));
   await services.close();
   out(`seeded ${USERS} returning users (password + TOTP) in ${fmt((performance.now() - seeding) / 1000, 1)} s`);
 }

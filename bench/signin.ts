@@ -20,10 +20,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { verify } from '@node-rs/argon2';
-import { Secret } from 'otpauth';
 import { loadConfig } from '../src/config/config.ts';
 import { buildServices } from '../src/server/services.ts';
-import { secretContext } from '../src/methods/credentials.ts';
+import { seedReturningUsers } from './returning-users.ts';
 import { PasswordHasher } from '../src/directory/password-hasher.ts';
 import { totpCode } from '../test/helpers/totp.ts';
 import { cpuSeconds, fmt, load, runPrepared, startServerProcess } from './harness.ts';
@@ -75,21 +74,8 @@ let tenantId = '';
   const services = await buildServices(loadConfig(env));
   const tenant = await services.tenants.create('bench');
   tenantId = tenant.id;
-  const passwordHash = await services.hasher.hash(PASSWORD);
-  for (let i = 0; i < USERS; i++) {
-    const user = await services.users.create(tenant.id, { username: `user${i}`, passwordHash });
-    const secret = new Secret({ size: 20 }).base32;
-    const id = `cred-${i}`;
-    await services.credentials.insert({
-      id,
-      tenantId: tenant.id,
-      userId: user.id,
-      type: 'totp',
-      label: 'bench',
-      state: 'active',
-      secret: services.keyRing.seal(secret, secretContext('totp', id)),
-    });
-    secrets.push(secret);
+  for (const user of await seedReturningUsers(services, tenant.id, USERS, PASSWORD)) {
+    secrets.push(user.secret);
     userIds.push(user.id);
   }
   await services.close();
