@@ -3,10 +3,11 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { createRequire } from 'node:module';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Dialect, type MigrationResultSet } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, sql, type Dialect, type MigrationResultSet } from 'kysely';
 import type { Database } from './schema.ts';
 import { migrations } from './migrations/index.ts';
 import { startCheckpointer } from './sqlite-checkpointer.ts';
+import { OwnSchemaPostgresDialect } from './own-schema-introspector.ts';
 
 export type Db = Kysely<Database>;
 export type Engine = 'sqlite' | 'postgres';
@@ -109,7 +110,7 @@ function openPostgres(url: string, options: OpenDurableOptions): DurableStore {
   // 'error' with no listener of the pool's: that would crash the node at the very moment its local
   // fallback should take over. The statement in flight still fails, and the fallback sees that.
   pool.on('connect', (client) => client.on('error', () => {}));
-  const dialect = new PostgresDialect({ pool });
+  const dialect = new OwnSchemaPostgresDialect({ pool });
   const primaryDb = new Kysely<Database>({ dialect });
   const db = options.wrapDialect ? new Kysely<Database>({ dialect: options.wrapDialect(dialect) }) : primaryDb;
   return {
