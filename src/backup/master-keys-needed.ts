@@ -1,5 +1,6 @@
 /** Which master keys a store needs, so a backup says what must be kept with it. */
 import type { Db } from '../store/durable/database.ts';
+import { sealedAppSecret } from '../directory/apps.ts';
 
 /** The key id inside a sealed value (`v1.<keyId>.…`), if it is one. */
 const sealedKeyId = (sealed: string | null | undefined) => (sealed?.startsWith('v1.') ? sealed.split('.')[1] : undefined);
@@ -26,7 +27,7 @@ export async function masterKeysNeeded(db: Db): Promise<string[]> {
   for (const row of await db.selectFrom('oidc_keys').select('sealed_jwk').execute()) add(sealedKeyId(row.sealed_jwk));
   for (const row of await db.selectFrom('deployment_keys').select('sealed_private_key').execute()) add(sealedKeyId(row.sealed_private_key));
   for (const row of await db.selectFrom('apps').select('settings').where('kind', '=', 'oidc').execute()) {
-    add(sealedKeyId((JSON.parse(row.settings) as { sealedSecret?: string }).sealedSecret));
+    add(sealedKeyId(sealedAppSecret(row.settings)));
   }
   for (const row of await db.selectFrom('audit_log').select('key_id').where('key_id', 'is not', null).distinct().execute()) add(row.key_id);
   for (const row of await db.selectFrom('audit_checkpoints').select('key_id').distinct().execute()) add(row.key_id);

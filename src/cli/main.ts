@@ -375,7 +375,7 @@ export function buildProgram(): Command {
     .command('rewrap')
     .description('re-seal every stored secret under the active master key (after a rotation)')
     .action(async () => {
-      const { rewrapSecrets } = await import('../methods/rewrap-secrets.ts');
+      const { rewrapSecrets } = await import('./rewrap-secrets.ts');
       const { ConfigSecrets } = await import('../config/config-secrets.ts');
       await withServices(loadConfig(), async (services) => {
         const rewrapped = await rewrapSecrets(services.durable.db, services.keyRing);

@@ -44,7 +44,14 @@ type Settings = Static<typeof SettingsColumn>;
 const settingsOf = (row: Pick<AppTable, 'settings'>): Settings => parseJson(SettingsColumn, row.settings) ?? { firstParty: false, public: false };
 const RedirectUrisColumn = Type.Array(Type.String());
 
-const secretContext = (appId: string) => `app-secret:${appId}`;
+/** What an app's client secret is sealed to. */
+export const appSecretContext = (appId: string) => `app-secret:${appId}`;
+
+/** The sealed client secret in an app's stored settings, if it has one (damaged settings: none). */
+export const sealedAppSecret = (settings: string): string | undefined => parseJson(SettingsColumn, settings)?.sealedSecret;
+
+/** Stored settings with the client secret sealed anew (a master-key rotation). */
+export const withSealedAppSecret = (settings: string, sealedSecret: string): string => JSON.stringify({ ...parseJson(SettingsColumn, settings), sealedSecret });
 
 /** App records of a tenant. Secrets are shown once: API keys kept as SHA-256, client secrets sealed. */
 export class Apps {
@@ -68,7 +75,7 @@ export class Apps {
       secretHash = hashToken(apiKey);
     } else if (!settings.public) {
       clientSecret = randomToken(32);
-      settings.sealedSecret = this.keyRing.seal(clientSecret, secretContext(id));
+      settings.sealedSecret = this.keyRing.seal(clientSecret, appSecretContext(id));
     }
     const row: AppTable = {
       id,
@@ -131,7 +138,10 @@ export class Apps {
     const row = await this.db.selectFrom('apps').selectAll().where('client_id', '=', clientId).where('revoked_at', 'is', null).executeTakeFirst();
     if (!row) return undefined;
     const settings = settingsOf(row);
-    return { app: toApp(row), clientSecret: settings.sealedSecret ? this.keyRing.open(settings.sealedSecret, secretContext(row.id)).toString('utf8') : null };
+    return {
+      app: toApp(row),
+      clientSecret: settings.sealedSecret ? this.keyRing.open(settings.sealedSecret, appSecretContext(row.id)).toString('utf8') : null,
+    };
   }
 }
 

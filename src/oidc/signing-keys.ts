@@ -11,7 +11,8 @@ export interface SigningJwk {
   [field: string]: unknown;
 }
 
-const sealContext = (tenantId: string, kid: string) => `oidc-signing-key:${tenantId}:${kid}`;
+/** What a tenant's signing key is sealed to (a key re-sealed after a master-key rotation keeps it). */
+export const signingKeyContext = (tenantId: string, kid: string) => `oidc-signing-key:${tenantId}:${kid}`;
 // Retired keys stay published this long, so tokens they signed still verify until they expire.
 const RETIRED_PUBLISHED_MS = 30 * 24 * 3600_000;
 
@@ -35,7 +36,7 @@ export class SigningKeys {
       await this.rotate(tenantId);
       rows = await this.rows(tenantId);
     }
-    return rows.map((r) => JSON.parse(this.keyRing.open(r.sealed_jwk, sealContext(tenantId, r.kid)).toString('utf8')) as SigningJwk);
+    return rows.map((r) => JSON.parse(this.keyRing.open(r.sealed_jwk, signingKeyContext(tenantId, r.kid)).toString('utf8')) as SigningJwk);
   }
 
   /** A version string that changes whenever the key set does (nodes rebuild their provider on change). */
@@ -51,7 +52,7 @@ export class SigningKeys {
     const now = this.clock.now();
     await this.db.transaction().execute(async (trx) => {
       await trx.updateTable('oidc_keys').set({ retired_at: now }).where('tenant_id', '=', tenantId).where('retired_at', 'is', null).execute();
-      const sealed = this.keyRing.seal(JSON.stringify({ ...jwk, kid, alg: 'RS256', use: 'sig' }), sealContext(tenantId, kid));
+      const sealed = this.keyRing.seal(JSON.stringify({ ...jwk, kid, alg: 'RS256', use: 'sig' }), signingKeyContext(tenantId, kid));
       await trx.insertInto('oidc_keys').values({ tenant_id: tenantId, kid, sealed_jwk: sealed, created_at: now, retired_at: null }).execute();
     });
     return kid;

@@ -11,7 +11,7 @@ const BIN = new URL('../../bin/steadfast.js', import.meta.url).pathname;
 
 function steadfast(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, timeout: 30_000 }, (error, stdout, stderr) =>
+    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, timeout: 120_000 }, (error, stdout, stderr) =>
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
     );
   });
@@ -25,6 +25,10 @@ describe('master key rotation', () => {
   const newKey = randomBytes(32).toString('base64');
   let secret = '';
   let env: Record<string, string> = {};
+  let clientId = '';
+  let clientSecret = '';
+  let signingKids: string[] = [];
+  let vapidPublicKey = '';
 
   beforeAll(async () => {
     backend = await sqliteMemory.create({ STEADFAST_MASTER_KEY: oldKey });
@@ -50,6 +54,15 @@ describe('master key rotation', () => {
         { delivery: { sms: [{ name, type: 'webhook', url: 'http://127.0.0.1:9/hook', secret: token }] } },
         { actor: 'cli' },
       );
+    // The other sealed secrets: an OIDC app's client secret, the tenant's ID token signing key, the Web Push key.
+    const made = await server.services.apps.create(tenant.id, { name: 'Wiki', kind: 'oidc', redirectUris: ['https://wiki.example.test/cb'] });
+    clientId = made.app.clientId!;
+    clientSecret = made.clientSecret!;
+    await server.services.signingKeys.rotate(tenant.id);
+    signingKids = (await server.services.signingKeys.forTenant(tenant.id)).map((k) => k.kid);
+    expect(signingKids).toHaveLength(1);
+    vapidPublicKey = (await api(server.url, 'GET', '/api/v1/t/rot/authenticator/config')).body.vapidPublicKey;
+    expect(vapidPublicKey).toEqual(expect.any(String));
     await server.close();
   });
   afterAll(async () => {
@@ -60,9 +73,9 @@ describe('master key rotation', () => {
   it('rewraps every secret under the new key, after which the old key can go', async () => {
     const rewrap = await steadfast(['keys', 'rewrap'], { ...env, STEADFAST_MASTER_KEY: newKey, STEADFAST_PREVIOUS_MASTER_KEYS: oldKey });
     expect(rewrap.code).toBe(0);
-    expect(JSON.parse(rewrap.stdout)).toMatchObject({ examined: 1, rewrapped: 1, contacts: 1, configVersions: { examined: 2, rewrapped: 2 } });
+    expect(JSON.parse(rewrap.stdout)).toMatchObject({ examined: 4, rewrapped: 4, contacts: 1, configVersions: { examined: 2, rewrapped: 2 } });
     const again = await steadfast(['keys', 'rewrap'], { ...env, STEADFAST_MASTER_KEY: newKey, STEADFAST_PREVIOUS_MASTER_KEYS: oldKey });
-    expect(JSON.parse(again.stdout)).toMatchObject({ examined: 1, rewrapped: 0, contacts: 0, configVersions: { examined: 2, rewrapped: 0 } });
+    expect(JSON.parse(again.stdout)).toMatchObject({ examined: 4, rewrapped: 0, contacts: 0, configVersions: { examined: 2, rewrapped: 0 } });
 
     // Only the new key now: the TOTP secret still opens and verifies.
     server = await startTestServer({ ...backend, config: loadConfig({ ...env, STEADFAST_MASTER_KEY: newKey, PORT: '0' }) });
@@ -74,6 +87,10 @@ describe('master key rotation', () => {
     expect(verify.status).toBe(200);
     // Contact details open under the new key, and the exact address still finds the user.
     const tenant = (await server.services.tenants.findBySlug('rot'))!;
+    // The app's client secret, the signing key and the Web Push key open under the new key alone.
+    expect((await server.services.apps.findClient(clientId))?.clientSecret).toBe(clientSecret);
+    expect((await server.services.signingKeys.forTenant(tenant.id)).map((k) => k.kid)).toEqual(signingKids);
+    expect((await api(server.url, 'GET', '/api/v1/t/rot/authenticator/config')).body.vapidPublicKey).toBe(vapidPublicKey);
     expect(await server.services.users.search(tenant.id, 'rory@EXAMPLE.test', 10)).toMatchObject([
       { username: 'rory', email: 'Rory@example.test', phone: '+447700900123' },
     ]);
