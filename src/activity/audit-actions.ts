@@ -102,7 +102,11 @@ export const AUDIT_ACTIONS = {
     sentence: (s) => `Admin API token ${typeof s.details.name === 'string' ? `"${s.details.name}" ` : ''}created by ${s.by}`,
     facts: (d) => present([typeof d.expiresAt === 'string' ? `expires ${d.expiresAt.slice(0, 10)}` : undefined]),
   },
-  'token.revoked': { sentence: (s) => `Admin API token revoked by ${s.by}` },
+  'token.revoked': {
+    sentence: (s) =>
+      s.details.reason === 'sessions-ended' ? `Admin API tokens made by ${of(s.whom)} revoked with their sessions` : `Admin API token revoked by ${s.by}`,
+    facts: (d) => present([count(d.tokensRevoked, 'token revoked', 'tokens revoked')]),
+  },
   'break-glass.signin': {
     sentence: (s) => `Break-glass account ${of(s.whom)} signed in`,
     facts: (d) => present([typeof d.method === 'string' ? `with ${recordedMethodName(d.method).toLowerCase()}` : undefined]),
@@ -130,6 +134,18 @@ export const AUDIT_ACTIONS = {
   'incident.posted': { sentence: (s) => `Incident "${typeof s.details.title === 'string' ? s.details.title : ''}" posted by ${s.by}` },
   'incident.updated': { sentence: (s) => `Incident ${s.details.resolved === true ? 'resolved' : 'updated'} by ${s.by}` },
   'password.set-first': { sentence: (s) => `${of(s.whom)} set a first password` },
+  'password.changed': {
+    sentence: (s) => `${of(s.whom)} changed their password`,
+    facts: (d) => present([count(d.sessionsEnded, 'other session ended', 'other sessions ended')]),
+  },
+  'method.added': {
+    sentence: (s) => `${of(s.whom)} added a sign-in method`,
+    facts: (d) => present([typeof d.type === 'string' ? recordedMethodName(d.type) : undefined, typeof d.label === 'string' ? `"${d.label}"` : undefined]),
+  },
+  'method.removed': {
+    sentence: (s) => `${of(s.whom)} removed a sign-in method`,
+    facts: (d) => present([typeof d.type === 'string' ? recordedMethodName(d.type) : undefined, typeof d.label === 'string' ? `"${d.label}"` : undefined]),
+  },
 } satisfies Record<AuditAction, AuditActionDescriptor>;
 
 /** An entry in words; an action this release does not know (from a newer node) is shown by its name. */

@@ -116,10 +116,14 @@ export class Administration {
       breakGlass: input.breakGlass,
     });
     if (input.password !== undefined) await this.deps.users.setPasswordHash(tenant.id, id, await this.hashNewPassword(before.username, input.password));
+    // Tokens a person made act with that person's authority: it ends with it (and with their sessions,
+    // below; revoked here first so this entry counts them).
+    const tokensRevoked =
+      input.status === 'disabled' || input.admin === false || input.password !== undefined
+        ? await this.deps.tokens.revokeCreatedBy(tenant.id, `user:${id}`)
+        : 0;
     // A disabled account or a password set by the administrator ends every session.
     if (input.status === 'disabled' || input.password !== undefined) await this.deps.sessions.revokeAllForUser(tenant.id, id);
-    // Tokens a person made act with that person's authority: it ends with it.
-    const tokensRevoked = input.status === 'disabled' || input.admin === false ? await this.deps.tokens.revokeCreatedBy(tenant.id, `user:${id}`) : 0;
     const fields = Object.entries(input)
       .filter(([, v]) => v !== undefined)
       .map(([k]) => k);
@@ -133,9 +137,9 @@ export class Administration {
 
   async deleteUser(tenant: Tenant, actor: Actor, id: string): Promise<void> {
     const user = await this.user(tenant, id);
-    // What the user's sessions gave apps (OIDC grants, refresh tokens) ends first, and the tokens they made.
-    await this.deps.sessions.revokeAllForUser(tenant.id, id);
+    // The tokens they made end, and what the user's sessions gave apps (OIDC grants, refresh tokens), first.
     const tokensRevoked = await this.deps.tokens.revokeCreatedBy(tenant.id, `user:${id}`);
+    await this.deps.sessions.revokeAllForUser(tenant.id, id);
     await this.deps.users.delete(tenant.id, id);
     await this.audit(tenant, actor, 'user.deleted', id, { username: user.username, ...(tokensRevoked > 0 ? { tokensRevoked } : {}) });
   }

@@ -57,6 +57,9 @@ export interface NewCredential {
 // Longer than any code window; after the outage the database's last step holds.
 const TOTP_HOLD_MS = 10 * 60_000;
 
+/** Set-ups a user may have under way at once; a newer one replaces the oldest. */
+export const MAX_PENDING_PER_USER = 5;
+
 /** Registered methods. Every query is scoped by tenant and user. */
 export class Credentials {
   constructor(
@@ -91,9 +94,50 @@ export class Credentials {
       });
       await this.ensureDefault(row.tenant_id, row.user_id);
     } else {
-      await this.db.insertInto('credentials').values(row).execute();
+      await this.db.transaction().execute(async (trx) => {
+        // A set-up left unfinished stays pending for a day: keep the newest few, so that nobody
+        // (a registration session in a loop) can fill the table with a user's pending rows.
+        const stale = await trx
+          .selectFrom('credentials')
+          .select('id')
+          .where('tenant_id', '=', row.tenant_id)
+          .where('user_id', '=', row.user_id)
+          .where('state', '=', 'pending')
+          .orderBy('created_at', 'desc')
+          .orderBy('id', 'desc')
+          .offset(MAX_PENDING_PER_USER - 1)
+          .limit(1000)
+          .execute();
+        if (stale.length > 0)
+          await trx
+            .deleteFrom('credentials')
+            .where('tenant_id', '=', row.tenant_id)
+            .where(
+              'id',
+              'in',
+              stale.map((r) => r.id),
+            )
+            .where('state', '=', 'pending')
+            .execute();
+        await trx.insertInto('credentials').values(row).execute();
+      });
     }
     return toCredential(row);
+  }
+
+  /**
+   * Forgets every set-up the user has not finished: when their sessions all
+   * end, a pairing link or a pending method made in one of them must not
+   * outlive it (a pairing link needs no session to be used).
+   */
+  async deletePendingForUser(tenantId: string, userId: string): Promise<number> {
+    const result = await this.db
+      .deleteFrom('credentials')
+      .where('tenant_id', '=', tenantId)
+      .where('user_id', '=', userId)
+      .where('state', '=', 'pending')
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
   }
 
   async listForUser(tenantId: string, userId: string, state?: 'pending' | 'active'): Promise<Credential[]> {

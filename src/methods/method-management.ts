@@ -1,5 +1,6 @@
 /** Self-service on one's own methods: add, confirm, rename, make default, remove, within policy and scope. */
 import type { Clock } from '../clock.ts';
+import type { AuditLog } from '../activity/audit-log.ts';
 import type { Db } from '../store/durable/database.ts';
 import type { Tenant } from '../directory/tenant.ts';
 import type { User } from '../directory/users.ts';
@@ -35,6 +36,8 @@ export interface MethodManagementDeps {
   methods: MethodRegistry;
   sessions: Sessions;
   clock: Clock;
+  /** Methods added and removed are recorded: a thief's own authenticator must show in the tenant's audit log. */
+  audit: Pick<AuditLog, 'append'>;
 }
 
 /** A user's own methods: list, register, confirm, rename, make default, remove. */
@@ -99,8 +102,11 @@ export class MethodManagement {
     if (!tenant.policy.allowedMethods.includes(type)) throw new AppError('method-not-permitted');
     await this.requireNoMethodYet(tenant, user, session);
     const { credential, reveal } = await method.enrol(tenant, user, { ...input, requester: requesterOf(session, ip), activation: activationFor(session) });
-    // A registration session that has now proved a new factor completes the sign-in.
-    if (credential.state === 'active' && method.enrolmentProvesPossession) await this.registered(tenant, user, session, 'hwk');
+    if (credential.state === 'active') {
+      await this.recordChange(tenant, user, session, 'method.added', credential);
+      // A registration session that has now proved a new factor completes the sign-in.
+      if (method.enrolmentProvesPossession) await this.registered(tenant, user, session, 'hwk');
+    }
     return { id: credential.id, state: credential.state, ...reveal };
   }
 
@@ -112,6 +118,7 @@ export class MethodManagement {
     const method = this.deps.methods.get(credential.type);
     if (!method?.confirm) throw new AppError('invalid-state', 'this method needs no confirmation');
     if (!(await method.confirm(credential, code, activationFor(session)))) throw new AppError('invalid-code');
+    await this.recordChange(tenant, user, session, 'method.added', credential);
     await this.registered(tenant, user, session, 'otp');
     return { id, state: 'active' };
   }
@@ -189,6 +196,16 @@ export class MethodManagement {
       await trx.deleteFrom('credentials').where('tenant_id', '=', tenant.id).where('id', '=', id).execute();
     });
     await this.deps.credentials.ensureDefault(tenant.id, user.id);
+    if (credential.state === 'active') await this.recordChange(tenant, user, session, 'method.removed', credential);
+  }
+
+  private async recordChange(tenant: Tenant, user: User, session: Session, action: 'method.added' | 'method.removed', credential: Credential): Promise<void> {
+    await this.deps.audit.append(tenant.id, {
+      actor: `user:${user.id}`,
+      action,
+      targetUserId: user.id,
+      details: { type: credential.type, label: credential.label, credentialId: credential.id, sessionScope: session.scope },
+    });
   }
 
   /** The set-up details of a pending method again, for a second try at confirming it. */

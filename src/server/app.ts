@@ -138,6 +138,8 @@ export async function buildApp(services: Services, options: AppOptions) {
 
   app.addHook('onRequest', async (request, reply) => {
     reply.headers(headers);
+    // API answers carry sessions, tokens and people's details: no cache or proxy keeps them (a route may say otherwise).
+    if (request.url.startsWith('/api/')) reply.header('cache-control', 'no-store');
     const route = request.routeOptions.config;
     const cls = requestClass(route?.admissionClass, request.headers);
     if (cls === 'ops') return;

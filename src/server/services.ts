@@ -337,7 +337,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   if (keysAuditChains(migrated)) await audit.keyLegacyChains();
   const passes = new AccessPasses(db, clock, hasher, holds);
   const apps = new Apps(db, clock, keyRing);
-  const management = new MethodManagement({ credentials, methods, sessions, db, clock });
+  const management = new MethodManagement({ credentials, methods, sessions, db, clock, audit });
   const signin = new SigninService({
     clock,
     ephemeral,
@@ -444,6 +444,14 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   // known-browser marks (an old one on a shared computer must not keep a place in the owner's budget).
   sessions.onAllEnded((tenantId, userId) => oidcRevocation.endForAccount(tenantId, userId));
   sessions.onAllEnded((tenantId, userId) => users.resetKnownBrowsers(tenantId, userId));
+  // Set-ups begun in an ended session (a pairing link needs none to be used) and admin tokens the user
+  // made (they act with the user's authority) end with the user's sessions.
+  sessions.onAllEnded((tenantId, userId) => credentials.deletePendingForUser(tenantId, userId));
+  sessions.onAllEnded(async (tenantId, userId) => {
+    const tokensRevoked = await adminTokens.revokeCreatedBy(tenantId, `user:${userId}`);
+    if (tokensRevoked > 0)
+      await audit.append(tenantId, { actor: 'system', action: 'token.revoked', targetUserId: userId, details: { tokensRevoked, reason: 'sessions-ended' } });
+  });
   const sweeper = new Sweeper(db, clock, tenants, expirySweeps(audit), {
     engine: durable.engine,
     onReport: (report) => {

@@ -71,6 +71,8 @@ const FAMILIAR_SOURCE_SECONDS = 30 * 86_400;
 /** Each familiar part of an account budget of `total` guesses: a tenth, at least one. */
 export const familiarShare = (total: number) => Math.max(1, Math.floor(total / 10));
 const DAY_SECONDS = 24 * 3600;
+/** Wrong current passwords a day, for one account, before a password change is refused. */
+export const PASSWORD_CHANGE_FAILURES_PER_DAY = 20;
 
 export class AbuseLimits {
   private readonly limiters: Record<Factor, LimiterSet>;
@@ -158,7 +160,12 @@ export class AbuseLimits {
       [accountSource, `${attempt.account}|${src}`],
       [source, src],
     ];
-    if (attempt.factor === 'tap' || attempt.factor === 'password-change') return bySource;
+    if (attempt.factor === 'tap') return bySource;
+    // The current password guessed from a signed-in session: capped for the account as a whole too, so a
+    // stolen session cannot go on guessing from ever more sources. Never the sign-in budget: the owner
+    // still signs in, and can end the thief's session with "this wasn't me".
+    if (attempt.factor === 'password-change')
+      return [...bySource, [this.accountLimiter('rl:pwchange', PASSWORD_CHANGE_FAILURES_PER_DAY, DAY_SECONDS, 0), attempt.account]];
     const total = Math.min(this.accountFailures, attempt.accountFailures ?? Infinity);
     const share = familiarShare(total);
     const block = Math.min(this.accountBlockSeconds, attempt.accountBlockSeconds ?? Infinity);

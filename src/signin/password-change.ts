@@ -65,16 +65,23 @@ export class PasswordChange {
   async change(tenant: Tenant, user: User, session: Session, current: string, next: string, ctx: RequestContext): Promise<number> {
     requireSessionMay(session.scope, 'change-password');
     validateNewPassword(user.username, next);
-    // Only a signed-in session can try: its guesses are limited per session and source, not charged to the
-    // account, so a stolen session cannot spend the owner's sign-in budget (nor can a spray block the owner here).
-    const attempt = { factor: 'password-change' as const, account: `${tenant.id}|session:${session.id}`, ip: ctx.ip };
-    // The current password is guessed against the same limits as at sign-in.
+    // Only a signed-in session can try. Its guesses at the current password are limited per source and for
+    // the account (a day's budget of its own), never charged to the sign-in budget: a stolen session
+    // cannot spend the owner's sign-ins, nor can a spray block the owner here.
+    const attempt = { factor: 'password-change' as const, account: `${tenant.id}|user:${user.id}`, ip: ctx.ip };
     await this.deps.limits.begin(attempt);
     const stored = await this.deps.users.findByUsername(tenant.id, user.username);
     const ok = stored?.passwordHash ? await this.deps.hasher.verify(stored.passwordHash, current, ctx) : await this.deps.hasher.verifyNothing(current, ctx);
     if (!ok) throw new AppError('invalid-credentials', 'the current password is not correct');
     await this.deps.limits.succeeded(attempt);
     await this.deps.users.setPasswordHash(tenant.id, user.id, await this.deps.hasher.hash(next));
-    return this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id);
+    const sessionsEnded = await this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id);
+    await this.deps.audit.append(tenant.id, {
+      actor: `user:${user.id}`,
+      action: 'password.changed',
+      targetUserId: user.id,
+      details: { sessionsEnded, sessionAmr: session.amr },
+    });
+    return sessionsEnded;
   }
 }

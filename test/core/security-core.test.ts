@@ -10,7 +10,7 @@ import type { Tenant } from '../../src/directory/tenants.ts';
 import type { User } from '../../src/directory/users.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import { MemoryEphemeralStore } from '../../src/store/ephemeral/memory-store.ts';
-import { AbuseLimits, familiarShare, type Attempt } from '../../src/signin/abuse-limits.ts';
+import { AbuseLimits, PASSWORD_CHANGE_FAILURES_PER_DAY, familiarShare, type Attempt } from '../../src/signin/abuse-limits.ts';
 import { requireMayAdd, requireSessionMay, sessionMay, type SessionAction } from '../../src/sessions/session-scope.ts';
 import { RequestAuth, bearerToken } from '../../src/http/authenticate.ts';
 import type { Session } from '../../src/sessions/sessions.ts';
@@ -112,6 +112,19 @@ describe('abuse limits', () => {
     expect(outcomes[100]).toBe('too-many-requests');
     // Another source is not held.
     expect(await rejection(limits.begin(attempt({ ip: '198.51.100.2' })))).toBeUndefined();
+  });
+
+  it('caps wrong current passwords in password changes for the account across sources, apart from the sign-in budget', async () => {
+    const limits = fresh();
+    const change = (i: number) => attempt({ factor: 'password-change', account: 't|user:u', ip: `198.18.${i}.1` });
+    // From ever more sources, each under its own limit of 10: the account's day of 20 runs out.
+    const outcomes = await spend(limits, PASSWORD_CHANGE_FAILURES_PER_DAY + 1, (i) => change(Math.floor(i / 5)));
+    expect(outcomes).toEqual([...Array(PASSWORD_CHANGE_FAILURES_PER_DAY).fill('ok'), 'too-many-requests']);
+    expect(await rejection(limits.begin(change(99)))).toMatchObject({ code: 'too-many-requests' });
+    // The owner still signs in: the sign-in budget is another counter.
+    expect(await rejection(limits.begin(attempt({ account: 't|user:u', ip: '198.18.99.1' })))).toBeUndefined();
+    // Another account is not touched.
+    expect(await rejection(limits.begin(attempt({ factor: 'password-change', account: 't|user:v', ip: '198.18.99.1' })))).toBeUndefined();
   });
 
   it('holds one source on one account after 10 failures', async () => {

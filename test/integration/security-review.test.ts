@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.ts';
 import { loadConfig } from '../../src/config/config.ts';
@@ -554,6 +555,92 @@ for (const spec of backends) {
         expect(weak.status).toBe(400);
         expect(weak.body.detail).toMatch(/most common/);
         for (const name of ['__proto__', 'constructor', 'toString']) expect((await fetch(`${server.url}/assets/${name}`)).status).toBe(404);
+      });
+    });
+
+    describe('an outside attack run, third round', () => {
+      it('admin tokens a person made end when their sessions are ended, and the log says so', async () => {
+        const boss = await user('tokenmaker', { admin: true });
+        const session = await signIn('tokenmaker', boss.secret);
+        const made = await call('POST', '/api/v1/admin/tokens', { name: 'persistence', days: 365 }, session);
+        expect(made.status).toBe(201);
+        expect((await call('GET', '/api/v1/admin/users', undefined, made.body.token)).status).toBe(200);
+        // The incident response: another administrator ends the person's sessions.
+        expect((await call('POST', `/api/v1/admin/users/${boss.id}/revoke-sessions`)).status).toBe(200);
+        expect((await call('GET', '/api/v1/admin/users', undefined, made.body.token)).status).toBe(401);
+        const [entry] = await server.services.audit.list(tenant.id, { limit: 1, action: 'token.revoked', userId: boss.id });
+        expect(entry).toMatchObject({ actor: 'system', details: { tokensRevoked: 1, reason: 'sessions-ended' } });
+        // A token made by someone else, or by the command line, is not touched.
+        expect((await call('GET', '/api/v1/admin/users')).status).toBe(200);
+      });
+
+      it('a pairing link made before the sessions ended pairs nothing afterwards', async () => {
+        const owner = await user('pairee');
+        const session = await signIn('pairee', owner.secret);
+        const added = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'push' }, session);
+        expect(added.status).toBe(201);
+        const token = new URL(added.body.pairingUrl as string).hash.replace(/^#pair=/, '');
+        expect(token.length).toBeGreaterThan(10);
+        expect((await call('POST', `/api/v1/admin/users/${owner.id}/revoke-sessions`)).status).toBe(200);
+        const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+        const paired = await api(server.url, 'POST', '/api/v1/t/acme/authenticator/pair', { token, publicKey: publicKey.export({ format: 'jwk' }) });
+        expect(paired.status).toBe(401);
+        expect(paired.body.type).toMatch(/invalid-code$/);
+        const methods = await server.services.credentials.listForUser(tenant.id, owner.id);
+        expect(methods.map((c) => c.type)).toEqual(['totp']);
+      });
+
+      it('keeps at most five set-ups under way per user, the newest', async () => {
+        const busy = await user('busy');
+        const session = await signIn('busy', busy.secret);
+        const added: { id: string; secret: string }[] = [];
+        for (let i = 0; i < 8; i++) {
+          clock.advance(1000);
+          const one = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, session);
+          expect(one.status).toBe(201);
+          added.push(one.body);
+        }
+        const pending = await server.services.credentials.listForUser(tenant.id, busy.id, 'pending');
+        expect(pending.map((c) => c.id).sort()).toEqual(
+          added
+            .slice(-5)
+            .map((a) => a.id)
+            .sort(),
+        );
+        // The newest still confirms; the oldest is gone.
+        clock.advance(30_000);
+        const newest = added.at(-1)!;
+        expect((await api(server.url, 'POST', `/api/v1/me/methods/${newest.id}/confirm`, { code: totpCode(newest.secret, clock.now()) }, session)).status).toBe(
+          200,
+        );
+        expect(
+          (await api(server.url, 'POST', `/api/v1/me/methods/${added[0]!.id}/confirm`, { code: totpCode(added[0]!.secret, clock.now()) }, session)).status,
+        ).toBe(404);
+      });
+
+      it('records password changes and methods added and removed, and API answers are not cached', async () => {
+        const who = await user('recorded');
+        const session = await signIn('recorded', who.secret);
+        const changed = await api(
+          server.url,
+          'POST',
+          '/api/v1/me/password',
+          { currentPassword: PASSWORD, newPassword: 'a new and longer passphrase 9' },
+          session,
+        );
+        expect(changed.status).toBe(200);
+        expect(changed.headers.get('cache-control')).toBe('no-store');
+        const [passwordEntry] = await server.services.audit.list(tenant.id, { limit: 1, action: 'password.changed', userId: who.id });
+        expect(passwordEntry).toMatchObject({ actor: `user:${who.id}` });
+        const second = await addTotp(session);
+        expect(second).not.toBe('');
+        const added = await server.services.audit.list(tenant.id, { limit: 10, action: 'method.added', userId: who.id });
+        // The first authenticator app (set up in a registration session) and this one.
+        expect(added.map((e) => e.details.type)).toEqual(['totp', 'totp']);
+        const [newest] = (await server.services.credentials.listForUser(tenant.id, who.id, 'active')).sort((a, b) => b.createdAt - a.createdAt);
+        expect((await api(server.url, 'DELETE', `/api/v1/me/methods/${newest!.id}`, undefined, session)).status).toBe(204);
+        const [removed] = await server.services.audit.list(tenant.id, { limit: 1, action: 'method.removed', userId: who.id });
+        expect(removed!.details).toMatchObject({ type: 'totp', credentialId: newest!.id });
       });
     });
 
