@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { freePort } from '../test/helpers/free-port.ts';
 import autocannon from 'autocannon';
 
@@ -114,4 +114,45 @@ export async function runPrepared(url: string, batch: PreparedRequest[], concurr
     ],
   });
   return { ...result, perSecond: batch.length / ((last - first) / 1000), failures };
+}
+
+/** Every process on the machine as pid, parent pid, command name and CPU seconds so far (Linux /proc). */
+function processes(): { pid: number; ppid: number; comm: string; cpu: number }[] {
+  const all = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+      all.push({ pid: Number(name), ppid: Number(fields[1]), comm, cpu: (Number(fields[11]) + Number(fields[12])) / 100 });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return all;
+}
+
+/**
+ * CPU seconds so far of the groups that share the machine during a run: the
+ * server (with its worker processes), this process (the load generator), Redis,
+ * PostgreSQL, and everything else. Differences of two readings say where the
+ * machine's cores went.
+ */
+export function cpuByGroup(serverPid: number): Record<'server' | 'loadGenerator' | 'redis' | 'postgres' | 'other', number> {
+  const all = processes();
+  const server = new Set([serverPid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const p of all) if (server.has(p.ppid) && !server.has(p.pid)) grew = server.add(p.pid) !== undefined;
+  }
+  const groups = { server: 0, loadGenerator: 0, redis: 0, postgres: 0, other: 0 };
+  for (const p of all) {
+    if (server.has(p.pid)) groups.server += p.cpu;
+    else if (p.pid === process.pid) groups.loadGenerator += p.cpu;
+    else if (p.comm.startsWith('redis-server')) groups.redis += p.cpu;
+    else if (p.comm.startsWith('postgres')) groups.postgres += p.cpu;
+    else groups.other += p.cpu;
+  }
+  return groups;
 }
