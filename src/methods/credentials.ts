@@ -7,6 +7,7 @@ import { AppError } from '../errors/app-error.ts';
 import { newId } from '../crypto/random.ts';
 import { JsonObject, parseJson } from '../store/parse-record.ts';
 import { noHolds, type SingleUseHolds } from './single-use-holds.ts';
+import { GroupCommit } from '../store/durable/group-commit.ts';
 
 /**
  * How a credential may become active. `first-method`: only while the user has
@@ -64,6 +65,8 @@ export class Credentials {
     private readonly clock: Clock,
     /** Cross-node holds on used steps and codes while signing in from the outage fallback. */
     readonly holds: SingleUseHolds = noHolds,
+    /** The node's group commit: a step's claim shares its transaction with the sign-ins' sessions and events. */
+    private readonly groupCommit: GroupCommit = new GroupCommit(db),
   ) {}
 
   async insert(input: NewCredential): Promise<Credential> {
@@ -167,20 +170,25 @@ export class Credentials {
   /**
    * Records that time step `step` was used, only if it is later than every step
    * used before: the compare and the write are one statement, so two requests
-   * racing with the same code cannot both succeed.
+   * racing with the same code cannot both succeed (also when group-committed
+   * together: the second sees the first's write in the same transaction).
    */
   async consumeStep(credential: Credential, step: number): Promise<boolean> {
     // During an outage another node's snapshot does not know this node used the step: the shared hold does.
     if (!(await this.holds.claim(`totp:${credential.id}:${step}`, TOTP_HOLD_MS))) return false;
     // Steps move only forward: the two before this one (still inside the code window) are used up with it.
     for (const earlier of [step - 1, step - 2]) await this.holds.mark(`totp:${credential.id}:${earlier}`, TOTP_HOLD_MS);
-    const result = await this.db
-      .updateTable('credentials')
-      .set({ last_step: step, last_used_at: this.clock.now() })
-      .where('tenant_id', '=', credential.tenantId)
-      .where('id', '=', credential.id)
-      .where((eb) => eb.or([eb('last_step', 'is', null), eb('last_step', '<', step)]))
-      .executeTakeFirst();
+    // Group-committed: the claim is still one guarded statement (see GroupCommit.write), answered once committed.
+    const usedAt = this.clock.now();
+    const result = await this.groupCommit.write(`credentials:${credential.tenantId}:${credential.id}`, (db) =>
+      db
+        .updateTable('credentials')
+        .set({ last_step: step, last_used_at: usedAt })
+        .where('tenant_id', '=', credential.tenantId)
+        .where('id', '=', credential.id)
+        .where((eb) => eb.or([eb('last_step', 'is', null), eb('last_step', '<', step)]))
+        .executeTakeFirst(),
+    );
     return Number(result.numUpdatedRows) === 1;
   }
 
