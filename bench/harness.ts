@@ -14,14 +14,21 @@ export async function startServerProcess(
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
+  // A node with workers migrates, calibrates and forks before it listens: on a busy machine that takes a while.
+  // It must be ready before anything is measured: figures against a port nobody listens on are no figures.
+  let ready = false;
+  for (let i = 0; i < 900 && !ready; i++) {
     try {
-      if ((await fetch(`${url}/readyz`)).ok) break;
+      ready = (await fetch(`${url}/readyz`)).ok;
     } catch {
       // not up yet
     }
     if (child.exitCode !== null) throw new Error('server exited during start');
-    await new Promise((r) => setTimeout(r, 100));
+    if (!ready) await new Promise((r) => setTimeout(r, 100));
+  }
+  if (!ready) {
+    child.kill('SIGKILL');
+    throw new Error('server not ready after 90 s');
   }
   return {
     url,

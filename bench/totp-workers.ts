@@ -103,7 +103,8 @@ async function run(options: TotpWorkersOptions, users: TotpWorkersOptions['users
     const cpuAfter = cpuByGroup(server.child.pid!);
     // Where the machine's cores went during the run, in cores (1.00 = one core busy throughout).
     const cores = Object.fromEntries(Object.entries(cpuAfter).map(([k, v]) => [k, (v - cpuBefore[k as keyof typeof cpuBefore]) / wall])) as typeof cpuAfter;
-    return { perSecond: measured / wall, p50: result.p50, p99: result.p99, failures, measured, http: http.perSecond, cores };
+    // Requests that got no answer at all (refused or reset connections) fail too.
+    return { perSecond: measured / wall, p50: result.p50, p99: result.p99, failures: failures + result.errors, measured, http: http.perSecond, cores };
   } finally {
     await server.stop();
     const keys = await redis.keys(`${namespace}:*`);
