@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { freePort } from '../test/helpers/free-port.ts';
 import autocannon from 'autocannon';
 
@@ -14,14 +14,21 @@ export async function startServerProcess(
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
+  // A node with workers migrates, calibrates and forks before it listens: on a busy machine that takes a while.
+  // It must be ready before anything is measured: figures against a port nobody listens on are no figures.
+  let ready = false;
+  for (let i = 0; i < 900 && !ready; i++) {
     try {
-      if ((await fetch(`${url}/readyz`)).ok) break;
+      ready = (await fetch(`${url}/readyz`)).ok;
     } catch {
       // not up yet
     }
     if (child.exitCode !== null) throw new Error('server exited during start');
-    await new Promise((r) => setTimeout(r, 100));
+    if (!ready) await new Promise((r) => setTimeout(r, 100));
+  }
+  if (!ready) {
+    child.kill('SIGKILL');
+    throw new Error('server not ready after 90 s');
   }
   return {
     url,
@@ -114,4 +121,45 @@ export async function runPrepared(url: string, batch: PreparedRequest[], concurr
     ],
   });
   return { ...result, perSecond: batch.length / ((last - first) / 1000), failures };
+}
+
+/** Every process on the machine as pid, parent pid, command name and CPU seconds so far (Linux /proc). */
+function processes(): { pid: number; ppid: number; comm: string; cpu: number }[] {
+  const all = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+      all.push({ pid: Number(name), ppid: Number(fields[1]), comm, cpu: (Number(fields[11]) + Number(fields[12])) / 100 });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return all;
+}
+
+/**
+ * CPU seconds so far of the groups that share the machine during a run: the
+ * server (with its worker processes), this process (the load generator), Redis,
+ * PostgreSQL, and everything else. Differences of two readings say where the
+ * machine's cores went.
+ */
+export function cpuByGroup(serverPid: number): Record<'server' | 'loadGenerator' | 'redis' | 'postgres' | 'other', number> {
+  const all = processes();
+  const server = new Set([serverPid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const p of all) if (server.has(p.ppid) && !server.has(p.pid)) grew = server.add(p.pid) !== undefined;
+  }
+  const groups = { server: 0, loadGenerator: 0, redis: 0, postgres: 0, other: 0 };
+  for (const p of all) {
+    if (server.has(p.pid)) groups.server += p.cpu;
+    else if (p.pid === process.pid) groups.loadGenerator += p.cpu;
+    else if (p.comm.startsWith('redis-server')) groups.redis += p.cpu;
+    else if (p.comm.startsWith('postgres')) groups.postgres += p.cpu;
+    else groups.other += p.cpu;
+  }
+  return groups;
 }

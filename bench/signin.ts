@@ -11,8 +11,10 @@
  *    and credential (a code is single-use), with p50/p99.
  * 4. Unknown user against wrong password: median times side by side.
  * 5. TOTP verifications per second on shared stores (Redis), one process
- *    against STEADFAST_WORKERS=N (bench/totp-workers.ts). BENCH_TOTP_ONLY=1
- *    runs only this part.
+ *    against STEADFAST_WORKERS=N (bench/totp-workers.ts), each against the
+ *    same server's bare HTTP ceiling, with where the machine's cores went.
+ *    BENCH_TOTP_ONLY=1 runs only this part; BENCH_WORKER_RUNS=1 or N only one
+ *    of its two runs; BENCH_DATABASE_URL=postgres://… on PostgreSQL.
  */
 import { availableParallelism } from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -20,7 +20,7 @@ import { loadConfig } from '../src/config/config.ts';
 import { buildServices } from '../src/server/services.ts';
 import { secretContext } from '../src/methods/credentials.ts';
 import { totpCode } from '../test/helpers/totp.ts';
-import { fmt, load, startServerProcess } from './harness.ts';
+import { cpuByGroup, fmt, load, startServerProcess } from './harness.ts';
 
 export interface TotpWorkersOptions {
   env: Record<string, string>;
@@ -92,12 +92,19 @@ async function run(options: TotpWorkersOptions, users: TotpWorkersOptions['users
     };
     // Warm-up on the first flows of round 0 (their users then go on to rounds 1 and 2 as usual).
     await load({ url: server.url, connections: options.concurrency, amount: warm, requests: [request] });
+    // The reference of this run: the same server's bare HTTP ceiling (GET /healthz) at the same concurrency.
+    const http = await load({ url: `${server.url}/healthz`, connections: options.concurrency, duration: 3 });
     const measured = items.length - warm;
     failures = 0;
+    const cpuBefore = cpuByGroup(server.child.pid!);
     const started = performance.now();
     const result = await load({ url: server.url, connections: options.concurrency, amount: measured, requests: [request] });
     const wall = (performance.now() - started) / 1000;
-    return { perSecond: measured / wall, p50: result.p50, p99: result.p99, failures, measured };
+    const cpuAfter = cpuByGroup(server.child.pid!);
+    // Where the machine's cores went during the run, in cores (1.00 = one core busy throughout).
+    const cores = Object.fromEntries(Object.entries(cpuAfter).map(([k, v]) => [k, (v - cpuBefore[k as keyof typeof cpuBefore]) / wall])) as typeof cpuAfter;
+    // Requests that got no answer at all (refused or reset connections) fail too.
+    return { perSecond: measured / wall, p50: result.p50, p99: result.p99, failures: failures + result.errors, measured, http: http.perSecond, cores };
   } finally {
     await server.stop();
     const keys = await redis.keys(`${namespace}:*`);
@@ -162,12 +169,20 @@ export async function measureTotpWorkers(given: TotpWorkersOptions): Promise<voi
 async function compare(options: TotpWorkersOptions, workers: number, stores: string): Promise<void> {
   // Each run has its own users: a step a run used is spent for good.
   const half = Math.floor(options.users.length / 2);
-  const one = await run(options, options.users.slice(0, half), 1);
-  const line = (label: string, r: typeof one) =>
-    `${label}: ${fmt(r.perSecond)}/s; p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms; failed ${r.failures} of ${r.measured}`;
-  options.out(line(`TOTP verify, ${stores}, 1 process (c=${options.concurrency})`, one));
+  // CPU of everything one verification needs (server, load generator, Redis, PostgreSQL), in µs.
+  const allCost = (r: Awaited<ReturnType<typeof run>>) => (1e6 * (r.cores.server + r.cores.loadGenerator + r.cores.redis + r.cores.postgres)) / r.perSecond;
+  const line = (label: string, r: Awaited<ReturnType<typeof run>>) =>
+    `${label}: ${fmt(r.perSecond)}/s = ${fmt(r.perSecond / r.http, 2)}x its bare HTTP ceiling (${fmt(r.http)} req/s); p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms; failed ${r.failures} of ${r.measured}\n` +
+    `    cores busy: server ${fmt(r.cores.server, 2)}, load generator ${fmt(r.cores.loadGenerator, 2)}, redis ${fmt(r.cores.redis, 2)}, postgres ${fmt(r.cores.postgres, 2)}, other ${fmt(r.cores.other, 2)}; ` +
+    `server CPU per verification ${fmt((1e6 * r.cores.server) / r.perSecond)} µs, all of it ${fmt(allCost(r))} µs, so ${availableParallelism()} cores given to nothing else would do ${fmt((availableParallelism() * 1e6) / allCost(r))}/s`;
+  // BENCH_WORKER_RUNS=1|N|both (default both): which of the two runs to make.
+  const runs = process.env.BENCH_WORKER_RUNS ?? 'both';
+  const one = runs === 'N' ? undefined : await run(options, options.users.slice(0, half), 1);
+  if (one) options.out(line(`TOTP verify, ${stores}, 1 process (c=${options.concurrency})`, one));
+  if (runs === '1') return;
   const many = await run(options, options.users.slice(half), workers);
   options.out(
-    line(`TOTP verify, ${stores}, STEADFAST_WORKERS=${workers} (c=${options.concurrency})`, many) + `; ${fmt(many.perSecond / one.perSecond, 2)}x one process`,
+    line(`TOTP verify, ${stores}, STEADFAST_WORKERS=${workers} (c=${options.concurrency})`, many) +
+      (one ? `\n    ${fmt(many.perSecond / one.perSecond, 2)}x one process` : ''),
   );
 }

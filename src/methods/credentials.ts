@@ -1,12 +1,13 @@
 /** Registered methods (credentials) in the durable store, scoped by tenant; single-use steps consumed in one statement. */
 import type { Db } from '../store/durable/database.ts';
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { CredentialTable, Database } from '../store/durable/schema.ts';
 import type { Clock } from '../clock.ts';
 import { AppError } from '../errors/app-error.ts';
 import { newId } from '../crypto/random.ts';
 import { JsonObject, parseJson } from '../store/parse-record.ts';
 import { noHolds, type SingleUseHolds } from './single-use-holds.ts';
+import { GroupCommit } from '../store/durable/group-commit.ts';
 
 /**
  * How a credential may become active. `first-method`: only while the user has
@@ -67,6 +68,8 @@ export class Credentials {
     private readonly clock: Clock,
     /** Cross-node holds on used steps and codes while signing in from the outage fallback. */
     readonly holds: SingleUseHolds = noHolds,
+    /** The node's group commit: a step's claim shares its transaction with the sign-ins' sessions and events. */
+    private readonly groupCommit: GroupCommit = new GroupCommit(db),
   ) {}
 
   async insert(input: NewCredential): Promise<Credential> {
@@ -141,9 +144,13 @@ export class Credentials {
   }
 
   async listForUser(tenantId: string, userId: string, state?: 'pending' | 'active'): Promise<Credential[]> {
-    let query = this.db.selectFrom('credentials').selectAll().where('tenant_id', '=', tenantId).where('user_id', '=', userId);
-    if (state) query = query.where('state', '=', state);
-    const rows = await query.orderBy('created_at').orderBy('id').execute();
+    // Every second factor reads this: written as SQL rather than built, which costs about half as much
+    // per call (a builder is assembled and compiled afresh each time; the text here is fixed).
+    const { rows } = state
+      ? await sql<CredentialTable>`select * from credentials where tenant_id = ${tenantId} and user_id = ${userId} and state = ${state} order by created_at, id`.execute(
+          this.db,
+        )
+      : await sql<CredentialTable>`select * from credentials where tenant_id = ${tenantId} and user_id = ${userId} order by created_at, id`.execute(this.db);
     return rows.map(toCredential);
   }
 
@@ -211,20 +218,25 @@ export class Credentials {
   /**
    * Records that time step `step` was used, only if it is later than every step
    * used before: the compare and the write are one statement, so two requests
-   * racing with the same code cannot both succeed.
+   * racing with the same code cannot both succeed (also when group-committed
+   * together: the second sees the first's write in the same transaction).
    */
   async consumeStep(credential: Credential, step: number): Promise<boolean> {
     // During an outage another node's snapshot does not know this node used the step: the shared hold does.
     if (!(await this.holds.claim(`totp:${credential.id}:${step}`, TOTP_HOLD_MS))) return false;
     // Steps move only forward: the two before this one (still inside the code window) are used up with it.
     for (const earlier of [step - 1, step - 2]) await this.holds.mark(`totp:${credential.id}:${earlier}`, TOTP_HOLD_MS);
-    const result = await this.db
-      .updateTable('credentials')
-      .set({ last_step: step, last_used_at: this.clock.now() })
-      .where('tenant_id', '=', credential.tenantId)
-      .where('id', '=', credential.id)
-      .where((eb) => eb.or([eb('last_step', 'is', null), eb('last_step', '<', step)]))
-      .executeTakeFirst();
+    // Group-committed: the claim is still one guarded statement (see GroupCommit.write), answered once committed.
+    const usedAt = this.clock.now();
+    const result = await this.groupCommit.write(`credentials:${credential.tenantId}:${credential.id}`, (db) =>
+      db
+        .updateTable('credentials')
+        .set({ last_step: step, last_used_at: usedAt })
+        .where('tenant_id', '=', credential.tenantId)
+        .where('id', '=', credential.id)
+        .where((eb) => eb.or([eb('last_step', 'is', null), eb('last_step', '<', step)]))
+        .executeTakeFirst(),
+    );
     return Number(result.numUpdatedRows) === 1;
   }
 

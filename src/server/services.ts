@@ -223,7 +223,9 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   // Single-use holds and shared sessions while signing in from the outage fallback (issue 12).
   const outage = fallback ? { active: () => fallback.usesFallback(), store: ephemeral } : undefined;
   const holds = outage ? new SingleUseHolds(outage.active, outage.store) : noHolds;
-  const credentials = new Credentials(db, clock, holds);
+  // One group commit for the hot path's writes: TOTP step claims, sessions, sign-in events.
+  const groupCommit = new GroupCommit(db);
+  const credentials = new Credentials(db, clock, holds, groupCommit);
   const deliveryHealth = new DeliveryHealthLog({ ephemeral, clock });
   const configVersions = new ConfigVersions(db, clock);
   const secrets = new ConfigSecrets(keyRing);
@@ -294,7 +296,6 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
       await audit.append(tenant.id, { actor: `user:${userId}`, action: 'signin.reported', targetUserId: userId, details });
     },
   });
-  const groupCommit = new GroupCommit(db);
   const sessions = new Sessions(
     db,
     clock,

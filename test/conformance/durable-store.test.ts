@@ -128,6 +128,29 @@ for (const spec of backends) {
       await expect(refused).rejects.toThrow();
     });
 
+    it('claims a TOTP step once when the claims share a group commit with each other and with inserts', async () => {
+      const t = await s.tenants.create('step-claims');
+      const user = await s.users.create(t.id, { username: 'ida' });
+      const other = await s.users.create(t.id, { username: 'jo' });
+      const credential = await s.credentials.insert({ tenantId: t.id, userId: user.id, type: 'totp', label: 'app', state: 'active', secret: 'x' });
+      const second = await s.credentials.insert({ tenantId: t.id, userId: other.id, type: 'totp', label: 'app', state: 'active', secret: 'x' });
+      // Asked in one turn of the event loop: one batch, one transaction, with a session insert beside them.
+      const [a, b, c, d] = await Promise.all([
+        s.credentials.consumeStep(credential, 100),
+        s.credentials.consumeStep(credential, 100),
+        s.credentials.consumeStep(second, 100),
+        s.credentials.consumeStep(credential, 99),
+        s.sessions.create({ tenantId: t.id, userId: user.id, scope: 'full', amr: ['pwd'] }),
+      ]);
+      expect([a, b].filter(Boolean)).toHaveLength(1);
+      expect(c).toBe(true);
+      // An earlier step asked after the later one was claimed in the same batch is refused: steps only move forward.
+      expect(d).toBe(false);
+      expect((await s.credentials.get(t.id, user.id, credential.id))!.lastStep).toBe(100);
+      expect(await s.credentials.consumeStep(credential, 100)).toBe(false);
+      expect(await s.credentials.consumeStep(credential, 101)).toBe(true);
+    });
+
     it('lists sign-in events newest first, in pages, and refuses a forged cursor', async () => {
       const t = await s.tenants.create('events');
       const user = await s.users.create(t.id, { username: 'gina' });
