@@ -73,7 +73,7 @@ export class OidcProviders {
     // Loaded on first use: on Node 20 the library prints a runtime warning at import,
     // which the command line's one-line errors must not carry.
     const oidc = await import('oidc-provider');
-    const provider = new oidc.default(`${this.deps.publicUrl}/t/${tenant.slug}`, await this.configuration(tenant, oidc.interactionPolicy));
+    const provider = new oidc.default(`${this.deps.publicUrl}/t/${tenant.slug}`, await this.configuration(tenant, oidc.interactionPolicy, oidc.errors));
     // The provider reads host and scheme from X-Forwarded-Host/-Proto, which the routes set from
     // STEADFAST_PUBLIC_URL on every request (whatever a client or proxy sent).
     provider.proxy = true;
@@ -84,7 +84,11 @@ export class OidcProviders {
     return provider;
   }
 
-  private async configuration(tenant: Tenant, interactionPolicy: typeof import('oidc-provider').interactionPolicy): Promise<Configuration> {
+  private async configuration(
+    tenant: Tenant,
+    interactionPolicy: typeof import('oidc-provider').interactionPolicy,
+    errors: typeof import('oidc-provider').errors,
+  ): Promise<Configuration> {
     const { deps } = this;
     const policy = interactionPolicy.base();
     // `acr_values` asking for a second factor the current session has not proved sends the user through sign-in again.
@@ -104,7 +108,7 @@ export class OidcProviders {
       }),
     );
     return {
-      adapter: storageAdapterFor(deps, tenant.id),
+      adapter: storageAdapterFor(deps, tenant.id, errors),
       jwks: { keys: (await deps.keys.forTenant(tenant.id)) as never },
       cookies: { keys: [deps.keyRing.deriveKey(`oidc-cookies:${tenant.id}`).toString('base64url')], long: { signed: true }, short: { signed: true } },
       routes: {
