@@ -149,6 +149,9 @@ export class OidcProviders {
         };
       },
       extraClientMetadata: { properties: ['urn:steadfast:first_party'] },
+      // An authorization request is kept (interaction, pushed request) with all its parameters; the free-text ones
+      // are bounded so nobody stores tens of kilobytes a request. The others are checked against lists or formats.
+      extraParams: boundedFreeTextParams(errors),
       // First-party apps are the tenant's own: they skip the consent page.
       async loadExistingGrant(ctx) {
         const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
@@ -200,4 +203,17 @@ export class OidcProviders {
       },
     };
   }
+}
+
+/** The longest free-text authorization parameter kept: far above any real `state` or `nonce` (a JWT state included). */
+export const MAX_FREE_TEXT_PARAM = 2048;
+const FREE_TEXT_PARAMS = ['state', 'nonce', 'login_hint', 'ui_locales', 'claims_locales', 'acr_values', 'scope'] as const;
+
+/** Validators (oidc-provider's `extraParams`) that refuse a free-text parameter over the bound with invalid_request. */
+function boundedFreeTextParams(errors: typeof import('oidc-provider').errors): Record<string, (ctx: unknown, value: string | undefined) => Promise<void>> {
+  const check = (name: string) => async (_ctx: unknown, value: string | undefined) => {
+    if (typeof value === 'string' && value.length > MAX_FREE_TEXT_PARAM)
+      throw new errors.InvalidRequest(`${name} is too long (at most ${MAX_FREE_TEXT_PARAM} characters)`);
+  };
+  return Object.fromEntries(FREE_TEXT_PARAMS.map((name) => [name, check(name)]));
 }

@@ -26,7 +26,7 @@ for (const spec of backends) {
     let clientSecret = '';
     let publicClientId = '';
     const clock = new ManualClock(Date.now());
-    const meeting = new MeetingPoint(2);
+    let meeting = new MeetingPoint(2);
     const basic = () => `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}`;
 
     /** A user with password and authenticator app, signed in over the API in a fresh browser. */
@@ -132,7 +132,7 @@ for (const spec of backends) {
     it('lets exactly one of two simultaneous redemptions of a code through, and revokes the grant', async () => {
       const code = await codeFor(await signedInBrowser('ana'));
       // Both requests have read the unused code before either marks it used.
-      meeting.holdCalls((await models()).AuthorizationCode, 'find');
+      meeting = new MeetingPoint(2).holdCalls((await models()).AuthorizationCode, 'find');
       const answers = await Promise.all([redeem(code), redeem(code)]);
       meeting.restore();
       expect(meeting.met).toBe(1);
@@ -148,7 +148,7 @@ for (const spec of backends) {
     it('lets exactly one of two simultaneous uses of a refresh token through, and revokes the grant', async () => {
       const first = await redeem(await codeFor(await signedInBrowser('ben')));
       expect(first.status).toBe(200);
-      meeting.holdCalls((await models()).RefreshToken, 'find');
+      meeting = new MeetingPoint(2).holdCalls((await models()).RefreshToken, 'find');
       const answers = await Promise.all([refresh(first.body.refresh_token!), refresh(first.body.refresh_token!)]);
       meeting.restore();
       expect(meeting.met).toBe(1);
