@@ -36,14 +36,27 @@ export interface ProviderDeps {
   };
   onLogout?: (ctx: KoaContextWithOIDC, tenant: Tenant) => Promise<void>;
   /**
-   * The user of the browser's Steadfast session in this tenant (a full one,
-   * still live), or undefined: the provider's session is good only while it is.
+   * The browser's Steadfast session in this tenant (a full one, still live, of
+   * an active user), or undefined: the provider's session is good only while it is.
    */
-  steadfastUser(ctx: KoaContextWithOIDC, tenant: Tenant): Promise<string | undefined>;
+  steadfastSession(ctx: KoaContextWithOIDC, tenant: Tenant): Promise<SteadfastSessionRef | undefined>;
+  /**
+   * Records that the provider's session (its id) stands on this Steadfast
+   * session, so that ending the Steadfast session by any way (the pages, or the
+   * API, which sees no provider cookie) ends the provider's and its grants.
+   */
+  linkSessions(tenantId: string, providerSessionId: string, steadfast: SteadfastSessionRef): Promise<void>;
   /** The provider's session lasts no longer than a Steadfast session. */
   sessionLifetimeSeconds: number;
   /** Told of the provider's own failures (a bug or a store outage), without tokens or codes. */
   onServerError?: (tenant: Tenant, err: Error) => void;
+}
+
+/** A Steadfast session as the provider's session depends on it. */
+export interface SteadfastSessionRef {
+  id: string;
+  userId: string;
+  expiresAt: number;
 }
 
 /** How long an app's sign-in may take at Steadfast's pages. */
@@ -104,7 +117,11 @@ export class OidcProviders {
       new interactionPolicy.Check('steadfast_session_ended', 'the Steadfast session behind this sign-in has ended', 'login_required', async (ctx) => {
         const accountId = ctx.oidc.session?.accountId;
         if (!accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
-        return (await deps.steadfastUser(ctx, tenant)) === accountId ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
+        const steadfast = await deps.steadfastSession(ctx, tenant);
+        if (steadfast?.userId !== accountId) return interactionPolicy.Check.REQUEST_PROMPT;
+        // Every code is issued after this check passed: the Steadfast session it names is the one it stands on.
+        await deps.linkSessions(tenant.id, ctx.oidc.session!.jti, steadfast);
+        return interactionPolicy.Check.NO_NEED_TO_PROMPT;
       }),
     );
     return {
