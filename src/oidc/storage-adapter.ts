@@ -13,18 +13,16 @@ import { parseRecord } from '../store/parse-record.ts';
  */
 const EPHEMERAL_MODELS = new Set(['Interaction', 'AuthorizationCode', 'ReplayDetection', 'PushedAuthorizationRequest']);
 
-/** The library's error classes; it is loaded lazily (see provider-registry.ts), so they are handed in. */
+// The library's error classes; it is loaded lazily (see provider-registry.ts), so they are handed in.
 export type OidcErrorClasses = Pick<typeof OidcErrors, 'InvalidGrant' | 'InvalidRequestUri'>;
 
-/**
- * What a lost race to consume a single-use record does. oidc-provider decides
- * "already used?" on the record it read before consuming it; two requests that
- * read it at the same moment both see it unused. So `consume` claims the record
- * in one atomic step, and the request that loses is treated as the replay it is:
- * for a code or a refresh token the grant is revoked (every token it gave, the
- * winner's included) and the answer is invalid_grant, as the library does for a
- * replay it sees; a pushed request used twice is an invalid request_uri.
- */
+// What a lost race to consume a single-use record does. oidc-provider decides
+// "already used?" on the record it read before consuming it; two requests that
+// read it at the same moment both see it unused. So `consume` claims the record
+// in one atomic step, and the request that loses is treated as the replay it is:
+// for a code or a refresh token the grant is revoked (every token it gave, the
+// winner's included) and the answer is invalid_grant, as the library does for a
+// replay it sees; a pushed request used twice is an invalid request_uri.
 function lostConsumeRace(errors: OidcErrorClasses, revokeGrant: (grantId: string) => Promise<void>) {
   return async (model: string, grantId: unknown): Promise<never> => {
     if (model === 'PushedAuthorizationRequest') throw new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');

@@ -1,6 +1,6 @@
 import type { Db } from '../store/durable/database.ts';
 
-/** The model name of a link from a provider session to the Steadfast session it stands on. */
+// The model name of a link from a provider session to the Steadfast session it stands on.
 const PROVIDER_SESSION_LINK = 'SteadfastSessionLink';
 
 /**
