@@ -62,6 +62,11 @@ export function oidcRoutes(services: OidcRoutesDeps): FastifyPluginAsyncTypebox 
       if (endpoint?.[1] && (endpoint[1] !== endpoint[1].toLowerCase() || endpoint[2] === '/')) throw new AppError('not-found');
       // A new authorization request leaves an interaction in the store for minutes: limited per source.
       if (endpoint?.[1] === '/oidc/auth' && endpoint[2] === undefined) await services.anonymousStarts.take(request.ip);
+      // So does a pushed one (kept a minute); a public client's is as anonymous as the above, so it shares the
+      // budget. A confidential client authenticates with HTTP Basic (its only method here), so a request without
+      // it is either a public client's or refused before anything is stored; a public client sending Basic is refused.
+      else if (endpoint?.[1] === '/oidc/request' && endpoint[2] === undefined && !request.headers.authorization)
+        await services.anonymousStarts.take(request.ip);
       const provider = await services.oidc.forTenant(tenant);
       reply.hijack();
       for (const [name, value] of Object.entries(providerHeaders)) reply.raw.setHeader(name, value);

@@ -36,14 +36,27 @@ export interface ProviderDeps {
   };
   onLogout?: (ctx: KoaContextWithOIDC, tenant: Tenant) => Promise<void>;
   /**
-   * The user of the browser's Steadfast session in this tenant (a full one,
-   * still live), or undefined: the provider's session is good only while it is.
+   * The browser's Steadfast session in this tenant (a full one, still live, of
+   * an active user), or undefined: the provider's session is good only while it is.
    */
-  steadfastUser(ctx: KoaContextWithOIDC, tenant: Tenant): Promise<string | undefined>;
+  steadfastSession(ctx: KoaContextWithOIDC, tenant: Tenant): Promise<SteadfastSessionRef | undefined>;
+  /**
+   * Records that the provider's session (its id) stands on this Steadfast
+   * session, so that ending the Steadfast session by any way (the pages, or the
+   * API, which sees no provider cookie) ends the provider's and its grants.
+   */
+  linkSessions(tenantId: string, providerSessionId: string, steadfast: SteadfastSessionRef): Promise<void>;
   /** The provider's session lasts no longer than a Steadfast session. */
   sessionLifetimeSeconds: number;
   /** Told of the provider's own failures (a bug or a store outage), without tokens or codes. */
   onServerError?: (tenant: Tenant, err: Error) => void;
+}
+
+/** A Steadfast session as the provider's session depends on it. */
+export interface SteadfastSessionRef {
+  id: string;
+  userId: string;
+  expiresAt: number;
 }
 
 /** How long an app's sign-in may take at Steadfast's pages. */
@@ -73,7 +86,7 @@ export class OidcProviders {
     // Loaded on first use: on Node 20 the library prints a runtime warning at import,
     // which the command line's one-line errors must not carry.
     const oidc = await import('oidc-provider');
-    const provider = new oidc.default(`${this.deps.publicUrl}/t/${tenant.slug}`, await this.configuration(tenant, oidc.interactionPolicy));
+    const provider = new oidc.default(`${this.deps.publicUrl}/t/${tenant.slug}`, await this.configuration(tenant, oidc.interactionPolicy, oidc.errors));
     // The provider reads host and scheme from X-Forwarded-Host/-Proto, which the routes set from
     // STEADFAST_PUBLIC_URL on every request (whatever a client or proxy sent).
     provider.proxy = true;
@@ -84,7 +97,11 @@ export class OidcProviders {
     return provider;
   }
 
-  private async configuration(tenant: Tenant, interactionPolicy: typeof import('oidc-provider').interactionPolicy): Promise<Configuration> {
+  private async configuration(
+    tenant: Tenant,
+    interactionPolicy: typeof import('oidc-provider').interactionPolicy,
+    errors: typeof import('oidc-provider').errors,
+  ): Promise<Configuration> {
     const { deps } = this;
     const policy = interactionPolicy.base();
     // `acr_values` asking for a second factor the current session has not proved sends the user through sign-in again.
@@ -100,11 +117,15 @@ export class OidcProviders {
       new interactionPolicy.Check('steadfast_session_ended', 'the Steadfast session behind this sign-in has ended', 'login_required', async (ctx) => {
         const accountId = ctx.oidc.session?.accountId;
         if (!accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
-        return (await deps.steadfastUser(ctx, tenant)) === accountId ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
+        const steadfast = await deps.steadfastSession(ctx, tenant);
+        if (steadfast?.userId !== accountId) return interactionPolicy.Check.REQUEST_PROMPT;
+        // Every code is issued after this check passed: the Steadfast session it names is the one it stands on.
+        await deps.linkSessions(tenant.id, ctx.oidc.session!.jti, steadfast);
+        return interactionPolicy.Check.NO_NEED_TO_PROMPT;
       }),
     );
     return {
-      adapter: storageAdapterFor(deps, tenant.id),
+      adapter: storageAdapterFor(deps, tenant.id, errors),
       jwks: { keys: (await deps.keys.forTenant(tenant.id)) as never },
       cookies: { keys: [deps.keyRing.deriveKey(`oidc-cookies:${tenant.id}`).toString('base64url')], long: { signed: true }, short: { signed: true } },
       routes: {
@@ -145,6 +166,9 @@ export class OidcProviders {
         };
       },
       extraClientMetadata: { properties: ['urn:steadfast:first_party'] },
+      // An authorization request is kept (interaction, pushed request) with all its parameters; the free-text ones
+      // are bounded so nobody stores tens of kilobytes a request. The others are checked against lists or formats.
+      extraParams: boundedFreeTextParams(errors),
       // First-party apps are the tenant's own: they skip the consent page.
       async loadExistingGrant(ctx) {
         const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
@@ -196,4 +220,17 @@ export class OidcProviders {
       },
     };
   }
+}
+
+/** The longest free-text authorization parameter kept: far above any real `state` or `nonce` (a JWT state included). */
+export const MAX_FREE_TEXT_PARAM = 2048;
+const FREE_TEXT_PARAMS = ['state', 'nonce', 'login_hint', 'ui_locales', 'claims_locales', 'acr_values', 'scope'] as const;
+
+/** Validators (oidc-provider's `extraParams`) that refuse a free-text parameter over the bound with invalid_request. */
+function boundedFreeTextParams(errors: typeof import('oidc-provider').errors): Record<string, (ctx: unknown, value: string | undefined) => Promise<void>> {
+  const check = (name: string) => async (_ctx: unknown, value: string | undefined) => {
+    if (typeof value === 'string' && value.length > MAX_FREE_TEXT_PARAM)
+      throw new errors.InvalidRequest(`${name} is too long (at most ${MAX_FREE_TEXT_PARAM} characters)`);
+  };
+  return Object.fromEntries(FREE_TEXT_PARAMS.map((name) => [name, check(name)]));
 }

@@ -1,4 +1,4 @@
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { Adapter, AdapterPayload, errors as OidcErrors } from 'oidc-provider';
 import type { Db } from '../store/durable/database.ts';
 import type { Clock } from '../clock.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
@@ -13,8 +13,43 @@ import { parseRecord } from '../store/parse-record.ts';
  */
 const EPHEMERAL_MODELS = new Set(['Interaction', 'AuthorizationCode', 'ReplayDetection', 'PushedAuthorizationRequest']);
 
+// The library's error classes; it is loaded lazily (see provider-registry.ts), so they are handed in.
+export type OidcErrorClasses = Pick<typeof OidcErrors, 'InvalidGrant' | 'InvalidRequestUri'>;
+
+// What a lost race to consume a single-use record does. oidc-provider decides
+// "already used?" on the record it read before consuming it; two requests that
+// read it at the same moment both see it unused. So `consume` claims the record
+// in one atomic step, and the request that loses is treated as the replay it is:
+// for a code or a refresh token the grant is revoked (every token it gave, the
+// winner's included) and the answer is invalid_grant, as the library does for a
+// replay it sees; a pushed request used twice is an invalid request_uri.
+function lostConsumeRace(errors: OidcErrorClasses, revokeGrant: (grantId: string) => Promise<void>) {
+  return async (model: string, grantId: unknown): Promise<never> => {
+    if (model === 'PushedAuthorizationRequest') throw new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');
+    if (typeof grantId === 'string') await revokeGrant(grantId);
+    const label = model === 'AuthorizationCode' ? 'authorization code' : model === 'RefreshToken' ? 'refresh token' : model;
+    throw new errors.InvalidGrant(`${label} already consumed`);
+  };
+}
+
+type LostConsumeRace = ReturnType<typeof lostConsumeRace>;
+
 /** Builds the adapter oidc-provider asks for, one per model, scoped to one tenant. */
-export function storageAdapterFor(deps: { db: Db; ephemeral: EphemeralStore; clock: Clock; apps: Apps }, tenantId: string): new (model: string) => Adapter {
+export function storageAdapterFor(
+  deps: { db: Db; ephemeral: EphemeralStore; clock: Clock; apps: Apps },
+  tenantId: string,
+  errors: OidcErrorClasses,
+): new (model: string) => Adapter {
+  // A grant's durable records (its tokens, and the grant itself); its codes in the ephemeral store die with it,
+  // since redeeming one loads the grant.
+  const revokeGrant = async (grantId: string) => {
+    await deps.db
+      .deleteFrom('oidc_records')
+      .where('tenant_id', '=', tenantId)
+      .where((eb) => eb.or([eb('grant_id', '=', grantId), eb.and([eb('model', '=', 'Grant'), eb('id', '=', grantId)])]))
+      .execute();
+  };
+  const lost = lostConsumeRace(errors, revokeGrant);
   return class StorageAdapter implements Adapter {
     private readonly inner: Adapter;
 
@@ -23,8 +58,8 @@ export function storageAdapterFor(deps: { db: Db; ephemeral: EphemeralStore; clo
         model === 'Client'
           ? new ClientAdapter(deps.apps, tenantId)
           : EPHEMERAL_MODELS.has(model)
-            ? new EphemeralAdapter(deps.ephemeral, tenantId, model)
-            : new DurableAdapter(deps.db, deps.clock, tenantId, model);
+            ? new EphemeralAdapter(deps.ephemeral, tenantId, model, lost)
+            : new DurableAdapter(deps.db, deps.clock, tenantId, model, lost);
     }
 
     upsert(id: string, payload: AdapterPayload, expiresIn: number) {
@@ -57,6 +92,7 @@ class DurableAdapter implements Adapter {
     private readonly clock: Clock,
     private readonly tenantId: string,
     private readonly model: string,
+    private readonly lost: LostConsumeRace,
   ) {}
 
   private where() {
@@ -109,14 +145,26 @@ class DurableAdapter implements Adapter {
     return this.one(this.where().where('user_code', '=', userCode));
   }
 
+  /** Marks the record used in one statement that only an unused record passes: of racing callers exactly one does. */
   async consume(id: string): Promise<void> {
-    await this.db
+    const result = await this.db
       .updateTable('oidc_records')
       .set({ consumed_at: this.clock.now() })
       .where('tenant_id', '=', this.tenantId)
       .where('model', '=', this.model)
       .where('id', '=', id)
-      .execute();
+      .where('consumed_at', 'is', null)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) === 1) return;
+    // Used meanwhile (or revoked meanwhile, which leaves nothing to read a grant from).
+    const row = await this.db
+      .selectFrom('oidc_records')
+      .select('grant_id')
+      .where('tenant_id', '=', this.tenantId)
+      .where('model', '=', this.model)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    await this.lost(this.model, row?.grant_id);
   }
 
   async destroy(id: string): Promise<void> {
@@ -137,6 +185,7 @@ class EphemeralAdapter implements Adapter {
     private readonly store: EphemeralStore,
     private readonly tenantId: string,
     private readonly model: string,
+    private readonly lost: LostConsumeRace,
   ) {}
 
   private key(id: string) {
@@ -168,10 +217,14 @@ class EphemeralAdapter implements Adapter {
     return undefined;
   }
 
+  /**
+   * Claims the record with an atomic set-if-absent of a consumed mark (of racing callers exactly one
+   * stores it), then marks the record itself so that a later find sees it used.
+   */
   async consume(id: string): Promise<void> {
     const record = await this.record(id);
-    if (!record) return;
-    const ttlMs = typeof record.payload.exp === 'number' ? Math.max(1000, record.payload.exp * 1000 - Date.now()) : 60_000;
+    const ttlMs = typeof record?.payload.exp === 'number' ? Math.max(1000, record.payload.exp * 1000 - Date.now()) : 60_000;
+    if (!record || !(await this.store.setIfAbsent(`${this.key(id)}:consumed`, 1, ttlMs))) return this.lost(this.model, record?.payload.grantId);
     await this.store.set(this.key(id), { ...record, consumed: Math.floor(Date.now() / 1000) }, ttlMs);
   }
 

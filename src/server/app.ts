@@ -270,6 +270,7 @@ export async function buildApp(services: Services, options: AppOptions) {
       events: services.events,
       reports: services.reports,
       sessions: services.sessions,
+      oidcRevocation: services.oidcRevocation,
     }),
   );
   await app.register(adminApi({ auth: services.auth, admin: services.admin, users: services.users }));

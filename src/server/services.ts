@@ -413,6 +413,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
 
   const ephemeralStore = ephemeral;
   const signingKeys = new SigningKeys(db, clock, keyRing);
+  const oidcRevocation = new OidcRevocation(db);
   const oidc = new OidcProviders({
     db,
     ephemeral,
@@ -431,16 +432,16 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
       const session = token ? await sessions.authenticate(token) : undefined;
       if (session) await sessions.revoke(session);
     },
-    async steadfastUser(ctx, tenant) {
+    async steadfastSession(ctx, tenant) {
       const token = ctx.cookies.get(cookieNames(config.publicUrl).session);
       const session = token ? await sessions.authenticate(token) : undefined;
       if (!session || session.tenantId !== tenant.id || session.scope !== 'full') return undefined;
       const user = await users.get(tenant.id, session.userId);
-      return user?.status === 'active' ? user.id : undefined;
+      return user?.status === 'active' ? { id: session.id, userId: user.id, expiresAt: session.expiresAt } : undefined;
     },
+    linkSessions: (tenantId, providerSessionId, steadfast) => oidcRevocation.linkProviderSession(tenantId, providerSessionId, steadfast),
     sessionLifetimeSeconds: config.sessions.lifetimeMinutes * 60,
   });
-  const oidcRevocation = new OidcRevocation(db);
   // Whatever ends all of a user's sessions ends what the provider issued on their strength, and voids the
   // known-browser marks (an old one on a shared computer must not keep a place in the owner's budget).
   sessions.onAllEnded((tenantId, userId) => oidcRevocation.endForAccount(tenantId, userId));

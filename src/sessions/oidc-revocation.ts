@@ -1,5 +1,8 @@
 import type { Db } from '../store/durable/database.ts';
 
+// The model name of a link from a provider session to the Steadfast session it stands on.
+const PROVIDER_SESSION_LINK = 'SteadfastSessionLink';
+
 /**
  * Ends what the OpenID Connect provider issued, when Steadfast ends a user's
  * access: otherwise the provider's own session (and the refresh tokens of the
@@ -7,6 +10,52 @@ import type { Db } from '../store/durable/database.ts';
  */
 export class OidcRevocation {
   constructor(private readonly db: Db) {}
+
+  /**
+   * Notes that a provider session stands on a Steadfast session (the provider's
+   * interaction policy saw it there). Kept beside the provider's records, under
+   * a model of its own the provider never reads: the row's `uid` holds the
+   * Steadfast session id (indexed for the look-up at sign-out), `account_id` the
+   * user (so ending all of a user's access removes it too), and it expires with
+   * the Steadfast session. A later sign-in in the same browser moves the link.
+   */
+  async linkProviderSession(tenantId: string, providerSessionId: string, steadfast: { id: string; userId: string; expiresAt: number }): Promise<void> {
+    const row = {
+      tenant_id: tenantId,
+      model: PROVIDER_SESSION_LINK,
+      id: providerSessionId,
+      payload: '{}',
+      grant_id: null,
+      uid: steadfast.id,
+      user_code: null,
+      expires_at: steadfast.expiresAt,
+      consumed_at: null,
+      account_id: steadfast.userId,
+    };
+    await this.db
+      .insertInto('oidc_records')
+      .values(row)
+      .onConflict((oc) => oc.columns(['tenant_id', 'model', 'id']).doUpdateSet({ uid: row.uid, expires_at: row.expires_at, account_id: row.account_id }))
+      .execute();
+  }
+
+  /**
+   * What the provider issued on the strength of one Steadfast session: the
+   * provider sessions that stood on it and the grants made in them, as signing
+   * out on the pages ends them. Signing out through the API has no provider
+   * cookie to go by, so it goes by the links.
+   */
+  async endSteadfastSession(tenantId: string, steadfastSessionId: string, accountId: string): Promise<void> {
+    const links = await this.db
+      .selectFrom('oidc_records')
+      .select('id')
+      .where('tenant_id', '=', tenantId)
+      .where('model', '=', PROVIDER_SESSION_LINK)
+      .where('uid', '=', steadfastSessionId)
+      .where('account_id', '=', accountId)
+      .execute();
+    for (const link of links) await this.endBrowserSession(tenantId, link.id, accountId);
+  }
 
   /**
    * Everything issued to the user in this tenant: provider sessions, grants,
@@ -33,14 +82,27 @@ export class OidcRevocation {
       .where('id', '=', sessionId)
       .where('account_id', '=', accountId)
       .executeTakeFirst();
-    if (!row) return;
+    if (!row) {
+      await this.db
+        .deleteFrom('oidc_records')
+        .where('tenant_id', '=', tenantId)
+        .where('model', '=', PROVIDER_SESSION_LINK)
+        .where('id', '=', sessionId)
+        .execute();
+      return;
+    }
     const authorizations = (JSON.parse(row.payload) as { authorizations?: Record<string, { grantId?: unknown }> }).authorizations ?? {};
     const grantIds = Object.values(authorizations)
       .map((a) => a.grantId)
       .filter((g): g is string => typeof g === 'string');
     await this.db.transaction().execute(async (trx) => {
       if (grantIds.length > 0) await trx.deleteFrom('oidc_records').where('tenant_id', '=', tenantId).where('grant_id', 'in', grantIds).execute();
-      await trx.deleteFrom('oidc_records').where('tenant_id', '=', tenantId).where('model', '=', 'Session').where('id', '=', sessionId).execute();
+      await trx
+        .deleteFrom('oidc_records')
+        .where('tenant_id', '=', tenantId)
+        .where('model', 'in', ['Session', PROVIDER_SESSION_LINK])
+        .where('id', '=', sessionId)
+        .execute();
     });
   }
 }

@@ -146,6 +146,34 @@ for (const spec of backends) {
       expect((again as { url: URL }).url.searchParams.get('error')).toBe('login_required');
     });
 
+    it("ends the app sign-in and its refresh tokens issued on a session when that session signs out through the API, and no other's", async () => {
+      const { browser, token: sessionToken, secret } = await signedInBrowser('uma');
+      const tokens = await tokensFor(browser);
+      // The same user on another device, with an app sign-in of its own.
+      const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'uma', password: PASSWORD });
+      clock.advance(30_000);
+      const done = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, { method: 'totp', code: totpCode(secret, clock.now()) });
+      const elsewhere = new PageClient(server.url);
+      elsewhere.cookies.set('sf_session', done.body.session.token);
+      const otherTokens = await tokensFor(elsewhere);
+
+      // The bearer token is all the API sees: no provider cookie comes with it.
+      expect((await api(server.url, 'DELETE', '/api/v1/me/session', undefined, sessionToken)).status).toBe(204);
+      expect((await refresh(tokens.refresh_token!)).body.error).toBe('invalid_grant');
+      const userinfo = (accessToken: string) =>
+        fetch(`${server.url}/t/acme/oidc/userinfo`, { headers: { authorization: `Bearer ${accessToken}` } }).then((r) => r.status);
+      expect(await userinfo(tokens.access_token!)).toBe(401);
+      const sessionRecord = await server.services.durable.db
+        .selectFrom('oidc_records')
+        .select('id')
+        .where('model', '=', 'Session')
+        .where('id', '=', browser.cookies.get('_session')!)
+        .executeTakeFirst();
+      expect(sessionRecord).toBeUndefined();
+      // The other device's app sign-in stands on a session that is still live.
+      expect((await refresh(otherTokens.refresh_token!)).status).toBe(200);
+    });
+
     for (const [what, end] of [
       [
         'an administrator ends the sessions',

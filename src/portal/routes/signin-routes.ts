@@ -31,7 +31,7 @@ export interface SigninRoutesDeps {
   signin: SigninService;
   auth: Pick<RequestAuth, 'findPrincipal' | 'setSessionCookie' | 'clearSessionCookie'>;
   sessions: Pick<Sessions, 'revoke'>;
-  oidcRevocation: Pick<OidcRevocation, 'endBrowserSession'>;
+  oidcRevocation: Pick<OidcRevocation, 'endBrowserSession' | 'endSteadfastSession'>;
   knownBrowsers: Pick<KnownBrowsers, 'issue'>;
   flash: PageFlash;
   publicUrl: string;
@@ -408,6 +408,8 @@ export function signinRoutes(deps: SigninRoutesDeps): FastifyPluginAsyncTypebox 
           // The apps' sign-in session in this browser (the OpenID Connect provider's) ends too, with its grants.
           const providerSession = request.cookies[OIDC_SESSION_COOKIE];
           if (providerSession) await deps.oidcRevocation.endBrowserSession(principal.tenant.id, providerSession, principal.user.id);
+          // And any other that stood on this Steadfast session (its cookie is scoped to the issuer's path).
+          await deps.oidcRevocation.endSteadfastSession(principal.tenant.id, principal.session.id, principal.user.id);
         }
         deps.auth.clearSessionCookie(reply);
         // "Sign in again" (to change methods) comes back here with the username filled in and a way back.

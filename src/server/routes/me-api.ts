@@ -7,6 +7,7 @@ import type { SigninEvents } from '../../activity/signin-events.ts';
 import type { SigninReports } from '../../activity/signin-report.ts';
 import type { Sessions } from '../../sessions/sessions.ts';
 import { DeliveryInfo, IdParams, MethodView, SigninEventView, signinEventView, WebAuthnAttestation } from '../../http/api-schemas.ts';
+import type { OidcRevocation } from '../../sessions/oidc-revocation.ts';
 import { requestContext } from '../../http/request-context.ts';
 
 const bearer = [{ bearerAuth: [] }];
@@ -20,6 +21,7 @@ export interface MeApiDeps {
   events: Pick<SigninEvents, 'listForUser'>;
   reports: Pick<SigninReports, 'report'>;
   sessions: Pick<Sessions, 'revoke'>;
+  oidcRevocation: Pick<OidcRevocation, 'endSteadfastSession'>;
 }
 
 export function meApi(services: MeApiDeps): FastifyPluginAsyncTypebox {
@@ -273,8 +275,10 @@ export function meApi(services: MeApiDeps): FastifyPluginAsyncTypebox {
         config: { admissionClass: 'self-service', duringOutage: true },
       },
       async (request, reply) => {
-        const { session } = await services.auth.requirePrincipal(request, 'sign-out');
+        const { session, tenant, user } = await services.auth.requirePrincipal(request, 'sign-out');
         await services.sessions.revoke(session);
+        // The apps' sign-in sessions that stood on this session end too, with their grants, as on the pages.
+        await services.oidcRevocation.endSteadfastSession(tenant.id, session.id, user.id);
         return reply.code(204).send();
       },
     );
