@@ -43,39 +43,6 @@ export class KeyRing {
     return [VERSION, this.active.id, b64(wrapIv), b64(wrapped), b64(dataIv), b64(body)].join('.');
   }
 
-  /**
-   * `seal` for large values (megabytes): the same sealed format, encrypted and
-   * encoded a slice at a time with a turn of the event loop between slices, so
-   * a node sealing its fallback snapshot keeps answering sign-ins meanwhile.
-   */
-  async sealInSlices(plaintext: Buffer, context: string, sliceBytes = 256 * 1024): Promise<string> {
-    const dataKey = randomBytes(32);
-    const wrapIv = randomBytes(IV_BYTES);
-    const wrapped = gcmEncrypt(this.active.key, wrapIv, dataKey, `wrap:${this.active.id}`);
-    const dataIv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', dataKey, dataIv, { authTagLength: TAG_BYTES });
-    cipher.setAAD(Buffer.from(context));
-    // Base64 of whole 3-byte groups joins up into the base64 of the whole.
-    const step = Math.max(3, sliceBytes - (sliceBytes % 3));
-    const encoded: string[] = [];
-    let carry: Buffer = Buffer.alloc(0);
-    const encodeWhole = (bytes: Buffer) => {
-      const whole = bytes.length - (bytes.length % 3);
-      encoded.push(b64(bytes.subarray(0, whole)));
-      carry = bytes.subarray(whole);
-    };
-    try {
-      for (let at = 0; at < plaintext.length; at += step) {
-        encodeWhole(Buffer.concat([carry, cipher.update(plaintext.subarray(at, at + step))]));
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-      encoded.push(b64(Buffer.concat([carry, cipher.final(), cipher.getAuthTag()])));
-    } finally {
-      dataKey.fill(0);
-    }
-    return [VERSION, this.active.id, b64(wrapIv), b64(wrapped), b64(dataIv), encoded.join('')].join('.');
-  }
-
   open(sealed: string, context: string): Buffer {
     const parts = sealed.split('.');
     if (parts.length !== 6 || parts[0] !== VERSION) throw new Error('sealed value has an unknown format');

@@ -17,30 +17,6 @@ describe('key ring', () => {
     expect(ring.open(a, 'totp-secret:1').toString()).toBe('JBSWY3DPEHPK3PXP');
   });
 
-  it('seals large values a slice at a time into the same format, whatever the length against the slice', async () => {
-    for (const [length, slice] of [
-      [0, 9],
-      [1, 9],
-      [8, 9],
-      [9, 9],
-      [10, 10],
-      [100_001, 4096],
-      [3 * 65_536, 65_536],
-    ] as const) {
-      const value = randomBytes(length);
-      const sealed = await ring.sealInSlices(value, 'snapshot', slice);
-      expect(sealed.split('.')).toHaveLength(6);
-      expect(ring.open(sealed, 'snapshot').equals(value), `${length} bytes in slices of ${slice}`).toBe(true);
-      expect(() => ring.open(sealed, 'elsewhere')).toThrow();
-    }
-    // The event loop gets turns while it seals.
-    let turns = 0;
-    const ticking = setInterval(() => turns++, 0);
-    await ring.sealInSlices(randomBytes(2_000_000), 'snapshot', 64 * 1024);
-    clearInterval(ticking);
-    expect(turns).toBeGreaterThan(0);
-  });
-
   it('refuses a value moved to another context (row or purpose)', () => {
     const sealed = ring.seal('secret', 'totp-secret:1');
     expect(() => ring.open(sealed, 'totp-secret:2')).toThrow();

@@ -209,7 +209,7 @@ export class DurableFailover implements FallbackRouting {
     this.timers = [];
     await this.replaying;
     try {
-      await this.snapshot?.save(this.options.snapshotFile, this.options.keyRing);
+      this.snapshot?.save(this.options.snapshotFile, this.options.keyRing);
     } catch (error) {
       this.options.onBackgroundError?.(error as Error, 'saving the fallback snapshot');
     }
@@ -433,11 +433,7 @@ export class DurableFailover implements FallbackRouting {
     };
     every(this.options.pollMs ?? 1000, () => this.pollOnce(), 'reading the change feed');
     every(this.options.probeMs ?? 1000, () => this.probeOnce(), 'probing the database');
-    every(
-      this.options.saveMs ?? 5000,
-      () => this.snapshot?.save(this.options.snapshotFile, this.options.keyRing).then(() => {}),
-      'saving the fallback snapshot',
-    );
+    every(this.options.saveMs ?? 5000, () => void this.snapshot?.save(this.options.snapshotFile, this.options.keyRing), 'saving the fallback snapshot');
     every(60_000, () => this.housekeeping(), 'pruning the change feed');
   }
 

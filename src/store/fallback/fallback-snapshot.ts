@@ -1,6 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { threadId } from 'node:worker_threads';
+import { existsSync, readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect, type Selectable } from 'kysely';
@@ -44,7 +42,6 @@ export class FallbackSnapshot {
   /** Clock ms of the database state this copy reflects (last full copy or change-feed poll that reached the database). */
   syncedAt = 0;
   private dirty = false;
-  private saving: Promise<void> | undefined;
 
   private constructor(readonly sqlite: SqliteDatabase.Database) {
     this.db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
@@ -103,41 +100,16 @@ export class FallbackSnapshot {
     this.dirty = true;
   }
 
-  /**
-   * Writes the sealed file when anything changed since the last save: to a
-   * temporary file of this thread's own (the workers of a node share the data
-   * dir), then renamed over, so a crash leaves the old file whole. Sealing
-   * megabytes takes slices with turns of the event loop between them; a save
-   * still under way when the next is due makes that one wait for the one after.
-   */
-  async save(file: string, keyRing: KeyRing): Promise<boolean> {
-    // One save at a time: a later one waits for the one under way, then saves what changed since.
-    while (this.saving) await this.saving.catch(() => {});
+  /** Writes the sealed file when anything changed since the last save: to a temporary file, then renamed over, so a crash leaves the old file whole. */
+  save(file: string, keyRing: KeyRing): boolean {
     if (!this.dirty) return false;
     this.dirty = false;
-    const saving = this.write(file, keyRing);
-    this.saving = saving;
-    try {
-      await saving;
-      return true;
-    } catch (error) {
-      this.dirty = true;
-      throw error;
-    } finally {
-      if (this.saving === saving) this.saving = undefined;
-    }
-  }
-
-  private async write(file: string, keyRing: KeyRing): Promise<void> {
-    const syncedAt = this.syncedAt;
-    const data = await keyRing.sealInSlices(this.sqlite.serialize(), FILE_CONTEXT);
-    // The sealed text is base64url and dots: it needs no escaping, so the JSON is put together rather
-    // than stringified (a scan of megabytes on the event loop).
-    const text = `{"syncedAt":${JSON.stringify(syncedAt)},"data":"${data}"}`;
-    await mkdir(dirname(file), { recursive: true });
-    const temporary = `${file}.${process.pid}-${threadId}.tmp`;
-    await writeFile(temporary, text, { mode: 0o600 });
-    await rename(temporary, file);
+    mkdirSync(dirname(file), { recursive: true });
+    const sealed = JSON.stringify({ syncedAt: this.syncedAt, data: keyRing.seal(this.sqlite.serialize(), FILE_CONTEXT) });
+    const temporary = `${file}.tmp`;
+    writeFileSync(temporary, sealed, { mode: 0o600 });
+    renameSync(temporary, file);
+    return true;
   }
 
   /** Marks the copy as changed by a local write (made during an outage), so the next save keeps it. */
