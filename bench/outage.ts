@@ -203,7 +203,13 @@ try {
         answered.map((o) => o.ms),
         0.99,
       ),
-      statuses: mine.reduce<Record<number, number>>((acc, o) => ({ ...acc, [o.status]: (acc[o.status] ?? 0) + 1 }), {}),
+      statuses: mine.reduce<Record<string, number>>((acc, o) => {
+        // A failure is named by its status, the step that failed and the problem it answered: "404 at step 2 (flow-not-found)".
+        const key = o.ok
+          ? '200'
+          : `${o.status === 0 ? 'no answer' : o.status} at step ${o.failed?.step ?? '?'}${o.failed?.problem ? ` (${o.failed.problem})` : ''}`;
+        return { ...acc, [key]: (acc[key] ?? 0) + 1 };
+      }, {}),
     };
   });
   const healthy = phases[0]!;
@@ -213,7 +219,7 @@ try {
   for (const phase of phases.slice(1)) {
     const statuses = Object.entries(phase.statuses)
       .filter(([status]) => status !== '200')
-      .map(([status, n]) => `${status === '0' ? 'no answer' : status}: ${n}`)
+      .map(([status, n]) => `${status}: ${n}`)
       .join(', ');
     out(
       `${phase.name.padEnd(24)} ${fmt(pct(phase.ok, phase.sent), 2)}% of ${phase.sent} succeeded, p99 ${fmt(phase.p99)} ms = ${fmt(phase.p99 / healthy.p99, 2)}x healthy` +

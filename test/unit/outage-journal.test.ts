@@ -53,12 +53,12 @@ describe('the outage journal', () => {
     flushes[1]!.done(null);
     for (const append of during) expect(await settled(append)).toBe(true);
     expect(flushes).toHaveLength(2);
-    journal.close();
+    await journal.close();
 
     // All there, in order, after the file is opened again.
     const reopened = new OutageJournal(join(dir, 'group.db'), ring, 'node-a');
     expect(reopened.head(100).map((e) => e.payload)).toEqual(Array.from({ length: 21 }, (_, i) => entry(i + 1)));
-    reopened.close();
+    await reopened.close();
   });
 
   it('fails the appends a failed flush was to carry', async () => {
@@ -74,6 +74,6 @@ describe('the outage journal', () => {
     const next = journal.append(2, [entry(2)]);
     flushes[1]!.done(null);
     await next;
-    journal.close();
+    await journal.close();
   });
 });

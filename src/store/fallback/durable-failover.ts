@@ -216,7 +216,7 @@ export class DurableFailover implements FallbackRouting {
     await this.snapshot?.close();
     // Appends still being flushed are waited for (their callers are answered once they are on disk).
     await this.options.journal.durable().catch(() => {});
-    this.options.journal.close();
+    await this.options.journal.close();
   }
 
   /** Reads the change feed once (tests call it; the timer does in a node). */

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import SqliteDatabase from 'better-sqlite3';
 import type { KeyRing } from '../../crypto/key-ring.ts';
+import { startCheckpointer, type Checkpointer } from '../durable/sqlite-checkpointer.ts';
 
 /** A write made during an outage, to be made again in the database when it returns. */
 export type JournalPayload =
@@ -37,7 +38,8 @@ const CONTEXT = 'outage-journal:v1';
  * was under way. That is what synchronous=FULL does, without its price: one
  * blocking fsync per append (measured at 8 ms median, 28 ms p99 on the bench
  * machine's disk, three per sign-in) held the event loop for a third of each
- * second at the outage bench's load.
+ * second at the outage bench's load. Checkpoints (which sync too) run in a
+ * worker thread of their own, not in the append that crosses the threshold.
  */
 export class OutageJournal {
   private readonly sqlite: SqliteDatabase.Database;
@@ -46,6 +48,7 @@ export class OutageJournal {
   private readonly wal: number | undefined;
   private flushing: Promise<void> | undefined;
   private nextFlush: Promise<void> | undefined;
+  private readonly checkpointer: Checkpointer | undefined;
 
   constructor(
     file: string,
@@ -63,6 +66,7 @@ export class OutageJournal {
     this.appendStatement = this.sqlite.prepare('insert into journal (id, at, sealed) values (?, ?, ?)');
     // The log file exists from the first write on, and stays the same file while this connection is open.
     this.wal = file === ':memory:' ? undefined : openSync(`${file}-wal`, 'r+');
+    this.checkpointer = file === ':memory:' ? undefined : startCheckpointer(this.sqlite, file);
   }
 
   /**
@@ -142,7 +146,8 @@ export class OutageJournal {
     return (this.sqlite.prepare('select count(*) as n from journal').get() as { n: number }).n;
   }
 
-  close(): void {
+  async close(): Promise<void> {
+    await this.checkpointer?.stop();
     if (this.wal !== undefined) closeSync(this.wal);
     this.sqlite.close();
   }
