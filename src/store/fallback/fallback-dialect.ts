@@ -12,11 +12,10 @@ import {
   type OperationNode,
   type QueryCompiler,
   type QueryResult,
-  type SqliteDatabase,
-  type SqliteStatement,
   type TransactionSettings,
 } from 'kysely';
 import { AppError } from '../../errors/app-error.ts';
+import { withStatementCache } from '../durable/database.ts';
 import type { JournalPayload } from './outage-journal.ts';
 
 /** What happens to a statement while the node signs in from its fallback. */
@@ -289,38 +288,14 @@ class FallbackDriver implements Driver {
     // Without a snapshot (a node that never reached the database and has no file) there is nothing to serve from.
     if (!database) throw new AppError('unavailable', 'the database is unreachable and this node has no local fallback yet', {}, 5);
     if (!this.snapshotDriver || this.snapshotHandle !== database) {
-      const driver = new SqliteDialect({ database: reusingStatements(database) }).createDriver();
+      // Kysely prepares every statement it runs: while a node signs in from the snapshot (flows and codes
+      // too, when Redis is down) preparing was a twentieth of the event loop's time. The snapshot's
+      // statements run only through `all` and `run` (never a streaming `iterate`), so one is never met busy.
+      const driver = new SqliteDialect({ database: withStatementCache(database) }).createDriver();
       await driver.init();
       this.snapshotDriver = driver;
       this.snapshotHandle = database;
     }
     return this.snapshotDriver;
   }
-}
-
-/** Statements kept for reuse, at most (the SQL of a list query varies with its length). */
-const STATEMENT_CACHE = 500;
-
-/**
- * The snapshot with its prepared statements kept: Kysely's SQLite driver
- * prepares every statement it runs, and while a node signs in from the
- * snapshot (flows and codes too, when Redis is down) preparing was a
- * twentieth of the event loop's time. Statements only run through `all` and
- * `run` here (never a streaming `iterate` that could still be open), so
- * reusing one cannot meet it busy.
- */
-function reusingStatements(database: import('better-sqlite3').Database): SqliteDatabase {
-  const prepared = new Map<string, SqliteStatement>();
-  return {
-    close: () => database.close(),
-    prepare(sql: string): SqliteStatement {
-      let statement = prepared.get(sql);
-      if (!statement) {
-        statement = database.prepare(sql) as unknown as SqliteStatement;
-        if (prepared.size >= STATEMENT_CACHE) prepared.delete(prepared.keys().next().value!);
-        prepared.set(sql, statement);
-      }
-      return statement;
-    },
-  };
 }
