@@ -1,9 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { openSync, readFileSync, readdirSync } from 'node:fs';
 import { freePort } from '../test/helpers/free-port.ts';
 import autocannon from 'autocannon';
 
-/** Starts `steadfast start` as its own process, as an operator would, and waits for readiness. */
+/**
+ * Starts `steadfast start` as its own process, as an operator would, and waits for readiness.
+ * Its log (standard output) goes to the file BENCH_SERVER_LOG names, else nowhere.
+ */
 export async function startServerProcess(
   env: Record<string, string>,
   nodeArgs: string[] = [],
@@ -11,7 +14,7 @@ export async function startServerProcess(
   const port = await freePort();
   const child = spawn(process.execPath, [...nodeArgs, new URL('../bin/steadfast.js', import.meta.url).pathname, 'start'], {
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', process.env.BENCH_SERVER_LOG ? openSync(process.env.BENCH_SERVER_LOG, 'a') : 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
   // A node with workers migrates, calibrates and forks before it listens: on a busy machine that takes a while.

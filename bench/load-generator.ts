@@ -50,6 +50,8 @@ export interface Outcome {
   ok: boolean;
   ms: number;
   at: number;
+  /** When it failed: the step that did (1-based) and the problem type it answered, if any. */
+  failed?: { step: number; problem?: string };
 }
 
 export interface ClosedResult {
@@ -101,9 +103,15 @@ async function runOpen(job: Extract<Job, { kind: 'open' }>): Promise<Outcome[]> 
     const begin = performance.now();
     let status = 0;
     let previous: Record<string, unknown> | undefined;
+    let step = 0;
     try {
-      for (const step of steps) {
-        const res = await send(step, previous);
+      for (; step < steps.length; step++) {
+        // A step that goes on with a flow the previous answer did not start is told apart from a lost flow.
+        if (steps[step]!.flowFromPrevious && previous?.flow === undefined) {
+          status = -1;
+          break;
+        }
+        const res = await send(steps[step]!, previous);
         status = res.status;
         previous = res.body;
         if (status >= 300) break;
@@ -111,8 +119,18 @@ async function runOpen(job: Extract<Job, { kind: 'open' }>): Promise<Outcome[]> 
     } catch {
       status = 0;
     }
-    const ok = (status >= 200 && status < 300) || (stream.alsoSucceeds ?? []).includes(status);
-    return { stream: stream.name, status, ok, ms: performance.now() - begin, at: (begin - started) / 1000 };
+    const noFlow = status === -1 ? `no flow in the answer before (state ${String(previous?.state)})` : undefined;
+    if (noFlow) status = 200;
+    const ok = !noFlow && ((status >= 200 && status < 300) || (stream.alsoSucceeds ?? []).includes(status));
+    const problem = noFlow ?? (!ok && typeof previous?.type === 'string' ? previous.type.split('/').pop() : undefined);
+    return {
+      stream: stream.name,
+      status,
+      ok,
+      ms: performance.now() - begin,
+      at: (begin - started) / 1000,
+      ...(ok ? {} : { failed: { step: Math.min(step, steps.length - 1) + 1, ...(problem ? { problem } : {}) } }),
+    };
   };
 
   const sent = job.streams.map(() => 0);

@@ -19,6 +19,9 @@
  * the node against the entries the database recorded as applied, each once),
  * and the targets of issue 12 met or missed.
  *
+ * BENCH_PROFILE=DIR writes the node's CPU profile there (and prints the
+ * monotonic time of each switch, to cut it into phases).
+ *
  * Settings: BENCH_OUTAGE_SECONDS ("20,30,20,10": healthy, database down, both
  * down, recovery), BENCH_OUTAGE_USERS (5000; each user signs in once, so this
  * caps the rate), BENCH_OUTAGE_RATE (sign-ins per second; default half the
@@ -72,7 +75,7 @@ const env = {
   STEADFAST_MASTER_KEY: masterKey,
   STEADFAST_DATABASE_URL: postgres.url,
   STEADFAST_REDIS_URL: redis.url,
-  STEADFAST_LOG_LEVEL: 'error',
+  STEADFAST_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error',
   STEADFAST_TRUST_PROXY: '1',
   STEADFAST_NODE_NAME: 'bench-node',
 };
@@ -89,7 +92,8 @@ const secrets: string[] = [];
   out(`seeded ${USERS} returning users (password + TOTP) in ${fmt((performance.now() - seeding) / 1000, 1)} s`);
 }
 
-const server = await startServerProcess(env);
+const profileDir = process.env.BENCH_PROFILE;
+const server = await startServerProcess(env, profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
 const generator = startLoadGenerator();
 const database = new pg.Client({ connectionString: postgres.url });
 let exitCode = 0;
@@ -147,14 +151,20 @@ try {
     streams: [{ name: 'returning', rate, scenarios }],
   });
   const at = { dbDown: 0, bothDown: 0, back: 0, backDone: 0 };
+  // With a profile: the monotonic clock (µs, as the profile's timestamps) at each switch, to cut the profile into phases.
+  const mark = (what: string) => profileDir && out(`profile    ${what} at ${process.hrtime.bigint() / 1000n} µs (monotonic)`);
+  mark('load started');
   await sleep(HEALTHY_S * 1000);
   at.dbDown = since();
+  mark('database stopped');
   await postgres.down();
   await sleep(Math.max(0, (HEALTHY_S + DB_DOWN_S - since()) * 1000));
   at.bothDown = since();
+  mark('Redis killed');
   await redis.down();
   await sleep(Math.max(0, (HEALTHY_S + DB_DOWN_S + BOTH_DOWN_S - since()) * 1000));
   at.back = since();
+  mark('both started');
   await Promise.all([postgres.up(), redis.up()]);
   at.backDone = since();
   const outcomes: Outcome[] = await job;
@@ -193,7 +203,13 @@ try {
         answered.map((o) => o.ms),
         0.99,
       ),
-      statuses: mine.reduce<Record<number, number>>((acc, o) => ({ ...acc, [o.status]: (acc[o.status] ?? 0) + 1 }), {}),
+      statuses: mine.reduce<Record<string, number>>((acc, o) => {
+        // A failure is named by its status, the step that failed and the problem it answered: "404 at step 2 (flow-not-found)".
+        const key = o.ok
+          ? '200'
+          : `${o.status === 0 ? 'no answer' : o.status} at step ${o.failed?.step ?? '?'}${o.failed?.problem ? ` (${o.failed.problem})` : ''}`;
+        return { ...acc, [key]: (acc[key] ?? 0) + 1 };
+      }, {}),
     };
   });
   const healthy = phases[0]!;
@@ -203,7 +219,7 @@ try {
   for (const phase of phases.slice(1)) {
     const statuses = Object.entries(phase.statuses)
       .filter(([status]) => status !== '200')
-      .map(([status, n]) => `${status === '0' ? 'no answer' : status}: ${n}`)
+      .map(([status, n]) => `${status}: ${n}`)
       .join(', ');
     out(
       `${phase.name.padEnd(24)} ${fmt(pct(phase.ok, phase.sent), 2)}% of ${phase.sent} succeeded, p99 ${fmt(phase.p99)} ms = ${fmt(phase.p99 / healthy.p99, 2)}x healthy` +

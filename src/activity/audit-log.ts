@@ -174,7 +174,7 @@ export interface AuditLogOptions {
    * head is in the database): it is handed to the outage journal instead and
    * appended, with the time it happened, when the database returns.
    */
-  deferred?: { active(): boolean; write(tenantId: string, input: AuditInput, at: number): void };
+  deferred?: { active(): boolean; write(tenantId: string, input: AuditInput, at: number): Promise<void> };
 }
 
 /**
@@ -198,7 +198,7 @@ export class AuditLog {
     const deferred = this.options.deferred;
     if (deferred?.active()) {
       const at = this.clock.now();
-      deferred.write(tenantId, input, at);
+      await deferred.write(tenantId, input, at);
       // Not in a chain yet: seq 0 and no hash until the replay appends it.
       return {
         id: newSortableId(at),

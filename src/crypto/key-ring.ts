@@ -1,5 +1,5 @@
 /** The key ring: master keys by id, AES-256-GCM envelopes bound to their context, HKDF subkeys. */
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes, webcrypto } from 'node:crypto';
 
 /**
  * The key ring holds the master keys. Data is sealed with envelope encryption:
@@ -41,6 +41,31 @@ export class KeyRing {
     const body = gcmEncrypt(dataKey, dataIv, Buffer.from(plaintext), context);
     dataKey.fill(0);
     return [VERSION, this.active.id, b64(wrapIv), b64(wrapped), b64(dataIv), b64(body)].join('.');
+  }
+
+  /**
+   * `seal` for a large value (the fallback snapshot, megabytes), without
+   * holding the event loop: the same envelope, its body encrypted on libuv's
+   * thread pool (WebCrypto's AES-GCM gives the same ciphertext and tag) and
+   * left as bytes, since base64 of megabytes is itself a long block.
+   * `${head}.${body in base64url}` is exactly what `seal` returns; `open` opens it.
+   */
+  async sealLarge(plaintext: Buffer, context: string): Promise<{ head: string; body: Buffer }> {
+    const dataKey = randomBytes(32);
+    const wrapIv = randomBytes(IV_BYTES);
+    const wrapped = gcmEncrypt(this.active.key, wrapIv, dataKey, `wrap:${this.active.id}`);
+    const dataIv = randomBytes(IV_BYTES);
+    try {
+      const key = await webcrypto.subtle.importKey('raw', dataKey, 'AES-GCM', false, ['encrypt']);
+      const body = await webcrypto.subtle.encrypt(
+        { name: 'AES-GCM', iv: dataIv, additionalData: Buffer.from(context), tagLength: TAG_BYTES * 8 },
+        key,
+        plaintext,
+      );
+      return { head: [VERSION, this.active.id, b64(wrapIv), b64(wrapped), b64(dataIv)].join('.'), body: Buffer.from(body) };
+    } finally {
+      dataKey.fill(0);
+    }
   }
 
   open(sealed: string, context: string): Buffer {

@@ -234,7 +234,10 @@ describe('audit log on SQLite', () => {
     const written: unknown[] = [];
     let away = true;
     const deferred = new AuditLog(s.durable.db, s.durable.engine, clock, ring, {
-      deferred: { active: () => away, write: (tenantId: string, input: AuditInput, at: number) => written.push({ tenantId, input, at }) },
+      deferred: {
+        active: () => away,
+        write: async (tenantId: string, input: AuditInput, at: number) => void written.push({ tenantId, input, at }),
+      },
     });
     const input: AuditInput = { actor: 'cli', action: 'user.created', targetUserId: 'u9', details: { a: 1 } };
     const entry = await deferred.append('tenant-deferred', input);

@@ -92,7 +92,7 @@ describe.runIf(PrivatePostgres.available() && PrivateRedis.available())('when Po
     expect(server.services.fallback!.ageSeconds()).toBeLessThan(5);
 
     // The sealed file never holds a secret in clear.
-    server.services.fallback!.snapshot!.save(join(dir, 'fallback-snapshot.sealed'), server.services.keyRing);
+    await server.services.fallback!.snapshot!.save(join(dir, 'fallback-snapshot.sealed'), server.services.keyRing);
     const file = readFileSync(join(dir, 'fallback-snapshot.sealed'), 'utf8');
     expect(file).not.toContain('olive');
     expect(file).not.toContain('$argon2');

@@ -172,7 +172,7 @@ describe.runIf(PrivatePostgres.available() && PrivateRedis.available())('replayi
     const first = next;
     for (const end = next + 5; next < end; next++) expect((await signIn(next)).status).toBe(200);
     // A write the database will not take (as a user deleted meanwhile would be), in the middle of a group.
-    failover.journalWrites([{ kind: 'sql', sql: 'insert into no_such_table (id) values ($1)', parameters: ['x'] }]);
+    await failover.journalWrites([{ kind: 'sql', sql: 'insert into no_such_table (id) values ($1)', parameters: ['x'] }]);
     for (const end = next + 5; next < end; next++) expect((await signIn(next)).status).toBe(200);
     const journaled = failover.journal.head(100_000);
     const bad = journaled.find((entry) => entry.payload.kind === 'sql' && entry.payload.sql.includes('no_such_table'))!;
@@ -218,7 +218,7 @@ describe.runIf(PrivatePostgres.available() && PrivateRedis.available())('replayi
     await postgres.down();
     clock.advance(30_000);
     expect((await signIn(next++)).status).toBe(200);
-    failover.journalWrites([{ kind: 'sql', sql: 'select flaky_write($1)', parameters: ['k1'] }]);
+    await failover.journalWrites([{ kind: 'sql', sql: 'select flaky_write($1)', parameters: ['k1'] }]);
     expect((await signIn(next++)).status).toBe(200);
     const rejectedBefore = failover.rejected;
 

@@ -17,6 +17,22 @@ describe('key ring', () => {
     expect(ring.open(a, 'totp-secret:1').toString()).toBe('JBSWY3DPEHPK3PXP');
   });
 
+  it('seals a large value off the event loop in the same envelope: head and body in base64url open as a sealed value', async () => {
+    const image = randomBytes(3 * 1024 * 1024 + 5);
+    const { head, body } = await ring.sealLarge(image, 'fallback-snapshot:v1');
+    expect(head.split('.')).toHaveLength(5);
+    expect(body.length).toBe(image.length + 16);
+    expect(body.includes(image.subarray(0, 64))).toBe(false);
+    const sealed = `${head}.${body.toString('base64url')}`;
+    expect(ring.open(sealed, 'fallback-snapshot:v1').equals(image)).toBe(true);
+    expect(() => ring.open(sealed, 'fallback-snapshot:v2')).toThrow();
+    const tampered = Buffer.from(body);
+    tampered[1000] = tampered[1000]! ^ 1;
+    expect(() => ring.open(`${head}.${tampered.toString('base64url')}`, 'fallback-snapshot:v1')).toThrow();
+    const again = await ring.sealLarge(image, 'fallback-snapshot:v1');
+    expect(again.head).not.toBe(head);
+  });
+
   it('refuses a value moved to another context (row or purpose)', () => {
     const sealed = ring.seal('secret', 'totp-secret:1');
     expect(() => ring.open(sealed, 'totp-secret:2')).toThrow();

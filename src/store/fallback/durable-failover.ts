@@ -162,8 +162,8 @@ export class DurableFailover implements FallbackRouting {
     this.setMode('fallback', reason instanceof Error ? reason.message : String(reason));
   }
 
-  journalWrites(payloads: JournalPayload[]): void {
-    this.options.journal.append(this.options.clock.now(), payloads);
+  journalWrites(payloads: JournalPayload[]): Promise<void> {
+    return this.options.journal.append(this.options.clock.now(), payloads);
   }
 
   touched(): void {
@@ -209,12 +209,14 @@ export class DurableFailover implements FallbackRouting {
     this.timers = [];
     await this.replaying;
     try {
-      this.snapshot?.save(this.options.snapshotFile, this.options.keyRing);
+      await this.snapshot?.save(this.options.snapshotFile, this.options.keyRing);
     } catch (error) {
       this.options.onBackgroundError?.(error as Error, 'saving the fallback snapshot');
     }
     await this.snapshot?.close();
-    this.options.journal.close();
+    // Appends still being flushed are waited for (their callers are answered once they are on disk).
+    await this.options.journal.durable().catch(() => {});
+    await this.options.journal.close();
   }
 
   /** Reads the change feed once (tests call it; the timer does in a node). */
@@ -422,7 +424,7 @@ export class DurableFailover implements FallbackRouting {
   }
 
   private schedule(): void {
-    const every = (ms: number, task: () => Promise<void> | void, what: string) => {
+    const every = (ms: number, task: () => Promise<unknown> | void, what: string) => {
       const timer = setInterval(() => {
         Promise.resolve()
           .then(task)
@@ -433,7 +435,7 @@ export class DurableFailover implements FallbackRouting {
     };
     every(this.options.pollMs ?? 1000, () => this.pollOnce(), 'reading the change feed');
     every(this.options.probeMs ?? 1000, () => this.probeOnce(), 'probing the database');
-    every(this.options.saveMs ?? 5000, () => void this.snapshot?.save(this.options.snapshotFile, this.options.keyRing), 'saving the fallback snapshot');
+    every(this.options.saveMs ?? 5000, () => this.snapshot?.save(this.options.snapshotFile, this.options.keyRing), 'saving the fallback snapshot');
     every(60_000, () => this.housekeeping(), 'pruning the change feed');
   }
 
