@@ -30,9 +30,14 @@ export class ExportPacing {
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   }
 
+  /** Whether the node is serving anything besides reports right now (exports then pause between pages). */
+  busy(): boolean {
+    return this.options.busy();
+  }
+
   /** Resolves when the export may fetch its next page, after one that took `pageMs` (wall time). */
   async afterPage(pageMs: number): Promise<void> {
-    if (this.share >= 1 || !this.options.busy()) return;
+    if (this.share >= 1 || !this.busy()) return;
     const pause = Math.min(MAX_PAUSE_MS, (pageMs * (1 - this.share)) / this.share);
     if (pause >= 1) await this.sleep(pause);
   }
