@@ -19,7 +19,7 @@
  * BENCH_SECONDS (load window, 15), BENCH_QUERY_PAGES (pages per filter, 30).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -30,12 +30,16 @@ import { buildServices, type Services } from '../src/server/services.ts';
 import { ManualClock } from '../src/clock.ts';
 import { fmt, load, startServerProcess } from './harness.ts';
 import { generatePostgres, generateSqlite, type GeneratedLog } from './data-generator.ts';
+import { cpuSnapshot, cpuSplit } from './cpu-split.ts';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000_000);
 const BACKENDS = (process.env.BENCH_BACKENDS ?? 'sqlite,postgres').split(',').map((b) => b.trim());
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 const QUERY_PAGES = Number(process.env.BENCH_QUERY_PAGES ?? 30);
+// Extra arguments for the node's process, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where its main thread spends.
+const BENCH_PROCESS = { 'this process (load generator, status probe)': process.pid };
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const SIGNIN_USERS = 200;
 const PASSWORD = 'bench password 123';
 const DAY = 86_400_000;
@@ -144,6 +148,12 @@ async function queryLatencies(url: string, token: string, query: string): Promis
   return times.sort((a, b) => a - b);
 }
 
+/** CPU seconds this process's finished children (the export readers: sh, curl, wc) have used. */
+function childrenCpuSeconds(): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / 100;
+}
+
 /** One full export read by curl in its own process: rows and seconds. */
 function exportOnce(url: string, token: string, format = 'csv'): { done: Promise<{ rows: number; seconds: number }>; stop: () => void } {
   const started = performance.now();
@@ -245,7 +255,7 @@ for (const backend of BACKENDS) {
     const bytes = await prepared.bytes();
     out(`size: ${fmt(mb(bytes))} MB for the log (tables and indexes): ${fmt(mb(bytes) / (EVENTS / 1e6))} MB per million events`);
 
-    const server = await startServerProcess(prepared.env);
+    const server = await startServerProcess(prepared.env, NODE_ARGS);
     try {
       const filters: [string, string][] = [
         ['none', ''],
@@ -265,9 +275,16 @@ for (const backend of BACKENDS) {
         );
       }
 
+      const cpuBefore = cpuSnapshot(server.child.pid!, BENCH_PROCESS);
+      const readerBefore = childrenCpuSeconds();
       const alone = await exportOnce(server.url, prepared.token).done;
+      const cpuAfter = cpuSnapshot(server.child.pid!, BENCH_PROCESS);
       out(
         `full CSV export alone: ${fmt(alone.rows)} rows in ${fmt(alone.seconds, 1)} s = ${fmt(alone.rows / alone.seconds)} rows/s${alone.rows !== EVENTS ? `  (expected ${fmt(EVENTS)} rows!)` : ''}`,
+      );
+      // Where the export costs CPU (cores busy on average while it ran): the node's threads, the database, the reader (curl | wc).
+      out(
+        `  CPU while it ran, in cores: ${cpuSplit(cpuBefore, cpuAfter, alone.seconds)}, reader (curl | wc) ${((childrenCpuSeconds() - readerBefore) / alone.seconds).toFixed(2)}`,
       );
 
       // Capacity: as many password sign-ins as the node takes at twice the cores in flight.
@@ -279,7 +296,10 @@ for (const backend of BACKENDS) {
 
       await eventLoopLagMax(server.url);
       const probe = statusProbe(server.url);
+      const cpuBeforeBefore = cpuSnapshot(server.child.pid!, BENCH_PROCESS);
+      const beforeStarted = performance.now();
       const before = await signins(server.url, c, rate);
+      const cpuReference = cpuSplit(cpuBeforeBefore, cpuSnapshot(server.child.pid!, BENCH_PROCESS), (performance.now() - beforeStarted) / 1000);
       const statusBefore = await probe.stop();
       const lagBefore = await eventLoopLagMax(server.url);
 
@@ -295,7 +315,10 @@ for (const backend of BACKENDS) {
         }
       })();
       const probeDuring = statusProbe(server.url);
+      const cpuDuringBefore = cpuSnapshot(server.child.pid!, BENCH_PROCESS);
+      const duringStarted = performance.now();
       const during = await signins(server.url, c, rate);
+      const cpuDuring = cpuSplit(cpuDuringBefore, cpuSnapshot(server.child.pid!, BENCH_PROCESS), (performance.now() - duringStarted) / 1000);
       const statusDuring = await probeDuring.stop();
       const lagDuring = await eventLoopLagMax(server.url);
       exporting = false;
@@ -313,6 +336,8 @@ for (const backend of BACKENDS) {
         `GET /api/v1/status every 20 ms: without an export p99 ${fmt(percentile(statusBefore, 99), 1)} ms, max ${fmt(statusBefore.at(-1) ?? NaN, 1)} ms; with exports p99 ${fmt(percentile(statusDuring, 99), 1)} ms, max ${fmt(statusDuring.at(-1) ?? NaN, 1)} ms (target: no wait over 50 ms)`,
       );
       out(`node's event loop, longest delay: ${fmt(lagBefore, 1)} ms without an export, ${fmt(lagDuring, 1)} ms with exports`);
+      out(`  CPU in cores without an export: ${cpuReference}`);
+      out(`  CPU in cores with exports: ${cpuDuring}`);
       prepared.signinsPerSecond = capacity.perSecond;
     } finally {
       await server.stop();

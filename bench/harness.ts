@@ -17,10 +17,10 @@ export async function startServerProcess(
     stdio: ['ignore', process.env.BENCH_SERVER_LOG ? openSync(process.env.BENCH_SERVER_LOG, 'a') : 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
-  // A node with workers migrates, calibrates and forks before it listens: on a busy machine that takes a while.
-  // It must be ready before anything is measured: figures against a port nobody listens on are no figures.
+  // A node with workers migrates, calibrates and forks before it listens: on a busy machine that takes a while
+  // (up to two minutes). It must be ready before anything is measured: figures against a port nobody listens on are no figures.
   let ready = false;
-  for (let i = 0; i < 900 && !ready; i++) {
+  for (let i = 0; i < 1200 && !ready; i++) {
     try {
       ready = (await fetch(`${url}/readyz`)).ok;
     } catch {
@@ -31,7 +31,7 @@ export async function startServerProcess(
   }
   if (!ready) {
     child.kill('SIGKILL');
-    throw new Error('server not ready after 90 s');
+    throw new Error('server not ready after two minutes');
   }
   return {
     url,

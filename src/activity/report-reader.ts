@@ -6,6 +6,7 @@ import type { Engine } from '../store/durable/database.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { AdminSigninEvent } from './signin-event.ts';
 import type { ExportFormat } from './signin-export-format.ts';
+import { NO_PACING, type ExportPacing } from './export-pacing.ts';
 
 export interface ReportWorkerData {
   engine: Engine;
@@ -14,22 +15,31 @@ export interface ReportWorkerData {
   pgSchema?: string;
 }
 
+/** What a worker thread is started with: the store, and the thread's OS priority. */
+interface ThreadData extends ReportWorkerData {
+  /** Linux nice value of the thread (see `lowerThisThreadsPriority` in report-worker.ts). */
+  nice: number;
+  tsx: string;
+  module: string;
+}
+
 export interface ReportRequest {
   id: number;
   sql: string;
   parameters: readonly unknown[];
-  /** `rows`: the events; `csv`/`ndjson`: the events formatted as text; `counts`: an aggregate's rows as they come (a few dozen). */
+  /** `rows`: the events; `csv`/`ndjson`: the events formatted as UTF-8 text; `counts`: an aggregate's rows as they come (a few dozen). */
   shape: 'rows' | 'counts' | ExportFormat;
 }
 
 export type ReportResponse =
-  | { id: number; rows?: AdminSigninEvent[]; counts?: Record<string, unknown>[]; text?: string; count: number; last: { at: number; id: string } | null }
+  | { id: number; rows?: AdminSigninEvent[]; counts?: Record<string, unknown>[]; bytes?: Uint8Array; count: number; last: { at: number; id: string } | null }
   | { id: number; error: string };
 
 export interface ReportPage {
   rows?: AdminSigninEvent[];
   counts?: Record<string, unknown>[];
-  text?: string;
+  /** An export page's lines, UTF-8 encoded in the worker and transferred (not copied) to this thread. */
+  bytes?: Uint8Array;
   count: number;
   /** The last row's keys: the cursor of the next page. */
   last: { at: number; id: string } | null;
@@ -63,6 +73,13 @@ export const MAX_EXPORTS = 4;
 type Lane = 'rows' | 'text';
 
 /**
+ * The worker threads' priorities (Linux nice, per thread; the event loop is at
+ * 0, the hashing threads at 5). An admin log page is a request someone waits
+ * for; an export is background work that uses the CPU nobody else wants.
+ */
+const LANE_NICE: Record<Lane, number> = { rows: 10, text: 19 };
+
+/**
  * The main thread's side of the report workers (report-worker.ts): sends them
  * compiled page queries and gets back rows or formatted text. Two threads, each
  * started on first use (or on `warm`) and again after a failure: one for the
@@ -75,7 +92,15 @@ export class ReportReader {
   private closed = false;
   private exports = 0;
 
-  constructor(private readonly data: ReportWorkerData) {}
+  /** How exports pause between pages while the node is serving requests. */
+  readonly pacing: ExportPacing;
+
+  constructor(
+    private readonly data: ReportWorkerData,
+    options: { pacing?: ExportPacing } = {},
+  ) {
+    this.pacing = options.pacing ?? NO_PACING;
+  }
 
   /**
    * One of the node's export slots, or `unavailable` when all are taken: each
@@ -135,9 +160,10 @@ export class ReportReader {
       eval: true,
       workerData: {
         ...this.data,
+        nice: LANE_NICE[lane],
         tsx: new URL(`file://${req.resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')}`).href,
         module: new URL('./report-worker.ts', import.meta.url).href,
-      },
+      } satisfies ThreadData,
     });
     worker.unref();
     let ready!: () => void;

@@ -86,19 +86,20 @@ function postgresRunner(url: string, schema: string | undefined): { run: Run; cl
 
 /**
  * Reports yield the CPU to sign-ins: on Linux the nice value belongs to each
- * thread, so this thread alone runs at a lower priority and the main thread
- * and the password-hashing threads go first when the cores are busy.
+ * thread, so this thread alone runs at a lower priority (10 for admin log
+ * pages, 19 for exports: ReportReader's lanes) and the main thread and the
+ * password-hashing threads go first when the cores are busy.
  * Elsewhere it runs at the node's priority.
  */
-function lowerThisThreadsPriority(): void {
+function lowerThisThreadsPriority(nice: number): void {
   try {
     const threadId = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (Number.isInteger(threadId) && threadId > 0) setPriority(threadId, 10);
+    if (Number.isInteger(threadId) && threadId > 0) setPriority(threadId, nice);
   } catch {
     // not Linux, or not allowed: same priority as the node
   }
 }
-lowerThisThreadsPriority();
+lowerThisThreadsPriority((workerData as { nice?: number }).nice ?? 10);
 
 const runner = data.engine === 'sqlite' ? sqliteRunner(data.sqlitePath) : postgresRunner(data.databaseUrl!, data.pgSchema);
 
@@ -107,7 +108,7 @@ port.on('message', (message: ReportRequest | { close: true }) => {
     void runner.close().finally(() => port.close());
     return;
   }
-  void answer(message).then((response) => port.postMessage(response));
+  void answer(message).then(send);
 });
 
 async function answer(request: ReportRequest): Promise<ReportResponse> {
@@ -120,10 +121,23 @@ async function answer(request: ReportRequest): Promise<ReportResponse> {
     const lastRow = rows.at(-1);
     const last = lastRow ? { at: lastRow.at, id: lastRow.id } : null;
     if (request.shape === 'rows') return { id: request.id, rows, count: rows.length, last };
-    return { id: request.id, text: signinLines(rows, request.shape satisfies ExportFormat), count: rows.length, last };
+    // Encoded here, not on the main thread, and handed over without a copy (see `send`).
+    return { id: request.id, bytes: encoder.encode(signinLines(rows, request.shape satisfies ExportFormat)), count: rows.length, last };
   } catch (err) {
     return { id: request.id, error: (err as Error).message ?? String(err) };
   }
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * An export page's bytes are transferred, not copied: the main thread gets
+ * the very buffer and writes it to the socket as it is, so the only work
+ * left to it per page is the write itself.
+ */
+function send(response: ReportResponse): void {
+  if ('bytes' in response && response.bytes) port.postMessage(response, [response.bytes.buffer as ArrayBuffer]);
+  else port.postMessage(response);
 }
 
 port.postMessage({ ready: true });

@@ -195,7 +195,7 @@ export class Administration {
    * the caller, who gives the export slot back (`release`) when done. Throws
    * `unavailable` when the node streams as many exports as it will.
    */
-  exportSignins(tenant: Tenant, filter: SigninFilter, format: ExportFormat): { chunks: AsyncGenerator<string>; release: () => void } {
+  exportSignins(tenant: Tenant, filter: SigninFilter, format: ExportFormat): { chunks: AsyncGenerator<Buffer>; release: () => void } {
     const release = this.deps.events.takeExportSlot();
     return { chunks: this.deps.events.export(tenant.id, filter, format), release };
   }

@@ -23,6 +23,7 @@ import { MethodManagement } from '../methods/method-management.ts';
 import { Sessions } from '../sessions/sessions.ts';
 import { SigninEvents } from '../activity/signin-events.ts';
 import { ReportReader } from '../activity/report-reader.ts';
+import { ExportPacing } from '../activity/export-pacing.ts';
 import { SigninActivity } from '../activity/signin-activity.ts';
 import { DeliveryHealthLog } from '../delivery/delivery-health-log.ts';
 import { readCoverage, registrationCoverageQuery, type RegistrationCoverage } from '../methods/registration-coverage.ts';
@@ -304,12 +305,19 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     outage,
   );
   // Reports (admin log pages on SQLite, every export) run in a worker thread on their own connection.
-  const reports = new ReportReader({
-    engine: durable.engine,
-    sqlitePath: sqlitePath(config),
-    ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
-    ...(options.pgSchema ? { pgSchema: options.pgSchema } : {}),
-  });
+  const reports = new ReportReader(
+    {
+      engine: durable.engine,
+      sqlitePath: sqlitePath(config),
+      ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
+      ...(options.pgSchema ? { pgSchema: options.pgSchema } : {}),
+    },
+    {
+      // Exports yield to requests: the node is busy while any request is admitted (an export gives its slot back
+      // once it streams) or any password is being hashed (a canary's requests are in other lanes, not their hashes).
+      pacing: new ExportPacing({ busy: () => runtime.admission.state.inFlight > 0 || hasher.pool.state.running > 0 || hasher.pool.state.queued > 0 }),
+    },
+  );
   const events = new SigninEvents(db, clock, config.nodeName, groupCommit, { reader: reports, lists: durable.engine === 'sqlite' });
   const signinActivity = new SigninActivity({ db, clock, reports: { reader: reports, lists: durable.engine === 'sqlite' } });
   events.onRecord((e) => runtime.observeSignin(e.tenantId, e.step, e.outcome, e.reason));

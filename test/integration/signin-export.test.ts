@@ -5,6 +5,9 @@ import { backends, type Backend } from '../helpers/backends.ts';
 import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import type { SigninEventTable } from '../../src/store/durable/schema.ts';
 import { MAX_EXPORTS } from '../../src/activity/report-reader.ts';
+import { ExportPacing } from '../../src/activity/export-pacing.ts';
+import { SIGNIN_CSV_HEADER, signinLines } from '../../src/activity/signin-export-format.ts';
+import type { AdminSigninEvent } from '../../src/activity/signin-event.ts';
 
 const EVENTS = 2600;
 
@@ -30,7 +33,8 @@ for (const spec of backends) {
         id: `${(start + Math.floor(i / 3)).toString(16).padStart(12, '0')}${i.toString(16).padStart(20, '0')}`,
         tenant_id: tenant.id,
         user_id: `user-${i % 7}`,
-        username: i === 5 ? '=cmd|calc' : `user${i % 7}`,
+        // A formula to defuse, and text beyond ASCII that the worker encodes (a page boundary falls in no character).
+        username: i === 5 ? '=cmd|calc' : i % 250 === 11 ? `zoë-日本-${i}` : `user${i % 7}`,
         at: start + Math.floor(i / 3),
         ip: '192.0.2.1',
         user_agent: 'agent, "quoted"',
@@ -86,6 +90,45 @@ for (const spec of backends) {
       } while (cursor);
       expect(lines).toEqual(pages);
       expect(await (await download('format=ndjson&user=nobody')).text()).toBe('');
+    });
+
+    it('sends the very bytes the formats make of the rows (encoded in the worker, handed over as they are)', async () => {
+      const events: AdminSigninEvent[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await server.services.events.list(tenantId, {}, 500, cursor);
+        events.push(...page.items);
+        cursor = page.next ?? undefined;
+      } while (cursor);
+      expect(events).toHaveLength(EVENTS);
+      const csv = Buffer.from(await (await download('format=csv')).arrayBuffer());
+      expect(csv.equals(Buffer.from(SIGNIN_CSV_HEADER + signinLines(events, 'csv')))).toBe(true);
+      const ndjson = Buffer.from(await (await download('format=ndjson')).arrayBuffer());
+      expect(ndjson.equals(Buffer.from(signinLines(events, 'ndjson')))).toBe(true);
+    });
+
+    it('pauses between pages while the node serves requests, and still sends every row', async () => {
+      const pacing = server.services.reportReader.pacing;
+      // The node is busy while a password is being hashed (or any request is admitted), and not otherwise.
+      expect(pacing.busy()).toBe(false);
+      const hashing = await server.services.hasher.pool.acquire('start-signin', tenantId);
+      expect(pacing.busy()).toBe(true);
+      const pauses: number[] = [];
+      const busyPacing = new ExportPacing({ busy: () => pacing.busy(), sleep: async (ms) => void pauses.push(ms) });
+      const afterPage = vi.spyOn(pacing, 'afterPage').mockImplementation((pageMs) => busyPacing.afterPage(pageMs));
+      try {
+        let text = '';
+        for await (const chunk of server.services.events.export(tenantId, {}, 'csv', 500)) text += String(chunk);
+        expect(text.trimEnd().split('\r\n')).toHaveLength(EVENTS + 1);
+        // One pause after each page but the last, each longer than its page (the export takes a quarter of the time).
+        expect(afterPage).toHaveBeenCalledTimes(Math.ceil(EVENTS / 500) - 1);
+        expect(pauses).toHaveLength(Math.ceil(EVENTS / 500) - 1);
+        afterPage.mock.calls.forEach(([pageMs], i) => expect(pauses[i]).toBeGreaterThan(pageMs));
+      } finally {
+        afterPage.mockRestore();
+        hashing();
+      }
+      expect(pacing.busy()).toBe(false);
     });
 
     it('pulls the next page only when the last one was taken (back-pressure)', async () => {
