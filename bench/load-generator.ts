@@ -43,13 +43,15 @@ export type Job =
   | { kind: 'open'; url: string; seconds: number; timeoutMs: number; streams: Stream[] }
   | { kind: 'closed'; url: string; seconds: number; connections: number; scenarios: Step[] };
 
-/** One arrival: the status of its last step (0: timed out or failed to connect), total time, start offset. */
+/** One arrival: the status of its last step (0: timed out or failed to connect), total time, start offset, and each step's own. */
 export interface Outcome {
   stream: string;
   status: number;
   ok: boolean;
   ms: number;
   at: number;
+  /** The steps sent, in order: status (0: timed out or failed) and time of each. */
+  steps: { status: number; ms: number }[];
 }
 
 export interface ClosedResult {
@@ -101,18 +103,23 @@ async function runOpen(job: Extract<Job, { kind: 'open' }>): Promise<Outcome[]> 
     const begin = performance.now();
     let status = 0;
     let previous: Record<string, unknown> | undefined;
+    const timings: Outcome['steps'] = [];
+    let stepBegin = begin;
     try {
       for (const step of steps) {
+        stepBegin = performance.now();
         const res = await send(step, previous);
         status = res.status;
+        timings.push({ status, ms: performance.now() - stepBegin });
         previous = res.body;
         if (status >= 300) break;
       }
     } catch {
       status = 0;
+      timings.push({ status, ms: performance.now() - stepBegin });
     }
     const ok = (status >= 200 && status < 300) || (stream.alsoSucceeds ?? []).includes(status);
-    return { stream: stream.name, status, ok, ms: performance.now() - begin, at: (begin - started) / 1000 };
+    return { stream: stream.name, status, ok, ms: performance.now() - begin, at: (begin - started) / 1000, steps: timings };
   };
 
   const sent = job.streams.map(() => 0);
@@ -178,12 +185,17 @@ if (process.send && process.argv.includes('--load-generator')) {
 }
 
 /** Starts the generator as a child process; `run` sends it a job and waits for the results. */
-export function startLoadGenerator(): { run<T extends Job>(job: T): Promise<T extends { kind: 'open' } ? Outcome[] : ClosedResult>; stop(): void } {
+export function startLoadGenerator(): {
+  pid: number;
+  run<T extends Job>(job: T): Promise<T extends { kind: 'open' } ? Outcome[] : ClosedResult>;
+  stop(): void;
+} {
   const child: ChildProcess = fork(new URL(import.meta.url).pathname, ['--load-generator'], {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   return {
+    pid: child.pid!,
     run: (job) =>
       new Promise((resolve, reject) => {
         child.once('message', (message: { ok: boolean; result?: any; error?: string }) =>
