@@ -193,7 +193,11 @@ export function startLoadGenerator(): {
   const child: ChildProcess = fork(new URL(import.meta.url).pathname, ['--load-generator'], {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // A session of its own, as the server has: where the kernel shares CPU by session (Linux
+    // autogroup), sending the surge does not come out of the server's share, as from another host.
+    detached: true,
   });
+  process.once('exit', () => child.kill('SIGKILL'));
   return {
     pid: child.pid!,
     run: (job) =>

@@ -22,7 +22,8 @@
  * factor), goodput against capacity, the refusals' p99, timeouts, where the
  * CPU went during the surge, and the targets met or missed.
  *
- * Settings: BENCH_SURGE_SECONDS (20), BENCH_SURGE_FACTORS ("5,10").
+ * Settings: BENCH_SURGE_SECONDS (20), BENCH_SURGE_FACTORS ("5,10"),
+ * BENCH_SERVER_NODE_ARGS (extra Node options for the server, e.g. a CPU profile).
  */
 import { availableParallelism, tmpdir } from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -131,7 +132,8 @@ const quietStream = (seconds: number, rate = QUIET_RATE): Stream => ({
   }),
 });
 
-const server = await startServerProcess(base);
+// BENCH_SERVER_NODE_ARGS: extra Node options for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where its event loop goes.
+const server = await startServerProcess(base, (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean), { ownSession: true });
 const generator = startLoadGenerator();
 let mfaNext = 0;
 let newNext = 0;
