@@ -10,12 +10,19 @@ import autocannon from 'autocannon';
 export async function startServerProcess(
   env: Record<string, string>,
   nodeArgs: string[] = [],
+  options: { ownSession?: boolean } = {},
 ): Promise<{ url: string; child: ChildProcess; stop: () => Promise<void> }> {
   const port = await freePort();
   const child = spawn(process.execPath, [...nodeArgs, new URL('../bin/steadfast.js', import.meta.url).pathname, 'start'], {
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', process.env.BENCH_SERVER_LOG ? openSync(process.env.BENCH_SERVER_LOG, 'a') : 'ignore', 'inherit'],
+    // A session of its own: where the kernel groups CPU shares by session (Linux autogroup), the
+    // server's share does not shrink by what the bench's own load generator uses, as on a real host.
+    detached: options.ownSession === true,
   });
+  // Never outlives the bench, even one that fails.
+  const orphanGuard = () => child.kill('SIGKILL');
+  if (options.ownSession) process.once('exit', orphanGuard);
   const url = `http://127.0.0.1:${port}`;
   // A node with workers migrates, calibrates and forks before it listens: on a busy machine that takes a while
   // (up to two minutes). It must be ready before anything is measured: figures against a port nobody listens on are no figures.
@@ -38,6 +45,7 @@ export async function startServerProcess(
     child,
     stop: () =>
       new Promise((resolve) => {
+        process.off('exit', orphanGuard);
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
       }),

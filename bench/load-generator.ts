@@ -43,7 +43,7 @@ export type Job =
   | { kind: 'open'; url: string; seconds: number; timeoutMs: number; streams: Stream[] }
   | { kind: 'closed'; url: string; seconds: number; connections: number; scenarios: Step[] };
 
-/** One arrival: the status of its last step (0: timed out or failed to connect), total time, start offset. */
+/** One arrival: the status of its last step (0: timed out or failed to connect), total time, start offset, and each step's own. */
 export interface Outcome {
   stream: string;
   status: number;
@@ -52,6 +52,8 @@ export interface Outcome {
   at: number;
   /** When it failed: the step that did (1-based) and the problem type it answered, if any. */
   failed?: { step: number; problem?: string };
+  /** The steps sent, in order: status (0: timed out or failed) and time of each. */
+  steps: { status: number; ms: number }[];
 }
 
 export interface ClosedResult {
@@ -104,6 +106,8 @@ async function runOpen(job: Extract<Job, { kind: 'open' }>): Promise<Outcome[]> 
     let status = 0;
     let previous: Record<string, unknown> | undefined;
     let step = 0;
+    const timings: Outcome['steps'] = [];
+    let stepBegin = begin;
     try {
       for (; step < steps.length; step++) {
         // A step that goes on with a flow the previous answer did not start is told apart from a lost flow.
@@ -111,13 +115,16 @@ async function runOpen(job: Extract<Job, { kind: 'open' }>): Promise<Outcome[]> 
           status = -1;
           break;
         }
+        stepBegin = performance.now();
         const res = await send(steps[step]!, previous);
         status = res.status;
+        timings.push({ status, ms: performance.now() - stepBegin });
         previous = res.body;
         if (status >= 300) break;
       }
     } catch {
       status = 0;
+      timings.push({ status, ms: performance.now() - stepBegin });
     }
     const noFlow = status === -1 ? `no flow in the answer before (state ${String(previous?.state)})` : undefined;
     if (noFlow) status = 200;
@@ -129,6 +136,7 @@ async function runOpen(job: Extract<Job, { kind: 'open' }>): Promise<Outcome[]> 
       ok,
       ms: performance.now() - begin,
       at: (begin - started) / 1000,
+      steps: timings,
       ...(ok ? {} : { failed: { step: Math.min(step, steps.length - 1) + 1, ...(problem ? { problem } : {}) } }),
     };
   };
@@ -196,12 +204,21 @@ if (process.send && process.argv.includes('--load-generator')) {
 }
 
 /** Starts the generator as a child process; `run` sends it a job and waits for the results. */
-export function startLoadGenerator(): { run<T extends Job>(job: T): Promise<T extends { kind: 'open' } ? Outcome[] : ClosedResult>; stop(): void } {
+export function startLoadGenerator(): {
+  pid: number;
+  run<T extends Job>(job: T): Promise<T extends { kind: 'open' } ? Outcome[] : ClosedResult>;
+  stop(): void;
+} {
   const child: ChildProcess = fork(new URL(import.meta.url).pathname, ['--load-generator'], {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // A session of its own, as the server has: where the kernel shares CPU by session (Linux
+    // autogroup), sending the surge does not come out of the server's share, as from another host.
+    detached: true,
   });
+  process.once('exit', () => child.kill('SIGKILL'));
   return {
+    pid: child.pid!,
     run: (job) =>
       new Promise((resolve, reject) => {
         child.once('message', (message: { ok: boolean; result?: any; error?: string }) =>

@@ -48,6 +48,12 @@ export interface AcquireOptions {
   committed?: boolean | undefined;
   /** Told at once (before the returned promise settles) when the work is let in, to run or to wait. */
   onLetIn?: (() => void) | undefined;
+  /**
+   * Told when the work takes its slot, whether its tenant still has more of
+   * its own waiting then: a tenant asking for more than the pool gives it (a
+   * surge), whose work may run at a lower priority than others'.
+   */
+  onStart?: ((backlogged: boolean) => void) | undefined;
 }
 
 export type Release = () => void;
@@ -101,7 +107,7 @@ export class Bulkhead {
     if (options.signal?.aborted) return Promise.reject(clientGone());
     if (this.canStartNow(tenant)) {
       options.onLetIn?.();
-      return Promise.resolve(this.start(cls, tenant, 0));
+      return Promise.resolve(this.start(cls, tenant, 0, options.onStart));
     }
     const committed = options.committed === true;
     if (!committed) {
@@ -133,7 +139,7 @@ export class Bulkhead {
         enqueuedAt: Date.now(),
         admit: () => {
           settle();
-          resolve(this.start(cls, tenant, Date.now() - waiter.enqueuedAt));
+          resolve(this.start(cls, tenant, Date.now() - waiter.enqueuedAt, options.onStart));
         },
         refuse: (err) => {
           settle();
@@ -262,7 +268,8 @@ export class Bulkhead {
     return undefined;
   }
 
-  private start(cls: WorkClass, tenant: string, waitedMs: number): Release {
+  private start(cls: WorkClass, tenant: string, waitedMs: number, onStart: AcquireOptions['onStart']): Release {
+    onStart?.(this.waitingOf(tenant) > 0);
     this.running++;
     this.runningByTenant.set(tenant, (this.runningByTenant.get(tenant) ?? 0) + 1);
     this.events.admitted?.(cls, waitedMs);

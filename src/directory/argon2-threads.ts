@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import type { Argon2 } from './argon2.ts';
+import type { Argon2, HashPriority } from './argon2.ts';
 
 /**
  * How much lower than the event loop hashing threads run (Linux nice, per
@@ -11,6 +11,19 @@ import type { Argon2 } from './argon2.ts';
  * event loop runs when it needs to and hashing uses the rest.
  */
 export const HASHING_NICE = 5;
+
+/**
+ * Lower still: the threads for `bulk` hashes, those of a tenant with more of
+ * its own waiting in the pool (a surge). When another tenant's hash runs
+ * alongside a surge's on a saturated machine, the kernel gives it a core
+ * first (weight 335 against 36 each), so it takes about its usual time
+ * instead of a third of the cores; the surge's hashes use what is left, so
+ * nothing is lost in throughput. (An unprivileged thread can raise its nice
+ * value but never lower it again, hence threads of their own.)
+ */
+export const BULK_HASHING_NICE = 15;
+
+const NICE: Readonly<Record<HashPriority, number>> = { prompt: HASHING_NICE, bulk: BULK_HASHING_NICE };
 
 // The worker is plain CommonJS evaluated in place: it must load without the
 // TypeScript loader, under tsx, vitest and plain Node alike.
@@ -29,6 +42,7 @@ parentPort.on('message', ({ op, args }) => {
 `;
 
 interface Job {
+  priority: HashPriority;
   op: 'hash' | 'verify';
   args: unknown[];
   resolve: (value: any) => void;
@@ -36,6 +50,7 @@ interface Job {
 }
 
 interface Thread {
+  priority: HashPriority;
   worker: Worker;
   job?: Job | undefined;
 }
@@ -43,56 +58,62 @@ interface Thread {
 /**
  * Argon2id on threads of its own at a lower OS priority than the event loop:
  * a small pool of worker threads running @node-rs/argon2's synchronous calls,
- * one job each at a time. It grows on demand up to `size` threads; callers
+ * one job each at a time, at one of two priorities (`prompt` at
+ * `HASHING_NICE`, `bulk` at `BULK_HASHING_NICE`), each with threads of its
+ * own. It grows on demand up to `size` threads of each priority; callers
  * bound how many jobs run at once (the hashing pool's concurrency), so jobs
  * rarely wait here. Threads do not keep the process alive.
  */
 export class Argon2Threads implements Argon2 {
   private readonly threads: Thread[] = [];
-  private readonly waiting: Job[] = [];
+  private readonly waiting: Record<HashPriority, Job[]> = { prompt: [], bulk: [] };
 
-  constructor(
-    private size: number,
-    private readonly nice = HASHING_NICE,
-  ) {}
+  constructor(private size: number) {}
 
   /** Allows more threads (several hashers in one process share one pool). */
   growTo(size: number): void {
     this.size = Math.max(this.size, size);
   }
 
-  hash(secret: string, options: object): Promise<string> {
-    return this.run('hash', [secret, options]);
+  hash(secret: string, options: object, priority: HashPriority = 'prompt'): Promise<string> {
+    return this.run(priority, 'hash', [secret, options]);
   }
 
-  verify(storedHash: string, secret: string): Promise<boolean> {
-    return this.run('verify', [storedHash, secret]);
+  verify(storedHash: string, secret: string, priority: HashPriority = 'prompt'): Promise<boolean> {
+    return this.run(priority, 'verify', [storedHash, secret]);
   }
 
-  private run<T>(op: Job['op'], args: unknown[]): Promise<T> {
+  private run<T>(priority: HashPriority, op: Job['op'], args: unknown[]): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.waiting.push({ op, args, resolve, reject });
+      this.waiting[priority].push({ priority, op, args, resolve, reject });
       this.dispatch();
     });
   }
 
   private dispatch(): void {
-    while (this.waiting.length > 0) {
-      const thread = this.threads.find((t) => !t.job) ?? (this.threads.length < this.size ? this.spawn() : undefined);
-      if (!thread) return;
-      const job = this.waiting.shift()!;
-      thread.job = job;
-      thread.worker.ref();
-      thread.worker.postMessage({ op: job.op, args: job.args });
+    for (const priority of ['prompt', 'bulk'] as const) {
+      const waiting = this.waiting[priority];
+      while (waiting.length > 0) {
+        const thread = this.threads.find((t) => t.priority === priority && !t.job) ?? (this.count(priority) < this.size ? this.spawn(priority) : undefined);
+        if (!thread) break;
+        const job = waiting.shift()!;
+        thread.job = job;
+        thread.worker.ref();
+        thread.worker.postMessage({ op: job.op, args: job.args });
+      }
     }
   }
 
-  private spawn(): Thread {
+  private count(priority: HashPriority): number {
+    return this.threads.filter((t) => t.priority === priority).length;
+  }
+
+  private spawn(priority: HashPriority): Thread {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { argon2: createRequire(import.meta.url).resolve('@node-rs/argon2'), nice: this.nice },
+      workerData: { argon2: createRequire(import.meta.url).resolve('@node-rs/argon2'), nice: NICE[priority] },
     });
-    const thread: Thread = { worker };
+    const thread: Thread = { priority, worker };
     worker.unref();
     worker.on('message', (message: { value?: unknown; error?: string }) => {
       const job = thread.job;
@@ -119,7 +140,7 @@ export class Argon2Threads implements Argon2 {
 
 let shared: Argon2Threads | undefined;
 
-/** The process's hashing threads, shared by every hasher in it. */
+/** The process's hashing threads, shared by every hasher in it (`size` threads of each priority). */
 export function sharedArgon2Threads(size: number): Argon2Threads {
   shared ??= new Argon2Threads(size);
   shared.growTo(size);

@@ -3,9 +3,10 @@ import { availableParallelism } from 'node:os';
 import type { Options } from '@node-rs/argon2';
 import { AppError } from '../errors/app-error.ts';
 import { Bulkhead, type BulkheadEvents } from '../admission/bulkhead.ts';
+import { PRIORITY } from '../admission/admission-class.ts';
 import { currentTicket } from '../admission/work-ticket.ts';
 import { sharedArgon2Threads } from './argon2-threads.ts';
-import type { Argon2, Argon2Params } from './argon2.ts';
+import type { Argon2, Argon2Params, HashPriority } from './argon2.ts';
 
 // @node-rs/argon2 declares Algorithm as a const enum, which isolated-module
 // compilers cannot inline; 2 is its Argon2id member.
@@ -15,6 +16,8 @@ const ARGON2ID = 2 as NonNullable<Options['algorithm']>;
 export const ARGON2_PARAMS = Object.freeze({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
 
 type Params = Argon2Params;
+
+const TOP_RANK = Math.max(...Object.values(PRIORITY));
 
 /** Whether hashing for a request is still worth starting. */
 export interface WorkWindow {
@@ -74,7 +77,7 @@ export class PasswordHasher {
   }
 
   hash(secret: string): Promise<string> {
-    return this.inPool({}, () => this.argon2.hash(secret, { ...this.params, algorithm: ARGON2ID }));
+    return this.inPool({}, (priority) => this.argon2.hash(secret, { ...this.params, algorithm: ARGON2ID }, priority));
   }
 
   /**
@@ -88,13 +91,13 @@ export class PasswordHasher {
     const ticket = currentTicket();
     const signal = window.signal ?? ticket?.signal;
     const deadline = window.deadline ?? ticket?.deadline;
-    return this.inPool({ signal }, async () => {
+    return this.inPool({ signal }, async (priority) => {
       if (signal?.aborted || (deadline !== undefined && Date.now() > deadline)) {
         throw new AppError('unavailable', 'the service is busy; retry shortly', {}, 1);
       }
       this.checksDone++;
       try {
-        return await this.argon2.verify(storedHash, secret);
+        return await this.argon2.verify(storedHash, secret, priority);
       } catch {
         return false;
       }
@@ -128,19 +131,31 @@ export class PasswordHasher {
     return running + queued;
   }
 
-  /** Runs one hash in the pool, as the work of the current request (if any). */
-  private async inPool<T>(window: Pick<WorkWindow, 'signal'>, work: () => Promise<T>): Promise<T> {
+  /**
+   * Runs one hash in the pool, as the work of the current request (if any).
+   * A hash of a tenant that still has more of its own waiting when it starts
+   * (a surge: it asks for more than the pool gives it) runs at the `bulk`
+   * priority, so another tenant's hash started alongside gets a core first
+   * and takes about its usual time; the most important classes (a recovery
+   * code, a TAP) and a tenant's hashes while it has none waiting stay `prompt`.
+   */
+  private async inPool<T>(window: Pick<WorkWindow, 'signal'>, work: (priority: HashPriority) => Promise<T>): Promise<T> {
     const ticket = currentTicket();
-    const release = await this.pool.acquire(ticket?.cls ?? 'background', ticket?.tenant ?? '-', {
+    const cls = ticket?.cls ?? 'background';
+    let priority: HashPriority = 'prompt';
+    const release = await this.pool.acquire(cls, ticket?.tenant ?? '-', {
       signal: window.signal,
       committed: !ticket || ticket.hashed,
       // Marked as soon as the pool takes it, so hashes the request starts alongside (Promise.all) count as committed too.
       onLetIn: () => {
         if (ticket) ticket.hashed = true;
       },
+      onStart: (backlogged) => {
+        priority = backlogged && PRIORITY[cls] < TOP_RANK ? 'bulk' : 'prompt';
+      },
     });
     try {
-      return await work();
+      return await work(priority);
     } finally {
       release();
     }

@@ -22,6 +22,7 @@ describe('overload: one tenant surges, everyone else still gets through', () => 
   let victimId = '';
   const flows: { flow: string; secret: string }[] = [];
   const registrations: string[] = [];
+  const quietSecrets: string[] = [];
 
   const signin = (tenant: string, username: string, password = PASSWORD) => api(server.url, 'POST', `/api/v1/t/${tenant}/signin`, { username, password });
 
@@ -62,6 +63,8 @@ describe('overload: one tenant surges, everyone else still gets through', () => 
       expect(started.body.state).toBe('factor_required');
       flows.push({ flow: started.body.flow, secret });
     }
+    // The other tenant's users have an authenticator app, as people do: they sign in with both steps.
+    for (let i = 0; i < 3; i++) quietSecrets.push(await withTotp('quiet', `q${i}`));
     for (let i = 0; i < 3; i++) {
       const first = await signin('surge', `new${i}`);
       expect(first.body.session.token).toMatch(/^sfs_reg\./);
@@ -131,11 +134,19 @@ describe('overload: one tenant surges, everyone else still gets through', () => 
     // has just confirmed its app does): ten Argon2id hashes through the full pool, ahead of the surge.
     await saturated();
     const codes = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'recovery-codes' }, registrations[0]);
-    // Another tenant signing in at its own low rate.
+    // Another tenant signing in at its own low rate: password, then its authenticator app's code.
     const quiet = [];
     for (let i = 0; i < 3; i++) {
       await saturated();
-      quiet.push(await signin('quiet', `q${i}`));
+      const password = await signin('quiet', `q${i}`);
+      const factor =
+        password.body.state === 'factor_required'
+          ? await api(server.url, 'POST', `/api/v1/t/quiet/signin/${password.body.flow}/verify`, {
+              method: 'totp',
+              code: totpCode(quietSecrets[i]!, Date.now() + 30_000),
+            })
+          : password;
+      quiet.push([password.status, password.body.state, factor.status]);
     }
     // An administrator getting a locked-out person back in, during their own tenant's surge.
     await saturated();
@@ -150,7 +161,7 @@ describe('overload: one tenant surges, everyone else still gets through', () => 
     ]);
     expect(codes.status).toBe(201);
     expect(codes.body.codes).toHaveLength(10);
-    expect(quiet.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(quiet).toEqual(Array.from({ length: 3 }, () => [200, 'factor_required', 200]));
     expect(tap.status).toBe(201);
     expect(reset.status).toBe(200);
 
@@ -213,7 +224,12 @@ describe('overload: one tenant surges, everyone else still gets through', () => 
     expect(health.status).toBe(200);
     expect(ready.status).toBe(200);
     expect(ready.body.components.admission).toMatchObject({ state: 'up', limit: 4 });
-    expect(ready.body.components.passwordHashing).toMatchObject({ state: 'up', running: 1, queued: 2, limit: 1 });
+    // Busy with the surge; how many wait at the instant readiness looks depends on whether a hash has
+    // just finished and its client not yet sent the next (a race on a loaded machine), so only bounds.
+    const pool = ready.body.components.passwordHashing;
+    expect(pool).toMatchObject({ state: 'up', limit: 1 });
+    expect(pool.running + pool.queued).toBeGreaterThan(0);
+    expect(pool.queued).toBeLessThanOrEqual(2);
     const text = await metrics.text();
     expect(text).toContain('steadfast_admission_limit 4');
     expect(text).toContain('steadfast_hashing_concurrency 1');

@@ -1,6 +1,6 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Argon2Threads, HASHING_NICE } from '../../src/directory/argon2-threads.ts';
+import { Argon2Threads, BULK_HASHING_NICE, HASHING_NICE } from '../../src/directory/argon2-threads.ts';
 
 /** The nice value of each thread of this process (Linux: per thread). */
 function niceByThread(): number[] {
@@ -20,6 +20,19 @@ describe('Argon2 hashing threads', () => {
     // Two new threads at the lower priority; the process's main thread is untouched.
     expect(niceByThread().filter((n) => n === HASHING_NICE).length).toBe(before + 2);
     expect(Number(readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')[16])).toBe(0);
+  });
+
+  it("runs bulk hashes (a surging tenant's) on threads of their own, lower still", async () => {
+    const before = niceByThread();
+    const threads = new Argon2Threads(1);
+    const [prompt, bulk] = await Promise.all([threads.hash('one', PARAMS, 'prompt'), threads.hash('two', PARAMS, 'bulk')]);
+    expect(await threads.verify(bulk!, 'two', 'bulk')).toBe(true);
+    expect(await threads.verify(prompt!, 'one', 'prompt')).toBe(true);
+    const after = niceByThread();
+    expect(BULK_HASHING_NICE).toBeGreaterThan(HASHING_NICE);
+    // One thread of each, though one of each size: a prompt hash never waits for a bulk thread to free.
+    expect(after.filter((n) => n === BULK_HASHING_NICE).length).toBe(before.filter((n) => n === BULK_HASHING_NICE).length + 1);
+    expect(after.filter((n) => n === HASHING_NICE).length).toBe(before.filter((n) => n === HASHING_NICE).length + 1);
   });
 
   it('queues jobs beyond its size, and reports a bad hash as an error, not a crash', async () => {

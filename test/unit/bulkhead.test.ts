@@ -163,6 +163,26 @@ describe('bulkhead (the fair, prioritised queue behind every lane and the hashin
     expect([surge.state(), quiet2.state(), third.state()]).toEqual(['pending', 'admitted', 'pending']);
   });
 
+  it('says, as each starts, whether its tenant still has more of its own waiting (a surge), and of no one else', async () => {
+    const bh = new Bulkhead({ limit: 1, spare: 1, queueLimit: 100, maxWaitMs: 60_000 });
+    const told: string[] = [];
+    const take = (tenant: string, name: string) =>
+      track(bh.acquire('start-signin', tenant, { onStart: (backlogged) => told.push(`${name}:${backlogged ? 'backlogged' : 'alone'}`) }));
+    const s0 = await take('surge', 's0');
+    const s1 = await take('surge', 's1');
+    await take('surge', 's2');
+    // The quiet tenant takes the spare slot; the surge's waiters are not its own.
+    const q0 = await take('quiet', 'q0');
+    expect(told).toEqual(['s0:alone', 'q0:alone']);
+    s0.release();
+    await vi.advanceTimersByTimeAsync(0);
+    // s1 starts with s2 still waiting behind it; s2 starts with nothing of its tenant left waiting.
+    q0.release();
+    s1.release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(told).toEqual(['s0:alone', 'q0:alone', 's1:backlogged', 's2:alone']);
+  });
+
   it('refuses at once a newcomer whose predicted wait, counted for its class and tenant, is too long', async () => {
     const { shed, events } = shedLog();
     const bh = new Bulkhead({ limit: 1, queueLimit: 100, maxWaitMs: 100 }, events);

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PasswordHasher, ARGON2_PARAMS, type Argon2 } from '../../src/directory/password-hasher.ts';
+import type { HashPriority } from '../../src/directory/argon2.ts';
 import { runWithTicket, type WorkTicket } from '../../src/admission/work-ticket.ts';
 import type { SheddableClass } from '../../src/admission/admission-class.ts';
 
@@ -11,20 +12,23 @@ import type { SheddableClass } from '../../src/admission/admission-class.ts';
 function heldArgon2() {
   const running: { secret: string; finish: () => void }[] = [];
   const started: string[] = [];
+  const priorities: Record<string, HashPriority | undefined> = {};
   let maxRunning = 0;
-  const run = (secret: string, result: () => unknown) =>
+  const run = (secret: string, result: () => unknown, priority?: HashPriority) =>
     new Promise<any>((resolve) => {
       started.push(secret);
+      priorities[secret] = priority;
       running.push({ secret, finish: () => resolve(result()) });
       maxRunning = Math.max(maxRunning, running.length);
     });
   const argon2: Argon2 = {
-    hash: (secret) => run(secret, () => `$argon2id$v=19$m=1,t=1,p=1$${secret}`),
-    verify: (stored, secret) => run(secret, () => stored.endsWith(`$${secret}`)),
+    hash: (secret, _options, priority) => run(secret, () => `$argon2id$v=19$m=1,t=1,p=1$${secret}`, priority),
+    verify: (stored, secret, priority) => run(secret, () => stored.endsWith(`$${secret}`), priority),
   };
   return {
     argon2,
     started,
+    priorities,
     get running() {
       return running.length;
     },
@@ -175,6 +179,30 @@ describe('password hasher', () => {
     expect(held.started).toEqual(['s0', 'q0', 'r0', 's1', 's2']);
     expect(held.maxRunning).toBe(2);
     expect(shed).toEqual(['start-signin/surge:queue-full', 'start-signin/surge:evicted']);
+  });
+
+  it("runs a surging tenant's hashes below everyone else's: another tenant's sign-in and the surge's own recovery code stay prompt", async () => {
+    vi.useFakeTimers();
+    const held = heldArgon2();
+    const limited = new PasswordHasher({ concurrency: 2, queueLimit: 100, maxWaitMs: 60_000, argon2: held.argon2 });
+    const as = (t: WorkTicket, secret: string) => runWithTicket(t, () => limited.verify(`$argon2id$x$${secret}`, secret));
+    const all = ['s0', 's1', 's2', 's3', 's4', 's5'].map((name) => as(ticket('start-signin', 'surge'), name));
+    await vi.advanceTimersByTimeAsync(0);
+    all.push(as(ticket('start-signin', 'quiet'), 'q0'), as(ticket('finish-signin', 'surge'), 'r0'));
+    await vi.advanceTimersByTimeAsync(0);
+    while (held.running > 0) await held.finishOne();
+    await Promise.all(all);
+    expect(held.started).toEqual(['s0', 's1', 'q0', 'r0', 's2', 's3', 's4', 's5']);
+    // The surge's first two started before any more of its own waited, and its last with none left
+    // behind it; the others started with more of the surge waiting, so below the quiet tenant's hash
+    // (on the spare slot) and the surge's own recovery code, which went first.
+    expect(held.priorities).toEqual({ s0: 'prompt', s1: 'prompt', q0: 'prompt', r0: 'prompt', s2: 'bulk', s3: 'bulk', s4: 'bulk', s5: 'prompt' });
+    // Work from no request (the command line) runs prompt when nothing of its own waits.
+    const cli = limited.hash('cli');
+    await vi.advanceTimersByTimeAsync(0);
+    await held.finishOne();
+    await cli;
+    expect(held.priorities.cli).toBe('prompt');
   });
 
   it("never refuses a request's later hashes once its first was let in (ten recovery codes are one piece of work)", async () => {
