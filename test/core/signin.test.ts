@@ -522,6 +522,74 @@ describe('the sign-in state machine on SQLite', () => {
     });
   });
 
+  describe('password change', () => {
+    const NEW = 'a quite different passphrase 42';
+    const open = async (user: User, scope: 'full' | 'register' = 'full', amr = ['pwd', 'otp', 'mfa']) =>
+      (await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope, amr, ip: '203.0.113.9' })).session;
+    const canSignIn = async (user: User, password: string) =>
+      (await rejection(s.signin.passwordStep(withPolicy(tenant, { mfaRequired: false }), user.username, password, ctx()))) === undefined;
+
+    it('changes the password with the current one, and ends every other session', async () => {
+      const user = await newUser();
+      const session = await open(user);
+      const other = await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd'], ip: '203.0.113.9' });
+      expect(await rejection(s.passwords.change(tenant, user, session, 'wrong', NEW, ctx()))).toMatchObject({ code: 'invalid-credentials' });
+      expect(await s.sessions.authenticate(other.token)).toBeDefined();
+      expect(await rejection(s.passwords.change(tenant, user, await open(user, 'register', ['pwd']), PASSWORD, NEW, ctx()))).toMatchObject({
+        code: 'registration-only',
+      });
+      expect(await rejection(s.passwords.change(tenant, user, session, PASSWORD, 'short', ctx()))).toMatchObject({ code: 'invalid-request' });
+      expect(await s.passwords.change(tenant, user, session, PASSWORD, NEW, ctx())).toBeGreaterThanOrEqual(1);
+      expect(await s.sessions.authenticate(other.token)).toBeUndefined();
+      expect(await canSignIn(user, PASSWORD)).toBe(false);
+      expect(await canSignIn(user, NEW)).toBe(true);
+      // An account without a password has no current one to give.
+      const bare = await newUser({ withPassword: false });
+      expect(await rejection(s.passwords.change(tenant, bare, await open(bare), '', NEW, ctx()))).toMatchObject({ code: 'invalid-credentials' });
+    });
+
+    it('limits guesses of the current password per session and source, not against the account', async () => {
+      const user = await newUser();
+      const session = await open(user);
+      const one = ctx();
+      const outcomes: string[] = [];
+      for (let i = 0; i < 11; i++) outcomes.push((await rejection(s.passwords.change(tenant, user, session, 'wrong', NEW, one)))!.code);
+      expect(outcomes).toEqual([...Array(10).fill('invalid-credentials'), 'too-many-requests']);
+      // The account's own sign-in is not held by it.
+      expect(await canSignIn(user, PASSWORD)).toBe(true);
+    });
+
+    it('sets a first password only from a recent full session with a second factor, once, audited', async () => {
+      const user = await newUser({ withPassword: false });
+      expect(await s.passwords.hasPassword(tenant, user)).toBe(false);
+      expect(await rejection(s.passwords.setFirst(tenant, user, await open(user, 'register', ['tap']), NEW, ctx()))).toMatchObject({ code: 'registration-only' });
+      expect(await rejection(s.passwords.setFirst(tenant, user, await open(user, 'full', ['pwd']), NEW, ctx()))).toMatchObject({ code: 'second-factor-required' });
+      const old = await open(user, 'full', ['tap', 'mfa']);
+      clock.advance(60 * MINUTE);
+      expect(await rejection(s.passwords.setFirst(tenant, user, old, NEW, ctx()))).toMatchObject({ code: 'reauthentication-required' });
+      const session = await open(user, 'full', ['tap', 'mfa']);
+      expect(await rejection(s.passwords.setFirst(tenant, user, session, user.username, ctx()))).toMatchObject({ code: 'invalid-request' });
+      expect(await s.passwords.setFirst(tenant, user, session, NEW, ctx())).toBeGreaterThanOrEqual(1);
+      expect(await s.sessions.authenticate((await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd'], ip: '203.0.113.9' })).token)).toBeDefined();
+      expect(await s.passwords.hasPassword(tenant, user)).toBe(true);
+      expect(await canSignIn(user, NEW)).toBe(true);
+      expect(await auditOf(user, 'password.set-first')).toEqual([expect.objectContaining({ details: { sessionAmr: ['tap', 'mfa'] } })]);
+      expect(await rejection(s.passwords.setFirst(tenant, user, await open(user, 'full', ['tap', 'mfa']), 'another fine passphrase 7', ctx()))).toMatchObject({
+        code: 'conflict',
+      });
+      expect(await canSignIn(user, NEW)).toBe(true);
+    });
+
+    it('ends the other sessions when a first password is set', async () => {
+      const user = await newUser({ withPassword: false });
+      const other = await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['tap', 'mfa'], ip: '203.0.113.9' });
+      const session = await open(user, 'full', ['tap', 'mfa']);
+      expect(await s.passwords.setFirst(tenant, user, session, NEW, ctx())).toBe(1);
+      expect(await s.sessions.authenticate(other.token)).toBeUndefined();
+      expect(await s.sessions.authenticate((await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd'], ip: '1.2.3.4' })).token)).toBeDefined();
+    });
+  });
+
   it('keeps the flow lifetime and attempts as documented', () => {
     expect([FLOW_LIFETIME_MS, FLOW_MAX_ATTEMPTS]).toEqual([10 * MINUTE, 5]);
   });
