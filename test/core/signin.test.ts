@@ -43,7 +43,11 @@ describe('the sign-in state machine on SQLite', () => {
   let n = 0;
   let ipN = 0;
   /** A fresh source address per call: the per-source limits stay out of tests that are not about them. */
-  const ctx = (over: Partial<RequestContext> = {}): RequestContext => ({ ip: `198.18.${Math.floor(++ipN / 250)}.${(ipN % 250) + 1}`, userAgent: 'core-test', ...over });
+  const ctx = (over: Partial<RequestContext> = {}): RequestContext => ({
+    ip: `198.18.${Math.floor(++ipN / 250)}.${(ipN % 250) + 1}`,
+    userAgent: 'core-test',
+    ...over,
+  });
   const withPolicy = (t: Tenant, over: Partial<TenantPolicy>): Tenant => ({ ...t, policy: { ...t.policy, ...over } });
 
   const newUser = async (extra: Partial<{ isAdmin: boolean; breakGlass: boolean; withPassword: boolean }> = {}, t: Tenant = tenant): Promise<User> => {
@@ -157,7 +161,11 @@ describe('the sign-in state machine on SQLite', () => {
       const { id } = await addTotp(user);
       for (const t of [tenant, withPolicy(tenant, { mfaRequired: false })]) {
         const step = await s.signin.passwordStep(t, user.username, PASSWORD, ctx());
-        expect(step).toMatchObject({ kind: 'factor', flow: expect.any(String), methods: [{ id, type: 'totp', available: true, default: expect.any(Boolean) }] });
+        expect(step).toMatchObject({
+          kind: 'factor',
+          flow: expect.any(String),
+          methods: [{ id, type: 'totp', available: true, default: expect.any(Boolean) }],
+        });
         const flow = await s.ephemeral.get(flowKey({ id: (step as { flow: string }).flow }));
         expect(flow).toMatchObject({ kind: 'second-factor', tenantId: t.id, userId: user.id, username: user.username, amr: ['pwd'] });
         expect((flow as { expiresAt: number }).expiresAt).toBe(clock.now() + FLOW_LIFETIME_MS);
@@ -302,7 +310,9 @@ describe('the sign-in state machine on SQLite', () => {
       const user = await newUser();
       const { secret } = await addTotp(user);
       const flow = await factorFlow(user);
-      expect(await rejection(s.signin.verify(otherTenant, flow, 'totp', { code: totpCode(secret, clock.now()) }, ctx()))).toMatchObject({ code: 'flow-not-found' });
+      expect(await rejection(s.signin.verify(otherTenant, flow, 'totp', { code: totpCode(secret, clock.now()) }, ctx()))).toMatchObject({
+        code: 'flow-not-found',
+      });
       expect(await rejection(s.signin.flowMethods(otherTenant, { id: flow }))).toMatchObject({ code: 'flow-not-found' });
       // An app cannot name a browser's flow.
       expect(await rejection(s.signin.appTransactionUser(tenant, { id: flow, appId: 'app-1' }))).toMatchObject({ code: 'flow-not-found' });
@@ -318,7 +328,9 @@ describe('the sign-in state machine on SQLite', () => {
       const before = await factorFlow(user);
       clock.advance(1);
       await s.sessions.revokeAllForUser(tenant.id, user.id);
-      expect(await rejection(s.signin.verify(tenant, before, 'totp', { code: totpCode(secret, clock.now()) }, ctx()))).toMatchObject({ code: 'flow-not-found' });
+      expect(await rejection(s.signin.verify(tenant, before, 'totp', { code: totpCode(secret, clock.now()) }, ctx()))).toMatchObject({
+        code: 'flow-not-found',
+      });
       clock.advance(1);
       const after = await factorFlow(user);
       expect((await s.signin.verify(tenant, after, 'totp', { code: totpCode(secret, clock.now()) }, ctx())).session.userId).toBe(user.id);
@@ -339,7 +351,13 @@ describe('the sign-in state machine on SQLite', () => {
       const user = await newUser();
       const { secret } = await addTotp(user);
       const remembering = withPolicy(tenant, { rememberedDeviceDays: 30 });
-      const done = await s.signin.verify(remembering, await factorFlow(user, remembering), 'totp', { code: totpCode(secret, clock.now()) }, ctx({ rememberDevice: true }));
+      const done = await s.signin.verify(
+        remembering,
+        await factorFlow(user, remembering),
+        'totp',
+        { code: totpCode(secret, clock.now()) },
+        ctx({ rememberDevice: true }),
+      );
       expect(done.remembered?.token).toEqual(expect.any(String));
       expect(await new RememberedDevices(s.durable.db, clock).recognises(remembering, user.id, done.remembered!.token)).toBe(true);
       clock.advance(30_000);
@@ -561,15 +579,23 @@ describe('the sign-in state machine on SQLite', () => {
     it('sets a first password only from a recent full session with a second factor, once, audited', async () => {
       const user = await newUser({ withPassword: false });
       expect(await s.passwords.hasPassword(tenant, user)).toBe(false);
-      expect(await rejection(s.passwords.setFirst(tenant, user, await open(user, 'register', ['tap']), NEW, ctx()))).toMatchObject({ code: 'registration-only' });
-      expect(await rejection(s.passwords.setFirst(tenant, user, await open(user, 'full', ['pwd']), NEW, ctx()))).toMatchObject({ code: 'second-factor-required' });
+      expect(await rejection(s.passwords.setFirst(tenant, user, await open(user, 'register', ['tap']), NEW, ctx()))).toMatchObject({
+        code: 'registration-only',
+      });
+      expect(await rejection(s.passwords.setFirst(tenant, user, await open(user, 'full', ['pwd']), NEW, ctx()))).toMatchObject({
+        code: 'second-factor-required',
+      });
       const old = await open(user, 'full', ['tap', 'mfa']);
       clock.advance(60 * MINUTE);
       expect(await rejection(s.passwords.setFirst(tenant, user, old, NEW, ctx()))).toMatchObject({ code: 'reauthentication-required' });
       const session = await open(user, 'full', ['tap', 'mfa']);
       expect(await rejection(s.passwords.setFirst(tenant, user, session, user.username, ctx()))).toMatchObject({ code: 'invalid-request' });
       expect(await s.passwords.setFirst(tenant, user, session, NEW, ctx())).toBeGreaterThanOrEqual(1);
-      expect(await s.sessions.authenticate((await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd'], ip: '203.0.113.9' })).token)).toBeDefined();
+      expect(
+        await s.sessions.authenticate(
+          (await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd'], ip: '203.0.113.9' })).token,
+        ),
+      ).toBeDefined();
       expect(await s.passwords.hasPassword(tenant, user)).toBe(true);
       expect(await canSignIn(user, NEW)).toBe(true);
       expect(await auditOf(user, 'password.set-first')).toEqual([expect.objectContaining({ details: { sessionAmr: ['tap', 'mfa'] } })]);
@@ -585,7 +611,9 @@ describe('the sign-in state machine on SQLite', () => {
       const session = await open(user, 'full', ['tap', 'mfa']);
       expect(await s.passwords.setFirst(tenant, user, session, NEW, ctx())).toBe(1);
       expect(await s.sessions.authenticate(other.token)).toBeUndefined();
-      expect(await s.sessions.authenticate((await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd'], ip: '1.2.3.4' })).token)).toBeDefined();
+      expect(
+        await s.sessions.authenticate((await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd'], ip: '1.2.3.4' })).token),
+      ).toBeDefined();
     });
   });
 

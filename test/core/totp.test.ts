@@ -59,9 +59,7 @@ describe('authenticator apps (TOTP) on SQLite', () => {
     expect(credential).toMatchObject({ type: 'totp', state: 'pending', label: 'Work phone', userId: user.id, tenantId: tenant.id });
     expect(secret).toMatch(/^[A-Z2-7]{32}$/);
     expect(credential.secret).not.toContain(secret);
-    expect(reveal.otpauthUri).toBe(
-      `otpauth://totp/Acme%20TOTP:${user.username}?issuer=Acme%20TOTP&secret=${secret}&algorithm=SHA1&digits=6&period=30`,
-    );
+    expect(reveal.otpauthUri).toBe(`otpauth://totp/Acme%20TOTP:${user.username}?issuer=Acme%20TOTP&secret=${secret}&algorithm=SHA1&digits=6&period=30`);
     expect(reveal.qrCodeSvg).toMatch(/^<svg/);
     expect(await totp().reveal!(tenant, user, credential)).toEqual(reveal);
     expect((await enrolled(user, '   ')).credential.label).toBe('Authenticator app');

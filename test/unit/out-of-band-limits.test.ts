@@ -72,7 +72,9 @@ describe('send limits', () => {
       const refund = await l2.consume(target({ userId: 'u-refund', destinationKey: 'd-refund', requester: { origin: 'session:r', ip: '203.0.113.7' } }));
       await refund();
     }
-    expect(await refusal(l2.consume(target({ userId: 'u-refund', destinationKey: 'd-refund', requester: { origin: 'session:r', ip: '203.0.113.7' } })))).toBeUndefined();
+    expect(
+      await refusal(l2.consume(target({ userId: 'u-refund', destinationKey: 'd-refund', requester: { origin: 'session:r', ip: '203.0.113.7' } }))),
+    ).toBeUndefined();
   });
 
   it('passes a store failure on as it is', async () => {

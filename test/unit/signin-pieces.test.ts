@@ -120,13 +120,20 @@ describe('source keys', () => {
 });
 
 describe('method choices', () => {
-  const tenant = { id: 't', slug: 't', name: 'T', policy: { ...DEFAULT_POLICY, allowedMethods: ['totp', 'sms', 'webauthn', 'recovery-codes', 'email'] }, createdAt: 0 } as Tenant;
+  const tenant = {
+    id: 't',
+    slug: 't',
+    name: 'T',
+    policy: { ...DEFAULT_POLICY, allowedMethods: ['totp', 'sms', 'webauthn', 'recovery-codes', 'email'] },
+    createdAt: 0,
+  } as Tenant;
   const registry = {
     get: (type: string) => (type === 'retired' ? undefined : {}),
     available: (type: string) => type !== 'sms',
   } as unknown as MethodRegistry;
   let n = 0;
-  const credential = (type: string, isDefault = false): Credential => ({ id: `c${++n}-${type}`, type, label: `${type} label`, isDefault }) as unknown as Credential;
+  const credential = (type: string, isDefault = false): Credential =>
+    ({ id: `c${++n}-${type}`, type, label: `${type} label`, isDefault }) as unknown as Credential;
 
   it('puts the default first when it works, then the strongest, the unusable last, recovery codes after the rest', () => {
     const active = [credential('recovery-codes'), credential('sms', true), credential('totp'), credential('email'), credential('webauthn')];
