@@ -206,6 +206,77 @@ describe('the sign-in state machine on SQLite', () => {
     });
   });
 
+  describe('the password step, more', () => {
+    /** A phone the server cannot text now (no SMS provider in these tests): a method that exists but cannot be used. */
+    const addUnusableSms = async (user: User) => {
+      const credential = await s.credentials.insert({ tenantId: tenant.id, userId: user.id, type: 'sms', label: 'Phone', state: 'active', activation: 'any' });
+      expect(s.methods.available('sms')).toBe(false);
+      return credential;
+    };
+
+    it('answers no-way-in when none of the methods can be used now, and offers a pass where the tenant fails to TAP', async () => {
+      const user = await newUser();
+      const sms = await addUnusableSms(user);
+      const step = await s.signin.passwordStep(tenant, user.username, PASSWORD, ctx());
+      expect(step).toEqual({ kind: 'no-way-in', methods: [expect.objectContaining({ id: sms.id, available: false })], retryAfter: 60 });
+      expect((await eventsOf(user))[0]).toEqual({ step: 'password', outcome: 'failure', reason: 'no_usable_method', method: 'password' });
+      const tapOnly = await s.signin.passwordStep(withPolicy(tenant, { failMode: 'tap-only' }), user.username, PASSWORD, ctx());
+      expect(tapOnly).toMatchObject({
+        kind: 'factor',
+        methods: [
+          { id: sms.id, available: false },
+          { id: 'tap', type: 'tap', available: true, default: false },
+        ],
+      });
+    });
+
+    it('asks a user whose only way in is a pass for it as the second factor, and lets them in where none is required', async () => {
+      const user = await newUser();
+      const { code } = await s.passes.issue(tenant, user.id, { oneTime: true }, 'admin');
+      const step = await s.signin.passwordStep(tenant, user.username, PASSWORD, ctx());
+      expect(step).toMatchObject({ kind: 'factor', methods: [{ id: 'tap', type: 'tap', label: expect.any(String), available: true, default: false }] });
+      const done = await s.signin.verify(tenant, (step as { flow: string }).flow, 'tap', { code }, ctx());
+      expect(await s.sessions.authenticate(done.session.token)).toMatchObject({ scope: 'full', amr: ['pwd', 'tap', 'mfa'] });
+
+      const relaxed = await newUser();
+      await s.passes.issue(tenant, relaxed.id, { oneTime: true }, 'admin');
+      expect(await s.signin.passwordStep(withPolicy(tenant, { mfaRequired: false }), relaxed.username, PASSWORD, ctx())).toMatchObject({
+        kind: 'done',
+        methods: [{ type: 'tap' }],
+      });
+      await s.users.update(tenant.id, relaxed.id, { mustRegister: true });
+      expect((await s.signin.passwordStep(withPolicy(tenant, { mfaRequired: false }), relaxed.username, PASSWORD, ctx())).kind).toBe('factor');
+    });
+
+    it('counts guesses at one account from one source by the name as normalised, and restarts the count on success', async () => {
+      const user = await newUser();
+      const one = ctx();
+      const spellings = [user.username, user.username.toUpperCase(), ` ${user.username}`, `${user.username} `];
+      const outcomes: string[] = [];
+      for (let i = 0; i < 9; i++) outcomes.push((await rejection(s.signin.passwordStep(tenant, spellings[i % 4]!, 'wrong', one)))!.code);
+      expect(outcomes).toEqual(Array(9).fill('invalid-credentials'));
+      expect((await s.signin.passwordStep(tenant, user.username, PASSWORD, one)).kind).toBe('register');
+      // The success restarted the count: ten more guesses before the source is held.
+      for (let i = 0; i < 10; i++) outcomes.push((await rejection(s.signin.passwordStep(tenant, spellings[i % 4]!, 'wrong', one)))!.code);
+      expect(outcomes).toEqual(Array(19).fill('invalid-credentials'));
+      expect(await rejection(s.signin.passwordStep(tenant, user.username.toUpperCase(), PASSWORD, one))).toMatchObject({ code: 'too-many-requests' });
+    });
+
+    it('audits a break-glass account on every way in: registration, a remembered browser, a pass', async () => {
+      const user = await newUser({ breakGlass: true });
+      expect((await s.signin.passwordStep(tenant, user.username, PASSWORD, ctx())).kind).toBe('register');
+      expect((await auditOf(user, 'break-glass.signin')).map((e) => e.details)).toEqual([{ username: user.username, method: 'password' }]);
+      const { code } = await s.passes.issue(tenant, user.id, { oneTime: true }, 'admin');
+      expect((await s.signin.tapStep(tenant, user.username, code, ctx())).kind).toBe('register');
+      expect((await auditOf(user, 'break-glass.signin'))[0]!.details).toEqual({ username: user.username, method: 'tap' });
+      await addTotp(user);
+      const remembering = withPolicy(tenant, { rememberedDeviceDays: 30 });
+      const remembered = await new RememberedDevices(s.durable.db, clock).remember(remembering, user.id, 'core-test');
+      expect((await s.signin.passwordStep(remembering, user.username, PASSWORD, ctx({ rememberedDevice: remembered!.token }))).kind).toBe('done');
+      expect(await auditOf(user, 'break-glass.signin')).toHaveLength(3);
+    });
+  });
+
   describe('the second factor', () => {
     it('signs in with the right code, once: the flow is taken, the session full with every factor proved', async () => {
       const user = await newUser();
