@@ -358,6 +358,43 @@ describe('the sign-in state machine on SQLite', () => {
       expect((again!.extra as { nextInSeconds: number }).nextInSeconds).toBeLessThanOrEqual(30);
     });
 
+    it('gives back the limits a code just used took: ten of them from one source do not hold it', async () => {
+      const user = await newUser();
+      const { secret } = await addTotp(user);
+      const one = ctx();
+      const used = totpCode(secret, clock.now());
+      await s.signin.verify(tenant, await factorFlow(user), 'totp', { code: used }, one);
+      for (let i = 0; i < 12; i++) {
+        expect(await rejection(s.signin.verify(tenant, await factorFlow(user), 'totp', { code: used }, one)), String(i)).toMatchObject({
+          code: 'code-already-used',
+        });
+      }
+      clock.advance(30_000);
+      expect((await s.signin.verify(tenant, await factorFlow(user), 'totp', { code: totpCode(secret, clock.now()) }, one)).session.userId).toBe(user.id);
+    });
+
+    it("counts an app's wrong codes against the app as their source, wherever its requests come from", async () => {
+      const user = await newUser();
+      const { secret } = await addTotp(user);
+      const outcomes: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const tx = await s.signin.startAppTransaction(tenant, 'app-busy', user);
+        for (let j = 0; j < 4; j++) {
+          outcomes.push((await rejection(s.signin.verifyForApp(tenant, { id: tx, appId: 'app-busy' }, 'totp', { code: wrongCode(secret) }, ctx())))!.code);
+        }
+      }
+      // Ten per account and source: the app is one source, though every request came from a new address.
+      expect(outcomes).toEqual([...Array(10).fill('invalid-code'), 'too-many-requests', 'too-many-requests']);
+      // Another app is another source.
+      const other = await s.signin.startAppTransaction(tenant, 'app-other', user);
+      expect(await rejection(s.signin.verifyForApp(tenant, { id: other, appId: 'app-other' }, 'totp', { code: wrongCode(secret) }, ctx()))).toMatchObject({
+        code: 'invalid-code',
+      });
+      // The user's own browser is another source.
+      const flow = await factorFlow(user);
+      expect((await s.signin.verify(tenant, flow, 'totp', { code: totpCode(secret, clock.now()) }, ctx())).session.userId).toBe(user.id);
+    });
+
     it('gives a session to only one of two right answers at once', async () => {
       const user = await newUser();
       const { secret } = await addTotp(user);
