@@ -643,6 +643,8 @@ describe('the sign-in state machine on SQLite', () => {
       expect(await rejection(s.signin.verify(tenant, tx, 'totp', { code: totpCode(secret, clock.now()) }, ctx()))).toMatchObject({ code: 'flow-not-found' });
       const proved = await s.signin.verifyForApp(tenant, { id: tx, appId: 'app-1' }, 'totp', { code: totpCode(secret, clock.now()) }, ctx());
       expect(proved).toEqual({ userId: user.id, amr: ['otp'] });
+      // No session was made for it, not even one nobody receives.
+      expect(await s.sessions.listActive(tenant.id, user.id)).toEqual([]);
       expect(await rejection(s.signin.appTransactionUser(tenant, { id: tx, appId: 'app-1' }))).toMatchObject({ code: 'flow-not-found' });
     });
   });
