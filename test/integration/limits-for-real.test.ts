@@ -1,7 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.ts';
 import type { Tenant } from '../../src/directory/tenants.ts';
-import { backends, type Backend } from '../helpers/backends.ts';
+import { randomUUID } from 'node:crypto';
+import { AbuseLimits, type Attempt } from '../../src/signin/abuse-limits.ts';
+import { AppError } from '../../src/errors/app-error.ts';
+import { RedisEphemeralStore } from '../../src/store/ephemeral/redis-store.ts';
+import { backends, postgresRedis, type Backend } from '../helpers/backends.ts';
+import { REDIS_URL } from '../helpers/services-available.ts';
 import { startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { totpCode } from '../helpers/totp.ts';
 
@@ -96,3 +101,71 @@ for (const spec of backends) {
     });
   });
 }
+
+/**
+ * Password and second-factor guesses count apart in Redis, where every node's
+ * limiters meet: each factor's counters live under their own keys. The memory
+ * store cannot show this (it keeps each limiter's counts apart whatever its
+ * key prefix), so a prefix made common to both factors is caught only here.
+ * Limits are scaled down (3 per account and source, 5 per source, 20 per
+ * account: 16 for strangers, 2 for each familiar part) to reach them quickly.
+ */
+describe.runIf(await postgresRedis.available())('password and second-factor counts apart in Redis', () => {
+  let store: RedisEphemeralStore;
+  let limits: AbuseLimits;
+  const namespace = `test:limits-apart:${randomUUID()}`;
+  let n = 0;
+  const account = () => `t|apart-${++n}`;
+  const ip = () => `198.18.${Math.floor(++n / 250)}.${(n % 250) + 1}`;
+  const outcome = (attempt: Attempt) =>
+    limits.begin(attempt).then(
+      () => 'ok',
+      (err: unknown) => (err instanceof AppError ? err.code : 'not-an-app-error'),
+    );
+  const spend = async (count: number, make: (i: number) => Attempt) => {
+    const out: string[] = [];
+    for (let i = 0; i < count; i++) out.push(await outcome(make(i)));
+    return out;
+  };
+
+  beforeAll(async () => {
+    store = await RedisEphemeralStore.connect({ url: REDIS_URL, namespace });
+    limits = new AbuseLimits(store, { accountFailures: 20, accountSourceFailures: 3, sourceFailures: 5 });
+  });
+  afterAll(async () => {
+    if (!store) return;
+    const keys = await store.client.keys(`${namespace}:*`);
+    // The client adds the namespace itself: delete by the bare key.
+    if (keys.length > 0) await store.client.del(...keys.map((k) => k.slice(namespace.length + 1)));
+    await store.close();
+  });
+
+  it('per account and source', async () => {
+    const acct = account();
+    const src = ip();
+    expect(await spend(4, () => ({ factor: 'password', account: acct, ip: src }))).toEqual(['ok', 'ok', 'ok', 'too-many-requests']);
+    expect(await spend(4, () => ({ factor: 'second-factor', account: acct, ip: src }))).toEqual(['ok', 'ok', 'ok', 'too-many-requests']);
+    expect(await spend(1, () => ({ factor: 'tap', account: acct, ip: src }))).toEqual(['ok']);
+    expect(await spend(1, () => ({ factor: 'password-change', account: acct, ip: src }))).toEqual(['ok']);
+  });
+
+  it('per source, across accounts', async () => {
+    const src = ip();
+    expect(await spend(6, () => ({ factor: 'second-factor', account: account(), ip: src }))).toEqual([...Array(5).fill('ok'), 'too-many-requests']);
+    expect(await spend(1, () => ({ factor: 'password', account: account(), ip: src }))).toEqual(['ok']);
+  });
+
+  it("in the strangers' part of the account budget", async () => {
+    const acct = account();
+    expect(await spend(17, () => ({ factor: 'password', account: acct, ip: ip() }))).toEqual([...Array(16).fill('ok'), 'too-many-requests']);
+    expect(await spend(1, () => ({ factor: 'second-factor', account: acct, ip: ip() }))).toEqual(['ok']);
+  });
+
+  it('in the familiar parts of the account budget', async () => {
+    for (const place of ['familiar-source', 'known-browser'] as const) {
+      const acct = account();
+      expect(await spend(3, () => ({ factor: 'second-factor', account: acct, ip: ip(), place })), place).toEqual(['ok', 'ok', 'too-many-requests']);
+      expect(await spend(1, () => ({ factor: 'password', account: acct, ip: ip(), place })), place).toEqual(['ok']);
+    }
+  });
+});
