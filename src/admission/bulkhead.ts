@@ -89,6 +89,7 @@ export class Bulkhead {
   private queued = 0;
   /** Moving average of how long a unit of work holds its slot. */
   private holdMs = 0;
+  private lastActiveAt = 0;
   private readonly runningByTenant = new Map<string, number>();
   // Rank → tenant → its waiters in arrival order. Map order is the tenants' turn order.
   private readonly queues = new Map<number, Map<string, Waiter[]>>();
@@ -100,6 +101,11 @@ export class Bulkhead {
 
   get state(): { running: number; queued: number; limit: number } {
     return { running: this.running, queued: this.queued, limit: this.options.limit };
+  }
+
+  /** How long nothing has held a slot (0 while something does): work that comes in bursts is still "busy" between them. */
+  get idleForMs(): number {
+    return this.running > 0 || this.queued > 0 ? 0 : Date.now() - this.lastActiveAt;
   }
 
   /** Waits for a slot; the returned function gives it back. Throws a 503 problem when refused. */
@@ -279,6 +285,7 @@ export class Bulkhead {
       if (released) return;
       released = true;
       this.running--;
+      this.lastActiveAt = Date.now();
       const left = (this.runningByTenant.get(tenant) ?? 1) - 1;
       if (left === 0) this.runningByTenant.delete(tenant);
       else this.runningByTenant.set(tenant, left);

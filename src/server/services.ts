@@ -156,6 +156,9 @@ export interface BuildOptions {
   onMasterKeyGenerated?: (path: string) => void;
 }
 
+// A node that hashed a password this recently counts as serving sign-ins (exports pause between pages).
+const BUSY_WITHIN_MS = 250;
+
 export async function buildServices(config: Readonly<Config>, options: BuildOptions = {}): Promise<Services> {
   const clock = options.clock ?? systemClock;
   const keyRing = new KeyRing(resolveMasterKey(config, options), config.previousMasterKeys);
@@ -315,7 +318,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     {
       // Exports yield to requests: the node is busy while any request is admitted (an export gives its slot back
       // once it streams) or any password is being hashed (a canary's requests are in other lanes, not their hashes).
-      pacing: new ExportPacing({ busy: () => runtime.admission.state.inFlight > 0 || hasher.pool.state.running > 0 || hasher.pool.state.queued > 0 }),
+      pacing: new ExportPacing({ busy: () => runtime.admission.state.inFlight > 0 || hasher.pool.idleForMs < BUSY_WITHIN_MS }),
     },
   );
   const events = new SigninEvents(db, clock, config.nodeName, groupCommit, { reader: reports, lists: durable.engine === 'sqlite' });

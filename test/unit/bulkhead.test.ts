@@ -257,3 +257,19 @@ describe('bulkhead (the fair, prioritised queue behind every lane and the hashin
     await expect(bh.acquire('start-signin', 't', { signal: AbortSignal.abort() })).rejects.toMatchObject({ status: 503 });
   });
 });
+
+describe('how long a bulkhead has been idle', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('is 0 while work holds a slot, then counts from the last release', async () => {
+    vi.useFakeTimers({ now: Date.UTC(2026, 10, 30, 18) });
+    const bh = new Bulkhead({ limit: 1, queueLimit: 1, maxWaitMs: 1000 });
+    expect(bh.idleForMs).toBeGreaterThan(1_000_000);
+    const release = await bh.acquire('start-signin', 't');
+    vi.advanceTimersByTime(500);
+    expect(bh.idleForMs).toBe(0);
+    release();
+    vi.advanceTimersByTime(200);
+    expect(bh.idleForMs).toBe(200);
+  });
+});
