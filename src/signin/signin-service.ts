@@ -451,15 +451,26 @@ export class SigninService {
     if (flow.kind === 'passkey' && passkeyUser?.status !== 'active') throw new AppError('account-disabled');
 
     // Taking the flow is the commit point: of two racing correct answers only one gets a session.
-    if (!parseRecord(FlowRecord, await deps.ephemeral.take(flowKey(ref)))) throw new AppError('flow-not-found');
+    const taken = parseRecord(FlowRecord, await deps.ephemeral.take(flowKey(ref)));
+    if (!taken) throw new AppError('flow-not-found');
     await deps.limits.succeeded(attempt);
     const amr = flow.kind === 'app-transaction' ? verified.amr : [...new Set([...flow.amr, ...verified.amr, 'mfa'])];
     const withSession = flow.kind !== 'app-transaction';
-    // Issued and recorded together, so both rows share one group commit.
-    const [session] = await Promise.all([
-      withSession ? this.issueSession(tenant, userId, 'full', amr, ctx) : undefined,
-      this.recordFlow(recordAs, ctx, 'success', 'ok', flow.kind === 'passkey' ? 'passkey' : type),
-    ]);
+    let session: IssuedSession | undefined;
+    try {
+      // Issued and recorded together, so both rows share one group commit.
+      [session] = await Promise.all([
+        withSession ? this.issueSession(tenant, userId, 'full', amr, ctx) : undefined,
+        this.recordFlow(recordAs, ctx, 'success', 'ok', flow.kind === 'passkey' ? 'passkey' : type),
+      ]);
+    } catch (error) {
+      // The database went away during this very write (the node moves to its fallback at its next probe):
+      // the flow goes back, so the user's retry finishes this sign-in instead of starting it again. The
+      // code just used stays spent; the next one will do. Nobody was answered with a session.
+      const left = taken.expiresAt - deps.clock.now();
+      if (left > 0) await deps.ephemeral.set(flowKey(ref), taken, left).catch(() => {});
+      throw error;
+    }
     // The flow knows whether this is a break-glass account: no lookup on the common path.
     const alertFor = passkeyUser ?? (flow.breakGlass ? await deps.users.get(tenant.id, userId) : undefined);
     if (alertFor) await this.alertIfBreakGlass(tenant, alertFor, flow.kind === 'passkey' ? 'passkey' : type);

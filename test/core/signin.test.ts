@@ -295,6 +295,26 @@ describe('the sign-in state machine on SQLite', () => {
       expect((await eventsOf(user))[0]).toEqual({ step: 'second-factor', outcome: 'success', reason: 'ok', method: 'totp' });
     });
 
+    it('puts the flow back when the session cannot be written (the database went away at that moment): the retry finishes the sign-in', async () => {
+      const user = await newUser();
+      const { secret } = await addTotp(user);
+      const flow = await factorFlow(user);
+      const create = s.sessions.create.bind(s.sessions);
+      s.sessions.create = async () => {
+        throw new AppError('unavailable', 'the database went away');
+      };
+      try {
+        expect(await rejection(s.signin.verify(tenant, flow, 'totp', { code: totpCode(secret, clock.now()) }, ctx()))).toMatchObject({ code: 'unavailable' });
+      } finally {
+        s.sessions.create = create;
+      }
+      // The code just used is spent; the next one finishes the same flow.
+      clock.advance(30_000);
+      const done = await s.signin.verify(tenant, flow, 'totp', { code: totpCode(secret, clock.now()) }, ctx());
+      expect(done).toMatchObject({ kind: 'done', session: { userId: user.id } });
+      expect(await s.ephemeral.get(flowKey({ id: flow }))).toBeUndefined();
+    });
+
     it('names the method by credential id as well as by type, and nothing else', async () => {
       const user = await newUser();
       const { id, secret } = await addTotp(user);
