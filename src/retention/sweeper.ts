@@ -20,6 +20,8 @@ export interface SweeperOptions {
   batchSize?: number;
   onReport?: (report: SweepReport) => void;
   onError?: (err: unknown) => void;
+  /** While true the timer's passes are skipped (signing in from the outage fallback: nothing there to sweep). */
+  paused?: () => boolean;
 }
 
 const pause = (ms: number) => new Promise<void>((resolve) => (ms >= 1 ? setTimeout(resolve, ms) : setImmediate(resolve)));
@@ -62,6 +64,7 @@ export class Sweeper {
   start(everyMs: number): void {
     if (this.timer || everyMs <= 0) return;
     this.timer = setInterval(() => {
+      if (this.options.paused?.()) return;
       this.runOnce().then(
         (report) => this.options.onReport?.(report),
         (err: unknown) => this.options.onError?.(err),

@@ -467,6 +467,8 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   });
   const sweeper = new Sweeper(db, clock, tenants, expirySweeps(audit), {
     engine: durable.engine,
+    // During an outage the node runs on its fallback copy: the database's records are swept when it is back.
+    paused: () => fallback?.usesFallback() ?? false,
     onReport: (report) => {
       for (const [sweep, rows] of Object.entries(report.removed)) if (rows > 0) metrics.sweptRows.inc({ sweep }, rows);
       if (Object.values(report.removed).some((rows) => rows > 0)) options.logger?.info({ removed: report.removed }, 'expired records removed');
