@@ -71,7 +71,7 @@ const STATEMENT_CACHE_SIZE = 256;
  * prepared statement. better-sqlite3 runs synchronously, so one statement is
  * never used by two queries at once.
  */
-export function withStatementCache(sqlite: SqliteDatabase.Database) {
+export function withStatementCache(sqlite: SqliteDatabase.Database): { close(): void; prepare(text: string): SqliteDatabase.Statement } {
   const cache = new Map<string, SqliteDatabase.Statement>();
   return {
     close: () => sqlite.close(),
