@@ -224,7 +224,7 @@ export class OidcProviders {
 
 /** The longest free-text authorization parameter kept: far above any real `state` or `nonce` (a JWT state included). */
 export const MAX_FREE_TEXT_PARAM = 2048;
-const FREE_TEXT_PARAMS = ['state', 'nonce', 'login_hint', 'ui_locales', 'claims_locales', 'acr_values', 'scope'] as const;
+const FREE_TEXT_PARAMS = ['state', 'nonce', 'login_hint', 'ui_locales', 'claims_locales', 'acr_values', 'scope', 'display'] as const;
 
 /** Validators (oidc-provider's `extraParams`) that refuse a free-text parameter over the bound with invalid_request. */
 function boundedFreeTextParams(errors: typeof import('oidc-provider').errors): Record<string, (ctx: unknown, value: string | undefined) => Promise<void>> {

@@ -79,7 +79,7 @@ for (const spec of backends) {
       const reused = await call('POST', '/api/v1/t/acme/signin', { username: 'nina', tap: tap.body.code }, undefined);
       expect(reused.status).toBe(401);
       const audit = await call('GET', `/api/v1/admin/audit?user=${created.body.id}`);
-      expect(audit.body.items.map((e: { action: string }) => e.action)).toEqual(['tap.used', 'tap.issued', 'user.created']);
+      expect(audit.body.items.map((e: { action: string }) => e.action)).toEqual(['method.added', 'tap.used', 'tap.issued', 'user.created']);
       expect(JSON.stringify(audit.body)).not.toContain(tap.body.code);
     });
 

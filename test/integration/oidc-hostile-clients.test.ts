@@ -187,7 +187,7 @@ for (const spec of backends) {
     it('refuses oversized free-text parameters in a pushed authorization request with an OIDC error', async () => {
       const from = '203.0.113.72';
       expect((await push(from, { state: 's'.repeat(2048) })).status).toBe(201);
-      for (const name of ['state', 'nonce', 'login_hint', 'ui_locales', 'acr_values']) {
+      for (const name of ['state', 'nonce', 'login_hint', 'ui_locales', 'acr_values', 'display']) {
         const res = await push(from, { [name]: 'x'.repeat(40_000) });
         expect(res.status, name).toBe(400);
         expect(res.body.error).toBe('invalid_request');
