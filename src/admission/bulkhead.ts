@@ -67,6 +67,8 @@ interface Waiter {
   refuse: (err: AppError) => void;
 }
 
+// Another tenant that started work this recently still counts as having work (see start()).
+const OTHERS_RECENT_MS = 5000;
 // Weight of the newest sample in the moving average of hold times.
 const EWMA_WEIGHT = 0.2;
 const RANKS = [...new Set(Object.values(PRIORITY))].sort((a, b) => b - a);
@@ -90,6 +92,8 @@ export class Bulkhead {
   /** Moving average of how long a unit of work holds its slot. */
   private holdMs = 0;
   private lastActiveAt = 0;
+  /** When each tenant last started work, kept for OTHERS_RECENT_MS. */
+  private readonly lastStartByTenant = new Map<string, number>();
   private readonly runningByTenant = new Map<string, number>();
   // Rank → tenant → its waiters in arrival order. Map order is the tenants' turn order.
   private readonly queues = new Map<number, Map<string, Waiter[]>>();
@@ -275,7 +279,11 @@ export class Bulkhead {
   }
 
   private start(cls: WorkClass, tenant: string, waitedMs: number, onStart: AcquireOptions['onStart']): Release {
-    onStart?.(this.waitingOf(tenant) > 0);
+    // A surge is one tenant wanting more while others have work (or had, moments ago: a quiet tenant's
+    // sign-ins come one at a time). A tenant alone on the node is never one, or its own peak would run its
+    // hashes below everything else on the host.
+    onStart?.(this.waitingOf(tenant) > 0 && this.othersHaveWork(tenant));
+    this.lastStartByTenant.set(tenant, Date.now());
     this.running++;
     this.runningByTenant.set(tenant, (this.runningByTenant.get(tenant) ?? 0) + 1);
     this.events.admitted?.(cls, waitedMs);
@@ -293,6 +301,17 @@ export class Bulkhead {
       this.holdMs = this.holdMs === 0 ? held : this.holdMs + EWMA_WEIGHT * (held - this.holdMs);
       this.pump();
     };
+  }
+
+  private othersHaveWork(tenant: string): boolean {
+    for (const [other, running] of this.runningByTenant) if (other !== tenant && running > 0) return true;
+    for (const byTenant of this.queues.values()) for (const [other, waiters] of byTenant) if (other !== tenant && waiters.length > 0) return true;
+    const now = Date.now();
+    for (const [other, at] of this.lastStartByTenant) {
+      if (now - at > OTHERS_RECENT_MS) this.lastStartByTenant.delete(other);
+      else if (other !== tenant) return true;
+    }
+    return false;
   }
 
   private pump(): void {

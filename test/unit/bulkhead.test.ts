@@ -163,6 +163,21 @@ describe('bulkhead (the fair, prioritised queue behind every lane and the hashin
     expect([surge.state(), quiet2.state(), third.state()]).toEqual(['pending', 'admitted', 'pending']);
   });
 
+  it('never calls a tenant alone on the node a surge, however much of its own waits', async () => {
+    const bh = new Bulkhead({ limit: 1, queueLimit: 100, maxWaitMs: 60_000 });
+    const told: string[] = [];
+    const take = (name: string) =>
+      track(bh.acquire('start-signin', 'only', { onStart: (backlogged) => told.push(`${name}:${backlogged ? 'backlogged' : 'alone'}`) }));
+    const first = await take('a');
+    const second = await take('b');
+    await take('c');
+    first.release();
+    await vi.advanceTimersByTimeAsync(0);
+    second.release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(told).toEqual(['a:alone', 'b:alone', 'c:alone']);
+  });
+
   it('says, as each starts, whether its tenant still has more of its own waiting (a surge), and of no one else', async () => {
     const bh = new Bulkhead({ limit: 1, spare: 1, queueLimit: 100, maxWaitMs: 60_000 });
     const told: string[] = [];
