@@ -6,6 +6,7 @@ import { buildServices, type Services } from './services.ts';
 import { buildApp, type App } from './app.ts';
 import { seedDemo } from './seed-demo.ts';
 import { loadSimpleWebAuthn } from '../methods/webauthn/simplewebauthn-server.ts';
+import { warmQrCodes } from '../methods/qr-code-svg.ts';
 import { calibrateCapacity } from '../cluster/calibrate.ts';
 
 const COMPONENT_CHECK_MS = 15_000;
@@ -37,6 +38,7 @@ export async function startNode(config: Readonly<Config>, logger: Logger, print:
   const readiness = { draining: false };
   // Loaded now rather than in the first passkey sign-in (the CLI leaves it out to start fast).
   await loadSimpleWebAuthn();
+  await warmQrCodes();
   const app = await buildApp(services, { logger, readiness });
   try {
     await seedDemo(services, config, print);

@@ -7,6 +7,7 @@ import { AppError } from '../../errors/app-error.ts';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
 import type { SigninEventInput } from '../../activity/signin-events.ts';
 import { secretContext, type Activation, type Credential, type Credentials } from '../credentials.ts';
+import { qrCodeSvg } from '../qr-code-svg.ts';
 import type { Method } from '../method.ts';
 import { decisionMessage, parseDevicePublicKey, readMessage, subscriptionMessage, verifyDeviceSignature, type DevicePublicKey } from './device-signature.ts';
 import type { PushChallenge, PushChallenges, PushDecisionReason } from './push-challenges.ts';
@@ -119,11 +120,9 @@ export function createPushMethod(deps: PushDeps): PushMethod {
     const token = randomToken(24);
     await deps.ephemeral.set(pairingKey(token), { tenantId: tenant.id, userId, username, credentialId, activation } satisfies Pairing, PAIRING_LIFETIME_MS);
     const url = pairingUrl(tenant, token);
-    const QRCode = (await import('qrcode')).default;
-    const qrCodeSvg = await QRCode.toString(url, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
     return {
       pairingUrl: url,
-      qrCodeSvg,
+      qrCodeSvg: await qrCodeSvg(url),
       expiresAt: new Date(deps.clock.now() + PAIRING_LIFETIME_MS).toISOString(),
       lifetimeMinutes: PAIRING_LIFETIME_MS / 60_000,
     };

@@ -5,6 +5,7 @@ import type { Clock } from '../../clock.ts';
 import type { KeyRing } from '../../crypto/key-ring.ts';
 import { newId } from '../../crypto/random.ts';
 import { secretContext, type Credentials, type Credential } from '../credentials.ts';
+import { qrCodeSvg } from '../qr-code-svg.ts';
 import type { Method } from '../method.ts';
 
 // RFC 6238 as every authenticator app implements it: SHA-1, 6 digits, 30 s steps.
@@ -29,9 +30,7 @@ export const nodeHmac = (algorithm: string, key: Uint8Array, message: Uint8Array
 /** What an authenticator app needs: the secret, as text, as an otpauth:// URI and as a QR code. */
 async function provisioning(issuer: string, account: string, secret: Secret) {
   const otpauthUri = new TOTP({ issuer, label: account, secret, algorithm: 'SHA1', digits: DIGITS, period: PERIOD_SECONDS }).toString();
-  const QRCode = (await import('qrcode')).default;
-  const qrCodeSvg = await QRCode.toString(otpauthUri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
-  return { secret: secret.base32, otpauthUri, qrCodeSvg };
+  return { secret: secret.base32, otpauthUri, qrCodeSvg: await qrCodeSvg(otpauthUri) };
 }
 
 export function createTotpMethod(deps: TotpDeps) {

@@ -8,7 +8,7 @@ import { CONTINUE_COOKIE } from '../../http/cookie-names.ts';
 import { formRoute } from '../../http/page/form-route.ts';
 import { landingPath, OIDC_NEXT, type NextPage } from '../../http/page/landing.ts';
 import { principalOr } from '../../http/page/principal-or.ts';
-import { qrCodeSvg } from '../../http/page/qr-code-svg.ts';
+import { qrCodeSvg } from '../../methods/qr-code-svg.ts';
 import { sendPage } from '../../http/page/send-page.ts';
 import { shownError } from '../../http/page/shown-error.ts';
 import type { TenantLookup } from '../../http/page/tenant-lookup.ts';
