@@ -40,6 +40,7 @@ const FOLDERS: Record<string, string> = {
   'src/portal/views/parts': 'web: partials of the end-user pages',
   'src/portal/routes': 'web: end-user page handlers (parse, call one service, render)',
   'src/admin': 'web: the admin API and console',
+  'src/admin/api': 'web: the admin API, one file a resource (`admin-api.ts` registers them)',
   'src/admin/views': 'web: console pages as pure functions',
   'src/admin/routes': 'web: console page handlers',
   'src/admin/views/parts': 'web: partials of the console pages',

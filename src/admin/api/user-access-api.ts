@@ -1,0 +1,83 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { RequestAuth } from '../../http/authenticate.ts';
+import { IdParams } from '../../http/api-schemas.ts';
+import type { Administration } from '../administration.ts';
+import { bearer, config, emergency, tags } from './route-options.ts';
+
+export interface UserAccessApiDeps {
+  auth: Pick<RequestAuth, 'requireAdmin'>;
+  admin: Pick<Administration, 'resetMethods' | 'revokeSessions' | 'issuePass' | 'revokePass'>;
+}
+
+/** The admin API's way into and out of an account: reset its methods, end its sessions, issue or revoke a Temporary Access Pass. */
+export function userAccessApi(deps: UserAccessApiDeps): FastifyPluginAsyncTypebox {
+  const { admin } = deps;
+  return async (app) => {
+    app.post(
+      '/api/v1/admin/users/:id/reset-methods',
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary: 'Remove every method and end every session; the next sign-in must register a method',
+          params: IdParams,
+          response: { 200: Type.Object({ removed: Type.Integer(), sessionsEnded: Type.Integer() }) },
+        },
+        config: emergency,
+      },
+      async (request) => {
+        const { tenant, actor } = await deps.auth.requireAdmin(request);
+        return admin.resetMethods(tenant, actor, request.params.id);
+      },
+    );
+
+    app.post(
+      '/api/v1/admin/users/:id/revoke-sessions',
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary: "End every one of the user's sessions",
+          params: IdParams,
+          response: { 200: Type.Object({ sessionsEnded: Type.Integer() }) },
+        },
+        config: emergency,
+      },
+      async (request) => {
+        const { tenant, actor } = await deps.auth.requireAdmin(request);
+        return { sessionsEnded: await admin.revokeSessions(tenant, actor, request.params.id) };
+      },
+    );
+
+    app.post(
+      '/api/v1/admin/users/:id/tap',
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary: 'Issue a Temporary Access Pass (shown once; replaces any active one); lifetime within the policy bounds',
+          params: IdParams,
+          body: Type.Optional(Type.Object({ minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 43200 })), oneTime: Type.Optional(Type.Boolean()) })),
+          response: { 201: Type.Object({ code: Type.String(), expiresAt: Type.String({ format: 'date-time' }), oneTime: Type.Boolean() }) },
+        },
+        config: emergency,
+      },
+      async (request, reply) => {
+        const { tenant, actor } = await deps.auth.requireAdmin(request);
+        const issued = await admin.issuePass(tenant, actor, request.params.id, { minutes: request.body?.minutes, oneTime: request.body?.oneTime });
+        reply.header('cache-control', 'no-store');
+        return reply.code(201).send(issued);
+      },
+    );
+
+    app.delete(
+      '/api/v1/admin/users/:id/tap',
+      { schema: { tags, security: bearer, summary: "Revoke the user's Temporary Access Pass", params: IdParams }, config },
+      async (request, reply) => {
+        const { tenant, actor } = await deps.auth.requireAdmin(request);
+        await admin.revokePass(tenant, actor, request.params.id);
+        return reply.code(204).send();
+      },
+    );
+  };
+}
