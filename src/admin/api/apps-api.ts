@@ -1,13 +1,8 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { RequestAuth } from '../../http/authenticate.ts';
 import { IdParams, isoTime, Nullable } from '../../http/api-schemas.ts';
-import type { Administration } from '../administration.ts';
-import { bearer, config, tags } from './route-options.ts';
+import { bearer, config, tags, type AdminRouteDeps } from './route-options.ts';
 
-export interface AppsApiDeps {
-  auth: Pick<RequestAuth, 'requireAdmin'>;
-  admin: Pick<Administration, 'createApp' | 'listApps' | 'deleteApp'>;
-}
+export type AppsApiDeps = AdminRouteDeps<'createApp' | 'listApps' | 'deleteApp'>;
 
 /** The admin API's apps: register an OpenID Connect or API app (its secret shown once), list them, revoke one. */
 export function appsApi(deps: AppsApiDeps): FastifyPluginAsyncTypebox {

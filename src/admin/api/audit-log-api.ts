@@ -1,13 +1,8 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { RequestAuth } from '../../http/authenticate.ts';
 import { isoTime, Nullable } from '../../http/api-schemas.ts';
-import type { Administration } from '../administration.ts';
-import { bearer, config, tags } from './route-options.ts';
+import { bearer, config, tags, type AdminRouteDeps } from './route-options.ts';
 
-export interface AuditLogApiDeps {
-  auth: Pick<RequestAuth, 'requireAdmin'>;
-  admin: Pick<Administration, 'auditLog'>;
-}
+export type AuditLogApiDeps = AdminRouteDeps<'auditLog'>;
 
 /** The admin API's audit log, newest first, a page at a time. */
 export function auditLogApi(deps: AuditLogApiDeps): FastifyPluginAsyncTypebox {

@@ -1,12 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { RequestAuth } from '../../http/authenticate.ts';
-import type { Administration } from '../administration.ts';
-import { bearer, config, tags } from './route-options.ts';
+import { bearer, config, tags, type AdminRouteDeps } from './route-options.ts';
 
-export interface PolicyApiDeps {
-  auth: Pick<RequestAuth, 'requireAdmin'>;
-  admin: Pick<Administration, 'setPolicy'>;
-}
+export type PolicyApiDeps = AdminRouteDeps<'setPolicy'>;
 
 /** The admin API's sign-in policy: read it, or change it for everyone at once. */
 export function policyApi(deps: PolicyApiDeps): FastifyPluginAsyncTypebox {

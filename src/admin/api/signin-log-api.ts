@@ -1,11 +1,9 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { RequestAuth } from '../../http/authenticate.ts';
 import type { Users } from '../../directory/users.ts';
 import { Nullable } from '../../http/api-schemas.ts';
-import type { Administration } from '../administration.ts';
 import { sendSigninExport } from '../csv.ts';
 import { signinFilter } from '../signin-filter.ts';
-import { bearer, config, tags } from './route-options.ts';
+import { bearer, config, tags, type AdminRouteDeps } from './route-options.ts';
 import { SigninRow, signinRow } from './signin-row.ts';
 
 const SigninQuery = Type.Object({
@@ -23,9 +21,7 @@ const SigninQuery = Type.Object({
 const exportFormatAccepted = (accept: string | undefined) =>
   /\btext\/csv\b/.test(accept ?? '') ? 'csv' : /\bapplication\/x-ndjson\b/.test(accept ?? '') ? 'ndjson' : undefined;
 
-export interface SigninLogApiDeps {
-  auth: Pick<RequestAuth, 'requireAdmin'>;
-  admin: Pick<Administration, 'signins' | 'exportSignins'>;
+export interface SigninLogApiDeps extends AdminRouteDeps<'signins' | 'exportSignins'> {
   // To find the user a sign-in log filter names.
   users: Pick<Users, 'get' | 'findByUsername'>;
 }

@@ -1,15 +1,10 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AppError } from '../../errors/app-error.ts';
-import type { RequestAuth } from '../../http/authenticate.ts';
 import { IdParams, Nullable } from '../../http/api-schemas.ts';
 import { TOKEN_MAX_DAYS } from '../../directory/admin-tokens.ts';
-import type { Administration } from '../administration.ts';
-import { bearer, config, tags } from './route-options.ts';
+import { bearer, config, tags, type AdminRouteDeps } from './route-options.ts';
 
-export interface TokensApiDeps {
-  auth: Pick<RequestAuth, 'requireAdmin'>;
-  admin: Pick<Administration, 'listTokens' | 'createToken' | 'revokeToken'>;
-}
+export type TokensApiDeps = AdminRouteDeps<'listTokens' | 'createToken' | 'revokeToken'>;
 
 /** The admin API's tokens: list them (never the secret), create one (people only, not tokens), revoke one. */
 export function tokensApi(deps: TokensApiDeps): FastifyPluginAsyncTypebox {

@@ -1,13 +1,8 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { RequestAuth } from '../../http/authenticate.ts';
 import { IdParams } from '../../http/api-schemas.ts';
-import type { Administration } from '../administration.ts';
-import { bearer, config, emergency, tags } from './route-options.ts';
+import { bearer, config, emergency, tags, type AdminRouteDeps } from './route-options.ts';
 
-export interface UserAccessApiDeps {
-  auth: Pick<RequestAuth, 'requireAdmin'>;
-  admin: Pick<Administration, 'resetMethods' | 'revokeSessions' | 'issuePass' | 'revokePass'>;
-}
+export type UserAccessApiDeps = AdminRouteDeps<'resetMethods' | 'revokeSessions' | 'issuePass' | 'revokePass'>;
 
 /** The admin API's way into and out of an account: reset its methods, end its sessions, issue or revoke a Temporary Access Pass. */
 export function userAccessApi(deps: UserAccessApiDeps): FastifyPluginAsyncTypebox {

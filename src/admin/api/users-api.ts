@@ -1,8 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { RequestAuth } from '../../http/authenticate.ts';
 import { AdminUser, adminUserView, IdParams, isoTime, MethodView, Nullable } from '../../http/api-schemas.ts';
-import type { Administration } from '../administration.ts';
-import { bearer, config, tags } from './route-options.ts';
+import { bearer, config, tags, type AdminRouteDeps } from './route-options.ts';
 import { SigninRow, signinRow } from './signin-row.ts';
 
 const UserBody = {
@@ -13,10 +11,7 @@ const UserBody = {
   breakGlass: Type.Optional(Type.Boolean()),
 };
 
-export interface UsersApiDeps {
-  auth: Pick<RequestAuth, 'requireAdmin'>;
-  admin: Pick<Administration, 'createUser' | 'searchUsers' | 'userDetail' | 'updateUser' | 'deleteUser'>;
-}
+export type UsersApiDeps = AdminRouteDeps<'createUser' | 'searchUsers' | 'userDetail' | 'updateUser' | 'deleteUser'>;
 
 /** The admin API's users: create, search, look one up with everything about them, change and delete. */
 export function usersApi(deps: UsersApiDeps): FastifyPluginAsyncTypebox {
