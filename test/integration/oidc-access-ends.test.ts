@@ -1,10 +1,11 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.ts';
 import { backends, type Backend } from '../helpers/backends.ts';
 import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { totpCode } from '../helpers/totp.ts';
 import { PageClient } from '../helpers/page-client.ts';
+import { OidcApp } from '../helpers/oidc-app.ts';
+import { signedInBrowser } from '../helpers/signed-in-browser.ts';
 
 const PASSWORD = 'correct horse battery staple';
 const CALLBACK = 'https://wiki.example.test/callback';
@@ -21,84 +22,25 @@ for (const spec of backends) {
     let backend: Backend;
     let server: TestServer;
     let adminToken = '';
-    let clientId = '';
-    let clientSecret = '';
+    let wiki: OidcApp;
     const clock = new ManualClock(Date.now());
-    const basic = () => `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}`;
 
     /** A user with password and authenticator app, signed in over the API in a fresh browser. */
-    const signedInBrowser = async (username: string) => {
-      await api(server.url, 'POST', '/api/v1/admin/users', { username, password: PASSWORD }, adminToken);
-      const first = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username, password: PASSWORD });
-      const added = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, first.body.session.token);
-      clock.advance(30_000);
-      await api(
-        server.url,
-        'POST',
-        `/api/v1/me/methods/${added.body.id}/confirm`,
-        { code: totpCode(added.body.secret, clock.now()) },
-        first.body.session.token,
-      );
-      const browser = new PageClient(server.url);
-      browser.cookies.set('sf_session', first.body.session.token);
-      const user = (await api(server.url, 'GET', '/api/v1/me', undefined, first.body.session.token)).body;
-      return { browser, token: first.body.session.token as string, userId: user.id as string, secret: added.body.secret as string };
-    };
-
-    /** The authorization code flow as an app drives a browser through it: where it ends (the callback, or a sign-in page). */
-    const authorize = async (browser: PageClient, params: Record<string, string> = {}) => {
-      const verifier = randomBytes(32).toString('base64url');
-      const query = new URLSearchParams({
-        client_id: clientId,
-        response_type: 'code',
-        scope: 'openid offline_access',
-        prompt: 'consent',
-        redirect_uri: CALLBACK,
-        code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-        code_challenge_method: 'S256',
-        state: 'st',
-        ...params,
-      });
-      let location = `/t/acme/oidc/auth?${query}`;
-      for (let hop = 0; hop < 8; hop++) {
-        const res = await browser.get(location);
-        if (res.status !== 303 && res.status !== 302) return { ended: 'page' as const, status: res.status, text: res.text, verifier };
-        const next = new URL(res.location!, server.url);
-        if (next.href.startsWith(CALLBACK)) return { ended: 'callback' as const, url: next, verifier };
-        if (next.pathname.endsWith('/signin')) return { ended: 'signin' as const, url: next, verifier };
-        location = next.pathname + next.search;
-      }
-      throw new Error('too many redirects');
-    };
-
-    const token = async (body: Record<string, string>) => {
-      const res = await fetch(`${server.url}/t/acme/oidc/token`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic() },
-        body: new URLSearchParams(body).toString(),
-      });
-      return { status: res.status, body: (await res.json()) as Record<string, string> };
-    };
+    const signedIn = (username: string) => signedInBrowser({ base: server.url, tenant: 'acme', adminToken, clock }, username, PASSWORD);
 
     /** Tokens for a signed-in browser, with a refresh token (offline access, consented). */
     const tokensFor = async (browser: PageClient, params: Record<string, string> = {}) => {
-      const flow = await authorize(browser, params);
-      expect(flow.ended).toBe('callback');
-      const code = (flow as { url: URL }).url.searchParams.get('code')!;
-      const res = await token({ grant_type: 'authorization_code', code, redirect_uri: CALLBACK, code_verifier: flow.verifier });
+      const res = await wiki.redeem(await wiki.code(browser, params));
       expect(res.status).toBe(200);
       return res.body;
     };
-
-    const refresh = (refreshToken: string) => token({ grant_type: 'refresh_token', refresh_token: refreshToken });
 
     beforeAll(async () => {
       backend = await spec.create({ STEADFAST_PUBLIC_URL: 'http://id.example.test' });
       server = await startTestServer(backend, { clock });
       const tenant = await server.services.tenants.create('acme', 'Acme');
       adminToken = (await server.services.adminTokens.create(tenant.id, 'admin')).token;
-      const app = await api(server.url, 'POST', '/api/v1/admin/apps', { name: 'Wiki', kind: 'oidc', redirectUris: [CALLBACK], firstParty: true }, adminToken);
-      ({ clientId, clientSecret } = app.body);
+      wiki = await OidcApp.register({ base: server.url, tenant: 'acme', adminToken, name: 'Wiki', callback: CALLBACK });
     });
     afterAll(async () => {
       await server?.close();
@@ -106,48 +48,46 @@ for (const spec of backends) {
     });
 
     it('issues a refresh token only for offline access that was consented to', async () => {
-      const { browser } = await signedInBrowser('olga');
+      const { browser } = await signedIn('olga');
       expect((await tokensFor(browser, { scope: 'openid' })).refresh_token).toBeUndefined();
       // Asked for without prompt=consent: the scope is dropped, and with it the refresh token.
-      const flow = await authorize(browser, { prompt: '' });
+      const flow = await wiki.authorize(browser, { prompt: '' });
       const code = (flow as { url: URL }).url.searchParams.get('code')!;
-      expect(
-        (await token({ grant_type: 'authorization_code', code, redirect_uri: CALLBACK, code_verifier: flow.verifier })).body.refresh_token,
-      ).toBeUndefined();
+      expect((await wiki.redeem({ code, verifier: flow.verifier })).body.refresh_token).toBeUndefined();
       expect((await tokensFor(browser)).refresh_token).toBeTruthy();
     });
 
     it('requires PKCE of a confidential client too', async () => {
-      const { browser } = await signedInBrowser('pete');
-      const flow = await authorize(browser, { code_challenge: '', code_challenge_method: '' });
+      const { browser } = await signedIn('pete');
+      const flow = await wiki.authorize(browser, { code_challenge: '', code_challenge_method: '' });
       expect(flow.ended).toBe('callback');
       expect((flow as { url: URL }).url.searchParams.get('error')).toBe('invalid_request');
     });
 
     it("ends the browser's app sign-in and its refresh tokens when the user signs out on the pages", async () => {
-      const { browser } = await signedInBrowser('sara');
+      const { browser } = await signedIn('sara');
       const tokens = await tokensFor(browser);
-      expect((await authorize(browser)).ended).toBe('callback');
+      expect((await wiki.authorize(browser)).ended).toBe('callback');
       const out = await browser.post('/t/acme/signout', {}, { from: '/t/acme/my/security-info' });
       expect(out.status).toBe(303);
       // The next person at this browser is asked to sign in, even though the provider's cookie is still here.
       expect(browser.cookies.get('_session')).toBeTruthy();
-      expect((await authorize(browser)).ended).toBe('signin');
-      expect((await refresh(tokens.refresh_token!)).body.error).toBe('invalid_grant');
+      expect((await wiki.authorize(browser)).ended).toBe('signin');
+      expect((await wiki.refresh(tokens.refresh_token!)).body.error).toBe('invalid_grant');
     });
 
     it('asks for a sign-in again when the Steadfast session behind the app sign-in has ended elsewhere', async () => {
-      const { browser, token: sessionToken } = await signedInBrowser('tina');
-      expect((await authorize(browser)).ended).toBe('callback');
+      const { browser, token: sessionToken } = await signedIn('tina');
+      expect((await wiki.authorize(browser)).ended).toBe('callback');
       // Signed out through the API (another tab, or the session simply ended): no provider cookie was seen.
       await api(server.url, 'DELETE', '/api/v1/me/session', undefined, sessionToken);
-      const again = await authorize(browser, { prompt: 'none', scope: 'openid' });
+      const again = await wiki.authorize(browser, { prompt: 'none', scope: 'openid' });
       expect(again.ended).toBe('callback');
       expect((again as { url: URL }).url.searchParams.get('error')).toBe('login_required');
     });
 
     it("ends the app sign-in and its refresh tokens issued on a session when that session signs out through the API, and no other's", async () => {
-      const { browser, token: sessionToken, secret } = await signedInBrowser('uma');
+      const { browser, token: sessionToken, secret } = await signedIn('uma');
       const tokens = await tokensFor(browser);
       // The same user on another device, with an app sign-in of its own.
       const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'uma', password: PASSWORD });
@@ -159,10 +99,8 @@ for (const spec of backends) {
 
       // The bearer token is all the API sees: no provider cookie comes with it.
       expect((await api(server.url, 'DELETE', '/api/v1/me/session', undefined, sessionToken)).status).toBe(204);
-      expect((await refresh(tokens.refresh_token!)).body.error).toBe('invalid_grant');
-      const userinfo = (accessToken: string) =>
-        fetch(`${server.url}/t/acme/oidc/userinfo`, { headers: { authorization: `Bearer ${accessToken}` } }).then((r) => r.status);
-      expect(await userinfo(tokens.access_token!)).toBe(401);
+      expect((await wiki.refresh(tokens.refresh_token!)).body.error).toBe('invalid_grant');
+      expect(await wiki.userinfo(tokens.access_token!)).toBe(401);
       const sessionRecord = await server.services.durable.db
         .selectFrom('oidc_records')
         .select('id')
@@ -171,7 +109,7 @@ for (const spec of backends) {
         .executeTakeFirst();
       expect(sessionRecord).toBeUndefined();
       // The other device's app sign-in stands on a session that is still live.
-      expect((await refresh(otherTokens.refresh_token!)).status).toBe(200);
+      expect((await wiki.refresh(otherTokens.refresh_token!)).status).toBe(200);
     });
 
     for (const [what, end] of [
@@ -201,28 +139,28 @@ for (const spec of backends) {
       ],
     ] as const) {
       it(`refuses the apps' refresh tokens once ${what}`, async () => {
-        const user = await signedInBrowser(`u${Math.random().toString(36).slice(2, 8)}`);
+        const user = await signedIn(`u${Math.random().toString(36).slice(2, 8)}`);
         const tokens = await tokensFor(user.browser);
         const records = () => server.services.durable.db.selectFrom('oidc_records').select('model').where('account_id', '=', user.userId).execute();
         expect((await records()).map((r) => r.model)).toEqual(expect.arrayContaining(['Session', 'Grant', 'RefreshToken']));
         const ended = await end(user as never);
         expect(ended.status).toBeLessThan(300);
-        expect((await refresh(tokens.refresh_token!)).body.error).toBe('invalid_grant');
+        expect((await wiki.refresh(tokens.refresh_token!)).body.error).toBe('invalid_grant');
         expect(await records()).toEqual([]);
       });
     }
 
     it('ends the newer refresh token too when an older one is replayed', async () => {
-      const { browser } = await signedInBrowser('rhea');
+      const { browser } = await signedIn('rhea');
       const first = await tokensFor(browser);
-      const second = await refresh(first.refresh_token!);
+      const second = await wiki.refresh(first.refresh_token!);
       expect(second.status).toBe(200);
-      expect((await refresh(first.refresh_token!)).body.error).toBe('invalid_grant');
-      expect((await refresh(second.body.refresh_token!)).body.error).toBe('invalid_grant');
+      expect((await wiki.refresh(first.refresh_token!)).body.error).toBe('invalid_grant');
+      expect((await wiki.refresh(second.body.refresh_token!)).body.error).toBe('invalid_grant');
     });
 
     it("keeps the provider's session no longer than a Steadfast session", async () => {
-      const { browser, userId } = await signedInBrowser('lena');
+      const { browser, userId } = await signedIn('lena');
       await tokensFor(browser);
       const row = await server.services.durable.db
         .selectFrom('oidc_records')

@@ -1,8 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresRedis, type Backend } from '../helpers/backends.ts';
 import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { totpCode } from '../helpers/totp.ts';
+import { OidcApp } from '../helpers/oidc-app.ts';
 
 const PASSWORD = 'correct horse battery staple';
 const CALLBACK = 'http://127.0.0.1:1/callback';
@@ -37,8 +37,7 @@ describe.runIf(await postgresRedis.available())('OpenID Connect across two nodes
   let backend: Backend;
   let a: TestServer;
   let b: TestServer;
-  let clientId = '';
-  let clientSecret = '';
+  let wiki: OidcApp;
   let sessionToken = '';
 
   beforeAll(async () => {
@@ -46,8 +45,7 @@ describe.runIf(await postgresRedis.available())('OpenID Connect across two nodes
     [a, b] = [await startTestServer(backend), await startTestServer(backend)];
     const tenant = await a.services.tenants.create('acme', 'Acme');
     const admin = (await a.services.adminTokens.create(tenant.id, 'admin')).token;
-    const app = await api(a.url, 'POST', '/api/v1/admin/apps', { name: 'Wiki', kind: 'oidc', redirectUris: [CALLBACK], firstParty: true }, admin);
-    ({ clientId, clientSecret } = app.body);
+    wiki = await OidcApp.register({ base: a.url, tenant: 'acme', adminToken: admin, name: 'Wiki', callback: CALLBACK });
     await api(a.url, 'POST', '/api/v1/admin/users', { username: 'val', password: PASSWORD }, admin);
     const first = await api(a.url, 'POST', '/api/v1/t/acme/signin', { username: 'val', password: PASSWORD });
     const enrol = await api(b.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, first.body.session.token);
@@ -68,20 +66,9 @@ describe.runIf(await postgresRedis.available())('OpenID Connect across two nodes
       jar.take(res);
       return res;
     };
-    const verifier = randomBytes(32).toString('base64url');
-    const challenge = createHash('sha256').update(verifier).digest('base64url');
-    const query = new URLSearchParams({
-      client_id: clientId,
-      response_type: 'code',
-      scope: 'openid profile offline_access',
-      prompt: 'consent',
-      redirect_uri: CALLBACK,
-      code_challenge: challenge,
-      code_challenge_method: 'S256',
-      state: 'st',
-    });
+    const { path, verifier } = wiki.authorizationRequest({ scope: 'openid profile offline_access' });
 
-    const start = await get(a.url, `/t/acme/oidc/auth?${query}`);
+    const start = await get(a.url, path);
     expect(start.status).toBe(303);
     const interaction = new URL(start.headers.get('location')!, a.url).pathname;
     const finished = await get(b.url, interaction);
@@ -101,54 +88,36 @@ describe.runIf(await postgresRedis.available())('OpenID Connect across two nodes
     expect(callback.origin + callback.pathname).toBe(CALLBACK);
     expect(callback.searchParams.get('state')).toBe('st');
 
-    const token = await fetch(`${b.url}/t/acme/oidc/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}` },
-      body: new URLSearchParams({
-        grant_type: 'authorization_code',
-        code: callback.searchParams.get('code')!,
-        redirect_uri: CALLBACK,
-        code_verifier: verifier,
-      }).toString(),
-    });
+    const code = { code: callback.searchParams.get('code')!, verifier };
+    const token = await wiki.at(b.url).redeem(code);
     expect(token.status).toBe(200);
-    const tokens = (await token.json()) as { id_token: string; refresh_token: string; access_token: string };
+    const tokens = token.body as { id_token: string; refresh_token: string; access_token: string };
     const claims = JSON.parse(Buffer.from(tokens.id_token.split('.')[1]!, 'base64url').toString('utf8'));
     expect(claims).toMatchObject({
       iss: 'https://id.example.test/t/acme',
-      aud: clientId,
+      aud: wiki.clientId,
       preferred_username: 'val',
       amr: ['pwd', 'otp', 'mfa'],
       acr: 'urn:steadfast:acr:mfa',
     });
 
     // The refresh token, stored in PostgreSQL, works at the other node.
-    const refreshed = await fetch(`${a.url}/t/acme/oidc/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}` },
-      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token }).toString(),
-    });
+    const refreshed = await wiki.refresh(tokens.refresh_token);
     expect(refreshed.status).toBe(200);
     // A code is good once, at any node.
-    const replay = await fetch(`${a.url}/t/acme/oidc/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}` },
-      body: new URLSearchParams({
-        grant_type: 'authorization_code',
-        code: callback.searchParams.get('code')!,
-        redirect_uri: CALLBACK,
-        code_verifier: verifier,
-      }).toString(),
-    });
+    const replay = await wiki.redeem(code);
     expect(replay.status).toBe(400);
-    expect((await replay.json()).error).toBe('invalid_grant');
+    expect(replay.body.error).toBe('invalid_grant');
   });
 
   it("answers another tenant's client as unknown", async () => {
     await a.services.tenants.create('other');
-    const res = await fetch(`${a.url}/t/other/oidc/auth?client_id=${clientId}&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(CALLBACK)}`, {
-      redirect: 'manual',
-    });
+    const res = await fetch(
+      `${a.url}/t/other/oidc/auth?client_id=${wiki.clientId}&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(CALLBACK)}`,
+      {
+        redirect: 'manual',
+      },
+    );
     expect(res.status).toBe(400);
     expect(await res.text()).toContain('client is invalid');
   });
