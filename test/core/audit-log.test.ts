@@ -1,15 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.ts';
-import { loadConfig } from '../../src/config/config.ts';
-import { buildServices, type Services } from '../../src/server/services.ts';
+import type { Services } from '../../src/server/services.ts';
 import { AuditLog, entryHash, keyedEntryHash, AUDIT_KEY_PURPOSE, type AuditInput } from '../../src/activity/audit-log.ts';
 import { KeyRing } from '../../src/crypto/key-ring.ts';
 import type { AuditLogTable } from '../../src/store/durable/schema.ts';
-import { testMasterKey } from '../helpers/backends.ts';
+import { startCoreServices, type CoreServices } from './core-services.ts';
 
 /**
  * The audit chain's checks one at a time on SQLite, fast enough for
@@ -19,14 +15,13 @@ import { testMasterKey } from '../helpers/backends.ts';
  * backends, with the CLI and parallel appends on PostgreSQL.)
  */
 describe('audit log on SQLite', () => {
-  let dir: string;
+  let core: CoreServices;
   let s: Services;
   const clock = new ManualClock(Date.UTC(2026, 10, 30, 9));
   let n = 0;
   const heads: { tenantId: string; seq: number; hash: string }[] = [];
   let log: AuditLog;
   let ring: KeyRing;
-  const masterKey = testMasterKey();
 
   const chain = async (entries: number) => {
     const tenantId = `tenant-${++n}`;
@@ -50,16 +45,12 @@ describe('audit log on SQLite', () => {
   const unkeyed = (r: AuditLogTable) => ({ key_id: null, hash: entryHash(r.prev_hash, r) });
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'steadfast-audit-'));
-    const config = loadConfig({ STEADFAST_DATA_DIR: dir, STEADFAST_MASTER_KEY: masterKey, PORT: '0', STEADFAST_LOG_LEVEL: 'silent' });
-    s = await buildServices(config, { clock, hasher: { params: { memoryCost: 1024, timeCost: 1, parallelism: 1 } } });
+    core = await startCoreServices(clock);
+    s = core.services;
     ring = s.keyRing;
     log = new AuditLog(s.durable.db, s.durable.engine, clock, ring, { onAppended: (head) => heads.push(head) });
   });
-  afterAll(async () => {
-    await s?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => core?.stop());
 
   // First, on an empty log: it sees every chain there is.
   it('verifies every chain at once, in tenant order, and stops at the first broken one', async () => {
@@ -214,7 +205,7 @@ describe('audit log on SQLite', () => {
       seq: 1,
       reason: expect.stringMatching(new RegExp(`^it was keyed by master key ${ring.active.id}, which is not in the key ring`)),
     });
-    const rotated = new AuditLog(s.durable.db, s.durable.engine, clock, new KeyRing(randomBytes(32), [Buffer.from(masterKey, 'base64')]));
+    const rotated = new AuditLog(s.durable.db, s.durable.engine, clock, new KeyRing(randomBytes(32), [Buffer.from(core.masterKey, 'base64')]));
     expect(await rotated.verify(t)).toMatchObject({ intact: true, entries: 2 });
   });
 

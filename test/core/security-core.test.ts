@@ -1,11 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ManualClock } from '../../src/clock.ts';
-import { loadConfig } from '../../src/config/config.ts';
-import { buildServices, type Services } from '../../src/server/services.ts';
+import type { Services } from '../../src/server/services.ts';
 import type { Tenant } from '../../src/directory/tenants.ts';
 import type { User } from '../../src/directory/users.ts';
 import { AppError } from '../../src/errors/app-error.ts';
@@ -16,7 +12,7 @@ import { RequestAuth, bearerToken } from '../../src/http/authenticate.ts';
 import type { Session } from '../../src/sessions/sessions.ts';
 import { createRecoveryCodesMethod, formatRecoveryCode, remainingRecoveryCodes } from '../../src/methods/recovery-codes/recovery-codes-method.ts';
 import { Credentials } from '../../src/methods/credentials.ts';
-import { testMasterKey } from '../helpers/backends.ts';
+import { createUser, startCoreServices, type CoreServices } from './core-services.ts';
 import { MeetingPoint } from '../helpers/meeting-point.ts';
 import { AccessPasses } from '../../src/methods/tap/access-passes.ts';
 import { SingleUseHolds } from '../../src/methods/single-use-holds.ts';
@@ -261,27 +257,18 @@ describe('abuse limits', () => {
 });
 
 describe('with the services on SQLite', () => {
-  let dir: string;
+  let core: CoreServices;
   let s: Services;
   let tenant: Tenant;
   const clock = new ManualClock(Date.UTC(2026, 10, 30, 9));
-  let n = 0;
-  const newUser = async (extra: Partial<{ isAdmin: boolean }> = {}): Promise<User> => {
-    const user = await s.users.create(tenant.id, { username: `user-${++n}`, ...extra } as never);
-    expect(user.id).toEqual(expect.any(String));
-    return user;
-  };
+  const newUser = (extra: Partial<{ isAdmin: boolean }> = {}): Promise<User> => createUser(s, tenant, extra);
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'steadfast-core-'));
-    const config = loadConfig({ STEADFAST_DATA_DIR: dir, STEADFAST_MASTER_KEY: testMasterKey(), PORT: '0', STEADFAST_LOG_LEVEL: 'silent' });
-    s = await buildServices(config, { clock, hasher: { params: { memoryCost: 1024, timeCost: 1, parallelism: 1 } } });
+    core = await startCoreServices(clock);
+    s = core.services;
     tenant = await s.tenants.create('core');
   });
-  afterAll(async () => {
-    await s?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => core?.stop());
 
   describe('Temporary Access Passes', () => {
     it('issues within the policy, formatted, replacing the one before', async () => {

@@ -1,10 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.ts';
-import { loadConfig } from '../../src/config/config.ts';
-import { buildServices, type Services } from '../../src/server/services.ts';
+import type { Services } from '../../src/server/services.ts';
 import type { Tenant } from '../../src/directory/tenants.ts';
 import type { User } from '../../src/directory/users.ts';
 import { AppError } from '../../src/errors/app-error.ts';
@@ -13,7 +9,7 @@ import { GroupCommit } from '../../src/store/durable/group-commit.ts';
 import { MemoryEphemeralStore } from '../../src/store/ephemeral/memory-store.ts';
 import { RememberedDevices } from '../../src/sessions/remembered-devices.ts';
 import { isRegistrationToken } from '../../src/sessions/registration-token.ts';
-import { testMasterKey } from '../helpers/backends.ts';
+import { createUser, startCoreServices, type CoreServices } from './core-services.ts';
 
 /**
  * Sessions, remembered browsers and the end of OpenID Connect grants at the
@@ -26,38 +22,25 @@ const IDLE_MINUTES = 30;
 const MINUTE = 60_000;
 
 describe('sessions on SQLite', () => {
-  let dir: string;
+  let core: CoreServices;
   let s: Services;
   let tenant: Tenant;
   let otherTenant: Tenant;
   const clock = new ManualClock(Date.UTC(2026, 10, 30, 9));
-  let n = 0;
-  const newUser = async (t: Tenant = tenant): Promise<User> => {
-    const user = await s.users.create(t.id, { username: `user-${++n}` } as never);
-    expect(user.id).toEqual(expect.any(String));
-    return user;
-  };
+  const newUser = (t: Tenant = tenant): Promise<User> => createUser(s, t);
   const open = async (user: User, scope: 'full' | 'register' = 'full', amr = ['pwd', 'otp', 'mfa'], t: Tenant = tenant) =>
     s.sessions.create({ tenantId: t.id, userId: user.id, scope, amr, ip: '203.0.113.9', userAgent: 'core-test' });
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'steadfast-sessions-'));
-    const config = loadConfig({
-      STEADFAST_DATA_DIR: dir,
-      STEADFAST_MASTER_KEY: testMasterKey(),
-      PORT: '0',
-      STEADFAST_LOG_LEVEL: 'silent',
+    core = await startCoreServices(clock, {
       STEADFAST_SESSION_LIFETIME_MINUTES: String(LIFETIME_MINUTES),
       STEADFAST_SESSION_IDLE_MINUTES: String(IDLE_MINUTES),
     });
-    s = await buildServices(config, { clock, hasher: { params: { memoryCost: 1024, timeCost: 1, parallelism: 1 } } });
+    s = core.services;
     tenant = await s.tenants.create('sessions');
     otherTenant = await s.tenants.create('sessions-other');
   });
-  afterAll(async () => {
-    await s?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => core?.stop());
 
   it('issues an opaque token that finds the session, and nothing else finds it', async () => {
     const user = await newUser();

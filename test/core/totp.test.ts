@@ -1,15 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.ts';
-import { loadConfig } from '../../src/config/config.ts';
-import { buildServices, type Services } from '../../src/server/services.ts';
+import type { Services } from '../../src/server/services.ts';
 import type { Tenant } from '../../src/directory/tenants.ts';
 import type { User } from '../../src/directory/users.ts';
 import type { Credential } from '../../src/methods/credentials.ts';
 import type { Method } from '../../src/methods/method.ts';
-import { testMasterKey } from '../helpers/backends.ts';
+import { createUser, startCoreServices, type CoreServices } from './core-services.ts';
 import { totpCode } from '../helpers/totp.ts';
 
 /**
@@ -20,14 +16,13 @@ import { totpCode } from '../helpers/totp.ts';
 const STEP = 30_000;
 
 describe('authenticator apps (TOTP) on SQLite', () => {
-  let dir: string;
+  let core: CoreServices;
   let s: Services;
   let tenant: Tenant;
   // In the middle of a step, so a few seconds either way stay in it.
   const clock = new ManualClock(Date.UTC(2026, 10, 30, 9, 0, 15));
-  let n = 0;
   const totp = (): Method => s.methods.get('totp')!;
-  const newUser = async (): Promise<User> => s.users.create(tenant.id, { username: `totp-${++n}` });
+  const newUser = (): Promise<User> => createUser(s, tenant);
   const enrolled = async (user: User, label?: string) => {
     const { credential, reveal } = await totp().enrol(tenant, user, { ...(label !== undefined ? { label } : {}) } as never);
     return { credential, secret: (reveal as { secret: string }).secret, reveal: reveal as { secret: string; otpauthUri: string; qrCodeSvg: string } };
@@ -43,15 +38,11 @@ describe('authenticator apps (TOTP) on SQLite', () => {
   const reload = async (c: Credential) => (await s.credentials.get(c.tenantId, c.userId, c.id))!;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'steadfast-totp-'));
-    const config = loadConfig({ STEADFAST_DATA_DIR: dir, STEADFAST_MASTER_KEY: testMasterKey(), PORT: '0', STEADFAST_LOG_LEVEL: 'silent' });
-    s = await buildServices(config, { clock, hasher: { params: { memoryCost: 1024, timeCost: 1, parallelism: 1 } } });
+    core = await startCoreServices(clock);
+    s = core.services;
     tenant = await s.tenants.create('totp', 'Acme TOTP');
   });
-  afterAll(async () => {
-    await s?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => core?.stop());
 
   it('sets up a pending app with a sealed 160-bit secret, shown as text, otpauth URI and QR code', async () => {
     const user = await newUser();
