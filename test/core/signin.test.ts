@@ -1,10 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.ts';
-import { loadConfig } from '../../src/config/config.ts';
-import { buildServices, type Services } from '../../src/server/services.ts';
+import type { Services } from '../../src/server/services.ts';
 import type { Tenant } from '../../src/directory/tenants.ts';
 import type { User } from '../../src/directory/users.ts';
 import type { TenantPolicy } from '../../src/directory/policy.ts';
@@ -12,7 +8,7 @@ import { AppError } from '../../src/errors/app-error.ts';
 import { RememberedDevices } from '../../src/sessions/remembered-devices.ts';
 import { FLOW_LIFETIME_MS, FLOW_MAX_ATTEMPTS, flowKey } from '../../src/signin/flow.ts';
 import type { RequestContext } from '../../src/signin/signin-service.ts';
-import { testMasterKey } from '../helpers/backends.ts';
+import { createUser, startCoreServices, type CoreServices } from './core-services.ts';
 import { MeetingPoint } from '../helpers/meeting-point.ts';
 import { totpCode } from '../helpers/totp.ts';
 
@@ -35,12 +31,11 @@ const PASSWORD = 'correct horse battery staple';
 const MINUTE = 60_000;
 
 describe('the sign-in state machine on SQLite', () => {
-  let dir: string;
+  let core: CoreServices;
   let s: Services;
   let tenant: Tenant;
   let otherTenant: Tenant;
   const clock = new ManualClock(Date.UTC(2026, 10, 30, 9));
-  let n = 0;
   let ipN = 0;
   /** A fresh source address per call: the per-source limits stay out of tests that are not about them. */
   const ctx = (over: Partial<RequestContext> = {}): RequestContext => ({
@@ -52,9 +47,7 @@ describe('the sign-in state machine on SQLite', () => {
 
   const newUser = async (extra: Partial<{ isAdmin: boolean; breakGlass: boolean; withPassword: boolean }> = {}, t: Tenant = tenant): Promise<User> => {
     const { withPassword = true, ...rest } = extra;
-    const user = await s.users.create(t.id, { username: `user-${++n}`, ...(withPassword ? { passwordHash: await s.hasher.hash(PASSWORD) } : {}), ...rest });
-    expect(user.id).toEqual(expect.any(String));
-    return user;
+    return createUser(s, t, { ...(withPassword ? { passwordHash: await s.hasher.hash(PASSWORD) } : {}), ...rest });
   };
   /** An authenticator app, set up and confirmed; returns its secret. */
   const addTotp = async (user: User, t: Tenant = tenant): Promise<{ id: string; secret: string }> => {
@@ -84,16 +77,12 @@ describe('the sign-in state machine on SQLite', () => {
   const auditOf = async (user: User, action: string, t: Tenant = tenant) => s.audit.list(t.id, { limit: 50, userId: user.id, action });
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'steadfast-signin-'));
-    const config = loadConfig({ STEADFAST_DATA_DIR: dir, STEADFAST_MASTER_KEY: testMasterKey(), PORT: '0', STEADFAST_LOG_LEVEL: 'silent' });
-    s = await buildServices(config, { clock, hasher: { params: { memoryCost: 1024, timeCost: 1, parallelism: 1 } } });
+    core = await startCoreServices(clock);
+    s = core.services;
     tenant = await s.tenants.create('signin');
     otherTenant = await s.tenants.create('signin-other');
   });
-  afterAll(async () => {
-    await s?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => core?.stop());
 
   describe('the password step', () => {
     it('answers a wrong password, an unknown user and a user without a password alike, and records the failure', async () => {
