@@ -15,4 +15,6 @@ export type HashPriority = 'prompt' | 'bulk';
 export interface Argon2 {
   hash(secret: string, options: Argon2Params & { algorithm: NonNullable<Options['algorithm']> }, priority?: HashPriority): Promise<string>;
   verify(storedHash: string, secret: string, priority?: HashPriority): Promise<boolean>;
+  /** Starts its threads ahead of the first hash (optional: a test double has none). */
+  prestart?(): Promise<void>;
 }

@@ -76,6 +76,11 @@ export class PasswordHasher {
     );
   }
 
+  /** Starts every hashing thread now, for a node about to take traffic (see `Argon2Threads.prestart`). */
+  async prestartThreads(): Promise<void> {
+    await this.argon2.prestart?.();
+  }
+
   hash(secret: string): Promise<string> {
     return this.inPool({}, (priority) => this.argon2.hash(secret, { ...this.params, algorithm: ARGON2ID }, priority));
   }

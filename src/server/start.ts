@@ -39,6 +39,7 @@ export async function startNode(config: Readonly<Config>, logger: Logger, print:
   // Loaded now rather than in the first passkey sign-in (the CLI leaves it out to start fast).
   await loadSimpleWebAuthn();
   await warmQrCodes();
+  await services.hasher.prestartThreads();
   const app = await buildApp(services, { logger, readiness });
   try {
     await seedDemo(services, config, print);

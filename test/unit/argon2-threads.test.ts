@@ -35,6 +35,27 @@ describe('Argon2 hashing threads', () => {
     expect(after.filter((n) => n === HASHING_NICE).length).toBe(before.filter((n) => n === HASHING_NICE).length + 1);
   });
 
+  it('starts all its threads ahead of the first hash when told, so no hash waits for a thread to start', async () => {
+    const before = niceByThread();
+    const threads = new Argon2Threads(2);
+    await threads.prestart();
+    const started = niceByThread();
+    expect(started.filter((n) => n === HASHING_NICE).length).toBe(before.filter((n) => n === HASHING_NICE).length + 2);
+    expect(started.filter((n) => n === BULK_HASHING_NICE).length).toBe(before.filter((n) => n === BULK_HASHING_NICE).length + 2);
+    // As many hashes at once as it has threads, of both priorities: no thread more.
+    const hashes = await Promise.all([
+      threads.hash('a', PARAMS, 'prompt'),
+      threads.hash('b', PARAMS, 'prompt'),
+      threads.hash('c', PARAMS, 'bulk'),
+      threads.hash('d', PARAMS, 'bulk'),
+    ]);
+    expect(await threads.verify(hashes[2]!, 'c', 'bulk')).toBe(true);
+    expect(niceByThread().length).toBe(started.length);
+    // Once started, it starts nothing more.
+    await threads.prestart();
+    expect(niceByThread().length).toBe(started.length);
+  });
+
   it('queues jobs beyond its size, and reports a bad hash as an error, not a crash', async () => {
     const threads = new Argon2Threads(1);
     const results = await Promise.all(Array.from({ length: 4 }, (_, i) => threads.hash(`pw${i}`, PARAMS)));
