@@ -58,6 +58,7 @@ describe('the fallback snapshot written without holding the event loop', () => {
     const seenAtPauses: number[] = [];
     const swapped = await snapshot.copyFrom(source.db, 1000, {
       sliceRows: 500,
+      sliceMs: Number.POSITIVE_INFINITY,
       pause: async () => {
         // Between slices the snapshot in use is the old one, whole.
         expect(usernames(snapshot)).toEqual(['olive']);
@@ -65,11 +66,27 @@ describe('the fallback snapshot written without holding the event loop', () => {
       },
     });
     expect(swapped).toBe(true);
-    // 1,200 users in slices of at most 500: three slices, a pause after each.
+    // 1,200 users read in pages of 500, written in slices of at most 500: three slices, a pause after each.
     expect(seenAtPauses).toEqual([1, 1, 1]);
     expect(userCount(snapshot)).toBe(1200);
     expect(usernames(snapshot)).not.toContain('olive');
     expect(snapshot.syncedAt).toBe(1000);
+  });
+
+  it('ends a slice when its time is up, before its rows are all written (a slower machine gets smaller slices)', async () => {
+    const source = await sourceWithUsers(1200);
+    const snapshot = await snapshotWith([]);
+    let pauses = 0;
+    await snapshot.copyFrom(source.db, 1000, {
+      sliceRows: 500,
+      // No time at all: every slice writes one step of 50 rows (at least one step is always written).
+      sliceMs: 0,
+      pause: async () => {
+        pauses++;
+      },
+    });
+    expect(pauses).toBe(1200 / 50);
+    expect(userCount(snapshot)).toBe(1200);
   });
 
   it('lets other callbacks run while a copy is under way, even when every read answers at once', async () => {
@@ -103,12 +120,13 @@ describe('the fallback snapshot written without holding the event loop', () => {
     let pauses = 0;
     await snapshot.refreshRows(source.db, 'users', ids, 2000, {
       sliceRows: 500,
+      sliceMs: Number.POSITIVE_INFINITY,
       pause: async () => {
         pauses++;
       },
     });
-    // 1,200 ids in slices of 500: a pause between each two.
-    expect(pauses).toBe(2);
+    // 1,200 ids in slices of 500: a pause after each.
+    expect(pauses).toBe(3);
     expect(userCount(snapshot)).toBe(1198);
     expect(usernames(snapshot)).toContain('renamed');
     expect(snapshot.sqlite.prepare("select 1 from users where id in ('u00001', 'u00002')").all()).toEqual([]);

@@ -27,16 +27,17 @@ export const FED_TABLES = ['tenants', 'users', 'credentials', 'recovery_codes', 
 export type FedTable = (typeof FED_TABLES)[number];
 
 const FILE_CONTEXT = 'fallback-snapshot:v1';
-/** Rows read from the database per page of a full copy (keyset pages, one table at a time). */
-const COPY_BATCH = 2000;
+/** Rows read from the database per page of a full copy (keyset pages, one table at a time): a page's rows are parsed in one go. */
+const COPY_BATCH = 500;
 /**
- * Rows written into the snapshot per slice (one SQLite transaction) before the
- * event loop is given back. SQLite runs on the thread that serves requests: a
- * full copy written in one go held it for 83 ms at 3,300 rows (25 µs a row,
- * a statement prepared per row), and a node with 100,000 sessions and users
- * would stall for seconds every quarter of an hour.
+ * The most rows written into the snapshot per slice (one SQLite transaction)
+ * before the event loop is given back, and the most time a slice takes. SQLite
+ * runs on the thread that serves requests: a full copy written in one go held
+ * it for 83 ms (CPU) at 3,300 rows and for 1.9 s at 50,000 (a statement
+ * prepared per row), at start and every quarter of an hour.
  */
 export const COPY_SLICE_ROWS = 500;
+export const COPY_SLICE_MS = 4;
 
 /** How a long piece of snapshot work gives the event loop back between slices. */
 export type Pause = () => Promise<void>;
@@ -120,21 +121,18 @@ export class FallbackSnapshot {
    * from the snapshot meanwhile, and may have written to it), the copy is
    * dropped and the one in use kept. Answers whether it was swapped in.
    */
-  async copyFrom(source: Db, at: number, options: { sliceRows?: number; pause?: Pause; swapIf?: () => boolean } = {}): Promise<boolean> {
-    const sliceRows = Math.max(1, options.sliceRows ?? COPY_SLICE_ROWS);
-    const pause = options.pause ?? nextTurn;
+  async copyFrom(source: Db, at: number, options: SliceOptions & { swapIf?: () => boolean } = {}): Promise<boolean> {
+    const inSlices = slicer(options);
     const fresh = FallbackSnapshot.open(partialCopy(new SqliteDatabase(this.emptyImage)));
     let swapped = false;
     try {
       for (const table of SNAPSHOT_TABLES) {
         for await (const rows of pagesOf(source, table, at)) {
-          for (let i = 0; i < rows.length; i += sliceRows) {
-            const slice = rows.slice(i, i + sliceRows);
+          await inSlices(rows.length, (from, to) =>
             fresh.sqlite.transaction(() => {
-              for (const row of slice) fresh.upserts.upsert(table, row);
-            })();
-            await pause();
-          }
+              for (let i = from; i < to; i++) fresh.upserts.upsert(table, rows[i]!);
+            })(),
+          );
         }
       }
       if (options.swapIf && !options.swapIf()) return false;
@@ -155,22 +153,21 @@ export class FallbackSnapshot {
    * vanished (or no longer wanted) ones removed, in slices of `sliceRows` with
    * the event loop given back between them (each row is whole at every moment).
    */
-  async refreshRows(source: Db, table: FedTable, ids: string[], at: number, options: { sliceRows?: number; pause?: Pause } = {}): Promise<void> {
-    const sliceRows = Math.max(1, options.sliceRows ?? COPY_SLICE_ROWS);
-    const pause = options.pause ?? nextTurn;
+  async refreshRows(source: Db, table: FedTable, ids: string[], at: number, options: SliceOptions = {}): Promise<void> {
     const rows: Record<string, unknown>[] = [];
     for (let i = 0; i < ids.length; i += 500) rows.push(...(await readSome(source, table, ids.slice(i, i + 500), at)));
     const keep = new Set(rows.map((r) => r.id as string));
     const gone = ids.filter((id) => !keep.has(id));
-    for (let i = 0; i < gone.length + rows.length; i += sliceRows) {
+    await slicer(options)(gone.length + rows.length, (from, to) => {
       const { sqlite, upserts } = this.current;
       sqlite.transaction(() => {
-        for (const id of gone.slice(i, i + sliceRows)) upserts.remove(table, id);
-        for (const row of rows.slice(Math.max(0, i - gone.length), Math.max(0, i + sliceRows - gone.length))) upserts.upsert(table, row);
+        for (let i = from; i < to; i++) {
+          if (i < gone.length) upserts.remove(table, gone[i]!);
+          else upserts.upsert(table, rows[i - gone.length]!);
+        }
       })();
       this.dirty = true;
-      if (i + sliceRows < gone.length + rows.length) await pause();
-    }
+    });
   }
 
   /**
@@ -215,6 +212,41 @@ export class FallbackSnapshot {
     await this.saving.catch(() => false);
     await this.db.destroy();
   }
+}
+
+export interface SliceOptions {
+  /** The most rows per slice (default COPY_SLICE_ROWS). */
+  sliceRows?: number;
+  /** The most milliseconds per slice (default COPY_SLICE_MS); a slice always writes at least one row. */
+  sliceMs?: number;
+  pause?: Pause;
+}
+
+/**
+ * Runs `write(from, to)` over `count` items in slices of at most `sliceRows`
+ * items and about `sliceMs` (the clock is read every few rows), pausing
+ * between slices: a slower machine gets smaller slices, not longer holds.
+ */
+function slicer(options: SliceOptions): (count: number, write: (from: number, to: number) => void) => Promise<void> {
+  const sliceRows = Math.max(1, options.sliceRows ?? COPY_SLICE_ROWS);
+  const sliceMs = options.sliceMs ?? COPY_SLICE_MS;
+  const pause = options.pause ?? nextTurn;
+  const step = Math.min(sliceRows, 50);
+  return async (count, write) => {
+    let from = 0;
+    while (from < count) {
+      const started = performance.now();
+      const end = Math.min(count, from + sliceRows);
+      let to = from;
+      do {
+        const next = Math.min(end, to + step);
+        write(to, next);
+        to = next;
+      } while (to < end && performance.now() - started < sliceMs);
+      from = to;
+      await pause();
+    }
+  };
 }
 
 /** A partial copy: rows may name rows the snapshot does not hold (events, audit). */
