@@ -77,6 +77,12 @@ const REPLAY_GROUP = 100;
 /** The most of the node's time replay takes while it drains (it rests the remainder between groups). */
 const REPLAY_SHARE = 0.5;
 
+function addTo(map: Map<FedTable, Set<string>>, table: FedTable, id: string): void {
+  const ids = map.get(table) ?? new Set<string>();
+  ids.add(id);
+  map.set(table, ids);
+}
+
 /** Gives the event loop back: at once (setImmediate) when there is nothing to rest, else for `ms`. */
 function rest(ms: number): Promise<void> {
   return new Promise((resolve) => (ms >= 1 ? setTimeout(resolve, Math.min(ms, 1000)) : setImmediate(resolve)));
@@ -108,6 +114,8 @@ export class DurableFailover implements FallbackRouting {
   private readonly seen = new Set<number>();
   private readonly gapSince = new Map<number, number>();
   private lastFullCopy = 0;
+  /** While a full copy runs: the rows the change feed named meanwhile, brought up to date again once it is swapped in. */
+  private changedDuringCopy: Map<FedTable, Set<string>> | undefined;
   private deferAudit: ((tenantId: string, entry: Record<string, unknown>) => Promise<void>) | undefined;
 
   constructor(private readonly options: DurableFailoverOptions) {}
@@ -182,8 +190,9 @@ export class DurableFailover implements FallbackRouting {
   async start(primary: Db): Promise<void> {
     this.primary = primary;
     this.snapshot = (await FallbackSnapshot.restore(this.options.snapshotFile, this.options.keyRing)) ?? (await FallbackSnapshot.create());
-    await this.fullCopy();
+    // The feed's head before the copy: what changes while it is taken comes again through the feed.
     this.floor = await this.feedHead();
+    await this.fullCopy();
     this.schedule();
     // A journal left by an outage the node did not see the end of (it was restarted during it).
     if (this.options.journal.depth > 0) await this.replay();
@@ -243,6 +252,7 @@ export class DurableFailover implements FallbackRouting {
           byTable.set(row.tbl as FedTable, ids);
         }
       }
+      if (this.changedDuringCopy) for (const [table, ids] of byTable) for (const id of ids) addTo(this.changedDuringCopy, table, id);
       for (const [table, ids] of byTable) await this.snapshot.refreshRows(this.primary, table, [...ids], started);
       this.advanceFloor(started);
       // Everything committed before this poll began is in the copy now, but for gaps still open (counted as unseen).
@@ -254,12 +264,27 @@ export class DurableFailover implements FallbackRouting {
     }
   }
 
-  /** The whole copy again (at start, and now and then as a safety net under the feed). */
+  /**
+   * The whole copy again (at start, and now and then as a safety net under the
+   * feed), written in slices beside the copy in use and swapped in at the end
+   * (FallbackSnapshot.copyFrom). The feed goes on meanwhile; the rows it named
+   * during the copy may have been read before they changed, so they are
+   * brought up to date again in the new copy. A copy finished after the node
+   * began signing in from the snapshot is dropped: the copy in use then holds
+   * the outage's own writes.
+   */
   async fullCopy(): Promise<void> {
-    if (!this.primary || !this.snapshot) return;
+    if (!this.primary || !this.snapshot || this.changedDuringCopy) return;
     const at = this.options.clock.now();
-    await this.snapshot.copyFrom(this.primary, at);
-    this.lastFullCopy = at;
+    const changed = new Map<FedTable, Set<string>>();
+    this.changedDuringCopy = changed;
+    try {
+      if (!(await this.snapshot.copyFrom(this.primary, at, { swapIf: () => this.mode === 'primary' }))) return;
+      this.lastFullCopy = at;
+      for (const [table, ids] of changed) await this.snapshot.refreshRows(this.primary, table, [...ids], this.options.clock.now());
+    } finally {
+      this.changedDuringCopy = undefined;
+    }
   }
 
   /** Tries the database; when it answers, replays the journal and goes back to it. */
