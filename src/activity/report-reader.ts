@@ -19,7 +19,8 @@ export interface ReportWorkerData {
 interface ThreadData extends ReportWorkerData {
   /** Linux nice value of the thread (see `lowerThisThreadsPriority` in report-worker.ts). */
   nice: number;
-  tsx: string;
+  /** tsx's ESM API, when `module` is TypeScript (run from the sources). */
+  tsx?: string | undefined;
   module: string;
 }
 
@@ -48,10 +49,29 @@ export interface ReportPage {
 // The worker runs TypeScript like the node does: through tsx, loaded in the thread.
 const BOOTSTRAP = `
 const { workerData } = require('node:worker_threads');
-import(workerData.tsx).then((tsx) => tsx.tsImport(workerData.module, workerData.module)).catch((err) => {
+const loaded = workerData.tsx
+  ? import(workerData.tsx).then((tsx) => tsx.tsImport(workerData.module, workerData.module))
+  : import(workerData.module);
+loaded.catch((err) => {
   require('node:worker_threads').parentPort.postMessage({ failed: String(err && err.message) });
 });
 `;
+
+/**
+ * The worker's module, and tsx to load it when it is TypeScript: from the
+ * sources (tests, a checkout being edited) report-worker.ts beside this file;
+ * from the build, its own entry point dist/activity/report-worker.js
+ * (scripts/build.js), one folder up from the chunk or entry this code was
+ * bundled into.
+ */
+function workerModule(): Pick<ThreadData, 'module' | 'tsx'> {
+  if (!import.meta.url.endsWith('.ts')) return { module: new URL('../activity/report-worker.js', import.meta.url).href };
+  const req = createRequire(import.meta.url);
+  return {
+    module: new URL('./report-worker.ts', import.meta.url).href,
+    tsx: new URL(`file://${req.resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')}`).href,
+  };
+}
 
 type Waiting = { resolve: (page: ReportPage) => void; reject: (err: Error) => void };
 
@@ -155,15 +175,9 @@ export class ReportReader {
   private current(lane: Lane): Thread {
     const existing = this.threads.get(lane);
     if (existing) return existing;
-    const req = createRequire(import.meta.url);
     const worker = new Worker(BOOTSTRAP, {
       eval: true,
-      workerData: {
-        ...this.data,
-        nice: LANE_NICE[lane],
-        tsx: new URL(`file://${req.resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')}`).href,
-        module: new URL('./report-worker.ts', import.meta.url).href,
-      } satisfies ThreadData,
+      workerData: { ...this.data, nice: LANE_NICE[lane], ...workerModule() } satisfies ThreadData,
     });
     worker.unref();
     let ready!: () => void;
