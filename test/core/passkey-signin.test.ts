@@ -26,7 +26,7 @@ import { SoftAuthenticator } from '../helpers/soft-authenticator.ts';
 const rejection = async (promise: Promise<unknown>) =>
   promise.then(
     () => undefined,
-    (err: unknown) => (err instanceof AppError ? { code: err.code, extra: err.extra } : { code: 'not-an-app-error', err }),
+    (err: unknown) => (err instanceof AppError ? { code: err.code, detail: err.detail, extra: err.extra } : { code: 'not-an-app-error', err }),
   );
 
 const ORIGIN = 'https://login.example.com';
@@ -213,7 +213,17 @@ describe('a passkey sign-in on SQLite', () => {
         code: 'invalid-request',
       });
     }
-    // None of those was an attempt: the flow and its challenge still stand.
+    // A pass is no way into a passkey sign-in; the answer says which method is.
+    expect(await rejection(s.signin.verify(tenant, flow, 'tap', { code: 'a-pass' }, ctx()))).toMatchObject({
+      code: 'invalid-request',
+      detail: expect.stringContaining('method "passkey"'),
+    });
+    // An id of the longest length allowed is looked up (and names no credential): a wrong answer, not a malformed one.
+    expect(await rejection(s.signin.verify(tenant, flow, 'passkey', { assertion: { ...assertion, id: 'x'.repeat(1024) } }, ctx()))).toMatchObject({
+      code: 'invalid-code',
+      extra: { attemptsLeft: FLOW_MAX_ATTEMPTS - 1 },
+    });
+    // None of the others was an attempt, and an unknown credential spends no challenge: the flow and its challenge still stand.
     expect((await s.signin.verify(tenant, flow, 'passkey', { assertion }, ctx())).session.userId).toBe(user.id);
   });
 
