@@ -198,6 +198,61 @@ describe('bulkhead (the fair, prioritised queue behind every lane and the hashin
     expect(told).toEqual(['s0:alone', 'q0:alone', 's1:backlogged', 's2:alone']);
   });
 
+  it("counts as a surge only while another tenant has work running or waiting, or started some in the last five seconds; never the tenant's own", async () => {
+    const told: string[] = [];
+    const take = (bh: Bulkhead, tenant: string, name: string, cls: WorkClass = 'start-signin') =>
+      track(bh.acquire(cls, tenant, { onStart: (backlogged) => told.push(`${name}:${backlogged ? 'backlogged' : 'alone'}`) }));
+
+    // Alone, with two of its own running and more waiting: still alone.
+    const own = new Bulkhead({ limit: 2, queueLimit: 100, maxWaitMs: 600_000 });
+    const a = await take(own, 'only', 'a');
+    await take(own, 'only', 'b');
+    await take(own, 'only', 'c');
+    await take(own, 'only', 'd');
+    a.release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(told.splice(0)).toEqual(['a:alone', 'b:alone', 'c:alone']);
+
+    // Another tenant's start counts for five seconds, to the millisecond.
+    const recent = new Bulkhead({ limit: 1, queueLimit: 100, maxWaitMs: 600_000 });
+    (await take(recent, 'quiet', 'q')).release();
+    const s0 = await take(recent, 'surge', 's0');
+    const s1 = await take(recent, 'surge', 's1');
+    const s2 = await take(recent, 'surge', 's2');
+    await take(recent, 'surge', 's3');
+    await take(recent, 'surge', 's4');
+    await vi.advanceTimersByTimeAsync(4_999);
+    s0.release();
+    await vi.advanceTimersByTimeAsync(1);
+    s1.release();
+    await vi.advanceTimersByTimeAsync(1);
+    s2.release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(told.splice(0)).toEqual(['q:alone', 's0:alone', 's1:backlogged', 's2:backlogged', 's3:alone']);
+
+    // Another tenant's work still running, started long ago.
+    const running = new Bulkhead({ limit: 2, queueLimit: 100, maxWaitMs: 600_000 });
+    await take(running, 'quiet', 'q');
+    await vi.advanceTimersByTimeAsync(6_000);
+    const r0 = await take(running, 'surge', 'r0');
+    await take(running, 'surge', 'r1');
+    await take(running, 'surge', 'r2');
+    r0.release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(told.splice(0)).toEqual(['q:alone', 'r0:alone', 'r1:backlogged']);
+
+    // Another tenant's work waiting (behind more important work), never started.
+    const waiting = new Bulkhead({ limit: 1, queueLimit: 100, maxWaitMs: 600_000 });
+    const w0 = await take(waiting, 'surge', 'w0', 'finish-signin');
+    await take(waiting, 'quiet', 'q', 'self-service');
+    await take(waiting, 'surge', 'w1', 'finish-signin');
+    await take(waiting, 'surge', 'w2', 'finish-signin');
+    await vi.advanceTimersByTimeAsync(6_000);
+    w0.release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(told.splice(0)).toEqual(['w0:alone', 'w1:backlogged']);
+  });
+
   it('refuses at once a newcomer whose predicted wait, counted for its class and tenant, is too long', async () => {
     const { shed, events } = shedLog();
     const bh = new Bulkhead({ limit: 1, queueLimit: 100, maxWaitMs: 100 }, events);
