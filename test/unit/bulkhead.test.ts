@@ -276,6 +276,52 @@ describe('bulkhead (the fair, prioritised queue behind every lane and the hashin
     expect(shed).toEqual(['start-signin/surge:queue-full']);
   });
 
+  it('learns how long work holds a slot as a weighted mean, and refuses by predicted wait only past half the maximum, never whoever is next in line', async () => {
+    const holdFor = async (bh: Bulkhead, ms: number) => {
+      const release = await bh.acquire('start-signin', 'teacher');
+      await vi.advanceTimersByTimeAsync(ms);
+      release();
+    };
+    // The first hold is the mean; each later one moves it a fifth of the way.
+    const mean = new Bulkhead({ limit: 2, queueLimit: 100, maxWaitMs: 100 });
+    await holdFor(mean, 50);
+    await holdFor(mean, 100);
+    expect(mean.predictedWaitMs('start-signin', 't')).toBe(30);
+
+    // Work holds a slot 50 ms, two slots: the second in line would wait exactly half the maximum, and is let wait.
+    const edge = new Bulkhead({ limit: 2, queueLimit: 100, maxWaitMs: 100 });
+    await holdFor(edge, 50);
+    await edge.acquire('start-signin', 't');
+    await edge.acquire('start-signin', 't');
+    const firstInLine = await track(edge.acquire('start-signin', 't'));
+    const second = await track(edge.acquire('start-signin', 't'));
+    const third = await track(edge.acquire('start-signin', 't'));
+    expect([firstInLine, second, third].map((w) => w.state())).toEqual(['pending', 'pending', 'refused']);
+
+    // Work holds a slot 300 ms: the next in line waits although that is over the maximum, for one slot's turn (300 ms here).
+    const slow = new Bulkhead({ limit: 2, queueLimit: 100, maxWaitMs: 100 });
+    await holdFor(slow, 300);
+    await slow.acquire('start-signin', 't');
+    await slow.acquire('start-signin', 't');
+    const next = await track(slow.acquire('start-signin', 't'));
+    expect(next.state()).toBe('pending');
+    await vi.advanceTimersByTimeAsync(299);
+    expect(next.state()).toBe('pending');
+    await vi.advanceTimersByTimeAsync(2);
+    expect(next.state()).toBe('refused');
+  });
+
+  it('counts every waiter of a more important class as ahead of a newcomer, however few its tenant has running', async () => {
+    const bh = new Bulkhead({ limit: 1, queueLimit: 100, maxWaitMs: 600_000 });
+    const first = await bh.acquire('start-signin', 'busy');
+    await vi.advanceTimersByTimeAsync(10);
+    first();
+    await bh.acquire('start-signin', 'busy');
+    for (let i = 0; i < 3; i++) await track(bh.acquire('finish-signin', 'busy'));
+    // Three second factors go first, then the newcomer's own turn: (3 + 1) x 10 ms.
+    expect(bh.predictedWaitMs('start-signin', 'quiet')).toBe(40);
+  });
+
   it('says at the door, without queueing, whether it would refuse, and counts that refusal', async () => {
     const { shed, events } = shedLog();
     const bh = new Bulkhead({ limit: 1, queueLimit: 2, maxWaitMs: 60_000 }, events);
