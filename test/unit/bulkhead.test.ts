@@ -322,6 +322,50 @@ describe('bulkhead (the fair, prioritised queue behind every lane and the hashin
     expect(bh.predictedWaitMs('start-signin', 'quiet')).toBe(40);
   });
 
+  it('never makes room for a newcomer by refusing more important work, and makes room by refusing less important work of anyone', async () => {
+    const { shed, events } = shedLog();
+    const bh = new Bulkhead({ limit: 1, queueLimit: 4, maxWaitMs: 600_000 }, events);
+    await bh.acquire('start-signin', 'a');
+    const important = [];
+    for (let i = 0; i < 3; i++) important.push(await track(bh.acquire('finish-signin', 'a')));
+    important.push(await track(bh.acquire('finish-signin', 'b')));
+    const newcomer = await track(bh.acquire('start-signin', 'c'));
+    expect(newcomer.state()).toBe('refused');
+    expect(important.map((w) => w.state())).toEqual(['pending', 'pending', 'pending', 'pending']);
+    expect(shed).toEqual(['start-signin/c:queue-full']);
+
+    // A queue full of sign-ins starting, one from each tenant: a second factor takes the place of the first of them.
+    const { shed: shed2, events: events2 } = shedLog();
+    const spread = new Bulkhead({ limit: 1, queueLimit: 4, maxWaitMs: 600_000 }, events2);
+    await spread.acquire('start-signin', 'x');
+    const starting = [];
+    for (const tenant of ['b', 'c', 'd', 'e']) starting.push(await track(spread.acquire('start-signin', tenant)));
+    const second = await track(spread.acquire('finish-signin', 'a'));
+    expect(second.state()).toBe('pending');
+    expect(starting.map((w) => w.state())).toEqual(['refused', 'pending', 'pending', 'pending']);
+    expect(shed2).toEqual(['start-signin/b:evicted']);
+  });
+
+  it('works without anyone listening to its events, and tells a listener how long each admitted waiter waited', async () => {
+    const quiet = new Bulkhead({ limit: 1, queueLimit: 1, maxWaitMs: 100 });
+    await quiet.acquire('start-signin', 'a');
+    const lower = await track(quiet.acquire('start-signin', 'a'));
+    const higher = await track(quiet.acquire('finish-signin', 'b'));
+    const full = await track(quiet.acquire('start-signin', 'c'));
+    expect([lower.state(), higher.state(), full.state()]).toEqual(['refused', 'pending', 'refused']);
+    await vi.advanceTimersByTimeAsync(101);
+    expect(higher.state()).toBe('refused');
+
+    const waited: number[] = [];
+    const bh = new Bulkhead({ limit: 1, queueLimit: 10, maxWaitMs: 60_000 }, { admitted: (_cls, ms) => waited.push(ms) });
+    const first = await bh.acquire('start-signin', 'a');
+    await track(bh.acquire('start-signin', 'a'));
+    await vi.advanceTimersByTimeAsync(30);
+    first();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(waited).toEqual([0, 30]);
+  });
+
   it('says at the door, without queueing, whether it would refuse, and counts that refusal', async () => {
     const { shed, events } = shedLog();
     const bh = new Bulkhead({ limit: 1, queueLimit: 2, maxWaitMs: 60_000 }, events);
