@@ -211,6 +211,8 @@ describe('a passkey sign-in on SQLite', () => {
     ] as const) {
       expect(await rejection(s.signin.verify(tenant, flow, methodRef, input as never, ctx())), `${methodRef} ${JSON.stringify(input).slice(0, 80)}`).toMatchObject({
         code: 'invalid-request',
+        // The answer says what is wrong.
+        detail: methodRef === 'passkey' ? 'assertion.id is missing' : expect.stringContaining('method "passkey"'),
       });
     }
     // A pass is no way into a passkey sign-in; the answer says which method is.

@@ -295,6 +295,16 @@ describe('the sign-in state machine on SQLite', () => {
       expect((await eventsOf(user))[0]).toEqual({ step: 'second-factor', outcome: 'success', reason: 'ok', method: 'totp' });
     });
 
+    it('charges an answer without a code as a wrong one, not as a malformed one (and does not break on it)', async () => {
+      const user = await newUser();
+      await addTotp(user);
+      const flow = await factorFlow(user);
+      expect(await rejection(s.signin.verify(tenant, flow, 'totp', {}, ctx()))).toMatchObject({
+        code: 'invalid-code',
+        extra: { attemptsLeft: FLOW_MAX_ATTEMPTS - 1 },
+      });
+    });
+
     it('puts the flow back when the session cannot be written (the database went away at that moment): the retry finishes the sign-in', async () => {
       const user = await newUser();
       const { secret } = await addTotp(user);
@@ -546,6 +556,23 @@ describe('the sign-in state machine on SQLite', () => {
       expect(await rejection(s.signin.passwordStep(strict, user.username, PASSWORD, ctx({ knownBrowser: otherMark })))).toMatchObject({
         code: 'too-many-requests',
       });
+    });
+
+    it("lets a browser that holds the account mark finish its second factor while strangers have spent the second factor's budget", async () => {
+      const user = await newUser();
+      const { secret } = await addTotp(user);
+      const strict = withPolicy(tenant, { lockout: { accountFailures: 10, blockMinutes: 5 } });
+      for (let i = 0; i < 4; i++) {
+        const flow = await factorFlow(user, strict);
+        for (let j = 0; j < 3; j++) await rejection(s.signin.verify(strict, flow, 'totp', { code: wrongCode(secret) }, ctx()));
+      }
+      const mark = s.knownBrowsers.issue(tenant.id, user.id).token;
+      const held = await factorFlow(user, strict, ctx({ knownBrowser: mark }));
+      expect(await rejection(s.signin.verify(strict, held, 'totp', { code: totpCode(secret, clock.now()) }, ctx()))).toMatchObject({
+        code: 'too-many-requests',
+      });
+      const flow = await factorFlow(user, strict, ctx({ knownBrowser: mark }));
+      expect((await s.signin.verify(strict, flow, 'totp', { code: totpCode(secret, clock.now()) }, ctx({ knownBrowser: mark }))).session.userId).toBe(user.id);
     });
 
     it('charges one source on one account apart from the account budget', async () => {
