@@ -64,7 +64,7 @@ describe('a passkey sign-in on SQLite', () => {
     return { flow: started.flow, challenge: (started.webauthn as { challenge: string }).challenge, webauthn: started.webauthn };
   };
   const eventsOf = async (user: User, t: Tenant = tenant) =>
-    (await s.events.listForUser(t.id, user.id, 50)).items.map((e) => ({
+    (await s.events.list(t.id, { userId: user.id }, 50)).items.map((e) => ({
       step: e.step,
       outcome: e.outcome,
       reason: e.reason,
@@ -177,6 +177,8 @@ describe('a passkey sign-in on SQLite', () => {
     const other = await newUser({}, otherTenant);
     const { authenticator: elsewhere } = await register(other, 'passkey', otherTenant);
     const without = withPolicy(tenant, { allowedMethods: tenant.policy.allowedMethods.filter((m) => m !== 'webauthn') });
+    const allEvents = async () => (await s.events.list(tenant.id, {}, 1_000)).items.length;
+    const before = await allEvents();
 
     for (const [t, who] of [
       [tenant, stranger],
@@ -193,6 +195,7 @@ describe('a passkey sign-in on SQLite', () => {
       code: 'invalid-code',
     });
     expect(await eventsOf(user)).toEqual([]);
+    expect(await allEvents()).toBe(before);
     expect(await s.sessions.listActive(tenant.id, user.id)).toEqual([]);
   });
 
