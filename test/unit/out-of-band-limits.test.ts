@@ -77,6 +77,14 @@ describe('send limits', () => {
     ).toBeUndefined();
   });
 
+  it('gives back only the points a refused send took: a refusal adds nothing to the limits it did not reach', async () => {
+    const { limits } = make();
+    // The destination's cap (3) is reached; each refusal there must not lend the user's cap (5) a point.
+    const user = 'lender';
+    expect(await sends(limits, 5, () => target({ userId: user, destinationKey: 'one-phone' }))).toEqual(['ok', 'ok', 'ok', 'send-limit', 'send-limit']);
+    expect(await sends(limits, 3, (i) => target({ userId: user, destinationKey: `other-phone-${i}` }))).toEqual(['ok', 'ok', 'send-limit']);
+  });
+
   it('passes a store failure on as it is', async () => {
     const { limits } = make();
     (limits as unknown as { user: { consume: () => Promise<unknown> } }).user.consume = () => Promise.reject(new Error('store down'));
