@@ -212,7 +212,10 @@ describe('a passkey sign-in on SQLite', () => {
       ['passkey', { assertion: { ...assertion, id: 7 } }],
       ['passkey', { assertion: { ...assertion, id: 'x'.repeat(1025) } }],
     ] as const) {
-      expect(await rejection(s.signin.verify(tenant, flow, methodRef, input as never, ctx())), `${methodRef} ${JSON.stringify(input).slice(0, 80)}`).toMatchObject({
+      expect(
+        await rejection(s.signin.verify(tenant, flow, methodRef, input as never, ctx())),
+        `${methodRef} ${JSON.stringify(input).slice(0, 80)}`,
+      ).toMatchObject({
         code: 'invalid-request',
         // The answer says what is wrong.
         detail: methodRef === 'passkey' ? 'assertion.id is missing' : expect.stringContaining('method "passkey"'),
