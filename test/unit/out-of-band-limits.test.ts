@@ -115,6 +115,25 @@ describe('one-time codes at their edges', () => {
     expect(await c2.check('s', second.code)).toBe(false);
   });
 
+  it("counts each scope's attempts apart, and destroys a code at its last wrong attempt", async () => {
+    const { codes, store } = make(3);
+    const a = await codes.issue('scope-a');
+    const b = await codes.issue('scope-b');
+    for (const [scope, code] of [
+      ['scope-a', a.code],
+      ['scope-a', a.code],
+      ['scope-b', b.code],
+      ['scope-b', b.code],
+    ] as const)
+      expect(await codes.check(scope, wrongFor(code))).toBe(false);
+    // Four wrong answers in all, two for each: the right code of either still gets in on its third attempt.
+    expect(await codes.check('scope-b', b.code)).toBe(true);
+    expect(await codes.check('scope-a', wrongFor(a.code))).toBe(false);
+    // That was the last attempt: it took the code itself away, not only its use.
+    expect(await store.get('otc:scope-a')).toBeUndefined();
+    expect(await codes.check('scope-a', a.code)).toBe(false);
+  });
+
   it('restarts the attempts with a new code, and lives exactly its lifetime', async () => {
     const { codes, clock } = make(3);
     const first = await codes.issue('s');
