@@ -575,6 +575,19 @@ describe('the sign-in state machine on SQLite', () => {
       expect((await s.signin.verify(strict, flow, 'totp', { code: totpCode(secret, clock.now()) }, ctx({ knownBrowser: mark }))).session.userId).toBe(user.id);
     });
 
+    it("charges a browser's wrong codes to its own source, not to one place shared by every browser", async () => {
+      const user = await newUser();
+      const { secret } = await addTotp(user);
+      const outcomes: string[] = [];
+      // Eleven wrong codes from eleven places: more than one source may try on one account, fewer than the account budget.
+      for (let i = 0; i < 3; i++) {
+        const flow = await factorFlow(user);
+        for (let j = 0; j < 4 && outcomes.length < 11; j++)
+          outcomes.push((await rejection(s.signin.verify(tenant, flow, 'totp', { code: wrongCode(secret) }, ctx())))!.code);
+      }
+      expect(outcomes).toEqual(Array(11).fill('invalid-code'));
+    });
+
     it('charges one source on one account apart from the account budget', async () => {
       const user = await newUser();
       const one = ctx();
