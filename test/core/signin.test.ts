@@ -720,13 +720,20 @@ describe('the sign-in state machine on SQLite', () => {
       const user = await newUser();
       const session = await open(user);
       const other = await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd'], ip: '203.0.113.9' });
-      expect(await rejection(s.passwords.change(tenant, user, session, 'wrong', NEW, ctx()))).toMatchObject({ code: 'invalid-credentials' });
+      expect(await rejection(s.passwords.change(tenant, user, session, 'wrong', NEW, ctx()))).toMatchObject({
+        code: 'invalid-credentials',
+        detail: 'the current password is not correct',
+      });
       expect(await s.sessions.authenticate(other.token)).toBeDefined();
       expect(await rejection(s.passwords.change(tenant, user, await open(user, 'register', ['pwd']), PASSWORD, NEW, ctx()))).toMatchObject({
         code: 'registration-only',
       });
       expect(await rejection(s.passwords.change(tenant, user, session, PASSWORD, 'short', ctx()))).toMatchObject({ code: 'invalid-request' });
-      expect(await s.passwords.change(tenant, user, session, PASSWORD, NEW, ctx())).toBeGreaterThanOrEqual(1);
+      const ended = await s.passwords.change(tenant, user, session, PASSWORD, NEW, ctx());
+      expect(ended).toBeGreaterThanOrEqual(1);
+      expect(await auditOf(user, 'password.changed')).toEqual([
+        expect.objectContaining({ actor: `user:${user.id}`, details: { sessionsEnded: ended, sessionAmr: ['pwd', 'otp', 'mfa'] } }),
+      ]);
       expect(await s.sessions.authenticate(other.token)).toBeUndefined();
       expect(await canSignIn(user, PASSWORD)).toBe(false);
       expect(await canSignIn(user, NEW)).toBe(true);
@@ -746,6 +753,17 @@ describe('the sign-in state machine on SQLite', () => {
       expect(await canSignIn(user, PASSWORD)).toBe(true);
     });
 
+    it("caps one account's guesses at its current password for the day, and no other account's", async () => {
+      const user = await newUser();
+      const session = await open(user);
+      const outcomes: string[] = [];
+      // From ever more sources, a few each: the account's own cap (20 a day) holds.
+      for (let i = 0; i < 21; i++) outcomes.push((await rejection(s.passwords.change(tenant, user, session, 'wrong', NEW, ctx())))!.code);
+      expect(outcomes).toEqual([...Array(20).fill('invalid-credentials'), 'too-many-requests']);
+      const other = await newUser();
+      expect(await s.passwords.change(tenant, other, await open(other), PASSWORD, NEW, ctx())).toBe(0);
+    });
+
     it('sets a first password only from a recent full session with a second factor, once, audited', async () => {
       const user = await newUser({ withPassword: false });
       expect(await s.passwords.hasPassword(tenant, user)).toBe(false);
@@ -754,6 +772,7 @@ describe('the sign-in state machine on SQLite', () => {
       });
       expect(await rejection(s.passwords.setFirst(tenant, user, await open(user, 'full', ['pwd']), NEW, ctx()))).toMatchObject({
         code: 'second-factor-required',
+        detail: 'sign in with your pass or a passkey to set a first password',
       });
       const old = await open(user, 'full', ['tap', 'mfa']);
       clock.advance(60 * MINUTE);
@@ -768,9 +787,12 @@ describe('the sign-in state machine on SQLite', () => {
       ).toBeDefined();
       expect(await s.passwords.hasPassword(tenant, user)).toBe(true);
       expect(await canSignIn(user, NEW)).toBe(true);
-      expect(await auditOf(user, 'password.set-first')).toEqual([expect.objectContaining({ details: { sessionAmr: ['tap', 'mfa'] } })]);
+      expect(await auditOf(user, 'password.set-first')).toEqual([
+        expect.objectContaining({ actor: `user:${user.id}`, details: { sessionAmr: ['tap', 'mfa'] } }),
+      ]);
       expect(await rejection(s.passwords.setFirst(tenant, user, await open(user, 'full', ['tap', 'mfa']), 'another fine passphrase 7', ctx()))).toMatchObject({
         code: 'conflict',
+        detail: 'this account has a password; give the current one to change it',
       });
       expect(await canSignIn(user, NEW)).toBe(true);
     });
