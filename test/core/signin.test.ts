@@ -740,6 +740,12 @@ describe('the sign-in state machine on SQLite', () => {
       // An account without a password has no current one to give.
       const bare = await newUser({ withPassword: false });
       expect(await rejection(s.passwords.change(tenant, bare, await open(bare), '', NEW, ctx()))).toMatchObject({ code: 'invalid-credentials' });
+      // Nor has an account deleted while one of its sessions was still being answered: a wrong password, not a crash.
+      const gone = await newUser();
+      const goneSession = await open(gone);
+      expect(await s.users.delete(tenant.id, gone.id)).toBe(true);
+      expect(await rejection(s.passwords.change(tenant, gone, goneSession, PASSWORD, NEW, ctx()))).toMatchObject({ code: 'invalid-credentials' });
+      expect(await s.passwords.hasPassword(tenant, gone)).toBe(false);
     });
 
     it('limits guesses of the current password per session and source, not against the account', async () => {
