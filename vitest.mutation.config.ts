@@ -7,6 +7,7 @@ const FAST = [
   'test/unit/bulkhead.test.ts',
   'test/unit/admission-controller.test.ts',
   'test/unit/request-class.test.ts',
+  'test/unit/work-ticket.test.ts',
   'test/unit/signin-pieces.test.ts',
   'test/unit/out-of-band-limits.test.ts',
   'test/unit/delivery-pieces.test.ts',

@@ -284,6 +284,16 @@ describe('the sign-in state machine on SQLite', () => {
       expect((await eventsOf(user))[0]).toEqual({ step: 'second-factor', outcome: 'success', reason: 'ok', method: 'totp' });
     });
 
+    it('charges an answer without a code as a wrong one, not as a malformed one (and does not break on it)', async () => {
+      const user = await newUser();
+      await addTotp(user);
+      const flow = await factorFlow(user);
+      expect(await rejection(s.signin.verify(tenant, flow, 'totp', {}, ctx()))).toMatchObject({
+        code: 'invalid-code',
+        extra: { attemptsLeft: FLOW_MAX_ATTEMPTS - 1 },
+      });
+    });
+
     it('puts the flow back when the session cannot be written (the database went away at that moment): the retry finishes the sign-in', async () => {
       const user = await newUser();
       const { secret } = await addTotp(user);
@@ -537,6 +547,36 @@ describe('the sign-in state machine on SQLite', () => {
       });
     });
 
+    it("lets a browser that holds the account mark finish its second factor while strangers have spent the second factor's budget", async () => {
+      const user = await newUser();
+      const { secret } = await addTotp(user);
+      const strict = withPolicy(tenant, { lockout: { accountFailures: 10, blockMinutes: 5 } });
+      for (let i = 0; i < 4; i++) {
+        const flow = await factorFlow(user, strict);
+        for (let j = 0; j < 3; j++) await rejection(s.signin.verify(strict, flow, 'totp', { code: wrongCode(secret) }, ctx()));
+      }
+      const mark = s.knownBrowsers.issue(tenant.id, user.id).token;
+      const held = await factorFlow(user, strict, ctx({ knownBrowser: mark }));
+      expect(await rejection(s.signin.verify(strict, held, 'totp', { code: totpCode(secret, clock.now()) }, ctx()))).toMatchObject({
+        code: 'too-many-requests',
+      });
+      const flow = await factorFlow(user, strict, ctx({ knownBrowser: mark }));
+      expect((await s.signin.verify(strict, flow, 'totp', { code: totpCode(secret, clock.now()) }, ctx({ knownBrowser: mark }))).session.userId).toBe(user.id);
+    });
+
+    it("charges a browser's wrong codes to its own source, not to one place shared by every browser", async () => {
+      const user = await newUser();
+      const { secret } = await addTotp(user);
+      const outcomes: string[] = [];
+      // Eleven wrong codes from eleven places: more than one source may try on one account, fewer than the account budget.
+      for (let i = 0; i < 3; i++) {
+        const flow = await factorFlow(user);
+        for (let j = 0; j < 4 && outcomes.length < 11; j++)
+          outcomes.push((await rejection(s.signin.verify(tenant, flow, 'totp', { code: wrongCode(secret) }, ctx())))!.code);
+      }
+      expect(outcomes).toEqual(Array(11).fill('invalid-code'));
+    });
+
     it('charges one source on one account apart from the account budget', async () => {
       const user = await newUser();
       const one = ctx();
@@ -669,19 +709,32 @@ describe('the sign-in state machine on SQLite', () => {
       const user = await newUser();
       const session = await open(user);
       const other = await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd'], ip: '203.0.113.9' });
-      expect(await rejection(s.passwords.change(tenant, user, session, 'wrong', NEW, ctx()))).toMatchObject({ code: 'invalid-credentials' });
+      expect(await rejection(s.passwords.change(tenant, user, session, 'wrong', NEW, ctx()))).toMatchObject({
+        code: 'invalid-credentials',
+        detail: 'the current password is not correct',
+      });
       expect(await s.sessions.authenticate(other.token)).toBeDefined();
       expect(await rejection(s.passwords.change(tenant, user, await open(user, 'register', ['pwd']), PASSWORD, NEW, ctx()))).toMatchObject({
         code: 'registration-only',
       });
       expect(await rejection(s.passwords.change(tenant, user, session, PASSWORD, 'short', ctx()))).toMatchObject({ code: 'invalid-request' });
-      expect(await s.passwords.change(tenant, user, session, PASSWORD, NEW, ctx())).toBeGreaterThanOrEqual(1);
+      const ended = await s.passwords.change(tenant, user, session, PASSWORD, NEW, ctx());
+      expect(ended).toBeGreaterThanOrEqual(1);
+      expect(await auditOf(user, 'password.changed')).toEqual([
+        expect.objectContaining({ actor: `user:${user.id}`, details: { sessionsEnded: ended, sessionAmr: ['pwd', 'otp', 'mfa'] } }),
+      ]);
       expect(await s.sessions.authenticate(other.token)).toBeUndefined();
       expect(await canSignIn(user, PASSWORD)).toBe(false);
       expect(await canSignIn(user, NEW)).toBe(true);
       // An account without a password has no current one to give.
       const bare = await newUser({ withPassword: false });
       expect(await rejection(s.passwords.change(tenant, bare, await open(bare), '', NEW, ctx()))).toMatchObject({ code: 'invalid-credentials' });
+      // Nor has an account deleted while one of its sessions was still being answered: a wrong password, not a crash.
+      const gone = await newUser();
+      const goneSession = await open(gone);
+      expect(await s.users.delete(tenant.id, gone.id)).toBe(true);
+      expect(await rejection(s.passwords.change(tenant, gone, goneSession, PASSWORD, NEW, ctx()))).toMatchObject({ code: 'invalid-credentials' });
+      expect(await s.passwords.hasPassword(tenant, gone)).toBe(false);
     });
 
     it('limits guesses of the current password per session and source, not against the account', async () => {
@@ -695,6 +748,17 @@ describe('the sign-in state machine on SQLite', () => {
       expect(await canSignIn(user, PASSWORD)).toBe(true);
     });
 
+    it("caps one account's guesses at its current password for the day, and no other account's", async () => {
+      const user = await newUser();
+      const session = await open(user);
+      const outcomes: string[] = [];
+      // From ever more sources, a few each: the account's own cap (20 a day) holds.
+      for (let i = 0; i < 21; i++) outcomes.push((await rejection(s.passwords.change(tenant, user, session, 'wrong', NEW, ctx())))!.code);
+      expect(outcomes).toEqual([...Array(20).fill('invalid-credentials'), 'too-many-requests']);
+      const other = await newUser();
+      expect(await s.passwords.change(tenant, other, await open(other), PASSWORD, NEW, ctx())).toBe(0);
+    });
+
     it('sets a first password only from a recent full session with a second factor, once, audited', async () => {
       const user = await newUser({ withPassword: false });
       expect(await s.passwords.hasPassword(tenant, user)).toBe(false);
@@ -703,6 +767,7 @@ describe('the sign-in state machine on SQLite', () => {
       });
       expect(await rejection(s.passwords.setFirst(tenant, user, await open(user, 'full', ['pwd']), NEW, ctx()))).toMatchObject({
         code: 'second-factor-required',
+        detail: 'sign in with your pass or a passkey to set a first password',
       });
       const old = await open(user, 'full', ['tap', 'mfa']);
       clock.advance(60 * MINUTE);
@@ -717,9 +782,12 @@ describe('the sign-in state machine on SQLite', () => {
       ).toBeDefined();
       expect(await s.passwords.hasPassword(tenant, user)).toBe(true);
       expect(await canSignIn(user, NEW)).toBe(true);
-      expect(await auditOf(user, 'password.set-first')).toEqual([expect.objectContaining({ details: { sessionAmr: ['tap', 'mfa'] } })]);
+      expect(await auditOf(user, 'password.set-first')).toEqual([
+        expect.objectContaining({ actor: `user:${user.id}`, details: { sessionAmr: ['tap', 'mfa'] } }),
+      ]);
       expect(await rejection(s.passwords.setFirst(tenant, user, await open(user, 'full', ['tap', 'mfa']), 'another fine passphrase 7', ctx()))).toMatchObject({
         code: 'conflict',
+        detail: 'this account has a password; give the current one to change it',
       });
       expect(await canSignIn(user, NEW)).toBe(true);
     });

@@ -3,7 +3,7 @@ import { ManualClock } from '../../src/clock.ts';
 import type { Services } from '../../src/server/services.ts';
 import type { Tenant } from '../../src/directory/tenants.ts';
 import type { User } from '../../src/directory/users.ts';
-import type { Credential } from '../../src/methods/credentials.ts';
+import { secretContext, type Credential } from '../../src/methods/credentials.ts';
 import type { Method } from '../../src/methods/method.ts';
 import { createUser, startCoreServices, type CoreServices } from './core-services.ts';
 import { totpCode } from '../helpers/totp.ts';
@@ -50,6 +50,9 @@ describe('authenticator apps (TOTP) on SQLite', () => {
     expect(credential).toMatchObject({ type: 'totp', state: 'pending', label: 'Work phone', userId: user.id, tenantId: tenant.id });
     expect(secret).toMatch(/^[A-Z2-7]{32}$/);
     expect(credential.secret).not.toContain(secret);
+    // Sealed to this credential as a TOTP secret: it opens under that context only, not another method's or credential's.
+    expect(s.keyRing.open(credential.secret!, secretContext('totp', credential.id)).toString('utf8')).toBe(secret);
+    expect(() => s.keyRing.open(credential.secret!, secretContext('sms', credential.id))).toThrow();
     expect(reveal.otpauthUri).toBe(`otpauth://totp/Acme%20TOTP:${user.username}?issuer=Acme%20TOTP&secret=${secret}&algorithm=SHA1&digits=6&period=30`);
     expect(reveal.qrCodeSvg).toMatch(/^<svg/);
     expect(await totp().reveal!(tenant, user, credential)).toEqual(reveal);

@@ -198,6 +198,61 @@ describe('bulkhead (the fair, prioritised queue behind every lane and the hashin
     expect(told).toEqual(['s0:alone', 'q0:alone', 's1:backlogged', 's2:alone']);
   });
 
+  it("counts as a surge only while another tenant has work running or waiting, or started some in the last five seconds; never the tenant's own", async () => {
+    const told: string[] = [];
+    const take = (bh: Bulkhead, tenant: string, name: string, cls: WorkClass = 'start-signin') =>
+      track(bh.acquire(cls, tenant, { onStart: (backlogged) => told.push(`${name}:${backlogged ? 'backlogged' : 'alone'}`) }));
+
+    // Alone, with two of its own running and more waiting: still alone.
+    const own = new Bulkhead({ limit: 2, queueLimit: 100, maxWaitMs: 600_000 });
+    const a = await take(own, 'only', 'a');
+    await take(own, 'only', 'b');
+    await take(own, 'only', 'c');
+    await take(own, 'only', 'd');
+    a.release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(told.splice(0)).toEqual(['a:alone', 'b:alone', 'c:alone']);
+
+    // Another tenant's start counts for five seconds, to the millisecond.
+    const recent = new Bulkhead({ limit: 1, queueLimit: 100, maxWaitMs: 600_000 });
+    (await take(recent, 'quiet', 'q')).release();
+    const s0 = await take(recent, 'surge', 's0');
+    const s1 = await take(recent, 'surge', 's1');
+    const s2 = await take(recent, 'surge', 's2');
+    await take(recent, 'surge', 's3');
+    await take(recent, 'surge', 's4');
+    await vi.advanceTimersByTimeAsync(4_999);
+    s0.release();
+    await vi.advanceTimersByTimeAsync(1);
+    s1.release();
+    await vi.advanceTimersByTimeAsync(1);
+    s2.release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(told.splice(0)).toEqual(['q:alone', 's0:alone', 's1:backlogged', 's2:backlogged', 's3:alone']);
+
+    // Another tenant's work still running, started long ago.
+    const running = new Bulkhead({ limit: 2, queueLimit: 100, maxWaitMs: 600_000 });
+    await take(running, 'quiet', 'q');
+    await vi.advanceTimersByTimeAsync(6_000);
+    const r0 = await take(running, 'surge', 'r0');
+    await take(running, 'surge', 'r1');
+    await take(running, 'surge', 'r2');
+    r0.release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(told.splice(0)).toEqual(['q:alone', 'r0:alone', 'r1:backlogged']);
+
+    // Another tenant's work waiting (behind more important work), never started.
+    const waiting = new Bulkhead({ limit: 1, queueLimit: 100, maxWaitMs: 600_000 });
+    const w0 = await take(waiting, 'surge', 'w0', 'finish-signin');
+    await take(waiting, 'quiet', 'q', 'self-service');
+    await take(waiting, 'surge', 'w1', 'finish-signin');
+    await take(waiting, 'surge', 'w2', 'finish-signin');
+    await vi.advanceTimersByTimeAsync(6_000);
+    w0.release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(told.splice(0)).toEqual(['w0:alone', 'w1:backlogged']);
+  });
+
   it('refuses at once a newcomer whose predicted wait, counted for its class and tenant, is too long', async () => {
     const { shed, events } = shedLog();
     const bh = new Bulkhead({ limit: 1, queueLimit: 100, maxWaitMs: 100 }, events);
@@ -219,6 +274,96 @@ describe('bulkhead (the fair, prioritised queue behind every lane and the hashin
     expect(bh.predictedWaitMs('finish-signin', 'surge')).toBe(20);
     expect(waiting.map((w) => w.state())).toEqual(['pending', 'pending']);
     expect(shed).toEqual(['start-signin/surge:queue-full']);
+  });
+
+  it('learns how long work holds a slot as a weighted mean, and refuses by predicted wait only past half the maximum, never whoever is next in line', async () => {
+    const holdFor = async (bh: Bulkhead, ms: number) => {
+      const release = await bh.acquire('start-signin', 'teacher');
+      await vi.advanceTimersByTimeAsync(ms);
+      release();
+    };
+    // The first hold is the mean; each later one moves it a fifth of the way.
+    const mean = new Bulkhead({ limit: 2, queueLimit: 100, maxWaitMs: 100 });
+    await holdFor(mean, 50);
+    await holdFor(mean, 100);
+    expect(mean.predictedWaitMs('start-signin', 't')).toBe(30);
+
+    // Work holds a slot 50 ms, two slots: the second in line would wait exactly half the maximum, and is let wait.
+    const edge = new Bulkhead({ limit: 2, queueLimit: 100, maxWaitMs: 100 });
+    await holdFor(edge, 50);
+    await edge.acquire('start-signin', 't');
+    await edge.acquire('start-signin', 't');
+    const firstInLine = await track(edge.acquire('start-signin', 't'));
+    const second = await track(edge.acquire('start-signin', 't'));
+    const third = await track(edge.acquire('start-signin', 't'));
+    expect([firstInLine, second, third].map((w) => w.state())).toEqual(['pending', 'pending', 'refused']);
+
+    // Work holds a slot 300 ms: the next in line waits although that is over the maximum, for one slot's turn (300 ms here).
+    const slow = new Bulkhead({ limit: 2, queueLimit: 100, maxWaitMs: 100 });
+    await holdFor(slow, 300);
+    await slow.acquire('start-signin', 't');
+    await slow.acquire('start-signin', 't');
+    const next = await track(slow.acquire('start-signin', 't'));
+    expect(next.state()).toBe('pending');
+    await vi.advanceTimersByTimeAsync(299);
+    expect(next.state()).toBe('pending');
+    await vi.advanceTimersByTimeAsync(2);
+    expect(next.state()).toBe('refused');
+  });
+
+  it('counts every waiter of a more important class as ahead of a newcomer, however few its tenant has running', async () => {
+    const bh = new Bulkhead({ limit: 1, queueLimit: 100, maxWaitMs: 600_000 });
+    const first = await bh.acquire('start-signin', 'busy');
+    await vi.advanceTimersByTimeAsync(10);
+    first();
+    await bh.acquire('start-signin', 'busy');
+    for (let i = 0; i < 3; i++) await track(bh.acquire('finish-signin', 'busy'));
+    // Three second factors go first, then the newcomer's own turn: (3 + 1) x 10 ms.
+    expect(bh.predictedWaitMs('start-signin', 'quiet')).toBe(40);
+  });
+
+  it('never makes room for a newcomer by refusing more important work, and makes room by refusing less important work of anyone', async () => {
+    const { shed, events } = shedLog();
+    const bh = new Bulkhead({ limit: 1, queueLimit: 4, maxWaitMs: 600_000 }, events);
+    await bh.acquire('start-signin', 'a');
+    const important = [];
+    for (let i = 0; i < 3; i++) important.push(await track(bh.acquire('finish-signin', 'a')));
+    important.push(await track(bh.acquire('finish-signin', 'b')));
+    const newcomer = await track(bh.acquire('start-signin', 'c'));
+    expect(newcomer.state()).toBe('refused');
+    expect(important.map((w) => w.state())).toEqual(['pending', 'pending', 'pending', 'pending']);
+    expect(shed).toEqual(['start-signin/c:queue-full']);
+
+    // A queue full of sign-ins starting, one from each tenant: a second factor takes the place of the first of them.
+    const { shed: shed2, events: events2 } = shedLog();
+    const spread = new Bulkhead({ limit: 1, queueLimit: 4, maxWaitMs: 600_000 }, events2);
+    await spread.acquire('start-signin', 'x');
+    const starting = [];
+    for (const tenant of ['b', 'c', 'd', 'e']) starting.push(await track(spread.acquire('start-signin', tenant)));
+    const second = await track(spread.acquire('finish-signin', 'a'));
+    expect(second.state()).toBe('pending');
+    expect(starting.map((w) => w.state())).toEqual(['refused', 'pending', 'pending', 'pending']);
+    expect(shed2).toEqual(['start-signin/b:evicted']);
+  });
+
+  it('works without anyone listening to its events, and tells a listener how long each admitted waiter waited', async () => {
+    const quiet = new Bulkhead({ limit: 1, queueLimit: 1, maxWaitMs: 100 });
+    await quiet.acquire('start-signin', 'a');
+    const lower = await track(quiet.acquire('start-signin', 'a'));
+    const higher = await track(quiet.acquire('finish-signin', 'b'));
+    const full = await track(quiet.acquire('start-signin', 'c'));
+    expect([lower.state(), higher.state(), full.state()]).toEqual(['refused', 'pending', 'refused']);
+    await vi.advanceTimersByTimeAsync(101);
+    expect(higher.state()).toBe('refused');
+
+    const waited: number[] = [];
+    const bh = new Bulkhead({ limit: 1, queueLimit: 10, maxWaitMs: 60_000 }, { admitted: (_cls, ms) => waited.push(ms) });
+    const first = await bh.acquire('start-signin', 'a');
+    await track(bh.acquire('start-signin', 'a'));
+    await vi.advanceTimersByTimeAsync(30);
+    first();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(waited).toEqual([0, 30]);
   });
 
   it('says at the door, without queueing, whether it would refuse, and counts that refusal', async () => {

@@ -77,6 +77,14 @@ describe('send limits', () => {
     ).toBeUndefined();
   });
 
+  it('gives back only the points a refused send took: a refusal adds nothing to the limits it did not reach', async () => {
+    const { limits } = make();
+    // The destination's cap (3) is reached; each refusal there must not lend the user's cap (5) a point.
+    const user = 'lender';
+    expect(await sends(limits, 5, () => target({ userId: user, destinationKey: 'one-phone' }))).toEqual(['ok', 'ok', 'ok', 'send-limit', 'send-limit']);
+    expect(await sends(limits, 3, (i) => target({ userId: user, destinationKey: `other-phone-${i}` }))).toEqual(['ok', 'ok', 'send-limit']);
+  });
+
   it('passes a store failure on as it is', async () => {
     const { limits } = make();
     (limits as unknown as { user: { consume: () => Promise<unknown> } }).user.consume = () => Promise.reject(new Error('store down'));
@@ -105,6 +113,25 @@ describe('one-time codes at their edges', () => {
     const second = await c2.issue('s');
     for (let i = 0; i < 3; i++) expect(await c2.check('s', wrongFor(second.code))).toBe(false);
     expect(await c2.check('s', second.code)).toBe(false);
+  });
+
+  it("counts each scope's attempts apart, and destroys a code at its last wrong attempt", async () => {
+    const { codes, store } = make(3);
+    const a = await codes.issue('scope-a');
+    const b = await codes.issue('scope-b');
+    for (const [scope, code] of [
+      ['scope-a', a.code],
+      ['scope-a', a.code],
+      ['scope-b', b.code],
+      ['scope-b', b.code],
+    ] as const)
+      expect(await codes.check(scope, wrongFor(code))).toBe(false);
+    // Four wrong answers in all, two for each: the right code of either still gets in on its third attempt.
+    expect(await codes.check('scope-b', b.code)).toBe(true);
+    expect(await codes.check('scope-a', wrongFor(a.code))).toBe(false);
+    // That was the last attempt: it took the code itself away, not only its use.
+    expect(await store.get('otc:scope-a')).toBeUndefined();
+    expect(await codes.check('scope-a', a.code)).toBe(false);
   });
 
   it('restarts the attempts with a new code, and lives exactly its lifetime', async () => {

@@ -12,6 +12,9 @@ describe('request class at the door', () => {
     expect(requestClass('self-service', { authorization: `Bearer ${full}` })).toBe('self-service');
     expect(requestClass('self-service', { cookie: `sf_session=${full}` })).toBe('self-service');
     expect(requestClass('self-service', {})).toBe('self-service');
+    // Headers that carry no session token: another scheme, a cookie without the session's.
+    expect(requestClass('self-service', { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` })).toBe('self-service');
+    expect(requestClass('self-service', { cookie: 'sf_csrf=x; other=1' })).toBe('self-service');
     // A bearer header decides even when a cookie says otherwise, as authentication does.
     expect(requestClass('self-service', { authorization: `Bearer ${full}`, cookie: `sf_session=${registration}` })).toBe('self-service');
   });

