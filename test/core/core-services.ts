@@ -7,6 +7,9 @@ import { loadConfig } from '../../src/config/config.ts';
 import { buildServices, type Services } from '../../src/server/services.ts';
 import type { NewUser, User } from '../../src/directory/users.ts';
 import type { Tenant } from '../../src/directory/tenants.ts';
+import type { TenantPolicy } from '../../src/directory/policy.ts';
+import { AppError } from '../../src/errors/app-error.ts';
+import type { RequestContext } from '../../src/signin/signin-service.ts';
 import { testMasterKey } from '../helpers/backends.ts';
 
 export interface CoreServices {
@@ -47,4 +50,24 @@ export async function createUser(s: Services, tenant: Tenant, fields: Partial<Ne
   const user = await s.users.create(tenant.id, { username: `user-${++created}`, ...fields });
   expect(user.id).toEqual(expect.any(String));
   return user;
+}
+
+/** What a promise was refused with, as data to compare: an AppError's code, retry hint, detail and extras, or anything else thrown. */
+export const rejection = async (promise: Promise<unknown>) =>
+  promise.then(
+    () => undefined,
+    (err: unknown) =>
+      err instanceof AppError ? { code: err.code, retryAfter: err.retryAfter, detail: err.detail, extra: err.extra } : { code: 'not-an-app-error', err },
+  );
+
+/** The tenant with some of its policy changed, as a request would see it (nothing is stored). */
+export const withPolicy = (t: Tenant, over: Partial<TenantPolicy>): Tenant => ({ ...t, policy: { ...t.policy, ...over } });
+
+/**
+ * Request contexts from a fresh source address each call (in `prefix`, e.g.
+ * `198.18`), so the per-source limits stay out of tests that are not about them.
+ */
+export function freshSources(prefix: string, userAgent: string): (over?: Partial<RequestContext>) => RequestContext {
+  let n = 0;
+  return (over = {}) => ({ ip: `${prefix}.${Math.floor(++n / 250)}.${(n % 250) + 1}`, userAgent, ...over });
 }

@@ -1,18 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.ts';
-import { loadConfig } from '../../src/config/config.ts';
-import { buildServices, type Services } from '../../src/server/services.ts';
+import type { Services } from '../../src/server/services.ts';
 import type { Tenant } from '../../src/directory/tenants.ts';
 import type { User } from '../../src/directory/users.ts';
-import type { TenantPolicy } from '../../src/directory/policy.ts';
-import { AppError } from '../../src/errors/app-error.ts';
 import type { WebAuthnMethod } from '../../src/methods/webauthn/webauthn-method.ts';
 import { FLOW_LIFETIME_MS, FLOW_MAX_ATTEMPTS, flowKey } from '../../src/signin/flow.ts';
 import type { RequestContext } from '../../src/signin/signin-service.ts';
-import { testMasterKey } from '../helpers/backends.ts';
+import { freshSources, rejection, startCoreServices, withPolicy, type CoreServices } from './core-services.ts';
 import { SoftAuthenticator } from '../helpers/soft-authenticator.ts';
 
 /**
@@ -23,30 +17,17 @@ import { SoftAuthenticator } from '../helpers/soft-authenticator.ts';
  * break-glass owner. test/integration/webauthn-api.test.ts proves the same
  * over HTTP.
  */
-const rejection = async (promise: Promise<unknown>) =>
-  promise.then(
-    () => undefined,
-    (err: unknown) => (err instanceof AppError ? { code: err.code, detail: err.detail, extra: err.extra } : { code: 'not-an-app-error', err }),
-  );
-
 const ORIGIN = 'https://login.example.com';
 const PASSWORD = 'correct horse battery staple';
 
 describe('a passkey sign-in on SQLite', () => {
-  let dir: string;
+  let core: CoreServices;
   let s: Services;
   let tenant: Tenant;
   let otherTenant: Tenant;
   const clock = new ManualClock(Date.UTC(2026, 10, 30, 9));
   let n = 0;
-  let ipN = 0;
-  /** A fresh source address per call: the per-source limits stay out of tests that are not about them. */
-  const ctx = (over: Partial<RequestContext> = {}): RequestContext => ({
-    ip: `198.19.${Math.floor(++ipN / 250)}.${(ipN % 250) + 1}`,
-    userAgent: 'passkey-test',
-    ...over,
-  });
-  const withPolicy = (t: Tenant, over: Partial<TenantPolicy>): Tenant => ({ ...t, policy: { ...t.policy, ...over } });
+  const ctx = freshSources('198.19', 'passkey-test');
   const webauthn = () => s.methods.get('webauthn') as WebAuthnMethod;
 
   const newUser = async (extra: Partial<{ breakGlass: boolean }> = {}, t: Tenant = tenant): Promise<User> =>
@@ -73,21 +54,13 @@ describe('a passkey sign-in on SQLite', () => {
     }));
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'steadfast-passkey-'));
-    const config = loadConfig({
-      STEADFAST_DATA_DIR: dir,
-      STEADFAST_MASTER_KEY: testMasterKey(),
-      STEADFAST_PUBLIC_URL: ORIGIN,
-      PORT: '0',
-      STEADFAST_LOG_LEVEL: 'silent',
-    });
-    s = await buildServices(config, { clock, hasher: { params: { memoryCost: 1024, timeCost: 1, parallelism: 1 } } });
+    core = await startCoreServices(clock, { STEADFAST_PUBLIC_URL: ORIGIN });
+    s = core.services;
     tenant = await s.tenants.create('passkey');
     otherTenant = await s.tenants.create('passkey-other');
   });
   afterAll(async () => {
-    await s?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await core?.stop();
   });
 
   it('starts with a flow that knows no user yet and a challenge for any passkey, user verification required', async () => {

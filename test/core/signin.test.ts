@@ -3,12 +3,11 @@ import { ManualClock } from '../../src/clock.ts';
 import type { Services } from '../../src/server/services.ts';
 import type { Tenant } from '../../src/directory/tenants.ts';
 import type { User } from '../../src/directory/users.ts';
-import type { TenantPolicy } from '../../src/directory/policy.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import { RememberedDevices } from '../../src/sessions/remembered-devices.ts';
 import { FLOW_LIFETIME_MS, FLOW_MAX_ATTEMPTS, flowKey } from '../../src/signin/flow.ts';
 import type { RequestContext } from '../../src/signin/signin-service.ts';
-import { createUser, startCoreServices, type CoreServices } from './core-services.ts';
+import { createUser, freshSources, rejection, startCoreServices, withPolicy, type CoreServices } from './core-services.ts';
 import { MeetingPoint } from '../helpers/meeting-point.ts';
 import { totpCode } from '../helpers/totp.ts';
 
@@ -20,13 +19,6 @@ import { totpCode } from '../helpers/totp.ts';
  * The HTTP suites (test/integration/signin-flow.test.ts, races.test.ts) prove
  * the same from outside.
  */
-const rejection = async (promise: Promise<unknown>) =>
-  promise.then(
-    () => undefined,
-    (err: unknown) =>
-      err instanceof AppError ? { code: err.code, retryAfter: err.retryAfter, detail: err.detail, extra: err.extra } : { code: 'not-an-app-error', err },
-  );
-
 const PASSWORD = 'correct horse battery staple';
 const MINUTE = 60_000;
 
@@ -36,14 +28,7 @@ describe('the sign-in state machine on SQLite', () => {
   let tenant: Tenant;
   let otherTenant: Tenant;
   const clock = new ManualClock(Date.UTC(2026, 10, 30, 9));
-  let ipN = 0;
-  /** A fresh source address per call: the per-source limits stay out of tests that are not about them. */
-  const ctx = (over: Partial<RequestContext> = {}): RequestContext => ({
-    ip: `198.18.${Math.floor(++ipN / 250)}.${(ipN % 250) + 1}`,
-    userAgent: 'core-test',
-    ...over,
-  });
-  const withPolicy = (t: Tenant, over: Partial<TenantPolicy>): Tenant => ({ ...t, policy: { ...t.policy, ...over } });
+  const ctx = freshSources('198.18', 'core-test');
 
   const newUser = async (extra: Partial<{ isAdmin: boolean; breakGlass: boolean; withPassword: boolean }> = {}, t: Tenant = tenant): Promise<User> => {
     const { withPassword = true, ...rest } = extra;
