@@ -103,7 +103,8 @@ describe.runIf(chromiumAvailable())('admin console in Chromium', () => {
     // The address to pass on with it, and a copy button that copies the pass as it is typed.
     expect(await page.locator('a.signin-url').textContent()).toMatch(/^https?:\/\/[^/]+\/t\/corp\/signin\/tap$/);
     await page.getByRole('button', { name: 'Copy the pass' }).click();
-    await expect(page.getByRole('button', { name: 'Copied' }).count()).resolves.toBe(1);
+    // The label changes once the clipboard has taken the pass (a promise in the page): waited for, not read at once.
+    await page.getByRole('button', { name: 'Copied' }).waitFor();
     expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(code);
     // On a phone the whole pass shows: nothing of it runs past its box or the screen.
     await page.setViewportSize(WIDTHS.phone);
