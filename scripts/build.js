@@ -40,6 +40,11 @@ const { dependencies } = JSON.parse(readFileSync(new URL('../package.json', impo
 const external = Object.keys(dependencies).filter((name) => !BUNDLED.has(name));
 
 const outdir = process.env.STEADFAST_BUILD_OUT ?? 'dist';
+// A folder of the package itself, never a path out of it: the build empties it first.
+if (!/^\.?\w[\w.-]*$/.test(outdir)) {
+  process.stderr.write(`steadfast build: STEADFAST_BUILD_OUT must name a folder of the package (got ${JSON.stringify(outdir)})\n`);
+  process.exit(1);
+}
 const elsewhere = outdir !== 'dist';
 // A clean build: output of a removed source file must not linger in dist/.
 rmSync(new URL(`../${outdir}`, import.meta.url), { recursive: true, force: true });

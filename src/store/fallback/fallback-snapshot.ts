@@ -6,7 +6,7 @@ import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect, type Selectable } from 'kysely';
 import type { KeyRing } from '../../crypto/key-ring.ts';
 import type { Db } from '../durable/database.ts';
-import { migrateToLatest } from '../durable/database.ts';
+import { migrateToLatest, withStatementCache } from '../durable/database.ts';
 import type { Database } from '../durable/schema.ts';
 
 /** The tables sign-in needs to verify a returning user, and nothing else (no events, audit, tokens, OIDC records). */
@@ -257,27 +257,21 @@ function partialCopy(sqlite: SqliteDatabase.Database): SqliteDatabase.Database {
 
 /** The snapshot's writes, each statement prepared once per table and set of columns (preparing cost more than the write). */
 class StatementCache {
-  private readonly statements = new Map<string, SqliteDatabase.Statement>();
+  // The durable store's own cache of prepared statements: the same SQL text reuses its statement.
+  private readonly statements: ReturnType<typeof withStatementCache>;
 
-  constructor(private readonly sqlite: SqliteDatabase.Database) {}
+  constructor(sqlite: SqliteDatabase.Database) {
+    this.statements = withStatementCache(sqlite);
+  }
 
   upsert(table: SnapshotTable, row: Record<string, unknown>): void {
     const columns = Object.keys(row);
     const text = `insert or replace into ${table} (${columns.join(', ')}) values (${columns.map(() => '?').join(', ')})`;
-    this.statement(text).run(...columns.map((c) => toSqlite(row[c])));
+    this.statements.prepare(text).run(...columns.map((c) => toSqlite(row[c])));
   }
 
   remove(table: FedTable, id: string): void {
-    this.statement(`delete from ${table} where id = ?`).run(id);
-  }
-
-  private statement(text: string): SqliteDatabase.Statement {
-    let statement = this.statements.get(text);
-    if (!statement) {
-      statement = this.sqlite.prepare(text);
-      this.statements.set(text, statement);
-    }
-    return statement;
+    this.statements.prepare(`delete from ${table} where id = ?`).run(id);
   }
 }
 
