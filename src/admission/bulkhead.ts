@@ -304,8 +304,9 @@ export class Bulkhead {
   }
 
   private othersHaveWork(tenant: string): boolean {
-    for (const [other, running] of this.runningByTenant) if (other !== tenant && running > 0) return true;
-    for (const byTenant of this.queues.values()) for (const [other, waiters] of byTenant) if (other !== tenant && waiters.length > 0) return true;
+    // Both maps hold only tenants with work: an entry is deleted when its count or its list reaches none.
+    for (const other of this.runningByTenant.keys()) if (other !== tenant) return true;
+    for (const byTenant of this.queues.values()) for (const other of byTenant.keys()) if (other !== tenant) return true;
     const now = Date.now();
     for (const [other, at] of this.lastStartByTenant) {
       if (now - at > OTHERS_RECENT_MS) this.lastStartByTenant.delete(other);

@@ -57,6 +57,16 @@ describe('password hasher', () => {
     expect(hasher.needsRehash(hash)).toBe(false);
   });
 
+  it("starts its Argon2's threads when told (a node about to take traffic), and does without an Argon2 that has none to start", async () => {
+    const held = heldArgon2();
+    let prestarted = 0;
+    const withThreads = new PasswordHasher({ argon2: { ...held.argon2, prestart: async () => void prestarted++ } });
+    await withThreads.prestartThreads();
+    expect(prestarted).toBe(1);
+    // A stand-in without threads (tests, another implementation): nothing to start, no error.
+    await expect(new PasswordHasher({ argon2: held.argon2 }).prestartThreads()).resolves.toBeUndefined();
+  });
+
   it('asks for a rehash when the parameters changed, and treats garbage as a mismatch', async () => {
     const weak = new PasswordHasher({ params: { memoryCost: 4096, timeCost: 1, parallelism: 1 } });
     const old = await weak.hash('pw');

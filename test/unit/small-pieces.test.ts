@@ -5,6 +5,7 @@ import { html, trustedHtml } from '../../src/http/page/html.ts';
 import { loadConfig, ConfigError } from '../../src/config/config.ts';
 import { normaliseUsername, isValidUsername } from '../../src/directory/username.ts';
 import { newSortableId, normaliseBase32 } from '../../src/crypto/random.ts';
+import { qrCodeSvg, warmQrCodes } from '../../src/methods/qr-code-svg.ts';
 
 describe('source key', () => {
   it('keeps IPv4, unwraps mapped IPv4 and groups IPv6 by /64', () => {
@@ -74,5 +75,14 @@ describe('the leak check of the log tests', () => {
     expect(containsSecret('your code is 654000.', '654000')).toBe(true);
     expect(containsSecret('"code":"654000"', '654000')).toBe(true);
     expect(containsSecret('token sfs_abc', 'sfs_abc')).toBe(true);
+  });
+});
+
+describe('QR codes', () => {
+  it('warms up by drawing one real code before a node takes traffic', async () => {
+    const svg = await warmQrCodes();
+    expect(svg).toMatch(/^<svg[^>]*viewBox="0 0 \d+ \d+"/);
+    // The same drawing as any later code of that text: the warm-up is a real one, not a stand-in.
+    expect(await qrCodeSvg('otpauth://totp/Steadfast:warm-up?secret=JBSWY3DPEHPK3PXP&issuer=Steadfast')).toBe(svg);
   });
 });

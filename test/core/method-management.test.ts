@@ -1,0 +1,168 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.ts';
+import type { Services } from '../../src/server/services.ts';
+import type { Tenant } from '../../src/directory/tenants.ts';
+import type { User } from '../../src/directory/users.ts';
+import type { Session } from '../../src/sessions/sessions.ts';
+import { MAX_PENDING_PER_USER } from '../../src/methods/credentials.ts';
+import type { WebAuthnMethod } from '../../src/methods/webauthn/webauthn-method.ts';
+import { SoftAuthenticator } from '../helpers/soft-authenticator.ts';
+import { totpCode } from '../helpers/totp.ts';
+import { createUser, startCoreServices, type CoreServices } from './core-services.ts';
+
+/**
+ * Self-service on one's own methods (methods/method-management.ts) and the
+ * credential store under it (methods/credentials.ts), without HTTP: what a
+ * method added or removed leaves in the audit log (a thief's own authenticator
+ * must show there), a registration session finished by the method it proved,
+ * and the cap on set-ups left unfinished. Fast enough for `npm run mutate`.
+ */
+const ORIGIN = 'https://login.example.com';
+
+describe('managing one’s own methods on SQLite', () => {
+  let core: CoreServices;
+  let s: Services;
+  let tenant: Tenant;
+  let otherTenant: Tenant;
+  const clock = new ManualClock(Date.UTC(2026, 10, 30, 9, 0, 15));
+  const webauthn = () => s.methods.get('webauthn') as WebAuthnMethod;
+
+  /** A session as a request would hold it, and its token, to read it again after a change. */
+  const sessionOf = async (user: User, scope: 'full' | 'register', amr: string[], t: Tenant = tenant): Promise<Session & { token: string }> => {
+    const { token } = await s.sessions.create({ tenantId: t.id, userId: user.id, scope, amr });
+    const session = await s.sessions.authenticate(token);
+    expect(session).toMatchObject({ userId: user.id, scope, amr });
+    return { ...session!, token };
+  };
+  const auditOf = async (user: User, t: Tenant = tenant) =>
+    (await s.audit.list(t.id, { limit: 50, userId: user.id })).map((e) => ({ actor: e.actor, action: e.action, details: e.details }));
+  const pendingIds = async (user: User, t: Tenant = tenant) => (await s.credentials.listForUser(t.id, user.id, 'pending')).map((c) => c.id);
+  const registerKey = async (user: User, session: Session) => {
+    const authenticator = new SoftAuthenticator(ORIGIN, Buffer.alloc(16), true);
+    const options = await s.management.webauthnOptions(tenant, user, session, 'passkey');
+    return s.management.enrol(tenant, user, session, 'webauthn', { attestation: authenticator.register(options), label: 'Laptop' } as never);
+  };
+
+  beforeAll(async () => {
+    core = await startCoreServices(clock, { STEADFAST_PUBLIC_URL: ORIGIN });
+    s = core.services;
+    tenant = await s.tenants.create('methods');
+    otherTenant = await s.tenants.create('methods-other');
+  });
+  afterAll(() => core?.stop());
+
+  it('records a method that is active at once (recovery codes) as added, by the user, with what it is and from which session', async () => {
+    const user = await createUser(s, tenant);
+    const session = await sessionOf(user, 'full', ['pwd', 'otp', 'mfa']);
+    const added = await s.management.enrol(tenant, user, session, 'recovery-codes', {});
+    expect(added.state).toBe('active');
+    const credential = (await s.credentials.get(tenant.id, user.id, added.id))!;
+    expect(await auditOf(user)).toEqual([
+      {
+        actor: `user:${user.id}`,
+        action: 'method.added',
+        details: { type: 'recovery-codes', label: credential.label, credentialId: added.id, sessionScope: 'full' },
+      },
+    ]);
+    // Recovery codes prove nothing at set-up: the session is as it was.
+    expect(await s.sessions.authenticate(session.token)).toMatchObject({ id: session.id, scope: 'full', amr: ['pwd', 'otp', 'mfa'] });
+  });
+
+  it('records nothing for a set-up still pending, and the method as added once it is confirmed', async () => {
+    const user = await createUser(s, tenant);
+    const session = await sessionOf(user, 'full', ['pwd']);
+    const enrolled = await s.management.enrol(tenant, user, session, 'totp', {});
+    expect(enrolled.state).toBe('pending');
+    expect(await auditOf(user)).toEqual([]);
+    await s.management.confirm(tenant, user, session, enrolled.id, totpCode(String(enrolled.secret), clock.now()));
+    // A full session stays what it was: only a registration session is made full by a confirmation.
+    expect(await s.sessions.authenticate(session.token)).toMatchObject({ scope: 'full', amr: ['pwd'] });
+    expect(await auditOf(user)).toEqual([
+      {
+        actor: `user:${user.id}`,
+        action: 'method.added',
+        details: { type: 'totp', label: 'Authenticator app', credentialId: enrolled.id, sessionScope: 'full' },
+      },
+    ]);
+  });
+
+  it('makes a registration session full once the security key it registered proves itself, and ends the user’s other registration sessions', async () => {
+    const user = await createUser(s, tenant);
+    const session = await sessionOf(user, 'register', ['pwd']);
+    const other = await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'register', amr: ['pwd'] });
+    const added = await registerKey(user, session);
+    expect(added.state).toBe('active');
+    // The same session, read again: full now, with the key's factor and MFA proved.
+    const upgraded = await s.sessions.authenticate(session.token);
+    expect(upgraded).toMatchObject({ id: session.id, scope: 'full' });
+    expect([...upgraded!.amr].sort()).toEqual(['hwk', 'mfa', 'pwd']);
+    // Whoever else got a registration session from the password alone cannot finish with a method of theirs.
+    expect(await s.sessions.authenticate(other.token)).toBeUndefined();
+    expect(await auditOf(user)).toEqual([
+      { actor: `user:${user.id}`, action: 'method.added', details: { type: 'webauthn', label: 'Laptop', credentialId: added.id, sessionScope: 'register' } },
+    ]);
+  });
+
+  it('records a removed active method, and nothing for a removed set-up that never was one', async () => {
+    const user = await createUser(s, tenant);
+    const session = await sessionOf(user, 'full', ['pwd', 'otp', 'mfa']);
+    // Two active methods (the tenant requires MFA, so the last one stays), and a set-up left pending.
+    const app = await s.management.enrol(tenant, user, session, 'totp', {});
+    await s.management.confirm(tenant, user, session, app.id, totpCode(String(app.secret), clock.now()));
+    const codes = await s.management.enrol(tenant, user, session, 'recovery-codes', {});
+    const pending = await s.management.enrol(tenant, user, session, 'totp', {});
+    const before = (await auditOf(user)).length;
+    await s.management.remove(tenant, user, session, pending.id);
+    expect((await auditOf(user)).length).toBe(before);
+    await s.management.remove(tenant, user, session, codes.id);
+    const [removed] = await auditOf(user);
+    expect(removed).toEqual({
+      actor: `user:${user.id}`,
+      action: 'method.removed',
+      details: { type: 'recovery-codes', label: expect.any(String), credentialId: codes.id, sessionScope: 'full' },
+    });
+    expect((await s.credentials.listForUser(tenant.id, user.id)).map((c) => c.id)).toEqual([app.id]);
+  });
+
+  it(`keeps the newest ${MAX_PENDING_PER_USER} unfinished set-ups of a user, and nobody else's`, async () => {
+    const user = await createUser(s, tenant);
+    const neighbour = await createUser(s, tenant);
+    const elsewhere = await createUser(s, otherTenant);
+    const session = await sessionOf(user, 'full', ['pwd']);
+    // The user's own active method and the others' set-ups must survive every trim.
+    const active = await s.management.enrol(tenant, user, session, 'recovery-codes', {});
+    const theirs = [
+      (await s.credentials.insert({ tenantId: tenant.id, userId: neighbour.id, type: 'totp', label: 'n', state: 'pending' })).id,
+      (await s.credentials.insert({ tenantId: otherTenant.id, userId: elsewhere.id, type: 'totp', label: 'e', state: 'pending' })).id,
+    ];
+    const mine: string[] = [];
+    for (let i = 0; i < MAX_PENDING_PER_USER + 2; i++) {
+      clock.advance(1000);
+      mine.push((await s.credentials.insert({ tenantId: tenant.id, userId: user.id, type: 'totp', label: `t${i}`, state: 'pending' })).id);
+      expect((await pendingIds(user)).length).toBe(Math.min(i + 1, MAX_PENDING_PER_USER));
+    }
+    // The two oldest went; the newest five stay.
+    expect((await pendingIds(user)).sort()).toEqual(mine.slice(2).sort());
+    expect(await pendingIds(neighbour)).toEqual([theirs[0]]);
+    expect(await pendingIds(elsewhere, otherTenant)).toEqual([theirs[1]]);
+    expect((await s.credentials.get(tenant.id, user.id, active.id))?.state).toBe('active');
+  });
+
+  it('forgets every unfinished set-up of a user when told (all their sessions ended), and only theirs', async () => {
+    const user = await createUser(s, tenant);
+    const neighbour = await createUser(s, tenant);
+    const elsewhere = await createUser(s, otherTenant);
+    const session = await sessionOf(user, 'full', ['pwd']);
+    const active = await s.management.enrol(tenant, user, session, 'recovery-codes', {});
+    const pending = async (u: User, t: Tenant) => (await s.credentials.insert({ tenantId: t.id, userId: u.id, type: 'totp', label: 'p', state: 'pending' })).id;
+    await pending(user, tenant);
+    await pending(user, tenant);
+    const kept = [await pending(neighbour, tenant), await pending(elsewhere, otherTenant)];
+    expect(await s.credentials.deletePendingForUser(tenant.id, user.id)).toBe(2);
+    expect(await pendingIds(user)).toEqual([]);
+    expect((await s.credentials.get(tenant.id, user.id, active.id))?.state).toBe('active');
+    expect(await pendingIds(neighbour)).toEqual([kept[0]]);
+    expect(await pendingIds(elsewhere, otherTenant)).toEqual([kept[1]]);
+    expect(await s.credentials.deletePendingForUser(tenant.id, user.id)).toBe(0);
+  });
+});
