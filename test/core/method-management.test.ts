@@ -8,7 +8,8 @@ import { MAX_PENDING_PER_USER } from '../../src/methods/credentials.ts';
 import type { WebAuthnMethod } from '../../src/methods/webauthn/webauthn-method.ts';
 import { SoftAuthenticator } from '../helpers/soft-authenticator.ts';
 import { totpCode } from '../helpers/totp.ts';
-import { createUser, startCoreServices, type CoreServices } from './core-services.ts';
+import { RECENT_SIGNIN_MS } from '../../src/sessions/sessions.ts';
+import { createUser, rejection, startCoreServices, withPolicy, type CoreServices } from './core-services.ts';
 
 /**
  * Self-service on one's own methods (methods/method-management.ts) and the
@@ -164,5 +165,102 @@ describe('managing one’s own methods on SQLite', () => {
     expect(await pendingIds(neighbour)).toEqual([kept[0]]);
     expect(await pendingIds(elsewhere, otherTenant)).toEqual([kept[1]]);
     expect(await s.credentials.deletePendingForUser(tenant.id, user.id)).toBe(0);
+  });
+  describe('who may change methods', () => {
+    /** A user with an authenticator app already active, and the session that set it up. */
+    const withApp = async () => {
+      const user = await createUser(s, tenant);
+      const setup = await sessionOf(user, 'full', ['pwd', 'otp', 'mfa']);
+      const app = await s.management.enrol(tenant, user, setup, 'totp', {});
+      await s.management.confirm(tenant, user, setup, app.id, totpCode(String(app.secret), clock.now()));
+      return { user, app };
+    };
+
+    it('asks a session without a second factor for one once the user has a method: a password and a remembered browser add nothing', async () => {
+      const { user, app } = await withApp();
+      const passwordOnly = await sessionOf(user, 'full', ['pwd']);
+      const refused = { code: 'second-factor-required', detail: 'sign in with one of your methods to change them' };
+      expect(await rejection(s.management.enrol(tenant, user, passwordOnly, 'recovery-codes', {}))).toMatchObject(refused);
+      expect(await rejection(s.management.update(tenant, user, passwordOnly, app.id, { label: 'Mine now' }))).toMatchObject(refused);
+      expect(await rejection(s.management.remove(tenant, user, passwordOnly, app.id))).toMatchObject(refused);
+      expect((await s.credentials.listForUser(tenant.id, user.id)).map((c) => [c.id, c.label])).toEqual([[app.id, 'Authenticator app']]);
+      // With a second factor proved in this sign-in, the same changes go through.
+      const proved = await sessionOf(user, 'full', ['pwd', 'otp', 'mfa']);
+      expect((await s.management.update(tenant, user, proved, app.id, { label: 'Phone' })).label).toBe('Phone');
+      // A user with no method yet needs none to add the first.
+      const newcomer = await createUser(s, tenant);
+      expect((await s.management.enrol(tenant, newcomer, await sessionOf(newcomer, 'full', ['pwd']), 'totp', {})).state).toBe('pending');
+    });
+
+    it('asks for a recent sign-in: a session older than ten minutes changes nothing', async () => {
+      const { user, app } = await withApp();
+      const session = await sessionOf(user, 'full', ['pwd', 'otp', 'mfa']);
+      clock.advance(RECENT_SIGNIN_MS + 1000);
+      expect(await rejection(s.management.enrol(tenant, user, session, 'recovery-codes', {}))).toMatchObject({ code: 'reauthentication-required' });
+      expect(await rejection(s.management.remove(tenant, user, session, app.id))).toMatchObject({ code: 'reauthentication-required' });
+      expect(await rejection(s.management.webauthnOptions(tenant, user, session, 'passkey'))).toMatchObject({ code: 'reauthentication-required' });
+    });
+
+    it('lets a registration session add and confirm a first method that proves itself, and nothing else', async () => {
+      const user = await createUser(s, tenant);
+      const session = await sessionOf(user, 'register', ['pwd']);
+      // Recovery codes prove nothing: not a first method for a registration session.
+      expect((await rejection(s.management.enrol(tenant, user, session, 'recovery-codes', {})))?.code).toBe('registration-only');
+      expect(await s.credentials.listForUser(tenant.id, user.id)).toEqual([]);
+      const app = await s.management.enrol(tenant, user, session, 'totp', {});
+      expect(await rejection(s.management.update(tenant, user, session, app.id, { label: 'x' }))).toMatchObject({ code: 'registration-only' });
+      expect(await rejection(s.management.remove(tenant, user, session, app.id))).toMatchObject({ code: 'registration-only' });
+      expect(await s.management.confirm(tenant, user, session, app.id, totpCode(String(app.secret), clock.now()))).toEqual({ id: app.id, state: 'active' });
+      // The confirmation made the registration session a full one, with the app's factor and MFA proved.
+      const upgraded = await s.sessions.authenticate(session.token);
+      expect(upgraded).toMatchObject({ id: session.id, scope: 'full' });
+      expect([...upgraded!.amr].sort()).toEqual(['mfa', 'otp', 'pwd']);
+    });
+
+    it('lets a registration session add nothing once the user has a way in, though recovery codes alone are none', async () => {
+      const { user } = await withApp();
+      const late = await sessionOf(user, 'register', ['pwd']);
+      expect(await rejection(s.management.enrol(tenant, user, late, 'totp', {}))).toMatchObject({ code: 'already-registered' });
+      const withCodesOnly = await createUser(s, tenant);
+      await s.credentials.insert({ tenantId: tenant.id, userId: withCodesOnly.id, type: 'recovery-codes', label: 'Recovery codes', state: 'active' });
+      const session = await sessionOf(withCodesOnly, 'register', ['pwd']);
+      expect((await s.management.enrol(tenant, withCodesOnly, session, 'totp', {})).state).toBe('pending');
+    });
+
+    it('refuses a method the server does not know or the tenant does not allow, and confirms only what waits for a code', async () => {
+      const user = await createUser(s, tenant);
+      const session = await sessionOf(user, 'full', ['pwd']);
+      expect(await rejection(s.management.enrol(tenant, user, session, 'carrier-pigeon', {}))).toMatchObject({
+        code: 'invalid-request',
+        detail: '"carrier-pigeon" is not a method type this server can register',
+      });
+      expect(await rejection(s.management.enrol(withPolicy(tenant, { allowedMethods: ['webauthn'] }), user, session, 'totp', {}))).toMatchObject({
+        code: 'method-not-permitted',
+      });
+      const codes = await s.management.enrol(tenant, user, session, 'recovery-codes', {});
+      // Now the user has a method: changes need a second factor proved in this sign-in.
+      const proved = await sessionOf(user, 'full', ['pwd', 'mfa']);
+      expect(await rejection(s.management.confirm(tenant, user, proved, codes.id, '123456'))).toMatchObject({
+        code: 'invalid-state',
+        detail: 'this method is already active',
+      });
+      // A pending row of a type with no confirmation step (or none this server knows) is refused, not confirmed.
+      const odd = await s.credentials.insert({ tenantId: tenant.id, userId: user.id, type: 'recovery-codes', label: 'odd', state: 'pending' });
+      const unknown = await s.credentials.insert({ tenantId: tenant.id, userId: user.id, type: 'carrier-pigeon', label: 'coo', state: 'pending' });
+      for (const id of [odd.id, unknown.id]) {
+        expect(await rejection(s.management.confirm(tenant, user, proved, id, '123456'))).toMatchObject({
+          code: 'invalid-state',
+          detail: 'this method needs no confirmation',
+        });
+      }
+    });
+
+    it('ends nobody’s registration session when a method that proves nothing is added (recovery codes from a full session)', async () => {
+      const { user } = await withApp();
+      const registration = await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'register', amr: ['pwd'] });
+      const full = await sessionOf(user, 'full', ['pwd', 'otp', 'mfa']);
+      await s.management.enrol(tenant, user, full, 'recovery-codes', {});
+      expect(await s.sessions.authenticate(registration.token)).toMatchObject({ scope: 'register' });
+    });
   });
 });
