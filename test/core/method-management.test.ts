@@ -6,6 +6,7 @@ import type { User } from '../../src/directory/users.ts';
 import type { Session } from '../../src/sessions/sessions.ts';
 import { MAX_PENDING_PER_USER } from '../../src/methods/credentials.ts';
 import type { WebAuthnMethod } from '../../src/methods/webauthn/webauthn-method.ts';
+import { describeMethod } from '../../src/methods/registry.ts';
 import { SoftAuthenticator } from '../helpers/soft-authenticator.ts';
 import { totpCode } from '../helpers/totp.ts';
 import { RECENT_SIGNIN_MS } from '../../src/sessions/sessions.ts';
@@ -261,6 +262,127 @@ describe('managing one’s own methods on SQLite', () => {
       const full = await sessionOf(user, 'full', ['pwd', 'otp', 'mfa']);
       await s.management.enrol(tenant, user, full, 'recovery-codes', {});
       expect(await s.sessions.authenticate(registration.token)).toMatchObject({ scope: 'register' });
+    });
+  });
+  describe('what a user sees and changes', () => {
+    it('offers the methods a session may add, strongest first: allowed, addable by people, deliverable, and proving themselves in a registration session', () => {
+      const deliverable = (type: string) => !describeMethod(type)!.outOfBand || s.methods.outOfBand(type)?.configured() === true;
+      const full = s.management.addable(tenant, { scope: 'full' });
+      expect(full).toEqual(
+        ['webauthn', 'push', 'totp', 'sms', 'voice', 'email', 'recovery-codes']
+          .filter(deliverable)
+          .sort((a, b) => describeMethod(b)!.strength - describeMethod(a)!.strength),
+      );
+      expect(full).not.toContain('tap');
+      // A registration session: only what proves itself at set-up (no push pairing, no recovery codes).
+      expect(s.management.addable(tenant, { scope: 'register' })).toEqual(full.filter((t) => describeMethod(t)!.provesPossessionAtSetup));
+      expect(s.management.addable(withPolicy(tenant, { allowedMethods: ['totp', 'recovery-codes'] }), { scope: 'full' })).toEqual(['totp', 'recovery-codes']);
+      expect(s.management.addable(withPolicy(tenant, { allowedMethods: ['totp', 'recovery-codes'] }), { scope: 'register' })).toEqual(['totp']);
+    });
+
+    it('lists a user’s methods with what each is: codes left, a passkey that signs in alone, dates', async () => {
+      const user = await createUser(s, tenant);
+      const keyAt = clock.now();
+      const key = await registerKey(user, await sessionOf(user, 'full', ['pwd']));
+      clock.advance(1000);
+      const proved = await sessionOf(user, 'full', ['pwd', 'hwk', 'mfa']);
+      const codes = await s.management.enrol(tenant, user, proved, 'recovery-codes', {});
+      const views = await s.management.list(tenant, user);
+      expect(views).toEqual([
+        {
+          id: key.id,
+          type: 'webauthn',
+          label: 'Laptop',
+          state: 'active',
+          default: true,
+          createdAt: new Date(keyAt).toISOString(),
+          lastUsedAt: null,
+          signsInAlone: true,
+        },
+        {
+          id: codes.id,
+          type: 'recovery-codes',
+          label: expect.any(String),
+          state: 'active',
+          default: false,
+          createdAt: expect.any(String),
+          lastUsedAt: null,
+          remaining: 10,
+        },
+      ]);
+    });
+
+    it('renames within 1 to 100 characters, makes only an active method the default, and never unsets one', async () => {
+      const user = await createUser(s, tenant);
+      const session = await sessionOf(user, 'full', ['pwd']);
+      const first = await registerKey(user, session);
+      clock.advance(1000);
+      const proved = await sessionOf(user, 'full', ['pwd', 'hwk', 'mfa']);
+      const app = await s.management.enrol(tenant, user, proved, 'totp', {});
+      expect((await s.management.update(tenant, user, proved, first.id, { label: '  Work key  ' })).label).toBe('Work key');
+      for (const label of ['   ', 'x'.repeat(101)]) {
+        expect(await rejection(s.management.update(tenant, user, proved, first.id, { label }))).toMatchObject({
+          code: 'invalid-request',
+          detail: 'a label is 1 to 100 characters',
+        });
+      }
+      expect((await s.management.update(tenant, user, proved, first.id, { label: 'y'.repeat(100) })).label).toBe('y'.repeat(100));
+      expect(await rejection(s.management.update(tenant, user, proved, app.id, { default: true }))).toMatchObject({
+        code: 'invalid-state',
+        detail: 'only an active method can be the default',
+      });
+      expect(await rejection(s.management.update(tenant, user, proved, first.id, { default: false }))).toMatchObject({ code: 'invalid-request' });
+      await s.management.confirm(tenant, user, proved, app.id, totpCode(String(app.secret), clock.now()));
+      const made = await s.management.update(tenant, user, proved, app.id, { default: true });
+      expect(made).toMatchObject({ id: app.id, default: true, label: 'Authenticator app' });
+      expect((await s.management.list(tenant, user)).map((v) => [v.id, v.default])).toEqual([
+        [first.id, false],
+        [app.id, true],
+      ]);
+    });
+
+    it('keeps the last active method while the tenant requires MFA, and hands the default on when the default goes', async () => {
+      const user = await createUser(s, tenant);
+      const key = await registerKey(user, await sessionOf(user, 'full', ['pwd']));
+      const proved = await sessionOf(user, 'full', ['pwd', 'hwk', 'mfa']);
+      expect(await rejection(s.management.remove(tenant, user, proved, key.id))).toMatchObject({ code: 'last-method' });
+      expect((await s.management.list(tenant, user)).map((v) => v.id)).toEqual([key.id]);
+      expect((await auditOf(user)).map((e) => e.action)).toEqual(['method.added']);
+      const app = await s.management.enrol(tenant, user, proved, 'totp', {});
+      await s.management.confirm(tenant, user, proved, app.id, totpCode(String(app.secret), clock.now()));
+      await s.management.remove(tenant, user, proved, key.id);
+      expect((await s.management.list(tenant, user)).map((v) => [v.id, v.default])).toEqual([[app.id, true]]);
+      // Where the tenant does not require MFA, the last one may go too.
+      await s.management.remove(withPolicy(tenant, { mfaRequired: false }), user, proved, app.id);
+      expect(await s.management.list(tenant, user)).toEqual([]);
+    });
+
+    it('shows a pending set-up again, never an active one, nor another user’s; sends codes only for phones and email', async () => {
+      const user = await createUser(s, tenant);
+      const other = await createUser(s, tenant);
+      const session = await sessionOf(user, 'full', ['pwd']);
+      const app = await s.management.enrol(tenant, user, session, 'totp', {});
+      expect(await s.management.setupDetails(tenant, user, app.id)).toMatchObject({ secret: app.secret, otpauthUri: app.otpauthUri });
+      expect(await rejection(s.management.setupDetails(tenant, other, app.id))).toMatchObject({ code: 'not-found', detail: 'no such method' });
+      expect(await rejection(s.management.resendConfirmation(tenant, user, session, app.id))).toMatchObject({
+        code: 'invalid-state',
+        detail: 'only phone numbers and email addresses get codes',
+      });
+      await s.management.confirm(tenant, user, session, app.id, totpCode(String(app.secret), clock.now()));
+      expect(await rejection(s.management.setupDetails(tenant, user, app.id))).toMatchObject({ code: 'invalid-state' });
+      // Another user's method is no method of this one's, for any change.
+      const theirs = await sessionOf(other, 'full', ['pwd']);
+      expect(await rejection(s.management.update(tenant, other, theirs, app.id, { label: 'mine' }))).toMatchObject({ code: 'not-found' });
+      expect(await rejection(s.management.remove(tenant, other, theirs, app.id))).toMatchObject({ code: 'not-found' });
+    });
+
+    it('asks for WebAuthn options only where the tenant allows WebAuthn', async () => {
+      const user = await createUser(s, tenant);
+      const session = await sessionOf(user, 'full', ['pwd']);
+      expect(await rejection(s.management.webauthnOptions(withPolicy(tenant, { allowedMethods: ['totp'] }), user, session, 'passkey'))).toMatchObject({
+        code: 'method-not-permitted',
+      });
+      expect(await s.management.webauthnOptions(tenant, user, session, 'security-key')).toMatchObject({ challenge: expect.any(String) });
     });
   });
 });
