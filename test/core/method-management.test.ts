@@ -209,6 +209,9 @@ describe('managing one’s own methods on SQLite', () => {
       expect((await rejection(s.management.enrol(tenant, user, session, 'recovery-codes', {})))?.code).toBe('registration-only');
       expect(await s.credentials.listForUser(tenant.id, user.id)).toEqual([]);
       const app = await s.management.enrol(tenant, user, session, 'totp', {});
+      // A set-up still pending is no way in: a second try (a new QR code) is let in too.
+      const retry = await s.management.enrol(tenant, user, session, 'totp', {});
+      expect(retry.state).toBe('pending');
       expect(await rejection(s.management.update(tenant, user, session, app.id, { label: 'x' }))).toMatchObject({ code: 'registration-only' });
       expect(await rejection(s.management.remove(tenant, user, session, app.id))).toMatchObject({ code: 'registration-only' });
       expect(await s.management.confirm(tenant, user, session, app.id, totpCode(String(app.secret), clock.now()))).toEqual({ id: app.id, state: 'active' });
@@ -352,6 +355,11 @@ describe('managing one’s own methods on SQLite', () => {
       await s.management.confirm(tenant, user, proved, app.id, totpCode(String(app.secret), clock.now()));
       await s.management.remove(tenant, user, proved, key.id);
       expect((await s.management.list(tenant, user)).map((v) => [v.id, v.default])).toEqual([[app.id, true]]);
+      // A set-up that never became a method is no "last method": it goes whatever else the user has.
+      const neverFinished = await createUser(s, tenant);
+      const pending = await s.management.enrol(tenant, neverFinished, await sessionOf(neverFinished, 'full', ['pwd']), 'totp', {});
+      await s.management.remove(tenant, neverFinished, await sessionOf(neverFinished, 'full', ['pwd']), pending.id);
+      expect(await s.management.list(tenant, neverFinished)).toEqual([]);
       // Where the tenant does not require MFA, the last one may go too.
       await s.management.remove(withPolicy(tenant, { mfaRequired: false }), user, proved, app.id);
       expect(await s.management.list(tenant, user)).toEqual([]);
