@@ -221,6 +221,28 @@ describe('managing one’s own methods on SQLite', () => {
       expect([...upgraded!.amr].sort()).toEqual(['mfa', 'otp', 'pwd']);
     });
 
+    it('lets two registration sessions racing to confirm a first method finish one, never both', async () => {
+      const user = await createUser(s, tenant);
+      const [first, second] = [await sessionOf(user, 'register', ['pwd']), await sessionOf(user, 'register', ['pwd'])];
+      const apps = [await s.management.enrol(tenant, user, first, 'totp', {}), await s.management.enrol(tenant, user, second, 'totp', {})];
+      const outcomes = await Promise.all(
+        [first, second].map((session, i) =>
+          rejection(s.management.confirm(tenant, user, session, apps[i]!.id, totpCode(String(apps[i]!.secret), clock.now()))),
+        ),
+      );
+      // One confirmed (no rejection); the other found the user registered meanwhile.
+      expect(outcomes.filter((o) => o === undefined)).toHaveLength(1);
+      expect(outcomes.find((o) => o !== undefined)).toMatchObject({ code: 'already-registered' });
+      expect((await s.credentials.listForUser(tenant.id, user.id, 'active')).length).toBe(1);
+      // A full session confirms a second method of its own whatever the user has.
+      const full = await sessionOf(user, 'full', ['pwd', 'otp', 'mfa']);
+      const another = await s.management.enrol(tenant, user, full, 'totp', {});
+      expect(await s.management.confirm(tenant, user, full, another.id, totpCode(String(another.secret), clock.now()))).toEqual({
+        id: another.id,
+        state: 'active',
+      });
+    });
+
     it('lets a registration session add nothing once the user has a way in, though recovery codes alone are none', async () => {
       const { user } = await withApp();
       const late = await sessionOf(user, 'register', ['pwd']);
