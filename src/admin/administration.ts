@@ -147,17 +147,24 @@ export class Administration {
   /** Removes every method and ends every session; the next sign-in must register a method. */
   async resetMethods(tenant: Tenant, actor: Actor, id: string): Promise<{ removed: number; sessionsEnded: number }> {
     await this.user(tenant, id);
-    const removed = await this.deps.db.transaction().execute(async (trx) => {
-      const result = await trx.deleteFrom('credentials').where('tenant_id', '=', tenant.id).where('user_id', '=', id).executeTakeFirst();
-      await trx
-        .updateTable('users')
-        .set({ must_register: 1, updated_at: this.deps.clock.now() })
+    // One transaction that takes the user's row first, as every method added from a session does
+    // (guardLiveSession): the user's sessions end with their methods, so a set-up racing the reset
+    // either commits before it and is removed here, or finds its session ended.
+    const now = this.deps.clock.now();
+    const { removed, ended } = await this.deps.db.transaction().execute(async (trx) => {
+      await trx.updateTable('users').set({ must_register: 1, updated_at: now }).where('tenant_id', '=', tenant.id).where('id', '=', id).execute();
+      const revoked = await trx
+        .updateTable('sessions')
+        .set({ revoked_at: now })
         .where('tenant_id', '=', tenant.id)
-        .where('id', '=', id)
-        .execute();
-      return Number(result.numDeletedRows);
+        .where('user_id', '=', id)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      const result = await trx.deleteFrom('credentials').where('tenant_id', '=', tenant.id).where('user_id', '=', id).executeTakeFirst();
+      return { removed: Number(result.numDeletedRows), ended: Number(revoked.numUpdatedRows) };
     });
-    const sessionsEnded = await this.deps.sessions.revokeAllForUser(tenant.id, id);
+    // Then what else ending a user's sessions does: remembered browsers forgotten, listeners told.
+    const sessionsEnded = ended + (await this.deps.sessions.revokeAllForUser(tenant.id, id));
     await this.audit(tenant, actor, 'methods.reset', id, { removed, sessionsEnded });
     return { removed, sessionsEnded };
   }

@@ -44,6 +44,11 @@ export interface Credential {
 export interface NewCredential {
   /** For an active credential: may it be the user's second method? (`Activation`). */
   activation?: Activation | undefined;
+  /**
+   * The session adding it, when a person does: it must still be live where the row is written (see
+   * `guardLiveSession`), and a pending set-up belongs to it alone (`setupSession` in its public data).
+   */
+  bySession?: string | undefined;
   id?: string;
   tenantId: string;
   userId: string;
@@ -81,7 +86,11 @@ export class Credentials {
       label: input.label,
       state: input.state,
       secret: input.secret ?? null,
-      public_data: JSON.stringify(input.publicData ?? {}),
+      public_data: JSON.stringify({
+        ...(input.publicData ?? {}),
+        // Only the session that began a set-up may see its secret again or finish it (MethodManagement).
+        ...(input.state === 'pending' && input.bySession !== undefined ? { setupSession: input.bySession } : {}),
+      }),
       external_id: input.externalId ?? null,
       is_default: 0,
       last_step: null,
@@ -91,6 +100,7 @@ export class Credentials {
     };
     if (row.state === 'active') {
       await this.db.transaction().execute(async (trx) => {
+        await guardLiveSession(trx, row, input.bySession, row.created_at);
         await guardActivation(trx, row, input.activation);
         await trx.insertInto('credentials').values(row).execute();
         await clearMustRegister(trx, row);
@@ -98,6 +108,7 @@ export class Credentials {
       await this.ensureDefault(row.tenant_id, row.user_id);
     } else {
       await this.db.transaction().execute(async (trx) => {
+        await guardLiveSession(trx, row, input.bySession, row.created_at);
         // A set-up left unfinished stays pending for a day: keep the newest few, so that nobody
         // (a registration session in a loop) can fill the table with a user's pending rows.
         const stale = await trx
@@ -317,6 +328,40 @@ export class Credentials {
     const pick = active.find((c) => c.type !== 'recovery-codes') ?? active[0]!;
     await this.db.updateTable('credentials').set({ is_default: 1 }).where('tenant_id', '=', tenantId).where('id', '=', pick.id).execute();
   }
+}
+
+/**
+ * A method is written only while the session that asks for it is live. An
+ * administrator's reset ends the user's sessions in the transaction that
+ * removes their methods, and both take the user's row first (a row lock on
+ * PostgreSQL; SQLite runs one write transaction at a time): a set-up racing
+ * the reset either commits before it, and is removed with the rest, or finds
+ * its session ended. Without this, a request that passed its session check
+ * just before the reset could add a passkey just after it.
+ */
+export async function guardLiveSession(
+  trx: Transaction<Database>,
+  row: Pick<CredentialTable, 'tenant_id' | 'user_id'>,
+  sessionId: string | undefined,
+  now: number,
+): Promise<void> {
+  if (sessionId === undefined) return;
+  await trx
+    .updateTable('users')
+    .set((eb) => ({ updated_at: eb('updated_at', '+', 0) }))
+    .where('tenant_id', '=', row.tenant_id)
+    .where('id', '=', row.user_id)
+    .execute();
+  const live = await trx
+    .selectFrom('sessions')
+    .select('id')
+    .where('tenant_id', '=', row.tenant_id)
+    .where('id', '=', sessionId)
+    .where('user_id', '=', row.user_id)
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', now)
+    .executeTakeFirst();
+  if (!live) throw new AppError('unauthenticated', 'this session has ended; sign in again');
 }
 
 /**

@@ -101,7 +101,12 @@ export class MethodManagement {
     requireMayAdd(session.scope, type);
     if (!tenant.policy.allowedMethods.includes(type)) throw new AppError('method-not-permitted');
     await this.requireNoMethodYet(tenant, user, session);
-    const { credential, reveal } = await method.enrol(tenant, user, { ...input, requester: requesterOf(session, ip), activation: activationFor(session) });
+    const { credential, reveal } = await method.enrol(tenant, user, {
+      ...input,
+      requester: requesterOf(session, ip),
+      activation: activationFor(session),
+      bySession: session.id,
+    });
     if (credential.state === 'active') {
       await this.recordChange(tenant, user, session, 'method.added', credential);
       // A registration session that has now proved a new factor completes the sign-in.
@@ -115,6 +120,7 @@ export class MethodManagement {
     await this.requireMayChange(tenant, user, session, 'confirm-method');
     const credential = await this.require(tenant, user, id);
     if (credential.state !== 'pending') throw new AppError('invalid-state', 'this method is already active');
+    requireSetupBy(credential, session);
     const method = this.deps.methods.get(credential.type);
     if (!method?.confirm) throw new AppError('invalid-state', 'this method needs no confirmation');
     if (!(await method.confirm(credential, code, activationFor(session)))) throw new AppError('invalid-code');
@@ -149,6 +155,7 @@ export class MethodManagement {
   async resendConfirmation(tenant: Tenant, user: User, session: Session, id: string, ip?: string): Promise<{ id: string; delivery: SentCode }> {
     await this.requireMayChange(tenant, user, session, 'resend-confirmation');
     const credential = await this.require(tenant, user, id);
+    requireSetupBy(credential, session);
     const method = this.deps.methods.outOfBand(credential.type);
     if (!method) throw new AppError('invalid-state', 'only phone numbers and email addresses get codes');
     const sent = await method.resendConfirmation(tenant, credential, requesterOf(session, ip));
@@ -210,11 +217,19 @@ export class MethodManagement {
     });
   }
 
-  /** The set-up details of a pending method again, for a second try at confirming it. */
-  async setupDetails(tenant: Tenant, user: User, id: string): Promise<Record<string, unknown>> {
+  /**
+   * The set-up details of a pending method again (its secret, a new pairing
+   * link), for a second try at confirming it: only to the session that began
+   * the set-up, as recently as any change. Anyone else who holds the user's
+   * password, or an old session of theirs, would otherwise copy the owner's
+   * new authenticator as it is being set up.
+   */
+  async setupDetails(tenant: Tenant, user: User, session: Session, id: string): Promise<Record<string, unknown>> {
+    await this.requireMayChange(tenant, user, session, 'confirm-method');
     const credential = await this.require(tenant, user, id);
     const method = this.deps.methods.get(credential.type);
     if (credential.state !== 'pending' || !method?.reveal) throw new AppError('invalid-state', 'this method is already active');
+    requireSetupBy(credential, session);
     return method.reveal(tenant, user, credential);
   }
 
@@ -238,6 +253,15 @@ export class MethodManagement {
       ...(c.type === 'webauthn' && c.publicData.kind === 'passkey' ? { signsInAlone: true } : {}),
     };
   }
+}
+
+/**
+ * A pending set-up belongs to the session that began it: only that session
+ * sees its secret again, sends its confirmation code again or confirms it.
+ * Another session of the same user is told there is no such method.
+ */
+function requireSetupBy(credential: Credential, session: Session): void {
+  if (credential.publicData.setupSession !== session.id) throw new AppError('not-found', 'no such method');
 }
 
 /** The session asking to send a code, and its address: each has its own hourly send limit. */

@@ -23,6 +23,8 @@ export interface EnrolInput {
   requester?: { origin: string; ip: string } | undefined;
   /** Activate only as the user's first method (a registration session adding it); see `Activation`. */
   activation?: Activation | undefined;
+  /** The session adding it (see `NewCredential.bySession`). */
+  bySession?: string | undefined;
 }
 
 /** What a started challenge gives the person (and the API answer): where a code went, WebAuthn options. */

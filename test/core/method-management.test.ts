@@ -271,8 +271,22 @@ describe('managing one’s own methods on SQLite', () => {
         detail: 'this method is already active',
       });
       // A pending row of a type with no confirmation step (or none this server knows) is refused, not confirmed.
-      const odd = await s.credentials.insert({ tenantId: tenant.id, userId: user.id, type: 'recovery-codes', label: 'odd', state: 'pending' });
-      const unknown = await s.credentials.insert({ tenantId: tenant.id, userId: user.id, type: 'carrier-pigeon', label: 'coo', state: 'pending' });
+      const odd = await s.credentials.insert({
+        tenantId: tenant.id,
+        userId: user.id,
+        type: 'recovery-codes',
+        label: 'odd',
+        state: 'pending',
+        bySession: proved.id,
+      });
+      const unknown = await s.credentials.insert({
+        tenantId: tenant.id,
+        userId: user.id,
+        type: 'carrier-pigeon',
+        label: 'coo',
+        state: 'pending',
+        bySession: proved.id,
+      });
       for (const id of [odd.id, unknown.id]) {
         expect(await rejection(s.management.confirm(tenant, user, proved, id, '123456'))).toMatchObject({
           code: 'invalid-state',
@@ -392,16 +406,17 @@ describe('managing one’s own methods on SQLite', () => {
       const other = await createUser(s, tenant);
       const session = await sessionOf(user, 'full', ['pwd']);
       const app = await s.management.enrol(tenant, user, session, 'totp', {});
-      expect(await s.management.setupDetails(tenant, user, app.id)).toMatchObject({ secret: app.secret, otpauthUri: app.otpauthUri });
-      expect(await rejection(s.management.setupDetails(tenant, other, app.id))).toMatchObject({ code: 'not-found', detail: 'no such method' });
+      expect(await s.management.setupDetails(tenant, user, session, app.id)).toMatchObject({ secret: app.secret, otpauthUri: app.otpauthUri });
+      const theirs = await sessionOf(other, 'full', ['pwd']);
+      expect(await rejection(s.management.setupDetails(tenant, other, theirs, app.id))).toMatchObject({ code: 'not-found', detail: 'no such method' });
       expect(await rejection(s.management.resendConfirmation(tenant, user, session, app.id))).toMatchObject({
         code: 'invalid-state',
         detail: 'only phone numbers and email addresses get codes',
       });
       await s.management.confirm(tenant, user, session, app.id, totpCode(String(app.secret), clock.now()));
-      expect(await rejection(s.management.setupDetails(tenant, user, app.id))).toMatchObject({ code: 'invalid-state' });
+      const proved = await sessionOf(user, 'full', ['pwd', 'otp', 'mfa']);
+      expect(await rejection(s.management.setupDetails(tenant, user, proved, app.id))).toMatchObject({ code: 'invalid-state' });
       // Another user's method is no method of this one's, for any change.
-      const theirs = await sessionOf(other, 'full', ['pwd']);
       expect(await rejection(s.management.update(tenant, other, theirs, app.id, { label: 'mine' }))).toMatchObject({ code: 'not-found' });
       expect(await rejection(s.management.remove(tenant, other, theirs, app.id))).toMatchObject({ code: 'not-found' });
     });
@@ -413,6 +428,55 @@ describe('managing one’s own methods on SQLite', () => {
         code: 'method-not-permitted',
       });
       expect(await s.management.webauthnOptions(tenant, user, session, 'security-key')).toMatchObject({ challenge: expect.any(String) });
+    });
+  });
+  describe('a set-up belongs to the session that began it', () => {
+    it('shows its secret, and confirms it, to that session alone: not to the password alone, an old session or the user’s other sessions', async () => {
+      // The owner, registering: a registration session from the password, setting up an app.
+      const user = await createUser(s, tenant);
+      const owner = await sessionOf(user, 'register', ['pwd']);
+      const app = await s.management.enrol(tenant, user, owner, 'totp', {});
+      const code = () => totpCode(String(app.secret), clock.now());
+      // Whoever else holds the password gets a registration session too; it sees no set-up of the owner's.
+      const thief = await sessionOf(user, 'register', ['pwd']);
+      const hidden = { code: 'not-found', detail: 'no such method' };
+      expect(await rejection(s.management.setupDetails(tenant, user, thief, app.id))).toMatchObject(hidden);
+      expect(await rejection(s.management.confirm(tenant, user, thief, app.id, code()))).toMatchObject(hidden);
+      expect(await rejection(s.management.resendConfirmation(tenant, user, thief, app.id))).toMatchObject(hidden);
+      expect((await s.credentials.get(tenant.id, user.id, app.id))?.state).toBe('pending');
+      expect(await s.sessions.authenticate(thief.token)).toMatchObject({ scope: 'register' });
+      // The owner finishes it.
+      expect(await s.management.setupDetails(tenant, user, owner, app.id)).toMatchObject({ secret: app.secret });
+      expect(await s.management.confirm(tenant, user, owner, app.id, code())).toEqual({ id: app.id, state: 'active' });
+
+      // Later, a second app set up from a full session: a stolen older session (even with MFA) sees nothing of it.
+      const stolen = await sessionOf(user, 'full', ['pwd', 'otp', 'mfa']);
+      clock.advance(RECENT_SIGNIN_MS + 1000);
+      const fresh = await sessionOf(user, 'full', ['pwd', 'otp', 'mfa']);
+      const second = await s.management.enrol(tenant, user, fresh, 'totp', {});
+      expect(await rejection(s.management.setupDetails(tenant, user, stolen, second.id))).toMatchObject({ code: 'reauthentication-required' });
+      // The owner's other, recent session neither.
+      const elsewhere = await sessionOf(user, 'full', ['pwd', 'otp', 'mfa']);
+      expect(await rejection(s.management.setupDetails(tenant, user, elsewhere, second.id))).toMatchObject(hidden);
+      expect(await s.management.setupDetails(tenant, user, fresh, second.id)).toMatchObject({ secret: second.secret });
+    });
+
+    it('writes no method for a session that has ended meanwhile (an administrator’s reset racing a new passkey)', async () => {
+      const user = await createUser(s, tenant);
+      const session = await sessionOf(user, 'full', ['pwd', 'hwk', 'mfa']);
+      const authenticator = new SoftAuthenticator(ORIGIN, Buffer.alloc(16), true);
+      const options = await s.management.webauthnOptions(tenant, user, session, 'passkey');
+      // The session passed its checks at the start of the request; the reset comes before the key is written.
+      const reset = await s.admin.resetMethods(tenant, 'admin:test', user.id);
+      expect(reset.sessionsEnded).toBeGreaterThanOrEqual(1);
+      const ended = { code: 'unauthenticated', detail: 'this session has ended; sign in again' };
+      expect(await rejection(s.management.enrol(tenant, user, session, 'webauthn', { attestation: authenticator.register(options) } as never))).toMatchObject(
+        ended,
+      );
+      expect(await rejection(s.management.enrol(tenant, user, session, 'recovery-codes', {}))).toMatchObject(ended);
+      expect(await rejection(s.management.enrol(tenant, user, session, 'totp', {}))).toMatchObject(ended);
+      expect(await s.credentials.listForUser(tenant.id, user.id)).toEqual([]);
+      expect(await s.sessions.authenticate(session.token)).toBeUndefined();
     });
   });
 });

@@ -135,6 +135,7 @@ export function createOutOfBandMethod(channel: Channel, deps: OutOfBandDeps): Ou
         state: 'pending',
         secret: deps.keyRing.seal(to, secretContext(channel, id)),
         publicData: { to: masked },
+        bySession: input.bySession,
       });
       try {
         const sent = await sendCode(tenant, credential, enrolScope(id), input.requester);

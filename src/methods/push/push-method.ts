@@ -197,6 +197,7 @@ export function createPushMethod(deps: PushDeps): PushMethod {
         state: 'pending',
         // The device is found by this id when it signs; it is no secret.
         externalId: id,
+        bySession: input.bySession,
       });
       return { credential, reveal: await newPairing(tenant, user.id, user.username, id, input.activation ?? 'any') };
     },

@@ -6,7 +6,7 @@ import { AppError } from '../../errors/app-error.ts';
 import type { Clock } from '../../clock.ts';
 import type { PasswordHasher } from '../../directory/password-hasher.ts';
 import { newId, normaliseBase32, randomBase32 } from '../../crypto/random.ts';
-import type { Credentials } from '../credentials.ts';
+import { guardLiveSession, type Credentials } from '../credentials.ts';
 import type { Method } from '../method.ts';
 
 // A used code's hold outlives any outage worth surviving; the replayed `used_at` takes over after.
@@ -55,7 +55,7 @@ export function createRecoveryCodesMethod(deps: RecoveryCodesDeps) {
     type: 'recovery-codes',
     enrolmentProvesPossession: false,
 
-    async enrol(tenant, user) {
+    async enrol(tenant, user, input = {}) {
       const lookups = new Set<string>();
       while (lookups.size < CODE_COUNT) lookups.add(randomBase32(LOOKUP_LENGTH));
       await takeRegeneration(`${tenant.id}|${user.id}`);
@@ -67,6 +67,7 @@ export function createRecoveryCodesMethod(deps: RecoveryCodesDeps) {
       const credentialId = newId();
       // A new set replaces the old one: both in one transaction, so there is never a moment with no set or two.
       await deps.db.transaction().execute(async (trx) => {
+        await guardLiveSession(trx, { tenant_id: tenant.id, user_id: user.id }, input.bySession, deps.clock.now());
         await trx.deleteFrom('credentials').where('tenant_id', '=', tenant.id).where('user_id', '=', user.id).where('type', '=', 'recovery-codes').execute();
         await trx
           .insertInto('credentials')

@@ -82,6 +82,7 @@ export function createTotpMethod(deps: TotpDeps) {
         label,
         state: 'pending',
         secret: deps.keyRing.seal(secret.base32, sealContext(id)),
+        bySession: input.bySession,
       });
       return { credential, reveal: await provisioning(tenant.name, user.username, secret) };
     },

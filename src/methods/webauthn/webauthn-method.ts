@@ -163,6 +163,7 @@ export function createWebAuthnMethod(deps: WebAuthnDeps): WebAuthnMethod {
         externalId: info.credential.id,
         publicData: publicData as unknown as Record<string, unknown>,
         activation: input.activation,
+        bySession: input.bySession,
       });
       return { credential, reveal: {} };
     },

@@ -164,9 +164,10 @@ export function securityInfoRoutes(deps: SecurityInfoRoutesDeps): FastifyPluginA
         const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id);
         let details: Record<string, unknown>;
         try {
-          details = await deps.management.setupDetails(p.tenant, p.user, request.params.id);
+          details = await deps.management.setupDetails(p.tenant, p.user, p.session, request.params.id);
         } catch (err) {
-          if (!(err instanceof AppError) || !['invalid-state', 'not-found'].includes(err.code)) throw err;
+          if (!(err instanceof AppError)) throw err;
+          if (!['invalid-state', 'not-found'].includes(err.code)) return failed(reply, p, err);
           return go(reply, p, base(p), { notice: { kind: 'error', text: 'That set-up has finished or expired. Add the app again if you need to.' } });
         }
         const error = flash?.for === request.params.id ? flash.notice?.text : undefined;
