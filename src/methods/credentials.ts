@@ -182,7 +182,7 @@ export class Credentials {
     return row && toCredential(row);
   }
 
-  /** Removes a credential that never became active (its confirmation code could not be sent). */
+  /** Removes a credential that never became active (its confirmation code could not be sent, too many wrong codes). */
   async deletePending(credential: Credential): Promise<void> {
     await this.db
       .deleteFrom('credentials')

@@ -13,6 +13,7 @@ import type { AuthenticatorKind } from './webauthn/webauthn-method.ts';
 import type { SentCode } from './out-of-band/out-of-band-method.ts';
 import { remainingRecoveryCodes } from './recovery-codes/recovery-codes-method.ts';
 import { requireMayAdd, requireSessionMay, type SessionAction } from '../sessions/session-scope.ts';
+import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 
 export interface MethodView {
   id: string;
@@ -38,7 +39,18 @@ export interface MethodManagementDeps {
   clock: Clock;
   /** Methods added and removed are recorded: a thief's own authenticator must show in the tenant's audit log. */
   audit: Pick<AuditLog, 'append'>;
+  /** Counts wrong confirmation codes per set-up (`CONFIRM_ATTEMPTS`). */
+  ephemeral: Pick<EphemeralStore, 'increment'>;
 }
+
+/**
+ * Wrong codes a set-up takes before it is thrown away: an authenticator app's
+ * pending set-up accepts three codes at any moment (a step either side), so
+ * unlimited tries would guess it within the hour it waits. Phones and email
+ * have their own per-code limit besides (one-time-codes.ts).
+ */
+export const CONFIRM_ATTEMPTS = 5;
+const CONFIRM_ATTEMPTS_WINDOW_MS = 24 * 3600_000;
 
 /** A user's own methods: list, register, confirm, rename, make default, remove. */
 export class MethodManagement {
@@ -123,7 +135,12 @@ export class MethodManagement {
     requireSetupBy(credential, session);
     const method = this.deps.methods.get(credential.type);
     if (!method?.confirm) throw new AppError('invalid-state', 'this method needs no confirmation');
-    if (!(await method.confirm(credential, code, activationFor(session)))) throw new AppError('invalid-code');
+    if (!(await method.confirm(credential, code, activationFor(session)))) {
+      const wrong = await this.deps.ephemeral.increment(`confirm-failures:${credential.id}`, CONFIRM_ATTEMPTS_WINDOW_MS);
+      if (wrong < CONFIRM_ATTEMPTS) throw new AppError('invalid-code', undefined, { attemptsLeft: CONFIRM_ATTEMPTS - wrong });
+      await this.deps.credentials.deletePending(credential);
+      throw new AppError('invalid-code', 'too many wrong codes: this set-up is gone; add the method again', { attemptsLeft: 0 });
+    }
     await this.recordChange(tenant, user, session, 'method.added', credential);
     await this.registered(tenant, user, session, 'otp');
     return { id, state: 'active' };

@@ -349,7 +349,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   if (keysAuditChains(migrated)) await audit.keyLegacyChains();
   const passes = new AccessPasses(db, clock, hasher, holds);
   const apps = new Apps(db, clock, keyRing);
-  const management = new MethodManagement({ credentials, methods, sessions, db, clock, audit });
+  const management = new MethodManagement({ credentials, methods, sessions, db, clock, audit, ephemeral });
   const signin = new SigninService({
     clock,
     ephemeral,

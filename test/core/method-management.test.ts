@@ -5,6 +5,7 @@ import type { Tenant } from '../../src/directory/tenants.ts';
 import type { User } from '../../src/directory/users.ts';
 import type { Session } from '../../src/sessions/sessions.ts';
 import { MAX_PENDING_PER_USER } from '../../src/methods/credentials.ts';
+import { CONFIRM_ATTEMPTS } from '../../src/methods/method-management.ts';
 import type { WebAuthnMethod } from '../../src/methods/webauthn/webauthn-method.ts';
 import { describeMethod } from '../../src/methods/registry.ts';
 import { SoftAuthenticator } from '../helpers/soft-authenticator.ts';
@@ -478,5 +479,29 @@ describe('managing one’s own methods on SQLite', () => {
       expect(await s.credentials.listForUser(tenant.id, user.id)).toEqual([]);
       expect(await s.sessions.authenticate(session.token)).toBeUndefined();
     });
+  });
+  it(`throws a set-up away after ${CONFIRM_ATTEMPTS} wrong codes, so its secret cannot be guessed in the hour it waits`, async () => {
+    const user = await createUser(s, tenant);
+    const session = await sessionOf(user, 'full', ['pwd']);
+    const app = await s.management.enrol(tenant, user, session, 'totp', {});
+    const right = totpCode(String(app.secret), clock.now());
+    const wrong = right === '000000' ? '000001' : '000000';
+    for (let left = CONFIRM_ATTEMPTS - 1; left > 0; left--) {
+      expect(await rejection(s.management.confirm(tenant, user, session, app.id, wrong))).toMatchObject({
+        code: 'invalid-code',
+        extra: { attemptsLeft: left },
+      });
+    }
+    expect(await rejection(s.management.confirm(tenant, user, session, app.id, wrong))).toMatchObject({
+      code: 'invalid-code',
+      detail: 'too many wrong codes: this set-up is gone; add the method again',
+      extra: { attemptsLeft: 0 },
+    });
+    expect(await s.credentials.get(tenant.id, user.id, app.id)).toBeUndefined();
+    // Gone: the right code no longer confirms it. Another set-up of the user's counts afresh.
+    expect(await rejection(s.management.confirm(tenant, user, session, app.id, right))).toMatchObject({ code: 'not-found' });
+    const again = await s.management.enrol(tenant, user, session, 'totp', {});
+    expect(await rejection(s.management.confirm(tenant, user, session, again.id, wrong))).toMatchObject({ extra: { attemptsLeft: CONFIRM_ATTEMPTS - 1 } });
+    expect(await s.management.confirm(tenant, user, session, again.id, totpCode(String(again.secret), clock.now()))).toEqual({ id: again.id, state: 'active' });
   });
 });
