@@ -8,6 +8,7 @@ import { AppError } from '../../src/errors/app-error.ts';
 import { PasswordHasher } from '../../src/directory/password-hasher.ts';
 import { RememberedDevices } from '../../src/sessions/remembered-devices.ts';
 import type { RequestContext } from '../../src/signin/signin-service.ts';
+import { flowKey } from '../../src/signin/flow.ts';
 import { createUser, freshSources, rejection, startCoreServices, withPolicy, type CoreServices } from './core-services.ts';
 
 /**
@@ -392,6 +393,63 @@ describe('the sign-in prompts on SQLite', () => {
       expect(now).not.toBe(oldHash);
       expect(s.hasher.needsRehash(now!)).toBe(false);
       expect(await s.hasher.verify(now!, PASSWORD)).toBe(true);
+    });
+    it('tells a failed rehash to the background-error listener, and still lets the user in', async () => {
+      const old = new PasswordHasher({ params: { memoryCost: 2048, timeCost: 1, parallelism: 1 } });
+      const user = await createUser(s, tenant, { passwordHash: await old.hash(PASSWORD) });
+      const deps = (s.signin as unknown as { deps: { onBackgroundError?: (err: unknown, what: string) => void } }).deps;
+      const before = deps.onBackgroundError;
+      const save = s.users.setPasswordHash.bind(s.users);
+      const told: [unknown, string][] = [];
+      const failure = new Error('the database went away');
+      deps.onBackgroundError = (err, what) => told.push([err, what]);
+      s.users.setPasswordHash = async () => {
+        throw failure;
+      };
+      try {
+        expect((await s.signin.passwordStep(withPolicy(tenant, { mfaRequired: false }), user.username, PASSWORD, ctx())).kind).toBe('done');
+        for (let i = 0; i < 200 && told.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+        expect(told).toEqual([[failure, 'password rehash']]);
+      } finally {
+        deps.onBackgroundError = before;
+        s.users.setPasswordHash = save;
+      }
+    });
+
+    it('spends the familiar part of the budget from a source where the password was proved lately, not the strangers\' part', async () => {
+      const user = await newUser();
+      const strict = withPolicy(tenant, { mfaRequired: false, lockout: { accountFailures: 10, blockMinutes: 5 } });
+      const home = ctx();
+      expect((await s.signin.passwordStep(strict, user.username, PASSWORD, home)).kind).toBe('done');
+      for (let i = 0; i < 12; i++) await rejection(s.signin.passwordStep(strict, user.username, 'wrong', ctx()));
+      expect(await rejection(s.signin.passwordStep(strict, user.username, PASSWORD, ctx()))).toMatchObject({ code: 'too-many-requests' });
+      expect((await s.signin.passwordStep(strict, user.username, PASSWORD, home)).kind).toBe('done');
+    });
+  });
+
+  describe('the second factor', () => {
+    it("takes no remembered-browser token as a known browser for the second factor: the token stands in for that factor, so it buys no guesses at it", async () => {
+      const user = await newUser();
+      await addCredential(user, 'totp', 'Phone app');
+      const strict = withPolicy(tenant, { rememberedDeviceDays: 30, lockout: { accountFailures: 10, blockMinutes: 5 } });
+      const remembered = await new RememberedDevices(s.durable.db, clock).remember(strict, user.id, 'prompts-test');
+      for (let i = 0; i < 4; i++) {
+        const flow = await factorFlow(user, strict);
+        for (let j = 0; j < 3; j++) await rejection(s.signin.verify(strict, flow, 'totp', { code: '000000' }, ctx()));
+      }
+      const browser = ctx({ rememberedDevice: remembered!.token, requireMfa: true });
+      const flow = await factorFlow(user, strict, browser);
+      expect(await rejection(s.signin.verify(strict, flow, 'totp', { code: '000000' }, browser))).toMatchObject({ code: 'too-many-requests' });
+    });
+
+    it("opens an app's transaction without the password among its factors, for that app", async () => {
+      const user = await newUser();
+      const tx = await s.signin.startAppTransaction(tenant, 'app-9', user);
+      expect(await s.ephemeral.get(flowKey({ id: tx, appId: 'app-9' }))).toMatchObject({ kind: 'app-transaction', appId: 'app-9', userId: user.id, amr: [] });
+      const flow = await factorFlow((await addCredential(user, 'totp', 'Phone app'), user));
+      const record = await s.ephemeral.get(flowKey({ id: flow }));
+      expect(record).toMatchObject({ kind: 'second-factor', amr: ['pwd'] });
+      expect(record).not.toHaveProperty('appId');
     });
   });
 
