@@ -373,9 +373,23 @@ describe('the sign-in prompts on SQLite', () => {
       const remembering = withPolicy(tenant, { rememberedDeviceDays: 30 });
       const remembered = await new RememberedDevices(s.durable.db, clock).remember(remembering, user.id, 'prompts-test');
       expect((await s.signin.passwordStep(remembering, user.username, PASSWORD, ctx({ rememberedDevice: remembered!.token }))).kind).toBe('done');
+      const [event] = (await s.events.listForUser(tenant.id, user.id, 5)).items;
+      expect(event).toMatchObject({ step: 'password', outcome: 'success', reason: 'remembered_device', method: 'password' });
       expect((await s.audit.list(tenant.id, { limit: 5, userId: user.id, action: 'break-glass.signin' })).map((e) => e.details)).toEqual([
         { username: user.username, method: 'password' },
       ]);
+    });
+
+    it('counts guesses at one account by the name as the directory finds it, however it is spelt: \u0130 and i with a dot above are one letter', async () => {
+      // Lower-cased, U+0130 is i + U+0307, which is also how a dotted i is typed; upper-cased, the two stay apart.
+      // A key made another way than the directory's lookup would give one account two budgets.
+      const user = await newUser({ username: `i\u0307lkay-${clock.now()}` });
+      const spellings = [`\u0130lkay-${clock.now()}`, `i\u0307lkay-${clock.now()}`];
+      for (const name of spellings) expect((await s.users.findByUsername(tenant.id, name))?.id, name).toBe(user.id);
+      const one = ctx();
+      const outcomes: string[] = [];
+      for (let i = 0; i < 11; i++) outcomes.push((await rejection(s.signin.passwordStep(tenant, spellings[i % 2]!, 'wrong', one)))!.code);
+      expect(outcomes).toEqual([...Array(10).fill('invalid-credentials'), 'too-many-requests']);
     });
 
     it('rehashes a password made with other Argon2id settings after a right answer, in the background', async () => {
