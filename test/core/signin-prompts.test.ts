@@ -254,6 +254,20 @@ describe('the sign-in prompts on SQLite', () => {
           extra: { methods: [expect.objectContaining({ id: totp.id, available: true })] },
         });
       });
+      // The method is told whose flow it is and who asks (for its send limits, and what an approval request shows).
+      const asked: unknown[] = [];
+      await patched(
+        'sms',
+        smsUp(async (candidates, flowContext) => {
+          asked.push([candidates.map((c) => c.id), flowContext]);
+          return { delivery: { channel: 'sms', to: '+1 ••• 42' } } as never;
+        }),
+        async () => {
+          const c = ctx({ app: 'portal' });
+          expect(await s.signin.challenge(tenant, { id: flow }, sms.id, c)).toEqual({ method: sms.id, type: 'sms', delivery: { channel: 'sms', to: '+1 ••• 42' } });
+          expect(asked).toEqual([[[sms.id], { flowId: flow, tenant, ip: c.ip, username: user.username, userAgent: 'prompts-test', app: 'portal' }]]);
+        },
+      );
       await patched('sms', smsUp(throwing(new AppError('code-recently-sent', undefined, { sentTo: 'x' }, 25))), async () => {
         expect(await rejection(s.signin.challenge(tenant, { id: flow }, 'sms', ctx()))).toMatchObject({ code: 'code-recently-sent', retryAfter: 25, extra: { sentTo: 'x' } });
       });
@@ -475,6 +489,15 @@ describe('the sign-in prompts on SQLite', () => {
       const step = await s.signin.tapStep(withPolicy(tenant, { mfaRequired: false }), user.username, code, ctx());
       expect(step).toMatchObject({ kind: 'register', methods: [expect.objectContaining({ type: 'tap' })] });
       expect(await s.sessions.authenticate(step.session.token)).toMatchObject({ scope: 'register', amr: ['tap'] });
+    });
+
+    it('records a pass that lets a user with a method in as a password-step success by pass', async () => {
+      const user = await newUser();
+      await addCredential(user, 'totp', 'Phone app');
+      const { code } = await s.passes.issue(tenant, user.id, { oneTime: true }, 'admin');
+      expect((await s.signin.tapStep(tenant, user.username, code, ctx())).kind).toBe('done');
+      const [event] = (await s.events.listForUser(tenant.id, user.id, 5)).items;
+      expect(event).toMatchObject({ step: 'password', outcome: 'success', reason: 'ok', method: 'tap' });
     });
 
     it('refuses a pass for nobody as for a wrong one', async () => {
