@@ -327,6 +327,25 @@ describe('the sign-in prompts on SQLite', () => {
       expect(await s.signin.choicesFor(tapOnly, bare.id)).toEqual([]);
     });
 
+    it('offers no method whose set-up was never finished, and counts none as a way in', async () => {
+      const user = await newUser();
+      await s.credentials.insert({ tenantId: tenant.id, userId: user.id, type: 'totp', label: 'Half set up', state: 'pending', activation: 'any' });
+      expect(await s.signin.passwordStep(tenant, user.username, PASSWORD, ctx())).toMatchObject({ kind: 'register', methods: [] });
+      const totp = await addCredential(user, 'totp', 'Phone app');
+      expect((await s.signin.choicesFor(tenant, user.id)).map((m) => m.id)).toEqual([totp.id]);
+    });
+
+    it('offers a pass under tap-only only when none of the methods works, not when one of several does not', async () => {
+      const user = await newUser();
+      const totp = await addCredential(user, 'totp', 'Phone app');
+      const sms = await addCredential(user, 'sms', 'Phone');
+      const tapOnly = withPolicy(tenant, { failMode: 'tap-only' });
+      expect((await s.signin.choicesFor(tapOnly, user.id)).map((m) => [m.id, m.available])).toEqual([
+        [totp.id, true],
+        [sms.id, false],
+      ]);
+    });
+
     it('refuses a flow whose methods can none be used now, naming them, and asks again in a minute', async () => {
       const user = await newUser();
       await addCredential(user, 'totp', 'Phone app');
