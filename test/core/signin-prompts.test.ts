@@ -59,9 +59,11 @@ describe('the sign-in prompts on SQLite', () => {
     }
   };
   const smsUp = (challenge: Method['challenge']): Partial<Method> => ({ available: () => true, challenge });
-  const throwing = (err: unknown): Method['challenge'] => async () => {
-    throw err;
-  };
+  const throwing =
+    (err: unknown): Method['challenge'] =>
+    async () => {
+      throw err;
+    };
 
   beforeAll(async () => {
     core = await startCoreServices(clock);
@@ -243,7 +245,12 @@ describe('the sign-in prompts on SQLite', () => {
       const flow = await factorFlow(user);
       // Down before anything is tried (no provider): the others, not the one that is down.
       const down = await rejection(s.signin.challenge(tenant, { id: flow }, sms.id, ctx()));
-      expect(down).toEqual({ code: 'method-unavailable', retryAfter: undefined, detail: undefined, extra: { methods: [expect.objectContaining({ id: totp.id })] } });
+      expect(down).toEqual({
+        code: 'method-unavailable',
+        retryAfter: undefined,
+        detail: undefined,
+        extra: { methods: [expect.objectContaining({ id: totp.id })] },
+      });
       expect((down!.extra as { methods: unknown[] }).methods).toHaveLength(1);
       // Down when tried: the method's reason is kept.
       await patched('sms', smsUp(throwing(new AppError('method-unavailable', 'Codes by text message cannot be sent right now'))), async () => {
@@ -264,12 +271,20 @@ describe('the sign-in prompts on SQLite', () => {
         }),
         async () => {
           const c = ctx({ app: 'portal' });
-          expect(await s.signin.challenge(tenant, { id: flow }, sms.id, c)).toEqual({ method: sms.id, type: 'sms', delivery: { channel: 'sms', to: '+1 ••• 42' } });
+          expect(await s.signin.challenge(tenant, { id: flow }, sms.id, c)).toEqual({
+            method: sms.id,
+            type: 'sms',
+            delivery: { channel: 'sms', to: '+1 ••• 42' },
+          });
           expect(asked).toEqual([[[sms.id], { flowId: flow, tenant, ip: c.ip, username: user.username, userAgent: 'prompts-test', app: 'portal' }]]);
         },
       );
       await patched('sms', smsUp(throwing(new AppError('code-recently-sent', undefined, { sentTo: 'x' }, 25))), async () => {
-        expect(await rejection(s.signin.challenge(tenant, { id: flow }, 'sms', ctx()))).toMatchObject({ code: 'code-recently-sent', retryAfter: 25, extra: { sentTo: 'x' } });
+        expect(await rejection(s.signin.challenge(tenant, { id: flow }, 'sms', ctx()))).toMatchObject({
+          code: 'code-recently-sent',
+          retryAfter: 25,
+          extra: { sentTo: 'x' },
+        });
       });
       const broken = new Error('provider exploded');
       await patched('sms', smsUp(throwing(broken)), async () => {
@@ -431,7 +446,7 @@ describe('the sign-in prompts on SQLite', () => {
       expect(s.hasher.needsRehash(oldHash)).toBe(true);
       const user = await createUser(s, tenant, { passwordHash: oldHash });
       expect((await s.signin.passwordStep(withPolicy(tenant, { mfaRequired: false }), user.username, PASSWORD, ctx())).kind).toBe('done');
-      let now: string | undefined;
+      let now: string | null | undefined;
       for (let i = 0; i < 200; i++) {
         now = (await s.users.findByUsername(tenant.id, user.username))?.passwordHash;
         if (now !== oldHash) break;
@@ -463,7 +478,7 @@ describe('the sign-in prompts on SQLite', () => {
       }
     });
 
-    it('spends the familiar part of the budget from a source where the password was proved lately, not the strangers\' part', async () => {
+    it("spends the familiar part of the budget from a source where the password was proved lately, not the strangers' part", async () => {
       const user = await newUser();
       const strict = withPolicy(tenant, { mfaRequired: false, lockout: { accountFailures: 10, blockMinutes: 5 } });
       const home = ctx();
@@ -475,7 +490,7 @@ describe('the sign-in prompts on SQLite', () => {
   });
 
   describe('the second factor', () => {
-    it("takes no remembered-browser token as a known browser for the second factor: the token stands in for that factor, so it buys no guesses at it", async () => {
+    it('takes no remembered-browser token as a known browser for the second factor: the token stands in for that factor, so it buys no guesses at it', async () => {
       const user = await newUser();
       await addCredential(user, 'totp', 'Phone app');
       const strict = withPolicy(tenant, { rememberedDeviceDays: 30, lockout: { accountFailures: 10, blockMinutes: 5 } });

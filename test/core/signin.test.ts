@@ -579,7 +579,9 @@ describe('the sign-in state machine on SQLite', () => {
       const step = await s.signin.tapStep(tenant, user.username, code, ctx());
       expect(step).toMatchObject({ kind: 'register', session: { userId: user.id } });
       expect(await s.sessions.authenticate(step.session.token)).toMatchObject({ scope: 'register', amr: ['tap'] });
-      expect(await auditOf(user, 'tap.used')).toEqual([expect.objectContaining({ actor: `user:${user.id}`, details: { as: 'password', passId: pass.id, uses: 1 } })]);
+      expect(await auditOf(user, 'tap.used')).toEqual([
+        expect.objectContaining({ actor: `user:${user.id}`, details: { as: 'password', passId: pass.id, uses: 1 } }),
+      ]);
       expect((await eventsOf(user))[0]).toEqual({ step: 'password', outcome: 'success', reason: 'registration_required', method: 'tap' });
       // One-time: spent.
       expect(await rejection(s.signin.tapStep(tenant, user.username, code, ctx()))).toMatchObject({ code: 'invalid-credentials' });
