@@ -455,6 +455,12 @@ describe('the sign-in prompts on SQLite', () => {
       expect(now).not.toBe(oldHash);
       expect(s.hasher.needsRehash(now!)).toBe(false);
       expect(await s.hasher.verify(now!, PASSWORD)).toBe(true);
+      // A hash made with the current settings is left as it is.
+      const current = await newUser();
+      const hash = (await s.users.findByUsername(tenant.id, current.username))?.passwordHash;
+      expect((await s.signin.passwordStep(withPolicy(tenant, { mfaRequired: false }), current.username, PASSWORD, ctx())).kind).toBe('done');
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await s.users.findByUsername(tenant.id, current.username))?.passwordHash).toBe(hash);
     });
     it('tells a failed rehash to the background-error listener, and still lets the user in', async () => {
       const old = new PasswordHasher({ params: { memoryCost: 2048, timeCost: 1, parallelism: 1 } });
