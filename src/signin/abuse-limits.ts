@@ -166,11 +166,12 @@ export class AbuseLimits {
     // stolen session cannot go on guessing from ever more sources. Never the sign-in budget: the owner
     // still signs in, and can end the thief's session with "this wasn't me".
     if (attempt.factor === 'password-change')
+      // Stryker disable next-line StringLiteral: equivalent (made empty, the limiter's key and its prefix ':acct' still differ from every other limiter's, as for the prefixes above)
       return [...bySource, [this.accountLimiter('rl:pwchange', PASSWORD_CHANGE_FAILURES_PER_DAY, DAY_SECONDS, 0), attempt.account]];
     const total = Math.min(this.accountFailures, attempt.accountFailures ?? Infinity);
     const share = familiarShare(total);
     const block = Math.min(this.accountBlockSeconds, attempt.accountBlockSeconds ?? Infinity);
-    // Stryker disable next-line StringLiteral: either one made empty still differs from the other, as above
+    // Stryker disable next-line StringLiteral,EqualityOperator: either one made empty still differs from the other, as above; `!==` swaps the two names, which keeps the factors apart as well
     const prefix = attempt.factor === 'password' ? 'rl:pw' : 'rl:mfa';
     const place = attempt.place ?? 'stranger';
     const account =

@@ -306,6 +306,7 @@ describe('the sign-in state machine on SQLite', () => {
       for (const ref of ['sms', 'no-such-method', 'tap']) {
         expect(await rejection(s.signin.verify(tenant, flow, ref, { code: '123456' }, ctx())), ref).toMatchObject({
           code: 'invalid-request',
+          detail: "that method is not one of this sign-in's methods",
           extra: { methods: [expect.objectContaining({ id })] },
         });
       }
@@ -316,6 +317,18 @@ describe('the sign-in state machine on SQLite', () => {
       clock.advance(30_000);
       const noTotp = withPolicy(tenant, { allowedMethods: tenant.policy.allowedMethods.filter((m) => m !== 'totp') });
       expect(await rejection(s.signin.verify(noTotp, later, id, { code: totpCode(secret, clock.now()) }, ctx()))).toMatchObject({ code: 'invalid-request' });
+    });
+
+    it('never verifies with a method whose set-up was never finished', async () => {
+      const user = await newUser();
+      await addTotp(user);
+      const totp = s.methods.get('totp')!;
+      const { credential, reveal } = await totp.enrol(tenant, user, { label: 'Unfinished' } as never);
+      expect(credential.state).toBe('pending');
+      const flow = await factorFlow(user);
+      expect(
+        await rejection(s.signin.verify(tenant, flow, credential.id, { code: totpCode((reveal as { secret: string }).secret, clock.now()) }, ctx())),
+      ).toMatchObject({ code: 'invalid-request' });
     });
 
     it('counts wrong codes per flow: attempts left go down, and the last one ends the flow', async () => {
@@ -579,7 +592,9 @@ describe('the sign-in state machine on SQLite', () => {
       const step = await s.signin.tapStep(tenant, user.username, code, ctx());
       expect(step).toMatchObject({ kind: 'register', session: { userId: user.id } });
       expect(await s.sessions.authenticate(step.session.token)).toMatchObject({ scope: 'register', amr: ['tap'] });
-      expect(await auditOf(user, 'tap.used')).toEqual([expect.objectContaining({ details: { as: 'password', passId: pass.id, uses: 1 } })]);
+      expect(await auditOf(user, 'tap.used')).toEqual([
+        expect.objectContaining({ actor: `user:${user.id}`, details: { as: 'password', passId: pass.id, uses: 1 } }),
+      ]);
       expect((await eventsOf(user))[0]).toEqual({ step: 'password', outcome: 'success', reason: 'registration_required', method: 'tap' });
       // One-time: spent.
       expect(await rejection(s.signin.tapStep(tenant, user.username, code, ctx()))).toMatchObject({ code: 'invalid-credentials' });
@@ -625,7 +640,9 @@ describe('the sign-in state machine on SQLite', () => {
       const done = await s.signin.verify(remembering, flow, 'tap', { code }, ctx({ rememberDevice: true }));
       expect(done.remembered).toBeUndefined();
       expect(await s.sessions.authenticate(done.session.token)).toMatchObject({ scope: 'full', amr: ['pwd', 'tap', 'mfa'] });
-      expect(await auditOf(user, 'tap.used')).toEqual([expect.objectContaining({ details: { as: 'second-factor', passId: pass.id, uses: 1 } })]);
+      expect(await auditOf(user, 'tap.used')).toEqual([
+        expect.objectContaining({ actor: `user:${user.id}`, details: { as: 'second-factor', passId: pass.id, uses: 1 } }),
+      ]);
       expect((await eventsOf(user))[0]).toEqual({ step: 'second-factor', outcome: 'success', reason: 'ok', method: 'tap' });
 
       // No pass held: tap is no choice.
