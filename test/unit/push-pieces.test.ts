@@ -277,6 +277,33 @@ describe('push requests in the ephemeral store', () => {
     expect(await requests.takeApproval('intruder')).toBeUndefined();
   });
 
+  it("keeps each request's outcome apart: the state and the approval of one flow are its own", async () => {
+    const a = (await requests.open(fresh())).challenge;
+    const b = (await requests.open(fresh())).challenge;
+    await requests.decide(a.id, 'd1', 'approve', a.number, false);
+    await requests.decide(b.id, 'd1', 'deny', '', false);
+    expect(await requests.state(a.flowId)).toBe('approved');
+    expect(await requests.state(b.flowId)).toBe('denied');
+    expect(await requests.takeApproval(a.flowId)).toMatchObject({ flowId: a.flowId, state: 'approved' });
+  });
+
+  it('gives an approval to one of two racing verifications', async () => {
+    const { challenge } = await requests.open(fresh());
+    await requests.decide(challenge.id, 'd1', 'approve', challenge.number, false);
+    const taken = await Promise.all([requests.takeApproval(challenge.flowId), requests.takeApproval(challenge.flowId)]);
+    expect(taken.filter(Boolean)).toEqual([expect.objectContaining({ flowId: challenge.flowId })]);
+  });
+
+  it('refuses another request, as pending and without an error, while the slot names a request gone from the store', async () => {
+    const input = fresh();
+    const { challenge } = await requests.open(input);
+    // The request evicted (a store under memory pressure), its slot still held.
+    await store.delete(`push:c:${challenge.id}`);
+    expect(await store.get(`push:pending:t1:${input.userId}`)).toBe(challenge.id);
+    expect(await refusal(requests.open({ ...input, flowId: 'after-eviction' }))).toMatchObject({ code: 'push-pending', retryAfter: 60 });
+    expect(await requests.pendingFor('t1', input.userId)).toBeUndefined();
+  });
+
   it('withdraws a request nobody was told of: the request, its link and the slot go, a newer slot stays', async () => {
     const input = fresh();
     const { challenge } = await requests.open(input);
