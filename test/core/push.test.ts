@@ -218,6 +218,15 @@ describe('push approval on SQLite', () => {
     expect(await s.credentials.get(tenant.id, user.id, credential.id)).toMatchObject({ state: 'active', label: 'Work phone', secret: null });
   });
 
+  it('pairs nothing when the set-up was removed meanwhile', async () => {
+    const user = await createUser(s, tenant);
+    const { credential, reveal } = await push.enrol(tenant, user, {});
+    await s.credentials.deletePending(credential);
+    expect(await rejection(push.pair(tenant, String(reveal.pairingUrl).split('#pair=')[1]!, { publicKey: new Device().publicJwk }))).toMatchObject({
+      code: 'invalid-code',
+    });
+  });
+
   it('pairs as a first method only while the user has no other', async () => {
     const user = await createUser(s, tenant);
     const first = await push.enrol(tenant, user, { activation: 'first-method' });
@@ -671,6 +680,23 @@ describe('push approval on SQLite', () => {
       const later = subscriptionFor();
       await push.subscribe(tenant, device.id, later, clock.now(), device.sign(subscriptionMessage(device.id, later, clock.now())));
       expect(await current(credential)).toEqual(later);
+    });
+
+    it('remembers the last change for longer than a signed change stays fresh, for each device apart', async () => {
+      const a = await paired({ subscribe: false });
+      const b = await paired({ subscribe: false });
+      const t = clock.now();
+      const first = subscriptionFor();
+      const change = (d: Device, sub: WebPushSubscription, time: number) => push.subscribe(tenant, d.id, sub, time, d.sign(subscriptionMessage(d.id, sub, time)));
+      await change(a.device, first, t + 5);
+      // Another device's change, signed earlier than this one's, is its own.
+      const other = subscriptionFor();
+      await change(b.device, other, t);
+      expect(await current(b.credential)).toEqual(other);
+      // Almost two minutes on, the first change is still fresh: replayed, it is still refused.
+      clock.advance(119_000);
+      expect(await rejection(change(a.device, first, t + 5))).toMatchObject({ code: 'unauthenticated', detail: 'this subscription change is older than one already made' });
+      expect(await current(a.credential)).toEqual(first);
     });
 
     it('never with keys, an endpoint or a time other than it signed, nor by another key or device', async () => {
