@@ -83,8 +83,9 @@ describe('the WebAuthn method on SQLite', () => {
     const security = await webauthn().registrationOptions(tenant, user, 'security-key');
     expect(security.authenticatorSelection).toEqual({ residentKey: 'discouraged', requireResidentKey: false, userVerification: 'preferred', authenticatorAttachment: 'cross-platform' });
     const { authenticator } = await register(user, 'passkey');
-    // A pending set-up of another method, and another user's key, are not excluded.
-    await s.methods.get('push')!.enrol(tenant, user, {});
+    // Another method's credential with an external id (a paired device), a WebAuthn row without one, and another user's key are not excluded.
+    await s.credentials.insert({ tenantId: tenant.id, userId: user.id, type: 'push', label: 'phone', state: 'active', externalId: 'device-1', publicData: {} });
+    await s.credentials.insert({ tenantId: tenant.id, userId: user.id, type: 'webauthn', label: 'odd', state: 'active', externalId: null, publicData: { transports: ['nfc'] } });
     await register(await createUser(s, tenant), 'passkey');
     const later = await webauthn().registrationOptions(tenant, user, 'security-key');
     expect(later.excludeCredentials).toEqual([{ id: authenticator.id, type: 'public-key', transports: ['usb'] }]);
@@ -110,6 +111,18 @@ describe('the WebAuthn method on SQLite', () => {
     // A synced passkey.
     const syncedKey = await register(user, 'passkey', { auth: synced(new SoftAuthenticator(ORIGIN)) });
     expect(syncedKey.credential.publicData).toMatchObject({ backupEligible: true, backedUp: true });
+  });
+
+  it('keeps no transports when the browser names none, and registers as a first method only while the user has no other', async () => {
+    const user = await createUser(s, tenant);
+    const auth = new SoftAuthenticator(ORIGIN);
+    const attestation = auth.register(await webauthn().registrationOptions(tenant, user, 'passkey')) as { response: Record<string, unknown> };
+    const { credential } = await webauthn().enrol(tenant, user, { attestation: { ...attestation, response: { ...attestation.response, transports: undefined } } });
+    expect(credential.publicData.transports).toEqual([]);
+    const options = await webauthn().registrationOptions(tenant, user, 'passkey');
+    expect(await rejection(webauthn().enrol(tenant, user, { attestation: new SoftAuthenticator(ORIGIN).register(options), activation: 'first-method' }))).toMatchObject({
+      code: 'already-registered',
+    });
   });
 
   it('registers once per ceremony, within five minutes, for the user who started it', async () => {
