@@ -295,6 +295,13 @@ describe('push approval on SQLite', () => {
     expect(
       await rejection(push.authenticateDevice(tenant, 'webauthn-external-id', t, device.sign(readMessage('webauthn-external-id', t)))),
     ).toMatchObject({ code: 'unauthenticated' });
+    // Push credentials whose external ids are no device ids (too long, or not url-safe), with a key that signs: not looked up.
+    for (const externalId of ['d'.repeat(65), '.device']) {
+      await s.credentials.insert({ tenantId: tenant.id, userId: user.id, type: 'push', label: 'odd', state: 'active', externalId, publicData: { publicKey: device.publicJwk } });
+      expect(await rejection(push.authenticateDevice(tenant, externalId, t, device.sign(readMessage(externalId, t)))), externalId).toMatchObject({
+        code: 'unauthenticated',
+      });
+    }
     // A push credential whose stored key is no key.
     const broken = await s.credentials.insert({
       tenantId: tenant.id,
@@ -316,10 +323,14 @@ describe('push approval on SQLite', () => {
     const second = await push.enrol(tenant, user, {});
     const phone2 = new Device();
     await push.pair(tenant, String(second.reveal.pairingUrl).split('#pair=')[1]!, { publicKey: phone2.publicJwk, subscription: subscriptionFor() });
+    // A set-up not yet paired has no key: it gets no request (it is among the candidates only here).
+    const unpaired = (await push.enrol(tenant, user, {})).credential;
     const before = sent.length;
     const eventsBefore = events.length;
     const flow = flowFor(user);
-    const { number, challenge, result } = await request(user, flow);
+    const result = await push.challenge([unpaired, ...(await candidates(user))], flow);
+    const challenge = (await requests.pendingFor(tenant.id, user.id))!;
+    const number = result.push!.number;
     expect(challenge.deviceIds).toHaveLength(2);
     expect(result).toEqual({ push: { number: challenge.number, expiresAt: new Date(clock.now() + 60_000).toISOString() } });
     expect(number).toMatch(/^[1-9][0-9]$/);
@@ -500,12 +511,39 @@ describe('push approval on SQLite', () => {
       expect(await push.verify(await candidates(user), {}, flow)).toBeUndefined();
     });
 
-    it('takes no approval for a credential that is no longer a candidate', async () => {
+    it('takes the approval as the device that gave it, and none for a device that is no longer a candidate', async () => {
       const { user, device } = await paired();
+      const second = await push.enrol(tenant, user, {});
+      await push.pair(tenant, String(second.reveal.pairingUrl).split('#pair=')[1]!, { publicKey: new Device().publicJwk, subscription: subscriptionFor() });
       const { flow, number, challenge } = await request(user);
       await push.decide(tenant, device.id, challenge.id, device.answer(challenge, 'approve', number, clock.now()), ctx);
       const others = (await candidates(user)).filter((c) => c.id !== device.id);
+      expect(others.map((c) => c.id)).toEqual([second.credential.id]);
       expect(await push.verify(others, {}, flow)).toBeUndefined();
+      // Taken by that refused verification all the same: once is once.
+      expect(await push.verify(await candidates(user), {}, flow)).toBeUndefined();
+      const next = await request(user);
+      await push.decide(tenant, device.id, next.challenge.id, device.answer(next.challenge, 'approve', next.number, clock.now()), ctx);
+      expect((await push.verify([...others, ...(await candidates(user))], {}, next.flow))?.credential.id).toBe(device.id);
+    });
+
+    it('lets one of two racing answers decide, and tells the other the request was answered', async () => {
+      const { user, device } = await paired();
+      const second = await push.enrol(tenant, user, {});
+      const phone2 = new Device();
+      await push.pair(tenant, String(second.reveal.pairingUrl).split('#pair=')[1]!, { publicKey: phone2.publicJwk, subscription: subscriptionFor() });
+      phone2.id = second.credential.id;
+      const { flow, number, challenge } = await request(user);
+      const results = await Promise.allSettled([
+        push.decide(tenant, device.id, challenge.id, device.answer(challenge, 'approve', number, clock.now()), ctx),
+        push.decide(tenant, phone2.id, challenge.id, phone2.answer(challenge, 'deny', '', clock.now()), ctx),
+      ]);
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      expect((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason).toMatchObject({
+        code: 'not-found',
+        detail: 'This request has expired or was already answered.',
+      });
+      expect(['approved', 'denied']).toContain(await push.status!(flow));
     });
 
     it('denies with a wrong number, a denial and a report, each recorded as such', async () => {
