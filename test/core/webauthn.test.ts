@@ -86,6 +86,8 @@ describe('the WebAuthn method on SQLite', () => {
     // Another method's credential with an external id (a paired device), a WebAuthn row without one, and another user's key are not excluded.
     await s.credentials.insert({ tenantId: tenant.id, userId: user.id, type: 'push', label: 'phone', state: 'active', externalId: 'device-1', publicData: {} });
     await s.credentials.insert({ tenantId: tenant.id, userId: user.id, type: 'webauthn', label: 'odd', state: 'active', externalId: null, publicData: { transports: ['nfc'] } });
+    // A WebAuthn row not active.
+    await s.credentials.insert({ tenantId: tenant.id, userId: user.id, type: 'webauthn', label: 'left', state: 'pending', externalId: 'pending-key', publicData: { transports: ['ble'] } });
     await register(await createUser(s, tenant), 'passkey');
     const later = await webauthn().registrationOptions(tenant, user, 'security-key');
     expect(later.excludeCredentials).toEqual([{ id: authenticator.id, type: 'public-key', transports: ['usb'] }]);
@@ -244,6 +246,34 @@ describe('the WebAuthn method on SQLite', () => {
     // The right one finds its candidate among several.
     options = await challenge([credential], f);
     expect((await webauthn().verify([other.credential, await reload(credential)], { assertion: authenticator.assert(options.challenge) }, f))?.credential.id).toBe(credential.id);
+  });
+
+  it('refuses an assertion whose signature is not the key\'s, whatever its counter, and moves no counter', async () => {
+    const user = await createUser(s, tenant);
+    const { authenticator, credential } = await register(user, 'passkey');
+    const f = flow();
+    const options = await challenge([credential], f);
+    const genuine = authenticator.assert(options.challenge, { counter: 10 }) as { response: Record<string, string> };
+    const strangers = (new SoftAuthenticator(ORIGIN).assert(options.challenge, { counter: 10 }) as { response: Record<string, string> }).response.signature;
+    expect(await webauthn().verify([credential], { assertion: { ...genuine, response: { ...genuine.response, signature: strangers } } }, f)).toBeUndefined();
+    const after = await reload(credential);
+    expect(after.signCount).toBe(0);
+    expect(after.publicData.cloneSuspectedAt).toBeUndefined();
+    // An assertion without a response at all.
+    await challenge([credential], f);
+    expect(await webauthn().verify([credential], { assertion: { id: authenticator.id } }, f)).toBeUndefined();
+  });
+
+  it('marks a cloned security key that verifies no user, in a flow that asks none', async () => {
+    const user = await createUser(s, tenant);
+    const noUv = new SoftAuthenticator(ORIGIN, Buffer.alloc(16), false);
+    const { credential } = await register(user, 'security-key', { auth: noUv });
+    const f = flow();
+    let options = await challenge([credential], f);
+    expect(await webauthn().verify([credential], { assertion: noUv.assert(options.challenge, { counter: 3 }) }, f)).toBeDefined();
+    options = await challenge([credential], f);
+    expect(await webauthn().verify([await reload(credential)], { assertion: noUv.assert(options.challenge, { counter: 3 }) }, f)).toBeUndefined();
+    expect((await reload(credential)).publicData.cloneSuspectedAt).toBe(clock.now());
   });
 
   it('lets no key sign in as another user: the user handle must name the owner', async () => {
