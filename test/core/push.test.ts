@@ -39,7 +39,9 @@ class Device {
     return sign('sha256', Buffer.from(message), { key: this.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url');
   }
   answer(request: { id: string; binding: string }, decision: 'approve' | 'deny', number: string, time: number, notMe?: boolean) {
-    const signature = this.sign(decisionMessage({ decision, challengeId: request.id, binding: request.binding, number: decision === 'approve' ? number : '', time }));
+    const signature = this.sign(
+      decisionMessage({ decision, challengeId: request.id, binding: request.binding, number: decision === 'approve' ? number : '', time }),
+    );
     return { decision, number, time, signature, ...(notMe === undefined ? {} : { notMe }) };
   }
 }
@@ -82,7 +84,11 @@ describe('push approval on SQLite', () => {
     const { credential, reveal } = await push.enrol(t, user, {});
     const device = new Device();
     const token = String(reveal.pairingUrl).split('#pair=')[1]!;
-    const result = await push.pair(t, token, { publicKey: device.publicJwk, name: 'Phone', subscription: opts.subscribe === false ? undefined : subscriptionFor() });
+    const result = await push.pair(t, token, {
+      publicKey: device.publicJwk,
+      name: 'Phone',
+      subscription: opts.subscribe === false ? undefined : subscriptionFor(),
+    });
     device.id = result.deviceId;
     expect(result).toEqual({ deviceId: credential.id, username: user.username });
     return { user, device, credential: (await s.credentials.get(t.id, user.id, credential.id))! };
@@ -101,7 +107,11 @@ describe('push approval on SQLite', () => {
     otherTenant = await s.tenants.create('push-other');
     requests = new PushChallenges(s.ephemeral, clock);
     live = new PushLive(s.ephemeral);
-    const webPush = new WebPushSender({ vapid: async () => ({ publicKey: 'vapid-public', privateKey: 'x' }), subject: 'mailto:ops@example.com', allowedHosts: [PUSH_HOST] });
+    const webPush = new WebPushSender({
+      vapid: async () => ({ publicKey: 'vapid-public', privateKey: 'x' }),
+      subject: 'mailto:ops@example.com',
+      allowedHosts: [PUSH_HOST],
+    });
     webPush.send = async (subscription, payload, ttl) => {
       sent.push({ endpoint: subscription.endpoint, payload, ttl });
       return sendResult;
@@ -233,9 +243,9 @@ describe('push approval on SQLite', () => {
     // Another method activated meanwhile: the first-method link no longer activates.
     const other = await push.enrol(tenant, user, {});
     await push.pair(tenant, String(other.reveal.pairingUrl).split('#pair=')[1]!, { publicKey: new Device().publicJwk });
-    expect(
-      await rejection(push.pair(tenant, String(first.reveal.pairingUrl).split('#pair=')[1]!, { publicKey: new Device().publicJwk })),
-    ).toMatchObject({ code: 'already-registered' });
+    expect(await rejection(push.pair(tenant, String(first.reveal.pairingUrl).split('#pair=')[1]!, { publicKey: new Device().publicJwk }))).toMatchObject({
+      code: 'already-registered',
+    });
   });
 
   it('authenticates a device by its signed read, fresh within two minutes either way', async () => {
@@ -292,12 +302,20 @@ describe('push approval on SQLite', () => {
       publicData: { publicKey: device.publicJwk },
     });
     expect(other.externalId).toBe('webauthn-external-id');
-    expect(
-      await rejection(push.authenticateDevice(tenant, 'webauthn-external-id', t, device.sign(readMessage('webauthn-external-id', t)))),
-    ).toMatchObject({ code: 'unauthenticated' });
+    expect(await rejection(push.authenticateDevice(tenant, 'webauthn-external-id', t, device.sign(readMessage('webauthn-external-id', t))))).toMatchObject({
+      code: 'unauthenticated',
+    });
     // Push credentials whose external ids are no device ids (too long, or not url-safe), with a key that signs: not looked up.
     for (const externalId of ['d'.repeat(65), '.device']) {
-      await s.credentials.insert({ tenantId: tenant.id, userId: user.id, type: 'push', label: 'odd', state: 'active', externalId, publicData: { publicKey: device.publicJwk } });
+      await s.credentials.insert({
+        tenantId: tenant.id,
+        userId: user.id,
+        type: 'push',
+        label: 'odd',
+        state: 'active',
+        externalId,
+        publicData: { publicKey: device.publicJwk },
+      });
       expect(await rejection(push.authenticateDevice(tenant, externalId, t, device.sign(readMessage(externalId, t)))), externalId).toMatchObject({
         code: 'unauthenticated',
       });
@@ -563,7 +581,9 @@ describe('push approval on SQLite', () => {
         const reportsBefore = reported.length;
         const answer = device.answer(challenge, c.decision, typed, clock.now(), c.notMe);
         expect(await push.decide(tenant, device.id, challenge.id, answer, ctx), JSON.stringify(c)).toEqual({ state: c.state, reason: c.reason });
-        expect(events.slice(eventsBefore).map((e) => [e.outcome, e.reason, e.ip])).toEqual([[c.state === 'approved' ? 'success' : 'failure', c.event, '203.0.113.7']]);
+        expect(events.slice(eventsBefore).map((e) => [e.outcome, e.reason, e.ip])).toEqual([
+          [c.state === 'approved' ? 'success' : 'failure', c.event, '203.0.113.7'],
+        ]);
         expect(reported.slice(reportsBefore)).toEqual(
           c.reason === 'not-me' ? [{ tenant: tenant.id, userId: user.id, details: { via: 'push', deviceId: device.id, app: 'Mail', ip: '203.0.113.7' } }] : [],
         );
@@ -640,9 +660,9 @@ describe('push approval on SQLite', () => {
       expect(await rejection(push.decide(tenant, device.id, 'no-such-request', answer, ctx))).toEqual(notFound);
       // A device of another user of the tenant, with its own valid signature over this request.
       const stranger = await paired();
-      expect(await rejection(push.decide(tenant, stranger.device.id, challenge.id, stranger.device.answer(challenge, 'approve', number, clock.now()), ctx))).toEqual(
-        notFound,
-      );
+      expect(
+        await rejection(push.decide(tenant, stranger.device.id, challenge.id, stranger.device.answer(challenge, 'approve', number, clock.now()), ctx)),
+      ).toEqual(notFound);
       // No device by that id; a pending one; the tenant no longer allows push.
       expect(await rejection(push.decide(tenant, 'no-such-device', challenge.id, answer, ctx))).toEqual({
         code: 'unauthenticated',
@@ -663,10 +683,16 @@ describe('push approval on SQLite', () => {
       const { number, challenge } = await request(user);
       // The request naming a device id of another tenant (a store entry that should not be).
       const foreign = await paired({ t: otherTenant });
-      expect(await rejection(push.decide(otherTenant, foreign.device.id, challenge.id, foreign.device.answer(challenge, 'approve', number, clock.now()), ctx))).toMatchObject({
+      expect(
+        await rejection(push.decide(otherTenant, foreign.device.id, challenge.id, foreign.device.answer(challenge, 'approve', number, clock.now()), ctx)),
+      ).toMatchObject({
         code: 'not-found',
       });
-      await s.durable.db.updateTable('credentials').set({ public_data: JSON.stringify({ publicKey: null }) }).where('id', '=', credential.id).execute();
+      await s.durable.db
+        .updateTable('credentials')
+        .set({ public_data: JSON.stringify({ publicKey: null }) })
+        .where('id', '=', credential.id)
+        .execute();
       expect(await rejection(push.decide(tenant, device.id, challenge.id, device.answer(challenge, 'approve', number, clock.now()), ctx))).toMatchObject({
         code: 'unauthenticated',
         detail: 'this device is not paired',
@@ -703,12 +729,14 @@ describe('push approval on SQLite', () => {
         [next, t],
         [older, t - 1],
       ] as const) {
-        expect(await rejection(push.subscribe(tenant, device.id, subscription, time, device.sign(subscriptionMessage(device.id, subscription, time))))).toEqual({
-          code: 'unauthenticated',
-          detail: 'this subscription change is older than one already made',
-          extra: {},
-          retryAfter: undefined,
-        });
+        expect(await rejection(push.subscribe(tenant, device.id, subscription, time, device.sign(subscriptionMessage(device.id, subscription, time))))).toEqual(
+          {
+            code: 'unauthenticated',
+            detail: 'this subscription change is older than one already made',
+            extra: {},
+            retryAfter: undefined,
+          },
+        );
       }
       expect(await current(credential)).toEqual(next);
       await push.subscribe(tenant, device.id, null, t + 1, device.sign(subscriptionMessage(device.id, null, t + 1)));
@@ -725,7 +753,8 @@ describe('push approval on SQLite', () => {
       const b = await paired({ subscribe: false });
       const t = clock.now();
       const first = subscriptionFor();
-      const change = (d: Device, sub: WebPushSubscription, time: number) => push.subscribe(tenant, d.id, sub, time, d.sign(subscriptionMessage(d.id, sub, time)));
+      const change = (d: Device, sub: WebPushSubscription, time: number) =>
+        push.subscribe(tenant, d.id, sub, time, d.sign(subscriptionMessage(d.id, sub, time)));
       await change(a.device, first, t + 5);
       // Another device's change, signed earlier than this one's, is its own.
       const other = subscriptionFor();
@@ -733,7 +762,10 @@ describe('push approval on SQLite', () => {
       expect(await current(b.credential)).toEqual(other);
       // Almost two minutes on, the first change is still fresh: replayed, it is still refused.
       clock.advance(119_000);
-      expect(await rejection(change(a.device, first, t + 5))).toMatchObject({ code: 'unauthenticated', detail: 'this subscription change is older than one already made' });
+      expect(await rejection(change(a.device, first, t + 5))).toMatchObject({
+        code: 'unauthenticated',
+        detail: 'this subscription change is older than one already made',
+      });
       expect(await current(a.credential)).toEqual(first);
     });
 

@@ -52,7 +52,12 @@ describe('the WebAuthn method on SQLite', () => {
   const reload = async (c: Credential) => (await s.credentials.get(c.tenantId, c.userId, c.id))!;
   /** A challenge for the flow over the candidates; its options. */
   const challenge = async (candidates: Credential[], f: FlowContext, method = webauthn()) =>
-    (await method.challenge(candidates, f)).webauthn as { challenge: string; allowCredentials: { id: string; transports?: string[] }[]; userVerification: string; rpId: string };
+    (await method.challenge(candidates, f)).webauthn as {
+      challenge: string;
+      allowCredentials: { id: string; transports?: string[] }[];
+      userVerification: string;
+      rpId: string;
+    };
 
   beforeAll(async () => {
     core = await startCoreServices(clock, { STEADFAST_PUBLIC_URL: ORIGIN });
@@ -81,13 +86,34 @@ describe('the WebAuthn method on SQLite', () => {
       authenticatorSelection: { residentKey: 'required', requireResidentKey: true, userVerification: 'required' },
     });
     const security = await webauthn().registrationOptions(tenant, user, 'security-key');
-    expect(security.authenticatorSelection).toEqual({ residentKey: 'discouraged', requireResidentKey: false, userVerification: 'preferred', authenticatorAttachment: 'cross-platform' });
+    expect(security.authenticatorSelection).toEqual({
+      residentKey: 'discouraged',
+      requireResidentKey: false,
+      userVerification: 'preferred',
+      authenticatorAttachment: 'cross-platform',
+    });
     const { authenticator } = await register(user, 'passkey');
     // Another method's credential with an external id (a paired device), a WebAuthn row without one, and another user's key are not excluded.
     await s.credentials.insert({ tenantId: tenant.id, userId: user.id, type: 'push', label: 'phone', state: 'active', externalId: 'device-1', publicData: {} });
-    await s.credentials.insert({ tenantId: tenant.id, userId: user.id, type: 'webauthn', label: 'odd', state: 'active', externalId: null, publicData: { transports: ['nfc'] } });
+    await s.credentials.insert({
+      tenantId: tenant.id,
+      userId: user.id,
+      type: 'webauthn',
+      label: 'odd',
+      state: 'active',
+      externalId: null,
+      publicData: { transports: ['nfc'] },
+    });
     // A WebAuthn row not active.
-    await s.credentials.insert({ tenantId: tenant.id, userId: user.id, type: 'webauthn', label: 'left', state: 'pending', externalId: 'pending-key', publicData: { transports: ['ble'] } });
+    await s.credentials.insert({
+      tenantId: tenant.id,
+      userId: user.id,
+      type: 'webauthn',
+      label: 'left',
+      state: 'pending',
+      externalId: 'pending-key',
+      publicData: { transports: ['ble'] },
+    });
     await register(await createUser(s, tenant), 'passkey');
     const later = await webauthn().registrationOptions(tenant, user, 'security-key');
     expect(later.excludeCredentials).toEqual([{ id: authenticator.id, type: 'public-key', transports: ['usb'] }]);
@@ -96,7 +122,15 @@ describe('the WebAuthn method on SQLite', () => {
   it('registers a passkey and a security key, keeping public data only', async () => {
     const user = await createUser(s, tenant);
     const passkey = await register(user, 'passkey');
-    expect(passkey.credential).toMatchObject({ tenantId: tenant.id, userId: user.id, type: 'webauthn', state: 'active', label: 'Passkey', externalId: passkey.authenticator.id, secret: null });
+    expect(passkey.credential).toMatchObject({
+      tenantId: tenant.id,
+      userId: user.id,
+      type: 'webauthn',
+      state: 'active',
+      label: 'Passkey',
+      externalId: passkey.authenticator.id,
+      secret: null,
+    });
     expect(passkey.credential.publicData).toEqual({
       kind: 'passkey',
       publicKey: passkey.authenticator.coseKey().toString('base64url'),
@@ -119,10 +153,14 @@ describe('the WebAuthn method on SQLite', () => {
     const user = await createUser(s, tenant);
     const auth = new SoftAuthenticator(ORIGIN);
     const attestation = auth.register(await webauthn().registrationOptions(tenant, user, 'passkey')) as { response: Record<string, unknown> };
-    const { credential } = await webauthn().enrol(tenant, user, { attestation: { ...attestation, response: { ...attestation.response, transports: undefined } } });
+    const { credential } = await webauthn().enrol(tenant, user, {
+      attestation: { ...attestation, response: { ...attestation.response, transports: undefined } },
+    });
     expect(credential.publicData.transports).toEqual([]);
     const options = await webauthn().registrationOptions(tenant, user, 'passkey');
-    expect(await rejection(webauthn().enrol(tenant, user, { attestation: new SoftAuthenticator(ORIGIN).register(options), activation: 'first-method' }))).toMatchObject({
+    expect(
+      await rejection(webauthn().enrol(tenant, user, { attestation: new SoftAuthenticator(ORIGIN).register(options), activation: 'first-method' })),
+    ).toMatchObject({
       code: 'already-registered',
     });
   });
@@ -131,7 +169,9 @@ describe('the WebAuthn method on SQLite', () => {
     const user = await createUser(s, tenant);
     const expired = { code: 'invalid-state', detail: 'the registration has expired; start adding the key again', extra: {}, retryAfter: undefined };
     // No ceremony.
-    expect(await rejection(webauthn().enrol(tenant, user, { attestation: new SoftAuthenticator(ORIGIN).register({ challenge: 'x', user: { id: 'u' } }) }))).toEqual(expired);
+    expect(
+      await rejection(webauthn().enrol(tenant, user, { attestation: new SoftAuthenticator(ORIGIN).register({ challenge: 'x', user: { id: 'u' } }) })),
+    ).toEqual(expired);
     // A ceremony answered once, right or wrong.
     const auth = new SoftAuthenticator(ORIGIN);
     const options = await webauthn().registrationOptions(tenant, user, 'passkey');
@@ -184,7 +224,10 @@ describe('the WebAuthn method on SQLite', () => {
     const allowed = new SoftAuthenticator(ORIGIN, model);
     expect((await register(user, 'passkey', { t: strict, auth: allowed })).credential.publicData.aaguid).toBe('00112233-4455-6677-8899-aabbccddeeff');
     // The same key again, for this user or another of the tenant.
-    expect(await rejection(register(user, 'passkey', { auth: allowed }))).toMatchObject({ code: 'conflict', detail: 'this authenticator is already registered' });
+    expect(await rejection(register(user, 'passkey', { auth: allowed }))).toMatchObject({
+      code: 'conflict',
+      detail: 'this authenticator is already registered',
+    });
     expect(await rejection(register(await createUser(s, tenant), 'passkey', { auth: allowed }))).toMatchObject({ code: 'conflict' });
     // Another tenant's user may register it there.
     expect((await register(await createUser(s, otherTenant), 'passkey', { t: otherTenant, auth: allowed })).credential.tenantId).toBe(otherTenant.id);
@@ -195,7 +238,11 @@ describe('the WebAuthn method on SQLite', () => {
     const { authenticator, credential } = await register(user, 'security-key');
     const noId = { ...credential, externalId: null };
     const options = await challenge([credential, noId], flow());
-    expect(options).toMatchObject({ rpId: 'login.example.com', userVerification: 'preferred', allowCredentials: [{ id: authenticator.id, type: 'public-key', transports: ['usb'] }] });
+    expect(options).toMatchObject({
+      rpId: 'login.example.com',
+      userVerification: 'preferred',
+      allowCredentials: [{ id: authenticator.id, type: 'public-key', transports: ['usb'] }],
+    });
     expect(options.allowCredentials).toHaveLength(1);
     expect((await challenge([], flow({ requireUserVerification: true }))).userVerification).toBe('required');
     expect((await challenge([], flow({ requireUserVerification: false }))).userVerification).toBe('preferred');
@@ -221,7 +268,9 @@ describe('the WebAuthn method on SQLite', () => {
     expect(await webauthn().verify([after], { assertion: authenticator.assert(late.challenge) }, f)).toBeUndefined();
     const inTime = await challenge([after], f);
     clock.advance(5 * 60_000 - 1);
-    expect(await webauthn().verify([await reload(after)], { assertion: authenticator.assert(inTime.challenge) }, f)).toMatchObject({ credential: { id: credential.id } });
+    expect(await webauthn().verify([await reload(after)], { assertion: authenticator.assert(inTime.challenge) }, f)).toMatchObject({
+      credential: { id: credential.id },
+    });
     // A challenge is the flow's own.
     const mine = await challenge([after], f);
     expect(await webauthn().verify([await reload(after)], { assertion: authenticator.assert(mine.challenge) }, flow())).toBeUndefined();
@@ -242,13 +291,17 @@ describe('the WebAuthn method on SQLite', () => {
     expect(await webauthn().verify([credential, other.credential], { assertion: authenticator.assert(options.challenge) }, f)).toBeUndefined();
     // Signed, but for another origin.
     options = await challenge([credential], f);
-    expect(await webauthn().verify([credential], { assertion: authenticator.assert(options.challenge, { origin: 'https://evil.example' }) }, f)).toBeUndefined();
+    expect(
+      await webauthn().verify([credential], { assertion: authenticator.assert(options.challenge, { origin: 'https://evil.example' }) }, f),
+    ).toBeUndefined();
     // The right one finds its candidate among several.
     options = await challenge([credential], f);
-    expect((await webauthn().verify([other.credential, await reload(credential)], { assertion: authenticator.assert(options.challenge) }, f))?.credential.id).toBe(credential.id);
+    expect(
+      (await webauthn().verify([other.credential, await reload(credential)], { assertion: authenticator.assert(options.challenge) }, f))?.credential.id,
+    ).toBe(credential.id);
   });
 
-  it('refuses an assertion whose signature is not the key\'s, whatever its counter, and moves no counter', async () => {
+  it("refuses an assertion whose signature is not the key's, whatever its counter, and moves no counter", async () => {
     const user = await createUser(s, tenant);
     const { authenticator, credential } = await register(user, 'passkey');
     const f = flow();
@@ -364,10 +417,14 @@ describe('the WebAuthn method on SQLite', () => {
       .where('id', '=', second.credential.id)
       .execute();
     options = await challenge([second.credential], f);
-    expect(await webauthn().verify([await reload(second.credential)], { assertion: second.authenticator.assert(options.challenge, { counter: 8 }) }, f)).toBeUndefined();
+    expect(
+      await webauthn().verify([await reload(second.credential)], { assertion: second.authenticator.assert(options.challenge, { counter: 8 }) }, f),
+    ).toBeUndefined();
     expect((await reload(second.credential)).publicData).toMatchObject({ counter: 9, cloneSuspectedAt: clock.now() });
     options = await challenge([second.credential], f);
-    expect(await webauthn().verify([await reload(second.credential)], { assertion: second.authenticator.assert(options.challenge, { counter: 10 }) }, f)).toBeDefined();
+    expect(
+      await webauthn().verify([await reload(second.credential)], { assertion: second.authenticator.assert(options.challenge, { counter: 10 }) }, f),
+    ).toBeDefined();
     expect((await reload(second.credential)).signCount).toBe(10);
   });
 
