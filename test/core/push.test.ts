@@ -320,6 +320,19 @@ describe('push approval on SQLite', () => {
         code: 'unauthenticated',
       });
     }
+    // A push credential not active, though it has a key that signs.
+    await s.credentials.insert({
+      tenantId: tenant.id,
+      userId: user.id,
+      type: 'push',
+      label: 'waiting',
+      state: 'pending',
+      externalId: 'pending-device',
+      publicData: { publicKey: device.publicJwk },
+    });
+    expect(await rejection(push.authenticateDevice(tenant, 'pending-device', t, device.sign(readMessage('pending-device', t))))).toMatchObject({
+      code: 'unauthenticated',
+    });
     // A push credential whose stored key is no key.
     const broken = await s.credentials.insert({
       tenantId: tenant.id,
