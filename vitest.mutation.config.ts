@@ -12,6 +12,7 @@ const FAST = [
   'test/unit/out-of-band-limits.test.ts',
   'test/unit/delivery-pieces.test.ts',
   'test/unit/small-pieces.test.ts',
+  'test/unit/push-pieces.test.ts',
 ];
 
 /**

@@ -116,7 +116,8 @@ export function createWebAuthnMethod(deps: WebAuthnDeps): WebAuthnMethod {
         excludeCredentials: existing.map((c) => ({ id: c.externalId!, transports: data(c).transports })),
         authenticatorSelection:
           kind === 'passkey'
-            ? { residentKey: 'required', requireResidentKey: true, userVerification: 'required' }
+            ? // Stryker disable next-line BooleanLiteral: equivalent (@simplewebauthn/server sets requireResidentKey from residentKey: 'required' makes it true whatever is given)
+              { residentKey: 'required', requireResidentKey: true, userVerification: 'required' }
             : { residentKey: 'discouraged', userVerification: 'preferred', authenticatorAttachment: 'cross-platform' },
       });
       await deps.ephemeral.set(registrationKey(user.id), { challenge: options.challenge, kind }, CEREMONY_TTL_MS);
