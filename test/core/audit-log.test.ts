@@ -357,6 +357,23 @@ describe('audit log on SQLite', () => {
       });
     });
 
+    it('cuts through the legacy unkeyed part of a chain keyed later, and the unkeyed entries left still verify', async () => {
+      const t = await chain(3);
+      let prev = '0'.repeat(64);
+      for (let seq = 1; seq <= 3; seq++) {
+        const hash = entryHash(prev, { ...(await row(t, seq)), prev_hash: prev });
+        await setRow(t, seq, { prev_hash: prev, key_id: null, hash });
+        prev = hash;
+      }
+      await setHead(t, { hash: prev, key_id: null });
+      expect(await log.keyLegacyChains()).toBeGreaterThanOrEqual(1);
+      expect(await prune(t, Number((await row(t, 2)).at))).toEqual({ pruned: 1 });
+      expect(await checkpoint(t)).toMatchObject({ seq: 1, keyed: 0 });
+      expect(await log.verify(t)).toMatchObject({ intact: true, entries: 3 });
+      expect(await prune(t, Number((await row(t, 3)).at))).toEqual({ pruned: 1 });
+      expect(await log.verify(t)).toMatchObject({ intact: true, entries: 2 });
+    });
+
     it('stops at the first entry made at or after the cutoff', async () => {
       const t = await chain(3);
       expect(await prune(t, Number((await row(t, 1)).at))).toEqual({ pruned: 0 });
