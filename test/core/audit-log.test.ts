@@ -100,7 +100,11 @@ describe('audit log on SQLite', () => {
     // The plain SHA-256 of entries from before keying.
     const legacy = { ...first, details: '{"a":1}' };
     const legacyBody = JSON.stringify([t, 1, Number(first.at), 'cli', 'user.updated', 'u-1', '{"a":1}']);
-    expect(entryHash('f'.repeat(64), { ...legacy, target_user_id: 'u-1' })).toBe(createHash('sha256').update(`${'f'.repeat(64)}\n${legacyBody}`).digest('hex'));
+    expect(entryHash('f'.repeat(64), { ...legacy, target_user_id: 'u-1' })).toBe(
+      createHash('sha256')
+        .update(`${'f'.repeat(64)}\n${legacyBody}`)
+        .digest('hex'),
+    );
     // A retention checkpoint's signature.
     expect(await s.durable.db.transaction().execute((trx) => log.prune(trx, t, Number(second.at), 100))).toEqual({ pruned: 1 });
     const cp = await s.durable.db.selectFrom('audit_checkpoints').selectAll().where('tenant_id', '=', t).executeTakeFirstOrThrow();
@@ -113,7 +117,8 @@ describe('audit log on SQLite', () => {
       const t = await chain(2);
       let prev = '0'.repeat(64);
       for (let seq = 1; seq <= 2; seq++) {
-        const hash = entryHash(prev, { ...(await row(t, seq)), prev_hash: prev });
+        const relinked = { ...(await row(t, seq)), prev_hash: prev };
+        const hash = entryHash(prev, relinked);
         await setRow(t, seq, { prev_hash: prev, key_id: null, hash });
         prev = hash;
       }
@@ -361,7 +366,8 @@ describe('audit log on SQLite', () => {
       const t = await chain(3);
       let prev = '0'.repeat(64);
       for (let seq = 1; seq <= 3; seq++) {
-        const hash = entryHash(prev, { ...(await row(t, seq)), prev_hash: prev });
+        const relinked = { ...(await row(t, seq)), prev_hash: prev };
+        const hash = entryHash(prev, relinked);
         await setRow(t, seq, { prev_hash: prev, key_id: null, hash });
         prev = hash;
       }

@@ -134,7 +134,7 @@ describe('codes by text, call and email on SQLite', () => {
   /** An active credential of the channel, as a confirmed set-up leaves it. */
   const active = async (r: Rig, user: User, channel: Channel, to: string, isDefault = false): Promise<Credential> => {
     const { credential } = await r.method(channel).enrol(tenant, user, { to });
-    await r.method(channel).confirm(credential, r.delivery.lastCode(), 'any');
+    await r.method(channel).confirm!(credential, r.delivery.lastCode(), 'any');
     if (isDefault) await s.credentials.update(credential, { isDefault: true });
     return (await s.credentials.get(tenant.id, user.id, credential.id))!;
   };
@@ -169,7 +169,14 @@ describe('codes by text, call and email on SQLite', () => {
     const r = rig();
     const user = await newUser();
     const { credential, reveal } = await r.method('sms').enrol(tenant, user, { to: ' +44 7700 900-123 ', label: '  Work phone  ' });
-    expect(credential).toMatchObject({ tenantId: tenant.id, userId: user.id, type: 'sms', label: 'Work phone', state: 'pending', publicData: { to: '+••••••••••23' } });
+    expect(credential).toMatchObject({
+      tenantId: tenant.id,
+      userId: user.id,
+      type: 'sms',
+      label: 'Work phone',
+      state: 'pending',
+      publicData: { to: '+••••••••••23' },
+    });
     expect(s.keyRing.open(credential.secret!, secretContext('sms', credential.id)).toString('utf8')).toBe('+447700900123');
     expect(() => s.keyRing.open(credential.secret!, secretContext('voice', credential.id))).toThrow();
     expect(await pendingOf(user)).toEqual([expect.objectContaining({ id: credential.id })]);
@@ -282,7 +289,7 @@ describe('codes by text, call and email on SQLite', () => {
       // The user's one send an hour was given back.
       const { credential } = await r.method('email').enrol(tenant, user, { to: 'eve@example.test' });
       expect(r.delivery.sent).toHaveLength(1);
-      expect(await r.method('email').confirm(credential, r.delivery.lastCode(), 'any')).toBe(true);
+      expect(await r.method('email').confirm!(credential, r.delivery.lastCode(), 'any')).toBe(true);
     }
   });
 
@@ -328,8 +335,8 @@ describe('codes by text, call and email on SQLite', () => {
     expect(r.consumed.at(-1)!.requester).toEqual(requester);
     const second = r.delivery.lastCode();
     // The new code replaces the old one.
-    if (first !== second) expect(await r.method('sms').confirm(credential, first, 'any')).toBe(false);
-    expect(await r.method('sms').confirm(credential, second, 'any')).toBe(true);
+    if (first !== second) expect(await r.method('sms').confirm!(credential, first, 'any')).toBe(false);
+    expect(await r.method('sms').confirm!(credential, second, 'any')).toBe(true);
     const now = (await s.credentials.get(tenant.id, user.id, credential.id))!;
     expect(now.state).toBe('active');
     expect(await rejection(r.method('sms').resendConfirmation(tenant, now))).toMatchObject({ code: 'invalid-state', detail: 'this method is already active' });
@@ -342,28 +349,32 @@ describe('codes by text, call and email on SQLite', () => {
     const code = r.delivery.lastCode();
     const { credential: other } = await r.method('voice').enrol(tenant, user, { to: '+447700900501' });
     const otherCode = r.delivery.lastCode();
-    if (otherCode !== code) expect(await r.method('voice').confirm(credential, otherCode, 'any')).toBe(false);
+    if (otherCode !== code) expect(await r.method('voice').confirm!(credential, otherCode, 'any')).toBe(false);
     // The code sent at set-up is no answer to a sign-in, nor the other way round.
     expect(await r.method('voice').verify([credential], { code }, flow())).toBeUndefined();
-    expect(await r.method('voice').confirm(credential, code, 'any')).toBe(true);
-    expect(await r.method('voice').confirm(credential, code, 'any')).toBe(false);
+    expect(await r.method('voice').confirm!(credential, code, 'any')).toBe(true);
+    expect(await r.method('voice').confirm!(credential, code, 'any')).toBe(false);
     // Exactly an hour after it was made it can still be confirmed; a moment later not even with its own code.
     clock.advance(60 * MINUTE - COOLDOWN_MS);
     await r.method('voice').resendConfirmation(tenant, other);
     clock.advance(COOLDOWN_MS);
-    expect(await r.method('voice').confirm(other, r.delivery.lastCode(), 'any')).toBe(true);
+    expect(await r.method('voice').confirm!(other, r.delivery.lastCode(), 'any')).toBe(true);
     const { credential: late } = await r.method('voice').enrol(tenant, user, { to: '+447700900502' });
     clock.advance(60 * MINUTE - COOLDOWN_MS);
     await r.method('voice').resendConfirmation(tenant, late);
     clock.advance(COOLDOWN_MS + 1);
-    expect(await r.method('voice').confirm(late, r.delivery.lastCode(), 'any')).toBe(false);
+    expect(await r.method('voice').confirm!(late, r.delivery.lastCode(), 'any')).toBe(false);
     expect((await s.credentials.get(tenant.id, user.id, late.id))!.state).toBe('pending');
   });
 
   it('sends a sign-in code to the default of several, else the first, counted against the flow and its address', async () => {
     const r = rig();
     const user = await newUser();
-    const made = [await active(r, user, 'sms', '+447700900600'), await active(r, user, 'sms', '+447700900601', true), await active(r, user, 'sms', '+447700900602')];
+    const made = [
+      await active(r, user, 'sms', '+447700900600'),
+      await active(r, user, 'sms', '+447700900601', true),
+      await active(r, user, 'sms', '+447700900602'),
+    ];
     // As the sign-in reads them: the second is the default (the first was, until the second was made so).
     const [a, b, c] = (await Promise.all(made.map((m) => s.credentials.get(tenant.id, user.id, m.id)))) as [Credential, Credential, Credential];
     expect([a.isDefault, b.isDefault, c.isDefault]).toEqual([false, true, false]);
@@ -371,9 +382,19 @@ describe('codes by text, call and email on SQLite', () => {
     const f = flow();
     const { delivery } = await r.method('sms').challenge!([a, b, c], f);
     expect(r.delivery.sent.at(-1)!.to).toBe('+447700900601');
-    expect(delivery).toEqual({ channel: 'sms', to: '+••••••••••01', expiresAt: new Date(clock.now() + settings.lifetimeMs).toISOString(), resendAfterSeconds: 31 });
+    expect(delivery).toEqual({
+      channel: 'sms',
+      to: '+••••••••••01',
+      expiresAt: new Date(clock.now() + settings.lifetimeMs).toISOString(),
+      resendAfterSeconds: 31,
+    });
     expect(r.consumed).toEqual([
-      { tenantId: tenant.id, userId: user.id, destinationKey: r.destinationHasher.hash('sms:+447700900601'), requester: { origin: `flow:${f.flowId}`, ip: '198.51.100.7' } },
+      {
+        tenantId: tenant.id,
+        userId: user.id,
+        destinationKey: r.destinationHasher.hash('sms:+447700900601'),
+        requester: { origin: `flow:${f.flowId}`, ip: '198.51.100.7' },
+      },
     ]);
     await r.method('sms').challenge!([a, c], flow({ ip: undefined }));
     expect(r.delivery.sent.at(-1)!.to).toBe('+447700900600');
@@ -394,7 +415,10 @@ describe('codes by text, call and email on SQLite', () => {
     const g = flow();
     r.delivery.availableChannels.delete('email');
     const before = r.delivery.tried.length;
-    expect(await rejection(r.method('email').challenge!([a], g))).toMatchObject({ code: 'method-unavailable', detail: 'Codes by email cannot be sent right now' });
+    expect(await rejection(r.method('email').challenge!([a], g))).toMatchObject({
+      code: 'method-unavailable',
+      detail: 'Codes by email cannot be sent right now',
+    });
     expect(r.delivery.tried).toHaveLength(before);
     r.delivery.availableChannels.add('email');
     await r.method('email').challenge!([a], g);

@@ -456,7 +456,9 @@ describe('sessions on SQLite', () => {
 
     it("ends one browser's provider session and its grants' tokens, only when it is this user's", async () => {
       // Grant ids that are not strings (a damaged record) are passed over, not bound into the query, where they would fail it.
-      const payload = { authorizations: { app1: { grantId: 'gb1' }, app2: { grantId: 'gb2' }, app3: { grantId: 42 }, app4: {}, app5: { grantId: { id: 'gb3' } } } };
+      const payload = {
+        authorizations: { app1: { grantId: 'gb1' }, app2: { grantId: 'gb2' }, app3: { grantId: 42 }, app4: {}, app5: { grantId: { id: 'gb3' } } },
+      };
       await record(tenant.id, 'Session', 'br-s1', 'carol', null, payload);
       await record(tenant.id, 'Session', 'br-s2', 'carol', null, { authorizations: { app1: { grantId: 'gb3' } } });
       await record(tenant.id, 'RefreshToken', 'br-r1', 'carol', 'gb1');
