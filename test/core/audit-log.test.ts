@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.ts';
 import type { Services } from '../../src/server/services.ts';
@@ -85,6 +85,53 @@ describe('audit log on SQLite', () => {
     expect(await log.verify(t)).toEqual({ intact: true, entries: 3, heads: [{ tenantId: t, seq: 3, hash: third.hash }] });
     // An empty chain is intact too.
     expect(await log.verify('no-such-tenant')).toEqual({ intact: true, entries: 0, heads: [] });
+  });
+
+  it('MACs each entry, and signs each checkpoint, in the one format older entries were written in', async () => {
+    // Written out here rather than through the module's functions: a change of format would leave every existing chain
+    // unverifiable, and appending and verifying with the same changed function would not show it.
+    const key = ring.deriveKey(AUDIT_KEY_PURPOSE);
+    const t = await chain(2);
+    const second = await row(t, 2);
+    const body = JSON.stringify(['v2', ring.active.id, t, 2, Number(second.at), 'cli', 'user.updated', 'u-1', '{"i":1}']);
+    expect(second.hash).toBe(createHmac('sha256', key).update(`${second.prev_hash}\n${body}`).digest('hex'));
+    const first = await row(t, 1);
+    expect(keyedEntryHash(key, ring.active.id, '0'.repeat(64), first)).toBe(first.hash);
+    // The plain SHA-256 of entries from before keying.
+    const legacy = { ...first, details: '{"a":1}' };
+    const legacyBody = JSON.stringify([t, 1, Number(first.at), 'cli', 'user.updated', 'u-1', '{"a":1}']);
+    expect(entryHash('f'.repeat(64), { ...legacy, target_user_id: 'u-1' })).toBe(
+      createHash('sha256')
+        .update(`${'f'.repeat(64)}\n${legacyBody}`)
+        .digest('hex'),
+    );
+    // A retention checkpoint's signature.
+    expect(await s.durable.db.transaction().execute((trx) => log.prune(trx, t, Number(second.at), 100))).toEqual({ pruned: 1 });
+    const cp = await s.durable.db.selectFrom('audit_checkpoints').selectAll().where('tenant_id', '=', t).executeTakeFirstOrThrow();
+    const cpBody = JSON.stringify(['checkpoint', ring.active.id, t, 1, first.hash, 1, clock.now()]);
+    expect(cp.mac).toBe(createHmac('sha256', key).update(cpBody).digest('hex'));
+  });
+
+  it('keys each legacy chain once, even when two nodes run the migration at once', async () => {
+    const legacyChain = async () => {
+      const t = await chain(2);
+      let prev = '0'.repeat(64);
+      for (let seq = 1; seq <= 2; seq++) {
+        const relinked = { ...(await row(t, seq)), prev_hash: prev };
+        const hash = entryHash(prev, relinked);
+        await setRow(t, seq, { prev_hash: prev, key_id: null, hash });
+        prev = hash;
+      }
+      await setHead(t, { hash: prev, key_id: null });
+      return t;
+    };
+    const legacy = [await legacyChain(), await legacyChain()];
+    const keyed = await Promise.all([log.keyLegacyChains(), log.keyLegacyChains()]);
+    expect(keyed[0] + keyed[1]).toBe(2);
+    for (const t of legacy) {
+      expect((await log.list(t, { limit: 10 })).map((e) => `${e.seq}:${e.action}`)).toEqual(['3:audit.chain-keyed', '2:user.updated', '1:user.updated']);
+      expect(await log.verify(t)).toMatchObject({ intact: true, entries: 3 });
+    }
   });
 
   it('returns the entry it wrote, with its actor cut to 300 characters', async () => {
@@ -313,6 +360,24 @@ describe('audit log on SQLite', () => {
         seq: 3,
         reason: 'it is not keyed, yet an earlier entry is: an unkeyed entry cannot follow a keyed one',
       });
+    });
+
+    it('cuts through the legacy unkeyed part of a chain keyed later, and the unkeyed entries left still verify', async () => {
+      const t = await chain(3);
+      let prev = '0'.repeat(64);
+      for (let seq = 1; seq <= 3; seq++) {
+        const relinked = { ...(await row(t, seq)), prev_hash: prev };
+        const hash = entryHash(prev, relinked);
+        await setRow(t, seq, { prev_hash: prev, key_id: null, hash });
+        prev = hash;
+      }
+      await setHead(t, { hash: prev, key_id: null });
+      expect(await log.keyLegacyChains()).toBeGreaterThanOrEqual(1);
+      expect(await prune(t, Number((await row(t, 2)).at))).toEqual({ pruned: 1 });
+      expect(await checkpoint(t)).toMatchObject({ seq: 1, keyed: 0 });
+      expect(await log.verify(t)).toMatchObject({ intact: true, entries: 3 });
+      expect(await prune(t, Number((await row(t, 3)).at))).toEqual({ pruned: 1 });
+      expect(await log.verify(t)).toMatchObject({ intact: true, entries: 2 });
     });
 
     it('stops at the first entry made at or after the cutoff', async () => {

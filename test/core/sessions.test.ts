@@ -245,6 +245,10 @@ describe('sessions on SQLite', () => {
     expect((await s.sessions.listActive(tenant.id, user.id)).map((l) => l.id)).toEqual([newest.session.id]);
     clock.advance(IDLE_MINUTES * MINUTE);
     expect(await s.sessions.listActive(tenant.id, user.id)).toEqual([]);
+    // A session whose factors cannot be read is listed (it can be ended) with none.
+    const unreadable = await open(user);
+    await s.durable.db.updateTable('sessions').set({ amr: '{' }).where('id', '=', unreadable.session.id).execute();
+    expect(await s.sessions.listActive(tenant.id, user.id)).toEqual([expect.objectContaining({ id: unreadable.session.id, amr: [] })]);
   });
 
   it('ends all sessions of a user but the one kept, forgets their browsers, tells the listeners, and touches nobody else', async () => {
@@ -389,8 +393,72 @@ describe('sessions on SQLite', () => {
       expect(await ids(otherTenant.id)).toContain('RefreshToken:acct-r3');
     });
 
+    const link = (tenantId: string, providerSessionId: string) =>
+      s.durable.db
+        .selectFrom('oidc_records')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('model', '=', 'SteadfastSessionLink')
+        .where('id', '=', providerSessionId)
+        .execute();
+
+    it('links a provider session to the Steadfast session it stands on, and a later sign-in in that browser moves the link', async () => {
+      await s.oidcRevocation.linkProviderSession(tenant.id, 'ln-p1', { id: 'ss-1', userId: 'erin', expiresAt: 1_000 });
+      expect(await link(tenant.id, 'ln-p1')).toEqual([
+        {
+          tenant_id: tenant.id,
+          model: 'SteadfastSessionLink',
+          id: 'ln-p1',
+          payload: '{}',
+          grant_id: null,
+          uid: 'ss-1',
+          user_code: null,
+          expires_at: 1_000,
+          consumed_at: null,
+          account_id: 'erin',
+        },
+      ]);
+      await s.oidcRevocation.linkProviderSession(tenant.id, 'ln-p1', { id: 'ss-2', userId: 'frank', expiresAt: 2_000 });
+      expect(await link(tenant.id, 'ln-p1')).toEqual([expect.objectContaining({ uid: 'ss-2', account_id: 'frank', expires_at: 2_000 })]);
+      // The same provider session id in another tenant is another link.
+      await s.oidcRevocation.linkProviderSession(otherTenant.id, 'ln-p1', { id: 'ss-9', userId: 'erin', expiresAt: 3_000 });
+      expect(await link(tenant.id, 'ln-p1')).toEqual([expect.objectContaining({ uid: 'ss-2' })]);
+      expect(await link(otherTenant.id, 'ln-p1')).toEqual([expect.objectContaining({ uid: 'ss-9', account_id: 'erin' })]);
+    });
+
+    it('ends what stood on one Steadfast session, by its links, only for its own user and tenant', async () => {
+      const on = (tenantId: string, providerSessionId: string, steadfastId: string, userId: string) =>
+        s.oidcRevocation.linkProviderSession(tenantId, providerSessionId, { id: steadfastId, userId, expiresAt: clock.now() + MINUTE });
+      // Two provider sessions stand on ss-a (one of them gone already: its link is all that is left); one on ss-b.
+      await on(tenant.id, 'es-p1', 'ss-a', 'gina');
+      await on(tenant.id, 'es-p2', 'ss-a', 'gina');
+      await on(tenant.id, 'es-p3', 'ss-b', 'gina');
+      await record(tenant.id, 'Session', 'es-p1', 'gina', null, { authorizations: { app: { grantId: 'es-g1' } } });
+      await record(tenant.id, 'RefreshToken', 'es-r1', 'gina', 'es-g1');
+      await record(tenant.id, 'Session', 'es-p3', 'gina', null, { authorizations: { app: { grantId: 'es-g3' } } });
+      await record(tenant.id, 'RefreshToken', 'es-r3', 'gina', 'es-g3');
+      // A record of another kind under a gone session's id is not its link.
+      await record(tenant.id, 'Interaction', 'es-p2', 'gina', null);
+      await on(otherTenant.id, 'es-p1', 'ss-a', 'gina');
+      await record(otherTenant.id, 'Session', 'es-p1', 'gina', null, { authorizations: { app: { grantId: 'es-g1' } } });
+      await record(otherTenant.id, 'RefreshToken', 'es-r1', 'gina', 'es-g1');
+      const mine = async () => (await ids(tenant.id)).filter((i) => i.includes('es-')).sort();
+      const before = await mine();
+      expect(before).toHaveLength(8);
+      // Another user's id, or another tenant, ends nothing here.
+      await s.oidcRevocation.endSteadfastSession(tenant.id, 'ss-a', 'hank');
+      await s.oidcRevocation.endSteadfastSession(otherTenant.id, 'ss-b', 'gina');
+      expect(await mine()).toEqual(before);
+      await s.oidcRevocation.endSteadfastSession(tenant.id, 'ss-a', 'gina');
+      expect(await mine()).toEqual(['Interaction:es-p2', 'RefreshToken:es-r3', 'Session:es-p3', 'SteadfastSessionLink:es-p3']);
+      expect(await ids(otherTenant.id)).toEqual(expect.arrayContaining(['Session:es-p1', 'RefreshToken:es-r1', 'SteadfastSessionLink:es-p1']));
+    });
+
     it("ends one browser's provider session and its grants' tokens, only when it is this user's", async () => {
-      const payload = { authorizations: { app1: { grantId: 'gb1' }, app2: { grantId: 'gb2' }, app3: { grantId: 42 }, app4: {} } };
+      // Grant ids that are not strings (a damaged record) are passed over, not bound into the query, where they would fail it.
+      const payload = {
+        authorizations: { app1: { grantId: 'gb1' }, app2: { grantId: 'gb2' }, app3: { grantId: 42 }, app4: {}, app5: { grantId: { id: 'gb3' } } },
+      };
       await record(tenant.id, 'Session', 'br-s1', 'carol', null, payload);
       await record(tenant.id, 'Session', 'br-s2', 'carol', null, { authorizations: { app1: { grantId: 'gb3' } } });
       await record(tenant.id, 'RefreshToken', 'br-r1', 'carol', 'gb1');

@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { METHOD_MODULES, METHOD_TYPES, describeMethod, methodName } from '../../src/methods/registry.ts';
+import { METHOD_MODULES, METHOD_TYPES, MethodRegistry, describeMethod, methodName, methodStrength } from '../../src/methods/registry.ts';
+import type { Method } from '../../src/methods/method.ts';
 import { DEFAULT_POLICY, checkPolicy } from '../../src/directory/policy.ts';
 import { overviewView } from '../../src/portal/views/security-info-views.ts';
 import { factorView } from '../../src/portal/views/signin-views.ts';
@@ -134,6 +135,42 @@ describe('everything about a method derives from the registry', () => {
           offenders.push(`${file.replace(/.*\/src\//, 'src/')}: ${name}`);
     }
     expect(offenders).toEqual([]);
+  });
+});
+
+describe('the registry of built methods', () => {
+  const method = (type: string, available?: () => boolean) => ({ type, ...(available ? { available } : {}) }) as unknown as Method;
+
+  it('finds a method by its type, and says whether it can be challenged now: unknown types never', () => {
+    let up = true;
+    const registry = new MethodRegistry([method('totp'), method('sms', () => up), method('webauthn'), method('email', () => false)]);
+    expect(registry.types).toEqual(['totp', 'sms', 'webauthn', 'email']);
+    expect(registry.get('totp')?.type).toBe('totp');
+    expect(registry.get('fax')).toBeUndefined();
+    // A method with no say of its own is always available; one that says no is not.
+    expect([registry.available('totp'), registry.available('sms'), registry.available('email'), registry.available('fax')]).toEqual([true, true, false, false]);
+    up = false;
+    expect(registry.available('sms')).toBe(false);
+  });
+
+  it('gives the out-of-band view only of the methods whose descriptor says they send codes', () => {
+    const registry = new MethodRegistry([method('totp'), method('sms'), method('webauthn'), method('push')]);
+    expect(registry.outOfBand('sms')).toBe(registry.get('sms'));
+    // Registered as out-of-band but not built here; built but not out-of-band; unknown.
+    for (const type of ['voice', 'totp', 'webauthn', 'push', 'fax']) expect(registry.outOfBand(type), type).toBeUndefined();
+    expect(registry.webauthn).toBe(registry.get('webauthn'));
+    expect(registry.push).toBe(registry.get('push'));
+    expect(new MethodRegistry([method('totp')]).push).toBeUndefined();
+  });
+
+  it('orders methods by strength, unknown ones last, and names an unknown type by itself', () => {
+    const byStrength = [...METHOD_TYPES, 'carrier-pigeon'].sort((a, b) => methodStrength(b) - methodStrength(a));
+    expect(byStrength.slice(0, 3)).toEqual(['webauthn', 'push', 'totp']);
+    expect(byStrength.at(-1)).toBe('carrier-pigeon');
+    expect(methodStrength('carrier-pigeon')).toBe(0);
+    expect(methodStrength('sms')).toBeGreaterThan(methodStrength('voice'));
+    expect(methodName('carrier-pigeon')).toBe('carrier-pigeon');
+    expect(describeMethod('carrier-pigeon')).toBeUndefined();
   });
 });
 
