@@ -147,9 +147,12 @@ export class Administration {
   /** Removes every method and ends every session; the next sign-in must register a method. */
   async resetMethods(tenant: Tenant, actor: Actor, id: string): Promise<{ removed: number; sessionsEnded: number }> {
     await this.user(tenant, id);
-    // One transaction that takes the user's row first, as every method added from a session does
-    // (guardLiveSession): the user's sessions end with their methods, so a set-up racing the reset
-    // either commits before it and is removed here, or finds its session ended.
+    // First what ending a user's sessions always does (the mark a sign-in finishing meanwhile checks,
+    // remembered browsers forgotten, listeners told). Then one transaction that takes the user's row first,
+    // as every method added from a session does (guardLiveSession): sessions written since end with the
+    // methods, so a set-up racing the reset either commits before it and is removed here, or finds its
+    // session ended.
+    const endedFirst = await this.deps.sessions.revokeAllForUser(tenant.id, id);
     const now = this.deps.clock.now();
     const { removed, ended } = await this.deps.db.transaction().execute(async (trx) => {
       await trx.updateTable('users').set({ must_register: 1, updated_at: now }).where('tenant_id', '=', tenant.id).where('id', '=', id).execute();
@@ -163,8 +166,7 @@ export class Administration {
       const result = await trx.deleteFrom('credentials').where('tenant_id', '=', tenant.id).where('user_id', '=', id).executeTakeFirst();
       return { removed: Number(result.numDeletedRows), ended: Number(revoked.numUpdatedRows) };
     });
-    // Then what else ending a user's sessions does: remembered browsers forgotten, listeners told.
-    const sessionsEnded = ended + (await this.deps.sessions.revokeAllForUser(tenant.id, id));
+    const sessionsEnded = endedFirst + ended;
     await this.audit(tenant, actor, 'methods.reset', id, { removed, sessionsEnded });
     return { removed, sessionsEnded };
   }

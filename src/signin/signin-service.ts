@@ -112,6 +112,7 @@ export class SigninService {
   }
 
   async passwordStep(tenant: Tenant, username: string, password: string, ctx: RequestContext): Promise<NextStep> {
+    const begunAt = this.deps.clock.now();
     const { deps } = this;
     const user = await this.firstFactor(tenant, username, ctx, 'password', (u) =>
       u?.passwordHash ? deps.hasher.verify(u.passwordHash, password, ctx) : deps.hasher.verifyNothing(password, ctx),
@@ -127,12 +128,12 @@ export class SigninService {
       if (methods.length === 0 && (mfaRequired || user.mustRegister)) {
         await this.record(tenant, user, username, ctx, 'password', 'success', 'registration_required', 'password');
         await this.alertIfBreakGlass(tenant, user, 'password');
-        return { kind: 'register', methods, session: await this.issueSession(tenant, user.id, 'register', ['pwd'], ctx) };
+        return { kind: 'register', methods, session: await this.issueSession(tenant, user.id, 'register', ['pwd'], ctx, begunAt) };
       }
       if (!mfaRequired && !user.mustRegister) {
         await this.record(tenant, user, username, ctx, 'password', 'success', 'ok', 'password');
         await this.alertIfBreakGlass(tenant, user, 'password');
-        return { kind: 'done', methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd'], ctx) };
+        return { kind: 'done', methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd'], ctx, begunAt) };
       }
       // Only a valid TAP: it is the second factor.
     }
@@ -142,7 +143,7 @@ export class SigninService {
     if (!ctx.requireMfa && (await deps.devices.recognises(tenant, user.id, ctx.rememberedDevice))) {
       await this.record(tenant, user, username, ctx, 'password', 'success', 'remembered_device', 'password');
       await this.alertIfBreakGlass(tenant, user, 'password');
-      return { kind: 'done', methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd'], ctx) };
+      return { kind: 'done', methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd'], ctx, begunAt) };
     }
     if (!methods.some((m) => m.available)) {
       await this.record(tenant, user, username, ctx, 'password', 'failure', 'no_usable_method', 'password');
@@ -160,6 +161,7 @@ export class SigninService {
    * enough on its own; a user with no method gets a session that registers one.
    */
   async tapStep(tenant: Tenant, username: string, tap: string, ctx: RequestContext): Promise<Extract<NextStep, { kind: 'register' | 'done' }>> {
+    const begunAt = this.deps.clock.now();
     const { deps } = this;
     let pass: AccessPass | undefined;
     const user = await this.firstFactor(tenant, username, ctx, 'tap', async (u) => {
@@ -179,10 +181,10 @@ export class SigninService {
     await this.alertIfBreakGlass(tenant, user, 'tap');
     if (!hasWayIn(methods) && (tenant.policy.mfaRequired || user.mustRegister)) {
       await this.record(tenant, user, username, ctx, 'password', 'success', 'registration_required', 'tap');
-      return { kind: 'register', methods, session: await this.issueSession(tenant, user.id, 'register', ['tap'], ctx) };
+      return { kind: 'register', methods, session: await this.issueSession(tenant, user.id, 'register', ['tap'], ctx, begunAt) };
     }
     await this.record(tenant, user, username, ctx, 'password', 'success', 'ok', 'tap');
-    return { kind: 'done', methods, session: await this.issueSession(tenant, user.id, 'full', ['tap', 'mfa'], ctx) };
+    return { kind: 'done', methods, session: await this.issueSession(tenant, user.id, 'full', ['tap', 'mfa'], ctx, begunAt) };
   }
 
   /** The second-factor choices of a flow still in progress. */
@@ -465,7 +467,7 @@ export class SigninService {
     try {
       // Issued and recorded together, so both rows share one group commit.
       [session] = await Promise.all([
-        withSession ? this.issueSession(tenant, userId, 'full', amr, ctx) : undefined,
+        withSession ? this.issueSession(tenant, userId, 'full', amr, ctx, flow.createdAt) : undefined,
         this.recordFlow(recordAs, ctx, 'success', 'ok', flow.kind === 'passkey' ? 'passkey' : type),
       ]);
     } catch (error) {
@@ -584,8 +586,29 @@ export class SigninService {
     return found;
   }
 
-  private async issueSession(tenant: Tenant, userId: string, scope: 'full' | 'register', amr: string[], ctx: RequestContext): Promise<IssuedSession> {
+  /**
+   * A new session for a sign-in begun at `begunAt`. If all of the user's
+   * sessions were ended since (an administrator's reset or "end sessions",
+   * "this wasn't me"), the session just written is ended too and the sign-in
+   * refused: ending sessions marks the time before it ends them
+   * (`Sessions.revokeAllForUser`), so a sign-in whose session was written
+   * after that always sees the mark here, and one written before it is ended
+   * with the rest.
+   */
+  private async issueSession(
+    tenant: Tenant,
+    userId: string,
+    scope: 'full' | 'register',
+    amr: string[],
+    ctx: RequestContext,
+    begunAt: number,
+  ): Promise<IssuedSession> {
     const { token, session } = await this.deps.sessions.create({ tenantId: tenant.id, userId, scope, amr, ip: ctx.ip, userAgent: ctx.userAgent });
+    const endedAt = parseRecord(NumberRecord, await this.deps.ephemeral.get(flowsEndedKey(tenant.id, userId)));
+    if (endedAt !== undefined && endedAt >= begunAt) {
+      await this.deps.sessions.revoke(session);
+      throw new AppError('flow-not-found');
+    }
     return { token, expiresAt: new Date(session.expiresAt).toISOString(), userId };
   }
 

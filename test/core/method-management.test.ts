@@ -6,7 +6,6 @@ import type { User } from '../../src/directory/users.ts';
 import type { Session } from '../../src/sessions/sessions.ts';
 import { MAX_PENDING_PER_USER } from '../../src/methods/credentials.ts';
 import { CONFIRM_ATTEMPTS } from '../../src/methods/method-management.ts';
-import type { WebAuthnMethod } from '../../src/methods/webauthn/webauthn-method.ts';
 import { describeMethod } from '../../src/methods/registry.ts';
 import { SoftAuthenticator } from '../helpers/soft-authenticator.ts';
 import { totpCode } from '../helpers/totp.ts';
@@ -28,7 +27,6 @@ describe('managing one’s own methods on SQLite', () => {
   let tenant: Tenant;
   let otherTenant: Tenant;
   const clock = new ManualClock(Date.UTC(2026, 10, 30, 9, 0, 15));
-  const webauthn = () => s.methods.get('webauthn') as WebAuthnMethod;
 
   /** A session as a request would hold it, and its token, to read it again after a change. */
   const sessionOf = async (user: User, scope: 'full' | 'register', amr: string[], t: Tenant = tenant): Promise<Session & { token: string }> => {
@@ -503,5 +501,39 @@ describe('managing one’s own methods on SQLite', () => {
     const again = await s.management.enrol(tenant, user, session, 'totp', {});
     expect(await rejection(s.management.confirm(tenant, user, session, again.id, wrong))).toMatchObject({ extra: { attemptsLeft: CONFIRM_ATTEMPTS - 1 } });
     expect(await s.management.confirm(tenant, user, session, again.id, totpCode(String(again.secret), clock.now()))).toEqual({ id: again.id, state: 'active' });
+  });
+  describe('a sign-in finishing while an administrator resets the account', () => {
+    const PASSWORD = 'correct horse battery staple';
+    const ctx = { ip: '198.18.7.1', userAgent: 'reset-race' };
+
+    it('keeps no session written after the reset ended the others, and lets a sign-in begun after it through', async () => {
+      const user = await createUser(s, tenant, { passwordHash: await s.hasher.hash(PASSWORD) });
+      const setup = await sessionOf(user, 'full', ['pwd']);
+      const app = await s.management.enrol(tenant, user, setup, 'totp', {});
+      await s.management.confirm(tenant, user, setup, app.id, totpCode(String(app.secret), clock.now()));
+      clock.advance(30_000);
+      const started = await s.signin.passwordStep(tenant, user.username, PASSWORD, ctx);
+      expect(started.kind).toBe('factor');
+      const flow = (started as { flow: string }).flow;
+      // The worst moment: the verification has passed every check and is about to write its session when the reset runs.
+      const create = s.sessions.create.bind(s.sessions);
+      let resets = 0;
+      s.sessions.create = async (input) => {
+        if (resets++ === 0) await s.admin.resetMethods(tenant, 'admin:test', user.id);
+        return create(input);
+      };
+      try {
+        expect(await rejection(s.signin.verify(tenant, flow, 'totp', { code: totpCode(String(app.secret), clock.now()) }, ctx))).toMatchObject({
+          code: 'flow-not-found',
+        });
+      } finally {
+        s.sessions.create = create;
+      }
+      expect(resets).toBe(1);
+      expect(await s.sessions.listActive(tenant.id, user.id)).toEqual([]);
+      // A sign-in begun after the reset goes on as the reset meant: to registration.
+      clock.advance(1);
+      expect(await s.signin.passwordStep(tenant, user.username, PASSWORD, ctx)).toMatchObject({ kind: 'register' });
+    });
   });
 });
