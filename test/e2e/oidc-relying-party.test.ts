@@ -233,7 +233,8 @@ describe.runIf(chromiumAvailable())('OpenID Connect with a relying party and Chr
     const before = callbacks.length;
     await page.goto(url.href);
     await signInOnPages();
-    await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('Allow Partner Portal to use your Acme account?');
+    // The sign-in's last page ("Signing you in…") moves on by itself: wait for the consent page, not for any heading.
+    await page.getByRole('heading', { level: 1, name: 'Allow Partner Portal to use your Acme account?' }).waitFor();
     await expect(page.locator('main').textContent()).resolves.toContain('See your email address');
     await page.getByRole('button', { name: 'Allow', exact: true }).click();
     const callback = await callbackAfter(before);
