@@ -704,8 +704,14 @@ describe('the sign-in state machine on SQLite', () => {
     const NEW = 'a quite different passphrase 42';
     const open = async (user: User, scope: 'full' | 'register' = 'full', amr = ['pwd', 'otp', 'mfa']) =>
       (await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope, amr, ip: '203.0.113.9' })).session;
-    const canSignIn = async (user: User, password: string) =>
-      (await rejection(s.signin.passwordStep(withPolicy(tenant, { mfaRequired: false }), user.username, password, ctx()))) === undefined;
+    /**
+     * Whether a sign-in with this password gets in, a moment after what came before: a sign-in begun in the very
+     * millisecond the user's sessions were ended (a password change ends the others) counts as begun before it.
+     */
+    const canSignIn = async (user: User, password: string) => {
+      clock.advance(1);
+      return (await rejection(s.signin.passwordStep(withPolicy(tenant, { mfaRequired: false }), user.username, password, ctx()))) === undefined;
+    };
 
     it('changes the password with the current one, and ends every other session', async () => {
       const user = await newUser();
