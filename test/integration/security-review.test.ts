@@ -26,7 +26,15 @@ for (const spec of backends) {
     let adminToken = '';
     const clock = new ManualClock(Date.UTC(2026, 10, 30, 9, 0, 0));
 
-    const call = (method: string, path: string, body?: unknown, token = adminToken) => api(server.url, method, path, body, token);
+    /**
+     * An administrator's request, after which the clock moves on a millisecond: a sign-in begun in the very
+     * millisecond an administrator ended the user's sessions counts as begun before it (SigninService.issueSession).
+     */
+    const call = async (method: string, path: string, body?: unknown, token = adminToken) => {
+      const answer = await api(server.url, method, path, body, token);
+      clock.advance(1);
+      return answer;
+    };
 
     /** A user with a password, and with an authenticator app unless `withTotp` is false; the app's secret. */
     const user = async (username: string, options: { withTotp?: boolean; admin?: boolean; breakGlass?: boolean } = {}) => {
@@ -357,6 +365,7 @@ for (const spec of backends) {
         const created = await server.services.admin.createToken(tenant, 'cli', { name: 'backup script', days: 2 });
         expect(created.token).toMatch(/^sfa_/);
         clock.advance(5 * 60_000);
+        const usedAt = clock.now();
         expect((await call('GET', '/api/v1/admin/users', undefined, created.token)).status).toBe(200);
         const listed = (await call('GET', '/api/v1/admin/tokens')).body as {
           id: string;
@@ -366,7 +375,7 @@ for (const spec of backends) {
           createdBy: string;
         }[];
         const mine = listed.find((t) => t.id === created.id)!;
-        expect(mine).toMatchObject({ name: 'backup script', createdBy: 'cli', lastUsedAt: new Date(clock.now()).toISOString(), expiresAt: created.expiresAt });
+        expect(mine).toMatchObject({ name: 'backup script', createdBy: 'cli', lastUsedAt: new Date(usedAt).toISOString(), expiresAt: created.expiresAt });
         expect(JSON.stringify(listed)).not.toContain(created.token);
         const [entry] = await server.services.audit.list(tenant.id, { limit: 1, action: 'token.created' });
         expect(entry!.details).toMatchObject({ tokenId: created.id, name: 'backup script' });
