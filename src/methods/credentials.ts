@@ -207,9 +207,15 @@ export class Credentials {
     const extra: Partial<CredentialTable> = {};
     if (completion?.label !== undefined) extra.label = completion.label;
     if (completion?.secret !== undefined) extra.secret = completion.secret;
+    // The session that began the set-up must still be live as it finishes (a push pairing link needs no
+    // session to be used); once active, the method belongs to the user, not to that session.
+    const { setupSession, ...kept } = credential.publicData;
     if (completion?.publicData !== undefined) extra.public_data = JSON.stringify(completion.publicData);
+    else if (setupSession !== undefined) extra.public_data = JSON.stringify(kept);
+    const row = { tenant_id: credential.tenantId, user_id: credential.userId, id: credential.id };
     const activated = await this.db.transaction().execute(async (trx) => {
-      await guardActivation(trx, { tenant_id: credential.tenantId, user_id: credential.userId, id: credential.id }, activation);
+      await guardLiveSession(trx, row, typeof setupSession === 'string' ? setupSession : undefined, this.clock.now());
+      await guardActivation(trx, row, activation);
       const result = await trx
         .updateTable('credentials')
         .set({ ...extra, state: 'active' })
@@ -218,7 +224,7 @@ export class Credentials {
         .where('state', '=', 'pending')
         .executeTakeFirst();
       if (Number(result.numUpdatedRows) !== 1) return false;
-      await clearMustRegister(trx, { tenant_id: credential.tenantId, user_id: credential.userId, type: credential.type });
+      await clearMustRegister(trx, { ...row, type: credential.type });
       return true;
     });
     if (!activated) return false;
@@ -346,12 +352,7 @@ export async function guardLiveSession(
   now: number,
 ): Promise<void> {
   if (sessionId === undefined) return;
-  await trx
-    .updateTable('users')
-    .set((eb) => ({ updated_at: eb('updated_at', '+', 0) }))
-    .where('tenant_id', '=', row.tenant_id)
-    .where('id', '=', row.user_id)
-    .execute();
+  await lockUserRow(trx, row);
   const live = await trx
     .selectFrom('sessions')
     .select('id')
@@ -362,6 +363,20 @@ export async function guardLiveSession(
     .where('expires_at', '>', now)
     .executeTakeFirst();
   if (!live) throw new AppError('unauthenticated', 'this session has ended; sign in again');
+}
+
+/**
+ * Writes the user's row without changing it: changes to one user's methods
+ * and sessions take turns on it (a row lock on PostgreSQL until the
+ * transaction ends; SQLite runs one write transaction at a time anyway).
+ */
+async function lockUserRow(trx: Transaction<Database>, row: Pick<CredentialTable, 'tenant_id' | 'user_id'>): Promise<void> {
+  await trx
+    .updateTable('users')
+    .set((eb) => ({ updated_at: eb('updated_at', '+', 0) }))
+    .where('tenant_id', '=', row.tenant_id)
+    .where('id', '=', row.user_id)
+    .execute();
 }
 
 /**
@@ -377,12 +392,7 @@ async function guardActivation(
   activation: Activation | undefined,
 ): Promise<void> {
   if (activation !== 'first-method') return;
-  await trx
-    .updateTable('users')
-    .set((eb) => ({ updated_at: eb('updated_at', '+', 0) }))
-    .where('tenant_id', '=', row.tenant_id)
-    .where('id', '=', row.user_id)
-    .execute();
+  await lockUserRow(trx, row);
   const other = await trx
     .selectFrom('credentials')
     .select('id')

@@ -263,9 +263,8 @@ export class Sessions {
   /**
    * Also run whenever a user's sessions all end: what other parts issued on
    * the strength of a session (the OpenID Connect provider's sessions, grants
-   * and refresh tokens) ends with them. Run just before the sessions end and
-   * again just after (see `revokeAllForUser`), so a listener must not mind
-   * running twice.
+   * and refresh tokens) ends with them. Run just before the sessions end
+   * (see `revokeAllForUser`).
    */
   onAllEnded(listener: (tenantId: string, userId: string) => Promise<unknown>): void {
     this.allEndedListeners.push(listener);
@@ -277,12 +276,11 @@ export class Sessions {
    * listeners); returns how many sessions ended.
    */
   async revokeAllForUser(tenantId: string, userId: string, keepId?: string): Promise<number> {
-    // The listeners before and after: before, among them the sign-in's mark of when the user's sessions
-    // ended, which a sign-in finishing meanwhile reads after writing its session (SigninService.issueSession):
-    // set before the sessions end, a session written after they did always finds it. After, so that what a
-    // session did while the listeners ran (a set-up begun, whose pairing link needs no session) goes too.
-    // Every listener may run twice.
-    await this.tellAllEnded(tenantId, userId);
+    // The listeners first: among them the sign-in's mark of when the user's sessions ended, which a sign-in
+    // finishing meanwhile reads after writing its session (SigninService.issueSession). Set before the
+    // sessions end, a session written after they did always finds it. (A set-up a session begins meanwhile
+    // cannot finish once the session has ended: Credentials.activate checks.)
+    for (const listener of this.allEndedListeners) await listener(tenantId, userId);
     let query = this.db
       .updateTable('sessions')
       .set({ revoked_at: this.clock.now() })
@@ -299,11 +297,6 @@ export class Sessions {
       .where('user_id', '=', userId)
       .where('revoked_at', 'is', null)
       .execute();
-    await this.tellAllEnded(tenantId, userId);
     return Number(result.numUpdatedRows);
-  }
-
-  private async tellAllEnded(tenantId: string, userId: string): Promise<void> {
-    for (const listener of this.allEndedListeners) await listener(tenantId, userId);
   }
 }

@@ -10,6 +10,8 @@ import { describeMethod } from '../../src/methods/registry.ts';
 import { SoftAuthenticator } from '../helpers/soft-authenticator.ts';
 import { totpCode } from '../helpers/totp.ts';
 import { RECENT_SIGNIN_MS } from '../../src/sessions/sessions.ts';
+import { generateKeyPairSync } from 'node:crypto';
+import type { PushMethod } from '../../src/methods/push/push-method.ts';
 import { createUser, rejection, startCoreServices, withPolicy, type CoreServices } from './core-services.ts';
 
 /**
@@ -458,6 +460,30 @@ describe('managing one’s own methods on SQLite', () => {
       const elsewhere = await sessionOf(user, 'full', ['pwd', 'otp', 'mfa']);
       expect(await rejection(s.management.setupDetails(tenant, user, elsewhere, second.id))).toMatchObject(hidden);
       expect(await s.management.setupDetails(tenant, user, fresh, second.id)).toMatchObject({ secret: second.secret });
+    });
+
+    it('pairs no device from a link whose session has ended since (the link itself needs none), and keeps no trace of the session once a set-up is done', async () => {
+      const push = s.methods.get('push') as PushMethod;
+      const phone = () => ({ publicKey: generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }) as Record<string, unknown> });
+      const token = (added: Record<string, unknown>) => String(added.pairingUrl).split('#pair=')[1]!;
+      const user = await createUser(s, tenant);
+      const session = await sessionOf(user, 'full', ['pwd']);
+      const ended = await s.management.enrol(tenant, user, session, 'push', {});
+      await s.sessions.revoke(session);
+      expect(await rejection(push.pair(tenant, token(ended), phone()))).toMatchObject({ code: 'unauthenticated' });
+      expect((await s.credentials.get(tenant.id, user.id, ended.id))?.state).toBe('pending');
+      // From a live session the same pairs, and the method, active now, no longer names the session that set it up.
+      const live = await sessionOf(user, 'full', ['pwd']);
+      const added = await s.management.enrol(tenant, user, live, 'push', {});
+      expect((await s.credentials.get(tenant.id, user.id, added.id))?.publicData.setupSession).toBe(live.id);
+      await push.pair(tenant, token(added), phone());
+      const paired = (await s.credentials.get(tenant.id, user.id, added.id))!;
+      expect(paired.state).toBe('active');
+      expect(paired.publicData).not.toHaveProperty('setupSession');
+      const app = await s.management.enrol(tenant, user, await sessionOf(user, 'full', ['pwd', 'mfa']), 'totp', {});
+      const owner = (await s.credentials.get(tenant.id, user.id, app.id))!.publicData.setupSession as string;
+      await s.management.confirm(tenant, user, { ...live, id: owner, amr: ['pwd', 'mfa'] }, app.id, totpCode(String(app.secret), clock.now()));
+      expect((await s.credentials.get(tenant.id, user.id, app.id))!.publicData).toEqual({});
     });
 
     it('writes no method for a session that has ended meanwhile (an administrator’s reset racing a new passkey)', async () => {
