@@ -233,10 +233,10 @@ describe('abuse limits', () => {
     expect((await spend(limits2, 9, (i) => attempt({ ip: `198.18.${i}.7` }))).filter((o) => o === 'ok')).toHaveLength(8);
   });
 
-  it('passes a store failure on as it is, not as a limit, and charges nothing for it', async () => {
-    const store = new MemoryEphemeralStore(clock);
+  /** An ephemeral store whose per-source counters fail (the store is down for them) until `up()`. */
+  const perSourceCounterDown = () => {
     let down = true;
-    const failing = new Proxy(store, {
+    const failing = new Proxy(new MemoryEphemeralStore(clock), {
       get(target, property) {
         if (property !== 'rateLimiter') return Reflect.get(target, property, target) as unknown;
         return (options: Parameters<MemoryEphemeralStore['rateLimiter']>[0]) => {
@@ -248,32 +248,24 @@ describe('abuse limits', () => {
         };
       },
     });
+    return { failing, up: () => (down = false) };
+  };
+
+  it('passes a store failure on as it is, not as a limit, and charges nothing for it', async () => {
+    const { failing, up } = perSourceCounterDown();
     const limits = new AbuseLimits(failing, { accountSourceFailures: 2, sourceFailures: 1000, accountFailures: 1000 });
     const a = attempt({ ip: '203.0.113.70' });
     for (let i = 0; i < 5; i++) expect(await rejection(limits.begin(a))).toEqual({ code: 'not-an-app-error' });
-    down = false;
+    up();
     expect(await spend(limits, 3, () => a)).toEqual(['ok', 'ok', 'too-many-requests']);
   });
 
   it('gives back only the points a failed attempt took: a counter whose store call failed is not credited', async () => {
-    const store = new MemoryEphemeralStore(clock);
-    let down = true;
-    const failing = new Proxy(store, {
-      get(target, property) {
-        if (property !== 'rateLimiter') return Reflect.get(target, property, target) as unknown;
-        return (options: Parameters<MemoryEphemeralStore['rateLimiter']>[0]) => {
-          const limiter = target.rateLimiter(options);
-          if (!options.keyPrefix.endsWith(':src')) return limiter;
-          const consume = limiter.consume.bind(limiter);
-          limiter.consume = (key, points) => (down ? Promise.reject(new Error('store down')) : consume(key, points));
-          return limiter;
-        };
-      },
-    });
+    const { failing, up } = perSourceCounterDown();
     const limits = new AbuseLimits(failing, { sourceFailures: 3, accountSourceFailures: 1000, accountFailures: 1000 });
     const ip = '203.0.113.75';
     for (let i = 0; i < 5; i++) expect(await rejection(limits.begin(attempt({ ip, account: `t|down-${i}` })))).toEqual({ code: 'not-an-app-error' });
-    down = false;
+    up();
     // The source's counter never counted those five: crediting them would give it five more guesses than its 3.
     expect(await spend(limits, 4, (i) => attempt({ ip, account: `t|up-${i}` }))).toEqual(['ok', 'ok', 'ok', 'too-many-requests']);
   });
