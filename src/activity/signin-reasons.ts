@@ -21,6 +21,11 @@ export const SIGNIN_REASONS = {
   push_denied: { words: 'denied on a paired phone', forUser: 'denied on your phone', completes: false },
   push_reported: { words: 'reported as not theirs from a paired phone', forUser: 'reported as not you', completes: false },
   push_wrong_number: { words: 'wrong number typed on the phone', forUser: 'wrong number typed on your phone', completes: false },
+  sessions_ended: {
+    words: 'ended as it finished: the user’s sessions were ended at that moment (a reset, or “this wasn’t me”)',
+    forUser: 'ended at once: your sessions were being signed out',
+    completes: false,
+  },
   push_bad_signature: { words: 'an approval with a bad device signature', forUser: 'an approval that was not from your phone', completes: false },
 } as const satisfies Record<string, { words: string; forUser: string; completes: boolean }>;
 

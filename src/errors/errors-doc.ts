@@ -18,7 +18,7 @@ const MEANINGS: Record<string, string> = {
   'invalid-state': 'The resource is not in a state where this action applies (for example confirming an active method).',
   'method-unavailable': "The method's delivery channel is down; `methods` lists the user's other methods.",
   'method-not-permitted': "The tenant's policy does not allow this method type.",
-  'last-method': 'Removing this method would leave none while the tenant requires MFA.',
+  'last-method': 'Removing this method would leave none, or only recovery codes, while the tenant requires MFA.',
   'uri-too-long': 'A path segment is longer than any valid identifier.',
   'payload-too-large': 'The body exceeds the size limit.',
   'unsupported-media-type': 'The body is not JSON (API) or form data (pages).',

@@ -329,10 +329,15 @@ export class Credentials {
       .where('state', '=', 'active')
       .orderBy('created_at')
       .execute();
-    if (active.length === 0 || active.some((c) => c.is_default === 1)) return;
-    // Recovery codes are a last resort, never the method offered first.
-    const pick = active.find((c) => c.type !== 'recovery-codes') ?? active[0]!;
-    await this.db.updateTable('credentials').set({ is_default: 1 }).where('tenant_id', '=', tenantId).where('id', '=', pick.id).execute();
+    // Recovery codes are a last resort, never the method offered first: they are the default only while
+    // nothing else is there, and give the default up to the first real method added after them.
+    const pick = active.find((c) => c.type !== 'recovery-codes') ?? active[0];
+    const current = active.find((c) => c.is_default === 1);
+    if (!pick || (current && (current.type !== 'recovery-codes' || pick.type === 'recovery-codes'))) return;
+    await this.db.transaction().execute(async (trx) => {
+      if (current) await trx.updateTable('credentials').set({ is_default: 0 }).where('tenant_id', '=', tenantId).where('id', '=', current.id).execute();
+      await trx.updateTable('credentials').set({ is_default: 1 }).where('tenant_id', '=', tenantId).where('id', '=', pick.id).execute();
+    });
   }
 }
 

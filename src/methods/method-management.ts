@@ -193,13 +193,19 @@ export class MethodManagement {
     if (label !== undefined && (label.length === 0 || label.length > 100)) throw new AppError('invalid-request', 'a label is 1 to 100 characters');
     if (changes.default === true && credential.state !== 'active') throw new AppError('invalid-state', 'only an active method can be the default');
     if (changes.default === false) throw new AppError('invalid-request', 'choose another method as default instead of unsetting this one');
+    // Offered first, recovery codes would be spent on every sign-in and leave the user with none when it matters.
+    if (changes.default === true && credential.type === 'recovery-codes')
+      throw new AppError('invalid-request', 'recovery codes are a last resort and cannot be the default; choose another method');
     await this.deps.credentials.update(credential, { ...(label !== undefined ? { label } : {}), ...(changes.default ? { isDefault: true } : {}) });
     return this.view((await this.deps.credentials.get(tenant.id, user.id, id))!);
   }
 
   /**
    * Removes a method. While the tenant requires MFA, the last active method
-   * stays: the check and the delete run in one transaction that first locks the
+   * stays, and recovery codes do not count as one: a handful of single-use
+   * codes is a way back in after losing a device, not a way to sign in every
+   * day, and a user left with only those would be locked out once they ran out.
+   * The check and the delete run in one transaction that first locks the
    * user's row, so two parallel removals cannot each leave the other as "last".
    */
   async remove(tenant: Tenant, user: User, session: Session, id: string): Promise<void> {
@@ -209,6 +215,7 @@ export class MethodManagement {
     await this.deps.db.transaction().execute(async (trx) => {
       await trx.updateTable('users').set({ updated_at: this.deps.clock.now() }).where('tenant_id', '=', tenant.id).where('id', '=', user.id).execute();
       if (tenant.policy.mfaRequired && credential.state === 'active') {
+        // Removing the recovery codes needs one other method of any kind; removing anything else, one that is not recovery codes.
         const others = await trx
           .selectFrom('credentials')
           .select((eb) => eb.fn.countAll<number>().as('n'))
@@ -216,6 +223,7 @@ export class MethodManagement {
           .where('user_id', '=', user.id)
           .where('state', '=', 'active')
           .where('id', '!=', id)
+          .$if(credential.type !== 'recovery-codes', (q) => q.where('type', '!=', 'recovery-codes'))
           .executeTakeFirstOrThrow();
         if (Number(others.n) === 0) throw new AppError('last-method');
       }

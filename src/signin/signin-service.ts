@@ -48,6 +48,13 @@ const flowsEndedKey = (tenantId: string, userId: string) => `flows-ended:${tenan
 /** Whether a user has a way to sign in of their own: any active method (a TAP is the administrator's, not theirs). */
 const hasWayIn = (methods: MethodChoice[]) => methods.some((m) => m.type !== 'tap');
 
+/** A sign-in refused after its session was written, because the user's sessions were ended meanwhile (see issueSession). */
+class SessionsEndedMeanwhile extends AppError {
+  constructor() {
+    super('flow-not-found');
+  }
+}
+
 export interface SigninDeps {
   clock: Clock;
   ephemeral: EphemeralStore;
@@ -118,6 +125,7 @@ export class SigninService {
       u?.passwordHash ? deps.hasher.verify(u.passwordHash, password, ctx) : deps.hasher.verifyNothing(password, ctx),
     );
     this.rehashInBackground(user, password);
+    const endedMeanwhile = () => this.record(tenant, user, username, ctx, 'password', 'failure', 'sessions_ended', 'password');
 
     const methods = await this.choicesFor(tenant, user.id);
     const mfaRequired = tenant.policy.mfaRequired || ctx.requireMfa === true;
@@ -128,12 +136,12 @@ export class SigninService {
       if (methods.length === 0 && (mfaRequired || user.mustRegister)) {
         await this.record(tenant, user, username, ctx, 'password', 'success', 'registration_required', 'password');
         await this.alertIfBreakGlass(tenant, user, 'password');
-        return { kind: 'register', methods, session: await this.issueSession(tenant, user.id, 'register', ['pwd'], ctx, begunAt) };
+        return { kind: 'register', methods, session: await this.issueSession(tenant, user.id, 'register', ['pwd'], ctx, begunAt, endedMeanwhile) };
       }
       if (!mfaRequired && !user.mustRegister) {
         await this.record(tenant, user, username, ctx, 'password', 'success', 'ok', 'password');
         await this.alertIfBreakGlass(tenant, user, 'password');
-        return { kind: 'done', methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd'], ctx, begunAt) };
+        return { kind: 'done', methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd'], ctx, begunAt, endedMeanwhile) };
       }
       // Only a valid TAP: it is the second factor.
     }
@@ -143,7 +151,7 @@ export class SigninService {
     if (!ctx.requireMfa && (await deps.devices.recognises(tenant, user.id, ctx.rememberedDevice))) {
       await this.record(tenant, user, username, ctx, 'password', 'success', 'remembered_device', 'password');
       await this.alertIfBreakGlass(tenant, user, 'password');
-      return { kind: 'done', methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd'], ctx, begunAt) };
+      return { kind: 'done', methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd'], ctx, begunAt, endedMeanwhile) };
     }
     if (!methods.some((m) => m.available)) {
       await this.record(tenant, user, username, ctx, 'password', 'failure', 'no_usable_method', 'password');
@@ -178,13 +186,14 @@ export class SigninService {
       details: { as: 'password', passId: pass!.id, uses: pass!.uses },
     });
     const methods = await this.choicesFor(tenant, user.id);
+    const endedMeanwhile = () => this.record(tenant, user, username, ctx, 'password', 'failure', 'sessions_ended', 'tap');
     await this.alertIfBreakGlass(tenant, user, 'tap');
     if (!hasWayIn(methods) && (tenant.policy.mfaRequired || user.mustRegister)) {
       await this.record(tenant, user, username, ctx, 'password', 'success', 'registration_required', 'tap');
-      return { kind: 'register', methods, session: await this.issueSession(tenant, user.id, 'register', ['tap'], ctx, begunAt) };
+      return { kind: 'register', methods, session: await this.issueSession(tenant, user.id, 'register', ['tap'], ctx, begunAt, endedMeanwhile) };
     }
     await this.record(tenant, user, username, ctx, 'password', 'success', 'ok', 'tap');
-    return { kind: 'done', methods, session: await this.issueSession(tenant, user.id, 'full', ['tap', 'mfa'], ctx, begunAt) };
+    return { kind: 'done', methods, session: await this.issueSession(tenant, user.id, 'full', ['tap', 'mfa'], ctx, begunAt, endedMeanwhile) };
   }
 
   /** The second-factor choices of a flow still in progress. */
@@ -463,14 +472,18 @@ export class SigninService {
     await deps.limits.succeeded(attempt);
     const amr = flow.kind === 'app-transaction' ? verified.amr : [...new Set([...flow.amr, ...verified.amr, 'mfa'])];
     const withSession = flow.kind !== 'app-transaction';
+    const recordedMethod = flow.kind === 'passkey' ? 'passkey' : type;
+    const endedMeanwhile = () => this.recordFlow(recordAs, ctx, 'failure', 'sessions_ended', recordedMethod);
     let session: IssuedSession | undefined;
     try {
       // Issued and recorded together, so both rows share one group commit.
       [session] = await Promise.all([
-        withSession ? this.issueSession(tenant, userId, 'full', amr, ctx, flow.createdAt) : undefined,
-        this.recordFlow(recordAs, ctx, 'success', 'ok', flow.kind === 'passkey' ? 'passkey' : type),
+        withSession ? this.issueSession(tenant, userId, 'full', amr, ctx, flow.createdAt, endedMeanwhile) : undefined,
+        this.recordFlow(recordAs, ctx, 'success', 'ok', recordedMethod),
       ]);
     } catch (error) {
+      // Refused because the user's sessions were ended meanwhile: this flow is over for good.
+      if (error instanceof SessionsEndedMeanwhile) throw error;
       // The database went away during this very write (the node moves to its fallback at its next probe):
       // the flow goes back, so the user's retry finishes this sign-in instead of starting it again. The
       // code just used stays spent; the next one will do. Nobody was answered with a session.
@@ -593,7 +606,7 @@ export class SigninService {
    * refused: ending sessions marks the time before it ends them
    * (`Sessions.revokeAllForUser`), so a sign-in whose session was written
    * after that always sees the mark here, and one written before it is ended
-   * with the rest.
+   * with the rest. `recordRefusal` records the refusal in the sign-in log.
    */
   private async issueSession(
     tenant: Tenant,
@@ -602,12 +615,15 @@ export class SigninService {
     amr: string[],
     ctx: RequestContext,
     begunAt: number,
+    recordRefusal: () => Promise<void>,
   ): Promise<IssuedSession> {
     const { token, session } = await this.deps.sessions.create({ tenantId: tenant.id, userId, scope, amr, ip: ctx.ip, userAgent: ctx.userAgent });
     const endedAt = parseRecord(NumberRecord, await this.deps.ephemeral.get(flowsEndedKey(tenant.id, userId)));
     if (endedAt !== undefined && endedAt >= begunAt) {
       await this.deps.sessions.revoke(session);
-      throw new AppError('flow-not-found');
+      // The success was recorded with the session (one group commit); the log says it was ended at once.
+      await recordRefusal();
+      throw new SessionsEndedMeanwhile();
     }
     return { token, expiresAt: new Date(session.expiresAt).toISOString(), userId };
   }

@@ -402,6 +402,47 @@ describe('managing one’s own methods on SQLite', () => {
       expect(await s.management.list(tenant, user)).toEqual([]);
     });
 
+    it('never leaves recovery codes as the only method while the tenant requires MFA, nor as the default beside another', async () => {
+      const user = await createUser(s, tenant);
+      const key = await registerKey(user, await sessionOf(user, 'full', ['pwd']));
+      const proved = await sessionOf(user, 'full', ['pwd', 'hwk', 'mfa']);
+      const codes = await s.management.enrol(tenant, user, proved, 'recovery-codes', {});
+      // The passkey is the last real method: the codes beside it do not let it go.
+      expect(await rejection(s.management.remove(tenant, user, proved, key.id))).toMatchObject({ code: 'last-method' });
+      expect(await rejection(s.management.update(tenant, user, proved, codes.id, { default: true }))).toMatchObject({
+        code: 'invalid-request',
+        detail: 'recovery codes are a last resort and cannot be the default; choose another method',
+      });
+      expect((await s.management.list(tenant, user)).map((v) => [v.type, v.default])).toEqual([
+        ['webauthn', true],
+        ['recovery-codes', false],
+      ]);
+      // The codes themselves may go while the passkey stays; with a second real method, the passkey may go too.
+      await s.management.remove(tenant, user, proved, codes.id);
+      await s.management.enrol(tenant, user, proved, 'recovery-codes', {});
+      const app = await s.management.enrol(tenant, user, proved, 'totp', {});
+      await s.management.confirm(tenant, user, proved, app.id, totpCode(String(app.secret), clock.now()));
+      await s.management.remove(tenant, user, proved, key.id);
+      // (Added in the same frozen millisecond, the two are listed in either order.)
+      expect((await s.management.list(tenant, user)).map((v) => [v.type, v.default]).sort()).toEqual([
+        ['recovery-codes', false],
+        ['totp', true],
+      ]);
+      // Codes that were the default while alone (no MFA required) hand it to the first real method added.
+      const relaxed = withPolicy(tenant, { mfaRequired: false });
+      const alone = await createUser(s, tenant);
+      const aloneSession = await sessionOf(alone, 'full', ['pwd']);
+      const onlyCodes = await s.management.enrol(relaxed, alone, aloneSession, 'recovery-codes', {});
+      expect((await s.management.list(tenant, alone)).map((v) => [v.id, v.default])).toEqual([[onlyCodes.id, true]]);
+      const signedInWithCode = await sessionOf(alone, 'full', ['pwd', 'otp', 'mfa']);
+      const later = await s.management.enrol(relaxed, alone, signedInWithCode, 'totp', {});
+      await s.management.confirm(relaxed, alone, signedInWithCode, later.id, totpCode(String(later.secret), clock.now()));
+      expect(Object.fromEntries((await s.management.list(tenant, alone)).map((v) => [v.id, v.default]))).toEqual({
+        [onlyCodes.id]: false,
+        [later.id]: true,
+      });
+    });
+
     it('shows a pending set-up again, never an active one, nor another user’s; sends codes only for phones and email', async () => {
       const user = await createUser(s, tenant);
       const other = await createUser(s, tenant);
@@ -557,6 +598,14 @@ describe('managing one’s own methods on SQLite', () => {
       }
       expect(resets).toBe(1);
       expect(await s.sessions.listActive(tenant.id, user.id)).toEqual([]);
+      // The log says the sign-in was ended as it finished (its success was written with the session), and the flow is
+      // gone for good: it is not put back for a retry as after a failed write.
+      const log = (await s.events.list(tenant.id, { userId: user.id }, 10)).items.filter((e) => e.step === 'second-factor');
+      expect(log.map((e) => [e.outcome, e.reason, e.method])).toEqual([
+        ['failure', 'sessions_ended', 'totp'],
+        ['success', 'ok', 'totp'],
+      ]);
+      expect(await s.ephemeral.get(`flow:${flow}`)).toBeUndefined();
       // A sign-in begun after the reset goes on as the reset meant: to registration.
       clock.advance(1);
       expect(await s.signin.passwordStep(tenant, user.username, PASSWORD, ctx)).toMatchObject({ kind: 'register' });
