@@ -139,6 +139,19 @@ for (const subject of subjects) {
       expect(await store.increment('counter', 60_000)).toBe(1);
     });
 
+    it('giveBack takes one from a live counter, never below zero, and brings back no counter that is gone', async () => {
+      await store.delete('given');
+      await store.giveBack('given');
+      expect(await store.get('given')).toBeUndefined();
+      await store.increment('given', 60_000);
+      await store.increment('given', 60_000);
+      await store.giveBack('given');
+      expect(await store.increment('given', 60_000)).toBe(2);
+      await Promise.all(Array.from({ length: 5 }, () => store.giveBack('given')));
+      expect(Number(await store.get('given'))).toBe(0);
+      expect(await store.increment('given', 60_000)).toBe(1);
+    });
+
     it('raiseTo keeps the highest number, and of racing callers with one value exactly one raises it', async () => {
       expect(await store.raiseTo('mark', 5, 60_000)).toBe(true);
       expect(await store.raiseTo('mark', 5, 60_000)).toBe(false);

@@ -367,6 +367,16 @@ describe('push requests in the ephemeral store', () => {
     expect((await requests.open({ ...input, flowId: 'h7' })).fresh).toBe(true);
   });
 
+  it('counts no withdrawn request towards the hour: a phone that is off does not use up the five', async () => {
+    const input = fresh();
+    for (let i = 0; i < 7; i++) await requests.withdraw((await requests.open({ ...input, flowId: `off${i}` })).challenge);
+    for (let i = 0; i < 5; i++) {
+      const { challenge } = await requests.open({ ...input, flowId: `on${i}` });
+      await requests.decide(challenge.id, 'd1', 'approve', challenge.number, false);
+    }
+    expect(await refusal(requests.open({ ...input, flowId: 'on5' }))).toMatchObject({ code: 'push-limit' });
+  });
+
   it('takes its limits from the ones given', async () => {
     setup({ lifetimeMs: 5_000, perHour: 1, denialsBeforePause: 1, pauseMs: 60_000 });
     const input = fresh();

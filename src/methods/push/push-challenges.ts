@@ -127,7 +127,13 @@ export class PushChallenges {
 
   /** Withdraws a request nobody could be told about (no device reachable): it frees the slot and the hourly count. */
   async withdraw(challenge: PushChallenge): Promise<void> {
-    await Promise.all([this.store.delete(challengeKey(challenge.id)), this.store.delete(flowKey(challenge.flowId)), this.releaseSlot(challenge)]);
+    await Promise.all([
+      this.store.delete(challengeKey(challenge.id)),
+      this.store.delete(flowKey(challenge.flowId)),
+      this.releaseSlot(challenge),
+      // Nobody was asked: it does not count towards the user's requests this hour (a phone that is off would use them up).
+      this.store.giveBack(sentKey(challenge.tenantId, challenge.userId)),
+    ]);
   }
 
   /** The request a user's devices should show now, if any. */

@@ -84,6 +84,12 @@ export class DurableEphemeralStore implements EphemeralStore {
     return Number(result.rows[0]?.value ?? 1);
   }
 
+  async giveBack(key: string): Promise<void> {
+    await sql`
+      update ephemeral_fallback set value = cast(cast(value as integer) - 1 as text)
+      where key = ${key} and expires_at > ${this.clock.now()} and cast(value as integer) > 0`.execute(this.db);
+  }
+
   async raiseTo(key: string, value: number, ttlMs: number): Promise<boolean> {
     this.maybeSweep();
     const now = this.clock.now();

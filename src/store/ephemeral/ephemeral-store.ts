@@ -35,6 +35,12 @@ export interface EphemeralStore {
   /** Adds one and returns the new count; the expiry is set when the key is created. */
   increment(key: string, ttlMs: number): Promise<number>;
   /**
+   * Takes one back from a counter `increment` keeps (something counted that
+   * turned out not to happen), keeping its expiry; never below zero, and a
+   * counter that has expired stays gone.
+   */
+  giveBack(key: string): Promise<void>;
+  /**
    * Compare-and-set of a high-water mark, in one step: stores `value` (with a
    * fresh expiry) when it is above the number held under `key` or nothing is
    * held, and answers whether it did. Of racing callers with the same value

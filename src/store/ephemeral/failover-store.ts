@@ -120,6 +120,11 @@ export class FailoverEphemeralStore implements EphemeralStore {
     return count;
   }
 
+  /** On every tier that may hold the counter, as `delete` does: a count taken during an outage is given back where it was taken. */
+  async giveBack(key: string): Promise<void> {
+    for (const tier of this.readable()) await this.attempt(tier, () => tier.store.giveBack(key));
+  }
+
   async raiseTo(key: string, value: number, ttlMs: number): Promise<boolean> {
     // A lower tier may hold a higher mark from an outage (Redis came back empty): it still counts.
     for (const tier of this.readable().slice(1)) {

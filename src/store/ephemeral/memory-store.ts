@@ -54,6 +54,12 @@ export class MemoryEphemeralStore implements EphemeralStore {
     return next;
   }
 
+  async giveBack(key: string): Promise<void> {
+    const entry = this.live(key);
+    const count = entry ? Number(JSON.parse(entry.json)) : 0;
+    if (entry && count > 0) this.entries.set(key, { json: String(count - 1), expiresAt: entry.expiresAt });
+  }
+
   async raiseTo(key: string, value: number, ttlMs: number): Promise<boolean> {
     const entry = this.live(key);
     if (entry && Number(JSON.parse(entry.json)) >= value) return false;

@@ -6,6 +6,12 @@ if held and tonumber(held) >= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`;
 
+// DECR keeps the key's expiry; a key that is gone is not brought back at -1.
+const GIVE_BACK_SCRIPT = `
+local n = tonumber(redis.call('GET', KEYS[1]))
+if n and n > 0 then redis.call('DECR', KEYS[1]) end
+return 0`;
+
 /** The cluster ephemeral store on Redis. */
 import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
@@ -87,6 +93,10 @@ export class RedisEphemeralStore implements EphemeralStore {
   async increment(key: string, ttlMs: number): Promise<number> {
     const result = await this.client.eval(INCREMENT_SCRIPT, 1, key, Math.max(1, Math.ceil(ttlMs)));
     return Number(result);
+  }
+
+  async giveBack(key: string): Promise<void> {
+    await this.client.eval(GIVE_BACK_SCRIPT, 1, key);
   }
 
   async raiseTo(key: string, value: number, ttlMs: number): Promise<boolean> {
