@@ -71,7 +71,7 @@ const FAMILIAR_SOURCE_SECONDS = 30 * 86_400;
 /** Each familiar part of an account budget of `total` guesses: a tenth, at least one. */
 export const familiarShare = (total: number) => Math.max(1, Math.floor(total / 10));
 const DAY_SECONDS = 24 * 3600;
-/** Wrong current passwords a day, for one account, before a password change is refused. */
+/** Wrong current passwords a day, from one session, before its password changes are refused. */
 export const PASSWORD_CHANGE_FAILURES_PER_DAY = 20;
 
 export class AbuseLimits {
@@ -162,9 +162,10 @@ export class AbuseLimits {
       [source, src],
     ];
     if (attempt.factor === 'tap') return bySource;
-    // The current password guessed from a signed-in session: capped for the account as a whole too, so a
-    // stolen session cannot go on guessing from ever more sources. Never the sign-in budget: the owner
-    // still signs in, and can end the thief's session with "this wasn't me".
+    // The current password guessed from a signed-in session (the attempt's `account` is that session): capped
+    // for the session as a whole too, so a stolen session cannot go on guessing from ever more sources. Never
+    // the sign-in budget nor the owner's other sessions: the owner still signs in, ends the thief's session
+    // with "this wasn't me", and changes the password.
     if (attempt.factor === 'password-change')
       // Stryker disable next-line StringLiteral: equivalent (made empty, the limiter's key and its prefix ':acct' still differ from every other limiter's, as for the prefixes above)
       return [...bySource, [this.accountLimiter('rl:pwchange', PASSWORD_CHANGE_FAILURES_PER_DAY, DAY_SECONDS, 0), attempt.account]];

@@ -67,10 +67,11 @@ export class PasswordChange {
     // Stryker disable next-line StringLiteral: equivalent, as in setFirst
     requireSessionMay(session.scope, 'change-password');
     validateNewPassword(user.username, next);
-    // Only a signed-in session can try. Its guesses at the current password are limited per source and for
-    // the account (a day's budget of its own), never charged to the sign-in budget: a stolen session
-    // cannot spend the owner's sign-ins, nor can a spray block the owner here.
-    const attempt = { factor: 'password-change' as const, account: `${tenant.id}|user:${user.id}`, ip: ctx.ip };
+    // Only a signed-in session can try. Its guesses at the current password are limited per source and per
+    // session (a day's budget of its own, wherever they come from), never charged to the sign-in budget nor
+    // to the account: a stolen session can neither spend the owner's sign-ins nor use up the owner's own
+    // password change (the owner, having ended the thief's session, changes the password at once).
+    const attempt = { factor: 'password-change' as const, account: `${tenant.id}|session:${session.id}`, ip: ctx.ip };
     await this.deps.limits.begin(attempt);
     const stored = await this.deps.users.findByUsername(tenant.id, user.username);
     const ok = stored?.passwordHash ? await this.deps.hasher.verify(stored.passwordHash, current, ctx) : await this.deps.hasher.verifyNothing(current, ctx);

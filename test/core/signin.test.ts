@@ -756,13 +756,17 @@ describe('the sign-in state machine on SQLite', () => {
       expect(await canSignIn(user, PASSWORD)).toBe(true);
     });
 
-    it("caps one account's guesses at its current password for the day, and no other account's", async () => {
+    it("caps one session's guesses at the current password for the day, and neither the owner's other session nor another account's", async () => {
       const user = await newUser();
       const session = await open(user);
       const outcomes: string[] = [];
-      // From ever more sources, a few each: the account's own cap (20 a day) holds.
+      // From ever more sources, a few each: the session's own cap (20 a day) holds.
       for (let i = 0; i < 21; i++) outcomes.push((await rejection(s.passwords.change(tenant, user, session, 'wrong', NEW, ctx())))!.code);
       expect(outcomes).toEqual([...Array(20).fill('invalid-credentials'), 'too-many-requests']);
+      expect(await rejection(s.passwords.change(tenant, user, session, PASSWORD, NEW, ctx()))).toMatchObject({ code: 'too-many-requests' });
+      // A thief's session spent its day: the owner, signed in afresh, still changes the password (and ends the thief's).
+      const owners = await open(user);
+      expect(await s.passwords.change(tenant, user, owners, PASSWORD, NEW, ctx())).toBeGreaterThanOrEqual(1);
       const other = await newUser();
       expect(await s.passwords.change(tenant, other, await open(other), PASSWORD, NEW, ctx())).toBe(0);
     });

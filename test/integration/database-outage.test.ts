@@ -85,6 +85,16 @@ describe.runIf(PrivatePostgres.available() && PrivateRedis.available())('when Po
     expect((await call('PATCH', `/api/v1/admin/users/${users.dora!.id}`, { status: 'disabled' }, admin)).status).toBe(200);
     const mikeMethods = await call('GET', '/api/v1/me/methods', undefined, users.mike!.session);
     const mikeTotp = mikeMethods.body.find((m: { type: string }) => m.type === 'totp');
+    // A new phone first: recovery codes alone are no method to be left with.
+    const newPhone = await call('POST', '/api/v1/me/methods', { type: 'totp' }, users.mike!.session);
+    expect(newPhone.status).toBe(201);
+    const confirmed = await call(
+      'POST',
+      `/api/v1/me/methods/${newPhone.body.id}/confirm`,
+      { code: totpCode(newPhone.body.secret, clock.now()) },
+      users.mike!.session,
+    );
+    expect(confirmed.status).toBe(200);
     expect((await call('DELETE', `/api/v1/me/methods/${mikeTotp.id}`, undefined, users.mike!.session)).status).toBe(204);
     const revoked = await signIn('rick', totpNow('rick'));
     expect((await call('DELETE', '/api/v1/me/session', undefined, revoked.body.session.token)).status).toBe(204);

@@ -155,7 +155,7 @@ for (const spec of backends) {
       expect([...unknown.headers.keys()].sort()).toEqual([...wrong.headers.keys()].sort());
     });
 
-    it('lets a user rename, set default and remove methods, but never the last one', async () => {
+    it('lets a user rename, set default and remove methods, but never the last one (recovery codes are no method to be left with)', async () => {
       clock.advance(30_000);
       const token = await signInFully();
       const list = (await api(server.url, 'GET', '/api/v1/me/methods', undefined, token)).body as { id: string; type: string; default: boolean }[];
@@ -164,7 +164,11 @@ for (const spec of backends) {
       const renamed = await api(server.url, 'PATCH', `/api/v1/me/methods/${totp.id}`, { label: 'Work phone' }, token);
       expect(renamed.body).toMatchObject({ label: 'Work phone', default: true });
       const defaulted = await api(server.url, 'PATCH', `/api/v1/me/methods/${recovery.id}`, { default: true }, token);
-      expect(defaulted.body.default).toBe(true);
+      expect(defaulted.status).toBe(400);
+      expect(defaulted.body.type).toMatch(/\/invalid-request$/);
+      const onlyCodesLeft = await api(server.url, 'DELETE', `/api/v1/me/methods/${totp.id}`, undefined, token);
+      expect(onlyCodesLeft.status).toBe(409);
+      expect(onlyCodesLeft.body.type).toMatch(/\/last-method$/);
       expect((await api(server.url, 'DELETE', `/api/v1/me/methods/${recovery.id}`, undefined, token)).status).toBe(204);
       const last = await api(server.url, 'DELETE', `/api/v1/me/methods/${totp.id}`, undefined, token);
       expect(last.status).toBe(409);
