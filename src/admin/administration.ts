@@ -189,10 +189,26 @@ export class Administration {
 
   async revokePass(tenant: Tenant, actor: Actor, id: string): Promise<void> {
     await this.user(tenant, id);
-    if (!(await this.deps.passes.revoke(tenant.id, id))) throw new AppError('not-found', 'this user has no active Temporary Access Pass');
-    // Sessions the pass opened end with it: revoking a pass given in error must take back what it gave.
-    const sessionsEnded = await this.deps.sessions.revokeOpenedWith(tenant.id, id, 'tap');
-    await this.audit(tenant, actor, 'tap.revoked', id, { sessionsEnded });
+    const pass = await this.deps.passes.revoke(tenant.id, id);
+    if (!pass) throw new AppError('not-found', 'this user has no active Temporary Access Pass');
+    // Revoking a pass given in error must take back what it gave, and a used pass gave more than its sessions:
+    // an app's tokens and an admin token made in them, a remembered browser. So it ends everything the user's
+    // sessions gave, as "this wasn't me" does (the user signs in again). What was set up with it stays, and
+    // the log says what: if the pass reached someone else, the administrator resets the user's methods.
+    if (!pass.used) {
+      await this.audit(tenant, actor, 'tap.revoked', id, { used: false, sessionsEnded: 0 });
+      return;
+    }
+    const sessionsEnded = await this.deps.sessions.revokeAllForUser(tenant.id, id);
+    const added = await this.deps.db
+      .selectFrom('credentials')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('tenant_id', '=', tenant.id)
+      .where('user_id', '=', id)
+      .where('state', '=', 'active')
+      .where('created_at', '>=', pass.createdAt)
+      .executeTakeFirstOrThrow();
+    await this.audit(tenant, actor, 'tap.revoked', id, { used: true, sessionsEnded, methodsAddedSince: Number(added.n) });
   }
 
   signins(tenant: Tenant, filter: SigninFilter, limit: number, cursor?: string): Promise<Page<AdminSigninEvent>> {

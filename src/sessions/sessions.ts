@@ -184,22 +184,6 @@ export class Sessions {
       .execute();
   }
 
-  /** Ends the user's sessions that were opened with this factor (`amr`), e.g. a revoked Temporary Access Pass's. */
-  async revokeOpenedWith(tenantId: string, userId: string, factor: string): Promise<number> {
-    const live = await this.db
-      .selectFrom('sessions')
-      .select(['id', 'amr'])
-      .where('tenant_id', '=', tenantId)
-      .where('user_id', '=', userId)
-      .where('revoked_at', 'is', null)
-      .execute();
-    // An unreadable list of factors might have held this one: end that session too.
-    const ids = live.filter((s) => parseJson(AmrColumn, s.amr)?.includes(factor) ?? true).map((s) => s.id);
-    if (ids.length === 0) return 0;
-    await this.db.updateTable('sessions').set({ revoked_at: this.clock.now() }).where('tenant_id', '=', tenantId).where('id', 'in', ids).execute();
-    return ids.length;
-  }
-
   /** Ends the user's registration sessions but `keepId` (the user has a way to sign in now). */
   async endRegistrationSessions(tenantId: string, userId: string, keepId: string): Promise<void> {
     await this.db

@@ -558,6 +558,28 @@ for (const spec of backends) {
         expect((await call('DELETE', `/api/v1/admin/users/${tess.id}/tap`)).status).toBe(204);
         expect((await api(server.url, 'GET', '/api/v1/me', undefined, bySession)).status).toBe(401);
 
+        // A used pass gave more than its sessions: an admin token made in one of them ends with it (outside attack
+        // run, fourth round: it outlived the pass by 90 days), and so does every other session of the user.
+        const ida = await user('ida', { admin: true });
+        const idaPass = await call('POST', `/api/v1/admin/users/${ida.id}/tap`, { minutes: 60, oneTime: false });
+        const idaByPass = (await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'ida', tap: idaPass.body.code })).body.session.token as string;
+        const idaOwn = await signIn('ida', ida.secret);
+        const minted = await call('POST', '/api/v1/admin/tokens', { name: 'made with a pass' }, idaByPass);
+        expect(minted.status).toBe(201);
+        expect((await call('GET', '/api/v1/admin/users', undefined, minted.body.token)).status).toBe(200);
+        expect((await call('DELETE', `/api/v1/admin/users/${ida.id}/tap`)).status).toBe(204);
+        expect((await call('GET', '/api/v1/admin/users', undefined, minted.body.token)).status).toBe(401);
+        expect((await api(server.url, 'GET', '/api/v1/me', undefined, idaOwn)).status).toBe(401);
+        const revoked = await server.services.audit.list(tenant.id, { limit: 1, userId: ida.id, action: 'tap.revoked' });
+        // Three: the pass's, her own sign-in's and the one that set up her app when she was created.
+        expect(revoked.map((e) => e.details)).toEqual([{ used: true, sessionsEnded: 3, methodsAddedSince: 0 }]);
+        // A pass nobody used takes nothing back.
+        const ivo = await user('ivo');
+        const ivoOwn = await signIn('ivo', ivo.secret);
+        await call('POST', `/api/v1/admin/users/${ivo.id}/tap`, { minutes: 60 });
+        expect((await call('DELETE', `/api/v1/admin/users/${ivo.id}/tap`)).status).toBe(204);
+        expect((await api(server.url, 'GET', '/api/v1/me', undefined, ivoOwn)).status).toBe(200);
+
         const ana = await user('ana', { admin: true });
         const made = await call('POST', '/api/v1/admin/tokens', { name: 'ana script' }, await signIn('ana', ana.secret));
         expect((await call('GET', '/api/v1/admin/users', undefined, made.body.token)).status).toBe(200);

@@ -49,7 +49,8 @@ ${u.flaggedAt ? alert('error', `This user reported a sign-in as not theirs (${ne
 <h2>${methodName('tap')}</h2>
 ${
   d.accessPass
-    ? html`<p>Active: ${d.accessPass.oneTime ? 'one-time' : 'multi-use'}, used ${d.accessPass.uses} times, expires ${when(isoTime(d.accessPass.expiresAt))}. ${action('tap/revoke', 'Revoke pass', 'danger')}</p>`
+    ? html`<p>Active: ${d.accessPass.oneTime ? 'one-time' : 'multi-use'}, used ${d.accessPass.uses} times, expires ${when(isoTime(d.accessPass.expiresAt))}. ${action('tap/revoke', 'Revoke pass', 'danger')}</p>
+${d.accessPass.uses > 0 ? html`<p class="hint">It has been used: revoking it signs ${u.username} out everywhere and ends what those sign-ins gave (apps' tokens, admin tokens, remembered browsers). Methods and a password set up with it stay; if it reached someone else, reset the methods too.</p>` : ''}`
     : html`<p>None active.</p>`
 }
 <form method="post" action="${base}/users/${u.id}/tap" novalidate>

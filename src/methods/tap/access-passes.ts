@@ -91,15 +91,18 @@ export class AccessPasses {
     return row && toPass(row);
   }
 
-  async revoke(tenantId: string, userId: string): Promise<boolean> {
-    const result = await this.db
+  /** Revokes the user's pass; what it was (when issued, whether anyone used it), or undefined when there was none. */
+  async revoke(tenantId: string, userId: string): Promise<{ createdAt: number; used: boolean } | undefined> {
+    const rows = await this.db
       .updateTable('access_passes')
       .set({ revoked_at: this.clock.now() })
       .where('tenant_id', '=', tenantId)
       .where('user_id', '=', userId)
       .where('revoked_at', 'is', null)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) > 0;
+      .returning(['created_at', 'uses'])
+      .execute();
+    if (rows.length === 0) return undefined;
+    return { createdAt: Math.min(...rows.map((r) => r.created_at)), used: rows.some((r) => r.uses > 0) };
   }
 
   /**
