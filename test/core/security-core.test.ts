@@ -333,9 +333,14 @@ describe('with the services on SQLite', () => {
       expect(await s.passes.active(tenant.id, user.id)).toBeUndefined();
 
       const revoked = await s.passes.issue(tenant, user.id, { minutes: 60, oneTime: false }, 'admin');
-      expect(await s.passes.revoke(tenant.id, user.id)).toBe(true);
-      expect(await s.passes.revoke(tenant.id, user.id)).toBe(false);
+      expect(await s.passes.revoke(tenant.id, user.id)).toEqual({ createdAt: clock.now(), used: false });
+      expect(await s.passes.revoke(tenant.id, user.id)).toBeUndefined();
       expect(await s.passes.use(tenant.id, user.id, revoked.code, {})).toBeUndefined();
+      // A pass someone used says so when it is revoked (the administrator's revocation then ends the user's sessions).
+      const usedOnce = await s.passes.issue(tenant, user.id, { minutes: 60, oneTime: false }, 'admin');
+      clock.advance(1_000);
+      expect(await s.passes.use(tenant.id, user.id, usedOnce.code, {})).toMatchObject({ uses: 1 });
+      expect(await s.passes.revoke(tenant.id, user.id)).toEqual({ createdAt: clock.now() - 1_000, used: true });
       // Another tenant's id finds nothing.
       const other = await s.passes.issue(tenant, user.id, { minutes: 60, oneTime: false }, 'admin');
       expect(await s.passes.use('another-tenant', user.id, other.code, {})).toBeUndefined();
