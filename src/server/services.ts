@@ -437,11 +437,14 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     pages: oidcPages,
     onServerError: (tenant, err) =>
       options.logger?.error({ tenant: tenant.slug, err: { type: err.name, message: err.message, stack: err.stack } }, 'OpenID Connect provider failed'),
-    // Signing out of an app at the provider ends the Steadfast session of that browser too.
-    async onLogout(ctx) {
+    // "Yes, sign me out" on the provider's sign-out page ends this browser's Steadfast session of that tenant
+    // too. "No, stay signed in" ends only the app's sign-in (the provider revokes that app's grant); the
+    // provider reports both as a success, so the answer is read here.
+    async onLogout(ctx, tenant) {
+      if (!ctx.oidc.params?.logout) return;
       const token = ctx.cookies.get(cookieNames(config.publicUrl).session);
       const session = token ? await sessions.authenticate(token) : undefined;
-      if (session) await sessions.revoke(session);
+      if (session && session.tenantId === tenant.id) await sessions.revoke(session);
     },
     async steadfastSession(ctx, tenant) {
       const token = ctx.cookies.get(cookieNames(config.publicUrl).session);

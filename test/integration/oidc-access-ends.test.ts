@@ -3,7 +3,7 @@ import { ManualClock } from '../../src/clock.ts';
 import { backends, type Backend } from '../helpers/backends.ts';
 import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { totpCode } from '../helpers/totp.ts';
-import { PageClient } from '../helpers/page-client.ts';
+import { PageClient, hiddenField } from '../helpers/page-client.ts';
 import { OidcApp } from '../helpers/oidc-app.ts';
 import { signedInBrowser } from '../helpers/signed-in-browser.ts';
 
@@ -74,6 +74,27 @@ for (const spec of backends) {
       expect(browser.cookies.get('_session')).toBeTruthy();
       expect((await wiki.authorize(browser)).ended).toBe('signin');
       expect((await wiki.refresh(tokens.refresh_token!)).body.error).toBe('invalid_grant');
+    });
+
+    it("signs out of Steadfast only when the user says yes on the provider's sign-out page, and only for that tenant", async () => {
+      const { browser, token } = await signedIn('uma');
+      await tokensFor(browser);
+      const signedInStill = async () => (await api(server.url, 'GET', '/api/v1/me', undefined, token)).status === 200;
+      const answer = async (tenant: string, fields: Record<string, string>) => {
+        const page = await browser.get(`/t/${tenant}/oidc/session/end`);
+        expect(page.status).toBe(200);
+        const done = await browser.post(`/t/${tenant}/oidc/session/end/confirm`, { xsrf: hiddenField(page.text, 'xsrf')!, ...fields });
+        expect(done.status).toBe(303);
+      };
+      // "No, stay signed in" (outside attack run, fourth round: it signed the browser out all the same).
+      await answer('acme', {});
+      expect(await signedInStill()).toBe(true);
+      // "Yes" at another tenant's provider: this browser's session there is not this one.
+      if (!(await server.services.tenants.findBySlug('beta'))) await server.services.tenants.create('beta', 'Beta');
+      await answer('beta', { logout: 'yes' });
+      expect(await signedInStill()).toBe(true);
+      await answer('acme', { logout: 'yes' });
+      expect(await signedInStill()).toBe(false);
     });
 
     it('asks for a sign-in again when the Steadfast session behind the app sign-in has ended elsewhere', async () => {
