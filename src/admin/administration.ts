@@ -20,6 +20,17 @@ import type { AdminTokens, AdminTokenView } from '../directory/admin-tokens.ts';
 /** Who acts: `admin-token:{id}` (the API), `user:{id}` (an administrator in the console) or `cli`. */
 export type Actor = string;
 
+/**
+ * An administrator's powers come only from a person (signed in with a second
+ * factor) or the operator's command line, never from an admin API token: a
+ * token, leaked or not, that could make an administrator, or take over one's
+ * way in (their password, a pass for them), could sign in as one and mint
+ * tokens of its own, and so outlive its own revocation.
+ */
+function refuseTokenFor(actor: Actor, what: string): void {
+  if (actor.startsWith('admin-token:')) throw new AppError('forbidden', `${what} needs an administrator signed in with a second factor, not a token`);
+}
+
 export interface UserDetail {
   user: User;
   hasPassword: boolean;
@@ -65,6 +76,7 @@ export class Administration {
   constructor(private readonly deps: AdministrationDeps) {}
 
   async createUser(tenant: Tenant, actor: Actor, input: UserInput): Promise<User> {
+    if (input.admin) refuseTokenFor(actor, 'creating an administrator');
     const passwordHash = input.password !== undefined ? await this.hashNewPassword(input.username ?? '', input.password) : undefined;
     const user = await this.deps.users.create(tenant.id, {
       username: input.username ?? '',
@@ -108,6 +120,8 @@ export class Administration {
   async updateUser(tenant: Tenant, actor: Actor, id: string, input: UserInput): Promise<User> {
     const before = await this.user(tenant, id);
     if (input.username !== undefined) throw new AppError('invalid-request', 'a username cannot be changed; create a new user');
+    if (input.admin === true && !before.isAdmin) refuseTokenFor(actor, 'making a user an administrator');
+    if (input.password !== undefined && before.isAdmin) refuseTokenFor(actor, "setting an administrator's password");
     await this.deps.users.update(tenant.id, id, {
       email: input.email,
       phone: input.phone,
@@ -181,6 +195,7 @@ export class Administration {
   async issuePass(tenant: Tenant, actor: Actor, id: string, options: { minutes?: number | undefined; oneTime?: boolean | undefined }) {
     const user = await this.user(tenant, id);
     if (user.status !== 'active') throw new AppError('invalid-state', 'the account is disabled; enable it first');
+    if (user.isAdmin) refuseTokenFor(actor, 'a Temporary Access Pass for an administrator');
     const { pass, code } = await this.deps.passes.issue(tenant, id, options, actor);
     // The audit entry says when and how long, never the code.
     await this.audit(tenant, actor, 'tap.issued', id, { passId: pass.id, oneTime: pass.oneTime, expiresAt: new Date(pass.expiresAt).toISOString() });

@@ -38,7 +38,11 @@ for (const spec of backends) {
 
     /** A user with a password, and with an authenticator app unless `withTotp` is false; the app's secret. */
     const user = async (username: string, options: { withTotp?: boolean; admin?: boolean; breakGlass?: boolean } = {}) => {
-      const created = await call('POST', '/api/v1/admin/users', { username, password: PASSWORD, admin: options.admin, breakGlass: options.breakGlass });
+      const input = { username, password: PASSWORD, admin: options.admin, breakGlass: options.breakGlass };
+      // An administrator is made by a person or the command line, never by a token (the fourth round below).
+      const created = options.admin
+        ? { status: 201, body: await server.services.admin.createUser(tenant, 'cli', input) }
+        : await call('POST', '/api/v1/admin/users', input);
       expect(created.status).toBe(201);
       let secret = '';
       if (options.withTotp !== false) {
@@ -561,8 +565,9 @@ for (const spec of backends) {
         // A used pass gave more than its sessions: an admin token made in one of them ends with it (outside attack
         // run, fourth round: it outlived the pass by 90 days), and so does every other session of the user.
         const ida = await user('ida', { admin: true });
-        const idaPass = await call('POST', `/api/v1/admin/users/${ida.id}/tap`, { minutes: 60, oneTime: false });
-        const idaByPass = (await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'ida', tap: idaPass.body.code })).body.session.token as string;
+        // (A pass for an administrator comes from a person or the command line, never from a token.)
+        const idaPass = await server.services.admin.issuePass(tenant, 'cli', ida.id, { minutes: 60, oneTime: false });
+        const idaByPass = (await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'ida', tap: idaPass.code })).body.session.token as string;
         const idaOwn = await signIn('ida', ida.secret);
         const minted = await call('POST', '/api/v1/admin/tokens', { name: 'made with a pass' }, idaByPass);
         expect(minted.status).toBe(201);
@@ -678,6 +683,31 @@ for (const spec of backends) {
         expect((await api(server.url, 'DELETE', `/api/v1/me/methods/${newest!.id}`, undefined, session)).status).toBe(204);
         const [removed] = await server.services.audit.list(tenant.id, { limit: 1, action: 'method.removed', userId: who.id });
         expect(removed!.details).toMatchObject({ type: 'totp', credentialId: newest!.id });
+      });
+    });
+
+    describe('an outside attack run, fourth round', () => {
+      it('an admin token cannot make an administrator, nor take over the way in of one, so it cannot outlive its revocation', async () => {
+        // Found: a token made an admin user, gave it a pass, signed in with it and minted a token of a year.
+        const made = await call('POST', '/api/v1/admin/users', { username: 'shadow', admin: true });
+        expect(made.status).toBe(403);
+        expect(made.body.detail).toBe('creating an administrator needs an administrator signed in with a second factor, not a token');
+        expect(await server.services.users.findByUsername(tenant.id, 'shadow')).toBeUndefined();
+        const plain = await user('plainjane', { withTotp: false });
+        expect((await call('PATCH', `/api/v1/admin/users/${plain.id}`, { admin: true })).status).toBe(403);
+        const boss = await user('realboss', { admin: true });
+        expect((await call('POST', `/api/v1/admin/users/${boss.id}/tap`, { minutes: 60 })).status).toBe(403);
+        expect((await call('PATCH', `/api/v1/admin/users/${boss.id}`, { password: 'a thief chose this one 9' })).status).toBe(403);
+        expect(await server.services.passes.active(tenant.id, boss.id)).toBeUndefined();
+        // What a token is for goes on: users, their passes and passwords, taking an administrator's rights away.
+        expect((await call('POST', `/api/v1/admin/users/${plain.id}/tap`, { minutes: 60 })).status).toBe(201);
+        expect((await call('PATCH', `/api/v1/admin/users/${plain.id}`, { password: 'a new first day phrase 3' })).status).toBe(200);
+        expect((await call('PATCH', `/api/v1/admin/users/${boss.id}`, { admin: false })).status).toBe(200);
+        // A person signed in with a second factor can do all of it.
+        const ruler = await user('ruler', { admin: true });
+        const session = await signIn('ruler', ruler.secret);
+        expect((await call('PATCH', `/api/v1/admin/users/${plain.id}`, { admin: true }, session)).status).toBe(200);
+        expect((await call('POST', `/api/v1/admin/users/${plain.id}/tap`, { minutes: 60 }, session)).status).toBe(201);
       });
     });
 

@@ -161,7 +161,8 @@ for (const spec of backends) {
     });
 
     it("keeps an administrator's console to their own tenant", async () => {
-      await api(server.url, 'PATCH', `/api/v1/admin/users/${b.userId}`, { admin: true }, b.adminToken);
+      // (An administrator is made by a person or the command line, never by a token.)
+      await server.services.admin.updateUser((await server.services.tenants.findBySlug('bravo'))!, 'cli', b.userId, { admin: true });
       const get = (path: string) => fetch(server.url + path, { headers: { cookie: `sf_session=${b.userToken}` }, redirect: 'manual' });
       expect((await get('/t/bravo/admin')).status).toBe(200);
       const foreign = await get(`/t/bravo/admin/users/${a.userId}`);

@@ -50,7 +50,8 @@ export function userAccessApi(deps: UserAccessApiDeps): FastifyPluginAsyncTypebo
         schema: {
           tags,
           security: bearer,
-          summary: 'Issue a Temporary Access Pass (shown once; replaces any active one); lifetime within the policy bounds',
+          summary:
+            'Issue a Temporary Access Pass (shown once; replaces any active one); lifetime within the policy bounds. For an administrator, only by a person signed in with a second factor, not an admin token',
           params: IdParams,
           body: Type.Optional(Type.Object({ minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 43200 })), oneTime: Type.Optional(Type.Boolean()) })),
           response: { 201: Type.Object({ code: Type.String(), expiresAt: Type.String({ format: 'date-time' }), oneTime: Type.Boolean() }) },
@@ -67,7 +68,16 @@ export function userAccessApi(deps: UserAccessApiDeps): FastifyPluginAsyncTypebo
 
     app.delete(
       '/api/v1/admin/users/:id/tap',
-      { schema: { tags, security: bearer, summary: "Revoke the user's Temporary Access Pass", params: IdParams }, config },
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary:
+            "Revoke the user's Temporary Access Pass. If it was used, every session of the user ends too, with what they gave (apps' tokens, admin tokens)",
+          params: IdParams,
+        },
+        config,
+      },
       async (request, reply) => {
         const { tenant, actor } = await deps.auth.requireAdmin(request);
         await admin.revokePass(tenant, actor, request.params.id);

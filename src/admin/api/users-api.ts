@@ -23,7 +23,8 @@ export function usersApi(deps: UsersApiDeps): FastifyPluginAsyncTypebox {
         schema: {
           tags,
           security: bearer,
-          summary: 'Create a user, with or without a password',
+          summary:
+            'Create a user, with or without a password. An administrator (`admin: true`) only by a person signed in with a second factor, not an admin token',
           body: Type.Object({ username: Type.String({ minLength: 1, maxLength: 256 }), ...UserBody }),
           response: { 201: AdminUser },
         },
@@ -120,7 +121,8 @@ export function usersApi(deps: UsersApiDeps): FastifyPluginAsyncTypebox {
         schema: {
           tags,
           security: bearer,
-          summary: 'Change contact details, status (disabling ends every session), admin or break-glass flags, or set a password',
+          summary:
+            "Change contact details, status (disabling ends every session), admin or break-glass flags, or set a password. Making an administrator, or setting an administrator's password, only by a person signed in with a second factor, not an admin token",
           params: IdParams,
           body: Type.Object({ ...UserBody, status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('disabled')])) }),
           response: { 200: AdminUser },
