@@ -128,9 +128,16 @@ export function oidcRoutes(services: OidcRoutesDeps): FastifyPluginAsyncTypebox 
       }
       const maxAge = details.params.max_age === undefined ? undefined : Number(details.params.max_age);
       if (maxAge !== undefined && Number.isFinite(maxAge) && services.clock.now() - session.authTime > maxAge * 1000) return { ok: false, fresh: true };
-      if (requestsMfa(details.params.acr_values as string | undefined) && !session.amr.includes('mfa')) return { ok: false, fresh: true };
+      if (needsMfa(tenant, details) && !session.amr.includes('mfa')) return { ok: false, fresh: true };
       return { ok: true, fresh: false };
     };
+    /**
+     * An app's sign-in needs a second factor proved in the session when the app asks for one (`acr_values`), and
+     * whenever the tenant requires MFA: a remembered browser skips the second factor on the user's own pages only,
+     * never for an app that might not check the `acr` it is given.
+     */
+    const needsMfa = (tenant: Tenant, details: Awaited<ReturnType<Provider['interactionDetails']>>) =>
+      tenant.policy.mfaRequired || requestsMfa(details.params.acr_values as string | undefined);
 
     app.get(
       '/t/:tenant/oidc/interaction/:uid',
@@ -147,7 +154,7 @@ export function oidcRoutes(services: OidcRoutesDeps): FastifyPluginAsyncTypebox 
         if (details.prompt.name === 'login') {
           const { ok, fresh } = await sufficientSession(principal, tenant, details);
           if (!ok) {
-            const kind = requestsMfa(details.params.acr_values as string | undefined) ? 'oidc-mfa' : 'oidc';
+            const kind = needsMfa(tenant, details) ? 'oidc-mfa' : 'oidc';
             const username = principal?.tenant.id === tenant.id ? `&username=${encodeURIComponent(principal.user.username)}` : '';
             return reply.redirect(`/t/${tenant.slug}/signin?next=${kind}:${details.uid}${fresh ? '&fresh=1' : ''}${username}`, 303);
           }

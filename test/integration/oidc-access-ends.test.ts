@@ -3,7 +3,7 @@ import { ManualClock } from '../../src/clock.ts';
 import { backends, type Backend } from '../helpers/backends.ts';
 import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { totpCode } from '../helpers/totp.ts';
-import { PageClient, hiddenField } from '../helpers/page-client.ts';
+import { PageClient, flowOf, hiddenField } from '../helpers/page-client.ts';
 import { OidcApp } from '../helpers/oidc-app.ts';
 import { signedInBrowser } from '../helpers/signed-in-browser.ts';
 
@@ -76,8 +76,34 @@ for (const spec of backends) {
       expect((await wiki.refresh(tokens.refresh_token!)).body.error).toBe('invalid_grant');
     });
 
+    it('asks a remembered browser for a real second factor when an app signs in, where the tenant requires MFA', async () => {
+      // Outside attack run, fourth round: the password alone on a remembered browser gave an app an ID token with amr
+      // ["pwd"]; an app that does not check acr took it as a full sign-in.
+      expect((await api(server.url, 'PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 }, adminToken)).status).toBe(200);
+      try {
+        const { secret } = await signedIn('vera');
+        const browser = new PageClient(server.url);
+        const start = await browser.post('/t/acme/signin', { username: 'vera', password: PASSWORD }, { from: '/t/acme/signin/tap' });
+        clock.advance(30_000);
+        const verify = { flow: flowOf(start)!, method: 'totp', code: totpCode(secret, clock.now()), remember: 'on' };
+        expect((await browser.post('/t/acme/signin/verify', verify, { from: '/t/acme/signin/tap' })).status).toBe(303);
+        expect(browser.cookies.get('sf_device')).toBeTruthy();
+        await browser.post('/t/acme/signout', {}, { from: '/t/acme/signin/tap' });
+        // The password alone on the remembered browser: the user's own pages, yes; an app, not without the second factor.
+        clock.advance(60_000);
+        expect((await browser.post('/t/acme/signin', { username: 'vera', password: PASSWORD }, { from: '/t/acme/signin/tap' })).location).toBe(
+          '/t/acme/my/security-info',
+        );
+        const flow = await wiki.authorize(browser, { scope: 'openid' });
+        expect(flow.ended).toBe('signin');
+        expect((flow as { url: URL }).url.searchParams.get('next')).toMatch(/^oidc-mfa:/);
+      } finally {
+        await api(server.url, 'PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 0 }, adminToken);
+      }
+    });
+
     it("signs out of Steadfast only when the user says yes on the provider's sign-out page, and only for that tenant", async () => {
-      const { browser, token } = await signedIn('uma');
+      const { browser, token } = await signedIn('ursula');
       await tokensFor(browser);
       const signedInStill = async () => (await api(server.url, 'GET', '/api/v1/me', undefined, token)).status === 200;
       const answer = async (tenant: string, fields: Record<string, string>) => {
