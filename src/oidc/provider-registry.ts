@@ -57,6 +57,8 @@ export interface SteadfastSessionRef {
   id: string;
   userId: string;
   expiresAt: number;
+  /** What the session proved (`mfa` when a second factor). */
+  amr: string[];
 }
 
 /** How long an app's sign-in may take at Steadfast's pages. */
@@ -119,6 +121,11 @@ export class OidcProviders {
         if (!accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
         const steadfast = await deps.steadfastSession(ctx, tenant);
         if (steadfast?.userId !== accountId) return interactionPolicy.Check.REQUEST_PROMPT;
+        // A sign-in the provider holds as multi-factor stands only on a Steadfast session that proved a second
+        // factor. The provider's session can outlive the one it was made in (an idle Steadfast session ends,
+        // the provider's does not): a later sign-in with the password alone on a remembered browser must not
+        // pass for the old one. Prompted, the user signs the app in again with what the new session proves.
+        if (ctx.oidc.session?.acr === ACR_MFA && !steadfast.amr.includes('mfa')) return interactionPolicy.Check.REQUEST_PROMPT;
         // Every code is issued after this check passed: the Steadfast session it names is the one it stands on.
         await deps.linkSessions(tenant.id, ctx.oidc.session!.jti, steadfast);
         return interactionPolicy.Check.NO_NEED_TO_PROMPT;

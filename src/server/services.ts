@@ -441,17 +441,21 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     // too. "No, stay signed in" ends only the app's sign-in (the provider revokes that app's grant); the
     // provider reports both as a success, so the answer is read here.
     async onLogout(ctx, tenant) {
-      if (!ctx.oidc.params?.logout) return;
       const token = ctx.cookies.get(cookieNames(config.publicUrl).session);
       const session = token ? await sessions.authenticate(token) : undefined;
-      if (session && session.tenantId === tenant.id) await sessions.revoke(session);
+      if (!session || session.tenantId !== tenant.id) return;
+      if (ctx.oidc.params?.logout) return sessions.revoke(session);
+      // "No": the provider keeps its session (signed out of the one app) under a new id, which stands on the
+      // same Steadfast session; linked again, signing out through the API still ends the other apps' grants.
+      const renamed = ctx.oidc.session?.jti;
+      if (renamed) await oidcRevocation.linkProviderSession(tenant.id, renamed, session);
     },
     async steadfastSession(ctx, tenant) {
       const token = ctx.cookies.get(cookieNames(config.publicUrl).session);
       const session = token ? await sessions.authenticate(token) : undefined;
       if (!session || session.tenantId !== tenant.id || session.scope !== 'full') return undefined;
       const user = await users.get(tenant.id, session.userId);
-      return user?.status === 'active' ? { id: session.id, userId: user.id, expiresAt: session.expiresAt } : undefined;
+      return user?.status === 'active' ? { id: session.id, userId: user.id, expiresAt: session.expiresAt, amr: session.amr } : undefined;
     },
     linkSessions: (tenantId, providerSessionId, steadfast) => oidcRevocation.linkProviderSession(tenantId, providerSessionId, steadfast),
     sessionLifetimeSeconds: config.sessions.lifetimeMinutes * 60,

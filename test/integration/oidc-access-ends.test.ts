@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/clock.ts';
 import { backends, type Backend } from '../helpers/backends.ts';
 import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
@@ -97,9 +97,59 @@ for (const spec of backends) {
         const flow = await wiki.authorize(browser, { scope: 'openid' });
         expect(flow.ended).toBe('signin');
         expect((flow as { url: URL }).url.searchParams.get('next')).toMatch(/^oidc-mfa:/);
+
+        // Fifth round: the app signed in with the second factor, then the Steadfast session idled out while the
+        // provider's lived on; the password alone on the remembered browser must not pass for that old sign-in.
+        await browser.post('/t/acme/signout', {}, { from: '/t/acme/signin/tap' });
+        // (Asked for on the remembered browser, a second factor is proved in the sign-in.)
+        const again = await browser.post('/t/acme/signin', { username: 'vera', password: PASSWORD, next: 'security-info-mfa' }, { from: '/t/acme/signin/tap' });
+        clock.advance(30_000);
+        const full = { flow: flowOf(again)!, method: 'totp', code: totpCode(secret, clock.now()) };
+        expect((await browser.post('/t/acme/signin/verify', full, { from: '/t/acme/signin/tap' })).status).toBe(303);
+        const withMfa = await wiki.authorize(browser, { scope: 'openid' });
+        expect(withMfa.ended).toBe('callback');
+        clock.advance((server.services.config.sessions.idleMinutes + 1) * 60_000);
+        expect((await browser.post('/t/acme/signin', { username: 'vera', password: PASSWORD }, { from: '/t/acme/signin/tap' })).location).toBe(
+          '/t/acme/my/security-info',
+        );
+        const afterIdle = await wiki.authorize(browser, { scope: 'openid' });
+        expect(afterIdle.ended).toBe('signin');
+        expect((afterIdle as { url: URL }).url.searchParams.get('next')).toMatch(/^oidc-mfa:/);
       } finally {
         await api(server.url, 'PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 0 }, adminToken);
       }
+    });
+
+    it("still ends the other apps' sign-ins with the Steadfast session after the user signed out of one app only", async () => {
+      // Fifth round: "No, stay signed in" after one app's sign-out gave the provider's session a new id, which
+      // stood on nothing: signing out through the API then left the other apps' refresh tokens working.
+      const { browser, token } = await signedIn('xena');
+      const notes = await OidcApp.register({ base: server.url, tenant: 'acme', adminToken, name: 'Notes', callback: 'https://notes.example.test/cb' });
+      const wikiTokens = await tokensFor(browser);
+      const notesFirst = await notes.redeem(await notes.code(browser, { scope: 'openid offline_access', prompt: 'consent' }));
+      expect(notesFirst.body.refresh_token).toBeTruthy();
+      const before = browser.cookies.get('_session');
+      const page = await browser.get(`/t/acme/oidc/session/end?id_token_hint=${wikiTokens.id_token}`);
+      expect(page.status).toBe(200);
+      expect((await browser.post('/t/acme/oidc/session/end/confirm', { xsrf: hiddenField(page.text, 'xsrf')! })).status).toBe(303);
+      const renamed = browser.cookies.get('_session');
+      expect(renamed).toBeTruthy();
+      expect(renamed).not.toBe(before);
+      await vi.waitFor(async () =>
+        expect(
+          await server.services.durable.db
+            .selectFrom('oidc_records')
+            .select('uid')
+            .where('model', '=', 'SteadfastSessionLink')
+            .where('id', '=', renamed!)
+            .executeTakeFirst(),
+        ).toBeDefined(),
+      );
+      // Signed out of the wiki only: the notes app goes on, until the Steadfast session ends.
+      const notesAgain = await notes.refresh(notesFirst.body.refresh_token!);
+      expect(notesAgain.status).toBe(200);
+      expect((await api(server.url, 'DELETE', '/api/v1/me/session', undefined, token)).status).toBe(204);
+      expect((await notes.refresh(notesAgain.body.refresh_token!)).body.error).toBe('invalid_grant');
     });
 
     it("signs out of Steadfast only when the user says yes on the provider's sign-out page, and only for that tenant", async () => {
@@ -119,8 +169,9 @@ for (const spec of backends) {
       if (!(await server.services.tenants.findBySlug('beta'))) await server.services.tenants.create('beta', 'Beta');
       await answer('beta', { logout: 'yes' });
       expect(await signedInStill()).toBe(true);
+      // The provider tells of a sign-out as it answers: the Steadfast session ends a moment later.
       await answer('acme', { logout: 'yes' });
-      expect(await signedInStill()).toBe(false);
+      await vi.waitFor(async () => expect(await signedInStill()).toBe(false));
     });
 
     it('asks for a sign-in again when the Steadfast session behind the app sign-in has ended elsewhere', async () => {
