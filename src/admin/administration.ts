@@ -166,7 +166,12 @@ export class Administration {
     // as every method added from a session does (guardLiveSession): sessions written since end with the
     // methods, so a set-up racing the reset either commits before it and is removed here, or finds its
     // session ended.
-    const endedFirst = await this.deps.sessions.revokeAllForUser(tenant.id, id);
+    // A used pass goes with the methods: in the wrong hands it would sign in and register anew. (An unused one,
+    // perhaps just issued so that the user can register again, stays.)
+    const usedPass = await this.deps.passes.revoke(tenant.id, id, { onlyUsed: true });
+    const endedFirst = usedPass
+      ? await this.takeBackUsedPass(tenant, actor, id, usedPass, 'methods-reset')
+      : await this.deps.sessions.revokeAllForUser(tenant.id, id);
     const now = this.deps.clock.now();
     const { removed, ended } = await this.deps.db.transaction().execute(async (trx) => {
       await trx.updateTable('users').set({ must_register: 1, updated_at: now }).where('tenant_id', '=', tenant.id).where('id', '=', id).execute();
@@ -187,7 +192,10 @@ export class Administration {
 
   async revokeSessions(tenant: Tenant, actor: Actor, id: string): Promise<number> {
     await this.user(tenant, id);
-    const ended = await this.deps.sessions.revokeAllForUser(tenant.id, id);
+    const usedPass = await this.deps.passes.revoke(tenant.id, id, { onlyUsed: true });
+    const ended = usedPass
+      ? await this.takeBackUsedPass(tenant, actor, id, usedPass, 'sessions-ended')
+      : await this.deps.sessions.revokeAllForUser(tenant.id, id);
     await this.audit(tenant, actor, 'sessions.revoked', id, { sessionsEnded: ended });
     return ended;
   }
@@ -196,6 +204,9 @@ export class Administration {
     const user = await this.user(tenant, id);
     if (user.status !== 'active') throw new AppError('invalid-state', 'the account is disabled; enable it first');
     if (user.isAdmin) refuseTokenFor(actor, 'a Temporary Access Pass for an administrator');
+    // The new pass replaces the active one; if that one was used, what it gave is taken back first.
+    const replaced = await this.deps.passes.revoke(tenant.id, id, { onlyUsed: true });
+    if (replaced) await this.takeBackUsedPass(tenant, actor, id, replaced, 'replaced');
     const { pass, code } = await this.deps.passes.issue(tenant, id, options, actor);
     // The audit entry says when and how long, never the code.
     await this.audit(tenant, actor, 'tap.issued', id, { passId: pass.id, oneTime: pass.oneTime, expiresAt: new Date(pass.expiresAt).toISOString() });
@@ -206,14 +217,28 @@ export class Administration {
     await this.user(tenant, id);
     const pass = await this.deps.passes.revoke(tenant.id, id);
     if (!pass) throw new AppError('not-found', 'this user has no active Temporary Access Pass');
-    // Revoking a pass given in error must take back what it gave, and a used pass gave more than its sessions:
-    // an app's tokens and an admin token made in them, a remembered browser. So it ends everything the user's
-    // sessions gave, as "this wasn't me" does (the user signs in again). What was set up with it stays, and
-    // the log says what: if the pass reached someone else, the administrator resets the user's methods.
     if (!pass.used) {
       await this.audit(tenant, actor, 'tap.revoked', id, { used: false, sessionsEnded: 0 });
       return;
     }
+    await this.takeBackUsedPass(tenant, actor, id, pass, 'revoked');
+  }
+
+  /**
+   * Revoking a pass given in error must take back what it gave, and a used pass gave more than its sessions:
+   * an app's tokens and an admin token made in them, a remembered browser. So it ends everything the user's
+   * sessions gave, as "this wasn't me" does (the user signs in again). What was set up with it stays, and the
+   * log says what: if the pass reached someone else, the administrator resets the user's methods. The same
+   * holds for a used pass replaced by a new one, or taken away by a reset or by ending the user's sessions
+   * (a multi-use pass in someone else's hands would otherwise sign them in again at once).
+   */
+  private async takeBackUsedPass(
+    tenant: Tenant,
+    actor: Actor,
+    id: string,
+    pass: { createdAt: number },
+    why: 'revoked' | 'replaced' | 'methods-reset' | 'sessions-ended',
+  ): Promise<number> {
     const sessionsEnded = await this.deps.sessions.revokeAllForUser(tenant.id, id);
     const added = await this.deps.db
       .selectFrom('credentials')
@@ -223,7 +248,13 @@ export class Administration {
       .where('state', '=', 'active')
       .where('created_at', '>=', pass.createdAt)
       .executeTakeFirstOrThrow();
-    await this.audit(tenant, actor, 'tap.revoked', id, { used: true, sessionsEnded, methodsAddedSince: Number(added.n) });
+    await this.audit(tenant, actor, 'tap.revoked', id, {
+      used: true,
+      sessionsEnded,
+      methodsAddedSince: Number(added.n),
+      ...(why === 'revoked' ? {} : { why }),
+    });
+    return sessionsEnded;
   }
 
   signins(tenant: Tenant, filter: SigninFilter, limit: number, cursor?: string): Promise<Page<AdminSigninEvent>> {

@@ -578,6 +578,32 @@ for (const spec of backends) {
         const revoked = await server.services.audit.list(tenant.id, { limit: 1, userId: ida.id, action: 'tap.revoked' });
         // Three: the pass's, her own sign-in's and the one that set up her app when she was created.
         expect(revoked.map((e) => e.details)).toEqual([{ used: true, sessionsEnded: 3, methodsAddedSince: 0 }]);
+        // Fifth round: replacing a used pass, resetting the user's methods or ending their sessions takes it back
+        // too (a multi-use pass in someone else's hands signed them in again at once).
+        const tapIn = async (code: string) => api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'tess', tap: code });
+        const multi = await call('POST', `/api/v1/admin/users/${tess.id}/tap`, { minutes: 60, oneTime: false });
+        const viaMulti = (await tapIn(multi.body.code)).body.session.token as string;
+        const replacement = await call('POST', `/api/v1/admin/users/${tess.id}/tap`, { minutes: 60, oneTime: false });
+        expect(replacement.status).toBe(201);
+        expect((await api(server.url, 'GET', '/api/v1/me', undefined, viaMulti)).status).toBe(401);
+        const [replacedEntry] = await server.services.audit.list(tenant.id, { limit: 1, userId: tess.id, action: 'tap.revoked' });
+        expect(replacedEntry!.details).toMatchObject({ used: true, sessionsEnded: 1, why: 'replaced' });
+        for (const [path, why] of [
+          ['reset-methods', 'methods-reset'],
+          ['revoke-sessions', 'sessions-ended'],
+        ] as const) {
+          const pass = await call('POST', `/api/v1/admin/users/${tess.id}/tap`, { minutes: 60, oneTime: false });
+          expect((await tapIn(pass.body.code)).status).toBe(200);
+          expect((await call('POST', `/api/v1/admin/users/${tess.id}/${path}`)).status).toBe(200);
+          expect((await tapIn(pass.body.code)).status).toBe(401);
+          const [entry] = await server.services.audit.list(tenant.id, { limit: 1, userId: tess.id, action: 'tap.revoked' });
+          expect(entry!.details).toMatchObject({ used: true, why });
+        }
+        // An unused pass (issued so that the user can register again) outlives a reset.
+        const fresh = await call('POST', `/api/v1/admin/users/${tess.id}/tap`, { minutes: 60, oneTime: false });
+        expect((await call('POST', `/api/v1/admin/users/${tess.id}/reset-methods`)).status).toBe(200);
+        expect((await tapIn(fresh.body.code)).status).toBe(200);
+
         // A pass nobody used takes nothing back.
         const ivo = await user('ivo');
         const ivoOwn = await signIn('ivo', ivo.secret);

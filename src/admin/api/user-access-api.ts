@@ -14,7 +14,7 @@ export function userAccessApi(deps: UserAccessApiDeps): FastifyPluginAsyncTypebo
         schema: {
           tags,
           security: bearer,
-          summary: 'Remove every method and end every session; the next sign-in must register a method',
+          summary: 'Remove every method and end every session, and revoke a Temporary Access Pass that was used; the next sign-in must register a method',
           params: IdParams,
           response: { 200: Type.Object({ removed: Type.Integer(), sessionsEnded: Type.Integer() }) },
         },
@@ -32,7 +32,7 @@ export function userAccessApi(deps: UserAccessApiDeps): FastifyPluginAsyncTypebo
         schema: {
           tags,
           security: bearer,
-          summary: "End every one of the user's sessions",
+          summary: "End every one of the user's sessions, and revoke a Temporary Access Pass that was used",
           params: IdParams,
           response: { 200: Type.Object({ sessionsEnded: Type.Integer() }) },
         },

@@ -91,14 +91,18 @@ export class AccessPasses {
     return row && toPass(row);
   }
 
-  /** Revokes the user's pass; what it was (when issued, whether anyone used it), or undefined when there was none. */
-  async revoke(tenantId: string, userId: string): Promise<{ createdAt: number; used: boolean } | undefined> {
+  /**
+   * Revokes the user's pass (`onlyUsed`: only if someone has used it); what it
+   * was (when issued, whether anyone used it), or undefined when none was revoked.
+   */
+  async revoke(tenantId: string, userId: string, options: { onlyUsed?: boolean } = {}): Promise<{ createdAt: number; used: boolean } | undefined> {
     const rows = await this.db
       .updateTable('access_passes')
       .set({ revoked_at: this.clock.now() })
       .where('tenant_id', '=', tenantId)
       .where('user_id', '=', userId)
       .where('revoked_at', 'is', null)
+      .$if(options.onlyUsed === true, (q) => q.where('uses', '>', 0))
       .returning(['created_at', 'uses'])
       .execute();
     if (rows.length === 0) return undefined;
