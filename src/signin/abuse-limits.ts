@@ -60,6 +60,12 @@ export interface Attempt {
   ip: string;
   /** Which part of the account's budget the guess counts against; strangers' when absent. */
   place?: Place | undefined;
+  /**
+   * A password change only: the user whose password it is (tenant-qualified), while `account` is the session
+   * guessing. Every session's guesses together have a day's cap for the user, which ending all of the user's
+   * sessions clears (`forgetPasswordChangeGuesses`).
+   */
+  owner?: string | undefined;
   /** The tenant's own consecutive-failure limit and block time; the lower of it and the node's applies. */
   accountFailures?: number | undefined;
   accountBlockSeconds?: number | undefined;
@@ -73,6 +79,12 @@ export const familiarShare = (total: number) => Math.max(1, Math.floor(total / 1
 const DAY_SECONDS = 24 * 3600;
 /** Wrong current passwords a day, from one session, before its password changes are refused. */
 export const PASSWORD_CHANGE_FAILURES_PER_DAY = 20;
+/**
+ * Wrong current passwords a day from all of a user's sessions together: a thief who can open sessions at will
+ * (a passkey they added) gets no more. Ending all of the user's sessions (the owner's "this wasn't me")
+ * clears it, so the thief cannot keep the owner from changing the password.
+ */
+export const PASSWORD_CHANGE_FAILURES_PER_USER_DAY = 50;
 
 export class AbuseLimits {
   private readonly limiters: Record<Factor, LimiterSet>;
@@ -113,6 +125,15 @@ export class AbuseLimits {
       this.accountLimiters.set(key, limiter);
     }
     return limiter;
+  }
+
+  private passwordChangeOwnerLimiter(): RateLimiterAbstract {
+    return this.accountLimiter('rl:pwchange:user', PASSWORD_CHANGE_FAILURES_PER_USER_DAY, DAY_SECONDS, 0);
+  }
+
+  /** Clears the user's day of wrong current passwords (`owner` of a password change): all of their sessions have ended. */
+  async forgetPasswordChangeGuesses(owner: string): Promise<void> {
+    await this.passwordChangeOwnerLimiter().delete(owner);
   }
 
   /** Whether this factor of this account was proved from this source lately. */
@@ -167,8 +188,12 @@ export class AbuseLimits {
     // the sign-in budget nor the owner's other sessions: the owner still signs in, ends the thief's session
     // with "this wasn't me", and changes the password.
     if (attempt.factor === 'password-change')
-      // Stryker disable next-line StringLiteral: equivalent (made empty, the limiter's key and its prefix ':acct' still differ from every other limiter's, as for the prefixes above)
-      return [...bySource, [this.accountLimiter('rl:pwchange', PASSWORD_CHANGE_FAILURES_PER_DAY, DAY_SECONDS, 0), attempt.account]];
+      return [
+        ...bySource,
+        // Stryker disable next-line StringLiteral: equivalent (made empty, the limiter's key and its prefix ':acct' still differ from every other limiter's, as for the prefixes above)
+        [this.accountLimiter('rl:pwchange', PASSWORD_CHANGE_FAILURES_PER_DAY, DAY_SECONDS, 0), attempt.account],
+        ...(attempt.owner ? [[this.passwordChangeOwnerLimiter(), attempt.owner] as Counter] : []),
+      ];
     const total = Math.min(this.accountFailures, attempt.accountFailures ?? Infinity);
     const share = familiarShare(total);
     const block = Math.min(this.accountBlockSeconds, attempt.accountBlockSeconds ?? Infinity);

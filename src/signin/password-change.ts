@@ -71,7 +71,7 @@ export class PasswordChange {
     // session (a day's budget of its own, wherever they come from), never charged to the sign-in budget nor
     // to the account: a stolen session can neither spend the owner's sign-ins nor use up the owner's own
     // password change (the owner, having ended the thief's session, changes the password at once).
-    const attempt = { factor: 'password-change' as const, account: `${tenant.id}|session:${session.id}`, ip: ctx.ip };
+    const attempt = { factor: 'password-change' as const, account: `${tenant.id}|session:${session.id}`, owner: passwordOwner(tenant.id, user.id), ip: ctx.ip };
     await this.deps.limits.begin(attempt);
     const stored = await this.deps.users.findByUsername(tenant.id, user.username);
     const ok = stored?.passwordHash ? await this.deps.hasher.verify(stored.passwordHash, current, ctx) : await this.deps.hasher.verifyNothing(current, ctx);
@@ -88,3 +88,6 @@ export class PasswordChange {
     return sessionsEnded;
   }
 }
+
+/** Whose password a password change guesses at, for the limit of all of the user's sessions together. */
+export const passwordOwner = (tenantId: string, userId: string) => `${tenantId}|user:${userId}`;

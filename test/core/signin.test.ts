@@ -771,6 +771,23 @@ describe('the sign-in state machine on SQLite', () => {
       expect(await s.passwords.change(tenant, other, await open(other), PASSWORD, NEW, ctx())).toBe(0);
     });
 
+    it("caps all of a user's sessions together for the day, until all of them are ended", async () => {
+      // Fifth round: a thief who can open sessions at will (a passkey they added) had 20 guesses in each.
+      const user = await newUser();
+      const wrong = async (n: number) => {
+        const session = await open(user);
+        const outcomes: string[] = [];
+        for (let i = 0; i < n; i++) outcomes.push((await rejection(s.passwords.change(tenant, user, session, 'wrong', NEW, ctx())))!.code);
+        return outcomes;
+      };
+      expect([...(await wrong(20)), ...(await wrong(20))].every((o) => o === 'invalid-credentials')).toBe(true);
+      expect(await wrong(11)).toEqual([...Array(10).fill('invalid-credentials'), 'too-many-requests']);
+      expect(await rejection(s.passwords.change(tenant, user, await open(user), PASSWORD, NEW, ctx()))).toMatchObject({ code: 'too-many-requests' });
+      // The owner ends every session ("this wasn't me", or an administrator): the thief's guesses no longer count.
+      await s.sessions.revokeAllForUser(tenant.id, user.id);
+      expect(await s.passwords.change(tenant, user, await open(user), PASSWORD, NEW, ctx())).toBe(0);
+    });
+
     it('sets a first password only from a recent full session with a second factor, once, audited', async () => {
       const user = await newUser({ withPassword: false });
       expect(await s.passwords.hasPassword(tenant, user)).toBe(false);
