@@ -24,8 +24,9 @@ export type Actor = string;
  * An administrator's powers come only from a person (signed in with a second
  * factor) or the operator's command line, never from an admin API token: a
  * token, leaked or not, that could make an administrator, or take over one's
- * way in (their password, a pass for them), could sign in as one and mint
- * tokens of its own, and so outlive its own revocation.
+ * way in (their password, a pass for them, a reset of their methods, enabling
+ * a disabled one), could sign in as one and mint tokens of its own, and so
+ * outlive its own revocation.
  */
 function refuseTokenFor(actor: Actor, what: string): void {
   if (actor.startsWith('admin-token:')) throw new AppError('forbidden', `${what} needs an administrator signed in with a second factor, not a token`);
@@ -122,6 +123,7 @@ export class Administration {
     if (input.username !== undefined) throw new AppError('invalid-request', 'a username cannot be changed; create a new user');
     if (input.admin === true && !before.isAdmin) refuseTokenFor(actor, 'making a user an administrator');
     if (input.password !== undefined && before.isAdmin) refuseTokenFor(actor, "setting an administrator's password");
+    if (input.status === 'active' && before.status !== 'active' && before.isAdmin) refuseTokenFor(actor, 'enabling an administrator again');
     await this.deps.users.update(tenant.id, id, {
       email: input.email,
       phone: input.phone,
@@ -160,7 +162,8 @@ export class Administration {
 
   /** Removes every method and ends every session; the next sign-in must register a method. */
   async resetMethods(tenant: Tenant, actor: Actor, id: string): Promise<{ removed: number; sessionsEnded: number }> {
-    await this.user(tenant, id);
+    // With an administrator's password (phished, say), a reset lets whoever holds it register a method of their own.
+    if ((await this.user(tenant, id)).isAdmin) refuseTokenFor(actor, "resetting an administrator's methods");
     // First what ending a user's sessions always does (the mark a sign-in finishing meanwhile checks,
     // remembered browsers forgotten, listeners told). Then one transaction that takes the user's row first,
     // as every method added from a session does (guardLiveSession): sessions written since end with the

@@ -724,6 +724,10 @@ for (const spec of backends) {
         const boss = await user('realboss', { admin: true });
         expect((await call('POST', `/api/v1/admin/users/${boss.id}/tap`, { minutes: 60 })).status).toBe(403);
         expect((await call('PATCH', `/api/v1/admin/users/${boss.id}`, { password: 'a thief chose this one 9' })).status).toBe(403);
+        expect((await call('POST', `/api/v1/admin/users/${boss.id}/reset-methods`)).status).toBe(403);
+        expect((await call('PATCH', `/api/v1/admin/users/${boss.id}`, { status: 'disabled' })).status).toBe(200);
+        expect((await call('PATCH', `/api/v1/admin/users/${boss.id}`, { status: 'active' })).status).toBe(403);
+        await server.services.admin.updateUser(tenant, 'cli', boss.id, { status: 'active' });
         expect(await server.services.passes.active(tenant.id, boss.id)).toBeUndefined();
         // What a token is for goes on: users, their passes and passwords, taking an administrator's rights away.
         expect((await call('POST', `/api/v1/admin/users/${plain.id}/tap`, { minutes: 60 })).status).toBe(201);

@@ -14,7 +14,8 @@ export function userAccessApi(deps: UserAccessApiDeps): FastifyPluginAsyncTypebo
         schema: {
           tags,
           security: bearer,
-          summary: 'Remove every method and end every session, and revoke a Temporary Access Pass that was used; the next sign-in must register a method',
+          summary:
+            "Remove every method and end every session, and revoke a Temporary Access Pass that was used; the next sign-in must register a method. An administrator's, only by a person signed in with a second factor, not an admin token",
           params: IdParams,
           response: { 200: Type.Object({ removed: Type.Integer(), sessionsEnded: Type.Integer() }) },
         },
