@@ -14,7 +14,7 @@ import { Tenants } from '../directory/tenants.ts';
 import { Users } from '../directory/users.ts';
 import { ProfileSeal } from '../directory/profile-seal.ts';
 import { AdminTokens } from '../directory/admin-tokens.ts';
-import { PasswordChange, passwordOwner } from '../signin/password-change.ts';
+import { PasswordChange } from '../signin/password-change.ts';
 import { Credentials } from '../methods/credentials.ts';
 import { SingleUseHolds, noHolds } from '../methods/single-use-holds.ts';
 import { createMethodRegistry, type MethodRegistry } from '../methods/registry.ts';
@@ -464,8 +464,6 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   // known-browser marks (an old one on a shared computer must not keep a place in the owner's budget).
   sessions.onAllEnded((tenantId, userId) => oidcRevocation.endForAccount(tenantId, userId));
   sessions.onAllEnded((tenantId, userId) => users.resetKnownBrowsers(tenantId, userId));
-  // The sessions that guessed at the current password have ended: their guesses no longer hold the owner back.
-  sessions.onAllEnded((tenantId, userId) => limits.forgetPasswordChangeGuesses(passwordOwner(tenantId, userId)));
   // Set-ups begun in an ended session (a pairing link needs none to be used) and admin tokens the user
   // made (they act with the user's authority) end with the user's sessions.
   sessions.onAllEnded((tenantId, userId) => credentials.deletePendingForUser(tenantId, userId));

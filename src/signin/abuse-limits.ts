@@ -62,8 +62,7 @@ export interface Attempt {
   place?: Place | undefined;
   /**
    * A password change only: the user whose password it is (tenant-qualified), while `account` is the session
-   * guessing. Every session's guesses together have a day's cap for the user, which ending all of the user's
-   * sessions clears (`forgetPasswordChangeGuesses`).
+   * guessing. Every session's guesses together have a day's cap for the user.
    */
   owner?: string | undefined;
   /** The tenant's own consecutive-failure limit and block time; the lower of it and the node's applies. */
@@ -81,8 +80,9 @@ const DAY_SECONDS = 24 * 3600;
 export const PASSWORD_CHANGE_FAILURES_PER_DAY = 20;
 /**
  * Wrong current passwords a day from all of a user's sessions together: a thief who can open sessions at will
- * (a passkey they added) gets no more. Ending all of the user's sessions (the owner's "this wasn't me")
- * clears it, so the thief cannot keep the owner from changing the password.
+ * (a passkey they added, a pass) gets no more. Nothing a session can do clears it (a thief's own "this wasn't
+ * me" would): one stolen session, at 20, cannot reach it, so it holds the owner back only from a thief who can
+ * sign in at will, for the rest of the day; an administrator can set a new password meanwhile.
  */
 export const PASSWORD_CHANGE_FAILURES_PER_USER_DAY = 50;
 
@@ -129,11 +129,6 @@ export class AbuseLimits {
 
   private passwordChangeOwnerLimiter(): RateLimiterAbstract {
     return this.accountLimiter('rl:pwchange:user', PASSWORD_CHANGE_FAILURES_PER_USER_DAY, DAY_SECONDS, 0);
-  }
-
-  /** Clears the user's day of wrong current passwords (`owner` of a password change): all of their sessions have ended. */
-  async forgetPasswordChangeGuesses(owner: string): Promise<void> {
-    await this.passwordChangeOwnerLimiter().delete(owner);
   }
 
   /** Whether this factor of this account was proved from this source lately. */
