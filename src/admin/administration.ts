@@ -26,10 +26,19 @@ export type Actor = string;
  * token, leaked or not, that could make an administrator, or take over one's
  * way in (their password, a pass for them, a reset of their methods, enabling
  * a disabled one), could sign in as one and mint tokens of its own, and so
- * outlive its own revocation.
+ * outlive its own revocation. So administrators' and break-glass accounts are
+ * out of a token's reach altogether: demoted first, one would be an ordinary
+ * account to take over, and disabled, deleted or demoted they would be locked out.
  */
 function refuseTokenFor(actor: Actor, what: string): void {
-  if (actor.startsWith('admin-token:')) throw new AppError('forbidden', `${what} needs an administrator signed in with a second factor, not a token`);
+  if (isToken(actor)) throw new AppError('forbidden', `${what} needs an administrator signed in with a second factor, not a token`);
+}
+
+const isToken = (actor: Actor) => actor.startsWith('admin-token:');
+
+/** Refuses a token any change to an administrator's or break-glass account. */
+function refuseTokenOn(actor: Actor, user: User, what: string): void {
+  if (user.isAdmin || user.breakGlass) refuseTokenFor(actor, `${what} of an administrator or break-glass account`);
 }
 
 export interface UserDetail {
@@ -77,7 +86,7 @@ export class Administration {
   constructor(private readonly deps: AdministrationDeps) {}
 
   async createUser(tenant: Tenant, actor: Actor, input: UserInput): Promise<User> {
-    if (input.admin) refuseTokenFor(actor, 'creating an administrator');
+    if (input.admin || input.breakGlass) refuseTokenFor(actor, 'creating an administrator or a break-glass account');
     const passwordHash = input.password !== undefined ? await this.hashNewPassword(input.username ?? '', input.password) : undefined;
     const user = await this.deps.users.create(tenant.id, {
       username: input.username ?? '',
@@ -121,9 +130,8 @@ export class Administration {
   async updateUser(tenant: Tenant, actor: Actor, id: string, input: UserInput): Promise<User> {
     const before = await this.user(tenant, id);
     if (input.username !== undefined) throw new AppError('invalid-request', 'a username cannot be changed; create a new user');
-    if (input.admin === true && !before.isAdmin) refuseTokenFor(actor, 'making a user an administrator');
-    if (input.password !== undefined && before.isAdmin) refuseTokenFor(actor, "setting an administrator's password");
-    if (input.status === 'active' && before.status !== 'active' && before.isAdmin) refuseTokenFor(actor, 'enabling an administrator again');
+    refuseTokenOn(actor, before, 'a change');
+    if (input.admin === true || input.breakGlass === true) refuseTokenFor(actor, 'making an administrator or a break-glass account');
     await this.deps.users.update(tenant.id, id, {
       email: input.email,
       phone: input.phone,
@@ -153,6 +161,7 @@ export class Administration {
 
   async deleteUser(tenant: Tenant, actor: Actor, id: string): Promise<void> {
     const user = await this.user(tenant, id);
+    refuseTokenOn(actor, user, 'deleting');
     // The tokens they made end, and what the user's sessions gave apps (OIDC grants, refresh tokens), first.
     const tokensRevoked = await this.deps.tokens.revokeCreatedBy(tenant.id, `user:${id}`);
     await this.deps.sessions.revokeAllForUser(tenant.id, id);
@@ -163,7 +172,7 @@ export class Administration {
   /** Removes every method and ends every session; the next sign-in must register a method. */
   async resetMethods(tenant: Tenant, actor: Actor, id: string): Promise<{ removed: number; sessionsEnded: number }> {
     // With an administrator's password (phished, say), a reset lets whoever holds it register a method of their own.
-    if ((await this.user(tenant, id)).isAdmin) refuseTokenFor(actor, "resetting an administrator's methods");
+    refuseTokenOn(actor, await this.user(tenant, id), 'a reset');
     // First what ending a user's sessions always does (the mark a sign-in finishing meanwhile checks,
     // remembered browsers forgotten, listeners told). Then one transaction that takes the user's row first,
     // as every method added from a session does (guardLiveSession): sessions written since end with the
@@ -194,7 +203,7 @@ export class Administration {
   }
 
   async revokeSessions(tenant: Tenant, actor: Actor, id: string): Promise<number> {
-    await this.user(tenant, id);
+    refuseTokenOn(actor, await this.user(tenant, id), 'ending the sessions');
     const usedPass = await this.deps.passes.revoke(tenant.id, id, { onlyUsed: true });
     const ended = usedPass
       ? await this.takeBackUsedPass(tenant, actor, id, usedPass, 'sessions-ended')
@@ -206,7 +215,7 @@ export class Administration {
   async issuePass(tenant: Tenant, actor: Actor, id: string, options: { minutes?: number | undefined; oneTime?: boolean | undefined }) {
     const user = await this.user(tenant, id);
     if (user.status !== 'active') throw new AppError('invalid-state', 'the account is disabled; enable it first');
-    if (user.isAdmin) refuseTokenFor(actor, 'a Temporary Access Pass for an administrator');
+    refuseTokenOn(actor, user, 'a Temporary Access Pass');
     // The new pass replaces the active one; if that one was used, what it gave is taken back first.
     const replaced = await this.deps.passes.revoke(tenant.id, id, { onlyUsed: true });
     if (replaced) await this.takeBackUsedPass(tenant, actor, id, replaced, 'replaced');
@@ -217,7 +226,7 @@ export class Administration {
   }
 
   async revokePass(tenant: Tenant, actor: Actor, id: string): Promise<void> {
-    await this.user(tenant, id);
+    refuseTokenOn(actor, await this.user(tenant, id), 'revoking the pass');
     const pass = await this.deps.passes.revoke(tenant.id, id);
     if (!pass) throw new AppError('not-found', 'this user has no active Temporary Access Pass');
     if (!pass.used) {
@@ -323,6 +332,12 @@ export class Administration {
   }
 
   async revokeToken(tenant: Tenant, actor: Actor, id: string): Promise<void> {
+    // A token may end itself; another token (an administrator's own, say) only a person or the command line ends.
+    // (Looked up first: an id of another tenant's token, or of none, is answered alike.)
+    if (isToken(actor) && actor !== `admin-token:${id}`) {
+      if (!(await this.deps.tokens.list(tenant.id)).some((t) => t.id === id && t.revokedAt === null)) throw new AppError('not-found', 'no such live token');
+      refuseTokenFor(actor, 'revoking another token');
+    }
     if (!(await this.deps.tokens.revoke(tenant.id, id))) throw new AppError('not-found', 'no such live token');
     await this.audit(tenant, actor, 'token.revoked', null, { tokenId: id });
   }
