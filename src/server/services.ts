@@ -458,6 +458,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
       return user?.status === 'active' ? { id: session.id, userId: user.id, expiresAt: session.expiresAt, amr: session.amr } : undefined;
     },
     linkSessions: (tenantId, providerSessionId, steadfast) => oidcRevocation.linkProviderSession(tenantId, providerSessionId, steadfast),
+    linkedSession: (tenantId, providerSessionId) => oidcRevocation.linkedSteadfastSession(tenantId, providerSessionId),
     sessionLifetimeSeconds: config.sessions.lifetimeMinutes * 60,
   });
   // Whatever ends all of a user's sessions ends what the provider issued on their strength, and voids the

@@ -45,6 +45,18 @@ export class OidcRevocation {
    * out on the pages ends them. Signing out through the API has no provider
    * cookie to go by, so it goes by the links.
    */
+  /** The Steadfast session the provider's session (its id) stands on, if linked. */
+  async linkedSteadfastSession(tenantId: string, providerSessionId: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('oidc_records')
+      .select('uid')
+      .where('tenant_id', '=', tenantId)
+      .where('model', '=', PROVIDER_SESSION_LINK)
+      .where('id', '=', providerSessionId)
+      .executeTakeFirst();
+    return row?.uid ?? undefined;
+  }
+
   async endSteadfastSession(tenantId: string, steadfastSessionId: string, accountId: string): Promise<void> {
     const links = await this.db
       .selectFrom('oidc_records')

@@ -120,6 +120,28 @@ for (const spec of backends) {
       }
     });
 
+    it('tells an app what the live Steadfast session proved, not what an earlier one in the same browser did', async () => {
+      // Sixth round: the provider's sign-in (password and app code) outlived its Steadfast session; with a pass-only
+      // session in the browser, apps still got amr ["pwd","otp","mfa"] and the old auth_time.
+      const claims = (idToken: string) => JSON.parse(Buffer.from(idToken.split('.')[1]!, 'base64url').toString()) as { amr: string[]; auth_time: number };
+      const { browser, userId } = await signedIn('wren');
+      expect(claims((await tokensFor(browser, { scope: 'openid' })).id_token!).amr).toEqual(['pwd', 'otp', 'mfa']);
+      clock.advance(60_000);
+      const pass = await api(server.url, 'POST', `/api/v1/admin/users/${userId}/tap`, { minutes: 60 }, adminToken);
+      clock.advance(1);
+      const byPass = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'wren', tap: pass.body.code });
+      browser.cookies.set('sf_session', byPass.body.session.token);
+      // Silently, the app is told to sign the user in: nothing is claimed from the old sign-in.
+      const silent = await wiki.authorize(browser, { scope: 'openid', prompt: 'none' });
+      expect(silent.ended).toBe('callback');
+      expect((silent as { url: URL }).url.searchParams.get('error')).toBe('login_required');
+      // Asked normally, the sign-in is made again from the live session at once, and says what that one proved.
+      const again = claims((await tokensFor(browser, { scope: 'openid' })).id_token!);
+      expect(again.amr).toEqual(['tap', 'mfa']);
+      const live = (await server.services.sessions.authenticate(byPass.body.session.token))!;
+      expect(again.auth_time).toBe(Math.floor(live.authTime / 1000));
+    });
+
     it("still ends the other apps' sign-ins with the Steadfast session after the user signed out of one app only", async () => {
       // Fifth round: "No, stay signed in" after one app's sign-out gave the provider's session a new id, which
       // stood on nothing: signing out through the API then left the other apps' refresh tokens working.
