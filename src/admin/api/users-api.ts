@@ -24,7 +24,7 @@ export function usersApi(deps: UsersApiDeps): FastifyPluginAsyncTypebox {
           tags,
           security: bearer,
           summary:
-            'Create a user, with or without a password. An administrator (`admin: true`) only by a person signed in with a second factor, not an admin token',
+            'Create a user, with or without a password. An administrator or break-glass account only by a person signed in with a second factor, not an admin token',
           body: Type.Object({ username: Type.String({ minLength: 1, maxLength: 256 }), ...UserBody }),
           response: { 201: AdminUser },
         },
@@ -122,7 +122,7 @@ export function usersApi(deps: UsersApiDeps): FastifyPluginAsyncTypebox {
           tags,
           security: bearer,
           summary:
-            "Change contact details, status (disabling ends every session), admin or break-glass flags, or set a password. Making an administrator, or setting an administrator's password, only by a person signed in with a second factor, not an admin token",
+            "Change contact details, status (disabling ends every session), admin or break-glass flags, or set a password. An administrator's or break-glass account, or making one, only by a person signed in with a second factor, not an admin token",
           params: IdParams,
           body: Type.Object({ ...UserBody, status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('disabled')])) }),
           response: { 200: AdminUser },
@@ -137,7 +137,16 @@ export function usersApi(deps: UsersApiDeps): FastifyPluginAsyncTypebox {
 
     app.delete(
       '/api/v1/admin/users/:id',
-      { schema: { tags, security: bearer, summary: 'Delete a user, their methods and sessions', params: IdParams }, config },
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary:
+            "Delete a user, their methods and sessions. An administrator's or break-glass account only by a person signed in with a second factor, not an admin token",
+          params: IdParams,
+        },
+        config,
+      },
       async (request, reply) => {
         const { tenant, actor } = await deps.auth.requireAdmin(request);
         await admin.deleteUser(tenant, actor, request.params.id);
