@@ -128,11 +128,13 @@ export class OidcProviders {
         // the provider's does not): a later sign-in with the password alone on a remembered browser must not
         // pass for the old one. Prompted, the user signs the app in again with what the new session proves.
         if (ctx.oidc.session?.acr === ACR_MFA && !steadfast.amr.includes('mfa')) return interactionPolicy.Check.REQUEST_PROMPT;
-        // Nor does any other later Steadfast session pass for the one the provider's sign-in was made in: what an
-        // app is told (amr, acr, auth_time) must be what the live session proved. Prompted, the sign-in is made
-        // again from the live session (at once, without a page, when it is enough), and then linked to it.
+        // Nor does any other Steadfast session pass for the one the provider's sign-in was made in: what an app is
+        // told (amr, acr, auth_time) must be what the live session proved. A provider session not linked to the
+        // live one (linked to another, or to none, as after "No, stay signed in" from another session) is signed
+        // in again from the live session: at once, without a page, when that is enough. Only the request resumed
+        // from that fresh sign-in (its login result) is linked without a prompt.
         const linked = await deps.linkedSession(tenant.id, ctx.oidc.session!.jti);
-        if (linked !== undefined && linked !== steadfast.id && !ctx.oidc.result?.login) return interactionPolicy.Check.REQUEST_PROMPT;
+        if (linked !== steadfast.id && !ctx.oidc.result?.login) return interactionPolicy.Check.REQUEST_PROMPT;
         // Every code is issued after this check passed: the Steadfast session it names is the one it stands on.
         await deps.linkSessions(tenant.id, ctx.oidc.session!.jti, steadfast);
         return interactionPolicy.Check.NO_NEED_TO_PROMPT;

@@ -445,10 +445,14 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
       const session = token ? await sessions.authenticate(token) : undefined;
       if (!session || session.tenantId !== tenant.id) return;
       if (ctx.oidc.params?.logout) return sessions.revoke(session);
-      // "No": the provider keeps its session (signed out of the one app) under a new id, which stands on the
-      // same Steadfast session; linked again, signing out through the API still ends the other apps' grants.
+      // "No": the provider keeps its session (signed out of the one app) under a new id. If it stood on this very
+      // Steadfast session, it still does: linked again, signing out through the API still ends the other apps'
+      // grants. If it stood on another (an earlier sign-in in this browser), it is left unlinked, so the next
+      // app request signs in afresh from the live session instead of passing the old sign-in off as it.
       const renamed = ctx.oidc.session?.jti;
-      if (renamed) await oidcRevocation.linkProviderSession(tenant.id, renamed, session);
+      const previous = (ctx.oidc.session as { oldId?: string } | undefined)?.oldId;
+      if (!renamed || !previous || (await oidcRevocation.linkedSteadfastSession(tenant.id, previous)) !== session.id) return;
+      await oidcRevocation.linkProviderSession(tenant.id, renamed, session);
     },
     async steadfastSession(ctx, tenant) {
       const token = ctx.cookies.get(cookieNames(config.publicUrl).session);

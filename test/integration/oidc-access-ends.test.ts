@@ -125,7 +125,8 @@ for (const spec of backends) {
       // session in the browser, apps still got amr ["pwd","otp","mfa"] and the old auth_time.
       const claims = (idToken: string) => JSON.parse(Buffer.from(idToken.split('.')[1]!, 'base64url').toString()) as { amr: string[]; auth_time: number };
       const { browser, userId } = await signedIn('wren');
-      expect(claims((await tokensFor(browser, { scope: 'openid' })).id_token!).amr).toEqual(['pwd', 'otp', 'mfa']);
+      const firstIdToken = (await tokensFor(browser, { scope: 'openid' })).id_token!;
+      expect(claims(firstIdToken).amr).toEqual(['pwd', 'otp', 'mfa']);
       clock.advance(60_000);
       const pass = await api(server.url, 'POST', `/api/v1/admin/users/${userId}/tap`, { minutes: 60 }, adminToken);
       clock.advance(1);
@@ -135,6 +136,14 @@ for (const spec of backends) {
       const silent = await wiki.authorize(browser, { scope: 'openid', prompt: 'none' });
       expect(silent.ended).toBe('callback');
       expect((silent as { url: URL }).url.searchParams.get('error')).toBe('login_required');
+      // Seventh round: "No, stay signed in" from the new session linked the provider's renamed session to it, and the
+      // old sign-in passed for it after all.
+      const page = await browser.get(`/t/acme/oidc/session/end?id_token_hint=${firstIdToken}`);
+      expect((await browser.post('/t/acme/oidc/session/end/confirm', { xsrf: hiddenField(page.text, 'xsrf')! })).status).toBe(303);
+      // (The provider tells of the answer as it redirects; the link, if any, is written a moment later.)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const afterNo = await wiki.authorize(browser, { scope: 'openid', prompt: 'none' });
+      expect((afterNo as { url: URL }).url.searchParams.get('error')).toBe('login_required');
       // Asked normally, the sign-in is made again from the live session at once, and says what that one proved.
       const again = claims((await tokensFor(browser, { scope: 'openid' })).id_token!);
       expect(again.amr).toEqual(['tap', 'mfa']);
