@@ -30,7 +30,7 @@ export type Actor = string;
  * out of a token's reach altogether: demoted first, one would be an ordinary
  * account to take over, and disabled, deleted or demoted they would be locked out.
  */
-function refuseTokenFor(actor: Actor, what: string): void {
+export function refuseTokenFor(actor: Actor, what: string): void {
   if (isToken(actor)) throw new AppError('forbidden', `${what} needs an administrator signed in with a second factor, not a token`);
 }
 
@@ -132,6 +132,7 @@ export class Administration {
     if (input.username !== undefined) throw new AppError('invalid-request', 'a username cannot be changed; create a new user');
     refuseTokenOn(actor, before, 'a change');
     if (input.admin === true || input.breakGlass === true) refuseTokenFor(actor, 'making an administrator or a break-glass account');
+    if ((input.admin === true && !before.isAdmin) || (input.breakGlass === true && !before.breakGlass)) await this.refuseTokenMadeAccount(tenant, id);
     await this.deps.users.update(tenant.id, id, {
       email: input.email,
       phone: input.phone,
@@ -157,6 +158,28 @@ export class Administration {
       ...(tokensRevoked > 0 ? { tokensRevoked } : {}),
     });
     return this.user(tenant, id);
+  }
+
+  /**
+   * An account an API token created, changed or gave a pass is not made an administrator, by anyone: whoever
+   * held the token may hold its way in (the pass, a password it set, a method registered with them) and would
+   * become an administrator with it, the token long revoked. Such an administrator is created afresh.
+   */
+  private async refuseTokenMadeAccount(tenant: Tenant, id: string): Promise<void> {
+    const touched = await this.deps.db
+      .selectFrom('audit_log')
+      .select('id')
+      .where('tenant_id', '=', tenant.id)
+      .where('target_user_id', '=', id)
+      .where('actor', 'like', 'admin-token:%')
+      .where('action', 'in', ['user.created', 'user.updated', 'tap.issued'])
+      .limit(1)
+      .executeTakeFirst();
+    if (touched)
+      throw new AppError(
+        'forbidden',
+        'this account was created or changed through an API token, which may hold its way in; create the administrator as a new account (by a person or the command line)',
+      );
   }
 
   async deleteUser(tenant: Tenant, actor: Actor, id: string): Promise<void> {

@@ -83,6 +83,7 @@ export class ConfigRollouts {
     // The stored policy, never the canary view of it the caller's request may have.
     const current = (await this.deps.tenants.storedPolicy(tenant.id)) ?? tenant.policy;
     const policy = validatePolicy(input, current);
+    refuseTokenNarrowingMethods(options.actor, current, policy);
     const diff = diffDocuments(current, policy);
     const immediate = canaryPercent === 0;
     const version = await this.deps.versions.add(
@@ -216,4 +217,17 @@ function rollout(options: RolloutOptions): { canaryPercent: number; bakeSeconds:
     problems.push('the bake time must be a whole number of seconds from 10 to 86400');
   if (problems.length > 0) throw new AppError('invalid-config', problems.join('; '), { problems });
   return { canaryPercent, bakeSeconds };
+}
+
+/**
+ * Which methods can be used at all is a person's to change (or the command line's), never an admin API
+ * token's: a token that could change `allowedMethods` or `webauthnAaguids` could leave every administrator
+ * without a usable method, and only the command line would undo it. Checked once the input is valid.
+ */
+function refuseTokenNarrowingMethods(actor: string, current: TenantPolicy, next: TenantPolicy): void {
+  if (!actor.startsWith('admin-token:')) return;
+  for (const key of ['allowedMethods', 'webauthnAaguids'] as const) {
+    if (JSON.stringify(next[key]) !== JSON.stringify(current[key]))
+      throw new AppError('forbidden', `changing ${key} needs an administrator signed in with a second factor, not a token`);
+  }
 }

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, type Backend } from '../helpers/backends.ts';
 import { startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { totpCode } from '../helpers/totp.ts';
+import { adminPersonSession } from '../helpers/admin-person.ts';
 import { ManualClock } from '../../src/clock.ts';
 import { CanarySlicer } from '../../src/config/canary-slice.ts';
 import { GUARD_INTERVAL_MS } from '../../src/config/canary-guard.ts';
@@ -31,7 +32,6 @@ for (const spec of backends) {
     let backend: Backend;
     let a: TestServer;
     let b: TestServer;
-    let adminToken = '';
     let tenantId = '';
     const clock = new ManualClock(Date.UTC(2026, 6, 1, 9));
     const people: Person[] = [];
@@ -64,7 +64,8 @@ for (const spec of backends) {
           canaryPercent: CANARY,
           bakeSeconds: 60,
         },
-        adminToken,
+        // Which methods can be used is changed by a person, not a token.
+        await adminPersonSession(a.services, 'acme'),
       );
       expect(applied.status).toBe(201);
       expect(await a.services.guard.tick()).toEqual([]);
@@ -97,7 +98,6 @@ for (const spec of backends) {
       b = await startTestServer(backend, { clock, hasher });
       const tenant = await a.services.tenants.create('acme', 'Acme');
       tenantId = tenant.id;
-      adminToken = (await a.services.adminTokens.create(tenant.id, 'admin')).token;
       const hash = await a.services.hasher.hash(PASSWORD);
       for (let i = 0; i < USERS; i++) {
         const p = { username: `user${i}`, ip: `10.2.0.${i + 1}` };

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, type Backend } from '../helpers/backends.ts';
 import { startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { codeIn, startWebhookReceiver, type StandIn } from '../helpers/vendor-standins.ts';
+import { adminPersonSession } from '../helpers/admin-person.ts';
 import { ManualClock } from '../../src/clock.ts';
 import { CanarySlicer } from '../../src/config/canary-slice.ts';
 import { GUARD_INTERVAL_MS, type CanaryDecision } from '../../src/config/canary-guard.ts';
@@ -239,7 +240,8 @@ for (const spec of backends) {
         '/api/v1/admin/policy/versions',
         undefined,
         { policy: { allowedMethods: ['webauthn', 'recovery-codes'] }, canaryPercent: CANARY, bakeSeconds: 600 },
-        adminToken,
+        // Which methods can be used is changed by a person, not a token.
+        await adminPersonSession(server.services, 'acme'),
       );
       expect(applied.status).toBe(201);
       expect(applied.body).toMatchObject({

@@ -753,11 +753,33 @@ for (const spec of backends) {
         // What a token is for goes on: ordinary users, their passes and passwords.
         expect((await call('POST', `/api/v1/admin/users/${plain.id}/tap`, { minutes: 60 })).status).toBe(201);
         expect((await call('PATCH', `/api/v1/admin/users/${plain.id}`, { password: 'a new first day phrase 3' })).status).toBe(200);
-        // A person signed in with a second factor can do all of it.
+        // Seventh round: an account a token made (and gave a pass and a password) became an administrator when a real one
+        // promoted it, and the token's holder with it. Nobody makes such an account an administrator; a person may make
+        // an account the command line made one, and issue an administrator a pass.
         const ruler = await user('ruler', { admin: true });
         const session = await signIn('ruler', ruler.secret);
-        expect((await call('PATCH', `/api/v1/admin/users/${plain.id}`, { admin: true }, session)).status).toBe(200);
-        expect((await call('POST', `/api/v1/admin/users/${plain.id}/tap`, { minutes: 60 }, session)).status).toBe(201);
+        const refused = await call('PATCH', `/api/v1/admin/users/${plain.id}`, { admin: true }, session);
+        expect(refused.status).toBe(403);
+        expect(refused.body.detail).toMatch(/created or changed through an API token/);
+        await expect(server.services.admin.updateUser(tenant, 'cli', plain.id, { breakGlass: true })).rejects.toMatchObject({ code: 'forbidden' });
+        const clean = await server.services.admin.createUser(tenant, 'cli', { username: 'cleanslate', password: PASSWORD });
+        expect((await call('PATCH', `/api/v1/admin/users/${clean.id}`, { admin: true }, session)).status).toBe(200);
+        expect((await call('POST', `/api/v1/admin/users/${clean.id}/tap`, { minutes: 60 }, session)).status).toBe(201);
+      });
+
+      it('an admin token cannot change which methods can be used (it could leave administrators no way in)', async () => {
+        // Seventh round: `allowedMethods: ["sms"]` from a token left every administrator with only TOTP unable to sign in.
+        const before = (await call('GET', '/api/v1/admin/policy')).body as { allowedMethods: string[] };
+        for (const body of [{ allowedMethods: ['sms'] }, { webauthnAaguids: ['00000000-0000-0000-0000-000000000001'] }]) {
+          const answer = await call('PUT', '/api/v1/admin/policy', body);
+          expect(answer.status, JSON.stringify(body)).toBe(403);
+          const versions = await call('POST', '/api/v1/admin/policy/versions', { policy: body, canaryPercent: 10, bakeSeconds: 60 });
+          expect(versions.status, JSON.stringify(body)).toBe(403);
+        }
+        expect((await call('POST', '/api/v1/admin/policy/rollback', { version: 1 })).status).toBe(403);
+        expect(((await call('GET', '/api/v1/admin/policy')).body as { allowedMethods: string[] }).allowedMethods).toEqual(before.allowedMethods);
+        // The same values sent again are no change; other settings stay a token's to change.
+        expect((await call('PUT', '/api/v1/admin/policy', { allowedMethods: before.allowedMethods, rememberedDeviceDays: 0 })).status).toBe(200);
       });
     });
 

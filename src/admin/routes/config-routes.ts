@@ -5,6 +5,7 @@ import { tenantScope, type ConfigVersion } from '../../config/config-versions.ts
 import type { Incidents, Incident } from '../../incidents/incidents.ts';
 import type { AuditLog } from '../../activity/audit-log.ts';
 import { AppError } from '../../errors/app-error.ts';
+import { refuseTokenFor } from '../administration.ts';
 
 /** What the policy-version and incident routes need, and nothing more. */
 export interface ConfigRoutesDeps {
@@ -122,6 +123,8 @@ export function configRoutes(deps: ConfigRoutesDeps): FastifyPluginAsyncTypebox 
       },
       async (request) => {
         const { tenant, actor } = await deps.auth.requireAdmin(request);
+        // An earlier version may allow other methods than today's: a person's to choose (ConfigRollouts.applyPolicy).
+        if (request.body.version !== undefined) refuseTokenFor(actor, 'making an earlier policy version current');
         return versionView(
           await deps.rollouts.rollback(tenantScope(tenant.id), {
             version: request.body.version,
