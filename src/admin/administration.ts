@@ -133,6 +133,9 @@ export class Administration {
     refuseTokenOn(actor, before, 'a change');
     if (input.admin === true || input.breakGlass === true) refuseTokenFor(actor, 'making an administrator or a break-glass account');
     if ((input.admin === true && !before.isAdmin) || (input.breakGlass === true && !before.breakGlass)) await this.refuseTokenMadeAccount(tenant, id);
+    // Checked before anything is written: a request refused for its password changes nothing (and so leaves no
+    // change unrecorded in the audit log).
+    const passwordHash = input.password !== undefined ? await this.hashNewPassword(before.username, input.password) : undefined;
     await this.deps.users.update(tenant.id, id, {
       email: input.email,
       phone: input.phone,
@@ -140,7 +143,7 @@ export class Administration {
       isAdmin: input.admin,
       breakGlass: input.breakGlass,
     });
-    if (input.password !== undefined) await this.deps.users.setPasswordHash(tenant.id, id, await this.hashNewPassword(before.username, input.password));
+    if (passwordHash !== undefined) await this.deps.users.setPasswordHash(tenant.id, id, passwordHash);
     // Tokens a person made act with that person's authority: it ends with it (and with their sessions,
     // below; revoked here first so this entry counts them).
     const tokensRevoked =
@@ -172,7 +175,8 @@ export class Administration {
       .where('tenant_id', '=', tenant.id)
       .where('target_user_id', '=', id)
       .where('actor', 'like', 'admin-token:%')
-      .where('action', 'in', ['user.created', 'user.updated', 'tap.issued'])
+      // A reset by a token counts too: whoever knows the password registers a method of their own at the next sign-in.
+      .where('action', 'in', ['user.created', 'user.updated', 'tap.issued', 'methods.reset'])
       .limit(1)
       .executeTakeFirst();
     if (touched)

@@ -160,6 +160,8 @@ export class ConfigRollouts {
     const reason = `${options.reason} (back to version ${target.version})`;
     const tenant = tenantId ? await this.deps.tenants.findById(tenantId) : undefined;
     if (tenantId && !tenant) throw new AppError('not-found', 'the tenant is gone');
+    // Going back is a change like any other: a token may not reach a version that allows other methods.
+    if (tenant) refuseTokenNarrowingMethods(options.actor, tenant.policy, parsePolicy(row.document));
     const version = await this.deps.versions.add(
       scope,
       { document: sealed, diff, actor: options.actor, state: 'promoted', canaryPercent: 0, bakeSeconds: 0, reason },

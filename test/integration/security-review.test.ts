@@ -765,6 +765,16 @@ for (const spec of backends) {
         const clean = await server.services.admin.createUser(tenant, 'cli', { username: 'cleanslate', password: PASSWORD });
         expect((await call('PATCH', `/api/v1/admin/users/${clean.id}`, { admin: true }, session)).status).toBe(200);
         expect((await call('POST', `/api/v1/admin/users/${clean.id}/tap`, { minutes: 60 }, session)).status).toBe(201);
+        // Eighth round: a token's reset counts as a touch (whoever knows the password registers their own method next),
+        // and a token's change refused for its password writes nothing (it had written the email, unrecorded).
+        const reset = await server.services.admin.createUser(tenant, 'cli', { username: 'resetme', password: PASSWORD });
+        expect((await call('POST', `/api/v1/admin/users/${reset.id}/reset-methods`)).status).toBe(200);
+        expect((await call('PATCH', `/api/v1/admin/users/${reset.id}`, { admin: true }, session)).status).toBe(403);
+        const quiet = await server.services.admin.createUser(tenant, 'cli', { username: 'quietone', password: PASSWORD });
+        const sneaky = await call('PATCH', `/api/v1/admin/users/${quiet.id}`, { email: 'attacker@evil.example', password: 'short' });
+        expect(sneaky.status).toBe(400);
+        expect(await server.services.users.get(tenant.id, quiet.id)).toMatchObject({ email: null });
+        expect((await call('PATCH', `/api/v1/admin/users/${quiet.id}`, { admin: true }, session)).status).toBe(200);
       });
 
       it('an admin token cannot change which methods can be used (it could leave administrators no way in)', async () => {
@@ -777,6 +787,14 @@ for (const spec of backends) {
           expect(versions.status, JSON.stringify(body)).toBe(403);
         }
         expect((await call('POST', '/api/v1/admin/policy/rollback', { version: 1 })).status).toBe(403);
+        // Eighth round: without a version, the rollback went back to the version before a person's change of methods.
+        const fewer = before.allowedMethods.slice(0, -1);
+        await server.services.admin.setPolicy(tenant, 'cli', { allowedMethods: fewer });
+        const back = await call('POST', '/api/v1/admin/policy/rollback', {});
+        expect(back.status).toBe(403);
+        expect(back.body.detail).toMatch(/^changing allowedMethods/);
+        expect(((await call('GET', '/api/v1/admin/policy')).body as { allowedMethods: string[] }).allowedMethods).toEqual(fewer);
+        await server.services.admin.setPolicy(tenant, 'cli', { allowedMethods: before.allowedMethods });
         expect(((await call('GET', '/api/v1/admin/policy')).body as { allowedMethods: string[] }).allowedMethods).toEqual(before.allowedMethods);
         // The same values sent again are no change; other settings stay a token's to change.
         expect((await call('PUT', '/api/v1/admin/policy', { allowedMethods: before.allowedMethods, rememberedDeviceDays: 0 })).status).toBe(200);

@@ -125,6 +125,7 @@ export function configRoutes(deps: ConfigRoutesDeps): FastifyPluginAsyncTypebox 
         const { tenant, actor } = await deps.auth.requireAdmin(request);
         // An earlier version may allow other methods than today's: a person's to choose (ConfigRollouts.applyPolicy).
         if (request.body.version !== undefined) refuseTokenFor(actor, 'making an earlier policy version current');
+        // (Without one, the good version before the last is checked the same way, in ConfigRollouts.rollback.)
         return versionView(
           await deps.rollouts.rollback(tenantScope(tenant.id), {
             version: request.body.version,
