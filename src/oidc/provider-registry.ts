@@ -59,8 +59,6 @@ export interface SteadfastSessionRef {
   id: string;
   userId: string;
   expiresAt: number;
-  /** What the session proved (`mfa` when a second factor). */
-  amr: string[];
 }
 
 /** How long an app's sign-in may take at Steadfast's pages. */
@@ -123,18 +121,16 @@ export class OidcProviders {
         if (!accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
         const steadfast = await deps.steadfastSession(ctx, tenant);
         if (steadfast?.userId !== accountId) return interactionPolicy.Check.REQUEST_PROMPT;
-        // A sign-in the provider holds as multi-factor stands only on a Steadfast session that proved a second
-        // factor. The provider's session can outlive the one it was made in (an idle Steadfast session ends,
-        // the provider's does not): a later sign-in with the password alone on a remembered browser must not
-        // pass for the old one. Prompted, the user signs the app in again with what the new session proves.
-        if (ctx.oidc.session?.acr === ACR_MFA && !steadfast.amr.includes('mfa')) return interactionPolicy.Check.REQUEST_PROMPT;
-        // Nor does any other Steadfast session pass for the one the provider's sign-in was made in: what an app is
-        // told (amr, acr, auth_time) must be what the live session proved. A provider session not linked to the
-        // live one (linked to another, or to none, as after "No, stay signed in" from another session) is signed
-        // in again from the live session: at once, without a page, when that is enough. Only the request resumed
-        // from that fresh sign-in (its login result) is linked without a prompt.
+        // No other Steadfast session passes for the one the provider's sign-in was made in: what an app is told
+        // (amr, acr, auth_time) must be what the live session proved. The provider's session can outlive the one
+        // it was made in (an idle Steadfast session ends, the provider's does not), and a later sign-in (the
+        // password alone on a remembered browser, a pass) must not pass for it. A provider session not linked to
+        // the live one (linked to another, or to none, as after "No, stay signed in" from another session) is
+        // signed in again from the live session: at once, without a page, when that is enough. Only the request
+        // resumed from that fresh sign-in (its login result) is linked, once; later requests find the link.
         const linked = await deps.linkedSession(tenant.id, ctx.oidc.session!.jti);
-        if (linked !== steadfast.id && !ctx.oidc.result?.login) return interactionPolicy.Check.REQUEST_PROMPT;
+        if (linked === steadfast.id) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+        if (!ctx.oidc.result?.login) return interactionPolicy.Check.REQUEST_PROMPT;
         // Every code is issued after this check passed: the Steadfast session it names is the one it stands on.
         await deps.linkSessions(tenant.id, ctx.oidc.session!.jti, steadfast);
         return interactionPolicy.Check.NO_NEED_TO_PROMPT;

@@ -459,7 +459,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
       const session = token ? await sessions.authenticate(token) : undefined;
       if (!session || session.tenantId !== tenant.id || session.scope !== 'full') return undefined;
       const user = await users.get(tenant.id, session.userId);
-      return user?.status === 'active' ? { id: session.id, userId: user.id, expiresAt: session.expiresAt, amr: session.amr } : undefined;
+      return user?.status === 'active' ? { id: session.id, userId: user.id, expiresAt: session.expiresAt } : undefined;
     },
     linkSessions: (tenantId, providerSessionId, steadfast) => oidcRevocation.linkProviderSession(tenantId, providerSessionId, steadfast),
     linkedSession: (tenantId, providerSessionId) => oidcRevocation.linkedSteadfastSession(tenantId, providerSessionId),
