@@ -15,7 +15,7 @@ import type { AdminSigninEvent, Page, SigninEvents, SigninFilter } from '../acti
 import type { ExportFormat } from '../activity/signin-export-format.ts';
 import { AppError } from '../errors/app-error.ts';
 import { validateNewPassword } from '../directory/password-rules.ts';
-import type { AdminTokens, AdminTokenView } from '../directory/admin-tokens.ts';
+import { isTokenActor, tokenActor, type AdminTokens, type AdminTokenView } from '../directory/admin-tokens.ts';
 
 /** Who acts: `admin-token:{id}` (the API), `user:{id}` (an administrator in the console) or `cli`. */
 export type Actor = string;
@@ -31,10 +31,8 @@ export type Actor = string;
  * account to take over, and disabled, deleted or demoted they would be locked out.
  */
 export function refuseTokenFor(actor: Actor, what: string): void {
-  if (isToken(actor)) throw new AppError('forbidden', `${what} needs an administrator signed in with a second factor, not a token`);
+  if (isTokenActor(actor)) throw new AppError('forbidden', `${what} needs an administrator signed in with a second factor, not a token`);
 }
-
-const isToken = (actor: Actor) => actor.startsWith('admin-token:');
 
 /** Refuses a token any change to an administrator's or break-glass account. */
 function refuseTokenOn(actor: Actor, user: User, what: string): void {
@@ -174,7 +172,7 @@ export class Administration {
       .select('id')
       .where('tenant_id', '=', tenant.id)
       .where('target_user_id', '=', id)
-      .where('actor', 'like', 'admin-token:%')
+      .where('actor', 'like', `${tokenActor('')}%`)
       // A reset by a token counts too: whoever knows the password registers a method of their own at the next sign-in.
       .where('action', 'in', ['user.created', 'user.updated', 'tap.issued', 'methods.reset'])
       .limit(1)
@@ -361,7 +359,7 @@ export class Administration {
   async revokeToken(tenant: Tenant, actor: Actor, id: string): Promise<void> {
     // A token may end itself; another token (an administrator's own, say) only a person or the command line ends.
     // (Looked up first: an id of another tenant's token, or of none, is answered alike.)
-    if (isToken(actor) && actor !== `admin-token:${id}`) {
+    if (isTokenActor(actor) && actor !== tokenActor(id)) {
       if (!(await this.deps.tokens.list(tenant.id)).some((t) => t.id === id && t.revokedAt === null)) throw new AppError('not-found', 'no such live token');
       refuseTokenFor(actor, 'revoking another token');
     }

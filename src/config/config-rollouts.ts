@@ -1,5 +1,6 @@
 import type { AuditLog } from '../activity/audit-log.ts';
 import type { Tenants } from '../directory/tenants.ts';
+import { isTokenActor } from '../directory/admin-tokens.ts';
 import type { Tenant } from '../directory/tenant.ts';
 import type { TenantPolicy } from '../directory/tenant-policy.ts';
 import { validatePolicy, parsePolicy } from '../directory/policy.ts';
@@ -227,7 +228,7 @@ function rollout(options: RolloutOptions): { canaryPercent: number; bakeSeconds:
  * without a usable method, and only the command line would undo it. Checked once the input is valid.
  */
 function refuseTokenNarrowingMethods(actor: string, current: TenantPolicy, next: TenantPolicy): void {
-  if (!actor.startsWith('admin-token:')) return;
+  if (!isTokenActor(actor)) return;
   for (const key of ['allowedMethods', 'webauthnAaguids'] as const) {
     if (JSON.stringify(next[key]) !== JSON.stringify(current[key]))
       throw new AppError('forbidden', `changing ${key} needs an administrator signed in with a second factor, not a token`);

@@ -26,6 +26,11 @@ export interface AdminTokenView {
   revokedAt: string | null;
 }
 
+/** How a token's actions are recorded (audit log, config versions): `admin-token:{id}`. */
+export const tokenActor = (id: string) => `admin-token:${id}`;
+/** Whether an actor is an admin API token (rather than a person, `user:{id}`, or the command line). */
+export const isTokenActor = (actor: string) => actor.startsWith('admin-token:');
+
 // The prefix makes a leaked token recognisable to secret scanners.
 const PREFIX = 'sfa_';
 export const TOKEN_DEFAULT_DAYS = 90;

@@ -4,7 +4,7 @@ import { AppError } from '../errors/app-error.ts';
 import type { Session, Sessions } from '../sessions/sessions.ts';
 import type { User, Users } from '../directory/users.ts';
 import type { Tenant, Tenants } from '../directory/tenants.ts';
-import type { AdminTokens } from '../directory/admin-tokens.ts';
+import { tokenActor, type AdminTokens } from '../directory/admin-tokens.ts';
 import { requireSessionMay, type SessionAction } from '../sessions/session-scope.ts';
 import { cookieNames } from './cookie-names.ts';
 
@@ -93,7 +93,7 @@ export class RequestAuth {
       const record = await this.deps.adminTokens.authenticate(token);
       const tenant = record && (await this.deps.tenants.findById(record.tenantId));
       if (!record || !tenant) throw new AppError('unauthenticated');
-      return { tenant, actor: `admin-token:${record.id}` };
+      return { tenant, actor: tokenActor(record.id) };
     }
     const principal = await this.findPrincipal(request);
     if (!principal) throw new AppError('unauthenticated');

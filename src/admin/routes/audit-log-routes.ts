@@ -1,6 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { sendPage } from '../../http/page/send-page.ts';
 import type { Users } from '../../directory/users.ts';
+import { isTokenActor } from '../../directory/admin-tokens.ts';
 import type { Tenant } from '../../directory/tenant.ts';
 import type { AuditEntry } from '../../activity/audit-log.ts';
 import type { Administration } from '../administration.ts';
@@ -28,12 +29,12 @@ export function auditLogRoutes(deps: AuditLogRoutesDeps): FastifyPluginAsyncType
   const named = async (tenant: Tenant, entries: AuditEntry[], extraUserId?: string): Promise<{ entries: NamedAuditEntry[]; names: Map<string, string> }> => {
     const userIds = entries.flatMap((e) => [e.targetUserId, e.actor.startsWith('user:') ? e.actor.slice(5) : null]).filter((x): x is string => x !== null);
     if (extraUserId) userIds.push(extraUserId);
-    const needTokens = entries.some((e) => e.actor.startsWith('admin-token:'));
+    const needTokens = entries.some((e) => isTokenActor(e.actor));
     const [names, tokens] = await Promise.all([deps.users.usernames(tenant.id, userIds), needTokens ? deps.admin.listTokens(tenant) : Promise.resolve([])]);
     const tokenNames = new Map(tokens.map((t) => [t.id, t.name]));
     const by = (actor: string): string => {
       if (actor.startsWith('user:')) return names.get(actor.slice(5)) ?? 'a user no longer here';
-      if (actor.startsWith('admin-token:')) {
+      if (isTokenActor(actor)) {
         const name = tokenNames.get(actor.slice(12));
         return name ? `API token "${name}"` : 'an API token';
       }
