@@ -37,9 +37,7 @@ const BACKENDS = (process.env.BENCH_BACKENDS ?? 'sqlite,postgres').split(',').ma
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 const QUERY_PAGES = Number(process.env.BENCH_QUERY_PAGES ?? 30);
-// Extra arguments for the node's process, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where its main thread spends.
 const BENCH_PROCESS = { 'this process (load generator, status probe)': process.pid };
-const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const SIGNIN_USERS = 200;
 const PASSWORD = 'bench password 123';
 const DAY = 86_400_000;
@@ -255,7 +253,7 @@ for (const backend of BACKENDS) {
     const bytes = await prepared.bytes();
     out(`size: ${fmt(mb(bytes))} MB for the log (tables and indexes): ${fmt(mb(bytes) / (EVENTS / 1e6))} MB per million events`);
 
-    const server = await startServerProcess(prepared.env, NODE_ARGS);
+    const server = await startServerProcess(prepared.env);
     try {
       const filters: [string, string][] = [
         ['none', ''],

@@ -13,7 +13,11 @@ export async function startServerProcess(
   options: { ownSession?: boolean } = {},
 ): Promise<{ url: string; child: ChildProcess; stop: () => Promise<void> }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [...nodeArgs, new URL('../bin/steadfast.js', import.meta.url).pathname, 'start'], {
+  // For every server a bench starts: BENCH_PROFILE=DIR writes its CPU profile there (workers inherit the flag);
+  // BENCH_SERVER_NODE_ARGS passes any other Node options (a preloaded probe).
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  const extra = [...profile, ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)];
+  const child = spawn(process.execPath, [...extra, ...nodeArgs, new URL('../bin/steadfast.js', import.meta.url).pathname, 'start'], {
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', process.env.BENCH_SERVER_LOG ? openSync(process.env.BENCH_SERVER_LOG, 'a') : 'ignore', 'inherit'],
     // A session of its own: where the kernel groups CPU shares by session (Linux autogroup), the

@@ -92,8 +92,9 @@ const secrets: string[] = [];
   out(`seeded ${USERS} returning users (password + TOTP) in ${fmt((performance.now() - seeding) / 1000, 1)} s`);
 }
 
+// BENCH_PROFILE=DIR (read by startServerProcess): the marks below place the store switches in the profile.
 const profileDir = process.env.BENCH_PROFILE;
-const server = await startServerProcess(env, profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
+const server = await startServerProcess(env);
 const generator = startLoadGenerator();
 const database = new pg.Client({ connectionString: postgres.url });
 let exitCode = 0;

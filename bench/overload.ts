@@ -23,10 +23,11 @@
  * CPU went during the surge, and the targets met or missed.
  *
  * Settings: BENCH_SURGE_SECONDS (20), BENCH_SURGE_FACTORS ("5,10"),
- * BENCH_SERVER_NODE_ARGS (extra Node options for the server, e.g. a CPU profile).
+ * BENCH_SERVER_NODE_ARGS (extra Node options for the server, e.g. a CPU profile),
+ * BENCH_OUTCOMES_FILE (every surge's outcomes written to FILE.{factor}x.json, to look at over time).
  */
 import { availableParallelism, tmpdir } from 'node:os';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Secret } from 'otpauth';
@@ -132,8 +133,8 @@ const quietStream = (seconds: number, rate = QUIET_RATE): Stream => ({
   }),
 });
 
-// BENCH_SERVER_NODE_ARGS: extra Node options for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where its event loop goes.
-const server = await startServerProcess(base, (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean), { ownSession: true });
+// BENCH_SERVER_NODE_ARGS (read by startServerProcess): e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where its event loop goes.
+const server = await startServerProcess(base, [], { ownSession: true });
 const generator = startLoadGenerator();
 let mfaNext = 0;
 let newNext = 0;
@@ -280,6 +281,7 @@ try {
     const cpu = measureCpu(server.child.pid!, generator.pid);
     const outcomes = await generator.run({ kind: 'open', url: server.url, seconds: SURGE_SECONDS, timeoutMs: CLIENT_TIMEOUT_MS, streams });
     const surgeEnded = performance.now();
+    if (process.env.BENCH_OUTCOMES_FILE) writeFileSync(`${process.env.BENCH_OUTCOMES_FILE}.${factor}x.json`, JSON.stringify(outcomes));
     const cpuUse = cpu.stop();
 
     // Back to normal: probe windows until p99 is within 1.5x of normal and nothing is refused.

@@ -60,11 +60,12 @@ async function run(options: TotpWorkersOptions, users: TotpWorkersOptions['users
     });
     await pipeline.exec();
   }
-  const server = await startServerProcess(
-    { ...options.env, STEADFAST_REDIS_URL: options.redisUrl, STEADFAST_REDIS_NAMESPACE: namespace, STEADFAST_WORKERS: String(workers) },
-    // BENCH_PROFILE=DIR: a CPU profile of each server process (workers inherit the flag).
-    process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],
-  );
+  const server = await startServerProcess({
+    ...options.env,
+    STEADFAST_REDIS_URL: options.redisUrl,
+    STEADFAST_REDIS_NAMESPACE: namespace,
+    STEADFAST_WORKERS: String(workers),
+  });
   try {
     const warm = Math.min(500, Math.floor(users.length / 5));
     let next = 0;
