@@ -10,6 +10,7 @@ import type { ApprovalState, ChallengeResult, VerifyInput } from '../methods/met
 import type { Sessions } from '../sessions/sessions.ts';
 import type { SigninEvents } from '../activity/signin-events.ts';
 import { AppError } from '../errors/app-error.ts';
+import { allInOrder } from '../all-in-order.ts';
 import { randomToken } from '../crypto/random.ts';
 import type { AbuseLimits, Attempt, Place } from './abuse-limits.ts';
 import { FLOW_LIFETIME_MS, FLOW_MAX_ATTEMPTS, FLOW_RECORD_VERSION, FlowRecord, flowFailuresKey, flowKey, type Flow, type FlowRef } from './flow.ts';
@@ -402,15 +403,24 @@ export class SigninService {
     ctx: RequestContext,
   ): Promise<{ userId: string; amr: string[]; session?: IssuedSession; remembered?: RememberedBrowser }> {
     const { deps } = this;
-    const flow = await this.loadFlow(tenant, ref);
+    const flow = await this.readFlow(tenant, ref);
     const byTap = methodRef === 'tap' && flow.kind !== 'passkey';
-    if (byTap) await this.requireTapChoice(tenant, flow);
-    const candidates = byTap
-      ? // Stryker disable next-line ArrayDeclaration: equivalent (a pass is checked without credentials: nothing reads this list on that path)
-        []
-      : flow.kind === 'passkey'
-        ? await this.passkeyCandidates(tenant, methodRef, input)
-        : await this.resolveCredentials(tenant, flow, methodRef);
+    // Everything that needs only the flow is read together: whether the user's sessions were ended since it
+    // began, the credentials that can answer, and which part of the account's budget this guess spends.
+    const [, candidates, place] = await allInOrder([
+      this.refuseIfEnded(tenant, flow),
+      byTap
+        ? this.requireTapChoice(tenant, flow).then(
+            // Stryker disable next-line ArrayDeclaration: equivalent (a pass is checked without credentials: nothing reads this list on that path)
+            (): Credential[] => [],
+          )
+        : flow.kind === 'passkey'
+          ? this.passkeyCandidates(tenant, methodRef, input)
+          : this.resolveCredentials(tenant, flow, methodRef),
+      flow.kind === 'second-factor'
+        ? this.place(tenant, 'second-factor', flow.userId, { id: flow.userId, knownBrowsersResetAt: flow.knownBrowsersResetAt ?? null }, ctx)
+        : Promise.resolve<Place>('stranger'),
+    ] as const);
     const userId = flow.kind === 'passkey' ? (candidates[0]?.userId ?? '') : flow.userId;
     // A passkey assertion cannot be guessed, and the credential id it names is no secret: charging
     // that account for a failed one would let anyone hold its owner back. Only the source pays.
@@ -426,10 +436,6 @@ export class SigninService {
     if (input.code !== undefined && method?.wellFormed && !method.wellFormed(input.code)) {
       throw new AppError('malformed-code', undefined, { method: type0, attemptsLeft: await this.attemptsLeft(ref) });
     }
-    const place =
-      flow.kind === 'second-factor'
-        ? await this.place(tenant, 'second-factor', account, { id: userId, knownBrowsersResetAt: flow.knownBrowsersResetAt ?? null }, ctx)
-        : 'stranger';
     // An app's guesses come from the app, wherever its server is: its per-source limits are the app's own.
     const attempt = this.attempt(tenant, 'second-factor', account, flow.appId !== undefined ? { ...ctx, ip: `app:${flow.appId}` } : ctx, place);
     await deps.limits.begin(attempt);
@@ -466,10 +472,12 @@ export class SigninService {
     }
     if (flow.kind === 'passkey' && passkeyUser?.status !== 'active') throw new AppError('account-disabled');
 
-    // Taking the flow is the commit point: of two racing correct answers only one gets a session.
-    const taken = parseRecord(FlowRecord, await deps.ephemeral.take(flowKey(ref)));
+    // Taking the flow is the commit point: of two racing correct answers only one gets a session. The limits
+    // learn of the right answer at the same time, in the same round trip: a factor proved is a success for the
+    // account and the source whichever of the two answers gets the session.
+    const [takenRecord] = await Promise.all([deps.ephemeral.take(flowKey(ref)), deps.limits.succeeded(attempt)]);
+    const taken = parseRecord(FlowRecord, takenRecord);
     if (!taken) throw new AppError('flow-not-found');
-    await deps.limits.succeeded(attempt);
     const amr = flow.kind === 'app-transaction' ? verified.amr : [...new Set([...flow.amr, ...verified.amr, 'mfa'])];
     const withSession = flow.kind !== 'app-transaction';
     const recordedMethod = flow.kind === 'passkey' ? 'passkey' : type;
@@ -577,14 +585,26 @@ export class SigninService {
    * are all answered exactly like an unknown one.
    */
   private async loadFlow(tenant: Tenant, ref: FlowRef): Promise<Flow> {
+    const flow = await this.readFlow(tenant, ref);
+    await this.refuseIfEnded(tenant, flow);
+    return flow;
+  }
+
+  /** The flow's record, if this request may name it; not yet checked against its user's ended sessions. */
+  private async readFlow(tenant: Tenant, ref: FlowRef): Promise<Flow> {
     const flow = parseRecord(FlowRecord, await this.deps.ephemeral.get(flowKey(ref)));
     const kindFits = ref.appId === undefined ? flow?.kind !== 'app-transaction' : flow?.kind === 'app-transaction' && flow.appId === ref.appId;
     if (!flow || !kindFits || flow.tenantId !== tenant.id || flow.expiresAt <= this.deps.clock.now()) throw new AppError('flow-not-found');
-    if (flow.userId) {
-      const endedAt = parseRecord(NumberRecord, await this.deps.ephemeral.get(flowsEndedKey(tenant.id, flow.userId)));
-      if (endedAt !== undefined && endedAt >= flow.createdAt) throw new AppError('flow-not-found');
-    }
     return flow;
+  }
+
+  /** A flow begun before its user's sessions were all ended is over: `flow-not-found`. */
+  private async refuseIfEnded(tenant: Tenant, flow: Flow): Promise<void> {
+    // Stryker disable next-line ConditionalExpression: equivalent (a flow without a user finds no mark under its key); it saves the read
+    if (!flow.userId) return;
+    const endedAt = parseRecord(NumberRecord, await this.deps.ephemeral.get(flowsEndedKey(tenant.id, flow.userId)));
+    // Stryker disable next-line ConditionalExpression: equivalent (undefined >= a number is false); the check is for the type
+    if (endedAt !== undefined && endedAt >= flow.createdAt) throw new AppError('flow-not-found');
   }
 
   /** A method reference is a credential id or a method type (all of the user's credentials of that type). */

@@ -456,6 +456,20 @@ describe('the sign-in state machine on SQLite', () => {
       expect(await rejection(s.signin.verify(tenant, before, 'totp', { code: totpCode(secret, clock.now()) }, ctx()))).toMatchObject({
         code: 'flow-not-found',
       });
+      // Whatever else is wrong with the answer, and however slow the store that knows the flow is over: that is
+      // what it is told, and it learns none of the user's methods (the credentials are read meanwhile).
+      const get = s.ephemeral.get.bind(s.ephemeral);
+      s.ephemeral.get = async (key) => {
+        if (key.startsWith('flows-ended:')) await new Promise((r) => setTimeout(r, 20));
+        return get(key);
+      };
+      try {
+        const refused = await rejection(s.signin.verify(tenant, before, 'sms', { code: '123456' }, ctx()));
+        expect(refused).toMatchObject({ code: 'flow-not-found' });
+        expect(JSON.stringify(refused)).not.toContain('totp');
+      } finally {
+        s.ephemeral.get = get;
+      }
       clock.advance(1);
       const after = await factorFlow(user);
       expect((await s.signin.verify(tenant, after, 'totp', { code: totpCode(secret, clock.now()) }, ctx())).session.userId).toBe(user.id);
