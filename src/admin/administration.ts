@@ -15,7 +15,7 @@ import type { AdminSigninEvent, Page, SigninEvents, SigninFilter } from '../acti
 import type { ExportFormat } from '../activity/signin-export-format.ts';
 import { AppError } from '../errors/app-error.ts';
 import { validateNewPassword } from '../directory/password-rules.ts';
-import { isTokenActor, tokenActor, type AdminTokens, type AdminTokenView } from '../directory/admin-tokens.ts';
+import { isTokenActor, tokenActor, tokenIdOf, type AdminTokens, type AdminTokenView } from '../directory/admin-tokens.ts';
 
 /** Who acts: `admin-token:{id}` (the API), `user:{id}` (an administrator in the console) or `cli`. */
 export type Actor = string;
@@ -93,6 +93,7 @@ export class Administration {
       passwordHash,
       isAdmin: input.admin,
       breakGlass: input.breakGlass,
+      byToken: isTokenActor(actor),
     });
     await this.audit(tenant, actor, 'user.created', user.id, {
       username: user.username,
@@ -134,22 +135,27 @@ export class Administration {
     // Checked before anything is written: a request refused for its password changes nothing (and so leaves no
     // change unrecorded in the audit log).
     const passwordHash = input.password !== undefined ? await this.hashNewPassword(before.username, input.password) : undefined;
-    await this.deps.users.update(tenant.id, id, {
+    await this.markIfToken(tenant, actor, id, 'a change');
+    const updated = await this.deps.users.update(tenant.id, id, {
       email: input.email,
       phone: input.phone,
       status: input.status,
       isAdmin: input.admin,
       breakGlass: input.breakGlass,
     });
+    // Not updated though it was found: a token marked it between the check above and this promotion.
+    if (!updated) await this.refuseTokenMadeAccount(tenant, id);
     if (passwordHash !== undefined) await this.deps.users.setPasswordHash(tenant.id, id, passwordHash);
     // Tokens a person made act with that person's authority: it ends with it (and with their sessions,
     // below; revoked here first so this entry counts them).
     const tokensRevoked =
-      input.status === 'disabled' || input.admin === false || input.password !== undefined
-        ? await this.deps.tokens.revokeCreatedBy(tenant.id, `user:${id}`)
-        : 0;
-    // A disabled account or a password set by the administrator ends every session.
-    if (input.status === 'disabled' || input.password !== undefined) await this.deps.sessions.revokeAllForUser(tenant.id, id);
+      input.status === 'disabled' || input.admin === false || input.password !== undefined ? await this.endTokensMadeBy(tenant, actor, id) : 0;
+    // A disabled account or a password set by the administrator ends every session. So does a promotion: the
+    // new powers go to whoever signs in next, with a second factor, not to a session opened before (a stolen
+    // one, or a browser left signed in somewhere).
+    const promoted = (input.admin === true && !before.isAdmin) || (input.breakGlass === true && !before.breakGlass);
+    const sessionsEnded =
+      input.status === 'disabled' || input.password !== undefined || promoted ? await this.deps.sessions.revokeAllForUser(tenant.id, id) : 0;
     const fields = Object.entries(input)
       .filter(([, v]) => v !== undefined)
       .map(([k]) => k);
@@ -157,6 +163,7 @@ export class Administration {
       fields,
       ...(input.status && input.status !== before.status ? { status: input.status } : {}),
       ...(tokensRevoked > 0 ? { tokensRevoked } : {}),
+      ...(sessionsEnded > 0 ? { sessionsEnded } : {}),
     });
     return this.user(tenant, id);
   }
@@ -167,17 +174,7 @@ export class Administration {
    * become an administrator with it, the token long revoked. Such an administrator is created afresh.
    */
   private async refuseTokenMadeAccount(tenant: Tenant, id: string): Promise<void> {
-    const touched = await this.deps.db
-      .selectFrom('audit_log')
-      .select('id')
-      .where('tenant_id', '=', tenant.id)
-      .where('target_user_id', '=', id)
-      .where('actor', 'like', `${tokenActor('')}%`)
-      // A reset by a token counts too: whoever knows the password registers a method of their own at the next sign-in.
-      .where('action', 'in', ['user.created', 'user.updated', 'tap.issued', 'methods.reset'])
-      .limit(1)
-      .executeTakeFirst();
-    if (touched)
+    if (await this.deps.users.wasTokenTouched(tenant.id, id))
       throw new AppError(
         'forbidden',
         'this account was created or changed through an API token, which may hold its way in; create the administrator as a new account (by a person or the command line)',
@@ -187,10 +184,14 @@ export class Administration {
   async deleteUser(tenant: Tenant, actor: Actor, id: string): Promise<void> {
     const user = await this.user(tenant, id);
     refuseTokenOn(actor, user, 'deleting');
+    // A token's delete marks the account first, as its other changes do: a promotion racing it is then refused,
+    // or, landed first, refuses the delete before anything of the account is ended.
+    await this.markIfToken(tenant, actor, id, 'deleting');
     // The tokens they made end, and what the user's sessions gave apps (OIDC grants, refresh tokens), first.
-    const tokensRevoked = await this.deps.tokens.revokeCreatedBy(tenant.id, `user:${id}`);
+    const tokensRevoked = await this.endTokensMadeBy(tenant, actor, id);
     await this.deps.sessions.revokeAllForUser(tenant.id, id);
-    await this.deps.users.delete(tenant.id, id);
+    // (A token's delete cannot meet a promotion here: the mark above refused the one, or refuses the other.)
+    if (!(await this.deps.users.delete(tenant.id, id))) throw new AppError('not-found', 'no such user');
     await this.audit(tenant, actor, 'user.deleted', id, { username: user.username, ...(tokensRevoked > 0 ? { tokensRevoked } : {}) });
   }
 
@@ -198,6 +199,7 @@ export class Administration {
   async resetMethods(tenant: Tenant, actor: Actor, id: string): Promise<{ removed: number; sessionsEnded: number }> {
     // With an administrator's password (phished, say), a reset lets whoever holds it register a method of their own.
     refuseTokenOn(actor, await this.user(tenant, id), 'a reset');
+    await this.markIfToken(tenant, actor, id, 'a reset');
     // First what ending a user's sessions always does (the mark a sign-in finishing meanwhile checks,
     // remembered browsers forgotten, listeners told). Then one transaction that takes the user's row first,
     // as every method added from a session does (guardLiveSession): sessions written since end with the
@@ -241,10 +243,17 @@ export class Administration {
     const user = await this.user(tenant, id);
     if (user.status !== 'active') throw new AppError('invalid-state', 'the account is disabled; enable it first');
     refuseTokenOn(actor, user, 'a Temporary Access Pass');
-    // The new pass replaces the active one; if that one was used, what it gave is taken back first.
-    const replaced = await this.deps.passes.revoke(tenant.id, id, { onlyUsed: true });
-    if (replaced) await this.takeBackUsedPass(tenant, actor, id, replaced, 'replaced');
-    const { pass, code } = await this.deps.passes.issue(tenant, id, options, actor);
+    await this.markIfToken(tenant, actor, id, 'a Temporary Access Pass');
+    // The new pass replaces the active one; if that one was used (up to the moment it was replaced, as the
+    // replacing statement reads it), what it gave is taken back.
+    const { pass, code, replaced } = await this.deps.passes.issue(tenant, id, options, actor);
+    if (replaced?.used) await this.takeBackUsedPass(tenant, actor, id, replaced, 'replaced');
+    // A token revoked while this request ran: revokeToken took the passes it found, perhaps before this one was
+    // written; this one goes too, unseen.
+    if (isTokenActor(actor) && (await this.deps.tokens.isRevoked(tenant.id, tokenIdOf(actor)))) {
+      await this.deps.passes.revokeIssuedBy(tenant.id, actor);
+      throw new AppError('unauthenticated', 'this admin token was revoked');
+    }
     // The audit entry says when and how long, never the code.
     await this.audit(tenant, actor, 'tap.issued', id, { passId: pass.id, oneTime: pass.oneTime, expiresAt: new Date(pass.expiresAt).toISOString() });
     return { code, expiresAt: new Date(pass.expiresAt).toISOString(), oneTime: pass.oneTime };
@@ -274,7 +283,7 @@ export class Administration {
     actor: Actor,
     id: string,
     pass: { createdAt: number },
-    why: 'revoked' | 'replaced' | 'methods-reset' | 'sessions-ended',
+    why: 'revoked' | 'replaced' | 'methods-reset' | 'sessions-ended' | 'token-revoked',
   ): Promise<number> {
     const sessionsEnded = await this.deps.sessions.revokeAllForUser(tenant.id, id);
     const added = await this.deps.db
@@ -331,6 +340,10 @@ export class Administration {
   }
 
   async createApp(tenant: Tenant, actor: Actor, input: NewApp) {
+    // An app is tenant-wide: a first-party one signs every user in without asking (administrators included) and
+    // sends their tokens where it says; an API key checks anyone's codes without a password and lives on after
+    // the token that made it. A person's to make, or the command line's.
+    refuseTokenFor(actor, 'creating an app');
     const created = await this.deps.apps.create(tenant.id, input);
     await this.audit(tenant, actor, 'app.created', null, { appId: created.app.id, name: created.app.name, kind: created.app.kind });
     return created;
@@ -341,6 +354,8 @@ export class Administration {
   }
 
   async deleteApp(tenant: Tenant, actor: Actor, id: string): Promise<void> {
+    // The apps users sign in to are not a token's to take away either.
+    refuseTokenFor(actor, 'deleting an app');
     if (!(await this.deps.apps.revoke(tenant.id, id))) throw new AppError('not-found', 'no such app');
     await this.audit(tenant, actor, 'app.deleted', null, { appId: id });
   }
@@ -364,7 +379,42 @@ export class Administration {
       refuseTokenFor(actor, 'revoking another token');
     }
     if (!(await this.deps.tokens.revoke(tenant.id, id))) throw new AppError('not-found', 'no such live token');
-    await this.audit(tenant, actor, 'token.revoked', null, { tokenId: id });
+    const passesRevoked = await this.takeBackPassesOf(tenant, actor, id);
+    await this.audit(tenant, actor, 'token.revoked', null, { tokenId: id, ...(passesRevoked > 0 ? { passesRevoked } : {}) });
+  }
+
+  /**
+   * Revokes the tokens a user made (they act with the user's authority, which has just ended: disabled, demoted,
+   * deleted, a new password, or every session ended) and takes back their passes, as `revokeToken` does. How many.
+   */
+  async endTokensMadeBy(tenant: Tenant, actor: Actor, userId: string): Promise<number> {
+    const ids = await this.deps.tokens.revokeCreatedBy(tenant.id, `user:${userId}`);
+    for (const id of ids) await this.takeBackPassesOf(tenant, actor, id);
+    return ids.length;
+  }
+
+  /**
+   * A token is revoked because it leaked, most often: the passes it issued go with it (its holder may hold them),
+   * and what a used one gave is taken back, as when an administrator revokes the pass. How many were revoked
+   * (expired unused ones, revoked as well, are not counted).
+   */
+  private async takeBackPassesOf(tenant: Tenant, actor: Actor, tokenId: string): Promise<number> {
+    const passes = await this.deps.passes.revokeIssuedBy(tenant.id, tokenActor(tokenId));
+    for (const pass of passes) {
+      if (pass.used) await this.takeBackUsedPass(tenant, actor, pass.userId, pass, 'token-revoked');
+      else if (!pass.expired) await this.audit(tenant, actor, 'tap.revoked', pass.userId, { used: false, sessionsEnded: 0, why: 'token-revoked' });
+    }
+    return passes.filter((p) => p.used || !p.expired).length;
+  }
+
+  /**
+   * A token's change marks the account first (a mark kept on the user, not read from the audit log, which the
+   * retention sweep prunes). A reset by a token counts too: whoever knows the password registers a method of
+   * their own at the next sign-in. Refused when the account was made an administrator since it was looked up.
+   */
+  private async markIfToken(tenant: Tenant, actor: Actor, id: string, what: string): Promise<void> {
+    if (!isTokenActor(actor)) return;
+    if (!(await this.deps.users.markTokenTouched(tenant.id, id))) refuseTokenFor(actor, `${what} of an administrator or break-glass account`);
   }
 
   private async hashNewPassword(username: string, password: string): Promise<string> {

@@ -77,6 +77,7 @@ export class ConfigRollouts {
    * `canary-in-progress` while a version of the tenant's policy bakes.
    */
   async applyPolicy(tenant: Tenant, input: unknown, options: RolloutOptions): Promise<ConfigVersion> {
+    refuseTokenChangingPolicy(options.actor);
     const { canaryPercent, bakeSeconds } = rollout(options);
     const scope = tenantScope(tenant.id);
     // Before validating: while a canary bakes the answer is the same whatever the input.
@@ -84,7 +85,6 @@ export class ConfigRollouts {
     // The stored policy, never the canary view of it the caller's request may have.
     const current = (await this.deps.tenants.storedPolicy(tenant.id)) ?? tenant.policy;
     const policy = validatePolicy(input, current);
-    refuseTokenNarrowingMethods(options.actor, current, policy);
     const diff = diffDocuments(current, policy);
     const immediate = canaryPercent === 0;
     const version = await this.deps.versions.add(
@@ -136,6 +136,7 @@ export class ConfigRollouts {
    * good one) becomes a new version, promoted at once.
    */
   async rollback(scope: string, options: { version?: number | undefined; actor: string; reason: string }): Promise<ConfigVersion> {
+    refuseTokenChangingPolicy(options.actor);
     const tenantId = scope.startsWith('tenant:') ? scope.slice('tenant:'.length) : undefined;
     const chain = tenantId ?? SYSTEM_CHAIN;
     const history = await this.deps.versions.list(scope, 500);
@@ -161,8 +162,6 @@ export class ConfigRollouts {
     const reason = `${options.reason} (back to version ${target.version})`;
     const tenant = tenantId ? await this.deps.tenants.findById(tenantId) : undefined;
     if (tenantId && !tenant) throw new AppError('not-found', 'the tenant is gone');
-    // Going back is a change like any other: a token may not reach a version that allows other methods.
-    if (tenant) refuseTokenNarrowingMethods(options.actor, tenant.policy, parsePolicy(row.document));
     const version = await this.deps.versions.add(
       scope,
       { document: sealed, diff, actor: options.actor, state: 'promoted', canaryPercent: 0, bakeSeconds: 0, reason },
@@ -223,14 +222,12 @@ function rollout(options: RolloutOptions): { canaryPercent: number; bakeSeconds:
 }
 
 /**
- * Which methods can be used at all is a person's to change (or the command line's), never an admin API
- * token's: a token that could change `allowedMethods` or `webauthnAaguids` could leave every administrator
- * without a usable method, and only the command line would undo it. Checked once the input is valid.
+ * The tenant's policy is a person's to change (or the command line's), never an admin API token's, nor to
+ * roll back or end a canary of: every administrator signs in under it too. Each of its settings could lock
+ * them out or open the door: the methods allowed (no usable one left), the lockout (three guesses from
+ * strangers block an administrator for a day), `mfaRequired`, `failMode`, remembered browsers, the longest
+ * pass, and the retention that keeps the evidence. A token reads it.
  */
-function refuseTokenNarrowingMethods(actor: string, current: TenantPolicy, next: TenantPolicy): void {
-  if (!isTokenActor(actor)) return;
-  for (const key of ['allowedMethods', 'webauthnAaguids'] as const) {
-    if (JSON.stringify(next[key]) !== JSON.stringify(current[key]))
-      throw new AppError('forbidden', `changing ${key} needs an administrator signed in with a second factor, not a token`);
-  }
+function refuseTokenChangingPolicy(actor: string): void {
+  if (isTokenActor(actor)) throw new AppError('forbidden', 'changing the policy needs an administrator signed in with a second factor, not a token');
 }

@@ -30,6 +30,8 @@ export interface AdminTokenView {
 export const tokenActor = (id: string) => `admin-token:${id}`;
 /** Whether an actor is an admin API token (rather than a person, `user:{id}`, or the command line). */
 export const isTokenActor = (actor: string) => actor.startsWith('admin-token:');
+/** The token's id in its actor. */
+export const tokenIdOf = (actor: string) => actor.slice(tokenActor('').length);
 
 // The prefix makes a leaked token recognisable to secret scanners.
 const PREFIX = 'sfa_';
@@ -104,16 +106,23 @@ export class AdminTokens {
     return rows.map(toView);
   }
 
-  /** Revokes every live token an actor (`user:{id}`) created; how many. */
-  async revokeCreatedBy(tenantId: string, actor: string): Promise<number> {
-    const result = await this.db
+  /** Revokes every live token an actor (`user:{id}`) created; their ids. */
+  async revokeCreatedBy(tenantId: string, actor: string): Promise<string[]> {
+    const rows = await this.db
       .updateTable('admin_tokens')
       .set({ revoked_at: this.clock.now() })
       .where('tenant_id', '=', tenantId)
       .where('created_by', '=', actor)
       .where('revoked_at', 'is', null)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows);
+      .returning('id')
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  /** Whether the token was revoked (not whether it expired): a request it began may still be running. */
+  async isRevoked(tenantId: string, id: string): Promise<boolean> {
+    const row = await this.db.selectFrom('admin_tokens').select('revoked_at').where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
+    return row?.revoked_at != null;
   }
 
   /** Revokes one token of the tenant; false when it has no such live token. */

@@ -46,6 +46,8 @@ export interface NewUser {
   passwordHash?: string | undefined;
   isAdmin?: boolean | undefined;
   breakGlass?: boolean | undefined;
+  /** Created through an admin API token: the account is never made an administrator. */
+  byToken?: boolean | undefined;
 }
 
 const EMAIL_PATTERN = /^[^\s@]{1,64}@[^\s@]{1,255}$/;
@@ -84,6 +86,7 @@ export class Users {
       phone_sealed: contact.phone_sealed ?? null,
       email_index: contact.email_index ?? null,
       known_browsers_reset_at: null,
+      token_touched_at: input.byToken ? now : null,
     };
     const result = await this.db
       .insertInto('users')
@@ -170,7 +173,12 @@ export class Users {
     if (changes.isAdmin !== undefined) set.is_admin = changes.isAdmin ? 1 : 0;
     if (changes.breakGlass !== undefined) set.break_glass = changes.breakGlass ? 1 : 0;
     if (changes.mustRegister !== undefined) set.must_register = changes.mustRegister ? 1 : 0;
-    const result = await this.db.updateTable('users').set(set).where('tenant_id', '=', tenantId).where('id', '=', userId).executeTakeFirst();
+    let query = this.db.updateTable('users').set(set).where('tenant_id', '=', tenantId).where('id', '=', userId);
+    // Never an administrator from an account a token touched; checked in the same statement, so a token's
+    // change racing the promotion either marks the account first (and this updates nothing) or finds it
+    // promoted (markTokenTouched).
+    if (changes.isAdmin === true || changes.breakGlass === true) query = query.where('token_touched_at', 'is', null);
+    const result = await query.executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
   }
 
@@ -253,6 +261,28 @@ export class Users {
   /** Voids every known-browser mark of the user issued until now. */
   async resetKnownBrowsers(tenantId: string, userId: string): Promise<void> {
     await this.db.updateTable('users').set({ known_browsers_reset_at: this.clock.now() }).where('tenant_id', '=', tenantId).where('id', '=', userId).execute();
+  }
+
+  /**
+   * Marks the account as touched by an admin API token, before the token's change is written: a change that
+   * lands always leaves the mark, which nothing removes. False when the account is (now) an administrator's.
+   */
+  async markTokenTouched(tenantId: string, userId: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('users')
+      .set({ token_touched_at: this.clock.now() })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', userId)
+      // False for an administrator's or a break-glass account (promoted since the token's request looked).
+      .where('is_admin', '=', 0)
+      .where('break_glass', '=', 0)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async wasTokenTouched(tenantId: string, userId: string): Promise<boolean> {
+    const row = await this.db.selectFrom('users').select('token_touched_at').where('tenant_id', '=', tenantId).where('id', '=', userId).executeTakeFirst();
+    return row?.token_touched_at != null;
   }
 
   async flag(tenantId: string, userId: string): Promise<void> {

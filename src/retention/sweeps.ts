@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import type { Db } from '../store/durable/database.ts';
 import type { Tenant } from '../directory/tenant.ts';
 import type { AuditLog } from '../activity/audit-log.ts';
+import { USED_PASS_KEPT_MS } from '../methods/tap/access-passes.ts';
 
 const DAY_MS = 86_400_000;
 /**
@@ -77,12 +78,23 @@ export function expirySweeps(audit: AuditLog): Sweep[] {
     {
       name: 'access-passes',
       perTenant: false,
-      // Used-up and revoked passes go when they would have expired; every use is in the sign-in and audit logs.
+      // Unused and revoked passes go when they expire; every use is in the sign-in and audit logs. A used pass
+      // nobody revoked stays a while longer (USED_PASS_KEPT_MS): revoking the token that issued it takes back
+      // what it gave, and needs the row to find it.
       batch: async (trx, { now, limit }) =>
         removed(
           await trx
             .deleteFrom('access_passes')
-            .where('id', 'in', trx.selectFrom('access_passes').select('id').where('expires_at', '<', now).limit(limit))
+            .where(
+              'id',
+              'in',
+              trx
+                .selectFrom('access_passes')
+                .select('id')
+                .where('expires_at', '<', now)
+                .where((eb) => eb.or([eb('uses', '=', 0), eb('revoked_at', 'is not', null), eb('expires_at', '<', now - USED_PASS_KEPT_MS)]))
+                .limit(limit),
+            )
             .executeTakeFirst(),
         ),
     },

@@ -472,8 +472,25 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   // Set-ups begun in an ended session (a pairing link needs none to be used) and admin tokens the user
   // made (they act with the user's authority) end with the user's sessions.
   sessions.onAllEnded((tenantId, userId) => credentials.deletePendingForUser(tenantId, userId));
+  const administration = new Administration({
+    db,
+    clock,
+    tenants,
+    users,
+    hasher,
+    sessions,
+    passes,
+    management,
+    events,
+    audit,
+    apps,
+    tokens: adminTokens,
+    rollouts,
+  });
   sessions.onAllEnded(async (tenantId, userId) => {
-    const tokensRevoked = await adminTokens.revokeCreatedBy(tenantId, `user:${userId}`);
+    // Through the administration, so the passes those tokens issued go with them.
+    const tenant = await tenants.findById(tenantId);
+    const tokensRevoked = tenant ? await administration.endTokensMadeBy(tenant, 'system', userId) : 0;
     if (tokensRevoked > 0)
       await audit.append(tenantId, { actor: 'system', action: 'token.revoked', targetUserId: userId, details: { tokensRevoked, reason: 'sessions-ended' } });
   });
@@ -548,7 +565,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     passes,
     apps,
     reports: new SigninReports({ events, sessions, users, audit }),
-    admin: new Administration({ db, clock, tenants, users, hasher, sessions, passes, management, events, audit, apps, tokens: adminTokens, rollouts }),
+    admin: administration,
     signingKeys,
     oidc,
     oidcRevocation,

@@ -346,6 +346,92 @@ describe('with the services on SQLite', () => {
       expect(await s.passes.use('another-tenant', user.id, other.code, {})).toBeUndefined();
     });
 
+    /** A second unrevoked pass of the user beside the one `issue` left: two issues racing on PostgreSQL can leave two. */
+    const unrevokedBeside = async (userId: string, createdBy: string, createdAt: number, uses: number) => {
+      await s.durable.db
+        .insertInto('access_passes')
+        .values({
+          id: `beside-${createdAt}-${uses}-${userId}`,
+          tenant_id: tenant.id,
+          user_id: userId,
+          code_hash: 'x',
+          one_time: 0,
+          created_at: createdAt,
+          expires_at: clock.now() + 3_600_000,
+          created_by: createdBy,
+          uses,
+          last_used_at: null,
+          revoked_at: null,
+        })
+        .execute();
+    };
+
+    it('says what a new pass replaced: the earliest of the passes it revoked, and whether any was used', async () => {
+      const user = await newUser();
+      const first = await s.passes.issue(tenant, user.id, { minutes: 60, oneTime: false }, 'admin');
+      expect(first.replaced).toBeUndefined();
+      const unused = await s.passes.issue(tenant, user.id, { minutes: 60 }, 'admin');
+      expect(unused.replaced).toEqual({ createdAt: first.pass.createdAt, used: false });
+      clock.advance(1_000);
+      expect(await s.passes.use(tenant.id, user.id, unused.code, {})).toBeDefined();
+      await unrevokedBeside(user.id, 'admin', clock.now(), 0);
+      const third = await s.passes.issue(tenant, user.id, { minutes: 60 }, 'admin');
+      // The earlier one was used, the later one beside it not: the earliest, and used.
+      expect(third.replaced).toEqual({ createdAt: unused.pass.createdAt, used: true });
+      const other = await newUser();
+      await s.passes.issue(tenant, other.id, { minutes: 60 }, 'admin');
+      await unrevokedBeside(other.id, 'admin', clock.now() + 1, 1);
+      expect((await s.passes.issue(tenant, other.id, { minutes: 60 }, 'admin')).replaced).toEqual({ createdAt: clock.now(), used: true });
+    });
+
+    it('revokes only a used pass when asked to, and says the earliest revoked and whether any was used', async () => {
+      const user = await newUser();
+      const pass = await s.passes.issue(tenant, user.id, { minutes: 60, oneTime: false }, 'admin');
+      expect(await s.passes.revoke(tenant.id, user.id, { onlyUsed: true })).toBeUndefined();
+      expect((await s.passes.active(tenant.id, user.id))!.id).toBe(pass.pass.id);
+      clock.advance(1_000);
+      await unrevokedBeside(user.id, 'admin', clock.now(), 1);
+      // Only the used one beside it goes; the unused one stays active.
+      expect(await s.passes.revoke(tenant.id, user.id, { onlyUsed: true })).toEqual({ createdAt: clock.now(), used: true });
+      expect((await s.passes.active(tenant.id, user.id))!.id).toBe(pass.pass.id);
+      await unrevokedBeside(user.id, 'admin', clock.now() + 5, 1);
+      expect(await s.passes.revoke(tenant.id, user.id)).toEqual({ createdAt: pass.pass.createdAt, used: true });
+      expect(await s.passes.active(tenant.id, user.id)).toBeUndefined();
+    });
+
+    it("revokes every pass one issuer made that nobody revoked yet, expired ones too, and no one else's", async () => {
+      const [a, b, c] = [await newUser(), await newUser(), await newUser()];
+      const token = 'admin-token:leaked';
+      const usedPass = await s.passes.issue(tenant, a.id, { minutes: 10, oneTime: false }, token);
+      expect(await s.passes.use(tenant.id, a.id, usedPass.code, {})).toBeDefined();
+      const expiring = await s.passes.issue(tenant, b.id, { minutes: 10 }, token);
+      const byPerson = await s.passes.issue(tenant, c.id, { minutes: 60 }, 'user:boss');
+      clock.advance(11 * 60_000);
+      const live = await s.passes.issue(tenant, c.id, { minutes: 60 }, token);
+      // c's pass by the person was replaced by the token's: already revoked, so not the token's to report.
+      expect(await s.passes.revokeIssuedBy('another-tenant', token)).toEqual([]);
+      const revoked = await s.passes.revokeIssuedBy(tenant.id, token);
+      expect(revoked.sort((x, y) => x.createdAt - y.createdAt || x.userId.localeCompare(y.userId))).toEqual(
+        [
+          { userId: a.id, createdAt: usedPass.pass.createdAt, used: true, expired: true },
+          { userId: b.id, createdAt: expiring.pass.createdAt, used: false, expired: true },
+          { userId: c.id, createdAt: live.pass.createdAt, used: false, expired: false },
+        ].sort((x, y) => x.createdAt - y.createdAt || x.userId.localeCompare(y.userId)),
+      );
+      expect(await s.passes.revokeIssuedBy(tenant.id, token)).toEqual([]);
+      expect(await s.passes.active(tenant.id, c.id)).toBeUndefined();
+      expect(byPerson.pass.createdBy).toBe('user:boss');
+      const kept = await s.passes.issue(tenant, b.id, { minutes: 60 }, 'user:boss');
+      expect(await s.passes.revokeIssuedBy(tenant.id, token)).toEqual([]);
+      expect((await s.passes.active(tenant.id, b.id))!.id).toBe(kept.pass.id);
+      // A pass expiring this very moment counts as expired.
+      const now = await s.passes.issue(tenant, a.id, { minutes: 10 }, 'admin-token:edge');
+      clock.advance(10 * 60_000);
+      expect(await s.passes.revokeIssuedBy(tenant.id, 'admin-token:edge')).toEqual([
+        { userId: a.id, createdAt: now.pass.createdAt, used: false, expired: true },
+      ]);
+    });
+
     it('lets a one-time pass in once when two uses race', async () => {
       const user = await newUser();
       const pass = await s.passes.issue(tenant, user.id, { minutes: 60, oneTime: true }, 'admin');

@@ -1,11 +1,11 @@
 import { createECDH, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { ManualClock } from '../../src/clock.ts';
 import { sqliteMemory, type Backend } from '../helpers/backends.ts';
 import { startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { chromiumAvailable, launchChromium } from '../helpers/browser.ts';
 import { axeViolations } from '../helpers/axe.ts';
+import { ShiftedClock } from '../helpers/shifted-clock.ts';
 
 const SHOTS = process.env.STEADFAST_SCREENSHOTS ? new URL('../../docs/screenshots/', import.meta.url).pathname : undefined;
 const PASSWORD = 'ada password 1';
@@ -25,7 +25,7 @@ describe.runIf(chromiumAvailable())('push approval in Chromium: the sign-in page
   let phone: BrowserContext;
   let page: Page;
   let app: Page;
-  const clock = new ManualClock(Date.now());
+  const clock = new ShiftedClock();
 
   beforeAll(async () => {
     backend = await sqliteMemory.create();
@@ -283,7 +283,7 @@ describe.runIf(chromiumAvailable())('push approval in Chromium: the sign-in page
     const ada = (await server.services.users.findByUsername(acme.id, 'ada'))!;
     for (const counter of ['denials', 'sent']) await server.services.ephemeral.delete(`push:${counter}:${acme.id}:${ada.id}`);
     // The earlier tests moved the server's clock on; codes are of the browsers' time.
-    clock.set(Date.now());
+    clock.reset();
     await signIn();
     const number = await shownNumber();
     const form = await request();
@@ -331,7 +331,7 @@ describe.runIf(chromiumAvailable())('push approval in Chromium: the sign-in page
 
     // The app's code confirms the set-up (read just before it is typed, the server's clock set to now).
     const code = (await entry.locator('[data-code]').textContent())!.replace(/\s/g, '');
-    clock.set(Date.now());
+    clock.reset();
     await page.getByLabel('Code from the app').fill(code);
     await page.getByRole('button', { name: 'Confirm' }).click();
     await page.getByText('Authenticator app added.').waitFor();

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminPersonSession } from '../helpers/admin-person.ts';
 import { ManualClock } from '../../src/clock.ts';
 import type { Tenant } from '../../src/directory/tenants.ts';
 import { backends, type Backend } from '../helpers/backends.ts';
@@ -182,7 +183,13 @@ for (const spec of backends) {
     });
 
     it("applies the tenant's own lockout settings", async () => {
-      await api(server.url, 'PUT', '/api/v1/admin/policy', { lockout: { accountFailures: 10, blockMinutes: 5 } }, adminToken);
+      await api(
+        server.url,
+        'PUT',
+        '/api/v1/admin/policy',
+        { lockout: { accountFailures: 10, blockMinutes: 5 } },
+        await adminPersonSession(server.services, 'limits'),
+      );
       // The user signs in once from home.
       expect((await signin('tenantwide', 'tenantwide password', '198.51.100.9')).status).toBe(200);
       const statuses = [];
@@ -199,7 +206,8 @@ for (const spec of backends) {
     });
 
     it("spends only the strangers' part when an app's key guesses codes, even from the owner's network", async () => {
-      const appKey = (await api(server.url, 'POST', '/api/v1/admin/apps', { name: 'VPN', kind: 'api' }, adminToken)).body.apiKey as string;
+      const appKey = (await api(server.url, 'POST', '/api/v1/admin/apps', { name: 'VPN', kind: 'api' }, await adminPersonSession(server.services, 'limits')))
+        .body.apiKey as string;
       const guess = () =>
         fetch(`${server.url}/api/v1/app/auth`, {
           method: 'POST',

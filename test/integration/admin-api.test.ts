@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import { adminPersonSession } from '../helpers/admin-person.ts';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +18,9 @@ for (const spec of backends) {
     let gateway: StandIn;
     let token = '';
     const call = (method: string, path: string, body?: unknown, bearer = token) => api(server.url, method, path, body, bearer);
+    // The policy and apps are a person's to change: an administrator's session, not the admin token.
+    let person = '';
+    const asPerson = (method: string, path: string, body?: unknown) => call(method, path, body, person);
     let clockOffset = 0;
     const now = () => Date.now() + clockOffset;
 
@@ -50,6 +54,7 @@ for (const spec of backends) {
       server = await startTestServer(backend);
       const tenant = await server.services.tenants.create('acme', 'Acme');
       token = (await server.services.adminTokens.create(tenant.id, 'admin')).token;
+      person = await adminPersonSession(server.services, 'acme');
     });
     afterAll(async () => {
       await server?.close();
@@ -160,7 +165,7 @@ for (const spec of backends) {
     });
 
     it('validates the policy, naming every problem, and applies a valid one', async () => {
-      const bad = await call('PUT', '/api/v1/admin/policy', {
+      const bad = await asPerson('PUT', '/api/v1/admin/policy', {
         allowedMethods: ['totp', 'carrier-pigeon'],
         tap: { minMinutes: 5, defaultMinutes: 9999 },
         failMode: 'open',
@@ -182,7 +187,7 @@ for (const spec of backends) {
         ]),
       );
       expect((await call('GET', '/api/v1/admin/policy')).body.retention).toEqual({ signinEventDays: 90, auditDays: 400 });
-      const ok = await call('PUT', '/api/v1/admin/policy', { tap: { maxMinutes: 20 * 24 * 60 }, lockout: { accountFailures: 50 } });
+      const ok = await asPerson('PUT', '/api/v1/admin/policy', { tap: { maxMinutes: 20 * 24 * 60 }, lockout: { accountFailures: 50 } });
       expect(ok.body).toMatchObject({
         mfaRequired: true,
         tap: { maxMinutes: 28800 },
@@ -193,14 +198,14 @@ for (const spec of backends) {
       expect((await call('GET', '/api/v1/admin/policy')).body.tap.maxMinutes).toBe(28800);
       const entry = (await call('GET', '/api/v1/admin/audit?action=policy.changed')).body.items[0];
       expect(entry.details).toMatchObject({ changed: ['tap', 'lockout'], before: { tap: { maxMinutes: 480 } }, after: { tap: { maxMinutes: 28800 } } });
-      const kept = await call('PUT', '/api/v1/admin/policy', { retention: { signinEventDays: 30 } });
+      const kept = await asPerson('PUT', '/api/v1/admin/policy', { retention: { signinEventDays: 30 } });
       expect(kept.body.retention).toEqual({ signinEventDays: 30, auditDays: 400 });
-      await call('PUT', '/api/v1/admin/policy', { retention: { signinEventDays: 90 } });
+      await asPerson('PUT', '/api/v1/admin/policy', { retention: { signinEventDays: 90 } });
     });
 
     it('stores every policy change as a version for everyone at once, and refuses one while a policy canary bakes', async () => {
       const before = (await call('GET', '/api/v1/admin/policy/versions')).body.history.length as number;
-      const changed = await call('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 14 });
+      const changed = await asPerson('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 14 });
       expect(changed.status).toBe(200);
       expect(changed.body.rememberedDeviceDays).toBe(14);
       const versions = (await call('GET', '/api/v1/admin/policy/versions')).body;
@@ -208,7 +213,7 @@ for (const spec of backends) {
       expect(versions.history[0]).toMatchObject({
         state: 'promoted',
         canaryPercent: 0,
-        by: expect.stringMatching(/^admin-token:/),
+        by: expect.stringMatching(/^user:/),
         policy: { rememberedDeviceDays: 14 },
         changes: [{ path: 'rememberedDeviceDays', after: '14' }],
       });
@@ -216,12 +221,12 @@ for (const spec of backends) {
       const entry = (await call('GET', '/api/v1/admin/audit?action=policy.changed')).body.items[0];
       expect(entry.details).toMatchObject({ version: versions.history[0].version, changed: ['rememberedDeviceDays'], changes: ['rememberedDeviceDays'] });
       // A policy that does not validate makes no version.
-      expect((await call('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: -1 })).status).toBe(400);
+      expect((await asPerson('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: -1 })).status).toBe(400);
       expect((await call('GET', '/api/v1/admin/policy/versions')).body.history).toHaveLength(before + 1);
 
-      const canary = await call('POST', '/api/v1/admin/policy/versions', { policy: { rememberedDeviceDays: 30 }, canaryPercent: 10, bakeSeconds: 600 });
+      const canary = await asPerson('POST', '/api/v1/admin/policy/versions', { policy: { rememberedDeviceDays: 30 }, canaryPercent: 10, bakeSeconds: 600 });
       expect(canary.status).toBe(201);
-      const refused = await call('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 });
+      const refused = await asPerson('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 });
       expect(refused.status).toBe(409);
       expect(refused.body).toMatchObject({
         type: expect.stringMatching(/\/canary-in-progress$/),
@@ -230,18 +235,18 @@ for (const spec of backends) {
       });
       expect(refused.body.detail).toContain('POST /api/v1/admin/policy/rollback');
       // A second canary is refused the same way; nothing changed meanwhile.
-      const second = await call('POST', '/api/v1/admin/policy/versions', { policy: { rememberedDeviceDays: 7 }, canaryPercent: 5 });
+      const second = await asPerson('POST', '/api/v1/admin/policy/versions', { policy: { rememberedDeviceDays: 7 }, canaryPercent: 5 });
       expect(second.status).toBe(409);
       expect(second.body.type).toMatch(/\/canary-in-progress$/);
       expect((await call('GET', '/api/v1/admin/policy')).body.rememberedDeviceDays).toBe(14);
 
       // Rolled back, the change goes through.
-      expect((await call('POST', '/api/v1/admin/policy/rollback', {})).body).toMatchObject({ version: canary.body.version, state: 'rolled-back' });
-      const after = await call('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 });
+      expect((await asPerson('POST', '/api/v1/admin/policy/rollback', {})).body).toMatchObject({ version: canary.body.version, state: 'rolled-back' });
+      const after = await asPerson('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 });
       expect(after.status).toBe(200);
       expect((await call('GET', '/api/v1/admin/policy')).body.rememberedDeviceDays).toBe(7);
       // Back to the default for the tests that follow.
-      await call('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 0 });
+      await asPerson('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 0 });
     });
 
     it('when every method of a user is down, fails closed with a clear message, or asks only for a TAP under tap-only', async () => {
@@ -261,7 +266,7 @@ for (const spec of backends) {
       expect(closed.body).toMatchObject({ type: expect.stringMatching(/\/no-usable-method$/), title: expect.stringContaining('Temporary Access Pass') });
       expect(closed.body.session).toBeUndefined();
 
-      await call('PUT', '/api/v1/admin/policy', { failMode: 'tap-only' });
+      await asPerson('PUT', '/api/v1/admin/policy', { failMode: 'tap-only' });
       const tapOnly = await call('POST', '/api/v1/t/acme/signin', { username: 'rosa', password: PASSWORD }, undefined);
       expect(tapOnly.body.state).toBe('factor_required');
       expect(tapOnly.body.methods.map((m: { type: string; available: boolean }) => [m.type, m.available])).toEqual([
@@ -271,7 +276,7 @@ for (const spec of backends) {
       const pass = await call('POST', `/api/v1/admin/users/${created.body.id}/tap`, { minutes: 30 });
       const verify = await call('POST', `/api/v1/t/acme/signin/${tapOnly.body.flow}/verify`, { method: 'tap', code: pass.body.code }, undefined);
       expect(verify.body.state).toBe('complete');
-      await call('PUT', '/api/v1/admin/policy', { failMode: 'closed' });
+      await asPerson('PUT', '/api/v1/admin/policy', { failMode: 'closed' });
       gateway.behave({ kind: 'ok' });
     });
 
@@ -279,10 +284,10 @@ for (const spec of backends) {
       // Break-glass accounts are made and handled by a person or the command line, never by a token.
       const acme = (await server.services.tenants.findBySlug('acme'))!;
       await server.services.admin.createUser(acme, 'cli', { username: 'emergency-1', password: PASSWORD, breakGlass: true });
-      await call('PUT', '/api/v1/admin/policy', { mfaRequired: false });
+      await asPerson('PUT', '/api/v1/admin/policy', { mfaRequired: false });
       const signin = await call('POST', '/api/v1/t/acme/signin', { username: 'emergency-1', password: PASSWORD }, undefined);
       expect(signin.body.state).toBe('complete');
-      await call('PUT', '/api/v1/admin/policy', { mfaRequired: true });
+      await asPerson('PUT', '/api/v1/admin/policy', { mfaRequired: true });
       const alerts = await call('GET', '/api/v1/admin/audit?action=break-glass.signin');
       expect(alerts.body.items[0]).toMatchObject({ details: { username: 'emergency-1', method: 'password' } });
       // And after a second factor.
@@ -299,16 +304,16 @@ for (const spec of backends) {
     });
 
     it('registers apps and shows their secrets once', async () => {
-      const oidc = await call('POST', '/api/v1/admin/apps', { name: 'Wiki', kind: 'oidc', redirectUris: ['https://wiki.example.test/callback'] });
+      const oidc = await asPerson('POST', '/api/v1/admin/apps', { name: 'Wiki', kind: 'oidc', redirectUris: ['https://wiki.example.test/callback'] });
       expect(oidc.status).toBe(201);
       expect(oidc.body).toMatchObject({ id: expect.any(String), clientId: expect.stringMatching(/^sfc_/), clientSecret: expect.any(String) });
-      const key = await call('POST', '/api/v1/admin/apps', { name: 'VPN', kind: 'api' });
+      const key = await asPerson('POST', '/api/v1/admin/apps', { name: 'VPN', kind: 'api' });
       expect(key.body).toMatchObject({ apiKey: expect.stringMatching(/^sfk_/) });
-      expect((await call('POST', '/api/v1/admin/apps', { name: 'Bad', kind: 'oidc', redirectUris: ['http://evil.example/cb'] })).status).toBe(400);
+      expect((await asPerson('POST', '/api/v1/admin/apps', { name: 'Bad', kind: 'oidc', redirectUris: ['http://evil.example/cb'] })).status).toBe(400);
       const list = await call('GET', '/api/v1/admin/apps');
       expect(list.body.map((a: { name: string }) => a.name)).toEqual(['Wiki', 'VPN']);
       expect(JSON.stringify(list.body)).not.toContain(oidc.body.clientSecret);
-      expect((await call('DELETE', `/api/v1/admin/apps/${key.body.id}`)).status).toBe(204);
+      expect((await asPerson('DELETE', `/api/v1/admin/apps/${key.body.id}`)).status).toBe(204);
       expect((await server.services.apps.authenticateApiKey(key.body.apiKey)) === undefined).toBe(true);
     });
 

@@ -1,10 +1,9 @@
 import { execFile } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Migrator, sql, type Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { ManualClock } from '../../src/clock.ts';
-import { openDurableStore } from '../../src/store/durable/database.ts';
-import { migrations } from '../../src/store/durable/migrations/index.ts';
+import { openDurableStore, steadfastMigrator } from '../../src/store/durable/database.ts';
 import { loadConfig, sqlitePath } from '../../src/config/config.ts';
 import { createLogger } from '../../src/http/logger.ts';
 import { buildServices, type Services } from '../../src/server/services.ts';
@@ -196,13 +195,7 @@ for (const spec of backends) {
         ...(old.config.databaseUrl ? { databaseUrl: old.config.databaseUrl } : {}),
         ...(old.pgSchema ? { pgSchema: old.pgSchema } : {}),
       });
-      const migrator = new Migrator({
-        db: store.db,
-        provider: { getMigrations: async () => migrations },
-        migrationTableName: 'steadfast_migrations',
-        migrationLockTableName: 'steadfast_migrations_lock',
-        ...(old.pgSchema ? { migrationTableSchema: old.pgSchema } : {}),
-      });
+      const migrator = steadfastMigrator(store.db, old.pgSchema);
       expect((await migrator.migrateTo('005-oidc')).error).toBeUndefined();
       // An operator built one of the upgrade's indexes beforehand (as docs/operations.md says for large stores).
       await sql`create index signin_events_failures_at on signin_events (tenant_id, at) where outcome = 'failure'`.execute(store.db);
@@ -250,6 +243,7 @@ for (const spec of backends) {
             '011-push',
             '012-canary-tallies',
             '013-signature-counter',
+            '014-token-touched',
           ]);
         }
         const [a, b] = spec.name === 'postgres+redis' ? await Promise.all([onBackend(old), onBackend(old)]) : [await onBackend(old), await onBackend(old)];

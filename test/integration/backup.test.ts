@@ -1,3 +1,4 @@
+import { migrations } from '../../src/store/durable/migrations/index.ts';
 import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -79,7 +80,7 @@ describe('backup and restore of the embedded store', () => {
     const report = JSON.parse(run.stdout);
     expect(report).toMatchObject({
       file,
-      schema: '013-signature-counter',
+      schema: Object.keys(migrations).at(-1),
       counts: { tenants: 1, users: 1, credentials: 1 },
       masterKeys: { needed: [server.services.keyRing.active.id], missing: [] },
     });

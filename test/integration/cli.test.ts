@@ -48,6 +48,7 @@ describe('steadfast command line', () => {
         '011-push',
         '012-canary-tallies',
         '013-signature-counter',
+        '014-token-touched',
       ],
     });
   });

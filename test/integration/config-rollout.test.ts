@@ -277,7 +277,10 @@ for (const spec of backends) {
       expect(page.body).toContain(`sign-in policy change (version ${applied.body.version})`);
       expect((await call('GET', '/status', undefined)).body).not.toContain('sign-in policy change');
 
-      // An administrator posts an incident with an expected end, updates it, resolves it.
+      // An administrator posts an incident with an expected end, updates it, resolves it (a person: what every user
+      // of the tenant reads is not a token's to say).
+      const person = await adminPersonSession(server.services, 'acme');
+      expect((await call('POST', '/api/v1/admin/incidents', undefined, { component: 'sms', title: 'Call us', advice: 'x' }, adminToken)).status).toBe(403);
       const posted = await call(
         'POST',
         '/api/v1/admin/incidents',
@@ -288,26 +291,20 @@ for (const spec of backends) {
           advice: 'Use your authenticator app.',
           expectedEndAt: new Date(clock.now() + 3_600_000).toISOString(),
         },
-        adminToken,
+        person,
       );
       expect(posted.status).toBe(201);
       const ongoing = await call('GET', '/t/acme/status', undefined);
       expect(ongoing.body).toContain('Current incidents');
       expect(ongoing.body).toContain('Text messages are slow');
       expect(ongoing.body).toContain('expected to be over by');
-      const resolved = await call(
-        'PATCH',
-        `/api/v1/admin/incidents/${posted.body.id}`,
-        undefined,
-        { text: 'The provider is back.', resolved: true },
-        adminToken,
-      );
+      const resolved = await call('PATCH', `/api/v1/admin/incidents/${posted.body.id}`, undefined, { text: 'The provider is back.', resolved: true }, person);
       expect(resolved.body).toMatchObject({ endedAt: expect.any(String), updates: [{ text: 'The provider is back.' }] });
       expect((await call('GET', '/t/acme/status/feed.atom', undefined)).body).toContain('[Resolved] Text messages are slow');
       // Another tenant's administrator cannot touch it.
-      const other = await server.services.tenants.create('other', 'Other');
-      const otherToken = (await server.services.adminTokens.create(other.id, 'admin')).token;
-      expect((await call('PATCH', `/api/v1/admin/incidents/${posted.body.id}`, undefined, { resolved: false }, otherToken)).status).toBe(404);
+      await server.services.tenants.create('other', 'Other');
+      const otherAdmin = await adminPersonSession(server.services, 'other');
+      expect((await call('PATCH', `/api/v1/admin/incidents/${posted.body.id}`, undefined, { resolved: false }, otherAdmin)).status).toBe(404);
       expect((await call('GET', '/t/other/status', undefined)).body).not.toContain('Text messages are slow');
     }, 180_000);
 

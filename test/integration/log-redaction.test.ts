@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminPersonSession } from '../helpers/admin-person.ts';
 import { sqliteMemory, type Backend } from '../helpers/backends.ts';
 import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { totpCode } from '../helpers/totp.ts';
@@ -64,8 +65,11 @@ describe('logs never contain passwords, secrets, codes, tokens or flow ids', () 
     secrets.push(tap.body.code, tap.body.code.replace(/-/g, ''));
     const byTap = await api(server.url, 'POST', '/api/v1/t/logs/signin', { username: 'nils', tap: tap.body.code });
     secrets.push(byTap.body.session.token);
-    const oidcApp = await api(server.url, 'POST', '/api/v1/admin/apps', { name: 'Wiki', kind: 'oidc', redirectUris: ['https://wiki.example.test/cb'] }, admin);
-    const apiApp = await api(server.url, 'POST', '/api/v1/admin/apps', { name: 'VPN', kind: 'api' }, admin);
+    // Apps are a person's to make: an administrator's session, not the admin token.
+    const person = await adminPersonSession(server.services, 'logs');
+    secrets.push(person);
+    const oidcApp = await api(server.url, 'POST', '/api/v1/admin/apps', { name: 'Wiki', kind: 'oidc', redirectUris: ['https://wiki.example.test/cb'] }, person);
+    const apiApp = await api(server.url, 'POST', '/api/v1/admin/apps', { name: 'VPN', kind: 'api' }, person);
     secrets.push(oidcApp.body.clientSecret, apiApp.body.apiKey);
     await api(server.url, 'POST', '/api/v1/app/auth', { username: 'lena', method: 'recovery-codes', code: rc.body.codes[1] }, apiApp.body.apiKey);
     const basic = Buffer.from(`${oidcApp.body.clientId}:${oidcApp.body.clientSecret}`).toString('base64');

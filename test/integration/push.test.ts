@@ -1,4 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { adminPersonSession } from '../helpers/admin-person.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.ts';
 import type { Tenant } from '../../src/directory/tenant.ts';
@@ -317,13 +318,7 @@ for (const spec of backends) {
       backend = await spec.create({ STEADFAST_PUSH_SERVICES: '127.0.0.1' });
       server = await startTestServer(backend);
       tenant = await server.services.tenants.create('ap', 'App Co');
-      const created = await api(
-        server.url,
-        'POST',
-        '/api/v1/admin/apps',
-        { name: 'VPN', kind: 'api' },
-        (await server.services.adminTokens.create(tenant.id, 'admin')).token,
-      );
+      const created = await api(server.url, 'POST', '/api/v1/admin/apps', { name: 'VPN', kind: 'api' }, await adminPersonSession(server.services, 'ap'));
       apiKey = created.body.apiKey;
       const user = await server.services.users.create(tenant.id, { username: 'vic', passwordHash: await server.services.hasher.hash(PASSWORD) });
       const { reveal } = await server.services.methods.push!.enrol(tenant, user, {});

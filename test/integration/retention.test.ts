@@ -4,6 +4,7 @@ import { ManualClock } from '../../src/clock.ts';
 import { buildServices, type Services } from '../../src/server/services.ts';
 import { Sweeper } from '../../src/retention/sweeper.ts';
 import { expirySweeps } from '../../src/retention/sweeps.ts';
+import { USED_PASS_KEPT_MS } from '../../src/methods/tap/access-passes.ts';
 import type { Tenant } from '../../src/directory/tenants.ts';
 import { backends, type Backend } from '../helpers/backends.ts';
 import { PG_URL } from '../helpers/services-available.ts';
@@ -142,6 +143,78 @@ for (const spec of backends) {
       expect((await s.durable.db.selectFrom('remembered_devices').select('id').where('tenant_id', '=', tenant.id).execute()).map((r) => r.id)).toEqual([
         'new-browser',
       ]);
+    });
+
+    it('an account a token touched is never made an administrator, after the audit log that recorded it is pruned too', async () => {
+      const tenant = await s.tenants.create('token-touched');
+      const token = 'admin-token:leaked';
+      const made = await s.admin.createUser(tenant, token, { username: 'made-by-token' });
+      const changed = await s.admin.createUser(tenant, 'cli', { username: 'changed-by-token' });
+      await s.admin.updateUser(tenant, token, changed.id, { email: 'new@example.test' });
+      const passed = await s.admin.createUser(tenant, 'cli', { username: 'passed-by-token' });
+      await s.admin.issuePass(tenant, token, passed.id, { minutes: 60 });
+      const reset = await s.admin.createUser(tenant, 'cli', { username: 'reset-by-token' });
+      await s.admin.resetMethods(tenant, token, reset.id);
+      const untouched = await s.admin.createUser(tenant, 'cli', { username: 'untouched' });
+      clock.advance(401 * DAY);
+      await smallBatches(s).runOnce();
+      expect(await count('audit_log', tenant.id)).toBe(0);
+      for (const user of [made, changed, passed, reset]) {
+        await expect(s.admin.updateUser(tenant, 'cli', user.id, { admin: true }), user.username).rejects.toMatchObject({ code: 'forbidden' });
+        await expect(s.admin.updateUser(tenant, 'cli', user.id, { breakGlass: true }), user.username).rejects.toMatchObject({ code: 'forbidden' });
+        expect(await s.users.get(tenant.id, user.id)).toMatchObject({ isAdmin: false, breakGlass: false });
+      }
+      expect(await s.admin.updateUser(tenant, 'cli', untouched.id, { admin: true })).toMatchObject({ isAdmin: true });
+    });
+
+    it('a token cannot touch an account promoted after it looked, nor can one it touched be promoted after the promotion looked', async () => {
+      const tenant = await s.tenants.create('token-race');
+      const one = await s.admin.createUser(tenant, 'cli', { username: 'promoted-first' });
+      await s.users.update(tenant.id, one.id, { isAdmin: true });
+      // The token's look came before the promotion: its mark, written first, finds an administrator.
+      expect(await s.users.markTokenTouched(tenant.id, one.id)).toBe(false);
+      const two = await s.admin.createUser(tenant, 'cli', { username: 'marked-first' });
+      expect(await s.users.markTokenTouched(tenant.id, two.id)).toBe(true);
+      // The promotion's look came before the mark: the promotion itself finds it.
+      expect(await s.users.update(tenant.id, two.id, { isAdmin: true })).toBe(false);
+      expect(await s.users.update(tenant.id, two.id, { breakGlass: true })).toBe(false);
+      expect(await s.users.update(tenant.id, two.id, { email: 'still@example.test' })).toBe(true);
+      expect(await s.users.get(tenant.id, two.id)).toMatchObject({ isAdmin: false, breakGlass: false });
+    });
+
+    it('keeps a used pass after it expires for as long as what it gave can live, so revoking the token that issued it still takes that back', async () => {
+      // Tenth round: a token's pass, used, expired and swept; revoking the token then found nothing to take back,
+      // and the session and app grants the pass had given lived on.
+      const tenant = await s.tenants.create('swept-passes');
+      const token = await s.adminTokens.create(tenant.id, 'admin');
+      const actor = `admin-token:${token.id}`;
+      const used = await s.admin.createUser(tenant, actor, { username: 'used-pass' });
+      const unused = await s.admin.createUser(tenant, actor, { username: 'unused-pass' });
+      const { code } = await s.admin.issuePass(tenant, actor, used.id, { minutes: 10, oneTime: false });
+      await s.admin.issuePass(tenant, actor, unused.id, { minutes: 10 });
+      expect(await s.passes.use(tenant.id, used.id, code, {})).toBeDefined();
+      const session = await s.sessions.create({ tenantId: tenant.id, userId: used.id, scope: 'full', amr: ['tap'] });
+      clock.advance(11 * 60_000);
+      await smallBatches(s).runOnce();
+      // The unused one is gone; the used one stays (though it signs in no more).
+      expect(await count('access_passes', tenant.id)).toBe(1);
+      expect(await s.passes.use(tenant.id, used.id, code, {})).toBeUndefined();
+      await s.admin.revokeToken(tenant, 'cli', token.id);
+      expect(await s.sessions.authenticate(session.token)).toBeUndefined();
+      const [entry] = await s.audit.list(tenant.id, { limit: 1, action: 'token.revoked' });
+      expect(entry!.details).toMatchObject({ tokenId: token.id, passesRevoked: 1 });
+      // Revoked, it goes at the next sweep; a used pass nobody revoked goes once what it gave has expired too.
+      await smallBatches(s).runOnce();
+      expect(await count('access_passes', tenant.id)).toBe(0);
+      const later = await s.admin.createUser(tenant, 'cli', { username: 'used-long-ago' });
+      const pass = await s.admin.issuePass(tenant, 'cli', later.id, { minutes: 10, oneTime: false });
+      expect(await s.passes.use(tenant.id, later.id, pass.code, {})).toBeDefined();
+      clock.advance(11 * 60_000);
+      await smallBatches(s).runOnce();
+      expect(await count('access_passes', tenant.id)).toBe(1);
+      clock.advance(USED_PASS_KEPT_MS);
+      await smallBatches(s).runOnce();
+      expect(await count('access_passes', tenant.id)).toBe(0);
     });
 
     it('prunes the audit log behind a signed checkpoint: what is left still verifies, and nothing is pruned from a broken chain', async () => {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminPersonSession } from '../helpers/admin-person.ts';
 import { ManualClock } from '../../src/clock.ts';
 import type { Tenant } from '../../src/directory/tenants.ts';
 import { routeTable } from '../../src/server/route-table.ts';
@@ -197,6 +198,9 @@ for (const spec of backends) {
     const holders = new Map<Kind, Holder>();
     const clock = new ManualClock(Date.UTC(2026, 10, 30, 9, 0, 0));
     const admin = (method: string, path: string, body?: unknown) => api(server.url, method, path, body, adminToken);
+    /** An administrator signed in with a second factor: the policy and apps are not a token's to change. */
+    const person = async (method: string, path: string, body?: unknown) =>
+      api(server.url, method, path, body, await adminPersonSession(server.services, 'acme'));
 
     /** A user made over the admin API; asserted, so a failed set-up cannot pass as a refusal. */
     const newUser = async (username: string, isAdmin: boolean) => {
@@ -246,7 +250,7 @@ for (const spec of backends) {
       server = await startTestServer(backend, { clock });
       tenant = await server.services.tenants.create('acme', 'Acme');
       adminToken = (await server.services.adminTokens.create(tenant.id, 'admin')).token;
-      expect((await admin('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 })).status).toBe(200);
+      expect((await person('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 })).status).toBe(200);
       targetId = await newUser('tara', false);
       const tara = await withTotp('tara');
 
@@ -322,7 +326,7 @@ for (const spec of backends) {
         holders.set('non-admin', { kind: 'non-admin', token, methodId: nora.id, eventId: await ownEvent(userId), flow: await openFlow('tara') });
       }
       {
-        const app = await admin('POST', '/api/v1/admin/apps', { name: 'VPN', kind: 'api' });
+        const app = await person('POST', '/api/v1/admin/apps', { name: 'VPN', kind: 'api' });
         expect(app.status).toBe(201);
         const txid = await server.services.signin.startAppTransaction(tenant, app.body.id, (await server.services.users.get(tenant.id, targetId))!);
         expect(txid).toEqual(expect.any(String));
@@ -403,7 +407,7 @@ for (const spec of backends) {
     }
 
     it('gives an app no sign-in with a registration session', async () => {
-      const app = await admin('POST', '/api/v1/admin/apps', { name: 'Wiki', kind: 'oidc', redirectUris: ['https://wiki.example.test/cb'], firstParty: true });
+      const app = await person('POST', '/api/v1/admin/apps', { name: 'Wiki', kind: 'oidc', redirectUris: ['https://wiki.example.test/cb'], firstParty: true });
       expect(app.status).toBe(201);
       for (const kind of REGISTRATION) {
         const browser = new PageClient(server.url);

@@ -1,4 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { adminPersonSession } from '../helpers/admin-person.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.ts';
 import { loadConfig } from '../../src/config/config.ts';
@@ -35,6 +36,8 @@ for (const spec of backends) {
       clock.advance(1);
       return answer;
     };
+    /** The same, by an administrator signed in with a second factor: the policy and apps are not a token's to change. */
+    const asPerson = async (method: string, path: string, body?: unknown) => call(method, path, body, await adminPersonSession(server.services, 'acme'));
 
     /** A user with a password, and with an authenticator app unless `withTotp` is false; the app's secret. */
     const user = async (username: string, options: { withTotp?: boolean; admin?: boolean; breakGlass?: boolean } = {}) => {
@@ -133,8 +136,8 @@ for (const spec of backends) {
     describe('2. app transactions are not sign-ins', () => {
       it('is unknown to the sign-in endpoints, to other apps, and proves no password', async () => {
         const owner = await user('tom');
-        const vpn = (await call('POST', '/api/v1/admin/apps', { name: 'VPN', kind: 'api' })).body.apiKey as string;
-        const wiki = (await call('POST', '/api/v1/admin/apps', { name: 'Wiki', kind: 'api' })).body.apiKey as string;
+        const vpn = (await asPerson('POST', '/api/v1/admin/apps', { name: 'VPN', kind: 'api' })).body.apiKey as string;
+        const wiki = (await asPerson('POST', '/api/v1/admin/apps', { name: 'Wiki', kind: 'api' })).body.apiKey as string;
         clock.advance(30_000);
         const wrong = await api(
           server.url,
@@ -179,7 +182,7 @@ for (const spec of backends) {
 
       it('keeps a browser sign-in out of reach of the app API', async () => {
         const owner = await user('uma');
-        const vpn = (await call('POST', '/api/v1/admin/apps', { name: 'VPN2', kind: 'api' })).body.apiKey as string;
+        const vpn = (await asPerson('POST', '/api/v1/admin/apps', { name: 'VPN2', kind: 'api' })).body.apiKey as string;
         const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'uma', password: PASSWORD });
         clock.advance(30_000);
         const viaApp = await api(
@@ -201,7 +204,7 @@ for (const spec of backends) {
 
     describe('4. administration needs a second factor, whatever the tenant policy', () => {
       it('refuses an administrator signed in with a password alone, on the API and the console', async () => {
-        await call('PUT', '/api/v1/admin/policy', { mfaRequired: false });
+        await asPerson('PUT', '/api/v1/admin/policy', { mfaRequired: false });
         try {
           await user('penny', { admin: true, withTotp: false });
           const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'penny', password: PASSWORD });
@@ -227,14 +230,14 @@ for (const spec of backends) {
           await addTotp(pages.cookies.get('sf_session')!);
           expect((await pages.get('/t/acme/admin')).status).toBe(200);
         } finally {
-          await call('PUT', '/api/v1/admin/policy', { mfaRequired: true });
+          await asPerson('PUT', '/api/v1/admin/policy', { mfaRequired: true });
         }
       });
     });
 
     describe('5. a remembered browser is not a second factor', () => {
       it('gives a session without `mfa`, which an app demanding MFA and the admin console do not accept', async () => {
-        await call('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 });
+        await asPerson('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 });
         const ada = await user('ada', { admin: true });
         const browser = new PageClient(server.url);
         const start = await browser.post('/t/acme/signin', { username: 'ada', password: PASSWORD }, { from: '/t/acme/signin/tap' });
@@ -264,7 +267,7 @@ for (const spec of backends) {
         await browser.post('/t/acme/signout', {}, { from: '/t/acme/signin/tap' });
         const forAdmin = await browser.post('/t/acme/signin', { username: 'ada', password: PASSWORD, next: 'admin' }, { from: '/t/acme/signin/tap' });
         expect(flowOf(forAdmin)).toBeTruthy();
-        await call('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 0 });
+        await asPerson('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 0 });
       });
     });
 
@@ -481,7 +484,7 @@ for (const spec of backends) {
       });
 
       it('a remembered browser with the password cannot add a method', async () => {
-        await call('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 });
+        await asPerson('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 });
         const rita = await user('remy');
         const browser = new PageClient(server.url);
         const start = await browser.post('/t/acme/signin', { username: 'remy', password: PASSWORD }, { from: '/t/acme/signin' });
@@ -499,7 +502,7 @@ for (const spec of backends) {
         expect(added.status).toBe(403);
         expect(added.body.type).toMatch(/\/second-factor-required$/);
         expect((await thief.get('/t/acme/my/security-info')).text).toContain('name="next" value="security-info-mfa"');
-        await call('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 0 });
+        await asPerson('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 0 });
       });
 
       it('a sign-in begun with the old password does not finish after a password change', async () => {
@@ -777,27 +780,191 @@ for (const spec of backends) {
         expect((await call('PATCH', `/api/v1/admin/users/${quiet.id}`, { admin: true }, session)).status).toBe(200);
       });
 
-      it('an admin token cannot change which methods can be used (it could leave administrators no way in)', async () => {
+      it('a promotion to administrator or break-glass ends the sessions opened before it: the powers go to the next sign-in', async () => {
+        // Left from an earlier stop: a session opened before the promotion (stolen, or left signed in somewhere)
+        // became an administrator's session with it.
+        const ruler = await user('promoter', { admin: true });
+        const session = await signIn('promoter', ruler.secret);
+        for (const [name, change] of [
+          ['to-admin', { admin: true }],
+          ['to-glass', { breakGlass: true }],
+        ] as const) {
+          const made = await server.services.admin.createUser(tenant, 'cli', { username: name, password: PASSWORD });
+          const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: name, password: PASSWORD });
+          const secret = await addTotp(start.body.session.token);
+          const before = await signIn(name, secret);
+          expect((await api(server.url, 'GET', '/api/v1/me', undefined, before)).status).toBe(200);
+          const promoted = await call('PATCH', `/api/v1/admin/users/${made.id}`, change, session);
+          expect(promoted.status).toBe(200);
+          expect((await api(server.url, 'GET', '/api/v1/me', undefined, before)).status).toBe(401);
+          const [entry] = await server.services.audit.list(tenant.id, { limit: 1, action: 'user.updated', userId: made.id });
+          expect(entry!.details).toMatchObject({ sessionsEnded: 2 });
+          // Signed in again (with the second factor), the account has its new powers.
+          const after = await signIn(name, secret);
+          expect((await api(server.url, 'GET', '/api/v1/admin/users?limit=1', undefined, after)).status).toBe(change.admin ? 200 : 403);
+        }
+        // A change that is no promotion ends nothing.
+        const plain = await user('unpromoted');
+        const kept = await signIn('unpromoted', plain.secret);
+        expect((await call('PATCH', `/api/v1/admin/users/${plain.id}`, { email: 'kept@example.test' }, session)).status).toBe(200);
+        expect((await api(server.url, 'GET', '/api/v1/me', undefined, kept)).status).toBe(200);
+      });
+
+      it('an admin token cannot change the policy at all, nor roll it back or end its canary (every setting could lock administrators out)', async () => {
         // Seventh round: `allowedMethods: ["sms"]` from a token left every administrator with only TOTP unable to sign in.
-        const before = (await call('GET', '/api/v1/admin/policy')).body as { allowedMethods: string[] };
-        for (const body of [{ allowedMethods: ['sms'] }, { webauthnAaguids: ['00000000-0000-0000-0000-000000000001'] }]) {
+        // Ninth round: `lockout: {accountFailures: 5, blockMinutes: 1440}` let three strangers' guesses lock an
+        // administrator out for a day; a rollback without a version undid a person's change, or ended their canary.
+        const before = (await call('GET', '/api/v1/admin/policy')).body as { allowedMethods: string[]; lockout: unknown };
+        for (const body of [
+          { allowedMethods: ['sms'] },
+          { webauthnAaguids: ['00000000-0000-0000-0000-000000000001'] },
+          { lockout: { accountFailures: 5, blockMinutes: 1440 } },
+          { mfaRequired: false },
+          { failMode: 'open' },
+          { tap: { maxMinutes: 43_200 } },
+          { retention: { signinEventDays: 1, auditDays: 30 } },
+          { rememberedDeviceDays: 90 },
+          {},
+        ]) {
           const answer = await call('PUT', '/api/v1/admin/policy', body);
           expect(answer.status, JSON.stringify(body)).toBe(403);
+          expect(answer.body.detail).toBe('changing the policy needs an administrator signed in with a second factor, not a token');
           const versions = await call('POST', '/api/v1/admin/policy/versions', { policy: body, canaryPercent: 10, bakeSeconds: 60 });
           expect(versions.status, JSON.stringify(body)).toBe(403);
         }
+        expect((await call('GET', '/api/v1/admin/policy')).body).toEqual(before);
         expect((await call('POST', '/api/v1/admin/policy/rollback', { version: 1 })).status).toBe(403);
-        // Eighth round: without a version, the rollback went back to the version before a person's change of methods.
-        const fewer = before.allowedMethods.slice(0, -1);
-        await server.services.admin.setPolicy(tenant, 'cli', { allowedMethods: fewer });
-        const back = await call('POST', '/api/v1/admin/policy/rollback', {});
-        expect(back.status).toBe(403);
-        expect(back.body.detail).toMatch(/^changing allowedMethods/);
-        expect(((await call('GET', '/api/v1/admin/policy')).body as { allowedMethods: string[] }).allowedMethods).toEqual(fewer);
-        await server.services.admin.setPolicy(tenant, 'cli', { allowedMethods: before.allowedMethods });
-        expect(((await call('GET', '/api/v1/admin/policy')).body as { allowedMethods: string[] }).allowedMethods).toEqual(before.allowedMethods);
-        // The same values sent again are no change; other settings stay a token's to change.
-        expect((await call('PUT', '/api/v1/admin/policy', { allowedMethods: before.allowedMethods, rememberedDeviceDays: 0 })).status).toBe(200);
+        // A person's change stays: a token's rollback without a version does not undo it.
+        await server.services.admin.setPolicy(tenant, 'cli', { lockout: { accountFailures: 60, blockMinutes: 30 } });
+        expect((await call('POST', '/api/v1/admin/policy/rollback', {})).status).toBe(403);
+        expect((await call('GET', '/api/v1/admin/policy')).body.lockout).toEqual({ accountFailures: 60, blockMinutes: 30 });
+        // Nor does it end a person's canary.
+        const canary = await asPerson('POST', '/api/v1/admin/policy/versions', { policy: { rememberedDeviceDays: 3 }, canaryPercent: 10, bakeSeconds: 3600 });
+        expect(canary.status).toBe(201);
+        expect((await call('POST', '/api/v1/admin/policy/rollback', {})).status).toBe(403);
+        expect((await call('GET', '/api/v1/admin/policy/versions')).body.history[0]).toMatchObject({ version: canary.body.version, state: 'canary' });
+        expect((await asPerson('POST', '/api/v1/admin/policy/rollback', {})).body).toMatchObject({ version: canary.body.version, state: 'rolled-back' });
+        await server.services.admin.setPolicy(tenant, 'cli', { lockout: before.lockout });
+      });
+
+      it('an admin token cannot make or delete an app, and the passes it issued end when it is revoked', async () => {
+        // Ninth round: a token made a first-party app (no consent asked, tokens sent where it says) and an API key
+        // that checks anyone's codes without a password, both outliving the token; and a long multi-use pass.
+        for (const body of [
+          { name: 'Payroll', kind: 'oidc', redirectUris: ['https://attacker.example/cb'], firstParty: true },
+          { name: 'Key', kind: 'api' },
+        ]) {
+          const made = await call('POST', '/api/v1/admin/apps', body);
+          expect(made.status, JSON.stringify(body)).toBe(403);
+        }
+        expect((await call('GET', '/api/v1/admin/apps')).body.map((a: { name: string }) => a.name)).not.toContain('Payroll');
+        const kept = await asPerson('POST', '/api/v1/admin/apps', { name: 'Kept', kind: 'api' });
+        expect((await call('DELETE', `/api/v1/admin/apps/${kept.body.id}`)).status).toBe(403);
+        expect((await asPerson('DELETE', `/api/v1/admin/apps/${kept.body.id}`)).status).toBe(204);
+
+        const leaked = await server.services.adminTokens.create(tenant.id, 'admin');
+        const used = await user('passed-used', { withTotp: false });
+        const unused = await user('passed-unused', { withTotp: false });
+        const byPerson = await user('passed-by-person', { withTotp: false });
+        const pass = await call('POST', `/api/v1/admin/users/${used.id}/tap`, { minutes: 480, oneTime: false }, leaked.token);
+        expect(pass.status).toBe(201);
+        expect((await call('POST', `/api/v1/admin/users/${unused.id}/tap`, { minutes: 480, oneTime: false }, leaked.token)).status).toBe(201);
+        const personPass = await asPerson('POST', `/api/v1/admin/users/${byPerson.id}/tap`, { minutes: 480, oneTime: false });
+        const signedIn = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'passed-used', tap: pass.body.code });
+        expect(signedIn.status).toBe(200);
+        const holderSession = signedIn.body.session.token as string;
+        expect((await api(server.url, 'GET', '/api/v1/me', undefined, holderSession)).status).toBe(200);
+
+        expect((await asPerson('DELETE', `/api/v1/admin/tokens/${leaked.id}`)).status).toBe(204);
+        // The passes it issued are gone, and what the used one gave with them; a person's pass stays.
+        expect(await server.services.passes.active(tenant.id, used.id)).toBeUndefined();
+        expect(await server.services.passes.active(tenant.id, unused.id)).toBeUndefined();
+        expect(await server.services.passes.active(tenant.id, byPerson.id)).toBeDefined();
+        expect((await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'passed-used', tap: pass.body.code })).status).toBe(401);
+        expect((await api(server.url, 'GET', '/api/v1/me', undefined, holderSession)).status).toBe(401);
+        expect((await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'passed-by-person', tap: personPass.body.code })).status).toBe(200);
+        const [revokedEntry] = await server.services.audit.list(tenant.id, { limit: 1, action: 'token.revoked' });
+        expect(revokedEntry!.details).toMatchObject({ tokenId: leaked.id, passesRevoked: 2 });
+        const taken = await server.services.audit.list(tenant.id, { limit: 1, action: 'tap.revoked', userId: used.id });
+        expect(taken[0]!.details).toMatchObject({ used: true, why: 'token-revoked' });
+      });
+    });
+
+    describe('an outside attack run, tenth round', () => {
+      /** Runs `meanwhile` once, inside the next Argon2id hash the node makes (a pass's), as a request racing it would. */
+      const duringNextHash = (meanwhile: () => Promise<unknown>) => {
+        const hasher = server.services.hasher;
+        const original = hasher.hash.bind(hasher);
+        hasher.hash = async (secret: string) => {
+          hasher.hash = original;
+          await meanwhile();
+          return original(secret);
+        };
+      };
+
+      it('a pass used while it is being replaced is taken back, not only revoked', async () => {
+        // Found: the used pass was checked, then the new one hashed, then every active pass revoked: a sign-in with
+        // the old pass in between kept its session, unseen.
+        const target = await user('replaced-while-used', { withTotp: false });
+        const first = await call('POST', `/api/v1/admin/users/${target.id}/tap`, { minutes: 60, oneTime: false });
+        let holder = '';
+        duringNextHash(async () => {
+          const signedIn = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'replaced-while-used', tap: first.body.code });
+          holder = signedIn.body.session.token as string;
+        });
+        expect((await call('POST', `/api/v1/admin/users/${target.id}/tap`, { minutes: 60 })).status).toBe(201);
+        expect(holder).not.toBe('');
+        expect((await api(server.url, 'GET', '/api/v1/me', undefined, holder)).status).toBe(401);
+        const [taken] = await server.services.audit.list(tenant.id, { limit: 1, action: 'tap.revoked', userId: target.id });
+        expect(taken!.details).toMatchObject({ used: true, why: 'replaced' });
+      });
+
+      it("the passes of the tokens an administrator made go with those tokens when the administrator's authority ends", async () => {
+        // Left from round 10: a token revoked because its maker was disabled (or demoted, deleted, or lost every
+        // session) left the passes it had issued.
+        const maker = await user('token-maker', { admin: true });
+        const session = await signIn('token-maker', maker.secret);
+        const made = await call('POST', '/api/v1/admin/tokens', { name: 'automation' }, session);
+        expect(made.status).toBe(201);
+        const target = await user('given-a-pass', { withTotp: false });
+        const pass = await call('POST', `/api/v1/admin/users/${target.id}/tap`, { minutes: 60, oneTime: false }, made.body.token);
+        expect(pass.status).toBe(201);
+        const holder = (await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'given-a-pass', tap: pass.body.code })).body.session.token as string;
+        await server.services.admin.updateUser(tenant, 'cli', maker.id, { status: 'disabled' });
+        expect((await call('GET', '/api/v1/admin/users?limit=1', undefined, made.body.token)).status).toBe(401);
+        expect(await server.services.passes.active(tenant.id, target.id)).toBeUndefined();
+        expect((await api(server.url, 'GET', '/api/v1/me', undefined, holder)).status).toBe(401);
+      });
+
+      it('a token cannot delete an account made an administrator while its request ran', async () => {
+        // Eleventh round: the delete checked the account it had read before; a promotion landing in between let
+        // the token delete a new administrator (1 try in 8).
+        const target = await server.services.admin.createUser(tenant, 'cli', { username: 'promoted-mid-delete', password: PASSWORD });
+        const users = server.services.users;
+        const original = users.markTokenTouched.bind(users);
+        // The promotion lands after the delete looked at the account, before it marks it.
+        users.markTokenTouched = async (...args: Parameters<typeof original>) => {
+          users.markTokenTouched = original;
+          await server.services.admin.updateUser(tenant, 'cli', target.id, { admin: true });
+          return original(...args);
+        };
+        const deleted = await call('DELETE', `/api/v1/admin/users/${target.id}`);
+        expect(deleted.status).toBe(403);
+        expect(await server.services.users.get(tenant.id, target.id)).toMatchObject({ isAdmin: true });
+        const [entry] = await server.services.audit.list(tenant.id, { limit: 1, userId: target.id });
+        expect(entry!.action).toBe('user.updated');
+      });
+
+      it('a pass issued while its token is being revoked does not outlive the token', async () => {
+        // Found: the token was checked as the request began; its pass was written after the revocation had
+        // taken the token's passes, and stayed active.
+        const leaked = await server.services.adminTokens.create(tenant.id, 'admin');
+        const target = await user('issued-while-revoked', { withTotp: false });
+        duringNextHash(() => server.services.admin.revokeToken(tenant, 'cli', leaked.id));
+        const late = await call('POST', `/api/v1/admin/users/${target.id}/tap`, { minutes: 60, oneTime: false }, leaked.token);
+        expect(late.status).toBe(401);
+        expect(late.body.code).toBeUndefined();
+        expect(await server.services.passes.active(tenant.id, target.id)).toBeUndefined();
       });
     });
 

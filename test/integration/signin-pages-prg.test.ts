@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminPersonSession } from '../helpers/admin-person.ts';
 import { ManualClock } from '../../src/clock.ts';
 import type { Tenant } from '../../src/directory/tenants.ts';
 import { sqliteMemory, type Backend } from '../helpers/backends.ts';
@@ -94,7 +95,9 @@ describe('sign-in pages: post-redirect-get', () => {
   });
 
   it('keeps "don\'t ask again" ticked after a wrong code, and nothing else of the post', async () => {
-    expect((await api(server.url, 'PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 }, adminToken)).status).toBe(200);
+    expect((await api(server.url, 'PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 }, await adminPersonSession(server.services, 'acme'))).status).toBe(
+      200,
+    );
     const browser = new PageClient(server.url);
     const start = await browser.post('/t/acme/signin', { username: 'pia', password: PASSWORD }, { from: '/t/acme/signin' });
     expect((await browser.get(start.location!)).text).not.toMatch(/name="remember" value="on" checked/);
@@ -107,7 +110,9 @@ describe('sign-in pages: post-redirect-get', () => {
     const page = (await browser.get(wrong.location!)).text;
     expect(page).toMatch(/name="remember" value="on" checked/);
     expect(page).not.toContain(wrongCode);
-    expect((await api(server.url, 'PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 0 }, adminToken)).status).toBe(200);
+    expect((await api(server.url, 'PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 0 }, await adminPersonSession(server.services, 'acme'))).status).toBe(
+      200,
+    );
   });
 
   it('sends an unknown or foreign flow back to the start, with nothing of any account', async () => {

@@ -1,18 +1,12 @@
-import { Migrator, sql } from 'kysely';
+import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openDurableStore } from '../../src/store/durable/database.ts';
-import { migrations } from '../../src/store/durable/migrations/index.ts';
+import { openDurableStore, steadfastMigrator } from '../../src/store/durable/database.ts';
 
 /** Migration 013 fills `sign_count` from each WebAuthn credential's JSON, and a row it cannot read does not stop it. */
 describe('migration 013: signature counters as a column', () => {
   const durable = openDurableStore({ sqlitePath: ':memory:' });
   afterAll(() => durable.close());
-  const migrator = new Migrator({
-    db: durable.db,
-    provider: { getMigrations: async () => migrations },
-    migrationTableName: 'steadfast_migrations',
-    migrationLockTableName: 'steadfast_migrations_lock',
-  });
+  const migrator = steadfastMigrator(durable.db);
 
   it('copies the counter of every readable WebAuthn credential, 0 for the rest', async () => {
     expect((await migrator.migrateTo('011-push')).error).toBeUndefined();

@@ -25,7 +25,8 @@ export function appsApi(deps: AppsApiDeps): FastifyPluginAsyncTypebox {
         schema: {
           tags,
           security: bearer,
-          summary: 'Register an app: `oidc` (answers clientId and clientSecret, shown once; none for a public client) or `api` (answers apiKey, shown once)',
+          summary:
+            "Register an app: `oidc` (answers clientId and clientSecret, shown once; none for a public client) or `api` (answers apiKey, shown once). An administrator's session only: `403` to an admin token",
           body: Type.Object({
             name: Type.String({ minLength: 1, maxLength: 200 }),
             kind: Type.Union([Type.Literal('oidc'), Type.Literal('api')]),
@@ -64,7 +65,15 @@ export function appsApi(deps: AppsApiDeps): FastifyPluginAsyncTypebox {
 
     app.delete(
       '/api/v1/admin/apps/:id',
-      { schema: { tags, security: bearer, summary: 'Revoke an app and its secret or key', params: IdParams }, config },
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary: "Revoke an app and its secret or key (an administrator's session only: `403` to an admin token)",
+          params: IdParams,
+        },
+        config,
+      },
       async (request, reply) => {
         const { tenant, actor } = await deps.auth.requireAdmin(request);
         await admin.deleteApp(tenant, actor, request.params.id);

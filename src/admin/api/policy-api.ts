@@ -26,7 +26,7 @@ export function policyApi(deps: PolicyApiDeps): FastifyPluginAsyncTypebox {
           tags,
           security: bearer,
           summary:
-            'Change the policy for everyone at once: fields left out keep their value. It is stored as a new policy version (with its diff, in `GET /admin/policy/versions`, audited as `policy.changed`); `400 invalid-policy` lists every problem; `409 canary-in-progress` while a policy version is on its canary (wait for its decision, or `POST /admin/policy/rollback`), then apply again',
+            "Change the policy for everyone at once: fields left out keep their value. It is stored as a new policy version (with its diff, in `GET /admin/policy/versions`, audited as `policy.changed`); `400 invalid-policy` lists every problem; `409 canary-in-progress` while a policy version is on its canary (wait for its decision, or `POST /admin/policy/rollback`), then apply again. An administrator's session only: `403` to an admin token, which reads the policy",
           body: Type.Object({}, { additionalProperties: true }),
           response: { 200: Type.Object({}, { additionalProperties: true }) },
         },

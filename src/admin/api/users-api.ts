@@ -122,7 +122,7 @@ export function usersApi(deps: UsersApiDeps): FastifyPluginAsyncTypebox {
           tags,
           security: bearer,
           summary:
-            "Change contact details, status (disabling ends every session), admin or break-glass flags, or set a password. An administrator's or break-glass account, or making one, only by a person signed in with a second factor, not an admin token",
+            "Change contact details, status (disabling ends every session), admin or break-glass flags (making one ends every session of the account), or set a password (ends every session). An administrator's or break-glass account, or making one, only by a person signed in with a second factor, not an admin token",
           params: IdParams,
           body: Type.Object({ ...UserBody, status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('disabled')])) }),
           response: { 200: AdminUser },

@@ -1,11 +1,11 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { RequestAuth } from '../../http/authenticate.ts';
 import type { ConfigRollouts } from '../../config/config-rollouts.ts';
+import { refuseTokenFor } from '../administration.ts';
 import { tenantScope, type ConfigVersion } from '../../config/config-versions.ts';
 import type { Incidents, Incident } from '../../incidents/incidents.ts';
 import type { AuditLog } from '../../activity/audit-log.ts';
 import { AppError } from '../../errors/app-error.ts';
-import { refuseTokenFor } from '../administration.ts';
 
 /** What the policy-version and incident routes need, and nothing more. */
 export interface ConfigRoutesDeps {
@@ -88,7 +88,7 @@ export function configRoutes(deps: ConfigRoutesDeps): FastifyPluginAsyncTypebox 
           tags,
           security: bearer,
           summary:
-            "A new policy version: to a canary of the tenant's users first (`canaryPercent`, by stable hash), compared with the rest for `bakeSeconds`, then promoted or rolled back by itself; without a canary, to everyone at once",
+            "A new policy version: to a canary of the tenant's users first (`canaryPercent`, by stable hash), compared with the rest for `bakeSeconds`, then promoted or rolled back by itself; without a canary, to everyone at once. An administrator's session only: `403` to an admin token",
           body: Type.Object({
             policy: Any,
             canaryPercent: Type.Optional(Type.Number({ minimum: 0, maximum: 50 })),
@@ -115,7 +115,8 @@ export function configRoutes(deps: ConfigRoutesDeps): FastifyPluginAsyncTypebox 
         schema: {
           tags,
           security: bearer,
-          summary: 'End the policy canary at once, or make an earlier version (default: the good one before the last) current again',
+          summary:
+            "End the policy canary at once, or make an earlier version (default: the good one before the last) current again (an administrator's session only: `403` to an admin token)",
           body: Type.Object({ version: Type.Optional(Type.Integer({ minimum: 1 })), reason: Type.Optional(Type.String({ maxLength: 500 })) }),
           response: { 200: Any },
         },
@@ -123,9 +124,7 @@ export function configRoutes(deps: ConfigRoutesDeps): FastifyPluginAsyncTypebox 
       },
       async (request) => {
         const { tenant, actor } = await deps.auth.requireAdmin(request);
-        // An earlier version may allow other methods than today's: a person's to choose (ConfigRollouts.applyPolicy).
-        if (request.body.version !== undefined) refuseTokenFor(actor, 'making an earlier policy version current');
-        // (Without one, the good version before the last is checked the same way, in ConfigRollouts.rollback.)
+        // (Not a token's to do: ConfigRollouts.rollback refuses it, as every change of the policy.)
         return versionView(
           await deps.rollouts.rollback(tenantScope(tenant.id), {
             version: request.body.version,
@@ -151,7 +150,8 @@ export function configRoutes(deps: ConfigRoutesDeps): FastifyPluginAsyncTypebox 
         schema: {
           tags,
           security: bearer,
-          summary: "Post an incident on the tenant's status page (/t/{tenant}/status), with what users should do and when it should be over",
+          summary:
+            "Post an incident on the tenant's status page (/t/{tenant}/status), with what users should do and when it should be over (an administrator's session only: `403` to an admin token)",
           body: Type.Object({
             component: Type.String({ minLength: 1, maxLength: 100 }),
             title: Type.String({ minLength: 1, maxLength: 300 }),
@@ -164,6 +164,9 @@ export function configRoutes(deps: ConfigRoutesDeps): FastifyPluginAsyncTypebox 
       },
       async (request, reply) => {
         const { tenant, actor } = await deps.auth.requireAdmin(request);
+        // What every user of the tenant reads and trusts ("sign in at … meanwhile"): a person's to say, or the
+        // node's own (incidents it opens by itself), not a leaked token's.
+        refuseTokenFor(actor, 'posting an incident');
         const { component, title, advice, expectedEndAt } = request.body;
         const incident = await deps.incidents.open({
           tenantId: tenant.id,
@@ -184,7 +187,7 @@ export function configRoutes(deps: ConfigRoutesDeps): FastifyPluginAsyncTypebox 
         schema: {
           tags,
           security: bearer,
-          summary: "Update one of the tenant's incidents: a note, a new expected end, or resolved",
+          summary: "Update one of the tenant's incidents: a note, a new expected end, or resolved (an administrator's session only: `403` to an admin token)",
           params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }),
           body: Type.Object({
             text: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
@@ -197,6 +200,7 @@ export function configRoutes(deps: ConfigRoutesDeps): FastifyPluginAsyncTypebox 
       },
       async (request) => {
         const { tenant, actor } = await deps.auth.requireAdmin(request);
+        refuseTokenFor(actor, 'changing an incident');
         const { text, expectedEndAt, resolved } = request.body;
         const change: { text?: string; expectedEndAt?: number | null; resolved?: boolean } = {};
         if (text !== undefined) change.text = text;

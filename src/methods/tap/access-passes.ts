@@ -23,10 +23,19 @@ export interface IssuedPass {
   pass: AccessPass;
   /** Shown once, never stored: only its Argon2id hash is kept. */
   code: string;
+  /** The pass this one replaced, if any: when issued, and whether anyone used it (up to the moment it was replaced). */
+  replaced?: { createdAt: number; used: boolean } | undefined;
 }
 
 // 16 Crockford base32 characters: 80 bits, typed in four groups of four.
 const CODE_LENGTH = 16;
+
+/**
+ * How long a used pass nobody revoked is kept after it expires: as long as what its sessions gave can live
+ * (an app's grant and refresh token, 30 days), so that revoking the token that issued it can still take that
+ * back. Unused and revoked passes go when they expire.
+ */
+export const USED_PASS_KEPT_MS = 30 * 86_400_000;
 
 /** How a TAP looks when handed to a person: XXXX-XXXX-XXXX-XXXX. */
 const format = (raw: string) => raw.match(/.{4}/g)!.join('-');
@@ -72,17 +81,25 @@ export class AccessPasses {
       last_used_at: null,
       revoked_at: null,
     };
-    await this.db.transaction().execute(async (trx) => {
-      await trx
+    // What is replaced is read in the same statement that revokes it: a pass used while this one was being
+    // hashed is reported as used, so its take-back is not missed.
+    const replaced = await this.db.transaction().execute(async (trx) => {
+      const revoked = await trx
         .updateTable('access_passes')
         .set({ revoked_at: now })
         .where('tenant_id', '=', tenant.id)
         .where('user_id', '=', userId)
         .where('revoked_at', 'is', null)
+        .returning(['created_at', 'uses'])
         .execute();
       await trx.insertInto('access_passes').values(row).execute();
+      return revoked;
     });
-    return { pass: toPass(row), code: format(raw) };
+    return {
+      pass: toPass(row),
+      code: format(raw),
+      ...(replaced.length > 0 ? { replaced: { createdAt: Math.min(...replaced.map((r) => r.created_at)), used: replaced.some((r) => r.uses > 0) } } : {}),
+    };
   }
 
   /** The user's pass that can be used now, if any. */
@@ -107,6 +124,24 @@ export class AccessPasses {
       .execute();
     if (rows.length === 0) return undefined;
     return { createdAt: Math.min(...rows.map((r) => r.created_at)), used: rows.some((r) => r.uses > 0) };
+  }
+
+  /**
+   * Revokes every pass `createdBy` issued (an admin token being revoked) that nobody revoked yet, expired ones
+   * included (a used one is kept a while after it expires for this, see `USED_PASS_KEPT_MS`): whose each was,
+   * whether it was used, and whether it had expired.
+   */
+  async revokeIssuedBy(tenantId: string, createdBy: string): Promise<{ userId: string; createdAt: number; used: boolean; expired: boolean }[]> {
+    const rows = await this.db
+      .updateTable('access_passes')
+      .set({ revoked_at: this.clock.now() })
+      .where('tenant_id', '=', tenantId)
+      .where('created_by', '=', createdBy)
+      .where('revoked_at', 'is', null)
+      .returning(['user_id', 'created_at', 'uses', 'expires_at'])
+      .execute();
+    const now = this.clock.now();
+    return rows.map((r) => ({ userId: r.user_id, createdAt: r.created_at, used: r.uses > 0, expired: r.expires_at <= now }));
   }
 
   /**

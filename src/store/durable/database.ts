@@ -128,18 +128,22 @@ function openPostgres(url: string, options: OpenDurableOptions): DurableStore {
   };
 }
 
-export async function migrateToLatest(db: Db, engine: Engine): Promise<MigrationResultSet> {
-  // On PostgreSQL the migrator looks for its tables across all schemas: name
-  // ours, or another deployment's tables in a neighbouring schema would fool it.
-  const schema = engine === 'postgres' ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(db)).rows[0]?.schema : undefined;
-  const migrator = new Migrator({
+/** The migrator over Steadfast's migrations and its own bookkeeping tables (in `schema`, on PostgreSQL). */
+export function steadfastMigrator(db: Db, schema?: string): Migrator {
+  return new Migrator({
     db,
     provider: { getMigrations: async () => migrations },
     migrationTableName: 'steadfast_migrations',
     migrationLockTableName: 'steadfast_migrations_lock',
     ...(schema ? { migrationTableSchema: schema } : {}),
   });
-  const result = await migrator.migrateToLatest();
+}
+
+export async function migrateToLatest(db: Db, engine: Engine): Promise<MigrationResultSet> {
+  // On PostgreSQL the migrator looks for its tables across all schemas: name
+  // ours, or another deployment's tables in a neighbouring schema would fool it.
+  const schema = engine === 'postgres' ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(db)).rows[0]?.schema : undefined;
+  const result = await steadfastMigrator(db, schema).migrateToLatest();
   if (result.error) throw result.error instanceof Error ? result.error : new Error(String(result.error));
   return result;
 }

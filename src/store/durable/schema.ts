@@ -32,6 +32,8 @@ export interface UserTable {
   /** Keyed hash of the lower-cased email, to find a user by exact address without storing it in clear. */
   email_index: string | null;
   known_browsers_reset_at: number | null;
+  /** When an admin API token last created, changed, reset or gave a pass to this account: it is never made an administrator. */
+  token_touched_at: number | null;
 }
 
 export interface CredentialTable {

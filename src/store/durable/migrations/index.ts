@@ -12,6 +12,7 @@ import * as configVersions from './010-config-versions.ts';
 import * as push from './011-push.ts';
 import * as canaryTallies from './012-canary-tallies.ts';
 import * as signatureCounter from './013-signature-counter.ts';
+import * as tokenTouched from './014-token-touched.ts';
 
 /**
  * Every migration, in order. Listed here rather than discovered on disk, so a
@@ -31,4 +32,5 @@ export const migrations: Record<string, Migration> = {
   '011-push': push,
   '012-canary-tallies': canaryTallies,
   '013-signature-counter': signatureCounter,
+  '014-token-touched': tokenTouched,
 };
