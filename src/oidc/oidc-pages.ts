@@ -52,11 +52,14 @@ ${trustedHtml(form)}
     });
   },
 
-  loggedOut(tenant: Tenant, clientName: string | undefined): string {
+  loggedOut(tenant: Tenant, clientName: string | undefined, stillSignedIn: boolean): string {
+    const app = clientName ?? 'the app';
     return layout({
       title: 'Signed out',
       tenantName: tenant.name,
-      body: html`<div class="card"><h1>You are signed out</h1><p>You signed out${clientName ? ` of ${clientName}` : ''} and of ${tenant.name} on this browser.</p></div>`,
+      body: stillSignedIn
+        ? html`<div class="card"><h1>You are signed out of ${app}</h1><p>You are still signed in to ${tenant.name} on this browser.</p></div>`
+        : html`<div class="card"><h1>You are signed out</h1><p>You signed out${clientName ? ` of ${clientName}` : ''} and of ${tenant.name} on this browser.</p></div>`,
     });
   },
 };

@@ -115,19 +115,23 @@ export function oidcRoutes(services: OidcRoutesDeps): FastifyPluginAsyncTypebox 
      * a second factor the session has not proved).
      */
     const sufficientSession = async (principal: Principal | undefined, tenant: Tenant, details: Awaited<ReturnType<Provider['interactionDetails']>>) => {
-      if (!principal || principal.tenant.id !== tenant.id || principal.session.scope !== 'full') return { ok: false, fresh: false };
-      const { session } = principal;
-      if (((details.prompt.reasons ?? []) as string[]).includes('login_prompt')) {
-        // Only a sign-in made after we first sent the user to sign in for this request will do.
-        const markKey = `oidc-login-prompt:${tenant.id}:${details.uid}`;
-        const mark = parseRecord(NumberRecord, await services.ephemeral.get(markKey));
-        if (mark === undefined || session.authTime < mark) {
-          if (mark === undefined) await services.ephemeral.set(markKey, services.clock.now(), INTERACTION_TTL_S * 1000);
-          return { ok: false, fresh: true };
-        }
-      }
+      const wantsLogin = ((details.prompt.reasons ?? []) as string[]).includes('login_prompt');
       const maxAge = details.params.max_age === undefined ? undefined : Number(details.params.max_age);
-      if (maxAge !== undefined && Number.isFinite(maxAge) && services.clock.now() - session.authTime > maxAge * 1000) return { ok: false, fresh: true };
+      const wantsRecent = maxAge !== undefined && Number.isFinite(maxAge);
+      // For prompt=login and max_age, a sign-in made after we first sent the user to sign in for this request
+      // will do: marked the first time, with a session or without one (else the sign-in made for the request
+      // would come before the mark, and the user would be sent to sign in twice).
+      const markKey = `oidc-login-prompt:${tenant.id}:${details.uid}`;
+      const mark = wantsLogin || wantsRecent ? parseRecord(NumberRecord, await services.ephemeral.get(markKey)) : undefined;
+      const sendToSignIn = async (fresh: boolean) => {
+        if ((wantsLogin || wantsRecent) && mark === undefined) await services.ephemeral.set(markKey, services.clock.now(), INTERACTION_TTL_S * 1000);
+        return { ok: false, fresh };
+      };
+      if (!principal || principal.tenant.id !== tenant.id || principal.session.scope !== 'full') return sendToSignIn(false);
+      const { session } = principal;
+      const signedInForThis = mark !== undefined && session.authTime >= mark;
+      if (wantsLogin && !signedInForThis) return sendToSignIn(true);
+      if (wantsRecent && services.clock.now() - session.authTime > maxAge * 1000 && !signedInForThis) return sendToSignIn(true);
       if (needsMfa(tenant, details) && !session.amr.includes('mfa')) return { ok: false, fresh: true };
       return { ok: true, fresh: false };
     };
@@ -171,6 +175,8 @@ export function oidcRoutes(services: OidcRoutesDeps): FastifyPluginAsyncTypebox 
                 amr: session.amr,
                 acr: session.amr.includes('mfa') ? ACR_MFA : ACR_PASSWORD,
                 ts: Math.floor(session.authTime / 1000),
+                // Whose proof this is: the request resumes only in the browser that still holds this session.
+                steadfastSession: session.id,
               },
             },
             { mergeWithLastSubmission: false },

@@ -32,14 +32,15 @@ export interface ProviderDeps {
   pages: {
     error(tenant: Tenant, title: string, detail: string): string;
     logout(tenant: Tenant, form: string, clientName: string | undefined): string;
-    loggedOut(tenant: Tenant, clientName: string | undefined): string;
+    loggedOut(tenant: Tenant, clientName: string | undefined, stillSignedIn: boolean): string;
   };
   onLogout?: (ctx: KoaContextWithOIDC, tenant: Tenant) => Promise<void>;
   /**
    * The browser's Steadfast session in this tenant (a full one, still live, of
    * an active user), or undefined: the provider's session is good only while it is.
+   * `owesSecondFactor`: the tenant's policy as it is now requires MFA and the session has not proved a second factor.
    */
-  steadfastSession(ctx: KoaContextWithOIDC, tenant: Tenant): Promise<SteadfastSessionRef | undefined>;
+  steadfastSession(ctx: KoaContextWithOIDC, tenant: Tenant): Promise<(SteadfastSessionRef & { owesSecondFactor: boolean }) | undefined>;
   /**
    * Records that the provider's session (its id) stands on this Steadfast
    * session, so that ending the Steadfast session by any way (the pages, or the
@@ -48,6 +49,13 @@ export interface ProviderDeps {
   linkSessions(tenantId: string, providerSessionId: string, steadfast: SteadfastSessionRef): Promise<void>;
   /** The id of the Steadfast session the provider's session was linked to, if any. */
   linkedSession(tenantId: string, providerSessionId: string): Promise<string | undefined>;
+  /**
+   * Records that a grant was used in this Steadfast session (a code of it was issued there), so that ending the
+   * session ends the grant and its tokens, whatever became of the provider's session meanwhile.
+   */
+  linkGrant(tenantId: string, grantId: string, steadfast: SteadfastSessionRef): Promise<void>;
+  /** Whether this Steadfast session (an authorization code's) is still live: a full session of this user. */
+  sessionLive(tenantId: string, sessionId: string, userId: string): Promise<boolean>;
   /** The provider's session lasts no longer than a Steadfast session. */
   sessionLifetimeSeconds: number;
   /** Told of the provider's own failures (a bug or a store outage), without tokens or codes. */
@@ -60,6 +68,12 @@ export interface SteadfastSessionRef {
   userId: string;
   expiresAt: number;
 }
+
+/**
+ * The Steadfast session an authorization request was found to stand on (by the policy check below), kept per
+ * request: the code that request issues is stamped with it (storage-adapter.ts).
+ */
+const standsOn = new WeakMap<object, SteadfastSessionRef>();
 
 /** How long an app's sign-in may take at Steadfast's pages. */
 export const INTERACTION_TTL_S = 600;
@@ -88,7 +102,10 @@ export class OidcProviders {
     // Loaded on first use: on Node 20 the library prints a runtime warning at import,
     // which the command line's one-line errors must not carry.
     const oidc = await import('oidc-provider');
-    const provider = new oidc.default(`${this.deps.publicUrl}/t/${tenant.slug}`, await this.configuration(tenant, oidc.interactionPolicy, oidc.errors));
+    const provider = new oidc.default(
+      `${this.deps.publicUrl}/t/${tenant.slug}`,
+      await this.configuration(tenant, oidc.interactionPolicy, oidc.errors, () => oidc.default.ctx),
+    );
     // The provider reads host and scheme from X-Forwarded-Host/-Proto, which the routes set from
     // STEADFAST_PUBLIC_URL on every request (whatever a client or proxy sent).
     provider.proxy = true;
@@ -103,6 +120,7 @@ export class OidcProviders {
     tenant: Tenant,
     interactionPolicy: typeof import('oidc-provider').interactionPolicy,
     errors: typeof import('oidc-provider').errors,
+    currentContext: () => unknown,
   ): Promise<Configuration> {
     const { deps } = this;
     const policy = interactionPolicy.base();
@@ -121,6 +139,11 @@ export class OidcProviders {
         if (!accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
         const steadfast = await deps.steadfastSession(ctx, tenant);
         if (steadfast?.userId !== accountId) return interactionPolicy.Check.REQUEST_PROMPT;
+        // The tenant may have come to require MFA since this provider session was made (and this provider, kept
+        // per tenant, was built with the policy of then): a session that has not proved a second factor signs in
+        // again, where the sign-in page asks for one. It is the page that checks the requirement; a provider
+        // session that stands on the live one never reaches it.
+        if (steadfast.owesSecondFactor) return interactionPolicy.Check.REQUEST_PROMPT;
         // No other Steadfast session passes for the one the provider's sign-in was made in: what an app is told
         // (amr, acr, auth_time) must be what the live session proved. The provider's session can outlive the one
         // it was made in (an idle Steadfast session ends, the provider's does not), and a later sign-in (the
@@ -128,16 +151,23 @@ export class OidcProviders {
         // the live one (linked to another, or to none, as after "No, stay signed in" from another session) is
         // signed in again from the live session: at once, without a page, when that is enough. Only the request
         // resumed from that fresh sign-in (its login result) is linked, once; later requests find the link.
+        // A login result is what one Steadfast session proved (its amr, acr, auth_time): it is taken only from
+        // the browser that still holds that session, not from one that signed in again meanwhile (a password
+        // alone on a remembered browser must not inherit the second factor of a session that has ended).
+        const login = ctx.oidc.result?.login as { steadfastSession?: unknown } | undefined;
+        if (login && login.steadfastSession !== steadfast.id) return interactionPolicy.Check.REQUEST_PROMPT;
         const linked = await deps.linkedSession(tenant.id, ctx.oidc.session!.jti);
-        if (linked === steadfast.id) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
-        if (!ctx.oidc.result?.login) return interactionPolicy.Check.REQUEST_PROMPT;
-        // Every code is issued after this check passed: the Steadfast session it names is the one it stands on.
-        await deps.linkSessions(tenant.id, ctx.oidc.session!.jti, steadfast);
+        if (linked !== steadfast.id) {
+          if (!login) return interactionPolicy.Check.REQUEST_PROMPT;
+          await deps.linkSessions(tenant.id, ctx.oidc.session!.jti, steadfast);
+        }
+        // Every code is issued after this check passed, in the same request: it is stamped with this session.
+        standsOn.set(ctx, steadfast);
         return interactionPolicy.Check.NO_NEED_TO_PROMPT;
       }),
     );
     return {
-      adapter: storageAdapterFor(deps, tenant.id, errors),
+      adapter: storageAdapterFor(deps, tenant.id, errors, () => standsOn.get(currentContext() as object)),
       jwks: { keys: (await deps.keys.forTenant(tenant.id)) as never },
       cookies: { keys: [deps.keyRing.deriveKey(`oidc-cookies:${tenant.id}`).toString('base64url')], long: { signed: true }, short: { signed: true } },
       routes: {
@@ -207,7 +237,9 @@ export class OidcProviders {
           },
           async postLogoutSuccessSource(ctx) {
             ctx.type = 'html';
-            ctx.body = deps.pages.loggedOut(tenant, ctx.oidc.client?.clientName);
+            // After "No, stay signed in" the browser is still signed in to Steadfast, and the page says so.
+            const stillSignedIn = (await deps.steadfastSession(ctx, tenant)) !== undefined;
+            ctx.body = deps.pages.loggedOut(tenant, ctx.oidc.client?.clientName, stillSignedIn);
           },
         },
       },

@@ -34,11 +34,26 @@ function lostConsumeRace(errors: OidcErrorClasses, revokeGrant: (grantId: string
 
 type LostConsumeRace = ReturnType<typeof lostConsumeRace>;
 
+/** The Steadfast session a code is issued on (provider-registry.ts's SteadfastSessionRef, as far as codes need it). */
+type CodeSession = { id: string; userId: string };
+
+// Where a stored code keeps the id of the Steadfast session it was issued on (taken out before the provider sees it).
+const CODE_SESSION = 'urn:steadfast:session';
+
 /** Builds the adapter oidc-provider asks for, one per model, scoped to one tenant. */
 export function storageAdapterFor(
-  deps: { db: Db; ephemeral: EphemeralStore; clock: Clock; apps: Apps },
+  deps: {
+    db: Db;
+    ephemeral: EphemeralStore;
+    clock: Clock;
+    apps: Apps;
+    linkGrant(tenantId: string, grantId: string, steadfast: CodeSession): Promise<void>;
+    sessionLive(tenantId: string, sessionId: string, userId: string): Promise<boolean>;
+  },
   tenantId: string,
   errors: OidcErrorClasses,
+  /** The Steadfast session the current authorization request stands on (found by the provider's policy check). */
+  requestStandsOn: () => CodeSession | undefined,
 ): new (model: string) => Adapter {
   // A grant's durable records (its tokens, and the grant itself); its codes in the ephemeral store die with it,
   // since redeeming one loads the grant.
@@ -62,11 +77,27 @@ export function storageAdapterFor(
             : new DurableAdapter(deps.db, deps.clock, tenantId, model, lost);
     }
 
-    upsert(id: string, payload: AdapterPayload, expiresIn: number) {
-      return this.inner.upsert(id, payload, expiresIn);
+    async upsert(id: string, payload: AdapterPayload, expiresIn: number) {
+      if (this.model !== 'AuthorizationCode') return this.inner.upsert(id, payload, expiresIn);
+      // A code is issued on the strength of one Steadfast session, the one its request stands on: the code
+      // carries it, and its grant is linked to it (before the code exists, so a sign-out that misses the link
+      // is one the code's redemption sees).
+      const steadfast = requestStandsOn();
+      if (steadfast && typeof payload.grantId === 'string') await deps.linkGrant(tenantId, payload.grantId, steadfast);
+      return this.inner.upsert(id, steadfast ? { ...payload, [CODE_SESSION]: steadfast.id } : payload, expiresIn);
     }
-    find(id: string) {
-      return this.inner.find(id);
+    async find(id: string) {
+      const found = await this.inner.find(id);
+      if (!found || this.model !== 'AuthorizationCode') return found;
+      // A code is good only while the Steadfast session it was issued on is (that session, not whichever the
+      // browser holds now). Ending the session ends the grants used in it, but an authorization request that
+      // found it live just before may save its code after that sweep: checked when the code is used, no order
+      // of writes gets past it. The grant goes too.
+      const { [CODE_SESSION]: sessionId, ...code } = found;
+      const live = typeof sessionId === 'string' && typeof code.accountId === 'string' && (await deps.sessionLive(tenantId, sessionId, code.accountId));
+      if (live) return code;
+      if (typeof code.grantId === 'string') await revokeGrant(code.grantId);
+      return undefined;
     }
     findByUserCode(userCode: string) {
       return this.inner.findByUserCode(userCode);

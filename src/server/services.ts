@@ -444,7 +444,12 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
       const token = ctx.cookies.get(cookieNames(config.publicUrl).session);
       const session = token ? await sessions.authenticate(token) : undefined;
       if (!session || session.tenantId !== tenant.id) return;
-      if (ctx.oidc.params?.logout) return sessions.revoke(session);
+      // The provider has ended its own session and the grants it keeps no longer than one; an app's offline
+      // grant it keeps, and it ends here with the rest of what this session gave.
+      if (ctx.oidc.params?.logout) {
+        await sessions.revoke(session);
+        return oidcRevocation.endSteadfastSession(tenant.id, session.id, session.userId);
+      }
       // "No": the provider keeps its session (signed out of the one app) under a new id. If it stood on this very
       // Steadfast session, it still does: linked again, signing out through the API still ends the other apps'
       // grants. If it stood on another (an earlier sign-in in this browser), it is left unlinked, so the next
@@ -459,15 +464,26 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
       const session = token ? await sessions.authenticate(token) : undefined;
       if (!session || session.tenantId !== tenant.id || session.scope !== 'full') return undefined;
       const user = await users.get(tenant.id, session.userId);
-      return user?.status === 'active' ? { id: session.id, userId: user.id, expiresAt: session.expiresAt } : undefined;
+      if (user?.status !== 'active') return undefined;
+      // The policy as it is now (the tenant the provider was built with may be older), as this request sees it.
+      const mfaRequired = (await tenants.findById(tenant.id))?.policy.mfaRequired ?? true;
+      return { id: session.id, userId: user.id, expiresAt: session.expiresAt, owesSecondFactor: mfaRequired && !session.amr.includes('mfa') };
     },
     linkSessions: (tenantId, providerSessionId, steadfast) => oidcRevocation.linkProviderSession(tenantId, providerSessionId, steadfast),
     linkedSession: (tenantId, providerSessionId) => oidcRevocation.linkedSteadfastSession(tenantId, providerSessionId),
+    linkGrant: (tenantId, grantId, steadfast) => oidcRevocation.linkGrant(tenantId, grantId, steadfast, clock.now()),
+    async sessionLive(tenantId, sessionId, userId) {
+      const session = await sessions.findLive(tenantId, sessionId);
+      return session?.userId === userId && session.scope === 'full';
+    },
     sessionLifetimeSeconds: config.sessions.lifetimeMinutes * 60,
   });
   // Whatever ends all of a user's sessions ends what the provider issued on their strength, and voids the
   // known-browser marks (an old one on a shared computer must not keep a place in the owner's budget).
   sessions.onAllEnded((tenantId, userId) => oidcRevocation.endForAccount(tenantId, userId));
+  // And again once the sessions have ended: an app's request that found a session live while the first ran
+  // may have saved a grant since (its refresh token would outlive the sign-out).
+  sessions.afterAllEnded((tenantId, userId) => oidcRevocation.endForAccount(tenantId, userId));
   sessions.onAllEnded((tenantId, userId) => users.resetKnownBrowsers(tenantId, userId));
   // Set-ups begun in an ended session (a pairing link needs none to be used) and admin tokens the user
   // made (they act with the user's authority) end with the user's sessions.

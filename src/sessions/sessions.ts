@@ -85,6 +85,7 @@ const REGISTER_SCOPE_LIFETIME_MS = 30 * 60_000;
  */
 export class Sessions {
   private readonly allEndedListeners: ((tenantId: string, userId: string) => Promise<unknown>)[] = [];
+  private readonly afterAllEndedListeners: ((tenantId: string, userId: string) => Promise<unknown>)[] = [];
 
   constructor(
     private readonly db: Db,
@@ -173,6 +174,26 @@ export class Sessions {
     };
   }
 
+  /**
+   * The session with this id if it is still live (not revoked, expired or idle too long), without touching
+   * it: for what was issued on its strength and is used later without its token (an app's authorization code).
+   * A session another node issued from the outage fallback is known here by its token only, so it does not
+   * pass (the app's user signs in again).
+   */
+  async findLive(tenantId: string, sessionId: string): Promise<{ userId: string; scope: SessionScope } | undefined> {
+    const row = await this.db
+      .selectFrom('sessions')
+      .select(['user_id', 'scope', 'revoked_at', 'expires_at', 'last_seen_at'])
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', sessionId)
+      .executeTakeFirst();
+    if (!row || row.revoked_at !== null) return undefined;
+    if (this.outage?.active() && (await this.outage.store.get(revokedKey(sessionId))) !== undefined) return undefined;
+    const now = this.clock.now();
+    if (now >= Number(row.expires_at) || now - Number(row.last_seen_at) >= this.options.idleMs) return undefined;
+    return { userId: row.user_id, scope: row.scope };
+  }
+
   /** A restricted session becomes a full one once the user has registered a method and proved it. */
   async upgrade(session: Session, amr: string[]): Promise<void> {
     const now = this.clock.now();
@@ -255,6 +276,14 @@ export class Sessions {
   }
 
   /**
+   * Run once the sessions have ended, for what a session could still make while the `onAllEnded` listeners ran
+   * (an app's grant, saved by a request that found the session live then).
+   */
+  afterAllEnded(listener: (tenantId: string, userId: string) => Promise<unknown>): void {
+    this.afterAllEndedListeners.push(listener);
+  }
+
+  /**
    * Ends every session of the user except `keepId`, forgets their remembered
    * browsers and ends what was issued on the strength of a session (the
    * listeners); returns how many sessions ended.
@@ -273,6 +302,7 @@ export class Sessions {
       .where('revoked_at', 'is', null);
     if (keepId) query = query.where('id', '!=', keepId);
     const result = await query.executeTakeFirst();
+    for (const listener of this.afterAllEndedListeners) await listener(tenantId, userId);
     // Whatever ends a user's other sessions also forgets their remembered browsers.
     await this.db
       .updateTable('remembered_devices')

@@ -259,6 +259,20 @@ describe('sessions on SQLite', () => {
     expect(await s.sessions.authenticate(kept.token)).toBeUndefined();
   });
 
+  it('tells the listeners that come after once the sessions have ended, and only then', async () => {
+    // A Sessions of its own, made in the test: every listener here is this test's.
+    const options = { lifetimeMs: LIFETIME_MINUTES * MINUTE, idleMs: IDLE_MINUTES * MINUTE };
+    const sessions = new Sessions(s.durable.db, clock, options, new GroupCommit(s.durable.db));
+    const user = await newUser();
+    const { token } = await sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd', 'otp', 'mfa'] });
+    const told: string[] = [];
+    const state = async () => ((await sessions.authenticate(token)) ? 'live' : 'ended');
+    sessions.onAllEnded(async (tenantId, userId) => told.push(`on ${tenantId}/${userId} ${await state()}`));
+    sessions.afterAllEnded(async (tenantId, userId) => told.push(`after ${tenantId}/${userId} ${await state()}`));
+    expect(await sessions.revokeAllForUser(tenant.id, user.id)).toBe(1);
+    expect(told).toEqual([`on ${tenant.id}/${user.id} live`, `after ${tenant.id}/${user.id} ended`]);
+  });
+
   it('during an outage shares the sessions it issues and ends with the other nodes through the shared store', async () => {
     const shared = new MemoryEphemeralStore(clock);
     let outage = true;
@@ -288,6 +302,57 @@ describe('sessions on SQLite', () => {
     await s.durable.db.deleteFrom('sessions').where('id', '=', quiet.session.id).execute();
     outage = true;
     expect(await nodeB.authenticate(quiet.token)).toBeUndefined();
+  });
+
+  it('finds a live session by id without touching it: not once ended, expired, idle, or asked for in another tenant', async () => {
+    const user = await newUser();
+    const { session, token } = await open(user);
+    expect(await s.sessions.findLive(tenant.id, session.id)).toEqual({ userId: user.id, scope: 'full' });
+    expect(await s.sessions.findLive(otherTenant.id, session.id)).toBeUndefined();
+    expect(await s.sessions.findLive(tenant.id, 'no-such-session')).toBeUndefined();
+    // Looking it up is no use of it: the idle time still runs from its last real use, to the millisecond.
+    clock.advance(IDLE_MINUTES * MINUTE - 1);
+    expect(await s.sessions.findLive(tenant.id, session.id)).toEqual({ userId: user.id, scope: 'full' });
+    clock.advance(1);
+    expect(await s.sessions.findLive(tenant.id, session.id)).toBeUndefined();
+    expect(await s.sessions.authenticate(token)).toBeUndefined();
+
+    // Kept in use, it is live up to its lifetime and not a moment longer.
+    const registering = await open(user, 'register');
+    expect(await s.sessions.findLive(tenant.id, registering.session.id)).toEqual({ userId: user.id, scope: 'register' });
+    const busy = await open(user);
+    const lifetimeLeft = busy.session.expiresAt - clock.now();
+    for (let passed = 20 * MINUTE; passed < lifetimeLeft; passed += 20 * MINUTE) {
+      clock.advance(20 * MINUTE);
+      await s.sessions.authenticate(busy.token);
+    }
+    clock.advance(busy.session.expiresAt - 1 - clock.now());
+    expect(await s.sessions.findLive(tenant.id, busy.session.id)).toBeDefined();
+    clock.advance(1);
+    expect(await s.sessions.findLive(tenant.id, busy.session.id)).toBeUndefined();
+
+    const revoked = await open(user);
+    await s.sessions.revoke(revoked.session);
+    expect(await s.sessions.findLive(tenant.id, revoked.session.id)).toBeUndefined();
+  });
+
+  it('during an outage does not find a session another node ended through the shared store', async () => {
+    const shared = new MemoryEphemeralStore(clock);
+    let outage = true;
+    const options = { lifetimeMs: LIFETIME_MINUTES * MINUTE, idleMs: IDLE_MINUTES * MINUTE };
+    const nodeA = new Sessions(s.durable.db, clock, options, new GroupCommit(s.durable.db), { active: () => outage, store: shared });
+    const nodeB = new Sessions(s.durable.db, clock, options, new GroupCommit(s.durable.db), { active: () => outage, store: shared });
+    const user = await newUser();
+    const ended = await nodeA.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd', 'otp', 'mfa'] });
+    const kept = await nodeA.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd', 'otp', 'mfa'] });
+    await nodeA.revoke(ended.session);
+    // B's copy of the database has not heard of the end (as when A wrote it to the shared store only).
+    await s.durable.db.updateTable('sessions').set({ revoked_at: null }).where('id', '=', ended.session.id).execute();
+    expect(await nodeB.findLive(tenant.id, ended.session.id)).toBeUndefined();
+    expect(await nodeB.findLive(tenant.id, kept.session.id)).toEqual({ userId: user.id, scope: 'full' });
+    // Outside an outage the shared store is not asked: the database is the record.
+    outage = false;
+    expect(await nodeB.findLive(tenant.id, ended.session.id)).toEqual({ userId: user.id, scope: 'full' });
   });
 
   it('keeps at most 64 characters of the address and 512 of the browser', async () => {
@@ -375,6 +440,23 @@ describe('sessions on SQLite', () => {
       expect(await ids(otherTenant.id)).toContain('RefreshToken:acct-r3');
     });
 
+    it("ends what an app saved while the user's sessions were being ended, once they have ended", async () => {
+      // Outside attack run, eleventh round: an app's request that found the session live while the listeners ran
+      // saved a fresh grant after the provider's records were deleted; its refresh token outlived the sign-out.
+      const user = await s.users.create(tenant.id, { username: `raced-grant-${Date.now()}` });
+      await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['tap'] });
+      let saved = false;
+      // Registered after the provider's own listener, so it runs once that one has deleted what there was.
+      s.sessions.onAllEnded(async (_tenantId, userId) => {
+        if (userId !== user.id || saved) return;
+        saved = true;
+        await record(tenant.id, 'RefreshToken', 'raced-r1', user.id, 'raced-g1');
+      });
+      expect(await s.sessions.revokeAllForUser(tenant.id, user.id)).toBe(1);
+      expect(saved).toBe(true);
+      expect((await ids(tenant.id)).filter((i) => i.includes('raced-'))).toEqual([]);
+    });
+
     const link = (tenantId: string, providerSessionId: string) =>
       s.durable.db
         .selectFrom('oidc_records')
@@ -406,6 +488,13 @@ describe('sessions on SQLite', () => {
       await s.oidcRevocation.linkProviderSession(otherTenant.id, 'ln-p1', { id: 'ss-9', userId: 'erin', expiresAt: 3_000 });
       expect(await link(tenant.id, 'ln-p1')).toEqual([expect.objectContaining({ uid: 'ss-2' })]);
       expect(await link(otherTenant.id, 'ln-p1')).toEqual([expect.objectContaining({ uid: 'ss-9', account_id: 'erin' })]);
+      // As the provider's check reads it: the Steadfast session of this provider session in this tenant, if any.
+      expect(await s.oidcRevocation.linkedSteadfastSession(tenant.id, 'ln-p1')).toBe('ss-2');
+      expect(await s.oidcRevocation.linkedSteadfastSession(otherTenant.id, 'ln-p1')).toBe('ss-9');
+      expect(await s.oidcRevocation.linkedSteadfastSession(tenant.id, 'ln-none')).toBeUndefined();
+      // A record of another kind under that id is no link.
+      await record(tenant.id, 'Session', 'ln-p2', 'erin', null);
+      expect(await s.oidcRevocation.linkedSteadfastSession(tenant.id, 'ln-p2')).toBeUndefined();
     });
 
     it('ends what stood on one Steadfast session, by its links, only for its own user and tenant', async () => {
@@ -434,6 +523,74 @@ describe('sessions on SQLite', () => {
       await s.oidcRevocation.endSteadfastSession(tenant.id, 'ss-a', 'gina');
       expect(await mine()).toEqual(['Interaction:es-p2', 'RefreshToken:es-r3', 'Session:es-p3', 'SteadfastSessionLink:es-p3']);
       expect(await ids(otherTenant.id)).toEqual(expect.arrayContaining(['Session:es-p1', 'RefreshToken:es-r1', 'SteadfastSessionLink:es-p1']));
+    });
+
+    const grantLinks = (tenantId: string, grantId: string) =>
+      s.durable.db
+        .selectFrom('oidc_records')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('model', '=', 'SteadfastGrantLink')
+        .where('grant_id', '=', grantId)
+        .orderBy('id')
+        .execute();
+
+    it('links a grant to each Steadfast session a code of it was issued in, for as long as a grant lives', async () => {
+      const DAYS_30 = 30 * 24 * 60 * MINUTE;
+      await s.oidcRevocation.linkGrant(tenant.id, 'lg-g1', { id: 'ss-1', userId: 'ivy' }, 1_000);
+      expect(await grantLinks(tenant.id, 'lg-g1')).toEqual([
+        {
+          tenant_id: tenant.id,
+          model: 'SteadfastGrantLink',
+          id: 'lg-g1:ss-1',
+          payload: '{}',
+          grant_id: 'lg-g1',
+          uid: 'ss-1',
+          user_code: null,
+          expires_at: 1_000 + DAYS_30,
+          consumed_at: null,
+          account_id: 'ivy',
+        },
+      ]);
+      // Used again in the same session, the link lives on from then; in another session, the grant has two links.
+      await s.oidcRevocation.linkGrant(tenant.id, 'lg-g1', { id: 'ss-1', userId: 'ivy' }, 5_000);
+      await s.oidcRevocation.linkGrant(tenant.id, 'lg-g1', { id: 'ss-2', userId: 'ivy' }, 6_000);
+      expect(await grantLinks(tenant.id, 'lg-g1')).toEqual([
+        expect.objectContaining({ id: 'lg-g1:ss-1', uid: 'ss-1', expires_at: 5_000 + DAYS_30 }),
+        expect.objectContaining({ id: 'lg-g1:ss-2', uid: 'ss-2', expires_at: 6_000 + DAYS_30 }),
+      ]);
+      // Another tenant's grant of the same id is linked apart.
+      await s.oidcRevocation.linkGrant(otherTenant.id, 'lg-g1', { id: 'ss-1', userId: 'ivy' }, 7_000);
+      expect(await grantLinks(tenant.id, 'lg-g1')).toHaveLength(2);
+      expect(await grantLinks(otherTenant.id, 'lg-g1')).toEqual([expect.objectContaining({ uid: 'ss-1', expires_at: 7_000 + DAYS_30 })]);
+    });
+
+    it('ends the grants a code was issued for in one Steadfast session, the grants themselves and their tokens', async () => {
+      // The app's offline grant outlives the provider's session ("No, stay signed in" and the provider's own sign-out
+      // keep it): the grant's link to the Steadfast session is what ends it.
+      await record(tenant.id, 'Grant', 'eg-g1', 'jay', null);
+      await record(tenant.id, 'RefreshToken', 'eg-r1', 'jay', 'eg-g1');
+      await record(tenant.id, 'AccessToken', 'eg-a1', 'jay', 'eg-g1');
+      await record(tenant.id, 'Grant', 'eg-g2', 'jay', null);
+      await record(tenant.id, 'RefreshToken', 'eg-r2', 'jay', 'eg-g2');
+      await s.oidcRevocation.linkGrant(tenant.id, 'eg-g1', { id: 'ss-e1', userId: 'jay' }, clock.now());
+      await s.oidcRevocation.linkGrant(tenant.id, 'eg-g2', { id: 'ss-e2', userId: 'jay' }, clock.now());
+      await record(otherTenant.id, 'Grant', 'eg-g1', 'jay', null);
+      await record(otherTenant.id, 'RefreshToken', 'eg-r1', 'jay', 'eg-g1');
+      await s.oidcRevocation.linkGrant(otherTenant.id, 'eg-g1', { id: 'ss-e1', userId: 'jay' }, clock.now());
+      const mine = async () => (await ids(tenant.id)).filter((i) => i.includes('eg-')).sort();
+      const before = await mine();
+      expect(before).toHaveLength(7);
+      // Another user's id for the session ends nothing.
+      await s.oidcRevocation.endSteadfastSession(tenant.id, 'ss-e1', 'kim');
+      expect(await mine()).toEqual(before);
+      await s.oidcRevocation.endSteadfastSession(tenant.id, 'ss-e1', 'jay');
+      expect(await mine()).toEqual(['Grant:eg-g2', 'RefreshToken:eg-r2', 'SteadfastGrantLink:eg-g2:ss-e2']);
+      expect((await ids(otherTenant.id)).filter((i) => i.includes('eg-')).sort()).toEqual([
+        'Grant:eg-g1',
+        'RefreshToken:eg-r1',
+        'SteadfastGrantLink:eg-g1:ss-e1',
+      ]);
     });
 
     it("ends one browser's provider session and its grants' tokens, only when it is this user's", async () => {

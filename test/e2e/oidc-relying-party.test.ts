@@ -8,6 +8,7 @@ import { api, startTestServer, type TestServer } from '../helpers/test-server.ts
 import { totpCode } from '../helpers/totp.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { chromiumAvailable, launchChromium } from '../helpers/browser.ts';
+import { adminPersonSession } from '../helpers/admin-person.ts';
 import { secretContext } from '../../src/methods/credentials.ts';
 import { ManualClock } from '../../src/clock.ts';
 
@@ -28,7 +29,6 @@ describe.runIf(chromiumAvailable())('OpenID Connect with a relying party and Chr
   let callbackBase = '';
   const callbacks: URL[] = [];
   let issuer = '';
-  let adminToken = '';
   const totp = new Secret({ size: 20 }).base32;
   // Each sign-in needs a TOTP step of its own: Steadfast's clock moves on by one step per sign-in.
   const clock = new ManualClock(Date.now());
@@ -53,7 +53,9 @@ describe.runIf(chromiumAvailable())('OpenID Connect with a relying party and Chr
   };
 
   const registerApp = async (body: Record<string, unknown>) => {
-    const res = await api(server.url, 'POST', '/api/v1/admin/apps', { kind: 'oidc', redirectUris: [`${callbackBase}/callback`], ...body }, adminToken);
+    // Apps are a person's to make: an administrator's session, not an admin token.
+    const admin = await adminPersonSession(server.services, 'acme');
+    const res = await api(server.url, 'POST', '/api/v1/admin/apps', { kind: 'oidc', redirectUris: [`${callbackBase}/callback`], ...body }, admin);
     expect(res.status).toBe(201);
     return res.body as { clientId: string; clientSecret?: string };
   };
@@ -65,7 +67,6 @@ describe.runIf(chromiumAvailable())('OpenID Connect with a relying party and Chr
     server = await startTestServer(backend, { clock });
     const { services } = server;
     const tenant = await services.tenants.create('acme', 'Acme');
-    adminToken = (await services.adminTokens.create(tenant.id, 'admin')).token;
     const uma = await services.users.create(tenant.id, {
       username: 'uma',
       email: 'uma@acme.example',

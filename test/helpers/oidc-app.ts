@@ -17,9 +17,10 @@ export type AuthorizeEnd =
 export interface OidcAppRegistration {
   /** The test server's base URL. */
   base: string;
-  /** The slug of the tenant the admin token belongs to. */
+  /** The slug of the tenant the administrator belongs to. */
   tenant: string;
-  adminToken: string;
+  /** An administrator's session token (`adminPersonSession`): apps are a person's to make, not an admin API token's. */
+  adminSession: string;
   name: string;
   callback: string;
   /** A public client (a single-page app): no secret, PKCE alone. */
@@ -42,7 +43,7 @@ export class OidcApp {
 
   static async register(r: OidcAppRegistration): Promise<OidcApp> {
     const body = { name: r.name, kind: 'oidc', redirectUris: [r.callback], firstParty: true, ...(r.public ? { public: true } : {}) };
-    const res = await api(r.base, 'POST', '/api/v1/admin/apps', body, r.adminToken);
+    const res = await api(r.base, 'POST', '/api/v1/admin/apps', body, r.adminSession);
     if (res.status !== 201) throw new Error(`registering the app ${r.name} answered ${res.status}`);
     return new OidcApp(r.base, r.tenant, res.body.clientId, res.body.clientSecret, r.callback);
   }
@@ -69,11 +70,15 @@ export class OidcApp {
     return { path: `/t/${this.tenant}/oidc/auth?${query}`, verifier };
   }
 
-  /** The authorization code flow as the app drives a browser through it, following redirects to where it ends. */
-  async authorize(browser: PageClient, params: Record<string, string> = {}): Promise<AuthorizeEnd> {
+  /**
+   * The authorization code flow as the app drives a browser through it, following redirects to where it ends.
+   * `beforeHop` is told of each location before the browser goes there (a test may change the browser meanwhile).
+   */
+  async authorize(browser: PageClient, params: Record<string, string> = {}, beforeHop?: (location: string) => Promise<void>): Promise<AuthorizeEnd> {
     const { path, verifier } = this.authorizationRequest(params);
     let location = path;
     for (let hop = 0; hop < 8; hop++) {
+      await beforeHop?.(location);
       const res = await browser.get(location);
       if (res.status !== 303 && res.status !== 302) return { ended: 'page', status: res.status, text: res.text, verifier };
       const next = new URL(res.location!, this.base);

@@ -4,6 +4,7 @@ import { backends, type Backend } from '../helpers/backends.ts';
 import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { totpCode } from '../helpers/totp.ts';
 import { PageClient, flowOf, hiddenField } from '../helpers/page-client.ts';
+import { adminPersonSession } from '../helpers/admin-person.ts';
 import { OidcApp } from '../helpers/oidc-app.ts';
 import { signedInBrowser } from '../helpers/signed-in-browser.ts';
 
@@ -40,7 +41,13 @@ for (const spec of backends) {
       server = await startTestServer(backend, { clock });
       const tenant = await server.services.tenants.create('acme', 'Acme');
       adminToken = (await server.services.adminTokens.create(tenant.id, 'admin')).token;
-      wiki = await OidcApp.register({ base: server.url, tenant: 'acme', adminToken, name: 'Wiki', callback: CALLBACK });
+      wiki = await OidcApp.register({
+        base: server.url,
+        tenant: 'acme',
+        adminSession: await adminPersonSession(server.services, 'acme'),
+        name: 'Wiki',
+        callback: CALLBACK,
+      });
     });
     afterAll(async () => {
       await server?.close();
@@ -79,7 +86,9 @@ for (const spec of backends) {
     it('asks a remembered browser for a real second factor when an app signs in, where the tenant requires MFA', async () => {
       // Outside attack run, fourth round: the password alone on a remembered browser gave an app an ID token with amr
       // ["pwd"]; an app that does not check acr took it as a full sign-in.
-      expect((await api(server.url, 'PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 }, adminToken)).status).toBe(200);
+      expect(
+        (await api(server.url, 'PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 }, await adminPersonSession(server.services, 'acme'))).status,
+      ).toBe(200);
       try {
         const { secret } = await signedIn('vera');
         const browser = new PageClient(server.url);
@@ -116,7 +125,34 @@ for (const spec of backends) {
         expect(afterIdle.ended).toBe('signin');
         expect((afterIdle as { url: URL }).url.searchParams.get('next')).toMatch(/^oidc-mfa:/);
       } finally {
-        await api(server.url, 'PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 0 }, adminToken);
+        await api(server.url, 'PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 0 }, await adminPersonSession(server.services, 'acme'));
+      }
+    });
+
+    it('asks for a second factor before an app signs in again, once the tenant has come to require MFA', async () => {
+      // Outside attack run, fourteenth round: a password-only session linked to the provider's before the tenant
+      // required MFA went on signing apps in, silently and not, with amr ["pwd"]: the requirement was checked only
+      // on the sign-in page, which a linked provider session never reaches.
+      const person = await adminPersonSession(server.services, 'acme');
+      expect((await api(server.url, 'PUT', '/api/v1/admin/policy', { mfaRequired: false }, person)).status).toBe(200);
+      try {
+        await api(server.url, 'POST', '/api/v1/admin/users', { username: 'quinn', password: PASSWORD }, adminToken);
+        const signin = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'quinn', password: PASSWORD });
+        expect(signin.body.state).toBe('complete');
+        const browser = new PageClient(server.url);
+        browser.cookies.set('sf_session', signin.body.session.token as string);
+        expect((await wiki.authorize(browser, { scope: 'openid' })).ended).toBe('callback');
+
+        expect((await api(server.url, 'PUT', '/api/v1/admin/policy', { mfaRequired: true }, person)).status).toBe(200);
+        const silent = await wiki.authorize(browser, { scope: 'openid', prompt: 'none' });
+        expect(silent.ended).toBe('callback');
+        expect((silent as { url: URL }).url.searchParams.get('code')).toBeNull();
+        expect((silent as { url: URL }).url.searchParams.get('error')).toBe('login_required');
+        const asked = await wiki.authorize(browser, { scope: 'openid' });
+        expect(asked.ended).toBe('signin');
+        expect((asked as { url: URL }).url.searchParams.get('next')).toMatch(/^oidc-mfa:/);
+      } finally {
+        await api(server.url, 'PUT', '/api/v1/admin/policy', { mfaRequired: true }, person);
       }
     });
 
@@ -155,7 +191,13 @@ for (const spec of backends) {
       // Fifth round: "No, stay signed in" after one app's sign-out gave the provider's session a new id, which
       // stood on nothing: signing out through the API then left the other apps' refresh tokens working.
       const { browser, token } = await signedIn('xena');
-      const notes = await OidcApp.register({ base: server.url, tenant: 'acme', adminToken, name: 'Notes', callback: 'https://notes.example.test/cb' });
+      const notes = await OidcApp.register({
+        base: server.url,
+        tenant: 'acme',
+        adminSession: await adminPersonSession(server.services, 'acme'),
+        name: 'Notes',
+        callback: 'https://notes.example.test/cb',
+      });
       const wikiTokens = await tokensFor(browser);
       const notesFirst = await notes.redeem(await notes.code(browser, { scope: 'openid offline_access', prompt: 'consent' }));
       expect(notesFirst.body.refresh_token).toBeTruthy();
@@ -192,17 +234,58 @@ for (const spec of backends) {
         expect(page.status).toBe(200);
         const done = await browser.post(`/t/${tenant}/oidc/session/end/confirm`, { xsrf: hiddenField(page.text, 'xsrf')!, ...fields });
         expect(done.status).toBe(303);
+        return new URL(done.location!).pathname; // the public URL names another host
       };
       // "No, stay signed in" (outside attack run, fourth round: it signed the browser out all the same).
-      await answer('acme', {});
+      const afterNo = await browser.get(await answer('acme', {}));
       expect(await signedInStill()).toBe(true);
+      // The page after it said "signed out of ... and of Acme" though the browser stayed signed in.
+      expect(afterNo.text).toContain('still signed in to');
+      expect(afterNo.text).not.toContain('You are signed out</h1>');
       // "Yes" at another tenant's provider: this browser's session there is not this one.
       if (!(await server.services.tenants.findBySlug('beta'))) await server.services.tenants.create('beta', 'Beta');
       await answer('beta', { logout: 'yes' });
       expect(await signedInStill()).toBe(true);
       // The provider tells of a sign-out as it answers: the Steadfast session ends a moment later.
-      await answer('acme', { logout: 'yes' });
+      const afterYes = await answer('acme', { logout: 'yes' });
       await vi.waitFor(async () => expect(await signedInStill()).toBe(false));
+      expect((await browser.get(afterYes)).text).toContain('You are signed out</h1>');
+    });
+
+    it('asks a browser with no session to sign in once, not twice, for prompt=login or max_age=0', async () => {
+      // Left from an earlier stop: the first sign-in was made before the request's "sign in afresh" mark was set,
+      // so it did not count, and the user was sent to sign in again.
+      const { secret } = await signedIn('otto');
+      for (const params of [{ prompt: 'login' }, { max_age: '0' }] as Record<string, string>[]) {
+        const browser = new PageClient(server.url);
+        const flow = await wiki.authorize(browser, { scope: 'openid', ...params });
+        expect(flow.ended, JSON.stringify(params)).toBe('signin');
+        const page = (flow as { url: URL }).url;
+        const from = page.pathname + page.search;
+        const next = page.searchParams.get('next')!;
+        const start = await browser.post('/t/acme/signin', { username: 'otto', password: PASSWORD, next }, { from });
+        clock.advance(30_000);
+        const done = await browser.post('/t/acme/signin/verify', { flow: flowOf(start)!, method: 'totp', code: totpCode(secret, clock.now()), next }, { from });
+        expect(done.status).toBe(303);
+        // A person takes a moment: the session is no longer 0 s old when the app's request resumes.
+        clock.advance(2_000);
+        let location = done.location!;
+        let ended = '';
+        for (let hop = 0; hop < 8 && !ended; hop++) {
+          const res = await browser.get(location);
+          // The page that carries the browser on to the app's request (signingInView), as the browser does.
+          if (location.startsWith('/t/acme/signin/continue')) {
+            location = `/t/acme/oidc/interaction/${next.slice(next.indexOf(':') + 1)}`;
+            continue;
+          }
+          const to = new URL(res.location ?? '/', server.url);
+          if (res.location?.startsWith(CALLBACK)) ended = 'callback';
+          else if (to.pathname.endsWith('/signin')) ended = 'signin again';
+          else if (res.status !== 303 && res.status !== 302) ended = `page ${res.status} at ${location}`;
+          else location = to.pathname + to.search;
+        }
+        expect(ended, JSON.stringify(params)).toBe('callback');
+      }
     });
 
     it('asks for a sign-in again when the Steadfast session behind the app sign-in has ended elsewhere', async () => {
@@ -278,6 +361,106 @@ for (const spec of backends) {
         expect(await records()).toEqual([]);
       });
     }
+
+    it('refuses a code issued just before its session signed out through the API', async () => {
+      const { browser, token } = await signedIn('wendy');
+      const code = await wiki.code(browser);
+      expect((await api(server.url, 'DELETE', '/api/v1/me/session', undefined, token)).status).toBe(204);
+      expect((await wiki.redeem(code)).body.error).toBe('invalid_grant');
+    });
+
+    // An authorization request that found the Steadfast session live a moment before it ended writes the provider's
+    // session, the grant and the link after the sign-out swept them. Its code is refused, and the grant goes too.
+    for (const [what, end] of [
+      ['the session signs out through the API', async (u: { token: string }) => api(server.url, 'DELETE', '/api/v1/me/session', undefined, u.token)],
+      [
+        'an administrator ends the sessions',
+        async (u: { userId: string }) => api(server.url, 'POST', `/api/v1/admin/users/${u.userId}/revoke-sessions`, undefined, adminToken),
+      ],
+    ] as const) {
+      it(`refuses a code whose grant was saved after ${what}`, async () => {
+        const user = await signedIn(`w${Math.random().toString(36).slice(2, 8)}`);
+        const db = server.services.durable.db;
+        const records = () => db.selectFrom('oidc_records').selectAll().where('account_id', '=', user.userId).execute();
+        const code = await wiki.code(user.browser);
+        const written = await records();
+        expect(written.map((r) => r.model)).toEqual(expect.arrayContaining(['Session', 'Grant', 'SteadfastSessionLink']));
+        expect((await end(user as never)).status).toBeLessThan(300);
+        expect(await records()).toEqual([]);
+        // The late writes.
+        await db.insertInto('oidc_records').values(written).execute();
+        expect((await wiki.redeem(code)).body.error).toBe('invalid_grant');
+        expect((await records()).filter((r) => r.model === 'Grant')).toEqual([]);
+      });
+    }
+
+    // Outside attack run, round 13.
+    const grantsOf = (userId: string) =>
+      server.services.durable.db.selectFrom('oidc_records').select('id').where('model', '=', 'Grant').where('account_id', '=', userId).execute();
+    const idTokenClaims = (idToken: string) => JSON.parse(Buffer.from(idToken.split('.')[1]!, 'base64url').toString()) as { amr: string[] };
+
+    it("ends an app's offline grant when the user says yes on the provider's sign-out page", async () => {
+      // The provider keeps a grant with offline_access through its own sign-out; the refresh token went on working.
+      const { browser, userId } = await signedIn('yara');
+      const tokens = await tokensFor(browser);
+      const page = await browser.get(`/t/acme/oidc/session/end?id_token_hint=${tokens.id_token}`);
+      expect((await browser.post('/t/acme/oidc/session/end/confirm', { xsrf: hiddenField(page.text, 'xsrf')!, logout: 'yes' })).status).toBe(303);
+      // The provider tells of the sign-out as it answers: what it gave ends a moment later.
+      await vi.waitFor(async () => expect(await grantsOf(userId)).toEqual([]));
+      expect((await wiki.refresh(tokens.refresh_token!)).body.error).toBe('invalid_grant');
+      expect(await wiki.userinfo(tokens.access_token!)).toBe(401);
+    });
+
+    for (const how of ['the API', 'the pages'] as const) {
+      it(`ends an app's offline grant kept after "No, stay signed in" when the session signs out through ${how}`, async () => {
+        // The provider forgets the app it signed out of but keeps its offline grant: no sign-out found it afterwards.
+        const { browser, token } = await signedIn(`z${Math.random().toString(36).slice(2, 8)}`);
+        const tokens = await tokensFor(browser);
+        const page = await browser.get(`/t/acme/oidc/session/end?id_token_hint=${tokens.id_token}`);
+        expect((await browser.post('/t/acme/oidc/session/end/confirm', { xsrf: hiddenField(page.text, 'xsrf')! })).status).toBe(303);
+        const kept = await wiki.refresh(tokens.refresh_token!);
+        expect(kept.status).toBe(200);
+        if (how === 'the API') expect((await api(server.url, 'DELETE', '/api/v1/me/session', undefined, token)).status).toBe(204);
+        else expect((await browser.post('/t/acme/signout', {}, { from: '/t/acme/my/security-info' })).status).toBe(303);
+        expect((await wiki.refresh(kept.body.refresh_token!)).body.error).toBe('invalid_grant');
+        expect(await wiki.userinfo(kept.body.access_token!)).toBe(401);
+      });
+    }
+
+    it('finishes an app sign-in only in the browser that holds the session it was made from', async () => {
+      // The interaction was finished with one session's proof (password and app code); the browser then held a
+      // password-only session of the same user as the request resumed, and the app was told of a second factor.
+      const { browser, token, userId } = await signedIn('abby');
+      const passwordOnly = await server.services.sessions.create({
+        tenantId: (await server.services.tenants.findBySlug('acme'))!.id,
+        userId,
+        scope: 'full',
+        amr: ['pwd'],
+      });
+      const flow = await wiki.authorize(browser, { scope: 'openid' }, async (location) => {
+        if (!/\/oidc\/auth\/[^/?]+$/.test(location.split('?')[0]!)) return;
+        // Resuming: the proof's session has ended, and the browser holds the other one.
+        await api(server.url, 'DELETE', '/api/v1/me/session', undefined, token);
+        browser.cookies.set('sf_session', passwordOnly.token);
+      });
+      if (flow.ended === 'callback') {
+        const res = await wiki.redeem({ code: flow.url.searchParams.get('code')!, verifier: flow.verifier });
+        expect(idTokenClaims(res.body.id_token!).amr).toEqual(['pwd']);
+      } else expect(flow.ended).toBe('signin');
+    });
+
+    it('refuses a code once the session it was issued in has ended, though the browser signed in again since', async () => {
+      // The code was checked against the session the provider's session was linked to when redeemed, which a
+      // later sign-in in the same browser had moved on.
+      const { browser, token, userId } = await signedIn('bella');
+      const code = await wiki.code(browser);
+      const pass = await api(server.url, 'POST', `/api/v1/admin/users/${userId}/tap`, { minutes: 60 }, adminToken);
+      const byPass = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'bella', tap: pass.body.code });
+      browser.cookies.set('sf_session', byPass.body.session.token);
+      expect((await wiki.authorize(browser, { scope: 'openid' })).ended).toBe('callback');
+      expect((await api(server.url, 'DELETE', '/api/v1/me/session', undefined, token)).status).toBe(204);
+      expect((await wiki.redeem(code)).body.error).toBe('invalid_grant');
+    });
 
     it('ends the newer refresh token too when an older one is replayed', async () => {
       const { browser } = await signedIn('rhea');

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresRedis, type Backend } from '../helpers/backends.ts';
 import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { totpCode } from '../helpers/totp.ts';
+import { adminPersonSession } from '../helpers/admin-person.ts';
 import { OidcApp } from '../helpers/oidc-app.ts';
 
 const PASSWORD = 'correct horse battery staple';
@@ -45,7 +46,13 @@ describe.runIf(await postgresRedis.available())('OpenID Connect across two nodes
     [a, b] = [await startTestServer(backend), await startTestServer(backend)];
     const tenant = await a.services.tenants.create('acme', 'Acme');
     const admin = (await a.services.adminTokens.create(tenant.id, 'admin')).token;
-    wiki = await OidcApp.register({ base: a.url, tenant: 'acme', adminToken: admin, name: 'Wiki', callback: CALLBACK });
+    wiki = await OidcApp.register({
+      base: a.url,
+      tenant: 'acme',
+      adminSession: await adminPersonSession(a.services, 'acme'),
+      name: 'Wiki',
+      callback: CALLBACK,
+    });
     await api(a.url, 'POST', '/api/v1/admin/users', { username: 'val', password: PASSWORD }, admin);
     const first = await api(a.url, 'POST', '/api/v1/t/acme/signin', { username: 'val', password: PASSWORD });
     const enrol = await api(b.url, 'POST', '/api/v1/me/methods', { type: 'totp' }, first.body.session.token);

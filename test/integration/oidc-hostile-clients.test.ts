@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.ts';
 import { backends, type Backend } from '../helpers/backends.ts';
 import { startTestServer, type TestServer } from '../helpers/test-server.ts';
+import { adminPersonSession } from '../helpers/admin-person.ts';
 import { OidcApp, pkce } from '../helpers/oidc-app.ts';
 import { signedInBrowser } from '../helpers/signed-in-browser.ts';
 import { MeetingPoint } from '../helpers/meeting-point.ts';
@@ -52,8 +53,21 @@ for (const spec of backends) {
       server = await startTestServer(backend, { clock });
       const tenant = await server.services.tenants.create('acme', 'Acme');
       adminToken = (await server.services.adminTokens.create(tenant.id, 'admin')).token;
-      wiki = await OidcApp.register({ base: server.url, tenant: 'acme', adminToken, name: 'Wiki', callback: CALLBACK });
-      spa = await OidcApp.register({ base: server.url, tenant: 'acme', adminToken, name: 'SPA', callback: SPA_CALLBACK, public: true });
+      wiki = await OidcApp.register({
+        base: server.url,
+        tenant: 'acme',
+        adminSession: await adminPersonSession(server.services, 'acme'),
+        name: 'Wiki',
+        callback: CALLBACK,
+      });
+      spa = await OidcApp.register({
+        base: server.url,
+        tenant: 'acme',
+        adminSession: await adminPersonSession(server.services, 'acme'),
+        name: 'SPA',
+        callback: SPA_CALLBACK,
+        public: true,
+      });
     });
     afterEach(() => meeting.restore());
     afterAll(async () => {
