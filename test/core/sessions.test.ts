@@ -137,6 +137,22 @@ describe('sessions on SQLite', () => {
     expect(await lastSeen()).toBe(clock.now());
   });
 
+  it('under an idle time of a minute notes a use every half minute, so a session used that often stays live', async () => {
+    // Noted once a minute, a session used every 40 seconds under a one-minute idle time ended at its second use.
+    const sessions = new Sessions(s.durable.db, clock, { lifetimeMs: LIFETIME_MINUTES * MINUTE, idleMs: MINUTE }, new GroupCommit(s.durable.db));
+    const user = await newUser();
+    const { token } = await sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd', 'otp', 'mfa'] });
+    for (let use = 1; use <= 6; use++) {
+      clock.advance(MINUTE / 2);
+      expect(await sessions.authenticate(token), `use ${use}`).toBeDefined();
+    }
+    // A use inside the half minute is not noted: the idle time runs on from the last note.
+    clock.advance(MINUTE / 2 - 1);
+    expect(await sessions.authenticate(token)).toBeDefined();
+    clock.advance(MINUTE / 2 + 1);
+    expect(await sessions.authenticate(token)).toBeUndefined();
+  });
+
   it('is refused once revoked, and a session whose factors cannot be read proves nothing', async () => {
     const user = await newUser();
     const { token, session } = await open(user);
