@@ -56,6 +56,8 @@ export interface ProviderDeps {
   linkGrant(tenantId: string, grantId: string, steadfast: SteadfastSessionRef): Promise<void>;
   /** Whether this Steadfast session (an authorization code's) is still live: a full session of this user. */
   sessionLive(tenantId: string, sessionId: string, userId: string): Promise<boolean>;
+  /** Whether the tenant's policy, as it stands now, requires a second factor. */
+  mfaRequired(tenantId: string): Promise<boolean>;
   /** The provider's session lasts no longer than a Steadfast session. */
   sessionLifetimeSeconds: number;
   /** Told of the provider's own failures (a bug or a store outage), without tokens or codes. */

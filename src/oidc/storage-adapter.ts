@@ -49,6 +49,7 @@ export function storageAdapterFor(
     apps: Apps;
     linkGrant(tenantId: string, grantId: string, steadfast: CodeSession): Promise<void>;
     sessionLive(tenantId: string, sessionId: string, userId: string): Promise<boolean>;
+    mfaRequired(tenantId: string): Promise<boolean>;
   },
   tenantId: string,
   errors: OidcErrorClasses,
@@ -88,6 +89,7 @@ export function storageAdapterFor(
     }
     async find(id: string) {
       const found = await this.inner.find(id);
+      if (found && this.model === 'RefreshToken') return this.refreshTokenAsPolicyStands(found);
       if (!found || this.model !== 'AuthorizationCode') return found;
       // A code is good only while the Steadfast session it was issued on is (that session, not whichever the
       // browser holds now). Ending the session ends the grants used in it, but an authorization request that
@@ -97,6 +99,18 @@ export function storageAdapterFor(
       const live = typeof sessionId === 'string' && typeof code.accountId === 'string' && (await deps.sessionLive(tenantId, sessionId, code.accountId));
       if (live) return code;
       if (typeof code.grantId === 'string') await revokeGrant(code.grantId);
+      return undefined;
+    }
+    /**
+     * A refresh token made of a sign-in without a second factor is good only while the tenant does not require
+     * one: the policy as it stands now, not as it stood at the sign-in. An app that kept refreshing would
+     * otherwise get password-only ID tokens and access for as long as the grant lives, after the tenant came
+     * to require MFA (the provider never asks the sign-in page again on a refresh). The grant goes too.
+     */
+    private async refreshTokenAsPolicyStands(token: AdapterPayload): Promise<AdapterPayload | undefined> {
+      if (Array.isArray(token.amr) && token.amr.includes('mfa')) return token;
+      if (!(await deps.mfaRequired(tenantId))) return token;
+      if (typeof token.grantId === 'string') await revokeGrant(token.grantId);
       return undefined;
     }
     findByUserCode(userCode: string) {

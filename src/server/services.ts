@@ -425,6 +425,8 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
   const ephemeralStore = ephemeral;
   const signingKeys = new SigningKeys(db, clock, keyRing);
   const oidcRevocation = new OidcRevocation(db);
+  // Read afresh for each app request: a provider is kept per tenant, built with the policy of its day.
+  const tenantRequiresMfa = async (tenantId: string) => (await tenants.findById(tenantId))?.policy.mfaRequired ?? true;
   const oidc = new OidcProviders({
     db,
     ephemeral,
@@ -466,9 +468,10 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
       const user = await users.get(tenant.id, session.userId);
       if (user?.status !== 'active') return undefined;
       // The policy as it is now (the tenant the provider was built with may be older), as this request sees it.
-      const mfaRequired = (await tenants.findById(tenant.id))?.policy.mfaRequired ?? true;
+      const mfaRequired = await tenantRequiresMfa(tenant.id);
       return { id: session.id, userId: user.id, expiresAt: session.expiresAt, owesSecondFactor: mfaRequired && !session.amr.includes('mfa') };
     },
+    mfaRequired: tenantRequiresMfa,
     linkSessions: (tenantId, providerSessionId, steadfast) => oidcRevocation.linkProviderSession(tenantId, providerSessionId, steadfast),
     linkedSession: (tenantId, providerSessionId) => oidcRevocation.linkedSteadfastSession(tenantId, providerSessionId),
     linkGrant: (tenantId, grantId, steadfast) => oidcRevocation.linkGrant(tenantId, grantId, steadfast, clock.now()),

@@ -156,6 +156,41 @@ for (const spec of backends) {
       }
     });
 
+    it("refuses an app's refresh token from a password-only sign-in once the tenant requires MFA, and keeps one from a sign-in with a second factor", async () => {
+      // Outside attack run, sixteenth round: the requirement was read on authorization requests only; an app with
+      // a refresh token from before went on getting access and password-only ID tokens for as long as its grant lived.
+      const person = await adminPersonSession(server.services, 'acme');
+      const withFactor = await signedIn('pat');
+      const factorTokens = await tokensFor(withFactor.browser);
+      expect((await api(server.url, 'PUT', '/api/v1/admin/policy', { mfaRequired: false }, person)).status).toBe(200);
+      try {
+        const created = await api(server.url, 'POST', '/api/v1/admin/users', { username: 'robin', password: PASSWORD }, adminToken);
+        const signin = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'robin', password: PASSWORD });
+        expect(signin.body.state).toBe('complete');
+        const browser = new PageClient(server.url);
+        browser.cookies.set('sf_session', signin.body.session.token as string);
+        const tokens = await tokensFor(browser);
+        const refreshed = await wiki.refresh(tokens.refresh_token!);
+        expect(refreshed.status).toBe(200);
+        const grants = () =>
+          server.services.durable.db
+            .selectFrom('oidc_records')
+            .select('model')
+            .where('account_id', '=', created.body.id)
+            .where('model', '=', 'Grant')
+            .execute();
+        expect(await grants()).toHaveLength(1);
+
+        expect((await api(server.url, 'PUT', '/api/v1/admin/policy', { mfaRequired: true }, person)).status).toBe(200);
+        expect((await wiki.refresh(refreshed.body.refresh_token!)).body.error).toBe('invalid_grant');
+        expect(await grants()).toEqual([]);
+        // A sign-in that proved a second factor is what the policy asks for: its app keeps its access.
+        expect((await wiki.refresh(factorTokens.refresh_token!)).status).toBe(200);
+      } finally {
+        await api(server.url, 'PUT', '/api/v1/admin/policy', { mfaRequired: true }, person);
+      }
+    });
+
     it('tells an app what the live Steadfast session proved, not what an earlier one in the same browser did', async () => {
       // Sixth round: the provider's sign-in (password and app code) outlived its Steadfast session; with a pass-only
       // session in the browser, apps still got amr ["pwd","otp","mfa"] and the old auth_time.
