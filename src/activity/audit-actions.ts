@@ -105,7 +105,21 @@ export const AUDIT_ACTIONS = {
   'token.revoked': {
     sentence: (s) =>
       s.details.reason === 'sessions-ended' ? `Admin API tokens made by ${of(s.whom)} revoked with their sessions` : `Admin API token revoked by ${s.by}`,
-    facts: (d) => present([count(d.tokensRevoked, 'token revoked', 'tokens revoked')]),
+    facts: (d) =>
+      present([
+        count(d.tokensRevoked, 'token revoked', 'tokens revoked'),
+        count(d.passesRevoked, 'pass it issued revoked', 'passes it issued revoked'),
+        count(d.accountsTakenBack, 'account it touched taken back', 'accounts it touched taken back'),
+      ]),
+  },
+  'access.taken-back': {
+    sentence: (s) => `What was set up on ${of(s.whom)} since a revoked admin API token touched the account taken back`,
+    facts: (d) =>
+      present([
+        count(d.sessionsEnded, 'session ended', 'sessions ended'),
+        count(d.methodsRemoved, 'method removed', 'methods removed'),
+        d.passwordCleared === true ? 'password cleared' : undefined,
+      ]),
   },
   'break-glass.signin': {
     sentence: (s) => `Break-glass account ${of(s.whom)} signed in`,

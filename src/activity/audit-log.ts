@@ -28,6 +28,7 @@ export type AuditAction =
   | 'app.deleted'
   | 'token.created'
   | 'token.revoked'
+  | 'access.taken-back'
   | 'break-glass.signin'
   | 'audit.chain-keyed'
   | 'config.applied'

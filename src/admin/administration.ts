@@ -93,7 +93,7 @@ export class Administration {
       passwordHash,
       isAdmin: input.admin,
       breakGlass: input.breakGlass,
-      byToken: isTokenActor(actor),
+      byToken: isTokenActor(actor) ? tokenIdOf(actor) : undefined,
     });
     await this.audit(tenant, actor, 'user.created', user.id, {
       username: user.username,
@@ -379,18 +379,84 @@ export class Administration {
       refuseTokenFor(actor, 'revoking another token');
     }
     if (!(await this.deps.tokens.revoke(tenant.id, id))) throw new AppError('not-found', 'no such live token');
-    const passesRevoked = await this.takeBackPassesOf(tenant, actor, id);
-    await this.audit(tenant, actor, 'token.revoked', null, { tokenId: id, ...(passesRevoked > 0 ? { passesRevoked } : {}) });
+    const { passesRevoked, accountsTakenBack } = await this.takeBackWhatTokenGave(tenant, actor, id);
+    await this.audit(tenant, actor, 'token.revoked', null, {
+      tokenId: id,
+      ...(passesRevoked > 0 ? { passesRevoked } : {}),
+      ...(accountsTakenBack > 0 ? { accountsTakenBack } : {}),
+    });
   }
 
   /**
    * Revokes the tokens a user made (they act with the user's authority, which has just ended: disabled, demoted,
-   * deleted, a new password, or every session ended) and takes back their passes, as `revokeToken` does. How many.
+   * deleted, a new password, or every session ended) and takes back their passes. How many. The accounts the
+   * tokens touched are not taken back, as those the person changed in the console are not: nothing says the
+   * tokens leaked, and an administrator's departure must not undo every account their provisioning made
+   * (revoking a token itself does, `revokeToken`).
    */
   async endTokensMadeBy(tenant: Tenant, actor: Actor, userId: string): Promise<number> {
     const ids = await this.deps.tokens.revokeCreatedBy(tenant.id, `user:${userId}`);
-    for (const id of ids) await this.takeBackPassesOf(tenant, actor, id);
+    for (const id of ids) {
+      await this.takeBackPassesOf(tenant, actor, id);
+      await this.deps.users.forgetTouchesOf(tenant.id, id);
+    }
     return ids.length;
+  }
+
+  /**
+   * A token is revoked because it leaked, most often, and its holder may hold a way into every account it
+   * touched: the passes it issued, a password it set, a reset after which they registered a method of their
+   * own (and changed the password with it), an address the codes go to. So the passes go (`takeBackPassesOf`),
+   * and on each account it touched, everything set up since the token first did: its sessions end with all
+   * they gave (apps' grants, remembered browsers), methods added since are removed (the user registers again),
+   * and a password set since is cleared (the user gets a new one, or a pass, from an administrator). What was
+   * there before stays. A token retired by plan is left to expire instead: expiry takes nothing back.
+   */
+  private async takeBackWhatTokenGave(tenant: Tenant, actor: Actor, tokenId: string): Promise<{ passesRevoked: number; accountsTakenBack: number }> {
+    const passesRevoked = await this.takeBackPassesOf(tenant, actor, tokenId);
+    const touched = await this.deps.users.touchedBy(tenant.id, tokenId);
+    for (const { userId, since } of touched) await this.takeBackAccount(tenant, actor, tokenId, userId, since);
+    await this.deps.users.forgetTouchesOf(tenant.id, tokenId);
+    return { passesRevoked, accountsTakenBack: touched.length };
+  }
+
+  private async takeBackAccount(tenant: Tenant, actor: Actor, tokenId: string, userId: string, since: number): Promise<void> {
+    // As a reset does: first what ending the sessions always does, then one transaction that takes the user's row
+    // first, so a set-up racing it either commits before and is removed, or finds its session ended.
+    const endedFirst = await this.deps.sessions.revokeAllForUser(tenant.id, userId);
+    const now = this.deps.clock.now();
+    const { methodsRemoved, passwordCleared, ended } = await this.deps.db.transaction().execute(async (trx) => {
+      const cleared = await trx
+        .updateTable('users')
+        .set({ password_hash: null, updated_at: now })
+        .where('tenant_id', '=', tenant.id)
+        .where('id', '=', userId)
+        .where('password_changed_at', '>=', since)
+        .executeTakeFirst();
+      const revoked = await trx
+        .updateTable('sessions')
+        .set({ revoked_at: now })
+        .where('tenant_id', '=', tenant.id)
+        .where('user_id', '=', userId)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      const removed = await trx
+        .deleteFrom('credentials')
+        .where('tenant_id', '=', tenant.id)
+        .where('user_id', '=', userId)
+        .where('created_at', '>=', since)
+        .executeTakeFirst();
+      const methodsRemoved = Number(removed.numDeletedRows);
+      if (methodsRemoved > 0) await trx.updateTable('users').set({ must_register: 1 }).where('tenant_id', '=', tenant.id).where('id', '=', userId).execute();
+      return { methodsRemoved, passwordCleared: Number(cleared.numUpdatedRows) === 1, ended: Number(revoked.numUpdatedRows) };
+    });
+    await this.audit(tenant, actor, 'access.taken-back', userId, {
+      tokenId,
+      since: new Date(since).toISOString(),
+      sessionsEnded: endedFirst + ended,
+      methodsRemoved,
+      passwordCleared,
+    });
   }
 
   /**
@@ -414,7 +480,7 @@ export class Administration {
    */
   private async markIfToken(tenant: Tenant, actor: Actor, id: string, what: string): Promise<void> {
     if (!isTokenActor(actor)) return;
-    if (!(await this.deps.users.markTokenTouched(tenant.id, id))) refuseTokenFor(actor, `${what} of an administrator or break-glass account`);
+    if (!(await this.deps.users.markTokenTouched(tenant.id, id, tokenIdOf(actor)))) refuseTokenFor(actor, `${what} of an administrator or break-glass account`);
   }
 
   private async hashNewPassword(username: string, password: string): Promise<string> {

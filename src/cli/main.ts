@@ -361,7 +361,7 @@ export function buildProgram(): Command {
     .command('revoke')
     .requiredOption('--tenant <slug>', 'tenant slug')
     .argument('<id>', 'the token id (from token list)')
-    .description('revoke an admin API token')
+    .description('revoke an admin API token as leaked: its passes go, and what was set up since on the accounts it touched is taken back')
     .action(async (id: string, opts: { tenant: string }) => {
       await withServices(loadConfig(), async (services) => {
         const t = await tenantBySlug(services, opts.tenant);

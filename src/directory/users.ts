@@ -46,8 +46,8 @@ export interface NewUser {
   passwordHash?: string | undefined;
   isAdmin?: boolean | undefined;
   breakGlass?: boolean | undefined;
-  /** Created through an admin API token: the account is never made an administrator. */
-  byToken?: boolean | undefined;
+  /** Created through this admin API token (its id): the account is never made an administrator, and revoking the token takes back what was set up on it. */
+  byToken?: string | undefined;
 }
 
 const EMAIL_PATTERN = /^[^\s@]{1,64}@[^\s@]{1,255}$/;
@@ -86,7 +86,8 @@ export class Users {
       phone_sealed: contact.phone_sealed ?? null,
       email_index: contact.email_index ?? null,
       known_browsers_reset_at: null,
-      token_touched_at: input.byToken ? now : null,
+      token_touched_at: input.byToken !== undefined ? now : null,
+      password_changed_at: input.passwordHash ? now : null,
     };
     const result = await this.db
       .insertInto('users')
@@ -94,6 +95,8 @@ export class Users {
       .onConflict((oc) => oc.columns(['tenant_id', 'username']).doNothing())
       .executeTakeFirst();
     if (Number(result.numInsertedOrUpdatedRows ?? 0n) === 0) throw new AppError('conflict', `user "${username}" already exists`);
+    // Touched when made, so a password it was made with counts as set since.
+    if (input.byToken !== undefined) await this.noteTouch(tenantId, id, input.byToken, now);
     return this.toUser(row);
   }
 
@@ -118,9 +121,10 @@ export class Users {
    * and an account that has a password is never changed here.
    */
   async setFirstPasswordHash(tenantId: string, userId: string, passwordHash: string): Promise<boolean> {
+    const now = this.clock.now();
     const result = await this.db
       .updateTable('users')
-      .set({ password_hash: passwordHash, updated_at: this.clock.now() })
+      .set({ password_hash: passwordHash, password_changed_at: now, updated_at: now })
       .where('tenant_id', '=', tenantId)
       .where('id', '=', userId)
       .where('password_hash', 'is', null)
@@ -128,12 +132,28 @@ export class Users {
     return Number(result.numUpdatedRows) === 1;
   }
 
+  /** A new password. */
   async setPasswordHash(tenantId: string, userId: string, passwordHash: string): Promise<void> {
+    const now = this.clock.now();
     await this.db
       .updateTable('users')
-      .set({ password_hash: passwordHash, updated_at: this.clock.now() })
+      .set({ password_hash: passwordHash, password_changed_at: now, updated_at: now })
       .where('tenant_id', '=', tenantId)
       .where('id', '=', userId)
+      .execute();
+  }
+
+  /**
+   * The same password hashed again with the current parameters: no change of password, so its date stays. Only
+   * while the stored hash is still the one rehashed: a password changed meanwhile is never put back.
+   */
+  async rehashPassword(tenantId: string, userId: string, previousHash: string, passwordHash: string): Promise<void> {
+    await this.db
+      .updateTable('users')
+      .set({ password_hash: passwordHash })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', userId)
+      .where('password_hash', '=', previousHash)
       .execute();
   }
 
@@ -267,17 +287,46 @@ export class Users {
    * Marks the account as touched by an admin API token, before the token's change is written: a change that
    * lands always leaves the mark, which nothing removes. False when the account is (now) an administrator's.
    */
-  async markTokenTouched(tenantId: string, userId: string): Promise<boolean> {
+  async markTokenTouched(tenantId: string, userId: string, tokenId: string): Promise<boolean> {
+    const now = this.clock.now();
     const result = await this.db
       .updateTable('users')
-      .set({ token_touched_at: this.clock.now() })
+      .set({ token_touched_at: now })
       .where('tenant_id', '=', tenantId)
       .where('id', '=', userId)
       // False for an administrator's or a break-glass account (promoted since the token's request looked).
       .where('is_admin', '=', 0)
       .where('break_glass', '=', 0)
       .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+    if (Number(result.numUpdatedRows) !== 1) return false;
+    await this.noteTouch(tenantId, userId, tokenId, now);
+    return true;
+  }
+
+  /** Notes the token's first touch of the account (a later one keeps the first date: everything since is its holder's to have set up). */
+  private async noteTouch(tenantId: string, userId: string, tokenId: string, at: number): Promise<void> {
+    await this.db
+      .insertInto('token_touches')
+      .values({ tenant_id: tenantId, token_id: tokenId, user_id: userId, first_at: at })
+      .onConflict((oc) => oc.columns(['tenant_id', 'token_id', 'user_id']).doNothing())
+      .execute();
+  }
+
+  /** The accounts the token touched, each with when first. */
+  async touchedBy(tenantId: string, tokenId: string): Promise<{ userId: string; since: number }[]> {
+    const rows = await this.db
+      .selectFrom('token_touches')
+      .select(['user_id', 'first_at'])
+      .where('tenant_id', '=', tenantId)
+      .where('token_id', '=', tokenId)
+      .orderBy('first_at')
+      .execute();
+    return rows.map((r) => ({ userId: r.user_id, since: Number(r.first_at) }));
+  }
+
+  /** Forgets the token's touches, once what they gave has been taken back. */
+  async forgetTouchesOf(tenantId: string, tokenId: string): Promise<void> {
+    await this.db.deleteFrom('token_touches').where('tenant_id', '=', tenantId).where('token_id', '=', tokenId).execute();
   }
 
   async wasTokenTouched(tenantId: string, userId: string): Promise<boolean> {

@@ -649,10 +649,11 @@ export class SigninService {
   }
 
   private rehashInBackground(user: UserWithSecret, password: string): void {
-    if (!user.passwordHash || !this.deps.hasher.needsRehash(user.passwordHash)) return;
+    const previous = user.passwordHash;
+    if (!previous || !this.deps.hasher.needsRehash(previous)) return;
     void this.deps.hasher
       .hash(password)
-      .then((hash) => this.deps.users.setPasswordHash(user.tenantId, user.id, hash))
+      .then((hash) => this.deps.users.rehashPassword(user.tenantId, user.id, previous, hash))
       .catch((err: unknown) => this.deps.onBackgroundError?.(err, 'password rehash'));
   }
 

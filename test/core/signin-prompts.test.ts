@@ -462,16 +462,55 @@ describe('the sign-in prompts on SQLite', () => {
       await new Promise((r) => setTimeout(r, 300));
       expect((await s.users.findByUsername(tenant.id, current.username))?.passwordHash).toBe(hash);
     });
+    it('never puts back a password changed while its rehash ran, and a rehash is no change of password', async () => {
+      const old = new PasswordHasher({ params: { memoryCost: 2048, timeCost: 1, parallelism: 1 } });
+      const oldHash = await old.hash(PASSWORD);
+      const user = await createUser(s, tenant, { passwordHash: oldHash });
+      const changedAt = async () =>
+        (await s.durable.db.selectFrom('users').select('password_changed_at').where('id', '=', user.id).executeTakeFirstOrThrow()).password_changed_at;
+      const createdAt = await changedAt();
+      expect(createdAt).not.toBeNull();
+      // The user's new password lands first; the rehash of the old one, made from the hash read before, then changes nothing.
+      const save = s.users.rehashPassword.bind(s.users);
+      let rehashed: Promise<void> | undefined;
+      s.users.rehashPassword = (...args: Parameters<typeof save>) => {
+        rehashed = (async () => {
+          await s.users.setPasswordHash(tenant.id, user.id, 'the new password hash');
+          await save(...args);
+        })();
+        return rehashed;
+      };
+      try {
+        expect((await s.signin.passwordStep(withPolicy(tenant, { mfaRequired: false }), user.username, PASSWORD, ctx())).kind).toBe('done');
+        for (let i = 0; i < 200 && !rehashed; i++) await new Promise((r) => setTimeout(r, 10));
+        await rehashed;
+      } finally {
+        s.users.rehashPassword = save;
+      }
+      expect((await s.users.findByUsername(tenant.id, user.username))?.passwordHash).toBe('the new password hash');
+      // A rehash alone keeps the password's date.
+      const other = await createUser(s, tenant, { passwordHash: oldHash });
+      const before = (await s.durable.db.selectFrom('users').select('password_changed_at').where('id', '=', other.id).executeTakeFirstOrThrow())
+        .password_changed_at;
+      await s.users.rehashPassword(tenant.id, other.id, oldHash, 'rehashed');
+      const after = await s.durable.db
+        .selectFrom('users')
+        .select(['password_hash', 'password_changed_at'])
+        .where('id', '=', other.id)
+        .executeTakeFirstOrThrow();
+      expect(after).toEqual({ password_hash: 'rehashed', password_changed_at: before });
+    });
+
     it('tells a failed rehash to the background-error listener, and still lets the user in', async () => {
       const old = new PasswordHasher({ params: { memoryCost: 2048, timeCost: 1, parallelism: 1 } });
       const user = await createUser(s, tenant, { passwordHash: await old.hash(PASSWORD) });
       const deps = (s.signin as unknown as { deps: { onBackgroundError?: (err: unknown, what: string) => void } }).deps;
       const before = deps.onBackgroundError;
-      const save = s.users.setPasswordHash.bind(s.users);
+      const save = s.users.rehashPassword.bind(s.users);
       const told: [unknown, string][] = [];
       const failure = new Error('the database went away');
       deps.onBackgroundError = (err, what) => told.push([err, what]);
-      s.users.setPasswordHash = async () => {
+      s.users.rehashPassword = async () => {
         throw failure;
       };
       try {
@@ -480,7 +519,7 @@ describe('the sign-in prompts on SQLite', () => {
         expect(told).toEqual([[failure, 'password rehash']]);
       } finally {
         deps.onBackgroundError = before;
-        s.users.setPasswordHash = save;
+        s.users.rehashPassword = save;
       }
     });
 

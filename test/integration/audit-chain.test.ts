@@ -244,6 +244,7 @@ for (const spec of backends) {
             '012-canary-tallies',
             '013-signature-counter',
             '014-token-touched',
+            '015-token-touches',
           ]);
         }
         const [a, b] = spec.name === 'postgres+redis' ? await Promise.all([onBackend(old), onBackend(old)]) : [await onBackend(old), await onBackend(old)];

@@ -49,6 +49,7 @@ describe('steadfast command line', () => {
         '012-canary-tallies',
         '013-signature-counter',
         '014-token-touched',
+        '015-token-touches',
       ],
     });
   });

@@ -172,9 +172,9 @@ for (const spec of backends) {
       const one = await s.admin.createUser(tenant, 'cli', { username: 'promoted-first' });
       await s.users.update(tenant.id, one.id, { isAdmin: true });
       // The token's look came before the promotion: its mark, written first, finds an administrator.
-      expect(await s.users.markTokenTouched(tenant.id, one.id)).toBe(false);
+      expect(await s.users.markTokenTouched(tenant.id, one.id, 'tok')).toBe(false);
       const two = await s.admin.createUser(tenant, 'cli', { username: 'marked-first' });
-      expect(await s.users.markTokenTouched(tenant.id, two.id)).toBe(true);
+      expect(await s.users.markTokenTouched(tenant.id, two.id, 'tok')).toBe(true);
       // The promotion's look came before the mark: the promotion itself finds it.
       expect(await s.users.update(tenant.id, two.id, { isAdmin: true })).toBe(false);
       expect(await s.users.update(tenant.id, two.id, { breakGlass: true })).toBe(false);

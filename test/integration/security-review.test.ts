@@ -968,6 +968,81 @@ for (const spec of backends) {
       });
     });
 
+    describe('an outside attack run, sixteenth round', () => {
+      const NEW_PASSWORD = 'attacker chosen password 123';
+
+      it('revoking a leaked token takes back the accounts it touched: sessions, a password it set, methods set up since; what was there before stays', async () => {
+        // Found: a token set an account's password and reset its methods; its holder signed in, registered an
+        // authenticator of their own and kept it all (session, password, method) after the token was revoked.
+        const victim = await server.services.admin.createUser(tenant, 'cli', { username: 'taken-over', password: PASSWORD });
+        const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'taken-over', password: PASSWORD });
+        await addTotp(start.body.session.token);
+        const kept = await server.services.admin.createUser(tenant, 'cli', { username: 'only-readdressed', password: PASSWORD });
+        const keptStart = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'only-readdressed', password: PASSWORD });
+        const keptSecret = await addTotp(keptStart.body.session.token);
+        const keptSession = await signIn('only-readdressed', keptSecret);
+        clock.advance(60_000);
+
+        const leaked = await server.services.adminTokens.create(tenant.id, 'admin');
+        expect((await call('PATCH', `/api/v1/admin/users/${victim.id}`, { password: NEW_PASSWORD }, leaked.token)).status).toBe(200);
+        expect((await call('POST', `/api/v1/admin/users/${victim.id}/reset-methods`, undefined, leaked.token)).status).toBe(200);
+        expect((await call('PATCH', `/api/v1/admin/users/${kept.id}`, { email: 'somewhere@example.test' }, leaked.token)).status).toBe(200);
+        const made = await call('POST', '/api/v1/admin/users', { username: 'made-by-token', password: NEW_PASSWORD }, leaked.token);
+        expect(made.status).toBe(201);
+
+        // The holder signs in with the password the token set and registers an authenticator of their own.
+        const holderSecret: Record<string, string> = {};
+        for (const username of ['taken-over', 'made-by-token']) {
+          const registration = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username, password: NEW_PASSWORD });
+          expect(registration.body.state).toBe('registration_required');
+          holderSecret[username] = await addTotp(registration.body.session.token);
+        }
+        const start2 = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'taken-over', password: NEW_PASSWORD });
+        clock.advance(30_000);
+        const holder = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start2.body.flow}/verify`, {
+          method: 'totp',
+          code: totpCode(holderSecret['taken-over']!, clock.now()),
+        });
+        expect(holder.status).toBe(200);
+        const holderSession = holder.body.session.token as string;
+
+        expect((await asPerson('DELETE', `/api/v1/admin/tokens/${leaked.id}`)).status).toBe(204);
+        expect((await api(server.url, 'GET', '/api/v1/me', undefined, holderSession)).status).toBe(401);
+        for (const username of ['taken-over', 'made-by-token']) {
+          // The password the token set no longer signs in, and the method registered with it is gone.
+          expect((await api(server.url, 'POST', '/api/v1/t/acme/signin', { username, password: NEW_PASSWORD })).status).toBe(401);
+          const id = username === 'taken-over' ? victim.id : (made.body.id as string);
+          expect((await server.services.credentials.listForUser(tenant.id, id)).filter((c) => c.state === 'active')).toEqual([]);
+          const [entry] = await server.services.audit.list(tenant.id, { limit: 1, action: 'access.taken-back', userId: id });
+          expect(entry!.details).toMatchObject({ tokenId: leaked.id, methodsRemoved: 1, passwordCleared: true });
+        }
+        // An account the token only readdressed: its sessions end, its own password and authenticator (set up
+        // before the token touched it) still sign in.
+        expect((await api(server.url, 'GET', '/api/v1/me', undefined, keptSession)).status).toBe(401);
+        await signIn('only-readdressed', keptSecret);
+        const [keptEntry] = await server.services.audit.list(tenant.id, { limit: 1, action: 'access.taken-back', userId: kept.id });
+        expect(keptEntry!.details).toMatchObject({ methodsRemoved: 0, passwordCleared: false });
+        const [revoked] = await server.services.audit.list(tenant.id, { limit: 1, action: 'token.revoked' });
+        expect(revoked!.details).toMatchObject({ tokenId: leaked.id, accountsTakenBack: 3 });
+      });
+
+      it("a token ended with its maker's authority takes back its passes but not the accounts it provisioned", async () => {
+        // An administrator's departure must not undo every account their provisioning token made; revoking the
+        // token itself does (above).
+        const maker = await user('provisioner', { admin: true });
+        const session = await signIn('provisioner', maker.secret);
+        const made = await call('POST', '/api/v1/admin/tokens', { name: 'provisioning' }, session);
+        const hire = await call('POST', '/api/v1/admin/users', { username: 'provisioned', password: PASSWORD }, made.body.token);
+        expect(hire.status).toBe(201);
+        const registration = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'provisioned', password: PASSWORD });
+        const secret = await addTotp(registration.body.session.token);
+        await server.services.admin.updateUser(tenant, 'cli', maker.id, { status: 'disabled' });
+        expect((await call('GET', '/api/v1/admin/users?limit=1', undefined, made.body.token)).status).toBe(401);
+        await signIn('provisioned', secret);
+        expect(await server.services.users.touchedBy(tenant.id, made.body.id)).toEqual([]);
+      });
+    });
+
     describe('13. suspected findings, checked', () => {
       it("a passkey assertion naming someone's credential charges only its source, never the owner's account", async () => {
         const owner = await user('pat');

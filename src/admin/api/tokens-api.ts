@@ -65,7 +65,17 @@ export function tokensApi(deps: TokensApiDeps): FastifyPluginAsyncTypebox {
 
     app.delete(
       '/api/v1/admin/tokens/:id',
-      { schema: { tags, security: bearer, summary: 'Revoke an admin API token', params: IdParams }, config },
+      {
+        schema: {
+          tags,
+          security: bearer,
+          summary: 'Revoke an admin API token',
+          description:
+            'Revokes the token as leaked: the passes it issued are revoked, and on every account it created, changed, reset or gave a pass, what was set up since it first did is taken back (sessions ended, methods added since removed, a password set since cleared; audited as access.taken-back). A token retired by plan is left to expire.',
+          params: IdParams,
+        },
+        config,
+      },
       async (request, reply) => {
         const { tenant, actor } = await deps.auth.requireAdmin(request);
         await admin.revokeToken(tenant, actor, request.params.id);

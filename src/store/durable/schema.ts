@@ -34,6 +34,8 @@ export interface UserTable {
   known_browsers_reset_at: number | null;
   /** When an admin API token last created, changed, reset or gave a pass to this account: it is never made an administrator. */
   token_touched_at: number | null;
+  /** When the password was last set (a rehash with new parameters is not a change); null if unknown or none. */
+  password_changed_at: number | null;
 }
 
 export interface CredentialTable {
@@ -91,6 +93,14 @@ export interface AdminTokenTable {
   expires_at: number | null;
   name: string | null;
   created_by: string | null;
+}
+
+/** An account an admin API token touched (created, changed, reset, gave a pass), and when first: what its revocation takes back. */
+export interface TokenTouchTable {
+  tenant_id: string;
+  token_id: string;
+  user_id: string;
+  first_at: number;
 }
 
 export interface SigninEventTable {
@@ -211,6 +221,7 @@ export interface Database {
   recovery_codes: RecoveryCodeTable;
   sessions: SessionTable;
   admin_tokens: AdminTokenTable;
+  token_touches: TokenTouchTable;
   signin_events: SigninEventTable;
   access_passes: AccessPassTable;
   audit_log: AuditLogTable;

@@ -13,6 +13,7 @@ import * as push from './011-push.ts';
 import * as canaryTallies from './012-canary-tallies.ts';
 import * as signatureCounter from './013-signature-counter.ts';
 import * as tokenTouched from './014-token-touched.ts';
+import * as tokenTouches from './015-token-touches.ts';
 
 /**
  * Every migration, in order. Listed here rather than discovered on disk, so a
@@ -33,4 +34,5 @@ export const migrations: Record<string, Migration> = {
   '012-canary-tallies': canaryTallies,
   '013-signature-counter': signatureCounter,
   '014-token-touched': tokenTouched,
+  '015-token-touches': tokenTouches,
 };
