@@ -89,7 +89,7 @@ export function storageAdapterFor(
     }
     async find(id: string) {
       const found = await this.inner.find(id);
-      if (found && this.model === 'RefreshToken') return this.refreshTokenAsPolicyStands(found);
+      if (found && this.model === 'RefreshToken') return this.asPolicyStands(found);
       if (!found || this.model !== 'AuthorizationCode') return found;
       // A code is good only while the Steadfast session it was issued on is (that session, not whichever the
       // browser holds now). Ending the session ends the grants used in it, but an authorization request that
@@ -97,17 +97,18 @@ export function storageAdapterFor(
       // of writes gets past it. The grant goes too.
       const { [CODE_SESSION]: sessionId, ...code } = found;
       const live = typeof sessionId === 'string' && typeof code.accountId === 'string' && (await deps.sessionLive(tenantId, sessionId, code.accountId));
-      if (live) return code;
+      if (live) return this.asPolicyStands(code);
       if (typeof code.grantId === 'string') await revokeGrant(code.grantId);
       return undefined;
     }
     /**
-     * A refresh token made of a sign-in without a second factor is good only while the tenant does not require
-     * one: the policy as it stands now, not as it stood at the sign-in. An app that kept refreshing would
-     * otherwise get password-only ID tokens and access for as long as the grant lives, after the tenant came
-     * to require MFA (the provider never asks the sign-in page again on a refresh). The grant goes too.
+     * A code or refresh token made of a sign-in without a second factor is good only while the tenant does not
+     * require one: the policy as it stands now, not as it stood at the sign-in. An app that kept refreshing
+     * would otherwise get password-only ID tokens and access for as long as the grant lives, after the tenant
+     * came to require MFA (the provider never asks the sign-in page again on a refresh), and a code issued
+     * just before the change would still be redeemed. The grant goes too.
      */
-    private async refreshTokenAsPolicyStands(token: AdapterPayload): Promise<AdapterPayload | undefined> {
+    private async asPolicyStands(token: AdapterPayload): Promise<AdapterPayload | undefined> {
       if (Array.isArray(token.amr) && token.amr.includes('mfa')) return token;
       if (!(await deps.mfaRequired(tenantId))) return token;
       if (typeof token.grantId === 'string') await revokeGrant(token.grantId);

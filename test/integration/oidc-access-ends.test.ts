@@ -180,8 +180,11 @@ for (const spec of backends) {
             .where('model', '=', 'Grant')
             .execute();
         expect(await grants()).toHaveLength(1);
+        // Seventeenth round: a code issued just before the change was still redeemed, within its minute.
+        const code = await wiki.code(browser, { scope: 'openid' });
 
         expect((await api(server.url, 'PUT', '/api/v1/admin/policy', { mfaRequired: true }, person)).status).toBe(200);
+        expect((await wiki.redeem(code)).body.error).toBe('invalid_grant');
         expect((await wiki.refresh(refreshed.body.refresh_token!)).body.error).toBe('invalid_grant');
         expect(await grants()).toEqual([]);
         // A sign-in that proved a second factor is what the policy asks for: its app keeps its access.
