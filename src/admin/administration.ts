@@ -101,6 +101,7 @@ export class Administration {
       admin: user.isAdmin,
       breakGlass: user.breakGlass,
     });
+    await this.refuseIfTokenRevokedMeanwhile(tenant, actor, user.id, user.createdAt);
     return user;
   }
 
@@ -135,6 +136,7 @@ export class Administration {
     // Checked before anything is written: a request refused for its password changes nothing (and so leaves no
     // change unrecorded in the audit log).
     const passwordHash = input.password !== undefined ? await this.hashNewPassword(before.username, input.password) : undefined;
+    const touchedAt = this.deps.clock.now();
     await this.markIfToken(tenant, actor, id, 'a change');
     const updated = await this.deps.users.update(tenant.id, id, {
       email: input.email,
@@ -165,6 +167,7 @@ export class Administration {
       ...(tokensRevoked > 0 ? { tokensRevoked } : {}),
       ...(sessionsEnded > 0 ? { sessionsEnded } : {}),
     });
+    await this.refuseIfTokenRevokedMeanwhile(tenant, actor, id, touchedAt);
     return this.user(tenant, id);
   }
 
@@ -199,6 +202,7 @@ export class Administration {
   async resetMethods(tenant: Tenant, actor: Actor, id: string): Promise<{ removed: number; sessionsEnded: number }> {
     // With an administrator's password (phished, say), a reset lets whoever holds it register a method of their own.
     refuseTokenOn(actor, await this.user(tenant, id), 'a reset');
+    const touchedAt = this.deps.clock.now();
     await this.markIfToken(tenant, actor, id, 'a reset');
     // First what ending a user's sessions always does (the mark a sign-in finishing meanwhile checks,
     // remembered browsers forgotten, listeners told). Then one transaction that takes the user's row first,
@@ -226,6 +230,7 @@ export class Administration {
     });
     const sessionsEnded = endedFirst + ended;
     await this.audit(tenant, actor, 'methods.reset', id, { removed, sessionsEnded });
+    await this.refuseIfTokenRevokedMeanwhile(tenant, actor, id, touchedAt);
     return { removed, sessionsEnded };
   }
 
@@ -420,12 +425,29 @@ export class Administration {
     return { passesRevoked, accountsTakenBack: touched.length };
   }
 
+  /**
+   * A token revoked while its request ran: the revocation took back what it found, perhaps before this change
+   * was written (a password the holder now knows, a reset they will register after) or its touch noted. The
+   * account is taken back from the touch on, and the request refused, as for a pass (`issuePass`).
+   */
+  private async refuseIfTokenRevokedMeanwhile(tenant: Tenant, actor: Actor, userId: string, since: number): Promise<void> {
+    if (!isTokenActor(actor)) return;
+    const tokenId = tokenIdOf(actor);
+    if (!(await this.deps.tokens.isRevoked(tenant.id, tokenId))) return;
+    await this.takeBackAccount(tenant, actor, tokenId, userId, since);
+    await this.deps.users.forgetTouchesOf(tenant.id, tokenId);
+    throw new AppError('unauthenticated', 'this admin token was revoked');
+  }
+
   private async takeBackAccount(tenant: Tenant, actor: Actor, tokenId: string, userId: string, since: number): Promise<void> {
     // As a reset does: first what ending the sessions always does, then one transaction that takes the user's row
     // first, so a set-up racing it either commits before and is removed, or finds its session ended.
     const endedFirst = await this.deps.sessions.revokeAllForUser(tenant.id, userId);
     const now = this.deps.clock.now();
     const { methodsRemoved, passwordCleared, ended } = await this.deps.db.transaction().execute(async (trx) => {
+      // The row is taken whatever the password's date: a password change in flight waits for this transaction,
+      // then finds its session ended (guardLiveSession), or landed before and is cleared here.
+      await trx.updateTable('users').set({ updated_at: now }).where('tenant_id', '=', tenant.id).where('id', '=', userId).execute();
       const cleared = await trx
         .updateTable('users')
         .set({ password_hash: null, updated_at: now })

@@ -1,7 +1,7 @@
 /** Users in the durable store, scoped by tenant: password hashes, status, flags and sealed contact details. */
-import { sql } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { Db } from '../store/durable/database.ts';
-import type { UserTable } from '../store/durable/schema.ts';
+import type { Database, UserTable } from '../store/durable/schema.ts';
 import type { Clock } from '../clock.ts';
 import { AppError } from '../errors/app-error.ts';
 import { newId } from '../crypto/random.ts';
@@ -49,6 +49,9 @@ export interface NewUser {
   /** Created through this admin API token (its id): the account is never made an administrator, and revoking the token takes back what was set up on it. */
   byToken?: string | undefined;
 }
+
+/** Runs first in a write's transaction (at `now`, by the store's clock) and throws to refuse it. */
+export type WriteGuard = (trx: Transaction<Database>, now: number) => Promise<void>;
 
 const EMAIL_PATTERN = /^[^\s@]{1,64}@[^\s@]{1,255}$/;
 const PHONE_PATTERN = /^\+[1-9][0-9]{6,14}$/;
@@ -120,27 +123,36 @@ export class Users {
    * racing requests (or a request racing an administrator) only one sets it,
    * and an account that has a password is never changed here.
    */
-  async setFirstPasswordHash(tenantId: string, userId: string, passwordHash: string): Promise<boolean> {
-    const now = this.clock.now();
-    const result = await this.db
-      .updateTable('users')
-      .set({ password_hash: passwordHash, password_changed_at: now, updated_at: now })
-      .where('tenant_id', '=', tenantId)
-      .where('id', '=', userId)
-      .where('password_hash', 'is', null)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+  async setFirstPasswordHash(tenantId: string, userId: string, passwordHash: string, guard?: WriteGuard): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const now = this.clock.now();
+      await guard?.(trx, now);
+      const result = await trx
+        .updateTable('users')
+        .set({ password_hash: passwordHash, password_changed_at: now, updated_at: now })
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', userId)
+        .where('password_hash', 'is', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    });
   }
 
-  /** A new password. */
-  async setPasswordHash(tenantId: string, userId: string, passwordHash: string): Promise<void> {
-    const now = this.clock.now();
-    await this.db
-      .updateTable('users')
-      .set({ password_hash: passwordHash, password_changed_at: now, updated_at: now })
-      .where('tenant_id', '=', tenantId)
-      .where('id', '=', userId)
-      .execute();
+  /**
+   * A new password. `guard`, run first in the same transaction, may refuse it: a change asked for by a session
+   * lands only while that session is live (see `guardLiveSession`).
+   */
+  async setPasswordHash(tenantId: string, userId: string, passwordHash: string, guard?: WriteGuard): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const now = this.clock.now();
+      await guard?.(trx, now);
+      await trx
+        .updateTable('users')
+        .set({ password_hash: passwordHash, password_changed_at: now, updated_at: now })
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', userId)
+        .execute();
+    });
   }
 
   /**

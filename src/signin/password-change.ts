@@ -1,5 +1,6 @@
 import type { Tenant } from '../directory/tenant.ts';
-import type { User, Users } from '../directory/users.ts';
+import type { User, Users, WriteGuard } from '../directory/users.ts';
+import { guardLiveSession } from '../methods/credentials.ts';
 import type { PasswordHasher } from '../directory/password-hasher.ts';
 import { validateNewPassword } from '../directory/password-rules.ts';
 import type { Session, Sessions } from '../sessions/sessions.ts';
@@ -50,7 +51,8 @@ export class PasswordChange {
     // Nothing to guess here, but every try costs an Argon2id hash: limited like a change.
     const attempt = { factor: 'password-change' as const, account: `${tenant.id}|session:${session.id}`, ip: ctx.ip };
     await this.deps.limits.begin(attempt);
-    if (!(await this.deps.users.setFirstPasswordHash(tenant.id, user.id, await this.deps.hasher.hash(next)))) {
+    const hash = await this.deps.hasher.hash(next);
+    if (!(await this.deps.users.setFirstPasswordHash(tenant.id, user.id, hash, this.whileLive(session)))) {
       throw new AppError('conflict', 'this account has a password; give the current one to change it');
     }
     await this.deps.limits.succeeded(attempt);
@@ -61,6 +63,16 @@ export class PasswordChange {
       details: { sessionAmr: session.amr },
     });
     return this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id);
+  }
+
+  /**
+   * The password is written only while the session that asked is live, checked in the write's transaction
+   * after the user's row is taken: ending the sessions (an administrator's reset, a revoked token's take-back)
+   * takes the row too, so a change in flight either lands first, and is seen and undone, or is refused. The
+   * checks at the start and the two hashes leave time between for the session to end.
+   */
+  private whileLive(session: Session): WriteGuard {
+    return (trx, now) => guardLiveSession(trx, { tenant_id: session.tenantId, user_id: session.userId }, session.id, now);
   }
 
   async change(tenant: Tenant, user: User, session: Session, current: string, next: string, ctx: RequestContext): Promise<number> {
@@ -77,7 +89,7 @@ export class PasswordChange {
     const ok = stored?.passwordHash ? await this.deps.hasher.verify(stored.passwordHash, current, ctx) : await this.deps.hasher.verifyNothing(current, ctx);
     if (!ok) throw new AppError('invalid-credentials', 'the current password is not correct');
     await this.deps.limits.succeeded(attempt);
-    await this.deps.users.setPasswordHash(tenant.id, user.id, await this.deps.hasher.hash(next));
+    await this.deps.users.setPasswordHash(tenant.id, user.id, await this.deps.hasher.hash(next), this.whileLive(session));
     const sessionsEnded = await this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id);
     await this.deps.audit.append(tenant.id, {
       actor: `user:${user.id}`,

@@ -504,6 +504,51 @@ describe('with the services on SQLite', () => {
     });
   });
 
+  describe('password changes', () => {
+    const PASSWORD = 'the current password 1';
+    const NEXT = 'the next password 22';
+    const ctx = { ip: '198.51.100.7', userAgent: 'core' };
+    /** Runs `meanwhile` inside the next hash the hasher makes (the new password's). */
+    const duringNextHash = (meanwhile: () => Promise<unknown>) => {
+      const original = s.hasher.hash.bind(s.hasher);
+      s.hasher.hash = async (secret: string) => {
+        s.hasher.hash = original;
+        await meanwhile();
+        return original(secret);
+      };
+    };
+    const stored = async (user: User) =>
+      s.durable.db.selectFrom('users').select(['password_hash', 'password_changed_at']).where('id', '=', user.id).executeTakeFirstOrThrow();
+
+    it('writes a new password only while the session that asked is live, and dates it', async () => {
+      const user = await newUser({ passwordHash: await s.hasher.hash(PASSWORD) } as never);
+      const { session } = await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd', 'otp', 'mfa'] });
+      const before = await stored(user);
+      duringNextHash(() => s.sessions.revokeAllForUser(tenant.id, user.id));
+      expect(await rejection(s.passwords.change(tenant, user, session, PASSWORD, NEXT, ctx))).toMatchObject({ code: 'unauthenticated' });
+      expect(await stored(user)).toEqual(before);
+
+      const { session: live } = await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['pwd', 'otp', 'mfa'] });
+      clock.advance(1000);
+      await s.passwords.change(tenant, user, live, PASSWORD, NEXT, ctx);
+      const after = await stored(user);
+      expect(await s.hasher.verify(after.password_hash!, NEXT)).toBe(true);
+      expect(Number(after.password_changed_at)).toBe(clock.now());
+    });
+
+    it('sets a first password only while the session that asked is live', async () => {
+      const user = await newUser();
+      const { session } = await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['tap', 'mfa'] });
+      duringNextHash(() => s.sessions.revokeAllForUser(tenant.id, user.id));
+      expect(await rejection(s.passwords.setFirst(tenant, user, session, NEXT, ctx))).toMatchObject({ code: 'unauthenticated' });
+      expect(await stored(user)).toEqual({ password_hash: null, password_changed_at: null });
+
+      const { session: live } = await s.sessions.create({ tenantId: tenant.id, userId: user.id, scope: 'full', amr: ['tap', 'mfa'] });
+      await s.passwords.setFirst(tenant, user, live, NEXT, ctx);
+      expect(Number((await stored(user)).password_changed_at)).toBe(clock.now());
+    });
+  });
+
   describe('recovery codes', () => {
     const method = () => s.methods.get('recovery-codes')!;
 

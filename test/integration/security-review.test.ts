@@ -78,6 +78,17 @@ for (const spec of backends) {
       return done.body.session.token as string;
     };
 
+    /** Runs `meanwhile` once, inside the next Argon2id hash the node makes (a pass's, a new password's), as a request racing it would. */
+    const duringNextHash = (meanwhile: () => Promise<unknown>) => {
+      const hasher = server.services.hasher;
+      const original = hasher.hash.bind(hasher);
+      hasher.hash = async (secret: string) => {
+        hasher.hash = original;
+        await meanwhile();
+        return original(secret);
+      };
+    };
+
     beforeAll(async () => {
       backend = await spec.create({ STEADFAST_PUBLIC_URL: ORIGIN_URL, STEADFAST_OPS_TOKEN: OPS_TOKEN });
       server = await startTestServer(backend, { clock });
@@ -891,17 +902,6 @@ for (const spec of backends) {
     });
 
     describe('an outside attack run, tenth round', () => {
-      /** Runs `meanwhile` once, inside the next Argon2id hash the node makes (a pass's), as a request racing it would. */
-      const duringNextHash = (meanwhile: () => Promise<unknown>) => {
-        const hasher = server.services.hasher;
-        const original = hasher.hash.bind(hasher);
-        hasher.hash = async (secret: string) => {
-          hasher.hash = original;
-          await meanwhile();
-          return original(secret);
-        };
-      };
-
       it('a pass used while it is being replaced is taken back, not only revoked', async () => {
         // Found: the used pass was checked, then the new one hashed, then every active pass revoked: a sign-in with
         // the old pass in between kept its session, unseen.
@@ -1040,6 +1040,47 @@ for (const spec of backends) {
         expect((await call('GET', '/api/v1/admin/users?limit=1', undefined, made.body.token)).status).toBe(401);
         await signIn('provisioned', secret);
         expect(await server.services.users.touchedBy(tenant.id, made.body.id)).toEqual([]);
+      });
+    });
+
+    describe('an outside attack run, seventeenth round', () => {
+      const HOLDER_PASSWORD = 'the holder knows this one 42';
+      const NEXT_PASSWORD = 'and would change it to this 42';
+
+      it("a password change in flight as the token is revoked is refused: the holder's own password does not survive", async () => {
+        // Found: the holder's change, checked against a live session before its two hashes, was written after the
+        // take-back had cleared the token's password; the holder kept the account with a password of their own.
+        const victim = await server.services.admin.createUser(tenant, 'cli', { username: 'changed-in-flight', password: PASSWORD });
+        const leaked = await server.services.adminTokens.create(tenant.id, 'admin');
+        clock.advance(1);
+        expect((await call('PATCH', `/api/v1/admin/users/${victim.id}`, { password: HOLDER_PASSWORD }, leaked.token)).status).toBe(200);
+        const registration = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'changed-in-flight', password: HOLDER_PASSWORD });
+        expect(registration.body.state).toBe('registration_required');
+        const secret = await addTotp(registration.body.session.token);
+        const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'changed-in-flight', password: HOLDER_PASSWORD });
+        clock.advance(30_000);
+        const signedIn = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, {
+          method: 'totp',
+          code: totpCode(secret, clock.now()),
+        });
+        const holder = signedIn.body.session.token as string;
+
+        duringNextHash(() => server.services.admin.revokeToken(tenant, 'cli', leaked.id));
+        const change = await api(server.url, 'POST', '/api/v1/me/password', { currentPassword: HOLDER_PASSWORD, newPassword: NEXT_PASSWORD }, holder);
+        expect(change.status).toBe(401);
+        for (const password of [HOLDER_PASSWORD, NEXT_PASSWORD])
+          expect((await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'changed-in-flight', password })).status).toBe(401);
+      });
+
+      it('a password a token sets as it is revoked is taken back, and the request refused', async () => {
+        const victim = await server.services.admin.createUser(tenant, 'cli', { username: 'set-in-flight', password: PASSWORD });
+        const leaked = await server.services.adminTokens.create(tenant.id, 'admin');
+        duringNextHash(() => server.services.admin.revokeToken(tenant, 'cli', leaked.id));
+        const late = await call('PATCH', `/api/v1/admin/users/${victim.id}`, { password: HOLDER_PASSWORD }, leaked.token);
+        expect(late.status).toBe(401);
+        expect((await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'set-in-flight', password: HOLDER_PASSWORD })).status).toBe(401);
+        const [entry] = await server.services.audit.list(tenant.id, { limit: 1, action: 'access.taken-back', userId: victim.id });
+        expect(entry!.details).toMatchObject({ tokenId: leaked.id, passwordCleared: true });
       });
     });
 
