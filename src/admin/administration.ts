@@ -1,5 +1,7 @@
 import type { Clock } from '../clock.ts';
+import type { Transaction } from 'kysely';
 import type { Db } from '../store/durable/database.ts';
+import type { Database } from '../store/durable/schema.ts';
 import type { Tenant, Tenants } from '../directory/tenants.ts';
 import type { User, Users } from '../directory/users.ts';
 import type { PasswordHasher } from '../directory/password-hasher.ts';
@@ -37,6 +39,31 @@ export function refuseTokenFor(actor: Actor, what: string): void {
 /** Refuses a token any change to an administrator's or break-glass account. */
 function refuseTokenOn(actor: Actor, user: User, what: string): void {
   if (user.isAdmin || user.breakGlass) refuseTokenFor(actor, `${what} of an administrator or break-glass account`);
+}
+
+/**
+ * Inside a transaction that has taken the user's row first: ends the sessions written since their listeners ran
+ * (a set-up racing this finds its session ended) and removes the methods, all of them or those added since
+ * `since`. A reset and a revoked token's take-back share it.
+ */
+async function endSessionsAndRemoveMethods(
+  trx: Transaction<Database>,
+  tenantId: string,
+  userId: string,
+  now: number,
+  since?: number,
+): Promise<{ removed: number; ended: number }> {
+  const revoked = await trx
+    .updateTable('sessions')
+    .set({ revoked_at: now })
+    .where('tenant_id', '=', tenantId)
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  let methods = trx.deleteFrom('credentials').where('tenant_id', '=', tenantId).where('user_id', '=', userId);
+  if (since !== undefined) methods = methods.where('created_at', '>=', since);
+  const result = await methods.executeTakeFirst();
+  return { removed: Number(result.numDeletedRows), ended: Number(revoked.numUpdatedRows) };
 }
 
 export interface UserDetail {
@@ -218,15 +245,7 @@ export class Administration {
     const now = this.deps.clock.now();
     const { removed, ended } = await this.deps.db.transaction().execute(async (trx) => {
       await trx.updateTable('users').set({ must_register: 1, updated_at: now }).where('tenant_id', '=', tenant.id).where('id', '=', id).execute();
-      const revoked = await trx
-        .updateTable('sessions')
-        .set({ revoked_at: now })
-        .where('tenant_id', '=', tenant.id)
-        .where('user_id', '=', id)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
-      const result = await trx.deleteFrom('credentials').where('tenant_id', '=', tenant.id).where('user_id', '=', id).executeTakeFirst();
-      return { removed: Number(result.numDeletedRows), ended: Number(revoked.numUpdatedRows) };
+      return endSessionsAndRemoveMethods(trx, tenant.id, id, now);
     });
     const sessionsEnded = endedFirst + ended;
     await this.audit(tenant, actor, 'methods.reset', id, { removed, sessionsEnded });
@@ -444,7 +463,11 @@ export class Administration {
     // first, so a set-up racing it either commits before and is removed, or finds its session ended.
     const endedFirst = await this.deps.sessions.revokeAllForUser(tenant.id, userId);
     const now = this.deps.clock.now();
-    const { methodsRemoved, passwordCleared, ended } = await this.deps.db.transaction().execute(async (trx) => {
+    const {
+      removed: methodsRemoved,
+      passwordCleared,
+      ended,
+    } = await this.deps.db.transaction().execute(async (trx) => {
       // The row is taken whatever the password's date: a password change in flight waits for this transaction,
       // then finds its session ended (guardLiveSession), or landed before and is cleared here.
       await trx.updateTable('users').set({ updated_at: now }).where('tenant_id', '=', tenant.id).where('id', '=', userId).execute();
@@ -455,22 +478,9 @@ export class Administration {
         .where('id', '=', userId)
         .where('password_changed_at', '>=', since)
         .executeTakeFirst();
-      const revoked = await trx
-        .updateTable('sessions')
-        .set({ revoked_at: now })
-        .where('tenant_id', '=', tenant.id)
-        .where('user_id', '=', userId)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
-      const removed = await trx
-        .deleteFrom('credentials')
-        .where('tenant_id', '=', tenant.id)
-        .where('user_id', '=', userId)
-        .where('created_at', '>=', since)
-        .executeTakeFirst();
-      const methodsRemoved = Number(removed.numDeletedRows);
-      if (methodsRemoved > 0) await trx.updateTable('users').set({ must_register: 1 }).where('tenant_id', '=', tenant.id).where('id', '=', userId).execute();
-      return { methodsRemoved, passwordCleared: Number(cleared.numUpdatedRows) === 1, ended: Number(revoked.numUpdatedRows) };
+      const { removed, ended } = await endSessionsAndRemoveMethods(trx, tenant.id, userId, now, since);
+      if (removed > 0) await trx.updateTable('users').set({ must_register: 1 }).where('tenant_id', '=', tenant.id).where('id', '=', userId).execute();
+      return { removed, passwordCleared: Number(cleared.numUpdatedRows) === 1, ended };
     });
     await this.audit(tenant, actor, 'access.taken-back', userId, {
       tokenId,

@@ -1,6 +1,6 @@
-import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDurableStore, steadfastMigrator } from '../../src/store/durable/database.ts';
+import { auditEntryWriter, seedTenantsAndUsers } from '../helpers/audit-fixtures.ts';
 
 /** Migration 014 marks every account the audit log says a token created, changed, reset or gave a pass, in its own tenant only. */
 describe('migration 014: accounts a token touched', () => {
@@ -10,23 +10,18 @@ describe('migration 014: accounts a token touched', () => {
 
   it('sets token_touched_at from the latest such audit entry, and leaves other accounts unmarked', async () => {
     expect((await migrator.migrateTo('013-signature-counter')).error).toBeUndefined();
-    for (const tenant of ['t', 'other'])
-      await sql`insert into tenants (id, slug, name, policy, created_at) values (${tenant}, ${tenant}, 'T', '{}', 0)`.execute(durable.db);
-    for (const [tenant, user] of [
-      ['t', 'made'],
-      ['t', 'reset'],
-      ['t', 'person'],
-      ['t', 'deleted-by-token'],
-      ['other', 'made-elsewhere'],
-    ])
-      await sql`insert into users (id, tenant_id, username, status, created_at, updated_at) values (${user}, ${tenant}, ${user}, 'active', 0, 0)`.execute(
-        durable.db,
-      );
-    let seq = 0;
-    const entry = (tenant: string, actor: string, action: string, target: string, at: number) =>
-      sql`insert into audit_log (id, tenant_id, seq, at, actor, action, target_user_id, details, prev_hash, hash) values (${`e${++seq}`}, ${tenant}, ${seq}, ${at}, ${actor}, ${action}, ${target}, '{}', '', '')`.execute(
-        durable.db,
-      );
+    await seedTenantsAndUsers(
+      durable.db,
+      ['t', 'other'],
+      [
+        ['t', 'made'],
+        ['t', 'reset'],
+        ['t', 'person'],
+        ['t', 'deleted-by-token'],
+        ['other', 'made-elsewhere'],
+      ],
+    );
+    const entry = auditEntryWriter(durable.db);
     await entry('t', 'admin-token:a', 'user.created', 'made', 100);
     // The same token's entry in another tenant names a user of this one: it marks nobody.
     await entry('other', 'admin-token:a', 'user.created', 'person', 150);

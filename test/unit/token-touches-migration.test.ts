@@ -1,6 +1,6 @@
-import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDurableStore, steadfastMigrator } from '../../src/store/durable/database.ts';
+import { auditEntryWriter, seedTenantsAndUsers } from '../helpers/audit-fixtures.ts';
 
 /** Migration 015 notes, per token, each account the audit log says it created, changed, reset or gave a pass, from its first such entry. */
 describe('migration 015: which token touched which account', () => {
@@ -10,21 +10,16 @@ describe('migration 015: which token touched which account', () => {
 
   it('keeps each token apart, takes its first entry, and notes nothing in another tenant or of a person', async () => {
     expect((await migrator.migrateTo('014-token-touched')).error).toBeUndefined();
-    for (const tenant of ['t', 'other'])
-      await sql`insert into tenants (id, slug, name, policy, created_at) values (${tenant}, ${tenant}, 'T', '{}', 0)`.execute(durable.db);
-    for (const [tenant, user] of [
-      ['t', 'made'],
-      ['t', 'person'],
-      ['other', 'elsewhere'],
-    ])
-      await sql`insert into users (id, tenant_id, username, status, created_at, updated_at) values (${user}, ${tenant}, ${user}, 'active', 0, 0)`.execute(
-        durable.db,
-      );
-    let seq = 0;
-    const entry = (tenant: string, actor: string, action: string, target: string, at: number) =>
-      sql`insert into audit_log (id, tenant_id, seq, at, actor, action, target_user_id, details, prev_hash, hash) values (${`e${++seq}`}, ${tenant}, ${seq}, ${at}, ${actor}, ${action}, ${target}, '{}', '', '')`.execute(
-        durable.db,
-      );
+    await seedTenantsAndUsers(
+      durable.db,
+      ['t', 'other'],
+      [
+        ['t', 'made'],
+        ['t', 'person'],
+        ['other', 'elsewhere'],
+      ],
+    );
+    const entry = auditEntryWriter(durable.db);
     await entry('t', 'admin-token:a', 'tap.issued', 'made', 300);
     await entry('t', 'admin-token:a', 'user.created', 'made', 100);
     await entry('t', 'admin-token:b', 'methods.reset', 'made', 200);
