@@ -402,10 +402,14 @@ export class Administration {
       if (!(await this.deps.tokens.list(tenant.id)).some((t) => t.id === id && t.revokedAt === null)) throw new AppError('not-found', 'no such live token');
       refuseTokenFor(actor, 'revoking another token');
     }
-    if (!(await this.deps.tokens.revoke(tenant.id, id))) throw new AppError('not-found', 'no such live token');
+    // A token revoked with its maker's authority (`endTokensMadeBy`) took back its passes only and keeps the
+    // accounts it touched: revoked again, as leaked, it takes them back. Any other token not live is not found.
+    const revokedNow = await this.deps.tokens.revoke(tenant.id, id);
+    if (!revokedNow && (await this.deps.users.touchedBy(tenant.id, id)).length === 0) throw new AppError('not-found', 'no such live token');
     const { passesRevoked, accountsTakenBack } = await this.takeBackWhatTokenGave(tenant, actor, id);
     await this.audit(tenant, actor, 'token.revoked', null, {
       tokenId: id,
+      ...(revokedNow ? {} : { revokedBefore: true }),
       ...(passesRevoked > 0 ? { passesRevoked } : {}),
       ...(accountsTakenBack > 0 ? { accountsTakenBack } : {}),
     });
@@ -415,15 +419,13 @@ export class Administration {
    * Revokes the tokens a user made (they act with the user's authority, which has just ended: disabled, demoted,
    * deleted, a new password, or every session ended) and takes back their passes. How many. The accounts the
    * tokens touched are not taken back, as those the person changed in the console are not: nothing says the
-   * tokens leaked, and an administrator's departure must not undo every account their provisioning made
-   * (revoking a token itself does, `revokeToken`).
+   * tokens leaked, and an administrator's departure must not undo every account their provisioning made. Their
+   * touches are kept, so that revoking such a token as leaked (`revokeToken`, even now) still takes them back:
+   * an administrator who suspects a leak often changes their own password first, which lands here.
    */
   async endTokensMadeBy(tenant: Tenant, actor: Actor, userId: string): Promise<number> {
     const ids = await this.deps.tokens.revokeCreatedBy(tenant.id, `user:${userId}`);
-    for (const id of ids) {
-      await this.takeBackPassesOf(tenant, actor, id);
-      await this.deps.users.forgetTouchesOf(tenant.id, id);
-    }
+    for (const id of ids) await this.takeBackPassesOf(tenant, actor, id);
     return ids.length;
   }
 
@@ -454,7 +456,7 @@ export class Administration {
     const tokenId = tokenIdOf(actor);
     if (!(await this.deps.tokens.isRevoked(tenant.id, tokenId))) return;
     await this.takeBackAccount(tenant, actor, tokenId, userId, since);
-    await this.deps.users.forgetTouchesOf(tenant.id, tokenId);
+    await this.deps.users.forgetTouchesOf(tenant.id, tokenId, userId);
     throw new AppError('unauthenticated', 'this admin token was revoked');
   }
 
@@ -482,10 +484,13 @@ export class Administration {
       if (removed > 0) await trx.updateTable('users').set({ must_register: 1 }).where('tenant_id', '=', tenant.id).where('id', '=', userId).execute();
       return { removed, passwordCleared: Number(cleared.numUpdatedRows) === 1, ended };
     });
+    // And once more, now that the password and methods are gone: a sign-in that passed the first end's mark
+    // (begun after it, with the password and a method not yet removed) cannot keep the session it was issued.
+    const endedAfter = await this.deps.sessions.revokeAllForUser(tenant.id, userId);
     await this.audit(tenant, actor, 'access.taken-back', userId, {
       tokenId,
       since: new Date(since).toISOString(),
-      sessionsEnded: endedFirst + ended,
+      sessionsEnded: endedFirst + ended + endedAfter,
       methodsRemoved,
       passwordCleared,
     });

@@ -1039,7 +1039,38 @@ for (const spec of backends) {
         await server.services.admin.updateUser(tenant, 'cli', maker.id, { status: 'disabled' });
         expect((await call('GET', '/api/v1/admin/users?limit=1', undefined, made.body.token)).status).toBe(401);
         await signIn('provisioned', secret);
-        expect(await server.services.users.touchedBy(tenant.id, made.body.id)).toEqual([]);
+      });
+    });
+
+    describe('an outside attack run, eighteenth round', () => {
+      it("a token ended with its maker's sessions can still be revoked as leaked, and then takes back the accounts it touched", async () => {
+        // Found: the maker changing their own password (the first thing one does on suspecting a leak) ended the
+        // token with their sessions and forgot the accounts it had touched; revoking it as leaked then answered
+        // "no such live token", and its holder kept the account it had taken over.
+        const maker = await user('suspecting-maker', { admin: true });
+        const session = await signIn('suspecting-maker', maker.secret);
+        const made = await call('POST', '/api/v1/admin/tokens', { name: 'leaked-later' }, session);
+        const victim = await server.services.admin.createUser(tenant, 'cli', { username: 'taken-while-maker-looked', password: PASSWORD });
+        clock.advance(1);
+        const holderPassword = 'the holder set this one 42';
+        expect((await call('PATCH', `/api/v1/admin/users/${victim.id}`, { password: holderPassword }, made.body.token)).status).toBe(200);
+        expect((await call('POST', `/api/v1/admin/users/${victim.id}/reset-methods`, undefined, made.body.token)).status).toBe(200);
+        const registration = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'taken-while-maker-looked', password: holderPassword });
+        await addTotp(registration.body.session.token);
+
+        const changed = await api(server.url, 'POST', '/api/v1/me/password', { currentPassword: PASSWORD, newPassword: 'the maker moves on 42' }, session);
+        expect(changed.status).toBe(200);
+        expect((await call('GET', '/api/v1/admin/users?limit=1', undefined, made.body.token)).status).toBe(401);
+        // Ended with the maker's authority, it took back nothing of the account; revoked as leaked, it does.
+        expect((await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'taken-while-maker-looked', password: holderPassword })).status).toBe(200);
+        expect((await asPerson('DELETE', `/api/v1/admin/tokens/${made.body.id}`)).status).toBe(204);
+        expect((await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'taken-while-maker-looked', password: holderPassword })).status).toBe(401);
+        const [entry] = await server.services.audit.list(tenant.id, { limit: 1, action: 'access.taken-back', userId: victim.id });
+        expect(entry!.details).toMatchObject({ tokenId: made.body.id, methodsRemoved: 1, passwordCleared: true });
+        const [revoked] = await server.services.audit.list(tenant.id, { limit: 1, action: 'token.revoked' });
+        expect(revoked!.details).toMatchObject({ tokenId: made.body.id, revokedBefore: true, accountsTakenBack: 1 });
+        // Once taken back, it is gone: a second revocation finds nothing.
+        expect((await asPerson('DELETE', `/api/v1/admin/tokens/${made.body.id}`)).status).toBe(404);
       });
     });
 

@@ -71,7 +71,7 @@ export function tokensApi(deps: TokensApiDeps): FastifyPluginAsyncTypebox {
           security: bearer,
           summary: 'Revoke an admin API token',
           description:
-            'Revokes the token as leaked: the passes it issued are revoked, and on every account it created, changed, reset or gave a pass, what was set up since it first did is taken back (sessions ended, methods added since removed, a password set since cleared; audited as access.taken-back). A token retired by plan is left to expire.',
+            'Revokes the token as leaked: the passes it issued are revoked, and on every account it created, changed, reset or gave a pass, what was set up since it first did is taken back (sessions ended, methods added since removed, a password set since cleared; audited as access.taken-back). A token already revoked with the authority of its maker, which took back its passes only, may be revoked again as leaked. A token retired by plan is left to expire.',
           params: IdParams,
         },
         config,
