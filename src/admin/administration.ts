@@ -159,6 +159,9 @@ export class Administration {
     if (input.username !== undefined) throw new AppError('invalid-request', 'a username cannot be changed; create a new user');
     refuseTokenOn(actor, before, 'a change');
     if (input.admin === true || input.breakGlass === true) refuseTokenFor(actor, 'making an administrator or a break-glass account');
+    // A disabled account is one an administrator shut: enabled again, it takes back whatever way in it had (a
+    // departed user's password and authenticator), which revoking a leaked token could not shut again.
+    if (input.status === 'active' && before.status !== 'active') refuseTokenFor(actor, 'enabling a disabled account');
     if ((input.admin === true && !before.isAdmin) || (input.breakGlass === true && !before.breakGlass)) await this.refuseTokenMadeAccount(tenant, id);
     // Checked before anything is written: a request refused for its password changes nothing (and so leaves no
     // change unrecorded in the audit log).
@@ -448,15 +451,16 @@ export class Administration {
 
   /**
    * A token revoked while its request ran: the revocation took back what it found, perhaps before this change
-   * was written (a password the holder now knows, a reset they will register after) or its touch noted. The
-   * account is taken back from the touch on, and the request refused, as for a pass (`issuePass`).
+   * was written (a password the holder now knows, a reset they will register after) or its touch noted. What
+   * this request set up is taken back, and the request refused, as for a pass (`issuePass`). The token's touch
+   * of the account stays: revoked by plan (`endTokensMadeBy`), it may yet be revoked as leaked, and that takes
+   * back everything since its first touch.
    */
   private async refuseIfTokenRevokedMeanwhile(tenant: Tenant, actor: Actor, userId: string, since: number): Promise<void> {
     if (!isTokenActor(actor)) return;
     const tokenId = tokenIdOf(actor);
     if (!(await this.deps.tokens.isRevoked(tenant.id, tokenId))) return;
     await this.takeBackAccount(tenant, actor, tokenId, userId, since);
-    await this.deps.users.forgetTouchesOf(tenant.id, tokenId, userId);
     throw new AppError('unauthenticated', 'this admin token was revoked');
   }
 

@@ -336,11 +336,9 @@ export class Users {
     return rows.map((r) => ({ userId: r.user_id, since: Number(r.first_at) }));
   }
 
-  /** Forgets the token's touches (of one account, or all), once what they gave has been taken back. */
-  async forgetTouchesOf(tenantId: string, tokenId: string, userId?: string): Promise<void> {
-    let query = this.db.deleteFrom('token_touches').where('tenant_id', '=', tenantId).where('token_id', '=', tokenId);
-    if (userId !== undefined) query = query.where('user_id', '=', userId);
-    await query.execute();
+  /** Forgets the token's touches, once what they gave has been taken back. */
+  async forgetTouchesOf(tenantId: string, tokenId: string): Promise<void> {
+    await this.db.deleteFrom('token_touches').where('tenant_id', '=', tenantId).where('token_id', '=', tokenId).execute();
   }
 
   async wasTokenTouched(tenantId: string, userId: string): Promise<boolean> {

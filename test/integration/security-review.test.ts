@@ -1074,6 +1074,44 @@ for (const spec of backends) {
       });
     });
 
+    describe('an outside attack run, nineteenth round', () => {
+      it("a token's change in flight as it is ended with its maker leaves its first touch, so revoking it as leaked still takes everything back", async () => {
+        // Found: the change in flight took the account back from its own start and forgot the token's first touch;
+        // the holder's passkey, registered between, survived, and revoking the token as leaked answered 404.
+        const maker = await user('busy-maker', { admin: true });
+        const session = await signIn('busy-maker', maker.secret);
+        const made = await call('POST', '/api/v1/admin/tokens', { name: 'in-flight' }, session);
+        const victim = await server.services.admin.createUser(tenant, 'cli', { username: 'holder-keeps-a-method', password: PASSWORD });
+        clock.advance(1);
+        const holderPassword = 'the holder set this one 42';
+        expect((await call('PATCH', `/api/v1/admin/users/${victim.id}`, { password: holderPassword }, made.body.token)).status).toBe(200);
+        expect((await call('POST', `/api/v1/admin/users/${victim.id}/reset-methods`, undefined, made.body.token)).status).toBe(200);
+        const registration = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'holder-keeps-a-method', password: holderPassword });
+        await addTotp(registration.body.session.token);
+        clock.advance(60_000);
+        // The maker's sessions end (and the token with them) while the token's next change hashes its password.
+        duringNextHash(() => server.services.sessions.revokeAllForUser(tenant.id, maker.id));
+        expect((await call('PATCH', `/api/v1/admin/users/${victim.id}`, { password: 'and another one 42' }, made.body.token)).status).toBe(401);
+        expect(await server.services.users.touchedBy(tenant.id, made.body.id)).toHaveLength(1);
+
+        expect((await asPerson('DELETE', `/api/v1/admin/tokens/${made.body.id}`)).status).toBe(204);
+        expect((await server.services.credentials.listForUser(tenant.id, victim.id)).filter((c) => c.state === 'active')).toEqual([]);
+      });
+
+      it('a token cannot enable a disabled account: revoking it could not shut the account again', async () => {
+        // Found: a token enabled an account an administrator had disabled; revoking the token left it enabled, and
+        // whoever held its old password and authenticator signed in.
+        const departed = await user('departed');
+        await asPerson('PATCH', `/api/v1/admin/users/${departed.id}`, { status: 'disabled' });
+        const enabled = await call('PATCH', `/api/v1/admin/users/${departed.id}`, { status: 'active' });
+        expect(enabled.status).toBe(403);
+        expect(await server.services.users.get(tenant.id, departed.id)).toMatchObject({ status: 'disabled' });
+        // Disabling stays a token's to do.
+        const other = await user('still-a-tokens-to-disable', { withTotp: false });
+        expect((await call('PATCH', `/api/v1/admin/users/${other.id}`, { status: 'disabled' })).status).toBe(200);
+      });
+    });
+
     describe('an outside attack run, seventeenth round', () => {
       const HOLDER_PASSWORD = 'the holder knows this one 42';
       const NEXT_PASSWORD = 'and would change it to this 42';
@@ -1156,7 +1194,7 @@ for (const spec of backends) {
         await call('PATCH', `/api/v1/admin/users/${dora.id}`, { status: 'disabled' });
         const refused = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'dora', tap: pass.body.code });
         expect(refused.body.type).toMatch(/\/account-disabled$/);
-        await call('PATCH', `/api/v1/admin/users/${dora.id}`, { status: 'active' });
+        await asPerson('PATCH', `/api/v1/admin/users/${dora.id}`, { status: 'active' });
         const used = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'dora', tap: pass.body.code });
         expect(used.body.state).toBe('registration_required');
       });
