@@ -270,19 +270,16 @@ export class Administration {
     const user = await this.user(tenant, id);
     if (user.status !== 'active') throw new AppError('invalid-state', 'the account is disabled; enable it first');
     refuseTokenOn(actor, user, 'a Temporary Access Pass');
+    const touchedAt = this.deps.clock.now();
     await this.markIfToken(tenant, actor, id, 'a Temporary Access Pass');
     // The new pass replaces the active one; if that one was used (up to the moment it was replaced, as the
     // replacing statement reads it), what it gave is taken back.
     const { pass, code, replaced } = await this.deps.passes.issue(tenant, id, options, actor);
     if (replaced?.used) await this.takeBackUsedPass(tenant, actor, id, replaced, 'replaced');
-    // A token revoked while this request ran: revokeToken took the passes it found, perhaps before this one was
-    // written; this one goes too, unseen.
-    if (isTokenActor(actor) && (await this.deps.tokens.isRevoked(tenant.id, tokenIdOf(actor)))) {
-      await this.deps.passes.revokeIssuedBy(tenant.id, actor);
-      throw new AppError('unauthenticated', 'this admin token was revoked');
-    }
     // The audit entry says when and how long, never the code.
     await this.audit(tenant, actor, 'tap.issued', id, { passId: pass.id, oneTime: pass.oneTime, expiresAt: new Date(pass.expiresAt).toISOString() });
+    // (A token revoked meanwhile: the pass goes, its code never shown.)
+    await this.refuseIfTokenRevokedMeanwhile(tenant, actor, id, touchedAt);
     return { code, expiresAt: new Date(pass.expiresAt).toISOString(), oneTime: pass.oneTime };
   }
 
@@ -408,8 +405,9 @@ export class Administration {
     // A token revoked with its maker's authority (`endTokensMadeBy`) took back its passes only and keeps the
     // accounts it touched: revoked again, as leaked, it takes them back. Any other token not live is not found.
     const revokedNow = await this.deps.tokens.revoke(tenant.id, id);
-    if (!revokedNow && (await this.deps.users.touchedBy(tenant.id, id)).length === 0) throw new AppError('not-found', 'no such live token');
-    const { passesRevoked, accountsTakenBack } = await this.takeBackWhatTokenGave(tenant, actor, id);
+    const touched = await this.deps.users.touchedBy(tenant.id, id);
+    if (!revokedNow && touched.length === 0) throw new AppError('not-found', 'no such live token');
+    const { passesRevoked, accountsTakenBack } = await this.takeBackWhatTokenGave(tenant, actor, id, touched);
     await this.audit(tenant, actor, 'token.revoked', null, {
       tokenId: id,
       ...(revokedNow ? {} : { revokedBefore: true }),
@@ -441,9 +439,13 @@ export class Administration {
    * and a password set since is cleared (the user gets a new one, or a pass, from an administrator). What was
    * there before stays. A token retired by plan is left to expire instead: expiry takes nothing back.
    */
-  private async takeBackWhatTokenGave(tenant: Tenant, actor: Actor, tokenId: string): Promise<{ passesRevoked: number; accountsTakenBack: number }> {
+  private async takeBackWhatTokenGave(
+    tenant: Tenant,
+    actor: Actor,
+    tokenId: string,
+    touched: { userId: string; since: number }[],
+  ): Promise<{ passesRevoked: number; accountsTakenBack: number }> {
     const passesRevoked = await this.takeBackPassesOf(tenant, actor, tokenId);
-    const touched = await this.deps.users.touchedBy(tenant.id, tokenId);
     for (const { userId, since } of touched) await this.takeBackAccount(tenant, actor, tokenId, userId, since);
     await this.deps.users.forgetTouchesOf(tenant.id, tokenId);
     return { passesRevoked, accountsTakenBack: touched.length };
@@ -451,15 +453,16 @@ export class Administration {
 
   /**
    * A token revoked while its request ran: the revocation took back what it found, perhaps before this change
-   * was written (a password the holder now knows, a reset they will register after) or its touch noted. What
-   * this request set up is taken back, and the request refused, as for a pass (`issuePass`). The token's touch
-   * of the account stays: revoked by plan (`endTokensMadeBy`), it may yet be revoked as leaked, and that takes
-   * back everything since its first touch.
+   * was written (a password the holder now knows, a reset they will register after, a pass) or its touch noted.
+   * The token's passes go, this request's change on the account is taken back, and the request refused. The
+   * token's touch of the account stays: revoked by plan (`endTokensMadeBy`), it may yet be revoked as leaked,
+   * and that takes back everything since its first touch. Every change a token makes to an account ends here.
    */
   private async refuseIfTokenRevokedMeanwhile(tenant: Tenant, actor: Actor, userId: string, since: number): Promise<void> {
     if (!isTokenActor(actor)) return;
     const tokenId = tokenIdOf(actor);
     if (!(await this.deps.tokens.isRevoked(tenant.id, tokenId))) return;
+    await this.deps.passes.revokeIssuedBy(tenant.id, actor);
     await this.takeBackAccount(tenant, actor, tokenId, userId, since);
     throw new AppError('unauthenticated', 'this admin token was revoked');
   }

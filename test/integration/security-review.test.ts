@@ -1042,35 +1042,44 @@ for (const spec of backends) {
       });
     });
 
+    /**
+     * An administrator's API token that took over an ordinary account: it set the password and reset the methods,
+     * and its holder signed in with that password and registered an authenticator of their own.
+     */
+    const HOLDER_PASSWORD = 'the holder set this one 42';
+    const tokenTookOver = async (prefix: string) => {
+      const maker = await user(`${prefix}-maker`, { admin: true });
+      const session = await signIn(`${prefix}-maker`, maker.secret);
+      const made = await call('POST', '/api/v1/admin/tokens', { name: prefix }, session);
+      const username = `${prefix}-victim`;
+      const victim = await server.services.admin.createUser(tenant, 'cli', { username, password: PASSWORD });
+      clock.advance(1);
+      expect((await call('PATCH', `/api/v1/admin/users/${victim.id}`, { password: HOLDER_PASSWORD }, made.body.token)).status).toBe(200);
+      expect((await call('POST', `/api/v1/admin/users/${victim.id}/reset-methods`, undefined, made.body.token)).status).toBe(200);
+      const registration = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username, password: HOLDER_PASSWORD });
+      await addTotp(registration.body.session.token);
+      return { maker, session, token: made.body as { id: string; token: string }, victim, username };
+    };
+
     describe('an outside attack run, eighteenth round', () => {
       it("a token ended with its maker's sessions can still be revoked as leaked, and then takes back the accounts it touched", async () => {
         // Found: the maker changing their own password (the first thing one does on suspecting a leak) ended the
         // token with their sessions and forgot the accounts it had touched; revoking it as leaked then answered
         // "no such live token", and its holder kept the account it had taken over.
-        const maker = await user('suspecting-maker', { admin: true });
-        const session = await signIn('suspecting-maker', maker.secret);
-        const made = await call('POST', '/api/v1/admin/tokens', { name: 'leaked-later' }, session);
-        const victim = await server.services.admin.createUser(tenant, 'cli', { username: 'taken-while-maker-looked', password: PASSWORD });
-        clock.advance(1);
-        const holderPassword = 'the holder set this one 42';
-        expect((await call('PATCH', `/api/v1/admin/users/${victim.id}`, { password: holderPassword }, made.body.token)).status).toBe(200);
-        expect((await call('POST', `/api/v1/admin/users/${victim.id}/reset-methods`, undefined, made.body.token)).status).toBe(200);
-        const registration = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'taken-while-maker-looked', password: holderPassword });
-        await addTotp(registration.body.session.token);
-
+        const { session, token, victim, username } = await tokenTookOver('suspecting');
         const changed = await api(server.url, 'POST', '/api/v1/me/password', { currentPassword: PASSWORD, newPassword: 'the maker moves on 42' }, session);
         expect(changed.status).toBe(200);
-        expect((await call('GET', '/api/v1/admin/users?limit=1', undefined, made.body.token)).status).toBe(401);
+        expect((await call('GET', '/api/v1/admin/users?limit=1', undefined, token.token)).status).toBe(401);
         // Ended with the maker's authority, it took back nothing of the account; revoked as leaked, it does.
-        expect((await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'taken-while-maker-looked', password: holderPassword })).status).toBe(200);
-        expect((await asPerson('DELETE', `/api/v1/admin/tokens/${made.body.id}`)).status).toBe(204);
-        expect((await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'taken-while-maker-looked', password: holderPassword })).status).toBe(401);
+        expect((await api(server.url, 'POST', '/api/v1/t/acme/signin', { username, password: HOLDER_PASSWORD })).status).toBe(200);
+        expect((await asPerson('DELETE', `/api/v1/admin/tokens/${token.id}`)).status).toBe(204);
+        expect((await api(server.url, 'POST', '/api/v1/t/acme/signin', { username, password: HOLDER_PASSWORD })).status).toBe(401);
         const [entry] = await server.services.audit.list(tenant.id, { limit: 1, action: 'access.taken-back', userId: victim.id });
-        expect(entry!.details).toMatchObject({ tokenId: made.body.id, methodsRemoved: 1, passwordCleared: true });
+        expect(entry!.details).toMatchObject({ tokenId: token.id, methodsRemoved: 1, passwordCleared: true });
         const [revoked] = await server.services.audit.list(tenant.id, { limit: 1, action: 'token.revoked' });
-        expect(revoked!.details).toMatchObject({ tokenId: made.body.id, revokedBefore: true, accountsTakenBack: 1 });
+        expect(revoked!.details).toMatchObject({ tokenId: token.id, revokedBefore: true, accountsTakenBack: 1 });
         // Once taken back, it is gone: a second revocation finds nothing.
-        expect((await asPerson('DELETE', `/api/v1/admin/tokens/${made.body.id}`)).status).toBe(404);
+        expect((await asPerson('DELETE', `/api/v1/admin/tokens/${token.id}`)).status).toBe(404);
       });
     });
 
@@ -1078,23 +1087,14 @@ for (const spec of backends) {
       it("a token's change in flight as it is ended with its maker leaves its first touch, so revoking it as leaked still takes everything back", async () => {
         // Found: the change in flight took the account back from its own start and forgot the token's first touch;
         // the holder's passkey, registered between, survived, and revoking the token as leaked answered 404.
-        const maker = await user('busy-maker', { admin: true });
-        const session = await signIn('busy-maker', maker.secret);
-        const made = await call('POST', '/api/v1/admin/tokens', { name: 'in-flight' }, session);
-        const victim = await server.services.admin.createUser(tenant, 'cli', { username: 'holder-keeps-a-method', password: PASSWORD });
-        clock.advance(1);
-        const holderPassword = 'the holder set this one 42';
-        expect((await call('PATCH', `/api/v1/admin/users/${victim.id}`, { password: holderPassword }, made.body.token)).status).toBe(200);
-        expect((await call('POST', `/api/v1/admin/users/${victim.id}/reset-methods`, undefined, made.body.token)).status).toBe(200);
-        const registration = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'holder-keeps-a-method', password: holderPassword });
-        await addTotp(registration.body.session.token);
+        const { maker, token, victim } = await tokenTookOver('busy');
         clock.advance(60_000);
         // The maker's sessions end (and the token with them) while the token's next change hashes its password.
         duringNextHash(() => server.services.sessions.revokeAllForUser(tenant.id, maker.id));
-        expect((await call('PATCH', `/api/v1/admin/users/${victim.id}`, { password: 'and another one 42' }, made.body.token)).status).toBe(401);
-        expect(await server.services.users.touchedBy(tenant.id, made.body.id)).toHaveLength(1);
+        expect((await call('PATCH', `/api/v1/admin/users/${victim.id}`, { password: 'and another one 42' }, token.token)).status).toBe(401);
+        expect(await server.services.users.touchedBy(tenant.id, token.id)).toHaveLength(1);
 
-        expect((await asPerson('DELETE', `/api/v1/admin/tokens/${made.body.id}`)).status).toBe(204);
+        expect((await asPerson('DELETE', `/api/v1/admin/tokens/${token.id}`)).status).toBe(204);
         expect((await server.services.credentials.listForUser(tenant.id, victim.id)).filter((c) => c.state === 'active')).toEqual([]);
       });
 
