@@ -2,29 +2,33 @@
  * `npm run bench -- overload`
  *
  * A real node (`steadfast start`, its own process) and a load generator in a
- * process of its own (bench/load-generator.ts), measured against references
- * taken in the same run:
- * 1. normal: the quiet tenant's sign-ins alone at their low rate (their p99),
- *    and a probe load at half capacity (its p99);
- * 2. capacity: password sign-ins per second, closed loop (autocannon) with the
- *    surge's mix of right, wrong and unknown-user passwords;
- * 3. for each surge factor (default 5 and 10): one tenant's password sign-ins
- *    at that multiple of capacity, open loop, for 20 s, while the traffic that
- *    matters arrives at its own pace: second factors of sign-ins already past
- *    their password, new users setting up their first authenticator (enrol and
- *    confirm with a registration session), another tenant's sign-ins (its
- *    users sign in as they really do: password, then their authenticator
- *    app's code; both steps count), and an administrator issuing TAPs;
- * 4. after each surge, one-second probe windows until p99 is back within 1.5x
- *    of normal with nothing refused.
- * Prints each stream's success rate and p99 (for the other tenant, also its
- * password step alone, what this bench measured before its users had a second
- * factor), goodput against capacity, the refusals' p99, timeouts, where the
- * CPU went during the surge, and the targets met or missed.
+ * process of its own (bench/load-generator.ts). For each surge factor
+ * (default 5 and 10), rounds (default 3) of:
+ * 1. references, taken just before the surge they are compared with:
+ *    capacity (password sign-ins per second, closed loop, the surge's mix of
+ *    right, wrong and unknown-user passwords), the quiet tenant's sign-ins
+ *    alone at their low rate (their p99), and a probe load at half capacity;
+ * 2. one tenant's password sign-ins at that multiple of capacity, open loop,
+ *    for 20 s, while the traffic that matters arrives at its own pace: second
+ *    factors of sign-ins already past their password, new users setting up
+ *    their first authenticator (enrol and confirm with a registration
+ *    session), another tenant's sign-ins (its users sign in as they really
+ *    do: password, then their authenticator app's code; both steps count),
+ *    and an administrator issuing TAPs;
+ * 3. one-second probe windows until p99 is back within 1.5x of normal with
+ *    nothing refused.
+ * Prints each round (each stream's success rate and p99, for the other tenant
+ * also its password step alone; goodput against capacity; the refusals' p99;
+ * timeouts; where the CPU went), then the rounds together, with the targets
+ * met or missed: success rates, timeouts and the refusals' p99 over every
+ * round's arrivals; goodput, the other tenant's p99 against normal and the
+ * time back to normal as the median round, with the range. One 20 s run on a
+ * shared machine is one draw: its speed drifts by a third from one minute to
+ * the next, and a verdict from one round flips with it.
  *
- * Settings: BENCH_SURGE_SECONDS (20), BENCH_SURGE_FACTORS ("5,10"),
+ * Settings: BENCH_ROUNDS (3), BENCH_SURGE_SECONDS (20), BENCH_SURGE_FACTORS ("5,10"),
  * BENCH_SERVER_NODE_ARGS (extra Node options for the server, e.g. a CPU profile),
- * BENCH_OUTCOMES_FILE (every surge's outcomes written to FILE.{factor}x.json, to look at over time).
+ * BENCH_OUTCOMES_FILE (every round's outcomes written to FILE.{factor}x.{round}.json, to look at over time).
  */
 import { availableParallelism, tmpdir } from 'node:os';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,6 +44,7 @@ import { measureCpu } from './cpu-use.ts';
 
 const SURGE_SECONDS = Number(process.env.BENCH_SURGE_SECONDS ?? 20);
 const SURGE_FACTORS = (process.env.BENCH_SURGE_FACTORS ?? '5,10').split(',').map(Number);
+const ROUNDS = Math.max(1, Math.floor(Number(process.env.BENCH_ROUNDS ?? 3)));
 const SECOND_FACTOR_RATE = 5;
 const SETUP_RATE = 1;
 const QUIET_RATE = 4;
@@ -60,11 +65,13 @@ const pct = (n: number, of: number) => (of === 0 ? NaN : (100 * n) / of);
 // ---- Data, made before the server starts ---------------------------------------------------------
 
 const perSurge = (rate: number) => Math.ceil(rate * SURGE_SECONDS) + 5;
-const MFA_USERS = SURGE_FACTORS.length * perSurge(SECOND_FACTOR_RATE) + 20;
-const NEW_USERS = SURGE_FACTORS.length * perSurge(SETUP_RATE) + 5;
+const SURGES = SURGE_FACTORS.length * ROUNDS;
+const MFA_USERS = SURGES * perSurge(SECOND_FACTOR_RATE) + 20;
+const NEW_USERS = SURGES * perSurge(SETUP_RATE) + 5;
 const WARM_UP_RATE = 20;
 // A fresh user for every one of the other tenant's sign-ins, so no code of its authenticator app is ever spent twice.
-const QUIET_USERS = 2 * WARM_UP_RATE + (1 + SURGE_FACTORS.length) * perSurge(QUIET_RATE) + 20;
+// (Each surge round has the other tenant's normal and its surge.)
+const QUIET_USERS = 2 * WARM_UP_RATE + 2 * SURGES * perSurge(QUIET_RATE) + 20;
 
 const dataDir = mkdtempSync(join(tmpdir(), 'steadfast-bench-'));
 const base = { STEADFAST_DATA_DIR: dataDir, STEADFAST_MASTER_KEY: randomBytes(32).toString('base64'), STEADFAST_LOG_LEVEL: 'warn', STEADFAST_TRUST_PROXY: '1' };
@@ -218,11 +225,19 @@ function slowest(outcomes: Outcome[], name: string, n: number): string {
     .join('; ');
 }
 
-try {
-  // Warm up: JIT, the dummy hash, SQLite's page cache.
-  await generator.run({ kind: 'open', url: server.url, seconds: 2, timeoutMs: CLIENT_TIMEOUT_MS, streams: [quietStream(2, WARM_UP_RATE)] });
+/** One surge round's figures, each against the references measured just before it. */
+interface Round {
+  capacity: number;
+  goodputPct: number;
+  /** The other tenant's p99 (both steps) against its normal, and its password step's alone. */
+  quietRatio: number;
+  quietPasswordRatio: number;
+  backAfter: number;
+  outcomes: Outcome[];
+}
 
-  // 1. Capacity, closed loop, the surge's own mix.
+/** The references of one round: capacity (closed loop), the other tenant alone, and the probe load at half capacity. */
+async function references() {
   // Enough connections to keep every hashing thread busy even when each answer
   // takes a while to come back and be replaced; only answered password checks
   // (right or wrong) count, and any refused are shown.
@@ -235,109 +250,155 @@ try {
     scenarios: surgeScenarios.slice(0, 5000).map((s) => s[0]!),
   });
   const capacity = ((capacityRun.statuses['200'] ?? 0) + (capacityRun.statuses['401'] ?? 0)) / capacityRun.seconds;
-  const refusedInCapacity = capacityRun.statuses['503'] ?? 0;
-
-  // 2. Normal: the quiet tenant alone at its rate, and the probe load (half capacity) alone. The quiet
-  // tenant's normal takes as many sign-ins as it sends during a surge: a p99 of fewer is its slowest one.
-  const quietNormalRun = await generator.run({
-    kind: 'open',
-    url: server.url,
-    seconds: SURGE_SECONDS,
-    timeoutMs: CLIENT_TIMEOUT_MS,
-    streams: [quietStream(SURGE_SECONDS)],
-  });
-  const quietNormal = figures(quietNormalRun, QUIET);
-  const quietPasswordNormal = firstStepFigures(quietNormalRun, QUIET);
-  const probe = (): Stream => ({ ...surgeStream(capacity / 2), name: 'probe' });
-  const probeNormal = figures(await generator.run({ kind: 'open', url: server.url, seconds: 3, timeoutMs: CLIENT_TIMEOUT_MS, streams: [probe()] }), 'probe');
-
+  // The other tenant's normal takes as many sign-ins as it sends during a surge: a p99 of fewer is its slowest one.
+  const quietRun = await generator.run({ kind: 'open', url: server.url, seconds: SURGE_SECONDS, timeoutMs: CLIENT_TIMEOUT_MS, streams: [quietStream(SURGE_SECONDS)] });
+  const quiet = figures(quietRun, QUIET);
+  const quietPassword = firstStepFigures(quietRun, QUIET);
+  const probe: Stream = { ...surgeStream(capacity / 2), name: 'probe' };
+  const probeNormal = figures(await generator.run({ kind: 'open', url: server.url, seconds: 3, timeoutMs: CLIENT_TIMEOUT_MS, streams: [probe] }), 'probe');
   out(
-    `capacity ${fmt(capacity, 1)} password checks/s (closed loop, ${connections} connections, ${refusedInCapacity} refused); normal p99: other tenant ${fmt(quietNormal.p99Ms)} ms at ${QUIET_RATE}/s (password step ${fmt(quietPasswordNormal.p99Ms)} ms; ${quietNormal.succeeded}/${quietNormal.offered} signed in), probe ${fmt(probeNormal.p99Ms)} ms at ${fmt(capacity / 2)}/s`,
+    `  references: capacity ${fmt(capacity, 1)} password checks/s (closed loop, ${connections} connections, ${capacityRun.statuses['503'] ?? 0} refused); normal p99: other tenant ${fmt(quiet.p99Ms)} ms at ${QUIET_RATE}/s (password step ${fmt(quietPassword.p99Ms)} ms; ${quiet.succeeded}/${quiet.offered} signed in), probe ${fmt(probeNormal.p99Ms)} ms at ${fmt(capacity / 2)}/s`,
   );
+  return { capacity, quiet, quietPassword, probe, probeNormal };
+}
 
-  // The load generator's own warm-up: its open-loop code at the highest surge rate, against the health
-  // check, so the surge's first second does not measure the generator compiling itself (the node's
-  // HTTP path warms too, as on a node that has been up; its refusals stay cold, as on a real first surge).
+async function surgeRound(factor: number): Promise<Round> {
+  const ref = await references();
+  const { factors, setups } = await prepare();
+  // Let the preparation's sign-ins drain and the TOTP step turn, so each code is fresh.
+  await new Promise((r) => setTimeout(r, 1000));
+  const streams: Stream[] = [
+    surgeStream(ref.capacity * factor),
+    { name: 'second factors', rate: SECOND_FACTOR_RATE, scenarios: factors },
+    { name: 'first set-ups', rate: SETUP_RATE, scenarios: setups },
+    quietStream(SURGE_SECONDS),
+    { name: 'admin TAPs', rate: EMERGENCY_RATE, scenarios: emergencyScenarios },
+  ];
+  out(`  surge: ${fmt(ref.capacity * factor)} sign-ins/s from one tenant`);
+  const cpu = measureCpu(server.child.pid!, generator.pid);
+  const outcomes = await generator.run({ kind: 'open', url: server.url, seconds: SURGE_SECONDS, timeoutMs: CLIENT_TIMEOUT_MS, streams });
+  const surgeEnded = performance.now();
+  const cpuUse = cpu.stop();
+
+  // Back to normal: probe windows until p99 is within 1.5x of normal and nothing is refused.
+  let backAfter = NaN;
+  for (let second = 0; second < 30; second++) {
+    const window = figures(await generator.run({ kind: 'open', url: server.url, seconds: 1, timeoutMs: CLIENT_TIMEOUT_MS, streams: [ref.probe] }), 'probe');
+    if (window.p99Ms <= ref.probeNormal.p99Ms * 1.5 && window.succeeded === window.offered) {
+      backAfter = (performance.now() - surgeEnded) / 1000;
+      break;
+    }
+  }
+
+  // Password checks answered: the surge's (right or wrong) and the other tenant's password steps.
+  const passwordChecks =
+    outcomes.filter((o) => o.stream === 'surge sign-ins' && o.ok).length + outcomes.filter((o) => o.stream === QUIET && o.steps[0]?.status === 200).length;
+  const goodput = passwordChecks / SURGE_SECONDS;
+  const quiet = figures(outcomes, QUIET);
+  const quietPassword = firstStepFigures(outcomes, QUIET);
+  printStreams(streams.map((s) => s.name), outcomes);
+  out(`  goodput ${fmt(goodput, 1)} password checks/s = ${fmt(pct(goodput, ref.capacity))}% of capacity; ${refusalLine(outcomes)}`);
+  out(
+    `  other tenant p99 ${fmt(quiet.p99Ms)} ms = ${fmt(quiet.p99Ms / ref.quiet.p99Ms, 2)}x normal (password and second factor); password step alone ${fmt(quietPassword.p99Ms)} ms = ${fmt(quietPassword.p99Ms / ref.quietPassword.p99Ms, 2)}x normal, ${fmt(pct(quietPassword.succeeded, quietPassword.offered), 1)}% succeeded`,
+  );
+  out(`  other tenant's slowest: ${slowest(outcomes, QUIET, 3)}`);
+  out(
+    `  CPU during the surge, in cores of ${cpuUse.cores}: server event loop ${fmt(cpuUse.eventLoop, 2)}, hashing threads ${fmt(cpuUse.hashing, 2)}, other server threads ${fmt(cpuUse.otherThreads, 2)}, load generator ${fmt(cpuUse.generator, 2)}, elsewhere ${fmt(cpuUse.elsewhere, 2)}`,
+  );
+  out(`  back to normal ${Number.isNaN(backAfter) ? 'not within 30 s' : `after ${fmt(backAfter, 1)} s`}`);
+  return {
+    capacity: ref.capacity,
+    goodputPct: pct(goodput, ref.capacity),
+    quietRatio: quiet.p99Ms / ref.quiet.p99Ms,
+    quietPasswordRatio: quietPassword.p99Ms / ref.quietPassword.p99Ms,
+    backAfter,
+    outcomes,
+  };
+}
+
+/** Each stream's offered, succeeded, refused, timeouts and p99, as a table. */
+function printStreams(names: string[], outcomes: Outcome[]) {
+  out(`  ${'stream'.padEnd(24)}${'offered'.padStart(9)}${'succeeded'.padStart(11)}${'refused'.padStart(9)}${'timeouts'.padStart(10)}${'p99 ms'.padStart(9)}`);
+  for (const name of names) {
+    const f = figures(outcomes, name);
+    out(
+      `  ${name.padEnd(24)}${String(f.offered).padStart(9)}${`${fmt(pct(f.succeeded, f.offered), 1)}%`.padStart(11)}${String(f.refused).padStart(9)}${String(f.timeouts).padStart(10)}${fmt(f.p99Ms).padStart(9)}`,
+    );
+  }
+}
+
+const refusalsOf = (outcomes: Outcome[]) => outcomes.filter((o) => o.status === 503 || o.status === 429);
+const refusalLine = (outcomes: Outcome[]) =>
+  `refusals ${refusalsOf(outcomes).length}, p99 ${fmt(p99(refusalsOf(outcomes).map((o) => o.ms)))} ms; timeouts ${outcomes.filter((o) => o.status === 0).length}`;
+
+const median = (values: number[]) => {
+  const sorted = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+  if (sorted.length < values.length) return NaN; // a round that never came back to normal: no median hides it
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+const range = (values: number[], digits = 0) => `${fmt(Math.min(...values), digits)}-${fmt(Math.max(...values), digits)}`;
+
+try {
+  // Warm up: JIT, the dummy hash, SQLite's page cache.
+  await generator.run({ kind: 'open', url: server.url, seconds: 2, timeoutMs: CLIENT_TIMEOUT_MS, streams: [quietStream(2, WARM_UP_RATE)] });
+  // The load generator's own warm-up: its open-loop code at a high rate, against the health check, so the
+  // first surge's first second does not measure the generator compiling itself (the node's HTTP path warms
+  // too, as on a node that has been up; its refusals stay cold, as on a real first surge).
   await generator.run({
     kind: 'open',
     url: server.url,
     seconds: 2,
     timeoutMs: CLIENT_TIMEOUT_MS,
-    streams: [{ name: 'warm-up', rate: capacity * Math.max(...SURGE_FACTORS), scenarios: [[{ method: 'GET', path: '/healthz' }]] }],
+    streams: [{ name: 'warm-up', rate: 100 * Math.max(...SURGE_FACTORS), scenarios: [[{ method: 'GET', path: '/healthz' }]] }],
   });
 
   for (const factor of SURGE_FACTORS) {
-    const { factors, setups } = await prepare();
-    // Let the preparation's sign-ins drain and the TOTP step turn, so each code is fresh.
-    await new Promise((r) => setTimeout(r, 1000));
-    const rate = capacity * factor;
-    const streams: Stream[] = [
-      surgeStream(rate),
-      { name: 'second factors', rate: SECOND_FACTOR_RATE, scenarios: factors },
-      { name: 'first set-ups', rate: SETUP_RATE, scenarios: setups },
-      quietStream(SURGE_SECONDS),
-      { name: 'admin TAPs', rate: EMERGENCY_RATE, scenarios: emergencyScenarios },
-    ];
-    const cpu = measureCpu(server.child.pid!, generator.pid);
-    const outcomes = await generator.run({ kind: 'open', url: server.url, seconds: SURGE_SECONDS, timeoutMs: CLIENT_TIMEOUT_MS, streams });
-    const surgeEnded = performance.now();
-    if (process.env.BENCH_OUTCOMES_FILE) writeFileSync(`${process.env.BENCH_OUTCOMES_FILE}.${factor}x.json`, JSON.stringify(outcomes));
-    const cpuUse = cpu.stop();
-
-    // Back to normal: probe windows until p99 is within 1.5x of normal and nothing is refused.
-    let backAfter = NaN;
-    for (let second = 0; second < 30; second++) {
-      const window = figures(await generator.run({ kind: 'open', url: server.url, seconds: 1, timeoutMs: CLIENT_TIMEOUT_MS, streams: [probe()] }), 'probe');
-      if (window.p99Ms <= probeNormal.p99Ms * 1.5 && window.succeeded === window.offered) {
-        backAfter = (performance.now() - surgeEnded) / 1000;
-        break;
-      }
+    const rounds: Round[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      out();
+      out(`surge at ${factor}x capacity, round ${round} of ${ROUNDS} (one tenant's sign-ins, open loop, ${SURGE_SECONDS} s; 30% wrong passwords, 5% unknown users):`);
+      const r = await surgeRound(factor);
+      if (process.env.BENCH_OUTCOMES_FILE) writeFileSync(`${process.env.BENCH_OUTCOMES_FILE}.${factor}x.${round}.json`, JSON.stringify(r.outcomes));
+      rounds.push(r);
     }
 
-    // Password checks answered: the surge's (right or wrong) and the other tenant's password steps.
-    const passwordChecks =
-      outcomes.filter((o) => o.stream === 'surge sign-ins' && o.ok).length + outcomes.filter((o) => o.stream === QUIET && o.steps[0]?.status === 200).length;
-    const goodput = passwordChecks / SURGE_SECONDS;
-    const refusals = outcomes.filter((o) => o.status === 503 || o.status === 429);
-    const timeouts = outcomes.filter((o) => o.status === 0).length;
-    const by = Object.fromEntries(streams.map((s) => [s.name, figures(outcomes, s.name)]));
-    const rateOf = (name: string) => pct(by[name]!.succeeded, by[name]!.offered);
-
+    // Success rates, timeouts and the refusals' p99 over every round's arrivals together; the
+    // figures measured against a reference (goodput, the other tenant's p99, recovery) as the
+    // median round, each round against the references taken just before it: this shared 2-core
+    // machine's speed drifts by a third from one minute to the next, and a single 20 s run is one draw.
+    const all = rounds.flatMap((r) => r.outcomes);
+    const rateOf = (name: string) => {
+      const f = figures(all, name);
+      return pct(f.succeeded, f.offered);
+    };
+    const refusalsP99 = p99(refusalsOf(all).map((o) => o.ms));
+    const goodputPct = median(rounds.map((r) => r.goodputPct));
+    const quietRatio = median(rounds.map((r) => r.quietRatio));
+    const backAfter = median(rounds.map((r) => r.backAfter));
     out();
-    out(`surge at ${factor}x capacity (${fmt(rate)} sign-ins/s from one tenant, open loop, ${SURGE_SECONDS} s; 30% wrong passwords, 5% unknown users):`);
-    out(`  ${'stream'.padEnd(24)}${'offered'.padStart(9)}${'succeeded'.padStart(11)}${'refused'.padStart(9)}${'timeouts'.padStart(10)}${'p99 ms'.padStart(9)}`);
-    for (const s of streams) {
-      const f = by[s.name]!;
-      out(
-        `  ${s.name.padEnd(24)}${String(f.offered).padStart(9)}${`${fmt(pct(f.succeeded, f.offered), 1)}%`.padStart(11)}${String(f.refused).padStart(9)}${String(f.timeouts).padStart(10)}${fmt(f.p99Ms).padStart(9)}`,
-      );
-    }
+    out(`surge at ${factor}x capacity, ${ROUNDS} round${ROUNDS === 1 ? '' : 's'} together:`);
+    printStreams(['surge sign-ins', 'second factors', 'first set-ups', QUIET, 'admin TAPs'], all);
+    out(`  capacity ${range(rounds.map((r) => r.capacity), 1)} password checks/s; ${refusalLine(all)}`);
+    out(`  goodput, median round: ${fmt(goodputPct)}% of capacity (rounds ${range(rounds.map((r) => r.goodputPct))}%)`);
     out(
-      `  goodput ${fmt(goodput, 1)} password checks/s = ${fmt(pct(goodput, capacity))}% of capacity; refusals ${refusals.length}, p99 ${fmt(p99(refusals.map((o) => o.ms)))} ms; timeouts ${timeouts}`,
+      `  other tenant p99, median round: ${fmt(quietRatio, 2)}x normal (rounds ${range(rounds.map((r) => r.quietRatio), 2)}x); password step alone ${fmt(median(rounds.map((r) => r.quietPasswordRatio)), 2)}x`,
     );
-    const quietPassword = firstStepFigures(outcomes, QUIET);
-    out(
-      `  other tenant p99 ${fmt(by[QUIET]!.p99Ms)} ms = ${fmt(by[QUIET]!.p99Ms / quietNormal.p99Ms, 2)}x normal (password and second factor); password step alone ${fmt(quietPassword.p99Ms)} ms = ${fmt(quietPassword.p99Ms / quietPasswordNormal.p99Ms, 2)}x normal, ${fmt(pct(quietPassword.succeeded, quietPassword.offered), 1)}% succeeded`,
-    );
-    out(`  other tenant's slowest: ${slowest(outcomes, QUIET, 3)}`);
-    out(
-      `  CPU during the surge, in cores of ${cpuUse.cores}: server event loop ${fmt(cpuUse.eventLoop, 2)}, hashing threads ${fmt(cpuUse.hashing, 2)}, other server threads ${fmt(cpuUse.otherThreads, 2)}, load generator ${fmt(cpuUse.generator, 2)}, elsewhere ${fmt(cpuUse.elsewhere, 2)}`,
-    );
+    out(`  back to normal, median round: ${Number.isNaN(backAfter) ? 'not within 30 s in some round' : `after ${fmt(backAfter, 1)} s`}`);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     const shed = [...metrics.matchAll(/^steadfast_(admission|hashing)_shed_total\{class="([^"]+)",tenant="([^"]+)",reason="([^"]+)"\} (\d+)/gm)]
       .map(([, where, cls, tenant, reason, n]) => `${where === 'hashing' ? 'pool' : 'lane'} ${cls}/${tenant} ${reason} ${n}`)
       .join(', ');
     out(`  refused so far, by where, class/tenant and reason: ${shed || 'none'}`);
-    out(`  back to normal ${Number.isNaN(backAfter) ? 'not within 30 s' : `after ${fmt(backAfter, 1)} s`}`);
     const targets = [
-      [`goodput >= 90% of capacity`, pct(goodput, capacity) >= 90],
+      [`goodput >= 90% of capacity`, goodputPct >= 90],
       [`second factors >= 99.5%`, rateOf('second factors') >= 99.5],
       [`first set-ups >= 99%`, rateOf('first set-ups') >= 99],
       [`other tenant >= 95%`, rateOf(QUIET) >= 95],
-      [`other tenant p99 <= 2x normal`, by[QUIET]!.p99Ms <= 2 * quietNormal.p99Ms],
+      [`other tenant p99 <= 2x normal`, quietRatio <= 2],
       [`admin TAPs all succeed`, rateOf('admin TAPs') === 100],
-      [`refusals p99 <= 50 ms`, !(p99(refusals.map((o) => o.ms)) > 50)],
-      [`no timeouts`, timeouts === 0],
+      [`refusals p99 <= 50 ms`, !(refusalsP99 > 50)],
+      [`no timeouts`, all.every((o) => o.status !== 0)],
       [`normal within 5 s`, backAfter <= 5],
     ] as const;
     out(`  targets: ${targets.map(([name, met]) => `${name}: ${check(met)}`).join('; ')}`);
