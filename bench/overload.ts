@@ -228,6 +228,8 @@ function slowest(outcomes: Outcome[], name: string, n: number): string {
 /** One surge round's figures, each against the references measured just before it. */
 interface Round {
   capacity: number;
+  /** Password checks per hashing core in the surge against the capacity run's, in percent. */
+  perHashingCorePct: number;
   goodputPct: number;
   /** The other tenant's p99 (both steps) against its normal, and its password step's alone. */
   quietRatio: number;
@@ -242,6 +244,7 @@ async function references() {
   // takes a while to come back and be replaced; only answered password checks
   // (right or wrong) count, and any refused are shown.
   const connections = 4 * availableParallelism();
+  const capacityCpu = measureCpu(server.child.pid!, generator.pid);
   const capacityRun = await generator.run({
     kind: 'closed',
     url: server.url,
@@ -250,6 +253,7 @@ async function references() {
     scenarios: surgeScenarios.slice(0, 5000).map((s) => s[0]!),
   });
   const capacity = ((capacityRun.statuses['200'] ?? 0) + (capacityRun.statuses['401'] ?? 0)) / capacityRun.seconds;
+  const capacityCpuUse = capacityCpu.stop();
   // The other tenant's normal takes as many sign-ins as it sends during a surge: a p99 of fewer is its slowest one.
   const quietRun = await generator.run({ kind: 'open', url: server.url, seconds: SURGE_SECONDS, timeoutMs: CLIENT_TIMEOUT_MS, streams: [quietStream(SURGE_SECONDS)] });
   const quiet = figures(quietRun, QUIET);
@@ -257,9 +261,9 @@ async function references() {
   const probe: Stream = { ...surgeStream(capacity / 2), name: 'probe' };
   const probeNormal = figures(await generator.run({ kind: 'open', url: server.url, seconds: 3, timeoutMs: CLIENT_TIMEOUT_MS, streams: [probe] }), 'probe');
   out(
-    `  references: capacity ${fmt(capacity, 1)} password checks/s (closed loop, ${connections} connections, ${capacityRun.statuses['503'] ?? 0} refused); normal p99: other tenant ${fmt(quiet.p99Ms)} ms at ${QUIET_RATE}/s (password step ${fmt(quietPassword.p99Ms)} ms; ${quiet.succeeded}/${quiet.offered} signed in), probe ${fmt(probeNormal.p99Ms)} ms at ${fmt(capacity / 2)}/s`,
+    `  references: capacity ${fmt(capacity, 1)} password checks/s (closed loop, ${connections} connections, ${capacityRun.statuses['503'] ?? 0} refused; hashing threads ${fmt(capacityCpuUse.hashing, 2)} cores, event loop ${fmt(capacityCpuUse.eventLoop, 2)}, load generator ${fmt(capacityCpuUse.generator, 2)}); normal p99: other tenant ${fmt(quiet.p99Ms)} ms at ${QUIET_RATE}/s (password step ${fmt(quietPassword.p99Ms)} ms; ${quiet.succeeded}/${quiet.offered} signed in), probe ${fmt(probeNormal.p99Ms)} ms at ${fmt(capacity / 2)}/s`,
   );
-  return { capacity, quiet, quietPassword, probe, probeNormal };
+  return { capacity, capacityHashingCores: capacityCpuUse.hashing, quiet, quietPassword, probe, probeNormal };
 }
 
 async function surgeRound(factor: number): Promise<Round> {
@@ -305,8 +309,16 @@ async function surgeRound(factor: number): Promise<Round> {
   out(
     `  CPU during the surge, in cores of ${cpuUse.cores}: server event loop ${fmt(cpuUse.eventLoop, 2)}, hashing threads ${fmt(cpuUse.hashing, 2)}, other server threads ${fmt(cpuUse.otherThreads, 2)}, load generator ${fmt(cpuUse.generator, 2)}, elsewhere ${fmt(cpuUse.elsewhere, 2)}`,
   );
+  // The same hashing cores doing as many checks in the surge as in the capacity run: admission wastes none
+  // of them (no idle slot, no hash for an answer nobody gets); a goodput short of capacity then is CPU the
+  // hashing threads did not get, from the event loop, the load generator or the machine.
+  const perHashingCore = goodput / cpuUse.hashing / (ref.capacity / ref.capacityHashingCores);
+  out(
+    `  password checks per hashing core: ${fmt(goodput / cpuUse.hashing, 1)}/s in the surge against ${fmt(ref.capacity / ref.capacityHashingCores, 1)}/s in the capacity run (${fmt(100 * perHashingCore)}%)`,
+  );
   out(`  back to normal ${Number.isNaN(backAfter) ? 'not within 30 s' : `after ${fmt(backAfter, 1)} s`}`);
   return {
+    perHashingCorePct: 100 * perHashingCore,
     capacity: ref.capacity,
     goodputPct: pct(goodput, ref.capacity),
     quietRatio: quiet.p99Ms / ref.quiet.p99Ms,
@@ -380,7 +392,9 @@ try {
     out(`surge at ${factor}x capacity, ${ROUNDS} round${ROUNDS === 1 ? '' : 's'} together:`);
     printStreams(['surge sign-ins', 'second factors', 'first set-ups', QUIET, 'admin TAPs'], all);
     out(`  capacity ${range(rounds.map((r) => r.capacity), 1)} password checks/s; ${refusalLine(all)}`);
-    out(`  goodput, median round: ${fmt(goodputPct)}% of capacity (rounds ${range(rounds.map((r) => r.goodputPct))}%)`);
+    out(
+      `  goodput, median round: ${fmt(goodputPct)}% of capacity (rounds ${range(rounds.map((r) => r.goodputPct))}%); per hashing core ${fmt(median(rounds.map((r) => r.perHashingCorePct)))}% of the capacity run's (rounds ${range(rounds.map((r) => r.perHashingCorePct))}%)`,
+    );
     out(
       `  other tenant p99, median round: ${fmt(quietRatio, 2)}x normal (rounds ${range(rounds.map((r) => r.quietRatio), 2)}x); password step alone ${fmt(median(rounds.map((r) => r.quietPasswordRatio)), 2)}x`,
     );
