@@ -148,7 +148,8 @@ export class SigninEvents {
     return query.orderBy('at', 'desc').orderBy('id', 'desc').limit(limit);
   }
 
-  async markReported(tenantId: string, userId: string, eventId: string): Promise<boolean> {
+  /** Marks one of the user's own sign-ins as reported; when it was and whether it succeeded, or undefined when it is not theirs. */
+  async markReported(tenantId: string, userId: string, eventId: string): Promise<{ at: number; outcome: 'success' | 'failure' } | undefined> {
     const result = await this.db
       .updateTable('signin_events')
       .set({ reported_at: this.clock.now() })
@@ -156,7 +157,15 @@ export class SigninEvents {
       .where('user_id', '=', userId)
       .where('id', '=', eventId)
       .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+    if (Number(result.numUpdatedRows) !== 1) return undefined;
+    const row = await this.db
+      .selectFrom('signin_events')
+      .select(['at', 'outcome'])
+      .where('tenant_id', '=', tenantId)
+      .where('user_id', '=', userId)
+      .where('id', '=', eventId)
+      .executeTakeFirstOrThrow();
+    return { at: Number(row.at), outcome: row.outcome };
   }
 }
 

@@ -1,3 +1,6 @@
+/** "This wasn't me": a reported sign-in ends every other session, takes back what it may have set up, and flags the account. */
+import type { Clock } from '../clock.ts';
+import type { Db } from '../store/durable/database.ts';
 import type { Tenant } from '../directory/tenant.ts';
 import type { User, Users } from '../directory/users.ts';
 import type { Session, Sessions } from '../sessions/sessions.ts';
@@ -5,27 +8,82 @@ import { AppError } from '../errors/app-error.ts';
 import type { SigninEvents } from './signin-events.ts';
 import type { AuditLog } from './audit-log.ts';
 import { requireSessionMay } from '../sessions/session-scope.ts';
+import { endSessionsAndRemoveMethods } from '../sessions/end-sessions-and-remove-methods.ts';
+
+export interface ReportOutcome {
+  sessionsEnded: number;
+  /** Methods added since the reported sign-in, taken back (a sign-in that failed took nothing). */
+  methodsRemoved: number;
+  /** Whether the password was cleared: no method was left, and the reported sign-in knew it. */
+  passwordCleared: boolean;
+}
 
 /**
  * "This wasn't me": the sign-in is marked, every other session of the user
- * ends, the account is flagged for the administrator, and the audit log keeps it.
+ * ends, the account is flagged for the administrator, and the audit log keeps
+ * it. A sign-in that got in is taken back too: whoever made it may have added
+ * a method of their own (an authenticator app, a passkey, a push device, new
+ * recovery codes) and would sign in again with it, password and all. So every
+ * method added since it goes, whoever added it (the user adds back their own
+ * from this session); what was there before stays, as a revoked token's
+ * take-back does.
  */
 export class SigninReports {
-  constructor(private readonly deps: { events: SigninEvents; sessions: Sessions; users: Users; audit: AuditLog }) {}
+  constructor(private readonly deps: { db: Db; clock: Clock; events: SigninEvents; sessions: Sessions; users: Users; audit: AuditLog }) {}
 
-  async report(tenant: Tenant, user: User, session: Session, eventId: string): Promise<number> {
+  async report(tenant: Tenant, user: User, session: Session, eventId: string): Promise<ReportOutcome> {
     // Ending every other session is a strong act: only a session that may, and that proved its user lately.
     requireSessionMay(session.scope, 'report-signin');
     this.deps.sessions.requireRecent(session);
-    if (!(await this.deps.events.markReported(tenant.id, user.id, eventId))) throw new AppError('not-found', 'no such sign-in');
-    const sessionsEnded = await this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id);
+    const event = await this.deps.events.markReported(tenant.id, user.id, eventId);
+    if (!event) throw new AppError('not-found', 'no such sign-in');
+    // First what ending the sessions always does (the mark a sign-in finishing meanwhile checks, remembered
+    // browsers forgotten, listeners told), then the take-back in one transaction.
+    const endedFirst = await this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id);
+    const taken = event.outcome === 'success' ? await this.takeBack(tenant, user, session, event.at) : { removed: 0, ended: 0, passwordCleared: false };
+    const outcome = { sessionsEnded: endedFirst + taken.ended, methodsRemoved: taken.removed, passwordCleared: taken.passwordCleared };
     await this.deps.users.flag(tenant.id, user.id);
     await this.deps.audit.append(tenant.id, {
       actor: `user:${user.id}`,
       action: 'signin.reported',
       targetUserId: user.id,
-      details: { eventId, sessionsEnded },
+      details: { eventId, ...outcome },
     });
-    return sessionsEnded;
+    return outcome;
+  }
+
+  /**
+   * Takes the user's row first, as every method added from a session does
+   * (guardLiveSession): a set-up racing this either commits before and is
+   * removed here, or finds its session ended. The reporting session stays.
+   */
+  private takeBack(tenant: Tenant, user: User, keep: Session, since: number): Promise<{ removed: number; ended: number; passwordCleared: boolean }> {
+    const now = this.deps.clock.now();
+    return this.deps.db.transaction().execute(async (trx) => {
+      await trx.updateTable('users').set({ updated_at: now }).where('tenant_id', '=', tenant.id).where('id', '=', user.id).execute();
+      const { removed, ended } = await endSessionsAndRemoveMethods(trx, tenant.id, user.id, now, { since, keepSessionId: keep.id });
+      // The last methods gone, the password the reported sign-in used would be all it takes: a registration
+      // session to register a method of one's own where MFA is required, a full one where it is not. So it
+      // goes too. This session (recent, with its second factor) sets a new one and registers a method;
+      // otherwise an administrator's pass does. (An account with no method before keeps its password: the
+      // report changes nothing there, and the page asks for a new one.)
+      if (removed === 0) return { removed, ended, passwordCleared: false };
+      const left = await trx
+        .selectFrom('credentials')
+        .select('id')
+        .where('tenant_id', '=', tenant.id)
+        .where('user_id', '=', user.id)
+        .where('state', '=', 'active')
+        .executeTakeFirst();
+      if (left) return { removed, ended, passwordCleared: false };
+      const cleared = await trx
+        .updateTable('users')
+        .set({ password_hash: null, updated_at: now })
+        .where('tenant_id', '=', tenant.id)
+        .where('id', '=', user.id)
+        .where('password_hash', 'is not', null)
+        .executeTakeFirst();
+      return { removed, ended, passwordCleared: Number(cleared.numUpdatedRows) === 1 };
+    });
   }
 }

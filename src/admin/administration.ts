@@ -1,7 +1,5 @@
 import type { Clock } from '../clock.ts';
-import type { Transaction } from 'kysely';
 import type { Db } from '../store/durable/database.ts';
-import type { Database } from '../store/durable/schema.ts';
 import type { Tenant, Tenants } from '../directory/tenants.ts';
 import type { User, Users } from '../directory/users.ts';
 import type { PasswordHasher } from '../directory/password-hasher.ts';
@@ -16,6 +14,7 @@ import type { AuditLog, AuditEntry } from '../activity/audit-log.ts';
 import type { AdminSigninEvent, Page, SigninEvents, SigninFilter } from '../activity/signin-events.ts';
 import type { ExportFormat } from '../activity/signin-export-format.ts';
 import { AppError } from '../errors/app-error.ts';
+import { endSessionsAndRemoveMethods } from '../sessions/end-sessions-and-remove-methods.ts';
 import { validateNewPassword } from '../directory/password-rules.ts';
 import { isTokenActor, tokenActor, tokenIdOf, type AdminTokens, type AdminTokenView } from '../directory/admin-tokens.ts';
 
@@ -39,31 +38,6 @@ export function refuseTokenFor(actor: Actor, what: string): void {
 /** Refuses a token any change to an administrator's or break-glass account. */
 function refuseTokenOn(actor: Actor, user: User, what: string): void {
   if (user.isAdmin || user.breakGlass) refuseTokenFor(actor, `${what} of an administrator or break-glass account`);
-}
-
-/**
- * Inside a transaction that has taken the user's row first: ends the sessions written since their listeners ran
- * (a set-up racing this finds its session ended) and removes the methods, all of them or those added since
- * `since`. A reset and a revoked token's take-back share it.
- */
-async function endSessionsAndRemoveMethods(
-  trx: Transaction<Database>,
-  tenantId: string,
-  userId: string,
-  now: number,
-  since?: number,
-): Promise<{ removed: number; ended: number }> {
-  const revoked = await trx
-    .updateTable('sessions')
-    .set({ revoked_at: now })
-    .where('tenant_id', '=', tenantId)
-    .where('user_id', '=', userId)
-    .where('revoked_at', 'is', null)
-    .executeTakeFirst();
-  let methods = trx.deleteFrom('credentials').where('tenant_id', '=', tenantId).where('user_id', '=', userId);
-  if (since !== undefined) methods = methods.where('created_at', '>=', since);
-  const result = await methods.executeTakeFirst();
-  return { removed: Number(result.numDeletedRows), ended: Number(revoked.numUpdatedRows) };
 }
 
 export interface UserDetail {
@@ -487,7 +461,7 @@ export class Administration {
         .where('id', '=', userId)
         .where('password_changed_at', '>=', since)
         .executeTakeFirst();
-      const { removed, ended } = await endSessionsAndRemoveMethods(trx, tenant.id, userId, now, since);
+      const { removed, ended } = await endSessionsAndRemoveMethods(trx, tenant.id, userId, now, { since });
       if (removed > 0) await trx.updateTable('users').set({ must_register: 1 }).where('tenant_id', '=', tenant.id).where('id', '=', userId).execute();
       return { removed, passwordCleared: Number(cleared.numUpdatedRows) === 1, ended };
     });

@@ -1112,6 +1112,80 @@ for (const spec of backends) {
       });
     });
 
+    describe('an outside attack run, twentieth round', () => {
+      /** The sign-ins of this session's user, newest first. */
+      const signinsOf = async (token: string) => (await api(server.url, 'GET', '/api/v1/me/signins', undefined, token)).body.items as { id: string }[];
+
+      it('"this wasn\'t me" takes back the authenticator the reported sign-in added: it no longer signs in', async () => {
+        // Found: with the password and one stolen code, the attacker added an authenticator of their own; the owner's
+        // report ended the sessions and flagged the account, and the attacker signed in again with their authenticator.
+        const victim = await user('reporter');
+        clock.advance(60_000);
+        const attacker = await signIn('reporter', victim.secret);
+        const [theirs] = await signinsOf(attacker);
+        const attackerSecret = await addTotp(attacker);
+
+        const owner = await signIn('reporter', victim.secret);
+        const report = await api(server.url, 'POST', `/api/v1/me/signins/${theirs!.id}/report`, undefined, owner);
+        expect(report.status).toBe(200);
+        // (The registration session the owner first set up their authenticator with ends too.)
+        expect(report.body).toEqual({ reported: true, sessionsEnded: 2, methodsRemoved: 1, passwordCleared: false });
+        expect((await api(server.url, 'GET', '/api/v1/me', undefined, attacker)).status).toBe(401);
+
+        clock.advance(1000);
+        const again = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'reporter', password: PASSWORD });
+        expect(again.body.methods).toHaveLength(1);
+        clock.advance(30_000);
+        const withTheirs = await api(server.url, 'POST', `/api/v1/t/acme/signin/${again.body.flow}/verify`, {
+          method: 'totp',
+          code: totpCode(attackerSecret, clock.now()),
+        });
+        expect(withTheirs.status).toBe(401);
+        // The owner's own authenticator, there before, still signs them in.
+        clock.advance(30_000);
+        expect(await signIn('reporter', victim.secret)).toEqual(expect.any(String));
+      });
+
+      it('with no method left, the password goes too: it opens no registration, and the owner sets a new one', async () => {
+        const victim = await user('emptied');
+        const owner = await signIn('emptied', victim.secret);
+        clock.advance(60_000);
+        const attacker = await signIn('emptied', victim.secret);
+        const [theirs] = await signinsOf(attacker);
+        await addTotp(attacker);
+        // The attacker removes the owner's authenticator, leaving only theirs.
+        const methods = (await api(server.url, 'GET', '/api/v1/me/methods', undefined, attacker)).body as { id: string; type: string }[];
+        const ownersApp = methods.find((m) => m.type === 'totp')!;
+        expect((await api(server.url, 'DELETE', `/api/v1/me/methods/${ownersApp.id}`, undefined, attacker)).status).toBe(204);
+
+        // Reported from the pages this time: they say what went, and ask for a new password.
+        const browser = new PageClient(server.url);
+        browser.cookies.set('sf_session', owner);
+        const reportPage = `/t/acme/my/signins/${theirs!.id}/report`;
+        const reported = await browser.post(reportPage, {}, { from: reportPage });
+        expect(reported.location).toBe('/t/acme/my/signins/reported');
+        const secure = (await browser.get(reported.location!)).text;
+        expect(secure).toContain('We removed the sign-in method added since that sign-in.');
+        expect(secure).toContain('No method was left, so we removed your password too');
+        expect(secure).toContain('Set a password');
+        const [entry] = await server.services.audit.list(tenant.id, { limit: 1, action: 'signin.reported', userId: victim.id });
+        expect(entry!.details).toMatchObject({ eventId: theirs!.id, methodsRemoved: 1, passwordCleared: true });
+        // The password alone would have got a registration session to register a method of the attacker's.
+        const registration = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'emptied', password: PASSWORD });
+        expect(registration.status).toBe(401);
+        expect(registration.body.session).toBeUndefined();
+
+        const NEW_PASSWORD = 'only the owner knows this 42';
+        expect((await api(server.url, 'POST', '/api/v1/me/password', { newPassword: NEW_PASSWORD }, owner)).status).toBe(200);
+        const ownersNewApp = await addTotp(owner);
+        const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'emptied', password: NEW_PASSWORD });
+        expect(start.body.state).toBe('factor_required');
+        clock.advance(30_000);
+        const done = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, { method: 'totp', code: totpCode(ownersNewApp, clock.now()) });
+        expect(done.status).toBe(200);
+      });
+    });
+
     describe('an outside attack run, seventeenth round', () => {
       const HOLDER_PASSWORD = 'the holder knows this one 42';
       const NEXT_PASSWORD = 'and would change it to this 42';

@@ -86,8 +86,15 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
       if (!p) return reply;
       if (!sessionMay(p.session.scope, 'report-signin')) return reply.redirect(`/t/${p.tenant.slug}/my/security-info`, 303);
       try {
-        const sessionsEnded = await deps.reports.report(p.tenant, p.user, p.session, request.params.id);
-        return go(reply, p, `/t/${p.tenant.slug}/my/signins/reported`, { for: 'reported', values: { sessionsEnded: String(sessionsEnded) } });
+        const outcome = await deps.reports.report(p.tenant, p.user, p.session, request.params.id);
+        return go(reply, p, `/t/${p.tenant.slug}/my/signins/reported`, {
+          for: 'reported',
+          values: {
+            sessionsEnded: String(outcome.sessionsEnded),
+            methodsRemoved: String(outcome.methodsRemoved),
+            passwordCleared: String(outcome.passwordCleared),
+          },
+        });
       } catch (err) {
         const { text } = shownError(err);
         const signInAgain = err instanceof AppError && err.code === 'reauthentication-required';
@@ -107,10 +114,20 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
         if (!p) return reply;
         if (!sessionMay(p.session.scope, 'view-signins')) return reply.redirect(`/t/${p.tenant.slug}/my/security-info`, 303);
         const flash = deps.flash.read(request, reply, p.tenant.slug, p.session.id, { keep: true });
-        const sessionsEnded = flash?.for === 'reported' ? Number(flash.values?.sessionsEnded ?? 0) : undefined;
+        const reported = flash?.for === 'reported';
+        const sessionsEnded = reported ? Number(flash.values?.sessionsEnded ?? 0) : undefined;
+        const methodsRemoved = reported ? Number(flash.values?.methodsRemoved ?? 0) : 0;
+        const passwordCleared = reported && flash.values?.passwordCleared === 'true';
         return sendPage(
           reply,
-          reportedView({ ...viewer(reply, p), sessionsEnded, minLength: PASSWORD_MIN, hasPassword: await deps.passwords.hasPassword(p.tenant, p.user) }),
+          reportedView({
+            ...viewer(reply, p),
+            sessionsEnded,
+            methodsRemoved,
+            passwordCleared,
+            minLength: PASSWORD_MIN,
+            hasPassword: await deps.passwords.hasPassword(p.tenant, p.user),
+          }),
         );
       },
     );

@@ -92,7 +92,7 @@ ${
     ? html`<p>Reporting a sign-in signs you out everywhere else, so it needs a sign-in within the last 10 minutes.</p>
 <form method="post" action="/t/${v.tenant.slug}/signout">${hiddenFields(v.csrf, { next: 'signins' })}<button type="submit">Sign in again</button></form>`
     : html`<p>When you report it, we will:</p>
-<ul><li>sign you out everywhere else (this browser stays signed in),</li><li>tell your administrator,</li><li>ask you to change your password and check your sign-in methods.</li></ul>
+<ul><li>sign you out everywhere else (this browser stays signed in),</li><li>remove every sign-in method added since that sign-in, in case it was someone else's (you can add yours back),</li><li>tell your administrator,</li><li>ask you to change your password and check your sign-in methods.</li></ul>
 <form method="post" action="/t/${v.tenant.slug}/my/signins/${v.id}/report" class="actions">
   ${csrfField(v.csrf)}
   <button type="submit" class="danger">Report it and sign out everywhere else</button>
@@ -104,8 +104,11 @@ ${
 }
 
 /** After "This wasn't me": what happened, and the two things to do now. */
-export function reportedView(v: Viewer & { sessionsEnded: number | undefined; minLength: number; hasPassword: boolean }): string {
+export function reportedView(
+  v: Viewer & { sessionsEnded: number | undefined; methodsRemoved: number; passwordCleared: boolean; minLength: number; hasPassword: boolean },
+): string {
   const ended = v.sessionsEnded;
+  const removed = v.methodsRemoved;
   return page(
     v,
     'Secure your account',
@@ -116,14 +119,16 @@ ${
     ? ''
     : alert(
         'info',
-        `Thanks for telling us. We signed you out everywhere else (${ended} other ${ended === 1 ? 'session' : 'sessions'}) and told your administrator.`,
+        `Thanks for telling us. We signed you out everywhere else (${ended} other ${ended === 1 ? 'session' : 'sessions'}) and told your administrator.${
+          removed > 0 ? ` We removed the ${removed === 1 ? 'sign-in method' : `${removed} sign-in methods`} added since that sign-in.` : ''
+        }${v.passwordCleared ? ' No method was left, so we removed your password too: whoever signed in knew it.' : ''}`,
       )
 }
 <h2>1. ${v.hasPassword ? 'Change your password' : 'Set a password'}</h2>
 <p>${v.hasPassword ? "Someone may know it. Choose a new one you don't use anywhere else." : 'Choose one you do not use anywhere else.'}</p>
 ${passwordForm(v)}
 <h2>2. Review your sign-in methods</h2>
-<p>Remove any method you don't recognise.</p>
+<p>${removed > 0 ? 'Add back any of yours that went, and remove' : 'Remove'} any method you don't recognise.</p>
 <p><a class="button secondary" href="/t/${v.tenant.slug}/my/security-info">Review my methods</a></p>
 </div>`,
   );

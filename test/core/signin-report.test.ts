@@ -1,0 +1,185 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.ts';
+import type { Services } from '../../src/server/services.ts';
+import type { Tenant } from '../../src/directory/tenants.ts';
+import type { User } from '../../src/directory/users.ts';
+import type { Session } from '../../src/sessions/sessions.ts';
+import { endSessionsAndRemoveMethods } from '../../src/sessions/end-sessions-and-remove-methods.ts';
+import { createUser, rejection, startCoreServices, type CoreServices } from './core-services.ts';
+
+/**
+ * "This wasn't me" at the level of its own promises: what a reported sign-in
+ * takes back (the methods added since it, the password when none is left,
+ * every other session), exactly at its edges, and what it leaves alone.
+ */
+describe('"this wasn\'t me" on SQLite', () => {
+  let core: CoreServices;
+  let s: Services;
+  let tenant: Tenant;
+  let otherTenant: Tenant;
+  const clock = new ManualClock(Date.UTC(2026, 11, 2, 9));
+
+  const newUser = async (t: Tenant = tenant): Promise<User> => createUser(s, t, { passwordHash: await s.hasher.hash('a password of theirs') });
+  const open = (user: User, t: Tenant = tenant): Promise<{ token: string; session: Session }> =>
+    s.sessions.create({ tenantId: t.id, userId: user.id, scope: 'full', amr: ['pwd', 'otp', 'mfa'], ip: '203.0.113.9', userAgent: 'core-test' });
+  const method = (user: User, state: 'active' | 'pending' = 'active', t: Tenant = tenant) =>
+    s.credentials.insert({ tenantId: t.id, userId: user.id, type: 'totp', label: 'app', state, secret: 'sealed-elsewhere' });
+  /** A sign-in of the user now; its id. */
+  const signin = async (user: User, outcome: 'success' | 'failure' = 'success', t: Tenant = tenant): Promise<string> => {
+    await s.events.record({
+      tenantId: t.id,
+      userId: user.id,
+      username: user.username,
+      step: 'second-factor',
+      outcome,
+      reason: outcome === 'success' ? 'ok' : 'invalid_code',
+      method: 'totp',
+    });
+    const page = await s.events.listForUser(t.id, user.id, 1);
+    return page.items[0]!.id;
+  };
+  const methodIds = async (user: User, t: Tenant = tenant) => (await s.credentials.listForUser(t.id, user.id)).map((c) => c.id).sort();
+  const live = async (token: string) => (await s.sessions.authenticate(token)) !== undefined;
+  const hasPassword = async (user: User) => Boolean((await s.users.findByUsername(tenant.id, user.username))?.passwordHash);
+
+  beforeAll(async () => {
+    core = await startCoreServices(clock);
+    s = core.services;
+    tenant = await s.tenants.create('reports');
+    otherTenant = await s.tenants.create('reports-other');
+  });
+  afterAll(() => core?.stop());
+
+  it('takes back every method added since a sign-in that got in, pending or active, and keeps what was there before', async () => {
+    const victim = await newUser();
+    const own = await method(victim);
+    clock.advance(1000);
+    const theirs = await signin(victim);
+    const added = await method(victim);
+    const pending = await method(victim, 'pending');
+    const attacker = await open(victim);
+    clock.advance(60_000);
+    const owner = await open(victim);
+    // Someone else's methods and sessions, in this tenant and another, added at the same time.
+    const bystander = await newUser();
+    const bystanderMethod = await method(bystander);
+    const bystanderSession = await open(bystander);
+    const elsewhere = await newUser(otherTenant);
+    const elsewhereMethod = await method(elsewhere, 'active', otherTenant);
+
+    const outcome = await s.reports.report(tenant, victim, owner.session, theirs);
+
+    // (The set-up under way ends with the other sessions, before the take-back counts.)
+    expect(outcome).toEqual({ sessionsEnded: 1, methodsRemoved: 1, passwordCleared: false });
+    expect(await methodIds(victim)).toEqual([own.id]);
+    expect([added.id, pending.id]).not.toContain(own.id);
+    expect(await live(attacker.token)).toBe(false);
+    expect(await live(owner.token)).toBe(true);
+    expect(await hasPassword(victim)).toBe(true);
+    expect(await methodIds(bystander)).toEqual([bystanderMethod.id]);
+    expect(await live(bystanderSession.token)).toBe(true);
+    expect(await methodIds(elsewhere, otherTenant)).toEqual([elsewhereMethod.id]);
+    expect((await s.users.get(tenant.id, victim.id))?.flaggedAt).toBe(clock.now());
+    const [entry] = await s.audit.list(tenant.id, { limit: 1, action: 'signin.reported', userId: victim.id });
+    expect(entry).toMatchObject({
+      actor: `user:${victim.id}`,
+      targetUserId: victim.id,
+      details: { eventId: theirs, sessionsEnded: 1, methodsRemoved: 1, passwordCleared: false },
+    });
+  });
+
+  it('counts a method added in the very millisecond of the sign-in as added since, and one a millisecond before as there before', async () => {
+    const victim = await newUser();
+    const before = await method(victim);
+    clock.advance(1);
+    const theirs = await signin(victim);
+    const same = await method(victim);
+    const owner = await open(victim);
+    clock.advance(1);
+    expect(await s.reports.report(tenant, victim, owner.session, theirs)).toMatchObject({ methodsRemoved: 1 });
+    expect(await methodIds(victim)).toEqual([before.id]);
+    expect(same.id).not.toBe(before.id);
+  });
+
+  it('takes nothing back for a sign-in that failed: the other sessions end, the methods stay', async () => {
+    const victim = await newUser();
+    await method(victim);
+    const tried = await signin(victim, 'failure');
+    clock.advance(1000);
+    const addedSince = await method(victim);
+    const other = await open(victim);
+    const owner = await open(victim);
+    expect(await s.reports.report(tenant, victim, owner.session, tried)).toEqual({ sessionsEnded: 1, methodsRemoved: 0, passwordCleared: false });
+    expect(await methodIds(victim)).toContain(addedSince.id);
+    expect(await live(other.token)).toBe(false);
+  });
+
+  it('clears the password when the take-back leaves no method, and keeps this session to set a new one', async () => {
+    const victim = await newUser();
+    const owner = await open(victim);
+    clock.advance(1000);
+    const theirs = await signin(victim);
+    // The only methods were added since (the victim's own was removed by whoever signed in).
+    await method(victim);
+    expect(await s.reports.report(tenant, victim, owner.session, theirs)).toEqual({ sessionsEnded: 0, methodsRemoved: 1, passwordCleared: true });
+    expect(await methodIds(victim)).toEqual([]);
+    expect(await hasPassword(victim)).toBe(false);
+    expect(await live(owner.token)).toBe(true);
+  });
+
+  it('says no password was cleared for an account that had none, and keeps the password of an account that had no method before', async () => {
+    const passwordless = await createUser(s, tenant);
+    const owner = await open(passwordless);
+    clock.advance(1000);
+    const theirs = await signin(passwordless);
+    await method(passwordless);
+    expect(await s.reports.report(tenant, passwordless, owner.session, theirs)).toMatchObject({ methodsRemoved: 1, passwordCleared: false });
+
+    // Nothing added since, nothing there before: the report changes nothing here, and the page asks for a new password.
+    const bare = await newUser();
+    const bareOwner = await open(bare);
+    clock.advance(1000);
+    const bareSignin = await signin(bare);
+    expect(await s.reports.report(tenant, bare, bareOwner.session, bareSignin)).toEqual({ sessionsEnded: 0, methodsRemoved: 0, passwordCleared: false });
+    expect(await hasPassword(bare)).toBe(true);
+  });
+
+  it("refuses another user's sign-in, another tenant's, and a session that did not sign in lately", async () => {
+    const victim = await newUser();
+    await method(victim);
+    const someoneElse = await newUser();
+    const notTheirs = await signin(someoneElse);
+    const owner = await open(victim);
+    expect(await rejection(s.reports.report(tenant, victim, owner.session, notTheirs))).toMatchObject({ code: 'not-found' });
+    expect(await methodIds(someoneElse)).toEqual([]);
+    const abroad = await newUser(otherTenant);
+    const abroadSignin = await signin(abroad, 'success', otherTenant);
+    expect(await rejection(s.reports.report(tenant, victim, owner.session, abroadSignin))).toMatchObject({ code: 'not-found' });
+
+    const theirs = await signin(victim);
+    const stale = await open(victim);
+    clock.advance(11 * 60_000);
+    const added = await method(victim);
+    expect(await rejection(s.reports.report(tenant, victim, stale.session, theirs))).toMatchObject({ code: 'reauthentication-required' });
+    expect(await methodIds(victim)).toContain(added.id);
+  });
+
+  it('ends every session and removes every method when no scope is given (a reset)', async () => {
+    const user = await newUser();
+    await method(user);
+    await method(user);
+    const one = await open(user);
+    const two = await open(user);
+    const bystander = await newUser();
+    const kept = await open(bystander);
+    const now = clock.now();
+    const result = await s.durable.db.transaction().execute(async (trx) => endSessionsAndRemoveMethods(trx, tenant.id, user.id, now));
+    expect(result).toEqual({ removed: 2, ended: 2 });
+    expect(await methodIds(user)).toEqual([]);
+    expect(await live(one.token)).toBe(false);
+    expect(await live(two.token)).toBe(false);
+    expect(await live(kept.token)).toBe(true);
+    // Sessions already ended are not counted again.
+    expect(await s.durable.db.transaction().execute(async (trx) => endSessionsAndRemoveMethods(trx, tenant.id, user.id, now))).toEqual({ removed: 0, ended: 0 });
+  });
+});
