@@ -69,7 +69,13 @@ let ip = 0;
 const nextIp = () => `10.${(ip >> 16) & 255}.${(ip >> 8) & 255}.${ip++ & 255}`;
 
 async function runOpen(job: Extract<Job, { kind: 'open' }>): Promise<Outcome[]> {
-  const pool = new Pool(job.url, { connections: 4096, pipelining: 1, connectTimeout: job.timeoutMs, headersTimeout: job.timeoutMs, bodyTimeout: job.timeoutMs });
+  const pool = new Pool(job.url, {
+    connections: 4096,
+    pipelining: 1,
+    connectTimeout: job.timeoutMs,
+    headersTimeout: job.timeoutMs,
+    bodyTimeout: job.timeoutMs,
+  });
   const outcomes: Promise<Outcome>[] = [];
   const started = performance.now();
 

@@ -255,7 +255,13 @@ async function references() {
   const capacity = ((capacityRun.statuses['200'] ?? 0) + (capacityRun.statuses['401'] ?? 0)) / capacityRun.seconds;
   const capacityCpuUse = capacityCpu.stop();
   // The other tenant's normal takes as many sign-ins as it sends during a surge: a p99 of fewer is its slowest one.
-  const quietRun = await generator.run({ kind: 'open', url: server.url, seconds: SURGE_SECONDS, timeoutMs: CLIENT_TIMEOUT_MS, streams: [quietStream(SURGE_SECONDS)] });
+  const quietRun = await generator.run({
+    kind: 'open',
+    url: server.url,
+    seconds: SURGE_SECONDS,
+    timeoutMs: CLIENT_TIMEOUT_MS,
+    streams: [quietStream(SURGE_SECONDS)],
+  });
   const quiet = figures(quietRun, QUIET);
   const quietPassword = firstStepFigures(quietRun, QUIET);
   const probe: Stream = { ...surgeStream(capacity / 2), name: 'probe' };
@@ -300,7 +306,10 @@ async function surgeRound(factor: number): Promise<Round> {
   const goodput = passwordChecks / SURGE_SECONDS;
   const quiet = figures(outcomes, QUIET);
   const quietPassword = firstStepFigures(outcomes, QUIET);
-  printStreams(streams.map((s) => s.name), outcomes);
+  printStreams(
+    streams.map((s) => s.name),
+    outcomes,
+  );
   out(`  goodput ${fmt(goodput, 1)} password checks/s = ${fmt(pct(goodput, ref.capacity))}% of capacity; ${refusalLine(outcomes)}`);
   out(
     `  other tenant p99 ${fmt(quiet.p99Ms)} ms = ${fmt(quiet.p99Ms / ref.quiet.p99Ms, 2)}x normal (password and second factor); password step alone ${fmt(quietPassword.p99Ms)} ms = ${fmt(quietPassword.p99Ms / ref.quietPassword.p99Ms, 2)}x normal, ${fmt(pct(quietPassword.succeeded, quietPassword.offered), 1)}% succeeded`,
@@ -369,7 +378,9 @@ try {
     const rounds: Round[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       out();
-      out(`surge at ${factor}x capacity, round ${round} of ${ROUNDS} (one tenant's sign-ins, open loop, ${SURGE_SECONDS} s; 30% wrong passwords, 5% unknown users):`);
+      out(
+        `surge at ${factor}x capacity, round ${round} of ${ROUNDS} (one tenant's sign-ins, open loop, ${SURGE_SECONDS} s; 30% wrong passwords, 5% unknown users):`,
+      );
       const r = await surgeRound(factor);
       if (process.env.BENCH_OUTCOMES_FILE) writeFileSync(`${process.env.BENCH_OUTCOMES_FILE}.${factor}x.${round}.json`, JSON.stringify(r.outcomes));
       rounds.push(r);
@@ -391,12 +402,20 @@ try {
     out();
     out(`surge at ${factor}x capacity, ${ROUNDS} round${ROUNDS === 1 ? '' : 's'} together:`);
     printStreams(['surge sign-ins', 'second factors', 'first set-ups', QUIET, 'admin TAPs'], all);
-    out(`  capacity ${range(rounds.map((r) => r.capacity), 1)} password checks/s; ${refusalLine(all)}`);
+    out(
+      `  capacity ${range(
+        rounds.map((r) => r.capacity),
+        1,
+      )} password checks/s; ${refusalLine(all)}`,
+    );
     out(
       `  goodput, median round: ${fmt(goodputPct)}% of capacity (rounds ${range(rounds.map((r) => r.goodputPct))}%); per hashing core ${fmt(median(rounds.map((r) => r.perHashingCorePct)))}% of the capacity run's (rounds ${range(rounds.map((r) => r.perHashingCorePct))}%)`,
     );
     out(
-      `  other tenant p99, median round: ${fmt(quietRatio, 2)}x normal (rounds ${range(rounds.map((r) => r.quietRatio), 2)}x); password step alone ${fmt(median(rounds.map((r) => r.quietPasswordRatio)), 2)}x`,
+      `  other tenant p99, median round: ${fmt(quietRatio, 2)}x normal (rounds ${range(
+        rounds.map((r) => r.quietRatio),
+        2,
+      )}x); password step alone ${fmt(median(rounds.map((r) => r.quietPasswordRatio)), 2)}x`,
     );
     out(`  back to normal, median round: ${Number.isNaN(backAfter) ? 'not within 30 s in some round' : `after ${fmt(backAfter, 1)} s`}`);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();

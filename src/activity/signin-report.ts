@@ -41,7 +41,10 @@ export class SigninReports {
     // browsers forgotten, listeners told), then the take-back in one transaction.
     const endedFirst = await this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id);
     const taken = event.outcome === 'success' ? await this.takeBack(tenant, user, session, event.at) : { removed: 0, ended: 0, passwordCleared: false };
-    const outcome = { sessionsEnded: endedFirst + taken.ended, methodsRemoved: taken.removed, passwordCleared: taken.passwordCleared };
+    // And once more, now that the methods are gone: a sign-in that passed the first end's mark (begun after it,
+    // with a method not yet removed) cannot keep the session it was issued.
+    const endedAfter = taken.removed > 0 ? await this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id) : 0;
+    const outcome = { sessionsEnded: endedFirst + taken.ended + endedAfter, methodsRemoved: taken.removed, passwordCleared: taken.passwordCleared };
     await this.deps.users.flag(tenant.id, user.id);
     await this.deps.audit.append(tenant.id, {
       actor: `user:${user.id}`,

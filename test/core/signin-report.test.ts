@@ -5,7 +5,8 @@ import type { Tenant } from '../../src/directory/tenants.ts';
 import type { User } from '../../src/directory/users.ts';
 import type { Session } from '../../src/sessions/sessions.ts';
 import { endSessionsAndRemoveMethods } from '../../src/sessions/end-sessions-and-remove-methods.ts';
-import { createUser, rejection, startCoreServices, type CoreServices } from './core-services.ts';
+import { totpCode } from '../helpers/totp.ts';
+import { createUser, freshSources, rejection, startCoreServices, type CoreServices } from './core-services.ts';
 
 /**
  * "This wasn't me" at the level of its own promises: what a reported sign-in
@@ -164,6 +165,56 @@ describe('"this wasn\'t me" on SQLite', () => {
     expect(await methodIds(victim)).toContain(added.id);
   });
 
+  it('leaves no session to a sign-in with the taken-back method that began after the first end and wrote its session after the take-back', async () => {
+    const PASSWORD = 'the attacker knows this one';
+    const victim = await createUser(s, tenant, { passwordHash: await s.hasher.hash(PASSWORD) });
+    await method(victim);
+    clock.advance(1000);
+    const theirs = await signin(victim);
+    const totp = s.methods.get('totp')!;
+    const { credential, reveal } = await totp.enrol(tenant, victim, { label: 'theirs' } as never);
+    const secret = (reveal as { secret: string }).secret;
+    expect(await totp.confirm!(credential, totpCode(secret, clock.now()), 'any')).toBe(true);
+    clock.advance(30_000);
+    const owner = await open(victim);
+
+    // Once the other sessions have ended (their mark set), the attacker starts a sign-in and sends the code of
+    // their authenticator, still there; its session is written only after the report has taken the methods back.
+    let reportDone: Promise<unknown> = Promise.resolve();
+    let atWrite!: () => void;
+    const reachedWrite = new Promise<void>((resolve) => (atWrite = resolve));
+    const create = s.sessions.create.bind(s.sessions);
+    s.sessions.create = async (input) => {
+      if (input.userId === victim.id) {
+        atWrite();
+        await reportDone;
+      }
+      return create(input);
+    };
+    let racing: Promise<unknown> | undefined;
+    s.sessions.afterAllEnded(async (_tenantId, userId) => {
+      if (userId !== victim.id || racing) return;
+      clock.advance(1);
+      const sources = freshSources('198.19', 'race');
+      const step = await s.signin.passwordStep(tenant, victim.username, PASSWORD, sources());
+      expect(step.kind).toBe('factor');
+      racing = s.signin
+        .verify(tenant, (step as { flow: string }).flow, credential.id, { code: totpCode(secret, clock.now()) }, sources())
+        .catch((err: unknown) => err);
+      await reachedWrite;
+    });
+    try {
+      const reporting = s.reports.report(tenant, victim, owner.session, theirs);
+      reportDone = reporting;
+      const outcome = await reporting;
+      expect(outcome.methodsRemoved).toBe(1);
+      expect(await racing).toMatchObject({ code: 'flow-not-found' });
+      expect((await s.sessions.listActive(tenant.id, victim.id)).map((a) => a.id)).toEqual([owner.session.id]);
+    } finally {
+      s.sessions.create = create;
+    }
+  });
+
   it('ends every session and removes every method when no scope is given (a reset)', async () => {
     const user = await newUser();
     await method(user);
@@ -180,6 +231,9 @@ describe('"this wasn\'t me" on SQLite', () => {
     expect(await live(two.token)).toBe(false);
     expect(await live(kept.token)).toBe(true);
     // Sessions already ended are not counted again.
-    expect(await s.durable.db.transaction().execute(async (trx) => endSessionsAndRemoveMethods(trx, tenant.id, user.id, now))).toEqual({ removed: 0, ended: 0 });
+    expect(await s.durable.db.transaction().execute(async (trx) => endSessionsAndRemoveMethods(trx, tenant.id, user.id, now))).toEqual({
+      removed: 0,
+      ended: 0,
+    });
   });
 });

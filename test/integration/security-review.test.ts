@@ -1181,7 +1181,10 @@ for (const spec of backends) {
         const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'emptied', password: NEW_PASSWORD });
         expect(start.body.state).toBe('factor_required');
         clock.advance(30_000);
-        const done = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, { method: 'totp', code: totpCode(ownersNewApp, clock.now()) });
+        const done = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, {
+          method: 'totp',
+          code: totpCode(ownersNewApp, clock.now()),
+        });
         expect(done.status).toBe(200);
       });
     });
