@@ -26,6 +26,11 @@ export const SIGNIN_REASONS = {
     forUser: 'ended at once: your sessions were being signed out',
     completes: false,
   },
+  password_predates_report: {
+    words: 'no method left since a sign-in was reported, and the password predates the report: it registers none until changed',
+    forUser: 'no method left since your report: change your password, or ask for a Temporary Access Pass',
+    completes: false,
+  },
   push_bad_signature: { words: 'an approval with a bad device signature', forUser: 'an approval that was not from your phone', completes: false },
 } as const satisfies Record<string, { words: string; forUser: string; completes: boolean }>;
 

@@ -4,6 +4,7 @@ import type { Db } from '../store/durable/database.ts';
 import type { Tenant } from '../directory/tenant.ts';
 import type { User, Users } from '../directory/users.ts';
 import type { Session, Sessions } from '../sessions/sessions.ts';
+import type { Credentials } from '../methods/credentials.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { SigninEvents } from './signin-events.ts';
 import type { AuditLog } from './audit-log.ts';
@@ -14,8 +15,8 @@ export interface ReportOutcome {
   sessionsEnded: number;
   /** Methods added since the reported sign-in, taken back (a sign-in that failed took nothing). */
   methodsRemoved: number;
-  /** Whether the password was cleared: no method was left, and the reported sign-in knew it. */
-  passwordCleared: boolean;
+  /** Active methods the user has left. */
+  methodsLeft: number;
 }
 
 /**
@@ -24,12 +25,20 @@ export interface ReportOutcome {
  * it. A sign-in that got in is taken back too: whoever made it may have added
  * a method of their own (an authenticator app, a passkey, a push device, new
  * recovery codes) and would sign in again with it, password and all. So every
- * method added since it goes, whoever added it (the user adds back their own
- * from this session); what was there before stays, as a revoked token's
- * take-back does.
+ * method added since it goes, whoever added it (the user adds back their own);
+ * what was there before stays, as a revoked token's take-back does.
+ *
+ * Whoever holds a recent session may report, the owner or a thief, so the
+ * report gives a thief nothing they could not do with the session anyway
+ * (add a method of theirs, remove the owner's): it never touches the password.
+ * With no method left, the password alone would open a registration session to
+ * whoever knows it; the sign-in refuses that until the password has changed
+ * since the report (SigninService.passwordStep).
  */
 export class SigninReports {
-  constructor(private readonly deps: { db: Db; clock: Clock; events: SigninEvents; sessions: Sessions; users: Users; audit: AuditLog }) {}
+  constructor(
+    private readonly deps: { db: Db; clock: Clock; events: SigninEvents; sessions: Sessions; users: Users; credentials: Credentials; audit: AuditLog },
+  ) {}
 
   async report(tenant: Tenant, user: User, session: Session, eventId: string): Promise<ReportOutcome> {
     // Ending every other session is a strong act: only a session that may, and that proved its user lately.
@@ -40,11 +49,15 @@ export class SigninReports {
     // First what ending the sessions always does (the mark a sign-in finishing meanwhile checks, remembered
     // browsers forgotten, listeners told), then the take-back in one transaction.
     const endedFirst = await this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id);
-    const taken = event.outcome === 'success' ? await this.takeBack(tenant, user, session, event.at) : { removed: 0, ended: 0, passwordCleared: false };
+    const taken = event.outcome === 'success' ? await this.takeBack(tenant, user, session, event.at) : undefined;
     // And once more, now that the methods are gone: a sign-in that passed the first end's mark (begun after it,
     // with a method not yet removed) cannot keep the session it was issued.
-    const endedAfter = taken.removed > 0 ? await this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id) : 0;
-    const outcome = { sessionsEnded: endedFirst + taken.ended + endedAfter, methodsRemoved: taken.removed, passwordCleared: taken.passwordCleared };
+    const endedAfter = taken && taken.removed > 0 ? await this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id) : 0;
+    const outcome: ReportOutcome = {
+      sessionsEnded: endedFirst + (taken?.ended ?? 0) + endedAfter,
+      methodsRemoved: taken?.removed ?? 0,
+      methodsLeft: taken?.left ?? (await this.deps.credentials.listForUser(tenant.id, user.id, 'active')).length,
+    };
     await this.deps.users.flag(tenant.id, user.id);
     await this.deps.audit.append(tenant.id, {
       actor: `user:${user.id}`,
@@ -60,33 +73,19 @@ export class SigninReports {
    * (guardLiveSession): a set-up racing this either commits before and is
    * removed here, or finds its session ended. The reporting session stays.
    */
-  private takeBack(tenant: Tenant, user: User, keep: Session, since: number): Promise<{ removed: number; ended: number; passwordCleared: boolean }> {
+  private takeBack(tenant: Tenant, user: User, keep: Session, since: number): Promise<{ removed: number; ended: number; left: number }> {
     const now = this.deps.clock.now();
     return this.deps.db.transaction().execute(async (trx) => {
       await trx.updateTable('users').set({ updated_at: now }).where('tenant_id', '=', tenant.id).where('id', '=', user.id).execute();
       const { removed, ended } = await endSessionsAndRemoveMethods(trx, tenant.id, user.id, now, { since, keepSessionId: keep.id });
-      // The last methods gone, the password the reported sign-in used would be all it takes: a registration
-      // session to register a method of one's own where MFA is required, a full one where it is not. So it
-      // goes too. This session (recent, with its second factor) sets a new one and registers a method;
-      // otherwise an administrator's pass does. (An account with no method before keeps its password: the
-      // report changes nothing there, and the page asks for a new one.)
-      if (removed === 0) return { removed, ended, passwordCleared: false };
       const left = await trx
         .selectFrom('credentials')
-        .select('id')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
         .where('tenant_id', '=', tenant.id)
         .where('user_id', '=', user.id)
         .where('state', '=', 'active')
-        .executeTakeFirst();
-      if (left) return { removed, ended, passwordCleared: false };
-      const cleared = await trx
-        .updateTable('users')
-        .set({ password_hash: null, updated_at: now })
-        .where('tenant_id', '=', tenant.id)
-        .where('id', '=', user.id)
-        .where('password_hash', 'is not', null)
-        .executeTakeFirst();
-      return { removed, ended, passwordCleared: Number(cleared.numUpdatedRows) === 1 };
+        .executeTakeFirstOrThrow();
+      return { removed, ended, left: Number(left.n) };
     });
   }
 }

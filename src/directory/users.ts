@@ -37,6 +37,8 @@ export interface UserChanges {
 
 export interface UserWithSecret extends User {
   passwordHash: string | null;
+  /** When the password was set, by anyone (a rehash is no change); null without one, or from a copy that predates it. */
+  passwordChangedAt: number | null;
 }
 
 export interface NewUser {
@@ -110,7 +112,7 @@ export class Users {
       .where('tenant_id', '=', tenantId)
       .where('username', '=', normaliseUsername(username))
       .executeTakeFirst();
-    return row && { ...this.toUser(row), passwordHash: row.password_hash };
+    return row && { ...this.toUser(row), passwordHash: row.password_hash, passwordChangedAt: row.password_changed_at ?? null };
   }
 
   async get(tenantId: string, userId: string): Promise<User | undefined> {

@@ -583,7 +583,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     audit,
     passes,
     apps,
-    reports: new SigninReports({ db, clock, events, sessions, users, audit }),
+    reports: new SigninReports({ db, clock, events, sessions, users, credentials, audit }),
     admin: administration,
     signingKeys,
     oidc,

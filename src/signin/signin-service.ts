@@ -135,6 +135,12 @@ export class SigninService {
       // user who has an active method (that method is asked for instead), so a known password alone can
       // never stand in for a second factor that exists.
       if (methods.length === 0 && (mfaRequired || user.mustRegister)) {
+        // A sign-in reported as "this wasn't me" knew this password, and its take-back may have left no method:
+        // until the password changes, it registers nothing (whoever made that sign-in would register theirs).
+        if (user.flaggedAt !== null && (user.passwordChangedAt ?? 0) <= user.flaggedAt) {
+          await this.record(tenant, user, username, ctx, 'password', 'failure', 'password_predates_report', 'password');
+          return { kind: 'no-way-in', methods, retryAfter: 60 };
+        }
         await this.record(tenant, user, username, ctx, 'password', 'success', 'registration_required', 'password');
         await this.alertIfBreakGlass(tenant, user, 'password');
         return { kind: 'register', methods, session: await this.issueSession(tenant, user.id, 'register', ['pwd'], ctx, begunAt, endedMeanwhile) };

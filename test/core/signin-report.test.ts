@@ -71,7 +71,7 @@ describe('"this wasn\'t me" on SQLite', () => {
     const outcome = await s.reports.report(tenant, victim, owner.session, theirs);
 
     // (The set-up under way ends with the other sessions, before the take-back counts.)
-    expect(outcome).toEqual({ sessionsEnded: 1, methodsRemoved: 1, passwordCleared: false });
+    expect(outcome).toEqual({ sessionsEnded: 1, methodsRemoved: 1, methodsLeft: 1 });
     expect(await methodIds(victim)).toEqual([own.id]);
     expect([added.id, pending.id]).not.toContain(own.id);
     expect(await live(attacker.token)).toBe(false);
@@ -85,7 +85,7 @@ describe('"this wasn\'t me" on SQLite', () => {
     expect(entry).toMatchObject({
       actor: `user:${victim.id}`,
       targetUserId: victim.id,
-      details: { eventId: theirs, sessionsEnded: 1, methodsRemoved: 1, passwordCleared: false },
+      details: { eventId: theirs, sessionsEnded: 1, methodsRemoved: 1, methodsLeft: 1 },
     });
   });
 
@@ -110,38 +110,50 @@ describe('"this wasn\'t me" on SQLite', () => {
     const addedSince = await method(victim);
     const other = await open(victim);
     const owner = await open(victim);
-    expect(await s.reports.report(tenant, victim, owner.session, tried)).toEqual({ sessionsEnded: 1, methodsRemoved: 0, passwordCleared: false });
+    expect(await s.reports.report(tenant, victim, owner.session, tried)).toEqual({ sessionsEnded: 1, methodsRemoved: 0, methodsLeft: 2 });
     expect(await methodIds(victim)).toContain(addedSince.id);
     expect(await live(other.token)).toBe(false);
   });
 
-  it('clears the password when the take-back leaves no method, and keeps this session to set a new one', async () => {
+  it('never touches the password; with no method left, the password registers nothing until it has changed since the report', async () => {
+    const PASSWORD = 'a password of theirs';
+    const NEXT = 'a new password of theirs';
     const victim = await newUser();
     const owner = await open(victim);
     clock.advance(1000);
     const theirs = await signin(victim);
-    // The only methods were added since (the victim's own was removed by whoever signed in).
+    // The only method was added since (the victim's own was removed by whoever signed in).
     await method(victim);
-    expect(await s.reports.report(tenant, victim, owner.session, theirs)).toEqual({ sessionsEnded: 0, methodsRemoved: 1, passwordCleared: true });
+    expect(await s.reports.report(tenant, victim, owner.session, theirs)).toEqual({ sessionsEnded: 0, methodsRemoved: 1, methodsLeft: 0 });
     expect(await methodIds(victim)).toEqual([]);
-    expect(await hasPassword(victim)).toBe(false);
+    expect(await hasPassword(victim)).toBe(true);
     expect(await live(owner.token)).toBe(true);
+
+    const sources = freshSources('198.20', 'after-report');
+    const refused = await s.signin.passwordStep(tenant, victim.username, PASSWORD, sources());
+    expect(refused).toMatchObject({ kind: 'no-way-in', methods: [] });
+    expect((await s.events.listForUser(tenant.id, victim.id, 1)).items[0]).toMatchObject({ outcome: 'failure', reason: 'password_predates_report' });
+    // A password set in the very millisecond of the report is not one set since.
+    await s.users.setPasswordHash(tenant.id, victim.id, await s.hasher.hash(PASSWORD));
+    expect((await s.signin.passwordStep(tenant, victim.username, PASSWORD, sources())).kind).toBe('no-way-in');
+    clock.advance(1);
+    await s.users.setPasswordHash(tenant.id, victim.id, await s.hasher.hash(NEXT));
+    expect((await s.signin.passwordStep(tenant, victim.username, NEXT, sources())).kind).toBe('register');
   });
 
-  it('says no password was cleared for an account that had none, and keeps the password of an account that had no method before', async () => {
+  it('keeps the password of an account that had no method before and reports a sign-in that added none', async () => {
     const passwordless = await createUser(s, tenant);
     const owner = await open(passwordless);
     clock.advance(1000);
     const theirs = await signin(passwordless);
     await method(passwordless);
-    expect(await s.reports.report(tenant, passwordless, owner.session, theirs)).toMatchObject({ methodsRemoved: 1, passwordCleared: false });
+    expect(await s.reports.report(tenant, passwordless, owner.session, theirs)).toEqual({ sessionsEnded: 0, methodsRemoved: 1, methodsLeft: 0 });
 
-    // Nothing added since, nothing there before: the report changes nothing here, and the page asks for a new password.
     const bare = await newUser();
     const bareOwner = await open(bare);
     clock.advance(1000);
     const bareSignin = await signin(bare);
-    expect(await s.reports.report(tenant, bare, bareOwner.session, bareSignin)).toEqual({ sessionsEnded: 0, methodsRemoved: 0, passwordCleared: false });
+    expect(await s.reports.report(tenant, bare, bareOwner.session, bareSignin)).toEqual({ sessionsEnded: 0, methodsRemoved: 0, methodsLeft: 0 });
     expect(await hasPassword(bare)).toBe(true);
   });
 

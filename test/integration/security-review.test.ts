@@ -1114,7 +1114,16 @@ for (const spec of backends) {
 
     describe('an outside attack run, twentieth round', () => {
       /** The sign-ins of this session's user, newest first. */
-      const signinsOf = async (token: string) => (await api(server.url, 'GET', '/api/v1/me/signins', undefined, token)).body.items as { id: string }[];
+      const signinsOf = async (token: string) => (await api(server.url, 'GET', '/api/v1/me/signins?limit=50', undefined, token)).body.items as { id: string }[];
+      /** Password then TOTP over the API with this password; the full session's token. */
+      const signIn2 = async (username: string, password: string, secret: string) => {
+        const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username, password });
+        expect(start.body.state).toBe('factor_required');
+        clock.advance(30_000);
+        const done = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, { method: 'totp', code: totpCode(secret, clock.now()) });
+        expect(done.status).toBe(200);
+        return done.body.session.token as string;
+      };
 
       it('"this wasn\'t me" takes back the authenticator the reported sign-in added: it no longer signs in', async () => {
         // Found: with the password and one stolen code, the attacker added an authenticator of their own; the owner's
@@ -1129,7 +1138,7 @@ for (const spec of backends) {
         const report = await api(server.url, 'POST', `/api/v1/me/signins/${theirs!.id}/report`, undefined, owner);
         expect(report.status).toBe(200);
         // (The registration session the owner first set up their authenticator with ends too.)
-        expect(report.body).toEqual({ reported: true, sessionsEnded: 2, methodsRemoved: 1, passwordCleared: false });
+        expect(report.body).toEqual({ reported: true, sessionsEnded: 2, methodsRemoved: 1, methodsLeft: 1 });
         expect((await api(server.url, 'GET', '/api/v1/me', undefined, attacker)).status).toBe(401);
 
         clock.advance(1000);
@@ -1146,7 +1155,7 @@ for (const spec of backends) {
         expect(await signIn('reporter', victim.secret)).toEqual(expect.any(String));
       });
 
-      it('with no method left, the password goes too: it opens no registration, and the owner sets a new one', async () => {
+      it('with no method left, the password registers nothing until the owner changes it', async () => {
         const victim = await user('emptied');
         const owner = await signIn('emptied', victim.secret);
         clock.advance(60_000);
@@ -1158,7 +1167,7 @@ for (const spec of backends) {
         const ownersApp = methods.find((m) => m.type === 'totp')!;
         expect((await api(server.url, 'DELETE', `/api/v1/me/methods/${ownersApp.id}`, undefined, attacker)).status).toBe(204);
 
-        // Reported from the pages this time: they say what went, and ask for a new password.
+        // Reported from the pages this time: they say what went, and what to do first.
         const browser = new PageClient(server.url);
         browser.cookies.set('sf_session', owner);
         const reportPage = `/t/acme/my/signins/${theirs!.id}/report`;
@@ -1166,26 +1175,51 @@ for (const spec of backends) {
         expect(reported.location).toBe('/t/acme/my/signins/reported');
         const secure = (await browser.get(reported.location!)).text;
         expect(secure).toContain('We removed the sign-in method added since that sign-in.');
-        expect(secure).toContain('No method was left, so we removed your password too');
-        expect(secure).toContain('Set a password');
+        expect(secure).toContain('No sign-in method is left: change your password first');
+        expect(secure).toContain('Change your password');
         const [entry] = await server.services.audit.list(tenant.id, { limit: 1, action: 'signin.reported', userId: victim.id });
-        expect(entry!.details).toMatchObject({ eventId: theirs!.id, methodsRemoved: 1, passwordCleared: true });
-        // The password alone would have got a registration session to register a method of the attacker's.
+        expect(entry!.details).toMatchObject({ eventId: theirs!.id, methodsRemoved: 1, methodsLeft: 0 });
+        // The password alone would get the attacker a registration session to register a method of theirs.
+        clock.advance(1000);
         const registration = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'emptied', password: PASSWORD });
-        expect(registration.status).toBe(401);
+        expect(registration.status).toBe(503);
+        expect(registration.body.type).toMatch(/\/no-usable-method$/);
         expect(registration.body.session).toBeUndefined();
 
+        // The owner, still signed in here, changes it; then it registers their new authenticator.
         const NEW_PASSWORD = 'only the owner knows this 42';
-        expect((await api(server.url, 'POST', '/api/v1/me/password', { newPassword: NEW_PASSWORD }, owner)).status).toBe(200);
-        const ownersNewApp = await addTotp(owner);
-        const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'emptied', password: NEW_PASSWORD });
-        expect(start.body.state).toBe('factor_required');
-        clock.advance(30_000);
-        const done = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, {
-          method: 'totp',
-          code: totpCode(ownersNewApp, clock.now()),
-        });
-        expect(done.status).toBe(200);
+        const changed = await api(server.url, 'POST', '/api/v1/me/password', { currentPassword: PASSWORD, newPassword: NEW_PASSWORD }, owner);
+        expect(changed.status).toBe(200);
+        clock.advance(1000);
+        const again = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'emptied', password: NEW_PASSWORD });
+        expect(again.body.state).toBe('registration_required');
+        const ownersNewApp = await addTotp(again.body.session.token);
+        expect(await signIn2('emptied', NEW_PASSWORD, ownersNewApp)).toEqual(expect.any(String));
+      });
+
+      it("a thief with the owner's fresh session cannot make the report give them the password", async () => {
+        // Found (twenty-first round, against the first take-back): reporting the owner's own first sign-in removed
+        // their methods and cleared the password, and the thief set a first password of their own.
+        const victim = await user('robbed');
+        const stolen = await signIn('robbed', victim.secret);
+        const first = (await signinsOf(stolen)).at(-1)!;
+        const report = await api(server.url, 'POST', `/api/v1/me/signins/${first.id}/report`, undefined, stolen);
+        expect(report.body).toMatchObject({ reported: true, methodsRemoved: 1, methodsLeft: 0 });
+        const setFirst = await api(server.url, 'POST', '/api/v1/me/password', { newPassword: 'the thief would like this 42' }, stolen);
+        expect(setFirst.status).toBe(409);
+        const guess = await api(
+          server.url,
+          'POST',
+          '/api/v1/me/password',
+          { currentPassword: 'not it at all', newPassword: 'the thief would like this 42' },
+          stolen,
+        );
+        expect(guess.status).toBe(401);
+        // The password is still the owner's alone (an administrator's pass brings them back to a method).
+        clock.advance(1000);
+        const owners = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'robbed', password: PASSWORD });
+        expect(owners.body.type).toMatch(/\/no-usable-method$/);
+        expect((await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'robbed', password: 'the thief would like this 42' })).status).toBe(401);
       });
     });
 

@@ -92,7 +92,7 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
           values: {
             sessionsEnded: String(outcome.sessionsEnded),
             methodsRemoved: String(outcome.methodsRemoved),
-            passwordCleared: String(outcome.passwordCleared),
+            methodsLeft: String(outcome.methodsLeft),
           },
         });
       } catch (err) {
@@ -117,14 +117,14 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
         const reported = flash?.for === 'reported';
         const sessionsEnded = reported ? Number(flash.values?.sessionsEnded ?? 0) : undefined;
         const methodsRemoved = reported ? Number(flash.values?.methodsRemoved ?? 0) : 0;
-        const passwordCleared = reported && flash.values?.passwordCleared === 'true';
+        const noMethodLeft = reported && flash.values?.methodsLeft === '0';
         return sendPage(
           reply,
           reportedView({
             ...viewer(reply, p),
             sessionsEnded,
             methodsRemoved,
-            passwordCleared,
+            noMethodLeft,
             minLength: PASSWORD_MIN,
             hasPassword: await deps.passwords.hasPassword(p.tenant, p.user),
           }),

@@ -105,7 +105,7 @@ ${
 
 /** After "This wasn't me": what happened, and the two things to do now. */
 export function reportedView(
-  v: Viewer & { sessionsEnded: number | undefined; methodsRemoved: number; passwordCleared: boolean; minLength: number; hasPassword: boolean },
+  v: Viewer & { sessionsEnded: number | undefined; methodsRemoved: number; noMethodLeft: boolean; minLength: number; hasPassword: boolean },
 ): string {
   const ended = v.sessionsEnded;
   const removed = v.methodsRemoved;
@@ -121,7 +121,7 @@ ${
         'info',
         `Thanks for telling us. We signed you out everywhere else (${ended} other ${ended === 1 ? 'session' : 'sessions'}) and told your administrator.${
           removed > 0 ? ` We removed the ${removed === 1 ? 'sign-in method' : `${removed} sign-in methods`} added since that sign-in.` : ''
-        }${v.passwordCleared ? ' No method was left, so we removed your password too: whoever signed in knew it.' : ''}`,
+        }${v.noMethodLeft ? ' No sign-in method is left: change your password first, then add one. Until you do, your password alone cannot add one.' : ''}`,
       )
 }
 <h2>1. ${v.hasPassword ? 'Change your password' : 'Set a password'}</h2>
