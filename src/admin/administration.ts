@@ -241,6 +241,10 @@ export class Administration {
   }
 
   async issuePass(tenant: Tenant, actor: Actor, id: string, options: { minutes?: number | undefined; oneTime?: boolean | undefined }) {
+    // A pass of one's own outlives every remedy of the account's owner (a report, a new password, signing out): with
+    // an administrator's session taken over once, it would be the way back in. Another administrator, or the
+    // command line, issues it.
+    if (actor === `user:${id}`) throw new AppError('forbidden', 'a Temporary Access Pass for your own account comes from another administrator');
     const user = await this.user(tenant, id);
     if (user.status !== 'active') throw new AppError('invalid-state', 'the account is disabled; enable it first');
     refuseTokenOn(actor, user, 'a Temporary Access Pass');

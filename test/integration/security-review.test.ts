@@ -1223,6 +1223,22 @@ for (const spec of backends) {
       });
     });
 
+    describe('an outside attack run, twenty-second round', () => {
+      it('an administrator cannot issue a Temporary Access Pass for their own account; another administrator can', async () => {
+        // Found: with an administrator's session taken over once, the attacker issued a long multi-use pass to that
+        // administrator's own account, and it signed them in after the owner's report, new password and sign-out.
+        const person = await adminPersonSession(server.services, 'acme');
+        const me = (await api(server.url, 'GET', '/api/v1/me', undefined, person)).body as { id: string };
+        const own = await call('POST', `/api/v1/admin/users/${me.id}/tap`, { minutes: 480 }, person);
+        expect(own.status).toBe(403);
+        expect(own.body.code).toBeUndefined();
+        expect((await server.services.passes.active(tenant.id, me.id)) ?? null).toBeNull();
+        const colleague = await adminPersonSession(server.services, 'acme');
+        const issued = await call('POST', `/api/v1/admin/users/${me.id}/tap`, { minutes: 60 }, colleague);
+        expect(issued.status).toBe(201);
+      });
+    });
+
     describe('an outside attack run, seventeenth round', () => {
       const HOLDER_PASSWORD = 'the holder knows this one 42';
       const NEXT_PASSWORD = 'and would change it to this 42';

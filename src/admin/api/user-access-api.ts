@@ -52,7 +52,7 @@ export function userAccessApi(deps: UserAccessApiDeps): FastifyPluginAsyncTypebo
           tags,
           security: bearer,
           summary:
-            'Issue a Temporary Access Pass (shown once; replaces any active one); lifetime within the policy bounds. For an administrator, only by a person signed in with a second factor, not an admin token',
+            "Issue a Temporary Access Pass (shown once; replaces any active one); lifetime within the policy bounds. For an administrator, only by a person signed in with a second factor, not an admin token; never for the caller's own account (403)",
           params: IdParams,
           body: Type.Optional(Type.Object({ minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 43200 })), oneTime: Type.Optional(Type.Boolean()) })),
           response: { 201: Type.Object({ code: Type.String(), expiresAt: Type.String({ format: 'date-time' }), oneTime: Type.Boolean() }) },
