@@ -132,13 +132,25 @@ describe('"this wasn\'t me" on SQLite', () => {
     const sources = freshSources('198.20', 'after-report');
     const refused = await s.signin.passwordStep(tenant, victim.username, PASSWORD, sources());
     expect(refused).toMatchObject({ kind: 'no-way-in', methods: [] });
-    expect((await s.events.listForUser(tenant.id, victim.id, 1)).items[0]).toMatchObject({ outcome: 'failure', reason: 'password_predates_report' });
+    expect((await s.events.listForUser(tenant.id, victim.id, 1)).items[0]).toMatchObject({
+      step: 'password',
+      method: 'password',
+      outcome: 'failure',
+      reason: 'password_predates_report',
+    });
     // A password set in the very millisecond of the report is not one set since.
     await s.users.setPasswordHash(tenant.id, victim.id, await s.hasher.hash(PASSWORD));
     expect((await s.signin.passwordStep(tenant, victim.username, PASSWORD, sources())).kind).toBe('no-way-in');
     clock.advance(1);
     await s.users.setPasswordHash(tenant.id, victim.id, await s.hasher.hash(NEXT));
     expect((await s.signin.passwordStep(tenant, victim.username, NEXT, sources())).kind).toBe('register');
+  });
+
+  it('lets an account never reported register with its password, its date unknown (a copy from before passwords were dated)', async () => {
+    const PASSWORD = 'a password of theirs';
+    const undated = await newUser();
+    await s.durable.db.updateTable('users').set({ password_changed_at: null }).where('id', '=', undated.id).execute();
+    expect((await s.signin.passwordStep(tenant, undated.username, PASSWORD, freshSources('198.21', 'undated')())).kind).toBe('register');
   });
 
   it('keeps the password of an account that had no method before and reports a sign-in that added none', async () => {
