@@ -49,7 +49,10 @@ export class SigninReports {
     // First what ending the sessions always does (the mark a sign-in finishing meanwhile checks, remembered
     // browsers forgotten, listeners told), then the take-back in one transaction.
     const endedFirst = await this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id);
-    const taken = event.outcome === 'success' ? await this.takeBack(tenant, user, session, event.at) : undefined;
+    // Removing methods needs what changing them needs: a second factor proved in this session. A session of the
+    // password alone (a remembered browser) ends the others and flags the account, as before; the owner signs in
+    // with a method to take back the rest.
+    const taken = event.outcome === 'success' && session.amr.includes('mfa') ? await this.takeBack(tenant, user, session, event.at) : undefined;
     // And once more, now that the methods are gone: a sign-in that passed the first end's mark (begun after it,
     // with a method not yet removed) cannot keep the session it was issued.
     const endedAfter = taken && taken.removed > 0 ? await this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id) : 0;

@@ -89,6 +89,19 @@ describe('"this wasn\'t me" on SQLite', () => {
     });
   });
 
+  it('takes back nothing from a session of the password alone (a remembered browser): removing methods needs a second factor', async () => {
+    const victim = await newUser();
+    await method(victim);
+    clock.advance(1000);
+    const theirs = await signin(victim);
+    const added = await method(victim);
+    const other = await open(victim);
+    const passwordOnly = await s.sessions.create({ tenantId: tenant.id, userId: victim.id, scope: 'full', amr: ['pwd'] });
+    expect(await s.reports.report(tenant, victim, passwordOnly.session, theirs)).toEqual({ sessionsEnded: 1, methodsRemoved: 0, methodsLeft: 2 });
+    expect(await methodIds(victim)).toContain(added.id);
+    expect(await live(other.token)).toBe(false);
+  });
+
   it('counts a method added in the very millisecond of the sign-in as added since, and one a millisecond before as there before', async () => {
     const victim = await newUser();
     const before = await method(victim);
