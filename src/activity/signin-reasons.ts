@@ -31,6 +31,11 @@ export const SIGNIN_REASONS = {
     forUser: 'no method left since your report: change your password, or ask for a Temporary Access Pass',
     completes: false,
   },
+  password_predates_reset: {
+    words: 'methods reset by an administrator, and the password predates the reset: it registers none (a pass, or a password set since, does)',
+    forUser: 'your methods were reset: sign in with a Temporary Access Pass from your administrator',
+    completes: false,
+  },
   push_bad_signature: { words: 'an approval with a bad device signature', forUser: 'an approval that was not from your phone', completes: false },
 } as const satisfies Record<string, { words: string; forUser: string; completes: boolean }>;
 

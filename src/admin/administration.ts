@@ -49,6 +49,19 @@ export interface UserDetail {
   recentSignins: AdminSigninEvent[];
 }
 
+/** How long a Temporary Access Pass lasts (within the policy's bounds) and whether it signs in once only. */
+export interface PassOptions {
+  minutes?: number | undefined;
+  oneTime?: boolean | undefined;
+}
+
+/** A Temporary Access Pass just issued: its code is shown this once. */
+export interface IssuedPass {
+  code: string;
+  expiresAt: string;
+  oneTime: boolean;
+}
+
 export interface UserInput {
   username?: string | undefined;
   password?: string | undefined;
@@ -202,10 +215,22 @@ export class Administration {
     await this.audit(tenant, actor, 'user.deleted', id, { username: user.username, ...(tokensRevoked > 0 ? { tokensRevoked } : {}) });
   }
 
-  /** Removes every method and ends every session; the next sign-in must register a method. */
-  async resetMethods(tenant: Tenant, actor: Actor, id: string): Promise<{ removed: number; sessionsEnded: number }> {
+  /**
+   * Removes every method and ends every session; the next sign-in must register a method, and the password as it
+   * stands registers none (someone else may know it: signin/password-registers.ts). With `pass`, a Temporary Access
+   * Pass to register with is issued once the reset is done (the code shown once, as `issuePass` does).
+   */
+  async resetMethods(
+    tenant: Tenant,
+    actor: Actor,
+    id: string,
+    options: { pass?: PassOptions | undefined } = {},
+  ): Promise<{ removed: number; sessionsEnded: number; pass?: IssuedPass }> {
+    const user = await this.user(tenant, id);
     // With an administrator's password (phished, say), a reset lets whoever holds it register a method of their own.
-    refuseTokenOn(actor, await this.user(tenant, id), 'a reset');
+    refuseTokenOn(actor, user, 'a reset');
+    // What would refuse the pass refuses the reset too, before anything is removed.
+    if (options.pass) this.checkPassFor(actor, user);
     const touchedAt = this.deps.clock.now();
     await this.markIfToken(tenant, actor, id, 'a reset');
     // First what ending a user's sessions always does (the mark a sign-in finishing meanwhile checks,
@@ -221,13 +246,19 @@ export class Administration {
       : await this.deps.sessions.revokeAllForUser(tenant.id, id);
     const now = this.deps.clock.now();
     const { removed, ended } = await this.deps.db.transaction().execute(async (trx) => {
-      await trx.updateTable('users').set({ must_register: 1, updated_at: now }).where('tenant_id', '=', tenant.id).where('id', '=', id).execute();
+      await trx
+        .updateTable('users')
+        .set({ must_register: 1, methods_reset_at: now, updated_at: now })
+        .where('tenant_id', '=', tenant.id)
+        .where('id', '=', id)
+        .execute();
       return endSessionsAndRemoveMethods(trx, tenant.id, id, now);
     });
     const sessionsEnded = endedFirst + ended;
     await this.audit(tenant, actor, 'methods.reset', id, { removed, sessionsEnded });
     await this.refuseIfTokenRevokedMeanwhile(tenant, actor, id, touchedAt);
-    return { removed, sessionsEnded };
+    if (!options.pass) return { removed, sessionsEnded };
+    return { removed, sessionsEnded, pass: await this.issuePass(tenant, actor, id, options.pass) };
   }
 
   async revokeSessions(tenant: Tenant, actor: Actor, id: string): Promise<number> {
@@ -240,14 +271,9 @@ export class Administration {
     return ended;
   }
 
-  async issuePass(tenant: Tenant, actor: Actor, id: string, options: { minutes?: number | undefined; oneTime?: boolean | undefined }) {
-    // A pass of one's own outlives every remedy of the account's owner (a report, a new password, signing out): with
-    // an administrator's session taken over once, it would be the way back in. Another administrator, or the
-    // command line, issues it.
-    if (actor === `user:${id}`) throw new AppError('forbidden', 'a Temporary Access Pass for your own account comes from another administrator');
+  async issuePass(tenant: Tenant, actor: Actor, id: string, options: PassOptions): Promise<IssuedPass> {
     const user = await this.user(tenant, id);
-    if (user.status !== 'active') throw new AppError('invalid-state', 'the account is disabled; enable it first');
-    refuseTokenOn(actor, user, 'a Temporary Access Pass');
+    this.checkPassFor(actor, user);
     const touchedAt = this.deps.clock.now();
     await this.markIfToken(tenant, actor, id, 'a Temporary Access Pass');
     // The new pass replaces the active one; if that one was used (up to the moment it was replaced, as the
@@ -259,6 +285,16 @@ export class Administration {
     // (A token revoked meanwhile: the pass goes, its code never shown.)
     await this.refuseIfTokenRevokedMeanwhile(tenant, actor, id, touchedAt);
     return { code, expiresAt: new Date(pass.expiresAt).toISOString(), oneTime: pass.oneTime };
+  }
+
+  /** Refuses a pass this actor may not issue to this user. */
+  private checkPassFor(actor: Actor, user: User): void {
+    // A pass of one's own outlives every remedy of the account's owner (a report, a new password, signing out): with
+    // an administrator's session taken over once, it would be the way back in. Another administrator, or the
+    // command line, issues it.
+    if (actor === `user:${user.id}`) throw new AppError('forbidden', 'a Temporary Access Pass for your own account comes from another administrator');
+    if (user.status !== 'active') throw new AppError('invalid-state', 'the account is disabled; enable it first');
+    refuseTokenOn(actor, user, 'a Temporary Access Pass');
   }
 
   async revokePass(tenant: Tenant, actor: Actor, id: string): Promise<void> {

@@ -174,7 +174,13 @@ export class SteadfastClient {
       changes: { email?: string | null; phone?: string | null; status?: 'active' | 'disabled'; admin?: boolean; breakGlass?: boolean; password?: string },
     ) => this.request<AdminUserJson>('PATCH', `/api/v1/admin/users/${this.id(id)}`, changes),
     deleteUser: (id: string) => this.request<void>('DELETE', `/api/v1/admin/users/${this.id(id)}`),
-    resetMethods: (id: string) => this.request<{ removed: number; sessionsEnded: number }>('POST', `/api/v1/admin/users/${this.id(id)}/reset-methods`),
+    /** With `pass`, a Temporary Access Pass to register with is issued once the reset is done: the old password registers nothing. */
+    resetMethods: (id: string, options: { pass?: { minutes?: number; oneTime?: boolean } } = {}) =>
+      this.request<{ removed: number; sessionsEnded: number; pass?: { code: string; expiresAt: string; oneTime: boolean } }>(
+        'POST',
+        `/api/v1/admin/users/${this.id(id)}/reset-methods`,
+        options,
+      ),
     revokeSessions: (id: string) => this.request<{ sessionsEnded: number }>('POST', `/api/v1/admin/users/${this.id(id)}/revoke-sessions`),
     issueTap: (id: string, options: { minutes?: number; oneTime?: boolean } = {}) =>
       this.request<{ code: string; expiresAt: string; oneTime: boolean }>('POST', `/api/v1/admin/users/${this.id(id)}/tap`, options),

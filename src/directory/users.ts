@@ -39,6 +39,8 @@ export interface UserWithSecret extends User {
   passwordHash: string | null;
   /** When the password was set, by anyone (a rehash is no change); null without one, or from a copy that predates it. */
   passwordChangedAt: number | null;
+  /** When an administrator last reset the methods; null if never (or before this was kept). */
+  methodsResetAt: number | null;
 }
 
 export interface NewUser {
@@ -93,6 +95,7 @@ export class Users {
       known_browsers_reset_at: null,
       token_touched_at: input.byToken !== undefined ? now : null,
       password_changed_at: input.passwordHash ? now : null,
+      methods_reset_at: null,
     };
     const result = await this.db
       .insertInto('users')
@@ -112,7 +115,14 @@ export class Users {
       .where('tenant_id', '=', tenantId)
       .where('username', '=', normaliseUsername(username))
       .executeTakeFirst();
-    return row && { ...this.toUser(row), passwordHash: row.password_hash, passwordChangedAt: row.password_changed_at ?? null };
+    return (
+      row && {
+        ...this.toUser(row),
+        passwordHash: row.password_hash,
+        passwordChangedAt: row.password_changed_at ?? null,
+        methodsResetAt: row.methods_reset_at ?? null,
+      }
+    );
   }
 
   async get(tenantId: string, userId: string): Promise<User | undefined> {

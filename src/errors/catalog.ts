@@ -22,6 +22,10 @@ export const problemCatalog = {
   'reauthentication-required': { status: 403, title: 'Sign in again to change your sign-in methods' },
   'second-factor-required': { status: 403, title: 'Sign in with a second factor to do this' },
   'account-disabled': { status: 403, title: 'This account is disabled; contact your administrator' },
+  'password-cannot-register': {
+    status: 403,
+    title: 'This password cannot set up a sign-in method; sign in with a Temporary Access Pass from your administrator',
+  },
   'not-found': { status: 404, title: 'Not found' },
   'flow-not-found': { status: 404, title: 'This sign-in has expired or is unknown; start again' },
   'method-not-allowed': { status: 405, title: 'Method not allowed' },

@@ -211,6 +211,9 @@ export async function buildApp(services: Services, options: AppOptions) {
   // outright): turned away here, before anything is read or written.
   app.addHook('preValidation', async (request) => {
     if (hasNul(request.params) || hasNul(request.query) || hasNul(request.body)) throw new AppError('invalid-request', 'text must not contain NUL characters');
+    // A request sent with no body at all (no content type) means "nothing to add": an empty object, so a route whose
+    // fields are all optional (a reset, a pass with the default lifetime) takes it, and one with required fields names them.
+    if (request.body === undefined && request.method !== 'GET' && request.method !== 'HEAD') request.body = {};
   });
 
   app.setErrorHandler(errorHandler);

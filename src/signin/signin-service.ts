@@ -26,6 +26,7 @@ import type { User } from '../directory/users.ts';
 import type { RememberedDevices } from '../sessions/remembered-devices.ts';
 import type { KnownBrowsers } from './known-browsers.ts';
 import type { AnonymousStarts } from './anonymous-starts.ts';
+import { PASSWORD_CANNOT_REGISTER, whyPasswordCannotRegister } from './password-registers.ts';
 
 export interface RequestContext extends WorkWindow {
   ip: string;
@@ -135,11 +136,12 @@ export class SigninService {
       // user who has an active method (that method is asked for instead), so a known password alone can
       // never stand in for a second factor that exists.
       if (methods.length === 0 && (mfaRequired || user.mustRegister)) {
-        // A sign-in reported as "this wasn't me" knew this password, and its take-back may have left no method:
-        // until the password changes, it registers nothing (whoever made that sign-in would register theirs).
-        if (user.flaggedAt !== null && (user.passwordChangedAt ?? 0) <= user.flaggedAt) {
-          await this.record(tenant, user, username, ctx, 'password', 'failure', 'password_predates_report', 'password');
-          return { kind: 'no-way-in', methods, retryAfter: 60 };
+        // After a reset or a reported sign-in, someone else may know this password: it registers nothing until it
+        // changes (a pass registers instead).
+        const refused = whyPasswordCannotRegister(user);
+        if (refused) {
+          await this.record(tenant, user, username, ctx, 'password', 'failure', refused, 'password');
+          throw new AppError('password-cannot-register', PASSWORD_CANNOT_REGISTER[refused]);
         }
         await this.record(tenant, user, username, ctx, 'password', 'success', 'registration_required', 'password');
         await this.alertIfBreakGlass(tenant, user, 'password');

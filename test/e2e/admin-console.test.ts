@@ -150,12 +150,17 @@ describe.runIf(chromiumAvailable())('admin console in Chromium', () => {
     const said = (await page.locator('main').textContent()) ?? '';
     expect(said).toContain('These sign-in methods are removed: Authenticator app “Old phone”');
     expect(said).toContain('must register a method again');
+    expect(said).toContain('Their password no longer does that on its own');
+    // The way back in comes with the reset: a one-time pass, offered and checked.
+    await expect(page.getByLabel(/Issue a one-time Temporary Access Pass/).isChecked()).resolves.toBe(true);
     await check('confirm resetting methods');
     await page.getByRole('link', { name: 'Cancel' }).click();
     await expect(page.locator('ul.methods').first().textContent()).resolves.toContain('Old phone');
     await page.getByRole('link', { name: 'Reset methods' }).click();
     await page.getByRole('button', { name: 'Reset methods of bob' }).click();
     await expect(page.getByRole('status').first().textContent()).resolves.toContain('Methods reset: 1 removed');
+    await expect(page.getByRole('status').first().textContent()).resolves.toContain('Temporary Access Pass issued.');
+    await expect(page.getByLabel('Temporary Access Pass').textContent()).resolves.toMatch(/\w/);
     await expect(page.locator('main').textContent()).resolves.toContain('the user must register one at the next sign-in');
   });
 

@@ -116,14 +116,31 @@ for (const spec of backends) {
       expect(after.body.methods.map((m: { type: string }) => m.type)).toEqual(['totp']);
     });
 
-    it('resets methods: every method and session gone, registration forced at the next sign-in', async () => {
+    it('resets methods: every method and session gone, registration forced, with a pass or a new password, not the old one', async () => {
       const { id, session } = await userWithTotp('pia');
       const reset = await call('POST', `/api/v1/admin/users/${id}/reset-methods`);
       expect(reset.body).toEqual({ removed: 1, sessionsEnded: 1 });
       expect((await call('GET', '/api/v1/me', undefined, session)).status).toBe(401);
-      const again = await call('POST', '/api/v1/t/acme/signin', { username: 'pia', password: PASSWORD }, undefined);
-      expect(again.body).toMatchObject({ state: 'registration_required', methods: [] });
       expect((await call('GET', `/api/v1/admin/users/${id}`)).body).toMatchObject({ user: { mustRegister: true }, methods: [] });
+      const refused = await call('POST', '/api/v1/t/acme/signin', { username: 'pia', password: PASSWORD }, undefined);
+      expect(refused.status).toBe(403);
+      expect(refused.body.type).toMatch(/\/password-cannot-register$/);
+      // A password the administrator sets after the reset registers.
+      await new Promise((r) => setTimeout(r, 2));
+      expect((await call('PATCH', `/api/v1/admin/users/${id}`, { password: 'a new one from the helpdesk' })).status).toBe(200);
+      const again = await call('POST', '/api/v1/t/acme/signin', { username: 'pia', password: 'a new one from the helpdesk' }, undefined);
+      expect(again.body).toMatchObject({ state: 'registration_required', methods: [] });
+    });
+
+    it('resets methods and issues a pass in one call; the pass registers', async () => {
+      const { id } = await userWithTotp('pia2');
+      const reset = await call('POST', `/api/v1/admin/users/${id}/reset-methods`, { pass: { minutes: 30, oneTime: true } });
+      expect(reset.body).toEqual({ removed: 1, sessionsEnded: 1, pass: { code: expect.any(String), expiresAt: expect.any(String), oneTime: true } });
+      expect(reset.headers.get('cache-control')).toBe('no-store');
+      await new Promise((r) => setTimeout(r, 2));
+      const withPass = await call('POST', '/api/v1/t/acme/signin', { username: 'pia2', tap: reset.body.pass.code }, undefined);
+      expect(withPass.body).toMatchObject({ state: 'registration_required' });
+      expect((await call('POST', `/api/v1/admin/users/${id}/reset-methods`, { pass: { minutes: 0 } })).status).toBe(400);
     });
 
     it('revokes sessions and disables an account', async () => {

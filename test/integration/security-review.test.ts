@@ -103,10 +103,12 @@ for (const spec of backends) {
     describe('1. a methods reset sends the user back to registration once, not for good', () => {
       it('clears the flag when the first method is confirmed: the next password sign-in asks for that method', async () => {
         const victim = await user('rita');
-        expect((await call('POST', `/api/v1/admin/users/${victim.id}/reset-methods`)).status).toBe(200);
+        const reset = await call('POST', `/api/v1/admin/users/${victim.id}/reset-methods`, { pass: { oneTime: true } });
+        expect(reset.status).toBe(200);
         expect((await server.services.users.get(tenant.id, victim.id))!.mustRegister).toBe(true);
+        clock.advance(1);
 
-        const first = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'rita', password: PASSWORD });
+        const first = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'rita', tap: reset.body.pass.code });
         expect(first.body.state).toBe('registration_required');
         const secret = await addTotp(first.body.session.token);
         expect((await server.services.users.get(tenant.id, victim.id))!.mustRegister).toBe(false);
@@ -131,9 +133,34 @@ for (const spec of backends) {
         expect(byPass.body).toMatchObject({ state: 'complete', session: { token: expect.any(String) } });
       });
 
+      it('leaves the password as it stood registering nothing: whoever else knew it would register first', async () => {
+        // Found (twenty-second round): after a reset, anyone who knew the password (the reason for many a reset)
+        // signed in with it and registered an authenticator of their own before the owner.
+        const victim = await user('reset-raced');
+        expect((await call('POST', `/api/v1/admin/users/${victim.id}/reset-methods`)).status).toBe(200);
+        clock.advance(1);
+        const raced = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'reset-raced', password: PASSWORD });
+        expect(raced.status).toBe(403);
+        expect(raced.body.type).toMatch(/\/password-cannot-register$/);
+        expect(raced.body.session).toBeUndefined();
+        // Nor through the pages.
+        const pages = new PageClient(server.url);
+        const posted = await pages.post('/t/acme/signin', { username: 'reset-raced', password: PASSWORD }, { from: '/t/acme/signin' });
+        expect(pages.cookies.get('sf_session')).toBeUndefined();
+        expect((await pages.get(posted.location!)).text).toContain('methods were reset');
+        // A pass from an administrator registers; so does a password they set after the reset.
+        const pass = await call('POST', `/api/v1/admin/users/${victim.id}/tap`, { oneTime: true });
+        clock.advance(1);
+        const owner = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'reset-raced', tap: pass.body.code });
+        expect(owner.body.state).toBe('registration_required');
+      });
+
       it('raises the break-glass alert when a break-glass account is sent to registration', async () => {
         const glass = await user('glass', { breakGlass: true });
         await server.services.admin.resetMethods(tenant, 'cli', glass.id);
+        clock.advance(1);
+        // (A password set after the reset registers: the command line's, say.)
+        await server.services.admin.updateUser(tenant, 'cli', glass.id, { password: PASSWORD });
         clock.advance(1);
         const before = (await server.services.audit.list(tenant.id, { limit: 100, action: 'break-glass.signin', userId: glass.id })).length;
         const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'glass', password: PASSWORD });
@@ -984,8 +1011,10 @@ for (const spec of backends) {
         clock.advance(60_000);
 
         const leaked = await server.services.adminTokens.create(tenant.id, 'admin');
-        expect((await call('PATCH', `/api/v1/admin/users/${victim.id}`, { password: NEW_PASSWORD }, leaked.token)).status).toBe(200);
+        // (Reset first: a password set before the reset would register nothing.)
         expect((await call('POST', `/api/v1/admin/users/${victim.id}/reset-methods`, undefined, leaked.token)).status).toBe(200);
+        clock.advance(1);
+        expect((await call('PATCH', `/api/v1/admin/users/${victim.id}`, { password: NEW_PASSWORD }, leaked.token)).status).toBe(200);
         expect((await call('PATCH', `/api/v1/admin/users/${kept.id}`, { email: 'somewhere@example.test' }, leaked.token)).status).toBe(200);
         const made = await call('POST', '/api/v1/admin/users', { username: 'made-by-token', password: NEW_PASSWORD }, leaked.token);
         expect(made.status).toBe(201);
@@ -1054,8 +1083,10 @@ for (const spec of backends) {
       const username = `${prefix}-victim`;
       const victim = await server.services.admin.createUser(tenant, 'cli', { username, password: PASSWORD });
       clock.advance(1);
-      expect((await call('PATCH', `/api/v1/admin/users/${victim.id}`, { password: HOLDER_PASSWORD }, made.body.token)).status).toBe(200);
+      // (Reset first: a password set before the reset would register nothing.)
       expect((await call('POST', `/api/v1/admin/users/${victim.id}/reset-methods`, undefined, made.body.token)).status).toBe(200);
+      clock.advance(1);
+      expect((await call('PATCH', `/api/v1/admin/users/${victim.id}`, { password: HOLDER_PASSWORD }, made.body.token)).status).toBe(200);
       const registration = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username, password: HOLDER_PASSWORD });
       await addTotp(registration.body.session.token);
       return { maker, session, token: made.body as { id: string; token: string }, victim, username };
@@ -1182,8 +1213,8 @@ for (const spec of backends) {
         // The password alone would get the attacker a registration session to register a method of theirs.
         clock.advance(1000);
         const registration = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'emptied', password: PASSWORD });
-        expect(registration.status).toBe(503);
-        expect(registration.body.type).toMatch(/\/no-usable-method$/);
+        expect(registration.status).toBe(403);
+        expect(registration.body.type).toMatch(/\/password-cannot-register$/);
         expect(registration.body.session).toBeUndefined();
 
         // The owner, still signed in here, changes it; then it registers their new authenticator.
@@ -1218,7 +1249,7 @@ for (const spec of backends) {
         // The password is still the owner's alone (an administrator's pass brings them back to a method).
         clock.advance(1000);
         const owners = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'robbed', password: PASSWORD });
-        expect(owners.body.type).toMatch(/\/no-usable-method$/);
+        expect(owners.body.type).toMatch(/\/password-cannot-register$/);
         expect((await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'robbed', password: 'the thief would like this 42' })).status).toBe(401);
       });
     });

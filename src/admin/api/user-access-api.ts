@@ -2,6 +2,9 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { IdParams } from '../../http/api-schemas.ts';
 import { bearer, config, emergency, tags, type AdminRouteDeps } from './route-options.ts';
 
+const PassOptionsBody = Type.Object({ minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 43200 })), oneTime: Type.Optional(Type.Boolean()) });
+const IssuedPassBody = Type.Object({ code: Type.String(), expiresAt: Type.String({ format: 'date-time' }), oneTime: Type.Boolean() });
+
 export type UserAccessApiDeps = AdminRouteDeps<'resetMethods' | 'revokeSessions' | 'issuePass' | 'revokePass'>;
 
 /** The admin API's way into and out of an account: reset its methods, end its sessions, issue or revoke a Temporary Access Pass. */
@@ -15,15 +18,18 @@ export function userAccessApi(deps: UserAccessApiDeps): FastifyPluginAsyncTypebo
           tags,
           security: bearer,
           summary:
-            "Remove every method and end every session, and revoke a Temporary Access Pass that was used; the next sign-in must register a method. An administrator's, only by a person signed in with a second factor, not an admin token",
+            "Remove every method and end every session, and revoke a Temporary Access Pass that was used; the next sign-in must register a method, and the password as it stands registers none (a pass, or a password set since, does). With `pass`, a Temporary Access Pass is issued once the reset is done (shown once, as POST .../tap). An administrator's, only by a person signed in with a second factor, not an admin token",
           params: IdParams,
-          response: { 200: Type.Object({ removed: Type.Integer(), sessionsEnded: Type.Integer() }) },
+          body: Type.Optional(Type.Object({ pass: Type.Optional(PassOptionsBody) })),
+          response: { 200: Type.Object({ removed: Type.Integer(), sessionsEnded: Type.Integer(), pass: Type.Optional(IssuedPassBody) }) },
         },
         config: emergency,
       },
-      async (request) => {
+      async (request, reply) => {
         const { tenant, actor } = await deps.auth.requireAdmin(request);
-        return admin.resetMethods(tenant, actor, request.params.id);
+        const reset = await admin.resetMethods(tenant, actor, request.params.id, { pass: request.body?.pass });
+        if (reset.pass) reply.header('cache-control', 'no-store');
+        return reset;
       },
     );
 
@@ -54,8 +60,8 @@ export function userAccessApi(deps: UserAccessApiDeps): FastifyPluginAsyncTypebo
           summary:
             "Issue a Temporary Access Pass (shown once; replaces any active one); lifetime within the policy bounds. For an administrator, only by a person signed in with a second factor, not an admin token; never for the caller's own account (403)",
           params: IdParams,
-          body: Type.Optional(Type.Object({ minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 43200 })), oneTime: Type.Optional(Type.Boolean()) })),
-          response: { 201: Type.Object({ code: Type.String(), expiresAt: Type.String({ format: 'date-time' }), oneTime: Type.Boolean() }) },
+          body: Type.Optional(PassOptionsBody),
+          response: { 201: IssuedPassBody },
         },
         config: emergency,
       },

@@ -5,19 +5,19 @@ import type { Principal } from '../../http/authenticate.ts';
 import { formRoute } from '../../http/page/form-route.ts';
 import { sendPage } from '../../http/page/send-page.ts';
 import { shownError } from '../../http/page/shown-error.ts';
-import type { Administration } from '../administration.ts';
+import type { Administration, IssuedPass } from '../administration.ts';
 import type { IssuedPassHolder } from '../issued-pass-holder.ts';
 import type { Notice } from '../views/console-layout.ts';
 import type { FlashData, PageFlash } from '../../http/page/flash.ts';
 import { usersView } from '../views/users-view.ts';
-import { userDetailView, type IssuedPass } from '../views/user-detail-view.ts';
+import { userDetailView } from '../views/user-detail-view.ts';
 import { confirmUserActionView, type ConfirmedUserAction } from '../views/confirm-user-action-view.ts';
 import { consoleAccess, consoleView, type ConsoleAccessDeps } from './console-access.ts';
 
 const Field = (max = 200) => Type.Optional(Type.String({ maxLength: max }));
 const PageParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }) });
 const UserParams = Type.Object({ tenant: Type.String({ minLength: 1, maxLength: 64 }), id: Type.String({ minLength: 1, maxLength: 64 }) });
-const ActionBody = Type.Object({ _csrf: Field(), minutes: Field(10), oneTime: Field(5), confirm: Field(5) });
+const ActionBody = Type.Object({ _csrf: Field(), minutes: Field(10), oneTime: Field(5), confirm: Field(5), pass: Field(5) });
 
 export interface UsersRoutesDeps extends ConsoleAccessDeps {
   admin: Pick<Administration, 'searchUsers' | 'createUser' | 'userDetail' | 'issuePass' | 'revokePass' | 'resetMethods' | 'revokeSessions' | 'updateUser'>;
@@ -113,7 +113,9 @@ export function usersRoutes(deps: UsersRoutesDeps): FastifyPluginAsyncTypebox {
       const issued = await deps.passes.take(holding(p, request.params.id), request.query.issued);
       if (request.query.issued && !issued)
         return userPage(reply, p, request.params.id, { kind: 'info', text: 'The pass was shown once and is not shown again. Issue a new one if it was lost.' });
-      return userPage(reply, p, request.params.id, issued ? { kind: 'info', text: 'Temporary Access Pass issued.' } : notice, issued);
+      // A pass issued with another action (a reset) says what that action did first.
+      const issuedNotice: Notice = { kind: 'info', text: `${notice?.kind === 'info' ? `${notice.text} ` : ''}Temporary Access Pass issued.` };
+      return userPage(reply, p, request.params.id, issued ? issuedNotice : notice, issued);
     });
 
     /**
@@ -124,7 +126,11 @@ export function usersRoutes(deps: UsersRoutesDeps): FastifyPluginAsyncTypebox {
      */
     const userAction = (
       path: string,
-      run: (p: Principal, id: string, body: { minutes?: string | undefined; oneTime?: string | undefined }) => Promise<{ notice: string; issued?: IssuedPass }>,
+      run: (
+        p: Principal,
+        id: string,
+        body: { minutes?: string | undefined; oneTime?: string | undefined; pass?: string | undefined },
+      ) => Promise<{ notice: string; issued?: IssuedPass }>,
       admissionClass: 'admin' | 'admin-emergency' = 'admin',
       confirmed?: ConfirmedUserAction,
     ) => {
@@ -143,7 +149,10 @@ export function usersRoutes(deps: UsersRoutesDeps): FastifyPluginAsyncTypebox {
         if (confirmed && request.body.confirm !== 'yes') return reply.redirect(`${base(p)}/users/${encodeURIComponent(id)}/${path}`, 303);
         try {
           const { notice, issued } = await run(p, id, request.body);
-          if (issued) return reply.redirect(`${userPath(p, id)}?issued=${await deps.passes.hold(holding(p, id), issued)}`, 303);
+          if (issued) {
+            if (notice) deps.flash.set(reply, p.tenant.slug, p.session.id, { for: `user:${id}`, notice: { kind: 'info', text: notice } });
+            return reply.redirect(`${userPath(p, id)}?issued=${await deps.passes.hold(holding(p, id), issued)}`, 303);
+          }
           return go(reply, p, userPath(p, id), { for: `user:${id}`, notice: { kind: 'info', text: notice } });
         } catch (err) {
           const { text } = shownError(err);
@@ -160,7 +169,8 @@ export function usersRoutes(deps: UsersRoutesDeps): FastifyPluginAsyncTypebox {
         const minutes = body.minutes ? Number(body.minutes) : undefined;
         if (minutes !== undefined && !Number.isInteger(minutes)) throw new AppError('invalid-request', 'enter the lifetime as a whole number of minutes');
         const issued = await admin.issuePass(p.tenant, actor(p), id, { minutes, oneTime: body.oneTime === 'on' });
-        return { notice: 'Temporary Access Pass issued.', issued };
+        // (The page that shows the pass says it was issued.)
+        return { notice: '', issued };
       },
       'admin-emergency',
     );
@@ -170,9 +180,14 @@ export function usersRoutes(deps: UsersRoutesDeps): FastifyPluginAsyncTypebox {
     });
     userAction(
       'reset-methods',
-      async (p, id) => {
-        const { removed, sessionsEnded } = await admin.resetMethods(p.tenant, actor(p), id);
-        return { notice: `Methods reset: ${removed} removed, ${sessionsEnded} sessions ended. The user registers again at the next sign-in.` };
+      async (p, id, body) => {
+        // The confirmation page offers a one-time pass to register with (checked unless it cannot be given): after a
+        // reset the password alone registers nothing.
+        const pass = body.pass === 'on' ? { oneTime: true } : undefined;
+        const { removed, sessionsEnded, pass: issued } = await admin.resetMethods(p.tenant, actor(p), id, { pass });
+        const notice = `Methods reset: ${removed} removed, ${sessionsEnded} sessions ended.`;
+        if (issued) return { notice, issued };
+        return { notice: `${notice} Their password no longer sets up a method: issue a Temporary Access Pass, or set a new password, to let them register.` };
       },
       'admin-emergency',
       'reset-methods',

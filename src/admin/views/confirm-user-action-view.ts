@@ -35,7 +35,7 @@ export function confirmUserActionView(v: ConsoleViewer & { detail: UserDetail; a
             : html`These sign-in methods are removed: ${active.map((m, i) => html`${i > 0 ? ', ' : ''}${methodName(m.type)} “${m.label}”`)}.`
         }</li>
 <li>${sessionsEnd}</li>
-<li>At their next sign-in they must register a method again. Without a password, they need a Temporary Access Pass from you to sign in.</li>
+<li>They must register a method again. Their password no longer does that on its own (someone else may know it): they register with a Temporary Access Pass, or with a new password you set.</li>
 </ul>`
       : html`<ul>
 <li>They cannot sign in, with any method, until an administrator enables the account again.</li>
@@ -50,8 +50,20 @@ export function confirmUserActionView(v: ConsoleViewer & { detail: UserDetail; a
 ${what}
 <form method="post" action="${userPage}/${v.action}" class="actions">
   ${hiddenFields(v.csrf, { confirm: 'yes' })}
+  ${v.action === 'reset-methods' ? passChoice(v.detail, v.username) : ''}
   <button type="submit" class="danger">${button}</button>
   <a class="button secondary" href="${userPage}">Cancel</a>
 </form>`,
   );
+}
+
+/**
+ * With a reset, a one-time pass for the user to register with, checked: the way back in the reset leaves them. Not
+ * offered for one's own account (another administrator issues that) or a disabled one (no pass until enabled).
+ */
+function passChoice(detail: UserDetail, viewer: string) {
+  const u = detail.user;
+  if (u.username === viewer) return html`<p class="hint">Another administrator issues you a Temporary Access Pass to register again.</p>`;
+  if (u.status !== 'active') return html`<p class="hint">The account is disabled: enable it, then issue a Temporary Access Pass.</p>`;
+  return html`<p><label class="check"><input type="checkbox" name="pass" value="on" checked> Issue a one-time Temporary Access Pass for them to register with (shown next, once)</label></p>`;
 }

@@ -7,16 +7,9 @@ import { describeUserAgent } from '../../http/page/user-agent.ts';
 import { isoTime } from '../../http/api-schemas.ts';
 import type { TenantPolicy } from '../../directory/policy.ts';
 import { methodName } from '../../methods/registry.ts';
-import type { UserDetail } from '../administration.ts';
+import type { IssuedPass, UserDetail } from '../administration.ts';
 import { signinTable } from './parts/signin-table.ts';
 import { consoleBase, consolePage, type ConsoleViewer, type Notice } from './console-layout.ts';
-
-/** A Temporary Access Pass just issued, shown this once. */
-export interface IssuedPass {
-  code: string;
-  expiresAt: string;
-  oneTime: boolean;
-}
 
 /** One user: their pass, methods, sessions, recent sign-ins and the actions on each. */
 export function userDetailView(

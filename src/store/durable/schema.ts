@@ -36,6 +36,8 @@ export interface UserTable {
   token_touched_at: number | null;
   /** When the password was last set (a rehash with new parameters is not a change); null if unknown or none. */
   password_changed_at: number | null;
+  /** When an administrator last reset the methods: a password set before then registers no first method. */
+  methods_reset_at: number | null;
 }
 
 export interface CredentialTable {

@@ -14,6 +14,7 @@ import * as canaryTallies from './012-canary-tallies.ts';
 import * as signatureCounter from './013-signature-counter.ts';
 import * as tokenTouched from './014-token-touched.ts';
 import * as tokenTouches from './015-token-touches.ts';
+import * as methodsResetAt from './016-methods-reset-at.ts';
 
 /**
  * Every migration, in order. Listed here rather than discovered on disk, so a
@@ -35,4 +36,5 @@ export const migrations: Record<string, Migration> = {
   '013-signature-counter': signatureCounter,
   '014-token-touched': tokenTouched,
   '015-token-touches': tokenTouches,
+  '016-methods-reset-at': methodsResetAt,
 };
