@@ -24,6 +24,8 @@ export interface SigninEventInput {
   outcome: 'success' | 'failure';
   reason: SigninReason;
   method?: string | undefined;
+  /** Which of the user's methods it was (a second factor or passkey that matched). */
+  credentialId?: string | undefined;
 }
 
 export type { AdminSigninEvent, SigninEvent } from './signin-event.ts';
@@ -82,6 +84,7 @@ export class SigninEvents {
       node: this.nodeName,
       degraded: 0,
       reported_at: null,
+      credential_id: input.credentialId ?? null,
     };
     await this.groupCommit.insert('signin_events', row);
   }
@@ -149,7 +152,11 @@ export class SigninEvents {
   }
 
   /** Marks one of the user's own sign-ins as reported; when it was and whether it succeeded, or undefined when it is not theirs. */
-  async markReported(tenantId: string, userId: string, eventId: string): Promise<{ at: number; outcome: 'success' | 'failure' } | undefined> {
+  async markReported(
+    tenantId: string,
+    userId: string,
+    eventId: string,
+  ): Promise<{ at: number; outcome: 'success' | 'failure'; credentialId: string | null } | undefined> {
     const result = await this.db
       .updateTable('signin_events')
       .set({ reported_at: this.clock.now() })
@@ -160,12 +167,12 @@ export class SigninEvents {
     if (Number(result.numUpdatedRows) !== 1) return undefined;
     const row = await this.db
       .selectFrom('signin_events')
-      .select(['at', 'outcome'])
+      .select(['at', 'outcome', 'credential_id'])
       .where('tenant_id', '=', tenantId)
       .where('user_id', '=', userId)
       .where('id', '=', eventId)
       .executeTakeFirstOrThrow();
-    return { at: Number(row.at), outcome: row.outcome };
+    return { at: Number(row.at), outcome: row.outcome, credentialId: row.credential_id ?? null };
   }
 }
 

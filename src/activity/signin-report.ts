@@ -13,7 +13,7 @@ import { endSessionsAndRemoveMethods } from '../sessions/end-sessions-and-remove
 
 export interface ReportOutcome {
   sessionsEnded: number;
-  /** Methods added since the reported sign-in, taken back (a sign-in that failed took nothing). */
+  /** Methods added since the reported sign-in, and the one it signed in with, taken back (a sign-in that failed took nothing). */
   methodsRemoved: number;
   /** Active methods the user has left. */
   methodsLeft: number;
@@ -25,8 +25,11 @@ export interface ReportOutcome {
  * it. A sign-in that got in is taken back too: whoever made it may have added
  * a method of their own (an authenticator app, a passkey, a push device, new
  * recovery codes) and would sign in again with it, password and all. So every
- * method added since it goes, whoever added it (the user adds back their own);
- * what was there before stays, as a revoked token's take-back does.
+ * method added since it goes, whoever added it (the user adds back their own),
+ * and so does the very method it signed in with, whenever that was added (one
+ * an earlier sign-in of theirs set up, or the owner's, which whoever signed in
+ * holds or relayed). What else was there before stays, as a revoked token's
+ * take-back does.
  *
  * Whoever holds a recent session may report, the owner or a thief, so the
  * report gives a thief nothing they could not do with the session anyway
@@ -52,7 +55,8 @@ export class SigninReports {
     // Removing methods needs what changing them needs: a second factor proved in this session. A session of the
     // password alone (a remembered browser) ends the others and flags the account, as before; the owner signs in
     // with a method to take back the rest.
-    const taken = event.outcome === 'success' && session.amr.includes('mfa') ? await this.takeBack(tenant, user, session, event.at) : undefined;
+    const taken =
+      event.outcome === 'success' && session.amr.includes('mfa') ? await this.takeBack(tenant, user, session, event.at, event.credentialId) : undefined;
     // And once more, now that the methods are gone: a sign-in that passed the first end's mark (begun after it,
     // with a method not yet removed) cannot keep the session it was issued.
     const endedAfter = taken && taken.removed > 0 ? await this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id) : 0;
@@ -76,11 +80,11 @@ export class SigninReports {
    * (guardLiveSession): a set-up racing this either commits before and is
    * removed here, or finds its session ended. The reporting session stays.
    */
-  private takeBack(tenant: Tenant, user: User, keep: Session, since: number): Promise<{ removed: number; ended: number; left: number }> {
+  private takeBack(tenant: Tenant, user: User, keep: Session, since: number, used: string | null): Promise<{ removed: number; ended: number; left: number }> {
     const now = this.deps.clock.now();
     return this.deps.db.transaction().execute(async (trx) => {
       await trx.updateTable('users').set({ updated_at: now }).where('tenant_id', '=', tenant.id).where('id', '=', user.id).execute();
-      const { removed, ended } = await endSessionsAndRemoveMethods(trx, tenant.id, user.id, now, { since, keepSessionId: keep.id });
+      const { removed, ended } = await endSessionsAndRemoveMethods(trx, tenant.id, user.id, now, { since, alsoCredentialId: used, keepSessionId: keep.id });
       const left = await trx
         .selectFrom('credentials')
         .select((eb) => eb.fn.countAll<number>().as('n'))

@@ -6,7 +6,7 @@ import type { Users, UserWithSecret } from '../directory/users.ts';
 import type { PasswordHasher, WorkWindow } from '../directory/password-hasher.ts';
 import type { Credentials, Credential } from '../methods/credentials.ts';
 import type { MethodRegistry } from '../methods/registry.ts';
-import type { ApprovalState, ChallengeResult, VerifyInput } from '../methods/method.ts';
+import type { ApprovalState, ChallengeResult, Verified, VerifyInput } from '../methods/method.ts';
 import type { Sessions } from '../sessions/sessions.ts';
 import type { SigninEvents } from '../activity/signin-events.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -495,7 +495,7 @@ export class SigninService {
       // Issued and recorded together, so both rows share one group commit.
       [session] = await Promise.all([
         withSession ? this.issueSession(tenant, userId, 'full', amr, ctx, flow.createdAt, endedMeanwhile) : undefined,
-        this.recordFlow(recordAs, ctx, 'success', 'ok', recordedMethod),
+        this.recordFlow(recordAs, ctx, 'success', 'ok', recordedMethod, (verified as Partial<Verified>).credential?.id),
       ]);
     } catch (error) {
       // Refused because the user's sessions were ended meanwhile: this flow is over for good.
@@ -689,8 +689,16 @@ export class SigninService {
     });
   }
 
-  private recordFlow(flow: Flow, ctx: RequestContext, outcome: 'success' | 'failure', reason: SigninReason, method: string): Promise<void> {
+  private recordFlow(
+    flow: Flow,
+    ctx: RequestContext,
+    outcome: 'success' | 'failure',
+    reason: SigninReason,
+    method: string,
+    credentialId?: string,
+  ): Promise<void> {
     return this.deps.events.record({
+      credentialId,
       step: flow.kind === 'passkey' ? 'passkey' : 'second-factor',
       tenantId: flow.tenantId,
       userId: flow.userId,

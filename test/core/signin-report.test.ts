@@ -254,6 +254,41 @@ describe('"this wasn\'t me" on SQLite', () => {
     }
   });
 
+  it('takes back the method a reported sign-in got in with, added before it by an earlier sign-in, and no other', async () => {
+    // Found (twenty-first round): the attacker's first sign-in added an authenticator; the owner reported only a later
+    // sign-in made with it, and the authenticator, older than that sign-in, stayed.
+    const PASSWORD = 'the attacker knows this one too';
+    const victim = await createUser(s, tenant, { passwordHash: await s.hasher.hash(PASSWORD) });
+    const own = await method(victim);
+    const totp = s.methods.get('totp')!;
+    const { credential, reveal } = await totp.enrol(tenant, victim, { label: 'theirs' } as never);
+    const secret = (reveal as { secret: string }).secret;
+    expect(await totp.confirm!(credential, totpCode(secret, clock.now()), 'any')).toBe(true);
+    const bystander = await newUser();
+    const bystanderMethod = await method(bystander);
+    clock.advance(60_000);
+    const sources = freshSources('198.23', 'used-method');
+    const step = await s.signin.passwordStep(tenant, victim.username, PASSWORD, sources());
+    await s.signin.verify(tenant, (step as { flow: string }).flow, credential.id, { code: totpCode(secret, clock.now()) }, sources());
+    const [theirs] = (await s.events.listForUser(tenant.id, victim.id, 1)).items;
+    expect(theirs).toMatchObject({ step: 'second-factor', outcome: 'success', method: 'totp' });
+    const stored = await s.durable.db.selectFrom('signin_events').select('credential_id').where('id', '=', theirs!.id).executeTakeFirstOrThrow();
+    expect(stored.credential_id).toBe(credential.id);
+    clock.advance(60_000);
+    const owner = await open(victim);
+
+    expect(await s.reports.report(tenant, victim, owner.session, theirs!.id)).toEqual({ sessionsEnded: 1, methodsRemoved: 1, methodsLeft: 1 });
+    expect(await methodIds(victim)).toEqual([own.id]);
+    expect(await methodIds(bystander)).toEqual([bystanderMethod.id]);
+    // A sign-in whose method was the other user's (an event naming a credential not the user's) removes nothing of theirs.
+    const mine = await signin(victim);
+    await s.durable.db.updateTable('signin_events').set({ credential_id: bystanderMethod.id }).where('id', '=', mine).execute();
+    clock.advance(1000);
+    const again = await open(victim);
+    expect(await s.reports.report(tenant, victim, again.session, mine)).toMatchObject({ methodsRemoved: 0 });
+    expect(await methodIds(bystander)).toEqual([bystanderMethod.id]);
+  });
+
   it('ends every session and removes every method when no scope is given (a reset)', async () => {
     const user = await newUser();
     await method(user);

@@ -1168,22 +1168,51 @@ for (const spec of backends) {
         const owner = await signIn('reporter', victim.secret);
         const report = await api(server.url, 'POST', `/api/v1/me/signins/${theirs!.id}/report`, undefined, owner);
         expect(report.status).toBe(200);
-        // (The registration session the owner first set up their authenticator with ends too.)
-        expect(report.body).toEqual({ reported: true, sessionsEnded: 2, methodsRemoved: 1, methodsLeft: 1 });
+        // (The registration session the owner first set up their authenticator with ends too.) The authenticator the
+        // reported sign-in got in with goes as well, though it was there before: its secret, or a code of it, was in
+        // the attacker's hands (here the owner's own: they add a new one from the session they reported from).
+        expect(report.body).toEqual({ reported: true, sessionsEnded: 2, methodsRemoved: 2, methodsLeft: 0 });
         expect((await api(server.url, 'GET', '/api/v1/me', undefined, attacker)).status).toBe(401);
+        const ownersNew = await addTotp(owner);
 
         clock.advance(1000);
         const again = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'reporter', password: PASSWORD });
         expect(again.body.methods).toHaveLength(1);
+        for (const secret of [attackerSecret, victim.secret]) {
+          clock.advance(30_000);
+          const withOld = await api(server.url, 'POST', `/api/v1/t/acme/signin/${again.body.flow}/verify`, {
+            method: 'totp',
+            code: totpCode(secret, clock.now()),
+          });
+          expect(withOld.status).toBe(401);
+        }
+        clock.advance(30_000);
+        expect(await signIn('reporter', ownersNew)).toEqual(expect.any(String));
+      });
+
+      it('"this wasn\'t me" takes back the authenticator a reported sign-in got in with, though an earlier sign-in added it', async () => {
+        // Found (twenty-first round): the attacker's first sign-in added a method, the owner reported only a later
+        // sign-in made with it, and the method, older than that sign-in, stayed.
+        const victim = await user('reported-later');
+        const attacker = await signIn('reported-later', victim.secret);
+        const attackerSecret = await addTotp(attacker);
+        clock.advance(60_000);
+        const later = await signIn('reported-later', attackerSecret);
+        const [theirs] = await signinsOf(later);
+        clock.advance(60_000);
+        const owner = await signIn('reported-later', victim.secret);
+        const report = await api(server.url, 'POST', `/api/v1/me/signins/${theirs!.id}/report`, undefined, owner);
+        expect(report.body).toMatchObject({ reported: true, methodsRemoved: 1, methodsLeft: 1 });
+        clock.advance(1000);
+        const again = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'reported-later', password: PASSWORD });
         clock.advance(30_000);
         const withTheirs = await api(server.url, 'POST', `/api/v1/t/acme/signin/${again.body.flow}/verify`, {
           method: 'totp',
           code: totpCode(attackerSecret, clock.now()),
         });
         expect(withTheirs.status).toBe(401);
-        // The owner's own authenticator, there before, still signs them in.
         clock.advance(30_000);
-        expect(await signIn('reporter', victim.secret)).toEqual(expect.any(String));
+        expect(await signIn('reported-later', victim.secret)).toEqual(expect.any(String));
       });
 
       it('with no method left, the password registers nothing until the owner changes it', async () => {
@@ -1205,7 +1234,7 @@ for (const spec of backends) {
         const reported = await browser.post(reportPage, {}, { from: reportPage });
         expect(reported.location).toBe('/t/acme/my/signins/reported');
         const secure = (await browser.get(reported.location!)).text;
-        expect(secure).toContain('We removed the sign-in method added since that sign-in.');
+        expect(secure).toContain('We removed 1 sign-in method: the one that sign-in used and any added since.');
         expect(secure).toContain('No sign-in method is left: change your password first');
         expect(secure).toContain('Change your password');
         const [entry] = await server.services.audit.list(tenant.id, { limit: 1, action: 'signin.reported', userId: victim.id });

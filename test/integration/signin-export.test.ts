@@ -46,6 +46,7 @@ for (const spec of backends) {
         node: 'test',
         degraded: 0,
         reported_at: null,
+        credential_id: null,
       }));
       for (let i = 0; i < rows.length; i += 500)
         await server.services.durable.db

@@ -92,7 +92,7 @@ ${
     ? html`<p>Reporting a sign-in signs you out everywhere else, so it needs a sign-in within the last 10 minutes.</p>
 <form method="post" action="/t/${v.tenant.slug}/signout">${hiddenFields(v.csrf, { next: 'signins' })}<button type="submit">Sign in again</button></form>`
     : html`<p>When you report it, we will:</p>
-<ul><li>sign you out everywhere else (this browser stays signed in),</li><li>remove every sign-in method added since that sign-in, in case it was someone else's (you can add yours back),</li><li>tell your administrator,</li><li>ask you to change your password and check your sign-in methods.</li></ul>
+<ul><li>sign you out everywhere else (this browser stays signed in),</li><li>remove the sign-in method it used and every one added since, in case they are in someone else's hands (you can add yours back),</li><li>tell your administrator,</li><li>ask you to change your password and check your sign-in methods.</li></ul>
 <form method="post" action="/t/${v.tenant.slug}/my/signins/${v.id}/report" class="actions">
   ${csrfField(v.csrf)}
   <button type="submit" class="danger">Report it and sign out everywhere else</button>
@@ -120,7 +120,7 @@ ${
     : alert(
         'info',
         `Thanks for telling us. We signed you out everywhere else (${ended} other ${ended === 1 ? 'session' : 'sessions'}) and told your administrator.${
-          removed > 0 ? ` We removed the ${removed === 1 ? 'sign-in method' : `${removed} sign-in methods`} added since that sign-in.` : ''
+          removed > 0 ? ` We removed ${removed === 1 ? '1 sign-in method' : `${removed} sign-in methods`}: the one that sign-in used and any added since.` : ''
         }${v.noMethodLeft ? ' No sign-in method is left: change your password first, then add one. Until you do, your password alone cannot add one.' : ''}`,
       )
 }

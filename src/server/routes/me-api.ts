@@ -257,13 +257,13 @@ export function meApi(services: MeApiDeps): FastifyPluginAsyncTypebox {
           security: bearer,
           summary: '"This wasn\'t me": ends the other sessions, takes back what a sign-in that got in set up, and flags the account for the admin',
           description:
-            'Ends every other session of the user and flags the account for the administrator. When the reported sign-in succeeded, every method added since it (pending or active, whoever added it) is removed; the password is never touched. With no method left, the password alone registers no new one until it has been changed. This session stays; it needs a sign-in within the last 10 minutes. A failed sign-in took nothing: only the sessions end.',
+            'Ends every other session of the user and flags the account for the administrator. When the reported sign-in succeeded, the method it signed in with and every method added since it (pending or active, whoever added it) are removed; the password is never touched. With no method left, the password alone registers no new one until it has been changed. This session stays; it needs a sign-in within the last 10 minutes. A failed sign-in took nothing: only the sessions end.',
           params: IdParams,
           response: {
             200: Type.Object({
               reported: Type.Literal(true),
               sessionsEnded: Type.Integer(),
-              methodsRemoved: Type.Integer({ description: 'methods added since the reported sign-in, removed' }),
+              methodsRemoved: Type.Integer({ description: 'the method the reported sign-in used and those added since it, removed' }),
               methodsLeft: Type.Integer({ description: 'active methods left; with none, change the password before registering a new one' }),
             }),
           },

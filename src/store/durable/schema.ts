@@ -121,6 +121,8 @@ export interface SigninEventTable {
   node: string;
   degraded: number;
   reported_at: number | null;
+  /** The method (credential) the step used, when it was one of the user's: a report takes it back. */
+  credential_id: string | null;
 }
 
 export interface AccessPassTable {

@@ -15,6 +15,7 @@ import * as signatureCounter from './013-signature-counter.ts';
 import * as tokenTouched from './014-token-touched.ts';
 import * as tokenTouches from './015-token-touches.ts';
 import * as methodsResetAt from './016-methods-reset-at.ts';
+import * as signinCredential from './017-signin-credential.ts';
 
 /**
  * Every migration, in order. Listed here rather than discovered on disk, so a
@@ -37,4 +38,5 @@ export const migrations: Record<string, Migration> = {
   '014-token-touched': tokenTouched,
   '015-token-touches': tokenTouches,
   '016-methods-reset-at': methodsResetAt,
+  '017-signin-credential': signinCredential,
 };
