@@ -196,7 +196,20 @@ export class AuditLog {
     private readonly options: AuditLogOptions = {},
   ) {}
 
+  private readonly listeners: ((tenantId: string, entry: AuditEntry) => void)[] = [];
+
+  /** Told every entry once it is kept (in its chain, or journaled during an outage); a listener must not throw. */
+  onEntry(listener: (tenantId: string, entry: AuditEntry) => void): void {
+    this.listeners.push(listener);
+  }
+
   async append(tenantId: string, input: AuditInput): Promise<AuditEntry> {
+    const entry = await this.keep(tenantId, input);
+    for (const listener of this.listeners) listener(tenantId, entry);
+    return entry;
+  }
+
+  private async keep(tenantId: string, input: AuditInput): Promise<AuditEntry> {
     const deferred = this.options.deferred;
     if (deferred?.active()) {
       const at = this.clock.now();

@@ -39,6 +39,7 @@ import type { DeliveryEvents } from '../delivery/provider-chain.ts';
 import { OneTimeCodes } from '../methods/out-of-band/one-time-codes.ts';
 import { SendLimits } from '../methods/out-of-band/send-limits.ts';
 import { AuditLog } from '../activity/audit-log.ts';
+import { SecurityNotices } from '../activity/security-notices.ts';
 import { SigninReports } from '../activity/signin-report.ts';
 import { AccessPasses } from '../methods/tap/access-passes.ts';
 import { Apps } from '../directory/apps.ts';
@@ -347,6 +348,17 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     fallback.onReplayAudit(async (tenantId, entry) => void (await replayAudit.append(tenantId, entry as unknown as AuditInput)));
   }
   if (keysAuditChains(migrated)) await audit.keyLegacyChains();
+  const notices = new SecurityNotices({
+    users,
+    tenants,
+    delivery,
+    ephemeral,
+    onOutcome: (outcome, action) => {
+      if (outcome !== 'not-noticed') metrics.securityNotices.inc({ action, outcome });
+    },
+    onError: (err, what) => options.logger?.warn({ err: { message: (err as Error).message } }, `${what} not sent`),
+  });
+  audit.onEntry((tenantId, entry) => notices.consider(tenantId, entry));
   const passes = new AccessPasses(db, clock, hasher, holds);
   const apps = new Apps(db, clock, keyRing);
   const management = new MethodManagement({ credentials, methods, sessions, db, clock, audit, ephemeral });

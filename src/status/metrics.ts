@@ -57,6 +57,12 @@ export class Metrics {
     labelNames: ['tenant'],
     registers: [this.registry],
   });
+  readonly securityNotices = new Counter({
+    name: 'steadfast_security_notices_total',
+    help: "Security notices (a change to a user's way in, told by email) by action and outcome: sent, no-address, no-channel, capped, failed",
+    labelNames: ['action', 'outcome'],
+    registers: [this.registry],
+  });
   readonly deliveryAttempts = new Counter({
     name: 'steadfast_delivery_attempts_total',
     help: 'Sends tried per provider, by outcome: delivered, unavailable (counts against the breaker), rejected (the destination), skipped (breaker open)',

@@ -154,8 +154,10 @@ export async function startSmtpStandIn(): Promise<SmtpStandIn> {
   };
 }
 
+/** Quoted-printable undone: the escaped bytes put back, then read as the UTF-8 they are (the rest of a message is ASCII). */
 function decodeQuotedPrintable(raw: string): string {
-  return raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  const bytes = raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  return Buffer.from(bytes, 'latin1').toString('utf8');
 }
 
 /** The code in a message: the origin-bound `#code` of an SMS, else what follows "code is" (spoken digits joined). */

@@ -1,0 +1,72 @@
+/** Security notices: a user is told by email of every change to their way in, whoever made it. */
+import type { Users } from '../directory/users.ts';
+import type { Tenants } from '../directory/tenants.ts';
+import type { DeliveryPort } from '../delivery/delivery.ts';
+import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
+import type { AuditEntry } from './audit-log.ts';
+import { NOTICED_CHANGES, renderSecurityNotice } from './security-notice-message.ts';
+
+/** The most notices one user is sent in NOTICE_WINDOW_MS: whoever changes methods in a loop cannot flood the owner's inbox. */
+export const NOTICES_PER_WINDOW = 10;
+export const NOTICE_WINDOW_MS = 60 * 60_000;
+
+export type NoticeOutcome = 'sent' | 'not-noticed' | 'no-address' | 'no-channel' | 'capped' | 'failed';
+
+/**
+ * Tells a user of each change to their way in (a method added or removed, a
+ * password set or changed, a reset, a Temporary Access Pass issued, a sign-in
+ * reported), by email, to the address on their account, through the email
+ * channel's providers. NIST SP 800-63B asks for this when an authenticator is
+ * bound: whoever took over a session or an admin token and added a method of
+ * their own is then seen by the owner, over a channel that session cannot
+ * silence. Told from the audit log's entries, so every surface (API, pages,
+ * console, command line) is covered by one list (security-notice-message.ts).
+ *
+ * Sent after the change is kept and never holding it up: a notice that cannot
+ * go (no address, no email provider, every provider down) is counted and
+ * logged, not retried; the change itself stands, and the audit log keeps it.
+ */
+export class SecurityNotices {
+  constructor(
+    private readonly deps: {
+      users: Pick<Users, 'get'>;
+      tenants: Pick<Tenants, 'findById'>;
+      delivery: Pick<DeliveryPort, 'configured' | 'send'>;
+      ephemeral: Pick<EphemeralStore, 'increment'>;
+      onOutcome?: (outcome: NoticeOutcome, action: string) => void;
+      onError?: (err: unknown, what: string) => void;
+    },
+  ) {}
+
+  /** For the audit log's listener: starts telling, without waiting. */
+  consider(tenantId: string, entry: AuditEntry): void {
+    if (!entry.targetUserId || !NOTICED_CHANGES[entry.action]) return;
+    void this.tell(tenantId, entry).catch((err: unknown) => this.deps.onError?.(err, 'security notice'));
+  }
+
+  /** Tells the entry's user of it, if it is a change they are told of; what became of it. */
+  async tell(tenantId: string, entry: AuditEntry): Promise<NoticeOutcome> {
+    const outcome = await this.outcomeOf(tenantId, entry);
+    this.deps.onOutcome?.(outcome, entry.action);
+    return outcome;
+  }
+
+  private async outcomeOf(tenantId: string, entry: AuditEntry): Promise<NoticeOutcome> {
+    const userId = entry.targetUserId;
+    if (!userId || !NOTICED_CHANGES[entry.action]) return 'not-noticed';
+    if (!this.deps.delivery.configured('email')) return 'no-channel';
+    const [user, tenant] = await Promise.all([this.deps.users.get(tenantId, userId), this.deps.tenants.findById(tenantId)]);
+    if (!user?.email || !tenant) return 'no-address';
+    const message = renderSecurityNotice({ entry, to: user.email, userId, tenantName: tenant.name });
+    if (!message) return 'not-noticed';
+    const sent = await this.deps.ephemeral.increment(`security-notices:${tenantId}:${userId}`, NOTICE_WINDOW_MS);
+    if (sent > NOTICES_PER_WINDOW) return 'capped';
+    try {
+      await this.deps.delivery.send(message);
+      return 'sent';
+    } catch (err) {
+      this.deps.onError?.(err, 'security notice');
+      return 'failed';
+    }
+  }
+}

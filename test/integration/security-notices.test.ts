@@ -1,0 +1,150 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backends, type Backend } from '../helpers/backends.ts';
+import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
+import { totpCode } from '../helpers/totp.ts';
+import { startSmtpStandIn, type Received, type SmtpStandIn } from '../helpers/vendor-standins.ts';
+import { NOTICES_PER_WINDOW } from '../../src/activity/security-notices.ts';
+
+const PASSWORD = 'correct horse battery staple';
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A user is told by email of every change to their way in, whoever makes it
+ * (themselves, an administrator, a token, a thief in their session): through
+ * a real SMTP server on loopback, as the service's email provider.
+ */
+for (const spec of backends) {
+  describe.runIf(await spec.available())(`security notices on ${spec.name}`, () => {
+    let backend: Backend;
+    let server: TestServer;
+    let mail: SmtpStandIn;
+    let adminToken: string;
+
+    /** The notices that reached `to`, waiting up to 5 s for `count` of them. */
+    const noticesTo = async (to: string, count: number): Promise<Received[]> => {
+      for (let waited = 0; waited < 5000; waited += 20) {
+        const got = mail.received.filter((m) => m.to === to);
+        if (got.length >= count) return got;
+        await sleep(20);
+      }
+      return mail.received.filter((m) => m.to === to);
+    };
+    /** A user with a password and an address; signed in to register, their registration session. */
+    const newUser = async (username: string) => {
+      const tenant = (await server.services.tenants.findBySlug('acme'))!;
+      const user = await server.services.admin.createUser(tenant, 'cli', { username, password: PASSWORD, email: `${username}@example.test` });
+      const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username, password: PASSWORD });
+      expect(start.body.state).toBe('registration_required');
+      return { id: user.id, address: `${username}@example.test`, registration: start.body.session.token as string };
+    };
+    const addTotp = async (token: string) => {
+      const added = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'totp', label: 'My phone' }, token);
+      expect(added.status).toBe(201);
+      const confirmed = await api(server.url, 'POST', `/api/v1/me/methods/${added.body.id}/confirm`, { code: totpCode(added.body.secret, Date.now()) }, token);
+      expect(confirmed.status).toBe(200);
+      return { id: added.body.id as string, secret: added.body.secret as string };
+    };
+
+    beforeAll(async () => {
+      mail = await startSmtpStandIn();
+      const configFile = join(tmpdir(), `steadfast-notices-${process.pid}-${spec.name}.json`);
+      writeFileSync(
+        configFile,
+        JSON.stringify({
+          delivery: {
+            email: [{ name: 'mail', type: 'smtp', host: '127.0.0.1', port: mail.port, from: 'Acme sign-in <no-reply@example.test>', timeoutMs: 3000 }],
+          },
+        }),
+      );
+      backend = await spec.create({ STEADFAST_CONFIG: configFile });
+      server = await startTestServer(backend);
+      const tenant = await server.services.tenants.create('acme', 'Acme');
+      adminToken = (await server.services.adminTokens.create(tenant.id, 'admin')).token;
+    });
+    afterAll(async () => {
+      await server?.close();
+      await backend?.cleanup();
+      await mail?.close();
+    });
+
+    it('tells the owner of a method added, never its secret, and of a password changed, never the password', async () => {
+      const u = await newUser('notice-ada');
+      const app = await addTotp(u.registration);
+      const [added] = await noticesTo(u.address, 1);
+      expect(added!.text).toContain('A sign-in method was added to your account: Authenticator app “My phone”.');
+      expect(added!.text).toContain('by you, or someone signed in as you');
+      expect(added!.text).not.toContain(app.secret);
+      expect(added!.text).not.toMatch(/https?:\/\//);
+
+      const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'notice-ada', password: PASSWORD });
+      const done = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, {
+        method: 'totp',
+        code: totpCode(app.secret, Date.now() + 30_000),
+      });
+      const NEW = 'a brand new passphrase 42';
+      expect((await api(server.url, 'POST', '/api/v1/me/password', { currentPassword: PASSWORD, newPassword: NEW }, done.body.session.token)).status).toBe(200);
+      const all = await noticesTo(u.address, 2);
+      expect(all[1]!.text).toContain('The password of your account was changed.');
+      expect(all.map((m) => m.text).join('\n')).not.toContain(NEW);
+    });
+
+    it('tells of an administrator’s reset and pass, by an administrator’s token, never the pass itself', async () => {
+      const u = await newUser('notice-bob');
+      await addTotp(u.registration);
+      await noticesTo(u.address, 1);
+      const reset = await api(server.url, 'POST', `/api/v1/admin/users/${u.id}/reset-methods`, { pass: { oneTime: true } }, adminToken);
+      expect(reset.status).toBe(200);
+      const all = await noticesTo(u.address, 3);
+      const texts = all.map((m) => m.text).join('\n');
+      expect(texts).toContain('Your sign-in methods were reset');
+      expect(texts).toContain('A Temporary Access Pass was issued for your account, valid until');
+      expect(texts).toContain('by an administrator’s API token');
+      expect(texts).not.toContain(reset.body.pass.code);
+      expect(texts.replace(/-/g, '')).not.toContain(reset.body.pass.code.replace(/-/g, ''));
+    });
+
+    it('sends one user at most its share in an hour, and nothing to a user without an address', async () => {
+      const u = await newUser('notice-flood');
+      const { id } = await addTotp(u.registration);
+      // A thief in the session adds and removes methods in a loop: the owner's inbox is not flooded.
+      for (let i = 0; i < NOTICES_PER_WINDOW + 4; i++) {
+        const label = `loop ${i}`;
+        expect((await api(server.url, 'PATCH', `/api/v1/me/methods/${id}`, { label }, u.registration)).status).toBeLessThan(500);
+        const added = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'recovery-codes' }, u.registration);
+        if (added.status === 201) await api(server.url, 'DELETE', `/api/v1/me/methods/${added.body.id}`, undefined, u.registration);
+      }
+      await sleep(500);
+      expect((await noticesTo(u.address, NOTICES_PER_WINDOW + 1)).length).toBe(NOTICES_PER_WINDOW);
+
+      const tenant = (await server.services.tenants.findBySlug('acme'))!;
+      const before = mail.received.length;
+      await server.services.admin.createUser(tenant, 'cli', { username: 'no-address', password: PASSWORD });
+      const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'no-address', password: PASSWORD });
+      await addTotp(start.body.session.token);
+      await sleep(300);
+      expect(mail.received.length).toBe(before);
+    });
+
+    it('lets the change stand when the email provider is down, and counts the notice as failed', async () => {
+      const u = await newUser('notice-down');
+      await mail.close();
+      try {
+        await addTotp(u.registration);
+        let failed = '';
+        for (let waited = 0; waited < 5000 && !failed.includes('outcome="failed"'); waited += 50) {
+          failed = await server.services.metrics.registry.getSingleMetricAsString('steadfast_security_notices_total');
+          await sleep(50);
+        }
+        expect(failed).toMatch(/steadfast_security_notices_total\{action="method.added",outcome="failed"\} [1-9]/);
+        expect((await api(server.url, 'GET', '/api/v1/me/methods', undefined, u.registration)).body).toEqual(
+          expect.arrayContaining([expect.objectContaining({ type: 'totp', state: 'active' })]),
+        );
+      } finally {
+        mail = await startSmtpStandIn();
+      }
+    });
+  });
+}
