@@ -245,6 +245,8 @@ for (const spec of backends) {
             '013-signature-counter',
             '014-token-touched',
             '015-token-touches',
+            '016-methods-reset-at',
+            '017-signin-credential',
           ]);
         }
         const [a, b] = spec.name === 'postgres+redis' ? await Promise.all([onBackend(old), onBackend(old)]) : [await onBackend(old), await onBackend(old)];

@@ -50,6 +50,8 @@ describe('steadfast command line', () => {
         '013-signature-counter',
         '014-token-touched',
         '015-token-touches',
+        '016-methods-reset-at',
+        '017-signin-credential',
       ],
     });
   });
