@@ -156,23 +156,31 @@ export class SigninEvents {
     tenantId: string,
     userId: string,
     eventId: string,
-  ): Promise<{ at: number; outcome: 'success' | 'failure'; credentialId: string | null } | undefined> {
+  ): Promise<{ at: number; outcome: 'success' | 'failure'; method: string | null; credentialId: string | null; first: boolean } | undefined> {
+    // Marked once: `first` says whether this report is the one that marked it (a report repeated does nothing more).
     const result = await this.db
       .updateTable('signin_events')
       .set({ reported_at: this.clock.now() })
       .where('tenant_id', '=', tenantId)
       .where('user_id', '=', userId)
       .where('id', '=', eventId)
+      .where('reported_at', 'is', null)
       .executeTakeFirst();
-    if (Number(result.numUpdatedRows) !== 1) return undefined;
     const row = await this.db
       .selectFrom('signin_events')
-      .select(['at', 'outcome', 'credential_id'])
+      .select(['at', 'outcome', 'method', 'credential_id'])
       .where('tenant_id', '=', tenantId)
       .where('user_id', '=', userId)
       .where('id', '=', eventId)
-      .executeTakeFirstOrThrow();
-    return { at: Number(row.at), outcome: row.outcome, credentialId: row.credential_id ?? null };
+      .executeTakeFirst();
+    if (!row) return undefined;
+    return {
+      at: Number(row.at),
+      outcome: row.outcome,
+      method: row.method,
+      credentialId: row.credential_id ?? null,
+      first: Number(result.numUpdatedRows) === 1,
+    };
   }
 }
 

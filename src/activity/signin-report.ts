@@ -5,6 +5,7 @@ import type { Tenant } from '../directory/tenant.ts';
 import type { User, Users } from '../directory/users.ts';
 import type { Session, Sessions } from '../sessions/sessions.ts';
 import type { Credentials } from '../methods/credentials.ts';
+import type { AccessPasses } from '../methods/tap/access-passes.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { SigninEvents } from './signin-events.ts';
 import type { AuditLog } from './audit-log.ts';
@@ -17,6 +18,8 @@ export interface ReportOutcome {
   methodsRemoved: number;
   /** Active methods the user has left. */
   methodsLeft: number;
+  /** The Temporary Access Pass the reported sign-in used, revoked (it may be in whoever made it's hands). */
+  passRevoked: boolean;
 }
 
 /**
@@ -40,7 +43,16 @@ export interface ReportOutcome {
  */
 export class SigninReports {
   constructor(
-    private readonly deps: { db: Db; clock: Clock; events: SigninEvents; sessions: Sessions; users: Users; credentials: Credentials; audit: AuditLog },
+    private readonly deps: {
+      db: Db;
+      clock: Clock;
+      events: SigninEvents;
+      sessions: Sessions;
+      users: Users;
+      credentials: Credentials;
+      passes: Pick<AccessPasses, 'revoke'>;
+      audit: AuditLog;
+    },
   ) {}
 
   async report(tenant: Tenant, user: User, session: Session, eventId: string): Promise<ReportOutcome> {
@@ -49,23 +61,35 @@ export class SigninReports {
     this.deps.sessions.requireRecent(session);
     const event = await this.deps.events.markReported(tenant.id, user.id, eventId);
     if (!event) throw new AppError('not-found', 'no such sign-in');
+    // A sign-in is dealt with when first reported. Reported again, it does nothing more: a second take-back would
+    // remove what the owner has added since, and end their new sessions.
+    if (!event.first) {
+      const methodsLeft = (await this.deps.credentials.listForUser(tenant.id, user.id, 'active')).length;
+      return { sessionsEnded: 0, methodsRemoved: 0, methodsLeft, passRevoked: false };
+    }
+    // The flag first: a password sign-in begun from here on sees it (SigninService.passwordStep); one begun
+    // before finds its session refused by the end below.
+    await this.deps.users.flag(tenant.id, user.id);
     // First what ending the sessions always does (the mark a sign-in finishing meanwhile checks, remembered
     // browsers forgotten, listeners told), then the take-back in one transaction.
     const endedFirst = await this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id);
     // Removing methods needs what changing them needs: a second factor proved in this session. A session of the
     // password alone (a remembered browser) ends the others and flags the account, as before; the owner signs in
     // with a method to take back the rest.
-    const taken =
-      event.outcome === 'success' && session.amr.includes('mfa') ? await this.takeBack(tenant, user, session, event.at, event.credentialId) : undefined;
+    const takesBack = event.outcome === 'success' && session.amr.includes('mfa');
+    const taken = takesBack ? await this.takeBack(tenant, user, session, event.at, event.credentialId) : undefined;
+    // A sign-in made with a Temporary Access Pass: whoever made it holds the pass, which would sign them in again
+    // until it expires (hours, for a pass of many uses); only an administrator could revoke it otherwise.
+    const passRevoked = takesBack && event.method === 'tap' ? (await this.deps.passes.revoke(tenant.id, user.id, { issuedBy: event.at })) !== undefined : false;
     // And once more, now that the methods are gone: a sign-in that passed the first end's mark (begun after it,
     // with a method not yet removed) cannot keep the session it was issued.
-    const endedAfter = taken && taken.removed > 0 ? await this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id) : 0;
+    const endedAfter = (taken && taken.removed > 0) || passRevoked ? await this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id) : 0;
     const outcome: ReportOutcome = {
       sessionsEnded: endedFirst + (taken?.ended ?? 0) + endedAfter,
       methodsRemoved: taken?.removed ?? 0,
       methodsLeft: taken?.left ?? (await this.deps.credentials.listForUser(tenant.id, user.id, 'active')).length,
+      passRevoked,
     };
-    await this.deps.users.flag(tenant.id, user.id);
     await this.deps.audit.append(tenant.id, {
       actor: `user:${user.id}`,
       action: 'signin.reported',

@@ -24,7 +24,7 @@ export const problemCatalog = {
   'account-disabled': { status: 403, title: 'This account is disabled; contact your administrator' },
   'password-cannot-register': {
     status: 403,
-    title: 'This password cannot set up a sign-in method; sign in with a Temporary Access Pass from your administrator',
+    title: 'This password no longer signs in on its own; sign in with a Temporary Access Pass from your administrator',
   },
   'not-found': { status: 404, title: 'Not found' },
   'flow-not-found': { status: 404, title: 'This sign-in has expired or is unknown; start again' },

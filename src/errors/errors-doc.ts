@@ -12,7 +12,7 @@ const MEANINGS: Record<string, string> = {
     "Changing methods or the password needs a sign-in within the last 10 minutes; a stolen older session cannot add an attacker's method.",
   'account-disabled': 'The password was right but the account is disabled.',
   'password-cannot-register':
-    "The password was right, but the account has no method and the password was set before its methods were reset by an administrator or a sign-in was reported as not the owner's: someone else may know it. A Temporary Access Pass, or a password set since, registers a method.",
+    "The password was right, but the account has no method and the password was set before its methods were reset by an administrator or a sign-in was reported as not the owner's: someone else may know it, so it neither registers a method nor (where MFA is optional) signs in. A Temporary Access Pass, or a password set since, does.",
   'not-found': 'No such resource (or one in another tenant, which is answered the same way).',
   'flow-not-found': 'The sign-in flow is unknown, expired, finished, or out of attempts.',
   'method-not-allowed': 'The HTTP method is not supported on this path.',

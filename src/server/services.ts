@@ -595,7 +595,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     audit,
     passes,
     apps,
-    reports: new SigninReports({ db, clock, events, sessions, users, credentials, audit }),
+    reports: new SigninReports({ db, clock, events, sessions, users, credentials, passes, audit }),
     admin: administration,
     signingKeys,
     oidc,

@@ -236,8 +236,8 @@ export class Sessions {
   }
 
   /** Throws `reauthentication-required` unless the session proved its user recently. */
-  requireRecent(session: Session): void {
-    if (!this.isRecent(session)) throw new AppError('reauthentication-required');
+  requireRecent(session: Session, why?: string): void {
+    if (!this.isRecent(session)) throw new AppError('reauthentication-required', why);
   }
 
   /** A user's sessions that can still be used, newest first, for the admin. */

@@ -78,6 +78,12 @@ export class PasswordChange {
   async change(tenant: Tenant, user: User, session: Session, current: string, next: string, ctx: RequestContext): Promise<number> {
     // Stryker disable next-line StringLiteral: equivalent, as in setFirst
     requireSessionMay(session.scope, 'change-password');
+    // As every change to the way in: a session that proved its user lately. A session stolen earlier, with the
+    // password, would otherwise change it and shut the owner out, keeping the only session left.
+    this.deps.sessions.requireRecent(session, 'sign in again to change your password (a sign-in within the last 10 minutes)');
+    // The same password again is no change: after a report or a reset it would count as one set since, and the
+    // one someone else knows would sign in again.
+    if (next === current) throw new AppError('invalid-request', 'choose a new password, not the one you have now');
     validateNewPassword(user.username, next);
     // Only a signed-in session can try. Its guesses at the current password are limited per source and per
     // session (a day's budget of its own, wherever they come from), never charged to the sign-in budget nor

@@ -1,4 +1,4 @@
-/** Whether a user's password, alone, may open a session that registers their first method. */
+/** Whether a user's password, alone, may open a session for an account with no method (to register one, or where MFA is optional, to sign in). */
 import type { UserWithSecret } from '../directory/users.ts';
 
 /**
@@ -27,7 +27,7 @@ export function whyPasswordCannotRegister(
 /** What the person signing in is told, for each reason (after the right password only: it tells no one else anything). */
 export const PASSWORD_CANNOT_REGISTER = {
   password_predates_report:
-    'a sign-in to this account was reported as not yours, so this password can no longer set up a sign-in method: change it from the session you reported from, or sign in with a Temporary Access Pass from your administrator',
+    'a sign-in to this account was reported as not yours, so this password no longer signs in on its own: change it from the session you reported from, or sign in with a Temporary Access Pass from your administrator',
   password_predates_reset:
     'your sign-in methods were reset, so this password can no longer set up a new one: sign in with the Temporary Access Pass your administrator gives you (or the new password they set)',
 } as const;

@@ -132,17 +132,17 @@ export class SigninService {
     const methods = await this.choicesFor(tenant, user.id);
     const mfaRequired = tenant.policy.mfaRequired || ctx.requireMfa === true;
     if (!hasWayIn(methods)) {
+      // After a reset or a reported sign-in, someone else may know this password: with no method to ask for, it
+      // opens nothing (neither a registration, nor, where MFA is optional, a sign-in) until it changes; a pass does.
+      const refused = methods.length === 0 ? whyPasswordCannotRegister(user) : undefined;
+      if (refused) {
+        await this.record(tenant, user, username, ctx, 'password', 'failure', refused, 'password');
+        throw new AppError('password-cannot-register', PASSWORD_CANNOT_REGISTER[refused]);
+      }
       // Nothing registered: register a method first, with a session that can do only that. Never for a
       // user who has an active method (that method is asked for instead), so a known password alone can
       // never stand in for a second factor that exists.
       if (methods.length === 0 && (mfaRequired || user.mustRegister)) {
-        // After a reset or a reported sign-in, someone else may know this password: it registers nothing until it
-        // changes (a pass registers instead).
-        const refused = whyPasswordCannotRegister(user);
-        if (refused) {
-          await this.record(tenant, user, username, ctx, 'password', 'failure', refused, 'password');
-          throw new AppError('password-cannot-register', PASSWORD_CANNOT_REGISTER[refused]);
-        }
         await this.record(tenant, user, username, ctx, 'password', 'success', 'registration_required', 'password');
         await this.alertIfBreakGlass(tenant, user, 'password');
         return { kind: 'register', methods, session: await this.issueSession(tenant, user.id, 'register', ['pwd'], ctx, begunAt, endedMeanwhile) };

@@ -740,7 +740,21 @@ describe('the sign-in state machine on SQLite', () => {
         code: 'registration-only',
       });
       expect(await rejection(s.passwords.change(tenant, user, session, PASSWORD, 'short', ctx()))).toMatchObject({ code: 'invalid-request' });
-      const ended = await s.passwords.change(tenant, user, session, PASSWORD, NEW, ctx());
+      // The same password again is no change (after a report it would count as one set since).
+      expect(await rejection(s.passwords.change(tenant, user, session, PASSWORD, PASSWORD, ctx()))).toMatchObject({
+        code: 'invalid-request',
+        detail: 'choose a new password, not the one you have now',
+      });
+      // A session that signed in long ago, with the password (a stolen one), cannot change it and shut the owner out.
+      const old = await open(user);
+      clock.advance(11 * MINUTE);
+      expect(await rejection(s.passwords.change(tenant, user, old, PASSWORD, NEW, ctx()))).toMatchObject({
+        code: 'reauthentication-required',
+        detail: expect.stringContaining('change your password'),
+      });
+      expect(await canSignIn(user, PASSWORD)).toBe(true);
+      const session2 = await open(user);
+      const ended = await s.passwords.change(tenant, user, session2, PASSWORD, NEW, ctx());
       expect(ended).toBeGreaterThanOrEqual(1);
       expect(await auditOf(user, 'password.changed')).toEqual([
         expect.objectContaining({ actor: `user:${user.id}`, details: { sessionsEnded: ended, sessionAmr: ['pwd', 'otp', 'mfa'] } }),

@@ -1171,7 +1171,7 @@ for (const spec of backends) {
         // (The registration session the owner first set up their authenticator with ends too.) The authenticator the
         // reported sign-in got in with goes as well, though it was there before: its secret, or a code of it, was in
         // the attacker's hands (here the owner's own: they add a new one from the session they reported from).
-        expect(report.body).toEqual({ reported: true, sessionsEnded: 2, methodsRemoved: 2, methodsLeft: 0 });
+        expect(report.body).toEqual({ reported: true, sessionsEnded: 2, methodsRemoved: 2, methodsLeft: 0, passRevoked: false });
         expect((await api(server.url, 'GET', '/api/v1/me', undefined, attacker)).status).toBe(401);
         const ownersNew = await addTotp(owner);
 
@@ -1402,6 +1402,75 @@ for (const spec of backends) {
         expect(statuses.at(-1)).toBe(429);
         const auth = await fetch(`${server.url}/t/acme/oidc/auth?client_id=x&response_type=code&scope=openid`, { redirect: 'manual' });
         expect(auth.status).toBe(429);
+      });
+    });
+
+    describe('an outside attack run, twenty-third round', () => {
+      const signinsOf = async (token: string) => (await api(server.url, 'GET', '/api/v1/me/signins?limit=50', undefined, token)).body.items as { id: string }[];
+
+      it('a report of a sign-in made with a Temporary Access Pass revokes the pass: it does not sign the thief in again', async () => {
+        const victim = await user('pass-thief');
+        const pass = await call('POST', `/api/v1/admin/users/${victim.id}/tap`, { minutes: 480, oneTime: false });
+        const thief = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'pass-thief', tap: pass.body.code });
+        expect(thief.body.state).toBe('complete');
+        const [theirs] = await signinsOf(thief.body.session.token);
+        clock.advance(60_000);
+        const owner = await signIn('pass-thief', victim.secret);
+        const report = await api(server.url, 'POST', `/api/v1/me/signins/${theirs!.id}/report`, undefined, owner);
+        expect(report.body).toMatchObject({ reported: true, passRevoked: true });
+        clock.advance(1000);
+        const again = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'pass-thief', tap: pass.body.code });
+        expect(again.status).toBe(401);
+        expect(again.body.session).toBeUndefined();
+      });
+
+      it('where MFA is optional, a reported account with no method left does not sign in with the old password', async () => {
+        const optional = await server.services.tenants.create('acme-optional');
+        await server.services.tenants.setPolicy(optional, { ...optional.policy, mfaRequired: false });
+        await server.services.admin.createUser(optional, 'cli', { username: 'relaxed', password: PASSWORD });
+        const owner = await api(server.url, 'POST', '/api/v1/t/acme-optional/signin', { username: 'relaxed', password: PASSWORD });
+        expect(owner.body.state).toBe('complete');
+        clock.advance(60_000);
+        const thief = await api(server.url, 'POST', '/api/v1/t/acme-optional/signin', { username: 'relaxed', password: PASSWORD });
+        const [theirs] = await signinsOf(thief.body.session.token);
+        const ownerWithMethod = await api(server.url, 'POST', '/api/v1/t/acme-optional/signin', { username: 'relaxed', password: PASSWORD });
+        // (The owner proves a second factor in the session they report from: they added an authenticator first.)
+        const secret = await addTotp(ownerWithMethod.body.session.token);
+        clock.advance(30_000);
+        const start = await api(server.url, 'POST', '/api/v1/t/acme-optional/signin', { username: 'relaxed', password: PASSWORD });
+        const withMfa = await api(server.url, 'POST', `/api/v1/t/acme-optional/signin/${start.body.flow}/verify`, {
+          method: 'totp',
+          code: totpCode(secret, clock.now()),
+        });
+        const reported = await api(server.url, 'POST', `/api/v1/me/signins/${theirs!.id}/report`, undefined, withMfa.body.session.token);
+        expect(reported.body).toMatchObject({ methodsRemoved: 1, methodsLeft: 0 });
+        clock.advance(1000);
+        const back = await api(server.url, 'POST', '/api/v1/t/acme-optional/signin', { username: 'relaxed', password: PASSWORD });
+        expect(back.status).toBe(403);
+        expect(back.body.type).toMatch(/\/password-cannot-register$/);
+      });
+
+      it('a password "changed" to itself is refused, and an old stolen session cannot change it at all', async () => {
+        const victim = await user('same-again');
+        const owner = await signIn('same-again', victim.secret);
+        const same = await api(server.url, 'POST', '/api/v1/me/password', { currentPassword: PASSWORD, newPassword: PASSWORD }, owner);
+        expect(same.status).toBe(400);
+        clock.advance(11 * 60_000);
+        const stale = await api(server.url, 'POST', '/api/v1/me/password', { currentPassword: PASSWORD, newPassword: 'the thief would like this 42' }, owner);
+        expect(stale.status).toBe(403);
+        expect(stale.body.type).toMatch(/\/reauthentication-required$/);
+        // The page says so, and offers to sign in again.
+        const pages = new PageClient(server.url);
+        pages.cookies.set('sf_session', owner);
+        const posted = await pages.post(
+          '/t/acme/my/password',
+          { currentPassword: PASSWORD, newPassword: 'the thief would like this 42' },
+          { from: '/t/acme/my/password' },
+        );
+        const shown = (await pages.get(posted.location!)).text;
+        expect(shown).toContain('Changing your password needs a sign-in within the last 10 minutes.');
+        expect(shown).toContain('Sign in again');
+        expect(await signIn('same-again', victim.secret)).toEqual(expect.any(String));
       });
     });
   });

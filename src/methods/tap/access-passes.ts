@@ -109,10 +109,14 @@ export class AccessPasses {
   }
 
   /**
-   * Revokes the user's pass (`onlyUsed`: only if someone has used it); what it
-   * was (when issued, whether anyone used it), or undefined when none was revoked.
+   * Revokes the user's pass (`onlyUsed`: only if someone has used it; `issuedBy`: only one issued by then); what
+   * it was (when issued, whether anyone used it), or undefined when none was revoked.
    */
-  async revoke(tenantId: string, userId: string, options: { onlyUsed?: boolean } = {}): Promise<{ createdAt: number; used: boolean } | undefined> {
+  async revoke(
+    tenantId: string,
+    userId: string,
+    options: { onlyUsed?: boolean; issuedBy?: number } = {},
+  ): Promise<{ createdAt: number; used: boolean } | undefined> {
     const rows = await this.db
       .updateTable('access_passes')
       .set({ revoked_at: this.clock.now() })
@@ -120,6 +124,7 @@ export class AccessPasses {
       .where('user_id', '=', userId)
       .where('revoked_at', 'is', null)
       .$if(options.onlyUsed === true, (q) => q.where('uses', '>', 0))
+      .$if(options.issuedBy !== undefined, (q) => q.where('created_at', '<=', options.issuedBy!))
       .returning(['created_at', 'uses'])
       .execute();
     if (rows.length === 0) return undefined;

@@ -93,6 +93,7 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
             sessionsEnded: String(outcome.sessionsEnded),
             methodsRemoved: String(outcome.methodsRemoved),
             methodsLeft: String(outcome.methodsLeft),
+            passRevoked: outcome.passRevoked ? 'yes' : 'no',
           },
         });
       } catch (err) {
@@ -118,12 +119,14 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
         const sessionsEnded = reported ? Number(flash.values?.sessionsEnded ?? 0) : undefined;
         const methodsRemoved = reported ? Number(flash.values?.methodsRemoved ?? 0) : 0;
         const noMethodLeft = reported && flash.values?.methodsLeft === '0';
+        const passRevoked = reported && flash.values?.passRevoked === 'yes';
         return sendPage(
           reply,
           reportedView({
             ...viewer(reply, p),
             sessionsEnded,
             methodsRemoved,
+            passRevoked,
             noMethodLeft,
             minLength: PASSWORD_MIN,
             hasPassword: await deps.passwords.hasPassword(p.tenant, p.user),
@@ -147,6 +150,7 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
           hasPassword: await deps.passwords.hasPassword(p.tenant, p.user),
           error: mine?.notice?.text,
           fieldErrors: mine?.fieldErrors,
+          signInAgain: mine?.values?.signInAgain === 'yes',
         }),
       );
     });
@@ -168,8 +172,14 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
         } catch (err) {
           const { text } = shownError(err);
           const field = err instanceof AppError && err.code === 'invalid-credentials' ? 'current-password' : 'new-password';
+          const signInAgain = err instanceof AppError && err.code === 'reauthentication-required' ? 'yes' : 'no';
           // Passwords are never carried to the next page; the reason is, at its field.
-          return go(reply, p, `/t/${p.tenant.slug}/my/password`, { for: 'password', notice: { kind: 'error', text }, fieldErrors: { [field]: text } });
+          return go(reply, p, `/t/${p.tenant.slug}/my/password`, {
+            for: 'password',
+            notice: { kind: 'error', text },
+            fieldErrors: { [field]: text },
+            values: { signInAgain },
+          });
         }
         const done = first
           ? 'Password set. Next time, sign in with your username and this password, then your sign-in method.'

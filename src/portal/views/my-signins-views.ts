@@ -105,7 +105,14 @@ ${
 
 /** After "This wasn't me": what happened, and the two things to do now. */
 export function reportedView(
-  v: Viewer & { sessionsEnded: number | undefined; methodsRemoved: number; noMethodLeft: boolean; minLength: number; hasPassword: boolean },
+  v: Viewer & {
+    sessionsEnded: number | undefined;
+    methodsRemoved: number;
+    passRevoked: boolean;
+    noMethodLeft: boolean;
+    minLength: number;
+    hasPassword: boolean;
+  },
 ): string {
   const ended = v.sessionsEnded;
   const removed = v.methodsRemoved;
@@ -121,7 +128,7 @@ ${
         'info',
         `Thanks for telling us. We signed you out everywhere else (${ended} other ${ended === 1 ? 'session' : 'sessions'}) and told your administrator.${
           removed > 0 ? ` We removed ${removed === 1 ? '1 sign-in method' : `${removed} sign-in methods`}: the one that sign-in used and any added since.` : ''
-        }${v.noMethodLeft ? ' No sign-in method is left: change your password first, then add one. Until you do, your password alone cannot add one.' : ''}`,
+        }${v.passRevoked ? ' We revoked the Temporary Access Pass it signed in with: ask your administrator for a new one if you need it.' : ''}${v.noMethodLeft ? ' No sign-in method is left: change your password first, then add one. Until you do, your password alone cannot add one.' : ''}`,
       )
 }
 <h2>1. ${v.hasPassword ? 'Change your password' : 'Set a password'}</h2>
@@ -136,9 +143,26 @@ ${passwordForm(v)}
 
 /** Changing the password; or, for an account with none yet (a new hire after their pass), setting the first one. */
 export function changePasswordView(
-  v: Viewer & { minLength: number; hasPassword: boolean; error?: string | undefined; fieldErrors?: Record<string, string> | undefined },
+  v: Viewer & {
+    minLength: number;
+    hasPassword: boolean;
+    error?: string | undefined;
+    fieldErrors?: Record<string, string> | undefined;
+    /** The last try was refused for a sign-in too long ago: offer signing in again. */
+    signInAgain?: boolean | undefined;
+  },
 ): string {
   const title = v.hasPassword ? 'Change your password' : 'Set a password';
+  if (v.signInAgain) {
+    return page(
+      v,
+      title,
+      html`<div class="card"><h1>${title}</h1>
+${errorSummary(v.error)}
+<p>Changing your password needs a sign-in within the last 10 minutes.</p>
+<form method="post" action="/t/${v.tenant.slug}/signout">${hiddenFields(v.csrf, { next: 'security-info' })}<button type="submit">Sign in again</button></form></div>`,
+    );
+  }
   return page(
     v,
     title,

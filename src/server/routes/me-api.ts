@@ -136,7 +136,7 @@ export function meApi(services: MeApiDeps): FastifyPluginAsyncTypebox {
           tags: ['self-service'],
           security: bearer,
           summary:
-            'Change the password (with currentPassword), or set a first one (newPassword only: an account with no password, a full session signed in within the last 10 minutes with a pass or a passkey); ends every other session',
+            'Change the password (with currentPassword, from a session signed in within the last 10 minutes; a new password differing from the current one), or set a first one (newPassword only: an account with no password, a full session signed in within the last 10 minutes with a pass or a passkey); ends every other session',
           body: Type.Object({
             currentPassword: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'required unless the account has no password yet' })),
             newPassword: Type.String({ minLength: 1, maxLength: 1024 }),
@@ -257,7 +257,7 @@ export function meApi(services: MeApiDeps): FastifyPluginAsyncTypebox {
           security: bearer,
           summary: '"This wasn\'t me": ends the other sessions, takes back what a sign-in that got in set up, and flags the account for the admin',
           description:
-            'Ends every other session of the user and flags the account for the administrator. When the reported sign-in succeeded, the method it signed in with and every method added since it (pending or active, whoever added it) are removed; the password is never touched. With no method left, the password alone registers no new one until it has been changed. This session stays; it needs a sign-in within the last 10 minutes. A failed sign-in took nothing: only the sessions end.',
+            'Ends every other session of the user and flags the account for the administrator. When the reported sign-in succeeded, the method it signed in with and every method added since it (pending or active, whoever added it) are removed, and the Temporary Access Pass it signed in with is revoked; the password is never touched. With no method left, the password alone signs in to nothing until it has been changed. This session stays; it needs a sign-in within the last 10 minutes, and to take anything back, a second factor proved in it. A failed sign-in took nothing: only the sessions end. A sign-in reported before is not dealt with again (all counts 0).',
           params: IdParams,
           response: {
             200: Type.Object({
@@ -265,6 +265,7 @@ export function meApi(services: MeApiDeps): FastifyPluginAsyncTypebox {
               sessionsEnded: Type.Integer(),
               methodsRemoved: Type.Integer({ description: 'the method the reported sign-in used and those added since it, removed' }),
               methodsLeft: Type.Integer({ description: 'active methods left; with none, change the password before registering a new one' }),
+              passRevoked: Type.Boolean({ description: 'the Temporary Access Pass the reported sign-in used, revoked' }),
             }),
           },
         },
