@@ -19,16 +19,28 @@ export class RememberedDevices {
     private readonly clock: Clock,
   ) {}
 
-  /** A new token for this browser, or undefined when the policy remembers nothing. */
-  async remember(tenant: Tenant, userId: string, userAgent: string | undefined): Promise<{ token: string; expiresAt: number } | undefined> {
+  /**
+   * A new token for this browser, signed in with the session `sessionToken` names, or undefined when the policy
+   * remembers nothing or that session has ended meanwhile. Ending a user's sessions ends the sessions first and
+   * forgets the browsers after (Sessions.revokeAllForUser): a browser written before the forgetting is forgotten
+   * with the rest, and one written after finds its session ended here and is forgotten at once. Without this, a
+   * sign-in finishing as the owner reported it ("this wasn't me") kept a browser that skips the second factor.
+   */
+  async remember(
+    tenant: Tenant,
+    userId: string,
+    userAgent: string | undefined,
+    sessionToken: string,
+  ): Promise<{ token: string; expiresAt: number } | undefined> {
     const days = tenant.policy.rememberedDeviceDays;
     if (days <= 0) return undefined;
     const token = PREFIX + randomToken(32);
     const now = this.clock.now();
+    const id = newId();
     await this.db
       .insertInto('remembered_devices')
       .values({
-        id: newId(),
+        id,
         tenant_id: tenant.id,
         user_id: userId,
         token_hash: hashToken(token),
@@ -37,7 +49,17 @@ export class RememberedDevices {
         user_agent: userAgent?.slice(0, 512) ?? null,
       })
       .execute();
-    return { token, expiresAt: now + days * 86_400_000 };
+    const live = await this.db
+      .selectFrom('sessions')
+      .select('id')
+      .where('token_hash', '=', hashToken(sessionToken))
+      .where('tenant_id', '=', tenant.id)
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (live) return { token, expiresAt: now + days * 86_400_000 };
+    await this.db.updateTable('remembered_devices').set({ revoked_at: this.clock.now() }).where('id', '=', id).execute();
+    return undefined;
   }
 
   /** Whether this token remembers this user's browser today, under today's policy (a shortened policy applies at once). */

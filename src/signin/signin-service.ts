@@ -511,7 +511,7 @@ export class SigninService {
     const alertFor = passkeyUser ?? (flow.breakGlass ? await deps.users.get(tenant.id, userId) : undefined);
     if (alertFor) await this.alertIfBreakGlass(tenant, alertFor, flow.kind === 'passkey' ? 'passkey' : type);
     // A TAP proves the administrator's trust for now, not this browser's for days.
-    const remembered = withSession && ctx.rememberDevice && !byTap ? await deps.devices.remember(tenant, userId, ctx.userAgent) : undefined;
+    const remembered = session && ctx.rememberDevice && !byTap ? await deps.devices.remember(tenant, userId, ctx.userAgent, session.token) : undefined;
     return { userId, amr, ...(session ? { session } : {}), ...(remembered ? { remembered } : {}) };
   }
 

@@ -52,6 +52,11 @@ export async function createUser(s: Services, tenant: Tenant, fields: Partial<Ne
   return user;
 }
 
+/** A live session of the user, its token: what a browser is remembered with (RememberedDevices.remember). */
+export async function liveSessionToken(s: Services, tenantId: string, userId: string): Promise<string> {
+  return (await s.sessions.create({ tenantId, userId, scope: 'full', amr: ['pwd', 'otp', 'mfa'] })).token;
+}
+
 /** What a promise was refused with, as data to compare: an AppError's code, retry hint, detail and extras, or anything else thrown. */
 export const rejection = async (promise: Promise<unknown>) =>
   promise.then(

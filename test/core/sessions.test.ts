@@ -9,7 +9,7 @@ import { GroupCommit } from '../../src/store/durable/group-commit.ts';
 import { MemoryEphemeralStore } from '../../src/store/ephemeral/memory-store.ts';
 import { RememberedDevices } from '../../src/sessions/remembered-devices.ts';
 import { isRegistrationToken } from '../../src/sessions/registration-token.ts';
-import { createUser, startCoreServices, type CoreServices } from './core-services.ts';
+import { createUser, startCoreServices, type CoreServices, liveSessionToken } from './core-services.ts';
 
 /**
  * Sessions, remembered browsers and the end of OpenID Connect grants at the
@@ -253,12 +253,12 @@ describe('sessions on SQLite', () => {
     const bystander = await newUser();
     const devices = new RememberedDevices(s.durable.db, clock);
     const remembering = { ...tenant, policy: { ...tenant.policy, rememberedDeviceDays: 7 } };
-    const browser = (await devices.remember(remembering, user.id, 'ua'))!;
-    const theirBrowser = (await devices.remember(remembering, bystander.id, 'ua'))!;
     const kept = await open(user);
     const a = await open(user);
     const b = await open(user, 'register', ['pwd']);
     const theirs = await open(bystander);
+    const browser = (await devices.remember(remembering, user.id, 'ua', a.token))!;
+    const theirBrowser = (await devices.remember(remembering, bystander.id, 'ua', theirs.token))!;
     const told: string[] = [];
     // Told just before the sessions end, once: a sign-in finishing meanwhile checks the mark a listener sets.
     s.sessions.onAllEnded(async (tenantId, userId) => told.push(`${tenantId}/${userId} ${(await s.sessions.authenticate(a.token)) ? 'before' : 'after'}`));
@@ -396,15 +396,28 @@ describe('sessions on SQLite', () => {
 
     it('remembers nothing when the policy says no days', async () => {
       const user = await newUser();
-      expect(await devices().remember(withDays(0), user.id, 'ua')).toBeUndefined();
-      const made = (await devices().remember(withDays(3), user.id, 'ua'))!;
+      expect(await devices().remember(withDays(0), user.id, 'ua', await liveSessionToken(s, tenant.id, user.id))).toBeUndefined();
+      const made = (await devices().remember(withDays(3), user.id, 'ua', await liveSessionToken(s, tenant.id, user.id)))!;
       expect(await devices().recognises(withDays(0), user.id, made.token)).toBe(false);
+    });
+
+    it('remembers no browser for a session ended meanwhile (its user reported a sign-in, say), nor for another user’s session', async () => {
+      const user = await newUser();
+      const other = await newUser();
+      const ended = await open(user);
+      await s.sessions.revoke(ended.session);
+      expect(await devices().remember(withDays(7), user.id, 'ua', ended.token)).toBeUndefined();
+      expect(await devices().remember(withDays(7), user.id, 'ua', (await open(other)).token)).toBeUndefined();
+      const rows = await s.durable.db.selectFrom('remembered_devices').select('revoked_at').where('user_id', '=', user.id).execute();
+      expect(rows).toHaveLength(2);
+      expect(rows.every((r) => r.revoked_at !== null)).toBe(true);
+      expect(await devices().remember(withDays(7), user.id, 'ua', (await open(user)).token)).toMatchObject({ token: expect.any(String) });
     });
 
     it('recognises its own token for its own user and tenant, for the policy days, a shortened policy at once', async () => {
       const user = await newUser();
       const other = await newUser();
-      const made = (await devices().remember(withDays(7), user.id, 'x'.repeat(600)))!;
+      const made = (await devices().remember(withDays(7), user.id, 'x'.repeat(600), await liveSessionToken(s, tenant.id, user.id)))!;
       expect(made.token).toMatch(/^sfd_[A-Za-z0-9_-]{40,}$/);
       expect(made.expiresAt).toBe(clock.now() + 7 * 86_400_000);
       const row = await s.durable.db.selectFrom('remembered_devices').selectAll().where('user_id', '=', user.id).executeTakeFirstOrThrow();

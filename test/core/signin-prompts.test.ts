@@ -9,7 +9,7 @@ import { PasswordHasher } from '../../src/directory/password-hasher.ts';
 import { RememberedDevices } from '../../src/sessions/remembered-devices.ts';
 import type { RequestContext } from '../../src/signin/signin-service.ts';
 import { flowKey } from '../../src/signin/flow.ts';
-import { createUser, freshSources, rejection, startCoreServices, withPolicy, type CoreServices } from './core-services.ts';
+import { createUser, freshSources, rejection, startCoreServices, withPolicy, type CoreServices, liveSessionToken } from './core-services.ts';
 
 /**
  * What the sign-in state machine (signin/signin-service.ts) answers around the
@@ -402,7 +402,12 @@ describe('the sign-in prompts on SQLite', () => {
       const user = await newUser();
       await addCredential(user, 'totp', 'Phone app');
       const strict = withPolicy(tenant, { rememberedDeviceDays: 30, lockout: { accountFailures: 10, blockMinutes: 5 } });
-      const remembered = await new RememberedDevices(s.durable.db, clock).remember(strict, user.id, 'prompts-test');
+      const remembered = await new RememberedDevices(s.durable.db, clock).remember(
+        strict,
+        user.id,
+        'prompts-test',
+        await liveSessionToken(s, tenant.id, user.id),
+      );
       for (let i = 0; i < 12; i++) await rejection(s.signin.passwordStep(strict, user.username, 'wrong', ctx()));
       expect(await rejection(s.signin.passwordStep(strict, user.username, PASSWORD, ctx()))).toMatchObject({ code: 'too-many-requests' });
       const browser = ctx({ rememberedDevice: remembered!.token });
@@ -419,7 +424,12 @@ describe('the sign-in prompts on SQLite', () => {
       const user = await newUser({ breakGlass: true });
       await addCredential(user, 'totp', 'Phone app');
       const remembering = withPolicy(tenant, { rememberedDeviceDays: 30 });
-      const remembered = await new RememberedDevices(s.durable.db, clock).remember(remembering, user.id, 'prompts-test');
+      const remembered = await new RememberedDevices(s.durable.db, clock).remember(
+        remembering,
+        user.id,
+        'prompts-test',
+        await liveSessionToken(s, tenant.id, user.id),
+      );
       expect((await s.signin.passwordStep(remembering, user.username, PASSWORD, ctx({ rememberedDevice: remembered!.token }))).kind).toBe('done');
       const [event] = (await s.events.listForUser(tenant.id, user.id, 5)).items;
       expect(event).toMatchObject({ step: 'password', outcome: 'success', reason: 'remembered_device', method: 'password' });
@@ -539,7 +549,12 @@ describe('the sign-in prompts on SQLite', () => {
       const user = await newUser();
       await addCredential(user, 'totp', 'Phone app');
       const strict = withPolicy(tenant, { rememberedDeviceDays: 30, lockout: { accountFailures: 10, blockMinutes: 5 } });
-      const remembered = await new RememberedDevices(s.durable.db, clock).remember(strict, user.id, 'prompts-test');
+      const remembered = await new RememberedDevices(s.durable.db, clock).remember(
+        strict,
+        user.id,
+        'prompts-test',
+        await liveSessionToken(s, tenant.id, user.id),
+      );
       for (let i = 0; i < 4; i++) {
         const flow = await factorFlow(user, strict);
         for (let j = 0; j < 3; j++) await rejection(s.signin.verify(strict, flow, 'totp', { code: '000000' }, ctx()));

@@ -7,7 +7,7 @@ import { AppError } from '../../src/errors/app-error.ts';
 import { RememberedDevices } from '../../src/sessions/remembered-devices.ts';
 import { FLOW_LIFETIME_MS, FLOW_MAX_ATTEMPTS, flowKey } from '../../src/signin/flow.ts';
 import type { RequestContext } from '../../src/signin/signin-service.ts';
-import { createUser, freshSources, rejection, startCoreServices, withPolicy, type CoreServices } from './core-services.ts';
+import { createUser, freshSources, rejection, startCoreServices, withPolicy, type CoreServices, liveSessionToken } from './core-services.ts';
 import { MeetingPoint } from '../helpers/meeting-point.ts';
 import { totpCode } from '../helpers/totp.ts';
 
@@ -152,7 +152,7 @@ describe('the sign-in state machine on SQLite', () => {
       await addTotp(user);
       const remembering = withPolicy(tenant, { rememberedDeviceDays: 30 });
       const devices = new RememberedDevices(s.durable.db, clock);
-      const remembered = await devices.remember(remembering, user.id, 'core-test');
+      const remembered = await devices.remember(remembering, user.id, 'core-test', await liveSessionToken(s, tenant.id, user.id));
       expect(remembered?.token).toEqual(expect.any(String));
 
       const step = await s.signin.passwordStep(remembering, user.username, PASSWORD, ctx({ rememberedDevice: remembered!.token }));
@@ -245,7 +245,12 @@ describe('the sign-in state machine on SQLite', () => {
       expect((await auditOf(user, 'break-glass.signin'))[0]!.details).toEqual({ username: user.username, method: 'tap' });
       await addTotp(user);
       const remembering = withPolicy(tenant, { rememberedDeviceDays: 30 });
-      const remembered = await new RememberedDevices(s.durable.db, clock).remember(remembering, user.id, 'core-test');
+      const remembered = await new RememberedDevices(s.durable.db, clock).remember(
+        remembering,
+        user.id,
+        'core-test',
+        await liveSessionToken(s, tenant.id, user.id),
+      );
       expect((await s.signin.passwordStep(remembering, user.username, PASSWORD, ctx({ rememberedDevice: remembered!.token }))).kind).toBe('done');
       expect(await auditOf(user, 'break-glass.signin')).toHaveLength(3);
     });
