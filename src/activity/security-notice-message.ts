@@ -27,9 +27,12 @@ function byWhom(actor: string, userId: string): string {
   return 'Steadfast';
 }
 
+/**
+ * The method by its kind only. Never its label: whoever holds a session names the method, and a label such as
+ * "added by IT, no action needed, see https://…" would speak in the notice's voice, with a link in it.
+ */
 function methodOf(d: Record<string, unknown>): string {
-  if (typeof d.type !== 'string') return '';
-  return `: ${recordedMethodName(d.type)}${typeof d.label === 'string' && d.label ? ` “${d.label}”` : ''}`;
+  return typeof d.type === 'string' ? `: ${recordedMethodName(d.type)}` : '';
 }
 
 const utc = (iso: string | number) => `${new Date(iso).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
@@ -41,16 +44,29 @@ const escapeHtml = (text: string) => text.replace(/[<>&'"]/g, (c) => `&#${c.char
  * secret (the audit entry holds none) nor a link to sign in with: a notice
  * that asks for a click is what a phisher would send.
  */
-export function renderSecurityNotice(n: { entry: AuditEntry; to: string; userId: string; tenantName: string }): OutboundMessage | undefined {
+export function renderSecurityNotice(n: {
+  entry: AuditEntry;
+  to: string;
+  userId: string;
+  tenantName: string;
+  /** The last this address is sent in the hour: it says so, so a flood of changes cannot hide the next one. */
+  last?: boolean | undefined;
+}): OutboundMessage | undefined {
   const what = NOTICED_CHANGES[n.entry.action]?.(n.entry.details);
   if (!what) return undefined;
   const when = `${utc(n.entry.at)}, by ${byWhom(n.entry.actor, n.userId)}`;
   const advice = `If this was not you or your administrator, tell your administrator now, or sign in to ${n.tenantName} yourself (at the address you always use, never from a link in an email) and look at your recent sign-ins.`;
+  const paragraphs = [
+    what,
+    `When: ${when}.`,
+    ...(n.last ? ['This is the last notice we send you this hour: further changes to your account within the hour are not emailed.'] : []),
+    advice,
+  ];
   return {
     channel: 'email',
     to: n.to,
     subject: `${n.tenantName}: a change to your sign-in`,
-    text: `${what}\n\nWhen: ${when}.\n\n${advice}`,
-    html: `<p>${escapeHtml(what)}</p><p>When: ${escapeHtml(when)}.</p><p>${escapeHtml(advice)}</p>`,
+    text: paragraphs.join('\n\n'),
+    html: paragraphs.map((p) => `<p>${escapeHtml(p)}</p>`).join(''),
   };
 }

@@ -6,7 +6,10 @@ import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import type { AuditEntry } from './audit-log.ts';
 import { NOTICED_CHANGES, renderSecurityNotice } from './security-notice-message.ts';
 
-/** The most notices one user is sent in NOTICE_WINDOW_MS: whoever changes methods in a loop cannot flood the owner's inbox. */
+/**
+ * The most notices one user, and one address, is sent in NOTICE_WINDOW_MS: whoever changes methods in a loop cannot
+ * flood the owner's inbox, nor a leaked admin token anyone's, through many accounts given one address.
+ */
 export const NOTICES_PER_WINDOW = 10;
 export const NOTICE_WINDOW_MS = 60 * 60_000;
 
@@ -33,6 +36,8 @@ export class SecurityNotices {
       tenants: Pick<Tenants, 'findById'>;
       delivery: Pick<DeliveryPort, 'configured' | 'send'>;
       ephemeral: Pick<EphemeralStore, 'increment'>;
+      /** A keyed hash of an address, as a counter's key (no address in clear in the ephemeral store). */
+      addressKey: (address: string) => string;
       onOutcome?: (outcome: NoticeOutcome, action: string) => void;
       onError?: (err: unknown, what: string) => void;
     },
@@ -57,10 +62,14 @@ export class SecurityNotices {
     if (!this.deps.delivery.configured('email')) return 'no-channel';
     const [user, tenant] = await Promise.all([this.deps.users.get(tenantId, userId), this.deps.tenants.findById(tenantId)]);
     if (!user?.email || !tenant) return 'no-address';
-    const message = renderSecurityNotice({ entry, to: user.email, userId, tenantName: tenant.name });
-    if (!message) return 'not-noticed';
-    const sent = await this.deps.ephemeral.increment(`security-notices:${tenantId}:${userId}`, NOTICE_WINDOW_MS);
+    if (!NOTICED_CHANGES[entry.action]!(entry.details)) return 'not-noticed';
+    const [toUser, toAddress] = await Promise.all([
+      this.deps.ephemeral.increment(`security-notices:${tenantId}:${userId}`, NOTICE_WINDOW_MS),
+      this.deps.ephemeral.increment(`security-notices-to:${this.deps.addressKey(sameInbox(user.email))}`, NOTICE_WINDOW_MS),
+    ]);
+    const sent = Math.max(toUser, toAddress);
     if (sent > NOTICES_PER_WINDOW) return 'capped';
+    const message = renderSecurityNotice({ entry, to: user.email, userId, tenantName: tenant.name, last: sent === NOTICES_PER_WINDOW })!;
     try {
       await this.deps.delivery.send(message);
       return 'sent';
@@ -69,4 +78,11 @@ export class SecurityNotices {
       return 'failed';
     }
   }
+}
+
+/** An address as the inbox it reaches: case and a `+tag` of the local part make no other inbox. */
+export function sameInbox(address: string): string {
+  const at = address.lastIndexOf('@');
+  const local = address.slice(0, at).split('+')[0]!;
+  return `${local}${address.slice(at)}`.toLowerCase();
 }

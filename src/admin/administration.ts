@@ -8,7 +8,7 @@ import type { ConfigRollouts } from '../config/config-rollouts.ts';
 import { tenantScope, type ConfigVersion } from '../config/config-versions.ts';
 import type { Apps, NewApp } from '../directory/apps.ts';
 import type { Sessions, ActiveSession } from '../sessions/sessions.ts';
-import type { AccessPass, AccessPasses } from '../methods/tap/access-passes.ts';
+import { passMinutes, type AccessPass, type AccessPasses } from '../methods/tap/access-passes.ts';
 import type { MethodManagement, MethodView } from '../methods/method-management.ts';
 import type { AuditLog, AuditEntry } from '../activity/audit-log.ts';
 import type { AdminSigninEvent, Page, SigninEvents, SigninFilter } from '../activity/signin-events.ts';
@@ -229,8 +229,12 @@ export class Administration {
     const user = await this.user(tenant, id);
     // With an administrator's password (phished, say), a reset lets whoever holds it register a method of their own.
     refuseTokenOn(actor, user, 'a reset');
-    // What would refuse the pass refuses the reset too, before anything is removed.
-    if (options.pass) this.checkPassFor(actor, user);
+    // What would refuse the pass refuses the reset too, before anything is removed: who may issue it to whom, and
+    // whether the policy allows it for that long.
+    if (options.pass) {
+      this.checkPassFor(actor, user);
+      passMinutes(tenant, options.pass);
+    }
     const touchedAt = this.deps.clock.now();
     await this.markIfToken(tenant, actor, id, 'a reset');
     // First what ending a user's sessions always does (the mark a sign-in finishing meanwhile checks,

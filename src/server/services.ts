@@ -300,6 +300,14 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
       await users.flag(tenant.id, userId);
       await audit.append(tenant.id, { actor: `user:${userId}`, action: 'signin.reported', targetUserId: userId, details });
     },
+    async onPaired(tenant, userId, device) {
+      await audit.append(tenant.id, {
+        actor: `user:${userId}`,
+        action: 'method.added',
+        targetUserId: userId,
+        details: { type: 'push', label: device.label, credentialId: device.id, via: 'pairing' },
+      });
+    },
   });
   const sessions = new Sessions(
     db,
@@ -348,11 +356,13 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     fallback.onReplayAudit(async (tenantId, entry) => void (await replayAudit.append(tenantId, entry as unknown as AuditInput)));
   }
   if (keysAuditChains(migrated)) await audit.keyLegacyChains();
+  const noticeAddresses = new KeyedHasher(keyRing.deriveKey('notice-addresses'));
   const notices = new SecurityNotices({
     users,
     tenants,
     delivery,
     ephemeral,
+    addressKey: (address) => noticeAddresses.hash(address),
     onOutcome: (outcome, action) => {
       if (outcome !== 'not-noticed') metrics.securityNotices.inc({ action, outcome });
     },

@@ -133,21 +133,26 @@ export class SigninService {
     const mfaRequired = tenant.policy.mfaRequired || ctx.requireMfa === true;
     if (!hasWayIn(methods)) {
       // After a reset or a reported sign-in, someone else may know this password: with no method to ask for, it
-      // opens nothing (neither a registration, nor, where MFA is optional, a sign-in) until it changes; a pass does.
-      const refused = methods.length === 0 ? whyPasswordCannotRegister(user) : undefined;
-      if (refused) {
+      // opens nothing on its own (neither a registration, nor, where MFA is optional, a sign-in) until it changes.
+      // A pass does, on its own or asked for after this password.
+      const refuse = async () => {
+        const refused = whyPasswordCannotRegister(user);
+        if (!refused) return;
         await this.record(tenant, user, username, ctx, 'password', 'failure', refused, 'password');
         throw new AppError('password-cannot-register', PASSWORD_CANNOT_REGISTER[refused]);
-      }
+      };
       // Nothing registered: register a method first, with a session that can do only that. Never for a
       // user who has an active method (that method is asked for instead), so a known password alone can
       // never stand in for a second factor that exists.
       if (methods.length === 0 && (mfaRequired || user.mustRegister)) {
+        await refuse();
         await this.record(tenant, user, username, ctx, 'password', 'success', 'registration_required', 'password');
         await this.alertIfBreakGlass(tenant, user, 'password');
         return { kind: 'register', methods, session: await this.issueSession(tenant, user.id, 'register', ['pwd'], ctx, begunAt, endedMeanwhile) };
       }
       if (!mfaRequired && !user.mustRegister) {
+        // (Whether or not a pass is held: the password alone is what this sign-in would rest on.)
+        await refuse();
         await this.record(tenant, user, username, ctx, 'password', 'success', 'ok', 'password');
         await this.alertIfBreakGlass(tenant, user, 'password');
         return { kind: 'done', methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd'], ctx, begunAt, endedMeanwhile) };

@@ -94,6 +94,17 @@ describe('a methods reset on SQLite', () => {
     const disabledMethod = await method(disabled);
     await s.users.update(tenant.id, disabled.id, { status: 'disabled' });
     expect(await rejection(s.admin.resetMethods(tenant, 'cli', disabled.id, { pass: {} }))).toMatchObject({ code: 'invalid-state' });
+    // Nor a pass the policy does not allow (twenty-fourth round: the reset had run when the pass was refused).
+    const kept = await newUser();
+    const keptMethod = await method(kept);
+    const { minMinutes, maxMinutes } = tenant.policy.tap;
+    for (const minutes of [minMinutes - 1, maxMinutes + 1, 1.5]) {
+      expect(await rejection(s.admin.resetMethods(tenant, 'cli', kept.id, { pass: { minutes } }))).toMatchObject({ code: 'invalid-request' });
+    }
+    const noPasses = { ...tenant, policy: { ...tenant.policy, allowedMethods: tenant.policy.allowedMethods.filter((m) => m !== 'tap') } };
+    expect(await rejection(s.admin.resetMethods(noPasses, 'cli', kept.id, { pass: {} }))).toMatchObject({ code: 'method-not-permitted' });
+    expect((await s.credentials.listForUser(tenant.id, kept.id)).map((c) => c.id)).toEqual([keptMethod.id]);
+    expect((await s.users.get(tenant.id, kept.id))!.mustRegister).toBe(false);
     expect((await s.credentials.listForUser(tenant.id, own.id)).map((c) => c.id)).toEqual([ownMethod.id]);
     expect((await s.credentials.listForUser(tenant.id, disabled.id)).map((c) => c.id)).toEqual([disabledMethod.id]);
     // Without a pass, one's own reset goes ahead (another administrator gives the pass).

@@ -63,6 +63,7 @@ describe('push approval on SQLite', () => {
   let live: PushLive;
   const events: SigninEventInput[] = [];
   const reported: { tenant: string; userId: string; details: Record<string, unknown> }[] = [];
+  const pairedTold: { tenant: string; userId: string; device: { id: string; label: string } }[] = [];
   const sent: { endpoint: string; payload: string; ttl: number }[] = [];
   let sendResult: SendResult = 'sent';
   let flowN = 0;
@@ -91,6 +92,8 @@ describe('push approval on SQLite', () => {
     });
     device.id = result.deviceId;
     expect(result).toEqual({ deviceId: credential.id, username: user.username });
+    // Told as a method added (to the audit log, and so to the owner's notice), with the name the device gave.
+    expect(pairedTold.at(-1)).toEqual({ tenant: t.id, userId: user.id, device: { id: credential.id, label: 'Phone' } });
     return { user, device, credential: (await s.credentials.get(t.id, user.id, credential.id))! };
   };
   const candidates = async (user: User, t: Tenant = tenant) => (await s.credentials.listForUser(t.id, user.id, 'active')).filter((c) => c.type === 'push');
@@ -131,6 +134,9 @@ describe('push approval on SQLite', () => {
       onPushReported: async (t, userId, details) => {
         reported.push({ tenant: t.id, userId, details });
       },
+      onPaired: async (t, userId, device) => {
+        pairedTold.push({ tenant: t.id, userId, device });
+      },
     });
   });
   afterAll(async () => {
@@ -161,12 +167,16 @@ describe('push approval on SQLite', () => {
     const late = await push.enrol(tenant, user, {});
     clock.advance(PAIRING_LIFETIME_MS);
     const token = String(late.reveal.pairingUrl).split('#pair=')[1]!;
+    const told = pairedTold.length;
     expect(await rejection(push.pair(tenant, token, { publicKey: new Device().publicJwk }))).toMatchObject({ code: 'invalid-code' });
+    expect(pairedTold).toHaveLength(told);
     const inTime = await push.enrol(tenant, user, {});
     clock.advance(PAIRING_LIFETIME_MS - 1);
     expect((await push.pair(tenant, String(inTime.reveal.pairingUrl).split('#pair=')[1]!, { publicKey: new Device().publicJwk })).deviceId).toBe(
       inTime.credential.id,
     );
+    // Paired without a name: told under the set-up's own label.
+    expect(pairedTold.at(-1)!.device).toEqual({ id: inTime.credential.id, label: 'Steadfast Authenticator' });
   });
 
   it('pairs a device once per link, with its key, name and sealed subscription', async () => {

@@ -380,6 +380,12 @@ describe('"this wasn\'t me" on SQLite', () => {
     expect(await s.reports.report(relaxed, victim, owner.session, theirs)).toMatchObject({ methodsRemoved: 1, methodsLeft: 0 });
     clock.advance(1000);
     expect(await rejection(s.signin.passwordStep(relaxed, victim.username, PASSWORD, sources()))).toMatchObject({ code: 'password-cannot-register' });
+    // Nor once an administrator has issued the owner a pass (twenty-fourth round: the pass made the choices
+    // non-empty, and the password alone signed the thief in): the pass is the owner's way in, not the password.
+    const pass = await s.admin.issuePass(relaxed, 'cli', victim.id, { minutes: 60, oneTime: true });
+    clock.advance(1);
+    expect(await rejection(s.signin.passwordStep(relaxed, victim.username, PASSWORD, sources()))).toMatchObject({ code: 'password-cannot-register' });
+    expect(await s.signin.tapStep(relaxed, victim.username, pass.code, sources())).toMatchObject({ kind: 'done' });
     clock.advance(1);
     await s.users.setPasswordHash(relaxed.id, victim.id, await s.hasher.hash('changed since the report'));
     expect(await s.signin.passwordStep(relaxed, victim.username, 'changed since the report', sources())).toMatchObject({ kind: 'done' });

@@ -81,6 +81,9 @@ for (const spec of backends) {
       expect(again.status).toBe(401);
       const [active] = await server.services.credentials.listForUser(tenant.id, user.id, 'active');
       expect(active).toMatchObject({ type: 'push', label: 'Test phone', publicData: { publicKey: { kty: 'EC', crv: 'P-256' } } });
+      // A method added, in the audit log (and so in the owner's security notice), as every other (twenty-fourth round).
+      const added = await server.services.audit.list(tenant.id, { limit: 5, userId: user.id, action: 'method.added' });
+      expect(added.map((a) => a.details)).toEqual([{ type: 'push', label: 'Test phone', credentialId: credential.id, via: 'pairing' }]);
     });
 
     it('sends the request by Web Push (VAPID-signed, encrypted, without the number) and approves with the right number', async () => {

@@ -74,7 +74,9 @@ for (const spec of backends) {
       const u = await newUser('notice-ada');
       const app = await addTotp(u.registration);
       const [added] = await noticesTo(u.address, 1);
-      expect(added!.text).toContain('A sign-in method was added to your account: Authenticator app “My phone”.');
+      // By its kind, never its label: whoever holds a session names it (twenty-fourth round: a label with a link in it).
+      expect(added!.text).toContain('A sign-in method was added to your account: Authenticator app.');
+      expect(added!.text).not.toContain('My phone');
       expect(added!.text).toContain('by you, or someone signed in as you');
       expect(added!.text).not.toContain(app.secret);
       expect(added!.text).not.toMatch(/https?:\/\//);
@@ -117,7 +119,10 @@ for (const spec of backends) {
         if (added.status === 201) await api(server.url, 'DELETE', `/api/v1/me/methods/${added.body.id}`, undefined, u.registration);
       }
       await sleep(500);
-      expect((await noticesTo(u.address, NOTICES_PER_WINDOW + 1)).length).toBe(NOTICES_PER_WINDOW);
+      const flood = await noticesTo(u.address, NOTICES_PER_WINDOW + 1);
+      expect(flood.length).toBe(NOTICES_PER_WINDOW);
+      // The last one says it is the last: a flood cannot hide the change that follows it.
+      expect(flood.filter((m) => m.text.includes('This is the last notice we send you this hour')).length).toBe(1);
 
       const tenant = (await server.services.tenants.findBySlug('acme'))!;
       const before = mail.received.length;
@@ -126,6 +131,20 @@ for (const spec of backends) {
       await addTotp(start.body.session.token);
       await sleep(300);
       expect(mail.received.length).toBe(before);
+    });
+
+    it('sends one inbox at most its share however many accounts name it (a leaked admin token making accounts)', async () => {
+      // Found (twenty-fourth round): 25 accounts made with one address, each given passes, sent it 39 notices.
+      for (let i = 0; i < 6; i++) {
+        const email = i % 2 === 0 ? `Inbox+${i}@Example.test` : 'inbox@example.test';
+        const made = await api(server.url, 'POST', '/api/v1/admin/users', { username: `inbox-${i}`, email }, adminToken);
+        expect(made.status).toBe(201);
+        for (let j = 0; j < 2; j++)
+          expect((await api(server.url, 'POST', `/api/v1/admin/users/${made.body.id}/tap`, { minutes: 30 }, adminToken)).status).toBe(201);
+      }
+      await sleep(800);
+      const inbox = mail.received.filter((m) => m.to.toLowerCase().replace(/\+\d+/, '') === 'inbox@example.test');
+      expect(inbox.length).toBe(NOTICES_PER_WINDOW);
     });
 
     it('lets the change stand when the email provider is down, and counts the notice as failed', async () => {

@@ -139,7 +139,8 @@ export function usersRoutes(deps: UsersRoutesDeps): FastifyPluginAsyncTypebox {
           const p = await adminOr(request, reply);
           if (!p) return reply;
           const detail = await admin.userDetail(p.tenant, request.params.id);
-          return sendPage(reply, confirmUserActionView({ ...viewer(reply, p), detail, action: confirmed }));
+          const passesAllowed = p.tenant.policy.allowedMethods.includes('tap');
+          return sendPage(reply, confirmUserActionView({ ...viewer(reply, p), detail, action: confirmed, passesAllowed }));
         });
       }
       app.post(`/t/:tenant/admin/users/:id/${path}`, formRoute(app, admissionClass, UserParams, ActionBody), async (request, reply) => {

@@ -15,7 +15,7 @@ const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : 
  * many sessions end, what the user must do next), and only its button, which
  * posts the confirmation, does it. "Cancel" goes back to the user's page.
  */
-export function confirmUserActionView(v: ConsoleViewer & { detail: UserDetail; action: ConfirmedUserAction }): string {
+export function confirmUserActionView(v: ConsoleViewer & { detail: UserDetail; action: ConfirmedUserAction; passesAllowed: boolean }): string {
   const u = v.detail.user;
   const userPage = `${consoleBase(v)}/users/${u.id}`;
   const active = v.detail.methods.filter((m) => m.state === 'active');
@@ -50,7 +50,7 @@ export function confirmUserActionView(v: ConsoleViewer & { detail: UserDetail; a
 ${what}
 <form method="post" action="${userPage}/${v.action}" class="actions">
   ${hiddenFields(v.csrf, { confirm: 'yes' })}
-  ${v.action === 'reset-methods' ? passChoice(v.detail, v.username) : ''}
+  ${v.action === 'reset-methods' ? passChoice(v.detail, v.username, v.passesAllowed) : ''}
   <button type="submit" class="danger">${button}</button>
   <a class="button secondary" href="${userPage}">Cancel</a>
 </form>`,
@@ -59,10 +59,13 @@ ${what}
 
 /**
  * With a reset, a one-time pass for the user to register with, checked: the way back in the reset leaves them. Not
- * offered for one's own account (another administrator issues that) or a disabled one (no pass until enabled).
+ * offered where the policy allows no passes, for one's own account (another administrator issues that) or a
+ * disabled one (no pass until enabled).
  */
-function passChoice(detail: UserDetail, viewer: string) {
+function passChoice(detail: UserDetail, viewer: string, passesAllowed: boolean) {
   const u = detail.user;
+  if (!passesAllowed)
+    return html`<p class="hint">This organisation's policy allows no Temporary Access Passes: set a new password for them after the reset.</p>`;
   if (u.username === viewer) return html`<p class="hint">Another administrator issues you a Temporary Access Pass to register again.</p>`;
   if (u.status !== 'active') return html`<p class="hint">The account is disabled: enable it, then issue a Temporary Access Pass.</p>`;
   return html`<p><label class="check"><input type="checkbox" name="pass" value="on" checked> Issue a one-time Temporary Access Pass for them to register with (shown next, once)</label></p>`;

@@ -30,6 +30,8 @@ export interface PushDeps {
   recordSignin: (event: SigninEventInput) => Promise<void>;
   /** "This wasn't me" on a device: flag the account and keep it in the audit log. */
   onPushReported: (tenant: Tenant, userId: string, details: Record<string, unknown>) => Promise<void>;
+  /** A device paired: a method added, to the audit log (and so to the owner's security notice) like every other. */
+  onPaired: (tenant: Tenant, userId: string, device: { id: string; label: string }) => Promise<void>;
 }
 
 /** A pending sign-in as a paired device sees it: never the number, never the flow's handle. */
@@ -226,6 +228,8 @@ export function createPushMethod(deps: PushDeps): PushMethod {
           secret: subscription ? deps.keyRing.seal(JSON.stringify(subscription), sealContext(pairing.credentialId)) : null,
         }));
       if (!activated) throw new AppError('invalid-code', 'This pairing link has expired or was used. Add the authenticator again from your security info.');
+      // Activated here, by the device, not through method management: told here as every other method added is.
+      await deps.onPaired(tenant, pairing.userId, { id: pairing.credentialId, label: name || pending.label });
       return { deviceId: pairing.credentialId, username: pairing.username };
     },
 

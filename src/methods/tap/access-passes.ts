@@ -60,12 +60,8 @@ export class AccessPasses {
     options: { minutes?: number | undefined; oneTime?: boolean | undefined },
     createdBy: string,
   ): Promise<IssuedPass> {
-    if (!tenant.policy.allowedMethods.includes('tap')) throw new AppError('method-not-permitted', 'this organisation does not allow Temporary Access Passes');
-    const { minMinutes, maxMinutes, defaultMinutes, oneTimeDefault } = tenant.policy.tap;
-    const minutes = options.minutes ?? defaultMinutes;
-    if (!Number.isInteger(minutes) || minutes < minMinutes || minutes > maxMinutes) {
-      throw new AppError('invalid-request', `a Temporary Access Pass lasts from ${minMinutes} to ${maxMinutes} minutes in this organisation`);
-    }
+    const minutes = passMinutes(tenant, options);
+    const { oneTimeDefault } = tenant.policy.tap;
     const raw = randomBase32(CODE_LENGTH);
     const now = this.clock.now();
     const row: AccessPassTable = {
@@ -213,4 +209,15 @@ function toPass(row: AccessPassTable): AccessPass {
     uses: Number(row.uses),
     lastUsedAt: row.last_used_at === null ? null : Number(row.last_used_at),
   };
+}
+
+/** How long a pass asked for with these options lasts, in minutes; refuses one the tenant's policy does not allow (before anything is done). */
+export function passMinutes(tenant: Tenant, options: { minutes?: number | undefined }): number {
+  if (!tenant.policy.allowedMethods.includes('tap')) throw new AppError('method-not-permitted', 'this organisation does not allow Temporary Access Passes');
+  const { minMinutes, maxMinutes, defaultMinutes } = tenant.policy.tap;
+  const minutes = options.minutes ?? defaultMinutes;
+  if (!Number.isInteger(minutes) || minutes < minMinutes || minutes > maxMinutes) {
+    throw new AppError('invalid-request', `a Temporary Access Pass lasts from ${minMinutes} to ${maxMinutes} minutes in this organisation`);
+  }
+  return minutes;
 }
