@@ -119,6 +119,7 @@ export const AUDIT_ACTIONS = {
         count(d.sessionsEnded, 'session ended', 'sessions ended'),
         count(d.methodsRemoved, 'method removed', 'methods removed'),
         d.passwordCleared === true ? 'password cleared' : undefined,
+        Array.isArray(d.contactCleared) && d.contactCleared.length > 0 ? `${d.contactCleared.join(' and ')} cleared` : undefined,
       ]),
   },
   'break-glass.signin': {

@@ -9,8 +9,16 @@ export const NOTICED_CHANGES: Partial<Record<string, (details: Record<string, un
   'method.removed': (d) => `A sign-in method was removed from your account${methodOf(d)}.`,
   'password.changed': () => 'The password of your account was changed.',
   'password.set-first': () => 'A password was set for your account.',
-  // An administrator's change is told only when it touches the way in: a new password.
-  'user.updated': (d) => (Array.isArray(d.fields) && d.fields.includes('password') ? 'An administrator set a new password for your account.' : undefined),
+  // An administrator's change is told only when it touches the way in: a new password, or the address notices go to
+  // (told to the address it had too: Administration's onAddressChanged).
+  'user.updated': (d) => {
+    const fields = Array.isArray(d.fields) ? d.fields : [];
+    const told = [
+      ...(fields.includes('password') ? ['An administrator set a new password for your account.'] : []),
+      ...(fields.includes('email') ? ['The email address of your account was changed; notices like this one go to the new address.'] : []),
+    ];
+    return told.length > 0 ? told.join(' ') : undefined;
+  },
   'methods.reset': () => 'Your sign-in methods were reset: every one was removed, and every session signed out.',
   'tap.issued': (d) =>
     `A Temporary Access Pass was issued for your account${typeof d.expiresAt === 'string' ? `, valid until ${utc(d.expiresAt)}` : ''}. It signs in in place of your password and second step.`,

@@ -49,27 +49,33 @@ export class SecurityNotices {
     void this.tell(tenantId, entry).catch((err: unknown) => this.deps.onError?.(err, 'security notice'));
   }
 
-  /** Tells the entry's user of it, if it is a change they are told of; what became of it. */
-  async tell(tenantId: string, entry: AuditEntry): Promise<NoticeOutcome> {
-    const outcome = await this.outcomeOf(tenantId, entry);
+  /** The address an account's email was changed from: told of the change, without waiting. */
+  considerFormerAddress(tenantId: string, former: string, entry: AuditEntry): void {
+    void this.tell(tenantId, entry, former).catch((err: unknown) => this.deps.onError?.(err, 'security notice'));
+  }
+
+  /** Tells the entry's user of it (at `to`, or the address on their account), if it is a change they are told of; what became of it. */
+  async tell(tenantId: string, entry: AuditEntry, to?: string): Promise<NoticeOutcome> {
+    const outcome = await this.outcomeOf(tenantId, entry, to);
     this.deps.onOutcome?.(outcome, entry.action);
     return outcome;
   }
 
-  private async outcomeOf(tenantId: string, entry: AuditEntry): Promise<NoticeOutcome> {
+  private async outcomeOf(tenantId: string, entry: AuditEntry, to: string | undefined): Promise<NoticeOutcome> {
     const userId = entry.targetUserId;
     if (!userId || !NOTICED_CHANGES[entry.action]) return 'not-noticed';
     if (!this.deps.delivery.configured('email')) return 'no-channel';
     const [user, tenant] = await Promise.all([this.deps.users.get(tenantId, userId), this.deps.tenants.findById(tenantId)]);
-    if (!user?.email || !tenant) return 'no-address';
+    const address = to ?? user?.email;
+    if (!user || !address || !tenant) return 'no-address';
     if (!NOTICED_CHANGES[entry.action]!(entry.details)) return 'not-noticed';
     const [toUser, toAddress] = await Promise.all([
       this.deps.ephemeral.increment(`security-notices:${tenantId}:${userId}`, NOTICE_WINDOW_MS),
-      this.deps.ephemeral.increment(`security-notices-to:${this.deps.addressKey(sameInbox(user.email))}`, NOTICE_WINDOW_MS),
+      this.deps.ephemeral.increment(`security-notices-to:${this.deps.addressKey(sameInbox(address))}`, NOTICE_WINDOW_MS),
     ]);
     const sent = Math.max(toUser, toAddress);
     if (sent > NOTICES_PER_WINDOW) return 'capped';
-    const message = renderSecurityNotice({ entry, to: user.email, userId, tenantName: tenant.name, last: sent === NOTICES_PER_WINDOW })!;
+    const message = renderSecurityNotice({ entry, to: address, userId, tenantName: tenant.name, last: sent === NOTICES_PER_WINDOW })!;
     try {
       await this.deps.delivery.send(message);
       return 'sent';

@@ -86,6 +86,8 @@ export interface AdministrationDeps {
   apps: Apps;
   tokens: AdminTokens;
   rollouts: Pick<ConfigRollouts, 'applyPolicy' | 'status'>;
+  /** An account's email address changed: the address it had is told (the new one may be whoever changed it). */
+  onAddressChanged?: (tenantId: string, former: string, entry: AuditEntry) => void;
 }
 
 /**
@@ -178,12 +180,15 @@ export class Administration {
     const fields = Object.entries(input)
       .filter(([, v]) => v !== undefined)
       .map(([k]) => k);
-    await this.audit(tenant, actor, 'user.updated', id, {
+    const entry = await this.audit(tenant, actor, 'user.updated', id, {
       fields,
       ...(input.status && input.status !== before.status ? { status: input.status } : {}),
       ...(tokensRevoked > 0 ? { tokensRevoked } : {}),
       ...(sessionsEnded > 0 ? { sessionsEnded } : {}),
     });
+    if (input.email !== undefined && before.email && input.email?.toLowerCase() !== before.email.toLowerCase()) {
+      this.deps.onAddressChanged?.(tenant.id, before.email, entry);
+    }
     await this.refuseIfTokenRevokedMeanwhile(tenant, actor, id, touchedAt);
     return this.user(tenant, id);
   }
@@ -512,13 +517,37 @@ export class Administration {
     // And once more, now that the password and methods are gone: a sign-in that passed the first end's mark
     // (begun after it, with the password and a method not yet removed) cannot keep the session it was issued.
     const endedAfter = await this.deps.sessions.revokeAllForUser(tenant.id, userId);
+    // The addresses the token set go too: notices (and apps' email claims) would keep going to its holder.
+    const contactCleared = await this.contactSetBy(tenant, tokenId, userId, since);
+    if (contactCleared.length > 0) {
+      await this.deps.users.update(tenant.id, userId, Object.fromEntries(contactCleared.map((field) => [field, null])));
+    }
     await this.audit(tenant, actor, 'access.taken-back', userId, {
       tokenId,
       since: new Date(since).toISOString(),
       sessionsEnded: endedFirst + ended + endedAfter,
       methodsRemoved,
       passwordCleared,
+      ...(contactCleared.length > 0 ? { contactCleared } : {}),
     });
+  }
+
+  /**
+   * The contact fields (email, phone) the token set on the account since `since`, as its audit entries say: every
+   * field of an account it created, those named in its changes. What they were before is not kept: the
+   * administrator enters the owner's again.
+   */
+  private async contactSetBy(tenant: Tenant, tokenId: string, userId: string, since: number): Promise<('email' | 'phone')[]> {
+    const entries = await this.deps.audit.list(tenant.id, { limit: 500, userId });
+    const fields = new Set(
+      entries
+        .filter((e) => e.actor === tokenActor(tokenId) && e.at >= since)
+        .flatMap((e) =>
+          e.action === 'user.created' ? ['email', 'phone'] : e.action === 'user.updated' && Array.isArray(e.details.fields) ? e.details.fields : [],
+        ),
+    );
+    const current = await this.deps.users.get(tenant.id, userId);
+    return (['email', 'phone'] as const).filter((field) => fields.has(field) && current?.[field]);
   }
 
   /**

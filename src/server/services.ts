@@ -527,6 +527,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     apps,
     tokens: adminTokens,
     rollouts,
+    onAddressChanged: (tenantId, former, entry) => notices.considerFormerAddress(tenantId, former, entry),
   });
   sessions.onAllEnded(async (tenantId, userId) => {
     // Through the administration, so the passes those tokens issued go with them.
@@ -582,7 +583,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     credentials,
     methods,
     management,
-    passwords: new PasswordChange({ users, hasher, sessions, limits, audit }),
+    passwords: new PasswordChange({ users, credentials, hasher, sessions, limits, audit }),
     sessions,
     events,
     signinActivity,

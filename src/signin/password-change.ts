@@ -1,6 +1,6 @@
 import type { Tenant } from '../directory/tenant.ts';
 import type { User, Users, WriteGuard } from '../directory/users.ts';
-import { guardLiveSession } from '../methods/credentials.ts';
+import { guardLiveSession, type Credentials } from '../methods/credentials.ts';
 import type { PasswordHasher } from '../directory/password-hasher.ts';
 import { validateNewPassword } from '../directory/password-rules.ts';
 import type { Session, Sessions } from '../sessions/sessions.ts';
@@ -12,6 +12,7 @@ import type { AuditLog } from '../activity/audit-log.ts';
 
 export interface PasswordChangeDeps {
   users: Users;
+  credentials: Pick<Credentials, 'listForUser'>;
   hasher: PasswordHasher;
   sessions: Sessions;
   limits: AbuseLimits;
@@ -81,6 +82,12 @@ export class PasswordChange {
     // As every change to the way in: a session that proved its user lately. A session stolen earlier, with the
     // password, would otherwise change it and shut the owner out, keeping the only session left.
     this.deps.sessions.requireRecent(session, 'sign in again to change your password (a sign-in within the last 10 minutes)');
+    // And, for an account with a second factor, one proved in this session, as changing a method needs: a session
+    // of the password alone (a remembered browser, its cookie stolen) changed it and shut the owner out, their
+    // authenticator no help past a password they no longer knew (twenty-fifth round).
+    if (!session.amr.includes('mfa') && (await this.deps.credentials.listForUser(tenant.id, user.id, 'active')).length > 0) {
+      throw new AppError('second-factor-required', 'sign in with your second step to change your password');
+    }
     // The same password again is no change: after a report or a reset it would count as one set since, and the
     // one someone else knows would sign in again.
     if (next === current) throw new AppError('invalid-request', 'choose a new password, not the one you have now');

@@ -170,13 +170,24 @@ describe('the sign-in state machine on SQLite', () => {
       expect((await s.signin.passwordStep(remembering, other.username, PASSWORD, ctx({ rememberedDevice: remembered!.token }))).kind).toBe('factor');
     });
 
-    it('sends a user whose only method the tenant no longer allows to register', async () => {
+    it('gives a user whose only method the tenant no longer allows no way in on the password alone: a pass, as the fail mode says', async () => {
+      // Found (twenty-fifth round): such a user was sent to register (where MFA is optional, signed in) on the
+      // password alone; their method is still theirs, only unusable.
       const user = await newUser();
-      // A method the tenant does not allow is no method to offer: a user with only that one has no way in.
-      await addTotp(user);
+      const app = await addTotp(user);
       const noTotp = withPolicy(tenant, { allowedMethods: tenant.policy.allowedMethods.filter((m) => m !== 'totp') });
-      const step = await s.signin.passwordStep(noTotp, user.username, PASSWORD, ctx());
-      expect(step).toMatchObject({ kind: 'register', methods: [] });
+      const unusable = [expect.objectContaining({ type: 'totp', available: false })];
+      expect(await s.signin.passwordStep(noTotp, user.username, PASSWORD, ctx())).toEqual({ kind: 'no-way-in', methods: unusable, retryAfter: 60 });
+      const optional = withPolicy(noTotp, { mfaRequired: false });
+      expect(await s.signin.passwordStep(optional, user.username, PASSWORD, ctx())).toMatchObject({ kind: 'no-way-in' });
+      const tapOnly = await s.signin.passwordStep(withPolicy(optional, { failMode: 'tap-only' }), user.username, PASSWORD, ctx());
+      expect(tapOnly).toMatchObject({ kind: 'factor', methods: [...unusable, expect.objectContaining({ type: 'tap' })] });
+      // And the method is never verified while the policy leaves it out.
+      const flow = (tapOnly as { flow: string }).flow;
+      const code = totpCode(app.secret, clock.now());
+      expect(await rejection(s.signin.verify(withPolicy(optional, { failMode: 'tap-only' }), flow, app.id, { code }, ctx()))).toMatchObject({
+        code: 'invalid-request',
+      });
     });
   });
 
@@ -758,6 +769,12 @@ describe('the sign-in state machine on SQLite', () => {
         detail: expect.stringContaining('change your password'),
       });
       expect(await canSignIn(user, PASSWORD)).toBe(true);
+      // Nor a session of the password alone (a remembered browser) of an account with a second factor.
+      await addTotp(user);
+      expect(await rejection(s.passwords.change(tenant, user, await open(user, 'full', ['pwd']), PASSWORD, NEW, ctx()))).toMatchObject({
+        code: 'second-factor-required',
+        detail: 'sign in with your second step to change your password',
+      });
       const session2 = await open(user);
       const ended = await s.passwords.change(tenant, user, session2, PASSWORD, NEW, ctx());
       expect(ended).toBeGreaterThanOrEqual(1);
@@ -767,6 +784,9 @@ describe('the sign-in state machine on SQLite', () => {
       expect(await s.sessions.authenticate(other.token)).toBeUndefined();
       expect(await canSignIn(user, PASSWORD)).toBe(false);
       expect(await canSignIn(user, NEW)).toBe(true);
+      // An account with no second factor (MFA optional) changes it from a session of the password alone.
+      const plain = await newUser();
+      expect(await s.passwords.change(tenant, plain, await open(plain, 'full', ['pwd']), PASSWORD, NEW, ctx())).toBe(0);
       // An account without a password has no current one to give.
       const bare = await newUser({ withPassword: false });
       expect(await rejection(s.passwords.change(tenant, bare, await open(bare), '', NEW, ctx()))).toMatchObject({ code: 'invalid-credentials' });

@@ -86,6 +86,35 @@ for (const spec of backends) {
       expect(added.map((a) => a.details)).toEqual([{ type: 'push', label: 'Test phone', credentialId: credential.id, via: 'pairing' }]);
     });
 
+    it('keeps at most two live streams per device: a third ends the oldest (twenty-fifth round: 2,000 were held open)', async () => {
+      const { device } = await pairedUser();
+      const open = async () => {
+        const aborter = new AbortController();
+        const res = await fetch(`${server.url}/api/v1/t/pu/authenticator/stream?${device.readQuery()}`, { signal: aborter.signal });
+        expect(res.status).toBe(200);
+        const reader = res.body!.getReader();
+        /** Whether the server has ended this stream (within a second). */
+        const ended = async () => {
+          const deadline = Date.now() + 1000;
+          while (Date.now() < deadline) {
+            const next = await Promise.race([reader.read(), new Promise<'waiting'>((r) => setTimeout(() => r('waiting'), 200))]);
+            if (next !== 'waiting' && next.done) return true;
+          }
+          return false;
+        };
+        return { ended, close: () => aborter.abort() };
+      };
+      const first = await open();
+      const second = await open();
+      expect(await first.ended()).toBe(false);
+      const third = await open();
+      expect(await first.ended()).toBe(true);
+      expect(await second.ended()).toBe(false);
+      expect(await third.ended()).toBe(false);
+      second.close();
+      third.close();
+    });
+
     it('sends the request by Web Push (VAPID-signed, encrypted, without the number) and approves with the right number', async () => {
       const { device, username, user } = await pairedUser();
       const flow = await startSignin(username);

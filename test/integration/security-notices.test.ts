@@ -147,6 +147,30 @@ for (const spec of backends) {
       expect(inbox.length).toBe(NOTICES_PER_WINDOW);
     });
 
+    it('tells the address an account had when an administrator’s token changes it, and clears what a revoked token set', async () => {
+      // Found (twenty-fifth round): a leaked token moved an account's address to its holder's; the owner was never
+      // told, and every notice after, the take-back's too, went to the holder.
+      const tenant = (await server.services.tenants.findBySlug('acme'))!;
+      const u = await newUser('readdressed');
+      const leaked = await server.services.adminTokens.create(tenant.id, 'admin');
+      const moved = await api(server.url, 'PATCH', `/api/v1/admin/users/${u.id}`, { email: 'holder@attacker.test', phone: '+15005550006' }, leaked.token);
+      expect(moved.status).toBe(200);
+      const [former] = await noticesTo(u.address, 1);
+      expect(former!.text).toContain('The email address of your account was changed; notices like this one go to the new address.');
+      expect(former!.text).toContain('by an administrator’s API token');
+      expect(former!.text).not.toContain('holder@attacker.test');
+      await noticesTo('holder@attacker.test', 1);
+
+      await server.services.admin.revokeToken(tenant, 'cli', leaked.id);
+      const after = (await server.services.users.get(tenant.id, u.id))!;
+      expect([after.email, after.phone]).toEqual([null, null]);
+      const [takenBack] = await server.services.audit.list(tenant.id, { limit: 1, userId: u.id, action: 'access.taken-back' });
+      expect(takenBack!.details).toMatchObject({ contactCleared: ['email', 'phone'] });
+      await sleep(300);
+      // The take-back's notice did not go to the holder (the account has no address now).
+      expect(mail.received.filter((m) => m.to === 'holder@attacker.test')).toHaveLength(1);
+    });
+
     it('lets the change stand when the email provider is down, and counts the notice as failed', async () => {
       const u = await newUser('notice-down');
       await mail.close();

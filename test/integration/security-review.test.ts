@@ -1050,7 +1050,9 @@ for (const spec of backends) {
         expect((await api(server.url, 'GET', '/api/v1/me', undefined, keptSession)).status).toBe(401);
         await signIn('only-readdressed', keptSecret);
         const [keptEntry] = await server.services.audit.list(tenant.id, { limit: 1, action: 'access.taken-back', userId: kept.id });
-        expect(keptEntry!.details).toMatchObject({ methodsRemoved: 0, passwordCleared: false });
+        expect(keptEntry!.details).toMatchObject({ methodsRemoved: 0, passwordCleared: false, contactCleared: ['email'] });
+        // (The address it set goes too: notices would keep going to its holder. Twenty-fifth round.)
+        expect((await server.services.users.get(tenant.id, kept.id))!.email).toBeNull();
         const [revoked] = await server.services.audit.list(tenant.id, { limit: 1, action: 'token.revoked' });
         expect(revoked!.details).toMatchObject({ tokenId: leaked.id, accountsTakenBack: 3 });
       });

@@ -30,9 +30,13 @@ describe('security notices in words', () => {
     expect(render(entry('password.changed', 'cli'))!.text).toContain('by the service’s operator.');
   });
 
-  it('tells only changes to the way in: an administrator’s password, not their other edits', () => {
-    expect(render(entry('user.updated', 'user:admin', { fields: ['password', 'email'] }))!.text).toContain('An administrator set a new password');
-    expect(render(entry('user.updated', 'user:admin', { fields: ['email'] }))).toBeUndefined();
+  it('tells only changes to the way in: an administrator’s password or the address notices go to, not their other edits', () => {
+    const both = render(entry('user.updated', 'user:admin', { fields: ['password', 'email'] }))!.text;
+    expect(both).toContain(
+      'An administrator set a new password for your account. The email address of your account was changed; notices like this one go to the new address.',
+    );
+    expect(render(entry('user.updated', 'user:admin', { fields: ['email'] }))!.text).toMatch(/^The email address of your account was changed/);
+    expect(render(entry('user.updated', 'user:admin', { fields: ['phone', 'status'] }))).toBeUndefined();
     expect(render(entry('user.updated', 'user:admin', {}))).toBeUndefined();
     expect(render(entry('tap.used', 'user:u1'))).toBeUndefined();
     expect(render(entry('policy.changed', 'user:admin'))).toBeUndefined();

@@ -151,9 +151,14 @@ describe('method choices', () => {
     expect(withDefault.map((c) => c.type)).toEqual(['email', 'webauthn', 'totp']);
   });
 
-  it('leaves out what the tenant does not allow and what this server does not know', () => {
-    const choices = methodChoices(tenant, [credential('voice'), credential('retired'), credential('totp')], registry);
-    expect(choices.map((c) => c.type)).toEqual(['totp']);
+  it('lists what the tenant no longer allows as unusable (still the user’s: never "no method"), and leaves out what this server does not know', () => {
+    const voice = credential('voice', true);
+    const choices = methodChoices(tenant, [voice, credential('retired'), credential('totp')], registry);
+    expect(choices.map((c) => [c.type, c.available])).toEqual([
+      ['totp', true],
+      ['voice', false],
+    ]);
+    expect(choices[1]).toEqual({ id: voice.id, type: 'voice', label: 'voice label', available: false, default: true });
   });
 });
 

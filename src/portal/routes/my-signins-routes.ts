@@ -150,7 +150,7 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
           hasPassword: await deps.passwords.hasPassword(p.tenant, p.user),
           error: mine?.notice?.text,
           fieldErrors: mine?.fieldErrors,
-          signInAgain: mine?.values?.signInAgain === 'yes',
+          signInAgain: mine?.values?.signInAgain === 'yes' ? 'recent' : mine?.values?.signInAgain === 'mfa' ? 'second-factor' : undefined,
         }),
       );
     });
@@ -172,7 +172,13 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
         } catch (err) {
           const { text } = shownError(err);
           const field = err instanceof AppError && err.code === 'invalid-credentials' ? 'current-password' : 'new-password';
-          const signInAgain = err instanceof AppError && err.code === 'reauthentication-required' ? 'yes' : 'no';
+          // Refused for a sign-in too long ago, or one without a second factor: the page offers the sign-in it needs.
+          const signInAgain =
+            err instanceof AppError && err.code === 'reauthentication-required'
+              ? 'yes'
+              : err instanceof AppError && err.code === 'second-factor-required'
+                ? 'mfa'
+                : 'no';
           // Passwords are never carried to the next page; the reason is, at its field.
           return go(reply, p, `/t/${p.tenant.slug}/my/password`, {
             for: 'password',

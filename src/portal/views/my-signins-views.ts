@@ -148,19 +148,22 @@ export function changePasswordView(
     hasPassword: boolean;
     error?: string | undefined;
     fieldErrors?: Record<string, string> | undefined;
-    /** The last try was refused for a sign-in too long ago: offer signing in again. */
-    signInAgain?: boolean | undefined;
+    /** The last try was refused for a sign-in too long ago, or one without a second step: offer that sign-in. */
+    signInAgain?: 'recent' | 'second-factor' | undefined;
   },
 ): string {
   const title = v.hasPassword ? 'Change your password' : 'Set a password';
   if (v.signInAgain) {
+    const needs = v.signInAgain === 'recent' ? 'a sign-in within the last 10 minutes' : 'a sign-in with your second step (this browser skipped it)';
+    // Back to security info after it; with the second step asked for, whatever this browser remembers.
+    const next = v.signInAgain === 'recent' ? 'security-info' : 'security-info-mfa';
     return page(
       v,
       title,
       html`<div class="card"><h1>${title}</h1>
 ${errorSummary(v.error)}
-<p>Changing your password needs a sign-in within the last 10 minutes.</p>
-<form method="post" action="/t/${v.tenant.slug}/signout">${hiddenFields(v.csrf, { next: 'security-info' })}<button type="submit">Sign in again</button></form></div>`,
+<p>Changing your password needs ${needs}.</p>
+<form method="post" action="/t/${v.tenant.slug}/signout">${hiddenFields(v.csrf, { next })}<button type="submit">Sign in again</button></form></div>`,
     );
   }
   return page(

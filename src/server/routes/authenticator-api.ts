@@ -13,6 +13,12 @@ export interface AuthenticatorApiDeps {
 
 // How often an open stream looks for a request another node opened, and re-marks the app as open.
 const STREAM_LOOK_MS = 2000;
+/**
+ * The most live streams one device holds on a node: an app reconnecting opens a new one before the old one is
+ * seen to close. A new stream beyond them ends the device's oldest, so a device (or whoever holds its key) cannot
+ * pile up streams, each a timer and a store read every two seconds (twenty-fifth round: 2,000 of them).
+ */
+export const STREAMS_PER_DEVICE = 2;
 
 const DeviceRequest = Type.Object({
   id: Type.String(),
@@ -42,6 +48,8 @@ export function authenticatorApi(deps: AuthenticatorApiDeps): FastifyPluginAsync
   const config = { admissionClass: 'finish-signin' as const };
   return async (app) => {
     const streams = new Set<ServerResponse>();
+    /** Each device's streams on this node, oldest first. */
+    const byDevice = new Map<string, ServerResponse[]>();
     // A node shutting down ends its streams, so closing does not wait on phones; the apps reconnect elsewhere.
     app.addHook('preClose', async () => {
       for (const stream of streams) stream.end();
@@ -145,6 +153,10 @@ export function authenticatorApi(deps: AuthenticatorApiDeps): FastifyPluginAsync
           'x-accel-buffering': 'no',
         });
         streams.add(raw);
+        const ofDevice = byDevice.get(dev.id) ?? [];
+        byDevice.set(dev.id, ofDevice);
+        ofDevice.push(raw);
+        while (ofDevice.length > STREAMS_PER_DEVICE) ofDevice.shift()!.end();
         let last: string | undefined;
         let looking = false;
         const look = async () => {
@@ -176,6 +188,13 @@ export function authenticatorApi(deps: AuthenticatorApiDeps): FastifyPluginAsync
           clearInterval(timer);
           stopWatching();
           streams.delete(raw);
+          const left = (byDevice.get(dev.id) ?? []).filter((other) => other !== raw);
+          if (left.length > 0) {
+            // Another stream of the device is up (this one was replaced): the app is still open.
+            byDevice.set(dev.id, left);
+            return;
+          }
+          byDevice.delete(dev.id);
           void push.live.markClosed(tenant.id, dev.id).catch(() => undefined);
         });
         await push.live.markOpen(tenant.id, dev.id);
