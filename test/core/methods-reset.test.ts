@@ -99,10 +99,16 @@ describe('a methods reset on SQLite', () => {
     const keptMethod = await method(kept);
     const { minMinutes, maxMinutes } = tenant.policy.tap;
     for (const minutes of [minMinutes - 1, maxMinutes + 1, 1.5]) {
-      expect(await rejection(s.admin.resetMethods(tenant, 'cli', kept.id, { pass: { minutes } }))).toMatchObject({ code: 'invalid-request' });
+      expect(await rejection(s.admin.resetMethods(tenant, 'cli', kept.id, { pass: { minutes } }))).toMatchObject({
+        code: 'invalid-request',
+        detail: `a Temporary Access Pass lasts from ${minMinutes} to ${maxMinutes} minutes in this organisation`,
+      });
     }
     const noPasses = { ...tenant, policy: { ...tenant.policy, allowedMethods: tenant.policy.allowedMethods.filter((m) => m !== 'tap') } };
-    expect(await rejection(s.admin.resetMethods(noPasses, 'cli', kept.id, { pass: {} }))).toMatchObject({ code: 'method-not-permitted' });
+    expect(await rejection(s.admin.resetMethods(noPasses, 'cli', kept.id, { pass: {} }))).toMatchObject({
+      code: 'method-not-permitted',
+      detail: 'this organisation does not allow Temporary Access Passes',
+    });
     expect((await s.credentials.listForUser(tenant.id, kept.id)).map((c) => c.id)).toEqual([keptMethod.id]);
     expect((await s.users.get(tenant.id, kept.id))!.mustRegister).toBe(false);
     expect((await s.credentials.listForUser(tenant.id, own.id)).map((c) => c.id)).toEqual([ownMethod.id]);
