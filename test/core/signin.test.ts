@@ -785,7 +785,9 @@ describe('the sign-in state machine on SQLite', () => {
       expect(await canSignIn(user, PASSWORD)).toBe(false);
       expect(await canSignIn(user, NEW)).toBe(true);
       // An account with no second factor (MFA optional) changes it from a session of the password alone.
+      // (A set-up under way is no second factor yet.)
       const plain = await newUser();
+      await s.credentials.insert({ tenantId: tenant.id, userId: plain.id, type: 'totp', label: 'Not yet', state: 'pending', secret: 'sealed-elsewhere' });
       expect(await s.passwords.change(tenant, plain, await open(plain, 'full', ['pwd']), PASSWORD, NEW, ctx())).toBe(0);
       // An account without a password has no current one to give.
       const bare = await newUser({ withPassword: false });
