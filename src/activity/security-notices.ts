@@ -7,8 +7,9 @@ import type { AuditEntry } from './audit-log.ts';
 import { NOTICED_CHANGES, renderSecurityNotice } from './security-notice-message.ts';
 
 /**
- * The most notices one user, and one address, is sent in NOTICE_WINDOW_MS: whoever changes methods in a loop cannot
- * flood the owner's inbox, nor a leaked admin token anyone's, through many accounts given one address.
+ * The most notices one user, and one address of a tenant, is sent in NOTICE_WINDOW_MS: whoever changes methods in
+ * a loop cannot flood the owner's inbox, nor a leaked admin token anyone's, through many accounts given one address;
+ * and another tenant's accounts given the same address cannot use up this tenant's notices to it.
  */
 export const NOTICES_PER_WINDOW = 10;
 export const NOTICE_WINDOW_MS = 60 * 60_000;
@@ -71,7 +72,8 @@ export class SecurityNotices {
     if (!NOTICED_CHANGES[entry.action]!(entry.details)) return 'not-noticed';
     const [toUser, toAddress] = await Promise.all([
       this.deps.ephemeral.increment(`security-notices:${tenantId}:${userId}`, NOTICE_WINDOW_MS),
-      this.deps.ephemeral.increment(`security-notices-to:${this.deps.addressKey(sameInbox(address))}`, NOTICE_WINDOW_MS),
+      // Per tenant: another tenant's accounts given this address cannot use up this tenant's notices to it.
+      this.deps.ephemeral.increment(`security-notices-to:${tenantId}:${this.deps.addressKey(sameInbox(address))}`, NOTICE_WINDOW_MS),
     ]);
     const sent = Math.max(toUser, toAddress);
     if (sent > NOTICES_PER_WINDOW) return 'capped';

@@ -10,7 +10,7 @@ import { AppError } from '../errors/app-error.ts';
 import type { SigninEvents } from './signin-events.ts';
 import type { AuditLog } from './audit-log.ts';
 import { requireSessionMay } from '../sessions/session-scope.ts';
-import { endSessionsAndRemoveMethods } from '../sessions/end-sessions-and-remove-methods.ts';
+import { endSessionsAndRemoveMethods, type TakeBackScope } from '../sessions/end-sessions-and-remove-methods.ts';
 
 export interface ReportOutcome {
   sessionsEnded: number;
@@ -67,9 +67,16 @@ export class SigninReports {
       const methodsLeft = (await this.deps.credentials.listForUser(tenant.id, user.id, 'active')).length;
       return { sessionsEnded: 0, methodsRemoved: 0, methodsLeft, passRevoked: false };
     }
+    // An earlier report, made after this sign-in, dealt with the account then: what was added since that report is
+    // the owner's aftermath (a new authenticator from the session they reported from), not this sign-in's doing.
+    // Another row of the same sign-in reported later, or an older sign-in of the same intruder, takes back only
+    // what came between (twenty-sixth round: it removed the owner's new authenticator and flagged anew, after
+    // their new password).
+    const flaggedBefore = (await this.deps.users.get(tenant.id, user.id))?.flaggedAt ?? null;
+    const until = flaggedBefore !== null && flaggedBefore > event.at ? flaggedBefore : undefined;
     // The flag first: a password sign-in begun from here on sees it (SigninService.passwordStep); one begun
     // before finds its session refused by the end below.
-    await this.deps.users.flag(tenant.id, user.id);
+    await this.deps.users.flag(tenant.id, user.id, event.at);
     // First what ending the sessions always does (the mark a sign-in finishing meanwhile checks, remembered
     // browsers forgotten, listeners told), then the take-back in one transaction.
     const endedFirst = await this.deps.sessions.revokeAllForUser(tenant.id, user.id, session.id);
@@ -77,7 +84,7 @@ export class SigninReports {
     // password alone (a remembered browser) ends the others and flags the account, as before; the owner signs in
     // with a method to take back the rest.
     const takesBack = event.outcome === 'success' && session.amr.includes('mfa');
-    const taken = takesBack ? await this.takeBack(tenant, user, session, event.at, event.credentialId) : undefined;
+    const taken = takesBack ? await this.takeBack(tenant, user, session, { since: event.at, until, alsoCredentialId: event.credentialId }) : undefined;
     // A sign-in made with a Temporary Access Pass: whoever made it holds the pass, which would sign them in again
     // until it expires (hours, for a pass of many uses); only an administrator could revoke it otherwise.
     const passRevoked = takesBack && event.method === 'tap' ? (await this.deps.passes.revoke(tenant.id, user.id, { issuedBy: event.at })) !== undefined : false;
@@ -104,11 +111,16 @@ export class SigninReports {
    * (guardLiveSession): a set-up racing this either commits before and is
    * removed here, or finds its session ended. The reporting session stays.
    */
-  private takeBack(tenant: Tenant, user: User, keep: Session, since: number, used: string | null): Promise<{ removed: number; ended: number; left: number }> {
+  private takeBack(
+    tenant: Tenant,
+    user: User,
+    keep: Session,
+    window: Pick<TakeBackScope, 'since' | 'until' | 'alsoCredentialId'>,
+  ): Promise<{ removed: number; ended: number; left: number }> {
     const now = this.deps.clock.now();
     return this.deps.db.transaction().execute(async (trx) => {
       await trx.updateTable('users').set({ updated_at: now }).where('tenant_id', '=', tenant.id).where('id', '=', user.id).execute();
-      const { removed, ended } = await endSessionsAndRemoveMethods(trx, tenant.id, user.id, now, { since, alsoCredentialId: used, keepSessionId: keep.id });
+      const { removed, ended } = await endSessionsAndRemoveMethods(trx, tenant.id, user.id, now, { ...window, keepSessionId: keep.id });
       const left = await trx
         .selectFrom('credentials')
         .select((eb) => eb.fn.countAll<number>().as('n'))

@@ -538,13 +538,23 @@ export class Administration {
    * administrator enters the owner's again.
    */
   private async contactSetBy(tenant: Tenant, tokenId: string, userId: string, since: number): Promise<('email' | 'phone')[]> {
-    const entries = await this.deps.audit.list(tenant.id, { limit: 500, userId });
+    // Every such entry of the token's, however many others came after (twenty-sixth round: 505 cheap entries
+    // pushed its address change out of a page of the newest).
+    const entries = await this.deps.db
+      .selectFrom('audit_log')
+      .select(['action', 'details'])
+      .where('tenant_id', '=', tenant.id)
+      .where('target_user_id', '=', userId)
+      .where('actor', '=', tokenActor(tokenId))
+      .where('action', 'in', ['user.created', 'user.updated'])
+      .where('at', '>=', since)
+      .execute();
     const fields = new Set(
-      entries
-        .filter((e) => e.actor === tokenActor(tokenId) && e.at >= since)
-        .flatMap((e) =>
-          e.action === 'user.created' ? ['email', 'phone'] : e.action === 'user.updated' && Array.isArray(e.details.fields) ? e.details.fields : [],
-        ),
+      entries.flatMap((e) => {
+        if (e.action === 'user.created') return ['email', 'phone'];
+        const named = (JSON.parse(e.details) as { fields?: unknown }).fields;
+        return Array.isArray(named) ? named : [];
+      }),
     );
     const current = await this.deps.users.get(tenant.id, userId);
     return (['email', 'phone'] as const).filter((field) => fields.has(field) && current?.[field]);

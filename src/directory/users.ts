@@ -358,9 +358,16 @@ export class Users {
     return row?.token_touched_at != null;
   }
 
-  async flag(tenantId: string, userId: string): Promise<void> {
+  /**
+   * Flags the account as reported, now. With `reportedAt` (when the reported sign-in happened), only if it is not
+   * flagged already since then: a sign-in older than the current flag was known when the owner acted on that flag
+   * (a new password set since stays one set since).
+   */
+  async flag(tenantId: string, userId: string, reportedAt?: number): Promise<void> {
     const now = this.clock.now();
-    await this.db.updateTable('users').set({ flagged_at: now, updated_at: now }).where('tenant_id', '=', tenantId).where('id', '=', userId).execute();
+    let query = this.db.updateTable('users').set({ flagged_at: now, updated_at: now }).where('tenant_id', '=', tenantId).where('id', '=', userId);
+    if (reportedAt !== undefined) query = query.where((eb) => eb.or([eb('flagged_at', 'is', null), eb('flagged_at', '<', reportedAt)]));
+    await query.execute();
   }
 }
 

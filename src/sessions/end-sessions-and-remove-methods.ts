@@ -5,6 +5,8 @@ import type { Database } from '../store/durable/schema.ts';
 export interface TakeBackScope {
   /** Only the methods added (set-up begun) at or after this time; all of them without it. */
   since?: number | undefined;
+  /** With `since`: only those added before this time too (what came after an earlier report is the owner's aftermath). */
+  until?: number | undefined;
   /** With `since`: this method too, whenever it was added (the one a reported sign-in got in with). */
   alsoCredentialId?: string | null | undefined;
   /** The session that asked for it and stays (a user's own "this wasn't me"); none stays without it. */
@@ -34,11 +36,12 @@ export async function endSessionsAndRemoveMethods(
   if (scope.keepSessionId !== undefined) sessions = sessions.where('id', '!=', scope.keepSessionId);
   const revoked = await sessions.executeTakeFirst();
   let methods = trx.deleteFrom('credentials').where('tenant_id', '=', tenantId).where('user_id', '=', userId);
-  const { since, alsoCredentialId } = scope;
+  const { since, until, alsoCredentialId } = scope;
   if (since !== undefined) {
-    methods = alsoCredentialId
-      ? methods.where((eb) => eb.or([eb('created_at', '>=', since), eb('id', '=', alsoCredentialId)]))
-      : methods.where('created_at', '>=', since);
+    methods = methods.where((eb) => {
+      const added = until !== undefined ? eb.and([eb('created_at', '>=', since), eb('created_at', '<', until)]) : eb('created_at', '>=', since);
+      return alsoCredentialId ? eb.or([added, eb('id', '=', alsoCredentialId)]) : added;
+    });
   }
   const result = await methods.executeTakeFirst();
   return { removed: Number(result.numDeletedRows), ended: Number(revoked.numUpdatedRows) };

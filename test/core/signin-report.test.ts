@@ -365,6 +365,45 @@ describe('"this wasn\'t me" on SQLite', () => {
     expect((await s.users.findByUsername(tenant.id, victim.username))!.flaggedAt).toBe(flaggedAt);
   });
 
+  it('reported after a later report, a sign-in takes back only what came before that report, and moves no flag', async () => {
+    // Found (twenty-sixth round): the second step of a sign-in reported first, then its password step: the second
+    // report removed the authenticator the owner had added since, and flagged the account anew after their new
+    // password, which then opened nothing.
+    const victim = await newUser();
+    const passwordStep = await signin(victim);
+    clock.advance(5000);
+    const secondStep = await signin(victim);
+    const theirs = await method(victim);
+    clock.advance(1000);
+    const owner = await open(victim);
+    expect(await s.reports.report(tenant, victim, owner.session, secondStep)).toMatchObject({ methodsRemoved: 1, methodsLeft: 0 });
+    const flaggedAt = (await s.users.findByUsername(tenant.id, victim.username))!.flaggedAt;
+    clock.advance(1000);
+    await s.users.setPasswordHash(tenant.id, victim.id, await s.hasher.hash('the owner’s new one'));
+    const ownersNew = await method(victim);
+    clock.advance(1000);
+    expect(await s.reports.report(tenant, victim, owner.session, passwordStep)).toMatchObject({ methodsRemoved: 0, methodsLeft: 1 });
+    expect(await methodIds(victim)).toEqual([ownersNew.id]);
+    expect(theirs.id).not.toBe(ownersNew.id);
+    expect((await s.users.findByUsername(tenant.id, victim.username))!.flaggedAt).toBe(flaggedAt);
+    // What came between the older sign-in and the report goes, though: one of the intruder's left after a report
+    // of their later sign-in only.
+    const other = await newUser();
+    const earlier = await signin(other);
+    clock.advance(1000);
+    const between = await method(other);
+    clock.advance(1000);
+    const later = await signin(other);
+    clock.advance(1000);
+    const otherOwner = await open(other);
+    expect(await s.reports.report(tenant, other, otherOwner.session, later)).toMatchObject({ methodsRemoved: 0 });
+    clock.advance(1000);
+    const otherNew = await method(other);
+    expect(await s.reports.report(tenant, other, otherOwner.session, earlier)).toMatchObject({ methodsRemoved: 1 });
+    expect(await methodIds(other)).toEqual([otherNew.id]);
+    expect(between.id).not.toBe(otherNew.id);
+  });
+
   it('where MFA is optional, leaves the password of a reported account with no method signing in to nothing until changed', async () => {
     // Found (twenty-third round): the thief signed straight back in with the password alone, added an authenticator
     // of their own and shut the owner out.

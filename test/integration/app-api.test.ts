@@ -84,6 +84,27 @@ for (const spec of backends) {
       expect((await caught(new SteadfastClient({ baseUrl: server.url, token: 'sfk_not-a-key' }).app.preauth('tom'))).status).toBe(401);
     });
 
+    it('lets no password in on its own after a reset or a report, even where MFA is optional: a pass is the way (twenty-sixth round)', async () => {
+      const tenant = (await server.services.tenants.findBySlug('acme'))!;
+      const optional = { ...tenant, policy: { ...tenant.policy, mfaRequired: false } };
+      await server.services.tenants.setPolicy(tenant, optional.policy);
+      try {
+        const plain = await admin.admin.createUser({ username: 'plain-one', password: 'a password of theirs 42' });
+        expect(await app.app.preauth('plain-one')).toMatchObject({ result: 'allow' });
+        await server.services.admin.resetMethods(optional, 'cli', plain.id);
+        expect(await app.app.preauth('plain-one')).toMatchObject({ result: 'deny', reason: expect.stringContaining('predates a methods reset') });
+        const reported = await admin.admin.createUser({ username: 'flagged-one', password: 'a password of theirs 42' });
+        clock.advance(1000);
+        await server.services.users.flag(tenant.id, reported.id);
+        expect(await app.app.preauth('flagged-one')).toMatchObject({ result: 'deny' });
+        // A pass they hold is a second factor the app can check.
+        await server.services.admin.issuePass(optional, 'cli', reported.id, { minutes: 60, oneTime: true });
+        expect(await app.app.preauth('flagged-one')).toMatchObject({ result: 'auth', methods: [{ type: 'tap' }] });
+      } finally {
+        await server.services.tenants.setPolicy(tenant, tenant.policy);
+      }
+    });
+
     it('verifies a TOTP code, once, with no Steadfast session', async () => {
       clock.advance(30_000);
       const code = totpCode(totpSecret, clock.now());

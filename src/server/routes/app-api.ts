@@ -2,6 +2,7 @@
 import { Type, type FastifyPluginAsyncTypebox, type Static } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { RateLimiterRes } from 'rate-limiter-flexible';
+import { whyPasswordCannotRegister } from '../../signin/password-registers.ts';
 import { AppError } from '../../errors/app-error.ts';
 import { bearerToken } from '../../http/authenticate.ts';
 import { requestContext } from '../../http/request-context.ts';
@@ -117,6 +118,18 @@ export function appApi(services: AppApiDeps): FastifyPluginAsyncTypebox {
         if (user.status !== 'active') return { result: 'deny' as const, methods: [], reason: 'account disabled' };
         const methods = await services.signin.choicesFor(tenant, user.id);
         if (!methods.some((m) => m.type !== 'tap')) {
+          // After a reset or a reported sign-in, the password the app checked may be someone else's too: it lets
+          // nobody in on its own (as on the sign-in pages, SigninService.passwordStep). Twenty-sixth round.
+          if (whyPasswordCannotRegister(user)) {
+            // A pass they hold is a second factor the app can check.
+            if (methods.length > 0) return { result: 'auth' as const, methods };
+            return {
+              result: 'deny' as const,
+              methods,
+              reason:
+                "the account's password predates a methods reset or a reported sign-in: the user signs in with a Temporary Access Pass, or changes the password",
+            };
+          }
           if (!tenant.policy.mfaRequired && !user.mustRegister) return { result: 'allow' as const, methods };
           return { result: 'enroll' as const, methods, enrollUrl: `${services.publicUrl}/t/${tenant.slug}/my/security-info` };
         }
