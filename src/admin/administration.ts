@@ -381,6 +381,36 @@ export class Administration {
     return version.document as TenantPolicy;
   }
 
+  /**
+   * How many users have sign-in methods but none of these types: under a policy allowing only these, they have no
+   * usable method and sign in with a Temporary Access Pass only (SigninService, the tenant's fail mode). The policy
+   * page says so when a change strands anyone.
+   */
+  async strandedBy(tenant: Tenant, allowedMethods: readonly string[]): Promise<number> {
+    const allowed = allowedMethods.length > 0 ? [...allowedMethods] : [''];
+    const row = await this.deps.db
+      .selectFrom('credentials as c')
+      .innerJoin('users as u', (join) => join.onRef('u.tenant_id', '=', 'c.tenant_id').onRef('u.id', '=', 'c.user_id'))
+      .select((eb) => eb.fn.count<number>('c.user_id').distinct().as('n'))
+      .where('c.tenant_id', '=', tenant.id)
+      .where('c.state', '=', 'active')
+      .where('u.status', '=', 'active')
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('credentials as k')
+              .select('k.id')
+              .whereRef('k.tenant_id', '=', 'c.tenant_id')
+              .whereRef('k.user_id', '=', 'c.user_id')
+              .where('k.state', '=', 'active')
+              .where('k.type', 'in', allowed),
+          ),
+        ),
+      )
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
   /** The version of the tenant's policy on its canary now, if any: the policy page says so before anyone types a change it would refuse. */
   async policyCanary(tenant: Tenant): Promise<ConfigVersion | undefined> {
     return (await this.deps.rollouts.status(tenantScope(tenant.id))).canary;

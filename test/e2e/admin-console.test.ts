@@ -238,6 +238,17 @@ describe.runIf(chromiumAvailable())('admin console in Chromium', () => {
       rememberedDeviceDays: 7,
       retention: { signinEventDays: 90, auditDays: 730 },
     });
+    // Stopping text messages strands a user whose only method is one: the page says so when it saves.
+    const onlySms = await server.services.users.create(tenant.id, { username: 'only-sms' });
+    await server.services.credentials.insert({ tenantId: tenant.id, userId: onlySms.id, type: 'sms', label: 'Phone', state: 'active', activation: 'any' });
+    await page.getByLabel('Text message', { exact: true }).uncheck();
+    await page.getByRole('button', { name: 'Save policy' }).click();
+    await expect(page.locator('main').textContent()).resolves.toContain(
+      '1 user has only sign-in methods this policy no longer allows: they sign in with a Temporary Access Pass only',
+    );
+    await page.getByLabel('Text message', { exact: true }).check();
+    await page.getByRole('button', { name: 'Save policy' }).click();
+    await expect(page.getByRole('status').first().textContent()).resolves.toContain('Policy saved');
     await page.getByRole('link', { name: 'Audit log' }).click();
     await expect(page.locator('tbody tr').first().textContent()).resolves.toContain('policy.changed');
     expect(cspViolations).toEqual([]);

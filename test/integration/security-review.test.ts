@@ -1407,6 +1407,15 @@ for (const spec of backends) {
       });
     });
 
+    describe('an outside attack run, twenty-fifth round', () => {
+      it('counts the users a policy would strand (only methods of types it no longer allows), on this store', async () => {
+        await user('only-an-app');
+        const withoutApps = tenant.policy.allowedMethods.filter((m) => m !== 'totp');
+        expect(await server.services.admin.strandedBy(tenant, withoutApps)).toBeGreaterThanOrEqual(1);
+        expect(await server.services.admin.strandedBy(tenant, [...tenant.policy.allowedMethods, 'totp'])).toBe(0);
+      });
+    });
+
     describe('an outside attack run, twenty-third round', () => {
       const signinsOf = async (token: string) => (await api(server.url, 'GET', '/api/v1/me/signins?limit=50', undefined, token)).body.items as { id: string }[];
 

@@ -41,7 +41,7 @@ const NUMBER_FIELDS = [
 ] as const;
 
 export interface PolicyRoutesDeps extends ConsoleAccessDeps {
-  admin: Pick<Administration, 'setPolicy' | 'policyCanary'>;
+  admin: Pick<Administration, 'setPolicy' | 'policyCanary' | 'strandedBy'>;
   flash: PageFlash;
 }
 
@@ -140,8 +140,18 @@ export function policyRoutes(deps: PolicyRoutesDeps): FastifyPluginAsyncTypebox 
       };
       try {
         const policy = await deps.admin.setPolicy(p.tenant, actor(p), input);
+        // Users left with only methods of types no longer allowed sign in with a pass only: said now, not found
+        // out at their next sign-in (twenty-fifth round).
+        const stranded = await deps.admin.strandedBy(p.tenant, policy.allowedMethods);
+        const strandedText =
+          stranded === 0
+            ? ''
+            : ` ${stranded} ${stranded === 1 ? 'user has' : 'users have'} only sign-in methods this policy no longer allows: they sign in with a Temporary Access Pass only, until you issue one or allow their method again.`;
         // The saved policy travels too: another node may serve the page before its tenant cache has it.
-        return go({ notice: { kind: 'info', text: 'Policy saved. Every node applies it within a few seconds.' }, values: policyValues(policy) });
+        return go({
+          notice: { kind: stranded === 0 ? 'info' : 'error', text: `Policy saved. Every node applies it within a few seconds.${strandedText}` },
+          values: policyValues(policy),
+        });
       } catch (err) {
         // The form shows what was typed, every field of it: numbers as the strings typed, the choices as chosen.
         const typed: Record<string, string> = {
