@@ -46,7 +46,7 @@ export class SecurityNotices {
 
   /** For the audit log's listener: starts telling, without waiting. */
   consider(tenantId: string, entry: AuditEntry): void {
-    if (!entry.targetUserId || !NOTICED_CHANGES[entry.action]) return;
+    if (!entry.targetUserId || !NOTICED_CHANGES[entry.action]?.(entry.details)) return;
     void this.tell(tenantId, entry).catch((err: unknown) => this.deps.onError?.(err, 'security notice'));
   }
 
@@ -64,12 +64,12 @@ export class SecurityNotices {
 
   private async outcomeOf(tenantId: string, entry: AuditEntry, to: string | undefined): Promise<NoticeOutcome> {
     const userId = entry.targetUserId;
-    if (!userId || !NOTICED_CHANGES[entry.action]) return 'not-noticed';
+    // Decided from the entry alone, before anything is read: most of an administrator's edits are told to no one.
+    if (!userId || !NOTICED_CHANGES[entry.action]?.(entry.details)) return 'not-noticed';
     if (!this.deps.delivery.configured('email')) return 'no-channel';
     const [user, tenant] = await Promise.all([this.deps.users.get(tenantId, userId), this.deps.tenants.findById(tenantId)]);
     const address = to ?? user?.email;
     if (!user || !address || !tenant) return 'no-address';
-    if (!NOTICED_CHANGES[entry.action]!(entry.details)) return 'not-noticed';
     const [toUser, toAddress] = await Promise.all([
       this.deps.ephemeral.increment(`security-notices:${tenantId}:${userId}`, NOTICE_WINDOW_MS),
       // Per tenant: another tenant's accounts given this address cannot use up this tenant's notices to it.

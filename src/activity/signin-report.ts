@@ -63,10 +63,7 @@ export class SigninReports {
     if (!event) throw new AppError('not-found', 'no such sign-in');
     // A sign-in is dealt with when first reported. Reported again, it does nothing more: a second take-back would
     // remove what the owner has added since, and end their new sessions.
-    if (!event.first) {
-      const methodsLeft = (await this.deps.credentials.listForUser(tenant.id, user.id, 'active')).length;
-      return { sessionsEnded: 0, methodsRemoved: 0, methodsLeft, passRevoked: false };
-    }
+    if (!event.first) return { sessionsEnded: 0, methodsRemoved: 0, methodsLeft: await this.methodsLeft(tenant, user), passRevoked: false };
     // An earlier report, made after this sign-in, dealt with the account then: what was added since that report is
     // the owner's aftermath (a new authenticator from the session they reported from), not this sign-in's doing.
     // Another row of the same sign-in reported later, or an older sign-in of the same intruder, takes back only
@@ -94,7 +91,7 @@ export class SigninReports {
     const outcome: ReportOutcome = {
       sessionsEnded: endedFirst + (taken?.ended ?? 0) + endedAfter,
       methodsRemoved: taken?.removed ?? 0,
-      methodsLeft: taken?.left ?? (await this.deps.credentials.listForUser(tenant.id, user.id, 'active')).length,
+      methodsLeft: await this.methodsLeft(tenant, user),
       passRevoked,
     };
     await this.deps.audit.append(tenant.id, {
@@ -116,19 +113,16 @@ export class SigninReports {
     user: User,
     keep: Session,
     window: Pick<TakeBackScope, 'since' | 'until' | 'alsoCredentialId'>,
-  ): Promise<{ removed: number; ended: number; left: number }> {
+  ): Promise<{ removed: number; ended: number }> {
     const now = this.deps.clock.now();
     return this.deps.db.transaction().execute(async (trx) => {
       await trx.updateTable('users').set({ updated_at: now }).where('tenant_id', '=', tenant.id).where('id', '=', user.id).execute();
-      const { removed, ended } = await endSessionsAndRemoveMethods(trx, tenant.id, user.id, now, { ...window, keepSessionId: keep.id });
-      const left = await trx
-        .selectFrom('credentials')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('tenant_id', '=', tenant.id)
-        .where('user_id', '=', user.id)
-        .where('state', '=', 'active')
-        .executeTakeFirstOrThrow();
-      return { removed, ended, left: Number(left.n) };
+      return endSessionsAndRemoveMethods(trx, tenant.id, user.id, now, { ...window, keepSessionId: keep.id });
     });
+  }
+
+  /** The user's active methods now, counted for the answer (the page says what to do when none is left). */
+  private async methodsLeft(tenant: Tenant, user: User): Promise<number> {
+    return (await this.deps.credentials.listForUser(tenant.id, user.id, 'active')).length;
   }
 }
