@@ -1,5 +1,33 @@
-/** Whether a user's password, alone, may open a session for an account with no method (to register one, or where MFA is optional, to sign in). */
+/** What a user's right password opens on its own: the one rule the sign-in pages and the app API share. */
 import type { UserWithSecret } from '../directory/users.ts';
+import type { MethodChoice } from './method-choices.ts';
+
+/**
+ * What the right password alone opens, given the user's second-factor choices now:
+ * - `factor`: a method of theirs is asked for next (or a pass, when a pass is all they hold and they must use one);
+ * - `registration`: they have no method yet and must register one, with a session that may do only that;
+ * - `session`: MFA is optional and they have no method: signed in;
+ * - `nothing`: no method, and the password predates a reset or a report (`why`): a pass, or a password set since.
+ * A user with an active method never gets more than `factor`: a known password never stands in for it.
+ */
+export type PasswordAlone =
+  { opens: 'factor' | 'registration' | 'session' } | { opens: 'nothing'; why: NonNullable<ReturnType<typeof whyPasswordCannotRegister>> };
+
+export function whatPasswordAloneOpens(
+  user: Pick<UserWithSecret, 'mustRegister' | 'flaggedAt' | 'methodsResetAt' | 'passwordChangedAt'>,
+  choices: MethodChoice[],
+  mfaRequired: boolean,
+): PasswordAlone {
+  if (choices.some((m) => m.type !== 'tap')) return { opens: 'factor' };
+  const registers = choices.length === 0 && (mfaRequired || user.mustRegister);
+  // (Whether or not a pass is held: where MFA is optional, the password alone is what the sign-in rests on.)
+  const signsIn = !mfaRequired && !user.mustRegister;
+  // Only a pass, and a second factor needed: the pass is it.
+  if (!registers && !signsIn) return { opens: 'factor' };
+  const why = whyPasswordCannotRegister(user);
+  if (why) return { opens: 'nothing', why };
+  return { opens: registers ? 'registration' : 'session' };
+}
 
 /**
  * Why the password alone may not register a first method, or undefined if it

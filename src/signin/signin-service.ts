@@ -26,7 +26,7 @@ import type { User } from '../directory/users.ts';
 import type { RememberedDevices } from '../sessions/remembered-devices.ts';
 import type { KnownBrowsers } from './known-browsers.ts';
 import type { AnonymousStarts } from './anonymous-starts.ts';
-import { PASSWORD_CANNOT_REGISTER, whyPasswordCannotRegister } from './password-registers.ts';
+import { PASSWORD_CANNOT_REGISTER, whatPasswordAloneOpens } from './password-registers.ts';
 
 export interface RequestContext extends WorkWindow {
   ip: string;
@@ -131,33 +131,21 @@ export class SigninService {
 
     const methods = await this.choicesFor(tenant, user.id);
     const mfaRequired = tenant.policy.mfaRequired || ctx.requireMfa === true;
-    if (!hasWayIn(methods)) {
-      // After a reset or a reported sign-in, someone else may know this password: with no method to ask for, it
-      // opens nothing on its own (neither a registration, nor, where MFA is optional, a sign-in) until it changes.
-      // A pass does, on its own or asked for after this password.
-      const refuse = async () => {
-        const refused = whyPasswordCannotRegister(user);
-        if (!refused) return;
-        await this.record(tenant, user, username, ctx, 'password', 'failure', refused, 'password');
-        throw new AppError('password-cannot-register', PASSWORD_CANNOT_REGISTER[refused]);
-      };
-      // Nothing registered: register a method first, with a session that can do only that. Never for a
-      // user who has an active method (that method is asked for instead), so a known password alone can
-      // never stand in for a second factor that exists.
-      if (methods.length === 0 && (mfaRequired || user.mustRegister)) {
-        await refuse();
-        await this.record(tenant, user, username, ctx, 'password', 'success', 'registration_required', 'password');
-        await this.alertIfBreakGlass(tenant, user, 'password');
-        return { kind: 'register', methods, session: await this.issueSession(tenant, user.id, 'register', ['pwd'], ctx, begunAt, endedMeanwhile) };
-      }
-      if (!mfaRequired && !user.mustRegister) {
-        // (Whether or not a pass is held: the password alone is what this sign-in would rest on.)
-        await refuse();
-        await this.record(tenant, user, username, ctx, 'password', 'success', 'ok', 'password');
-        await this.alertIfBreakGlass(tenant, user, 'password');
-        return { kind: 'done', methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd'], ctx, begunAt, endedMeanwhile) };
-      }
-      // Only a valid TAP: it is the second factor.
+    const alone = whatPasswordAloneOpens(user, methods, mfaRequired);
+    if (alone.opens === 'nothing') {
+      // After a reset or a reported sign-in, someone else may know this password: it opens nothing on its own.
+      await this.record(tenant, user, username, ctx, 'password', 'failure', alone.why, 'password');
+      throw new AppError('password-cannot-register', PASSWORD_CANNOT_REGISTER[alone.why]);
+    }
+    if (alone.opens === 'registration') {
+      await this.record(tenant, user, username, ctx, 'password', 'success', 'registration_required', 'password');
+      await this.alertIfBreakGlass(tenant, user, 'password');
+      return { kind: 'register', methods, session: await this.issueSession(tenant, user.id, 'register', ['pwd'], ctx, begunAt, endedMeanwhile) };
+    }
+    if (alone.opens === 'session') {
+      await this.record(tenant, user, username, ctx, 'password', 'success', 'ok', 'password');
+      await this.alertIfBreakGlass(tenant, user, 'password');
+      return { kind: 'done', methods, session: await this.issueSession(tenant, user.id, 'full', ['pwd'], ctx, begunAt, endedMeanwhile) };
     }
     // A browser the user asked to remember skips the second factor it proved there, for as long as the policy
     // says. The session says only `pwd`: no second factor was proved in it, so an app or the admin console

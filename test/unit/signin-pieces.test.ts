@@ -8,6 +8,7 @@ import type { MethodRegistry } from '../../src/methods/registry.ts';
 import { MemoryEphemeralStore } from '../../src/store/ephemeral/memory-store.ts';
 import { KnownBrowsers } from '../../src/signin/known-browsers.ts';
 import { AnonymousStarts } from '../../src/signin/anonymous-starts.ts';
+import { whatPasswordAloneOpens } from '../../src/signin/password-registers.ts';
 import { methodChoices } from '../../src/signin/method-choices.ts';
 import { apiState } from '../../src/signin/next-step.ts';
 import { flowFailuresKey, flowKey } from '../../src/signin/flow.ts';
@@ -174,5 +175,41 @@ describe('next steps and flow keys', () => {
     expect(flowKey({ id: 'abc', appId: 'app' })).toBe('apptx:abc');
     expect(flowFailuresKey({ id: 'abc' })).toBe('flow:abc:fails');
     expect(flowFailuresKey({ id: 'abc', appId: 'app' })).toBe('apptx:abc:fails');
+  });
+});
+
+describe('what the right password opens on its own', () => {
+  const choice = (type: string) => ({ id: type, type, label: type, available: true, default: false });
+  const user = (over: Partial<{ mustRegister: boolean; flaggedAt: number | null; methodsResetAt: number | null; passwordChangedAt: number | null }> = {}) => ({
+    mustRegister: false,
+    flaggedAt: null,
+    methodsResetAt: null,
+    passwordChangedAt: 100,
+    ...over,
+  });
+  const reset = { mustRegister: true, methodsResetAt: 200 };
+
+  it('asks for a method the user has, whatever else holds, and never more', () => {
+    for (const mfa of [true, false]) {
+      expect(whatPasswordAloneOpens(user(reset), [choice('totp')], mfa)).toEqual({ opens: 'factor' });
+      expect(whatPasswordAloneOpens(user({ flaggedAt: 300 }), [choice('sms'), choice('tap')], mfa)).toEqual({ opens: 'factor' });
+    }
+  });
+
+  it('opens a registration, or where MFA is optional a session, for a user with no method, unless the password predates a reset or report', () => {
+    expect(whatPasswordAloneOpens(user(), [], true)).toEqual({ opens: 'registration' });
+    expect(whatPasswordAloneOpens(user({ mustRegister: true }), [], false)).toEqual({ opens: 'registration' });
+    expect(whatPasswordAloneOpens(user(), [], false)).toEqual({ opens: 'session' });
+    expect(whatPasswordAloneOpens(user(), [choice('tap')], false)).toEqual({ opens: 'session' });
+    expect(whatPasswordAloneOpens(user(reset), [], true)).toEqual({ opens: 'nothing', why: 'password_predates_reset' });
+    expect(whatPasswordAloneOpens(user({ flaggedAt: 300 }), [], false)).toEqual({ opens: 'nothing', why: 'password_predates_report' });
+    // Where MFA is optional, a pass held changes nothing: the password alone is what the session would rest on.
+    expect(whatPasswordAloneOpens(user({ flaggedAt: 300 }), [choice('tap')], false)).toEqual({ opens: 'nothing', why: 'password_predates_report' });
+    expect(whatPasswordAloneOpens(user({ ...reset, passwordChangedAt: 201 }), [], true)).toEqual({ opens: 'registration' });
+  });
+
+  it('asks for the pass when a pass is all the user holds and a second factor is needed', () => {
+    expect(whatPasswordAloneOpens(user(), [choice('tap')], true)).toEqual({ opens: 'factor' });
+    expect(whatPasswordAloneOpens(user(reset), [choice('tap')], false)).toEqual({ opens: 'factor' });
   });
 });

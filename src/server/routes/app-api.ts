@@ -2,7 +2,7 @@
 import { Type, type FastifyPluginAsyncTypebox, type Static } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { RateLimiterRes } from 'rate-limiter-flexible';
-import { whyPasswordCannotRegister } from '../../signin/password-registers.ts';
+import { whatPasswordAloneOpens } from '../../signin/password-registers.ts';
 import { AppError } from '../../errors/app-error.ts';
 import { bearerToken } from '../../http/authenticate.ts';
 import { requestContext } from '../../http/request-context.ts';
@@ -117,20 +117,21 @@ export function appApi(services: AppApiDeps): FastifyPluginAsyncTypebox {
         if (!user) return { result: 'deny' as const, methods: [], reason: 'no such user' };
         if (user.status !== 'active') return { result: 'deny' as const, methods: [], reason: 'account disabled' };
         const methods = await services.signin.choicesFor(tenant, user.id);
+        // What the password the app checked opens on its own, by the sign-in pages' rule (signin/password-registers.ts).
+        const alone = whatPasswordAloneOpens(user, methods, tenant.policy.mfaRequired);
+        if (alone.opens === 'session') return { result: 'allow' as const, methods };
+        if (alone.opens === 'nothing') {
+          // After a reset or a reported sign-in: a pass they hold is a second factor the app can check.
+          if (methods.length > 0) return { result: 'auth' as const, methods };
+          return {
+            result: 'deny' as const,
+            methods,
+            reason:
+              "the account's password predates a methods reset or a reported sign-in: the user signs in with a Temporary Access Pass, or changes the password",
+          };
+        }
+        // No method of their own yet (a pass at most): they register one on Steadfast's pages.
         if (!methods.some((m) => m.type !== 'tap')) {
-          // After a reset or a reported sign-in, the password the app checked may be someone else's too: it lets
-          // nobody in on its own (as on the sign-in pages, SigninService.passwordStep). Twenty-sixth round.
-          if (whyPasswordCannotRegister(user)) {
-            // A pass they hold is a second factor the app can check.
-            if (methods.length > 0) return { result: 'auth' as const, methods };
-            return {
-              result: 'deny' as const,
-              methods,
-              reason:
-                "the account's password predates a methods reset or a reported sign-in: the user signs in with a Temporary Access Pass, or changes the password",
-            };
-          }
-          if (!tenant.policy.mfaRequired && !user.mustRegister) return { result: 'allow' as const, methods };
           return { result: 'enroll' as const, methods, enrollUrl: `${services.publicUrl}/t/${tenant.slug}/my/security-info` };
         }
         if (!methods.some((m) => m.available))
