@@ -307,6 +307,24 @@ export class AuditLog {
   }
 
   /**
+   * Every entry one actor made about one user since a time, of these actions, oldest first: all of them, however
+   * many other entries came after (a revoked token's take-back reads what the token changed on an account).
+   */
+  async byActorOn(tenantId: string, query: { actor: string; userId: string; actions: AuditAction[]; since: number }): Promise<AuditEntry[]> {
+    const rows = await this.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('target_user_id', '=', query.userId)
+      .where('actor', '=', query.actor)
+      .where('action', 'in', query.actions)
+      .where('at', '>=', query.since)
+      .orderBy('seq')
+      .execute();
+    return rows.map(toEntry);
+  }
+
+  /**
    * Walks every chain (or one tenant's) from its start, or from the signed
    * checkpoint where retention cut it, and names the first entry that does not
    * fit. Reports the head of each chain it saw.

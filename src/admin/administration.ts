@@ -570,21 +570,9 @@ export class Administration {
   private async contactSetBy(tenant: Tenant, tokenId: string, userId: string, since: number): Promise<('email' | 'phone')[]> {
     // Every such entry of the token's, however many others came after (twenty-sixth round: 505 cheap entries
     // pushed its address change out of a page of the newest).
-    const entries = await this.deps.db
-      .selectFrom('audit_log')
-      .select(['action', 'details'])
-      .where('tenant_id', '=', tenant.id)
-      .where('target_user_id', '=', userId)
-      .where('actor', '=', tokenActor(tokenId))
-      .where('action', 'in', ['user.created', 'user.updated'])
-      .where('at', '>=', since)
-      .execute();
+    const entries = await this.deps.audit.byActorOn(tenant.id, { actor: tokenActor(tokenId), userId, actions: ['user.created', 'user.updated'], since });
     const fields = new Set(
-      entries.flatMap((e) => {
-        if (e.action === 'user.created') return ['email', 'phone'];
-        const named = (JSON.parse(e.details) as { fields?: unknown }).fields;
-        return Array.isArray(named) ? named : [];
-      }),
+      entries.flatMap((e) => (e.action === 'user.created' ? ['email', 'phone'] : Array.isArray(e.details.fields) ? e.details.fields : [])),
     );
     const current = await this.deps.users.get(tenant.id, userId);
     return (['email', 'phone'] as const).filter((field) => fields.has(field) && current?.[field]);

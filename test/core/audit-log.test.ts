@@ -393,4 +393,29 @@ describe('audit log on SQLite', () => {
     expect(mine!.entries).toBeGreaterThan(10);
     for (const c of counts) expect(typeof c.entries).toBe('number');
   });
+
+  it('finds every entry an actor made about a user since a time, of the actions asked, oldest first, however many followed', async () => {
+    const tenantId = `tenant-${++n}`;
+    const other = `tenant-${++n}`;
+    const by = 'admin-token:t1';
+    const add = (t: string, actor: string, action: 'user.updated' | 'user.created' | 'sessions.revoked', userId: string, i: number) => {
+      clock.advance(10);
+      return log.append(t, { actor, action, targetUserId: userId, details: { i } });
+    };
+    await add(tenantId, by, 'user.updated', 'u1', 0);
+    const since = clock.now() + 1;
+    const wanted = [await add(tenantId, by, 'user.created', 'u1', 1), await add(tenantId, by, 'user.updated', 'u1', 2)];
+    // Not: another action, another user, another actor, another tenant; and many entries after.
+    await add(tenantId, by, 'sessions.revoked', 'u1', 3);
+    await add(tenantId, by, 'user.updated', 'u2', 4);
+    await add(tenantId, 'user:someone', 'user.updated', 'u1', 5);
+    await add(other, by, 'user.updated', 'u1', 6);
+    for (let i = 0; i < 30; i++) await add(tenantId, by, 'sessions.revoked', 'u1', 7 + i);
+    const found = await log.byActorOn(tenantId, { actor: by, userId: 'u1', actions: ['user.created', 'user.updated'], since });
+    expect(found.map((e) => [e.action, e.details.i])).toEqual([
+      ['user.created', 1],
+      ['user.updated', 2],
+    ]);
+    expect(found.map((e) => e.id)).toEqual(wanted.map((e) => e.id));
+  });
 });
