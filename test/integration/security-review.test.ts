@@ -1481,6 +1481,18 @@ for (const spec of backends) {
         const shown = (await pages.get(posted.location!)).text;
         expect(shown).toContain('Changing your password needs a sign-in within the last 10 minutes.');
         expect(shown).toContain('Sign in again');
+        // A session of the password alone (a remembered browser) is offered the sign-in with the second step.
+        const remembered = await server.services.sessions.create({ tenantId: tenant.id, userId: victim.id, scope: 'full', amr: ['pwd'] });
+        const browser = new PageClient(server.url);
+        browser.cookies.set('sf_session', remembered.token);
+        const refused = await browser.post(
+          '/t/acme/my/password',
+          { currentPassword: PASSWORD, newPassword: 'the thief would like this 42' },
+          { from: '/t/acme/my/password' },
+        );
+        const offered = (await browser.get(refused.location!)).text;
+        expect(offered).toContain('Changing your password needs a sign-in with your second step');
+        expect(offered).toContain('value="security-info-mfa"');
         expect(await signIn('same-again', victim.secret)).toEqual(expect.any(String));
       });
     });

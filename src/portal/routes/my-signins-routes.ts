@@ -150,7 +150,7 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
           hasPassword: await deps.passwords.hasPassword(p.tenant, p.user),
           error: mine?.notice?.text,
           fieldErrors: mine?.fieldErrors,
-          signInAgain: mine?.values?.signInAgain === 'yes' ? 'recent' : mine?.values?.signInAgain === 'mfa' ? 'second-factor' : undefined,
+          signInAgain: mine?.values?.signInAgain === 'recent' || mine?.values?.signInAgain === 'second-factor' ? mine.values.signInAgain : undefined,
         }),
       );
     });
@@ -173,12 +173,13 @@ export function mySigninsRoutes(deps: MySigninsRoutesDeps): FastifyPluginAsyncTy
           const { text } = shownError(err);
           const field = err instanceof AppError && err.code === 'invalid-credentials' ? 'current-password' : 'new-password';
           // Refused for a sign-in too long ago, or one without a second factor: the page offers the sign-in it needs.
-          const signInAgain =
-            err instanceof AppError && err.code === 'reauthentication-required'
-              ? 'yes'
-              : err instanceof AppError && err.code === 'second-factor-required'
-                ? 'mfa'
-                : 'no';
+          const signInAgain = !(err instanceof AppError)
+            ? ''
+            : err.code === 'reauthentication-required'
+              ? 'recent'
+              : err.code === 'second-factor-required'
+                ? 'second-factor'
+                : '';
           // Passwords are never carried to the next page; the reason is, at its field.
           return go(reply, p, `/t/${p.tenant.slug}/my/password`, {
             for: 'password',

@@ -136,7 +136,7 @@ export function meApi(services: MeApiDeps): FastifyPluginAsyncTypebox {
           tags: ['self-service'],
           security: bearer,
           summary:
-            'Change the password (with currentPassword, from a session signed in within the last 10 minutes; a new password differing from the current one), or set a first one (newPassword only: an account with no password, a full session signed in within the last 10 minutes with a pass or a passkey); ends every other session',
+            'Change the password (with currentPassword, from a session signed in within the last 10 minutes, with a second factor proved in it if the account has one; a new password differing from the current one), or set a first one (newPassword only: an account with no password, a full session signed in within the last 10 minutes with a pass or a passkey); ends every other session',
           body: Type.Object({
             currentPassword: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'required unless the account has no password yet' })),
             newPassword: Type.String({ minLength: 1, maxLength: 1024 }),
