@@ -5,6 +5,7 @@ import type { DeliveryPort } from '../delivery/delivery.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import type { AuditEntry } from './audit-log.ts';
 import { NOTICED_CHANGES, renderSecurityNotice } from './security-notice-message.ts';
+import { NoticeBacklog } from './notice-backlog.ts';
 
 /**
  * The most notices one user, and one address of a tenant, is sent in NOTICE_WINDOW_MS: whoever changes methods in
@@ -14,7 +15,17 @@ import { NOTICED_CHANGES, renderSecurityNotice } from './security-notice-message
 export const NOTICES_PER_WINDOW = 10;
 export const NOTICE_WINDOW_MS = 60 * 60_000;
 
-export type NoticeOutcome = 'sent' | 'not-noticed' | 'no-address' | 'no-channel' | 'capped' | 'failed';
+/**
+ * Notices one node sends at once. The SMTP provider keeps four connections:
+ * one for notices leaves three for codes, so a code never waits behind a
+ * batch of notices. One at a time over a relay that takes 100 ms is still
+ * 36,000 notices an hour.
+ */
+export const NOTICES_IN_FLIGHT = 1;
+/** Notices that may wait for their turn on one node; beyond it a notice is dropped, counted and logged. */
+export const NOTICE_BACKLOG_LIMIT = 10_000;
+
+export type NoticeOutcome = 'sent' | 'not-noticed' | 'no-address' | 'no-channel' | 'capped' | 'failed' | 'backlog-full';
 
 /**
  * Tells a user of each change to their way in (a method added or removed, a
@@ -29,8 +40,14 @@ export type NoticeOutcome = 'sent' | 'not-noticed' | 'no-address' | 'no-channel'
  * Sent after the change is kept and never holding it up: a notice that cannot
  * go (no address, no email provider, every provider down) is counted and
  * logged, not retried; the change itself stands, and the audit log keeps it.
+ *
+ * Notices wait their turn, NOTICES_IN_FLIGHT at a time (notice-backlog.ts):
+ * a batch of them never delays a sign-in code on the same channel. A notice
+ * still waiting when the node stops is not sent.
  */
 export class SecurityNotices {
+  private readonly backlog: NoticeBacklog;
+
   constructor(
     private readonly deps: {
       users: Pick<Users, 'get'>;
@@ -41,8 +58,18 @@ export class SecurityNotices {
       addressKey: (address: string) => string;
       onOutcome?: (outcome: NoticeOutcome, action: string) => void;
       onError?: (err: unknown, what: string) => void;
+      /** Defaults to NOTICES_IN_FLIGHT and NOTICE_BACKLOG_LIMIT. */
+      inFlight?: number;
+      backlogLimit?: number;
     },
-  ) {}
+  ) {
+    this.backlog = new NoticeBacklog(deps.inFlight ?? NOTICES_IN_FLIGHT, deps.backlogLimit ?? NOTICE_BACKLOG_LIMIT);
+  }
+
+  /** Notices waiting for their turn on this node. */
+  get waiting(): number {
+    return this.backlog.size;
+  }
 
   /** For the audit log's listener: starts telling, without waiting. */
   consider(tenantId: string, entry: AuditEntry): void {
@@ -79,8 +106,9 @@ export class SecurityNotices {
     if (sent > NOTICES_PER_WINDOW) return 'capped';
     const message = renderSecurityNotice({ entry, to: address, userId, tenantName: tenant.name, last: sent === NOTICES_PER_WINDOW })!;
     try {
-      await this.deps.delivery.send(message);
-      return 'sent';
+      const sent = await this.backlog.run(() => this.deps.delivery.send(message));
+      if (sent === undefined) this.deps.onError?.(new Error('too many notices are waiting on this node'), 'security notice');
+      return sent === undefined ? 'backlog-full' : 'sent';
     } catch (err) {
       this.deps.onError?.(err, 'security notice');
       return 'failed';

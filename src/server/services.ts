@@ -369,6 +369,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     onError: (err, what) => options.logger?.warn({ err: { message: (err as Error).message } }, `${what} not sent`),
   });
   audit.onEntry((tenantId, entry) => notices.consider(tenantId, entry));
+  metrics.watchNotices(notices);
   const passes = new AccessPasses(db, clock, hasher, holds);
   const apps = new Apps(db, clock, keyRing);
   const management = new MethodManagement({ credentials, methods, sessions, db, clock, audit, ephemeral });

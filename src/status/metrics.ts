@@ -59,7 +59,7 @@ export class Metrics {
   });
   readonly securityNotices = new Counter({
     name: 'steadfast_security_notices_total',
-    help: "Security notices (a change to a user's way in, told by email) by action and outcome: sent, no-address, no-channel, capped, failed",
+    help: "Security notices (a change to a user's way in, told by email) by action and outcome: sent, no-address, no-channel, capped, failed, backlog-full (too many waiting on this node; dropped)",
     labelNames: ['action', 'outcome'],
     registers: [this.registry],
   });
@@ -155,6 +155,18 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         for (const [channel, health] of Object.entries(delivery.health())) this.set({ channel }, health.state === 'down' ? 0 : 1);
+      },
+    });
+  }
+
+  /** Security notices waiting for their turn on this node, read at scrape time (they go a few at a time, behind codes). */
+  watchNotices(notices: { readonly waiting: number }): void {
+    new Gauge({
+      name: 'steadfast_security_notices_waiting',
+      help: 'Security notices waiting for their turn on this node; they are sent a few at a time so codes on the same channel never wait behind them',
+      registers: [this.registry],
+      collect() {
+        this.set(notices.waiting);
       },
     });
   }

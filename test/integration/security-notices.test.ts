@@ -5,11 +5,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, type Backend } from '../helpers/backends.ts';
 import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { totpCode } from '../helpers/totp.ts';
-import { startSmtpStandIn, type Received, type SmtpStandIn } from '../helpers/vendor-standins.ts';
+import { codeIn, startSmtpStandIn, type Received, type SmtpStandIn } from '../helpers/vendor-standins.ts';
 import { NOTICES_PER_WINDOW } from '../../src/activity/security-notices.ts';
 
 const PASSWORD = 'correct horse battery staple';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** What `find` finds, waiting up to 5 s for it. */
+const waitFor = async <T>(find: () => T | undefined): Promise<T> => {
+  for (let waited = 0; waited < 5000; waited += 20) {
+    const found = find();
+    if (found !== undefined) return found;
+    await sleep(20);
+  }
+  throw new Error('not found within 5 s');
+};
 
 /**
  * A user is told by email of every change to their way in, whoever makes it
@@ -184,6 +193,48 @@ for (const spec of backends) {
       await server.services.admin.issuePass(tenant, 'cli', carol.id, { minutes: 30 });
       const got = await noticesTo('carol@victim.test', 2);
       expect(got.map((m) => m.text).join('\n')).toContain('A Temporary Access Pass was issued for your account');
+    });
+
+    it('sends a sign-in code at once while a batch of notices waits its turn behind it, over a slow relay', async () => {
+      // An administrator issues passes to a batch of people while someone signs in with an email code. Sent all
+      // at once, the notices filled the SMTP pool, the code queued behind every one of them, and on a slow
+      // relay its send timed out (opening the provider's breaker for codes too).
+      const tenant = (await server.services.tenants.findBySlug('acme'))!;
+      const u = await newUser('notice-rush');
+      const enrol = await api(server.url, 'POST', '/api/v1/me/methods', { type: 'email', to: 'rush-codes@example.test' }, u.registration);
+      expect(enrol.status).toBe(201);
+      const enrolCode = codeIn(await waitFor(() => mail.received.find((m) => m.to === 'rush-codes@example.test')));
+      expect((await api(server.url, 'POST', `/api/v1/me/methods/${enrol.body.id}/confirm`, { code: enrolCode }, u.registration)).status).toBe(200);
+      const batch = [];
+      for (let i = 0; i < 20; i++)
+        batch.push(await server.services.admin.createUser(tenant, 'cli', { username: `batch-${i}`, email: `batch-${i}@example.test` }));
+      await noticesTo(u.address, 1);
+
+      mail.holdMs = 150;
+      mail.mostAtOnce.watching = /Temporary Access Pass was issued/;
+      try {
+        await Promise.all(batch.map((b) => server.services.admin.issuePass(tenant, 'cli', b.id, { minutes: 30 })));
+        const start = await api(server.url, 'POST', '/api/v1/t/acme/signin', { username: 'notice-rush', password: PASSWORD });
+        const sent = mail.received.length;
+        const askedAt = Date.now();
+        const challenge = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/challenge`, { method: 'email' });
+        expect(challenge.status).toBe(200);
+        const code = await waitFor(() => mail.received.slice(sent).find((m) => m.to === 'rush-codes@example.test'));
+        // Notices still waiting when the code was asked for stay waiting: only the one in flight then may go first.
+        const waitingThen = batch.length - mail.received.filter((m) => m.to.startsWith('batch-') && m.at < askedAt).length;
+        expect(waitingThen).toBeGreaterThan(5);
+        // (The one in flight then, and one begun while the relay held the code itself.)
+        const noticesAheadOfCode = mail.received.filter((m) => m.to.startsWith('batch-') && m.at >= askedAt && m.at <= code.at).length;
+        expect(noticesAheadOfCode).toBeLessThanOrEqual(2);
+        const verify = await api(server.url, 'POST', `/api/v1/t/acme/signin/${start.body.flow}/verify`, { method: 'email', code: codeIn(code) });
+        expect(verify.status).toBe(200);
+        // Every notice still went, one at a time.
+        for (const b of batch) expect(await noticesTo(`batch-${batch.indexOf(b)}@example.test`, 1)).toHaveLength(1);
+        expect(mail.mostAtOnce.most).toBe(1);
+      } finally {
+        mail.holdMs = 0;
+        mail.mostAtOnce.watching = undefined;
+      }
     });
 
     it('lets the change stand when the email provider is down, and counts the notice as failed', async () => {
