@@ -387,28 +387,46 @@ export class Administration {
    * page says so when a change strands anyone.
    */
   async strandedBy(tenant: Tenant, allowedMethods: readonly string[]): Promise<number> {
+    const row = await this.strandedQuery(tenant, allowedMethods)
+      .select((eb) => eb.fn.count<number>('u.id').as('n'))
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /** The users `strandedBy` counts, the first `limit` by username, with the count of all: whom to issue a pass to. */
+  async strandedUsers(tenant: Tenant, allowedMethods: readonly string[], limit: number): Promise<{ count: number; users: { id: string; username: string }[] }> {
+    const [count, users] = await Promise.all([
+      this.strandedBy(tenant, allowedMethods),
+      this.strandedQuery(tenant, allowedMethods).select(['u.id', 'u.username']).orderBy('u.username').limit(limit).execute(),
+    ]);
+    return { count, users };
+  }
+
+  /** Active users of the tenant with an active method but none of an allowed type. */
+  private strandedQuery(tenant: Tenant, allowedMethods: readonly string[]) {
+    // An empty list matches no type (`in ()` is not SQL).
     const allowed = allowedMethods.length > 0 ? [...allowedMethods] : [''];
-    const row = await this.deps.db
-      .selectFrom('credentials as c')
-      .innerJoin('users as u', (join) => join.onRef('u.tenant_id', '=', 'c.tenant_id').onRef('u.id', '=', 'c.user_id'))
-      .select((eb) => eb.fn.count<number>('c.user_id').distinct().as('n'))
-      .where('c.tenant_id', '=', tenant.id)
-      .where('c.state', '=', 'active')
+    return this.deps.db
+      .selectFrom('users as u')
+      .where('u.tenant_id', '=', tenant.id)
       .where('u.status', '=', 'active')
+      .where(({ exists, selectFrom }) =>
+        exists(
+          selectFrom('credentials as c').select('c.id').where('c.tenant_id', '=', tenant.id).whereRef('c.user_id', '=', 'u.id').where('c.state', '=', 'active'),
+        ),
+      )
       .where(({ not, exists, selectFrom }) =>
         not(
           exists(
             selectFrom('credentials as k')
               .select('k.id')
-              .whereRef('k.tenant_id', '=', 'c.tenant_id')
-              .whereRef('k.user_id', '=', 'c.user_id')
+              .where('k.tenant_id', '=', tenant.id)
+              .whereRef('k.user_id', '=', 'u.id')
               .where('k.state', '=', 'active')
               .where('k.type', 'in', allowed),
           ),
         ),
-      )
-      .executeTakeFirstOrThrow();
-    return Number(row.n);
+      );
   }
 
   /** The version of the tenant's policy on its canary now, if any: the policy page says so before anyone types a change it would refuse. */

@@ -194,6 +194,14 @@ export class SteadfastClient {
       this.request<Page<AuditEntryJson, number>>('GET', '/api/v1/admin/audit', undefined, options),
     policy: () => this.request<Record<string, unknown>>('GET', '/api/v1/admin/policy'),
     setPolicy: (changes: Record<string, unknown>) => this.request<Record<string, unknown>>('PUT', '/api/v1/admin/policy', changes),
+    /** Users left with no usable method by the policy now, or by one allowing only `allowedMethods` (asked before saving it). */
+    strandedByPolicy: (allowedMethods?: string[]) =>
+      this.request<{ allowedMethods: string[]; count: number; users: { id: string; username: string }[] }>(
+        'GET',
+        '/api/v1/admin/policy/stranded',
+        undefined,
+        allowedMethods ? { allowedMethods: allowedMethods.join(',') } : {},
+      ),
     createApp: (body: { name: string; kind: 'oidc'; redirectUris: string[]; firstParty?: boolean; public?: boolean } | { name: string; kind: 'api' }) =>
       this.request<{ id: string; clientId?: string; clientSecret?: string; apiKey?: string }>('POST', '/api/v1/admin/apps', body),
     apps: () =>

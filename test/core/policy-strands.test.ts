@@ -49,5 +49,10 @@ describe('users a policy would strand, on SQLite', () => {
     expect(await s.admin.strandedBy(tenant, ['sms', 'totp'])).toBe(0);
     expect(await s.admin.strandedBy(tenant, ['totp'])).toBe(2);
     expect(await s.admin.strandedBy(tenant, [])).toBe(3);
+    // Named, by username, for the administrator to issue passes to; the count is of all of them.
+    const named = await s.admin.strandedUsers(tenant, ['totp', 'webauthn', 'tap'], 1);
+    const both = [onlySms, pendingTotp].sort((a, b) => (a.username < b.username ? -1 : 1));
+    expect(named).toEqual({ count: 2, users: [{ id: both[0]!.id, username: both[0]!.username }] });
+    expect((await s.admin.strandedUsers(tenant, ['totp'], 10)).users.map((u) => u.id).sort()).toEqual([onlySms.id, pendingTotp.id].sort());
   });
 });

@@ -7,6 +7,7 @@ import { backends, type Backend } from '../helpers/backends.ts';
 import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { totpCode } from '../helpers/totp.ts';
 import { codeIn, startWebhookReceiver, type StandIn } from '../helpers/vendor-standins.ts';
+import { SteadfastClient } from 'steadfast/client';
 
 const PASSWORD = 'correct horse battery staple';
 const HOOK = 'admin-suite-webhook-secret';
@@ -218,6 +219,28 @@ for (const spec of backends) {
       const kept = await asPerson('PUT', '/api/v1/admin/policy', { retention: { signinEventDays: 30 } });
       expect(kept.body.retention).toEqual({ signinEventDays: 30, auditDays: 400 });
       await asPerson('PUT', '/api/v1/admin/policy', { retention: { signinEventDays: 90 } });
+    });
+
+    it('names the users a policy would leave with no usable method, before it is saved and after', async () => {
+      const u = await userWithTotp('stranded-totp');
+      const before = await call('GET', '/api/v1/admin/policy/stranded?allowedMethods=webauthn,%20sms');
+      expect(before.status).toBe(200);
+      expect(before.body.allowedMethods).toEqual(['webauthn', 'sms']);
+      expect(before.body.users).toEqual(expect.arrayContaining([{ id: u.id, username: 'stranded-totp' }]));
+      expect(before.body.count).toBe(before.body.users.length);
+      // The typed client asks the same.
+      const client = new SteadfastClient({ baseUrl: server.url, token });
+      expect(await client.admin.strandedByPolicy(['webauthn', 'sms'])).toEqual(before.body);
+      // Under the policy now (every type allowed), nobody.
+      expect((await call('GET', '/api/v1/admin/policy/stranded')).body).toMatchObject({ count: 0, users: [] });
+      const unknown = await call('GET', '/api/v1/admin/policy/stranded?allowedMethods=totp,carrier-pigeon');
+      expect(unknown.status).toBe(400);
+      expect(unknown.body.type).toMatch(/\/invalid-request$/);
+      expect(unknown.body.detail).toContain('carrier-pigeon');
+      // Another tenant's administrator sees only their own users.
+      const other = await server.services.tenants.create('acme-stranded-other');
+      const otherToken = (await server.services.adminTokens.create(other.id, 'admin')).token;
+      expect((await call('GET', '/api/v1/admin/policy/stranded?allowedMethods=webauthn', undefined, otherToken)).body).toMatchObject({ count: 0, users: [] });
     });
 
     it('stores every policy change as a version for everyone at once, and refuses one while a policy canary bakes', async () => {

@@ -313,6 +313,7 @@ for (const spec of backends) {
         ['GET', '/api/v1/admin/signins?user=Q&outcome=Q&method=Q&since=Q&until=Q&limit=L&cursor=Q&format=Q'],
         ['GET', '/api/v1/admin/audit?limit=L&before=L&user=Q&action=Q'],
         ['GET', '/api/v1/admin/policy'],
+        ['GET', '/api/v1/admin/policy/stranded?allowedMethods=Q'],
         ['PUT', '/api/v1/admin/policy'],
         ['POST', '/api/v1/admin/apps'],
         ['GET', '/api/v1/admin/apps'],
