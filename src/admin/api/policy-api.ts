@@ -1,3 +1,4 @@
+/** The admin API's sign-in policy: read it, change it for everyone at once, and ask whom a change would strand. */
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AppError } from '../../errors/app-error.ts';
 import { METHOD_TYPES } from '../../methods/registry.ts';
