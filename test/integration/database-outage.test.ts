@@ -8,6 +8,8 @@ import { PrivatePostgres } from '../helpers/private-postgres.ts';
 import { PrivateRedis } from '../helpers/private-redis.ts';
 import { api, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { totpCode } from '../helpers/totp.ts';
+import { PageClient, flowOf } from '../helpers/page-client.ts';
+import { adminPersonSession } from '../helpers/admin-person.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
@@ -250,5 +252,47 @@ describe.runIf(PrivatePostgres.available() && PrivateRedis.available())('when Po
     }
     await eventually(() => server.services.fallback!.mode === 'primary', 'the journal is replayed');
     expect(server.services.fallback!.journal.depth).toBe(0);
+  }, 120_000);
+
+  it('remembers a browser signed in during the outage, during it and after the replay', async () => {
+    const person = await adminPersonSession(server.services, 'acme');
+    expect((await call('PUT', '/api/v1/admin/policy', { rememberedDeviceDays: 7 }, person)).status).toBe(200);
+    await server.services.fallback!.pollOnce();
+    await pg.down();
+    const browser = new PageClient(server.url);
+    try {
+      const start = await browser.post('/t/acme/signin', { username: 'olive', password: PASSWORD }, { from: '/t/acme/signin' });
+      const flow = flowOf(start);
+      expect(flow).toBeTruthy();
+      const verified = await browser.post(
+        '/t/acme/signin/verify',
+        { flow: flow!, method: 'totp', code: totpNow('olive').code, remember: 'on' },
+        { from: start.location! },
+      );
+      // Signed in from the fallback, and the browser remembered (journaled like the session).
+      expect(verified.status).toBe(303);
+      expect(verified.location).toBe('/t/acme/my/security-info');
+      expect(server.services.fallback!.mode).toBe('fallback');
+      expect(browser.cookies.get('sf_device')).toMatch(/^sfd_/);
+      await browser.post('/t/acme/signout', {}, { from: '/t/acme/signin/tap' });
+      const during = await browser.post('/t/acme/signin', { username: 'olive', password: PASSWORD }, { from: '/t/acme/signin' });
+      // Remembered on this node's fallback at once: the password alone signs in, still during the outage.
+      expect(during.status).toBe(303);
+      expect(during.location).toBe('/t/acme/my/security-info');
+    } finally {
+      await pg.up();
+    }
+    await eventually(() => server.services.fallback!.mode === 'primary', 'the journal is replayed');
+    expect(server.services.fallback!.rejected).toBe(0);
+
+    // Back on the database: the same browser signs in with the password alone, and the session says so.
+    await browser.post('/t/acme/signout', {}, { from: '/t/acme/signin/tap' });
+    const again = await browser.post('/t/acme/signin', { username: 'olive', password: PASSWORD }, { from: '/t/acme/signin' });
+    expect(again.status).toBe(303);
+    expect(flowOf(again)).toBeUndefined();
+    expect((await server.services.sessions.authenticate(browser.cookies.get('sf_session')!))!.amr).toEqual(['pwd']);
+    // Another browser still gets the second step.
+    const other = await new PageClient(server.url).post('/t/acme/signin', { username: 'olive', password: PASSWORD }, { from: '/t/acme/signin' });
+    expect(flowOf(other)).toBeTruthy();
   }, 120_000);
 });
