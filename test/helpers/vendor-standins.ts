@@ -125,19 +125,19 @@ export function startWebhookReceiver(secret: string): Promise<StandIn> {
 export interface SmtpStandIn {
   port: number;
   received: Received[];
-  /** A slow relay: how long it takes to accept each message once its data is in (0: at once). */
-  holdMs: number;
-  /** The most messages whose text matched `watching` that were in transfer at once, and the pattern. */
-  mostAtOnce: { watching: RegExp | undefined; most: number };
+  /**
+   * Messages whose text matches `watching`: the most in transfer at once, and, while `held` is set, each is
+   * accepted only once it settles (a relay slow for those, to see what else gets through meanwhile).
+   */
+  watched: { watching: RegExp | undefined; held: Promise<void> | undefined; mostAtOnce: number };
   close(): Promise<void>;
 }
 
 /** A real SMTP server on loopback (smtp-server) that keeps what it receives. */
 export async function startSmtpStandIn(): Promise<SmtpStandIn> {
   const received: Received[] = [];
-  const mostAtOnce: SmtpStandIn['mostAtOnce'] = { watching: undefined, most: 0 };
+  const watched: SmtpStandIn['watched'] = { watching: undefined, held: undefined, mostAtOnce: 0 };
   let watchedNow = 0;
-  const standIn = { holdMs: 0 };
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS'],
@@ -148,24 +148,27 @@ export async function startSmtpStandIn(): Promise<SmtpStandIn> {
       stream.on('data', (chunk: string) => (raw += chunk));
       stream.on('end', () => {
         const text = decodeQuotedPrintable(raw);
-        const watched = mostAtOnce.watching?.test(text) ?? false;
-        if (watched) mostAtOnce.most = Math.max(mostAtOnce.most, ++watchedNow);
-        setTimeout(() => {
-          if (watched) watchedNow--;
+        const accept = () => {
           received.push({ to: session.envelope.rcptTo.map((r) => r.address).join(','), text, at: Date.now() });
           callback();
-        }, standIn.holdMs);
+        };
+        if (!watched.watching?.test(text)) return accept();
+        watched.mostAtOnce = Math.max(watched.mostAtOnce, ++watchedNow);
+        void (watched.held ?? Promise.resolve()).then(() => {
+          watchedNow--;
+          accept();
+        });
       });
     },
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.server.address();
-  return Object.assign(standIn, {
+  return {
     port: typeof address === 'object' && address ? address.port : 0,
     received,
-    mostAtOnce,
+    watched,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  });
+  };
 }
 
 /** Quoted-printable undone: the escaped bytes put back, then read as the UTF-8 they are (the rest of a message is ASCII). */
