@@ -246,9 +246,17 @@ describe.runIf(chromiumAvailable())('admin console in Chromium', () => {
     await expect(page.locator('main').textContent()).resolves.toContain(
       '1 user has only sign-in methods this policy no longer allows: they sign in with a Temporary Access Pass only',
     );
+    // And, for as long as it does, the page names them, each a link to the page where a pass is issued.
+    await page.goto(`${server.url}/t/corp/admin/policy`);
+    await expect(page.getByRole('heading', { name: '1 user has no method this policy allows' }).count()).resolves.toBe(1);
+    await check('policy stranding a user');
+    await page.getByRole('link', { name: 'only-sms', exact: true }).click();
+    await page.waitForURL(`**/t/corp/admin/users/${onlySms.id}`);
+    await page.goto(`${server.url}/t/corp/admin/policy`);
     await page.getByLabel('Text message', { exact: true }).check();
     await page.getByRole('button', { name: 'Save policy' }).click();
     await expect(page.getByRole('status').first().textContent()).resolves.toContain('Policy saved');
+    await expect(page.getByRole('heading', { name: /no method this policy allows/ }).count()).resolves.toBe(0);
     await page.getByRole('link', { name: 'Audit log' }).click();
     await expect(page.locator('tbody tr').first().textContent()).resolves.toContain('policy.changed');
     expect(cspViolations).toEqual([]);

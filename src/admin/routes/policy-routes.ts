@@ -40,8 +40,11 @@ const NUMBER_FIELDS = [
   'auditDays',
 ] as const;
 
+/** Stranded users named on the policy page; the rest are counted. */
+const STRANDED_SHOWN = 20;
+
 export interface PolicyRoutesDeps extends ConsoleAccessDeps {
-  admin: Pick<Administration, 'setPolicy' | 'policyCanary' | 'strandedBy'>;
+  admin: Pick<Administration, 'setPolicy' | 'policyCanary' | 'strandedBy' | 'strandedUsers'>;
   flash: PageFlash;
 }
 
@@ -88,7 +91,10 @@ export function policyRoutes(deps: PolicyRoutesDeps): FastifyPluginAsyncTypebox 
     app.get('/t/:tenant/admin/policy', consoleView(PageParams, Type.Object({})), async (request, reply) => {
       const p = await adminOr(request, reply);
       if (!p) return reply;
-      const canary = await deps.admin.policyCanary(p.tenant);
+      const [canary, stranded] = await Promise.all([
+        deps.admin.policyCanary(p.tenant),
+        deps.admin.strandedUsers(p.tenant, p.tenant.policy.allowedMethods, STRANDED_SHOWN),
+      ]);
       const canaryNotice = canary && {
         kind: 'info' as const,
         text: `Version ${canary.version} of this policy is on its canary (${canary.canaryPercent}% of users) until ${new Date(canary.createdAt + canary.bakeSeconds * 1000).toISOString().replace('T', ' ').slice(0, 16)} UTC. Changes here are refused until it is promoted or rolled back.`,
@@ -109,6 +115,7 @@ export function policyRoutes(deps: PolicyRoutesDeps): FastifyPluginAsyncTypebox 
           notice: mine?.notice ?? canaryNotice,
           problems,
           historyLink: canary !== undefined,
+          stranded,
         }),
       );
     });

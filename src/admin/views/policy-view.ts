@@ -1,4 +1,4 @@
-import { html } from '../../http/page/html.ts';
+import { html, type SafeHtml } from '../../http/page/html.ts';
 import { csrfField } from '../../http/page/parts/hidden-fields.ts';
 import { notice as noticeView } from '../../http/page/parts/error-summary.ts';
 import { RETENTION_BOUNDS, type TenantPolicy } from '../../directory/policy.ts';
@@ -36,6 +36,8 @@ export function policyView(
     problems?: PlacedProblem[];
     values?: Record<string, string> | undefined;
     historyLink?: boolean;
+    /** Users the saved policy leaves with no usable method: how many, and the first few, to issue passes to. */
+    stranded?: { count: number; users: { id: string; username: string }[] } | undefined;
   },
 ): string {
   const { policy } = v;
@@ -60,6 +62,7 @@ export function policyView(
     html`<h1>Sign-in policy</h1>
 ${noticeView(v.notice)}
 <p>${v.historyLink ? html`<a href="${consoleBase(v)}/policy/history">Go to the policy history to roll the canary back</a>` : html`Every change is kept as a version: see the <a href="${consoleBase(v)}/policy/history">policy history</a>, and roll back to an earlier one there.`}</p>
+${strandedSection(v)}
 ${problems.length > 0 ? html`<ul class="problems">${problems.map((x) => html`<li>${x.field ? html`<a href="#${x.field}">${x.text}</a>` : x.text}</li>`)}</ul>` : ''}
 <form method="post" action="${consoleBase(v)}/policy" novalidate>
   ${csrfField(v.csrf)}
@@ -94,4 +97,15 @@ ${problems.length > 0 ? html`<ul class="problems">${problems.map((x) => html`<li
   <button type="submit">Save policy</button>
 </form>`,
   );
+}
+
+/** Who the saved policy strands, each a link to their page (where a pass is issued), while it strands anyone. */
+function strandedSection(v: ConsoleViewer & { stranded?: { count: number; users: { id: string; username: string }[] } | undefined }): SafeHtml | '' {
+  const s = v.stranded;
+  if (!s || s.count === 0) return '';
+  const more = s.count - s.users.length;
+  return html`<section aria-labelledby="stranded-heading"><h2 id="stranded-heading">${s.count} ${s.count === 1 ? 'user has' : 'users have'} no method this policy allows</h2>
+<p>They sign in with a Temporary Access Pass only, until you issue one (on their page) and they add a method this policy allows, or you allow their method again.</p>
+<ul>${s.users.map((u) => html`<li><a href="${consoleBase(v)}/users/${u.id}">${u.username}</a></li>`)}</ul>
+${more > 0 ? html`<p>And ${more} more: <code>GET /api/v1/admin/policy/stranded</code> lists up to 500.</p>` : ''}</section>`;
 }
