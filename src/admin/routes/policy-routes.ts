@@ -40,7 +40,7 @@ const NUMBER_FIELDS = [
   'auditDays',
 ] as const;
 
-/** Stranded users named on the policy page; the rest are counted. */
+// Stranded users named on the policy page; the rest are counted.
 const STRANDED_SHOWN = 20;
 
 export interface PolicyRoutesDeps extends ConsoleAccessDeps {
