@@ -158,6 +158,23 @@ describe('delivery provider conformance: smtp', () => {
     }
   });
 
+  it('reports a recipient the server refuses, for good or for now, as rejected: whoever types the address chooses the answer', async () => {
+    const server = await startSmtpStandIn();
+    server.refusedDomains.set('gone.test', 550).set('nxdomain.test', 450).set('greylist.test', 451).set('closing.test', 421);
+    const provider = smtp(server.port);
+    const to = (address: string) => failureOf(provider.send({ channel: 'email', to: address, subject: 's', text: 't' }, AbortSignal.timeout(10_000)));
+    try {
+      expect(await to('dora@gone.test')).toMatchObject({ kind: 'rejected', reason: 'SMTP 550' });
+      expect(await to('dora@nxdomain.test')).toMatchObject({ kind: 'rejected', reason: 'SMTP 450' });
+      expect(await to('dora@greylist.test')).toMatchObject({ kind: 'rejected', reason: 'SMTP 451' });
+      // 421 is the server closing the channel: the server's problem.
+      expect(await to('dora@closing.test')).toMatchObject({ kind: 'unavailable' });
+    } finally {
+      await provider.close?.();
+      await server.close();
+    }
+  });
+
   it('reports an unreachable server as unavailable', async () => {
     const provider = smtp(await freePort());
     try {

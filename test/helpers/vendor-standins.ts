@@ -130,6 +130,8 @@ export interface SmtpStandIn {
    * accepted only once it settles (a relay slow for those, to see what else gets through meanwhile).
    */
   watched: { watching: RegExp | undefined; held: Promise<void> | undefined; mostAtOnce: number };
+  /** Recipient domains refused at RCPT TO, with the reply code (450: the domain is not found, 550: no such mailbox). */
+  refusedDomains: Map<string, number>;
   close(): Promise<void>;
 }
 
@@ -138,10 +140,16 @@ export async function startSmtpStandIn(): Promise<SmtpStandIn> {
   const received: Received[] = [];
   const watched: SmtpStandIn['watched'] = { watching: undefined, held: undefined, mostAtOnce: 0 };
   let watchedNow = 0;
+  const refusedDomains = new Map<string, number>();
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS'],
     logger: false,
+    onRcptTo(address, _session, callback) {
+      const refused = refusedDomains.get(address.address.slice(address.address.lastIndexOf('@') + 1).toLowerCase());
+      if (refused === undefined) return callback();
+      callback(Object.assign(new Error(refused >= 500 ? 'no such mailbox' : 'recipient domain not found'), { responseCode: refused }));
+    },
     onData(stream, session, callback) {
       let raw = '';
       stream.setEncoding('utf8');
@@ -167,6 +175,7 @@ export async function startSmtpStandIn(): Promise<SmtpStandIn> {
     port: typeof address === 'object' && address ? address.port : 0,
     received,
     watched,
+    refusedDomains,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

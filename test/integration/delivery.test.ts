@@ -80,7 +80,8 @@ for (const spec of backends) {
             voice: [{ name: 'calls', type: 'twilio', baseUrl: calls.url, ...TWILIO, from: '+15005550006', ...breaker }],
             email: [{ name: 'mail', type: 'smtp', host: '127.0.0.1', port: mail.port, from: 'Acme sign-in <no-reply@example.test>', timeoutMs: 3000 }],
             code: { resendCooldownSeconds: 5 },
-            limits: { perDestinationPerHour: 10 },
+            // Every request of this file comes from one address: its source cap is above what they all send.
+            limits: { perDestinationPerHour: 10, perSourcePerHour: 200 },
           },
         }),
       );
@@ -159,6 +160,28 @@ for (const spec of backends) {
       expect(challenge.body.delivery).toMatchObject({ channel: 'email', to: 'D•••@e•••.test' });
       const verify = await call('POST', `/api/v1/t/acme/signin/${flow}/verify`, { method: 'email', code: lastCode(mail) });
       expect(verify.body.state).toBe('complete');
+    });
+
+    it('keeps email codes going when someone enrols addresses the mail server refuses, and caps their sends (round 28)', async () => {
+      // A domain the relay answers 450 for (not found, greylisted): three such refusals in a row opened the
+      // breaker for every tenant's email codes, and failed sends cost the sender nothing, so it could go on.
+      mail.refusedDomains.set('nxdomain.test', 450);
+      try {
+        const tenant = (await server.services.tenants.findBySlug('acme'))!;
+        await server.services.users.create(tenant.id, { username: 'mallory', passwordHash: await server.services.hasher.hash(PASSWORD) });
+        const token = (await call('POST', '/api/v1/t/acme/signin', { username: 'mallory', password: PASSWORD })).body.session.token as string;
+        const answers: number[] = [];
+        for (let i = 0; i < 7; i++) answers.push((await call('POST', '/api/v1/me/methods', { type: 'email', to: `m${i}@nxdomain.test` }, token)).status);
+        // Each refused address is no method; the session's sends run out at its cap (5 an hour) all the same.
+        expect(answers).toEqual([409, 409, 409, 409, 409, 429, 429]);
+        expect(server.services.delivery.health().email.state).toBe('up');
+
+        // Someone else's email code still goes (userWith confirms it with the code that came).
+        await userWith('ezra', 'email', 'ezra@example.test', () => mail);
+        expect(mail.received.at(-1)!.to).toBe('ezra@example.test');
+      } finally {
+        mail.refusedDomains.clear();
+      }
     });
 
     it('fails over to the backup provider within the same request when the primary hangs', async () => {

@@ -60,21 +60,31 @@ describe('send limits', () => {
     expect(await sends(l4, 1, (i) => target({ tenantId: `tx${i}` }))).toEqual(['ok']);
   });
 
-  it('gives back the points a refused send took, and all of them when nothing went out', async () => {
+  it('gives back the points a refused send took, and the owner’s and tenant’s, never the asker’s, when nothing went out', async () => {
     const { limits } = make();
     // The user's cap is reached; the destination's points taken on the way are given back each time.
     for (let i = 0; i < 5; i++) await limits.consume(target({ userId: 'busy', destinationKey: `d-busy-${i}` }));
     for (let i = 0; i < 5; i++) expect((await refusal(limits.consume(target({ userId: 'busy', destinationKey: 'fresh' }))))?.code).toBe('send-limit');
     expect(await sends(limits, 4, () => target({ destinationKey: 'fresh' }))).toEqual(['ok', 'ok', 'ok', 'send-limit']);
 
+    // A provider outage: nothing went out ten times over, and the user, the destination and the tenant still
+    // have every send (each refunded), from a fresh session and source.
     const { limits: l2 } = make();
     for (let i = 0; i < 10; i++) {
-      const refund = await l2.consume(target({ userId: 'u-refund', destinationKey: 'd-refund', requester: { origin: 'session:r', ip: '203.0.113.7' } }));
+      const refund = await l2.consume(target({ userId: 'u-refund', destinationKey: 'd-refund', requester: { origin: `session:r${i}`, ip: `203.0.113.${i}` } }));
       await refund();
     }
-    expect(
-      await refusal(l2.consume(target({ userId: 'u-refund', destinationKey: 'd-refund', requester: { origin: 'session:r', ip: '203.0.113.7' } }))),
-    ).toBeUndefined();
+    expect(await sends(l2, 3, () => target({ userId: 'u-refund', destinationKey: 'd-refund' }))).toEqual(['ok', 'ok', 'ok']);
+    // Whoever asked pays for every send a provider tried, sent or not (round 28: failed sends to addresses that
+    // fail on purpose cost nothing, and opened the provider's breaker for everyone).
+    const { limits: l3 } = make();
+    const asker = (i: number) => target({ destinationKey: `d-fail-${i}`, requester: { origin: 'session:a', ip: `203.0.113.${i}` } });
+    for (let i = 0; i < 4; i++) await (await l3.consume(asker(i)))();
+    expect((await refusal(l3.consume(asker(9))))?.code).toBe('send-limit');
+    const { limits: l4 } = make();
+    const fromOnePlace = (i: number) => target({ destinationKey: `d-fail-${i}`, requester: { origin: `session:${i}`, ip: '203.0.113.50' } });
+    for (let i = 0; i < 6; i++) await (await l4.consume(fromOnePlace(i)))();
+    expect((await refusal(l4.consume(fromOnePlace(9))))?.code).toBe('send-limit');
   });
 
   it('gives back only the points a refused send took: a refusal adds nothing to the limits it did not reach', async () => {

@@ -50,8 +50,13 @@ export function createSmtpProvider(config: SmtpConfig, timeoutMs: number): Deliv
         });
       } catch (err) {
         const e = err as { responseCode?: number; code?: string };
-        // 5xx about the recipient (550 no such mailbox) is the destination's problem; the rest is the server's.
-        if (e.responseCode && e.responseCode >= 500 && e.code === 'EENVELOPE') throw new ProviderFailure('rejected', `SMTP ${e.responseCode}`);
+        // A refusal of the recipient is that destination's problem, not the server's, whether permanent (550 no
+        // such mailbox) or temporary (450 greylisting, recipient domain not found): whoever types an address
+        // chooses how it is answered, and must not be able to open the provider's breaker for everyone's codes
+        // with addresses at a domain that always answers 450 (round 28). The message still goes on to the next
+        // provider. Only 421, the server closing the channel, speaks of the server itself.
+        if (e.code === 'EENVELOPE' && e.responseCode && e.responseCode >= 400 && e.responseCode !== 421)
+          throw new ProviderFailure('rejected', `SMTP ${e.responseCode}`);
         throw new ProviderFailure('unavailable', e.responseCode ? `SMTP ${e.responseCode}` : (e.code ?? 'SMTP error'));
       }
     },

@@ -56,22 +56,26 @@ export class SendLimits {
   /**
    * Counts one send against every limit, or throws a 429 problem naming none of
    * them to the client. The returned function gives the send back when nothing
-   * went out: a provider outage must not use up a user's sends for the hour.
+   * went out, to the destination, the user and the tenant: a provider outage
+   * must not use up a user's sends for the hour. Never to the session and the
+   * source that asked: each send they make a provider try is theirs, sent or
+   * not, or whoever types addresses that fail (a domain whose server stalls)
+   * could make a provider fail as often as they like (round 28).
    */
   async consume(target: SendTarget): Promise<() => Promise<void>> {
-    const counters: [RateLimiterAbstract, string][] = [
-      [this.destination, target.destinationKey],
-      [this.user, `${target.tenantId}|${target.userId}`],
-      ...(target.requester
-        ? ([
-            [this.session, target.requester.origin],
-            [this.source, sourceKey(target.requester.ip)],
-          ] as [RateLimiterAbstract, string][])
-        : []),
-      [this.tenant, target.tenantId],
-    ];
+    type Counter = [RateLimiterAbstract, string];
+    const destination: Counter = [this.destination, target.destinationKey];
+    const user: Counter = [this.user, `${target.tenantId}|${target.userId}`];
+    const tenant: Counter = [this.tenant, target.tenantId];
+    const askers: Counter[] = target.requester
+      ? [
+          [this.session, target.requester.origin],
+          [this.source, sourceKey(target.requester.ip)],
+        ]
+      : [];
+    const counters = [destination, user, ...askers, tenant];
     const refund = async () => {
-      await Promise.all(counters.map(([l, k]) => l.reward(k, 1)));
+      await Promise.all([destination, user, tenant].map(([l, k]) => l.reward(k, 1)));
     };
     for (const [i, [limiter, key]] of counters.entries()) {
       try {
