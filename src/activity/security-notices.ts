@@ -22,10 +22,13 @@ export const NOTICE_WINDOW_MS = 60 * 60_000;
  * 36,000 notices an hour.
  */
 export const NOTICES_IN_FLIGHT = 1;
-/** Notices that may wait for their turn on one node; beyond it a notice is dropped, counted and logged. */
-export const NOTICE_BACKLOG_LIMIT = 10_000;
+/**
+ * Notices that may wait for their turn on one node, and of them one tenant's; beyond either a notice is dropped,
+ * counted and logged. A tenant filling its part leaves the rest for the others.
+ */
+export const NOTICE_BACKLOG = { waiting: 10_000, waitingPerTenant: 2_500 };
 
-export type NoticeOutcome = 'sent' | 'not-noticed' | 'no-address' | 'no-channel' | 'capped' | 'failed' | 'backlog-full';
+export type NoticeOutcome = 'sent' | 'not-noticed' | 'no-address' | 'no-channel' | 'capped' | 'failed' | 'backlog-full' | 'lost-at-shutdown';
 
 /**
  * Tells a user of each change to their way in (a method added or removed, a
@@ -41,9 +44,11 @@ export type NoticeOutcome = 'sent' | 'not-noticed' | 'no-address' | 'no-channel'
  * go (no address, no email provider, every provider down) is counted and
  * logged, not retried; the change itself stands, and the audit log keeps it.
  *
- * Notices wait their turn, NOTICES_IN_FLIGHT at a time (notice-backlog.ts):
- * a batch of them never delays a sign-in code on the same channel. A notice
- * still waiting when the node stops is not sent.
+ * Notices wait their turn, NOTICES_IN_FLIGHT at a time and tenants in turns
+ * (notice-backlog.ts): a batch of them never delays a sign-in code on the
+ * same channel, nor one tenant's flood another tenant's notices for long. A
+ * notice still waiting when the node stops is not sent: `close` counts and
+ * logs each (its audit entry's id), so an operator can tell the users.
  */
 export class SecurityNotices {
   private readonly backlog: NoticeBacklog;
@@ -58,13 +63,24 @@ export class SecurityNotices {
       addressKey: (address: string) => string;
       onOutcome?: (outcome: NoticeOutcome, action: string) => void;
       onError?: (err: unknown, what: string) => void;
-      /** Defaults to NOTICES_IN_FLIGHT and NOTICE_BACKLOG_LIMIT. */
-      inFlight?: number;
-      backlogLimit?: number;
+      /** Told of the notices abandoned at `close`: their audit entries, by tenant. */
+      onLost?: (lost: { tenantId: string; entryId: string; action: string }[]) => void;
+      /** Defaults to NOTICES_IN_FLIGHT and NOTICE_BACKLOG. */
+      backlog?: { inFlight: number; waiting: number; waitingPerTenant: number };
     },
   ) {
-    this.backlog = new NoticeBacklog(deps.inFlight ?? NOTICES_IN_FLIGHT, deps.backlogLimit ?? NOTICE_BACKLOG_LIMIT);
+    this.backlog = new NoticeBacklog(deps.backlog ?? { inFlight: NOTICES_IN_FLIGHT, ...NOTICE_BACKLOG });
   }
+
+  /** Sends nothing more: notices still waiting are abandoned, each counted as `lost-at-shutdown` and all told to `onLost`. */
+  async close(): Promise<void> {
+    this.backlog.close();
+    // Each abandoned notice settles its outcome in the microtasks that follow.
+    await new Promise((resolve) => setImmediate(resolve));
+    if (this.lost.length > 0) this.deps.onLost?.(this.lost.splice(0));
+  }
+
+  private readonly lost: { tenantId: string; entryId: string; action: string }[] = [];
 
   /** Notices waiting for their turn on this node. */
   get waiting(): number {
@@ -106,9 +122,14 @@ export class SecurityNotices {
     if (sent > NOTICES_PER_WINDOW) return 'capped';
     const message = renderSecurityNotice({ entry, to: address, userId, tenantName: tenant.name, last: sent === NOTICES_PER_WINDOW })!;
     try {
-      const sent = await this.backlog.run(() => this.deps.delivery.send(message));
-      if (sent === undefined) this.deps.onError?.(new Error('too many notices are waiting on this node'), 'security notice');
-      return sent === undefined ? 'backlog-full' : 'sent';
+      const turn = await this.backlog.run(tenantId, () => this.deps.delivery.send(message));
+      if (turn.ran) return 'sent';
+      if (turn.why === 'closed') {
+        this.lost.push({ tenantId, entryId: entry.id, action: entry.action });
+        return 'lost-at-shutdown';
+      }
+      this.deps.onError?.(new Error('too many notices are waiting on this node'), 'security notice');
+      return 'backlog-full';
     } catch (err) {
       this.deps.onError?.(err, 'security notice');
       return 'failed';

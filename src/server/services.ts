@@ -367,6 +367,8 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
       if (outcome !== 'not-noticed') metrics.securityNotices.inc({ action, outcome });
     },
     onError: (err, what) => options.logger?.warn({ err: { message: (err as Error).message } }, `${what} not sent`),
+    // Said once, with each notice's audit entry, so whoever runs the node can tell those users another way.
+    onLost: (lost) => options.logger?.warn({ lost }, `${lost.length} security notices were not sent: the node stopped before their turn`),
   });
   audit.onEntry((tenantId, entry) => notices.consider(tenantId, entry));
   metrics.watchNotices(notices);
@@ -620,6 +622,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     cluster,
     fallback,
     async close() {
+      await notices.close();
       await sweeper.stop();
       await fallback?.stop();
       await guard.stop();

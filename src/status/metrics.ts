@@ -59,7 +59,7 @@ export class Metrics {
   });
   readonly securityNotices = new Counter({
     name: 'steadfast_security_notices_total',
-    help: "Security notices (a change to a user's way in, told by email) by action and outcome: sent, no-address, no-channel, capped, failed, backlog-full (too many waiting on this node; dropped)",
+    help: "Security notices (a change to a user's way in, told by email) by action and outcome: sent, no-address, no-channel, capped, failed, backlog-full (too many waiting on this node; dropped), lost-at-shutdown (still waiting when the node stopped)",
     labelNames: ['action', 'outcome'],
     registers: [this.registry],
   });
