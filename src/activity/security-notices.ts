@@ -62,7 +62,8 @@ export class SecurityNotices {
       /** A keyed hash of an address, as a counter's key (no address in clear in the ephemeral store). */
       addressKey: (address: string) => string;
       onOutcome?: (outcome: NoticeOutcome, action: string) => void;
-      onError?: (err: unknown, what: string) => void;
+      /** Told of a notice not sent, with its audit entry, so whoever runs the node can tell that user another way. */
+      onError?: (err: unknown, what: string, notice: { tenantId: string; entryId: string; action: string }) => void;
       /** Told of the notices abandoned at `close`: their audit entries, by tenant. */
       onLost?: (lost: { tenantId: string; entryId: string; action: string }[]) => void;
       /** Defaults to NOTICES_IN_FLIGHT and NOTICE_BACKLOG. */
@@ -90,12 +91,12 @@ export class SecurityNotices {
   /** For the audit log's listener: starts telling, without waiting. */
   consider(tenantId: string, entry: AuditEntry): void {
     if (!entry.targetUserId || !NOTICED_CHANGES[entry.action]?.(entry.details)) return;
-    void this.tell(tenantId, entry).catch((err: unknown) => this.deps.onError?.(err, 'security notice'));
+    void this.tell(tenantId, entry).catch((err: unknown) => this.deps.onError?.(err, 'security notice', noticeOf(tenantId, entry)));
   }
 
   /** The address an account's email was changed from: told of the change, without waiting. */
   considerFormerAddress(tenantId: string, former: string, entry: AuditEntry): void {
-    void this.tell(tenantId, entry, former).catch((err: unknown) => this.deps.onError?.(err, 'security notice'));
+    void this.tell(tenantId, entry, former).catch((err: unknown) => this.deps.onError?.(err, 'security notice', noticeOf(tenantId, entry)));
   }
 
   /** Tells the entry's user of it (at `to`, or the address on their account), if it is a change they are told of; what became of it. */
@@ -122,20 +123,24 @@ export class SecurityNotices {
     if (sent > NOTICES_PER_WINDOW) return 'capped';
     const message = renderSecurityNotice({ entry, to: address, userId, tenantName: tenant.name, last: sent === NOTICES_PER_WINDOW })!;
     try {
-      const turn = await this.backlog.run(tenantId, () => this.deps.delivery.send(message));
+      // In the background: a notice to an address whose server stalls must not count against the provider's breaker.
+      const turn = await this.backlog.run(tenantId, () => this.deps.delivery.send(message, { background: true }));
       if (turn.ran) return 'sent';
       if (turn.why === 'closed') {
-        this.lost.push({ tenantId, entryId: entry.id, action: entry.action });
+        this.lost.push(noticeOf(tenantId, entry));
         return 'lost-at-shutdown';
       }
-      this.deps.onError?.(new Error('too many notices are waiting on this node'), 'security notice');
+      this.deps.onError?.(new Error('too many notices are waiting on this node'), 'security notice', noticeOf(tenantId, entry));
       return 'backlog-full';
     } catch (err) {
-      this.deps.onError?.(err, 'security notice');
+      this.deps.onError?.(err, 'security notice', noticeOf(tenantId, entry));
       return 'failed';
     }
   }
 }
+
+/** A notice as the log names it: its tenant and audit entry (never the address or the text). */
+const noticeOf = (tenantId: string, entry: AuditEntry) => ({ tenantId, entryId: entry.id, action: entry.action });
 
 /** An address as the inbox it reaches: case and a `+tag` of the local part make no other inbox. */
 export function sameInbox(address: string): string {

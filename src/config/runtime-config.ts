@@ -1,5 +1,6 @@
 import type { Delivery, DeliveryPort } from '../delivery/delivery.ts';
 import type { Channel, OutboundMessage } from '../delivery/channel.ts';
+import type { SendOptions } from '../delivery/provider-chain.ts';
 import type { AdmissionController, Admission } from '../admission/admission-controller.ts';
 import type { AdmissionClass } from '../admission/admission-class.ts';
 import { currentTicket } from '../admission/work-ticket.ts';
@@ -85,7 +86,7 @@ export class RuntimeConfig {
     this.delivery = {
       configured: (channel: Channel) => this.deliveryFor(currentTicket()?.bucket).configured(channel),
       available: (channel: Channel) => this.deliveryFor(currentTicket()?.bucket).available(channel),
-      send: (message: OutboundMessage) => this.deliveryFor(currentTicket()?.bucket).send(message),
+      send: (message: OutboundMessage, options?: SendOptions) => this.deliveryFor(currentTicket()?.bucket).send(message, options),
       // The status page shows what everyone runs; the canary's own health is in `config status`.
       health: () => this.stable.delivery.health(),
     };

@@ -1,6 +1,6 @@
 import { CHANNELS, type Channel, type OutboundMessage } from './channel.ts';
 import type { DeliveryConfig, ProviderConfig } from './delivery-config.ts';
-import { ProviderChain, type ChannelHealth, type DeliveryEvents } from './provider-chain.ts';
+import { ProviderChain, type ChannelHealth, type DeliveryEvents, type SendOptions } from './provider-chain.ts';
 import type { DeliveryProvider } from './provider.ts';
 import { createTwilioProvider } from './providers/twilio.ts';
 import { createVonageProvider } from './providers/vonage.ts';
@@ -50,8 +50,8 @@ export class Delivery {
   }
 
   /** Sends through the channel's first working provider; throws ChannelDown when none took it. */
-  send(message: OutboundMessage): Promise<string> {
-    return this.chains[message.channel].send(message);
+  send(message: OutboundMessage, options?: SendOptions): Promise<string> {
+    return this.chains[message.channel].send(message, options);
   }
 
   /** Health of every configured channel. */

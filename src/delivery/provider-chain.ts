@@ -1,3 +1,4 @@
+/** A channel's providers in order of preference, each behind a timeout and a circuit breaker. */
 import CircuitBreaker from 'opossum';
 import type { Channel, OutboundMessage } from './channel.ts';
 import { ProviderFailure, failureForNetworkError, type DeliveryProvider } from './provider.ts';
@@ -36,6 +37,19 @@ export class ChannelDown extends Error {
 interface Link {
   provider: DeliveryProvider;
   breaker: CircuitBreaker<[OutboundMessage], void>;
+  timeoutMs: number;
+}
+
+export interface SendOptions {
+  /**
+   * Mail nobody is waiting for at a page (a security notice, to whatever
+   * address an account holds): sent only through a provider whose breaker is
+   * closed, and its failures never count against the breaker. An address at
+   * a domain whose server stalls then cannot open a provider that everyone's
+   * sign-in codes share (round 29: a tenant's admin token did, with passes
+   * issued to accounts given such addresses).
+   */
+  background?: boolean;
 }
 
 /**
@@ -79,7 +93,7 @@ export class ProviderChain {
       });
       breaker.on('halfOpen', () => events.breaker(channel, provider.name, 'half-open'));
       breaker.on('close', () => events.breaker(channel, provider.name, 'closed'));
-      return { provider, breaker };
+      return { provider, breaker, timeoutMs: settings.timeoutMs };
     });
   }
 
@@ -93,17 +107,19 @@ export class ProviderChain {
   }
 
   /** Sends through the first provider that takes the message; the name of that provider. */
-  async send(message: OutboundMessage): Promise<string> {
+  async send(message: OutboundMessage, options: SendOptions = {}): Promise<string> {
     const reasons: string[] = [];
-    for (const { provider, breaker } of this.links) {
-      if (!breaker.closed && !breaker.pendingClose) {
+    for (const { provider, breaker, timeoutMs } of this.links) {
+      // A half-open breaker's one probe is kept for a code: a background send waits for it to close.
+      if (!breaker.closed && (options.background || !breaker.pendingClose)) {
         this.events.attempt(this.channel, provider.name, 'skipped', 0, 'breaker open');
         reasons.push(`${provider.name}: breaker open`);
         continue;
       }
       const started = performance.now();
       try {
-        await breaker.fire(message);
+        if (options.background) await provider.send(message, AbortSignal.timeout(timeoutMs));
+        else await breaker.fire(message);
         this.events.attempt(this.channel, provider.name, 'delivered', (performance.now() - started) / 1000);
         return provider.name;
       } catch (err) {

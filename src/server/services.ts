@@ -366,7 +366,7 @@ export async function buildServices(config: Readonly<Config>, options: BuildOpti
     onOutcome: (outcome, action) => {
       if (outcome !== 'not-noticed') metrics.securityNotices.inc({ action, outcome });
     },
-    onError: (err, what) => options.logger?.warn({ err: { message: (err as Error).message } }, `${what} not sent`),
+    onError: (err, what, notice) => options.logger?.warn({ err: { message: (err as Error).message }, notice }, `${what} not sent`),
     // Said once, with each notice's audit entry, so whoever runs the node can tell those users another way.
     onLost: (lost) => options.logger?.warn({ lost }, `${lost.length} security notices were not sent: the node stopped before their turn`),
   });

@@ -392,7 +392,8 @@ describe('codes by text, call and email on SQLite', () => {
       {
         tenantId: tenant.id,
         userId: user.id,
-        destinationKey: r.destinationHasher.hash('sms:+447700900601'),
+        // A confirmed number's own cap, its owner's: strangers enrolling the number spend another.
+        destinationKey: `owned|${tenant.id}|${user.id}|${r.destinationHasher.hash('sms:+447700900601')}`,
         requester: { origin: `flow:${f.flowId}`, ip: '198.51.100.7' },
       },
     ]);

@@ -54,6 +54,12 @@ for (const spec of backends) {
       return { token, methodId: enrol.body.id as string };
     };
 
+    /** Security notices counted as failed so far, all actions. */
+    const noticesFailed = async () => {
+      const text = await server.services.metrics.registry.getSingleMetricAsString('steadfast_security_notices_total');
+      return [...text.matchAll(/outcome="failed"\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    };
+
     const passwordStep = async (username: string) => {
       const res = await call('POST', '/api/v1/t/acme/signin', { username, password: PASSWORD });
       expect(res.body.state).toBe('factor_required');
@@ -184,6 +190,54 @@ for (const spec of backends) {
       }
     });
 
+    it('keeps an owner’s email codes going however many strangers, in any tenant, type the address to enrol it (round 29)', async () => {
+      const elsewhere = await server.services.tenants.create('elsewhere-dest', 'Elsewhere');
+      await server.services.users.create(elsewhere.id, { username: 'stranger', passwordHash: await server.services.hasher.hash(PASSWORD) });
+      // Ten enrolments of ezra's address, as case and +tag variants, from three registration sessions of another tenant.
+      const answers: number[] = [];
+      for (let s = 0; s < 3; s++) {
+        const start = await call('POST', '/api/v1/t/elsewhere-dest/signin', { username: 'stranger', password: PASSWORD });
+        for (let i = 0; i < 5 && answers.length < 12; i++)
+          answers.push((await call('POST', '/api/v1/me/methods', { type: 'email', to: `Ezra+${s}x${i}@Example.TEST` }, start.body.session.token)).status);
+      }
+      // The address's cap of unconfirmed sends (ten an hour, one of them ezra's own enrolment) ran out for them.
+      expect(answers.filter((a) => a === 201).length).toBeLessThanOrEqual(10);
+      expect(answers.slice(-2)).toEqual([429, 429]);
+      // Its owner still signs in with a code to it.
+      const { flow } = await passwordStep('ezra');
+      const challenge = await call('POST', `/api/v1/t/acme/signin/${flow}/challenge`, { method: 'email' });
+      expect(challenge.status).toBe(200);
+      const verify = await call('POST', `/api/v1/t/acme/signin/${flow}/verify`, { method: 'email', code: lastCode(mail) });
+      expect(verify.body.state).toBe('complete');
+    });
+
+    it('never lets notices to addresses whose server fails open the breaker everyone’s codes share (round 29)', async () => {
+      // A tenant's administrator gives accounts addresses at a domain whose server fails at once (421), then issues
+      // them passes: each pass's notice fails. Counted against the breaker, three opened it for every tenant.
+      mail.refusedDomains.set('closing.test', 421);
+      try {
+        const tenant = (await server.services.tenants.findBySlug('acme'))!;
+        const failedBefore = await noticesFailed();
+        for (let i = 0; i < 5; i++) {
+          const u = await server.services.admin.createUser(tenant, 'cli', { username: `closing-${i}`, email: `closing-${i}@closing.test` });
+          await server.services.admin.issuePass(tenant, 'cli', u.id, { minutes: 30 });
+        }
+        for (let waited = 0; waited < 5000 && (await noticesFailed()) < failedBefore + 5; waited += 50) await new Promise((r) => setTimeout(r, 50));
+        expect(await noticesFailed()).toBe(failedBefore + 5);
+        expect(server.services.delivery.health().email?.state).toBe('up');
+        // The failed notices are logged with their tenant and audit entry, never the address.
+        const logged = server.logs.lines.filter((l) => l.includes('security notice not sent') && l.includes('tap.issued'));
+        expect(logged.length).toBeGreaterThanOrEqual(5);
+        expect(JSON.parse(logged.at(-1)!).notice).toMatchObject({ tenantId: tenant.id, entryId: expect.any(String), action: 'tap.issued' });
+        expect(logged.join('\n')).not.toContain('closing.test');
+        // Codes still go.
+        const { flow } = await passwordStep('ezra');
+        expect((await call('POST', `/api/v1/t/acme/signin/${flow}/challenge`, { method: 'email' })).status).toBe(200);
+      } finally {
+        mail.refusedDomains.clear();
+      }
+    });
+
     it('fails over to the backup provider within the same request when the primary hangs', async () => {
       await userWith('erin', 'sms', '+447700900200', () => sms);
       sms.behave({ kind: 'hang' });
@@ -239,10 +293,10 @@ for (const spec of backends) {
     });
 
     it('holds the per-destination send limit', async () => {
-      // The enrolment code was one send; the limit is ten an hour.
+      // Ten an hour to a confirmed number, its owner's own (the enrolment code counted among the sends to it unconfirmed).
       await userWith('fred', 'sms', '+447700900300', () => sms);
       const outcomes: number[] = [];
-      for (let i = 0; i < 10; i++) {
+      for (let i = 0; i < 11; i++) {
         const { flow } = await passwordStep('fred');
         const res = await call('POST', `/api/v1/t/acme/signin/${flow}/challenge`, { method: 'sms' });
         outcomes.push(res.status);
@@ -253,7 +307,7 @@ for (const spec of backends) {
           lastCode(sms);
         }
       }
-      expect(outcomes).toEqual([...Array(9).fill(200), 429]);
+      expect(outcomes).toEqual([...Array(10).fill(200), 429]);
     });
 
     it('with every SMS provider down, marks SMS unavailable, says so, and lets the user in with another method', async () => {

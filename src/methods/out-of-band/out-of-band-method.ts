@@ -75,10 +75,14 @@ export function createOutOfBandMethod(channel: Channel, deps: OutOfBandDeps): Ou
     }
     const to = destinationOf(credential);
     try {
+      const destination = deps.destinationHasher.hash(`${channel}:${destinationIdentity(channel, to)}`);
       const refund = await deps.sendLimits.consume({
         tenantId: tenant.id,
         userId: credential.userId,
-        destinationKey: deps.destinationHasher.hash(`${channel}:${destinationIdentity(channel, to)}`),
+        // A confirmed destination's cap is its owner's alone: strangers typing the same address (any tenant,
+        // any case or +tag) to enrol it spend the cap of unconfirmed sends to it, never the one the owner signs
+        // in with (round 29: ten enrolments from another tenant kept an owner's email codes refused for an hour).
+        destinationKey: credential.state === 'active' ? `owned|${tenant.id}|${credential.userId}|${destination}` : destination,
         requester,
       });
       const { code, expiresAt } = await deps.codes.issue(scope);
