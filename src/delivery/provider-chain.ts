@@ -118,7 +118,7 @@ export class ProviderChain {
       }
       const started = performance.now();
       try {
-        if (options.background) await provider.send(message, AbortSignal.timeout(timeoutMs));
+        if (options.background) await withDeadline(provider.send(message, AbortSignal.timeout(timeoutMs)), timeoutMs);
         else await breaker.fire(message);
         this.events.attempt(this.channel, provider.name, 'delivered', (performance.now() - started) / 1000);
         return provider.name;
@@ -144,6 +144,19 @@ export class ProviderChain {
       await provider.close?.();
     }
   }
+}
+
+/**
+ * A send given up after `ms` whatever the provider does: the abort signal is a request, and a server that keeps
+ * an SMTP conversation alive a line at a time never lets an idle timeout fire (round 30: one notice to such a
+ * server held every notice on the node). What the provider does after is its own.
+ */
+function withDeadline(send: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ProviderFailure('unavailable', 'timed out')), ms);
+  });
+  return Promise.race([send, deadline]).finally(() => clearTimeout(timer));
 }
 
 function stateOf(breaker: CircuitBreaker): BreakerState {

@@ -169,6 +169,11 @@ describe('delivery provider conformance: smtp', () => {
       expect(await to('dora@greylist.test')).toMatchObject({ kind: 'rejected', reason: 'SMTP 451' });
       // 421 is the server closing the channel: the server's problem.
       expect(await to('dora@closing.test')).toMatchObject({ kind: 'unavailable' });
+      // A message refused for good after its data (round 30: a relay that will not send to a domain) is that message's.
+      server.refusedAfterData.set('nosend.test', 554).set('busy.test', 451);
+      expect(await to('dora@nosend.test')).toMatchObject({ kind: 'rejected', reason: 'SMTP 554' });
+      // For now, after the data, is the server's (its disk, its queue).
+      expect(await to('dora@busy.test')).toMatchObject({ kind: 'unavailable' });
     } finally {
       await provider.close?.();
       await server.close();

@@ -132,6 +132,8 @@ export interface SmtpStandIn {
   watched: { watching: RegExp | undefined; held: Promise<void> | undefined; mostAtOnce: number };
   /** Recipient domains refused at RCPT TO, with the reply code (450: the domain is not found, 550: no such mailbox). */
   refusedDomains: Map<string, number>;
+  /** Recipient domains whose messages are refused after their data, with the reply code (554: will not send there). */
+  refusedAfterData: Map<string, number>;
   close(): Promise<void>;
 }
 
@@ -141,6 +143,8 @@ export async function startSmtpStandIn(): Promise<SmtpStandIn> {
   const watched: SmtpStandIn['watched'] = { watching: undefined, held: undefined, mostAtOnce: 0 };
   let watchedNow = 0;
   const refusedDomains = new Map<string, number>();
+  const refusedAfterData = new Map<string, number>();
+  const domainOf = (address: string) => address.slice(address.lastIndexOf('@') + 1).toLowerCase();
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS'],
@@ -156,6 +160,8 @@ export async function startSmtpStandIn(): Promise<SmtpStandIn> {
       stream.on('data', (chunk: string) => (raw += chunk));
       stream.on('end', () => {
         const text = decodeQuotedPrintable(raw);
+        const refusal = session.envelope.rcptTo.map((r) => refusedAfterData.get(domainOf(r.address))).find((code) => code !== undefined);
+        if (refusal !== undefined) return callback(Object.assign(new Error('will not send there'), { responseCode: refusal }));
         const accept = () => {
           received.push({ to: session.envelope.rcptTo.map((r) => r.address).join(','), text, at: Date.now() });
           callback();
@@ -176,6 +182,7 @@ export async function startSmtpStandIn(): Promise<SmtpStandIn> {
     received,
     watched,
     refusedDomains,
+    refusedAfterData,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

@@ -3,7 +3,7 @@ import { ChannelDown, ProviderChain, type DeliveryEvents } from '../../src/deliv
 import { ProviderFailure, type DeliveryProvider } from '../../src/delivery/provider.ts';
 import type { BreakerSettings } from '../../src/delivery/delivery-config.ts';
 
-type Outcome = 'ok' | 'unavailable' | 'rejected' | 'hang';
+type Outcome = 'ok' | 'unavailable' | 'rejected' | 'hang' | 'deaf';
 
 /** A provider whose next answers the test sets. */
 function fakeProvider(name: string) {
@@ -16,6 +16,8 @@ function fakeProvider(name: string) {
       state.calls++;
       if (state.outcome === 'unavailable') throw new ProviderFailure('unavailable', 'HTTP 503');
       if (state.outcome === 'rejected') throw new ProviderFailure('rejected', 'HTTP 400');
+      // Deaf: never answers, and takes no notice of the abort signal (a server keeping the conversation alive).
+      if (state.outcome === 'deaf') await new Promise(() => {});
       if (state.outcome === 'hang')
         await new Promise((_, reject) => signal.addEventListener('abort', () => reject(new ProviderFailure('unavailable', 'timed out'))));
     },
@@ -61,6 +63,25 @@ describe('provider chain', () => {
     const calls = a.state.calls;
     expect(await chain.send(message)).toBe('b');
     expect(a.state.calls).toBe(calls);
+  });
+
+  it('sends in the background only through a closed breaker, gives up at the timeout even on a deaf provider, and never counts it', async () => {
+    const a = fakeProvider('a');
+    const b = fakeProvider('b');
+    const chain = chainOf(a.provider, b.provider);
+    a.state.outcome = 'deaf';
+    for (let i = 0; i < 5; i++) expect(await chain.send(message, { background: true })).toBe('b');
+    expect(chain.health().providers[0]!.state).toBe('closed');
+    a.state.outcome = 'unavailable';
+    b.state.outcome = 'unavailable';
+    for (let i = 0; i < 5; i++) await expect(chain.send(message, { background: true })).rejects.toBeInstanceOf(ChannelDown);
+    expect(chain.health().state).toBe('up');
+    // Codes do count; with the breakers open, a background send skips them without a call.
+    for (let i = 0; i < 3; i++) await expect(chain.send(message)).rejects.toBeInstanceOf(ChannelDown);
+    expect(chain.health().state).toBe('down');
+    const calls = a.state.calls + b.state.calls;
+    await expect(chain.send(message, { background: true })).rejects.toBeInstanceOf(ChannelDown);
+    expect(a.state.calls + b.state.calls).toBe(calls);
   });
 
   it('does not count refused destinations against the provider', async () => {

@@ -57,6 +57,9 @@ export function createSmtpProvider(config: SmtpConfig, timeoutMs: number): Deliv
         // provider. Only 421, the server closing the channel, speaks of the server itself.
         if (e.code === 'EENVELOPE' && e.responseCode && e.responseCode >= 400 && e.responseCode !== 421)
           throw new ProviderFailure('rejected', `SMTP ${e.responseCode}`);
+        // A permanent refusal of the message itself after its data (554 for a domain the relay will not send to)
+        // is about this message, one recipient's: the same reasoning (round 30: three 554s opened the breaker).
+        if (e.code === 'EMESSAGE' && e.responseCode && e.responseCode >= 500) throw new ProviderFailure('rejected', `SMTP ${e.responseCode}`);
         throw new ProviderFailure('unavailable', e.responseCode ? `SMTP ${e.responseCode}` : (e.code ?? 'SMTP error'));
       }
     },
